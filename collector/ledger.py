@@ -1,0 +1,80 @@
+"""The rows the collector writes: the contract between the pipeline, the write-ahead log and storage.
+
+Field order is the column order of the `llm_calls` and `context_steps` tables
+(`collector/sql/migrations/`), so a row is inserted as-is. IDs are lowercase hex strings;
+times are timezone-aware UTC datetimes; money is `Decimal` (ClickHouse `Decimal(18,12)`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+__all__ = ["CALL_COLUMNS", "STEP_COLUMNS", "CallRow", "StepRow"]
+
+
+class CallRow(NamedTuple):
+    """One billed model call: a row of `llm_calls`, deduplicated on (tenant_id, context_id, trace_id, span_id)."""
+
+    timestamp: datetime  # span start
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    context_id: str
+    workflow_name: str  # root span name, when known
+    workflow_id: str  # root span ID, when known
+    tenant_id: str
+    user_id: str
+    project_id: str
+    team_id: str
+    feature: str
+    service_name: str
+    tags: dict[str, str]
+    provider: str
+    model: str
+    operation: str
+    input_tokens: int  # inclusive of cache tokens, as in OTel
+    output_tokens: int  # inclusive of reasoning tokens
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    input_cost: Decimal  # (input - cache_read - cache_write) at the input rate
+    output_cost: Decimal
+    cache_read_cost: Decimal
+    cache_write_cost: Decimal
+    total_cost: Decimal  # exactly the sum of the four components
+    currency: str
+    price_status: str  # priced | unpriced | cache_hit | not_billable
+    price_source: str  # e.g. "genai-prices 0.2.3: anthropic/claude-sonnet-4-5" or "overrides.yaml#my-llama"
+    client_cost: Decimal | None  # tokenbook.cost.total (or gen_ai.usage.cost) sent by the client; never billed
+    usage_issue: str  # why a usage value was coerced or rejected; empty when none
+    attempt: int  # 0 for a first attempt, n for the n-th retry
+    status: str  # ok | error
+    error_type: str
+    duration_ms: float
+    ingested_at: datetime
+    version: int  # ReplacingMergeTree version: the newest row of a span wins (re-pricing inserts a higher one)
+
+
+class StepRow(NamedTuple):
+    """A non-billed span that matters per context: a tool call, an agent/chain wrapper, an outcome."""
+
+    timestamp: datetime
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    context_id: str
+    tenant_id: str
+    kind: str  # tool | wrapper | outcome
+    name: str
+    operation: str
+    status: str
+    duration_ms: float
+    outcome: str  # for kind=outcome: the value of `tokenbook.outcome` (e.g. "resolved")
+    ingested_at: datetime
+    version: int
+
+
+CALL_COLUMNS: tuple[str, ...] = CallRow._fields
+STEP_COLUMNS: tuple[str, ...] = StepRow._fields

@@ -1,0 +1,132 @@
+"""Attribute names tokenbook reads and writes, in one place.
+
+`opentelemetry-semantic-conventions` marks every `gen_ai` constant deprecated (they moved to the
+GenAI conventions repo), so tokenbook keeps its own names here. Tuples list aliases in precedence
+order: the first attribute present wins.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ATTRIBUTION_KEYS",
+    "CACHE_READ_TOKENS",
+    "CACHE_WRITE_TOKENS",
+    "CONTENT_ATTRIBUTES",
+    "CONTENT_PREFIXES",
+    "CONTEXT_ID",
+    "CONTEXT_ID_SOURCES",
+    "CONVERSATION_ID",
+    "INPUT_TOKENS",
+    "MODEL",
+    "OPERATION",
+    "OUTPUT_TOKENS",
+    "PROVIDER",
+    "REASONING_TOKENS",
+    "REQUEST_MODEL",
+    "RESPONSE_MODEL",
+    "SESSION_ID",
+    "TB",
+]
+
+# --- usage, in precedence order (DESIGN.md "Reading usage from spans") ---------------------------
+INPUT_TOKENS: Final = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.token_count.prompt",
+    "llm.usage.prompt_tokens",
+    "llm.input_tokens",
+)
+OUTPUT_TOKENS: Final = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+    "llm.usage.completion_tokens",
+    "llm.output_tokens",
+)
+CACHE_READ_TOKENS: Final = (
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_read_input_tokens",
+    "llm.token_count.prompt_details.cache_read",
+)
+CACHE_WRITE_TOKENS: Final = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+    "llm.token_count.prompt_details.cache_write",
+)
+REASONING_TOKENS: Final = (
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.usage.reasoning_tokens",
+    "llm.token_count.completion_details.reasoning",
+)
+PROVIDER: Final = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+RESPONSE_MODEL: Final = "gen_ai.response.model"
+REQUEST_MODEL: Final = "gen_ai.request.model"
+MODEL: Final = (RESPONSE_MODEL, REQUEST_MODEL, "llm.model_name")
+OPERATION: Final = "gen_ai.operation.name"
+
+# --- attribution -------------------------------------------------------------------------------
+CONTEXT_ID: Final = "tokenbook.context.id"
+CONVERSATION_ID: Final = "gen_ai.conversation.id"
+SESSION_ID: Final = "session.id"
+#: The context ID is the first present of these; the trace ID is the last resort.
+CONTEXT_ID_SOURCES: Final = (CONTEXT_ID, CONVERSATION_ID, SESSION_ID)
+#: Keyword of `attribute(...)` -> attribute / Baggage key.
+ATTRIBUTION_KEYS: Final = {
+    "tenant": "tenant.id",
+    "user": "user.id",
+    "project": "project.id",
+    "team": "team.id",
+    "feature": "app.feature",
+    "session": SESSION_ID,
+    "context_id": CONTEXT_ID,
+}
+
+# --- content that is never stored unless configured ----------------------------------------------
+CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "input.value",
+        "output.value",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+    }
+)
+#: Any attribute whose name starts with one of these is content too (indexed OpenInference and
+#: OpenLLMetry message attributes such as `llm.input_messages.0.message.content`).
+CONTENT_PREFIXES: Final = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages",
+    "llm.output_messages",
+    "llm.prompts",
+    "llm.completions",
+)
+
+
+class TB:
+    """Attributes written by tokenbook (all under `tokenbook.`)."""
+
+    COST_TOTAL: Final = "tokenbook.cost.total"
+    COST_INPUT: Final = "tokenbook.cost.input"
+    COST_OUTPUT: Final = "tokenbook.cost.output"
+    COST_CACHE_READ: Final = "tokenbook.cost.cache_read"
+    COST_CACHE_WRITE: Final = "tokenbook.cost.cache_write"
+    COST_CURRENCY: Final = "tokenbook.cost.currency"
+    PRICE_SOURCE: Final = "tokenbook.price.source"
+    PRICE_STATUS: Final = "tokenbook.price.status"
+    BUDGET_STATE: Final = "tokenbook.budget.state"
+    USAGE_ISSUE: Final = "tokenbook.usage.issue"
+    BILLABLE: Final = "tokenbook.billable"
+    CALL_KIND: Final = "tokenbook.call.kind"
+    CONTEXT_ID: Final = CONTEXT_ID
+    WORKFLOW_NAME: Final = "tokenbook.workflow.name"
+    WORKFLOW_ID: Final = "tokenbook.workflow.id"
+    TAG_PREFIX: Final = "tokenbook.tag."
