@@ -39,11 +39,12 @@ class CallRow(NamedTuple):
     cache_read_tokens: int
     cache_write_tokens: int
     reasoning_tokens: int
-    input_cost: Decimal  # (input - cache_read - cache_write) at the input rate
-    output_cost: Decimal
-    cache_read_cost: Decimal
-    cache_write_cost: Decimal
-    total_cost: Decimal  # exactly the sum of the four components
+    # Costs are None (NULL) when the call is unpriced: never 0 for an unknown price.
+    input_cost: Decimal | None  # (input - cache_read - cache_write) at the input rate
+    output_cost: Decimal | None
+    cache_read_cost: Decimal | None
+    cache_write_cost: Decimal | None
+    total_cost: Decimal | None  # exactly the sum of the four components
     currency: str
     price_status: str  # priced | unpriced | cache_hit | not_billable
     price_source: str  # e.g. "genai-prices 0.2.3: anthropic/claude-sonnet-4-5" or "overrides.yaml#my-llama"
