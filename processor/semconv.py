@@ -11,23 +11,40 @@ from typing import Final
 
 __all__ = [
     "ATTRIBUTION_KEYS",
+    "CACHE_HIT_FLAGS",
     "CACHE_READ_TOKENS",
     "CACHE_WRITE_TOKENS",
+    "CLIENT_COST",
     "CONTENT_ATTRIBUTES",
     "CONTENT_PREFIXES",
     "CONTEXT_ID",
     "CONTEXT_ID_SOURCES",
     "CONVERSATION_ID",
+    "ERROR_TYPE",
+    "INPUT_EXCLUSIVE",
     "INPUT_TOKENS",
+    "LLM_REQUEST_TYPE",
     "MODEL",
+    "MODEL_OPERATIONS",
+    "OPENINFERENCE_MODEL_KINDS",
+    "OPENINFERENCE_SPAN_KIND",
+    "OPENINFERENCE_TOOL_KINDS",
+    "OPENINFERENCE_WRAPPER_KINDS",
     "OPERATION",
     "OUTPUT_TOKENS",
     "PROVIDER",
     "REASONING_TOKENS",
     "REQUEST_MODEL",
+    "RESEND_COUNTS",
     "RESPONSE_MODEL",
+    "SERVICE_NAME",
     "SESSION_ID",
     "TB",
+    "TOOL_OPERATIONS",
+    "TRACELOOP_SPAN_KIND",
+    "TRACELOOP_TOOL_KINDS",
+    "TRACELOOP_WRAPPER_KINDS",
+    "WRAPPER_OPERATIONS",
 ]
 
 # --- usage, in precedence order (DESIGN.md "Reading usage from spans") ---------------------------
@@ -65,6 +82,52 @@ RESPONSE_MODEL: Final = "gen_ai.response.model"
 REQUEST_MODEL: Final = "gen_ai.request.model"
 MODEL: Final = (RESPONSE_MODEL, REQUEST_MODEL, "llm.model_name")
 OPERATION: Final = "gen_ai.operation.name"
+#: Set to true by manual instrumentation that copies Anthropic's native (cache-exclusive) input count.
+INPUT_EXCLUSIVE: Final = "tokenbook.usage.input_exclusive"
+
+# --- what kind of span this is (processor/calls.py) ---------------------------------------------
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+LLM_REQUEST_TYPE: Final = "llm.request.type"  # OpenLLMetry: chat, completion, embedding, rerank
+TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"  # OpenLLMetry: workflow, task, agent, tool
+#: `gen_ai.operation.name` values that are billable model calls.
+MODEL_OPERATIONS: Final = frozenset(
+    {
+        "chat",
+        "text_completion",
+        "completion",
+        "embeddings",
+        "embedding",
+        "generate_content",
+        "create_response",
+        "responses",
+        "rerank",
+        "image_generation",
+        "audio_transcription",
+        "speech",
+    }
+)
+TOOL_OPERATIONS: Final = frozenset({"execute_tool"})
+WRAPPER_OPERATIONS: Final = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "workflow"})
+OPENINFERENCE_MODEL_KINDS: Final = frozenset({"LLM", "EMBEDDING", "RERANKER"})
+OPENINFERENCE_TOOL_KINDS: Final = frozenset({"TOOL"})
+OPENINFERENCE_WRAPPER_KINDS: Final = frozenset({"CHAIN", "AGENT", "RETRIEVER", "GUARDRAIL", "EVALUATOR"})
+TRACELOOP_TOOL_KINDS: Final = frozenset({"tool"})
+TRACELOOP_WRAPPER_KINDS: Final = frozenset({"workflow", "task", "agent"})
+#: A response served from a cache without a model call: any of these set to true.
+CACHE_HIT_FLAGS: Final = (
+    "tokenbook.cache_hit",
+    "gen_ai.response.cache_hit",
+    "litellm.cache_hit",
+    "cache_hit",
+)
+
+# --- read by the collector ------------------------------------------------------------------------
+SERVICE_NAME: Final = "service.name"
+ERROR_TYPE: Final = "error.type"
+#: A client-computed cost, kept beside the collector's figure and never billed (first present wins).
+CLIENT_COST: Final = ("tokenbook.cost.total", "gen_ai.usage.cost")
+#: The retry number of a call, first present wins (HTTP semconv, then OpenLLMetry/LiteLLM style names).
+RESEND_COUNTS: Final = ("http.request.resend_count", "gen_ai.request.retry_count", "llm.retry_count")
 
 # --- attribution -------------------------------------------------------------------------------
 CONTEXT_ID: Final = "tokenbook.context.id"
@@ -130,3 +193,4 @@ class TB:
     WORKFLOW_NAME: Final = "tokenbook.workflow.name"
     WORKFLOW_ID: Final = "tokenbook.workflow.id"
     TAG_PREFIX: Final = "tokenbook.tag."
+    OUTCOME: Final = "tokenbook.outcome"  # span attribute, or event name + attribute: a business outcome

@@ -1,0 +1,150 @@
+"""Throughput of the SDK with and without TokenbookSpanProcessor, on one core.
+
+Each run starts and ends `SPANS` realistic chat spans (15 attributes, varying token counts, inside an
+`attribute(...)` block) through a BatchSpanProcessor into a no-op exporter, then flushes, so the export
+thread's work is counted too. Bare and tokenbook runs alternate; the figure is the median of the
+per-pair ratios (tokenbook spans/s / bare spans/s). The process is pinned to one CPU.
+
+    .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from tokenbook.processor import TokenbookSpanProcessor, attribute
+
+RESULTS = Path(__file__).parent / "results" / "processor_overhead.json"
+SPANS = 20_000
+PAIRS = 7
+
+
+class _NoOpExporter(SpanExporter):
+    """Counts spans and drops them (the benchmark's specified exporter)."""
+
+    def __init__(self) -> None:
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+class _OtlpEncodingExporter(_NoOpExporter):
+    """Does what the OTLP exporters do before the network: encode to protobuf bytes; sends nothing."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        encode_spans(spans).SerializeToString()
+        return super().export(spans)
+
+
+EXPORTERS: dict[str, type[_NoOpExporter]] = {"noop": _NoOpExporter, "otlp-encode": _OtlpEncodingExporter}
+
+
+def _span_attributes(n: int) -> list[dict[str, object]]:
+    rng = random.Random(42)
+    models = [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4o-mini")]
+    out = []
+    for i in range(n):
+        provider, model = models[i % len(models)]
+        inp = rng.randint(200, 20_000)
+        out.append(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": provider,
+                "gen_ai.request.model": model,
+                "gen_ai.response.model": model,
+                "gen_ai.response.id": f"chatcmpl-{i}",
+                "gen_ai.request.temperature": 0.2,
+                "gen_ai.request.max_tokens": 1024,
+                "gen_ai.response.finish_reasons": ("stop",),
+                "gen_ai.usage.input_tokens": inp,
+                "gen_ai.usage.output_tokens": rng.randint(10, 1_000),
+                "gen_ai.usage.cache_read.input_tokens": rng.randint(0, inp // 2),
+                "gen_ai.conversation.id": f"conv-{i % 97}",
+                "server.address": "api.example.com",
+                "server.port": 443,
+                "gen_ai.output.type": "text",
+            }
+        )
+    return out
+
+
+def _run(with_tokenbook: bool, attrs: list[dict[str, object]], exporter_kind: str = "noop") -> float:
+    exporter = EXPORTERS[exporter_kind]()
+    batch = BatchSpanProcessor(exporter, max_queue_size=max(len(attrs) + 1, 2048))
+    provider = TracerProvider()
+    provider.add_span_processor(TokenbookSpanProcessor(batch) if with_tokenbook else batch)
+    tracer = provider.get_tracer("bench")
+    with attribute(tenant="acme", user="alice", project="support"):
+        start = time.perf_counter()
+        for a in attrs:
+            span = tracer.start_span("chat", attributes=a)  # type: ignore[arg-type]
+            span.end()
+        provider.force_flush()
+        elapsed = time.perf_counter() - start
+    provider.shutdown()
+    if exporter.exported != len(attrs):
+        raise RuntimeError(f"exported {exporter.exported} of {len(attrs)} spans: the queue dropped spans")
+    return len(attrs) / elapsed
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=SPANS)
+    parser.add_argument("--pairs", type=int, default=PAIRS)
+    args = parser.parse_args(argv)
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    attrs = _span_attributes(args.spans)
+    _run(True, attrs[:2000])  # warm caches (price lookups, imports) before timing
+    _run(False, attrs[:2000])
+    result: dict[str, object] = {
+        "benchmark": "processor_overhead",
+        "command": "python bench/processor_overhead.py"
+        + (f" --spans {args.spans}" if args.spans != SPANS else "")
+        + (f" --pairs {args.pairs}" if args.pairs != PAIRS else ""),
+        "spans_per_run": args.spans,
+        "pairs": args.pairs,
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "goal_ratio": 0.90,
+    }
+    print(f"{'exporter':<13}{'bare spans/s':>14}{'tokenbook':>12}{'ratio':>8}  per pair")
+    for kind in EXPORTERS:
+        bare: list[float] = []
+        tokenbook: list[float] = []
+        for _ in range(args.pairs):
+            bare.append(_run(False, attrs, kind))
+            tokenbook.append(_run(True, attrs, kind))
+        ratios = [t / b for t, b in zip(tokenbook, bare, strict=True)]
+        row = {
+            "bare_spans_per_s_median": round(statistics.median(bare)),
+            "tokenbook_spans_per_s_median": round(statistics.median(tokenbook)),
+            "ratio_median": round(statistics.median(ratios), 3),
+            "ratios": [round(r, 3) for r in ratios],
+        }
+        result[kind] = row
+        print(
+            f"{kind:<13}{row['bare_spans_per_s_median']:>14,}{row['tokenbook_spans_per_s_median']:>12,}"
+            f"{row['ratio_median']:>8}  {row['ratios']}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Run every benchmark in this folder (`make bench`); each writes `bench/results/<name>.json`.
+
+Usage: `python bench/run.py [NAME ...]` — names are module names in bench/ (default: all).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ("processor_overhead", "collector_throughput")
+
+
+def _load(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"bench/{name}.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(names: list[str]) -> int:
+    for name in names or BENCHMARKS:
+        print(f"== {name}", flush=True)
+        _load(name).main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

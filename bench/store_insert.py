@@ -1,0 +1,143 @@
+"""Embedded store throughput: ledger inserts, aggregate refresh, re-delivery and report queries.
+
+`python bench/store_insert.py [--rows N] [--batch B]` writes `bench/results/store_insert.json`.
+Runs on a fresh chDB directory in a temp folder (chDB: one directory per process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tokenbook.collector.ledger import CallRow
+from tokenbook.collector.sqltemplate import render_query
+from tokenbook.collector.store import Store
+
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "results" / "store_insert.json"
+
+
+def _calls(n: int, seed: int = 1) -> list[CallRow]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=20)
+    rows = []
+    for i in range(n):
+        cost = Decimal(rng.randrange(1, 10**9)).scaleb(-12)
+        tenant = f"tenant-{i % 20}"
+        rows.append(
+            CallRow(
+                start + timedelta(milliseconds=i * 700),
+                f"{i // 8:032x}",
+                f"{i:016x}",
+                "",
+                f"{tenant}-ctx-{i // 40}",
+                "agent",
+                f"{i // 40:016x}",
+                tenant,
+                f"user-{i % 97}",
+                f"project-{i % 7}",
+                "core",
+                ("chat", "search", "summarize")[i % 3],
+                "svc",
+                {"cost_center": f"cc-{i % 4}"},
+                "openai",
+                ("gpt-4o", "gpt-4o-mini", "o3")[i % 3],
+                "chat",
+                rng.randrange(100, 8000),
+                rng.randrange(10, 900),
+                rng.randrange(0, 100),
+                0,
+                0,
+                cost,
+                cost,
+                cost,
+                Decimal(0),
+                3 * cost,
+                "USD",
+                "priced",
+                "bench",
+                None,
+                "",
+                0,
+                "ok",
+                "",
+                123.0,
+                now,
+                1,
+            )
+        )
+    return rows
+
+
+def _rate(rows: int, seconds: float) -> int:
+    return int(rows / seconds) if seconds > 0 else 0
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    args = parser.parse_args(argv)
+    calls = _calls(args.rows)
+    batches = [calls[i : i + args.batch] for i in range(0, len(calls), args.batch)]
+    with tempfile.TemporaryDirectory() as tmp, Store.open(data_dir=tmp) as store:
+        store.migrate()
+        started = time.perf_counter()
+        for batch in batches:
+            store.write(batch, [])
+        insert_s = time.perf_counter() - started
+        started = time.perf_counter()
+        keys = store.refresh_aggregates()
+        first_refresh_s = time.perf_counter() - started
+
+        # Re-delivery of every span, batch by batch, refreshing after each batch like the writer does.
+        started = time.perf_counter()
+        refresh_s = 0.0
+        for batch in batches:
+            store.write(batch, [])
+            t = time.perf_counter()
+            store.refresh_aggregates()
+            refresh_s += time.perf_counter() - t
+        redeliver_s = time.perf_counter() - started
+
+        now = datetime.now(UTC)
+        params = {"since": now - timedelta(days=1), "until": now, "tenant": "", "by": "tenant"}
+        started = time.perf_counter()
+        _, _, by_tenant = store.query_readonly(render_query("report_by.sql", store.database), params)
+        report_ms = 1000 * (time.perf_counter() - started)
+        started = time.perf_counter()
+        store.query_readonly(render_query("report_contexts.sql", store.database), {**params, "limit": 100})
+        contexts_ms = 1000 * (time.perf_counter() - started)
+        _, _, check = store.query("SELECT count(), sum(total_cost) FROM v_calls")
+    expected = sum((c.total_cost for c in calls if c.total_cost is not None), Decimal(0))
+    result = {
+        "rows": args.rows,
+        "batch": args.batch,
+        "insert_rows_per_s": _rate(args.rows, insert_s),
+        "first_refresh_keys": keys,
+        "first_refresh_s": round(first_refresh_s, 3),
+        "write_plus_refresh_rows_per_s": _rate(args.rows, redeliver_s),
+        "refresh_ms_per_batch": round(1000 * refresh_s / len(batches), 1),
+        "report_by_tenant_ms": round(report_ms, 1),
+        "report_by_context_ms": round(contexts_ms, 1),
+        "tenants": len(by_tenant),
+        "exact_after_redelivery": check == [(args.rows, expected)],
+    }
+    RESULT.parent.mkdir(exist_ok=True)
+    RESULT.write_text(json.dumps(result, indent=2) + "\n")
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

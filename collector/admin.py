@@ -1,0 +1,154 @@
+"""The admin API, on its own port: health, readiness, metrics and a read-only query endpoint.
+
+* ``GET /healthz``: 200 ``{"status": "ok"}`` while the process serves.
+* ``GET /readyz``: 200 when storage accepts writes, else 503 with the reason (requests are still
+  accepted and spooled to the write-ahead log while storage is down).
+* ``GET /metrics``: Prometheus text (`IngestMetrics.prometheus`, plus `BudgetRuntime.prometheus`).
+* ``GET /v1/budgets?tenant=T[&context=C]``: quota/budget states from memory (`BudgetRuntime.http_get`).
+* ``POST /v1/query``: JSON ``{"sql": "SELECT ...", "parameters": {...}, "max_rows": 1000}`` ->
+  ``{"columns": [...], "types": [...], "rows": [[...], ...]}`` (`query_api.encode_result`), through
+  `Store.query_readonly` (one SELECT, ``readonly=2``, ``admin.query_timeout``, at most
+  ``admin.query_max_rows`` rows).
+  400 ``{"error": "..."}`` for a refused or failing query. This is how ``tokenbook sql`` and
+  ``tokenbook report`` read the embedded store while the collector owns it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tokenbook.collector.budgets import BudgetRuntime
+from tokenbook.collector.config import AdminConfig
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.query_api import QUERY_PATH, encode_result
+from tokenbook.collector.readonly import QueryRefused
+from tokenbook.collector.store import Store, StoreError
+
+__all__ = ["AdminServer"]
+
+_log = logging.getLogger(__name__)
+_MAX_QUERY_BODY = 1 << 20
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("admin %s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, doc: Any) -> None:
+        self._send(status, json.dumps(doc).encode())
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            self._json(HTTPStatus.OK, {"status": "ok"})
+        elif path == "/readyz":
+            ready, reason = self.server.ready()
+            self._json(
+                HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, {"ready": ready, "reason": reason}
+            )
+        elif path == "/metrics":
+            text = self.server.metrics.prometheus()
+            if self.server.budgets is not None:
+                text += self.server.budgets.prometheus()
+            self._send(HTTPStatus.OK, text.encode(), "text/plain; version=0.0.4")
+        elif path == "/v1/budgets" and self.server.budgets is not None:
+            self._json(*self.server.budgets.http_get(self.path.partition("?")[2]))
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {path}"})
+
+    def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] != QUERY_PATH:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {self.path}"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_QUERY_BODY:
+            self.close_connection = True
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "query body too large"})
+            return
+        try:
+            doc = json.loads(self.rfile.read(length) or b"null")
+            if not isinstance(doc, dict) or not isinstance(doc.get("sql"), str):
+                raise ValueError('the body must be {"sql": "...", "parameters": {...}, "max_rows": N}')
+            parameters = doc.get("parameters") or {}
+            if not isinstance(parameters, dict):
+                raise ValueError("parameters must be an object")
+            cfg = self.server.config
+            max_rows = doc.get("max_rows") or cfg.query_max_rows
+            if not isinstance(max_rows, int) or max_rows < 1:
+                raise ValueError("max_rows must be a positive integer")
+            result = self.server.store.query_readonly(
+                doc["sql"],
+                parameters,
+                max_rows=min(max_rows, cfg.query_max_rows),
+                timeout_s=cfg.query_timeout,
+            )
+        except (ValueError, QueryRefused, StoreError) as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        self._send(HTTPStatus.OK, encode_result(*result))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        config: AdminConfig,
+        store: Store,
+        metrics: IngestMetrics,
+        ready: Callable[[], tuple[bool, str]],
+        budgets: BudgetRuntime | None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self.ready = ready
+        self.budgets = budgets
+        super().__init__(address, _Handler)
+
+
+class AdminServer:
+    """The admin HTTP server on ``admin.endpoint``, serving on its own thread."""
+
+    def __init__(
+        self,
+        config: AdminConfig,
+        store: Store,
+        metrics: IngestMetrics,
+        *,
+        ready: Callable[[], tuple[bool, str]],
+        budgets: BudgetRuntime | None = None,
+    ) -> None:
+        host, _, port = config.endpoint.rpartition(":")
+        self._server = _Server((host.strip("[]"), int(port)), config, store, metrics, ready, budgets)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="tokenbook-admin",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,159 @@
+"""One export request, from body to durable rows: the part both OTLP receivers share.
+
+`Ingestor.export_*` decodes, admits (bounded in-flight spans), drops recently seen spans, builds rows
+(`RowBuilder`: normalize, classify, price), appends them to the write-ahead log and returns only
+once they are fsynced. Outcomes, mapped by the receivers to OTLP statuses:
+
+* `ExportResult` (success; ``rejected > 0`` -> ``partial_success`` with the first reason);
+* `MalformedRequest` -> 400 / INVALID_ARGUMENT;
+* `Backpressure` -> 429 / RESOURCE_EXHAUSTED with a retry delay: too many spans in flight, or the
+  spool is full while storage is up (the writer is behind);
+* `StorageUnavailable` -> 503 / UNAVAILABLE: the spool is full and storage is down, or the log
+  cannot be written.
+
+Nothing is remembered as delivered (dedup) unless it is durable, so a refused request can be retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.dedup import RecentSpanKeys, span_key
+from tokenbook.collector.ledger import CallRow
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.pipeline import RowBuilder
+from tokenbook.collector.rowcodec import encode_rows
+from tokenbook.collector.wal import SpoolFull, WriteAheadLog
+
+__all__ = ["Backpressure", "ExportResult", "Ingestor", "StorageUnavailable"]
+
+_log = logging.getLogger(__name__)
+
+
+class ExportResult(NamedTuple):
+    accepted: int
+    rejected: int
+    message: str  # why spans were rejected; "" when none were
+
+
+class Backpressure(RuntimeError):
+    """Retry later: the collector is saturated. `retry_after` is in seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageUnavailable(RuntimeError):
+    """Storage is down and the write-ahead log is full (or unwritable)."""
+
+    retry_after = 5.0
+
+
+class Ingestor:
+    """Thread-safe; called concurrently by the gRPC and HTTP handler threads."""
+
+    def __init__(
+        self,
+        builder: RowBuilder,
+        keys: KeyFilter,
+        dedup: RecentSpanKeys,
+        wal: WriteAheadLog,
+        metrics: IngestMetrics,
+        *,
+        max_inflight_spans: int,
+        storage_up: Callable[[], bool],
+        on_calls: Callable[[Sequence[CallRow]], None] | None = None,
+    ) -> None:
+        """`on_calls` gets each newly accepted call once, after it is durable (the budget evaluator)."""
+        self.on_calls = on_calls
+        self.builder = builder
+        self.keys = keys
+        self.dedup = dedup
+        self.wal = wal
+        self.metrics = metrics
+        self.max_inflight_spans = max_inflight_spans
+        self.storage_up = storage_up
+        self._inflight = 0
+        self._inflight_requests = 0
+        self._inflight_lock = threading.Condition()
+
+    def export_protobuf(self, body: bytes) -> ExportResult:
+        """A binary `ExportTraceServiceRequest`."""
+        return self._ingest(self._decode(decode_protobuf, body))
+
+    def export_json(self, body: bytes) -> ExportResult:
+        """An OTLP/JSON `ExportTraceServiceRequest`."""
+        return self._ingest(self._decode(decode_json, body))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being ingested (at shutdown); return whether that happened."""
+        with self._inflight_lock:
+            return self._inflight_lock.wait_for(lambda: self._inflight_requests == 0, timeout)
+
+    def _decode(self, decode: Callable[[bytes, KeyFilter], Decoded], body: bytes) -> Decoded:
+        try:
+            return decode(body, self.keys)
+        except MalformedRequest:
+            self.metrics.add(malformed_requests=1)
+            raise
+
+    def _ingest(self, decoded: Decoded) -> ExportResult:
+        records = decoded.records
+        n = len(records)
+        self.metrics.add(received_spans=n + decoded.rejected, rejected_spans=decoded.rejected)
+        with self._inflight_lock:
+            if self._inflight and self._inflight + n > self.max_inflight_spans:
+                self.metrics.add(refused_requests=1)
+                raise Backpressure(
+                    f"{self._inflight} spans in flight (receivers.otlp.max_inflight_spans="
+                    f"{self.max_inflight_spans}); retry later"
+                )
+            self._inflight += n
+            self._inflight_requests += 1
+        try:
+            self._log_durably(records)
+        finally:
+            with self._inflight_lock:
+                self._inflight -= n
+                self._inflight_requests -= 1
+                self._inflight_lock.notify_all()
+        return ExportResult(n, decoded.rejected, decoded.reason)
+
+    def _log_durably(self, records: list[Any]) -> None:
+        keys = [r.trace_id + r.span_id for r in records]
+        fresh = self.dedup.unseen(keys)
+        duplicates = len(records) - len(fresh)
+        if duplicates:
+            records = [records[i] for i in fresh]
+            keys = [keys[i] for i in fresh]
+        batch = self.builder.build(records)
+        if batch.calls or batch.steps:
+            try:
+                self.wal.append(encode_rows(batch.calls, batch.steps), obj=(batch.calls, batch.steps))
+            except SpoolFull as exc:
+                self.metrics.add(refused_requests=1)
+                if self.storage_up():
+                    raise Backpressure(f"{exc}; storage is catching up", retry_after=2.0) from exc
+                raise StorageUnavailable(f"{exc}; storage is unavailable") from exc
+            except OSError as exc:
+                _log.error("cannot write the write-ahead log: %s", exc)
+                self.metrics.add(refused_requests=1)
+                raise StorageUnavailable(f"cannot write the write-ahead log: {exc}") from exc
+        added = self.dedup.remember(keys)
+        if self.on_calls is not None and batch.calls:
+            calls = batch.calls
+            if len(added) != len(keys):  # a concurrent request logged some of these spans first
+                new = set(added)
+                calls = [c for c in calls if span_key(c.trace_id, c.span_id) in new]
+            self.on_calls(calls)
+        self.metrics.add(
+            deduplicated_spans=duplicates,
+            billed_calls=batch.billed,
+            unpriced_calls=batch.unpriced,
+            steps=len(batch.steps),
+        )

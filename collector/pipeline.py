@@ -1,0 +1,262 @@
+"""Decoded spans -> ledger rows: normalize, classify, re-price, attribute (processor code throughout).
+
+Rules, per span (`RowBuilder.build`):
+
+* Usage is read with `processor.usage.read_usage`; unreadable values (``"abc"``, NaN, negative) are
+  recorded in ``usage_issue`` and the call is still written: one bad attribute never drops a span.
+* The kind and the billing rule are `processor.calls`: a ``model`` span is a row of ``llm_calls``
+  (billed when it carries usage; without usage, e.g. a failed attempt, it is written with
+  ``price_status = not_billable`` and NULL costs); a ``wrapper``/``other`` span with usage is billed
+  only when no descendant in the same trace carried usage (`DescendantTracker`), otherwise it is a
+  ``wrapper`` step. Spans of a batch are processed in end-time order so children precede parents.
+* ``tool`` spans become ``tool`` steps and unbilled wrappers ``wrapper`` steps. A ``tokenbook.outcome``
+  attribute or event is stored in the step's ``outcome``; a span that is no step of its own (a model
+  call, or any other span) gives an ``outcome`` step. One span is at most one step (steps share the
+  span's dedup key).
+* Calls are priced by `processor.pricing.PriceCatalog` at the span's start time. A client-sent
+  ``tokenbook.cost.total`` (or openlit's float ``gen_ai.usage.cost``) is kept in ``client_cost`` and
+  never billed.
+* ``attempt`` is the first integer of `semconv.RESEND_COUNTS` (``http.request.resend_count``, ...),
+  0 when absent.
+* The context ID is `processor.attribution.context_id_of`; attribution columns follow
+  `ATTRIBUTION_COLUMNS`; `attribution.extra_keys` and ``tokenbook.tag.*`` attributes land in ``tags``.
+  The workflow is ``tokenbook.workflow.name``/``.id`` when the app set them, else the trace's root span
+  when it is in the same request.
+* Content attributes are never decoded in ``drop`` mode (the default); in ``keep``/``hash`` mode they
+  go to ``tags`` through `processor.redaction.Redactor` (hash: salted SHA-256).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from tokenbook.collector.decode import KeyFilter, SpanRecord
+from tokenbook.collector.ledger import CallRow, StepRow
+from tokenbook.processor import semconv
+from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, context_id_of
+from tokenbook.processor.calls import (
+    KIND_MODEL,
+    KIND_OTHER,
+    KIND_TOOL,
+    USAGE_KEYS,
+    DescendantTracker,
+    call_kind,
+    is_billable,
+    is_cache_hit,
+)
+from tokenbook.processor.pricing import STATUS_UNPRICED, PriceCatalog
+from tokenbook.processor.redaction import Redactor, is_content_attribute
+from tokenbook.processor.usage import read_usage
+
+__all__ = ["STATUS_NOT_BILLABLE", "RowBatch", "RowBuilder", "pipeline_keys"]
+
+STATUS_NOT_BILLABLE: Final = "not_billable"
+_CLIENT_COST_LIMIT: Final = Decimal(10) ** 6  # Decimal(18,12) holds |x| < 10^6
+_COST_QUANTUM: Final = Decimal("1e-12")
+_TAG_PREFIX: Final = semconv.TB.TAG_PREFIX
+_CALL_ATTRIBUTION_ORDER: Final = ("tenant.id", "user.id", "project.id", "team.id", "app.feature")
+_TENANT: Final = "tenant.id"
+_CACHE_HIT_KEYS: Final = frozenset(semconv.CACHE_HIT_FLAGS)
+_END_NS: Final = operator.attrgetter("end_ns")
+
+assert tuple(ATTRIBUTION_COLUMNS[k] for k in _CALL_ATTRIBUTION_ORDER) == CallRow._fields[7:12]
+
+
+def pipeline_keys(extra_keys: Sequence[str], content: str) -> KeyFilter:
+    """The attribute keys the pipeline reads (decode nothing else)."""
+    names = set(USAGE_KEYS)
+    names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
+    names.update(semconv.CONTEXT_ID_SOURCES, ATTRIBUTION_COLUMNS, extra_keys, semconv.CACHE_HIT_FLAGS)
+    names.update(
+        (
+            semconv.OPERATION,
+            semconv.INPUT_EXCLUSIVE,
+            semconv.OPENINFERENCE_SPAN_KIND,
+            semconv.LLM_REQUEST_TYPE,
+            semconv.TRACELOOP_SPAN_KIND,
+            semconv.ERROR_TYPE,
+            semconv.TB.OUTCOME,
+            semconv.TB.WORKFLOW_NAME,
+            semconv.TB.WORKFLOW_ID,
+        )
+    )
+    prefixes: tuple[str, ...] = (_TAG_PREFIX,)
+    if content != "drop":
+        names.update(semconv.CONTENT_ATTRIBUTES)
+        prefixes += semconv.CONTENT_PREFIXES
+    return KeyFilter(frozenset(names), prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class RowBatch:
+    calls: list[CallRow]
+    steps: list[StepRow]
+    billed: int  # calls with a price (priced or cache_hit)
+    unpriced: int
+
+
+def _first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    for k in keys:
+        v = attrs.get(k)
+        if v is not None and v != "":
+            return v
+    return None
+
+
+def _client_cost(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        d = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    if not d.is_finite() or abs(d) >= _CLIENT_COST_LIMIT:
+        return None
+    return d.quantize(_COST_QUANTUM)
+
+
+def _attempt(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 0 <= value < 2**31 else 0
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _text(attrs: Mapping[str, Any], key: str) -> str:
+    """`attrs[key]` as a string ("" when absent): the hot path of every row."""
+    value = attrs.get(key, "")
+    return value if value.__class__ is str else _str(value)
+
+
+class RowBuilder:
+    """Turns `SpanRecord`s into `CallRow`/`StepRow`s. Thread-safe (the tracker and catalog are)."""
+
+    def __init__(
+        self,
+        catalog: PriceCatalog,
+        *,
+        extra_keys: Sequence[str] = (),
+        content: str = "drop",
+        salt: str = "",
+        tracker: DescendantTracker | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.extra_keys = tuple(extra_keys)
+        self.redactor = Redactor(content, salt=salt) if content != "drop" else None
+        self.tracker = tracker or DescendantTracker()
+
+    def build(self, records: Sequence[SpanRecord]) -> RowBatch:
+        """Rows for `records` (which may be in any order). Never raises on span content."""
+        now = datetime.now(tz=UTC)
+        version = time.time_ns() // 1000
+        ordered = sorted(records, key=_END_NS)
+        roots = {r.trace_id: r for r in ordered if not r.parent_span_id}
+        calls: list[CallRow] = []
+        steps: list[StepRow] = []
+        billed = unpriced = 0
+        tracker = self.tracker
+        for r in ordered:
+            attrs = r.attrs
+            kind = call_kind(r.name, attrs)
+            has_usage = not USAGE_KEYS.isdisjoint(attrs)
+            below = tracker.span_ended(r.trace_id, r.span_id, r.parent_span_id or None, has_usage)
+            billable = is_billable(kind, has_usage, below)
+            if kind == KIND_OTHER and not billable and not r.outcome:
+                continue
+            trace_hex = r.trace_id.hex()
+            span_hex = r.span_id.hex()
+            parent_hex = r.parent_span_id.hex()
+            context_id = context_id_of(attrs, trace_hex)
+            tenant = _text(attrs, _TENANT)
+            start = datetime.fromtimestamp(r.start_ns / 1e9, tz=UTC)
+            duration_ms = max(r.end_ns - r.start_ns, 0) / 1e6
+            status = "error" if r.error else "ok"
+            operation = _text(attrs, semconv.OPERATION)
+            if billable or kind == KIND_MODEL:
+                ids = (trace_hex, span_hex, parent_hex, context_id)
+                call = self._call(r, attrs, billable, start, ids, roots, (duration_ms, now, version))
+                calls.append(call)
+                if call.price_status == STATUS_UNPRICED:
+                    unpriced += 1
+                elif call.price_status != STATUS_NOT_BILLABLE:
+                    billed += 1
+                step_kind = "outcome" if r.outcome else ""
+            else:
+                step_kind = "tool" if kind == KIND_TOOL else "wrapper" if kind != KIND_OTHER else "outcome"
+            if step_kind:
+                steps.append(
+                    StepRow(
+                        start, trace_hex, span_hex, parent_hex, context_id, tenant, step_kind, r.name,
+                        operation, status, duration_ms, r.outcome, now, version,
+                    )
+                )  # fmt: skip
+        return RowBatch(calls, steps, billed, unpriced)
+
+    def _call(
+        self,
+        r: SpanRecord,
+        attrs: Mapping[str, Any],
+        billable: bool,
+        start: datetime,
+        ids: tuple[str, str, str, str],
+        roots: Mapping[bytes, SpanRecord],
+        tail: tuple[float, datetime, int],
+    ) -> CallRow:
+        """`ids` = (trace, span, parent, context); `tail` = (duration_ms, ingested_at, version)."""
+        provider = _str(_first(attrs, semconv.PROVIDER))
+        model = _str(_first(attrs, semconv.MODEL))
+        usage = read_usage(attrs, provider)
+        if billable:
+            cache_hit = not _CACHE_HIT_KEYS.isdisjoint(attrs) and is_cache_hit(attrs)
+            cost = self.catalog.price(provider, model, usage, start, cache_hit=cache_hit)
+            costs = (cost.input, cost.output, cost.cache_read, cost.cache_write, cost.total)
+            currency, price_status, price_source = cost.currency, cost.status, cost.source
+        else:
+            costs = (None, None, None, None, None)
+            currency, price_status, price_source = "USD", STATUS_NOT_BILLABLE, "no usage on the span"
+        wf_name = _text(attrs, semconv.TB.WORKFLOW_NAME)
+        wf_id = _text(attrs, semconv.TB.WORKFLOW_ID)
+        root = roots.get(r.trace_id)
+        if not wf_id and root is not None:
+            wf_name, wf_id = root.name, root.span_id.hex()
+        tenant, user, project, team, feature = [_text(attrs, k) for k in _CALL_ATTRIBUTION_ORDER]
+        return CallRow(
+            start, *ids, wf_name, wf_id,
+            tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant),
+            provider, model, _text(attrs, semconv.OPERATION),
+            usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+            usage.reasoning_tokens, *costs, currency, price_status, price_source,
+            _client_cost(_first(attrs, semconv.CLIENT_COST)), usage.issue_text,
+            _attempt(_first(attrs, semconv.RESEND_COUNTS)), "error" if r.error else "ok",
+            _text(attrs, semconv.ERROR_TYPE), *tail,
+        )  # fmt: skip
+
+    def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for k in self.extra_keys:
+            v = attrs.get(k)
+            if v is not None:
+                tags[k] = _str(v)
+        for k, v in attrs.items():
+            if k.startswith(_TAG_PREFIX):
+                tags[k[len(_TAG_PREFIX) :]] = _str(v)
+        if self.redactor is not None:
+            content = {k: v for k, v in attrs.items() if is_content_attribute(k)}
+            if content:
+                redacted = self.redactor.redact(content, tenant) or content
+                tags.update((k, _str(v)) for k, v in redacted.items())
+        return tags

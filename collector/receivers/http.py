@@ -1,0 +1,185 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces`` with binary protobuf or OTLP/JSON, optionally gzip.
+
+Responses follow the OTLP/HTTP spec, in the request's content type:
+
+* 200 with an `ExportTraceServiceResponse` (``partial_success`` when spans were refused);
+* 400 for a malformed body or an unsupported ``Content-Encoding``, 404 for another path, 405 for
+  another method, 411 without ``Content-Length``, 413 when the body (compressed or decompressed) is
+  above ``max_request_bytes``, 415 for a content type other than ``application/x-protobuf`` or
+  ``application/json``;
+* 429 (backpressure) and 503 (storage down, spool full) with ``Retry-After``.
+
+Error bodies are a ``google.rpc.Status`` in the request's content type.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import zlib
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from tokenbook.collector.decode import MalformedRequest
+from tokenbook.collector.ingest import Backpressure, ExportResult, Ingestor, StorageUnavailable
+
+__all__ = ["HttpReceiver"]
+
+_log = logging.getLogger(__name__)
+_PATH: Final = "/v1/traces"
+_PROTOBUF: Final = "application/x-protobuf"
+_JSON: Final = "application/json"
+# google.rpc.Code values for error bodies
+_GRPC_CODE: Final = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14, 404: 5, 405: 12, 411: 3}
+
+
+class _BodyTooLarge(ValueError):
+    pass
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise MalformedRequest(f"invalid gzip body: {exc}") from exc
+    if len(out) > limit:
+        raise _BodyTooLarge(f"decompressed body above {limit} bytes")
+    if not d.eof:
+        raise MalformedRequest("truncated gzip body")
+    return out
+
+
+def _success_body(result: ExportResult, content_type: str) -> bytes:
+    if content_type == _JSON:
+        doc: dict[str, Any] = {}
+        if result.rejected:
+            doc["partialSuccess"] = {"rejectedSpans": str(result.rejected), "errorMessage": result.message}
+        return json.dumps(doc).encode()
+    response = ExportTraceServiceResponse()
+    if result.rejected:
+        response.partial_success.rejected_spans = result.rejected
+        response.partial_success.error_message = result.message
+    body: bytes = response.SerializeToString()
+    return body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("otlp-http %s " + format, self.address_string(), *args)
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(
+        self, status: int, message: str, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        code = _GRPC_CODE.get(status, 2)
+        if content_type == _JSON:
+            body = json.dumps({"code": code, "message": message}).encode()
+        else:
+            content_type = _PROTOBUF
+            body = Status(code=code, message=message).SerializeToString()
+        self._send(status, body, content_type, headers)
+
+    def do_GET(self) -> None:
+        self.close_connection = True
+        self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST", _JSON, {"Allow": "POST"})
+
+    do_PUT = do_DELETE = do_GET
+
+    def do_POST(self) -> None:
+        content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if self.path.split("?", 1)[0] != _PATH:
+            self.close_connection = True
+            self._error(HTTPStatus.NOT_FOUND, f"unknown path; OTLP traces go to {_PATH}", _JSON)
+            return
+        reply_type = _JSON if content_type == _JSON else _PROTOBUF
+        limit = self.server.max_request_bytes
+        length_header = self.headers.get("Content-Length")
+        if length_header is None or not length_header.isdigit():
+            self.close_connection = True
+            self._error(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required", reply_type)
+            return
+        length = int(length_header)
+        if length > limit:
+            self.close_connection = True  # the body is not read
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body above {limit} bytes", reply_type)
+            return
+        body = self.rfile.read(length)
+        if content_type not in (_PROTOBUF, _JSON):
+            self._error(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}",
+                reply_type,
+            )
+            return
+        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+        ingestor = self.server.ingestor
+        try:
+            if encoding == "gzip":
+                body = _gunzip(body, limit)
+            elif encoding != "identity":
+                raise MalformedRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+            export = ingestor.export_json if content_type == _JSON else ingestor.export_protobuf
+            result = export(body)
+        except MalformedRequest as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc), reply_type)
+        except _BodyTooLarge as exc:
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc), reply_type)
+        except Backpressure as exc:
+            retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
+            self._error(HTTPStatus.TOO_MANY_REQUESTS, str(exc), reply_type, retry)
+        except StorageUnavailable as exc:
+            retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), reply_type, retry)
+        else:
+            self._send(HTTPStatus.OK, _success_body(result, reply_type), reply_type)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], ingestor: Ingestor, max_request_bytes: int) -> None:
+        self.ingestor = ingestor
+        self.max_request_bytes = max_request_bytes
+        super().__init__(address, _Handler)
+
+
+class HttpReceiver:
+    """A threading HTTP server bound to `endpoint` (HOST:PORT), serving on its own thread."""
+
+    def __init__(self, ingestor: Ingestor, endpoint: str, *, max_request_bytes: int) -> None:
+        host, _, port = endpoint.rpartition(":")
+        self._server = _Server((host.strip("[]"), int(port)), ingestor, max_request_bytes)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="tokenbook-otlp-http",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting; requests in progress finish on their own threads."""
+        self._server.shutdown()
+        self._server.server_close()

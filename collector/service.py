@@ -1,0 +1,264 @@
+"""The collector process: `tokenbook collector` wires config, store, log, writer, receivers and admin API.
+
+Start order: claim the data directory (one owner per chDB directory), open and migrate the store,
+open the write-ahead log (its undelivered records are replayed by the writer), warm the dedup memory
+from the log and from `Store.recent_span_keys`, start the writer, the admin API, then the receivers;
+then log ONE structured start line (endpoints, store; no secrets). Every
+``telemetry.summary_interval`` seconds ONE summary line gives the counters of the interval.
+
+Stop order (SIGTERM or SIGINT): stop the receivers (in-flight requests finish), wait for in-flight
+ingests, drain the log into storage (up to ``drain_timeout``; what is left stays in the log for the
+next start), stop the admin API, close the log and the store, release the directory. Exit code 0;
+2 for a bad config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from tokenbook.collector.admin import AdminServer
+from tokenbook.collector.budgets import BudgetRuntime
+from tokenbook.collector.config import CollectorConfig, ConfigError, load_config
+from tokenbook.collector.dedup import RecentSpanKeys, span_key
+from tokenbook.collector.ingest import Ingestor
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
+from tokenbook.collector.receivers import GrpcReceiver, HttpReceiver
+from tokenbook.collector.rowcodec import decode_rows
+from tokenbook.collector.wal import WriteAheadLog
+from tokenbook.collector.writer import LedgerWriter
+from tokenbook.processor.pricing import PriceCatalog
+
+__all__ = ["Collector", "cmd_collector"]
+
+_log = logging.getLogger("tokenbook.collector")
+_DRAIN_TIMEOUT = 30.0
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, plus the record's ``fields`` extra."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            doc.update(fields)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+class Collector:
+    """One collector: `start()`, then `stop()`. Not restartable."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.metrics = IngestMetrics()
+        self._stopped = threading.Event()
+        self._summary_thread: threading.Thread | None = None
+        self.store: Any = None
+        self.wal: WriteAheadLog | None = None
+        self.writer: LedgerWriter | None = None
+        self.admin: AdminServer | None = None
+        self.grpc: GrpcReceiver | None = None
+        self.http: HttpReceiver | None = None
+        self.ingestor: Ingestor | None = None
+        self.budgets: BudgetRuntime | None = None
+        self._owned = False
+
+    def start(self) -> None:
+        from tokenbook.collector import owner
+        from tokenbook.collector.store import Store
+
+        cfg = self.config
+        started = time.monotonic()
+        data_dir = cfg.clickhouse.data_dir.resolve()
+        if cfg.clickhouse.url is None:
+            owner.claim(data_dir, cfg.admin.endpoint)
+            self._owned = True
+        url = cfg.clickhouse.url.reveal() if cfg.clickhouse.url is not None else None
+        self.store = Store.open(url=url, data_dir=data_dir, database=cfg.clickhouse.database)
+        self.store.migrate()
+        if cfg.dedup.warm_hours > 0:  # a crash between an insert and its refresh left aggregates stale
+            self.store.refresh_aggregates(since=datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours))
+        self.wal = WriteAheadLog(
+            cfg.spool.dir, max_bytes=cfg.spool.max_bytes, segment_bytes=cfg.spool.segment_bytes
+        )
+        replay_bytes = self.wal.open()
+        self.metrics.spooled_bytes = lambda: self.wal.pending_bytes if self.wal is not None else 0
+        dedup = RecentSpanKeys(cfg.dedup.max_keys)
+        warmed = self._warm(dedup)
+        # Before the writer and the receivers: counters from the ledger + the log's unstored calls.
+        self.budgets = BudgetRuntime(cfg.budgets, self.store)
+        self.budgets.start(self.store, (c for calls, _ in self.wal.pending(decode_rows) for c in calls))
+        self.writer = LedgerWriter(
+            self.wal, self.store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
+        )
+        self.writer.start()
+        builder = RowBuilder(
+            PriceCatalog(cfg.pricing_overrides),
+            extra_keys=cfg.extra_attribution_keys,
+            content=cfg.privacy.content,
+            salt=cfg.privacy.salt.reveal() if cfg.privacy.salt is not None else "",
+        )
+        writer = self.writer
+        self.ingestor = Ingestor(
+            builder,
+            pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content),
+            dedup,
+            self.wal,
+            self.metrics,
+            max_inflight_spans=cfg.max_inflight_spans,
+            storage_up=lambda: writer.storage_up,
+            on_calls=self.budgets.observe,
+        )
+        self.admin = AdminServer(cfg.admin, self.store, self.metrics, ready=self._ready, budgets=self.budgets)
+        self.admin.start()
+        self.grpc = GrpcReceiver(
+            self.ingestor, cfg.grpc.endpoint, max_request_bytes=cfg.grpc.max_request_bytes
+        )
+        self.http = HttpReceiver(
+            self.ingestor, cfg.http.endpoint, max_request_bytes=cfg.http.max_request_bytes
+        )
+        self.grpc.start()
+        self.http.start()
+        # Start-up objects (catalog, protobuf descriptors, chDB bindings) never die: keep them out of
+        # every collection; and collect the young generation per ~50k allocations instead of 700
+        # (the hot path allocates no reference cycles), which saves ~25% CPU at full load.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
+        self._summary_thread = threading.Thread(target=self._summaries, name="tokenbook-summary", daemon=True)
+        self._summary_thread.start()
+        _log.info(
+            "collector started",
+            extra={
+                "fields": {
+                    "otlp_grpc": cfg.grpc.endpoint,
+                    "otlp_http": f"http://{cfg.http.endpoint}/v1/traces",
+                    "admin": f"http://{cfg.admin.endpoint}",
+                    "store": cfg.clickhouse.describe(),
+                    "spool": str(cfg.spool.dir),
+                    "replay_bytes": replay_bytes,
+                    "dedup_warm_keys": warmed,
+                    "content": cfg.privacy.content,
+                    "startup_s": round(time.monotonic() - started, 3),
+                }
+            },
+        )
+
+    def _warm(self, dedup: RecentSpanKeys) -> int:
+        assert self.wal is not None
+        keys: list[bytes] = []
+        if self.config.dedup.warm_hours > 0:
+            keys.extend(span_key(t, s) for t, s in self.store.recent_span_keys(self.config.dedup.warm_hours))
+        for calls, steps in self.wal.pending(decode_rows):
+            keys.extend(span_key(r.trace_id, r.span_id) for r in calls)
+            keys.extend(span_key(r.trace_id, r.span_id) for r in steps)
+        dedup.remember(keys)
+        return len(dedup)
+
+    def _ready(self) -> tuple[bool, str]:
+        if self._stopped.is_set():
+            return False, "shutting down"
+        if self.writer is None or not self.writer.storage_up:
+            return False, "storage unavailable: requests are spooled to the write-ahead log"
+        return True, "ready"
+
+    def _summaries(self) -> None:
+        previous = self.metrics.snapshot()
+        while not self._stopped.wait(self.config.telemetry.summary_interval):
+            now = self.metrics.snapshot()
+            fields: dict[str, float] = {
+                k: int(now[k] - previous[k]) for k in now if k.endswith(("_spans", "_calls", "_rows", "steps"))
+            }
+            fields["interval_s"] = self.config.telemetry.summary_interval
+            fields["spooled_bytes"] = int(now["spooled_bytes"])
+            fields["insert_p_avg_ms"] = round(
+                1000 * (now["insert_seconds_sum"] - previous["insert_seconds_sum"])
+                / max(now["insert_count"] - previous["insert_count"], 1),
+                3,
+            )  # fmt: skip
+            _log.info("collector summary", extra={"fields": fields})
+            previous = now
+
+    def stop(self, drain_timeout: float = _DRAIN_TIMEOUT) -> None:
+        """Drain and shut down; safe to call once after `start` (also after a partial start)."""
+        self._stopped.set()
+        if self.grpc is not None:
+            self.grpc.stop(grace=5.0)
+        if self.http is not None:
+            self.http.stop()
+        if self.ingestor is not None:
+            self.ingestor.wait_idle(timeout=10.0)
+        drained = self.writer.stop(drain_timeout) if self.writer is not None else True
+        if self.budgets is not None:
+            self.budgets.stop()
+        if self.admin is not None:
+            self.admin.stop()
+        if self.wal is not None:
+            self.wal.close()
+        if self.store is not None:
+            self.store.close()
+        if self._owned:
+            from tokenbook.collector import owner
+
+            owner.release(self.config.clickhouse.data_dir.resolve())
+        snap = self.metrics.snapshot()
+        _log.info(
+            "collector stopped",
+            extra={"fields": {"drained": drained, "spooled_bytes": int(snap["spooled_bytes"])}},
+        )
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    """`tokenbook collector`: run until SIGTERM/SIGINT, then drain and return 0."""
+    try:
+        config = load_config(
+            args.config, data_dir=args.data_dir, grpc=args.grpc, http=args.http, admin=args.admin
+        )
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    _configure_logging(config.telemetry.log_level)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    collector = Collector(config)
+    try:
+        collector.start()
+    except (OSError, RuntimeError, ValueError) as exc:  # StoreError and OwnerError are RuntimeErrors
+        _log.error("collector failed to start: %s", exc)
+        collector.stop(drain_timeout=0)
+        return 1
+    while not stop.wait(0.5):
+        pass
+    collector.stop()
+    return 0

@@ -1,0 +1,25 @@
+-- `tokenbook report --by`: cost per tenant, model, project, user or feature over [since, until),
+-- from the deduplicated ledger (v_calls = llm_calls FINAL). Unqualified names resolve to the
+-- store's database.
+SELECT
+    multiIf(
+        {by:String} = 'tenant', toString(tenant_id),
+        {by:String} = 'model', toString(model),
+        {by:String} = 'project', toString(project_id),
+        {by:String} = 'user', user_id,
+        toString(feature)
+    ) AS key,
+    currency,
+    count() AS calls,
+    countIf(price_status = 'unpriced') AS unpriced_calls,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(total_cost) AS total_cost
+FROM v_calls
+WHERE timestamp >= {since:DateTime64(6, 'UTC')}
+    AND timestamp < {until:DateTime64(6, 'UTC')}
+    AND ({tenant:String} = '' OR tenant_id = {tenant:String})
+GROUP BY key, currency
+ORDER BY total_cost DESC NULLS LAST, key

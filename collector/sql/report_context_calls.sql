@@ -1,0 +1,22 @@
+-- `tokenbook report --context ID`: one context's model calls in time order, with tokens and cost.
+SELECT
+    timestamp,
+    tenant_id,
+    span_id,
+    provider,
+    model,
+    operation,
+    attempt,
+    status,
+    input_tokens,
+    output_tokens,
+    cache_read_tokens,
+    cache_write_tokens,
+    reasoning_tokens,
+    price_status,
+    total_cost,
+    currency
+FROM v_calls
+WHERE context_id = {context:String}
+    AND ({tenant:String} = '' OR tenant_id = {tenant:String})
+ORDER BY timestamp, span_id

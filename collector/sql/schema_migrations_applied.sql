@@ -1,0 +1,2 @@
+-- Versions and checksums of the applied migrations.
+SELECT version, checksum FROM {{db}}.schema_migrations FINAL ORDER BY version

@@ -1,0 +1,147 @@
+"""The batch writer: drains the write-ahead log into storage, thousands of rows per insert.
+
+One thread (`LedgerWriter`) reads records in log order, gathers up to `max_rows` rows or waits at
+most `max_delay` seconds for more, and calls `Store.write(calls, steps)`. Only after the insert
+succeeds is the log committed (and delivered segments deleted). A failing insert is retried with
+exponential backoff (0.1 s doubling to 5 s) for as long as it takes: while storage is down the log
+absorbs the traffic up to ``storage.spool.max_bytes``, and `storage_up` turns False so the receivers
+answer 503 instead of 429 once it is full. After each insert, when caught up (and at most once a
+second), `Store.refresh_aggregates()` brings the aggregates up to date.
+
+`stop(drain_timeout)` lets the writer empty the log (or give up after the timeout, leaving the rest
+in the log for the next start) and joins the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from tokenbook.collector.ledger import CallRow, StepRow
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.rowcodec import decode_rows
+from tokenbook.collector.wal import Position, WriteAheadLog
+
+__all__ = ["LedgerStore", "LedgerWriter"]
+
+_log = logging.getLogger(__name__)
+_BACKOFF_MIN = 0.1
+_BACKOFF_MAX = 5.0
+_REFRESH_INTERVAL = 1.0
+
+
+class LedgerStore(Protocol):
+    """What the writer needs of `tokenbook.collector.store.Store`."""
+
+    def write(self, calls: Sequence[CallRow], steps: Sequence[StepRow]) -> Any: ...
+
+    def refresh_aggregates(self) -> Any: ...
+
+
+class LedgerWriter:
+    """Moves rows from the log to storage on its own thread."""
+
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        store: LedgerStore,
+        metrics: IngestMetrics,
+        *,
+        max_rows: int,
+        max_delay: float,
+    ) -> None:
+        self.wal = wal
+        self.store = store
+        self.metrics = metrics
+        self.max_rows = max_rows
+        self.max_delay = max_delay
+        self.storage_up = True
+        self._stopping = threading.Event()
+        self._deadline = float("inf")  # give up draining after this (monotonic)
+        self._thread = threading.Thread(target=self._run, name="tokenbook-ledger-writer", daemon=True)
+        self._last_refresh = 0.0
+        self._dirty = False  # rows written since the last refresh
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, drain_timeout: float) -> bool:
+        """Drain the log into storage (up to `drain_timeout` s); return whether it is empty."""
+        self._deadline = time.monotonic() + drain_timeout
+        self._stopping.set()
+        self._thread.join()
+        return self.wal.pending_bytes == 0
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stopping.is_set()
+            if not self.wal.wait_for_data(0 if stopping else self.max_delay):
+                self._refresh(force=stopping)
+                if stopping:
+                    return
+                continue
+            calls, steps, end = self._gather()
+            if end is not None and not self._insert(calls, steps):
+                return  # gave up at shutdown: the rows stay in the log for the next start
+            if end is not None:
+                self.wal.commit(end)
+            self._refresh(force=False)
+
+    def _gather(self) -> tuple[list[CallRow], list[StepRow], Position | None]:
+        calls: list[CallRow] = []
+        steps: list[StepRow] = []
+        end: Position | None = None
+        until = time.monotonic() + self.max_delay
+        while len(calls) + len(steps) < self.max_rows:
+            records = self.wal.read(decode_rows, max_records=64)
+            for rec in records:
+                c, s = rec.obj
+                calls.extend(c)
+                steps.extend(s)
+                end = rec.end
+            if records:
+                continue
+            left = until - time.monotonic()
+            if self._stopping.is_set() or left <= 0 or not self.wal.wait_for_data(left):
+                break
+        return calls, steps, end
+
+    def _insert(self, calls: list[CallRow], steps: list[StepRow]) -> bool:
+        delay = _BACKOFF_MIN
+        while True:
+            started = time.perf_counter()
+            try:
+                self.store.write(calls, steps)
+            except Exception as exc:  # noqa: BLE001 - any storage failure is retried, never lost
+                self.metrics.add(insert_failures=1)
+                if self.storage_up:
+                    _log.error("storage insert failed, retrying with backoff (rows stay in the log): %s", exc)
+                self.storage_up = False
+                if self._stopping.is_set() and time.monotonic() + delay > self._deadline:
+                    _log.warning("shutdown: storage still failing; rows stay in the log for the next start")
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            self.metrics.observe_insert(time.perf_counter() - started)
+            self.metrics.add(inserted_rows=len(calls) + len(steps))
+            if not self.storage_up:
+                _log.info("storage is back; draining the write-ahead log")
+            self.storage_up = True
+            self._dirty = True
+            return True
+
+    def _refresh(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if not self._dirty or (not force and now - self._last_refresh < _REFRESH_INTERVAL):
+            return
+        try:
+            self.store.refresh_aggregates()
+        except Exception as exc:  # noqa: BLE001 - aggregates are retried at the next refresh
+            _log.error("refreshing aggregates failed (retried later): %s", exc)
+            return
+        self._dirty = False
+        self._last_refresh = now

@@ -1,0 +1,333 @@
+"""`TokenbookSpanProcessor`: attribution on start; usage, price, budget and redaction on end.
+
+It wraps the downstream processor (usually a `BatchSpanProcessor`) and hands it, in ``on_end``, an
+enriched copy of the span carrying the ``tokenbook.*`` attributes (DESIGN.md). Threading contract, as
+for every SDK span processor: ``on_start`` and ``on_end`` run synchronously on the thread that starts
+or ends the span; they never block on I/O and never raise into the application. Their own failures
+are logged once per kind through ``logging.getLogger(__name__)`` and counted in `errors`; a failure of
+the wrapped processor is counted in `downstream_errors`. The live span is only written through its
+public API (``set_attributes`` in ``on_start``); private fields are never touched.
+
+On end, per span:
+
+* the kind (`calls.call_kind`) and the billing rule (`calls.is_billable`, with `DescendantTracker`);
+* spans with usage get ``tokenbook.call.kind``, ``tokenbook.billable``, ``tokenbook.context.id``
+  (DESIGN.md precedence), the local root's name/ID as ``tokenbook.workflow.name``/``.id``, and
+  ``tokenbook.usage.issue`` when a value was coerced;
+* billed spans get the price (``tokenbook.cost.*`` as decimal strings, ``tokenbook.price.status``,
+  ``tokenbook.price.source``) and are charged to the budgets active at their start
+  (``tokenbook.budget.state``); non-billed spans with usage get ``tokenbook.price.status=not_billable``;
+* content attributes are redacted (span and event attributes) per the redaction mode.
+
+A span needing none of this is passed on unchanged (no copy).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+from opentelemetry import baggage, context, trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+
+from tokenbook.processor import semconv
+from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEYS, context_id_of
+from tokenbook.processor.budgets import Budget, active_budgets, worst_state
+from tokenbook.processor.calls import (
+    KIND_OTHER,
+    USAGE_KEYS,
+    DescendantTracker,
+    call_kind,
+    is_billable,
+    is_cache_hit,
+)
+from tokenbook.processor.metrics import CostMetrics
+from tokenbook.processor.pricing import PriceCatalog
+from tokenbook.processor.redaction import Redactor
+from tokenbook.processor.settings import ProcessorSettings
+from tokenbook.processor.usage import read_usage
+
+__all__ = ["NOT_BILLABLE", "TokenbookSpanProcessor"]
+
+_logger = logging.getLogger(__name__)
+TB = semconv.TB
+NOT_BILLABLE: Final = "not_billable"
+_MAX_OPEN: Final = 100_000  # bound on per-trace/per-span state kept between start and end
+_ATTRIBUTION_BAGGAGE: Final = tuple(ATTRIBUTION_KEYS.values())
+_TENANT: Final = ATTRIBUTION_KEYS["tenant"]
+#: Attribution on metrics: the low-cardinality keys only (no session or context IDs).
+_METRIC_ATTRIBUTION: Final = tuple(ATTRIBUTION_COLUMNS)
+
+
+class _EnrichedSpan(ReadableSpan):
+    """A frozen copy of an ended span with other attributes/events; keeps the original drop counts."""
+
+    def __init__(self, span: ReadableSpan, attributes: Mapping[str, object], events: Sequence[Event]) -> None:
+        super().__init__(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=attributes,  # type: ignore[arg-type]
+            events=events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+        self._source = span
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._source.dropped_attributes
+
+    @property
+    def dropped_events(self) -> int:
+        return self._source.dropped_events
+
+    @property
+    def dropped_links(self) -> int:
+        return self._source.dropped_links
+
+
+def _text(value: Decimal | None) -> str:
+    """A cost as a plain decimal string (never scientific notation)."""
+    text = str(value)
+    return text if "E" not in text else f"{value:f}"
+
+
+def _first_str(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+class TokenbookSpanProcessor(SpanProcessor):
+    """Wraps `wrapped` and hands it enriched copies of ended spans. See the module docstring.
+
+    Options (argument, else ``TOKENBOOK_*`` environment variable, else default; see
+    `ProcessorSettings`): ``price_overrides`` (YAML path), ``redaction`` (drop | keep | hash),
+    ``redaction_salt``, ``extra_keys`` (Baggage keys copied as ``tokenbook.tag.<key>``), ``metrics``,
+    ``tracker_size``. ``catalog`` shares a `PriceCatalog` (then ``price_overrides`` must be unset);
+    ``tenant_salts`` gives per-tenant hash salts; ``meter_provider`` is used when metrics are on.
+    """
+
+    def __init__(
+        self,
+        wrapped: SpanProcessor,
+        *,
+        price_overrides: str | Path | None = None,
+        redaction: str | None = None,
+        redaction_salt: str | None = None,
+        tenant_salts: Mapping[str, str] | None = None,
+        extra_keys: Sequence[str] | None = None,
+        metrics: bool | None = None,
+        tracker_size: int | None = None,
+        catalog: PriceCatalog | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        if not isinstance(wrapped, SpanProcessor):
+            raise ValueError(f"wrapped: must be a SpanProcessor, got {type(wrapped).__name__}")
+        if catalog is not None and price_overrides is not None:
+            raise ValueError("price_overrides: give either catalog or price_overrides, not both")
+        self.settings = ProcessorSettings.resolve(
+            price_overrides=price_overrides,
+            redaction=redaction,
+            redaction_salt=redaction_salt,
+            extra_keys=extra_keys,
+            metrics=metrics,
+            tracker_size=tracker_size,
+        )
+        self._wrapped = wrapped
+        self.catalog = catalog or PriceCatalog(self.settings.price_overrides)
+        self._redactor = Redactor(
+            self.settings.redaction, salt=self.settings.redaction_salt, tenant_salts=tenant_salts
+        )
+        self._tracker = DescendantTracker(self.settings.tracker_size)
+        self._metrics = CostMetrics(meter_provider) if self.settings.metrics else None
+        self._tags = tuple((key, TB.TAG_PREFIX + key) for key in self.settings.extra_keys)
+        self._workflows: dict[int, tuple[str, str]] = {}  # trace id -> local root (name, id)
+        self._span_budgets: dict[tuple[int, int], tuple[Budget, ...]] = {}
+        self._lock = threading.Lock()
+        self._logged: set[str] = set()
+        self.errors = 0
+        self.downstream_errors = 0
+
+    # --- errors -------------------------------------------------------------------------------
+    def _failed(self, stage: str, exc: BaseException, *, downstream: bool = False) -> None:
+        key = f"{stage}:{type(exc).__name__}"
+        with self._lock:
+            if downstream:
+                self.downstream_errors += 1
+            else:
+                self.errors += 1
+            first = key not in self._logged
+            self._logged.add(key)
+        if first:
+            _logger.error("tokenbook processor %s failed (logged once per kind)", stage, exc_info=exc)
+
+    # --- start --------------------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
+        try:
+            self._start(span, parent_context)
+        except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
+            self._failed("on_start", exc)
+        try:
+            self._wrapped.on_start(span, parent_context)
+        except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
+            self._failed("wrapped on_start", exc, downstream=True)
+
+    def _start(self, span: Span, parent_context: context.Context | None) -> None:
+        bag = baggage.get_all(parent_context)
+        if bag:
+            found = {key: value for key in _ATTRIBUTION_BAGGAGE if isinstance(value := bag.get(key), str)}
+            for key, attr in self._tags:
+                value = bag.get(key)
+                if isinstance(value, str):
+                    found[attr] = value
+            if found:
+                span.set_attributes(found)
+        ctx = span.get_span_context()
+        parent = span.parent
+        if parent is None or parent.is_remote:
+            if len(self._workflows) >= _MAX_OPEN:
+                self._workflows.clear()
+            self._workflows[ctx.trace_id] = (span.name, trace.format_span_id(ctx.span_id))
+        budgets = active_budgets(parent_context)
+        if budgets:
+            if len(self._span_budgets) >= _MAX_OPEN:
+                self._span_budgets.clear()
+            self._span_budgets[(ctx.trace_id, ctx.span_id)] = budgets
+
+    # --- end ----------------------------------------------------------------------------------
+    def on_end(self, span: ReadableSpan) -> None:
+        out: ReadableSpan | None
+        try:
+            out = self._enrich(span)
+        except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
+            self._failed("on_end", exc)
+            out = self._redact_only(span)
+        if out is None:
+            return
+        try:
+            self._wrapped.on_end(out)
+        except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
+            self._failed("wrapped on_end", exc, downstream=True)
+
+    def _redact_only(self, span: ReadableSpan) -> ReadableSpan | None:
+        """Fallback after a failure: never let content escape; drop the span if even this fails."""
+        try:
+            return self._copy(span, dict(span.attributes or {}), False)
+        except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
+            self._failed("redaction fallback (span dropped)", exc)
+            return None
+
+    def _enrich(self, span: ReadableSpan) -> ReadableSpan:
+        ctx = span.context
+        if ctx is None:
+            return span
+        attrs: dict[str, object] = dict(span.attributes or {})  # our copy: read, then extended in place
+        parent = span.parent
+        has_usage = not USAGE_KEYS.isdisjoint(attrs)
+        key = (ctx.trace_id, ctx.span_id)
+        budgets = self._span_budgets.pop(key, None) if self._span_budgets else None
+        is_root = parent is None or parent.is_remote
+        workflow = self._workflows.pop(ctx.trace_id, None) if is_root else self._workflows.get(ctx.trace_id)
+        had_descendant = self._tracker.span_ended(
+            ctx.trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
+        )
+        kind = call_kind(span.name, attrs)
+        if kind == KIND_OTHER and not has_usage:
+            return self._copy(span, attrs, False)
+        if has_usage:
+            self._price(span, attrs, kind, had_descendant, budgets, workflow)
+        attrs[TB.CALL_KIND] = kind
+        return self._copy(span, attrs, True)
+
+    def _price(
+        self,
+        span: ReadableSpan,
+        attrs: dict[str, object],
+        kind: str,
+        had_descendant: bool,
+        budgets: tuple[Budget, ...] | None,
+        workflow: tuple[str, str] | None,
+    ) -> None:
+        """Read usage, decide billing, price and charge budgets; writes the results into `attrs`."""
+        provider = _first_str(attrs, semconv.PROVIDER)
+        usage = read_usage(attrs, provider)
+        billable = is_billable(kind, usage.present, had_descendant)
+        if TB.CONTEXT_ID not in attrs:
+            ctx = span.context
+            attrs[TB.CONTEXT_ID] = context_id_of(attrs, trace.format_trace_id(ctx.trace_id) if ctx else "")
+        if workflow is not None:
+            attrs[TB.WORKFLOW_NAME], attrs[TB.WORKFLOW_ID] = workflow
+        if usage.issues:
+            attrs[TB.USAGE_ISSUE] = usage.issue_text
+        attrs[TB.BILLABLE] = billable
+        if not billable:
+            attrs[TB.PRICE_STATUS] = NOT_BILLABLE
+            return
+        start = span.start_time
+        at = datetime.fromtimestamp(start / 1e9, UTC) if start else datetime.now(UTC)
+        cost = self.catalog.price(
+            provider, _first_str(attrs, semconv.MODEL), usage, at, cache_hit=is_cache_hit(attrs)
+        )
+        if self._metrics is not None:
+            attribution = {k: v for k in _METRIC_ATTRIBUTION if isinstance(v := attrs.get(k), str)}
+            self._metrics.record(attrs, provider, usage, cost, attribution)
+        attrs[TB.PRICE_STATUS] = cost.status
+        attrs[TB.PRICE_SOURCE] = cost.source
+        attrs[TB.COST_CURRENCY] = cost.currency
+        if cost.total is not None:
+            attrs[TB.COST_TOTAL] = _text(cost.total)
+            attrs[TB.COST_INPUT] = _text(cost.input)
+            attrs[TB.COST_OUTPUT] = _text(cost.output)
+            attrs[TB.COST_CACHE_READ] = _text(cost.cache_read)
+            attrs[TB.COST_CACHE_WRITE] = _text(cost.cache_write)
+        if budgets:
+            tokens = usage.total_tokens
+            for b in budgets:
+                b.charge(tokens, cost.total)
+            attrs[TB.BUDGET_STATE] = worst_state(budgets)
+
+    def _copy(self, span: ReadableSpan, attrs: dict[str, object], changed: bool) -> ReadableSpan:
+        """`span` with `attrs` (redacted here) and redacted events; `span` itself when nothing changed."""
+        tenant = attrs.get(_TENANT)
+        tenant_id = tenant if isinstance(tenant, str) else ""
+        changed = self._redactor.apply(attrs, tenant_id) or changed
+        events = span.events
+        new_events = self._redact_events(events, tenant_id) if events else None
+        if not changed and new_events is None:
+            return span
+        return _EnrichedSpan(span, attrs, events if new_events is None else new_events)
+
+    def _redact_events(self, events: Sequence[Event], tenant: str) -> tuple[Event, ...] | None:
+        changed = False
+        out: list[Event] = []
+        for event in events:
+            attrs = event.attributes
+            redacted = self._redactor.redact(attrs, tenant) if attrs else None
+            if redacted is None:
+                out.append(event)
+            else:
+                changed = True
+                out.append(Event(event.name, redacted, event.timestamp))  # type: ignore[arg-type]
+        return tuple(out) if changed else None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        self._wrapped.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._wrapped.force_flush(timeout_millis)

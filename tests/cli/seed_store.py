@@ -1,0 +1,152 @@
+"""Deterministic ledger rows for storage and CLI tests, and a script that seeds an embedded store.
+
+`python tests/cli/seed_store.py DIR` migrates the store in DIR, writes `make_calls()` and
+`make_steps()` twice (the second time as a re-delivery) and refreshes the aggregates.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from tokenbook.collector.ledger import CallRow, StepRow
+
+TENANTS = ("acme", "globex", "initech")
+MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("acme-labs", "mystery-model"))
+UNPRICED_MODEL = "mystery-model"
+
+
+def base_time() -> datetime:
+    """Five whole hours ago: seeded calls fall in the last 24 hours, over a few hour buckets."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+
+
+def _money(rng: random.Random) -> Decimal:
+    return Decimal(rng.randrange(1, 10**9)).scaleb(-12)
+
+
+def make_calls(n: int = 240, *, seed: int = 7, base: datetime | None = None) -> list[CallRow]:
+    """`n` calls over 3 tenants x 4 contexts x 3 models, spread over 4 hours; mystery-model is unpriced."""
+    rng = random.Random(seed)
+    start = base or base_time()
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(n):
+        tenant = TENANTS[i % len(TENANTS)]
+        context = f"{tenant}-ctx-{(i // 3) % 4}"
+        provider, model = MODELS[rng.randrange(len(MODELS))]
+        input_tokens = rng.randrange(100, 5000)
+        cache_read = rng.randrange(0, input_tokens // 2)
+        output_tokens = rng.randrange(10, 800)
+        if model == UNPRICED_MODEL:
+            costs: list[Decimal | None] = [None, None, None, None]
+            total, status = None, "unpriced"
+        else:
+            costs = [_money(rng), _money(rng), _money(rng), Decimal(0)]
+            total, status = sum((c for c in costs if c is not None), Decimal(0)), "priced"
+        rows.append(
+            CallRow(
+                timestamp=start + timedelta(seconds=i * 61),  # 240 calls span ~4 hours
+                trace_id=f"{i // 6:032x}",
+                span_id=f"{i:016x}",
+                parent_span_id="",
+                context_id=context,
+                workflow_name=f"wf-{tenant}",
+                workflow_id=f"{i // 6:016x}",
+                tenant_id=tenant,
+                user_id=f"user-{i % 5}",
+                project_id=("support", "search")[i % 2],
+                team_id="core",
+                feature=("chat", "summarize", "classify")[i % 3],
+                service_name="agent",
+                tags={"cost_center": f"cc-{i % 2}"},
+                provider=provider,
+                model=model,
+                operation="chat",
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read,
+                cache_write_tokens=0,
+                reasoning_tokens=rng.randrange(0, output_tokens),
+                input_cost=costs[0],
+                output_cost=costs[1],
+                cache_read_cost=costs[2],
+                cache_write_cost=costs[3],
+                total_cost=total,
+                currency="USD",
+                price_status=status,
+                price_source="test" if status == "priced" else "unknown model",
+                client_cost=None,
+                usage_issue="",
+                attempt=1 if i % 17 == 0 else 0,
+                status="error" if i % 23 == 0 else "ok",
+                error_type="Timeout" if i % 23 == 0 else "",
+                duration_ms=float(rng.randrange(100, 3000)),
+                ingested_at=now,
+                version=1,
+            )
+        )
+    return rows
+
+
+def make_steps(calls: list[CallRow]) -> list[StepRow]:
+    """One tool step per fourth call (every 4th step failing) and an outcome per context."""
+    now = datetime.now(UTC)
+    steps = [
+        StepRow(
+            c.timestamp + timedelta(milliseconds=5),
+            c.trace_id,
+            f"{int(c.span_id, 16) + 10**6:016x}",
+            c.span_id,
+            c.context_id,
+            c.tenant_id,
+            "tool",
+            "search",
+            "execute_tool",
+            "error" if i % 4 == 0 else "ok",
+            12.0,
+            "",
+            now,
+            1,
+        )
+        for i, c in enumerate(calls[::4])
+    ]
+    last = {(c.tenant_id, c.context_id): c for c in calls}
+    steps += [
+        StepRow(
+            c.timestamp + timedelta(seconds=1),
+            c.trace_id,
+            f"outcome-{c.context_id}",
+            "",
+            c.context_id,
+            c.tenant_id,
+            "outcome",
+            "resolve",
+            "",
+            "ok",
+            0.0,
+            "resolved",
+            now,
+            1,
+        )
+        for c in last.values()
+    ]
+    return steps
+
+
+def main(data_dir: str) -> None:
+    from tokenbook.collector.store import Store
+
+    calls = make_calls()
+    steps = make_steps(calls)
+    with Store.open(data_dir=data_dir) as store:
+        store.migrate()
+        store.write(calls, steps)
+        store.write(calls[:100], steps[:10])  # a re-delivery: must not change any total
+        store.refresh_aggregates()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,140 @@
+"""Ledger rows and budget events for the budget tests and the budgets dashboard test. Not a test module."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from tokenbook.collector.budgets.events import EPOCH, BudgetEvent
+from tokenbook.collector.ledger import CallRow
+
+RATE_IN = Decimal("0.0000025")  # USD per input token
+RATE_OUT = Decimal("0.00001")
+
+
+def call(
+    ts: datetime,
+    span: str,
+    *,
+    tenant: str = "acme",
+    context: str = "ctx-1",
+    tokens: tuple[int, int] = (100, 50),
+    priced: bool = True,
+    trace: str = "0" * 31 + "1",
+    **fields: object,
+) -> CallRow:
+    """A chat call of `tokens` (input, output) priced at RATE_IN / RATE_OUT, or unpriced."""
+    inp, out = tokens
+    costs = (inp * RATE_IN, out * RATE_OUT, Decimal(0), Decimal(0)) if priced else (None,) * 4
+    total = sum(costs, Decimal(0)) if priced else None  # type: ignore[arg-type]
+    row = CallRow(
+        timestamp=ts,
+        trace_id=trace,
+        span_id=span,
+        parent_span_id="",
+        context_id=context,
+        workflow_name="agent",
+        workflow_id="",
+        tenant_id=tenant,
+        user_id="alice",
+        project_id="support",
+        team_id="team-a",
+        feature="chat",
+        service_name="svc",
+        tags={"env": "prod"},
+        provider="openai",
+        model="gpt-4o",
+        operation="chat",
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        input_cost=costs[0],
+        output_cost=costs[1],
+        cache_read_cost=costs[2],
+        cache_write_cost=costs[3],
+        total_cost=total,
+        currency="USD",
+        price_status="priced" if priced else "unpriced",
+        price_source="test",
+        client_cost=None,
+        usage_issue="",
+        attempt=0,
+        status="ok",
+        error_type="",
+        duration_ms=1.0,
+        ingested_at=ts,
+        version=1,
+    )
+    return row._replace(**fields)
+
+
+def seed_events(now: datetime) -> list[BudgetEvent]:
+    """Crossings of this month for the dashboard: acme at risk then over its quota, a budget, a breaker."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+
+    def quota(state: str, previous: str, tenant: str, used: int, at: datetime) -> BudgetEvent:
+        return BudgetEvent(
+            event_time=at,
+            kind="quota",
+            rule="monthly-tokens",
+            state=state,
+            previous_state=previous,
+            enforcement="hard",
+            subject=(("tenant", tenant),),
+            window="calendar_month",
+            window_start=month,
+            window_end=(month + timedelta(days=32)).replace(day=1),
+            used_tokens=used,
+            limit_tokens=10_000,
+            used_cost=Decimal("0.125"),
+            limit_cost=Decimal("1.00"),
+            currency="USD",
+        )
+
+    first = month + (now - month) / 3
+    return [
+        quota("at_risk", "within_budget", "acme", 8_100, first),
+        quota("over_budget", "at_risk", "acme", 10_050, first + (now - first) / 2),
+        quota("at_risk", "within_budget", "globex", 8_500, first + (now - first) / 3),
+        BudgetEvent(
+            event_time=first + timedelta(minutes=1),
+            kind="budget",
+            rule="session-cap",
+            state="over_budget",
+            previous_state="within_budget",
+            enforcement="soft",
+            subject=(("tenant", "acme"), ("context", "ticket-1")),
+            window="context",
+            window_start=EPOCH,
+            window_end=None,
+            used_tokens=142_350,
+            limit_tokens=100_000,
+            used_cost=Decimal("0.5"),
+            limit_cost=None,
+            currency="USD",
+        ),
+        BudgetEvent(
+            event_time=first + timedelta(minutes=2),
+            kind="breaker",
+            rule="breaker",
+            state="tripped",
+            previous_state="ok",
+            enforcement="hard",
+            subject=(("tenant", "acme"),),
+            window="60s",
+            window_start=first + timedelta(minutes=2),
+            window_end=first + timedelta(minutes=7),
+            used_tokens=500_000,
+            limit_tokens=100_000,
+            used_cost=Decimal(0),
+            limit_cost=None,
+            currency="",
+        ),
+    ]
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]

@@ -1,0 +1,172 @@
+"""The budget evaluator in memory: crossings alerted once, windows rolling over with an injectable
+clock, exact counts from concurrent threads, the burn-rate breaker and the gateway answer."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tokenbook.collector.budgets import BudgetEvaluator, BudgetEvent, parse_budgets
+from tokenbook.collector.dedup import RecentSpanKeys, span_key
+from tests.collector.budget_rows import call
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now.timestamp()
+
+
+def evaluator(raw: dict[str, Any], clock: Clock) -> tuple[BudgetEvaluator, list[BudgetEvent]]:
+    config, problems = parse_budgets(raw)
+    assert problems == []
+    events: list[BudgetEvent] = []
+    return BudgetEvaluator(config, publish=events.append, clock=clock), events
+
+
+QUOTA = {"name": "daily", "window": "1d", "limit": {"tokens": 1000}, "enforcement": "hard"}
+
+
+def test_each_crossing_is_alerted_once_at_risk_then_over() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    ev, events = evaluator({"quotas": [QUOTA]}, clock)
+    t = clock.now
+    for i in range(5):  # 5 x 150 = 750: within
+        ev.observe([call(t, f"{i:016x}")])
+    assert events == []
+    ev.observe([call(t, "a" * 16)])  # 900 >= 800: at_risk
+    for i in range(4):  # exactly at the limit (1000) is still at risk; above it is over
+        ev.observe([call(t, f"b{i:015x}", tokens=(20, 5))])
+    ev.observe([call(t, "c" * 16, tokens=(1, 0))])
+    ev.observe([call(t, "d" * 16, tokens=(500, 0))])
+    assert [(e.state, e.previous_state, e.used_tokens) for e in events] == [
+        ("at_risk", "within_budget", 900),
+        ("over_budget", "at_risk", 1001),
+    ]
+    body = events[1].webhook_body()
+    assert body["subject"] == {"tenant": "acme"} and body["limit"] == {"tokens": 1000, "cost": None}
+    assert body["window"]["end"] == "2026-03-11T00:00:00+00:00"
+    doc = ev.status({"tenant": "acme"})
+    assert doc["allowed"] is False and doc["denied_by"] == ["daily"]
+    (quota,) = doc["quotas"]
+    assert quota["used"]["tokens"] == 1501 and quota["remaining"]["tokens"] == 0
+
+
+def test_window_rollover_resets_counters_and_alerts_again() -> None:
+    clock = Clock(datetime(2026, 3, 10, 23, 59, tzinfo=UTC))
+    ev, events = evaluator({"quotas": [{**QUOTA, "window": "1h"}]}, clock)
+    ev.observe([call(clock.now, "1" * 16, tokens=(1000, 100))])
+    assert [e.state for e in events] == ["over_budget"]
+    clock.now += timedelta(minutes=2)  # the next hour (and the next day)
+    assert ev.status({"tenant": "acme"})["quotas"][0]["used"]["tokens"] == 0
+    ev.observe([call(clock.now, "2" * 16, tokens=(100, 0))])
+    (quota,) = ev.status({"tenant": "acme"})["quotas"]
+    assert quota["used"]["tokens"] == 100 and quota["state"] == "within_budget"
+    assert quota["reset_at"] == "2026-03-11T01:00:00+00:00"
+    ev.observe([call(clock.now, "3" * 16, tokens=(1000, 0))])
+    assert [(e.state, e.window_start.hour) for e in events] == [("over_budget", 23), ("over_budget", 0)]
+    # A late call of the previous window still counts there; older ones are out of window.
+    ev.observe([call(clock.now - timedelta(minutes=30), "4" * 16), call(clock.now - timedelta(hours=3), "5" * 16)])
+    assert ev.out_of_window_calls == 1
+
+
+def test_calendar_month_in_a_time_zone() -> None:
+    # 2026-03-31 23:30 UTC is already April 1st in Paris (UTC+2 after the DST change).
+    clock = Clock(datetime(2026, 3, 31, 23, 30, tzinfo=UTC))
+    raw = {**QUOTA, "window": "calendar_month", "timezone": "Europe/Paris"}
+    ev, _ = evaluator({"quotas": [raw]}, clock)
+    ev.observe([call(clock.now, "1" * 16), call(datetime(2026, 3, 31, 21, 59, tzinfo=UTC), "2" * 16)])
+    (quota,) = ev.status({"tenant": "acme"})["quotas"]
+    assert quota["used"]["tokens"] == 150  # the 21:59 UTC call is March 31st 23:59 in Paris
+    assert quota["reset_at"] == "2026-04-30T22:00:00+00:00"
+
+
+def test_budgets_cap_one_context_and_money_is_decimal() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    raw = {"budgets": [{"name": "ContractAnalyzer", "match": {"feature": "chat"}, "limit": {"cost": "0.002"}}]}
+    ev, events = evaluator(raw, clock)
+    for i in range(3):  # each call costs 0.00025 + 0.0005 = 0.00075
+        ev.observe([call(clock.now, f"{i:016x}", context="sess_xyz789")])
+    ev.observe([call(clock.now, "f" * 16, context="other", priced=False)])
+    assert [(e.state, e.used_cost) for e in events] == [("over_budget", Decimal("0.00225"))]
+    assert events[0].message == (
+        "Budget 'ContractAnalyzer' exceeded cost budget of 0.002 USD per context. "
+        "Context ID: sess_xyz789, Actual: 450 tokens, 0.00225 USD."
+    )
+    other = ev.status({"tenant": "acme", "context": "other"})["budgets"][0]
+    assert other["unpriced_calls"] == 1 and other["used"] == {"tokens": 150, "cost": "0"}
+    assert ev.status({"tenant": "acme"})["budgets"] == []  # a budget needs the context
+
+
+def test_match_and_per_select_the_subject() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    raw = {"quotas": [{**QUOTA, "match": {"tags.env": "prod"}, "per": ["tenant", "user"]}]}
+    ev, _ = evaluator(raw, clock)
+    ev.observe([call(clock.now, "1" * 16), call(clock.now, "2" * 16, tags={"env": "dev"})])
+    assert ev.status({"tenant": "acme"})["quotas"] == []  # per needs the user too
+    (quota,) = ev.status({"tenant": "acme", "user": "alice"})["quotas"]
+    assert quota["used"]["tokens"] == 150 and quota["subject"] == {"tenant": "acme", "user": "alice"}
+    assert ev.status({"tenant": "acme", "user": "alice", "tags.env": "dev"})["quotas"] == []
+
+
+def test_concurrent_senders_with_duplicates_count_exactly_once() -> None:
+    """Threads race with overlapping spans through the collector's dedup claim, as the ingest path does."""
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    ev, events = evaluator({"quotas": [{**QUOTA, "limit": {"tokens": 10**9}}]}, clock)
+    dedup = RecentSpanKeys(1_000_000)
+    spans = [call(clock.now, f"{i:016x}", trace=f"{i % 97:032x}") for i in range(4000)]
+
+    def sender(offset: int) -> None:
+        for start in range(0, len(spans), 50):  # every thread sends every span: 4 deliveries each
+            batch = spans[(start + offset * 50) % len(spans) :][:50]
+            added = set(dedup.remember([span_key(c.trace_id, c.span_id) for c in batch]))
+            ev.observe([c for c in batch if span_key(c.trace_id, c.span_id) in added])
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ev.status({"tenant": "acme"})["quotas"][0]["used"]["tokens"] == 150 * 4000
+
+
+def test_breaker_trips_on_a_spike_over_the_baseline_and_resets_after_cool_down() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    raw = {"breaker": {"enabled": True, "window": "60s", "baseline": "10m", "factor": 5, "min_tokens": 1000,
+                       "cooldown": "5m"}}  # fmt: skip
+    ev, events = evaluator(raw, clock)
+    for minute in range(10):  # a steady 600 tokens a minute
+        clock.now += timedelta(minutes=1)
+        ev.observe([call(clock.now, f"{minute:016x}", tokens=(400, 200))])
+    assert events == [] and ev.status({"tenant": "acme"})["breaker"]["state"] == "ok"
+    clock.now += timedelta(seconds=5)
+    ev.observe([call(clock.now, "a" * 16, tokens=(3000, 0))])  # 3600 in a minute, 6x the baseline
+    assert [(e.kind, e.state) for e in events] == [("breaker", "tripped")]
+    doc = ev.status({"tenant": "acme"})
+    assert doc["allowed"] is False and doc["state"] == "tripped" and doc["denied_by"] == ["breaker"]
+    ev.observe([call(clock.now, "b" * 16, tokens=(3000, 0))])  # still tripped: no second alert
+    assert len(events) == 1
+    clock.now += timedelta(minutes=5, seconds=1)
+    ev.tick()
+    assert [(e.kind, e.state) for e in events] == [("breaker", "tripped"), ("breaker", "reset")]
+    assert ev.status({"tenant": "acme"})["allowed"] is True
+
+
+def test_breaker_absolute_cap() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    raw = {"breaker": {"enabled": True, "max_tokens": 500, "min_tokens": 10**9}}
+    ev, events = evaluator(raw, clock)
+    ev.observe([call(clock.now, "1" * 16, tokens=(400, 0))])
+    ev.observe([call(clock.now, "2" * 16, tokens=(101, 0))])
+    assert [(e.state, e.used_tokens, e.limit_tokens) for e in events] == [("tripped", 501, 500)]
+
+
+def test_observe_never_raises_into_ingest() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    ev, _ = evaluator({"quotas": [QUOTA]}, clock)
+    ev.observe([call(clock.now, "1" * 16, timestamp=None)])  # a broken row
+    assert ev.errors == 1

@@ -1,0 +1,131 @@
+"""Budgets against the real embedded ClickHouse: exact rebuild from the deduplicated ledger, restored
+alert states (no repeats after a restart), the budget_events table and a real loopback webhook with
+retries and an HMAC signature."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tokenbook.collector.budgets import BudgetRuntime, BudgetsConfig, parse_budgets
+from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
+from tokenbook.collector.store import Store
+from tests.collector.budget_rows import call
+from tests.collector.webhook_receiver import WebhookReceiver
+
+SECRET = "0123456789abcdef-secret"
+
+
+@pytest.fixture
+def store(chdb_dir: Path) -> Iterator[Store]:
+    s = Store.open(data_dir=chdb_dir, database=f"budgets_{uuid.uuid4().hex[:10]}")
+    s.migrate()
+    yield s
+    s.command(f"DROP DATABASE IF EXISTS {s.database}")
+    s.close()
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now.timestamp()
+
+
+def config(webhook: str | None = None, **extra: Any) -> BudgetsConfig:
+    raw: dict[str, Any] = {
+        "quotas": [{"name": "daily", "window": "1d", "limit": {"tokens": 1000, "cost": "0.004"}, "enforcement": "hard"}],
+        "budgets": [{"name": "session", "limit": {"tokens": 400}}],
+        **extra,
+    }
+    if webhook is not None:
+        raw["alerts"] = {"webhook": {"url": webhook, "secret": SECRET, "backoff": "10ms", "max_attempts": 3}}
+    cfg, problems = parse_budgets(raw)
+    assert problems == []
+    return cfg
+
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def test_rebuild_is_exact_from_the_deduplicated_ledger_plus_unstored_log_rows(store: Store) -> None:
+    rows = [call(NOW - timedelta(seconds=i), f"{i:016x}", context=f"c{i % 2}") for i in range(4)]
+    store.write(rows, [])
+    store.write(rows[:2], [])  # re-delivered
+    store.write([rows[2]._replace(version=2)], [])  # re-priced: still one call
+    old = call(NOW - timedelta(days=3), "e" * 16)  # before yesterday: not in the quota windows
+    store.write([old], [])
+    pending = [rows[3], call(NOW, "f" * 16, context="c1"), call(NOW, "f" * 16, context="c1")]
+    runtime = BudgetRuntime(config(), store, clock=Clock(NOW))
+    result = runtime.start(store, pending)
+    runtime.stop()
+    assert result is not None and result.pending_calls == 1  # rows[3] is stored; "f" counted once
+    quota = runtime.evaluator.status({"tenant": "acme"})["quotas"][0]
+    assert quota["used"] == {"tokens": 5 * 150, "cost": "0.003750000000"}
+    c1 = runtime.evaluator.status({"tenant": "acme", "context": "c1"})["budgets"][0]
+    assert c1["used"]["tokens"] == 3 * 150 and c1["state"] == "over_budget"
+
+
+def test_restart_restores_alert_states_and_repeats_nothing(store: Store) -> None:
+    with WebhookReceiver() as hook:
+        first = BudgetRuntime(config(hook.url), store, clock=Clock(NOW))
+        first.start(store)
+        calls = [call(NOW, f"{i:016x}", context="s1") for i in range(6)]  # 900 tokens, 0.0045 USD
+        store.write(calls, [])
+        first.observe(calls)
+        first.stop()
+        states = [(d["rule"], d["state"]) for d in hook.bodies()]
+        # daily: at risk on the 5th call (0.00375 >= 80% of 0.004 USD), over on the 6th;
+        # session: 300 tokens, then 450 > 400: straight to over_budget, one alert.
+        assert sorted(states) == [("daily", "at_risk"), ("daily", "over_budget"), ("session", "over_budget")]
+        _, _, rows = store.query(f"SELECT rule, state FROM {store.database}.v_budget_events ORDER BY rule, state")
+        assert sorted(rows) == sorted(states)
+        delivered = len(hook.requests)
+        second = BudgetRuntime(config(hook.url), store, clock=Clock(NOW + timedelta(minutes=1)))
+        result = second.start(store)
+        second.stop()
+        assert result is not None and result.catch_up_events == 0 and result.restored_alerts == 2
+        assert len(hook.requests) == delivered
+        assert second.evaluator.status({"tenant": "acme"})["quotas"][0]["state"] == "over_budget"
+
+
+def test_a_crossing_never_alerted_is_alerted_at_start(store: Store) -> None:
+    store.write([call(NOW, f"{i:016x}", context="s2", tokens=(1000, 100)) for i in range(1)], [])
+    with WebhookReceiver() as hook:
+        runtime = BudgetRuntime(config(hook.url), store, clock=Clock(NOW))
+        result = runtime.start(store)
+        runtime.stop()
+    assert result is not None and result.catch_up_events == 2
+    assert sorted((d["rule"], d["state"]) for d in hook.bodies()) == [
+        ("daily", "over_budget"),
+        ("session", "over_budget"),
+    ]
+
+
+def test_webhook_retries_with_backoff_and_signs_the_body(store: Store) -> None:
+    with WebhookReceiver(statuses=[503, 500]) as hook:
+        runtime = BudgetRuntime(config(hook.url), store, clock=Clock(NOW))
+        runtime.start(store)
+        runtime.observe([call(NOW, "1" * 16, context="s3", tokens=(2000, 0))])
+        runtime.stop()
+        assert len(hook.requests) == 4  # the first event took 3 attempts, the second one
+        headers, body = hook.requests[2]
+        assert headers[SIGNATURE_HEADER] == sign(SECRET, body)
+        assert [json.loads(b)["event_id"] for _, b in hook.requests[:3]] == [json.loads(body)["event_id"]] * 3
+        doc = json.loads(body)
+        assert set(doc) == {"event_id", "type", "time", "kind", "rule", "state", "previous_state", "enforcement",
+                            "subject", "window", "used", "limit", "currency", "message"}  # fmt: skip
+    with WebhookReceiver(statuses=[503] * 10) as failing:
+        runtime = BudgetRuntime(config(failing.url), store, clock=Clock(NOW))
+        runtime.start(store)
+        runtime.observe([call(NOW, "2" * 16, context="s4", tokens=(2000, 0))])
+        runtime.stop()
+        assert len(failing.requests) == 2 * 3  # two events, each bounded by max_attempts
+        assert runtime.dispatcher.snapshot()[1] == {"webhook": 2}

@@ -1,0 +1,160 @@
+"""OTLP decoding: real SDK spans encoded by the exporter's encoder, OTLP/JSON per the spec, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from tokenbook.collector.decode import KeyFilter, MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.pipeline import pipeline_keys
+
+KEYS = pipeline_keys((), "drop")
+
+
+def _spans():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot", "tenant.id": "acme"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with (
+        tracer.start_as_current_span(
+            "invoke_agent triage", attributes={"gen_ai.operation.name": "invoke_agent"}
+        ),
+        tracer.start_as_current_span(
+            "chat gpt-4o",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": 120,
+                "gen_ai.usage.output_tokens": "40",
+                "gen_ai.prompt": "my secret prompt",
+                "http.url": "https://api.openai.com",
+                "tenant.id": "globex",
+            },
+        ) as span,
+    ):
+        span.add_event("tokenbook.outcome", {"tokenbook.outcome": "resolved"})
+        span.set_status(Status(StatusCode.ERROR))
+    return exporter.get_finished_spans()
+
+
+def test_protobuf_keeps_only_needed_keys_and_raw_ids() -> None:
+    spans = _spans()
+    decoded = decode_protobuf(encode_spans(spans).SerializeToString(), KEYS)
+    assert decoded.rejected == 0
+    chat, agent = decoded.records
+    ctx = spans[0].context
+    assert chat.trace_id == ctx.trace_id.to_bytes(16, "big")
+    assert chat.span_id == ctx.span_id.to_bytes(8, "big")
+    assert chat.parent_span_id == agent.span_id and agent.parent_span_id == b""
+    assert chat.service_name == "support-bot"
+    assert chat.attrs == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 120,
+        "gen_ai.usage.output_tokens": "40",
+        "tenant.id": "globex",  # the span's value wins over the resource's
+    }
+    assert agent.attrs["tenant.id"] == "acme"
+    assert chat.outcome == "resolved" and chat.error
+    assert chat.start_ns == spans[0].start_time and chat.end_ns == spans[0].end_time
+
+
+def test_content_is_decoded_only_when_configured() -> None:
+    body = encode_spans(_spans()).SerializeToString()
+    kept = decode_protobuf(body, pipeline_keys((), "hash")).records[0]
+    assert kept.attrs["gen_ai.prompt"] == "my secret prompt"
+
+
+def _json_request(spans: list[dict]) -> bytes:
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+                "scopeSpans": [{"scope": {"name": "x"}, "spans": spans}],
+            }
+        ]
+    }
+    return json.dumps(doc).encode()
+
+
+def _json_span(span_id: str = "00f067aa0ba902b7", **extra) -> dict:
+    span = {
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "spanId": span_id,
+        "parentSpanId": "",
+        "name": "chat",
+        "kind": 3,
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": 1700000001500000000,
+        "attributes": [
+            {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "1500"}},
+            {"key": "gen_ai.usage.output_tokens", "value": {"intValue": 20}},
+            {"key": "gen_ai.usage.cost", "value": {"doubleValue": 0.25}},
+            {"key": "llm.is_streaming", "value": {"boolValue": True}},
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o-mini"}},
+        ],
+        "status": {"code": 2},
+    }
+    span.update(extra)
+    return span
+
+
+def test_json_follows_the_otlp_json_mapping() -> None:
+    decoded = decode_json(_json_request([_json_span()]), KEYS)
+    (rec,) = decoded.records
+    assert rec.trace_id == bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
+    assert rec.span_id == bytes.fromhex("00f067aa0ba902b7")
+    assert rec.start_ns == 1_700_000_000_000_000_000 and rec.end_ns == 1_700_000_001_500_000_000
+    assert rec.attrs["gen_ai.usage.input_tokens"] == 1500
+    assert rec.attrs["gen_ai.usage.cost"] == 0.25
+    assert "llm.is_streaming" not in rec.attrs
+    assert rec.service_name == "svc" and rec.error
+
+
+def test_json_bad_span_is_rejected_and_its_siblings_kept() -> None:
+    bad_id = _json_span(span_id="zz")
+    bad_int = _json_span(
+        span_id="00f067aa0ba902b8",
+        attributes=[{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "twelve"}}],
+    )
+    good = _json_span(span_id="00f067aa0ba902b9")
+    decoded = decode_json(_json_request([bad_id, good, bad_int]), KEYS)
+    assert [r.span_id.hex() for r in decoded.records] == ["00f067aa0ba902b9"]
+    assert decoded.rejected == 2
+    assert "spanId" in decoded.reason or "hex" in decoded.reason
+
+
+def test_protobuf_span_with_bad_ids_is_rejected() -> None:
+    request = encode_spans(_spans())
+    request.resource_spans[0].scope_spans[0].spans[0].trace_id = b"\x01" * 5
+    decoded = decode_protobuf(request.SerializeToString(), KEYS)
+    assert decoded.rejected == 1 and len(decoded.records) == 1
+    assert decoded.reason.startswith("invalid trace_id")
+
+
+@pytest.mark.parametrize(
+    ("decode", "body"),
+    [
+        (decode_protobuf, encode_spans(_spans()).SerializeToString()[:-7]),
+        (decode_protobuf, b"\xff\xff\xff\xff"),
+        (decode_json, b"{not json"),
+        (decode_json, b"[1, 2]"),
+        (decode_json, b'{"resourceSpans": {"a": 1}}'),
+    ],
+)
+def test_malformed_requests_raise(decode, body: bytes) -> None:
+    with pytest.raises(MalformedRequest):
+        decode(body, KEYS)
+
+
+def test_key_filter_matches_names_and_prefixes() -> None:
+    keys = KeyFilter(frozenset({"a.b"}), ("tokenbook.tag.",))
+    assert "a.b" in keys and "tokenbook.tag.x" in keys and "a.c" not in keys

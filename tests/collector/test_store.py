@@ -1,0 +1,296 @@
+"""The store on the real embedded engine: exact, idempotent totals under any re-delivery."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.cli.seed_store import make_calls, make_steps
+from tokenbook.collector.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
+from tokenbook.collector.readonly import QueryRefused
+from tokenbook.collector.store import Store, StoreError, StoreUnavailable
+
+COSTS = ("input_cost", "output_cost", "cache_read_cost", "cache_write_cost", "total_cost")
+TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+@pytest.fixture
+def store(chdb_dir):
+    """A migrated store in a fresh database of the session's chDB directory."""
+    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
+        s.migrate()
+        yield s
+
+
+def _dsum(values: Iterable[Decimal | None]) -> Decimal | None:
+    """Decimal sum that is None when every value is None (SQL sum over NULLs)."""
+    present = [v for v in values if v is not None]
+    return sum(present, Decimal(0)) if present else None
+
+
+def expected_contexts(calls: list[CallRow], steps: list[StepRow]) -> dict[tuple[str, str], dict[str, Any]]:
+    by_key: dict[tuple[str, str], list[CallRow]] = defaultdict(list)
+    steps_by_key: dict[tuple[str, str], list[StepRow]] = defaultdict(list)
+    for c in calls:
+        by_key[(c.tenant_id, c.context_id)].append(c)
+    for s in steps:
+        steps_by_key[(s.tenant_id, s.context_id)].append(s)
+    out = {}
+    for key in by_key.keys() | steps_by_key.keys():
+        cs, ss = by_key[key], steps_by_key[key]
+        tools = [s for s in ss if s.kind == "tool"]
+        out[key] = {
+            "calls": len(cs),
+            "unpriced_calls": sum(c.price_status == "unpriced" for c in cs),
+            "call_errors": sum(c.status == "error" for c in cs),
+            "retries": sum(c.attempt > 0 for c in cs),
+            "tool_calls": len(tools),
+            "tool_errors": sum(s.status == "error" for s in tools),
+            "models": sorted({c.model for c in cs}),
+            "outcome": next(
+                (s.outcome for s in sorted(ss, key=lambda s: s.timestamp, reverse=True) if s.outcome), ""
+            ),
+            "first_seen": min([c.timestamp for c in cs] + [s.timestamp for s in ss]),
+            "last_seen": max([c.timestamp for c in cs] + [s.timestamp for s in ss]),
+            **{t: sum(getattr(c, t) for c in cs) for t in TOKENS},
+            **{m: _dsum(getattr(c, m) for c in cs) for m in COSTS},
+        }
+    return out
+
+
+def expected_hourly(calls: list[CallRow]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    groups: dict[tuple[Any, ...], list[CallRow]] = defaultdict(list)
+    for c in calls:
+        hour = c.timestamp.replace(minute=0, second=0, microsecond=0)
+        groups[(c.tenant_id, hour, c.project_id, c.feature, c.model)].append(c)
+    return {
+        key: {
+            "calls": len(cs),
+            **{t: sum(getattr(c, t) for c in cs) for t in TOKENS},
+            **{m: _dsum(getattr(c, m) for c in cs) for m in COSTS},
+        }
+        for key, cs in groups.items()
+    }
+
+
+def read_contexts(store: Store) -> dict[tuple[str, str], dict[str, Any]]:
+    fields = [
+        "calls",
+        "unpriced_calls",
+        "call_errors",
+        "retries",
+        "tool_calls",
+        "tool_errors",
+        "models",
+        "outcome",
+        "first_seen",
+        "last_seen",
+        *TOKENS,
+        *COSTS,
+    ]
+    _, _, rows = store.query(f"SELECT tenant_id, context_id, {', '.join(fields)} FROM v_context_costs")
+    return {(r[0], r[1]): dict(zip(fields, r[2:], strict=True)) for r in rows}
+
+
+def read_hourly(store: Store) -> dict[tuple[Any, ...], dict[str, Any]]:
+    fields = ["calls", *TOKENS, *COSTS]
+    _, _, rows = store.query(
+        f"SELECT tenant_id, hour, project_id, feature, model, {', '.join(fields)} FROM v_cost_hourly"
+    )
+    return {tuple(r[:5]): dict(zip(fields, r[5:], strict=True)) for r in rows}
+
+
+def read_ledger_totals(store: Store) -> dict[str, tuple[Any, ...]]:
+    _, _, rows = store.query(
+        "SELECT tenant_id, count(), sum(input_tokens), sum(total_cost), countIf(total_cost IS NULL) "
+        "FROM v_calls GROUP BY tenant_id"
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def expected_ledger_totals(calls: list[CallRow]) -> dict[str, tuple[Any, ...]]:
+    out = {}
+    for tenant in {c.tenant_id for c in calls}:
+        cs = [c for c in calls if c.tenant_id == tenant]
+        out[tenant] = (
+            len(cs),
+            sum(c.input_tokens for c in cs),
+            _dsum(c.total_cost for c in cs),
+            sum(c.total_cost is None for c in cs),
+        )
+    return out
+
+
+def assert_exact(store: Store, calls: list[CallRow], steps: list[StepRow]) -> None:
+    assert read_ledger_totals(store) == expected_ledger_totals(calls)
+    assert read_contexts(store) == expected_contexts(calls, steps)
+    assert read_hourly(store) == expected_hourly(calls)
+
+
+def test_write_and_refresh_give_exact_totals(store):
+    calls = make_calls()
+    steps = make_steps(calls)
+    store.write(calls, steps)
+    assert store.refresh_aggregates() > 0
+    assert_exact(store, calls, steps)
+    # Unpriced contexts and groups are NULL, never 0.
+    hourly = read_hourly(store)
+    assert any(v["total_cost"] is None for k, v in hourly.items() if k[4] == "mystery-model")
+
+
+def test_redelivery_never_changes_a_total(store):
+    calls = make_calls()
+    steps = make_steps(calls)
+    store.write(calls[:150], steps[:30])
+    store.refresh_aggregates()
+    # Same spans again: in one batch twice, overlapping later batches, and after the refresh.
+    store.write(calls[100:] + calls[100:], steps[20:] + steps[20:])
+    store.write(calls[:50], steps[:5])
+    store.refresh_aggregates()
+    assert_exact(store, calls, steps)
+    store.write(calls, steps)
+    store.refresh_aggregates()
+    assert_exact(store, calls, steps)
+
+
+def test_refresh_since_recovers_after_a_crash(store, chdb_dir):
+    calls = make_calls(60)
+    steps = make_steps(calls)
+    store.write(calls, steps)  # "crash": the touched keys are lost with this Store object
+    with Store.open(data_dir=chdb_dir, database=store.database) as fresh:
+        assert fresh.refresh_aggregates() == 0
+        assert read_contexts(fresh) == {}
+        fresh.refresh_aggregates(since=datetime.now(UTC) - timedelta(hours=1))
+        assert_exact(fresh, calls, steps)
+
+
+def test_higher_version_replaces_a_call(store):
+    calls = make_calls(30)
+    store.write(calls, [])
+    repriced = calls[0]._replace(
+        total_cost=Decimal("1.5"),
+        input_cost=Decimal("1.5"),
+        output_cost=Decimal(0),
+        cache_read_cost=Decimal(0),
+        version=2,
+    )
+    store.write([repriced], [])
+    store.refresh_aggregates()
+    assert_exact(store, [repriced, *calls[1:]], [])
+
+
+def test_columns_match_the_ledger_contract(store):
+    for table, columns in (("llm_calls", CALL_COLUMNS), ("context_steps", STEP_COLUMNS)):
+        _, _, rows = store.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+            "ORDER BY position",
+            {"db": store.database, "t": table},
+        )
+        assert tuple(r[0] for r in rows) == columns
+    _, types, _ = store.query("SELECT total_cost, tags, timestamp FROM llm_calls LIMIT 0")
+    assert types == [
+        "Nullable(Decimal(18, 12))",
+        "Map(LowCardinality(String), String)",
+        "DateTime64(6, 'UTC')",
+    ]
+
+
+def test_recent_span_keys(store):
+    calls = make_calls(12)
+    steps = make_steps(calls)
+    store.write(calls, steps)
+    keys = store.recent_span_keys(1)
+    assert keys == {(c.trace_id, c.span_id) for c in calls} | {(s.trace_id, s.span_id) for s in steps}
+
+
+def test_roundtrip_keeps_money_exact(store):
+    call = make_calls(1)[0]._replace(
+        input_cost=Decimal("0.000000000001"),
+        output_cost=Decimal("123456.123456789012"),
+        cache_read_cost=Decimal(0),
+        cache_write_cost=Decimal(0),
+        total_cost=Decimal("123456.123456789013"),
+    )
+    store.write([call], [])
+    _, _, rows = store.query("SELECT input_cost, output_cost, total_cost, tags, timestamp FROM v_calls")
+    assert rows == [(call.input_cost, call.output_cost, call.total_cost, call.tags, call.timestamp)]
+
+
+def test_concurrent_writer_and_reader(store):
+    calls = make_calls(200)
+    errors: list[BaseException] = []
+
+    def writer():
+        try:
+            for start in range(0, 200, 20):
+                store.write(calls[start : start + 20], [])
+                store.refresh_aggregates()
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    while t.is_alive():
+        store.query_readonly("SELECT count() FROM v_context_costs")
+    t.join()
+    assert errors == []
+    assert_exact(store, calls, [])
+
+
+def test_ping_and_plain_query(store):
+    assert store.ping()
+    columns, types, rows = store.query("SELECT {x:Decimal(18, 12)} AS x", {"x": Decimal("0.1")})
+    assert (columns, types, rows) == (["x"], ["Decimal(18, 12)"], [(Decimal("0.1"),)])
+
+
+def test_query_errors_are_store_errors(store):
+    with pytest.raises(StoreError, match=r"UNKNOWN_TABLE|does not exist"):
+        store.query("SELECT * FROM no_such_table")
+
+
+def test_server_password_never_leaks():
+    with socket.socket() as sock:  # a free port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(StoreUnavailable) as info:
+        Store.open(f"http://alice:s3cr3t-pw@127.0.0.1:{port}")
+    assert "s3cr3t-pw" not in str(info.value)
+    assert "alice:***@127.0.0.1" in str(info.value)
+
+
+def test_bad_database_name_is_refused(chdb_dir):
+    with pytest.raises(ValueError, match="database"):
+        Store.open(data_dir=chdb_dir, database="x; DROP")
+
+
+SERVER_URL = os.environ.get("TOKENBOOK_TEST_CLICKHOUSE_URL")
+
+
+@pytest.mark.server
+@pytest.mark.skipif(
+    not SERVER_URL, reason="TOKENBOOK_TEST_CLICKHOUSE_URL is not set (no ClickHouse server here)"
+)
+def test_exact_totals_on_a_server():
+    assert SERVER_URL is not None
+    calls = make_calls(120)
+    steps = make_steps(calls)
+    with Store.open(SERVER_URL, database=f"tokenbook_test_{uuid.uuid4().hex[:8]}") as server:
+        try:
+            server.migrate()
+            server.write(calls, steps)
+            server.write(calls[:60], steps[:10])
+            server.refresh_aggregates()
+            assert_exact(server, calls, steps)
+            with pytest.raises(QueryRefused):
+                server.query_readonly("SELECT 1; DROP TABLE llm_calls")
+        finally:
+            server.command(f"DROP DATABASE IF EXISTS {server.database}")

@@ -1,0 +1,224 @@
+"""Fuzzing the OTLP decoders and the row builder (bounded: a few hundred cases per property).
+
+Contract: for ANY body, `decode_protobuf`/`decode_json` return a `Decoded` or raise `MalformedRequest`
+(-> 400 / INVALID_ARGUMENT); nothing else escapes. Every span of a parsable request is either kept or
+counted as rejected (-> ``partial_success``). The rows built from whatever was kept never raise, survive
+the write-ahead-log codec, and are accepted by ClickHouse (a row that storage refuses would block the
+log forever).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.fuzz import strategies as fz
+from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.ledger import CallRow, StepRow
+from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
+from tokenbook.collector.rowcodec import decode_rows, encode_rows
+from tokenbook.processor.pricing import PriceCatalog
+
+KEYS = pipeline_keys(("team.cost_centre",), "hash")
+BUILDER = RowBuilder(PriceCatalog(), content="hash", salt="fuzz-salt-0123")
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+def _valid_request() -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "support"
+    span = rs.scope_spans.add().spans.add(
+        trace_id=bytes(range(1, 17)),
+        span_id=bytes(range(1, 9)),
+        name="chat gpt-4o",
+        start_time_unix_nano=1_700_000_000_000_000_000,
+        end_time_unix_nano=1_700_000_001_000_000_000,
+    )
+    for key, value in (("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o")):
+        span.attributes.add(key=key).value.string_value = value
+    span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 100
+    span.attributes.add(key="tenant.id").value.string_value = "acme"
+    return request
+
+
+VALID_PB = _valid_request().SerializeToString()
+VALID_JSON = json.dumps(
+    {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "s"}}]},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": bytes(range(1, 17)).hex(),
+                                "spanId": bytes(range(1, 9)).hex(),
+                                "name": "chat",
+                                "startTimeUnixNano": "1700000000000000000",
+                                "endTimeUnixNano": "1700000001000000000",
+                                "attributes": [
+                                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "100"}},
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+).encode()
+
+
+def outcome(decode: Callable[[bytes, KeyFilter], Decoded], body: bytes) -> Decoded | None:
+    """The decoder's answer: `Decoded`, or None for `MalformedRequest`. Anything else fails the test."""
+    try:
+        decoded = decode(body, KEYS)
+    except MalformedRequest as exc:
+        assert str(exc)  # the 400 body says why
+        return None
+    assert decoded.rejected >= 0
+    assert bool(decoded.reason) == (decoded.rejected > 0)
+    return decoded
+
+
+def built(decoded: Decoded | None) -> tuple[list[CallRow], list[StepRow]]:
+    """Rows of the kept spans; they must survive the write-ahead-log codec unchanged."""
+    if decoded is None:
+        return [], []
+    batch = BUILDER.build(decoded.records)
+    calls, steps = decode_rows(encode_rows(batch.calls, batch.steps))
+    assert calls == batch.calls and steps == batch.steps
+    for row in batch.calls:
+        assert min(row.input_tokens, row.output_tokens, row.cache_read_tokens, row.reasoning_tokens) >= 0
+        if row.total_cost is not None:
+            parts = (row.input_cost, row.output_cost, row.cache_read_cost, row.cache_write_cost)
+            assert sum(p for p in parts if p is not None) == row.total_cost
+    return calls, steps
+
+
+# --- protobuf ------------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+@example(b"\n" + b"\xff" * 10)
+@example(b"\x0a\x80\x80\x80\x80\x10")  # a length far beyond the body
+def test_protobuf_random_bytes(body: bytes) -> None:
+    built(outcome(decode_protobuf, body))
+
+
+@FUZZ
+@given(fz.mutated(VALID_PB))
+def test_protobuf_mutations_of_a_valid_request(body: bytes) -> None:
+    built(outcome(decode_protobuf, body))
+
+
+@FUZZ
+@given(fz.requests())
+def test_protobuf_hostile_fields_keep_or_reject_every_span(request: ExportTraceServiceRequest) -> None:
+    total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    decoded = outcome(decode_protobuf, request.SerializeToString())
+    assert decoded is not None  # a well-formed message is never malformed as a whole
+    assert len(decoded.records) + decoded.rejected == total
+    built(decoded)
+
+
+# --- OTLP/JSON -----------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+@example(b"[" * 100_000)  # nesting beyond the JSON parser's recursion limit
+@example(b'{"resourceSpans": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+@example(b'{"resourceSpans": [{"scopeSpans": 5}]}')
+@example(b'{"resourceSpans": [{"scopeSpans": [{"spans": [5]}]}]}')
+def test_json_random_bytes(body: bytes) -> None:
+    built(outcome(decode_json, body))
+
+
+@FUZZ
+@given(fz.mutated(VALID_JSON))
+def test_json_mutations_of_a_valid_request(body: bytes) -> None:
+    built(outcome(decode_json, body))
+
+
+@pytest.fixture(scope="module")
+def store(chdb_dir: Path):
+    from tokenbook.collector.store import Store
+
+    with Store.open(data_dir=chdb_dir, database=f"fuzz_{uuid.uuid4().hex[:8]}") as s:
+        s.migrate()
+        yield s
+
+
+_ID = bytes(range(1, 17)).hex()
+
+
+_CHAT = [
+    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "10"}},
+]
+
+
+def _span_doc(**fields: object) -> bytes:
+    """A model-call span (so that a row is built) with `fields` overriding the defaults."""
+    span = {"traceId": _ID, "spanId": _ID[:16], "attributes": _CHAT, **fields}
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+
+
+@FUZZ
+@given(fz.json_documents)
+@example({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": _ID, "spanId": _ID[:16]}]}]}]})
+def test_json_hostile_documents(doc: object) -> None:
+    built(outcome(decode_json, fz.json_bytes(doc)))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _span_doc(startTimeUnixNano=1e999),  # JSON "Infinity" from an overflowing literal
+        _span_doc(startTimeUnixNano="-5"),
+        _span_doc(startTimeUnixNano=10**30, endTimeUnixNano=10**30),
+        _span_doc(startTimeUnixNano=str(2**64 - 1)),
+        _span_doc(attributes=[{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "9" * 5000}}]),
+        _span_doc(
+            attributes=[
+                *_CHAT,
+                {"key": "gen_ai.response.model", "value": {"stringValue": "\ud800"}},
+                {"key": "tenant.id", "value": {"stringValue": "a\udfffb"}},
+            ]
+        ),
+        _span_doc(attributes="DEEP").replace(
+            b'"DEEP"',
+            b'[{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}, '
+            b'{"key": "gen_ai.usage.input_tokens", "value": '
+            + b'{"arrayValue": {"values": [' * 300
+            + b"]}}" * 300
+            + b"}]",
+        ),
+    ],
+    ids=["inf-time", "negative-time", "huge-time", "max-fixed64-time", "4300-digit-int", "lone-surrogates", "deep-array"],
+)
+def test_json_edge_cases_are_rejected_or_kept_and_storable(store, body: bytes) -> None:
+    store.write(*built(outcome(decode_json, body)))
+
+
+# --- rows reach ClickHouse -----------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(fz.requests().map(lambda r: (decode_protobuf, r.SerializeToString())),
+                 fz.json_documents.map(lambda d: (decode_json, fz.json_bytes(d)))))  # fmt: skip
+def test_rows_of_hostile_requests_are_accepted_by_clickhouse(store, case) -> None:
+    decode, body = case
+    calls, steps = built(outcome(decode, body))
+    store.write(calls, steps)  # a refused row would be retried forever by the ledger writer

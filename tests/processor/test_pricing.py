@@ -1,0 +1,234 @@
+"""Golden pricing cases: computed by hand here, cross-checked against genai_prices.calc_price."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import genai_prices
+import pytest
+
+from tokenbook.processor.overrides import PriceConfigError
+from tokenbook.processor.pricing import COST_QUANTUM, Cost, PriceCatalog, catalog_provider
+from tokenbook.processor.usage import Usage
+
+TESTDATA = Path(__file__).parents[1] / "testdata"
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+M = Decimal(1_000_000)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> PriceCatalog:
+    return PriceCatalog()
+
+
+def _usage(inp: int, out: int, cr: int = 0, cw: int = 0, rs: int = 0) -> Usage:
+    return Usage(inp, out, cr, cw, rs, present=True)
+
+
+def _check_against_calc_price(cost: Cost, usage: Usage, model: str, provider: str, at: datetime) -> None:
+    ref = genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        ),
+        model,
+        provider_id=provider,
+        genai_request_timestamp=at,
+    )
+    assert cost.total == ref.total_price.quantize(COST_QUANTUM)
+
+
+def _assert_parts(cost: Cost, inp: str, out: str, cr: str = "0", cw: str = "0") -> None:
+    assert cost.status == "priced"
+    assert (cost.input, cost.output, cost.cache_read, cost.cache_write) == tuple(
+        Decimal(x).quantize(COST_QUANTUM) for x in (inp, out, cr, cw)
+    )
+    assert cost.total == cost.input + cost.output + cost.cache_read + cost.cache_write  # type: ignore[operator]
+
+
+def test_anthropic_cache_read_and_write(catalog):
+    u = _usage(10_000, 500, cr=4_000, cw=1_000)  # input inclusive: 5,000 fresh
+    cost = catalog.price("anthropic", "claude-sonnet-4-5", u, NOW)
+    _assert_parts(
+        cost,
+        inp=str(5_000 * Decimal(3) / M),
+        out=str(500 * Decimal(15) / M),
+        cr=str(4_000 * Decimal("0.3") / M),
+        cw=str(1_000 * Decimal("3.75") / M),
+    )
+    assert cost.total == Decimal("0.02745")
+    assert cost.source.startswith("genai-prices 0.2.3 anthropic/claude-sonnet-4-5")
+    _check_against_calc_price(cost, u, "claude-sonnet-4-5", "anthropic", NOW)
+
+
+def test_openai_cached_input(catalog):
+    u = _usage(2_000, 100, cr=1_500)
+    cost = catalog.price("openai", "gpt-4o", u, NOW)
+    _assert_parts(cost, inp="0.00125", out="0.001", cr="0.001875")
+    _check_against_calc_price(cost, u, "gpt-4o", "openai", NOW)
+
+
+def test_reasoning_tokens_at_output_rate(catalog):
+    u = _usage(1_000, 3_000, rs=2_500)  # o3 since 2025-06-10: $2 in, $8 out
+    cost = catalog.price("openai", "o3", u, NOW)
+    _assert_parts(cost, inp="0.002", out="0.024")
+    _check_against_calc_price(cost, u, "o3", "openai", NOW)
+
+
+def test_separate_reasoning_rate(catalog):
+    u = _usage(1_000, 3_000, rs=2_500)  # sonar-deep-research: $2 in, $8 out, $3 reasoning
+    cost = catalog.price("perplexity", "sonar-deep-research", u, NOW)
+    _assert_parts(cost, inp="0.002", out=str((500 * 8 + 2_500 * 3) / M))
+
+
+def test_gemini_long_context_tier(catalog):
+    short = _usage(100_000, 1_000)
+    long = _usage(250_000, 1_000)  # above 200k: all tokens at the tier rate
+    c_short = catalog.price("gcp.gemini", "gemini-2.5-pro", short, NOW)
+    c_long = catalog.price("gcp.vertex_ai", "gemini-2.5-pro", long, NOW)
+    _assert_parts(c_short, inp="0.125", out="0.01")
+    _assert_parts(c_long, inp="0.625", out="0.015")
+    _check_against_calc_price(c_short, short, "gemini-2.5-pro", "google", NOW)
+    _check_against_calc_price(c_long, long, "gemini-2.5-pro", "google", NOW)
+
+
+def test_price_change_across_dates(catalog):
+    u = _usage(1_000_000, 1_000_000)
+    before = datetime(2025, 6, 1, tzinfo=UTC)
+    after = datetime(2025, 6, 20, tzinfo=UTC)
+    c_before = catalog.price("openai", "o3", u, before)
+    c_after = catalog.price("openai", "o3", u, after)
+    assert c_before.total == Decimal(50)  # $10 + $40
+    assert c_after.total == Decimal(10)  # $2 + $8 from 2025-06-10
+    assert "(2025-06-10..)" in c_after.source
+    _check_against_calc_price(c_before, u, "o3", "openai", before)
+    _check_against_calc_price(c_after, u, "o3", "openai", after)
+
+
+def test_embedding(catalog):
+    u = _usage(1_000, 0)
+    cost = catalog.price("openai", "text-embedding-3-small", u, NOW)
+    _assert_parts(cost, inp="0.00002", out="0")
+    _check_against_calc_price(cost, u, "text-embedding-3-small", "openai", NOW)
+
+
+def test_unknown_model_is_unpriced_never_zero(catalog):
+    cost = catalog.price("openai", "gpt-nonexistent-9", _usage(10, 10), NOW)
+    assert cost.status == "unpriced"
+    assert (cost.input, cost.output, cost.cache_read, cost.cache_write, cost.total) == (None,) * 5
+    assert "gpt-nonexistent-9" in cost.source
+    assert catalog.price("", "", _usage(1, 1), NOW).status == "unpriced"
+    assert catalog.price("self-hosted", "my-model", _usage(1, 1), NOW).status == "unpriced"
+
+
+def test_cache_hit_costs_zero(catalog):
+    cost = catalog.price("openai", "gpt-4o", _usage(10, 10), NOW, cache_hit=True)
+    assert cost.status == "cache_hit"
+    assert cost.total == 0
+
+
+@pytest.mark.parametrize(
+    ("otel", "catalog_id"),
+    [
+        ("gcp.gemini", "google"),
+        ("gcp.vertex_ai", "google"),
+        ("aws.bedrock", "aws"),
+        ("azure.ai.openai", "azure"),
+        ("x_ai", "x-ai"),
+        ("mistral_ai", "mistral"),
+        ("anthropic", "anthropic"),
+        ("openai", "openai"),
+        ("deepseek", "deepseek"),
+        ("nonsense", None),
+        ("", None),
+    ],
+)
+def test_provider_mapping(otel, catalog_id):
+    assert catalog_provider(otel) == catalog_id
+
+
+def test_bedrock_and_azure_resolve(catalog):
+    u = _usage(1_000, 1_000)
+    assert (
+        catalog.price("aws.bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0", u, NOW).status == "priced"
+    )
+    assert catalog.price("azure.ai.openai", "gpt-4o", u, NOW).status == "priced"
+
+
+def test_override_and_validity_window():
+    catalog = PriceCatalog(TESTDATA / "prices.yaml")
+    u = _usage(1_000_000, 1_000_000, cr=500_000)
+    h1 = catalog.price("openai", "gpt-4o", u, datetime(2026, 3, 1, tzinfo=UTC))
+    h2 = catalog.price("openai", "gpt-4o", u, datetime(2026, 9, 1, tzinfo=UTC))
+    before = catalog.price("openai", "gpt-4o", u, datetime(2025, 12, 31, 23, 59, tzinfo=UTC))
+    assert h1.source == "prices.yaml#gpt-4o-negotiated-h1"
+    _assert_parts(h1, inp="1.0", out="8", cr="0.5")
+    assert h2.source == "prices.yaml#gpt-4o-negotiated-h2"
+    _assert_parts(h2, inp="0.75", out="6", cr="0.375")
+    assert before.source.startswith("genai-prices")  # outside every window: the catalog
+    llama = catalog.price("self-hosted", "Acme/Llama-70B", u, NOW)
+    _assert_parts(llama, inp="0.4", out="1.2")  # no cache rate: cache tokens at the input rate
+    assert catalog.price("openai", "acme/llama-70b", u, NOW).status == "unpriced"  # provider must match
+
+
+def test_invalid_overrides_list_every_error():
+    with pytest.raises(PriceConfigError) as info:
+        PriceCatalog(TESTDATA / "prices_invalid.yaml")
+    errors = info.value.errors
+    expected = [
+        "models[0].source: required",
+        "models[1].prices.input_mtok: must be a decimal string",
+        "models[1].prices.outptu_mtok: unknown price",
+        "models[2].checked: must be a date",
+        "models[2].until: must be after from",
+        "models[2].prices.input_mtok: must not be negative",
+        "models[3].color: unknown key",
+        "models[3].model: must be a model name or a non-empty list",
+        "models[4]: must be a mapping",
+    ]
+    for prefix in expected:
+        assert any(e.startswith(prefix) for e in errors), (prefix, errors)
+    assert len(errors) == len(expected)
+    assert "prices_invalid.yaml" in str(info.value)
+
+
+def test_missing_or_unreadable_override_file(tmp_path):
+    with pytest.raises(PriceConfigError, match="cannot read"):
+        PriceCatalog(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [")
+    with pytest.raises(PriceConfigError, match="cannot read"):
+        PriceCatalog(bad)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(PriceConfigError, match="models: must be a list"):
+        PriceCatalog(empty)
+
+
+def test_unit_prices_are_cached_objects(catalog):
+    a = catalog.unit_prices("openai", "gpt-4o", NOW)
+    b = catalog.unit_prices("openai", "gpt-4o", NOW)
+    assert a is b
+    assert not isinstance(a, str)
+    assert a.input_mtok == Decimal("2.5")
+
+
+def test_threads_price_consistently(catalog):
+    u = _usage(10_000, 500, cr=4_000, cw=1_000)
+    results: list[Decimal | None] = []
+
+    def work():
+        for _ in range(200):
+            results.append(catalog.price("anthropic", "claude-sonnet-4-5", u, NOW).total)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(results) == {Decimal("0.02745")}

@@ -1,0 +1,290 @@
+"""TokenbookSpanProcessor with the real SDK: enrichment, billing rule, failures, redaction."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+import pytest
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tokenbook.processor import PriceCatalog, TokenbookSpanProcessor, attribute
+from tokenbook.processor.redaction import Redactor
+
+from .conftest import chat_attrs
+
+
+def test_chat_span_is_priced_and_attributed(pipeline):
+    p = pipeline()
+    with (
+        attribute(tenant="acme", user="alice", project="support", team="t1", feature="triage"),
+        p.tracer.start_as_current_span("chat gpt-4o", attributes=chat_attrs(inp=2000, out=100)) as s,
+    ):
+        s.set_attribute("gen_ai.usage.cache_read.input_tokens", 1500)
+    a = p.attrs("chat gpt-4o")
+    assert a["tokenbook.price.status"] == "priced"
+    assert a["tokenbook.cost.total"] == "0.004125000000"
+    assert Decimal(a["tokenbook.cost.total"]) == sum(
+        Decimal(a[f"tokenbook.cost.{k}"]) for k in ("input", "output", "cache_read", "cache_write")
+    )
+    assert a["tokenbook.cost.currency"] == "USD"
+    assert a["tokenbook.price.source"] == "genai-prices 0.2.3 openai/gpt-4o"
+    assert a["tokenbook.call.kind"] == "model"
+    assert a["tokenbook.billable"] is True
+    assert (a["tenant.id"], a["user.id"], a["project.id"], a["team.id"], a["app.feature"]) == (
+        "acme",
+        "alice",
+        "support",
+        "t1",
+        "triage",
+    )
+    span = p.spans()["chat gpt-4o"]
+    assert a["tokenbook.context.id"] == format(span.context.trace_id, "032x")  # no other source
+    assert a["tokenbook.workflow.id"] == format(span.context.span_id, "016x")  # it is the root
+    assert p.processor.errors == 0
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        (
+            {"tokenbook.context.id": "ticket-42", "gen_ai.conversation.id": "c", "session.id": "s"},
+            "ticket-42",
+        ),
+        ({"gen_ai.conversation.id": "conv-1", "session.id": "s"}, "conv-1"),
+        ({"session.id": "sess-9"}, "sess-9"),
+    ],
+)
+def test_context_id_precedence(pipeline, attrs, expected):
+    p = pipeline()
+    with p.tracer.start_as_current_span("chat", attributes=chat_attrs(**attrs)):
+        pass
+    assert p.attrs("chat")["tokenbook.context.id"] == expected
+
+
+def test_wrapper_repeating_children_is_not_billed(pipeline):
+    p = pipeline()
+    agent = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.usage.input_tokens": 3000,
+        "gen_ai.usage.output_tokens": 300,
+    }
+    with p.tracer.start_as_current_span("invoke_agent planner", attributes=agent):
+        with p.tracer.start_as_current_span("step"):  # an unrelated intermediate span
+            for i in range(3):
+                with p.tracer.start_as_current_span(f"chat {i}", attributes=chat_attrs()):
+                    pass
+        with p.tracer.start_as_current_span(
+            "execute_tool search", attributes={"gen_ai.operation.name": "execute_tool"}
+        ):
+            pass
+    wrapper = p.attrs("invoke_agent planner")
+    assert wrapper["tokenbook.billable"] is False
+    assert wrapper["tokenbook.price.status"] == "not_billable"
+    assert "tokenbook.cost.total" not in wrapper
+    assert all(p.attrs(f"chat {i}")["tokenbook.billable"] is True for i in range(3))
+    assert all(p.attrs(f"chat {i}")["tokenbook.workflow.name"] == "invoke_agent planner" for i in range(3))
+    tool = p.attrs("execute_tool search")
+    assert tool["tokenbook.call.kind"] == "tool"
+    assert "tokenbook.price.status" not in tool
+    assert "tokenbook.call.kind" not in p.attrs("step")
+
+
+def test_wrapper_with_usage_and_no_model_children_is_billed(pipeline):
+    p = pipeline()
+    attrs = {
+        "openinference.span.kind": "CHAIN",
+        "llm.provider": "anthropic",
+        "llm.model_name": "claude-sonnet-4-5",
+        "llm.token_count.prompt": 1000,
+        "llm.token_count.completion": 10,
+    }
+    with p.tracer.start_as_current_span("chain", attributes=attrs):
+        pass
+    a = p.attrs("chain")
+    assert a["tokenbook.call.kind"] == "wrapper"
+    assert a["tokenbook.billable"] is True
+    assert a["tokenbook.cost.total"] == "0.003150000000"
+
+
+def test_unknown_model_is_unpriced_without_costs(pipeline):
+    p = pipeline()
+    with p.tracer.start_as_current_span("chat", attributes=chat_attrs(model="in-house-9000")):
+        pass
+    a = p.attrs("chat")
+    assert a["tokenbook.price.status"] == "unpriced"
+    assert "in-house-9000" in a["tokenbook.price.source"]
+    assert not any(k.startswith("tokenbook.cost.") and k != "tokenbook.cost.currency" for k in a)
+
+
+def test_cache_hit_is_zero_cost(pipeline):
+    p = pipeline()
+    with p.tracer.start_as_current_span("chat", attributes=chat_attrs(**{"tokenbook.cache_hit": True})):
+        pass
+    a = p.attrs("chat")
+    assert (a["tokenbook.price.status"], a["tokenbook.cost.total"]) == ("cache_hit", "0.000000000000")
+
+
+@pytest.mark.parametrize(
+    ("value", "issue"),
+    [
+        ("1000", "numeric string"),
+        (1000.7, "fractional"),
+        (-3, "negative"),
+        (True, "bool"),
+        (float("nan"), "not finite"),
+        (10**13, "over 10^12"),
+    ],
+)
+def test_wrong_typed_usage_is_recorded(pipeline, value, issue):
+    p = pipeline()
+    with p.tracer.start_as_current_span("chat", attributes=chat_attrs(inp=value)):
+        pass
+    a = p.attrs("chat")
+    assert issue in a["tokenbook.usage.issue"]
+    assert a["tokenbook.price.status"] == "priced"  # output is still priced; a rejected input counts 0
+
+
+def test_spans_without_genai_pass_through_unchanged(pipeline):
+    p = pipeline()
+    with p.tracer.start_as_current_span("GET /", attributes={"http.method": "GET"}):
+        pass
+    assert p.attrs("GET /") == {"http.method": "GET"}
+
+
+def test_extra_keys_become_tags(pipeline):
+    p = pipeline(extra_keys=["cost_center"])
+    with (
+        attribute(tenant="acme", cost_center="cc-7", ignored="x"),
+        p.tracer.start_as_current_span("chat", attributes=chat_attrs()),
+    ):
+        pass
+    a = p.attrs("chat")
+    assert a["tokenbook.tag.cost_center"] == "cc-7"
+    assert "ignored" not in a and "tokenbook.tag.ignored" not in a
+
+
+def test_dropped_attribute_counts_survive_the_copy(pipeline):
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=6))
+    provider.add_span_processor(TokenbookSpanProcessor(SimpleSpanProcessor(exporter)))
+    with provider.get_tracer("t").start_as_current_span("chat", attributes=chat_attrs(a=1, b=2, c=3)):
+        pass
+    (span,) = exporter.get_finished_spans()
+    assert span.dropped_attributes == 2
+    assert dict(span.attributes or {})["tokenbook.price.status"] == "priced"
+
+
+class _Exploding(SpanProcessor):
+    def on_start(self, span, parent_context=None):
+        raise RuntimeError("downstream start")
+
+    def on_end(self, span):
+        raise RuntimeError("downstream end")
+
+
+class _BrokenCatalog(PriceCatalog):
+    def price(self, *args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+
+def test_failing_downstream_never_raises_into_the_app(pipeline, caplog):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    processor = TokenbookSpanProcessor(_Exploding())
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            with provider.get_tracer("t").start_as_current_span("chat", attributes=chat_attrs()):
+                pass
+    assert processor.downstream_errors == 6
+    assert processor.errors == 0
+    logged = [r for r in caplog.records if r.name == "tokenbook.processor.span_processor"]
+    assert len(logged) == 2  # once per kind
+
+
+def test_internal_bug_never_raises_and_content_still_redacted(pipeline):
+    p = pipeline(catalog=_BrokenCatalog())
+    for _ in range(2):
+        with p.tracer.start_as_current_span("chat", attributes=chat_attrs(**{"gen_ai.prompt": "secret"})):
+            pass
+    assert p.processor.errors == 2
+    (span, _) = p.exporter.get_finished_spans()
+    assert "gen_ai.prompt" not in span.attributes
+    assert "tokenbook.price.status" not in span.attributes
+
+
+CONTENT = {
+    "gen_ai.input.messages": '[{"role":"user","content":"hi"}]',
+    "gen_ai.completion.0.content": "yo",
+    "llm.input_messages.0.message.content": "hi",
+}
+
+
+def test_redaction_drop_is_the_default(pipeline):
+    p = pipeline()
+    with p.tracer.start_as_current_span("chat", attributes=chat_attrs(**CONTENT)) as s:
+        s.add_event("gen_ai.content.prompt", {"gen_ai.prompt": "hi", "other": 1})
+    span = p.spans()["chat"]
+    assert not set(CONTENT) & set(span.attributes)
+    assert dict(span.events[0].attributes) == {"other": 1}
+
+
+def test_redaction_keep(pipeline):
+    p = pipeline(redaction="keep")
+    with p.tracer.start_as_current_span("GET", attributes=CONTENT):
+        pass
+    assert p.attrs("GET") == CONTENT
+
+
+def test_redaction_hash_with_tenant_salt(pipeline):
+    q = pipeline(redaction="hash", redaction_salt="global", tenant_salts={"acme": "acme-salt"})
+    with attribute(tenant="acme"), q.tracer.start_as_current_span("a", attributes=CONTENT):
+        pass
+    with q.tracer.start_as_current_span("b", attributes=CONTENT):
+        pass
+    a, b = q.attrs("a"), q.attrs("b")
+    for key, value in CONTENT.items():
+        assert a[key] == Redactor.digest(value, b"acme-salt")
+        assert b[key] == Redactor.digest(value, b"global")
+        assert a[key].startswith("sha256:") and a[key] != b[key]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"redaction": "blur"}, "redaction"),
+        ({"extra_keys": "cost_center"}, "extra_keys"),
+        ({"tracker_size": 0}, "tracker_size"),
+        ({"catalog": PriceCatalog(), "price_overrides": "x.yaml"}, "price_overrides"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TokenbookSpanProcessor(SimpleSpanProcessor(InMemorySpanExporter()), **kwargs)
+    with pytest.raises(ValueError, match="wrapped"):
+        TokenbookSpanProcessor(InMemorySpanExporter())  # type: ignore[arg-type]
+
+
+def test_settings_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TOKENBOOK_REDACTION", "keep")
+    monkeypatch.setenv("TOKENBOOK_EXTRA_KEYS", "cost_center, region")
+    monkeypatch.setenv("TOKENBOOK_PRICE_OVERRIDES", "tests/testdata/prices.yaml")
+    p = TokenbookSpanProcessor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert p.settings.redaction == "keep"
+    assert p.settings.extra_keys == ("cost_center", "region")
+    assert len(p.catalog.overrides) == 3
+    assert (
+        TokenbookSpanProcessor(
+            SimpleSpanProcessor(InMemorySpanExporter()), redaction="drop"
+        ).settings.redaction
+        == "drop"
+    )
+    monkeypatch.setenv("TOKENBOOK_METRICS", "maybe")
+    with pytest.raises(ValueError, match="TOKENBOOK_METRICS"):
+        TokenbookSpanProcessor(SimpleSpanProcessor(InMemorySpanExporter()))

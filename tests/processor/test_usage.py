@@ -1,0 +1,118 @@
+"""Usage normalization: every convention, the inclusive rule, and the value rule."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pytest
+
+from tokenbook.processor import semconv
+from tokenbook.processor.usage import MAX_TOKENS, Usage, coerce_count, read_usage
+
+
+@pytest.mark.parametrize(
+    ("inp", "out", "cr", "cw", "rs"),
+    list(
+        zip(
+            semconv.INPUT_TOKENS,
+            semconv.OUTPUT_TOKENS,
+            semconv.CACHE_READ_TOKENS + semconv.CACHE_READ_TOKENS[-1:] * 2,
+            semconv.CACHE_WRITE_TOKENS + semconv.CACHE_WRITE_TOKENS[-1:] * 2,
+            semconv.REASONING_TOKENS + semconv.REASONING_TOKENS[-1:] * 2,
+            strict=True,
+        )
+    ),
+)
+def test_every_alias_is_read(inp, out, cr, cw, rs):
+    u = read_usage({inp: 1000, out: 300, cr: 200, cw: 100, rs: 50})
+    assert u == Usage(1000, 300, 200, 100, 50, present=True)
+
+
+def test_first_present_alias_wins():
+    u = read_usage({"gen_ai.usage.prompt_tokens": 7, "gen_ai.usage.input_tokens": 9, "llm.input_tokens": 1})
+    assert u.input_tokens == 9
+
+
+def test_no_usage_is_not_present():
+    assert read_usage({"gen_ai.request.model": "gpt-4o"}) == Usage()
+
+
+def test_exclusive_input_is_detected_when_inclusive_is_impossible():
+    # Anthropic's native input_tokens (exclusive) copied verbatim: 100 fresh + 4000 read + 1000 written.
+    u = read_usage(
+        {
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.cache_read_input_tokens": 4000,
+            "gen_ai.usage.cache_creation_input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 10,
+        },
+        provider="anthropic",
+    )
+    assert u.input_tokens == 5100
+    assert "exclusive" in u.issue_text
+
+
+def test_exclusive_flag_for_manual_anthropic_spans():
+    u = read_usage(
+        {
+            "gen_ai.usage.input_tokens": 6000,
+            "gen_ai.usage.cache_read.input_tokens": 4000,
+            semconv.INPUT_EXCLUSIVE: True,
+        }
+    )
+    assert u.input_tokens == 10000
+    assert u.cache_read_tokens == 4000
+
+
+def test_inclusive_input_is_kept():
+    u = read_usage({"gen_ai.usage.input_tokens": 6000, "gen_ai.usage.cache_read.input_tokens": 4000})
+    assert (u.input_tokens, u.cache_read_tokens, u.issues) == (6000, 4000, ())
+
+
+def test_reasoning_above_output_is_added():
+    u = read_usage({"gen_ai.usage.output_tokens": 10, "gen_ai.usage.reasoning.output_tokens": 90})
+    assert u.output_tokens == 100
+    assert u.issues
+
+
+@pytest.mark.parametrize(
+    ("value", "count", "has_issue"),
+    [
+        (12, 12, False),
+        (12.0, 12, False),
+        (Decimal("12"), 12, False),
+        ("12", 12, True),
+        (" 12 ", 12, True),
+        (12.6, 13, True),
+        ("12.5", 12, True),  # half to even
+        (-5, None, True),
+        (True, None, True),
+        (False, None, True),
+        (math.nan, None, True),
+        (math.inf, None, True),
+        ("nan", None, True),
+        ("abc", None, True),
+        (MAX_TOKENS, MAX_TOKENS, False),
+        (MAX_TOKENS + 1, None, True),
+        (1e13, None, True),
+        ([1, 2], None, True),
+    ],
+)
+def test_value_rule(value, count, has_issue):
+    got, issue = coerce_count("k", value)
+    assert got == count
+    assert (issue is not None) == has_issue
+
+
+def test_rejected_value_falls_through_to_next_alias_and_is_recorded():
+    u = read_usage({"gen_ai.usage.input_tokens": -5, "gen_ai.usage.prompt_tokens": 40})
+    assert u.input_tokens == 40
+    assert u.issues == ("gen_ai.usage.input_tokens: negative (-5), treated as missing",)
+
+
+def test_garbage_never_raises_and_is_present():
+    u = read_usage({"gen_ai.usage.input_tokens": object(), "gen_ai.usage.output_tokens": "x"})
+    assert u.present
+    assert (u.input_tokens, u.output_tokens) == (0, 0)
+    assert len(u.issues) == 2
