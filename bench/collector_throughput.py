@@ -3,17 +3,18 @@
 Sender processes pre-build `ReadableSpan`s with a real TracerProvider (agent runs: an invoke_agent
 wrapper, chat calls with usage and attribution, a tool call).
 
-* ``--mode stub`` (default): the spans are encoded beforehand by the official exporter's encoder
+* ``--mode stub``: the spans are encoded beforehand by the official exporter's encoder
   (`encode_spans`) and sent with the generated `TraceServiceStub`: the figure is the collector's.
 * ``--mode exporter``: the official `OTLPSpanExporter` (gRPC) ``export()`` runs inside the clock; its
   Python encoder (~12k spans/s per core here) competes with the collector for the 2 cores.
+* ``--mode both`` (default): one run of each, both written to the result file.
 
 The collector runs as a child process (`python -m tokenbook collector`) with its write-ahead log on
 (every ack after fsync) and the embedded store. The clock starts when the senders start and stops
 when every row is visible in ClickHouse (`llm_calls` + `context_steps`, read via the admin API).
 
 Reported: spans/s end to end, the ack rate, and the collector's peak RSS (VmHWM).
-Run: ``.venv/bin/python bench/collector_throughput.py [--spans 200000] [--senders 2] [--mode stub]``.
+Run: ``.venv/bin/python bench/collector_throughput.py [--spans 200000] [--senders 2] [--mode both]``.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _sender(
 
         requests = [encode_spans(b) for b in batches]
         channel = grpc.insecure_channel(endpoint)
-        stub = TraceServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = TraceServiceStub(channel)
         ready.release()
         go.wait()
         started = time.perf_counter()
@@ -258,23 +259,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument(
         "--mode",
-        choices=("stub", "exporter"),
-        default="stub",
+        choices=("stub", "exporter", "both"),
+        default="both",
         help="stub: requests pre-encoded by the exporter's encoder, sent with the generated gRPC stub "
         "(measures the collector); exporter: OTLPSpanExporter.export(), encoding inside the clock",
     )
     args = parser.parse_args(argv if argv is not None else [])
-    result = run(args.spans, args.senders, args.batch, args.mode)
-    result["command"] = (
-        f".venv/bin/python bench/collector_throughput.py --spans {args.spans} --senders {args.senders} "
-        f"--batch {args.batch} --mode {args.mode}"
-    )
+    runs = []
+    for mode in ("stub", "exporter") if args.mode == "both" else (args.mode,):
+        result = run(args.spans, args.senders, args.batch, mode)
+        result["command"] = (
+            f".venv/bin/python bench/collector_throughput.py --spans {args.spans} --senders {args.senders} "
+            f"--batch {args.batch} --mode {mode}"
+        )
+        runs.append(result)
+    report: dict[str, Any] = {"runs": runs}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
-    return result
+    RESULT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    keys = [k for k in runs[0] if k != "command"]
+    width = max(len(k) for k in keys)
+    print(f"{'':<{width}}  " + "  ".join(f"{r['mode']:>10}" for r in runs))
+    for key in keys[1:]:
+        print(f"{key:<{width}}  " + "  ".join(f"{r[key]!s:>10}" for r in runs))
+    for r in runs:
+        print(r["command"])
+    return report
 
 
 if __name__ == "__main__":

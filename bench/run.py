@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("processor_overhead", "collector_throughput")
+BENCHMARKS = ("processor_overhead", "store_insert", "collector_throughput", "budget_gateway")
 
 
 def _load(name: str):  # type: ignore[no-untyped-def]

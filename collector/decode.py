@@ -92,7 +92,15 @@ def _pb_attrs(kvs: Iterable[Any], keys: KeyFilter, into: dict[str, Any]) -> dict
     for kv in kvs:
         k = kv.key
         if k in names or (prefixes and k.startswith(prefixes)):
-            into[k] = _pb_value(kv.value)
+            v = kv.value  # scalar cases inlined: this loop is the decoder's hot spot
+            if v.HasField("string_value"):
+                into[k] = v.string_value
+            elif v.HasField("int_value"):
+                into[k] = v.int_value
+            elif v.HasField("double_value"):
+                into[k] = v.double_value
+            else:
+                into[k] = _pb_value(v)
     return into
 
 

@@ -26,9 +26,9 @@ _STEP_TIMES: Final = tuple(i for i, f in enumerate(StepRow._fields) if f in ("ti
 
 
 def _columns(
-    rows: Sequence[tuple[Any, ...]], times: tuple[int, ...], money: tuple[int, ...]
+    rows: Sequence[tuple[Any, ...]], width: int, times: tuple[int, ...], money: tuple[int, ...]
 ) -> list[list[Any]]:
-    cols = [list(c) for c in zip(*rows, strict=True)]
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
     for i in times:
         cols[i] = [v.timestamp() for v in cols[i]]
     for i in money:
@@ -50,9 +50,9 @@ def encode_rows(calls: Sequence[CallRow], steps: Sequence[StepRow]) -> bytes:
         (
             _VERSION,
             len(calls),
-            _columns(calls, _CALL_TIMES, _CALL_MONEY),
+            _columns(calls, len(CallRow._fields), _CALL_TIMES, _CALL_MONEY),
             len(steps),
-            _columns(steps, _STEP_TIMES, ()),
+            _columns(steps, len(StepRow._fields), _STEP_TIMES, ()),
         )
     )
 

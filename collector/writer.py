@@ -5,8 +5,9 @@ most `max_delay` seconds for more, and calls `Store.write(calls, steps)`. Only a
 succeeds is the log committed (and delivered segments deleted). A failing insert is retried with
 exponential backoff (0.1 s doubling to 5 s) for as long as it takes: while storage is down the log
 absorbs the traffic up to ``storage.spool.max_bytes``, and `storage_up` turns False so the receivers
-answer 503 instead of 429 once it is full. After each insert, when caught up (and at most once a
-second), `Store.refresh_aggregates()` brings the aggregates up to date.
+answer 503 instead of 429 once it is full. After inserts, `Store.refresh_aggregates()` brings the
+aggregates up to date: at most once a second when the log is caught up, every 5 s while a backlog
+remains (each refresh rescans the touched hours, so fewer refreshes under load save work).
 
 `stop(drain_timeout)` lets the writer empty the log (or give up after the timeout, leaving the rest
 in the log for the next start) and joins the thread.
@@ -30,7 +31,8 @@ __all__ = ["LedgerStore", "LedgerWriter"]
 _log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 5.0
-_REFRESH_INTERVAL = 1.0
+_REFRESH_INTERVAL = 1.0  # when caught up
+_REFRESH_INTERVAL_BEHIND = 5.0  # while rows wait in the log: each refresh rescans touched hours
 
 
 class LedgerStore(Protocol):
@@ -136,7 +138,8 @@ class LedgerWriter:
 
     def _refresh(self, *, force: bool) -> None:
         now = time.monotonic()
-        if not self._dirty or (not force and now - self._last_refresh < _REFRESH_INTERVAL):
+        interval = _REFRESH_INTERVAL if self.wal.pending_bytes == 0 else _REFRESH_INTERVAL_BEHIND
+        if not self._dirty or (not force and now - self._last_refresh < interval):
             return
         try:
             self.store.refresh_aggregates()

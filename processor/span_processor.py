@@ -11,12 +11,14 @@ public API (``set_attributes`` in ``on_start``); private fields are never touche
 On end, per span:
 
 * the kind (`calls.call_kind`) and the billing rule (`calls.is_billable`, with `DescendantTracker`);
-* spans with usage get ``tokenbook.call.kind``, ``tokenbook.billable``, ``tokenbook.context.id``
-  (DESIGN.md precedence), the local root's name/ID as ``tokenbook.workflow.name``/``.id``, and
-  ``tokenbook.usage.issue`` when a value was coerced;
-* billed spans get the price (``tokenbook.cost.*`` as decimal strings, ``tokenbook.price.status``,
-  ``tokenbook.price.source``) and are charged to the budgets active at their start
-  (``tokenbook.budget.state``); non-billed spans with usage get ``tokenbook.price.status=not_billable``;
+* spans with usage get ``tokenbook.call.kind``, the local root's name/ID as
+  ``tokenbook.workflow.name``/``.id``, and ``tokenbook.usage.issue`` when a value was coerced;
+* billed spans get the price (``tokenbook.price.status``, ``tokenbook.price.source``,
+  ``tokenbook.cost.currency``, ``tokenbook.cost.total`` and its non-zero components as decimal strings)
+  and are charged to the budgets active at their start (``tokenbook.budget.state``); spans with usage
+  that are not billed get ``tokenbook.billable=false`` and ``tokenbook.price.status=not_billable``;
+* the context ID is not written again: ``context_id_of`` derives it from the attributes (the collector
+  does the same), and ``tokenbook.context.id`` from Baggage is already on the span;
 * content attributes are redacted (span and event attributes) per the redaction mode.
 
 A span needing none of this is passed on unchanged (no copy).
@@ -37,7 +39,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 
 from tokenbook.processor import semconv
-from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEYS, context_id_of
+from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEYS
 from tokenbook.processor.budgets import Budget, active_budgets, worst_state
 from tokenbook.processor.calls import (
     KIND_OTHER,
@@ -155,7 +157,10 @@ class TokenbookSpanProcessor(SpanProcessor):
         )
         self._tracker = DescendantTracker(self.settings.tracker_size)
         self._metrics = CostMetrics(meter_provider) if self.settings.metrics else None
-        self._tags = tuple((key, TB.TAG_PREFIX + key) for key in self.settings.extra_keys)
+        #: Baggage key -> span attribute, for every key copied in on_start.
+        self._copied = {key: key for key in _ATTRIBUTION_BAGGAGE} | {
+            key: TB.TAG_PREFIX + key for key in self.settings.extra_keys
+        }
         self._workflows: dict[int, tuple[str, str]] = {}  # trace id -> local root (name, id)
         self._span_budgets: dict[tuple[int, int], tuple[Budget, ...]] = {}
         self._lock = threading.Lock()
@@ -190,11 +195,8 @@ class TokenbookSpanProcessor(SpanProcessor):
     def _start(self, span: Span, parent_context: context.Context | None) -> None:
         bag = baggage.get_all(parent_context)
         if bag:
-            found = {key: value for key in _ATTRIBUTION_BAGGAGE if isinstance(value := bag.get(key), str)}
-            for key, attr in self._tags:
-                value = bag.get(key)
-                if isinstance(value, str):
-                    found[attr] = value
+            copied = self._copied
+            found = {copied[k]: v for k, v in bag.items() if k in copied and isinstance(v, str)}
             if found:
                 span.set_attributes(found)
         ctx = span.get_span_context()
@@ -267,15 +269,12 @@ class TokenbookSpanProcessor(SpanProcessor):
         provider = _first_str(attrs, semconv.PROVIDER)
         usage = read_usage(attrs, provider)
         billable = is_billable(kind, usage.present, had_descendant)
-        if TB.CONTEXT_ID not in attrs:
-            ctx = span.context
-            attrs[TB.CONTEXT_ID] = context_id_of(attrs, trace.format_trace_id(ctx.trace_id) if ctx else "")
         if workflow is not None:
             attrs[TB.WORKFLOW_NAME], attrs[TB.WORKFLOW_ID] = workflow
         if usage.issues:
             attrs[TB.USAGE_ISSUE] = usage.issue_text
-        attrs[TB.BILLABLE] = billable
         if not billable:
+            attrs[TB.BILLABLE] = False
             attrs[TB.PRICE_STATUS] = NOT_BILLABLE
             return
         start = span.start_time
@@ -291,10 +290,14 @@ class TokenbookSpanProcessor(SpanProcessor):
         attrs[TB.COST_CURRENCY] = cost.currency
         if cost.total is not None:
             attrs[TB.COST_TOTAL] = _text(cost.total)
-            attrs[TB.COST_INPUT] = _text(cost.input)
-            attrs[TB.COST_OUTPUT] = _text(cost.output)
-            attrs[TB.COST_CACHE_READ] = _text(cost.cache_read)
-            attrs[TB.COST_CACHE_WRITE] = _text(cost.cache_write)
+            for key, part in (
+                (TB.COST_INPUT, cost.input),
+                (TB.COST_OUTPUT, cost.output),
+                (TB.COST_CACHE_READ, cost.cache_read),
+                (TB.COST_CACHE_WRITE, cost.cache_write),
+            ):
+                if part:  # zero components are omitted: fewer attributes to export
+                    attrs[key] = _text(part)
         if budgets:
             tokens = usage.total_tokens
             for b in budgets:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from tests.collector.budget_rows import BUDGET_PANEL_COLUMNS, seed_budget_events
 from tokenbook.collector.ledger import CallRow, StepRow
 from tokenbook.collector.store import Store
 
@@ -256,6 +257,7 @@ def test_there_are_the_five_dashboards() -> None:
         "tokenbook-contexts",
         "tokenbook-efficiency",
         "tokenbook-pricing",
+        "tokenbook-budgets",
     }
 
 
@@ -594,6 +596,7 @@ def store(chdb_dir: Path) -> Iterator[Store]:
     s.refresh_aggregates()
     s.write(_redelivered(_seed_calls()), _seed_steps())
     s.refresh_aggregates()
+    seed_budget_events(s, NOW)  # budgets.json reads budget_events
     yield s
     s.command(f"DROP DATABASE IF EXISTS {DATABASE}")
     s.close()
@@ -884,6 +887,7 @@ EXPECTED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
         "models",
         "budget_state",
     ),
+    **BUDGET_PANEL_COLUMNS,
 }
 
 

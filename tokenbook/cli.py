@@ -22,7 +22,7 @@ _HANDLERS = {
     "prices": "tokenbook.prices:cmd_prices",
     "reprice": "tokenbook.reports:cmd_reprice",
     "migrate": "tokenbook.collector.migrate:cmd_migrate",
-    "budgets": "tokenbook.reports:cmd_budgets",
+    "budgets": "tokenbook.budgets_cli:cmd_budgets",
 }
 
 _FORMATS = ("table", "json", "csv")

@@ -109,14 +109,15 @@ class BudgetEvaluator:
         """Expire breaker trips and forget old counters (called about once a second)."""
         now = self._clock()
         with self._lock:
-            events = self._prune(now, force=True)
+            self._prune(now)
+            events = self.breaker.expire(now) if self.breaker is not None else []
         for event in events:
             self._publish(event)
 
     def _observe(self, calls: Sequence[CallRow], now: float) -> list[BudgetEvent]:
         events: list[BudgetEvent] = []
         with self._lock:
-            events += self._prune(now, force=False)
+            self._prune(now)
             for call in calls:
                 self._count(call, now, events)
                 if self.breaker is not None:
@@ -195,9 +196,10 @@ class BudgetEvaluator:
             currency=rule.limits.currency,
         )
 
-    def _prune(self, now: float, *, force: bool) -> list[BudgetEvent]:
-        if not force and now - self._last_prune < _PRUNE_INTERVAL:
-            return []
+    def _prune(self, now: float) -> None:
+        """Forget quota counters older than the previous window and budgets idle beyond context_ttl."""
+        if now - self._last_prune < _PRUNE_INTERVAL:
+            return
         self._last_prune = now
         oldest: dict[int, datetime] = {}
         for idx, rule in enumerate(self.rules):
@@ -210,7 +212,6 @@ class BudgetEvaluator:
             if (k[0] in oldest and k[2] < oldest[k[0]]) or (k[0] not in oldest and now - c.last_seen > ttl)
         ]:
             del self._counters[key]
-        return self.breaker.expire(now) if self.breaker is not None else []
 
     # -- restart ---------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from tokenbook.collector.budgets.alerts import AlertDispatcher, EventStore
@@ -26,8 +26,8 @@ _log = logging.getLogger("tokenbook.collector.budgets")
 _TICK_S = 1.0
 
 
-class _Store(EventStore, UsageSource):
-    pass
+class _Store(EventStore, UsageSource, Protocol):
+    """What the runtime needs of `tokenbook.collector.store.Store`."""
 
 
 class BudgetRuntime:

@@ -51,7 +51,7 @@ class GrpcReceiver:
     """A grpcio server bound to `endpoint`; `start`/`stop` are idempotent-safe wrappers."""
 
     def __init__(
-        self, ingestor: Ingestor, endpoint: str, *, max_request_bytes: int, workers: int = 8
+        self, ingestor: Ingestor, endpoint: str, *, max_request_bytes: int, workers: int = 4
     ) -> None:
         self.ingestor = ingestor
         self.endpoint = endpoint

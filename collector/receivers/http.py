@@ -35,7 +35,7 @@ _PATH: Final = "/v1/traces"
 _PROTOBUF: Final = "application/x-protobuf"
 _JSON: Final = "application/json"
 # google.rpc.Code values for error bodies
-_GRPC_CODE: Final = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14, 404: 5, 405: 12, 411: 3}
+_GRPC_CODE: Final = {500: 13, 400: 3, 413: 8, 415: 3, 429: 8, 503: 14, 404: 5, 405: 12, 411: 3}
 
 
 class _BodyTooLarge(ValueError):
@@ -149,6 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
         except StorageUnavailable as exc:
             retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
             self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), reply_type, retry)
+        except Exception:  # noqa: BLE001 - a bug answers 500 (clients retry) instead of dropping the connection
+            _log.exception("OTLP/HTTP export failed")
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", reply_type)
         else:
             self._send(HTTPStatus.OK, _success_body(result, reply_type), reply_type)
 

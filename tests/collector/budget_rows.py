@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+from tokenbook.collector.budgets.alerts import AlertDispatcher
 from tokenbook.collector.budgets.events import EPOCH, BudgetEvent
 from tokenbook.collector.ledger import CallRow
+from tokenbook.collector.store import Store
 
 RATE_IN = Decimal("0.0000025")  # USD per input token
 RATE_OUT = Decimal("0.00001")
@@ -21,12 +24,13 @@ def call(
     tokens: tuple[int, int] = (100, 50),
     priced: bool = True,
     trace: str = "0" * 31 + "1",
-    **fields: object,
+    **fields: Any,
 ) -> CallRow:
     """A chat call of `tokens` (input, output) priced at RATE_IN / RATE_OUT, or unpriced."""
     inp, out = tokens
-    costs = (inp * RATE_IN, out * RATE_OUT, Decimal(0), Decimal(0)) if priced else (None,) * 4
-    total = sum(costs, Decimal(0)) if priced else None  # type: ignore[arg-type]
+    parts = (inp * RATE_IN, out * RATE_OUT, Decimal(0), Decimal(0))
+    costs: tuple[Decimal | None, ...] = parts if priced else (None,) * 4
+    total = sum(parts, Decimal(0)) if priced else None
     row = CallRow(
         timestamp=ts,
         trace_id=trace,
@@ -136,5 +140,30 @@ def seed_events(now: datetime) -> list[BudgetEvent]:
     ]
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def seed_budget_events(store: Store, now: datetime) -> list[BudgetEvent]:
+    """Write `seed_events(now)` through the alert dispatcher's table sink (no log, no webhook)."""
+    events = seed_events(now)
+    sink = AlertDispatcher(log=False, webhook=None, store=store)
+    for event in events:
+        sink.deliver(event)
+    return events
+
+
+#: The columns each panel of dashboards/budgets.json returns (tests/test_dashboards.py checks them).
+BUDGET_PANEL_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("tokenbook-budgets", "Crossings in range"): ("at_risk", "over_budget", "breaker_trips"),
+    ("tokenbook-budgets", "Subjects over budget now"): ("hard", "soft"),
+    ("tokenbook-budgets", "Tenants tripped now"): ("tripped",),
+    ("tokenbook-budgets", "Crossings over time"): ("time", "state", "crossings"),
+    ("tokenbook-budgets", "Top consumers against their quota"): (
+        *("rule", "kind", "subject", "state", "enforcement", "used_tokens", "limit_tokens", "tokens_pct"),
+        *("used_cost", "limit_cost", "cost_pct", "currency", "reset_at"),
+    ),
+    ("tokenbook-budgets", "Current states"): (
+        *("kind", "rule", "subject", "state", "enforcement", "used_tokens", "limit_tokens", "used_cost"),
+        *("limit_cost", "currency", "reset_at", "last_crossing"),
+    ),
+    ("tokenbook-budgets", "Alert log"): (
+        *("event_time", "kind", "rule", "tenant_id", "state", "previous_state", "message"),
+    ),
+}

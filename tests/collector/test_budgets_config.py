@@ -78,20 +78,27 @@ def test_all_problems_are_reported_together() -> None:
     )
 
 
-def _bounds(kind: str, tz: str, *ts: int) -> tuple[str, str]:
-    start, end = WindowSpec(kind, tz).bounds(datetime(*ts, tzinfo=UTC))  # type: ignore[misc]
+def _bounds(kind: str, tz: str, *ymdhm: int) -> tuple[str, str]:
+    year, month, day, hour, minute = (*ymdhm, 0)[:5]
+    start, end = WindowSpec(kind, tz).bounds(datetime(year, month, day, hour, minute, tzinfo=UTC))
     return start.isoformat(), end.isoformat()
 
 
 def test_windows_follow_the_local_wall_clock() -> None:
-    assert _bounds("1h", "UTC", 2026, 3, 10, 12, 34) == ("2026-03-10T12:00:00+00:00", "2026-03-10T13:00:00+00:00")
+    assert _bounds("1h", "UTC", 2026, 3, 10, 12, 34) == (
+        "2026-03-10T12:00:00+00:00",
+        "2026-03-10T13:00:00+00:00",
+    )
     # Kolkata is UTC+5:30: its hours start at :30 UTC.
     assert _bounds("1h", "Asia/Kolkata", 2026, 3, 10, 12, 34) == (
         "2026-03-10T12:30:00+00:00",
         "2026-03-10T13:30:00+00:00",
     )
     # The day of the spring DST change in Paris lasts 23 hours.
-    assert _bounds("1d", "Europe/Paris", 2026, 3, 29, 12) == ("2026-03-28T23:00:00+00:00", "2026-03-29T22:00:00+00:00")
+    assert _bounds("1d", "Europe/Paris", 2026, 3, 29, 12) == (
+        "2026-03-28T23:00:00+00:00",
+        "2026-03-29T22:00:00+00:00",
+    )
     assert _bounds("calendar_month", "America/New_York", 2026, 12, 31, 23) == (
         "2026-12-01T05:00:00+00:00",
         "2027-01-01T05:00:00+00:00",

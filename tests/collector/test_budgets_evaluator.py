@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tests.collector.budget_rows import call
 from tokenbook.collector.budgets import BudgetEvaluator, BudgetEvent, parse_budgets
 from tokenbook.collector.dedup import RecentSpanKeys, span_key
-from tests.collector.budget_rows import call
 
 
 class Clock:
@@ -70,8 +70,13 @@ def test_window_rollover_resets_counters_and_alerts_again() -> None:
     ev.observe([call(clock.now, "3" * 16, tokens=(1000, 0))])
     assert [(e.state, e.window_start.hour) for e in events] == [("over_budget", 23), ("over_budget", 0)]
     # A late call of the previous window still counts there; older ones are out of window.
-    ev.observe([call(clock.now - timedelta(minutes=30), "4" * 16), call(clock.now - timedelta(hours=3), "5" * 16)])
+    ev.observe(
+        [call(clock.now - timedelta(minutes=30), "4" * 16), call(clock.now - timedelta(hours=3), "5" * 16)]
+    )
     assert ev.out_of_window_calls == 1
+    clock.now += timedelta(hours=2)  # two windows later: the old counters are forgotten
+    ev.tick()
+    assert sum(ev.counter_states().values()) == 0
 
 
 def test_calendar_month_in_a_time_zone() -> None:
@@ -87,7 +92,9 @@ def test_calendar_month_in_a_time_zone() -> None:
 
 def test_budgets_cap_one_context_and_money_is_decimal() -> None:
     clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
-    raw = {"budgets": [{"name": "ContractAnalyzer", "match": {"feature": "chat"}, "limit": {"cost": "0.002"}}]}
+    raw = {
+        "budgets": [{"name": "ContractAnalyzer", "match": {"feature": "chat"}, "limit": {"cost": "0.002"}}]
+    }
     ev, events = evaluator(raw, clock)
     for i in range(3):  # each call costs 0.00025 + 0.0005 = 0.00075
         ev.observe([call(clock.now, f"{i:016x}", context="sess_xyz789")])
@@ -116,7 +123,7 @@ def test_match_and_per_select_the_subject() -> None:
 def test_concurrent_senders_with_duplicates_count_exactly_once() -> None:
     """Threads race with overlapping spans through the collector's dedup claim, as the ingest path does."""
     clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
-    ev, events = evaluator({"quotas": [{**QUOTA, "limit": {"tokens": 10**9}}]}, clock)
+    ev, _ = evaluator({"quotas": [{**QUOTA, "limit": {"tokens": 10**9}}]}, clock)
     dedup = RecentSpanKeys(1_000_000)
     spans = [call(clock.now, f"{i:016x}", trace=f"{i % 97:032x}") for i in range(4000)]
 

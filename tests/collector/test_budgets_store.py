@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.collector.budget_rows import call
+from tests.collector.webhook_receiver import WebhookReceiver
 from tokenbook.collector.budgets import BudgetRuntime, BudgetsConfig, parse_budgets
 from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
 from tokenbook.collector.store import Store
-from tests.collector.budget_rows import call
-from tests.collector.webhook_receiver import WebhookReceiver
 
 SECRET = "0123456789abcdef-secret"
 
@@ -41,7 +41,14 @@ class Clock:
 
 def config(webhook: str | None = None, **extra: Any) -> BudgetsConfig:
     raw: dict[str, Any] = {
-        "quotas": [{"name": "daily", "window": "1d", "limit": {"tokens": 1000, "cost": "0.004"}, "enforcement": "hard"}],
+        "quotas": [
+            {
+                "name": "daily",
+                "window": "1d",
+                "limit": {"tokens": 1000, "cost": "0.004"},
+                "enforcement": "hard",
+            }
+        ],
         "budgets": [{"name": "session", "limit": {"tokens": 400}}],
         **extra,
     }
@@ -85,7 +92,9 @@ def test_restart_restores_alert_states_and_repeats_nothing(store: Store) -> None
         # daily: at risk on the 5th call (0.00375 >= 80% of 0.004 USD), over on the 6th;
         # session: 300 tokens, then 450 > 400: straight to over_budget, one alert.
         assert sorted(states) == [("daily", "at_risk"), ("daily", "over_budget"), ("session", "over_budget")]
-        _, _, rows = store.query(f"SELECT rule, state FROM {store.database}.v_budget_events ORDER BY rule, state")
+        _, _, rows = store.query(
+            f"SELECT rule, state FROM {store.database}.v_budget_events ORDER BY rule, state"
+        )
         assert sorted(rows) == sorted(states)
         delivered = len(hook.requests)
         second = BudgetRuntime(config(hook.url), store, clock=Clock(NOW + timedelta(minutes=1)))
@@ -120,8 +129,10 @@ def test_webhook_retries_with_backoff_and_signs_the_body(store: Store) -> None:
         assert headers[SIGNATURE_HEADER] == sign(SECRET, body)
         assert [json.loads(b)["event_id"] for _, b in hook.requests[:3]] == [json.loads(body)["event_id"]] * 3
         doc = json.loads(body)
-        assert set(doc) == {"event_id", "type", "time", "kind", "rule", "state", "previous_state", "enforcement",
-                            "subject", "window", "used", "limit", "currency", "message"}  # fmt: skip
+        assert set(doc) == {
+            *("event_id", "type", "time", "kind", "rule", "state", "previous_state", "enforcement"),
+            *("subject", "window", "used", "limit", "currency", "message"),
+        }
     with WebhookReceiver(statuses=[503] * 10) as failing:
         runtime = BudgetRuntime(config(failing.url), store, clock=Clock(NOW))
         runtime.start(store)

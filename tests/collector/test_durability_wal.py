@@ -19,7 +19,7 @@ def _wal(path: Path, **kw) -> WriteAheadLog:
 
 
 def _drain(wal: WriteAheadLog) -> list[bytes]:
-    out = []
+    out: list[bytes] = []
     while records := wal.read(bytes, max_records=3):
         out.extend(r.obj for r in records)
         wal.commit(records[-1].end)
@@ -106,3 +106,38 @@ def test_concurrent_appends_share_fsyncs_and_all_land(tmp_path: Path) -> None:
         mine = [g for g in got if g.startswith(f"{t}:".encode())]
         assert mine == [f"{t}:{i}".encode() for i in range(per_thread)]
     wal.close()
+
+
+def _rows():
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tokenbook.collector.ledger import CallRow, StepRow
+
+    ts = datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
+    call = CallRow(
+        ts, "ab" * 16, "cd" * 8, "", "ctx", "wf", "ef" * 8, "acme", "alice", "p", "t", "f", "svc",
+        {"k": "v"}, "openai", "gpt-4o", "chat", 1200, 50, 200, 0, 10,
+        Decimal("0.002500000000"), Decimal("0.000500000000"), Decimal("0.000250000000"), Decimal(0),
+        Decimal("0.003250000000"), "USD", "priced", "genai-prices", None, "", 1, "ok", "", 12.5, ts, 7,
+    )  # fmt: skip
+    unpriced = call._replace(
+        input_cost=None, output_cost=None, cache_read_cost=None, cache_write_cost=None, total_cost=None,
+        price_status="unpriced", client_cost=Decimal("0.5"),
+    )  # fmt: skip
+    step = StepRow(
+        ts, "ab" * 16, "01" * 8, "", "ctx", "acme", "tool", "lookup", "execute_tool", "ok", 3.0, "", ts, 7
+    )
+    return [call, unpriced], [step]
+
+
+@pytest.mark.parametrize("which", ["both", "calls", "steps", "none"])
+def test_row_codec_round_trips_exactly(which: str) -> None:
+    from tokenbook.collector.rowcodec import decode_rows, encode_rows
+
+    calls, steps = _rows()
+    calls = calls if which in ("both", "calls") else []
+    steps = steps if which in ("both", "steps") else []
+    assert decode_rows(encode_rows(calls, steps)) == (calls, steps)
+    with pytest.raises(ValueError, match="payload"):
+        decode_rows(b"garbage")

@@ -50,11 +50,13 @@ def _post(url: str, body: bytes, content_type: str, **headers: str) -> tuple[int
 def _grpc_export(collector: CollectorProcess, body: bytes) -> ExportTraceServiceResponse:
     with grpc.insecure_channel(collector.grpc_endpoint) as channel:
         export = channel.unary_unary(EXPORT, response_deserializer=ExportTraceServiceResponse.FromString)
-        return export(body, timeout=10)
+        response: ExportTraceServiceResponse = export(body, timeout=10)
+        return response
 
 
 def _body(spans) -> bytes:
-    return encode_spans(spans).SerializeToString()
+    body: bytes = encode_spans(spans).SerializeToString()
+    return body
 
 
 def test_truncated_protobuf_is_invalid_argument_and_400(collector: CollectorProcess) -> None:

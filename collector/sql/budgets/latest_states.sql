@@ -2,22 +2,25 @@
 -- and breaker subject whose window is still open, from the crossings in budget_events (usage as of
 -- the crossing).
 SELECT
-    argMax(kind, event_time) AS kind,
+    argMax(kind, _order) AS kind,
     rule,
-    argMax(subject, event_time) AS subject,
-    argMax(window, event_time) AS window,
-    argMax(state, event_time) AS state,
-    argMax(enforcement, event_time) AS enforcement,
-    argMax(used_tokens, event_time) AS used_tokens,
-    argMax(limit_tokens, event_time) AS limit_tokens,
-    argMax(used_cost, event_time) AS used_cost,
-    argMax(limit_cost, event_time) AS limit_cost,
-    argMax(currency, event_time) AS currency,
-    argMax(window_end, event_time) AS reset_at,
+    argMax(subject, _order) AS subject,
+    argMax(window, _order) AS window,
+    argMax(state, _order) AS state,
+    argMax(enforcement, _order) AS enforcement,
+    argMax(used_tokens, _order) AS used_tokens,
+    argMax(limit_tokens, _order) AS limit_tokens,
+    argMax(used_cost, _order) AS used_cost,
+    argMax(limit_cost, _order) AS limit_cost,
+    argMax(currency, _order) AS currency,
+    argMax(window_end, _order) AS reset_at,
     max(event_time) AS last_event
 FROM
 (
-    SELECT *, arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), subject_keys, subject_values), ', ') AS subject
+    SELECT
+        *,
+        (event_time, indexOf(['within_budget', 'at_risk', 'over_budget', 'tripped', 'reset'], state)) AS _order,
+        arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), subject_keys, subject_values), ', ') AS subject
     FROM {{db}}.v_budget_events
     WHERE ({tenant:String} = '' OR tenant_id = {tenant:String})
       AND (window_end IS NULL OR window_end > now64(6))

@@ -1,0 +1,201 @@
+"""Budgets end to end: a real collector process, the official OTLP/HTTP exporter, a real webhook
+receiver on loopback. A tenant goes at_risk then over_budget with exactly one alert per crossing;
+re-delivered spans do not move the counters; a restart keeps the state and repeats no alert;
+concurrent senders are counted exactly; the gateway endpoint, `/metrics` and `tokenbook budgets`
+report the same states."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from tests.collector.collector_process import REPO, CollectorProcess, SpanFactory
+from tests.collector.webhook_receiver import WebhookReceiver
+
+SECRET = "e2e-shared-secret-0123456789"
+CHAT_TOKENS = 150  # SpanFactory.chats: 100 input + 50 output
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(statuses=[503]) as receiver:  # the first delivery fails and is retried
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory, hook: WebhookReceiver) -> Iterator[CollectorProcess]:
+    budgets = {
+        "quotas": [
+            {"name": "daily", "window": "1d", "limit": {"tokens": 1500}, "enforcement": "hard"},
+            {"name": "globex-monthly", "match": {"tenant": "globex"}, "window": "calendar_month",
+             "timezone": "Europe/Paris", "limit": {"tokens": 10**9}},
+        ],
+        "budgets": [
+            {"name": "ContractAnalyzer", "match": {"feature": "contracts"}, "limit": {"tokens": 400}}
+        ],
+        "alerts": {"webhook": {"url": hook.url, "secret": SECRET, "backoff": "50ms"}},
+    }  # fmt: skip
+    c = CollectorProcess(tmp_path_factory.mktemp("budgets") / "data", budgets=budgets).start()
+    yield c
+    if c.proc is not None:
+        assert c.stop() == 0
+
+
+def budgets(c: CollectorProcess, query: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{c.admin_url}/v1/budgets?{query}", timeout=10) as r:
+        doc: dict[str, Any] = json.loads(r.read())
+    return doc
+
+
+def send(c: CollectorProcess, spans: list[Any]) -> None:
+    exporter = OTLPSpanExporter(endpoint=c.http_url)
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+
+
+def daily(c: CollectorProcess, tenant: str) -> dict[str, Any]:
+    quotas: list[dict[str, Any]] = budgets(c, f"tenant={tenant}")["quotas"]
+    (quota,) = [q for q in quotas if q["rule"] == "daily"]
+    return quota
+
+
+def test_crossings_alert_once_redelivery_counts_once_restart_repeats_nothing(
+    collector: CollectorProcess, hook: WebhookReceiver
+) -> None:
+    factory = SpanFactory()
+    first = factory.chats(8, tenant="acme")  # 1200 tokens: 80% of 1500
+    send(collector, first)
+    (at_risk,) = hook.wait_for(1)
+    assert (at_risk["rule"], at_risk["state"], at_risk["previous_state"]) == (
+        "daily",
+        "at_risk",
+        "within_budget",
+    )
+    assert at_risk["used"]["tokens"] == 1200 and at_risk["subject"] == {"tenant": "acme"}
+    send(collector, first)  # re-delivered: dropped by the dedup, the counters do not move
+    assert daily(collector, "acme")["used"]["tokens"] == 1200
+    send(collector, factory.chats(3, tenant="acme"))  # 1650 > 1500
+    events = hook.wait_for(2)
+    over = events[1]
+    assert (over["state"], over["previous_state"], over["used"]["tokens"]) == ("over_budget", "at_risk", 1650)
+    assert over["limit"] == {"tokens": 1500, "cost": None} and over["enforcement"] == "hard"
+    doc = budgets(collector, "tenant=acme")
+    assert doc["allowed"] is False and doc["denied_by"] == ["daily"]
+    assert daily(collector, "acme")["remaining"]["tokens"] == 0
+    # Every delivered body is signed; the failed first attempt was retried with the same event.
+    from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
+
+    assert all(h[SIGNATURE_HEADER] == sign(SECRET, b) for h, b in hook.requests)
+    assert len(hook.requests) == 3 and len(hook.bodies()) == 2
+
+    assert collector.stop() == 0
+    collector.start()
+    assert daily(collector, "acme")["state"] == "over_budget"
+    assert daily(collector, "acme")["used"]["tokens"] == 1650
+    send(collector, first)  # re-delivered after the restart: still counted once
+    assert daily(collector, "acme")["used"]["tokens"] == 1650
+    # A new crossing after the restart; alerts are delivered in order, so any repeat would precede it.
+    contracts = {"app.feature": "contracts", "tokenbook.context.id": "sess_xyz789"}
+    send(collector, factory.chats(3, tenant="acme", **contracts))  # 450 tokens in one context
+    events = hook.wait_for(3)
+    assert [(e["rule"], e["state"]) for e in events] == [
+        ("daily", "at_risk"),
+        ("daily", "over_budget"),
+        ("ContractAnalyzer", "over_budget"),
+    ]
+    assert len(hook.requests) == 4
+    message = events[2]["message"]
+    assert message == (
+        "Budget 'ContractAnalyzer' exceeded token budget of 400 per context. "
+        "Context ID: sess_xyz789, Actual: 450 tokens."
+    )
+    lines = [line for line in collector.log_lines() if "budget_event" in line]
+    assert sorted({line["budget_event"]["event_id"] for line in lines}) == sorted(
+        e["event_id"] for e in events
+    )
+    assert collector.scalar("SELECT count() FROM v_budget_events") == 3
+    with urllib.request.urlopen(f"{collector.admin_url}/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    metric_lines = metrics.splitlines()
+    # Alerts counted since the restart; counters in memory: acme's daily quota and sess_xyz789.
+    assert 'tokenbook_budget_alerts_total{kind="budget",state="over_budget"} 1' in metric_lines
+    assert 'tokenbook_budget_counters{state="over_budget"} 2' in metric_lines
+
+
+def test_concurrent_senders_produce_exact_counts(collector: CollectorProcess) -> None:
+    factory = SpanFactory()
+    batches = [factory.chats(50, tenant="globex") for _ in range(8)]  # 400 distinct spans
+
+    def sender(k: int) -> None:  # each thread sends every batch: 4 deliveries of each span
+        for i in range(len(batches)):
+            send(collector, batches[(i + k) % len(batches)])
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    doc = budgets(collector, "tenant=globex")
+    used = {q["rule"]: q["used"]["tokens"] for q in doc["quotas"]}
+    assert used == {"daily": 400 * CHAT_TOKENS, "globex-monthly": 400 * CHAT_TOKENS}
+
+
+def test_tokenbook_budgets_prints_the_same_states(collector: CollectorProcess) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenbook", "budgets", "--tenant", "acme", "--format", "json",
+         "--admin", f"127.0.0.1:{collector.admin_port}"],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    ).stdout  # fmt: skip
+    rows = [json.loads(line) for line in out.splitlines()]
+    (row,) = [r for r in rows if r["rule"] == "daily"]
+    assert (row["state"], row["used_tokens"], row["limit_tokens"], row["remaining_tokens"]) == (
+        "over_budget",
+        daily(collector, "acme")["used"]["tokens"],
+        1500,
+        0,
+    )
+
+
+def test_gateway_endpoint_rejects_unknown_parameters(collector: CollectorProcess) -> None:
+    with pytest.raises(urllib.error.HTTPError) as info:
+        budgets(collector, "tenantt=acme")
+    assert info.value.code == 400
+
+
+def test_kill_9_keeps_exact_counters_and_one_row_per_crossing(collector: CollectorProcess) -> None:
+    factory = SpanFactory()
+    spans = factory.chats(8, tenant="initech") + factory.chats(3, tenant="initech")
+    for start in range(0, len(spans), 2):  # acked = durable in the write-ahead log
+        send(collector, spans[start : start + 2])
+    collector.kill()
+    collector.start()
+    quota = daily(collector, "initech")
+    assert (quota["used"]["tokens"], quota["state"]) == (11 * CHAT_TOKENS, "over_budget")
+    send(collector, spans)  # re-delivered after the crash: still counted once
+    assert daily(collector, "initech")["used"]["tokens"] == 11 * CHAT_TOKENS
+    sql = "SELECT state FROM v_budget_events WHERE tenant_id = 'initech' AND rule = 'daily' ORDER BY state"
+    collector.wait_for(f"SELECT count() FROM ({sql})", 2)
+    assert [r[0] for r in collector.query(sql)] == ["at_risk", "over_budget"]
+
+
+def test_tokenbook_budgets_without_a_collector_reads_budget_events(collector: CollectorProcess) -> None:
+    assert collector.stop() == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenbook", "budgets", "--tenant", "acme", "--format", "json",
+         "--data-dir", str(collector.data_dir)],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    )  # fmt: skip
+    assert "no running collector" in done.stderr
+    rows = {r["rule"]: r for r in map(json.loads, done.stdout.splitlines())}
+    assert (rows["daily"]["state"], rows["daily"]["used_tokens"]) == ("over_budget", 1650)
+    assert rows["ContractAnalyzer"]["subject"] == "tenant=acme, context=sess_xyz789"
