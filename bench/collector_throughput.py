@@ -20,6 +20,7 @@ Run: ``.venv/bin/python bench/collector_throughput.py [--spans 200000] [--sender
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -252,6 +253,77 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
     }
 
 
+def stage_costs(spans: int, batch: int, max_rows: int = 20_000) -> dict[str, float]:
+    """Collector CPU per span of each stage, in-process and one stage at a time (so each figure is
+    that stage's own CPU): the same code the collector runs, fed the bench's requests."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from tokenbook.collector.decode import decode_protobuf
+    from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
+    from tokenbook.collector.rowcodec import RowRecord, encode_record, join_blocks
+    from tokenbook.collector.store import Store
+    from tokenbook.collector.wal import WriteAheadLog
+    from tokenbook.processor.pricing import PriceCatalog
+
+    built = _build_spans(spans // SPANS_PER_RUN, 0)
+    n = len(built)
+    started = time.process_time()
+    requests = [encode_spans(built[i : i + batch]) for i in range(0, len(built), batch)]
+    client_encode = 1e6 * (time.process_time() - started) / n  # the exporter's own encoder (client side)
+    bodies = [r.SerializeToString() for r in requests]
+    keys = pipeline_keys((), "drop")
+    catalog = PriceCatalog()
+    RowBuilder(catalog).build(decode_protobuf(bodies[0], keys).records)  # warm: catalog look-ups
+    builder = RowBuilder(catalog)
+    out: dict[str, float] = {}
+    gc.collect()  # the collector's GC settings (service.py): start-up objects frozen, young gen per 50k
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+    def timed(stage: str, fn: Any) -> Any:
+        started = time.process_time()
+        result = fn()
+        out[stage] = round(1e6 * (time.process_time() - started) / n, 2)
+        return result
+
+    with (
+        tempfile.TemporaryDirectory(prefix="tokenbook-stages-") as tmp,
+        Store.open(data_dir=Path(tmp) / "db") as store,
+    ):
+        store.migrate()
+        decoded = timed("decode", lambda: [decode_protobuf(b, keys).records for b in bodies])
+        batches = timed("rows", lambda: [builder.build(r) for r in decoded])
+        encoded = timed("encode", lambda: [encode_record(b.calls, b.steps) for b in batches])
+        wal = WriteAheadLog(Path(tmp) / "wal", max_bytes=1 << 40, segment_bytes=16 << 20)
+        wal.open()
+
+        def log() -> None:
+            for payload, record in encoded:
+                wal.append(payload, record)
+
+        timed("wal_fsync", log)
+        wal.close()
+        records: list[RowRecord] = [r for _, r in encoded]
+        groups: list[list[RowRecord]] = [[]]
+        for r in records:
+            if sum(len(x.calls) + len(x.steps) for x in groups[-1]) >= max_rows:
+                groups.append([])
+            groups[-1].append(r)
+
+        def insert() -> None:
+            for g in groups:
+                calls = [c for r in g for c in r.calls]
+                steps = [s for r in g for s in r.steps]
+                blocks = (join_blocks([r.call_block for r in g]), join_blocks([r.step_block for r in g]))
+                store.write(calls, steps, blocks=blocks)
+
+        timed("insert", insert)
+        timed("refresh_once", store.refresh_aggregates)
+    out["total"] = round(sum(out.values()), 2)
+    out["client_exporter_encode_spans"] = round(client_encode, 2)  # sender CPU, not in the total
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--spans", type=int, default=200_000)
@@ -264,6 +336,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="stub: requests pre-encoded by the exporter's encoder, sent with the generated gRPC stub "
         "(measures the collector); exporter: OTLPSpanExporter.export(), encoding inside the clock",
     )
+    parser.add_argument(
+        "--stages", type=int, default=0, metavar="SPANS",
+        help="also measure the collector's CPU per span of each stage, in-process, on SPANS spans",
+    )  # fmt: skip
     args = parser.parse_args(argv if argv is not None else [])
     runs = []
     for mode in ("stub", "exporter") if args.mode == "both" else (args.mode,):
@@ -274,6 +350,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         runs.append(result)
     report: dict[str, Any] = {"runs": runs}
+    if args.stages:
+        report["collector_cpu_us_per_span_by_stage"] = stage_costs(args.stages, args.batch)
+        print("collector CPU µs/span by stage:", report["collector_cpu_us_per_span_by_stage"])
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     keys = [k for k in runs[0] if k != "command"]

@@ -5,8 +5,13 @@ Each run starts and ends `SPANS` realistic chat spans (15 attributes, varying to
 thread's work is counted too. Bare and tokenbook runs alternate; the figure is the median of the
 per-pair ratios (tokenbook spans/s / bare spans/s). The process is pinned to one CPU, and a run's rate
 is spans per second of the process's CPU time (both threads), so other load on the machine does not
-distort it; wall-clock rates are reported beside it. A second exporter, `otlp-encode`, also encodes
-each batch to OTLP protobuf bytes as the OTLP exporters do (nothing is sent).
+distort it; wall-clock rates are reported beside it.
+
+`noop` is the headline (issue 2's benchmark). Two labelled variants change one thing each:
+`otlp-encode` also encodes each batch to OTLP protobuf bytes as the OTLP exporters do (nothing is
+sent); `noop-set-after-start` starts each span with its 9 request attributes and sets the 6 response
+attributes (model, id, finish reasons, token counts) one by one before ending it, as instrumentations
+do after the call returns.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
 """
@@ -21,14 +26,16 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from tokenbook.processor import TokenbookSpanProcessor, attribute
+from tokenbook.processor.span_processor import _EnrichedSpan
 
 RESULTS = Path(__file__).parent / "results" / "processor_overhead.json"
 SPANS = 20_000
@@ -86,10 +93,35 @@ def _span_attributes(n: int) -> list[dict[str, object]]:
     return out
 
 
-def _run(
-    with_tokenbook: bool, attrs: list[dict[str, object]], exporter_kind: str = "noop"
-) -> tuple[float, float]:
+#: Attributes an instrumentation knows only after the call returns (set one by one in the variant).
+RESPONSE_KEYS = frozenset(
+    {
+        "gen_ai.response.model",
+        "gen_ai.response.id",
+        "gen_ai.response.finish_reasons",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+    }
+)
+#: name -> (exporter, response attributes set after start)
+CONFIGS: dict[str, tuple[str, bool]] = {
+    "noop": ("noop", False),
+    "otlp-encode": ("otlp-encode", False),
+    "noop-set-after-start": ("noop", True),
+}
+
+
+def _split(attrs: dict[str, object]) -> tuple[dict[str, object], list[tuple[str, object]]]:
+    """(request attributes, response attributes in order) of one span."""
+    request = {k: v for k, v in attrs.items() if k not in RESPONSE_KEYS}
+    return request, [(k, v) for k, v in attrs.items() if k in RESPONSE_KEYS]
+
+
+def _run(with_tokenbook: bool, attrs: list[dict[str, object]], config: str = "noop") -> tuple[float, float]:
     """(spans per CPU-second, spans per wall-second) of one run."""
+    exporter_kind, after_start = CONFIGS[config]
+    split = [_split(a) for a in attrs] if after_start else []
     exporter = EXPORTERS[exporter_kind]()
     batch = BatchSpanProcessor(exporter, max_queue_size=max(len(attrs) + 1, 2048))
     provider = TracerProvider()
@@ -97,15 +129,70 @@ def _run(
     tracer = provider.get_tracer("bench")
     with attribute(tenant="acme", user="alice", project="support"):
         start, cpu_start = time.perf_counter(), time.process_time()
-        for a in attrs:
-            span = tracer.start_span("chat", attributes=a)  # type: ignore[arg-type]
-            span.end()
+        if after_start:
+            for request, response in split:
+                span = tracer.start_span("chat", attributes=request)  # type: ignore[arg-type]
+                for key, value in response:
+                    span.set_attribute(key, value)  # type: ignore[arg-type]
+                span.end()
+        else:
+            for a in attrs:
+                span = tracer.start_span("chat", attributes=a)  # type: ignore[arg-type]
+                span.end()
         provider.force_flush()
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     provider.shutdown()
     if exporter.exported != len(attrs):
         raise RuntimeError(f"exported {exporter.exported} of {len(attrs)} spans: the queue dropped spans")
     return len(attrs) / cpu, len(attrs) / elapsed
+
+
+class _Collect(SpanProcessor):
+    """Keeps the ended spans the SDK hands to on_end."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+
+def _per_span_us(fn: Callable[[Any], object], items: Sequence[Any], repeats: int = 5) -> float:
+    """Best-of-`repeats` thread CPU time of `fn` per item, in µs."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.thread_time_ns()
+        for item in items:
+            fn(item)
+        best = min(best, (time.thread_time_ns() - start) / len(items))
+    return round(best / 1000, 2)
+
+
+def _stages(attrs: list[dict[str, object]]) -> dict[str, float]:
+    """CPU cost of each step of tokenbook's per-span work, measured alone (no pipeline around it)."""
+    attribution: dict[str, Any] = {"tenant.id": "acme", "user.id": "alice", "project.id": "support"}
+    collect = _Collect()
+    provider = TracerProvider()
+    provider.add_span_processor(collect)
+    tracer = provider.get_tracer("stages")
+    for a in attrs:
+        tracer.start_span("chat", attributes={**a, **attribution}).end()  # type: ignore[dict-item]
+    ended = collect.spans
+    processor = TokenbookSpanProcessor(SpanProcessor())
+    live = [TracerProvider().get_tracer("stages").start_span("chat", attributes=a) for a in attrs]  # type: ignore[arg-type]
+    out: dict[str, float] = {}
+    with attribute(tenant="acme", user="alice", project="support"):
+        out["sdk_set_attributes_of_3_attribution_values"] = _per_span_us(
+            lambda span: span.set_attributes(attribution), live
+        )
+        out["tokenbook_on_start"] = _per_span_us(lambda span: processor.on_start(span, None), live)
+    out["tokenbook_on_end"] = _per_span_us(processor.on_end, ended)
+    out["of_which_sdk_attributes_copy"] = _per_span_us(lambda span: span.attributes.copy(), ended)
+    out["of_which_sdk_events_and_links_tuples"] = _per_span_us(lambda span: (span.events, span.links), ended)
+    out["of_which_enriched_span_copy_incl_links_tuple"] = _per_span_us(
+        lambda span: _EnrichedSpan(span, {}, ()), ended
+    )
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
@@ -127,11 +214,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "cpu": cpu,
         "python": platform.python_version(),
         "goal_ratio": 0.90,
+        "headline": "noop",
     }
-    print(
-        f"{'exporter':<13}{'bare spans/cpu-s':>18}{'tokenbook':>12}{'ratio':>8}{'wall ratio':>12}  per pair"
-    )
-    for kind in EXPORTERS:
+    print(f"{'config':<22}{'bare spans/cpu-s':>18}{'tokenbook':>12}{'ratio':>8}{'wall ratio':>12}  per pair")
+    for kind in CONFIGS:
         bare: list[tuple[float, float]] = []
         tokenbook: list[tuple[float, float]] = []
         for _ in range(args.pairs):
@@ -150,9 +236,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         }
         result[kind] = row
         print(
-            f"{kind:<13}{row['bare_spans_per_cpu_s_median']:>18,}{row['tokenbook_spans_per_cpu_s_median']:>12,}"
+            f"{kind:<22}{row['bare_spans_per_cpu_s_median']:>18,}{row['tokenbook_spans_per_cpu_s_median']:>12,}"
             f"{row['ratio_median']:>8}{row['wall_ratio_median']:>12}  {row['ratios']}"
         )
+    headline: Any = result["noop"]
+    bare_us = 1e6 / headline["bare_spans_per_cpu_s_median"]
+    stages = _stages(attrs[:5000])
+    result["per_span_us"] = {
+        "bare_sdk_span": round(bare_us, 2),
+        "tokenbook_added": round(1e6 / headline["tokenbook_spans_per_cpu_s_median"] - bare_us, 2),
+        "allowed_for_goal_ratio": round(bare_us * (1 / 0.90 - 1), 2),
+        "stages_measured_alone": stages,
+    }
+    print(f"per span (µs of CPU): {result['per_span_us']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     return result

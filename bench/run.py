@@ -25,7 +25,7 @@ def _load(name: str):  # type: ignore[no-untyped-def]
 def main(names: list[str]) -> int:
     for name in names or BENCHMARKS:
         print(f"== {name}", flush=True)
-        _load(name).main()
+        _load(name).main([])  # each benchmark with its default arguments
     return 0
 
 

@@ -93,8 +93,9 @@ def _pb_attrs(kvs: Iterable[Any], keys: KeyFilter, into: dict[str, Any]) -> dict
         k = kv.key
         if k in names or (prefixes and k.startswith(prefixes)):
             v = kv.value  # scalar cases inlined: this loop is the decoder's hot spot
-            if v.HasField("string_value"):
-                into[k] = v.string_value
+            sv = v.string_value  # "" when unset: a non-empty string needs no HasField
+            if sv:
+                into[k] = sv
             elif v.HasField("int_value"):
                 into[k] = v.int_value
             elif v.HasField("double_value"):
@@ -238,6 +239,18 @@ def _json_id(v: Any, size: int, what: str, *, optional: bool = False) -> bytes:
     return b
 
 
+def _json_time(v: Any) -> int:
+    """A fixed64 nanosecond time: an integer (or decimal string) in [0, 2^64); absent is 0."""
+    if v is None or v == "":
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise ValueError(f"a time must be an integer number of nanoseconds, got {v!r}")
+    t = int(v)
+    if not 0 <= t < 2**64:
+        raise ValueError(f"a time must be in [0, 2^64) nanoseconds, got {v!r}")
+    return t
+
+
 def _json_span(span: Any, res: dict[str, Any], service: str, keys: KeyFilter) -> SpanRecord:
     if not isinstance(span, Mapping):
         raise ValueError("a span must be an object")
@@ -259,8 +272,8 @@ def _json_span(span: Any, res: dict[str, Any], service: str, keys: KeyFilter) ->
         span_id,
         parent,
         str(span.get("name", "")),
-        int(_get(span, "startTimeUnixNano", "start_time_unix_nano") or 0),
-        int(_get(span, "endTimeUnixNano", "end_time_unix_nano") or 0),
+        _json_time(_get(span, "startTimeUnixNano", "start_time_unix_nano")),
+        _json_time(_get(span, "endTimeUnixNano", "end_time_unix_nano")),
         isinstance(status, Mapping) and status.get("code") in (_STATUS_ERROR, "STATUS_CODE_ERROR"),
         service,
         attrs,
@@ -272,7 +285,7 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
     """Parse an OTLP/JSON `ExportTraceServiceRequest`."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedRequest(f"invalid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise MalformedRequest("the body must be a JSON object")
@@ -291,14 +304,17 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
         except (ValueError, TypeError, AttributeError) as exc:
             raise MalformedRequest(f"resource: {exc}") from exc
         service = str(res.pop(semconv.SERVICE_NAME, "") or "")
-        for ss in _get(rs, "scopeSpans", "scope_spans") or []:
+        scope_spans = _get(rs, "scopeSpans", "scope_spans") or []
+        if not isinstance(scope_spans, list):
+            raise MalformedRequest("scopeSpans must be a list")
+        for ss in scope_spans:
             spans = ss.get("spans") if isinstance(ss, Mapping) else None
             if not isinstance(spans, list):
                 raise MalformedRequest("scopeSpans[].spans must be a list")
             for span in spans:
                 try:
                     records.append(_json_span(span, res, service, keys))
-                except (ValueError, TypeError, AttributeError) as exc:
+                except (ValueError, TypeError, AttributeError, RecursionError) as exc:
                     rejected += 1
                     reason = reason or f"span rejected: {exc}"
     return Decoded(records, rejected, reason)

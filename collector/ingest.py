@@ -26,7 +26,7 @@ from tokenbook.collector.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ledger import CallRow
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.pipeline import RowBuilder
-from tokenbook.collector.rowcodec import encode_rows
+from tokenbook.collector.rowcodec import encode_record
 from tokenbook.collector.wal import SpoolFull, WriteAheadLog
 
 __all__ = ["Backpressure", "ExportResult", "Ingestor", "StorageUnavailable"]
@@ -134,7 +134,7 @@ class Ingestor:
         batch = self.builder.build(records)
         if batch.calls or batch.steps:
             try:
-                self.wal.append(encode_rows(batch.calls, batch.steps), obj=(batch.calls, batch.steps))
+                self.wal.append(*encode_record(batch.calls, batch.steps))
             except SpoolFull as exc:
                 self.metrics.add(refused_requests=1)
                 if self.storage_up():

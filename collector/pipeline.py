@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import operator
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -53,7 +53,7 @@ from tokenbook.processor.calls import (
 )
 from tokenbook.processor.pricing import STATUS_UNPRICED, PriceCatalog
 from tokenbook.processor.redaction import Redactor, is_content_attribute
-from tokenbook.processor.usage import read_usage
+from tokenbook.processor.usage import read_counts
 
 __all__ = ["STATUS_NOT_BILLABLE", "RowBatch", "RowBuilder", "pipeline_keys"]
 
@@ -65,6 +65,17 @@ _CALL_ATTRIBUTION_ORDER: Final = ("tenant.id", "user.id", "project.id", "team.id
 _TENANT: Final = "tenant.id"
 _CACHE_HIT_KEYS: Final = frozenset(semconv.CACHE_HIT_FLAGS)
 _END_NS: Final = operator.attrgetter("end_ns")
+_MAX_MEMO: Final = 10_000
+#: Read by `RowBuilder._call` in one pass: workflow name/id, error type, then attribution after tenant.
+_CALL_TEXT_KEYS: Final = (
+    semconv.TB.WORKFLOW_NAME,
+    semconv.TB.WORKFLOW_ID,
+    semconv.ERROR_TYPE,
+    *_CALL_ATTRIBUTION_ORDER[1:],
+)
+_ZERO_COST: Final = Decimal(0).scaleb(-12)
+_Costs = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+_NO_COSTS: Final[_Costs] = (None, None, None, None, None)
 
 assert tuple(ATTRIBUTION_COLUMNS[k] for k in _CALL_ATTRIBUTION_ORDER) == CallRow._fields[7:12]
 
@@ -110,7 +121,25 @@ def _first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
-def _client_cost(value: Any) -> Decimal | None:
+def _texts(get: Callable[[str, str], Any], keys: Sequence[str]) -> list[str]:
+    """`_text` of several keys, given `attrs.get`."""
+    out = []
+    for k in keys:
+        v = get(k, "")
+        out.append(v if v.__class__ is str else _str(v))
+    return out
+
+
+def _first_text(get: Callable[[str], Any], keys: Sequence[str]) -> str:
+    """`_first` as a string ("" when absent), given `attrs.get`."""
+    for k in keys:
+        v = get(k)
+        if v is not None and v != "":
+            return v if v.__class__ is str else _str(v)
+    return ""
+
+
+def _parse_client_cost(value: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
@@ -120,6 +149,30 @@ def _client_cost(value: Any) -> Decimal | None:
     if not d.is_finite() or abs(d) >= _CLIENT_COST_LIMIT:
         return None
     return d.quantize(_COST_QUANTUM)
+
+
+_client_costs: dict[tuple[type, Any], Decimal | None] = {}
+
+
+def _client_cost(value: Any) -> Decimal | None:
+    """`value` as Decimal(18,12), or None when unreadable; memoized (clients repeat a few values)."""
+    key = (value.__class__, value)  # 1, 1.0 and True are equal keys otherwise
+    try:
+        return _client_costs[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value (cannot come from the decoder; kept for safety)
+        return _parse_client_cost(value)
+    found = _parse_client_cost(value)
+    if len(_client_costs) >= _MAX_MEMO:
+        _client_costs.clear()
+    _client_costs[key] = found
+    return found
+
+
+def _money(picos: int) -> Decimal:
+    """Integer pico-dollars -> Decimal with 12 places (as `Cost.of_quote`)."""
+    return _ZERO_COST if picos == 0 else Decimal(picos).scaleb(-12)
 
 
 def _attempt(value: Any) -> int:
@@ -158,6 +211,13 @@ class RowBuilder:
         self.extra_keys = tuple(extra_keys)
         self.redactor = Redactor(content, salt=salt) if content != "drop" else None
         self.tracker = tracker or DescendantTracker()
+        # Attribute names that are neither tags nor content: a span with no other key skips `_tags`'
+        # prefix scan (keys outside this set can only have come through a prefix or be content).
+        self._exact_keys = frozenset(
+            k
+            for k in pipeline_keys(self.extra_keys, "drop").names
+            if not k.startswith(_TAG_PREFIX) and not is_content_attribute(k)
+        )
 
     def build(self, records: Sequence[SpanRecord]) -> RowBatch:
         """Rows for `records` (which may be in any order). Never raises on span content."""
@@ -188,7 +248,8 @@ class RowBuilder:
             operation = _text(attrs, semconv.OPERATION)
             if billable or kind == KIND_MODEL:
                 ids = (trace_hex, span_hex, parent_hex, context_id)
-                call = self._call(r, attrs, billable, start, ids, roots, (duration_ms, now, version))
+                tail = (duration_ms, now, version)
+                call = self._call(r, attrs, billable, start, ids, roots, tail, tenant, operation)
                 calls.append(call)
                 if call.price_status == STATUS_UNPRICED:
                     unpriced += 1
@@ -215,34 +276,44 @@ class RowBuilder:
         ids: tuple[str, str, str, str],
         roots: Mapping[bytes, SpanRecord],
         tail: tuple[float, datetime, int],
+        tenant: str,
+        operation: str,
     ) -> CallRow:
         """`ids` = (trace, span, parent, context); `tail` = (duration_ms, ingested_at, version)."""
-        provider = _str(_first(attrs, semconv.PROVIDER))
-        model = _str(_first(attrs, semconv.MODEL))
-        usage = read_usage(attrs, provider)
+        get = attrs.get
+        provider = _first_text(get, semconv.PROVIDER)
+        model = _first_text(get, semconv.MODEL)
+        counts = read_counts(attrs, provider)
+        costs: _Costs
         if billable:
             cache_hit = not _CACHE_HIT_KEYS.isdisjoint(attrs) and is_cache_hit(attrs)
-            cost = self.catalog.price(provider, model, usage, start, cache_hit=cache_hit)
-            costs = (cost.input, cost.output, cost.cache_read, cost.cache_write, cost.total)
-            currency, price_status, price_source = cost.currency, cost.status, cost.source
+            price_status, price_source, currency, picos = self.catalog.quote(
+                provider, model, counts, r.start_ns, cache_hit=cache_hit
+            )
+            if picos is None:
+                costs = _NO_COSTS
+            else:
+                p_in, p_out, p_read, p_write, p_total = picos
+                costs = (_money(p_in), _money(p_out), _money(p_read), _money(p_write), _money(p_total))
         else:
-            costs = (None, None, None, None, None)
+            costs = _NO_COSTS
             currency, price_status, price_source = "USD", STATUS_NOT_BILLABLE, "no usage on the span"
-        wf_name = _text(attrs, semconv.TB.WORKFLOW_NAME)
-        wf_id = _text(attrs, semconv.TB.WORKFLOW_ID)
-        root = roots.get(r.trace_id)
-        if not wf_id and root is not None:
-            wf_name, wf_id = root.name, root.span_id.hex()
-        tenant, user, project, team, feature = [_text(attrs, k) for k in _CALL_ATTRIBUTION_ORDER]
+        wf_name, wf_id, error_type, user, project, team, feature = _texts(get, _CALL_TEXT_KEYS)
+        if not wf_id:
+            root = roots.get(r.trace_id)
+            if root is not None:
+                wf_name, wf_id = root.name, root.span_id.hex()
+        client_cost = _first(attrs, semconv.CLIENT_COST)
+        attempt = _first(attrs, semconv.RESEND_COUNTS)
         return CallRow(
             start, *ids, wf_name, wf_id,
             tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant),
-            provider, model, _text(attrs, semconv.OPERATION),
-            usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
-            usage.reasoning_tokens, *costs, currency, price_status, price_source,
-            _client_cost(_first(attrs, semconv.CLIENT_COST)), usage.issue_text,
-            _attempt(_first(attrs, semconv.RESEND_COUNTS)), "error" if r.error else "ok",
-            _text(attrs, semconv.ERROR_TYPE), *tail,
+            provider, model, operation,
+            *counts[:5], *costs, currency, price_status, price_source,
+            None if client_cost is None else _client_cost(client_cost),
+            "; ".join(counts[6]) if counts[6] else "",
+            0 if attempt is None else _attempt(attempt), "error" if r.error else "ok",
+            error_type, *tail,
         )  # fmt: skip
 
     def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:
@@ -251,8 +322,12 @@ class RowBuilder:
             v = attrs.get(k)
             if v is not None:
                 tags[k] = _str(v)
+        # Only keys kept by a prefix of the filter (tags, content) are outside its exact names.
+        prefixed = attrs.keys() - self._exact_keys
+        if not prefixed:
+            return tags
         for k, v in attrs.items():
-            if k.startswith(_TAG_PREFIX):
+            if k in prefixed and k.startswith(_TAG_PREFIX):
                 tags[k[len(_TAG_PREFIX) :]] = _str(v)
         if self.redactor is not None:
             content = {k: v for k, v in attrs.items() if is_content_attribute(k)}

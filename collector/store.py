@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from tokenbook.collector.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.readonly import check_select
+from tokenbook.collector.rowcodec import BLOCK_FORMAT, encode_block
 from tokenbook.collector.sqltemplate import SchemaTarget, render_query
 
 __all__ = ["QueryResult", "Store", "StoreError", "StoreUnavailable"]
@@ -57,10 +58,6 @@ def _redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _hour(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
 class Store:
     """A ClickHouse database holding the tokenbook schema (see module docstring)."""
 
@@ -74,7 +71,15 @@ class Store:
         self._lock = threading.RLock()
         self._touched_contexts: set[tuple[str, str]] = set()
         self._touched_hours: set[tuple[str, datetime]] = set()
-        self._insert_settings: dict[str, Any] = {} if embedded else {"insert_distributed_sync": 1}
+        # A lone surrogate (possible in OTLP/JSON) is stored as its escape text instead of failing
+        # the insert, which the writer would retry forever. Blocks are small: parsing them in
+        # parallel only adds thread hand-offs.
+        self._insert_settings: dict[str, Any] = {
+            "input_format_json_throw_on_bad_escape_sequence": 0,
+            "input_format_parallel_parsing": 0,
+        }
+        if not embedded:
+            self._insert_settings["insert_distributed_sync"] = 1
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -226,48 +231,62 @@ class Store:
 
     # -- writes and aggregates ------------------------------------------------------------------
 
-    def write(self, calls: Sequence[CallRow], steps: Sequence[StepRow]) -> None:
+    def write(
+        self,
+        calls: Sequence[CallRow],
+        steps: Sequence[StepRow],
+        *,
+        blocks: tuple[bytes, bytes] | None = None,
+    ) -> None:
         """Insert ledger rows (one insert per table) and remember which aggregate keys they touch.
 
-        Idempotent: writing the same spans again changes no total once read with FINAL. Call
-        `refresh_aggregates()` afterwards (the collector's writer does, after each batch).
+        The rows are sent in `rowcodec.BLOCK_FORMAT` and parsed by ClickHouse (no Python-side Native
+        serialisation). `blocks` = (calls block, steps block) already encoded by
+        `rowcodec.encode_block`/`join_blocks` for exactly these rows (the write-ahead log's bytes);
+        without it they are encoded here. Idempotent: writing the same spans again changes no total
+        once read with FINAL. Call `refresh_aggregates()` afterwards (the collector's writer does).
         """
+        if blocks is None:
+            blocks = (encode_block("llm_calls", calls), encode_block("context_steps", steps))
+        call_block, step_block = blocks
         with self._lock:
-            if calls:
-                self._insert("llm_calls", calls, CALL_COLUMNS)
-            if steps:
-                self._insert("context_steps", steps, STEP_COLUMNS)
-            self._touched_contexts.update((c.tenant_id, c.context_id) for c in calls)
-            self._touched_contexts.update((s.tenant_id, s.context_id) for s in steps)
-            self._touched_hours.update((c.tenant_id, _hour(c.timestamp)) for c in calls)
+            if call_block:
+                self._insert("llm_calls", call_block, CALL_COLUMNS, len(calls))
+            if step_block:
+                self._insert("context_steps", step_block, STEP_COLUMNS, len(steps))
+            self._touched_contexts.update({(c.tenant_id, c.context_id) for c in calls})
+            self._touched_contexts.update({(s.tenant_id, s.context_id) for s in steps})
+            hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in calls}
+            self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
 
-    def _insert(self, table: str, rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> None:
+    def _insert(self, table: str, block: bytes, columns: Sequence[str], rows: int) -> None:
         started = time.perf_counter()
         self._call(
-            self._client.insert,
-            table,
-            list(zip(*rows, strict=True)),
-            column_names=list(columns),
-            database=self.database,
-            column_oriented=True,
+            self._client.raw_insert,
+            f"{self.database}.{table}",
+            list(columns),
+            insert_block=block,
+            fmt=BLOCK_FORMAT,
             settings=self._insert_settings,
         )
-        _log.debug(
-            "inserted %d rows into %s in %.1f ms", len(rows), table, 1000 * (time.perf_counter() - started)
-        )
+        _log.debug("inserted %d rows into %s in %.1f ms", rows, table, 1000 * (time.perf_counter() - started))
 
-    def refresh_aggregates(self, *, since: datetime | None = None) -> int:
+    def refresh_aggregates(self, *, since: datetime | None = None, hourly: bool = True) -> int:
         """Recompute `context_costs` and `cost_hourly` for every key touched since the last refresh.
 
         With `since`, also every key of rows ingested at or after `since` (recovery after a crash
-        between a write and its refresh). Returns the number of keys recomputed. On failure the
-        keys stay pending and the next call retries them.
+        between a write and its refresh). With ``hourly=False`` only `context_costs` is recomputed and
+        the touched hours stay pending for a later call (the writer refreshes the hourly roll-up less
+        often: each of its refreshes rescans whole hours). Returns the number of keys recomputed. On
+        failure the keys stay pending and the next call retries them.
         """
         with self._lock:
             if since is not None:
                 self._touch_ingested_since(since)
-            contexts, hours = self._touched_contexts, self._touched_hours
-            self._touched_contexts, self._touched_hours = set(), set()
+            contexts, self._touched_contexts = self._touched_contexts, set()
+            hours: set[tuple[str, datetime]] = set()
+            if hourly:
+                hours, self._touched_hours = self._touched_hours, set()
             try:
                 self._refresh_contexts(sorted(contexts))
                 self._refresh_hours(sorted(hours))

@@ -1,13 +1,22 @@
 """The batch writer: drains the write-ahead log into storage, thousands of rows per insert.
 
 One thread (`LedgerWriter`) reads records in log order, gathers up to `max_rows` rows or waits at
-most `max_delay` seconds for more, and calls `Store.write(calls, steps)`. Only after the insert
-succeeds is the log committed (and delivered segments deleted). A failing insert is retried with
+most `max_delay` seconds for more, and calls `Store.write(calls, steps, blocks=...)` with the logged
+records' ClickHouse blocks joined (`rowcodec`): rows are encoded once, on the request path, and
+parsed by ClickHouse. Only after the insert succeeds is the log committed (and delivered segments
+deleted). A failing insert is retried with
 exponential backoff (0.1 s doubling to 5 s) for as long as it takes: while storage is down the log
 absorbs the traffic up to ``storage.spool.max_bytes``, and `storage_up` turns False so the receivers
 answer 503 instead of 429 once it is full. After inserts, `Store.refresh_aggregates()` brings the
-aggregates up to date: at most once a second when the log is caught up, every 5 s while a backlog
-remains (each refresh rescans the touched hours, so fewer refreshes under load save work).
+aggregates up to date, exactly (recomputed from FINAL) but coalesced, which bounds their lag:
+
+* ``context_costs``: at most once a second when the log is caught up, every 5 s while a backlog
+  remains (the ledger rows come first);
+* ``cost_hourly``: at most every 10 s. Each refresh of an hour rescans that hour's calls of the
+  touched tenants, so its cost grows with the hour; refreshing it at most every 10 s keeps that cost
+  at (rows of the hour so far) / 10 s instead of paying it after every batch.
+
+At `stop` everything touched is refreshed.
 
 `stop(drain_timeout)` lets the writer empty the log (or give up after the timeout, leaving the rest
 in the log for the next start) and joins the thread.
@@ -23,7 +32,7 @@ from typing import Any, Protocol
 
 from tokenbook.collector.ledger import CallRow, StepRow
 from tokenbook.collector.metrics import IngestMetrics
-from tokenbook.collector.rowcodec import decode_rows
+from tokenbook.collector.rowcodec import RowRecord, decode_record, join_blocks
 from tokenbook.collector.wal import Position, WriteAheadLog
 
 __all__ = ["LedgerStore", "LedgerWriter"]
@@ -31,16 +40,19 @@ __all__ = ["LedgerStore", "LedgerWriter"]
 _log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 5.0
-_REFRESH_INTERVAL = 1.0  # when caught up
-_REFRESH_INTERVAL_BEHIND = 5.0  # while rows wait in the log: each refresh rescans touched hours
+_REFRESH_INTERVAL = 1.0  # context_costs lag when caught up
+_REFRESH_INTERVAL_BEHIND = 5.0  # ... while rows wait in the log
+_HOURLY_INTERVAL = 10.0  # cost_hourly lag: each refresh rescans the touched hours
 
 
 class LedgerStore(Protocol):
     """What the writer needs of `tokenbook.collector.store.Store`."""
 
-    def write(self, calls: Sequence[CallRow], steps: Sequence[StepRow]) -> Any: ...
+    def write(
+        self, calls: Sequence[CallRow], steps: Sequence[StepRow], *, blocks: tuple[bytes, bytes] | None = None
+    ) -> Any: ...
 
-    def refresh_aggregates(self) -> Any: ...
+    def refresh_aggregates(self, *, hourly: bool = True) -> Any: ...
 
 
 class LedgerWriter:
@@ -65,7 +77,9 @@ class LedgerWriter:
         self._deadline = float("inf")  # give up draining after this (monotonic)
         self._thread = threading.Thread(target=self._run, name="tokenbook-ledger-writer", daemon=True)
         self._last_refresh = 0.0
+        self._last_hourly = 0.0
         self._dirty = False  # rows written since the last refresh
+        self._dirty_hours = False  # rows written since the last hourly refresh
 
     def start(self) -> None:
         self._thread.start()
@@ -85,38 +99,41 @@ class LedgerWriter:
                 if stopping:
                     return
                 continue
-            calls, steps, end = self._gather()
-            if end is not None and not self._insert(calls, steps):
+            records, end = self._gather()
+            if end is not None and not self._insert(records):
                 return  # gave up at shutdown: the rows stay in the log for the next start
             if end is not None:
                 self.wal.commit(end)
             self._refresh(force=False)
 
-    def _gather(self) -> tuple[list[CallRow], list[StepRow], Position | None]:
-        calls: list[CallRow] = []
-        steps: list[StepRow] = []
+    def _gather(self) -> tuple[list[RowRecord], Position | None]:
+        out: list[RowRecord] = []
+        rows = 0
         end: Position | None = None
         until = time.monotonic() + self.max_delay
-        while len(calls) + len(steps) < self.max_rows:
-            records = self.wal.read(decode_rows, max_records=64)
+        while rows < self.max_rows:
+            records = self.wal.read(decode_record, max_records=64)
             for rec in records:
-                c, s = rec.obj
-                calls.extend(c)
-                steps.extend(s)
+                record: RowRecord = rec.obj
+                out.append(record)
+                rows += len(record.calls) + len(record.steps)
                 end = rec.end
             if records:
                 continue
             left = until - time.monotonic()
             if self._stopping.is_set() or left <= 0 or not self.wal.wait_for_data(left):
                 break
-        return calls, steps, end
+        return out, end
 
-    def _insert(self, calls: list[CallRow], steps: list[StepRow]) -> bool:
+    def _insert(self, records: list[RowRecord]) -> bool:
+        calls = [c for r in records for c in r.calls]
+        steps = [s for r in records for s in r.steps]
+        blocks = (join_blocks([r.call_block for r in records]), join_blocks([r.step_block for r in records]))
         delay = _BACKOFF_MIN
         while True:
             started = time.perf_counter()
             try:
-                self.store.write(calls, steps)
+                self.store.write(calls, steps, blocks=blocks)
             except Exception as exc:  # noqa: BLE001 - any storage failure is retried, never lost
                 self.metrics.add(insert_failures=1)
                 if self.storage_up:
@@ -133,7 +150,7 @@ class LedgerWriter:
             if not self.storage_up:
                 _log.info("storage is back; draining the write-ahead log")
             self.storage_up = True
-            self._dirty = True
+            self._dirty = self._dirty_hours = True
             return True
 
     def _refresh(self, *, force: bool) -> None:
@@ -141,10 +158,14 @@ class LedgerWriter:
         interval = _REFRESH_INTERVAL if self.wal.pending_bytes == 0 else _REFRESH_INTERVAL_BEHIND
         if not self._dirty or (not force and now - self._last_refresh < interval):
             return
+        hourly = self._dirty_hours and (force or now - self._last_hourly >= _HOURLY_INTERVAL)
         try:
-            self.store.refresh_aggregates()
+            self.store.refresh_aggregates(hourly=hourly)
         except Exception as exc:  # noqa: BLE001 - aggregates are retried at the next refresh
             _log.error("refreshing aggregates failed (retried later): %s", exc)
             return
-        self._dirty = False
         self._last_refresh = now
+        if hourly:
+            self._dirty_hours = False
+            self._last_hourly = now
+        self._dirty = self._dirty_hours

@@ -145,8 +145,12 @@ class DescendantTracker:
         The parent is marked when this span carried usage or has such a descendant, so the mark climbs
         to every ancestor as the spans end.
         """
+        own = (trace_id, span_id)
+        if (parent_span_id is None or not has_usage) and own not in self._marked:
+            # Nothing to forget or mark (the common case). A descendant marking `own` concurrently
+            # races the same way under the lock: it is missed either way.
+            return False
         with self._lock:
-            own = (trace_id, span_id)
             had = own in self._marked
             if had:
                 del self._marked[own]

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import genai_prices
 from genai_prices import types as gp_types
 from genai_prices.data_snapshot import get_snapshot
 
 from tokenbook.processor.overrides import OverrideEntry, load_overrides
-from tokenbook.processor.usage import Usage
+from tokenbook.processor.usage import MAX_TOKENS, Counts, Usage
 
 __all__ = [
     "CATALOG_NAME",
@@ -44,6 +44,7 @@ __all__ = [
     "STATUS_UNPRICED",
     "Cost",
     "PriceCatalog",
+    "Quote",
     "UnitPrices",
     "catalog_provider",
 ]
@@ -55,6 +56,8 @@ STATUS_CACHE_HIT: Final = "cache_hit"
 COST_QUANTUM: Final = Decimal("1e-12")
 CATALOG_NAME: Final = f"genai-prices {genai_prices.__version__}"
 _ZERO: Final = Decimal(0).quantize(COST_QUANTUM)
+#: Per-token rates up to this many pico-dollars take the integer path (products stay exact in Decimal).
+_MAX_PICO_RATE: Final = 10**14
 _MAX_CACHED_MODELS: Final = 10_000
 
 #: OTel `gen_ai.provider.name` / `gen_ai.system` values (and common spellings) -> genai-prices provider id.
@@ -133,13 +136,30 @@ class Cost:
     def unpriced(cls, reason: str, currency: str = "USD") -> Cost:
         return cls(None, None, None, None, None, currency, STATUS_UNPRICED, reason)
 
+    @classmethod
+    def of_quote(cls, quote: Quote) -> Cost:
+        """The `Cost` of a `Quote`: pico-dollars become `Decimal` with 12 places."""
+        status, source, currency, picos = quote
+        if picos is None:
+            return cls.unpriced(source, currency)
+        i, o, r, w, t = (Decimal(p).scaleb(-12) for p in picos)
+        return cls(i, o, r, w, t, currency, status, source)
 
-_CACHE_HIT_COST: Final = Cost(
-    _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, "USD", STATUS_CACHE_HIT, "cache hit: no model call"
-)
+
+#: A `Cost` as a plain tuple, for the processor's hot path: ``(status, source, currency, picos)``, where
+#: `picos` is ``(input, output, cache_read, cache_write, total)`` in integer pico-dollars (1e-12 USD,
+#: the ledger's quantum), or None exactly when unpriced.
+Quote = tuple[str, str, str, tuple[int, int, int, int, int] | None]
+
+_CACHE_HIT_QUOTE: Final[Quote] = (STATUS_CACHE_HIT, "cache hit: no model call", "USD", (0, 0, 0, 0, 0))
+_CACHE_HIT_COST: Final = Cost.of_quote(_CACHE_HIT_QUOTE)
 
 #: A tier list: (start threshold on inclusive input tokens, price per million), ascending.
 Tiers = tuple[tuple[int, Decimal], ...]
+#: A money amount: int pico-dollars on the integer path, Decimal dollars on the exact fallback.
+_N = TypeVar("_N", int, Decimal)
+#: Rates in `_PRICE_KEYS` order: the base rates, then ``(start, rates)`` per tier, ascending.
+_RateTable = tuple[tuple[_N | None, ...], tuple[tuple[int, tuple[_N | None, ...]], ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,20 +178,19 @@ class UnitPrices:
     #: price key -> tiers above the base rate (genai-prices TieredPrices).
     tiers: Mapping[str, Tiers] = field(default_factory=dict)
 
-    #: Per-token rates (rate / 10^6, exact) in `_RATE_KEYS` order: base, then one tuple per tier.
-    _per_token: tuple[tuple[Decimal | None, ...], tuple[tuple[int, tuple[Decimal | None, ...]], ...]] = field(
-        init=False, repr=False, compare=False
-    )
+    #: Per-token rates (rate / 10^6, exact) in `_PRICE_KEYS` order: base, then one tuple per tier.
+    _per_token: _RateTable[Decimal] = field(init=False, repr=False, compare=False)
+    #: The same in integer pico-dollars, or None when a rate is not a whole number of them (> 6
+    #: decimals per million) or is absurdly large: then `quote` computes in Decimal.
+    _pico: _RateTable[int] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         base = tuple(getattr(self, key) for key in _PRICE_KEYS)
         starts = sorted({start for tiers in self.tiers.values() for start, _ in tiers})
         tiered = tuple((start, tuple(self.rate(key, start + 1) for key in _PRICE_KEYS)) for start in starts)
-        object.__setattr__(
-            self,
-            "_per_token",
-            (_per_token(base), tuple((start, _per_token(rates)) for start, rates in tiered)),
-        )
+        per_token = (_per_token(base), tuple((start, _per_token(rates)) for start, rates in tiered))
+        object.__setattr__(self, "_per_token", per_token)
+        object.__setattr__(self, "_pico", _pico_table(per_token))
 
     def rate(self, key: str, input_tokens: int) -> Decimal | None:
         """The per-million rate of `key` for a call with `input_tokens` (inclusive) input tokens."""
@@ -183,40 +202,97 @@ class UnitPrices:
 
     def cost(self, usage: Usage) -> Cost:
         """Price `usage` by the module's rule."""
-        n_in = usage.input_tokens
-        rates, tiers = self._per_token
-        for start, tier_rates in reversed(tiers):
-            if n_in > start:
-                rates = tier_rates
-                break
-        r_in, r_out, r_cr, r_cw, r_reason = rates
-        uncached = n_in
-        cache_read = cache_write = _ZERO
-        if r_cr is not None:
-            uncached -= usage.cache_read_tokens
-            cache_read = (usage.cache_read_tokens * r_cr).quantize(COST_QUANTUM, ROUND_HALF_EVEN)
-        if r_cw is not None:
-            uncached -= usage.cache_write_tokens
-            cache_write = (usage.cache_write_tokens * r_cw).quantize(COST_QUANTUM, ROUND_HALF_EVEN)
-        plain_out = usage.output_tokens
-        reasoning = _ZERO
-        if r_reason is not None:
-            plain_out -= usage.reasoning_tokens
-            reasoning = usage.reasoning_tokens * r_reason
-        if (uncached and r_in is None) or (plain_out and r_out is None):
-            missing = " or ".join(
-                name
-                for name, n, r in (("input", uncached, r_in), ("output", plain_out, r_out))
-                if n and r is None
-            )
-            return Cost.unpriced(f"{self.source} has no {missing} token price", currency=self.currency)
-        input_cost = (uncached * r_in).quantize(COST_QUANTUM, ROUND_HALF_EVEN) if r_in is not None else _ZERO
-        output_cost = (plain_out * r_out if r_out is not None else _ZERO) + reasoning
-        output_cost = output_cost.quantize(COST_QUANTUM, ROUND_HALF_EVEN)
-        total = input_cost + output_cost + cache_read + cache_write
-        return Cost(
-            input_cost, output_cost, cache_read, cache_write, total, self.currency, STATUS_PRICED, self.source
-        )
+        return Cost.of_quote(self.quote(_counts_of(usage)))
+
+    def quote(self, counts: Counts | tuple[int, int, int, int, int]) -> Quote:
+        """`cost` as a `Quote` (in, out, cache read, cache write, reasoning are `counts[:5]`).
+
+        Integer arithmetic when the rates are whole pico-dollars and the counts within
+        ``[0, MAX_TOKENS]``, where it equals the Decimal computation exactly; Decimal otherwise.
+        """
+        five = counts[:5]
+        n_in, n_out, n_cr, n_cw, n_reason = five
+        pico = self._pico
+        if pico is None or min(five) < 0 or max(five) > MAX_TOKENS:
+            return self._quote_decimal(n_in, n_out, n_cr, n_cw, n_reason)
+        rates = _tier(pico, n_in) if pico[1] else pico[0]
+        raw = _components(rates, n_in, n_out, n_cr, n_cw, n_reason, 0)
+        if isinstance(raw, str):
+            return self._unpriced(raw)
+        i, o, r, w = raw
+        return STATUS_PRICED, self.source, self.currency, (i, o, r, w, i + o + r + w)
+
+    def _quote_decimal(self, n_in: int, n_out: int, n_cr: int, n_cw: int, n_reason: int) -> Quote:
+        """`quote` in Decimal: each component rounded half-even to 12 places, then in pico-dollars."""
+        raw = _components(_tier(self._per_token, n_in), n_in, n_out, n_cr, n_cw, n_reason, _ZERO)
+        if isinstance(raw, str):
+            return self._unpriced(raw)
+        i, o, r, w = (int(c.quantize(COST_QUANTUM, ROUND_HALF_EVEN).scaleb(12)) for c in raw)
+        return STATUS_PRICED, self.source, self.currency, (i, o, r, w, i + o + r + w)
+
+    def _unpriced(self, missing: str) -> Quote:
+        return STATUS_UNPRICED, f"{self.source} has no {missing} token price", self.currency, None
+
+
+def _counts_of(u: Usage) -> tuple[int, int, int, int, int]:
+    return u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens
+
+
+def _tier(table: _RateTable[_N], n_in: int) -> tuple[_N | None, ...]:
+    """The rates in force for a call with `n_in` inclusive input tokens (genai-prices' tier rule)."""
+    rates, tiers = table
+    for start, tier_rates in reversed(tiers):
+        if n_in > start:
+            return tier_rates
+    return rates
+
+
+def _components(
+    rates: tuple[_N | None, ...], n_in: int, n_out: int, n_cr: int, n_cw: int, n_reason: int, zero: _N
+) -> tuple[_N, _N, _N, _N] | str:
+    """Unrounded (input, output, cache read, cache write) by the module's rule, in the rates' type
+    (int pico-dollars or Decimal dollars); or which rates are missing (``"input or output"``)."""
+    r_in, r_out, r_cr, r_cw, r_reason = rates
+    uncached = n_in
+    cache_read = cache_write = reasoning = zero
+    if r_cr is not None:
+        uncached -= n_cr
+        cache_read = n_cr * r_cr
+    if r_cw is not None:
+        uncached -= n_cw
+        cache_write = n_cw * r_cw
+    plain_out = n_out
+    if r_reason is not None:
+        plain_out -= n_reason
+        reasoning = n_reason * r_reason
+    if (uncached and r_in is None) or (plain_out and r_out is None):
+        needed = (("input", uncached, r_in), ("output", plain_out, r_out))
+        return " or ".join(name for name, n, r in needed if n and r is None)
+    input_cost = uncached * r_in if r_in is not None else zero
+    output_cost = (plain_out * r_out if r_out is not None else zero) + reasoning
+    return input_cost, output_cost, cache_read, cache_write
+
+
+def _pico_table(table: _RateTable[Decimal]) -> _RateTable[int] | None:
+    """`table` in integer pico-dollars per token, or None when a rate is not exactly one."""
+    try:
+        base, tiers = table
+        return _pico_rates(base), tuple((start, _pico_rates(rates)) for start, rates in tiers)
+    except ValueError:
+        return None
+
+
+def _pico_rates(rates: tuple[Decimal | None, ...]) -> tuple[int | None, ...]:
+    out: list[int | None] = []
+    for rate in rates:
+        if rate is None:
+            out.append(None)
+            continue
+        pico = rate.scaleb(12)
+        if pico != pico.to_integral_value() or not 0 <= pico <= _MAX_PICO_RATE:
+            raise ValueError(f"not a whole number of pico-dollars: {rate}")
+        out.append(int(pico))
+    return tuple(out)
 
 
 def _per_token(rates: tuple[Decimal | None, ...]) -> tuple[Decimal | None, ...]:
@@ -281,6 +357,8 @@ class PriceCatalog:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], tuple[gp_types.Provider, gp_types.ModelInfo] | str] = {}
         self._rates: dict[int, tuple[gp_types.ModelPrice, UnitPrices]] = {}
+        #: (provider, model) -> `unit_prices` result, for models whose price cannot change with time.
+        self._fixed: dict[tuple[str, str], UnitPrices | str] = {}
 
     @property
     def overrides(self) -> tuple[OverrideEntry, ...]:
@@ -296,6 +374,45 @@ class PriceCatalog:
         if isinstance(found, str):
             return Cost.unpriced(found)
         return found.cost(usage)
+
+    def quote(
+        self,
+        provider: str,
+        model: str,
+        counts: Counts | tuple[int, int, int, int, int],
+        start_ns: int | None,
+        *,
+        cache_hit: bool = False,
+    ) -> Quote:
+        """`price` as a `Quote`, for a call started at `start_ns` (ns since the epoch; None = now).
+
+        The processor's hot path: a model whose price has no time constraint (no dated catalog prices,
+        no override naming it) is looked up once, without building a datetime. Never raises.
+        """
+        if cache_hit:
+            return _CACHE_HIT_QUOTE
+        key = (provider, model)
+        found = self._fixed.get(key)
+        if found is None:
+            at = datetime.fromtimestamp(start_ns / 1e9, UTC) if start_ns else datetime.now(UTC)
+            found = self.unit_prices(provider, model, at)
+            if self._time_independent(provider, model):
+                with self._lock:
+                    if len(self._fixed) >= _MAX_CACHED_MODELS:
+                        self._fixed.clear()
+                    self._fixed[key] = found
+        if isinstance(found, str):
+            return STATUS_UNPRICED, found, "USD", None
+        return found.quote(counts)
+
+    def _time_independent(self, provider: str, model: str) -> bool:
+        if not model:
+            return True
+        name = model.lower()
+        if any(name in entry.models for entry in self._overrides):
+            return False
+        found = self._find_model(provider, model)
+        return isinstance(found, str) or not isinstance(found[1].prices, list)
 
     def unit_prices(self, provider: str, model: str, at: datetime | None = None) -> UnitPrices | str:
         """The rates in force for `model` at `at` (default now), or the reason there are none."""

@@ -40,13 +40,15 @@ class Redactor:
         self.mode = mode
         self._salt = salt
         self._tenant_salts = dict(tenant_salts or {})
-        # Keys seen before, split by kind; a span whose keys are all known plain keys costs one set
-        # difference. Bounded: cleared when `_MAX_KNOWN` keys are known (indexed content keys vary).
+        # Keys seen before, split by kind; a span whose keys are all known plain keys costs one
+        # superset test. Bounded: cleared when `_MAX_KNOWN` keys are known (indexed content keys vary).
         self._plain: set[str] = set()
         self._content: set[str] = set()
 
     def content_keys(self, attrs: Mapping[str, object]) -> list[str]:
         """The content attributes among `attrs`' keys (memoized per key)."""
+        if self._plain.issuperset(attrs):  # the common case: no set is built
+            return []
         unknown = attrs.keys() - self._plain
         if not unknown:
             return []

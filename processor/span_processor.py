@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
@@ -37,6 +37,7 @@ from typing import Final
 from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.util.types import Attributes
 
 from tokenbook.processor import semconv
 from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEYS
@@ -50,10 +51,10 @@ from tokenbook.processor.calls import (
     is_cache_hit,
 )
 from tokenbook.processor.metrics import CostMetrics
-from tokenbook.processor.pricing import PriceCatalog
+from tokenbook.processor.pricing import Cost, PriceCatalog
 from tokenbook.processor.redaction import Redactor
 from tokenbook.processor.settings import ProcessorSettings
-from tokenbook.processor.usage import read_usage
+from tokenbook.processor.usage import Usage, read_counts
 
 __all__ = ["NOT_BILLABLE", "TokenbookSpanProcessor"]
 
@@ -65,6 +66,8 @@ _ATTRIBUTION_BAGGAGE: Final = tuple(ATTRIBUTION_KEYS.values())
 _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
 #: Attribution on metrics: the low-cardinality keys only (no session or context IDs).
 _METRIC_ATTRIBUTION: Final = tuple(ATTRIBUTION_COLUMNS)
+#: A parent context (weakly), the attribution copied from its Baggage, and its active budgets.
+_StartCache = tuple["weakref.ref[context.Context]", dict[str, str], tuple[Budget, ...]]
 
 
 class _EnrichedSpan(ReadableSpan):
@@ -100,10 +103,30 @@ class _EnrichedSpan(ReadableSpan):
         return self._source.dropped_links
 
 
-def _text(value: Decimal | None) -> str:
-    """A cost as a plain decimal string (never scientific notation)."""
-    text = str(value)
-    return text if "E" not in text else f"{value:f}"
+_PICO: Final = 10**12
+
+
+def _pico_text(pico: int) -> str:
+    """Integer pico-dollars as the 12-place decimal string of the dollars (``"0.004125000000"``)."""
+    if pico < 0:
+        return "-" + _pico_text(-pico)
+    return "%d.%012d" % divmod(pico, _PICO)  # noqa: UP031 - the fastest formatting here
+
+
+def _dict_of(attributes: Attributes) -> dict[str, object]:
+    """A plain-dict copy of a span's attributes.
+
+    ``ReadableSpan.attributes`` is a ``MappingProxyType``; its public ``copy()`` returns the copy of the
+    mapping underneath (for the SDK's ``BoundedAttributes``, a C-level ``dict`` copy), far cheaper than
+    ``dict(proxy)``, which goes through ``BoundedAttributes.__getitem__`` once per key.
+    """
+    if not attributes:
+        return {}
+    try:
+        copied = attributes.copy()  # type: ignore[attr-defined]
+    except AttributeError:  # a Mapping without copy(): not the SDK's
+        copied = None
+    return copied if type(copied) is dict else dict(attributes)
 
 
 def _first_str(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str:
@@ -161,7 +184,11 @@ class TokenbookSpanProcessor(SpanProcessor):
         self._copied = {key: key for key in _ATTRIBUTION_BAGGAGE} | {
             key: TB.TAG_PREFIX + key for key in self.settings.extra_keys
         }
-        self._workflows: dict[int, tuple[str, str]] = {}  # trace id -> local root (name, id)
+        self._workflows: dict[int, tuple[str, int]] = {}  # trace id -> local root (name, span id)
+        #: The last parent context seen in on_start (weakly) with what it yields: attribution to copy
+        #: and active budgets. A Context is immutable, so both are functions of its identity; sibling
+        #: spans under one parent share it. Replaced as one tuple: safe across threads.
+        self._start_cache: _StartCache | None = None
         self._span_budgets: dict[tuple[int, int], tuple[Budget, ...]] = {}
         self._lock = threading.Lock()
         self._logged: set[str] = set()
@@ -193,23 +220,34 @@ class TokenbookSpanProcessor(SpanProcessor):
             self._failed("wrapped on_start", exc, downstream=True)
 
     def _start(self, span: Span, parent_context: context.Context | None) -> None:
-        bag = baggage.get_all(parent_context)
-        if bag:
-            copied = self._copied
-            found = {copied[k]: v for k, v in bag.items() if k in copied and isinstance(v, str)}
-            if found:
-                span.set_attributes(found)
+        parent_ctx = parent_context if parent_context is not None else context.get_current()
+        cached = self._start_cache
+        if cached is not None and cached[0]() is parent_ctx:
+            found, budgets = cached[1], cached[2]
+        else:
+            found, budgets = self._context_values(parent_ctx)
+            try:
+                self._start_cache = (weakref.ref(parent_ctx), found, budgets)
+            except TypeError:  # a Context subclass without weak references: not cached
+                self._start_cache = None
+        if found:
+            span.set_attributes(found)
         ctx = span.get_span_context()
         parent = span.parent
         if parent is None or parent.is_remote:
             if len(self._workflows) >= _MAX_OPEN:
                 self._workflows.clear()
-            self._workflows[ctx.trace_id] = (span.name, trace.format_span_id(ctx.span_id))
-        budgets = active_budgets(parent_context)
+            self._workflows[ctx.trace_id] = (span.name, ctx.span_id)  # formatted only when written
         if budgets:
             if len(self._span_budgets) >= _MAX_OPEN:
                 self._span_budgets.clear()
             self._span_budgets[(ctx.trace_id, ctx.span_id)] = budgets
+
+    def _context_values(self, ctx: context.Context) -> tuple[dict[str, str], tuple[Budget, ...]]:
+        """The attribution copied from `ctx`'s Baggage, and the budgets active in `ctx`."""
+        copied = self._copied
+        found = {copied[k]: v for k, v in baggage.get_all(ctx).items() if k in copied and isinstance(v, str)}
+        return found, active_budgets(ctx)
 
     # --- end ----------------------------------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
@@ -229,7 +267,7 @@ class TokenbookSpanProcessor(SpanProcessor):
     def _redact_only(self, span: ReadableSpan) -> ReadableSpan | None:
         """Fallback after a failure: never let content escape; drop the span if even this fails."""
         try:
-            return self._copy(span, dict(span.attributes or {}), False)
+            return self._copy(span, _dict_of(span.attributes), False)
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("redaction fallback (span dropped)", exc)
             return None
@@ -238,11 +276,10 @@ class TokenbookSpanProcessor(SpanProcessor):
         ctx = span.context
         if ctx is None:
             return span
-        attrs: dict[str, object] = dict(span.attributes or {})  # our copy: read, then extended in place
+        attrs = _dict_of(span.attributes)  # our copy: read, then extended in place
         parent = span.parent
         has_usage = not USAGE_KEYS.isdisjoint(attrs)
-        key = (ctx.trace_id, ctx.span_id)
-        budgets = self._span_budgets.pop(key, None) if self._span_budgets else None
+        budgets = self._span_budgets.pop((ctx.trace_id, ctx.span_id), None) if self._span_budgets else None
         is_root = parent is None or parent.is_remote
         workflow = self._workflows.pop(ctx.trace_id, None) if is_root else self._workflows.get(ctx.trace_id)
         had_descendant = self._tracker.span_ended(
@@ -263,45 +300,48 @@ class TokenbookSpanProcessor(SpanProcessor):
         kind: str,
         had_descendant: bool,
         budgets: tuple[Budget, ...] | None,
-        workflow: tuple[str, str] | None,
+        workflow: tuple[str, int] | None,
     ) -> None:
         """Read usage, decide billing, price and charge budgets; writes the results into `attrs`."""
         provider = _first_str(attrs, semconv.PROVIDER)
-        usage = read_usage(attrs, provider)
-        billable = is_billable(kind, usage.present, had_descendant)
+        counts = read_counts(attrs, provider)  # `Usage` as a tuple: no dataclass on the hot path
+        billable = is_billable(kind, counts[5], had_descendant)
         if workflow is not None:
-            attrs[TB.WORKFLOW_NAME], attrs[TB.WORKFLOW_ID] = workflow
-        if usage.issues:
-            attrs[TB.USAGE_ISSUE] = usage.issue_text
+            attrs[TB.WORKFLOW_NAME] = workflow[0]
+            attrs[TB.WORKFLOW_ID] = trace.format_span_id(workflow[1])
+        if counts[6]:
+            attrs[TB.USAGE_ISSUE] = "; ".join(counts[6])
         if not billable:
             attrs[TB.BILLABLE] = False
             attrs[TB.PRICE_STATUS] = NOT_BILLABLE
             return
-        start = span.start_time
-        at = datetime.fromtimestamp(start / 1e9, UTC) if start else datetime.now(UTC)
-        cost = self.catalog.price(
-            provider, _first_str(attrs, semconv.MODEL), usage, at, cache_hit=is_cache_hit(attrs)
+        quote = self.catalog.quote(
+            provider, _first_str(attrs, semconv.MODEL), counts, span.start_time, cache_hit=is_cache_hit(attrs)
         )
+        status, source, currency, picos = quote
         if self._metrics is not None:
             attribution = {k: v for k in _METRIC_ATTRIBUTION if isinstance(v := attrs.get(k), str)}
-            self._metrics.record(attrs, provider, usage, cost, attribution)
-        attrs[TB.PRICE_STATUS] = cost.status
-        attrs[TB.PRICE_SOURCE] = cost.source
-        attrs[TB.COST_CURRENCY] = cost.currency
-        if cost.total is not None:
-            attrs[TB.COST_TOTAL] = _text(cost.total)
-            for key, part in (
-                (TB.COST_INPUT, cost.input),
-                (TB.COST_OUTPUT, cost.output),
-                (TB.COST_CACHE_READ, cost.cache_read),
-                (TB.COST_CACHE_WRITE, cost.cache_write),
-            ):
-                if part:  # zero components are omitted: fewer attributes to export
-                    attrs[key] = _text(part)
+            self._metrics.record(attrs, provider, Usage(*counts), Cost.of_quote(quote), attribution)
+        attrs[TB.PRICE_STATUS] = status
+        attrs[TB.PRICE_SOURCE] = source
+        attrs[TB.COST_CURRENCY] = currency
+        if picos is not None:
+            p_in, p_out, p_read, p_write, p_total = picos
+            attrs[TB.COST_TOTAL] = _pico_text(p_total)
+            # zero components are omitted: fewer attributes to export
+            if p_in:
+                attrs[TB.COST_INPUT] = _pico_text(p_in)
+            if p_out:
+                attrs[TB.COST_OUTPUT] = _pico_text(p_out)
+            if p_read:
+                attrs[TB.COST_CACHE_READ] = _pico_text(p_read)
+            if p_write:
+                attrs[TB.COST_CACHE_WRITE] = _pico_text(p_write)
         if budgets:
-            tokens = usage.total_tokens
+            tokens = counts[0] + counts[1]
+            total = None if picos is None else Decimal(picos[4]).scaleb(-12)
             for b in budgets:
-                b.charge(tokens, cost.total)
+                b.charge(tokens, total)
             attrs[TB.BUDGET_STATE] = worst_state(budgets)
 
     def _copy(self, span: ReadableSpan, attrs: dict[str, object], changed: bool) -> ReadableSpan:

@@ -39,7 +39,7 @@ from typing import Final
 
 from tokenbook.processor import semconv
 
-__all__ = ["MAX_TOKENS", "USAGE_KEYS", "Usage", "coerce_count", "read_usage"]
+__all__ = ["MAX_TOKENS", "USAGE_KEYS", "Counts", "Usage", "coerce_count", "read_counts", "read_usage"]
 
 #: Token counts above this are rejected as absurd (no single call uses a trillion tokens).
 MAX_TOKENS = 10**12
@@ -89,6 +89,8 @@ def coerce_count(key: str, value: object) -> tuple[int | None, str | None]:
     finite = number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)
     if not finite:
         return None, f"{key}: not finite ({value!r}), treated as missing"
+    if not -MAX_TOKENS <= number <= MAX_TOKENS:  # before rounding: int(Decimal("1e999999")) takes minutes
+        return _check_range(key, MAX_TOKENS + 1 if number > 0 else -1, value)
     rounded = round(number)
     if rounded != number:
         note = f"{key}: fractional ({value!r}) rounded to {rounded}"
@@ -104,24 +106,6 @@ def _check_range(key: str, count: int, raw: object) -> tuple[int | None, str | N
     return count, None
 
 
-def _first(
-    attrs: Mapping[str, object], keys: tuple[str, ...], present: set[str], issues: list[str]
-) -> int | None:
-    """First acceptable value among `keys` (only those in `present` are looked up)."""
-    for key in keys:
-        if key not in present:
-            continue
-        raw = attrs[key]
-        if type(raw) is int and 0 <= raw <= MAX_TOKENS:  # the common case, without a call
-            return raw
-        count, issue = coerce_count(key, raw)
-        if issue is not None:
-            issues.append(issue)
-        if count is not None:
-            return count
-    return None
-
-
 #: Every usage attribute name (any alias), for cheap presence tests.
 USAGE_KEYS: Final = frozenset(
     semconv.INPUT_TOKENS
@@ -133,26 +117,64 @@ USAGE_KEYS: Final = frozenset(
 _NO_USAGE: Final = Usage()
 
 
-def read_usage(attrs: Mapping[str, object], provider: str = "") -> Usage:
-    """Read and normalize the usage of one span's attributes. Never raises.
+#: The alias tuples in `Counts` order.
+_CATEGORIES: Final = (
+    semconv.INPUT_TOKENS,
+    semconv.OUTPUT_TOKENS,
+    semconv.CACHE_READ_TOKENS,
+    semconv.CACHE_WRITE_TOKENS,
+    semconv.REASONING_TOKENS,
+)
+_MAX_PLANS: Final = 1_000
+#: Present usage keys -> for each category, its present aliases in precedence order (memoized: spans
+#: of one instrumentation share a few key sets).
+_plans: dict[frozenset[str], tuple[tuple[int, tuple[str, ...]], ...]] = {}
 
-    `provider` is the span's provider name (OTel or catalog spelling); it is used only to word issues
-    and is reserved for provider-specific conventions.
-    """
-    present = {key for key in USAGE_KEYS.intersection(attrs) if attrs[key] is not None}
+#: `Usage` as a plain tuple, in field order: (input, output, cache_read, cache_write, reasoning,
+#: present, issues). The processor's hot path uses it; `read_usage` wraps it in a `Usage`.
+Counts = tuple[int, int, int, int, int, bool, tuple[str, ...]]
+_NO_COUNTS: Final[Counts] = (0, 0, 0, 0, 0, False, ())
+
+
+def _plan(present: frozenset[str]) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """(index in `Counts`, present aliases in precedence order) of each category with an alias."""
+    plan = tuple(
+        (i, keys)
+        for i, aliases in enumerate(_CATEGORIES)
+        if (keys := tuple(k for k in aliases if k in present))
+    )
+    if len(_plans) >= _MAX_PLANS:
+        _plans.clear()
+    _plans[present] = plan  # a racing thread computes the same value: harmless
+    return plan
+
+
+def read_counts(attrs: Mapping[str, object], provider: str = "") -> Counts:
+    """`read_usage` as a `Counts` tuple (no dataclass). Never raises."""
+    present = USAGE_KEYS.intersection(attrs)
     if not present:
-        return _NO_USAGE
+        return _NO_COUNTS
     issues: list[str] = []
-    inp = _first(attrs, semconv.INPUT_TOKENS, present, issues)
-    out = _first(attrs, semconv.OUTPUT_TOKENS, present, issues)
-    c_read = _first(attrs, semconv.CACHE_READ_TOKENS, present, issues)
-    c_write = _first(attrs, semconv.CACHE_WRITE_TOKENS, present, issues)
-    reasoning = _first(attrs, semconv.REASONING_TOKENS, present, issues)
-    input_tokens = inp or 0
-    cache_read = c_read or 0
-    cache_write = c_write or 0
-    output_tokens = out or 0
-    reasoning_tokens = reasoning or 0
+    counts = [0, 0, 0, 0, 0]
+    found = False
+    for i, keys in _plans.get(present) or _plan(present):
+        for key in keys:  # the first acceptable value wins; a rejected one is an issue
+            raw = attrs[key]
+            if raw is None:  # a value the SDK could not clean: absent
+                continue
+            found = True
+            if type(raw) is int and 0 <= raw <= MAX_TOKENS:  # the common case, without a call
+                counts[i] = raw
+                break
+            count, issue = coerce_count(key, raw)
+            if issue is not None:
+                issues.append(issue)
+            if count is not None:
+                counts[i] = count
+                break
+    if not found:
+        return _NO_COUNTS
+    input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens = counts
     cache = cache_read + cache_write
     exclusive_flag = attrs.get(semconv.INPUT_EXCLUSIVE) is True
     if cache and (exclusive_flag or input_tokens < cache):
@@ -172,13 +194,23 @@ def read_usage(attrs: Mapping[str, object], provider: str = "") -> Usage:
         output_tokens += reasoning_tokens
     if input_tokens > MAX_TOKENS or output_tokens > MAX_TOKENS:
         issues.append("normalized counts over 10^12, usage treated as missing")
-        return Usage(present=True, issues=tuple(issues))
-    return Usage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=reasoning_tokens,
-        present=True,
-        issues=tuple(issues),
+        return (0, 0, 0, 0, 0, True, tuple(issues))
+    return (
+        input_tokens,
+        output_tokens,
+        cache_read,
+        cache_write,
+        reasoning_tokens,
+        True,
+        tuple(issues) if issues else (),
     )
+
+
+def read_usage(attrs: Mapping[str, object], provider: str = "") -> Usage:
+    """Read and normalize the usage of one span's attributes. Never raises.
+
+    `provider` is the span's provider name (OTel or catalog spelling); it is used only to word issues
+    and is reserved for provider-specific conventions.
+    """
+    counts = read_counts(attrs, provider)
+    return _NO_USAGE if counts is _NO_COUNTS else Usage(*counts)

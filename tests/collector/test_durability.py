@@ -85,15 +85,15 @@ class FlakyStore:
         self.store = store
         self.down = False
 
-    def write(self, calls, steps) -> None:
+    def write(self, calls, steps, *, blocks=None) -> None:
         from tokenbook.collector.store import StoreUnavailable
 
         if self.down:
             raise StoreUnavailable("connection refused (simulated outage)")
-        self.store.write(calls, steps)
+        self.store.write(calls, steps, blocks=blocks)
 
-    def refresh_aggregates(self) -> int:
-        result: int = self.store.refresh_aggregates()
+    def refresh_aggregates(self, *, hourly: bool = True) -> int:
+        result: int = self.store.refresh_aggregates(hourly=hourly)
         return result
 
 

@@ -141,3 +141,19 @@ def test_row_codec_round_trips_exactly(which: str) -> None:
     assert decode_rows(encode_rows(calls, steps)) == (calls, steps)
     with pytest.raises(ValueError, match="payload"):
         decode_rows(b"garbage")
+
+
+def test_row_codec_keeps_any_text_and_the_blocks_are_the_logged_bytes() -> None:
+    from tokenbook.collector.rowcodec import decode_record, encode_record, join_blocks
+
+    calls, steps = _rows()
+    texts = ("tab\there", "new\nline", "back\\slash", "quote \" '", "é 漢字 😀", "lone \udfff", "\\N")
+    calls = [calls[0]._replace(span_id=f"{i:016x}", user_id=t, tags={t: t}) for i, t in enumerate(texts)]
+    payload, record = encode_record(calls, steps)
+    again = decode_record(payload)
+    assert (again.calls, again.steps) == (calls, steps)
+    assert (again.call_block, again.step_block) == (record.call_block, record.step_block)
+    assert (
+        join_blocks([record.call_block, b"", record.call_block])
+        == record.call_block + b"\n" + record.call_block
+    )

@@ -225,6 +225,51 @@ def test_roundtrip_keeps_money_exact(store):
     assert rows == [(call.input_cost, call.output_cost, call.total_cost, call.tags, call.timestamp)]
 
 
+TRICKY = (
+    "tab\there",
+    "new\nline\r\n",
+    "back\\slash\\",
+    "quotes ' \" `",
+    "unicode é 漢字 😀",
+    "",
+    "\\N",
+    "[1, {}]",
+)
+
+
+def test_every_string_and_value_reaches_clickhouse_exactly(store):
+    """The insert blocks are parsed by ClickHouse: escaping must be exact for any text and value."""
+    base = make_calls(1)[0]
+    calls = [
+        base._replace(
+            span_id=f"{i:016x}", workflow_name=text, user_id=text, project_id=text, feature=text,
+            tags={text or "empty": text, "k\t": "v\n"}, model=text, price_source=text, usage_issue=text,
+            error_type=text, client_cost=Decimal("-999999.999999999999"), input_cost=Decimal("1E-12"),
+            output_cost=Decimal("999999.999999999999"), cache_read_cost=Decimal(0), cache_write_cost=None,
+            total_cost=Decimal("-0.000000000001"),
+            input_tokens=2**64 - 1, duration_ms=0.1 + 0.2,
+            timestamp=base.timestamp.replace(microsecond=i + 1),
+        )
+        for i, text in enumerate(TRICKY)
+    ]  # fmt: skip
+    steps = [
+        s._replace(name=c.user_id, outcome=c.user_id) for s, c in zip(make_steps(calls), calls, strict=False)
+    ]
+    store.write(calls, steps)
+    _, _, rows = store.query(f"SELECT {', '.join(CALL_COLUMNS)} FROM llm_calls ORDER BY span_id")
+    assert [CallRow._make(r) for r in rows] == sorted(calls, key=lambda c: c.span_id)
+    _, _, rows = store.query(f"SELECT {', '.join(STEP_COLUMNS)} FROM context_steps ORDER BY span_id")
+    assert [StepRow._make(r) for r in rows] == sorted(steps, key=lambda s: s.span_id)
+
+
+def test_a_lone_surrogate_is_stored_not_refused(store):
+    """OTLP/JSON can carry one; refusing the insert would block the writer (it retries forever)."""
+    call = make_calls(1)[0]._replace(user_id="a\udfffb")
+    store.write([call], [])
+    _, _, rows = store.query("SELECT span_id, total_cost, length(user_id) FROM llm_calls")
+    assert rows == [(call.span_id, call.total_cost, 5)]  # stored as its 3-byte (invalid) UTF-8 form
+
+
 def test_concurrent_writer_and_reader(store):
     calls = make_calls(200)
     errors: list[BaseException] = []

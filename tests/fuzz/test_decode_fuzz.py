@@ -30,6 +30,7 @@ KEYS = pipeline_keys(("team.cost_centre",), "hash")
 BUILDER = RowBuilder(PriceCatalog(), content="hash", salt="fuzz-salt-0123")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+
 def _valid_request() -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
@@ -206,7 +207,15 @@ def test_json_hostile_documents(doc: object) -> None:
             + b"}]",
         ),
     ],
-    ids=["inf-time", "negative-time", "huge-time", "max-fixed64-time", "4300-digit-int", "lone-surrogates", "deep-array"],
+    ids=[
+        "inf-time",
+        "negative-time",
+        "huge-time",
+        "max-fixed64-time",
+        "4300-digit-int",
+        "lone-surrogates",
+        "deep-array",
+    ],
 )
 def test_json_edge_cases_are_rejected_or_kept_and_storable(store, body: bytes) -> None:
     store.write(*built(outcome(decode_json, body)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.strategies import PIPELINE_KEYS, hostile_float, hostile_int, odd_text
@@ -45,6 +45,9 @@ attributes = st.dictionaries(
 
 @settings(max_examples=400, deadline=None)
 @given(attributes, st.sampled_from(["", "openai", "anthropic", "gcp.gemini"]))
+@example({"gen_ai.usage.input_tokens": "1e999999"}, "")  # 9 bytes that once pinned a CPU for minutes
+@example({"gen_ai.usage.output_tokens": Decimal("-1e999999")}, "")
+@example({"gen_ai.usage.input_tokens": "1e9999999"}, "")  # beyond the decimal context: abs() overflows
 def test_read_usage_never_raises_and_stays_inclusive(attrs: dict[str, object], provider: str) -> None:
     usage = read_usage(attrs, provider)
     counts = (

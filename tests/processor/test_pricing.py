@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,8 +12,8 @@ import genai_prices
 import pytest
 
 from tokenbook.processor.overrides import PriceConfigError
-from tokenbook.processor.pricing import COST_QUANTUM, Cost, PriceCatalog, catalog_provider
-from tokenbook.processor.usage import Usage
+from tokenbook.processor.pricing import COST_QUANTUM, Cost, PriceCatalog, UnitPrices, catalog_provider
+from tokenbook.processor.usage import MAX_TOKENS, Usage
 
 TESTDATA = Path(__file__).parents[1] / "testdata"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -232,3 +233,104 @@ def test_threads_price_consistently(catalog):
     for t in threads:
         t.join()
     assert set(results) == {Decimal("0.02745")}
+
+
+_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
+
+
+def _random_rate(rng: random.Random, places: int) -> Decimal | None:
+    """None, or a per-million rate with exactly `places` decimals (the last one non-zero)."""
+    if rng.random() < 0.15:
+        return None
+    return Decimal(rng.randint(0, 10**7) * 10 + rng.randint(1, 9)).scaleb(-places)
+
+
+def _random_prices(rng: random.Random, places: int) -> UnitPrices:
+    rates = {key: _random_rate(rng, places) for key in _KEYS}
+    tiers = {}
+    if rng.random() < 0.3:
+        start = rng.randint(1, 300_000)
+        for key in _KEYS:
+            if rates[key] is not None and rng.random() < 0.7:
+                tiers[key] = ((start, _random_rate(rng, places) or Decimal(0)),)
+    return UnitPrices("p", "m", "test", **rates, tiers=tiers)  # type: ignore[arg-type]
+
+
+def _oracle(up: UnitPrices, n: tuple[int, int, int, int, int]) -> tuple[Decimal, ...] | None:
+    """The module's rule written out in Decimal, independently of the implementation."""
+    n_in, n_out, n_cr, n_cw, n_rs = n
+    r_in, r_out, r_cr, r_cw, r_rs = (up.rate(key, n_in) for key in _KEYS)
+    q = lambda d: d.quantize(COST_QUANTUM)  # noqa: E731 - half-even is the default rounding
+    uncached, plain_out = n_in, n_out
+    cache_read = cache_write = reasoning = Decimal(0)
+    if r_cr is not None:
+        uncached -= n_cr
+        cache_read = n_cr * r_cr.scaleb(-6)
+    if r_cw is not None:
+        uncached -= n_cw
+        cache_write = n_cw * r_cw.scaleb(-6)
+    if r_rs is not None:
+        plain_out -= n_rs
+        reasoning = n_rs * r_rs.scaleb(-6)
+    if (uncached and r_in is None) or (plain_out and r_out is None):
+        return None
+    inp = q(uncached * r_in.scaleb(-6)) if r_in is not None else q(Decimal(0))
+    out = q((plain_out * r_out.scaleb(-6) if r_out is not None else Decimal(0)) + reasoning)
+    parts = (inp, out, q(cache_read), q(cache_write))
+    return (*parts, sum(parts, Decimal(0)))
+
+
+@pytest.mark.parametrize("places", [0, 2, 6, 7, 9])
+def test_integer_path_equals_decimal_path(places):
+    """Rates with <= 6 decimals per million take integer pico-dollars; the result is the exact Decimal."""
+    rng = random.Random(places)
+    for _ in range(1500):
+        up = _random_prices(rng, places)
+        has_rate = any(getattr(up, key) is not None for key in _KEYS)
+        assert (up._pico is not None) == (places <= 6 or not has_rate)
+        n_in = rng.choice([0, 1, rng.randint(0, 10**6), rng.randint(0, MAX_TOKENS)])
+        n_cr, n_cw = rng.randint(0, n_in // 2), rng.randint(0, n_in // 3)
+        n_out = rng.choice([0, rng.randint(0, 10**5), rng.randint(0, MAX_TOKENS)])
+        n = (n_in, n_out, n_cr, n_cw, rng.randint(0, n_out))
+        quote = up.quote(n)
+        assert quote == up._quote_decimal(*n)  # the integer path against the Decimal path
+        cost = up.cost(Usage(*n, present=True))
+        expected = _oracle(up, n)
+        if expected is None:
+            assert quote[3] is None and cost.status == "unpriced" and cost.total is None
+            continue
+        got = (cost.input, cost.output, cost.cache_read, cost.cache_write, cost.total)
+        assert got == expected
+        assert all(d.as_tuple().exponent == -12 for d in got)  # type: ignore[union-attr]
+        assert quote[3] == tuple(int(d.scaleb(12)) for d in expected)
+
+
+def test_out_of_range_counts_take_the_decimal_path():
+    up = UnitPrices("p", "m", "test", input_mtok=Decimal("2.5"), output_mtok=Decimal("10"))
+    for n in [(-5, 0, 0, 0, 0), (MAX_TOKENS + 1, 3, 0, 0, 0), (10, 10**15, 0, 0, 0)]:
+        assert up.quote(n) == up._quote_decimal(*n)
+        assert up.cost(Usage(*n, present=True)).total == _oracle(up, n)[4]  # type: ignore[index]
+
+
+def test_catalog_quote_follows_price_periods_and_overrides():
+    """The hot path caches time-independent prices only: dated prices and overrides still apply."""
+    catalog = PriceCatalog(TESTDATA / "prices.yaml")
+    n = (1_000_000, 1_000_000, 0, 0, 0)
+    ns = lambda d: int(d.timestamp() * 10**9)  # noqa: E731
+    for model, provider, at in [
+        ("o3", "openai", datetime(2025, 6, 1, tzinfo=UTC)),
+        ("o3", "openai", datetime(2025, 7, 1, tzinfo=UTC)),
+        ("gpt-4o", "openai", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("gpt-4o", "openai", datetime(2026, 9, 1, tzinfo=UTC)),
+        ("gpt-4o", "openai", datetime(2025, 3, 1, tzinfo=UTC)),
+        ("gpt-4o-mini", "openai", NOW),
+        ("no-such-model", "openai", NOW),
+        ("", "openai", NOW),
+    ]:
+        for _ in range(2):  # the second call may come from the cache
+            quote = catalog.quote(provider, model, n, ns(at))
+            assert Cost.of_quote(quote) == catalog.price(provider, model, Usage(*n, present=True), at)
+    assert catalog.quote("openai", "gpt-4o", n, None, cache_hit=True)[:2] == (
+        "cache_hit",
+        "cache hit: no model call",
+    )

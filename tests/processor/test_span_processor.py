@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import random
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from opentelemetry import context
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tokenbook.processor import PriceCatalog, TokenbookSpanProcessor, attribute, context_id_of
+from tokenbook.processor import PriceCatalog, TokenbookSpanProcessor, attribute, budget, context_id_of
 from tokenbook.processor.redaction import Redactor
+from tokenbook.processor.span_processor import _pico_text
 
 from .conftest import chat_attrs
 
@@ -190,7 +194,7 @@ class _Exploding(SpanProcessor):
 
 
 class _BrokenCatalog(PriceCatalog):
-    def price(self, *args, **kwargs):
+    def quote(self, *args, **kwargs):  # what the processor calls
         raise ZeroDivisionError("a bug")
 
 
@@ -290,3 +294,57 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("TOKENBOOK_METRICS", "maybe")
     with pytest.raises(ValueError, match="TOKENBOOK_METRICS"):
         TokenbookSpanProcessor(SimpleSpanProcessor(InMemorySpanExporter()))
+
+
+def test_cost_text_is_the_decimal_string():
+    """Costs are formatted from integer pico-dollars exactly as the 12-place Decimal prints."""
+    rng = random.Random(7)
+    picos = [0, 1, 999_999_999_999, 10**12, 4_125_000_000, -5, -(10**13) - 3]
+    picos += [rng.randint(0, 10**26) for _ in range(2000)]
+    for pico in picos:
+        assert _pico_text(pico) == format(Decimal(pico).scaleb(-12), "f")
+
+
+def test_attribution_follows_each_spans_context(pipeline):
+    """Spans started alternately in different contexts (cached per context) get their own values."""
+    p = pipeline()
+    outer = context.get_current()
+    with attribute(tenant="a", user="u1"):
+        ctx_a = context.get_current()
+        with attribute(user="u2"):
+            ctx_b = context.get_current()
+    for i, ctx in enumerate([ctx_a, ctx_b, ctx_a, outer, ctx_b, ctx_b]):
+        p.tracer.start_span(f"s{i}", context=ctx).end()
+        token = context.attach(ctx)  # and through the current context (parent_context None)
+        try:
+            p.tracer.start_span(f"c{i}").end()
+        finally:
+            context.detach(token)
+    expected = [("a", "u1"), ("a", "u2"), ("a", "u1"), (None, None), ("a", "u2"), ("a", "u2")]
+    for i, (tenant, user) in enumerate(expected):
+        for name in (f"s{i}", f"c{i}"):
+            a = p.attrs(name)
+            assert (a.get("tenant.id"), a.get("user.id")) == (tenant, user), name
+
+
+def test_budgets_follow_each_spans_context(pipeline):
+    p = pipeline()
+    with budget(max_tokens=10_000) as b1:
+        ctx_1 = context.get_current()
+    with budget(max_tokens=10_000) as b2:
+        ctx_2 = context.get_current()
+    for ctx in [ctx_1, ctx_1, ctx_2, context.get_current(), ctx_2, ctx_1]:
+        p.tracer.start_span("chat", context=ctx, attributes=chat_attrs(inp=100, out=10)).end()
+    assert (b1.used_tokens, b1.calls, b2.used_tokens, b2.calls) == (330, 3, 220, 2)
+
+
+def test_dated_prices_apply_per_span_start(pipeline):
+    """o3 changed price on 2025-06-10: each span is priced at its own start time, also when cached."""
+    p = pipeline()
+    before = int(datetime(2025, 6, 1, tzinfo=UTC).timestamp() * 1e9)
+    after = int(datetime(2025, 7, 1, tzinfo=UTC).timestamp() * 1e9)
+    for name, start in [("b1", before), ("a1", after), ("b2", before), ("a2", after)]:
+        span = p.tracer.start_span(name, start_time=start, attributes=chat_attrs("o3", inp=10**6, out=0))
+        span.end(end_time=start + 1)
+    assert p.attrs("b1")["tokenbook.cost.total"] == p.attrs("b2")["tokenbook.cost.total"] == "10.000000000000"
+    assert p.attrs("a1")["tokenbook.cost.total"] == p.attrs("a2")["tokenbook.cost.total"] == "2.000000000000"

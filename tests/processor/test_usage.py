@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 from decimal import Decimal
 
 import pytest
 
 from tokenbook.processor import semconv
-from tokenbook.processor.usage import MAX_TOKENS, Usage, coerce_count, read_usage
+from tokenbook.processor.usage import MAX_TOKENS, Usage, coerce_count, read_counts, read_usage
 
 
 @pytest.mark.parametrize(
@@ -116,3 +117,48 @@ def test_garbage_never_raises_and_is_present():
     assert u.present
     assert (u.input_tokens, u.output_tokens) == (0, 0)
     assert len(u.issues) == 2
+
+
+_CATEGORIES = (
+    semconv.INPUT_TOKENS,
+    semconv.OUTPUT_TOKENS,
+    semconv.CACHE_READ_TOKENS,
+    semconv.CACHE_WRITE_TOKENS,
+    semconv.REASONING_TOKENS,
+)
+
+
+def _oracle_first(attrs: dict[str, object], aliases: tuple[str, ...], issues: list[str]) -> int:
+    """The alias rule written out plainly: first present, non-None, acceptable value; else 0."""
+    for key in aliases:
+        if attrs.get(key) is None:
+            continue
+        count, issue = coerce_count(key, attrs[key])
+        if issue is not None:
+            issues.append(issue)
+        if count is not None:
+            return count
+    return 0
+
+
+def test_read_counts_matches_the_alias_rule_on_random_spans():
+    rng = random.Random(3)
+    keys = [key for aliases in _CATEGORIES for key in aliases]
+    values = [0, 7, 12.0, 2.5, "40", "x", None, True, -1, MAX_TOKENS + 1, math.nan, Decimal("3.5")]
+    for _ in range(3000):
+        attrs: dict[str, object] = {"gen_ai.operation.name": "chat"}
+        for key in rng.sample(keys, rng.randint(0, 8)):
+            attrs[key] = rng.choice(values) if rng.random() < 0.4 else rng.randint(0, 10**6)
+        counts = read_counts(attrs)
+        issues: list[str] = []
+        raw = [_oracle_first(attrs, aliases, issues) for aliases in _CATEGORIES]
+        present = any(attrs.get(key) is not None for key in keys)
+        assert counts[5] is present
+        if not present:
+            assert counts == (0, 0, 0, 0, 0, False, ())
+            continue
+        assert list(counts[6][: len(issues)]) == issues  # normalization issues follow the value issues
+        inp, out, cr, cw, rs = raw
+        if not counts[6][len(issues) :]:  # nothing normalized: the counts are the values read
+            assert counts[:5] == (inp, out, cr, cw, rs)
+        assert read_usage(attrs) == Usage(*counts)

@@ -1,0 +1,120 @@
+"""TLS (and mutual TLS) for the OTLP receivers and the admin API.
+
+Config, per endpoint (``receivers.otlp.protocols.grpc.tls``, ``receivers.otlp.protocols.http.tls``,
+``admin.tls``); absent means plaintext::
+
+    tls:
+      cert_file: /etc/tokenbook/server.pem     # PEM certificate chain
+      key_file: /etc/tokenbook/server.key      # PEM private key
+      client_ca_file: /etc/tokenbook/ca.pem    # optional: require client certificates (mTLS)
+
+gRPC uses grpcio's own TLS (`grpc_credentials`). HTTP servers use `TLSServerMixin`: the TLS handshake
+runs on the connection's worker thread under a timeout, never on the accepting thread, so a client
+that stalls mid-handshake holds one worker for at most ``handshake_timeout`` seconds and cannot stop
+others from connecting. TLS 1.2 is the minimum.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import grpc
+
+__all__ = ["TLSConfig", "TLSServerMixin", "grpc_credentials", "parse_tls", "server_context"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None  # set: clients must present a certificate signed by this CA (mTLS)
+
+
+def parse_tls(raw: Any) -> TLSConfig | None:
+    """A ``tls`` mapping from YAML (None: plaintext); raises `ValueError` naming each bad key."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValueError("must be a mapping with cert_file, key_file and optionally client_ca_file")
+    problems = [f"{k}: unknown key" for k in sorted(set(raw) - {"cert_file", "key_file", "client_ca_file"})]
+    paths: dict[str, Path | None] = {}
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        value = raw.get(key)
+        if value is None:
+            if key != "client_ca_file":
+                problems.append(f"{key}: required (a PEM file)")
+            paths[key] = None
+        elif not isinstance(value, str) or not Path(value).expanduser().is_file():
+            problems.append(f"{key}: must be a readable file, got {value!r}")
+        else:
+            paths[key] = Path(value).expanduser()
+    if problems:
+        raise ValueError("; ".join(problems))
+    cert_file, key_file = paths["cert_file"], paths["key_file"]
+    assert cert_file is not None and key_file is not None
+    return TLSConfig(cert_file, key_file, paths["client_ca_file"])
+
+
+def grpc_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
+    """grpcio server credentials; with `client_ca_file`, client certificates are required."""
+    import grpc
+
+    ca = tls.client_ca_file.read_bytes() if tls.client_ca_file is not None else None
+    return grpc.ssl_server_credentials(
+        [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+
+
+def server_context(tls: TLSConfig) -> ssl.SSLContext:
+    """A server-side `ssl.SSLContext` (TLS >= 1.2; client certificates required with a client CA)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.client_ca_file is not None:
+        context.load_verify_locations(cafile=tls.client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class TLSServerMixin:
+    """For a `socketserver` threading server: TLS on each connection's own thread.
+
+    Set `ssl_context` (None: plaintext) and `handshake_timeout` on the server instance. Put the mixin
+    before the server class: ``class Server(TLSServerMixin, ThreadingHTTPServer)``.
+    """
+
+    ssl_context: ssl.SSLContext | None = None
+    handshake_timeout: float = 10.0
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        context = self.ssl_context
+        if context is None:
+            super().finish_request(request, client_address)  # type: ignore[misc]
+            return
+        timeout = request.gettimeout()
+        request.settimeout(self.handshake_timeout)
+        try:
+            conn = context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            _log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+            return
+        try:
+            conn.settimeout(timeout)
+            super().finish_request(conn, client_address)  # type: ignore[misc]
+        finally:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                _log.debug("TLS connection from %s already closed", client_address[0])
+            conn.close()
