@@ -13,8 +13,12 @@ The collector runs as a child process (`python -m tokenbook collector`) with its
 (every ack after fsync) and the embedded store. The clock starts when the senders start and stops
 when every row is visible in ClickHouse (`llm_calls` + `context_steps`, read via the admin API).
 
-Reported: spans/s end to end, the ack rate, and the collector's peak RSS (VmHWM).
-Run: ``.venv/bin/python bench/collector_throughput.py [--spans 200000] [--senders 2] [--mode both]``.
+Reported: spans/s end to end, the ack rate, the collector's peak RSS (VmHWM) and CPU per span.
+``--stages N`` also runs the collector's stages in-process on N of the same spans, one at a time, and
+reports each stage's CPU per span (decode, rows, log encode, fsync, insert, one aggregate refresh)
+plus the exporter's own client-side encoding cost.
+Run: ``.venv/bin/python bench/collector_throughput.py [--spans 200000] [--senders 2] [--mode both]
+[--stages 50000]``.
 """
 
 from __future__ import annotations

@@ -93,13 +93,13 @@ def _pb_attrs(kvs: Iterable[Any], keys: KeyFilter, into: dict[str, Any]) -> dict
         k = kv.key
         if k in names or (prefixes and k.startswith(prefixes)):
             v = kv.value  # scalar cases inlined: this loop is the decoder's hot spot
-            sv = v.string_value  # "" when unset: a non-empty string needs no HasField
+            # An unset oneof member reads as "" / 0: a non-empty string or a non-zero int needs no
+            # HasField; anything else (0, "", doubles, bools, arrays) takes the full check.
+            sv = v.string_value
             if sv:
                 into[k] = sv
-            elif v.HasField("int_value"):
-                into[k] = v.int_value
-            elif v.HasField("double_value"):
-                into[k] = v.double_value
+            elif iv := v.int_value:
+                into[k] = iv
             else:
                 into[k] = _pb_value(v)
     return into

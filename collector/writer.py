@@ -10,11 +10,12 @@ absorbs the traffic up to ``storage.spool.max_bytes``, and `storage_up` turns Fa
 answer 503 instead of 429 once it is full. After inserts, `Store.refresh_aggregates()` brings the
 aggregates up to date, exactly (recomputed from FINAL) but coalesced, which bounds their lag:
 
-* ``context_costs``: at most once a second when the log is caught up, every 5 s while a backlog
-  remains (the ledger rows come first);
-* ``cost_hourly``: at most every 10 s. Each refresh of an hour rescans that hour's calls of the
-  touched tenants, so its cost grows with the hour; refreshing it at most every 10 s keeps that cost
-  at (rows of the hour so far) / 10 s instead of paying it after every batch.
+* ``context_costs``: at most once a second; while the log holds a backlog (the last batch was full:
+  more than `max_rows` rows were waiting), at most every 30 s, so the ledger rows come first and a
+  context touched by many batches is recomputed once;
+* ``cost_hourly``: every 10 s, or 60 s while a backlog remains. Each refresh of an hour
+  rescans that hour's calls of the touched tenants, so its cost grows with the hour; the interval
+  bounds that cost to (rows of the hour so far) per interval instead of paying it after every batch.
 
 At `stop` everything touched is refreshed.
 
@@ -41,8 +42,9 @@ _log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 5.0
 _REFRESH_INTERVAL = 1.0  # context_costs lag when caught up
-_REFRESH_INTERVAL_BEHIND = 5.0  # ... while rows wait in the log
-_HOURLY_INTERVAL = 10.0  # cost_hourly lag: each refresh rescans the touched hours
+_REFRESH_INTERVAL_BEHIND = 30.0  # ... while the log holds a backlog (full batches)
+_HOURLY_INTERVAL = 10.0  # cost_hourly lag when caught up: each refresh rescans the touched hours
+_HOURLY_INTERVAL_BEHIND = 60.0  # ... while the log holds a backlog
 
 
 class LedgerStore(Protocol):
@@ -80,6 +82,7 @@ class LedgerWriter:
         self._last_hourly = 0.0
         self._dirty = False  # rows written since the last refresh
         self._dirty_hours = False  # rows written since the last hourly refresh
+        self._behind = False  # the last batch was full: more rows wait in the log
 
     def start(self) -> None:
         self._thread.start()
@@ -95,6 +98,7 @@ class LedgerWriter:
         while True:
             stopping = self._stopping.is_set()
             if not self.wal.wait_for_data(0 if stopping else self.max_delay):
+                self._behind = False  # caught up
                 self._refresh(force=stopping)
                 if stopping:
                     return
@@ -123,6 +127,7 @@ class LedgerWriter:
             left = until - time.monotonic()
             if self._stopping.is_set() or left <= 0 or not self.wal.wait_for_data(left):
                 break
+        self._behind = rows >= self.max_rows
         return out, end
 
     def _insert(self, records: list[RowRecord]) -> bool:
@@ -155,10 +160,12 @@ class LedgerWriter:
 
     def _refresh(self, *, force: bool) -> None:
         now = time.monotonic()
-        interval = _REFRESH_INTERVAL if self.wal.pending_bytes == 0 else _REFRESH_INTERVAL_BEHIND
+        behind = self._behind
+        interval = _REFRESH_INTERVAL_BEHIND if behind else _REFRESH_INTERVAL
         if not self._dirty or (not force and now - self._last_refresh < interval):
             return
-        hourly = self._dirty_hours and (force or now - self._last_hourly >= _HOURLY_INTERVAL)
+        hourly_interval = _HOURLY_INTERVAL_BEHIND if behind else _HOURLY_INTERVAL
+        hourly = self._dirty_hours and (force or now - self._last_hourly >= hourly_interval)
         try:
             self.store.refresh_aggregates(hourly=hourly)
         except Exception as exc:  # noqa: BLE001 - aggregates are retried at the next refresh

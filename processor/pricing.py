@@ -16,6 +16,10 @@ Contract of `PriceCatalog.price`:
   with every cost ``None`` and the reason in ``source``: never 0. A cache hit costs 0 (``cache_hit``).
 * Unit prices are cached per (provider, model) and per price period, so no span calls
   ``genai_prices.calc_price``. The catalog is thread-safe and never raises from `price`.
+* Arithmetic: when every rate is a whole number of pico-dollars per token (at most 6 decimals per
+  million) the components are computed in integer pico-dollars (1e-12 USD, the ledger's quantum),
+  which equals the Decimal computation exactly; otherwise in Decimal. `PriceCatalog.quote` /
+  `UnitPrices.quote` return that as a `Quote` tuple for the span processor's hot path.
 """
 
 from __future__ import annotations

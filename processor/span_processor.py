@@ -22,6 +22,11 @@ On end, per span:
 * content attributes are redacted (span and event attributes) per the redaction mode.
 
 A span needing none of this is passed on unchanged (no copy).
+
+Per-span cost (bench/processor_overhead.py): ``on_start`` looks Baggage and budgets up once per parent
+``Context`` object (immutable, so cached by identity, weakly); ``on_end`` copies the attributes with the
+mapping's own ``copy()``, reads usage and prices into plain tuples and integer pico-dollars
+(`usage.read_counts`, `PriceCatalog.quote`), and builds the public `Usage`/`Cost` only for metrics.
 """
 
 from __future__ import annotations
@@ -74,19 +79,21 @@ class _EnrichedSpan(ReadableSpan):
     """A frozen copy of an ended span with other attributes/events; keeps the original drop counts."""
 
     def __init__(self, span: ReadableSpan, attributes: Mapping[str, object], events: Sequence[Event]) -> None:
-        super().__init__(
-            name=span.name,
-            context=span.context,
-            parent=span.parent,
-            resource=span.resource,
-            attributes=attributes,  # type: ignore[arg-type]
-            events=events,
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
+        ReadableSpan.__init__(  # positional: keyword matching is measurable per span
+            self,
+            span.name,
+            span.context,
+            span.parent,
+            span.resource,
+            attributes,  # type: ignore[arg-type]
+            events,
+            span.links,
+            span.kind,
+            None,  # instrumentation_info (deprecated): the scope below replaces it
+            span.status,
+            span.start_time,
+            span.end_time,
+            span.instrumentation_scope,
         )
         self._source = span
 

@@ -318,6 +318,7 @@ def scenario_result(stats: LoadStats, check: dict[str, Any], **extra: Any) -> di
         "redelivered_rows_absorbed": check["raw_rows_before_dedup"] - check["stored"],
         "requests": stats.requests,
         "retries": stats.retries,
+        "resent_batches": stats.resent_batches,
         "statuses": stats.statuses,
         "export_p50_ms": _ms(percentile(stats.latencies, 0.5)),
         "export_p99_ms": _ms(percentile(stats.latencies, 0.99)),

@@ -1,6 +1,6 @@
 """Fault: a slow ClickHouse: every insert takes ``--delay`` seconds (default 1.5) for a while.
 
-The store is held that long before each insert (see ``inject/sitecustomize.py``): the writer falls
+Each insert takes that much longer (see ``inject/sitecustomize.py``): the writer falls
 behind, the write-ahead log grows (and answers 429 / RESOURCE_EXHAUSTED with a retry hint if it
 reaches ``storage.spool.max_bytes``), acknowledgements keep flowing because they only wait for the
 log's fsync. Then storage is fast again, the log drains, and every acknowledged span must be in the

@@ -36,7 +36,8 @@ def _table():
 
 def test_a_token_authenticates_to_its_tenant_and_scopes() -> None:
     table = _table()
-    assert table.authenticate(f"Bearer {ACME}", "ingest") == Credential("acme", frozenset({"ingest", "query"}))
+    acme = Credential("acme", frozenset({"ingest", "query"}))
+    assert table.authenticate(f"Bearer {ACME}", "ingest") == acme
     assert table.authenticate(f"bearer   {ACME} ", "query").tenant_override == "acme"
     root = table.authenticate(f"Bearer {ROOT}", "query")  # admin implies query
     assert root.tenant_override is None

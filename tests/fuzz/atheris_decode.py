@@ -76,6 +76,15 @@ def _fuzz(argv: list[str]) -> None:
     atheris.Fuzz()
 
 
+_DICTIONARY = [
+    *("resourceSpans", "scopeSpans", "spans", "resource", "attributes", "events", "status", "code"),
+    *("traceId", "spanId", "parentSpanId", "startTimeUnixNano", "endTimeUnixNano", "name", "key"),
+    *("value", "stringValue", "intValue", "doubleValue", "boolValue", "arrayValue", "values"),
+    *("gen_ai.usage.input_tokens", "gen_ai.operation.name", "gen_ai.request.model", "tenant.id"),
+    *("1e999", "-1", "NaN", "Infinity", "18446744073709551616", "\\ud800", "[[[[", "true", "null"),
+]
+
+
 def _seeds(directory: Path) -> None:
     """A small seed corpus: one valid protobuf and one valid JSON request (prefixed by the target byte)."""
     from tests.fuzz.test_decode_fuzz import VALID_JSON, VALID_PB
@@ -99,8 +108,10 @@ def main() -> dict[str, Any]:
         return {}
     with tempfile.TemporaryDirectory() as corpus:
         _seeds(Path(corpus))
+        dictionary = Path(corpus) / "otlp.dict"
+        dictionary.write_text("".join(f"{json.dumps(t)}\n" for t in _DICTIONARY), encoding="utf-8")
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", *sys.argv[1:], corpus],
+            [sys.executable, __file__, "--child", *sys.argv[1:], f"-dict={dictionary}", corpus],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from opentelemetry import context
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -348,3 +348,22 @@ def test_dated_prices_apply_per_span_start(pipeline):
         span.end(end_time=start + 1)
     assert p.attrs("b1")["tokenbook.cost.total"] == p.attrs("b2")["tokenbook.cost.total"] == "10.000000000000"
     assert p.attrs("a1")["tokenbook.cost.total"] == p.attrs("a2")["tokenbook.cost.total"] == "2.000000000000"
+
+
+def test_enriched_copy_keeps_every_other_field(pipeline):
+    p = pipeline()
+    with p.tracer.start_as_current_span("parent"):
+        link = trace.Link(trace.SpanContext(1, 2, is_remote=True), {"why": "retry"})
+        span = p.tracer.start_span("chat", kind=trace.SpanKind.CLIENT, links=[link], attributes=chat_attrs())
+        span.add_event("e", {"k": 1})
+        span.set_status(trace.Status(trace.StatusCode.ERROR, "boom"))
+        span.end()
+    out = p.spans()["chat"]
+    assert "tokenbook.cost.total" in (out.attributes or {})  # it is the enriched copy
+    for field in ("name", "context", "parent", "resource", "kind", "start_time", "end_time"):
+        assert getattr(out, field) == getattr(span, field), field
+    assert out.instrumentation_scope == span.instrumentation_scope
+    assert (out.status.status_code, out.status.description) == (trace.StatusCode.ERROR, "boom")
+    assert [(lk.context, dict(lk.attributes or {})) for lk in out.links] == [(link.context, {"why": "retry"})]
+    assert [(e.name, dict(e.attributes or {})) for e in out.events] == [("e", {"k": 1})]
+    assert out.to_json()  # the SDK's own serialisation reads the copy's fields

@@ -9,8 +9,8 @@ read:
 * ``down``: the insert fails with `StoreUnavailable`, as with a ClickHouse server that refuses
   connections (the embedded chDB engine runs inside the collector process and cannot be taken down
   from outside, so the outage is injected at the storage boundary instead);
-* ``slow <seconds>``: the store is held for that long, then the insert runs: a ClickHouse that takes
-  seconds per insert (queries of the admin API wait behind it too, as they would on a busy server).
+* ``slow <seconds>``: every insert takes that much longer (the writer thread waits, then inserts): a
+  ClickHouse that takes seconds per insert.
 
 Nothing else of the collector is changed: receivers, write-ahead log, writer and chDB are the real ones.
 """
@@ -35,8 +35,7 @@ def _install(control: Path) -> None:
         if state[:1] == ["down"]:
             raise StoreUnavailable("injected fault: storage is down")
         if state[:1] == ["slow"]:
-            with self._lock:
-                time.sleep(float(state[1]))
+            time.sleep(float(state[1]))
         return original(self, *args, **kwargs)
 
     Store.write = write  # type: ignore[method-assign]
