@@ -13,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("processor_overhead", "store_insert", "collector_throughput", "budget_gateway")
 
 
-def _load(name: str):  # type: ignore[no-untyped-def]
+def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
     if spec is None or spec.loader is None:
         raise SystemExit(f"bench/{name}.py not found")

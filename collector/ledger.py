@@ -15,7 +15,7 @@ __all__ = ["CALL_COLUMNS", "STEP_COLUMNS", "CallRow", "StepRow"]
 
 
 class CallRow(NamedTuple):
-    """One billed model call: a row of `llm_calls`, deduplicated on (tenant_id, context_id, trace_id, span_id)."""
+    """One model call: a row of `llm_calls`, deduplicated on (tenant_id, context_id, trace_id, span_id)."""
 
     timestamp: datetime  # span start
     trace_id: str
@@ -47,15 +47,15 @@ class CallRow(NamedTuple):
     total_cost: Decimal | None  # exactly the sum of the four components
     currency: str
     price_status: str  # priced | unpriced | cache_hit | not_billable
-    price_source: str  # e.g. "genai-prices 0.2.3: anthropic/claude-sonnet-4-5" or "overrides.yaml#my-llama"
-    client_cost: Decimal | None  # tokenbook.cost.total (or gen_ai.usage.cost) sent by the client; never billed
+    price_source: str  # catalog version and model, or "overrides.yaml#entry"; why, when unpriced
+    client_cost: Decimal | None  # the cost the client sent (tokenbook.cost.total); never billed
     usage_issue: str  # why a usage value was coerced or rejected; empty when none
     attempt: int  # 0 for a first attempt, n for the n-th retry
     status: str  # ok | error
     error_type: str
     duration_ms: float
     ingested_at: datetime
-    version: int  # ReplacingMergeTree version: the newest row of a span wins (re-pricing inserts a higher one)
+    version: int  # ReplacingMergeTree version: the newest row of a span wins (re-pricing writes a higher one)
 
 
 class StepRow(NamedTuple):

@@ -47,10 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collector", help="run the OTLP collector")
     p.add_argument("--config", default=None, help="YAML config file")
-    p.add_argument("--data-dir", default=None, help="embedded ClickHouse directory (default ./tokenbook-data)")
+    p.add_argument(
+        "--data-dir", default=None, help="embedded ClickHouse directory (default ./tokenbook-data)"
+    )
     p.add_argument("--grpc", default=None, metavar="HOST:PORT", help="OTLP/gRPC (default 127.0.0.1:4317)")
     p.add_argument("--http", default=None, metavar="HOST:PORT", help="OTLP/HTTP (default 127.0.0.1:4318)")
-    p.add_argument("--admin", default=None, metavar="HOST:PORT", help="admin/query API (default 127.0.0.1:4319)")
+    p.add_argument(
+        "--admin", default=None, metavar="HOST:PORT", help="admin/query API (default 127.0.0.1:4319)"
+    )
 
     p = sub.add_parser("demo", help="run a multi-tenant agent workload end to end and print its costs")
     p.add_argument("--data-dir", default=None, help="embedded store for the demo (default: a fresh temp dir)")
@@ -88,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_target(p)
 
     p = sub.add_parser("migrate", help="apply the schema to a server, or print the rendered DDL")
-    p.add_argument("--cluster", default=None, metavar="NAME", help="render ON CLUSTER + Replicated* + Distributed")
+    p.add_argument(
+        "--cluster", default=None, metavar="NAME", help="render ON CLUSTER + Replicated* + Distributed"
+    )
     p.add_argument("--print", dest="print_only", action="store_true", help="print the DDL, apply nothing")
     p.add_argument("--url", default=None, help="ClickHouse server URL (default: the embedded store)")
     p.add_argument("--data-dir", default=None)

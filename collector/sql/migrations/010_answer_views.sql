@@ -77,20 +77,22 @@ FROM {{db}}.context_costs FINAL
 WHERE outcome != ''
 GROUP BY tenant_id, workflow_name, outcome, currency
 ;
--- Month-end forecast per tenant: this month's spend so far, extrapolated at its daily run rate
--- (spend to date / days elapsed, today counted as a whole day) to the end of the month (UTC).
+-- Month-end forecast per tenant (UTC month): this month's spend so far, extrapolated at its run rate
+-- (spend to date / elapsed time of the month) to the whole month, as the Spend overview dashboard does.
 CREATE VIEW IF NOT EXISTS {{db}}.v_month_forecast {{on_cluster}} AS
+WITH
+    toDateTime(toStartOfMonth(now('UTC')), 'UTC') AS month_start,
+    toDateTime(addMonths(toStartOfMonth(now('UTC')), 1), 'UTC') AS month_end,
+    greatest(dateDiff('second', month_start, now()), 1) AS elapsed_seconds
 SELECT
     tenant_id,
     currency,
-    toStartOfMonth(today()) AS month,
+    toDate(month_start) AS month,
     sum(total_cost) AS month_to_date,
-    toUInt32(dateDiff('day', toStartOfMonth(today()), today()) + 1) AS days_elapsed,
-    toUInt32(toDayOfMonth(toLastDayOfMonth(today()))) AS days_in_month,
-    month_to_date / days_elapsed AS daily_run_rate,
-    month_to_date * days_in_month / days_elapsed AS forecast
+    month_to_date * 86400 / elapsed_seconds AS daily_run_rate,
+    month_to_date * dateDiff('second', month_start, month_end) / elapsed_seconds AS forecast
 FROM {{db}}.cost_hourly FINAL
-WHERE hour >= toStartOfMonth(today())
+WHERE hour >= month_start
 GROUP BY tenant_id, currency
 ;
 -- Spend anomalies: days whose spend is more than 3x the tenant's trailing 14-day average (the mean of
