@@ -11,6 +11,10 @@
   ``admin.query_max_rows`` rows).
   400 ``{"error": "..."}`` for a refused or failing query. This is how ``tokenbook sql`` and
   ``tokenbook report`` read the embedded store while the collector owns it.
+
+With auth on (`tokenbook.collector.auth`), ``/metrics`` needs the ``admin`` scope and ``/v1/query`` and
+``/v1/budgets`` the ``query`` scope (401 / 403 otherwise); a tenant-scoped token reads only its tenant.
+``/healthz`` and ``/readyz`` stay open for probes.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
+from urllib.parse import parse_qs
 
+from tokenbook.collector.auth import AuthError, TokenTable, tenant_query_settings
 from tokenbook.collector.budgets import BudgetRuntime
 from tokenbook.collector.config import AdminConfig
+from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, LimitsConfig
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.query_api import QUERY_PATH, encode_result
 from tokenbook.collector.readonly import QueryRefused
@@ -34,6 +41,7 @@ __all__ = ["AdminServer"]
 
 _log = logging.getLogger(__name__)
 _MAX_QUERY_BODY = 1 << 20
+_SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -54,8 +62,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, doc: Any) -> None:
         self._send(status, json.dumps(doc).encode())
 
+    def _authorize(self, scope: str) -> tuple[bool, str | None]:
+        """(allowed, the tenant the caller is confined to); answers 401 / 403 itself when not allowed."""
+        tokens = self.server.tokens
+        if tokens is None:
+            return True, None
+        try:
+            credential = tokens.authenticate(self.headers.get("Authorization"), scope)
+        except AuthError as exc:
+            self.close_connection = True  # a request body is not read
+            self._json(exc.status, {"error": str(exc)})
+            return False, None
+        return True, credential.tenant_override
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        scope = _SCOPE_OF_GET.get(path)
+        if scope is not None:
+            allowed, tenant = self._authorize(scope)
+            if not allowed:
+                return
+            query = parse_qs(self.path.partition("?")[2])
+            if tenant is not None and path == "/v1/budgets" and query.get("tenant") != [tenant]:
+                self._json(HTTPStatus.FORBIDDEN, {"error": f"this token reads tenant {tenant!r} only"})
+                return
         if path == "/healthz":
             self._json(HTTPStatus.OK, {"status": "ok"})
         elif path == "/readyz":
@@ -76,6 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if self.path.split("?", 1)[0] != QUERY_PATH:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {self.path}"})
+            return
+        allowed, tenant = self._authorize("query")
+        if not allowed:
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length > _MAX_QUERY_BODY:
@@ -98,6 +131,11 @@ class _Handler(BaseHTTPRequestHandler):
                 parameters,
                 max_rows=min(max_rows, cfg.query_max_rows),
                 timeout_s=cfg.query_timeout,
+                extra_settings=(
+                    tenant_query_settings(self.server.store, doc["sql"], parameters, tenant)
+                    if tenant
+                    else None
+                ),
             )
         except (ValueError, QueryRefused, StoreError) as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
@@ -105,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, encode_result(*result))
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(BoundedThreadsMixin, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
@@ -116,7 +154,11 @@ class _Server(ThreadingHTTPServer):
         metrics: IngestMetrics,
         ready: Callable[[], tuple[bool, str]],
         budgets: BudgetRuntime | None,
+        tokens: TokenTable | None = None,
+        limits: LimitsConfig = DEFAULT_LIMITS,
     ) -> None:
+        self.tokens = tokens
+        self.max_connections, self.read_timeout = limits.max_connections, limits.read_timeout
         self.config = config
         self.store = store
         self.metrics = metrics
@@ -136,9 +178,13 @@ class AdminServer:
         *,
         ready: Callable[[], tuple[bool, str]],
         budgets: BudgetRuntime | None = None,
+        tokens: TokenTable | None = None,
+        limits: LimitsConfig = DEFAULT_LIMITS,
     ) -> None:
+        """`tokens`: require bearer tokens (``query`` for queries and budgets, ``admin`` for metrics)."""
         host, _, port = config.endpoint.rpartition(":")
-        self._server = _Server((host.strip("[]"), int(port)), config, store, metrics, ready, budgets)
+        address = (host.strip("[]"), int(port))
+        self._server = _Server(address, config, store, metrics, ready, budgets, tokens, limits)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -21,6 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from tokenbook.collector.auth import TokenTable, parse_tokens
+from tokenbook.collector.limits import DEFAULT_LIMITS, AttributeLimits, LimitsConfig
+from tokenbook.collector.tls import TLSConfig, parse_tls
+
 if TYPE_CHECKING:
     from tokenbook.collector.budgets.config import BudgetsConfig
 
@@ -79,6 +83,7 @@ class ReceiverConfig:
 
     endpoint: str  # HOST:PORT
     max_request_bytes: int  # larger requests: HTTP 413 / gRPC RESOURCE_EXHAUSTED
+    tls: TLSConfig | None = None  # None: plaintext
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,8 @@ class CollectorConfig:
     dedup: DedupConfig
     telemetry: TelemetryConfig
     budgets: BudgetsConfig  # the `budgets:` section, validated by `collector.budgets.parse_budgets`
+    auth: TokenTable | None = None  # None: no authentication (auth.enabled false)
+    limits: LimitsConfig = DEFAULT_LIMITS
 
 
 # --- schema -----------------------------------------------------------------------------------------
@@ -204,6 +211,12 @@ def _duration(v: Any) -> float:
 def _positive_int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"must be a positive integer, got {v!r}")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"must be true or false, got {v!r}")
     return v
 
 
@@ -273,10 +286,12 @@ _SCHEMA: Final[dict[str, Any]] = {
                 "grpc": {
                     "endpoint": ("127.0.0.1:4317", _endpoint),
                     "max_request_bytes": (16 * _MIB, _size),
+                    "tls": (None, parse_tls),
                 },
                 "http": {
                     "endpoint": ("127.0.0.1:4318", _endpoint),
                     "max_request_bytes": (16 * _MIB, _size),
+                    "tls": (None, parse_tls),
                 },
             },
             "max_inflight_spans": (200_000, _positive_int),
@@ -309,6 +324,14 @@ _SCHEMA: Final[dict[str, Any]] = {
     "dedup": {
         "max_keys": (1_000_000, _positive_int),
         "warm_hours": (24.0, _non_negative_number),
+    },
+    "auth": {"enabled": (False, _bool), "tokens": ([], parse_tokens)},
+    "limits": {
+        "max_attributes_per_span": (1024, _positive_int),
+        "max_attribute_value_length": (65536, _positive_int),
+        "tenant_rate": {"spans_per_second": (0, _non_negative_number), "burst": (0, _non_negative_number)},
+        "max_connections": (64, _positive_int),
+        "read_timeout": (30.0, _duration),
     },
     "telemetry": {
         "summary_interval": (60.0, _duration),
@@ -387,15 +410,21 @@ def load_config(
     _walk(_SCHEMA, raw, "", v, problems)
     if v.get("privacy.content") == "hash" and v.get("privacy.salt") is None and "privacy.salt" in v:
         problems.append("privacy.salt: required when privacy.content is hash")
+    if v.get("auth.enabled") and "auth.tokens" in v and not v["auth.tokens"]:
+        problems.append("auth.tokens: at least one token is required when auth.enabled is true")
     if problems:
         raise ConfigError(problems)
     data = v["storage.clickhouse.data_dir"]
     return CollectorConfig(
         grpc=ReceiverConfig(
-            v["receivers.otlp.protocols.grpc.endpoint"], v["receivers.otlp.protocols.grpc.max_request_bytes"]
+            v["receivers.otlp.protocols.grpc.endpoint"],
+            v["receivers.otlp.protocols.grpc.max_request_bytes"],
+            v["receivers.otlp.protocols.grpc.tls"],
         ),
         http=ReceiverConfig(
-            v["receivers.otlp.protocols.http.endpoint"], v["receivers.otlp.protocols.http.max_request_bytes"]
+            v["receivers.otlp.protocols.http.endpoint"],
+            v["receivers.otlp.protocols.http.max_request_bytes"],
+            v["receivers.otlp.protocols.http.tls"],
         ),
         max_inflight_spans=v["receivers.otlp.max_inflight_spans"],
         clickhouse=ClickHouseConfig(v["storage.clickhouse.url"], data, v["storage.clickhouse.database"]),
@@ -412,6 +441,14 @@ def load_config(
         dedup=DedupConfig(v["dedup.max_keys"], v["dedup.warm_hours"]),
         telemetry=TelemetryConfig(v["telemetry.summary_interval"], v["telemetry.log_level"]),
         budgets=budgets,
+        auth=v["auth.tokens"] if v["auth.enabled"] else None,
+        limits=LimitsConfig(
+            AttributeLimits(v["limits.max_attributes_per_span"], v["limits.max_attribute_value_length"]),
+            v["limits.tenant_rate.spans_per_second"],
+            int(v["limits.tenant_rate.burst"]),
+            v["limits.max_connections"],
+            v["limits.read_timeout"],
+        ),
     )
 
 

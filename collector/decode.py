@@ -62,6 +62,7 @@ class KeyFilter:
 
     names: frozenset[str]
     prefixes: tuple[str, ...] = ()
+    max_attributes: int = 0  # a span with more attributes (all of them) is rejected; 0: no limit
 
     def __contains__(self, key: object) -> bool:
         return key in self.names or (isinstance(key, str) and key.startswith(self.prefixes))
@@ -135,6 +136,7 @@ def decode_message(request: ExportTraceServiceRequest, keys: KeyFilter) -> Decod
     rejected = 0
     reason = ""
     outcome_key = semconv.TB.OUTCOME
+    max_attributes = keys.max_attributes
     for rs in request.resource_spans:
         res: dict[str, Any] = {}
         service = ""
@@ -156,6 +158,10 @@ def decode_message(request: ExportTraceServiceRequest, keys: KeyFilter) -> Decod
                 ):
                     rejected += 1
                     reason = reason or _id_problem(trace_id, span_id, parent)
+                    continue
+                if max_attributes and len(span.attributes) > max_attributes:
+                    rejected += 1
+                    reason = reason or _too_many_attributes(len(span.attributes), max_attributes)
                     continue
                 attrs = _pb_attrs(span.attributes, keys, res.copy())
                 outcome = ""
@@ -251,13 +257,20 @@ def _json_time(v: Any) -> int:
     return t
 
 
+def _too_many_attributes(count: int, limit: int) -> str:
+    return f"span has {count} attributes (limits.max_attributes_per_span={limit})"
+
+
 def _json_span(span: Any, res: dict[str, Any], service: str, keys: KeyFilter) -> SpanRecord:
     if not isinstance(span, Mapping):
         raise ValueError("a span must be an object")
     trace_id = _json_id(_get(span, "traceId", "trace_id"), 16, "traceId")
     span_id = _json_id(_get(span, "spanId", "span_id"), 8, "spanId")
     parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), 8, "parentSpanId", optional=True)
-    attrs = _json_attrs(span.get("attributes"), keys, dict(res))
+    raw_attrs = span.get("attributes")
+    if keys.max_attributes and isinstance(raw_attrs, list) and len(raw_attrs) > keys.max_attributes:
+        raise ValueError(_too_many_attributes(len(raw_attrs), keys.max_attributes))
+    attrs = _json_attrs(raw_attrs, keys, dict(res))
     outcome_key = semconv.TB.OUTCOME
     outcome = ""
     for ev in span.get("events") or ():
@@ -321,4 +334,4 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
 
 
 def _with_service(keys: KeyFilter) -> KeyFilter:
-    return KeyFilter(keys.names | {semconv.SERVICE_NAME}, keys.prefixes)
+    return KeyFilter(keys.names | {semconv.SERVICE_NAME}, keys.prefixes, keys.max_attributes)

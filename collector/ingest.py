@@ -6,8 +6,10 @@ once they are fsynced. Outcomes, mapped by the receivers to OTLP statuses:
 
 * `ExportResult` (success; ``rejected > 0`` -> ``partial_success`` with the first reason);
 * `MalformedRequest` -> 400 / INVALID_ARGUMENT;
-* `Backpressure` -> 429 / RESOURCE_EXHAUSTED with a retry delay: too many spans in flight, or the
-  spool is full while storage is up (the writer is behind);
+* `Backpressure` -> 429 / RESOURCE_EXHAUSTED with a retry delay: too many spans in flight, the
+  spool is full while storage is up (the writer is behind), or a tenant is over
+  ``limits.tenant_rate`` (`_admit`, which also applies a credential's tenant and the attribute
+  value-length limit before anything else);
 * `StorageUnavailable` -> 503 / UNAVAILABLE: the spool is full and storage is down, or the log
   cannot be written.
 
@@ -18,20 +20,24 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ledger import CallRow
+from tokenbook.collector.limits import AttributeLimits, TenantRateLimiter
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.pipeline import RowBuilder
 from tokenbook.collector.rowcodec import encode_record
 from tokenbook.collector.wal import SpoolFull, WriteAheadLog
+from tokenbook.processor.semconv import ATTRIBUTION_KEYS
 
 __all__ = ["Backpressure", "ExportResult", "Ingestor", "StorageUnavailable"]
 
 _log = logging.getLogger(__name__)
+_TENANT = ATTRIBUTION_KEYS["tenant"]
 
 
 class ExportResult(NamedTuple):
@@ -68,9 +74,13 @@ class Ingestor:
         max_inflight_spans: int,
         storage_up: Callable[[], bool],
         on_calls: Callable[[Sequence[CallRow]], None] | None = None,
+        rate_limiter: TenantRateLimiter | None = None,
+        attribute_limits: AttributeLimits | None = None,
     ) -> None:
         """`on_calls` gets each newly accepted call once, after it is durable (the budget evaluator)."""
         self.on_calls = on_calls
+        self.rate_limiter = rate_limiter
+        self.attribute_limits = attribute_limits
         self.builder = builder
         self.keys = keys
         self.dedup = dedup
@@ -82,13 +92,39 @@ class Ingestor:
         self._inflight_requests = 0
         self._inflight_lock = threading.Condition()
 
-    def export_protobuf(self, body: bytes) -> ExportResult:
-        """A binary `ExportTraceServiceRequest`."""
-        return self._ingest(self._decode(decode_protobuf, body))
+    def export_protobuf(self, body: bytes, tenant: str | None = None) -> ExportResult:
+        """A binary `ExportTraceServiceRequest`; `tenant` (from a credential) overrides the spans' own."""
+        return self._ingest(self._admit(self._decode(decode_protobuf, body), tenant))
 
-    def export_json(self, body: bytes) -> ExportResult:
-        """An OTLP/JSON `ExportTraceServiceRequest`."""
-        return self._ingest(self._decode(decode_json, body))
+    def export_json(self, body: bytes, tenant: str | None = None) -> ExportResult:
+        """An OTLP/JSON `ExportTraceServiceRequest`; `tenant` as for `export_protobuf`."""
+        return self._ingest(self._admit(self._decode(decode_json, body), tenant))
+
+    def _admit(self, decoded: Decoded, tenant: str | None) -> Decoded:
+        """Credential tenant, attribute value limit, per-tenant rate (`tokenbook.collector.limits`)."""
+        records, rejected, reason = decoded.records, decoded.rejected, decoded.reason
+        if tenant is not None:
+            for r in records:
+                r.attrs[_TENANT] = tenant
+        if self.attribute_limits is not None:
+            kept = []
+            for r in records:
+                problem = self.attribute_limits.violation(r.attrs)
+                if problem:
+                    rejected += 1
+                    reason = reason or f"span rejected: {problem}"
+                else:
+                    kept.append(r)
+            records = kept
+        if self.rate_limiter is not None and records:
+            wait = self.rate_limiter.admit(Counter(str(r.attrs.get(_TENANT) or "") for r in records))
+            if wait:
+                self.metrics.add(refused_requests=1)
+                raise Backpressure(
+                    f"tenant rate limit (limits.tenant_rate.spans_per_second={self.rate_limiter.rate:g})",
+                    retry_after=wait,
+                )
+        return decoded if rejected == decoded.rejected else Decoded(records, rejected, reason)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no request is being ingested (at shutdown); return whether that happened."""

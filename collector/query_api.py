@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import urllib.error
 import urllib.request
@@ -22,9 +23,18 @@ from typing import Any
 
 from tokenbook.collector.store import QueryResult, StoreError, StoreUnavailable
 
-__all__ = ["QUERY_PATH", "AdminQueryClient", "decode_result", "encode_result", "json_value"]
+__all__ = [
+    "QUERY_PATH",
+    "TOKEN_ENV",
+    "AdminQueryClient",
+    "auth_headers",
+    "decode_result",
+    "encode_result",
+    "json_value",
+]
 
 QUERY_PATH = "/v1/query"
+TOKEN_ENV = "TOKENBOOK_TOKEN"  # a bearer token with the query scope, when the collector has auth on
 
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
 
@@ -46,6 +56,12 @@ def json_value(v: Any) -> Any:
     if isinstance(v, list | tuple):
         return [json_value(x) for x in v]
     return str(v)
+
+
+def auth_headers() -> dict[str, str]:
+    """``Authorization: Bearer $TOKENBOOK_TOKEN`` when that variable is set (a collector with auth on)."""
+    token = os.environ.get(TOKEN_ENV)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _parameter(v: Any) -> Any:
@@ -110,9 +126,8 @@ class AdminQueryClient:
                 "max_rows": max_rows,
             }
         ).encode("utf-8")
-        request = urllib.request.Request(
-            self._url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
+        headers = {"Content-Type": "application/json", **auth_headers()}
+        request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return decode_result(response.read())

@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -121,21 +122,44 @@ class Collector:
         writer = self.writer
         self.ingestor = Ingestor(
             builder,
-            pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content),
+            replace(
+                pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content),
+                max_attributes=cfg.limits.attributes.max_attributes,
+            ),
             dedup,
             self.wal,
             self.metrics,
             max_inflight_spans=cfg.max_inflight_spans,
             storage_up=lambda: writer.storage_up,
             on_calls=self.budgets.observe,
+            rate_limiter=cfg.limits.rate_limiter(),
+            attribute_limits=cfg.limits.attributes,
         )
-        self.admin = AdminServer(cfg.admin, self.store, self.metrics, ready=self._ready, budgets=self.budgets)
+        self.admin = AdminServer(
+            cfg.admin,
+            self.store,
+            self.metrics,
+            ready=self._ready,
+            budgets=self.budgets,
+            tokens=cfg.auth,
+            limits=cfg.limits,
+        )
         self.admin.start()
         self.grpc = GrpcReceiver(
-            self.ingestor, cfg.grpc.endpoint, max_request_bytes=cfg.grpc.max_request_bytes
+            self.ingestor,
+            cfg.grpc.endpoint,
+            max_request_bytes=cfg.grpc.max_request_bytes,
+            tls=cfg.grpc.tls,
+            tokens=cfg.auth,
+            max_concurrent_rpcs=cfg.limits.max_connections,
         )
         self.http = HttpReceiver(
-            self.ingestor, cfg.http.endpoint, max_request_bytes=cfg.http.max_request_bytes
+            self.ingestor,
+            cfg.http.endpoint,
+            max_request_bytes=cfg.http.max_request_bytes,
+            tls=cfg.http.tls,
+            tokens=cfg.auth,
+            limits=cfg.limits,
         )
         self.grpc.start()
         self.http.start()
@@ -159,6 +183,8 @@ class Collector:
                     "replay_bytes": replay_bytes,
                     "dedup_warm_keys": warmed,
                     "content": cfg.privacy.content,
+                    "auth": f"{len(cfg.auth)} tokens" if cfg.auth is not None else "off",
+                    "tls": {"grpc": cfg.grpc.tls is not None, "http": cfg.http.tls is not None},
                     "startup_s": round(time.monotonic() - started, 3),
                 }
             },

@@ -204,16 +204,19 @@ class Store:
         *,
         max_rows: int = 10_000,
         timeout_s: float = 10,
+        extra_settings: Mapping[str, Any] | None = None,
     ) -> QueryResult:
         """Run user SQL that must be a single SELECT (`readonly.check_select`, else `QueryRefused`).
 
         Also runs with ClickHouse `readonly=2`, `max_result_rows=max_rows` (more rows is an error,
-        not a silent truncation) and `max_execution_time=timeout_s`.
+        not a silent truncation) and `max_execution_time=timeout_s`; `extra_settings` (e.g. a
+        tenant's ``additional_table_filters``) are added, never replacing those limits.
         """
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows}")
         checked = check_select(sql)
         settings = {
+            **(extra_settings or {}),
             "readonly": 2,
             "max_result_rows": max_rows,
             "result_overflow_mode": "throw",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenbook.collector.owner import current_owner
+from tokenbook.collector.query_api import auth_headers
 from tokenbook.collector.sqltemplate import render_query
 from tokenbook.collector.store import Store, StoreError
 from tokenbook.output import print_result
@@ -109,7 +110,9 @@ def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
     query = urllib.parse.urlencode({"tenant": tenant} if tenant else {})
     url = f"http://{address}/v1/budgets" + (f"?{query}" if query else "")
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=auth_headers()), timeout=10
+        ) as response:
             doc = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise StoreError(

@@ -8,7 +8,8 @@ deserializer would answer INTERNAL). Statuses follow the OTLP spec:
 * INVALID_ARGUMENT for an unparsable request;
 * RESOURCE_EXHAUSTED with a ``google.rpc.RetryInfo`` trailer under backpressure, and for a message
   above ``max_request_bytes`` (grpcio's own check, ``grpc.max_receive_message_length``);
-* UNAVAILABLE with RetryInfo when storage is down and the spool is full.
+* UNAVAILABLE with RetryInfo when storage is down and the spool is full;
+* with auth on, UNAUTHENTICATED / PERMISSION_DENIED (`tokenbook.collector.auth`).
 
 gzip-compressed requests are decompressed by grpcio.
 """
@@ -24,8 +25,10 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from tokenbook.collector.auth import TokenTable, grpc_credential
 from tokenbook.collector.decode import MalformedRequest
 from tokenbook.collector.ingest import Backpressure, ExportResult, Ingestor, StorageUnavailable
+from tokenbook.collector.tls import TLSConfig, grpc_credentials
 
 __all__ = ["GrpcReceiver"]
 
@@ -51,16 +54,28 @@ class GrpcReceiver:
     """A grpcio server bound to `endpoint`; `start`/`stop` are idempotent-safe wrappers."""
 
     def __init__(
-        self, ingestor: Ingestor, endpoint: str, *, max_request_bytes: int, workers: int = 4
+        self,
+        ingestor: Ingestor,
+        endpoint: str,
+        *,
+        max_request_bytes: int,
+        workers: int = 4,
+        tls: TLSConfig | None = None,
+        tokens: TokenTable | None = None,
+        max_concurrent_rpcs: int | None = None,
     ) -> None:
+        """`tls`: serve TLS (mTLS with a client CA); `tokens`: require an ``ingest`` bearer token;
+        `max_concurrent_rpcs`: calls beyond it get RESOURCE_EXHAUSTED."""
         self.ingestor = ingestor
         self.endpoint = endpoint
+        self.tokens = tokens
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tokenbook-otlp-grpc"),
             options=[
                 ("grpc.max_receive_message_length", max_request_bytes),
                 ("grpc.so_reuseport", 0),
             ],
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
         )
         handler = grpc.unary_unary_rpc_method_handler(
             self._export,
@@ -70,7 +85,10 @@ class GrpcReceiver:
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(_SERVICE.full_name, {"Export": handler}),)
         )
-        self.port = self._server.add_insecure_port(endpoint)
+        if tls is not None:
+            self.port = self._server.add_secure_port(endpoint, grpc_credentials(tls))
+        else:
+            self.port = self._server.add_insecure_port(endpoint)
         if self.port == 0:
             raise OSError(f"cannot bind OTLP/gRPC to {endpoint}")
 
@@ -82,8 +100,11 @@ class GrpcReceiver:
         self._server.stop(grace).wait()
 
     def _export(self, body: bytes, context: Any) -> trace_service_pb2.ExportTraceServiceResponse:
+        tenant = None
+        if self.tokens is not None:
+            tenant = grpc_credential(self.tokens, context, "ingest").tenant_override
         try:
-            return _response(self.ingestor.export_protobuf(body))
+            return _response(self.ingestor.export_protobuf(body, tenant))
         except MalformedRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Backpressure as exc:

@@ -7,8 +7,11 @@ Responses follow the OTLP/HTTP spec, in the request's content type:
   another method, 411 without ``Content-Length``, 413 when the body (compressed or decompressed) is
   above ``max_request_bytes``, 415 for a content type other than ``application/x-protobuf`` or
   ``application/json``;
-* 429 (backpressure) and 503 (storage down, spool full) with ``Retry-After``.
+* 429 (backpressure, a tenant over its rate) and 503 (storage down, spool full) with ``Retry-After``;
+* with auth on, 401 (missing or bad bearer token, with ``WWW-Authenticate``) and 403 (no ``ingest``
+  scope), before the body is read (`tokenbook.collector.auth`).
 
+TLS/mTLS, connection slots and read timeouts: `tokenbook.collector.tls`, `tokenbook.collector.limits`.
 Error bodies are a ``google.rpc.Status`` in the request's content type.
 """
 
@@ -25,8 +28,11 @@ from typing import Any, Final
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from tokenbook.collector.auth import AuthError, TokenTable
 from tokenbook.collector.decode import MalformedRequest
 from tokenbook.collector.ingest import Backpressure, ExportResult, Ingestor, StorageUnavailable
+from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, LimitsConfig
+from tokenbook.collector.tls import TLSConfig, TLSServerMixin, server_context
 
 __all__ = ["HttpReceiver"]
 
@@ -35,7 +41,19 @@ _PATH: Final = "/v1/traces"
 _PROTOBUF: Final = "application/x-protobuf"
 _JSON: Final = "application/json"
 # google.rpc.Code values for error bodies
-_GRPC_CODE: Final = {500: 13, 400: 3, 413: 8, 415: 3, 429: 8, 503: 14, 404: 5, 405: 12, 411: 3}
+_GRPC_CODE: Final = {
+    401: 16,
+    403: 7,
+    500: 13,
+    400: 3,
+    413: 8,
+    415: 3,
+    429: 8,
+    503: 14,
+    404: 5,
+    405: 12,
+    411: 3,
+}
 
 
 class _BodyTooLarge(ValueError):
@@ -111,6 +129,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, f"unknown path; OTLP traces go to {_PATH}", _JSON)
             return
         reply_type = _JSON if content_type == _JSON else _PROTOBUF
+        tenant = None
+        if self.server.tokens is not None:
+            try:
+                credential = self.server.tokens.authenticate(self.headers.get("Authorization"), "ingest")
+            except AuthError as exc:
+                self.close_connection = True  # the body is not read
+                self._error(exc.status, str(exc), reply_type, {"WWW-Authenticate": 'Bearer realm="otlp"'})
+                return
+            tenant = credential.tenant_override
         limit = self.server.max_request_bytes
         length_header = self.headers.get("Content-Length")
         if length_header is None or not length_header.isdigit():
@@ -138,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif encoding != "identity":
                 raise MalformedRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
             export = ingestor.export_json if content_type == _JSON else ingestor.export_protobuf
-            result = export(body)
+            result = export(body, tenant)
         except MalformedRequest as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc), reply_type)
         except _BodyTooLarge as exc:
@@ -156,21 +183,44 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, _success_body(result, reply_type), reply_type)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(TLSServerMixin, BoundedThreadsMixin, ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], ingestor: Ingestor, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        ingestor: Ingestor,
+        max_request_bytes: int,
+        tokens: TokenTable | None = None,
+        tls: TLSConfig | None = None,
+        limits: LimitsConfig = DEFAULT_LIMITS,
+    ) -> None:
         self.ingestor = ingestor
         self.max_request_bytes = max_request_bytes
+        self.tokens = tokens
+        self.ssl_context = server_context(tls) if tls is not None else None
+        self.max_connections, self.read_timeout = limits.max_connections, limits.read_timeout
         super().__init__(address, _Handler)
 
 
 class HttpReceiver:
     """A threading HTTP server bound to `endpoint` (HOST:PORT), serving on its own thread."""
 
-    def __init__(self, ingestor: Ingestor, endpoint: str, *, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        endpoint: str,
+        *,
+        max_request_bytes: int,
+        tls: TLSConfig | None = None,
+        tokens: TokenTable | None = None,
+        limits: LimitsConfig = DEFAULT_LIMITS,
+    ) -> None:
+        """`tls`: serve HTTPS (mTLS with a client CA); `tokens`: require an ``ingest`` bearer token;
+        `limits`: connections served at once and the read timeout (`BoundedThreadsMixin`)."""
         host, _, port = endpoint.rpartition(":")
-        self._server = _Server((host.strip("[]"), int(port)), ingestor, max_request_bytes)
+        address = (host.strip("[]"), int(port))
+        self._server = _Server(address, ingestor, max_request_bytes, tokens, tls, limits)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -1,10 +1,15 @@
-"""Limits: the per-tenant token bucket and the attribute limits (a fake clock: no timed assertions)."""
+"""Limits: the per-tenant token bucket and the attribute limits (a fake clock: no timed assertions), and
+the validation of the ``auth``, ``tls`` and ``limits`` config keys."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from tokenbook.collector.limits import AttributeLimits, TenantRateLimiter
+import pytest
+import yaml
+
+from tokenbook.collector.config import ConfigError, load_config
+from tokenbook.collector.limits import DEFAULT_LIMITS, AttributeLimits, TenantRateLimiter
 
 
 class Clock:
@@ -62,3 +67,41 @@ def test_attribute_value_limit() -> None:
     assert "max_attribute_value_length=8" in limits.violation({"tenant.id": "123456789"})
     assert limits.violation({"gen_ai.prompt": "x" * 100}) == ""  # content follows the privacy mode
     assert limits.violation({"gen_ai.usage.input_tokens": 10**12}) == ""
+
+
+def test_config_keys_of_auth_tls_and_limits_are_validated_with_their_paths(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "auth": {"enabled": "yes", "tokens": [{"sha256": "nothex", "tenant": "acme"}]},
+                "limits": {"max_attributes_per_span": 0, "tenant_rate": {"spans_per_second": -1}},
+                "receivers": {
+                    "otlp": {"protocols": {"grpc": {"tls": {"cert_file": str(tmp_path / "none.pem")}}}}
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    message = str(info.value)
+    for path in (
+        "auth.enabled:",
+        "auth.tokens: [0].sha256",
+        "limits.max_attributes_per_span:",
+        "limits.tenant_rate.spans_per_second:",
+        "receivers.otlp.protocols.grpc.tls: cert_file",
+        "; key_file: required",
+    ):
+        assert path in message, path
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(yaml.safe_dump({"auth": {"enabled": True}}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"auth\.tokens: at least one token"):
+        load_config(empty)
+
+
+def test_defaults_leave_auth_and_tls_off_and_limits_on() -> None:
+    config = load_config(None)
+    assert config.auth is None and config.grpc.tls is None and config.http.tls is None
+    assert config.limits == DEFAULT_LIMITS and config.limits.rate_limiter() is None

@@ -128,9 +128,11 @@ def dropped(tmp_path_factory: pytest.TempPathFactory):
         tmp_path_factory.mktemp("privacy") / "data", telemetry={"log_level": "debug"}
     )
     collector.start()
-    sent = _send_everywhere(collector, "privacy")
-    collector.wait_for("SELECT count() FROM v_calls WHERE tenant_id = 'privacy'", sent)
-    assert collector.stop() == 0
+    try:
+        sent = _send_everywhere(collector, "privacy")
+        collector.wait_for("SELECT count() FROM v_calls WHERE tenant_id = 'privacy'", sent)
+    finally:
+        assert collector.stop() == 0
     return collector
 
 

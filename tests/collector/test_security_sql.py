@@ -26,11 +26,13 @@ SPANS = 12
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory):
     c = CollectorProcess(tmp_path_factory.mktemp("sql") / "data").start()
-    exporter = GrpcExporter(endpoint=c.grpc_endpoint, insecure=True)
-    assert exporter.export(SpanFactory().chats(SPANS, tenant="victim")) == SpanExportResult.SUCCESS
-    c.wait_for("SELECT count() FROM v_calls", SPANS)
-    yield c
-    assert c.stop() == 0
+    try:
+        exporter = GrpcExporter(endpoint=c.grpc_endpoint, insecure=True)
+        assert exporter.export(SpanFactory().chats(SPANS, tenant="victim")) == SpanExportResult.SUCCESS
+        c.wait_for("SELECT count() FROM v_calls", SPANS)
+        yield c
+    finally:
+        assert c.stop() == 0
 
 
 def _query(collector: CollectorProcess, sql: str, **parameters: Any) -> tuple[int, dict[str, Any]]:

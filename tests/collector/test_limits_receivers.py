@@ -1,0 +1,105 @@
+"""Limits against the real collector process: the per-tenant rate limit (429 / RESOURCE_EXHAUSTED with
+a retry hint), attribute limits (partial success), and slow clients that cannot exhaust the workers."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from tests.collector.collector_process import CollectorProcess, SpanFactory
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory):
+    c = CollectorProcess(
+        tmp_path_factory.mktemp("limits") / "data",
+        limits={
+            "tenant_rate": {"spans_per_second": 2, "burst": 40},
+            "max_attributes_per_span": 24,
+            "max_attribute_value_length": 64,
+            "max_connections": 4,
+            "read_timeout": "1s",
+        },
+    ).start()
+    yield c
+    assert c.stop() == 0
+
+
+def _post(collector: CollectorProcess, spans) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(
+        collector.http_url,
+        data=encode_spans(spans).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_a_tenant_over_its_rate_gets_429_with_a_retry_hint(collector: CollectorProcess) -> None:
+    factory = SpanFactory()
+    assert _post(collector, factory.chats(40, tenant="noisy"))[0] == 200  # the burst
+    status, headers, _ = _post(collector, factory.chats(10, tenant="noisy"))
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    assert _post(collector, factory.chats(10, tenant="quiet"))[0] == 200  # neighbours are unaffected
+    body = encode_spans(factory.chats(10, tenant="noisy")).SerializeToString()
+    with grpc.insecure_channel(collector.grpc_endpoint) as channel, pytest.raises(grpc.RpcError) as info:
+        channel.unary_unary(EXPORT)(body, timeout=30)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    trailers = dict(info.value.trailing_metadata())
+    assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds >= 1
+    collector.wait_for("SELECT count() FROM v_calls WHERE tenant_id IN ('noisy', 'quiet')", 50)
+
+
+def test_spans_over_the_attribute_limits_are_rejected_alone(collector: CollectorProcess) -> None:
+    factory = SpanFactory()
+    spans = factory.chats(2, tenant="attrs")
+    spans += factory.chats(1, tenant="attrs", **{f"extra.{i}": str(i) for i in range(30)})
+    spans += factory.chats(1, tenant="attrs", **{"user.id": "u" * 100})
+    status, _, reply = _post(collector, spans)
+    response = ExportTraceServiceResponse.FromString(reply)
+    assert status == 200 and response.partial_success.rejected_spans == 2
+    assert "max_attributes_per_span" in response.partial_success.error_message
+    collector.wait_for("SELECT count() FROM v_calls WHERE tenant_id = 'attrs'", 2)
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    s.settimeout(60)
+    try:
+        return s.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_slow_clients_cannot_exhaust_the_http_workers(collector: CollectorProcess) -> None:
+    stalled = []
+    for _ in range(8):  # twice limits.max_connections, each stuck in the middle of its headers
+        s = socket.create_connection(("127.0.0.1", collector.http_port))
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")
+        stalled.append(s)
+    try:
+        # a well-behaved client gets through, retrying refused connections as OTLP exporters do
+        status = 0
+        for _attempt in range(20):
+            try:
+                status = _post(collector, SpanFactory().chats(1, tenant="patient"))[0]
+                break
+            except (http.client.HTTPException, OSError):
+                continue
+        assert status == 200
+        assert all(_closed_by_server(s) for s in stalled)  # cut off by the read timeout
+    finally:
+        for s in stalled:
+            s.close()
