@@ -11,9 +11,13 @@
   ``admin.query_max_rows`` rows).
   400 ``{"error": "..."}`` for a refused or failing query. This is how ``tokenbook sql`` and
   ``tokenbook report`` read the embedded store while the collector owns it.
+* ``POST /v1/reprice``: JSON ``{"since": ISO, "until": ISO, "model": ""}`` -> ``{"examined", "changed"}``:
+  the collector reloads its price overrides and re-prices the stored calls of that range
+  (`collector.reprice`); ``tokenbook reprice`` uses it while the collector owns the store.
 
 With auth on (`tokenbook.collector.auth`), ``/metrics`` needs the ``admin`` scope and ``/v1/query`` and
-``/v1/budgets`` the ``query`` scope (401 / 403 otherwise); a tenant-scoped token reads only its tenant.
+``/v1/budgets`` the ``query`` scope, ``/v1/reprice`` an ``admin`` token of no single tenant (401 / 403
+otherwise); a tenant-scoped token reads only its tenant.
 ``/healthz`` and ``/readyz`` stay open for probes.
 """
 
@@ -23,6 +27,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
@@ -35,12 +40,16 @@ from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, Limi
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.query_api import QUERY_PATH, encode_result
 from tokenbook.collector.readonly import QueryRefused
+from tokenbook.collector.reprice import REPRICE_PATH, RepriceResult
 from tokenbook.collector.store import Store, StoreError
+from tokenbook.processor.overrides import PriceConfigError
 
 __all__ = ["AdminServer"]
 
 _log = logging.getLogger(__name__)
 _MAX_QUERY_BODY = 1 << 20
+#: `reprice(since, until, model)`: reload the price overrides, then re-price the stored calls.
+Repricer = Callable[[datetime, datetime, str], RepriceResult]
 _SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
 
 
@@ -104,7 +113,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {path}"})
 
     def do_POST(self) -> None:
-        if self.path.split("?", 1)[0] != QUERY_PATH:
+        path = self.path.split("?", 1)[0]
+        if path == REPRICE_PATH and self.server.reprice is not None:
+            self._reprice(self.server.reprice)
+            return
+        if path != QUERY_PATH:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {self.path}"})
             return
         allowed, tenant = self._authorize("query")
@@ -142,6 +155,30 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(HTTPStatus.OK, encode_result(*result))
 
+    def _reprice(self, reprice: Repricer) -> None:
+        """`POST /v1/reprice` {"since": ISO, "until": ISO, "model": ""} -> {"examined", "changed"}."""
+        allowed, tenant = self._authorize("admin")
+        if not allowed:
+            return
+        if tenant is not None:
+            self._json(HTTPStatus.FORBIDDEN, {"error": "re-pricing acts on every tenant: use an admin token"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            if length > _MAX_QUERY_BODY:
+                raise ValueError("body too large")
+            doc = json.loads(self.rfile.read(length) or b"null")
+            if not isinstance(doc, dict):
+                raise ValueError('the body must be {"since": ISO, "until": ISO, "model": ""}')
+            since, until = (datetime.fromisoformat(str(doc.get(k))) for k in ("since", "until"))
+            if since.tzinfo is None or until.tzinfo is None or since >= until:
+                raise ValueError("since and until must be ISO timestamps with a time zone, since < until")
+            result = reprice(since, until, str(doc.get("model") or ""))
+        except (ValueError, StoreError, PriceConfigError) as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        self._json(HTTPStatus.OK, {"examined": result.examined, "changed": result.changed})
+
 
 class _Server(BoundedThreadsMixin, ThreadingHTTPServer):
     daemon_threads = True
@@ -156,8 +193,10 @@ class _Server(BoundedThreadsMixin, ThreadingHTTPServer):
         budgets: BudgetRuntime | None,
         tokens: TokenTable | None = None,
         limits: LimitsConfig = DEFAULT_LIMITS,
+        reprice: Repricer | None = None,
     ) -> None:
         self.tokens = tokens
+        self.reprice = reprice
         self.max_connections, self.read_timeout = limits.max_connections, limits.read_timeout
         self.config = config
         self.store = store
@@ -180,11 +219,13 @@ class AdminServer:
         budgets: BudgetRuntime | None = None,
         tokens: TokenTable | None = None,
         limits: LimitsConfig = DEFAULT_LIMITS,
+        reprice: Repricer | None = None,
     ) -> None:
-        """`tokens`: require bearer tokens (``query`` for queries and budgets, ``admin`` for metrics)."""
+        """`tokens`: require bearer tokens (``query`` for queries and budgets, ``admin`` for metrics and
+        re-pricing). `reprice(since, until, model)` serves ``POST /v1/reprice``."""
         host, _, port = config.endpoint.rpartition(":")
         address = (host.strip("[]"), int(port))
-        self._server = _Server(address, config, store, metrics, ready, budgets, tokens, limits)
+        self._server = _Server(address, config, store, metrics, ready, budgets, tokens, limits, reprice)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from tokenbook.collector.reprice import REPRICE_PATH, RepriceResult
 from tokenbook.collector.store import QueryResult, StoreError, StoreUnavailable
 
 __all__ = [
@@ -112,25 +113,37 @@ class AdminQueryClient:
     def __init__(self, address: str, *, timeout_s: float = 30) -> None:
         self.address = address
         self.description = f"collector admin API at {address}"
-        self._url = f"http://{address}{QUERY_PATH}"
         self._timeout = timeout_s
 
     def query_readonly(
         self, sql: str, parameters: Mapping[str, Any] | None = None, *, max_rows: int = 10_000
     ) -> QueryResult:
         """Run one SELECT on the collector's store; `StoreError` carries the server's refusal."""
-        body = json.dumps(
-            {
-                "sql": sql,
-                "parameters": {k: _parameter(v) for k, v in (parameters or {}).items()},
-                "max_rows": max_rows,
-            }
-        ).encode("utf-8")
+        parameters = {k: _parameter(v) for k, v in (parameters or {}).items()}
+        return decode_result(
+            self._post(QUERY_PATH, {"sql": sql, "parameters": parameters, "max_rows": max_rows})
+        )
+
+    def reprice(self, *, since: datetime, until: datetime, model: str = "") -> RepriceResult:
+        """Have the collector reload its price overrides and re-price [since, until) (admin scope)."""
+        body = self._post(
+            REPRICE_PATH, {"since": since.isoformat(), "until": until.isoformat(), "model": model}
+        )
+        doc = json.loads(body)
+        return RepriceResult(examined=int(doc["examined"]), changed=int(doc["changed"]))
+
+    def _post(self, path: str, doc: Mapping[str, Any]) -> bytes:
         headers = {"Content-Type": "application/json", **auth_headers()}
-        request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
+        request = urllib.request.Request(
+            f"http://{self.address}{path}",
+            data=json.dumps(doc).encode("utf-8"),
+            headers=headers,
+            method="POST",
+        )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                return decode_result(response.read())
+                body: bytes = response.read()
+                return body
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")
             try:

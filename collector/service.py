@@ -36,6 +36,7 @@ from tokenbook.collector.ingest import Ingestor
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
 from tokenbook.collector.receivers import GrpcReceiver, HttpReceiver
+from tokenbook.collector.reprice import RepriceResult, reprice
 from tokenbook.collector.rowcodec import decode_rows
 from tokenbook.collector.wal import WriteAheadLog
 from tokenbook.collector.writer import LedgerWriter
@@ -113,7 +114,7 @@ class Collector:
             self.wal, self.store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
         )
         self.writer.start()
-        builder = RowBuilder(
+        self.builder = builder = RowBuilder(
             PriceCatalog(cfg.pricing_overrides),
             extra_keys=cfg.extra_attribution_keys,
             content=cfg.privacy.content,
@@ -143,6 +144,7 @@ class Collector:
             budgets=self.budgets,
             tokens=cfg.auth,
             limits=cfg.limits,
+            reprice=self._reprice,
         )
         self.admin.start()
         self.grpc = GrpcReceiver(
@@ -200,6 +202,18 @@ class Collector:
             keys.extend(span_key(r.trace_id, r.span_id) for r in steps)
         dedup.remember(keys)
         return len(dedup)
+
+    def _reprice(self, since: datetime, until: datetime, model: str) -> RepriceResult:
+        """Reload `pricing.overrides` (new calls are priced with it from now on); re-price stored calls."""
+        catalog = PriceCatalog(self.config.pricing_overrides)
+        self.builder.catalog = catalog
+        result = reprice(self.store, catalog, since=since, until=until, model=model)
+        _log.info(
+            "re-priced stored calls",
+            extra={"fields": {"since": since.isoformat(), "until": until.isoformat(), "model": model,
+                              "examined": result.examined, "changed": result.changed}},
+        )  # fmt: skip
+        return result
 
     def _ready(self) -> tuple[bool, str]:
         if self._stopped.is_set():

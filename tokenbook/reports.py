@@ -12,28 +12,29 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from tokenbook.collector.ledger import CallRow
+from rich.progress import Progress
+
 from tokenbook.collector.owner import current_owner
 from tokenbook.collector.query_api import AdminQueryClient
 from tokenbook.collector.readonly import QueryRefused
+from tokenbook.collector.reprice import reprice
 from tokenbook.collector.sqltemplate import render_query
 from tokenbook.collector.store import QueryResult, Store, StoreError
 from tokenbook.output import print_result
+from tokenbook.processor.overrides import PriceConfigError
+from tokenbook.processor.pricing import PriceCatalog
 
-__all__ = ["RepriceResult", "cmd_report", "cmd_reprice", "cmd_sql", "cmd_unpriced", "parse_time", "reprice"]
+__all__ = ["cmd_report", "cmd_reprice", "cmd_sql", "cmd_unpriced", "parse_time"]
 
 _DEFAULT_DATA_DIR = "tokenbook-data"
 _MAX_ROWS = 100_000  # rows a CLI query may return
 _CONTEXT_LIMIT = 100  # contexts listed by `report --by context`
-_REPRICE_BATCH = 10_000
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -156,114 +157,39 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class RepriceResult:
-    """What `reprice` did: rows examined and rows re-inserted with a new cost."""
-
-    examined: int
-    changed: int
-
-
-def _cost_of(call: CallRow) -> tuple[Any, ...]:
-    return (
-        call.input_cost,
-        call.output_cost,
-        call.cache_read_cost,
-        call.cache_write_cost,
-        call.total_cost,
-        call.currency,
-        call.price_status,
-    )
-
-
-def reprice(
-    store: Store,
-    *,
-    since: datetime,
-    until: datetime,
-    model: str = "",
-    overrides: str | Path | None = None,
-    progress: bool = False,
-) -> RepriceResult:
-    """Re-price the stored calls in [since, until) from their tokens with the current catalog.
-
-    A call whose cost, currency or status changes is inserted again with a higher version (the
-    ReplacingMergeTree keeps only the newest row of a span), then the aggregates are recomputed:
-    totals change once, never double. Versions are at least the current time in microseconds, so a
-    re-priced row also wins over rows written earlier with time-based versions.
-    """
-    from rich.progress import Progress
-
-    from tokenbook.processor.pricing import PriceCatalog
-    from tokenbook.processor.usage import Usage
-
-    catalog = PriceCatalog(overrides=overrides)
-    params = {"since": since, "until": until, "model": model}
-    columns, _, rows = store.query(render_query("reprice_calls.sql", store.database), params)
-    version_floor = time.time_ns() // 1000
-    changed: list[CallRow] = []
-    with Progress(transient=True, disable=not progress) as bar:
-        task = bar.add_task("re-pricing", total=len(rows))
-        for raw in rows:
-            call = CallRow(**dict(zip(columns, raw, strict=True)))
-            usage = Usage(
-                input_tokens=call.input_tokens,
-                output_tokens=call.output_tokens,
-                cache_read_tokens=call.cache_read_tokens,
-                cache_write_tokens=call.cache_write_tokens,
-                reasoning_tokens=call.reasoning_tokens,
-                present=True,
-            )
-            cost = catalog.price(
-                call.provider, call.model, usage, call.timestamp, cache_hit=call.price_status == "cache_hit"
-            )
-            new = call._replace(
-                input_cost=cost.input,
-                output_cost=cost.output,
-                cache_read_cost=cost.cache_read,
-                cache_write_cost=cost.cache_write,
-                total_cost=cost.total,
-                currency=cost.currency,
-                price_status=cost.status,
-                price_source=cost.source,
-                version=max(call.version + 1, version_floor),
-            )
-            if _cost_of(new) != _cost_of(call):
-                changed.append(new)
-            bar.advance(task)
-        for start in range(0, len(changed), _REPRICE_BATCH):
-            store.write(changed[start : start + _REPRICE_BATCH], [])
-        store.refresh_aggregates()
-    return RepriceResult(examined=len(rows), changed=len(changed))
-
-
 def cmd_reprice(args: argparse.Namespace) -> int:
-    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE]`."""
+    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE]`.
+
+    On a server (`--url`) or a stopped embedded store it re-prices here, with the catalog plus
+    `--overrides`. When a collector owns the store (or with `--admin`) the collector does it: it
+    reloads its own `pricing.overrides` first, so new and stored calls get the same prices.
+    """
     try:
         since, until = _time_range(args)
-        if args.admin:
-            raise StoreError("reprice writes to the store: use --data-dir (collector stopped) or --url")
-        if args.url:
-            store = Store.open(args.url)
-        else:
-            data_dir = _existing_dir(args)
-            owner = current_owner(data_dir)
-            if owner:
-                raise StoreError(
-                    f"{data_dir} is owned by the collector at {owner}; stop it first "
-                    "(reprice writes, the admin API only reads)"
+        owner = args.admin or (None if args.url else current_owner(_existing_dir(args)))
+        if owner:
+            if args.overrides:
+                raise ValueError(
+                    f"the collector at {owner} prices with its own pricing.overrides: edit that file "
+                    "and run reprice without --overrides"
                 )
-            store = Store.open(data_dir=data_dir)
-        with store:
-            result = reprice(
-                store,
-                since=since,
-                until=until,
-                model=args.model or "",
-                overrides=args.overrides,
-                progress=True,
-            )
-    except (ValueError, StoreError) as exc:
+            result = AdminQueryClient(owner).reprice(since=since, until=until, model=args.model or "")
+        else:
+            catalog = PriceCatalog(args.overrides)
+            with (
+                Store.open(args.url) if args.url else Store.open(data_dir=_existing_dir(args)) as store,
+                Progress(transient=True) as bar,
+            ):
+                task = bar.add_task("re-pricing", total=None)
+                result = reprice(
+                    store,
+                    catalog,
+                    since=since,
+                    until=until,
+                    model=args.model or "",
+                    on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+    except (ValueError, StoreError, PriceConfigError) as exc:
         return _fail("reprice", exc)
     print(f"re-priced {result.changed} of {result.examined} calls (changed rows were replaced, not added)")
     return 0
