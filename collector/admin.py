@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
@@ -36,11 +35,12 @@ from urllib.parse import parse_qs
 from tokenbook.collector.auth import AuthError, TokenTable, tenant_query_settings
 from tokenbook.collector.budgets import BudgetRuntime
 from tokenbook.collector.config import AdminConfig
-from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, LimitsConfig
+from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, LimitsConfig, RequestDeadlineMixin
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.query_api import QUERY_PATH, encode_result
 from tokenbook.collector.readonly import QueryRefused
 from tokenbook.collector.reprice import REPRICE_PATH, RepriceResult
+from tokenbook.collector.serving import ServerThread, address_of
 from tokenbook.collector.store import Store, StoreError
 from tokenbook.processor.overrides import PriceConfigError
 
@@ -53,7 +53,7 @@ Repricer = Callable[[datetime, datetime, str], RepriceResult]
 _SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RequestDeadlineMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server: _Server
@@ -198,6 +198,7 @@ class _Server(BoundedThreadsMixin, ThreadingHTTPServer):
         self.tokens = tokens
         self.reprice = reprice
         self.max_connections, self.read_timeout = limits.max_connections, limits.read_timeout
+        self.request_timeout = limits.request_timeout
         self.config = config
         self.store = store
         self.metrics = metrics
@@ -206,7 +207,7 @@ class _Server(BoundedThreadsMixin, ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class AdminServer:
+class AdminServer(ServerThread):
     """The admin HTTP server on ``admin.endpoint``, serving on its own thread."""
 
     def __init__(
@@ -223,20 +224,7 @@ class AdminServer:
     ) -> None:
         """`tokens`: require bearer tokens (``query`` for queries and budgets, ``admin`` for metrics and
         re-pricing). `reprice(since, until, model)` serves ``POST /v1/reprice``."""
-        host, _, port = config.endpoint.rpartition(":")
-        address = (host.strip("[]"), int(port))
-        self._server = _Server(address, config, store, metrics, ready, budgets, tokens, limits, reprice)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="tokenbook-admin",
-            daemon=True,
+        server = _Server(
+            address_of(config.endpoint), config, store, metrics, ready, budgets, tokens, limits, reprice
         )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(server, "tokenbook-admin")

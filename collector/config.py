@@ -332,6 +332,7 @@ _SCHEMA: Final[dict[str, Any]] = {
         "tenant_rate": {"spans_per_second": (0, _non_negative_number), "burst": (0, _non_negative_number)},
         "max_connections": (64, _positive_int),
         "read_timeout": (30.0, _duration),
+        "request_timeout": (60.0, _duration),
     },
     "telemetry": {
         "summary_interval": (60.0, _duration),
@@ -448,6 +449,7 @@ def load_config(
             int(v["limits.tenant_rate.burst"]),
             v["limits.max_connections"],
             v["limits.read_timeout"],
+            v["limits.request_timeout"],
         ),
     )
 

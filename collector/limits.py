@@ -15,7 +15,10 @@
 
 * `BoundedThreadsMixin`: an HTTP server (OTLP/HTTP, admin API) serves at most
   ``limits.max_connections`` connections at once, each with a ``limits.read_timeout`` on every read;
-  a connection that finds every slot taken for ``read_timeout`` is closed unanswered. The gRPC
+  a connection that finds every slot taken for ``read_timeout`` is closed unanswered.
+* `RequestDeadlineMixin`: on such a server, each HTTP request (the wait for it included) must be read
+  within ``limits.request_timeout`` in all, so a client trickling bytes just under ``read_timeout``
+  cannot hold a slot longer; it is then disconnected unanswered. The gRPC
   receiver has a fixed worker pool and refuses calls beyond ``limits.max_connections`` in progress
   with RESOURCE_EXHAUSTED (grpcio's ``maximum_concurrent_rpcs``).
 
@@ -35,7 +38,14 @@ from typing import Any
 
 from tokenbook.processor.redaction import is_content_attribute
 
-__all__ = ["DEFAULT_LIMITS", "AttributeLimits", "BoundedThreadsMixin", "LimitsConfig", "TenantRateLimiter"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "AttributeLimits",
+    "BoundedThreadsMixin",
+    "LimitsConfig",
+    "RequestDeadlineMixin",
+    "TenantRateLimiter",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -113,6 +123,7 @@ class LimitsConfig:
     tenant_burst: int  # spans; 0: twice the rate
     max_connections: int
     read_timeout: float
+    request_timeout: float = 60.0
 
     def rate_limiter(self) -> TenantRateLimiter | None:
         if self.tenant_spans_per_second <= 0:
@@ -121,18 +132,20 @@ class LimitsConfig:
         return TenantRateLimiter(self.tenant_spans_per_second, burst)
 
 
-DEFAULT_LIMITS = LimitsConfig(AttributeLimits(1024, 65536), 0.0, 0, 64, 30.0)
+DEFAULT_LIMITS = LimitsConfig(AttributeLimits(1024, 65536), 0.0, 0, 64, 30.0, 60.0)
 
 
 class BoundedThreadsMixin:
     """For a `socketserver.ThreadingMixIn` server: at most `max_connections` served at once.
 
-    Put it before the server class; set `max_connections` and `read_timeout` on the instance before
+    Put it before the server class; set `max_connections`, `read_timeout` and `request_timeout` (read
+    by `RequestDeadlineMixin`) on the instance before
     `server_activate` runs (i.e. before calling the server's ``__init__``).
     """
 
     max_connections: int = 64
     read_timeout: float = 30.0
+    request_timeout: float = 60.0
     _slots: threading.BoundedSemaphore
 
     def server_activate(self) -> None:
@@ -159,3 +172,70 @@ class BoundedThreadsMixin:
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(self.read_timeout)
         super().finish_request(request, client_address)  # type: ignore[misc]
+
+
+class _DeadlineReader:
+    """A request's input stream whose every socket read waits at most the time the request has left.
+
+    Reads go one `recv` at a time (`peek`/`read1`), each armed with ``min(left, read_timeout)``, so the
+    deadline bounds the request however the bytes trickle in.
+    """
+
+    def __init__(self, raw: Any, handler: RequestDeadlineMixin) -> None:
+        self._raw = raw
+        self._handler = handler
+
+    def _arm(self) -> None:
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took longer than limits.request_timeout")
+        self._handler.connection.settimeout(min(left, self._handler.server.read_timeout))
+
+    def read(self, n: int = -1) -> bytes:
+        out = bytearray()
+        while n < 0 or len(out) < n:
+            self._arm()
+            chunk = self._raw.read1(65536 if n < 0 else n - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = bytearray()
+        while limit < 0 or len(line) < limit:
+            self._arm()
+            peeked = self._raw.peek(1)
+            if not peeked:
+                break
+            end = peeked.find(b"\n")
+            take = len(peeked) if end < 0 else end + 1
+            line += self._raw.read(take if limit < 0 else min(take, limit - len(line)))
+            if line.endswith(b"\n"):
+                break
+        return bytes(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class RequestDeadlineMixin:
+    """For a `BaseHTTPRequestHandler` of a `BoundedThreadsMixin` server: see the module docstring."""
+
+    server: Any
+    connection: Any
+    rfile: Any
+    close_connection: bool
+    deadline: float = 0.0
+
+    def setup(self) -> None:
+        super().setup()  # type: ignore[misc]
+        self.rfile = _DeadlineReader(self.rfile, self)
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + self.server.request_timeout
+        try:
+            super().handle_one_request()  # type: ignore[misc]
+        except TimeoutError as exc:
+            _log.info("closing an HTTP connection: %s", exc)
+            self.close_connection = True

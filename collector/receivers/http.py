@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import zlib
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +30,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tokenbook.collector.auth import AuthError, TokenTable
 from tokenbook.collector.decode import MalformedRequest
 from tokenbook.collector.ingest import Backpressure, ExportResult, Ingestor, StorageUnavailable
-from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, LimitsConfig
+from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, LimitsConfig, RequestDeadlineMixin
+from tokenbook.collector.serving import ServerThread, address_of
 from tokenbook.collector.tls import TLSConfig, TLSServerMixin, server_context
 
 __all__ = ["HttpReceiver"]
@@ -87,7 +87,7 @@ def _success_body(result: ExportResult, content_type: str) -> bytes:
     return body
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RequestDeadlineMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
@@ -200,10 +200,11 @@ class _Server(TLSServerMixin, BoundedThreadsMixin, ThreadingHTTPServer):
         self.tokens = tokens
         self.ssl_context = server_context(tls) if tls is not None else None
         self.max_connections, self.read_timeout = limits.max_connections, limits.read_timeout
+        self.request_timeout = limits.request_timeout
         super().__init__(address, _Handler)
 
 
-class HttpReceiver:
+class HttpReceiver(ServerThread):
     """A threading HTTP server bound to `endpoint` (HOST:PORT), serving on its own thread."""
 
     def __init__(
@@ -218,21 +219,5 @@ class HttpReceiver:
     ) -> None:
         """`tls`: serve HTTPS (mTLS with a client CA); `tokens`: require an ``ingest`` bearer token;
         `limits`: connections served at once and the read timeout (`BoundedThreadsMixin`)."""
-        host, _, port = endpoint.rpartition(":")
-        address = (host.strip("[]"), int(port))
-        self._server = _Server(address, ingestor, max_request_bytes, tokens, tls, limits)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="tokenbook-otlp-http",
-            daemon=True,
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting; requests in progress finish on their own threads."""
-        self._server.shutdown()
-        self._server.server_close()
+        server = _Server(address_of(endpoint), ingestor, max_request_bytes, tokens, tls, limits)
+        super().__init__(server, "tokenbook-otlp-http")

@@ -3,8 +3,10 @@ a retry hint), attribute limits (partial success), and slow clients that cannot 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -29,6 +31,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory):
             "max_attribute_value_length": 64,
             "max_connections": 4,
             "read_timeout": "1s",
+            "request_timeout": "3s",
         },
     ).start()
     yield c
@@ -103,3 +106,25 @@ def test_slow_clients_cannot_exhaust_the_http_workers(collector: CollectorProces
     finally:
         for s in stalled:
             s.close()
+
+
+def test_a_client_trickling_bytes_is_cut_off_at_the_request_timeout(collector: CollectorProcess) -> None:
+    """Each byte arrives well within read_timeout (1 s), but the request must be read within 3 s."""
+    s = socket.create_connection(("127.0.0.1", collector.http_port))
+    try:
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # the server may close while we still send
+            while time.monotonic() - started < 20:
+                s.sendall(b"X")  # a header line that never ends
+                time.sleep(0.4)
+                s.settimeout(0.01)
+                try:
+                    if s.recv(1024) == b"":
+                        break
+                except TimeoutError:
+                    pass
+        assert time.monotonic() - started < 10  # cut near 3 s, not after 20 s of trickling
+        assert _closed_by_server(s)
+    finally:
+        s.close()
