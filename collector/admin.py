@@ -18,7 +18,8 @@
 With auth on (`tokenbook.collector.auth`), ``/metrics`` needs the ``admin`` scope and ``/v1/query`` and
 ``/v1/budgets`` the ``query`` scope, ``/v1/reprice`` an ``admin`` token of no single tenant (401 / 403
 otherwise); a tenant-scoped token reads only its tenant.
-``/healthz`` and ``/readyz`` stay open for probes.
+``/healthz`` and ``/readyz`` stay open for probes. A POST body above 1 MiB gets 413 (the connection is
+closed, the body unread).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ _MAX_QUERY_BODY = 1 << 20
 #: `reprice(since, until, model)`: reload the price overrides, then re-price the stored calls.
 Repricer = Callable[[datetime, datetime, str], RepriceResult]
 _SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
+
+
+class _BodyTooLarge(ValueError):
+    pass
 
 
 class _Handler(RequestDeadlineMixin, BaseHTTPRequestHandler):
@@ -123,13 +128,8 @@ class _Handler(RequestDeadlineMixin, BaseHTTPRequestHandler):
         allowed, tenant = self._authorize("query")
         if not allowed:
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_QUERY_BODY:
-            self.close_connection = True
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "query body too large"})
-            return
         try:
-            doc = json.loads(self.rfile.read(length) or b"null")
+            doc = self._read_json()
             if not isinstance(doc, dict) or not isinstance(doc.get("sql"), str):
                 raise ValueError('the body must be {"sql": "...", "parameters": {...}, "max_rows": N}')
             parameters = doc.get("parameters") or {}
@@ -150,10 +150,27 @@ class _Handler(RequestDeadlineMixin, BaseHTTPRequestHandler):
                     else None
                 ),
             )
+        except _BodyTooLarge as exc:
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": str(exc)})
+            return
         except (ValueError, QueryRefused, StoreError) as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             return
         self._send(HTTPStatus.OK, encode_result(*result))
+
+    def _read_json(self) -> Any:
+        """The request's JSON body (``null`` when empty); `_BodyTooLarge` above `_MAX_QUERY_BODY` and
+        ValueError for a bad ``Content-Length`` (both close the connection, the body unread), or for
+        bad JSON."""
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if not (raw_length.isascii() and raw_length.isdigit()):
+            self.close_connection = True
+            raise ValueError("Content-Length must be a number of bytes")
+        length = int(raw_length)
+        if length > _MAX_QUERY_BODY:
+            self.close_connection = True
+            raise _BodyTooLarge(f"request body above {_MAX_QUERY_BODY} bytes")
+        return json.loads(self.rfile.read(length) or b"null")
 
     def _reprice(self, reprice: Repricer) -> None:
         """`POST /v1/reprice` {"since": ISO, "until": ISO, "model": ""} -> {"examined", "changed"}."""
@@ -163,17 +180,17 @@ class _Handler(RequestDeadlineMixin, BaseHTTPRequestHandler):
         if tenant is not None:
             self._json(HTTPStatus.FORBIDDEN, {"error": "re-pricing acts on every tenant: use an admin token"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
         try:
-            if length > _MAX_QUERY_BODY:
-                raise ValueError("body too large")
-            doc = json.loads(self.rfile.read(length) or b"null")
+            doc = self._read_json()
             if not isinstance(doc, dict):
                 raise ValueError('the body must be {"since": ISO, "until": ISO, "model": ""}')
             since, until = (datetime.fromisoformat(str(doc.get(k))) for k in ("since", "until"))
             if since.tzinfo is None or until.tzinfo is None or since >= until:
                 raise ValueError("since and until must be ISO timestamps with a time zone, since < until")
             result = reprice(since, until, str(doc.get("model") or ""))
+        except _BodyTooLarge as exc:
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": str(exc)})
+            return
         except (ValueError, StoreError, PriceConfigError) as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             return
@@ -197,8 +214,7 @@ class _Server(BoundedThreadsMixin, ThreadingHTTPServer):
     ) -> None:
         self.tokens = tokens
         self.reprice = reprice
-        self.max_connections, self.read_timeout = limits.max_connections, limits.read_timeout
-        self.request_timeout = limits.request_timeout
+        self.limits = limits
         self.config = config
         self.store = store
         self.metrics = metrics

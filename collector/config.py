@@ -24,6 +24,7 @@ import yaml
 from tokenbook.collector.auth import TokenTable, parse_tokens
 from tokenbook.collector.limits import DEFAULT_LIMITS, AttributeLimits, LimitsConfig
 from tokenbook.collector.tls import TLSConfig, parse_tls
+from tokenbook.processor.redaction import REDACTION_MODES
 
 if TYPE_CHECKING:
     from tokenbook.collector.budgets.config import BudgetsConfig
@@ -41,9 +42,9 @@ __all__ = [
     "SpoolConfig",
     "TelemetryConfig",
     "load_config",
+    "parse_duration",
+    "parse_positive_int",
 ]
-
-CONTENT_MODES: Final = ("drop", "keep", "hash")
 
 
 class ConfigError(ValueError):
@@ -201,14 +202,16 @@ def _size(v: Any) -> int:
     return int(n)
 
 
-def _duration(v: Any) -> float:
+def parse_duration(v: Any) -> float:
+    """Seconds (> 0) from a number or a string with a unit (``250ms``, ``2s``, ``1m``, ``1h``)."""
     n = _number_with_unit(v, _DURATION_UNITS, "a duration (e.g. 2, '250ms', '1m')")
     if n <= 0:
         raise ValueError(f"must be positive, got {v!r}")
     return n
 
 
-def _positive_int(v: Any) -> int:
+def parse_positive_int(v: Any) -> int:
+    """An int >= 1 (not a bool)."""
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"must be a positive integer, got {v!r}")
     return v
@@ -259,8 +262,8 @@ def _key_list(v: Any) -> tuple[str, ...]:
 
 
 def _content_mode(v: Any) -> str:
-    if v not in CONTENT_MODES:
-        raise ValueError(f"must be one of {', '.join(CONTENT_MODES)}, got {v!r}")
+    if v not in REDACTION_MODES:
+        raise ValueError(f"must be one of {', '.join(REDACTION_MODES)}, got {v!r}")
     return str(v)
 
 
@@ -294,7 +297,7 @@ _SCHEMA: Final[dict[str, Any]] = {
                     "tls": (None, parse_tls),
                 },
             },
-            "max_inflight_spans": (200_000, _positive_int),
+            "max_inflight_spans": (200_000, parse_positive_int),
         }
     },
     "storage": {
@@ -309,33 +312,33 @@ _SCHEMA: Final[dict[str, Any]] = {
             "segment_bytes": (16 * _MIB, _size),
         },
         "batch": {
-            "max_rows": (20_000, _positive_int),
-            "max_delay": (0.5, _duration),
+            "max_rows": (20_000, parse_positive_int),
+            "max_delay": (0.5, parse_duration),
         },
     },
     "admin": {
         "endpoint": ("127.0.0.1:4319", _endpoint),
-        "query_timeout": (30.0, _duration),
-        "query_max_rows": (100_000, _positive_int),
+        "query_timeout": (30.0, parse_duration),
+        "query_max_rows": (100_000, parse_positive_int),
     },
     "pricing": {"overrides": (None, _optional_path)},
     "attribution": {"extra_keys": ([], _key_list)},
     "privacy": {"content": ("drop", _content_mode), "salt": (None, _salt)},
     "dedup": {
-        "max_keys": (1_000_000, _positive_int),
+        "max_keys": (1_000_000, parse_positive_int),
         "warm_hours": (24.0, _non_negative_number),
     },
     "auth": {"enabled": (False, _bool), "tokens": ([], parse_tokens)},
     "limits": {
-        "max_attributes_per_span": (1024, _positive_int),
-        "max_attribute_value_length": (65536, _positive_int),
+        "max_attributes_per_span": (1024, parse_positive_int),
+        "max_attribute_value_length": (65536, parse_positive_int),
         "tenant_rate": {"spans_per_second": (0, _non_negative_number), "burst": (0, _non_negative_number)},
-        "max_connections": (64, _positive_int),
-        "read_timeout": (30.0, _duration),
-        "request_timeout": (60.0, _duration),
+        "max_connections": (64, parse_positive_int),
+        "read_timeout": (30.0, parse_duration),
+        "request_timeout": (60.0, parse_duration),
     },
     "telemetry": {
-        "summary_interval": (60.0, _duration),
+        "summary_interval": (60.0, parse_duration),
         "log_level": ("info", _log_level),
     },
 }

@@ -7,10 +7,11 @@ field by field; ``MessageToDict`` is never used (about 25x slower).
 
 A request that cannot be parsed at all raises `MalformedRequest` (-> 400 / INVALID_ARGUMENT). A span
 that parses but is unusable (a trace ID that is not 16 bytes, a span ID that is not 8 bytes, all-zero
-IDs, a JSON span with an unreadable field) is *rejected*: it is counted in `Decoded.rejected` with the
-first reason, and its siblings are kept (-> ``partial_success``). OTLP/JSON follows the spec: IDs are
-hex strings, 64-bit integers may be JSON strings, field names are lowerCamelCase (snake_case is
-accepted too, as protobuf's JSON mapping does), enums are integers.
+IDs, more attributes than ``KeyFilter.max_attributes``, a JSON span with an unreadable field) is
+*rejected*: it is counted in `Decoded.rejected` with the first reason, and its siblings are kept
+(-> ``partial_success``). OTLP/JSON follows the spec: IDs are hex strings, 64-bit integers may be
+JSON strings, field names are lowerCamelCase (snake_case is accepted too, as protobuf's JSON mapping
+does), enums are integers.
 """
 
 from __future__ import annotations
@@ -127,10 +128,10 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
         request.ParseFromString(body)
     except DecodeError as exc:
         raise MalformedRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from exc
-    return decode_message(request, keys)
+    return _decode_message(request, keys)
 
 
-def decode_message(request: ExportTraceServiceRequest, keys: KeyFilter) -> Decoded:
+def _decode_message(request: ExportTraceServiceRequest, keys: KeyFilter) -> Decoded:
     """Walk an already parsed request."""
     records: list[SpanRecord] = []
     rejected = 0
@@ -308,12 +309,13 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
     records: list[SpanRecord] = []
     rejected = 0
     reason = ""
+    resource_keys = _with_service(keys)
     for rs in resource_spans:
         if not isinstance(rs, Mapping):
             raise MalformedRequest("each resourceSpans entry must be an object")
         res: dict[str, Any] = {}
         try:
-            _json_attrs((rs.get("resource") or {}).get("attributes"), _with_service(keys), res)
+            _json_attrs((rs.get("resource") or {}).get("attributes"), resource_keys, res)
         except (ValueError, TypeError, AttributeError) as exc:
             raise MalformedRequest(f"resource: {exc}") from exc
         service = str(res.pop(semconv.SERVICE_NAME, "") or "")

@@ -24,6 +24,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
 from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ledger import CallRow
@@ -44,6 +46,14 @@ class ExportResult(NamedTuple):
     accepted: int
     rejected: int
     message: str  # why spans were rejected; "" when none were
+
+    def response(self) -> ExportTraceServiceResponse:
+        """The OTLP response: empty, or ``partial_success`` when spans were rejected."""
+        response = ExportTraceServiceResponse()
+        if self.rejected:
+            response.partial_success.rejected_spans = self.rejected
+            response.partial_success.error_message = self.message
+        return response
 
 
 class Backpressure(RuntimeError):

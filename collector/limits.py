@@ -136,25 +136,25 @@ DEFAULT_LIMITS = LimitsConfig(AttributeLimits(1024, 65536), 0.0, 0, 64, 30.0, 60
 
 
 class BoundedThreadsMixin:
-    """For a `socketserver.ThreadingMixIn` server: at most `max_connections` served at once.
+    """For a `socketserver.ThreadingMixIn` server: at most ``limits.max_connections`` served at once.
 
-    Put it before the server class; set `max_connections`, `read_timeout` and `request_timeout` (read
-    by `RequestDeadlineMixin`) on the instance before
-    `server_activate` runs (i.e. before calling the server's ``__init__``).
+    Put it before the server class; set `limits` (its ``request_timeout`` is read by
+    `RequestDeadlineMixin`) on the instance before `server_activate` runs (i.e. before calling the
+    server's ``__init__``).
     """
 
-    max_connections: int = 64
-    read_timeout: float = 30.0
-    request_timeout: float = 60.0
+    limits: LimitsConfig = DEFAULT_LIMITS
     _slots: threading.BoundedSemaphore
 
     def server_activate(self) -> None:
-        self._slots = threading.BoundedSemaphore(self.max_connections)
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         super().server_activate()  # type: ignore[misc]
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(timeout=self.read_timeout):
-            _log.warning("all %d connection slots busy; closing a new connection", self.max_connections)
+        if not self._slots.acquire(timeout=self.limits.read_timeout):
+            _log.warning(
+                "all %d connection slots busy; closing a new connection", self.limits.max_connections
+            )
             self.shutdown_request(request)  # type: ignore[attr-defined]
             return
         try:
@@ -170,7 +170,7 @@ class BoundedThreadsMixin:
             self._slots.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(self.read_timeout)
+        request.settimeout(self.limits.read_timeout)
         super().finish_request(request, client_address)  # type: ignore[misc]
 
 
@@ -189,7 +189,7 @@ class _DeadlineReader:
         left = self._handler.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request took longer than limits.request_timeout")
-        self._handler.connection.settimeout(min(left, self._handler.server.read_timeout))
+        self._handler.connection.settimeout(min(left, self._handler.server.limits.read_timeout))
 
     def read(self, n: int = -1) -> bytes:
         out = bytearray()
@@ -233,7 +233,7 @@ class RequestDeadlineMixin:
         self.rfile = _DeadlineReader(self.rfile, self)
 
     def handle_one_request(self) -> None:
-        self.deadline = time.monotonic() + self.server.request_timeout
+        self.deadline = time.monotonic() + self.server.limits.request_timeout
         try:
             super().handle_one_request()  # type: ignore[misc]
         except TimeoutError as exc:

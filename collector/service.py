@@ -2,9 +2,10 @@
 
 Start order: claim the data directory (one owner per chDB directory), open and migrate the store,
 open the write-ahead log (its undelivered records are replayed by the writer), warm the dedup memory
-from the log and from `Store.recent_span_keys`, start the writer, the admin API, then the receivers;
-then log ONE structured start line (endpoints, store; no secrets). Every
-``telemetry.summary_interval`` seconds ONE summary line gives the counters of the interval.
+from the log and from `Store.recent_span_keys`, start the writer, the receivers, then the admin API (so a
+``/healthz`` answer means the receivers serve); then log ONE structured start line (endpoints,
+store; no secrets). Every ``telemetry.summary_interval`` seconds ONE summary line gives the counters of the
+interval.
 
 Stop order (SIGTERM or SIGINT): stop the receivers (in-flight requests finish), wait for in-flight
 ingests, drain the log into storage (up to ``drain_timeout``; what is left stays in the log for the
@@ -136,17 +137,6 @@ class Collector:
             rate_limiter=cfg.limits.rate_limiter(),
             attribute_limits=cfg.limits.attributes,
         )
-        self.admin = AdminServer(
-            cfg.admin,
-            self.store,
-            self.metrics,
-            ready=self._ready,
-            budgets=self.budgets,
-            tokens=cfg.auth,
-            limits=cfg.limits,
-            reprice=self._reprice,
-        )
-        self.admin.start()
         self.grpc = GrpcReceiver(
             self.ingestor,
             cfg.grpc.endpoint,
@@ -165,6 +155,17 @@ class Collector:
         )
         self.grpc.start()
         self.http.start()
+        self.admin = AdminServer(
+            cfg.admin,
+            self.store,
+            self.metrics,
+            ready=self._ready,
+            budgets=self.budgets,
+            tokens=cfg.auth,
+            limits=cfg.limits,
+            reprice=self._reprice,
+        )
+        self.admin.start()  # last: once /healthz answers, the receivers serve
         # Start-up objects (catalog, protobuf descriptors, chDB bindings) never die: keep them out of
         # every collection; and collect the young generation per ~50k allocations instead of 700
         # (the hot path allocates no reference cycles), which saves ~25% CPU at full load.

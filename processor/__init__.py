@@ -1,7 +1,8 @@
 """tokenbook.processor: the in-app library (attribution, usage normalization, pricing, budgets,
 redaction) and the `TokenbookSpanProcessor` that applies it to OTel spans.
 
-The collector reuses `read_usage`, `call_kind`, `is_billable`, `DescendantTracker` and `PriceCatalog`.
+The collector reuses `usage.read_counts` (the tuple form of `read_usage`), `call_kind`, `is_billable`,
+`DescendantTracker`, `PriceCatalog` and `Redactor`.
 """
 
 from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, attribute, context_id_of

@@ -31,6 +31,7 @@ __all__ = [
     "OVER_BUDGET",
     "WITHIN_BUDGET",
     "Budget",
+    "BudgetCallback",
     "BudgetExceeded",
     "active_budgets",
     "budget",
@@ -47,6 +48,7 @@ ENV_AT_RISK: Final = "TOKENBOOK_BUDGET_AT_RISK"
 DEFAULT_AT_RISK: Final = Decimal("0.8")
 _BUDGETS_KEY: Final = context.create_key("tokenbook.budgets")
 
+#: ``callback(budget, new_state)``, called once per upward state crossing.
 BudgetCallback = Callable[["Budget", str], None]
 
 

@@ -41,13 +41,6 @@ __all__ = ["OverrideEntry", "PriceConfigError", "load_overrides", "parse_overrid
 _ENTRY_KEYS: Final = frozenset(
     {"id", "model", "provider", "source", "checked", "from", "until", "currency", "prices"}
 )
-_PRICE_FIELDS: Final = (
-    "input_mtok",
-    "output_mtok",
-    "cache_read_mtok",
-    "cache_write_mtok",
-    "output_reasoning_mtok",
-)
 
 
 class PriceConfigError(ValueError):
@@ -232,14 +225,16 @@ def _instant(value: object, at: str, errors: list[str]) -> datetime | None:
 
 
 def _prices(value: object, at: str, errors: list[str]) -> dict[str, Decimal | None] | None:
+    from tokenbook.processor.pricing import PRICE_KEYS
+
     if not isinstance(value, Mapping):
         errors.append(f"{at}: required mapping of per-million-token prices (input_mtok, output_mtok, ...)")
         return None
-    rates: dict[str, Decimal | None] = dict.fromkeys(_PRICE_FIELDS)
+    rates: dict[str, Decimal | None] = dict.fromkeys(PRICE_KEYS)
     ok = True
     for key, raw in value.items():
-        if key not in _PRICE_FIELDS:
-            errors.append(f"{at}.{key}: unknown price (allowed: {', '.join(_PRICE_FIELDS)})")
+        if key not in PRICE_KEYS:
+            errors.append(f"{at}.{key}: unknown price (allowed: {', '.join(PRICE_KEYS)})")
             ok = False
             continue
         rate = _decimal(raw)

@@ -42,6 +42,7 @@ from tokenbook.processor.usage import MAX_TOKENS, Counts, Usage
 __all__ = [
     "CATALOG_NAME",
     "COST_QUANTUM",
+    "PRICE_KEYS",
     "PROVIDER_ALIASES",
     "STATUS_CACHE_HIT",
     "STATUS_PRICED",
@@ -49,6 +50,7 @@ __all__ = [
     "Cost",
     "PriceCatalog",
     "Quote",
+    "Tiers",
     "UnitPrices",
     "catalog_provider",
 ]
@@ -101,8 +103,8 @@ PROVIDER_ALIASES: Final[Mapping[str, str]] = {
     "moonshot": "moonshotai",
 }
 
-# price key of the catalog -> field of UnitPrices
-_PRICE_KEYS: Final = (
+#: The per-million-token rate fields of `UnitPrices` (and price keys of the catalog and overrides).
+PRICE_KEYS: Final = (
     "input_mtok",
     "output_mtok",
     "cache_read_mtok",
@@ -162,7 +164,7 @@ _CACHE_HIT_COST: Final = Cost.of_quote(_CACHE_HIT_QUOTE)
 Tiers = tuple[tuple[int, Decimal], ...]
 #: A money amount: int pico-dollars on the integer path, Decimal dollars on the exact fallback.
 _N = TypeVar("_N", int, Decimal)
-#: Rates in `_PRICE_KEYS` order: the base rates, then ``(start, rates)`` per tier, ascending.
+#: Rates in `PRICE_KEYS` order: the base rates, then ``(start, rates)`` per tier, ascending.
 _RateTable = tuple[tuple[_N | None, ...], tuple[tuple[int, tuple[_N | None, ...]], ...]]
 
 
@@ -182,16 +184,16 @@ class UnitPrices:
     #: price key -> tiers above the base rate (genai-prices TieredPrices).
     tiers: Mapping[str, Tiers] = field(default_factory=dict)
 
-    #: Per-token rates (rate / 10^6, exact) in `_PRICE_KEYS` order: base, then one tuple per tier.
+    #: Per-token rates (rate / 10^6, exact) in `PRICE_KEYS` order: base, then one tuple per tier.
     _per_token: _RateTable[Decimal] = field(init=False, repr=False, compare=False)
     #: The same in integer pico-dollars, or None when a rate is not a whole number of them (> 6
     #: decimals per million) or is absurdly large: then `quote` computes in Decimal.
     _pico: _RateTable[int] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        base = tuple(getattr(self, key) for key in _PRICE_KEYS)
+        base = tuple(getattr(self, key) for key in PRICE_KEYS)
         starts = sorted({start for tiers in self.tiers.values() for start, _ in tiers})
-        tiered = tuple((start, tuple(self.rate(key, start + 1) for key in _PRICE_KEYS)) for start in starts)
+        tiered = tuple((start, tuple(self.rate(key, start + 1) for key in PRICE_KEYS)) for start in starts)
         per_token = (_per_token(base), tuple((start, _per_token(rates)) for start, rates in tiered))
         object.__setattr__(self, "_per_token", per_token)
         object.__setattr__(self, "_pico", _pico_table(per_token))
@@ -323,7 +325,7 @@ def _unit_prices_of(
 ) -> UnitPrices:
     rates: dict[str, Decimal | None] = {}
     tiers: dict[str, Tiers] = {}
-    for key in _PRICE_KEYS:
+    for key in PRICE_KEYS:
         value = getattr(price, key, None)
         if isinstance(value, gp_types.TieredPrices):
             rates[key] = value.base
@@ -391,7 +393,8 @@ class PriceCatalog:
         """`price` as a `Quote`, for a call started at `start_ns` (ns since the epoch; None = now).
 
         The processor's hot path: a model whose price has no time constraint (no dated catalog prices,
-        no override naming it) is looked up once, without building a datetime. Never raises.
+        no override with a ``from``/``until`` window naming it) is looked up once, without building a
+        datetime. Never raises.
         """
         if cache_hit:
             return _CACHE_HIT_QUOTE
@@ -410,10 +413,11 @@ class PriceCatalog:
         return found.quote(counts)
 
     def _time_independent(self, provider: str, model: str) -> bool:
+        """Whether `unit_prices` gives the same answer for `model` at any time (see `quote`)."""
         if not model:
             return True
         name = model.lower()
-        if any(name in entry.models for entry in self._overrides):
+        if any(name in e.models and (e.valid_from or e.valid_until) for e in self._overrides):
             return False
         found = self._find_model(provider, model)
         return isinstance(found, str) or not isinstance(found[1].prices, list)

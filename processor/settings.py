@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from tokenbook.processor.calls import DEFAULT_TRACKER_SIZE
 from tokenbook.processor.redaction import DEFAULT_REDACTION, REDACTION_MODES
 
 __all__ = [
@@ -41,7 +42,6 @@ DEFAULT_PRICE_OVERRIDES: Final[str | None] = None
 DEFAULT_REDACTION_SALT: Final = ""
 DEFAULT_EXTRA_KEYS: Final[tuple[str, ...]] = ()
 DEFAULT_METRICS: Final = False
-DEFAULT_TRACKER_SIZE: Final = 100_000
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -89,7 +89,11 @@ class ProcessorSettings:
         if mode not in REDACTION_MODES:
             where = "redaction" if redaction is not None else ENV_REDACTION
             raise ValueError(f"{where}: must be one of {', '.join(REDACTION_MODES)}, got {mode!r}")
-        salt = redaction_salt if redaction_salt is not None else os.environ.get(ENV_REDACTION_SALT, "")
+        salt = (
+            redaction_salt
+            if redaction_salt is not None
+            else os.environ.get(ENV_REDACTION_SALT, DEFAULT_REDACTION_SALT)
+        )
         if extra_keys is None:
             raw = os.environ.get(ENV_EXTRA_KEYS, "")
             keys = tuple(k.strip() for k in raw.split(",") if k.strip())

@@ -11,8 +11,9 @@ public API (``set_attributes`` in ``on_start``); private fields are never touche
 On end, per span:
 
 * the kind (`calls.call_kind`) and the billing rule (`calls.is_billable`, with `DescendantTracker`);
-* spans with usage get ``tokenbook.call.kind``, the local root's name/ID as
-  ``tokenbook.workflow.name``/``.id``, and ``tokenbook.usage.issue`` when a value was coerced;
+* spans of a known kind (model, tool, wrapper) or with usage get ``tokenbook.call.kind``; spans with
+  usage also get the local root's name/ID as ``tokenbook.workflow.name``/``.id`` and
+  ``tokenbook.usage.issue`` when a value was coerced;
 * billed spans get the price (``tokenbook.price.status``, ``tokenbook.price.source``,
   ``tokenbook.cost.currency``, ``tokenbook.cost.total`` and its non-zero components as decimal strings)
   and are charged to the budgets active at their start (``tokenbook.budget.state``); spans with usage
@@ -23,10 +24,11 @@ On end, per span:
 
 A span needing none of this is passed on unchanged (no copy).
 
-Per-span cost (bench/processor_overhead.py): ``on_start`` looks Baggage and budgets up once per parent
-``Context`` object (immutable, so cached by identity, weakly); ``on_end`` copies the attributes with the
-mapping's own ``copy()``, reads usage and prices into plain tuples and integer pico-dollars
-(`usage.read_counts`, `PriceCatalog.quote`), and builds the public `Usage`/`Cost` only for metrics.
+Per-span cost (bench/processor_overhead.py): ``on_start`` looks Baggage and budgets up once per run of
+spans under one parent ``Context`` (immutable, so the last one seen is cached by identity, weakly);
+``on_end`` copies the attributes with the mapping's own ``copy()``, reads usage and prices into plain
+tuples and integer pico-dollars (`usage.read_counts`, `PriceCatalog.quote`), and builds the public
+`Usage`/`Cost` only for metrics.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEY
 from tokenbook.processor.budgets import Budget, active_budgets, worst_state
 from tokenbook.processor.calls import (
     KIND_OTHER,
-    USAGE_KEYS,
     DescendantTracker,
     call_kind,
+    has_usage_attributes,
     is_billable,
     is_cache_hit,
 )
@@ -64,7 +66,7 @@ from tokenbook.processor.usage import Usage, read_counts
 __all__ = ["NOT_BILLABLE", "TokenbookSpanProcessor"]
 
 _logger = logging.getLogger(__name__)
-TB = semconv.TB
+_TB = semconv.TB
 NOT_BILLABLE: Final = "not_billable"
 _MAX_OPEN: Final = 100_000  # bound on per-trace/per-span state kept between start and end
 _ATTRIBUTION_BAGGAGE: Final = tuple(ATTRIBUTION_KEYS.values())
@@ -189,7 +191,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         self._metrics = CostMetrics(meter_provider) if self.settings.metrics else None
         #: Baggage key -> span attribute, for every key copied in on_start.
         self._copied = {key: key for key in _ATTRIBUTION_BAGGAGE} | {
-            key: TB.TAG_PREFIX + key for key in self.settings.extra_keys
+            key: _TB.TAG_PREFIX + key for key in self.settings.extra_keys
         }
         self._workflows: dict[int, tuple[str, int]] = {}  # trace id -> local root (name, span id)
         #: The last parent context seen in on_start (weakly) with what it yields: attribution to copy
@@ -285,7 +287,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             return span
         attrs = _dict_of(span.attributes)  # our copy: read, then extended in place
         parent = span.parent
-        has_usage = not USAGE_KEYS.isdisjoint(attrs)
+        has_usage = has_usage_attributes(attrs)
         budgets = self._span_budgets.pop((ctx.trace_id, ctx.span_id), None) if self._span_budgets else None
         is_root = parent is None or parent.is_remote
         workflow = self._workflows.pop(ctx.trace_id, None) if is_root else self._workflows.get(ctx.trace_id)
@@ -297,7 +299,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             return self._copy(span, attrs, False)
         if has_usage:
             self._price(span, attrs, kind, had_descendant, budgets, workflow)
-        attrs[TB.CALL_KIND] = kind
+        attrs[_TB.CALL_KIND] = kind
         return self._copy(span, attrs, True)
 
     def _price(
@@ -314,13 +316,13 @@ class TokenbookSpanProcessor(SpanProcessor):
         counts = read_counts(attrs, provider)  # `Usage` as a tuple: no dataclass on the hot path
         billable = is_billable(kind, counts[5], had_descendant)
         if workflow is not None:
-            attrs[TB.WORKFLOW_NAME] = workflow[0]
-            attrs[TB.WORKFLOW_ID] = trace.format_span_id(workflow[1])
+            attrs[_TB.WORKFLOW_NAME] = workflow[0]
+            attrs[_TB.WORKFLOW_ID] = trace.format_span_id(workflow[1])
         if counts[6]:
-            attrs[TB.USAGE_ISSUE] = "; ".join(counts[6])
+            attrs[_TB.USAGE_ISSUE] = "; ".join(counts[6])
         if not billable:
-            attrs[TB.BILLABLE] = False
-            attrs[TB.PRICE_STATUS] = NOT_BILLABLE
+            attrs[_TB.BILLABLE] = False
+            attrs[_TB.PRICE_STATUS] = NOT_BILLABLE
             return
         quote = self.catalog.quote(
             provider, _first_str(attrs, semconv.MODEL), counts, span.start_time, cache_hit=is_cache_hit(attrs)
@@ -329,27 +331,27 @@ class TokenbookSpanProcessor(SpanProcessor):
         if self._metrics is not None:
             attribution = {k: v for k in _METRIC_ATTRIBUTION if isinstance(v := attrs.get(k), str)}
             self._metrics.record(attrs, provider, Usage(*counts), Cost.of_quote(quote), attribution)
-        attrs[TB.PRICE_STATUS] = status
-        attrs[TB.PRICE_SOURCE] = source
-        attrs[TB.COST_CURRENCY] = currency
+        attrs[_TB.PRICE_STATUS] = status
+        attrs[_TB.PRICE_SOURCE] = source
+        attrs[_TB.COST_CURRENCY] = currency
         if picos is not None:
             p_in, p_out, p_read, p_write, p_total = picos
-            attrs[TB.COST_TOTAL] = _pico_text(p_total)
+            attrs[_TB.COST_TOTAL] = _pico_text(p_total)
             # zero components are omitted: fewer attributes to export
             if p_in:
-                attrs[TB.COST_INPUT] = _pico_text(p_in)
+                attrs[_TB.COST_INPUT] = _pico_text(p_in)
             if p_out:
-                attrs[TB.COST_OUTPUT] = _pico_text(p_out)
+                attrs[_TB.COST_OUTPUT] = _pico_text(p_out)
             if p_read:
-                attrs[TB.COST_CACHE_READ] = _pico_text(p_read)
+                attrs[_TB.COST_CACHE_READ] = _pico_text(p_read)
             if p_write:
-                attrs[TB.COST_CACHE_WRITE] = _pico_text(p_write)
+                attrs[_TB.COST_CACHE_WRITE] = _pico_text(p_write)
         if budgets:
             tokens = counts[0] + counts[1]
             total = None if picos is None else Decimal(picos[4]).scaleb(-12)
             for b in budgets:
                 b.charge(tokens, total)
-            attrs[TB.BUDGET_STATE] = worst_state(budgets)
+            attrs[_TB.BUDGET_STATE] = worst_state(budgets)
 
     def _copy(self, span: ReadableSpan, attrs: dict[str, object], changed: bool) -> ReadableSpan:
         """`span` with `attrs` (redacted here) and redacted events; `span` itself when nothing changed."""

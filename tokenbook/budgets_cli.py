@@ -27,6 +27,8 @@ from tokenbook.output import print_result
 
 __all__ = ["COLUMNS", "budget_rows", "cmd_budgets"]
 
+_DEFAULT_DATA_DIR = "tokenbook-data"
+_MAX_ROWS = 100_000
 COLUMNS = (
     "kind",
     "rule",
@@ -125,7 +127,9 @@ def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
 
 def _from_events(store: Store, tenant: str | None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
     return store.query_readonly(
-        render_query("budgets/latest_states.sql", store.database), {"tenant": tenant or ""}, max_rows=100_000
+        render_query("budgets/latest_states.sql", store.database),
+        {"tenant": tenant or ""},
+        max_rows=_MAX_ROWS,
     )
 
 
@@ -133,8 +137,8 @@ def cmd_budgets(args: argparse.Namespace) -> int:
     """Print the states (see module docstring); exit 1 when the store or the collector cannot be read."""
     try:
         admin = args.admin
+        data_dir = args.data_dir or _DEFAULT_DATA_DIR
         if admin is None and args.url is None:
-            data_dir = args.data_dir or "tokenbook-data"
             admin = current_owner(data_dir)
             if admin is None and not Path(data_dir).is_dir():
                 raise StoreError(
@@ -144,7 +148,7 @@ def cmd_budgets(args: argparse.Namespace) -> int:
             rows = _from_admin(admin, args.tenant)
             columns, types = list(COLUMNS), list(_TYPES)
         else:
-            with Store.open(args.url, data_dir=args.data_dir or "tokenbook-data") as store:
+            with Store.open(args.url, data_dir=data_dir) as store:
                 columns, types, rows = _from_events(store, args.tenant)
             print(
                 "tokenbook budgets: no running collector; last recorded crossings from budget_events",

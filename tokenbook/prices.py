@@ -24,18 +24,17 @@ from decimal import Decimal
 from genai_prices.data_snapshot import get_snapshot
 
 from tokenbook.processor.overrides import PriceConfigError
-from tokenbook.processor.pricing import CATALOG_NAME, PriceCatalog, UnitPrices, catalog_provider
+from tokenbook.processor.pricing import CATALOG_NAME, PRICE_KEYS, PriceCatalog, UnitPrices, catalog_provider
 
 __all__ = ["cmd_prices"]
 
-_RATE_COLUMNS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
-_COLUMNS = ("provider", "model", *_RATE_COLUMNS, "tiers", "currency", "source", "note")
+_COLUMNS = ("provider", "model", *PRICE_KEYS, "tiers", "currency", "source", "note")
 
 
 def _parse_at(raw: str | None) -> datetime:
     if not raw:
         return datetime.now(tz=UTC)
-    at = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    at = datetime.fromisoformat(raw.strip())  # accepts a trailing Z (Python 3.11)
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
@@ -45,7 +44,7 @@ def _fmt(value: Decimal | None) -> str:
 
 def _row(prices: UnitPrices, note: str = "") -> dict[str, str]:
     row = {"provider": prices.provider, "model": prices.model}
-    row.update({col: _fmt(getattr(prices, col)) for col in _RATE_COLUMNS})
+    row.update({col: _fmt(getattr(prices, col)) for col in PRICE_KEYS})
     row["tiers"] = "; ".join(
         f"{key} above {start:,} input tokens: {_fmt(price)}"
         for key, tiers in prices.tiers.items()

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tokenbook.collector.budgets.windows import WINDOW_KINDS, WindowSpec
-from tokenbook.collector.config import Secret
+from tokenbook.collector.config import Secret, parse_duration, parse_positive_int
 
 __all__ = [
     "ATTRIBUTE_KEYS",
@@ -50,8 +50,6 @@ TAG_PREFIX: Final = "tags."
 DEFAULT_AT_RISK: Final = Decimal("0.8")
 ENFORCEMENTS: Final = ("soft", "hard")
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
-_DURATION: Final = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
-_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,27 +131,6 @@ def _mapping(raw: Any, path: str, problems: _Problems, known: tuple[str, ...]) -
     return raw
 
 
-def _duration(v: Any) -> float:
-    if isinstance(v, bool):
-        raise ValueError(f"must be a duration (e.g. 60, '30s', '5m'), got {v!r}")
-    if isinstance(v, int | float):
-        seconds = float(v)
-    else:
-        m = _DURATION.fullmatch(v) if isinstance(v, str) else None
-        if m is None:
-            raise ValueError(f"must be a duration (e.g. 60, '30s', '5m'), got {v!r}")
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"must be positive, got {v!r}")
-    return seconds
-
-
-def _positive_int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"must be a positive integer, got {v!r}")
-    return v
-
-
 def _money(v: Any) -> Decimal:
     if isinstance(v, bool | float):
         raise ValueError(f"must be a decimal string or an integer (never a float: write '12.50'), got {v!r}")
@@ -198,7 +175,7 @@ def _leaf(raw: Mapping[str, Any], key: str, path: str, problems: _Problems, pars
 
 def _limits(raw: Any, path: str, problems: _Problems) -> Limits:
     m = _mapping(raw, path, problems, ("tokens", "cost", "currency"))
-    tokens = _leaf(m, "tokens", path, problems, _positive_int, None)
+    tokens = _leaf(m, "tokens", path, problems, parse_positive_int, None)
     cost = _leaf(m, "cost", path, problems, _money, None)
     currency = m.get("currency", "USD")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
@@ -298,10 +275,10 @@ def _webhook(raw: Any, path: str, problems: _Problems) -> WebhookConfig | None:
     return WebhookConfig(
         url=str(url),
         secret=Secret(secret) if isinstance(secret, str) else None,
-        timeout=_leaf(m, "timeout", path, problems, _duration, 5.0),
-        max_attempts=_leaf(m, "max_attempts", path, problems, _positive_int, 5),
-        backoff=_leaf(m, "backoff", path, problems, _duration, 0.5),
-        max_backoff=_leaf(m, "max_backoff", path, problems, _duration, 30.0),
+        timeout=_leaf(m, "timeout", path, problems, parse_duration, 5.0),
+        max_attempts=_leaf(m, "max_attempts", path, problems, parse_positive_int, 5),
+        backoff=_leaf(m, "backoff", path, problems, parse_duration, 0.5),
+        max_backoff=_leaf(m, "max_backoff", path, problems, parse_duration, 30.0),
     )
 
 
@@ -315,12 +292,12 @@ def _breaker(raw: Any, path: str, problems: _Problems) -> BreakerConfig:
     d = BreakerConfig()
     cfg = BreakerConfig(
         enabled=enabled,
-        window=_leaf(m, "window", path, problems, _duration, d.window),
-        baseline=_leaf(m, "baseline", path, problems, _duration, d.baseline),
+        window=_leaf(m, "window", path, problems, parse_duration, d.window),
+        baseline=_leaf(m, "baseline", path, problems, parse_duration, d.baseline),
         factor=_leaf(m, "factor", path, problems, _money, d.factor),
-        min_tokens=_leaf(m, "min_tokens", path, problems, _positive_int, d.min_tokens),
-        max_tokens=_leaf(m, "max_tokens", path, problems, _positive_int, d.max_tokens),
-        cooldown=_leaf(m, "cooldown", path, problems, _duration, d.cooldown),
+        min_tokens=_leaf(m, "min_tokens", path, problems, parse_positive_int, d.min_tokens),
+        max_tokens=_leaf(m, "max_tokens", path, problems, parse_positive_int, d.max_tokens),
+        cooldown=_leaf(m, "cooldown", path, problems, parse_duration, d.cooldown),
     )
     if cfg.baseline < 2 * cfg.window:
         problems.at(f"{path}.baseline", "must be at least twice breaker.window (the trailing history)")
@@ -353,6 +330,6 @@ def parse_budgets(raw: Any, path: str = "budgets") -> tuple[BudgetsConfig, list[
         log=log,
         webhook=_webhook(alerts.get("webhook"), f"{path}.alerts.webhook", problems),
         breaker=_breaker(m.get("breaker"), f"{path}.breaker", problems),
-        context_ttl=_leaf(m, "context_ttl", path, problems, _duration, 86_400.0),
+        context_ttl=_leaf(m, "context_ttl", path, problems, parse_duration, 86_400.0),
     )
     return config, list(problems)

@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tokenbook.collector.auth import TokenTable, grpc_credential
 from tokenbook.collector.decode import MalformedRequest
-from tokenbook.collector.ingest import Backpressure, ExportResult, Ingestor, StorageUnavailable
+from tokenbook.collector.ingest import Backpressure, Ingestor, StorageUnavailable
 from tokenbook.collector.tls import TLSConfig, grpc_credentials
 
 __all__ = ["GrpcReceiver"]
@@ -42,16 +42,8 @@ def _retry_trailer(seconds: float) -> tuple[tuple[str, bytes]]:
     return ((_RETRY_INFO_KEY, RetryInfo(retry_delay=delay).SerializeToString()),)
 
 
-def _response(result: ExportResult) -> trace_service_pb2.ExportTraceServiceResponse:
-    response = trace_service_pb2.ExportTraceServiceResponse()
-    if result.rejected:
-        response.partial_success.rejected_spans = result.rejected
-        response.partial_success.error_message = result.message
-    return response
-
-
 class GrpcReceiver:
-    """A grpcio server bound to `endpoint`; `start`/`stop` are idempotent-safe wrappers."""
+    """A grpcio server, bound to `endpoint` on construction (`port` is the bound port); `start` once."""
 
     def __init__(
         self,
@@ -104,7 +96,7 @@ class GrpcReceiver:
         if self.tokens is not None:
             tenant = grpc_credential(self.tokens, context, "ingest").tenant_override
         try:
-            return _response(self.ingestor.export_protobuf(body, tenant))
+            return self.ingestor.export_protobuf(body, tenant).response()
         except MalformedRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Backpressure as exc:

@@ -25,7 +25,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tokenbook.collector.auth import AuthError, TokenTable
 from tokenbook.collector.decode import MalformedRequest
@@ -79,11 +78,7 @@ def _success_body(result: ExportResult, content_type: str) -> bytes:
         if result.rejected:
             doc["partialSuccess"] = {"rejectedSpans": str(result.rejected), "errorMessage": result.message}
         return json.dumps(doc).encode()
-    response = ExportTraceServiceResponse()
-    if result.rejected:
-        response.partial_success.rejected_spans = result.rejected
-        response.partial_success.error_message = result.message
-    body: bytes = response.SerializeToString()
+    body: bytes = result.response().SerializeToString()
     return body
 
 
@@ -199,8 +194,7 @@ class _Server(TLSServerMixin, BoundedThreadsMixin, ThreadingHTTPServer):
         self.max_request_bytes = max_request_bytes
         self.tokens = tokens
         self.ssl_context = server_context(tls) if tls is not None else None
-        self.max_connections, self.read_timeout = limits.max_connections, limits.read_timeout
-        self.request_timeout = limits.request_timeout
+        self.limits = limits
         super().__init__(address, _Handler)
 
 

@@ -120,6 +120,21 @@ def test_prices_unpriced(seeded):
     assert UNPRICED_MODEL in tokenbook("prices", "--unpriced", "--data-dir", str(seeded)).stdout
 
 
+def test_prices_of_one_model_at_a_time():
+    testdata = Path(__file__).parents[1] / "testdata"
+    args = ("prices", "gpt-4o", "--provider", "openai", "--overrides", str(testdata / "prices.yaml"))
+    (h1,) = _json_lines(tokenbook(*args, "--at", "2026-03-01T00:00:00Z", "--format", "json").stdout)
+    assert (h1["source"], h1["input_mtok"], h1["output_mtok"], h1["cache_read_mtok"]) == (
+        "prices.yaml#gpt-4o-negotiated-h1",
+        "2",
+        "8",
+        "1",
+    )
+    assert h1["at"] == "2026-03-01T00:00:00+00:00"
+    proc = tokenbook("prices", "no-such-model", "--provider", "openai", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("unpriced: ")
+
+
 def test_sql_refuses_writes(seeded):
     proc = tokenbook("sql", "SELECT 1; DROP TABLE llm_calls", "--data-dir", str(seeded), check=False)
     assert proc.returncode == 1 and "one statement" in proc.stderr

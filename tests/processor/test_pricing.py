@@ -324,6 +324,8 @@ def test_catalog_quote_follows_price_periods_and_overrides():
         ("gpt-4o", "openai", datetime(2026, 9, 1, tzinfo=UTC)),
         ("gpt-4o", "openai", datetime(2025, 3, 1, tzinfo=UTC)),
         ("gpt-4o-mini", "openai", NOW),
+        ("acme/llama-70b", "self-hosted", NOW),  # an override without a window: cached
+        ("acme/llama-70b", "openai", NOW),  # named by an override that does not match this provider
         ("no-such-model", "openai", NOW),
         ("", "openai", NOW),
     ]:
