@@ -1,8 +1,8 @@
-"""Decoded spans -> ledger rows: normalize, classify, re-price, attribute (processor code throughout).
+"""Decoded spans -> ledger rows: normalize, classify, price, attribute (processor code throughout).
 
 Rules, per span (`RowBuilder.build`):
 
-* Usage is read with `processor.usage.read_usage`; unreadable values (``"abc"``, NaN, negative) are
+* Usage is read with `processor.usage.read_counts`; unreadable values (``"abc"``, NaN, negative) are
   recorded in ``usage_issue`` and the call is still written: one bad attribute never drops a span.
 * The kind and the billing rule are `processor.calls`: a ``model`` span is a row of ``llm_calls``
   (billed when it carries usage; without usage, e.g. a failed attempt, it is written with
@@ -48,6 +48,7 @@ from tokenbook.processor.calls import (
     USAGE_KEYS,
     DescendantTracker,
     call_kind,
+    has_usage_attributes,
     is_billable,
     is_cache_hit,
 )
@@ -232,7 +233,7 @@ class RowBuilder:
         for r in ordered:
             attrs = r.attrs
             kind = call_kind(r.name, attrs)
-            has_usage = not USAGE_KEYS.isdisjoint(attrs)
+            has_usage = has_usage_attributes(attrs)
             below = tracker.span_ended(r.trace_id, r.span_id, r.parent_span_id or None, has_usage)
             billable = is_billable(kind, has_usage, below)
             if kind == KIND_OTHER and not billable and not r.outcome:
