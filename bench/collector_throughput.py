@@ -13,12 +13,14 @@ The collector runs as a child process (`python -m tokenbook collector`) with its
 (every ack after fsync) and the embedded store. The clock starts when the senders start and stops
 when every row is visible in ClickHouse (`llm_calls` + `context_steps`, read via the admin API).
 
-Reported: spans/s end to end, the ack rate, the collector's peak RSS (VmHWM) and CPU per span.
+Reported: spans/s end to end, the ack rate, the collector's peak RSS (VmHWM) and CPU per span, for
+each of ``--repeat`` runs (a fresh collector each), and per mode the median run (by spans/s): the
+machines are shared, and one run can be a third off.
 ``--stages N`` also runs the collector's stages in-process on N of the same spans, one at a time, and
 reports each stage's CPU per span (decode, rows, log encode, fsync, insert, one aggregate refresh)
 plus the exporter's own client-side encoding cost.
 Run: ``.venv/bin/python bench/collector_throughput.py [--spans 200000] [--senders 2] [--mode both]
-[--stages 50000]``.
+[--repeat 5] [--stages 50000]``.
 """
 
 from __future__ import annotations
@@ -340,32 +342,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="stub: requests pre-encoded by the exporter's encoder, sent with the generated gRPC stub "
         "(measures the collector); exporter: OTLPSpanExporter.export(), encoding inside the clock",
     )
+    parser.add_argument("--repeat", type=int, default=5, help="runs per mode; the median is the figure")
     parser.add_argument(
         "--stages", type=int, default=0, metavar="SPANS",
         help="also measure the collector's CPU per span of each stage, in-process, on SPANS spans",
     )  # fmt: skip
     args = parser.parse_args(argv if argv is not None else [])
     runs = []
+    medians = []
     for mode in ("stub", "exporter") if args.mode == "both" else (args.mode,):
-        result = run(args.spans, args.senders, args.batch, mode)
-        result["command"] = (
+        command = (
             f".venv/bin/python bench/collector_throughput.py --spans {args.spans} --senders {args.senders} "
-            f"--batch {args.batch} --mode {mode}"
+            f"--batch {args.batch} --mode {mode} --repeat {args.repeat}"
         )
-        runs.append(result)
-    report: dict[str, Any] = {"runs": runs}
+        mode_runs = []
+        for i in range(args.repeat):
+            result = run(args.spans, args.senders, args.batch, mode)
+            print(f"{mode} run {i + 1}/{args.repeat}: {result['spans_per_s']:,} spans/s", flush=True)
+            mode_runs.append({**result, "command": command})
+        runs += mode_runs
+        rates = [r["spans_per_s"] for r in mode_runs]
+        median = sorted(mode_runs, key=lambda r: r["spans_per_s"])[(len(mode_runs) - 1) // 2]
+        medians.append({**median, "mode": f"{mode} (median of {len(rates)})", "all_spans_per_s": rates})
+    report: dict[str, Any] = {"median_runs": medians, "runs": runs}
     if args.stages:
         report["collector_cpu_us_per_span_by_stage"] = stage_costs(args.stages, args.batch)
         print("collector CPU µs/span by stage:", report["collector_cpu_us_per_span_by_stage"])
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    keys = [k for k in runs[0] if k != "command"]
+    keys = [k for k in medians[0] if k not in ("command", "all_spans_per_s")]
     width = max(len(k) for k in keys)
-    print(f"{'':<{width}}  " + "  ".join(f"{r['mode']:>10}" for r in runs))
+    print(f"{'':<{width}}  " + "  ".join(f"{r['mode']:>20}" for r in medians))
     for key in keys[1:]:
-        print(f"{key:<{width}}  " + "  ".join(f"{r[key]!s:>10}" for r in runs))
-    for r in runs:
-        print(r["command"])
+        print(f"{key:<{width}}  " + "  ".join(f"{r[key]!s:>20}" for r in medians))
+    for r in medians:
+        print(f"{r['mode']}: runs {r['all_spans_per_s']} spans/s; {r['command']}")
     return report
 
 

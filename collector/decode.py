@@ -2,12 +2,14 @@
 
 Only what the pipeline needs is extracted: IDs (kept as ``bytes`` until a row is built), name, times,
 status, the outcome event, ``service.name`` and the attributes accepted by a `KeyFilter` (exact names
-plus prefixes). Protobuf is parsed with the generated `opentelemetry.proto` classes (upb) and walked
-field by field; ``MessageToDict`` is never used (about 25x slower).
+plus prefixes). Protobuf is parsed by upb through `otlp_view.TraceRequestView`, which leaves each
+attribute as its serialized ``KeyValue``; `_AttributeMemo` maps those bytes to the decoded attribute,
+parsing (``KeyValue.FromString``) only the ones not seen recently. ``MessageToDict`` is never used.
 
 A request that cannot be parsed at all raises `MalformedRequest` (-> 400 / INVALID_ARGUMENT). A span
 that parses but is unusable (a trace ID that is not 16 bytes, a span ID that is not 8 bytes, all-zero
-IDs, more attributes than ``KeyFilter.max_attributes``, a JSON span with an unreadable field) is
+IDs, more attributes or a longer kept value than ``KeyFilter.limits`` allow, a JSON span with an
+unreadable field) is
 *rejected*: it is counted in `Decoded.rejected` with the first reason, and its siblings are kept
 (-> ``partial_success``). OTLP/JSON follows the spec: IDs are hex strings, 64-bit integers may be
 JSON strings, field names are lowerCamelCase (snake_case is accepted too, as protobuf's JSON mapping
@@ -16,14 +18,17 @@ does), enums are integers.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from tokenbook.collector.limits import AttributeLimits
+from tokenbook.collector.otlp_view import TraceRequestView
 from tokenbook.processor import semconv
 
 __all__ = ["Decoded", "KeyFilter", "MalformedRequest", "SpanRecord", "decode_json", "decode_protobuf"]
@@ -63,7 +68,8 @@ class KeyFilter:
 
     names: frozenset[str]
     prefixes: tuple[str, ...] = ()
-    max_attributes: int = 0  # a span with more attributes (all of them) is rejected; 0: no limit
+    #: A span with more attributes (all counted) or a kept value over the length limit is rejected.
+    limits: AttributeLimits | None = None
 
     def __contains__(self, key: object) -> bool:
         return key in self.names or (isinstance(key, str) and key.startswith(self.prefixes))
@@ -89,22 +95,79 @@ def _pb_value(v: Any) -> Any:
     return None  # kvlist and empty values are not read by the pipeline
 
 
-def _pb_attrs(kvs: Iterable[Any], keys: KeyFilter, into: dict[str, Any]) -> dict[str, Any]:
-    names, prefixes = keys.names, keys.prefixes
-    for kv in kvs:
-        k = kv.key
-        if k in names or (prefixes and k.startswith(prefixes)):
-            v = kv.value  # scalar cases inlined: this loop is the decoder's hot spot
-            # An unset oneof member reads as "" / 0: a non-empty string or a non-zero int needs no
-            # HasField; anything else (0, "", doubles, bools, arrays) takes the full check.
-            sv = v.string_value
-            if sv:
-                into[k] = sv
-            elif iv := v.int_value:
-                into[k] = iv
-            else:
-                into[k] = _pb_value(v)
-    return into
+class _AttributeMemo:
+    """Serialized ``KeyValue`` -> ``(key, value)`` when `keys` keeps the key, else None; or, for a
+    kept value over ``keys.limits``' length limit, why the span is rejected (a str).
+
+    Spans repeat most attributes byte for byte (model, provider, tenant, operation, ...), so a dict
+    lookup replaces a parse for most of them. Bounded: cleared when full; values of long attributes
+    are not kept. Shared by the receiver threads (single dict operations; a race recomputes a value).
+    """
+
+    __slots__ = ("_keys", "_table")
+    _MAX_ENTRIES: Final = 100_000
+    _MAX_BYTES: Final = 512  # a longer KeyValue is decoded every time
+
+    def __init__(self, keys: KeyFilter) -> None:
+        self._keys = keys
+        self._table: dict[bytes, tuple[str, Any] | str | None] = {}
+
+    def into(self, raws: Iterable[bytes], attrs: dict[str, Any]) -> str:
+        """Add the kept attributes of `raws` to `attrs` (a later duplicate key wins); return why the
+        span is rejected, "" when it is not."""
+        get = self._table.get
+        for raw in raws:
+            kv = get(raw, _UNSEEN)
+            if kv is _UNSEEN:
+                kv = self._learn(raw)
+            if kv is not None:
+                if kv.__class__ is str:
+                    return kv
+                attrs[kv[0]] = kv[1]
+        return ""
+
+    def _learn(self, raw: bytes) -> tuple[str, Any] | str | None:
+        key, value = _key_value(raw)
+        kv: tuple[str, Any] | str | None = None
+        if key in self._keys:
+            kv = (key, _pb_value(value))
+            if self._keys.limits is not None:
+                kv = _rejected(self._keys.limits.violation(*kv)) or kv
+        if len(raw) <= self._MAX_BYTES:
+            if len(self._table) >= self._MAX_ENTRIES:
+                self._table.clear()
+            self._table[raw] = kv
+        return kv
+
+
+_UNSEEN: Final[Any] = object()
+
+
+def _rejected(problem: str) -> str:
+    return f"span rejected: {problem}" if problem else ""
+
+
+def _resource_problem(res: Mapping[str, Any], limits: AttributeLimits | None) -> str:
+    """Why every span of a resource is rejected (a kept resource value over the limit), or ""."""
+    if limits is not None:
+        for k, v in res.items():
+            if problem := limits.violation(k, v):
+                return _rejected(problem)
+    return ""
+
+
+def _key_value(raw: bytes) -> tuple[str, Any]:
+    """(key, AnyValue message) of one serialized ``KeyValue``; `MalformedRequest` if it is not one."""
+    try:
+        kv = KeyValue.FromString(raw)
+    except DecodeError as exc:
+        raise MalformedRequest(f"cannot parse an attribute (KeyValue): {exc}") from exc
+    return kv.key, kv.value
+
+
+@functools.lru_cache(maxsize=16)
+def _memo(keys: KeyFilter) -> _AttributeMemo:
+    return _AttributeMemo(keys)
 
 
 _NO_TRACE = bytes(16)
@@ -122,31 +185,28 @@ def _id_problem(trace_id: bytes, span_id: bytes, parent: bytes) -> str:
 
 
 def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
-    """Parse a binary `ExportTraceServiceRequest`."""
-    request = ExportTraceServiceRequest()
+    """Parse a binary `ExportTraceServiceRequest` (through `otlp_view.TraceRequestView`)."""
     try:
-        request.ParseFromString(body)
+        request = TraceRequestView.FromString(body)
     except DecodeError as exc:
         raise MalformedRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from exc
-    return _decode_message(request, keys)
-
-
-def _decode_message(request: ExportTraceServiceRequest, keys: KeyFilter) -> Decoded:
-    """Walk an already parsed request."""
+    memo = _memo(keys)
     records: list[SpanRecord] = []
     rejected = 0
     reason = ""
     outcome_key = semconv.TB.OUTCOME
-    max_attributes = keys.max_attributes
+    limits = keys.limits
+    max_attributes = limits.max_attributes if limits is not None else 0
     for rs in request.resource_spans:
         res: dict[str, Any] = {}
         service = ""
-        for kv in rs.resource.attributes:
-            k = kv.key
+        for raw in rs.resource.attributes:
+            k, v = _key_value(raw)
             if k == semconv.SERVICE_NAME:
-                service = kv.value.string_value
+                service = v.string_value
             elif k in keys:
-                res[k] = _pb_value(kv.value)
+                res[k] = _pb_value(v)
+        res_problem = _resource_problem(res, limits)
         for ss in rs.scope_spans:
             for span in ss.spans:
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
@@ -160,17 +220,24 @@ def _decode_message(request: ExportTraceServiceRequest, keys: KeyFilter) -> Deco
                     rejected += 1
                     reason = reason or _id_problem(trace_id, span_id, parent)
                     continue
-                if max_attributes and len(span.attributes) > max_attributes:
+                raws = span.attributes
+                attrs = res.copy()
+                problem = (
+                    _too_many_attributes(len(raws), max_attributes)
+                    if max_attributes and len(raws) > max_attributes
+                    else res_problem or memo.into(raws, attrs)
+                )
+                if problem:
                     rejected += 1
-                    reason = reason or _too_many_attributes(len(span.attributes), max_attributes)
+                    reason = reason or problem
                     continue
-                attrs = _pb_attrs(span.attributes, keys, res.copy())
                 outcome = ""
                 if span.events:
                     for ev in span.events:
                         if ev.name == outcome_key:
-                            found = _pb_attrs(ev.attributes, KeyFilter(frozenset((outcome_key,))), {})
-                            outcome = str(found.get(outcome_key, "") or "")
+                            found: dict[str, Any] = {}
+                            memo.into(ev.attributes, found)  # event values are not length-limited
+                            outcome = str(found.get(outcome_key) or "")
                 if not outcome and outcome_key in attrs:
                     outcome = str(attrs[outcome_key])
                 records.append(
@@ -222,16 +289,20 @@ def _json_value(v: Any) -> Any:
 
 
 def _json_attrs(kvs: Any, keys: KeyFilter, into: dict[str, Any]) -> dict[str, Any]:
+    """The kept attributes of `kvs` added to `into`; ValueError for an unreadable or too long one."""
     if kvs is None:
         return into
     if not isinstance(kvs, list):
         raise ValueError("attributes must be a list")
+    limits = keys.limits
     for kv in kvs:
         k = kv.get("key") if isinstance(kv, Mapping) else None
         if not isinstance(k, str):
             raise ValueError("an attribute has no string key")
         if k in keys:
-            into[k] = _json_value(kv.get("value"))
+            into[k] = value = _json_value(kv.get("value"))
+            if limits is not None and (problem := limits.violation(k, value)):
+                raise ValueError(problem)
     return into
 
 
@@ -269,8 +340,9 @@ def _json_span(span: Any, res: dict[str, Any], service: str, keys: KeyFilter) ->
     span_id = _json_id(_get(span, "spanId", "span_id"), 8, "spanId")
     parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), 8, "parentSpanId", optional=True)
     raw_attrs = span.get("attributes")
-    if keys.max_attributes and isinstance(raw_attrs, list) and len(raw_attrs) > keys.max_attributes:
-        raise ValueError(_too_many_attributes(len(raw_attrs), keys.max_attributes))
+    max_attributes = keys.limits.max_attributes if keys.limits is not None else 0
+    if max_attributes and isinstance(raw_attrs, list) and len(raw_attrs) > max_attributes:
+        raise ValueError(_too_many_attributes(len(raw_attrs), max_attributes))
     attrs = _json_attrs(raw_attrs, keys, dict(res))
     outcome_key = semconv.TB.OUTCOME
     outcome = ""
@@ -319,6 +391,7 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
         except (ValueError, TypeError, AttributeError) as exc:
             raise MalformedRequest(f"resource: {exc}") from exc
         service = str(res.pop(semconv.SERVICE_NAME, "") or "")
+        res_problem = _resource_problem(res, keys.limits)
         scope_spans = _get(rs, "scopeSpans", "scope_spans") or []
         if not isinstance(scope_spans, list):
             raise MalformedRequest("scopeSpans must be a list")
@@ -327,6 +400,10 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
             if not isinstance(spans, list):
                 raise MalformedRequest("scopeSpans[].spans must be a list")
             for span in spans:
+                if res_problem:
+                    rejected += 1
+                    reason = reason or res_problem
+                    continue
                 try:
                     records.append(_json_span(span, res, service, keys))
                 except (ValueError, TypeError, AttributeError, RecursionError) as exc:
@@ -336,4 +413,5 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
 
 
 def _with_service(keys: KeyFilter) -> KeyFilter:
-    return KeyFilter(keys.names | {semconv.SERVICE_NAME}, keys.prefixes, keys.max_attributes)
+    """`keys` plus ``service.name``, without the value limit (`_resource_problem` applies it)."""
+    return KeyFilter(keys.names | {semconv.SERVICE_NAME}, keys.prefixes)

@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ledger import CallRow
-from tokenbook.collector.limits import AttributeLimits, TenantRateLimiter
+from tokenbook.collector.limits import TenantRateLimiter
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.pipeline import RowBuilder
 from tokenbook.collector.rowcodec import encode_record
@@ -85,12 +85,10 @@ class Ingestor:
         storage_up: Callable[[], bool],
         on_calls: Callable[[Sequence[CallRow]], None] | None = None,
         rate_limiter: TenantRateLimiter | None = None,
-        attribute_limits: AttributeLimits | None = None,
     ) -> None:
         """`on_calls` gets each newly accepted call once, after it is durable (the budget evaluator)."""
         self.on_calls = on_calls
         self.rate_limiter = rate_limiter
-        self.attribute_limits = attribute_limits
         self.builder = builder
         self.keys = keys
         self.dedup = dedup
@@ -111,21 +109,12 @@ class Ingestor:
         return self._ingest(self._admit(self._decode(decode_json, body), tenant))
 
     def _admit(self, decoded: Decoded, tenant: str | None) -> Decoded:
-        """Credential tenant, attribute value limit, per-tenant rate (`tokenbook.collector.limits`)."""
-        records, rejected, reason = decoded.records, decoded.rejected, decoded.reason
+        """Credential tenant, then per-tenant rate (`tokenbook.collector.limits`); the attribute limits
+        were applied by the decoder (`KeyFilter.limits`)."""
+        records = decoded.records
         if tenant is not None:
             for r in records:
                 r.attrs[_TENANT] = tenant
-        if self.attribute_limits is not None:
-            kept = []
-            for r in records:
-                problem = self.attribute_limits.violation(r.attrs)
-                if problem:
-                    rejected += 1
-                    reason = reason or f"span rejected: {problem}"
-                else:
-                    kept.append(r)
-            records = kept
         if self.rate_limiter is not None and records:
             wait = self.rate_limiter.admit(Counter(str(r.attrs.get(_TENANT) or "") for r in records))
             if wait:
@@ -134,7 +123,7 @@ class Ingestor:
                     f"tenant rate limit (limits.tenant_rate.spans_per_second={self.rate_limiter.rate:g})",
                     retry_after=wait,
                 )
-        return decoded if rejected == decoded.rejected else Decoded(records, rejected, reason)
+        return decoded
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no request is being ingested (at shutdown); return whether that happened."""

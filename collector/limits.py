@@ -55,18 +55,13 @@ class AttributeLimits:
     max_attributes: int  # per span, all attributes counted by the decoder (`KeyFilter.max_attributes`)
     max_value_length: int  # characters of a kept string value
 
-    def violation(self, kept: Mapping[str, object]) -> str:
-        """Why a span's kept attributes break the value-length limit, or "" when they do not."""
-        for key, value in kept.items():
-            if (
-                isinstance(value, str)
-                and len(value) > self.max_value_length
-                and not is_content_attribute(key)
-            ):
-                return (
-                    f"attribute {key[:64]!r} is {len(value)} characters "
-                    f"(limits.max_attribute_value_length={self.max_value_length})"
-                )
+    def violation(self, key: str, value: object) -> str:
+        """Why one kept attribute breaks the value-length limit, or "" when it does not."""
+        if isinstance(value, str) and len(value) > self.max_value_length and not is_content_attribute(key):
+            return (
+                f"attribute {key[:64]!r} is {len(value)} characters "
+                f"(limits.max_attribute_value_length={self.max_value_length})"
+            )
         return ""
 
 

@@ -126,7 +126,7 @@ class Collector:
             builder,
             replace(
                 pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content),
-                max_attributes=cfg.limits.attributes.max_attributes,
+                limits=cfg.limits.attributes,
             ),
             dedup,
             self.wal,
@@ -135,7 +135,6 @@ class Collector:
             storage_up=lambda: writer.storage_up,
             on_calls=self.budgets.observe,
             rate_limiter=cfg.limits.rate_limiter(),
-            attribute_limits=cfg.limits.attributes,
         )
         self.grpc = GrpcReceiver(
             self.ingestor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from tokenbook.collector.decode import KeyFilter, MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.limits import AttributeLimits
 from tokenbook.collector.pipeline import pipeline_keys
 
 KEYS = pipeline_keys((), "drop")
@@ -153,6 +155,24 @@ def test_protobuf_span_with_bad_ids_is_rejected() -> None:
 def test_malformed_requests_raise(decode, body: bytes) -> None:
     with pytest.raises(MalformedRequest):
         decode(body, KEYS)
+
+
+def test_an_attribute_that_is_not_utf8_makes_the_request_malformed() -> None:
+    request = encode_spans(_spans())
+    body = request.SerializeToString().replace(b"gen_ai.request.model", b"gen_ai.request.mod\xff\xfe")
+    with pytest.raises(MalformedRequest, match="KeyValue"):
+        decode_protobuf(body, KEYS)
+
+
+def test_kept_values_over_the_length_limit_reject_their_span_only() -> None:
+    spans = _spans()  # the agent span's operation is "invoke_agent" (12 characters); the chat's are shorter
+    limited = replace(KEYS, limits=AttributeLimits(max_attributes=64, max_value_length=11))
+    body = encode_spans(spans).SerializeToString()
+    for _ in range(2):  # cold, then from the attribute memo
+        decoded = decode_protobuf(body, limited)
+        assert [r.name for r in decoded.records] == ["chat gpt-4o"]
+        assert decoded.rejected == 1
+        assert "max_attribute_value_length=11" in decoded.reason
 
 
 def test_key_filter_matches_names_and_prefixes() -> None:

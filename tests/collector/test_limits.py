@@ -63,10 +63,10 @@ def test_invalid_rates_are_refused() -> None:
 
 def test_attribute_value_limit() -> None:
     limits = AttributeLimits(max_attributes=4, max_value_length=8)
-    assert limits.violation({"tenant.id": "12345678"}) == ""
-    assert "max_attribute_value_length=8" in limits.violation({"tenant.id": "123456789"})
-    assert limits.violation({"gen_ai.prompt": "x" * 100}) == ""  # content follows the privacy mode
-    assert limits.violation({"gen_ai.usage.input_tokens": 10**12}) == ""
+    assert limits.violation("tenant.id", "12345678") == ""
+    assert "max_attribute_value_length=8" in limits.violation("tenant.id", "123456789")
+    assert limits.violation("gen_ai.prompt", "x" * 100) == ""  # content follows the privacy mode
+    assert limits.violation("gen_ai.usage.input_tokens", 10**12) == ""
 
 
 def test_config_keys_of_auth_tls_and_limits_are_validated_with_their_paths(tmp_path: Path) -> None:

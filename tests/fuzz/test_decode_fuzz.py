@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.fuzz import strategies as fz
-from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.decode import (
+    Decoded,
+    KeyFilter,
+    MalformedRequest,
+    _pb_value,
+    decode_json,
+    decode_protobuf,
+)
 from tokenbook.collector.ledger import CallRow, StepRow
 from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
 from tokenbook.collector.rowcodec import decode_rows, encode_rows
@@ -130,6 +137,37 @@ def test_protobuf_hostile_fields_keep_or_reject_every_span(request: ExportTraceS
     assert decoded is not None  # a well-formed message is never malformed as a whole
     assert len(decoded.records) + decoded.rejected == total
     built(decoded)
+
+
+def _reference(request: ExportTraceServiceRequest, keys: KeyFilter) -> list[tuple[bytes, dict[str, object]]]:
+    """(span ID, kept attributes) of each span with valid IDs, walked on the generated classes."""
+    out = []
+    for rs in request.resource_spans:
+        res = {
+            kv.key: _pb_value(kv.value)
+            for kv in rs.resource.attributes
+            if kv.key in keys and kv.key != "service.name"
+        }
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                ok_ids = len(span.trace_id) == 16 and len(span.span_id) == 8 and any(span.trace_id)
+                if ok_ids and any(span.span_id) and len(span.parent_span_id) in (0, 8):
+                    attrs = dict(res)
+                    attrs.update((kv.key, _pb_value(kv.value)) for kv in span.attributes if kv.key in keys)
+                    out.append((span.span_id, attrs))
+    return out
+
+
+@FUZZ
+@given(fz.requests())
+def test_protobuf_view_and_memo_decode_as_the_generated_classes(request: ExportTraceServiceRequest) -> None:
+    """The reading view (attributes as bytes, memoized) keeps exactly what a walk of the full message
+    keeps, whether the memo is cold or warm (the same body decoded twice)."""
+    body = request.SerializeToString()
+    expected = _reference(request, KEYS)
+    for _ in range(2):
+        decoded = decode_protobuf(body, KEYS)
+        assert [(r.span_id, r.attrs) for r in decoded.records] == expected
 
 
 # --- OTLP/JSON -----------------------------------------------------------------------------------
