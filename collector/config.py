@@ -145,6 +145,7 @@ class CollectorConfig:
     grpc: ReceiverConfig
     http: ReceiverConfig
     max_inflight_spans: int  # spans being decoded/logged at once; beyond: 429 / RESOURCE_EXHAUSTED
+    decode_processes: int  # child processes decoding request bodies (`decoders`); 0: in the receivers
     clickhouse: ClickHouseConfig
     spool: SpoolConfig
     batch: BatchConfig
@@ -214,6 +215,12 @@ def parse_positive_int(v: Any) -> int:
     """An int >= 1 (not a bool)."""
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"must be a positive integer, got {v!r}")
+    return v
+
+
+def _non_negative_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"must be an integer >= 0, got {v!r}")
     return v
 
 
@@ -298,6 +305,7 @@ _SCHEMA: Final[dict[str, Any]] = {
                 },
             },
             "max_inflight_spans": (200_000, parse_positive_int),
+            "decode_processes": (1, _non_negative_int),
         }
     },
     "storage": {
@@ -431,6 +439,7 @@ def load_config(
             v["receivers.otlp.protocols.http.tls"],
         ),
         max_inflight_spans=v["receivers.otlp.max_inflight_spans"],
+        decode_processes=v["receivers.otlp.decode_processes"],
         clickhouse=ClickHouseConfig(v["storage.clickhouse.url"], data, v["storage.clickhouse.database"]),
         spool=SpoolConfig(
             v["storage.spool.dir"] or data / "wal",

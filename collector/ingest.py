@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest
+from tokenbook.collector.decoders import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
 from tokenbook.collector.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ledger import CallRow
 from tokenbook.collector.limits import TenantRateLimiter
@@ -85,12 +86,14 @@ class Ingestor:
         storage_up: Callable[[], bool],
         on_calls: Callable[[Sequence[CallRow]], None] | None = None,
         rate_limiter: TenantRateLimiter | None = None,
+        decoder: DecoderPool | None = None,
     ) -> None:
-        """`on_calls` gets each newly accepted call once, after it is durable (the budget evaluator)."""
+        """`on_calls` gets each newly accepted call once, after it is durable (the budget evaluator).
+        `decoder` decodes bodies (for `keys`); by default in the calling thread."""
         self.on_calls = on_calls
         self.rate_limiter = rate_limiter
         self.builder = builder
-        self.keys = keys
+        self.decoder = decoder if decoder is not None else DecoderPool(keys, 0)
         self.dedup = dedup
         self.wal = wal
         self.metrics = metrics
@@ -102,11 +105,11 @@ class Ingestor:
 
     def export_protobuf(self, body: bytes, tenant: str | None = None) -> ExportResult:
         """A binary `ExportTraceServiceRequest`; `tenant` (from a credential) overrides the spans' own."""
-        return self._ingest(self._admit(self._decode(decode_protobuf, body), tenant))
+        return self._ingest(self._admit(self._decode(FORMAT_PROTOBUF, body), tenant))
 
     def export_json(self, body: bytes, tenant: str | None = None) -> ExportResult:
         """An OTLP/JSON `ExportTraceServiceRequest`; `tenant` as for `export_protobuf`."""
-        return self._ingest(self._admit(self._decode(decode_json, body), tenant))
+        return self._ingest(self._admit(self._decode(FORMAT_JSON, body), tenant))
 
     def _admit(self, decoded: Decoded, tenant: str | None) -> Decoded:
         """Credential tenant, then per-tenant rate (`tokenbook.collector.limits`); the attribute limits
@@ -130,9 +133,9 @@ class Ingestor:
         with self._inflight_lock:
             return self._inflight_lock.wait_for(lambda: self._inflight_requests == 0, timeout)
 
-    def _decode(self, decode: Callable[[bytes, KeyFilter], Decoded], body: bytes) -> Decoded:
+    def _decode(self, fmt: int, body: bytes) -> Decoded:
         try:
-            return decode(body, self.keys)
+            return self.decoder.decode(fmt, body)
         except MalformedRequest:
             self.metrics.add(malformed_requests=1)
             raise

@@ -64,7 +64,6 @@ _COST_QUANTUM: Final = Decimal("1e-12")
 _TAG_PREFIX: Final = semconv.TB.TAG_PREFIX
 _CALL_ATTRIBUTION_ORDER: Final = ("tenant.id", "user.id", "project.id", "team.id", "app.feature")
 _TENANT: Final = "tenant.id"
-_CACHE_HIT_KEYS: Final = frozenset(semconv.CACHE_HIT_FLAGS)
 _END_NS: Final = operator.attrgetter("end_ns")
 #: ``_new_row(CallRow, values)``: a row from a tuple of all its fields, without the NamedTuple's
 #: Python-level ``__new__`` (a third of the cost of a 38-field row).
@@ -290,7 +289,7 @@ class RowBuilder:
         counts = read_counts(attrs, provider)
         costs: _Costs
         if billable:
-            cache_hit = not _CACHE_HIT_KEYS.isdisjoint(attrs) and is_cache_hit(attrs)
+            cache_hit = is_cache_hit(attrs)
             price_status, price_source, currency, picos = self.catalog.quote(
                 provider, model, counts, r.start_ns, cache_hit=cache_hit
             )

@@ -32,6 +32,7 @@ from typing import Any
 from tokenbook.collector.admin import AdminServer
 from tokenbook.collector.budgets import BudgetRuntime
 from tokenbook.collector.config import CollectorConfig, ConfigError, load_config
+from tokenbook.collector.decoders import DecoderPool
 from tokenbook.collector.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ingest import Ingestor
 from tokenbook.collector.metrics import IngestMetrics
@@ -82,6 +83,7 @@ class Collector:
         self.grpc: GrpcReceiver | None = None
         self.http: HttpReceiver | None = None
         self.ingestor: Ingestor | None = None
+        self.decoders: DecoderPool | None = None
         self.budgets: BudgetRuntime | None = None
         self._owned = False
 
@@ -122,12 +124,14 @@ class Collector:
             salt=cfg.privacy.salt.reveal() if cfg.privacy.salt is not None else "",
         )
         writer = self.writer
+        keys = replace(
+            pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content), limits=cfg.limits.attributes
+        )
+        self.decoders = DecoderPool(keys, cfg.decode_processes)
+        self.decoders.start()
         self.ingestor = Ingestor(
             builder,
-            replace(
-                pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content),
-                limits=cfg.limits.attributes,
-            ),
+            keys,
             dedup,
             self.wal,
             self.metrics,
@@ -135,6 +139,7 @@ class Collector:
             storage_up=lambda: writer.storage_up,
             on_calls=self.budgets.observe,
             rate_limiter=cfg.limits.rate_limiter(),
+            decoder=self.decoders,
         )
         self.grpc = GrpcReceiver(
             self.ingestor,
@@ -250,6 +255,8 @@ class Collector:
             self.http.stop()
         if self.ingestor is not None:
             self.ingestor.wait_idle(timeout=10.0)
+        if self.decoders is not None:
+            self.decoders.stop()
         drained = self.writer.stop(drain_timeout) if self.writer is not None else True
         if self.budgets is not None:
             self.budgets.stop()

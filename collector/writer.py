@@ -12,7 +12,9 @@ aggregates up to date, exactly (recomputed from FINAL) but coalesced, which boun
 
 * ``context_costs``: at most once a second; while the log holds a backlog (the last batch was full:
   more than `max_rows` rows were waiting), at most every 30 s, so the ledger rows come first and a
-  context touched by many batches is recomputed once;
+  context touched by many batches is recomputed once. Under load, a refresh that took *t* seconds
+  is followed by at least 5*t* seconds of inserts (capped at 30 s): refreshing takes at most a
+  sixth of the writer's time;
 * ``cost_hourly``: every 10 s, or 60 s while a backlog remains. Each refresh of an hour
   rescans that hour's calls of the touched tenants, so its cost grows with the hour; the interval
   bounds that cost to (rows of the hour so far) per interval instead of paying it after every batch.
@@ -45,6 +47,7 @@ _REFRESH_INTERVAL = 1.0  # context_costs lag when caught up
 _REFRESH_INTERVAL_BEHIND = 30.0  # ... while the log holds a backlog (full batches)
 _HOURLY_INTERVAL = 10.0  # cost_hourly lag when caught up: each refresh rescans the touched hours
 _HOURLY_INTERVAL_BEHIND = 60.0  # ... while the log holds a backlog
+_REFRESH_SHARE = 5  # the next refresh waits at least this many times the last one's duration
 
 
 class LedgerStore(Protocol):
@@ -79,6 +82,7 @@ class LedgerWriter:
         self._deadline = float("inf")  # give up draining after this (monotonic)
         self._thread = threading.Thread(target=self._run, name="tokenbook-ledger-writer", daemon=True)
         self._last_refresh = 0.0
+        self._refresh_seconds = 0.0  # how long the last refresh took
         self._last_hourly = 0.0
         self._dirty = False  # rows written since the last refresh
         self._dirty_hours = False  # rows written since the last hourly refresh
@@ -162,6 +166,8 @@ class LedgerWriter:
         now = time.monotonic()
         behind = self._behind
         interval = _REFRESH_INTERVAL_BEHIND if behind else _REFRESH_INTERVAL
+        # The ledger comes first: refreshing takes at most 1/_REFRESH_SHARE of the writer's time.
+        interval = max(interval, min(_REFRESH_SHARE * self._refresh_seconds, _REFRESH_INTERVAL_BEHIND))
         if not self._dirty or (not force and now - self._last_refresh < interval):
             return
         hourly_interval = _HOURLY_INTERVAL_BEHIND if behind else _HOURLY_INTERVAL
@@ -171,6 +177,7 @@ class LedgerWriter:
         except Exception as exc:  # noqa: BLE001 - aggregates are retried at the next refresh
             _log.error("refreshing aggregates failed (retried later): %s", exc)
             return
+        self._refresh_seconds = time.monotonic() - now
         self._last_refresh = now
         if hourly:
             self._dirty_hours = False

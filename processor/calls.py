@@ -56,6 +56,7 @@ DEFAULT_TRACKER_SIZE: Final = 100_000
 
 _LLM_REQUEST_TYPES: Final = frozenset({"chat", "completion", "embedding", "rerank"})
 _TRUE_STRINGS: Final = frozenset({"true", "1", "yes"})
+_CACHE_HIT_KEYS: Final = frozenset(semconv.CACHE_HIT_FLAGS)
 
 
 def has_usage_attributes(attrs: Mapping[str, object]) -> bool:
@@ -112,6 +113,8 @@ def is_cache_hit(attrs: Mapping[str, object]) -> bool:
     True when any of `semconv.CACHE_HIT_FLAGS` (``tokenbook.cache_hit``, ``gen_ai.response.cache_hit``,
     LiteLLM's ``litellm.cache_hit`` / ``cache_hit``) is ``True`` or the string ``"true"``/``"1"``/``"yes"``.
     """
+    if _CACHE_HIT_KEYS.isdisjoint(attrs):  # the common case, without a lookup per flag
+        return False
     for key in semconv.CACHE_HIT_FLAGS:
         value = attrs.get(key)
         if value is True or (isinstance(value, str) and value.lower() in _TRUE_STRINGS):

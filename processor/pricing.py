@@ -216,10 +216,15 @@ class UnitPrices:
         Integer arithmetic when the rates are whole pico-dollars and the counts within
         ``[0, MAX_TOKENS]``, where it equals the Decimal computation exactly; Decimal otherwise.
         """
-        five = counts[:5]
-        n_in, n_out, n_cr, n_cw, n_reason = five
+        n_in, n_out, n_cr, n_cw, n_reason = counts[:5]
         pico = self._pico
-        if pico is None or min(five) < 0 or max(five) > MAX_TOKENS:
+        if pico is None or not (
+            0 <= n_in <= MAX_TOKENS
+            and 0 <= n_out <= MAX_TOKENS
+            and 0 <= n_cr <= MAX_TOKENS
+            and 0 <= n_cw <= MAX_TOKENS
+            and 0 <= n_reason <= MAX_TOKENS
+        ):
             return self._quote_decimal(n_in, n_out, n_cr, n_cw, n_reason)
         rates = _tier(pico, n_in) if pico[1] else pico[0]
         raw = _components(rates, n_in, n_out, n_cr, n_cw, n_reason, 0)

@@ -26,9 +26,11 @@ A span needing none of this is passed on unchanged (no copy).
 
 Per-span cost (bench/processor_overhead.py): ``on_start`` looks Baggage and budgets up once per run of
 spans under one parent ``Context`` (immutable, so the last one seen is cached by identity, weakly);
-``on_end`` copies the attributes with the mapping's own ``copy()``, reads usage and prices into plain
-tuples and integer pico-dollars (`usage.read_counts`, `PriceCatalog.quote`), and builds the public
-`Usage`/`Cost` only for metrics.
+``on_end`` copies the attributes with the mapping's own ``copy()``, redacts them before adding its own
+keys (never content), reads usage and prices into plain tuples and integer pico-dollars
+(`usage.read_counts`, `PriceCatalog.quote`), and builds the public `Usage`/`Cost` only for metrics.
+The enriched copy takes every field from the ended span's public properties when it is made, except the
+links, which it reads from the ended span only when asked (the SDK re-tuples them on every read).
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from opentelemetry import baggage, context, trace
+from opentelemetry import baggage, context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import Link
 from opentelemetry.util.types import Attributes
 
 from tokenbook.processor import semconv
@@ -74,30 +77,41 @@ _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
 #: Attribution on metrics: the low-cardinality keys only (no session or context IDs).
 _METRIC_ATTRIBUTION: Final = tuple(ATTRIBUTION_COLUMNS)
 #: A parent context (weakly), the attribution copied from its Baggage, and its active budgets.
-_StartCache = tuple["weakref.ref[context.Context]", dict[str, str], tuple[Budget, ...]]
+_StartCache = tuple[Callable[[], context.Context | None], dict[str, str], tuple[Budget, ...]]
+
+
+def _no_context() -> None:
+    """The reference of a `_StartCache` that is never reused (it matches no context)."""
 
 
 class _EnrichedSpan(ReadableSpan):
-    """A frozen copy of an ended span with other attributes/events; keeps the original drop counts."""
+    """A frozen copy of an ended span with other attributes/events; links and drop counts are the source's.
+
+    Every field is read from the source's public properties when the copy is made, except the links:
+    ``ReadableSpan.links`` copies them into a new tuple on each read, so the copy reads them from the
+    source only when asked (they are immutable once the span has ended; the SDK's own `ReadableSpan`
+    shares them with the live span the same way). ``ReadableSpan.__init__`` is not called: it would
+    only set the same fields one call deeper.
+    """
 
     def __init__(self, span: ReadableSpan, attributes: Mapping[str, object], events: Sequence[Event]) -> None:
-        ReadableSpan.__init__(  # positional: keyword matching is measurable per span
-            self,
-            span.name,
-            span.context,
-            span.parent,
-            span.resource,
-            attributes,  # type: ignore[arg-type]
-            events,
-            span.links,
-            span.kind,
-            None,  # instrumentation_info (deprecated): the scope below replaces it
-            span.status,
-            span.start_time,
-            span.end_time,
-            span.instrumentation_scope,
-        )
+        self._name = span.name
+        self._context = span.context
+        self._parent = span.parent
+        self._resource = span.resource
+        self._attributes = attributes  # type: ignore[assignment]
+        self._events = events
+        self._kind = span.kind
+        self._instrumentation_info = None  # deprecated: the scope replaces it
+        self._instrumentation_scope = span.instrumentation_scope
+        self._status = span.status
+        self._start_time = span.start_time
+        self._end_time = span.end_time
         self._source = span
+
+    @property
+    def _links(self) -> Sequence[Link]:  # type: ignore[override]  # read by ReadableSpan.links, to_json
+        return self._source.links
 
     @property
     def dropped_attributes(self) -> int:
@@ -220,7 +234,20 @@ class TokenbookSpanProcessor(SpanProcessor):
     # --- start --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
         try:
-            self._start(span, parent_context)
+            parent_ctx = parent_context if parent_context is not None else context.get_current()
+            cached = self._start_cache
+            if cached is None or cached[0]() is not parent_ctx:
+                cached = self._cache_start(parent_ctx)
+            if cached[1]:
+                span.set_attributes(cached[1])
+            parent = span.parent
+            if parent is None or parent.is_remote:  # a local root: its trace's workflow
+                ctx = span.context
+                if len(self._workflows) >= _MAX_OPEN:
+                    self._workflows.clear()
+                self._workflows[ctx.trace_id] = (span.name, ctx.span_id)  # formatted only when written
+            if cached[2]:
+                self._remember_budgets(span, cached[2])
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_start", exc)
         try:
@@ -228,29 +255,22 @@ class TokenbookSpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("wrapped on_start", exc, downstream=True)
 
-    def _start(self, span: Span, parent_context: context.Context | None) -> None:
-        parent_ctx = parent_context if parent_context is not None else context.get_current()
-        cached = self._start_cache
-        if cached is not None and cached[0]() is parent_ctx:
-            found, budgets = cached[1], cached[2]
-        else:
-            found, budgets = self._context_values(parent_ctx)
-            try:
-                self._start_cache = (weakref.ref(parent_ctx), found, budgets)
-            except TypeError:  # a Context subclass without weak references: not cached
-                self._start_cache = None
-        if found:
-            span.set_attributes(found)
-        ctx = span.get_span_context()
-        parent = span.parent
-        if parent is None or parent.is_remote:
-            if len(self._workflows) >= _MAX_OPEN:
-                self._workflows.clear()
-            self._workflows[ctx.trace_id] = (span.name, ctx.span_id)  # formatted only when written
-        if budgets:
-            if len(self._span_budgets) >= _MAX_OPEN:
-                self._span_budgets.clear()
-            self._span_budgets[(ctx.trace_id, ctx.span_id)] = budgets
+    def _cache_start(self, parent_ctx: context.Context) -> _StartCache:
+        """What spans started under `parent_ctx` get (`_start_cache`), cached when it can be."""
+        found, budgets = self._context_values(parent_ctx)
+        try:
+            cached: _StartCache = (weakref.ref(parent_ctx), found, budgets)
+        except TypeError:  # a Context subclass without weak references: used once, not cached
+            return (_no_context, found, budgets)
+        self._start_cache = cached
+        return cached
+
+    def _remember_budgets(self, span: Span, budgets: tuple[Budget, ...]) -> None:
+        """Keep the budgets a span is charged to when it ends (those active when it started)."""
+        ctx = span.context
+        if len(self._span_budgets) >= _MAX_OPEN:
+            self._span_budgets.clear()
+        self._span_budgets[(ctx.trace_id, ctx.span_id)] = budgets
 
     def _context_values(self, ctx: context.Context) -> tuple[dict[str, str], tuple[Budget, ...]]:
         """The attribution copied from `ctx`'s Baggage, and the budgets active in `ctx`."""
@@ -276,7 +296,9 @@ class TokenbookSpanProcessor(SpanProcessor):
     def _redact_only(self, span: ReadableSpan) -> ReadableSpan | None:
         """Fallback after a failure: never let content escape; drop the span if even this fails."""
         try:
-            return self._copy(span, _dict_of(span.attributes), False)
+            attrs = _dict_of(span.attributes)
+            changed, events = self._redact(span, attrs)
+            return _EnrichedSpan(span, attrs, events) if changed else span
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("redaction fallback (span dropped)", exc)
             return None
@@ -285,7 +307,8 @@ class TokenbookSpanProcessor(SpanProcessor):
         ctx = span.context
         if ctx is None:
             return span
-        attrs = _dict_of(span.attributes)  # our copy: read, then extended in place
+        attrs = _dict_of(span.attributes)  # our copy: redacted, read, then extended in place
+        changed, events = self._redact(span, attrs)  # first: tokenbook's own keys are never content
         parent = span.parent
         has_usage = has_usage_attributes(attrs)
         budgets = self._span_budgets.pop((ctx.trace_id, ctx.span_id), None) if self._span_budgets else None
@@ -296,11 +319,11 @@ class TokenbookSpanProcessor(SpanProcessor):
         )
         kind = call_kind(span.name, attrs)
         if kind == KIND_OTHER and not has_usage:
-            return self._copy(span, attrs, False)
+            return _EnrichedSpan(span, attrs, events) if changed else span
         if has_usage:
             self._price(span, attrs, kind, had_descendant, budgets, workflow)
         attrs[_TB.CALL_KIND] = kind
-        return self._copy(span, attrs, True)
+        return _EnrichedSpan(span, attrs, events)
 
     def _price(
         self,
@@ -317,7 +340,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         billable = is_billable(kind, counts[5], had_descendant)
         if workflow is not None:
             attrs[_TB.WORKFLOW_NAME] = workflow[0]
-            attrs[_TB.WORKFLOW_ID] = trace.format_span_id(workflow[1])
+            attrs[_TB.WORKFLOW_ID] = "%016x" % workflow[1]  # noqa: UP031 - trace.format_span_id, one call less
         if counts[6]:
             attrs[_TB.USAGE_ISSUE] = "; ".join(counts[6])
         if not billable:
@@ -353,16 +376,15 @@ class TokenbookSpanProcessor(SpanProcessor):
                 b.charge(tokens, total)
             attrs[_TB.BUDGET_STATE] = worst_state(budgets)
 
-    def _copy(self, span: ReadableSpan, attrs: dict[str, object], changed: bool) -> ReadableSpan:
-        """`span` with `attrs` (redacted here) and redacted events; `span` itself when nothing changed."""
+    def _redact(self, span: ReadableSpan, attrs: dict[str, object]) -> tuple[bool, Sequence[Event]]:
+        """Redact `attrs` in place and the span's events: (whether anything changed, the events to keep)."""
         tenant = attrs.get(_TENANT)
         tenant_id = tenant if isinstance(tenant, str) else ""
-        changed = self._redactor.apply(attrs, tenant_id) or changed
+        changed = self._redactor.apply(attrs, tenant_id)
         events = span.events
-        new_events = self._redact_events(events, tenant_id) if events else None
-        if not changed and new_events is None:
-            return span
-        return _EnrichedSpan(span, attrs, events if new_events is None else new_events)
+        if events and (redacted := self._redact_events(events, tenant_id)) is not None:
+            return True, redacted
+        return changed, events
 
     def _redact_events(self, events: Sequence[Event], tenant: str) -> tuple[Event, ...] | None:
         changed = False

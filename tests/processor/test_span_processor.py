@@ -367,3 +367,32 @@ def test_enriched_copy_keeps_every_other_field(pipeline):
     assert [(lk.context, dict(lk.attributes or {})) for lk in out.links] == [(link.context, {"why": "retry"})]
     assert [(e.name, dict(e.attributes or {})) for e in out.events] == [("e", {"k": 1})]
     assert out.to_json()  # the SDK's own serialisation reads the copy's fields
+
+
+def test_enriched_copy_keeps_links_and_drop_counts_of_the_source():
+    """The copy reads the links from the ended span when asked; every drop count is the source's."""
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+
+    collected: list = []
+
+    class _Keep(SpanProcessor):
+        def on_end(self, span):
+            collected.append(span)
+
+    exporter = InMemorySpanExporter()
+    source = _Keep()
+    provider = TracerProvider(span_limits=SpanLimits(max_links=1, max_events=1))
+    provider.add_span_processor(source)  # sees the SDK's ended span, before tokenbook's copy
+    provider.add_span_processor(TokenbookSpanProcessor(SimpleSpanProcessor(exporter)))
+    links = [trace.Link(trace.SpanContext(1, n, is_remote=True), {"n": n}) for n in (2, 3)]
+    span = provider.get_tracer("t").start_span("chat", links=links, attributes=chat_attrs())
+    span.add_event("first", {"k": 1})
+    span.add_event("second", {"k": 2})
+    span.end()
+    (out,) = exporter.get_finished_spans()
+    (ended,) = collected
+    assert out is not ended and "tokenbook.cost.total" in (out.attributes or {})
+    assert (out.dropped_links, out.dropped_events) == (ended.dropped_links, ended.dropped_events) == (1, 1)
+    assert [(lk.context.span_id, dict(lk.attributes or {})) for lk in out.links] == [(3, {"n": 3})]
+    assert [e.name for e in out.events] == ["second"]
+    assert '"links"' in out.to_json() and out.links == ended.links

@@ -1,0 +1,65 @@
+"""Decoder processes: the same `Decoded` as in-process decoding, malformed bodies, a child that dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from tests.collector.test_decode import _json_request, _json_span, _spans
+from tokenbook.collector.decode import MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.decoders import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
+from tokenbook.collector.limits import AttributeLimits
+from tokenbook.collector.pipeline import pipeline_keys
+
+KEYS = replace(pipeline_keys(("team.cost_centre",), "drop"), limits=AttributeLimits(64, 11))
+
+
+@pytest.fixture
+def pool() -> Iterator[DecoderPool]:
+    decoders = DecoderPool(KEYS, 1)
+    decoders.start()
+    deadline = time.monotonic() + 30
+    while decoders._idle.empty():  # the child starts in the background
+        assert time.monotonic() < deadline, "decoder process did not start"
+        time.sleep(0.05)
+    yield decoders
+    decoders.stop()
+
+
+def test_a_child_decodes_exactly_what_the_collector_would(pool: DecoderPool) -> None:
+    body = encode_spans(_spans()).SerializeToString()
+    assert pool.decode(FORMAT_PROTOBUF, body) == decode_protobuf(body, KEYS)
+    document = _json_request([_json_span(span_id="00f067aa0ba902b7"), _json_span(span_id="zz")])
+    assert pool.decode(FORMAT_JSON, document) == decode_json(document, KEYS)
+    rejected = pool.decode(FORMAT_PROTOBUF, body)  # the agent span's operation is over 11 characters
+    assert rejected.rejected == 1 and "max_attribute_value_length=11" in rejected.reason
+
+
+def test_malformed_bodies_raise_and_the_child_stays(pool: DecoderPool) -> None:
+    with pytest.raises(MalformedRequest, match="ExportTraceServiceRequest"):
+        pool.decode(FORMAT_PROTOBUF, b"\xff\xff\xff\xff")
+    with pytest.raises(MalformedRequest, match="invalid JSON"):
+        pool.decode(FORMAT_JSON, b"{not json")
+    assert pool.restarts == 0
+    assert len(pool.decode(FORMAT_JSON, json.dumps({"resourceSpans": []}).encode()).records) == 0
+
+
+def test_a_dead_child_is_replaced_and_its_request_decoded(pool: DecoderPool) -> None:
+    child = pool._idle.queue[0]
+    os.kill(child.proc.pid, signal.SIGKILL)
+    child.proc.wait(10)
+    body = encode_spans(_spans()).SerializeToString()
+    assert pool.decode(FORMAT_PROTOBUF, body) == decode_protobuf(body, KEYS)
+    assert pool.restarts == 1
+
+
+def test_without_processes_the_calling_thread_decodes() -> None:
+    body = encode_spans(_spans()).SerializeToString()
+    assert DecoderPool(KEYS, 0).decode(FORMAT_PROTOBUF, body) == decode_protobuf(body, KEYS)
