@@ -13,7 +13,9 @@ The collector runs as a child process (`python -m tokenbook collector`) with its
 (every ack after fsync) and the embedded store. The clock starts when the senders start and stops
 when every row is visible in ClickHouse (`llm_calls` + `context_steps`, read via the admin API).
 
-Reported: spans/s end to end, the ack rate, the collector's peak RSS (VmHWM) and CPU per span, for
+Reported: spans/s end to end, the ack rate, when every context's row is in ``context_costs`` (the
+aggregate refresh yields to inserts, so it trails), the collector's peak RSS (VmHWM) and its decoder
+processes', and CPU per span (decoder processes included), for
 each of ``--repeat`` runs (a fresh collector each), and per mode the median run (by spans/s): the
 machines are shared, and one run can be a third off.
 ``--stages N`` also runs the collector's stages in-process on N of the same spans, one at a time, and
@@ -175,6 +177,14 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _children(pid: int) -> list[int]:
+    """The collector's child processes (its decoder processes)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
@@ -214,7 +224,8 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
                 p.start()
             for _ in procs:
                 ready.acquire()
-            cpu_before = _cpu_seconds(collector.pid)
+            decoders = _children(collector.pid)
+            cpu_before = _cpu_seconds(collector.pid) + sum(_cpu_seconds(c) for c in decoders)
             expected_rows = (runs // senders) * senders * ROWS_PER_RUN
             sent = (runs // senders) * senders * SPANS_PER_RUN
             started = time.perf_counter()
@@ -232,7 +243,13 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
                     time.sleep(0.05)
             visible_at = time.perf_counter()
             peak_rss = _peak_rss_mib(collector.pid)
-            cpu_used = _cpu_seconds(collector.pid) - cpu_before
+            decoder_rss = sum(_peak_rss_mib(c) for c in decoders)
+            cpu_used = _cpu_seconds(collector.pid) + sum(_cpu_seconds(c) for c in decoders) - cpu_before
+            contexts = runs // senders * senders
+            aggregated = "SELECT uniqExact(tenant_id, context_id) FROM context_costs"
+            while _admin_scalar(admin, aggregated) < contexts:
+                time.sleep(0.1)
+            aggregates_at = time.perf_counter()
             billed = _admin_scalar(admin, "SELECT count() FROM v_calls WHERE price_status = 'priced'")
         finally:
             collector.send_signal(signal.SIGTERM)
@@ -247,10 +264,13 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         "senders": senders,
         "batch": batch,
         "seconds_to_visible": round(elapsed, 3),
+        "seconds_to_context_costs": round(aggregates_at - started, 3),
         "spans_per_s": round(sent / elapsed),
         "ack_spans_per_s": round(sent / (acked_at - started)),
         "collector_peak_rss_mib": round(peak_rss, 1),
-        "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),
+        "decoder_processes": len(decoders),
+        "decoders_peak_rss_mib": round(decoder_rss, 1),
+        "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),  # decoder processes included
         "load_average_1m": round(os.getloadavg()[0], 2),
         "export_failures": sum(r["failures"] for r in reports),
         "collector_exit_code": code,

@@ -38,7 +38,11 @@ _log = logging.getLogger(__name__)
 QueryResult = tuple[list[str], list[str], list[tuple[Any, ...]]]
 
 _DEFAULT_DATA_DIR = "tokenbook-data"
-_REFRESH_CHUNK = 2000  # keys per recompute query (bound as one Array parameter)
+#: Keys per recompute query (bound as one Array parameter). Embedded, one query per 20k keys costs
+#: half as much per key as 2k-key queries; a server gets its parameters in the request URL, which
+#: ClickHouse caps (``http_max_uri_size``, 1 MiB), so it gets smaller chunks.
+_REFRESH_CHUNK_EMBEDDED = 20_000
+_REFRESH_CHUNK_SERVER = 2_000
 
 
 class StoreError(RuntimeError):
@@ -80,6 +84,7 @@ class Store:
         }
         if not embedded:
             self._insert_settings["insert_distributed_sync"] = 1
+        self._refresh_chunk = _REFRESH_CHUNK_EMBEDDED if embedded else _REFRESH_CHUNK_SERVER
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -308,13 +313,13 @@ class Store:
 
     def _refresh_contexts(self, keys: list[tuple[str, str]]) -> None:
         sql = render_query("refresh_context_costs.sql", self.database)
-        for chunk in _chunks(keys):
+        for chunk in _chunks(keys, self._refresh_chunk):
             tenants, contexts = sorted({t for t, _ in chunk}), sorted({c for _, c in chunk})
             self.command(sql, {"tenants": tenants, "contexts": contexts})
 
     def _refresh_hours(self, keys: list[tuple[str, datetime]]) -> None:
         sql = render_query("refresh_cost_hourly.sql", self.database)
-        for chunk in _chunks(keys):
+        for chunk in _chunks(keys, self._refresh_chunk):
             tenants, hours = sorted({t for t, _ in chunk}), sorted({h for _, h in chunk})
             params = {
                 "tenants": tenants,
@@ -331,6 +336,6 @@ class Store:
         return {(trace_id, span_id) for trace_id, span_id in rows}
 
 
-def _chunks(keys: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(keys), _REFRESH_CHUNK):
-        yield keys[start : start + _REFRESH_CHUNK]
+def _chunks(keys: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(keys), size):
+        yield keys[start : start + size]
