@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bench import processor_overhead as bench
 from tokenbook.processor import TokenbookSpanProcessor, attribute
+
+
+def _load_bench() -> ModuleType:
+    """bench/processor_overhead.py by path (bench/ is not an installed package)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "processor_overhead.py"
+    spec = importlib.util.spec_from_file_location("bench_processor_overhead", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and typing resolve the module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
 
 
 def _export(processor_of, attrs: dict[str, object]) -> dict[str, object]:
