@@ -29,7 +29,11 @@ from tokenbook.processor.redaction import REDACTION_MODES
 if TYPE_CHECKING:
     from tokenbook.collector.budgets.config import BudgetsConfig
 
+#: The embedded store's directory when none is given (collector, `migrate`, `report`, `budgets`).
+DEFAULT_DATA_DIR: Final = "tokenbook-data"
+
 __all__ = [
+    "DEFAULT_DATA_DIR",
     "AdminConfig",
     "BatchConfig",
     "ClickHouseConfig",
@@ -44,6 +48,7 @@ __all__ = [
     "load_config",
     "parse_duration",
     "parse_positive_int",
+    "redact_url",
 ]
 
 
@@ -97,7 +102,7 @@ class ClickHouseConfig:
         """Where the store is, for logs: a server URL without its password, or the embedded directory."""
         if self.url is None:
             return f"embedded chdb:{self.data_dir} database={self.database}"
-        return f"server {_redact_url(self.url.reveal())} database={self.database}"
+        return f"server {redact_url(self.url.reveal())} database={self.database}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +316,7 @@ _SCHEMA: Final[dict[str, Any]] = {
     "storage": {
         "clickhouse": {
             "url": (None, _server_url),
-            "data_dir": ("./tokenbook-data", _path),
+            "data_dir": (DEFAULT_DATA_DIR, _path),
             "database": ("tokenbook", _identifier),
         },
         "spool": {
@@ -466,11 +471,10 @@ def load_config(
     )
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
+    """`url` for logs and messages: its password replaced by ``***``, its query and fragment dropped."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if parts.username:
-        host = f"{parts.username}@{host}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -115,19 +115,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if args.cluster is not None and args.url is None:
         print("tokenbook migrate: --cluster needs --url (a clustered ClickHouse server)", file=sys.stderr)
         return 2
+    from tokenbook.collector.config import DEFAULT_DATA_DIR
     from tokenbook.collector.owner import current_owner
     from tokenbook.collector.store import Store, StoreError
 
-    data_dir = args.data_dir or "tokenbook-data"
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
     if args.url is None and (owner := current_owner(data_dir)) is not None:
         print(
             f"tokenbook migrate: {data_dir} is owned by the collector at {owner}, which migrates it at start"
         )
         return 0
     try:
-        with Store.open(
-            args.url, data_dir=args.data_dir or "tokenbook-data", database=args.database
-        ) as store:
+        with Store.open(args.url, data_dir=data_dir, database=args.database) as store:
             names = store.migrate(cluster=args.cluster)
     except (StoreError, MigrationError) as exc:
         print(f"tokenbook migrate: {exc}", file=sys.stderr)

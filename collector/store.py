@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
+from tokenbook.collector.config import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.readonly import check_select
 from tokenbook.collector.rowcodec import BLOCK_FORMAT, encode_block
@@ -37,7 +38,6 @@ _log = logging.getLogger(__name__)
 #: (column names, ClickHouse type names, rows)
 QueryResult = tuple[list[str], list[str], list[tuple[Any, ...]]]
 
-_DEFAULT_DATA_DIR = "tokenbook-data"
 #: Keys per recompute query (bound as one Array parameter). Embedded, one query per 20k keys costs
 #: half as much per key as 2k-key queries; a server gets its parameters in the request URL, which
 #: ClickHouse caps (``http_max_uri_size``, 1 MiB), so it gets smaller chunks.
@@ -51,15 +51,6 @@ class StoreError(RuntimeError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached (server down, network); retrying later may succeed."""
-
-
-def _redact(url: str) -> str:
-    """`url` with any password replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 class Store:
@@ -92,7 +83,7 @@ class Store:
     def open(
         cls,
         url: str | None = None,
-        data_dir: str | Path = _DEFAULT_DATA_DIR,
+        data_dir: str | Path = DEFAULT_DATA_DIR,
         database: str = "tokenbook",
     ) -> Store:
         """Connect: `url` = None (embedded chDB in `data_dir`), `chdb:///abs/dir`, or `http(s)://...`."""
@@ -101,7 +92,7 @@ class Store:
 
         SchemaTarget(database=database)  # validate the name before connecting
         secret = ""
-        description = _redact(url) if url is not None else f"chdb://{Path(data_dir).resolve()}"
+        description = redact_url(url) if url is not None else f"chdb://{Path(data_dir).resolve()}"
         try:
             if url is None or url.startswith("chdb://"):
                 path = Path(description.removeprefix("chdb://"))

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tokenbook.collector.config import DEFAULT_DATA_DIR
 from tokenbook.collector.owner import current_owner
 from tokenbook.collector.query_api import auth_headers
 from tokenbook.collector.sqltemplate import render_query
@@ -27,7 +28,6 @@ from tokenbook.output import print_result
 
 __all__ = ["COLUMNS", "budget_rows", "cmd_budgets"]
 
-_DEFAULT_DATA_DIR = "tokenbook-data"
 _MAX_ROWS = 100_000
 COLUMNS = (
     "kind",
@@ -137,7 +137,7 @@ def cmd_budgets(args: argparse.Namespace) -> int:
     """Print the states (see module docstring); exit 1 when the store or the collector cannot be read."""
     try:
         admin = args.admin
-        data_dir = args.data_dir or _DEFAULT_DATA_DIR
+        data_dir = args.data_dir or DEFAULT_DATA_DIR
         if admin is None and args.url is None:
             admin = current_owner(data_dir)
             if admin is None and not Path(data_dir).is_dir():

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from rich.progress import Progress
 
+from tokenbook.collector.config import DEFAULT_DATA_DIR
 from tokenbook.collector.owner import current_owner
 from tokenbook.collector.query_api import AdminQueryClient
 from tokenbook.collector.readonly import QueryRefused
@@ -32,7 +33,6 @@ from tokenbook.processor.pricing import PriceCatalog
 
 __all__ = ["cmd_report", "cmd_reprice", "cmd_sql", "cmd_unpriced", "parse_time"]
 
-_DEFAULT_DATA_DIR = "tokenbook-data"
 _MAX_ROWS = 100_000  # rows a CLI query may return
 _CONTEXT_LIMIT = 100  # contexts listed by `report --by context`
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -71,7 +71,7 @@ def _time_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
 
 
 def _existing_dir(args: argparse.Namespace) -> Path:
-    data_dir = Path(args.data_dir or _DEFAULT_DATA_DIR)
+    data_dir = Path(args.data_dir or DEFAULT_DATA_DIR)
     if not data_dir.is_dir():
         raise StoreError(
             f"no embedded store in {data_dir}: run `tokenbook collector`, or pass --url or --admin"

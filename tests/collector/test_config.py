@@ -43,7 +43,7 @@ def test_secrets_never_print() -> None:
     for text in (repr(cfg), str(cfg), cfg.clickhouse.describe()):
         assert "s3cr3t-pass" not in text
         assert "a-long-enough-salt" not in text
-    assert "tokenbook@clickhouse.internal:8443" in cfg.clickhouse.describe()
+    assert "tokenbook:***@clickhouse.internal:8443" in cfg.clickhouse.describe()
     assert cfg.clickhouse.url.reveal().startswith("https://tokenbook:s3cr3t-pass@")
 
 
