@@ -47,6 +47,7 @@ from tokenbook.collector.decode import (
     decode_protobuf,
 )
 from tokenbook.collector.limits import AttributeLimits
+from tokenbook.collector.metrics import IngestMetrics
 
 __all__ = ["FORMAT_JSON", "FORMAT_PROTOBUF", "DecoderPool", "serve"]
 
@@ -119,14 +120,15 @@ class DecoderPool:
     """`size` decoder processes for `keys` (0: decode in the calling thread); thread-safe. `start()`
     returns at once (children start in the background); `stop()` ends them."""
 
-    def __init__(self, keys: KeyFilter, size: int) -> None:
+    def __init__(self, keys: KeyFilter, size: int, metrics: IngestMetrics | None = None) -> None:
+        """Replacements of dead children are counted in `metrics` (``decoder_restarts``)."""
         self.keys = keys
         self.size = size
+        self.metrics = metrics if metrics is not None else IngestMetrics()
         self._idle: queue.Queue[_Child] = queue.Queue()
         self._lock = threading.Lock()
         self._children: list[_Child] = []
         self._stopped = False
-        self.restarts = 0
 
     def start(self) -> None:
         for _ in range(self.size):
@@ -176,7 +178,7 @@ class DecoderPool:
         with self._lock:
             if child in self._children:
                 self._children.remove(child)
-            self.restarts += 1
+        self.metrics.add(decoder_restarts=1)
         child.close()
         self._spawn()
 

@@ -24,6 +24,7 @@ _COUNTERS = {
     "refused_requests": "Requests refused with backpressure (429) or storage unavailable (503)",
     "inserted_rows": "Rows inserted into ClickHouse",
     "insert_failures": "Failed ClickHouse inserts (retried)",
+    "decoder_restarts": "Decoder processes replaced after dying",
 }
 
 

@@ -127,7 +127,7 @@ class Collector:
         keys = replace(
             pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content), limits=cfg.limits.attributes
         )
-        self.decoders = DecoderPool(keys, cfg.decode_processes)
+        self.decoders = DecoderPool(keys, cfg.decode_processes, self.metrics)
         self.decoders.start()
         self.ingestor = Ingestor(
             builder,

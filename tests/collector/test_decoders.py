@@ -47,7 +47,7 @@ def test_malformed_bodies_raise_and_the_child_stays(pool: DecoderPool) -> None:
         pool.decode(FORMAT_PROTOBUF, b"\xff\xff\xff\xff")
     with pytest.raises(MalformedRequest, match="invalid JSON"):
         pool.decode(FORMAT_JSON, b"{not json")
-    assert pool.restarts == 0
+    assert pool.metrics.snapshot()["decoder_restarts"] == 0
     assert len(pool.decode(FORMAT_JSON, json.dumps({"resourceSpans": []}).encode()).records) == 0
 
 
@@ -57,7 +57,8 @@ def test_a_dead_child_is_replaced_and_its_request_decoded(pool: DecoderPool) -> 
     child.proc.wait(10)
     body = encode_spans(_spans()).SerializeToString()
     assert pool.decode(FORMAT_PROTOBUF, body) == decode_protobuf(body, KEYS)
-    assert pool.restarts == 1
+    assert pool.metrics.snapshot()["decoder_restarts"] == 1
+    assert "tokenbook_collector_decoder_restarts_total 1" in pool.metrics.prometheus()
 
 
 def test_without_processes_the_calling_thread_decodes() -> None:
