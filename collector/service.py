@@ -190,6 +190,7 @@ class Collector:
                     "replay_bytes": replay_bytes,
                     "dedup_warm_keys": warmed,
                     "content": cfg.privacy.content,
+                    "decode_processes": cfg.decode_processes,
                     "auth": f"{len(cfg.auth)} tokens" if cfg.auth is not None else "off",
                     "tls": {"grpc": cfg.grpc.tls is not None, "http": cfg.http.tls is not None},
                     "startup_s": round(time.monotonic() - started, 3),
