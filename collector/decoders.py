@@ -11,8 +11,9 @@ Contracts:
 
 * `DecoderPool.decode` returns what the same decoder returns in-process, and raises
   `MalformedRequest` for the same bodies.
-* Until a child has started, or when every child is busy beyond `_WAIT_S`, the receiver thread
-  decodes in-process: a request never waits on a child that is not there.
+* While no child is running (none started yet, none could start, or the pool is stopped), or when
+  every child is busy beyond `_WAIT_S`, the receiver thread decodes in-process: a request never
+  waits on a child that is not there.
 * A child that dies (killed, out of memory) is replaced; its request is decoded once more in a new
   child, and a second death on the same body is answered as malformed (a body that kills the
   decoder twice is poison, not data). Children exit when the collector closes their stdin, and on
@@ -135,7 +136,11 @@ class DecoderPool:
             threading.Thread(target=self._spawn, name="tokenbook-decoder-start", daemon=True).start()
 
     def _spawn(self) -> None:
-        child = _Child(self.keys)
+        try:
+            child = _Child(self.keys)
+        except OSError as exc:  # no child: requests are decoded in the receiver threads
+            _log.error("cannot start a decoder process (%s); decoding in the receiver threads", exc)
+            return
         with self._lock:
             if self._stopped:
                 child.close()
@@ -152,7 +157,7 @@ class DecoderPool:
 
     def decode(self, fmt: int, body: bytes) -> Decoded:
         """`decode_protobuf` (`FORMAT_PROTOBUF`) or `decode_json` (`FORMAT_JSON`) of `body`."""
-        if not self.size:
+        if not self._children or self._stopped:  # none started (yet), or shutting down
             return _DECODERS[fmt](body, self.keys)
         for attempt in (1, 2):
             try:
