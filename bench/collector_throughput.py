@@ -28,6 +28,7 @@ Run: ``.venv/bin/python bench/collector_throughput.py [--spans 200000] [--sender
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import multiprocessing as mp
@@ -181,7 +182,8 @@ def _children(pid: int) -> list[int]:
     """The collector's child processes (its decoder processes)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            found += [int(c) for c in (task / "children").read_text().split()]
     return found
 
 
