@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tokenbook.collector.decode import Decoded, KeyFilter, MalformedRequest
+from tokenbook.collector.decode import Decoded, MalformedRequest
 from tokenbook.collector.decoders import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
 from tokenbook.collector.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ledger import CallRow
@@ -77,7 +77,7 @@ class Ingestor:
     def __init__(
         self,
         builder: RowBuilder,
-        keys: KeyFilter,
+        decoder: DecoderPool,
         dedup: RecentSpanKeys,
         wal: WriteAheadLog,
         metrics: IngestMetrics,
@@ -86,14 +86,13 @@ class Ingestor:
         storage_up: Callable[[], bool],
         on_calls: Callable[[Sequence[CallRow]], None] | None = None,
         rate_limiter: TenantRateLimiter | None = None,
-        decoder: DecoderPool | None = None,
     ) -> None:
-        """`on_calls` gets each newly accepted call once, after it is durable (the budget evaluator).
-        `decoder` decodes bodies (for `keys`); by default in the calling thread."""
+        """`decoder` turns bodies into spans (`DecoderPool(keys, 0)` decodes in the calling thread);
+        `on_calls` gets each newly accepted call once, after it is durable (the budget evaluator)."""
         self.on_calls = on_calls
         self.rate_limiter = rate_limiter
         self.builder = builder
-        self.decoder = decoder if decoder is not None else DecoderPool(keys, 0)
+        self.decoder = decoder
         self.dedup = dedup
         self.wal = wal
         self.metrics = metrics

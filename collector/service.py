@@ -132,7 +132,7 @@ class Collector:
         self.decoders.start()
         self.ingestor = Ingestor(
             builder,
-            keys,
+            self.decoders,
             dedup,
             self.wal,
             self.metrics,
@@ -140,7 +140,6 @@ class Collector:
             storage_up=lambda: writer.storage_up,
             on_calls=self.budgets.observe,
             rate_limiter=cfg.limits.rate_limiter(),
-            decoder=self.decoders,
         )
         self.grpc = GrpcReceiver(
             self.ingestor,

@@ -110,6 +110,7 @@ def _post(url: str, body: bytes) -> tuple[int, str | None]:
 
 def outage_scenario(data_dir: str) -> dict[str, Any]:
     """Runs in a child process (one chDB directory per process): real Store, log, writer, receiver."""
+    from tokenbook.collector.decoders import DecoderPool
     from tokenbook.collector.dedup import RecentSpanKeys
     from tokenbook.collector.ingest import Ingestor
     from tokenbook.collector.metrics import IngestMetrics
@@ -130,7 +131,7 @@ def outage_scenario(data_dir: str) -> dict[str, Any]:
     writer.start()
     ingestor = Ingestor(
         RowBuilder(PriceCatalog()),
-        pipeline_keys((), "drop"),
+        DecoderPool(pipeline_keys((), "drop"), 0),
         RecentSpanKeys(100_000),
         wal,
         metrics,

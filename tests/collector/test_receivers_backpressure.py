@@ -18,6 +18,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.collector_process import SpanFactory
+from tokenbook.collector.decoders import DecoderPool
 from tokenbook.collector.dedup import RecentSpanKeys
 from tokenbook.collector.ingest import Ingestor
 from tokenbook.collector.metrics import IngestMetrics
@@ -47,7 +48,7 @@ def receivers(tmp_path: Path):
     wal.open()
     ingestor = Ingestor(
         RowBuilder(PriceCatalog()),
-        pipeline_keys((), "drop"),
+        DecoderPool(pipeline_keys((), "drop"), 0),
         RecentSpanKeys(10_000),
         wal,
         IngestMetrics(),

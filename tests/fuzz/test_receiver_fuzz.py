@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz import strategies as fz
 from tests.fuzz.test_decode_fuzz import VALID_JSON, VALID_PB
+from tokenbook.collector.decoders import DecoderPool
 from tokenbook.collector.dedup import RecentSpanKeys
 from tokenbook.collector.ingest import Ingestor
 from tokenbook.collector.metrics import IngestMetrics
@@ -43,7 +44,7 @@ def receivers(tmp_path_factory: pytest.TempPathFactory):
     wal.open()
     ingestor = Ingestor(
         RowBuilder(PriceCatalog()),
-        pipeline_keys((), "drop"),
+        DecoderPool(pipeline_keys((), "drop"), 0),
         RecentSpanKeys(10_000),
         wal,
         IngestMetrics(),
