@@ -247,7 +247,6 @@ def _stages(attrs: list[dict[str, object]]) -> dict[str, float]:
     out["tokenbook_on_end"] = _per_span_us(processor.on_end, ended)
     out["of_which_sdk_attributes_copy"] = _per_span_us(lambda span: span.attributes.copy(), ended)
     out["of_which_sdk_events_and_links_tuples"] = _per_span_us(lambda span: (span.events, span.links), ended)
-    # (key kept for the README; the copy now reads the links from the ended span only when asked)
     out["of_which_enriched_span_copy_incl_links_tuple"] = _per_span_us(
         lambda span: _EnrichedSpan(span, {}, ()), ended
     )

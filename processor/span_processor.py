@@ -29,8 +29,7 @@ spans under one parent ``Context`` (immutable, so the last one seen is cached by
 ``on_end`` copies the attributes with the mapping's own ``copy()``, redacts them before adding its own
 keys (never content), reads usage and prices into plain tuples and integer pico-dollars
 (`usage.read_counts`, `PriceCatalog.quote`), and builds the public `Usage`/`Cost` only for metrics.
-The enriched copy takes every field from the ended span's public properties when it is made, except the
-links, which it reads from the ended span only when asked (the SDK re-tuples them on every read).
+The enriched copy is built by the public `ReadableSpan` constructor from the ended span's properties.
 """
 
 from __future__ import annotations
@@ -43,10 +42,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from opentelemetry import baggage, context
+from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import Link
 from opentelemetry.util.types import Attributes
 
 from tokenbook.processor import semconv
@@ -85,33 +83,30 @@ def _no_context() -> None:
 
 
 class _EnrichedSpan(ReadableSpan):
-    """A frozen copy of an ended span with other attributes/events; links and drop counts are the source's.
+    """A frozen copy of an ended span with other attributes/events; keeps the original drop counts.
 
-    Every field is read from the source's public properties when the copy is made, except the links:
-    ``ReadableSpan.links`` copies them into a new tuple on each read, so the copy reads them from the
-    source only when asked (they are immutable once the span has ended; the SDK's own `ReadableSpan`
-    shares them with the live span the same way). ``ReadableSpan.__init__`` is not called: it would
-    only set the same fields one call deeper.
+    Built through the public `ReadableSpan` constructor from the source's public properties; no private
+    field of either span is written here.
     """
 
     def __init__(self, span: ReadableSpan, attributes: Mapping[str, object], events: Sequence[Event]) -> None:
-        self._name = span.name
-        self._context = span.context
-        self._parent = span.parent
-        self._resource = span.resource
-        self._attributes = attributes  # type: ignore[assignment]
-        self._events = events
-        self._kind = span.kind
-        self._instrumentation_info = None  # deprecated: the scope replaces it
-        self._instrumentation_scope = span.instrumentation_scope
-        self._status = span.status
-        self._start_time = span.start_time
-        self._end_time = span.end_time
+        ReadableSpan.__init__(  # positional: keyword matching is measurable per span
+            self,
+            span.name,
+            span.context,
+            span.parent,
+            span.resource,
+            attributes,  # type: ignore[arg-type]
+            events,
+            span.links,
+            span.kind,
+            None,  # instrumentation_info (deprecated): the scope below replaces it
+            span.status,
+            span.start_time,
+            span.end_time,
+            span.instrumentation_scope,
+        )
         self._source = span
-
-    @property
-    def _links(self) -> Sequence[Link]:  # type: ignore[override]  # read by ReadableSpan.links, to_json
-        return self._source.links
 
     @property
     def dropped_attributes(self) -> int:
@@ -340,7 +335,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         billable = is_billable(kind, counts[5], had_descendant)
         if workflow is not None:
             attrs[_TB.WORKFLOW_NAME] = workflow[0]
-            attrs[_TB.WORKFLOW_ID] = "%016x" % workflow[1]  # noqa: UP031 - trace.format_span_id, one call less
+            attrs[_TB.WORKFLOW_ID] = trace.format_span_id(workflow[1])
         if counts[6]:
             attrs[_TB.USAGE_ISSUE] = "; ".join(counts[6])
         if not billable:
