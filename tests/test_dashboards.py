@@ -34,6 +34,7 @@ import pytest
 from tests.collector.budget_rows import BUDGET_PANEL_COLUMNS, seed_budget_events
 from tokenbook.collector.ledger import CallRow, StepRow
 from tokenbook.collector.store import Store
+from tokenbook.processor.pricing import CATALOG_NAME
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboards"
 DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))
@@ -402,7 +403,7 @@ def _call(
         raw = ((inp - cr - cw) * r_in, out * r_out, cr * r_cr, cw * r_cw)
         parts = [p.quantize(Q) for p in raw]
         costs = (*parts, sum(parts, Decimal(0)))
-        price_status, price_source = "priced", f"genai-prices 0.2.3: {provider}/{model}"
+        price_status, price_source = "priced", f"{CATALOG_NAME}: {provider}/{model}"
     return CallRow(
         timestamp=ts,
         trace_id=f"trace-{context}",

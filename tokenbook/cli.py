@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", default=None, help="ISO timestamp the price must be in force at (default now)")
     p.add_argument("--overrides", default=None, help="YAML price overrides file")
     p.add_argument("--unpriced", action="store_true", help="models seen in the ledger without a price")
+    p.add_argument(
+        "--version", action="store_true", help="print the price catalog in use (the installed genai-prices)"
+    )
     p.add_argument("--format", default="table", choices=_FORMATS)
     _add_store_target(p)
 

@@ -1,10 +1,11 @@
-"""`tokenbook prices [MODEL] [--provider P] [--at TS] [--overrides FILE] [--format F] [--unpriced]`.
+"""`tokenbook prices [MODEL] [--provider P] [--at TS] [--overrides FILE] [--format F] [--unpriced] [--version]`.
 
 * With MODEL: the unit prices used for that model at ``--at`` (default now), and where they come from
   (catalog version and price period, or override file and entry with its ``source`` and ``checked``).
   Exit 1 when the model has no price, printing why.
 * Without MODEL: the models of ``--provider`` with their current prices, or, without a provider, the
   catalog's providers and the override entries.
+* ``--version``: the catalog in use, ``genai-prices X.Y.Z`` (the installed package).
 * ``--unpriced``: models seen in the ledger without a price (`tokenbook.reports.cmd_unpriced`).
 
 Prices are per million tokens, in the price's currency (USD for the catalog).
@@ -89,6 +90,9 @@ def _override_note(catalog: PriceCatalog, prices: UnitPrices) -> str:
 
 def cmd_prices(args: argparse.Namespace) -> int:
     """Handler of `tokenbook prices`; returns the exit code."""
+    if args.version:
+        print(CATALOG_NAME)
+        return 0
     if args.unpriced:
         handler = importlib.import_module("tokenbook.reports").cmd_unpriced
         code: int = handler(args)

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from tests.collector.collector_process import CollectorProcess, SpanFactory
 
-CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (genai-prices 0.2.3)
+CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (tests/golden_prices.py)
 
 
 @pytest.fixture(scope="module")

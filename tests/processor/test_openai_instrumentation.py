@@ -13,6 +13,7 @@ from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 
 from tokenbook.processor import attribute, budget
+from tokenbook.processor.pricing import CATALOG_NAME
 
 CHAT = {
     "id": "chatcmpl-1",
@@ -83,7 +84,7 @@ def test_chat_completion_span_is_priced_and_attributed(openai_client):
     assert a["gen_ai.usage.cache_read.input_tokens"] == 1500
     # tokenbook: gpt-4o 500 fresh x $2.5 + 1500 cached x $1.25 + 100 out x $10 per MTok
     assert a["tokenbook.price.status"] == "priced"
-    assert a["tokenbook.price.source"].startswith("genai-prices 0.2.3 openai/gpt-4o")
+    assert a["tokenbook.price.source"].startswith(f"{CATALOG_NAME} openai/gpt-4o")
     assert Decimal(a["tokenbook.cost.input"]) == Decimal("0.00125")
     assert Decimal(a["tokenbook.cost.cache_read"]) == Decimal("0.001875")
     assert Decimal(a["tokenbook.cost.output"]) == Decimal("0.001")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tokenbook.cli import main
+from tokenbook.processor.pricing import CATALOG_NAME
 
 TESTDATA = Path(__file__).parents[1] / "testdata"
 
@@ -14,7 +15,7 @@ def test_model_price_and_source(capsys):
     assert main(["prices", "claude-sonnet-4-5", "--provider", "anthropic", "--format", "json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert (row["input_mtok"], row["output_mtok"], row["cache_read_mtok"]) == ("3", "15", "0.3")
-    assert row["source"] == "genai-prices 0.2.3 anthropic/claude-sonnet-4-5"
+    assert row["source"] == f"{CATALOG_NAME} anthropic/claude-sonnet-4-5"
     assert "above 200,000 input tokens" in row["tiers"]
 
 
@@ -23,7 +24,7 @@ def test_price_at_a_date(capsys):
     assert json.loads(capsys.readouterr().out)["input_mtok"] == "10"
     assert main(["prices", "o3", "--at", "2025-06-20T00:00:00Z", "--format", "json"]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert (row["input_mtok"], row["source"]) == ("2", "genai-prices 0.2.3 openai/o3 (2025-06-10..)")
+    assert (row["input_mtok"], row["source"]) == ("2", f"{CATALOG_NAME} openai/o3 (2025-06-10..)")
 
 
 def test_override_source_and_checked(capsys):

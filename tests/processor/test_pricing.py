@@ -12,7 +12,7 @@ import genai_prices
 import pytest
 
 from tokenbook.processor.overrides import PriceConfigError
-from tokenbook.processor.pricing import COST_QUANTUM, Cost, PriceCatalog, UnitPrices, catalog_provider
+from tokenbook.processor.pricing import CATALOG_NAME, COST_QUANTUM, Cost, PriceCatalog, UnitPrices, catalog_provider
 from tokenbook.processor.usage import MAX_TOKENS, Usage
 
 TESTDATA = Path(__file__).parents[1] / "testdata"
@@ -63,7 +63,7 @@ def test_anthropic_cache_read_and_write(catalog):
         cw=str(1_000 * Decimal("3.75") / M),
     )
     assert cost.total == Decimal("0.02745")
-    assert cost.source.startswith("genai-prices 0.2.3 anthropic/claude-sonnet-4-5")
+    assert cost.source.startswith(f"{CATALOG_NAME} anthropic/claude-sonnet-4-5")
     _check_against_calc_price(cost, u, "claude-sonnet-4-5", "anthropic", NOW)
 
 

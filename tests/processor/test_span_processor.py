@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tokenbook.processor import PriceCatalog, TokenbookSpanProcessor, attribute, budget, context_id_of
+from tokenbook.processor.pricing import CATALOG_NAME
 from tokenbook.processor.redaction import Redactor
 from tokenbook.processor.span_processor import _pico_text
 
@@ -35,7 +36,7 @@ def test_chat_span_is_priced_and_attributed(pipeline):
     )
     assert "tokenbook.cost.cache_write" not in a  # zero components are omitted
     assert a["tokenbook.cost.currency"] == "USD"
-    assert a["tokenbook.price.source"] == "genai-prices 0.2.3 openai/gpt-4o"
+    assert a["tokenbook.price.source"] == f"{CATALOG_NAME} openai/gpt-4o"
     assert a["tokenbook.call.kind"] == "model"
     assert "tokenbook.billable" not in a  # only non-billed spans are marked
     assert (a["tenant.id"], a["user.id"], a["project.id"], a["team.id"], a["app.feature"]) == (
