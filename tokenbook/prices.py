@@ -1,4 +1,4 @@
-"""`tokenbook prices [MODEL] [--provider P] [--at TS] [--overrides FILE] [--format F] [--unpriced] [--version]`.
+"""`tokenbook prices [MODEL] [--provider P] [--at TS] [--overrides FILE] [--format F] [--unpriced]`.
 
 * With MODEL: the unit prices used for that model at ``--at`` (default now), and where they come from
   (catalog version and price period, or override file and entry with its ``source`` and ``checked``).

@@ -12,7 +12,14 @@ import genai_prices
 import pytest
 
 from tokenbook.processor.overrides import PriceConfigError
-from tokenbook.processor.pricing import CATALOG_NAME, COST_QUANTUM, Cost, PriceCatalog, UnitPrices, catalog_provider
+from tokenbook.processor.pricing import (
+    CATALOG_NAME,
+    COST_QUANTUM,
+    Cost,
+    PriceCatalog,
+    UnitPrices,
+    catalog_provider,
+)
 from tokenbook.processor.usage import MAX_TOKENS, Usage
 
 TESTDATA = Path(__file__).parents[1] / "testdata"
