@@ -8,14 +8,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/dev.lock
 LATEST := .venv-latest
+# The workspace: one distribution per folder, installed editable (each adds its src/ to sys.path).
+MEMBERS := genai processor collector cli
+EDITABLE := $(foreach m,$(MEMBERS),-e ./$(m)) -e .
 
 .PHONY: demo test lint bench install lock test-latest clean
 
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(foreach m,$(MEMBERS),$(m)/pyproject.toml) $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(EDITABLE)
 	$(BIN)/python -m pip check --disable-pip-version-check
 	touch $(STAMP)
 
@@ -27,7 +30,8 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy tokenbook bench tests
+	$(BIN)/mypy genai/src processor/src collector/src cli/src bench tests
+	$(BIN)/lint-imports
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q
@@ -35,6 +39,7 @@ test: $(STAMP) lint
 # Re-resolve the lock from pyproject.toml's ranges (newest allowed versions), with hashes.
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes --upgrade \
+		$(foreach m,$(MEMBERS),--no-emit-package tokenbook-$(m)) \
 		--custom-compile-command "make lock" --quiet -o $(LOCK)
 
 # The suite on the newest versions the ranges allow, in a separate venv; it may fail when upstream
@@ -43,7 +48,7 @@ test-latest:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
-	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade -e '.[dev]'
+	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade $(foreach m,$(MEMBERS),-e ./$(m)) -e '.[dev]'
 	$(LATEST)/bin/python -m pip list --disable-pip-version-check --format=freeze > $(LATEST)/versions.txt
 	$(LATEST)/bin/pytest -q -p no:cacheprovider
 
@@ -51,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(LATEST) build *.egg-info tokenbook-data
+	rm -rf $(VENV) $(LATEST) build */build *.egg-info */src/*.egg-info tokenbook-data

@@ -16,9 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenbook.collector.ledger import CallRow
-from tokenbook.collector.sqltemplate import render_query
-from tokenbook.collector.store import Store
+from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.collector.storage.sqltemplate import render_query
+from tokenbook.collector.storage.store import Store
 
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "store_insert.json"

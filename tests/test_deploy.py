@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-
 from tokenbook.collector.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -356,13 +355,13 @@ def test_clustered_schema_uses_only_macros_the_nodes_define() -> None:
     """The DDL `tokenbook migrate --cluster` renders names this cluster and only macros its nodes know."""
     from importlib import resources
 
-    from tokenbook.collector.sqltemplate import SchemaTarget, render
+    from tokenbook.collector.storage.sqltemplate import SchemaTarget, render
 
     cluster = _cluster_name()
     macros = ET.parse(CLUSTER_DIR / "config.d" / "macros.xml").getroot().find("macros")
     assert macros is not None
     defined = {m.tag for m in macros} | {"database", "table"}  # the last two are built into ClickHouse
-    migrations = resources.files("tokenbook.collector").joinpath("sql", "migrations")
+    migrations = resources.files("tokenbook.collector.storage").joinpath("sql", "migrations")
     statements = [
         s
         for f in sorted(migrations.iterdir(), key=lambda f: f.name)
@@ -414,7 +413,10 @@ def test_dockerfile_installs_the_collector_extra_and_exposes_the_ports() -> None
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert "collector" in project["optional-dependencies"]
     assert '".[collector]"' in text
-    assert 'ENTRYPOINT ["tokenbook"]' in text and "tokenbook" in project["scripts"]
+    members = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["uv"]["workspace"]
+    assert all(f"./{m}" in text for m in members["members"])  # every member is built, not looked up
+    cli = tomllib.loads((ROOT / "cli" / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert 'ENTRYPOINT ["tokenbook"]' in text and "tokenbook" in cli["scripts"]
     (expose,) = re.findall(r"^EXPOSE (.+)$", text, re.MULTILINE)
     assert {int(p) for p in expose.split()} == {4317, 4318, 4319}
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()

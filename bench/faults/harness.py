@@ -247,7 +247,7 @@ def percentile(values: list[float], q: float) -> float | None:
 _VERIFY = """
 import json, sys
 from decimal import Decimal
-from tokenbook.collector.store import Store
+from tokenbook.collector.storage.store import Store
 data_dir, tenant, acked_file, cost = sys.argv[1], sys.argv[2], sys.argv[3], Decimal(sys.argv[4])
 acked = set(open(acked_file, encoding="ascii").read().split())
 store = Store.open(data_dir=data_dir)

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tokenbook.collector.ledger import CallRow, StepRow
+from tokenbook.collector.storage.ledger import CallRow, StepRow
 
 TENANTS = ("acme", "globex", "initech")
 MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("acme-labs", "mystery-model"))
@@ -137,7 +137,7 @@ def make_steps(calls: list[CallRow]) -> list[StepRow]:
 
 
 def main(data_dir: str) -> None:
-    from tokenbook.collector.store import Store
+    from tokenbook.collector.storage.store import Store
 
     calls = make_calls()
     steps = make_steps(calls)

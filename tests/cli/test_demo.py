@@ -8,7 +8,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from tokenbook.collector.store import Store
+from tokenbook.collector.storage.store import Store
 
 
 def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:

@@ -159,8 +159,8 @@ def test_migrate_embedded_dir(tmp_path):
 
 def test_reprice_changes_rows_and_totals_once(tmp_path):
     """Seeded costs are random; re-pricing sets them to the catalog's, once, with no double counting."""
-    from tokenbook.processor.pricing import PriceCatalog
-    from tokenbook.processor.usage import Usage
+    from tokenbook.genai.pricing.catalog import PriceCatalog
+    from tokenbook.genai.usage import Usage
 
     data_dir = tmp_path / "data"
     subprocess.run([sys.executable, str(SEED), str(data_dir)], check=True, timeout=120)

@@ -8,8 +8,8 @@ from typing import Any
 
 from tokenbook.collector.budgets.alerts import AlertDispatcher
 from tokenbook.collector.budgets.events import EPOCH, BudgetEvent
-from tokenbook.collector.ledger import CallRow
-from tokenbook.collector.store import Store
+from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.collector.storage.store import Store
 
 RATE_IN = Decimal("0.0000025")  # USD per input token
 RATE_OUT = Decimal("0.00001")

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tokenbook.collector.storage.store import Store
 
 from tests.collector.budget_rows import seed_budget_events
 from tests.test_dashboards import ALL, TimeRange, grafana_sql
-from tokenbook.collector.store import Store
 
 BOARD_PATH = Path(__file__).resolve().parents[2] / "dashboards" / "budgets.json"
 NOW = datetime.now(UTC).replace(microsecond=0)

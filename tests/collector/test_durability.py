@@ -86,7 +86,7 @@ class FlakyStore:
         self.down = False
 
     def write(self, calls, steps, *, blocks=None) -> None:
-        from tokenbook.collector.store import StoreUnavailable
+        from tokenbook.collector.storage.store import StoreUnavailable
 
         if self.down:
             raise StoreUnavailable("connection refused (simulated outage)")
@@ -110,16 +110,16 @@ def _post(url: str, body: bytes) -> tuple[int, str | None]:
 
 def outage_scenario(data_dir: str) -> dict[str, Any]:
     """Runs in a child process (one chDB directory per process): real Store, log, writer, receiver."""
-    from tokenbook.collector.decoders import DecoderPool
-    from tokenbook.collector.dedup import RecentSpanKeys
-    from tokenbook.collector.ingest import Ingestor
+    from tokenbook.collector.decode.pool import DecoderPool
+    from tokenbook.collector.ingest.dedup import RecentSpanKeys
+    from tokenbook.collector.ingest.ingestor import Ingestor
+    from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
     from tokenbook.collector.metrics import IngestMetrics
-    from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
-    from tokenbook.collector.receivers import HttpReceiver
-    from tokenbook.collector.store import Store
-    from tokenbook.collector.wal import WriteAheadLog
-    from tokenbook.collector.writer import LedgerWriter
-    from tokenbook.processor.pricing import PriceCatalog
+    from tokenbook.collector.receive import HttpReceiver
+    from tokenbook.collector.storage.store import Store
+    from tokenbook.collector.wal.log import WriteAheadLog
+    from tokenbook.collector.wal.writer import LedgerWriter
+    from tokenbook.genai.pricing.catalog import PriceCatalog
 
     store = Store.open(data_dir=data_dir)
     store.migrate()

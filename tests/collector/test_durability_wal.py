@@ -6,8 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from tokenbook.collector.wal import SpoolFull, WriteAheadLog
+from tokenbook.collector.wal.log import SpoolFull, WriteAheadLog
 
 
 def _wal(path: Path, **kw) -> WriteAheadLog:
@@ -112,7 +111,7 @@ def _rows():
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from tokenbook.collector.ledger import CallRow, StepRow
+    from tokenbook.collector.storage.ledger import CallRow, StepRow
 
     ts = datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
     call = CallRow(
@@ -133,7 +132,7 @@ def _rows():
 
 @pytest.mark.parametrize("which", ["both", "calls", "steps", "none"])
 def test_row_codec_round_trips_exactly(which: str) -> None:
-    from tokenbook.collector.rowcodec import decode_rows, encode_rows
+    from tokenbook.collector.storage.rowcodec import decode_rows, encode_rows
 
     calls, steps = _rows()
     calls = calls if which in ("both", "calls") else []
@@ -144,7 +143,7 @@ def test_row_codec_round_trips_exactly(which: str) -> None:
 
 
 def test_row_codec_keeps_any_text_and_the_blocks_are_the_logged_bytes() -> None:
-    from tokenbook.collector.rowcodec import decode_record, encode_record, join_blocks
+    from tokenbook.collector.storage.rowcodec import decode_record, encode_record, join_blocks
 
     calls, steps = _rows()
     texts = ("tab\there", "new\nline", "back\\slash", "quote \" '", "é 漢字 😀", "lone \udfff", "\\N")

@@ -191,7 +191,7 @@ def test_shutdown_drains_and_the_directory_reads_back(collector: CollectorProces
     assert any(line["msg"] == "collector summary" for line in lines)
     assert lines[-1]["msg"] == "collector stopped" and lines[-1]["drained"] is True
     script = (
-        "import sys; from tokenbook.collector.store import Store\n"
+        "import sys; from tokenbook.collector.storage.store import Store\n"
         "s = Store.open(data_dir=sys.argv[1])\n"
         "sql = \"SELECT count(), sum(total_cost) FROM v_calls WHERE tenant_id = 'last'\"\n"
         "n, total = s.query(sql)[2][0]\n"

@@ -7,10 +7,9 @@ import re
 import uuid
 
 import pytest
-
-from tokenbook.collector.migrate import MigrationError, load_migrations, rendered_ddl
-from tokenbook.collector.sqltemplate import SchemaTarget
-from tokenbook.collector.store import Store
+from tokenbook.collector.storage.migrate import MigrationError, load_migrations, rendered_ddl
+from tokenbook.collector.storage.sqltemplate import SchemaTarget
+from tokenbook.collector.storage.store import Store
 
 SERVER_URL = os.environ.get("TOKENBOOK_TEST_CLICKHOUSE_URL")
 OBJECTS = {

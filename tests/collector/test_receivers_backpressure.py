@@ -16,16 +16,16 @@ import grpc
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from tokenbook.collector.decode.pool import DecoderPool
+from tokenbook.collector.ingest.dedup import RecentSpanKeys
+from tokenbook.collector.ingest.ingestor import Ingestor
+from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
+from tokenbook.collector.wal.log import WriteAheadLog
+from tokenbook.genai.pricing.catalog import PriceCatalog
 
 from tests.collector.collector_process import SpanFactory
-from tokenbook.collector.decoders import DecoderPool
-from tokenbook.collector.dedup import RecentSpanKeys
-from tokenbook.collector.ingest import Ingestor
-from tokenbook.collector.metrics import IngestMetrics
-from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
-from tokenbook.collector.receivers import GrpcReceiver, HttpReceiver
-from tokenbook.collector.wal import WriteAheadLog
-from tokenbook.processor.pricing import PriceCatalog
 
 
 class GatedLog(WriteAheadLog):

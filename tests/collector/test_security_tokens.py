@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from tokenbook.collector.auth import (
     Credential,
     PermissionDenied,
@@ -85,7 +84,7 @@ def test_the_filter_setting_refuses_what_it_cannot_quote() -> None:
 
 @pytest.fixture(scope="module")
 def store(chdb_dir: Path):
-    from tokenbook.collector.store import Store
+    from tokenbook.collector.storage.store import Store
 
     with Store.open(data_dir=chdb_dir, database=f"auth_{uuid.uuid4().hex[:8]}") as s:
         s.migrate()

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tokenbook.collector.owner import OWNER_FILE, DirectoryOwned, claim, current_owner, release
+from tokenbook.collector.storage.owner import OWNER_FILE, DirectoryOwned, claim, current_owner, release
 
 
 def test_claim_and_release(tmp_path):

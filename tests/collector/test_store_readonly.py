@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
-from tokenbook.collector.readonly import QueryRefused, check_select
-from tokenbook.collector.store import Store, StoreError
+from tokenbook.collector.storage.guard import QueryRefused, check_select
+from tokenbook.collector.storage.store import Store, StoreError
 
 REFUSED = [
     "",

@@ -34,12 +34,12 @@ def _fuzz(argv: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports():
-        from tokenbook.collector.decode import MalformedRequest, decode_json, decode_protobuf
-        from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
-        from tokenbook.collector.rowcodec import decode_rows, encode_rows
-        from tokenbook.processor import semconv
-        from tokenbook.processor.pricing import PriceCatalog
-        from tokenbook.processor.usage import read_usage
+        from tokenbook.collector.decode.spans import MalformedRequest, decode_json, decode_protobuf
+        from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
+        from tokenbook.collector.storage.rowcodec import decode_rows, encode_rows
+        from tokenbook.genai import semconv
+        from tokenbook.genai.pricing.catalog import PriceCatalog
+        from tokenbook.genai.usage import read_usage
 
     keys = pipeline_keys(("team.cost_centre",), "hash")
     builder = RowBuilder(PriceCatalog(), content="hash", salt="atheris-salt")

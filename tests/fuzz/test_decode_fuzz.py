@@ -18,9 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-from tests.fuzz import strategies as fz
-from tokenbook.collector.decode import (
+from tokenbook.collector.decode.spans import (
     Decoded,
     KeyFilter,
     MalformedRequest,
@@ -28,10 +26,12 @@ from tokenbook.collector.decode import (
     decode_json,
     decode_protobuf,
 )
-from tokenbook.collector.ledger import CallRow, StepRow
-from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
-from tokenbook.collector.rowcodec import decode_rows, encode_rows
-from tokenbook.processor.pricing import PriceCatalog
+from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
+from tokenbook.collector.storage.ledger import CallRow, StepRow
+from tokenbook.collector.storage.rowcodec import decode_rows, encode_rows
+from tokenbook.genai.pricing.catalog import PriceCatalog
+
+from tests.fuzz import strategies as fz
 
 KEYS = pipeline_keys(("team.cost_centre",), "hash")
 BUILDER = RowBuilder(PriceCatalog(), content="hash", salt="fuzz-salt-0123")
@@ -191,7 +191,7 @@ def test_json_mutations_of_a_valid_request(body: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def store(chdb_dir: Path):
-    from tokenbook.collector.store import Store
+    from tokenbook.collector.storage.store import Store
 
     with Store.open(data_dir=chdb_dir, database=f"fuzz_{uuid.uuid4().hex[:8]}") as s:
         s.migrate()

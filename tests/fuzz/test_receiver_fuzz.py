@@ -15,17 +15,17 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tokenbook.collector.decode.pool import DecoderPool
+from tokenbook.collector.ingest.dedup import RecentSpanKeys
+from tokenbook.collector.ingest.ingestor import Ingestor
+from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
+from tokenbook.collector.wal.log import WriteAheadLog
+from tokenbook.genai.pricing.catalog import PriceCatalog
 
 from tests.fuzz import strategies as fz
 from tests.fuzz.test_decode_fuzz import VALID_JSON, VALID_PB
-from tokenbook.collector.decoders import DecoderPool
-from tokenbook.collector.dedup import RecentSpanKeys
-from tokenbook.collector.ingest import Ingestor
-from tokenbook.collector.metrics import IngestMetrics
-from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
-from tokenbook.collector.receivers import GrpcReceiver, HttpReceiver
-from tokenbook.collector.wal import WriteAheadLog
-from tokenbook.processor.pricing import PriceCatalog
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 HTTP_OK = {200, 400, 413, 415, 429, 503}

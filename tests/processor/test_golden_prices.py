@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-
-from tokenbook.processor.pricing import CATALOG_NAME, PriceCatalog, UnitPrices
+from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog, UnitPrices
 
 #: (provider, model, at) -> {price key: USD per million tokens}, as the suite relies on them.
 GOLDEN: dict[tuple[str, str, str], dict[str, str]] = {

@@ -11,9 +11,8 @@ import pytest
 from openai import OpenAI
 from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
-
+from tokenbook.genai.pricing.catalog import CATALOG_NAME
 from tokenbook.processor import attribute, budget
-from tokenbook.processor.pricing import CATALOG_NAME
 
 CHAT = {
     "id": "chatcmpl-1",

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tokenbook.cli import main
-from tokenbook.processor.pricing import CATALOG_NAME
+from tokenbook.genai.pricing.catalog import CATALOG_NAME
 
 TESTDATA = Path(__file__).parents[1] / "testdata"
 

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import genai_prices
 import pytest
-
-from tokenbook.processor.overrides import PriceConfigError
-from tokenbook.processor.pricing import (
+from tokenbook.genai.pricing.catalog import (
     CATALOG_NAME,
     COST_QUANTUM,
     Cost,
@@ -20,7 +18,8 @@ from tokenbook.processor.pricing import (
     UnitPrices,
     catalog_provider,
 )
-from tokenbook.processor.usage import MAX_TOKENS, Usage
+from tokenbook.genai.pricing.overrides import PriceConfigError
+from tokenbook.genai.usage import MAX_TOKENS, Usage
 
 TESTDATA = Path(__file__).parents[1] / "testdata"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -7,9 +7,8 @@ import random
 from decimal import Decimal
 
 import pytest
-
-from tokenbook.processor import semconv
-from tokenbook.processor.usage import MAX_TOKENS, Usage, coerce_count, read_counts, read_usage
+from tokenbook.genai import semconv
+from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_counts, read_usage
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ _CONTROL = os.environ.get("TOKENBOOK_FAULT_CONTROL")
 
 
 def _install(control: Path) -> None:
-    from tokenbook.collector.store import Store, StoreUnavailable
+    from tokenbook.collector.storage.store import Store, StoreUnavailable
 
     original = Store.write
 

@@ -1,0 +1,161 @@
+"""`tokenbook budgets [--tenant T] [--format table|json|csv]`: quota, budget and breaker states.
+
+With a running collector (`--admin HOST:PORT`, or the one that owns `--data-dir`) it prints the live
+counters of ``GET /v1/budgets`` (the gateway endpoint), one row per quota or budget subject. Without
+one (`--url`, or an embedded directory nobody owns) it prints the last recorded crossing of each
+subject whose window is still open, from `budget_events`, and says so on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tokenbook.cli.output import print_result
+from tokenbook.collector.query.api import auth_headers
+from tokenbook.collector.storage.location import DEFAULT_DATA_DIR
+from tokenbook.collector.storage.owner import current_owner
+from tokenbook.collector.storage.sqltemplate import render_query
+from tokenbook.collector.storage.store import Store, StoreError
+
+__all__ = ["COLUMNS", "budget_rows", "cmd_budgets"]
+
+_MAX_ROWS = 100_000
+COLUMNS = (
+    "kind",
+    "rule",
+    "subject",
+    "window",
+    "state",
+    "enforcement",
+    "used_tokens",
+    "limit_tokens",
+    "remaining_tokens",
+    "used_cost",
+    "limit_cost",
+    "remaining_cost",
+    "currency",
+    "reset_at",
+)
+_TYPES = (
+    "String",
+    "String",
+    "String",
+    "String",
+    "String",
+    "String",
+    "UInt64",
+    "Nullable(UInt64)",
+    "Nullable(UInt64)",
+    "Decimal(38, 12)",
+    "Nullable(Decimal(38, 12))",
+    "Nullable(Decimal(38, 12))",
+    "String",
+    "Nullable(DateTime64(6))",
+)
+
+
+def _decimal(v: str | None) -> Decimal | None:
+    return None if v is None else Decimal(v)
+
+
+def budget_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The table rows of a ``GET /v1/budgets`` answer (quotas, budgets, then tripped breakers)."""
+    rows: list[tuple[Any, ...]] = []
+    for e in doc.get("quotas", []) + doc.get("budgets", []):
+        rows.append(
+            (
+                e["kind"],
+                e["rule"],
+                ", ".join(f"{k}={v}" for k, v in e["subject"].items()),
+                e["window"],
+                e["state"],
+                e["enforcement"],
+                e["used"]["tokens"],
+                e["limit"]["tokens"],
+                e["remaining"]["tokens"],
+                Decimal(e["used"]["cost"]),
+                _decimal(e["limit"]["cost"]),
+                _decimal(e["remaining"]["cost"]),
+                e["currency"],
+                None if e["reset_at"] is None else datetime.fromisoformat(e["reset_at"]),
+            )
+        )
+    breakers = dict(doc.get("breakers") or {})
+    tenant = doc.get("query", {}).get("tenant")
+    if doc.get("breaker") and tenant is not None and doc["breaker"]["state"] == "tripped":
+        breakers[tenant] = doc["breaker"]
+    for tenant_id, b in sorted(breakers.items()):
+        until = datetime.fromisoformat(b["until"]) if b["until"] else None
+        row = (
+            "breaker",
+            "breaker",
+            f"tenant={tenant_id}",
+            "burn rate",
+            "tripped",
+            "hard",
+            b["burn_tokens"] or 0,
+        )
+        rows.append((*row, None, None, Decimal(0), None, None, "", until))
+    return rows
+
+
+def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
+    query = urllib.parse.urlencode({"tenant": tenant} if tenant else {})
+    url = f"http://{address}/v1/budgets" + (f"?{query}" if query else "")
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=auth_headers()), timeout=10
+        ) as response:
+            doc = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise StoreError(
+            f"collector admin API at {address}: {exc.read().decode('utf-8', 'replace')}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise StoreError(f"collector admin API at {address} is not reachable: {exc}") from None
+    return budget_rows(doc)
+
+
+def _from_events(store: Store, tenant: str | None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+    return store.query_readonly(
+        render_query("budgets/latest_states.sql", store.database),
+        {"tenant": tenant or ""},
+        max_rows=_MAX_ROWS,
+    )
+
+
+def cmd_budgets(args: argparse.Namespace) -> int:
+    """Print the states (see module docstring); exit 1 when the store or the collector cannot be read."""
+    try:
+        admin = args.admin
+        data_dir = args.data_dir or DEFAULT_DATA_DIR
+        if admin is None and args.url is None:
+            admin = current_owner(data_dir)
+            if admin is None and not Path(data_dir).is_dir():
+                raise StoreError(
+                    f"no embedded store in {data_dir}: run `tokenbook collector`, or pass --url or --admin"
+                )
+        if admin is not None:
+            rows = _from_admin(admin, args.tenant)
+            columns, types = list(COLUMNS), list(_TYPES)
+        else:
+            with Store.open(args.url, data_dir=data_dir) as store:
+                columns, types, rows = _from_events(store, args.tenant)
+            print(
+                "tokenbook budgets: no running collector; last recorded crossings from budget_events",
+                file=sys.stderr,
+            )
+    except StoreError as exc:
+        print(f"tokenbook budgets: {exc}", file=sys.stderr)
+        return 1
+    print_result(columns, types, rows, args.format)
+    return 0

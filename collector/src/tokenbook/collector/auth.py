@@ -1,0 +1,251 @@
+"""Bearer-token authentication for the OTLP receivers and the admin API.
+
+Tokens never appear in the config: each entry of ``auth.tokens`` holds the SHA-256 (hex) of a token,
+the tenant it acts for and its scopes::
+
+    auth:
+      enabled: true
+      tokens:
+        - sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+          tenant: acme            # "*": every tenant (a gateway, an operator)
+          scopes: [ingest]        # ingest | query | admin
+
+A request presents ``Authorization: Bearer <token>`` (gRPC: the ``authorization`` metadata key; OTel
+exporters send it with ``OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer <token>"``).
+`TokenTable.authenticate` hashes the presented token and looks the digest up, so the table holds no
+usable secret. Outcomes: a `Credential`; `Unauthenticated` (no token, malformed header, unknown token
+-> 401 / UNAUTHENTICATED); `PermissionDenied` (known token without the scope -> 403 /
+PERMISSION_DENIED). Messages never contain the presented token.
+
+What a credential does:
+
+* ``ingest``: with a tenant, every span of the request is attributed to that tenant whatever its
+  ``tenant.id`` attribute says (`Credential.tenant_override`); with ``*`` spans keep their own.
+* ``query``: ``POST /v1/query``; with a tenant (`tenant_query_settings`), every table of the tokenbook
+  database is read through ClickHouse's ``additional_table_filters`` (`tenant_filters`):
+  ``tenant_id = '<tenant>'`` for tables and views that have a ``tenant_id`` column, and ``0`` (no
+  rows) for any other table. The filters do not reach table functions that read a table's parts
+  directly (``mergeTreeIndex`` returns every tenant's primary keys), so such a query may call only
+  the table functions of `TENANT_TABLE_FUNCTIONS`, as ClickHouse's own parser sees them
+  (``EXPLAIN AST``); anything else is refused.
+* ``admin``: everything of the admin API (query included), with the same tenant rule.
+
+Health and readiness (``/healthz``, ``/readyz``) stay open for probes; ``/metrics`` needs ``admin``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from tokenbook.collector.storage.store import Store
+
+__all__ = [
+    "ALL_TENANTS",
+    "SCOPES",
+    "TENANT_TABLE_FUNCTIONS",
+    "AuthError",
+    "Credential",
+    "PermissionDenied",
+    "TokenTable",
+    "Unauthenticated",
+    "grpc_credential",
+    "is_token_digest",
+    "parse_tokens",
+    "table_functions_called",
+    "tenant_filters",
+    "tenant_query_settings",
+    "token_digest",
+]
+
+SCOPES: Final = ("ingest", "query", "admin")
+ALL_TENANTS: Final = "*"
+TENANT_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+#: Table functions a tenant-scoped query may call: they read no table, or read through the filters.
+TENANT_TABLE_FUNCTIONS: Final = frozenset(
+    {
+        "numbers",
+        "numbers_mt",
+        "zeros",
+        "zeros_mt",
+        "generate_series",
+        "generateSeries",
+        "values",
+        "view",
+        "null",
+    }
+)
+_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class AuthError(Exception):
+    """A refused request; `status` is the HTTP status, `grpc_code` the gRPC status code name."""
+
+    status = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
+class Unauthenticated(AuthError):
+    """No token, a malformed ``Authorization`` header, or a token that is not configured."""
+
+
+class PermissionDenied(AuthError):
+    """A valid token without the scope the request needs."""
+
+    status = 403
+    grpc_code = "PERMISSION_DENIED"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a token may do: `tenant` (or ``*``) and its scopes."""
+
+    tenant: str
+    scopes: frozenset[str]
+
+    @property
+    def tenant_override(self) -> str | None:
+        """The tenant every span of this sender is attributed to; None keeps the spans' own."""
+        return None if self.tenant == ALL_TENANTS else self.tenant
+
+
+def token_digest(token: str) -> str:
+    """The hex SHA-256 of `token`, as written in ``auth.tokens[].sha256``."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def is_token_digest(value: str) -> bool:
+    """Whether `value` looks like `token_digest` output (64 lowercase hex digits)."""
+    return bool(_DIGEST.fullmatch(value))
+
+
+class TokenTable:
+    """Configured credentials by token digest. Immutable; thread-safe."""
+
+    def __init__(self, credentials: Mapping[str, Credential]) -> None:
+        self._by_digest = dict(credentials)
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def authenticate(self, authorization: str | None, scope: str) -> Credential:
+        """The credential of an ``Authorization`` header value, checked for `scope`."""
+        if not authorization:
+            raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
+        kind, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if kind.lower() != "bearer" or not token:
+            raise Unauthenticated("malformed Authorization header: expected 'Bearer <token>'")
+        credential = self._by_digest.get(token_digest(token))
+        if credential is None:
+            raise Unauthenticated("invalid bearer token")
+        if scope not in credential.scopes and not (scope == "query" and "admin" in credential.scopes):
+            raise PermissionDenied(f"this token lacks the {scope!r} scope")
+        return credential
+
+
+def grpc_credential(tokens: TokenTable, context: Any, scope: str) -> Credential:
+    """`TokenTable.authenticate` for a grpcio handler: aborts with UNAUTHENTICATED / PERMISSION_DENIED."""
+    import grpc
+
+    metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+    try:
+        return tokens.authenticate(metadata.get("authorization"), scope)
+    except AuthError as exc:
+        context.abort(grpc.StatusCode[exc.grpc_code], str(exc))
+        raise AssertionError("unreachable: context.abort raises") from exc
+
+
+def parse_tokens(raw: Any) -> TokenTable:
+    """``auth.tokens`` from YAML; raises `ValueError` listing every problem with its entry index."""
+    if not isinstance(raw, list):
+        raise ValueError("must be a list of {sha256, tenant, scopes} entries")
+    problems: list[str] = []
+    table: dict[str, Credential] = {}
+    for i, entry in enumerate(raw):
+        where = f"[{i}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{where}: must be a mapping with sha256, tenant and scopes")
+            continue
+        unknown = sorted(set(entry) - {"sha256", "tenant", "scopes"})
+        if unknown:
+            problems.append(f"{where}: unknown key(s) {', '.join(map(str, unknown))}")
+        digest = entry.get("sha256")
+        if not isinstance(digest, str) or not is_token_digest(digest.lower()):
+            problems.append(f"{where}.sha256: must be 64 hex digits, the SHA-256 of the token (sha256sum)")
+        elif digest.lower() in table:
+            problems.append(f"{where}.sha256: the same token is configured twice")
+        tenant = entry.get("tenant")
+        if not isinstance(tenant, str) or not (tenant == ALL_TENANTS or TENANT_PATTERN.fullmatch(tenant)):
+            problems.append(f"{where}.tenant: must be '*' or a tenant ID matching {TENANT_PATTERN.pattern}")
+        scopes = entry.get("scopes", ["ingest"])
+        if not isinstance(scopes, list) or not scopes or not all(s in SCOPES for s in scopes):
+            problems.append(f"{where}.scopes: must be a non-empty list of {', '.join(SCOPES)}")
+        if not problems and isinstance(digest, str) and isinstance(tenant, str):
+            table[digest.lower()] = Credential(tenant, frozenset(scopes))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return TokenTable(table)
+
+
+def tenant_filters(database: str, tables: Iterable[tuple[str, bool]], tenant: str) -> str:
+    """The ``additional_table_filters`` setting that confines a query to `tenant`.
+
+    `tables` are (name, has a ``tenant_id`` column) for every table and view of `database`. The
+    tenant was validated against `TENANT_PATTERN` at config load (no quote can occur); it is still
+    escaped here so that the setting can never be broken out of.
+    """
+    if not TENANT_PATTERN.fullmatch(tenant):
+        raise ValueError(f"invalid tenant {tenant!r}")
+    condition = f"tenant_id = \\'{tenant}\\'"
+    entries = []
+    for name, has_tenant in tables:
+        if not _IDENTIFIER.fullmatch(name) or not _IDENTIFIER.fullmatch(database):
+            raise ValueError(f"unexpected table name {database}.{name}")
+        entries.append(f"'{database}.{name}': '{condition if has_tenant else '0'}'")
+    return "{" + ", ".join(entries) + "}"
+
+
+def table_functions_called(ast: Iterable[str], table_function_names: Collection[str]) -> set[str]:
+    """Table functions in an ``EXPLAIN AST`` listing: a Function node right under a TableExpression,
+    or any Function node whose name is only a table function (``x IN tablefunc(...)``)."""
+    found: set[str] = set()
+    previous = ""
+    for line in ast:
+        node = line.strip()
+        if node.startswith("Function "):
+            name = node.split()[1]
+            if previous == "TableExpression" or name in table_function_names:
+                found.add(name)
+        previous = node.split(" (", 1)[0]
+    return found
+
+
+def tenant_query_settings(
+    store: Store, sql: str, parameters: Mapping[str, Any], tenant: str
+) -> dict[str, str]:
+    """The settings that confine `sql` (already accepted by `readonly.check_select`) to `tenant`.
+
+    Raises `QueryRefused` when the query calls a table function outside `TENANT_TABLE_FUNCTIONS`.
+    """
+    from tokenbook.collector.storage.guard import QueryRefused, check_select
+    from tokenbook.collector.storage.sqltemplate import render_query
+
+    db = store.database
+    only_table = {r[0] for r in store.query(render_query("table_functions.sql", db))[2]}
+    ast = [
+        r[0] for r in store.query("EXPLAIN AST " + check_select(sql), parameters, settings={"readonly": 2})[2]
+    ]
+    refused = table_functions_called(ast, only_table) - TENANT_TABLE_FUNCTIONS
+    if refused:
+        raise QueryRefused(
+            f"a tenant-scoped token may not call {', '.join(sorted(refused))}(); "
+            f"allowed table functions: {', '.join(sorted(TENANT_TABLE_FUNCTIONS))}"
+        )
+    tables = store.query(render_query("tenant_tables.sql", db), {"db": db})[2]
+    return {"additional_table_filters": tenant_filters(db, tables, tenant)}

@@ -1,0 +1,114 @@
+"""Alert delivery: each `BudgetEvent` goes, on one background thread, to every sink in order:
+
+1. the `budget_events` table (so a restarted collector knows the crossing was alerted);
+2. one structured log line (logger ``tokenbook.collector.budgets``, the webhook body as fields);
+3. the webhook, when configured (`WebhookSender`: bounded retries with backoff, HMAC signature);
+4. the alert counters exposed on the admin API's ``/metrics``.
+
+`publish` never blocks or raises (the ingest path calls it): the queue is bounded and an event that
+does not fit is dropped and counted. `stop(timeout)` delivers what is queued, then joins.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+from tokenbook.collector.budgets.events import EVENT_COLUMNS, BudgetEvent
+from tokenbook.collector.budgets.webhook import WebhookSender
+from tokenbook.collector.storage.sqltemplate import render_query
+
+__all__ = ["AlertDispatcher", "EventStore"]
+
+_log = logging.getLogger("tokenbook.collector.budgets")
+_QUEUE_SIZE: Final = 10_000
+_STORE_ATTEMPTS: Final = 3
+_WARN_STATES: Final = frozenset({"over_budget", "tripped"})
+
+
+class EventStore(Protocol):
+    """What the dispatcher needs of `tokenbook.collector.store.Store`."""
+
+    database: str
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None: ...
+
+
+class AlertDispatcher:
+    def __init__(self, *, log: bool, webhook: WebhookSender | None, store: EventStore | None) -> None:
+        self.log = log
+        self.webhook = webhook
+        self.store = store
+        self._queue: queue.Queue[BudgetEvent | None] = queue.Queue(_QUEUE_SIZE)
+        self._lock = threading.Lock()
+        self.alerts: Counter[tuple[str, str]] = Counter()  # (kind, state) -> events delivered
+        self.failures: Counter[str] = Counter()  # sink -> failed deliveries, plus "dropped"
+        self._thread = threading.Thread(target=self._run, name="tokenbook-budget-alerts", daemon=True)
+        self._insert_sql = "" if store is None else render_query("budgets/insert_event.sql", store.database)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def publish(self, event: BudgetEvent) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            with self._lock:
+                self.failures["dropped"] += 1
+            _log.error("budget alert queue full: dropped %s %s", event.rule, event.state)
+
+    def stop(self, timeout: float) -> bool:
+        """Deliver the queued events (up to `timeout` s) and stop; returns whether the queue emptied."""
+        if not self._thread.is_alive():
+            return self._queue.empty()
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        with self._lock:
+            return dict(self.alerts), dict(self.failures)
+
+    def _run(self) -> None:
+        while (event := self._queue.get()) is not None:
+            self.deliver(event)
+
+    def deliver(self, event: BudgetEvent) -> None:
+        """Send one event to every sink (on the caller's thread); failures are logged and counted."""
+        if self.store is not None and not self._insert(event):
+            self._count_failure("table")
+        if self.log:
+            level = logging.WARNING if event.state in _WARN_STATES else logging.INFO
+            _log.log(level, event.message, extra={"fields": {"budget_event": event.webhook_body()}})
+        if self.webhook is not None and not self.webhook.send(event.event_id, event.webhook_body()):
+            self._count_failure("webhook")
+        with self._lock:
+            self.alerts[(event.kind, event.state)] += 1
+
+    def _count_failure(self, sink: str) -> None:
+        with self._lock:
+            self.failures[sink] += 1
+
+    def _insert(self, event: BudgetEvent) -> bool:
+        assert self.store is not None
+        params = dict(zip(EVENT_COLUMNS, event.row(), strict=True))
+        delay = 0.2
+        for attempt in range(1, _STORE_ATTEMPTS + 1):
+            try:
+                self.store.command(self._insert_sql, params)
+                return True
+            except Exception as exc:  # noqa: BLE001 - storage errors of any kind: retried, then counted
+                if attempt == _STORE_ATTEMPTS:
+                    _log.error("cannot record budget event %s in budget_events: %s", event.event_id, exc)
+                    return False
+                time.sleep(delay)
+                delay *= 2
+        return False

@@ -1,0 +1,60 @@
+"""Usage counters and the state they put a quota or budget in.
+
+A counter adds the tokens (input + output) and the priced cost (in the limit's currency) of calls.
+States and the counting rule are `tokenbook.genai.budgets`', shared with the in-app budgets: an
+unpriced call counts its tokens and `unpriced_calls`, never a cost of 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tokenbook.collector.budgets.config import ATTRIBUTE_KEYS, TAG_PREFIX, Rule
+from tokenbook.collector.budgets.events import EPOCH
+from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.genai.budgets import RANK, WITHIN_BUDGET, UsageCounter, state_of
+
+__all__ = ["RANK", "Counter", "attribute_of", "call_cost", "call_tokens", "matches", "subject_of"]
+
+
+def attribute_of(call: CallRow, key: str) -> str:
+    """The value of a match / per key (`tenant`, `tags.team`, ...) on a call; "" when absent."""
+    field = ATTRIBUTE_KEYS.get(key)
+    if field is not None:
+        return str(getattr(call, field))
+    return call.tags.get(key[len(TAG_PREFIX) :], "")
+
+
+def matches(rule: Rule, call: CallRow) -> bool:
+    return all(attribute_of(call, key) == value for key, value in rule.match)
+
+
+def subject_of(rule: Rule, call: CallRow) -> tuple[str, ...]:
+    return tuple(attribute_of(call, key) for key in rule.per)
+
+
+def call_tokens(call: CallRow) -> int:
+    return call.input_tokens + call.output_tokens
+
+
+def call_cost(call: CallRow, currency: str) -> Decimal | None:
+    """The call's cost toward a limit in `currency`; None when unpriced (or in another currency)."""
+    if call.total_cost is None or call.currency != currency:
+        return None
+    return call.total_cost
+
+
+@dataclass(slots=True)
+class Counter(UsageCounter):
+    """One subject's usage in one window (or one context, for budgets). Guarded by the evaluator's lock."""
+
+    start: datetime = EPOCH  # window start; for budgets the epoch
+    end: datetime | None = None  # window end (exclusive); None for budgets
+    alerted: str = WITHIN_BUDGET  # the highest state already alerted for this counter
+    last_seen: float = 0.0  # clock seconds of the last call (budgets expire after context_ttl)
+
+    def state(self, rule: Rule) -> str:
+        """This counter's state against `rule`'s limits."""
+        return state_of(rule.limits.tokens, rule.limits.cost, rule.at_risk, self.tokens, self.cost)

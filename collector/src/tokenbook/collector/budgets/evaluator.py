@@ -1,0 +1,418 @@
+"""Real-time quota and budget counters, evaluated on ingest.
+
+`observe(calls)` is fed every newly accepted call (after the collector's dedup let it through and
+it is durable in the write-ahead log): for each rule whose `match` holds it adds the call's tokens
+and cost to the subject's counter, in the window that holds the call's *timestamp*, and publishes
+one `BudgetEvent` when the counter's state rises above the highest state already alerted (once per
+crossing). Quotas keep the previous and the current window (by the clock); a call older than that
+is not counted in real time (`out_of_window_calls`), exactly as the rebuild would not count it.
+
+`rebuild(source, pending)` sets every counter from the deduplicated ledger (FINAL), adds the calls
+still in the write-ahead log that storage does not have yet, restores the alerted states and breaker
+trips from `budget_events`, then publishes the crossings that were never alerted. It runs before
+the receivers start. `status(query)` answers the gateway from memory.
+
+Thread-safe: one lock around counters; events are published after it is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from tokenbook.collector.budgets.breaker import BurnRateBreaker
+from tokenbook.collector.budgets.config import BudgetsConfig, Rule
+from tokenbook.collector.budgets.counters import (
+    RANK,
+    Counter,
+    call_cost,
+    call_tokens,
+    matches,
+    subject_of,
+)
+from tokenbook.collector.budgets.events import EPOCH, TRIPPED, BudgetEvent
+from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.collector.storage.sqltemplate import render_query
+from tokenbook.genai.budgets import OVER_BUDGET, WITHIN_BUDGET
+
+__all__ = ["BudgetEvaluator", "RebuildResult", "UsageSource"]
+
+_log = logging.getLogger(__name__)
+_PRUNE_INTERVAL = 10.0
+_Key = tuple[int, tuple[str, ...], datetime]
+
+
+class UsageSource(Protocol):
+    """What the rebuild needs of `tokenbook.collector.store.Store`."""
+
+    database: str
+
+    def query(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]: ...
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    counters: int  # counters set from the ledger
+    pending_calls: int  # calls from the write-ahead log that storage did not have
+    restored_alerts: int  # counters whose alerted state came from budget_events
+    catch_up_events: int  # crossings alerted at start because no event recorded them
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class BudgetEvaluator:
+    def __init__(
+        self,
+        config: BudgetsConfig,
+        *,
+        publish: Callable[[BudgetEvent], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.rules: tuple[Rule, ...] = config.rules
+        self._publish = publish
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counters: dict[_Key, Counter] = {}
+        self._windows: dict[int, tuple[datetime, datetime, datetime]] = {}  # rule -> prev start, start, end
+        self.breaker = BurnRateBreaker(config.breaker) if config.breaker.enabled else None
+        self.out_of_window_calls = 0
+        self.errors = 0
+        self._last_prune = 0.0
+
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def observe(self, calls: Sequence[CallRow]) -> None:
+        """Count newly accepted calls; never raises (errors are logged once per batch and counted)."""
+        if not calls:
+            return
+        try:
+            events = self._observe(calls, self._clock())
+        except Exception:  # noqa: BLE001 - the ingest path must not fail because of budgets
+            self.errors += 1
+            _log.exception("budget evaluation failed for a batch of %d calls", len(calls))
+            return
+        for event in events:
+            self._publish(event)
+
+    def tick(self) -> None:
+        """Expire breaker trips and forget old counters (called about once a second)."""
+        now = self._clock()
+        with self._lock:
+            self._prune(now)
+            events = self.breaker.expire(now) if self.breaker is not None else []
+        for event in events:
+            self._publish(event)
+
+    def _observe(self, calls: Sequence[CallRow], now: float) -> list[BudgetEvent]:
+        events: list[BudgetEvent] = []
+        with self._lock:
+            self._prune(now)
+            for call in calls:
+                self._count(call, now, events)
+                if self.breaker is not None:
+                    events += self.breaker.add(call.tenant_id, call_tokens(call), now)
+        return events
+
+    def _count(self, call: CallRow, now: float, events: list[BudgetEvent] | None) -> None:
+        tokens = call_tokens(call)
+        for idx, rule in enumerate(self.rules):
+            if not matches(rule, call):
+                continue
+            counter = self._counter(idx, rule, subject_of(rule, call), call.timestamp, now)
+            if counter is None:
+                self.out_of_window_calls += 1
+                continue
+            counter.add(tokens, call_cost(call, rule.limits.currency))
+            counter.last_seen = now
+            if events is not None:
+                event = self._crossing(rule, subject_of(rule, call), counter, now)
+                if event is not None:
+                    events.append(event)
+
+    def _current(self, idx: int, rule: Rule, now: float) -> tuple[datetime, datetime, datetime]:
+        """(previous window start, current window start, current window end) of a quota."""
+        assert rule.window is not None
+        cached = self._windows.get(idx)
+        at = _dt(now)
+        if cached is not None and cached[1] <= at < cached[2]:
+            return cached
+        start, end = rule.window.bounds(at)
+        cached = (rule.window.previous(start)[0], start, end)
+        self._windows[idx] = cached
+        return cached
+
+    def _counter(
+        self, idx: int, rule: Rule, subject: tuple[str, ...], ts: datetime, now: float
+    ) -> Counter | None:
+        if rule.window is None:
+            key = (idx, subject, EPOCH)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = Counter()
+            return counter
+        prev_start, start, end = self._current(idx, rule, now)
+        if ts >= end or ts < prev_start:
+            return None
+        window_start = start if ts >= start else prev_start
+        key = (idx, subject, window_start)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = Counter(start=window_start, end=start if ts < start else end)
+        return counter
+
+    def _crossing(
+        self, rule: Rule, subject: tuple[str, ...], counter: Counter, now: float
+    ) -> BudgetEvent | None:
+        state = counter.state(rule)
+        if RANK[state] <= RANK[counter.alerted]:
+            return None
+        previous, counter.alerted = counter.alerted, state
+        return BudgetEvent(
+            event_time=_dt(now),
+            kind=rule.kind,
+            rule=rule.name,
+            state=state,
+            previous_state=previous,
+            enforcement=rule.enforcement,
+            subject=tuple(zip(rule.per, subject, strict=True)),
+            window="context" if rule.window is None else rule.window.describe(),
+            window_start=counter.start,
+            window_end=counter.end,
+            used_tokens=counter.tokens,
+            limit_tokens=rule.limits.tokens,
+            used_cost=counter.cost,
+            limit_cost=rule.limits.cost,
+            currency=rule.limits.currency,
+        )
+
+    def _prune(self, now: float) -> None:
+        """Forget quota counters older than the previous window and budgets idle beyond context_ttl."""
+        if now - self._last_prune < _PRUNE_INTERVAL:
+            return
+        self._last_prune = now
+        oldest: dict[int, datetime] = {}
+        for idx, rule in enumerate(self.rules):
+            if rule.window is not None:
+                oldest[idx] = self._current(idx, rule, now)[0]
+        ttl = self.config.context_ttl
+        for key in [
+            k
+            for k, c in self._counters.items()
+            if (k[0] in oldest and k[2] < oldest[k[0]]) or (k[0] not in oldest and now - c.last_seen > ttl)
+        ]:
+            del self._counters[key]
+
+    # -- restart ---------------------------------------------------------------------------------
+
+    def rebuild(self, source: UsageSource, pending: Iterable[CallRow] = ()) -> RebuildResult:
+        """Set the counters from the ledger (+ unstored `pending` calls) and restore alert states."""
+        now = self._clock()
+        db = source.database
+        counters: dict[_Key, Counter] = {}
+        for idx, rule in enumerate(self.rules):
+            match = {"match_keys": [k for k, _ in rule.match], "match_values": [v for _, v in rule.match]}
+            if rule.window is not None:
+                prev_start, start, end = self._current(idx, rule, now)
+                params = {"per": list(rule.per), "current_start": start, "since": prev_start, "until": end}
+                _, _, rows = source.query(
+                    render_query("budgets/quota_usage.sql", db),
+                    {**params, **match, "currency": rule.limits.currency},
+                )
+                for subject, current, tokens, cost, unpriced in rows:
+                    window_start, window_end = (start, end) if current else (prev_start, start)
+                    counters[(idx, tuple(subject), window_start)] = Counter(
+                        tokens=int(tokens),
+                        cost=Decimal(cost or 0),
+                        unpriced_calls=int(unpriced),
+                        start=window_start,
+                        end=window_end,
+                        last_seen=now,
+                    )
+            else:
+                params = {"since": _dt(now - self.config.context_ttl), "currency": rule.limits.currency}
+                _, _, rows = source.query(render_query("budgets/context_usage.sql", db), {**params, **match})
+                for tenant, context, tokens, cost, unpriced, _last in rows:
+                    counters[(idx, (tenant, context), EPOCH)] = Counter(
+                        tokens=int(tokens),
+                        cost=Decimal(cost or 0),
+                        unpriced_calls=int(unpriced),
+                        last_seen=now,
+                    )
+        unstored = self._unstored(source, list(pending))
+        with self._lock:
+            self._counters = counters
+            for call in unstored:
+                self._count(call, now, None)
+            restored = self._restore_alerts(source, now)
+            events = [
+                e
+                for (idx, subject, _), c in self._counters.items()
+                if (e := self._crossing(self.rules[idx], subject, c, now)) is not None
+            ]
+        for event in events:
+            self._publish(event)
+        return RebuildResult(len(counters), len(unstored), restored, len(events))
+
+    def _unstored(self, source: UsageSource, pending: list[CallRow]) -> list[CallRow]:
+        if not pending:
+            return []
+        keys = sorted({(c.trace_id, c.span_id) for c in pending})
+        stored: set[tuple[str, str]] = set()
+        sql = render_query("budgets/stored_spans.sql", source.database)
+        for i in range(0, len(keys), 5000):
+            _, _, rows = source.query(sql, {"keys": keys[i : i + 5000]})
+            stored.update((t, s) for t, s in rows)
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for call in pending:
+            key = (call.trace_id, call.span_id)
+            if key not in stored and key not in seen:
+                seen.add(key)
+                out.append(call)
+        return out
+
+    def _restore_alerts(self, source: UsageSource, now: float) -> int:
+        since = min(
+            [_dt(now - max(self.config.context_ttl, self.config.breaker.cooldown))]
+            + [self._current(i, r, now)[0] for i, r in enumerate(self.rules) if r.window is not None]
+        )
+        _, _, rows = source.query(
+            render_query("budgets/alerted_states.sql", source.database), {"since": since}
+        )
+        index = {(r.kind, r.name): i for i, r in enumerate(self.rules)}
+        restored = 0
+        for kind, rule, subject, window_start, state, window_end, _last in rows:
+            if kind == "breaker":
+                if self.breaker is not None and state == TRIPPED and window_end is not None:
+                    until = window_end.timestamp()
+                    if until > now:
+                        self.breaker.restore(subject[0], window_start.timestamp(), until)
+                continue
+            idx = index.get((kind, rule))
+            counter = None if idx is None else self._counters.get((idx, tuple(subject), window_start))
+            if counter is not None and state in RANK and RANK[state] > RANK[counter.alerted]:
+                counter.alerted = state
+                restored += 1
+        return restored
+
+    # -- gateway ---------------------------------------------------------------------------------
+
+    def status(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """The state of every rule that applies to `query` (attribute key -> value), from memory.
+
+        A rule applies when the query gives every key of its `per` (a quota per tenant needs
+        `tenant`; a budget needs `tenant` and `context`) and no match key of the query contradicts
+        its `match`. ``allowed`` is False when a hard rule is over budget or the tenant's breaker
+        is tripped.
+        """
+        now = self._clock()
+        entries: list[dict[str, Any]] = []
+        with self._lock:
+            for idx, rule in enumerate(self.rules):
+                if any(k not in query for k in rule.per) or any(
+                    k in query and query[k] != v for k, v in rule.match
+                ):
+                    continue
+                subject = tuple(query[k] for k in rule.per)
+                if rule.window is None:
+                    start, end = EPOCH, None
+                else:
+                    _, start, end_ = self._current(idx, rule, now)
+                    end = end_
+                counter = self._counters.get((idx, subject, start)) or Counter(start=start, end=end)
+                entries.append(_entry(rule, subject, counter))
+            tenant = query.get("tenant")
+            breaker = self._breaker_doc(tenant, now) if tenant is not None else None
+        return _summary(query, entries, breaker)
+
+    def states(self) -> dict[str, Any]:
+        """Every counter of the current windows and active contexts, and every tripped tenant."""
+        now = self._clock()
+        with self._lock:
+            entries = []
+            for (idx, subject, start), counter in sorted(
+                self._counters.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])
+            ):
+                rule = self.rules[idx]
+                if rule.window is not None and start != self._current(idx, rule, now)[1]:
+                    continue
+                entries.append(_entry(rule, subject, counter))
+            tripped = {}
+            if self.breaker is not None:
+                for tenant in self.breaker.tenants():
+                    doc = self._breaker_doc(tenant, now)
+                    if doc["state"] == TRIPPED:
+                        tripped[tenant] = doc
+        return {**_summary({}, entries, None), "breakers": tripped}
+
+    def _breaker_doc(self, tenant: str | None, now: float) -> dict[str, Any]:
+        if self.breaker is None or tenant is None:
+            return {"state": "disabled", "until": None, "burn_tokens": None}
+        until = self.breaker.tripped(tenant, now)
+        return {
+            "state": TRIPPED if until is not None else "ok",
+            "until": None if until is None else _dt(until).isoformat(),
+            "burn_tokens": self.breaker.burn(tenant, now),
+        }
+
+    def counter_states(self) -> dict[str, int]:
+        """Counters by state (for the metrics gauge)."""
+        with self._lock:
+            out = dict.fromkeys(RANK, 0)
+            for (idx, _, _), counter in self._counters.items():
+                out[counter.state(self.rules[idx])] += 1
+            return out
+
+
+def _remaining(limit: int | Decimal | None, used: int | Decimal) -> int | Decimal | None:
+    return None if limit is None else max(limit - used, type(limit)(0))
+
+
+def _entry(rule: Rule, subject: tuple[str, ...], counter: Counter) -> dict[str, Any]:
+    limits = rule.limits
+    cost_remaining = _remaining(limits.cost, counter.cost)
+    return {
+        "rule": rule.name,
+        "kind": rule.kind,
+        "subject": dict(zip(rule.per, subject, strict=True)),
+        "window": "context" if rule.window is None else rule.window.describe(),
+        "state": counter.state(rule),
+        "enforcement": rule.enforcement,
+        "used": {"tokens": counter.tokens, "cost": str(counter.cost)},
+        "limit": {"tokens": limits.tokens, "cost": None if limits.cost is None else str(limits.cost)},
+        "remaining": {
+            "tokens": _remaining(limits.tokens, counter.tokens),
+            "cost": None if cost_remaining is None else str(cost_remaining),
+        },
+        "currency": limits.currency,
+        "unpriced_calls": counter.unpriced_calls,
+        "reset_at": None if counter.end is None else counter.end.isoformat(),
+    }
+
+
+def _summary(
+    query: Mapping[str, str], entries: list[dict[str, Any]], breaker: dict[str, Any] | None
+) -> dict[str, Any]:
+    worst = max((e["state"] for e in entries), key=RANK.__getitem__, default=WITHIN_BUDGET)
+    denied = [e["rule"] for e in entries if e["state"] == OVER_BUDGET and e["enforcement"] == "hard"]
+    tripped = breaker is not None and breaker["state"] == TRIPPED
+    return {
+        "query": dict(query),
+        "allowed": not denied and not tripped,
+        "state": TRIPPED if tripped else worst,
+        "denied_by": denied + (["breaker"] if tripped else []),
+        "breaker": breaker,
+        "quotas": [e for e in entries if e["kind"] == "quota"],
+        "budgets": [e for e in entries if e["kind"] == "budget"],
+    }

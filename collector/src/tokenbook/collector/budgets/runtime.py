@@ -1,0 +1,130 @@
+"""The budgets part of a running collector: evaluator + alert dispatcher + a one-second ticker.
+
+`BudgetRuntime.start(store, pending)` rebuilds the counters (before the receivers start), then starts
+delivering alerts; `observe` is the ingest hook; `http_get` answers the admin API's ``GET /v1/budgets``;
+`prometheus` adds the budget metrics to ``/metrics``; `stop` delivers queued alerts and joins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from tokenbook.collector.budgets.alerts import AlertDispatcher, EventStore
+from tokenbook.collector.budgets.config import ATTRIBUTE_KEYS, TAG_PREFIX, BudgetsConfig
+from tokenbook.collector.budgets.evaluator import BudgetEvaluator, RebuildResult, UsageSource
+from tokenbook.collector.budgets.webhook import WebhookSender
+from tokenbook.collector.storage.ledger import CallRow
+
+__all__ = ["BudgetRuntime"]
+
+_log = logging.getLogger("tokenbook.collector.budgets")
+_TICK_S = 1.0
+
+
+class _Store(EventStore, UsageSource, Protocol):
+    """What the runtime needs of `tokenbook.collector.store.Store`."""
+
+
+class BudgetRuntime:
+    def __init__(
+        self, config: BudgetsConfig, store: _Store | None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config
+        webhook = WebhookSender(config.webhook) if config.webhook is not None else None
+        self.dispatcher = AlertDispatcher(log=config.log, webhook=webhook, store=store)
+        self.evaluator = BudgetEvaluator(config, publish=self.dispatcher.publish, clock=clock)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
+
+    def start(self, source: UsageSource | None, pending: Iterable[CallRow] = ()) -> RebuildResult | None:
+        """Rebuild from `source` (None: start empty), then start alert delivery and the ticker."""
+        result = None
+        if source is not None and self.config.enabled:
+            try:
+                result = self.evaluator.rebuild(source, pending)
+            except RuntimeError as exc:  # StoreError: serve (and count) anyway, from zero
+                _log.error("budget counters could not be rebuilt from storage; starting from zero: %s", exc)
+                self.evaluator.errors += 1
+                result = None
+        if result is not None:
+            _log.info(
+                "budget counters rebuilt from the ledger",
+                extra={"fields": {"budget_" + k: v for k, v in vars(result).items()}},
+            )
+        self.dispatcher.start()
+        self._ticker.start()
+        return result
+
+    def observe(self, calls: Sequence[CallRow]) -> None:
+        if self.config.enabled:
+            self.evaluator.observe(calls)
+
+    def http_get(self, query_string: str) -> tuple[int, dict[str, Any]]:
+        """``GET /v1/budgets?tenant=T[&context=C][&user=U...]``: (HTTP status, JSON document).
+
+        With attributes: `BudgetEvaluator.status`; with none: every current counter (`states`).
+        An unknown or repeated parameter is a 400 naming it.
+        """
+        query: dict[str, str] = {}
+        for name, values in parse_qs(query_string, keep_blank_values=True).items():
+            is_tag = name.startswith(TAG_PREFIX) and len(name) > len(TAG_PREFIX)
+            if name not in ATTRIBUTE_KEYS and not is_tag:
+                known = ", ".join(ATTRIBUTE_KEYS)
+                return 400, {"error": f"unknown parameter {name!r}: use {known} or tags.<key>"}
+            if len(values) != 1:
+                return 400, {"error": f"parameter {name!r} given {len(values)} times"}
+            query[name] = values[0]
+        return 200, self.evaluator.status(query) if query else self.evaluator.states()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._ticker.is_alive():
+            self._ticker.join(timeout)
+        if not self.dispatcher.stop(timeout):
+            _log.warning("budget alerts still queued at shutdown were not delivered")
+
+    def _tick(self) -> None:
+        while not self._stop.wait(_TICK_S):
+            self.evaluator.tick()
+
+    def prometheus(self) -> str:
+        """Budget metrics in the Prometheus text format (appended to the admin API's ``/metrics``)."""
+        alerts, failures = self.dispatcher.snapshot()
+        lines = [
+            "# HELP tokenbook_budget_alerts_total Budget alerts (state crossings, breaker trips and resets)",
+            "# TYPE tokenbook_budget_alerts_total counter",
+        ]
+        lines += [
+            f'tokenbook_budget_alerts_total{{kind="{kind}",state="{state}"}} {n}'
+            for (kind, state), n in sorted(alerts.items())
+        ]
+        lines += [
+            "# HELP tokenbook_budget_alert_failures_total Alert deliveries that failed, by sink",
+            "# TYPE tokenbook_budget_alert_failures_total counter",
+        ]
+        lines += [
+            f'tokenbook_budget_alert_failures_total{{sink="{s}"}} {n}' for s, n in sorted(failures.items())
+        ]
+        lines += [
+            "# HELP tokenbook_budget_counters Quota and budget counters in memory, by state",
+            "# TYPE tokenbook_budget_counters gauge",
+        ]
+        lines += [
+            f'tokenbook_budget_counters{{state="{s}"}} {n}'
+            for s, n in self.evaluator.counter_states().items()
+        ]
+        ev = self.evaluator
+        lines += [
+            "# HELP tokenbook_budget_out_of_window_calls_total Calls older than a quota's previous window",
+            "# TYPE tokenbook_budget_out_of_window_calls_total counter",
+            f"tokenbook_budget_out_of_window_calls_total {ev.out_of_window_calls}",
+            "# HELP tokenbook_budget_errors_total Batches the budget evaluator failed on (logged)",
+            "# TYPE tokenbook_budget_errors_total counter",
+            f"tokenbook_budget_errors_total {ev.errors}",
+        ]
+        return "\n".join(lines) + "\n"

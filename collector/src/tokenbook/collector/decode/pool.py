@@ -1,0 +1,236 @@
+"""Decoder processes: OTLP request bodies decoded beside the collector, off its GIL.
+
+Decoding (`decode.decode_protobuf`/`decode_json`) is a third of the collector's Python work per span
+and needs no shared state, so ``receivers.otlp.decode_processes`` child processes do it while the
+collector's own interpreter builds rows, logs and inserts. A receiver thread borrows an idle child,
+writes the body to its stdin and reads back the `Decoded` (records as tuples, ``marshal``-encoded:
+about a quarter of the cost of decoding again). The child is ``python -m
+tokenbook.collector.decode.pool`` and is told the `KeyFilter` once, at start.
+
+Contracts:
+
+* `DecoderPool.decode` returns what the same decoder returns in-process, and raises
+  `MalformedRequest` for the same bodies.
+* While no child is running (none started yet, none could start, or the pool is stopped), or when
+  every child is busy beyond `_WAIT_S`, the receiver thread decodes in-process: a request never
+  waits on a child that is not there.
+* A child that dies (killed, out of memory) is replaced; its request is decoded once more in a new
+  child, and a second death on the same body is answered as malformed (a body that kills the
+  decoder twice is poison, not data). Children exit when the collector closes their stdin, and on
+  its death (EOF).
+
+Frames: collector -> child ``<u8 format><u32 length><body>`` (format 0 protobuf, 1 JSON); child ->
+collector ``<u32 length><marshal of (records, rejected, reason) or (None, 0, message)>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import marshal
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import IO, Any, Final
+
+from tokenbook.collector.decode.spans import (
+    Decoded,
+    KeyFilter,
+    MalformedRequest,
+    SpanRecord,
+    decode_json,
+    decode_protobuf,
+)
+from tokenbook.collector.limits import AttributeLimits
+from tokenbook.collector.metrics import IngestMetrics
+
+__all__ = ["FORMAT_JSON", "FORMAT_PROTOBUF", "DecoderPool", "serve"]
+
+_log = logging.getLogger(__name__)
+FORMAT_PROTOBUF: Final = 0
+FORMAT_JSON: Final = 1
+_DECODERS: Final[tuple[Callable[[bytes, KeyFilter], Decoded], ...]] = (decode_protobuf, decode_json)
+_REQUEST: Final = struct.Struct("<BI")
+_REPLY: Final = struct.Struct("<I")
+_PIPE_BYTES: Final = 1 << 20  # Linux's default maximum pipe size for unprivileged processes
+_WAIT_S: Final = 0.05  # how long a request waits for a busy child before decoding in-process
+_new_record: Final = tuple.__new__
+
+
+class _ChildDied(RuntimeError):
+    pass
+
+
+class _Child:
+    """One decoder process, used by one receiver thread at a time."""
+
+    def __init__(self, keys: KeyFilter) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tokenbook.collector.decode.pool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in: IO[bytes] = self.proc.stdin
+        self._out: IO[bytes] = self.proc.stdout
+        for pipe in (self._in, self._out):  # a request in one write, not 64 KiB at a time
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        self._send(_key_filter_json(keys), 255)
+
+    def _send(self, body: bytes, fmt: int) -> None:
+        self._in.write(_REQUEST.pack(fmt, len(body)))
+        self._in.write(body)
+        self._in.flush()
+
+    def decode(self, fmt: int, body: bytes) -> Decoded:
+        try:
+            self._send(body, fmt)
+            header = self._out.read(_REPLY.size)
+            if len(header) != _REPLY.size:
+                raise _ChildDied("decoder process exited")
+            (length,) = _REPLY.unpack(header)
+            payload = self._out.read(length)
+            if len(payload) != length:
+                raise _ChildDied("decoder process exited mid-reply")
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            raise _ChildDied(f"decoder process failed: {exc}") from exc
+        records, rejected, reason = marshal.loads(payload)
+        if records is None:
+            raise MalformedRequest(reason)
+        return Decoded([_new_record(SpanRecord, r) for r in records], rejected, reason)
+
+    def close(self) -> None:
+        try:
+            self._in.close()
+            self.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()
+
+
+class DecoderPool:
+    """`size` decoder processes for `keys` (0: decode in the calling thread); thread-safe. `start()`
+    returns at once (children start in the background); `stop()` ends them."""
+
+    def __init__(self, keys: KeyFilter, size: int, metrics: IngestMetrics | None = None) -> None:
+        """Replacements of dead children are counted in `metrics` (``decoder_restarts``)."""
+        self.keys = keys
+        self.size = size
+        self.metrics = metrics if metrics is not None else IngestMetrics()
+        self._idle: queue.Queue[_Child] = queue.Queue()
+        self._lock = threading.Lock()
+        self._children: list[_Child] = []
+        self._stopped = False
+
+    def start(self) -> None:
+        for _ in range(self.size):
+            threading.Thread(target=self._spawn, name="tokenbook-decoder-start", daemon=True).start()
+
+    def _spawn(self) -> None:
+        try:
+            child = _Child(self.keys)
+        except OSError as exc:  # no child: requests are decoded in the receiver threads
+            _log.error("cannot start a decoder process (%s); decoding in the receiver threads", exc)
+            return
+        with self._lock:
+            if self._stopped:
+                child.close()
+                return
+            self._children.append(child)
+        self._idle.put(child)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            children, self._children = self._children, []
+        for child in children:
+            child.close()
+
+    def decode(self, fmt: int, body: bytes) -> Decoded:
+        """`decode_protobuf` (`FORMAT_PROTOBUF`) or `decode_json` (`FORMAT_JSON`) of `body`."""
+        if not self._children or self._stopped:  # none started (yet), or shutting down
+            return _DECODERS[fmt](body, self.keys)
+        for attempt in (1, 2):
+            try:
+                child = self._idle.get(timeout=_WAIT_S)
+            except queue.Empty:
+                return _DECODERS[fmt](body, self.keys)
+            try:
+                decoded = child.decode(fmt, body)
+            except _ChildDied as exc:
+                self._replace(child, exc)
+                if attempt == 2:
+                    raise MalformedRequest("the request killed the decoder twice") from exc
+                continue
+            except MalformedRequest:
+                self._idle.put(child)
+                raise
+            self._idle.put(child)
+            return decoded
+        raise AssertionError("unreachable")
+
+    def _replace(self, child: _Child, exc: Exception) -> None:
+        _log.error("decoder process %d died (%s); starting another", child.proc.pid, exc)
+        with self._lock:
+            if child in self._children:
+                self._children.remove(child)
+        self.metrics.add(decoder_restarts=1)
+        child.close()
+        self._spawn()
+
+
+def _key_filter_json(keys: KeyFilter) -> bytes:
+    limits = keys.limits
+    return json.dumps(
+        {
+            "names": sorted(keys.names),
+            "prefixes": list(keys.prefixes),
+            "limits": None if limits is None else [limits.max_attributes, limits.max_value_length],
+        }
+    ).encode()
+
+
+def _key_filter(doc: dict[str, Any]) -> KeyFilter:
+    limits = doc["limits"]
+    return KeyFilter(
+        frozenset(doc["names"]), tuple(doc["prefixes"]), None if limits is None else AttributeLimits(*limits)
+    )
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
+    data = stream.read(n)
+    return data if len(data) == n else None
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """The child's loop: a `KeyFilter` frame, then one reply per request frame, until EOF."""
+    keys: KeyFilter | None = None
+    while (header := _read_exact(stdin, _REQUEST.size)) is not None:
+        fmt, length = _REQUEST.unpack(header)
+        body = _read_exact(stdin, length)
+        if body is None:
+            return
+        if keys is None:
+            keys = _key_filter(json.loads(body))
+            continue
+        try:
+            decoded = _DECODERS[fmt](body, keys)
+            reply = marshal.dumps(([tuple(r) for r in decoded.records], decoded.rejected, decoded.reason))
+        except MalformedRequest as exc:
+            reply = marshal.dumps((None, 0, str(exc)))
+        stdout.write(_REPLY.pack(len(reply)))
+        stdout.write(reply)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

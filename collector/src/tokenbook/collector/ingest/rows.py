@@ -1,0 +1,340 @@
+"""Decoded spans -> ledger rows: normalize, classify, price, attribute (processor code throughout).
+
+Rules, per span (`RowBuilder.build`):
+
+* Usage is read with `processor.usage.read_counts`; unreadable values (``"abc"``, NaN, negative) are
+  recorded in ``usage_issue`` and the call is still written: one bad attribute never drops a span.
+* The kind and the billing rule are `processor.calls`: a ``model`` span is a row of ``llm_calls``
+  (billed when it carries usage; without usage, e.g. a failed attempt, it is written with
+  ``price_status = not_billable`` and NULL costs); a ``wrapper``/``other`` span with usage is billed
+  only when no descendant in the same trace carried usage (`DescendantTracker`), otherwise it is a
+  ``wrapper`` step. Spans of a batch are processed in end-time order so children precede parents.
+* ``tool`` spans become ``tool`` steps and unbilled wrappers ``wrapper`` steps. A ``tokenbook.outcome``
+  attribute or event is stored in the step's ``outcome``; a span that is no step of its own (a model
+  call, or any other span) gives an ``outcome`` step. One span is at most one step (steps share the
+  span's dedup key).
+* Calls are priced by `processor.pricing.PriceCatalog` at the span's start time. A client-sent
+  ``tokenbook.cost.total`` (or openlit's float ``gen_ai.usage.cost``) is kept in ``client_cost`` and
+  never billed.
+* ``attempt`` is the first integer of `semconv.RESEND_COUNTS` (``http.request.resend_count``, ...),
+  0 when absent.
+* The context ID is `processor.attribution.context_id_of`; attribution columns follow
+  `ATTRIBUTION_COLUMNS`; `attribution.extra_keys` and ``tokenbook.tag.*`` attributes land in ``tags``.
+  The workflow is ``tokenbook.workflow.name``/``.id`` when the app set them, else the trace's root span
+  when it is in the same request.
+* Content attributes are never decoded in ``drop`` mode (the default); in ``keep``/``hash`` mode they
+  go to ``tags`` through `processor.redaction.Redactor` (hash: salted SHA-256).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from tokenbook.collector.decode.spans import KeyFilter, SpanRecord
+from tokenbook.collector.storage.ledger import CallRow, StepRow
+from tokenbook.genai import semconv
+from tokenbook.genai.attribution import ATTRIBUTION_COLUMNS, context_id_of
+from tokenbook.genai.calls import (
+    KIND_MODEL,
+    KIND_OTHER,
+    KIND_TOOL,
+    USAGE_KEYS,
+    DescendantTracker,
+    call_kind,
+    has_usage_attributes,
+    is_billable,
+    is_cache_hit,
+)
+from tokenbook.genai.pricing.catalog import STATUS_UNPRICED, PriceCatalog
+from tokenbook.genai.redaction import Redactor, is_content_attribute
+from tokenbook.genai.usage import read_counts
+
+__all__ = ["STATUS_NOT_BILLABLE", "RowBatch", "RowBuilder", "pipeline_keys"]
+
+STATUS_NOT_BILLABLE: Final = "not_billable"
+_CLIENT_COST_LIMIT: Final = Decimal(10) ** 6  # Decimal(18,12) holds |x| < 10^6
+_COST_QUANTUM: Final = Decimal("1e-12")
+_TAG_PREFIX: Final = semconv.TB.TAG_PREFIX
+_CALL_ATTRIBUTION_ORDER: Final = ("tenant.id", "user.id", "project.id", "team.id", "app.feature")
+_TENANT: Final = "tenant.id"
+_END_NS: Final = operator.attrgetter("end_ns")
+#: ``_new_row(CallRow, values)``: a row from a tuple of all its fields, without the NamedTuple's
+#: Python-level ``__new__`` (a third of the cost of a 38-field row).
+_new_row: Final = tuple.__new__
+_MAX_MEMO: Final = 10_000
+#: Read by `RowBuilder._call` in one pass: workflow name/id, error type, then attribution after tenant.
+_CALL_TEXT_KEYS: Final = (
+    semconv.TB.WORKFLOW_NAME,
+    semconv.TB.WORKFLOW_ID,
+    semconv.ERROR_TYPE,
+    *_CALL_ATTRIBUTION_ORDER[1:],
+)
+_ZERO_COST: Final = Decimal(0).scaleb(-12)
+_Costs = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+_NO_COSTS: Final[_Costs] = (None, None, None, None, None)
+
+assert tuple(ATTRIBUTION_COLUMNS[k] for k in _CALL_ATTRIBUTION_ORDER) == CallRow._fields[7:12]
+
+
+def pipeline_keys(extra_keys: Sequence[str], content: str) -> KeyFilter:
+    """The attribute keys the pipeline reads (decode nothing else)."""
+    names = set(USAGE_KEYS)
+    names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
+    names.update(semconv.CONTEXT_ID_SOURCES, ATTRIBUTION_COLUMNS, extra_keys, semconv.CACHE_HIT_FLAGS)
+    names.update(
+        (
+            semconv.OPERATION,
+            semconv.INPUT_EXCLUSIVE,
+            semconv.OPENINFERENCE_SPAN_KIND,
+            semconv.LLM_REQUEST_TYPE,
+            semconv.TRACELOOP_SPAN_KIND,
+            semconv.ERROR_TYPE,
+            semconv.TB.OUTCOME,
+            semconv.TB.WORKFLOW_NAME,
+            semconv.TB.WORKFLOW_ID,
+        )
+    )
+    prefixes: tuple[str, ...] = (_TAG_PREFIX,)
+    if content != "drop":
+        names.update(semconv.CONTENT_ATTRIBUTES)
+        prefixes += semconv.CONTENT_PREFIXES
+    return KeyFilter(frozenset(names), prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class RowBatch:
+    calls: list[CallRow]
+    steps: list[StepRow]
+    billed: int  # calls with a price (priced or cache_hit)
+    unpriced: int
+
+
+def _first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    for k in keys:
+        v = attrs.get(k)
+        if v is not None and v != "":
+            return v
+    return None
+
+
+def _texts(get: Callable[[str, str], Any], keys: Sequence[str]) -> list[str]:
+    """`_text` of several keys, given `attrs.get`."""
+    out = []
+    for k in keys:
+        v = get(k, "")
+        out.append(v if v.__class__ is str else _str(v))
+    return out
+
+
+def _first_text(get: Callable[[str], Any], keys: Sequence[str]) -> str:
+    """`_first` as a string ("" when absent), given `attrs.get`."""
+    for k in keys:
+        v = get(k)
+        if v is not None and v != "":
+            return v if v.__class__ is str else _str(v)
+    return ""
+
+
+def _parse_client_cost(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        d = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    if not d.is_finite() or abs(d) >= _CLIENT_COST_LIMIT:
+        return None
+    return d.quantize(_COST_QUANTUM)
+
+
+_client_costs: dict[tuple[type, Any], Decimal | None] = {}
+
+
+def _client_cost(value: Any) -> Decimal | None:
+    """`value` as Decimal(18,12), or None when unreadable; memoized (clients repeat a few values)."""
+    key = (value.__class__, value)  # 1, 1.0 and True are equal keys otherwise
+    try:
+        return _client_costs[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value (cannot come from the decoder; kept for safety)
+        return _parse_client_cost(value)
+    found = _parse_client_cost(value)
+    if len(_client_costs) >= _MAX_MEMO:
+        _client_costs.clear()
+    _client_costs[key] = found
+    return found
+
+
+def _money(picos: int) -> Decimal:
+    """Integer pico-dollars -> Decimal with 12 places (as `Cost.of_quote`)."""
+    return _ZERO_COST if picos == 0 else Decimal(picos).scaleb(-12)
+
+
+def _attempt(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 0 <= value < 2**31 else 0
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _text(attrs: Mapping[str, Any], key: str) -> str:
+    """`attrs[key]` as a string ("" when absent): the hot path of every row."""
+    value = attrs.get(key, "")
+    return value if value.__class__ is str else _str(value)
+
+
+class RowBuilder:
+    """Turns `SpanRecord`s into `CallRow`/`StepRow`s. Thread-safe (the tracker and catalog are)."""
+
+    def __init__(
+        self,
+        catalog: PriceCatalog,
+        *,
+        extra_keys: Sequence[str] = (),
+        content: str = "drop",
+        salt: str = "",
+        tracker: DescendantTracker | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.extra_keys = tuple(extra_keys)
+        self.redactor = Redactor(content, salt=salt) if content != "drop" else None
+        self.tracker = tracker or DescendantTracker()
+        # Attribute names that are neither tags nor content: a span with no other key skips `_tags`'
+        # prefix scan (keys outside this set can only have come through a prefix or be content).
+        self._exact_keys = frozenset(
+            k
+            for k in pipeline_keys(self.extra_keys, "drop").names
+            if not k.startswith(_TAG_PREFIX) and not is_content_attribute(k)
+        )
+
+    def build(self, records: Sequence[SpanRecord]) -> RowBatch:
+        """Rows for `records` (which may be in any order). Never raises on span content."""
+        now = datetime.now(tz=UTC)
+        version = time.time_ns() // 1000
+        ordered = sorted(records, key=_END_NS)
+        roots = {r.trace_id: r for r in ordered if not r.parent_span_id}
+        calls: list[CallRow] = []
+        steps: list[StepRow] = []
+        billed = unpriced = 0
+        tracker = self.tracker
+        for r in ordered:
+            attrs = r.attrs
+            kind = call_kind(r.name, attrs)
+            has_usage = has_usage_attributes(attrs)
+            below = tracker.span_ended(r.trace_id, r.span_id, r.parent_span_id or None, has_usage)
+            billable = is_billable(kind, has_usage, below)
+            if kind == KIND_OTHER and not billable and not r.outcome:
+                continue
+            trace_hex = r.trace_id.hex()
+            span_hex = r.span_id.hex()
+            parent_hex = r.parent_span_id.hex()
+            context_id = context_id_of(attrs, trace_hex)
+            tenant = _text(attrs, _TENANT)
+            start = datetime.fromtimestamp(r.start_ns / 1e9, tz=UTC)
+            duration_ms = max(r.end_ns - r.start_ns, 0) / 1e6
+            status = "error" if r.error else "ok"
+            operation = _text(attrs, semconv.OPERATION)
+            if billable or kind == KIND_MODEL:
+                ids = (trace_hex, span_hex, parent_hex, context_id)
+                tail = (duration_ms, now, version)
+                call = self._call(r, attrs, billable, start, ids, roots, tail, tenant, operation)
+                calls.append(call)
+                if call.price_status == STATUS_UNPRICED:
+                    unpriced += 1
+                elif call.price_status != STATUS_NOT_BILLABLE:
+                    billed += 1
+                step_kind = "outcome" if r.outcome else ""
+            else:
+                step_kind = "tool" if kind == KIND_TOOL else "wrapper" if kind != KIND_OTHER else "outcome"
+            if step_kind:
+                steps.append(
+                    _new_row(StepRow, (
+                        start, trace_hex, span_hex, parent_hex, context_id, tenant, step_kind, r.name,
+                        operation, status, duration_ms, r.outcome, now, version,
+                    ))
+                )  # fmt: skip
+        return RowBatch(calls, steps, billed, unpriced)
+
+    def _call(
+        self,
+        r: SpanRecord,
+        attrs: Mapping[str, Any],
+        billable: bool,
+        start: datetime,
+        ids: tuple[str, str, str, str],
+        roots: Mapping[bytes, SpanRecord],
+        tail: tuple[float, datetime, int],
+        tenant: str,
+        operation: str,
+    ) -> CallRow:
+        """`ids` = (trace, span, parent, context); `tail` = (duration_ms, ingested_at, version)."""
+        get = attrs.get
+        provider = _first_text(get, semconv.PROVIDER)
+        model = _first_text(get, semconv.MODEL)
+        counts = read_counts(attrs, provider)
+        costs: _Costs
+        if billable:
+            cache_hit = is_cache_hit(attrs)
+            price_status, price_source, currency, picos = self.catalog.quote(
+                provider, model, counts, r.start_ns, cache_hit=cache_hit
+            )
+            if picos is None:
+                costs = _NO_COSTS
+            else:
+                p_in, p_out, p_read, p_write, p_total = picos
+                costs = (_money(p_in), _money(p_out), _money(p_read), _money(p_write), _money(p_total))
+        else:
+            costs = _NO_COSTS
+            currency, price_status, price_source = "USD", STATUS_NOT_BILLABLE, "no usage on the span"
+        wf_name, wf_id, error_type, user, project, team, feature = _texts(get, _CALL_TEXT_KEYS)
+        if not wf_id:
+            root = roots.get(r.trace_id)
+            if root is not None:
+                wf_name, wf_id = root.name, root.span_id.hex()
+        client_cost = _first(attrs, semconv.CLIENT_COST)
+        attempt = _first(attrs, semconv.RESEND_COUNTS)
+        return _new_row(CallRow, (
+            start, *ids, wf_name, wf_id,
+            tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant),
+            provider, model, operation,
+            *counts[:5], *costs, currency, price_status, price_source,
+            None if client_cost is None else _client_cost(client_cost),
+            "; ".join(counts[6]) if counts[6] else "",
+            0 if attempt is None else _attempt(attempt), "error" if r.error else "ok",
+            error_type, *tail,
+        ))  # fmt: skip
+
+    def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for k in self.extra_keys:
+            v = attrs.get(k)
+            if v is not None:
+                tags[k] = _str(v)
+        # Only keys kept by a prefix of the filter (tags, content) are outside its exact names.
+        if self._exact_keys.issuperset(attrs):
+            return tags
+        prefixed = attrs.keys() - self._exact_keys
+        for k, v in attrs.items():
+            if k in prefixed and k.startswith(_TAG_PREFIX):
+                tags[k[len(_TAG_PREFIX) :]] = _str(v)
+        if self.redactor is not None:
+            content = {k: v for k, v in attrs.items() if is_content_attribute(k)}
+            if content:
+                redacted = self.redactor.redact(content, tenant) or content
+                tags.update((k, _str(v)) for k, v in redacted.items())
+        return tags

@@ -1,0 +1,236 @@
+"""Limits that keep one sender from exhausting the collector.
+
+* `AttributeLimits`: a span with more than ``limits.max_attributes_per_span`` attributes (all of
+  them, counted by the decoder), or a kept attribute whose string value is longer than
+  ``limits.max_attribute_value_length`` characters, is rejected (counted in ``partial_success``; its
+  siblings are kept). Content attributes that the privacy mode keeps or hashes are exempt from the
+  length limit (the request size bounds them).
+* `TenantRateLimiter`: a token bucket per tenant in spans per second
+  (``limits.tenant_rate.spans_per_second`` with a ``burst``; 0 = off). A request is admitted when
+  each of its tenants' buckets holds its spans (or is full, for a request larger than the burst: the
+  bucket then goes into debt, so the average rate still holds). Otherwise it is refused as a whole,
+  nothing taken, with the time after which it would be admitted: 429 / RESOURCE_EXHAUSTED with
+  ``Retry-After`` / ``RetryInfo``. At most ``max_tenants`` buckets are kept (the least recently used
+  is forgotten, i.e. refilled).
+
+* `BoundedThreadsMixin`: an HTTP server (OTLP/HTTP, admin API) serves at most
+  ``limits.max_connections`` connections at once, each with a ``limits.read_timeout`` on every read;
+  a connection that finds every slot taken for ``read_timeout`` is closed unanswered.
+* `RequestDeadlineMixin`: on such a server, each HTTP request (the wait for it included) must be read
+  within ``limits.request_timeout`` in all, so a client trickling bytes just under ``read_timeout``
+  cannot hold a slot longer; it is then disconnected unanswered. The gRPC
+  receiver has a fixed worker pool and refuses calls beyond ``limits.max_connections`` in progress
+  with RESOURCE_EXHAUSTED (grpcio's ``maximum_concurrent_rpcs``).
+
+Request size (``receivers.otlp.protocols.*.max_request_bytes``) and in-flight spans
+(``receivers.otlp.max_inflight_spans``) are enforced by the receivers and the ingestor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tokenbook.genai.redaction import is_content_attribute
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "AttributeLimits",
+    "BoundedThreadsMixin",
+    "LimitsConfig",
+    "RequestDeadlineMixin",
+    "TenantRateLimiter",
+]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeLimits:
+    max_attributes: int  # per span, all attributes counted by the decoder (`KeyFilter.max_attributes`)
+    max_value_length: int  # characters of a kept string value
+
+    def violation(self, key: str, value: object) -> str:
+        """Why one kept attribute breaks the value-length limit, or "" when it does not."""
+        if isinstance(value, str) and len(value) > self.max_value_length and not is_content_attribute(key):
+            return (
+                f"attribute {key[:64]!r} is {len(value)} characters "
+                f"(limits.max_attribute_value_length={self.max_value_length})"
+            )
+        return ""
+
+
+class TenantRateLimiter:
+    """Per-tenant token buckets (spans/s). Thread-safe."""
+
+    def __init__(
+        self,
+        spans_per_second: float,
+        burst: int,
+        *,
+        max_tenants: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if spans_per_second <= 0 or burst < 1:
+            raise ValueError("spans_per_second must be > 0 and burst >= 1")
+        self.rate = spans_per_second
+        self.burst = burst
+        self.max_tenants = max_tenants
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tenant -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def admit(self, spans_by_tenant: Mapping[str, int]) -> float:
+        """Take the spans from every tenant's bucket and return 0, or take nothing and return the
+        seconds after which the request would be admitted."""
+        now = self._clock()
+        with self._lock:
+            levels: dict[str, float] = {}
+            wait = 0.0
+            for tenant, n in spans_by_tenant.items():
+                tokens, at = self._buckets.get(tenant, (float(self.burst), now))
+                tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+                levels[tenant] = tokens
+                need = min(n, self.burst)
+                if need > tokens:
+                    wait = max(wait, (need - tokens) / self.rate)
+            if wait:
+                return wait
+            for tenant, n in spans_by_tenant.items():
+                self._buckets[tenant] = (levels[tenant] - n, now)
+                self._buckets.move_to_end(tenant)
+            while len(self._buckets) > self.max_tenants:
+                self._buckets.popitem(last=False)
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """The ``limits`` section of the collector config."""
+
+    attributes: AttributeLimits
+    tenant_spans_per_second: float  # 0: no per-tenant rate limit
+    tenant_burst: int  # spans; 0: twice the rate
+    max_connections: int
+    read_timeout: float
+    request_timeout: float = 60.0
+
+    def rate_limiter(self) -> TenantRateLimiter | None:
+        if self.tenant_spans_per_second <= 0:
+            return None
+        burst = self.tenant_burst or max(1, round(2 * self.tenant_spans_per_second))
+        return TenantRateLimiter(self.tenant_spans_per_second, burst)
+
+
+DEFAULT_LIMITS = LimitsConfig(AttributeLimits(1024, 65536), 0.0, 0, 64, 30.0, 60.0)
+
+
+class BoundedThreadsMixin:
+    """For a `socketserver.ThreadingMixIn` server: at most ``limits.max_connections`` served at once.
+
+    Put it before the server class; set `limits` (its ``request_timeout`` is read by
+    `RequestDeadlineMixin`) on the instance before `server_activate` runs (i.e. before calling the
+    server's ``__init__``).
+    """
+
+    limits: LimitsConfig = DEFAULT_LIMITS
+    _slots: threading.BoundedSemaphore
+
+    def server_activate(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        super().server_activate()  # type: ignore[misc]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(timeout=self.limits.read_timeout):
+            _log.warning(
+                "all %d connection slots busy; closing a new connection", self.limits.max_connections
+            )
+            self.shutdown_request(request)  # type: ignore[attr-defined]
+            return
+        try:
+            super().process_request(request, client_address)  # type: ignore[misc]
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[misc]
+        finally:
+            self._slots.release()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(self.limits.read_timeout)
+        super().finish_request(request, client_address)  # type: ignore[misc]
+
+
+class _DeadlineReader:
+    """A request's input stream whose every socket read waits at most the time the request has left.
+
+    Reads go one `recv` at a time (`peek`/`read1`), each armed with ``min(left, read_timeout)``, so the
+    deadline bounds the request however the bytes trickle in.
+    """
+
+    def __init__(self, raw: Any, handler: RequestDeadlineMixin) -> None:
+        self._raw = raw
+        self._handler = handler
+
+    def _arm(self) -> None:
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took longer than limits.request_timeout")
+        self._handler.connection.settimeout(min(left, self._handler.server.limits.read_timeout))
+
+    def read(self, n: int = -1) -> bytes:
+        out = bytearray()
+        while n < 0 or len(out) < n:
+            self._arm()
+            chunk = self._raw.read1(65536 if n < 0 else n - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = bytearray()
+        while limit < 0 or len(line) < limit:
+            self._arm()
+            peeked = self._raw.peek(1)
+            if not peeked:
+                break
+            end = peeked.find(b"\n")
+            take = len(peeked) if end < 0 else end + 1
+            line += self._raw.read(take if limit < 0 else min(take, limit - len(line)))
+            if line.endswith(b"\n"):
+                break
+        return bytes(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class RequestDeadlineMixin:
+    """For a `BaseHTTPRequestHandler` of a `BoundedThreadsMixin` server: see the module docstring."""
+
+    server: Any
+    connection: Any
+    rfile: Any
+    close_connection: bool
+    deadline: float = 0.0
+
+    def setup(self) -> None:
+        super().setup()  # type: ignore[misc]
+        self.rfile = _DeadlineReader(self.rfile, self)
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + self.server.limits.request_timeout
+        try:
+            super().handle_one_request()  # type: ignore[misc]
+        except TimeoutError as exc:
+            _log.info("closing an HTTP connection: %s", exc)
+            self.close_connection = True

@@ -1,0 +1,158 @@
+"""The admin query API's wire format, and its client.
+
+Contract: `POST /v1/query` with `{"sql": "...", "parameters": {...}, "max_rows": N}` answers
+200 `{"columns": [...], "types": [...], "rows": [[...], ...]}` or 400 `{"error": "..."}`.
+Decimal values travel as strings (exact), date/datetime as ISO 8601 strings, bytes as hex.
+`encode_result` is the server's encoder; `AdminQueryClient.query_readonly` decodes Decimal and
+DateTime columns back to `Decimal` and aware `datetime`, so a reader sees the same values
+whether it opened the store directly or went through a running collector.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from tokenbook.collector.storage.reprice import REPRICE_PATH, RepriceResult
+from tokenbook.collector.storage.store import QueryResult, StoreError, StoreUnavailable
+
+__all__ = [
+    "QUERY_PATH",
+    "TOKEN_ENV",
+    "AdminQueryClient",
+    "auth_headers",
+    "decode_result",
+    "encode_result",
+    "json_value",
+]
+
+QUERY_PATH = "/v1/query"
+TOKEN_ENV = "TOKENBOOK_TOKEN"  # a bearer token with the query scope, when the collector has auth on
+
+_WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
+
+
+def json_value(v: Any) -> Any:
+    """`v` as a JSON-ready value: Decimal -> exact string, date/datetime -> ISO 8601, bytes -> hex."""
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, Mapping):
+        return {str(k): json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [json_value(x) for x in v]
+    return str(v)
+
+
+def auth_headers() -> dict[str, str]:
+    """``Authorization: Bearer $TOKENBOOK_TOKEN`` when that variable is set (a collector with auth on)."""
+    token = os.environ.get(TOKEN_ENV)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _parameter(v: Any) -> Any:
+    """A bound parameter as JSON; datetimes as UTC `YYYY-MM-DD hh:mm:ss.ffffff`, which ClickHouse parses."""
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return json_value(v)
+
+
+def encode_result(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """The 200 response body for a query result (exact: Decimal and datetime become strings)."""
+    doc = {"columns": list(columns), "types": list(types), "rows": [[json_value(v) for v in r] for r in rows]}
+    return json.dumps(doc, allow_nan=False).encode("utf-8")
+
+
+def _base_type(type_name: str) -> str:
+    while (m := _WRAPPERS.match(type_name)) is not None:
+        type_name = m.group(1)
+    return type_name
+
+
+def _decoder(type_name: str) -> Any:
+    base = _base_type(type_name)
+    if base.startswith("Decimal"):
+        return Decimal
+    if base.startswith("DateTime"):
+        return datetime.fromisoformat
+    if base == "Date" or base == "Date32":
+        return date.fromisoformat
+    return None
+
+
+def decode_result(body: bytes) -> QueryResult:
+    """Parse a 200 response body; Decimal, DateTime and Date columns get their Python types back."""
+    doc = json.loads(body)
+    columns, types = list(doc["columns"]), list(doc["types"])
+    decoders = [_decoder(t) for t in types]
+    rows = [
+        tuple(v if (d is None or v is None) else d(v) for d, v in zip(decoders, row, strict=True))
+        for row in doc["rows"]
+    ]
+    return columns, types, rows
+
+
+class AdminQueryClient:
+    """Read-only queries through a running collector's admin API (`host:port`)."""
+
+    def __init__(self, address: str, *, timeout_s: float = 30) -> None:
+        self.address = address
+        self.description = f"collector admin API at {address}"
+        self._timeout = timeout_s
+
+    def query_readonly(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, *, max_rows: int = 10_000
+    ) -> QueryResult:
+        """Run one SELECT on the collector's store; `StoreError` carries the server's refusal."""
+        parameters = {k: _parameter(v) for k, v in (parameters or {}).items()}
+        return decode_result(
+            self._post(QUERY_PATH, {"sql": sql, "parameters": parameters, "max_rows": max_rows})
+        )
+
+    def reprice(self, *, since: datetime, until: datetime, model: str = "") -> RepriceResult:
+        """Have the collector reload its price overrides and re-price [since, until) (admin scope)."""
+        body = self._post(
+            REPRICE_PATH, {"since": since.isoformat(), "until": until.isoformat(), "model": model}
+        )
+        doc = json.loads(body)
+        return RepriceResult(examined=int(doc["examined"]), changed=int(doc["changed"]))
+
+    def _post(self, path: str, doc: Mapping[str, Any]) -> bytes:
+        headers = {"Content-Type": "application/json", **auth_headers()}
+        request = urllib.request.Request(
+            f"http://{self.address}{path}",
+            data=json.dumps(doc).encode("utf-8"),
+            headers=headers,
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                body: bytes = response.read()
+                return body
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")
+            try:
+                message = json.loads(detail).get("error", detail)
+            except ValueError:
+                message = detail
+            raise StoreError(f"{self.description}: {message}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise StoreUnavailable(f"{self.description} is not reachable: {exc}") from None
+
+    def close(self) -> None:
+        """Nothing to release (one HTTP request per query)."""

@@ -1,0 +1,81 @@
+"""The rows the collector writes: the contract between the pipeline, the write-ahead log and storage.
+
+Field order is the column order of the `llm_calls` and `context_steps` tables
+(`storage/sql/migrations/`), so a row is inserted as-is. IDs are lowercase hex strings;
+times are timezone-aware UTC datetimes; money is `Decimal` (ClickHouse `Decimal(18,12)`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+__all__ = ["CALL_COLUMNS", "STEP_COLUMNS", "CallRow", "StepRow"]
+
+
+class CallRow(NamedTuple):
+    """One model call: a row of `llm_calls`, deduplicated on (tenant_id, context_id, trace_id, span_id)."""
+
+    timestamp: datetime  # span start
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    context_id: str
+    workflow_name: str  # root span name, when known
+    workflow_id: str  # root span ID, when known
+    tenant_id: str
+    user_id: str
+    project_id: str
+    team_id: str
+    feature: str
+    service_name: str
+    tags: dict[str, str]
+    provider: str
+    model: str
+    operation: str
+    input_tokens: int  # inclusive of cache tokens, as in OTel
+    output_tokens: int  # inclusive of reasoning tokens
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    # Costs are None (NULL) when the call is unpriced: never 0 for an unknown price.
+    input_cost: Decimal | None  # (input - cache_read - cache_write) at the input rate
+    output_cost: Decimal | None
+    cache_read_cost: Decimal | None
+    cache_write_cost: Decimal | None
+    total_cost: Decimal | None  # exactly the sum of the four components
+    currency: str
+    price_status: str  # priced | unpriced | cache_hit | not_billable
+    price_source: str  # catalog version and model, or "overrides.yaml#entry"; why, when unpriced
+    client_cost: Decimal | None  # the cost the client sent (tokenbook.cost.total); never billed
+    usage_issue: str  # why a usage value was coerced or rejected; empty when none
+    attempt: int  # 0 for a first attempt, n for the n-th retry
+    status: str  # ok | error
+    error_type: str
+    duration_ms: float
+    ingested_at: datetime
+    version: int  # ReplacingMergeTree version: the newest row of a span wins (re-pricing writes a higher one)
+
+
+class StepRow(NamedTuple):
+    """A non-billed span that matters per context: a tool call, an agent/chain wrapper, an outcome."""
+
+    timestamp: datetime
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    context_id: str
+    tenant_id: str
+    kind: str  # tool | wrapper | outcome
+    name: str
+    operation: str
+    status: str
+    duration_ms: float
+    outcome: str  # for kind=outcome: the value of `tokenbook.outcome` (e.g. "resolved")
+    ingested_at: datetime
+    version: int
+
+
+CALL_COLUMNS: tuple[str, ...] = CallRow._fields
+STEP_COLUMNS: tuple[str, ...] = StepRow._fields

@@ -1,0 +1,101 @@
+"""Re-pricing stored calls after a price change, without double counting.
+
+`reprice` reads the deduplicated calls of a time range, prices each again from its stored tokens
+with a `PriceCatalog`, and writes back only the calls whose cost, currency or status changed, with a
+higher ``version``: the ReplacingMergeTree keeps the newest row of a span, so every total changes
+once, never doubles, and a second run changes nothing. The aggregates are then recomputed.
+
+It runs in the CLI (`tokenbook reprice` on a stopped embedded store or a server) and in the collector
+(`POST /v1/reprice` on the admin API, after the collector reloaded its price overrides).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.collector.storage.sqltemplate import render_query
+from tokenbook.collector.storage.store import Store
+from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.usage import Usage
+
+__all__ = ["REPRICE_PATH", "RepriceResult", "reprice"]
+
+REPRICE_PATH = "/v1/reprice"
+_BATCH = 10_000  # rows per insert
+
+
+@dataclass(frozen=True)
+class RepriceResult:
+    """What `reprice` did: calls examined, and calls written again with a new cost."""
+
+    examined: int
+    changed: int
+
+
+def _cost_of(call: CallRow) -> tuple[Any, ...]:
+    return (
+        call.input_cost,
+        call.output_cost,
+        call.cache_read_cost,
+        call.cache_write_cost,
+        call.total_cost,
+        call.currency,
+        call.price_status,
+    )
+
+
+def reprice(
+    store: Store,
+    catalog: PriceCatalog,
+    *,
+    since: datetime,
+    until: datetime,
+    model: str = "",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RepriceResult:
+    """Re-price the calls in [since, until) (of `model` only, when given) with `catalog`.
+
+    Versions are at least the current time in microseconds, so a re-priced row also wins over rows
+    written earlier with time-based versions. `on_progress(done, total)` is called as calls are priced.
+    """
+    params = {"since": since, "until": until, "model": model}
+    columns, _, rows = store.query(render_query("reprice_calls.sql", store.database), params)
+    version_floor = time.time_ns() // 1000
+    changed: list[CallRow] = []
+    for done, raw in enumerate(rows, 1):
+        call = CallRow(**dict(zip(columns, raw, strict=True)))
+        usage = Usage(
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            cache_read_tokens=call.cache_read_tokens,
+            cache_write_tokens=call.cache_write_tokens,
+            reasoning_tokens=call.reasoning_tokens,
+            present=True,
+        )
+        cost = catalog.price(
+            call.provider, call.model, usage, call.timestamp, cache_hit=call.price_status == "cache_hit"
+        )
+        new = call._replace(
+            input_cost=cost.input,
+            output_cost=cost.output,
+            cache_read_cost=cost.cache_read,
+            cache_write_cost=cost.cache_write,
+            total_cost=cost.total,
+            currency=cost.currency,
+            price_status=cost.status,
+            price_source=cost.source,
+            version=max(call.version + 1, version_floor),
+        )
+        if _cost_of(new) != _cost_of(call):
+            changed.append(new)
+        if on_progress is not None:
+            on_progress(done, len(rows))
+    for start in range(0, len(changed), _BATCH):
+        store.write(changed[start : start + _BATCH], [])
+    store.refresh_aggregates()
+    return RepriceResult(examined=len(rows), changed=len(changed))

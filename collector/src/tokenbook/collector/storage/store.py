@@ -1,0 +1,332 @@
+"""The ClickHouse store: one code path for embedded chDB and a ClickHouse server.
+
+`Store.open()` with no URL opens the embedded engine in `data_dir` (`chdb:///abs/path`); an
+`http(s)://user:pass@host:8123` URL talks to a server. Both go through clickhouse-connect, and the
+SQL (in `storage/sql/*.sql`) is the same.
+
+Exactness: `llm_calls` and `context_steps` are ReplacingMergeTree tables keyed by span identity, so
+reading them with `FINAL` counts a re-delivered span once. The aggregates (`context_costs`,
+`cost_hourly`) are recomputed from the deduplicated ledger for every key a write touched
+(`refresh_aggregates`), replacing their previous rows: re-delivery never changes a visible total.
+
+Thread safety: every method may be called from any thread; calls are serialised by one lock.
+The password of a server URL never appears in `repr`, logs or exception messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import unquote, urlsplit
+
+from tokenbook.collector.storage.guard import check_select
+from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
+from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
+from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, encode_block
+from tokenbook.collector.storage.sqltemplate import SchemaTarget, render_query
+
+__all__ = ["QueryResult", "Store", "StoreError", "StoreUnavailable"]
+
+_log = logging.getLogger(__name__)
+
+#: (column names, ClickHouse type names, rows)
+QueryResult = tuple[list[str], list[str], list[tuple[Any, ...]]]
+
+#: Keys per recompute query (bound as one Array parameter). Embedded, one query per 20k keys costs
+#: half as much per key as 2k-key queries; a server gets its parameters in the request URL, which
+#: ClickHouse caps (``http_max_uri_size``, 1 MiB), so it gets smaller chunks.
+_REFRESH_CHUNK_EMBEDDED = 20_000
+_REFRESH_CHUNK_SERVER = 2_000
+
+
+class StoreError(RuntimeError):
+    """A storage operation failed; the message never contains credentials."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (server down, network); retrying later may succeed."""
+
+
+class Store:
+    """A ClickHouse database holding the tokenbook schema (see module docstring)."""
+
+    def __init__(self, client: Any, *, database: str, description: str, secret: str, embedded: bool) -> None:
+        """Use `Store.open()`; this wraps an already connected clickhouse-connect client."""
+        self._client = client
+        self.database = SchemaTarget(database=database).database
+        self.description = description  # the location without secrets, for logs and messages
+        self.embedded = embedded
+        self._secret = secret
+        self._lock = threading.RLock()
+        self._touched_contexts: set[tuple[str, str]] = set()
+        self._touched_hours: set[tuple[str, datetime]] = set()
+        # A lone surrogate (possible in OTLP/JSON) is stored as its escape text instead of failing
+        # the insert, which the writer would retry forever. Blocks are small: parsing them in
+        # parallel only adds thread hand-offs.
+        self._insert_settings: dict[str, Any] = {
+            "input_format_json_throw_on_bad_escape_sequence": 0,
+            "input_format_parallel_parsing": 0,
+        }
+        if not embedded:
+            self._insert_settings["insert_distributed_sync"] = 1
+        self._refresh_chunk = _REFRESH_CHUNK_EMBEDDED if embedded else _REFRESH_CHUNK_SERVER
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        data_dir: str | Path = DEFAULT_DATA_DIR,
+        database: str = "tokenbook",
+    ) -> Store:
+        """Connect: `url` = None (embedded chDB in `data_dir`), `chdb:///abs/dir`, or `http(s)://...`."""
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        SchemaTarget(database=database)  # validate the name before connecting
+        secret = ""
+        description = redact_url(url) if url is not None else f"chdb://{Path(data_dir).resolve()}"
+        try:
+            if url is None or url.startswith("chdb://"):
+                path = Path(description.removeprefix("chdb://"))
+                path.mkdir(parents=True, exist_ok=True)
+                client = clickhouse_connect.get_client(dsn=description, tz_mode="aware")
+                embedded = True
+            elif url.startswith(("http://", "https://")):
+                parts = urlsplit(url)
+                secret = unquote(parts.password or "")
+                client = clickhouse_connect.get_client(
+                    host=parts.hostname,
+                    port=parts.port or (8443 if parts.scheme == "https" else 8123),
+                    username=unquote(parts.username or "default"),
+                    password=secret,
+                    secure=parts.scheme == "https",
+                    tz_mode="aware",
+                    autogenerate_session_id=False,
+                    connect_timeout=10,
+                    send_receive_timeout=300,
+                )
+                embedded = False
+            else:
+                raise StoreError(f"unsupported store URL {description!r}: use http(s)://... or chdb:///dir")
+        except (ClickHouseError, OSError) as exc:
+            message = str(exc).replace(secret, "***") if secret else str(exc)
+            raise StoreUnavailable(f"cannot open {description}: {message}") from None
+        store = cls(client, database=database, description=description, secret=secret, embedded=embedded)
+        if store._database_exists():
+            store._use_database()
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.description!r}, database={self.database!r})"
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def migrate(self, cluster: str | None = None) -> list[str]:
+        """Apply pending migrations (idempotent); returns the file names applied."""
+        from tokenbook.collector.storage.migrate import apply_migrations
+
+        with self._lock:
+            applied = apply_migrations(self, SchemaTarget(database=self.database, cluster=cluster))
+            self._use_database()
+        if applied:
+            _log.info("store %s: applied migrations %s", self.description, ", ".join(applied))
+        return applied
+
+    def _database_exists(self) -> bool:
+        _, _, rows = self.query(render_query("database_exists.sql", self.database), {"db": self.database})
+        return bool(rows[0][0])
+
+    def _use_database(self) -> None:
+        """Make unqualified table names (`SELECT ... FROM llm_calls`) resolve to this database."""
+        self._client.database = self.database
+
+    # -- raw access ------------------------------------------------------------------------------
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+        with self._lock:
+            try:
+                return fn(*args, **kwargs)
+            except OperationalError as exc:
+                raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
+            except ClickHouseError as exc:
+                raise StoreError(self._scrub(str(exc))) from None
+
+    def _scrub(self, message: str) -> str:
+        return message.replace(self._secret, "***") if self._secret else message
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        """Run one statement that returns no rows (DDL, INSERT ... SELECT)."""
+        self._call(self._client.command, sql, parameters=dict(parameters or {}))
+
+    def query(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run one query; `{name:Type}` placeholders are bound server-side from `parameters`."""
+        result = self._call(
+            self._client.query, sql, parameters=dict(parameters or {}), settings=dict(settings or {})
+        )
+        return list(result.column_names), [t.name for t in result.column_types], list(result.result_rows)
+
+    def query_readonly(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        max_rows: int = 10_000,
+        timeout_s: float = 10,
+        extra_settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run user SQL that must be a single SELECT (`readonly.check_select`, else `QueryRefused`).
+
+        Also runs with ClickHouse `readonly=2`, `max_result_rows=max_rows` (more rows is an error,
+        not a silent truncation) and `max_execution_time=timeout_s`; `extra_settings` (e.g. a
+        tenant's ``additional_table_filters``) are added, never replacing those limits.
+        """
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+        checked = check_select(sql)
+        settings = {
+            **(extra_settings or {}),
+            "readonly": 2,
+            "max_result_rows": max_rows,
+            "result_overflow_mode": "throw",
+            "max_execution_time": timeout_s,
+        }
+        return self.query(checked, parameters, settings=settings)
+
+    def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+        try:
+            self.query("SELECT 1")
+        except StoreError:
+            return False
+        return True
+
+    # -- writes and aggregates ------------------------------------------------------------------
+
+    def write(
+        self,
+        calls: Sequence[CallRow],
+        steps: Sequence[StepRow],
+        *,
+        blocks: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        """Insert ledger rows (one insert per table) and remember which aggregate keys they touch.
+
+        The rows are sent in `rowcodec.BLOCK_FORMAT` and parsed by ClickHouse (no Python-side Native
+        serialisation). `blocks` = (calls block, steps block) already encoded by
+        `rowcodec.encode_block`/`join_blocks` for exactly these rows (the write-ahead log's bytes);
+        without it they are encoded here. Idempotent: writing the same spans again changes no total
+        once read with FINAL. Call `refresh_aggregates()` afterwards (the collector's writer does).
+        """
+        if blocks is None:
+            blocks = (encode_block("llm_calls", calls), encode_block("context_steps", steps))
+        call_block, step_block = blocks
+        with self._lock:
+            if call_block:
+                self._insert("llm_calls", call_block, CALL_COLUMNS, len(calls))
+            if step_block:
+                self._insert("context_steps", step_block, STEP_COLUMNS, len(steps))
+            self._touched_contexts.update({(c.tenant_id, c.context_id) for c in calls})
+            self._touched_contexts.update({(s.tenant_id, s.context_id) for s in steps})
+            hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in calls}
+            self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
+
+    def _insert(self, table: str, block: bytes, columns: Sequence[str], rows: int) -> None:
+        started = time.perf_counter()
+        self._call(
+            self._client.raw_insert,
+            f"{self.database}.{table}",
+            list(columns),
+            insert_block=block,
+            fmt=BLOCK_FORMAT,
+            settings=self._insert_settings,
+        )
+        _log.debug("inserted %d rows into %s in %.1f ms", rows, table, 1000 * (time.perf_counter() - started))
+
+    def refresh_aggregates(self, *, since: datetime | None = None, hourly: bool = True) -> int:
+        """Recompute `context_costs` and `cost_hourly` for every key touched since the last refresh.
+
+        With `since`, also every key of rows ingested at or after `since` (recovery after a crash
+        between a write and its refresh). With ``hourly=False`` only `context_costs` is recomputed and
+        the touched hours stay pending for a later call (the writer refreshes the hourly roll-up less
+        often: each of its refreshes rescans whole hours). Returns the number of keys recomputed. On
+        failure the keys stay pending and the next call retries them.
+        """
+        with self._lock:
+            if since is not None:
+                self._touch_ingested_since(since)
+            contexts, self._touched_contexts = self._touched_contexts, set()
+            hours: set[tuple[str, datetime]] = set()
+            if hourly:
+                hours, self._touched_hours = self._touched_hours, set()
+            try:
+                self._refresh_contexts(sorted(contexts))
+                self._refresh_hours(sorted(hours))
+            except BaseException:
+                self._touched_contexts |= contexts
+                self._touched_hours |= hours
+                raise
+        return len(contexts) + len(hours)
+
+    def _touch_ingested_since(self, since: datetime) -> None:
+        _, _, rows = self.query(render_query("touched_since.sql", self.database), {"since": since})
+        for tenant_id, context_id, hour in rows:
+            self._touched_contexts.add((tenant_id, context_id))
+            if hour is not None:
+                self._touched_hours.add((tenant_id, hour))
+
+    def _refresh_contexts(self, keys: list[tuple[str, str]]) -> None:
+        sql = render_query("refresh_context_costs.sql", self.database)
+        for chunk in _chunks(keys, self._refresh_chunk):
+            tenants, contexts = sorted({t for t, _ in chunk}), sorted({c for _, c in chunk})
+            self.command(sql, {"tenants": tenants, "contexts": contexts})
+
+    def _refresh_hours(self, keys: list[tuple[str, datetime]]) -> None:
+        sql = render_query("refresh_cost_hourly.sql", self.database)
+        for chunk in _chunks(keys, self._refresh_chunk):
+            tenants, hours = sorted({t for t, _ in chunk}), sorted({h for _, h in chunk})
+            params = {
+                "tenants": tenants,
+                "hours": hours,
+                "since": hours[0],
+                "until": hours[-1] + timedelta(hours=1),
+            }
+            self.command(sql, params)
+
+    def recent_span_keys(self, hours: float) -> set[tuple[str, str]]:
+        """(trace_id, span_id) of calls and steps ingested in the last `hours`: dedup warm-up."""
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        _, _, rows = self.query(render_query("recent_span_keys.sql", self.database), {"since": since})
+        return {(trace_id, span_id) for trace_id, span_id in rows}
+
+
+def _chunks(keys: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(keys), size):
+        yield keys[start : start + size]

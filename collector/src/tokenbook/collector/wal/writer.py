@@ -1,0 +1,185 @@
+"""The batch writer: drains the write-ahead log into storage, thousands of rows per insert.
+
+One thread (`LedgerWriter`) reads records in log order, gathers up to `max_rows` rows or waits at
+most `max_delay` seconds for more, and calls `Store.write(calls, steps, blocks=...)` with the logged
+records' ClickHouse blocks joined (`rowcodec`): rows are encoded once, on the request path, and
+parsed by ClickHouse. Only after the insert succeeds is the log committed (and delivered segments
+deleted). A failing insert is retried with
+exponential backoff (0.1 s doubling to 5 s) for as long as it takes: while storage is down the log
+absorbs the traffic up to ``storage.spool.max_bytes``, and `storage_up` turns False so the receivers
+answer 503 instead of 429 once it is full. After inserts, `Store.refresh_aggregates()` brings the
+aggregates up to date, exactly (recomputed from FINAL) but coalesced, which bounds their lag:
+
+* ``context_costs``: at most once a second; while the log holds a backlog (the last batch was full:
+  more than `max_rows` rows were waiting), at most every 30 s, so the ledger rows come first and a
+  context touched by many batches is recomputed once. Under load, a refresh that took *t* seconds
+  is followed by at least 5*t* seconds of inserts (capped at 30 s): refreshing takes at most a
+  sixth of the writer's time;
+* ``cost_hourly``: every 10 s, or 60 s while a backlog remains. Each refresh of an hour
+  rescans that hour's calls of the touched tenants, so its cost grows with the hour; the interval
+  bounds that cost to (rows of the hour so far) per interval instead of paying it after every batch.
+
+At `stop` everything touched is refreshed.
+
+`stop(drain_timeout)` lets the writer empty the log (or give up after the timeout, leaving the rest
+in the log for the next start) and joins the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.storage.ledger import CallRow, StepRow
+from tokenbook.collector.storage.rowcodec import RowRecord, decode_record, join_blocks
+from tokenbook.collector.wal.log import Position, WriteAheadLog
+
+__all__ = ["LedgerStore", "LedgerWriter"]
+
+_log = logging.getLogger(__name__)
+_BACKOFF_MIN = 0.1
+_BACKOFF_MAX = 5.0
+_REFRESH_INTERVAL = 1.0  # context_costs lag when caught up
+_REFRESH_INTERVAL_BEHIND = 30.0  # ... while the log holds a backlog (full batches)
+_HOURLY_INTERVAL = 10.0  # cost_hourly lag when caught up: each refresh rescans the touched hours
+_HOURLY_INTERVAL_BEHIND = 60.0  # ... while the log holds a backlog
+_REFRESH_SHARE = 5  # the next refresh waits at least this many times the last one's duration
+
+
+class LedgerStore(Protocol):
+    """What the writer needs of `tokenbook.collector.store.Store`."""
+
+    def write(
+        self, calls: Sequence[CallRow], steps: Sequence[StepRow], *, blocks: tuple[bytes, bytes] | None = None
+    ) -> Any: ...
+
+    def refresh_aggregates(self, *, hourly: bool = True) -> Any: ...
+
+
+class LedgerWriter:
+    """Moves rows from the log to storage on its own thread."""
+
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        store: LedgerStore,
+        metrics: IngestMetrics,
+        *,
+        max_rows: int,
+        max_delay: float,
+    ) -> None:
+        self.wal = wal
+        self.store = store
+        self.metrics = metrics
+        self.max_rows = max_rows
+        self.max_delay = max_delay
+        self.storage_up = True
+        self._stopping = threading.Event()
+        self._deadline = float("inf")  # give up draining after this (monotonic)
+        self._thread = threading.Thread(target=self._run, name="tokenbook-ledger-writer", daemon=True)
+        self._last_refresh = 0.0
+        self._refresh_seconds = 0.0  # how long the last refresh took
+        self._last_hourly = 0.0
+        self._dirty = False  # rows written since the last refresh
+        self._dirty_hours = False  # rows written since the last hourly refresh
+        self._behind = False  # the last batch was full: more rows wait in the log
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, drain_timeout: float) -> bool:
+        """Drain the log into storage (up to `drain_timeout` s); return whether it is empty."""
+        self._deadline = time.monotonic() + drain_timeout
+        self._stopping.set()
+        self._thread.join()
+        return self.wal.pending_bytes == 0
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stopping.is_set()
+            if not self.wal.wait_for_data(0 if stopping else self.max_delay):
+                self._behind = False  # caught up
+                self._refresh(force=stopping)
+                if stopping:
+                    return
+                continue
+            records, end = self._gather()
+            if end is not None and not self._insert(records):
+                return  # gave up at shutdown: the rows stay in the log for the next start
+            if end is not None:
+                self.wal.commit(end)
+            self._refresh(force=False)
+
+    def _gather(self) -> tuple[list[RowRecord], Position | None]:
+        out: list[RowRecord] = []
+        rows = 0
+        end: Position | None = None
+        until = time.monotonic() + self.max_delay
+        while rows < self.max_rows:
+            records = self.wal.read(decode_record, max_records=64)
+            for rec in records:
+                record: RowRecord = rec.obj
+                out.append(record)
+                rows += len(record.calls) + len(record.steps)
+                end = rec.end
+            if records:
+                continue
+            left = until - time.monotonic()
+            if self._stopping.is_set() or left <= 0 or not self.wal.wait_for_data(left):
+                break
+        self._behind = rows >= self.max_rows
+        return out, end
+
+    def _insert(self, records: list[RowRecord]) -> bool:
+        calls = [c for r in records for c in r.calls]
+        steps = [s for r in records for s in r.steps]
+        blocks = (join_blocks([r.call_block for r in records]), join_blocks([r.step_block for r in records]))
+        delay = _BACKOFF_MIN
+        while True:
+            started = time.perf_counter()
+            try:
+                self.store.write(calls, steps, blocks=blocks)
+            except Exception as exc:  # noqa: BLE001 - any storage failure is retried, never lost
+                self.metrics.add(insert_failures=1)
+                if self.storage_up:
+                    _log.error("storage insert failed, retrying with backoff (rows stay in the log): %s", exc)
+                self.storage_up = False
+                if self._stopping.is_set() and time.monotonic() + delay > self._deadline:
+                    _log.warning("shutdown: storage still failing; rows stay in the log for the next start")
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            self.metrics.observe_insert(time.perf_counter() - started)
+            self.metrics.add(inserted_rows=len(calls) + len(steps))
+            if not self.storage_up:
+                _log.info("storage is back; draining the write-ahead log")
+            self.storage_up = True
+            self._dirty = self._dirty_hours = True
+            return True
+
+    def _refresh(self, *, force: bool) -> None:
+        now = time.monotonic()
+        behind = self._behind
+        interval = _REFRESH_INTERVAL_BEHIND if behind else _REFRESH_INTERVAL
+        # The ledger comes first: refreshing takes at most 1/_REFRESH_SHARE of the writer's time.
+        interval = max(interval, min(_REFRESH_SHARE * self._refresh_seconds, _REFRESH_INTERVAL_BEHIND))
+        if not self._dirty or (not force and now - self._last_refresh < interval):
+            return
+        hourly_interval = _HOURLY_INTERVAL_BEHIND if behind else _HOURLY_INTERVAL
+        hourly = self._dirty_hours and (force or now - self._last_hourly >= hourly_interval)
+        try:
+            self.store.refresh_aggregates(hourly=hourly)
+        except Exception as exc:  # noqa: BLE001 - aggregates are retried at the next refresh
+            _log.error("refreshing aggregates failed (retried later): %s", exc)
+            return
+        self._refresh_seconds = time.monotonic() - now
+        self._last_refresh = now
+        if hourly:
+            self._dirty_hours = False
+            self._last_hourly = now
+        self._dirty = self._dirty_hours

@@ -1,0 +1,172 @@
+"""What kind of call a span is, and whether it is billed.
+
+Kinds (`call_kind`), decided by the first signal present:
+
+1. ``gen_ai.operation.name``: `semconv.MODEL_OPERATIONS` -> ``model``, ``execute_tool`` -> ``tool``,
+   ``invoke_agent`` / ``create_agent`` / ... -> ``wrapper``;
+2. ``openinference.span.kind``: LLM / EMBEDDING / RERANKER -> ``model``, TOOL -> ``tool``,
+   CHAIN / AGENT / RETRIEVER / ... -> ``wrapper``;
+3. OpenLLMetry: ``llm.request.type`` (chat, completion, embedding, rerank) -> ``model``;
+   ``traceloop.span.kind`` tool -> ``tool``, workflow / task / agent -> ``wrapper``;
+4. the first word of the span name, read as an operation name (``"chat gpt-4o"``);
+5. otherwise a span carrying any usage attribute is ``model``, and anything else ``other``.
+
+Billing rule (`is_billable`), so that each token is billed once:
+
+* a ``model`` span with usage is billed;
+* a ``tool`` span is never billed (a model called by a tool has its own span);
+* a ``wrapper`` or ``other`` span with usage is billed only when no descendant in the same trace
+  carried usage, i.e. when the framework emitted no model-call span of its own. A wrapper that
+  repeats its children's summed usage is therefore never counted twice.
+
+Children end before their parents, so by the time a parent ends, `DescendantTracker` knows whether a
+descendant carried usage. The tracker is bounded (least recently marked entries are evicted) and
+thread-safe; the in-app processor and the collector share it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from typing import Final
+
+from tokenbook.genai import semconv
+from tokenbook.genai.usage import USAGE_KEYS
+
+__all__ = [
+    "DEFAULT_TRACKER_SIZE",
+    "KIND_MODEL",
+    "KIND_OTHER",
+    "KIND_TOOL",
+    "KIND_WRAPPER",
+    "USAGE_KEYS",
+    "DescendantTracker",
+    "call_kind",
+    "has_usage_attributes",
+    "is_billable",
+    "is_cache_hit",
+]
+
+KIND_MODEL: Final = "model"
+KIND_TOOL: Final = "tool"
+KIND_WRAPPER: Final = "wrapper"
+KIND_OTHER: Final = "other"
+DEFAULT_TRACKER_SIZE: Final = 100_000
+
+_LLM_REQUEST_TYPES: Final = frozenset({"chat", "completion", "embedding", "rerank"})
+_TRUE_STRINGS: Final = frozenset({"true", "1", "yes"})
+_CACHE_HIT_KEYS: Final = frozenset(semconv.CACHE_HIT_FLAGS)
+
+
+def has_usage_attributes(attrs: Mapping[str, object]) -> bool:
+    """Whether any usage attribute (any alias) is present."""
+    return not USAGE_KEYS.isdisjoint(attrs)
+
+
+def _kind_of_operation(op: str) -> str | None:
+    if op in semconv.MODEL_OPERATIONS:
+        return KIND_MODEL
+    if op in semconv.TOOL_OPERATIONS:
+        return KIND_TOOL
+    if op in semconv.WRAPPER_OPERATIONS:
+        return KIND_WRAPPER
+    return None
+
+
+def call_kind(name: str, attrs: Mapping[str, object]) -> str:
+    """``"model"``, ``"tool"``, ``"wrapper"`` or ``"other"``, by the module's rule. Never raises."""
+    op = attrs.get(semconv.OPERATION)
+    if isinstance(op, str) and (kind := _kind_of_operation(op)) is not None:
+        return kind
+    oi_kind = attrs.get(semconv.OPENINFERENCE_SPAN_KIND)
+    if isinstance(oi_kind, str):
+        oi_kind = oi_kind.upper()
+        if oi_kind in semconv.OPENINFERENCE_MODEL_KINDS:
+            return KIND_MODEL
+        if oi_kind in semconv.OPENINFERENCE_TOOL_KINDS:
+            return KIND_TOOL
+        if oi_kind in semconv.OPENINFERENCE_WRAPPER_KINDS:
+            return KIND_WRAPPER
+    if attrs.get(semconv.LLM_REQUEST_TYPE) in _LLM_REQUEST_TYPES:
+        return KIND_MODEL
+    tl_kind = attrs.get(semconv.TRACELOOP_SPAN_KIND)
+    if tl_kind in semconv.TRACELOOP_TOOL_KINDS:
+        return KIND_TOOL
+    if tl_kind in semconv.TRACELOOP_WRAPPER_KINDS:
+        return KIND_WRAPPER
+    if name and (kind := _kind_of_operation(name.split(" ", 1)[0])) is not None:
+        return kind
+    return KIND_MODEL if has_usage_attributes(attrs) else KIND_OTHER
+
+
+def is_billable(kind: str, has_usage: bool, descendant_had_usage: bool) -> bool:
+    """The billing rule of this module: model spans with usage; others only without usage below."""
+    if not has_usage or kind == KIND_TOOL:
+        return False
+    return kind == KIND_MODEL or not descendant_had_usage
+
+
+def is_cache_hit(attrs: Mapping[str, object]) -> bool:
+    """A response served from a cache without a model call.
+
+    True when any of `semconv.CACHE_HIT_FLAGS` (``tokenbook.cache_hit``, ``gen_ai.response.cache_hit``,
+    LiteLLM's ``litellm.cache_hit`` / ``cache_hit``) is ``True`` or the string ``"true"``/``"1"``/``"yes"``.
+    """
+    if _CACHE_HIT_KEYS.isdisjoint(attrs):  # the common case, without a lookup per flag
+        return False
+    for key in semconv.CACHE_HIT_FLAGS:
+        value = attrs.get(key)
+        if value is True or (isinstance(value, str) and value.lower() in _TRUE_STRINGS):
+            return True
+    return False
+
+
+class DescendantTracker:
+    """Bounded, thread-safe memory of spans that have a descendant carrying usage.
+
+    Keys are ``(trace_id, span_id)`` in whatever hashable form the caller uses (ints in the SDK,
+    bytes in the collector), consistently. Call `span_ended` once per span, children first.
+    """
+
+    def __init__(self, max_entries: int = DEFAULT_TRACKER_SIZE) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
+        self._max = max_entries
+        self._marked: OrderedDict[tuple[Hashable, Hashable], None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._marked)
+
+    def span_ended(
+        self, trace_id: Hashable, span_id: Hashable, parent_span_id: Hashable | None, has_usage: bool
+    ) -> bool:
+        """Record that a span ended; return whether one of its descendants carried usage.
+
+        The parent is marked when this span carried usage or has such a descendant, so the mark climbs
+        to every ancestor as the spans end.
+        """
+        own = (trace_id, span_id)
+        if (parent_span_id is None or not has_usage) and own not in self._marked:
+            # Nothing to forget or mark (the common case). A descendant marking `own` concurrently
+            # races the same way under the lock: it is missed either way.
+            return False
+        with self._lock:
+            had = own in self._marked
+            if had:
+                del self._marked[own]
+            if parent_span_id is not None and (has_usage or had):
+                key = (trace_id, parent_span_id)
+                self._marked[key] = None
+                self._marked.move_to_end(key)
+                if len(self._marked) > self._max:
+                    self._marked.popitem(last=False)
+                    self.evicted += 1
+            return had
+
+    def has_descendant_usage(self, trace_id: Hashable, span_id: Hashable) -> bool:
+        """Whether a descendant of the span is known to have carried usage (does not forget it)."""
+        with self._lock:
+            return (trace_id, span_id) in self._marked

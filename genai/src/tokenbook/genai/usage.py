@@ -1,0 +1,216 @@
+"""Token usage read from span attributes, normalized to OTel's inclusive convention.
+
+Every alias of DESIGN.md's table is read in precedence order (`semconv.INPUT_TOKENS`, ...): the first
+alias holding an *acceptable* value wins; a rejected value is recorded as an issue and the next alias
+is tried.
+
+Value rule (`coerce_count`), applied to every token attribute:
+
+* ``int`` in ``[0, 10**12]``: taken as is.
+* ``float`` / ``Decimal``: finite and integral (``12.0``) is taken; a fractional value is rounded half
+  to even and an issue is recorded.
+* ``str``: stripped and parsed as a decimal number, then the numeric rule applies; an issue is recorded.
+* rejected (treated as missing, with an issue): ``bool``, negative, NaN, ±inf, over ``10**12``, any
+  other type, an unparsable string.
+
+Convention rule (`read_usage`): the result is *inclusive*, i.e. ``input_tokens`` includes cache read and
+cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
+
+* Anthropic's native API reports ``input_tokens`` *exclusive* of cache tokens. The instrumentations that
+  forward it (OpenLLMetry, OpenInference, OTel contrib, the genai-openai family) add the cache tokens
+  before writing ``gen_ai.usage.input_tokens`` / ``llm.token_count.prompt``, so their values are
+  inclusive. A span is treated as exclusive when the attribute ``tokenbook.usage.input_exclusive`` is
+  true (for manual instrumentation that copies Anthropic's response verbatim), or when the inclusive
+  reading is impossible (``input < cache_read + cache_write``): the cache tokens are then added to the
+  input and an issue is recorded.
+* Likewise, when ``reasoning > output`` the output is read as exclusive of reasoning (Gemini's
+  ``candidatesTokenCount`` excludes ``thoughtsTokenCount``): reasoning is added to output, with an issue.
+
+`read_usage` never raises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+from tokenbook.genai import semconv
+
+__all__ = ["MAX_TOKENS", "USAGE_KEYS", "Counts", "Usage", "coerce_count", "read_counts", "read_usage"]
+
+#: Token counts above this are rejected as absurd (no single call uses a trillion tokens).
+MAX_TOKENS = 10**12
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Normalized token counts of one call: inclusive, non-negative, at most `MAX_TOKENS` each."""
+
+    input_tokens: int = 0  # OTel-inclusive: includes cache_read + cache_write
+    output_tokens: int = 0  # includes reasoning
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    present: bool = False  # any usage attribute was found
+    issues: tuple[str, ...] = ()  # why a value was coerced or rejected
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output: every token once."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def issue_text(self) -> str:
+        """The issues joined by ``"; "``, as written to ``tokenbook.usage.issue``."""
+        return "; ".join(self.issues)
+
+
+def coerce_count(key: str, value: object) -> tuple[int | None, str | None]:
+    """Apply the module's value rule: ``(count, None)``, ``(count, issue)`` or ``(None, issue)``."""
+    if isinstance(value, bool):
+        return None, f"{key}: bool ({value!r}), treated as missing"
+    if isinstance(value, int):
+        return _check_range(key, value, value)
+    note: str | None = None
+    number: float | Decimal
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            return None, f"{key}: not a number ({value[:40]!r}), treated as missing"
+        note = f"{key}: numeric string ({value[:40]!r}) coerced"
+    elif isinstance(value, float | Decimal):
+        number = value
+    else:
+        return None, f"{key}: unsupported type {type(value).__name__}, treated as missing"
+    finite = number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)
+    if not finite:
+        return None, f"{key}: not finite ({value!r}), treated as missing"
+    if not -MAX_TOKENS <= number <= MAX_TOKENS:  # before rounding: int(Decimal("1e999999")) takes minutes
+        return _check_range(key, MAX_TOKENS + 1 if number > 0 else -1, value)
+    rounded = round(number)
+    if rounded != number:
+        note = f"{key}: fractional ({value!r}) rounded to {rounded}"
+    count, issue = _check_range(key, int(rounded), value)
+    return count, issue or note
+
+
+def _check_range(key: str, count: int, raw: object) -> tuple[int | None, str | None]:
+    if count < 0:
+        return None, f"{key}: negative ({raw!r}), treated as missing"
+    if count > MAX_TOKENS:
+        return None, f"{key}: over 10^12 ({raw!r}), treated as missing"
+    return count, None
+
+
+#: Every usage attribute name (any alias), for cheap presence tests.
+USAGE_KEYS: Final = frozenset(
+    semconv.INPUT_TOKENS
+    + semconv.OUTPUT_TOKENS
+    + semconv.CACHE_READ_TOKENS
+    + semconv.CACHE_WRITE_TOKENS
+    + semconv.REASONING_TOKENS
+)
+_NO_USAGE: Final = Usage()
+
+
+#: The alias tuples in `Counts` order.
+_CATEGORIES: Final = (
+    semconv.INPUT_TOKENS,
+    semconv.OUTPUT_TOKENS,
+    semconv.CACHE_READ_TOKENS,
+    semconv.CACHE_WRITE_TOKENS,
+    semconv.REASONING_TOKENS,
+)
+_MAX_PLANS: Final = 1_000
+#: Present usage keys -> for each category, its present aliases in precedence order (memoized: spans
+#: of one instrumentation share a few key sets).
+_plans: dict[frozenset[str], tuple[tuple[int, tuple[str, ...]], ...]] = {}
+
+#: `Usage` as a plain tuple, in field order: (input, output, cache_read, cache_write, reasoning,
+#: present, issues). The processor's hot path uses it; `read_usage` wraps it in a `Usage`.
+Counts = tuple[int, int, int, int, int, bool, tuple[str, ...]]
+_NO_COUNTS: Final[Counts] = (0, 0, 0, 0, 0, False, ())
+
+
+def _plan(present: frozenset[str]) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """(index in `Counts`, present aliases in precedence order) of each category with an alias."""
+    plan = tuple(
+        (i, keys)
+        for i, aliases in enumerate(_CATEGORIES)
+        if (keys := tuple(k for k in aliases if k in present))
+    )
+    if len(_plans) >= _MAX_PLANS:
+        _plans.clear()
+    _plans[present] = plan  # a racing thread computes the same value: harmless
+    return plan
+
+
+def read_counts(attrs: Mapping[str, object], provider: str = "") -> Counts:
+    """`read_usage` as a `Counts` tuple (no dataclass). Never raises."""
+    present = USAGE_KEYS.intersection(attrs)
+    if not present:
+        return _NO_COUNTS
+    issues: list[str] = []
+    counts = [0, 0, 0, 0, 0]
+    found = False
+    for i, keys in _plans.get(present) or _plan(present):
+        for key in keys:  # the first acceptable value wins; a rejected one is an issue
+            raw = attrs[key]
+            if raw is None:  # a value the SDK could not clean: absent
+                continue
+            found = True
+            if type(raw) is int and 0 <= raw <= MAX_TOKENS:  # the common case, without a call
+                counts[i] = raw
+                break
+            count, issue = coerce_count(key, raw)
+            if issue is not None:
+                issues.append(issue)
+            if count is not None:
+                counts[i] = count
+                break
+    if not found:
+        return _NO_COUNTS
+    input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens = counts
+    cache = cache_read + cache_write
+    exclusive_flag = attrs.get(semconv.INPUT_EXCLUSIVE) is True
+    if cache and (exclusive_flag or input_tokens < cache):
+        why = (
+            f"{semconv.INPUT_EXCLUSIVE}=true"
+            if exclusive_flag
+            else f"input ({input_tokens}) < cache read + write ({cache})"
+        )
+        who = f" ({provider})" if provider else ""
+        issues.append(f"input read as exclusive of cache tokens{who}: {why}; cache tokens added")
+        input_tokens += cache
+    if reasoning_tokens > output_tokens:
+        issues.append(
+            f"reasoning ({reasoning_tokens}) > output ({output_tokens}): output read as exclusive of "
+            "reasoning; reasoning added"
+        )
+        output_tokens += reasoning_tokens
+    if input_tokens > MAX_TOKENS or output_tokens > MAX_TOKENS:
+        issues.append("normalized counts over 10^12, usage treated as missing")
+        return (0, 0, 0, 0, 0, True, tuple(issues))
+    return (
+        input_tokens,
+        output_tokens,
+        cache_read,
+        cache_write,
+        reasoning_tokens,
+        True,
+        tuple(issues) if issues else (),
+    )
+
+
+def read_usage(attrs: Mapping[str, object], provider: str = "") -> Usage:
+    """Read and normalize the usage of one span's attributes. Never raises.
+
+    `provider` is the span's provider name (OTel or catalog spelling); it is used only to word issues
+    and is reserved for provider-specific conventions.
+    """
+    counts = read_counts(attrs, provider)
+    return _NO_USAGE if counts is _NO_COUNTS else Usage(*counts)
