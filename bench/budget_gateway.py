@@ -144,7 +144,7 @@ def _in_process(requests: int) -> dict[str, float]:
     events: list[BudgetEvent] = []
     evaluator = BudgetEvaluator(config, publish=events.append)
     sys.path.insert(0, str(REPO))
-    from tests.collector.budget_rows import call
+    from tests.collector.budgets.budget_rows import call
 
     now = datetime.now(UTC)
     evaluator.observe(

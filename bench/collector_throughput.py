@@ -285,6 +285,7 @@ def stage_costs(spans: int, batch: int, max_rows: int = 20_000) -> dict[str, flo
     """Collector CPU per span of each stage, in-process and one stage at a time (so each figure is
     that stage's own CPU): the same code the collector runs, fed the bench's requests."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
     from tokenbook.collector.decode.spans import decode_protobuf
     from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
     from tokenbook.collector.storage.rowcodec import RowRecord, encode_record, join_blocks

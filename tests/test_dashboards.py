@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.collector.budgets.budget_rows import BUDGET_PANEL_COLUMNS, seed_budget_events
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.store import Store
 from tokenbook.genai.pricing.catalog import CATALOG_NAME
-
-from tests.collector.budget_rows import BUDGET_PANEL_COLUMNS, seed_budget_events
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboards"
 DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
 from tokenbook.collector.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

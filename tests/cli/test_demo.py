@@ -8,7 +8,11 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from tokenbook.collector.storage.store import Store
+
+pytestmark = pytest.mark.e2e  # starts processes
 
 
 def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ import pytest
 
 from tests.cli.seed_store import UNPRICED_MODEL, make_calls
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 SEED = Path(__file__).with_name("seed_store.py")
 
 

@@ -8,15 +8,15 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+
+from tests.cli.seed_store import make_calls, make_steps
+from tests.cli.test_reports import _expected_by_tenant, _json_lines, tokenbook
 from tokenbook.collector.admin import AdminServer
 from tokenbook.collector.config import AdminConfig
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.query.api import AdminQueryClient, decode_result, encode_result
 from tokenbook.collector.storage.owner import claim, release
 from tokenbook.collector.storage.store import Store, StoreError
-
-from tests.cli.seed_store import make_calls, make_steps
-from tests.cli.test_reports import _expected_by_tenant, _json_lines, tokenbook
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.collector.collector_process import REPO, CollectorProcess, SpanFactory
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 MODEL = "tokenbook-test-llm"  # priced only by the overrides file
 PRICES = """models:
   - id: test-llm

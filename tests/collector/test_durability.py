@@ -14,11 +14,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.collector.collector_process import REPO, CollectorProcess, SpanFactory
+
+pytestmark = pytest.mark.e2e  # starts processes
 
 CHAT_COST = Decimal("0.00075")
 

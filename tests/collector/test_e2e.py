@@ -21,6 +21,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from tests.collector.collector_process import CollectorProcess, SpanFactory
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (tests/golden_prices.py)
 
 

@@ -20,9 +20,11 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
-from tokenbook.genai.redaction import Redactor
 
 from tests.collector.collector_process import REPO, CollectorProcess, SpanFactory
+from tokenbook.genai.redaction import Redactor
+
+pytestmark = pytest.mark.e2e  # starts processes
 
 CANARY = "canary-7f3a9c-do-not-store"
 SALT = "pepper-for-the-test-9d1e"
@@ -89,6 +91,7 @@ def _send_everywhere(collector: CollectorProcess, tenant: str) -> int:
 _SCAN = """
 import json, sys
 from tokenbook.collector.storage.store import Store
+
 needles, skip = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 store = Store.open(data_dir=sys.argv[1])
 tables = store.query("SELECT database, name FROM system.tables WHERE database NOT IN {skip:Array(String)}",

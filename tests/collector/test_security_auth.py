@@ -28,6 +28,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from tests.collector.collector_process import REPO, CollectorProcess, SpanFactory
 from tokenbook.collector.auth import token_digest
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 ACME_INGEST = "tb-ingest-acme-4d5e6f"
 GATEWAY = "tb-gateway-all-7a8b9c"

@@ -10,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.collector.collector_process import REPO, free_port
 from tokenbook.collector.config import ConfigError, load_config
+
+pytestmark = pytest.mark.e2e  # starts processes
 
 PASSWORD = "Pw-9f8e7d6c5b4a-secret"
 SALT = "salt-1a2b3c4d5e6f-secret"

@@ -20,6 +20,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.collector.collector_process import CollectorProcess, SpanFactory
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 SPANS = 12
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
 from tokenbook.genai import semconv
 
 #: Keys the pipeline reads, so that hostile values reach normalization, pricing and attribution.

@@ -18,6 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.fuzz import strategies as fz
 from tokenbook.collector.decode.spans import (
     Decoded,
     KeyFilter,
@@ -30,8 +32,6 @@ from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.rowcodec import decode_rows, encode_rows
 from tokenbook.genai.pricing.catalog import PriceCatalog
-
-from tests.fuzz import strategies as fz
 
 KEYS = pipeline_keys(("team.cost_centre",), "hash")
 BUILDER = RowBuilder(PriceCatalog(), content="hash", salt="fuzz-salt-0123")

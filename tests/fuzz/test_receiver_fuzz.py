@@ -15,6 +15,9 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from tests.fuzz import strategies as fz
+from tests.fuzz.test_decode_fuzz import VALID_JSON, VALID_PB
 from tokenbook.collector.decode.pool import DecoderPool
 from tokenbook.collector.ingest.dedup import RecentSpanKeys
 from tokenbook.collector.ingest.ingestor import Ingestor
@@ -24,8 +27,7 @@ from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
 from tokenbook.collector.wal.log import WriteAheadLog
 from tokenbook.genai.pricing.catalog import PriceCatalog
 
-from tests.fuzz import strategies as fz
-from tests.fuzz.test_decode_fuzz import VALID_JSON, VALID_PB
+pytestmark = pytest.mark.e2e  # starts processes
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 HTTP_OK = {200, 400, 413, 415, 429, 503}

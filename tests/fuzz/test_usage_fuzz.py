@@ -11,10 +11,10 @@ from decimal import Decimal
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from tokenbook.genai import semconv
-from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_usage
 
 from tests.fuzz.strategies import PIPELINE_KEYS, hostile_float, hostile_int, odd_text
+from tokenbook.genai import semconv
+from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_usage
 
 USAGE_KEYS = (
     *semconv.INPUT_TOKENS,

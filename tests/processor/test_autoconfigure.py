@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 VENV_BIN = Path(sys.executable).parent
 APP = """
 from opentelemetry import trace
 from tokenbook.processor import attribute
+
 {setup}
 tracer = trace.get_tracer("app")
 with attribute(tenant="acme"):

@@ -11,6 +11,7 @@ import pytest
 from openai import OpenAI
 from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
+
 from tokenbook.genai.pricing.catalog import CATALOG_NAME
 from tokenbook.processor import attribute, budget
 

@@ -12,6 +12,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from tokenbook.genai.pricing.catalog import CATALOG_NAME
 from tokenbook.genai.redaction import Redactor
 from tokenbook.processor import PriceCatalog, TokenbookSpanProcessor, attribute, budget, context_id_of

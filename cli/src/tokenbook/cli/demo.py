@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from rich.console import Console
 from rich.progress import Progress
+
 from tokenbook.cli.output import print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.sqltemplate import render_query

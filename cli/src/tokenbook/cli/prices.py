@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from genai_prices.data_snapshot import get_snapshot
+
 from tokenbook.genai.pricing.catalog import (
     CATALOG_NAME,
     PRICE_KEYS,

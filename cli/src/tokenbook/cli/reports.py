@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rich.progress import Progress
+
 from tokenbook.cli.output import print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.guard import QueryRefused

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import yaml
+
 from tokenbook.collector.auth import TokenTable, parse_tokens
 from tokenbook.collector.limits import DEFAULT_LIMITS, AttributeLimits, LimitsConfig
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url

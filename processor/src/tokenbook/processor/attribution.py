@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from opentelemetry import baggage, context
+
 from tokenbook.genai.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEYS, context_id_of
 
 __all__ = ["ATTRIBUTION_COLUMNS", "ATTRIBUTION_KEYS", "attribute", "context_id_of"]

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Final
 
 from opentelemetry import context
+
 from tokenbook.genai.budgets import AT_RISK, OVER_BUDGET, RANK, WITHIN_BUDGET, UsageCounter, state_of
 
 __all__ = [

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from opentelemetry import metrics
+
 from tokenbook.genai import semconv
 from tokenbook.genai.pricing.catalog import Cost
 from tokenbook.genai.usage import Usage

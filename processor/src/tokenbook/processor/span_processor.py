@@ -46,6 +46,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.util.types import Attributes
+
 from tokenbook.genai import semconv
 from tokenbook.genai.calls import (
     KIND_OTHER,

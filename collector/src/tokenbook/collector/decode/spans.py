@@ -26,6 +26,7 @@ from typing import Any, Final, NamedTuple
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
 from tokenbook.collector.decode.otlp_view import TraceRequestView
 from tokenbook.collector.limits import AttributeLimits
 from tokenbook.genai import semconv

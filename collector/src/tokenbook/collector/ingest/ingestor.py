@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
 from tokenbook.collector.decode.pool import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
 from tokenbook.collector.decode.spans import Decoded, MalformedRequest
 from tokenbook.collector.ingest.dedup import RecentSpanKeys, span_key

@@ -24,6 +24,7 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
 from tokenbook.collector.auth import TokenTable, grpc_credential
 from tokenbook.collector.decode.spans import MalformedRequest
 from tokenbook.collector.ingest.ingestor import Backpressure, Ingestor, StorageUnavailable

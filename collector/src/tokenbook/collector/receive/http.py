@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
 from google.rpc.status_pb2 import Status
+
 from tokenbook.collector.auth import AuthError, TokenTable
 from tokenbook.collector.decode.spans import MalformedRequest
 from tokenbook.collector.ingest.ingestor import Backpressure, ExportResult, Ingestor, StorageUnavailable

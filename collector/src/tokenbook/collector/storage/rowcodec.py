@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Final, NamedTuple
 
 import orjson
+
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 
 __all__ = [

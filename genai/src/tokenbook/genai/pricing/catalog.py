@@ -35,6 +35,7 @@ from typing import Final, TypeVar
 import genai_prices
 from genai_prices import types as gp_types
 from genai_prices.data_snapshot import get_snapshot
+
 from tokenbook.genai.pricing.overrides import OverrideEntry, load_overrides
 from tokenbook.genai.usage import MAX_TOKENS, Counts, Usage
 

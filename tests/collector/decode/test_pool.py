@@ -11,12 +11,14 @@ from dataclasses import replace
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from tests.collector.decode.test_spans import _json_request, _json_span, _spans
 from tokenbook.collector.decode.pool import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
 from tokenbook.collector.decode.spans import MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
 from tokenbook.collector.limits import AttributeLimits
 
-from tests.collector.test_decode import _json_request, _json_span, _spans
+pytestmark = pytest.mark.e2e  # starts processes
 
 KEYS = replace(pipeline_keys(("team.cost_centre",), "drop"), limits=AttributeLimits(64, 11))
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tokenbook.collector.storage.ledger import CallRow
-from tokenbook.collector.storage.store import Store
 
 from tests.cli.seed_store import make_calls, make_steps
+from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.collector.storage.store import Store
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from tests.collector.collector_process import REPO, CollectorProcess, SpanFactory
 from tests.collector.webhook_receiver import WebhookReceiver
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 SECRET = "e2e-shared-secret-0123456789"
 CHAT_TOKENS = 150  # SpanFactory.chats: 100 input + 50 output
 

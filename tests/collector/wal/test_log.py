@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from tokenbook.collector.wal.log import SpoolFull, WriteAheadLog
 
 

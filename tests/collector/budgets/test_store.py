@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.collector.budgets.budget_rows import call
+from tests.collector.webhook_receiver import WebhookReceiver
 from tokenbook.collector.budgets import BudgetRuntime, BudgetsConfig, parse_budgets
 from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
 from tokenbook.collector.storage.store import Store
-
-from tests.collector.budget_rows import call
-from tests.collector.webhook_receiver import WebhookReceiver
 
 SECRET = "0123456789abcdef-secret"
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.collector.budgets.budget_rows import seed_budget_events
+from tests.test_dashboards import ALL, TimeRange, grafana_sql
 from tokenbook.collector.storage.store import Store
 
-from tests.collector.budget_rows import seed_budget_events
-from tests.test_dashboards import ALL, TimeRange, grafana_sql
-
-BOARD_PATH = Path(__file__).resolve().parents[2] / "dashboards" / "budgets.json"
+BOARD_PATH = Path(__file__).resolve().parents[3] / "dashboards" / "budgets.json"
 NOW = datetime.now(UTC).replace(microsecond=0)
 RANGE = TimeRange(NOW.replace(day=1, hour=0, minute=0, second=0), NOW + timedelta(hours=1), interval_s=3600)
 

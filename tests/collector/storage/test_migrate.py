@@ -7,6 +7,7 @@ import re
 import uuid
 
 import pytest
+
 from tokenbook.collector.storage.migrate import MigrationError, load_migrations, rendered_ddl
 from tokenbook.collector.storage.sqltemplate import SchemaTarget
 from tokenbook.collector.storage.store import Store

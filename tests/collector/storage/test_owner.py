@@ -8,7 +8,10 @@ import subprocess
 import sys
 
 import pytest
+
 from tokenbook.collector.storage.owner import OWNER_FILE, DirectoryOwned, claim, current_owner, release
+
+pytestmark = pytest.mark.e2e  # starts processes
 
 
 def test_claim_and_release(tmp_path):

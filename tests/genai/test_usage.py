@@ -7,6 +7,7 @@ import random
 from decimal import Decimal
 
 import pytest
+
 from tokenbook.genai import semconv
 from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_counts, read_usage
 

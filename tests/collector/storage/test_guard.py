@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from tokenbook.collector.storage.guard import QueryRefused, check_select
 from tokenbook.collector.storage.store import Store, StoreError
 

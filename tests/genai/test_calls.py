@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from tokenbook.genai.calls import DescendantTracker, call_kind, is_billable, is_cache_hit
 
 U = {"gen_ai.usage.input_tokens": 10}

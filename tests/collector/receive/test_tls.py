@@ -28,6 +28,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.collector.collector_process import CollectorProcess, SpanFactory
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 

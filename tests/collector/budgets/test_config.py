@@ -12,7 +12,7 @@ import pytest
 from tokenbook.collector.budgets import WindowSpec
 from tokenbook.collector.config import ConfigError, Secret, load_config
 
-DATA = Path(__file__).resolve().parents[1] / "testdata" / "budgets"
+DATA = Path(__file__).resolve().parents[2] / "testdata" / "budgets"
 
 
 def test_valid_config_has_every_key() -> None:

@@ -15,6 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.collector.collector_process import CollectorProcess, SpanFactory
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 LIMIT = 64 * 1024
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

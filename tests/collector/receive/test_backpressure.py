@@ -16,6 +16,8 @@ import grpc
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from tests.collector.collector_process import SpanFactory
 from tokenbook.collector.decode.pool import DecoderPool
 from tokenbook.collector.ingest.dedup import RecentSpanKeys
 from tokenbook.collector.ingest.ingestor import Ingestor
@@ -25,7 +27,7 @@ from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
 from tokenbook.collector.wal.log import WriteAheadLog
 from tokenbook.genai.pricing.catalog import PriceCatalog
 
-from tests.collector.collector_process import SpanFactory
+pytestmark = pytest.mark.e2e  # starts processes
 
 
 class GatedLog(WriteAheadLog):

@@ -18,6 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.collector.collector_process import CollectorProcess, SpanFactory
 
+pytestmark = pytest.mark.e2e  # starts processes
+
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+
 from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog, UnitPrices
 
 #: (provider, model, at) -> {price key: USD per million tokens}, as the suite relies on them.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import genai_prices
 import pytest
+
 from tokenbook.genai.pricing.catalog import (
     CATALOG_NAME,
     COST_QUANTUM,

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
+
 from tokenbook.collector.decode.spans import KeyFilter, MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
 from tokenbook.collector.limits import AttributeLimits

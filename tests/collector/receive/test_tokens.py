@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from tokenbook.collector.auth import (
     Credential,
     PermissionDenied,

@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tests.collector.budgets.budget_rows import call
 from tokenbook.collector.budgets import BudgetEvaluator, BudgetEvent, parse_budgets
 from tokenbook.collector.ingest.dedup import RecentSpanKeys, span_key
-
-from tests.collector.budget_rows import call
 
 
 class Clock:

@@ -13,11 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
+from tests.cli.seed_store import make_calls, make_steps
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.store import Store, StoreError, StoreUnavailable
-
-from tests.cli.seed_store import make_calls, make_steps
 
 COSTS = ("input_cost", "output_cost", "cache_read_cost", "cache_write_cost", "total_cost")
 TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
