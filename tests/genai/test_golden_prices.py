@@ -13,7 +13,8 @@ from decimal import Decimal
 
 import pytest
 
-from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog, UnitPrices
+from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
+from tokenbook.genai.pricing.rates import UnitPrices
 
 #: (provider, model, at) -> {price key: USD per million tokens}, as the suite relies on them.
 GOLDEN: dict[tuple[str, str, str], dict[str, str]] = {

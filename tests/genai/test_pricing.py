@@ -11,15 +11,11 @@ from pathlib import Path
 import genai_prices
 import pytest
 
-from tokenbook.genai.pricing.catalog import (
-    CATALOG_NAME,
-    COST_QUANTUM,
-    Cost,
-    PriceCatalog,
-    UnitPrices,
-    catalog_provider,
-)
+from tokenbook.genai.billing import COST_QUANTUM
+from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
 from tokenbook.genai.pricing.overrides import PriceConfigError
+from tokenbook.genai.pricing.providers import catalog_provider
+from tokenbook.genai.pricing.rates import Cost, UnitPrices
 from tokenbook.genai.usage import MAX_TOKENS, Usage
 
 TESTDATA = Path(__file__).parents[1] / "testdata"
@@ -299,30 +295,30 @@ def test_integer_path_equals_decimal_path(places):
         n_cr, n_cw = rng.randint(0, n_in // 2), rng.randint(0, n_in // 3)
         n_out = rng.choice([0, rng.randint(0, 10**5), rng.randint(0, MAX_TOKENS)])
         n = (n_in, n_out, n_cr, n_cw, rng.randint(0, n_out))
-        quote = up.quote(n)
+        quote = up.quote(Usage(*n, present=True))
         assert quote == up._quote_decimal(*n)  # the integer path against the Decimal path
         cost = up.cost(Usage(*n, present=True))
         expected = _oracle(up, n)
         if expected is None:
-            assert quote[3] is None and cost.status == "unpriced" and cost.total is None
+            assert quote.picos is None and cost.status == "unpriced" and cost.total is None
             continue
         got = (cost.input, cost.output, cost.cache_read, cost.cache_write, cost.total)
         assert got == expected
         assert all(d.as_tuple().exponent == -12 for d in got)  # type: ignore[union-attr]
-        assert quote[3] == tuple(int(d.scaleb(12)) for d in expected)
+        assert quote.picos == tuple(int(d.scaleb(12)) for d in expected)
 
 
 def test_out_of_range_counts_take_the_decimal_path():
     up = UnitPrices("p", "m", "test", input_mtok=Decimal("2.5"), output_mtok=Decimal("10"))
     for n in [(-5, 0, 0, 0, 0), (MAX_TOKENS + 1, 3, 0, 0, 0), (10, 10**15, 0, 0, 0)]:
-        assert up.quote(n) == up._quote_decimal(*n)
+        assert up.quote(Usage(*n, present=True)) == up._quote_decimal(*n)
         assert up.cost(Usage(*n, present=True)).total == _oracle(up, n)[4]  # type: ignore[index]
 
 
 def test_catalog_quote_follows_price_periods_and_overrides():
     """The hot path caches time-independent prices only: dated prices and overrides still apply."""
     catalog = PriceCatalog(TESTDATA / "prices.yaml")
-    n = (1_000_000, 1_000_000, 0, 0, 0)
+    n = Usage(1_000_000, 1_000_000, 0, 0, 0, present=True)
     ns = lambda d: int(d.timestamp() * 10**9)  # noqa: E731
     for model, provider, at in [
         ("o3", "openai", datetime(2025, 6, 1, tzinfo=UTC)),
@@ -338,7 +334,7 @@ def test_catalog_quote_follows_price_periods_and_overrides():
     ]:
         for _ in range(2):  # the second call may come from the cache
             quote = catalog.quote(provider, model, n, ns(at))
-            assert Cost.of_quote(quote) == catalog.price(provider, model, Usage(*n, present=True), at)
+            assert Cost.of_quote(quote) == catalog.price(provider, model, n, at)
     assert catalog.quote("openai", "gpt-4o", n, None, cache_hit=True)[:2] == (
         "cache_hit",
         "cache hit: no model call",

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tokenbook.genai import semconv
-from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_counts, read_usage
+from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_usage
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def _oracle_first(attrs: dict[str, object], aliases: tuple[str, ...], issues: li
     return 0
 
 
-def test_read_counts_matches_the_alias_rule_on_random_spans():
+def test_read_usage_matches_the_alias_rule_on_random_spans():
     rng = random.Random(3)
     keys = [key for aliases in _CATEGORIES for key in aliases]
     values = [0, 7, 12.0, 2.5, "40", "x", None, True, -1, MAX_TOKENS + 1, math.nan, Decimal("3.5")]
@@ -149,16 +149,16 @@ def test_read_counts_matches_the_alias_rule_on_random_spans():
         attrs: dict[str, object] = {"gen_ai.operation.name": "chat"}
         for key in rng.sample(keys, rng.randint(0, 8)):
             attrs[key] = rng.choice(values) if rng.random() < 0.4 else rng.randint(0, 10**6)
-        counts = read_counts(attrs)
+        counts = read_usage(attrs)
         issues: list[str] = []
         raw = [_oracle_first(attrs, aliases, issues) for aliases in _CATEGORIES]
         present = any(attrs.get(key) is not None for key in keys)
-        assert counts[5] is present
+        assert counts.present is present
         if not present:
             assert counts == (0, 0, 0, 0, 0, False, ())
             continue
-        assert list(counts[6][: len(issues)]) == issues  # normalization issues follow the value issues
+        assert list(counts.issues[: len(issues)]) == issues  # normalization issues follow the value issues
         inp, out, cr, cw, rs = raw
-        if not counts[6][len(issues) :]:  # nothing normalized: the counts are the values read
+        if not counts.issues[len(issues) :]:  # nothing normalized: the counts are the values read
             assert counts[:5] == (inp, out, cr, cw, rs)
-        assert read_usage(attrs) == Usage(*counts)
+        assert type(counts) is Usage

@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tokenbook.genai.billing import money, money_text
 from tokenbook.genai.pricing.catalog import CATALOG_NAME
 from tokenbook.genai.redaction import Redactor
 from tokenbook.processor import PriceCatalog, TokenbookSpanProcessor, attribute, budget, context_id_of
-from tokenbook.processor.span_processor import _pico_text
 
 from .conftest import chat_attrs
 
@@ -303,7 +303,7 @@ def test_cost_text_is_the_decimal_string():
     picos = [0, 1, 999_999_999_999, 10**12, 4_125_000_000, -5, -(10**13) - 3]
     picos += [rng.randint(0, 10**26) for _ in range(2000)]
     for pico in picos:
-        assert _pico_text(pico) == format(Decimal(pico).scaleb(-12), "f")
+        assert money_text(pico) == format(Decimal(pico).scaleb(-12), "f") == format(money(pico), "f")
 
 
 def test_attribution_follows_each_spans_context(pipeline):

@@ -24,14 +24,10 @@ from decimal import Decimal
 
 from genai_prices.data_snapshot import get_snapshot
 
-from tokenbook.genai.pricing.catalog import (
-    CATALOG_NAME,
-    PRICE_KEYS,
-    PriceCatalog,
-    UnitPrices,
-    catalog_provider,
-)
+from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
 from tokenbook.genai.pricing.overrides import PriceConfigError
+from tokenbook.genai.pricing.providers import catalog_provider
+from tokenbook.genai.pricing.rates import PRICE_KEYS, UnitPrices
 
 __all__ = ["cmd_prices"]
 

@@ -43,6 +43,7 @@ __all__ = [
     "USAGE_KEYS",
     "DescendantTracker",
     "call_kind",
+    "first_text",
     "has_usage_attributes",
     "is_billable",
     "is_cache_hit",
@@ -170,3 +171,17 @@ class DescendantTracker:
         """Whether a descendant of the span is known to have carried usage (does not forget it)."""
         with self._lock:
             return (trace_id, span_id) in self._marked
+
+
+def first_text(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str:
+    """The first present, non-empty value of `keys` in `attrs` as text ("" when none).
+
+    Used for the provider and the model, whose keys differ by convention (`semconv.PROVIDER`,
+    `semconv.MODEL`). A non-string value is turned into text. Pure; never raises.
+    """
+    get = attrs.get
+    for key in keys:
+        value = get(key)
+        if value is not None and value != "":
+            return value if value.__class__ is str else str(value)
+    return ""

@@ -33,21 +33,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Final
+from typing import Final, NamedTuple
 
 from tokenbook.genai import semconv
+from tokenbook.genai.records import build
 
-__all__ = ["MAX_TOKENS", "USAGE_KEYS", "Counts", "Usage", "coerce_count", "read_counts", "read_usage"]
+__all__ = ["MAX_TOKENS", "NO_USAGE", "USAGE_KEYS", "Usage", "coerce_count", "read_usage"]
 
 #: Token counts above this are rejected as absurd (no single call uses a trillion tokens).
 MAX_TOKENS = 10**12
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Normalized token counts of one call: inclusive, non-negative, at most `MAX_TOKENS` each."""
+class Usage(NamedTuple):
+    """Normalized token counts of one call: inclusive, non-negative, at most `MAX_TOKENS` each.
+
+    A named tuple: the span processor builds one per model span on the application's thread.
+    """
 
     input_tokens: int = 0  # OTel-inclusive: includes cache_read + cache_write
     output_tokens: int = 0  # includes reasoning
@@ -114,10 +116,11 @@ USAGE_KEYS: Final = frozenset(
     + semconv.CACHE_WRITE_TOKENS
     + semconv.REASONING_TOKENS
 )
-_NO_USAGE: Final = Usage()
+#: The usage of a span that carries none.
+NO_USAGE: Final = Usage()
 
 
-#: The alias tuples in `Counts` order.
+#: The alias tuples in `Usage` field order.
 _CATEGORIES: Final = (
     semconv.INPUT_TOKENS,
     semconv.OUTPUT_TOKENS,
@@ -130,14 +133,9 @@ _MAX_PLANS: Final = 1_000
 #: of one instrumentation share a few key sets).
 _plans: dict[frozenset[str], tuple[tuple[int, tuple[str, ...]], ...]] = {}
 
-#: `Usage` as a plain tuple, in field order: (input, output, cache_read, cache_write, reasoning,
-#: present, issues). The processor's hot path uses it; `read_usage` wraps it in a `Usage`.
-Counts = tuple[int, int, int, int, int, bool, tuple[str, ...]]
-_NO_COUNTS: Final[Counts] = (0, 0, 0, 0, 0, False, ())
-
 
 def _plan(present: frozenset[str]) -> tuple[tuple[int, tuple[str, ...]], ...]:
-    """(index in `Counts`, present aliases in precedence order) of each category with an alias."""
+    """(field index in `Usage`, present aliases in precedence order) of each category with an alias."""
     plan = tuple(
         (i, keys)
         for i, aliases in enumerate(_CATEGORIES)
@@ -149,11 +147,15 @@ def _plan(present: frozenset[str]) -> tuple[tuple[int, tuple[str, ...]], ...]:
     return plan
 
 
-def read_counts(attrs: Mapping[str, object], provider: str = "") -> Counts:
-    """`read_usage` as a `Counts` tuple (no dataclass). Never raises."""
+def read_usage(attrs: Mapping[str, object], provider: str = "") -> Usage:
+    """Read and normalize the usage of one span's attributes by the module's rule. Never raises.
+
+    `provider` is the span's provider name (OTel or catalog spelling); it is used only to word issues.
+    Pure and thread-safe.
+    """
     present = USAGE_KEYS.intersection(attrs)
     if not present:
-        return _NO_COUNTS
+        return NO_USAGE
     issues: list[str] = []
     counts = [0, 0, 0, 0, 0]
     found = False
@@ -173,7 +175,7 @@ def read_counts(attrs: Mapping[str, object], provider: str = "") -> Counts:
                 counts[i] = count
                 break
     if not found:
-        return _NO_COUNTS
+        return NO_USAGE
     input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens = counts
     cache = cache_read + cache_write
     exclusive_flag = attrs.get(semconv.INPUT_EXCLUSIVE) is True
@@ -194,8 +196,8 @@ def read_counts(attrs: Mapping[str, object], provider: str = "") -> Counts:
         output_tokens += reasoning_tokens
     if input_tokens > MAX_TOKENS or output_tokens > MAX_TOKENS:
         issues.append("normalized counts over 10^12, usage treated as missing")
-        return (0, 0, 0, 0, 0, True, tuple(issues))
-    return (
+        return build(Usage, (0, 0, 0, 0, 0, True, tuple(issues)))
+    return build(Usage, (
         input_tokens,
         output_tokens,
         cache_read,
@@ -203,14 +205,4 @@ def read_counts(attrs: Mapping[str, object], provider: str = "") -> Counts:
         reasoning_tokens,
         True,
         tuple(issues) if issues else (),
-    )
-
-
-def read_usage(attrs: Mapping[str, object], provider: str = "") -> Usage:
-    """Read and normalize the usage of one span's attributes. Never raises.
-
-    `provider` is the span's provider name (OTel or catalog spelling); it is used only to word issues
-    and is reserved for provider-specific conventions.
-    """
-    counts = read_counts(attrs, provider)
-    return _NO_USAGE if counts is _NO_COUNTS else Usage(*counts)
+    ))  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Final
 from opentelemetry import metrics
 
 from tokenbook.genai import semconv
-from tokenbook.genai.pricing.catalog import Cost
+from tokenbook.genai.pricing.rates import Cost
 from tokenbook.genai.usage import Usage
 
 __all__ = ["COST_COUNTER", "TOKEN_HISTOGRAM", "CostMetrics"]

@@ -28,7 +28,7 @@ Per-span cost (bench/processor_overhead.py): ``on_start`` looks Baggage and budg
 spans under one parent ``Context`` (immutable, so the last one seen is cached by identity, weakly);
 ``on_end`` copies the attributes with the mapping's own ``copy()``, redacts them before adding its own
 keys (never content), reads usage and prices into plain tuples and integer pico-dollars
-(`usage.read_counts`, `PriceCatalog.quote`), and builds the public `Usage`/`Cost` only for metrics.
+(`usage.read_usage`, `PriceCatalog.quote`), and builds the public `Usage`/`Cost` only for metrics.
 The enriched copy is built by the public `ReadableSpan` constructor from the ended span's properties.
 """
 
@@ -38,7 +38,6 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
@@ -48,27 +47,29 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.util.types import Attributes
 
 from tokenbook.genai import semconv
+from tokenbook.genai.billing import STATUS_NOT_BILLABLE, money, money_text
 from tokenbook.genai.calls import (
     KIND_OTHER,
     DescendantTracker,
     call_kind,
+    first_text,
     has_usage_attributes,
     is_billable,
     is_cache_hit,
 )
-from tokenbook.genai.pricing.catalog import Cost, PriceCatalog
+from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.pricing.rates import Cost
 from tokenbook.genai.redaction import Redactor
-from tokenbook.genai.usage import Usage, read_counts
+from tokenbook.genai.usage import read_usage
 from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEYS
 from tokenbook.processor.budgets import Budget, active_budgets, worst_state
 from tokenbook.processor.metrics import CostMetrics
 from tokenbook.processor.settings import ProcessorSettings
 
-__all__ = ["NOT_BILLABLE", "TokenbookSpanProcessor"]
+__all__ = ["TokenbookSpanProcessor"]
 
 _logger = logging.getLogger(__name__)
 _TB = semconv.TB
-NOT_BILLABLE: Final = "not_billable"
 _MAX_OPEN: Final = 100_000  # bound on per-trace/per-span state kept between start and end
 _ATTRIBUTION_BAGGAGE: Final = tuple(ATTRIBUTION_KEYS.values())
 _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
@@ -121,16 +122,6 @@ class _EnrichedSpan(ReadableSpan):
         return self._source.dropped_links
 
 
-_PICO: Final = 10**12
-
-
-def _pico_text(pico: int) -> str:
-    """Integer pico-dollars as the 12-place decimal string of the dollars (``"0.004125000000"``)."""
-    if pico < 0:
-        return "-" + _pico_text(-pico)
-    return "%d.%012d" % divmod(pico, _PICO)  # noqa: UP031 - the fastest formatting here
-
-
 def _dict_of(attributes: Attributes) -> dict[str, object]:
     """A plain-dict copy of a span's attributes.
 
@@ -145,14 +136,6 @@ def _dict_of(attributes: Attributes) -> dict[str, object]:
     except AttributeError:  # a Mapping without copy(): not the SDK's
         copied = None
     return copied if type(copied) is dict else dict(attributes)
-
-
-def _first_str(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str:
-    for key in keys:
-        value = attrs.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
 
 
 class TokenbookSpanProcessor(SpanProcessor):
@@ -330,45 +313,43 @@ class TokenbookSpanProcessor(SpanProcessor):
         workflow: tuple[str, int] | None,
     ) -> None:
         """Read usage, decide billing, price and charge budgets; writes the results into `attrs`."""
-        provider = _first_str(attrs, semconv.PROVIDER)
-        counts = read_counts(attrs, provider)  # `Usage` as a tuple: no dataclass on the hot path
-        billable = is_billable(kind, counts[5], had_descendant)
+        provider = first_text(attrs, semconv.PROVIDER)
+        usage = read_usage(attrs, provider)
+        billable = is_billable(kind, usage.present, had_descendant)
         if workflow is not None:
             attrs[_TB.WORKFLOW_NAME] = workflow[0]
             attrs[_TB.WORKFLOW_ID] = trace.format_span_id(workflow[1])
-        if counts[6]:
-            attrs[_TB.USAGE_ISSUE] = "; ".join(counts[6])
+        if usage.issues:
+            attrs[_TB.USAGE_ISSUE] = usage.issue_text
         if not billable:
             attrs[_TB.BILLABLE] = False
-            attrs[_TB.PRICE_STATUS] = NOT_BILLABLE
+            attrs[_TB.PRICE_STATUS] = STATUS_NOT_BILLABLE
             return
         quote = self.catalog.quote(
-            provider, _first_str(attrs, semconv.MODEL), counts, span.start_time, cache_hit=is_cache_hit(attrs)
+            provider, first_text(attrs, semconv.MODEL), usage, span.start_time, cache_hit=is_cache_hit(attrs)
         )
-        status, source, currency, picos = quote
+        picos = quote.picos
         if self._metrics is not None:
             attribution = {k: v for k in _METRIC_ATTRIBUTION if isinstance(v := attrs.get(k), str)}
-            self._metrics.record(attrs, provider, Usage(*counts), Cost.of_quote(quote), attribution)
-        attrs[_TB.PRICE_STATUS] = status
-        attrs[_TB.PRICE_SOURCE] = source
-        attrs[_TB.COST_CURRENCY] = currency
+            self._metrics.record(attrs, provider, usage, Cost.of_quote(quote), attribution)
+        attrs[_TB.PRICE_STATUS] = quote.status
+        attrs[_TB.PRICE_SOURCE] = quote.source
+        attrs[_TB.COST_CURRENCY] = quote.currency
         if picos is not None:
-            p_in, p_out, p_read, p_write, p_total = picos
-            attrs[_TB.COST_TOTAL] = _pico_text(p_total)
+            attrs[_TB.COST_TOTAL] = money_text(picos.total)
             # zero components are omitted: fewer attributes to export
-            if p_in:
-                attrs[_TB.COST_INPUT] = _pico_text(p_in)
-            if p_out:
-                attrs[_TB.COST_OUTPUT] = _pico_text(p_out)
-            if p_read:
-                attrs[_TB.COST_CACHE_READ] = _pico_text(p_read)
-            if p_write:
-                attrs[_TB.COST_CACHE_WRITE] = _pico_text(p_write)
+            if picos.input:
+                attrs[_TB.COST_INPUT] = money_text(picos.input)
+            if picos.output:
+                attrs[_TB.COST_OUTPUT] = money_text(picos.output)
+            if picos.cache_read:
+                attrs[_TB.COST_CACHE_READ] = money_text(picos.cache_read)
+            if picos.cache_write:
+                attrs[_TB.COST_CACHE_WRITE] = money_text(picos.cache_write)
         if budgets:
-            tokens = counts[0] + counts[1]
-            total = None if picos is None else Decimal(picos[4]).scaleb(-12)
+            total = None if picos is None else money(picos.total)
             for b in budgets:
-                b.charge(tokens, total)
+                b.charge(usage.total_tokens, total)
             attrs[_TB.BUDGET_STATE] = worst_state(budgets)
 
     def _redact(self, span: ReadableSpan, attrs: dict[str, object]) -> tuple[bool, Sequence[Event]]:

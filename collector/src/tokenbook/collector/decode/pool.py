@@ -49,6 +49,7 @@ from tokenbook.collector.decode.spans import (
 )
 from tokenbook.collector.limits import AttributeLimits
 from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.genai.records import build
 
 __all__ = ["FORMAT_JSON", "FORMAT_PROTOBUF", "DecoderPool", "serve"]
 
@@ -60,7 +61,6 @@ _REQUEST: Final = struct.Struct("<BI")
 _REPLY: Final = struct.Struct("<I")
 _PIPE_BYTES: Final = 1 << 20  # Linux's default maximum pipe size for unprivileged processes
 _WAIT_S: Final = 0.05  # how long a request waits for a busy child before decoding in-process
-_new_record: Final = tuple.__new__
 
 
 class _ChildDied(RuntimeError):
@@ -105,7 +105,7 @@ class _Child:
         records, rejected, reason = marshal.loads(payload)
         if records is None:
             raise MalformedRequest(reason)
-        return Decoded([_new_record(SpanRecord, r) for r in records], rejected, reason)
+        return Decoded([build(SpanRecord, r) for r in records], rejected, reason)
 
     def close(self) -> None:
         try:

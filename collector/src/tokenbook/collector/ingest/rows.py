@@ -2,7 +2,7 @@
 
 Rules, per span (`RowBuilder.build`):
 
-* Usage is read with `processor.usage.read_counts`; unreadable values (``"abc"``, NaN, negative) are
+* Usage is read with `genai.usage.read_usage`; unreadable values (``"abc"``, NaN, negative) are
   recorded in ``usage_issue`` and the call is still written: one bad attribute never drops a span.
 * The kind and the billing rule are `processor.calls`: a ``model`` span is a row of ``llm_calls``
   (billed when it carries usage; without usage, e.g. a failed attempt, it is written with
@@ -41,6 +41,7 @@ from tokenbook.collector.decode.spans import KeyFilter, SpanRecord
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.genai import semconv
 from tokenbook.genai.attribution import ATTRIBUTION_COLUMNS, context_id_of
+from tokenbook.genai.billing import COST_QUANTUM, NO_COSTS, STATUS_NOT_BILLABLE, STATUS_UNPRICED
 from tokenbook.genai.calls import (
     KIND_MODEL,
     KIND_OTHER,
@@ -48,26 +49,23 @@ from tokenbook.genai.calls import (
     USAGE_KEYS,
     DescendantTracker,
     call_kind,
+    first_text,
     has_usage_attributes,
     is_billable,
     is_cache_hit,
 )
-from tokenbook.genai.pricing.catalog import STATUS_UNPRICED, PriceCatalog
+from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.records import build
 from tokenbook.genai.redaction import Redactor, is_content_attribute
-from tokenbook.genai.usage import read_counts
+from tokenbook.genai.usage import read_usage
 
-__all__ = ["STATUS_NOT_BILLABLE", "RowBatch", "RowBuilder", "pipeline_keys"]
+__all__ = ["RowBatch", "RowBuilder", "pipeline_keys"]
 
-STATUS_NOT_BILLABLE: Final = "not_billable"
 _CLIENT_COST_LIMIT: Final = Decimal(10) ** 6  # Decimal(18,12) holds |x| < 10^6
-_COST_QUANTUM: Final = Decimal("1e-12")
 _TAG_PREFIX: Final = semconv.TB.TAG_PREFIX
 _CALL_ATTRIBUTION_ORDER: Final = ("tenant.id", "user.id", "project.id", "team.id", "app.feature")
 _TENANT: Final = "tenant.id"
 _END_NS: Final = operator.attrgetter("end_ns")
-#: ``_new_row(CallRow, values)``: a row from a tuple of all its fields, without the NamedTuple's
-#: Python-level ``__new__`` (a third of the cost of a 38-field row).
-_new_row: Final = tuple.__new__
 _MAX_MEMO: Final = 10_000
 #: Read by `RowBuilder._call` in one pass: workflow name/id, error type, then attribution after tenant.
 _CALL_TEXT_KEYS: Final = (
@@ -76,9 +74,6 @@ _CALL_TEXT_KEYS: Final = (
     semconv.ERROR_TYPE,
     *_CALL_ATTRIBUTION_ORDER[1:],
 )
-_ZERO_COST: Final = Decimal(0).scaleb(-12)
-_Costs = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal | None]
-_NO_COSTS: Final[_Costs] = (None, None, None, None, None)
 
 assert tuple(ATTRIBUTION_COLUMNS[k] for k in _CALL_ATTRIBUTION_ORDER) == CallRow._fields[7:12]
 
@@ -133,15 +128,6 @@ def _texts(get: Callable[[str, str], Any], keys: Sequence[str]) -> list[str]:
     return out
 
 
-def _first_text(get: Callable[[str], Any], keys: Sequence[str]) -> str:
-    """`_first` as a string ("" when absent), given `attrs.get`."""
-    for k in keys:
-        v = get(k)
-        if v is not None and v != "":
-            return v if v.__class__ is str else _str(v)
-    return ""
-
-
 def _parse_client_cost(value: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
@@ -151,7 +137,7 @@ def _parse_client_cost(value: Any) -> Decimal | None:
         return None
     if not d.is_finite() or abs(d) >= _CLIENT_COST_LIMIT:
         return None
-    return d.quantize(_COST_QUANTUM)
+    return d.quantize(COST_QUANTUM)
 
 
 _client_costs: dict[tuple[type, Any], Decimal | None] = {}
@@ -171,11 +157,6 @@ def _client_cost(value: Any) -> Decimal | None:
         _client_costs.clear()
     _client_costs[key] = found
     return found
-
-
-def _money(picos: int) -> Decimal:
-    """Integer pico-dollars -> Decimal with 12 places (as `Cost.of_quote`)."""
-    return _ZERO_COST if picos == 0 else Decimal(picos).scaleb(-12)
 
 
 def _attempt(value: Any) -> int:
@@ -263,7 +244,7 @@ class RowBuilder:
                 step_kind = "tool" if kind == KIND_TOOL else "wrapper" if kind != KIND_OTHER else "outcome"
             if step_kind:
                 steps.append(
-                    _new_row(StepRow, (
+                    build(StepRow, (
                         start, trace_hex, span_hex, parent_hex, context_id, tenant, step_kind, r.name,
                         operation, status, duration_ms, r.outcome, now, version,
                     ))
@@ -284,22 +265,16 @@ class RowBuilder:
     ) -> CallRow:
         """`ids` = (trace, span, parent, context); `tail` = (duration_ms, ingested_at, version)."""
         get = attrs.get
-        provider = _first_text(get, semconv.PROVIDER)
-        model = _first_text(get, semconv.MODEL)
-        counts = read_counts(attrs, provider)
-        costs: _Costs
+        provider = first_text(attrs, semconv.PROVIDER)
+        model = first_text(attrs, semconv.MODEL)
+        usage = read_usage(attrs, provider)
+        costs = NO_COSTS
         if billable:
-            cache_hit = is_cache_hit(attrs)
-            price_status, price_source, currency, picos = self.catalog.quote(
-                provider, model, counts, r.start_ns, cache_hit=cache_hit
-            )
-            if picos is None:
-                costs = _NO_COSTS
-            else:
-                p_in, p_out, p_read, p_write, p_total = picos
-                costs = (_money(p_in), _money(p_out), _money(p_read), _money(p_write), _money(p_total))
+            quote = self.catalog.quote(provider, model, usage, r.start_ns, cache_hit=is_cache_hit(attrs))
+            currency, price_status, price_source = quote.currency, quote.status, quote.source
+            if quote.picos is not None:
+                costs = quote.picos.costs()
         else:
-            costs = _NO_COSTS
             currency, price_status, price_source = "USD", STATUS_NOT_BILLABLE, "no usage on the span"
         wf_name, wf_id, error_type, user, project, team, feature = _texts(get, _CALL_TEXT_KEYS)
         if not wf_id:
@@ -308,13 +283,14 @@ class RowBuilder:
                 wf_name, wf_id = root.name, root.span_id.hex()
         client_cost = _first(attrs, semconv.CLIENT_COST)
         attempt = _first(attrs, semconv.RESEND_COUNTS)
-        return _new_row(CallRow, (
+        return build(CallRow, (
             start, *ids, wf_name, wf_id,
             tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant),
             provider, model, operation,
-            *counts[:5], *costs, currency, price_status, price_source,
+            usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+            usage.reasoning_tokens, *costs, currency, price_status, price_source,
             None if client_cost is None else _client_cost(client_cost),
-            "; ".join(counts[6]) if counts[6] else "",
+            usage.issue_text,
             0 if attempt is None else _attempt(attempt), "error" if r.error else "ok",
             error_type, *tail,
         ))  # fmt: skip

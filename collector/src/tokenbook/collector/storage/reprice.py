@@ -20,6 +20,7 @@ from typing import Any
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import Store
+from tokenbook.genai.billing import STATUS_CACHE_HIT
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.usage import Usage
 
@@ -78,7 +79,7 @@ def reprice(
             present=True,
         )
         cost = catalog.price(
-            call.provider, call.model, usage, call.timestamp, cache_hit=call.price_status == "cache_hit"
+            call.provider, call.model, usage, call.timestamp, cache_hit=call.price_status == STATUS_CACHE_HIT
         )
         new = call._replace(
             input_cost=cost.input,

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import yaml
 
-if TYPE_CHECKING:
-    from tokenbook.genai.pricing.catalog import UnitPrices
+from tokenbook.genai.pricing.providers import catalog_provider
+from tokenbook.genai.pricing.rates import PRICE_KEYS, UnitPrices
 
 __all__ = ["OverrideEntry", "PriceConfigError", "load_overrides", "parse_overrides"]
 
@@ -76,7 +76,6 @@ class OverrideEntry:
 
 
 def _provider_key(name: str) -> str:
-    from tokenbook.genai.pricing.catalog import catalog_provider
 
     return catalog_provider(name) or name.strip().lower()
 
@@ -114,7 +113,6 @@ def parse_overrides(data: object, *, name: str = "overrides.yaml") -> tuple[Over
 
 
 def _parse_entry(raw: object, at: str, file_name: str, errors: list[str]) -> OverrideEntry | None:
-    from tokenbook.genai.pricing.catalog import UnitPrices
 
     if not isinstance(raw, Mapping):
         errors.append(f"{at}: must be a mapping with id, model, source, checked, prices")
@@ -225,7 +223,6 @@ def _instant(value: object, at: str, errors: list[str]) -> datetime | None:
 
 
 def _prices(value: object, at: str, errors: list[str]) -> dict[str, Decimal | None] | None:
-    from tokenbook.genai.pricing.catalog import PRICE_KEYS
 
     if not isinstance(value, Mapping):
         errors.append(f"{at}: required mapping of per-million-token prices (input_mtok, output_mtok, ...)")

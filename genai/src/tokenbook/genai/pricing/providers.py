@@ -1,0 +1,59 @@
+"""Provider names: OTel's ``gen_ai.provider.name`` / ``gen_ai.system`` values -> genai-prices ids."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from genai_prices.data_snapshot import get_snapshot
+
+__all__ = ["PROVIDER_ALIASES", "catalog_provider"]
+
+#: OTel `gen_ai.provider.name` / `gen_ai.system` values (and common spellings) -> genai-prices provider id.
+PROVIDER_ALIASES: Final[Mapping[str, str]] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "google": "google",
+    "gemini": "google",
+    "vertex_ai": "google",
+    "vertexai": "google",
+    "aws.bedrock": "aws",
+    "bedrock": "aws",
+    "aws": "aws",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "az.ai.openai": "azure",
+    "az.ai.inference": "azure",
+    "azure": "azure",
+    "x_ai": "x-ai",
+    "xai": "x-ai",
+    "x-ai": "x-ai",
+    "mistral_ai": "mistral",
+    "mistralai": "mistral",
+    "mistral": "mistral",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "perplexity": "perplexity",
+    "cohere": "cohere",
+    "together_ai": "together",
+    "together": "together",
+    "fireworks": "fireworks",
+    "openrouter": "openrouter",
+    "cerebras": "cerebras",
+    "moonshot": "moonshotai",
+}
+
+
+def catalog_provider(name: str) -> str | None:
+    """The genai-prices provider id for an OTel (or catalog) provider name; None when unknown/empty."""
+    key = name.strip().lower()
+    if not key:
+        return None
+    if (alias := PROVIDER_ALIASES.get(key)) is not None:
+        return alias
+    if any(p.id == key for p in get_snapshot().providers):
+        return key
+    return None
