@@ -3,12 +3,12 @@
 It imports only what that venv has (the provider SDKs, the instrumentation libraries, the OpenTelemetry
 SDK and its OTLP/HTTP exporter), never tokenbook. Usage:
 
-    driver.py --stub URL --instrument NAME[,NAME] --calls GROUP[,GROUP]
+    driver.py --stub URL --sink URL --instrument NAME[,NAME] --calls GROUP[,GROUP]
 
 A global SDK `TracerProvider` with a `BatchSpanProcessor` and the OTLP/HTTP exporter sends to the
-recorder's sink at `URL/v1/traces`. Before each call style the driver flushes the provider and tells the
+recorder's sink at `SINK/v1/traces`. Before each call style the driver flushes the provider and tells the
 recorder the style's name (`POST URL/_tb/style`), so exports and provider answers are split per style.
-It prints one JSON line per call style on stdout: `{"style": ..., "ok": bool, "error": str | null}`.
+It prints one line per call style on stdout: `TB-STYLE {"style": ..., "ok": bool, "error": str | null}`.
 """
 
 from __future__ import annotations
@@ -297,13 +297,14 @@ def announce(stub: str, style: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stub", required=True)
+    ap.add_argument("--sink", required=True)
     ap.add_argument("--instrument", required=True)
     ap.add_argument("--calls", required=True)
     ap.add_argument("--only-style", default="")
     args = ap.parse_args()
 
     provider = TracerProvider(resource=Resource.create({"service.name": "tokenbook-conformance"}))
-    exporter = OTLPSpanExporter(endpoint=f"{args.stub}/v1/traces", timeout=TIMEOUT)
+    exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
     for name in filter(None, args.instrument.split(",")):
@@ -323,7 +324,7 @@ def main() -> int:
                 error = traceback.format_exc(limit=6)
                 print(error, file=sys.stderr)
             provider.force_flush()
-            print(json.dumps({"style": style, "ok": error is None, "error": error}), flush=True)
+            print("TB-STYLE", json.dumps({"style": style, "ok": error is None, "error": error}), flush=True)
     announce(args.stub, "")
     provider.shutdown()
     return 0

@@ -285,6 +285,8 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
             str(DRIVER),
             "--stub",
             server.url,
+            "--sink",
+            server.sink_url,
             "--instrument",
             ",".join(setup.instrument),
             "--calls",
@@ -297,7 +299,7 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
             result["status"] = f"driver timed out after {DRIVER_TIMEOUT}s"
             result["stderr"] = str(e.stderr or "")[-2000:]
             return result
-        styles = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        styles = [json.loads(line[9:]) for line in proc.stdout.splitlines() if line.startswith("TB-STYLE ")]
         if proc.returncode != 0 or not styles:
             result["status"] = f"driver exited {proc.returncode}"
             result["stderr"] = proc.stderr[-3000:]

@@ -1,6 +1,6 @@
 """Loopback stand-ins for the OpenAI and Anthropic HTTP APIs, and an OTLP/HTTP trace sink.
 
-Everything listens on 127.0.0.1 on an ephemeral port and runs in a daemon thread of the recorder. The
+Both listen on 127.0.0.1, each on an ephemeral port, and run in daemon threads of the recorder. The
 provider stubs answer in the shape of the real APIs (JSON bodies and SSE streams) with usage that has
 cache reads, cache writes and reasoning tokens, and record every answer's usage as a `TrueCall`: what
 the provider "billed", the ground truth a fixture is checked against. Each answer and each export is
@@ -134,6 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
         rec = self.server.recording
         path = self.path.split("?", 1)[0]
         raw = self._body()
+        if self.server.sink != path.endswith("/v1/traces"):
+            self._json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
+            return
         if path == "/_tb/style":
             with rec.lock:
                 rec.style = json.loads(raw or b"{}").get("style", "")
@@ -500,34 +503,56 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     recording: Recording
+    sink: bool  # the OTLP sink answers only `/v1/traces`; the provider stub everything else
+
+
+def _serve(recording: Recording, sink: bool) -> tuple[_Server, threading.Thread]:
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.recording = recording
+    server.sink = sink
+    name = "tokenbook-conformance-" + ("sink" if sink else "stubs")
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _url(server: _Server) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"
 
 
 @dataclass
 class Stubs:
-    """The running stub server (one port serves both providers, the OTLP sink and the style control)."""
+    """The running provider stub (OpenAI, Anthropic and the style control) and OTLP sink, two ports."""
 
-    server: _Server
-    thread: threading.Thread
+    providers: _Server
+    sink: _Server
+    threads: list[threading.Thread]
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return _url(self.providers)
+
+    @property
+    def sink_url(self) -> str:
+        return _url(self.sink)
 
     @property
     def recording(self) -> Recording:
-        return self.server.recording
+        return self.providers.recording
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        for server in (self.providers, self.sink):
+            server.shutdown()
+            server.server_close()
+        for thread in self.threads:
+            thread.join(timeout=5)
 
 
 def start() -> Stubs:
-    """Starts the stubs on 127.0.0.1 on an ephemeral port, with a fresh `Recording`."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.recording = Recording()
-    thread = threading.Thread(target=server.serve_forever, name="tokenbook-conformance-stubs", daemon=True)
-    thread.start()
-    return Stubs(server, thread)
+    """Starts the provider stub and the OTLP sink on 127.0.0.1, each on an ephemeral port, sharing a
+    fresh `Recording`."""
+    recording = Recording()
+    providers, t1 = _serve(recording, sink=False)
+    sink, t2 = _serve(recording, sink=True)
+    return Stubs(providers, sink, [t1, t2])

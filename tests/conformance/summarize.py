@@ -160,7 +160,7 @@ def relation(spans: list[Span]) -> str:
     same_trace = len({s.trace_id for s in spans}) == 1
     if not parts:
         ancestry = "same trace, not parent and child" if same_trace else "separate traces"
-        parts.append(f"{' / '.join(s.scope for s in spans)}: {ancestry}")
+        parts.append(f"{' / '.join(sorted(s.scope for s in spans))}: {ancestry}")
     return f"{len(spans)} spans: " + "; ".join(parts)
 
 
