@@ -148,6 +148,24 @@ def openai_chat_stream() -> None:
         pass
 
 
+def openai_chat_stream_async() -> None:
+    import asyncio
+
+    import openai
+
+    async def run() -> None:
+        client: Any = openai.AsyncOpenAI(
+            base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT
+        )
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+
+
 def openai_reasoning() -> None:
     openai_client().chat.completions.create(model="o3-mini", messages=MESSAGES, reasoning_effort="low")
 
@@ -176,6 +194,24 @@ def anthropic_messages_stream() -> None:
     )
     for _ in stream:
         pass
+
+
+def anthropic_messages_stream_async() -> None:
+    import asyncio
+
+    import anthropic
+
+    async def run() -> None:
+        client: Any = anthropic.AsyncAnthropic(
+            base_url=os.environ["ANTHROPIC_BASE_URL"], api_key="sk-ant-test", max_retries=0, timeout=TIMEOUT
+        )
+        stream = await client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=256, system=ANTHROPIC_SYSTEM, messages=MESSAGES, stream=True
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
 
 
 def anthropic_messages_stream_helper() -> None:
@@ -266,6 +302,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
         "chat_stream": openai_chat_stream,
+        "chat_stream_async": openai_chat_stream_async,
         "reasoning": openai_reasoning,
         "tool_call": openai_tool_call,
         "embeddings": openai_embeddings,
@@ -274,6 +311,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "anthropic": {
         "messages": anthropic_messages,
         "messages_stream": anthropic_messages_stream,
+        "messages_stream_async": anthropic_messages_stream_async,
         "messages_stream_helper": anthropic_messages_stream_helper,
         "tool_use": anthropic_tool_use,
         "thinking": anthropic_thinking,
