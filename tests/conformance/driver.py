@@ -1,0 +1,372 @@
+"""The program that `record.py` runs inside each throwaway venv: instrument, call the stubs, export.
+
+It imports only what that venv has (the provider SDKs, the instrumentation libraries, the OpenTelemetry
+SDK and its OTLP/HTTP exporter), never tokenbook. Usage:
+
+    driver.py --stub URL --sink URL --instrument NAME[,NAME] --calls GROUP[,GROUP]
+
+A global SDK `TracerProvider` with a `BatchSpanProcessor` and the OTLP/HTTP exporter sends to the
+recorder's sink at `SINK/v1/traces`. Before each call style the driver flushes the provider and tells the
+recorder the style's name (`POST URL/_tb/style`), so exports and provider answers are split per style.
+It prints one line per call style on stdout: `TB-STYLE {"style": ..., "ok": bool, "error": str | null}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+TIMEOUT = 10.0
+MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
+OPENAI_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+ANTHROPIC_TOOL = {
+    "name": "get_weather",
+    "description": "The current weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+# A cached system prompt: the stub answers with cache reads and writes whatever the request says.
+ANTHROPIC_SYSTEM = [
+    {
+        "type": "text",
+        "text": "You are a terse weather bot.",
+        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+    }
+]
+
+
+# -- instrumentation ------------------------------------------------------------------------------------
+
+
+def instrument(name: str, provider: TracerProvider) -> None:
+    if name == "anthropic-sdk":
+        return  # the anthropic SDK's own spans: on by default once a global SDK TracerProvider is set
+    if name == "otel-genai-openai":
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "otel-genai-anthropic":
+        from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
+
+        AnthropicInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-openai":
+        from openinference.instrumentation.openai import OpenAIInstrumentor as OIOpenAI
+
+        OIOpenAI().instrument(tracer_provider=provider)
+    elif name == "openinference-anthropic":
+        from openinference.instrumentation.anthropic import AnthropicInstrumentor as OIAnthropic
+
+        OIAnthropic().instrument(tracer_provider=provider)
+    elif name == "openinference-langchain":
+        from openinference.instrumentation.langchain import LangChainInstrumentor
+
+        LangChainInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-openai-agents":
+        from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+
+        # exclusive_processor (the default) replaces the agents SDK's own exporter to OpenAI's backend
+        OpenAIAgentsInstrumentor().instrument(tracer_provider=provider, exclusive_processor=True)
+    elif name == "openllmetry-openai":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TLOpenAI
+
+        TLOpenAI().instrument(tracer_provider=provider)
+    elif name == "openllmetry-anthropic":
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor as TLAnthropic
+
+        TLAnthropic().instrument(tracer_provider=provider)
+    elif name == "openllmetry-langchain":
+        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
+
+        LangchainInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openlit":
+        import openlit
+
+        pricing = os.path.join(os.environ["TB_WORKDIR"], "openlit-pricing.json")
+        with open(pricing, "w", encoding="utf-8") as f:
+            json.dump({"chat": {}, "embeddings": {}, "images": {}, "audio": {}}, f)
+        # The global provider set above is reused; no exporter of its own, no metrics, no events, a local
+        # pricing file (the default fetches one from the web), and no HTTP-client spans.
+        openlit.init(
+            application_name="tokenbook-conformance",
+            environment="conformance",
+            disable_metrics=True,
+            disable_events=True,
+            pricing_json=pricing,
+            capture_message_content=False,
+            disabled_instrumentors=["httpx", "requests", "urllib", "urllib3", "aiohttp-client"],
+        )
+    else:
+        raise SystemExit(f"unknown instrumentation {name!r}")
+
+
+# -- calls ----------------------------------------------------------------------------------------------
+
+
+def openai_client() -> Any:
+    import openai
+
+    return openai.OpenAI(
+        base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT
+    )
+
+
+def anthropic_client() -> Any:
+    import anthropic
+
+    return anthropic.Anthropic(
+        base_url=os.environ["ANTHROPIC_BASE_URL"], api_key="sk-ant-test", max_retries=0, timeout=TIMEOUT
+    )
+
+
+def openai_chat() -> None:
+    openai_client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+
+def openai_chat_stream() -> None:
+    stream = openai_client().chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def openai_chat_stream_async() -> None:
+    import asyncio
+
+    import openai
+
+    async def run() -> None:
+        client: Any = openai.AsyncOpenAI(
+            base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT
+        )
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+
+
+def openai_reasoning() -> None:
+    openai_client().chat.completions.create(model="o3-mini", messages=MESSAGES, reasoning_effort="low")
+
+
+def openai_tool_call() -> None:
+    openai_client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=[OPENAI_TOOL])
+
+
+def openai_embeddings() -> None:
+    openai_client().embeddings.create(model="text-embedding-3-small", input=["weather in Paris", "in Rome"])
+
+
+def openai_responses() -> None:
+    openai_client().responses.create(model="gpt-4o-mini", input="What is the weather in Paris?")
+
+
+def anthropic_messages() -> None:
+    anthropic_client().messages.create(
+        model="claude-sonnet-4-5", max_tokens=256, system=ANTHROPIC_SYSTEM, messages=MESSAGES
+    )
+
+
+def anthropic_messages_stream() -> None:
+    stream = anthropic_client().messages.create(
+        model="claude-sonnet-4-5", max_tokens=256, system=ANTHROPIC_SYSTEM, messages=MESSAGES, stream=True
+    )
+    for _ in stream:
+        pass
+
+
+def anthropic_messages_stream_async() -> None:
+    import asyncio
+
+    import anthropic
+
+    async def run() -> None:
+        client: Any = anthropic.AsyncAnthropic(
+            base_url=os.environ["ANTHROPIC_BASE_URL"], api_key="sk-ant-test", max_retries=0, timeout=TIMEOUT
+        )
+        stream = await client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=256, system=ANTHROPIC_SYSTEM, messages=MESSAGES, stream=True
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+
+
+def anthropic_messages_stream_helper() -> None:
+    with anthropic_client().messages.stream(
+        model="claude-sonnet-4-5", max_tokens=256, system=ANTHROPIC_SYSTEM, messages=MESSAGES
+    ) as stream:
+        for _ in stream.text_stream:
+            pass
+        stream.get_final_message()
+
+
+def anthropic_tool_use() -> None:
+    anthropic_client().messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=256,
+        system=ANTHROPIC_SYSTEM,
+        messages=MESSAGES,
+        tools=[ANTHROPIC_TOOL],
+    )
+
+
+def anthropic_thinking() -> None:
+    anthropic_client().messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=2048,
+        system=ANTHROPIC_SYSTEM,
+        messages=MESSAGES,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
+
+
+def _langchain_chain() -> Any:
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=os.environ["OPENAI_BASE_URL"],
+        api_key="sk-test",
+        max_retries=0,
+        timeout=TIMEOUT,
+        stream_usage=True,
+    )
+    ask = ChatPromptTemplate.from_messages([("user", "What is the weather in {city}?")])
+    summarize = ChatPromptTemplate.from_messages([("user", "Say it shorter: {answer}")])
+    # two model calls in one chain: prompt | model | parser, then its answer into a second prompt | model
+    return (
+        ask
+        | llm
+        | StrOutputParser()
+        | (lambda answer: {"answer": answer})
+        | summarize
+        | llm
+        | StrOutputParser()
+    )
+
+
+def langchain_chain() -> None:
+    _langchain_chain().invoke({"city": "Paris"})
+
+
+def langchain_chain_stream() -> None:
+    for _ in _langchain_chain().stream({"city": "Paris"}):
+        pass
+
+
+def agents_tool() -> None:
+    from agents import Agent, Runner, function_tool, set_default_openai_client
+    from openai import AsyncOpenAI
+
+    @function_tool  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return f"Sunny, 21 °C in {city}."
+
+    set_default_openai_client(
+        AsyncOpenAI(
+            base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT
+        ),
+        use_for_tracing=False,
+    )
+    agent = Agent(name="weather", instructions="Answer tersely.", model="gpt-4o-mini", tools=[get_weather])
+    Runner.run_sync(agent, "What is the weather in Paris?")  # model call, tool, model call
+
+
+CALLS: dict[str, dict[str, Callable[[], None]]] = {
+    "openai": {
+        "chat": openai_chat,
+        "chat_stream": openai_chat_stream,
+        "chat_stream_async": openai_chat_stream_async,
+        "reasoning": openai_reasoning,
+        "tool_call": openai_tool_call,
+        "embeddings": openai_embeddings,
+        "responses": openai_responses,
+    },
+    "anthropic": {
+        "messages": anthropic_messages,
+        "messages_stream": anthropic_messages_stream,
+        "messages_stream_async": anthropic_messages_stream_async,
+        "messages_stream_helper": anthropic_messages_stream_helper,
+        "tool_use": anthropic_tool_use,
+        "thinking": anthropic_thinking,
+    },
+    "langchain": {"chain": langchain_chain, "chain_stream": langchain_chain_stream},
+    "agents": {"agent_tool": agents_tool},
+}
+
+
+def announce(stub: str, style: str) -> None:
+    req = urllib.request.Request(
+        f"{stub}/_tb/style",
+        data=json.dumps({"style": style}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+        resp.read()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stub", required=True)
+    ap.add_argument("--sink", required=True)
+    ap.add_argument("--instrument", required=True)
+    ap.add_argument("--calls", required=True)
+    ap.add_argument("--only-style", default="")
+    args = ap.parse_args()
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "tokenbook-conformance"}))
+    exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    trace.set_tracer_provider(provider)
+    for name in filter(None, args.instrument.split(",")):
+        instrument(name, provider)
+
+    for group in filter(None, args.calls.split(",")):
+        for style, call in CALLS[group].items():
+            if args.only_style and style != args.only_style:
+                continue
+            provider.force_flush()
+            announce(args.stub, style)
+            print(f"--- call style {style}", file=sys.stderr, flush=True)
+            error = None
+            try:
+                call()
+            except Exception:
+                error = traceback.format_exc(limit=6)
+                print(error, file=sys.stderr)
+            provider.force_flush()
+            print("TB-STYLE", json.dumps({"style": style, "ok": error is None, "error": error}), flush=True)
+    announce(args.stub, "")
+    provider.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

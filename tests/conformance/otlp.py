@@ -1,0 +1,94 @@
+"""Reading the conformance fixtures: the OTLP export bodies decoded into plain span records."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+FIXTURES = Path(__file__).resolve().parents[1] / "testdata" / "conformance"
+
+# Attribute keys that name a model, and keys that carry a token count, across the libraries recorded.
+MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name", "embedding.model_name")
+USAGE_MARKERS = ("usage", "token_count")
+
+
+@dataclass(frozen=True)
+class Span:
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: int
+    scope: str
+    scope_version: str
+    attributes: dict[str, Any]
+
+    @property
+    def model(self) -> str | None:
+        for key in MODEL_KEYS:
+            if isinstance(self.attributes.get(key), str):
+                return str(self.attributes[key])
+        return None
+
+    @property
+    def usage(self) -> dict[str, int | float]:
+        """The numeric attributes that count tokens (`*usage*`, `*token_count*`)."""
+        return {
+            k: v
+            for k, v in self.attributes.items()
+            if any(m in k for m in USAGE_MARKERS) and isinstance(v, int | float) and not isinstance(v, bool)
+        }
+
+
+def any_value(value: AnyValue) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, which)
+
+
+def decode(body: bytes) -> list[Span]:
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    spans = []
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for s in scope_spans.spans:
+                spans.append(
+                    Span(
+                        trace_id=s.trace_id.hex(),
+                        span_id=s.span_id.hex(),
+                        parent_span_id=s.parent_span_id.hex(),
+                        name=s.name,
+                        kind=s.kind,
+                        scope=scope_spans.scope.name,
+                        scope_version=scope_spans.scope.version,
+                        attributes={kv.key: any_value(kv.value) for kv in s.attributes},
+                    )
+                )
+    return spans
+
+
+def fixture_spans(fixture: dict[str, Any]) -> list[Span]:
+    return [span for body in fixture["otlp"] for span in decode(base64.b64decode(body))]
+
+
+def fixture_paths(directory: Path = FIXTURES) -> list[Path]:
+    return sorted(p for p in directory.glob("*.json") if not p.name.startswith("_"))
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data

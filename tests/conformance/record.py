@@ -1,0 +1,381 @@
+"""Records the conformance corpus: real instrumentation libraries, calling loopback provider stubs.
+
+For each setup in `SETUPS`: a throwaway venv with the pinned packages (reused while its pins are the
+same), the provider stubs and an OTLP/HTTP sink on 127.0.0.1, and `driver.py` run in that venv. Every
+call style the driver makes becomes one fixture, `<library>-<version>-<call_style>.json`, holding the
+raw OTLP export bodies (base64 protobuf) and the usage the stubs really answered (`true_calls`).
+
+    .venv/bin/python tests/conformance/record.py [--only NAME ...] [--out DIR] [--venvs DIR]
+
+Nothing here reaches beyond loopback except the package installs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `tests.conformance` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.conformance import stubs
+from tests.conformance.otlp import FIXTURES, decode
+
+HERE = Path(__file__).resolve().parent
+DRIVER = HERE / "driver.py"
+PYTHON = "python3.11"
+DRIVER_TIMEOUT = 300
+
+OTEL = {"opentelemetry-sdk": "1.45.2", "opentelemetry-exporter-otlp-proto-http": "1.45.2"}
+OPENAI = {"openai": "3.63.0"}
+ANTHROPIC = {"anthropic": "2.17.0"}
+UTIL_GENAI = {"opentelemetry-util-genai": "1.3b0"}
+LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
+OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
+TL_OPENAI = {"opentelemetry-instrumentation-openai": "0.62.4"}
+# Prompt and completion content off wherever a library captures it by default: a ledger needs none of it,
+# and it would make the fixtures large.
+OI_NO_CONTENT = {"OPENINFERENCE_HIDE_INPUTS": "true", "OPENINFERENCE_HIDE_OUTPUTS": "true"}
+TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "false"}
+
+# Resolved packages worth recording in a fixture besides the pins.
+KEY_PACKAGES = re.compile(
+    r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
+    r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai)$"
+)
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    library: str  # the PyPI package a fixture is named after; its pinned version is the fixture's version
+    pins: dict[str, str]
+    instrument: tuple[str, ...]  # driver.py instrumentation names, applied in this order
+    calls: tuple[str, ...]  # driver.py call groups
+    env: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def version(self) -> str:
+        return self.pins[self.library]
+
+
+SETUPS: tuple[Setup, ...] = (
+    Setup(
+        "otel-genai-openai",
+        "opentelemetry-instrumentation-genai-openai",
+        {"opentelemetry-instrumentation-genai-openai": "1.3b0", **UTIL_GENAI, **OPENAI, **OTEL},
+        ("otel-genai-openai",),
+        ("openai",),
+    ),
+    Setup(
+        "otel-genai-anthropic",
+        "opentelemetry-instrumentation-genai-anthropic",
+        {"opentelemetry-instrumentation-genai-anthropic": "1.3b0", **UTIL_GENAI, **ANTHROPIC, **OTEL},
+        ("otel-genai-anthropic",),
+        ("anthropic",),
+        notes="the anthropic SDK's own spans are on too (its default with a global SDK TracerProvider)",
+    ),
+    Setup(
+        "anthropic-sdk",
+        "anthropic",
+        {**ANTHROPIC, **OTEL},
+        ("anthropic-sdk",),
+        ("anthropic",),
+        notes="no instrumentor: only the anthropic SDK's own tracing",
+    ),
+    Setup(
+        "openinference-openai",
+        "openinference-instrumentation-openai",
+        {**OI_OPENAI, **OPENAI, **OTEL},
+        ("openinference-openai",),
+        ("openai",),
+        env=OI_NO_CONTENT,
+    ),
+    Setup(
+        "openinference-anthropic",
+        "openinference-instrumentation-anthropic",
+        {"openinference-instrumentation-anthropic": "3.1.0", **ANTHROPIC, **OTEL},
+        ("openinference-anthropic",),
+        ("anthropic",),
+        env=OI_NO_CONTENT,
+        notes="the anthropic SDK's own spans are on too",
+    ),
+    Setup(
+        "openinference-langchain",
+        "openinference-instrumentation-langchain",
+        {"openinference-instrumentation-langchain": "0.1.80", **OI_OPENAI, **LANGCHAIN, **OPENAI, **OTEL},
+        ("openinference-langchain", "openinference-openai"),
+        ("langchain",),
+        env=OI_NO_CONTENT,
+        notes="LangChain and OpenAI instrumentors together: each model call is recorded by both layers",
+    ),
+    Setup(
+        "openllmetry-openai",
+        "opentelemetry-instrumentation-openai",
+        {**TL_OPENAI, **OPENAI, **OTEL},
+        ("openllmetry-openai",),
+        ("openai",),
+        env=TL_NO_CONTENT,
+    ),
+    Setup(
+        "openllmetry-anthropic",
+        "opentelemetry-instrumentation-anthropic",
+        {"opentelemetry-instrumentation-anthropic": "0.62.4", **ANTHROPIC, **OTEL},
+        ("openllmetry-anthropic",),
+        ("anthropic",),
+        env=TL_NO_CONTENT,
+        notes="the anthropic SDK's own spans are on too",
+    ),
+    Setup(
+        "openllmetry-langchain",
+        "opentelemetry-instrumentation-langchain",
+        {"opentelemetry-instrumentation-langchain": "0.62.4", **TL_OPENAI, **LANGCHAIN, **OPENAI, **OTEL},
+        ("openllmetry-langchain", "openllmetry-openai"),
+        ("langchain",),
+        env=TL_NO_CONTENT,
+        notes="LangChain and OpenAI instrumentors together",
+    ),
+    Setup(
+        "openlit",
+        "openlit",
+        # openlit 1.45.0 requires openai<3, anthropic<1 and an opentelemetry-sdk that is not 1.45.2
+        {
+            "openlit": "1.45.0",
+            "openai": "2.54.0",
+            "anthropic": "0.125.0",
+            "opentelemetry-sdk": "1.45.1",
+            "opentelemetry-exporter-otlp-proto-http": "1.45.1",
+        },
+        ("openlit",),
+        ("openai", "anthropic"),
+        env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
+    ),
+    Setup(
+        "openai-agents",
+        "openinference-instrumentation-openai-agents",
+        {
+            "openinference-instrumentation-openai-agents": "2.6.0",
+            "openai-agents": "0.24.0",
+            **OI_OPENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("openinference-openai-agents", "openinference-openai"),
+        ("agents",),
+        env={**OI_NO_CONTENT, "OPENAI_AGENTS_DONT_LOG_MODEL_DATA": "1"},
+        notes="openai-agents via OpenInference, with the OpenInference OpenAI instrumentor too",
+    ),
+)
+
+
+def log(msg: str) -> None:
+    print(f"[record {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def uv() -> str | None:
+    beside = Path(sys.executable).parent / "uv"
+    return str(beside) if beside.exists() else shutil.which("uv")
+
+
+def ensure_venv(setup: Setup, root: Path) -> Path:
+    """The setup's venv with exactly its pins installed (reused when a previous run installed the same)."""
+    venv = root / setup.name
+    python = venv / "bin" / "python"
+    stamp = venv / ".tokenbook-pins.json"
+    wanted = json.dumps(setup.pins, sort_keys=True)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return venv
+    if venv.exists():
+        shutil.rmtree(venv)
+    specs = [f"{name}=={version}" for name, version in setup.pins.items()]
+    log(f"{setup.name}: installing {' '.join(specs)}")
+    tool = uv()
+    if tool:
+        subprocess.run([tool, "venv", "-q", "--python", PYTHON, str(venv)], check=True)
+        subprocess.run([tool, "pip", "install", "-q", "--python", str(python), *specs], check=True)
+    else:
+        subprocess.run([PYTHON, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *specs], check=True)
+    stamp.write_text(wanted)
+    return venv
+
+
+def resolved_packages(venv: Path, setup: Setup) -> dict[str, str]:
+    code = (
+        "import importlib.metadata as m, json;"
+        "print(json.dumps({d.metadata['Name'].lower().replace('_', '-'): d.version"
+        " for d in m.distributions()}))"
+    )
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True
+    )
+    every: dict[str, str] = json.loads(out.stdout)
+    return {k: v for k, v in sorted(every.items()) if k in setup.pins or KEY_PACKAGES.match(k)}
+
+
+def stderr_by_style(stderr: str) -> dict[str, list[str]]:
+    """The driver's stderr split at its `--- call style NAME` markers; each distinct line once, counted."""
+    sections: dict[str, Counter[str]] = {}
+    style = "(setup)"
+    for line in stderr.splitlines():
+        if line.startswith("--- call style "):
+            style = line.removeprefix("--- call style ").strip()
+            continue
+        if line.strip():
+            sections.setdefault(style, Counter())[line.strip()[:200]] += 1
+    return {
+        s: [f"{line} (x{n})" if n > 1 else line for line, n in lines.most_common(8)]
+        for s, lines in sections.items()
+    }
+
+
+def has_usage_span(bodies: list[bytes]) -> bool:
+    return any(span.model and span.usage for body in bodies for span in decode(body))
+
+
+def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
+    """Runs one setup; writes its fixtures; answers what happened, for the index."""
+    result: dict[str, Any] = {"library": setup.library, "version": setup.version, "notes": setup.notes}
+    try:
+        venv = ensure_venv(setup, venv_root)
+    except subprocess.CalledProcessError as e:
+        result["status"] = f"install failed: {e}"
+        return result
+    packages = resolved_packages(venv, setup)
+    result["packages"] = packages
+    server = stubs.start()
+    try:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OTEL_", "OPENAI_", "ANTHROPIC_", "TRACELOOP_", "OPENLIT_"))
+        }
+        env.update(
+            {
+                "OPENAI_BASE_URL": f"{server.url}/v1",
+                "ANTHROPIC_BASE_URL": server.url,
+                "OPENAI_API_KEY": "sk-test",
+                "ANTHROPIC_API_KEY": "sk-ant-test",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+                "TB_WORKDIR": str(venv),
+                # no auto-configured exporters, metrics or logs from anything the driver did not set up
+                "OTEL_TRACES_EXPORTER": "none",
+                "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_LOGS_EXPORTER": "none",
+                "OTEL_SERVICE_NAME": "tokenbook-conformance",
+                **setup.env,
+            }
+        )
+        cmd = [
+            str(venv / "bin" / "python"),
+            str(DRIVER),
+            "--stub",
+            server.url,
+            "--sink",
+            server.sink_url,
+            "--instrument",
+            ",".join(setup.instrument),
+            "--calls",
+            ",".join(setup.calls),
+        ]
+        log(f"{setup.name}: running the driver")
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DRIVER_TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            result["status"] = f"driver timed out after {DRIVER_TIMEOUT}s"
+            result["stderr"] = str(e.stderr or "")[-2000:]
+            return result
+        styles = [json.loads(line[9:]) for line in proc.stdout.splitlines() if line.startswith("TB-STYLE ")]
+        if proc.returncode != 0 or not styles:
+            result["status"] = f"driver exited {proc.returncode}"
+            result["stderr"] = proc.stderr[-3000:]
+            return result
+        rec = server.recording
+        result["status"] = "ok"
+        result["fixtures"] = []
+        result["not_recorded"] = {}
+        for style in styles:
+            name = style["style"]
+            bodies = rec.exports_of(name)
+            calls = rec.calls_of(name)
+            if not style["ok"]:
+                result["not_recorded"][name] = "call failed: " + style["error"].strip().splitlines()[-1]
+                continue
+            if not calls:
+                result["not_recorded"][name] = "the call reached no stub"
+                continue
+            if not has_usage_span(bodies):
+                spans = [s for b in bodies for s in decode(b)]
+                result["not_recorded"][name] = f"no span with a model and token usage ({len(spans)} spans)"
+                continue
+            fixture = {
+                "library": setup.library,
+                "version": setup.version,
+                "setup": setup.name,
+                "instrumentation": list(setup.instrument),
+                "packages": packages,
+                "call_style": name,
+                "true_calls": calls,
+                "otlp": [base64.b64encode(b).decode("ascii") for b in bodies],
+            }
+            path = out / f"{setup.library}-{setup.version}-{name}.json"
+            path.write_text(json.dumps(fixture, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            result["fixtures"].append(path.name)
+        warnings = stderr_by_style(proc.stderr)
+        if warnings:
+            result["stderr"] = warnings
+        return result
+    finally:
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", action="append", default=[], help="a setup name (repeatable)")
+    ap.add_argument("--out", type=Path, default=FIXTURES)
+    ap.add_argument("--venvs", type=Path, default=Path("/tmp/tokenbook-conformance"))
+    ap.add_argument("--list", action="store_true", help="list the setups and exit")
+    args = ap.parse_args(argv)
+    if args.list:
+        for s in SETUPS:
+            print(f"{s.name:26} {s.library}=={s.version}  calls={','.join(s.calls)}")
+        return 0
+    unknown = set(args.only) - {s.name for s in SETUPS}
+    if unknown:
+        ap.error(f"unknown setup(s): {', '.join(sorted(unknown))}")
+    chosen = [s for s in SETUPS if not args.only or s.name in args.only]
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.venvs.mkdir(parents=True, exist_ok=True)
+    index_path = args.out / "_index.json"
+    index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.exists() else {}
+    failed = 0
+    for setup in chosen:
+        result = record(setup, args.venvs, args.out)
+        index[setup.name] = result
+        log(
+            f"{setup.name}: {result['status']}; {len(result.get('fixtures', []))} fixtures"
+            + "".join(f"\n    not recorded {k}: {v}" for k, v in result.get("not_recorded", {}).items())
+        )
+        if result["status"] != "ok":
+            failed += 1
+            log(result.get("stderr", "")[-1500:])
+        index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n", encoding="utf-8")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

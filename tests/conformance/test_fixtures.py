@@ -1,0 +1,68 @@
+"""The recorded conformance fixtures are well-formed: each decodes, has a usage span and its ground truth."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.otlp import FIXTURES, decode, fixture_paths, fixture_spans, load
+
+PATHS = fixture_paths()
+TRUE_CALL_KEYS = {
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "response_id",
+}
+TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+def test_corpus_is_there() -> None:
+    assert len(PATHS) >= 10
+    providers = {call["provider"] for p in PATHS for call in load(p)["true_calls"]}
+    assert providers == {"openai", "anthropic"}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_fixture_is_well_formed(path: Path) -> None:
+    fixture = load(path)
+    assert path.name == f"{fixture['library']}-{fixture['version']}-{fixture['call_style']}.json"
+    assert path.stat().st_size < 16_000, "keep fixtures small"
+
+    packages = fixture["packages"]
+    assert packages.get(fixture["library"]) == fixture["version"], (
+        "the library's resolved version is recorded"
+    )
+    assert all(isinstance(v, str) and v for v in packages.values())
+    assert "opentelemetry-sdk" in packages
+
+    calls = fixture["true_calls"]
+    assert calls, "ground truth from the stubs"
+    for call in calls:
+        assert call.keys() >= TRUE_CALL_KEYS
+        assert call["provider"] in ("openai", "anthropic") and call["model"]
+        assert all(isinstance(call[k], int) and call[k] >= 0 for k in TOKEN_KEYS)
+        assert call["input_tokens"] >= call["cache_read_tokens"] + call["cache_write_tokens"], (
+            "inclusive input"
+        )
+        assert call["output_tokens"] >= call["reasoning_tokens"]
+
+    assert fixture["otlp"], "at least one export request"
+    for body in fixture["otlp"]:
+        assert decode(base64.b64decode(body, validate=True)), "each export request holds spans"
+    spans = fixture_spans(fixture)
+    assert any(s.model and s.usage for s in spans), "a span with a model and token usage"
+    assert all(len(s.trace_id) == 32 and len(s.span_id) == 16 and s.scope for s in spans)
+
+
+def test_index_lists_the_fixtures() -> None:
+    index = json.loads((FIXTURES / "_index.json").read_text(encoding="utf-8"))
+    listed = {name for setup in index.values() for name in setup.get("fixtures", [])}
+    assert listed == {p.name for p in PATHS}
