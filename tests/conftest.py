@@ -16,3 +16,8 @@ import pytest
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The one embedded ClickHouse directory of this test process."""
     return tmp_path_factory.mktemp("chdb")
+
+
+# A ClickHouse server for server-mode tests: $TOKENBOOK_TEST_CLICKHOUSE_URL, else the HTTP test server
+# (tests/clickhouse_http: ClickHouse's HTTP interface in front of the real engine) in a child process.
+from tests.clickhouse_http.fixture import clickhouse_url  # noqa: E402, F401

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import uuid
@@ -317,18 +316,11 @@ def test_bad_database_name_is_refused(chdb_dir):
         Store.open(data_dir=chdb_dir, database="x; DROP")
 
 
-SERVER_URL = os.environ.get("TOKENBOOK_TEST_CLICKHOUSE_URL")
-
-
 @pytest.mark.server
-@pytest.mark.skipif(
-    not SERVER_URL, reason="TOKENBOOK_TEST_CLICKHOUSE_URL is not set (no ClickHouse server here)"
-)
-def test_exact_totals_on_a_server():
-    assert SERVER_URL is not None
+def test_exact_totals_on_a_server(clickhouse_url):
     calls = make_calls(120)
     steps = make_steps(calls)
-    with Store.open(SERVER_URL, database=f"tokenbook_test_{uuid.uuid4().hex[:8]}") as server:
+    with Store.open(clickhouse_url, database=f"tokenbook_test_{uuid.uuid4().hex[:8]}") as server:
         try:
             server.migrate()
             server.write(calls, steps)
