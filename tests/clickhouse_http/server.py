@@ -441,7 +441,7 @@ class Request:
 
     method: str
     params: dict[str, str]
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # by lower-case name
     body: bytes
 
 
@@ -530,15 +530,15 @@ class Handler(BaseHTTPRequestHandler):
                 payload = part.get_payload(decode=True)
                 params[name] = payload.decode("utf-8") if isinstance(payload, bytes) else str(payload)
             body = b""
-        return Request(self.command, params, dict(self.headers.items()), body)
+        return Request(self.command, params, {k.lower(): v for k, v in self.headers.items()}, body)
 
     def _credentials(self, request: Request) -> tuple[str, str]:
-        auth = request.headers.get("Authorization", "")
+        auth = request.headers.get("authorization", "")
         if auth.lower().startswith("basic "):
             user, _, password = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
             return user, password
-        if "X-ClickHouse-User" in request.headers:
-            return request.headers["X-ClickHouse-User"], request.headers.get("X-ClickHouse-Key", "")
+        if "x-clickhouse-user" in request.headers:
+            return request.headers["x-clickhouse-user"], request.headers.get("x-clickhouse-key", "")
         return request.params.get("user", "default"), request.params.get("password", "")
 
     # -- serving -----------------------------------------------------------------------------------
