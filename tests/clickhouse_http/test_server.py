@@ -121,8 +121,15 @@ def client(server: dict[str, Any]) -> Iterator[Any]:
     c.close()
 
 
-def _http(server: dict[str, Any], params: dict[str, str], body: bytes | None = None, **headers: str) -> Any:
-    request = urllib.request.Request(f"{server['base']}/?{urlencode(params)}", data=body, headers=headers)
+def _http(
+    server: dict[str, Any],
+    params: dict[str, str],
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    request = urllib.request.Request(
+        f"{server['base']}/?{urlencode(params)}", data=body, headers=headers or {}
+    )
     if server["password"] or server["username"] != "default":
         request.add_header("X-ClickHouse-User", server["username"])
         request.add_header("X-ClickHouse-Key", server["password"])
@@ -162,10 +169,10 @@ def test_get_is_read_only(server: dict[str, Any]) -> None:
 
 def test_gzip_request_body_and_compressed_responses(server: dict[str, Any]) -> None:
     query = b"SELECT sum(number) FROM numbers(1000)"
-    with _http(server, {}, gzip.compress(query), **{"Content-Encoding": "gzip"}) as r:
+    with _http(server, {}, gzip.compress(query), {"Content-Encoding": "gzip"}) as r:
         assert r.read() == b"499500\n"
     params = {"query": "SELECT number FROM numbers(10000)", "enable_http_compression": "1"}
-    with _http(server, params, **{"Accept-Encoding": "gzip"}) as r:
+    with _http(server, params, headers={"Accept-Encoding": "gzip"}) as r:
         assert r.headers["Content-Encoding"] == "gzip"
         assert gzip.decompress(r.read()).splitlines()[-1] == b"9999"
 
