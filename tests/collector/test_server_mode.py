@@ -17,7 +17,7 @@ import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.cli.seed_store import UNPRICED_MODEL, make_calls, make_steps
 from tests.clickhouse_http.fixture import ENV_URL, ClickHouseHTTPProcess
-from tests.collector.budget_rows import seed_budget_events
+from tests.collector.budget_rows import call, seed_budget_events
 from tests.collector.collector_process import CollectorProcess, SpanFactory
 from tokenbook.collector.migrate import load_migrations
 from tokenbook.collector.readonly import QueryRefused
@@ -109,6 +109,17 @@ def test_large_parameter_lists_go_through(server_store: Store) -> None:
         f"INSERT INTO {server_store.database}.k SELECT arrayJoin({{keys:Array(String)}})", {"keys": keys}
     )
     assert server_store.query(f"SELECT count() FROM {server_store.database}.k")[2] == [(3000,)]
+
+
+def test_refreshing_many_keys_stays_within_the_uri_limit(server_store: Store) -> None:
+    """Aggregate refreshes bind their keys in the URL (ClickHouse caps it at 1 MiB): chunks must fit."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    contexts = [f"context-{i:05d}-{'c' * 48}" for i in range(4500)]
+    calls = [call(now - timedelta(seconds=i), f"{i:016x}", context=ctx) for i, ctx in enumerate(contexts)]
+    server_store.write(calls, [])
+    assert server_store.refresh_aggregates() >= len(contexts)
+    _, _, rows = server_store.query("SELECT count(), sum(calls) FROM v_context_costs")
+    assert rows == [(4500, 4500)]
 
 
 def test_engine_errors_and_limits_reach_the_caller(server_store: Store) -> None:
