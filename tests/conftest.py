@@ -16,3 +16,15 @@ import pytest
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The one embedded ClickHouse directory of this test process."""
     return tmp_path_factory.mktemp("chdb")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A server-mode test starts the HTTP test server (a process): it is an e2e test too."""
+    for item in items:
+        if item.get_closest_marker("server") is not None:
+            item.add_marker(pytest.mark.e2e)
+
+
+# A ClickHouse server for server-mode tests: $TOKENBOOK_TEST_CLICKHOUSE_URL, else the HTTP test server
+# (tests/clickhouse_http: ClickHouse's HTTP interface in front of the real engine) in a child process.
+from tests.clickhouse_http.fixture import clickhouse_url  # noqa: E402, F401

@@ -182,7 +182,7 @@ def test_kill_9_keeps_exact_counters_and_one_row_per_crossing(collector: Collect
         send(collector, spans[start : start + 2])
     sql = "SELECT state FROM v_budget_events WHERE tenant_id = 'initech' AND rule = 'daily' ORDER BY state"
     # Both crossings recorded before the kill: the restart must repeat neither. (A crossing killed
-    # before it was recorded is alerted once at start: tests/collector/test_budgets_store.py.)
+    # before it was recorded is alerted once at start: tests/collector/budgets/test_store.py.)
     collector.wait_for(f"SELECT count() FROM ({sql})", 2)
     collector.kill()
     collector.start()

@@ -22,9 +22,14 @@ from tokenbook.collector.storage.store import Store
 SECRET = "0123456789abcdef-secret"
 
 
-@pytest.fixture
-def store(chdb_dir: Path) -> Iterator[Store]:
-    s = Store.open(data_dir=chdb_dir, database=f"budgets_{uuid.uuid4().hex[:10]}")
+@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])
+def store(request: pytest.FixtureRequest, chdb_dir: Path) -> Iterator[Store]:
+    """A migrated store in a fresh database: embedded, or on a ClickHouse server (`clickhouse_url`)."""
+    database = f"budgets_{uuid.uuid4().hex[:10]}"
+    if request.param == "server":
+        s = Store.open(request.getfixturevalue("clickhouse_url"), database=database)
+    else:
+        s = Store.open(data_dir=chdb_dir, database=database)
     s.migrate()
     yield s
     s.command(f"DROP DATABASE IF EXISTS {s.database}")

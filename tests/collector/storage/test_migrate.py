@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 
@@ -12,7 +11,6 @@ from tokenbook.collector.storage.migrate import MigrationError, load_migrations,
 from tokenbook.collector.storage.sqltemplate import SchemaTarget
 from tokenbook.collector.storage.store import Store
 
-SERVER_URL = os.environ.get("TOKENBOOK_TEST_CLICKHOUSE_URL")
 OBJECTS = {
     "llm_calls",
     "context_steps",
@@ -101,12 +99,8 @@ def test_bad_identifiers_are_refused():
 
 
 @pytest.mark.server
-@pytest.mark.skipif(
-    not SERVER_URL, reason="TOKENBOOK_TEST_CLICKHOUSE_URL is not set (no ClickHouse server here)"
-)
-def test_migrate_on_a_server():
-    assert SERVER_URL is not None
-    with Store.open(SERVER_URL, database=f"tokenbook_test_{uuid.uuid4().hex[:8]}") as store:
+def test_migrate_on_a_server(clickhouse_url):
+    with Store.open(clickhouse_url, database=f"tokenbook_test_{uuid.uuid4().hex[:8]}") as store:
         try:
             assert store.migrate() == [m.name for m in load_migrations()]
             assert store.migrate() == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import uuid
@@ -23,12 +22,22 @@ COSTS = ("input_cost", "output_cost", "cache_read_cost", "cache_write_cost", "to
 TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
+@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])
+def store_location(request, chdb_dir):
+    """Where the store lives: the session's chDB directory, or a ClickHouse server (`clickhouse_url`)."""
+    if request.param == "server":
+        return {"url": request.getfixturevalue("clickhouse_url")}
+    return {"data_dir": chdb_dir}
+
+
 @pytest.fixture
-def store(chdb_dir):
-    """A migrated store in a fresh database of the session's chDB directory."""
-    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
+def store(store_location):
+    """A migrated store in a fresh database, embedded or on a server."""
+    with Store.open(**store_location, database=f"t_{uuid.uuid4().hex[:12]}") as s:
         s.migrate()
         yield s
+        if not s.embedded:
+            s.command(f"DROP DATABASE IF EXISTS {s.database}")
 
 
 def _dsum(values: Iterable[Decimal | None]) -> Decimal | None:
@@ -162,11 +171,11 @@ def test_redelivery_never_changes_a_total(store):
     assert_exact(store, calls, steps)
 
 
-def test_refresh_since_recovers_after_a_crash(store, chdb_dir):
+def test_refresh_since_recovers_after_a_crash(store, store_location):
     calls = make_calls(60)
     steps = make_steps(calls)
     store.write(calls, steps)  # "crash": the touched keys are lost with this Store object
-    with Store.open(data_dir=chdb_dir, database=store.database) as fresh:
+    with Store.open(**store_location, database=store.database) as fresh:
         assert fresh.refresh_aggregates() == 0
         assert read_contexts(fresh) == {}
         fresh.refresh_aggregates(since=datetime.now(UTC) - timedelta(hours=1))
@@ -317,18 +326,11 @@ def test_bad_database_name_is_refused(chdb_dir):
         Store.open(data_dir=chdb_dir, database="x; DROP")
 
 
-SERVER_URL = os.environ.get("TOKENBOOK_TEST_CLICKHOUSE_URL")
-
-
 @pytest.mark.server
-@pytest.mark.skipif(
-    not SERVER_URL, reason="TOKENBOOK_TEST_CLICKHOUSE_URL is not set (no ClickHouse server here)"
-)
-def test_exact_totals_on_a_server():
-    assert SERVER_URL is not None
+def test_exact_totals_on_a_server(clickhouse_url):
     calls = make_calls(120)
     steps = make_steps(calls)
-    with Store.open(SERVER_URL, database=f"tokenbook_test_{uuid.uuid4().hex[:8]}") as server:
+    with Store.open(clickhouse_url, database=f"tokenbook_test_{uuid.uuid4().hex[:8]}") as server:
         try:
             server.migrate()
             server.write(calls, steps)
