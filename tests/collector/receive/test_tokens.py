@@ -17,9 +17,10 @@ from tokenbook.collector.auth import (
     PermissionDenied,
     Unauthenticated,
     parse_tokens,
-    tenant_filters,
     token_digest,
 )
+from tokenbook.collector.storage.store import StoreError
+from tokenbook.collector.storage.tenancy import tenant_filters
 
 ACME = "tb-acme-0c1d2e3f4a5b"
 ROOT = "tb-root-9a8b7c6d5e4f"
@@ -120,3 +121,26 @@ def test_a_tenant_scoped_query_sees_only_its_tenant(store, sql: str) -> None:
     settings = {"additional_table_filters": tenant_filters(store.database, tables, "acme"), "readonly": 2}
     assert {r[0] for r in store.query(sql, settings=settings)[2]} == {"acme"}
     assert {r[0] for r in store.query(sql)[2]} == {"acme", "globex"}  # unscoped: both
+
+
+@pytest.mark.parametrize("sql", SCOPED_QUERIES)
+def test_query_readonly_confines_a_tenant_through_every_path(store, sql: str) -> None:
+    """The store's user-query path: guard, readonly=1, limits and the tenant's filters together."""
+    assert {r[0] for r in store.query_readonly(sql, tenant="acme")[2]} == {"acme"}
+    assert {r[0] for r in store.query_readonly(sql)[2]} == {"acme", "globex"}
+
+
+def test_readonly_keeps_the_filter_even_past_the_guard(store) -> None:
+    """Defence in depth: were a subquery's SETTINGS to reach the engine, readonly=1 keeps the filter."""
+    tables = store.guard.catalog().tables.items()
+    settings = {"readonly": 1, "additional_table_filters": tenant_filters(store.database, tables, "acme")}
+    sql = (
+        "SELECT DISTINCT tenant_id FROM"
+        " (SELECT tenant_id FROM context_steps SETTINGS additional_table_filters = {})"
+    )
+    try:
+        rows = store._read(sql, {}, settings)[2]
+    except StoreError as exc:
+        assert "READONLY" in str(exc) or "readonly" in str(exc)
+    else:
+        assert {r[0] for r in rows} == {"acme"}

@@ -7,8 +7,8 @@
 * ``GET /v1/budgets?tenant=T[&context=C]``: quota/budget states from memory (`BudgetRuntime.http_get`).
 * ``POST /v1/query``: JSON ``{"sql": "SELECT ...", "parameters": {...}, "max_rows": 1000}`` ->
   ``{"columns": [...], "types": [...], "rows": [[...], ...]}`` (`query_api.encode_result`), through
-  `Store.query_readonly` (one SELECT, ``readonly=2``, ``admin.query_timeout``, at most
-  ``admin.query_max_rows`` rows).
+  `Store.query_readonly` (one query accepted by `collector.sqlguard` on ClickHouse's own parse tree, run
+  with ``readonly=1`` and the ``admin.query_*`` limits, at most ``admin.query_max_rows`` rows).
   400 ``{"error": "..."}`` for a refused or failing query. This is how ``tokenbook sql`` and
   ``tokenbook report`` read the embedded store while the collector owns it.
 * ``POST /v1/reprice``: JSON ``{"since": ISO, "until": ISO, "model": ""}`` -> ``{"examined", "changed"}``:
@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from tokenbook.collector.auth import AuthError, TokenTable, tenant_query_settings
+from tokenbook.collector.auth import AuthError, TokenTable
 from tokenbook.collector.budgets import BudgetRuntime
 from tokenbook.collector.config import AdminConfig
 from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, LimitsConfig, RequestDeadlineMixin
@@ -143,12 +143,8 @@ class _Handler(RequestDeadlineMixin, BaseHTTPRequestHandler):
                 doc["sql"],
                 parameters,
                 max_rows=min(max_rows, cfg.query_max_rows),
-                timeout_s=cfg.query_timeout,
-                extra_settings=(
-                    tenant_query_settings(self.server.store, doc["sql"], parameters, tenant)
-                    if tenant
-                    else None
-                ),
+                tenant=tenant,
+                limits=cfg.query_limits,
             )
         except _BodyTooLarge as exc:
             self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": str(exc)})

@@ -21,13 +21,18 @@ What a credential does:
 
 * ``ingest``: with a tenant, every span of the request is attributed to that tenant whatever its
   ``tenant.id`` attribute says (`Credential.tenant_override`); with ``*`` spans keep their own.
-* ``query``: ``POST /v1/query``; with a tenant (`tenant_query_settings`), every table of the tokenbook
-  database is read through ClickHouse's ``additional_table_filters`` (`tenant_filters`):
+* ``query``: ``POST /v1/query``; with a tenant, `Store.query_readonly(..., tenant=...)` reads every
+  table of the tokenbook database through ClickHouse's ``additional_table_filters``
+  (`storage.tenancy.tenant_filters`):
   ``tenant_id = '<tenant>'`` for tables and views that have a ``tenant_id`` column, and ``0`` (no
-  rows) for any other table. The filters do not reach table functions that read a table's parts
-  directly (``mergeTreeIndex`` returns every tenant's primary keys), so such a query may call only
-  the table functions of `TENANT_TABLE_FUNCTIONS`, as ClickHouse's own parser sees them
-  (``EXPLAIN AST``); anything else is refused.
+  rows) for any other table. The setting is a query-level setting next to ``readonly=1``, and the
+  guard (`collector.sqlguard`, on ClickHouse's own parse tree) refuses every SETTINGS clause, so no
+  subquery can lift it; the engine applies it inside subqueries, CTEs, JOINs, UNIONs, ``view()`` and
+  views (tests/collector/test_security_tokens.py). The guard also refuses what the filters would not
+  reach: other databases (``system.parts``, ``system.processes``...), table functions beyond a short
+  list (``mergeTreeIndex`` would return every tenant's primary keys), dictionaries and Join tables.
+  On a ClickHouse server, a per-tenant user with a ROW POLICY (``USING tenant_id = '<tenant>'``) is
+  the stronger alternative for operators who provision one user per tenant.
 * ``admin``: everything of the admin API (query included), with the same tenant rule.
 
 Health and readiness (``/healthz``, ``/readyz``) stay open for probes; ``/metrics`` needs ``admin``.
@@ -37,17 +42,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    from tokenbook.collector.storage.store import Store
+from tokenbook.collector.storage.tenancy import TENANT_PATTERN
 
 __all__ = [
     "ALL_TENANTS",
     "SCOPES",
-    "TENANT_TABLE_FUNCTIONS",
     "AuthError",
     "Credential",
     "PermissionDenied",
@@ -56,31 +59,12 @@ __all__ = [
     "grpc_credential",
     "is_token_digest",
     "parse_tokens",
-    "table_functions_called",
-    "tenant_filters",
-    "tenant_query_settings",
     "token_digest",
 ]
 
 SCOPES: Final = ("ingest", "query", "admin")
 ALL_TENANTS: Final = "*"
-TENANT_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
-#: Table functions a tenant-scoped query may call: they read no table, or read through the filters.
-TENANT_TABLE_FUNCTIONS: Final = frozenset(
-    {
-        "numbers",
-        "numbers_mt",
-        "zeros",
-        "zeros_mt",
-        "generate_series",
-        "generateSeries",
-        "values",
-        "view",
-        "null",
-    }
-)
 _DIGEST: Final = re.compile(r"[0-9a-f]{64}")
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class AuthError(Exception):
@@ -191,61 +175,3 @@ def parse_tokens(raw: Any) -> TokenTable:
     if problems:
         raise ValueError("; ".join(problems))
     return TokenTable(table)
-
-
-def tenant_filters(database: str, tables: Iterable[tuple[str, bool]], tenant: str) -> str:
-    """The ``additional_table_filters`` setting that confines a query to `tenant`.
-
-    `tables` are (name, has a ``tenant_id`` column) for every table and view of `database`. The
-    tenant was validated against `TENANT_PATTERN` at config load (no quote can occur); it is still
-    escaped here so that the setting can never be broken out of.
-    """
-    if not TENANT_PATTERN.fullmatch(tenant):
-        raise ValueError(f"invalid tenant {tenant!r}")
-    condition = f"tenant_id = \\'{tenant}\\'"
-    entries = []
-    for name, has_tenant in tables:
-        if not _IDENTIFIER.fullmatch(name) or not _IDENTIFIER.fullmatch(database):
-            raise ValueError(f"unexpected table name {database}.{name}")
-        entries.append(f"'{database}.{name}': '{condition if has_tenant else '0'}'")
-    return "{" + ", ".join(entries) + "}"
-
-
-def table_functions_called(ast: Iterable[str], table_function_names: Collection[str]) -> set[str]:
-    """Table functions in an ``EXPLAIN AST`` listing: a Function node right under a TableExpression,
-    or any Function node whose name is only a table function (``x IN tablefunc(...)``)."""
-    found: set[str] = set()
-    previous = ""
-    for line in ast:
-        node = line.strip()
-        if node.startswith("Function "):
-            name = node.split()[1]
-            if previous == "TableExpression" or name in table_function_names:
-                found.add(name)
-        previous = node.split(" (", 1)[0]
-    return found
-
-
-def tenant_query_settings(
-    store: Store, sql: str, parameters: Mapping[str, Any], tenant: str
-) -> dict[str, str]:
-    """The settings that confine `sql` (already accepted by `readonly.check_select`) to `tenant`.
-
-    Raises `QueryRefused` when the query calls a table function outside `TENANT_TABLE_FUNCTIONS`.
-    """
-    from tokenbook.collector.storage.guard import QueryRefused, check_select
-    from tokenbook.collector.storage.sqltemplate import render_query
-
-    db = store.database
-    only_table = {r[0] for r in store.query(render_query("table_functions.sql", db))[2]}
-    ast = [
-        r[0] for r in store.query("EXPLAIN AST " + check_select(sql), parameters, settings={"readonly": 2})[2]
-    ]
-    refused = table_functions_called(ast, only_table) - TENANT_TABLE_FUNCTIONS
-    if refused:
-        raise QueryRefused(
-            f"a tenant-scoped token may not call {', '.join(sorted(refused))}(); "
-            f"allowed table functions: {', '.join(sorted(TENANT_TABLE_FUNCTIONS))}"
-        )
-    tables = store.query(render_query("tenant_tables.sql", db), {"db": db})[2]
-    return {"additional_table_filters": tenant_filters(db, tables, tenant)}

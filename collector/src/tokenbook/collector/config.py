@@ -24,6 +24,7 @@ import yaml
 from tokenbook.collector.auth import TokenTable, parse_tokens
 from tokenbook.collector.limits import DEFAULT_LIMITS, AttributeLimits, LimitsConfig
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
+from tokenbook.collector.storage.sqlguard import QueryLimits
 from tokenbook.collector.tls import TLSConfig, parse_tls
 from tokenbook.genai.redaction import REDACTION_MODES
 
@@ -50,6 +51,9 @@ __all__ = [
     "parse_positive_int",
     "redact_url",
 ]
+
+
+_QUERY_LIMITS: Final = QueryLimits()  # the defaults of the admin.query_* limits
 
 
 class ConfigError(ValueError):
@@ -125,6 +129,21 @@ class AdminConfig:
     endpoint: str
     query_timeout: float
     query_max_rows: int
+    query_max_memory: int = _QUERY_LIMITS.max_memory
+    query_max_rows_to_read: int = _QUERY_LIMITS.max_rows_to_read
+    query_max_bytes_to_read: int = _QUERY_LIMITS.max_bytes_to_read
+    query_max_threads: int = _QUERY_LIMITS.max_threads
+
+    @property
+    def query_limits(self) -> QueryLimits:
+        """The limits of a ``/v1/query`` query (`Store.query_readonly`); 0: no limit."""
+        return QueryLimits(
+            self.query_timeout,
+            self.query_max_memory,
+            self.query_max_rows_to_read,
+            self.query_max_bytes_to_read,
+            self.query_max_threads,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +225,10 @@ def _size(v: Any) -> int:
     if n < 1:
         raise ValueError(f"must be at least 1 byte, got {v!r}")
     return int(n)
+
+
+def _size_or_zero(v: Any) -> int:
+    return 0 if v == 0 else _size(v)
 
 
 def parse_duration(v: Any) -> float:
@@ -333,6 +356,10 @@ _SCHEMA: Final[dict[str, Any]] = {
         "endpoint": ("127.0.0.1:4319", _endpoint),
         "query_timeout": (30.0, parse_duration),
         "query_max_rows": (100_000, parse_positive_int),
+        "query_max_memory": (_QUERY_LIMITS.max_memory, _size),
+        "query_max_rows_to_read": (_QUERY_LIMITS.max_rows_to_read, _non_negative_int),
+        "query_max_bytes_to_read": (_QUERY_LIMITS.max_bytes_to_read, _size_or_zero),
+        "query_max_threads": (_QUERY_LIMITS.max_threads, _non_negative_int),
     },
     "pricing": {"overrides": (None, _optional_path)},
     "attribution": {"extra_keys": ([], _key_list)},
@@ -452,7 +479,15 @@ def load_config(
             v["storage.spool.segment_bytes"],
         ),
         batch=BatchConfig(v["storage.batch.max_rows"], v["storage.batch.max_delay"]),
-        admin=AdminConfig(v["admin.endpoint"], v["admin.query_timeout"], v["admin.query_max_rows"]),
+        admin=AdminConfig(
+            v["admin.endpoint"],
+            v["admin.query_timeout"],
+            v["admin.query_max_rows"],
+            v["admin.query_max_memory"],
+            v["admin.query_max_rows_to_read"],
+            v["admin.query_max_bytes_to_read"],
+            v["admin.query_max_threads"],
+        ),
         pricing_overrides=v["pricing.overrides"],
         extra_attribution_keys=v["attribution.extra_keys"],
         privacy=PrivacyConfig(v["privacy.content"], v["privacy.salt"]),

@@ -32,7 +32,7 @@ _WARN_STATES: Final = frozenset({"over_budget", "tripped"})
 
 
 class EventStore(Protocol):
-    """What the dispatcher needs of `tokenbook.collector.store.Store`."""
+    """What the dispatcher needs of `tokenbook.collector.storage.store.Store`."""
 
     database: str
 

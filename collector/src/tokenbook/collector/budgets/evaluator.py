@@ -49,7 +49,7 @@ _Key = tuple[int, tuple[str, ...], datetime]
 
 
 class UsageSource(Protocol):
-    """What the rebuild needs of `tokenbook.collector.store.Store`."""
+    """What the rebuild needs of `tokenbook.collector.storage.store.Store`."""
 
     database: str
 

@@ -27,7 +27,7 @@ _TICK_S = 1.0
 
 
 class _Store(EventStore, UsageSource, Protocol):
-    """What the runtime needs of `tokenbook.collector.store.Store`."""
+    """What the runtime needs of `tokenbook.collector.storage.store.Store`."""
 
 
 class BudgetRuntime:

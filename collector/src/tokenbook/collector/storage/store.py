@@ -9,7 +9,10 @@ reading them with `FINAL` counts a re-delivered span once. The aggregates (`cont
 `cost_hourly`) are recomputed from the deduplicated ledger for every key a write touched
 (`refresh_aggregates`), replacing their previous rows: re-delivery never changes a visible total.
 
-Thread safety: every method may be called from any thread; calls are serialised by one lock.
+Thread safety: every method may be called from any thread; the store's own calls (writes,
+aggregates, `query`) are serialised by one lock. User queries (`query_readonly`) run on a second
+connection (embedded: a second chDB session on the same engine; server: a second HTTP client) and
+never take that lock, so ingest never waits behind a user query, and the query's own limits end it.
 The password of a server URL never appears in `repr`, logs or exception messages.
 """
 
@@ -22,14 +25,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
-from tokenbook.collector.storage.guard import check_select
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, encode_block
+from tokenbook.collector.storage.sqlguard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.sqltemplate import SchemaTarget, render_query
+from tokenbook.collector.storage.tenancy import tenant_filters
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["QueryResult", "Store", "StoreError", "StoreUnavailable"]
 
@@ -56,9 +63,23 @@ class StoreUnavailable(StoreError):
 class Store:
     """A ClickHouse database holding the tokenbook schema (see module docstring)."""
 
-    def __init__(self, client: Any, *, database: str, description: str, secret: str, embedded: bool) -> None:
-        """Use `Store.open()`; this wraps an already connected clickhouse-connect client."""
+    def __init__(
+        self,
+        client: Any,
+        *,
+        database: str,
+        description: str,
+        secret: str,
+        embedded: bool,
+        connect: Callable[[], Any] | None = None,
+    ) -> None:
+        """Use `Store.open()`; this wraps an already connected clickhouse-connect client. `connect()`
+        opens another connection to the same store, for user queries (without it they share `client`)."""
         self._client = client
+        self._connect = connect
+        self._reader: Any = None
+        self._reader_lock = threading.Lock()
+        self._guard: SqlGuard | None = None
         self.database = SchemaTarget(database=database).database
         self.description = description  # the location without secrets, for logs and messages
         self.embedded = embedded
@@ -93,38 +114,61 @@ class Store:
         SchemaTarget(database=database)  # validate the name before connecting
         secret = ""
         description = redact_url(url) if url is not None else f"chdb://{Path(data_dir).resolve()}"
+        connect: Callable[[], Any]
         try:
             if url is None or url.startswith("chdb://"):
                 path = Path(description.removeprefix("chdb://"))
                 path.mkdir(parents=True, exist_ok=True)
-                client = clickhouse_connect.get_client(dsn=description, tz_mode="aware")
+                dsn = description
+
+                def connect() -> Any:  # each client is its own chDB session on the one engine
+                    return clickhouse_connect.get_client(dsn=dsn, tz_mode="aware")
+
                 embedded = True
             elif url.startswith(("http://", "https://")):
                 parts = urlsplit(url)
                 secret = unquote(parts.password or "")
-                client = clickhouse_connect.get_client(
-                    host=parts.hostname,
-                    port=parts.port or (8443 if parts.scheme == "https" else 8123),
-                    username=unquote(parts.username or "default"),
-                    password=secret,
-                    secure=parts.scheme == "https",
-                    tz_mode="aware",
-                    autogenerate_session_id=False,
-                    connect_timeout=10,
-                    send_receive_timeout=300,
-                )
+                server: dict[str, Any] = {
+                    "host": parts.hostname,
+                    "port": parts.port or (8443 if parts.scheme == "https" else 8123),
+                    "username": unquote(parts.username or "default"),
+                    "password": secret,
+                    "secure": parts.scheme == "https",
+                }
+
+                def connect() -> Any:
+                    return clickhouse_connect.get_client(
+                        **server,
+                        tz_mode="aware",
+                        autogenerate_session_id=False,
+                        connect_timeout=10,
+                        send_receive_timeout=300,
+                    )
+
                 embedded = False
             else:
                 raise StoreError(f"unsupported store URL {description!r}: use http(s)://... or chdb:///dir")
+            client = connect()
         except (ClickHouseError, OSError) as exc:
             message = str(exc).replace(secret, "***") if secret else str(exc)
             raise StoreUnavailable(f"cannot open {description}: {message}") from None
-        store = cls(client, database=database, description=description, secret=secret, embedded=embedded)
+        store = cls(
+            client,
+            database=database,
+            description=description,
+            secret=secret,
+            embedded=embedded,
+            connect=connect,
+        )
         if store._database_exists():
             store._use_database()
         return store
 
     def close(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None and self._reader is not self._client:
+                self._reader.close()
+            self._reader = None
         with self._lock:
             self._client.close()
 
@@ -159,6 +203,9 @@ class Store:
     def _use_database(self) -> None:
         """Make unqualified table names (`SELECT ... FROM llm_calls`) resolve to this database."""
         self._client.database = self.database
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.database = self.database
 
     # -- raw access ------------------------------------------------------------------------------
 
@@ -199,26 +246,106 @@ class Store:
         parameters: Mapping[str, Any] | None = None,
         *,
         max_rows: int = 10_000,
-        timeout_s: float = 10,
-        extra_settings: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
+        tenant: str | None = None,
+        limits: QueryLimits | None = None,
     ) -> QueryResult:
-        """Run user SQL that must be a single SELECT (`readonly.check_select`, else `QueryRefused`).
+        """Run user SQL that `guard` accepts (else `QueryRefused`), on the user-query connection.
 
-        Also runs with ClickHouse `readonly=2`, `max_result_rows=max_rows` (more rows is an error,
-        not a silent truncation) and `max_execution_time=timeout_s`; `extra_settings` (e.g. a
-        tenant's ``additional_table_filters``) are added, never replacing those limits.
+        What runs is the guard's canonical SQL, with query-level settings the query cannot lift
+        (``readonly=1``: no SETTINGS clause may change anything, and the guard refuses one anyway):
+        `limits` (time, memory, rows and bytes read, threads), `max_rows` result rows at most (more is
+        an error, not a silent truncation; `timeout_s` overrides ``limits.timeout_s``). With `tenant`,
+        every table and view of the database is read through ClickHouse's ``additional_table_filters``
+        (`tenancy.tenant_filters`), which also applies inside subqueries, CTEs, JOINs and views.
         """
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows}")
-        checked = check_select(sql)
-        settings = {
-            **(extra_settings or {}),
-            "readonly": 2,
-            "max_result_rows": max_rows,
-            "result_overflow_mode": "throw",
-            "max_execution_time": timeout_s,
-        }
-        return self.query(checked, parameters, settings=settings)
+        limits = limits or QueryLimits()
+        if timeout_s is not None:
+            limits = QueryLimits(
+                timeout_s,
+                limits.max_memory,
+                limits.max_rows_to_read,
+                limits.max_bytes_to_read,
+                limits.max_threads,
+            )
+        guard = self.guard
+        checked = guard.check(sql, tenant_scoped=tenant is not None)
+        settings = limits.settings(max_rows)
+        if tenant is not None:
+            settings["additional_table_filters"] = tenant_filters(
+                self.database, guard.catalog().tables.items(), tenant
+            )
+        return self._read(checked.sql, {**(parameters or {}), **checked.parameters}, settings)
+
+    @property
+    def guard(self) -> SqlGuard:
+        """The `SqlGuard` of this store: parses with the store's own engine when it can."""
+        if self._guard is None:
+            parse_settings = QueryLimits(
+                timeout_s=10, max_rows_to_read=10, max_bytes_to_read=1 << 20
+            ).settings(1)
+
+            def read(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+                return self._read(sql, parameters, {"readonly": 1})[2]
+
+            def parse(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+                try:
+                    return self._read(sql, parameters, parse_settings)[2]
+                except StoreUnavailable:
+                    raise
+                except StoreError as exc:
+                    raise EngineRefusal(str(exc)) from None
+
+            if self.embedded or self._server_parses():
+                self._guard = SqlGuard(self.database, parse, read)
+            else:
+                self._guard = SqlGuard(self.database, _local_parser(), read)
+        return self._guard
+
+    def _server_parses(self) -> bool:
+        """Whether the server has the parser functions the guard needs (ClickHouse 26.x)."""
+        rows = self._read(
+            "SELECT count() FROM system.functions"
+            " WHERE name IN ('parseQueryToJSON', 'formatQueryFromJSON', 'tokenizeQuery')",
+            {},
+            {"readonly": 1},
+        )[2]
+        return int(rows[0][0]) == 3
+
+    def _reader_client(self) -> Any:
+        with self._reader_lock:
+            if self._reader is None:
+                from clickhouse_connect.driver.exceptions import ClickHouseError
+
+                if self._connect is None:
+                    self._reader = self._client
+                else:
+                    try:
+                        self._reader = self._connect()
+                    except (ClickHouseError, OSError) as exc:
+                        raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
+                if self._client.database == self.database:
+                    self._reader.database = self.database
+            return self._reader
+
+    def _read(self, sql: str, parameters: Mapping[str, Any], settings: Mapping[str, Any]) -> QueryResult:
+        """One query on the user-query connection, outside the store's lock."""
+        from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+        client = self._reader_client()
+        try:
+            if client is self._client:
+                with self._lock:
+                    result = client.query(sql, parameters=dict(parameters), settings=dict(settings))
+            else:
+                result = client.query(sql, parameters=dict(parameters), settings=dict(settings))
+        except OperationalError as exc:
+            raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
+        except ClickHouseError as exc:
+            raise StoreError(self._scrub(str(exc))) from None
+        return list(result.column_names), [t.name for t in result.column_types], list(result.result_rows)
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""
@@ -325,6 +452,26 @@ class Store:
         since = datetime.now(UTC) - timedelta(hours=hours)
         _, _, rows = self.query(render_query("recent_span_keys.sql", self.database), {"since": since})
         return {(trace_id, span_id) for trace_id, span_id in rows}
+
+
+def _local_parser() -> Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]:
+    """The bundled chDB engine (in memory) as the guard's parser, for a server without one."""
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn="chdb://:memory:")
+    lock = threading.Lock()
+
+    def parse(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        with lock:
+            try:
+                result = client.query(sql, parameters=dict(parameters), settings={"readonly": 1})
+            except ClickHouseError as exc:
+                raise EngineRefusal(str(exc)) from None
+            return [tuple(row) for row in result.result_rows]
+
+    return parse
 
 
 def _chunks(keys: list[Any], size: int) -> Iterable[list[Any]]:

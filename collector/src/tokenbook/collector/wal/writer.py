@@ -51,7 +51,7 @@ _REFRESH_SHARE = 5  # the next refresh waits at least this many times the last o
 
 
 class LedgerStore(Protocol):
-    """What the writer needs of `tokenbook.collector.store.Store`."""
+    """What the writer needs of `tokenbook.collector.storage.store.Store`."""
 
     def write(
         self, calls: Sequence[CallRow], steps: Sequence[StepRow], *, blocks: tuple[bytes, bytes] | None = None
