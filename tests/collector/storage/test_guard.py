@@ -1,4 +1,4 @@
-"""The read-only guard (`collector.sqlguard`, on the engine's own parse tree) and `Store.query_readonly`."""
+"""The read-only guard (`storage.guard`, on the engine's own parse tree) and `Store.query_readonly`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import uuid
 
 import pytest
 
-from tokenbook.collector.storage.guard import QueryRefused
-from tokenbook.collector.storage.sqlguard import QueryLimits
+from tokenbook.collector.storage.guard import QueryLimits, QueryRefused
 from tokenbook.collector.storage.store import Store, StoreError
 
 REFUSED = [

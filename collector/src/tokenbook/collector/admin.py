@@ -7,7 +7,7 @@
 * ``GET /v1/budgets?tenant=T[&context=C]``: quota/budget states from memory (`BudgetRuntime.http_get`).
 * ``POST /v1/query``: JSON ``{"sql": "SELECT ...", "parameters": {...}, "max_rows": 1000}`` ->
   ``{"columns": [...], "types": [...], "rows": [[...], ...]}`` (`query_api.encode_result`), through
-  `Store.query_readonly` (one query accepted by `collector.sqlguard` on ClickHouse's own parse tree, run
+  `Store.query_readonly` (one query accepted by `collector.storage.guard` on ClickHouse's own parse tree, run
   with ``readonly=1`` and the ``admin.query_*`` limits, at most ``admin.query_max_rows`` rows).
   400 ``{"error": "..."}`` for a refused or failing query. This is how ``tokenbook sql`` and
   ``tokenbook report`` read the embedded store while the collector owns it.

@@ -26,7 +26,7 @@ What a credential does:
   (`storage.tenancy.tenant_filters`):
   ``tenant_id = '<tenant>'`` for tables and views that have a ``tenant_id`` column, and ``0`` (no
   rows) for any other table. The setting is a query-level setting next to ``readonly=1``, and the
-  guard (`collector.sqlguard`, on ClickHouse's own parse tree) refuses every SETTINGS clause, so no
+  guard (`collector.storage.guard`, on ClickHouse's own parse tree) refuses every SETTINGS clause, so no
   subquery can lift it; the engine applies it inside subqueries, CTEs, JOINs, UNIONs, ``view()`` and
   views (tests/collector/test_security_tokens.py). The guard also refuses what the filters would not
   reach: other databases (``system.parts``, ``system.processes``...), table functions beyond a short

@@ -23,8 +23,8 @@ import yaml
 
 from tokenbook.collector.auth import TokenTable, parse_tokens
 from tokenbook.collector.limits import DEFAULT_LIMITS, AttributeLimits, LimitsConfig
+from tokenbook.collector.storage.guard import QueryLimits
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
-from tokenbook.collector.storage.sqlguard import QueryLimits
 from tokenbook.collector.tls import TLSConfig, parse_tls
 from tokenbook.genai.redaction import REDACTION_MODES
 

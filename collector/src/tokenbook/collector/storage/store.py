@@ -28,10 +28,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
+from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, encode_block
-from tokenbook.collector.storage.sqlguard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.sqltemplate import SchemaTarget, render_query
 from tokenbook.collector.storage.tenancy import tenant_filters
 
