@@ -10,7 +10,7 @@ LOCK   := requirements/dev.lock
 LATEST := .venv-latest
 # The workspace: one distribution per folder, installed editable (each adds its src/ to sys.path).
 MEMBERS := genai processor collector cli
-EDITABLE := $(foreach m,$(MEMBERS),-e ./$(m)) -e .
+EDITABLE := $(foreach m,$(MEMBERS),-e ./$(m)) .
 
 .PHONY: demo test lint bench install lock test-latest clean
 

@@ -42,6 +42,7 @@ def _add_store_target(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tokenbook`` argument parser: every command and its flags (handlers load lazily)."""
     parser = argparse.ArgumentParser(prog="tokenbook", description="Token spend ledger for LLM calls.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``tokenbook`` command with `argv` (default: ``sys.argv[1:]``); returns the exit code."""
     args = build_parser().parse_args(argv)
     module_name, func_name = _HANDLERS[args.command].split(":")
     handler = getattr(importlib.import_module(module_name), func_name)

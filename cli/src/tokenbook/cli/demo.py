@@ -296,6 +296,8 @@ _NEXT_STEPS = (
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """`tokenbook demo`: start a collector, run a multi-tenant agent workload through the real SDK,
+    processor and OTLP exporter, and print cost per tenant, model and context; returns the exit code."""
     console = Console()
     data_dir = Path(args.data_dir or _DEFAULT_DATA_DIR).resolve()
     _prepare(data_dir)

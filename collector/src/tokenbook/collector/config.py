@@ -73,6 +73,7 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
+        """The secret value itself; use only where it is needed (never in logs)."""
         return self._value
 
     def __repr__(self) -> str:

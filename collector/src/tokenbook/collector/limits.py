@@ -121,6 +121,7 @@ class LimitsConfig:
     request_timeout: float = 60.0
 
     def rate_limiter(self) -> TenantRateLimiter | None:
+        """A new token-bucket limiter for ``limits.tenant_rate``, or None when it is off."""
         if self.tenant_spans_per_second <= 0:
             return None
         burst = self.tenant_burst or max(1, round(2 * self.tenant_spans_per_second))
@@ -142,10 +143,12 @@ class BoundedThreadsMixin:
     _slots: threading.BoundedSemaphore
 
     def server_activate(self) -> None:
+        """Listen with the configured backlog."""
         self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         super().server_activate()  # type: ignore[misc]
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve `request` on a worker thread, or close it at once when every worker is busy."""
         if not self._slots.acquire(timeout=self.limits.read_timeout):
             _log.warning(
                 "all %d connection slots busy; closing a new connection", self.limits.max_connections
@@ -159,12 +162,14 @@ class BoundedThreadsMixin:
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """The worker: serve the connection, then free its slot."""
         try:
             super().process_request_thread(request, client_address)  # type: ignore[misc]
         finally:
             self._slots.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection with the read timeout set on its socket."""
         request.settimeout(self.limits.read_timeout)
         super().finish_request(request, client_address)  # type: ignore[misc]
 
@@ -224,10 +229,12 @@ class RequestDeadlineMixin:
     deadline: float = 0.0
 
     def setup(self) -> None:
+        """Wrap the connection's reader so that each request must arrive within its deadline."""
         super().setup()  # type: ignore[misc]
         self.rfile = _DeadlineReader(self.rfile, self)
 
     def handle_one_request(self) -> None:
+        """Serve one request, starting its deadline when its first byte arrives."""
         self.deadline = time.monotonic() + self.server.limits.request_timeout
         try:
             super().handle_one_request()  # type: ignore[misc]

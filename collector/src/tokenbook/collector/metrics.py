@@ -46,6 +46,7 @@ class IngestMetrics:
                 self._values[name] += n
 
     def observe_insert(self, seconds: float) -> None:
+        """Record one ClickHouse insert that took `seconds`."""
         with self._lock:
             self._insert_count += 1
             self._insert_seconds += seconds

@@ -53,6 +53,7 @@ class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, plus the record's ``fields`` extra."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object per line: time, level, logger, message and the record's ``fields``."""
         doc: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -87,6 +88,10 @@ class Collector:
         self._owned = False
 
     def start(self) -> None:
+        """Start in the module's order (store, log, writer, receivers, admin API) and log the start line.
+
+        Raises OSError (a port in use), `StoreError` or `DirectoryOwned`; call `stop` after a failure.
+        """
         from tokenbook.collector.storage.store import Store  # chDB loads only when a collector starts
 
         cfg = self.config

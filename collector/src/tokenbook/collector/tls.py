@@ -98,6 +98,7 @@ class TLSServerMixin:
     handshake_timeout: float = 10.0
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        """Wrap the accepted socket in TLS (bounded by the handshake timeout), then serve it."""
         context = self.ssl_context
         if context is None:
             super().finish_request(request, client_address)  # type: ignore[misc]

@@ -119,6 +119,7 @@ class Budget:
 
     @property
     def state(self) -> str:
+        """The budget's state: ``within_budget``, ``at_risk`` or ``over_budget``."""
         return self._state
 
     @property
@@ -163,6 +164,7 @@ class Budget:
             raise BudgetExceeded(self)
 
     def describe(self) -> str:
+        """One line for people: the state and usage against each limit."""
         limits = []
         if self.max_tokens is not None:
             limits.append(f"tokens {self.used_tokens:,} of {self.max_tokens:,}")

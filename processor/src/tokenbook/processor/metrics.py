@@ -49,6 +49,11 @@ class CostMetrics:
         cost: Cost,
         attribution: Mapping[str, str],
     ) -> None:
+        """Add one priced call to the token and cost instruments, with low-cardinality attributes.
+
+        Called on the thread that ends the span; never blocks on export (the meter provider's reader
+        exports on its own schedule).
+        """
         base: dict[str, str] = {semconv.PROVIDER[0]: provider} if provider else {}
         for key in _SEMCONV_KEYS:
             value = attrs.get(key)

@@ -211,6 +211,12 @@ class TokenbookSpanProcessor(SpanProcessor):
 
     # --- start --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
+        """Copy attribution from Baggage onto `span` and note the budgets active in its context.
+
+        Called synchronously on the thread that starts the span; does no I/O, never blocks and never
+        raises into the application (an error is logged once and counted). Then calls the wrapped
+        processor's ``on_start``.
+        """
         try:
             parent_ctx = parent_context if parent_context is not None else context.get_current()
             cached = self._start_cache
@@ -258,6 +264,13 @@ class TokenbookSpanProcessor(SpanProcessor):
 
     # --- end ----------------------------------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
+        """Price a model call, charge its budgets, redact content, and hand an enriched copy on.
+
+        Called synchronously on the thread that ends the span. A span with nothing for tokenbook to
+        do is handed on unchanged. Never raises into the application: on an internal error the
+        original span is handed on and the error is logged and counted. Budget callbacks run here,
+        on this thread.
+        """
         out: ReadableSpan | None
         try:
             out = self._enrich(span)
@@ -377,7 +390,9 @@ class TokenbookSpanProcessor(SpanProcessor):
 
     # --- lifecycle ----------------------------------------------------------------------------
     def shutdown(self) -> None:
+        """Shut the wrapped processor down (flushing what it holds); blocks until it returns."""
         self._wrapped.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped processor within `timeout_millis`; True when everything was exported."""
         return self._wrapped.force_flush(timeout_millis)

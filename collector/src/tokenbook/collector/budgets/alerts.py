@@ -36,10 +36,16 @@ class EventStore(Protocol):
 
     database: str
 
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None: ...
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        """Run one statement with bound `parameters` (`Store.command`)."""
 
 
 class AlertDispatcher:
+    """Delivers budget events off the ingest path: to the log, the webhook and `budget_events`.
+
+    `publish` only queues (never blocks); one thread delivers. Thread-safe.
+    """
+
     def __init__(self, *, log: bool, webhook: WebhookSender | None, store: EventStore | None) -> None:
         self.log = log
         self.webhook = webhook
@@ -52,9 +58,11 @@ class AlertDispatcher:
         self._insert_sql = "" if store is None else render_query("budgets/insert_event.sql", store.database)
 
     def start(self) -> None:
+        """Start the delivery thread."""
         self._thread.start()
 
     def publish(self, event: BudgetEvent) -> None:
+        """Queue `event` for delivery; never blocks. A full queue drops it, logged and counted."""
         try:
             self._queue.put_nowait(event)
         except queue.Full:
@@ -74,6 +82,7 @@ class AlertDispatcher:
         return not self._thread.is_alive()
 
     def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        """(events delivered by (kind, state), failed deliveries by sink), for the metrics."""
         with self._lock:
             return dict(self.alerts), dict(self.failures)
 

@@ -31,6 +31,9 @@ class _Tenant:
 
 
 class BurnRateBreaker:
+    """Trips a tenant whose spend rate over `window` jumps past its baseline; not thread-safe (the
+    evaluator guards it)."""
+
     def __init__(self, config: BreakerConfig) -> None:
         self.config = config
         self._bucket_s = config.window / _BUCKETS_PER_WINDOW
@@ -43,6 +46,7 @@ class BurnRateBreaker:
         return t.until if t is not None and t.tripped_at is not None and now < t.until else None
 
     def tenants(self) -> list[str]:
+        """The tenants with spend in the breaker's memory, sorted."""
         return sorted(self._tenants)
 
     def restore(self, tenant: str, tripped_at: float, until: float) -> None:

@@ -107,10 +107,12 @@ class BudgetsConfig:
 
     @property
     def rules(self) -> tuple[Rule, ...]:
+        """Quotas then budgets, in config order: a rule's index is its place here."""
         return self.quotas + self.budgets
 
     @property
     def enabled(self) -> bool:
+        """Whether any quota, budget or the breaker is configured."""
         return bool(self.quotas or self.budgets or self.breaker.enabled)
 
 

@@ -28,14 +28,17 @@ def attribute_of(call: CallRow, key: str) -> str:
 
 
 def matches(rule: Rule, call: CallRow) -> bool:
+    """Whether `call` has every attribute value `rule` matches on."""
     return all(attribute_of(call, key) == value for key, value in rule.match)
 
 
 def subject_of(rule: Rule, call: CallRow) -> tuple[str, ...]:
+    """The values of `rule`'s ``per`` keys on `call`: whose counter the call goes to."""
     return tuple(attribute_of(call, key) for key in rule.per)
 
 
 def call_tokens(call: CallRow) -> int:
+    """The tokens a call counts toward a limit: input plus output (each token once)."""
     return call.input_tokens + call.output_tokens
 
 

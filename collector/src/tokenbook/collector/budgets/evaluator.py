@@ -55,7 +55,8 @@ class UsageSource(Protocol):
 
     def query(
         self, sql: str, parameters: Mapping[str, Any] | None = None
-    ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]: ...
+    ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+        """Run one SELECT with bound `parameters`: (columns, types, rows) (`Store.query`)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ def _dt(seconds: float) -> datetime:
 
 
 class BudgetEvaluator:
+    """Counts calls against quotas and budgets and publishes each upward state crossing once.
+
+    Thread-safe: `observe` is called by the writer after each insert, `states` by the admin API.
+    """
+
     def __init__(
         self,
         config: BudgetsConfig,

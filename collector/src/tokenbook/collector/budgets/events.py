@@ -44,6 +44,7 @@ EVENT_COLUMNS: Final = (
 
 
 def event_id(rule: str, subject: tuple[str, ...], window_start: datetime, state: str) -> str:
+    """A stable ID for one crossing: the same crossing has the same ID after a restart."""
     text = "\x1f".join((rule, *subject, window_start.astimezone(UTC).isoformat(), state))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -76,6 +77,7 @@ class BudgetEvent:
 
     @property
     def event_id(self) -> str:
+        """This crossing's stable ID (`event_id` of its rule, subject, window and state)."""
         return event_id(self.rule, tuple(v for _, v in self.subject), self.window_start, self.state)
 
     def _value(self, key: str) -> str:

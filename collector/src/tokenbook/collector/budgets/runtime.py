@@ -31,6 +31,8 @@ class _Store(EventStore, UsageSource, Protocol):
 
 
 class BudgetRuntime:
+    """The collector's budgets: the evaluator, its alert dispatcher and the ticker that rolls windows."""
+
     def __init__(
         self, config: BudgetsConfig, store: _Store | None, *, clock: Callable[[], float] = time.time
     ) -> None:
@@ -61,6 +63,7 @@ class BudgetRuntime:
         return result
 
     def observe(self, calls: Sequence[CallRow]) -> None:
+        """Count stored calls (called by the writer after each insert); never blocks on delivery."""
         if self.config.enabled:
             self.evaluator.observe(calls)
 
@@ -82,6 +85,7 @@ class BudgetRuntime:
         return 200, self.evaluator.status(query) if query else self.evaluator.states()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the ticker and deliver queued alerts, waiting at most `timeout` seconds for each."""
         self._stop.set()
         if self._ticker.is_alive():
             self._ticker.join(timeout)

@@ -34,6 +34,8 @@ def sign(secret: str, body: bytes) -> str:
 
 
 class WebhookSender:
+    """Posts budget events as signed JSON to the configured URL, with retries and backoff."""
+
     def __init__(self, config: WebhookConfig, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self._sleep = sleep

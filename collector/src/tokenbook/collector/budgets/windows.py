@@ -48,4 +48,5 @@ class WindowSpec:
         return self.bounds(start - _TICK)
 
     def describe(self) -> str:
+        """The window for people, e.g. ``day`` or ``month (Europe/Paris)``."""
         return self.kind if self.timezone == "UTC" else f"{self.kind} ({self.timezone})"

@@ -132,6 +132,7 @@ class DecoderPool:
         self._stopped = False
 
     def start(self) -> None:
+        """Start the child processes in the background; until one is up, `decode` runs in-process."""
         for _ in range(self.size):
             threading.Thread(target=self._spawn, name="tokenbook-decoder-start", daemon=True).start()
 
@@ -149,6 +150,7 @@ class DecoderPool:
         self._idle.put(child)
 
     def stop(self) -> None:
+        """Stop every child; later `decode` calls run in-process."""
         with self._lock:
             self._stopped = True
             children, self._children = self._children, []

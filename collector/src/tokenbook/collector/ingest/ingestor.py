@@ -44,6 +44,8 @@ _TENANT = ATTRIBUTION_KEYS["tenant"]
 
 
 class ExportResult(NamedTuple):
+    """What an accepted export request gave: spans accepted and rejected, and why (first reason)."""
+
     accepted: int
     rejected: int
     message: str  # why spans were rejected; "" when none were

@@ -85,6 +85,7 @@ class GrpcReceiver:
             raise OSError(f"cannot bind OTLP/gRPC to {endpoint}")
 
     def start(self) -> None:
+        """Start serving; returns once the port is bound."""
         self._server.start()
 
     def stop(self, grace: float) -> None:

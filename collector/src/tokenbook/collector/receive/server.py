@@ -25,6 +25,7 @@ class ServerThread:
         )
 
     def start(self) -> None:
+        """Start serving on the thread; the socket is already bound."""
         self._thread.start()
 
     def stop(self) -> None:

@@ -54,6 +54,7 @@ class Migration:
         return hashlib.sha256(self.source.encode("utf-8")).hexdigest()
 
     def statements(self, target: SchemaTarget) -> list[str]:
+        """The migration's statements rendered for `target` (single node or cluster)."""
         return render(self.source, target)
 
 

@@ -165,6 +165,7 @@ class Store:
         return store
 
     def close(self) -> None:
+        """Close both connections (embedded: release the engine's directory for this process)."""
         with self._reader_lock:
             if self._reader is not None and self._reader is not self._client:
                 self._reader.close()

@@ -51,6 +51,8 @@ class Position(NamedTuple):
 
 
 class WalRecord(NamedTuple):
+    """One undelivered record of the log, as `read` returns it."""
+
     end: Position  # commit this to mark the record delivered
     payload: bytes | None  # None when `obj` is set
     obj: Any  # the in-memory object passed to `append`, or None

@@ -55,9 +55,11 @@ class LedgerStore(Protocol):
 
     def write(
         self, calls: Sequence[CallRow], steps: Sequence[StepRow], *, blocks: tuple[bytes, bytes] | None = None
-    ) -> Any: ...
+    ) -> Any:
+        """Insert ledger rows, or their pre-encoded `blocks` (`Store.write`)."""
 
-    def refresh_aggregates(self, *, hourly: bool = True) -> Any: ...
+    def refresh_aggregates(self, *, hourly: bool = True) -> Any:
+        """Recompute the aggregates of the keys written since the last refresh."""
 
 
 class LedgerWriter:
@@ -89,6 +91,7 @@ class LedgerWriter:
         self._behind = False  # the last batch was full: more rows wait in the log
 
     def start(self) -> None:
+        """Start the writer thread: it replays undelivered records, then drains new ones."""
         self._thread.start()
 
     def stop(self, drain_timeout: float) -> bool:

@@ -107,6 +107,7 @@ class PriceCatalog:
 
     @property
     def overrides(self) -> tuple[OverrideEntry, ...]:
+        """The override entries in file order (tried before the catalog)."""
         return self._overrides
 
     def price(
