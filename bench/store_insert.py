@@ -117,6 +117,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         store.query_readonly(render_query("report_contexts.sql", store.database), {**params, "limit": 100})
         contexts_ms = 1000 * (time.perf_counter() - started)
         _, _, check = store.query("SELECT count(), sum(total_cost) FROM v_calls")
+        # Disk footprint once merged (what retention planning needs): bytes per stored call, ledger
+        # alone and with its aggregates.
+        store.command("OPTIMIZE TABLE llm_calls FINAL")
+        _, _, disk = store.query(
+            "SELECT table, sum(bytes_on_disk) FROM system.parts "
+            "WHERE database = {db:String} AND active GROUP BY table",
+            {"db": store.database},
+        )
+        sizes = {table: int(size) for table, size in disk}
     expected = sum((c.total_cost for c in calls if c.total_cost is not None), Decimal(0))
     result = {
         "rows": args.rows,
@@ -130,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "report_by_context_ms": round(contexts_ms, 1),
         "tenants": len(by_tenant),
         "exact_after_redelivery": check == [(args.rows, expected)],
+        "ledger_bytes_per_call": round(sizes.get("llm_calls", 0) / args.rows, 1),
+        "all_tables_bytes_per_call": round(sum(sizes.values()) / args.rows, 1),
     }
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
