@@ -39,7 +39,9 @@ import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from tokenbook.genai.configspec import Report, boolean, setting, type_name
 
 if TYPE_CHECKING:
     from tokenbook.collector.storage.store import Store
@@ -48,6 +50,7 @@ __all__ = [
     "ALL_TENANTS",
     "SCOPES",
     "TENANT_TABLE_FUNCTIONS",
+    "AuthConfig",
     "AuthError",
     "Credential",
     "PermissionDenied",
@@ -161,6 +164,7 @@ def grpc_credential(tokens: TokenTable, context: Any, scope: str) -> Credential:
         raise AssertionError("unreachable: context.abort raises") from exc
 
 
+@type_name("list of {sha256, tenant, scopes}")
 def parse_tokens(raw: Any) -> TokenTable:
     """``auth.tokens`` from YAML; raises `ValueError` listing every problem with its entry index."""
     if not isinstance(raw, list):
@@ -191,6 +195,31 @@ def parse_tokens(raw: Any) -> TokenTable:
     if problems:
         raise ValueError("; ".join(problems))
     return TokenTable(table)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """The ``auth`` section: bearer tokens for the receivers and the admin API."""
+
+    enabled: bool = setting(False, parse=boolean, doc="Require a bearer token on every request but probes.")
+    tokens: TokenTable = setting(
+        TokenTable({}),
+        parse=parse_tokens,
+        doc="The accepted tokens, each `{sha256: <hex SHA-256 of the token>, tenant: <tenant ID or *>, "
+        "scopes: [ingest | query | admin, ...]}` (scopes default to `[ingest]`); tokens themselves "
+        "never appear in the config.",
+    )
+
+    @property
+    def table(self) -> TokenTable | None:
+        """The tokens when authentication is on; None: no authentication."""
+        return self.tokens if self.enabled else None
+
+    def check(self, report: Report) -> Self:
+        """Authentication needs at least one token."""
+        if self.enabled and report.ok("tokens") and not self.tokens:
+            report.problem("tokens", "at least one token is required when auth.enabled is true")
+        return self
 
 
 def tenant_filters(database: str, tables: Iterable[tuple[str, bool]], tenant: str) -> str:
