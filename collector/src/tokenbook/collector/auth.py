@@ -205,6 +205,7 @@ class AuthConfig:
     tokens: TokenTable = setting(
         TokenTable({}),
         parse=parse_tokens,
+        default_doc="[]",
         doc="The accepted tokens, each `{sha256: <hex SHA-256 of the token>, tenant: <tenant ID or *>, "
         "scopes: [ingest | query | admin, ...]}` (scopes default to `[ingest]`); tokens themselves "
         "never appear in the config.",

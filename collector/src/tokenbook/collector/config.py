@@ -233,10 +233,12 @@ class CollectorConfig:
     receivers: ReceiversConfig = section(ReceiversConfig, doc="Where spans come in.")
     storage: StorageConfig = section(StorageConfig, doc="Where the ledger is kept.")
     admin: AdminConfig = section(AdminConfig, doc="The admin API.")
-    pricing: PricingConfig = section(PricingConfig, doc="Prices.")
-    attribution: AttributionConfig = section(AttributionConfig, doc="Attribution.")
+    pricing: PricingConfig = section(PricingConfig, doc="Local prices, used before the built-in catalog.")
+    attribution: AttributionConfig = section(
+        AttributionConfig, doc="Which span attributes attribute spend, besides the standard ones."
+    )
     privacy: PrivacyConfig = section(PrivacyConfig, doc="Prompt and completion content.")
-    dedup: DedupConfig = section(DedupConfig, doc="Deduplication.")
+    dedup: DedupConfig = section(DedupConfig, doc="Duplicate spans (retries, re-deliveries) are stored once.")
     authentication: AuthConfig = section(AuthConfig, key="auth", doc="Bearer-token authentication.")
     limits: LimitsConfig = section(
         LimitsConfig, doc="Limits that keep one sender from exhausting the collector."

@@ -53,6 +53,7 @@ __all__ = [
     "path",
     "positive_int",
     "reference",
+    "resolve",
     "section",
     "setting",
     "size",
@@ -270,14 +271,14 @@ def _load(spec: type[C], raw: Any, path: str, base: C, context: dict[str, Any], 
         if value is None:
             if meta.required is not None:
                 problems.append(f"{at}: required" + (f" ({meta.required})" if meta.required else ""))
-            continue
-        assert meta.parse is not None
-        try:
-            values[f.name] = meta.parse(value)
-        except Invalid as exc:
-            problems.extend(f"{_join(at, sub)}: {message}" for sub, message in exc.problems)
-        except ValueError as exc:
-            problems.append(f"{at}: {exc}")
+        else:
+            assert meta.parse is not None
+            try:
+                values[f.name] = meta.parse(value)
+            except Invalid as exc:
+                problems.extend(f"{_join(at, sub)}: {message}" for sub, message in exc.problems)
+            except ValueError as exc:
+                problems.append(f"{at}: {exc}")
         scope[f.name] = values[f.name]
     for f, meta in fields:
         key, at = _key(f, meta), _join(path, _key(f, meta))
@@ -315,6 +316,30 @@ def _load_items(
     return tuple(out)
 
 
+def resolve(spec: type[C], arguments: Mapping[str, Any], environ: Mapping[str, str]) -> C:
+    """Settings from keyword arguments, else environment variables, else defaults (flat `spec`).
+
+    An argument that is None is not given; an environment variable that is empty or blank is unset.
+    Raises `ValueError` listing every problem, each naming the argument or the variable.
+    """
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for f, meta in _settings(spec):
+        assert meta.kind == "leaf" and meta.parse is not None
+        argument = arguments.get(f.name)
+        text = environ.get(meta.env, "") if meta.env else ""
+        try:
+            if argument is not None:
+                values[f.name] = meta.parse(argument)
+            elif text.strip() and meta.env:
+                values[f.name] = (meta.parse_env or meta.parse)(text)
+        except ValueError as exc:
+            problems.append(f"{f.name if argument is not None else meta.env}: {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return spec(**values)
+
+
 # --- the reference ------------------------------------------------------------------------------------
 
 
@@ -329,11 +354,16 @@ class KeyDoc:
     env: str | None = None
 
 
-def reference(spec: type, path: str = "", base: Any = None) -> list[KeyDoc]:
+def reference(
+    spec: type, path: str = "", base: Any = None, scope: Mapping[str, str] | None = None
+) -> list[KeyDoc]:
     """Every key of `spec`, depth first, with defaults as the reference shows them."""
     base = spec() if base is None else base
+    fields = list(_settings(spec))
+    outer = dict(scope or {})  # leaf paths of the enclosing sections, for inherited defaults
+    scope = {**outer, **{f.name: _join(path, _key(f, m)) for f, m in fields if m.kind == "leaf"}}
     out: list[KeyDoc] = []
-    for f, meta in _settings(spec):
+    for f, meta in fields:
         at = _join(path, _key(f, meta))
         if meta.kind == "leaf":
             if meta.required is not None:
@@ -341,20 +371,21 @@ def reference(spec: type, path: str = "", base: Any = None) -> list[KeyDoc]:
             elif meta.default_doc is not None:
                 default = meta.default_doc
             elif meta.inherit:
-                default = f"`{meta.inherit}` of the enclosing section"
+                default = f"`{outer.get(meta.inherit, meta.inherit)}`"
             else:
                 default = show(getattr(base, f.name), meta.type_doc)
             out.append(KeyDoc(at, meta.type_doc, default, meta.doc, meta.env))
             if meta.spec is not None:
-                out.extend(reference(meta.spec, at))
+                out.extend(reference(meta.spec, at, None, scope))
         elif meta.kind == "section":
             assert meta.spec is not None
             out.append(KeyDoc(at, "mapping", "absent" if meta.optional else "", meta.doc))
-            out.extend(reference(meta.spec, at, getattr(base, f.name) if not meta.optional else None))
+            nested = None if meta.optional else getattr(base, f.name)
+            out.extend(reference(meta.spec, at, nested, scope))
         else:
             assert meta.spec is not None
             out.append(KeyDoc(at, "list", "[]", meta.doc))
-            out.extend(reference(meta.spec, f"{at}[]"))
+            out.extend(reference(meta.spec, f"{at}[]", None, scope))
     return out
 
 
@@ -378,6 +409,8 @@ def show(value: Any, kind: str = "") -> str:
         return "[" + ", ".join(show(v) for v in value) + "]"
     if isinstance(value, Secret):
         return "***"
+    if isinstance(value, float):
+        return f"{value:g}"
     if isinstance(value, str | Path | Decimal):
         return str(value) if str(value) else '""'
     return str(value)
