@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Final, TypeVar
@@ -36,7 +36,7 @@ import genai_prices
 from genai_prices import types as gp_types
 from genai_prices.data_snapshot import get_snapshot
 
-from tokenbook.genai.pricing.overrides import OverrideEntry, load_overrides
+from tokenbook.genai.pricing.overrides import PriceOverride, load_overrides
 from tokenbook.genai.usage import MAX_TOKENS, Counts, Usage
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "STATUS_PRICED",
     "STATUS_UNPRICED",
     "Cost",
+    "OverrideEntry",
     "PriceCatalog",
     "Quote",
     "Tiers",
@@ -351,6 +352,56 @@ def _unit_prices_of(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OverrideEntry:
+    """One validated override: which calls it matches, when, and its unit prices."""
+
+    id: str
+    models: frozenset[str]  # lower-cased
+    provider: str | None  # catalog id (or lower-cased name when unmapped); None = any
+    valid_from: datetime | None
+    valid_until: datetime | None
+    source: str  # the entry's `source` text: where the negotiated/self-hosted price comes from
+    checked: date
+    prices: UnitPrices
+
+    @classmethod
+    def of(cls, o: PriceOverride, file_name: str) -> OverrideEntry:
+        """The entry of a validated override of file `file_name` (its prices cite ``<file>#<id>``)."""
+        p = o.prices
+        prices = UnitPrices(
+            provider=str(o.provider or "*"),
+            model=sorted(o.model)[0],
+            source=f"{file_name}#{o.id}",
+            currency=o.currency,
+            input_mtok=p.input_mtok,
+            output_mtok=p.output_mtok,
+            cache_read_mtok=p.cache_read_mtok,
+            cache_write_mtok=p.cache_write_mtok,
+            output_reasoning_mtok=p.output_reasoning_mtok,
+        )
+        provider = _provider_key(o.provider) if o.provider is not None else None
+        return cls(o.id, o.model, provider, o.valid_from, o.valid_until, o.source, o.checked, prices)
+
+    def matches(self, provider: str, model: str, at: datetime) -> bool:
+        """Whether this entry prices `model` of `provider` for a call started at `at` (aware)."""
+        if model.lower() not in self.models:
+            return False
+        if self.provider is not None and _provider_key(provider) != self.provider:
+            return False
+        if self.valid_from is not None and at < self.valid_from:
+            return False
+        return self.valid_until is None or at < self.valid_until
+
+
+def _provider_key(name: str) -> str:
+    return catalog_provider(name) or name.strip().lower()
+
+
+def _load_overrides(path: str | Path) -> tuple[OverrideEntry, ...]:
+    return tuple(OverrideEntry.of(o, Path(path).name) for o in load_overrides(path))
+
+
 def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
@@ -363,7 +414,7 @@ class PriceCatalog:
     """
 
     def __init__(self, overrides: str | Path | None = None) -> None:
-        self._overrides: tuple[OverrideEntry, ...] = load_overrides(overrides) if overrides else ()
+        self._overrides: tuple[OverrideEntry, ...] = _load_overrides(overrides) if overrides else ()
         self._snapshot = get_snapshot()
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], tuple[gp_types.Provider, gp_types.ModelInfo] | str] = {}

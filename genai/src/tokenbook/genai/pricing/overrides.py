@@ -22,7 +22,8 @@ Floats are rejected (``0.5`` unquoted would be a binary float: quote it). Every 
 once in `PriceConfigError`, each naming its key path (``models[2].prices.input_mtok: ...``).
 
 The format is declared with `tokenbook.genai.configspec` (`OverridesFile`, `PriceOverride`,
-`OverridePrices`); the configuration reference documents it from these classes.
+`OverridePrices`); the configuration reference documents it from these classes. `load_overrides`
+returns the validated entries; `tokenbook.genai.pricing.catalog` turns them into unit prices.
 """
 
 from __future__ import annotations
@@ -32,17 +33,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import yaml
 
 from tokenbook.genai.configspec import Report, items, load, section, setting, type_name
 
-if TYPE_CHECKING:
-    from tokenbook.genai.pricing.catalog import UnitPrices
-
 __all__ = [
-    "OverrideEntry",
     "OverridePrices",
     "OverridesFile",
     "PriceConfigError",
@@ -245,40 +242,10 @@ class OverridesFile:
         return self
 
 
-# --- validated entries ------------------------------------------------------------------------------
+# --- reading a file --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class OverrideEntry:
-    """One validated override: which calls it matches, when, and its unit prices."""
-
-    id: str
-    models: frozenset[str]  # lower-cased
-    provider: str | None  # catalog id (or lower-cased name when unmapped); None = any
-    valid_from: datetime | None
-    valid_until: datetime | None
-    source: str  # the entry's `source` text: where the negotiated/self-hosted price comes from
-    checked: date
-    prices: UnitPrices
-
-    def matches(self, provider: str, model: str, at: datetime) -> bool:
-        """Whether this entry prices `model` of `provider` for a call started at `at` (aware)."""
-        if model.lower() not in self.models:
-            return False
-        if self.provider is not None and _provider_key(provider) != self.provider:
-            return False
-        if self.valid_from is not None and at < self.valid_from:
-            return False
-        return self.valid_until is None or at < self.valid_until
-
-
-def _provider_key(name: str) -> str:
-    from tokenbook.genai.pricing.catalog import catalog_provider
-
-    return catalog_provider(name) or name.strip().lower()
-
-
-def load_overrides(path: str | Path) -> tuple[OverrideEntry, ...]:
+def load_overrides(path: str | Path) -> tuple[PriceOverride, ...]:
     """Read and validate an overrides file; raises `PriceConfigError` (also for unreadable YAML)."""
     path = Path(path)
     try:
@@ -288,38 +255,11 @@ def load_overrides(path: str | Path) -> tuple[OverrideEntry, ...]:
     return parse_overrides(data, name=path.name)
 
 
-def parse_overrides(data: object, *, name: str = "overrides.yaml") -> tuple[OverrideEntry, ...]:
-    """Validate parsed YAML; `name` is the file name that prices cite as their source."""
+def parse_overrides(data: object, *, name: str = "overrides.yaml") -> tuple[PriceOverride, ...]:
+    """Validate parsed YAML; `name` is the file name the errors cite."""
     if not isinstance(data, Mapping) or not isinstance(data.get("models"), list):
         raise PriceConfigError(name, ["models: must be a list of price entries"])
     spec, errors = load(OverridesFile, data)
     if errors:
         raise PriceConfigError(name, errors)
-    return tuple(_entry(o, name) for o in spec.models)
-
-
-def _entry(o: PriceOverride, file_name: str) -> OverrideEntry:
-    from tokenbook.genai.pricing.catalog import UnitPrices
-
-    p = o.prices
-    prices = UnitPrices(
-        provider=str(o.provider or "*"),
-        model=sorted(o.model)[0],
-        source=f"{file_name}#{o.id}",
-        currency=o.currency,
-        input_mtok=p.input_mtok,
-        output_mtok=p.output_mtok,
-        cache_read_mtok=p.cache_read_mtok,
-        cache_write_mtok=p.cache_write_mtok,
-        output_reasoning_mtok=p.output_reasoning_mtok,
-    )
-    return OverrideEntry(
-        id=o.id,
-        models=o.model,
-        provider=_provider_key(o.provider) if o.provider is not None else None,
-        valid_from=o.valid_from,
-        valid_until=o.valid_until,
-        source=o.source,
-        checked=o.checked,
-        prices=prices,
-    )
+    return spec.models
