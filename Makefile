@@ -12,7 +12,7 @@ LATEST := .venv-latest
 MEMBERS := genai processor collector cli
 EDITABLE := $(foreach m,$(MEMBERS),-e ./$(m)) .
 
-.PHONY: demo test lint bench install lock test-latest clean
+.PHONY: demo test lint bench install lock test-latest clean docs
 
 $(STAMP): pyproject.toml $(foreach m,$(MEMBERS),$(m)/pyproject.toml) $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -51,6 +51,10 @@ test-latest:
 	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade $(foreach m,$(MEMBERS),-e ./$(m)) -e '.[dev]'
 	$(LATEST)/bin/python -m pip list --disable-pip-version-check --format=freeze > $(LATEST)/versions.txt
 	$(LATEST)/bin/pytest -q -p no:cacheprovider
+
+# The configuration reference, generated from the config classes (a test checks it is up to date).
+docs: $(STAMP)
+	$(BIN)/python -m tokenbook.cli.configdoc docs/reference/config.md
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -106,3 +106,14 @@ def test_windows_follow_the_local_wall_clock() -> None:
     spec = WindowSpec("calendar_month")
     start, _ = spec.bounds(datetime(2026, 3, 1, tzinfo=UTC))
     assert spec.previous(start)[0] == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def test_rules_inherit_the_sections_at_risk(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "budgets:\n  at_risk: 0.5\n  quotas: [{name: q, window: 1h, limit: {tokens: 10}, at_risk: 0.7}]\n"
+        "  budgets: [{name: b, limit: {cost: '1.00'}}]\n",
+        encoding="utf-8",
+    )
+    b = load_config(cfg).budgets
+    assert b.quotas[0].at_risk == Decimal("0.7") and b.budgets[0].at_risk == Decimal("0.5")

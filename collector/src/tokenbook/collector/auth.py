@@ -44,13 +44,15 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from tokenbook.collector.storage.tenancy import TENANT_PATTERN
+from tokenbook.genai.configspec import Report, boolean, setting, type_name
 
 __all__ = [
     "ALL_TENANTS",
     "SCOPES",
+    "AuthConfig",
     "AuthError",
     "Credential",
     "PermissionDenied",
@@ -145,6 +147,7 @@ def grpc_credential(tokens: TokenTable, context: Any, scope: str) -> Credential:
         raise AssertionError("unreachable: context.abort raises") from exc
 
 
+@type_name("list of {sha256, tenant, scopes}")
 def parse_tokens(raw: Any) -> TokenTable:
     """``auth.tokens`` from YAML; raises `ValueError` listing every problem with its entry index."""
     if not isinstance(raw, list):
@@ -175,3 +178,29 @@ def parse_tokens(raw: Any) -> TokenTable:
     if problems:
         raise ValueError("; ".join(problems))
     return TokenTable(table)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """The ``auth`` section: bearer tokens for the receivers and the admin API."""
+
+    enabled: bool = setting(False, parse=boolean, doc="Require a bearer token on every request but probes.")
+    tokens: TokenTable = setting(
+        TokenTable({}),
+        parse=parse_tokens,
+        default_doc="[]",
+        doc="The accepted tokens, each `{sha256: <hex SHA-256 of the token>, tenant: <tenant ID or *>, "
+        "scopes: [ingest | query | admin, ...]}` (scopes default to `[ingest]`); tokens themselves "
+        "never appear in the config.",
+    )
+
+    @property
+    def table(self) -> TokenTable | None:
+        """The tokens when authentication is on; None: no authentication."""
+        return self.tokens if self.enabled else None
+
+    def check(self, report: Report) -> Self:
+        """Authentication needs at least one token."""
+        if self.enabled and report.ok("tokens") and not self.tokens:
+            report.problem("tokens", "at least one token is required when auth.enabled is true")
+        return self

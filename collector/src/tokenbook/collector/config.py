@@ -6,41 +6,60 @@ its full key path (``receivers.otlp.protocols.grpc.endpoint: must be HOST:PORT``
 `ConfigError`; unknown keys are errors. Secrets (`storage.clickhouse.url`, `privacy.salt`) are
 `Secret` values whose ``repr``/``str`` never show the secret.
 
+`CollectorConfig` composes the sections, each a frozen class declared with
+`tokenbook.genai.configspec` (default, parser and description beside each field) and owned by its
+component where it has one: `StorageConfig` (storage), `LimitsConfig` (limits), `AuthConfig` (auth),
+`TLSConfig` (tls), `BudgetsConfig` (budgets). The receivers, admin, pricing, attribution, privacy,
+dedup and telemetry sections are declared here. ``docs/reference/config.md`` is generated from them
+(``python -m tokenbook.cli.configdoc``).
+
 Durations accept seconds as a number or a string with a unit (``250ms``, ``2s``, ``1m``, ``1h``);
 sizes accept bytes as an integer or a string with a unit (``64KiB``, ``16MiB``, ``1GiB``, ``10MB``).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
+from typing import Any, Final, Self
 
 import yaml
 
-from tokenbook.collector.auth import TokenTable, parse_tokens
-from tokenbook.collector.limits import DEFAULT_LIMITS, AttributeLimits, LimitsConfig
+from tokenbook.collector.auth import AuthConfig, TokenTable
+from tokenbook.collector.budgets.config import BudgetsConfig
+from tokenbook.collector.limits import LimitsConfig
+from tokenbook.collector.storage.config import BatchConfig, ClickHouseConfig, SpoolConfig, StorageConfig
 from tokenbook.collector.storage.guard import QueryLimits
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.tls import TLSConfig, parse_tls
+from tokenbook.genai.configspec import (
+    Report,
+    Secret,
+    duration,
+    endpoint,
+    load,
+    non_negative_int,
+    non_negative_number,
+    one_of,
+    path,
+    positive_int,
+    section,
+    setting,
+    size,
+    type_name,
+)
 from tokenbook.genai.redaction import REDACTION_MODES
-
-if TYPE_CHECKING:
-    from tokenbook.collector.budgets.config import BudgetsConfig
-
-#: The embedded store's directory when none is given (collector, `migrate`, `report`, `budgets`).
 
 __all__ = [
     "DEFAULT_DATA_DIR",
     "AdminConfig",
+    "AttributionConfig",
     "BatchConfig",
     "ClickHouseConfig",
     "CollectorConfig",
     "ConfigError",
     "DedupConfig",
+    "PricingConfig",
     "PrivacyConfig",
     "ReceiverConfig",
     "Secret",
@@ -52,8 +71,11 @@ __all__ = [
     "redact_url",
 ]
 
+_MIB: Final = 1024 * 1024
 
-_QUERY_LIMITS: Final = QueryLimits()  # the defaults of the admin.query_* limits
+#: Kept for callers of the former names.
+parse_duration: Final = duration
+parse_positive_int: Final = positive_int
 
 
 class ConfigError(ValueError):
@@ -64,80 +86,114 @@ class ConfigError(ValueError):
         super().__init__("invalid collector config:\n  " + "\n  ".join(problems))
 
 
-class Secret:
-    """A string that never prints: ``repr`` and ``str`` show ``'***'``; `reveal` returns the value."""
+@type_name("list of attribute names")
+def _key_list(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(k, str) and k for k in v):
+        raise ValueError("must be a list of attribute names")
+    return tuple(v)
 
-    __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret value itself; use only where it is needed (never in logs)."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+@type_name("secret string")
+def _salt(v: Any) -> Secret:
+    if not isinstance(v, str) or len(v) < 8:
+        raise ValueError("must be a string of at least 8 characters")
+    return Secret(v)
 
 
 @dataclass(frozen=True, slots=True)
 class ReceiverConfig:
     """One OTLP protocol endpoint."""
 
-    endpoint: str  # HOST:PORT
-    max_request_bytes: int  # larger requests: HTTP 413 / gRPC RESOURCE_EXHAUSTED
-    tls: TLSConfig | None = None  # None: plaintext
+    endpoint: str = setting("127.0.0.1:4317", parse=endpoint, doc="The listening address.")
+    max_request_bytes: int = setting(
+        16 * _MIB,
+        parse=size,
+        doc="Larger requests are refused (HTTP 413 / gRPC RESOURCE_EXHAUSTED).",
+    )
+    tls: TLSConfig | None = setting(
+        None, parse=parse_tls, shape=TLSConfig, type_doc="mapping", doc="TLS; absent: plaintext."
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class ClickHouseConfig:
-    url: Secret | None  # a ClickHouse server (http(s)://...); None = the embedded store
-    data_dir: Path  # the embedded store's directory (also the default home of the spool)
-    database: str
+class ProtocolsConfig:
+    """``receivers.otlp.protocols``: the gRPC and HTTP endpoints."""
 
-    def describe(self) -> str:
-        """Where the store is, for logs: a server URL without its password, or the embedded directory."""
-        if self.url is None:
-            return f"embedded chdb:{self.data_dir} database={self.database}"
-        return f"server {redact_url(self.url.reveal())} database={self.database}"
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolConfig:
-    """The write-ahead log."""
-
-    dir: Path
-    max_bytes: int  # undelivered bytes beyond which requests get UNAVAILABLE / 503
-    segment_bytes: int
+    grpc: ReceiverConfig = section(
+        ReceiverConfig,
+        default=ReceiverConfig(endpoint="127.0.0.1:4317"),
+        doc="OTLP/gRPC (`TraceService/Export`). Command line: `--grpc HOST:PORT`.",
+    )
+    http: ReceiverConfig = section(
+        ReceiverConfig,
+        default=ReceiverConfig(endpoint="127.0.0.1:4318"),
+        doc="OTLP/HTTP (`POST /v1/traces`). Command line: `--http HOST:PORT`.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class BatchConfig:
-    max_rows: int  # rows per ClickHouse insert
-    max_delay: float  # seconds a row may wait for a fuller batch
+class OTLPConfig:
+    """``receivers.otlp``."""
+
+    protocols: ProtocolsConfig = section(ProtocolsConfig, doc="The endpoints.")
+    max_inflight_spans: int = setting(
+        200_000,
+        parse=positive_int,
+        doc="Spans being decoded and logged at once; beyond, requests get 429 / RESOURCE_EXHAUSTED.",
+    )
+    decode_processes: int = setting(
+        1,
+        parse=non_negative_int,
+        doc="Child processes decoding request bodies; 0: decode in the receivers.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiversConfig:
+    """The ``receivers`` section."""
+
+    otlp: OTLPConfig = section(OTLPConfig, doc="The OTLP receivers.")
+
+
+_QUERY_LIMITS: Final = QueryLimits()  # the defaults of the admin.query_* limits
+
+
+def _size_or_zero(v: Any) -> int:
+    """A size in bytes, or 0 (no limit)."""
+    return 0 if v == 0 else size(v)
 
 
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
-    endpoint: str
-    query_timeout: float
-    query_max_rows: int
-    query_max_memory: int = _QUERY_LIMITS.max_memory
-    query_max_rows_to_read: int = _QUERY_LIMITS.max_rows_to_read
-    query_max_bytes_to_read: int = _QUERY_LIMITS.max_bytes_to_read
-    query_max_threads: int = _QUERY_LIMITS.max_threads
+    """The admin API: health, readiness, metrics and queries."""
+
+    endpoint: str = setting(
+        "127.0.0.1:4319", parse=endpoint, doc="The listening address. Command line: `--admin HOST:PORT`."
+    )
+    query_timeout: float = setting(30.0, parse=duration, doc="Longest run of one `POST /v1/query`.")
+    query_max_rows: int = setting(100_000, parse=positive_int, doc="Most rows one query returns.")
+    query_max_memory: int = setting(
+        _QUERY_LIMITS.max_memory, parse=size, doc="Most memory one query may use (bytes or `1GiB`)."
+    )
+    query_max_rows_to_read: int = setting(
+        _QUERY_LIMITS.max_rows_to_read,
+        parse=non_negative_int,
+        doc="Most rows one query may read; 0: no limit.",
+    )
+    query_max_bytes_to_read: int = setting(
+        _QUERY_LIMITS.max_bytes_to_read,
+        parse=_size_or_zero,
+        doc="Most bytes one query may read (bytes or `100GiB`); 0: no limit.",
+    )
+    query_max_threads: int = setting(
+        _QUERY_LIMITS.max_threads,
+        parse=non_negative_int,
+        doc="Threads one query may use (fewer leaves more CPU to ingest); 0: the engine's default.",
+    )
 
     @property
     def query_limits(self) -> QueryLimits:
-        """The limits of a ``/v1/query`` query (`Store.query_readonly`); 0: no limit."""
+        """The limits of a ``/v1/query`` query (`Store.query_readonly`), which the query cannot lift."""
         return QueryLimits(
             self.query_timeout,
             self.query_max_memory,
@@ -148,265 +204,135 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PricingConfig:
+    """The ``pricing`` section."""
+
+    overrides: Path | None = setting(
+        None,
+        parse=path,
+        doc="A price overrides file (format below); absent: catalog prices only.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionConfig:
+    """The ``attribution`` section."""
+
+    extra_keys: tuple[str, ...] = setting(
+        (), parse=_key_list, doc="Span attributes kept as tags besides the standard attribution keys."
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PrivacyConfig:
-    content: str  # drop | keep | hash
-    salt: Secret | None  # required for hash; hashes are salted per tenant
+    """What happens to prompt and completion content."""
+
+    content: str = setting(
+        "drop", parse=one_of(REDACTION_MODES), doc="`drop` it, `keep` it, or `hash` it (salted per tenant)."
+    )
+    salt: Secret | None = setting(
+        None, parse=_salt, doc="The hash salt, 8+ characters (never printed); required for `hash`."
+    )
+
+    def check(self, report: Report) -> Self:
+        """Hashing needs a salt."""
+        if self.content == "hash" and self.salt is None and report.ok("salt"):
+            report.problem("salt", "required when privacy.content is hash")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
 class DedupConfig:
-    max_keys: int  # recent span keys remembered
-    warm_hours: float  # at start, keys of spans ingested this many hours back are loaded from storage
+    """Duplicate spans (retries, re-deliveries) are stored once."""
+
+    max_keys: int = setting(1_000_000, parse=positive_int, doc="Recent span keys remembered.")
+    warm_hours: float = setting(
+        24.0,
+        parse=non_negative_number,
+        type_doc="hours >= 0",
+        doc="At start, keys of spans ingested this many hours back are loaded from storage.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class TelemetryConfig:
-    summary_interval: float  # seconds between summary log lines
-    log_level: str
+    """The collector's own logs."""
+
+    summary_interval: float = setting(60.0, parse=duration, doc="Time between summary log lines.")
+    log_level: str = setting(
+        "info", parse=one_of(("debug", "info", "warning", "error"), lower=True), doc="Log level."
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class CollectorConfig:
-    grpc: ReceiverConfig
-    http: ReceiverConfig
-    max_inflight_spans: int  # spans being decoded/logged at once; beyond: 429 / RESOURCE_EXHAUSTED
-    decode_processes: int  # child processes decoding request bodies (`decoders`); 0: in the receivers
-    clickhouse: ClickHouseConfig
-    spool: SpoolConfig
-    batch: BatchConfig
-    admin: AdminConfig
-    pricing_overrides: Path | None
-    extra_attribution_keys: tuple[str, ...]
-    privacy: PrivacyConfig
-    dedup: DedupConfig
-    telemetry: TelemetryConfig
-    budgets: BudgetsConfig  # the `budgets:` section, validated by `collector.budgets.parse_budgets`
-    auth: TokenTable | None = None  # None: no authentication (auth.enabled false)
-    limits: LimitsConfig = DEFAULT_LIMITS
+    """The whole collector config, section by section as in the YAML file."""
 
+    receivers: ReceiversConfig = section(ReceiversConfig, doc="Where spans come in.")
+    storage: StorageConfig = section(StorageConfig, doc="Where the ledger is kept.")
+    admin: AdminConfig = section(AdminConfig, doc="The admin API.")
+    pricing: PricingConfig = section(PricingConfig, doc="Local prices, used before the built-in catalog.")
+    attribution: AttributionConfig = section(
+        AttributionConfig, doc="Which span attributes attribute spend, besides the standard ones."
+    )
+    privacy: PrivacyConfig = section(PrivacyConfig, doc="Prompt and completion content.")
+    dedup: DedupConfig = section(DedupConfig, doc="Duplicate spans (retries, re-deliveries) are stored once.")
+    authentication: AuthConfig = section(AuthConfig, key="auth", doc="Bearer-token authentication.")
+    limits: LimitsConfig = section(
+        LimitsConfig, doc="Limits that keep one sender from exhausting the collector."
+    )
+    telemetry: TelemetryConfig = section(TelemetryConfig, doc="The collector's logs.")
+    budgets: BudgetsConfig = section(BudgetsConfig, doc="Quotas, budgets, alerts and the breaker.")
 
-# --- schema -----------------------------------------------------------------------------------------
-# A leaf is (default, parser); parsers raise ValueError with a message that says how to fix it.
-# Defaults of None mean "absent". `None` for spool.dir means "<data_dir>/wal".
+    @property
+    def grpc(self) -> ReceiverConfig:
+        """``receivers.otlp.protocols.grpc``."""
+        return self.receivers.otlp.protocols.grpc
 
-_Parser = Callable[[Any], Any]
-_MIB: Final = 1024 * 1024
+    @property
+    def http(self) -> ReceiverConfig:
+        """``receivers.otlp.protocols.http``."""
+        return self.receivers.otlp.protocols.http
 
+    @property
+    def max_inflight_spans(self) -> int:
+        """``receivers.otlp.max_inflight_spans``."""
+        return self.receivers.otlp.max_inflight_spans
 
-def _endpoint(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError("must be HOST:PORT")
-    host, sep, port = v.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"must be HOST:PORT with a port in 1..65535, got {v!r}")
-    return v
+    @property
+    def decode_processes(self) -> int:
+        """``receivers.otlp.decode_processes``."""
+        return self.receivers.otlp.decode_processes
 
+    @property
+    def clickhouse(self) -> ClickHouseConfig:
+        """``storage.clickhouse``."""
+        return self.storage.clickhouse
 
-_SIZE_UNITS: Final = {
-    **{"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3},
-    **{"kib": 1024, "mib": 1024**2, "gib": 1024**3},
-}
-_DURATION_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+    @property
+    def spool(self) -> SpoolConfig:
+        """``storage.spool`` (its directory resolved)."""
+        return self.storage.spool
 
+    @property
+    def batch(self) -> BatchConfig:
+        """``storage.batch``."""
+        return self.storage.batch
 
-def _number_with_unit(v: Any, units: Mapping[str, float], what: str) -> float:
-    if isinstance(v, bool):
-        raise ValueError(f"must be {what}, got {v!r}")
-    if isinstance(v, int | float):
-        return float(v)
-    if isinstance(v, str):
-        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", v)
-        if m and m.group(2).lower() in units:
-            return float(m.group(1)) * units[m.group(2).lower()]
-    raise ValueError(f"must be {what}, got {v!r}")
+    @property
+    def pricing_overrides(self) -> Path | None:
+        """``pricing.overrides``."""
+        return self.pricing.overrides
 
+    @property
+    def extra_attribution_keys(self) -> tuple[str, ...]:
+        """``attribution.extra_keys``."""
+        return self.attribution.extra_keys
 
-def _size(v: Any) -> int:
-    n = _number_with_unit(v, _SIZE_UNITS, "a size in bytes (e.g. 1048576 or '16MiB')")
-    if n < 1:
-        raise ValueError(f"must be at least 1 byte, got {v!r}")
-    return int(n)
-
-
-def _size_or_zero(v: Any) -> int:
-    return 0 if v == 0 else _size(v)
-
-
-def parse_duration(v: Any) -> float:
-    """Seconds (> 0) from a number or a string with a unit (``250ms``, ``2s``, ``1m``, ``1h``)."""
-    n = _number_with_unit(v, _DURATION_UNITS, "a duration (e.g. 2, '250ms', '1m')")
-    if n <= 0:
-        raise ValueError(f"must be positive, got {v!r}")
-    return n
-
-
-def parse_positive_int(v: Any) -> int:
-    """An int >= 1 (not a bool)."""
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"must be a positive integer, got {v!r}")
-    return v
-
-
-def _non_negative_int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"must be an integer >= 0, got {v!r}")
-    return v
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError(f"must be true or false, got {v!r}")
-    return v
-
-
-def _non_negative_number(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-        raise ValueError(f"must be a number >= 0, got {v!r}")
-    return float(v)
-
-
-def _path(v: Any) -> Path:
-    if not isinstance(v, str) or not v:
-        raise ValueError("must be a path")
-    return Path(v).expanduser()
-
-
-def _optional_path(v: Any) -> Path | None:
-    return None if v is None else _path(v)
-
-
-def _server_url(v: Any) -> Secret | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname:
-        raise ValueError(
-            "must be a URL http(s)://[user[:password]@]host[:port], or absent for the embedded store"
-        )
-    return Secret(v)
-
-
-def _identifier(v: Any) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
-        raise ValueError(f"must be a ClickHouse identifier ([A-Za-z_][A-Za-z0-9_]*), got {v!r}")
-    return v
-
-
-def _key_list(v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list) or not all(isinstance(k, str) and k for k in v):
-        raise ValueError("must be a list of attribute names")
-    return tuple(v)
-
-
-def _content_mode(v: Any) -> str:
-    if v not in REDACTION_MODES:
-        raise ValueError(f"must be one of {', '.join(REDACTION_MODES)}, got {v!r}")
-    return str(v)
-
-
-def _salt(v: Any) -> Secret | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or len(v) < 8:
-        raise ValueError("must be a string of at least 8 characters")
-    return Secret(v)
-
-
-def _log_level(v: Any) -> str:
-    levels = ("debug", "info", "warning", "error")
-    if not isinstance(v, str) or v.lower() not in levels:
-        raise ValueError(f"must be one of {', '.join(levels)}, got {v!r}")
-    return v.lower()
-
-
-_SCHEMA: Final[dict[str, Any]] = {
-    "receivers": {
-        "otlp": {
-            "protocols": {
-                "grpc": {
-                    "endpoint": ("127.0.0.1:4317", _endpoint),
-                    "max_request_bytes": (16 * _MIB, _size),
-                    "tls": (None, parse_tls),
-                },
-                "http": {
-                    "endpoint": ("127.0.0.1:4318", _endpoint),
-                    "max_request_bytes": (16 * _MIB, _size),
-                    "tls": (None, parse_tls),
-                },
-            },
-            "max_inflight_spans": (200_000, parse_positive_int),
-            "decode_processes": (1, _non_negative_int),
-        }
-    },
-    "storage": {
-        "clickhouse": {
-            "url": (None, _server_url),
-            "data_dir": (DEFAULT_DATA_DIR, _path),
-            "database": ("tokenbook", _identifier),
-        },
-        "spool": {
-            "dir": (None, _optional_path),
-            "max_bytes": (1024 * _MIB, _size),
-            "segment_bytes": (16 * _MIB, _size),
-        },
-        "batch": {
-            "max_rows": (20_000, parse_positive_int),
-            "max_delay": (0.5, parse_duration),
-        },
-    },
-    "admin": {
-        "endpoint": ("127.0.0.1:4319", _endpoint),
-        "query_timeout": (30.0, parse_duration),
-        "query_max_rows": (100_000, parse_positive_int),
-        "query_max_memory": (_QUERY_LIMITS.max_memory, _size),
-        "query_max_rows_to_read": (_QUERY_LIMITS.max_rows_to_read, _non_negative_int),
-        "query_max_bytes_to_read": (_QUERY_LIMITS.max_bytes_to_read, _size_or_zero),
-        "query_max_threads": (_QUERY_LIMITS.max_threads, _non_negative_int),
-    },
-    "pricing": {"overrides": (None, _optional_path)},
-    "attribution": {"extra_keys": ([], _key_list)},
-    "privacy": {"content": ("drop", _content_mode), "salt": (None, _salt)},
-    "dedup": {
-        "max_keys": (1_000_000, parse_positive_int),
-        "warm_hours": (24.0, _non_negative_number),
-    },
-    "auth": {"enabled": (False, _bool), "tokens": ([], parse_tokens)},
-    "limits": {
-        "max_attributes_per_span": (1024, parse_positive_int),
-        "max_attribute_value_length": (65536, parse_positive_int),
-        "tenant_rate": {"spans_per_second": (0, _non_negative_number), "burst": (0, _non_negative_number)},
-        "max_connections": (64, parse_positive_int),
-        "read_timeout": (30.0, parse_duration),
-        "request_timeout": (60.0, parse_duration),
-    },
-    "telemetry": {
-        "summary_interval": (60.0, parse_duration),
-        "log_level": ("info", _log_level),
-    },
-}
-
-
-def _walk(schema: Mapping[str, Any], raw: Any, path: str, out: dict[str, Any], problems: list[str]) -> None:
-    """Validate `raw` against `schema`, filling `out[dotted.path] = value` and collecting problems."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        problems.append(f"{path}: must be a mapping")
-        raw = {}
-    for key in raw:
-        if key not in schema:
-            known = ", ".join(sorted(schema))
-            problems.append(f"{path + '.' if path else ''}{key}: unknown key (known here: {known})")
-    for key, spec in schema.items():
-        sub = f"{path}.{key}" if path else key
-        if isinstance(spec, dict):
-            _walk(spec, raw.get(key), sub, out, problems)
-            continue
-        default, parse = spec
-        value = raw.get(key, default)
-        try:
-            out[sub] = parse(value) if value is not None else None
-        except ValueError as exc:
-            problems.append(f"{sub}: {exc}")
+    @property
+    def auth(self) -> TokenTable | None:
+        """The accepted tokens; None: no authentication (``auth.enabled`` false)."""
+        return self.authentication.table
 
 
 def _set_path(raw: dict[str, Any], dotted: str, value: str) -> None:
@@ -448,60 +374,7 @@ def load_config(
     for dotted, value in flags.items():
         if value is not None:
             _set_path(raw, dotted, value)
-    from tokenbook.collector.budgets.config import parse_budgets
-
-    budgets, problems = parse_budgets(raw.pop("budgets", None), "budgets")
-    v: dict[str, Any] = {}
-    _walk(_SCHEMA, raw, "", v, problems)
-    if v.get("privacy.content") == "hash" and v.get("privacy.salt") is None and "privacy.salt" in v:
-        problems.append("privacy.salt: required when privacy.content is hash")
-    if v.get("auth.enabled") and "auth.tokens" in v and not v["auth.tokens"]:
-        problems.append("auth.tokens: at least one token is required when auth.enabled is true")
+    config, problems = load(CollectorConfig, raw)
     if problems:
         raise ConfigError(problems)
-    data = v["storage.clickhouse.data_dir"]
-    return CollectorConfig(
-        grpc=ReceiverConfig(
-            v["receivers.otlp.protocols.grpc.endpoint"],
-            v["receivers.otlp.protocols.grpc.max_request_bytes"],
-            v["receivers.otlp.protocols.grpc.tls"],
-        ),
-        http=ReceiverConfig(
-            v["receivers.otlp.protocols.http.endpoint"],
-            v["receivers.otlp.protocols.http.max_request_bytes"],
-            v["receivers.otlp.protocols.http.tls"],
-        ),
-        max_inflight_spans=v["receivers.otlp.max_inflight_spans"],
-        decode_processes=v["receivers.otlp.decode_processes"],
-        clickhouse=ClickHouseConfig(v["storage.clickhouse.url"], data, v["storage.clickhouse.database"]),
-        spool=SpoolConfig(
-            v["storage.spool.dir"] or data / "wal",
-            v["storage.spool.max_bytes"],
-            v["storage.spool.segment_bytes"],
-        ),
-        batch=BatchConfig(v["storage.batch.max_rows"], v["storage.batch.max_delay"]),
-        admin=AdminConfig(
-            v["admin.endpoint"],
-            v["admin.query_timeout"],
-            v["admin.query_max_rows"],
-            v["admin.query_max_memory"],
-            v["admin.query_max_rows_to_read"],
-            v["admin.query_max_bytes_to_read"],
-            v["admin.query_max_threads"],
-        ),
-        pricing_overrides=v["pricing.overrides"],
-        extra_attribution_keys=v["attribution.extra_keys"],
-        privacy=PrivacyConfig(v["privacy.content"], v["privacy.salt"]),
-        dedup=DedupConfig(v["dedup.max_keys"], v["dedup.warm_hours"]),
-        telemetry=TelemetryConfig(v["telemetry.summary_interval"], v["telemetry.log_level"]),
-        budgets=budgets,
-        auth=v["auth.tokens"] if v["auth.enabled"] else None,
-        limits=LimitsConfig(
-            AttributeLimits(v["limits.max_attributes_per_span"], v["limits.max_attribute_value_length"]),
-            v["limits.tenant_rate.spans_per_second"],
-            int(v["limits.tenant_rate.burst"]),
-            v["limits.max_connections"],
-            v["limits.read_timeout"],
-            v["limits.request_timeout"],
-        ),
-    )
+    return config

@@ -34,8 +34,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from tokenbook.genai.configspec import (
+    duration,
+    non_negative_number,
+    positive_int,
+    section,
+    setting,
+    type_name,
+)
 from tokenbook.genai.redaction import is_content_attribute
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
     "BoundedThreadsMixin",
     "LimitsConfig",
     "RequestDeadlineMixin",
+    "TenantRateConfig",
     "TenantRateLimiter",
 ]
 
@@ -109,26 +118,73 @@ class TenantRateLimiter:
         return 0.0
 
 
+@type_name("number >= 0")
+def _burst(v: Any) -> int:
+    return int(non_negative_number(v))
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRateConfig:
+    """``limits.tenant_rate``: a token bucket per tenant."""
+
+    spans_per_second: float = setting(
+        0.0, parse=non_negative_number, doc="Spans per second admitted per tenant; 0: no per-tenant limit."
+    )
+    burst: int = setting(0, parse=_burst, doc="Spans a tenant may send at once; 0: twice the rate.")
+
+
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
     """The ``limits`` section of the collector config."""
 
-    attributes: AttributeLimits
-    tenant_spans_per_second: float  # 0: no per-tenant rate limit
-    tenant_burst: int  # spans; 0: twice the rate
-    max_connections: int
-    read_timeout: float
-    request_timeout: float = 60.0
+    max_attributes_per_span: int = setting(
+        1024, parse=positive_int, doc="A span with more attributes (all of them counted) is rejected."
+    )
+    max_attribute_value_length: int = setting(
+        65536,
+        parse=positive_int,
+        doc="A kept attribute with a longer string value (in characters) rejects its span; content "
+        "attributes the privacy mode keeps or hashes are exempt.",
+    )
+    tenant_rate: TenantRateConfig = section(
+        TenantRateConfig, doc="Per-tenant rate limit: beyond it, 429 / RESOURCE_EXHAUSTED with a retry delay."
+    )
+    max_connections: int = setting(
+        64,
+        parse=positive_int,
+        doc="Connections an HTTP server serves at once; gRPC calls in progress at once.",
+    )
+    read_timeout: float = setting(
+        30.0, parse=duration, doc="Timeout of every read of an HTTP connection (and of waiting for a slot)."
+    )
+    request_timeout: float = setting(
+        60.0, parse=duration, doc="Time in which a whole HTTP request must be read."
+    )
+
+    @property
+    def attributes(self) -> AttributeLimits:
+        """The attribute limits, for the decoder."""
+        return AttributeLimits(self.max_attributes_per_span, self.max_attribute_value_length)
+
+    @property
+    def tenant_spans_per_second(self) -> float:
+        """``tenant_rate.spans_per_second`` (0: no per-tenant rate limit)."""
+        return self.tenant_rate.spans_per_second
+
+    @property
+    def tenant_burst(self) -> int:
+        """``tenant_rate.burst`` (0: twice the rate)."""
+        return self.tenant_rate.burst
 
     def rate_limiter(self) -> TenantRateLimiter | None:
-        """A new token-bucket limiter for ``limits.tenant_rate``, or None when it is off."""
+        """The per-tenant limiter, or None when the rate is 0."""
         if self.tenant_spans_per_second <= 0:
             return None
         burst = self.tenant_burst or max(1, round(2 * self.tenant_spans_per_second))
         return TenantRateLimiter(self.tenant_spans_per_second, burst)
 
 
-DEFAULT_LIMITS = LimitsConfig(AttributeLimits(1024, 65536), 0.0, 0, 64, 30.0, 60.0)
+DEFAULT_LIMITS: Final = LimitsConfig()
 
 
 class BoundedThreadsMixin:

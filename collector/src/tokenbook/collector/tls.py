@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokenbook.genai.configspec import load, setting, type_name
+
 if TYPE_CHECKING:
     import grpc
 
@@ -32,11 +34,24 @@ __all__ = ["TLSConfig", "TLSServerMixin", "grpc_credentials", "parse_tls", "serv
 _log = logging.getLogger(__name__)
 
 
+@type_name("path of a PEM file")
+def _pem_file(v: Any) -> Path:
+    if not isinstance(v, str) or not Path(v).expanduser().is_file():
+        raise ValueError(f"must be a readable file, got {v!r}")
+    return Path(v).expanduser()
+
+
 @dataclass(frozen=True, slots=True)
 class TLSConfig:
-    cert_file: Path
-    key_file: Path
-    client_ca_file: Path | None  # set: clients must present a certificate signed by this CA (mTLS)
+    """One endpoint's ``tls`` mapping."""
+
+    cert_file: Path = setting(Path(), parse=_pem_file, required="a PEM file", doc="PEM certificate chain.")
+    key_file: Path = setting(Path(), parse=_pem_file, required="a PEM file", doc="PEM private key.")
+    client_ca_file: Path | None = setting(
+        None,
+        parse=_pem_file,
+        doc="Set: clients must present a certificate signed by this CA (mutual TLS).",
+    )
 
 
 def parse_tls(raw: Any) -> TLSConfig | None:
@@ -45,23 +60,10 @@ def parse_tls(raw: Any) -> TLSConfig | None:
         return None
     if not isinstance(raw, Mapping):
         raise ValueError("must be a mapping with cert_file, key_file and optionally client_ca_file")
-    problems = [f"{k}: unknown key" for k in sorted(set(raw) - {"cert_file", "key_file", "client_ca_file"})]
-    paths: dict[str, Path | None] = {}
-    for key in ("cert_file", "key_file", "client_ca_file"):
-        value = raw.get(key)
-        if value is None:
-            if key != "client_ca_file":
-                problems.append(f"{key}: required (a PEM file)")
-            paths[key] = None
-        elif not isinstance(value, str) or not Path(value).expanduser().is_file():
-            problems.append(f"{key}: must be a readable file, got {value!r}")
-        else:
-            paths[key] = Path(value).expanduser()
+    config, problems = load(TLSConfig, raw)
     if problems:
         raise ValueError("; ".join(problems))
-    cert_file, key_file = paths["cert_file"], paths["key_file"]
-    assert cert_file is not None and key_file is not None
-    return TLSConfig(cert_file, key_file, paths["client_ca_file"])
+    return config
 
 
 def grpc_credentials(tls: TLSConfig) -> grpc.ServerCredentials:

@@ -1,7 +1,9 @@
 """Settings of the span processor: constructor argument, then ``TOKENBOOK_*`` env var, then default.
 
-Built once into a frozen `ProcessorSettings`; a bad argument raises ValueError naming the parameter, a
-bad environment value raises ValueError naming the variable.
+`ProcessorSettings` declares each setting with `tokenbook.genai.configspec` (default, environment
+variable, parsers and description beside the field); `ProcessorSettings.resolve` builds the frozen
+settings once. A bad argument raises ValueError naming the parameter, a bad environment value raises
+ValueError naming the variable (every problem at once). An empty variable counts as unset.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from tokenbook.genai import configspec
 from tokenbook.genai.calls import DEFAULT_TRACKER_SIZE
+from tokenbook.genai.configspec import boolean, one_of, positive_int, setting, type_name
 from tokenbook.genai.redaction import DEFAULT_REDACTION, REDACTION_MODES
 
 __all__ = [
@@ -47,28 +51,87 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
+@type_name("path")
+def _overrides(v: Any) -> Path | None:
+    if not isinstance(v, str | Path):
+        raise ValueError(f"must be a path, got {v!r}")
+    return Path(v) if str(v).strip() else None
+
+
+@type_name("string")
+def _text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"must be a string, got {type(v).__name__}")
+    return v
+
+
+@type_name("list of names")
+def _keys(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str) or not isinstance(v, Sequence) or not all(isinstance(k, str) and k for k in v):
+        raise ValueError(f"must be a sequence of non-empty strings, got {v!r}")
+    return tuple(v)
+
+
+def _keys_env(text: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
+def _bool_env(text: str) -> bool:
+    value = text.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{name}: must be true or false, got {raw!r}")
+    raise ValueError(f"must be true or false, got {text!r}")
+
+
+def _int_env(text: str) -> int:
+    try:
+        return positive_int(int(text))
+    except ValueError:
+        raise ValueError(f"must be a positive integer, got {text!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessorSettings:
     """Resolved settings of one `TokenbookSpanProcessor`."""
 
-    price_overrides: Path | None = None
-    redaction: str = DEFAULT_REDACTION
-    redaction_salt: str = DEFAULT_REDACTION_SALT
-    extra_keys: tuple[str, ...] = DEFAULT_EXTRA_KEYS
-    metrics: bool = DEFAULT_METRICS
-    tracker_size: int = DEFAULT_TRACKER_SIZE
+    price_overrides: Path | None = setting(
+        None,
+        parse=_overrides,
+        env=ENV_PRICE_OVERRIDES,
+        doc="A price overrides YAML file (format in the configuration reference); absent: catalog prices.",
+    )
+    redaction: str = setting(
+        DEFAULT_REDACTION,
+        parse=one_of(REDACTION_MODES),
+        env=ENV_REDACTION,
+        doc="Prompt and completion content on exported spans: `drop`, `keep` or `hash` (salted).",
+    )
+    redaction_salt: str = setting(
+        DEFAULT_REDACTION_SALT, parse=_text, env=ENV_REDACTION_SALT, doc="The salt of `hash` redaction."
+    )
+    extra_keys: tuple[str, ...] = setting(
+        DEFAULT_EXTRA_KEYS,
+        parse=_keys,
+        env=ENV_EXTRA_KEYS,
+        parse_env=_keys_env,
+        doc="Baggage keys copied onto spans as `tokenbook.tag.<key>` (the variable: comma-separated).",
+    )
+    metrics: bool = setting(
+        DEFAULT_METRICS,
+        parse=boolean,
+        env=ENV_METRICS,
+        parse_env=_bool_env,
+        doc="Record cost and token metrics (the variable: 1/true/yes/on or 0/false/no/off).",
+    )
+    tracker_size: int = setting(
+        DEFAULT_TRACKER_SIZE,
+        parse=positive_int,
+        env=ENV_TRACKER_SIZE,
+        parse_env=_int_env,
+        doc="Spans remembered as having a descendant that carries usage (bounded memory).",
+    )
 
     @classmethod
     def resolve(
@@ -82,44 +145,12 @@ class ProcessorSettings:
         tracker_size: int | None = None,
     ) -> ProcessorSettings:
         """Argument, else environment variable, else default."""
-        overrides = price_overrides if price_overrides is not None else os.environ.get(ENV_PRICE_OVERRIDES)
-        if overrides is not None and not str(overrides).strip():
-            overrides = DEFAULT_PRICE_OVERRIDES
-        mode = redaction if redaction is not None else os.environ.get(ENV_REDACTION, DEFAULT_REDACTION)
-        if mode not in REDACTION_MODES:
-            where = "redaction" if redaction is not None else ENV_REDACTION
-            raise ValueError(f"{where}: must be one of {', '.join(REDACTION_MODES)}, got {mode!r}")
-        salt = (
-            redaction_salt
-            if redaction_salt is not None
-            else os.environ.get(ENV_REDACTION_SALT, DEFAULT_REDACTION_SALT)
-        )
-        if extra_keys is None:
-            raw = os.environ.get(ENV_EXTRA_KEYS, "")
-            keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-        else:
-            if isinstance(extra_keys, str) or not all(isinstance(k, str) and k for k in extra_keys):
-                raise ValueError(f"extra_keys: must be a sequence of non-empty strings, got {extra_keys!r}")
-            keys = tuple(extra_keys)
-        use_metrics = metrics if metrics is not None else _env_bool(ENV_METRICS, DEFAULT_METRICS)
-        if tracker_size is None:
-            raw_size = os.environ.get(ENV_TRACKER_SIZE)
-            try:
-                size = int(raw_size) if raw_size else DEFAULT_TRACKER_SIZE
-            except ValueError:
-                raise ValueError(
-                    f"{ENV_TRACKER_SIZE}: must be a positive integer, got {raw_size!r}"
-                ) from None
-            where = ENV_TRACKER_SIZE
-        else:
-            size, where = tracker_size, "tracker_size"
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"{where}: must be a positive integer, got {size!r}")
-        return cls(
-            price_overrides=Path(overrides) if overrides else None,
-            redaction=mode,
-            redaction_salt=salt,
-            extra_keys=keys,
-            metrics=use_metrics,
-            tracker_size=size,
-        )
+        arguments = {
+            "price_overrides": price_overrides,
+            "redaction": redaction,
+            "redaction_salt": redaction_salt,
+            "extra_keys": extra_keys,
+            "metrics": metrics,
+            "tracker_size": tracker_size,
+        }
+        return configspec.resolve(cls, arguments, os.environ)

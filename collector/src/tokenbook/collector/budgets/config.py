@@ -7,30 +7,48 @@ project, team, feature, service, or ``tags.<key>``), limits in tokens and/or mon
 threshold (a fraction of the limit, default 0.8) and an `enforcement` (`soft` alerts, `hard` also
 tells gateways to refuse).
 
-`parse_budgets(raw, path)` validates the section and returns ``(BudgetsConfig, problems)``: every
-problem carries its full key path (``budgets.quotas[0].window: must be one of ...``) so that
-`collector.config.load_config` reports them together with its own.
+Each part is a frozen config class declared with `tokenbook.genai.configspec` (defaults and
+descriptions beside the fields). `parse_budgets(raw, path)` validates the section and returns
+``(BudgetsConfig, problems)``: every problem carries its full key path
+(``budgets.quotas[0].window: must be one of ...``); `collector.config` composes `BudgetsConfig` into
+the collector's config, so they are reported together with its own.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Self, TypeAlias
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tokenbook.collector.budgets.windows import WINDOW_KINDS, WindowSpec
-from tokenbook.collector.config import Secret, parse_duration, parse_positive_int
+from tokenbook.genai.configspec import (
+    Invalid,
+    Report,
+    Secret,
+    boolean,
+    duration,
+    items,
+    load,
+    optional_section,
+    positive_int,
+    section,
+    setting,
+    type_name,
+)
 
 __all__ = [
     "ATTRIBUTE_KEYS",
     "DEFAULT_AT_RISK",
+    "AlertsConfig",
     "BreakerConfig",
+    "BudgetRule",
     "BudgetsConfig",
     "Limits",
+    "QuotaRule",
     "Rule",
     "WebhookConfig",
     "parse_budgets",
@@ -52,87 +70,10 @@ ENFORCEMENTS: Final = ("soft", "hard")
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    tokens: int | None  # input + output tokens (input includes cache tokens, output includes reasoning)
-    cost: Decimal | None  # priced cost in `currency`; unpriced calls count their tokens only
-    currency: str = "USD"
+# --- parsers ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One quota (`kind="quota"`, with a window) or budget (`kind="budget"`, per context)."""
-
-    name: str
-    kind: str  # quota | budget
-    match: tuple[tuple[str, str], ...]  # (key, value) pairs that must all hold
-    per: tuple[str, ...]  # the subject: one counter per distinct value tuple
-    window: WindowSpec | None  # None for budgets
-    limits: Limits
-    at_risk: Decimal
-    enforcement: str  # soft | hard
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookConfig:
-    url: str
-    secret: Secret | None  # HMAC-SHA256 key of the X-Tokenbook-Signature header; None: unsigned
-    timeout: float = 5.0
-    max_attempts: int = 5
-    backoff: float = 0.5  # first retry delay; doubles up to max_backoff
-    max_backoff: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerConfig:
-    """Per-tenant burn-rate circuit breaker (token rate over `window` vs the trailing baseline)."""
-
-    enabled: bool = False
-    window: float = 60.0  # seconds of the burn-rate window
-    baseline: float = 3600.0  # seconds of trailing history the baseline rate is taken from
-    factor: Decimal = Decimal(10)  # trip when the window's tokens exceed factor x the baseline's
-    min_tokens: int = 100_000  # the factor rule never trips below this many tokens in a window
-    max_tokens: int | None = None  # absolute cap: trip above this many tokens in a window
-    cooldown: float = 300.0  # seconds a tripped tenant stays tripped
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetsConfig:
-    quotas: tuple[Rule, ...] = ()
-    budgets: tuple[Rule, ...] = ()
-    log: bool = True
-    webhook: WebhookConfig | None = None
-    breaker: BreakerConfig = field(default_factory=BreakerConfig)
-    context_ttl: float = 86_400.0  # seconds an idle context's budget counters are kept (and rebuilt)
-
-    @property
-    def rules(self) -> tuple[Rule, ...]:
-        """Quotas then budgets, in config order: a rule's index is its place here."""
-        return self.quotas + self.budgets
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any quota, budget or the breaker is configured."""
-        return bool(self.quotas or self.budgets or self.breaker.enabled)
-
-
-class _Problems(list[str]):
-    def at(self, path: str, message: str) -> None:
-        self.append(f"{path}: {message}")
-
-
-def _mapping(raw: Any, path: str, problems: _Problems, known: tuple[str, ...]) -> Mapping[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        problems.at(path, "must be a mapping")
-        return {}
-    for key in raw:
-        if key not in known:
-            problems.at(f"{path}.{key}", f"unknown key (known here: {', '.join(sorted(known))})")
-    return raw
-
-
+@type_name("decimal string")
 def _money(v: Any) -> Decimal:
     if isinstance(v, bool | float):
         raise ValueError(f"must be a decimal string or an integer (never a float: write '12.50'), got {v!r}")
@@ -145,6 +86,7 @@ def _money(v: Any) -> Decimal:
     return d
 
 
+@type_name("fraction in (0, 1]")
 def _fraction(v: Any) -> Decimal:
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise ValueError(f"must be a fraction of the limit in (0, 1], e.g. 0.8, got {v!r}")
@@ -164,174 +106,306 @@ def _attribute_key(key: Any) -> str:
     raise ValueError(f"must be one of {known} or tags.<key>, got {key!r}")
 
 
-def _leaf(raw: Mapping[str, Any], key: str, path: str, problems: _Problems, parse: Any, default: Any) -> Any:
-    value = raw.get(key)
-    if value is None:
-        return default
-    try:
-        return parse(value)
-    except ValueError as exc:
-        problems.at(f"{path}.{key}", str(exc))
-        return default
-
-
-def _limits(raw: Any, path: str, problems: _Problems) -> Limits:
-    m = _mapping(raw, path, problems, ("tokens", "cost", "currency"))
-    tokens = _leaf(m, "tokens", path, problems, parse_positive_int, None)
-    cost = _leaf(m, "cost", path, problems, _money, None)
-    currency = m.get("currency", "USD")
-    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
-        problems.at(f"{path}.currency", f"must be an ISO 4217 code such as USD, got {currency!r}")
-        currency = "USD"
-    if raw is None or ("tokens" not in m and "cost" not in m):
-        problems.at(path, "set tokens and/or cost (e.g. limit: {tokens: 100000, cost: '5.00'})")
-    return Limits(tokens, cost, currency)
-
-
-def _rule(raw: Any, path: str, kind: str, problems: _Problems, at_risk: Decimal, names: set[str]) -> Rule:
-    keys: tuple[str, ...] = ("name", "match", "limit", "at_risk", "enforcement")
-    if kind == "quota":
-        keys += ("per", "window", "timezone")
-    m = _mapping(raw, path, problems, keys)
-    name = m.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        problems.at(f"{path}.name", f"must be a name of letters, digits and _.:- (1-100), got {name!r}")
-        name = f"{kind}-{len(names)}"
-    elif name in names:
-        problems.at(f"{path}.name", f"{name!r} is used twice: quota and budget names must be unique")
-    names.add(name)
-    match: list[tuple[str, str]] = []
-    raw_match = m.get("match")
-    known_match = tuple(raw_match) if isinstance(raw_match, Mapping) else ()
-    for key, value in _mapping(raw_match, f"{path}.match", problems, known_match).items():
+@type_name("mapping of attribute key to value")
+def _match(v: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, Mapping):
+        raise ValueError("must be a mapping of attribute keys to values, e.g. {tenant: acme}")
+    pairs: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = []
+    for key, value in v.items():
         try:
-            match.append((_attribute_key(key), value))
+            attribute = _attribute_key(key)
         except ValueError as exc:
-            problems.at(f"{path}.match.{key}", str(exc))
+            problems.append((str(key), str(exc)))
             continue
         if not isinstance(value, str) or not value:
-            problems.at(f"{path}.match.{key}", f"must be a non-empty string, got {value!r}")
-    window: WindowSpec | None = None
-    if kind == "quota":
-        per_raw = m.get("per", ["tenant"])
-        per_list = [per_raw] if isinstance(per_raw, str) else per_raw
-        per: tuple[str, ...] = ()
-        if not isinstance(per_list, list):
-            problems.at(f"{path}.per", "must be an attribute key or a list of them, e.g. [tenant, user]")
-        else:
-            for i, key in enumerate(per_list):
-                try:
-                    per += (_attribute_key(key),)
-                except ValueError as exc:
-                    problems.at(f"{path}.per[{i}]", str(exc))
-        kind_raw = m.get("window")
-        if kind_raw not in WINDOW_KINDS:
-            problems.at(f"{path}.window", f"must be one of {', '.join(WINDOW_KINDS)}, got {kind_raw!r}")
-            kind_raw = "1d"
-        tz = m.get("timezone", "UTC")
+            problems.append((attribute, f"must be a non-empty string, got {value!r}"))
+            continue
+        pairs.append((attribute, value))
+    if problems:
+        raise Invalid(problems)
+    return tuple(pairs)
+
+
+@type_name("attribute key or list of them")
+def _per(v: Any) -> tuple[str, ...]:
+    keys = [v] if isinstance(v, str) else v
+    if not isinstance(keys, list):
+        raise ValueError("must be an attribute key or a list of them, e.g. [tenant, user]")
+    per: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for i, key in enumerate(keys):
         try:
-            if not isinstance(tz, str):
-                raise ZoneInfoNotFoundError(tz)
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.at(f"{path}.timezone", f"must be an IANA time zone such as Europe/Paris, got {tz!r}")
-            tz = "UTC"
-        window = WindowSpec(str(kind_raw), tz)
-    else:
-        per = ("tenant", "context")
-    enforcement = m.get("enforcement", "soft")
-    if enforcement not in ENFORCEMENTS:
-        problems.at(
-            f"{path}.enforcement", f"must be soft (alert) or hard (gateways refuse), got {enforcement!r}"
-        )
-        enforcement = "soft"
-    return Rule(
-        name=name,
-        kind=kind,
-        match=tuple(match),
-        per=per,
-        window=window,
-        limits=_limits(m.get("limit"), f"{path}.limit", problems),
-        at_risk=_leaf(m, "at_risk", path, problems, _fraction, at_risk),
-        enforcement=str(enforcement),
+            per.append(_attribute_key(key))
+        except ValueError as exc:
+            problems.append((f"[{i}]", str(exc)))
+    if problems:
+        raise Invalid(problems)
+    return tuple(per)
+
+
+@type_name("name")
+def _name(v: Any) -> str:
+    if not isinstance(v, str) or not _NAME.fullmatch(v):
+        raise ValueError(f"must be a name of letters, digits and _.:- (1-100), got {v!r}")
+    return v
+
+
+@type_name(" | ".join(WINDOW_KINDS))
+def _window(v: Any) -> str:
+    if v not in WINDOW_KINDS:
+        raise ValueError(f"must be one of {', '.join(WINDOW_KINDS)}, got {v!r}")
+    return str(v)
+
+
+@type_name("IANA time zone")
+def _timezone(v: Any) -> str:
+    try:
+        if not isinstance(v, str):
+            raise ZoneInfoNotFoundError(v)
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"must be an IANA time zone such as Europe/Paris, got {v!r}") from None
+    return v
+
+
+@type_name("soft | hard")
+def _enforcement(v: Any) -> str:
+    if v not in ENFORCEMENTS:
+        raise ValueError(f"must be soft (alert) or hard (gateways refuse), got {v!r}")
+    return str(v)
+
+
+@type_name("ISO 4217 code")
+def _currency(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Z]{3}", v):
+        raise ValueError(f"must be an ISO 4217 code such as USD, got {v!r}")
+    return v
+
+
+@type_name("http(s) URL")
+def _http_url(v: Any) -> str:
+    if not isinstance(v, str) or urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname:
+        raise ValueError(f"must be an http(s) URL, got {v!r}")
+    return v
+
+
+@type_name("secret string")
+def _hmac_key(v: Any) -> Secret:
+    if not isinstance(v, str) or len(v) < 16:
+        raise ValueError("must be a string of at least 16 characters (the HMAC-SHA256 key)")
+    return Secret(v)
+
+
+# --- the section ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A rule's ``limit``: tokens and/or cost (at least one)."""
+
+    tokens: int | None = setting(
+        None,
+        parse=positive_int,
+        doc="Input + output tokens (input includes cache tokens, output includes reasoning).",
+    )
+    cost: Decimal | None = setting(
+        None,
+        parse=_money,
+        doc="Priced cost in `currency`, as a decimal string (`'12.50'`); unpriced calls count their "
+        "tokens only.",
+    )
+    currency: str = setting("USD", parse=_currency, doc="The currency of `cost`.")
+
+    def check(self, report: Report) -> Self:
+        """At least one of tokens and cost is set."""
+        if "tokens" not in report.raw and "cost" not in report.raw:
+            report.problem("", "set tokens and/or cost (e.g. limit: {tokens: 100000, cost: '5.00'})")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleFields:
+    """What quotas and budgets share."""
+
+    name: str = setting(
+        "",
+        parse=_name,
+        required="a name of letters, digits and _.:-",
+        doc="Unique among quotas and budgets; events and reports cite it.",
+    )
+    match: tuple[tuple[str, str], ...] = setting(
+        (),
+        parse=_match,
+        doc="Calls counted: attribution values that must all hold (tenant, user, project, team, "
+        "feature, service or `tags.<key>`); empty: every call.",
+    )
+    limits: Limits = section(Limits, key="limit", doc="The limit (required): tokens and/or cost.")
+    at_risk: Decimal = setting(
+        DEFAULT_AT_RISK,
+        parse=_fraction,
+        inherit="at_risk",
+        doc="Fraction of the limit at which the state becomes at risk.",
+    )
+    enforcement: str = setting(
+        "soft", parse=_enforcement, doc="`soft` alerts; `hard` also tells gateways to refuse calls."
     )
 
 
-def _webhook(raw: Any, path: str, problems: _Problems) -> WebhookConfig | None:
-    if raw is None:
+@dataclass(frozen=True, slots=True)
+class QuotaRule(_RuleFields):
+    """A quota: a limit over a window, one counter per subject named by `per`."""
+
+    kind: ClassVar[str] = "quota"
+
+    per: tuple[str, ...] = setting(
+        ("tenant",), parse=_per, doc="The subject: one counter per distinct value of these keys."
+    )
+    window_kind: str = setting(
+        "1d",
+        key="window",
+        parse=_window,
+        required=f"one of {', '.join(WINDOW_KINDS)}",
+        doc="The window: an hour, a day or a calendar month, by the wall clock of `timezone`.",
+    )
+    timezone: str = setting("UTC", parse=_timezone, doc="The time zone of the window's boundaries.")
+
+    @property
+    def window(self) -> WindowSpec:
+        """The window kind and the zone its boundaries follow."""
+        return WindowSpec(self.window_kind, self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRule(_RuleFields):
+    """A budget: a limit on one execution, i.e. the calls of one context (per tenant and context ID)."""
+
+    kind: ClassVar[str] = "budget"
+
+    @property
+    def per(self) -> tuple[str, ...]:
+        """A budget counts per tenant and context."""
+        return ("tenant", "context")
+
+    @property
+    def window(self) -> None:
+        """Budgets have no window."""
         return None
-    keys = ("url", "secret", "timeout", "max_attempts", "backoff", "max_backoff")
-    m = _mapping(raw, path, problems, keys)
-    url = m.get("url")
-    if (
-        not isinstance(url, str)
-        or urlsplit(url).scheme not in ("http", "https")
-        or not urlsplit(url).hostname
-    ):
-        problems.at(f"{path}.url", f"must be an http(s) URL, got {url!r}")
-        url = ""
-    secret = m.get("secret")
-    if secret is not None and (not isinstance(secret, str) or len(secret) < 16):
-        problems.at(f"{path}.secret", "must be a string of at least 16 characters (the HMAC-SHA256 key)")
-        secret = None
-    return WebhookConfig(
-        url=str(url),
-        secret=Secret(secret) if isinstance(secret, str) else None,
-        timeout=_leaf(m, "timeout", path, problems, parse_duration, 5.0),
-        max_attempts=_leaf(m, "max_attempts", path, problems, parse_positive_int, 5),
-        backoff=_leaf(m, "backoff", path, problems, parse_duration, 0.5),
-        max_backoff=_leaf(m, "max_backoff", path, problems, parse_duration, 30.0),
-    )
 
 
-def _breaker(raw: Any, path: str, problems: _Problems) -> BreakerConfig:
-    keys = ("enabled", "window", "baseline", "factor", "min_tokens", "max_tokens", "cooldown")
-    m = _mapping(raw, path, problems, keys)
-    enabled = m.get("enabled", False)
-    if not isinstance(enabled, bool):
-        problems.at(f"{path}.enabled", f"must be true or false, got {enabled!r}")
-        enabled = False
-    d = BreakerConfig()
-    cfg = BreakerConfig(
-        enabled=enabled,
-        window=_leaf(m, "window", path, problems, parse_duration, d.window),
-        baseline=_leaf(m, "baseline", path, problems, parse_duration, d.baseline),
-        factor=_leaf(m, "factor", path, problems, _money, d.factor),
-        min_tokens=_leaf(m, "min_tokens", path, problems, parse_positive_int, d.min_tokens),
-        max_tokens=_leaf(m, "max_tokens", path, problems, parse_positive_int, d.max_tokens),
-        cooldown=_leaf(m, "cooldown", path, problems, parse_duration, d.cooldown),
+#: One quota or budget.
+Rule: TypeAlias = QuotaRule | BudgetRule
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """Alerts POSTed as JSON to a URL, with retries."""
+
+    url: str = setting("", parse=_http_url, required="an http(s) URL", doc="Where events are POSTed.")
+    secret: Secret | None = setting(
+        None,
+        parse=_hmac_key,
+        doc="HMAC-SHA256 key (16+ characters) of the `X-Tokenbook-Signature` header; absent: unsigned.",
     )
-    if cfg.baseline < 2 * cfg.window:
-        problems.at(f"{path}.baseline", "must be at least twice breaker.window (the trailing history)")
-    return cfg
+    timeout: float = setting(5.0, parse=duration, doc="Timeout of one delivery attempt.")
+    max_attempts: int = setting(5, parse=positive_int, doc="Attempts per event before it is dropped.")
+    backoff: float = setting(0.5, parse=duration, doc="First retry delay; doubles up to `max_backoff`.")
+    max_backoff: float = setting(30.0, parse=duration, doc="Longest retry delay.")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """Where state changes go."""
+
+    log: bool = setting(True, parse=boolean, doc="Log each state change.")
+    webhook: WebhookConfig | None = optional_section(WebhookConfig, doc="Also POST each event; absent: off.")
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """Per-tenant burn-rate circuit breaker (token rate over `window` vs the trailing baseline)."""
+
+    enabled: bool = setting(False, parse=boolean, doc="Run the breaker.")
+    window: float = setting(60.0, parse=duration, doc="The burn-rate window.")
+    baseline: float = setting(
+        3600.0,
+        parse=duration,
+        doc="Trailing history the baseline rate is taken from (at least twice `window`).",
+    )
+    factor: Decimal = setting(
+        Decimal(10),
+        parse=_money,
+        type_doc="decimal",
+        doc="Trip when the window's tokens exceed this many times the baseline's rate.",
+    )
+    min_tokens: int = setting(
+        100_000, parse=positive_int, doc="The factor rule never trips below this many tokens in a window."
+    )
+    max_tokens: int | None = setting(
+        None, parse=positive_int, doc="Absolute cap: trip above this many tokens in a window."
+    )
+    cooldown: float = setting(300.0, parse=duration, doc="How long a tripped tenant stays tripped.")
+
+    def check(self, report: Report) -> Self:
+        """The baseline spans at least two windows."""
+        if self.baseline < 2 * self.window:
+            report.problem("baseline", "must be at least twice breaker.window (the trailing history)")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetsConfig:
+    """The ``budgets`` section: quotas, budgets, alert sinks and the breaker."""
+
+    at_risk: Decimal = setting(
+        DEFAULT_AT_RISK,
+        parse=_fraction,
+        doc="Default `at_risk` of every quota and budget: the fraction of a limit that is at risk.",
+    )
+    context_ttl: float = setting(
+        86_400.0, parse=duration, doc="How long an idle context's budget counters are kept (and rebuilt)."
+    )
+    quotas: tuple[QuotaRule, ...] = items(QuotaRule, doc="Limits over a window, per subject.")
+    budgets: tuple[BudgetRule, ...] = items(BudgetRule, doc="Limits per execution (tenant and context).")
+    alerts: AlertsConfig = section(AlertsConfig, doc="Where state changes are sent.")
+    breaker: BreakerConfig = section(BreakerConfig, doc="The per-tenant burn-rate circuit breaker.")
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Quotas, then budgets."""
+        return self.quotas + self.budgets
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is to be evaluated."""
+        return bool(self.quotas or self.budgets or self.breaker.enabled)
+
+    @property
+    def log(self) -> bool:
+        """``alerts.log``."""
+        return self.alerts.log
+
+    @property
+    def webhook(self) -> WebhookConfig | None:
+        """``alerts.webhook``."""
+        return self.alerts.webhook
+
+    def check(self, report: Report) -> Self:
+        """Quota and budget names are unique."""
+        names: set[str] = set()
+        for key, rules in (("quotas", self.quotas), ("budgets", self.budgets)):
+            for i, rule in zip(report.item_indices(key), rules, strict=True):
+                if not report.ok(f"{key}[{i}].name"):
+                    continue
+                if rule.name in names:
+                    report.problem(
+                        f"{key}[{i}].name",
+                        f"{rule.name!r} is used twice: quota and budget names must be unique",
+                    )
+                names.add(rule.name)
+        return self
 
 
 def parse_budgets(raw: Any, path: str = "budgets") -> tuple[BudgetsConfig, list[str]]:
     """Validate the `budgets:` section; returns the config and every problem (empty when valid)."""
-    problems = _Problems()
-    keys = ("at_risk", "quotas", "budgets", "alerts", "breaker", "context_ttl")
-    m = _mapping(raw, path, problems, keys)
-    at_risk = _leaf(m, "at_risk", path, problems, _fraction, DEFAULT_AT_RISK)
-    names: set[str] = set()
-    rules: dict[str, list[Rule]] = {"quota": [], "budget": []}
-    for kind, key in (("quota", "quotas"), ("budget", "budgets")):
-        items = m.get(key) or []
-        if not isinstance(items, list):
-            problems.at(f"{path}.{key}", "must be a list")
-            continue
-        for i, item in enumerate(items):
-            rules[kind].append(_rule(item, f"{path}.{key}[{i}]", kind, problems, at_risk, names))
-    alerts = _mapping(m.get("alerts"), f"{path}.alerts", problems, ("log", "webhook"))
-    log = alerts.get("log", True)
-    if not isinstance(log, bool):
-        problems.at(f"{path}.alerts.log", f"must be true or false, got {log!r}")
-        log = True
-    config = BudgetsConfig(
-        quotas=tuple(rules["quota"]),
-        budgets=tuple(rules["budget"]),
-        log=log,
-        webhook=_webhook(alerts.get("webhook"), f"{path}.alerts.webhook", problems),
-        breaker=_breaker(m.get("breaker"), f"{path}.breaker", problems),
-        context_ttl=_leaf(m, "context_ttl", path, problems, parse_duration, 86_400.0),
-    )
-    return config, list(problems)
+    return load(BudgetsConfig, raw, path)

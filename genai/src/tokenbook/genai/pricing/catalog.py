@@ -25,7 +25,7 @@ from genai_prices import types as gp_types
 from genai_prices.data_snapshot import get_snapshot
 
 from tokenbook.genai.billing import STATUS_UNPRICED
-from tokenbook.genai.pricing.overrides import OverrideEntry, load_overrides
+from tokenbook.genai.pricing.overrides import OverrideEntry, load_entries
 from tokenbook.genai.pricing.providers import catalog_provider
 from tokenbook.genai.pricing.rates import (
     CACHE_HIT_COST,
@@ -97,7 +97,7 @@ class PriceCatalog:
     """
 
     def __init__(self, overrides: str | Path | None = None) -> None:
-        self._overrides: tuple[OverrideEntry, ...] = load_overrides(overrides) if overrides else ()
+        self._overrides: tuple[OverrideEntry, ...] = load_entries(overrides) if overrides else ()
         self._snapshot = get_snapshot()
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], tuple[gp_types.Provider, gp_types.ModelInfo] | str] = {}

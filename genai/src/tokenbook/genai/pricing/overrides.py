@@ -20,6 +20,10 @@ File shape::
 
 Floats are rejected (``0.5`` unquoted would be a binary float: quote it). Every problem is reported at
 once in `PriceConfigError`, each naming its key path (``models[2].prices.input_mtok: ...``).
+
+The format is declared with `tokenbook.genai.configspec` (`OverridesFile`, `PriceOverride`,
+`OverridePrices`); the configuration reference documents it from these classes. `load_overrides`
+returns the validated entries; `tokenbook.genai.pricing.catalog` turns them into unit prices.
 """
 
 from __future__ import annotations
@@ -29,18 +33,24 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Final
+from typing import Any, ClassVar, Self
 
 import yaml
 
+from tokenbook.genai.configspec import Report, items, load, section, setting, type_name
 from tokenbook.genai.pricing.providers import catalog_provider
-from tokenbook.genai.pricing.rates import PRICE_KEYS, UnitPrices
+from tokenbook.genai.pricing.rates import UnitPrices
 
-__all__ = ["OverrideEntry", "PriceConfigError", "load_overrides", "parse_overrides"]
-
-_ENTRY_KEYS: Final = frozenset(
-    {"id", "model", "provider", "source", "checked", "from", "until", "currency", "prices"}
-)
+__all__ = [
+    "OverrideEntry",
+    "OverridePrices",
+    "OverridesFile",
+    "PriceConfigError",
+    "PriceOverride",
+    "load_entries",
+    "load_overrides",
+    "parse_overrides",
+]
 
 
 class PriceConfigError(ValueError):
@@ -51,205 +61,83 @@ class PriceConfigError(ValueError):
         super().__init__(f"invalid price overrides {path}:\n  " + "\n  ".join(errors))
 
 
-@dataclass(frozen=True, slots=True)
-class OverrideEntry:
-    """One validated override: which calls it matches, when, and its unit prices."""
-
-    id: str
-    models: frozenset[str]  # lower-cased
-    provider: str | None  # catalog id (or lower-cased name when unmapped); None = any
-    valid_from: datetime | None
-    valid_until: datetime | None
-    source: str  # the entry's `source` text: where the negotiated/self-hosted price comes from
-    checked: date
-    prices: UnitPrices
-
-    def matches(self, provider: str, model: str, at: datetime) -> bool:
-        """Whether this entry prices `model` of `provider` for a call started at `at` (aware)."""
-        if model.lower() not in self.models:
-            return False
-        if self.provider is not None and _provider_key(provider) != self.provider:
-            return False
-        if self.valid_from is not None and at < self.valid_from:
-            return False
-        return self.valid_until is None or at < self.valid_until
+# --- parsers ----------------------------------------------------------------------------------------
 
 
-def _provider_key(name: str) -> str:
-
-    return catalog_provider(name) or name.strip().lower()
-
-
-def load_overrides(path: str | Path) -> tuple[OverrideEntry, ...]:
-    """Read and validate an overrides file; raises `PriceConfigError` (also for unreadable YAML)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PriceConfigError(str(path), [f"(file): cannot read: {exc}"]) from exc
-    return parse_overrides(data, name=path.name)
+@type_name("string")
+def _text(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("must be a non-empty string")
+    return v.strip()
 
 
-def parse_overrides(data: object, *, name: str = "overrides.yaml") -> tuple[OverrideEntry, ...]:
-    """Validate parsed YAML; `name` is the file name that prices cite as their source."""
-    errors: list[str] = []
-    entries: list[OverrideEntry] = []
-    if not isinstance(data, Mapping) or not isinstance(data.get("models"), list):
-        raise PriceConfigError(name, ["models: must be a list of price entries"])
-    unknown_top = sorted(str(k) for k in data if k not in ("models", "version"))
-    errors.extend(f"{k}: unknown key (allowed: models, version)" for k in unknown_top)
-    seen: set[str] = set()
-    for i, raw in enumerate(data["models"]):
-        entry = _parse_entry(raw, f"models[{i}]", name, errors)
-        if entry is None:
-            continue
-        if entry.id in seen:
-            errors.append(f"models[{i}].id: duplicate id {entry.id!r}")
-        seen.add(entry.id)
-        entries.append(entry)
-    if errors:
-        raise PriceConfigError(name, errors)
-    return tuple(entries)
+@type_name("string")
+def _provider(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("must be a non-empty string")
+    return v
 
 
-def _parse_entry(raw: object, at: str, file_name: str, errors: list[str]) -> OverrideEntry | None:
-
-    if not isinstance(raw, Mapping):
-        errors.append(f"{at}: must be a mapping with id, model, source, checked, prices")
-        return None
-    before = len(errors)
-    errors.extend(
-        f"{at}.{k}: unknown key (allowed: {', '.join(sorted(_ENTRY_KEYS))})"
-        for k in sorted(str(k) for k in raw if k not in _ENTRY_KEYS)
-    )
-    entry_id = _required_str(raw, "id", at, errors)
-    source = _required_str(raw, "source", at, errors)
-    models = _models(raw.get("model"), f"{at}.model", errors)
-    provider = raw.get("provider")
-    if provider is not None and (not isinstance(provider, str) or not provider.strip()):
-        errors.append(f"{at}.provider: must be a non-empty string")
-    currency = raw.get("currency", "USD")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
-        errors.append(f"{at}.currency: must be a 3-letter currency code such as USD")
-    checked = _date(raw.get("checked"), f"{at}.checked", errors, required=True)
-    valid_from = _instant(raw.get("from"), f"{at}.from", errors)
-    valid_until = _instant(raw.get("until"), f"{at}.until", errors)
-    if valid_from and valid_until and valid_until <= valid_from:
-        errors.append(f"{at}.until: must be after from ({valid_from.isoformat()})")
-    rates = _prices(raw.get("prices"), f"{at}.prices", errors)
-    if len(errors) > before or entry_id is None or source is None or checked is None or rates is None:
-        return None
-    prices = UnitPrices(
-        provider=str(provider or "*"),
-        model=sorted(models)[0],
-        source=f"{file_name}#{entry_id}",
-        currency=str(currency).upper(),
-        input_mtok=rates["input_mtok"],
-        output_mtok=rates["output_mtok"],
-        cache_read_mtok=rates["cache_read_mtok"],
-        cache_write_mtok=rates["cache_write_mtok"],
-        output_reasoning_mtok=rates["output_reasoning_mtok"],
-    )
-    return OverrideEntry(
-        id=entry_id,
-        models=models,
-        provider=_provider_key(provider) if isinstance(provider, str) else None,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        source=source,
-        checked=checked,
-        prices=prices,
-    )
-
-
-def _required_str(raw: Mapping[object, object], key: str, at: str, errors: list[str]) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        errors.append(f"{at}.{key}: required")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        errors.append(f"{at}.{key}: must be a non-empty string")
-        return None
-    return value.strip()
-
-
-def _models(value: object, at: str, errors: list[str]) -> frozenset[str]:
-    names = [value] if isinstance(value, str) else value
-    if value is None:
-        errors.append(f"{at}: required (a model name or a list of names)")
-        return frozenset()
+@type_name("name or list of names")
+def _models(v: Any) -> frozenset[str]:
+    names = [v] if isinstance(v, str) else v
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
-        errors.append(f"{at}: must be a model name or a non-empty list of names")
-        return frozenset()
+        raise ValueError("must be a model name or a non-empty list of names")
     return frozenset(n.strip().lower() for n in names)
 
 
-def _date(value: object, at: str, errors: list[str], *, required: bool) -> date | None:
-    if value is None:
-        if required:
-            errors.append(f"{at}: required (the date the price was last checked, e.g. 2026-10-01)")
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
+@type_name("3-letter code")
+def _currency(v: Any) -> str:
+    if not isinstance(v, str) or len(v) != 3 or not v.isalpha():
+        raise ValueError("must be a 3-letter currency code such as USD")
+    return v.upper()
+
+
+@type_name("date")
+def _date(v: Any) -> date:
+    if isinstance(v, datetime):
+        return v.date()
+    if isinstance(v, date):
+        return v
+    if isinstance(v, str):
         try:
-            return date.fromisoformat(value.strip())
+            return date.fromisoformat(v.strip())
         except ValueError:
             pass
-    errors.append(f"{at}: must be a date such as 2026-10-01")
-    return None
+    raise ValueError("must be a date such as 2026-10-01")
 
 
-def _instant(value: object, at: str, errors: list[str]) -> datetime | None:
+@type_name("date or ISO datetime")
+def _instant(v: Any) -> datetime:
     """A date (midnight UTC) or an ISO datetime (naive = UTC)."""
-    if value is None:
-        return None
     moment: datetime | None = None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime.combine(value, time(0))
-    elif isinstance(value, str):
+    if isinstance(v, datetime):
+        moment = v
+    elif isinstance(v, date):
+        moment = datetime.combine(v, time(0))
+    elif isinstance(v, str):
         try:
-            moment = datetime.fromisoformat(value.strip())
+            moment = datetime.fromisoformat(v.strip())
         except ValueError:
             moment = None
     if moment is None:
-        errors.append(f"{at}: must be a date (2026-01-01) or an ISO datetime (2026-01-01T00:00:00Z)")
-        return None
+        raise ValueError("must be a date (2026-01-01) or an ISO datetime (2026-01-01T00:00:00Z)")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _prices(value: object, at: str, errors: list[str]) -> dict[str, Decimal | None] | None:
+@type_name("decimal string")
+def _rate(v: Any) -> Decimal:
+    rate = _decimal(v)
+    if rate is None:
+        raise ValueError('must be a decimal string such as "0.50" (quote it: YAML floats are inexact)')
+    if rate < 0:
+        raise ValueError("must not be negative")
+    return rate
 
-    if not isinstance(value, Mapping):
-        errors.append(f"{at}: required mapping of per-million-token prices (input_mtok, output_mtok, ...)")
-        return None
-    rates: dict[str, Decimal | None] = dict.fromkeys(PRICE_KEYS)
-    ok = True
-    for key, raw in value.items():
-        if key not in PRICE_KEYS:
-            errors.append(f"{at}.{key}: unknown price (allowed: {', '.join(PRICE_KEYS)})")
-            ok = False
-            continue
-        rate = _decimal(raw)
-        if rate is None:
-            errors.append(
-                f'{at}.{key}: must be a decimal string such as "0.50" (quote it: YAML floats are inexact)'
-            )
-            ok = False
-            continue
-        if rate < 0:
-            errors.append(f"{at}.{key}: must not be negative")
-            ok = False
-            continue
-        rates[str(key)] = rate
-    if ok and rates["input_mtok"] is None and rates["output_mtok"] is None:
-        errors.append(f"{at}: needs at least input_mtok or output_mtok")
-        ok = False
-    return rates if ok else None
+
+@type_name("any")
+def _anything(v: Any) -> Any:
+    return v
 
 
 def _decimal(raw: object) -> Decimal | None:
@@ -264,3 +152,169 @@ def _decimal(raw: object) -> Decimal | None:
             return None
         return value if value.is_finite() else None
     return None
+
+
+# --- the file format --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OverridePrices:
+    """An entry's ``prices``: per million tokens, as decimal strings (or integers)."""
+
+    config_unknown_key: ClassVar[str] = "unknown price (allowed: {known})"
+
+    input_mtok: Decimal | None = setting(None, parse=_rate, doc="Input tokens (cache tokens excluded).")
+    output_mtok: Decimal | None = setting(None, parse=_rate, doc="Output tokens.")
+    cache_read_mtok: Decimal | None = setting(
+        None, parse=_rate, doc="Cache-read input tokens; absent: at the input rate."
+    )
+    cache_write_mtok: Decimal | None = setting(
+        None, parse=_rate, doc="Cache-write input tokens; absent: at the input rate."
+    )
+    output_reasoning_mtok: Decimal | None = setting(
+        None, parse=_rate, doc="Reasoning output tokens; absent: at the output rate."
+    )
+
+    def check(self, report: Report) -> Self:
+        """Input or output is priced."""
+        if report.present and report.ok() and self.input_mtok is None and self.output_mtok is None:
+            report.problem("", "needs at least input_mtok or output_mtok")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class PriceOverride:
+    """One entry of ``models``: which calls it prices, when, at what rates."""
+
+    id: str = setting(
+        "", parse=_text, required=True, doc="Unique in the file; prices cite `<file name>#<id>`."
+    )
+    model: frozenset[str] = setting(
+        frozenset(),
+        parse=_models,
+        required="a model name or a list of names",
+        doc="The model name(s) it prices (case-insensitive).",
+    )
+    provider: str | None = setting(
+        None, parse=_provider, doc="OTel or catalog provider name; absent: any provider."
+    )
+    source: str = setting("", parse=_text, required=True, doc="Where the price comes from.")
+    checked: date = setting(
+        date.min,
+        parse=_date,
+        required="the date the price was last checked, e.g. 2026-10-01",
+        doc="When the price was last checked.",
+    )
+    valid_from: datetime | None = setting(
+        None, key="from", parse=_instant, doc="In force from (inclusive); a date is midnight UTC."
+    )
+    valid_until: datetime | None = setting(
+        None, key="until", parse=_instant, doc="In force until (exclusive); a date is midnight UTC."
+    )
+    currency: str = setting("USD", parse=_currency, doc="The currency of the prices.")
+    prices: OverridePrices = section(OverridePrices, doc="The rates (required).")
+
+    def check(self, report: Report) -> Self:
+        """Prices are given; the period is not empty."""
+        if report.raw.get("prices") is None:
+            report.problem(
+                "prices", "required mapping of per-million-token prices (input_mtok, output_mtok, ...)"
+            )
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            report.problem("until", f"must be after from ({self.valid_from.isoformat()})")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class OverridesFile:
+    """A price overrides file."""
+
+    config_unknown_key: ClassVar[str] = "unknown key (allowed: {known})"
+
+    version: Any = setting(None, parse=_anything, doc="Free-form format version, not interpreted.")
+    models: tuple[PriceOverride, ...] = items(PriceOverride, doc="The price entries (required).")
+
+    def check(self, report: Report) -> Self:
+        """Entry ids are unique (among valid entries)."""
+        seen: set[str] = set()
+        for i, entry in zip(report.item_indices("models"), self.models, strict=True):
+            if not report.ok(f"models[{i}]"):
+                continue
+            if entry.id in seen:
+                report.problem(f"models[{i}].id", f"duplicate id {entry.id!r}")
+            seen.add(entry.id)
+        return self
+
+
+# --- reading a file --------------------------------------------------------------------------------
+
+
+def load_overrides(path: str | Path) -> tuple[PriceOverride, ...]:
+    """Read and validate an overrides file; raises `PriceConfigError` (also for unreadable YAML)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PriceConfigError(str(path), [f"(file): cannot read: {exc}"]) from exc
+    return parse_overrides(data, name=path.name)
+
+
+def parse_overrides(data: object, *, name: str = "overrides.yaml") -> tuple[PriceOverride, ...]:
+    """Validate parsed YAML; `name` is the file name the errors cite."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("models"), list):
+        raise PriceConfigError(name, ["models: must be a list of price entries"])
+    spec, errors = load(OverridesFile, data)
+    if errors:
+        raise PriceConfigError(name, errors)
+    return spec.models
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideEntry:
+    """One validated override as the catalog uses it: which calls it matches, when, its unit prices."""
+
+    id: str
+    models: frozenset[str]  # lower-cased
+    provider: str | None  # catalog id (or lower-cased name when unmapped); None = any
+    valid_from: datetime | None
+    valid_until: datetime | None
+    source: str  # the entry's `source` text: where the negotiated/self-hosted price comes from
+    checked: date
+    prices: UnitPrices
+
+    @classmethod
+    def of(cls, o: PriceOverride, file_name: str) -> OverrideEntry:
+        """The entry of a validated override of file `file_name` (its prices cite ``<file>#<id>``)."""
+        p = o.prices
+        prices = UnitPrices(
+            provider=str(o.provider or "*"),
+            model=sorted(o.model)[0],
+            source=f"{file_name}#{o.id}",
+            currency=o.currency,
+            input_mtok=p.input_mtok,
+            output_mtok=p.output_mtok,
+            cache_read_mtok=p.cache_read_mtok,
+            cache_write_mtok=p.cache_write_mtok,
+            output_reasoning_mtok=p.output_reasoning_mtok,
+        )
+        provider = _provider_key(o.provider) if o.provider is not None else None
+        return cls(o.id, o.model, provider, o.valid_from, o.valid_until, o.source, o.checked, prices)
+
+    def matches(self, provider: str, model: str, at: datetime) -> bool:
+        """Whether this entry prices `model` of `provider` for a call started at `at` (aware)."""
+        if model.lower() not in self.models:
+            return False
+        if self.provider is not None and _provider_key(provider) != self.provider:
+            return False
+        if self.valid_from is not None and at < self.valid_from:
+            return False
+        return self.valid_until is None or at < self.valid_until
+
+
+def _provider_key(name: str) -> str:
+    return catalog_provider(name) or name.strip().lower()
+
+
+def load_entries(path: str | Path) -> tuple[OverrideEntry, ...]:
+    """The overrides of the file at `path`, ready for the catalog. Raises `PriceConfigError`."""
+    return tuple(OverrideEntry.of(o, Path(path).name) for o in load_overrides(path))

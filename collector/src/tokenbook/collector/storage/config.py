@@ -1,0 +1,112 @@
+"""The ``storage`` section of the collector config: where the ledger lives, the spool, the batches.
+
+Declared with `tokenbook.genai.configspec`; `tokenbook.collector.config` composes `StorageConfig`
+into the collector's config. ``spool.dir`` defaults to ``<clickhouse.data_dir>/wal``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
+
+from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
+from tokenbook.genai.configspec import (
+    Report,
+    Secret,
+    duration,
+    path,
+    positive_int,
+    section,
+    setting,
+    size,
+    type_name,
+)
+
+__all__ = ["BatchConfig", "ClickHouseConfig", "SpoolConfig", "StorageConfig"]
+
+_MIB: Final = 1024 * 1024
+
+
+@type_name("URL (secret)")
+def _server_url(v: Any) -> Secret:
+    if not isinstance(v, str) or urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname:
+        raise ValueError(
+            "must be a URL http(s)://[user[:password]@]host[:port], or absent for the embedded store"
+        )
+    return Secret(v)
+
+
+@type_name("identifier")
+def _identifier(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        raise ValueError(f"must be a ClickHouse identifier ([A-Za-z_][A-Za-z0-9_]*), got {v!r}")
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class ClickHouseConfig:
+    """Where the ledger is: a ClickHouse server, or the embedded store in a directory."""
+
+    url: Secret | None = setting(
+        None,
+        parse=_server_url,
+        doc="A ClickHouse server, `http(s)://[user[:password]@]host[:port]` (never printed); "
+        "absent: the embedded store in `data_dir`.",
+    )
+    data_dir: Path = setting(
+        Path(DEFAULT_DATA_DIR),
+        parse=path,
+        doc="The embedded store's directory (also the default home of the spool). "
+        "Command line: `--data-dir`.",
+    )
+    database: str = setting("tokenbook", parse=_identifier, doc="The database holding the ledger.")
+
+    def describe(self) -> str:
+        """Where the store is, for logs: a server URL without its password, or the embedded directory."""
+        if self.url is None:
+            return f"embedded chdb:{self.data_dir} database={self.database}"
+        return f"server {redact_url(self.url.reveal())} database={self.database}"
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    """The write-ahead log: accepted spans wait here until they are stored."""
+
+    dir: Path = setting(
+        Path(DEFAULT_DATA_DIR) / "wal",
+        parse=path,
+        default_doc="`<storage.clickhouse.data_dir>/wal`",
+        doc="The spool's directory.",
+    )
+    max_bytes: int = setting(
+        1024 * _MIB,
+        parse=size,
+        doc="Undelivered bytes beyond which requests are refused (gRPC UNAVAILABLE / HTTP 503).",
+    )
+    segment_bytes: int = setting(16 * _MIB, parse=size, doc="Size of one spool segment file.")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    """How rows are grouped into inserts."""
+
+    max_rows: int = setting(20_000, parse=positive_int, doc="Rows per ClickHouse insert.")
+    max_delay: float = setting(0.5, parse=duration, doc="How long a row may wait for a fuller batch.")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """The ``storage`` section."""
+
+    clickhouse: ClickHouseConfig = section(ClickHouseConfig, doc="The ledger's store.")
+    spool: SpoolConfig = section(SpoolConfig, doc="The write-ahead log.")
+    batch: BatchConfig = section(BatchConfig, doc="Insert batches.")
+
+    def check(self, report: Report) -> Self:
+        """An unset spool directory follows the data directory."""
+        if not report.given("spool.dir"):
+            return replace(self, spool=replace(self.spool, dir=self.clickhouse.data_dir / "wal"))
+        return self
