@@ -31,12 +31,25 @@ from tokenbook.collector.storage.store import QueryResult, Store, StoreError
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.pricing.overrides import PriceConfigError
 
-__all__ = ["cmd_report", "cmd_reprice", "cmd_sql", "cmd_unpriced", "parse_time"]
+__all__ = [
+    "cmd_report",
+    "cmd_reprice",
+    "cmd_sql",
+    "cmd_unpriced",
+    "engine_message",
+    "is_store",
+    "parse_params",
+    "parse_time",
+]
 
 _MAX_ROWS = 100_000  # rows a CLI query may return
 _CONTEXT_LIMIT = 100  # contexts listed by `report --by context`
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: What the store appends to every read-only query, as the engine echoes it in its errors.
+_LIMITS = re.compile(r" SETTINGS readonly = '\d+'(?:, \w+ = '[^']*')*")
+#: The engine's echo of the whole query ("In scope SELECT ..."), up to the error code.
+_IN_SCOPE = re.compile(r"\. In scope .*(?=\. \(\w+\)$)", re.DOTALL)
 
 
 class _Reader(Protocol):
@@ -79,6 +92,23 @@ def _existing_dir(args: argparse.Namespace) -> Path:
     return data_dir
 
 
+def is_store(data_dir: Path, database: str = "tokenbook") -> bool:
+    """True when `data_dir` holds an embedded store with the tokenbook schema (checked without opening
+    it: opening creates chDB's folders in any directory)."""
+    return (data_dir / "metadata" / f"{database}.sql").is_file()
+
+
+def _store_dir(args: argparse.Namespace) -> Path:
+    """The embedded store directory of `args`; StoreError when it is missing or not a store."""
+    data_dir = _existing_dir(args)
+    if not is_store(data_dir):
+        raise StoreError(
+            f"{data_dir} is not a tokenbook store: pass the --data-dir of `tokenbook collector` "
+            "(default ./tokenbook-data), or --url / --admin"
+        )
+    return data_dir
+
+
 @contextmanager
 def _reader(args: argparse.Namespace) -> Iterator[_Reader]:
     """The read target of `args` (see module docstring)."""
@@ -90,32 +120,97 @@ def _reader(args: argparse.Namespace) -> Iterator[_Reader]:
     else:
         data_dir = _existing_dir(args)
         owner = current_owner(data_dir)
-        reader = AdminQueryClient(owner) if owner else Store.open(data_dir=data_dir)
+        reader = AdminQueryClient(owner) if owner else Store.open(data_dir=_store_dir(args))
     try:
         yield reader
     finally:
         reader.close()
 
 
-def _fail(command: str, exc: Exception) -> int:
-    print(f"tokenbook {command}: {exc}", file=sys.stderr)
+def engine_message(exc: Exception, *, show_query: bool = True) -> str:
+    """The engine's error without what the store adds around the query (its SETTINGS, FORMAT).
+
+    Without `show_query` (the CLI's own report SQL) the query text is left out altogether.
+    """
+    message = _LIMITS.sub("", str(exc)).replace(" FORMAT Native", "")
+    if not show_query:
+        message = _IN_SCOPE.sub("", message)
+    if "TOO_MANY_ROWS" in message:
+        message += f"; the CLI returns at most {_MAX_ROWS:,} rows: add a LIMIT or an aggregation"
+    return message
+
+
+def _fail(command: str, exc: Exception, *, show_query: bool = True) -> int:
+    print(f"tokenbook {command}: {engine_message(exc, show_query=show_query)}", file=sys.stderr)
     return 1
 
 
-def cmd_sql(args: argparse.Namespace) -> int:
-    """`tokenbook sql "SELECT ..." [--format table|json|csv]`: one read-only SELECT."""
+def parse_params(raw: list[str]) -> dict[str, str]:
+    """`--param NAME=VALUE` values (ClickHouse converts each to its placeholder's type)."""
+    params: dict[str, str] = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE, e.g. --param tenant=acme")
+        params[name] = value
+    return params
+
+
+def _columns_of(reader: _Reader, sql: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Column names and types of a query that returned no rows (the engine sends none for an empty
+    result): the query left-joined to one row, so the engine has one row to describe."""
+    inner = sql.strip().rstrip(";")
+    probe = f"SELECT q.* FROM (SELECT 1) AS _one LEFT JOIN (\n{inner}\n) AS q ON 1 = 1"
     try:
+        columns, types, _ = reader.query_readonly(probe, params, max_rows=1)
+    except (QueryRefused, StoreError):
+        return [], []
+    return columns, types
+
+
+def _ledger_hint(reader: _Reader, tenant: str) -> str:
+    """What the ledger holds overall, to explain an empty window."""
+    try:
+        _, _, rows = reader.query_readonly(
+            "SELECT count(), max(timestamp) FROM v_calls "
+            "WHERE {tenant:String} = '' OR tenant_id = {tenant:String}",
+            {"tenant": tenant},
+        )
+    except (QueryRefused, StoreError):
+        return ""
+    count, latest = rows[0]
+    if not count:
+        return "the ledger holds no calls yet: send spans to the collector (tokenbook demo shows how)"
+    return f"the ledger holds {count:,} calls, the latest at {_when(latest)}: try a wider --since"
+
+
+def _when(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """`tokenbook sql "SELECT ..." [--param NAME=VALUE ...] [--format table|json|csv]`."""
+    try:
+        params = parse_params(args.param)
         with _reader(args) as reader:
-            columns, types, rows = reader.query_readonly(args.query, max_rows=_MAX_ROWS)
-    except (QueryRefused, StoreError) as exc:
+            columns, types, rows = reader.query_readonly(args.query, params, max_rows=_MAX_ROWS)
+            if not rows and not columns:
+                columns, types = _columns_of(reader, args.query, params)
+    except ValueError as exc:
+        print(f"tokenbook sql: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
         return _fail("sql", exc)
-    print_result(columns, types, rows, args.format)
+    print_result(columns, types, rows, args.format, exact=args.exact)
+    if not rows:
+        print("tokenbook sql: the query returned no rows", file=sys.stderr)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`tokenbook report --by DIM --since 24h [--until] [--tenant T]`, or `--context ID`."""
     tenant = args.tenant or ""
+    hint = ""
     try:
         if args.context:
             name, params = "report_context_calls.sql", {"context": args.context, "tenant": tenant}
@@ -128,18 +223,27 @@ def cmd_report(args: argparse.Namespace) -> int:
             else:
                 name = "report_by.sql"
                 params["by"] = args.by
+        sql = render_query(name, "tokenbook")
         with _reader(args) as reader:
-            columns, types, rows = reader.query_readonly(
-                render_query(name, "tokenbook"), params, max_rows=_MAX_ROWS
-            )
-    except (ValueError, StoreError) as exc:
-        return _fail("report", exc)
+            columns, types, rows = reader.query_readonly(sql, params, max_rows=_MAX_ROWS)
+            if not rows:
+                columns, types = _columns_of(reader, sql, params)
+                hint = _ledger_hint(reader, tenant)
+    except ValueError as exc:
+        print(f"tokenbook report: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        return _fail("report", exc, show_query=False)
     if name == "report_by.sql":
         columns = [args.by if c == "key" else c for c in columns]
     if args.context and not rows:
         print(f"tokenbook report: no calls recorded for context {args.context!r}", file=sys.stderr)
         return 1
-    print_result(columns, types, rows, args.format)
+    print_result(columns, types, rows, args.format, exact=args.exact, totals=not args.context)
+    if not rows:
+        who = f" of tenant {tenant!r}" if tenant else ""
+        window = f"between {_when(since)} and {_when(until)}" if args.until else f"since {_when(since)}"
+        print(f"tokenbook report: no calls{who} {window}" + (f"; {hint}" if hint else ""), file=sys.stderr)
     return 0
 
 
