@@ -10,7 +10,9 @@ import sys
 import termios
 
 
-def run_on_pty(args: list[str], columns: int, *, timeout: float = 120, cwd: str | None = None) -> tuple[int, str]:
+def run_on_pty(
+    args: list[str], columns: int, *, timeout: float = 120, cwd: str | None = None
+) -> tuple[int, str]:
     """(exit code, what the terminal showed) of `python -m tokenbook ARGS` on a `columns`-wide pty."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))

@@ -129,9 +129,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     )
 
     p = sub.add_parser("report", help="cost tables")
-    p.add_argument(
-        "--by", default="tenant", choices=_DIMENSIONS, help="what to group by (default: tenant)"
-    )
+    p.add_argument("--by", default="tenant", choices=_DIMENSIONS, help="what to group by (default: tenant)")
     p.add_argument(
         "--since", default="24h", help="a duration (30m, 24h, 7d) or an ISO timestamp (default: 24h)"
     )
@@ -161,7 +159,9 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         "--provider", default=None, help="provider, OTel or catalog name (default: every provider)"
     )
     p.add_argument("--at", default=None, help="ISO timestamp the price must be in force at (default: now)")
-    p.add_argument("--overrides", default=None, metavar="FILE", help="YAML price overrides file (default: none)")
+    p.add_argument(
+        "--overrides", default=None, metavar="FILE", help="YAML price overrides file (default: none)"
+    )
     p.add_argument(
         "--unpriced", action="store_true", help="models seen in the ledger without a price (default: off)"
     )

@@ -237,9 +237,7 @@ def _print_table(
             )
 
     def render(cells: Sequence[str]) -> str:
-        parts = [
-            cells[i].rjust(widths[i]) if cols[i].numeric else cells[i].ljust(widths[i]) for i in keep
-        ]
+        parts = [cells[i].rjust(widths[i]) if cols[i].numeric else cells[i].ljust(widths[i]) for i in keep]
         return (" " * _GAP).join(parts).rstrip()
 
     rule = (" " * _GAP).join("-" * widths[i] for i in keep)

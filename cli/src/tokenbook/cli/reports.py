@@ -20,12 +20,12 @@ from typing import Any, Protocol
 
 from rich.progress import Progress
 
-from tokenbook.cli.output import print_result
+from tokenbook.cli.output import format_money, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR
 from tokenbook.collector.storage.owner import current_owner
-from tokenbook.collector.storage.reprice import reprice
+from tokenbook.collector.storage.reprice import RepriceResult, price_again, reprice
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import QueryResult, Store, StoreError
 from tokenbook.genai.pricing.catalog import PriceCatalog
@@ -36,6 +36,7 @@ __all__ = [
     "cmd_reprice",
     "cmd_sql",
     "cmd_unpriced",
+    "columns_of",
     "engine_message",
     "is_store",
     "parse_params",
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 _MAX_ROWS = 100_000  # rows a CLI query may return
+_MAX_REPRICE_ROWS = 10_000_000  # calls a dry run may read
 _CONTEXT_LIMIT = 100  # contexts listed by `report --by context`
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -133,6 +135,7 @@ def engine_message(exc: Exception, *, show_query: bool = True) -> str:
     Without `show_query` (the CLI's own report SQL) the query text is left out altogether.
     """
     message = _LIMITS.sub("", str(exc)).replace(" FORMAT Native", "")
+    message = message.replace(":\n  ", ": ", 1).replace("\n  ", "; ")
     if not show_query:
         message = _IN_SCOPE.sub("", message)
     if "TOO_MANY_ROWS" in message:
@@ -156,11 +159,12 @@ def parse_params(raw: list[str]) -> dict[str, str]:
     return params
 
 
-def _columns_of(reader: _Reader, sql: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def columns_of(reader: _Reader, sql: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Column names and types of a query that returned no rows (the engine sends none for an empty
     result): the query left-joined to one row, so the engine has one row to describe."""
     inner = sql.strip().rstrip(";")
-    probe = f"SELECT q.* FROM (SELECT 1) AS _one LEFT JOIN (\n{inner}\n) AS q ON 1 = 1"
+    # The whole probe goes through the same read-only guard as the query itself.
+    probe = f"SELECT q.* FROM (SELECT 1) AS _one LEFT JOIN (\n{inner}\n) AS q ON 1 = 1"  # noqa: S608
     try:
         columns, types, _ = reader.query_readonly(probe, params, max_rows=1)
     except (QueryRefused, StoreError):
@@ -195,7 +199,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
         with _reader(args) as reader:
             columns, types, rows = reader.query_readonly(args.query, params, max_rows=_MAX_ROWS)
             if not rows and not columns:
-                columns, types = _columns_of(reader, args.query, params)
+                columns, types = columns_of(reader, args.query, params)
     except ValueError as exc:
         print(f"tokenbook sql: {exc}", file=sys.stderr)
         return 2
@@ -227,7 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         with _reader(args) as reader:
             columns, types, rows = reader.query_readonly(sql, params, max_rows=_MAX_ROWS)
             if not rows:
-                columns, types = _columns_of(reader, sql, params)
+                columns, types = columns_of(reader, sql, params)
                 hint = _ledger_hint(reader, tenant)
     except ValueError as exc:
         print(f"tokenbook report: {exc}", file=sys.stderr)
@@ -261,15 +265,31 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dry_run(args: argparse.Namespace, since: datetime, until: datetime) -> RepriceResult:
+    """What re-pricing with the catalog plus `--overrides` would change; reads, never writes."""
+    catalog = PriceCatalog(args.overrides)
+    params = {"since": since, "until": until, "model": args.model or ""}
+    with _reader(args) as reader:
+        columns, _, rows = reader.query_readonly(
+            render_query("reprice_calls.sql", "tokenbook"), params, max_rows=_MAX_REPRICE_ROWS
+        )
+    return price_again(columns, rows, catalog)[1]
+
+
 def cmd_reprice(args: argparse.Namespace) -> int:
-    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE]`.
+    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE] [--dry-run]`.
 
     On a server (`--url`) or a stopped embedded store it re-prices here, with the catalog plus
     `--overrides`. When a collector owns the store (or with `--admin`) the collector does it: it
     reloads its own `pricing.overrides` first, so new and stored calls get the same prices.
+    `--dry-run` prices with the catalog plus `--overrides` here and writes nothing, wherever it reads.
     """
     try:
         since, until = _time_range(args)
+        if args.dry_run:
+            result = _dry_run(args, since, until)
+            _print_reprice(result, dry_run=True)
+            return 0
         owner = args.admin or (None if args.url else current_owner(_existing_dir(args)))
         if owner:
             if args.overrides:
@@ -278,10 +298,12 @@ def cmd_reprice(args: argparse.Namespace) -> int:
                     "and run reprice without --overrides"
                 )
             result = AdminQueryClient(owner).reprice(since=since, until=until, model=args.model or "")
+            print(f"re-priced {result.changed:,} of {result.examined:,} calls in the collector at {owner}")
+            return 0
         else:
             catalog = PriceCatalog(args.overrides)
             with (
-                Store.open(args.url) if args.url else Store.open(data_dir=_existing_dir(args)) as store,
+                Store.open(args.url) if args.url else Store.open(data_dir=_store_dir(args)) as store,
                 Progress(transient=True) as bar,
             ):
                 task = bar.add_task("re-pricing", total=None)
@@ -293,7 +315,37 @@ def cmd_reprice(args: argparse.Namespace) -> int:
                     model=args.model or "",
                     on_progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
-    except (ValueError, StoreError, PriceConfigError) as exc:
+    except PriceConfigError as exc:
+        print(f"tokenbook reprice: {engine_message(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"tokenbook reprice: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
         return _fail("reprice", exc)
-    print(f"re-priced {result.changed} of {result.examined} calls (changed rows were replaced, not added)")
+    _print_reprice(result, dry_run=False)
     return 0
+
+
+def _print_reprice(result: RepriceResult, *, dry_run: bool) -> None:
+    if dry_run:
+        print(
+            f"dry run: would re-price {result.changed:,} of {result.examined:,} calls; their cost "
+            f"{format_money(result.old_total)} -> {format_money(result.new_total)} "
+            f"(exact {format_money(result.old_total, exact=True)} -> "
+            f"{format_money(result.new_total, exact=True)}); nothing was written"
+        )
+    else:
+        cost = f"; their cost {format_money(result.old_total)} -> {format_money(result.new_total)}"
+        print(
+            f"re-priced {result.changed:,} of {result.examined:,} calls (changed rows were replaced, not "
+            f"added){cost if result.changed else ''}"
+        )
+    if result.lost_price:
+        verb = "would lose" if dry_run else "lost"
+        print(
+            f"tokenbook reprice: warning: {result.lost_price:,} calls {verb} their price (no price for "
+            "their model at their time): their cost is NULL, not 0; `tokenbook prices --unpriced` lists "
+            "them, a price overrides file (--overrides) prices them",
+            file=sys.stderr,
+        )
