@@ -323,30 +323,31 @@ def command_name() -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(highlight=False)
     data_dir = Path(args.data_dir or _DEFAULT_DATA_DIR).resolve()
     _prepare(data_dir)
     started = time.monotonic()
-    with Progress(console=console, transient=True) as progress, _collector(data_dir) as collector:
+    with _collector(data_dir) as collector:
         console.print(f"collector up: OTLP/gRPC {collector.grpc}, admin {collector.admin}, store {data_dir}")
-        provider = TracerProvider(resource=Resource.create({"service.name": "demo-agents"}))
-        exporter = OTLPSpanExporter(endpoint=f"http://{collector.grpc}", insecure=True)
-        tokenbook = TokenbookSpanProcessor(BatchSpanProcessor(exporter))
-        provider.add_span_processor(tokenbook)
-        workload = _Workload(provider.get_tracer("tokenbook.cli.demo"), console)
-        task = progress.add_task("agent sessions", total=_SESSIONS * 3 + 1)
-        for n in range(_SESSIONS):
-            for session in (workload.support_session, workload.research_session, workload.review_session):
-                session(n)
-                progress.advance(task)
-        workload.runaway_session()
-        progress.advance(task)
-        provider.force_flush()
-        provider.shutdown()
         client = AdminQueryClient(collector.admin)
-        expected = workload.calls
-        progress.add_task(f"waiting for {expected} billed calls in the ledger", total=None)
-        seen = _wait_for_ledger(client, expected)
+        with Progress(console=console, transient=True) as progress:
+            provider = TracerProvider(resource=Resource.create({"service.name": "demo-agents"}))
+            exporter = OTLPSpanExporter(endpoint=f"http://{collector.grpc}", insecure=True)
+            tokenbook = TokenbookSpanProcessor(BatchSpanProcessor(exporter))
+            provider.add_span_processor(tokenbook)
+            workload = _Workload(provider.get_tracer("tokenbook.cli.demo"), console)
+            task = progress.add_task("agent sessions", total=_SESSIONS * 3 + 1)
+            for n in range(_SESSIONS):
+                for session in (workload.support_session, workload.research_session, workload.review_session):
+                    session(n)
+                    progress.advance(task)
+            workload.runaway_session()
+            progress.advance(task)
+            provider.force_flush()
+            provider.shutdown()
+            expected = workload.calls
+            progress.add_task(f"waiting for {expected} billed calls in the ledger", total=None)
+            seen = _wait_for_ledger(client, expected)
         console.print(f"{seen} billed calls in the ledger after {time.monotonic() - started:.1f}s\n")
         ok = _print_reports(client, console) and seen == expected
     console.print(f"\nThe store is kept in {data_dir}. Try:")
