@@ -110,6 +110,13 @@ def budget_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _not_admin(address: str) -> str:
+    return (
+        f"{address} does not answer as a tokenbook admin API (is it an OTLP port?): pass the "
+        "collector's admin address, 127.0.0.1:4319 by default"
+    )
+
+
 def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
     query = urllib.parse.urlencode({"tenant": tenant} if tenant else {})
     url = f"http://{address}/v1/budgets" + (f"?{query}" if query else "")
@@ -119,16 +126,15 @@ def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
         ) as response:
             doc = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        raise StoreError(
-            f"collector admin API at {address}: {exc.read().decode('utf-8', 'replace')}"
-        ) from None
+        try:
+            message = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(_not_admin(address)) from None
+        raise StoreError(f"collector admin API at {address}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise StoreError(f"collector admin API at {address} is not reachable: {exc}") from None
     except (http.client.HTTPException, ValueError):
-        raise StoreError(
-            f"{address} is not a tokenbook admin API (is it the OTLP port?): pass the collector's "
-            "admin address, 127.0.0.1:4319 by default"
-        ) from None
+        raise StoreError(_not_admin(address)) from None
     return budget_rows(doc)
 
 
@@ -149,7 +155,9 @@ def cmd_budgets(args: argparse.Namespace) -> int:
             admin = current_owner(data_dir)
             if admin is None and not Path(data_dir).is_dir():
                 raise StoreError(
-                    f"no embedded store in {data_dir}: run `tokenbook collector`, or pass --url or --admin"
+                    f"no embedded store in {data_dir}: start one with "
+                    f"`tokenbook collector --data-dir {data_dir}`, or pass the store's --data-dir, "
+                    "--url or --admin"
                 )
             if admin is None and not is_store(Path(data_dir)):
                 raise StoreError(

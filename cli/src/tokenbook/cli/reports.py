@@ -18,8 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from rich.progress import Progress
-
 from tokenbook.cli.output import format_money, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.guard import QueryRefused
@@ -89,7 +87,8 @@ def _existing_dir(args: argparse.Namespace) -> Path:
     data_dir = Path(args.data_dir or DEFAULT_DATA_DIR)
     if not data_dir.is_dir():
         raise StoreError(
-            f"no embedded store in {data_dir}: run `tokenbook collector`, or pass --url or --admin"
+            f"no embedded store in {data_dir}: start one with `tokenbook collector --data-dir {data_dir}`, "
+            "or pass the store's --data-dir, --url or --admin"
         )
     return data_dir
 
@@ -286,6 +285,8 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     """
     try:
         since, until = _time_range(args)
+        if args.overrides:
+            PriceCatalog(args.overrides)  # a bad file is reported before anything is read
         if args.dry_run:
             result = _dry_run(args, since, until)
             _print_reprice(result, dry_run=True)
@@ -301,6 +302,8 @@ def cmd_reprice(args: argparse.Namespace) -> int:
             print(f"re-priced {result.changed:,} of {result.examined:,} calls in the collector at {owner}")
             return 0
         else:
+            from rich.progress import Progress
+
             catalog = PriceCatalog(args.overrides)
             with (
                 Store.open(args.url) if args.url else Store.open(data_dir=_store_dir(args)) as store,
