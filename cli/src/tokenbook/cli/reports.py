@@ -199,11 +199,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
             columns, types, rows = reader.query_readonly(args.query, params, max_rows=_MAX_ROWS)
             if not rows and not columns:
                 columns, types = columns_of(reader, args.query, params)
+    except (QueryRefused, StoreError) as exc:
+        return _fail("sql", exc)
     except ValueError as exc:
         print(f"tokenbook sql: {exc}", file=sys.stderr)
         return 2
-    except StoreError as exc:
-        return _fail("sql", exc)
     print_result(columns, types, rows, args.format, exact=args.exact)
     if not rows:
         print("tokenbook sql: the query returned no rows", file=sys.stderr)
@@ -294,9 +294,9 @@ def cmd_reprice(args: argparse.Namespace) -> int:
         owner = args.admin or (None if args.url else current_owner(_existing_dir(args)))
         if owner:
             if args.overrides:
-                raise ValueError(
+                raise StoreError(
                     f"the collector at {owner} prices with its own pricing.overrides: edit that file "
-                    "and run reprice without --overrides"
+                    "and run reprice without --overrides (or preview with --dry-run --overrides FILE)"
                 )
             result = AdminQueryClient(owner).reprice(since=since, until=until, model=args.model or "")
             print(f"re-priced {result.changed:,} of {result.examined:,} calls in the collector at {owner}")
