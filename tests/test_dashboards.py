@@ -604,10 +604,18 @@ def store(chdb_dir: Path) -> Iterator[Store]:
 
 
 SCENARIOS: dict[str, dict[str, Any]] = {
-    "all": {"tenant": ALL, "project": ALL, "model": ALL, "currency": ["USD"], "context": ["ticket-1"]},
+    "all": {
+        "tenant": ALL,
+        "project": ALL,
+        "team": ALL,
+        "model": ALL,
+        "currency": ["USD"],
+        "context": ["ticket-1"],
+    },
     "picked": {
         "tenant": ["o'hare", "acme"],
         "project": ["search"],
+        "team": ["team-a"],
         "model": ["gpt-4o", "claude-sonnet-4-5"],
         "currency": ["USD"],
         "context": ["sess-3"],
@@ -824,6 +832,7 @@ EXPECTED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tokenbook-spend-overview", "Spend by tenant (${currency})"): ("time", "tenant_id", "spend"),
     ("tokenbook-spend-overview", "Spend by model (${currency})"): ("time", "model", "spend"),
     ("tokenbook-spend-overview", "Spend by project (${currency})"): ("time", "project_id", "spend"),
+    ("tokenbook-spend-overview", "Spend by team (${currency})"): ("time", "team_id", "spend"),
     ("tokenbook-spend-overview", "Share by tenant (${currency})"): ("tenant_id", "spend"),
     ("tokenbook-spend-overview", "By model"): (
         "provider",
@@ -948,6 +957,25 @@ def test_spend_total_and_by_tenant_equal_the_decimal_sum_of_the_ledger(store: St
     series = run_panel(store, OVERVIEW, "Spend by tenant (${currency})")
     assert list(series[0]) == ["time", "tenant_id", "spend"]
     assert sum((r["spend"] for r in series if r["spend"] is not None), Decimal(0)) == total["spend"]
+
+
+def test_team_variable_and_spend_by_team(store: Store) -> None:
+    board = _board(OVERVIEW)
+    by_name = {v["name"]: v for v in board["templating"]["list"]}
+    in_range = [r for r in _ledger() if _in_range(r)]
+    teams = run(store, by_name["team"]["query"], board)
+    assert [r["team_id"] for r in teams] == sorted({r.team_id for r in in_range})
+    (total,) = run_panel(store, OVERVIEW, "Spend (${currency})")
+    series = run_panel(store, OVERVIEW, "Spend by team (${currency})")
+    assert {r["team_id"] for r in series} == {r.team_id for r in in_range}
+    assert sum((r["spend"] for r in series if r["spend"] is not None), Decimal(0)) == total["spend"]
+    nobody = grafana_sql(
+        _panel(OVERVIEW, "Spend (${currency})")["targets"][0]["rawSql"],
+        board,
+        {**_selection(board, "all"), "team": ["no-such-team"]},
+        RANGE,
+    )
+    assert store.query(nobody, settings={"readonly": 2})[2] in ([], [(None,)])
 
 
 def test_filters_narrow_to_the_picked_tenants_projects_and_models(store: Store) -> None:

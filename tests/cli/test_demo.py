@@ -10,26 +10,40 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.pty_run import run_on_pty
 from tokenbook.collector.storage.store import Store
 
 pytestmark = pytest.mark.e2e  # starts processes
 
 
 def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:
+    """On an 80-column terminal: every table keeps its totals, and the hints paste as they are."""
     data_dir = tmp_path / "demo"
-    run = subprocess.run(
-        [sys.executable, "-m", "tokenbook", "demo", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=300, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    out = " ".join(run.stdout.split())  # rich wraps long lines
-    assert run.returncode == 0, out + run.stderr
+    code, screen = run_on_pty(["demo", "--data-dir", str(data_dir)], 80, timeout=300, cwd=str(tmp_path))
+    screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen)
+    lines = [line for line in screen.splitlines() if "━" not in line]
+    out = " ".join(" ".join(lines).split())
+    assert code == 0, screen
     for title in ("Cost by tenant", "Cost by model", "Top contexts", "Cache savings", "Unpriced models"):
         assert title in out
     assert "in-app budget stopped a runaway agent" in out
     assert "add up to the ledger total exactly: yes" in out
-    printed = re.search(r"(\d+) calls \((\d+) unpriced.*?([\d.]+) USD priced", out, re.DOTALL)
+    printed = re.search(r"([\d,]+) calls \(([\d,]+) unpriced.*?exactly ([\d.]+)\)", out, re.DOTALL)
     assert printed is not None, out
-    calls, unpriced, total = int(printed.group(1)), int(printed.group(2)), Decimal(printed.group(3))
+    calls, unpriced = (int(printed.group(i).replace(",", "")) for i in (1, 2))
+    total = Decimal(printed.group(3))
+    hints = [line.strip() for line in lines if "--data-dir demo" in line]
+    wide = [line for line in lines if len(line) > 80 and line.strip() not in hints]
+    assert all(line.startswith(("note:", "in-app budget")) for line in wide), wide
+    totals = [line.split() for line in lines if line.startswith("total ")]
+    assert len(totals) == 2  # by tenant and by model, each with calls and the exact total rounded once
+    for row in totals:
+        assert row[1] == str(calls) and row[-1] == f"{total.quantize(Decimal('0.000001')):f}", row
+    assert len(hints) == 3 and all(h.startswith(("/", ".venv", sys.executable)) for h in hints), hints
+    hint = hints[0].split()
+    assert (
+        subprocess.run([*hint[:1], *hint[1:]], cwd=tmp_path, capture_output=True, timeout=120).returncode == 0
+    )
 
     # The collector has drained and exited: this process may open the store directly.
     store = Store.open(data_dir=data_dir)

@@ -69,7 +69,7 @@ def test_report_by_tenant_csv_and_table(seeded):
     for tenant, (calls, cost) in _expected_by_tenant().items():
         line = next(line for line in table.splitlines() if line.startswith(tenant))
         assert f" {calls} " in line
-        assert str(cost.normalize()) in line  # printed exactly, never rounded through float
+        assert f"{cost.quantize(Decimal('0.000001')):f}" in line  # 6 decimals, half-even, never float
     assert "3 rows" in table
 
 

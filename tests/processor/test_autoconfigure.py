@@ -124,3 +124,30 @@ def test_configure_rejects_bad_options():
 
     with pytest.raises(ValueError, match="redaction"):
         configure(redaction="blur")
+
+
+def test_configure_without_the_otlp_exporter_names_the_extra(tmp_path: Path) -> None:
+    """A light install (no OTLP exporter): the error says which extra to install."""
+    script = (
+        "import importlib.metadata as md\n"
+        "real = md.entry_points\n"
+        "def entry_points(**kw):\n"
+        "    found = real(**kw)\n"
+        "    if kw.get('group') == 'opentelemetry_traces_exporter':\n"
+        "        return md.EntryPoints([e for e in found if not e.name.startswith('otlp')])\n"
+        "    return found\n"
+        "md.entry_points = entry_points\n"
+        "import opentelemetry.util._importlib_metadata as otel_md\n"
+        "otel_md.entry_points = entry_points\n"
+        "from tokenbook.processor.autoconfigure import configure\n"
+        "try:\n"
+        "    configure()\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TOKENBOOK_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert "pip install 'tokenbook[otlp]'" in proc.stdout, proc.stdout + proc.stderr
+    assert "'tokenbook[collector]'" in proc.stdout

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "host_port", "main", "parse_args"]
 
 #: command -> "module:function"; the function takes the parsed namespace and returns an exit code.
 _HANDLERS = {
@@ -26,6 +26,32 @@ _HANDLERS = {
 }
 
 _FORMATS = ("table", "json", "csv")
+_DIMENSIONS = ("tenant", "model", "project", "team", "user", "feature", "context")
+_FORMAT_HELP = (
+    "table (aligned for a terminal), json (one object per line, exact) or csv (exact, with a header) "
+    "(default: table)"
+)
+#: A handler's module is missing: which install provides it.
+_EXTRA_HINT = "this command needs the collector extra: pip install 'tokenbook[collector]'"
+
+
+def host_port(value: str) -> str:
+    """argparse type of HOST:PORT options: a host (or [IPv6]) and a port number 1-65535."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:4319)")
+    return value
+
+
+def _add_format(p: argparse.ArgumentParser, *, money: bool = True) -> None:
+    p.add_argument("--format", default="table", choices=_FORMATS, help=_FORMAT_HELP)
+    if money:
+        p.add_argument(
+            "--exact",
+            action="store_true",
+            help="show money in tables with every stored digit (default: 6 decimals, rounded "
+            "half-even; json and csv are always exact)",
+        )
 
 
 def _add_store_target(p: argparse.ArgumentParser) -> None:
@@ -34,89 +60,191 @@ def _add_store_target(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--data-dir",
         default=None,
-        help="embedded store directory (default ./tokenbook-data); read through the running "
-        "collector's admin API when one owns it",
+        metavar="DIR",
+        help="embedded store directory, read through the admin API of the collector that owns it "
+        "when one is running (default: ./tokenbook-data)",
     )
-    g.add_argument("--admin", default=None, metavar="HOST:PORT", help="a running collector's admin API")
-    g.add_argument("--url", default=None, help="a ClickHouse server, e.g. http://user@host:8123")
+    g.add_argument(
+        "--admin",
+        default=None,
+        type=host_port,
+        metavar="HOST:PORT",
+        help="a running collector's admin API, e.g. 127.0.0.1:4319 (default: not used)",
+    )
+    g.add_argument(
+        "--url",
+        default=None,
+        metavar="URL",
+        help="a ClickHouse server, e.g. http://user@host:8123 (default: not used)",
+    )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``tokenbook`` argument parser: every command and its flags (handlers load lazily)."""
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``tokenbook`` parser and each command's subparser (handlers load lazily)."""
     parser = argparse.ArgumentParser(prog="tokenbook", description="Token spend ledger for LLM calls.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("collector", help="run the OTLP collector")
-    p.add_argument("--config", default=None, help="YAML config file")
+    p.add_argument("--config", default=None, metavar="FILE", help="YAML config file (default: none)")
     p.add_argument(
-        "--data-dir", default=None, help="embedded ClickHouse directory (default ./tokenbook-data)"
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="embedded ClickHouse directory, config storage.clickhouse.data_dir (default: ./tokenbook-data)",
     )
-    p.add_argument("--grpc", default=None, metavar="HOST:PORT", help="OTLP/gRPC (default 127.0.0.1:4317)")
-    p.add_argument("--http", default=None, metavar="HOST:PORT", help="OTLP/HTTP (default 127.0.0.1:4318)")
     p.add_argument(
-        "--admin", default=None, metavar="HOST:PORT", help="admin/query API (default 127.0.0.1:4319)"
+        "--grpc",
+        default=None,
+        type=host_port,
+        metavar="HOST:PORT",
+        help="OTLP/gRPC, config receivers.otlp.protocols.grpc.endpoint (default: 127.0.0.1:4317)",
+    )
+    p.add_argument(
+        "--http",
+        default=None,
+        type=host_port,
+        metavar="HOST:PORT",
+        help="OTLP/HTTP, config receivers.otlp.protocols.http.endpoint (default: 127.0.0.1:4318)",
+    )
+    p.add_argument(
+        "--admin",
+        default=None,
+        type=host_port,
+        metavar="HOST:PORT",
+        help="admin/query API, config admin.endpoint (default: 127.0.0.1:4319)",
+    )
+    p.add_argument(
+        "--overrides",
+        default=None,
+        metavar="FILE",
+        help="YAML price overrides file, config pricing.overrides (default: none, the catalog only)",
     )
 
     p = sub.add_parser("demo", help="run a multi-tenant agent workload end to end and print its costs")
-    p.add_argument("--data-dir", default=None, help="embedded store for the demo (default: a fresh temp dir)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="where the demo keeps its store; a previous demo's store there is replaced "
+        "(default: ./tokenbook-demo-data)",
+    )
 
     p = sub.add_parser("report", help="cost tables")
+    p.add_argument("--by", default="tenant", choices=_DIMENSIONS, help="what to group by (default: tenant)")
     p.add_argument(
-        "--by", default="tenant", choices=("tenant", "model", "project", "user", "feature", "context")
+        "--since", default="24h", help="a duration (30m, 24h, 7d) or an ISO timestamp (default: 24h)"
     )
-    p.add_argument("--since", default="24h", help="a duration (30m, 24h, 7d) or an ISO timestamp")
-    p.add_argument("--until", default=None, help="a duration ago or an ISO timestamp (default now)")
-    p.add_argument("--tenant", default=None)
-    p.add_argument("--context", default=None, help="one context's calls in time order")
-    p.add_argument("--format", default="table", choices=_FORMATS)
+    p.add_argument("--until", default=None, help="a duration ago or an ISO timestamp (default: now)")
+    p.add_argument("--tenant", default=None, help="only this tenant's calls (default: every tenant)")
+    p.add_argument(
+        "--context", default=None, metavar="ID", help="one context's calls in time order (default: none)"
+    )
+    _add_format(p)
     _add_store_target(p)
 
     p = sub.add_parser("sql", help="run one SELECT over the store")
-    p.add_argument("query")
-    p.add_argument("--format", default="table", choices=_FORMATS)
+    p.add_argument("query", help="one SELECT; {name:Type} placeholders are bound from --param")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for the {NAME:Type} placeholder, repeatable (default: none)",
+    )
+    _add_format(p)
     _add_store_target(p)
 
     p = sub.add_parser("prices", help="look up the price catalog; list unpriced models")
-    p.add_argument("model", nargs="?", default=None)
-    p.add_argument("--provider", default=None, help="provider (OTel or catalog name)")
-    p.add_argument("--at", default=None, help="ISO timestamp the price must be in force at (default now)")
-    p.add_argument("--overrides", default=None, help="YAML price overrides file")
-    p.add_argument("--unpriced", action="store_true", help="models seen in the ledger without a price")
+    p.add_argument("model", nargs="?", default=None, help="a model name (default: list models)")
     p.add_argument(
-        "--version", action="store_true", help="print the price catalog in use (the installed genai-prices)"
+        "--provider", default=None, help="provider, OTel or catalog name (default: every provider)"
     )
-    p.add_argument("--format", default="table", choices=_FORMATS)
+    p.add_argument("--at", default=None, help="ISO timestamp the price must be in force at (default: now)")
+    p.add_argument(
+        "--overrides", default=None, metavar="FILE", help="YAML price overrides file (default: none)"
+    )
+    p.add_argument(
+        "--unpriced", action="store_true", help="models seen in the ledger without a price (default: off)"
+    )
+    p.add_argument(
+        "--version",
+        action="store_true",
+        help="print the price catalog in use, the installed genai-prices (default: off)",
+    )
+    _add_format(p, money=False)
     _add_store_target(p)
 
     p = sub.add_parser("reprice", help="recompute stored costs after a price change")
-    p.add_argument("--since", required=True)
-    p.add_argument("--until", default=None)
-    p.add_argument("--model", default=None)
-    p.add_argument("--overrides", default=None, help="YAML price overrides file")
+    p.add_argument("--since", required=True, help="a duration (30m, 24h, 7d) or an ISO timestamp (required)")
+    p.add_argument("--until", default=None, help="a duration ago or an ISO timestamp (default: now)")
+    p.add_argument("--model", default=None, help="only this model's calls (default: every model)")
+    p.add_argument(
+        "--overrides",
+        default=None,
+        metavar="FILE",
+        help="YAML price overrides file (default: none, the catalog only)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would change (calls, old total -> new total, calls losing their price) and "
+        "write nothing (default: off)",
+    )
     _add_store_target(p)
 
     p = sub.add_parser("migrate", help="apply the schema to a server, or print the rendered DDL")
     p.add_argument(
-        "--cluster", default=None, metavar="NAME", help="render ON CLUSTER + Replicated* + Distributed"
+        "--cluster",
+        default=None,
+        metavar="NAME",
+        help="render ON CLUSTER + Replicated* + Distributed (default: a single server)",
     )
-    p.add_argument("--print", dest="print_only", action="store_true", help="print the DDL, apply nothing")
-    p.add_argument("--url", default=None, help="ClickHouse server URL (default: the embedded store)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--database", default="tokenbook")
+    p.add_argument(
+        "--print", dest="print_only", action="store_true", help="print the DDL, apply nothing (default: off)"
+    )
+    p.add_argument(
+        "--url", default=None, metavar="URL", help="ClickHouse server URL (default: the embedded store)"
+    )
+    p.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="embedded store directory (default: ./tokenbook-data)"
+    )
+    p.add_argument("--database", default="tokenbook", help="database name (default: tokenbook)")
 
     p = sub.add_parser("budgets", help="budget and quota states")
-    p.add_argument("--tenant", default=None)
-    p.add_argument("--format", default="table", choices=_FORMATS)
+    p.add_argument("--tenant", default=None, help="only this tenant (default: every tenant)")
+    _add_format(p)
     _add_store_target(p)
-    return parser
+    return parser, dict(sub.choices)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tokenbook`` argument parser: every command and its flags (handlers load lazily)."""
+    return _parsers()[0]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; an unknown option is reported with its command's usage."""
+    parser, commands = _parsers()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tokenbook`` command with `argv` (default: ``sys.argv[1:]``); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     module_name, func_name = _HANDLERS[args.command].split(":")
-    handler = getattr(importlib.import_module(module_name), func_name)
-    code: int = handler(args)
+    try:
+        handler = getattr(importlib.import_module(module_name), func_name)
+    except ImportError as exc:
+        print(f"tokenbook {args.command}: {exc}; {_EXTRA_HINT}", file=sys.stderr)
+        return 2
+    try:
+        code: int = handler(args)
+    except KeyboardInterrupt:
+        print(f"tokenbook {args.command}: interrupted", file=sys.stderr)
+        return 130
     return code
 
 

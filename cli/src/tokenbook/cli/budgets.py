@@ -9,6 +9,7 @@ subject whose window is still open, from `budget_events`, and says so on stderr.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import sys
 import urllib.error
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenbook.cli.output import print_result
+from tokenbook.cli.reports import columns_of, is_store
 from tokenbook.collector.query.api import auth_headers
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR
 from tokenbook.collector.storage.owner import current_owner
@@ -108,6 +110,13 @@ def budget_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _not_admin(address: str) -> str:
+    return (
+        f"{address} does not answer as a tokenbook admin API (is it an OTLP port?): pass the "
+        "collector's admin address, 127.0.0.1:4319 by default"
+    )
+
+
 def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
     query = urllib.parse.urlencode({"tenant": tenant} if tenant else {})
     url = f"http://{address}/v1/budgets" + (f"?{query}" if query else "")
@@ -117,20 +126,24 @@ def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
         ) as response:
             doc = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        raise StoreError(
-            f"collector admin API at {address}: {exc.read().decode('utf-8', 'replace')}"
-        ) from None
+        try:
+            message = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(_not_admin(address)) from None
+        raise StoreError(f"collector admin API at {address}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise StoreError(f"collector admin API at {address} is not reachable: {exc}") from None
+    except (http.client.HTTPException, ValueError):
+        raise StoreError(_not_admin(address)) from None
     return budget_rows(doc)
 
 
 def _from_events(store: Store, tenant: str | None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
-    return store.query_readonly(
-        render_query("budgets/latest_states.sql", store.database),
-        {"tenant": tenant or ""},
-        max_rows=_MAX_ROWS,
-    )
+    sql, params = render_query("budgets/latest_states.sql", store.database), {"tenant": tenant or ""}
+    columns, types, rows = store.query_readonly(sql, params, max_rows=_MAX_ROWS)
+    if not columns:  # the engine sends no header for an empty result
+        columns, types = columns_of(store, sql, params)
+    return columns, types, rows
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
@@ -142,7 +155,14 @@ def cmd_budgets(args: argparse.Namespace) -> int:
             admin = current_owner(data_dir)
             if admin is None and not Path(data_dir).is_dir():
                 raise StoreError(
-                    f"no embedded store in {data_dir}: run `tokenbook collector`, or pass --url or --admin"
+                    f"no embedded store in {data_dir}: start one with "
+                    f"`tokenbook collector --data-dir {data_dir}`, or pass the store's --data-dir, "
+                    "--url or --admin"
+                )
+            if admin is None and not is_store(Path(data_dir)):
+                raise StoreError(
+                    f"{data_dir} is not a tokenbook store: pass the --data-dir of `tokenbook collector` "
+                    "(default ./tokenbook-data), or --url / --admin"
                 )
         if admin is not None:
             rows = _from_admin(admin, args.tenant)
@@ -157,5 +177,12 @@ def cmd_budgets(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"tokenbook budgets: {exc}", file=sys.stderr)
         return 1
-    print_result(columns, types, rows, args.format)
+    print_result(columns, types, rows, args.format, exact=args.exact)
+    if not rows:
+        who = f" for tenant {args.tenant!r}" if args.tenant else ""
+        print(
+            f"tokenbook budgets: no budget states{who}: quotas and budgets are set in the "
+            "collector's config file (budgets:)",
+            file=sys.stderr,
+        )
     return 0

@@ -1,18 +1,27 @@
-"""`tokenbook collector [--config FILE] [--data-dir DIR] [--grpc H:P] [--http H:P] [--admin H:P]`."""
+"""`tokenbook collector [--config FILE] [--data-dir DIR] [--grpc H:P] [--http H:P] [--admin H:P]
+[--overrides FILE]`.
+
+Before anything touches the store, the three listening addresses are checked: a port in use is
+reported with its address and the flag (and config key) that moves it, and the data directory is
+left alone.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import signal
+import socket
 import sys
 import threading
 from types import FrameType
 
-from tokenbook.collector.config import ConfigError, load_config
+from tokenbook.collector.config import CollectorConfig, ConfigError, load_config
 from tokenbook.collector.service import Collector, JsonLogFormatter
+from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.pricing.overrides import PriceConfigError
 
-__all__ = ["cmd_collector"]
+__all__ = ["cmd_collector", "one_line", "port_problem"]
 
 _log = logging.getLogger("tokenbook.collector.service")
 
@@ -25,14 +34,64 @@ def _configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+def one_line(exc: Exception) -> str:
+    """An error whose message lists problems on indented lines, as one line."""
+    return str(exc).replace(":\n  ", ": ", 1).replace("\n  ", "; ").replace("\n", " ")
+
+
+def port_problem(config: CollectorConfig) -> str | None:
+    """Why one of the collector's addresses cannot be listened on, or None when all three can."""
+    endpoints = (
+        (config.grpc.endpoint, "OTLP/gRPC", "--grpc", "receivers.otlp.protocols.grpc.endpoint"),
+        (config.http.endpoint, "OTLP/HTTP", "--http", "receivers.otlp.protocols.http.endpoint"),
+        (config.admin.endpoint, "admin API", "--admin", "admin.endpoint"),
+    )
+    for endpoint, what, flag, key in endpoints:
+        host, _, port = endpoint.rpartition(":")
+        host = host.strip("[]")
+        if int(port) == 0:
+            continue
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            try:
+                s.bind((host, int(port)))
+            except OSError as exc:
+                reason = "is already in use" if exc.errno == 98 else f"cannot be listened on ({exc.strerror})"
+                return (
+                    f"{what} address {endpoint} {reason}: stop what listens there, or pass "
+                    f"{flag} HOST:PORT (config key {key})"
+                )
+    return None
+
+
+def _load(args: argparse.Namespace) -> CollectorConfig:
+    config = load_config(
+        args.config,
+        data_dir=args.data_dir,
+        grpc=args.grpc,
+        http=args.http,
+        admin=args.admin,
+        overrides=args.overrides,
+    )
+    if config.pricing_overrides is not None:
+        PriceCatalog(config.pricing_overrides)  # a bad file fails here, before anything starts
+    return config
+
+
 def cmd_collector(args: argparse.Namespace) -> int:
     """`tokenbook collector`: run until SIGTERM/SIGINT, then drain and return 0."""
     try:
-        config = load_config(
-            args.config, data_dir=args.data_dir, grpc=args.grpc, http=args.http, admin=args.admin
-        )
+        config = _load(args)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(f"tokenbook collector: invalid config: {'; '.join(exc.problems)}", file=sys.stderr)
+        return 2
+    except PriceConfigError as exc:
+        where = "--overrides, config pricing.overrides"
+        print(f"tokenbook collector: {one_line(exc)} ({where})", file=sys.stderr)
+        return 2
+    if (problem := port_problem(config)) is not None:
+        print(f"tokenbook collector: {problem}", file=sys.stderr)
         return 2
     _configure_logging(config.telemetry.log_level)
     stop = threading.Event()
@@ -47,6 +106,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
         collector.start()
     except (OSError, RuntimeError, ValueError) as exc:  # StoreError and OwnerError are RuntimeErrors
         _log.error("collector failed to start: %s", exc)
+        print(f"tokenbook collector: failed to start: {exc}", file=sys.stderr)
         collector.stop(drain_timeout=0)
         return 1
     while not stop.wait(0.5):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -41,7 +42,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from rich.console import Console
 from rich.progress import Progress
 
-from tokenbook.cli.output import print_result
+from tokenbook.cli.output import format_money, format_tokens, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.processor import BudgetExceeded, TokenbookSpanProcessor, attribute, budget
@@ -251,6 +252,7 @@ def _print_reports(client: AdminQueryClient, console: Console) -> bool:
             [types[i] for i in keep],
             [[row[i] for i in keep] for row in rows],
             "table",
+            totals="by" in extra,
         )
         if extra.get("by") == "tenant":
             by_tenant = [row[columns.index("total_cost")] for row in rows]
@@ -260,9 +262,10 @@ def _print_reports(client: AdminQueryClient, console: Console) -> bool:
     exact: bool = sum((c for c in by_tenant if c is not None), Decimal(0)) == total
     console.rule("Ledger")
     console.print(
-        f"{calls} calls ({unpriced} unpriced, {hits} served from cache), {tokens_in:,} input and "
-        f"{tokens_out:,} output tokens, {total} USD priced. Per-tenant costs add up to the ledger "
-        f"total exactly: {'yes' if exact else 'NO'}."
+        f"{format_tokens(calls)} calls ({format_tokens(unpriced)} unpriced, {format_tokens(hits)} served "
+        f"from cache), {format_tokens(tokens_in)} input and {format_tokens(tokens_out)} output tokens, "
+        f"{format_money(total)} USD priced (exactly {format_money(total, exact=True)}). Per-tenant costs "
+        f"add up to the ledger total exactly: {'yes' if exact else 'NO'}."
     )
     return exact
 
@@ -288,6 +291,15 @@ def _prepare(data_dir: Path) -> None:
     (data_dir / _MARKER).touch()
 
 
+def _shell_path(path: Path) -> str:
+    """`path` as short as it can be typed here (relative to the working directory when inside it)."""
+    try:
+        relative = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return shlex.quote(str(path))
+    return shlex.quote(relative or ".")
+
+
 _NEXT_STEPS = (
     "report --by model",
     "report --context ticket-runaway",
@@ -295,38 +307,56 @@ _NEXT_STEPS = (
 )
 
 
+def command_name() -> str:
+    """How to type `tokenbook` here: its name when PATH finds this one, else a path that works
+    (``.venv/bin/tokenbook`` after `make demo`), else ``python -m tokenbook``."""
+    script = Path(sys.executable).parent / "tokenbook"
+    found = shutil.which("tokenbook")
+    if found is not None and (not script.exists() or Path(found).resolve() == script.resolve()):
+        return "tokenbook"
+    if script.exists():
+        try:
+            return str(script.relative_to(Path.cwd()))
+        except ValueError:
+            return str(script)
+    return f"{sys.executable} -m tokenbook"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """`tokenbook demo`: start a collector, run a multi-tenant agent workload through the real SDK,
     processor and OTLP exporter, and print cost per tenant, model and context; returns the exit code."""
-    console = Console()
+    console = Console(highlight=False)
     data_dir = Path(args.data_dir or _DEFAULT_DATA_DIR).resolve()
     _prepare(data_dir)
     started = time.monotonic()
-    with Progress(console=console, transient=True) as progress, _collector(data_dir) as collector:
+    with _collector(data_dir) as collector:
         console.print(f"collector up: OTLP/gRPC {collector.grpc}, admin {collector.admin}, store {data_dir}")
-        provider = TracerProvider(resource=Resource.create({"service.name": "demo-agents"}))
-        exporter = OTLPSpanExporter(endpoint=f"http://{collector.grpc}", insecure=True)
-        tokenbook = TokenbookSpanProcessor(BatchSpanProcessor(exporter))
-        provider.add_span_processor(tokenbook)
-        workload = _Workload(provider.get_tracer("tokenbook.cli.demo"), console)
-        task = progress.add_task("agent sessions", total=_SESSIONS * 3 + 1)
-        for n in range(_SESSIONS):
-            for session in (workload.support_session, workload.research_session, workload.review_session):
-                session(n)
-                progress.advance(task)
-        workload.runaway_session()
-        progress.advance(task)
-        provider.force_flush()
-        provider.shutdown()
         client = AdminQueryClient(collector.admin)
-        expected = workload.calls
-        progress.add_task(f"waiting for {expected} billed calls in the ledger", total=None)
-        seen = _wait_for_ledger(client, expected)
+        with Progress(console=console, transient=True) as progress:
+            provider = TracerProvider(resource=Resource.create({"service.name": "demo-agents"}))
+            exporter = OTLPSpanExporter(endpoint=f"http://{collector.grpc}", insecure=True)
+            tokenbook = TokenbookSpanProcessor(BatchSpanProcessor(exporter))
+            provider.add_span_processor(tokenbook)
+            workload = _Workload(provider.get_tracer("tokenbook.cli.demo"), console)
+            task = progress.add_task("agent sessions", total=_SESSIONS * 3 + 1)
+            for n in range(_SESSIONS):
+                for session in (workload.support_session, workload.research_session, workload.review_session):
+                    session(n)
+                    progress.advance(task)
+            workload.runaway_session()
+            progress.advance(task)
+            provider.force_flush()
+            provider.shutdown()
+            expected = workload.calls
+            progress.add_task(f"waiting for {expected} billed calls in the ledger", total=None)
+            seen = _wait_for_ledger(client, expected)
         console.print(f"{seen} billed calls in the ledger after {time.monotonic() - started:.1f}s\n")
         ok = _print_reports(client, console) and seen == expected
     console.print(f"\nThe store is kept in {data_dir}. Try:")
-    for command in _NEXT_STEPS:
-        console.print(f"  tokenbook {command} --data-dir {data_dir}")
+    sys.stdout.flush()
+    program, where = command_name(), _shell_path(data_dir)
+    for command in _NEXT_STEPS:  # one per line, never wrapped: each pastes as it is
+        print(f"  {program} {command} --data-dir {where}", flush=True)
     if not ok:
         console.print(f"[red]expected {expected} billed calls, the ledger holds {seen}[/]")
     return 0 if ok else 1

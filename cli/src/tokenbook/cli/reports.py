@@ -18,25 +18,38 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from rich.progress import Progress
-
-from tokenbook.cli.output import print_result
+from tokenbook.cli.output import format_money, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR
 from tokenbook.collector.storage.owner import current_owner
-from tokenbook.collector.storage.reprice import reprice
+from tokenbook.collector.storage.reprice import RepriceResult, price_again, reprice
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import QueryResult, Store, StoreError
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.pricing.overrides import PriceConfigError
 
-__all__ = ["cmd_report", "cmd_reprice", "cmd_sql", "cmd_unpriced", "parse_time"]
+__all__ = [
+    "cmd_report",
+    "cmd_reprice",
+    "cmd_sql",
+    "cmd_unpriced",
+    "columns_of",
+    "engine_message",
+    "is_store",
+    "parse_params",
+    "parse_time",
+]
 
 _MAX_ROWS = 100_000  # rows a CLI query may return
+_MAX_REPRICE_ROWS = 10_000_000  # calls a dry run may read
 _CONTEXT_LIMIT = 100  # contexts listed by `report --by context`
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: What the store appends to every read-only query, as the engine echoes it in its errors.
+_LIMITS = re.compile(r" SETTINGS readonly = '\d+'(?:, \w+ = '[^']*')*")
+#: The engine's echo of the whole query ("In scope SELECT ..."), up to the error code.
+_IN_SCOPE = re.compile(r"\. In scope .*(?=\. \(\w+\)$)", re.DOTALL)
 
 
 class _Reader(Protocol):
@@ -74,7 +87,25 @@ def _existing_dir(args: argparse.Namespace) -> Path:
     data_dir = Path(args.data_dir or DEFAULT_DATA_DIR)
     if not data_dir.is_dir():
         raise StoreError(
-            f"no embedded store in {data_dir}: run `tokenbook collector`, or pass --url or --admin"
+            f"no embedded store in {data_dir}: start one with `tokenbook collector --data-dir {data_dir}`, "
+            "or pass the store's --data-dir, --url or --admin"
+        )
+    return data_dir
+
+
+def is_store(data_dir: Path, database: str = "tokenbook") -> bool:
+    """True when `data_dir` holds an embedded store with the tokenbook schema (checked without opening
+    it: opening creates chDB's folders in any directory)."""
+    return (data_dir / "metadata" / f"{database}.sql").is_file()
+
+
+def _store_dir(args: argparse.Namespace) -> Path:
+    """The embedded store directory of `args`; StoreError when it is missing or not a store."""
+    data_dir = _existing_dir(args)
+    if not is_store(data_dir):
+        raise StoreError(
+            f"{data_dir} is not a tokenbook store: pass the --data-dir of `tokenbook collector` "
+            "(default ./tokenbook-data), or --url / --admin"
         )
     return data_dir
 
@@ -90,32 +121,99 @@ def _reader(args: argparse.Namespace) -> Iterator[_Reader]:
     else:
         data_dir = _existing_dir(args)
         owner = current_owner(data_dir)
-        reader = AdminQueryClient(owner) if owner else Store.open(data_dir=data_dir)
+        reader = AdminQueryClient(owner) if owner else Store.open(data_dir=_store_dir(args))
     try:
         yield reader
     finally:
         reader.close()
 
 
-def _fail(command: str, exc: Exception) -> int:
-    print(f"tokenbook {command}: {exc}", file=sys.stderr)
+def engine_message(exc: Exception, *, show_query: bool = True) -> str:
+    """The engine's error without what the store adds around the query (its SETTINGS, FORMAT).
+
+    Without `show_query` (the CLI's own report SQL) the query text is left out altogether.
+    """
+    message = _LIMITS.sub("", str(exc)).replace(" FORMAT Native", "")
+    message = message.replace(":\n  ", ": ", 1).replace("\n  ", "; ")
+    if not show_query:
+        message = _IN_SCOPE.sub("", message)
+    if "TOO_MANY_ROWS" in message:
+        message += f"; the CLI returns at most {_MAX_ROWS:,} rows: add a LIMIT or an aggregation"
+    return message
+
+
+def _fail(command: str, exc: Exception, *, show_query: bool = True) -> int:
+    print(f"tokenbook {command}: {engine_message(exc, show_query=show_query)}", file=sys.stderr)
     return 1
 
 
-def cmd_sql(args: argparse.Namespace) -> int:
-    """`tokenbook sql "SELECT ..." [--format table|json|csv]`: one read-only SELECT."""
+def parse_params(raw: list[str]) -> dict[str, str]:
+    """`--param NAME=VALUE` values (ClickHouse converts each to its placeholder's type)."""
+    params: dict[str, str] = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE, e.g. --param tenant=acme")
+        params[name] = value
+    return params
+
+
+def columns_of(reader: _Reader, sql: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Column names and types of a query that returned no rows (the engine sends none for an empty
+    result): the query left-joined to one row, so the engine has one row to describe."""
+    inner = sql.strip().rstrip(";")
+    # The whole probe goes through the same read-only guard as the query itself.
+    probe = f"SELECT q.* FROM (SELECT 1) AS _one LEFT JOIN (\n{inner}\n) AS q ON 1 = 1"  # noqa: S608
     try:
+        columns, types, _ = reader.query_readonly(probe, params, max_rows=1)
+    except (QueryRefused, StoreError):
+        return [], []
+    return columns, types
+
+
+def _ledger_hint(reader: _Reader, tenant: str) -> str:
+    """What the ledger holds overall, to explain an empty window."""
+    try:
+        _, _, rows = reader.query_readonly(
+            "SELECT count(), max(timestamp) FROM v_calls "
+            "WHERE {tenant:String} = '' OR tenant_id = {tenant:String}",
+            {"tenant": tenant},
+        )
+    except (QueryRefused, StoreError):
+        return ""
+    count, latest = rows[0]
+    if not count:
+        return "the ledger holds no calls yet: send spans to the collector (tokenbook demo shows how)"
+    return f"the ledger holds {count:,} calls, the latest at {_when(latest)}: try a wider --since"
+
+
+def _when(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """`tokenbook sql "SELECT ..." [--param NAME=VALUE ...] [--format table|json|csv]`."""
+    try:
+        params = parse_params(args.param)
         with _reader(args) as reader:
-            columns, types, rows = reader.query_readonly(args.query, max_rows=_MAX_ROWS)
+            columns, types, rows = reader.query_readonly(args.query, params, max_rows=_MAX_ROWS)
+            if not rows and not columns:
+                columns, types = columns_of(reader, args.query, params)
     except (QueryRefused, StoreError) as exc:
         return _fail("sql", exc)
-    print_result(columns, types, rows, args.format)
+    except ValueError as exc:
+        print(f"tokenbook sql: {exc}", file=sys.stderr)
+        return 2
+    print_result(columns, types, rows, args.format, exact=args.exact)
+    if not rows:
+        print("tokenbook sql: the query returned no rows", file=sys.stderr)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`tokenbook report --by DIM --since 24h [--until] [--tenant T]`, or `--context ID`."""
     tenant = args.tenant or ""
+    hint = ""
     try:
         if args.context:
             name, params = "report_context_calls.sql", {"context": args.context, "tenant": tenant}
@@ -128,18 +226,27 @@ def cmd_report(args: argparse.Namespace) -> int:
             else:
                 name = "report_by.sql"
                 params["by"] = args.by
+        sql = render_query(name, "tokenbook")
         with _reader(args) as reader:
-            columns, types, rows = reader.query_readonly(
-                render_query(name, "tokenbook"), params, max_rows=_MAX_ROWS
-            )
-    except (ValueError, StoreError) as exc:
-        return _fail("report", exc)
+            columns, types, rows = reader.query_readonly(sql, params, max_rows=_MAX_ROWS)
+            if not rows:
+                columns, types = columns_of(reader, sql, params)
+                hint = _ledger_hint(reader, tenant)
+    except ValueError as exc:
+        print(f"tokenbook report: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        return _fail("report", exc, show_query=False)
     if name == "report_by.sql":
         columns = [args.by if c == "key" else c for c in columns]
     if args.context and not rows:
         print(f"tokenbook report: no calls recorded for context {args.context!r}", file=sys.stderr)
         return 1
-    print_result(columns, types, rows, args.format)
+    print_result(columns, types, rows, args.format, exact=args.exact, totals=not args.context)
+    if not rows:
+        who = f" of tenant {tenant!r}" if tenant else ""
+        window = f"between {_when(since)} and {_when(until)}" if args.until else f"since {_when(since)}"
+        print(f"tokenbook report: no calls{who} {window}" + (f"; {hint}" if hint else ""), file=sys.stderr)
     return 0
 
 
@@ -157,27 +264,49 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dry_run(args: argparse.Namespace, since: datetime, until: datetime) -> RepriceResult:
+    """What re-pricing with the catalog plus `--overrides` would change; reads, never writes."""
+    catalog = PriceCatalog(args.overrides)
+    params = {"since": since, "until": until, "model": args.model or ""}
+    with _reader(args) as reader:
+        columns, _, rows = reader.query_readonly(
+            render_query("reprice_calls.sql", "tokenbook"), params, max_rows=_MAX_REPRICE_ROWS
+        )
+    return price_again(columns, rows, catalog)[1]
+
+
 def cmd_reprice(args: argparse.Namespace) -> int:
-    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE]`.
+    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE] [--dry-run]`.
 
     On a server (`--url`) or a stopped embedded store it re-prices here, with the catalog plus
     `--overrides`. When a collector owns the store (or with `--admin`) the collector does it: it
     reloads its own `pricing.overrides` first, so new and stored calls get the same prices.
+    `--dry-run` prices with the catalog plus `--overrides` here and writes nothing, wherever it reads.
     """
     try:
         since, until = _time_range(args)
+        if args.overrides:
+            PriceCatalog(args.overrides)  # a bad file is reported before anything is read
+        if args.dry_run:
+            result = _dry_run(args, since, until)
+            _print_reprice(result, dry_run=True)
+            return 0
         owner = args.admin or (None if args.url else current_owner(_existing_dir(args)))
         if owner:
             if args.overrides:
-                raise ValueError(
+                raise StoreError(
                     f"the collector at {owner} prices with its own pricing.overrides: edit that file "
-                    "and run reprice without --overrides"
+                    "and run reprice without --overrides (or preview with --dry-run --overrides FILE)"
                 )
             result = AdminQueryClient(owner).reprice(since=since, until=until, model=args.model or "")
+            print(f"re-priced {result.changed:,} of {result.examined:,} calls in the collector at {owner}")
+            return 0
         else:
+            from rich.progress import Progress
+
             catalog = PriceCatalog(args.overrides)
             with (
-                Store.open(args.url) if args.url else Store.open(data_dir=_existing_dir(args)) as store,
+                Store.open(args.url) if args.url else Store.open(data_dir=_store_dir(args)) as store,
                 Progress(transient=True) as bar,
             ):
                 task = bar.add_task("re-pricing", total=None)
@@ -189,7 +318,37 @@ def cmd_reprice(args: argparse.Namespace) -> int:
                     model=args.model or "",
                     on_progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
-    except (ValueError, StoreError, PriceConfigError) as exc:
+    except PriceConfigError as exc:
+        print(f"tokenbook reprice: {engine_message(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"tokenbook reprice: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
         return _fail("reprice", exc)
-    print(f"re-priced {result.changed} of {result.examined} calls (changed rows were replaced, not added)")
+    _print_reprice(result, dry_run=False)
     return 0
+
+
+def _print_reprice(result: RepriceResult, *, dry_run: bool) -> None:
+    if dry_run:
+        print(
+            f"dry run: would re-price {result.changed:,} of {result.examined:,} calls; their cost "
+            f"{format_money(result.old_total)} -> {format_money(result.new_total)} "
+            f"(exact {format_money(result.old_total, exact=True)} -> "
+            f"{format_money(result.new_total, exact=True)}); nothing was written"
+        )
+    else:
+        cost = f"; their cost {format_money(result.old_total)} -> {format_money(result.new_total)}"
+        print(
+            f"re-priced {result.changed:,} of {result.examined:,} calls (changed rows were replaced, not "
+            f"added){cost if result.changed else ''}"
+        )
+    if result.lost_price:
+        verb = "would lose" if dry_run else "lost"
+        print(
+            f"tokenbook reprice: warning: {result.lost_price:,} calls {verb} their price (no price for "
+            "their model at their time): their cost is NULL, not 0; `tokenbook prices --unpriced` lists "
+            "them, a price overrides file (--overrides) prices them",
+            file=sys.stderr,
+        )

@@ -353,6 +353,7 @@ def load_config(
     grpc: str | None = None,
     http: str | None = None,
     admin: str | None = None,
+    overrides: str | None = None,
 ) -> CollectorConfig:
     """Load, override with command-line flags, validate. Raises `ConfigError` listing every problem."""
     raw: Any = {}
@@ -370,6 +371,7 @@ def load_config(
         "receivers.otlp.protocols.grpc.endpoint": grpc,
         "receivers.otlp.protocols.http.endpoint": http,
         "admin.endpoint": admin,
+        "pricing.overrides": overrides,
     }
     for dotted, value in flags.items():
         if value is not None:

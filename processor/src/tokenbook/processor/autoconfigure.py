@@ -75,12 +75,22 @@ def configure(**processor_options: Any) -> TracerProvider:
     `processor_options` are `TokenbookSpanProcessor` keyword options (``price_overrides``,
     ``redaction``, ``extra_keys``, ``metrics``, ...). Returns the TracerProvider. Like the SDK's own
     setup, it is meant to run once per process: a second call cannot replace the global provider.
-    Raises ValueError for a bad option.
+    Raises ValueError for a bad option, RuntimeError (naming the extra to install) when the
+    configured exporter is not installed.
     """
     ProcessorSettings.resolve(
         **{k: v for k, v in processor_options.items() if k in ProcessorSettings.__slots__}
     )  # validate before touching any global state
-    TokenbookConfigurator().configure(tokenbook_options=processor_options)  # type: ignore[no-untyped-call]
+    try:
+        TokenbookConfigurator().configure(tokenbook_options=processor_options)  # type: ignore[no-untyped-call]
+    except RuntimeError as exc:
+        if "not found in entry point" not in str(exc) or "otlp" not in str(exc):
+            raise
+        raise RuntimeError(
+            f"{exc}: the OTLP exporter is not installed; pip install 'tokenbook[otlp]' (the in-app "
+            "processor with its exporter) or 'tokenbook[collector]' (the collector and the CLI too), "
+            "or set OTEL_TRACES_EXPORTER to an installed exporter"
+        ) from None
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         raise RuntimeError(f"the global tracer provider is a {type(provider).__name__}, not the SDK's")

@@ -32,6 +32,7 @@ import logging
 import marshal
 import os
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -235,4 +236,10 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    # Ctrl-C in a terminal reaches the whole process group: the parent collector drains and then
+    # closes this child's stdin, so the child ignores SIGINT and ends at EOF.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (BrokenPipeError, KeyboardInterrupt):  # the parent is gone
+        sys.exit(0)

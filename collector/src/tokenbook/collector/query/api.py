@@ -10,6 +10,7 @@ whether it opened the store directly or went through a running collector.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -147,12 +148,20 @@ class AdminQueryClient:
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")
             try:
-                message = json.loads(detail).get("error", detail)
-            except ValueError:
-                message = detail
+                message = json.loads(detail)["error"]
+            except (ValueError, KeyError, TypeError):
+                raise self._not_admin() from None
             raise StoreError(f"{self.description}: {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise StoreUnavailable(f"{self.description} is not reachable: {exc}") from None
+        except http.client.HTTPException:  # e.g. BadStatusLine: something else listens there
+            raise self._not_admin() from None
+
+    def _not_admin(self) -> StoreError:
+        return StoreError(
+            f"{self.address} does not answer as a tokenbook admin API (is it an OTLP port?): "
+            "pass the collector's admin address, 127.0.0.1:4319 by default"
+        )
 
     def close(self) -> None:
         """Nothing to release (one HTTP request per query)."""

@@ -12,9 +12,10 @@ It runs in the CLI (`tokenbook reprice` on a stopped embedded store or a server)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from tokenbook.collector.storage.ledger import CallRow
@@ -24,7 +25,7 @@ from tokenbook.genai.billing import STATUS_CACHE_HIT
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.usage import Usage
 
-__all__ = ["REPRICE_PATH", "RepriceResult", "reprice"]
+__all__ = ["REPRICE_PATH", "RepriceResult", "price_again", "reprice"]
 
 REPRICE_PATH = "/v1/reprice"
 _BATCH = 10_000  # rows per insert
@@ -32,10 +33,14 @@ _BATCH = 10_000  # rows per insert
 
 @dataclass(frozen=True)
 class RepriceResult:
-    """What `reprice` did: calls examined, and calls written again with a new cost."""
+    """What `reprice` did (or, with ``dry_run``, would do): calls examined, calls given a new cost,
+    the summed cost of the changed calls before and after, and how many of them lose their price."""
 
     examined: int
     changed: int
+    old_total: Decimal = Decimal(0)
+    new_total: Decimal = Decimal(0)
+    lost_price: int = 0
 
 
 def _cost_of(call: CallRow) -> tuple[Any, ...]:
@@ -50,24 +55,19 @@ def _cost_of(call: CallRow) -> tuple[Any, ...]:
     )
 
 
-def reprice(
-    store: Store,
+def price_again(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
     catalog: PriceCatalog,
     *,
-    since: datetime,
-    until: datetime,
-    model: str = "",
+    version_floor: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
-) -> RepriceResult:
-    """Re-price the calls in [since, until) (of `model` only, when given) with `catalog`.
-
-    Versions are at least the current time in microseconds, so a re-priced row also wins over rows
-    written earlier with time-based versions. `on_progress(done, total)` is called as calls are priced.
-    """
-    params = {"since": since, "until": until, "model": model}
-    columns, _, rows = store.query(render_query("reprice_calls.sql", store.database), params)
-    version_floor = time.time_ns() // 1000
+) -> tuple[list[CallRow], RepriceResult]:
+    """The calls of `rows` (``reprice_calls.sql`` rows) whose cost `catalog` changes, re-priced, and
+    the summary of the change. Writes nothing."""
     changed: list[CallRow] = []
+    old_total = new_total = Decimal(0)
+    lost = 0
     for done, raw in enumerate(rows, 1):
         call = CallRow(**dict(zip(columns, raw, strict=True)))
         usage = Usage(
@@ -94,9 +94,38 @@ def reprice(
         )
         if _cost_of(new) != _cost_of(call):
             changed.append(new)
+            old_total += call.total_cost or 0
+            new_total += new.total_cost or 0
+            lost += call.total_cost is not None and new.total_cost is None
         if on_progress is not None:
             on_progress(done, len(rows))
+    return changed, RepriceResult(len(rows), len(changed), old_total, new_total, lost)
+
+
+def reprice(
+    store: Store,
+    catalog: PriceCatalog,
+    *,
+    since: datetime,
+    until: datetime,
+    model: str = "",
+    on_progress: Callable[[int, int], None] | None = None,
+    dry_run: bool = False,
+) -> RepriceResult:
+    """Re-price the calls in [since, until) (of `model` only, when given) with `catalog`.
+
+    Versions are at least the current time in microseconds, so a re-priced row also wins over rows
+    written earlier with time-based versions. `on_progress(done, total)` is called as calls are priced.
+    With `dry_run` nothing is written: the result says what would change.
+    """
+    params = {"since": since, "until": until, "model": model}
+    columns, _, rows = store.query(render_query("reprice_calls.sql", store.database), params)
+    changed, result = price_again(
+        columns, rows, catalog, version_floor=time.time_ns() // 1000, on_progress=on_progress
+    )
+    if dry_run:
+        return result
     for start in range(0, len(changed), _BATCH):
         store.write(changed[start : start + _BATCH], [])
     store.refresh_aggregates()
-    return RepriceResult(examined=len(rows), changed=len(changed))
+    return result

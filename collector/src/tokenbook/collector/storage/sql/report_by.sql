@@ -1,4 +1,4 @@
--- `tokenbook report --by`: cost per tenant, model, project, user or feature over [since, until),
+-- `tokenbook report --by`: cost per tenant, model, project, team, user or feature over [since, until),
 -- from the deduplicated ledger (v_calls = llm_calls FINAL). Unqualified names resolve to the
 -- store's database.
 SELECT
@@ -6,6 +6,7 @@ SELECT
         {by:String} = 'tenant', toString(tenant_id),
         {by:String} = 'model', toString(model),
         {by:String} = 'project', toString(project_id),
+        {by:String} = 'team', toString(team_id),
         {by:String} = 'user', user_id,
         toString(feature)
     ) AS key,
