@@ -11,7 +11,8 @@ once they are fsynced. Outcomes, mapped by the receivers to OTLP statuses:
   ``limits.tenant_rate`` (`_admit`, which also applies a credential's tenant and the attribute
   value-length limit before anything else);
 * `StorageUnavailable` -> 503 / UNAVAILABLE: the spool is full and storage is down, or the log
-  cannot be written.
+  cannot be written (`WalWriteError`: disk full, quota, I/O error; the request was not logged and
+  is not acknowledged, and the next request tries the disk again).
 
 Nothing is remembered as delivered (dedup) unless it is durable, so a refused request can be retried.
 """
@@ -177,9 +178,9 @@ class Ingestor:
                 if self.storage_up():
                     raise Backpressure(f"{exc}; storage is catching up", retry_after=2.0) from exc
                 raise StorageUnavailable(f"{exc}; storage is unavailable") from exc
-            except OSError as exc:
+            except OSError as exc:  # WalWriteError: disk full, quota, I/O error; nothing was logged
                 _log.error("cannot write the write-ahead log: %s", exc)
-                self.metrics.add(refused_requests=1)
+                self.metrics.add(refused_requests=1, wal_write_failures=1)
                 raise StorageUnavailable(f"cannot write the write-ahead log: {exc}") from exc
         added = self.dedup.remember(keys)
         if self.on_calls is not None and batch.calls:

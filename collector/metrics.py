@@ -25,6 +25,9 @@ _COUNTERS = {
     "inserted_rows": "Rows inserted into ClickHouse",
     "insert_failures": "Failed ClickHouse inserts (retried)",
     "decoder_restarts": "Decoder processes replaced after dying",
+    "wal_write_failures": "Write-ahead log appends that failed (disk full, I/O error): 503 / UNAVAILABLE",
+    "wal_corrupt_records": "Damaged write-ahead log records skipped on replay (lost)",
+    "wal_corrupt_bytes": "Bytes of damaged write-ahead log records skipped on replay",
 }
 
 

@@ -105,7 +105,10 @@ class Collector:
         if cfg.dedup.warm_hours > 0:  # a crash between an insert and its refresh left aggregates stale
             self.store.refresh_aggregates(since=datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours))
         self.wal = WriteAheadLog(
-            cfg.spool.dir, max_bytes=cfg.spool.max_bytes, segment_bytes=cfg.spool.segment_bytes
+            cfg.spool.dir,
+            max_bytes=cfg.spool.max_bytes,
+            segment_bytes=cfg.spool.segment_bytes,
+            on_corrupt=self.metrics.add,
         )
         replay_bytes = self.wal.open()
         self.metrics.spooled_bytes = lambda: self.wal.pending_bytes if self.wal is not None else 0
