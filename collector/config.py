@@ -186,7 +186,7 @@ _SIZE_UNITS: Final = {
     **{"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3},
     **{"kib": 1024, "mib": 1024**2, "gib": 1024**3},
 }
-_DURATION_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+_DURATION_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
 
 
 def _number_with_unit(v: Any, units: Mapping[str, float], what: str) -> float:
@@ -214,6 +214,13 @@ def parse_duration(v: Any) -> float:
     if n <= 0:
         raise ValueError(f"must be positive, got {v!r}")
     return n
+
+
+def _duration_or_zero(v: Any) -> float:
+    """A duration, or 0 (no bound)."""
+    if v == 0 and not isinstance(v, bool):
+        return 0.0
+    return parse_duration(v)
 
 
 def parse_positive_int(v: Any) -> int:
@@ -349,6 +356,9 @@ _SCHEMA: Final[dict[str, Any]] = {
         "max_connections": (64, parse_positive_int),
         "read_timeout": (30.0, parse_duration),
         "request_timeout": (60.0, parse_duration),
+        "max_tokens_per_call": (100_000_000, parse_positive_int),
+        "max_span_age": ("30d", _duration_or_zero),
+        "max_span_future": ("1h", parse_duration),
     },
     "telemetry": {
         "summary_interval": (60.0, parse_duration),
@@ -381,7 +391,7 @@ def _walk(schema: Mapping[str, Any], raw: Any, path: str, out: dict[str, Any], p
             problems.append(f"{sub}: {exc}")
 
 
-def _set_path(raw: dict[str, Any], dotted: str, value: str) -> None:
+def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node = raw
     *parents, leaf = dotted.split(".")
     for p in parents:
@@ -399,8 +409,11 @@ def load_config(
     grpc: str | None = None,
     http: str | None = None,
     admin: str | None = None,
+    backfill: bool = False,
 ) -> CollectorConfig:
-    """Load, override with command-line flags, validate. Raises `ConfigError` listing every problem."""
+    """Load, override with command-line flags, validate. Raises `ConfigError` listing every problem.
+
+    `backfill` lifts ``limits.max_span_age`` (spans of any age are accepted)."""
     raw: Any = {}
     if path is not None:
         try:
@@ -420,6 +433,8 @@ def load_config(
     for dotted, value in flags.items():
         if value is not None:
             _set_path(raw, dotted, value)
+    if backfill:
+        _set_path(raw, "limits.max_span_age", 0)
     from tokenbook.collector.budgets.config import parse_budgets
 
     budgets, problems = parse_budgets(raw.pop("budgets", None), "budgets")
@@ -467,6 +482,9 @@ def load_config(
             v["limits.max_connections"],
             v["limits.read_timeout"],
             v["limits.request_timeout"],
+            v["limits.max_tokens_per_call"],
+            v["limits.max_span_age"],
+            v["limits.max_span_future"],
         ),
     )
 

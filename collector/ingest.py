@@ -154,15 +154,16 @@ class Ingestor:
             self._inflight += n
             self._inflight_requests += 1
         try:
-            self._log_durably(records)
+            refused, reason = self._log_durably(records)
         finally:
             with self._inflight_lock:
                 self._inflight -= n
                 self._inflight_requests -= 1
                 self._inflight_lock.notify_all()
-        return ExportResult(n, decoded.rejected, decoded.reason)
+        return ExportResult(n - refused, decoded.rejected + refused, decoded.reason or reason)
 
-    def _log_durably(self, records: list[Any]) -> None:
+    def _log_durably(self, records: list[Any]) -> tuple[int, str]:
+        """Build, log and remember `records`; return the spans the builder rejected, and why."""
         keys = [r.trace_id + r.span_id for r in records]
         fresh = self.dedup.unseen(keys)
         duplicates = len(records) - len(fresh)
@@ -170,6 +171,9 @@ class Ingestor:
             records = [records[i] for i in fresh]
             keys = [keys[i] for i in fresh]
         batch = self.builder.build(records)
+        if batch.rejected:  # out of limits.*: not logged, not remembered (a backfill may send them again)
+            out = set(batch.rejected_keys)
+            keys = [k for k in keys if k not in out]
         if batch.calls or batch.steps:
             try:
                 self.wal.append(*encode_record(batch.calls, batch.steps))
@@ -194,4 +198,6 @@ class Ingestor:
             billed_calls=batch.billed,
             unpriced_calls=batch.unpriced,
             steps=len(batch.steps),
+            rejected_spans=batch.rejected,
         )
+        return batch.rejected, batch.reason

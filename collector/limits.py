@@ -22,6 +22,14 @@
   receiver has a fixed worker pool and refuses calls beyond ``limits.max_connections`` in progress
   with RESOURCE_EXHAUSTED (grpcio's ``maximum_concurrent_rpcs``).
 
+* Span bounds, checked before the acknowledgement (`tokenbook.collector.pipeline.SpanBounds`):
+  ``limits.max_tokens_per_call`` (default 10^8: at the most expensive catalog price, o1-pro's
+  150 + 600 USD per million input and output tokens, a call at the bound costs at most 75,000 USD, far
+  inside the ledger's ``Decimal(18, 12)``, which holds less than 10^6), ``limits.max_span_age``
+  (default 30 days; 0 = no bound, also ``tokenbook collector --backfill``) and
+  ``limits.max_span_future`` (default 1 hour: clock skew). A span outside them is rejected in
+  ``partial_success`` with the reason.
+
 Request size (``receivers.otlp.protocols.*.max_request_bytes``) and in-flight spans
 (``receivers.otlp.max_inflight_spans``) are enforced by the receivers and the ingestor.
 """
@@ -119,6 +127,9 @@ class LimitsConfig:
     max_connections: int
     read_timeout: float
     request_timeout: float = 60.0
+    max_tokens_per_call: int = 100_000_000
+    max_span_age: float = 30 * 86400.0  # seconds; 0: no bound (backfill)
+    max_span_future: float = 3600.0
 
     def rate_limiter(self) -> TenantRateLimiter | None:
         if self.tenant_spans_per_second <= 0:

@@ -36,7 +36,7 @@ from tokenbook.collector.decoders import DecoderPool
 from tokenbook.collector.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ingest import Ingestor
 from tokenbook.collector.metrics import IngestMetrics
-from tokenbook.collector.pipeline import RowBuilder, pipeline_keys
+from tokenbook.collector.pipeline import RowBuilder, SpanBounds, pipeline_keys
 from tokenbook.collector.receivers import GrpcReceiver, HttpReceiver
 from tokenbook.collector.reprice import RepriceResult, reprice
 from tokenbook.collector.rowcodec import decode_rows
@@ -126,6 +126,9 @@ class Collector:
             extra_keys=cfg.extra_attribution_keys,
             content=cfg.privacy.content,
             salt=cfg.privacy.salt.reveal() if cfg.privacy.salt is not None else "",
+            bounds=SpanBounds(
+                cfg.limits.max_tokens_per_call, cfg.limits.max_span_age, cfg.limits.max_span_future
+            ),
         )
         writer = self.writer
         keys = replace(
@@ -304,7 +307,12 @@ def cmd_collector(args: argparse.Namespace) -> int:
     """`tokenbook collector`: run until SIGTERM/SIGINT, then drain and return 0."""
     try:
         config = load_config(
-            args.config, data_dir=args.data_dir, grpc=args.grpc, http=args.http, admin=args.admin
+            args.config,
+            data_dir=args.data_dir,
+            grpc=args.grpc,
+            http=args.http,
+            admin=args.admin,
+            backfill=getattr(args, "backfill", False),
         )
     except ConfigError as exc:
         print(exc, file=sys.stderr)

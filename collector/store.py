@@ -15,7 +15,9 @@ The password of a server URL never appears in `repr`, logs or exception messages
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +33,7 @@ from tokenbook.collector.readonly import check_select
 from tokenbook.collector.rowcodec import BLOCK_FORMAT, encode_block
 from tokenbook.collector.sqltemplate import SchemaTarget, render_query
 
-__all__ = ["QueryResult", "Store", "StoreError", "StoreUnavailable"]
+__all__ = ["QUARANTINE_COLUMNS", "QueryResult", "Store", "StoreError", "StoreUnavailable", "error_code"]
 
 _log = logging.getLogger(__name__)
 
@@ -51,6 +53,21 @@ class StoreError(RuntimeError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached (server down, network); retrying later may succeed."""
+
+
+_CODE = re.compile(r"Code: (\d+)\.")
+
+#: Columns of the ``quarantine`` table (migration 030), in order.
+QUARANTINE_COLUMNS: tuple[str, ...] = (
+    "quarantined_at", "table_name", "tenant_id", "trace_id", "span_id", "span_time", "error_code",
+    "reason", "row", "state", "version",
+)  # fmt: skip
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code in a `StoreError` message (``Code: 69. DB::Exception: ...``), if any."""
+    m = _CODE.search(str(exc))
+    return int(m.group(1)) if m else None
 
 
 class Store:
@@ -269,6 +286,17 @@ class Store:
             settings=self._insert_settings,
         )
         _log.debug("inserted %d rows into %s in %.1f ms", rows, table, 1000 * (time.perf_counter() - started))
+
+    def quarantine(self, entries: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows of the ``quarantine`` table (`QUARANTINE_COLUMNS` order; times as datetimes)."""
+        if not entries:
+            return
+        cols: list[Any] = [
+            [v.isoformat() if isinstance(v, datetime) else v for v in c] for c in zip(*entries, strict=True)
+        ]
+        block = json.dumps(cols, separators=(",", ":")).encode("ascii")  # any text, escaped
+        with self._lock:
+            self._insert("quarantine", block, QUARANTINE_COLUMNS, len(entries))
 
     def refresh_aggregates(self, *, since: datetime | None = None, hourly: bool = True) -> int:
         """Recompute `context_costs` and `cost_hourly` for every key touched since the last refresh.

@@ -88,7 +88,7 @@ def _frame_at(data: bytes | memoryview, off: int) -> int:
     if len(data) - off < _FRAME.size:
         return 0
     magic, length, crc = _FRAME.unpack_from(data, off)
-    end = off + _FRAME.size + length
+    end: int = off + _FRAME.size + length
     if magic != MAGIC or end > len(data):
         return 0
     if zlib.crc32(data[off + _FRAME.size : end], zlib.crc32(_LENGTH.pack(length))) != crc:
@@ -111,7 +111,7 @@ def _torn(data: bytes, off: int) -> bool:
     if len(data) - off < _FRAME.size:
         return MAGIC.startswith(data[off : off + len(MAGIC)])
     magic, length, _ = _FRAME.unpack_from(data, off)
-    return magic == MAGIC and off + _FRAME.size + length > len(data)
+    return bool(magic == MAGIC and off + _FRAME.size + length > len(data))
 
 
 def _v1_records(data: bytes, off: int) -> Iterator[tuple[int, int]]:

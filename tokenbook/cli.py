@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--admin", default=None, metavar="HOST:PORT", help="admin/query API (default 127.0.0.1:4319)"
     )
+    p.add_argument(
+        "--backfill",
+        action="store_true",
+        help="accept spans of any age (lifts limits.max_span_age, default 30 days)",
+    )
 
     p = sub.add_parser("demo", help="run a multi-tenant agent workload end to end and print its costs")
     p.add_argument("--data-dir", default=None, help="embedded store for the demo (default: a fresh temp dir)")
