@@ -40,7 +40,9 @@ in the log for the next start) and joins the thread.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -50,7 +52,7 @@ from typing import Any, Final, Protocol
 from tokenbook.collector.ledger import CallRow, StepRow
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.rowcodec import RowRecord, decode_record, encode_block, join_blocks
-from tokenbook.collector.store import StoreUnavailable, error_code
+from tokenbook.collector.store import QUARANTINE_COLUMNS, StoreUnavailable, error_code
 from tokenbook.collector.wal import Position, WriteAheadLog
 
 __all__ = ["PARTITIONS_PER_INSERT", "REFUSED_CODES", "LedgerStore", "LedgerWriter", "refused"]
@@ -105,7 +107,8 @@ class LedgerStore(Protocol):
 
     def refresh_aggregates(self, *, hourly: bool = True) -> Any: ...
 
-    def quarantine(self, entries: Sequence[tuple[Any, ...]]) -> Any: ...
+    # and, optionally, `quarantine(entries)` (`Store.quarantine`); without it refused rows are appended
+    # to ``quarantine.jsonl`` in the log's directory.
 
 
 class LedgerWriter:
@@ -254,6 +257,18 @@ class LedgerWriter:
             parts = [(calls, steps[:half]), ([], steps[half:])]
         return all(self._write(c, s, None) for c, s in parts if c or s)
 
+    def _put_in_quarantine(self, entry: tuple[Any, ...]) -> None:
+        quarantine = getattr(self.store, "quarantine", None)
+        if quarantine is not None:
+            quarantine([entry])
+            return
+        doc = dict(zip(QUARANTINE_COLUMNS, entry, strict=True))
+        line = json.dumps(doc, default=str, ensure_ascii=True) + "\n"
+        with open(self.wal.directory / "quarantine.jsonl", "a", encoding="ascii") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
     def _quarantine(self, calls: list[CallRow], steps: list[StepRow], exc: BaseException) -> bool:
         table, row = ("llm_calls", calls[0]) if calls else ("context_steps", steps[0])
         now = datetime.now(UTC)
@@ -266,7 +281,7 @@ class LedgerWriter:
         delay = _BACKOFF_MIN
         while True:
             try:
-                self.store.quarantine([entry])
+                self._put_in_quarantine(entry)
             except Exception as qexc:  # noqa: BLE001 - retried: the row stays in the log until quarantined
                 _log.error("cannot quarantine a refused row (retrying): %s", qexc)
                 if not self._backoff(delay):

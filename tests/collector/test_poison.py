@@ -131,7 +131,10 @@ def _call(tenant: str, i: int, when: datetime = NOW, **changes: Any) -> CallRow:
     return row._replace(**changes)
 
 
-POISON = {"output_cost": Decimal("10000000.000000000000"), "total_cost": Decimal("10000000.000000000000")}
+POISON: dict[str, Any] = {
+    "output_cost": Decimal("10000000.000000000000"),
+    "total_cost": Decimal("10000000.000000000000"),
+}
 
 
 class _Running:
@@ -228,7 +231,8 @@ def _export(collector: CollectorProcess, spans: list[Any]) -> ExportTraceService
         collector.http_url, data=body, headers={"Content-Type": "application/x-protobuf"}
     )
     with urllib.request.urlopen(request, timeout=30) as r:
-        return ExportTraceServiceResponse.FromString(r.read())
+        response: ExportTraceServiceResponse = ExportTraceServiceResponse.FromString(r.read())
+    return response
 
 
 def test_a_poison_span_is_rejected_and_the_victim_tenant_is_stored_also_after_a_restart(
@@ -237,9 +241,8 @@ def test_a_poison_span_is_rejected_and_the_victim_tenant_is_stored_also_after_a_
     collector = CollectorProcess(tmp_path / "data").start()
     factory = SpanFactory()
     try:
-        poison = _export(
-            collector, factory.chats(1, tenant="poison", **{"gen_ai.usage.output_tokens": 10**11})
-        )
+        huge: dict[str, Any] = {"gen_ai.usage.output_tokens": 10**11}
+        poison = _export(collector, factory.chats(1, tenant="poison", **huge))
         assert poison.partial_success.rejected_spans == 1
         assert "limits.max_tokens_per_call" in poison.partial_success.error_message
         victim = factory.chats(1, tenant="victim")

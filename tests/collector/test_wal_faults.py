@@ -27,7 +27,6 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.collector_process import REPO, SpanFactory
-from tokenbook.collector import wal as wal_module
 from tokenbook.collector.decoders import DecoderPool
 from tokenbook.collector.dedup import RecentSpanKeys
 from tokenbook.collector.ingest import Ingestor
@@ -65,7 +64,7 @@ def _segment_bytes(path: Path) -> int:
 
 
 def _patch_write(monkeypatch: pytest.MonkeyPatch, fake: Callable[[int, Any], int]) -> None:
-    monkeypatch.setattr(wal_module.os, "write", fake)
+    monkeypatch.setattr("tokenbook.collector.wal.os.write", fake)
 
 
 # --- short writes and a full disk ------------------------------------------------------------------
