@@ -30,10 +30,18 @@ from urllib.parse import unquote, urlsplit
 from tokenbook.collector.config import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.readonly import check_select
-from tokenbook.collector.rowcodec import BLOCK_FORMAT, encode_block
+from tokenbook.collector.rowcodec import BLOCK_FORMAT, decode_block, encode_block
 from tokenbook.collector.sqltemplate import SchemaTarget, render_query
 
-__all__ = ["QUARANTINE_COLUMNS", "QueryResult", "Store", "StoreError", "StoreUnavailable", "error_code"]
+__all__ = [
+    "QUARANTINE_COLUMNS",
+    "QueryResult",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "error_code",
+    "quarantine_entry",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -62,6 +70,16 @@ QUARANTINE_COLUMNS: tuple[str, ...] = (
     "quarantined_at", "table_name", "tenant_id", "trace_id", "span_id", "span_time", "error_code",
     "reason", "row", "state", "version",
 )  # fmt: skip
+
+
+def quarantine_entry(
+    table: str, row: CallRow | StepRow, code: int, reason: str, state: str = "quarantined"
+) -> tuple[Any, ...]:
+    """A row of the ``quarantine`` table for one ledger row of `table` (``llm_calls``/``context_steps``)."""
+    return (
+        datetime.now(UTC), table, row.tenant_id, row.trace_id, row.span_id, row.timestamp.isoformat(), code,
+        reason, encode_block(table, [row]).decode("utf-8", "surrogateescape"), state, time.time_ns() // 1000,
+    )  # fmt: skip
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -297,6 +315,32 @@ class Store:
         block = json.dumps(cols, separators=(",", ":")).encode("ascii")  # any text, escaped
         with self._lock:
             self._insert("quarantine", block, QUARANTINE_COLUMNS, len(entries))
+
+    def replay_quarantine(self) -> tuple[int, int]:
+        """Insert every quarantined row again; return (replayed, still refused). A replayed entry is
+        marked ``replayed``; a refused one keeps ``quarantined`` with the new reason. A store that cannot
+        be reached raises `StoreUnavailable` (what was replayed so far stays replayed)."""
+        sql = (
+            "SELECT table_name, row FROM quarantine FINAL WHERE state = 'quarantined' ORDER BY quarantined_at"
+        )
+        _, _, rows = self.query(sql)
+        replayed = refused = 0
+        for table, text in rows:
+            (row,) = decode_block(table, text.encode("utf-8", "surrogateescape"))
+            calls, steps = ([row], []) if table == "llm_calls" else ([], [row])
+            try:
+                self.write(calls, steps)
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                self.quarantine([quarantine_entry(table, row, error_code(exc) or 0, str(exc)[:2000])])
+                refused += 1
+                continue
+            self.quarantine([quarantine_entry(table, row, 0, "replayed", state="replayed")])
+            replayed += 1
+        if replayed:
+            self.refresh_aggregates()
+        return replayed, refused
 
     def refresh_aggregates(self, *, since: datetime | None = None, hourly: bool = True) -> int:
         """Recompute `context_costs` and `cost_hourly` for every key touched since the last refresh.

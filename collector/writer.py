@@ -46,13 +46,13 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, Final, Protocol
 
 from tokenbook.collector.ledger import CallRow, StepRow
 from tokenbook.collector.metrics import IngestMetrics
-from tokenbook.collector.rowcodec import RowRecord, decode_record, encode_block, join_blocks
-from tokenbook.collector.store import QUARANTINE_COLUMNS, StoreUnavailable, error_code
+from tokenbook.collector.rowcodec import RowRecord, decode_record, join_blocks
+from tokenbook.collector.store import QUARANTINE_COLUMNS, StoreUnavailable, error_code, quarantine_entry
 from tokenbook.collector.wal import Position, WriteAheadLog
 
 __all__ = ["PARTITIONS_PER_INSERT", "REFUSED_CODES", "LedgerStore", "LedgerWriter", "refused"]
@@ -271,13 +271,8 @@ class LedgerWriter:
 
     def _quarantine(self, calls: list[CallRow], steps: list[StepRow], exc: BaseException) -> bool:
         table, row = ("llm_calls", calls[0]) if calls else ("context_steps", steps[0])
-        now = datetime.now(UTC)
         reason = str(exc)[:_REASON_CHARS]
-        entry = (
-            now, table, row.tenant_id, row.trace_id, row.span_id, row.timestamp.isoformat(),
-            error_code(exc) or 0, reason, encode_block(table, [row]).decode("utf-8", "surrogateescape"),
-            "quarantined", time.time_ns() // 1000,
-        )  # fmt: skip
+        entry = quarantine_entry(table, row, error_code(exc) or 0, reason)
         delay = _BACKOFF_MIN
         while True:
             try:

@@ -23,6 +23,7 @@ _HANDLERS = {
     "reprice": "tokenbook.reports:cmd_reprice",
     "migrate": "tokenbook.collector.migrate:cmd_migrate",
     "budgets": "tokenbook.budgets_cli:cmd_budgets",
+    "quarantine": "tokenbook.quarantine_cli:cmd_quarantine",
 }
 
 _FORMATS = ("table", "json", "csv")
@@ -110,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("budgets", help="budget and quota states")
     p.add_argument("--tenant", default=None)
+    p.add_argument("--format", default="table", choices=_FORMATS)
+    _add_store_target(p)
+
+    p = sub.add_parser("quarantine", help="rows storage refused: list them, or insert them again")
+    p.add_argument("action", choices=("list", "replay"))
+    p.add_argument("--all", action="store_true", help="list: also the rows already replayed")
     p.add_argument("--format", default="table", choices=_FORMATS)
     _add_store_target(p)
     return parser

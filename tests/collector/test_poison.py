@@ -276,3 +276,49 @@ def test_a_backfill_across_101_months_is_stored(tmp_path: Path) -> None:
         collector.wait_for("SELECT count() FROM v_calls WHERE tenant_id = 'backfill'", 101, timeout=20)
     finally:
         collector.stop()
+
+
+# --- tokenbook quarantine list|replay --------------------------------------------------------------------
+
+_SEED = """
+import sys
+from pathlib import Path
+from tests.collector.test_poison import POISON, _call
+from tokenbook.collector.store import Store, quarantine_entry
+with Store.open(data_dir=Path(sys.argv[1])) as store:
+    store.migrate()
+    store.quarantine([
+        quarantine_entry("llm_calls", _call("fixed", 1), 252, "Too many partitions"),
+        quarantine_entry("llm_calls", _call("poison", 2, **POISON), 69, "Decimal value is too big"),
+    ])
+"""
+
+
+def test_quarantine_cli_lists_and_replays(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.collector.collector_process import REPO
+
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-c", _SEED, str(data)], cwd=REPO, check=True, timeout=120)
+
+    def rows(out: str) -> list[dict[str, Any]]:  # one JSON object a line
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tokenbook", "quarantine", *args, "--data-dir", str(data)],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    listed = cli("list", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(r["tenant_id"] for r in rows(listed.stdout)) == ["fixed", "poison"]
+    replay = cli("replay")
+    assert replay.returncode == 3 and "replayed 1 row(s); 1 still refused" in replay.stdout
+    after = rows(cli("list", "--format", "json").stdout)
+    assert [(r["tenant_id"], r["error_code"]) for r in after] == [("poison", 69)]
+    everything = rows(cli("list", "--all", "--format", "json").stdout)
+    assert {r["tenant_id"]: r["state"] for r in everything} == {"fixed": "replayed", "poison": "quarantined"}
