@@ -34,6 +34,7 @@ from tokenbook.collector.rowcodec import BLOCK_FORMAT, decode_block, encode_bloc
 from tokenbook.collector.sqltemplate import SchemaTarget, render_query
 
 __all__ = [
+    "PARTITIONS_PER_INSERT",
     "QUARANTINE_COLUMNS",
     "QueryResult",
     "Store",
@@ -53,6 +54,9 @@ QueryResult = tuple[list[str], list[str], list[tuple[Any, ...]]]
 #: ClickHouse caps (``http_max_uri_size``, 1 MiB), so it gets smaller chunks.
 _REFRESH_CHUNK_EMBEDDED = 20_000
 _REFRESH_CHUNK_SERVER = 2_000
+#: ClickHouse's ``max_partitions_per_insert_block`` default: no insert (the writer's, or a refresh's
+#: INSERT ... SELECT into the month-partitioned ``cost_hourly``) may touch more months than this.
+PARTITIONS_PER_INSERT = 100
 
 
 class StoreError(RuntimeError):
@@ -382,7 +386,7 @@ class Store:
 
     def _refresh_hours(self, keys: list[tuple[str, datetime]]) -> None:
         sql = render_query("refresh_cost_hourly.sql", self.database)
-        for chunk in _chunks(keys, self._refresh_chunk):
+        for chunk in _month_chunks(keys, self._refresh_chunk):
             tenants, hours = sorted({t for t, _ in chunk}), sorted({h for _, h in chunk})
             params = {
                 "tenants": tenants,
@@ -397,6 +401,21 @@ class Store:
         since = datetime.now(UTC) - timedelta(hours=hours)
         _, _, rows = self.query(render_query("recent_span_keys.sql", self.database), {"since": since})
         return {(trace_id, span_id) for trace_id, span_id in rows}
+
+
+def _month_chunks(keys: list[tuple[str, datetime]], size: int) -> Iterable[list[tuple[str, datetime]]]:
+    """(tenant, hour) keys in chunks of at most `size` keys and `PARTITIONS_PER_INSERT` months."""
+    chunk: list[tuple[str, datetime]] = []
+    months: set[tuple[int, int]] = set()
+    for key in sorted(keys, key=lambda k: (k[1], k[0])):
+        month = (key[1].year, key[1].month)
+        if len(chunk) >= size or (month not in months and len(months) >= PARTITIONS_PER_INSERT):
+            yield chunk
+            chunk, months = [], set()
+        chunk.append(key)
+        months.add(month)
+    if chunk:
+        yield chunk
 
 
 def _chunks(keys: list[Any], size: int) -> Iterable[list[Any]]:

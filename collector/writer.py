@@ -52,7 +52,13 @@ from typing import Any, Final, Protocol
 from tokenbook.collector.ledger import CallRow, StepRow
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.rowcodec import RowRecord, decode_record, join_blocks
-from tokenbook.collector.store import QUARANTINE_COLUMNS, StoreUnavailable, error_code, quarantine_entry
+from tokenbook.collector.store import (
+    PARTITIONS_PER_INSERT,
+    QUARANTINE_COLUMNS,
+    StoreUnavailable,
+    error_code,
+    quarantine_entry,
+)
 from tokenbook.collector.wal import Position, WriteAheadLog
 
 __all__ = ["PARTITIONS_PER_INSERT", "REFUSED_CODES", "LedgerStore", "LedgerWriter", "refused"]
@@ -65,7 +71,6 @@ _REFRESH_INTERVAL_BEHIND = 30.0  # ... while the log holds a backlog (full batch
 _HOURLY_INTERVAL = 10.0  # cost_hourly lag when caught up: each refresh rescans the touched hours
 _HOURLY_INTERVAL_BEHIND = 60.0  # ... while the log holds a backlog
 _REFRESH_SHARE = 5  # the next refresh waits at least this many times the last one's duration
-PARTITIONS_PER_INSERT: Final = 100  # ClickHouse's max_partitions_per_insert_block default
 #: ClickHouse error codes that refuse the data itself: the same rows fail again however often retried.
 REFUSED_CODES: Final = frozenset({
     6,  # CANNOT_PARSE_TEXT
