@@ -25,6 +25,7 @@ import os
 import tempfile
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,8 @@ def _request(tenant: str, starts: list[int], output_tokens: int) -> bytes:
             span.attributes.add(key=key).value.string_value = value
         span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 100
         span.attributes.add(key="gen_ai.usage.output_tokens").value.int_value = output_tokens
-    return request.SerializeToString()
+    body: bytes = request.SerializeToString()
+    return body
 
 
 def _post(collector: FaultyCollector, body: bytes) -> tuple[int, int]:
@@ -100,16 +102,19 @@ def _seed_poison(wal_dir: Path) -> None:
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o",
         "gen_ai.usage.input_tokens": 100,
-        "gen_ai.usage.output_tokens": 10**11,
+        "gen_ai.usage.output_tokens": 50,
         "tenant.id": "poison",
     }
     span = SpanRecord(
         os.urandom(16), os.urandom(8), b"", "chat gpt-4o", now, now + 1, False, "svc", attrs, ""
     )
-    batch = RowBuilder(PriceCatalog()).build([span])  # no bounds: what an older collector logged
+    (call,) = RowBuilder(PriceCatalog()).build([span]).calls
+    # 10^11 output tokens at 10 USD per million: 10^6 USD, one more digit than Decimal(18, 12) holds
+    huge = Decimal("1000000.000000000000")
+    call = call._replace(output_tokens=10**11, output_cost=huge, total_cost=huge + (call.input_cost or 0))
     wal = WriteAheadLog(wal_dir, max_bytes=1 << 30, segment_bytes=16 << 20)
     wal.open()
-    wal.append(*encode_record(batch.calls, batch.steps))
+    wal.append(*encode_record([call], []))
     wal.close()
 
 
