@@ -29,6 +29,7 @@ _COUNTERS = {
     "wal_write_failures": "Write-ahead log appends that failed (disk full, I/O error): 503 / UNAVAILABLE",
     "wal_corrupt_records": "Damaged write-ahead log records skipped on replay (lost)",
     "wal_corrupt_bytes": "Bytes of damaged write-ahead log records skipped on replay",
+    "undecodable_records": "Write-ahead log records this version cannot decode (skipped, kept in a file)",
 }
 
 

@@ -155,20 +155,48 @@ class LedgerWriter:
         return self.wal.pending_bytes == 0
 
     def _run(self) -> None:
+        delay = _BACKOFF_MIN
         while True:
-            stopping = self._stopping.is_set()
-            if not self.wal.wait_for_data(0 if stopping else self.max_delay):
-                self._behind = False  # caught up
-                self._refresh(force=stopping)
-                if stopping:
+            try:
+                if not self._step():
                     return
-                continue
-            records, end = self._gather()
-            if end is not None and not self._insert(records):
-                return  # gave up at shutdown: the rows stay in the log for the next start
-            if end is not None:
-                self.wal.commit(end)
-            self._refresh(force=False)
+                delay = _BACKOFF_MIN
+            except Exception:  # noqa: BLE001 - the writer thread must outlive any one failure
+                _log.exception(
+                    "ledger writer: unexpected failure; retrying (undelivered rows stay in the log)"
+                )
+                if self._stopping.is_set():
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _step(self) -> bool:
+        """One batch (or one idle wait); False when the writer is done."""
+        stopping = self._stopping.is_set()
+        if not self.wal.wait_for_data(0 if stopping else self.max_delay):
+            self._behind = False  # caught up
+            self._refresh(force=stopping)
+            return not stopping
+        records, end = self._gather()
+        if end is not None and not self._insert(records):
+            return False  # gave up at shutdown: the rows stay in the log for the next start
+        if end is not None:
+            self.wal.commit(end)
+        self._refresh(force=False)
+        return True
+
+    def _decode(self, payload: bytes) -> RowRecord | None:
+        """The rows of a logged record; None for one this version cannot read (kept in a file)."""
+        try:
+            return decode_record(payload)
+        except ValueError as exc:
+            folder = self.wal.directory / "undecodable"
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{time.time_ns()}.bin"
+            path.write_bytes(payload)
+            self.metrics.add(undecodable_records=1)
+            _log.error("write-ahead log record cannot be decoded (%s); skipped, kept in %s", exc, path)
+            return None
 
     def _gather(self) -> tuple[list[RowRecord], Position | None]:
         out: list[RowRecord] = []
@@ -176,12 +204,14 @@ class LedgerWriter:
         end: Position | None = None
         until = time.monotonic() + self.max_delay
         while rows < self.max_rows:
-            records = self.wal.read(decode_record, max_records=64)
+            records = self.wal.read(self._decode, max_records=64)
             for rec in records:
-                record: RowRecord = rec.obj
+                record: RowRecord | None = rec.obj
+                end = rec.end
+                if record is None:
+                    continue
                 out.append(record)
                 rows += len(record.calls) + len(record.steps)
-                end = rec.end
             if records:
                 continue
             left = until - time.monotonic()

@@ -214,6 +214,20 @@ def test_a_record_across_101_months_is_inserted_by_partition_groups(tmp_path: Pa
     run.stop()
 
 
+def test_a_record_this_version_cannot_decode_is_set_aside(tmp_path: Path, chdb_dir: Path) -> None:
+    first = _Running(chdb_dir, tmp_path)
+    first.wal.append(b"\x00not a row payload")  # e.g. written by another version
+    first.log(_call("victim", 1))
+    first.stop()
+    again = _Running(chdb_dir, tmp_path)
+    again.writer.start()
+    again.wait("victim", 1)
+    assert again.metrics.snapshot()["undecodable_records"] == 1
+    (kept,) = (tmp_path / "wal" / "undecodable").iterdir()
+    assert kept.read_bytes() == b"\x00not a row payload"
+    again.stop()
+
+
 def test_a_poison_left_in_the_log_does_not_block_the_next_start(tmp_path: Path, chdb_dir: Path) -> None:
     first = _Running(chdb_dir, tmp_path)
     first.log(_call("poison", 1, **POISON))  # logged (and acknowledged) before the restart, never inserted
