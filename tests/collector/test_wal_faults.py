@@ -130,6 +130,28 @@ def test_a_write_that_makes_no_progress_fails_the_append(
     again.close()
 
 
+def test_a_failed_fsync_refuses_the_append_and_the_next_one_starts_a_new_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = _wal(tmp_path)
+    wal.append(b"acknowledged-1")
+
+    def eio(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("tokenbook.collector.wal.os.fsync", eio)
+    with pytest.raises(OSError) as err:
+        wal.append(b"not-acknowledged")
+    assert err.value.errno == errno.EIO
+    monkeypatch.undo()
+    before = set(tmp_path.glob("*.wal"))
+    wal.append(b"acknowledged-2")
+    assert len(set(tmp_path.glob("*.wal")) - before) == 1  # written to a fresh segment
+    # the refused record may still be delivered (stored but unacknowledged: the client retries, dedup)
+    assert [p for p in _drain(wal) if p != b"not-acknowledged"] == [b"acknowledged-1", b"acknowledged-2"]
+    wal.close()
+
+
 @pytest.mark.parametrize("fault", ["enospc", "edquot", "eio"])
 def test_the_receivers_answer_503_and_unavailable_when_the_log_cannot_be_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
