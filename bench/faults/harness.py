@@ -285,6 +285,24 @@ def verify(data_dir: Path, tenant: str, acked_file: Path) -> dict[str, Any]:
     return result
 
 
+def wait_caught_up(
+    collector: CollectorProcess, tenant: str, acked: int, timeout: float = 120.0
+) -> float | None:
+    """Seconds until the ledger (``v_calls``) holds `acked` spans of `tenant`, or None after `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if (
+                collector.scalar("SELECT count() FROM v_calls WHERE tenant_id = {t:String}", t=tenant)
+                >= acked
+            ):
+                return round(time.monotonic() - started, 2)
+        except (OSError, RuntimeError):
+            pass
+        time.sleep(0.1)
+    return None
+
+
 def drain_and_stop(collector: FaultyCollector, timeout: float = 120.0) -> int:
     """Storage up, wait until the write-ahead log is empty, SIGTERM; returns the exit code."""
     collector.storage("up")
@@ -299,7 +317,7 @@ def report(name: str, result: dict[str, Any]) -> dict[str, Any]:
     path = REPO / "bench" / "results" / f"faults_{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    keys = ("sent", "acknowledged", "stored", "lost", "doubled", "totals_exact")
+    keys = ("sent", "acknowledged", "stored", "lost", "doubled", "totals_exact", "catch_up_s")
     print(f"{name}: " + "  ".join(f"{k}={result.get(k)}" for k in keys))
     return result
 

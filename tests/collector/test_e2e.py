@@ -7,6 +7,7 @@ import gzip
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
@@ -115,6 +116,7 @@ def test_http_protobuf_with_gzip(collector: CollectorProcess) -> None:
 
 
 def test_http_json(collector: CollectorProcess) -> None:
+    now_ns = time.time_ns()
     doc = {
         "resourceSpans": [
             {
@@ -126,8 +128,8 @@ def test_http_json(collector: CollectorProcess) -> None:
                                 "traceId": "5b8efff798038103d269b633813fc60c",
                                 "spanId": f"eee19b7ec3c1b17{i}",
                                 "name": "chat claude-sonnet-4-5",
-                                "startTimeUnixNano": "1763800000000000000",
-                                "endTimeUnixNano": "1763800001000000000",
+                                "startTimeUnixNano": str(now_ns),  # within limits.max_span_age
+                                "endTimeUnixNano": str(now_ns + 1_000_000_000),
                                 "attributes": [
                                     {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
                                     {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tokenbook.genai.redaction import Redactor
 
 pytestmark = pytest.mark.e2e  # starts processes
 
+_NOW_NS = time.time_ns()
 CANARY = "canary-7f3a9c-do-not-store"
 SALT = "pepper-for-the-test-9d1e"
 CONTENT = {
@@ -60,8 +62,8 @@ def _send_everywhere(collector: CollectorProcess, tenant: str) -> int:
         "traceId": "5b8efff798038103d269b633813fc60c",
         "spanId": "eee19b7ec3c1b174",
         "name": "chat gpt-4o",
-        "startTimeUnixNano": "1700000000000000000",
-        "endTimeUnixNano": "1700000001000000000",
+        "startTimeUnixNano": str(_NOW_NS),  # within limits.max_span_age
+        "endTimeUnixNano": str(_NOW_NS + 1_000_000_000),
         "attributes": [
             {"key": k, "value": {"stringValue": v}}
             for k, v in {

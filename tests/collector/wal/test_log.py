@@ -77,10 +77,10 @@ def test_a_torn_tail_is_ignored_and_earlier_records_survive(tmp_path: Path) -> N
 
 
 def test_spool_cap_refuses_appends_until_delivery(tmp_path: Path) -> None:
-    wal = _wal(tmp_path, max_bytes=100)
+    wal = _wal(tmp_path, max_bytes=110)  # two 52-byte frames (12-byte header) fit, not three
     wal.append(b"a" * 40)
     wal.append(b"b" * 40)
-    with pytest.raises(SpoolFull, match=r"storage\.spool\.max_bytes=100"):
+    with pytest.raises(SpoolFull, match=r"storage\.spool\.max_bytes=110"):
         wal.append(b"c" * 40)
     _drain(wal)
     wal.append(b"c" * 40)

@@ -23,6 +23,7 @@ _HANDLERS = {
     "reprice": "tokenbook.cli.reports:cmd_reprice",
     "migrate": "tokenbook.cli.migrate:cmd_migrate",
     "budgets": "tokenbook.cli.budgets:cmd_budgets",
+    "quarantine": "tokenbook.cli.quarantine:cmd_quarantine",
 }
 
 _FORMATS = ("table", "json", "csv")
@@ -119,6 +120,11 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         metavar="FILE",
         help="YAML price overrides file, config pricing.overrides (default: none, the catalog only)",
     )
+    p.add_argument(
+        "--backfill",
+        action="store_true",
+        help="accept spans of any age: lifts limits.max_span_age (default: off, 30 days)",
+    )
 
     p = sub.add_parser("demo", help="run a multi-tenant agent workload end to end and print its costs")
     p.add_argument(
@@ -213,6 +219,12 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     p = sub.add_parser("budgets", help="budget and quota states")
     p.add_argument("--tenant", default=None, help="only this tenant (default: every tenant)")
     _add_format(p)
+    _add_store_target(p)
+
+    p = sub.add_parser("quarantine", help="rows storage refused: list them, or insert them again")
+    p.add_argument("action", choices=("list", "replay"), help="list the rows, or insert them again")
+    p.add_argument("--all", action="store_true", help="list: also the rows already replayed (default: off)")
+    _add_format(p, money=False)
     _add_store_target(p)
     return parser, dict(sub.choices)
 

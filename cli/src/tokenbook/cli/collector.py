@@ -73,6 +73,7 @@ def _load(args: argparse.Namespace) -> CollectorConfig:
         http=args.http,
         admin=args.admin,
         overrides=args.overrides,
+        backfill=args.backfill,
     )
     if config.pricing_overrides is not None:
         PriceCatalog(config.pricing_overrides)  # a bad file fails here, before anything starts

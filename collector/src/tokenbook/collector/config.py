@@ -335,7 +335,7 @@ class CollectorConfig:
         return self.authentication.table
 
 
-def _set_path(raw: dict[str, Any], dotted: str, value: str) -> None:
+def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node = raw
     *parents, leaf = dotted.split(".")
     for p in parents:
@@ -354,8 +354,12 @@ def load_config(
     http: str | None = None,
     admin: str | None = None,
     overrides: str | None = None,
+    backfill: bool = False,
 ) -> CollectorConfig:
-    """Load, override with command-line flags, validate. Raises `ConfigError` listing every problem."""
+    """Load, override with command-line flags, validate. Raises `ConfigError` listing every problem.
+
+    `backfill` lifts ``limits.max_span_age``: spans of any age are accepted.
+    """
     raw: Any = {}
     if path is not None:
         try:
@@ -366,12 +370,13 @@ def load_config(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])
-    flags = {
+    flags: dict[str, Any] = {
         "storage.clickhouse.data_dir": data_dir,
         "receivers.otlp.protocols.grpc.endpoint": grpc,
         "receivers.otlp.protocols.http.endpoint": http,
         "admin.endpoint": admin,
         "pricing.overrides": overrides,
+        "limits.max_span_age": 0 if backfill else None,
     }
     for dotted, value in flags.items():
         if value is not None:

@@ -22,6 +22,14 @@
   receiver has a fixed worker pool and refuses calls beyond ``limits.max_connections`` in progress
   with RESOURCE_EXHAUSTED (grpcio's ``maximum_concurrent_rpcs``).
 
+* Span bounds, checked before the acknowledgement (`tokenbook.collector.pipeline.SpanBounds`):
+  ``limits.max_tokens_per_call`` (default 10^8: at the most expensive catalog price, o1-pro's
+  150 + 600 USD per million input and output tokens, a call at the bound costs at most 75,000 USD, far
+  inside the ledger's ``Decimal(18, 12)``, which holds less than 10^6), ``limits.max_span_age``
+  (default 30 days; 0 = no bound, also ``tokenbook collector --backfill``) and
+  ``limits.max_span_future`` (default 1 hour: clock skew). A span outside them is rejected in
+  ``partial_success`` with the reason.
+
 Request size (``receivers.otlp.protocols.*.max_request_bytes``) and in-flight spans
 (``receivers.otlp.max_inflight_spans``) are enforced by the receivers and the ingestor.
 """
@@ -38,6 +46,7 @@ from typing import Any, Final
 
 from tokenbook.genai.configspec import (
     duration,
+    duration_or_zero,
     non_negative_number,
     positive_int,
     section,
@@ -159,6 +168,26 @@ class LimitsConfig:
     )
     request_timeout: float = setting(
         60.0, parse=duration, doc="Time in which a whole HTTP request must be read."
+    )
+    max_tokens_per_call: int = setting(
+        100_000_000,
+        parse=positive_int,
+        doc="A call with a larger token count is rejected in `partial_success`. At the most expensive "
+        "catalog price (o1-pro, 150 + 600 USD per million input and output tokens) a call at the bound "
+        "costs at most 75,000 USD, far inside the ledger's Decimal(18, 12).",
+    )
+    max_span_age: float = setting(
+        30 * 86400.0,
+        parse=duration_or_zero,
+        default_doc="30d",
+        doc="A span that started longer ago is rejected in `partial_success`; 0: no bound, for "
+        "backfills (also `tokenbook collector --backfill`).",
+    )
+    max_span_future: float = setting(
+        3600.0,
+        parse=duration,
+        default_doc="1h",
+        doc="A span that starts further in the future (clock skew) is rejected in `partial_success`.",
     )
 
     @property

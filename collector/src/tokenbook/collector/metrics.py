@@ -23,8 +23,13 @@ _COUNTERS = {
     "malformed_requests": "Requests refused as malformed (400 / INVALID_ARGUMENT)",
     "refused_requests": "Requests refused with backpressure (429) or storage unavailable (503)",
     "inserted_rows": "Rows inserted into ClickHouse",
-    "insert_failures": "Failed ClickHouse inserts (retried)",
+    "insert_failures": "Failed ClickHouse inserts (retried, or split to isolate refused rows)",
+    "quarantined_rows": "Rows refused by ClickHouse and moved to the quarantine table",
     "decoder_restarts": "Decoder processes replaced after dying",
+    "wal_write_failures": "Write-ahead log appends that failed (disk full, I/O error): 503 / UNAVAILABLE",
+    "wal_corrupt_records": "Damaged write-ahead log records skipped on replay (lost)",
+    "wal_corrupt_bytes": "Bytes of damaged write-ahead log records skipped on replay",
+    "undecodable_records": "Write-ahead log records this version cannot decode (skipped, kept in a file)",
 }
 
 

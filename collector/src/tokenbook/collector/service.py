@@ -32,7 +32,7 @@ from tokenbook.collector.config import CollectorConfig
 from tokenbook.collector.decode.pool import DecoderPool
 from tokenbook.collector.ingest.dedup import RecentSpanKeys, span_key
 from tokenbook.collector.ingest.ingestor import Ingestor
-from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
+from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds, pipeline_keys
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
 from tokenbook.collector.storage import owner
@@ -107,7 +107,10 @@ class Collector:
         if cfg.dedup.warm_hours > 0:  # a crash between an insert and its refresh left aggregates stale
             self.store.refresh_aggregates(since=datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours))
         self.wal = WriteAheadLog(
-            cfg.spool.dir, max_bytes=cfg.spool.max_bytes, segment_bytes=cfg.spool.segment_bytes
+            cfg.spool.dir,
+            max_bytes=cfg.spool.max_bytes,
+            segment_bytes=cfg.spool.segment_bytes,
+            on_corrupt=self.metrics.add,
         )
         replay_bytes = self.wal.open()
         self.metrics.spooled_bytes = lambda: self.wal.pending_bytes if self.wal is not None else 0
@@ -125,6 +128,9 @@ class Collector:
             extra_keys=cfg.extra_attribution_keys,
             content=cfg.privacy.content,
             salt=cfg.privacy.salt.reveal() if cfg.privacy.salt is not None else "",
+            bounds=SpanBounds(
+                cfg.limits.max_tokens_per_call, cfg.limits.max_span_age, cfg.limits.max_span_future
+            ),
         )
         writer = self.writer
         keys = replace(

@@ -43,6 +43,7 @@ __all__ = [
     "Setting",
     "boolean",
     "duration",
+    "duration_or_zero",
     "endpoint",
     "items",
     "load",
@@ -422,7 +423,7 @@ _SIZE_UNITS: Final = {
     **{"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3},
     **{"kib": 1024, "mib": 1024**2, "gib": 1024**3},
 }
-_DURATION_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+_DURATION_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
 
 
 def _number_with_unit(v: Any, units: Mapping[str, float], what: str) -> float:
@@ -456,6 +457,13 @@ def duration(v: Any) -> float:
 
 
 @type_name("integer >= 1")
+def duration_or_zero(v: Any) -> float:
+    """A duration, or 0 (no bound)."""
+    if v == 0 and not isinstance(v, bool):
+        return 0.0
+    return duration(v)
+
+
 def positive_int(v: Any) -> int:
     """An int >= 1 (not a bool)."""
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:

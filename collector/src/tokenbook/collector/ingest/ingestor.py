@@ -11,7 +11,8 @@ once they are fsynced. Outcomes, mapped by the receivers to OTLP statuses:
   ``limits.tenant_rate`` (`_admit`, which also applies a credential's tenant and the attribute
   value-length limit before anything else);
 * `StorageUnavailable` -> 503 / UNAVAILABLE: the spool is full and storage is down, or the log
-  cannot be written.
+  cannot be written (`WalWriteError`: disk full, quota, I/O error; the request was not logged and
+  is not acknowledged, and the next request tries the disk again).
 
 Nothing is remembered as delivered (dedup) unless it is durable, so a refused request can be retried.
 """
@@ -155,15 +156,16 @@ class Ingestor:
             self._inflight += n
             self._inflight_requests += 1
         try:
-            self._log_durably(records)
+            refused, reason = self._log_durably(records)
         finally:
             with self._inflight_lock:
                 self._inflight -= n
                 self._inflight_requests -= 1
                 self._inflight_lock.notify_all()
-        return ExportResult(n, decoded.rejected, decoded.reason)
+        return ExportResult(n - refused, decoded.rejected + refused, decoded.reason or reason)
 
-    def _log_durably(self, records: list[Any]) -> None:
+    def _log_durably(self, records: list[Any]) -> tuple[int, str]:
+        """Build, log and remember `records`; return the spans the builder rejected, and why."""
         keys = [r.trace_id + r.span_id for r in records]
         fresh = self.dedup.unseen(keys)
         duplicates = len(records) - len(fresh)
@@ -171,6 +173,9 @@ class Ingestor:
             records = [records[i] for i in fresh]
             keys = [keys[i] for i in fresh]
         batch = self.builder.build(records)
+        if batch.rejected:  # out of limits.*: not logged, not remembered (a backfill may send them again)
+            out = set(batch.rejected_keys)
+            keys = [k for k in keys if k not in out]
         if batch.calls or batch.steps:
             try:
                 self.wal.append(*encode_record(batch.calls, batch.steps))
@@ -179,9 +184,9 @@ class Ingestor:
                 if self.storage_up():
                     raise Backpressure(f"{exc}; storage is catching up", retry_after=2.0) from exc
                 raise StorageUnavailable(f"{exc}; storage is unavailable") from exc
-            except OSError as exc:
+            except OSError as exc:  # WalWriteError: disk full, quota, I/O error; nothing was logged
                 _log.error("cannot write the write-ahead log: %s", exc)
-                self.metrics.add(refused_requests=1)
+                self.metrics.add(refused_requests=1, wal_write_failures=1)
                 raise StorageUnavailable(f"cannot write the write-ahead log: {exc}") from exc
         added = self.dedup.remember(keys)
         if self.on_calls is not None and batch.calls:
@@ -195,4 +200,6 @@ class Ingestor:
             billed_calls=batch.billed,
             unpriced_calls=batch.unpriced,
             steps=len(batch.steps),
+            rejected_spans=batch.rejected,
         )
+        return batch.rejected, batch.reason

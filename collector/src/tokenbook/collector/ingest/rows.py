@@ -22,6 +22,11 @@ Rules, per span (`RowBuilder.build`):
   `ATTRIBUTION_COLUMNS`; `attribution.extra_keys` and ``tokenbook.tag.*`` attributes land in ``tags``.
   The workflow is ``tokenbook.workflow.name``/``.id`` when the app set them, else the trace's root span
   when it is in the same request.
+* Bounds checked before the acknowledgement (`SpanBounds`, from ``limits.*``): a span starting more than
+  ``limits.max_span_age`` before now (0: no bound, for backfills) or more than ``limits.max_span_future``
+  after now, a call with a token count above ``limits.max_tokens_per_call``, or a call whose cost does
+  not fit ``Decimal(18, 12)`` (|cost| < 10^6, possible with a price override) is rejected: counted in
+  the batch's ``rejected`` with the first reason (OTLP ``partial_success``); its siblings are kept.
 * Content attributes are never decoded in ``drop`` mode (the default); in ``keep``/``hash`` mode they
   go to ``tags`` through `processor.redaction.Redactor` (hash: salted SHA-256).
 """
@@ -41,7 +46,7 @@ from tokenbook.collector.decode.spans import KeyFilter, SpanRecord
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.genai import semconv
 from tokenbook.genai.attribution import ATTRIBUTION_COLUMNS, context_id_of
-from tokenbook.genai.billing import COST_QUANTUM, NO_COSTS, STATUS_NOT_BILLABLE, STATUS_UNPRICED
+from tokenbook.genai.billing import COST_QUANTUM, NO_COSTS, STATUS_NOT_BILLABLE, STATUS_UNPRICED, money
 from tokenbook.genai.calls import (
     KIND_MODEL,
     KIND_OTHER,
@@ -59,9 +64,10 @@ from tokenbook.genai.records import build
 from tokenbook.genai.redaction import Redactor, is_content_attribute
 from tokenbook.genai.usage import read_usage
 
-__all__ = ["RowBatch", "RowBuilder", "pipeline_keys"]
+__all__ = ["RowBatch", "RowBuilder", "SpanBounds", "pipeline_keys"]
 
 _CLIENT_COST_LIMIT: Final = Decimal(10) ** 6  # Decimal(18,12) holds |x| < 10^6
+_COST_LIMIT_PICOS: Final = 10**18  # Decimal(18,12) holds |x| < 10^6, in pico-units
 _TAG_PREFIX: Final = semconv.TB.TAG_PREFIX
 _CALL_ATTRIBUTION_ORDER: Final = ("tenant.id", "user.id", "project.id", "team.id", "app.feature")
 _TENANT: Final = "tenant.id"
@@ -109,6 +115,39 @@ class RowBatch:
     steps: list[StepRow]
     billed: int  # calls with a price (priced or cache_hit)
     unpriced: int
+    rejected: int = 0  # spans out of `SpanBounds`
+    reason: str = ""  # why the first one was rejected
+    rejected_keys: tuple[bytes, ...] = ()  # their trace_id + span_id (not remembered as delivered)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanBounds:
+    """What a span must satisfy to be acknowledged (``limits.*``); see the module docstring."""
+
+    max_tokens_per_call: int = 100_000_000
+    max_span_age: float = 30 * 86400.0  # seconds before now; 0: no bound (backfill)
+    max_span_future: float = 3600.0  # seconds after now
+
+    def time_violation(self, start_ns: int, now_ns: int) -> str:
+        """Why a span starting at `start_ns` is out of the window around `now_ns`, or ""."""
+        if start_ns - now_ns > self.max_span_future * 1e9:
+            return (
+                f"span starts {(start_ns - now_ns) / 1e9:.0f} s in the future "
+                f"(limits.max_span_future={self.max_span_future:g}s)"
+            )
+        if self.max_span_age and now_ns - start_ns > self.max_span_age * 1e9:
+            return (
+                f"span starts {(now_ns - start_ns) / 86400e9:.1f} days ago (limits.max_span_age="
+                f"{self.max_span_age:g}s; 0 or `tokenbook collector --backfill` accepts older spans)"
+            )
+        return ""
+
+
+NO_BOUNDS: Final = SpanBounds(max_tokens_per_call=2**63 - 1, max_span_age=0.0, max_span_future=float("inf"))
+
+
+class _Rejected(Exception):
+    pass
 
 
 def _first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
@@ -190,8 +229,11 @@ class RowBuilder:
         content: str = "drop",
         salt: str = "",
         tracker: DescendantTracker | None = None,
+        bounds: SpanBounds = NO_BOUNDS,
     ) -> None:
+        """`bounds`: spans outside them are rejected (the collector passes its ``limits.*``)."""
         self.catalog = catalog
+        self.bounds = bounds
         self.extra_keys = tuple(extra_keys)
         self.redactor = Redactor(content, salt=salt) if content != "drop" else None
         self.tracker = tracker or DescendantTracker()
@@ -205,8 +247,12 @@ class RowBuilder:
 
     def build(self, records: Sequence[SpanRecord]) -> RowBatch:
         """Rows for `records` (which may be in any order). Never raises on span content."""
-        now = datetime.now(tz=UTC)
-        version = time.time_ns() // 1000
+        now_ns = time.time_ns()
+        now = datetime.fromtimestamp(now_ns / 1e9, tz=UTC)
+        version = now_ns // 1000
+        bounds = self.bounds
+        rejected: list[bytes] = []
+        reason = ""
         ordered = sorted(records, key=_END_NS)
         roots = {r.trace_id: r for r in ordered if not r.parent_span_id}
         calls: list[CallRow] = []
@@ -221,6 +267,11 @@ class RowBuilder:
             billable = is_billable(kind, has_usage, below)
             if kind == KIND_OTHER and not billable and not r.outcome:
                 continue
+            why = bounds.time_violation(r.start_ns, now_ns)
+            if why:
+                rejected.append(r.trace_id + r.span_id)
+                reason = reason or why
+                continue
             trace_hex = r.trace_id.hex()
             span_hex = r.span_id.hex()
             parent_hex = r.parent_span_id.hex()
@@ -233,7 +284,12 @@ class RowBuilder:
             if billable or kind == KIND_MODEL:
                 ids = (trace_hex, span_hex, parent_hex, context_id)
                 tail = (duration_ms, now, version)
-                call = self._call(r, attrs, billable, start, ids, roots, tail, tenant, operation)
+                try:
+                    call = self._call(r, attrs, billable, start, ids, roots, tail, tenant, operation)
+                except _Rejected as exc:
+                    rejected.append(r.trace_id + r.span_id)
+                    reason = reason or str(exc)
+                    continue
                 calls.append(call)
                 if call.price_status == STATUS_UNPRICED:
                     unpriced += 1
@@ -249,7 +305,7 @@ class RowBuilder:
                         operation, status, duration_ms, r.outcome, now, version,
                     ))
                 )  # fmt: skip
-        return RowBatch(calls, steps, billed, unpriced)
+        return RowBatch(calls, steps, billed, unpriced, len(rejected), reason, tuple(rejected))
 
     def _call(
         self,
@@ -268,11 +324,19 @@ class RowBuilder:
         provider = first_text(attrs, semconv.PROVIDER)
         model = first_text(attrs, semconv.MODEL)
         usage = read_usage(attrs, provider)
+        limit = self.bounds.max_tokens_per_call
+        if (most := max(usage[:5])) > limit:
+            raise _Rejected(f"a token count of {most} (limits.max_tokens_per_call={limit})")
         costs = NO_COSTS
         if billable:
             quote = self.catalog.quote(provider, model, usage, r.start_ns, cache_hit=is_cache_hit(attrs))
             currency, price_status, price_source = quote.currency, quote.status, quote.source
             if quote.picos is not None:
+                if max(abs(p) for p in quote.picos) >= _COST_LIMIT_PICOS:
+                    raise _Rejected(
+                        f"a cost of {money(max(quote.picos, key=abs))} {currency} does not fit "
+                        "Decimal(18, 12) (the ledger holds less than 10^6 per call)"
+                    )
                 costs = quote.picos.costs()
         else:
             currency, price_status, price_source = "USD", STATUS_NOT_BILLABLE, "no usage on the span"

@@ -31,6 +31,7 @@ from tokenbook.collector.storage.ledger import CallRow, StepRow
 __all__ = [
     "BLOCK_FORMAT",
     "RowRecord",
+    "decode_block",
     "decode_record",
     "decode_rows",
     "encode_block",
@@ -107,6 +108,15 @@ def _rows(block: bytes, times: tuple[int, ...], money: tuple[int, ...]) -> list[
     for i in money:
         cols[i] = [None if v is None else Decimal(v) for v in cols[i]]
     return list(zip(*cols, strict=True))
+
+
+def decode_block(table: str, block: bytes) -> list[Any]:
+    """Inverse of `encode_block`: the `CallRow`s or `StepRow`s of a block."""
+    if table == "llm_calls":
+        return [CallRow._make(r) for r in _rows(block, _CALL_TIMES, _CALL_MONEY)]
+    if table == "context_steps":
+        return [StepRow._make(r) for r in _rows(block, _STEP_TIMES, ())]
+    raise ValueError(f"no block encoding for table {table!r}")
 
 
 def decode_record(payload: bytes) -> RowRecord:

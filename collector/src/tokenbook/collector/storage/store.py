@@ -18,7 +18,9 @@ The password of a server URL never appears in `repr`, logs or exception messages
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,14 +33,23 @@ from urllib.parse import unquote, urlsplit
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
-from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, encode_block
+from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, decode_block, encode_block
 from tokenbook.collector.storage.sqltemplate import SchemaTarget, render_query
 from tokenbook.collector.storage.tenancy import tenant_filters
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["QueryResult", "Store", "StoreError", "StoreUnavailable"]
+__all__ = [
+    "PARTITIONS_PER_INSERT",
+    "QUARANTINE_COLUMNS",
+    "QueryResult",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "error_code",
+    "quarantine_entry",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +61,9 @@ QueryResult = tuple[list[str], list[str], list[tuple[Any, ...]]]
 #: ClickHouse caps (``http_max_uri_size``, 1 MiB), so it gets smaller chunks.
 _REFRESH_CHUNK_EMBEDDED = 20_000
 _REFRESH_CHUNK_SERVER = 2_000
+#: ClickHouse's ``max_partitions_per_insert_block`` default: no insert (the writer's, or a refresh's
+#: INSERT ... SELECT into the month-partitioned ``cost_hourly``) may touch more months than this.
+PARTITIONS_PER_INSERT = 100
 
 
 class StoreError(RuntimeError):
@@ -58,6 +72,31 @@ class StoreError(RuntimeError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached (server down, network); retrying later may succeed."""
+
+
+_CODE = re.compile(r"Code: (\d+)\.")
+
+#: Columns of the ``quarantine`` table (migration 030), in order.
+QUARANTINE_COLUMNS: tuple[str, ...] = (
+    "quarantined_at", "table_name", "tenant_id", "trace_id", "span_id", "span_time", "error_code",
+    "reason", "row", "state", "version",
+)  # fmt: skip
+
+
+def quarantine_entry(
+    table: str, row: CallRow | StepRow, code: int, reason: str, state: str = "quarantined"
+) -> tuple[Any, ...]:
+    """A row of the ``quarantine`` table for one ledger row of `table` (``llm_calls``/``context_steps``)."""
+    return (
+        datetime.now(UTC), table, row.tenant_id, row.trace_id, row.span_id, row.timestamp.isoformat(), code,
+        reason, encode_block(table, [row]).decode("utf-8", "surrogateescape"), state, time.time_ns() // 1000,
+    )  # fmt: skip
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code in a `StoreError` message (``Code: 69. DB::Exception: ...``), if any."""
+    m = _CODE.search(str(exc))
+    return int(m.group(1)) if m else None
 
 
 class Store:
@@ -398,6 +437,43 @@ class Store:
         )
         _log.debug("inserted %d rows into %s in %.1f ms", rows, table, 1000 * (time.perf_counter() - started))
 
+    def quarantine(self, entries: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows of the ``quarantine`` table (`QUARANTINE_COLUMNS` order; times as datetimes)."""
+        if not entries:
+            return
+        cols: list[Any] = [
+            [v.isoformat() if isinstance(v, datetime) else v for v in c] for c in zip(*entries, strict=True)
+        ]
+        block = json.dumps(cols, separators=(",", ":")).encode("ascii")  # any text, escaped
+        with self._lock:
+            self._insert("quarantine", block, QUARANTINE_COLUMNS, len(entries))
+
+    def replay_quarantine(self) -> tuple[int, int]:
+        """Insert every quarantined row again; return (replayed, still refused). A replayed entry is
+        marked ``replayed``; a refused one keeps ``quarantined`` with the new reason. A store that cannot
+        be reached raises `StoreUnavailable` (what was replayed so far stays replayed)."""
+        sql = (
+            "SELECT table_name, row FROM quarantine FINAL WHERE state = 'quarantined' ORDER BY quarantined_at"
+        )
+        _, _, rows = self.query(sql)
+        replayed = refused = 0
+        for table, text in rows:
+            (row,) = decode_block(table, text.encode("utf-8", "surrogateescape"))
+            calls, steps = ([row], []) if table == "llm_calls" else ([], [row])
+            try:
+                self.write(calls, steps)
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                self.quarantine([quarantine_entry(table, row, error_code(exc) or 0, str(exc)[:2000])])
+                refused += 1
+                continue
+            self.quarantine([quarantine_entry(table, row, 0, "replayed", state="replayed")])
+            replayed += 1
+        if replayed:
+            self.refresh_aggregates()
+        return replayed, refused
+
     def refresh_aggregates(self, *, since: datetime | None = None, hourly: bool = True) -> int:
         """Recompute `context_costs` and `cost_hourly` for every key touched since the last refresh.
 
@@ -438,7 +514,7 @@ class Store:
 
     def _refresh_hours(self, keys: list[tuple[str, datetime]]) -> None:
         sql = render_query("refresh_cost_hourly.sql", self.database)
-        for chunk in _chunks(keys, self._refresh_chunk):
+        for chunk in _month_chunks(keys, self._refresh_chunk):
             tenants, hours = sorted({t for t, _ in chunk}), sorted({h for _, h in chunk})
             params = {
                 "tenants": tenants,
@@ -473,6 +549,21 @@ def _local_parser() -> Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]
             return [tuple(row) for row in result.result_rows]
 
     return parse
+
+
+def _month_chunks(keys: list[tuple[str, datetime]], size: int) -> Iterable[list[tuple[str, datetime]]]:
+    """(tenant, hour) keys in chunks of at most `size` keys and `PARTITIONS_PER_INSERT` months."""
+    chunk: list[tuple[str, datetime]] = []
+    months: set[tuple[int, int]] = set()
+    for key in sorted(keys, key=lambda k: (k[1], k[0])):
+        month = (key[1].year, key[1].month)
+        if len(chunk) >= size or (month not in months and len(months) >= PARTITIONS_PER_INSERT):
+            yield chunk
+            chunk, months = [], set()
+        chunk.append(key)
+        months.add(month)
+    if chunk:
+        yield chunk
 
 
 def _chunks(keys: list[Any], size: int) -> Iterable[list[Any]]:

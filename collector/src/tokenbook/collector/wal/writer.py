@@ -21,24 +21,47 @@ aggregates up to date, exactly (recomputed from FINAL) but coalesced, which boun
 
 At `stop` everything touched is refreshed.
 
+One row never stops the ledger:
+
+* a batch is split by partition (the month of ``timestamp``, as ``PARTITION BY toYYYYMM(timestamp)``)
+  into inserts of at most `PARTITIONS_PER_INSERT` months (ClickHouse's ``max_partitions_per_insert_block``
+  default is 100); the common one-month batch is inserted as logged, without re-encoding;
+* an insert refused deterministically (a ClickHouse error code of `REFUSED_CODES`: a value that does
+  not parse or fit its column, too many partitions), unlike a connection error or a timeout, is bisected
+  until the refused rows are isolated; those go to the ``quarantine`` table (with the table, the error
+  code and message) and everything else is inserted. ``tokenbook quarantine list|replay`` shows and
+  re-inserts them. A failure of the quarantine insert itself is retried like any other;
+* only errors that can succeed later (every other one) are retried, with backoff, while the log holds
+  the rows.
+
 `stop(drain_timeout)` lets the writer empty the log (or give up after the timeout, leaving the rest
 in the log for the next start) and joins the thread.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from datetime import UTC
+from typing import Any, Final, Protocol
 
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.rowcodec import RowRecord, decode_record, join_blocks
+from tokenbook.collector.storage.store import (
+    PARTITIONS_PER_INSERT,
+    QUARANTINE_COLUMNS,
+    StoreUnavailable,
+    error_code,
+    quarantine_entry,
+)
 from tokenbook.collector.wal.log import Position, WriteAheadLog
 
-__all__ = ["LedgerStore", "LedgerWriter"]
+__all__ = ["PARTITIONS_PER_INSERT", "REFUSED_CODES", "LedgerStore", "LedgerWriter", "refused"]
 
 _log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.1
@@ -48,6 +71,36 @@ _REFRESH_INTERVAL_BEHIND = 30.0  # ... while the log holds a backlog (full batch
 _HOURLY_INTERVAL = 10.0  # cost_hourly lag when caught up: each refresh rescans the touched hours
 _HOURLY_INTERVAL_BEHIND = 60.0  # ... while the log holds a backlog
 _REFRESH_SHARE = 5  # the next refresh waits at least this many times the last one's duration
+#: ClickHouse error codes that refuse the data itself: the same rows fail again however often retried.
+REFUSED_CODES: Final = frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    26,  # CANNOT_PARSE_QUOTED_STRING
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,  # ATTEMPT_TO_READ_AFTER_EOF
+    33,  # CANNOT_READ_ALL_DATA
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    69,  # ARGUMENT_OUT_OF_BOUND (e.g. "Decimal value is too big")
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    252,  # TOO_MANY_PARTITIONS
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    407,  # DECIMAL_OVERFLOW
+})  # fmt: skip
+_REASON_CHARS: Final = 2000
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether storage refused the rows themselves (retrying them can never succeed)."""
+    return not isinstance(exc, StoreUnavailable) and error_code(exc) in REFUSED_CODES
+
+
+def _month(row: CallRow | StepRow) -> tuple[int, int]:
+    ts = row.timestamp.astimezone(UTC)
+    return ts.year, ts.month
 
 
 class LedgerStore(Protocol):
@@ -60,6 +113,9 @@ class LedgerStore(Protocol):
 
     def refresh_aggregates(self, *, hourly: bool = True) -> Any:
         """Recompute the aggregates of the keys written since the last refresh."""
+
+    # and, optionally, `quarantine(entries)` (`Store.quarantine`); without it refused rows are appended
+    # to ``quarantine.jsonl`` in the log's directory.
 
 
 class LedgerWriter:
@@ -102,20 +158,48 @@ class LedgerWriter:
         return self.wal.pending_bytes == 0
 
     def _run(self) -> None:
+        delay = _BACKOFF_MIN
         while True:
-            stopping = self._stopping.is_set()
-            if not self.wal.wait_for_data(0 if stopping else self.max_delay):
-                self._behind = False  # caught up
-                self._refresh(force=stopping)
-                if stopping:
+            try:
+                if not self._step():
                     return
-                continue
-            records, end = self._gather()
-            if end is not None and not self._insert(records):
-                return  # gave up at shutdown: the rows stay in the log for the next start
-            if end is not None:
-                self.wal.commit(end)
-            self._refresh(force=False)
+                delay = _BACKOFF_MIN
+            except Exception:  # noqa: BLE001 - the writer thread must outlive any one failure
+                _log.exception(
+                    "ledger writer: unexpected failure; retrying (undelivered rows stay in the log)"
+                )
+                if self._stopping.is_set():
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _step(self) -> bool:
+        """One batch (or one idle wait); False when the writer is done."""
+        stopping = self._stopping.is_set()
+        if not self.wal.wait_for_data(0 if stopping else self.max_delay):
+            self._behind = False  # caught up
+            self._refresh(force=stopping)
+            return not stopping
+        records, end = self._gather()
+        if end is not None and not self._insert(records):
+            return False  # gave up at shutdown: the rows stay in the log for the next start
+        if end is not None:
+            self.wal.commit(end)
+        self._refresh(force=False)
+        return True
+
+    def _decode(self, payload: bytes) -> RowRecord | None:
+        """The rows of a logged record; None for one this version cannot read (kept in a file)."""
+        try:
+            return decode_record(payload)
+        except ValueError as exc:
+            folder = self.wal.directory / "undecodable"
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{time.time_ns()}.bin"
+            path.write_bytes(payload)
+            self.metrics.add(undecodable_records=1)
+            _log.error("write-ahead log record cannot be decoded (%s); skipped, kept in %s", exc, path)
+            return None
 
     def _gather(self) -> tuple[list[RowRecord], Position | None]:
         out: list[RowRecord] = []
@@ -123,12 +207,14 @@ class LedgerWriter:
         end: Position | None = None
         until = time.monotonic() + self.max_delay
         while rows < self.max_rows:
-            records = self.wal.read(decode_record, max_records=64)
+            records = self.wal.read(self._decode, max_records=64)
             for rec in records:
-                record: RowRecord = rec.obj
+                record: RowRecord | None = rec.obj
+                end = rec.end
+                if record is None:
+                    continue
                 out.append(record)
                 rows += len(record.calls) + len(record.steps)
-                end = rec.end
             if records:
                 continue
             left = until - time.monotonic()
@@ -138,23 +224,41 @@ class LedgerWriter:
         return out, end
 
     def _insert(self, records: list[RowRecord]) -> bool:
+        """Store the rows of `records`; False when shutdown gave up (the rows stay in the log)."""
         calls = [c for r in records for c in r.calls]
         steps = [s for r in records for s in r.steps]
-        blocks = (join_blocks([r.call_block for r in records]), join_blocks([r.step_block for r in records]))
+        months = {_month(c) for c in calls} | {_month(s) for s in steps}
+        if len(months) <= PARTITIONS_PER_INSERT:
+            blocks = (
+                join_blocks([r.call_block for r in records]),
+                join_blocks([r.step_block for r in records]),
+            )
+            return self._write(calls, steps, blocks)
+        ordered = sorted(months)
+        for at in range(0, len(ordered), PARTITIONS_PER_INSERT):
+            group = set(ordered[at : at + PARTITIONS_PER_INSERT])
+            part_calls = [c for c in calls if _month(c) in group]
+            part_steps = [s for s in steps if _month(s) in group]
+            if not self._write(part_calls, part_steps, None):
+                return False
+        return True
+
+    def _write(self, calls: list[CallRow], steps: list[StepRow], blocks: tuple[bytes, bytes] | None) -> bool:
+        """Insert, retrying what may succeed later; bisect a refused insert down to the refused rows."""
         delay = _BACKOFF_MIN
         while True:
             started = time.perf_counter()
             try:
                 self.store.write(calls, steps, blocks=blocks)
-            except Exception as exc:  # noqa: BLE001 - any storage failure is retried, never lost
+            except Exception as exc:  # noqa: BLE001 - any storage failure is retried or quarantined, never lost
+                if refused(exc):
+                    return self._isolate(calls, steps, exc)
                 self.metrics.add(insert_failures=1)
                 if self.storage_up:
                     _log.error("storage insert failed, retrying with backoff (rows stay in the log): %s", exc)
                 self.storage_up = False
-                if self._stopping.is_set() and time.monotonic() + delay > self._deadline:
-                    _log.warning("shutdown: storage still failing; rows stay in the log for the next start")
+                if not self._backoff(delay):
                     return False
-                time.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
             self.metrics.observe_insert(time.perf_counter() - started)
@@ -164,6 +268,71 @@ class LedgerWriter:
             self.storage_up = True
             self._dirty = self._dirty_hours = True
             return True
+
+    def _backoff(self, delay: float) -> bool:
+        """Sleep before a retry; False when shutting down and the drain deadline would pass."""
+        if self._stopping.is_set() and time.monotonic() + delay > self._deadline:
+            _log.warning("shutdown: storage still failing; rows stay in the log for the next start")
+            return False
+        time.sleep(delay)
+        return True
+
+    def _isolate(self, calls: list[CallRow], steps: list[StepRow], exc: BaseException) -> bool:
+        """`exc` refused these rows: quarantine a single row, or insert each half separately."""
+        if len(calls) + len(steps) == 1:
+            return self._quarantine(calls, steps, exc)
+        self.metrics.add(insert_failures=1)
+        _log.warning(
+            "storage refused an insert of %d rows (%s); isolating the refused rows",
+            len(calls) + len(steps),
+            str(exc)[:300],
+        )
+        if len(calls) > 1 or not steps:
+            half = len(calls) // 2
+            parts = [(calls[:half], []), (calls[half:], steps)]
+        else:  # one call or none: split the steps
+            half = len(steps) // 2
+            parts = [(calls, steps[:half]), ([], steps[half:])]
+        return all(self._write(c, s, None) for c, s in parts if c or s)
+
+    def _put_in_quarantine(self, entry: tuple[Any, ...]) -> None:
+        quarantine = getattr(self.store, "quarantine", None)
+        if quarantine is not None:
+            quarantine([entry])
+            return
+        doc = dict(zip(QUARANTINE_COLUMNS, entry, strict=True))
+        line = json.dumps(doc, default=str, ensure_ascii=True) + "\n"
+        with open(self.wal.directory / "quarantine.jsonl", "a", encoding="ascii") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _quarantine(self, calls: list[CallRow], steps: list[StepRow], exc: BaseException) -> bool:
+        table, row = ("llm_calls", calls[0]) if calls else ("context_steps", steps[0])
+        reason = str(exc)[:_REASON_CHARS]
+        entry = quarantine_entry(table, row, error_code(exc) or 0, reason)
+        delay = _BACKOFF_MIN
+        while True:
+            try:
+                self._put_in_quarantine(entry)
+            except Exception as qexc:  # noqa: BLE001 - retried: the row stays in the log until quarantined
+                _log.error("cannot quarantine a refused row (retrying): %s", qexc)
+                if not self._backoff(delay):
+                    return False
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            break
+        self.metrics.add(quarantined_rows=1)
+        _log.error(
+            "storage refused a row; it is quarantined (tokenbook quarantine list): table=%s tenant=%s "
+            "trace_id=%s span_id=%s: %s",
+            table,
+            row.tenant_id,
+            row.trace_id,
+            row.span_id,
+            reason[:300],
+        )
+        return True
 
     def _refresh(self, *, force: bool) -> None:
         now = time.monotonic()
