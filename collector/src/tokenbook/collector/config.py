@@ -125,6 +125,7 @@ class AdminConfig:
     endpoint: str
     query_timeout: float
     query_max_rows: int
+    tls: TLSConfig | None = None  # None: plaintext
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +334,7 @@ _SCHEMA: Final[dict[str, Any]] = {
         "endpoint": ("127.0.0.1:4319", _endpoint),
         "query_timeout": (30.0, parse_duration),
         "query_max_rows": (100_000, parse_positive_int),
+        "tls": (None, parse_tls),
     },
     "pricing": {"overrides": (None, _optional_path)},
     "attribution": {"extra_keys": ([], _key_list)},
@@ -349,6 +351,8 @@ _SCHEMA: Final[dict[str, Any]] = {
         "max_connections": (64, parse_positive_int),
         "read_timeout": (30.0, parse_duration),
         "request_timeout": (60.0, parse_duration),
+        "max_open_connections": (4096, parse_positive_int),
+        "workers": (8, parse_positive_int),
     },
     "telemetry": {
         "summary_interval": (60.0, parse_duration),
@@ -452,7 +456,9 @@ def load_config(
             v["storage.spool.segment_bytes"],
         ),
         batch=BatchConfig(v["storage.batch.max_rows"], v["storage.batch.max_delay"]),
-        admin=AdminConfig(v["admin.endpoint"], v["admin.query_timeout"], v["admin.query_max_rows"]),
+        admin=AdminConfig(
+            v["admin.endpoint"], v["admin.query_timeout"], v["admin.query_max_rows"], v["admin.tls"]
+        ),
         pricing_overrides=v["pricing.overrides"],
         extra_attribution_keys=v["attribution.extra_keys"],
         privacy=PrivacyConfig(v["privacy.content"], v["privacy.salt"]),
@@ -467,5 +473,7 @@ def load_config(
             v["limits.max_connections"],
             v["limits.read_timeout"],
             v["limits.request_timeout"],
+            v["limits.max_open_connections"],
+            v["limits.workers"],
         ),
     )

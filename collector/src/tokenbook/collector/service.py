@@ -184,8 +184,8 @@ class Collector:
             extra={
                 "fields": {
                     "otlp_grpc": cfg.grpc.endpoint,
-                    "otlp_http": f"http://{cfg.http.endpoint}/v1/traces",
-                    "admin": f"http://{cfg.admin.endpoint}",
+                    "otlp_http": f"{'https' if cfg.http.tls else 'http'}://{cfg.http.endpoint}/v1/traces",
+                    "admin": f"{'https' if cfg.admin.tls else 'http'}://{cfg.admin.endpoint}",
                     "store": cfg.clickhouse.describe(),
                     "spool": str(cfg.spool.dir),
                     "replay_bytes": replay_bytes,
@@ -193,7 +193,11 @@ class Collector:
                     "content": cfg.privacy.content,
                     "decode_processes": cfg.decode_processes,
                     "auth": f"{len(cfg.auth)} tokens" if cfg.auth is not None else "off",
-                    "tls": {"grpc": cfg.grpc.tls is not None, "http": cfg.http.tls is not None},
+                    "tls": {
+                        "grpc": cfg.grpc.tls is not None,
+                        "http": cfg.http.tls is not None,
+                        "admin": cfg.admin.tls is not None,
+                    },
                     "startup_s": round(time.monotonic() - started, 3),
                 }
             },
