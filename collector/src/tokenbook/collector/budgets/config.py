@@ -104,6 +104,7 @@ class BudgetsConfig:
     webhook: WebhookConfig | None = None
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     context_ttl: float = 86_400.0  # seconds an idle context's budget counters are kept (and rebuilt)
+    max_subjects: int = 100_000  # counters kept in memory; beyond, the least recently used is evicted
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -307,7 +308,7 @@ def _breaker(raw: Any, path: str, problems: _Problems) -> BreakerConfig:
 def parse_budgets(raw: Any, path: str = "budgets") -> tuple[BudgetsConfig, list[str]]:
     """Validate the `budgets:` section; returns the config and every problem (empty when valid)."""
     problems = _Problems()
-    keys = ("at_risk", "quotas", "budgets", "alerts", "breaker", "context_ttl")
+    keys = ("at_risk", "quotas", "budgets", "alerts", "breaker", "context_ttl", "max_subjects")
     m = _mapping(raw, path, problems, keys)
     at_risk = _leaf(m, "at_risk", path, problems, _fraction, DEFAULT_AT_RISK)
     names: set[str] = set()
@@ -331,5 +332,6 @@ def parse_budgets(raw: Any, path: str = "budgets") -> tuple[BudgetsConfig, list[
         webhook=_webhook(alerts.get("webhook"), f"{path}.alerts.webhook", problems),
         breaker=_breaker(m.get("breaker"), f"{path}.breaker", problems),
         context_ttl=_leaf(m, "context_ttl", path, problems, parse_duration, 86_400.0),
+        max_subjects=_leaf(m, "max_subjects", path, problems, parse_positive_int, 100_000),
     )
     return config, list(problems)
