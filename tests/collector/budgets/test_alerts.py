@@ -30,7 +30,9 @@ def test_a_hanging_webhook_does_not_delay_recording() -> None:
     hang.bind(("127.0.0.1", 0))
     hang.listen(100)  # accepts connections, never answers
     url = f"http://127.0.0.1:{hang.getsockname()[1]}/hook"
-    config, problems = parse_budgets({"alerts": {"webhook": {"url": url, "timeout": "30s", "max_attempts": 1}}})
+    config, problems = parse_budgets(
+        {"alerts": {"webhook": {"url": url, "timeout": "30s", "max_attempts": 1}}}
+    )
     assert problems == [] and config.webhook is not None
     store = RecordingStore()
     dispatcher = AlertDispatcher(log=False, webhook=WebhookSender(config.webhook), store=store)

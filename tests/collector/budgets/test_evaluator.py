@@ -130,8 +130,8 @@ def test_concurrent_senders_with_duplicates_count_exactly_once() -> None:
     def sender(offset: int) -> None:
         for start in range(0, len(spans), 50):  # every thread sends every span: 4 deliveries each
             batch = spans[(start + offset * 50) % len(spans) :][:50]
-            added = set(dedup.remember([span_key(c.trace_id, c.span_id) for c in batch]))
-            ev.observe([c for c in batch if span_key(c.trace_id, c.span_id) in added])
+            added = set(dedup.remember([span_key(c.tenant_id, c.trace_id, c.span_id) for c in batch]))
+            ev.observe([c for c in batch if span_key(c.tenant_id, c.trace_id, c.span_id) in added])
 
     threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
     for t in threads:

@@ -207,10 +207,11 @@ class Collector:
         assert self.wal is not None
         keys: list[bytes] = []
         if self.config.dedup.warm_hours > 0:
-            keys.extend(span_key(t, s) for t, s in self.store.recent_span_keys(self.config.dedup.warm_hours))
+            hours = self.config.dedup.warm_hours
+            keys.extend(span_key(n, t, s) for n, t, s in self.store.recent_span_keys(hours))
         for calls, steps in self.wal.pending(decode_rows):
-            keys.extend(span_key(r.trace_id, r.span_id) for r in calls)
-            keys.extend(span_key(r.trace_id, r.span_id) for r in steps)
+            keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in calls)
+            keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in steps)
         dedup.remember(keys)
         return len(dedup)
 

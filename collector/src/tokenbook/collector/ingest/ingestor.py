@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tokenbook.collector.decode.pool import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
 from tokenbook.collector.decode.spans import Decoded, MalformedRequest
-from tokenbook.collector.ingest.dedup import RecentSpanKeys, span_key
+from tokenbook.collector.ingest.dedup import RecentSpanKeys, record_key, span_key
 from tokenbook.collector.ingest.rows import RowBuilder
 from tokenbook.collector.limits import TenantRateLimiter
 from tokenbook.collector.metrics import IngestMetrics
@@ -41,6 +41,11 @@ __all__ = ["Backpressure", "ExportResult", "Ingestor", "StorageUnavailable"]
 
 _log = logging.getLogger(__name__)
 _TENANT = ATTRIBUTION_KEYS["tenant"]
+
+
+def _text(value: Any) -> str:
+    """A tenant attribute as the row builder stores it (`rows._text`)."""
+    return value if value.__class__ is str else "" if value is None else str(value)
 
 
 class ExportResult(NamedTuple):
@@ -162,7 +167,7 @@ class Ingestor:
         return ExportResult(n, decoded.rejected, decoded.reason)
 
     def _log_durably(self, records: list[Any]) -> None:
-        keys = [r.trace_id + r.span_id for r in records]
+        keys = [record_key(_text(r.attrs.get(_TENANT, "")), r.trace_id, r.span_id) for r in records]
         fresh = self.dedup.unseen(keys)
         duplicates = len(records) - len(fresh)
         if duplicates:
@@ -186,7 +191,7 @@ class Ingestor:
             calls = batch.calls
             if len(added) != len(keys):  # a concurrent request logged some of these spans first
                 new = set(added)
-                calls = [c for c in calls if span_key(c.trace_id, c.span_id) in new]
+                calls = [c for c in calls if span_key(c.tenant_id, c.trace_id, c.span_id) in new]
             self.on_calls(calls)
         self.metrics.add(
             deduplicated_spans=duplicates,
