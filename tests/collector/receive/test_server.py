@@ -41,11 +41,11 @@ def ingestor(tmp_path: Path):
     wal.close()
 
 
-def _post(port: int, body: bytes, timeout: float = 5.0, **headers: str) -> int:
+def _post(port: int, body: bytes, headers: dict[str, str] | None = None, timeout: float = 5.0) -> int:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/traces",
         data=body,
-        headers={"Content-Type": "application/x-protobuf", **headers},
+        headers={"Content-Type": "application/x-protobuf", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:
@@ -133,9 +133,9 @@ def test_gzip_bodies_and_oversized_bodies(ingestor: Ingestor) -> None:
     receiver.start()
     try:
         body = encode_spans(SpanFactory().chats(5, tenant="gz")).SerializeToString()
-        assert _post(receiver.port, gzip.compress(body), **{"Content-Encoding": "gzip"}) == 200
+        assert _post(receiver.port, gzip.compress(body), {"Content-Encoding": "gzip"}) == 200
         bomb = gzip.compress(b"\0" * (1 << 20))
-        assert _post(receiver.port, bomb, **{"Content-Encoding": "gzip"}) == 413
+        assert _post(receiver.port, bomb, {"Content-Encoding": "gzip"}) == 413
         # a declared length above the limit is answered before the body is sent
         s = socket.create_connection(("127.0.0.1", receiver.port))
         s.sendall(
