@@ -130,8 +130,8 @@ def test_concurrent_senders_with_duplicates_count_exactly_once() -> None:
     def sender(offset: int) -> None:
         for start in range(0, len(spans), 50):  # every thread sends every span: 4 deliveries each
             batch = spans[(start + offset * 50) % len(spans) :][:50]
-            added = set(dedup.remember([span_key(c.trace_id, c.span_id) for c in batch]))
-            ev.observe([c for c in batch if span_key(c.trace_id, c.span_id) in added])
+            added = set(dedup.remember([span_key(c.tenant_id, c.trace_id, c.span_id) for c in batch]))
+            ev.observe([c for c in batch if span_key(c.tenant_id, c.trace_id, c.span_id) in added])
 
     threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
     for t in threads:
@@ -177,3 +177,53 @@ def test_observe_never_raises_into_ingest() -> None:
     ev, _ = evaluator({"quotas": [QUOTA]}, clock)
     ev.observe([call(clock.now, "1" * 16, timestamp=None)])  # a broken row
     assert ev.errors == 1
+
+
+PER_USER = {"name": "per-user", "per": ["tenant", "user"], "window": "1d", "limit": {"tokens": 1000}}
+
+
+class LedgerStub:
+    """A ledger answering `subject_usage.sql` with stored usage per user."""
+
+    database = "tokenbook"
+
+    def __init__(self, stored: dict[str, int]) -> None:
+        self.stored = stored
+        self.asked: list[dict[str, Any]] = []
+
+    def query(self, sql: str, parameters: Any = None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+        assert "subject_usage" in sql or "ingested_at <" in sql
+        self.asked.append(dict(parameters))
+        return [], [], [(self.stored.get(parameters["subject"][1], 0), Decimal(0), 0)]
+
+
+def test_a_flood_of_distinct_users_keeps_at_most_max_subjects_and_evicted_ones_are_rebuilt() -> None:
+    """Failed before: one counter per distinct user, without a bound (~1 GiB/min under a flood)."""
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    ev, events = evaluator({"quotas": [PER_USER], "max_subjects": 100}, clock)
+    for i in range(5000):
+        ev.observe([call(clock.now, f"{i:016x}", user_id=f"u{i}", tokens=(100, 0))])
+    assert sum(ev.counter_states().values()) == 100 and ev.evicted == 4900
+    # u0 was evicted with 100 tokens; it comes back with 950 more: rebuilt from the ledger, it is over
+    ev.observe([call(clock.now, "f" * 16, user_id="u0", tokens=(950, 0))])
+    ledger = LedgerStub({"u0": 100})
+    while ev.hydrate_pending(ledger):
+        pass
+    (quota,) = ev.status({"tenant": "acme", "user": "u0"})["quotas"]
+    assert quota["used"]["tokens"] == 1050 and quota["state"] == "over_budget"
+    assert [e.state for e in events if dict(e.subject).get("user") == "u0"] == ["at_risk", "over_budget"]
+
+
+def test_states_are_paginated() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    ev, _ = evaluator({"quotas": [PER_USER]}, clock)
+    for i in range(25):
+        ev.observe([call(clock.now, f"{i:016x}", user_id=f"u{i:02d}")])
+    seen: list[str] = []
+    cursor: int | None = 0
+    while cursor is not None:
+        page = ev.states(limit=10, cursor=cursor)
+        assert len(page["quotas"]) <= 10
+        seen += [q["subject"]["user"] for q in page["quotas"]]
+        cursor = page["next_cursor"]
+    assert seen == [f"u{i:02d}" for i in range(25)]

@@ -145,3 +145,24 @@ def test_webhook_retries_with_backoff_and_signs_the_body(store: Store) -> None:
         runtime.stop()
         assert len(failing.requests) == 2 * 3  # two events, each bounded by max_attempts
         assert runtime.dispatcher.snapshot()[1] == {"webhook": 2}
+
+
+def test_an_evicted_counter_is_rebuilt_from_the_ledger(store: Store) -> None:
+    """budgets.max_subjects: a counter evicted from memory comes back exact (subject_usage.sql)."""
+    earlier = NOW - timedelta(minutes=5)
+    store.write([call(earlier, f"{i:016x}", context=f"c{i}", ingested_at=earlier) for i in range(4)], [])
+    runtime = BudgetRuntime(config(max_subjects=3), store, clock=Clock(NOW))
+    runtime.start(store)
+    runtime.stop()
+    ev = runtime.evaluator
+    assert ev.evicted >= 1
+    evicted = next(
+        f"c{i}"
+        for i in range(4)
+        if ev.status({"tenant": "acme", "context": f"c{i}"})["budgets"][0]["used"]["tokens"] == 0
+    )
+    ev.observe([call(NOW, "a" * 16, context=evicted)])
+    while ev.hydrate_pending(store):
+        pass
+    (budget,) = ev.status({"tenant": "acme", "context": evicted})["budgets"]
+    assert budget["used"]["tokens"] == 2 * 150

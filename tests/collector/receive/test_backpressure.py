@@ -104,3 +104,57 @@ def test_saturated_collector_answers_429_and_resource_exhausted(receivers) -> No
     assert held == [(200, None)]
     assert _post(http.port, second) == (200, None)
     assert ingestor.metrics.snapshot()["refused_requests"] == 2
+
+
+@pytest.fixture
+def limited(tmp_path: Path):
+    """A gRPC receiver that serves one call at a time, its log held at a gate."""
+    wal = GatedLog(tmp_path / "wal", max_bytes=1 << 24, segment_bytes=1 << 20)
+    wal.open()
+    ingestor = Ingestor(
+        RowBuilder(PriceCatalog()),
+        DecoderPool(pipeline_keys((), "drop"), 0),
+        RecentSpanKeys(10_000),
+        wal,
+        IngestMetrics(),
+        max_inflight_spans=10_000,
+        storage_up=lambda: True,
+    )
+    receiver = GrpcReceiver(ingestor, "127.0.0.1:0", max_request_bytes=1 << 20, max_concurrent_rpcs=1)
+    receiver.start()
+    yield wal, receiver
+    wal.gate.set()
+    receiver.stop(1)
+    wal.close()
+
+
+def test_grpc_concurrency_limit_answers_with_retry_info_and_the_exporter_retries(limited) -> None:
+    """Failed before: grpcio's maximum_concurrent_rpcs answered RESOURCE_EXHAUSTED without RetryInfo."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    wal, receiver = limited
+    factory = SpanFactory()
+    holder = threading.Thread(
+        target=lambda: _grpc(receiver.port, encode_spans(factory.chats(2, tenant="a")).SerializeToString())
+    )
+    holder.start()
+    assert wal.waiting.wait(10)  # the one slot is taken
+    with pytest.raises(grpc.RpcError) as err:
+        _grpc(receiver.port, encode_spans(factory.chats(2, tenant="b")).SerializeToString())
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    trailer = dict(err.value.trailing_metadata())["google.rpc.retryinfo-bin"]
+    assert RetryInfo.FromString(trailer).retry_delay.seconds >= 1
+
+    exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{receiver.port}", insecure=True, timeout=30)
+    threading.Timer(0.5, wal.gate.set).start()  # the slot frees while the exporter waits to retry
+    try:
+        assert exporter.export(factory.chats(3, tenant="c")) == SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    holder.join(10)
+
+
+def _grpc(port: int, body: bytes) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(body, timeout=10)

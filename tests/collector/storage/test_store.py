@@ -218,7 +218,9 @@ def test_recent_span_keys(store):
     steps = make_steps(calls)
     store.write(calls, steps)
     keys = store.recent_span_keys(1)
-    assert keys == {(c.trace_id, c.span_id) for c in calls} | {(s.trace_id, s.span_id) for s in steps}
+    assert keys == {(c.tenant_id, c.trace_id, c.span_id) for c in calls} | {
+        (s.tenant_id, s.trace_id, s.span_id) for s in steps
+    }
 
 
 def test_roundtrip_keeps_money_exact(store):

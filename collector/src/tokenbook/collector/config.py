@@ -172,6 +172,13 @@ class AdminConfig:
     )
     query_timeout: float = setting(30.0, parse=duration, doc="Longest run of one `POST /v1/query`.")
     query_max_rows: int = setting(100_000, parse=positive_int, doc="Most rows one query returns.")
+    tls: TLSConfig | None = setting(
+        None,
+        parse=parse_tls,
+        shape=TLSConfig,
+        type_doc="mapping",
+        doc="TLS for the admin API; absent: plaintext.",
+    )
     query_max_memory: int = setting(
         _QUERY_LIMITS.max_memory, parse=size, doc="Most memory one query may use (bytes or `1GiB`)."
     )

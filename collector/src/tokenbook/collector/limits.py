@@ -13,14 +13,10 @@
   ``Retry-After`` / ``RetryInfo``. At most ``max_tenants`` buckets are kept (the least recently used
   is forgotten, i.e. refilled).
 
-* `BoundedThreadsMixin`: an HTTP server (OTLP/HTTP, admin API) serves at most
-  ``limits.max_connections`` connections at once, each with a ``limits.read_timeout`` on every read;
-  a connection that finds every slot taken for ``read_timeout`` is closed unanswered.
-* `RequestDeadlineMixin`: on such a server, each HTTP request (the wait for it included) must be read
-  within ``limits.request_timeout`` in all, so a client trickling bytes just under ``read_timeout``
-  cannot hold a slot longer; it is then disconnected unanswered. The gRPC
-  receiver has a fixed worker pool and refuses calls beyond ``limits.max_connections`` in progress
-  with RESOURCE_EXHAUSTED (grpcio's ``maximum_concurrent_rpcs``).
+* Connections (``limits.max_open_connections``, ``read_timeout``, ``request_timeout``,
+  ``max_connections``, ``workers``) on the HTTP servers (OTLP/HTTP, admin API):
+  `tokenbook.collector.receive.server`. The gRPC receiver has a fixed worker pool and refuses calls
+  beyond ``limits.max_connections`` in progress with RESOURCE_EXHAUSTED and a ``RetryInfo``.
 
 * Span bounds, checked before the acknowledgement (`tokenbook.collector.pipeline.SpanBounds`):
   ``limits.max_tokens_per_call`` (default 10^8: at the most expensive catalog price, o1-pro's
@@ -58,9 +54,7 @@ from tokenbook.genai.redaction import is_content_attribute
 __all__ = [
     "DEFAULT_LIMITS",
     "AttributeLimits",
-    "BoundedThreadsMixin",
     "LimitsConfig",
-    "RequestDeadlineMixin",
     "TenantRateConfig",
     "TenantRateLimiter",
 ]
@@ -161,13 +155,30 @@ class LimitsConfig:
     max_connections: int = setting(
         64,
         parse=positive_int,
-        doc="Connections an HTTP server serves at once; gRPC calls in progress at once.",
+        doc="Requests queued for or running on the worker threads per HTTP server (OTLP/HTTP and admin, "
+        "each; beyond: 429 / 503 with `Retry-After: 1`); gRPC calls in progress (beyond: "
+        "RESOURCE_EXHAUSTED with a RetryInfo of 1 s).",
     )
     read_timeout: float = setting(
-        30.0, parse=duration, doc="Timeout of every read of an HTTP connection (and of waiting for a slot)."
+        30.0,
+        parse=duration,
+        doc="A connection must deliver a request's complete headers within this of being opened or of "
+        "its previous response (keep-alive idle time and TLS handshakes count); else it is closed.",
     )
     request_timeout: float = setting(
-        60.0, parse=duration, doc="Time in which a whole HTTP request must be read."
+        60.0,
+        parse=duration,
+        doc="A request's body must arrive within this of its headers, however its bytes trickle in; "
+        "else the connection is closed unanswered.",
+    )
+    max_open_connections: int = setting(
+        4096,
+        parse=positive_int,
+        doc="Connections an HTTP server keeps open at once; beyond, a new connection is closed at once, "
+        "unread.",
+    )
+    workers: int = setting(
+        8, parse=positive_int, doc="Threads per HTTP server that run request work (decode, log, query)."
     )
     max_tokens_per_call: int = setting(
         100_000_000,
@@ -214,115 +225,3 @@ class LimitsConfig:
 
 
 DEFAULT_LIMITS: Final = LimitsConfig()
-
-
-class BoundedThreadsMixin:
-    """For a `socketserver.ThreadingMixIn` server: at most ``limits.max_connections`` served at once.
-
-    Put it before the server class; set `limits` (its ``request_timeout`` is read by
-    `RequestDeadlineMixin`) on the instance before `server_activate` runs (i.e. before calling the
-    server's ``__init__``).
-    """
-
-    limits: LimitsConfig = DEFAULT_LIMITS
-    _slots: threading.BoundedSemaphore
-
-    def server_activate(self) -> None:
-        """Listen with the configured backlog."""
-        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
-        super().server_activate()  # type: ignore[misc]
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Serve `request` on a worker thread, or close it at once when every worker is busy."""
-        if not self._slots.acquire(timeout=self.limits.read_timeout):
-            _log.warning(
-                "all %d connection slots busy; closing a new connection", self.limits.max_connections
-            )
-            self.shutdown_request(request)  # type: ignore[attr-defined]
-            return
-        try:
-            super().process_request(request, client_address)  # type: ignore[misc]
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """The worker: serve the connection, then free its slot."""
-        try:
-            super().process_request_thread(request, client_address)  # type: ignore[misc]
-        finally:
-            self._slots.release()
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """Serve one connection with the read timeout set on its socket."""
-        request.settimeout(self.limits.read_timeout)
-        super().finish_request(request, client_address)  # type: ignore[misc]
-
-
-class _DeadlineReader:
-    """A request's input stream whose every socket read waits at most the time the request has left.
-
-    Reads go one `recv` at a time (`peek`/`read1`), each armed with ``min(left, read_timeout)``, so the
-    deadline bounds the request however the bytes trickle in.
-    """
-
-    def __init__(self, raw: Any, handler: RequestDeadlineMixin) -> None:
-        self._raw = raw
-        self._handler = handler
-
-    def _arm(self) -> None:
-        left = self._handler.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the request took longer than limits.request_timeout")
-        self._handler.connection.settimeout(min(left, self._handler.server.limits.read_timeout))
-
-    def read(self, n: int = -1) -> bytes:
-        out = bytearray()
-        while n < 0 or len(out) < n:
-            self._arm()
-            chunk = self._raw.read1(65536 if n < 0 else n - len(out))
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
-
-    def readline(self, limit: int = -1) -> bytes:
-        line = bytearray()
-        while limit < 0 or len(line) < limit:
-            self._arm()
-            peeked = self._raw.peek(1)
-            if not peeked:
-                break
-            end = peeked.find(b"\n")
-            take = len(peeked) if end < 0 else end + 1
-            line += self._raw.read(take if limit < 0 else min(take, limit - len(line)))
-            if line.endswith(b"\n"):
-                break
-        return bytes(line)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._raw, name)
-
-
-class RequestDeadlineMixin:
-    """For a `BaseHTTPRequestHandler` of a `BoundedThreadsMixin` server: see the module docstring."""
-
-    server: Any
-    connection: Any
-    rfile: Any
-    close_connection: bool
-    deadline: float = 0.0
-
-    def setup(self) -> None:
-        """Wrap the connection's reader so that each request must arrive within its deadline."""
-        super().setup()  # type: ignore[misc]
-        self.rfile = _DeadlineReader(self.rfile, self)
-
-    def handle_one_request(self) -> None:
-        """Serve one request, starting its deadline when its first byte arrives."""
-        self.deadline = time.monotonic() + self.server.limits.request_timeout
-        try:
-            super().handle_one_request()  # type: ignore[misc]
-        except TimeoutError as exc:
-            _log.info("closing an HTTP connection: %s", exc)
-            self.close_connection = True

@@ -195,8 +195,8 @@ class Collector:
             extra={
                 "fields": {
                     "otlp_grpc": cfg.grpc.endpoint,
-                    "otlp_http": f"http://{cfg.http.endpoint}/v1/traces",
-                    "admin": f"http://{cfg.admin.endpoint}",
+                    "otlp_http": f"{'https' if cfg.http.tls else 'http'}://{cfg.http.endpoint}/v1/traces",
+                    "admin": f"{'https' if cfg.admin.tls else 'http'}://{cfg.admin.endpoint}",
                     "store": cfg.clickhouse.describe(),
                     "spool": str(cfg.spool.dir),
                     "replay_bytes": replay_bytes,
@@ -204,7 +204,11 @@ class Collector:
                     "content": cfg.privacy.content,
                     "decode_processes": cfg.decode_processes,
                     "auth": f"{len(cfg.auth)} tokens" if cfg.auth is not None else "off",
-                    "tls": {"grpc": cfg.grpc.tls is not None, "http": cfg.http.tls is not None},
+                    "tls": {
+                        "grpc": cfg.grpc.tls is not None,
+                        "http": cfg.http.tls is not None,
+                        "admin": cfg.admin.tls is not None,
+                    },
                     "startup_s": round(time.monotonic() - started, 3),
                 }
             },
@@ -214,10 +218,11 @@ class Collector:
         assert self.wal is not None
         keys: list[bytes] = []
         if self.config.dedup.warm_hours > 0:
-            keys.extend(span_key(t, s) for t, s in self.store.recent_span_keys(self.config.dedup.warm_hours))
+            hours = self.config.dedup.warm_hours
+            keys.extend(span_key(n, t, s) for n, t, s in self.store.recent_span_keys(hours))
         for calls, steps in self.wal.pending(decode_rows):
-            keys.extend(span_key(r.trace_id, r.span_id) for r in calls)
-            keys.extend(span_key(r.trace_id, r.span_id) for r in steps)
+            keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in calls)
+            keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in steps)
         dedup.remember(keys)
         return len(dedup)
 

@@ -8,16 +8,14 @@ Config, per endpoint (``receivers.otlp.protocols.grpc.tls``, ``receivers.otlp.pr
       key_file: /etc/tokenbook/server.key      # PEM private key
       client_ca_file: /etc/tokenbook/ca.pem    # optional: require client certificates (mTLS)
 
-gRPC uses grpcio's own TLS (`grpc_credentials`). HTTP servers use `TLSServerMixin`: the TLS handshake
-runs on the connection's worker thread under a timeout, never on the accepting thread, so a client
-that stalls mid-handshake holds one worker for at most ``handshake_timeout`` seconds and cannot stop
-others from connecting. TLS 1.2 is the minimum.
+gRPC uses grpcio's own TLS (`grpc_credentials`). The HTTP servers (`tokenbook.collector.receive.server`)
+run the handshake on their event loop with `server_context`, bounded by ``limits.read_timeout``, so a
+client that stalls mid-handshake holds no thread. TLS 1.2 is the minimum.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from tokenbook.genai.configspec import load, setting, type_name
 if TYPE_CHECKING:
     import grpc
 
-__all__ = ["TLSConfig", "TLSServerMixin", "grpc_credentials", "parse_tls", "server_context"]
+__all__ = ["TLSConfig", "grpc_credentials", "parse_tls", "server_context"]
 
 _log = logging.getLogger(__name__)
 
@@ -87,37 +85,3 @@ def server_context(tls: TLSConfig) -> ssl.SSLContext:
         context.load_verify_locations(cafile=tls.client_ca_file)
         context.verify_mode = ssl.CERT_REQUIRED
     return context
-
-
-class TLSServerMixin:
-    """For a `socketserver` threading server: TLS on each connection's own thread.
-
-    Set `ssl_context` (None: plaintext) and `handshake_timeout` on the server instance. Put the mixin
-    before the server class: ``class Server(TLSServerMixin, ThreadingHTTPServer)``.
-    """
-
-    ssl_context: ssl.SSLContext | None = None
-    handshake_timeout: float = 10.0
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """Wrap the accepted socket in TLS (bounded by the handshake timeout), then serve it."""
-        context = self.ssl_context
-        if context is None:
-            super().finish_request(request, client_address)  # type: ignore[misc]
-            return
-        timeout = request.gettimeout()
-        request.settimeout(self.handshake_timeout)
-        try:
-            conn = context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            _log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
-            return
-        try:
-            conn.settimeout(timeout)
-            super().finish_request(conn, client_address)  # type: ignore[misc]
-        finally:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                _log.debug("TLS connection from %s already closed", client_address[0])
-            conn.close()

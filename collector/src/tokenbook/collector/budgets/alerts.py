@@ -1,9 +1,10 @@
-"""Alert delivery: each `BudgetEvent` goes, on one background thread, to every sink in order:
+"""Alert delivery: each `BudgetEvent` goes, on a background thread, to every sink in order:
 
 1. the `budget_events` table (so a restarted collector knows the crossing was alerted);
 2. one structured log line (logger ``tokenbook.collector.budgets``, the webhook body as fields);
-3. the webhook, when configured (`WebhookSender`: bounded retries with backoff, HMAC signature);
-4. the alert counters exposed on the admin API's ``/metrics``.
+3. the alert counters exposed on the admin API's ``/metrics``;
+4. the webhook, when configured (`WebhookSender`: bounded retries with backoff, HMAC signature), on
+   a thread and queue of its own, so a hanging webhook never delays recording (1-3).
 
 `publish` never blocks or raises (the ingest path calls it): the queue is bounded and an event that
 does not fit is dropped and counted. `stop(timeout)` delivers what is queued, then joins.
@@ -55,11 +56,17 @@ class AlertDispatcher:
         self.alerts: Counter[tuple[str, str]] = Counter()  # (kind, state) -> events delivered
         self.failures: Counter[str] = Counter()  # sink -> failed deliveries, plus "dropped"
         self._thread = threading.Thread(target=self._run, name="tokenbook-budget-alerts", daemon=True)
+        self._webhook_queue: queue.Queue[BudgetEvent | None] = queue.Queue(_QUEUE_SIZE)
+        self._webhook_thread = threading.Thread(
+            target=self._run_webhook, name="tokenbook-budget-webhook", daemon=True
+        )
         self._insert_sql = "" if store is None else render_query("budgets/insert_event.sql", store.database)
 
     def start(self) -> None:
         """Start the delivery thread."""
         self._thread.start()
+        if self.webhook is not None:
+            self._webhook_thread.start()
 
     def publish(self, event: BudgetEvent) -> None:
         """Queue `event` for delivery; never blocks. A full queue drops it, logged and counted."""
@@ -79,7 +86,13 @@ class AlertDispatcher:
         except queue.Full:
             return False
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._webhook_thread.is_alive():
+            try:
+                self._webhook_queue.put(None, timeout=timeout)
+            except queue.Full:
+                return False
+            self._webhook_thread.join(timeout)
+        return not self._thread.is_alive() and not self._webhook_thread.is_alive()
 
     def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
         """(events delivered by (kind, state), failed deliveries by sink), for the metrics."""
@@ -90,17 +103,36 @@ class AlertDispatcher:
         while (event := self._queue.get()) is not None:
             self.deliver(event)
 
+    def _run_webhook(self) -> None:
+        while (event := self._webhook_queue.get()) is not None:
+            self.send_webhook(event)
+
     def deliver(self, event: BudgetEvent) -> None:
-        """Send one event to every sink (on the caller's thread); failures are logged and counted."""
+        """Record one event (table, log, counters) on the caller's thread and queue it for the webhook
+        (sent on the caller's thread when the webhook thread is not running); failures are counted."""
         if self.store is not None and not self._insert(event):
             self._count_failure("table")
         if self.log:
             level = logging.WARNING if event.state in _WARN_STATES else logging.INFO
             _log.log(level, event.message, extra={"fields": {"budget_event": event.webhook_body()}})
-        if self.webhook is not None and not self.webhook.send(event.event_id, event.webhook_body()):
-            self._count_failure("webhook")
         with self._lock:
             self.alerts[(event.kind, event.state)] += 1
+        if self.webhook is None:
+            return
+        if not self._webhook_thread.is_alive():
+            self.send_webhook(event)
+            return
+        try:
+            self._webhook_queue.put_nowait(event)
+        except queue.Full:
+            self._count_failure("webhook")
+            _log.error("budget webhook queue full: dropped %s %s", event.rule, event.state)
+
+    def send_webhook(self, event: BudgetEvent) -> None:
+        """Deliver `event` to the webhook (on the webhook thread); a failure is counted, never raised."""
+        assert self.webhook is not None
+        if not self.webhook.send(event.event_id, event.webhook_body()):
+            self._count_failure("webhook")
 
     def _count_failure(self, sink: str) -> None:
         with self._lock:

@@ -365,6 +365,12 @@ class BudgetsConfig:
     context_ttl: float = setting(
         86_400.0, parse=duration, doc="How long an idle context's budget counters are kept (and rebuilt)."
     )
+    max_subjects: int = setting(
+        100_000,
+        parse=positive_int,
+        doc="Quota and budget counters kept in memory; beyond, the least recently used is evicted and "
+        "rebuilt from the ledger when its subject comes back.",
+    )
     quotas: tuple[QuotaRule, ...] = items(QuotaRule, doc="Limits over a window, per subject.")
     budgets: tuple[BudgetRule, ...] = items(BudgetRule, doc="Limits per execution (tenant and context).")
     alerts: AlertsConfig = section(AlertsConfig, doc="Where state changes are sent.")

@@ -12,6 +12,14 @@ still in the write-ahead log that storage does not have yet, restores the alerte
 trips from `budget_events`, then publishes the crossings that were never alerted. It runs before
 the receivers start. `status(query)` answers the gateway from memory.
 
+Memory is bounded: at most ``budgets.max_subjects`` counters are kept (least recently used evicted
+first). Once one was evicted (or the rebuild found more), a subject missing from memory gets a new
+counter at once and is *hydrated* in the background (`hydrate_pending`, on the runtime's thread):
+its usage from the ledger, of calls ingested before the new counter was made, is added to it
+(``budgets/subject_usage.sql``), so the counter is exact again as soon as the query answers. At most
+``max_subjects`` hydrations wait; beyond, the oldest request is dropped and its counter stays as
+counted live (`unhydrated` counts them).
+
 Thread-safe: one lock around counters; events are published after it is released.
 """
 
@@ -20,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,7 +98,13 @@ class BudgetEvaluator:
         self._publish = publish
         self._clock = clock
         self._lock = threading.Lock()
-        self._counters: dict[_Key, Counter] = {}
+        self._counters: OrderedDict[_Key, Counter] = OrderedDict()  # least recently used first
+        self.max_subjects = config.max_subjects
+        self.evicted = 0  # counters evicted for max_subjects
+        self.unhydrated = 0  # re-created counters never rebuilt from the ledger (queue full)
+        self._lossy = False  # a counter was evicted: a missing subject may have usage in the ledger
+        # (key, created at) of counters to rebuild from the ledger; the oldest is dropped when full
+        self._hydrate: deque[tuple[_Key, float]] = deque(maxlen=config.max_subjects)
         self._windows: dict[int, tuple[datetime, datetime, datetime]] = {}  # rule -> prev start, start, end
         self.breaker = BurnRateBreaker(config.breaker) if config.breaker.enabled else None
         self.out_of_window_calls = 0
@@ -165,7 +180,9 @@ class BudgetEvaluator:
             key = (idx, subject, EPOCH)
             counter = self._counters.get(key)
             if counter is None:
-                counter = self._counters[key] = Counter()
+                counter = self._add(key, Counter(), now)
+            else:
+                self._counters.move_to_end(key)
             return counter
         prev_start, start, end = self._current(idx, rule, now)
         if ts >= end or ts < prev_start:
@@ -174,8 +191,73 @@ class BudgetEvaluator:
         key = (idx, subject, window_start)
         counter = self._counters.get(key)
         if counter is None:
-            counter = self._counters[key] = Counter(start=window_start, end=start if ts < start else end)
+            counter = self._add(key, Counter(start=window_start, end=start if ts < start else end), now)
+        else:
+            self._counters.move_to_end(key)
         return counter
+
+    def _add(self, key: _Key, counter: Counter, now: float) -> Counter:
+        """Keep a new counter, evicting the least recently used beyond max_subjects; after an eviction a
+        new counter is queued for hydration from the ledger."""
+        if self._lossy:
+            if len(self._hydrate) == self._hydrate.maxlen:
+                self.unhydrated += 1
+            self._hydrate.append((key, now))
+        self._counters[key] = counter
+        self._evict()
+        return counter
+
+    def _evict(self) -> None:
+        while len(self._counters) > self.max_subjects:
+            self._counters.popitem(last=False)
+            self.evicted += 1
+            self._lossy = True
+
+    def hydrate_pending(self, source: UsageSource, limit: int = 1000) -> int:
+        """Rebuild up to `limit` re-created counters from the ledger (calls ingested before each was
+        made); returns how many. Runs on a background thread, never under the ingest path."""
+        done = 0
+        sql = render_query("budgets/subject_usage.sql", source.database)
+        while done < limit:
+            with self._lock:
+                key, created = None, 0.0
+                while self._hydrate and key is None:
+                    key, created = self._hydrate.popleft()
+                    if key not in self._counters:  # evicted again meanwhile: nothing to rebuild
+                        key = None
+                if key is None:
+                    break
+            idx, subject, window_start = key
+            rule = self.rules[idx]
+            if rule.window is None:
+                since, until = EPOCH, _dt(created + 1)
+            else:
+                since, until = window_start, rule.window.bounds(window_start)[1]
+            params = {
+                "per": list(rule.per),
+                "subject": list(subject),
+                "since": since,
+                "until": until,
+                "before": _dt(created),
+                "currency": rule.limits.currency,
+                "match_keys": [k for k, _ in rule.match],
+                "match_values": [v for _, v in rule.match],
+            }
+            _, _, rows = source.query(sql, params)
+            done += 1
+            tokens, cost, unpriced = rows[0] if rows else (0, 0, 0)
+            event = None
+            with self._lock:
+                counter = self._counters.get(key)
+                if counter is None or not (tokens or unpriced):
+                    continue
+                counter.tokens += int(tokens or 0)
+                counter.cost += Decimal(cost or 0)
+                counter.unpriced_calls += int(unpriced or 0)
+                event = self._crossing(rule, subject, counter, self._clock())
+            if event is not None:
+                self._publish(event)
+        return done
 
     def _crossing(
         self, rule: Rule, subject: tuple[str, ...], counter: Counter, now: float
@@ -257,7 +339,8 @@ class BudgetEvaluator:
                     )
         unstored = self._unstored(source, list(pending))
         with self._lock:
-            self._counters = counters
+            self._counters = OrderedDict(counters)
+            self._evict()
             for call in unstored:
                 self._count(call, now, None)
             restored = self._restore_alerts(source, now)
@@ -342,25 +425,29 @@ class BudgetEvaluator:
             breaker = self._breaker_doc(tenant, now) if tenant is not None else None
         return _summary(query, entries, breaker)
 
-    def states(self) -> dict[str, Any]:
-        """Every counter of the current windows and active contexts, and every tripped tenant."""
+    def states(self, limit: int = 1000, cursor: int = 0) -> dict[str, Any]:
+        """One page of the counters of the current windows and active contexts (ordered by rule and
+        subject; `cursor` counters skipped, at most `limit`), and every tripped tenant. ``next_cursor``
+        is the cursor of the next page, or None on the last."""
         now = self._clock()
         with self._lock:
-            entries = []
-            for (idx, subject, start), counter in sorted(
-                self._counters.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])
-            ):
-                rule = self.rules[idx]
-                if rule.window is not None and start != self._current(idx, rule, now)[1]:
-                    continue
-                entries.append(_entry(rule, subject, counter))
+            current = [
+                key
+                for key in self._counters
+                if self.rules[key[0]].window is None
+                or key[2] == self._current(key[0], self.rules[key[0]], now)[1]
+            ]
+            current.sort(key=lambda k: (k[0], k[1]))
+            page = current[cursor : cursor + limit]
+            entries = [_entry(self.rules[k[0]], k[1], self._counters[k]) for k in page]
+            next_cursor = cursor + limit if cursor + limit < len(current) else None
             tripped = {}
             if self.breaker is not None:
                 for tenant in self.breaker.tenants():
                     doc = self._breaker_doc(tenant, now)
                     if doc["state"] == TRIPPED:
                         tripped[tenant] = doc
-        return {**_summary({}, entries, None), "breakers": tripped}
+        return {**_summary({}, entries, None), "breakers": tripped, "next_cursor": next_cursor}
 
     def _breaker_doc(self, tenant: str | None, now: float) -> dict[str, Any]:
         if self.breaker is None or tenant is None:

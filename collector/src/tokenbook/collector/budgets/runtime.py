@@ -24,6 +24,8 @@ __all__ = ["BudgetRuntime"]
 
 _log = logging.getLogger("tokenbook.collector.budgets")
 _TICK_S = 1.0
+DEFAULT_PAGE = 1000  # counters per GET /v1/budgets page
+MAX_PAGE = 10_000
 
 
 class _Store(EventStore, UsageSource, Protocol):
@@ -40,12 +42,14 @@ class BudgetRuntime:
         webhook = WebhookSender(config.webhook) if config.webhook is not None else None
         self.dispatcher = AlertDispatcher(log=config.log, webhook=webhook, store=store)
         self.evaluator = BudgetEvaluator(config, publish=self.dispatcher.publish, clock=clock)
+        self._source: UsageSource | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
 
     def start(self, source: UsageSource | None, pending: Iterable[CallRow] = ()) -> RebuildResult | None:
         """Rebuild from `source` (None: start empty), then start alert delivery and the ticker."""
         result = None
+        self._source = source
         if source is not None and self.config.enabled:
             try:
                 result = self.evaluator.rebuild(source, pending)
@@ -70,11 +74,18 @@ class BudgetRuntime:
     def http_get(self, query_string: str) -> tuple[int, dict[str, Any]]:
         """``GET /v1/budgets?tenant=T[&context=C][&user=U...]``: (HTTP status, JSON document).
 
-        With attributes: `BudgetEvaluator.status`; with none: every current counter (`states`).
-        An unknown or repeated parameter is a 400 naming it.
+        With attributes: `BudgetEvaluator.status`; with none: the current counters, one page of at most
+        ``limit`` (default `DEFAULT_PAGE`, at most `MAX_PAGE`) from ``cursor`` (the previous page's
+        ``next_cursor``; `states`). An unknown or repeated parameter is a 400 naming it.
         """
         query: dict[str, str] = {}
+        page = {"limit": DEFAULT_PAGE, "cursor": 0}
         for name, values in parse_qs(query_string, keep_blank_values=True).items():
+            if name in page:
+                if len(values) != 1 or not values[0].isdigit() or (name == "limit" and int(values[0]) < 1):
+                    return 400, {"error": f"parameter {name!r} must be given once, as an integer >= 0"}
+                page[name] = min(int(values[0]), MAX_PAGE)
+                continue
             is_tag = name.startswith(TAG_PREFIX) and len(name) > len(TAG_PREFIX)
             if name not in ATTRIBUTE_KEYS and not is_tag:
                 known = ", ".join(ATTRIBUTE_KEYS)
@@ -82,7 +93,7 @@ class BudgetRuntime:
             if len(values) != 1:
                 return 400, {"error": f"parameter {name!r} given {len(values)} times"}
             query[name] = values[0]
-        return 200, self.evaluator.status(query) if query else self.evaluator.states()
+        return 200, self.evaluator.status(query) if query else self.evaluator.states(**page)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the ticker and deliver queued alerts, waiting at most `timeout` seconds for each."""
@@ -95,6 +106,12 @@ class BudgetRuntime:
     def _tick(self) -> None:
         while not self._stop.wait(_TICK_S):
             self.evaluator.tick()
+            if self._source is not None:
+                try:
+                    while self.evaluator.hydrate_pending(self._source) and not self._stop.is_set():
+                        pass
+                except RuntimeError as exc:  # StoreError: retried at the next tick
+                    _log.warning("budget counters could not be rebuilt from storage: %s", exc)
 
     def prometheus(self) -> str:
         """Budget metrics in the Prometheus text format (appended to the admin API's ``/metrics``)."""
@@ -127,6 +144,9 @@ class BudgetRuntime:
             "# HELP tokenbook_budget_out_of_window_calls_total Calls older than a quota's previous window",
             "# TYPE tokenbook_budget_out_of_window_calls_total counter",
             f"tokenbook_budget_out_of_window_calls_total {ev.out_of_window_calls}",
+            "# HELP tokenbook_budget_evicted_total Counters evicted from memory (budgets.max_subjects)",
+            "# TYPE tokenbook_budget_evicted_total counter",
+            f"tokenbook_budget_evicted_total {ev.evicted}",
             "# HELP tokenbook_budget_errors_total Batches the budget evaluator failed on (logged)",
             "# TYPE tokenbook_budget_errors_total counter",
             f"tokenbook_budget_errors_total {ev.errors}",

@@ -1,6 +1,8 @@
 """A bounded memory of recently ingested span keys, so a re-delivered span is not logged again.
 
-The key of a span is ``trace_id + span_id`` (24 raw bytes). The set remembers the newest
+The key of a span is ``trace_id + span_id + tenant`` (24 raw bytes, then the tenant's UTF-8): storage
+keeps one row per tenant and span IDs (its sort key holds the tenant), so tenant B's span is never
+mistaken for tenant A's with the same IDs. The set remembers the newest
 ``max_keys`` keys (insertion order, oldest evicted first). At start it is warmed from the spans still
 in the write-ahead log and from `Store.recent_span_keys` (spans ingested in the last hours), so a
 re-send after a restart is recognised too. Anything older than its memory is deduplicated by storage
@@ -17,12 +19,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-__all__ = ["RecentSpanKeys", "span_key"]
+__all__ = ["RecentSpanKeys", "record_key", "span_key"]
 
 
-def span_key(trace_id_hex: str, span_id_hex: str) -> bytes:
-    """The dedup key of a span given hex IDs (as stored in rows and in ClickHouse)."""
-    return bytes.fromhex(trace_id_hex) + bytes.fromhex(span_id_hex)
+def span_key(tenant: str, trace_id_hex: str, span_id_hex: str) -> bytes:
+    """The dedup key of a span given its tenant and hex IDs (as stored in rows and in ClickHouse)."""
+    return bytes.fromhex(trace_id_hex) + bytes.fromhex(span_id_hex) + tenant.encode()
+
+
+def record_key(tenant: str, trace_id: bytes, span_id: bytes) -> bytes:
+    """`span_key` of a decoded span (raw IDs)."""
+    return trace_id + span_id + tenant.encode()
 
 
 class RecentSpanKeys:

@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tokenbook.collector.decode.pool import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
 from tokenbook.collector.decode.spans import Decoded, MalformedRequest
-from tokenbook.collector.ingest.dedup import RecentSpanKeys, span_key
+from tokenbook.collector.ingest.dedup import RecentSpanKeys, record_key, span_key
 from tokenbook.collector.ingest.rows import RowBuilder
 from tokenbook.collector.limits import TenantRateLimiter
 from tokenbook.collector.metrics import IngestMetrics
@@ -42,6 +42,11 @@ __all__ = ["Backpressure", "ExportResult", "Ingestor", "StorageUnavailable"]
 
 _log = logging.getLogger(__name__)
 _TENANT = ATTRIBUTION_KEYS["tenant"]
+
+
+def _text(value: Any) -> str:
+    """A tenant attribute as the row builder stores it (`rows._text`)."""
+    return value if value.__class__ is str else "" if value is None else str(value)
 
 
 class ExportResult(NamedTuple):
@@ -166,7 +171,7 @@ class Ingestor:
 
     def _log_durably(self, records: list[Any]) -> tuple[int, str]:
         """Build, log and remember `records`; return the spans the builder rejected, and why."""
-        keys = [r.trace_id + r.span_id for r in records]
+        keys = [record_key(_text(r.attrs.get(_TENANT, "")), r.trace_id, r.span_id) for r in records]
         fresh = self.dedup.unseen(keys)
         duplicates = len(records) - len(fresh)
         if duplicates:
@@ -175,7 +180,7 @@ class Ingestor:
         batch = self.builder.build(records)
         if batch.rejected:  # out of limits.*: not logged, not remembered (a backfill may send them again)
             out = set(batch.rejected_keys)
-            keys = [k for k in keys if k not in out]
+            keys = [k for k, r in zip(keys, records, strict=True) if r.trace_id + r.span_id not in out]
         if batch.calls or batch.steps:
             try:
                 self.wal.append(*encode_record(batch.calls, batch.steps))
@@ -193,7 +198,7 @@ class Ingestor:
             calls = batch.calls
             if len(added) != len(keys):  # a concurrent request logged some of these spans first
                 new = set(added)
-                calls = [c for c in calls if span_key(c.trace_id, c.span_id) in new]
+                calls = [c for c in calls if span_key(c.tenant_id, c.trace_id, c.span_id) in new]
             self.on_calls(calls)
         self.metrics.add(
             deduplicated_spans=duplicates,

@@ -6,8 +6,9 @@ deserializer would answer INTERNAL). Statuses follow the OTLP spec:
 
 * OK, with ``partial_success {rejected_spans, error_message}`` when some spans were refused;
 * INVALID_ARGUMENT for an unparsable request;
-* RESOURCE_EXHAUSTED with a ``google.rpc.RetryInfo`` trailer under backpressure, and for a message
-  above ``max_request_bytes`` (grpcio's own check, ``grpc.max_receive_message_length``);
+* RESOURCE_EXHAUSTED with a ``google.rpc.RetryInfo`` trailer under backpressure and beyond
+  ``limits.max_connections`` calls in progress (`_ConcurrencyLimit`), and for a message above
+  ``max_request_bytes`` (grpcio's own check, ``grpc.max_receive_message_length``);
 * UNAVAILABLE with RetryInfo when storage is down and the spool is full;
 * with auth on, UNAUTHENTICATED / PERMISSION_DENIED (`tokenbook.collector.auth`).
 
@@ -17,8 +18,10 @@ gzip-compressed requests are decompressed by grpcio.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Final
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -35,11 +38,58 @@ __all__ = ["GrpcReceiver"]
 _log = logging.getLogger(__name__)
 _SERVICE = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"]
 _RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
+_BUSY_RETRY_S: Final = 1.0
 
 
 def _retry_trailer(seconds: float) -> tuple[tuple[str, bytes]]:
     delay = Duration(seconds=int(seconds), nanos=int((seconds % 1) * 1e9))
     return ((_RETRY_INFO_KEY, RetryInfo(retry_delay=delay).SerializeToString()),)
+
+
+def _busy(_request: bytes, context: Any) -> None:
+    context.set_trailing_metadata(_retry_trailer(_BUSY_RETRY_S))
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many calls in progress (limits.max_connections)")
+
+
+class _ConcurrencyLimit(grpc.ServerInterceptor):  # type: ignore[misc]
+    """At most `limit` calls in progress; one beyond gets RESOURCE_EXHAUSTED *with* a ``RetryInfo``
+    (grpcio's own ``maximum_concurrent_rpcs`` sends none, and OTLP exporters treat that as final)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self._lock = threading.Lock()
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> grpc.RpcMethodHandler:
+        with self._lock:
+            admitted = self.active < self.limit
+            if admitted:
+                self.active += 1
+        if not admitted:
+            return grpc.unary_unary_rpc_method_handler(_busy)
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            self._release()
+            return handler
+        inner = handler.unary_unary
+
+        def run(request: bytes, context: Any) -> Any:
+            try:
+                return inner(request, context)
+            finally:
+                self._release()
+
+        return grpc.unary_unary_rpc_method_handler(
+            run,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _release(self) -> None:
+        with self._lock:
+            self.active -= 1
 
 
 class GrpcReceiver:
@@ -67,7 +117,7 @@ class GrpcReceiver:
                 ("grpc.max_receive_message_length", max_request_bytes),
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=max_concurrent_rpcs,
+            interceptors=[_ConcurrencyLimit(max_concurrent_rpcs)] if max_concurrent_rpcs else [],
         )
         handler = grpc.unary_unary_rpc_method_handler(
             self._export,

@@ -4,14 +4,16 @@ Responses follow the OTLP/HTTP spec, in the request's content type:
 
 * 200 with an `ExportTraceServiceResponse` (``partial_success`` when spans were refused);
 * 400 for a malformed body or an unsupported ``Content-Encoding``, 404 for another path, 405 for
-  another method, 411 without ``Content-Length``, 413 when the body (compressed or decompressed) is
-  above ``max_request_bytes``, 415 for a content type other than ``application/x-protobuf`` or
-  ``application/json``;
-* 429 (backpressure, a tenant over its rate) and 503 (storage down, spool full) with ``Retry-After``;
+  another method, 411 without ``Content-Length`` (or chunked encoding), 413 when the body (compressed
+  or decompressed) is above ``max_request_bytes`` (unread when ``Content-Length`` says so), 415 for a
+  content type other than ``application/x-protobuf`` or ``application/json``;
+* 429 (backpressure, a tenant over its rate, every worker busy) and 503 (storage down, spool full)
+  with ``Retry-After``;
 * with auth on, 401 (missing or bad bearer token, with ``WWW-Authenticate``) and 403 (no ``ingest``
   scope), before the body is read (`tokenbook.collector.auth`).
 
-TLS/mTLS, connection slots and read timeouts: `tokenbook.collector.tls`, `tokenbook.collector.limits`.
+Connections, timeouts and the worker pool: `tokenbook.collector.receive.server`; TLS/mTLS:
+`tokenbook.collector.tls`.
 Error bodies are a ``google.rpc.Status`` in the request's content type.
 """
 
@@ -21,7 +23,6 @@ import json
 import logging
 import zlib
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
 from google.rpc.status_pb2 import Status
@@ -29,9 +30,9 @@ from google.rpc.status_pb2 import Status
 from tokenbook.collector.auth import AuthError, TokenTable
 from tokenbook.collector.decode.spans import MalformedRequest
 from tokenbook.collector.ingest.ingestor import Backpressure, ExportResult, Ingestor, StorageUnavailable
-from tokenbook.collector.limits import DEFAULT_LIMITS, BoundedThreadsMixin, LimitsConfig, RequestDeadlineMixin
-from tokenbook.collector.receive.server import ServerThread, address_of
-from tokenbook.collector.tls import TLSConfig, TLSServerMixin, server_context
+from tokenbook.collector.limits import DEFAULT_LIMITS, LimitsConfig
+from tokenbook.collector.receive.server import BodyWork, HttpServer, Request, Response
+from tokenbook.collector.tls import TLSConfig, server_context
 
 __all__ = ["HttpReceiver"]
 
@@ -82,124 +83,96 @@ def _success_body(result: ExportResult, content_type: str) -> bytes:
     return body
 
 
-class _Handler(RequestDeadlineMixin, BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        _log.debug("otlp-http %s " + format, self.address_string(), *args)
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(
-        self, status: int, message: str, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        code = _GRPC_CODE.get(status, 2)
-        if content_type == _JSON:
-            body = json.dumps({"code": code, "message": message}).encode()
-        else:
-            content_type = _PROTOBUF
-            body = Status(code=code, message=message).SerializeToString()
-        self._send(status, body, content_type, headers)
-
-    def do_GET(self) -> None:
-        self.close_connection = True
-        self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST", _JSON, {"Allow": "POST"})
-
-    do_PUT = do_DELETE = do_GET
-
-    def do_POST(self) -> None:
-        content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        if self.path.split("?", 1)[0] != _PATH:
-            self.close_connection = True
-            self._error(HTTPStatus.NOT_FOUND, f"unknown path; OTLP traces go to {_PATH}", _JSON)
-            return
-        reply_type = _JSON if content_type == _JSON else _PROTOBUF
-        tenant = None
-        if self.server.tokens is not None:
-            try:
-                credential = self.server.tokens.authenticate(self.headers.get("Authorization"), "ingest")
-            except AuthError as exc:
-                self.close_connection = True  # the body is not read
-                self._error(exc.status, str(exc), reply_type, {"WWW-Authenticate": 'Bearer realm="otlp"'})
-                return
-            tenant = credential.tenant_override
-        limit = self.server.max_request_bytes
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.isdigit():
-            self.close_connection = True
-            self._error(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required", reply_type)
-            return
-        length = int(length_header)
-        if length > limit:
-            self.close_connection = True  # the body is not read
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body above {limit} bytes", reply_type)
-            return
-        body = self.rfile.read(length)
-        if content_type not in (_PROTOBUF, _JSON):
-            self._error(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}",
-                reply_type,
-            )
-            return
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        ingestor = self.server.ingestor
-        try:
-            if encoding == "gzip":
-                body = _gunzip(body, limit)
-            elif encoding != "identity":
-                raise MalformedRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or none")
-            export = ingestor.export_json if content_type == _JSON else ingestor.export_protobuf
-            result = export(body, tenant)
-        except MalformedRequest as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc), reply_type)
-        except _BodyTooLarge as exc:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc), reply_type)
-        except Backpressure as exc:
-            retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
-            self._error(HTTPStatus.TOO_MANY_REQUESTS, str(exc), reply_type, retry)
-        except StorageUnavailable as exc:
-            retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
-            self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), reply_type, retry)
-        except Exception:  # noqa: BLE001 - a bug answers 500 (clients retry) instead of dropping the connection
-            _log.exception("OTLP/HTTP export failed")
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", reply_type)
-        else:
-            self._send(HTTPStatus.OK, _success_body(result, reply_type), reply_type)
+def _error(
+    status: int, message: str, content_type: str, headers: dict[str, str] | None = None, close: bool = False
+) -> Response:
+    """An error answer: a ``google.rpc.Status`` in the request's content type."""
+    code = _GRPC_CODE.get(status, 2)
+    if content_type == _JSON:
+        body = json.dumps({"code": code, "message": message}).encode()
+    else:
+        content_type = _PROTOBUF
+        body = Status(code=code, message=message).SerializeToString()
+    return Response(status, body, content_type, headers or {}, close)
 
 
-class _Server(TLSServerMixin, BoundedThreadsMixin, ThreadingHTTPServer):
-    daemon_threads = True
+class _Otlp:
+    """The OTLP/HTTP endpoint (`tokenbook.collector.receive.server.Endpoint`)."""
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        ingestor: Ingestor,
-        max_request_bytes: int,
-        tokens: TokenTable | None = None,
-        tls: TLSConfig | None = None,
-        limits: LimitsConfig = DEFAULT_LIMITS,
-    ) -> None:
+    def __init__(self, ingestor: Ingestor, max_request_bytes: int, tokens: TokenTable | None) -> None:
         self.ingestor = ingestor
         self.max_request_bytes = max_request_bytes
         self.tokens = tokens
-        self.ssl_context = server_context(tls) if tls is not None else None
-        self.limits = limits
-        super().__init__(address, _Handler)
+
+    def route(self, request: Request) -> Response | BodyWork:
+        if request.method != "POST":
+            return _error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST", _JSON, {"Allow": "POST"}, close=True)
+        content_type = request.header("content-type").split(";", 1)[0].strip().lower()
+        if request.path != _PATH:
+            return _error(HTTPStatus.NOT_FOUND, f"unknown path; OTLP traces go to {_PATH}", _JSON, close=True)
+        reply_type = _JSON if content_type == _JSON else _PROTOBUF
+        tenant = None
+        if self.tokens is not None:
+            try:
+                credential = self.tokens.authenticate(request.headers.get("authorization"), "ingest")
+            except AuthError as exc:  # the body is not read
+                challenge = {"WWW-Authenticate": 'Bearer realm="otlp"'}
+                return _error(exc.status, str(exc), reply_type, challenge, close=True)
+            tenant = credential.tenant_override
+        limit = self.max_request_bytes
+        length = request.header("content-length")
+        chunked = "chunked" in request.header("transfer-encoding").lower()
+        if not chunked and not (length.isascii() and length.isdigit()):
+            return _error(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required", reply_type, close=True)
+        if length.isdigit() and int(length) > limit:  # the body is not read
+            return _error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body above {limit} bytes", reply_type, close=True
+            )
+        if content_type not in (_PROTOBUF, _JSON):
+            message = f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}"
+            return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, message, reply_type, close=True)
+        encoding = (request.header("content-encoding") or "identity").strip().lower()
+        if encoding not in ("gzip", "identity"):
+            message = f"unsupported Content-Encoding {encoding!r}; use gzip or none"
+            return _error(HTTPStatus.BAD_REQUEST, message, reply_type, close=True)
+
+        def run(body: bytes) -> Response:
+            return self._export(body, content_type, encoding, tenant)
+
+        busy = _error(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "every worker is busy (limits.max_connections requests in progress); retry later",
+            reply_type,
+            {"Retry-After": "1"},
+        )
+        too_large = _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body above {limit} bytes", reply_type)
+        return BodyWork(run, limit, too_large, busy)
+
+    def _export(self, body: bytes, content_type: str, encoding: str, tenant: str | None) -> Response:
+        ingestor = self.ingestor
+        try:
+            if encoding == "gzip":
+                body = _gunzip(body, self.max_request_bytes)
+            export = ingestor.export_json if content_type == _JSON else ingestor.export_protobuf
+            result = export(body, tenant)
+        except MalformedRequest as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc), content_type)
+        except _BodyTooLarge as exc:
+            return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc), content_type)
+        except Backpressure as exc:
+            retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
+            return _error(HTTPStatus.TOO_MANY_REQUESTS, str(exc), content_type, retry)
+        except StorageUnavailable as exc:
+            retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), content_type, retry)
+        except Exception:  # noqa: BLE001 - a bug answers 500 (clients retry) instead of dropping the connection
+            _log.exception("OTLP/HTTP export failed")
+            return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", content_type)
+        return Response(HTTPStatus.OK, _success_body(result, content_type), content_type)
 
 
-class HttpReceiver(ServerThread):
-    """A threading HTTP server bound to `endpoint` (HOST:PORT), serving on its own thread."""
+class HttpReceiver(HttpServer):
+    """The OTLP/HTTP receiver on `endpoint` (HOST:PORT), bound on construction, served on its own thread."""
 
     def __init__(
         self,
@@ -212,6 +185,12 @@ class HttpReceiver(ServerThread):
         limits: LimitsConfig = DEFAULT_LIMITS,
     ) -> None:
         """`tls`: serve HTTPS (mTLS with a client CA); `tokens`: require an ``ingest`` bearer token;
-        `limits`: connections served at once and the read timeout (`BoundedThreadsMixin`)."""
-        server = _Server(address_of(endpoint), ingestor, max_request_bytes, tokens, tls, limits)
-        super().__init__(server, "tokenbook-otlp-http")
+        `limits`: connections, timeouts and workers (`tokenbook.collector.receive.server`)."""
+        super().__init__(
+            endpoint,
+            _Otlp(ingestor, max_request_bytes, tokens),
+            name="tokenbook-otlp-http",
+            max_request_bytes=max_request_bytes,
+            limits=limits,
+            ssl_context=server_context(tls) if tls is not None else None,
+        )

@@ -524,11 +524,11 @@ class Store:
             }
             self.command(sql, params)
 
-    def recent_span_keys(self, hours: float) -> set[tuple[str, str]]:
-        """(trace_id, span_id) of calls and steps ingested in the last `hours`: dedup warm-up."""
+    def recent_span_keys(self, hours: float) -> set[tuple[str, str, str]]:
+        """(tenant_id, trace_id, span_id) of calls and steps ingested in the last `hours`: dedup warm-up."""
         since = datetime.now(UTC) - timedelta(hours=hours)
         _, _, rows = self.query(render_query("recent_span_keys.sql", self.database), {"since": since})
-        return {(trace_id, span_id) for trace_id, span_id in rows}
+        return {(tenant, trace_id, span_id) for tenant, trace_id, span_id in rows}
 
 
 def _local_parser() -> Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]:

@@ -1,0 +1,149 @@
+"""The event-driven HTTP server under slow and abusive clients, in-process with a real ingestor."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from tests.collector.collector_process import SpanFactory
+from tokenbook.collector.decode.pool import DecoderPool
+from tokenbook.collector.ingest.dedup import RecentSpanKeys
+from tokenbook.collector.ingest.ingestor import Ingestor
+from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
+from tokenbook.collector.limits import DEFAULT_LIMITS
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.receive import HttpReceiver
+from tokenbook.collector.wal.log import WriteAheadLog
+from tokenbook.genai.pricing.catalog import PriceCatalog
+
+
+@pytest.fixture
+def ingestor(tmp_path: Path):
+    wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 22)
+    wal.open()
+    yield Ingestor(
+        RowBuilder(PriceCatalog()),
+        DecoderPool(pipeline_keys((), "drop"), 0),
+        RecentSpanKeys(100_000),
+        wal,
+        IngestMetrics(),
+        max_inflight_spans=100_000,
+        storage_up=lambda: True,
+    )
+    wal.close()
+
+
+def _post(port: int, body: bytes, headers: dict[str, str] | None = None, timeout: float = 5.0) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/traces",
+        data=body,
+        headers={"Content-Type": "application/x-protobuf", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _stalled(port: int, n: int) -> list[socket.socket]:
+    out = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+        out.append(s)
+    return out
+
+
+def _closed_within(s: socket.socket, seconds: float) -> bool:
+    s.settimeout(seconds)
+    try:
+        return s.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_slow_clients_do_not_delay_a_legitimate_export(ingestor: Ingestor) -> None:
+    """Failed before: 200 connections stuck in their headers held every thread slot (and the accept
+    loop waited read_timeout on each), so the export below timed out."""
+    limits = replace(DEFAULT_LIMITS, read_timeout=20.0)
+    receiver = HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=1 << 20, limits=limits)
+    receiver.start()
+    stalled = _stalled(receiver.port, 200)
+    try:
+        started = time.monotonic()
+        body = encode_spans(SpanFactory().chats(5, tenant="patient")).SerializeToString()
+        assert _post(receiver.port, body) == 200
+        assert time.monotonic() - started < 2.0
+    finally:
+        for s in stalled:
+            s.close()
+        receiver.stop(1)
+
+
+def test_connections_beyond_the_cap_are_closed_at_once(ingestor: Ingestor) -> None:
+    limits = replace(DEFAULT_LIMITS, max_open_connections=5, read_timeout=30.0)
+    receiver = HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=1 << 20, limits=limits)
+    receiver.start()
+    stalled = _stalled(receiver.port, 5)
+    try:
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", receiver.port))
+        assert _closed_within(extra, 2.0)
+        assert receiver.refused_connections == 1
+        assert not _closed_within(stalled[0], 0.2)  # the others are kept until their deadline
+    finally:
+        for s in stalled:
+            s.close()
+        receiver.stop(1)
+
+
+def test_headers_and_bodies_have_deadlines(ingestor: Ingestor) -> None:
+    limits = replace(DEFAULT_LIMITS, read_timeout=1.0, request_timeout=1.0)
+    receiver = HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=1 << 20, limits=limits)
+    receiver.start()
+    try:
+        (slow_headers,) = _stalled(receiver.port, 1)
+        slow_body = socket.create_connection(("127.0.0.1", receiver.port))
+        slow_body.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 100\r\n\r\n0123456789"
+        )
+        idle = socket.create_connection(("127.0.0.1", receiver.port))
+        started = time.monotonic()
+        assert all(_closed_within(s, 5.0) for s in (slow_headers, slow_body, idle))
+        assert time.monotonic() - started < 3.0
+        assert receiver.timed_out_connections == 3
+    finally:
+        receiver.stop(1)
+
+
+def test_gzip_bodies_and_oversized_bodies(ingestor: Ingestor) -> None:
+    receiver = HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=64 * 1024)
+    receiver.start()
+    try:
+        body = encode_spans(SpanFactory().chats(5, tenant="gz")).SerializeToString()
+        assert _post(receiver.port, gzip.compress(body), {"Content-Encoding": "gzip"}) == 200
+        bomb = gzip.compress(b"\0" * (1 << 20))
+        assert _post(receiver.port, bomb, {"Content-Encoding": "gzip"}) == 413
+        # a declared length above the limit is answered before the body is sent
+        s = socket.create_connection(("127.0.0.1", receiver.port))
+        s.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 10000000\r\n\r\n"
+        )
+        s.settimeout(5)
+        assert s.recv(1024).startswith(b"HTTP/1.1 413")
+        s.close()
+    finally:
+        receiver.stop(1)
