@@ -19,7 +19,7 @@ from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_usage
             semconv.INPUT_TOKENS,
             semconv.OUTPUT_TOKENS,
             semconv.CACHE_READ_TOKENS + semconv.CACHE_READ_TOKENS[-1:] * 2,
-            semconv.CACHE_WRITE_TOKENS + semconv.CACHE_WRITE_TOKENS[-1:] * 2,
+            semconv.CACHE_WRITE_TOKENS + semconv.CACHE_WRITE_TOKENS[-1:],
             semconv.REASONING_TOKENS + semconv.REASONING_TOKENS[-1:] * 2,
             strict=True,
         )

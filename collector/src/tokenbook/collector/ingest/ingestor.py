@@ -192,5 +192,6 @@ class Ingestor:
             deduplicated_spans=duplicates,
             billed_calls=batch.billed,
             unpriced_calls=batch.unpriced,
+            unbilled_calls=batch.unbilled,
             steps=len(batch.steps),
         )

@@ -1,4 +1,5 @@
--- Recompute context_costs for the touched contexts from the deduplicated ledger. The filter is the
+-- Recompute context_costs for the touched contexts from the deduplicated ledger (billed rows only:
+-- rows another span bills, price_status duplicate_layer / wrapper, are left out). The filter is the
 -- cross product of the touched tenants and context IDs (index-friendly and faster than a tuple IN);
 -- recomputing an untouched context is harmless. The new row replaces the previous one
 -- (ReplacingMergeTree(refreshed_at)): re-running never adds.
@@ -47,6 +48,7 @@ FROM
         output_cost, cache_read_cost, cache_write_cost, total_cost, currency, model, '' AS outcome
     FROM {{db}}.llm_calls FINAL
     WHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}
+        AND price_status NOT IN ('duplicate_layer', 'wrapper')
     UNION ALL
     SELECT
         tenant_id, context_id, timestamp AS ts, '', '', '', '', '', toUInt8(0), '', status,

@@ -1,4 +1,5 @@
--- Recompute cost_hourly for the touched (tenant, hour) keys from the deduplicated ledger; the filter
+-- Recompute cost_hourly for the touched (tenant, hour) keys from the deduplicated ledger (billed rows;
+-- duplicate_layer / wrapper rows are left out); the filter
 -- is the cross product of the touched tenants and hours (recomputing an untouched group is harmless).
 -- Each group's new row replaces the previous one (ReplacingMergeTree(refreshed_at)).
 INSERT INTO {{db}}.cost_hourly (
@@ -29,4 +30,5 @@ WHERE timestamp >= {since:DateTime64(6, 'UTC')}
     AND timestamp < {until:DateTime64(6, 'UTC')}
     AND tenant_id IN {tenants:Array(String)}
     AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}
+    AND price_status NOT IN ('duplicate_layer', 'wrapper')
 GROUP BY hour, tenant_id, project_id, team_id, feature, service_name, provider, model, operation, currency
