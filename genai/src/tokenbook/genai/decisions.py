@@ -59,7 +59,7 @@ RULES: Final = {
 CONTAINMENT_TOLERANCE_US: Final = 1_000
 _MAX_DEPTH: Final = 256
 _DATE_SUFFIX: Final = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
-_Key = tuple[str, str]
+_Key = tuple[str, str, str]  # (tenant, trace ID, span ID)
 
 
 class Candidate(NamedTuple):
@@ -132,7 +132,7 @@ def _ancestry(c: Candidate, parents: Mapping[_Key, str], by_key: Mapping[_Key, C
         if not span or span in seen:
             continue
         seen.add(span)
-        key = (c.trace_id, span)
+        key = (c.tenant, c.trace_id, span)
         if (parent := parents.get(key)) is not None:
             todo.append(parent)
         if (known := by_key.get(key)) is not None:
@@ -160,16 +160,17 @@ class _Groups:
 
 
 def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict[_Key, Decision]:
-    """The decision of every candidate, keyed by (trace ID, span ID). `parents` maps (trace ID, span
-    ID) -> parent span ID for the other recorded spans of the same traces (steps). Deterministic."""
+    """The decision of every candidate, keyed by (tenant, trace ID, span ID). `parents` maps (tenant,
+    trace ID, span ID) -> parent span ID for the other recorded spans of the same traces (steps).
+    Deterministic."""
     by_key: dict[_Key, Candidate] = {}
-    for c in sorted(candidates, key=lambda c: (c.trace_id, c.span_id, -c.input_tokens)):
-        by_key.setdefault((c.trace_id, c.span_id), c)
+    for c in sorted(candidates, key=lambda c: (c.tenant, c.trace_id, c.span_id, -c.input_tokens)):
+        by_key.setdefault((c.tenant, c.trace_id, c.span_id), c)
     active = {k: c for k, c in by_key.items() if _participates(c)}
     below: dict[_Key, list[_Key]] = defaultdict(list)  # candidate -> its descendant candidates
     for key, c in active.items():
         for span in _ancestry(c, parents, by_key):
-            up = (c.trace_id, span)
+            up = (c.tenant, c.trace_id, span)
             if up in active and up != key:
                 below[up].append(key)
     leaves = sorted(k for k in active if k not in below)

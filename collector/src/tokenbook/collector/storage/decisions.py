@@ -138,7 +138,7 @@ def _load(
     rids = sorted({r for _, r in keys.response_ids})
     inputs = sorted({n for _, _, n in keys.buckets})
     instances = sorted({i for _, i, _ in keys.buckets})
-    rows: dict[tuple[str, str], CallRow] = {}
+    rows: dict[tuple[str, str, str], CallRow] = {}
     span = max(len(traces), len(rids), len(inputs), 1)
     for start in range(0, span, _CHUNK):
         params = {
@@ -153,7 +153,7 @@ def _load(
         for raw in result:
             row = CallRow(**dict(zip(columns, raw, strict=True)))
             if keys.matches(row):
-                rows[(row.trace_id, row.span_id)] = row
+                rows[(row.tenant_id, row.trace_id, row.span_id)] = row
     return rows
 
 
@@ -164,8 +164,8 @@ def _links(
     out: dict[tuple[str, str], str] = {}
     for start in range(0, len(traces), _CHUNK):
         params = {"traces": list(traces[start : start + _CHUNK]), "since": since, "until": until}
-        for trace, span, parent in source.query(sql, params)[2]:
-            out[(trace, span)] = parent
+        for tenant, trace, span, parent in source.query(sql, params)[2]:
+            out[(tenant, trace, span)] = parent
     return out
 
 
@@ -177,7 +177,7 @@ def run_pass(source: _Source, keys: DecisionKeys) -> tuple[list[DecisionChange],
     since, until = keys.earliest - _WINDOW, keys.latest + _WINDOW
     closed = DecisionKeys()
     closed.merge(keys)
-    rows: dict[tuple[str, str], CallRow] = {}
+    rows: dict[tuple[str, str, str], CallRow] = {}
     pending = DecisionKeys()
     for _ in range(_MAX_ROUNDS):
         rows = _load(source, closed, since, until)
