@@ -132,7 +132,7 @@ def _candidate(c: CallRow) -> Candidate:
 
 def _load(
     source: _Source, keys: DecisionKeys, since: datetime, until: datetime
-) -> dict[tuple[str, str], CallRow]:
+) -> dict[tuple[str, str, str], CallRow]:
     sql = render_query("decision_candidates.sql", source.database)
     traces = sorted(keys.traces)
     rids = sorted({r for _, r in keys.response_ids})
@@ -159,9 +159,9 @@ def _load(
 
 def _links(
     source: _Source, traces: Sequence[str], since: datetime, until: datetime
-) -> dict[tuple[str, str], str]:
+) -> dict[tuple[str, str, str], str]:
     sql = render_query("decision_links.sql", source.database)
-    out: dict[tuple[str, str], str] = {}
+    out: dict[tuple[str, str, str], str] = {}
     for start in range(0, len(traces), _CHUNK):
         params = {"traces": list(traces[start : start + _CHUNK]), "since": since, "until": until}
         for tenant, trace, span, parent in source.query(sql, params)[2]:
