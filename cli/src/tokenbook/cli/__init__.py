@@ -19,6 +19,7 @@ _HANDLERS = {
     "demo": "tokenbook.cli.demo:cmd_demo",
     "report": "tokenbook.cli.reports:cmd_report",
     "sql": "tokenbook.cli.reports:cmd_sql",
+    "explain": "tokenbook.cli.explain:cmd_explain",
     "prices": "tokenbook.cli.prices:cmd_prices",
     "reprice": "tokenbook.cli.reports:cmd_reprice",
     "migrate": "tokenbook.cli.migrate:cmd_migrate",
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, help="a duration ago or an ISO timestamp (default now)")
     p.add_argument("--tenant", default=None)
     p.add_argument("--context", default=None, help="one context's calls in time order")
+    p.add_argument("--format", default="table", choices=_FORMATS)
+    _add_store_target(p)
+
+    p = sub.add_parser("explain", help="why each recorded span of a trace or context is billed or not")
+    p.add_argument("id", metavar="TRACE_ID|CONTEXT_ID")
+    p.add_argument("--tenant", default=None)
     p.add_argument("--format", default="table", choices=_FORMATS)
     _add_store_target(p)
 
