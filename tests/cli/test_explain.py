@@ -25,11 +25,9 @@ def test_explain_and_report_context_show_the_unbilled_layer(
         replay(store, batches)
         _, _, rows = store.query("SELECT span_id FROM v_calls")
         billed = rows[0][0]
-    import tokenbook.cli.reports as reports
-
     real_open = Store.open
     monkeypatch.setattr(
-        reports.Store, "open", staticmethod(lambda *a, **k: real_open(data_dir=chdb_dir, database=database))
+        Store, "open", staticmethod(lambda *a, **k: real_open(data_dir=chdb_dir, database=database))
     )
     assert main(["explain", trace, "--url", "x", "--format", "csv"]) == 0
     out = capsys.readouterr().out
