@@ -42,8 +42,10 @@ def test_call_kind(name, attrs, kind):
 
 
 def test_billing_rule():
-    assert is_billable("model", True, True)
+    assert is_billable("model", True, False)
+    assert not is_billable("model", True, True)  # the descendant (closer to the wire) bills the call
     assert not is_billable("model", False, False)
+    assert not is_billable("fetch", True, False)
     assert not is_billable("tool", True, False)
     assert not is_billable("wrapper", True, True)
     assert is_billable("wrapper", True, False)

@@ -19,7 +19,7 @@ from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_usage
             semconv.INPUT_TOKENS,
             semconv.OUTPUT_TOKENS,
             semconv.CACHE_READ_TOKENS + semconv.CACHE_READ_TOKENS[-1:] * 2,
-            semconv.CACHE_WRITE_TOKENS + semconv.CACHE_WRITE_TOKENS[-1:] * 2,
+            semconv.CACHE_WRITE_TOKENS + semconv.CACHE_WRITE_TOKENS[-1:],
             semconv.REASONING_TOKENS + semconv.REASONING_TOKENS[-1:] * 2,
             strict=True,
         )
@@ -162,3 +162,40 @@ def test_read_usage_matches_the_alias_rule_on_random_spans():
         if not counts.issues[len(issues) :]:  # nothing normalized: the counts are the values read
             assert counts[:5] == (inp, out, cr, cw, rs)
         assert type(counts) is Usage
+
+
+def test_openlit_anthropic_input_is_read_as_exclusive_by_its_profile():
+    # openlit passes Anthropic's raw input_tokens (exclusive of cache) through. With a large uncached
+    # prompt the count can exceed the cache tokens, so "exclusive only when input < cache" misread it.
+    from tokenbook.genai.profiles import profile_of
+
+    attrs = {
+        "gen_ai.usage.input_tokens": 5000,
+        "gen_ai.usage.output_tokens": 10,
+        "gen_ai.usage.cache_read.input_tokens": 2048,
+        "gen_ai.usage.cache_creation.input_tokens": 1536,
+    }
+    u = read_usage(attrs, "anthropic", profile_of("openlit.instrumentation.anthropic", ""))
+    assert (u.input_tokens, u.issues) == (5000 + 2048 + 1536, ())
+    # The same numbers from a library that follows the conventions are inclusive.
+    assert (
+        read_usage(
+            attrs, "anthropic", profile_of("opentelemetry.instrumentation.anthropic", "0.62.4")
+        ).input_tokens
+        == 5000
+    )
+
+
+def test_inclusive_profile_with_impossible_input_falls_back_to_the_flagged_guess():
+    u = read_usage({"gen_ai.usage.input_tokens": 21, "gen_ai.usage.cache_read.input_tokens": 2048})
+    assert u.input_tokens == 2069
+    assert "a guess" in u.issue_text and "semconv" in u.issue_text
+
+
+def test_cache_write_current_name_and_modality_subsets():
+    u = read_usage({
+        "gen_ai.usage.input_tokens": 3000,
+        "gen_ai.usage.cache_write.input_tokens": 1536,
+        "gen_ai.usage.text.input_tokens": 2900,  # a subset: never added on top
+    })  # fmt: skip
+    assert (u.input_tokens, u.cache_write_tokens, u.issues) == (3000, 1536, ())

@@ -19,6 +19,7 @@ _HANDLERS = {
     "demo": "tokenbook.cli.demo:cmd_demo",
     "report": "tokenbook.cli.reports:cmd_report",
     "sql": "tokenbook.cli.reports:cmd_sql",
+    "explain": "tokenbook.cli.explain:cmd_explain",
     "prices": "tokenbook.cli.prices:cmd_prices",
     "reprice": "tokenbook.cli.reports:cmd_reprice",
     "migrate": "tokenbook.cli.migrate:cmd_migrate",
@@ -146,6 +147,12 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         "--context", default=None, metavar="ID", help="one context's calls in time order (default: none)"
     )
     _add_format(p)
+    _add_store_target(p)
+
+    p = sub.add_parser("explain", help="why each recorded span of a trace or context is billed or not")
+    p.add_argument("id", metavar="TRACE_ID|CONTEXT_ID", help="a trace ID (32 hex digits) or a context ID")
+    p.add_argument("--tenant", default=None, help="only this tenant's spans (default: every tenant)")
+    _add_format(p, money=False)
     _add_store_target(p)
 
     p = sub.add_parser("sql", help="run one SELECT over the store")

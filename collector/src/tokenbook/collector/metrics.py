@@ -20,6 +20,8 @@ _COUNTERS = {
     "billed_calls": "Model calls written with a price (priced or cache_hit)",
     "unpriced_calls": "Model calls written without a known price",
     "steps": "Tool, wrapper and outcome steps written",
+    "unbilled_calls": "Calls left unbilled because another span bills them (duplicate_layer or wrapper)",
+    "rebilled_calls": "Calls billed again after a later span showed no other span bills them",
     "malformed_requests": "Requests refused as malformed (400 / INVALID_ARGUMENT)",
     "refused_requests": "Requests refused with backpressure (429) or storage unavailable (503)",
     "inserted_rows": "Rows inserted into ClickHouse",

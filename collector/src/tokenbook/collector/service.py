@@ -22,6 +22,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,10 +37,12 @@ from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds, pipeline_key
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
 from tokenbook.collector.storage import owner
+from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.reprice import RepriceResult, reprice
 from tokenbook.collector.storage.rowcodec import decode_rows
 from tokenbook.collector.wal.log import WriteAheadLog
 from tokenbook.collector.wal.writer import LedgerWriter
+from tokenbook.genai.billing import UNBILLED_STATUSES
 from tokenbook.genai.pricing.catalog import PriceCatalog
 
 __all__ = ["Collector", "JsonLogFormatter"]
@@ -119,6 +122,7 @@ class Collector:
         # Before the writer and the receivers: counters from the ledger + the log's unstored calls.
         self.budgets = BudgetRuntime(cfg.budgets, self.store)
         self.budgets.start(self.store, (c for calls, _ in self.wal.pending(decode_rows) for c in calls))
+        self.store.on_decisions = self._on_decisions
         self.writer = LedgerWriter(
             self.wal, self.store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
         )
@@ -214,6 +218,13 @@ class Collector:
             },
         )
 
+    def _on_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
+        """The store re-decided which span bills some calls: count it, and move the budget counters."""
+        unbilled = sum(1 for before, after in changes if _unbilled(after) and not _unbilled(before))
+        self.metrics.add(unbilled_calls=unbilled, rebilled_calls=len(changes) - unbilled)
+        if self.budgets is not None:
+            self.budgets.apply_decisions(changes)
+
     def _warm(self, dedup: RecentSpanKeys) -> int:
         assert self.wal is not None
         keys: list[bytes] = []
@@ -291,6 +302,10 @@ class Collector:
             "collector stopped",
             extra={"fields": {"drained": drained, "spooled_bytes": int(snap["spooled_bytes"])}},
         )
+
+
+def _unbilled(call: CallRow) -> bool:
+    return call.price_status in UNBILLED_STATUSES
 
 
 def _preload_insert_path() -> None:

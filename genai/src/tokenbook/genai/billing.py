@@ -15,9 +15,12 @@ __all__ = [
     "COST_QUANTUM",
     "NO_COSTS",
     "STATUS_CACHE_HIT",
+    "STATUS_DUPLICATE_LAYER",
     "STATUS_NOT_BILLABLE",
     "STATUS_PRICED",
     "STATUS_UNPRICED",
+    "STATUS_WRAPPER",
+    "UNBILLED_STATUSES",
     "Costs",
     "Picos",
     "money",
@@ -32,6 +35,14 @@ STATUS_UNPRICED: Final = "unpriced"
 STATUS_CACHE_HIT: Final = "cache_hit"
 #: A model span without usage (a failed attempt): written to the ledger, not billed.
 STATUS_NOT_BILLABLE: Final = "not_billable"
+
+#: Not billed: another span of the same call bills it (a parent layer, the same response ID, or a
+#: cross-layer match). Costs stay in the row for audit; every total leaves the row out.
+STATUS_DUPLICATE_LAYER: Final = "duplicate_layer"
+#: Not billed: a wrapper (agent, chain, workflow) whose descendants carry the usage. Costs kept, not totaled.
+STATUS_WRAPPER: Final = "wrapper"
+#: Statuses of rows that no total, view, report or budget counts (`UNBILLED_STATUSES`).
+UNBILLED_STATUSES: Final = frozenset({STATUS_DUPLICATE_LAYER, STATUS_WRAPPER})
 
 #: Costs are rounded half-even to this quantum.
 COST_QUANTUM: Final = Decimal("1e-12")

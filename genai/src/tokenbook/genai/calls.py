@@ -3,7 +3,8 @@
 Kinds (`call_kind`), decided by the first signal present:
 
 1. ``gen_ai.operation.name``: `semconv.MODEL_OPERATIONS` -> ``model``, ``execute_tool`` -> ``tool``,
-   ``invoke_agent`` / ``create_agent`` / ... -> ``wrapper``;
+   ``fetch_response`` -> ``fetch`` (never billed), ``invoke_agent`` / ``invoke_workflow`` / ``plan`` /
+   ``retrieval`` / memory operations / ... -> ``wrapper``;
 2. ``openinference.span.kind``: LLM / EMBEDDING / RERANKER -> ``model``, TOOL -> ``tool``,
    CHAIN / AGENT / RETRIEVER / ... -> ``wrapper``;
 3. OpenLLMetry: ``llm.request.type`` (chat, completion, embedding, rerank) -> ``model``;
@@ -13,8 +14,9 @@ Kinds (`call_kind`), decided by the first signal present:
 
 Billing rule (`is_billable`), so that each token is billed once:
 
-* a ``model`` span with usage is billed;
-* a ``tool`` span is never billed (a model called by a tool has its own span);
+* a ``model`` span with usage is billed unless a descendant in the same trace carried usage (then the
+  descendant, closer to the wire, records the same call: an instrumentor's span over the SDK's own);
+* a ``tool`` span is never billed (a model called by a tool has its own span), nor a ``fetch`` span;
 * a ``wrapper`` or ``other`` span with usage is billed only when no descendant in the same trace
   carried usage, i.e. when the framework emitted no model-call span of its own. A wrapper that
   repeats its children's summed usage is therefore never counted twice.
@@ -36,6 +38,7 @@ from tokenbook.genai.usage import USAGE_KEYS
 
 __all__ = [
     "DEFAULT_TRACKER_SIZE",
+    "KIND_FETCH",
     "KIND_MODEL",
     "KIND_OTHER",
     "KIND_TOOL",
@@ -53,6 +56,8 @@ KIND_MODEL: Final = "model"
 KIND_TOOL: Final = "tool"
 KIND_WRAPPER: Final = "wrapper"
 KIND_OTHER: Final = "other"
+#: A span that reads back a response billed elsewhere (`semconv.NOT_BILLED_OPERATIONS`): never billed.
+KIND_FETCH: Final = "fetch"
 DEFAULT_TRACKER_SIZE: Final = 100_000
 
 _LLM_REQUEST_TYPES: Final = frozenset({"chat", "completion", "embedding", "rerank"})
@@ -70,6 +75,8 @@ def _kind_of_operation(op: str) -> str | None:
         return KIND_MODEL
     if op in semconv.TOOL_OPERATIONS:
         return KIND_TOOL
+    if op in semconv.NOT_BILLED_OPERATIONS:
+        return KIND_FETCH
     if op in semconv.WRAPPER_OPERATIONS:
         return KIND_WRAPPER
     return None
@@ -102,10 +109,10 @@ def call_kind(name: str, attrs: Mapping[str, object]) -> str:
 
 
 def is_billable(kind: str, has_usage: bool, descendant_had_usage: bool) -> bool:
-    """The billing rule of this module: model spans with usage; others only without usage below."""
-    if not has_usage or kind == KIND_TOOL:
+    """The billing rule of this module: spans with usage and no usage below (never tool or fetch spans)."""
+    if not has_usage or kind in (KIND_TOOL, KIND_FETCH):
         return False
-    return kind == KIND_MODEL or not descendant_had_usage
+    return not descendant_had_usage
 
 
 def is_cache_hit(attrs: Mapping[str, object]) -> bool:

@@ -26,6 +26,7 @@ __all__ = [
     "LLM_REQUEST_TYPE",
     "MODEL",
     "MODEL_OPERATIONS",
+    "NOT_BILLED_OPERATIONS",
     "OPENINFERENCE_MODEL_KINDS",
     "OPENINFERENCE_SPAN_KIND",
     "OPENINFERENCE_TOOL_KINDS",
@@ -36,7 +37,9 @@ __all__ = [
     "REASONING_TOKENS",
     "REQUEST_MODEL",
     "RESEND_COUNTS",
+    "RESPONSE_ID",
     "RESPONSE_MODEL",
+    "SERVICE_INSTANCE_ID",
     "SERVICE_NAME",
     "SESSION_ID",
     "TB",
@@ -48,40 +51,60 @@ __all__ = [
 ]
 
 # --- usage, in precedence order (DESIGN.md "Reading usage from spans") ---------------------------
+# The current GenAI semantic conventions come first; every later name is an alias, with the library
+# (and version) that emits it. Modality subsets (`gen_ai.usage.text.input_tokens`, ...,
+# `llm.token_count.prompt_details.audio`) are parts of these counts: never read, never added on top.
 INPUT_TOKENS: Final = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "llm.token_count.prompt",
-    "llm.usage.prompt_tokens",
-    "llm.input_tokens",
+    "gen_ai.usage.input_tokens",  # semantic conventions (official instrumentations, anthropic SDK, ...)
+    "gen_ai.usage.prompt_tokens",  # conventions < 1.27; OpenLLMetry < 0.30
+    "llm.token_count.prompt",  # OpenInference (openai 0.1.66, anthropic 3.1.0, langchain 0.1.80)
+    "llm.usage.prompt_tokens",  # OpenLLMetry < 0.30
+    "llm.input_tokens",  # LiteLLM's OTel callback
 )
 OUTPUT_TOKENS: Final = (
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.completion_tokens",
-    "llm.token_count.completion",
-    "llm.usage.completion_tokens",
-    "llm.output_tokens",
+    "gen_ai.usage.output_tokens",  # semantic conventions
+    "gen_ai.usage.completion_tokens",  # conventions < 1.27; OpenLLMetry < 0.30
+    "llm.token_count.completion",  # OpenInference
+    "llm.usage.completion_tokens",  # OpenLLMetry < 0.30
+    "llm.output_tokens",  # LiteLLM's OTel callback
 )
 CACHE_READ_TOKENS: Final = (
-    "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_read_input_tokens",
-    "llm.token_count.prompt_details.cache_read",
+    "gen_ai.usage.cache_read.input_tokens",  # semantic conventions; OpenLLMetry 0.62.4, openlit 1.45.0
+    "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry Anthropic < 0.40
+    "llm.token_count.prompt_details.cache_read",  # OpenInference
 )
 CACHE_WRITE_TOKENS: Final = (
-    "gen_ai.usage.cache_creation.input_tokens",
-    "gen_ai.usage.cache_creation_input_tokens",
-    "llm.token_count.prompt_details.cache_write",
+    "gen_ai.usage.cache_write.input_tokens",  # semantic conventions (genai-anthropic 1.3b0, anthropic 2.17.0)
+    "gen_ai.usage.cache_creation.input_tokens",  # conventions <= 1.37; OpenLLMetry 0.62.4, openlit 1.45.0
+    "gen_ai.usage.cache_creation_input_tokens",  # OpenLLMetry Anthropic < 0.40
+    "llm.token_count.prompt_details.cache_write",  # OpenInference (anthropic 3.1.0)
 )
 REASONING_TOKENS: Final = (
-    "gen_ai.usage.reasoning.output_tokens",
-    "gen_ai.usage.reasoning_tokens",
-    "llm.token_count.completion_details.reasoning",
+    "gen_ai.usage.reasoning.output_tokens",  # semantic conventions (genai-openai 1.3b0, anthropic 2.17.0)
+    "gen_ai.usage.reasoning_tokens",  # OpenLLMetry OpenAI 0.62.4
+    "llm.token_count.completion_details.reasoning",  # OpenInference
 )
-PROVIDER: Final = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+PROVIDER: Final = (
+    "gen_ai.provider.name",  # semantic conventions (>= 1.37)
+    "gen_ai.system",  # conventions < 1.37
+    "llm.provider",  # OpenInference (anthropic 3.1.0, langchain 0.1.80)
+    "llm.system",  # OpenInference (the only one openai 0.1.66 sets)
+)
 RESPONSE_MODEL: Final = "gen_ai.response.model"
 REQUEST_MODEL: Final = "gen_ai.request.model"
-MODEL: Final = (RESPONSE_MODEL, REQUEST_MODEL, "llm.model_name")
+MODEL: Final = (
+    RESPONSE_MODEL,  # semantic conventions: the model that answered
+    REQUEST_MODEL,  # semantic conventions: the model asked for
+    "llm.model_name",  # OpenInference LLM spans
+    "embedding.model_name",  # OpenInference EMBEDDING spans (openai 0.1.66)
+    "llm.response.model",  # OpenLLMetry < 0.30
+    "llm.request.model",  # OpenLLMetry < 0.30
+)
 OPERATION: Final = "gen_ai.operation.name"
+#: The provider's ID of the response: two spans with the same one (same tenant) record one call.
+RESPONSE_ID: Final = "gen_ai.response.id"
+#: The process that emitted a span (resource attribute); its service name stands in when absent.
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
 #: Set to true by manual instrumentation that copies Anthropic's native (cache-exclusive) input count.
 INPUT_EXCLUSIVE: Final = "tokenbook.usage.input_exclusive"
 
@@ -89,25 +112,42 @@ INPUT_EXCLUSIVE: Final = "tokenbook.usage.input_exclusive"
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 LLM_REQUEST_TYPE: Final = "llm.request.type"  # OpenLLMetry: chat, completion, embedding, rerank
 TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"  # OpenLLMetry: workflow, task, agent, tool
-#: `gen_ai.operation.name` values that are billable model calls.
+#: `gen_ai.operation.name` values that are billable model calls (current conventions first).
 MODEL_OPERATIONS: Final = frozenset(
     {
         "chat",
         "text_completion",
-        "completion",
-        "embeddings",
-        "embedding",
         "generate_content",
-        "create_response",
-        "responses",
+        "embeddings",
+        "completion",  # OpenLLMetry < 0.30
+        "embedding",  # OpenLLMetry < 0.30
+        "create_response",  # early Responses API instrumentations
+        "responses",  # early Responses API instrumentations
         "rerank",
         "image_generation",
         "audio_transcription",
         "speech",
     }
 )
+#: Operations whose usage repeats a call billed elsewhere: `fetch_response` reads a stored response
+#: back (OpenAI Responses API retrieve). Recorded, never billed.
+NOT_BILLED_OPERATIONS: Final = frozenset({"fetch_response"})
 TOOL_OPERATIONS: Final = frozenset({"execute_tool"})
-WRAPPER_OPERATIONS: Final = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "workflow"})
+WRAPPER_OPERATIONS: Final = frozenset(
+    {
+        "invoke_agent",
+        "create_agent",
+        "invoke_workflow",
+        "plan",
+        "retrieval",
+        "create_memory",  # the memory operations of the agent conventions
+        "update_memory",
+        "search_memory",
+        "delete_memory",
+        "workflow",  # OpenLLMetry workflow spans
+        "execute_task",  # OpenLLMetry LangChain 0.62.4 (prompt, parser, lambda spans)
+    }
+)
 OPENINFERENCE_MODEL_KINDS: Final = frozenset({"LLM", "EMBEDDING", "RERANKER"})
 OPENINFERENCE_TOOL_KINDS: Final = frozenset({"TOOL"})
 OPENINFERENCE_WRAPPER_KINDS: Final = frozenset({"CHAIN", "AGENT", "RETRIEVER", "GUARDRAIL", "EVALUATOR"})

@@ -16,13 +16,14 @@ Value rule (`coerce_count`), applied to every token attribute:
 Convention rule (`read_usage`): the result is *inclusive*, i.e. ``input_tokens`` includes cache read and
 cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
 
-* Anthropic's native API reports ``input_tokens`` *exclusive* of cache tokens. The instrumentations that
-  forward it (OpenLLMetry, OpenInference, OTel contrib, the genai-openai family) add the cache tokens
-  before writing ``gen_ai.usage.input_tokens`` / ``llm.token_count.prompt``, so their values are
-  inclusive. A span is treated as exclusive when the attribute ``tokenbook.usage.input_exclusive`` is
-  true (for manual instrumentation that copies Anthropic's response verbatim), or when the inclusive
-  reading is impossible (``input < cache_read + cache_write``): the cache tokens are then added to the
-  input and an issue is recorded.
+* Anthropic's native API reports ``input_tokens`` *exclusive* of cache tokens. Most instrumentations
+  that forward it (OpenLLMetry, OpenInference, the official ones, the anthropic SDK) add the cache
+  tokens before writing ``gen_ai.usage.input_tokens`` / ``llm.token_count.prompt``; openlit's Anthropic
+  spans do not. Which convention a span follows is its scope's profile (`profiles.profile_of`): the
+  cache tokens are added for an exclusive profile. They are also added, with an issue, when the
+  attribute ``tokenbook.usage.input_exclusive`` is true (manual instrumentation that copies
+  Anthropic's response verbatim), and, as a flagged guess, when the profile says inclusive but the
+  inclusive reading is impossible (``input < cache_read + cache_write``).
 * Likewise, when ``reasoning > output`` the output is read as exclusive of reasoning (Gemini's
   ``candidatesTokenCount`` excludes ``thoughtsTokenCount``): reasoning is added to output, with an issue.
 
@@ -37,6 +38,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, NamedTuple
 
 from tokenbook.genai import semconv
+from tokenbook.genai.profiles import DEFAULT_PROFILE, Profile
 from tokenbook.genai.records import build
 
 __all__ = ["MAX_TOKENS", "NO_USAGE", "USAGE_KEYS", "Usage", "coerce_count", "read_usage"]
@@ -147,10 +149,12 @@ def _plan(present: frozenset[str]) -> tuple[tuple[int, tuple[str, ...]], ...]:
     return plan
 
 
-def read_usage(attrs: Mapping[str, object], provider: str = "") -> Usage:
+def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile = DEFAULT_PROFILE) -> Usage:
     """Read and normalize the usage of one span's attributes by the module's rule. Never raises.
 
     `provider` is the span's provider name (OTel or catalog spelling); it is used only to word issues.
+    `profile` is the convention profile of the span's instrumentation scope (`profiles.profile_of`):
+    it says whether the input count includes cache tokens.
     Pure and thread-safe.
     """
     present = USAGE_KEYS.intersection(attrs)
@@ -178,16 +182,21 @@ def read_usage(attrs: Mapping[str, object], provider: str = "") -> Usage:
         return NO_USAGE
     input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens = counts
     cache = cache_read + cache_write
-    exclusive_flag = attrs.get(semconv.INPUT_EXCLUSIVE) is True
-    if cache and (exclusive_flag or input_tokens < cache):
-        why = (
-            f"{semconv.INPUT_EXCLUSIVE}=true"
-            if exclusive_flag
-            else f"input ({input_tokens}) < cache read + write ({cache})"
-        )
-        who = f" ({provider})" if provider else ""
-        issues.append(f"input read as exclusive of cache tokens{who}: {why}; cache tokens added")
-        input_tokens += cache
+    if cache:
+        if attrs.get(semconv.INPUT_EXCLUSIVE) is True:
+            who = f" ({provider})" if provider else ""
+            flag = f"{semconv.INPUT_EXCLUSIVE}=true"
+            issues.append(f"input read as exclusive of cache tokens{who}: {flag}; cache tokens added")
+            input_tokens += cache
+        elif not profile.input_inclusive:  # the library's known convention: not an issue
+            input_tokens += cache
+        elif input_tokens < cache:  # the profile says inclusive, but it cannot be: guess, and say so
+            who = f" ({provider})" if provider else ""
+            issues.append(
+                f"input read as exclusive of cache tokens{who}: input ({input_tokens}) < cache read + write "
+                f"({cache}) though profile {profile.name!r} says inclusive (a guess); cache tokens added"
+            )
+            input_tokens += cache
     if reasoning_tokens > output_tokens:
         issues.append(
             f"reasoning ({reasoning_tokens}) > output ({output_tokens}): output read as exclusive of "

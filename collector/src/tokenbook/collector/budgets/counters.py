@@ -58,6 +58,15 @@ class Counter(UsageCounter):
     alerted: str = WITHIN_BUDGET  # the highest state already alerted for this counter
     last_seen: float = 0.0  # clock seconds of the last call (budgets expire after context_ttl)
 
+    def remove(self, tokens: int, cost: Decimal | None) -> None:
+        """Take back one call counted by `add` (a billing decision un-billed it)."""
+        self.tokens -= tokens
+        self.calls -= 1
+        if cost is None:
+            self.unpriced_calls -= 1
+        else:
+            self.cost -= cost
+
     def state(self, rule: Rule) -> str:
         """This counter's state against `rule`'s limits."""
         return state_of(rule.limits.tokens, rule.limits.cost, rule.at_risk, self.tokens, self.cost)

@@ -7,6 +7,10 @@ one `BudgetEvent` when the counter's state rises above the highest state already
 crossing). Quotas keep the previous and the current window (by the clock); a call older than that
 is not counted in real time (`out_of_window_calls`), exactly as the rebuild would not count it.
 
+`apply_decisions(changes)` is fed the collector's billing decisions (`Store.on_decisions`): a call
+that another span turns out to bill (``duplicate_layer`` / ``wrapper``) is taken out of its counters,
+and one that becomes billed is added, so the counters agree with the ledger's totals.
+
 `rebuild(source, pending)` sets every counter from the deduplicated ledger (FINAL), adds the calls
 still in the write-ahead log that storage does not have yet, restores the alerted states and breaker
 trips from `budget_events`, then publishes the crossings that were never alerted. It runs before
@@ -48,6 +52,7 @@ from tokenbook.collector.budgets.counters import (
 from tokenbook.collector.budgets.events import EPOCH, TRIPPED, BudgetEvent
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.sqltemplate import render_query
+from tokenbook.genai.billing import UNBILLED_STATUSES
 from tokenbook.genai.budgets import OVER_BUDGET, WITHIN_BUDGET
 
 __all__ = ["BudgetEvaluator", "RebuildResult", "UsageSource"]
@@ -74,6 +79,10 @@ class RebuildResult:
     pending_calls: int  # calls from the write-ahead log that storage did not have
     restored_alerts: int  # counters whose alerted state came from budget_events
     catch_up_events: int  # crossings alerted at start because no event recorded them
+
+
+def _billed(call: CallRow) -> bool:
+    return call.price_status not in UNBILLED_STATUSES
 
 
 def _dt(seconds: float) -> datetime:
@@ -126,6 +135,27 @@ class BudgetEvaluator:
         for event in events:
             self._publish(event)
 
+    def apply_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
+        """Move the counters by billing decisions (`Store.on_decisions`): a call another span now
+        bills is taken out, a call now billed is added. Counts are sums, so the order in which
+        `observe` and decisions arrive does not change a counter's final value. Never raises."""
+        try:
+            events: list[BudgetEvent] = []
+            now = self._clock()
+            with self._lock:
+                for before, after in changes:
+                    was, billed = _billed(before), _billed(after)
+                    if was and not billed:
+                        self._count(before, now, None, sign=-1)
+                    elif billed and not was:
+                        self._count(after, now, events, sign=1)
+        except Exception:  # noqa: BLE001 - the writer must not fail because of budgets
+            self.errors += 1
+            _log.exception("budget evaluation failed for %d billing decisions", len(changes))
+            return
+        for event in events:
+            self._publish(event)
+
     def tick(self) -> None:
         """Expire breaker trips and forget old counters (called about once a second)."""
         now = self._clock()
@@ -140,12 +170,14 @@ class BudgetEvaluator:
         with self._lock:
             self._prune(now)
             for call in calls:
+                if not _billed(call):  # another span of the same call bills it
+                    continue
                 self._count(call, now, events)
                 if self.breaker is not None:
                     events += self.breaker.add(call.tenant_id, call_tokens(call), now)
         return events
 
-    def _count(self, call: CallRow, now: float, events: list[BudgetEvent] | None) -> None:
+    def _count(self, call: CallRow, now: float, events: list[BudgetEvent] | None, sign: int = 1) -> None:
         tokens = call_tokens(call)
         for idx, rule in enumerate(self.rules):
             if not matches(rule, call):
@@ -154,7 +186,10 @@ class BudgetEvaluator:
             if counter is None:
                 self.out_of_window_calls += 1
                 continue
-            counter.add(tokens, call_cost(call, rule.limits.currency))
+            if sign > 0:
+                counter.add(tokens, call_cost(call, rule.limits.currency))
+            else:
+                counter.remove(tokens, call_cost(call, rule.limits.currency))
             counter.last_seen = now
             if events is not None:
                 event = self._crossing(rule, subject_of(rule, call), counter, now)

@@ -71,6 +71,11 @@ class BudgetRuntime:
         if self.config.enabled:
             self.evaluator.observe(calls)
 
+    def apply_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
+        """Billing decisions of the store's decision pass (`BudgetEvaluator.apply_decisions`)."""
+        if self.config.enabled:
+            self.evaluator.apply_decisions(changes)
+
     def http_get(self, query_string: str) -> tuple[int, dict[str, Any]]:
         """``GET /v1/budgets?tenant=T[&context=C][&user=U...]``: (HTTP status, JSON document).
 

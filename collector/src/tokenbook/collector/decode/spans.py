@@ -1,7 +1,8 @@
 """OTLP trace requests (protobuf and OTLP/JSON) -> compact `SpanRecord`s.
 
 Only what the pipeline needs is extracted: IDs (kept as ``bytes`` until a row is built), name, times,
-status, the outcome event, ``service.name`` and the attributes accepted by a `KeyFilter` (exact names
+status, the outcome event, the instrumentation scope (name, version), ``service.name``,
+``service.instance.id`` and the attributes accepted by a `KeyFilter` (exact names
 plus prefixes). Protobuf is parsed by upb through `otlp_view.TraceRequestView`, which leaves each
 attribute as its serialized ``KeyValue``; `_AttributeMemo` maps those bytes to the decoded attribute,
 parsing (``KeyValue.FromString``) only the ones not seen recently. ``MessageToDict`` is never used.
@@ -34,6 +35,7 @@ from tokenbook.genai import semconv
 __all__ = ["Decoded", "KeyFilter", "MalformedRequest", "SpanRecord", "decode_json", "decode_protobuf"]
 
 _STATUS_ERROR = 2
+_INSTANCE: Final = semconv.SERVICE_INSTANCE_ID
 
 
 class MalformedRequest(ValueError):
@@ -53,6 +55,9 @@ class SpanRecord(NamedTuple):
     service_name: str
     attrs: dict[str, Any]  # resource then span attributes accepted by the filter (span wins)
     outcome: str  # value of a `tokenbook.outcome` event or attribute, else ""
+    scope_name: str = ""  # instrumentation scope (ScopeSpans.scope): which library wrote the span
+    scope_version: str = ""
+    service_instance: str = ""  # resource `service.instance.id`, else "" (the service name stands in)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,15 +204,18 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
     max_attributes = limits.max_attributes if limits is not None else 0
     for rs in request.resource_spans:
         res: dict[str, Any] = {}
-        service = ""
+        service = instance = ""
         for raw in rs.resource.attributes:
             k, v = _key_value(raw)
             if k == semconv.SERVICE_NAME:
                 service = v.string_value
+            elif k == _INSTANCE:
+                instance = v.string_value
             elif k in keys:
                 res[k] = _pb_value(v)
         res_problem = _resource_problem(res, limits)
         for ss in rs.scope_spans:
+            scope_name, scope_version = ss.scope.name, ss.scope.version
             for span in ss.spans:
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
                 if (
@@ -252,6 +260,9 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
                         service,
                         attrs,
                         outcome,
+                        scope_name,
+                        scope_version,
+                        instance,
                     )
                 )
     return Decoded(records, rejected, reason)
@@ -333,7 +344,10 @@ def _too_many_attributes(count: int, limit: int) -> str:
     return f"span has {count} attributes (limits.max_attributes_per_span={limit})"
 
 
-def _json_span(span: Any, res: dict[str, Any], service: str, keys: KeyFilter) -> SpanRecord:
+def _json_span(
+    span: Any, res: dict[str, Any], service: str, keys: KeyFilter, scope: tuple[str, str, str]
+) -> SpanRecord:
+    """One span; `scope` = (scope name, scope version, service instance)."""
     if not isinstance(span, Mapping):
         raise ValueError("a span must be an object")
     trace_id = _json_id(_get(span, "traceId", "trace_id"), 16, "traceId")
@@ -364,7 +378,16 @@ def _json_span(span: Any, res: dict[str, Any], service: str, keys: KeyFilter) ->
         service,
         attrs,
         outcome,
+        *scope,
     )
+
+
+def _json_scope(ss: Mapping[str, Any]) -> tuple[str, str]:
+    scope = ss.get("scope")
+    if not isinstance(scope, Mapping):
+        return "", ""
+    name, version = scope.get("name"), scope.get("version")
+    return (name if isinstance(name, str) else ""), (version if isinstance(version, str) else "")
 
 
 def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
@@ -391,6 +414,7 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
         except (ValueError, TypeError, AttributeError) as exc:
             raise MalformedRequest(f"resource: {exc}") from exc
         service = str(res.pop(semconv.SERVICE_NAME, "") or "")
+        instance = str(res.pop(_INSTANCE, "") or "")
         res_problem = _resource_problem(res, keys.limits)
         scope_spans = _get(rs, "scopeSpans", "scope_spans") or []
         if not isinstance(scope_spans, list):
@@ -399,13 +423,14 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
             spans = ss.get("spans") if isinstance(ss, Mapping) else None
             if not isinstance(spans, list):
                 raise MalformedRequest("scopeSpans[].spans must be a list")
+            scope = (*_json_scope(ss), instance)
             for span in spans:
                 if res_problem:
                     rejected += 1
                     reason = reason or res_problem
                     continue
                 try:
-                    records.append(_json_span(span, res, service, keys))
+                    records.append(_json_span(span, res, service, keys, scope))
                 except (ValueError, TypeError, AttributeError, RecursionError) as exc:
                     rejected += 1
                     reason = reason or f"span rejected: {exc}"
@@ -413,5 +438,6 @@ def decode_json(body: bytes, keys: KeyFilter) -> Decoded:
 
 
 def _with_service(keys: KeyFilter) -> KeyFilter:
-    """`keys` plus ``service.name``, without the value limit (`_resource_problem` applies it)."""
-    return KeyFilter(keys.names | {semconv.SERVICE_NAME}, keys.prefixes)
+    """`keys` plus ``service.name`` and ``service.instance.id``, without the value limit
+    (`_resource_problem` applies it)."""
+    return KeyFilter(keys.names | {semconv.SERVICE_NAME, _INSTANCE}, keys.prefixes)

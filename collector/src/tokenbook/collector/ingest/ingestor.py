@@ -204,6 +204,7 @@ class Ingestor:
             deduplicated_spans=duplicates,
             billed_calls=batch.billed,
             unpriced_calls=batch.unpriced,
+            unbilled_calls=batch.unbilled,
             steps=len(batch.steps),
             rejected_spans=batch.rejected,
         )

@@ -46,8 +46,18 @@ from tokenbook.collector.decode.spans import KeyFilter, SpanRecord
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.genai import semconv
 from tokenbook.genai.attribution import ATTRIBUTION_COLUMNS, context_id_of
-from tokenbook.genai.billing import COST_QUANTUM, NO_COSTS, STATUS_NOT_BILLABLE, STATUS_UNPRICED, money
+from tokenbook.genai.billing import (
+    COST_QUANTUM,
+    NO_COSTS,
+    STATUS_DUPLICATE_LAYER,
+    STATUS_NOT_BILLABLE,
+    STATUS_UNPRICED,
+    STATUS_WRAPPER,
+    UNBILLED_STATUSES,
+    money,
+)
 from tokenbook.genai.calls import (
+    KIND_FETCH,
     KIND_MODEL,
     KIND_OTHER,
     KIND_TOOL,
@@ -59,7 +69,9 @@ from tokenbook.genai.calls import (
     is_billable,
     is_cache_hit,
 )
+from tokenbook.genai.decisions import RULE_DESCENDANT
 from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.profiles import profile_of
 from tokenbook.genai.records import build
 from tokenbook.genai.redaction import Redactor, is_content_attribute
 from tokenbook.genai.usage import read_usage
@@ -92,6 +104,7 @@ def pipeline_keys(extra_keys: Sequence[str], content: str) -> KeyFilter:
     names.update(
         (
             semconv.OPERATION,
+            semconv.RESPONSE_ID,
             semconv.INPUT_EXCLUSIVE,
             semconv.OPENINFERENCE_SPAN_KIND,
             semconv.LLM_REQUEST_TYPE,
@@ -115,6 +128,7 @@ class RowBatch:
     steps: list[StepRow]
     billed: int  # calls with a price (priced or cache_hit)
     unpriced: int
+    unbilled: int = 0  # candidates another span bills (duplicate_layer / wrapper), as far as known now
     rejected: int = 0  # spans out of `SpanBounds`
     reason: str = ""  # why the first one was rejected
     rejected_keys: tuple[bytes, ...] = ()  # their trace_id + span_id (not remembered as delivered)
@@ -218,6 +232,16 @@ def _text(attrs: Mapping[str, Any], key: str) -> str:
     return value if value.__class__ is str else _str(value)
 
 
+def _ancestors(parents: Mapping[tuple[bytes, bytes], bytes], trace_id: bytes, parent: bytes) -> str:
+    """Span IDs (hex) of the ancestors of a span found among the request's spans, nearest first,
+    space-separated."""
+    out: list[str] = []
+    while parent and len(out) < 64:
+        out.append(parent.hex())
+        parent = parents.get((trace_id, parent), b"")
+    return " ".join(out)
+
+
 class RowBuilder:
     """Turns `SpanRecord`s into `CallRow`/`StepRow`s. Thread-safe (the tracker and catalog are)."""
 
@@ -257,15 +281,18 @@ class RowBuilder:
         roots = {r.trace_id: r for r in ordered if not r.parent_span_id}
         calls: list[CallRow] = []
         steps: list[StepRow] = []
-        billed = unpriced = 0
+        billed = unpriced = unbilled = 0
         tracker = self.tracker
+        parents = {(r.trace_id, r.span_id): r.parent_span_id for r in records}
         for r in ordered:
             attrs = r.attrs
             kind = call_kind(r.name, attrs)
             has_usage = has_usage_attributes(attrs)
             below = tracker.span_ended(r.trace_id, r.span_id, r.parent_span_id or None, has_usage)
             billable = is_billable(kind, has_usage, below)
-            if kind == KIND_OTHER and not billable and not r.outcome:
+            # Every span with usage is a candidate row (the decision pass settles which one bills).
+            candidate = has_usage and kind != KIND_TOOL
+            if kind == KIND_OTHER and not candidate and not r.outcome:
                 continue
             why = bounds.time_violation(r.start_ns, now_ns)
             if why:
@@ -281,18 +308,24 @@ class RowBuilder:
             duration_ms = max(r.end_ns - r.start_ns, 0) / 1e6
             status = "error" if r.error else "ok"
             operation = _text(attrs, semconv.OPERATION)
-            if billable or kind == KIND_MODEL:
+            if candidate or kind in (KIND_MODEL, KIND_FETCH):
                 ids = (trace_hex, span_hex, parent_hex, context_id)
                 tail = (duration_ms, now, version)
                 try:
-                    call = self._call(r, attrs, billable, start, ids, roots, tail, tenant, operation)
+                    call = self._call(
+                        r, attrs, (kind, billable, below), start, ids, roots, tail, tenant, operation
+                    )
                 except _Rejected as exc:
                     rejected.append(r.trace_id + r.span_id)
                     reason = reason or str(exc)
                     continue
+                if r.parent_span_id:
+                    call = call._replace(ancestors=_ancestors(parents, r.trace_id, r.parent_span_id))
                 calls.append(call)
                 if call.price_status == STATUS_UNPRICED:
                     unpriced += 1
+                elif call.price_status in UNBILLED_STATUSES:
+                    unbilled += 1
                 elif call.price_status != STATUS_NOT_BILLABLE:
                     billed += 1
                 step_kind = "outcome" if r.outcome else ""
@@ -305,13 +338,13 @@ class RowBuilder:
                         operation, status, duration_ms, r.outcome, now, version,
                     ))
                 )  # fmt: skip
-        return RowBatch(calls, steps, billed, unpriced, len(rejected), reason, tuple(rejected))
+        return RowBatch(calls, steps, billed, unpriced, unbilled, len(rejected), reason, tuple(rejected))
 
     def _call(
         self,
         r: SpanRecord,
         attrs: Mapping[str, Any],
-        billable: bool,
+        decision: tuple[str, bool, bool],
         start: datetime,
         ids: tuple[str, str, str, str],
         roots: Mapping[bytes, SpanRecord],
@@ -319,18 +352,22 @@ class RowBuilder:
         tenant: str,
         operation: str,
     ) -> CallRow:
-        """`ids` = (trace, span, parent, context); `tail` = (duration_ms, ingested_at, version)."""
+        """`decision` = (kind, billable, a descendant carried usage); `ids` = (trace, span, parent,
+        context); `tail` = (duration_ms, ingested_at, version)."""
+        kind, billable, below = decision
         get = attrs.get
+        profile = profile_of(r.scope_name, r.scope_version)
         provider = first_text(attrs, semconv.PROVIDER)
         model = first_text(attrs, semconv.MODEL)
-        usage = read_usage(attrs, provider)
+        usage = read_usage(attrs, provider, profile)
         limit = self.bounds.max_tokens_per_call
         if (most := max(usage[:5])) > limit:
             raise _Rejected(f"a token count of {most} (limits.max_tokens_per_call={limit})")
         costs = NO_COSTS
-        if billable:
+        rule = ""
+        if usage.present and kind != KIND_FETCH:
             quote = self.catalog.quote(provider, model, usage, r.start_ns, cache_hit=is_cache_hit(attrs))
-            currency, price_status, price_source = quote.currency, quote.status, quote.source
+            currency, quote_status, price_source = quote.currency, quote.status, quote.source
             if quote.picos is not None:
                 if max(abs(p) for p in quote.picos) >= _COST_LIMIT_PICOS:
                     raise _Rejected(
@@ -338,8 +375,20 @@ class RowBuilder:
                         "Decimal(18, 12) (the ledger holds less than 10^6 per call)"
                     )
                 costs = quote.picos.costs()
+            price_status = quote_status
+            if not billable and below:  # provisional; the decision pass settles it
+                price_status = STATUS_DUPLICATE_LAYER if kind == KIND_MODEL else STATUS_WRAPPER
+                rule = RULE_DESCENDANT
+        elif kind == KIND_FETCH:
+            currency, quote_status, price_source = (
+                "USD",
+                STATUS_NOT_BILLABLE,
+                f"{operation}: not a model call",
+            )
+            price_status = quote_status
         else:
-            currency, price_status, price_source = "USD", STATUS_NOT_BILLABLE, "no usage on the span"
+            currency, quote_status, price_source = "USD", STATUS_NOT_BILLABLE, "no usage on the span"
+            price_status = quote_status
         wf_name, wf_id, error_type, user, project, team, feature = _texts(get, _CALL_TEXT_KEYS)
         if not wf_id:
             root = roots.get(r.trace_id)
@@ -357,6 +406,8 @@ class RowBuilder:
             usage.issue_text,
             0 if attempt is None else _attempt(attempt), "error" if r.error else "ok",
             error_type, *tail,
+            _text(attrs, semconv.RESPONSE_ID), r.scope_name, r.scope_version,
+            r.service_instance or r.service_name, kind, profile.name, quote_status, rule, "", "",
         ))  # fmt: skip
 
     def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:

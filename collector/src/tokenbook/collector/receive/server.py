@@ -87,6 +87,7 @@ class BodyWork:
 
 class Endpoint(Protocol):
     """What an `HttpServer` serves: the OTLP/HTTP receiver or the admin API."""
+
     def route(self, request: Request) -> Response | BodyWork:
         """Answer from the request line and headers, or say how to read and process the body."""
 

@@ -46,7 +46,7 @@ class CallRow(NamedTuple):
     cache_write_cost: Decimal | None
     total_cost: Decimal | None  # exactly the sum of the four components
     currency: str
-    price_status: str  # priced | unpriced | cache_hit | not_billable
+    price_status: str  # priced | unpriced | cache_hit | not_billable | duplicate_layer | wrapper
     price_source: str  # catalog version and model, or "overrides.yaml#entry"; why, when unpriced
     client_cost: Decimal | None  # the cost the client sent (tokenbook.cost.total); never billed
     usage_issue: str  # why a usage value was coerced or rejected; empty when none
@@ -56,6 +56,17 @@ class CallRow(NamedTuple):
     duration_ms: float
     ingested_at: datetime
     version: int  # ReplacingMergeTree version: the newest row of a span wins (re-pricing writes a higher one)
+    # -- facts for the billing decision (migration 030); see docs/reference/billing-rule.md
+    response_id: str = ""  # gen_ai.response.id
+    scope_name: str = ""  # instrumentation scope of the span
+    scope_version: str = ""
+    service_instance: str = ""  # service.instance.id, else the service name
+    kind: str = ""  # model | wrapper | other | fetch (genai.calls)
+    profile: str = ""  # the convention profile the usage was read with (genai.profiles)
+    quote_status: str = ""  # the price status as quoted, kept when a decision un-bills the row
+    billing_rule: str = ""  # why the row is not billed ("" when it is)
+    billed_by: str = ""  # span ID of the span that bills this call ("" when this row bills it)
+    ancestors: str = ""  # span IDs of the ancestors seen in the same request, nearest first, space-separated
 
 
 class StepRow(NamedTuple):

@@ -23,13 +23,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
+from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, run_pass
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
@@ -126,6 +127,11 @@ class Store:
         self._lock = threading.RLock()
         self._touched_contexts: set[tuple[str, str]] = set()
         self._touched_hours: set[tuple[str, datetime]] = set()
+        self._touched_decisions = DecisionKeys()
+        #: Called with the rows a decision pass changed (before -> after), after they are written:
+        #: the budget evaluator moves its counters by them. Set by the collector.
+        self.on_decisions: Callable[[Sequence[DecisionChange]], None] | None = None
+        self.decision_changes = 0  # rows re-decided since the store was opened (metric)
         # A lone surrogate (possible in OTLP/JSON) is stored as its escape text instead of failing
         # the insert, which the writer would retry forever. Blocks are small: parsing them in
         # parallel only adds thread hand-offs.
@@ -422,6 +428,11 @@ class Store:
                 self._insert("context_steps", step_block, STEP_COLUMNS, len(steps))
             self._touched_contexts.update({(c.tenant_id, c.context_id) for c in calls})
             self._touched_contexts.update({(s.tenant_id, s.context_id) for s in steps})
+            keys = self._touched_decisions
+            for c in calls:
+                keys.add_call(c)
+            for s in steps:
+                keys.add_step(s)
             hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in calls}
             self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
 
@@ -486,6 +497,7 @@ class Store:
         with self._lock:
             if since is not None:
                 self._touch_ingested_since(since)
+            self.decide()
             contexts, self._touched_contexts = self._touched_contexts, set()
             hours: set[tuple[str, datetime]] = set()
             if hourly:
@@ -499,7 +511,35 @@ class Store:
                 raise
         return len(contexts) + len(hours)
 
+    def decide(self) -> list[DecisionChange]:
+        """Run the decision pass over the candidates touched since the last one (`storage.decisions`),
+        write the rows it changed and hand them to `on_decisions`. Run by `refresh_aggregates`; on
+        failure the keys stay pending."""
+        with self._lock:
+            keys, self._touched_decisions = self._touched_decisions, DecisionKeys()
+            if not keys:
+                return []
+            try:
+                changes, pending = run_pass(self, keys)
+                if changes:
+                    new = [after for _, after in changes]
+                    self._insert("llm_calls", encode_block("llm_calls", new), CALL_COLUMNS, len(new))
+                    self._touched_contexts.update({(c.tenant_id, c.context_id) for c in new})
+                    hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in new}
+                    self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
+            except BaseException:
+                self._touched_decisions.merge(keys)
+                raise
+            self._touched_decisions.merge(pending)
+            self.decision_changes += len(changes)
+        if changes and self.on_decisions is not None:
+            self.on_decisions(changes)
+        return changes
+
     def _touch_ingested_since(self, since: datetime) -> None:
+        _, _, keys = self.query(render_query("decision_keys_since.sql", self.database), {"since": since})
+        for trace, tenant, response_id, instance, tokens, ts in keys:
+            self._touched_decisions.add(trace, tenant, response_id, instance, tokens, ts)
         _, _, rows = self.query(render_query("touched_since.sql", self.database), {"since": since})
         for tenant_id, context_id, hour in rows:
             self._touched_contexts.add((tenant_id, context_id))

@@ -34,7 +34,7 @@ SELECT
     sum(cache_read_cost) AS cache_read_cost,
     sum(cache_write_cost) AS cache_write_cost,
     sum(total_cost) AS total_cost,
-    anyIf(currency, currency != '') AS currency,
+    anyIf(currency, is_call AND currency != '') AS currency,
     arraySort(groupUniqArrayIf(model, is_call AND model != '')) AS models,
     argMaxIf(outcome, ts, outcome != '') AS outcome,
     now64(6) AS refreshed_at
@@ -42,9 +42,14 @@ FROM
 (
     SELECT
         tenant_id, context_id, timestamp AS ts, workflow_name, workflow_id, user_id, project_id,
-        feature, toUInt8(1) AS is_call, price_status, status, attempt, '' AS kind, input_tokens,
-        output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost,
-        output_cost, cache_read_cost, cache_write_cost, total_cost, currency, model, '' AS outcome
+        feature, toUInt8(price_status NOT IN ('duplicate_layer', 'wrapper')) AS is_call, price_status,
+        status, attempt, '' AS kind, if(is_call, input_tokens, 0) AS input_tokens,
+        if(is_call, output_tokens, 0) AS output_tokens, if(is_call, cache_read_tokens, 0) AS cache_read_tokens,
+        if(is_call, cache_write_tokens, 0) AS cache_write_tokens,
+        if(is_call, reasoning_tokens, 0) AS reasoning_tokens, if(is_call, input_cost, NULL) AS input_cost,
+        if(is_call, output_cost, NULL) AS output_cost, if(is_call, cache_read_cost, NULL) AS cache_read_cost,
+        if(is_call, cache_write_cost, NULL) AS cache_write_cost, if(is_call, total_cost, NULL) AS total_cost,
+        currency, model, '' AS outcome
     FROM {{db}}.llm_calls FINAL
     WHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}
     UNION ALL

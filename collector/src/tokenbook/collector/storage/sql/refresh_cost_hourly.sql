@@ -1,6 +1,7 @@
 -- Recompute cost_hourly for the touched (tenant, hour) keys from the deduplicated ledger; the filter
 -- is the cross product of the touched tenants and hours (recomputing an untouched group is harmless).
--- Each group's new row replaces the previous one (ReplacingMergeTree(refreshed_at)).
+-- Each group's new row replaces the previous one (ReplacingMergeTree(refreshed_at)). Rows another span
+-- bills (duplicate_layer / wrapper) add nothing but keep their group's row recomputed (to 0 calls).
 INSERT INTO {{db}}.cost_hourly (
     hour, tenant_id, project_id, team_id, feature, service_name, provider, model, operation, currency,
     calls, unpriced_calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
@@ -10,23 +11,27 @@ INSERT INTO {{db}}.cost_hourly (
 SELECT
     toStartOfHour(timestamp) AS hour,
     tenant_id, project_id, team_id, feature, service_name, provider, model, operation, currency,
-    count() AS calls,
+    countIf(billed) AS calls,
     countIf(price_status = 'unpriced') AS unpriced_calls,
-    countIf(status = 'error') AS errors,
-    sum(input_tokens),
-    sum(output_tokens),
-    sum(cache_read_tokens),
-    sum(cache_write_tokens),
-    sum(reasoning_tokens),
-    sum(input_cost),
-    sum(output_cost),
-    sum(cache_read_cost),
-    sum(cache_write_cost),
-    sum(total_cost),
+    countIf(billed AND status = 'error') AS errors,
+    sumIf(input_tokens, billed),
+    sumIf(output_tokens, billed),
+    sumIf(cache_read_tokens, billed),
+    sumIf(cache_write_tokens, billed),
+    sumIf(reasoning_tokens, billed),
+    sumIf(input_cost, billed),
+    sumIf(output_cost, billed),
+    sumIf(cache_read_cost, billed),
+    sumIf(cache_write_cost, billed),
+    sumIf(total_cost, billed),
     now64(6)
-FROM {{db}}.llm_calls FINAL
-WHERE timestamp >= {since:DateTime64(6, 'UTC')}
-    AND timestamp < {until:DateTime64(6, 'UTC')}
-    AND tenant_id IN {tenants:Array(String)}
-    AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}
+FROM
+(
+    SELECT *, price_status NOT IN ('duplicate_layer', 'wrapper') AS billed
+    FROM {{db}}.llm_calls FINAL
+    WHERE timestamp >= {since:DateTime64(6, 'UTC')}
+        AND timestamp < {until:DateTime64(6, 'UTC')}
+        AND tenant_id IN {tenants:Array(String)}
+        AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}
+)
 GROUP BY hour, tenant_id, project_id, team_id, feature, service_name, provider, model, operation, currency

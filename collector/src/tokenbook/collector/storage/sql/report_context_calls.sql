@@ -1,4 +1,6 @@
--- `tokenbook report --context ID`: one context's model calls in time order, with tokens and cost.
+-- `tokenbook report --context ID`: one context's model calls in time order, with tokens and cost;
+-- spans another span bills (price_status duplicate_layer / wrapper) are listed with the rule and the
+-- span that bills them, and count in no total.
 SELECT
     timestamp,
     tenant_id,
@@ -15,8 +17,10 @@ SELECT
     reasoning_tokens,
     price_status,
     total_cost,
-    currency
-FROM v_calls
+    currency,
+    billing_rule,
+    billed_by
+FROM v_call_candidates
 WHERE context_id = {context:String}
     AND ({tenant:String} = '' OR tenant_id = {tenant:String})
 ORDER BY timestamp, span_id

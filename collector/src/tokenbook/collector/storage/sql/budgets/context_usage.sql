@@ -20,7 +20,8 @@ FROM
             mapApply((k, v) -> (concat('tags.', k), v), tags)
         ) AS attrs
     FROM {{db}}.llm_calls FINAL
-    WHERE (tenant_id, context_id) IN (
+    WHERE price_status NOT IN ('duplicate_layer', 'wrapper')
+        AND (tenant_id, context_id) IN (
         SELECT tenant_id, context_id FROM {{db}}.llm_calls WHERE timestamp >= {since:DateTime64(6, 'UTC')}
     )
 )

@@ -21,6 +21,7 @@ FROM
         ) AS attrs
     FROM {{db}}.llm_calls FINAL
     WHERE timestamp >= {since:DateTime64(6, 'UTC')} AND timestamp < {until:DateTime64(6, 'UTC')}
+        AND price_status NOT IN ('duplicate_layer', 'wrapper')
 )
 WHERE arrayAll((k, v) -> attrs[k] = v, {match_keys:Array(String)}, {match_values:Array(String)})
 GROUP BY subject, current

@@ -1,0 +1,223 @@
+"""The decision pass: which stored candidate bills each call, recomputed from the stored facts.
+
+`Store.write` remembers the decision keys of every candidate it writes (`DecisionKeys`: trace IDs,
+response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls `run_pass`, which
+
+1. loads every candidate related to those keys from ``llm_calls FINAL`` and closes the set: the
+   traces, response IDs and buckets of the loaded rows are keys too, until no new key appears
+   (`decision_candidates.sql`); plus the parent links of the traces' steps (`decision_links.sql`);
+2. decides with `genai.decisions.decide`, a pure function of those facts;
+3. returns the rows whose ``price_status`` / ``billing_rule`` / ``billed_by`` changed, with a higher
+   ``version`` (the ReplacingMergeTree keeps the newest), for the store to write.
+
+Because each pass recomputes whole related sets from what is stored, the bills converge to the same
+result whatever the batch split, arrival order, or restarts in between. Rows written before
+migration 030 (no ``kind`` / ``quote_status``) are read as model calls quoted as they stand.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from tokenbook.collector.storage.ledger import CallRow, StepRow
+from tokenbook.collector.storage.sqltemplate import render_query
+from tokenbook.genai.billing import STATUS_NOT_BILLABLE, UNBILLED_STATUSES
+from tokenbook.genai.calls import KIND_MODEL
+from tokenbook.genai.decisions import Candidate, decide
+from tokenbook.genai.profiles import profile_of
+
+__all__ = ["DecisionChange", "DecisionKeys", "run_pass"]
+
+_log = logging.getLogger(__name__)
+#: Related spans are looked for this far around the touched rows' start times.
+_WINDOW = timedelta(days=1)
+_MAX_ROUNDS = 8
+_CHUNK = 2_000
+
+#: (row as stored before, row as decided now)
+DecisionChange = tuple[CallRow, CallRow]
+
+
+class _Source(Protocol):
+    database: str
+
+    def query(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]: ...
+
+
+@dataclass
+class DecisionKeys:
+    """What the next decision pass must look at. Not locked: the store's lock guards it."""
+
+    traces: set[str] = field(default_factory=set)
+    response_ids: set[tuple[str, str]] = field(default_factory=set)  # (tenant, response ID)
+    buckets: set[tuple[str, str, int]] = field(default_factory=set)  # (tenant, instance, input)
+    earliest: datetime | None = None
+    latest: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.traces or self.response_ids or self.buckets)
+
+    def _time(self, ts: datetime) -> None:
+        if self.earliest is None or ts < self.earliest:
+            self.earliest = ts
+        if self.latest is None or ts > self.latest:
+            self.latest = ts
+
+    def add_call(self, c: CallRow) -> None:
+        """Note the keys a written candidate can be related by (not-billable rows have none)."""
+        if c.price_status == STATUS_NOT_BILLABLE:
+            return
+        self.add(c.trace_id, c.tenant_id, c.response_id, c.service_instance, c.input_tokens, c.timestamp)
+
+    def add(
+        self, trace: str, tenant: str, response_id: str, instance: str, tokens: int, ts: datetime
+    ) -> None:
+        """Note one candidate's keys: its trace, its response ID and its cross-layer match bucket."""
+        self.traces.add(trace)
+        if response_id:
+            self.response_ids.add((tenant, response_id))
+        self.buckets.add((tenant, instance, tokens))
+        self._time(ts)
+
+    def add_step(self, s: StepRow) -> None:
+        """A wrapper step can link a model span to a wrapper with usage above it."""
+        if s.kind == "wrapper":
+            self.traces.add(s.trace_id)
+            self._time(s.timestamp)
+
+    def merge(self, other: DecisionKeys) -> None:
+        """Add every key of `other`."""
+        self.traces |= other.traces
+        self.response_ids |= other.response_ids
+        self.buckets |= other.buckets
+        for ts in (other.earliest, other.latest):
+            if ts is not None:
+                self._time(ts)
+
+    def matches(self, c: CallRow) -> bool:
+        """Whether candidate `c` shares a trace, a response ID or a match bucket with these keys."""
+        return (
+            c.trace_id in self.traces
+            or (bool(c.response_id) and (c.tenant_id, c.response_id) in self.response_ids)
+            or (c.tenant_id, c.service_instance, c.input_tokens) in self.buckets
+        )
+
+
+def _candidate(c: CallRow) -> Candidate:
+    start_us = int(c.timestamp.timestamp() * 1_000_000)
+    quote = c.quote_status or c.price_status
+    return Candidate(
+        tenant=c.tenant_id,
+        trace_id=c.trace_id,
+        span_id=c.span_id,
+        parent_span_id=c.parent_span_id,
+        ancestors=tuple(c.ancestors.split()),
+        kind=c.kind or KIND_MODEL,
+        rank=profile_of(c.scope_name, c.scope_version).rank,
+        scope_name=c.scope_name,
+        service_instance=c.service_instance,
+        model=c.model,
+        response_id=c.response_id,
+        input_tokens=c.input_tokens,
+        output_tokens=c.output_tokens,
+        start_us=start_us,
+        end_us=start_us + int(c.duration_ms * 1000),
+        quote_status=quote,
+        has_usage=quote != STATUS_NOT_BILLABLE,
+    )
+
+
+def _load(
+    source: _Source, keys: DecisionKeys, since: datetime, until: datetime
+) -> dict[tuple[str, str, str], CallRow]:
+    sql = render_query("decision_candidates.sql", source.database)
+    traces = sorted(keys.traces)
+    rids = sorted({r for _, r in keys.response_ids})
+    inputs = sorted({n for _, _, n in keys.buckets})
+    instances = sorted({i for _, i, _ in keys.buckets})
+    rows: dict[tuple[str, str, str], CallRow] = {}
+    span = max(len(traces), len(rids), len(inputs), 1)
+    for start in range(0, span, _CHUNK):
+        params = {
+            "since": since,
+            "until": until,
+            "traces": traces[start : start + _CHUNK],
+            "response_ids": rids[start : start + _CHUNK],
+            "inputs": inputs[start : start + _CHUNK],
+            "instances": instances,
+        }
+        columns, _, result = source.query(sql, params)
+        for raw in result:
+            row = CallRow(**dict(zip(columns, raw, strict=True)))
+            if keys.matches(row):
+                rows[(row.tenant_id, row.trace_id, row.span_id)] = row
+    return rows
+
+
+def _links(
+    source: _Source, traces: Sequence[str], since: datetime, until: datetime
+) -> dict[tuple[str, str, str], str]:
+    sql = render_query("decision_links.sql", source.database)
+    out: dict[tuple[str, str, str], str] = {}
+    for start in range(0, len(traces), _CHUNK):
+        params = {"traces": list(traces[start : start + _CHUNK]), "since": since, "until": until}
+        for tenant, trace, span, parent in source.query(sql, params)[2]:
+            out[(tenant, trace, span)] = parent
+    return out
+
+
+def run_pass(source: _Source, keys: DecisionKeys) -> tuple[list[DecisionChange], DecisionKeys]:
+    """Decide every candidate related to `keys`; return the changed rows and the keys left for a
+    later pass (those of a set that did not close within the round limit)."""
+    if not keys or keys.earliest is None or keys.latest is None:
+        return [], DecisionKeys()
+    since, until = keys.earliest - _WINDOW, keys.latest + _WINDOW
+    closed = DecisionKeys()
+    closed.merge(keys)
+    rows: dict[tuple[str, str, str], CallRow] = {}
+    pending = DecisionKeys()
+    for _ in range(_MAX_ROUNDS):
+        rows = _load(source, closed, since, until)
+        grown = DecisionKeys()
+        grown.merge(closed)
+        for row in rows.values():
+            grown.add_call(row)
+        if (grown.traces, grown.response_ids, grown.buckets) == (
+            closed.traces,
+            closed.response_ids,
+            closed.buckets,
+        ):
+            break
+        closed = grown
+    else:
+        _log.warning("decision pass: related set did not close in %d rounds; continuing later", _MAX_ROUNDS)
+        pending = closed
+    parents = _links(source, sorted(closed.traces), since, until)
+    decisions = decide([_candidate(r) for r in rows.values()], parents)
+    floor = time.time_ns() // 1000
+    changes: list[DecisionChange] = []
+    for key, row in sorted(rows.items()):
+        d = decisions.get(key)
+        if d is None or (row.price_status, row.billing_rule, row.billed_by) == tuple(d):
+            continue
+        new = row._replace(
+            price_status=d.price_status,
+            billing_rule=d.billing_rule,
+            billed_by=d.billed_by,
+            quote_status=row.quote_status or row.price_status,
+            version=max(row.version + 1, floor),
+        )
+        changes.append((row, new))
+    return changes, pending
+
+
+def is_billed(c: CallRow) -> bool:
+    """Whether a row counts in totals (every status but `UNBILLED_STATUSES`)."""
+    return c.price_status not in UNBILLED_STATUSES

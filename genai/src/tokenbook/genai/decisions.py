@@ -1,0 +1,218 @@
+"""Which span bills a model call: a pure function of the recorded facts (docs/reference/billing-rule.md).
+
+A call may be recorded by several spans: an instrumentor's span over the provider SDK's own, a
+framework's span beside a client library's, two libraries in separate traces. Every span with usage
+is a *candidate*; `decide` settles, for a set of related candidates, which one bills each call:
+
+1. **Descendant** (`RULE_DESCENDANT`): a candidate with a descendant candidate (same trace) is not
+   billed: the descendant is closer to the wire. A wrapper's status is ``wrapper``, a model span's
+   ``duplicate_layer``. So a wrapper is billed only when nothing below it carries usage.
+2. The remaining candidates (*leaves*) are grouped into calls; two leaves are one call when
+   * **same response ID** (`RULE_RESPONSE_ID`): same tenant and the same ``gen_ai.response.id``; or
+   * **cross-layer match** (`RULE_CROSS_LAYER`): same tenant, same service instance
+     (``service.instance.id``, else the service name), different instrumentation scopes, same model
+     family (`model_family`), the same input tokens, output tokens within ±1 (OpenLLMetry's Anthropic
+     streams count one too many), and one span's interval contains the other's (1 ms tolerance).
+   Groups are the connected components of these relations, so the grouping does not depend on order.
+3. In each group the leaf with the lowest (profile rank, non-model kind, trace ID, span ID) bills;
+   the others are ``duplicate_layer``. Profile rank (`profiles.Profile.rank`): the provider SDK's own
+   span, then an official instrumentor, then client-library instrumentors, then frameworks.
+
+The result depends only on the set of candidates and the parent links, never on the order they
+arrived in, so recomputing it after any batch converges to the same bills. Pure; thread-safe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, NamedTuple
+
+from tokenbook.genai.billing import STATUS_DUPLICATE_LAYER, STATUS_WRAPPER
+from tokenbook.genai.calls import KIND_FETCH, KIND_MODEL
+
+__all__ = [
+    "CONTAINMENT_TOLERANCE_US",
+    "RULES",
+    "RULE_CROSS_LAYER",
+    "RULE_DESCENDANT",
+    "RULE_RESPONSE_ID",
+    "Candidate",
+    "Decision",
+    "decide",
+    "match_key",
+    "model_family",
+]
+
+RULE_DESCENDANT: Final = "descendant_has_usage"
+RULE_RESPONSE_ID: Final = "same_response_id"
+RULE_CROSS_LAYER: Final = "cross_layer_match"
+#: Rule -> how `tokenbook explain` and the docs word it.
+RULES: Final = {
+    "": "billed: no other span of this call is closer to the wire",
+    RULE_DESCENDANT: "not billed: a descendant span in the same trace carries the usage",
+    RULE_RESPONSE_ID: "not billed: another span has the same gen_ai.response.id and bills the call",
+    RULE_CROSS_LAYER: "not billed: another layer recorded the same call (same process, model, tokens, time)",
+}
+#: Slack allowed when testing that one span's interval contains another's (clock rounding).
+CONTAINMENT_TOLERANCE_US: Final = 1_000
+_MAX_DEPTH: Final = 256
+_DATE_SUFFIX: Final = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
+_Key = tuple[str, str, str]  # (tenant, trace ID, span ID)
+
+
+class Candidate(NamedTuple):
+    """The facts of one recorded span that the decision reads."""
+
+    tenant: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    ancestors: tuple[str, ...]  # ancestors seen in the span's own request, nearest first
+    kind: str
+    rank: int  # profile rank of the span's scope (lower is closer to the wire)
+    scope_name: str
+    service_instance: str
+    model: str
+    response_id: str
+    input_tokens: int
+    output_tokens: int
+    start_us: int
+    end_us: int
+    quote_status: str  # the price status as quoted (what a billed row shows)
+    has_usage: bool
+
+
+class Decision(NamedTuple):
+    """How one candidate is billed: its status, the rule that un-bills it, and the span that bills it."""
+
+    price_status: str
+    billing_rule: str  # "" when billed
+    billed_by: str  # span ID of the span that bills the call; "" when this one does
+
+
+def model_family(model: str) -> str:
+    """The model without provider prefix and date or ``-latest`` suffix, lowercased:
+    ``openai/gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``."""
+    name = model.strip().lower().rsplit("/", 1)[-1]
+    return _DATE_SUFFIX.sub("", name)
+
+
+def match_key(c: Candidate) -> tuple[str, str, str, int]:
+    """The bucket of the cross-layer match: (tenant, service instance, model family, input tokens)."""
+    return c.tenant, c.service_instance, model_family(c.model), c.input_tokens
+
+
+def _participates(c: Candidate) -> bool:
+    return c.has_usage and c.kind != KIND_FETCH
+
+
+def _contains(a: Candidate, b: Candidate) -> bool:
+    tol = CONTAINMENT_TOLERANCE_US
+    return a.start_us - tol <= b.start_us and b.end_us <= a.end_us + tol
+
+
+def _same_call(a: Candidate, b: Candidate) -> bool:
+    return (
+        a.scope_name != b.scope_name
+        and abs(a.output_tokens - b.output_tokens) <= 1
+        and (_contains(a, b) or _contains(b, a))
+    )
+
+
+def _order(c: Candidate) -> tuple[int, int, str, str]:
+    return c.rank, 0 if c.kind == KIND_MODEL else 1, c.trace_id, c.span_id
+
+
+def _ancestry(c: Candidate, parents: Mapping[_Key, str], by_key: Mapping[_Key, Candidate]) -> set[str]:
+    """Every known ancestor span ID of `c` in its trace."""
+    seen: set[str] = set()
+    todo = [c.parent_span_id, *c.ancestors]
+    while todo and len(seen) < _MAX_DEPTH:
+        span = todo.pop()
+        if not span or span in seen:
+            continue
+        seen.add(span)
+        key = (c.tenant, c.trace_id, span)
+        if (parent := parents.get(key)) is not None:
+            todo.append(parent)
+        if (known := by_key.get(key)) is not None:
+            todo.append(known.parent_span_id)
+            todo.extend(known.ancestors)
+    return seen
+
+
+class _Groups:
+    def __init__(self, keys: Iterable[_Key]) -> None:
+        self.up: dict[_Key, _Key] = {k: k for k in keys}
+
+    def find(self, k: _Key) -> _Key:
+        root = k
+        while self.up[root] != root:
+            root = self.up[root]
+        while self.up[k] != root:
+            self.up[k], k = root, self.up[k]
+        return root
+
+    def union(self, a: _Key, b: _Key) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.up[max(ra, rb)] = min(ra, rb)
+
+
+def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict[_Key, Decision]:
+    """The decision of every candidate, keyed by (tenant, trace ID, span ID). `parents` maps (tenant,
+    trace ID, span ID) -> parent span ID for the other recorded spans of the same traces (steps).
+    Deterministic."""
+    by_key: dict[_Key, Candidate] = {}
+    for c in sorted(candidates, key=lambda c: (c.tenant, c.trace_id, c.span_id, -c.input_tokens)):
+        by_key.setdefault((c.tenant, c.trace_id, c.span_id), c)
+    active = {k: c for k, c in by_key.items() if _participates(c)}
+    below: dict[_Key, list[_Key]] = defaultdict(list)  # candidate -> its descendant candidates
+    for key, c in active.items():
+        for span in _ancestry(c, parents, by_key):
+            up = (c.tenant, c.trace_id, span)
+            if up in active and up != key:
+                below[up].append(key)
+    leaves = sorted(k for k in active if k not in below)
+    groups = _Groups(leaves)
+    by_response: dict[tuple[str, str], _Key] = {}
+    buckets: dict[tuple[str, str, str, int], list[_Key]] = defaultdict(list)
+    for key in leaves:
+        c = active[key]
+        if c.response_id:
+            first = by_response.setdefault((c.tenant, c.response_id), key)
+            groups.union(first, key)
+        bucket = buckets[match_key(c)]
+        for other in bucket:
+            if _same_call(c, active[other]):
+                groups.union(other, key)
+        bucket.append(key)
+    members: dict[_Key, list[_Key]] = defaultdict(list)
+    for key in leaves:
+        members[groups.find(key)].append(key)
+    biller_of: dict[_Key, _Key] = {}
+    out: dict[_Key, Decision] = {}
+    for group in members.values():
+        biller = min(group, key=lambda k: _order(active[k]))
+        b = active[biller]
+        for key in group:
+            biller_of[key] = biller
+            c = active[key]
+            if key == biller:
+                out[key] = Decision(c.quote_status, "", "")
+            else:
+                same_id = bool(c.response_id) and c.response_id == b.response_id and c.tenant == b.tenant
+                rule = RULE_RESPONSE_ID if same_id else RULE_CROSS_LAYER
+                out[key] = Decision(STATUS_DUPLICATE_LAYER, rule, b.span_id)
+    for key, descendants in below.items():
+        c = active[key]
+        leaf = min((d for d in descendants if d in biller_of), default=None)
+        billed_by = active[biller_of[leaf]].span_id if leaf is not None else ""
+        status = STATUS_DUPLICATE_LAYER if c.kind == KIND_MODEL else STATUS_WRAPPER
+        out[key] = Decision(status, RULE_DESCENDANT, billed_by)
+    for key, c in by_key.items():
+        if key not in out:
+            out[key] = Decision(c.quote_status, "", "")
+    return out

@@ -1,0 +1,188 @@
+"""Convention profiles: how each instrumentation library writes a call, keyed by instrumentation scope.
+
+A span's instrumentation scope (OTLP ``ScopeSpans.scope``: name and version) says which library wrote
+it, and so which attribute names it uses and what its counts mean. `PROFILES` is the table, in match
+order; `profile_of(scope_name, scope_version)` returns the first entry whose scope name equals the
+span's or is a dotted prefix of it (``opentelemetry.instrumentation.openai`` matches
+``opentelemetry.instrumentation.openai.v1``) and whose version bounds hold, else `DEFAULT_PROFILE`
+(the semantic conventions). docs/reference/profiles.md renders this table.
+
+A profile says:
+
+* ``input_inclusive``: whether the input count includes cache reads and writes. The semantic
+  conventions say it does; openlit's Anthropic spans pass Anthropic's raw, cache-exclusive count
+  through. For a profile that says inclusive, a count that cannot be inclusive (input < cache read +
+  write) is still read as exclusive, and the guess is recorded in ``usage_issue``.
+* ``rank``: how close to the wire the library records a call, for choosing which of several spans
+  of one call bills it: 0 the provider SDK's own span, 1 an official OpenTelemetry instrumentor, 2 a
+  client-library instrumentor (OpenInference, OpenLLMetry, openlit), 3 a framework instrumentor
+  (LangChain, agents). Lower bills first.
+* ``families``: the attribute families it writes (documentation; `semconv` reads every alias).
+* ``defects``: known wrong numbers of that library version (documentation and the conformance test).
+
+Pure data and pure functions; thread-safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Final, NamedTuple
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "RANK_CLIENT",
+    "RANK_FRAMEWORK",
+    "RANK_OFFICIAL",
+    "RANK_SDK",
+    "Profile",
+    "profile_of",
+    "version_tuple",
+]
+
+RANK_SDK: Final = 0
+RANK_OFFICIAL: Final = 1
+RANK_CLIENT: Final = 2
+RANK_FRAMEWORK: Final = 3
+
+
+class Profile(NamedTuple):
+    """How one instrumentation library records calls: its scope, conventions and rank (see the module)."""
+
+    name: str  # shown in the ledger (``profile`` in `tokenbook explain`) and the docs
+    scope: str  # instrumentation scope name, or a dotted prefix of it
+    input_inclusive: bool  # input counts include cache read + cache write tokens
+    rank: int  # RANK_*: lower is closer to the wire and bills first
+    families: str  # attribute families written (documentation)
+    min_version: str = ""  # inclusive lower bound of the scope version ("" = any)
+    max_version: str = ""  # exclusive upper bound ("" = any)
+    defects: str = ""  # known wrong numbers (documentation)
+
+
+#: The semantic conventions: input inclusive of cache, output inclusive of reasoning.
+DEFAULT_PROFILE: Final = Profile(
+    "semconv", "", True, RANK_CLIENT, "gen_ai.* (semantic conventions); any alias of `semconv`"
+)
+
+PROFILES: Final[tuple[Profile, ...]] = (
+    Profile(
+        "anthropic-sdk",
+        "com.anthropic.sdk.python",
+        True,
+        RANK_SDK,
+        "gen_ai.* current (cache_write, reasoning.output_tokens); anthropic.usage.cache_creation.* split",
+    ),
+    Profile(
+        "openai-sdk",
+        "com.openai.sdk.python",
+        True,
+        RANK_SDK,
+        "gen_ai.* current",
+    ),
+    Profile(
+        "otel-genai",
+        "opentelemetry.instrumentation.genai",
+        True,
+        RANK_OFFICIAL,
+        "gen_ai.* current (cache_write, reasoning.output_tokens)",
+    ),
+    Profile(
+        "openlit-anthropic",
+        "openlit.instrumentation.anthropic",
+        False,
+        RANK_CLIENT,
+        "gen_ai.* (cache_creation); input_tokens is Anthropic's raw count, exclusive of cache",
+        defects="no reasoning count (thinking tokens are inside the output count)",
+    ),
+    Profile(
+        "openlit",
+        "openlit.instrumentation",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_creation); gen_ai.usage.cost (client cost, never billed)",
+        defects="no reasoning count (reasoning tokens are inside the output count)",
+    ),
+    Profile(
+        "openllmetry-anthropic",
+        "opentelemetry.instrumentation.anthropic",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_creation)",
+        defects="streams: output one token too high (message_start's output_tokens added to the total)",
+    ),
+    Profile(
+        "openllmetry-langchain",
+        "opentelemetry.instrumentation.langchain",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.*; traceloop.span.kind; execute_task / invoke_agent wrappers",
+    ),
+    Profile(
+        "openllmetry",
+        "opentelemetry.instrumentation",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_creation, reasoning_tokens); llm.request.type; older: llm.usage.*",
+    ),
+    Profile(
+        "openinference-langchain",
+        "openinference.instrumentation.langchain",
+        True,
+        RANK_FRAMEWORK,
+        "llm.* (llm.model_name, llm.token_count.*); openinference.span.kind; no response id",
+    ),
+    Profile(
+        "openinference-agents",
+        "openinference.instrumentation.openai_agents",
+        True,
+        RANK_FRAMEWORK,
+        "llm.*; openinference.span.kind; no response id",
+    ),
+    Profile(
+        "openinference-llama-index",
+        "openinference.instrumentation.llama_index",
+        True,
+        RANK_FRAMEWORK,
+        "llm.*; openinference.span.kind; no response id",
+    ),
+    Profile(
+        "openinference",
+        "openinference.instrumentation",
+        True,
+        RANK_CLIENT,
+        "llm.* (llm.model_name, embedding.model_name, llm.token_count.*); openinference.span.kind",
+    ),
+)
+
+_NUMBERS: Final = re.compile(r"\d+")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version (``"1.3b0"`` -> ``(1, 3, 0)``); ``()`` when it has none."""
+    return tuple(int(n) for n in _NUMBERS.findall(version)[:4])
+
+
+def _scope_matches(prefix: str, name: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _version_ok(profile: Profile, version: str) -> bool:
+    if not profile.min_version and not profile.max_version:
+        return True
+    have = version_tuple(version)
+    if not have:
+        return False
+    if profile.min_version and have < version_tuple(profile.min_version):
+        return False
+    return not (profile.max_version and have >= version_tuple(profile.max_version))
+
+
+@functools.lru_cache(maxsize=1024)
+def profile_of(scope_name: str, scope_version: str = "") -> Profile:
+    """The profile of a span's instrumentation scope; `DEFAULT_PROFILE` when none matches. Never raises."""
+    if scope_name:
+        for profile in PROFILES:
+            if _scope_matches(profile.scope, scope_name) and _version_ok(profile, scope_version):
+                return profile
+    return DEFAULT_PROFILE

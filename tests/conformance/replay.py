@@ -1,0 +1,138 @@
+"""Replay the conformance fixtures through the collector's pipeline into a real store, and judge them.
+
+`replay` feeds a fixture's recorded OTLP bodies through the collector's own decoder
+(`decode_protobuf` with `pipeline_keys`), `RowBuilder` and `Store.write`, then runs the decision pass
+(`Store.refresh_aggregates`). `judge` compares the billed rows (``v_calls``) with the fixture's
+`true_calls`: exactly one billed row per true call, with the true token counts and the catalog's price
+of the TRUE usage. `KNOWN_DEFECTS` lists the fixtures where a library's own numbers are wrong and no
+other layer recorded the call (none in the current corpus: every such call is also recorded by a span
+that is right, and that span bills it).
+
+Used by `test_replay.py` and by `matrix.py` (which writes docs/reference/conformance.md).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tokenbook.collector.decode.spans import SpanRecord, decode_protobuf
+from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
+from tokenbook.collector.storage.store import Store
+from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.usage import Usage
+
+__all__ = ["KNOWN_DEFECTS", "Verdict", "billed_rows", "decode_fixture", "judge", "replay", "true_cost"]
+
+#: Fixture stem -> why its bill cannot be exact (a library's own numbers are wrong and nothing else
+#: recorded the call). Empty: in every fixture a correct span records each call too.
+KNOWN_DEFECTS: dict[str, str] = {}
+_KEYS = pipeline_keys((), "drop")
+_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+class Verdict(NamedTuple):
+    exact: bool
+    billed: int  # billed rows
+    true_calls: int
+    candidates: int  # rows written (billed or not)
+    why: str  # what differs, or which spans bill and which rules un-billed the others
+
+
+def decode_fixture(fixture: dict[str, Any], tenant: str) -> list[list[SpanRecord]]:
+    """The fixture's request bodies decoded as the collector decodes them, tenant set on every span."""
+    out = []
+    for body in fixture["otlp"]:
+        records = decode_protobuf(base64.b64decode(body), _KEYS).records
+        for r in records:
+            r.attrs["tenant.id"] = tenant
+        out.append(records)
+    return out
+
+
+def replay(
+    store: Store,
+    batches: Sequence[Sequence[SpanRecord]],
+    *,
+    builder: Callable[[], RowBuilder] | None = None,
+    refresh_each: bool = True,
+) -> None:
+    """Build and write each batch as one request; refresh (decide) after each, or once at the end."""
+    make = builder or (lambda: RowBuilder(_catalog()))
+    rows = make()
+    for batch in batches:
+        built = rows.build(list(batch))
+        store.write(built.calls, built.steps)
+        if refresh_each:
+            store.refresh_aggregates()
+    if not refresh_each:
+        store.refresh_aggregates()
+
+
+_CATALOG: list[PriceCatalog] = []
+
+
+def _catalog() -> PriceCatalog:
+    if not _CATALOG:
+        _CATALOG.append(PriceCatalog())
+    return _CATALOG[0]
+
+
+def billed_rows(store: Store, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's billed model calls (``v_calls``, without rows of spans that carry no usage)."""
+    columns, _, rows = store.query(
+        "SELECT * FROM v_calls WHERE tenant_id = {t:String} AND price_status != 'not_billable' "
+        "ORDER BY input_tokens, span_id",
+        {"t": tenant},
+    )
+    return [dict(zip(columns, r, strict=True)) for r in rows]
+
+
+def candidate_rows(store: Store, tenant: str) -> list[dict[str, Any]]:
+    columns, _, rows = store.query(
+        "SELECT * FROM v_call_candidates WHERE tenant_id = {t:String} ORDER BY input_tokens, span_id",
+        {"t": tenant},
+    )
+    return [dict(zip(columns, r, strict=True)) for r in rows]
+
+
+def true_cost(call: dict[str, Any], start_ns: int) -> Decimal | None:
+    """The catalog's price of a true call's usage (the price genai-prices gives that usage)."""
+    usage = Usage(
+        call["input_tokens"],
+        call["output_tokens"],
+        call["cache_read_tokens"],
+        call["cache_write_tokens"],
+        call["reasoning_tokens"],
+        present=True,
+    )
+    quote = _catalog().quote(call["provider"], call["model"], usage, start_ns)
+    return None if quote.picos is None else quote.picos.costs().total
+
+
+def judge(fixture: dict[str, Any], billed: list[dict[str, Any]], candidates: int) -> Verdict:
+    """Exactly one billed row per true call, with the true counts and the price of the true usage."""
+    truth = sorted(fixture["true_calls"], key=lambda c: c["input_tokens"])
+    n = len(truth)
+    if len(billed) != n:
+        return Verdict(False, len(billed), n, candidates, f"{len(billed)} billed rows for {n} calls")
+    problems = []
+    for call, row in zip(truth, billed, strict=True):
+        for key in _TOKENS:
+            if row[key] != call[key]:
+                problems.append(f"{key} {row[key]} (true {call[key]}) by {row['scope_name'] or '?'}")
+        start_ns = int(row["timestamp"].timestamp() * 1e9)
+        expected = true_cost(call, start_ns)
+        if row["total_cost"] != expected:
+            problems.append(f"cost {row['total_cost']} (true {expected})")
+    if problems:
+        return Verdict(False, len(billed), n, candidates, "; ".join(problems))
+    scopes = sorted({r["scope_name"] for r in billed})
+    return Verdict(True, len(billed), n, candidates, "billed by " + ", ".join(scopes))
+
+
+def fixture_stem(path: Path) -> str:
+    return path.stem

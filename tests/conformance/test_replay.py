@@ -1,0 +1,48 @@
+"""Conformance replay: every recorded fixture, through the collector's pipeline into a real store,
+bills each true call exactly once at the price of its true usage (README "What is billed")."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.otlp import fixture_paths, load
+from tests.conformance.replay import KNOWN_DEFECTS, billed_rows, candidate_rows, decode_fixture, judge, replay
+from tokenbook.collector.storage.store import Store
+
+PATHS = fixture_paths()
+
+
+@pytest.fixture(scope="module")
+def store(chdb_dir: Path) -> Iterator[Store]:
+    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
+        s.migrate()
+        yield s
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_each_call_is_billed_once_at_its_true_price(store: Store, path: Path) -> None:
+    fixture = load(path)
+    tenant = path.stem
+    replay(store, decode_fixture(fixture, tenant))
+    verdict = judge(fixture, billed_rows(store, tenant), len(candidate_rows(store, tenant)))
+    if path.stem in KNOWN_DEFECTS:
+        assert not verdict.exact, f"{path.stem} is exact now: drop it from KNOWN_DEFECTS"
+        return
+    assert verdict.exact, verdict.why
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_unbilled_rows_name_the_span_that_bills(store: Store, path: Path) -> None:
+    tenant = f"{path.stem}-audit"
+    replay(store, decode_fixture(load(path), tenant))
+    rows = candidate_rows(store, tenant)
+    billed = {r["span_id"] for r in rows if r["price_status"] not in ("duplicate_layer", "wrapper")}
+    for r in rows:
+        if r["price_status"] in ("duplicate_layer", "wrapper"):
+            assert r["billing_rule"] and r["billed_by"] in billed, r
+        else:
+            assert (r["billing_rule"], r["billed_by"]) == ("", "")

@@ -1,0 +1,86 @@
+"""The decision: which candidate span bills a call; the same whatever the order of the facts."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from tokenbook.genai.decisions import (
+    RULE_CROSS_LAYER,
+    RULE_DESCENDANT,
+    RULE_RESPONSE_ID,
+    Candidate,
+    Decision,
+    decide,
+    model_family,
+)
+
+
+def cand(span: str, **kw: object) -> Candidate:
+    base: dict[str, object] = dict(
+        tenant="t", trace_id="a" * 32, span_id=span, parent_span_id="", ancestors=(), kind="model", rank=2,
+        scope_name="lib", service_instance="svc", model="gpt-4o-mini", response_id="", input_tokens=100,
+        output_tokens=10, start_us=1_000_000, end_us=2_000_000, quote_status="priced", has_usage=True,
+    )  # fmt: skip
+    base.update(kw)
+    return Candidate(**base)  # type: ignore[arg-type]
+
+
+def test_model_family() -> None:
+    assert model_family("openai/GPT-4o-mini-2024-07-18") == "gpt-4o-mini"
+    assert model_family("claude-sonnet-4-5-20250929") == model_family("claude-sonnet-4-5")
+
+
+def test_descendant_bills_and_wrapper_does_not() -> None:
+    agent = cand("1", kind="wrapper", scope_name="agents", rank=3)
+    parent = cand("2", parent_span_id="1", scope_name="official", rank=1)
+    sdk = cand("3", parent_span_id="2", scope_name="sdk", rank=0)
+    got = decide([agent, parent, sdk], {})
+    assert got[("t", "a" * 32, "3")] == Decision("priced", "", "")
+    assert got[("t", "a" * 32, "2")] == Decision("duplicate_layer", RULE_DESCENDANT, "3")
+    assert got[("t", "a" * 32, "1")] == Decision("wrapper", RULE_DESCENDANT, "3")
+
+
+def test_descendant_through_an_unrecorded_step() -> None:
+    agent = cand("1", kind="wrapper")
+    model = cand("3", parent_span_id="2")
+    got = decide([agent, model], {("t", "a" * 32, "2"): "1"})
+    assert got[("t", "a" * 32, "1")].billing_rule == RULE_DESCENDANT
+
+
+def test_response_id_and_cross_layer_choose_the_lowest_rank() -> None:
+    a = cand("1", trace_id="b" * 32, scope_name="sdk", rank=0, response_id="msg_1")
+    b = cand("2", trace_id="c" * 32, scope_name="openllmetry", output_tokens=11, response_id="msg_1",
+             start_us=900_000, end_us=2_100_000)  # fmt: skip
+    c = cand("3", trace_id="d" * 32, scope_name="openinference", start_us=800_000, end_us=2_200_000)
+    got = decide([a, b, c], {})
+    assert got[("t", "b" * 32, "1")] == Decision("priced", "", "")
+    assert got[("t", "c" * 32, "2")] == Decision("duplicate_layer", RULE_RESPONSE_ID, "1")
+    assert got[("t", "d" * 32, "3")] == Decision("duplicate_layer", RULE_CROSS_LAYER, "1")
+
+
+def test_no_cross_layer_match_without_containment_or_with_other_counts() -> None:
+    a = cand("1", trace_id="b" * 32, scope_name="x")
+    later = cand("2", trace_id="c" * 32, scope_name="y", start_us=3_000_000, end_us=4_000_000)
+    other_out = cand("3", trace_id="d" * 32, scope_name="y", output_tokens=12)
+    same_scope = cand("4", trace_id="e" * 32, scope_name="x")
+    got = decide([a, later, other_out, same_scope], {})
+    assert all(d.billing_rule == "" for d in got.values())
+
+
+def test_decision_does_not_depend_on_order() -> None:
+    facts = [
+        cand("1", kind="wrapper", scope_name="agents", rank=3),
+        cand("2", parent_span_id="1", scope_name="official", rank=1, response_id="r"),
+        cand("3", parent_span_id="2", scope_name="sdk", rank=0, response_id="r"),
+        cand("4", trace_id="f" * 32, scope_name="openllmetry", response_id="r", output_tokens=11),
+        cand("5", trace_id="e" * 32, scope_name="oi", input_tokens=7),
+        cand("6", trace_id="e" * 32, parent_span_id="5", scope_name="oi2", input_tokens=7, kind="other"),
+    ]
+    expected = decide(facts, {})
+    for perm in itertools.permutations(facts):
+        assert decide(list(perm), {}) == expected
+    rng = random.Random(7)
+    for _ in range(20):  # any partial view decides without error; the complete view decides the same
+        decide(rng.sample(facts, rng.randint(1, len(facts))), {})
+    assert decide(facts[::-1], {}) == expected

@@ -1,0 +1,39 @@
+"""Convention profiles by instrumentation scope."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenbook.genai.profiles import DEFAULT_PROFILE, PROFILES, RANK_SDK, profile_of, version_tuple
+
+
+@pytest.mark.parametrize(
+    ("scope", "version", "name"),
+    [
+        ("com.anthropic.sdk.python", "2.17.0", "anthropic-sdk"),
+        ("opentelemetry.instrumentation.genai.anthropic", "1.3b0", "otel-genai"),
+        ("opentelemetry.instrumentation.openai.v1", "0.62.4", "openllmetry"),
+        ("opentelemetry.instrumentation.anthropic", "0.62.4", "openllmetry-anthropic"),
+        ("openlit.instrumentation.anthropic", "", "openlit-anthropic"),
+        ("openlit.instrumentation.openai", "", "openlit"),
+        ("openinference.instrumentation.openai", "0.1.66", "openinference"),
+        ("openinference.instrumentation.openai_agents", "2.6.0", "openinference-agents"),
+        ("my.app", "1", "semconv"),
+        ("", "", "semconv"),
+        ("openinference.instrumentation.openaiX", "", "openinference"),  # dotted prefix, not string prefix
+        ("openinferenceX", "", "semconv"),
+    ],
+)
+def test_profile_of(scope: str, version: str, name: str) -> None:
+    assert profile_of(scope, version).name == name
+
+
+def test_only_openlit_anthropic_is_exclusive_and_sdk_ranks_first() -> None:
+    assert [p.name for p in PROFILES if not p.input_inclusive] == ["openlit-anthropic"]
+    assert DEFAULT_PROFILE.input_inclusive
+    assert min(PROFILES, key=lambda p: p.rank).rank == RANK_SDK
+
+
+def test_version_tuple() -> None:
+    assert version_tuple("1.3b0") == (1, 3, 0)
+    assert version_tuple("") == ()
