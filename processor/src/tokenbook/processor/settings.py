@@ -21,12 +21,14 @@ __all__ = [
     "DEFAULT_PRICE_OVERRIDES",
     "DEFAULT_REDACTION",
     "DEFAULT_REDACTION_SALT",
+    "DEFAULT_TAG_ALL_SPANS",
     "DEFAULT_TRACKER_SIZE",
     "ENV_EXTRA_KEYS",
     "ENV_METRICS",
     "ENV_PRICE_OVERRIDES",
     "ENV_REDACTION",
     "ENV_REDACTION_SALT",
+    "ENV_TAG_ALL_SPANS",
     "ENV_TRACKER_SIZE",
     "ProcessorSettings",
 ]
@@ -37,11 +39,14 @@ ENV_REDACTION_SALT: Final = "TOKENBOOK_REDACTION_SALT"
 ENV_EXTRA_KEYS: Final = "TOKENBOOK_EXTRA_KEYS"
 ENV_METRICS: Final = "TOKENBOOK_METRICS"
 ENV_TRACKER_SIZE: Final = "TOKENBOOK_TRACKER_SIZE"
+ENV_TAG_ALL_SPANS: Final = "TOKENBOOK_TAG_ALL_SPANS"
 
 DEFAULT_PRICE_OVERRIDES: Final[str | None] = None
 DEFAULT_REDACTION_SALT: Final = ""
 DEFAULT_EXTRA_KEYS: Final[tuple[str, ...]] = ()
 DEFAULT_METRICS: Final = False
+#: Off: attribution goes onto model, tool and wrapper spans only (`calls.call_kind`), not every span.
+DEFAULT_TAG_ALL_SPANS: Final = False
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -69,6 +74,7 @@ class ProcessorSettings:
     extra_keys: tuple[str, ...] = DEFAULT_EXTRA_KEYS
     metrics: bool = DEFAULT_METRICS
     tracker_size: int = DEFAULT_TRACKER_SIZE
+    tag_all_spans: bool = DEFAULT_TAG_ALL_SPANS
 
     @classmethod
     def resolve(
@@ -80,6 +86,7 @@ class ProcessorSettings:
         extra_keys: Sequence[str] | None = None,
         metrics: bool | None = None,
         tracker_size: int | None = None,
+        tag_all_spans: bool | None = None,
     ) -> ProcessorSettings:
         """Argument, else environment variable, else default."""
         overrides = price_overrides if price_overrides is not None else os.environ.get(ENV_PRICE_OVERRIDES)
@@ -102,6 +109,11 @@ class ProcessorSettings:
                 raise ValueError(f"extra_keys: must be a sequence of non-empty strings, got {extra_keys!r}")
             keys = tuple(extra_keys)
         use_metrics = metrics if metrics is not None else _env_bool(ENV_METRICS, DEFAULT_METRICS)
+        if tag_all_spans is not None and not isinstance(tag_all_spans, bool):
+            raise ValueError(f"tag_all_spans: must be true or false, got {tag_all_spans!r}")
+        tag_all = (
+            _env_bool(ENV_TAG_ALL_SPANS, DEFAULT_TAG_ALL_SPANS) if tag_all_spans is None else tag_all_spans
+        )
         if tracker_size is None:
             raw_size = os.environ.get(ENV_TRACKER_SIZE)
             try:
@@ -122,4 +134,5 @@ class ProcessorSettings:
             extra_keys=keys,
             metrics=use_metrics,
             tracker_size=size,
+            tag_all_spans=tag_all,
         )
