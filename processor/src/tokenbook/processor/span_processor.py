@@ -491,7 +491,27 @@ class TokenbookSpanProcessor(SpanProcessor):
         """
         out: ReadableSpan | None
         try:
-            out = self._end(span)
+            attrs = span.attributes
+            if (
+                (not attrs or self._inert.issuperset(attrs))  # no usage, kind signal or content key
+                and not self._names.get(span.name, True)  # a name seen before, not an operation
+                and self._quiet_events(span)
+            ):  # nothing for tokenbook: forget the span's state, hand it on as it is
+                ctx = span.context
+                if ctx is not None:
+                    trace_id = ctx.trace_id
+                    if self._late_attribution or self._span_budgets:
+                        self._forget(trace_id, ctx.span_id)
+                    parent = span.parent
+                    if parent is None or parent.is_remote:
+                        if self._workflows:
+                            self._workflows.pop(trace_id, None)
+                        self._tracker.span_ended(trace_id, ctx.span_id, None, False)
+                    else:  # passes a descendant's usage mark on to the parent
+                        self._tracker.span_ended(trace_id, ctx.span_id, parent.span_id, False)
+                out = span
+            else:
+                out = self._end(span)
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_end", exc)
             out = self._redact_only(span)
@@ -502,15 +522,28 @@ class TokenbookSpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("wrapped on_end", exc, downstream=True)
 
+    def _quiet_events(self, span: ReadableSpan) -> bool:
+        """Whether no event of `span` carries a signal or content key."""
+        events = span.events
+        return not events or not any(e.attributes and self._has_relevant_keys(e.attributes) for e in events)
+
+    def _forget(self, trace_id: int, span_id: int) -> None:
+        """Drop what on_start remembered for a span tokenbook has nothing to do with."""
+        key = (trace_id, span_id)
+        if self._late_attribution:
+            self._late_attribution.pop(key, None)
+        if self._span_budgets:
+            self._span_budgets.pop(key, None)
+
     def _end(self, span: ReadableSpan) -> ReadableSpan:
-        """The ending thread's part: forget per-span state, update the tracker, decide the output."""
+        """The ending thread's part for a span that may need tokenbook: state, tracker, the output."""
         attrs = span.attributes
-        if not attrs or self._inert.issuperset(attrs):  # no usage, kind signal or content key
+        if not attrs or self._inert.issuperset(attrs):
             has_usage = False
             relevant = self._name_is_operation(span.name)
         else:
             has_usage = not USAGE_KEYS.isdisjoint(attrs)
-            relevant = has_usage or self._has_relevant_keys(attrs)
+            relevant = has_usage or self._has_relevant_keys(attrs) or self._name_is_operation(span.name)
         ctx = span.context
         late: dict[str, str] | None = None
         budgets: tuple[Budget, ...] | None = None
@@ -531,13 +564,11 @@ class TokenbookSpanProcessor(SpanProcessor):
             had_descendant = self._tracker.span_ended(
                 trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
             )
-        if not relevant:
-            events = span.events
-            if not events or not any(e.attributes and self._has_relevant_keys(e.attributes) for e in events):
-                return span  # nothing for tokenbook: no copy
-        eager = has_usage and (budgets or self._metrics is not None)
+        if not relevant and self._quiet_events(span):
+            return span  # nothing for tokenbook (keys or a name seen for the first time): no copy
         lazy = _LazySpan(span, self, (has_usage, had_descendant, workflow if has_usage else None, late, None))
-        if eager:  # the budgets need the cost now: complete it here, before anyone else can read it
+        if has_usage and (budgets or self._metrics is not None):
+            # the budgets need the cost now: completed here, before anyone else can read it
             lazy._done = self._finish(span, (has_usage, had_descendant, workflow, late, budgets))
         return lazy
 
