@@ -19,8 +19,12 @@ from tokenbook.processor import TokenbookSpanProcessor, attribute, budget
 
 from .conftest import chat_attrs
 
-HTTP = {"http.request.method": "GET", "http.route": "/orders/{id}", "http.response.status_code": 200}
-CONTENT = {
+HTTP: dict[str, Any] = {
+    "http.request.method": "GET",
+    "http.route": "/orders/{id}",
+    "http.response.status_code": 200,
+}
+CONTENT: dict[str, Any] = {
     "gen_ai.input.messages": '[{"role":"user","content":"SECRET-1"}]',
     "gen_ai.completion.0.content": "SECRET-2",
     "llm.input_messages.0.message.content": "SECRET-3",
@@ -166,7 +170,7 @@ def test_no_exporter_sees_content_through_the_batch_processor():
     seen: list[bytes] = []
 
     class _Encoding(InMemorySpanExporter):
-        def export(self, spans):  # type: ignore[no-untyped-def]
+        def export(self, spans):
             seen.append(encode_spans(spans).SerializeToString())
             for span in spans:
                 _assert_no_secret(span)
@@ -178,7 +182,7 @@ def test_no_exporter_sees_content_through_the_batch_processor():
     tracer = provider.get_tracer("t")
     with attribute(tenant="acme"), budget(max_tokens=10**9):
         for i in range(20):
-            attrs = chat_attrs(**CONTENT) if i % 2 else {**HTTP, **CONTENT}
+            attrs: dict[str, Any] = chat_attrs(**CONTENT) if i % 2 else {**HTTP, **CONTENT}
             with tracer.start_as_current_span(f"s{i}", attributes=attrs) as s:
                 s.add_event("gen_ai.content.prompt", {"gen_ai.prompt": "SECRET-7"})
     provider.force_flush()
