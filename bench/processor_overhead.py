@@ -26,8 +26,9 @@ reach here.
 chat span above) with Baggage (attribution set or not) and an in-app budget (active or not). For each
 case (through the `read` exporter) it reports the CPU ratio to the bare SDK (as above) and the
 latency of ``span.end()`` itself (``perf_counter_ns`` around each call, over every span of every run)
-at p50 and p99, bare and with tokenbook. ``--baseline REF`` also measures the processor as it was at git revision REF
-(``span_processor.py`` loaded from ``git show``), in the same runs, so before and after share one run.
+at p50 and p99, bare and with tokenbook. ``--baseline REF`` also measures the processor as it was at
+git revision REF (``span_processor.py`` loaded from ``git show``), in the same runs, so before and after
+share one run.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
         [--sections configs,stages,cases] [--case-pairs N] [--baseline REF]
