@@ -31,7 +31,7 @@ git revision REF (``span_processor.py`` loaded from ``git show``), in the same r
 share one run.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
-        [--sections configs,stages,cases] [--case-pairs N] [--baseline REF]
+        [--sections configs,stages,cases] [--case-pairs N] [--baseline REF] [--cases http,chat,...]
 """
 
 from __future__ import annotations
@@ -396,7 +396,7 @@ def _pct(values: list[int], q: float) -> float:
 
 
 def _cases(
-    attrs: list[dict[str, object]], pairs: int, baseline: type[SpanProcessor] | None
+    attrs: list[dict[str, object]], pairs: int, baseline: type[SpanProcessor] | None, only: Sequence[str]
 ) -> dict[str, Any]:
     """Each case: bare SDK, tokenbook (and the baseline) in turn, `pairs` times; ratios and latencies."""
     factories: dict[str, Factory] = {"bare": None, "tokenbook": TokenbookSpanProcessor}
@@ -405,7 +405,7 @@ def _cases(
     out: dict[str, Any] = {}
     header = f"{'case':<24}" + "".join(f"{n + ' ratio':>16}" for n in factories if n != "bare")
     print(header + "   end() µs p50/p99: " + " | ".join(factories))
-    for case in CASES:
+    for case in only:
         for factory in factories.values():  # warm-up run of each (caches, first-seen keys)
             _case_run(factory, case, attrs[:1000])
         rates: dict[str, list[float]] = {n: [] for n in factories}
@@ -446,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--sections", default="configs,stages,cases", help="comma list of sections to run")
     parser.add_argument("--case-pairs", type=int, default=5, help="runs of each processor per case")
     parser.add_argument("--baseline", default=None, help="git revision whose processor is also measured")
+    parser.add_argument("--cases", default=None, help="comma list of cases to run (default: all)")
     args = parser.parse_args(argv)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     cpu = min(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
@@ -476,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         result["case_pairs"] = args.case_pairs
         if args.baseline:
             result["baseline_ref"] = args.baseline
-        result["cases"] = _cases(attrs, args.case_pairs, baseline)
+        only = [c.strip() for c in args.cases.split(",")] if args.cases else list(CASES)
+        result["cases"] = _cases(attrs, args.case_pairs, baseline, only)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     return result
