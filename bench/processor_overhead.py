@@ -7,7 +7,10 @@ per-pair ratios (tokenbook spans/s / bare spans/s). The process is pinned to one
 is spans per second of the process's CPU time (both threads), so other load on the machine does not
 distort it; wall-clock rates are reported beside it.
 
-`noop` is the headline (issue 2's benchmark). Two labelled variants change one thing each:
+`noop` is the headline (issue 2's benchmark). Since tokenbook prices and redacts where a span's
+attributes are first read (normally the export thread), and the no-op exporter reads nothing, `noop`
+no longer counts that work: `read` is `noop` with an exporter that reads each span's attributes and
+events (the least any exporter does), and the fair figure. Two labelled variants change one thing each:
 `otlp-encode` also encodes each batch to OTLP protobuf bytes as the OTLP exporters do (nothing is
 sent); `noop-set-after-start` starts each span with its 9 request attributes and sets the 6 response
 attributes (model, id, finish reasons, token counts) one by one before ending it, as instrumentations
@@ -19,18 +22,31 @@ a copy of the span whose attributes gain a constant dict of as many ``tokenbook.
 tokenbook writes on these spans). Its ratio is the best any processor meeting the constraints could
 reach here.
 
+`cases` (issue 3's benchmark) crosses the span (`http`: a server span with no gen_ai key; `chat`: the
+chat span above) with Baggage (attribution set or not) and an in-app budget (active or not). For each
+case (through the `read` exporter) it reports the CPU ratio to the bare SDK (as above) and the
+latency of ``span.end()`` itself (``perf_counter_ns`` around each call, over every span of every run)
+at p50 and p99, bare and with tokenbook. ``--baseline REF`` also measures the processor as it was at
+git revision REF (``span_processor.py`` loaded from ``git show``), in the same runs, so before and after
+share one run.
+
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
+        [--sections configs,stages,cases] [--case-pairs N] [--baseline REF] [--cases http,chat,...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,7 +57,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from tokenbook.processor import TokenbookSpanProcessor, attribute
+from tokenbook.processor import TokenbookSpanProcessor, attribute, budget
 from tokenbook.processor.span_processor import _EnrichedSpan
 
 RESULTS = Path(__file__).parent / "results" / "processor_overhead.json"
@@ -68,7 +84,25 @@ class _OtlpEncodingExporter(_NoOpExporter):
         return super().export(spans)
 
 
-EXPORTERS: dict[str, type[_NoOpExporter]] = {"noop": _NoOpExporter, "otlp-encode": _OtlpEncodingExporter}
+class _ReadingExporter(_NoOpExporter):
+    """Reads each span's attributes and events, the least any real exporter does, and drops them.
+
+    tokenbook's processor defers pricing and redaction to the first read of a span's attributes; an
+    exporter that never reads them (`_NoOpExporter`) would leave that work undone and uncounted.
+    """
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        for span in spans:
+            span.attributes  # noqa: B018 - the read is the point
+            span.events  # noqa: B018
+        return super().export(spans)
+
+
+EXPORTERS: dict[str, type[_NoOpExporter]] = {
+    "noop": _NoOpExporter,
+    "read": _ReadingExporter,
+    "otlp-encode": _OtlpEncodingExporter,
+}
 
 
 def _span_attributes(n: int) -> list[dict[str, object]]:
@@ -126,6 +160,7 @@ class _Collect(SpanProcessor):
 #: name -> (exporter, response attributes set after start, processor measured against the bare SDK)
 CONFIGS: dict[str, tuple[str, bool, str]] = {
     "noop": ("noop", False, "tokenbook"),
+    "read": ("read", False, "tokenbook"),
     "otlp-encode": ("otlp-encode", False, "tokenbook"),
     "noop-set-after-start": ("noop", True, "tokenbook"),
     "floor": ("noop", False, "floor"),
@@ -279,12 +314,141 @@ def _stages(attrs: list[dict[str, object]]) -> dict[str, float]:
     return out
 
 
+# --- cases: span kind x Baggage x budget; CPU ratio and span.end() latency -------------------------
+#: A server span with no gen_ai key (what most spans of an app look like).
+HTTP_ATTRIBUTES: dict[str, object] = {
+    "http.request.method": "GET",
+    "http.route": "/api/orders/{id}",
+    "url.path": "/api/orders/42",
+    "url.scheme": "https",
+    "server.address": "api.example.com",
+    "server.port": 443,
+    "user_agent.original": "curl/8.5.0",
+    "http.response.status_code": 200,
+}
+#: case name -> (span kind, Baggage set, budget active)
+CASES: dict[str, tuple[str, bool, bool]] = {
+    f"{kind}{'-baggage' if bag else ''}{'-budget' if bud else ''}": (kind, bag, bud)
+    for kind in ("http", "chat")
+    for bag in (False, True)
+    for bud in (False, True)
+}
+#: processor factories measured in `cases`: "bare" (none), "tokenbook", and "baseline" with --baseline
+Factory = Callable[[SpanProcessor], SpanProcessor] | None
+
+
+def _load_baseline(ref: str) -> type[SpanProcessor]:
+    """`TokenbookSpanProcessor` of span_processor.py as it was at git revision `ref`."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{ref}:processor/src/tokenbook/processor/span_processor.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="tokenbook-baseline-")) / "baseline_span_processor.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("tokenbook_baseline_span_processor", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    baseline: type[SpanProcessor] = module.TokenbookSpanProcessor
+    return baseline
+
+
+def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> tuple[float, list[int]]:
+    """(spans per CPU-second, ns of each ``span.end()`` call) of one run of `case`."""
+    kind, with_baggage, with_budget = CASES[case]
+    exporter = _ReadingExporter()
+    batch = BatchSpanProcessor(exporter, max_queue_size=max(len(attrs) + 1, 2048))
+    provider = TracerProvider()
+    provider.add_span_processor(batch if factory is None else factory(batch))
+    tracer = provider.get_tracer("bench")
+    name = "chat gpt-4o" if kind == "chat" else "GET /api/orders/{id}"
+    spans_attrs = attrs if kind == "chat" else [HTTP_ATTRIBUTES] * len(attrs)
+    ends: list[int] = []
+    clock = time.perf_counter_ns
+    with contextlib.ExitStack() as stack:
+        if with_baggage:
+            stack.enter_context(attribute(tenant="acme", user="alice", project="support"))
+        if with_budget:
+            stack.enter_context(budget(max_tokens=10**15, name="bench"))
+        cpu_start = time.process_time()
+        for a in spans_attrs:
+            span = tracer.start_span(name, attributes=a)  # type: ignore[arg-type]
+            t0 = clock()
+            span.end()
+            ends.append(clock() - t0)
+        provider.force_flush()
+        cpu = time.process_time() - cpu_start
+    provider.shutdown()
+    if exporter.exported != len(attrs):
+        raise RuntimeError(f"exported {exporter.exported} of {len(attrs)} spans: the queue dropped spans")
+    return len(attrs) / cpu, ends
+
+
+def _pct(values: list[int], q: float) -> float:
+    """The `q` quantile of `values` (ns) in µs, nearest rank."""
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 2)
+
+
+def _cases(
+    attrs: list[dict[str, object]], pairs: int, baseline: type[SpanProcessor] | None, only: Sequence[str]
+) -> dict[str, Any]:
+    """Each case: bare SDK, tokenbook (and the baseline) in turn, `pairs` times; ratios and latencies."""
+    factories: dict[str, Factory] = {"bare": None, "tokenbook": TokenbookSpanProcessor}
+    if baseline is not None:
+        factories["baseline"] = baseline
+    out: dict[str, Any] = {}
+    header = f"{'case':<24}" + "".join(f"{n + ' ratio':>16}" for n in factories if n != "bare")
+    print(header + "   end() µs p50/p99: " + " | ".join(factories))
+    for case in only:
+        for factory in factories.values():  # warm-up run of each (caches, first-seen keys)
+            _case_run(factory, case, attrs[:1000])
+        rates: dict[str, list[float]] = {n: [] for n in factories}
+        ends: dict[str, list[int]] = {n: [] for n in factories}
+        for _ in range(pairs):
+            for n, factory in factories.items():
+                rate, durations = _case_run(factory, case, attrs)
+                rates[n].append(rate)
+                ends[n].extend(durations)
+        row: dict[str, Any] = {"bare_spans_per_cpu_s_median": round(statistics.median(rates["bare"]))}
+        for n in factories:
+            row[f"{n}_end_us"] = {"p50": _pct(ends[n], 0.50), "p99": _pct(ends[n], 0.99)}
+            if n == "bare":
+                continue
+            ratios = [t / b for t, b in zip(rates[n], rates["bare"], strict=True)]
+            row[f"{n}_spans_per_cpu_s_median"] = round(statistics.median(rates[n]))
+            row[f"{n}_ratio_median"] = round(statistics.median(ratios), 3)
+            row[f"{n}_ratios"] = [round(r, 3) for r in ratios]
+            row[f"{n}_end_added_us"] = {
+                q: round(row[f"{n}_end_us"][q] - row["bare_end_us"][q], 2) for q in ("p50", "p99")
+            }
+        out[case] = row
+        print(
+            f"{case:<24}"
+            + "".join(f"{row[f'{n}_ratio_median']:>16}" for n in factories if n != "bare")
+            + "   "
+            + " | ".join(f"{row[f'{n}_end_us']['p50']}/{row[f'{n}_end_us']['p99']}" for n in factories),
+            flush=True,
+        )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=SPANS)
     parser.add_argument("--pairs", type=int, default=PAIRS)
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the lowest allowed)")
+    parser.add_argument("--sections", default="configs,stages,cases", help="comma list of sections to run")
+    parser.add_argument("--case-pairs", type=int, default=5, help="runs of each processor per case")
+    parser.add_argument("--baseline", default=None, help="git revision whose processor is also measured")
+    parser.add_argument("--cases", default=None, help="comma list of cases to run (default: all)")
     args = parser.parse_args(argv)
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     cpu = min(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
     os.sched_setaffinity(0, {cpu})
     attrs = _span_attributes(args.spans)
@@ -300,11 +464,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "goal_ratio": 0.90,
         "headline": "noop",
     }
+    if "configs" in sections:
+        _configs(result, attrs, args.pairs)
+    if "stages" in sections:
+        stages = _stages(attrs[:5000])
+        per_span: Any = result.setdefault("per_span_us", {})
+        per_span["stages_measured_alone"] = stages
+        print(f"stages (µs of CPU): {stages}")
+    if "cases" in sections:
+        baseline = _load_baseline(args.baseline) if args.baseline else None
+        result["cases_goals"] = {"http_ratio_min": 0.95, "chat_no_budget_end_added_p50_us_max": 3.0}
+        result["case_pairs"] = args.case_pairs
+        if args.baseline:
+            result["baseline_ref"] = args.baseline
+        only = [c.strip() for c in args.cases.split(",")] if args.cases else list(CASES)
+        result["cases"] = _cases(attrs, args.case_pairs, baseline, only)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _configs(result: dict[str, object], attrs: list[dict[str, object]], pairs: int) -> None:
+    """The `CONFIGS` rows (throughput ratios) and the per-span summary, into `result`."""
     print(f"{'config':<22}{'bare spans/cpu-s':>18}{'tokenbook':>12}{'ratio':>8}{'wall ratio':>12}  per pair")
     for kind in CONFIGS:
         bare: list[tuple[float, float]] = []
         tokenbook: list[tuple[float, float]] = []
-        for _ in range(args.pairs):
+        for _ in range(pairs):
             bare.append(_run(False, attrs, kind))
             tokenbook.append(_run(True, attrs, kind))
         ratios = [t[0] / b[0] for t, b in zip(tokenbook, bare, strict=True)]
@@ -329,7 +515,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     headline: Any = result["noop"]
     floor: Any = result["floor"]
     bare_us = 1e6 / headline["bare_spans_per_cpu_s_median"]
-    stages = _stages(attrs[:5000])
     result["per_span_us"] = {
         "bare_sdk_span": round(bare_us, 2),
         "tokenbook_added": round(1e6 / headline["tokenbook_spans_per_cpu_s_median"] - bare_us, 2),
@@ -337,12 +522,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             1e6 / floor["tokenbook_spans_per_cpu_s_median"] - 1e6 / floor["bare_spans_per_cpu_s_median"], 2
         ),
         "allowed_for_goal_ratio": round(bare_us * (1 / 0.90 - 1), 2),
-        "stages_measured_alone": stages,
     }
     print(f"per span (µs of CPU): {result['per_span_us']}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    return result
 
 
 if __name__ == "__main__":

@@ -220,10 +220,14 @@ def test_internal_bug_never_raises_and_content_still_redacted(pipeline):
     for _ in range(2):
         with p.tracer.start_as_current_span("chat", attributes=chat_attrs(**{"gen_ai.prompt": "secret"})):
             pass
-    assert p.processor.errors == 2
-    (span, _) = p.exporter.get_finished_spans()
+    (span, other) = p.exporter.get_finished_spans()
+    assert p.processor.errors == 0  # pricing is deferred to the first read of the exported span
     assert "gen_ai.prompt" not in span.attributes
     assert "tokenbook.price.status" not in span.attributes
+    assert p.processor.errors == 1
+    assert "gen_ai.prompt" not in span.to_json() and "secret" not in other.to_json()
+    assert p.processor.errors == 2  # once per span, however often it is read
+    assert dict(span.attributes)["gen_ai.operation.name"] == "chat"
 
 
 CONTENT = {
@@ -306,19 +310,35 @@ def test_cost_text_is_the_decimal_string():
         assert money_text(pico) == format(Decimal(pico).scaleb(-12), "f") == format(money(pico), "f")
 
 
-def test_attribution_follows_each_spans_context(pipeline):
+@pytest.mark.parametrize(
+    ("options", "attrs", "after_start"),
+    [
+        ({}, chat_attrs(), False),  # calls are tagged by default
+        ({}, chat_attrs(), True),  # a call recognised only when it ends: tagged in the exported view
+        ({"tag_all_spans": True}, {}, False),  # with tag_all_spans, every span
+    ],
+    ids=["call", "call-recognised-at-end", "tag-all-spans"],
+)
+def test_attribution_follows_each_spans_context(pipeline, options, attrs, after_start):
     """Spans started alternately in different contexts (cached per context) get their own values."""
-    p = pipeline()
+    p = pipeline(**options)
     outer = context.get_current()
     with attribute(tenant="a", user="u1"):
         ctx_a = context.get_current()
         with attribute(user="u2"):
             ctx_b = context.get_current()
+
+    def start(name: str, ctx: context.Context | None = None) -> None:
+        span = p.tracer.start_span(name, context=ctx, attributes=None if after_start else attrs)
+        if after_start:
+            span.set_attributes(attrs)
+        span.end()
+
     for i, ctx in enumerate([ctx_a, ctx_b, ctx_a, outer, ctx_b, ctx_b]):
-        p.tracer.start_span(f"s{i}", context=ctx).end()
+        start(f"s{i}", ctx)
         token = context.attach(ctx)  # and through the current context (parent_context None)
         try:
-            p.tracer.start_span(f"c{i}").end()
+            start(f"c{i}")
         finally:
             context.detach(token)
     expected = [("a", "u1"), ("a", "u2"), ("a", "u1"), (None, None), ("a", "u2"), ("a", "u2")]

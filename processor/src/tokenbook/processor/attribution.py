@@ -3,8 +3,8 @@
 `attribute(...)` puts the values into Baggage and attaches the new context, so they follow the code:
 into threads (through `contextvars.copy_context()` or the OTel-instrumented executors), into asyncio
 tasks (which copy the context when created), and into other services through the W3C ``baggage``
-header (`opentelemetry.propagate.inject` / `extract`). The span processor copies them onto every span
-in ``on_start``.
+header (`opentelemetry.propagate.inject` / `extract`). The span processor copies them onto model, tool
+and wrapper spans (every span with ``tag_all_spans``).
 
 The keys and the context ID rule are `tokenbook.genai.attribution`'s, shared with the collector.
 """

@@ -25,12 +25,14 @@ __all__ = [
     "DEFAULT_PRICE_OVERRIDES",
     "DEFAULT_REDACTION",
     "DEFAULT_REDACTION_SALT",
+    "DEFAULT_TAG_ALL_SPANS",
     "DEFAULT_TRACKER_SIZE",
     "ENV_EXTRA_KEYS",
     "ENV_METRICS",
     "ENV_PRICE_OVERRIDES",
     "ENV_REDACTION",
     "ENV_REDACTION_SALT",
+    "ENV_TAG_ALL_SPANS",
     "ENV_TRACKER_SIZE",
     "ProcessorSettings",
 ]
@@ -41,11 +43,14 @@ ENV_REDACTION_SALT: Final = "TOKENBOOK_REDACTION_SALT"
 ENV_EXTRA_KEYS: Final = "TOKENBOOK_EXTRA_KEYS"
 ENV_METRICS: Final = "TOKENBOOK_METRICS"
 ENV_TRACKER_SIZE: Final = "TOKENBOOK_TRACKER_SIZE"
+ENV_TAG_ALL_SPANS: Final = "TOKENBOOK_TAG_ALL_SPANS"
 
 DEFAULT_PRICE_OVERRIDES: Final[str | None] = None
 DEFAULT_REDACTION_SALT: Final = ""
 DEFAULT_EXTRA_KEYS: Final[tuple[str, ...]] = ()
 DEFAULT_METRICS: Final = False
+#: Off: attribution goes onto model, tool and wrapper spans only (`calls.call_kind`), not every span.
+DEFAULT_TAG_ALL_SPANS: Final = False
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -132,6 +137,14 @@ class ProcessorSettings:
         parse_env=_int_env,
         doc="Spans remembered as having a descendant that carries usage (bounded memory).",
     )
+    tag_all_spans: bool = setting(
+        DEFAULT_TAG_ALL_SPANS,
+        parse=boolean,
+        env=ENV_TAG_ALL_SPANS,
+        parse_env=_bool_env,
+        doc="Copy attribution onto every span, not only onto model, tool and wrapper spans (the "
+        "variable: 1/true/yes/on or 0/false/no/off).",
+    )
 
     @classmethod
     def resolve(
@@ -143,6 +156,7 @@ class ProcessorSettings:
         extra_keys: Sequence[str] | None = None,
         metrics: bool | None = None,
         tracker_size: int | None = None,
+        tag_all_spans: bool | None = None,
     ) -> ProcessorSettings:
         """Argument, else environment variable, else default."""
         arguments = {
@@ -152,5 +166,6 @@ class ProcessorSettings:
             "extra_keys": extra_keys,
             "metrics": metrics,
             "tracker_size": tracker_size,
+            "tag_all_spans": tag_all_spans,
         }
         return configspec.resolve(cls, arguments, os.environ)

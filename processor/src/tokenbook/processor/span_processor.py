@@ -1,35 +1,54 @@
-"""`TokenbookSpanProcessor`: attribution on start; usage, price, budget and redaction on end.
+"""`TokenbookSpanProcessor`: attribution on start; usage, price, budget and redaction for the exporter.
 
-It wraps the downstream processor (usually a `BatchSpanProcessor`) and hands it, in ``on_end``, an
-enriched copy of the span carrying the ``tokenbook.*`` attributes (DESIGN.md). Threading contract, as
-for every SDK span processor: ``on_start`` and ``on_end`` run synchronously on the thread that starts
-or ends the span; they never block on I/O and never raise into the application. Their own failures
-are logged once per kind through ``logging.getLogger(__name__)`` and counted in `errors`; a failure of
-the wrapped processor is counted in `downstream_errors`. The live span is only written through its
-public API (``set_attributes`` in ``on_start``); private fields are never touched.
+It wraps the downstream processor (usually a `BatchSpanProcessor`). As for every SDK span processor,
+``on_start`` and ``on_end`` run synchronously on the thread that starts or ends the span; they never
+block on I/O and never raise into the application. Their own failures are logged once per kind through
+``logging.getLogger(__name__)`` and counted in `errors`; a failure of the wrapped processor is counted
+in `downstream_errors`. The live span is only written through its public API (``set_attributes`` in
+``on_start``); no private field of a live or ended span is ever written.
 
-On end, per span:
+What runs where:
 
-* the kind (`calls.call_kind`) and the billing rule (`calls.is_billable`, with `DescendantTracker`);
-* spans of a known kind (model, tool, wrapper) or with usage get ``tokenbook.call.kind``; spans with
-  usage also get the local root's name/ID as ``tokenbook.workflow.name``/``.id`` and
-  ``tokenbook.usage.issue`` when a value was coerced;
+* **On the thread that starts the span** (``on_start``): the Baggage attribution and the active
+  budgets of the parent context are looked up once per run of spans under one parent ``Context``
+  (immutable, so the last one seen is cached by identity, weakly). A local root is remembered as its
+  trace's workflow. The attribution is set on the span when the span is a model, tool or wrapper
+  call by its start attributes or name (`calls.call_kind`), or on every span with ``tag_all_spans``;
+  for any other span under Baggage it is remembered (bounded, per span) in case the span turns out to
+  be a call when it ends. Budgets active in the context are remembered per span the same way.
+* **On the thread that ends the span** (``on_end``): one check of the span's attribute keys against a
+  memo of keys tokenbook has nothing to do with (any key that is not a usage key, a kind signal such
+  as ``gen_ai.operation.name`` / ``openinference.span.kind`` / ``llm.request.type`` /
+  ``traceloop.span.kind``, or content), plus the span name and the events' keys. A span with nothing
+  for tokenbook is handed on unchanged, without a copy, after forgetting its remembered state and
+  updating `DescendantTracker` (a dict lookup when nothing is marked for it). Any other span is
+  handed on as a `_LazySpan`: a read-only proxy over the ended span that carries what had to be read
+  on this thread (whether it carried usage, whether a descendant did, its workflow, its remembered
+  attribution). Only when the span carries usage and an in-app budget was active at its start (the
+  budget needs the cost at once) or metrics are on is the proxy completed here, before it is handed
+  on; budget callbacks then run on this thread.
+* **Where the proxy is first read** (normally the export thread, when the batch processor encodes it;
+  the thread that ends the span with a synchronous exporter): its attributes and events are computed
+  once, under a lock: the ended span's attributes are copied and content is redacted first (span and
+  event attributes, per the redaction mode), then the kind is decided, late attribution is added to
+  calls, and spans with usage are read, billed and priced (`usage.read_usage`,
+  `calls.is_billable`, `PriceCatalog.quote` in integer pico-dollars). Every public property of the
+  proxy (``name``, ``context``, ``parent``, ``attributes``, ``events``, ``links``, ``to_json`` ...)
+  answers as the enriched span; the content of the ended span is never reachable through it. An error
+  there never reaches the exporter: it is logged and counted, and the attributes fall back to the
+  redacted copy (to none at all if even redaction fails).
+
+Attributes written, per span:
+
+* calls (kind ``model``, ``tool``, ``wrapper``) and spans with usage get ``tokenbook.call.kind`` and the
+  attribution; spans with usage also get the local root's name/ID as ``tokenbook.workflow.name``/``.id``
+  and ``tokenbook.usage.issue`` when a value was coerced;
 * billed spans get the price (``tokenbook.price.status``, ``tokenbook.price.source``,
   ``tokenbook.cost.currency``, ``tokenbook.cost.total`` and its non-zero components as decimal strings)
   and are charged to the budgets active at their start (``tokenbook.budget.state``); spans with usage
   that are not billed get ``tokenbook.billable=false`` and ``tokenbook.price.status=not_billable``;
 * the context ID is not written again: ``context_id_of`` derives it from the attributes (the collector
-  does the same), and ``tokenbook.context.id`` from Baggage is already on the span;
-* content attributes are redacted (span and event attributes) per the redaction mode.
-
-A span needing none of this is passed on unchanged (no copy).
-
-Per-span cost (bench/processor_overhead.py): ``on_start`` looks Baggage and budgets up once per run of
-spans under one parent ``Context`` (immutable, so the last one seen is cached by identity, weakly);
-``on_end`` copies the attributes with the mapping's own ``copy()``, redacts them before adding its own
-keys (never content), reads usage and prices into plain tuples and integer pico-dollars
-(`usage.read_usage`, `PriceCatalog.quote`), and builds the public `Usage`/`Cost` only for metrics.
-The enriched copy is built by the public `ReadableSpan` constructor from the ended span's properties.
+  does the same), and ``tokenbook.context.id`` from Baggage is already on the span.
 """
 
 from __future__ import annotations
@@ -37,29 +56,33 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from types import MappingProxyType
+from typing import Any, Final
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
 
 from tokenbook.genai import semconv
 from tokenbook.genai.billing import STATUS_NOT_BILLABLE, money, money_text
 from tokenbook.genai.calls import (
     KIND_OTHER,
+    USAGE_KEYS,
     DescendantTracker,
     call_kind,
     first_text,
-    has_usage_attributes,
     is_billable,
     is_cache_hit,
 )
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.pricing.rates import Cost
-from tokenbook.genai.redaction import Redactor
+from tokenbook.genai.redaction import Redactor, is_content_attribute
 from tokenbook.genai.usage import read_usage
 from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEYS
 from tokenbook.processor.budgets import Budget, active_budgets, worst_state
@@ -71,12 +94,27 @@ __all__ = ["TokenbookSpanProcessor"]
 _logger = logging.getLogger(__name__)
 _TB = semconv.TB
 _MAX_OPEN: Final = 100_000  # bound on per-trace/per-span state kept between start and end
+_MAX_KNOWN: Final = 10_000  # bound on the memos of attribute keys and span names
 _ATTRIBUTION_BAGGAGE: Final = tuple(ATTRIBUTION_KEYS.values())
 _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
 #: Attribution on metrics: the low-cardinality keys only (no session or context IDs).
 _METRIC_ATTRIBUTION: Final = tuple(ATTRIBUTION_COLUMNS)
+#: Keys whose presence may make a span a call (`calls.call_kind`): usage and the kind signals.
+_SIGNAL_KEYS: Final = USAGE_KEYS | {
+    semconv.OPERATION,
+    semconv.OPENINFERENCE_SPAN_KIND,
+    semconv.LLM_REQUEST_TYPE,
+    semconv.TRACELOOP_SPAN_KIND,
+}
+#: First words of span names that `call_kind` reads as an operation (rule 4).
+_NAME_OPERATIONS: Final = semconv.MODEL_OPERATIONS | semconv.TOOL_OPERATIONS | semconv.WRAPPER_OPERATIONS
 #: A parent context (weakly), the attribution copied from its Baggage, and its active budgets.
 _StartCache = tuple[Callable[[], context.Context | None], dict[str, str], tuple[Budget, ...]]
+#: What `on_end` read on the ending thread for the lazy part: (has usage, a descendant had usage,
+#: workflow (name, span ID) or None, attribution not yet on the span or None, budgets to charge or None).
+_Plan = tuple[bool, bool, tuple[str, int] | None, dict[str, str] | None, tuple[Budget, ...] | None]
+#: The computed attributes and events of a `_LazySpan`.
+_Done = tuple[MappingProxyType[str, Any], tuple[Event, ...]]
 
 
 def _no_context() -> None:
@@ -87,7 +125,7 @@ class _EnrichedSpan(ReadableSpan):
     """A frozen copy of an ended span with other attributes/events; keeps the original drop counts.
 
     Built through the public `ReadableSpan` constructor from the source's public properties; no private
-    field of either span is written here.
+    field of either span is written here. Used for the redaction fallback and `_LazySpan.to_json`.
     """
 
     def __init__(self, span: ReadableSpan, attributes: Mapping[str, object], events: Sequence[Event]) -> None:
@@ -122,6 +160,112 @@ class _EnrichedSpan(ReadableSpan):
         return self._source.dropped_links
 
 
+class _LazySpan(ReadableSpan):
+    """A read-only proxy over an ended span whose attributes and events are enriched on first read.
+
+    Every public property answers from the ended span, except ``attributes`` and ``events``, computed
+    once (thread-safely) by `TokenbookSpanProcessor._finish`, which never raises. ``ReadableSpan``'s
+    constructor is not called: private names the base class or an exporter might read resolve through
+    `__getattr__`, ``_attributes``/``_events`` to the computed (redacted) values and any other to the
+    ended span's, so no path reaches unredacted content. Nothing is ever written to the ended span.
+    """
+
+    def __init__(self, source: ReadableSpan, processor: TokenbookSpanProcessor, plan: _Plan) -> None:
+        # ReadableSpan.__init__ is deliberately not called: every field is the source's (see above)
+        self._source = source
+        self._processor = processor
+        self._plan = plan
+        self._done: _Done | None = None
+
+    def _computed(self) -> _Done:
+        done = self._done
+        if done is None:
+            with self._processor._lazy_lock:
+                done = self._done
+                if done is None:
+                    done = self._processor._finish(self._source, self._plan)
+                    self._done = done
+        return done
+
+    def __getattr__(self, name: str) -> Any:
+        """Private names of ``ReadableSpan`` (read by its ``to_json`` and maybe by exporters)."""
+        if name.startswith("__") or name in {"_source", "_processor", "_plan", "_done"}:
+            raise AttributeError(name)  # not set yet (copy/pickle): never forwarded
+        if name == "_attributes":
+            return dict(self._computed()[0])
+        if name == "_events":
+            return self._computed()[1]
+        return getattr(self._source, name)
+
+    @property
+    def attributes(self) -> Attributes:
+        return self._computed()[0]
+
+    @property
+    def events(self) -> Sequence[Event]:
+        return self._computed()[1]
+
+    @property
+    def name(self) -> str:
+        return self._source.name
+
+    def get_span_context(self) -> SpanContext | None:
+        return self._source.get_span_context()
+
+    @property
+    def context(self) -> SpanContext | None:
+        ctx: SpanContext | None = self._source.context
+        return ctx
+
+    @property
+    def kind(self) -> SpanKind:
+        return self._source.kind
+
+    @property
+    def parent(self) -> SpanContext | None:
+        return self._source.parent
+
+    @property
+    def start_time(self) -> int | None:
+        return self._source.start_time
+
+    @property
+    def end_time(self) -> int | None:
+        return self._source.end_time
+
+    @property
+    def status(self) -> Status:
+        return self._source.status
+
+    @property
+    def links(self) -> Sequence[Link]:
+        return self._source.links
+
+    @property
+    def resource(self) -> Resource:
+        return self._source.resource
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope | None:
+        return self._source.instrumentation_scope
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._source.dropped_attributes
+
+    @property
+    def dropped_events(self) -> int:
+        return self._source.dropped_events
+
+    @property
+    def dropped_links(self) -> int:
+        return self._source.dropped_links
+
+    def to_json(self, indent: int | None = 4) -> str:
+        attributes, events = self._computed()
+        return str(_EnrichedSpan(self._source, attributes, events).to_json(indent))
+
+
 def _dict_of(attributes: Attributes) -> dict[str, object]:
     """A plain-dict copy of a span's attributes.
 
@@ -138,14 +282,20 @@ def _dict_of(attributes: Attributes) -> dict[str, object]:
     return copied if type(copied) is dict else dict(attributes)
 
 
+def _without_content(attributes: Attributes) -> dict[str, object]:
+    """The last-resort fallback: the attributes minus every content key (no redaction mode applied)."""
+    return {k: v for k, v in (attributes or {}).items() if not is_content_attribute(k)}
+
+
 class TokenbookSpanProcessor(SpanProcessor):
-    """Wraps `wrapped` and hands it enriched copies of ended spans. See the module docstring.
+    """Wraps `wrapped` and hands it enriched views of ended spans. See the module docstring.
 
     Options (argument, else ``TOKENBOOK_*`` environment variable, else default; see
     `ProcessorSettings`): ``price_overrides`` (YAML path), ``redaction`` (drop | keep | hash),
     ``redaction_salt``, ``extra_keys`` (Baggage keys copied as ``tokenbook.tag.<key>``), ``metrics``,
-    ``tracker_size``. ``catalog`` shares a `PriceCatalog` (then ``price_overrides`` must be unset);
-    ``tenant_salts`` gives per-tenant hash salts; ``meter_provider`` is used when metrics are on.
+    ``tracker_size``, ``tag_all_spans`` (attribution on every span, not only on calls). ``catalog``
+    shares a `PriceCatalog` (then ``price_overrides`` must be unset); ``tenant_salts`` gives per-tenant
+    hash salts; ``meter_provider`` is used when metrics are on.
     """
 
     def __init__(
@@ -159,6 +309,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         extra_keys: Sequence[str] | None = None,
         metrics: bool | None = None,
         tracker_size: int | None = None,
+        tag_all_spans: bool | None = None,
         catalog: PriceCatalog | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
@@ -173,6 +324,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             extra_keys=extra_keys,
             metrics=metrics,
             tracker_size=tracker_size,
+            tag_all_spans=tag_all_spans,
         )
         self._wrapped = wrapped
         self.catalog = catalog or PriceCatalog(self.settings.price_overrides)
@@ -181,6 +333,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         )
         self._tracker = DescendantTracker(self.settings.tracker_size)
         self._metrics = CostMetrics(meter_provider) if self.settings.metrics else None
+        self._tag_all = self.settings.tag_all_spans
         #: Baggage key -> span attribute, for every key copied in on_start.
         self._copied = {key: key for key in _ATTRIBUTION_BAGGAGE} | {
             key: _TB.TAG_PREFIX + key for key in self.settings.extra_keys
@@ -190,8 +343,16 @@ class TokenbookSpanProcessor(SpanProcessor):
         #: and active budgets. A Context is immutable, so both are functions of its identity; sibling
         #: spans under one parent share it. Replaced as one tuple: safe across threads.
         self._start_cache: _StartCache | None = None
+        #: (trace id, span id) -> budgets active at the span's start / attribution not set at its start.
         self._span_budgets: dict[tuple[int, int], tuple[Budget, ...]] = {}
+        self._late_attribution: dict[tuple[int, int], dict[str, str]] = {}
+        #: Attribute keys that are neither a signal (`_SIGNAL_KEYS`) nor content, and keys that are:
+        #: memos, so a span of known plain keys costs one superset test (bounded, cleared when full).
+        self._inert: set[str] = set()
+        self._relevant: set[str] = set()
+        self._names: dict[str, bool] = {}  # span name -> whether it reads as an operation (rule 4)
         self._lock = threading.Lock()
+        self._lazy_lock = threading.Lock()  # computes a _LazySpan once
         self._logged: set[str] = set()
         self.errors = 0
         self.downstream_errors = 0
@@ -209,9 +370,47 @@ class TokenbookSpanProcessor(SpanProcessor):
         if first:
             _logger.error("tokenbook processor %s failed (logged once per kind)", stage, exc_info=exc)
 
+    # --- cheap checks -------------------------------------------------------------------------
+    def _name_is_operation(self, name: str) -> bool:
+        """Whether `call_kind` reads the span name's first word as an operation (memoized per name)."""
+        known = self._names.get(name)
+        if known is None:
+            known = name.split(" ", 1)[0] in _NAME_OPERATIONS
+            if len(self._names) >= _MAX_KNOWN:
+                self._names.clear()
+            self._names[name] = known  # a racing thread stores the same value
+        return known
+
+    def _has_relevant_keys(self, keys: Iterable[str]) -> bool:
+        """Whether any key is a signal or content; learns the keys it had not seen."""
+        inert = self._inert
+        if inert.issuperset(keys):  # the common case: no set is built
+            return False
+        unknown = set(keys)
+        unknown -= inert
+        if not unknown:
+            return False
+        relevant = self._relevant
+        if relevant.issuperset(unknown):
+            return True
+        found = False
+        for key in unknown:
+            if key in relevant:
+                found = True
+                continue
+            if len(inert) + len(relevant) >= _MAX_KNOWN:
+                inert.clear()
+                relevant.clear()
+            if key in _SIGNAL_KEYS or is_content_attribute(key):
+                relevant.add(key)
+                found = True
+            else:
+                inert.add(key)
+        return found
+
     # --- start --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
-        """Copy attribution from Baggage onto `span` and note the budgets active in its context.
+        """Copy attribution from Baggage onto a call span; remember budgets and late attribution.
 
         Called synchronously on the thread that starts the span; does no I/O, never blocks and never
         raises into the application (an error is logged once and counted). Then calls the wrapped
@@ -222,14 +421,22 @@ class TokenbookSpanProcessor(SpanProcessor):
             cached = self._start_cache
             if cached is None or cached[0]() is not parent_ctx:
                 cached = self._cache_start(parent_ctx)
-            if cached[1]:
-                span.set_attributes(cached[1])
             parent = span.parent
             if parent is None or parent.is_remote:  # a local root: its trace's workflow
                 ctx = span.context
                 if len(self._workflows) >= _MAX_OPEN:
                     self._workflows.clear()
                 self._workflows[ctx.trace_id] = (span.name, ctx.span_id)  # formatted only when written
+            found = cached[1]
+            if found:
+                if self._tag_all or self._is_call_at_start(span):
+                    span.set_attributes(found)
+                else:  # maybe a call by the attributes it gets later: set in the enriched view
+                    ctx = span.context
+                    late = self._late_attribution
+                    if len(late) >= _MAX_OPEN:
+                        late.clear()
+                    late[(ctx.trace_id, ctx.span_id)] = found
             if cached[2]:
                 self._remember_budgets(span, cached[2])
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
@@ -238,6 +445,16 @@ class TokenbookSpanProcessor(SpanProcessor):
             self._wrapped.on_start(span, parent_context)
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("wrapped on_start", exc, downstream=True)
+
+    def _is_call_at_start(self, span: Span) -> bool:
+        """A model, tool or wrapper span by its start attributes or name (`call_kind`)."""
+        name = span.name
+        if self._name_is_operation(name):
+            return True
+        attrs = span.attributes
+        if not attrs or _SIGNAL_KEYS.isdisjoint(attrs):
+            return False
+        return call_kind(name, attrs) != KIND_OTHER
 
     def _cache_start(self, parent_ctx: context.Context) -> _StartCache:
         """What spans started under `parent_ctx` get (`_start_cache`), cached when it can be."""
@@ -264,16 +481,37 @@ class TokenbookSpanProcessor(SpanProcessor):
 
     # --- end ----------------------------------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
-        """Price a model call, charge its budgets, redact content, and hand an enriched copy on.
+        """Hand the span on: unchanged when tokenbook has nothing to do, else as a `_LazySpan`.
 
-        Called synchronously on the thread that ends the span. A span with nothing for tokenbook to
-        do is handed on unchanged. Never raises into the application: on an internal error the
-        original span is handed on and the error is logged and counted. Budget callbacks run here,
-        on this thread.
+        Called synchronously on the thread that ends the span. Pricing and redaction run where the
+        proxy is first read (normally the export thread), except for a span with usage under an in-app
+        budget or with metrics on: that one is completed here and its budget callbacks run here. Never
+        raises into the application: on an internal error the span is handed on redacted (or dropped
+        if even that fails) and the error is logged and counted.
         """
         out: ReadableSpan | None
         try:
-            out = self._enrich(span)
+            attrs = span.attributes
+            if (
+                (not attrs or self._inert.issuperset(attrs))  # no usage, kind signal or content key
+                and not self._names.get(span.name, True)  # a name seen before, not an operation
+                and self._quiet_events(span)
+            ):  # nothing for tokenbook: forget the span's state, hand it on as it is
+                ctx = span.context
+                if ctx is not None:
+                    trace_id = ctx.trace_id
+                    if self._late_attribution or self._span_budgets:
+                        self._forget(trace_id, ctx.span_id)
+                    parent = span.parent
+                    if parent is None or parent.is_remote:
+                        if self._workflows:
+                            self._workflows.pop(trace_id, None)
+                        self._tracker.span_ended(trace_id, ctx.span_id, None, False)
+                    else:  # passes a descendant's usage mark on to the parent
+                        self._tracker.span_ended(trace_id, ctx.span_id, parent.span_id, False)
+                out = span
+            else:
+                out = self._end(span)
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_end", exc)
             out = self._redact_only(span)
@@ -284,37 +522,114 @@ class TokenbookSpanProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("wrapped on_end", exc, downstream=True)
 
+    def _quiet_events(self, span: ReadableSpan) -> bool:
+        """Whether no event of `span` carries a signal or content key."""
+        events = span.events
+        return not events or not any(e.attributes and self._has_relevant_keys(e.attributes) for e in events)
+
+    def _forget(self, trace_id: int, span_id: int) -> None:
+        """Drop what on_start remembered for a span tokenbook has nothing to do with."""
+        key = (trace_id, span_id)
+        if self._late_attribution:
+            self._late_attribution.pop(key, None)
+        if self._span_budgets:
+            self._span_budgets.pop(key, None)
+
+    def _end(self, span: ReadableSpan) -> ReadableSpan:
+        """The ending thread's part for a span that may need tokenbook: state, tracker, the output."""
+        attrs = span.attributes
+        if not attrs or self._inert.issuperset(attrs):
+            has_usage = False
+            relevant = self._name_is_operation(span.name)
+        else:
+            has_usage = not USAGE_KEYS.isdisjoint(attrs)
+            relevant = has_usage or self._has_relevant_keys(attrs) or self._name_is_operation(span.name)
+        ctx = span.context
+        late: dict[str, str] | None = None
+        budgets: tuple[Budget, ...] | None = None
+        workflow: tuple[str, int] | None = None
+        had_descendant = False
+        if ctx is not None:
+            trace_id = ctx.trace_id
+            if self._late_attribution or self._span_budgets:
+                key = (trace_id, ctx.span_id)
+                late = self._late_attribution.pop(key, None) if self._late_attribution else None
+                budgets = self._span_budgets.pop(key, None) if self._span_budgets else None
+            parent = span.parent
+            is_root = parent is None or parent.is_remote
+            if is_root:
+                workflow = self._workflows.pop(trace_id, None) if self._workflows else None
+            elif has_usage:
+                workflow = self._workflows.get(trace_id)
+            had_descendant = self._tracker.span_ended(
+                trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
+            )
+        if not relevant and self._quiet_events(span):
+            return span  # nothing for tokenbook (keys or a name seen for the first time): no copy
+        lazy = _LazySpan(span, self, (has_usage, had_descendant, workflow if has_usage else None, late, None))
+        if has_usage and (budgets or self._metrics is not None):
+            # the budgets need the cost now: completed here, before anyone else can read it
+            lazy._done = self._finish(span, (has_usage, had_descendant, workflow, late, budgets))
+        return lazy
+
     def _redact_only(self, span: ReadableSpan) -> ReadableSpan | None:
         """Fallback after a failure: never let content escape; drop the span if even this fails."""
         try:
             attrs = _dict_of(span.attributes)
-            changed, events = self._redact(span, attrs)
+            changed, events = self._redact(span, attrs, self._tenant_of(attrs, None))
             return _EnrichedSpan(span, attrs, events) if changed else span
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("redaction fallback (span dropped)", exc)
             return None
 
-    def _enrich(self, span: ReadableSpan) -> ReadableSpan:
-        ctx = span.context
-        if ctx is None:
-            return span
-        attrs = _dict_of(span.attributes)  # our copy: redacted, read, then extended in place
-        changed, events = self._redact(span, attrs)  # first: tokenbook's own keys are never content
-        parent = span.parent
-        has_usage = has_usage_attributes(attrs)
-        budgets = self._span_budgets.pop((ctx.trace_id, ctx.span_id), None) if self._span_budgets else None
-        is_root = parent is None or parent.is_remote
-        workflow = self._workflows.pop(ctx.trace_id, None) if is_root else self._workflows.get(ctx.trace_id)
-        had_descendant = self._tracker.span_ended(
-            ctx.trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
-        )
+    # --- the deferred part (`_LazySpan`) --------------------------------------------------------
+    def _finish(self, span: ReadableSpan, plan: _Plan) -> _Done:
+        """The enriched attributes and events of `span`: redacted, then annotated. Never raises.
+
+        Runs once per `_LazySpan`, where it is first read (or on the ending thread when `plan` carries
+        budgets). On an error in the annotation the redacted attributes are used; on an error in the
+        redaction itself, the attributes without any content key and no events.
+        """
+        late = plan[3]
+        try:
+            attrs = _dict_of(span.attributes)  # our copy: redacted, read, then extended in place
+            tenant = self._tenant_of(attrs, late)
+            _, events = self._redact(span, attrs, tenant)  # first: tokenbook's keys are never content
+        except Exception as exc:  # noqa: BLE001 - never raise into the exporter; logged and counted
+            self._failed("deferred redaction", exc)
+            try:
+                return MappingProxyType(_without_content(span.attributes)), ()
+            except Exception as exc2:  # noqa: BLE001 - never raise into the exporter
+                self._failed("deferred redaction fallback", exc2)
+                return MappingProxyType({}), ()
+        redacted = dict(attrs)
+        try:
+            self._annotate(span, attrs, plan)
+        except Exception as exc:  # noqa: BLE001 - never raise into the exporter; logged and counted
+            self._failed("deferred enrichment", exc)
+            attrs = redacted
+        return MappingProxyType(attrs), tuple(events)
+
+    @staticmethod
+    def _tenant_of(attrs: Mapping[str, object], late: Mapping[str, str] | None) -> str:
+        """The tenant whose salt hashes content: the span's, else the one remembered from Baggage."""
+        tenant = attrs.get(_TENANT)
+        if not isinstance(tenant, str) and late:
+            tenant = late.get(_TENANT)
+        return tenant if isinstance(tenant, str) else ""
+
+    def _annotate(self, span: ReadableSpan, attrs: dict[str, object], plan: _Plan) -> None:
+        """Kind, late attribution and, with usage, billing and price: written into `attrs`."""
+        has_usage, had_descendant, workflow, late, budgets = plan
         kind = call_kind(span.name, attrs)
         if kind == KIND_OTHER and not has_usage:
-            return _EnrichedSpan(span, attrs, events) if changed else span
+            return
+        if late:
+            for key, value in late.items():  # values the app set on the span itself win
+                attrs.setdefault(key, value)
         if has_usage:
             self._price(span, attrs, kind, had_descendant, budgets, workflow)
         attrs[_TB.CALL_KIND] = kind
-        return _EnrichedSpan(span, attrs, events)
 
     def _price(
         self,
@@ -365,13 +680,13 @@ class TokenbookSpanProcessor(SpanProcessor):
                 b.charge(usage.total_tokens, total)
             attrs[_TB.BUDGET_STATE] = worst_state(budgets)
 
-    def _redact(self, span: ReadableSpan, attrs: dict[str, object]) -> tuple[bool, Sequence[Event]]:
+    def _redact(
+        self, span: ReadableSpan, attrs: dict[str, object], tenant: str
+    ) -> tuple[bool, Sequence[Event]]:
         """Redact `attrs` in place and the span's events: (whether anything changed, the events to keep)."""
-        tenant = attrs.get(_TENANT)
-        tenant_id = tenant if isinstance(tenant, str) else ""
-        changed = self._redactor.apply(attrs, tenant_id)
+        changed = self._redactor.apply(attrs, tenant)
         events = span.events
-        if events and (redacted := self._redact_events(events, tenant_id)) is not None:
+        if events and (redacted := self._redact_events(events, tenant)) is not None:
             return True, redacted
         return changed, events
 
