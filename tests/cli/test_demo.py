@@ -45,13 +45,14 @@ def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:
         subprocess.run([*hint[:1], *hint[1:]], cwd=tmp_path, capture_output=True, timeout=120).returncode == 0
     )
 
-    # The collector has drained and exited: this process may open the store directly.
+    # The collector has drained and exited: this process may open the store directly. `v_calls` holds the
+    # billed calls (the ledger's candidates that another span does not bill).
     store = Store.open(data_dir=data_dir)
     try:
         _, _, rows = store.query(
             "SELECT count(), countIf(price_status = 'unpriced'), sum(total_cost), "
             "countIf(price_status = 'unpriced' AND total_cost IS NOT NULL), "
-            "countIf(tenant_id = '') FROM tokenbook.llm_calls FINAL"
+            "countIf(tenant_id = '') FROM tokenbook.v_calls"
         )
     finally:
         store.close()

@@ -96,7 +96,11 @@ def test_sdk_batch_processor_over_grpc_bills_each_model_call_once(collector: Col
     steps = collector.query(
         "SELECT kind, outcome FROM v_context_steps WHERE context_id = 'ticket-42' ORDER BY kind"
     )
-    assert steps == [("tool", ""), ("wrapper", "resolved")]
+    assert steps == [("outcome", "resolved"), ("tool", "")]
+    # The invoke_agent wrapper repeats its children's usage: a candidate, visible, never billed.
+    collector.wait_for(
+        "SELECT count() FROM v_call_candidates WHERE context_id = 'ticket-42' AND price_status = 'wrapper'", 1
+    )
     collector.wait_for("SELECT count() FROM v_context_costs WHERE context_id = 'ticket-42' AND calls = 3", 1)
     (ctx,) = collector.query(
         "SELECT calls, retries, tool_calls, input_tokens, output_tokens, total_cost, outcome"
