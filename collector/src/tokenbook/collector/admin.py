@@ -4,7 +4,7 @@
 * ``GET /readyz``: 200 when storage accepts writes, else 503 with the reason (requests are still
   accepted and spooled to the write-ahead log while storage is down).
 * ``GET /metrics``: Prometheus text (`IngestMetrics.prometheus`, plus `BudgetRuntime.prometheus`).
-* ``GET /v1/budgets?tenant=T[&context=C]``: quota/budget states from memory (`BudgetRuntime.http_get`).
+* ``GET /v1/budgets?tenant=T[&context=C]``: quota/budget states from memory (`BudgetRuntime.query_states`).
 * ``POST /v1/query``: JSON ``{"sql": "SELECT ...", "parameters": {...}, "max_rows": 1000}`` ->
   ``{"columns": [...], "types": [...], "rows": [[...], ...]}`` (`query_api.encode_result`), through
   `Store.query_readonly` (one query accepted by `collector.storage.guard` on ClickHouse's own parse tree, run
@@ -163,7 +163,10 @@ class _Admin:
                 text += self.budgets.prometheus()
             return Response(HTTPStatus.OK, text.encode(), "text/plain; version=0.0.4")
         if path == "/v1/budgets" and self.budgets is not None:
-            return _json(*self.budgets.http_get(request.query))
+            try:
+                return _json(HTTPStatus.OK, self.budgets.query_states(request.query))
+            except ValueError as exc:
+                return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         return _json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {path}"})
 
     def _query(self, doc: Any, tenant: str | None) -> Response:

@@ -1,8 +1,9 @@
 """The budgets part of a running collector: evaluator + alert dispatcher + a one-second ticker.
 
 `BudgetRuntime.start(store, pending)` rebuilds the counters (before the receivers start), then starts
-delivering alerts; `observe` is the ingest hook; `http_get` answers the admin API's ``GET /v1/budgets``;
-`prometheus` adds the budget metrics to ``/metrics``; `stop` delivers queued alerts and joins.
+delivering alerts; `observe` is the ingest hook; `query_states` answers the admin API's
+``GET /v1/budgets`` (the admin API maps its errors to HTTP); `prometheus` adds the budget metrics to
+``/metrics``; `stop` delivers queued alerts and joins.
 """
 
 from __future__ import annotations
@@ -76,29 +77,29 @@ class BudgetRuntime:
         if self.config.enabled:
             self.evaluator.apply_decisions(changes)
 
-    def http_get(self, query_string: str) -> tuple[int, dict[str, Any]]:
-        """``GET /v1/budgets?tenant=T[&context=C][&user=U...]``: (HTTP status, JSON document).
+    def query_states(self, query_string: str) -> dict[str, Any]:
+        """The states a query string (``tenant=T[&context=C][&user=U...]``) asks for, as a JSON document.
 
         With attributes: `BudgetEvaluator.status`; with none: the current counters, one page of at most
         ``limit`` (default `DEFAULT_PAGE`, at most `MAX_PAGE`) from ``cursor`` (the previous page's
-        ``next_cursor``; `states`). An unknown or repeated parameter is a 400 naming it.
+        ``next_cursor``; `states`). Raises ValueError naming an unknown or repeated parameter.
         """
         query: dict[str, str] = {}
         page = {"limit": DEFAULT_PAGE, "cursor": 0}
         for name, values in parse_qs(query_string, keep_blank_values=True).items():
             if name in page:
                 if len(values) != 1 or not values[0].isdigit() or (name == "limit" and int(values[0]) < 1):
-                    return 400, {"error": f"parameter {name!r} must be given once, as an integer >= 0"}
+                    raise ValueError(f"parameter {name!r} must be given once, as an integer >= 0")
                 page[name] = min(int(values[0]), MAX_PAGE)
                 continue
             is_tag = name.startswith(TAG_PREFIX) and len(name) > len(TAG_PREFIX)
             if name not in ATTRIBUTE_KEYS and not is_tag:
                 known = ", ".join(ATTRIBUTE_KEYS)
-                return 400, {"error": f"unknown parameter {name!r}: use {known} or tags.<key>"}
+                raise ValueError(f"unknown parameter {name!r}: use {known} or tags.<key>")
             if len(values) != 1:
-                return 400, {"error": f"parameter {name!r} given {len(values)} times"}
+                raise ValueError(f"parameter {name!r} given {len(values)} times")
             query[name] = values[0]
-        return 200, self.evaluator.status(query) if query else self.evaluator.states(**page)
+        return self.evaluator.status(query) if query else self.evaluator.states(**page)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the ticker and deliver queued alerts, waiting at most `timeout` seconds for each."""

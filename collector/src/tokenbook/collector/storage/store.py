@@ -34,6 +34,7 @@ from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, 
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
+from tokenbook.collector.storage.migrate import apply_migrations
 from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, decode_block, encode_block
 from tokenbook.collector.storage.sqltemplate import SchemaTarget, render_query
 from tokenbook.collector.storage.tenancy import tenant_filters
@@ -233,8 +234,6 @@ class Store:
 
     def migrate(self, cluster: str | None = None) -> list[str]:
         """Apply pending migrations (idempotent); returns the file names applied."""
-        from tokenbook.collector.storage.migrate import apply_migrations
-
         with self._lock:
             applied = apply_migrations(self, SchemaTarget(database=self.database, cluster=cluster))
             self._use_database()
