@@ -25,6 +25,7 @@ _HANDLERS = {
     "migrate": "tokenbook.cli.migrate:cmd_migrate",
     "budgets": "tokenbook.cli.budgets:cmd_budgets",
     "quarantine": "tokenbook.cli.quarantine:cmd_quarantine",
+    "export": "tokenbook.cli.export:cmd_export",
 }
 
 _FORMATS = ("table", "json", "csv")
@@ -232,6 +233,25 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     p.add_argument("action", choices=("list", "replay"), help="list the rows, or insert them again")
     p.add_argument("--all", action="store_true", help="list: also the rows already replayed (default: off)")
     _add_format(p, money=False)
+    _add_store_target(p)
+
+    p = sub.add_parser("export", help="cost and usage files for FinOps tools (FOCUS)")
+    p.add_argument("kind", choices=("focus",), help="focus: FinOps Open Cost and Usage Specification 1.2")
+    p.add_argument("--since", required=True, help="first UTC day, e.g. 2026-01-01 (required)")
+    p.add_argument("--until", required=True, help="the UTC day after the last, e.g. 2026-02-01 (required)")
+    p.add_argument("--tenant", default=None, help="only this tenant's rows (default: every tenant)")
+    p.add_argument(
+        "--format", default="csv", choices=("csv", "jsonl", "parquet"), help="file format (default: csv)"
+    )
+    p.add_argument(
+        "--output", default=None, metavar="FILE", help="write here (default: stdout; parquet needs a file)"
+    )
+    p.add_argument(
+        "--billing-account",
+        default="tokenbook",
+        metavar="NAME",
+        help="BillingAccountId and BillingAccountName of every row (default: tokenbook)",
+    )
     _add_store_target(p)
     return parser, dict(sub.choices)
 

@@ -37,6 +37,7 @@ __all__ = [
     "columns_of",
     "engine_message",
     "is_store",
+    "open_reader",
     "parse_params",
     "parse_time",
 ]
@@ -111,7 +112,7 @@ def _store_dir(args: argparse.Namespace) -> Path:
 
 
 @contextmanager
-def _reader(args: argparse.Namespace) -> Iterator[_Reader]:
+def open_reader(args: argparse.Namespace) -> Iterator[_Reader]:
     """The read target of `args` (see module docstring)."""
     reader: _Reader
     if args.url:
@@ -126,6 +127,9 @@ def _reader(args: argparse.Namespace) -> Iterator[_Reader]:
         yield reader
     finally:
         reader.close()
+
+
+_reader = open_reader  # the name the other command modules import
 
 
 def engine_message(exc: Exception, *, show_query: bool = True) -> str:
@@ -195,7 +199,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     """`tokenbook sql "SELECT ..." [--param NAME=VALUE ...] [--format table|json|csv]`."""
     try:
         params = parse_params(args.param)
-        with _reader(args) as reader:
+        with open_reader(args) as reader:
             columns, types, rows = reader.query_readonly(args.query, params, max_rows=_MAX_ROWS)
             if not rows and not columns:
                 columns, types = columns_of(reader, args.query, params)
@@ -227,7 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 name = "report_by.sql"
                 params["by"] = args.by
         sql = render_query(name, "tokenbook")
-        with _reader(args) as reader:
+        with open_reader(args) as reader:
             columns, types, rows = reader.query_readonly(sql, params, max_rows=_MAX_ROWS)
             if not rows:
                 columns, types = columns_of(reader, sql, params)
@@ -254,7 +258,7 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
     """`tokenbook prices --unpriced [MODEL] [--provider P]`: models seen without a price."""
     params = {"model": args.model or "", "provider": args.provider or ""}
     try:
-        with _reader(args) as reader:
+        with open_reader(args) as reader:
             columns, types, rows = reader.query_readonly(
                 render_query("unpriced_models.sql", "tokenbook"), params, max_rows=_MAX_ROWS
             )
@@ -268,7 +272,7 @@ def _dry_run(args: argparse.Namespace, since: datetime, until: datetime) -> Repr
     """What re-pricing with the catalog plus `--overrides` would change; reads, never writes."""
     catalog = PriceCatalog(args.overrides)
     params = {"since": since, "until": until, "model": args.model or ""}
-    with _reader(args) as reader:
+    with open_reader(args) as reader:
         columns, _, rows = reader.query_readonly(
             render_query("reprice_calls.sql", "tokenbook"), params, max_rows=_MAX_REPRICE_ROWS
         )

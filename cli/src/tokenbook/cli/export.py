@@ -1,0 +1,163 @@
+"""`tokenbook export focus --since DAY --until DAY [--tenant T] [--format csv|jsonl|parquet] [--output FILE]`.
+
+Writes FOCUS 1.2 rows (`tokenbook.collector.storage.focus`) for the whole UTC days [since, until):
+one per day x tenant x project x model x token type. Money is exact: decimal strings in CSV and JSON
+lines, ``decimal128(38, 12)`` in Parquet (needs pyarrow). Calls without a price are left out and
+counted on stderr: their cost is unknown, never 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from tokenbook.cli.reports import engine_message, open_reader, parse_time
+from tokenbook.collector.storage.focus import (
+    DECIMAL_COLUMNS,
+    FOCUS_COLUMNS,
+    Query,
+    focus_record,
+    unpriced_calls,
+    usage_lines,
+)
+from tokenbook.collector.storage.store import StoreError
+
+__all__ = ["cmd_export", "focus_export", "parse_day", "write_rows"]
+
+_MAX_ROWS = 10_000_000
+_SCALE = 12  # decimal places of money in Parquet
+
+
+def parse_day(value: str, now: datetime) -> date:
+    """A day boundary: an ISO date, a timestamp at midnight UTC, or a duration ago (at a midnight)."""
+    moment = parse_time(value, now).astimezone(UTC)
+    if moment.time() != datetime.min.time():
+        raise ValueError(f"{value!r} is not a whole UTC day: FOCUS rows are daily, pass a date (2026-01-31)")
+    return moment.date()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def write_rows(rows: Sequence[Mapping[str, Any]], fmt: str, out: IO[str] | Path) -> None:
+    """Write FOCUS rows as csv or jsonl to a text stream, or as parquet to a file path."""
+    if fmt == "parquet":
+        if not isinstance(out, Path):
+            raise ValueError("--format parquet needs --output FILE")
+        _write_parquet(rows, out)
+        return
+    if isinstance(out, Path):
+        with out.open("w", encoding="utf-8", newline="") as stream:
+            write_rows(rows, fmt, stream)
+        return
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(FOCUS_COLUMNS)
+        for row in rows:
+            writer.writerow(["" if row[c] is None else _cell(row[c]) for c in FOCUS_COLUMNS])
+    else:
+        for row in rows:
+            out.write(json.dumps({c: _cell(row[c]) for c in FOCUS_COLUMNS}) + "\n")
+
+
+def _write_parquet(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ValueError("--format parquet needs pyarrow: pip install pyarrow") from exc
+    fields = []
+    for name in FOCUS_COLUMNS:
+        if name in DECIMAL_COLUMNS:
+            kind = pa.decimal128(38, _SCALE)
+        elif name.endswith(("PeriodStart", "PeriodEnd")):
+            kind = pa.timestamp("us", tz="UTC")
+        elif name == "x_Calls":
+            kind = pa.int64()
+        else:
+            kind = pa.string()
+        fields.append(pa.field(name, kind))
+    quantum = Decimal(1).scaleb(-_SCALE)
+    columns = {
+        name: [
+            row[name].quantize(quantum) if name in DECIMAL_COLUMNS and row[name] is not None else row[name]
+            for row in rows
+        ]
+        for name in FOCUS_COLUMNS
+    }
+    pq.write_table(pa.table(columns, schema=pa.schema(fields)), path)
+
+
+def focus_export(
+    query: Query,
+    *,
+    since: date,
+    until: date,
+    tenant: str = "",
+    billing_account: str = "tokenbook",
+    database: str = "tokenbook",
+) -> tuple[list[dict[str, Any]], int]:
+    """The FOCUS rows of days [since, until) and how many billed calls were left out unpriced."""
+    lines = usage_lines(query, database, since=since, until=until, tenant=tenant)
+    unpriced = unpriced_calls(query, database, since=since, until=until, tenant=tenant)
+    return [focus_record(line, billing_account=billing_account) for line in lines], unpriced
+
+
+def _totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        totals[row["BillingCurrency"]] = totals.get(row["BillingCurrency"], Decimal(0)) + row["BilledCost"]
+    return totals
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Handler of `tokenbook export focus`; returns the exit code."""
+    try:
+        now = datetime.now(UTC)
+        since, until = parse_day(args.since, now), parse_day(args.until, now)
+        if since >= until:
+            raise ValueError(f"--since ({since}) must be before --until ({until})")
+        if args.format == "parquet" and not args.output:
+            raise ValueError("--format parquet needs --output FILE")
+        with open_reader(args) as reader:
+
+            def query(sql: str, params: Mapping[str, Any]) -> Any:
+                return reader.query_readonly(sql, params, max_rows=_MAX_ROWS)
+
+            rows, unpriced = focus_export(
+                query,
+                since=since,
+                until=until,
+                tenant=args.tenant or "",
+                billing_account=args.billing_account,
+            )
+        write_rows(rows, args.format, Path(args.output) if args.output else sys.stdout)
+    except ValueError as exc:
+        print(f"tokenbook export: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"tokenbook export: {engine_message(exc, show_query=False)}", file=sys.stderr)
+        return 1
+    total = ", ".join(f"{v:f} {c}" for c, v in sorted(_totals(rows).items())) or "nothing billed"
+    where = f" to {args.output}" if args.output else ""
+    print(f"tokenbook export: {len(rows):,} FOCUS rows{where}, billed {total}", file=sys.stderr)
+    if unpriced:
+        print(
+            f"tokenbook export: {unpriced:,} billed calls have no price and are not in the export (their "
+            "cost is unknown, not 0): `tokenbook prices --unpriced` lists their models; price them with "
+            "an overrides file and `tokenbook reprice`",
+            file=sys.stderr,
+        )
+    return 0
