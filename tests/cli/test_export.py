@@ -134,3 +134,61 @@ def test_validator_catches_a_bad_row(store, tmp_path):
         csv.writer(f).writerows([["BilledCost"], ["1"]])
     assert "SkuId: required column missing" in validate_csv(path)
     assert Path(path).exists()
+
+
+def _key(row):
+    return tuple(
+        row[c] for c in ("ChargePeriodStart", "SubAccountId", "SkuId", "SkuPriceId", "Tags", "x_PriceBook")
+    )
+
+
+def test_a_reprice_after_an_export_is_a_correction_in_the_next(store, tmp_path):
+    """January exported; then a price changes and January is re-priced: February's export carries
+    correction rows for 31 January, and January's file plus them equal January's new figures."""
+    jan, _ = focus_export(
+        store.query, since=date(2026, 1, 1), until=date(2026, 2, 1), database=store.database, record=store
+    )
+    assert jan and all(r["ChargeClass"] is None for r in jan)
+    overrides = tmp_path / "prices.yaml"
+    overrides.write_text(
+        "models:\n  - id: gpt-4o-deal\n    model: gpt-4o\n    source: contract\n    checked: 2026-01-01\n"
+        '    prices: {input_mtok: "2", output_mtok: "8", cache_read_mtok: "1"}\n'
+    )
+    since, until = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    assert reprice(store, PriceCatalog(overrides), since=since, until=until).changed > 0
+
+    def feb():
+        rows, _ = focus_export(
+            store.query, since=date(2026, 2, 1), until=date(2026, 3, 1), database=store.database, record=store
+        )
+        return rows
+
+    rows = feb()
+    fixes = [r for r in rows if r["ChargeClass"] == "Correction"]
+    assert fixes and {r["ChargePeriodStart"].date() for r in fixes} == {date(2026, 1, 31)}
+    assert {r["BillingPeriodStart"].date() for r in fixes} == {date(2026, 2, 1)}
+    new_jan = {
+        _key(r): r
+        for r in focus_export(
+            store.query, since=date(2026, 1, 1), until=date(2026, 2, 1), database=store.database
+        )[0]
+    }
+    combined: dict = {}
+    for r in [*jan, *fixes]:
+        held = combined.setdefault(_key(r), [Decimal(0), Decimal(0), Decimal(0)])
+        held[0] += r["BilledCost"]
+        held[1] += r["ListCost"]
+        held[2] += r["ConsumedQuantity"]
+    combined = {k: v for k, v in combined.items() if any(v)}
+    assert combined == {
+        k: [r["BilledCost"], r["ListCost"], r["ConsumedQuantity"]] for k, r in new_jan.items()
+    }
+    path = tmp_path / "feb.csv"
+    write_rows(rows, "csv", path)
+    assert validate_csv(path) == []
+    assert feb() == rows  # the same export again: the same file, corrections not doubled
+    # a later export (March) finds nothing more to correct
+    march, _ = focus_export(
+        store.query, since=date(2026, 3, 1), until=date(2026, 4, 1), database=store.database, record=store
+    )
+    assert march == []

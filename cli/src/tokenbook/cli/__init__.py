@@ -252,6 +252,11 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         metavar="NAME",
         help="BillingAccountId and BillingAccountName of every row (default: tokenbook)",
     )
+    p.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not record the export; a recorded export is corrected by later ones (default: record)",
+    )
     _add_store_target(p)
     return parser, dict(sub.choices)
 

@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from tokenbook.cli.reports import engine_message, open_reader, parse_time
+from tokenbook.collector.storage.export_log import Inserter, corrections, record_export
 from tokenbook.collector.storage.focus import (
     DECIMAL_COLUMNS,
     FOCUS_COLUMNS,
     Query,
     focus_record,
+    month_of,
     unpriced_calls,
     usage_lines,
 )
-from tokenbook.collector.storage.store import StoreError
+from tokenbook.collector.storage.store import Store, StoreError
 
 __all__ = ["cmd_export", "focus_export", "parse_day", "write_rows"]
 
@@ -108,11 +110,20 @@ def focus_export(
     tenant: str = "",
     billing_account: str = "tokenbook",
     database: str = "tokenbook",
+    record: Inserter | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The FOCUS rows of days [since, until) and how many billed calls were left out unpriced."""
+    """The FOCUS rows of days [since, until) (usage, then corrections of earlier recorded exports) and
+    how many billed calls were left out unpriced. With `record` the export is recorded there, so a
+    later export corrects it (`tokenbook.collector.storage.export_log`)."""
     lines = usage_lines(query, database, since=since, until=until, tenant=tenant)
+    fixes = corrections(query, database, since=since, until=until, tenant=tenant)
     unpriced = unpriced_calls(query, database, since=since, until=until, tenant=tenant)
-    return [focus_record(line, billing_account=billing_account) for line in lines], unpriced
+    if record is not None:
+        record_export(record, since=since, until=until, tenant=tenant, lines=[*lines, *fixes])
+    period = month_of(since)
+    rows = [focus_record(line, billing_account=billing_account) for line in lines]
+    rows += [focus_record(line, billing_period=period, billing_account=billing_account) for line in fixes]
+    return rows, unpriced
 
 
 def _totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
@@ -136,12 +147,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             def query(sql: str, params: Mapping[str, Any]) -> Any:
                 return reader.query_readonly(sql, params, max_rows=_MAX_ROWS)
 
+            record = reader if isinstance(reader, Store) and not args.no_record else None
             rows, unpriced = focus_export(
                 query,
                 since=since,
                 until=until,
                 tenant=args.tenant or "",
                 billing_account=args.billing_account,
+                record=record,
             )
         write_rows(rows, args.format, Path(args.output) if args.output else sys.stdout)
     except ValueError as exc:
@@ -153,6 +166,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     total = ", ".join(f"{v:f} {c}" for c, v in sorted(_totals(rows).items())) or "nothing billed"
     where = f" to {args.output}" if args.output else ""
     print(f"tokenbook export: {len(rows):,} FOCUS rows{where}, billed {total}", file=sys.stderr)
+    if record is None and not args.no_record:
+        print(
+            "tokenbook export: not recorded (a running collector owns the store): a later export cannot "
+            "correct this one; stop the collector, or export from the server with --url",
+            file=sys.stderr,
+        )
     if unpriced:
         print(
             f"tokenbook export: {unpriced:,} billed calls have no price and are not in the export (their "

@@ -12,7 +12,8 @@ read, cache write), split further when calls were priced at different unit price
   the book and entry.
 * Unpriced calls have no cost and are left out (`unpriced_calls` counts them); cache hits made no call.
 
-Corrections (``ChargeClass = Correction``) come from `tokenbook.collector.storage.export_log`.
+Corrections (``ChargeClass = Correction``) come from `tokenbook.collector.storage.export_log`, which
+records what each export wrote.
 """
 
 from __future__ import annotations

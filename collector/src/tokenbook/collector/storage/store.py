@@ -24,7 +24,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -457,6 +458,22 @@ class Store:
         block = json.dumps(cols, separators=(",", ":")).encode("ascii")  # any text, escaped
         with self._lock:
             self._insert("quarantine", block, QUARANTINE_COLUMNS, len(entries))
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert `rows` (values in `columns` order) into `table` of the store's database: dates and
+        times as ISO text, Decimal as its exact text, None as NULL (e.g. the FOCUS export record)."""
+        if not rows:
+            return
+
+        def text(v: Any) -> Any:
+            if isinstance(v, datetime | date):
+                return v.isoformat()
+            return f"{v:f}" if isinstance(v, Decimal) else v
+
+        cols = [[text(v) for v in c] for c in zip(*rows, strict=True)]
+        block = json.dumps(cols, separators=(",", ":")).encode("ascii")
+        with self._lock:
+            self._insert(table, block, columns, len(rows))
 
     def replay_quarantine(self) -> tuple[int, int]:
         """Insert every quarantined row again; return (replayed, still refused). A replayed entry is
