@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from tokenbook.cli.output import print_result
-from tokenbook.cli.reports import _fail, _reader
+from tokenbook.cli.reports import _fail, open_reader
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import StoreError
 from tokenbook.genai.decisions import RULES
@@ -25,7 +25,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """`tokenbook explain TRACE_ID|CONTEXT_ID`: every recorded span, billed or not, and why."""
     params = {"id": args.id, "tenant": args.tenant or ""}
     try:
-        with _reader(args) as reader:
+        with open_reader(args) as reader:
             columns, types, rows = reader.query_readonly(
                 render_query("explain_spans.sql", "tokenbook"), params, max_rows=_MAX_ROWS
             )

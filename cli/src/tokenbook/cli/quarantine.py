@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from tokenbook.cli.output import print_result
-from tokenbook.cli.reports import _existing_dir, _reader
+from tokenbook.cli.reports import _existing_dir, open_reader
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.owner import current_owner
 from tokenbook.collector.storage.sqltemplate import render_query
@@ -26,7 +26,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     try:
         if args.action == "list":
             sql = render_query("quarantine_list.sql", "tokenbook")
-            with _reader(args) as reader:
+            with open_reader(args) as reader:
                 columns, types, rows = reader.query_readonly(sql, {"all": args.all}, max_rows=100_000)
             print_result(columns, types, rows, args.format)
             return 0

@@ -129,9 +129,6 @@ def open_reader(args: argparse.Namespace) -> Iterator[_Reader]:
         reader.close()
 
 
-_reader = open_reader  # the name the other command modules import
-
-
 def engine_message(exc: Exception, *, show_query: bool = True) -> str:
     """The engine's error without what the store adds around the query (its SETTINGS, FORMAT).
 
