@@ -128,8 +128,10 @@ class Collector:
         self._connect_thread: threading.Thread | None = None
         # Budgets: calls accepted before the counters are rebuilt, replayed calls of the log.
         self._budget_lock = threading.Lock()
+        self._count_budgets = config.budgets.enabled
         self._budgets_live = False
-        self._budget_buffer: list[CallRow] | None = []
+        self._budget_buffer: list[CallRow] = []
+        self._budget_overflow = False  # more than `_BUDGET_BUFFER` calls: re-read the log instead
         self._replayed: list[CallRow] = []
 
     def start(self) -> None:
@@ -159,8 +161,6 @@ class Collector:
         dedup = self._dedup
         self._warm_from_log(dedup)
         self.budgets = BudgetRuntime(cfg.budgets, self._handle)
-        if not cfg.budgets.enabled:
-            self._budget_buffer = None
         try:
             self._bring_up_store()
         except StoreUnavailable as exc:
@@ -274,7 +274,7 @@ class Collector:
         """Remember the spans of the log's undelivered records; keep their calls for the budgets."""
         assert self.wal is not None
         keys: list[bytes] = []
-        keep = self.config.budgets.enabled
+        keep = self._count_budgets
         for calls, steps in self.wal.pending(decode_rows):
             keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in calls)
             keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in steps)
@@ -325,29 +325,25 @@ class Collector:
         so far; from then on `_observe` counts each accepted call as it comes."""
         assert self.budgets is not None and self.wal is not None
         with self._budget_lock:
-            buffered = self._budget_buffer
-            if buffered is None and self.config.budgets.enabled:  # too many to hold: read the log again
+            if self._budget_overflow:  # too many to hold: every call of the log is unstored
                 pending: list[CallRow] = [c for calls, _ in self.wal.pending(decode_rows) for c in calls]
             else:
-                pending = self._replayed + (buffered or [])
-            self._replayed, self._budget_buffer = [], None
+                pending = self._replayed + self._budget_buffer
+            self._replayed, self._budget_buffer = [], []
             self.budgets.start(store, pending)
             self._budgets_live = True
 
     def _observe(self, calls: Sequence[CallRow]) -> None:
         """The ingest hook: count accepted calls, or hold them until the counters are rebuilt."""
-        if self._budgets_live:
-            assert self.budgets is not None
-            self.budgets.observe(calls)
-            return
-        with self._budget_lock:
-            if not self._budgets_live:
-                if self._budget_buffer is not None:
-                    self._budget_buffer.extend(calls)
-                    if len(self._budget_buffer) > _BUDGET_BUFFER:
-                        self._budget_buffer = None  # the log holds them; re-read at the rebuild
-                return
         assert self.budgets is not None
+        if not self._budgets_live:
+            with self._budget_lock:
+                if not self._budgets_live:
+                    if self._count_budgets and not self._budget_overflow:
+                        self._budget_buffer.extend(calls)
+                        if len(self._budget_buffer) > _BUDGET_BUFFER:
+                            self._budget_overflow, self._budget_buffer = True, []
+                    return
         self.budgets.observe(calls)
 
     def _waiting(self, exc: BaseException) -> None:
