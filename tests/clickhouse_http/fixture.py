@@ -24,8 +24,10 @@ ENV_URL = "TOKENBOOK_TEST_CLICKHOUSE_URL"
 class ClickHouseHTTPProcess:
     """`python -m tests.clickhouse_http.server` as a child process."""
 
-    def __init__(self, data_dir: Path, *, user: str = "default", password: str = "") -> None:
+    def __init__(self, data_dir: Path, *, user: str = "default", password: str = "", port: int = 0) -> None:
+        """`port` 0: any free port (read back from the port file); else that port."""
         self.data_dir = data_dir
+        self.requested_port = port
         self.user, self.password = user, password
         self.port_file = data_dir.parent / f"{data_dir.name}.port"
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
@@ -44,7 +46,7 @@ class ClickHouseHTTPProcess:
             self.proc = subprocess.Popen(
                 [
                     sys.executable, "-m", "tests.clickhouse_http.server",
-                    "--data-dir", str(self.data_dir), "--port", "0",
+                    "--data-dir", str(self.data_dir), "--port", str(self.requested_port),
                     "--port-file", str(self.port_file), "--user", self.user,
                 ],
                 stdout=subprocess.DEVNULL, stderr=log, cwd=REPO, env=env,

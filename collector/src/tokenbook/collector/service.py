@@ -1,11 +1,21 @@
 """The collector process: `tokenbook collector` wires config, store, log, writer, receivers and admin API.
 
-Start order: claim the data directory (one owner per chDB directory), open and migrate the store,
-open the write-ahead log (its undelivered records are replayed by the writer), warm the dedup memory
-from the log and from `Store.recent_span_keys`, start the writer, the receivers, then the admin API (so a
-``/healthz`` answer means the receivers serve); then log ONE structured start line (endpoints,
-store; no secrets). Every ``telemetry.summary_interval`` seconds ONE summary line gives the counters of the
-interval.
+Start order: claim the data directory (one owner per chDB directory), open the write-ahead log (its
+undelivered records are replayed by the writer), warm the dedup memory from the log, then bring up the
+store (`_bring_up_store`: open and migrate it, refresh the aggregates a crash may have left stale, warm
+the dedup memory from `Store.recent_span_keys`, rebuild the budget counters from the ledger and the
+log, start the writer), then start the receivers and the admin API (so a ``/healthz`` answer means the
+receivers serve); then log ONE structured start line (endpoints, store; no secrets). Every
+``telemetry.summary_interval`` seconds ONE summary line gives the counters of the interval.
+
+A ClickHouse server (``storage.clickhouse.url``) that cannot be reached at start does not stop the
+collector: the receivers and the log come up without it, requests are acknowledged into the log as
+during any storage outage, ``/readyz`` answers 503 (``storage unreachable: ...; retrying``), and a
+background thread (`_connect_until_up`) retries bringing up the store with backoff (0.5 s doubling to
+10 s). Once it succeeds the writer drains the log and ``/readyz`` turns 200. Calls accepted meanwhile
+are counted by the budgets when the counters are rebuilt (held in memory up to `_BUDGET_BUFFER` calls,
+re-read from the log beyond that). The embedded store is opened synchronously: a failure to open it
+still fails the start.
 
 Stop order (SIGTERM or SIGINT): stop the receivers (in-flight requests finish), wait for in-flight
 ingests, drain the log into storage (up to ``drain_timeout``; what is left stays in the log for the
@@ -50,6 +60,10 @@ __all__ = ["Collector", "JsonLogFormatter"]
 _log = logging.getLogger("tokenbook.collector")
 _SWITCH_INTERVAL_S = 0.001  # seconds; CPython's default is 0.005
 _DRAIN_TIMEOUT = 30.0
+_CONNECT_BACKOFF_MIN = 0.5  # seconds between attempts to reach the store at start, doubling ...
+_CONNECT_BACKOFF_MAX = 10.0  # ... up to this
+_CONNECT_JOIN_TIMEOUT = 15.0  # an attempt in progress at stop: its connect timeout is 10 s
+_BUDGET_BUFFER = 200_000  # calls held for the budget rebuild while the store is not up
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -71,6 +85,24 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class _StoreHandle:
+    """The store as the admin API and alert delivery see it: the real `Store` once it is up; before,
+    every use raises `StoreUnavailable` with the reason (so a query answers 400 with it)."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.store: Any = None
+        self.reason = "storage is not connected yet"
+
+    def __getattr__(self, name: str) -> Any:
+        store = self.__dict__.get("store")
+        if store is None:
+            from tokenbook.collector.storage.store import StoreUnavailable
+
+            raise StoreUnavailable(self.__dict__.get("reason", "storage is not connected yet"))
+        return getattr(store, name)
+
+
 class Collector:
     """One collector: `start()`, then `stop()`. Not restartable."""
 
@@ -89,13 +121,27 @@ class Collector:
         self.decoders: DecoderPool | None = None
         self.budgets: BudgetRuntime | None = None
         self._owned = False
+        self._handle: Any = _StoreHandle(config.clickhouse.database)  # stands in for a `Store`
+        self._dedup = RecentSpanKeys(config.dedup.max_keys)
+        self._store_problem: str | None = None  # why the store is not up yet (None: up, or not tried)
+        self._up_lock = threading.Lock()  # the store's bring-up vs `stop`
+        self._connect_thread: threading.Thread | None = None
+        # Budgets: calls accepted before the counters are rebuilt, replayed calls of the log.
+        self._budget_lock = threading.Lock()
+        self._count_budgets = config.budgets.enabled
+        self._budgets_live = False
+        self._budget_buffer: list[CallRow] = []
+        self._budget_overflow = False  # more than `_BUDGET_BUFFER` calls: re-read the log instead
+        self._replayed: list[CallRow] = []
 
     def start(self) -> None:
-        """Start in the module's order (store, log, writer, receivers, admin API) and log the start line.
+        """Start in the module's order (log, store, writer, receivers, admin API) and log the start line.
 
-        Raises OSError (a port in use), `StoreError` or `DirectoryOwned`; call `stop` after a failure.
+        Raises OSError (a port in use), `StoreError` (the embedded store cannot be opened, or a server's
+        schema cannot be migrated) or `DirectoryOwned`; call `stop` after a failure. A server that
+        cannot be reached is not an error: the collector starts without it and keeps retrying.
         """
-        from tokenbook.collector.storage.store import Store  # chDB loads only when a collector starts
+        from tokenbook.collector.storage.store import StoreUnavailable
 
         cfg = self.config
         started = time.monotonic()
@@ -103,12 +149,7 @@ class Collector:
         if cfg.clickhouse.url is None:
             owner.claim(data_dir, cfg.admin.endpoint)
             self._owned = True
-        url = cfg.clickhouse.url.reveal() if cfg.clickhouse.url is not None else None
-        self.store = Store.open(url=url, data_dir=data_dir, database=cfg.clickhouse.database)
-        self.store.migrate()
         _preload_insert_path()
-        if cfg.dedup.warm_hours > 0:  # a crash between an insert and its refresh left aggregates stale
-            self.store.refresh_aggregates(since=datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours))
         self.wal = WriteAheadLog(
             cfg.spool.dir,
             max_bytes=cfg.spool.max_bytes,
@@ -117,16 +158,18 @@ class Collector:
         )
         replay_bytes = self.wal.open()
         self.metrics.spooled_bytes = lambda: self.wal.pending_bytes if self.wal is not None else 0
-        dedup = RecentSpanKeys(cfg.dedup.max_keys)
-        warmed = self._warm(dedup)
-        # Before the writer and the receivers: counters from the ledger + the log's unstored calls.
-        self.budgets = BudgetRuntime(cfg.budgets, self.store)
-        self.budgets.start(self.store, (c for calls, _ in self.wal.pending(decode_rows) for c in calls))
-        self.store.on_decisions = self._on_decisions
-        self.writer = LedgerWriter(
-            self.wal, self.store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
-        )
-        self.writer.start()
+        dedup = self._dedup
+        self._warm_from_log(dedup)
+        self.budgets = BudgetRuntime(cfg.budgets, self._handle)
+        try:
+            self._bring_up_store()
+        except StoreUnavailable as exc:
+            if cfg.clickhouse.url is None:
+                raise  # the embedded store is a directory: retrying does not help
+            self._waiting(exc)
+            self._connect_thread = threading.Thread(
+                target=self._connect_until_up, name="tokenbook-store-connect", daemon=True
+            )
         self.builder = builder = RowBuilder(
             PriceCatalog(cfg.pricing_overrides),
             extra_keys=cfg.extra_attribution_keys,
@@ -136,7 +179,6 @@ class Collector:
                 cfg.limits.max_tokens_per_call, cfg.limits.max_span_age, cfg.limits.max_span_future
             ),
         )
-        writer = self.writer
         keys = replace(
             pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content), limits=cfg.limits.attributes
         )
@@ -149,8 +191,8 @@ class Collector:
             self.wal,
             self.metrics,
             max_inflight_spans=cfg.max_inflight_spans,
-            storage_up=lambda: writer.storage_up,
-            on_calls=self.budgets.observe,
+            storage_up=self._storage_up,
+            on_calls=self._observe,
             rate_limiter=cfg.limits.rate_limiter(),
         )
         self.grpc = GrpcReceiver(
@@ -173,7 +215,7 @@ class Collector:
         self.http.start()
         self.admin = AdminServer(
             cfg.admin,
-            self.store,
+            self._handle,
             self.metrics,
             ready=self._ready,
             budgets=self.budgets,
@@ -182,6 +224,8 @@ class Collector:
             reprice=self._reprice,
         )
         self.admin.start()  # last: once /healthz answers, the receivers serve
+        if self._connect_thread is not None:
+            self._connect_thread.start()
         # Start-up objects (catalog, protobuf descriptors, chDB bindings) never die: keep them out of
         # every collection; and collect the young generation per ~50k allocations instead of 700
         # (the hot path allocates no reference cycles), which saves ~25% CPU at full load.
@@ -204,7 +248,8 @@ class Collector:
                     "store": cfg.clickhouse.describe(),
                     "spool": str(cfg.spool.dir),
                     "replay_bytes": replay_bytes,
-                    "dedup_warm_keys": warmed,
+                    "storage": "waiting" if self._store_problem is not None else "connected",
+                    "dedup_warm_keys": len(dedup),
                     "content": cfg.privacy.content,
                     "decode_processes": cfg.decode_processes,
                     "auth": f"{len(cfg.auth)} tokens" if cfg.auth is not None else "off",
@@ -225,23 +270,120 @@ class Collector:
         if self.budgets is not None:
             self.budgets.apply_decisions(changes)
 
-    def _warm(self, dedup: RecentSpanKeys) -> int:
+    def _warm_from_log(self, dedup: RecentSpanKeys) -> None:
+        """Remember the spans of the log's undelivered records; keep their calls for the budgets."""
         assert self.wal is not None
         keys: list[bytes] = []
-        if self.config.dedup.warm_hours > 0:
-            hours = self.config.dedup.warm_hours
-            keys.extend(span_key(n, t, s) for n, t, s in self.store.recent_span_keys(hours))
+        keep = self._count_budgets
         for calls, steps in self.wal.pending(decode_rows):
             keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in calls)
             keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in steps)
+            if keep:
+                self._replayed.extend(calls)
         dedup.remember(keys)
-        return len(dedup)
+
+    def _bring_up_store(self) -> None:
+        """Open and migrate the store, then everything that needs it at start, then start the writer.
+
+        Raises `StoreError` (`StoreUnavailable` when the store cannot be reached); nothing is kept then.
+        Returns without starting anything when the collector is stopping.
+        """
+        from tokenbook.collector.storage.store import Store  # chDB loads only when a collector starts
+
+        assert self.wal is not None and self.budgets is not None
+        cfg = self.config
+        url = cfg.clickhouse.url.reveal() if cfg.clickhouse.url is not None else None
+        data_dir = cfg.clickhouse.data_dir.resolve()
+        store = Store.open(url=url, data_dir=data_dir, database=cfg.clickhouse.database)
+        try:
+            store.migrate()
+            if cfg.dedup.warm_hours > 0:
+                # A crash between an insert and its refresh left aggregates stale; this also runs the
+                # decision pass over the calls of that window.
+                store.refresh_aggregates(since=datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours))
+                keys = store.recent_span_keys(cfg.dedup.warm_hours)
+                self._dedup.remember([span_key(n, t, s) for n, t, s in keys])
+            with self._up_lock:
+                if self._stopped.is_set():
+                    store.close()
+                    return
+                self._start_budgets(store)
+                store.on_decisions = self._on_decisions
+                self.writer = LedgerWriter(
+                    self.wal, store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
+                )
+                self.store = self._handle.store = store
+                self._store_problem = None
+                self.writer.start()
+        except BaseException:
+            if self.store is not store:
+                store.close()
+            raise
+
+    def _start_budgets(self, store: Any) -> None:
+        """Rebuild the budget counters from the ledger, the log's replayed calls and the calls accepted
+        so far; from then on `_observe` counts each accepted call as it comes."""
+        assert self.budgets is not None and self.wal is not None
+        with self._budget_lock:
+            if self._budget_overflow:  # too many to hold: every call of the log is unstored
+                pending: list[CallRow] = [c for calls, _ in self.wal.pending(decode_rows) for c in calls]
+            else:
+                pending = self._replayed + self._budget_buffer
+            self._replayed, self._budget_buffer = [], []
+            self.budgets.start(store, pending)
+            self._budgets_live = True
+
+    def _observe(self, calls: Sequence[CallRow]) -> None:
+        """The ingest hook: count accepted calls, or hold them until the counters are rebuilt."""
+        assert self.budgets is not None
+        if not self._budgets_live:
+            with self._budget_lock:
+                if not self._budgets_live:
+                    if self._count_budgets and not self._budget_overflow:
+                        self._budget_buffer.extend(calls)
+                        if len(self._budget_buffer) > _BUDGET_BUFFER:
+                            self._budget_overflow, self._budget_buffer = True, []
+                    return
+        self.budgets.observe(calls)
+
+    def _waiting(self, exc: BaseException) -> None:
+        """Record why the store is not up (for ``/readyz`` and the admin API) and log it."""
+        from tokenbook.collector.storage.store import StoreUnavailable
+
+        what = "storage unreachable" if isinstance(exc, StoreUnavailable) else "storage not ready"
+        self._store_problem = self._handle.reason = f"{what}: {exc}; retrying"
+        _log.warning(
+            "storage is not up; requests are acknowledged into the write-ahead log meanwhile",
+            extra={"fields": {"store": self.config.clickhouse.describe(), "reason": self._store_problem}},
+        )
+
+    def _connect_until_up(self) -> None:
+        """Retry `_bring_up_store` with backoff until it succeeds or the collector stops."""
+        delay = _CONNECT_BACKOFF_MIN
+        while not self._stopped.wait(delay):
+            try:
+                self._bring_up_store()
+            except Exception as exc:  # noqa: BLE001 - any failure is retried; the reason is in /readyz
+                self._waiting(exc)
+                delay = min(delay * 2, _CONNECT_BACKOFF_MAX)
+                continue
+            if self.store is not None:
+                _log.info(
+                    "storage is up; draining the write-ahead log",
+                    extra={"fields": {"store": self.config.clickhouse.describe(),
+                                      "spooled_bytes": self.wal.pending_bytes if self.wal else 0}},
+                )  # fmt: skip
+            return
+
+    def _storage_up(self) -> bool:
+        writer = self.writer
+        return writer is not None and writer.storage_up
 
     def _reprice(self, since: datetime, until: datetime, model: str) -> RepriceResult:
         """Reload `pricing.overrides` (new calls are priced with it from now on); re-price stored calls."""
         catalog = PriceCatalog(self.config.pricing_overrides)
         self.builder.catalog = catalog
-        result = reprice(self.store, catalog, since=since, until=until, model=model)
+        result = reprice(self._handle, catalog, since=since, until=until, model=model)
         _log.info(
             "re-priced stored calls",
             extra={"fields": {"since": since.isoformat(), "until": until.isoformat(), "model": model,
@@ -252,6 +394,8 @@ class Collector:
     def _ready(self) -> tuple[bool, str]:
         if self._stopped.is_set():
             return False, "shutting down"
+        if self._store_problem is not None:
+            return False, self._store_problem
         if self.writer is None or not self.writer.storage_up:
             return False, "storage unavailable: requests are spooled to the write-ahead log"
         return True, "ready"
@@ -277,7 +421,10 @@ class Collector:
 
     def stop(self, drain_timeout: float = _DRAIN_TIMEOUT) -> None:
         """Drain and shut down; safe to call once after `start` (also after a partial start)."""
-        self._stopped.set()
+        with self._up_lock:  # a store brought up from now on is closed, not used
+            self._stopped.set()
+        if self._connect_thread is not None and self._connect_thread.is_alive():
+            self._connect_thread.join(_CONNECT_JOIN_TIMEOUT)
         if self.grpc is not None:
             self.grpc.stop(grace=5.0)
         if self.http is not None:
@@ -286,7 +433,10 @@ class Collector:
             self.ingestor.wait_idle(timeout=10.0)
         if self.decoders is not None:
             self.decoders.stop()
-        drained = self.writer.stop(drain_timeout) if self.writer is not None else True
+        if self.writer is not None:
+            drained = self.writer.stop(drain_timeout)
+        else:
+            drained = self.wal is None or self.wal.pending_bytes == 0
         if self.budgets is not None:
             self.budgets.stop()
         if self.admin is not None:
