@@ -2,8 +2,10 @@
 
 Start order: claim the data directory (one owner per chDB directory), open and migrate the store,
 open the write-ahead log (its undelivered records are replayed by the writer), warm the dedup memory
-from the log and from `Store.recent_span_keys`, start the writer, the receivers, then the admin API (so a
-``/healthz`` answer means the receivers serve); then log ONE structured start line (endpoints,
+from the log and from `Store.recent_span_key_bytes` (at most ``dedup.max_keys``), start the writer, the
+receivers, then the admin API (so a ``/healthz`` answer means the receivers serve); then recompute in
+the background the aggregates of what was ingested after the refresh watermark (a crash between an
+insert and its refresh; nothing after a clean stop), and log ONE structured start line (endpoints,
 store; no secrets). Every ``telemetry.summary_interval`` seconds ONE summary line gives the counters of the
 interval.
 
@@ -50,6 +52,7 @@ __all__ = ["Collector", "JsonLogFormatter"]
 _log = logging.getLogger("tokenbook.collector")
 _SWITCH_INTERVAL_S = 0.001  # seconds; CPython's default is 0.005
 _DRAIN_TIMEOUT = 30.0
+_WATERMARK_FILE = "refresh-watermark.json"  # in the data directory (Store.track_refresh)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -107,8 +110,14 @@ class Collector:
         self.store = Store.open(url=url, data_dir=data_dir, database=cfg.clickhouse.database)
         self.store.migrate()
         _preload_insert_path()
-        if cfg.dedup.warm_hours > 0:  # a crash between an insert and its refresh left aggregates stale
-            self.store.refresh_aggregates(since=datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours))
+        # A crash between an insert and its refresh left aggregates stale: recompute what was ingested
+        # after the refresh watermark (nothing after a clean stop), once the receivers are up.
+        refreshed = self.store.track_refresh(data_dir / _WATERMARK_FILE)
+        recover_since: datetime | None = None
+        if cfg.dedup.warm_hours > 0:
+            recover_since = datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours)
+            if refreshed is not None:
+                recover_since = max(recover_since, refreshed)
         self.wal = WriteAheadLog(
             cfg.spool.dir,
             max_bytes=cfg.spool.max_bytes,
@@ -182,6 +191,10 @@ class Collector:
             reprice=self._reprice,
         )
         self.admin.start()  # last: once /healthz answers, the receivers serve
+        if recover_since is not None:
+            threading.Thread(
+                target=self._recover, args=(recover_since,), name="tokenbook-recover", daemon=True
+            ).start()
         # Start-up objects (catalog, protobuf descriptors, chDB bindings) never die: keep them out of
         # every collection; and collect the young generation per ~50k allocations instead of 700
         # (the hot path allocates no reference cycles), which saves ~25% CPU at full load.
@@ -225,12 +238,22 @@ class Collector:
         if self.budgets is not None:
             self.budgets.apply_decisions(changes)
 
+    def _recover(self, since: datetime) -> None:
+        """Recompute the aggregates of rows ingested since `since`, retrying until it succeeds."""
+        while not self._stopped.is_set():
+            try:
+                self.store.refresh_aggregates(since=since)
+                return
+            except Exception as exc:  # noqa: BLE001 - the store keeps `since` pending; retry
+                _log.error("recomputing aggregates after restart failed (retried): %s", exc)
+            self._stopped.wait(5.0)
+
     def _warm(self, dedup: RecentSpanKeys) -> int:
         assert self.wal is not None
         keys: list[bytes] = []
         if self.config.dedup.warm_hours > 0:
             hours = self.config.dedup.warm_hours
-            keys.extend(span_key(n, t, s) for n, t, s in self.store.recent_span_keys(hours))
+            keys.extend(self.store.recent_span_key_bytes(hours, dedup.max_keys))
         for calls, steps in self.wal.pending(decode_rows):
             keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in calls)
             keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in steps)

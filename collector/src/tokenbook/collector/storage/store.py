@@ -430,10 +430,8 @@ class Store:
         if blocks is None:
             blocks = (encode_block("llm_calls", calls), encode_block("context_steps", steps))
         call_block, step_block = blocks
-        oldest = min(
-            (r.ingested_at for r in (*calls, *steps)),
-            default=None,
-        )
+        times = [c.ingested_at for c in calls] + [s.ingested_at for s in steps]
+        oldest = min(times, default=None)
         with self._lock:
             if oldest is not None:
                 self._note_unrefreshed(oldest)
@@ -572,6 +570,7 @@ class Store:
         if value == self._watermark:
             return
         tmp = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps({"refreshed_until": value.isoformat()}), encoding="utf-8")
         tmp.replace(path)
         self._watermark = value
