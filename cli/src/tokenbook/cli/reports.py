@@ -16,18 +16,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tokenbook.cli.output import format_money, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR
 from tokenbook.collector.storage.owner import current_owner
-from tokenbook.collector.storage.reprice import RepriceResult, price_again, reprice
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import QueryResult, Store, StoreError
-from tokenbook.genai.pricing.catalog import PriceCatalog
-from tokenbook.genai.pricing.overrides import PriceConfigError
+
+if TYPE_CHECKING:  # prices load only for the commands that price (reprice)
+    from tokenbook.collector.storage.reprice import RepriceResult
 
 __all__ = [
     "cmd_report",
@@ -40,11 +40,21 @@ __all__ = [
     "open_reader",
     "parse_params",
     "parse_time",
+    "rollup_window",
 ]
 
 _MAX_ROWS = 100_000  # rows a CLI query may return
 _MAX_REPRICE_ROWS = 10_000_000  # calls a dry run may read
 _CONTEXT_LIMIT = 100  # contexts listed by `report --by context`
+#: `report --by` dimensions answered from an hourly roll-up (+ the ledger for partial hours): the
+#: roll-up each reads without and with --tenant. `user` is in no roll-up: it reads the ledger.
+_ROLLUPS: dict[str, tuple[str, str]] = {
+    "tenant": ("tenant", "tenant"),
+    "model": ("model", "hourly"),
+    "project": ("hourly", "hourly"),
+    "team": ("hourly", "hourly"),
+    "feature": ("hourly", "hourly"),
+}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: What the store appends to every read-only query, as the engine echoes it in its errors.
@@ -82,6 +92,22 @@ def _time_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
     if since >= until:
         raise ValueError(f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})")
     return since, until
+
+
+def _hour_floor(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def rollup_window(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """The whole hours [whole_since, whole_until) of [since, until) that a roll-up answers; the rest
+    of the window comes from the ledger. Without a whole hour: (until, until), all from the ledger."""
+    whole_since = _hour_floor(since)
+    if whole_since < since:
+        whole_since += timedelta(hours=1)
+    whole_until = _hour_floor(until)
+    if whole_since >= whole_until:
+        return until, until
+    return whole_since, whole_until
 
 
 def _existing_dir(args: argparse.Namespace) -> Path:
@@ -224,6 +250,15 @@ def cmd_report(args: argparse.Namespace) -> int:
             if args.by == "context":
                 name = "report_contexts.sql"
                 params["limit"] = _CONTEXT_LIMIT
+            elif args.by in _ROLLUPS:
+                name = "report_rollup.sql"
+                whole_since, whole_until = rollup_window(since, until)
+                params |= {
+                    "by": args.by,
+                    "source": _ROLLUPS[args.by][1 if tenant else 0],
+                    "whole_since": whole_since,
+                    "whole_until": whole_until,
+                }
             else:
                 name = "report_by.sql"
                 params["by"] = args.by
@@ -238,7 +273,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     except StoreError as exc:
         return _fail("report", exc, show_query=False)
-    if name == "report_by.sql":
+    if name in ("report_by.sql", "report_rollup.sql"):
         columns = [args.by if c == "key" else c for c in columns]
     if args.context and not rows:
         print(f"tokenbook report: no calls recorded for context {args.context!r}", file=sys.stderr)
@@ -267,6 +302,9 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace, since: datetime, until: datetime) -> RepriceResult:
     """What re-pricing with the catalog plus `--overrides` would change; reads, never writes."""
+    from tokenbook.collector.storage.reprice import price_again
+    from tokenbook.genai.pricing.catalog import PriceCatalog
+
     catalog = PriceCatalog(args.overrides)
     params = {"since": since, "until": until, "model": args.model or ""}
     with open_reader(args) as reader:
@@ -284,6 +322,10 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     reloads its own `pricing.overrides` first, so new and stored calls get the same prices.
     `--dry-run` prices with the catalog plus `--overrides` here and writes nothing, wherever it reads.
     """
+    from tokenbook.collector.storage.reprice import reprice
+    from tokenbook.genai.pricing.catalog import PriceCatalog
+    from tokenbook.genai.pricing.overrides import PriceConfigError
+
     try:
         since, until = _time_range(args)
         if args.overrides:

@@ -2,10 +2,12 @@
 
 Start order: claim the data directory (one owner per chDB directory), open the write-ahead log (its
 undelivered records are replayed by the writer), warm the dedup memory from the log, then bring up the
-store (`_bring_up_store`: open and migrate it, refresh the aggregates a crash may have left stale, warm
-the dedup memory from `Store.recent_span_keys`, rebuild the budget counters from the ledger and the
-log, start the writer), then start the receivers and the admin API (so a ``/healthz`` answer means the
-receivers serve); then log ONE structured start line (endpoints, store; no secrets). Every
+store (`_bring_up_store`: open and migrate it, warm the dedup memory from
+`Store.recent_span_key_bytes` (at most ``dedup.max_keys``), rebuild the budget counters from the
+ledger and the log, start the writer, and recompute in the background the aggregates of what was
+ingested after the refresh watermark: a crash between an insert and its refresh; nothing after a
+clean stop), then start the receivers and the admin API (so a ``/healthz`` answer means the receivers
+serve); then log ONE structured start line (endpoints, store; no secrets). Every
 ``telemetry.summary_interval`` seconds ONE summary line gives the counters of the interval.
 
 A ClickHouse server (``storage.clickhouse.url``) that cannot be reached at start does not stop the
@@ -64,6 +66,7 @@ _CONNECT_BACKOFF_MIN = 0.5  # seconds between attempts to reach the store at sta
 _CONNECT_BACKOFF_MAX = 10.0  # ... up to this
 _CONNECT_JOIN_TIMEOUT = 15.0  # an attempt in progress at stop: its connect timeout is 10 s
 _BUDGET_BUFFER = 200_000  # calls held for the budget rebuild while the store is not up
+_WATERMARK_FILE = "refresh-watermark.json"  # in the data directory (Store.track_refresh)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -270,6 +273,16 @@ class Collector:
         if self.budgets is not None:
             self.budgets.apply_decisions(changes)
 
+    def _recover(self, store: Any, since: datetime) -> None:
+        """Recompute the aggregates of rows ingested since `since`, retrying until it succeeds."""
+        while not self._stopped.is_set():
+            try:
+                store.refresh_aggregates(since=since)
+                return
+            except Exception as exc:  # noqa: BLE001 - the store keeps `since` pending; retry
+                _log.error("recomputing aggregates after restart failed (retried): %s", exc)
+            self._stopped.wait(5.0)
+
     def _warm_from_log(self, dedup: RecentSpanKeys) -> None:
         """Remember the spans of the log's undelivered records; keep their calls for the budgets."""
         assert self.wal is not None
@@ -297,12 +310,16 @@ class Collector:
         store = Store.open(url=url, data_dir=data_dir, database=cfg.clickhouse.database)
         try:
             store.migrate()
+            # A crash between an insert and its refresh left aggregates stale: recompute (in the
+            # background, with the decision pass) what was ingested after the refresh watermark;
+            # nothing after a clean stop.
+            refreshed = store.track_refresh(data_dir / _WATERMARK_FILE)
+            recover_since: datetime | None = None
             if cfg.dedup.warm_hours > 0:
-                # A crash between an insert and its refresh left aggregates stale; this also runs the
-                # decision pass over the calls of that window.
-                store.refresh_aggregates(since=datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours))
-                keys = store.recent_span_keys(cfg.dedup.warm_hours)
-                self._dedup.remember([span_key(n, t, s) for n, t, s in keys])
+                recover_since = datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours)
+                if refreshed is not None:
+                    recover_since = max(recover_since, refreshed)
+                self._dedup.remember(store.recent_span_key_bytes(cfg.dedup.warm_hours, self._dedup.max_keys))
             with self._up_lock:
                 if self._stopped.is_set():
                     store.close()
@@ -315,6 +332,13 @@ class Collector:
                 self.store = self._handle.store = store
                 self._store_problem = None
                 self.writer.start()
+                if recover_since is not None:
+                    threading.Thread(
+                        target=self._recover,
+                        args=(store, recover_since),
+                        name="tokenbook-recover",
+                        daemon=True,
+                    ).start()
         except BaseException:
             if self.store is not store:
                 store.close()

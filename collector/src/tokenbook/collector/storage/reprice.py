@@ -16,14 +16,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import Store
 from tokenbook.genai.billing import STATUS_CACHE_HIT
-from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.usage import Usage
+
+if TYPE_CHECKING:  # the catalog (and its price data) loads only where prices are computed
+    from tokenbook.genai.pricing.catalog import PriceCatalog
 
 __all__ = ["REPRICE_PATH", "RepriceResult", "price_again", "reprice"]
 

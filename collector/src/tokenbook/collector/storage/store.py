@@ -37,7 +37,7 @@ from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallR
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.storage.migrate import apply_migrations
 from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, decode_block, encode_block
-from tokenbook.collector.storage.sqltemplate import SchemaTarget, render_query
+from tokenbook.collector.storage.sqltemplate import SchemaTarget, load_sql, render, render_query
 from tokenbook.collector.storage.tenancy import tenant_filters
 
 if TYPE_CHECKING:
@@ -130,6 +130,13 @@ class Store:
         self._touched_contexts: set[tuple[str, str]] = set()
         self._touched_hours: set[tuple[str, datetime]] = set()
         self._touched_decisions = DecisionKeys()
+        #: The oldest ``ingested_at`` of the rows written since the last complete refresh.
+        self._unrefreshed_since: datetime | None = None
+        #: Keys of rows ingested since this time are recomputed at the next refresh (restart recovery).
+        self._recover_since: datetime | None = None
+        #: Where the refresh watermark is kept (`track_refresh`), and its persisted value.
+        self._watermark_path: Path | None = None
+        self._watermark: datetime | None = None
         #: Called with the rows a decision pass changed (before -> after), after they are written:
         #: the budget evaluator moves its counters by them. Set by the collector.
         self.on_decisions: Callable[[Sequence[DecisionChange]], None] | None = None
@@ -238,6 +245,8 @@ class Store:
         with self._lock:
             applied = apply_migrations(self, SchemaTarget(database=self.database, cluster=cluster))
             self._use_database()
+            if "050_query_paths.sql" in applied:
+                self.rebuild_rollups()
         if applied:
             _log.info("store %s: applied migrations %s", self.description, ", ".join(applied))
         return applied
@@ -421,7 +430,11 @@ class Store:
         if blocks is None:
             blocks = (encode_block("llm_calls", calls), encode_block("context_steps", steps))
         call_block, step_block = blocks
+        times = [c.ingested_at for c in calls] + [s.ingested_at for s in steps]
+        oldest = min(times, default=None)
         with self._lock:
+            if oldest is not None:
+                self._note_unrefreshed(oldest)
             if call_block:
                 self._insert("llm_calls", call_block, CALL_COLUMNS, len(calls))
             if step_block:
@@ -502,17 +515,23 @@ class Store:
         return replayed, refused
 
     def refresh_aggregates(self, *, since: datetime | None = None, hourly: bool = True) -> int:
-        """Recompute `context_costs` and `cost_hourly` for every key touched since the last refresh.
+        """Recompute `context_costs` and the hourly roll-ups (`cost_hourly`, then `tenant_hourly` and
+        `model_hourly` from it) for every key touched since the last refresh.
 
         With `since`, also every key of rows ingested at or after `since` (recovery after a crash
-        between a write and its refresh). With ``hourly=False`` only `context_costs` is recomputed and
-        the touched hours stay pending for a later call (the writer refreshes the hourly roll-up less
-        often: each of its refreshes rescans whole hours). Returns the number of keys recomputed. On
-        failure the keys stay pending and the next call retries them.
+        between a write and its refresh; kept for the next call if this one fails). With
+        ``hourly=False`` only `context_costs` is recomputed and the touched hours stay pending for a
+        later call (the writer refreshes the hourly roll-ups less often: each of its refreshes rescans
+        whole hours). Returns the number of keys recomputed. On failure the keys stay pending and the
+        next call retries them. When nothing is left pending, the refresh watermark (`track_refresh`)
+        moves to now.
         """
         with self._lock:
-            if since is not None:
-                self._touch_ingested_since(since)
+            if since is not None and (self._recover_since is None or since < self._recover_since):
+                self._recover_since = since
+            if self._recover_since is not None:
+                self._touch_ingested_since(self._recover_since)
+                self._recover_since = None
             self.decide()
             contexts, self._touched_contexts = self._touched_contexts, set()
             hours: set[tuple[str, datetime]] = set()
@@ -525,7 +544,52 @@ class Store:
                 self._touched_contexts |= contexts
                 self._touched_hours |= hours
                 raise
+            if not (self._touched_contexts or self._touched_hours or self._touched_decisions):
+                self._unrefreshed_since = None
+                self._persist_watermark(datetime.now(UTC))
         return len(contexts) + len(hours)
+
+    def track_refresh(self, path: Path) -> datetime | None:
+        """Keep the refresh watermark in the file `path` and return the one found there (None: none).
+
+        The watermark W is a time such that every ledger row ingested before W that this store wrote
+        has its aggregates recomputed: after a crash, `refresh_aggregates(since=W)` recomputes all
+        that may be stale, and after a clean stop (everything refreshed) nothing. It moves to now when
+        a refresh leaves nothing pending, and back, before the insert, to the oldest ``ingested_at``
+        of a write that is older than it (rows can wait in the write-ahead log).
+        """
+        with self._lock:
+            self._watermark_path = path
+            try:
+                text = path.read_text(encoding="utf-8")
+                self._watermark = datetime.fromisoformat(json.loads(text)["refreshed_until"])
+            except FileNotFoundError:
+                self._watermark = None
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                _log.warning("ignoring unreadable refresh watermark %s: %s", path, exc)
+                self._watermark = None
+            return self._watermark
+
+    def _note_unrefreshed(self, oldest: datetime) -> None:
+        """Rows ingested at `oldest` or later are about to be written: lower the watermark first."""
+        if self._unrefreshed_since is None or oldest < self._unrefreshed_since:
+            self._unrefreshed_since = oldest
+        if self._watermark_path is not None and (self._watermark is None or oldest < self._watermark):
+            self._persist_watermark(oldest)
+
+    def _persist_watermark(self, value: datetime) -> None:
+        path = self._watermark_path
+        if path is None:
+            return
+        if self._unrefreshed_since is not None and self._unrefreshed_since < value:
+            value = self._unrefreshed_since
+        if value == self._watermark:
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"refreshed_until": value.isoformat()}), encoding="utf-8")
+        tmp.replace(path)
+        self._watermark = value
 
     def decide(self) -> list[DecisionChange]:
         """Run the decision pass over the candidates touched since the last one (`storage.decisions`),
@@ -570,6 +634,9 @@ class Store:
 
     def _refresh_hours(self, keys: list[tuple[str, datetime]]) -> None:
         sql = render_query("refresh_cost_hourly.sql", self.database)
+        by_tenant = render_query("refresh_tenant_hourly.sql", self.database)
+        by_model = render_query("refresh_model_hourly.sql", self.database)
+        hour_tenants = render_query("hour_tenants.sql", self.database)
         for chunk in _month_chunks(keys, self._refresh_chunk):
             tenants, hours = sorted({t for t, _ in chunk}), sorted({h for _, h in chunk})
             params = {
@@ -579,6 +646,41 @@ class Store:
                 "until": hours[-1] + timedelta(hours=1),
             }
             self.command(sql, params)
+            self.command(by_tenant, {"tenants": tenants, "hours": hours})
+            _, _, rows = self.query(hour_tenants, {"hours": hours})
+            self.command(by_model, {"tenants": sorted(r[0] for r in rows), "hours": hours})
+
+    def rebuild_rollups(self) -> None:
+        """Fill `tenant_hourly` and `model_hourly` from the whole of `cost_hourly` (after migration 050
+        on a store with data; harmless to repeat: each group's row is replaced)."""
+        with self._lock:
+            for statement in render(load_sql("backfill_rollups.sql"), SchemaTarget(database=self.database)):
+                self.command(statement)
+
+    def recent_span_key_bytes(self, hours: float, limit: int) -> list[bytes]:
+        """Dedup keys (`ingest.dedup.span_key`) of the newest `limit` calls and steps ingested in the
+        last `hours`, oldest first: the dedup warm-up. Streamed as RowBinary (a length-prefixed string
+        per key); memory is bounded by `limit`, whatever the traffic of those hours."""
+        from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        sql = render_query("recent_span_key_bytes.sql", self.database)
+        keys: list[bytes] = []
+        rest = b""
+        with self._lock:
+            try:
+                stream = self._client.raw_stream(
+                    sql, parameters={"since": since, "limit": limit}, fmt="RowBinary"
+                )
+                for piece in stream:
+                    rest = _split_row_binary(rest + piece if rest else bytes(piece), keys)
+            except OperationalError as exc:
+                raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
+            except ClickHouseError as exc:
+                raise StoreError(self._scrub(str(exc))) from None
+        if rest:
+            raise StoreError("recent span keys: truncated RowBinary stream")
+        return keys
 
     def recent_span_keys(self, hours: float) -> set[tuple[str, str, str]]:
         """(tenant_id, trace_id, span_id) of calls and steps ingested in the last `hours`: dedup warm-up."""
@@ -620,6 +722,28 @@ def _month_chunks(keys: list[tuple[str, datetime]], size: int) -> Iterable[list[
         months.add(month)
     if chunk:
         yield chunk
+
+
+def _split_row_binary(buf: bytes, out: list[bytes]) -> bytes:
+    """Append the complete RowBinary strings of `buf` to `out`; return the incomplete tail."""
+    i, n = 0, len(buf)
+    while i < n:
+        start = i
+        length = shift = 0
+        while True:
+            if i >= n:
+                return buf[start:]
+            byte = buf[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        if i + length > n:
+            return buf[start:]
+        out.append(buf[i : i + length])
+        i += length
+    return b""
 
 
 def _chunks(keys: list[Any], size: int) -> Iterable[list[Any]]:

@@ -1,0 +1,111 @@
+"""Collector restart on a store with millions of recently ingested rows: time to ``/readyz`` and peak RSS.
+
+`python bench/restart.py [--rows 5000000] [--max-keys 1000000] [--out bench/results/restart.json]`
+
+Builds an embedded store whose `--rows` calls were all ingested in the last 24 hours (the synthetic
+ledger of `bench/query_latency.py`), then starts ``tokenbook collector`` on it (a child process) for
+each case and records the seconds until ``/readyz`` answers 200 and the process's peak RSS (VmHWM)
+10 s after that (the background recomputation included):
+
+* ``clean``: the refresh watermark says everything is refreshed (as a clean stop leaves it);
+* ``unclean``: the watermark is 5 minutes old (a crash 5 minutes after the last complete refresh);
+* ``no_watermark``: no watermark (the first start after upgrading): recomputes what was ingested in
+  the last ``dedup.warm_hours``, in the background.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from query_latency import build_ledger  # noqa: E402
+
+from tests.collector.collector_process import CollectorProcess  # noqa: E402
+from tokenbook.collector.storage.store import Store  # noqa: E402
+
+RESULT = HERE / "results" / "restart.json"
+WATERMARK = "refresh-watermark.json"
+
+
+def _status(pid: int) -> dict[str, float]:
+    text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(("VmHWM:", "VmRSS:")):
+            out[line.split(":")[0]] = round(int(line.split()[1]) / 1024, 1)
+    return out
+
+
+def _case(data_dir: Path, watermark: datetime | None, max_keys: int) -> dict[str, Any]:
+    path = data_dir / WATERMARK
+    if watermark is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(json.dumps({"refreshed_until": watermark.isoformat()}), encoding="utf-8")
+    collector = CollectorProcess(data_dir, dedup={"max_keys": max_keys})
+    started = time.perf_counter()
+    collector.start(timeout=600)
+    ready_s = time.perf_counter() - started
+    assert collector.proc is not None
+    at_ready = _status(collector.proc.pid)
+    time.sleep(10)
+    later = _status(collector.proc.pid)
+    lines = [line for line in collector.log_lines() if line.get("msg") == "collector started"]
+    collector.stop()
+    return {
+        "ready_s": round(ready_s, 2),
+        "peak_rss_mib_at_ready": at_ready["VmHWM"],
+        "peak_rss_mib_10s_later": later["VmHWM"],
+        "dedup_warm_keys": lines[-1].get("dedup_warm_keys") if lines else None,
+        "startup_s_logged": lines[-1].get("startup_s") if lines else None,
+    }
+
+
+def main() -> dict[str, Any]:
+    """Build the store, restart the collector in each case, write the JSON result."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--max-keys", type=int, default=1_000_000)
+    ap.add_argument("--out", type=Path, default=RESULT)
+    args = ap.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="tb-restart-") as tmp:
+        data_dir = Path(tmp) / "store"
+        store = Store.open(data_dir=data_dir)
+        store.migrate()
+        build_s = build_ledger(store, args.rows, days=0.99, ingested="ts")
+        store.close()
+        now = datetime.now(UTC)
+        results["clean"] = _case(data_dir, now, args.max_keys)
+        print(results, flush=True)
+        results["unclean"] = _case(data_dir, now - timedelta(minutes=5), args.max_keys)
+        print(results, flush=True)
+        results["no_watermark"] = _case(data_dir, None, args.max_keys)
+        print(results, flush=True)
+    doc = {
+        "command": f"python bench/restart.py --rows {args.rows} --max-keys {args.max_keys}",
+        "rows_ingested_last_24h": args.rows,
+        "dedup_max_keys": args.max_keys,
+        "build_s": round(build_s, 1),
+        "cases": results,
+        "cpus": os.cpu_count(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(doc, indent=2))
+    return doc
+
+
+if __name__ == "__main__":
+    main()
