@@ -203,3 +203,17 @@ def test_calls_without_content_have_no_composition() -> None:
 
     (call,) = _rows(build).calls
     assert set(_prompt_parts(call).values()) == {None} and call.prompt_estimated is None
+
+
+def test_context_saturation_from_the_catalog_window_and_null_when_unknown() -> None:
+    def build(tracer) -> None:
+        with tracer.start_as_current_span("chat", attributes={**CHAT, "gen_ai.usage.input_tokens": 96000}):
+            pass
+        with tracer.start_as_current_span(
+            "chat", attributes={**CHAT, "gen_ai.request.model": "no-such-model"}
+        ):
+            pass
+
+    known, unknown = sorted(_rows(build).calls, key=lambda c: c.model)
+    assert (known.model, known.context_window, known.context_saturation) == ("gpt-4o", 128000, 0.75)
+    assert (unknown.context_window, unknown.context_saturation) == (None, None)

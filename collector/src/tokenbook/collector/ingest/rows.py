@@ -32,6 +32,8 @@ Rules, per span (`RowBuilder.build`):
   measured here, with the model's tokenizer when one is installed offline, else estimated by share.
   So the content keys that `composition.measure` reads are decoded in every mode (bounded by the
   request size and `composition.MAX_CONTENT_CHARS`), for that measurement only.
+* ``context_window`` is the model's window from the genai-prices catalog and ``context_saturation``
+  the call's input tokens over it; both NULL (never 0) when the window is unknown.
 * Content attributes are never stored in ``drop`` mode (the default): decoded for the measurement
   above, then dropped with the span's record; in ``keep``/``hash`` mode they go to ``tags`` through
   `processor.redaction.Redactor` (hash: salted SHA-256).
@@ -438,6 +440,7 @@ class RowBuilder:
         client_cost = _first(attrs, semconv.CLIENT_COST)
         attempt = _first(attrs, semconv.RESEND_COUNTS)
         prompt = _composition(attrs, usage.input_tokens, model) if kind == KIND_MODEL else None
+        window = self.catalog.context_window(provider, model) if kind == KIND_MODEL else None
         return build(CallRow, (
             start, *ids, wf_name, wf_id,
             tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant),
@@ -451,6 +454,7 @@ class RowBuilder:
             _text(attrs, semconv.RESPONSE_ID), r.scope_name, r.scope_version,
             r.service_instance or r.service_name, kind, profile.name, quote_status, rule, "", "",
             *(_NO_PROMPT if prompt is None else (*prompt.tokens, prompt.estimated)),
+            window, None if window is None else round(usage.input_tokens / window, 6),
         ))  # fmt: skip
 
     def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:

@@ -76,6 +76,9 @@ class CallRow(NamedTuple):
     prompt_tool_definition_tokens: int | None = None
     prompt_overhead_tokens: int | None = None  # what the content does not account for (counted only)
     prompt_estimated: bool | None = None  # apportioned by share of the text (true) or counted (false)
+    # -- context-window saturation (migration 081): NULL when the model's window is unknown, never 0
+    context_window: int | None = None  # the model's context window in tokens (genai-prices catalog)
+    context_saturation: float | None = None  # input_tokens / context_window, rounded to 6 decimals
 
 
 class StepRow(NamedTuple):
