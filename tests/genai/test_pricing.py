@@ -339,3 +339,12 @@ def test_catalog_quote_follows_price_periods_and_overrides():
         "cache_hit",
         "cache hit: no model call",
     )
+
+
+def test_context_window_is_the_catalogs_or_none() -> None:
+    from tokenbook.genai.pricing.catalog import PriceCatalog as _Catalog
+
+    catalog = _Catalog()
+    assert catalog.context_window("openai", "gpt-4o") == 128000
+    assert catalog.context_window("openai", "no-such-model") is None
+    assert catalog.context_window("openai", "") is None

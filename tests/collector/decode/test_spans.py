@@ -36,7 +36,7 @@ def _spans():
                 "gen_ai.request.model": "gpt-4o",
                 "gen_ai.usage.input_tokens": 120,
                 "gen_ai.usage.output_tokens": "40",
-                "gen_ai.prompt": "my secret prompt",
+                "gen_ai.completion": "my secret answer",  # output content: never decoded under drop
                 "http.url": "https://api.openai.com",
                 "tenant.id": "globex",
             },
@@ -72,7 +72,7 @@ def test_protobuf_keeps_only_needed_keys_and_raw_ids() -> None:
 def test_content_is_decoded_only_when_configured() -> None:
     body = encode_spans(_spans()).SerializeToString()
     kept = decode_protobuf(body, pipeline_keys((), "hash")).records[0]
-    assert kept.attrs["gen_ai.prompt"] == "my secret prompt"
+    assert kept.attrs["gen_ai.completion"] == "my secret answer"
 
 
 def _json_request(spans: list[dict]) -> bytes:

@@ -111,3 +111,109 @@ def test_content_is_hashed_into_tags_only_when_configured() -> None:
     assert dropped.tags == {"cost.center": "cc-7", "team_lead": "bo"}
     (hashed,) = _rows(build, content="hash").calls
     assert hashed.tags["gen_ai.prompt"].startswith("sha256:") and "secret" not in str(hashed.tags)
+
+
+_PARTS = ("system", "history", "retrieved", "tool_result", "user", "tool_definition", "overhead")
+
+
+def _prompt_parts(call) -> dict[str, int]:
+    return {p: getattr(call, f"prompt_{p}_tokens") for p in _PARTS}
+
+
+def test_real_openai_spans_with_content_are_measured_then_dropped(monkeypatch) -> None:
+    """The real client and instrumentation with content capture on, straight to the collector."""
+    import http.server
+    import threading
+
+    from openai import OpenAI
+    from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from tests.processor.test_openai_instrumentation import _CONVERSATION, _TOOLS, _StubOpenAI
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, meter_provider=MeterProvider())
+    client = OpenAI(api_key="test", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", max_retries=0)
+    try:
+        client.chat.completions.create(model="gpt-4o", messages=_CONVERSATION, tools=_TOOLS)  # type: ignore[arg-type]
+    finally:
+        instrumentor.uninstrument()
+        client.close()
+        server.shutdown()
+        server.server_close()
+    (span,) = memory.get_finished_spans()
+    assert "gen_ai.input.messages" in (span.attributes or {})  # the content really arrives
+    body = encode_spans([span]).SerializeToString()
+    for content in ("drop", "hash"):
+        records = decode_protobuf(body, pipeline_keys((), content)).records
+        (call,) = RowBuilder(CATALOG, content=content, salt="s").build(records).calls
+        parts = _prompt_parts(call)
+        assert sum(parts.values()) == call.input_tokens == 2000
+        assert call.prompt_estimated is True and parts["overhead"] == 0
+        assert all(parts[p] > 0 for p in ("system", "history", "tool_result", "user", "tool_definition"))
+        stored = repr(call)
+        for text in ("support agent", "Where is my order", "shipped", "Can it come sooner", "Find an order"):
+            assert text not in stored
+        if content == "drop":
+            assert not any(k.startswith("gen_ai.") for k in call.tags)
+
+
+def test_openinference_content_is_measured_and_the_app_measurement_wins() -> None:
+    document = "Refunds are issued within 14 days of the return being received. " * 5
+
+    def build(tracer) -> None:
+        attrs = {
+            "openinference.span.kind": "LLM",
+            "llm.provider": "openai",
+            "llm.model_name": "gpt-4o-mini",
+            "llm.token_count.prompt": 997,
+            "llm.token_count.completion": 20,
+            "llm.input_messages.0.message.role": "system",
+            "llm.input_messages.0.message.content": "Answer from the documents only.",
+            "llm.input_messages.1.message.role": "user",
+            "llm.input_messages.1.message.content": "How long do refunds take?\n" + document,
+            "retrieval.documents.0.document.content": document,
+        }
+        with tracer.start_as_current_span("ChatCompletion", attributes=attrs):
+            pass
+        app = {**CHAT, "tokenbook.prompt.user_tokens": 60, "tokenbook.prompt.system_tokens": 40}
+        app["tokenbook.prompt.estimated"] = False
+        with tracer.start_as_current_span("chat", attributes=app):
+            pass
+
+    measured, from_app = _rows(build).calls
+    parts = _prompt_parts(measured)
+    assert sum(parts.values()) == 997 and parts["retrieved"] > parts["user"] > 0 and parts["system"] > 0
+    assert document not in repr(measured)
+    assert (from_app.prompt_user_tokens, from_app.prompt_system_tokens) == (60, 40)
+    assert from_app.prompt_history_tokens == 0 and from_app.prompt_estimated is False
+
+
+def test_calls_without_content_have_no_composition() -> None:
+    def build(tracer) -> None:
+        with tracer.start_as_current_span("chat", attributes=CHAT):
+            pass
+
+    (call,) = _rows(build).calls
+    assert set(_prompt_parts(call).values()) == {None} and call.prompt_estimated is None
+
+
+def test_context_saturation_from_the_catalog_window_and_null_when_unknown() -> None:
+    def build(tracer) -> None:
+        with tracer.start_as_current_span("chat", attributes={**CHAT, "gen_ai.usage.input_tokens": 96000}):
+            pass
+        with tracer.start_as_current_span(
+            "chat", attributes={**CHAT, "gen_ai.request.model": "no-such-model"}
+        ):
+            pass
+
+    known, unknown = sorted(_rows(build).calls, key=lambda c: c.model)
+    assert (known.model, known.context_window, known.context_saturation) == ("gpt-4o", 128000, 0.75)
+    assert (unknown.context_window, unknown.context_saturation) == (None, None)

@@ -200,6 +200,7 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         "output.value",
         "traceloop.entity.input",
         "traceloop.entity.output",
+        "gen_ai.tool.definitions",
     }
 )
 #: Any attribute whose name starts with one of these is content too (indexed OpenInference and
@@ -211,6 +212,9 @@ CONTENT_PREFIXES: Final = (
     "llm.output_messages",
     "llm.prompts",
     "llm.completions",
+    "llm.tools",
+    "llm.request.functions",
+    "retrieval.documents",
 )
 
 

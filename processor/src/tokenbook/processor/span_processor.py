@@ -29,8 +29,10 @@ What runs where:
   on; budget callbacks then run on this thread.
 * **Where the proxy is first read** (normally the export thread, when the batch processor encodes it;
   the thread that ends the span with a synchronous exporter): its attributes and events are computed
-  once, under a lock: the ended span's attributes are copied and content is redacted first (span and
-  event attributes, per the redaction mode), then the kind is decided, late attribution is added to
+  once, under a lock: the ended span's attributes are copied; a span with usage and content has the
+  sizes of its input's parts measured (`composition.measure`, numbers only, with the model's
+  tokenizer when one is installed offline); content is redacted (span and event attributes, per the
+  redaction mode), then the kind is decided, late attribution is added to
   calls, and spans with usage are read, billed and priced (`usage.read_usage`,
   `calls.is_billable`, `PriceCatalog.quote` in integer pico-dollars). Every public property of the
   proxy (``name``, ``context``, ``parent``, ``attributes``, ``events``, ``links``, ``to_json`` ...)
@@ -45,7 +47,9 @@ Attributes written, per span:
   and ``tokenbook.usage.issue`` when a value was coerced;
 * billed spans get the price (``tokenbook.price.status``, ``tokenbook.price.source``,
   ``tokenbook.cost.currency``, ``tokenbook.cost.total`` and its non-zero components as decimal strings)
-  and are charged to the budgets active at their start (``tokenbook.budget.state``); spans with usage
+  and are charged to the budgets active at their start (``tokenbook.budget.state``); model calls
+  measured above get their prompt composition (``tokenbook.prompt.<part>_tokens``, summing exactly to
+  the input tokens, and ``tokenbook.prompt.estimated``; `tokenbook.genai.composition`); spans with usage
   that are not billed get ``tokenbook.billable=false`` and ``tokenbook.price.status=not_billable``;
 * the context ID is not written again: ``context_id_of`` derives it from the attributes (the collector
   does the same), and ``tokenbook.context.id`` from Baggage is already on the span.
@@ -72,6 +76,7 @@ from opentelemetry.util.types import Attributes
 from tokenbook.genai import semconv
 from tokenbook.genai.billing import STATUS_NOT_BILLABLE, money, money_text
 from tokenbook.genai.calls import (
+    KIND_MODEL,
     KIND_OTHER,
     USAGE_KEYS,
     DescendantTracker,
@@ -80,6 +85,7 @@ from tokenbook.genai.calls import (
     is_billable,
     is_cache_hit,
 )
+from tokenbook.genai.composition import Sizes, apportion, measure, offline_counter
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.pricing.rates import Cost
 from tokenbook.genai.redaction import Redactor, is_content_attribute
@@ -594,6 +600,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         try:
             attrs = _dict_of(span.attributes)  # our copy: redacted, read, then extended in place
             tenant = self._tenant_of(attrs, late)
+            sizes = self._measure(attrs) if plan[0] else None  # numbers only, before the content goes
             _, events = self._redact(span, attrs, tenant)  # first: tokenbook's keys are never content
         except Exception as exc:  # noqa: BLE001 - never raise into the exporter; logged and counted
             self._failed("deferred redaction", exc)
@@ -604,7 +611,7 @@ class TokenbookSpanProcessor(SpanProcessor):
                 return MappingProxyType({}), ()
         redacted = dict(attrs)
         try:
-            self._annotate(span, attrs, plan)
+            self._annotate(span, attrs, plan, sizes)
         except Exception as exc:  # noqa: BLE001 - never raise into the exporter; logged and counted
             self._failed("deferred enrichment", exc)
             attrs = redacted
@@ -618,8 +625,20 @@ class TokenbookSpanProcessor(SpanProcessor):
             tenant = late.get(_TENANT)
         return tenant if isinstance(tenant, str) else ""
 
-    def _annotate(self, span: ReadableSpan, attrs: dict[str, object], plan: _Plan) -> None:
-        """Kind, late attribution and, with usage, billing and price: written into `attrs`."""
+    def _measure(self, attrs: Mapping[str, object]) -> Sizes | None:
+        """The sizes of the input's parts (`composition.measure`) when the span carries content."""
+        if not self._redactor.content_keys(attrs):
+            return None
+        try:
+            return measure(attrs, offline_counter(first_text(attrs, semconv.MODEL)))
+        except Exception as exc:  # noqa: BLE001 - a composition is never worth losing the span
+            self._failed("prompt composition", exc)
+            return None
+
+    def _annotate(
+        self, span: ReadableSpan, attrs: dict[str, object], plan: _Plan, sizes: Sizes | None = None
+    ) -> None:
+        """Kind, late attribution and, with usage, billing, price and composition: written into `attrs`."""
         has_usage, had_descendant, workflow, late, budgets = plan
         kind = call_kind(span.name, attrs)
         if kind == KIND_OTHER and not has_usage:
@@ -628,7 +647,9 @@ class TokenbookSpanProcessor(SpanProcessor):
             for key, value in late.items():  # values the app set on the span itself win
                 attrs.setdefault(key, value)
         if has_usage:
-            self._price(span, attrs, kind, had_descendant, budgets, workflow)
+            input_tokens = self._price(span, attrs, kind, had_descendant, budgets, workflow)
+            if sizes is not None and kind == KIND_MODEL and (found := apportion(sizes, input_tokens)):
+                attrs.update(found.attributes())
         attrs[_TB.CALL_KIND] = kind
 
     def _price(
@@ -639,8 +660,11 @@ class TokenbookSpanProcessor(SpanProcessor):
         had_descendant: bool,
         budgets: tuple[Budget, ...] | None,
         workflow: tuple[str, int] | None,
-    ) -> None:
-        """Read usage, decide billing, price and charge budgets; writes the results into `attrs`."""
+    ) -> int:
+        """Read usage, decide billing, price and charge budgets; writes the results into `attrs`.
+
+        Returns the call's input tokens.
+        """
         provider = first_text(attrs, semconv.PROVIDER)
         usage = read_usage(attrs, provider)
         billable = is_billable(kind, usage.present, had_descendant)
@@ -652,7 +676,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         if not billable:
             attrs[_TB.BILLABLE] = False
             attrs[_TB.PRICE_STATUS] = STATUS_NOT_BILLABLE
-            return
+            return usage.input_tokens
         quote = self.catalog.quote(
             provider, first_text(attrs, semconv.MODEL), usage, span.start_time, cache_hit=is_cache_hit(attrs)
         )
@@ -679,6 +703,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             for b in budgets:
                 b.charge(usage.total_tokens, total)
             attrs[_TB.BUDGET_STATE] = worst_state(budgets)
+        return usage.input_tokens
 
     def _redact(
         self, span: ReadableSpan, attrs: dict[str, object], tenant: str

@@ -27,8 +27,16 @@ Rules, per span (`RowBuilder.build`):
   after now, a call with a token count above ``limits.max_tokens_per_call``, or a call whose cost does
   not fit ``Decimal(18, 12)`` (|cost| < 10^6, possible with a price override) is rejected: counted in
   the batch's ``rejected`` with the first reason (OTLP ``partial_success``); its siblings are kept.
-* Content attributes are never decoded in ``drop`` mode (the default); in ``keep``/``hash`` mode they
-  go to ``tags`` through `processor.redaction.Redactor` (hash: salted SHA-256).
+* Prompt composition (`genai.composition`, ``prompt_*_tokens``): the parts the app measured
+  (``tokenbook.prompt.*``) are kept; otherwise a model call that arrives with content has its input
+  measured here, with the model's tokenizer when one is installed offline, else estimated by share.
+  So the content keys that `composition.measure` reads are decoded in every mode (bounded by the
+  request size and `composition.MAX_CONTENT_CHARS`), for that measurement only.
+* ``context_window`` is the model's window from the genai-prices catalog and ``context_saturation``
+  the call's input tokens over it; both NULL (never 0) when the window is unknown.
+* Content attributes are never stored in ``drop`` mode (the default): decoded for the measurement
+  above, then dropped with the span's record; in ``keep``/``hash`` mode they go to ``tags`` through
+  `processor.redaction.Redactor` (hash: salted SHA-256).
 """
 
 from __future__ import annotations
@@ -68,6 +76,20 @@ from tokenbook.genai.calls import (
     has_usage_attributes,
     is_billable,
     is_cache_hit,
+)
+from tokenbook.genai.composition import (
+    ATTRIBUTES as PROMPT_ATTRIBUTES,
+)
+from tokenbook.genai.composition import (
+    ESTIMATED as PROMPT_ESTIMATED,
+)
+from tokenbook.genai.composition import (
+    MEASURED_KEYS,
+    MEASURED_PREFIXES,
+    Composition,
+    compose,
+    offline_counter,
+    read_composition,
 )
 from tokenbook.genai.decisions import RULE_DESCENDANT
 from tokenbook.genai.pricing.catalog import PriceCatalog
@@ -113,9 +135,12 @@ def pipeline_keys(extra_keys: Sequence[str], content: str) -> KeyFilter:
             semconv.TB.OUTCOME,
             semconv.TB.WORKFLOW_NAME,
             semconv.TB.WORKFLOW_ID,
+            PROMPT_ESTIMATED,
         )
     )
-    prefixes: tuple[str, ...] = (_TAG_PREFIX,)
+    names.update(PROMPT_ATTRIBUTES.values())
+    names.update(MEASURED_KEYS)  # content, decoded to measure the prompt's composition
+    prefixes: tuple[str, ...] = (_TAG_PREFIX, *MEASURED_PREFIXES)
     if content != "drop":
         names.update(semconv.CONTENT_ATTRIBUTES)
         prefixes += semconv.CONTENT_PREFIXES
@@ -240,6 +265,24 @@ def _ancestors(parents: Mapping[tuple[bytes, bytes], bytes], trace_id: bytes, pa
         out.append(parent.hex())
         parent = parents.get((trace_id, parent), b"")
     return " ".join(out)
+
+
+_NO_PROMPT: Final = (None,) * (len(PROMPT_ATTRIBUTES) + 1)
+_PROMPT_KEYS: Final = frozenset(PROMPT_ATTRIBUTES.values())
+
+
+def _composition(attrs: Mapping[str, Any], input_tokens: int, model: str) -> Composition | None:
+    """The composition the app measured, else the one measured here from content, else None."""
+    if input_tokens <= 0:
+        return None
+    if not _PROMPT_KEYS.isdisjoint(attrs):
+        return read_composition(attrs, input_tokens)
+    if MEASURED_KEYS.isdisjoint(attrs) and not any(k.startswith(MEASURED_PREFIXES) for k in attrs):
+        return None
+    try:
+        return compose(attrs, input_tokens, offline_counter(model))
+    except Exception:  # noqa: BLE001 - a composition is never worth losing the call's row
+        return None
 
 
 class RowBuilder:
@@ -396,6 +439,8 @@ class RowBuilder:
                 wf_name, wf_id = root.name, root.span_id.hex()
         client_cost = _first(attrs, semconv.CLIENT_COST)
         attempt = _first(attrs, semconv.RESEND_COUNTS)
+        prompt = _composition(attrs, usage.input_tokens, model) if kind == KIND_MODEL else None
+        window = self.catalog.context_window(provider, model) if kind == KIND_MODEL else None
         return build(CallRow, (
             start, *ids, wf_name, wf_id,
             tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant),
@@ -408,6 +453,8 @@ class RowBuilder:
             error_type, *tail,
             _text(attrs, semconv.RESPONSE_ID), r.scope_name, r.scope_version,
             r.service_instance or r.service_name, kind, profile.name, quote_status, rule, "", "",
+            *(_NO_PROMPT if prompt is None else (*prompt.tokens, prompt.estimated)),
+            window, None if window is None else round(usage.input_tokens / window, 6),
         ))  # fmt: skip
 
     def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:

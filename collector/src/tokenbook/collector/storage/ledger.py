@@ -67,6 +67,18 @@ class CallRow(NamedTuple):
     billing_rule: str = ""  # why the row is not billed ("" when it is)
     billed_by: str = ""  # span ID of the span that bills this call ("" when this row bills it)
     ancestors: str = ""  # span IDs of the ancestors seen in the same request, nearest first, space-separated
+    # -- prompt composition (migration 080; genai.composition): NULL when not measured, never 0
+    prompt_system_tokens: int | None = None
+    prompt_history_tokens: int | None = None
+    prompt_retrieved_tokens: int | None = None
+    prompt_tool_result_tokens: int | None = None
+    prompt_user_tokens: int | None = None
+    prompt_tool_definition_tokens: int | None = None
+    prompt_overhead_tokens: int | None = None  # what the content does not account for (counted only)
+    prompt_estimated: bool | None = None  # apportioned by share of the text (true) or counted (false)
+    # -- context-window saturation (migration 081): NULL when the model's window is unknown, never 0
+    context_window: int | None = None  # the model's context window in tokens (genai-prices catalog)
+    context_saturation: float | None = None  # input_tokens / context_window, rounded to 6 decimals
 
 
 class StepRow(NamedTuple):

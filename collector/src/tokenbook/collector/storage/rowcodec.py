@@ -41,7 +41,9 @@ __all__ = [
 ]
 
 BLOCK_FORMAT: Final = "JSONCompactColumns"
-_VERSION: Final = 4
+_VERSION: Final = 5
+#: Versions written before columns were added at the end of `CallRow`: read with their defaults.
+_OLDER: Final = (3, 4)
 _CALL_TIMES: Final = tuple(i for i, f in enumerate(CallRow._fields) if f in ("timestamp", "ingested_at"))
 _CALL_MONEY: Final = tuple(i for i, f in enumerate(CallRow._fields) if f.endswith("_cost"))
 _STEP_TIMES: Final = tuple(i for i, f in enumerate(StepRow._fields) if f in ("timestamp", "ingested_at"))
@@ -125,12 +127,12 @@ def decode_record(payload: bytes) -> RowRecord:
         version, call_block, step_block = marshal.loads(payload)
     except (EOFError, TypeError, ValueError) as exc:
         raise ValueError(f"not a row payload: {exc}") from exc
-    if version == 3 and call_block:  # written before an upgrade: add the new columns' defaults
+    if version in _OLDER and call_block:  # written before an upgrade: add the new columns' defaults
         calls = [CallRow(*r) for r in _rows(call_block, _CALL_TIMES, _CALL_MONEY)]
         call_block = _block(calls, _CALL_TIMES, _CALL_MONEY)
         steps = [StepRow._make(r) for r in _rows(step_block, _STEP_TIMES, ())]
         return RowRecord(calls, steps, call_block, step_block)
-    if version not in (3, _VERSION):
+    if version not in (*_OLDER, _VERSION):
         raise ValueError(f"row payload version {version!r}, expected {_VERSION}")
     calls = [CallRow._make(r) for r in _rows(call_block, _CALL_TIMES, _CALL_MONEY)]
     steps = [StepRow._make(r) for r in _rows(step_block, _STEP_TIMES, ())]

@@ -186,6 +186,16 @@ class PriceCatalog:
             self._rates[id(price)] = (price, unit)
         return unit
 
+    def context_window(self, provider: str, model: str) -> int | None:
+        """The model's context window in tokens from the catalog, or None when unknown (never 0)."""
+        if not model:
+            return None
+        found = self._find_model(provider, model)
+        if isinstance(found, str):
+            return None
+        window = found[1].context_window
+        return window if isinstance(window, int) and window > 0 else None
+
     def _find_model(self, provider: str, model: str) -> tuple[gp_types.Provider, gp_types.ModelInfo] | str:
         key = (provider, model)
         found = self._models.get(key)
