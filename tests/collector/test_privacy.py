@@ -96,7 +96,9 @@ from tokenbook.collector.storage.store import Store
 
 needles, skip = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 store = Store.open(data_dir=sys.argv[1])
-tables = store.query("SELECT database, name FROM system.tables WHERE database NOT IN {skip:Array(String)}",
+# Every table that stores data (views store nothing; a parameterized view cannot be read bare).
+tables = store.query("SELECT database, name FROM system.tables "
+                     "WHERE database NOT IN {skip:Array(String)} AND engine != 'View'",
                      {"skip": skip})[2]
 rows, hits = 0, []
 for db, table in tables:

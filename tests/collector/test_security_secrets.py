@@ -6,8 +6,12 @@ likely to echo it: a server that refuses connections, a config that fails valida
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,7 +38,10 @@ def _write(path: Path, config: dict) -> Path:
 
 
 def test_collector_failing_to_reach_its_server_does_not_log_the_password(tmp_path: Path) -> None:
+    """The collector waits for an unreachable server (not ready, retrying): neither its log nor its
+    readiness answer shows the password or the salt."""
     url = f"http://tokenbook:{PASSWORD}@127.0.0.1:{free_port()}"  # nothing listens there
+    admin = f"127.0.0.1:{free_port()}"
     config = _write(
         tmp_path / "c.yaml",
         {
@@ -43,14 +50,32 @@ def test_collector_failing_to_reach_its_server_does_not_log_the_password(tmp_pat
             "telemetry": {"log_level": "debug"},
         },
     )
-    out = _run(
-        "collector", "--config", str(config), "--data-dir", str(tmp_path / "data"),
-        "--grpc", f"127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{free_port()}",
-        "--admin", f"127.0.0.1:{free_port()}",
+    log = (tmp_path / "collector.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenbook", "collector", "--config", str(config),
+         "--data-dir", str(tmp_path / "data"), "--grpc", f"127.0.0.1:{free_port()}",
+         "--http", f"127.0.0.1:{free_port()}", "--admin", admin],
+        cwd=REPO, stdout=log, stderr=log, text=True,
     )  # fmt: skip
-    assert out.returncode != 0
-    text = out.stdout + out.stderr
-    assert "127.0.0.1" in text  # the failure is explained...
+    try:
+        reason = ""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "storage unreachable" not in reason:
+            try:
+                urllib.request.urlopen(f"http://{admin}/readyz", timeout=2)
+            except urllib.error.HTTPError as exc:  # 503 while the store cannot be reached
+                reason = exc.read().decode()
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert "storage unreachable" in reason and "127.0.0.1" in reason  # the failure is explained...
+        time.sleep(1.5)  # a retry or two, logged at debug level
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        log.close()
+    text = (tmp_path / "collector.log").read_text(encoding="utf-8") + reason
+    assert "127.0.0.1" in text
     assert PASSWORD not in text and SALT not in text  # ...without the secrets
 
 
