@@ -246,6 +246,9 @@ def _print_reports(client: AdminQueryClient, console: Console) -> bool:
     for title, sql_file, extra, shown in _REPORTS:
         console.rule(title)
         columns, types, rows = client.query_readonly(render_query(sql_file, "tokenbook"), window | extra)
+        if not rows:  # an empty result carries no column names
+            console.print("(nothing yet)")
+            continue
         keep = [columns.index(c) for c in shown]
         print_result(
             [str(extra.get("by", c)) if c == "key" else c for c in shown],
@@ -271,13 +274,16 @@ def _print_reports(client: AdminQueryClient, console: Console) -> bool:
 
 
 def _wait_for_ledger(client: AdminQueryClient, expected: int, timeout_s: float = 60) -> int:
-    """Poll until the ledger holds `expected` billed calls (ingest is asynchronous after the ack)."""
+    """Poll until the ledger holds `expected` billed calls and the per-context aggregate counts them
+    all (ingest and the aggregate refresh are asynchronous after the ack)."""
     deadline = time.monotonic() + timeout_s
     seen = -1
     while time.monotonic() < deadline:
         seen = int(client.query_readonly("SELECT count() FROM v_calls")[2][0][0])
         if seen >= expected:
-            return seen
+            counted = client.query_readonly("SELECT sum(calls) FROM v_context_costs")[2][0][0]
+            if counted is not None and int(counted) >= seen:
+                return seen
         time.sleep(0.25)
     return seen
 
