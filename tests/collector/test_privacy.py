@@ -179,3 +179,14 @@ def test_hash_mode_stores_only_the_salted_hash(tmp_path: Path) -> None:
     assert _files_containing(collector.data_dir, SALT.encode()) == []
     log = collector.log()
     assert CANARY not in log and SALT not in log
+
+
+def test_content_keys_as_extra_attribution_keys_refuse_to_start(tmp_path: Path) -> None:
+    """Content is never a tag: naming a content key in attribution.extra_keys is a config error."""
+    collector = CollectorProcess(
+        tmp_path / "data", attribution={"extra_keys": ["cost.center", "gen_ai.prompt", "input.value"]}
+    )
+    with pytest.raises(RuntimeError, match="exited with") as err:
+        collector.start(timeout=60)
+    assert "attribution.extra_keys: 'gen_ai.prompt', 'input.value'" in str(err.value)
+    assert not (tmp_path / "data").exists() or _files_containing(tmp_path / "data", CANARY.encode()) == []

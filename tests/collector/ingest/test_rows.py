@@ -111,3 +111,14 @@ def test_content_is_hashed_into_tags_only_when_configured() -> None:
     assert dropped.tags == {"cost.center": "cc-7", "team_lead": "bo"}
     (hashed,) = _rows(build, content="hash").calls
     assert hashed.tags["gen_ai.prompt"].startswith("sha256:") and "secret" not in str(hashed.tags)
+
+
+def test_content_keys_in_extra_keys_are_never_tags_under_drop() -> None:
+    def build(tracer) -> None:
+        attrs = {**CHAT, "gen_ai.prompt": "secret", "input.value": "secret too", "cost.center": "cc-7"}
+        with tracer.start_as_current_span("chat", attributes=attrs):
+            pass
+
+    (call,) = _rows(build, extra_keys=("cost.center", "gen_ai.prompt", "input.value")).calls
+    assert call.tags == {"cost.center": "cc-7"}
+    assert "input.value" not in pipeline_keys(("input.value",), "drop")
