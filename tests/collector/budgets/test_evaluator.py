@@ -163,6 +163,33 @@ def test_breaker_trips_on_a_spike_over_the_baseline_and_resets_after_cool_down()
     assert ev.status({"tenant": "acme"})["allowed"] is True
 
 
+def test_breaker_does_not_trip_a_steady_heavy_tenant_after_a_restart_but_a_spike_still_trips() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    raw = {"breaker": {"enabled": True, "window": "60s", "baseline": "10m", "factor": 5, "min_tokens": 1000,
+                       "cooldown": "5m"}}  # fmt: skip
+    ev, events = evaluator(raw, clock)  # a collector that just (re)started: no history in memory
+    for second in range(0, 15 * 60, 5):  # a steady 60,000 tokens a minute, 60x min_tokens, for 15 min
+        clock.now += timedelta(seconds=5)
+        ev.observe([call(clock.now, f"{second:016x}", tokens=(4000, 1000))])
+        assert ev.status({"tenant": "acme"})["allowed"] is True, f"tripped at {second + 5} s"
+    assert events == []
+    clock.now += timedelta(seconds=1)
+    ev.observe([call(clock.now, "a" * 16, tokens=(400_000, 0))])  # 460,000 in a minute: 7.7x
+    assert [(e.kind, e.state) for e in events] == [("breaker", "tripped")]
+    assert ev.status({"tenant": "acme"})["denied_by"] == ["breaker"]
+
+
+def test_breaker_cap_applies_from_the_start() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    raw = {"breaker": {"enabled": True, "window": "60s", "baseline": "10m", "min_tokens": 1000,
+                       "max_tokens": 100_000}}  # fmt: skip
+    ev, events = evaluator(raw, clock)
+    ev.observe([call(clock.now, "1" * 16, tokens=(50_000, 0))])  # over min_tokens, no baseline: ok
+    assert events == []
+    ev.observe([call(clock.now, "2" * 16, tokens=(50_001, 0))])  # over the cap: trips at once
+    assert [(e.state, e.used_tokens, e.limit_tokens) for e in events] == [("tripped", 100_001, 100_000)]
+
+
 def test_breaker_absolute_cap() -> None:
     clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
     raw = {"breaker": {"enabled": True, "max_tokens": 500, "min_tokens": 10**9}}

@@ -115,7 +115,7 @@ class BudgetEvaluator:
         # (key, created at) of counters to rebuild from the ledger; the oldest is dropped when full
         self._hydrate: deque[tuple[_Key, float]] = deque(maxlen=config.max_subjects)
         self._windows: dict[int, tuple[datetime, datetime, datetime]] = {}  # rule -> prev start, start, end
-        self.breaker = BurnRateBreaker(config.breaker) if config.breaker.enabled else None
+        self.breaker = BurnRateBreaker(config.breaker, clock()) if config.breaker.enabled else None
         self.out_of_window_calls = 0
         self.errors = 0
         self._last_prune = 0.0
