@@ -15,7 +15,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from tokenbook.collector.decode.spans import KeyFilter, MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
-from tokenbook.collector.limits import AttributeLimits
+from tokenbook.collector.limits import NAME_TRUNCATED, AttributeLimits, LimitsConfig
 
 KEYS = pipeline_keys((), "drop")
 
@@ -178,3 +178,28 @@ def test_kept_values_over_the_length_limit_reject_their_span_only() -> None:
 def test_key_filter_matches_names_and_prefixes() -> None:
     keys = KeyFilter(frozenset({"a.b"}), ("tokenbook.tag.",))
     assert "a.b" in keys and "tokenbook.tag.x" in keys and "a.c" not in keys
+
+
+def test_long_span_names_are_truncated_with_a_marker_and_the_span_kept() -> None:
+    limited = replace(
+        KEYS, limits=AttributeLimits(max_attributes=64, max_value_length=1000, max_name_length=32)
+    )
+    long_name = "chat " + "x" * 15_000_000
+    pb = encode_spans(_spans())
+    (chat,) = [s for s in pb.resource_spans[0].scope_spans[0].spans if s.name == "chat gpt-4o"]
+    chat.name = long_name
+    decoded = decode_protobuf(pb.SerializeToString(), limited)
+    names = sorted(r.name for r in decoded.records)
+    assert decoded.rejected == 0 and len(names) == 2
+    assert names[0] == "chat " + "x" * 13 + NAME_TRUNCATED and len(names[0]) == 32
+    assert names[1] == "invoke_agent triage"  # within the limit: unchanged
+    decoded = decode_json(_json_request([_json_span(name=long_name)]), limited)
+    assert [r.name for r in decoded.records] == ["chat " + "x" * 13 + NAME_TRUNCATED]
+    assert LimitsConfig().attributes.max_name_length == 1024
+
+
+def test_the_span_name_limit_reaches_the_decoder_processes() -> None:
+    from tokenbook.collector.decode.pool import _key_filter, _key_filter_json
+
+    limited = replace(KEYS, limits=AttributeLimits(64, 100, 7))
+    assert _key_filter(json.loads(_key_filter_json(limited))).limits == limited.limits

@@ -12,9 +12,10 @@ that parses but is unusable (a trace ID that is not 16 bytes, a span ID that is 
 IDs, more attributes or a longer kept value than ``KeyFilter.limits`` allow, a JSON span with an
 unreadable field) is
 *rejected*: it is counted in `Decoded.rejected` with the first reason, and its siblings are kept
-(-> ``partial_success``). OTLP/JSON follows the spec: IDs are hex strings, 64-bit integers may be
-JSON strings, field names are lowerCamelCase (snake_case is accepted too, as protobuf's JSON mapping
-does), enums are integers.
+(-> ``partial_success``). A span name longer than ``KeyFilter.limits.max_name_length`` is truncated
+(`AttributeLimits.span_name`), the span kept. OTLP/JSON follows the spec: IDs are hex strings, 64-bit
+integers may be JSON strings, field names are lowerCamelCase (snake_case is accepted too, as protobuf's
+JSON mapping does), enums are integers.
 """
 
 from __future__ import annotations
@@ -248,12 +249,15 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
                             outcome = str(found.get(outcome_key) or "")
                 if not outcome and outcome_key in attrs:
                     outcome = str(attrs[outcome_key])
+                name = span.name
+                if limits is not None and len(name) > limits.max_name_length:
+                    name = limits.span_name(name)
                 records.append(
                     SpanRecord(
                         trace_id,
                         span_id,
                         parent,
-                        span.name,
+                        name,
                         span.start_time_unix_nano,
                         span.end_time_unix_nano,
                         span.status.code == _STATUS_ERROR,
@@ -367,11 +371,12 @@ def _json_span(
     if not outcome and outcome_key in attrs:
         outcome = str(attrs[outcome_key])
     status = span.get("status") or {}
+    name = str(span.get("name", ""))
     return SpanRecord(
         trace_id,
         span_id,
         parent,
-        str(span.get("name", "")),
+        name if keys.limits is None else keys.limits.span_name(name),
         _json_time(_get(span, "startTimeUnixNano", "start_time_unix_nano")),
         _json_time(_get(span, "endTimeUnixNano", "end_time_unix_nano")),
         isinstance(status, Mapping) and status.get("code") in (_STATUS_ERROR, "STATUS_CODE_ERROR"),
