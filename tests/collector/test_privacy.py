@@ -214,7 +214,8 @@ def test_bad_content_values_never_cost_a_request_its_good_spans(tmp_path: Path) 
         )
         with urllib.request.urlopen(request, timeout=10) as r:
             assert r.status == 200
-            return r.read()
+            answer: bytes = r.read()
+            return answer
 
     n = len(BAD_CONTENT) + 1
     for mode, stored in (("drop", n), ("keep", 2)):  # keep: the kvlist value is not read, so kept
