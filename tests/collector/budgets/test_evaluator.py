@@ -254,3 +254,35 @@ def test_states_are_paginated() -> None:
         seen += [q["subject"]["user"] for q in page["quotas"]]
         cursor = page["next_cursor"]
     assert seen == [f"u{i:02d}" for i in range(25)]
+
+
+class _Ledger:
+    """The ledger as `verify_pending` sees it: (tenant, trace, span) -> oldest stored version."""
+
+    database = "tokenbook"
+
+    def __init__(self, oldest: dict[tuple[str, str, str], int]) -> None:
+        self.oldest = oldest
+        self.queries = 0
+
+    def query(self, sql: str, parameters: Any = None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+        self.queries += 1
+        assert "counted_spans" not in sql and "min(version)" in sql
+        rows = [(*k, v) for k, v in self.oldest.items() if k in set(parameters["keys"])]
+        return [], [], rows
+
+
+def test_deferred_calls_the_ledger_already_holds_are_not_counted_again() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    ev, _ = evaluator({"quotas": [QUOTA]}, clock)
+    known = call(clock.now, "1" * 16, version=2000)  # a re-delivery: stored before, at version 1000
+    new = call(clock.now, "2" * 16, version=2000)  # never stored: only its own copy (same version)
+    unstored = call(clock.now, "3" * 16, version=2000)  # not in storage yet
+    ledger = _Ledger(
+        {("acme", known.trace_id, known.span_id): 1000, ("acme", new.trace_id, new.span_id): 2000}
+    )
+    ev.defer([known, new, unstored])
+    assert ev.status({"tenant": "acme"})["quotas"][0]["used"]["tokens"] == 0  # not counted before the check
+    assert ev.verify_pending(ledger) == 3 and ev.verify_pending(ledger) == 0
+    assert ev.status({"tenant": "acme"})["quotas"][0]["used"]["tokens"] == 300
+    assert (ev.redelivered, ev.unverified, ledger.queries) == (1, 0, 1)

@@ -152,6 +152,7 @@ class Collector:
             storage_up=lambda: writer.storage_up,
             on_calls=self.budgets.observe,
             rate_limiter=cfg.limits.rate_limiter(),
+            on_unsure_calls=self.budgets.defer,
         )
         self.grpc = GrpcReceiver(
             self.ingestor,
@@ -231,6 +232,7 @@ class Collector:
         if self.config.dedup.warm_hours > 0:
             hours = self.config.dedup.warm_hours
             keys.extend(span_key(n, t, s) for n, t, s in self.store.recent_span_keys(hours))
+            dedup.known_since(time.time() - hours * 3600)  # read after the query: never before its start
         for calls, steps in self.wal.pending(decode_rows):
             keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in calls)
             keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in steps)

@@ -71,6 +71,12 @@ class BudgetRuntime:
         if self.config.enabled:
             self.evaluator.observe(calls)
 
+    def defer(self, calls: Sequence[CallRow]) -> None:
+        """New calls that may be re-deliveries the dedup memory forgot: counted once the ledger shows
+        they were not ingested before (`BudgetEvaluator.defer`)."""
+        if self.config.enabled:
+            self.evaluator.defer(calls)
+
     def apply_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
         """Billing decisions of the store's decision pass (`BudgetEvaluator.apply_decisions`)."""
         if self.config.enabled:
@@ -117,6 +123,11 @@ class BudgetRuntime:
                         pass
                 except RuntimeError as exc:  # StoreError: retried at the next tick
                     _log.warning("budget counters could not be rebuilt from storage: %s", exc)
+                try:
+                    while self.evaluator.verify_pending(self._source) and not self._stop.is_set():
+                        pass
+                except RuntimeError as exc:  # StoreError: the calls stay queued for the next tick
+                    _log.warning("possibly re-delivered calls could not be checked in storage: %s", exc)
 
     def prometheus(self) -> str:
         """Budget metrics in the Prometheus text format (appended to the admin API's ``/metrics``)."""
@@ -152,6 +163,14 @@ class BudgetRuntime:
             "# HELP tokenbook_budget_evicted_total Counters evicted from memory (budgets.max_subjects)",
             "# TYPE tokenbook_budget_evicted_total counter",
             f"tokenbook_budget_evicted_total {ev.evicted}",
+            "# HELP tokenbook_budget_redelivered_total Calls the dedup memory had forgotten, found in the "
+            "ledger and not counted again",
+            "# TYPE tokenbook_budget_redelivered_total counter",
+            f"tokenbook_budget_redelivered_total {ev.redelivered}",
+            "# HELP tokenbook_budget_unverified_total Possibly re-delivered calls counted unchecked "
+            "(queue full)",
+            "# TYPE tokenbook_budget_unverified_total counter",
+            f"tokenbook_budget_unverified_total {ev.unverified}",
             "# HELP tokenbook_budget_errors_total Batches the budget evaluator failed on (logged)",
             "# TYPE tokenbook_budget_errors_total counter",
             f"tokenbook_budget_errors_total {ev.errors}",
