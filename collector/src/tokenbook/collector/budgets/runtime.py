@@ -24,6 +24,7 @@ __all__ = ["BudgetRuntime"]
 
 _log = logging.getLogger("tokenbook.collector.budgets")
 _TICK_S = 1.0
+_STORE_SHARE = 0.2  # of each tick, at most, for the budget queries of `_tick` (store connection)
 DEFAULT_PAGE = 1000  # counters per GET /v1/budgets page
 MAX_PAGE = 10_000
 
@@ -118,16 +119,23 @@ class BudgetRuntime:
         while not self._stop.wait(_TICK_S):
             self.evaluator.tick()
             if self._source is not None:
-                try:
-                    while self.evaluator.hydrate_pending(self._source) and not self._stop.is_set():
-                        pass
-                except RuntimeError as exc:  # StoreError: retried at the next tick
-                    _log.warning("budget counters could not be rebuilt from storage: %s", exc)
-                try:
-                    while self.evaluator.verify_pending(self._source) and not self._stop.is_set():
-                        pass
-                except RuntimeError as exc:  # StoreError: the calls stay queued for the next tick
-                    _log.warning("possibly re-delivered calls could not be checked in storage: %s", exc)
+                # Each query holds the store's connection, which the writer's inserts need too: at most
+                # `_STORE_SHARE` of every tick goes to these (half of it first to the re-delivery check),
+                # so a flood of new subjects never stalls the ledger; the rest waits for the next tick.
+                started = time.monotonic()
+                for step, batch, share, what in (
+                    (self.evaluator.verify_pending, 2000, _STORE_SHARE / 2, "re-deliveries checked"),
+                    (self.evaluator.hydrate_pending, 10, _STORE_SHARE, "budget counters rebuilt"),
+                ):
+                    try:
+                        while (
+                            time.monotonic() - started < share * _TICK_S
+                            and step(self._source, batch)
+                            and not self._stop.is_set()
+                        ):
+                            pass
+                    except RuntimeError as exc:  # StoreError: retried at the next tick
+                        _log.warning("%s: storage failed: %s", what, exc)
 
     def prometheus(self) -> str:
         """Budget metrics in the Prometheus text format (appended to the admin API's ``/metrics``)."""
