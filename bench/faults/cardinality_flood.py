@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import shutil
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -29,9 +27,9 @@ from bench.faults.harness import (
     FaultyCollector,
     Load,
     chat_request,
-    drain_and_stop,
     report,
     scenario_result,
+    stop_or_kill,
     verify,
     wait_caught_up,
 )
@@ -83,14 +81,7 @@ def main() -> dict[str, Any]:
         catch_up = wait_caught_up(collector, TENANT, stats.acked_spans)
         rss.append((round(time.monotonic() - flood_started, 1), collector.rss_mib()))
         metrics = budget_metrics(collector)
-        stop_started = time.monotonic()
-        try:
-            exit_code = drain_and_stop(collector)
-        except subprocess.TimeoutExpired:
-            collector.kill()
-            exit_code = -9
-        stop_s = round(time.monotonic() - stop_started, 1)
-        shutil.copy(collector.log_path, Path(tempfile.gettempdir()) / "tokenbook-cardinality-flood.log")
+        exit_code, stop_s = stop_or_kill(collector, "tokenbook-cardinality-flood.log")
         check = verify(collector.data_dir, TENANT, Path(tmp) / "acked")
     samples = [m for _, m in rss if m is not None]
     quarter = max(len(samples) // 4, 1)

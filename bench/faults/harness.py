@@ -24,6 +24,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -315,6 +316,19 @@ def drain_and_stop(collector: FaultyCollector, timeout: float = 120.0) -> int:
     while not collector.drained() and time.monotonic() < deadline:
         time.sleep(0.2)
     return collector.stop()
+
+
+def stop_or_kill(collector: FaultyCollector, log_copy: str) -> tuple[int, float]:
+    """`drain_and_stop`, or SIGKILL when the stop takes longer than its timeout; (exit code, seconds).
+    The collector's log is copied to ``<tmp>/<log_copy>`` (the data directory is temporary)."""
+    started = time.monotonic()
+    try:
+        code = drain_and_stop(collector)
+    except subprocess.TimeoutExpired:
+        collector.kill()
+        code = -9
+    (Path(tempfile.gettempdir()) / log_copy).write_bytes(collector.log_path.read_bytes())
+    return code, round(time.monotonic() - started, 1)
 
 
 def report(name: str, result: dict[str, Any]) -> dict[str, Any]:

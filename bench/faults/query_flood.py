@@ -28,10 +28,10 @@ from bench.faults.harness import (
     FaultyCollector,
     Load,
     chat_request,
-    drain_and_stop,
     percentile,
     report,
     scenario_result,
+    stop_or_kill,
     verify,
     wait_caught_up,
 )
@@ -155,7 +155,7 @@ def main() -> dict[str, Any]:
         probe.stop.set()
         probe.join(90)
         catch_up = wait_caught_up(collector, TENANT, stats.acked_spans)
-        exit_code = drain_and_stop(collector)
+        exit_code, stop_s = stop_or_kill(collector, "tokenbook-query-flood.log")
         check = verify(collector.data_dir, TENANT, Path(tmp) / "acked")
     durations = queries["durations"]
     return report(
@@ -173,6 +173,7 @@ def main() -> dict[str, Any]:
             ledger_latency_during_flood=_latencies(probe.samples, flood_from, flood_to),
             ledger_latency_after_flood=_latencies(probe.samples, flood_to, 1e9),
             final_exit_code=exit_code,
+            stop_s=stop_s,
             seconds=round(time.monotonic() - started, 1),
             command=f".venv/bin/python -m bench.faults.query_flood --seconds {args.seconds:g} "
             f"--rate {args.rate:g} --clients {args.clients} --timeout {args.timeout:g}",
