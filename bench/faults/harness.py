@@ -24,9 +24,10 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -47,8 +48,9 @@ _ids = itertools.count(1)
 _ids_lock = threading.Lock()
 
 
-def chat_request(tenant: str, n: int) -> tuple[bytes, list[str]]:
-    """An `ExportTraceServiceRequest` of `n` fresh chat spans, and their span IDs (hex)."""
+def chat_request(tenant: str, n: int, *, distinct: bool = False) -> tuple[bytes, list[str]]:
+    """An `ExportTraceServiceRequest` of `n` fresh chat spans, and their span IDs (hex). `distinct`:
+    every span has its own ``user.id`` and context ID (a cardinality flood); else 97 contexts, no user."""
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     rs.resource.attributes.add(key="service.name").value.string_value = "fault-load"
@@ -73,7 +75,8 @@ def chat_request(tenant: str, n: int) -> tuple[bytes, list[str]]:
             ("gen_ai.provider.name", "openai"),
             ("gen_ai.request.model", "gpt-4o"),
             ("tenant.id", tenant),
-            ("tokenbook.context.id", f"ctx-{i % 97}"),
+            ("tokenbook.context.id", f"ctx-{i if distinct else i % 97}"),
+            *((("user.id", f"user-{i}"),) if distinct else ()),
         ):
             span.attributes.add(key=key).value.string_value = value
         span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 100
@@ -143,7 +146,10 @@ class Load:
         senders: int = 4,
         resend_every: int = 0,
         acked_file: Path,
+        request: Callable[[str, int], tuple[bytes, list[str]]] | None = None,
     ) -> None:
+        """`request(tenant, n)`: a body of `n` fresh spans and their span IDs (default `chat_request`)."""
+        self.request = request or chat_request
         self.collector = collector
         self.tenant = tenant
         self.batch = batch
@@ -221,7 +227,7 @@ class Load:
         for n in itertools.count(1):
             if self._stop.is_set():
                 return
-            body, ids = chat_request(self.tenant, self.batch)
+            body, ids = self.request(self.tenant, self.batch)
             with self._lock:
                 self.stats.sent_spans += len(ids)
             if self._deliver(body, send):
@@ -310,6 +316,19 @@ def drain_and_stop(collector: FaultyCollector, timeout: float = 120.0) -> int:
     while not collector.drained() and time.monotonic() < deadline:
         time.sleep(0.2)
     return collector.stop()
+
+
+def stop_or_kill(collector: FaultyCollector, log_copy: str) -> tuple[int, float]:
+    """`drain_and_stop`, or SIGKILL when the stop takes longer than its timeout; (exit code, seconds).
+    The collector's log is copied to ``<tmp>/<log_copy>`` (the data directory is temporary)."""
+    started = time.monotonic()
+    try:
+        code = drain_and_stop(collector)
+    except subprocess.TimeoutExpired:
+        collector.kill()
+        code = -9
+    (Path(tempfile.gettempdir()) / log_copy).write_bytes(collector.log_path.read_bytes())
+    return code, round(time.monotonic() - started, 1)
 
 
 def report(name: str, result: dict[str, Any]) -> dict[str, Any]:

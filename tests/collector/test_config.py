@@ -104,3 +104,15 @@ def test_invalid_config_reports_every_problem(name: str) -> None:
     for expected in INVALID[name]:
         assert any(expected in p for p in problems), (expected, problems)
     assert "hunter22" not in str(err.value)
+
+
+def test_content_keys_are_refused_as_extra_attribution_keys(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "attribution:\n  extra_keys: [cost.center, gen_ai.prompt, input.value]\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    (problem,) = err.value.problems
+    assert problem.startswith("attribution.extra_keys: 'gen_ai.prompt', 'input.value' carry prompt")
+    assert "privacy.content" in problem

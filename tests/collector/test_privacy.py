@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.collector.collector_process import REPO, CollectorProcess, SpanFactory
@@ -181,3 +182,50 @@ def test_hash_mode_stores_only_the_salted_hash(tmp_path: Path) -> None:
     assert _files_containing(collector.data_dir, SALT.encode()) == []
     log = collector.log()
     assert CANARY not in log and SALT not in log
+
+
+def test_content_keys_as_extra_attribution_keys_refuse_to_start(tmp_path: Path) -> None:
+    """Content is never a tag: naming a content key in attribution.extra_keys is a config error."""
+    collector = CollectorProcess(
+        tmp_path / "data", attribution={"extra_keys": ["cost.center", "gen_ai.prompt", "input.value"]}
+    )
+    with pytest.raises(RuntimeError, match="exited with") as err:
+        collector.start(timeout=60)
+    assert "attribution.extra_keys: 'gen_ai.prompt', 'input.value'" in str(err.value)
+    assert not (tmp_path / "data").exists() or _files_containing(tmp_path / "data", CANARY.encode()) == []
+
+
+def test_bad_content_values_never_cost_a_request_its_good_spans(tmp_path: Path) -> None:
+    """Hand-encoded protobuf: content nested 34 kvlist levels deep, 60 array levels deep, not UTF-8
+    or not an AnyValue is not even parsed under drop; under keep it rejects its span only."""
+    from tests.collector.decode.test_spans import BAD_CONTENT, _kv, _request, _span, _string_value
+
+    def body(tenant: str, first: int) -> bytes:
+        common = (
+            _kv("tenant.id", _string_value(tenant.encode())),
+            _kv("gen_ai.request.model", _string_value(b"gpt-4o")),
+        )
+        spans = [
+            _span(first + i, *common, bad, now=time.time_ns()) for i, bad in enumerate(BAD_CONTENT.values())
+        ]
+        return _request(_span(first + 100, *common, now=time.time_ns()), *spans)
+
+    def post(collector: CollectorProcess, data: bytes) -> bytes:
+        request = urllib.request.Request(
+            collector.http_url, data=data, headers={"Content-Type": "application/x-protobuf"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200
+            answer: bytes = r.read()
+            return answer
+
+    n = len(BAD_CONTENT) + 1
+    for mode, stored in (("drop", n), ("keep", 2)):  # keep: the kvlist value is not read, so kept
+        collector = CollectorProcess(tmp_path / mode, privacy={"content": mode}).start()
+        try:
+            answer = post(collector, body(mode, 1))
+            collector.wait_for("SELECT count() FROM llm_calls WHERE tenant_id = {t:String}", stored, t=mode)
+        finally:
+            assert collector.stop() == 0
+        rejected = ExportTraceServiceResponse.FromString(answer).partial_success.rejected_spans
+        assert rejected == n - stored

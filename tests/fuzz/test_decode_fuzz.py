@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -24,7 +25,6 @@ from tokenbook.collector.decode.spans import (
     Decoded,
     KeyFilter,
     MalformedRequest,
-    _pb_value,
     decode_json,
     decode_protobuf,
 )
@@ -139,9 +139,22 @@ def test_protobuf_hostile_fields_keep_or_reject_every_span(request: ExportTraceS
     built(decoded)
 
 
+def _reference_value(v: Any) -> Any:
+    """A generated ``AnyValue`` as the decoder reads it (the walk the views must agree with)."""
+    which = v.WhichOneof("value")
+    if which == "array_value":
+        return tuple(_reference_value(x) for x in v.array_value.values)
+    if which == "bytes_value":
+        return v.bytes_value.hex()
+    if which in ("string_value", "int_value", "double_value", "bool_value"):
+        return getattr(v, which)
+    return None
+
+
 def _reference(request: ExportTraceServiceRequest, keys: KeyFilter) -> list[tuple[bytes, dict[str, object]]]:
     """(span ID, kept attributes) of each span with valid IDs, walked on the generated classes."""
     out = []
+    _pb_value = _reference_value
     for rs in request.resource_spans:
         res = {
             kv.key: _pb_value(kv.value)

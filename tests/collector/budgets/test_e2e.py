@@ -205,3 +205,42 @@ def test_tokenbook_budgets_without_a_collector_reads_budget_events(collector: Co
     rows = {r["rule"]: r for r in map(json.loads, done.stdout.splitlines())}
     assert (rows["daily"]["state"], rows["daily"]["used_tokens"]) == ("over_budget", 1650)
     assert rows["ContractAnalyzer"]["subject"] == "tenant=acme, context=sess_xyz789"
+
+
+def test_a_redelivery_the_dedup_memory_forgot_is_not_counted_twice(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """dedup.max_keys: 5, so the first spans are forgotten by the time they are sent again; the
+    counters still agree with the ledger's views (a restart with warm_hours: 0 forgets everything)."""
+    budgets_cfg = {"quotas": [{"name": "daily", "window": "1d", "limit": {"tokens": 10**9}}]}
+    c = CollectorProcess(
+        tmp_path_factory.mktemp("forgotten") / "data",
+        budgets=budgets_cfg,
+        dedup={"max_keys": 5, "warm_hours": 0},
+    ).start()
+    try:
+        factory = SpanFactory()
+        first = factory.chats(4, tenant="forgot")
+        send(c, first)
+        for _ in range(3):
+            send(c, factory.chats(4, tenant="forgot"))  # evicts the first spans from the dedup memory
+        c.wait_for(
+            "SELECT sum(input_tokens + output_tokens) FROM v_calls WHERE tenant_id = 'forgot'", 16 * 150
+        )
+        send(c, first)  # re-delivered after the memory forgot them
+        time.sleep(3)  # the check against the ledger runs on the budgets' one-second tick
+        assert daily(c, "forgot")["used"]["tokens"] == 16 * 150
+        assert (
+            c.scalar("SELECT sum(input_tokens + output_tokens) FROM v_calls WHERE tenant_id = 'forgot'")
+            == 2400
+        )
+        assert c.stop() == 0
+        c.start()  # warm_hours: 0 -> the memory starts empty; the counters are rebuilt from the ledger
+        send(c, first)
+        time.sleep(3)
+        assert daily(c, "forgot")["used"]["tokens"] == 16 * 150
+        with urllib.request.urlopen(f"{c.admin_url}/metrics", timeout=10) as r:
+            assert "tokenbook_budget_redelivered_total 4" in r.read().decode()
+    finally:
+        if c.proc is not None:
+            assert c.stop() == 0

@@ -163,6 +163,33 @@ def test_breaker_trips_on_a_spike_over_the_baseline_and_resets_after_cool_down()
     assert ev.status({"tenant": "acme"})["allowed"] is True
 
 
+def test_breaker_does_not_trip_a_steady_heavy_tenant_after_a_restart_but_a_spike_still_trips() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    raw = {"breaker": {"enabled": True, "window": "60s", "baseline": "10m", "factor": 5, "min_tokens": 1000,
+                       "cooldown": "5m"}}  # fmt: skip
+    ev, events = evaluator(raw, clock)  # a collector that just (re)started: no history in memory
+    for second in range(0, 15 * 60, 5):  # a steady 60,000 tokens a minute, 60x min_tokens, for 15 min
+        clock.now += timedelta(seconds=5)
+        ev.observe([call(clock.now, f"{second:016x}", tokens=(4000, 1000))])
+        assert ev.status({"tenant": "acme"})["allowed"] is True, f"tripped at {second + 5} s"
+    assert events == []
+    clock.now += timedelta(seconds=1)
+    ev.observe([call(clock.now, "a" * 16, tokens=(400_000, 0))])  # 460,000 in a minute: 7.7x
+    assert [(e.kind, e.state) for e in events] == [("breaker", "tripped")]
+    assert ev.status({"tenant": "acme"})["denied_by"] == ["breaker"]
+
+
+def test_breaker_cap_applies_from_the_start() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    raw = {"breaker": {"enabled": True, "window": "60s", "baseline": "10m", "min_tokens": 1000,
+                       "max_tokens": 100_000}}  # fmt: skip
+    ev, events = evaluator(raw, clock)
+    ev.observe([call(clock.now, "1" * 16, tokens=(50_000, 0))])  # over min_tokens, no baseline: ok
+    assert events == []
+    ev.observe([call(clock.now, "2" * 16, tokens=(50_001, 0))])  # over the cap: trips at once
+    assert [(e.state, e.used_tokens, e.limit_tokens) for e in events] == [("tripped", 100_001, 100_000)]
+
+
 def test_breaker_absolute_cap() -> None:
     clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
     raw = {"breaker": {"enabled": True, "max_tokens": 500, "min_tokens": 10**9}}
@@ -227,3 +254,35 @@ def test_states_are_paginated() -> None:
         seen += [q["subject"]["user"] for q in page["quotas"]]
         cursor = page["next_cursor"]
     assert seen == [f"u{i:02d}" for i in range(25)]
+
+
+class _Ledger:
+    """The ledger as `verify_pending` sees it: (tenant, trace, span) -> oldest stored version."""
+
+    database = "tokenbook"
+
+    def __init__(self, oldest: dict[tuple[str, str, str], int]) -> None:
+        self.oldest = oldest
+        self.queries = 0
+
+    def query(self, sql: str, parameters: Any = None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+        self.queries += 1
+        assert "counted_spans" not in sql and "min(version)" in sql
+        rows = [(*k, v) for k, v in self.oldest.items() if k in set(parameters["keys"])]
+        return [], [], rows
+
+
+def test_deferred_calls_the_ledger_already_holds_are_not_counted_again() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    ev, _ = evaluator({"quotas": [QUOTA]}, clock)
+    known = call(clock.now, "1" * 16, version=2000)  # a re-delivery: stored before, at version 1000
+    new = call(clock.now, "2" * 16, version=2000)  # never stored: only its own copy (same version)
+    unstored = call(clock.now, "3" * 16, version=2000)  # not in storage yet
+    ledger = _Ledger(
+        {("acme", known.trace_id, known.span_id): 1000, ("acme", new.trace_id, new.span_id): 2000}
+    )
+    ev.defer([known, new, unstored])
+    assert ev.status({"tenant": "acme"})["quotas"][0]["used"]["tokens"] == 0  # not counted before the check
+    assert ev.verify_pending(ledger) == 3 and ev.verify_pending(ledger) == 0
+    assert ev.status({"tenant": "acme"})["quotas"][0]["used"]["tokens"] == 300
+    assert (ev.redelivered, ev.unverified, ledger.queries) == (1, 0, 1)

@@ -15,7 +15,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from tokenbook.collector.decode.spans import KeyFilter, MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
-from tokenbook.collector.limits import AttributeLimits
+from tokenbook.collector.limits import NAME_TRUNCATED, AttributeLimits, LimitsConfig
 
 KEYS = pipeline_keys((), "drop")
 
@@ -157,11 +157,137 @@ def test_malformed_requests_raise(decode, body: bytes) -> None:
         decode(body, KEYS)
 
 
-def test_an_attribute_that_is_not_utf8_makes_the_request_malformed() -> None:
+def test_an_attribute_key_that_is_not_utf8_is_ignored() -> None:
     request = encode_spans(_spans())
     body = request.SerializeToString().replace(b"gen_ai.request.model", b"gen_ai.request.mod\xff\xfe")
-    with pytest.raises(MalformedRequest, match="KeyValue"):
-        decode_protobuf(body, KEYS)
+    decoded = decode_protobuf(body, KEYS)
+    assert decoded.rejected == 0 and len(decoded.records) == 2
+    assert all("gen_ai.request.model" not in r.attrs for r in decoded.records)
+
+
+# --- hand-encoded protobuf: what an SDK would never send -------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _fixed64(number: int, value: int) -> bytes:
+    return _varint(number << 3 | 1) + value.to_bytes(8, "little")
+
+
+def _string_value(raw: bytes) -> bytes:
+    return _field(1, raw)  # AnyValue.string_value
+
+
+def _int_value(n: int) -> bytes:
+    return _varint(3 << 3) + _varint(n)  # AnyValue.int_value
+
+
+def _nested(levels: int) -> bytes:
+    value = _string_value(b"deep")
+    for _ in range(levels):
+        value = _field(5, _field(1, value))  # AnyValue.array_value -> ArrayValue.values
+    return value
+
+
+def _nested_kvlist(levels: int) -> bytes:
+    value = _string_value(b"deep")
+    for _ in range(levels):
+        value = _field(6, _field(1, _kv("k", value)))  # AnyValue.kvlist_value -> values -> KeyValue
+    return value
+
+
+def _kv(key: str, any_value: bytes) -> bytes:
+    return _field(1, key.encode()) + _field(2, any_value)
+
+
+def _span(span_id: int, *attributes: bytes, now: int = 1_700_000_000_000_000_000) -> bytes:
+    body = _field(1, bytes(range(1, 17))) + _field(2, span_id.to_bytes(8, "big")) + _field(5, b"chat gpt-4o")
+    body += _fixed64(7, now) + _fixed64(8, now + 10**9)
+    usage = (
+        _kv("gen_ai.operation.name", _string_value(b"chat")),
+        _kv("gen_ai.usage.input_tokens", _int_value(7)),
+    )
+    for kv in (*usage, *attributes):
+        body += _field(9, kv)
+    return body
+
+
+def _request(*spans: bytes) -> bytes:
+    resource = _field(1, _kv("service.name", _string_value(b"svc")))
+    scope_spans = b"".join(_field(2, s) for s in spans)
+    return _field(1, _field(1, resource) + _field(2, scope_spans))  # Request.resource_spans
+
+
+BAD_CONTENT = {
+    "kvlist nested 34 levels": _kv("gen_ai.prompt", _nested_kvlist(34)),
+    "array nested 60 levels": _kv("gen_ai.completion", _nested(60)),
+    "invalid UTF-8": _kv("gen_ai.prompt", _string_value(b"caf\xc3(\xff\xfe")),
+    "not an AnyValue": _kv("input.value", b"\xff\xff\xff"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_CONTENT), ids=list(BAD_CONTENT))
+def test_a_bad_content_value_is_never_decoded_under_drop(bad: str) -> None:
+    body = _request(_span(1), _span(2, BAD_CONTENT[bad]), _span(3))
+    decoded = decode_protobuf(body, KEYS)
+    assert (len(decoded.records), decoded.rejected) == (3, 0)
+    assert decoded.records[1].attrs == {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 7}
+
+
+UNREADABLE = [k for k in BAD_CONTENT if "kvlist" not in k]  # a kvlist value is never read: no error
+
+
+@pytest.mark.parametrize("bad", UNREADABLE, ids=UNREADABLE)
+@pytest.mark.parametrize("mode", ["keep", "hash"])
+def test_a_bad_content_value_rejects_only_its_span_when_content_is_read(bad: str, mode: str) -> None:
+    keys = pipeline_keys((), mode)
+    body = _request(_span(1), _span(2, BAD_CONTENT[bad]), _span(3))
+    for _ in range(2):  # cold, then from the attribute memo
+        decoded = decode_protobuf(body, keys)
+        assert [r.span_id[-1] for r in decoded.records] == [1, 3]
+        assert decoded.rejected == 1 and decoded.reason.startswith("span rejected: attribute")
+
+
+@pytest.mark.parametrize("mode", ["keep", "hash"])
+def test_a_deep_kvlist_content_value_keeps_its_span_when_content_is_read(mode: str) -> None:
+    body = _request(_span(1), _span(2, BAD_CONTENT["kvlist nested 34 levels"]), _span(3))
+    decoded = decode_protobuf(body, pipeline_keys((), mode))
+    assert (len(decoded.records), decoded.rejected) == (3, 0)
+    assert decoded.records[1].attrs["gen_ai.prompt"] is None  # kvlist values are not read
+
+
+def test_kept_values_decode_through_the_views_as_before() -> None:
+    array = _field(
+        5, _field(1, _int_value(1)) + _field(1, _string_value("é".encode())) + _field(1, _nested(2))
+    )
+    decoded = decode_protobuf(_request(_span(1, _kv("tokenbook.tag.x", array))), KEYS)
+    assert decoded.records[0].attrs["tokenbook.tag.x"] == (1, "é", (("deep",),))
+    assert decoded.records[0].service_name == "svc"
+    body = _request(_span(1, _kv("tokenbook.tag.x", _nested(17))), _span(2))
+    decoded = decode_protobuf(body, KEYS)
+    assert (len(decoded.records), decoded.rejected) == (1, 1) and "deeper than 16" in decoded.reason
+
+
+def test_a_bad_kept_resource_value_rejects_the_resource_spans_not_the_request() -> None:
+    bad = _field(1, _kv("service.name", _string_value(b"\xff")))
+    good = _field(1, _kv("service.name", _string_value(b"svc")))
+    body = _field(1, _field(1, bad) + _field(2, _field(2, _span(1)))) + _field(
+        1, _field(1, good) + _field(2, _field(2, _span(2)))
+    )
+    decoded = decode_protobuf(body, KEYS)
+    assert [r.span_id[-1] for r in decoded.records] == [2] and decoded.rejected == 1
 
 
 def test_kept_values_over_the_length_limit_reject_their_span_only() -> None:
@@ -178,3 +304,28 @@ def test_kept_values_over_the_length_limit_reject_their_span_only() -> None:
 def test_key_filter_matches_names_and_prefixes() -> None:
     keys = KeyFilter(frozenset({"a.b"}), ("tokenbook.tag.",))
     assert "a.b" in keys and "tokenbook.tag.x" in keys and "a.c" not in keys
+
+
+def test_long_span_names_are_truncated_with_a_marker_and_the_span_kept() -> None:
+    limited = replace(
+        KEYS, limits=AttributeLimits(max_attributes=64, max_value_length=1000, max_name_length=32)
+    )
+    long_name = "chat " + "x" * 15_000_000
+    pb = encode_spans(_spans())
+    (chat,) = [s for s in pb.resource_spans[0].scope_spans[0].spans if s.name == "chat gpt-4o"]
+    chat.name = long_name
+    decoded = decode_protobuf(pb.SerializeToString(), limited)
+    names = sorted(r.name for r in decoded.records)
+    assert decoded.rejected == 0 and len(names) == 2
+    assert names[0] == "chat " + "x" * 13 + NAME_TRUNCATED and len(names[0]) == 32
+    assert names[1] == "invoke_agent triage"  # within the limit: unchanged
+    decoded = decode_json(_json_request([_json_span(name=long_name)]), limited)
+    assert [r.name for r in decoded.records] == ["chat " + "x" * 13 + NAME_TRUNCATED]
+    assert LimitsConfig().attributes.max_name_length == 1024
+
+
+def test_the_span_name_limit_reaches_the_decoder_processes() -> None:
+    from tokenbook.collector.decode.pool import _key_filter, _key_filter_json
+
+    limited = replace(KEYS, limits=AttributeLimits(64, 100, 7))
+    assert _key_filter(json.loads(_key_filter_json(limited))).limits == limited.limits

@@ -40,3 +40,30 @@ def test_the_same_span_ids_from_two_tenants_are_both_kept(tmp_path: Path) -> Non
         assert ingestor.metrics.snapshot()["deduplicated_spans"] == 1
     finally:
         wal.close()
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_horizon_follows_the_warm_up_and_the_evictions() -> None:
+    clock = _Clock(1000.0)
+    keys = RecentSpanKeys(4, clock=clock)
+    assert keys.horizon == 1000.0  # nothing logged before creation is known
+    keys.known_since(400.0)  # the warm-up read the spans logged since 400
+    assert keys.horizon == 400.0
+    keys.remember([b"a", b"b"])  # logged at 1000
+    clock.now = 1001.5
+    keys.remember([b"c", b"d"])  # logged at 1001
+    assert keys.horizon == 400.0  # nothing evicted yet
+    clock.now = 1005.2
+    keys.remember([b"e"])  # evicts "a", logged in second 1000: only from 1001 on is everything known
+    assert keys.horizon == 1001.0 and b"a" not in keys
+    keys.remember([b"f"])  # evicts "b" (second 1000 too)
+    assert keys.horizon == 1001.0
+    keys.remember([b"g"])  # evicts "c", logged in second 1001
+    assert keys.horizon == 1002.0

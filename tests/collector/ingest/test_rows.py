@@ -217,3 +217,14 @@ def test_context_saturation_from_the_catalog_window_and_null_when_unknown() -> N
     known, unknown = sorted(_rows(build).calls, key=lambda c: c.model)
     assert (known.model, known.context_window, known.context_saturation) == ("gpt-4o", 128000, 0.75)
     assert (unknown.context_window, unknown.context_saturation) == (None, None)
+
+
+def test_content_keys_in_extra_keys_are_never_tags_under_drop() -> None:
+    def build(tracer) -> None:
+        attrs = {**CHAT, "gen_ai.prompt": "secret", "input.value": "secret too", "cost.center": "cc-7"}
+        with tracer.start_as_current_span("chat", attributes=attrs):
+            pass
+
+    (call,) = _rows(build, extra_keys=("cost.center", "gen_ai.prompt", "input.value")).calls
+    assert call.tags == {"cost.center": "cc-7"}
+    assert "input.value" not in pipeline_keys(("input.value",), "drop")

@@ -48,7 +48,7 @@ from tokenbook.genai.configspec import (
     size,
     type_name,
 )
-from tokenbook.genai.redaction import REDACTION_MODES
+from tokenbook.genai.redaction import REDACTION_MODES, is_content_attribute
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -90,6 +90,12 @@ class ConfigError(ValueError):
 def _key_list(v: Any) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(k, str) and k for k in v):
         raise ValueError("must be a list of attribute names")
+    content = [k for k in v if is_content_attribute(k)]
+    if content:
+        raise ValueError(
+            f"{', '.join(map(repr, content))} carry prompt or completion content, which is never a tag: "
+            "privacy.content alone decides whether content is dropped, hashed or kept"
+        )
     return tuple(v)
 
 
@@ -226,7 +232,10 @@ class AttributionConfig:
     """The ``attribution`` section."""
 
     extra_keys: tuple[str, ...] = setting(
-        (), parse=_key_list, doc="Span attributes kept as tags besides the standard attribution keys."
+        (),
+        parse=_key_list,
+        doc="Span attributes kept as tags besides the standard attribution keys. Content attributes "
+        "(`gen_ai.prompt`, `input.value`, ...) are refused: `privacy.content` alone governs them.",
     )
 
 

@@ -5,6 +5,9 @@
   ``limits.max_attribute_value_length`` characters, is rejected (counted in ``partial_success``; its
   siblings are kept). Content attributes that the privacy mode keeps or hashes are exempt from the
   length limit (the request size bounds them).
+* A span name longer than ``limits.max_span_name_length`` characters (default 1024) is truncated by
+  the decoder to that length, ending with `NAME_TRUNCATED`; the span is kept (a name is a label,
+  not a reason to lose a call's spend).
 * `TenantRateLimiter`: a token bucket per tenant in spans per second
   (``limits.tenant_rate.spans_per_second`` with a ``burst``; 0 = off). A request is admitted when
   each of its tenants' buckets holds its spans (or is full, for a request larger than the burst: the
@@ -53,6 +56,7 @@ from tokenbook.genai.redaction import is_content_attribute
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "NAME_TRUNCATED",
     "AttributeLimits",
     "LimitsConfig",
     "TenantRateConfig",
@@ -61,11 +65,23 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+#: The end of a span name truncated to ``limits.max_span_name_length``.
+NAME_TRUNCATED: Final = "...[truncated]"
+
 
 @dataclass(frozen=True, slots=True)
 class AttributeLimits:
     max_attributes: int  # per span, all attributes counted by the decoder (`KeyFilter.max_attributes`)
     max_value_length: int  # characters of a kept string value
+    max_name_length: int = 1024  # characters of a span name; longer names are truncated (`span_name`)
+
+    def span_name(self, name: str) -> str:
+        """`name` within ``max_name_length`` characters: a longer one is cut and ends with
+        `NAME_TRUNCATED` (the result has exactly ``max_name_length`` characters)."""
+        if len(name) <= self.max_name_length:
+            return name
+        keep = max(self.max_name_length - len(NAME_TRUNCATED), 0)
+        return (name[:keep] + NAME_TRUNCATED)[: self.max_name_length]
 
     def violation(self, key: str, value: object) -> str:
         """Why one kept attribute breaks the value-length limit, or "" when it does not."""
@@ -149,6 +165,12 @@ class LimitsConfig:
         doc="A kept attribute with a longer string value (in characters) rejects its span; content "
         "attributes the privacy mode keeps or hashes are exempt.",
     )
+    max_span_name_length: int = setting(
+        1024,
+        parse=positive_int,
+        doc="A longer span name (in characters) is truncated to this length, its end replaced by "
+        "`...[truncated]`; the span is kept.",
+    )
     tenant_rate: TenantRateConfig = section(
         TenantRateConfig, doc="Per-tenant rate limit: beyond it, 429 / RESOURCE_EXHAUSTED with a retry delay."
     )
@@ -204,7 +226,9 @@ class LimitsConfig:
     @property
     def attributes(self) -> AttributeLimits:
         """The attribute limits, for the decoder."""
-        return AttributeLimits(self.max_attributes_per_span, self.max_attribute_value_length)
+        return AttributeLimits(
+            self.max_attributes_per_span, self.max_attribute_value_length, self.max_span_name_length
+        )
 
     @property
     def tenant_spans_per_second(self) -> float:

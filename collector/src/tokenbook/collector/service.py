@@ -197,6 +197,7 @@ class Collector:
             storage_up=self._storage_up,
             on_calls=self._observe,
             rate_limiter=cfg.limits.rate_limiter(),
+            on_unsure_calls=self.budgets.defer,
         )
         self.grpc = GrpcReceiver(
             self.ingestor,
@@ -319,7 +320,14 @@ class Collector:
                 recover_since = datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours)
                 if refreshed is not None:
                     recover_since = max(recover_since, refreshed)
-                self._dedup.remember(store.recent_span_key_bytes(cfg.dedup.warm_hours, self._dedup.max_keys))
+                keys = store.recent_span_key_bytes(cfg.dedup.warm_hours, self._dedup.max_keys)
+                self._dedup.remember(keys)
+                # From when on every logged span is remembered: the whole window, unless the warm-up
+                # was capped at dedup.max_keys (then only from now on).
+                complete = len(keys) < self._dedup.max_keys
+                self._dedup.known_since(
+                    time.time() - cfg.dedup.warm_hours * 3600 if complete else time.time()
+                )
             with self._up_lock:
                 if self._stopped.is_set():
                     store.close()

@@ -5,6 +5,13 @@ trips when the tokens of the last `window` exceed ``factor x`` its baseline (the
 `window` over the trailing `baseline` before it) while being at least `min_tokens`, or exceed the
 absolute cap `max_tokens`. A tripped tenant stays tripped for `cooldown`, then resets. Each trip and
 each reset is one `BudgetEvent`. Not thread-safe: the evaluator calls it under its lock.
+
+A baseline needs history. The breaker counts in memory from the moment it was made (`started`: the
+collector's start), so for the first `baseline` seconds it has not seen what a tenant normally
+spends, and a steady heavy tenant would look like a spike from zero. The factor rule therefore waits
+until `baseline` seconds have been observed; until then only the absolute cap `max_tokens` trips
+(set it to keep a hard ceiling through restarts). Once active, the baseline is the average over the
+observed part of the trailing `baseline` (never diluted by the time before the start).
 """
 
 from __future__ import annotations
@@ -34,8 +41,11 @@ class BurnRateBreaker:
     """Trips a tenant whose spend rate over `window` jumps past its baseline; not thread-safe (the
     evaluator guards it)."""
 
-    def __init__(self, config: BreakerConfig) -> None:
+    def __init__(self, config: BreakerConfig, started: float = 0.0) -> None:
+        """`started`: clock time from which spend is observed (the factor rule waits `baseline` after it)."""
         self.config = config
+        self.started = started
+        self._first_bucket = int(started // (config.window / _BUCKETS_PER_WINDOW))
         self._bucket_s = config.window / _BUCKETS_PER_WINDOW
         self._keep = math.ceil((config.baseline + config.window) / self._bucket_s) + 1
         self._tenants: dict[str, _Tenant] = {}
@@ -75,8 +85,8 @@ class BurnRateBreaker:
             t.buckets.popleft()
         if t.tripped_at is None:
             recent = sum(n for i, n in t.buckets if i > current - _BUCKETS_PER_WINDOW)
-            threshold = self._threshold(t, current)
-            if recent > threshold:
+            threshold = self._threshold(t, current, now)
+            if threshold is not None and recent > threshold:
                 t.tripped_at, t.until = now, now + self.config.cooldown
                 events.append(self._event(tenant, TRIPPED, "ok", recent, threshold, now))
         return events
@@ -95,14 +105,18 @@ class BurnRateBreaker:
         t.tripped_at = None
         return [self._event(tenant, RESET, TRIPPED, 0, 0, tripped_at, reset_at=t.until)]
 
-    def _threshold(self, t: _Tenant, current: int) -> int:
-        """Tokens per window above which the tenant trips."""
+    def _threshold(self, t: _Tenant, current: int, now: float) -> int | None:
+        """Tokens per window above which the tenant trips; None: nothing can trip it yet (no
+        baseline observed and no absolute cap)."""
         cfg = self.config
-        cap = cfg.max_tokens if cfg.max_tokens is not None else None
+        cap = cfg.max_tokens
+        if now - self.started < cfg.baseline:  # no baseline observed yet: only the cap applies
+            return cap
         first = current - _BUCKETS_PER_WINDOW  # newest bucket of the baseline
         history = [n for i, n in t.buckets if i <= first]
         span_buckets = int(cfg.baseline // self._bucket_s)
-        baseline = Decimal(sum(history)) * _BUCKETS_PER_WINDOW / max(span_buckets, 1)
+        observed = min(span_buckets, first - self._first_bucket + 1)  # buckets of it since `started`
+        baseline = Decimal(sum(history)) * _BUCKETS_PER_WINDOW / max(observed, 1)
         by_factor = max(int(cfg.factor * baseline), cfg.min_tokens)
         return by_factor if cap is None else min(by_factor, cap)
 

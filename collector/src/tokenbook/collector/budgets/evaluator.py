@@ -24,6 +24,17 @@ its usage from the ledger, of calls ingested before the new counter was made, is
 ``max_subjects`` hydrations wait; beyond, the oldest request is dropped and its counter stays as
 counted live (`unhydrated` counts them).
 
+Re-deliveries: the collector's dedup memory is bounded (``dedup.max_keys``, warmed with
+``dedup.warm_hours`` of the ledger at start), so a span re-sent after it was forgotten reaches
+`observe` as new, while the ledger's views keep it once. The ingestor therefore hands the new calls
+that *may* be such re-deliveries (first logged before the memory's horizon, `Ingestor.unsure`) to
+`defer` instead: they wait in a bounded queue (``max_subjects`` calls; beyond, a call is counted at
+once and `unverified` counts it) and `verify_pending` (the runtime's thread, once a second) asks the
+ledger which of them have an older stored version (``budgets/counted_spans.sql``): those were counted
+when first ingested and are skipped (`redelivered`); the others are counted. Only calls older than the
+horizon pay for a query; live traffic is certain. The ledger must hold the first copy: a copy still
+in the write-ahead log (storage down for longer than the memory's horizon) is not seen.
+
 Thread-safe: one lock around counters; events are published after it is released.
 """
 
@@ -115,10 +126,13 @@ class BudgetEvaluator:
         # (key, created at) of counters to rebuild from the ledger; the oldest is dropped when full
         self._hydrate: deque[tuple[_Key, float]] = deque(maxlen=config.max_subjects)
         self._windows: dict[int, tuple[datetime, datetime, datetime]] = {}  # rule -> prev start, start, end
-        self.breaker = BurnRateBreaker(config.breaker) if config.breaker.enabled else None
+        self.breaker = BurnRateBreaker(config.breaker, clock()) if config.breaker.enabled else None
         self.out_of_window_calls = 0
         self.errors = 0
         self._last_prune = 0.0
+        self._unsure: deque[CallRow] = deque()  # calls that may be forgotten re-deliveries (`defer`)
+        self.redelivered = 0  # deferred calls the ledger already held: not counted again
+        self.unverified = 0  # deferred calls counted unchecked because the queue was full
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -155,6 +169,55 @@ class BudgetEvaluator:
             return
         for event in events:
             self._publish(event)
+
+    def defer(self, calls: Sequence[CallRow]) -> None:
+        """Count `calls` once `verify_pending` has checked that the ledger does not already hold them
+        (possible re-deliveries); when the queue is full they are counted at once."""
+        overflow: list[CallRow] = []
+        with self._lock:
+            room = self.max_subjects - len(self._unsure)
+            self._unsure.extend(calls[: max(room, 0)])
+            if room < len(calls):
+                overflow = list(calls[max(room, 0) :])
+                self.unverified += len(overflow)
+        if overflow:
+            self.observe(overflow)
+
+    def verify_pending(self, source: UsageSource, limit: int = 2000) -> int:
+        """Check up to `limit` deferred calls against the ledger and count those it does not hold from
+        an earlier ingestion; returns how many were checked. A store error leaves them queued (raised)."""
+        with self._lock:
+            batch = [self._unsure.popleft() for _ in range(min(limit, len(self._unsure)))]
+        if not batch:
+            return 0
+        try:
+            _, _, rows = source.query(
+                render_query("budgets/counted_spans.sql", source.database),
+                {
+                    "timestamps": sorted({c.timestamp for c in batch}),
+                    "trace_ids": sorted({c.trace_id for c in batch}),
+                    "keys": sorted({(c.tenant_id, c.trace_id, c.span_id) for c in batch}),
+                },
+            )
+        except Exception:
+            with self._lock:
+                self._unsure.extendleft(reversed(batch))
+            raise
+        oldest = {(t, tr, sp): int(v) for t, tr, sp, v in rows}
+        fresh = []
+        for c in batch:
+            first = oldest.get((c.tenant_id, c.trace_id, c.span_id))
+            if first is not None and first < c.version:
+                self.redelivered += 1
+            else:
+                fresh.append(c)
+        self.observe(fresh)
+        return len(batch)
+
+    @property
+    def unsure_pending(self) -> int:
+        """Deferred calls not checked yet."""
+        return len(self._unsure)
 
     def tick(self) -> None:
         """Expire breaker trips and forget old counters (called about once a second)."""

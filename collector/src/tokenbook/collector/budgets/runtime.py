@@ -25,6 +25,7 @@ __all__ = ["BudgetRuntime"]
 
 _log = logging.getLogger("tokenbook.collector.budgets")
 _TICK_S = 1.0
+_STORE_SHARE = 0.2  # of each tick, at most, for the budget queries of `_tick` (store connection)
 DEFAULT_PAGE = 1000  # counters per GET /v1/budgets page
 MAX_PAGE = 10_000
 
@@ -72,6 +73,12 @@ class BudgetRuntime:
         if self.config.enabled:
             self.evaluator.observe(calls)
 
+    def defer(self, calls: Sequence[CallRow]) -> None:
+        """New calls that may be re-deliveries the dedup memory forgot: counted once the ledger shows
+        they were not ingested before (`BudgetEvaluator.defer`)."""
+        if self.config.enabled:
+            self.evaluator.defer(calls)
+
     def apply_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
         """Billing decisions of the store's decision pass (`BudgetEvaluator.apply_decisions`)."""
         if self.config.enabled:
@@ -113,11 +120,23 @@ class BudgetRuntime:
         while not self._stop.wait(_TICK_S):
             self.evaluator.tick()
             if self._source is not None:
-                try:
-                    while self.evaluator.hydrate_pending(self._source) and not self._stop.is_set():
-                        pass
-                except RuntimeError as exc:  # StoreError: retried at the next tick
-                    _log.warning("budget counters could not be rebuilt from storage: %s", exc)
+                # Each query holds the store's connection, which the writer's inserts need too: at most
+                # `_STORE_SHARE` of every tick goes to these (half of it first to the re-delivery check),
+                # so a flood of new subjects never stalls the ledger; the rest waits for the next tick.
+                started = time.monotonic()
+                for step, batch, share, what in (
+                    (self.evaluator.verify_pending, 2000, _STORE_SHARE / 2, "re-deliveries checked"),
+                    (self.evaluator.hydrate_pending, 10, _STORE_SHARE, "budget counters rebuilt"),
+                ):
+                    try:
+                        while (
+                            time.monotonic() - started < share * _TICK_S
+                            and step(self._source, batch)
+                            and not self._stop.is_set()
+                        ):
+                            pass
+                    except RuntimeError as exc:  # StoreError: retried at the next tick
+                        _log.warning("%s: storage failed: %s", what, exc)
 
     def prometheus(self) -> str:
         """Budget metrics in the Prometheus text format (appended to the admin API's ``/metrics``)."""
@@ -153,6 +172,14 @@ class BudgetRuntime:
             "# HELP tokenbook_budget_evicted_total Counters evicted from memory (budgets.max_subjects)",
             "# TYPE tokenbook_budget_evicted_total counter",
             f"tokenbook_budget_evicted_total {ev.evicted}",
+            "# HELP tokenbook_budget_redelivered_total Calls the dedup memory had forgotten, found in the "
+            "ledger and not counted again",
+            "# TYPE tokenbook_budget_redelivered_total counter",
+            f"tokenbook_budget_redelivered_total {ev.redelivered}",
+            "# HELP tokenbook_budget_unverified_total Possibly re-delivered calls counted unchecked "
+            "(queue full)",
+            "# TYPE tokenbook_budget_unverified_total counter",
+            f"tokenbook_budget_unverified_total {ev.unverified}",
             "# HELP tokenbook_budget_errors_total Batches the budget evaluator failed on (logged)",
             "# TYPE tokenbook_budget_errors_total counter",
             f"tokenbook_budget_errors_total {ev.errors}",

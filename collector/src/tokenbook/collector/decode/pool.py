@@ -197,7 +197,9 @@ def _key_filter_json(keys: KeyFilter) -> bytes:
         {
             "names": sorted(keys.names),
             "prefixes": list(keys.prefixes),
-            "limits": None if limits is None else [limits.max_attributes, limits.max_value_length],
+            "limits": None
+            if limits is None
+            else [limits.max_attributes, limits.max_value_length, limits.max_name_length],
         }
     ).encode()
 

@@ -5,16 +5,20 @@ status, the outcome event, the instrumentation scope (name, version), ``service.
 ``service.instance.id`` and the attributes accepted by a `KeyFilter` (exact names
 plus prefixes). Protobuf is parsed by upb through `otlp_view.TraceRequestView`, which leaves each
 attribute as its serialized ``KeyValue``; `_AttributeMemo` maps those bytes to the decoded attribute,
-parsing (``KeyValue.FromString``) only the ones not seen recently. ``MessageToDict`` is never used.
+parsing (``KeyValueView``, then ``AnyValueView`` for a kept key only) the ones not seen recently: a
+value whose key is not kept (content under ``privacy.content: drop``) is never parsed or validated.
+``MessageToDict`` is never used.
 
 A request that cannot be parsed at all raises `MalformedRequest` (-> 400 / INVALID_ARGUMENT). A span
 that parses but is unusable (a trace ID that is not 16 bytes, a span ID that is not 8 bytes, all-zero
-IDs, more attributes or a longer kept value than ``KeyFilter.limits`` allow, a JSON span with an
-unreadable field) is
+IDs, more attributes or a longer kept value than ``KeyFilter.limits`` allow, an attribute that is not
+a KeyValue, a kept value that is not valid UTF-8 or nests arrays deeper than 16 levels, a JSON span
+with an unreadable field) is
 *rejected*: it is counted in `Decoded.rejected` with the first reason, and its siblings are kept
-(-> ``partial_success``). OTLP/JSON follows the spec: IDs are hex strings, 64-bit integers may be
-JSON strings, field names are lowerCamelCase (snake_case is accepted too, as protobuf's JSON mapping
-does), enums are integers.
+(-> ``partial_success``). A span name longer than ``KeyFilter.limits.max_name_length`` is truncated
+(`AttributeLimits.span_name`), the span kept. OTLP/JSON follows the spec: IDs are hex strings, 64-bit
+integers may be JSON strings, field names are lowerCamelCase (snake_case is accepted too, as protobuf's
+JSON mapping does), enums are integers.
 """
 
 from __future__ import annotations
@@ -26,9 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from tokenbook.collector.decode.otlp_view import TraceRequestView
+from tokenbook.collector.decode.otlp_view import AnyValueView, KeyValueView, TraceRequestView
 from tokenbook.collector.limits import AttributeLimits
 from tokenbook.genai import semconv
 
@@ -83,10 +86,21 @@ class KeyFilter:
 # --- protobuf ---------------------------------------------------------------------------------------
 
 
-def _pb_value(v: Any) -> Any:
+_MAX_VALUE_DEPTH: Final = 16  # arrays nested deeper in a kept value reject the span
+
+
+class _BadValue(ValueError):
+    """A kept attribute value that cannot be read (not protobuf, not UTF-8, nested too deep)."""
+
+
+def _pb_value(v: Any, depth: int = 0) -> Any:
+    """The Python value of an `AnyValueView`; `_BadValue` when it cannot be read."""
     # HasField in the order of frequency is ~30% faster than WhichOneof + a string switch.
     if v.HasField("string_value"):
-        return v.string_value
+        try:
+            return v.string_value.decode()
+        except UnicodeDecodeError as exc:
+            raise _BadValue("is not valid UTF-8") from exc
     if v.HasField("int_value"):
         return v.int_value
     if v.HasField("double_value"):
@@ -94,10 +108,28 @@ def _pb_value(v: Any) -> Any:
     if v.HasField("bool_value"):
         return v.bool_value
     if v.HasField("array_value"):
-        return tuple(_pb_value(x) for x in v.array_value.values)
+        if depth >= _MAX_VALUE_DEPTH:
+            raise _BadValue(f"nests arrays deeper than {_MAX_VALUE_DEPTH} levels")
+        return tuple(_pb_value(_any_value(x), depth + 1) for x in v.array_value.values)
     if v.HasField("bytes_value"):
         return v.bytes_value.hex()
     return None  # kvlist and empty values are not read by the pipeline
+
+
+def _any_value(raw: bytes) -> Any:
+    """One serialized ``AnyValue`` as an `AnyValueView` (its own fields only: nothing nested is parsed)."""
+    try:
+        return AnyValueView.FromString(raw)
+    except DecodeError as exc:
+        raise _BadValue(f"is not a protobuf AnyValue ({exc})") from exc
+
+
+def _kept_value(key: str, raw: bytes) -> tuple[str, Any] | str:
+    """(key, value) of a kept attribute, or why its span is rejected."""
+    try:
+        return key, _pb_value(_any_value(raw))
+    except _BadValue as exc:
+        return _rejected(f"attribute {key[:64]!r} {exc}")
 
 
 class _AttributeMemo:
@@ -134,9 +166,11 @@ class _AttributeMemo:
     def _learn(self, raw: bytes) -> tuple[str, Any] | str | None:
         key, value = _key_value(raw)
         kv: tuple[str, Any] | str | None = None
-        if key in self._keys:
-            kv = (key, _pb_value(value))
-            if self._keys.limits is not None:
+        if key is None:
+            kv = _rejected("an attribute is not a protobuf KeyValue")
+        elif key in self._keys:
+            kv = _kept_value(key, value)
+            if kv.__class__ is tuple and self._keys.limits is not None:
                 kv = _rejected(self._keys.limits.violation(*kv)) or kv
         if len(raw) <= self._MAX_BYTES:
             if len(self._table) >= self._MAX_ENTRIES:
@@ -161,13 +195,17 @@ def _resource_problem(res: Mapping[str, Any], limits: AttributeLimits | None) ->
     return ""
 
 
-def _key_value(raw: bytes) -> tuple[str, Any]:
-    """(key, AnyValue message) of one serialized ``KeyValue``; `MalformedRequest` if it is not one."""
+def _key_value(raw: bytes) -> tuple[str | None, bytes]:
+    """(key, serialized AnyValue) of one serialized ``KeyValue``; the value is not parsed. The key is
+    None when `raw` is not a KeyValue, "" when the key is not UTF-8 (no filter keeps it)."""
     try:
-        kv = KeyValue.FromString(raw)
-    except DecodeError as exc:
-        raise MalformedRequest(f"cannot parse an attribute (KeyValue): {exc}") from exc
-    return kv.key, kv.value
+        kv = KeyValueView.FromString(raw)
+    except DecodeError:
+        return None, b""
+    try:
+        return kv.key.decode(), kv.value
+    except UnicodeDecodeError:
+        return "", b""
 
 
 @functools.lru_cache(maxsize=16)
@@ -204,16 +242,24 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
     max_attributes = limits.max_attributes if limits is not None else 0
     for rs in request.resource_spans:
         res: dict[str, Any] = {}
-        service = instance = ""
+        service = instance = res_problem = ""
         for raw in rs.resource.attributes:
             k, v = _key_value(raw)
-            if k == semconv.SERVICE_NAME:
-                service = v.string_value
-            elif k == _INSTANCE:
-                instance = v.string_value
-            elif k in keys:
-                res[k] = _pb_value(v)
-        res_problem = _resource_problem(res, limits)
+            if k is None:
+                res_problem = res_problem or _rejected("a resource attribute is not a protobuf KeyValue")
+            elif k in (semconv.SERVICE_NAME, _INSTANCE) or k in keys:
+                kv = _kept_value(k, v)
+                if kv.__class__ is str:
+                    res_problem = res_problem or str(kv)
+                    continue
+                value = kv[1]
+                if k == semconv.SERVICE_NAME:
+                    service = value if value.__class__ is str else ""
+                elif k == _INSTANCE:
+                    instance = value if value.__class__ is str else ""
+                else:
+                    res[k] = value
+        res_problem = res_problem or _resource_problem(res, limits)
         for ss in rs.scope_spans:
             scope_name, scope_version = ss.scope.name, ss.scope.version
             for span in ss.spans:
@@ -248,12 +294,15 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
                             outcome = str(found.get(outcome_key) or "")
                 if not outcome and outcome_key in attrs:
                     outcome = str(attrs[outcome_key])
+                name = span.name
+                if limits is not None and len(name) > limits.max_name_length:
+                    name = limits.span_name(name)
                 records.append(
                     SpanRecord(
                         trace_id,
                         span_id,
                         parent,
-                        span.name,
+                        name,
                         span.start_time_unix_nano,
                         span.end_time_unix_nano,
                         span.status.code == _STATUS_ERROR,
@@ -367,11 +416,12 @@ def _json_span(
     if not outcome and outcome_key in attrs:
         outcome = str(attrs[outcome_key])
     status = span.get("status") or {}
+    name = str(span.get("name", ""))
     return SpanRecord(
         trace_id,
         span_id,
         parent,
-        str(span.get("name", "")),
+        name if keys.limits is None else keys.limits.span_name(name),
         _json_time(_get(span, "startTimeUnixNano", "start_time_unix_nano")),
         _json_time(_get(span, "endTimeUnixNano", "end_time_unix_nano")),
         isinstance(status, Mapping) and status.get("code") in (_STATUS_ERROR, "STATUS_CODE_ERROR"),

@@ -94,10 +94,14 @@ class Ingestor:
         storage_up: Callable[[], bool],
         on_calls: Callable[[Sequence[CallRow]], None] | None = None,
         rate_limiter: TenantRateLimiter | None = None,
+        on_unsure_calls: Callable[[Sequence[CallRow]], None] | None = None,
     ) -> None:
         """`decoder` turns bodies into spans (`DecoderPool(keys, 0)` decodes in the calling thread);
-        `on_calls` gets each newly accepted call once, after it is durable (the budget evaluator)."""
+        `on_calls` gets each newly accepted call once, after it is durable (the budget evaluator).
+        `on_unsure_calls`, when given, gets instead the new calls that may be re-deliveries the dedup
+        memory forgot (`unsure`): the evaluator checks the ledger before counting them."""
         self.on_calls = on_calls
+        self.on_unsure_calls = on_unsure_calls
         self.rate_limiter = rate_limiter
         self.builder = builder
         self.decoder = decoder
@@ -134,6 +138,14 @@ class Ingestor:
                     retry_after=wait,
                 )
         return decoded
+
+    def unsure(self, calls: Sequence[CallRow]) -> list[CallRow]:
+        """The calls among new ones that may have been logged before, before the dedup memory's
+        `horizon`: a span starts at most ``limits.max_span_future`` after it is logged, so one starting
+        at or after ``horizon + max_span_future`` was first logged after the horizon, i.e. is known
+        to the memory if it was logged at all."""
+        certain_from = self.dedup.horizon + self.builder.bounds.max_span_future
+        return [c for c in calls if c.timestamp.timestamp() < certain_from]
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no request is being ingested (at shutdown); return whether that happened."""
@@ -199,6 +211,12 @@ class Ingestor:
             if len(added) != len(keys):  # a concurrent request logged some of these spans first
                 new = set(added)
                 calls = [c for c in calls if span_key(c.tenant_id, c.trace_id, c.span_id) in new]
+            if self.on_unsure_calls is not None:
+                unsure = self.unsure(calls)
+                if unsure:
+                    self.on_unsure_calls(unsure)
+                    later = {id(c) for c in unsure}
+                    calls = [c for c in calls if id(c) not in later]
             self.on_calls(calls)
         self.metrics.add(
             deduplicated_spans=duplicates,

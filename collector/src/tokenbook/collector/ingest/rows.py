@@ -122,7 +122,8 @@ def pipeline_keys(extra_keys: Sequence[str], content: str) -> KeyFilter:
     """The attribute keys the pipeline reads (decode nothing else)."""
     names = set(USAGE_KEYS)
     names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
-    names.update(semconv.CONTEXT_ID_SOURCES, ATTRIBUTION_COLUMNS, extra_keys, semconv.CACHE_HIT_FLAGS)
+    names.update(semconv.CONTEXT_ID_SOURCES, ATTRIBUTION_COLUMNS, semconv.CACHE_HIT_FLAGS)
+    names.update(k for k in extra_keys if not is_content_attribute(k))  # content: `content` decides
     names.update(
         (
             semconv.OPERATION,
@@ -301,7 +302,8 @@ class RowBuilder:
         """`bounds`: spans outside them are rejected (the collector passes its ``limits.*``)."""
         self.catalog = catalog
         self.bounds = bounds
-        self.extra_keys = tuple(extra_keys)
+        # Content is governed by `content` alone: a content key is never copied as a plain tag.
+        self.extra_keys = tuple(k for k in extra_keys if not is_content_attribute(k))
         self.redactor = Redactor(content, salt=salt) if content != "drop" else None
         self.tracker = tracker or DescendantTracker()
         # Attribute names that are neither tags nor content: a span with no other key skips `_tags`'
