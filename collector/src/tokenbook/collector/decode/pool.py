@@ -197,6 +197,8 @@ def _key_filter_json(keys: KeyFilter) -> bytes:
         {
             "names": sorted(keys.names),
             "prefixes": list(keys.prefixes),
+            "measure_only": sorted(keys.measure_only),
+            "measure_only_prefixes": list(keys.measure_only_prefixes),
             "limits": None
             if limits is None
             else [limits.max_attributes, limits.max_value_length, limits.max_name_length],
@@ -207,7 +209,11 @@ def _key_filter_json(keys: KeyFilter) -> bytes:
 def _key_filter(doc: dict[str, Any]) -> KeyFilter:
     limits = doc["limits"]
     return KeyFilter(
-        frozenset(doc["names"]), tuple(doc["prefixes"]), None if limits is None else AttributeLimits(*limits)
+        frozenset(doc["names"]),
+        tuple(doc["prefixes"]),
+        None if limits is None else AttributeLimits(*limits),
+        frozenset(doc.get("measure_only", ())),
+        tuple(doc.get("measure_only_prefixes", ())),
     )
 
 

@@ -78,6 +78,14 @@ class KeyFilter:
     prefixes: tuple[str, ...] = ()
     #: A span with more attributes (all counted) or a kept value over the length limit is rejected.
     limits: AttributeLimits | None = None
+    #: Keys decoded only to be measured (prompt content under ``privacy.content: drop``): a value that
+    #: cannot be read is left out, never a reason to reject its span.
+    measure_only: frozenset[str] = frozenset()
+    measure_only_prefixes: tuple[str, ...] = ()
+
+    def only_measured(self, key: str) -> bool:
+        """Whether `key` is decoded only to be measured (see `measure_only`)."""
+        return key in self.measure_only or key.startswith(self.measure_only_prefixes)
 
     def __contains__(self, key: object) -> bool:
         return key in self.names or (isinstance(key, str) and key.startswith(self.prefixes))
@@ -170,7 +178,9 @@ class _AttributeMemo:
             kv = _rejected("an attribute is not a protobuf KeyValue")
         elif key in self._keys:
             kv = _kept_value(key, value)
-            if kv.__class__ is tuple and self._keys.limits is not None:
+            if kv.__class__ is str and self._keys.only_measured(key):
+                kv = None  # unreadable content that is only measured: left out
+            elif kv.__class__ is tuple and self._keys.limits is not None:
                 kv = _rejected(self._keys.limits.violation(*kv)) or kv
         if len(raw) <= self._MAX_BYTES:
             if len(self._table) >= self._MAX_ENTRIES:

@@ -145,7 +145,12 @@ def pipeline_keys(extra_keys: Sequence[str], content: str) -> KeyFilter:
     if content != "drop":
         names.update(semconv.CONTENT_ATTRIBUTES)
         prefixes += semconv.CONTENT_PREFIXES
-    return KeyFilter(frozenset(names), prefixes)
+        return KeyFilter(frozenset(names), prefixes)
+    # Under drop, content is decoded only to be measured: an unreadable value is left out, and never
+    # costs its span (it would not have been stored anyway).
+    return KeyFilter(
+        frozenset(names), prefixes, measure_only=MEASURED_KEYS, measure_only_prefixes=MEASURED_PREFIXES
+    )
 
 
 @dataclass(frozen=True, slots=True)
