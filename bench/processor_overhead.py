@@ -7,7 +7,7 @@ per-pair ratios (tokenbook spans/s / bare spans/s). The process is pinned to one
 is spans per second of the process's CPU time (both threads), so other load on the machine does not
 distort it; wall-clock rates are reported beside it.
 
-`noop` is the headline (issue 2's benchmark). Since tokenbook prices and redacts where a span's
+`noop` is the original headline. Since tokenbook prices and redacts where a span's
 attributes are first read (normally the export thread), and the no-op exporter reads nothing, `noop`
 no longer counts that work: `read` is `noop` with an exporter that reads each span's attributes and
 events (the least any exporter does), and the fair figure. Two labelled variants change one thing each:
@@ -16,13 +16,13 @@ sent); `noop-set-after-start` starts each span with its 9 request attributes and
 attributes (model, id, finish reasons, token counts) one by one before ending it, as instrumentations
 do after the call returns.
 
-`floor` runs `noop` with `_FloorProcessor` in tokenbook's place: only what issue 2 mandates, in the
-cheapest public way (the 3 attribution values set with ``set_attributes`` in ``on_start``; in ``on_end``
-a copy of the span whose attributes gain a constant dict of as many ``tokenbook.*`` attributes as
-tokenbook writes on these spans). Its ratio is the best any processor meeting the constraints could
-reach here.
+`floor` runs `noop` with `_FloorProcessor` in tokenbook's place: only the minimum (attribution on
+every span, an enriched copy), in the cheapest public way (the 3 attribution values set with
+``set_attributes`` in ``on_start``; in ``on_end`` a copy of the span whose attributes gain a constant
+dict of as many ``tokenbook.*`` attributes as tokenbook writes on these spans). Its ratio is the best
+a processor that tags every span and copies it on the ending thread could reach here.
 
-`cases` (issue 3's benchmark) crosses the span (`http`: a server span with no gen_ai key; `chat`: the
+`cases` crosses the span (`http`: a server span with no gen_ai key; `chat`: the
 chat span above) with Baggage (attribution set or not) and an in-app budget (active or not). For each
 case (through the `read` exporter) it reports the CPU ratio to the bare SDK (as above) and the
 latency of ``span.end()`` itself (``perf_counter_ns`` around each call, over every span of every run)
@@ -170,7 +170,8 @@ ATTRIBUTION: dict[str, str] = {"tenant.id": "acme", "user.id": "alice", "project
 
 
 class _FloorProcessor(SpanProcessor):
-    """The least work issue 2 mandates per span, done the cheapest public way; wraps `wrapped`.
+    """The least work per span (attribution on every span, an enriched copy), done the cheapest
+    public way; wraps `wrapped`.
 
     ``on_start``: ``set_attributes`` of the 3 attribution values (a constant: no Baggage lookup).
     ``on_end``: hands `wrapped` a copy of the span (`_EnrichedSpan`, as tokenbook builds it) whose

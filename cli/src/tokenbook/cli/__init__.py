@@ -1,7 +1,7 @@
 """The `tokenbook` console script: argument parsing only; each command lives in its own module.
 
-Command names and flags are a public contract (DESIGN.md "CLI"). Handlers are imported lazily so
-that `tokenbook prices` does not pay for gRPC or ClickHouse imports.
+Command names and flags are a public contract (docs/reference/cli.md): scripts depend on them.
+Handlers are imported lazily so that `tokenbook prices` does not pay for gRPC or ClickHouse imports.
 """
 
 from __future__ import annotations

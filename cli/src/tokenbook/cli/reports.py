@@ -1,6 +1,6 @@
 """`tokenbook report`, `tokenbook sql`, `tokenbook prices --unpriced` and `tokenbook reprice`.
 
-Where they read (DESIGN.md "CLI"): `--url` a ClickHouse server; `--admin HOST:PORT` a running
+Where they read: `--url` a ClickHouse server; `--admin HOST:PORT` a running
 collector's admin API; otherwise the embedded store in `--data-dir` (default `./tokenbook-data`),
 through the admin API of the collector that owns it when one is running (chDB allows one process
 per directory), else by opening the directory. Every read is one checked SELECT; money is printed

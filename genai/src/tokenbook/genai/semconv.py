@@ -50,7 +50,7 @@ __all__ = [
     "WRAPPER_OPERATIONS",
 ]
 
-# --- usage, in precedence order (DESIGN.md "Reading usage from spans") ---------------------------
+# --- usage, in precedence order (docs/guide/processor.md, "Usage normalization") ---------------------------
 # The current GenAI semantic conventions come first; every later name is an alias, with the library
 # (and version) that emits it. Modality subsets (`gen_ai.usage.text.input_tokens`, ...,
 # `llm.token_count.prompt_details.audio`) are parts of these counts: never read, never added on top.

@@ -199,7 +199,7 @@ class BudgetEvaluator:
                     "keys": sorted({(c.tenant_id, c.trace_id, c.span_id) for c in batch}),
                 },
             )
-        except Exception:
+        except BaseException:  # the store failed: keep the batch queued for the next check, and re-raise
             with self._lock:
                 self._unsure.extendleft(reversed(batch))
             raise
