@@ -1,8 +1,8 @@
 """Token usage read from span attributes, normalized to OTel's inclusive convention.
 
 Every alias of the usage table (docs/guide/processor.md) is read in precedence order
-(`semconv.INPUT_TOKENS`, ...): the first alias holding an *acceptable* value wins; a rejected value is recorded as an issue and the next alias
-is tried.
+(`semconv.INPUT_TOKENS`, ...): the first alias holding an *acceptable* value wins; a rejected value is
+recorded as an issue and the next alias is tried.
 
 Value rule (`coerce_count`), applied to every token attribute:
 
