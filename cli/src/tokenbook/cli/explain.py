@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from tokenbook.cli.output import print_result
-from tokenbook.cli.reports import _fail, open_reader
+from tokenbook.cli.reports import open_reader, report_failure
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import StoreError
 from tokenbook.genai.decisions import RULES
@@ -30,7 +30,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 render_query("explain_spans.sql", "tokenbook"), params, max_rows=_MAX_ROWS
             )
     except (ValueError, StoreError) as exc:
-        return _fail("explain", exc)
+        return report_failure("explain", exc)
     if not rows:
         print(f"tokenbook explain: nothing recorded for trace or context {args.id!r}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from tokenbook.cli.output import print_result
-from tokenbook.cli.reports import _existing_dir, open_reader
+from tokenbook.cli.reports import existing_dir, open_reader
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.owner import current_owner
 from tokenbook.collector.storage.sqltemplate import render_query
@@ -33,12 +33,12 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         if args.admin:
             raise StoreError("replay needs the store itself: --url, or --data-dir with the collector stopped")
         if not args.url:
-            data_dir = _existing_dir(args)
+            data_dir = existing_dir(args)
             if (owner := current_owner(data_dir)) is not None:
                 raise StoreError(
                     f"the collector at {owner} owns {data_dir}: stop it to replay (chDB allows one process)"
                 )
-        with Store.open(args.url) if args.url else Store.open(data_dir=_existing_dir(args)) as store:
+        with Store.open(args.url) if args.url else Store.open(data_dir=existing_dir(args)) as store:
             store.migrate()
             replayed, refused = store.replay_quarantine()
     except (QueryRefused, StoreError) as exc:

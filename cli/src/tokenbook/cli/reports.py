@@ -36,10 +36,12 @@ __all__ = [
     "cmd_unpriced",
     "columns_of",
     "engine_message",
+    "existing_dir",
     "is_store",
     "open_reader",
     "parse_params",
     "parse_time",
+    "report_failure",
     "rollup_window",
 ]
 
@@ -110,7 +112,11 @@ def rollup_window(since: datetime, until: datetime) -> tuple[datetime, datetime]
     return whole_since, whole_until
 
 
-def _existing_dir(args: argparse.Namespace) -> Path:
+def existing_dir(args: argparse.Namespace) -> Path:
+    """The embedded store's directory of `args` (``--data-dir``, default ``./tokenbook-data``).
+
+    Raises `StoreError` with what to type when it does not exist.
+    """
     data_dir = Path(args.data_dir or DEFAULT_DATA_DIR)
     if not data_dir.is_dir():
         raise StoreError(
@@ -128,7 +134,7 @@ def is_store(data_dir: Path, database: str = "tokenbook") -> bool:
 
 def _store_dir(args: argparse.Namespace) -> Path:
     """The embedded store directory of `args`; StoreError when it is missing or not a store."""
-    data_dir = _existing_dir(args)
+    data_dir = existing_dir(args)
     if not is_store(data_dir):
         raise StoreError(
             f"{data_dir} is not a tokenbook store: pass the --data-dir of `tokenbook collector` "
@@ -146,7 +152,7 @@ def open_reader(args: argparse.Namespace) -> Iterator[_Reader]:
     elif args.admin:
         reader = AdminQueryClient(args.admin)
     else:
-        data_dir = _existing_dir(args)
+        data_dir = existing_dir(args)
         owner = current_owner(data_dir)
         reader = AdminQueryClient(owner) if owner else Store.open(data_dir=_store_dir(args))
     try:
@@ -169,7 +175,8 @@ def engine_message(exc: Exception, *, show_query: bool = True) -> str:
     return message
 
 
-def _fail(command: str, exc: Exception, *, show_query: bool = True) -> int:
+def report_failure(command: str, exc: Exception, *, show_query: bool = True) -> int:
+    """Print the one-line error of `command` for `exc` on stderr; returns exit code 1."""
     print(f"tokenbook {command}: {engine_message(exc, show_query=show_query)}", file=sys.stderr)
     return 1
 
@@ -227,7 +234,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
             if not rows and not columns:
                 columns, types = columns_of(reader, args.query, params)
     except (QueryRefused, StoreError) as exc:
-        return _fail("sql", exc)
+        return report_failure("sql", exc)
     except ValueError as exc:
         print(f"tokenbook sql: {exc}", file=sys.stderr)
         return 2
@@ -272,7 +279,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"tokenbook report: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        return _fail("report", exc, show_query=False)
+        return report_failure("report", exc, show_query=False)
     if name in ("report_by.sql", "report_rollup.sql"):
         columns = [args.by if c == "key" else c for c in columns]
     if args.context and not rows:
@@ -295,7 +302,7 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
                 render_query("unpriced_models.sql", "tokenbook"), params, max_rows=_MAX_ROWS
             )
     except StoreError as exc:
-        return _fail("prices", exc)
+        return report_failure("prices", exc)
     print_result(columns, types, rows, args.format)
     return 0
 
@@ -334,7 +341,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
             result = _dry_run(args, since, until)
             _print_reprice(result, dry_run=True)
             return 0
-        owner = args.admin or (None if args.url else current_owner(_existing_dir(args)))
+        owner = args.admin or (None if args.url else current_owner(existing_dir(args)))
         if owner:
             if args.overrides:
                 raise StoreError(
@@ -368,7 +375,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
         print(f"tokenbook reprice: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        return _fail("reprice", exc)
+        return report_failure("reprice", exc)
     _print_reprice(result, dry_run=False)
     return 0
 
