@@ -14,10 +14,16 @@
 * ``POST /v1/reprice``: JSON ``{"since": ISO, "until": ISO, "model": ""}`` -> ``{"examined", "changed"}``:
   the collector reloads its price overrides and re-prices the stored calls of that range
   (`collector.reprice`); ``tokenbook reprice`` uses it while the collector owns the store.
+* ``POST /v1/reservations``: JSON ``{"attributes": {...}, "tokens": N, "cost": "0.05", "ttl": "2m"}``
+  (`BudgetRuntime.reserve`) -> 201 with the ``reservation``, 409 when a hard rule would go over its
+  limit, 429 (``Retry-After``) when the tenant's breaker is tripped or ``max_open`` reservations are
+  open; each with the states. ``GET /v1/reservations/<id>`` reads one, ``DELETE`` releases it (404 when
+  unknown).
 
-With auth on (`tokenbook.collector.auth`), ``/metrics`` needs the ``admin`` scope and ``/v1/query`` and
-``/v1/budgets`` the ``query`` scope, ``/v1/reprice`` an ``admin`` token of no single tenant (401 / 403
-otherwise); a tenant-scoped token reads only its tenant.
+With auth on (`tokenbook.collector.auth`), ``/metrics`` needs the ``admin`` scope and ``/v1/query``,
+``/v1/budgets`` and ``/v1/reservations`` the ``query`` scope, ``/v1/reprice`` an ``admin`` token of no
+single tenant (401 / 403 otherwise); a tenant-scoped token reads only its tenant, and reserves for it
+only.
 ``/healthz`` and ``/readyz`` stay open for probes. A POST body above 1 MiB gets 413 (the connection is
 closed, the body unread). With ``admin.tls`` (the receivers' ``tls`` shape, `tokenbook.collector.tls`)
 the API is served over HTTPS, with client certificates required when ``client_ca_file`` is set.
@@ -30,7 +36,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -55,6 +61,14 @@ _MAX_QUERY_BODY = 1 << 20
 #: `reprice(since, until, model)`: reload the price overrides, then re-price the stored calls.
 Repricer = Callable[[datetime, datetime, str], RepriceResult]
 _SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
+RESERVATIONS_PATH: Final = "/v1/reservations"
+#: HTTP status of each `BudgetEvaluator.reserve` outcome.
+_RESERVE_STATUS: Final = {
+    "granted": HTTPStatus.CREATED,
+    "denied": HTTPStatus.CONFLICT,
+    "tripped": HTTPStatus.TOO_MANY_REQUESTS,
+    "full": HTTPStatus.TOO_MANY_REQUESTS,
+}
 
 
 def _json(status: int, doc: Any, *, close: bool = False) -> Response:
@@ -93,11 +107,15 @@ class _Admin:
         return credential.tenant_override
 
     def route(self, request: Request) -> Response | BodyWork:
+        path = request.path
+        if self.budgets is not None and (
+            path == RESERVATIONS_PATH or path.startswith(RESERVATIONS_PATH + "/")
+        ):
+            return self._reservations(request)
         if request.method == "GET":
             return self._get(request)
         if request.method != "POST":
             return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use GET or POST"}, close=True)
-        path = request.path
         if path == REPRICE_PATH and self.reprice is not None:
             tenant = self._authorize(request, "admin")
             if isinstance(tenant, Response):
@@ -113,6 +131,42 @@ class _Admin:
         if isinstance(tenant, Response):
             return tenant
         return self._body(request, lambda doc: self._query(doc, tenant))
+
+    def _reservations(self, request: Request) -> Response | BodyWork:
+        """``POST /v1/reservations``, ``GET`` and ``DELETE /v1/reservations/<id>``."""
+        budgets = self.budgets
+        assert budgets is not None
+        tenant = self._authorize(request, "query")
+        if isinstance(tenant, Response):
+            return tenant
+        reservation_id = request.path[len(RESERVATIONS_PATH) + 1 :]
+        if not reservation_id:
+            if request.method != "POST":
+                return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST a reservation"}, close=True)
+            return self._body(request, lambda doc: self._reserve(doc, tenant))
+        if request.method not in ("GET", "DELETE"):
+            return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use GET or DELETE"}, close=True)
+        seen = budgets.reservation(reservation_id)
+        if seen is None or (tenant is not None and seen["attributes"].get("tenant") != tenant):
+            return _json(HTTPStatus.NOT_FOUND, {"error": f"no reservation {reservation_id!r}"})
+        doc = budgets.release(reservation_id) if request.method == "DELETE" else seen
+        return _json(HTTPStatus.OK, doc)
+
+    def _reserve(self, doc: Any, tenant: str | None) -> Response:
+        """`POST /v1/reservations` (`BudgetRuntime.reserve`): 201, 409 or 429 with the states."""
+        assert self.budgets is not None
+        attributes = doc.get("attributes") if isinstance(doc, dict) else None
+        if tenant is not None and isinstance(attributes, dict) and attributes.get("tenant") != tenant:
+            return _json(HTTPStatus.FORBIDDEN, {"error": f"this token reserves for tenant {tenant!r} only"})
+        try:
+            outcome, answer = self.budgets.reserve(doc)
+        except ValueError as exc:
+            return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        status = _RESERVE_STATUS[outcome]
+        headers = {}
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            headers["Retry-After"] = str(_retry_after(answer))
+        return Response(status, json.dumps(answer).encode(), headers=headers)
 
     def _body(self, request: Request, handle: Callable[[Any], Response]) -> Response | BodyWork:
         """Read a JSON body of at most `_MAX_QUERY_BODY` bytes, then `handle(doc)` on a worker."""
@@ -204,6 +258,15 @@ class _Admin:
         except (ValueError, StoreError, PriceConfigError) as exc:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         return _json(HTTPStatus.OK, {"examined": result.examined, "changed": result.changed})
+
+
+def _retry_after(answer: dict[str, Any]) -> int:
+    """Seconds until a refused reservation may succeed: the breaker's cool-down, else 1."""
+    breaker = answer.get("breaker") or {}
+    if breaker.get("state") == "tripped" and breaker.get("until"):
+        left = datetime.fromisoformat(breaker["until"]) - datetime.now(tz=UTC)
+        return max(int(left.total_seconds()) + 1, 1)
+    return 1
 
 
 class AdminServer(HttpServer):

@@ -238,3 +238,5 @@ class TB:
     WORKFLOW_ID: Final = "tokenbook.workflow.id"
     TAG_PREFIX: Final = "tokenbook.tag."
     OUTCOME: Final = "tokenbook.outcome"  # span attribute, or event name + attribute: a business outcome
+    #: Baggage key and span attribute: the collector reservation a call settles (`processor.reserve`).
+    RESERVATION_ID: Final = "tokenbook.reservation.id"

@@ -2,7 +2,8 @@
 
 `TokenbookSpanProcessor` wraps the downstream processor: it copies attribution from Baggage onto
 spans (`attribute`), prices model calls, charges in-app budgets (`budget`), redacts content and hands
-an enriched copy on. `configure()` sets the whole pipeline up from the standard ``OTEL_*`` variables.
+an enriched copy on; `reserve` holds a call's estimate against the collector's hard limits first.
+`configure()` sets the whole pipeline up from the standard ``OTEL_*`` variables.
 The call model it applies (usage, call kinds, pricing, redaction) is `tokenbook.genai`'s, shared with
 the collector; the names below re-export the parts an application uses.
 
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
     from tokenbook.processor.attribution import attribute
     from tokenbook.processor.autoconfigure import TokenbookConfigurator, configure
     from tokenbook.processor.budgets import Budget, BudgetExceeded, budget
+    from tokenbook.processor.reservations import (
+        Reservation,
+        ReservationError,
+        ReservationRefused,
+        reserve,
+    )
     from tokenbook.processor.span_processor import TokenbookSpanProcessor
 
 __all__ = [
@@ -38,6 +45,9 @@ __all__ = [
     "PriceCatalog",
     "PriceConfigError",
     "Redactor",
+    "Reservation",
+    "ReservationError",
+    "ReservationRefused",
     "TokenbookConfigurator",
     "TokenbookSpanProcessor",
     "UnitPrices",
@@ -52,6 +62,7 @@ __all__ = [
     "is_cache_hit",
     "is_content_attribute",
     "read_usage",
+    "reserve",
 ]
 
 _HOME = {
@@ -76,6 +87,10 @@ _HOME = {
     "Budget": "tokenbook.processor.budgets",
     "BudgetExceeded": "tokenbook.processor.budgets",
     "budget": "tokenbook.processor.budgets",
+    "Reservation": "tokenbook.processor.reservations",
+    "ReservationError": "tokenbook.processor.reservations",
+    "ReservationRefused": "tokenbook.processor.reservations",
+    "reserve": "tokenbook.processor.reservations",
     "TokenbookSpanProcessor": "tokenbook.processor.span_processor",
 }
 

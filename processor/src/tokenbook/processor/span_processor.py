@@ -340,8 +340,9 @@ class TokenbookSpanProcessor(SpanProcessor):
         self._tracker = DescendantTracker(self.settings.tracker_size)
         self._metrics = CostMetrics(meter_provider) if self.settings.metrics else None
         self._tag_all = self.settings.tag_all_spans
-        #: Baggage key -> span attribute, for every key copied in on_start.
-        self._copied = {key: key for key in _ATTRIBUTION_BAGGAGE} | {
+        #: Baggage key -> span attribute, for every key copied in on_start (the reservation ID of
+        #: `processor.reserve` too: the collector settles the reservation with the call).
+        self._copied = {key: key for key in (*_ATTRIBUTION_BAGGAGE, _TB.RESERVATION_ID)} | {
             key: _TB.TAG_PREFIX + key for key in self.settings.extra_keys
         }
         self._workflows: dict[int, tuple[str, int]] = {}  # trace id -> local root (name, span id)

@@ -49,9 +49,12 @@ __all__ = [
     "BudgetsConfig",
     "Limits",
     "QuotaRule",
+    "ReservationsConfig",
     "Rule",
     "WebhookConfig",
     "parse_budgets",
+    "parse_currency",
+    "parse_money",
 ]
 
 #: Match / per keys -> `CallRow` field. ``tags.<key>`` reads the call's tags map.
@@ -74,7 +77,8 @@ _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 
 
 @type_name("decimal string")
-def _money(v: Any) -> Decimal:
+def parse_money(v: Any) -> Decimal:
+    """A positive amount of money from a decimal string or an integer (never a float)."""
     if isinstance(v, bool | float):
         raise ValueError(f"must be a decimal string or an integer (never a float: write '12.50'), got {v!r}")
     try:
@@ -177,7 +181,8 @@ def _enforcement(v: Any) -> str:
 
 
 @type_name("ISO 4217 code")
-def _currency(v: Any) -> str:
+def parse_currency(v: Any) -> str:
+    """An ISO 4217 currency code such as USD."""
     if not isinstance(v, str) or not re.fullmatch(r"[A-Z]{3}", v):
         raise ValueError(f"must be an ISO 4217 code such as USD, got {v!r}")
     return v
@@ -211,11 +216,11 @@ class Limits:
     )
     cost: Decimal | None = setting(
         None,
-        parse=_money,
+        parse=parse_money,
         doc="Priced cost in `currency`, as a decimal string (`'12.50'`); unpriced calls count their "
         "tokens only.",
     )
-    currency: str = setting("USD", parse=_currency, doc="The currency of `cost`.")
+    currency: str = setting("USD", parse=parse_currency, doc="The currency of `cost`.")
 
     def check(self, report: Report) -> Self:
         """At least one of tokens and cost is set."""
@@ -334,7 +339,7 @@ class BreakerConfig:
     )
     factor: Decimal = setting(
         Decimal(10),
-        parse=_money,
+        parse=parse_money,
         type_doc="decimal",
         doc="Trip when the window's tokens exceed this many times the baseline's rate.",
     )
@@ -350,6 +355,30 @@ class BreakerConfig:
         """The baseline spans at least two windows."""
         if self.baseline < 2 * self.window:
             report.problem("baseline", "must be at least twice breaker.window (the trailing history)")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationsConfig:
+    """Reservations: the gateway holds an estimate against the hard limits before a call is made."""
+
+    ttl: float = setting(
+        300.0,
+        parse=duration,
+        doc="How long a reservation holds when the request names no `ttl`; then it is released.",
+    )
+    max_ttl: float = setting(3600.0, parse=duration, doc="The longest `ttl` a request may ask for.")
+    max_open: int = setting(
+        100_000,
+        parse=positive_int,
+        doc="Open reservations kept in memory; beyond, new ones are refused (HTTP 429) until some are "
+        "settled, released or expired.",
+    )
+
+    def check(self, report: Report) -> Self:
+        """The default ttl is within max_ttl."""
+        if self.ttl > self.max_ttl:
+            report.problem("ttl", "must not be longer than reservations.max_ttl")
         return self
 
 
@@ -375,6 +404,9 @@ class BudgetsConfig:
     budgets: tuple[BudgetRule, ...] = items(BudgetRule, doc="Limits per execution (tenant and context).")
     alerts: AlertsConfig = section(AlertsConfig, doc="Where state changes are sent.")
     breaker: BreakerConfig = section(BreakerConfig, doc="The per-tenant burn-rate circuit breaker.")
+    reservations: ReservationsConfig = section(
+        ReservationsConfig, doc="Reservations made through the gateway endpoint before a call."
+    )
 
     @property
     def rules(self) -> tuple[Rule, ...]:

@@ -35,6 +35,12 @@ when first ingested and are skipped (`redelivered`); the others are counted. Onl
 horizon pay for a query; live traffic is certain. The ledger must hold the first copy: a copy still
 in the write-ahead log (storage down for longer than the memory's horizon) is not seen.
 
+Reservations (`reserve`, `reservations`): a gateway may hold an estimate against the hard rules of a
+subject before a call; the check and the hold happen under the lock that counts calls, and a billed
+call carrying the reservation's ID (``tokenbook.reservation.id``, kept in the call's tags) settles it
+in the same acquisition (`tokenbook.collector.budgets.reservations`). Holds count toward every
+``remaining`` the gateway reports.
+
 Thread-safe: one lock around counters; events are published after it is released.
 """
 
@@ -61,16 +67,31 @@ from tokenbook.collector.budgets.counters import (
     subject_of,
 )
 from tokenbook.collector.budgets.events import EPOCH, TRIPPED, BudgetEvent
+from tokenbook.collector.budgets.reservations import (
+    OPEN,
+    RELEASED,
+    HeldKey,
+    Reservation,
+    ReservationBook,
+    new_reservation_id,
+)
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.sqltemplate import render_query
+from tokenbook.genai import semconv
 from tokenbook.genai.billing import UNBILLED_STATUSES
 from tokenbook.genai.budgets import OVER_BUDGET, WITHIN_BUDGET
 
-__all__ = ["BudgetEvaluator", "RebuildResult", "UsageSource"]
+__all__ = ["GRANTED", "BudgetEvaluator", "RebuildResult", "UsageSource"]
 
 _log = logging.getLogger(__name__)
 _PRUNE_INTERVAL = 10.0
 _Key = tuple[int, tuple[str, ...], datetime]
+_RESERVATION_TAG = semconv.TB.RESERVATION_ID
+#: `BudgetEvaluator.reserve` outcomes: granted, or why not.
+GRANTED = "granted"
+DENIED = "denied"  # a hard rule would go over its limit
+TRIPPED_OUT = "tripped"  # the tenant's breaker is tripped
+FULL = "full"  # budgets.reservations.max_open reservations are open
 
 
 class UsageSource(Protocol):
@@ -133,6 +154,7 @@ class BudgetEvaluator:
         self._unsure: deque[CallRow] = deque()  # calls that may be forgotten re-deliveries (`defer`)
         self.redelivered = 0  # deferred calls the ledger already held: not counted again
         self.unverified = 0  # deferred calls counted unchecked because the queue was full
+        self.reservations = ReservationBook(config.reservations.max_open)
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -161,8 +183,10 @@ class BudgetEvaluator:
                     was, billed = _billed(before), _billed(after)
                     if was and not billed:
                         self._count(before, now, None, sign=-1)
+                        self._settle(before, now, sign=-1)
                     elif billed and not was:
                         self._count(after, now, events, sign=1)
+                        self._settle(after, now, sign=1)
         except Exception:  # noqa: BLE001 - the writer must not fail because of budgets
             self.errors += 1
             _log.exception("budget evaluation failed for %d billing decisions", len(changes))
@@ -220,10 +244,11 @@ class BudgetEvaluator:
         return len(self._unsure)
 
     def tick(self) -> None:
-        """Expire breaker trips and forget old counters (called about once a second)."""
+        """Expire breaker trips and reservations, forget old counters (called about once a second)."""
         now = self._clock()
         with self._lock:
             self._prune(now)
+            self.reservations.expire(now)
             events = self.breaker.expire(now) if self.breaker is not None else []
         for event in events:
             self._publish(event)
@@ -236,6 +261,7 @@ class BudgetEvaluator:
                 if not _billed(call):  # another span of the same call bills it
                     continue
                 self._count(call, now, events)
+                self._settle(call, now)
                 if self.breaker is not None:
                     events += self.breaker.add(call.tenant_id, call_tokens(call), now)
         return events
@@ -258,6 +284,16 @@ class BudgetEvaluator:
                 event = self._crossing(rule, subject_of(rule, call), counter, now)
                 if event is not None:
                     events.append(event)
+
+    def _settle(self, call: CallRow, now: float, sign: int = 1) -> None:
+        """Settle the reservation a counted call names, if it is open (under the lock)."""
+        reservation_id = call.tags.get(_RESERVATION_TAG) if call.tags else None
+        if not reservation_id:
+            return
+        res = self.reservations.get(reservation_id)
+        if res is None or res.state != OPEN:
+            return
+        self.reservations.settle(reservation_id, call_tokens(call), call_cost(call, res.currency), now, sign)
 
     def _current(self, idx: int, rule: Rule, now: float) -> tuple[datetime, datetime, datetime]:
         """(previous window start, current window start, current window end) of a quota."""
@@ -504,24 +540,142 @@ class BudgetEvaluator:
         is tripped.
         """
         now = self._clock()
-        entries: list[dict[str, Any]] = []
         with self._lock:
-            for idx, rule in enumerate(self.rules):
-                if any(k not in query for k in rule.per) or any(
-                    k in query and query[k] != v for k, v in rule.match
-                ):
-                    continue
-                subject = tuple(query[k] for k in rule.per)
-                if rule.window is None:
-                    start, end = EPOCH, None
-                else:
-                    _, start, end_ = self._current(idx, rule, now)
-                    end = end_
-                counter = self._counters.get((idx, subject, start)) or Counter(start=start, end=end)
-                entries.append(_entry(rule, subject, counter))
+            entries = [
+                _entry(rule, subject, counter, self.reservations.held((idx, subject)))
+                for idx, rule, subject, counter in self._applicable(query, now)
+            ]
             tenant = query.get("tenant")
             breaker = self._breaker_doc(tenant, now) if tenant is not None else None
         return _summary(query, entries, breaker)
+
+    def _applicable(
+        self, query: Mapping[str, str], now: float
+    ) -> list[tuple[int, Rule, tuple[str, ...], Counter]]:
+        """(rule index, rule, subject, current counter) of every rule that applies to `query` (see
+        `status`); a subject without a counter gets an empty one, not kept. Under the lock."""
+        out = []
+        for idx, rule in enumerate(self.rules):
+            if any(k not in query for k in rule.per) or any(
+                k in query and query[k] != v for k, v in rule.match
+            ):
+                continue
+            subject = tuple(query[k] for k in rule.per)
+            if rule.window is None:
+                start, end = EPOCH, None
+            else:
+                _, start, end_ = self._current(idx, rule, now)
+                end = end_
+            counter = self._counters.get((idx, subject, start)) or Counter(start=start, end=end)
+            out.append((idx, rule, subject, counter))
+        return out
+
+    # -- reservations ----------------------------------------------------------------------------
+
+    def reserve(
+        self,
+        attributes: Mapping[str, str],
+        *,
+        tokens: int | None,
+        cost: Decimal | None,
+        currency: str,
+        ttl: float,
+        calls: int = 1,
+    ) -> tuple[str, dict[str, Any]]:
+        """Hold `tokens` and/or `cost` for the subject named by `attributes`, if every applicable hard
+        rule stays within its limit counting its usage, what open reservations hold and this estimate.
+
+        A rule applies as in `status`. A dimension without an estimate refuses only when the rule is
+        already over that limit. Returns (outcome, document): outcome `GRANTED`, `DENIED` (a hard
+        rule; ``denied_by`` names them), ``tripped`` (the tenant's breaker) or ``full`` (
+        ``reservations.max_open`` are open); the document has the states with what is held and, when
+        granted, the ``reservation``.
+        """
+        now = self._clock()
+        res: Reservation | None = None
+        with self._lock:
+            self.reservations.expire(now)
+            applicable = self._applicable(attributes, now)
+            tenant = attributes.get("tenant")
+            breaker = self._breaker_doc(tenant, now) if tenant is not None else None
+            denied: list[str] = []
+            if breaker is not None and breaker["state"] == TRIPPED:
+                outcome = TRIPPED_OUT
+            elif self.reservations.full:
+                outcome = FULL
+            else:
+                for idx, rule, subject, counter in applicable:
+                    if rule.enforcement == "hard" and self._would_exceed(
+                        rule, counter, self.reservations.held((idx, subject)), tokens, cost, currency
+                    ):
+                        denied.append(rule.name)
+                outcome = DENIED if denied else GRANTED
+            if outcome == GRANTED:
+                keys: tuple[HeldKey, ...] = tuple((idx, subject) for idx, _, subject, _ in applicable)
+                cost_keys = tuple(
+                    (idx, subject) for idx, rule, subject, _ in applicable if rule.limits.currency == currency
+                )
+                res = Reservation(
+                    id=new_reservation_id(),
+                    attributes=dict(attributes),
+                    keys=keys,
+                    cost_keys=cost_keys,
+                    tokens=tokens,
+                    cost=cost,
+                    currency=currency,
+                    calls=calls,
+                    created=now,
+                    expires=now + ttl,
+                )
+                self.reservations.add(res)
+            else:
+                self.reservations.outcomes["refused"] += 1
+            entries = [
+                _entry(rule, subject, counter, self.reservations.held((idx, subject)))
+                for idx, rule, subject, counter in applicable
+            ]
+            doc = _summary(attributes, entries, breaker)
+            doc["granted"] = outcome == GRANTED
+            doc["outcome"] = outcome
+            doc["denied_by"] = denied + (["breaker"] if outcome == TRIPPED_OUT else [])
+            doc["reservation"] = None if res is None else res.doc()
+        return outcome, doc
+
+    @staticmethod
+    def _would_exceed(
+        rule: Rule,
+        counter: Counter,
+        held: tuple[int, Decimal],
+        tokens: int | None,
+        cost: Decimal | None,
+        currency: str,
+    ) -> bool:
+        """Whether holding (tokens, cost) more would take `counter` above one of `rule`'s limits."""
+        limits = rule.limits
+        if limits.tokens is not None and counter.tokens + held[0] + (tokens or 0) > limits.tokens:
+            return True
+        if limits.cost is not None:
+            more = cost if cost is not None and currency == limits.currency else Decimal(0)
+            if counter.cost + held[1] + more > limits.cost:
+                return True
+        return False
+
+    def reservation(self, reservation_id: str) -> Reservation | None:
+        """An open or recently closed reservation (expired ones are closed first), or None."""
+        now = self._clock()
+        with self._lock:
+            self.reservations.expire(now)
+            return self.reservations.get(reservation_id)
+
+    def release(self, reservation_id: str) -> Reservation | None:
+        """Release an open reservation (it holds nothing after); a closed one is returned as it ended.
+        None for an unknown ID."""
+        now = self._clock()
+        with self._lock:
+            self.reservations.expire(now)
+            return self.reservations.close(reservation_id, RELEASED, now) or self.reservations.get(
+                reservation_id
+            )
 
     def states(self, limit: int = 1000, cursor: int = 0) -> dict[str, Any]:
         """One page of the counters of the current windows and active contexts (ordered by rule and
@@ -537,7 +691,10 @@ class BudgetEvaluator:
             ]
             current.sort(key=lambda k: (k[0], k[1]))
             page = current[cursor : cursor + limit]
-            entries = [_entry(self.rules[k[0]], k[1], self._counters[k]) for k in page]
+            entries = [
+                _entry(self.rules[k[0]], k[1], self._counters[k], self.reservations.held((k[0], k[1])))
+                for k in page
+            ]
             next_cursor = cursor + limit if cursor + limit < len(current) else None
             tripped = {}
             if self.breaker is not None:
@@ -570,9 +727,12 @@ def _remaining(limit: int | Decimal | None, used: int | Decimal) -> int | Decima
     return None if limit is None else max(limit - used, type(limit)(0))
 
 
-def _entry(rule: Rule, subject: tuple[str, ...], counter: Counter) -> dict[str, Any]:
+def _entry(
+    rule: Rule, subject: tuple[str, ...], counter: Counter, held: tuple[int, Decimal]
+) -> dict[str, Any]:
     limits = rule.limits
-    cost_remaining = _remaining(limits.cost, counter.cost)
+    held_tokens, held_cost = held
+    cost_remaining = _remaining(limits.cost, counter.cost + held_cost)
     return {
         "rule": rule.name,
         "kind": rule.kind,
@@ -581,9 +741,10 @@ def _entry(rule: Rule, subject: tuple[str, ...], counter: Counter) -> dict[str, 
         "state": counter.state(rule),
         "enforcement": rule.enforcement,
         "used": {"tokens": counter.tokens, "cost": str(counter.cost)},
+        "held": {"tokens": held_tokens, "cost": str(held_cost)},
         "limit": {"tokens": limits.tokens, "cost": None if limits.cost is None else str(limits.cost)},
         "remaining": {
-            "tokens": _remaining(limits.tokens, counter.tokens),
+            "tokens": _remaining(limits.tokens, counter.tokens + held_tokens),
             "cost": None if cost_remaining is None else str(cost_remaining),
         },
         "currency": limits.currency,

@@ -2,8 +2,9 @@
 
 `BudgetRuntime.start(store, pending)` rebuilds the counters (before the receivers start), then starts
 delivering alerts; `observe` is the ingest hook; `query_states` answers the admin API's
-``GET /v1/budgets`` (the admin API maps its errors to HTTP); `prometheus` adds the budget metrics to
-``/metrics``; `stop` delivers queued alerts and joins.
+``GET /v1/budgets`` and `reserve` / `reservation` / `release` its ``/v1/reservations`` (the admin API
+maps their errors to HTTP); `prometheus` adds the budget metrics to ``/metrics``; `stop` delivers
+queued alerts and joins.
 """
 
 from __future__ import annotations
@@ -16,10 +17,17 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from tokenbook.collector.budgets.alerts import AlertDispatcher, EventStore
-from tokenbook.collector.budgets.config import ATTRIBUTE_KEYS, TAG_PREFIX, BudgetsConfig
+from tokenbook.collector.budgets.config import (
+    ATTRIBUTE_KEYS,
+    TAG_PREFIX,
+    BudgetsConfig,
+    parse_currency,
+    parse_money,
+)
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, RebuildResult, UsageSource
 from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.genai.configspec import duration, positive_int
 
 __all__ = ["BudgetRuntime"]
 
@@ -68,21 +76,77 @@ class BudgetRuntime:
         self._ticker.start()
         return result
 
+    @property
+    def _active(self) -> bool:
+        """Whether calls are to be evaluated: rules or the breaker, or open reservations to settle."""
+        return self.config.enabled or len(self.evaluator.reservations) > 0
+
     def observe(self, calls: Sequence[CallRow]) -> None:
         """Count stored calls (called by the writer after each insert); never blocks on delivery."""
-        if self.config.enabled:
+        if self._active:
             self.evaluator.observe(calls)
 
     def defer(self, calls: Sequence[CallRow]) -> None:
         """New calls that may be re-deliveries the dedup memory forgot: counted once the ledger shows
         they were not ingested before (`BudgetEvaluator.defer`)."""
-        if self.config.enabled:
+        if self._active:
             self.evaluator.defer(calls)
 
     def apply_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
         """Billing decisions of the store's decision pass (`BudgetEvaluator.apply_decisions`)."""
-        if self.config.enabled:
+        if self._active:
             self.evaluator.apply_decisions(changes)
+
+    def reserve(self, doc: Any) -> tuple[str, dict[str, Any]]:
+        """``POST /v1/reservations``: validate the JSON body and reserve (`BudgetEvaluator.reserve`).
+
+        The body: ``{"attributes": {"tenant": ..., "context": ..., ...}, "tokens": N, "cost": "0.05",
+        "currency": "USD", "ttl": "2m", "calls": 1}`` (tokens and/or cost; currency, ttl and calls
+        optional). Returns (outcome, document). Raises ValueError naming what is wrong.
+        """
+        if not isinstance(doc, dict):
+            raise ValueError(
+                'the body must be a JSON object: {"attributes": {...}, "tokens": N, "cost": "0.05"}'
+            )
+        unknown = set(doc) - {"attributes", "tokens", "cost", "currency", "ttl", "calls"}
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
+        attributes = doc.get("attributes")
+        if not isinstance(attributes, dict) or not attributes:
+            raise ValueError('attributes must be an object of attribution keys, e.g. {"tenant": "acme"}')
+        for key, value in attributes.items():
+            if key not in ATTRIBUTE_KEYS and not (key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX)):
+                raise ValueError(
+                    f"attributes: unknown key {key!r}: use {', '.join(ATTRIBUTE_KEYS)} or tags.<key>"
+                )
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"attributes.{key}: must be a non-empty string")
+        if doc.get("tokens") is None and doc.get("cost") is None:
+            raise ValueError("reserve tokens and/or cost")
+        cfg = self.config.reservations
+        try:
+            tokens = None if doc.get("tokens") is None else positive_int(doc["tokens"])
+            cost = None if doc.get("cost") is None else parse_money(doc["cost"])
+            currency = parse_currency(doc.get("currency", "USD"))
+            ttl = cfg.ttl if doc.get("ttl") is None else duration(doc["ttl"])
+            calls = positive_int(doc.get("calls", 1))
+        except ValueError as exc:
+            raise ValueError(f"invalid reservation: {exc}") from None
+        if ttl > cfg.max_ttl:
+            raise ValueError(f"ttl: at most budgets.reservations.max_ttl ({cfg.max_ttl:g} s)")
+        return self.evaluator.reserve(
+            attributes, tokens=tokens, cost=cost, currency=currency, ttl=ttl, calls=calls
+        )
+
+    def reservation(self, reservation_id: str) -> dict[str, Any] | None:
+        """``GET /v1/reservations/<id>``: the reservation's document, or None when unknown."""
+        res = self.evaluator.reservation(reservation_id)
+        return None if res is None else res.doc()
+
+    def release(self, reservation_id: str) -> dict[str, Any] | None:
+        """``DELETE /v1/reservations/<id>``: release it; its document, or None when unknown."""
+        res = self.evaluator.release(reservation_id)
+        return None if res is None else res.doc()
 
     def query_states(self, query_string: str) -> dict[str, Any]:
         """The states a query string (``tenant=T[&context=C][&user=U...]``) asks for, as a JSON document.
@@ -183,5 +247,16 @@ class BudgetRuntime:
             "# HELP tokenbook_budget_errors_total Batches the budget evaluator failed on (logged)",
             "# TYPE tokenbook_budget_errors_total counter",
             f"tokenbook_budget_errors_total {ev.errors}",
+            "# HELP tokenbook_reservations_open Reservations holding an estimate now",
+            "# TYPE tokenbook_reservations_open gauge",
+            f"tokenbook_reservations_open {len(ev.reservations)}",
+            "# HELP tokenbook_reservations_total Reservations by outcome (granted, refused, settled, "
+            "released, expired)",
+            "# TYPE tokenbook_reservations_total counter",
+        ]
+        outcomes = dict(ev.reservations.outcomes)
+        lines += [
+            f'tokenbook_reservations_total{{outcome="{o}"}} {outcomes.get(o, 0)}'
+            for o in ("granted", "refused", "settled", "released", "expired")
         ]
         return "\n".join(lines) + "\n"

@@ -19,7 +19,8 @@ Rules, per span (`RowBuilder.build`):
 * ``attempt`` is the first integer of `semconv.RESEND_COUNTS` (``http.request.resend_count``, ...),
   0 when absent.
 * The context ID is `processor.attribution.context_id_of`; attribution columns follow
-  `ATTRIBUTION_COLUMNS`; `attribution.extra_keys` and ``tokenbook.tag.*`` attributes land in ``tags``.
+  `ATTRIBUTION_COLUMNS`; `attribution.extra_keys` and ``tokenbook.tag.*`` attributes land in ``tags``,
+  and so does ``tokenbook.reservation.id`` (under that name: the budgets settle the reservation by it).
   The workflow is ``tokenbook.workflow.name``/``.id`` when the app set them, else the trace's root span
   when it is in the same request.
 * Bounds checked before the acknowledgement (`SpanBounds`, from ``limits.*``): a span starting more than
@@ -126,6 +127,7 @@ def pipeline_keys(extra_keys: Sequence[str], content: str) -> KeyFilter:
     names.update(k for k in extra_keys if not is_content_attribute(k))  # content: `content` decides
     names.update(
         (
+            semconv.TB.RESERVATION_ID,
             semconv.OPERATION,
             semconv.RESPONSE_ID,
             semconv.INPUT_EXCLUSIVE,
@@ -308,7 +310,8 @@ class RowBuilder:
         self.catalog = catalog
         self.bounds = bounds
         # Content is governed by `content` alone: a content key is never copied as a plain tag.
-        self.extra_keys = tuple(k for k in extra_keys if not is_content_attribute(k))
+        kept = (*extra_keys, semconv.TB.RESERVATION_ID)  # the reservation ID is always kept as a tag
+        self.extra_keys = tuple(dict.fromkeys(k for k in kept if not is_content_attribute(k)))
         self.redactor = Redactor(content, salt=salt) if content != "drop" else None
         self.tracker = tracker or DescendantTracker()
         # Attribute names that are neither tags nor content: a span with no other key skips `_tags`'
