@@ -53,8 +53,8 @@ def model_call(
         total = None
     else:
         rate_in, rate_cache, rate_out = PRICES[model]
-        costs = ((inp - cached) * rate_in, out * rate_out, cached * rate_cache, Decimal(0))
-        total = sum(costs, Decimal(0))  # type: ignore[arg-type]
+        parts = ((inp - cached) * rate_in, out * rate_out, cached * rate_cache, Decimal(0))
+        costs, total = parts, sum(parts, Decimal(0))
     return row._replace(
         provider=provider,
         model=model,

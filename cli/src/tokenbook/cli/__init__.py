@@ -26,6 +26,7 @@ _HANDLERS = {
     "budgets": "tokenbook.cli.budgets:cmd_budgets",
     "quarantine": "tokenbook.cli.quarantine:cmd_quarantine",
     "export": "tokenbook.cli.export:cmd_export",
+    "reconcile": "tokenbook.cli.reconcile:cmd_reconcile",
 }
 
 _FORMATS = ("table", "json", "csv")
@@ -257,6 +258,44 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         action="store_true",
         help="do not record the export; a recorded export is corrected by later ones (default: record)",
     )
+    _add_store_target(p)
+
+    p = sub.add_parser("reconcile", help="import the provider's usage and cost exports; print the drift")
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="OpenAI Usage/Costs API JSON or dashboard CSV, Anthropic usage_report/cost_report JSON or "
+        "console CSV (default: none, print what earlier imports hold)",
+    )
+    p.add_argument(
+        "--since",
+        default=None,
+        help="first UTC day, e.g. 2026-03-01 (default: the files' first day, else 7 days ago)",
+    )
+    p.add_argument(
+        "--until",
+        default=None,
+        help="the UTC day after the last, e.g. 2026-04-01 (default: the day after the files' last, "
+        "else tomorrow)",
+    )
+    p.add_argument(
+        "--provider", default=None, choices=("openai", "anthropic"), help="only this provider (default: both)"
+    )
+    p.add_argument(
+        "--tenant",
+        default=None,
+        help="the files are this tenant's own export: compare with its calls only (default: the whole "
+        "organization, every tenant's calls)",
+    )
+    p.add_argument(
+        "--threshold",
+        default="0.05",
+        metavar="FRACTION",
+        help="a row drifts beyond it when tokens or cost differ by more than this fraction of the larger "
+        "figure (default: 0.05)",
+    )
+    _add_format(p)
     _add_store_target(p)
     return parser, dict(sub.choices)
 

@@ -14,6 +14,9 @@
 * ``POST /v1/reprice``: JSON ``{"since": ISO, "until": ISO, "model": ""}`` -> ``{"examined", "changed"}``:
   the collector reloads its price overrides and re-prices the stored calls of that range
   (`collector.reprice`); ``tokenbook reprice`` uses it while the collector owns the store.
+* ``POST /v1/reconcile``: JSON ``{"tenant": "", "version": N, "rows": [...]}`` -> ``{"imported": N}``:
+  provider usage and cost rows (`storage.provider_usage`) imported into the store, then the drift
+  alerts are checked; ``tokenbook reconcile`` uses it while the collector owns the store.
 * ``POST /v1/reservations``: JSON ``{"attributes": {...}, "tokens": N, "cost": "0.05", "ttl": "2m"}``
   (`BudgetRuntime.reserve`) -> 201 with the ``reservation``, 409 when a hard rule would go over its
   limit, 429 (``Retry-After``) when the tenant's breaker is tripped or ``max_open`` reservations are
@@ -22,8 +25,8 @@
 
 With auth on (`tokenbook.collector.auth`), ``/metrics`` needs the ``admin`` scope and ``/v1/query``,
 ``/v1/budgets`` and ``/v1/reservations`` the ``query`` scope, ``/v1/reprice`` an ``admin`` token of no
-single tenant (401 / 403 otherwise); a tenant-scoped token reads only its tenant, and reserves for it
-only.
+single tenant (401 / 403 otherwise), ``/v1/reconcile`` the ``admin`` scope; a tenant-scoped token
+reads only its tenant, and reserves and imports for it only.
 ``/healthz`` and ``/readyz`` stay open for probes. A POST body above 1 MiB gets 413 (the connection is
 closed, the body unread). With ``admin.tls`` (the receivers' ``tls`` shape, `tokenbook.collector.tls`)
 the API is served over HTTPS, with client certificates required when ``client_ca_file`` is set.
@@ -49,6 +52,7 @@ from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.query.api import QUERY_PATH, encode_result
 from tokenbook.collector.receive.server import BodyWork, HttpServer, Request, Response
 from tokenbook.collector.storage.guard import QueryRefused
+from tokenbook.collector.storage.provider_usage import RECONCILE_PATH, import_rows, row_from_json
 from tokenbook.collector.storage.reprice import REPRICE_PATH, RepriceResult
 from tokenbook.collector.storage.store import Store, StoreError
 from tokenbook.collector.tls import server_context
@@ -87,6 +91,7 @@ class _Admin:
         budgets: BudgetRuntime | None,
         tokens: TokenTable | None,
         reprice: Repricer | None,
+        on_reconcile: Callable[[], None] | None,
     ) -> None:
         self.config = config
         self.store = store
@@ -95,6 +100,7 @@ class _Admin:
         self.budgets = budgets
         self.tokens = tokens
         self.reprice = reprice
+        self.on_reconcile = on_reconcile
 
     def _authorize(self, request: Request, scope: str) -> Response | str | None:
         """The tenant the caller is confined to (None: every tenant), or the 401 / 403 answer."""
@@ -125,6 +131,11 @@ class _Admin:
                     HTTPStatus.FORBIDDEN, {"error": "re-pricing acts on every tenant: use an admin token"}
                 )
             return self._body(request, self._reprice)
+        if path == RECONCILE_PATH:
+            scope = self._authorize(request, "admin")
+            if isinstance(scope, Response):
+                return scope
+            return self._body(request, lambda doc: self._reconcile(doc, scope))
         if path != QUERY_PATH:
             return _json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {path}"})
         tenant = self._authorize(request, "query")
@@ -245,6 +256,35 @@ class _Admin:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         return Response(HTTPStatus.OK, encode_result(*result))
 
+    def _reconcile(self, doc: Any, tenant: str | None) -> Response:
+        """`POST /v1/reconcile` {"tenant": "", "version": N, "rows": [...]} -> {"imported": N}."""
+        try:
+            if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+                raise ValueError('the body must be {"tenant": "", "version": N, "rows": [...]}')
+            scope, version = doc.get("tenant") or "", doc.get("version")
+            if not isinstance(scope, str):
+                raise ValueError("tenant must be a string ('' for the whole organization)")
+            if tenant is not None and scope != tenant:
+                return _json(
+                    HTTPStatus.FORBIDDEN, {"error": f"this token imports for tenant {tenant!r} only"}
+                )
+            if version is not None and (
+                isinstance(version, bool) or not isinstance(version, int) or version < 1
+            ):
+                raise ValueError("version must be a positive integer")
+            rows = []
+            for i, raw in enumerate(doc["rows"]):
+                try:
+                    rows.append(row_from_json(raw))
+                except ValueError as exc:
+                    raise ValueError(f"rows[{i}]: {exc}") from None
+            import_rows(self.store, rows, tenant=scope, version=version)
+        except (ValueError, StoreError) as exc:
+            return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        if self.on_reconcile is not None:
+            self.on_reconcile()
+        return _json(HTTPStatus.OK, {"imported": len(rows)})
+
     def _reprice(self, doc: Any) -> Response:
         """`POST /v1/reprice` {"since": ISO, "until": ISO, "model": ""} -> {"examined", "changed"}."""
         assert self.reprice is not None
@@ -283,12 +323,14 @@ class AdminServer(HttpServer):
         tokens: TokenTable | None = None,
         limits: LimitsConfig = DEFAULT_LIMITS,
         reprice: Repricer | None = None,
+        on_reconcile: Callable[[], None] | None = None,
     ) -> None:
         """`tokens`: require bearer tokens (``query`` for queries and budgets, ``admin`` for metrics and
-        re-pricing). `reprice(since, until, model)` serves ``POST /v1/reprice``."""
+        re-pricing). `reprice(since, until, model)` serves ``POST /v1/reprice``; `on_reconcile()` is
+        called after each import of ``POST /v1/reconcile``."""
         super().__init__(
             config.endpoint,
-            _Admin(config, store, metrics, ready, budgets, tokens, reprice),
+            _Admin(config, store, metrics, ready, budgets, tokens, reprice, on_reconcile),
             name="tokenbook-admin",
             max_request_bytes=_MAX_QUERY_BODY,
             limits=limits,

@@ -9,9 +9,9 @@ its full key path (``receivers.otlp.protocols.grpc.endpoint: must be HOST:PORT``
 `CollectorConfig` composes the sections, each a frozen class declared with
 `tokenbook.genai.configspec` (default, parser and description beside each field) and owned by its
 component where it has one: `StorageConfig` (storage), `LimitsConfig` (limits), `AuthConfig` (auth),
-`TLSConfig` (tls), `BudgetsConfig` (budgets). The receivers, admin, pricing, attribution, privacy,
-dedup and telemetry sections are declared here. ``docs/reference/config.md`` is generated from them
-(``python -m tokenbook.cli.configdoc``).
+`TLSConfig` (tls), `BudgetsConfig` (budgets), `ReconcileConfig` (reconcile). The receivers, admin,
+pricing, attribution, privacy, dedup and telemetry sections are declared here.
+``docs/reference/config.md`` is generated from them (``python -m tokenbook.cli.configdoc``).
 
 Durations accept seconds as a number or a string with a unit (``250ms``, ``2s``, ``1m``, ``1h``);
 sizes accept bytes as an integer or a string with a unit (``64KiB``, ``16MiB``, ``1GiB``, ``10MB``).
@@ -27,6 +27,7 @@ import yaml
 
 from tokenbook.collector.auth import AuthConfig, TokenTable
 from tokenbook.collector.budgets.config import BudgetsConfig
+from tokenbook.collector.budgets.drift import ReconcileConfig
 from tokenbook.collector.limits import LimitsConfig
 from tokenbook.collector.storage.config import BatchConfig, ClickHouseConfig, SpoolConfig, StorageConfig
 from tokenbook.collector.storage.guard import QueryLimits
@@ -299,6 +300,9 @@ class CollectorConfig:
     )
     telemetry: TelemetryConfig = section(TelemetryConfig, doc="The collector's logs.")
     budgets: BudgetsConfig = section(BudgetsConfig, doc="Quotas, budgets, alerts and the breaker.")
+    reconcile: ReconcileConfig = section(
+        ReconcileConfig, doc="Drift alerts between the provider's imported figures and the ledger."
+    )
 
     @property
     def grpc(self) -> ReceiverConfig:

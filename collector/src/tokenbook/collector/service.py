@@ -163,7 +163,7 @@ class Collector:
         self.metrics.spooled_bytes = lambda: self.wal.pending_bytes if self.wal is not None else 0
         dedup = self._dedup
         self._warm_from_log(dedup)
-        self.budgets = BudgetRuntime(cfg.budgets, self._handle)
+        self.budgets = BudgetRuntime(cfg.budgets, self._handle, reconcile=cfg.reconcile)
         try:
             self._bring_up_store()
         except StoreUnavailable as exc:
@@ -226,6 +226,7 @@ class Collector:
             tokens=cfg.auth,
             limits=cfg.limits,
             reprice=self._reprice,
+            on_reconcile=self.budgets.check_drift,
         )
         self.admin.start()  # last: once /healthz answers, the receivers serve
         if self._connect_thread is not None:

@@ -29,7 +29,7 @@ __all__ = ["AlertDispatcher", "EventStore"]
 _log = logging.getLogger("tokenbook.collector.budgets")
 _QUEUE_SIZE: Final = 10_000
 _STORE_ATTEMPTS: Final = 3
-_WARN_STATES: Final = frozenset({"over_budget", "tripped"})
+_WARN_STATES: Final = frozenset({"over_budget", "tripped", "drift"})
 
 
 class EventStore(Protocol):

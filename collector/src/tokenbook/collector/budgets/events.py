@@ -43,6 +43,9 @@ EVENT_COLUMNS: Final = (
 )
 
 
+_TYPES: Final = {"breaker": "tokenbook.breaker", "reconcile": "tokenbook.reconcile.drift"}
+
+
 def event_id(rule: str, subject: tuple[str, ...], window_start: datetime, state: str) -> str:
     """A stable ID for one crossing: the same crossing has the same ID after a restart."""
     text = "\x1f".join((rule, *subject, window_start.astimezone(UTC).isoformat(), state))
@@ -60,9 +63,9 @@ def _tokens(n: int) -> str:
 @dataclass(frozen=True, slots=True)
 class BudgetEvent:
     event_time: datetime
-    kind: str  # quota | budget | breaker
+    kind: str  # quota | budget | breaker | reconcile
     rule: str  # the quota / budget name; "breaker" for breaker events
-    state: str  # within_budget | at_risk | over_budget | tripped | reset
+    state: str  # within_budget | at_risk | over_budget | tripped | reset | drift (reconcile)
     previous_state: str
     enforcement: str  # soft | hard
     subject: tuple[tuple[str, str], ...]  # (key, value): e.g. (("tenant", "acme"),)
@@ -74,6 +77,7 @@ class BudgetEvent:
     used_cost: Decimal
     limit_cost: Decimal | None
     currency: str
+    detail: str = ""  # reconcile events: the causes of the drift
 
     @property
     def event_id(self) -> str:
@@ -88,6 +92,17 @@ class BudgetEvent:
         """One human sentence, e.g. "Budget 'ContractAnalyzer' exceeded token budget of 100K per context.
         Context ID: sess_xyz789, Actual: 142,350 tokens."."""
         who = ", ".join(f"{k}={v}" for k, v in self.subject)
+        if self.kind == "reconcile":
+            scope = self._value("tenant")
+            ledger = "unknown (unpriced calls)" if self.limit_cost is None else f"{_money(self.limit_cost)}"
+            whose = f" for tenant {scope!r}" if scope else ""
+            return (
+                f"Provider drift on {self.window_start.date().isoformat()}: {self._value('provider')} "
+                f"{self._value('model') or '(charges without a model)'}"
+                f"{whose} billed {_money(self.used_cost)} {self.currency} "
+                f"and {self.used_tokens:,} tokens; the ledger has {ledger} {self.currency} and "
+                f"{self.limit_tokens or 0:,} tokens. {self.detail}."
+            )
         if self.kind == "breaker":
             if self.state == TRIPPED:
                 tenant = self._value("tenant")
@@ -117,7 +132,7 @@ class BudgetEvent:
         """The JSON body POSTed to the webhook (money as exact strings, times ISO 8601 UTC)."""
         return {
             "event_id": self.event_id,
-            "type": "tokenbook.breaker" if self.kind == "breaker" else f"tokenbook.{self.kind}.state_changed",
+            "type": _TYPES.get(self.kind, f"tokenbook.{self.kind}.state_changed"),
             "time": self.event_time.isoformat(),
             "kind": self.kind,
             "rule": self.rule,

@@ -24,6 +24,7 @@ from tokenbook.collector.budgets.config import (
     parse_currency,
     parse_money,
 )
+from tokenbook.collector.budgets.drift import DriftMonitor, ReconcileConfig
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, RebuildResult, UsageSource
 from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.ledger import CallRow
@@ -46,12 +47,24 @@ class BudgetRuntime:
     """The collector's budgets: the evaluator, its alert dispatcher and the ticker that rolls windows."""
 
     def __init__(
-        self, config: BudgetsConfig, store: _Store | None, *, clock: Callable[[], float] = time.time
+        self,
+        config: BudgetsConfig,
+        store: _Store | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        reconcile: ReconcileConfig | None = None,
     ) -> None:
+        """`reconcile`: also check the imported provider figures for drift (`DriftMonitor`), alerting
+        through the same sinks."""
         self.config = config
         webhook = WebhookSender(config.webhook) if config.webhook is not None else None
         self.dispatcher = AlertDispatcher(log=config.log, webhook=webhook, store=store)
         self.evaluator = BudgetEvaluator(config, publish=self.dispatcher.publish, clock=clock)
+        self.drift = (
+            DriftMonitor(reconcile, publish=self.dispatcher.publish, clock=clock)
+            if reconcile is not None
+            else None
+        )
         self._source: UsageSource | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
@@ -74,7 +87,14 @@ class BudgetRuntime:
             )
         self.dispatcher.start()
         self._ticker.start()
+        if self.drift is not None and source is not None:
+            self.drift.start(source)
         return result
+
+    def check_drift(self) -> None:
+        """Check the provider figures for drift soon (called after an import)."""
+        if self.drift is not None:
+            self.drift.trigger()
 
     @property
     def _active(self) -> bool:
@@ -177,6 +197,8 @@ class BudgetRuntime:
         self._stop.set()
         if self._ticker.is_alive():
             self._ticker.join(timeout)
+        if self.drift is not None:
+            self.drift.stop(timeout)
         if not self.dispatcher.stop(timeout):
             _log.warning("budget alerts still queued at shutdown were not delivered")
 
@@ -259,4 +281,5 @@ class BudgetRuntime:
             f'tokenbook_reservations_total{{outcome="{o}"}} {outcomes.get(o, 0)}'
             for o in ("granted", "refused", "settled", "released", "expired")
         ]
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        return text + (self.drift.prometheus() if self.drift is not None else "")

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from tokenbook.collector.storage.provider_usage import RECONCILE_PATH, ProviderRow, new_version, row_to_json
 from tokenbook.collector.storage.reprice import REPRICE_PATH, RepriceResult
 from tokenbook.collector.storage.store import QueryResult, StoreError, StoreUnavailable
 
@@ -132,6 +133,19 @@ class AdminQueryClient:
         )
         doc = json.loads(body)
         return RepriceResult(examined=int(doc["examined"]), changed=int(doc["changed"]))
+
+    def import_provider_rows(
+        self, rows: Sequence[ProviderRow], *, tenant: str = "", chunk: int = 2000
+    ) -> int:
+        """Have the collector import provider rows (``POST /v1/reconcile``, admin scope) as one import,
+        sent in parts of `chunk` rows; returns the rows imported."""
+        version = new_version()
+        done = 0
+        for i in range(0, len(rows), chunk):
+            part = [row_to_json(r) for r in rows[i : i + chunk]]
+            doc = json.loads(self._post(RECONCILE_PATH, {"tenant": tenant, "version": version, "rows": part}))
+            done += int(doc["imported"])
+        return done
 
     def _post(self, path: str, doc: Mapping[str, Any]) -> bytes:
         headers = {"Content-Type": "application/json", **auth_headers()}

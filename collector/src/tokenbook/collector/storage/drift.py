@@ -21,7 +21,7 @@ __all__ = ["CAUSES", "DriftRow", "DriftSubject", "beyond", "drift_rows", "subjec
 CAUSES: Final = {
     "untraced_model": "calls billed but never traced: no call of this model in the ledger that day",
     "untraced_calls": "calls billed but never traced: the provider counts more than the ledger",
-    "missing_reasoning": "missing reasoning tokens: input matches, the ledger's output has no reasoning tokens",
+    "missing_reasoning": "missing reasoning tokens: input matches, the ledger records no reasoning tokens",
     "cache_not_reported": "cache tokens not reported: the ledger counted them as plain input",
     "unpriced_calls": "unpriced calls in the ledger: their cost is unknown, not 0",
     "price_difference": "price differences: the tokens match, the cost differs",
@@ -99,7 +99,9 @@ def subjects(rows: Iterable[DriftRow]) -> list[DriftSubject]:
         groups.setdefault((row.tenant_id, row.day, row.provider, row.model), []).append(row)
     out = []
     for (tenant, day, provider, model), group in groups.items():
-        ledger_cost = None if any(r.ledger_cost is None for r in group) else _sum(r.ledger_cost for r in group)
+        ledger_cost = (
+            None if any(r.ledger_cost is None for r in group) else _sum(r.ledger_cost for r in group)
+        )
         out.append(
             DriftSubject(
                 tenant_id=tenant,
@@ -116,7 +118,9 @@ def subjects(rows: Iterable[DriftRow]) -> list[DriftSubject]:
     return out
 
 
-def beyond(provider: int | Decimal | None, ledger: int | Decimal | None, threshold: Decimal, minimum: Decimal) -> bool:
+def beyond(
+    provider: int | Decimal | None, ledger: int | Decimal | None, threshold: Decimal, minimum: Decimal
+) -> bool:
     """Whether the provider's figure and the ledger's differ by more than `threshold` (a fraction of the
     larger) and by at least `minimum`; False when either is unknown."""
     if provider is None or ledger is None:

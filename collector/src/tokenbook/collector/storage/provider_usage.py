@@ -22,13 +22,17 @@ __all__ = [
     "KINDS",
     "PROVIDERS",
     "PROVIDER_COLUMNS",
+    "RECONCILE_PATH",
     "TOKEN_TYPES",
     "ProviderRow",
     "import_rows",
+    "new_version",
     "row_from_json",
     "row_to_json",
 ]
 
+#: The admin API path that imports rows into a collector's store (``tokenbook reconcile``).
+RECONCILE_PATH: Final = "/v1/reconcile"
 PROVIDERS: Final = ("openai", "anthropic")
 KINDS: Final = ("usage", "cost")
 #: Disjoint token types: input is the uncached input; output includes reasoning; other is not tokens.
@@ -80,12 +84,20 @@ class Inserter(Protocol):
         ...
 
 
-def import_rows(store: Inserter, rows: Sequence[ProviderRow], *, tenant: str = "") -> int:
-    """Write one import of `rows` for the tenant scope `tenant` ('' = the whole organization); returns
-    its version. Raises ValueError for a tenant ID that is not one."""
+def new_version() -> int:
+    """The version of a new import (microseconds since the epoch: later imports win)."""
+    return time.time_ns() // 1000
+
+
+def import_rows(
+    store: Inserter, rows: Sequence[ProviderRow], *, tenant: str = "", version: int | None = None
+) -> int:
+    """Write `rows` for the tenant scope `tenant` ('' = the whole organization) as part of the import
+    `version` (a new one when None: the parts of one import sent separately share it); returns it.
+    Raises ValueError for a tenant ID that is not one."""
     if tenant and not TENANT_PATTERN.fullmatch(tenant):
         raise ValueError(f"invalid tenant {tenant!r}")
-    version = time.time_ns() // 1000
+    version = new_version() if version is None else version
     now = datetime.now(UTC)
     values = [(now, version, tenant, *r[:6], r.day, *r[6:]) for r in rows]
     if values:

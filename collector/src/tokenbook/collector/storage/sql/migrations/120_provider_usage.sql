@@ -56,7 +56,7 @@ WHERE version = latest
 -- key both sides share: lower case, spaces, dots and underscores as '-', a trailing date or '-latest'
 -- dropped, Anthropic's 'claude-3-5-sonnet' as 'claude-sonnet-3-5' (so 'Claude Sonnet 4.5' in a console
 -- CSV meets 'claude-sonnet-4-5-20250929' on a span). The ledger's cost counts in USD only: calls priced
--- in another currency count as unpriced. A row is either on the invoice or has ledger tokens. `cause`
+-- in another currency count as unpriced. A row has tokens or money on one side at least. `cause`
 -- names the visible cause of a drift ('' when the row matches); docs/guide/reconciliation.md explains
 -- each.
 CREATE VIEW IF NOT EXISTS {{db}}.v_reconcile_drift {{on_cluster}} AS
@@ -183,4 +183,4 @@ FROM
     WINDOW model_day AS (PARTITION BY tenant_id, day, provider, model)
 )
 WHERE (tenant_id, provider, day) IN (SELECT tenant_id, provider, day FROM {{db}}.v_provider_usage)
-    AND (provider_tokens IS NOT NULL OR provider_cost IS NOT NULL OR ledger_tokens != 0)
+    AND (coalesce(provider_tokens, 0) != 0 OR coalesce(provider_cost, 0) != 0 OR ledger_tokens != 0)
