@@ -102,13 +102,16 @@ def subjects(rows: Iterable[DriftRow]) -> list[DriftSubject]:
         ledger_cost = (
             None if any(r.ledger_cost is None for r in group) else _sum(r.ledger_cost for r in group)
         )
+        provider_tokens = _sum(r.provider_tokens for r in group)
+        if provider_tokens is None and all(r.cause == "not_billed" for r in group):
+            provider_tokens = 0  # a model missing from the export of a day it covers: billed nothing
         out.append(
             DriftSubject(
                 tenant_id=tenant,
                 day=day,
                 provider=provider,
                 model=model,
-                provider_tokens=_sum(r.provider_tokens for r in group),
+                provider_tokens=provider_tokens,
                 ledger_tokens=sum(r.ledger_tokens for r in group),
                 provider_cost=_sum(r.provider_cost for r in group),
                 ledger_cost=ledger_cost,
