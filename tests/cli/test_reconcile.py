@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.pty_run import run_on_pty
 from tests.collector.collector_process import REPO, CollectorProcess
 from tests.collector.storage.reconcile_rows import DATA
 
@@ -97,6 +98,20 @@ def test_csv_and_table(store_dir: Path) -> None:
     ]
     assert any(line.startswith("o4-mini") and "missing_reasoning" in line for line in lines)
     assert all(len(line) <= 110 for line in lines)
+
+
+def test_on_an_80_column_terminal_the_causes_and_drifts_stay(store_dir: Path) -> None:
+    code, shown = run_on_pty(
+        ["reconcile", "--data-dir", str(store_dir), "--since", "2026-03-02"], 80, cwd=str(REPO)
+    )
+    assert code == 0
+    table = [
+        line for line in shown.splitlines() if line.startswith(("model", "claude-sonnet-4-5", "o4-mini"))
+    ]
+    assert all(len(line) <= 80 for line in table)
+    assert table[0].split() == ["model", "token_type", "token_drift", "cost_drift", "cause"]
+    assert "claude-sonnet-4-5  cache_read" in shown and "cache_not_reported" in shown
+    assert "not shown at 80 columns: provider_tokens, ledger_tokens" in shown
 
 
 def test_the_files_are_checked_before_anything_is_imported(store_dir: Path, tmp_path: Path) -> None:

@@ -124,6 +124,7 @@ def test_the_reconcile_section_is_validated_with_the_collectors_config(tmp_path:
         load_config(path)
     assert str(err.value).splitlines()[1:] == [
         "  reconcile.threshold: must be a fraction in (0, 1), e.g. 0.05 for 5%, got 1.5",
-        "  reconcile.min_cost: must be a decimal string or an integer (never a float: write '12.50'), got 0.5",
+        "  reconcile.min_cost: must be a decimal string or an integer (never a float: write '12.50'), "
+        "got 0.5",
         "  reconcile.interval: must be positive, got 0",
     ]

@@ -143,10 +143,10 @@ def _heading(day: date, provider: str, rows: Sequence[DriftRow], exact: bool) ->
         line += (
             f", drift {'+' if drift >= 0 else ''}{format_money(drift, exact=exact)}{_percent(drift, p_cost)}"
         )
+        lines.append(line)
         unpriced = sum(r.ledger_unpriced_calls for r in rows if r.token_type == "input")
         if unpriced:
-            line += f" ({unpriced:,} ledger calls unpriced: their cost is unknown)"
-        lines.append(line)
+            lines.append(f"  {unpriced:,} ledger calls unpriced: their cost is unknown, not 0")
     return "\n".join(lines)
 
 
