@@ -195,12 +195,19 @@ def test_bad_requests_and_unknown_ids_are_clear(collector: CollectorProcess) -> 
     assert "not reachable" in str(refusal(tokens=1, tenant="acme", admin="127.0.0.1:9"))
 
 
-def test_tenant_tokens_reserve_for_their_tenant_only(tmp_path_factory: pytest.TempPathFactory) -> None:
-    secret = "acme-gateway-token-0123456789"
+def test_tenant_tokens_reserve_and_import_for_their_tenant_only(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret, admin_secret = "acme-gateway-token-0123456789", "acme-admin-token-0123456789"
     auth = {
         "enabled": True,
         "tokens": [
-            {"sha256": hashlib.sha256(secret.encode()).hexdigest(), "tenant": "acme", "scopes": ["query"]}
+            {"sha256": hashlib.sha256(secret.encode()).hexdigest(), "tenant": "acme", "scopes": ["query"]},
+            {
+                "sha256": hashlib.sha256(admin_secret.encode()).hexdigest(),
+                "tenant": "acme",
+                "scopes": ["admin"],
+            },
         ],
     }
     budgets = {"quotas": [{"name": "daily", "window": "1d", "limit": {"tokens": 100}, "enforcement": "hard"}]}
@@ -211,5 +218,31 @@ def test_tenant_tokens_reserve_for_their_tenant_only(tmp_path_factory: pytest.Te
         assert ": 403 " in str(refusal(tokens=1, tenant="globex", admin=address, token=secret))
         with reserve(tokens=10, tenant="acme", admin=address, token=secret) as r:
             assert r.status()["held"]["tokens"] == 10
+        # Provider figures: the admin scope, for the token's own tenant only.
+        row = {
+            "provider": "openai", "kind": "usage", "source": "openai.usage.completions", "file": "u.json",
+            "bucket_start": "2026-03-02T00:00:00+00:00", "bucket_end": "2026-03-03T00:00:00+00:00",
+            "model": "gpt-4o", "token_type": "input", "tokens": 10,
+        }  # fmt: skip
+
+        def post(token: str, tenant: str) -> int:
+            body = json.dumps({"tenant": tenant, "rows": [row]}).encode()
+            headers = {"Authorization": f"Bearer {token}"}
+            req = urllib.request.Request(
+                f"{c.admin_url}/v1/reconcile", data=body, headers=headers, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=10) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert (post(secret, "acme"), post(admin_secret, "globex"), post(admin_secret, "acme")) == (
+            403,
+            403,
+            200,
+        )
+        monkeypatch.setenv("TOKENBOOK_TOKEN", admin_secret)
+        assert c.scalar("SELECT count() FROM provider_usage") == 1  # read as acme's admin: its own row
     finally:
         assert c.stop() == 0
