@@ -180,3 +180,18 @@ def test_reservations_config_is_checked() -> None:
         "budgets.reservations.max_open: must be a positive integer, got 0",
         "budgets.reservations.ttl: must not be longer than reservations.max_ttl",
     ]
+
+
+def test_a_per_context_budget_holds_per_context() -> None:
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    budget = {"name": "per-run", "limit": {"tokens": 500}, "enforcement": "hard"}
+    ev, _ = evaluator({"budgets": [budget]}, clock)
+    run = {"tenant": "acme", "context": "run-1"}
+    assert ev.reserve(run, tokens=300, cost=None, currency="USD", ttl=60)[0] == GRANTED
+    outcome, doc = ev.reserve(run, tokens=300, cost=None, currency="USD", ttl=60)
+    assert (outcome, doc["denied_by"], doc["budgets"][0]["held"]["tokens"]) == ("denied", ["per-run"], 300)
+    other = {"tenant": "acme", "context": "run-2"}
+    assert ev.reserve(other, tokens=500, cost=None, currency="USD", ttl=60)[0] == GRANTED
+    # Without the context the budget does not apply (as on the gateway endpoint): nothing to hold.
+    outcome, doc = ev.reserve(ACME, tokens=10_000, cost=None, currency="USD", ttl=60)
+    assert outcome == GRANTED and doc["budgets"] == []
