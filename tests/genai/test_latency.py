@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pytest
 
@@ -12,7 +13,9 @@ START = 1_700_000_000_000_000_000
 SECOND = 1_000_000_000
 
 
-def _read(attrs: dict[str, object], *, seconds: float = 2.0, event_at: float | None = None, out: int = 300):
+def _read(
+    attrs: Mapping[str, object], *, seconds: float = 2.0, event_at: float | None = None, out: int = 300
+):
     end = START + int(seconds * SECOND)
     event = 0 if event_at is None else START + int(event_at * SECOND)
     return read_latency(attrs, START, end, event, out)

@@ -29,16 +29,16 @@ def _rows(store: Store, sql: str) -> list[dict[str, Any]]:
 _BASE = make_calls(1)[0]
 
 
-def _call(context: str, n: int, input_tokens: int, cost: str | None, **changes: Any) -> CallRow:
-    costs = {"total_cost": None, "input_cost": None, "output_cost": None, "cache_read_cost": None}
-    if cost is not None:
-        costs = {"total_cost": Decimal(cost), "input_cost": Decimal(cost), "output_cost": Decimal(0),
-                 "cache_read_cost": Decimal(0)}  # fmt: skip
+def _call(context: str, n: int, input_tokens: int, cost: str | None) -> CallRow:
+    """The n-th call of `context` (10 s apart), priced at `cost` (all of it input) or unpriced."""
+    money = None if cost is None else Decimal(cost)
+    zero = None if cost is None else Decimal(0)
     return _BASE._replace(
-        context_id=context, span_id=f"{context[:4]}{n:012d}", timestamp=_BASE.timestamp + timedelta(seconds=10 * n),
+        context_id=context, span_id=f"{context[:4]}{n:012d}",
+        timestamp=_BASE.timestamp + timedelta(seconds=10 * n),
         input_tokens=input_tokens, output_tokens=100, cache_read_tokens=0, cache_write_tokens=0,
-        price_status="priced" if cost is not None else "unpriced", attempt=0, status="ok", **costs,
-        **changes,
+        price_status="priced" if cost is not None else "unpriced", attempt=0, status="ok",
+        total_cost=money, input_cost=money, output_cost=zero, cache_read_cost=zero,
     )  # fmt: skip
 
 
@@ -75,9 +75,9 @@ def test_loops_steps_tokens_growth_and_no_loop(store: Store) -> None:
     assert (plain_row["tool_loops"], plain_row["loop_steps"], plain_row["loop_tokens"]) == (0, 0, 0)
     assert plain_row["loop_cost"] is None and plain_row["prompt_growth_per_step"] is None
     tools = _rows(store, "SELECT * FROM DB.v_tool_latency ORDER BY context_id")
-    assert [(t["context_id"], t["tool_calls"], t["tool_errors"], t["max_ms"], t["total_ms"]) for t in tools] == [
-        ("ctx-loop", 3, 1, 120.0, 200.0)
-    ]
+    assert [
+        (t["context_id"], t["tool_calls"], t["tool_errors"], t["max_ms"], t["total_ms"]) for t in tools
+    ] == [("ctx-loop", 3, 1, 120.0, 200.0)]
 
 
 def test_a_late_tool_step_turns_calls_into_a_loop(store: Store) -> None:
@@ -94,12 +94,13 @@ def test_a_late_tool_step_turns_calls_into_a_loop(store: Store) -> None:
 
 def test_latency_views_and_spend_per_policy_path(store: Store) -> None:
     a, b, c, d = make_calls(4)
-    a = a._replace(model="gpt-4o", duration_ms=1000.0, time_to_first_token_ms=200.0,
-                   output_tokens_per_second=50.0, policy_path="guard/pii/allow", price_status="priced")  # fmt: skip
-    b = b._replace(model="gpt-4o", duration_ms=3000.0, time_to_first_token_ms=None,
-                   output_tokens_per_second=None, policy_path="guard/pii/allow", price_status="priced")  # fmt: skip
-    c = c._replace(model="gpt-4o", duration_ms=2000.0, time_to_first_token_ms=400.0,
-                   output_tokens_per_second=None, policy_path="route/cheap", price_status="priced")  # fmt: skip
+    a, b, c = (r._replace(model="gpt-4o", price_status="priced") for r in (a, b, c))
+    a = a._replace(duration_ms=1000.0, time_to_first_token_ms=200.0, output_tokens_per_second=50.0,
+                   policy_path="guard/pii/allow")  # fmt: skip
+    b = b._replace(duration_ms=3000.0, time_to_first_token_ms=None, output_tokens_per_second=None,
+                   policy_path="guard/pii/allow")  # fmt: skip
+    c = c._replace(duration_ms=2000.0, time_to_first_token_ms=400.0, output_tokens_per_second=None,
+                   policy_path="route/cheap")  # fmt: skip
     d = d._replace(policy_path="", price_status="duplicate_layer")  # billed by another span: no spend
     store.write([a, b, c, d], [])
     latency = {r["span_id"]: r for r in _rows(store, "SELECT * FROM DB.v_call_latency")}

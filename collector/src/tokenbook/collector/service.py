@@ -336,6 +336,7 @@ class Collector:
                     return
                 self._start_budgets(store)
                 store.on_decisions = self._on_decisions
+                store.on_refreshed = self.budgets.contexts_refreshed
                 self.writer = LedgerWriter(
                     self.wal, store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
                 )

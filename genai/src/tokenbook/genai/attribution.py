@@ -54,5 +54,7 @@ def policy_key(v: Any) -> str:
     if not isinstance(v, str) or not v.strip() or v != v.strip():
         raise ValueError(f"must be a non-empty attribute name without surrounding spaces, got {v!r}")
     if is_content_attribute(v):
-        raise ValueError(f"{v!r} carries prompt or completion content, which is never stored as a policy path")
+        raise ValueError(
+            f"{v!r} carries prompt or completion content, which is never stored as a policy path"
+        )
     return v

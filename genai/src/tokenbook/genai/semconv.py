@@ -176,9 +176,9 @@ RESEND_COUNTS: Final = ("http.request.resend_count", "gen_ai.request.retry_count
 # --- latency (genai/latency.py) ---------------------------------------------------------------------
 #: Time to the first token or chunk of the answer, in seconds, first present wins.
 TIME_TO_FIRST_TOKEN: Final = (
-    "gen_ai.response.time_to_first_chunk",  # semantic conventions (genai-openai/-anthropic 1.3b0, anthropic 2.17.0)
+    "gen_ai.response.time_to_first_chunk",  # semconv (genai-openai/-anthropic 1.3b0, anthropic 2.17.0)
     "gen_ai.response.time_to_first_token",  # its deprecated name
-    "gen_ai.server.time_to_first_token",  # openlit 1.45.0 (set on unstreamed calls too); the semconv metric's name
+    "gen_ai.server.time_to_first_token",  # openlit 1.45.0, also on unstreamed calls (a semconv metric's name)
 )
 #: Span events whose time marks the first token or chunk of a streamed answer (the first one counts).
 FIRST_TOKEN_EVENTS: Final = frozenset(
