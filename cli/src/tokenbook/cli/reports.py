@@ -298,9 +298,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print_result(columns, types, rows, args.format, exact=args.exact, totals=not args.context)
     if extra and name == "report_prompt_parts.sql":
         measured, estimated, calls = extra[0]
-        print(
-            f"{measured:,} of {calls:,} billed model calls measured ({estimated:,} estimated by share of text);"
-        )
+        share = f"{estimated:,} estimated by share of text"
+        print(f"{measured:,} of {calls:,} billed model calls measured ({share});")
         print("the others carried no prompt content to measure and are not split")
     if not rows:
         who = f" of tenant {tenant!r}" if tenant else ""
