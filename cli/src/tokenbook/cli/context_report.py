@@ -11,7 +11,7 @@ from typing import Any, Final
 from tokenbook.cli.output import format_money, format_tokens, print_result
 from tokenbook.genai.billing import UNBILLED_STATUSES
 
-__all__ = ["CALL_COLUMNS", "print_context"]
+__all__ = ["CALL_COLUMNS", "print_context", "prompt_table"]
 
 #: The columns of the calls table (the rest of `report_context_calls.sql` is shown per call below it).
 CALL_COLUMNS: Final = (
@@ -32,7 +32,7 @@ _PARTS: Final = (
 _PROMPT_HEADING: Final = "prompt per billed call (tokens): parts, growth, context-window saturation"
 
 
-def _prompt_table(
+def prompt_table(
     columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> tuple[list[str], list[str], list[list[Any]]]:
     """(columns, types, rows) of the prompt table: one row per billed call, the parts any call has."""
@@ -74,7 +74,7 @@ def print_context(
         [columns[i] for i in keep], [types[i] for i in keep], [[r[i] for i in keep] for r in rows], "table",
         exact=exact,
     )  # fmt: skip
-    names, prompt_types, prompt_rows = _prompt_table(columns, rows)
+    names, prompt_types, prompt_rows = prompt_table(columns, rows)
     measured = any(any(v is not None for v in row[3:]) for row in prompt_rows)
     if prompt_rows and measured:
         print("\n" + _PROMPT_HEADING)

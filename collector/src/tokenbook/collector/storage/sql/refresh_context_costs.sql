@@ -35,7 +35,7 @@ SELECT
     if(
         empty(loops),
         NULL,
-        arrayMax(arrayMap(s -> (toInt64(s[-1].3) - toInt64(s[1].3)) / (length(s) - 1), loops))
+        round(arrayMax(arrayMap(s -> (toInt64(s[-1].3) - toInt64(s[1].3)) / (length(s) - 1), loops)), 1)
     ) AS prompt_growth_per_step,
     now64(6) AS refreshed_at
 FROM

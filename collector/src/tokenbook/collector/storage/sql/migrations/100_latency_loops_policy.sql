@@ -21,7 +21,7 @@ ALTER TABLE {{db}}.llm_calls {{on_cluster}}
 -- many; loop_steps: the model calls of the longest (0: none); loop_tokens / loop_cost: the input +
 -- output tokens and the cost of the calls after the first of each loop (cost NULL when none of them
 -- was priced); prompt_growth_per_step: the largest average growth of the input tokens per step over
--- the loops (NULL: no loop). Rows written before this migration read 0 / NULL until their context is
+-- the loops, to 0.1 token (NULL: no loop). Rows written before this migration read 0 / NULL until their context is
 -- recomputed (any new call or step of it).
 ALTER TABLE {{table:context_costs}} {{on_cluster}}
     ADD COLUMN IF NOT EXISTS tool_loops UInt32,
