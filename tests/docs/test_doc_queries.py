@@ -1,6 +1,6 @@
 """Every SQL example of the schema reference and the questions guide runs (no refusal, no engine error)
-through the query guard users' queries go through, on a seeded embedded store (calls with measured prompts, latency, policy paths,
-tool steps, re-delivered in part)."""
+through the query guard users' queries go through, on a seeded embedded store (calls with measured
+prompts, latency, policy paths, tool steps, re-delivered in part)."""
 
 from __future__ import annotations
 

@@ -180,5 +180,5 @@ def test_a_parameterized_view_of_the_database_runs_but_not_for_a_tenant(chdb_dir
             s.query_readonly("SELECT * FROM no_such_view(threshold = 0.8)")
         with pytest.raises(QueryRefused):  # the engine cannot format a qualified one back
             s.query_readonly(f"SELECT * FROM {s.database}.v_saturated_calls(threshold = 0.8)")
-        with pytest.raises(QueryRefused, match="system.users"):
+        with pytest.raises(QueryRefused, match=r"system\.users"):
             s.query_readonly("SELECT * FROM v_saturated_calls(threshold = (SELECT 1 FROM system.users))")
