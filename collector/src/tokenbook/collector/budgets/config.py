@@ -427,7 +427,8 @@ class BudgetsConfig:
         100_000,
         parse=positive_int,
         doc="Quota and budget counters kept in memory; beyond, the least recently used is evicted and "
-        "rebuilt from the ledger when its subject comes back.",
+        "rebuilt from the ledger when its subject comes back. Also bounds the contexts waiting for the "
+        "loop rules and the loop crossings remembered.",
     )
     quotas: tuple[QuotaRule, ...] = items(QuotaRule, doc="Limits over a window, per subject.")
     budgets: tuple[BudgetRule, ...] = items(BudgetRule, doc="Limits per execution (tenant and context).")
