@@ -4,8 +4,9 @@
 -- (ReplacingMergeTree(refreshed_at)): re-running never adds.
 --
 -- Tool loops (migration 100): `seq` holds the context's billed model calls and tool steps in time
--- order (a call before a tool step of the same instant); a call continues a loop when a tool step
--- started since the previous call (`cont`); a loop is a call followed by calls that continue it.
+-- order (a call before a tool step of the same instant), empty without a tool step (no loop: nothing to
+-- compute); a call continues a loop when a tool step started since the previous call (`cont`); a loop
+-- is a call followed by calls that continue it.
 INSERT INTO {{db}}.context_costs (
     tenant_id, context_id, first_seen, last_seen, workflow_name, workflow_id, user_id, project_id,
     feature, calls, unpriced_calls, call_errors, retries, tool_calls, tool_errors, input_tokens,
@@ -14,6 +15,7 @@ INSERT INTO {{db}}.context_costs (
     loop_tokens, loop_cost, prompt_growth_per_step, refreshed_at
 )
 WITH
+    if(tool_calls = 0, [], arraySort(steps_and_calls)) AS seq,
     arrayCumSum(arrayMap(x -> x.2, seq)) AS tools_so_far,
     arrayFilter((x, t) -> x.2 = 0, seq, tools_so_far) AS loop_calls,
     arrayFilter((t, x) -> x.2 = 0, tools_so_far, seq) AS tools_before,
@@ -69,13 +71,10 @@ SELECT
     anyIf(currency, is_call AND currency != '') AS currency,
     arraySort(groupUniqArrayIf(model, is_call AND model != '')) AS models,
     argMaxIf(outcome, ts, outcome != '') AS outcome,
-    arraySort(
-        x -> (x.1, x.2),
-        groupArrayIf(
-            (ts, toUInt8(kind = 'tool'), step_input, step_tokens, step_cost),
-            kind = 'tool' OR (is_call AND price_status != 'not_billable')
-        )
-    ) AS seq
+    groupArrayIf(
+        (ts, toUInt8(kind = 'tool'), step_input, step_tokens, step_cost),
+        kind = 'tool' OR (is_call AND price_status != 'not_billable')
+    ) AS steps_and_calls
 FROM
 (
     SELECT
