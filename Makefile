@@ -12,7 +12,7 @@ LATEST := .venv-latest
 MEMBERS := genai processor collector cli
 EDITABLE := $(foreach m,$(MEMBERS),-e ./$(m)) .
 
-.PHONY: demo test lint bench install lock test-latest clean docs
+.PHONY: demo test test-fast lint bench install lock test-latest clean docs
 
 $(STAMP): pyproject.toml $(foreach m,$(MEMBERS),$(m)/pyproject.toml) $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -35,6 +35,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q
+
+# The inner loop: every test that starts no process, on every core (pytest-xdist).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not e2e" -n auto
 
 # Re-resolve the lock from pyproject.toml's ranges (newest allowed versions), with hashes.
 lock: $(STAMP)

@@ -37,6 +37,7 @@ def admin(chdb_dir):
             server.stop()
 
 
+@pytest.mark.e2e  # starts a process
 def test_sql_through_admin(admin):
     query = "SELECT tenant_id, count() AS calls, sum(total_cost) AS cost FROM v_calls GROUP BY tenant_id"
     rows = _json_lines(tokenbook("sql", query, "--admin", admin, "--format", "json").stdout)
@@ -45,6 +46,7 @@ def test_sql_through_admin(admin):
     assert refused.returncode == 1 and "only SELECT" in refused.stderr
 
 
+@pytest.mark.e2e  # starts a process
 def test_owned_data_dir_reads_through_the_collector(admin, tmp_path):
     claim(tmp_path, admin)  # this (live) test process "owns" the directory; it holds no chDB files
     try:

@@ -221,6 +221,7 @@ def tiny_fs() -> Iterator[Path]:
         mnt.rmdir()
 
 
+@pytest.mark.e2e  # starts a process
 def test_a_real_full_filesystem(tiny_fs: Path) -> None:
     wal = _wal(tiny_fs / "wal", max_bytes=1 << 30, segment_bytes=64 << 10)
     acked: list[bytes] = []
@@ -326,6 +327,7 @@ while True:
 """
 
 
+@pytest.mark.e2e  # starts a process
 def test_kill_9_during_appends_loses_no_acknowledged_record(tmp_path: Path) -> None:
     acked = -1
     for _ in range(3):

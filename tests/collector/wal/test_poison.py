@@ -252,6 +252,7 @@ def _export(collector: CollectorProcess, spans: list[Any]) -> ExportTraceService
     return response
 
 
+@pytest.mark.e2e  # starts a process
 def test_a_poison_span_is_rejected_and_the_victim_tenant_is_stored_also_after_a_restart(
     tmp_path: Path,
 ) -> None:
@@ -275,6 +276,7 @@ def test_a_poison_span_is_rejected_and_the_victim_tenant_is_stored_also_after_a_
             collector.stop()
 
 
+@pytest.mark.e2e  # starts a process
 def test_a_backfill_across_101_months_is_stored(tmp_path: Path) -> None:
     collector = CollectorProcess(tmp_path / "data", limits={"max_span_age": 0}).start()
     factory = SpanFactory()
@@ -311,6 +313,7 @@ with Store.open(data_dir=Path(sys.argv[1])) as store:
 """
 
 
+@pytest.mark.e2e  # starts a process
 def test_quarantine_cli_lists_and_replays(tmp_path: Path) -> None:
     import json
     import subprocess
