@@ -111,3 +111,18 @@ def test_a_policy_key_of_the_apps_choosing_on_both_sides(pipeline, stub, monkeyp
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     call = _ledger_row(pipeline, stub, "acme.guard.route", **{"acme.guard.route": "route/cheap"})
     assert call.policy_path == "route/cheap"
+
+
+def test_the_policy_path_key_setting(monkeypatch):
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from tokenbook.processor import TokenbookSpanProcessor
+
+    assert TokenbookSpanProcessor(SpanProcessor()).settings.policy_path_key == "tokenbook.policy.path"
+    monkeypatch.setenv("TOKENBOOK_POLICY_PATH_KEY", "acme.route")
+    assert TokenbookSpanProcessor(SpanProcessor()).settings.policy_path_key == "acme.route"
+    with pytest.raises(ValueError, match="policy_path_key"):
+        TokenbookSpanProcessor(SpanProcessor(), policy_path_key="gen_ai.input.messages")
+    monkeypatch.setenv("TOKENBOOK_POLICY_PATH_KEY", " spaced ")
+    with pytest.raises(ValueError, match="TOKENBOOK_POLICY_PATH_KEY"):
+        TokenbookSpanProcessor(SpanProcessor())
