@@ -259,6 +259,7 @@ def test_there_are_the_five_dashboards() -> None:
         "tokenbook-efficiency",
         "tokenbook-pricing",
         "tokenbook-budgets",
+        "tokenbook-prompt-anatomy",
     }
 
 
@@ -393,8 +394,10 @@ def _call(
     usage_issue: str = "",
     status: str = "ok",
     user: str = "alice",
+    **extra: Any,
 ) -> CallRow:
-    """A ledger row priced per token at `rates` (input, output, cache read, cache write), or unpriced."""
+    """A ledger row priced per token at `rates` (input, output, cache read, cache write), or unpriced;
+    `extra`: other columns (prompt parts, saturation, latency, policy path)."""
     inp, out, cr, cw, reasoning = tokens
     costs: tuple[Decimal | None, ...] = (None,) * 5
     price_status, price_source = "unpriced", f"no price for {model}"
@@ -443,17 +446,41 @@ def _call(
         duration_ms=12.5,
         ingested_at=NOW,
         version=version,
-    )
+    )._replace(**extra)
 
 
 SONNET = "claude-sonnet-4-5"
 SONNET_RATES = ("0.000003", "0.000015", "0.0000003", "0.00000375")
+PARTS = ("system", "history", "retrieved", "tool_result", "user", "tool_definition", "overhead")
+
+
+def _anatomy(input_tokens: int, window: int, ttft: float | None, policy: str, **parts: int) -> dict[str, Any]:
+    """The prompt parts (the rest of the input is history), saturation, latency and policy path of a call."""
+    named = {f"prompt_{p}_tokens": parts.get(p, 0) for p in PARTS if p != "history"}
+    return {
+        **named,
+        "prompt_history_tokens": input_tokens - sum(named.values()),
+        "prompt_estimated": False,
+        "context_window": window,
+        "context_saturation": round(input_tokens / window, 6),
+        "time_to_first_token_ms": ttft,
+        "output_tokens_per_second": None if ttft is None else 40.0,
+        "policy_path": policy,
+    }
 
 
 def _seed_calls() -> list[CallRow]:
     at = [_at(i, 8) for i in range(8)]
     return [
-        _call(at[0], tenant="acme", context="ticket-1", span="s1", model="gpt-4o", client_cost="0.0045"),
+        _call(
+            at[0],
+            tenant="acme",
+            context="ticket-1",
+            span="s1",
+            model="gpt-4o",
+            client_cost="0.0045",
+            **_anatomy(1000, 1250, 300.0, "guard/pii", system=200, user=100),
+        ),
         _call(
             at[1],
             tenant="acme",
@@ -461,6 +488,7 @@ def _seed_calls() -> list[CallRow]:
             span="s2",
             model="gpt-4o",
             tokens=(3000, 500, 2000, 0, 0),
+            **_anatomy(3000, 128_000, None, "guard/pii", system=200, user=100, tool_result=700),
         ),
         _call(
             at[2],
@@ -471,6 +499,7 @@ def _seed_calls() -> list[CallRow]:
             provider="anthropic",
             tokens=(5000, 800, 3000, 1000, 300),
             rates=SONNET_RATES,
+            **_anatomy(5000, 5500, 900.0, "route/cheap", system=200, user=100, tool_result=1500),
         ),
         _call(
             at[3],
@@ -611,6 +640,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "model": ALL,
         "currency": ["USD"],
         "context": ["ticket-1"],
+        "feature": ALL,
+        "threshold": ["0.8"],
     },
     "picked": {
         "tenant": ["o'hare", "acme"],
@@ -619,6 +650,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "model": ["gpt-4o", "claude-sonnet-4-5"],
         "currency": ["USD"],
         "context": ["sess-3"],
+        "feature": ["chat"],
+        "threshold": ["0.5"],
     },
 }
 
@@ -897,6 +930,83 @@ EXPECTED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
         "models",
         "budget_state",
     ),
+    ("tokenbook-prompt-anatomy", "Measured prompts"): (
+        "measured_calls",
+        "model_calls",
+        "measured_input_tokens",
+    ),
+    ("tokenbook-prompt-anatomy", "At or above ${threshold} of the context window"): (
+        "saturated_calls",
+        "saturated_contexts",
+    ),
+    ("tokenbook-prompt-anatomy", "Tool loops"): ("looping_contexts", "longest_loop", "loop_tokens"),
+    ("tokenbook-prompt-anatomy", "Prompt composition over time (tokens)"): ("time", "part", "tokens"),
+    ("tokenbook-prompt-anatomy", "Highest context-window saturation by model"): (
+        "time",
+        "model",
+        "max_saturation",
+    ),
+    ("tokenbook-prompt-anatomy", "Composition by feature (tokens)"): (
+        "feature",
+        "measured_calls",
+        "input_tokens",
+        *PARTS,
+    ),
+    ("tokenbook-prompt-anatomy", "Calls at or above ${threshold} of the context window"): (
+        "timestamp",
+        "tenant_id",
+        "context_id",
+        "feature",
+        "model",
+        "input_tokens",
+        "context_window",
+        "context_saturation",
+    ),
+    ("tokenbook-prompt-anatomy", "Tool loops (${currency})"): (
+        "tenant_id",
+        "context_id",
+        "feature",
+        "workflow_name",
+        "tool_loops",
+        "loop_steps",
+        "loop_tokens",
+        "loop_cost",
+        "prompt_growth_per_step",
+        "tokens",
+        "total_cost",
+    ),
+    ("tokenbook-prompt-anatomy", "Loop tokens by feature"): ("time", "feature", "loop_tokens"),
+    ("tokenbook-prompt-anatomy", "Cost against latency per model (${currency})"): (
+        "model",
+        "p50_duration_ms",
+        "cost_per_call",
+    ),
+    ("tokenbook-prompt-anatomy", "Latency and cost by model (${currency})"): (
+        "provider",
+        "model",
+        "calls",
+        "p50_duration_ms",
+        "p95_duration_ms",
+        "ttft_calls",
+        "p50_ttft_ms",
+        "p50_output_tokens_per_second",
+        "spend",
+        "cost_per_call",
+    ),
+    ("tokenbook-prompt-anatomy", "Tool-call latency"): (
+        "tool",
+        "calls",
+        "errors",
+        "contexts",
+        "avg_ms",
+        "max_ms",
+    ),
+    ("tokenbook-prompt-anatomy", "Spend by policy path (${currency})"): (
+        "policy_path",
+        "calls",
+        "tokens",
+        "spend",
+    ),
     **BUDGET_PANEL_COLUMNS,
 }
 
@@ -1102,3 +1212,62 @@ def test_pricing_health(store: Store) -> None:
     assert client["client_reported"] == Decimal("0.0045")
     (issues,) = run_panel(store, uid, "Usage issues")
     assert issues["model"] == "mystery-model" and issues["calls"] == 1
+
+
+ANATOMY = "tokenbook-prompt-anatomy"
+
+
+def test_prompt_anatomy_composition_and_saturation(store: Store) -> None:
+    """Parts sum to the measured calls' input; saturation counts follow the threshold variable."""
+    rows = [r for r in _ledger() if _in_range(r)]
+    measured = [r for r in rows if r.prompt_system_tokens is not None]
+    (stat,) = run_panel(store, ANATOMY, "Measured prompts")
+    assert stat == {
+        "measured_calls": len(measured),
+        "model_calls": len(rows),
+        "measured_input_tokens": sum(r.input_tokens for r in measured),
+    }
+    over_time = run_panel(store, ANATOMY, "Prompt composition over time (tokens)")
+    assert sum(r["tokens"] for r in over_time) == sum(r.input_tokens for r in measured)
+    (chat,) = run_panel(store, ANATOMY, "Composition by feature (tokens)")
+    for part in PARTS:
+        assert chat[part] == sum(getattr(r, f"prompt_{part}_tokens") for r in measured), part
+    assert chat["input_tokens"] == sum(chat[p] for p in PARTS)
+    picks = SCENARIOS["picked"]
+    chosen = [r for r in rows if r.tenant_id in picks["tenant"] and r.model in picks["model"]]
+    for scenario, picked in (("all", rows), ("picked", chosen)):
+        threshold = float(SCENARIOS[scenario]["threshold"][0])
+        saturated = [s for r in picked if (s := r.context_saturation) is not None and s >= threshold]
+        (sat,) = run_panel(store, ANATOMY, "At or above ${threshold} of the context window", scenario)
+        assert sat["saturated_calls"] == len(saturated) > 0
+        listed = run_panel(store, ANATOMY, "Calls at or above ${threshold} of the context window", scenario)
+        assert [r["context_saturation"] for r in listed] == sorted(saturated, reverse=True)
+
+
+def test_prompt_anatomy_loops_latency_and_policy(store: Store) -> None:
+    (loop,) = run_panel(store, ANATOMY, "Tool loops (${currency})")
+    s2, s3 = (r for r in _ledger() if r.context_id == "ticket-1" and r.span_id in ("s2", "s3"))
+    # ticket-1: s1, s2, the tool step t1, s3: one loop of two model calls (s2 -> s3)
+    assert (loop["context_id"], loop["tool_loops"], loop["loop_steps"]) == ("ticket-1", 1, 2)
+    assert loop["loop_tokens"] == s3.input_tokens + s3.output_tokens and loop["loop_cost"] == s3.total_cost
+    assert loop["prompt_growth_per_step"] == s3.input_tokens - s2.input_tokens
+    by_model = {r["model"]: r for r in run_panel(store, ANATOMY, "Latency and cost by model (${currency})")}
+    rows = [r for r in _ledger() if _in_range(r)]
+    for model, r in by_model.items():
+        calls = [c for c in rows if c.model == model]
+        priced = [c.total_cost for c in calls if c.total_cost is not None]
+        assert r["calls"] == len(calls)
+        assert r["ttft_calls"] == sum(c.time_to_first_token_ms is not None for c in calls)
+        assert r["spend"] == (sum(priced, Decimal(0)) if priced else None)
+    points = {
+        r["model"]: r for r in run_panel(store, ANATOMY, "Cost against latency per model (${currency})")
+    }
+    assert points[SONNET]["cost_per_call"] == by_model[SONNET]["spend"] / by_model[SONNET]["calls"]
+    (tool,) = run_panel(store, ANATOMY, "Tool-call latency")
+    assert (tool["tool"], tool["calls"], tool["max_ms"]) == ("search_kb", 1, 40.0)
+    spend = {
+        r["policy_path"]: r["spend"] for r in run_panel(store, ANATOMY, "Spend by policy path (${currency})")
+    }
+    for path in ("guard/pii", "route/cheap", ""):
+        costs = [c.total_cost for c in rows if c.policy_path == path and c.total_cost is not None]
+        assert spend[path] == (sum(costs, Decimal(0)) if costs else None), path

@@ -88,7 +88,30 @@ def make_calls(n: int = 240, *, seed: int = 7, base: datetime | None = None) -> 
                 version=1,
             )
         )
+        if tenant == "acme":  # measured prompts, a known context window, latency and a policy path
+            rows[-1] = _anatomy(rows[-1], i)
     return rows
+
+
+def _anatomy(row: CallRow, i: int) -> CallRow:
+    """`row` with prompt parts summing to its input, saturation of a 128k window, latency, a policy path."""
+    n = row.input_tokens
+    system, user, tool_result = min(200, n // 4), 50, n // 4
+    return row._replace(
+        prompt_system_tokens=system,
+        prompt_history_tokens=n - system - user - tool_result,
+        prompt_retrieved_tokens=0,
+        prompt_tool_result_tokens=tool_result,
+        prompt_user_tokens=user,
+        prompt_tool_definition_tokens=0,
+        prompt_overhead_tokens=0,
+        prompt_estimated=True,
+        context_window=128_000,
+        context_saturation=round(n / 128_000, 6),
+        time_to_first_token_ms=80.0 + i,
+        output_tokens_per_second=50.0,
+        policy_path=("guard/pii/allow", "route/cheap")[i % 2],
+    )
 
 
 def make_steps(calls: list[CallRow]) -> list[StepRow]:

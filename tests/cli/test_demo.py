@@ -24,7 +24,8 @@ def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:
     lines = [line for line in screen.splitlines() if "━" not in line]
     out = " ".join(" ".join(lines).split())
     assert code == 0, screen
-    for title in ("Cost by tenant", "Cost by model", "Top contexts", "Cache savings", "Unpriced models"):
+    for title in ("Cost by tenant", "Cost by model", "Top contexts", "Cache savings", "Unpriced models",
+                  "Prompt anatomy of ticket-runaway", "Tool loops", "Loop rule 'support-loop'"):  # fmt: skip
         assert title in out
     assert "in-app budget stopped a runaway agent" in out
     assert "add up to the ledger total exactly: yes" in out
@@ -45,6 +46,17 @@ def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:
         subprocess.run([*hint[:1], *hint[1:]], cwd=tmp_path, capture_output=True, timeout=120).returncode == 0
     )
 
+    # The runaway's prompt, call by call: input, growth, then its parts (the history grows every call).
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["time", "input"])
+    anatomy = []
+    for line in lines[start + 2 :]:
+        if not re.match(r"\d\d:\d\d:\d\d ", line):
+            break
+        anatomy.append(line.split())
+    (loop_row,) = [line.split() for line in lines if line.startswith("ticket-runaway ")]
+    alert = re.search(r"a tool loop of (\d+) model calls \(limit 6\).*?; ([\d,]+) tokens after", out)
+    assert alert is not None, out
+
     # The collector has drained and exited: this process may open the store directly. `v_calls` holds the
     # billed calls (the ledger's candidates that another span does not bill).
     store = Store.open(data_dir=data_dir)
@@ -54,8 +66,28 @@ def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:
             "countIf(price_status = 'unpriced' AND total_cost IS NOT NULL), "
             "countIf(tenant_id = '') FROM tokenbook.v_calls"
         )
+        _, _, runaway = store.query(
+            "SELECT input_tokens, prompt_history_tokens, prompt_tool_result_tokens FROM tokenbook.v_calls "
+            "WHERE context_id = 'ticket-runaway' ORDER BY timestamp, span_id"
+        )
+        _, _, (loops,) = store.query(
+            "SELECT loop_steps, loop_tokens, prompt_growth_per_step, loop_cost "
+            "FROM tokenbook.v_context_loops WHERE context_id = 'ticket-runaway'"
+        )
+        _, _, events = store.query(
+            "SELECT rule, context_id, used_tokens FROM tokenbook.v_budget_events WHERE kind = 'loop'"
+        )
     finally:
         store.close()
+    assert len(anatomy) == len(runaway) >= 7
+    for printed_row, (inp, history, tool_results) in zip(anatomy, runaway, strict=True):
+        assert printed_row[1] == f"{inp:,}" and printed_row[4] == f"{history:,}"
+        assert printed_row[5] == f"{tool_results:,}"
+    assert [h for _, h, _ in runaway] == sorted(h for _, h, _ in runaway)  # the history keeps growing
+    assert loop_row[1:4] == [str(loops[0]), f"{loops[1]:,}", str(loops[2])]
+    assert loop_row[4] == f"{loops[3].quantize(Decimal('0.000001')):f}"
+    assert events == [("support-loop", "ticket-runaway", loops[1])]
+    assert (int(alert.group(1)), int(alert.group(2).replace(",", ""))) == (loops[0], loops[1])
     assert rows[0][:3] == (calls, unpriced, total)
     assert total > 0 and unpriced > 0
     assert rows[0][3] == 0  # an unknown price is NULL, never 0

@@ -192,3 +192,32 @@ def test_reprice_changes_rows_and_totals_once(tmp_path):
         rows = _json_lines(tokenbook("sql", query, "--data-dir", str(data_dir), "--format", "json").stdout)
         totals[view] = {r["tenant_id"]: Decimal(r["cost"]) for r in rows}
     assert totals["v_calls"] == totals["v_context_costs"] == totals["v_cost_hourly"] == dict(expected)
+
+
+def test_report_by_prompt_part_and_by_policy_path(seeded):
+    """The measured calls' input split over the parts of their prompts, and spend per policy path."""
+    calls = make_calls()
+    parts = _json_lines(
+        tokenbook("report", "--by", "prompt-part", "--data-dir", str(seeded), "--format", "json").stdout
+    )
+    measured = [c for c in calls if c.prompt_system_tokens is not None]
+    assert measured and len(measured) < len(calls)
+    expected = {
+        p: sum(getattr(c, f"prompt_{p}_tokens") or 0 for c in measured)
+        for p in ("system", "history", "retrieved", "tool_result", "user", "tool_definition", "overhead")
+    }
+    assert {r["part"]: r["tokens"] for r in parts} == expected
+    assert sum(r["tokens"] for r in parts) == sum(c.input_tokens for c in measured)  # parts sum exactly
+    assert {r["part"]: r["per_call"] for r in parts}["user"] == 50.0
+    table = tokenbook("report", "--by", "prompt-part", "--data-dir", str(seeded)).stdout
+    assert f"{len(measured)} of {len(calls)} billed model calls measured" in table
+    policies = _json_lines(
+        tokenbook("report", "--by", "policy", "--data-dir", str(seeded), "--format", "json").stdout
+    )
+    by_path: dict[str, list[Any]] = defaultdict(list)
+    for c in calls:
+        by_path[c.policy_path].append(c)
+    assert {r["policy"]: r["calls"] for r in policies} == {k: len(v) for k, v in by_path.items()}
+    for r in policies:
+        costs = [c.total_cost for c in by_path[r["policy"]] if c.total_cost is not None]
+        assert Decimal(r["total_cost"]) == sum(costs, Decimal(0))

@@ -142,3 +142,22 @@ def test_reprice_dry_run_writes_nothing_and_warns_about_lost_prices(tmp_path):
     assert f"warning: {len(unpriced)} calls would lose their price" in lose.stderr
     lost = tokenbook("reprice", "--since", "2d", "--data-dir", str(data_dir))
     assert f"warning: {len(unpriced)} calls lost their price" in lost.stderr
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_report_context_shows_each_prompt_its_growth_saturation_and_the_loops(seeded, columns):
+    code, screen = run_on_pty(["report", "--context", "acme-ctx-0", "--data-dir", str(seeded)], columns)
+    assert code == 0, screen
+    lines = screen.splitlines()
+    assert all(len(line) <= columns for line in lines if not line.startswith("note:")), screen
+    start = lines.index("prompt per billed call (tokens): parts, growth, context-window saturation")
+    head = lines[start + 1].split()
+    assert head == ["time", "input", "growth", "system", "history", "tool_results", "user", "saturation"]
+    calls = [c for c in make_calls() if c.context_id == "acme-ctx-0"]
+    rows = [line.split() for line in lines[start + 3 : start + 3 + len(calls)]]
+    for call, row, before in zip(calls, rows, [None, *calls], strict=False):
+        assert row[0] == call.timestamp.strftime("%H:%M:%S") and row[1] == f"{call.input_tokens:,}"
+        growth = "-" if before is None else f"{call.input_tokens - before.input_tokens:,}"
+        assert row[2] == growth and row[4] == f"{call.prompt_history_tokens:,}"
+        assert float(row[-1]) == round(call.input_tokens / 128_000, 4)
+    assert any(line.startswith("tool loops of tenant acme: 1; the longest has") for line in lines)

@@ -116,3 +116,15 @@ def test_content_keys_are_refused_as_extra_attribution_keys(tmp_path: Path) -> N
     (problem,) = err.value.problems
     assert problem.startswith("attribution.extra_keys: 'gen_ai.prompt', 'input.value' carry prompt")
     assert "privacy.content" in problem
+
+
+def test_policy_path_key_defaults_and_refuses_content(tmp_path: Path) -> None:
+    assert load_config().attribution.policy_path_key == "tokenbook.policy.path"
+    path = tmp_path / "c.yaml"
+    path.write_text("attribution:\n  policy_path_key: acme.route\n", encoding="utf-8")
+    assert load_config(path).attribution.policy_path_key == "acme.route"
+    path.write_text("attribution:\n  policy_path_key: gen_ai.prompt\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    (problem,) = err.value.problems
+    assert problem.startswith("attribution.policy_path_key: 'gen_ai.prompt' carries prompt or completion")

@@ -332,3 +332,26 @@ def test_the_span_name_limit_reaches_the_decoder_processes() -> None:
 
     limited = replace(KEYS, limits=AttributeLimits(64, 100, 7))
     assert _key_filter(json.loads(_key_filter_json(limited))).limits == limited.limits
+
+
+def test_the_first_first_token_event_is_kept_in_protobuf_and_json() -> None:
+    """OpenInference's "First Token Stream Event", OpenLLMetry's per-chunk events: the earliest counts."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    start = 1_700_000_000_000_000_000
+    span = provider.get_tracer("test").start_span("openai.chat", start_time=start)
+    span.add_event("gen_ai.content.completion.chunk", timestamp=start + 30_000_000)
+    span.add_event("gen_ai.content.completion.chunk", timestamp=start + 20_000_000)  # out of order
+    span.add_event("something else", timestamp=start + 1_000)
+    span.end(end_time=start + 90_000_000)
+    (rec,) = decode_protobuf(encode_spans(exporter.get_finished_spans()).SerializeToString(), KEYS).records
+    assert rec.first_token_ns == start + 20_000_000
+    events = [
+        {"name": "First Token Stream Event", "timeUnixNano": "1700000000250000000"},
+        {"name": ["not", "a", "name"], "timeUnixNano": "1"},  # ignored, the span kept
+    ]
+    (json_rec,) = decode_json(_json_request([_json_span(events=events)]), KEYS).records
+    assert json_rec.first_token_ns == 1_700_000_000_250_000_000
+    (none,) = decode_json(_json_request([_json_span()]), KEYS).records
+    assert none.first_token_ns == 0

@@ -158,3 +158,27 @@ def test_a_query_cannot_lift_its_limits(store):
             "SELECT count() FROM (SELECT groupArray(number) FROM numbers(10000000))",
             limits=QueryLimits(max_memory=20 << 20),
         )
+
+
+def test_a_parameterized_view_of_the_database_runs_but_not_for_a_tenant(chdb_dir):
+    """v_saturated_calls(threshold = ...) is a view of the store's database called with parameters; a
+    tenant-scoped caller is refused (no tenant filter can name a view the engine lists no columns for)."""
+    from tests.cli.seed_store import make_calls
+
+    with Store.open(data_dir=chdb_dir, database=f"pv_{uuid.uuid4().hex[:12]}") as s:
+        s.migrate()
+        a, b = make_calls(2)  # tenants acme and globex
+        s.write(
+            [r._replace(context_window=1000, context_saturation=0.9, input_tokens=900) for r in (a, b)], []
+        )
+        sql = "SELECT tenant_id FROM v_saturated_calls(threshold = {t:Float64}) ORDER BY tenant_id"
+        assert s.query_readonly(sql, {"t": 0.8})[2] == [("acme",), ("globex",)]
+        assert s.query_readonly(sql, {"t": 0.95})[2] == []
+        with pytest.raises(QueryRefused, match="tenant-scoped token cannot read"):
+            s.query_readonly(sql, {"t": 0.8}, tenant="globex")
+        with pytest.raises(QueryRefused, match="table function"):
+            s.query_readonly("SELECT * FROM no_such_view(threshold = 0.8)")
+        with pytest.raises(QueryRefused):  # the engine cannot format a qualified one back
+            s.query_readonly(f"SELECT * FROM {s.database}.v_saturated_calls(threshold = 0.8)")
+        with pytest.raises(QueryRefused, match=r"system\.users"):
+            s.query_readonly("SELECT * FROM v_saturated_calls(threshold = (SELECT 1 FROM system.users))")

@@ -41,3 +41,18 @@ def test_composition_round_trips() -> None:
     row = _row(input_tokens=10, prompt_user_tokens=7, prompt_system_tokens=3, prompt_estimated=True)
     payload, _ = encode_record([row], [])
     assert decode_record(payload).calls == [row]
+
+
+def test_a_version_5_payload_reads_with_no_latency_and_no_policy_path() -> None:
+    """Logged before the latency and policy-path columns: read with NULL latency and an empty path."""
+    old_fields = CallRow._fields.index("time_to_first_token_ms")
+    row = _row(input_tokens=10, context_window=1000, context_saturation=0.01)
+    cols = [list(c) for c in zip(*[row[:old_fields]], strict=True)]
+    for i, name in enumerate(CallRow._fields[:old_fields]):
+        if name.endswith("_cost"):
+            cols[i] = [None if v is None else str(v) for v in cols[i]]
+    (call,) = decode_record(marshal.dumps((5, orjson.dumps(cols), b""))).calls
+    assert (call.context_window, call.context_saturation) == (1000, 0.01)
+    assert (call.time_to_first_token_ms, call.output_tokens_per_second, call.policy_path) == (None, None, "")
+    payload, _ = encode_record([row._replace(time_to_first_token_ms=12.5, policy_path="guard/a")], [])
+    assert decode_record(payload).calls[0].policy_path == "guard/a"

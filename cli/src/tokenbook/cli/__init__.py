@@ -30,7 +30,7 @@ _HANDLERS = {
 }
 
 _FORMATS = ("table", "json", "csv")
-_DIMENSIONS = ("tenant", "model", "project", "team", "user", "feature", "context")
+_DIMENSIONS = ("tenant", "model", "project", "team", "user", "feature", "policy", "context", "prompt-part")
 _FORMAT_HELP = (
     "table (aligned for a terminal), json (one object per line, exact) or csv (exact, with a header) "
     "(default: table)"

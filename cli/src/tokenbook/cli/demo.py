@@ -3,18 +3,21 @@
 It starts a real collector (a child process on free loopback ports), runs a multi-tenant agent
 workload through the real OpenTelemetry SDK, `TokenbookSpanProcessor` and the OTLP/gRPC exporter,
 waits until every billed call is in the ClickHouse ledger, then prints what people ask first: cost
-by tenant and model, the top contexts, what prompt caching saved, and which models are unpriced.
+by tenant and model, the top contexts, what prompt caching saved, which models are unpriced, what the
+runaway agent's prompts were made of as its history grew, the tool loops, and the loop rule it tripped
+(the collector runs with one: `_LOOP_RULE`).
 
 The workload is synthetic (no model is called) but shaped like real traffic: agent sessions whose
 `invoke_agent` wrapper repeats its children's usage (never billed twice), tool loops, a retry after
 a rate limit, a response served from a cache, Anthropic prompt-cache reads and writes, a reasoning
 model, embeddings, a long-context call above a price tier, a self-hosted model with no price, and
-one runaway session stopped by its in-app budget.
+one runaway session (its prompt history growing call after call) stopped by its in-app budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shlex
@@ -34,6 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -42,6 +46,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from rich.console import Console
 from rich.progress import Progress
 
+from tokenbook.cli.context_report import prompt_table
 from tokenbook.cli.output import format_money, format_tokens, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.sqltemplate import render_query
@@ -52,6 +57,9 @@ __all__ = ["cmd_demo"]
 _DEFAULT_DATA_DIR = Path("tokenbook-demo-data")
 _MARKER = ".tokenbook-demo"  # a data dir holding this file is a previous demo's and may be wiped
 _SESSIONS = 24
+#: The collector's loop rule: a support agent's tool loop of more than 6 model calls is a runaway.
+_LOOP_RULE = {"name": "support-loop", "match": {"feature": "ticket-triage"}, "max_steps": 6}
+_RUNAWAY = "ticket-runaway"
 
 
 @dataclass(frozen=True)
@@ -73,10 +81,12 @@ def _collector(data_dir: Path, timeout_s: float = 120) -> Iterator[_Collector]:
     """A `tokenbook collector` child on free ports; SIGTERM (drain) on exit."""
     grpc, http, admin = (f"127.0.0.1:{_free_port()}" for _ in range(3))
     log = data_dir.parent / f"{data_dir.name}.collector.log"
+    config = data_dir.parent / f"{data_dir.name}.collector.yaml"
+    config.write_text(yaml.safe_dump({"budgets": {"loops": [_LOOP_RULE]}}), encoding="utf-8")
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(data_dir),
-             "--grpc", grpc, "--http", http, "--admin", admin],
+             "--config", str(config), "--grpc", grpc, "--http", http, "--admin", admin],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -204,18 +214,35 @@ class _Workload:
             )
 
     def runaway_session(self) -> None:
-        """acme: an agent stuck in a loop, stopped by its 100k-token in-app budget."""
+        """acme: an agent stuck in a tool loop whose prompt history grows by every search result; the
+        collector's loop rule flags it, its 100k-token in-app budget stops it."""
         who = {"tenant": "acme", "user": "mallory", "project": "support-bot", "team": "cx",
                "feature": "ticket-triage"}  # fmt: skip
+        # ~4 characters a token: the collector's estimate splits each call's input tokens like this text
+        system = {"role": "system", "parts": [{"type": "text", "content": "Triage the ticket. " * 210}]}
+        history: list[dict[str, object]] = [
+            {"role": role, "parts": [{"type": "text", "content": "An earlier turn. " * 530}]}
+            for role in ("user", "assistant")
+        ]
+        question = {"role": "user", "parts": [{"type": "text", "content": "Charged twice? " * 133}]}
         with (
-            attribute(**who, context_id="ticket-runaway"),
+            attribute(**who, context_id=_RUNAWAY),
             budget(max_tokens=100_000, max_cost="0.50", name="SupportAgent per ticket") as b,
             self.agent("SupportAgent"),
         ):
             try:
-                for _ in range(50):
-                    self.chat("anthropic", "claude-sonnet-4-5", 12_000, 900)
+                for step in range(50):
+                    messages = json.dumps([system, *history, question])
+                    self.chat("anthropic", "claude-sonnet-4-5", 6_000 + 2_500 * step, 900,
+                              **{"gen_ai.input.messages": messages})  # fmt: skip
                     self.tool("search_kb")
+                    thought = {"type": "text", "content": "Let me search the knowledge base again. " * 70}
+                    call = {"type": "tool_call", "id": f"call-{step}", "name": "search_kb", "arguments": "{}"}
+                    found = {"type": "tool_call_response", "id": f"call-{step}", "response": "a match " * 900}
+                    history += [
+                        {"role": "assistant", "parts": [thought, call]},
+                        {"role": "tool", "parts": [found]},
+                    ]
                     b.check()
             except BudgetExceeded as exc:
                 self.console.print(f"[yellow]in-app budget stopped a runaway agent:[/] {exc}")
@@ -271,6 +298,46 @@ def _print_reports(client: AdminQueryClient, console: Console) -> bool:
         f"add up to the ledger total exactly: {'yes' if exact else 'NO'}."
     )
     return exact
+
+
+def _print_runaway(client: AdminQueryClient, console: Console) -> bool:
+    """The runaway agent's prompt call by call, the tool loops, and the loop rule's crossing; True when
+    the crossing was recorded."""
+    now = datetime.now(UTC)
+    window = {"since": now - timedelta(days=1), "until": now + timedelta(minutes=1), "tenant": ""}
+    console.rule(f"Prompt anatomy of {_RUNAWAY}: its history keeps growing")
+    sql = render_query("report_context_calls.sql", "tokenbook")
+    columns, _, rows = client.query_readonly(sql, {"context": _RUNAWAY, "tenant": ""})
+    print_result(*prompt_table(columns, rows), "table")
+    console.rule("Tool loops: model calls after a tool call, per context")
+    sql = render_query("report_loops.sql", "tokenbook")
+    columns, types, rows = client.query_readonly(sql, window | {"limit": 5})
+    shown = ("context_id", "loop_steps", "loop_tokens", "prompt_growth_per_step", "loop_cost")
+    keep = [columns.index(c) for c in shown] if rows else []
+    print_result(shown, [types[i] for i in keep], [[r[i] for i in keep] for r in rows], "table")
+    console.rule(
+        f"Loop rule {_LOOP_RULE['name']!r}: more than {_LOOP_RULE['max_steps']} model calls in a loop"
+    )
+    events = _wait_for_loop_events(client, window)
+    for event in events:
+        console.print(f"[yellow]loop alert:[/] {event[-1]}")
+    if not events:
+        console.print("[red]no loop crossing was recorded[/]")
+    return bool(events)
+
+
+def _wait_for_loop_events(
+    client: AdminQueryClient, window: dict[str, Any], timeout_s: float = 30
+) -> list[tuple[Any, ...]]:
+    """Poll until the collector has recorded a loop crossing (checked about once a second, after the
+    per-context aggregate is recomputed)."""
+    sql = render_query("report_loop_events.sql", "tokenbook")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = client.query_readonly(sql, window)[2]
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.25)
 
 
 def _wait_for_ledger(client: AdminQueryClient, expected: int, timeout_s: float = 60) -> int:
@@ -358,6 +425,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seen = _wait_for_ledger(client, expected)
         console.print(f"{seen} billed calls in the ledger after {time.monotonic() - started:.1f}s\n")
         ok = _print_reports(client, console) and seen == expected
+        ok = _print_runaway(client, console) and ok
     console.print(f"\nThe store is kept in {data_dir}. Try:")
     sys.stdout.flush()
     program, where = command_name(), _shell_path(data_dir)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tokenbook.cli.context_report import print_context
 from tokenbook.cli.output import format_money, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.guard import QueryRefused
@@ -248,13 +249,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     """`tokenbook report --by DIM --since 24h [--until] [--tenant T]`, or `--context ID`."""
     tenant = args.tenant or ""
     hint = ""
+    extra: list[tuple[Any, ...]] = []  # --context: its loops; --by prompt-part: how many were measured
     try:
         if args.context:
             name, params = "report_context_calls.sql", {"context": args.context, "tenant": tenant}
         else:
             since, until = _time_range(args)
             params = {"since": since, "until": until, "tenant": tenant}
-            if args.by == "context":
+            if args.by == "prompt-part":
+                name = "report_prompt_parts.sql"
+            elif args.by == "context":
                 name = "report_contexts.sql"
                 params["limit"] = _CONTEXT_LIMIT
             elif args.by in _ROLLUPS:
@@ -275,6 +279,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             if not rows:
                 columns, types = columns_of(reader, sql, params)
                 hint = _ledger_hint(reader, tenant)
+            if args.format == "table" and (args.context or name == "report_prompt_parts.sql"):
+                more = "report_context_loops.sql" if args.context else "report_prompt_coverage.sql"
+                extra = reader.query_readonly(render_query(more, "tokenbook"), params)[2]
     except ValueError as exc:
         print(f"tokenbook report: {exc}", file=sys.stderr)
         return 2
@@ -285,7 +292,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.context and not rows:
         print(f"tokenbook report: no calls recorded for context {args.context!r}", file=sys.stderr)
         return 1
+    if args.context and args.format == "table":
+        print_context(columns, types, rows, extra, exact=args.exact)
+        return 0
     print_result(columns, types, rows, args.format, exact=args.exact, totals=not args.context)
+    if extra and name == "report_prompt_parts.sql":
+        measured, estimated, calls = extra[0]
+        share = f"{estimated:,} estimated by share of text"
+        print(f"{measured:,} of {calls:,} billed model calls measured ({share});")
+        print("the others carried no prompt content to measure and are not split")
     if not rows:
         who = f" of tenant {tenant!r}" if tenant else ""
         window = f"between {_when(since)} and {_when(until)}" if args.until else f"since {_when(since)}"

@@ -33,6 +33,7 @@ from tokenbook.collector.storage.config import BatchConfig, ClickHouseConfig, Sp
 from tokenbook.collector.storage.guard import QueryLimits
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.tls import TLSConfig, parse_tls
+from tokenbook.genai.attribution import POLICY_PATH_KEY, policy_key
 from tokenbook.genai.configspec import (
     Report,
     Secret,
@@ -237,6 +238,12 @@ class AttributionConfig:
         parse=_key_list,
         doc="Span attributes kept as tags besides the standard attribution keys. Content attributes "
         "(`gen_ai.prompt`, `input.value`, ...) are refused: `privacy.content` alone governs them.",
+    )
+    policy_path_key: str = setting(
+        POLICY_PATH_KEY,
+        parse=policy_key,
+        doc="The span attribute whose value is a call's policy path (the guard or route it went "
+        "through), stored in `llm_calls.policy_path`; the processor's `policy_path_key` must match.",
     )
 
 

@@ -181,9 +181,11 @@ class Collector:
             bounds=SpanBounds(
                 cfg.limits.max_tokens_per_call, cfg.limits.max_span_age, cfg.limits.max_span_future
             ),
+            policy_key=cfg.attribution.policy_path_key,
         )
         keys = replace(
-            pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content), limits=cfg.limits.attributes
+            pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content, cfg.attribution.policy_path_key),
+            limits=cfg.limits.attributes,
         )
         self.decoders = DecoderPool(keys, cfg.decode_processes, self.metrics)
         self.decoders.start()
@@ -335,6 +337,7 @@ class Collector:
                     return
                 self._start_budgets(store)
                 store.on_decisions = self._on_decisions
+                store.on_refreshed = self.budgets.contexts_refreshed
                 self.writer = LedgerWriter(
                     self.wal, store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
                 )

@@ -1,5 +1,9 @@
 """Attribution keys: which span attributes say who and what a call is for, and the context ID.
 
+The policy path (`POLICY_PATH_KEY`, or a key the app chooses: `policy_key` checks it) says which guard
+or route a call went through; the processor copies it from Baggage onto calls and the collector
+stores it in ``llm_calls.policy_path``.
+
 The context ID, the key of per-context aggregation, is the first non-empty of ``tokenbook.context.id``,
 ``gen_ai.conversation.id``, ``session.id``, then the trace ID (`context_id_of`). The in-app processor
 sets these attributes from Baggage (`tokenbook.processor.attribute`); the collector reads them.
@@ -8,11 +12,16 @@ sets these attributes from Baggage (`tokenbook.processor.attribute`); the collec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from tokenbook.genai import semconv
+from tokenbook.genai.configspec import type_name
+from tokenbook.genai.redaction import is_content_attribute
 
-__all__ = ["ATTRIBUTION_COLUMNS", "ATTRIBUTION_KEYS", "context_id_of"]
+__all__ = ["ATTRIBUTION_COLUMNS", "ATTRIBUTION_KEYS", "POLICY_PATH_KEY", "context_id_of", "policy_key"]
+
+#: The default attribute (and Baggage key) of a call's policy path: which guard or route it went through.
+POLICY_PATH_KEY: Final = semconv.TB.POLICY_PATH
 
 #: Keyword of `attribute(...)` -> Baggage key and span attribute.
 ATTRIBUTION_KEYS: Final = semconv.ATTRIBUTION_KEYS
@@ -37,3 +46,15 @@ def context_id_of(attrs: Mapping[str, object], trace_id_hex: str) -> str:
         if isinstance(value, str) and value:
             return value
     return trace_id_hex
+
+
+@type_name("attribute name")
+def policy_key(v: Any) -> str:
+    """A policy-path key: a non-empty attribute name that is not content (content is never stored)."""
+    if not isinstance(v, str) or not v.strip() or v != v.strip():
+        raise ValueError(f"must be a non-empty attribute name without surrounding spaces, got {v!r}")
+    if is_content_attribute(v):
+        raise ValueError(
+            f"{v!r} carries prompt or completion content, which is never stored as a policy path"
+        )
+    return v

@@ -21,6 +21,7 @@ __all__ = [
     "CONTEXT_ID_SOURCES",
     "CONVERSATION_ID",
     "ERROR_TYPE",
+    "FIRST_TOKEN_EVENTS",
     "INPUT_EXCLUSIVE",
     "INPUT_TOKENS",
     "LLM_REQUEST_TYPE",
@@ -33,6 +34,7 @@ __all__ = [
     "OPENINFERENCE_WRAPPER_KINDS",
     "OPERATION",
     "OUTPUT_TOKENS",
+    "POLICY_PATH",
     "PROVIDER",
     "REASONING_TOKENS",
     "REQUEST_MODEL",
@@ -42,7 +44,9 @@ __all__ = [
     "SERVICE_INSTANCE_ID",
     "SERVICE_NAME",
     "SESSION_ID",
+    "STREAM_FLAGS",
     "TB",
+    "TIME_TO_FIRST_TOKEN",
     "TOOL_OPERATIONS",
     "TRACELOOP_SPAN_KIND",
     "TRACELOOP_TOOL_KINDS",
@@ -169,10 +173,32 @@ CLIENT_COST: Final = ("tokenbook.cost.total", "gen_ai.usage.cost")
 #: The retry number of a call, first present wins (HTTP semconv, then OpenLLMetry/LiteLLM style names).
 RESEND_COUNTS: Final = ("http.request.resend_count", "gen_ai.request.retry_count", "llm.retry_count")
 
+# --- latency (genai/latency.py) ---------------------------------------------------------------------
+#: Time to the first token or chunk of the answer, in seconds, first present wins.
+TIME_TO_FIRST_TOKEN: Final = (
+    "gen_ai.response.time_to_first_chunk",  # semconv (genai-openai/-anthropic 1.3b0, anthropic 2.17.0)
+    "gen_ai.response.time_to_first_token",  # its deprecated name
+    "gen_ai.server.time_to_first_token",  # openlit 1.45.0, also on unstreamed calls (a semconv metric's name)
+)
+#: Span events whose time marks the first token or chunk of a streamed answer (the first one counts).
+FIRST_TOKEN_EVENTS: Final = frozenset(
+    {
+        "First Token Stream Event",  # OpenInference (openai 0.1.66)
+        "gen_ai.content.completion.chunk",  # OpenLLMetry (openai 0.62.4): one event per chunk
+    }
+)
+#: Whether the answer was streamed, first present wins.
+STREAM_FLAGS: Final = (
+    "gen_ai.request.stream",  # semantic conventions; openlit 1.45.0, anthropic 2.17.0
+    "gen_ai.is_streaming",  # OpenLLMetry 0.62.4
+)
+
 # --- attribution -------------------------------------------------------------------------------
 CONTEXT_ID: Final = "tokenbook.context.id"
 CONVERSATION_ID: Final = "gen_ai.conversation.id"
 SESSION_ID: Final = "session.id"
+#: Which guard or route a call went through (the default key; both sides can be configured for another).
+POLICY_PATH: Final = "tokenbook.policy.path"
 #: The context ID is the first present of these; the trace ID is the last resort.
 CONTEXT_ID_SOURCES: Final = (CONTEXT_ID, CONVERSATION_ID, SESSION_ID)
 #: Keyword of `attribute(...)` -> attribute / Baggage key.
@@ -184,6 +210,7 @@ ATTRIBUTION_KEYS: Final = {
     "feature": "app.feature",
     "session": SESSION_ID,
     "context_id": CONTEXT_ID,
+    "policy_path": POLICY_PATH,
 }
 
 # --- content that is never stored unless configured ----------------------------------------------
@@ -240,3 +267,6 @@ class TB:
     OUTCOME: Final = "tokenbook.outcome"  # span attribute, or event name + attribute: a business outcome
     #: Baggage key and span attribute: the collector reservation a call settles (`processor.reserve`).
     RESERVATION_ID: Final = "tokenbook.reservation.id"
+    #: The default attribute of the policy path; the key is configurable on both sides (processor
+    #: ``policy_path_key``, collector ``attribution.policy_path_key``).
+    POLICY_PATH: Final = POLICY_PATH

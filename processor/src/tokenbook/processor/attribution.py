@@ -26,10 +26,12 @@ def attribute(**values: str | None) -> Iterator[dict[str, str]]:
     """Set attribution for the code inside the ``with`` block, through Baggage.
 
     Known keywords: ``tenant``, ``user``, ``project``, ``team``, ``feature``, ``session``,
-    ``context_id`` (mapped by `ATTRIBUTION_KEYS`). Any other keyword is an extra key, stored in Baggage
-    under its own name; the processor copies extra keys it is configured with (``extra_keys``) onto
-    spans as ``tokenbook.tag.<key>``. ``None`` leaves a key as it is. Nested blocks override single
-    keys and inherit the rest. Yields the Baggage keys and values this block set.
+    ``context_id`` and ``policy_path`` (the guard or route the calls go through) (mapped by
+    `ATTRIBUTION_KEYS`). Any other keyword is an extra key, stored in Baggage under its own name; the
+    processor copies extra keys it is configured with (``extra_keys``) onto spans as
+    ``tokenbook.tag.<key>``, and the one named by its ``policy_path_key`` under that name. ``None``
+    leaves a key as it is. Nested blocks override single keys and inherit the rest. Yields the Baggage
+    keys and values this block set.
 
     Raises ValueError (naming the keyword) for an empty or non-string value.
     """

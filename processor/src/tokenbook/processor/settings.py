@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tokenbook.genai import configspec
+from tokenbook.genai.attribution import POLICY_PATH_KEY, policy_key
 from tokenbook.genai.calls import DEFAULT_TRACKER_SIZE
 from tokenbook.genai.configspec import boolean, one_of, positive_int, setting, type_name
 from tokenbook.genai.redaction import DEFAULT_REDACTION, REDACTION_MODES
@@ -22,6 +23,7 @@ from tokenbook.genai.redaction import DEFAULT_REDACTION, REDACTION_MODES
 __all__ = [
     "DEFAULT_EXTRA_KEYS",
     "DEFAULT_METRICS",
+    "DEFAULT_POLICY_PATH_KEY",
     "DEFAULT_PRICE_OVERRIDES",
     "DEFAULT_REDACTION",
     "DEFAULT_REDACTION_SALT",
@@ -29,6 +31,7 @@ __all__ = [
     "DEFAULT_TRACKER_SIZE",
     "ENV_EXTRA_KEYS",
     "ENV_METRICS",
+    "ENV_POLICY_PATH_KEY",
     "ENV_PRICE_OVERRIDES",
     "ENV_REDACTION",
     "ENV_REDACTION_SALT",
@@ -44,6 +47,7 @@ ENV_EXTRA_KEYS: Final = "TOKENBOOK_EXTRA_KEYS"
 ENV_METRICS: Final = "TOKENBOOK_METRICS"
 ENV_TRACKER_SIZE: Final = "TOKENBOOK_TRACKER_SIZE"
 ENV_TAG_ALL_SPANS: Final = "TOKENBOOK_TAG_ALL_SPANS"
+ENV_POLICY_PATH_KEY: Final = "TOKENBOOK_POLICY_PATH_KEY"
 
 DEFAULT_PRICE_OVERRIDES: Final[str | None] = None
 DEFAULT_REDACTION_SALT: Final = ""
@@ -51,6 +55,7 @@ DEFAULT_EXTRA_KEYS: Final[tuple[str, ...]] = ()
 DEFAULT_METRICS: Final = False
 #: Off: attribution goes onto model, tool and wrapper spans only (`calls.call_kind`), not every span.
 DEFAULT_TAG_ALL_SPANS: Final = False
+DEFAULT_POLICY_PATH_KEY: Final = POLICY_PATH_KEY
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -145,6 +150,14 @@ class ProcessorSettings:
         doc="Copy attribution onto every span, not only onto model, tool and wrapper spans (the "
         "variable: 1/true/yes/on or 0/false/no/off).",
     )
+    policy_path_key: str = setting(
+        DEFAULT_POLICY_PATH_KEY,
+        parse=policy_key,
+        env=ENV_POLICY_PATH_KEY,
+        doc="The Baggage key (and span attribute) of the policy path, the guard or route a call went "
+        "through: copied onto calls like the attribution; the collector's "
+        "`attribution.policy_path_key` must match.",
+    )
 
     @classmethod
     def resolve(
@@ -157,6 +170,7 @@ class ProcessorSettings:
         metrics: bool | None = None,
         tracker_size: int | None = None,
         tag_all_spans: bool | None = None,
+        policy_path_key: str | None = None,
     ) -> ProcessorSettings:
         """Argument, else environment variable, else default."""
         arguments = {
@@ -167,5 +181,6 @@ class ProcessorSettings:
             "metrics": metrics,
             "tracker_size": tracker_size,
             "tag_all_spans": tag_all_spans,
+            "policy_path_key": policy_path_key,
         }
         return configspec.resolve(cls, arguments, os.environ)

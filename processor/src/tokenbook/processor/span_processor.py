@@ -299,7 +299,8 @@ class TokenbookSpanProcessor(SpanProcessor):
     Options (argument, else ``TOKENBOOK_*`` environment variable, else default; see
     `ProcessorSettings`): ``price_overrides`` (YAML path), ``redaction`` (drop | keep | hash),
     ``redaction_salt``, ``extra_keys`` (Baggage keys copied as ``tokenbook.tag.<key>``), ``metrics``,
-    ``tracker_size``, ``tag_all_spans`` (attribution on every span, not only on calls). ``catalog``
+    ``tracker_size``, ``tag_all_spans`` (attribution on every span, not only on calls),
+    ``policy_path_key`` (the Baggage key of the policy path copied onto calls). ``catalog``
     shares a `PriceCatalog` (then ``price_overrides`` must be unset); ``tenant_salts`` gives per-tenant
     hash salts; ``meter_provider`` is used when metrics are on.
     """
@@ -316,6 +317,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         metrics: bool | None = None,
         tracker_size: int | None = None,
         tag_all_spans: bool | None = None,
+        policy_path_key: str | None = None,
         catalog: PriceCatalog | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
@@ -331,6 +333,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             metrics=metrics,
             tracker_size=tracker_size,
             tag_all_spans=tag_all_spans,
+            policy_path_key=policy_path_key,
         )
         self._wrapped = wrapped
         self.catalog = catalog or PriceCatalog(self.settings.price_overrides)
@@ -342,9 +345,11 @@ class TokenbookSpanProcessor(SpanProcessor):
         self._tag_all = self.settings.tag_all_spans
         #: Baggage key -> span attribute, for every key copied in on_start (the reservation ID of
         #: `processor.reserve` too: the collector settles the reservation with the call).
-        self._copied = {key: key for key in (*_ATTRIBUTION_BAGGAGE, _TB.RESERVATION_ID)} | {
-            key: _TB.TAG_PREFIX + key for key in self.settings.extra_keys
-        }
+        self._copied = (
+            {key: key for key in (*_ATTRIBUTION_BAGGAGE, _TB.RESERVATION_ID)}
+            | {key: _TB.TAG_PREFIX + key for key in self.settings.extra_keys}
+            | {self.settings.policy_path_key: self.settings.policy_path_key}
+        )
         self._workflows: dict[int, tuple[str, int]] = {}  # trace id -> local root (name, span id)
         #: The last parent context seen in on_start (weakly) with what it yields: attribution to copy
         #: and active budgets. A Context is immutable, so both are functions of its identity; sibling

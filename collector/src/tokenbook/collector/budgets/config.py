@@ -5,7 +5,9 @@ named by `per` (default: each tenant). A **budget** caps one execution: the call
 (per tenant and context ID), with no window. Both have a `match` on attribution (tenant, user,
 project, team, feature, service, or ``tags.<key>``), limits in tokens and/or money, an `at_risk`
 threshold (a fraction of the limit, default 0.8) and an `enforcement` (`soft` alerts, `hard` also
-tells gateways to refuse).
+tells gateways to refuse). A **loop rule** (`LoopRule`) watches the tool loops of each context: more
+than `max_steps` model calls in one loop, or a prompt growing by more than `max_prompt_growth` tokens
+per step, raises one ``loop`` crossing per context.
 
 Each part is a frozen config class declared with `tokenbook.genai.configspec` (defaults and
 descriptions beside the fields). `parse_budgets(raw, path)` validates the section and returns
@@ -43,11 +45,13 @@ from tokenbook.genai.configspec import (
 __all__ = [
     "ATTRIBUTE_KEYS",
     "DEFAULT_AT_RISK",
+    "LOOP_MATCH_KEYS",
     "AlertsConfig",
     "BreakerConfig",
     "BudgetRule",
     "BudgetsConfig",
     "Limits",
+    "LoopRule",
     "QuotaRule",
     "ReservationsConfig",
     "Rule",
@@ -68,6 +72,8 @@ ATTRIBUTE_KEYS: Final = {
     "context": "context_id",
 }
 TAG_PREFIX: Final = "tags."
+#: The match keys of a loop rule: the attribution the per-context aggregate (`context_costs`) keeps.
+LOOP_MATCH_KEYS: Final = ("tenant", "user", "project", "feature")
 DEFAULT_AT_RISK: Final = Decimal("0.8")
 ENFORCEMENTS: Final = ("soft", "hard")
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
@@ -303,6 +309,58 @@ Rule: TypeAlias = QuotaRule | BudgetRule
 
 
 @dataclass(frozen=True, slots=True)
+class LoopRule:
+    """A loop rule: a context whose tool loop runs too long or whose prompt grows too fast per step
+    crosses it, once (see `tokenbook.collector.budgets.loops`)."""
+
+    kind: ClassVar[str] = "loop"
+
+    name: str = setting(
+        "",
+        parse=_name,
+        required="a name of letters, digits and _.:-",
+        doc="Unique among quotas, budgets and loop rules; events cite it.",
+    )
+    match: tuple[tuple[str, str], ...] = setting(
+        (),
+        parse=_match,
+        doc="Contexts watched: attribution values that must all hold (tenant, user, project or "
+        "feature); empty: every context.",
+    )
+    max_steps: int | None = setting(
+        None,
+        parse=positive_int,
+        doc="A tool loop of more than this many model calls crosses the rule.",
+    )
+    max_prompt_growth: int | None = setting(
+        None,
+        parse=positive_int,
+        doc="A tool loop whose prompt grows by more than this many input tokens per step (on average "
+        "over the loop) crosses the rule.",
+    )
+    enforcement: str = setting(
+        "soft",
+        parse=_enforcement,
+        doc="`soft` alerts; `hard` also tells gateways to refuse the context's calls.",
+    )
+
+    def check(self, report: Report) -> Self:
+        """At least one limit; match keys the per-context aggregate keeps."""
+        if self.max_steps is None and self.max_prompt_growth is None and report.ok():
+            report.problem("", "set max_steps and/or max_prompt_growth (e.g. max_steps: 8)")
+        for key, _ in self.match:
+            if key not in LOOP_MATCH_KEYS:
+                report.problem(f"match.{key}", f"loop rules match on {', '.join(LOOP_MATCH_KEYS)}")
+        return self
+
+    def crossed(self, steps: int, growth: float | None) -> bool:
+        """Whether a context's longest loop (`steps` calls) or its prompt growth per step crosses."""
+        if self.max_steps is not None and steps > self.max_steps:
+            return True
+        return self.max_prompt_growth is not None and growth is not None and growth > self.max_prompt_growth
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookConfig:
     """Alerts POSTed as JSON to a URL, with retries."""
 
@@ -398,10 +456,12 @@ class BudgetsConfig:
         100_000,
         parse=positive_int,
         doc="Quota and budget counters kept in memory; beyond, the least recently used is evicted and "
-        "rebuilt from the ledger when its subject comes back.",
+        "rebuilt from the ledger when its subject comes back. Also bounds the contexts waiting for the "
+        "loop rules and the loop crossings remembered.",
     )
     quotas: tuple[QuotaRule, ...] = items(QuotaRule, doc="Limits over a window, per subject.")
     budgets: tuple[BudgetRule, ...] = items(BudgetRule, doc="Limits per execution (tenant and context).")
+    loops: tuple[LoopRule, ...] = items(LoopRule, doc="Runaway tool loops, per context.")
     alerts: AlertsConfig = section(AlertsConfig, doc="Where state changes are sent.")
     breaker: BreakerConfig = section(BreakerConfig, doc="The per-tenant burn-rate circuit breaker.")
     reservations: ReservationsConfig = section(
@@ -416,7 +476,7 @@ class BudgetsConfig:
     @property
     def enabled(self) -> bool:
         """Whether anything is to be evaluated."""
-        return bool(self.quotas or self.budgets or self.breaker.enabled)
+        return bool(self.quotas or self.budgets or self.loops or self.breaker.enabled)
 
     @property
     def log(self) -> bool:
@@ -429,16 +489,21 @@ class BudgetsConfig:
         return self.alerts.webhook
 
     def check(self, report: Report) -> Self:
-        """Quota and budget names are unique."""
+        """Quota, budget and loop rule names are unique."""
         names: set[str] = set()
-        for key, rules in (("quotas", self.quotas), ("budgets", self.budgets)):
+        kinds: tuple[tuple[str, tuple[Rule | LoopRule, ...]], ...] = (
+            ("quotas", self.quotas),
+            ("budgets", self.budgets),
+            ("loops", self.loops),
+        )
+        for key, rules in kinds:
             for i, rule in zip(report.item_indices(key), rules, strict=True):
                 if not report.ok(f"{key}[{i}].name"):
                     continue
                 if rule.name in names:
                     report.problem(
                         f"{key}[{i}].name",
-                        f"{rule.name!r} is used twice: quota and budget names must be unique",
+                        f"{rule.name!r} is used twice: quota, budget and loop rule names must be unique",
                     )
                 names.add(rule.name)
         return self

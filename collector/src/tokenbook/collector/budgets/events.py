@@ -1,4 +1,5 @@
-"""A budget event: one state crossing of a quota or budget, or a breaker trip or reset.
+"""A budget event: one state crossing of a quota or budget, a loop rule's crossing, or a breaker trip
+or reset.
 
 The same event is the structured log line, the webhook body (`webhook_body`, documented in the
 README) and a row of `budget_events` (`row`). `event_id` is derived from what crossed (rule,
@@ -12,13 +13,14 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-__all__ = ["EPOCH", "EVENT_COLUMNS", "RESET", "TRIPPED", "BudgetEvent", "event_id"]
+__all__ = ["EPOCH", "EVENT_COLUMNS", "LOOP", "RESET", "TRIPPED", "BudgetEvent", "LoopFacts", "event_id"]
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)  # window_start of budgets (no window)
 TRIPPED: Final = "tripped"
 RESET: Final = "reset"
+LOOP: Final = "loop"  # the kind and the state of a loop rule's crossing
 EVENT_COLUMNS: Final = (
     "event_time",
     "event_id",
@@ -60,12 +62,22 @@ def _tokens(n: int) -> str:
     return f"{n / 1000:g}K" if n >= 1000 and n % 100 == 0 else f"{n:,}"
 
 
+class LoopFacts(NamedTuple):
+    """What a loop crossing saw of its context (`context_costs`) and the rule's limits."""
+
+    tool_loops: int
+    steps: int  # model calls of the context's longest tool loop
+    max_steps: int | None
+    prompt_growth_per_step: float | None  # the largest average growth of the input per step
+    max_prompt_growth: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetEvent:
     event_time: datetime
-    kind: str  # quota | budget | breaker | reconcile
-    rule: str  # the quota / budget name; "breaker" for breaker events
-    state: str  # within_budget | at_risk | over_budget | tripped | reset | drift (reconcile)
+    kind: str  # quota | budget | loop | breaker | reconcile
+    rule: str  # the quota / budget / loop rule name; "breaker" for breaker events
+    state: str  # within_budget | at_risk | over_budget | loop | tripped | reset | drift (reconcile)
     previous_state: str
     enforcement: str  # soft | hard
     subject: tuple[tuple[str, str], ...]  # (key, value): e.g. (("tenant", "acme"),)
@@ -78,6 +90,7 @@ class BudgetEvent:
     limit_cost: Decimal | None
     currency: str
     detail: str = ""  # reconcile events: the causes of the drift
+    loop: LoopFacts | None = None  # loop crossings: used_tokens / used_cost are the loops' tokens and cost
 
     @property
     def event_id(self) -> str:
@@ -103,6 +116,8 @@ class BudgetEvent:
                 f"and {self.used_tokens:,} tokens; the ledger has {ledger} {self.currency} and "
                 f"{self.limit_tokens or 0:,} tokens. {self.detail}."
             )
+        if self.loop is not None:
+            return self._loop_message()
         if self.kind == "breaker":
             if self.state == TRIPPED:
                 tenant = self._value("tenant")
@@ -128,9 +143,28 @@ class BudgetEvent:
         label = "Budget" if self.kind == "budget" else "Quota"
         return f"{label} '{self.rule}' {verb} {' and '.join(parts)} {scope}. {where}, Actual: {actual}."
 
+    def _loop_message(self) -> str:
+        """E.g. "Loop rule 'agent-loops' crossed in context ticket-7 (tenant acme): a tool loop of 12
+        model calls (limit 8); 48,210 tokens after each loop's first call."."""
+        facts = self.loop
+        assert facts is not None
+        parts = [f"a tool loop of {facts.steps:,} model calls"]
+        if facts.max_steps is not None:
+            parts[0] += f" (limit {facts.max_steps:,})"
+        if facts.prompt_growth_per_step is not None:
+            growth = f"its prompt growing {facts.prompt_growth_per_step:,.0f} tokens per step"
+            if facts.max_prompt_growth is not None:
+                growth += f" (limit {facts.max_prompt_growth:,})"
+            parts.append(growth)
+        return (
+            f"Loop rule '{self.rule}' crossed in context {self._value('context')} (tenant "
+            f"{self._value('tenant')}): {', '.join(parts)}; {self.used_tokens:,} tokens after each loop's "
+            "first call."
+        )
+
     def webhook_body(self) -> dict[str, Any]:
         """The JSON body POSTed to the webhook (money as exact strings, times ISO 8601 UTC)."""
-        return {
+        body: dict[str, Any] = {
             "event_id": self.event_id,
             "type": _TYPES.get(self.kind, f"tokenbook.{self.kind}.state_changed"),
             "time": self.event_time.isoformat(),
@@ -142,7 +176,7 @@ class BudgetEvent:
             "subject": dict(self.subject),
             "window": {
                 "spec": self.window,
-                "start": None if self.kind == "budget" else self.window_start.isoformat(),
+                "start": None if self.kind in ("budget", LOOP) else self.window_start.isoformat(),
                 "end": None if self.window_end is None else self.window_end.isoformat(),
             },
             "used": {"tokens": self.used_tokens, "cost": str(self.used_cost)},
@@ -153,6 +187,9 @@ class BudgetEvent:
             "currency": self.currency,
             "message": self.message,
         }
+        if self.loop is not None:
+            body["loop"] = self.loop._asdict()
+        return body
 
     def row(self) -> tuple[Any, ...]:
         """The `budget_events` row, in `EVENT_COLUMNS` order."""

@@ -1,10 +1,12 @@
-"""The budgets part of a running collector: evaluator + alert dispatcher + a one-second ticker.
+"""The budgets part of a running collector: evaluator + loop rules + alert dispatcher + a one-second
+ticker.
 
-`BudgetRuntime.start(store, pending)` rebuilds the counters (before the receivers start), then starts
-delivering alerts; `observe` is the ingest hook; `query_states` answers the admin API's
-``GET /v1/budgets`` and `reserve` / `reservation` / `release` its ``/v1/reservations`` (the admin API
-maps their errors to HTTP); `prometheus` adds the budget metrics to ``/metrics``; `stop` delivers
-queued alerts and joins.
+`BudgetRuntime.start(store, pending)` rebuilds the counters and the loop rules' state (before the
+receivers start), then starts delivering alerts; `observe` is the ingest hook; `contexts_refreshed` is
+the store's hook for recomputed contexts (checked against the loop rules on the ticker);
+`query_states` answers the admin API's ``GET /v1/budgets`` and `reserve` / `reservation` / `release`
+its ``/v1/reservations`` (the admin API maps their errors to HTTP); `prometheus` adds the budget
+metrics to ``/metrics``; `stop` delivers queued alerts and joins.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tokenbook.collector.budgets.config import (
 )
 from tokenbook.collector.budgets.drift import DriftMonitor, ReconcileConfig
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, RebuildResult, UsageSource
+from tokenbook.collector.budgets.loops import LoopWatch
 from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.genai.configspec import duration, positive_int
@@ -65,6 +68,7 @@ class BudgetRuntime:
             if reconcile is not None
             else None
         )
+        self.loops = LoopWatch(config, publish=self.dispatcher.publish, clock=clock)
         self._source: UsageSource | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
@@ -80,6 +84,15 @@ class BudgetRuntime:
                 _log.error("budget counters could not be rebuilt from storage; starting from zero: %s", exc)
                 self.evaluator.errors += 1
                 result = None
+            try:
+                sent = self.loops.rebuild(source)
+                if sent:
+                    _log.info(
+                        "loop crossings never recorded were sent at start", extra={"fields": {"sent": sent}}
+                    )
+            except RuntimeError as exc:  # StoreError: the crossings are found as contexts are recomputed
+                _log.error("loop rules could not be restored from storage: %s", exc)
+                self.loops.errors += 1
         if result is not None:
             _log.info(
                 "budget counters rebuilt from the ledger",
@@ -168,6 +181,11 @@ class BudgetRuntime:
         res = self.evaluator.release(reservation_id)
         return None if res is None else res.doc()
 
+    def contexts_refreshed(self, contexts: Iterable[tuple[str, str]]) -> None:
+        """(tenant, context) pairs whose per-context aggregate the store recomputed (`Store.on_refreshed`):
+        checked against the loop rules on the ticker. Never blocks on storage, never raises."""
+        self.loops.touched(contexts)
+
     def query_states(self, query_string: str) -> dict[str, Any]:
         """The states a query string (``tenant=T[&context=C][&user=U...]``) asks for, as a JSON document.
 
@@ -190,7 +208,16 @@ class BudgetRuntime:
             if len(values) != 1:
                 raise ValueError(f"parameter {name!r} given {len(values)} times")
             query[name] = values[0]
-        return self.evaluator.status(query) if query else self.evaluator.states(**page)
+        if not query:
+            return self.evaluator.states(**page)
+        doc = self.evaluator.status(query)
+        loops = self.loops.status(query)
+        doc["loops"] = loops
+        hard = [e["rule"] for e in loops if e["enforcement"] == "hard"]
+        if hard:
+            doc["allowed"] = False
+            doc["denied_by"] = doc["denied_by"] + hard
+        return doc
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the ticker and deliver queued alerts, waiting at most `timeout` seconds for each."""
@@ -210,10 +237,12 @@ class BudgetRuntime:
                 # `_STORE_SHARE` of every tick goes to these (half of it first to the re-delivery check),
                 # so a flood of new subjects never stalls the ledger; the rest waits for the next tick.
                 started = time.monotonic()
-                for step, batch, share, what in (
+                steps: tuple[tuple[Callable[[UsageSource, int], int], int, float, str], ...] = (
                     (self.evaluator.verify_pending, 2000, _STORE_SHARE / 2, "re-deliveries checked"),
+                    (self.loops.check, 2000, _STORE_SHARE * 3 / 4, "loop rules checked"),
                     (self.evaluator.hydrate_pending, 10, _STORE_SHARE, "budget counters rebuilt"),
-                ):
+                )
+                for step, batch, share, what in steps:
                     try:
                         while (
                             time.monotonic() - started < share * _TICK_S
@@ -268,7 +297,13 @@ class BudgetRuntime:
             f"tokenbook_budget_unverified_total {ev.unverified}",
             "# HELP tokenbook_budget_errors_total Batches the budget evaluator failed on (logged)",
             "# TYPE tokenbook_budget_errors_total counter",
-            f"tokenbook_budget_errors_total {ev.errors}",
+            f"tokenbook_budget_errors_total {ev.errors + self.loops.errors}",
+            "# HELP tokenbook_budget_loop_checks_pending Recomputed contexts waiting for the loop rules",
+            "# TYPE tokenbook_budget_loop_checks_pending gauge",
+            f"tokenbook_budget_loop_checks_pending {self.loops.pending}",
+            "# HELP tokenbook_budget_loop_checks_dropped_total Contexts dropped from a full loop-check queue",
+            "# TYPE tokenbook_budget_loop_checks_dropped_total counter",
+            f"tokenbook_budget_loop_checks_dropped_total {self.loops.dropped}",
             "# HELP tokenbook_reservations_open Reservations holding an estimate now",
             "# TYPE tokenbook_reservations_open gauge",
             f"tokenbook_reservations_open {len(ev.reservations)}",

@@ -1,12 +1,12 @@
 """A reading view of OTLP's ``ExportTraceServiceRequest``: only the fields the pipeline reads.
 
-The view is a protobuf schema built at import (no generated code) that declares, with OTLP's own
-field numbers and wire types, the path to each span's IDs, name, times, status code, events, its
-instrumentation scope's name and version, and resource/span/event attributes. Everything else (scope
-attributes, links, trace state, dropped counts, ...) is skipped by upb without creating Python
-objects. Attributes are declared as ``repeated bytes``: each ``KeyValue`` stays its own serialized
-bytes, so `decode` can memoize the decoding of the attributes that repeat across spans (model,
-provider, tenant, operation, ...) by those bytes.
+The view is a protobuf schema built at import (no generated code) that declares, with OTLP's own field
+numbers and wire types, the path to each span's IDs, name, times, status code, events (name, time,
+attributes), its instrumentation scope's name and version, and resource/span/event attributes.
+Everything else (scope attributes, links, trace state, dropped counts, ...) is skipped by upb without
+creating Python objects. Attributes are declared as ``repeated bytes``: each ``KeyValue`` stays its own
+serialized bytes, so `decode` can memoize the decoding of the attributes that repeat across spans
+(model, provider, tenant, operation, ...) by those bytes.
 
 Any body the full schema parses, the view parses to the same values for the declared fields (same
 numbers and wire types); a body that is not protobuf at all raises ``DecodeError`` in both.
@@ -52,7 +52,11 @@ _SCHEMA: Final[dict[str, tuple[tuple[str, int, int, bool, str], ...]]] = {
         ("events", 11, _F.TYPE_MESSAGE, True, "Event"),
         ("status", 15, _F.TYPE_MESSAGE, False, "Status"),
     ),
-    "Event": (("name", 2, _F.TYPE_STRING, False, ""), ("attributes", 3, _F.TYPE_BYTES, True, "")),
+    "Event": (
+        ("time_unix_nano", 1, _F.TYPE_FIXED64, False, ""),
+        ("name", 2, _F.TYPE_STRING, False, ""),
+        ("attributes", 3, _F.TYPE_BYTES, True, ""),
+    ),
     "Status": (("code", 3, _F.TYPE_INT32, False, ""),),
     "KeyValue": (("key", 1, _F.TYPE_BYTES, False, ""), ("value", 2, _F.TYPE_BYTES, False, "")),
     "AnyValue": (

@@ -1,7 +1,8 @@
 """OTLP trace requests (protobuf and OTLP/JSON) -> compact `SpanRecord`s.
 
 Only what the pipeline needs is extracted: IDs (kept as ``bytes`` until a row is built), name, times,
-status, the outcome event, the instrumentation scope (name, version), ``service.name``,
+status, the outcome event, the time of the first first-token event (`semconv.FIRST_TOKEN_EVENTS`), the
+instrumentation scope (name, version), ``service.name``,
 ``service.instance.id`` and the attributes accepted by a `KeyFilter` (exact names
 plus prefixes). Protobuf is parsed by upb through `otlp_view.TraceRequestView`, which leaves each
 attribute as its serialized ``KeyValue``; `_AttributeMemo` maps those bytes to the decoded attribute,
@@ -61,6 +62,7 @@ class SpanRecord(NamedTuple):
     scope_name: str = ""  # instrumentation scope (ScopeSpans.scope): which library wrote the span
     scope_version: str = ""
     service_instance: str = ""  # resource `service.instance.id`, else "" (the service name stands in)
+    first_token_ns: int = 0  # time of the earliest `semconv.FIRST_TOKEN_EVENTS` event; 0 when none
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +250,7 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
     rejected = 0
     reason = ""
     outcome_key = semconv.TB.OUTCOME
+    first_token_events = semconv.FIRST_TOKEN_EVENTS
     limits = keys.limits
     max_attributes = limits.max_attributes if limits is not None else 0
     for rs in request.resource_spans:
@@ -296,12 +299,17 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
                     reason = reason or problem
                     continue
                 outcome = ""
+                first_token = 0
                 if span.events:
                     for ev in span.events:
                         if ev.name == outcome_key:
                             found: dict[str, Any] = {}
                             memo.into(ev.attributes, found)  # event values are not length-limited
                             outcome = str(found.get(outcome_key) or "")
+                        elif ev.name in first_token_events:
+                            t = ev.time_unix_nano
+                            if t and (not first_token or t < first_token):
+                                first_token = t
                 if not outcome and outcome_key in attrs:
                     outcome = str(attrs[outcome_key])
                 name = span.name
@@ -322,6 +330,7 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
                         scope_name,
                         scope_version,
                         instance,
+                        first_token,
                     )
                 )
     return Decoded(records, rejected, reason)
@@ -419,10 +428,17 @@ def _json_span(
     attrs = _json_attrs(raw_attrs, keys, dict(res))
     outcome_key = semconv.TB.OUTCOME
     outcome = ""
+    first_token = 0
     for ev in span.get("events") or ():
-        if isinstance(ev, Mapping) and ev.get("name") == outcome_key:
+        if not isinstance(ev, Mapping):
+            continue
+        if ev.get("name") == outcome_key:
             found = _json_attrs(ev.get("attributes"), KeyFilter(frozenset((outcome_key,))), {})
             outcome = str(found.get(outcome_key, "") or "")
+        elif isinstance(ev.get("name"), str) and ev["name"] in semconv.FIRST_TOKEN_EVENTS:
+            t = _json_time(_get(ev, "timeUnixNano", "time_unix_nano"))
+            if t and (not first_token or t < first_token):
+                first_token = t
     if not outcome and outcome_key in attrs:
         outcome = str(attrs[outcome_key])
     status = span.get("status") or {}
@@ -439,6 +455,7 @@ def _json_span(
         attrs,
         outcome,
         *scope,
+        first_token,
     )
 
 

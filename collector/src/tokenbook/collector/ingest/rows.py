@@ -35,6 +35,11 @@ Rules, per span (`RowBuilder.build`):
   request size and `composition.MAX_CONTENT_CHARS`), for that measurement only.
 * ``context_window`` is the model's window from the genai-prices catalog and ``context_saturation``
   the call's input tokens over it; both NULL (never 0) when the window is unknown.
+* Latency (`genai.latency`): ``time_to_first_token_ms`` from the span's time-to-first-token attribute
+  or its first first-token event, and ``output_tokens_per_second`` (the decode rate of a streamed
+  answer); both NULL (never 0) when unknown.
+* ``policy_path`` is the value of the policy-path attribute (``attribution.policy_path_key``, default
+  ``tokenbook.policy.path``): which guard or route the call went through; "" when absent.
 * Content attributes are never stored in ``drop`` mode (the default): decoded for the measurement
   above, then dropped with the span's record; in ``keep``/``hash`` mode they go to ``tags`` through
   `processor.redaction.Redactor` (hash: salted SHA-256).
@@ -93,6 +98,7 @@ from tokenbook.genai.composition import (
     read_composition,
 )
 from tokenbook.genai.decisions import RULE_DESCENDANT
+from tokenbook.genai.latency import read_latency
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.profiles import profile_of
 from tokenbook.genai.records import build
@@ -119,10 +125,13 @@ _CALL_TEXT_KEYS: Final = (
 assert tuple(ATTRIBUTION_COLUMNS[k] for k in _CALL_ATTRIBUTION_ORDER) == CallRow._fields[7:12]
 
 
-def pipeline_keys(extra_keys: Sequence[str], content: str) -> KeyFilter:
+def pipeline_keys(
+    extra_keys: Sequence[str], content: str, policy_key: str = semconv.TB.POLICY_PATH
+) -> KeyFilter:
     """The attribute keys the pipeline reads (decode nothing else)."""
     names = set(USAGE_KEYS)
     names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
+    names.update(semconv.TIME_TO_FIRST_TOKEN, semconv.STREAM_FLAGS, (policy_key,))
     names.update(semconv.CONTEXT_ID_SOURCES, ATTRIBUTION_COLUMNS, semconv.CACHE_HIT_FLAGS)
     names.update(k for k in extra_keys if not is_content_attribute(k))  # content: `content` decides
     names.update(
@@ -305,10 +314,13 @@ class RowBuilder:
         salt: str = "",
         tracker: DescendantTracker | None = None,
         bounds: SpanBounds = NO_BOUNDS,
+        policy_key: str = semconv.TB.POLICY_PATH,
     ) -> None:
-        """`bounds`: spans outside them are rejected (the collector passes its ``limits.*``)."""
+        """`bounds`: spans outside them are rejected (the collector passes its ``limits.*``);
+        `policy_key`: the attribute whose value is the call's ``policy_path``."""
         self.catalog = catalog
         self.bounds = bounds
+        self.policy_key = policy_key
         # Content is governed by `content` alone: a content key is never copied as a plain tag.
         kept = (*extra_keys, semconv.TB.RESERVATION_ID)  # the reservation ID is always kept as a tag
         self.extra_keys = tuple(dict.fromkeys(k for k in kept if not is_content_attribute(k)))
@@ -318,7 +330,7 @@ class RowBuilder:
         # prefix scan (keys outside this set can only have come through a prefix or be content).
         self._exact_keys = frozenset(
             k
-            for k in pipeline_keys(self.extra_keys, "drop").names
+            for k in pipeline_keys(self.extra_keys, "drop", policy_key).names
             if not k.startswith(_TAG_PREFIX) and not is_content_attribute(k)
         )
 
@@ -451,6 +463,7 @@ class RowBuilder:
         attempt = _first(attrs, semconv.RESEND_COUNTS)
         prompt = _composition(attrs, usage.input_tokens, model) if kind == KIND_MODEL else None
         window = self.catalog.context_window(provider, model) if kind == KIND_MODEL else None
+        latency = read_latency(attrs, r.start_ns, r.end_ns, r.first_token_ns, usage.output_tokens)
         return build(CallRow, (
             start, *ids, wf_name, wf_id,
             tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant),
@@ -465,6 +478,7 @@ class RowBuilder:
             r.service_instance or r.service_name, kind, profile.name, quote_status, rule, "", "",
             *(_NO_PROMPT if prompt is None else (*prompt.tokens, prompt.estimated)),
             window, None if window is None else round(usage.input_tokens / window, 6),
+            *latency, _text(attrs, self.policy_key),
         ))  # fmt: skip
 
     def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:

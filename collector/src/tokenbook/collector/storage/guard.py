@@ -19,7 +19,10 @@ What passes (`Checked.kind`):
     harmless columns with a mandatory ``database = <the store's database>`` filter
     (``sql/guard_system_tables.sql``, ``sql/guard_system_columns.sql``);
   - the table functions of `ALLOWED_TABLE_FUNCTIONS`, which read no table or only through the
-    checked subquery (``view``).
+    checked subquery (``view``);
+  - the parameterized views of the store's database, by their unqualified name
+    (``v_saturated_calls(threshold = 0.8)``), whose arguments are checked like any expression; not for
+    a tenant-scoped caller (the engine lists no columns for them, so no tenant filter can name them).
 
   Refused anywhere in the tree: a ``SETTINGS`` clause (it could lift the limits or the tenant
   filter), ``FORMAT``, ``INTO OUTFILE``, query parameters of type Identifier (an unchecked table
@@ -306,7 +309,7 @@ class SqlGuard:
         if kind == "ShowTablesQuery":
             return self._show_tables(tree)
         if kind == "ExplainQuery":
-            walk = _Walk(self, catalog)
+            walk = _Walk(self, catalog, tenant_scoped)
             self._check_explain(tree, tenant_scoped)
             walk.select(tree["query"])
             return Checked(self._format(tree), "explain", frozenset(walk.tables), walk.parameters)
@@ -315,7 +318,7 @@ class SqlGuard:
                 f"only SELECT (or WITH ... SELECT), EXPLAIN, DESCRIBE, SHOW TABLES and SHOW CREATE are "
                 f"allowed, not {_statement_name(str(kind))}"
             )
-        walk = _Walk(self, catalog)
+        walk = _Walk(self, catalog, tenant_scoped)
         walk.select(tree)
         return Checked(self._format(tree), "select", frozenset(walk.tables), walk.parameters)
 
@@ -429,9 +432,10 @@ def _outputs(node: Mapping[str, Any]) -> None:
 class _Walk:
     """One walk of a SELECT tree: checks every node, rewrites system.tables/columns in place."""
 
-    def __init__(self, guard: SqlGuard, catalog: Catalog) -> None:
+    def __init__(self, guard: SqlGuard, catalog: Catalog, tenant_scoped: bool = False) -> None:
         self.guard = guard
         self.catalog = catalog
+        self.tenant_scoped = tenant_scoped
         self.tables: set[str] = set()
         self.parameters: dict[str, Any] = {}
         self.ctes: set[str] = set()
@@ -474,11 +478,28 @@ class _Walk:
         function = node.get("table_function")
         if isinstance(function, dict):
             name = str(function.get("name", ""))
-            if name.lower() not in ALLOWED_TABLE_FUNCTIONS:
+            view = self.parameterized_view(name)
+            if view is not None:
+                self.tables.add(view)
+            elif name.lower() not in ALLOWED_TABLE_FUNCTIONS:
                 raise QueryRefused(
                     f"table function {name}() is not allowed; allowed: "
                     f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}"
                 )
+
+    def parameterized_view(self, name: str) -> str | None:
+        """ "db.view" when `name` (``v_saturated_calls``, unqualified: the engine cannot format a qualified
+        one back) calls a view of the store's database with parameters, else None. Its arguments are
+        checked like any others. Refused to a tenant-scoped caller: the engine lists no columns for such
+        a view, so no tenant filter could name it (`tenancy`)."""
+        if name not in self.catalog.tables:
+            return None
+        if self.tenant_scoped:
+            raise QueryRefused(
+                f"{name}() is a parameterized view, which a tenant-scoped token cannot read: query the "
+                "view it reads instead (e.g. v_calls)"
+            )
+        return f"{self.guard.database}.{name}"
 
     def table(self, node: Mapping[str, Any]) -> dict[str, Any] | None:
         """Check a TableIdentifier; returns the subquery replacing system.tables/columns, else None."""

@@ -79,6 +79,10 @@ class CallRow(NamedTuple):
     # -- context-window saturation (migration 081): NULL when the model's window is unknown, never 0
     context_window: int | None = None  # the model's context window in tokens (genai-prices catalog)
     context_saturation: float | None = None  # input_tokens / context_window, rounded to 6 decimals
+    # -- latency and policy path (migration 100; genai.latency): NULL when unknown, never 0
+    time_to_first_token_ms: float | None = None  # span start -> first token or chunk of the answer
+    output_tokens_per_second: float | None = None  # output tokens / (duration - time to first token)
+    policy_path: str = ""  # the guard or route the call went through (attribution.policy_path_key)
 
 
 class StepRow(NamedTuple):

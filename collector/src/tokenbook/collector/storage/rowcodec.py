@@ -41,9 +41,9 @@ __all__ = [
 ]
 
 BLOCK_FORMAT: Final = "JSONCompactColumns"
-_VERSION: Final = 5
+_VERSION: Final = 6
 #: Versions written before columns were added at the end of `CallRow`: read with their defaults.
-_OLDER: Final = (3, 4)
+_OLDER: Final = (3, 4, 5)
 _CALL_TIMES: Final = tuple(i for i, f in enumerate(CallRow._fields) if f in ("timestamp", "ingested_at"))
 _CALL_MONEY: Final = tuple(i for i, f in enumerate(CallRow._fields) if f.endswith("_cost"))
 _STEP_TIMES: Final = tuple(i for i, f in enumerate(StepRow._fields) if f in ("timestamp", "ingested_at"))

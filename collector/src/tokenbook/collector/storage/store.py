@@ -140,6 +140,9 @@ class Store:
         #: Called with the rows a decision pass changed (before -> after), after they are written:
         #: the budget evaluator moves its counters by them. Set by the collector.
         self.on_decisions: Callable[[Sequence[DecisionChange]], None] | None = None
+        #: Called with the (tenant, context) pairs whose `context_costs` row a refresh recomputed, right
+        #: after it: the loop rules check their loop figures. Must not block or raise. Set by the collector.
+        self.on_refreshed: Callable[[Sequence[tuple[str, str]]], None] | None = None
         self.decision_changes = 0  # rows re-decided since the store was opened (metric)
         # A lone surrogate (possible in OTLP/JSON) is stored as its escape text instead of failing
         # the insert, which the writer would retry forever. Blocks are small: parsing them in
@@ -537,11 +540,18 @@ class Store:
             hours: set[tuple[str, datetime]] = set()
             if hourly:
                 hours, self._touched_hours = self._touched_hours, set()
+            ordered = sorted(contexts)
             try:
-                self._refresh_contexts(sorted(contexts))
-                self._refresh_hours(sorted(hours))
+                self._refresh_contexts(ordered)
             except BaseException:
                 self._touched_contexts |= contexts
+                self._touched_hours |= hours
+                raise
+            if ordered and self.on_refreshed is not None:
+                self.on_refreshed(ordered)
+            try:
+                self._refresh_hours(sorted(hours))
+            except BaseException:
                 self._touched_hours |= hours
                 raise
             if not (self._touched_contexts or self._touched_hours or self._touched_decisions):

@@ -2,12 +2,46 @@
 -- cross product of the touched tenants and context IDs (index-friendly and faster than a tuple IN);
 -- recomputing an untouched context is harmless. The new row replaces the previous one
 -- (ReplacingMergeTree(refreshed_at)): re-running never adds.
+--
+-- Tool loops (migration 100): `seq` holds the context's billed model calls and tool steps in time
+-- order (a call before a tool step of the same instant), empty without a tool step (no loop: nothing to
+-- compute); a call continues a loop when a tool step started since the previous call (`cont`); a loop
+-- is a call followed by calls that continue it.
 INSERT INTO {{db}}.context_costs (
     tenant_id, context_id, first_seen, last_seen, workflow_name, workflow_id, user_id, project_id,
     feature, calls, unpriced_calls, call_errors, retries, tool_calls, tool_errors, input_tokens,
     output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost, output_cost,
-    cache_read_cost, cache_write_cost, total_cost, currency, models, outcome, refreshed_at
+    cache_read_cost, cache_write_cost, total_cost, currency, models, outcome, tool_loops, loop_steps,
+    loop_tokens, loop_cost, prompt_growth_per_step, refreshed_at
 )
+WITH
+    if(tool_calls = 0, [], arraySort(steps_and_calls)) AS seq,
+    arrayCumSum(arrayMap(x -> x.2, seq)) AS tools_so_far,
+    arrayFilter((x, t) -> x.2 = 0, seq, tools_so_far) AS loop_calls,
+    arrayFilter((t, x) -> x.2 = 0, tools_so_far, seq) AS tools_before,
+    arrayMap(i -> i > 1 AND tools_before[i] > tools_before[i - 1], arrayEnumerate(loop_calls)) AS cont,
+    arrayFilter(s -> length(s) > 1, arraySplit((x, c) -> NOT c, loop_calls, cont)) AS loops
+SELECT
+    tenant_id, context_id, first_seen, last_seen, workflow_name, workflow_id, user_id, project_id,
+    feature, calls, unpriced_calls, call_errors, retries, tool_calls, tool_errors, input_tokens,
+    output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost, output_cost,
+    cache_read_cost, cache_write_cost, total_cost, currency, models, outcome,
+    length(loops) AS tool_loops,
+    arrayMax(arrayPushBack(arrayMap(s -> length(s), loops), 0)) AS loop_steps,
+    arraySum(arrayMap((x, c) -> if(c, x.4, 0), loop_calls, cont)) AS loop_tokens,
+    if(
+        arrayExists((x, c) -> c AND x.5 IS NOT NULL, loop_calls, cont),
+        arraySum(arrayMap((x, c) -> if(c, ifNull(x.5, 0), 0), loop_calls, cont)),
+        NULL
+    ) AS loop_cost,
+    if(
+        empty(loops),
+        NULL,
+        round(arrayMax(arrayMap(s -> (toInt64(s[-1].3) - toInt64(s[1].3)) / (length(s) - 1), loops)), 1)
+    ) AS prompt_growth_per_step,
+    now64(6) AS refreshed_at
+FROM
+(
 SELECT
     tenant_id,
     context_id,
@@ -37,7 +71,10 @@ SELECT
     anyIf(currency, is_call AND currency != '') AS currency,
     arraySort(groupUniqArrayIf(model, is_call AND model != '')) AS models,
     argMaxIf(outcome, ts, outcome != '') AS outcome,
-    now64(6) AS refreshed_at
+    groupArrayIf(
+        (ts, toUInt8(kind = 'tool'), step_input, step_tokens, step_cost),
+        kind = 'tool' OR (is_call AND price_status != 'not_billable')
+    ) AS steps_and_calls
 FROM
 (
     SELECT
@@ -49,7 +86,8 @@ FROM
         if(is_call, reasoning_tokens, 0) AS reasoning_tokens, if(is_call, input_cost, NULL) AS input_cost,
         if(is_call, output_cost, NULL) AS output_cost, if(is_call, cache_read_cost, NULL) AS cache_read_cost,
         if(is_call, cache_write_cost, NULL) AS cache_write_cost, if(is_call, total_cost, NULL) AS total_cost,
-        currency, model, '' AS outcome
+        currency, model, '' AS outcome, input_tokens AS step_input,
+        input_tokens + output_tokens AS step_tokens, total_cost AS step_cost
     FROM {{db}}.llm_calls FINAL
     WHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}
     UNION ALL
@@ -58,8 +96,10 @@ FROM
         toUInt32(0), kind, toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
         CAST(NULL, 'Nullable(Decimal(18, 12))'), CAST(NULL, 'Nullable(Decimal(18, 12))'),
         CAST(NULL, 'Nullable(Decimal(18, 12))'), CAST(NULL, 'Nullable(Decimal(18, 12))'),
-        CAST(NULL, 'Nullable(Decimal(18, 12))'), '', '', outcome
+        CAST(NULL, 'Nullable(Decimal(18, 12))'), '', '', outcome, toUInt64(0), toUInt64(0),
+        CAST(NULL, 'Nullable(Decimal(18, 12))')
     FROM {{db}}.context_steps FINAL
     WHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}
 )
 GROUP BY tenant_id, context_id
+)

@@ -1,6 +1,6 @@
--- `tokenbook report --by`: cost per tenant, model, project, team, user or feature over [since, until),
--- from the deduplicated ledger (v_calls = llm_calls FINAL). Unqualified names resolve to the
--- store's database.
+-- `tokenbook report --by`: cost per tenant, model, project, team, user, policy path or feature over
+-- [since, until), from the deduplicated ledger (v_calls = llm_calls FINAL). Unqualified names resolve
+-- to the store's database.
 SELECT
     multiIf(
         {by:String} = 'tenant', toString(tenant_id),
@@ -8,6 +8,7 @@ SELECT
         {by:String} = 'project', toString(project_id),
         {by:String} = 'team', toString(team_id),
         {by:String} = 'user', user_id,
+        {by:String} = 'policy', toString(policy_path),
         toString(feature)
     ) AS key,
     currency,

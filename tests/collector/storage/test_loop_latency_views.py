@@ -1,0 +1,133 @@
+"""Tool loops per context, latency and the policy path in the ledger, on the real embedded engine."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.cli.seed_store import make_calls
+from tokenbook.collector.storage.ledger import CallRow, StepRow
+from tokenbook.collector.storage.store import Store
+
+
+@pytest.fixture
+def store(chdb_dir):
+    with Store.open(data_dir=chdb_dir, database=f"l_{uuid.uuid4().hex[:12]}") as s:
+        s.migrate()
+        yield s
+
+
+def _rows(store: Store, sql: str) -> list[dict[str, Any]]:
+    columns, _, rows = store.query(sql.replace("DB.", f"{store.database}."))
+    return [dict(zip(columns, r, strict=True)) for r in rows]
+
+
+_BASE = make_calls(1)[0]
+
+
+def _call(context: str, n: int, input_tokens: int, cost: str | None) -> CallRow:
+    """The n-th call of `context` (10 s apart), priced at `cost` (all of it input) or unpriced."""
+    money = None if cost is None else Decimal(cost)
+    zero = None if cost is None else Decimal(0)
+    return _BASE._replace(
+        context_id=context, span_id=f"{context[:4]}{n:012d}",
+        timestamp=_BASE.timestamp + timedelta(seconds=10 * n),
+        input_tokens=input_tokens, output_tokens=100, cache_read_tokens=0, cache_write_tokens=0,
+        price_status="priced" if cost is not None else "unpriced", attempt=0, status="ok",
+        total_cost=money, input_cost=money, output_cost=zero, cache_read_cost=zero,
+    )  # fmt: skip
+
+
+def _tool(context: str, after: CallRow, n: int, ms: float = 40.0, status: str = "ok") -> StepRow:
+    """A tool step one second after the call `after`."""
+    return StepRow(
+        after.timestamp + timedelta(seconds=1), after.trace_id, f"t{context[:3]}{n:012d}", after.span_id,
+        context, after.tenant_id, "tool", "search", "execute_tool", status, ms, "", after.ingested_at, 1,
+    )  # fmt: skip
+
+
+def test_loops_steps_tokens_growth_and_no_loop(store: Store) -> None:
+    # ctx-loop: call 0 -> tool -> call 1 -> tool -> call 2 (a 3-step loop), call 3 (no tool: a new
+    # start), then tool -> call 4 (a 2-step loop: 3 -> 4). One failed attempt without usage counts not.
+    inputs = [1000, 2500, 4000, 4100, 6100]
+    calls = [_call("ctx-loop", i, tokens, "0.01" if i != 2 else None) for i, tokens in enumerate(inputs)]
+    failed = _call("ctx-loop", 9, 0, None)._replace(
+        timestamp=calls[1].timestamp + timedelta(seconds=2), price_status="not_billable", output_tokens=0
+    )
+    steps = [_tool("ctx-loop", calls[0], 0), _tool("ctx-loop", calls[1], 1, ms=120.0, status="error"),
+             _tool("ctx-loop", calls[3], 2)]  # fmt: skip
+    plain = [_call("ctx-plain", i, 500, "0.02") for i in range(3)]  # calls, no tool: no loop
+    store.write([*calls, failed, *plain], steps)
+    store.write(calls[:2], steps[:1])  # a re-delivery changes nothing
+    store.refresh_aggregates()
+    (loop,) = _rows(store, "SELECT * FROM DB.v_context_loops")
+    assert loop["context_id"] == "ctx-loop" and loop["tool_loops"] == 2 and loop["loop_steps"] == 3
+    # tokens of the calls after the first of each loop: calls 1, 2 and 4
+    assert loop["loop_tokens"] == (2500 + 100) + (4000 + 100) + (6100 + 100)
+    assert loop["loop_cost"] == Decimal("0.02")  # call 2 is unpriced: NULL, never 0, and left out
+    # growth per step: (4000 - 1000) / 2 = 1500 in the first loop, 2000 in the second: the largest
+    assert loop["prompt_growth_per_step"] == 2000.0
+    (plain_row,) = _rows(store, "SELECT * FROM DB.v_context_costs WHERE context_id = 'ctx-plain'")
+    assert (plain_row["tool_loops"], plain_row["loop_steps"], plain_row["loop_tokens"]) == (0, 0, 0)
+    assert plain_row["loop_cost"] is None and plain_row["prompt_growth_per_step"] is None
+    tools = _rows(store, "SELECT * FROM DB.v_tool_latency ORDER BY context_id")
+    assert [
+        (t["context_id"], t["tool_calls"], t["tool_errors"], t["max_ms"], t["total_ms"]) for t in tools
+    ] == [("ctx-loop", 3, 1, 120.0, 200.0)]
+
+
+def test_a_late_tool_step_turns_calls_into_a_loop(store: Store) -> None:
+    """Steps and calls arrive in any order: the loop is recomputed from the whole context."""
+    calls = [_call("ctx-late", i, 1000 * (i + 1), "0.01") for i in range(3)]
+    store.write(calls, [])
+    store.refresh_aggregates()
+    assert _rows(store, "SELECT * FROM DB.v_context_loops") == []
+    store.write([], [_tool("ctx-late", calls[0], 0), _tool("ctx-late", calls[1], 1)])
+    store.refresh_aggregates()
+    (loop,) = _rows(store, "SELECT loop_steps, prompt_growth_per_step FROM DB.v_context_loops")
+    assert loop == {"loop_steps": 3, "prompt_growth_per_step": 1000.0}
+
+
+def test_latency_views_and_spend_per_policy_path(store: Store) -> None:
+    a, b, c, d = make_calls(4)
+    a, b, c = (r._replace(model="gpt-4o", price_status="priced") for r in (a, b, c))
+    a = a._replace(duration_ms=1000.0, time_to_first_token_ms=200.0, output_tokens_per_second=50.0,
+                   policy_path="guard/pii/allow")  # fmt: skip
+    b = b._replace(duration_ms=3000.0, time_to_first_token_ms=None, output_tokens_per_second=None,
+                   policy_path="guard/pii/allow")  # fmt: skip
+    c = c._replace(duration_ms=2000.0, time_to_first_token_ms=400.0, output_tokens_per_second=None,
+                   policy_path="route/cheap")  # fmt: skip
+    d = d._replace(policy_path="", price_status="duplicate_layer")  # billed by another span: no spend
+    store.write([a, b, c, d], [])
+    latency = {r["span_id"]: r for r in _rows(store, "SELECT * FROM DB.v_call_latency")}
+    assert set(latency) == {a.span_id, b.span_id, c.span_id}
+    assert latency[a.span_id]["decode_ms"] == 800.0 and latency[b.span_id]["decode_ms"] is None
+    assert latency[b.span_id]["time_to_first_token_ms"] is None  # unknown: NULL, never 0
+    per_model = _rows(
+        store,
+        "SELECT sum(calls) AS calls, sum(ttft_calls) AS ttft_calls, sum(total_cost) AS cost "
+        "FROM DB.v_model_latency WHERE model = 'gpt-4o'",
+    )
+    assert per_model[0]["calls"] == 3 and per_model[0]["ttft_calls"] == 2
+    assert per_model[0]["cost"] == _exact_sum([a, b, c])
+    policy = _rows(
+        store,
+        "SELECT policy_path, sum(calls) AS calls, sum(total_cost) AS cost FROM DB.v_policy_daily "
+        "GROUP BY policy_path ORDER BY policy_path",
+    )
+    expected = {
+        "guard/pii/allow": [a, b],
+        "route/cheap": [c],
+    }
+    assert {r["policy_path"]: r["calls"] for r in policy} == {k: len(v) for k, v in expected.items()}
+    for r in policy:
+        assert r["cost"] == _exact_sum(expected[r["policy_path"]])
+
+
+def _exact_sum(rows: list[CallRow]) -> Decimal | None:
+    costs = [r.total_cost for r in rows if r.total_cost is not None]
+    return sum(costs, Decimal(0)) if costs else None
