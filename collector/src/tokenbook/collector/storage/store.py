@@ -618,8 +618,8 @@ class Store:
 
     def _touch_ingested_since(self, since: datetime) -> None:
         _, _, keys = self.query(render_query("decision_keys_since.sql", self.database), {"since": since})
-        for trace, tenant, response_id, instance, tokens, ts in keys:
-            self._touched_decisions.add(trace, tenant, response_id, instance, tokens, ts)
+        for trace, tenant, response_id, instance, tokens, ts, duration_ms in keys:
+            self._touched_decisions.add(trace, tenant, response_id, instance, tokens, ts, duration_ms)
         _, _, rows = self.query(render_query("touched_since.sql", self.database), {"since": since})
         for tenant_id, context_id, hour in rows:
             self._touched_contexts.add((tenant_id, context_id))
