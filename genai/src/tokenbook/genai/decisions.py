@@ -210,9 +210,9 @@ def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict
             groups.union(first, key)
         buckets[match_key(c)].append(key)
     for bucket in buckets.values():
-        for a, b in _overlapping_pairs(bucket, active):
-            if _same_call(active[a], active[b]):
-                groups.union(a, b)
+        for earlier, later in _overlapping_pairs(bucket, active):
+            if _same_call(active[earlier], active[later]):
+                groups.union(earlier, later)
     members: dict[_Key, list[_Key]] = defaultdict(list)
     for key in leaves:
         members[groups.find(key)].append(key)
