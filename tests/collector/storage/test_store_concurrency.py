@@ -86,8 +86,12 @@ def test_a_write_completes_while_a_refresh_is_in_progress(store: Store) -> None:
     )  # the same call recorded by a second layer: the decision pass re-decides it
     written = threading.Event()
 
+    def write_late() -> None:
+        store.write(late, [])
+        written.set()
+
     def on_decisions(changes: Sequence[DecisionChange]) -> None:
-        writer = threading.Thread(target=lambda: (store.write(late, []), written.set()), daemon=True)
+        writer = threading.Thread(target=write_late, daemon=True)
         writer.start()
         writer.join(60)
 
