@@ -19,10 +19,13 @@ are counted by the budgets when the counters are rebuilt (held in memory up to `
 re-read from the log beyond that). The embedded store is opened synchronously: a failure to open it
 still fails the start.
 
-Stop order (SIGTERM or SIGINT): stop the receivers (in-flight requests finish), wait for in-flight
-ingests, drain the log into storage (up to ``drain_timeout``; what is left stays in the log for the
-next start), stop the admin API, close the log and the store, release the directory. Exit code 0;
-2 for a bad config.
+Stop order (SIGTERM or SIGINT): refuse new admin queries and cancel the running ones, stop the
+receivers (in-flight requests finish, 5 s at most), wait for in-flight ingests (10 s at most), drain
+the log into storage and refresh the aggregates (``drain_timeout``, 30 s, at most; what is left stays
+in the log, and stale aggregates are recomputed, at the next start), stop the budgets (alerts still
+queued: 10 s at most) and the admin API (5 s), close the log and the store, release the directory.
+A stop therefore takes about a minute at the very most, and a few seconds when nothing is slow.
+Exit code 0; 2 for a bad config.
 """
 
 from __future__ import annotations
@@ -455,6 +458,8 @@ class Collector:
         """Drain and shut down; safe to call once after `start` (also after a partial start)."""
         with self._up_lock:  # a store brought up from now on is closed, not used
             self._stopped.set()
+        if self.admin is not None:
+            self.admin.refuse_queries()  # a user query never holds the shutdown
         if self._connect_thread is not None and self._connect_thread.is_alive():
             self._connect_thread.join(_CONNECT_JOIN_TIMEOUT)
         if self.grpc is not None:

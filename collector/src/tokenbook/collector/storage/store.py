@@ -134,6 +134,9 @@ class Store:
         #: In the text of every user query of this store (a comment), so that `cancel_user_queries`
         #: finds them, and only them, among the engine's running queries.
         self._user_marker = f"tokenbook-user-query-{uuid.uuid4().hex}"
+        self._user_lock = threading.Lock()
+        self._user_running = 0  # `query_readonly` calls in progress (guard check included)
+        self._user_refused = False  # `cancel_user_queries(refuse_new=True)` was called: a shutdown
         self._guard: SqlGuard | None = None
         self.database = SchemaTarget(database=database).database
         self.embedded = embedded
@@ -235,7 +238,7 @@ class Store:
         closed when it comes back."""
         if self._pool is not None:
             try:
-                self.cancel_user_queries()
+                self.cancel_user_queries(refuse_new=True, wait=1.0)
             except (StoreError, PoolClosed) as exc:
                 _log.warning("store %s: cancelling user queries at close failed: %s", self.description, exc)
             self._pool.close()
@@ -370,30 +373,51 @@ class Store:
                 limits.max_bytes_to_read,
                 limits.max_threads,
             )
-        guard = self.guard
-        checked = guard.check(sql, tenant_scoped=tenant is not None)
-        settings = limits.settings(max_rows)
-        if tenant is not None:
-            settings["additional_table_filters"] = tenant_filters(
-                self.database, guard.catalog().tables.items(), tenant
-            )
-        marked = f"/* {self._user_marker} */ {checked.sql}"  # found by `cancel_user_queries`
-        return self._read(marked, {**(parameters or {}), **checked.parameters}, settings)
+        with self._user_lock:
+            if self._user_refused:
+                raise StoreUnavailable(f"{self.description}: the store is closing; no new queries")
+            self._user_running += 1
+        try:
+            guard = self.guard
+            checked = guard.check(sql, tenant_scoped=tenant is not None)
+            settings = limits.settings(max_rows)
+            if tenant is not None:
+                settings["additional_table_filters"] = tenant_filters(
+                    self.database, guard.catalog().tables.items(), tenant
+                )
+            marked = f"/* {self._user_marker} */ {checked.sql}"  # found by `cancel_user_queries`
+            return self._read(marked, {**(parameters or {}), **checked.parameters}, settings)
+        finally:
+            with self._user_lock:
+                self._user_running -= 1
 
-    def cancel_user_queries(self) -> int:
-        """Cancel the user queries (`query_readonly`) of this store still running; returns how many.
-        Each ends with an error for its caller (``QUERY_WAS_CANCELLED``)."""
+    def cancel_user_queries(self, *, refuse_new: bool = False, wait: float = 0.0) -> int:
+        """Cancel the user queries (`query_readonly`) of this store that are running; returns how many.
+        Each ends with an error for its caller (``QUERY_WAS_CANCELLED``). With `refuse_new`, every
+        later `query_readonly` is refused (`StoreUnavailable`: a shutdown). With `wait`, a query still
+        being checked by the guard is cancelled too, once it runs: the engine is asked again until no
+        user query is left in progress or `wait` seconds passed."""
+        with self._user_lock:
+            self._user_refused = self._user_refused or refuse_new
         if self._pool is None:
             return 0
-        with self._session() as session:
-            _, _, rows = session.query(
-                render_query("user_queries_running.sql", self.database),
-                {"head": self._user_marker[:10], "tail": self._user_marker[10:]},
-            )
-            ids = [query_id for (query_id,) in rows]
-            if ids:
-                session.command("KILL QUERY WHERE query_id IN {ids:Array(String)} ASYNC", {"ids": ids})
-        return len(ids)
+        deadline = time.monotonic() + wait
+        cancelled: set[str] = set()
+        while True:
+            with self._session() as session:
+                _, _, rows = session.query(
+                    render_query("user_queries_running.sql", self.database),
+                    {"head": self._user_marker[:10], "tail": self._user_marker[10:]},
+                )
+                ids = sorted({query_id for (query_id,) in rows} - cancelled)
+                if ids:
+                    session.command("KILL QUERY WHERE query_id IN {ids:Array(String)} ASYNC", {"ids": ids})
+            cancelled.update(ids)
+            with self._user_lock:
+                running = self._user_running
+            if running <= len(ids) or time.monotonic() >= deadline:
+                return len(cancelled)
+            time.sleep(0.05)
 
     @property
     def guard(self) -> SqlGuard:
