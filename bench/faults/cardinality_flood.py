@@ -36,6 +36,7 @@ from bench.faults.harness import (
     stop_or_kill,
     verify,
     wait_caught_up,
+    writer_activity,
 )
 
 TENANT = "flood"
@@ -92,6 +93,7 @@ def main() -> dict[str, Any]:
         metrics = budget_metrics(collector)
         log_bytes_at_stop = int(collector.metric("spooled_bytes"))
         exit_code, stop_s = stop_or_kill(collector, "tokenbook-cardinality-flood.log")
+        writer = writer_activity(collector.log_path)
         replay = replay_after_stop(collector)
         check = verify(collector.data_dir, TENANT, Path(tmp) / "acked")
     samples = [m for _, m in rss if m is not None]
@@ -119,6 +121,7 @@ def main() -> dict[str, Any]:
             readyz_during_flood=readyz.summary(0, flood_s),
             readyz_after_flood=readyz.summary(flood_s),
             log_bytes_at_stop=log_bytes_at_stop,
+            **writer,
             final_exit_code=exit_code,
             stop_s=stop_s,
             **replay,

@@ -16,6 +16,8 @@
 * `replay_after_stop`: starts the collector again on the same data, so that it replays what its log
   still held at the stop, and stops it once the log is empty: what `verify` then misses is lost.
 * `ReadyzProbe`: ``GET /readyz`` every 0.2 s, with the latency of each answer.
+* `writer_activity`: from the collector's once-a-second summary lines, the longest stretch during which
+  rows waited in the log and none was inserted, and the largest backlog.
 """
 
 from __future__ import annotations
@@ -332,6 +334,25 @@ def stop_or_kill(collector: FaultyCollector, log_copy: str) -> tuple[int, float]
         code = -9
     (Path(tempfile.gettempdir()) / log_copy).write_bytes(collector.log_path.read_bytes())
     return code, round(time.monotonic() - started, 1)
+
+
+def writer_activity(log_path: Path) -> dict[str, Any]:
+    """The writer as the collector's summary lines (``telemetry.summary_interval`` 1 s) show it: the
+    longest run of seconds with rows waiting in the log (``spooled_bytes`` > 0) and none inserted, and
+    the largest ``spooled_bytes``."""
+    longest = run = 0
+    backlog = 0
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        doc = json.loads(line)
+        if doc.get("msg") != "collector summary":
+            continue
+        waiting = doc["spooled_bytes"] > 0
+        backlog = max(backlog, doc["spooled_bytes"])
+        run = run + 1 if waiting and doc["inserted_rows"] == 0 else 0
+        longest = max(longest, run)
+    return {"longest_insert_stall_s": longest, "max_log_backlog_bytes": backlog}
 
 
 def replay_after_stop(collector: FaultyCollector, timeout: float = 300.0) -> dict[str, Any]:

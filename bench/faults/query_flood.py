@@ -40,6 +40,7 @@ from bench.faults.harness import (
     stop_or_kill,
     verify,
     wait_caught_up,
+    writer_activity,
 )
 from tokenbook.collector.query.api import AdminQueryClient, QueryBusy
 from tokenbook.collector.storage.store import StoreError
@@ -180,6 +181,7 @@ def main() -> dict[str, Any]:
         readyz.join(15)
         log_bytes_at_stop = int(collector.metric("spooled_bytes"))
         exit_code, stop_s = stop_or_kill(collector, "tokenbook-query-flood.log")
+        writer = writer_activity(collector.log_path)
         replay = replay_after_stop(collector)
         check = verify(collector.data_dir, TENANT, Path(tmp) / "acked")
     durations = queries["durations"]
@@ -208,6 +210,7 @@ def main() -> dict[str, Any]:
             rss_mib_peak=max(samples, default=None),
             rss_mib_samples=rss,
             log_bytes_at_stop=log_bytes_at_stop,
+            **writer,
             final_exit_code=exit_code,
             stop_s=stop_s,
             **replay,
