@@ -455,11 +455,22 @@ class Collector:
             previous = now
 
     def stop(self, drain_timeout: float = _DRAIN_TIMEOUT) -> None:
-        """Drain and shut down; safe to call once after `start` (also after a partial start)."""
+        """Drain and shut down; safe to call once after `start` (also after a partial start). The
+        ``collector stopped`` line gives the seconds each step took (``stop_s``)."""
+        steps: dict[str, float] = {}
+        mark = time.monotonic()
+
+        def done(step: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            steps[step] = round(now - mark, 3)
+            mark = now
+
         with self._up_lock:  # a store brought up from now on is closed, not used
             self._stopped.set()
         if self.admin is not None:
             self.admin.refuse_queries()  # a user query never holds the shutdown
+        done("queries")
         if self._connect_thread is not None and self._connect_thread.is_alive():
             self._connect_thread.join(_CONNECT_JOIN_TIMEOUT)
         if self.grpc is not None:
@@ -470,12 +481,15 @@ class Collector:
             self.ingestor.wait_idle(timeout=10.0)
         if self.decoders is not None:
             self.decoders.stop()
+        done("receivers")
         if self.writer is not None:
             drained = self.writer.stop(drain_timeout)
         else:
             drained = self.wal is None or self.wal.pending_bytes == 0
+        done("drain")
         if self.budgets is not None:
             self.budgets.stop()
+        done("budgets")
         if self.admin is not None:
             self.admin.stop()
         if self.wal is not None:
@@ -484,10 +498,13 @@ class Collector:
             self.store.close()
         if self._owned:
             owner.release(self.config.clickhouse.data_dir.resolve())
+        done("close")
         snap = self.metrics.snapshot()
         _log.info(
             "collector stopped",
-            extra={"fields": {"drained": drained, "spooled_bytes": int(snap["spooled_bytes"])}},
+            extra={
+                "fields": {"drained": drained, "spooled_bytes": int(snap["spooled_bytes"]), "stop_s": steps}
+            },
         )
 
 
