@@ -214,6 +214,7 @@ class AdminConfig:
     query_queue_timeout: float = setting(
         2.0,
         parse=duration_or_zero,
+        default_doc="2s",
         doc="How long a query waits for a slot (`query_concurrency`) before it is refused; 0: refused at "
         "once when every slot is taken.",
     )
