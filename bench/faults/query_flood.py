@@ -15,7 +15,8 @@ must be 0).
 
 Loopback only, bounded time (about ``--seconds`` + 60 s). Run:
 ``.venv/bin/python -m bench.faults.query_flood [--seconds 40] [--clients 8]``
-(writes ``bench/results/faults_query_flood.json``).
+(writes ``bench/results/faults_query_flood.json``; with ``--clients 0``, the control run without
+queries, ``faults_query_flood_control.json``).
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def main() -> dict[str, Any]:
     durations = queries["durations"]
     samples = [m for _, m in rss if m is not None]
     return report(
-        "query_flood",
+        "query_flood" if args.clients else "query_flood_control",
         scenario_result(
             stats,
             check,
