@@ -311,7 +311,13 @@ class Collector:
         cfg = self.config
         url = cfg.clickhouse.url.reveal() if cfg.clickhouse.url is not None else None
         data_dir = cfg.clickhouse.data_dir.resolve()
-        store = Store.open(url=url, data_dir=data_dir, database=cfg.clickhouse.database)
+        reader = cfg.clickhouse.tenant_reader
+        store = Store.open(
+            url=url,
+            data_dir=data_dir,
+            database=cfg.clickhouse.database,
+            tenant_reader=reader.reveal() if reader is not None else None,
+        )
         try:
             store.migrate()
             # A crash between an insert and its refresh left aggregates stale: recompute (in the

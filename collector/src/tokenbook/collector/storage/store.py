@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import unquote, urlsplit
 
 from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
@@ -44,6 +44,7 @@ from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGua
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.storage.migrate import apply_migrations
+from tokenbook.collector.storage.row_policies import PolicyTable, role_prefix, tenant_role
 from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, decode_block, encode_block
 from tokenbook.collector.storage.sqltemplate import SchemaTarget, load_sql, render, render_query
 from tokenbook.collector.storage.tenancy import tenant_filters
@@ -72,6 +73,9 @@ QueryResult = tuple[list[str], list[str], list[tuple[Any, ...]]]
 #: ClickHouse caps (``http_max_uri_size``, 1 MiB), so it gets smaller chunks.
 _REFRESH_CHUNK_EMBEDDED = 20_000
 _REFRESH_CHUNK_SERVER = 2_000
+#: ClickHouse's error codes for a role that does not exist or is not granted (UNKNOWN_ROLE,
+#: SET_NON_GRANTED_ROLE): a tenant without row policies for the tenant reader.
+_ROLE_ERRORS: Final = frozenset({511, 512})
 #: ClickHouse's ``max_partitions_per_insert_block`` default: no insert (the writer's, or a refresh's
 #: INSERT ... SELECT into the month-partitioned ``cost_hourly``) may touch more months than this.
 PARTITIONS_PER_INSERT = 100
@@ -122,14 +126,20 @@ class Store:
         secret: str,
         embedded: bool,
         connect: Callable[[], Any] | None = None,
+        connect_tenant_reader: Callable[[], Any] | None = None,
     ) -> None:
         """Use `Store.open()`; this wraps an already connected clickhouse-connect client. `connect()`
         opens another connection to the same store, for everything but the writer's inserts (without
-        it everything shares `client`, under the store's lock)."""
+        it everything shares `client`, under the store's lock); `connect_tenant_reader()` one as the
+        user that tenant-scoped user queries run as (`row_policies`). `secret`: the passwords to keep
+        out of messages, one per line."""
         self._client = client
-        self._secret = secret
+        self._secrets = tuple(filter(None, secret.split("\n")))
         self.description = description  # the location without secrets, for logs and messages
         self._pool = ConnectionPool(self._opener(connect)) if connect is not None else None
+        self._tenant_pool = (
+            ConnectionPool(self._opener(connect_tenant_reader)) if connect_tenant_reader is not None else None
+        )
         self._refresh_lock = threading.Lock()  # one refresh (and decision pass) at a time
         #: In the text of every user query of this store (a comment), so that `cancel_user_queries`
         #: finds them, and only them, among the engine's running queries.
@@ -174,13 +184,19 @@ class Store:
         url: str | None = None,
         data_dir: str | Path = DEFAULT_DATA_DIR,
         database: str = "tokenbook",
+        *,
+        tenant_reader: str | None = None,
     ) -> Store:
-        """Connect: `url` = None (embedded chDB in `data_dir`), `chdb:///abs/dir`, or `http(s)://...`."""
+        """Connect: `url` = None (embedded chDB in `data_dir`), `chdb:///abs/dir`, or `http(s)://...`.
+
+        `tenant_reader` (server only): the ``http(s)://user:password@host:port`` of the user that
+        tenant-scoped user queries run as, each with its tenant's role (`row_policies`)."""
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
         SchemaTarget(database=database)  # validate the name before connecting
         secret = ""
+        connect_reader: Callable[[], Any] | None = None
         description = redact_url(url) if url is not None else f"chdb://{Path(data_dir).resolve()}"
         connect: Callable[[], Any]
         try:
@@ -194,31 +210,20 @@ class Store:
 
                 embedded = True
             elif url.startswith(("http://", "https://")):
-                parts = urlsplit(url)
-                secret = unquote(parts.password or "")
-                server: dict[str, Any] = {
-                    "host": parts.hostname,
-                    "port": parts.port or (8443 if parts.scheme == "https" else 8123),
-                    "username": unquote(parts.username or "default"),
-                    "password": secret,
-                    "secure": parts.scheme == "https",
-                }
-
-                def connect() -> Any:
-                    return clickhouse_connect.get_client(
-                        **server,
-                        tz_mode="aware",
-                        autogenerate_session_id=False,
-                        connect_timeout=10,
-                        send_receive_timeout=300,
-                    )
-
+                connect, secret = _server_connector(url)
+                if tenant_reader is not None:
+                    connect_reader, reader_secret = _server_connector(tenant_reader)
+                    secret = "\n".join(filter(None, (secret, reader_secret)))
                 embedded = False
             else:
                 raise StoreError(f"unsupported store URL {description!r}: use http(s)://... or chdb:///dir")
+            if embedded and tenant_reader is not None:
+                raise StoreError("a tenant reader user needs a ClickHouse server (storage.clickhouse.url)")
             client = connect()
         except (ClickHouseError, OSError) as exc:
-            message = str(exc).replace(secret, "***") if secret else str(exc)
+            message = str(exc)
+            for part in filter(None, secret.split("\n")):
+                message = message.replace(part, "***")
             raise StoreUnavailable(f"cannot open {description}: {message}") from None
         store = cls(
             client,
@@ -227,6 +232,7 @@ class Store:
             secret=secret,
             embedded=embedded,
             connect=connect,
+            connect_tenant_reader=connect_reader,
         )
         if store._database_exists():
             store._use_database()
@@ -236,12 +242,18 @@ class Store:
         """Cancel the user queries still running, close every connection (embedded: release the
         engine's directory for this process). A connection still lent (a refresh in progress) is
         closed when it comes back."""
+        with self._user_lock:
+            self._user_refused = True
+            running = self._user_running
         if self._pool is not None:
             try:
-                self.cancel_user_queries(refuse_new=True, wait=1.0)
+                if running:
+                    self.cancel_user_queries(wait=1.0)
             except (StoreError, PoolClosed) as exc:
                 _log.warning("store %s: cancelling user queries at close failed: %s", self.description, exc)
             self._pool.close()
+        if self._tenant_pool is not None:
+            self._tenant_pool.close()
         with self._lock:
             self._client.close()
 
@@ -276,8 +288,9 @@ class Store:
     def _use_database(self) -> None:
         """Make unqualified table names (`SELECT ... FROM llm_calls`) resolve to this database."""
         self._client.database = self.database
-        if self._pool is not None:
-            self._pool.use_database(self.database)
+        for pool in (self._pool, self._tenant_pool):
+            if pool is not None:
+                pool.use_database(self.database)
 
     # -- raw access ------------------------------------------------------------------------------
 
@@ -298,15 +311,17 @@ class Store:
             raise StoreError(self._scrub(str(exc))) from None
 
     @contextmanager
-    def _session(self) -> Iterator[_Session]:
-        """A connection of the pool for the caller alone (the writer's, under the lock, without one)."""
-        if self._pool is None:
+    def _session(self, pool: ConnectionPool | None = None) -> Iterator[_Session]:
+        """A connection of `pool` (default: the store's) for the caller alone (the writer's, under the
+        lock, without a pool)."""
+        pool = pool or self._pool
+        if pool is None:
             with self._lock:
                 yield _Session(self, self._client)
             return
         with ExitStack() as stack:
             try:
-                client = stack.enter_context(self._pool.lend())
+                client = stack.enter_context(pool.lend())
             except PoolClosed as exc:
                 raise StoreUnavailable(f"{self.description}: {exc}") from None
             yield _Session(self, client)
@@ -325,7 +340,9 @@ class Store:
         return open_connection
 
     def _scrub(self, message: str) -> str:
-        return message.replace(self._secret, "***") if self._secret else message
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return message
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run one statement that returns no rows (DDL, INSERT ... SELECT) on the writer's connection."""
@@ -386,7 +403,19 @@ class Store:
                     self.database, guard.catalog().tables.items(), tenant
                 )
             marked = f"/* {self._user_marker} */ {checked.sql}"  # found by `cancel_user_queries`
-            return self._read(marked, {**(parameters or {}), **checked.parameters}, settings)
+            values = {**(parameters or {}), **checked.parameters}
+            if tenant is None or self._tenant_pool is None:
+                return self._read(marked, values, settings)
+            settings["role"] = tenant_role(self.database, tenant)  # the tenant's row policies
+            try:
+                return self._read(marked, values, settings, self._tenant_pool)
+            except StoreError as exc:
+                if error_code(exc) in _ROLE_ERRORS:
+                    raise StoreError(
+                        f"tenant {tenant!r} has no row policies on the server for the tenant reader: run "
+                        f"`tokenbook tenants policies` ({exc})"
+                    ) from None
+                raise
         finally:
             with self._user_lock:
                 self._user_running -= 1
@@ -399,19 +428,25 @@ class Store:
         user query is left in progress or `wait` seconds passed."""
         with self._user_lock:
             self._user_refused = self._user_refused or refuse_new
-        if self._pool is None:
+        pools = [p for p in (self._pool, self._tenant_pool) if p is not None]
+        if not pools:
             return 0
         deadline = time.monotonic() + wait
         cancelled: set[str] = set()
         while True:
-            with self._session() as session:
-                _, _, rows = session.query(
-                    render_query("user_queries_running.sql", self.database),
-                    {"head": self._user_marker[:10], "tail": self._user_marker[10:]},
-                )
-                ids = sorted({query_id for (query_id,) in rows} - cancelled)
-                if ids:
-                    session.command("KILL QUERY WHERE query_id IN {ids:Array(String)} ASYNC", {"ids": ids})
+            ids: list[str] = []
+            for pool in pools:  # each user kills its own queries
+                with self._session(pool) as session:
+                    _, _, rows = session.query(
+                        render_query("user_queries_running.sql", self.database),
+                        {"head": self._user_marker[:10], "tail": self._user_marker[10:]},
+                    )
+                    found = sorted({query_id for (query_id,) in rows} - cancelled)
+                    if found:
+                        session.command(
+                            "KILL QUERY WHERE query_id IN {ids:Array(String)} ASYNC", {"ids": found}
+                        )
+                ids += found
             cancelled.update(ids)
             with self._user_lock:
                 running = self._user_running
@@ -454,10 +489,30 @@ class Store:
         )[2]
         return int(rows[0][0]) == 3
 
-    def _read(self, sql: str, parameters: Mapping[str, Any], settings: Mapping[str, Any]) -> QueryResult:
-        """One query on a connection of the pool, outside the store's lock."""
-        with self._session() as session:
+    def _read(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any],
+        settings: Mapping[str, Any],
+        pool: ConnectionPool | None = None,
+    ) -> QueryResult:
+        """One query on a connection of `pool` (default: the store's), outside the store's lock."""
+        with self._session(pool) as session:
             return session.query(sql, parameters, settings=settings)
+
+    def policy_tables(self) -> list[PolicyTable]:
+        """The tables (not views) of the store's database, and which have a ``tenant_id`` column: what
+        per-tenant row policies cover (`row_policies.policy_statements`)."""
+        _, _, rows = self.query(render_query("policy_tables.sql", self.database), {"db": self.database})
+        return [PolicyTable(str(name), bool(has_tenant)) for name, has_tenant in rows]
+
+    def tenant_roles(self) -> list[str]:
+        """The tenant roles of the store's database on the server (`row_policies.tenant_role`)."""
+        _, _, rows = self.query(
+            "SELECT name FROM system.roles WHERE startsWith(name, {p:String}) ORDER BY name",
+            {"p": role_prefix(self.database)},
+        )
+        return [str(name) for (name,) in rows]
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""
@@ -796,6 +851,32 @@ class _Session:
     def insert(self, table: str, block: bytes, columns: Sequence[str], rows: int) -> None:
         """Insert a `rowcodec` block of `rows` rows into `table` of the store's database."""
         self.store._insert(table, block, columns, rows, self.client)
+
+
+def _server_connector(url: str) -> tuple[Callable[[], Any], str]:
+    """A function that opens one HTTP client to the server of `url`, and the URL's password."""
+    import clickhouse_connect
+
+    parts = urlsplit(url)
+    secret = unquote(parts.password or "")
+    server: dict[str, Any] = {
+        "host": parts.hostname,
+        "port": parts.port or (8443 if parts.scheme == "https" else 8123),
+        "username": unquote(parts.username or "default"),
+        "password": secret,
+        "secure": parts.scheme == "https",
+    }
+
+    def connect() -> Any:
+        return clickhouse_connect.get_client(
+            **server,
+            tz_mode="aware",
+            autogenerate_session_id=False,
+            connect_timeout=10,
+            send_receive_timeout=300,
+        )
+
+    return connect, secret
 
 
 def _local_parser() -> Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]:
