@@ -28,7 +28,7 @@ class PoolClosed(RuntimeError):
 class ConnectionPool:
     """Connections made by `connect()` (clickhouse-connect clients), lent one caller at a time."""
 
-    def __init__(self, connect: Callable[[], Any], *, keep: int = 4) -> None:
+    def __init__(self, connect: Callable[[], Any], *, keep: int = 8) -> None:
         """`connect()` opens one connection (its errors reach the caller of `lend`); `keep`: idle ones
         kept open for reuse."""
         self._connect = connect
