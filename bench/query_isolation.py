@@ -6,7 +6,8 @@ Each mode runs in its own process (chDB hosts one data directory per process), o
 
 * ``shared``: user queries on the store's own connection, under its lock: how `Store.query_readonly`
   ran before the SQL guard change (then ingest waited for the whole query, up to its timeout);
-* ``separate``: user queries on their own chDB session (`Store.query_readonly` now).
+* ``separate``: user queries on chDB sessions of their own (`Store.query_readonly`: a pooled
+  connection, never the writer's).
 
 In each, a writer thread does what the collector's writer does for a batch (`Store.write` of 50
 rows, `refresh_aggregates`, then a read that sees the rows) in a loop, first alone (baseline), then
@@ -54,7 +55,7 @@ def _run_mode(mode: str, seconds: float, timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, Store.open(data_dir=tmp, database="tokenbook") as store:
         store.migrate()
         if mode == "shared":
-            store._connect = None  # the user query runs on the store's own client, under its lock
+            store._pool = None  # every read runs on the store's own client, under its lock
         store.write(calls[:2000], [])
         store.refresh_aggregates()
         position = 2000

@@ -5,10 +5,12 @@ A real collector child with a per-user quota (``per: [tenant, user]``) and a per
 span creates two budget counters. Memory must stay bounded: at most ``budgets.max_subjects`` counters
 (``--max-subjects``, default the product default 100,000) are kept, the least recently used evicted and
 rebuilt from the ledger when its subject comes back. The collector's RSS is sampled every second from
-``/proc/<pid>/status`` (VmRSS). Then the load stops, the log drains and every acknowledged span must
-be in the ledger exactly once, with exact totals.
+``/proc/<pid>/status`` (VmRSS), and ``GET /readyz`` is timed every 0.2 s. Then the load stops, the time
+until the ledger holds every acknowledged span is measured, the collector is stopped and started
+again (it replays whatever its log still held) and every acknowledged span must be in the ledger
+exactly once, with exact totals.
 
-Loopback only, bounded time (about ``--seconds`` + 40 s). Run:
+Loopback only, bounded time (about ``--seconds`` + 60 s). Run:
 ``.venv/bin/python -m bench.faults.cardinality_flood [--seconds 60] [--rate 1000]``
 (writes ``bench/results/faults_cardinality_flood.json``).
 """
@@ -26,12 +28,15 @@ from typing import Any
 from bench.faults.harness import (
     FaultyCollector,
     Load,
+    ReadyzProbe,
     chat_request,
+    replay_after_stop,
     report,
     scenario_result,
     stop_or_kill,
     verify,
     wait_caught_up,
+    writer_activity,
 )
 
 TENANT = "flood"
@@ -65,6 +70,8 @@ def main() -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="tokenbook-faults-") as tmp:
         collector = FaultyCollector(Path(tmp) / "data", budgets=budgets).start()
+        readyz = ReadyzProbe(collector)
+        readyz.start()
         rss: list[tuple[float, float | None]] = [(0.0, collector.rss_mib())]
         load = Load(
             collector,
@@ -78,10 +85,16 @@ def main() -> dict[str, Any]:
             time.sleep(1.0)
             rss.append((round(elapsed, 1), collector.rss_mib()))
         stats = load.stop()
+        flood_s = time.monotonic() - readyz.t0
         catch_up = wait_caught_up(collector, TENANT, stats.acked_spans)
+        readyz.stop.set()
+        readyz.join(15)
         rss.append((round(time.monotonic() - flood_started, 1), collector.rss_mib()))
         metrics = budget_metrics(collector)
+        log_bytes_at_stop = int(collector.metric("spooled_bytes"))
         exit_code, stop_s = stop_or_kill(collector, "tokenbook-cardinality-flood.log")
+        writer = writer_activity(collector.log_path)
+        replay = replay_after_stop(collector)
         check = verify(collector.data_dir, TENANT, Path(tmp) / "acked")
     samples = [m for _, m in rss if m is not None]
     quarter = max(len(samples) // 4, 1)
@@ -105,8 +118,13 @@ def main() -> dict[str, Any]:
             budget_counters=sum(v for k, v in metrics.items() if k.startswith("tokenbook_budget_counters{")),
             budget_evicted=metrics.get("tokenbook_budget_evicted_total"),
             budget_errors=metrics.get("tokenbook_budget_errors_total"),
+            readyz_during_flood=readyz.summary(0, flood_s),
+            readyz_after_flood=readyz.summary(flood_s),
+            log_bytes_at_stop=log_bytes_at_stop,
+            **writer,
             final_exit_code=exit_code,
             stop_s=stop_s,
+            **replay,
             seconds=round(time.monotonic() - started, 1),
             command=f".venv/bin/python -m bench.faults.cardinality_flood --seconds {args.seconds:g} "
             f"--rate {args.rate:g} --max-subjects {args.max_subjects}",

@@ -13,6 +13,11 @@
 * `verify`: after a clean stop, a child process opens the store and checks, per acknowledged span,
   that it is in the ledger exactly once (``llm_calls FINAL``), that no row exists that was not sent,
   and that the totals a user sees (``v_calls``, ``v_context_costs``, ``v_cost_hourly``) are exact.
+* `replay_after_stop`: starts the collector again on the same data, so that it replays what its log
+  still held at the stop, and stops it once the log is empty: what `verify` then misses is lost.
+* `ReadyzProbe`: ``GET /readyz`` every 0.2 s, with the latency of each answer.
+* `writer_activity`: from the collector's once-a-second summary lines, the longest stretch during which
+  rows waited in the log and none was inserted, and the largest backlog.
 """
 
 from __future__ import annotations
@@ -329,6 +334,76 @@ def stop_or_kill(collector: FaultyCollector, log_copy: str) -> tuple[int, float]
         code = -9
     (Path(tempfile.gettempdir()) / log_copy).write_bytes(collector.log_path.read_bytes())
     return code, round(time.monotonic() - started, 1)
+
+
+def writer_activity(log_path: Path) -> dict[str, Any]:
+    """The writer as the collector's summary lines (``telemetry.summary_interval`` 1 s) show it: the
+    longest run of seconds with rows waiting in the log (``spooled_bytes`` > 0) and none inserted, and
+    the largest ``spooled_bytes``."""
+    longest = run = 0
+    backlog = 0
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        doc = json.loads(line)
+        if doc.get("msg") != "collector summary":
+            continue
+        waiting = doc["spooled_bytes"] > 0
+        backlog = max(backlog, doc["spooled_bytes"])
+        run = run + 1 if waiting and doc["inserted_rows"] == 0 else 0
+        longest = max(longest, run)
+    return {"longest_insert_stall_s": longest, "max_log_backlog_bytes": backlog}
+
+
+def replay_after_stop(collector: FaultyCollector, timeout: float = 300.0) -> dict[str, Any]:
+    """Start `collector` again (same data, same ports): it replays the rows its log still holds. Wait
+    until the log is empty, then stop it; returns the log left at the start and how long it took."""
+    started = time.monotonic()
+    collector.start()
+    left = collector.metric("spooled_bytes")
+    while not collector.drained() and time.monotonic() - started < timeout:
+        time.sleep(0.2)
+    replay_s = round(time.monotonic() - started, 1)
+    code = collector.stop()
+    return {"log_bytes_at_restart": int(left), "replay_s": replay_s, "restart_exit_code": code}
+
+
+class ReadyzProbe(threading.Thread):
+    """``GET /readyz`` every 0.2 s (10 s timeout each); `samples` are (time since start, latency s or
+    None when it did not answer)."""
+
+    def __init__(self, collector: CollectorProcess) -> None:
+        super().__init__(name="readyz-probe", daemon=True)
+        self.collector = collector
+        self.samples: list[tuple[float, float | None]] = []
+        self.stop = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            conn = http.client.HTTPConnection("127.0.0.1", self.collector.admin_port, timeout=10)
+            try:
+                conn.request("GET", "/readyz")
+                conn.getresponse().read()
+                latency: float | None = time.monotonic() - started
+            except (OSError, http.client.HTTPException):
+                latency = None
+            finally:
+                conn.close()
+            self.samples.append((round(started - self.t0, 2), latency))
+            self.stop.wait(0.2)
+
+    def summary(self, start: float = 0.0, end: float = float("inf")) -> dict[str, Any]:
+        """Answers between `start` and `end` (seconds since the probe started): p50/p99/max in ms."""
+        values = [v for t, v in self.samples if start <= t < end and v is not None]
+        return {
+            "probes": sum(1 for t, _ in self.samples if start <= t < end),
+            "unanswered": sum(1 for t, v in self.samples if start <= t < end and v is None),
+            "p50_ms": _ms(percentile(values, 0.5)),
+            "p99_ms": _ms(percentile(values, 0.99)),
+            "max_ms": _ms(max(values, default=None)),
+        }
 
 
 def report(name: str, result: dict[str, Any]) -> dict[str, Any]:

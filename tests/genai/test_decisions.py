@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import random
 
+import pytest
+
+from tokenbook.genai import decisions
 from tokenbook.genai.decisions import (
     RULE_CROSS_LAYER,
     RULE_DESCENDANT,
@@ -84,3 +87,56 @@ def test_decision_does_not_depend_on_order() -> None:
     for _ in range(20):  # any partial view decides without error; the complete view decides the same
         decide(rng.sample(facts, rng.randint(1, len(facts))), {})
     assert decide(facts[::-1], {}) == expected
+
+
+def _biller(got: dict[tuple[str, str, str], Decision], c: Candidate) -> str:
+    return got[(c.tenant, c.trace_id, c.span_id)].billed_by or c.span_id
+
+
+def test_every_cross_layer_pair_is_found_whatever_the_intervals() -> None:
+    """The sweep over start times finds every pair the rule relates: two leaves of one bucket that
+    `_same_call` relates always end up billed by the same span."""
+    rng = random.Random(11)
+    for _ in range(40):
+        facts = []
+        for i in range(rng.randint(2, 40)):
+            start = rng.choice([0, 1_000, 5_000, rng.randint(0, 20_000)])
+            facts.append(
+                cand(f"{i:04x}", trace_id=f"{i:032x}", scope_name=rng.choice("xyz"), rank=rng.randint(0, 3),
+                     input_tokens=rng.choice([100, 101]), output_tokens=rng.choice([10, 11, 13]),
+                     start_us=start, end_us=start + rng.choice([0, 500, 1_000, 3_000, 30_000]))
+            )  # fmt: skip
+        got = decide(facts, {})
+        for a, b in itertools.combinations(facts, 2):
+            if decisions.match_key(a) == decisions.match_key(b) and decisions._same_call(a, b):
+                assert _biller(got, a) == _biller(got, b), (a, b)
+        assert decide(facts[::-1], {}) == got
+
+
+def test_a_busy_bucket_compares_only_calls_that_meet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One service sending the same prompt all day puts every call in one match bucket: only the pairs
+    of other scopes whose intervals meet are compared (all pairs were: n² work per decision pass)."""
+    compared = 0
+    same_call = decisions._same_call
+
+    def counting(a: Candidate, b: Candidate) -> bool:
+        nonlocal compared
+        compared += 1
+        return same_call(a, b)
+
+    monkeypatch.setattr(decisions, "_same_call", counting)
+    n = 2_000
+    one_scope = [
+        cand(f"{i:04x}", trace_id=f"{i:032x}", start_us=i * 10_000, end_us=i * 10_000 + 5_000)
+        for i in range(n)
+    ]
+    decide(one_scope, {})
+    assert compared == 0  # same scope: never one call
+    two_scopes = [c._replace(scope_name="xy"[i % 2]) for i, c in enumerate(one_scope)]
+    got = decide(two_scopes, {})
+    assert compared <= n  # each call meets at most its neighbour
+    assert all(d.billing_rule == "" for d in got.values())
+    nested = [*one_scope[:100], *(c._replace(span_id=c.span_id + "b", scope_name="outer",
+              start_us=c.start_us - 100, end_us=c.end_us + 100) for c in one_scope[:100])]  # fmt: skip
+    got = decide(nested, {})
+    assert sum(d.billing_rule == RULE_CROSS_LAYER for d in got.values()) == 100

@@ -27,6 +27,7 @@ _HANDLERS = {
     "quarantine": "tokenbook.cli.quarantine:cmd_quarantine",
     "export": "tokenbook.cli.export:cmd_export",
     "reconcile": "tokenbook.cli.reconcile:cmd_reconcile",
+    "tenants": "tokenbook.cli.tenants:cmd_tenants",
 }
 
 _FORMATS = ("table", "json", "csv")
@@ -297,6 +298,50 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     )
     _add_format(p)
     _add_store_target(p)
+
+    p = sub.add_parser("tenants", help="per-tenant roles and row policies on a ClickHouse server")
+    p.add_argument(
+        "action", choices=("policies",), help="policies: create (or print) a role and row policies per tenant"
+    )
+    p.add_argument(
+        "--reader",
+        required=True,
+        metavar="USER",
+        help="the ClickHouse user tenant-scoped queries run as: storage.clickhouse.tenant_reader (required)",
+    )
+    p.add_argument(
+        "--tenant",
+        action="append",
+        metavar="TENANT",
+        help="a tenant to confine; repeat for more (default: only those of --config)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="also every tenant of this collector config's tenant-scoped tokens (default: not used)",
+    )
+    p.add_argument(
+        "--url",
+        default=None,
+        metavar="URL",
+        help="a ClickHouse server, as an account allowed to manage access (default: none: --print only)",
+    )
+    p.add_argument("--database", default="tokenbook", help="database name (default: tokenbook)")
+    p.add_argument(
+        "--cluster", default=None, metavar="NAME", help="render ON CLUSTER NAME (default: a single server)"
+    )
+    p.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="print the statements, apply nothing (default: off)",
+    )
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also drop the roles and policies of tenants not listed; needs --url (default: off)",
+    )
     return parser, dict(sub.choices)
 
 

@@ -1,5 +1,8 @@
 """The admin API, on its own port: health, readiness, metrics and a read-only query endpoint.
 
+The GET endpoints below are answered on the server's event loop from memory: they never wait for a
+query, a worker or the store.
+
 * ``GET /healthz``: 200 ``{"status": "ok"}`` while the process serves.
 * ``GET /readyz``: 200 when storage accepts writes, else 503 with the reason (requests are still
   accepted and spooled to the write-ahead log while storage is down).
@@ -10,7 +13,11 @@
   `Store.query_readonly` (one query accepted by `collector.storage.guard` on ClickHouse's own parse tree, run
   with ``readonly=1`` and the ``admin.query_*`` limits, at most ``admin.query_max_rows`` rows).
   400 ``{"error": "..."}`` for a refused or failing query. This is how ``tokenbook sql`` and
-  ``tokenbook report`` read the embedded store while the collector owns it.
+  ``tokenbook report`` read the embedded store while the collector owns it. At most
+  ``admin.query_concurrency`` queries run at once (each on its own connection, at the lowest CPU
+  priority); one more waits up to ``admin.query_queue_timeout`` for a slot, on the server's event loop
+  rather than on a worker, then gets 429 with ``Retry-After: 1``. From the start of a shutdown, queries
+  get 503 and the running ones are cancelled (`AdminServer.refuse_queries`).
 * ``POST /v1/reprice``: JSON ``{"since": ISO, "until": ISO, "model": ""}`` -> ``{"examined", "changed"}``:
   the collector reloads its price overrides and re-prices the stored calls of that range
   (`collector.reprice`); ``tokenbook reprice`` uses it while the collector owns the store.
@@ -50,7 +57,7 @@ from tokenbook.collector.config import AdminConfig
 from tokenbook.collector.limits import DEFAULT_LIMITS, LimitsConfig
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.query.api import QUERY_PATH, encode_result
-from tokenbook.collector.receive.server import BodyWork, HttpServer, Request, Response
+from tokenbook.collector.receive.server import BodyWork, HttpServer, Request, Response, Slots
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.provider_usage import RECONCILE_PATH, import_rows, row_from_json
 from tokenbook.collector.storage.reprice import REPRICE_PATH, RepriceResult
@@ -62,6 +69,7 @@ __all__ = ["AdminServer"]
 
 _log = logging.getLogger(__name__)
 _MAX_QUERY_BODY = 1 << 20
+_CANCEL_WAIT = 5.0  # seconds to catch, at shutdown, a query that was still being checked
 #: `reprice(since, until, model)`: reload the price overrides, then re-price the stored calls.
 Repricer = Callable[[datetime, datetime, str], RepriceResult]
 _SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
@@ -101,6 +109,14 @@ class _Admin:
         self.tokens = tokens
         self.reprice = reprice
         self.on_reconcile = on_reconcile
+        self.closing = False  # a shutdown began: queries are refused
+        slots = config.query_concurrency
+        full = {"error": f"all {slots} query slots (admin.query_concurrency) are taken; retry later"}
+        self.query_slots = Slots(
+            config.query_concurrency,
+            config.query_queue_timeout,
+            Response(HTTPStatus.TOO_MANY_REQUESTS, json.dumps(full).encode(), headers={"Retry-After": "1"}),
+        )
 
     def _authorize(self, request: Request, scope: str) -> Response | str | None:
         """The tenant the caller is confined to (None: every tenant), or the 401 / 403 answer."""
@@ -141,7 +157,11 @@ class _Admin:
         tenant = self._authorize(request, "query")
         if isinstance(tenant, Response):
             return tenant
-        return self._body(request, lambda doc: self._query(doc, tenant))
+        if self.closing:
+            return _json(
+                HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the collector is shutting down"}, close=True
+            )
+        return self._body(request, lambda doc: self._query(doc, tenant), self.query_slots)
 
     def _reservations(self, request: Request) -> Response | BodyWork:
         """``POST /v1/reservations``, ``GET`` and ``DELETE /v1/reservations/<id>``."""
@@ -179,7 +199,9 @@ class _Admin:
             headers["Retry-After"] = str(_retry_after(answer))
         return Response(status, json.dumps(answer).encode(), headers=headers)
 
-    def _body(self, request: Request, handle: Callable[[Any], Response]) -> Response | BodyWork:
+    def _body(
+        self, request: Request, handle: Callable[[Any], Response], slots: Slots | None = None
+    ) -> Response | BodyWork:
         """Read a JSON body of at most `_MAX_QUERY_BODY` bytes, then `handle(doc)` on a worker."""
         raw_length = request.header("content-length", "0").strip()
         if not (raw_length.isascii() and raw_length.isdigit()):
@@ -204,7 +226,7 @@ class _Admin:
             json.dumps({"error": "every worker is busy (limits.max_connections); retry later"}).encode(),
             headers={"Retry-After": "1"},
         )
-        return BodyWork(run, _MAX_QUERY_BODY, too_large, busy)
+        return BodyWork(run, _MAX_QUERY_BODY, too_large, busy, slots)
 
     def _get(self, request: Request) -> Response:
         path = request.path
@@ -223,7 +245,7 @@ class _Admin:
             status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
             return _json(status, {"ready": ready, "reason": reason})
         if path == "/metrics":
-            text = self.metrics.prometheus()
+            text = self.metrics.prometheus() + self._query_metrics()
             if self.budgets is not None:
                 text += self.budgets.prometheus()
             return Response(HTTPStatus.OK, text.encode(), "text/plain; version=0.0.4")
@@ -233,6 +255,17 @@ class _Admin:
             except ValueError as exc:
                 return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         return _json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {path}"})
+
+    def _query_metrics(self) -> str:
+        slots = self.query_slots
+        return (
+            "# HELP tokenbook_admin_queries_running POST /v1/query queries holding a slot\n"
+            "# TYPE tokenbook_admin_queries_running gauge\n"
+            f"tokenbook_admin_queries_running {slots.in_use}\n"
+            "# HELP tokenbook_admin_queries_refused_total Queries answered 429: no slot freed in time\n"
+            "# TYPE tokenbook_admin_queries_refused_total counter\n"
+            f"tokenbook_admin_queries_refused_total {slots.refused}\n"
+        )
 
     def _query(self, doc: Any, tenant: str | None) -> Response:
         try:
@@ -312,6 +345,8 @@ def _retry_after(answer: dict[str, Any]) -> int:
 class AdminServer(HttpServer):
     """The admin HTTP server on ``admin.endpoint`` (HTTPS with ``admin.tls``), served on its own thread."""
 
+    handler: _Admin
+
     def __init__(
         self,
         config: AdminConfig,
@@ -328,6 +363,7 @@ class AdminServer(HttpServer):
         """`tokens`: require bearer tokens (``query`` for queries and budgets, ``admin`` for metrics and
         re-pricing). `reprice(since, until, model)` serves ``POST /v1/reprice``; `on_reconcile()` is
         called after each import of ``POST /v1/reconcile``."""
+        config = replace(config, query_concurrency=min(config.query_concurrency, max(limits.workers - 1, 1)))
         super().__init__(
             config.endpoint,
             _Admin(config, store, metrics, ready, budgets, tokens, reprice, on_reconcile),
@@ -336,3 +372,14 @@ class AdminServer(HttpServer):
             limits=limits,
             ssl_context=server_context(config.tls) if config.tls is not None else None,
         )
+
+    def refuse_queries(self) -> int:
+        """Refuse new queries (503) and cancel the running ones (the shutdown's first step); returns
+        how many were cancelled."""
+        admin = self.handler
+        admin.closing = True
+        try:
+            return int(admin.store.cancel_user_queries(refuse_new=True, wait=_CANCEL_WAIT))
+        except StoreError as exc:
+            _log.warning("cancelling the running queries failed: %s", exc)
+            return 0

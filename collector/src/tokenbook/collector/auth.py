@@ -31,8 +31,9 @@ What a credential does:
   views (tests/collector/test_security_tokens.py). The guard also refuses what the filters would not
   reach: other databases (``system.parts``, ``system.processes``...), table functions beyond a short
   list (``mergeTreeIndex`` would return every tenant's primary keys), dictionaries and Join tables.
-  On a ClickHouse server, a per-tenant user with a ROW POLICY (``USING tenant_id = '<tenant>'``) is
-  the stronger alternative for operators who provision one user per tenant.
+  On a ClickHouse server, ``storage.clickhouse.tenant_reader`` adds a barrier no query text can
+  lift: the query runs as that user with the tenant's role, whose row policies
+  (``USING tenant_id = '<tenant>'``, `storage.row_policies`) the server enforces.
 * ``admin``: everything of the admin API (query included), with the same tenant rule.
 
 Health and readiness (``/healthz``, ``/readyz``) stay open for probes; ``/metrics`` needs ``admin``.
@@ -118,6 +119,10 @@ class TokenTable:
 
     def __len__(self) -> int:
         return len(self._by_digest)
+
+    def tenants(self) -> frozenset[str]:
+        """The tenants that tokens are confined to (not ``*``)."""
+        return frozenset(c.tenant for c in self._by_digest.values() if c.tenant_override is not None)
 
     def authenticate(self, authorization: str | None, scope: str) -> Credential:
         """The credential of an ``Authorization`` header value, checked for `scope`."""

@@ -38,6 +38,7 @@ from tokenbook.genai.configspec import (
     Report,
     Secret,
     duration,
+    duration_or_zero,
     endpoint,
     load,
     non_negative_int,
@@ -204,6 +205,20 @@ class AdminConfig:
         _QUERY_LIMITS.max_threads,
         parse=non_negative_int,
         doc="Threads one query may use (fewer leaves more CPU to ingest); 0: the engine's default.",
+    )
+    query_concurrency: int = setting(
+        4,
+        parse=positive_int,
+        doc="`POST /v1/query` queries running at once (at most `limits.workers` - 1, so that other "
+        "requests keep a worker); one more waits up to `query_queue_timeout` for a slot, then gets 429 "
+        "with `Retry-After: 1`.",
+    )
+    query_queue_timeout: float = setting(
+        2.0,
+        parse=duration_or_zero,
+        default_doc="2s",
+        doc="How long a query waits for a slot (`query_concurrency`) before it is refused; 0: refused at "
+        "once when every slot is taken.",
     )
 
     @property

@@ -143,6 +143,30 @@ def _ancestry(c: Candidate, parents: Mapping[_Key, str], by_key: Mapping[_Key, C
     return seen
 
 
+def _overlapping_pairs(
+    bucket: Sequence[_Key], active: Mapping[_Key, Candidate]
+) -> Iterable[tuple[_Key, _Key]]:
+    """The pairs of a match bucket that may be one call: different scopes, intervals that meet.
+
+    One span's interval containing the other's (within the tolerance) implies that the earlier-starting
+    one ends no sooner than the later one starts, less the tolerance. A sweep in start order therefore
+    only compares a candidate with the still-open candidates of the other scopes: a bucket of many
+    sequential or same-scope calls (one service sending the same prompt all day) costs n log n, not n².
+    """
+    tol = CONTAINMENT_TOLERANCE_US
+    ordered = sorted(bucket, key=lambda k: (active[k].start_us, k))
+    open_by_scope: dict[str, list[_Key]] = defaultdict(list)
+    for key in ordered:
+        c = active[key]
+        for scope, still_open in open_by_scope.items():
+            if scope == c.scope_name:
+                continue
+            still_open[:] = [k for k in still_open if active[k].end_us + tol >= c.start_us]
+            for other in still_open:
+                yield other, key
+        open_by_scope[c.scope_name].append(key)
+
+
 class _Groups:
     def __init__(self, keys: Iterable[_Key]) -> None:
         self.up: dict[_Key, _Key] = {k: k for k in keys}
@@ -184,11 +208,11 @@ def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict
         if c.response_id:
             first = by_response.setdefault((c.tenant, c.response_id), key)
             groups.union(first, key)
-        bucket = buckets[match_key(c)]
-        for other in bucket:
-            if _same_call(c, active[other]):
-                groups.union(other, key)
-        bucket.append(key)
+        buckets[match_key(c)].append(key)
+    for bucket in buckets.values():
+        for earlier, later in _overlapping_pairs(bucket, active):
+            if _same_call(active[earlier], active[later]):
+                groups.union(earlier, later)
     members: dict[_Key, list[_Key]] = defaultdict(list)
     for key in leaves:
         members[groups.find(key)].append(key)

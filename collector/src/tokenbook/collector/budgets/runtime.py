@@ -37,7 +37,7 @@ __all__ = ["BudgetRuntime"]
 
 _log = logging.getLogger("tokenbook.collector.budgets")
 _TICK_S = 1.0
-_STORE_SHARE = 0.2  # of each tick, at most, for the budget queries of `_tick` (store connection)
+_STORE_SHARE = 0.2  # of each tick, at most, for the budget queries of `_tick` (pooled connections)
 DEFAULT_PAGE = 1000  # counters per GET /v1/budgets page
 MAX_PAGE = 10_000
 
@@ -233,9 +233,10 @@ class BudgetRuntime:
         while not self._stop.wait(_TICK_S):
             self.evaluator.tick()
             if self._source is not None:
-                # Each query holds the store's connection, which the writer's inserts need too: at most
-                # `_STORE_SHARE` of every tick goes to these (half of it first to the re-delivery check),
-                # so a flood of new subjects never stalls the ledger; the rest waits for the next tick.
+                # Each query takes a pooled store connection and engine time the writer's inserts and
+                # the refresh share: at most `_STORE_SHARE` of every tick goes to these (half of it first
+                # to the re-delivery check), so a flood of new subjects never crowds out the ledger; the
+                # rest waits for the next tick.
                 started = time.monotonic()
                 steps: tuple[tuple[Callable[[UsageSource, int], int], int, float, str], ...] = (
                     (self.evaluator.verify_pending, 2000, _STORE_SHARE / 2, "re-deliveries checked"),

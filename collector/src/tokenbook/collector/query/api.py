@@ -5,7 +5,9 @@ Contract: `POST /v1/query` with `{"sql": "...", "parameters": {...}, "max_rows":
 Decimal values travel as strings (exact), date/datetime as ISO 8601 strings, bytes as hex.
 `encode_result` is the server's encoder; `AdminQueryClient.query_readonly` decodes Decimal and
 DateTime columns back to `Decimal` and aware `datetime`, so a reader sees the same values
-whether it opened the store directly or went through a running collector.
+whether it opened the store directly or went through a running collector. When every query slot of
+the collector is taken (429 with ``Retry-After``), the client waits and retries within its timeout
+(`QueryBusy` once the timeout would pass, or at once with ``retry_busy=False``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import math
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -30,6 +33,7 @@ __all__ = [
     "QUERY_PATH",
     "TOKEN_ENV",
     "AdminQueryClient",
+    "QueryBusy",
     "auth_headers",
     "decode_result",
     "encode_result",
@@ -109,13 +113,24 @@ def decode_result(body: bytes) -> QueryResult:
     return columns, types, rows
 
 
+class QueryBusy(StoreUnavailable):
+    """Every query slot of the collector is taken (429); `retry_after`: seconds it asked to wait."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class AdminQueryClient:
     """Read-only queries through a running collector's admin API (`host:port`)."""
 
-    def __init__(self, address: str, *, timeout_s: float = 30) -> None:
+    def __init__(self, address: str, *, timeout_s: float = 30, retry_busy: bool = True) -> None:
+        """`timeout_s`: the longest wait for one answer, retries of a busy collector included;
+        `retry_busy`: retry after a 429 (else raise `QueryBusy` at once)."""
         self.address = address
         self.description = f"collector admin API at {address}"
         self._timeout = timeout_s
+        self._retry_busy = retry_busy
 
     def query_readonly(
         self, sql: str, parameters: Mapping[str, Any] | None = None, *, max_rows: int = 10_000
@@ -148,6 +163,16 @@ class AdminQueryClient:
         return done
 
     def _post(self, path: str, doc: Mapping[str, Any]) -> bytes:
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return self._post_once(path, doc)
+            except QueryBusy as busy:
+                if not self._retry_busy or time.monotonic() + busy.retry_after >= deadline:
+                    raise
+                time.sleep(busy.retry_after)
+
+    def _post_once(self, path: str, doc: Mapping[str, Any]) -> bytes:
         headers = {"Content-Type": "application/json", **auth_headers()}
         request = urllib.request.Request(
             f"http://{self.address}{path}",
@@ -165,6 +190,10 @@ class AdminQueryClient:
                 message = json.loads(detail)["error"]
             except (ValueError, KeyError, TypeError):
                 raise self._not_admin() from None
+            if exc.code == 429:
+                retry_after = exc.headers.get("Retry-After", "1")
+                wait = float(retry_after) if retry_after.isdigit() else 1.0
+                raise QueryBusy(f"{self.description}: {message}", wait) from None
             raise StoreError(f"{self.description}: {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise StoreUnavailable(f"{self.description} is not reachable: {exc}") from None

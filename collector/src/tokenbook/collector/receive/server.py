@@ -16,7 +16,11 @@ few kilobytes, never a thread, so it cannot starve other clients. Per server (``
 * bodies being received hold at most ``4 x max_request_bytes`` of memory in all; a request whose
   body would go beyond it is answered by the endpoint's ``busy`` response and the connection closed;
 * at most ``max_connections`` requests are queued for or running on the ``workers`` threads; one
-  beyond gets the endpoint's ``busy`` response (429 / 503 with ``Retry-After``) at once.
+  beyond gets the endpoint's ``busy`` response (429 / 503 with ``Retry-After``) at once;
+* work that names `Slots` (the admin API's queries) runs only while it holds one of them: it waits
+  for a slot on the event loop, never on a worker, and gets the slots' ``full`` response when none
+  frees within their wait. So long work cannot take every worker, and what is answered on the loop
+  (health, readiness, metrics, budgets) never waits behind it.
 
 An endpoint (`Endpoint`) decides from the request line and headers alone (`Endpoint.route`): it
 answers at once (404, 401, 413, ...) or returns a `BodyWork` whose `run(body)` the pool runs.
@@ -41,7 +45,7 @@ from uvicorn.server import ServerState
 
 from tokenbook.collector.limits import DEFAULT_LIMITS, LimitsConfig
 
-__all__ = ["BodyWork", "Endpoint", "HttpServer", "Request", "Response", "address_of"]
+__all__ = ["BodyWork", "Endpoint", "HttpServer", "Request", "Response", "Slots", "address_of"]
 
 _log = logging.getLogger(__name__)
 _BACKLOG: Final = 1024
@@ -75,14 +79,47 @@ class Response:
     close: bool = False  # close the connection after this response
 
 
+class Slots:
+    """At most `size` works run at once; one more waits up to `wait` seconds for a slot on the event
+    loop, then is answered `full`. Used from the server's loop only."""
+
+    def __init__(self, size: int, wait: float, full: Response) -> None:
+        self.size = size
+        self.wait = wait
+        self.full = full
+        self.in_use = 0
+        self.refused = 0  # works answered `full`
+        self._free = asyncio.Semaphore(size)
+
+    async def acquire(self) -> bool:
+        """Take a slot, waiting at most `wait` seconds; False (counted in `refused`) when none freed."""
+        if not self._free.locked():
+            await self._free.acquire()
+        else:
+            try:
+                await asyncio.wait_for(self._free.acquire(), self.wait)
+            except TimeoutError:
+                self.refused += 1
+                return False
+        self.in_use += 1
+        return True
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self.in_use -= 1
+        self._free.release()
+
+
 @dataclass(frozen=True, slots=True)
 class BodyWork:
-    """Read the body (at most `max_bytes`), then run `run(body)` on a worker thread."""
+    """Read the body (at most `max_bytes`), then run `run(body)` on a worker thread (holding one of
+    `slots`, when given)."""
 
     run: Callable[[bytes], Response]
     max_bytes: int
     too_large: Response  # the answer when the body goes beyond max_bytes
     busy: Response  # the answer when every worker slot is taken (retry later)
+    slots: Slots | None = None
 
 
 class Endpoint(Protocol):
@@ -304,11 +341,17 @@ class HttpServer:
             self.busy_requests += 1
             await _send(send, _closing(outcome.busy))
             return
+        slots = outcome.slots
+        if slots is not None and not await slots.acquire():
+            await _send(send, slots.full)
+            return
         self._active += 1
         try:
             response = await asyncio.get_running_loop().run_in_executor(self._pool, _run, outcome, body)
         finally:
             self._active -= 1
+            if slots is not None:
+                slots.release()
         await _send(send, response)
 
     async def _read_body(self, receive: Any, work: BodyWork) -> bytes:

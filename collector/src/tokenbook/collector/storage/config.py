@@ -63,6 +63,14 @@ class ClickHouseConfig:
         "Command line: `--data-dir`.",
     )
     database: str = setting("tokenbook", parse=_identifier, doc="The database holding the ledger.")
+    tenant_reader: Secret | None = setting(
+        None,
+        parse=_server_url,
+        doc="Server only: the user that tenant-scoped queries run as, "
+        "`http(s)://user:password@host[:port]` (never printed), each query with its tenant's role, "
+        "whose row policies (`tokenbook tenants policies`) confine it to the tenant's rows; absent: "
+        "tenants are confined by query settings alone.",
+    )
 
     def describe(self) -> str:
         """Where the store is, for logs: a server URL without its password, or the embedded directory."""
@@ -106,7 +114,11 @@ class StorageConfig:
     batch: BatchConfig = section(BatchConfig, doc="Insert batches.")
 
     def check(self, report: Report) -> Self:
-        """An unset spool directory follows the data directory."""
+        """An unset spool directory follows the data directory; a tenant reader needs a server."""
+        if self.clickhouse.tenant_reader is not None and self.clickhouse.url is None:
+            report.problem(
+                "clickhouse.tenant_reader", "needs clickhouse.url: the embedded store has no users or roles"
+            )
         if not report.given("spool.dir"):
             return replace(self, spool=replace(self.spool, dir=self.clickhouse.data_dir / "wal"))
         return self

@@ -5,7 +5,11 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
 
 1. loads every candidate related to those keys from ``llm_calls FINAL`` and closes the set: the
    traces, response IDs and buckets of the loaded rows are keys too, until no new key appears
-   (`decision_candidates.sql`); plus the parent links of the traces' steps (`decision_links.sql`);
+   (`decision_candidates.sql`); plus the parent links of the traces' steps (`decision_links.sql`).
+   A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
+   contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
+   loads only the calls that contain, or lie within, one of them: a pass costs what the batch
+   touched, not the whole day of a busy bucket (one service sending the same prompt all day);
 2. decides with `genai.decisions.decide`, a pure function of those facts;
 3. returns the rows whose ``price_status`` / ``billing_rule`` / ``billed_by`` changed, with a higher
    ``version`` (the ReplacingMergeTree keeps the newest), for the store to write.
@@ -19,16 +23,17 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.genai.billing import STATUS_NOT_BILLABLE, UNBILLED_STATUSES
 from tokenbook.genai.calls import KIND_MODEL
-from tokenbook.genai.decisions import Candidate, decide
+from tokenbook.genai.decisions import CONTAINMENT_TOLERANCE_US, Candidate, decide
 from tokenbook.genai.profiles import profile_of
 
 __all__ = ["DecisionChange", "DecisionKeys", "run_pass"]
@@ -41,6 +46,14 @@ _CHUNK = 2_000
 
 #: (row as stored before, row as decided now)
 DecisionChange = tuple[CallRow, CallRow]
+_Bucket = tuple[str, str, int]  # (tenant, service instance, input tokens)
+_Interval = tuple[int, int]  # (start, end) in microseconds since the epoch
+
+
+def interval_us(ts: datetime, duration_ms: float) -> _Interval:
+    """A call's (start, end) in microseconds since the epoch, as the decision reads it."""
+    start = int(ts.timestamp() * 1_000_000)
+    return start, start + int(duration_ms * 1000)
 
 
 class _Source(Protocol):
@@ -57,7 +70,8 @@ class DecisionKeys:
 
     traces: set[str] = field(default_factory=set)
     response_ids: set[tuple[str, str]] = field(default_factory=set)  # (tenant, response ID)
-    buckets: set[tuple[str, str, int]] = field(default_factory=set)  # (tenant, instance, input)
+    #: match bucket -> the intervals of its calls (a related call contains or lies within one)
+    buckets: dict[_Bucket, set[_Interval]] = field(default_factory=dict)
     earliest: datetime | None = None
     latest: datetime | None = None
 
@@ -74,16 +88,27 @@ class DecisionKeys:
         """Note the keys a written candidate can be related by (not-billable rows have none)."""
         if c.price_status == STATUS_NOT_BILLABLE:
             return
-        self.add(c.trace_id, c.tenant_id, c.response_id, c.service_instance, c.input_tokens, c.timestamp)
+        self.add(
+            c.trace_id, c.tenant_id, c.response_id, c.service_instance, c.input_tokens, c.timestamp,
+            c.duration_ms,
+        )  # fmt: skip
 
     def add(
-        self, trace: str, tenant: str, response_id: str, instance: str, tokens: int, ts: datetime
+        self,
+        trace: str,
+        tenant: str,
+        response_id: str,
+        instance: str,
+        tokens: int,
+        ts: datetime,
+        duration_ms: float,
     ) -> None:
-        """Note one candidate's keys: its trace, its response ID and its cross-layer match bucket."""
+        """Note one candidate's keys: its trace, its response ID and its cross-layer match bucket
+        with its interval (start `ts`, `duration_ms` long)."""
         self.traces.add(trace)
         if response_id:
             self.response_ids.add((tenant, response_id))
-        self.buckets.add((tenant, instance, tokens))
+        self.buckets.setdefault((tenant, instance, tokens), set()).add(interval_us(ts, duration_ms))
         self._time(ts)
 
     def add_step(self, s: StepRow) -> None:
@@ -96,22 +121,70 @@ class DecisionKeys:
         """Add every key of `other`."""
         self.traces |= other.traces
         self.response_ids |= other.response_ids
-        self.buckets |= other.buckets
+        for bucket, intervals in other.buckets.items():
+            self.buckets.setdefault(bucket, set()).update(intervals)
         for ts in (other.earliest, other.latest):
             if ts is not None:
                 self._time(ts)
 
     def matches(self, c: CallRow) -> bool:
-        """Whether candidate `c` shares a trace, a response ID or a match bucket with these keys."""
+        """Whether candidate `c` shares a trace or a response ID with these keys, or a match bucket in
+        which its interval contains, or lies within, one of the bucket's (for many rows: `Related`)."""
+        return Related(self).matches(c)
+
+    def span(self) -> tuple[int, int] | None:
+        """The earliest start and the latest end of every bucket interval (µs), None without buckets."""
+        if not self.buckets:
+            return None
         return (
-            c.trace_id in self.traces
-            or (bool(c.response_id) and (c.tenant_id, c.response_id) in self.response_ids)
-            or (c.tenant_id, c.service_instance, c.input_tokens) in self.buckets
+            min(start for intervals in self.buckets.values() for start, _ in intervals),
+            max(end for intervals in self.buckets.values() for _, end in intervals),
         )
 
 
+class Related:
+    """`DecisionKeys.matches` for many rows: each bucket's intervals sorted by start, with the running
+    maximum of their ends (is a row within one?) and the minimum of the ends from each on (does a row
+    contain one?), so a row is checked in log time, however many calls the bucket holds."""
+
+    def __init__(self, keys: DecisionKeys) -> None:
+        """Index the intervals of `keys` (later changes to `keys` are not seen)."""
+        self.keys = keys
+        self._index: dict[_Bucket, tuple[list[int], list[int], list[int]]] = {}
+        for bucket, intervals in keys.buckets.items():
+            ordered = sorted(intervals)
+            starts = [start for start, _ in ordered]
+            ends = [end for _, end in ordered]
+            max_end = list(ends)
+            for i in range(1, len(max_end)):
+                max_end[i] = max(max_end[i], max_end[i - 1])
+            min_end = list(ends)
+            for i in range(len(min_end) - 2, -1, -1):
+                min_end[i] = min(min_end[i], min_end[i + 1])
+            self._index[bucket] = (starts, max_end, min_end)
+
+    def matches(self, c: CallRow) -> bool:
+        """Whether candidate `c` is related to the keys (see `DecisionKeys.matches`)."""
+        keys = self.keys
+        if c.trace_id in keys.traces:
+            return True
+        if c.response_id and (c.tenant_id, c.response_id) in keys.response_ids:
+            return True
+        index = self._index.get((c.tenant_id, c.service_instance, c.input_tokens))
+        if index is None:
+            return False
+        starts, max_end, min_end = index
+        start, end = interval_us(c.timestamp, c.duration_ms)
+        tol = CONTAINMENT_TOLERANCE_US
+        within = bisect_right(starts, start + tol)  # intervals starting early enough to contain c
+        if within and max_end[within - 1] >= end - tol:
+            return True
+        first = bisect_left(starts, start - tol)  # intervals starting late enough to lie within c
+        return first < len(starts) and min_end[first] <= end + tol
+
+
 def _candidate(c: CallRow) -> Candidate:
-    start_us = int(c.timestamp.timestamp() * 1_000_000)
+    start_us, end_us = interval_us(c.timestamp, c.duration_ms)
     quote = c.quote_status or c.price_status
     return Candidate(
         tenant=c.tenant_id,
@@ -128,7 +201,7 @@ def _candidate(c: CallRow) -> Candidate:
         input_tokens=c.input_tokens,
         output_tokens=c.output_tokens,
         start_us=start_us,
-        end_us=start_us + int(c.duration_ms * 1000),
+        end_us=end_us,
         quote_status=quote,
         has_usage=quote != STATUS_NOT_BILLABLE,
     )
@@ -142,6 +215,13 @@ def _load(
     rids = sorted({r for _, r in keys.response_ids})
     inputs = sorted({n for _, _, n in keys.buckets})
     instances = sorted({i for _, i, _ in keys.buckets})
+    # A call related through a bucket ends after the earliest bucket interval starts and starts
+    # before the latest one ends (the engine's rounding of the end aside: one more millisecond).
+    slack = CONTAINMENT_TOLERANCE_US + 1_000
+    first, last = keys.span() or (0, 0)
+    bucket_from = datetime.fromtimestamp((first - slack) / 1e6, UTC)
+    bucket_to = datetime.fromtimestamp((last + slack) / 1e6, UTC)
+    related = Related(keys)
     rows: dict[tuple[str, str, str], CallRow] = {}
     span = max(len(traces), len(rids), len(inputs), 1)
     for start in range(0, span, _CHUNK):
@@ -152,11 +232,13 @@ def _load(
             "response_ids": rids[start : start + _CHUNK],
             "inputs": inputs[start : start + _CHUNK],
             "instances": instances,
+            "bucket_from": bucket_from,
+            "bucket_to": bucket_to,
         }
         columns, _, result = source.query(sql, params)
         for raw in result:
             row = CallRow(**dict(zip(columns, raw, strict=True)))
-            if keys.matches(row):
+            if related.matches(row):
                 rows[(row.tenant_id, row.trace_id, row.span_id)] = row
     return rows
 

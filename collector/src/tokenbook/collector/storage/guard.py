@@ -66,6 +66,7 @@ __all__ = [
     "ALLOWED_TABLE_FUNCTIONS",
     "EXPLAIN_OPTIONS",
     "REFUSED_FUNCTIONS",
+    "USER_QUERY_NICE",
     "Catalog",
     "Checked",
     "EngineRefusal",
@@ -183,6 +184,10 @@ _SYSTEM_REWRITES: Final = {"tables": "guard_system_tables.sql", "columns": "guar
 DATABASE_PARAMETER: Final = "tokenbook_guard_database"
 
 
+#: The Linux nice value of the engine's threads for a user query (``os_thread_priority``): the lowest.
+USER_QUERY_NICE: Final = 19
+
+
 @dataclass(frozen=True, slots=True)
 class QueryLimits:
     """Limits of one user query, passed as query-level settings with ``readonly=1`` (so the query
@@ -207,6 +212,9 @@ class QueryLimits:
             "max_result_rows": max_rows,
             "result_overflow_mode": "throw",
             "max_threads": self.max_threads,
+            # The engine's threads for a user query run at the lowest CPU priority (nice 19), so
+            # that inserts and the refresh, at the default priority, go first on a busy machine.
+            "os_thread_priority": USER_QUERY_NICE,
         }
 
 

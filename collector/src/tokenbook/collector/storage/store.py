@@ -9,11 +9,16 @@ reading them with `FINAL` counts a re-delivered span once. The aggregates (`cont
 `cost_hourly`) are recomputed from the deduplicated ledger for every key a write touched
 (`refresh_aggregates`), replacing their previous rows: re-delivery never changes a visible total.
 
-Thread safety: every method may be called from any thread; the store's own calls (writes,
-aggregates, `query`) are serialised by one lock. User queries (`query_readonly`) run on a second
-connection (embedded: a second chDB session on the same engine; server: a second HTTP client) and
-never take that lock, so ingest never waits behind a user query, and the query's own limits end it.
-The password of a server URL never appears in `repr`, logs or exception messages.
+Connections and threads: every method may be called from any thread. The writer's inserts (`write`,
+`quarantine`, `insert_rows`) and schema changes (`command`, `migrate`) have a connection of their own,
+serialised by the store's lock; everything else runs on connections lent by a pool
+(`connections.ConnectionPool`; embedded: each its own chDB session on the one engine; server: its own
+HTTP client) and never takes that lock: reads (`query`), user queries (`query_readonly`) and the
+aggregate refresh with its decision pass (`refresh_aggregates`, one at a time). So ingest never waits
+behind a user query or a refresh. A user query runs at the lowest CPU priority the engine grants
+(``os_thread_priority`` 19: the engine's threads for it are niced), is ended by its own limits, and is
+cancelled by `cancel_user_queries` (at shutdown). The password of a server URL never appears in
+`repr`, logs or exception messages.
 """
 
 from __future__ import annotations
@@ -23,19 +28,23 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import unquote, urlsplit
 
+from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
 from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, run_pass
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.storage.migrate import apply_migrations
+from tokenbook.collector.storage.row_policies import PolicyTable, role_prefix, tenant_role
 from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, decode_block, encode_block
 from tokenbook.collector.storage.sqltemplate import SchemaTarget, load_sql, render, render_query
 from tokenbook.collector.storage.tenancy import tenant_filters
@@ -64,6 +73,9 @@ QueryResult = tuple[list[str], list[str], list[tuple[Any, ...]]]
 #: ClickHouse caps (``http_max_uri_size``, 1 MiB), so it gets smaller chunks.
 _REFRESH_CHUNK_EMBEDDED = 20_000
 _REFRESH_CHUNK_SERVER = 2_000
+#: ClickHouse's error codes for a role that does not exist or is not granted (UNKNOWN_ROLE,
+#: SET_NON_GRANTED_ROLE): a tenant without row policies for the tenant reader.
+_ROLE_ERRORS: Final = frozenset({511, 512})
 #: ClickHouse's ``max_partitions_per_insert_block`` default: no insert (the writer's, or a refresh's
 #: INSERT ... SELECT into the month-partitioned ``cost_hourly``) may touch more months than this.
 PARTITIONS_PER_INSERT = 100
@@ -114,18 +126,30 @@ class Store:
         secret: str,
         embedded: bool,
         connect: Callable[[], Any] | None = None,
+        connect_tenant_reader: Callable[[], Any] | None = None,
     ) -> None:
         """Use `Store.open()`; this wraps an already connected clickhouse-connect client. `connect()`
-        opens another connection to the same store, for user queries (without it they share `client`)."""
+        opens another connection to the same store, for everything but the writer's inserts (without
+        it everything shares `client`, under the store's lock); `connect_tenant_reader()` one as the
+        user that tenant-scoped user queries run as (`row_policies`). `secret`: the passwords to keep
+        out of messages, one per line."""
         self._client = client
-        self._connect = connect
-        self._reader: Any = None
-        self._reader_lock = threading.Lock()
+        self._secrets = tuple(filter(None, secret.split("\n")))
+        self.description = description  # the location without secrets, for logs and messages
+        self._pool = ConnectionPool(self._opener(connect)) if connect is not None else None
+        self._tenant_pool = (
+            ConnectionPool(self._opener(connect_tenant_reader)) if connect_tenant_reader is not None else None
+        )
+        self._refresh_lock = threading.Lock()  # one refresh (and decision pass) at a time
+        #: In the text of every user query of this store (a comment), so that `cancel_user_queries`
+        #: finds them, and only them, among the engine's running queries.
+        self._user_marker = f"tokenbook-user-query-{uuid.uuid4().hex}"
+        self._user_lock = threading.Lock()
+        self._user_running = 0  # `query_readonly` calls in progress (guard check included)
+        self._user_refused = False  # `cancel_user_queries(refuse_new=True)` was called: a shutdown
         self._guard: SqlGuard | None = None
         self.database = SchemaTarget(database=database).database
-        self.description = description  # the location without secrets, for logs and messages
         self.embedded = embedded
-        self._secret = secret
         self._lock = threading.RLock()
         self._touched_contexts: set[tuple[str, str]] = set()
         self._touched_hours: set[tuple[str, datetime]] = set()
@@ -163,13 +187,19 @@ class Store:
         url: str | None = None,
         data_dir: str | Path = DEFAULT_DATA_DIR,
         database: str = "tokenbook",
+        *,
+        tenant_reader: str | None = None,
     ) -> Store:
-        """Connect: `url` = None (embedded chDB in `data_dir`), `chdb:///abs/dir`, or `http(s)://...`."""
+        """Connect: `url` = None (embedded chDB in `data_dir`), `chdb:///abs/dir`, or `http(s)://...`.
+
+        `tenant_reader` (server only): the ``http(s)://user:password@host:port`` of the user that
+        tenant-scoped user queries run as, each with its tenant's role (`row_policies`)."""
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
         SchemaTarget(database=database)  # validate the name before connecting
         secret = ""
+        connect_reader: Callable[[], Any] | None = None
         description = redact_url(url) if url is not None else f"chdb://{Path(data_dir).resolve()}"
         connect: Callable[[], Any]
         try:
@@ -183,31 +213,20 @@ class Store:
 
                 embedded = True
             elif url.startswith(("http://", "https://")):
-                parts = urlsplit(url)
-                secret = unquote(parts.password or "")
-                server: dict[str, Any] = {
-                    "host": parts.hostname,
-                    "port": parts.port or (8443 if parts.scheme == "https" else 8123),
-                    "username": unquote(parts.username or "default"),
-                    "password": secret,
-                    "secure": parts.scheme == "https",
-                }
-
-                def connect() -> Any:
-                    return clickhouse_connect.get_client(
-                        **server,
-                        tz_mode="aware",
-                        autogenerate_session_id=False,
-                        connect_timeout=10,
-                        send_receive_timeout=300,
-                    )
-
+                connect, secret = _server_connector(url)
+                if tenant_reader is not None:
+                    connect_reader, reader_secret = _server_connector(tenant_reader)
+                    secret = "\n".join(filter(None, (secret, reader_secret)))
                 embedded = False
             else:
                 raise StoreError(f"unsupported store URL {description!r}: use http(s)://... or chdb:///dir")
+            if embedded and tenant_reader is not None:
+                raise StoreError("a tenant reader user needs a ClickHouse server (storage.clickhouse.url)")
             client = connect()
         except (ClickHouseError, OSError) as exc:
-            message = str(exc).replace(secret, "***") if secret else str(exc)
+            message = str(exc)
+            for part in filter(None, secret.split("\n")):
+                message = message.replace(part, "***")
             raise StoreUnavailable(f"cannot open {description}: {message}") from None
         store = cls(
             client,
@@ -216,17 +235,28 @@ class Store:
             secret=secret,
             embedded=embedded,
             connect=connect,
+            connect_tenant_reader=connect_reader,
         )
         if store._database_exists():
             store._use_database()
         return store
 
     def close(self) -> None:
-        """Close both connections (embedded: release the engine's directory for this process)."""
-        with self._reader_lock:
-            if self._reader is not None and self._reader is not self._client:
-                self._reader.close()
-            self._reader = None
+        """Cancel the user queries still running, close every connection (embedded: release the
+        engine's directory for this process). A connection still lent (a refresh in progress) is
+        closed when it comes back."""
+        with self._user_lock:
+            self._user_refused = True
+            running = self._user_running
+        if self._pool is not None:
+            try:
+                if running:
+                    self.cancel_user_queries(wait=1.0)
+            except (StoreError, PoolClosed) as exc:
+                _log.warning("store %s: cancelling user queries at close failed: %s", self.description, exc)
+            self._pool.close()
+        if self._tenant_pool is not None:
+            self._tenant_pool.close()
         with self._lock:
             self._client.close()
 
@@ -261,28 +291,64 @@ class Store:
     def _use_database(self) -> None:
         """Make unqualified table names (`SELECT ... FROM llm_calls`) resolve to this database."""
         self._client.database = self.database
-        with self._reader_lock:
-            if self._reader is not None:
-                self._reader.database = self.database
+        for pool in (self._pool, self._tenant_pool):
+            if pool is not None:
+                pool.use_database(self.database)
 
     # -- raw access ------------------------------------------------------------------------------
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """`fn(...)` on the writer's connection, under the store's lock, errors mapped (`_mapped`)."""
+        with self._lock:
+            return self._mapped(fn, *args, **kwargs)
+
+    def _mapped(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """`fn(...)`, its clickhouse-connect errors as `StoreError` / `StoreUnavailable`, scrubbed."""
         from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
-        with self._lock:
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as exc:
+            raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
+        except ClickHouseError as exc:
+            raise StoreError(self._scrub(str(exc))) from None
+
+    @contextmanager
+    def _session(self, pool: ConnectionPool | None = None) -> Iterator[_Session]:
+        """A connection of `pool` (default: the store's) for the caller alone (the writer's, under the
+        lock, without a pool)."""
+        pool = pool or self._pool
+        if pool is None:
+            with self._lock:
+                yield _Session(self, self._client)
+            return
+        with ExitStack() as stack:
             try:
-                return fn(*args, **kwargs)
-            except OperationalError as exc:
+                client = stack.enter_context(pool.lend())
+            except PoolClosed as exc:
+                raise StoreUnavailable(f"{self.description}: {exc}") from None
+            yield _Session(self, client)
+
+    def _opener(self, connect: Callable[[], Any]) -> Callable[[], Any]:
+        """`connect` with its failures as `StoreUnavailable` (scrubbed), for the pool."""
+
+        def open_connection() -> Any:
+            from clickhouse_connect.driver.exceptions import ClickHouseError
+
+            try:
+                return connect()
+            except (ClickHouseError, OSError) as exc:
                 raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
-            except ClickHouseError as exc:
-                raise StoreError(self._scrub(str(exc))) from None
+
+        return open_connection
 
     def _scrub(self, message: str) -> str:
-        return message.replace(self._secret, "***") if self._secret else message
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return message
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
-        """Run one statement that returns no rows (DDL, INSERT ... SELECT)."""
+        """Run one statement that returns no rows (DDL, INSERT ... SELECT) on the writer's connection."""
         self._call(self._client.command, sql, parameters=dict(parameters or {}))
 
     def query(
@@ -292,11 +358,10 @@ class Store:
         *,
         settings: Mapping[str, Any] | None = None,
     ) -> QueryResult:
-        """Run one query; `{name:Type}` placeholders are bound server-side from `parameters`."""
-        result = self._call(
-            self._client.query, sql, parameters=dict(parameters or {}), settings=dict(settings or {})
-        )
-        return list(result.column_names), [t.name for t in result.column_types], list(result.result_rows)
+        """Run one query on a connection of the pool (never waiting for the writer's inserts);
+        `{name:Type}` placeholders are bound server-side from `parameters`."""
+        with self._session() as session:
+            return session.query(sql, parameters, settings=settings)
 
     def query_readonly(
         self,
@@ -328,14 +393,69 @@ class Store:
                 limits.max_bytes_to_read,
                 limits.max_threads,
             )
-        guard = self.guard
-        checked = guard.check(sql, tenant_scoped=tenant is not None)
-        settings = limits.settings(max_rows)
-        if tenant is not None:
-            settings["additional_table_filters"] = tenant_filters(
-                self.database, guard.catalog().tables.items(), tenant
-            )
-        return self._read(checked.sql, {**(parameters or {}), **checked.parameters}, settings)
+        with self._user_lock:
+            if self._user_refused:
+                raise StoreUnavailable(f"{self.description}: the store is closing; no new queries")
+            self._user_running += 1
+        try:
+            guard = self.guard
+            checked = guard.check(sql, tenant_scoped=tenant is not None)
+            settings = limits.settings(max_rows)
+            if tenant is not None:
+                settings["additional_table_filters"] = tenant_filters(
+                    self.database, guard.catalog().tables.items(), tenant
+                )
+            marked = f"/* {self._user_marker} */ {checked.sql}"  # found by `cancel_user_queries`
+            values = {**(parameters or {}), **checked.parameters}
+            if tenant is None or self._tenant_pool is None:
+                return self._read(marked, values, settings)
+            settings["role"] = tenant_role(self.database, tenant)  # the tenant's row policies
+            try:
+                return self._read(marked, values, settings, self._tenant_pool)
+            except StoreError as exc:
+                if error_code(exc) in _ROLE_ERRORS:
+                    raise StoreError(
+                        f"tenant {tenant!r} has no row policies on the server for the tenant reader: run "
+                        f"`tokenbook tenants policies` ({exc})"
+                    ) from None
+                raise
+        finally:
+            with self._user_lock:
+                self._user_running -= 1
+
+    def cancel_user_queries(self, *, refuse_new: bool = False, wait: float = 0.0) -> int:
+        """Cancel the user queries (`query_readonly`) of this store that are running; returns how many.
+        Each ends with an error for its caller (``QUERY_WAS_CANCELLED``). With `refuse_new`, every
+        later `query_readonly` is refused (`StoreUnavailable`: a shutdown). With `wait`, a query still
+        being checked by the guard is cancelled too, once it runs: the engine is asked again until no
+        user query is left in progress or `wait` seconds passed."""
+        with self._user_lock:
+            self._user_refused = self._user_refused or refuse_new
+        pools = [p for p in (self._pool, self._tenant_pool) if p is not None]
+        if not pools:
+            return 0
+        deadline = time.monotonic() + wait
+        cancelled: set[str] = set()
+        while True:
+            ids: list[str] = []
+            for pool in pools:  # each user kills its own queries
+                with self._session(pool) as session:
+                    _, _, rows = session.query(
+                        render_query("user_queries_running.sql", self.database),
+                        {"head": self._user_marker[:10], "tail": self._user_marker[10:]},
+                    )
+                    found = sorted({query_id for (query_id,) in rows} - cancelled)
+                    if found:
+                        session.command(
+                            "KILL QUERY WHERE query_id IN {ids:Array(String)} ASYNC", {"ids": found}
+                        )
+                ids += found
+            cancelled.update(ids)
+            with self._user_lock:
+                running = self._user_running
+            if running <= len(ids) or time.monotonic() >= deadline:
+                return len(cancelled)
+            time.sleep(0.05)
 
     @property
     def guard(self) -> SqlGuard:
@@ -372,38 +492,30 @@ class Store:
         )[2]
         return int(rows[0][0]) == 3
 
-    def _reader_client(self) -> Any:
-        with self._reader_lock:
-            if self._reader is None:
-                from clickhouse_connect.driver.exceptions import ClickHouseError
+    def _read(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any],
+        settings: Mapping[str, Any],
+        pool: ConnectionPool | None = None,
+    ) -> QueryResult:
+        """One query on a connection of `pool` (default: the store's), outside the store's lock."""
+        with self._session(pool) as session:
+            return session.query(sql, parameters, settings=settings)
 
-                if self._connect is None:
-                    self._reader = self._client
-                else:
-                    try:
-                        self._reader = self._connect()
-                    except (ClickHouseError, OSError) as exc:
-                        raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
-                if self._client.database == self.database:
-                    self._reader.database = self.database
-            return self._reader
+    def policy_tables(self) -> list[PolicyTable]:
+        """The tables (not views) of the store's database, and which have a ``tenant_id`` column: what
+        per-tenant row policies cover (`row_policies.policy_statements`)."""
+        _, _, rows = self.query(render_query("policy_tables.sql", self.database), {"db": self.database})
+        return [PolicyTable(str(name), bool(has_tenant)) for name, has_tenant in rows]
 
-    def _read(self, sql: str, parameters: Mapping[str, Any], settings: Mapping[str, Any]) -> QueryResult:
-        """One query on the user-query connection, outside the store's lock."""
-        from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
-
-        client = self._reader_client()
-        try:
-            if client is self._client:
-                with self._lock:
-                    result = client.query(sql, parameters=dict(parameters), settings=dict(settings))
-            else:
-                result = client.query(sql, parameters=dict(parameters), settings=dict(settings))
-        except OperationalError as exc:
-            raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
-        except ClickHouseError as exc:
-            raise StoreError(self._scrub(str(exc))) from None
-        return list(result.column_names), [t.name for t in result.column_types], list(result.result_rows)
+    def tenant_roles(self) -> list[str]:
+        """The tenant roles of the store's database on the server (`row_policies.tenant_role`)."""
+        _, _, rows = self.query(
+            "SELECT name FROM system.roles WHERE startsWith(name, {p:String}) ORDER BY name",
+            {"p": role_prefix(self.database)},
+        )
+        return [str(name) for (name,) in rows]
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""
@@ -452,10 +564,13 @@ class Store:
             hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in calls}
             self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
 
-    def _insert(self, table: str, block: bytes, columns: Sequence[str], rows: int) -> None:
+    def _insert(
+        self, table: str, block: bytes, columns: Sequence[str], rows: int, client: Any = None
+    ) -> None:
+        """Insert a `rowcodec` block on `client` (default: the writer's, whose lock the caller holds)."""
         started = time.perf_counter()
-        self._call(
-            self._client.raw_insert,
+        self._mapped(
+            (client or self._client).raw_insert,
             f"{self.database}.{table}",
             list(columns),
             insert_block=block,
@@ -528,35 +643,47 @@ class Store:
         whole hours). Returns the number of keys recomputed. On failure the keys stay pending and the
         next call retries them. When nothing is left pending, the refresh watermark (`track_refresh`)
         moves to now.
+
+        One refresh runs at a time, on a connection of the pool: the store's lock is held only to take
+        the pending keys (and to put them back on failure), so writes go on meanwhile; what they touch
+        is left for the next refresh.
         """
-        with self._lock:
-            if since is not None and (self._recover_since is None or since < self._recover_since):
-                self._recover_since = since
-            if self._recover_since is not None:
-                self._touch_ingested_since(self._recover_since)
-                self._recover_since = None
-            self.decide()
-            contexts, self._touched_contexts = self._touched_contexts, set()
-            hours: set[tuple[str, datetime]] = set()
-            if hourly:
-                hours, self._touched_hours = self._touched_hours, set()
+        with self._refresh_lock, self._session() as session:
+            with self._lock:
+                if since is not None and (self._recover_since is None or since < self._recover_since):
+                    self._recover_since = since
+                recover = self._recover_since
+            if recover is not None:
+                self._touch_ingested_since(session, recover)
+                with self._lock:
+                    if self._recover_since == recover:
+                        self._recover_since = None
+            self._decide(session)
+            with self._lock:
+                contexts, self._touched_contexts = self._touched_contexts, set()
+                hours: set[tuple[str, datetime]] = set()
+                if hourly:
+                    hours, self._touched_hours = self._touched_hours, set()
             ordered = sorted(contexts)
             try:
-                self._refresh_contexts(ordered)
+                self._refresh_contexts(session, ordered)
             except BaseException:
-                self._touched_contexts |= contexts
-                self._touched_hours |= hours
+                with self._lock:
+                    self._touched_contexts |= contexts
+                    self._touched_hours |= hours
                 raise
             if ordered and self.on_refreshed is not None:
                 self.on_refreshed(ordered)
             try:
-                self._refresh_hours(sorted(hours))
+                self._refresh_hours(session, sorted(hours))
             except BaseException:
-                self._touched_hours |= hours
+                with self._lock:
+                    self._touched_hours |= hours
                 raise
-            if not (self._touched_contexts or self._touched_hours or self._touched_decisions):
-                self._unrefreshed_since = None
-                self._persist_watermark(datetime.now(UTC))
+            with self._lock:  # a write in progress holds the lock: its keys are pending or to come
+                if not (self._touched_contexts or self._touched_hours or self._touched_decisions):
+                    self._unrefreshed_since = None
+                    self._persist_watermark(datetime.now(UTC))
         return len(contexts) + len(hours)
 
     def track_refresh(self, path: Path) -> datetime | None:
@@ -605,44 +732,51 @@ class Store:
         """Run the decision pass over the candidates touched since the last one (`storage.decisions`),
         write the rows it changed and hand them to `on_decisions`. Run by `refresh_aggregates`; on
         failure the keys stay pending."""
+        with self._refresh_lock, self._session() as session:
+            return self._decide(session)
+
+    def _decide(self, session: _Session) -> list[DecisionChange]:
         with self._lock:
             keys, self._touched_decisions = self._touched_decisions, DecisionKeys()
-            if not keys:
-                return []
-            try:
-                changes, pending = run_pass(self, keys)
-                if changes:
-                    new = [after for _, after in changes]
-                    self._insert("llm_calls", encode_block("llm_calls", new), CALL_COLUMNS, len(new))
-                    self._touched_contexts.update({(c.tenant_id, c.context_id) for c in new})
-                    hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in new}
-                    self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
-            except BaseException:
+        if not keys:
+            return []
+        try:
+            changes, pending = run_pass(session, keys)
+            new = [after for _, after in changes]
+            if new:
+                session.insert("llm_calls", encode_block("llm_calls", new), CALL_COLUMNS, len(new))
+        except BaseException:
+            with self._lock:
                 self._touched_decisions.merge(keys)
-                raise
+            raise
+        with self._lock:
+            self._touched_contexts.update({(c.tenant_id, c.context_id) for c in new})
+            hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in new}
+            self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
             self._touched_decisions.merge(pending)
             self.decision_changes += len(changes)
         if changes and self.on_decisions is not None:
             self.on_decisions(changes)
         return changes
 
-    def _touch_ingested_since(self, since: datetime) -> None:
-        _, _, keys = self.query(render_query("decision_keys_since.sql", self.database), {"since": since})
-        for trace, tenant, response_id, instance, tokens, ts in keys:
-            self._touched_decisions.add(trace, tenant, response_id, instance, tokens, ts)
-        _, _, rows = self.query(render_query("touched_since.sql", self.database), {"since": since})
-        for tenant_id, context_id, hour in rows:
-            self._touched_contexts.add((tenant_id, context_id))
-            if hour is not None:
-                self._touched_hours.add((tenant_id, hour))
+    def _touch_ingested_since(self, session: _Session, since: datetime) -> None:
+        _, _, keys = session.query(render_query("decision_keys_since.sql", self.database), {"since": since})
+        _, _, rows = session.query(render_query("touched_since.sql", self.database), {"since": since})
+        with self._lock:
+            for trace, tenant, response_id, instance, tokens, ts, duration_ms in keys:
+                self._touched_decisions.add(trace, tenant, response_id, instance, tokens, ts, duration_ms)
+            for tenant_id, context_id, hour in rows:
+                self._touched_contexts.add((tenant_id, context_id))
+                if hour is not None:
+                    self._touched_hours.add((tenant_id, hour))
 
-    def _refresh_contexts(self, keys: list[tuple[str, str]]) -> None:
+    def _refresh_contexts(self, session: _Session, keys: list[tuple[str, str]]) -> None:
         sql = render_query("refresh_context_costs.sql", self.database)
         for chunk in _chunks(keys, self._refresh_chunk):
             tenants, contexts = sorted({t for t, _ in chunk}), sorted({c for _, c in chunk})
-            self.command(sql, {"tenants": tenants, "contexts": contexts})
+            session.command(sql, {"tenants": tenants, "contexts": contexts})
 
-    def _refresh_hours(self, keys: list[tuple[str, datetime]]) -> None:
+    def _refresh_hours(self, session: _Session, keys: list[tuple[str, datetime]]) -> None:
         sql = render_query("refresh_cost_hourly.sql", self.database)
         by_tenant = render_query("refresh_tenant_hourly.sql", self.database)
         by_model = render_query("refresh_model_hourly.sql", self.database)
@@ -655,10 +789,10 @@ class Store:
                 "since": hours[0],
                 "until": hours[-1] + timedelta(hours=1),
             }
-            self.command(sql, params)
-            self.command(by_tenant, {"tenants": tenants, "hours": hours})
-            _, _, rows = self.query(hour_tenants, {"hours": hours})
-            self.command(by_model, {"tenants": sorted(r[0] for r in rows), "hours": hours})
+            session.command(sql, params)
+            session.command(by_tenant, {"tenants": tenants, "hours": hours})
+            _, _, rows = session.query(hour_tenants, {"hours": hours})
+            session.command(by_model, {"tenants": sorted(r[0] for r in rows), "hours": hours})
 
     def rebuild_rollups(self) -> None:
         """Fill `tenant_hourly` and `model_hourly` from the whole of `cost_hourly` (after migration 050
@@ -697,6 +831,63 @@ class Store:
         since = datetime.now(UTC) - timedelta(hours=hours)
         _, _, rows = self.query(render_query("recent_span_keys.sql", self.database), {"since": since})
         return {(tenant, trace_id, span_id) for tenant, trace_id, span_id in rows}
+
+
+class _Session:
+    """One connection of the store, lent to one caller: queries, statements and inserts with the
+    store's error mapping (`Store._mapped`). The decision pass reads through it (`decisions._Source`)."""
+
+    def __init__(self, store: Store, client: Any) -> None:
+        self.store = store
+        self.client = client
+        self.database = store.database
+
+    def query(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run one query (`Store.query`)."""
+        result = self.store._mapped(
+            self.client.query, sql, parameters=dict(parameters or {}), settings=dict(settings or {})
+        )
+        return list(result.column_names), [t.name for t in result.column_types], list(result.result_rows)
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        """Run one statement that returns no rows (`Store.command`)."""
+        self.store._mapped(self.client.command, sql, parameters=dict(parameters or {}))
+
+    def insert(self, table: str, block: bytes, columns: Sequence[str], rows: int) -> None:
+        """Insert a `rowcodec` block of `rows` rows into `table` of the store's database."""
+        self.store._insert(table, block, columns, rows, self.client)
+
+
+def _server_connector(url: str) -> tuple[Callable[[], Any], str]:
+    """A function that opens one HTTP client to the server of `url`, and the URL's password."""
+    import clickhouse_connect
+
+    parts = urlsplit(url)
+    secret = unquote(parts.password or "")
+    server: dict[str, Any] = {
+        "host": parts.hostname,
+        "port": parts.port or (8443 if parts.scheme == "https" else 8123),
+        "username": unquote(parts.username or "default"),
+        "password": secret,
+        "secure": parts.scheme == "https",
+    }
+
+    def connect() -> Any:
+        return clickhouse_connect.get_client(
+            **server,
+            tz_mode="aware",
+            autogenerate_session_id=False,
+            connect_timeout=10,
+            send_receive_timeout=300,
+        )
+
+    return connect, secret
 
 
 def _local_parser() -> Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]:

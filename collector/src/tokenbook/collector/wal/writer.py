@@ -7,19 +7,9 @@ parsed by ClickHouse. Only after the insert succeeds is the log committed (and d
 deleted). A failing insert is retried with
 exponential backoff (0.1 s doubling to 5 s) for as long as it takes: while storage is down the log
 absorbs the traffic up to ``storage.spool.max_bytes``, and `storage_up` turns False so the receivers
-answer 503 instead of 429 once it is full. After inserts, `Store.refresh_aggregates()` brings the
-aggregates up to date, exactly (recomputed from FINAL) but coalesced, which bounds their lag:
-
-* ``context_costs``: at most once a second; while the log holds a backlog (the last batch was full:
-  more than `max_rows` rows were waiting), at most every 30 s, so the ledger rows come first and a
-  context touched by many batches is recomputed once. Under load, a refresh that took *t* seconds
-  is followed by at least 5*t* seconds of inserts (capped at 30 s): refreshing takes at most a
-  sixth of the writer's time;
-* ``cost_hourly``: every 10 s, or 60 s while a backlog remains. Each refresh of an hour
-  rescans that hour's calls of the touched tenants, so its cost grows with the hour; the interval
-  bounds that cost to (rows of the hour so far) per interval instead of paying it after every batch.
-
-At `stop` everything touched is refreshed.
+answer 503 instead of 429 once it is full. The aggregates and the billing decisions are brought up to
+date after the inserts by an `AggregateRefresher` on a thread of its own (`wal.refresher`): the writer
+never waits for a refresh, and a refresh never holds an insert back.
 
 One row never stops the ledger:
 
@@ -35,7 +25,8 @@ One row never stops the ledger:
   the rows.
 
 `stop(drain_timeout)` lets the writer empty the log (or give up after the timeout, leaving the rest
-in the log for the next start) and joins the thread.
+in the log for the next start), joins the thread, then waits for the refresher's last refresh until
+the same deadline.
 """
 
 from __future__ import annotations
@@ -60,17 +51,13 @@ from tokenbook.collector.storage.store import (
     quarantine_entry,
 )
 from tokenbook.collector.wal.log import Position, WriteAheadLog
+from tokenbook.collector.wal.refresher import AggregateRefresher
 
 __all__ = ["PARTITIONS_PER_INSERT", "REFUSED_CODES", "LedgerStore", "LedgerWriter", "refused"]
 
 _log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 5.0
-_REFRESH_INTERVAL = 1.0  # context_costs lag when caught up
-_REFRESH_INTERVAL_BEHIND = 30.0  # ... while the log holds a backlog (full batches)
-_HOURLY_INTERVAL = 10.0  # cost_hourly lag when caught up: each refresh rescans the touched hours
-_HOURLY_INTERVAL_BEHIND = 60.0  # ... while the log holds a backlog
-_REFRESH_SHARE = 5  # the next refresh waits at least this many times the last one's duration
 #: ClickHouse error codes that refuse the data itself: the same rows fail again however often retried.
 REFUSED_CODES: Final = frozenset({
     6,  # CANNOT_PARSE_TEXT
@@ -139,22 +126,22 @@ class LedgerWriter:
         self._stopping = threading.Event()
         self._deadline = float("inf")  # give up draining after this (monotonic)
         self._thread = threading.Thread(target=self._run, name="tokenbook-ledger-writer", daemon=True)
-        self._last_refresh = 0.0
-        self._refresh_seconds = 0.0  # how long the last refresh took
-        self._last_hourly = 0.0
-        self._dirty = False  # rows written since the last refresh
-        self._dirty_hours = False  # rows written since the last hourly refresh
         self._behind = False  # the last batch was full: more rows wait in the log
+        self.refresher = AggregateRefresher(store)
 
     def start(self) -> None:
-        """Start the writer thread: it replays undelivered records, then drains new ones."""
+        """Start the writer thread (it replays undelivered records, then drains new ones) and the
+        aggregate refresher."""
+        self.refresher.start()
         self._thread.start()
 
     def stop(self, drain_timeout: float) -> bool:
-        """Drain the log into storage (up to `drain_timeout` s); return whether it is empty."""
+        """Drain the log into storage and refresh the aggregates (up to `drain_timeout` s in all);
+        return whether the log is empty."""
         self._deadline = time.monotonic() + drain_timeout
         self._stopping.set()
         self._thread.join()
+        self.refresher.stop(self._deadline - time.monotonic())
         return self.wal.pending_bytes == 0
 
     def _run(self) -> None:
@@ -178,14 +165,13 @@ class LedgerWriter:
         stopping = self._stopping.is_set()
         if not self.wal.wait_for_data(0 if stopping else self.max_delay):
             self._behind = False  # caught up
-            self._refresh(force=stopping)
+            self.refresher.caught_up()
             return not stopping
         records, end = self._gather()
         if end is not None and not self._insert(records):
             return False  # gave up at shutdown: the rows stay in the log for the next start
         if end is not None:
             self.wal.commit(end)
-        self._refresh(force=False)
         return True
 
     def _decode(self, payload: bytes) -> RowRecord | None:
@@ -266,7 +252,7 @@ class LedgerWriter:
             if not self.storage_up:
                 _log.info("storage is back; draining the write-ahead log")
             self.storage_up = True
-            self._dirty = self._dirty_hours = True
+            self.refresher.written(behind=self._behind)
             return True
 
     def _backoff(self, delay: float) -> bool:
@@ -333,25 +319,3 @@ class LedgerWriter:
             reason[:300],
         )
         return True
-
-    def _refresh(self, *, force: bool) -> None:
-        now = time.monotonic()
-        behind = self._behind
-        interval = _REFRESH_INTERVAL_BEHIND if behind else _REFRESH_INTERVAL
-        # The ledger comes first: refreshing takes at most 1/_REFRESH_SHARE of the writer's time.
-        interval = max(interval, min(_REFRESH_SHARE * self._refresh_seconds, _REFRESH_INTERVAL_BEHIND))
-        if not self._dirty or (not force and now - self._last_refresh < interval):
-            return
-        hourly_interval = _HOURLY_INTERVAL_BEHIND if behind else _HOURLY_INTERVAL
-        hourly = self._dirty_hours and (force or now - self._last_hourly >= hourly_interval)
-        try:
-            self.store.refresh_aggregates(hourly=hourly)
-        except Exception as exc:  # noqa: BLE001 - aggregates are retried at the next refresh
-            _log.error("refreshing aggregates failed (retried later): %s", exc)
-            return
-        self._refresh_seconds = time.monotonic() - now
-        self._last_refresh = now
-        if hourly:
-            self._dirty_hours = False
-            self._last_hourly = now
-        self._dirty = self._dirty_hours

@@ -1,5 +1,5 @@
 -- The decision keys of every candidate ingested since a time: re-decided after a restart (a crash
 -- between a write and its decision pass).
-SELECT trace_id, tenant_id, response_id, service_instance, input_tokens, timestamp
+SELECT trace_id, tenant_id, response_id, service_instance, input_tokens, timestamp, duration_ms
 FROM {{db}}.llm_calls
 WHERE ingested_at >= {since:DateTime64(6, 'UTC')} AND price_status != 'not_billable'

@@ -1,0 +1,135 @@
+"""The admin API under a flood of queries, on the real engine: a bounded number run at once, one more
+is refused at once with 429, and health, readiness, metrics and budgets answer all the while."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.collector.storage.test_store_concurrency import LONG_QUERY
+from tokenbook.collector.admin import AdminServer
+from tokenbook.collector.budgets import BudgetRuntime
+from tokenbook.collector.budgets.config import BudgetsConfig
+from tokenbook.collector.config import AdminConfig
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.query.api import AdminQueryClient, QueryBusy
+from tokenbook.collector.storage.store import Store, StoreError
+
+
+@pytest.fixture
+def store(chdb_dir: Path) -> Iterator[Store]:
+    """A migrated embedded store in a fresh database."""
+    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
+        s.migrate()
+        yield s
+
+
+@pytest.fixture
+def server(store: Store) -> Iterator[AdminServer]:
+    """The admin API with two query slots and no wait for one."""
+    config = AdminConfig("127.0.0.1:0", query_timeout=120.0, query_concurrency=2, query_queue_timeout=0)
+    budgets = BudgetRuntime(BudgetsConfig(), None)
+    admin = AdminServer(config, store, IngestMetrics(), ready=lambda: (True, "ready"), budgets=budgets)
+    admin.start()
+    yield admin
+    admin.stop()
+
+
+def get(server: AdminServer, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def metric(server: AdminServer, name: str) -> float:
+    status, text = get(server, "/metrics")
+    assert status == 200
+    (value,) = [line.split()[1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(value)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+class Flood(threading.Thread):
+    """One long query through the admin API; keeps the error it ends with."""
+
+    def __init__(self, server: AdminServer) -> None:
+        super().__init__(daemon=True)
+        self.client = AdminQueryClient(f"127.0.0.1:{server.port}", timeout_s=120)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.client.query_readonly(LONG_QUERY)
+        except StoreError as exc:
+            self.error = exc
+
+
+def test_queries_beyond_the_slots_are_refused_and_probes_still_answer(server: AdminServer) -> None:
+    floods = [Flood(server), Flood(server)]
+    for f in floods:
+        f.start()
+    wait_until(lambda: metric(server, "tokenbook_admin_queries_running") == 2)
+
+    assert get(server, "/healthz") == (200, '{"status": "ok"}')
+    assert get(server, "/readyz")[0] == 200
+    status, body = get(server, "/v1/budgets?tenant=acme")
+    assert status == 200 and "allowed" in json.loads(body)
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("POST", "/v1/query", body=json.dumps({"sql": "SELECT 1"}))
+    response = conn.getresponse()
+    assert response.status == 429
+    assert response.getheader("Retry-After") == "1"
+    assert "query slots" in json.loads(response.read())["error"]
+    conn.close()
+    with pytest.raises(QueryBusy):
+        AdminQueryClient(f"127.0.0.1:{server.port}", retry_busy=False).query_readonly("SELECT 1")
+    assert metric(server, "tokenbook_admin_queries_refused_total") == 2
+
+    assert server.refuse_queries() == 2  # a shutdown: the running queries are cancelled ...
+    for f in floods:
+        f.join(60)
+        assert not f.is_alive() and f.error is not None
+    with pytest.raises(StoreError, match="shutting down"):  # ... and new ones refused
+        AdminQueryClient(f"127.0.0.1:{server.port}").query_readonly("SELECT 1")
+
+
+def test_a_query_waits_for_a_slot_within_the_queue_timeout(store: Store) -> None:
+    """A short query that finds every slot taken gets one as soon as it frees (the client retries a
+    429 too, within its own timeout)."""
+    config = AdminConfig("127.0.0.1:0", query_concurrency=1, query_queue_timeout=30.0)
+    admin = AdminServer(config, store, IngestMetrics(), ready=lambda: (True, "ready"))
+    admin.start()
+    try:
+        flood = Flood(admin)
+        flood.start()
+        wait_until(lambda: metric(admin, "tokenbook_admin_queries_running") == 1)
+        waiting = threading.Thread(
+            target=lambda: AdminQueryClient(f"127.0.0.1:{admin.port}").query_readonly("SELECT 1"), daemon=True
+        )
+        waiting.start()
+        time.sleep(0.5)
+        assert waiting.is_alive()  # it waits for the slot, not refused
+        assert store.cancel_user_queries() == 1
+        waiting.join(30)
+        assert not waiting.is_alive()
+        assert metric(admin, "tokenbook_admin_queries_refused_total") == 0
+    finally:
+        admin.stop()

@@ -1,0 +1,95 @@
+"""The writer and the aggregate refresher on the real engine: inserts go on while a refresh runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.cli.seed_store import make_calls
+from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.storage.ledger import CallRow, StepRow
+from tokenbook.collector.storage.rowcodec import encode_record
+from tokenbook.collector.storage.store import Store
+from tokenbook.collector.wal.log import WriteAheadLog
+from tokenbook.collector.wal.writer import LedgerWriter
+
+
+class HeldRefresh:
+    """A real `Store` whose refreshes wait at a gate until the test opens it (a refresh that takes
+    as long as the test wants: a decision pass over a flood, a slow server)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def write(
+        self, calls: Sequence[CallRow], steps: Sequence[StepRow], *, blocks: tuple[bytes, bytes] | None = None
+    ) -> None:
+        self.store.write(calls, steps, blocks=blocks)
+
+    def refresh_aggregates(self, *, hourly: bool = True) -> int:
+        self.entered.set()
+        self.gate.wait()
+        result: int = self.store.refresh_aggregates(hourly=hourly)
+        return result
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def count(store: Store, sql: str) -> Any:
+    return store.query(sql)[2][0][0]
+
+
+def test_rows_are_inserted_while_a_refresh_runs(tmp_path: Path, chdb_dir: Path) -> None:
+    store = Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}")
+    store.migrate()
+    held = HeldRefresh(store)
+    wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
+    wal.open()
+    writer = LedgerWriter(wal, held, IngestMetrics(), max_rows=1000, max_delay=0.05)
+    writer.start()
+    calls = make_calls(40)
+    wal.append(*encode_record(calls[:20], []))
+    held.entered.wait(30)  # the refresher took the first rows ...
+    wal.append(*encode_record(calls[20:], []))  # ... and while it runs, the writer goes on
+    wait_until(lambda: count(store, "SELECT count() FROM v_calls") == 40)
+    assert wal.pending_bytes == 0
+    assert count(store, "SELECT count() FROM v_context_costs") == 0  # the refresh is still held
+    held.gate.set()
+    assert writer.stop(30)
+    assert count(store, "SELECT sum(calls) FROM v_context_costs") == 40
+    assert count(store, "SELECT sum(calls) FROM v_cost_hourly") == 40
+    wal.close()
+    store.close()
+
+
+def test_a_refresh_that_does_not_end_does_not_hold_the_stop(tmp_path: Path, chdb_dir: Path) -> None:
+    """Stop drains the log and waits for the last refresh until its deadline, not longer; what the
+    refresh did not finish is recomputed at the next start (the store's refresh watermark)."""
+    store = Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}")
+    store.migrate()
+    held = HeldRefresh(store)
+    wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
+    wal.open()
+    writer = LedgerWriter(wal, held, IngestMetrics(), max_rows=1000, max_delay=0.05)
+    writer.start()
+    wal.append(*encode_record(make_calls(10), []))
+    held.entered.wait(30)
+    assert writer.stop(0.5)  # the log is empty; the refresh is still held at its gate
+    assert count(store, "SELECT count() FROM v_calls") == 10
+    assert not writer.refresher.stop(0)
+    held.gate.set()
+    assert writer.refresher.stop(30)
+    assert count(store, "SELECT sum(calls) FROM v_context_costs") == 10
+    wal.close()
+    store.close()
