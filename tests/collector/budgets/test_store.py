@@ -141,7 +141,8 @@ def test_webhook_retries_with_backoff_and_signs_the_body(store: Store) -> None:
     with WebhookReceiver(statuses=[503] * 10) as failing:
         runtime = BudgetRuntime(config(failing.url), store, clock=Clock(NOW))
         runtime.start(store)
-        runtime.observe([call(NOW, "2" * 16, context="s4", tokens=(2000, 0))])
+        # another tenant: a crossing already in budget_events is not delivered again (fleet claims)
+        runtime.observe([call(NOW, "2" * 16, tenant="initech", context="s4", tokens=(2000, 0))])
         runtime.stop()
         assert len(failing.requests) == 2 * 3  # two events, each bounded by max_attempts
         assert runtime.dispatcher.snapshot()[1] == {"webhook": 2}

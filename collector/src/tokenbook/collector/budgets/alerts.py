@@ -6,6 +6,9 @@
 4. the webhook, when configured (`WebhookSender`: bounded retries with backoff, HMAC signature), on
    a thread and queue of its own, so a hanging webhook never delays recording (1-3).
 
+With ``claims`` (collectors sharing one ClickHouse, `tokenbook.collector.budgets.fleet.EventClaims`),
+the queued events are claimed in batches first and only the events this collector wins are delivered.
+
 `publish` never blocks or raises (the ingest path calls it): the queue is bounded and an event that
 does not fit is dropped and counted. `stop(timeout)` delivers what is queued, then joins.
 """
@@ -17,7 +20,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from tokenbook.collector.budgets.events import EVENT_COLUMNS, BudgetEvent
@@ -28,6 +31,7 @@ __all__ = ["AlertDispatcher", "EventStore"]
 
 _log = logging.getLogger("tokenbook.collector.budgets")
 _QUEUE_SIZE: Final = 10_000
+_CLAIM_BATCH: Final = 500
 _STORE_ATTEMPTS: Final = 3
 _WARN_STATES: Final = frozenset({"over_budget", "tripped"})
 
@@ -47,8 +51,16 @@ class AlertDispatcher:
     `publish` only queues (never blocks); one thread delivers. Thread-safe.
     """
 
-    def __init__(self, *, log: bool, webhook: WebhookSender | None, store: EventStore | None) -> None:
+    def __init__(
+        self,
+        *,
+        log: bool,
+        webhook: WebhookSender | None,
+        store: EventStore | None,
+        claims: Callable[[Sequence[BudgetEvent]], list[BudgetEvent]] | None = None,
+    ) -> None:
         self.log = log
+        self.claims = claims
         self.webhook = webhook
         self.store = store
         self._queue: queue.Queue[BudgetEvent | None] = queue.Queue(_QUEUE_SIZE)
@@ -101,7 +113,23 @@ class AlertDispatcher:
 
     def _run(self) -> None:
         while (event := self._queue.get()) is not None:
-            self.deliver(event)
+            if self.claims is None:
+                self.deliver(event)
+                continue
+            batch, done = [event], False
+            while len(batch) < _CLAIM_BATCH and not done:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                else:
+                    batch.append(more)
+            for mine in self.claims(batch):
+                self.deliver(mine)
+            if done:
+                return
 
     def _run_webhook(self) -> None:
         while (event := self._webhook_queue.get()) is not None:

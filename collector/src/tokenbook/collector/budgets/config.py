@@ -31,6 +31,7 @@ from tokenbook.genai.configspec import (
     Secret,
     boolean,
     duration,
+    duration_or_zero,
     items,
     load,
     optional_section,
@@ -370,6 +371,12 @@ class BudgetsConfig:
         parse=positive_int,
         doc="Quota and budget counters kept in memory; beyond, the least recently used is evicted and "
         "rebuilt from the ledger when its subject comes back.",
+    )
+    fleet_sync: float = setting(
+        2.0,
+        parse=duration_or_zero,
+        doc="How often the counters are reconciled with the ledger, so that collectors sharing one "
+        "ClickHouse enforce fleet-wide totals (0: off; each collector counts only what it receives).",
     )
     quotas: tuple[QuotaRule, ...] = items(QuotaRule, doc="Limits over a window, per subject.")
     budgets: tuple[BudgetRule, ...] = items(BudgetRule, doc="Limits per execution (tenant and context).")

@@ -557,6 +557,61 @@ class BudgetEvaluator:
             "burn_tokens": self.breaker.burn(tenant, now),
         }
 
+    def window_of(self, idx: int, ts: datetime) -> tuple[datetime, datetime | None] | None:
+        """The (start, end) of the counter rule `idx` counts a call at `ts` in: the epoch and None for a
+        budget, None when `ts` is outside a quota's previous and current windows."""
+        rule = self.rules[idx]
+        if rule.window is None:
+            return EPOCH, None
+        with self._lock:
+            prev_start, start, end = self._current(idx, rule, self._clock())
+        if ts >= end or ts < prev_start:
+            return None
+        return (start, end) if ts >= start else (prev_start, start)
+
+    def reconcile(self, usage: Mapping[_Key, tuple[int, Decimal, int]]) -> int:
+        """Set counters to fleet-wide usage (`tokenbook.collector.budgets.fleet.FleetSync`): key (rule
+        index, subject, window start) -> (tokens, cost, unpriced calls). Counters are created as needed
+        (quotas: only in the previous or current window); crossings are published. Returns how many
+        counters changed. Never raises."""
+        try:
+            events: list[BudgetEvent] = []
+            changed = 0
+            now = self._clock()
+            with self._lock:
+                self._hydrate = deque(
+                    ((k, t) for k, t in self._hydrate if k not in usage), maxlen=self._hydrate.maxlen
+                )
+                for key, (tokens, cost, unpriced) in usage.items():
+                    idx, subject, window_start = key
+                    rule = self.rules[idx]
+                    counter = self._counters.get(key)
+                    if counter is None:
+                        if rule.window is None:
+                            counter = Counter(last_seen=now)
+                        else:
+                            prev_start, start, end = self._current(idx, rule, now)
+                            if window_start not in (prev_start, start):
+                                continue
+                            counter = Counter(start=window_start, end=end if window_start == start else start)
+                        self._counters[key] = counter
+                    if (counter.tokens, counter.cost, counter.unpriced_calls) == (tokens, cost, unpriced):
+                        continue
+                    changed += 1
+                    counter.tokens, counter.cost, counter.unpriced_calls = tokens, cost, unpriced
+                    counter.last_seen = now
+                    event = self._crossing(rule, subject, counter, now)
+                    if event is not None:
+                        events.append(event)
+                self._evict()
+        except Exception:  # noqa: BLE001 - a failed reconciliation keeps the live counters
+            self.errors += 1
+            _log.exception("budget reconciliation failed for %d counters", len(usage))
+            return 0
+        for event in events:
+            self._publish(event)
+        return changed
+
     def counter_states(self) -> dict[str, int]:
         """Counters by state (for the metrics gauge)."""
         with self._lock:

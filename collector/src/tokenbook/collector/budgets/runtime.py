@@ -4,6 +4,10 @@
 delivering alerts; `observe` is the ingest hook; `query_states` answers the admin API's
 ``GET /v1/budgets`` (the admin API maps its errors to HTTP); `prometheus` adds the budget metrics to
 ``/metrics``; `stop` delivers queued alerts and joins.
+
+With ``budgets.fleet_sync`` > 0 and a store, the ticker also reconciles the counters with the ledger
+(`FleetSync`) and alerts are claimed before delivery (`EventClaims`), so that collectors sharing one
+ClickHouse enforce and alert the fleet's totals once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from urllib.parse import parse_qs
 from tokenbook.collector.budgets.alerts import AlertDispatcher, EventStore
 from tokenbook.collector.budgets.config import ATTRIBUTE_KEYS, TAG_PREFIX, BudgetsConfig
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, RebuildResult, UsageSource
+from tokenbook.collector.budgets.fleet import EventClaims, FleetSync, collector_id
 from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.ledger import CallRow
 
@@ -30,7 +35,7 @@ DEFAULT_PAGE = 1000  # counters per GET /v1/budgets page
 MAX_PAGE = 10_000
 
 
-class _Store(EventStore, UsageSource, Protocol):
+class _Store(EventStore, UsageSource, Protocol):  # also a fleet.ClaimStore
     """What the runtime needs of `tokenbook.collector.storage.store.Store`."""
 
 
@@ -41,9 +46,18 @@ class BudgetRuntime:
         self, config: BudgetsConfig, store: _Store | None, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.config = config
+        self.collector_id = collector_id()
         webhook = WebhookSender(config.webhook) if config.webhook is not None else None
-        self.dispatcher = AlertDispatcher(log=config.log, webhook=webhook, store=store)
+        fleet = store is not None and config.fleet_sync > 0 and config.enabled
+        self.claims = EventClaims(store, self.collector_id) if fleet and store is not None else None
+        self.dispatcher = AlertDispatcher(
+            log=config.log,
+            webhook=webhook,
+            store=store,
+            claims=self.claims.claim if self.claims is not None else None,
+        )
         self.evaluator = BudgetEvaluator(config, publish=self.dispatcher.publish, clock=clock)
+        self.fleet = FleetSync(self.evaluator, config.fleet_sync, clock=clock) if fleet else None
         self._source: UsageSource | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
@@ -52,6 +66,9 @@ class BudgetRuntime:
         """Rebuild from `source` (None: start empty), then start alert delivery and the ticker."""
         result = None
         self._source = source
+        if self.fleet is not None:  # unstored calls of the log: counted from memory until stored
+            pending = list(pending)
+            self.fleet.note(pending)
         if source is not None and self.config.enabled:
             try:
                 result = self.evaluator.rebuild(source, pending)
@@ -72,6 +89,8 @@ class BudgetRuntime:
         """Count stored calls (called by the writer after each insert); never blocks on delivery."""
         if self.config.enabled:
             self.evaluator.observe(calls)
+            if self.fleet is not None:
+                self.fleet.note(calls)
 
     def defer(self, calls: Sequence[CallRow]) -> None:
         """New calls that may be re-deliveries the dedup memory forgot: counted once the ledger shows
@@ -83,6 +102,8 @@ class BudgetRuntime:
         """Billing decisions of the store's decision pass (`BudgetEvaluator.apply_decisions`)."""
         if self.config.enabled:
             self.evaluator.apply_decisions(changes)
+            if self.fleet is not None:
+                self.fleet.note_decisions(changes)
 
     def query_states(self, query_string: str) -> dict[str, Any]:
         """The states a query string (``tenant=T[&context=C][&user=U...]``) asks for, as a JSON document.
@@ -137,6 +158,12 @@ class BudgetRuntime:
                             pass
                     except RuntimeError as exc:  # StoreError: retried at the next tick
                         _log.warning("%s: storage failed: %s", what, exc)
+                if self.fleet is not None and self.fleet.due():
+                    try:
+                        self.fleet.sync(self._source)
+                    except Exception as exc:  # noqa: BLE001 - the live counters stay; retried next tick
+                        self.fleet.failures += 1
+                        _log.warning("budget counters could not be reconciled with the ledger: %s", exc)
 
     def prometheus(self) -> str:
         """Budget metrics in the Prometheus text format (appended to the admin API's ``/metrics``)."""
@@ -184,4 +211,17 @@ class BudgetRuntime:
             "# TYPE tokenbook_budget_errors_total counter",
             f"tokenbook_budget_errors_total {ev.errors}",
         ]
+        if self.fleet is not None and self.claims is not None:
+            last = self.fleet.last
+            lines += [
+                "# HELP tokenbook_budget_fleet_sync_failures_total Failed reconciliations with the ledger",
+                "# TYPE tokenbook_budget_fleet_sync_failures_total counter",
+                f"tokenbook_budget_fleet_sync_failures_total {self.fleet.failures}",
+                "# HELP tokenbook_budget_fleet_remembered_spans Spans accepted, not yet seen stored",
+                "# TYPE tokenbook_budget_fleet_remembered_spans gauge",
+                f"tokenbook_budget_fleet_remembered_spans {0 if last is None else last.remembered}",
+                "# HELP tokenbook_budget_alerts_claimed_elsewhere_total Alerts another collector delivered",
+                "# TYPE tokenbook_budget_alerts_claimed_elsewhere_total counter",
+                f"tokenbook_budget_alerts_claimed_elsewhere_total {self.claims.lost}",
+            ]
         return "\n".join(lines) + "\n"
