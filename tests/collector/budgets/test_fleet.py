@@ -1,22 +1,25 @@
-"""Fleet-wide counters: two evaluators sharing one ClickHouse (embedded, or the HTTP test server) agree
-on the fleet's totals after a reconciliation, count a span re-sent to the other collector once, count
-their accepted-but-unstored calls once, and deliver each crossing once (alert claims)."""
+"""Fleet-wide counters: evaluators sharing one ClickHouse (embedded, or the HTTP test server) agree on
+the fleet's totals after a reconciliation, count a span re-sent to the other collector once, count
+their accepted-but-unstored calls once, decide crossings on two agreeing readings (never on a
+transient double count), and feed the breaker the fleet's burn."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.collector.budgets.budget_rows import call
+from tests.collector.budgets.budget_rows import call, record_events
 from tokenbook.collector.budgets import BudgetsConfig, parse_budgets
-from tokenbook.collector.budgets.evaluator import BudgetEvaluator
+from tokenbook.collector.budgets.counters import Usage
+from tokenbook.collector.budgets.evaluator import BudgetEvaluator, FleetUsage
 from tokenbook.collector.budgets.events import BudgetEvent
-from tokenbook.collector.budgets.fleet import EventClaims, FleetSync
+from tokenbook.collector.budgets.fleet import FleetSync
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.store import Store
 
@@ -36,24 +39,36 @@ def store(request: pytest.FixtureRequest, chdb_dir: Path) -> Iterator[Store]:
     s.close()
 
 
-def config() -> BudgetsConfig:
+def config(**extra: Any) -> BudgetsConfig:
     raw: dict[str, Any] = {
         "quotas": [{"name": "daily", "window": "1d", "limit": {"tokens": 1000}, "enforcement": "hard"}],
         "budgets": [{"name": "session", "limit": {"tokens": 400}}],
+        **extra,
     }
     cfg, problems = parse_budgets(raw)
     assert problems == []
     return cfg
 
 
-class Collector:
-    """One collector's budgets: an evaluator, its fleet sync and what it published."""
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
 
-    def __init__(self, store: Store) -> None:
+    def __call__(self) -> float:
+        return self.now.timestamp()
+
+
+class Collector:
+    """One collector's budgets: a fleet evaluator, its fleet sync and what it published."""
+
+    def __init__(self, store: Store, clock: Clock | None = None, **extra: Any) -> None:
         self.store = store
+        self.clock = clock or Clock(NOW)
         self.events: list[BudgetEvent] = []
-        self.evaluator = BudgetEvaluator(config(), publish=self.events.append, clock=lambda: NOW.timestamp())
-        self.fleet = FleetSync(self.evaluator, 2.0, clock=lambda: NOW.timestamp())
+        self.evaluator = BudgetEvaluator(
+            config(**extra), publish=self.events.append, clock=self.clock, fleet=True
+        )
+        self.fleet = FleetSync(self.evaluator, 2.0, clock=self.clock)
 
     def accept(self, calls: list[CallRow]) -> None:
         self.evaluator.observe(calls)
@@ -62,15 +77,25 @@ class Collector:
     def store_calls(self, calls: list[CallRow]) -> None:
         self.store.write(calls, [])
 
+    def sync(self, times: int = 1) -> None:
+        for _ in range(times):
+            self.fleet.sync(self.store)
+
     def tokens(self, rule: str = "daily", **query: str) -> int:
         doc = self.evaluator.status({"tenant": "acme", **query})
         (entry,) = [e for e in doc["quotas"] + doc["budgets"] if e["rule"] == rule]
         used: int = entry["used"]["tokens"]
         return used
 
+    def crossings(self) -> list[tuple[str, str, int]]:
+        return [(e.rule, e.state, e.used_tokens) for e in self.events]
 
-def calls(prefix: str, n: int, context: str = "ctx-1") -> list[CallRow]:
-    return [call(NOW - timedelta(seconds=i), f"{prefix}{i:015x}", context=context) for i in range(n)]
+
+def calls(prefix: str, n: int, context: str = "ctx-1", tenant: str = "acme") -> list[CallRow]:
+    return [
+        call(NOW - timedelta(seconds=i), f"{prefix}{i:015x}", context=context, tenant=tenant)
+        for i in range(n)
+    ]
 
 
 def test_counters_converge_on_the_fleet_total_and_each_span_counts_once(store: Store) -> None:
@@ -81,14 +106,28 @@ def test_counters_converge_on_the_fleet_total_and_each_span_counts_once(store: S
     b.accept(theirs)
     b.store_calls(theirs[:2])  # the third is accepted by b, not stored yet
     assert (a.tokens(), b.tokens()) == (600, 450)
-    a.fleet.sync(store)
-    b.fleet.sync(store)
+    assert a.events == b.events == []  # live counts alone never alert in a fleet
+    a.sync()
+    b.sync()
     # a sees b's two stored calls (not the unstored one); b counts its unstored call from memory
     assert (a.tokens(), b.tokens()) == (900, 1050)
-    assert [(e.rule, e.state) for e in b.events] == [("session", "over_budget"), ("daily", "over_budget")]
-    assert [(e.rule, e.state) for e in a.events] == [("session", "over_budget"), ("daily", "at_risk")]
+    assert a.events == b.events == []  # one reading: nothing confirmed yet
+    a.sync()
+    b.sync()
+    # confirmed by the second reading; b's jump from within to over is two crossings
+    assert b.crossings() == [
+        ("daily", "at_risk", 1050),
+        ("daily", "over_budget", 1050),
+        ("session", "at_risk", 1050),
+        ("session", "over_budget", 1050),
+    ]
+    assert a.crossings() == [
+        ("daily", "at_risk", 900),
+        ("session", "at_risk", 900),
+        ("session", "over_budget", 900),
+    ]
     b.store_calls(theirs[2:])
-    a.fleet.sync(store)
+    a.sync()
     result = b.fleet.sync(store)
     assert (a.tokens(), b.tokens()) == (1050, 1050)
     assert result.remembered == 0  # every remembered span is stored: counted from the ledger now
@@ -98,26 +137,96 @@ def test_counters_converge_on_the_fleet_total_and_each_span_counts_once(store: S
     b.accept([resent])
     assert b.tokens() == 1200
     b.store_calls([resent])
-    b.fleet.sync(store)
-    a.fleet.sync(store)
+    b.sync()
+    a.sync()
     assert (a.tokens(), b.tokens()) == (1050, 1050)
-    b.fleet.sync(store)  # forgotten from memory now: the ledger counts it once
+    b.sync()  # forgotten from memory now: the ledger counts it once
     assert b.tokens() == 1050
-    assert [(e.rule, e.state) for e in a.events][2:] == [("daily", "over_budget")]
+    assert a.crossings()[3:] == [("daily", "over_budget", 1050)]
+    assert {e.event_id for e in a.events} == {e.event_id for e in b.events}  # the same crossings
 
 
-def test_each_crossing_is_delivered_by_one_collector(store: Store) -> None:
-    a, b = Collector(store), Collector(store)
-    mine = calls("a", 7)
-    a.accept(mine)
-    a.store_calls(mine)
-    b.fleet.sync(store)
-    (event,) = [e for e in b.events if (e.rule, e.state) == ("daily", "over_budget")]
-    (same,) = [e for e in a.events if (e.rule, e.state) == ("daily", "over_budget")]
-    assert event.event_id == same.event_id
-    claims_a = EventClaims(store, "collector-a", sleep=lambda _: None)
-    claims_b = EventClaims(store, "collector-b", sleep=lambda _: None)
-    won_b = claims_b.claim([event])
-    won_a = claims_a.claim([same])
-    assert (len(won_a), len(won_b)) == (0, 1)  # b claimed first
-    assert claims_a.claim([same]) == [] and claims_b.claim([event]) == [event]
+def test_a_transient_double_count_never_raises_a_crossing(store: Store) -> None:
+    """A double-recorded call split across collectors is billed twice in the ledger until the decision
+    pass settles it: one reading over the threshold is not enough to alert."""
+    c = Collector(store)
+    key = (0, ("acme",), NOW.replace(hour=0, minute=0, second=0))
+    reading = {
+        750: FleetUsage({key: Usage(750, Decimal(0), 0)}),
+        900: FleetUsage({key: Usage(900, Decimal(0), 0)}),  # 750 + a call counted twice
+        1200: FleetUsage({key: Usage(1200, Decimal(0), 0)}),
+    }
+    for tokens in (750, 900, 750, 750):
+        c.evaluator.reconcile(reading[tokens])
+    assert c.events == []
+    c.evaluator.reconcile(reading[1200])
+    assert c.events == []
+    c.evaluator.reconcile(reading[1200])  # two readings past both thresholds: both crossings, once
+    assert [(e.state, e.previous_state, e.used_tokens) for e in c.events] == [
+        ("at_risk", "within_budget", 1200),
+        ("over_budget", "at_risk", 1200),
+    ]
+    c.evaluator.reconcile(reading[1200])
+    assert len(c.events) == 2
+
+
+def test_a_crossing_is_reported_at_the_lower_of_its_two_readings(store: Store) -> None:
+    c = Collector(store)
+    key = (0, ("acme",), NOW.replace(hour=0, minute=0, second=0))
+    c.evaluator.reconcile(FleetUsage({key: Usage(1350, Decimal(0), 0)}))  # one call counted twice
+    c.evaluator.reconcile(FleetUsage({key: Usage(1200, Decimal(0), 0)}))  # settled
+    assert [(e.state, e.used_tokens) for e in c.events] == [("at_risk", 1200), ("over_budget", 1200)]
+
+
+def test_the_breaker_sees_the_fleets_burn_and_trips_once_for_it(store: Store) -> None:
+    """Each collector receives half of a spike, under the cap; the fleet's burn is over it."""
+    clock = Clock(NOW)
+    breaker = {"breaker": {"enabled": True, "window": "60s", "baseline": "10m", "max_tokens": 1000,
+                           "min_tokens": 10**9, "cooldown": "5m"}}  # fmt: skip
+    a, b = Collector(store, clock, **breaker), Collector(store, clock, **breaker)
+    a.sync()
+    b.sync()
+    spike_a = [c._replace(ingested_at=NOW) for c in calls("a", 4, tenant="initech")]  # 600 tokens
+    spike_b = [c._replace(ingested_at=NOW) for c in calls("b", 4, tenant="initech")]
+    a.accept(spike_a)
+    b.accept(spike_b)
+    assert a.evaluator.status({"tenant": "initech"})["breaker"]["burn_tokens"] == 600  # its own half
+    a.store_calls(spike_a)
+    clock.now += timedelta(seconds=1)
+    a.sync()  # b's half is only in b's memory: a sees 600
+    b.sync()  # b sees 1200: one reading over the cap
+    b.store_calls(spike_b)
+    for _ in range(2):  # b trips at its second reading, a at its second
+        a.sync()
+        b.sync()
+    trips = [e for e in a.events + b.events if e.kind == "breaker"]
+    assert [(e.state, e.used_tokens, e.limit_tokens) for e in trips] == [("tripped", 1200, 1000)] * 2
+    assert trips[0].event_id == trips[1].event_id  # the same trip: one alert for the fleet
+    for c in (a, b):
+        doc = c.evaluator.status({"tenant": "initech"})
+        assert doc["allowed"] is False and "breaker" in doc["denied_by"]
+        assert doc["breaker"]["burn_tokens"] == 1200
+
+
+def test_a_trip_recorded_by_another_collector_is_adopted(store: Store) -> None:
+    clock = Clock(NOW)
+    breaker = {"breaker": {"enabled": True, "window": "60s", "baseline": "10m", "max_tokens": 1000,
+                           "min_tokens": 10**9, "cooldown": "5m"}}  # fmt: skip
+    a, b = Collector(store, clock, **breaker), Collector(store, clock, **breaker)
+    spike = [c._replace(ingested_at=NOW) for c in calls("a", 7, tenant="initech")]
+    a.accept(spike)
+    a.store_calls(spike)
+    a.sync(2)
+    (trip,) = [e for e in a.events if e.kind == "breaker"]
+    record_events(store, [trip])  # a delivered it
+    clock.now += timedelta(minutes=2)  # the spike left b's window: b alone would not trip
+    b.sync()
+    doc = b.evaluator.status({"tenant": "initech"})
+    assert trip.window_end is not None
+    assert doc["breaker"]["state"] == "tripped" and doc["breaker"]["until"] == trip.window_end.isoformat()
+    assert b.events == []
+    clock.now += timedelta(minutes=3, seconds=1)  # the cool-down ends: both reset the same trip
+    a.evaluator.tick()
+    b.evaluator.tick()
+    resets = [e for e in a.events + b.events if e.state == "reset"]
+    assert len(resets) == 2 and resets[0].event_id == resets[1].event_id

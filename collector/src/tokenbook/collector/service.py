@@ -163,7 +163,8 @@ class Collector:
         self.metrics.spooled_bytes = lambda: self.wal.pending_bytes if self.wal is not None else 0
         dedup = self._dedup
         self._warm_from_log(dedup)
-        self.budgets = BudgetRuntime(cfg.budgets, self._handle)
+        # A server may be shared by several collectors: their budgets reconcile with its ledger.
+        self.budgets = BudgetRuntime(cfg.budgets, self._handle, fleet=cfg.clickhouse.url is not None)
         try:
             self._bring_up_store()
         except StoreUnavailable as exc:

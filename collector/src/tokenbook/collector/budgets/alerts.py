@@ -6,8 +6,9 @@
 4. the webhook, when configured (`WebhookSender`: bounded retries with backoff, HMAC signature), on
    a thread and queue of its own, so a hanging webhook never delays recording (1-3).
 
-With ``claims`` (collectors sharing one ClickHouse, `tokenbook.collector.budgets.fleet.EventClaims`),
-the queued events are claimed in batches first and only the events this collector wins are delivered.
+With ``claims`` (collectors sharing one ClickHouse, `tokenbook.collector.budgets.claims.EventClaims`),
+the queued events are claimed in batches first and only the events this collector wins are delivered;
+while idle, the thread looks again at the events set aside behind another collector's claim (`recheck`).
 
 `publish` never blocks or raises (the ingest path calls it): the queue is bounded and an event that
 does not fit is dropped and counted. `stop(timeout)` delivers what is queued, then joins.
@@ -20,18 +21,20 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from tokenbook.collector.budgets.events import EVENT_COLUMNS, BudgetEvent
 from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.sqltemplate import render_query
 
-__all__ = ["AlertDispatcher", "EventStore"]
+__all__ = ["AlertDispatcher", "Claims", "EventStore"]
 
 _log = logging.getLogger("tokenbook.collector.budgets")
 _QUEUE_SIZE: Final = 10_000
 _CLAIM_BATCH: Final = 500
+_RECHECK_S: Final = 1.0  # idle time between looks at the events set aside
+_IDLE: Final = object()
 _STORE_ATTEMPTS: Final = 3
 _WARN_STATES: Final = frozenset({"over_budget", "tripped"})
 
@@ -43,6 +46,19 @@ class EventStore(Protocol):
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run one statement with bound `parameters` (`Store.command`)."""
+
+
+class Claims(Protocol):
+    """What the dispatcher needs of `tokenbook.collector.budgets.claims.EventClaims`."""
+
+    def claim(self, events: Sequence[BudgetEvent]) -> list[BudgetEvent]:
+        """The events this collector delivers."""
+
+    def recheck(self) -> list[BudgetEvent]:
+        """Events set aside that this collector now delivers."""
+
+    def cancel(self) -> None:
+        """Stop retrying storage errors (the collector stops)."""
 
 
 class AlertDispatcher:
@@ -57,7 +73,7 @@ class AlertDispatcher:
         log: bool,
         webhook: WebhookSender | None,
         store: EventStore | None,
-        claims: Callable[[Sequence[BudgetEvent]], list[BudgetEvent]] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.log = log
         self.claims = claims
@@ -93,6 +109,8 @@ class AlertDispatcher:
         """Deliver the queued events (up to `timeout` s) and stop; returns whether the queue emptied."""
         if not self._thread.is_alive():
             return self._queue.empty()
+        if self.claims is not None:
+            self.claims.cancel()
         try:
             self._queue.put(None, timeout=timeout)
         except queue.Full:
@@ -112,24 +130,37 @@ class AlertDispatcher:
             return dict(self.alerts), dict(self.failures)
 
     def _run(self) -> None:
+        if self.claims is not None:
+            self._run_claimed(self.claims)
+            return
         while (event := self._queue.get()) is not None:
-            if self.claims is None:
-                self.deliver(event)
-                continue
-            batch, done = [event], False
-            while len(batch) < _CLAIM_BATCH and not done:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    done = True
-                else:
+            self.deliver(event)
+
+    def _run_claimed(self, claims: Claims) -> None:
+        """Claim the queued events in batches, deliver the ones this collector wins, and look again at
+        the events set aside (after each batch, and at least every `_RECHECK_S` seconds)."""
+        done = False
+        while not done:
+            batch: list[BudgetEvent] = []
+            first: object
+            try:
+                first = self._queue.get(timeout=_RECHECK_S)
+            except queue.Empty:
+                first = _IDLE
+            done = first is None
+            if isinstance(first, BudgetEvent):
+                batch.append(first)
+                while len(batch) < _CLAIM_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        done = True
+                        break
                     batch.append(more)
-            for mine in self.claims(batch):
+            for mine in [*claims.claim(batch), *claims.recheck()]:
                 self.deliver(mine)
-            if done:
-                return
 
     def _run_webhook(self) -> None:
         while (event := self._webhook_queue.get()) is not None:

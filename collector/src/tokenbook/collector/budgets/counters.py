@@ -10,13 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from tokenbook.collector.budgets.config import ATTRIBUTE_KEYS, TAG_PREFIX, Rule
 from tokenbook.collector.budgets.events import EPOCH
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.genai.budgets import RANK, WITHIN_BUDGET, UsageCounter, state_of
 
-__all__ = ["RANK", "Counter", "attribute_of", "call_cost", "call_tokens", "matches", "subject_of"]
+__all__ = [
+    "RANK",
+    "Counter",
+    "Usage",
+    "attribute_of",
+    "call_cost",
+    "call_tokens",
+    "matches",
+    "subject_of",
+    "usage_state",
+]
 
 
 def attribute_of(call: CallRow, key: str) -> str:
@@ -49,6 +60,19 @@ def call_cost(call: CallRow, currency: str) -> Decimal | None:
     return call.total_cost
 
 
+class Usage(NamedTuple):
+    """One counter's usage as read from the ledger (a fleet reconciliation)."""
+
+    tokens: int
+    cost: Decimal
+    unpriced_calls: int
+
+
+def usage_state(rule: Rule, tokens: int, cost: Decimal) -> str:
+    """The state `tokens` and `cost` put `rule` in."""
+    return state_of(rule.limits.tokens, rule.limits.cost, rule.at_risk, tokens, cost)
+
+
 @dataclass(slots=True)
 class Counter(UsageCounter):
     """One subject's usage in one window (or one context, for budgets). Guarded by the evaluator's lock."""
@@ -57,6 +81,7 @@ class Counter(UsageCounter):
     end: datetime | None = None  # window end (exclusive); None for budgets
     alerted: str = WITHIN_BUDGET  # the highest state already alerted for this counter
     last_seen: float = 0.0  # clock seconds of the last call (budgets expire after context_ttl)
+    reading: Usage | None = None  # the previous fleet reconciliation's value (crossings are confirmed)
 
     def remove(self, tokens: int, cost: Decimal | None) -> None:
         """Take back one call counted by `add` (a billing decision un-billed it)."""
@@ -69,4 +94,4 @@ class Counter(UsageCounter):
 
     def state(self, rule: Rule) -> str:
         """This counter's state against `rule`'s limits."""
-        return state_of(rule.limits.tokens, rule.limits.cost, rule.at_risk, self.tokens, self.cost)
+        return usage_state(rule, self.tokens, self.cost)

@@ -1,8 +1,8 @@
 """Fleet-wide counters: collectors that share one ClickHouse enforce the fleet's totals.
 
-Each collector counts the calls it accepts at once (`BudgetEvaluator.observe`) and remembers them,
-by span, until storage has them (`note`, `note_decisions`). Every ``budgets.fleet_sync`` seconds
-`FleetSync.sync` sets each active counter to
+Each collector counts the calls it accepts at once (`BudgetEvaluator.observe`: its live delta) and
+remembers them, by span, until storage has them (`note`, `note_decisions`). Every
+``budgets.fleet_sync`` seconds `FleetSync.sync` reads the ledger and sets each active counter to
 
     ledger usage (FINAL: each span once, whoever stored it), minus the spans remembered here
     + the remembered spans' usage (each once, as this collector last saw it)
@@ -14,40 +14,44 @@ Only subjects with recent activity are queried: tenants (contexts, for budgets) 
 by any collector since the previous sync (less `_ACTIVE_MARGIN`), or remembered here; every
 `_FULL_EVERY` syncs all subjects of the open windows are.
 
+The breaker is fed the same way: the tokens of each tenant by ingest time, in the breaker's buckets,
+from the ledger (each span once, at its first ingestion seen) plus the remembered spans. The first
+sync reads the whole history the breaker needs (``breaker.baseline`` + ``breaker.window``); later ones
+re-read the buckets since the previous sync less `_ACTIVE_MARGIN`. The breaker trips recorded in
+``budget_events`` are read too, so that a tenant one collector trips is tripped on all of them.
+
+The evaluator decides crossings and trips on these readings (`BudgetEvaluator.reconcile`), and alert
+claims (`tokenbook.collector.budgets.claims`) deliver each once for the fleet.
+
 Staleness: a call accepted by another collector reaches this collector's counters at most
 ``storage.batch.max_delay`` + the insert + ``budgets.fleet_sync`` + the reconciliation's queries
-after it was accepted (longer only while that collector cannot write to storage). A call stored
-while a sync's queries run may be missing from the counter until the next sync (never counted twice).
-
-`EventClaims` delivers each crossing once for the fleet: several collectors may see the same
-crossing (same event ID); each claims it in ``budget_event_claims`` and reads the claims back after
-`SETTLE_S`: the earliest claim delivers, the others drop the event.
+after it was accepted (longer only while that collector cannot write to storage); a crossing is
+recorded one reconciliation later (two readings confirm it). A call stored while a sync's queries
+run may be missing from the counter until the next sync (never counted twice).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from tokenbook.collector.budgets.counters import call_cost, call_tokens, matches, subject_of
-from tokenbook.collector.budgets.evaluator import BudgetEvaluator, UsageSource
-from tokenbook.collector.budgets.events import EPOCH, BudgetEvent
+from tokenbook.collector.budgets.breaker import BurnRateBreaker
+from tokenbook.collector.budgets.counters import Usage, call_cost, call_tokens, matches, subject_of
+from tokenbook.collector.budgets.evaluator import BudgetEvaluator, FleetUsage, Trip, UsageSource
+from tokenbook.collector.budgets.events import EPOCH, TRIPPED
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.genai.billing import UNBILLED_STATUSES
 
-__all__ = ["SETTLE_S", "ClaimStore", "EventClaims", "FleetSync", "SyncResult", "collector_id"]
+__all__ = ["FleetSync", "SyncResult", "collector_id"]
 
-_log = logging.getLogger("tokenbook.collector.budgets")
-SETTLE_S: Final = 0.5  # claims inserted within this of each other are all seen by every claimant
 _ACTIVE_MARGIN: Final = 60.0  # seconds: clock skew between collectors and their writer delay
 _FULL_EVERY: Final = 100  # every Nth sync reconciles every subject of the open windows
 _MAX_REMEMBERED: Final = 1_000_000  # spans remembered until stored; beyond, the oldest are forgotten
@@ -70,7 +74,7 @@ class SyncResult:
 
 
 class FleetSync:
-    """Reconciles a `BudgetEvaluator`'s counters with the ledger every `interval` seconds.
+    """Reconciles a `BudgetEvaluator`'s counters and breaker with the ledger every `interval` seconds.
 
     `note` / `note_decisions` run on the ingest and writer threads; `sync` on the budget ticker.
     Thread-safe.
@@ -118,41 +122,27 @@ class FleetSync:
         full = self._syncs % _FULL_EVERY == 0
         active_since = EPOCH if full or self._last_start is None else _dt(self._last_start - _ACTIVE_MARGIN)
         keys = sorted(own)
-        usage: dict[_Key, tuple[int, Decimal, int]] = {}
-        for idx, rule in enumerate(self.evaluator.rules):
-            match = {"match_keys": [k for k, _ in rule.match], "match_values": [v for _, v in rule.match]}
-            params: dict[str, Any] = {
-                **match, "currency": rule.limits.currency, "own": keys, "active_since": active_since
-            }  # fmt: skip
-            if rule.window is not None:
-                at = _dt(started)
-                start, end = rule.window.bounds(at)
-                prev_start = rule.window.previous(start)[0]
-                params |= {
-                    "per": list(rule.per),
-                    "current_start": start,
-                    "since": prev_start,
-                    "until": end,
-                    "own_tenants": sorted({c.tenant_id for c in own.values()}),
-                }
-                _, _, rows = source.query(
-                    render_query("budgets/fleet_quota_usage.sql", source.database), params
-                )
-                for subject, current, tokens, cost, unpriced in rows:
-                    key = (idx, tuple(subject), start if current else prev_start)
-                    usage[key] = (int(tokens), Decimal(cost or 0), int(unpriced))
-            else:
-                params["own_contexts"] = sorted({(c.tenant_id, c.context_id) for c in own.values()})
-                sql = render_query("budgets/fleet_context_usage.sql", source.database)
-                _, _, rows = source.query(sql, params)
-                for tenant, context, tokens, cost, unpriced in rows:
-                    usage[(idx, (tenant, context), EPOCH)] = (int(tokens), Decimal(cost or 0), int(unpriced))
+        usage = self._ledger_usage(source, started, keys, own.values(), active_since)
+        breaker = self.evaluator.breaker
+        burn = None if breaker is None else self._ledger_burn(source, breaker, started, keys)
+        trips = [] if breaker is None else self._trips(source, breaker, started)
         with self._lock:
             later = {k: c for k, c in self._spans.items() if k not in own}  # accepted during the queries
         stored = self._stored(source, keys + sorted(later))
-        for call in [*own.values(), *(c for k, c in later.items() if k not in stored)]:
+        remembered = [*own.values(), *(c for k, c in later.items() if k not in stored)]
+        for call in remembered:
             self._add(usage, call)
-        changed = self.evaluator.reconcile(usage)
+        fleet = FleetUsage(usage)
+        if breaker is not None and burn is not None:
+            first, history_from, counts = burn
+            for call in remembered:
+                if call.price_status not in UNBILLED_STATUSES:
+                    bucket = breaker.bucket(call.ingested_at.timestamp())
+                    if bucket >= first:
+                        per = counts.setdefault(call.tenant_id, {})
+                        per[bucket] = per.get(bucket, 0) + call_tokens(call)
+            fleet = FleetUsage(usage, counts, first, history_from, trips)
+        changed = self.evaluator.reconcile(fleet)
         forgotten = 0
         with self._lock:
             for span, version in stored.items():
@@ -160,11 +150,84 @@ class FleetSync:
                 if known is not None and known.version <= version:
                     del self._spans[span]
                     forgotten += 1
-            remembered = len(self._spans)
+            left = len(self._spans)
         self._last_start = started
         self._syncs += 1
-        self.last = SyncResult(len(usage), changed, remembered, forgotten)
+        self.last = SyncResult(len(usage), changed, left, forgotten)
         return self.last
+
+    def _ledger_usage(
+        self,
+        source: UsageSource,
+        started: float,
+        keys: list[_Span],
+        own: Iterable[CallRow],
+        active_since: datetime,
+    ) -> dict[_Key, Usage]:
+        """Every rule's usage per active subject, from the ledger less the `keys` remembered here."""
+        own = list(own)
+        usage: dict[_Key, Usage] = {}
+        for idx, rule in enumerate(self.evaluator.rules):
+            match = {"match_keys": [k for k, _ in rule.match], "match_values": [v for _, v in rule.match]}
+            params: dict[str, Any] = {
+                **match, "currency": rule.limits.currency, "own": keys, "active_since": active_since
+            }  # fmt: skip
+            if rule.window is not None:
+                start, end = rule.window.bounds(_dt(started))
+                prev_start = rule.window.previous(start)[0]
+                params |= {
+                    "per": list(rule.per),
+                    "current_start": start,
+                    "since": prev_start,
+                    "until": end,
+                    "own_tenants": sorted({c.tenant_id for c in own}),
+                }
+                _, _, rows = source.query(
+                    render_query("budgets/fleet_quota_usage.sql", source.database), params
+                )
+                for subject, current, tokens, cost, unpriced in rows:
+                    key = (idx, tuple(subject), start if current else prev_start)
+                    usage[key] = Usage(int(tokens), Decimal(cost or 0), int(unpriced))
+            else:
+                params["own_contexts"] = sorted({(c.tenant_id, c.context_id) for c in own})
+                sql = render_query("budgets/fleet_context_usage.sql", source.database)
+                _, _, rows = source.query(sql, params)
+                for tenant, context, tokens, cost, unpriced in rows:
+                    usage[(idx, (tenant, context), EPOCH)] = Usage(
+                        int(tokens), Decimal(cost or 0), int(unpriced)
+                    )
+        return usage
+
+    def _ledger_burn(
+        self, source: UsageSource, breaker: BurnRateBreaker, started: float, keys: list[_Span]
+    ) -> tuple[int, float | None, dict[str, dict[int, int]]]:
+        """(first bucket read, the history's start when all of it was read, tenant -> bucket ->
+        tokens) of the calls the ledger holds, less the `keys` remembered here."""
+        if self._last_start is None:
+            since, history_from = started - breaker.history_s, started - breaker.history_s
+        else:
+            since, history_from = self._last_start - _ACTIVE_MARGIN, None
+        first = breaker.bucket(since)
+        _, _, rows = source.query(
+            render_query("budgets/fleet_burn.sql", source.database),
+            {"since": _dt(breaker.bucket_start(first)), "bucket_us": breaker.bucket_us, "own": keys},
+        )
+        counts: dict[str, dict[int, int]] = {}
+        for tenant, bucket, tokens in rows:
+            counts.setdefault(str(tenant), {})[int(bucket)] = int(tokens)
+        return first, history_from, counts
+
+    def _trips(self, source: UsageSource, breaker: BurnRateBreaker, started: float) -> list[Trip]:
+        """The breaker trips `budget_events` records that may still be active."""
+        since = _dt(started - breaker.config.cooldown - breaker.config.window)
+        _, _, rows = source.query(
+            render_query("budgets/alerted_states.sql", source.database), {"since": since}
+        )
+        return [
+            Trip(subject[0], window_start.timestamp(), window_end.timestamp())
+            for kind, _rule, subject, window_start, state, window_end, _last in rows
+            if kind == "breaker" and state == TRIPPED and window_end is not None and subject
+        ]
 
     def _stored(self, source: UsageSource, keys: list[_Span]) -> dict[_Span, int]:
         out: dict[_Span, int] = {}
@@ -174,7 +237,7 @@ class FleetSync:
             out.update(((t, s), int(v)) for t, s, v in rows)
         return out
 
-    def _add(self, usage: dict[_Key, tuple[int, Decimal, int]], call: CallRow) -> None:
+    def _add(self, usage: dict[_Key, Usage], call: CallRow) -> None:
         """Add one remembered call to the usage of every counter it counts toward."""
         if call.price_status in UNBILLED_STATUSES:
             return
@@ -186,72 +249,9 @@ class FleetSync:
             if window is None:
                 continue
             key = (idx, subject_of(rule, call), window[0])
-            used, cost, unpriced = usage.get(key, (0, Decimal(0), 0))
+            used, cost, unpriced = usage.get(key, Usage(0, Decimal(0), 0))
             price = call_cost(call, rule.limits.currency)
-            usage[key] = (used + tokens, cost + (price or 0), unpriced + (price is None))
-
-
-class ClaimStore(Protocol):
-    """What `EventClaims` needs of `tokenbook.collector.storage.store.Store`."""
-
-    database: str
-
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
-        """Run one statement with bound `parameters` (`Store.command`)."""
-
-    def query(
-        self, sql: str, parameters: Mapping[str, Any] | None = None
-    ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
-        """Run one SELECT with bound `parameters` (`Store.query`)."""
-
-
-class EventClaims:
-    """Decides which collector of a fleet delivers an event: insert a claim, wait, read the claims back.
-
-    An event already recorded in ``budget_events`` or claimed earlier by another collector is not
-    delivered; a storage failure delivers (an alert twice rather than never).
-    """
-
-    def __init__(
-        self, store: ClaimStore, collector: str, *, settle: float = SETTLE_S, sleep: Callable[[float], None]
-        = time.sleep
-    ) -> None:  # fmt: skip
-        self.store = store
-        self.collector = collector
-        self.settle = settle
-        self._sleep = sleep
-        self._claim_sql = render_query("budgets/claim_event.sql", store.database)
-        self._read_sql = render_query("budgets/event_claims.sql", store.database)
-        self.lost = 0  # events another collector delivers
-
-    def claim(self, events: Sequence[BudgetEvent]) -> list[BudgetEvent]:
-        """The events of `events` this collector delivers."""
-        try:
-            wanted = [e for e in events if self._open(e.event_id)]
-            for event in wanted:
-                self.store.command(
-                    self._claim_sql, {"event_id": event.event_id, "collector_id": self.collector}
-                )
-            if wanted:
-                self._sleep(self.settle)
-            mine = [e for e in wanted if self._winner(e.event_id) == self.collector]
-        except Exception as exc:  # noqa: BLE001 - storage errors of any kind: deliver anyway
-            _log.warning("budget alert claims failed; delivering without them: %s", exc)
-            return list(events)
-        self.lost += len(events) - len(mine)
-        return mine
-
-    def _read(self, event_id: str) -> tuple[int, str, int]:
-        _, _, rows = self.store.query(self._read_sql, {"event_id": event_id})
-        claims, winner, recorded = rows[0] if rows else (0, "", 0)
-        return int(claims), str(winner), int(recorded)
-
-    def _open(self, event_id: str) -> bool:
-        claims, winner, recorded = self._read(event_id)
-        return not recorded and (claims == 0 or winner == self.collector)
-
-    def _winner(self, event_id: str) -> str:
-        return self._read(event_id)[1]
+            usage[key] = Usage(used + tokens, cost + (price or 0), unpriced + (price is None))
 
 
 def _dt(seconds: float) -> datetime:

@@ -5,9 +5,12 @@ delivering alerts; `observe` is the ingest hook; `query_states` answers the admi
 ``GET /v1/budgets`` (the admin API maps its errors to HTTP); `prometheus` adds the budget metrics to
 ``/metrics``; `stop` delivers queued alerts and joins.
 
-With ``budgets.fleet_sync`` > 0 and a store, the ticker also reconciles the counters with the ledger
-(`FleetSync`) and alerts are claimed before delivery (`EventClaims`), so that collectors sharing one
-ClickHouse enforce and alert the fleet's totals once.
+In a fleet (``fleet=True``: the collector stores into a ClickHouse server that other collectors may
+share) with ``budgets.fleet_sync`` > 0, the ticker also reconciles the counters and the breaker with
+the ledger (`FleetSync`), crossings and trips are decided on those readings, and alerts are claimed
+before delivery (`EventClaims`), so that collectors sharing one ClickHouse enforce and alert the
+fleet's totals once. The claims and the `budget_events` sink use the store `start` is given (never a
+store that is not connected yet).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from tokenbook.collector.budgets.alerts import AlertDispatcher, EventStore
+from tokenbook.collector.budgets.claims import ClaimStore, EventClaims
 from tokenbook.collector.budgets.config import ATTRIBUTE_KEYS, TAG_PREFIX, BudgetsConfig
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, RebuildResult, UsageSource
-from tokenbook.collector.budgets.fleet import EventClaims, FleetSync, collector_id
+from tokenbook.collector.budgets.fleet import FleetSync, collector_id
 from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.ledger import CallRow
 
@@ -35,7 +39,7 @@ DEFAULT_PAGE = 1000  # counters per GET /v1/budgets page
 MAX_PAGE = 10_000
 
 
-class _Store(EventStore, UsageSource, Protocol):  # also a fleet.ClaimStore
+class _Store(EventStore, UsageSource, ClaimStore, Protocol):
     """What the runtime needs of `tokenbook.collector.storage.store.Store`."""
 
 
@@ -43,29 +47,42 @@ class BudgetRuntime:
     """The collector's budgets: the evaluator, its alert dispatcher and the ticker that rolls windows."""
 
     def __init__(
-        self, config: BudgetsConfig, store: _Store | None, *, clock: Callable[[], float] = time.time
+        self,
+        config: BudgetsConfig,
+        store: _Store | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        fleet: bool = False,
     ) -> None:
+        """`store`: where events are recorded (None: nowhere); `fleet`: other collectors may share it."""
         self.config = config
         self.collector_id = collector_id()
         webhook = WebhookSender(config.webhook) if config.webhook is not None else None
-        fleet = store is not None and config.fleet_sync > 0 and config.enabled
-        self.claims = EventClaims(store, self.collector_id) if fleet and store is not None else None
-        self.dispatcher = AlertDispatcher(
-            log=config.log,
-            webhook=webhook,
-            store=store,
-            claims=self.claims.claim if self.claims is not None else None,
-        )
-        self.evaluator = BudgetEvaluator(config, publish=self.dispatcher.publish, clock=clock)
-        self.fleet = FleetSync(self.evaluator, config.fleet_sync, clock=clock) if fleet else None
+        fleet = fleet and store is not None and config.fleet_sync > 0 and config.enabled
+        self.dispatcher = AlertDispatcher(log=config.log, webhook=webhook, store=store)
+        self.evaluator = BudgetEvaluator(config, publish=self.dispatcher.publish, clock=clock, fleet=fleet)
+        self.claims: EventClaims | None = None
+        self.fleet: FleetSync | None = None
+        if fleet and store is not None:
+            breaker = self.evaluator.breaker
+            related = breaker.overlapping_trips if breaker is not None else None
+            self.claims = self.dispatcher.claims = EventClaims(store, self.collector_id, related=related)
+            self.fleet = FleetSync(self.evaluator, config.fleet_sync, clock=clock)
+        self._tick_s = min(_TICK_S, config.fleet_sync) if self.fleet is not None else _TICK_S
         self._source: UsageSource | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
 
-    def start(self, source: UsageSource | None, pending: Iterable[CallRow] = ()) -> RebuildResult | None:
-        """Rebuild from `source` (None: start empty), then start alert delivery and the ticker."""
+    def start(self, source: _Store | None, pending: Iterable[CallRow] = ()) -> RebuildResult | None:
+        """Rebuild from `source` (None: start empty), then start alert delivery and the ticker. From
+        here on events are recorded and claimed in `source` (the connected store)."""
         result = None
         self._source = source
+        if source is not None:
+            if self.dispatcher.store is not None:
+                self.dispatcher.store = source
+            if self.claims is not None:
+                self.claims.store = source
         if self.fleet is not None:  # unstored calls of the log: counted from memory until stored
             pending = list(pending)
             self.fleet.note(pending)
@@ -94,8 +111,11 @@ class BudgetRuntime:
 
     def defer(self, calls: Sequence[CallRow]) -> None:
         """New calls that may be re-deliveries the dedup memory forgot: counted once the ledger shows
-        they were not ingested before (`BudgetEvaluator.defer`)."""
-        if self.config.enabled:
+        they were not ingested before (`BudgetEvaluator.defer`). In a fleet they are counted at once:
+        the next reconciliation counts each span once anyway."""
+        if self.fleet is not None:
+            self.observe(calls)
+        elif self.config.enabled:
             self.evaluator.defer(calls)
 
     def apply_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
@@ -138,7 +158,7 @@ class BudgetRuntime:
             _log.warning("budget alerts still queued at shutdown were not delivered")
 
     def _tick(self) -> None:
-        while not self._stop.wait(_TICK_S):
+        while not self._stop.wait(self._tick_s):
             self.evaluator.tick()
             if self._source is not None:
                 # Each query holds the store's connection, which the writer's inserts need too: at most
@@ -151,7 +171,7 @@ class BudgetRuntime:
                 ):
                     try:
                         while (
-                            time.monotonic() - started < share * _TICK_S
+                            time.monotonic() - started < share * self._tick_s
                             and step(self._source, batch)
                             and not self._stop.is_set()
                         ):
@@ -223,5 +243,16 @@ class BudgetRuntime:
                 "# HELP tokenbook_budget_alerts_claimed_elsewhere_total Alerts another collector delivered",
                 "# TYPE tokenbook_budget_alerts_claimed_elsewhere_total counter",
                 f"tokenbook_budget_alerts_claimed_elsewhere_total {self.claims.lost}",
+                "# HELP tokenbook_budget_alerts_set_aside Alerts waiting behind another collector's claim",
+                "# TYPE tokenbook_budget_alerts_set_aside gauge",
+                f"tokenbook_budget_alerts_set_aside {self.claims.aside}",
+                "# HELP tokenbook_budget_alerts_taken_over_total Alerts delivered after another "
+                "collector's claim was never recorded",
+                "# TYPE tokenbook_budget_alerts_taken_over_total counter",
+                f"tokenbook_budget_alerts_taken_over_total {self.claims.taken_over}",
+                "# HELP tokenbook_budget_alerts_unclaimed_total Alerts delivered without a claim "
+                "(storage kept failing)",
+                "# TYPE tokenbook_budget_alerts_unclaimed_total counter",
+                f"tokenbook_budget_alerts_unclaimed_total {self.claims.unclaimed}",
             ]
         return "\n".join(lines) + "\n"
