@@ -152,7 +152,7 @@ def test_a_restarted_collector_claims_its_catch_up_crossings_in_the_connected_st
     with WebhookReceiver() as hook:
         cfg, problems = parse_budgets({**raw, "alerts": {"webhook": {"url": hook.url, "backoff": "10ms"}}})
         assert problems == []
-        runtime = BudgetRuntime(cfg, handle, clock=lambda: NOW.timestamp(), fleet=True)
+        runtime = BudgetRuntime(cfg, handle, fleet=True)
         assert runtime.claims is not None
         runtime.claims.takeover = 5.0
         runtime.start(store)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.collector.budgets.budget_rows import call, record_events
 from tokenbook.collector.budgets import BudgetsConfig, parse_budgets
-from tokenbook.collector.budgets.counters import Usage
+from tokenbook.collector.budgets.counters import CONFIRM_S, Usage
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, FleetUsage
 from tokenbook.collector.budgets.events import BudgetEvent
 from tokenbook.collector.budgets.fleet import FleetSync
@@ -78,7 +78,9 @@ class Collector:
         self.store.write(calls, [])
 
     def sync(self, times: int = 1) -> None:
+        """Reconcile `times` times, `CONFIRM_S` apart: a crossing is decided on the second."""
         for _ in range(times):
+            self.clock.now += timedelta(seconds=CONFIRM_S)
             self.fleet.sync(self.store)
 
     def tokens(self, rule: str = "daily", **query: str) -> int:
@@ -99,7 +101,8 @@ def calls(prefix: str, n: int, context: str = "ctx-1", tenant: str = "acme") -> 
 
 
 def test_counters_converge_on_the_fleet_total_and_each_span_counts_once(store: Store) -> None:
-    a, b = Collector(store), Collector(store)
+    a = Collector(store)
+    b = Collector(store, a.clock)
     mine, theirs = calls("a", 4), calls("b", 3)  # 600 and 450 tokens
     a.accept(mine)
     a.store_calls(mine)
@@ -146,60 +149,70 @@ def test_counters_converge_on_the_fleet_total_and_each_span_counts_once(store: S
     assert {e.event_id for e in a.events} == {e.event_id for e in b.events}  # the same crossings
 
 
-def test_a_transient_double_count_never_raises_a_crossing(store: Store) -> None:
-    """A double-recorded call split across collectors is billed twice in the ledger until the decision
-    pass settles it: one reading over the threshold is not enough to alert."""
-    c = Collector(store)
+def read(c: Collector, *tokens: int, every: float = 0.5) -> None:
+    """Reconciliations reading these daily usages of acme, `every` seconds apart."""
     key = (0, ("acme",), NOW.replace(hour=0, minute=0, second=0))
-    reading = {
-        750: FleetUsage({key: Usage(750, Decimal(0), 0)}),
-        900: FleetUsage({key: Usage(900, Decimal(0), 0)}),  # 750 + a call counted twice
-        1200: FleetUsage({key: Usage(1200, Decimal(0), 0)}),
-    }
-    for tokens in (750, 900, 750, 750):
-        c.evaluator.reconcile(reading[tokens])
+    for n in tokens:
+        c.clock.now += timedelta(seconds=every)
+        c.evaluator.reconcile(FleetUsage({key: Usage(n, Decimal(0), 0)}))
+
+
+def test_a_transient_double_count_never_raises_a_crossing(store: Store) -> None:
+    """A double-recorded call split across collectors is billed twice in the ledger until a decision
+    pass settles it (within a second): readings past a threshold for less than `CONFIRM_S` do not
+    alert."""
+    c = Collector(store)
+    read(c, 750, 900, 900, 900, 750, 750)  # 750 + a call counted twice for 1.5 s
     assert c.events == []
-    c.evaluator.reconcile(reading[1200])
-    assert c.events == []
-    c.evaluator.reconcile(reading[1200])  # two readings past both thresholds: both crossings, once
+    read(c, 1200, 1200, 1200, 1200)
+    assert c.events == []  # 1.5 s past both thresholds
+    read(c, 1200)  # 2 s: both crossings, once each
     assert [(e.state, e.previous_state, e.used_tokens) for e in c.events] == [
         ("at_risk", "within_budget", 1200),
         ("over_budget", "at_risk", 1200),
     ]
-    c.evaluator.reconcile(reading[1200])
+    read(c, 1200, 1350)
     assert len(c.events) == 2
 
 
-def test_a_crossing_is_reported_at_the_lower_of_its_two_readings(store: Store) -> None:
+def test_a_crossing_is_reported_at_the_lowest_usage_of_its_readings(store: Store) -> None:
     c = Collector(store)
-    key = (0, ("acme",), NOW.replace(hour=0, minute=0, second=0))
-    c.evaluator.reconcile(FleetUsage({key: Usage(1350, Decimal(0), 0)}))  # one call counted twice
-    c.evaluator.reconcile(FleetUsage({key: Usage(1200, Decimal(0), 0)}))  # settled
+    read(c, 1350, 1200, 1200, 1200, 1350, every=0.5)  # one call counted twice, then settled
     assert [(e.state, e.used_tokens) for e in c.events] == [("at_risk", 1200), ("over_budget", 1200)]
 
 
 def test_the_breaker_sees_the_fleets_burn_and_trips_once_for_it(store: Store) -> None:
-    """Each collector receives half of a spike, under the cap; the fleet's burn is over it."""
-    clock = Clock(NOW)
+    """Each collector receives half of a spike, under the cap; the fleet's burn is over it. Both trip,
+    in the same bucket: the same trip (one event ID), so the fleet alerts it once."""
+    start = NOW.replace(second=0)  # a breaker bucket (10 s) starts here
+    clock = Clock(start)
     breaker = {"breaker": {"enabled": True, "window": "60s", "baseline": "10m", "max_tokens": 1000,
                            "min_tokens": 10**9, "cooldown": "5m"}}  # fmt: skip
     a, b = Collector(store, clock, **breaker), Collector(store, clock, **breaker)
-    a.sync()
-    b.sync()
-    spike_a = [c._replace(ingested_at=NOW) for c in calls("a", 4, tenant="initech")]  # 600 tokens
-    spike_b = [c._replace(ingested_at=NOW) for c in calls("b", 4, tenant="initech")]
+
+    def reconcile() -> None:  # both collectors, CONFIRM_S after the previous round
+        clock.now += timedelta(seconds=CONFIRM_S)
+        a.fleet.sync(store)
+        b.fleet.sync(store)
+
+    a.fleet.sync(store)
+    b.fleet.sync(store)
+    spike_a = [c._replace(ingested_at=start) for c in calls("a", 4, tenant="initech")]  # 600 tokens
+    spike_b = [c._replace(ingested_at=start) for c in calls("b", 4, tenant="initech")]
     a.accept(spike_a)
     b.accept(spike_b)
     assert a.evaluator.status({"tenant": "initech"})["breaker"]["burn_tokens"] == 600  # its own half
     a.store_calls(spike_a)
-    clock.now += timedelta(seconds=1)
-    a.sync()  # b's half is only in b's memory: a sees 600
-    b.sync()  # b sees 1200: one reading over the cap
+    reconcile()  # a: 600 (b's half is only in b's memory); b: 1200, a first reading over the cap
     b.store_calls(spike_b)
-    for _ in range(2):  # b trips at its second reading, a at its second
-        a.sync()
-        b.sync()
-    trips = [e for e in a.events + b.events if e.kind == "breaker"]
+    reconcile()  # b trips; a: 1200, its first reading over
+
+    def trips_of(c: Collector) -> list[BudgetEvent]:
+        return [e for e in c.events if e.kind == "breaker"]
+
+    assert trips_of(a) == [] and [e.state for e in trips_of(b)] == ["tripped"]
+    reconcile()  # a trips
+    trips = trips_of(a) + trips_of(b)
     assert [(e.state, e.used_tokens, e.limit_tokens) for e in trips] == [("tripped", 1200, 1000)] * 2
     assert trips[0].event_id == trips[1].event_id  # the same trip: one alert for the fleet
     for c in (a, b):

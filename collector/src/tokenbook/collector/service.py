@@ -164,7 +164,9 @@ class Collector:
         dedup = self._dedup
         self._warm_from_log(dedup)
         # A server may be shared by several collectors: their budgets reconcile with its ledger.
-        self.budgets = BudgetRuntime(cfg.budgets, self._handle, fleet=cfg.clickhouse.url is not None)
+        self.budgets = BudgetRuntime(
+            cfg.budgets, self._handle, fleet=cfg.clickhouse.url is not None, write_delay=cfg.batch.max_delay
+        )
         try:
             self._bring_up_store()
         except StoreUnavailable as exc:

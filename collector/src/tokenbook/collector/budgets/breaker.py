@@ -158,7 +158,7 @@ class BurnRateBreaker:
         t = self._tenants.setdefault(tenant, _Tenant())
         start = self.bucket_start(self.bucket(now)) if self.aligned else now
         t.tripped_at, t.until = start, start + self.config.cooldown
-        return self._event(tenant, TRIPPED, "ok", burn.tokens, burn.threshold, start)
+        return self._event(tenant, TRIPPED, "ok", burn.tokens, burn.threshold, start, now)
 
     def overlapping_trips(self, event: BudgetEvent) -> list[str]:
         """The event IDs of the aligned trips of `event`'s tenant that overlap `event` (a trip), itself
@@ -182,7 +182,7 @@ class BurnRateBreaker:
             return []
         tripped_at = t.tripped_at
         t.tripped_at = None
-        return [self._event(tenant, RESET, TRIPPED, 0, 0, tripped_at, reset_at=t.until)]
+        return [self._event(tenant, RESET, TRIPPED, 0, 0, tripped_at, t.until)]
 
     def _threshold(self, t: _Tenant, current: int, now: float) -> int | None:
         """Tokens per window above which the tenant trips; None: nothing can trip it yet (no
@@ -207,11 +207,12 @@ class BurnRateBreaker:
         used: int,
         threshold: int,
         tripped_at: float,
-        reset_at: float | None = None,
+        at: float,
     ) -> BudgetEvent:
+        """The event of a trip (`at`: when it was decided) or a reset (`at`: when the trip ended)."""
         start = datetime.fromtimestamp(tripped_at, tz=UTC)
         end = start + timedelta(seconds=self.config.cooldown)
-        now = datetime.fromtimestamp(reset_at, tz=UTC) if reset_at is not None else start
+        now = datetime.fromtimestamp(at, tz=UTC)
         return BudgetEvent(
             event_time=now,
             kind="breaker",

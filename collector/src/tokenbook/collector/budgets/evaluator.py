@@ -53,8 +53,10 @@ from typing import Any, Protocol
 from tokenbook.collector.budgets.breaker import BurnRateBreaker
 from tokenbook.collector.budgets.config import BudgetsConfig, Rule
 from tokenbook.collector.budgets.counters import (
+    CONFIRM_S,
     RANK,
     Counter,
+    Readings,
     Usage,
     call_cost,
     call_tokens,
@@ -135,9 +137,9 @@ class BudgetEvaluator:
 
     With `fleet` (collectors sharing one ClickHouse), the counts of `observe` are this collector's
     live delta only: crossings and breaker trips are decided by `reconcile` on the fleet's usage,
-    when two consecutive reconciliations agree (a transient double count, e.g. a double-recorded
-    call before the decision pass settles it, never raises an alert), and evicted counters are
-    restored by the reconciliation rather than hydrated.
+    when the reconciliations of the last `confirm` seconds all agree (a transient double count, e.g.
+    a double-recorded call before the decision pass settles it, never raises an alert), and evicted
+    counters are restored by the reconciliation rather than hydrated.
     """
 
     def __init__(
@@ -147,9 +149,11 @@ class BudgetEvaluator:
         publish: Callable[[BudgetEvent], None],
         clock: Callable[[], float] = time.time,
         fleet: bool = False,
+        confirm: float = CONFIRM_S,
     ) -> None:
         self.config = config
         self.fleet = fleet
+        self.confirm = confirm
         self.rules: tuple[Rule, ...] = config.rules
         self._publish = publish
         self._clock = clock
@@ -165,7 +169,7 @@ class BudgetEvaluator:
         self.breaker = (
             BurnRateBreaker(config.breaker, clock(), aligned=fleet) if config.breaker.enabled else None
         )
-        self._burning: dict[str, int] = {}  # fleet: tenants over their threshold at the last reading
+        self._burning: dict[str, Readings] = {}  # fleet: tenants over their threshold, their burns
         self.out_of_window_calls = 0
         self.errors = 0
         self._last_prune = 0.0
@@ -428,14 +432,13 @@ class BudgetEvaluator:
     def _reading(
         self, rule: Rule, subject: tuple[str, ...], counter: Counter, now: float
     ) -> list[BudgetEvent]:
-        """Fleet: the crossings that this reading of the counter (its current value, exact) and the
-        previous one agree on, reported at the smaller of the two usages; the reading is kept."""
-        now_usage = Usage(counter.tokens, counter.cost, counter.unpriced_calls)
-        before, counter.reading = counter.reading, now_usage
-        if before is None:
-            return []
-        low = Usage(min(before.tokens, now_usage.tokens), min(before.cost, now_usage.cost), 0)
-        return self._crossings(rule, subject, counter, now, low)
+        """Fleet: keep the counter's current value (a reading of the ledger) and return the crossings
+        the readings of the last `confirm` seconds all agree on, reported at the lowest of them."""
+        if counter.readings is None:
+            counter.readings = Readings()
+        usage = Usage(counter.tokens, counter.cost, counter.unpriced_calls)
+        low = counter.readings.add(now, usage, self.confirm)
+        return [] if low is None else self._crossings(rule, subject, counter, now, low)
 
     def _prune(self, now: float) -> None:
         """Forget quota counters older than the previous window and budgets idle beyond context_ttl."""
@@ -629,9 +632,10 @@ class BudgetEvaluator:
         """Set the counters to the fleet's usage and the breaker to the fleet's burn (`FleetUsage`, read
         by `tokenbook.collector.budgets.fleet.FleetSync`). Counters are created as needed (quotas: only
         in the previous or current window). Each reconciled counter is a reading: a crossing is
-        published once two consecutive readings are past it (`_reading`); a tenant trips once two
-        consecutive readings of its burn are over its threshold; trips recorded by other collectors
-        are adopted. Returns how many counters changed. Never raises."""
+        published once the readings of the last `confirm` seconds are all past it (`_reading`); a
+        tenant trips once the readings of its burn over `confirm` seconds are all over its threshold;
+        trips recorded by other collectors are adopted. Returns how many counters changed. Never
+        raises."""
         try:
             events: list[BudgetEvent] = []
             changed = 0
@@ -670,8 +674,8 @@ class BudgetEvaluator:
         self, breaker: BurnRateBreaker, fleet: FleetUsage, now: float
     ) -> list[BudgetEvent]:
         """Under the lock: the fleet's burn replaces the recent buckets, recorded trips are adopted (the
-        earliest still active per tenant), and tenants over their threshold at this reading and the
-        previous one trip (reported at the smaller burn)."""
+        earliest still active per tenant), and tenants over their threshold at every reading of the
+        last `confirm` seconds trip (reported at the lowest burn)."""
         assert fleet.burn is not None
         for tenant in set(fleet.burn) | set(breaker.tenants()):
             breaker.replace(tenant, fleet.burn_from, dict(fleet.burn.get(tenant, {})))
@@ -686,16 +690,16 @@ class BudgetEvaluator:
             if current is None or current[0] != trip.start:
                 breaker.restore(tenant, trip.start, trip.until)
         events: list[BudgetEvent] = []
-        burning: dict[str, int] = {}
+        burning: dict[str, Readings] = {}
         for tenant in breaker.tenants():
             burn = breaker.over(tenant, now)
             if burn is None:
                 continue
-            before = self._burning.get(tenant)
-            if before is None:
-                burning[tenant] = burn.tokens
-            else:
-                events.append(breaker.trip(tenant, replace(burn, tokens=min(before, burn.tokens)), now))
+            readings = burning[tenant] = self._burning.get(tenant) or Readings()
+            low = readings.add(now, Usage(burn.tokens, Decimal(0), 0), self.confirm)
+            if low is not None and low.tokens > burn.threshold:
+                events.append(breaker.trip(tenant, replace(burn, tokens=low.tokens), now))
+                del burning[tenant]
         self._burning = burning
         return events
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 from tokenbook.collector.budgets.alerts import AlertDispatcher, EventStore
 from tokenbook.collector.budgets.claims import ClaimStore, EventClaims
 from tokenbook.collector.budgets.config import ATTRIBUTE_KEYS, TAG_PREFIX, BudgetsConfig
+from tokenbook.collector.budgets.counters import CONFIRM_S
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, RebuildResult, UsageSource
 from tokenbook.collector.budgets.fleet import FleetSync, collector_id
 from tokenbook.collector.budgets.webhook import WebhookSender
@@ -42,6 +43,9 @@ MAX_PAGE = 10_000
 class _Store(EventStore, UsageSource, ClaimStore, Protocol):
     """What the runtime needs of `tokenbook.collector.storage.store.Store`."""
 
+    def decide(self) -> Sequence[Any]:
+        """Run the decision pass over the calls stored since the last one (`Store.decide`)."""
+
 
 class BudgetRuntime:
     """The collector's budgets: the evaluator, its alert dispatcher and the ticker that rolls windows."""
@@ -53,14 +57,23 @@ class BudgetRuntime:
         *,
         clock: Callable[[], float] = time.time,
         fleet: bool = False,
+        write_delay: float = 0.0,
     ) -> None:
-        """`store`: where events are recorded (None: nowhere); `fleet`: other collectors may share it."""
+        """`store`: where events are recorded (None: nowhere); `fleet`: other collectors may share it;
+        `write_delay`: how long an accepted call may wait before it is written (``storage.batch.
+        max_delay``), part of the span of readings that confirms a crossing in a fleet."""
         self.config = config
         self.collector_id = collector_id()
         webhook = WebhookSender(config.webhook) if config.webhook is not None else None
         fleet = fleet and store is not None and config.fleet_sync > 0 and config.enabled
         self.dispatcher = AlertDispatcher(log=config.log, webhook=webhook, store=store)
-        self.evaluator = BudgetEvaluator(config, publish=self.dispatcher.publish, clock=clock, fleet=fleet)
+        self.evaluator = BudgetEvaluator(
+            config,
+            publish=self.dispatcher.publish,
+            clock=clock,
+            fleet=fleet,
+            confirm=config.fleet_sync + write_delay + CONFIRM_S,
+        )
         self.claims: EventClaims | None = None
         self.fleet: FleetSync | None = None
         if fleet and store is not None:
@@ -70,6 +83,7 @@ class BudgetRuntime:
             self.fleet = FleetSync(self.evaluator, config.fleet_sync, clock=clock)
         self._tick_s = min(_TICK_S, config.fleet_sync) if self.fleet is not None else _TICK_S
         self._source: UsageSource | None = None
+        self._store: _Store | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
 
@@ -77,7 +91,7 @@ class BudgetRuntime:
         """Rebuild from `source` (None: start empty), then start alert delivery and the ticker. From
         here on events are recorded and claimed in `source` (the connected store)."""
         result = None
-        self._source = source
+        self._source = self._store = source
         if source is not None:
             if self.dispatcher.store is not None:
                 self.dispatcher.store = source
@@ -178,9 +192,12 @@ class BudgetRuntime:
                             pass
                     except RuntimeError as exc:  # StoreError: retried at the next tick
                         _log.warning("%s: storage failed: %s", what, exc)
-                if self.fleet is not None and self.fleet.due():
+                if self.fleet is not None and self._store is not None and self.fleet.due():
                     try:
-                        self.fleet.sync(self._source)
+                        # settle the billing of what this collector stored (a call recorded twice,
+                        # by spans stored by two collectors) before reading the fleet's usage
+                        self._store.decide()
+                        self.fleet.sync(self._store)
                     except Exception as exc:  # noqa: BLE001 - the live counters stay; retried next tick
                         self.fleet.failures += 1
                         _log.warning("budget counters could not be reconciled with the ledger: %s", exc)
