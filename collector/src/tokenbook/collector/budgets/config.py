@@ -375,8 +375,9 @@ class BudgetsConfig:
     fleet_sync: float = setting(
         2.0,
         parse=duration_or_zero,
-        doc="How often the counters are reconciled with the ledger, so that collectors sharing one "
-        "ClickHouse enforce fleet-wide totals (0: off; each collector counts only what it receives).",
+        doc="With a ClickHouse server: how often the counters and the breaker are reconciled with the "
+        "ledger, so that collectors sharing it enforce and alert fleet-wide totals (0: off; each "
+        "collector counts only what it receives). Not used with the embedded store.",
     )
     quotas: tuple[QuotaRule, ...] = items(QuotaRule, doc="Limits over a window, per subject.")
     budgets: tuple[BudgetRule, ...] = items(BudgetRule, doc="Limits per execution (tenant and context).")

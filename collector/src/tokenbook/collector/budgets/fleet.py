@@ -11,8 +11,9 @@ so a counter holds what every collector stored plus what this one accepted since
 collector already stored and that reaches this one again (a re-send) is counted once: it is left out
 of the ledger part while it is remembered here and counted from the ledger once storage holds it.
 Only subjects with recent activity are queried: tenants (contexts, for budgets) with a call ingested
-by any collector since the previous sync (less `_ACTIVE_MARGIN`), or remembered here; every
-`_FULL_EVERY` syncs all subjects of the open windows are.
+by any collector since the previous sync (less `_ACTIVE_MARGIN`, or the span of readings that
+confirms a crossing if longer), or remembered here; every `_FULL_EVERY` syncs all subjects of the
+open windows are.
 
 The breaker is fed the same way: the tokens of each tenant by ingest time, in the breaker's buckets,
 from the ledger (each span once, at its first ingestion seen) plus the remembered spans. The first
@@ -23,11 +24,14 @@ re-read the buckets since the previous sync less `_ACTIVE_MARGIN`. The breaker t
 The evaluator decides crossings and trips on these readings (`BudgetEvaluator.reconcile`), and alert
 claims (`tokenbook.collector.budgets.claims`) deliver each once for the fleet.
 
-Staleness: a call accepted by another collector reaches this collector's counters at most
-``storage.batch.max_delay`` + the insert + ``budgets.fleet_sync`` + the reconciliation's queries
-after it was accepted (longer only while that collector cannot write to storage); a crossing is
-recorded one reconciliation later (two readings confirm it). A call stored while a sync's queries
-run may be missing from the counter until the next sync (never counted twice).
+Staleness: a call accepted by another collector reaches this collector's counters (what the gateway
+endpoint answers) at most ``storage.batch.max_delay`` + the insert + ``budgets.fleet_sync`` + the
+reconciliation's queries after it was accepted (longer only while that collector cannot write to
+storage). A crossing or a trip is recorded once the readings of ``budgets.fleet_sync`` +
+``storage.batch.max_delay`` + `CONFIRM_S` all agree (`BudgetEvaluator.reconcile`), so at most
+2 x ``max_delay`` + 3 x ``fleet_sync`` + `CONFIRM_S` + the inserts and queries after the call that
+crossed. A call stored while a sync's queries run may be missing from the counter until the next
+sync (never counted twice).
 """
 
 from __future__ import annotations
@@ -43,7 +47,13 @@ from decimal import Decimal
 from typing import Any, Final
 
 from tokenbook.collector.budgets.breaker import BurnRateBreaker
-from tokenbook.collector.budgets.counters import Usage, call_cost, call_tokens, matches, subject_of
+from tokenbook.collector.budgets.counters import (
+    Usage,
+    call_cost,
+    call_tokens,
+    matches,
+    subject_of,
+)
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, FleetUsage, Trip, UsageSource
 from tokenbook.collector.budgets.events import EPOCH, TRIPPED
 from tokenbook.collector.storage.ledger import CallRow
@@ -120,7 +130,9 @@ class FleetSync:
         with self._lock:
             own = dict(self._spans)
         full = self._syncs % _FULL_EVERY == 0
-        active_since = EPOCH if full or self._last_start is None else _dt(self._last_start - _ACTIVE_MARGIN)
+        # a subject stays active long enough for the readings that confirm a crossing
+        margin = max(_ACTIVE_MARGIN, self.evaluator.confirm + 2 * self.interval)
+        active_since = EPOCH if full or self._last_start is None else _dt(self._last_start - margin)
         keys = sorted(own)
         usage = self._ledger_usage(source, started, keys, own.values(), active_since)
         breaker = self.evaluator.breaker
