@@ -154,14 +154,14 @@ def test_a_restarted_collector_claims_its_catch_up_crossings_in_the_connected_st
         assert problems == []
         runtime = BudgetRuntime(cfg, handle, fleet=True)
         assert runtime.claims is not None
-        runtime.claims.takeover = 5.0
+        runtime.claims.takeover = 10.0  # the other collector's claims stay live this long
         runtime.start(store)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 9
         while runtime.claims.aside < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert runtime.claims.aside == 2 and hook.requests == []  # set aside behind the live claims
         assert store.query(f"SELECT count() FROM {store.database}.budget_events")[2] == [(0,)]
-        hook.wait_for(2, timeout=15)  # the other collector never recorded them: taken over
+        hook.wait_for(2, timeout=30)  # the other collector never recorded them: taken over
         time.sleep(1.5)
         runtime.stop()
     assert sorted(d["state"] for d in hook.bodies(ok_only=False)) == ["at_risk", "over_budget"]

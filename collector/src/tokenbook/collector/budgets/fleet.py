@@ -12,8 +12,8 @@ collector already stored and that reaches this one again (a re-send) is counted 
 of the ledger part while it is remembered here and counted from the ledger once storage holds it.
 Only subjects with recent activity are queried: tenants (contexts, for budgets) with a call ingested
 by any collector since the previous sync (less `_ACTIVE_MARGIN`, or the span of readings that
-confirms a crossing if longer), or remembered here; every `_FULL_EVERY` syncs all subjects of the
-open windows are.
+confirms a crossing if longer), or remembered here; every `_FULL_EVERY` syncs all subjects are. A
+quota's previous window (where only late calls land) is read on those full syncs only.
 
 The breaker is fed the same way: the tokens of each tenant by ingest time, in the breaker's buckets,
 from the ledger (each span once, at its first ingestion seen) plus the remembered spans. The first
@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -134,7 +134,7 @@ class FleetSync:
         margin = max(_ACTIVE_MARGIN, self.evaluator.confirm + 2 * self.interval)
         active_since = EPOCH if full or self._last_start is None else _dt(self._last_start - margin)
         keys = sorted(own)
-        usage = self._ledger_usage(source, started, keys, own.values(), active_since)
+        usage, read_from = self._ledger_usage(source, started, keys, own.values(), active_since, full)
         breaker = self.evaluator.breaker
         burn = None if breaker is None else self._ledger_burn(source, breaker, started, keys)
         trips = [] if breaker is None else self._trips(source, breaker, started)
@@ -143,7 +143,7 @@ class FleetSync:
         stored = self._stored(source, keys + sorted(later))
         remembered = [*own.values(), *(c for k, c in later.items() if k not in stored)]
         for call in remembered:
-            self._add(usage, call)
+            self._add(usage, call, read_from)
         fleet = FleetUsage(usage)
         if breaker is not None and burn is not None:
             first, history_from, counts = burn
@@ -175,10 +175,14 @@ class FleetSync:
         keys: list[_Span],
         own: Iterable[CallRow],
         active_since: datetime,
-    ) -> dict[_Key, Usage]:
-        """Every rule's usage per active subject, from the ledger less the `keys` remembered here."""
+        full: bool,
+    ) -> tuple[dict[_Key, Usage], dict[int, datetime]]:
+        """Every rule's usage per active subject, from the ledger less the `keys` remembered here, and
+        the start of the oldest window read per rule: a quota's previous window only on a `full` sync
+        (it changes only by late calls), the current one always."""
         own = list(own)
         usage: dict[_Key, Usage] = {}
+        read_from: dict[int, datetime] = {}
         for idx, rule in enumerate(self.evaluator.rules):
             match = {"match_keys": [k for k, _ in rule.match], "match_values": [v for _, v in rule.match]}
             params: dict[str, Any] = {
@@ -187,10 +191,11 @@ class FleetSync:
             if rule.window is not None:
                 start, end = rule.window.bounds(_dt(started))
                 prev_start = rule.window.previous(start)[0]
+                read_from[idx] = prev_start if full else start
                 params |= {
                     "per": list(rule.per),
                     "current_start": start,
-                    "since": prev_start,
+                    "since": read_from[idx],
                     "until": end,
                     "own_tenants": sorted({c.tenant_id for c in own}),
                 }
@@ -208,7 +213,7 @@ class FleetSync:
                     usage[(idx, (tenant, context), EPOCH)] = Usage(
                         int(tokens), Decimal(cost or 0), int(unpriced)
                     )
-        return usage
+        return usage, read_from
 
     def _ledger_burn(
         self, source: UsageSource, breaker: BurnRateBreaker, started: float, keys: list[_Span]
@@ -249,8 +254,9 @@ class FleetSync:
             out.update(((t, s), int(v)) for t, s, v in rows)
         return out
 
-    def _add(self, usage: dict[_Key, Usage], call: CallRow) -> None:
-        """Add one remembered call to the usage of every counter it counts toward."""
+    def _add(self, usage: dict[_Key, Usage], call: CallRow, read_from: Mapping[int, datetime]) -> None:
+        """Add one remembered call to the usage of every counter it counts toward, in the windows
+        read from the ledger."""
         if call.price_status in UNBILLED_STATUSES:
             return
         tokens = call_tokens(call)
@@ -258,7 +264,7 @@ class FleetSync:
             if not matches(rule, call):
                 continue
             window = self.evaluator.window_of(idx, call.timestamp)
-            if window is None:
+            if window is None or window[0] < read_from.get(idx, EPOCH):
                 continue
             key = (idx, subject_of(rule, call), window[0])
             used, cost, unpriced = usage.get(key, Usage(0, Decimal(0), 0))
