@@ -13,7 +13,7 @@ the same two cores, so a lower bound):
   batch of `--live` new calls of every tenant (all subjects active): seconds and queries per sync.
 
 `python bench/fleet_capacity.py [--url URL] [--rows 200000] [--batch 5000] [--writers 3]` writes
-`bench/results/fleet_capacity.json`.
+`bench/results/fleet_capacity.json` (`--result` elsewhere).
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--syncs", type=int, default=5)
     ap.add_argument("--live", type=int, default=1_000)
+    ap.add_argument("--result", type=Path, default=RESULT, help="where the JSON goes")
     args = ap.parse_args()
     server = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,7 +195,7 @@ def main() -> None:
         "reconciliation": reconciliation,
         "command": command,
     }
-    RESULT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    args.result.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
 
 
