@@ -335,11 +335,13 @@ class Collector:
                 if self._stopped.is_set():
                     store.close()
                     return
-                self._start_budgets(store)
-                store.on_decisions = self._on_decisions
-                self.writer = LedgerWriter(
+                writer = LedgerWriter(
                     self.wal, store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
                 )
+                # the counters are rebuilt last before the writer runs: nothing after can fail
+                self._start_budgets(store)
+                store.on_decisions = self._on_decisions
+                self.writer = writer
                 self.store = self._handle.store = store
                 self._store_problem = None
                 self.writer.start()

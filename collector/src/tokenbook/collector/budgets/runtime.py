@@ -88,8 +88,9 @@ class BudgetRuntime:
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
 
     def start(self, source: _Store | None, pending: Iterable[CallRow] = ()) -> RebuildResult | None:
-        """Rebuild from `source` (None: start empty), then start alert delivery and the ticker. From
-        here on events are recorded and claimed in `source` (the connected store)."""
+        """Rebuild from `source` (None: start empty), then start alert delivery and the ticker (once:
+        a second call only rebuilds). From here on events are recorded and claimed in `source` (the
+        connected store)."""
         result = None
         self._source = self._store = source
         if source is not None:
@@ -112,8 +113,9 @@ class BudgetRuntime:
                 "budget counters rebuilt from the ledger",
                 extra={"fields": {"budget_" + k: v for k, v in vars(result).items()}},
             )
-        self.dispatcher.start()
-        self._ticker.start()
+        if not self._ticker.is_alive():  # a start retried after a failed bring-up rebuilds only
+            self.dispatcher.start()
+            self._ticker.start()
         return result
 
     def observe(self, calls: Sequence[CallRow]) -> None:
