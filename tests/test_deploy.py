@@ -422,3 +422,18 @@ def test_dockerfile_installs_the_collector_extra_and_exposes_the_ports() -> None
     assert {int(p) for p in expose.split()} == {4317, 4318, 4319}
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
     assert ".venv" in ignore and "tokenbook-data" in ignore
+
+
+def test_replicated_collectors_share_one_ledger_and_reconcile_budgets_fleet_wide(tmp_path: Path) -> None:
+    """Routing by trace ID leaves a tenant's traces on every collector: the quotas, budgets and breaker
+    hold because each replica reconciles them with the one shared ClickHouse server (budgets.fleet_sync
+    > 0, which needs a server URL), and the gateway routes by trace, not by tenant."""
+    cfg = load_config(_rendered_k8s_config(tmp_path))
+    deployment = _k8s("Deployment", "tokenbook-collector")
+    assert deployment["spec"]["replicas"] > 1
+    assert cfg.clickhouse.url is not None
+    assert cfg.budgets.fleet_sync == 2.0  # set explicitly in the ConfigMap
+    gateway = GATEWAY.read_text(encoding="utf-8")
+    assert "budgets.fleet_sync" in gateway and "breaker" in gateway
+    exporter = yaml.safe_load(gateway)["exporters"]["loadbalancing"]
+    assert exporter["routing_key"] == "traceID"

@@ -140,12 +140,17 @@ def seed_events(now: datetime) -> list[BudgetEvent]:
     ]
 
 
-def seed_budget_events(store: Store, now: datetime) -> list[BudgetEvent]:
-    """Write `seed_events(now)` through the alert dispatcher's table sink (no log, no webhook)."""
-    events = seed_events(now)
+def record_events(store: Store, events: list[BudgetEvent]) -> None:
+    """Write `events` through the alert dispatcher's table sink (no log, no webhook)."""
     sink = AlertDispatcher(log=False, webhook=None, store=store)
     for event in events:
         sink.deliver(event)
+
+
+def seed_budget_events(store: Store, now: datetime) -> list[BudgetEvent]:
+    """Write `seed_events(now)` to `budget_events` (`record_events`)."""
+    events = seed_events(now)
+    record_events(store, events)
     return events
 
 

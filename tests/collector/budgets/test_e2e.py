@@ -110,14 +110,15 @@ def test_crossings_alert_once_redelivery_counts_once_restart_repeats_nothing(
     # A new crossing after the restart; alerts are delivered in order, so any repeat would precede it.
     contracts = {"app.feature": "contracts", "tokenbook.context.id": "sess_xyz789"}
     send(collector, factory.chats(3, tenant="acme", **contracts))  # 450 tokens in one context
-    events = hook.wait_for(3)
+    events = hook.wait_for(4)
     assert [(e["rule"], e["state"]) for e in events] == [
         ("daily", "at_risk"),
         ("daily", "over_budget"),
+        ("ContractAnalyzer", "at_risk"),  # one batch went past both thresholds: each is a crossing
         ("ContractAnalyzer", "over_budget"),
     ]
-    assert len(hook.requests) == 4
-    message = events[2]["message"]
+    assert len(hook.requests) == 5
+    message = events[3]["message"]
     assert message == (
         "Budget 'ContractAnalyzer' exceeded token budget of 400 per context. "
         "Context ID: sess_xyz789, Actual: 450 tokens."
@@ -126,11 +127,12 @@ def test_crossings_alert_once_redelivery_counts_once_restart_repeats_nothing(
     assert sorted({line["budget_event"]["event_id"] for line in lines}) == sorted(
         e["event_id"] for e in events
     )
-    assert collector.scalar("SELECT count() FROM v_budget_events") == 3
+    assert collector.scalar("SELECT count() FROM v_budget_events") == 4
     with urllib.request.urlopen(f"{collector.admin_url}/metrics", timeout=5) as r:
         metrics = r.read().decode()
     metric_lines = metrics.splitlines()
     # Alerts counted since the restart; counters in memory: acme's daily quota and sess_xyz789.
+    assert 'tokenbook_budget_alerts_total{kind="budget",state="at_risk"} 1' in metric_lines
     assert 'tokenbook_budget_alerts_total{kind="budget",state="over_budget"} 1' in metric_lines
     assert 'tokenbook_budget_counters{state="over_budget"} 2' in metric_lines
 

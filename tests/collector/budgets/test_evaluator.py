@@ -56,11 +56,26 @@ def test_each_crossing_is_alerted_once_at_risk_then_over() -> None:
     assert quota["used"]["tokens"] == 1501 and quota["remaining"]["tokens"] == 0
 
 
+def test_a_jump_past_both_thresholds_records_each_crossing_once() -> None:
+    """One batch takes a quota from within_budget to over_budget: the at_risk crossing is recorded
+    too (each threshold crossed is one event), and neither is repeated."""
+    clock = Clock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    ev, events = evaluator({"quotas": [QUOTA]}, clock)
+    ev.observe([call(clock.now, "1" * 16, tokens=(500, 0))])
+    ev.observe([call(clock.now, "2" * 16, tokens=(600, 0)), call(clock.now, "3" * 16, tokens=(1, 0))])
+    ev.observe([call(clock.now, "4" * 16, tokens=(1, 0))])
+    assert [(e.state, e.previous_state, e.used_tokens) for e in events] == [
+        ("at_risk", "within_budget", 1100),
+        ("over_budget", "at_risk", 1100),
+    ]
+    assert len({e.event_id for e in events}) == 2
+
+
 def test_window_rollover_resets_counters_and_alerts_again() -> None:
     clock = Clock(datetime(2026, 3, 10, 23, 59, tzinfo=UTC))
     ev, events = evaluator({"quotas": [{**QUOTA, "window": "1h"}]}, clock)
     ev.observe([call(clock.now, "1" * 16, tokens=(1000, 100))])
-    assert [e.state for e in events] == ["over_budget"]
+    assert [e.state for e in events] == ["at_risk", "over_budget"]
     clock.now += timedelta(minutes=2)  # the next hour (and the next day)
     assert ev.status({"tenant": "acme"})["quotas"][0]["used"]["tokens"] == 0
     ev.observe([call(clock.now, "2" * 16, tokens=(100, 0))])
@@ -68,7 +83,9 @@ def test_window_rollover_resets_counters_and_alerts_again() -> None:
     assert quota["used"]["tokens"] == 100 and quota["state"] == "within_budget"
     assert quota["reset_at"] == "2026-03-11T01:00:00+00:00"
     ev.observe([call(clock.now, "3" * 16, tokens=(1000, 0))])
-    assert [(e.state, e.window_start.hour) for e in events] == [("over_budget", 23), ("over_budget", 0)]
+    assert [(e.state, e.window_start.hour) for e in events] == [
+        ("at_risk", 23), ("over_budget", 23), ("at_risk", 0), ("over_budget", 0)
+    ]  # fmt: skip
     # A late call of the previous window still counts there; older ones are out of window.
     ev.observe(
         [call(clock.now - timedelta(minutes=30), "4" * 16), call(clock.now - timedelta(hours=3), "5" * 16)]
@@ -99,8 +116,12 @@ def test_budgets_cap_one_context_and_money_is_decimal() -> None:
     for i in range(3):  # each call costs 0.00025 + 0.0005 = 0.00075
         ev.observe([call(clock.now, f"{i:016x}", context="sess_xyz789")])
     ev.observe([call(clock.now, "f" * 16, context="other", priced=False)])
-    assert [(e.state, e.used_cost) for e in events] == [("over_budget", Decimal("0.00225"))]
-    assert events[0].message == (
+    # 0.0015 is under 80% of the limit; 0.00225 is past both thresholds: two crossings
+    assert [(e.state, e.used_cost) for e in events] == [
+        ("at_risk", Decimal("0.00225")),
+        ("over_budget", Decimal("0.00225")),
+    ]
+    assert events[1].message == (
         "Budget 'ContractAnalyzer' exceeded cost budget of 0.002 USD per context. "
         "Context ID: sess_xyz789, Actual: 450 tokens, 0.00225 USD."
     )

@@ -95,8 +95,10 @@ def test_restart_restores_alert_states_and_repeats_nothing(store: Store) -> None
         first.stop()
         states = [(d["rule"], d["state"]) for d in hook.bodies()]
         # daily: at risk on the 5th call (0.00375 >= 80% of 0.004 USD), over on the 6th;
-        # session: 300 tokens, then 450 > 400: straight to over_budget, one alert.
-        assert sorted(states) == [("daily", "at_risk"), ("daily", "over_budget"), ("session", "over_budget")]
+        # session: 300 tokens, then 450 > 400: past both thresholds at once, each crossing alerted.
+        assert sorted(states) == [
+            ("daily", "at_risk"), ("daily", "over_budget"), ("session", "at_risk"), ("session", "over_budget")
+        ]  # fmt: skip
         _, _, rows = store.query(
             f"SELECT rule, state FROM {store.database}.v_budget_events ORDER BY rule, state"
         )
@@ -116,9 +118,11 @@ def test_a_crossing_never_alerted_is_alerted_at_start(store: Store) -> None:
         runtime = BudgetRuntime(config(hook.url), store, clock=Clock(NOW))
         result = runtime.start(store)
         runtime.stop()
-    assert result is not None and result.catch_up_events == 2
+    assert result is not None and result.catch_up_events == 4  # at_risk and over_budget of each
     assert sorted((d["rule"], d["state"]) for d in hook.bodies()) == [
+        ("daily", "at_risk"),
         ("daily", "over_budget"),
+        ("session", "at_risk"),
         ("session", "over_budget"),
     ]
 
@@ -129,7 +133,7 @@ def test_webhook_retries_with_backoff_and_signs_the_body(store: Store) -> None:
         runtime.start(store)
         runtime.observe([call(NOW, "1" * 16, context="s3", tokens=(2000, 0))])
         runtime.stop()
-        assert len(hook.requests) == 4  # the first event took 3 attempts, the second one
+        assert len(hook.requests) == 6  # the first event took 3 attempts, the three others one each
         headers, body = hook.requests[2]
         assert headers[SIGNATURE_HEADER] == sign(SECRET, body)
         assert [json.loads(b)["event_id"] for _, b in hook.requests[:3]] == [json.loads(body)["event_id"]] * 3
@@ -138,13 +142,13 @@ def test_webhook_retries_with_backoff_and_signs_the_body(store: Store) -> None:
             *("event_id", "type", "time", "kind", "rule", "state", "previous_state", "enforcement"),
             *("subject", "window", "used", "limit", "currency", "message"),
         }
-    with WebhookReceiver(statuses=[503] * 10) as failing:
+    with WebhookReceiver(statuses=[503] * 20) as failing:
         runtime = BudgetRuntime(config(failing.url), store, clock=Clock(NOW))
         runtime.start(store)
         runtime.observe([call(NOW, "2" * 16, context="s4", tokens=(2000, 0))])
         runtime.stop()
-        assert len(failing.requests) == 2 * 3  # two events, each bounded by max_attempts
-        assert runtime.dispatcher.snapshot()[1] == {"webhook": 2}
+        assert len(failing.requests) == 4 * 3  # four events, each bounded by max_attempts
+        assert runtime.dispatcher.snapshot()[1] == {"webhook": 4}
 
 
 def test_an_evicted_counter_is_rebuilt_from_the_ledger(store: Store) -> None:

@@ -166,7 +166,14 @@ class Collector:
         self.metrics.spooled_bytes = lambda: self.wal.pending_bytes if self.wal is not None else 0
         dedup = self._dedup
         self._warm_from_log(dedup)
-        self.budgets = BudgetRuntime(cfg.budgets, self._handle, reconcile=cfg.reconcile)
+        # A server may be shared by several collectors: their budgets reconcile with its ledger.
+        self.budgets = BudgetRuntime(
+            cfg.budgets,
+            self._handle,
+            reconcile=cfg.reconcile,
+            fleet=cfg.clickhouse.url is not None,
+            write_delay=cfg.batch.max_delay,
+        )
         try:
             self._bring_up_store()
         except StoreUnavailable as exc:
@@ -344,12 +351,14 @@ class Collector:
                 if self._stopped.is_set():
                     store.close()
                     return
+                writer = LedgerWriter(
+                    self.wal, store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
+                )
+                # the counters are rebuilt last before the writer runs: nothing after can fail
                 self._start_budgets(store)
                 store.on_decisions = self._on_decisions
                 store.on_refreshed = self.budgets.contexts_refreshed
-                self.writer = LedgerWriter(
-                    self.wal, store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
-                )
+                self.writer = writer
                 self.store = self._handle.store = store
                 self._store_problem = None
                 self.writer.start()

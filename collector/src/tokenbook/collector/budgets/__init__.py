@@ -1,7 +1,8 @@
 """Fleet-wide quotas, budgets, alerts and a burn-rate circuit breaker, evaluated in the collector.
 
 See `config` (the `budgets:` section), `windows`, `counters`, `evaluator`, `events`, `alerts`,
-`webhook`, `breaker` and `runtime` (what the collector process wires in).
+`webhook`, `breaker`, `fleet` (reconciliation with the ledger shared by a fleet of collectors),
+`claims` (each alert delivered once per fleet) and `runtime` (what the collector process wires in).
 """
 
 from tokenbook.collector.budgets.config import (

@@ -6,6 +6,10 @@
 4. the webhook, when configured (`WebhookSender`: bounded retries with backoff, HMAC signature), on
    a thread and queue of its own, so a hanging webhook never delays recording (1-3).
 
+With ``claims`` (collectors sharing one ClickHouse, `tokenbook.collector.budgets.claims.EventClaims`),
+the queued events are claimed in batches first and only the events this collector wins are delivered;
+while idle, the thread looks again at the events set aside behind another collector's claim (`recheck`).
+
 `publish` never blocks or raises (the ingest path calls it): the queue is bounded and an event that
 does not fit is dropped and counted. `stop(timeout)` delivers what is queued, then joins.
 """
@@ -17,17 +21,20 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from tokenbook.collector.budgets.events import EVENT_COLUMNS, BudgetEvent
 from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.sqltemplate import render_query
 
-__all__ = ["AlertDispatcher", "EventStore"]
+__all__ = ["AlertDispatcher", "Claims", "EventStore"]
 
 _log = logging.getLogger("tokenbook.collector.budgets")
 _QUEUE_SIZE: Final = 10_000
+_CLAIM_BATCH: Final = 500
+_RECHECK_S: Final = 1.0  # idle time between looks at the events set aside
+_IDLE: Final = object()
 _STORE_ATTEMPTS: Final = 3
 _WARN_STATES: Final = frozenset({"over_budget", "tripped", "drift"})
 
@@ -41,14 +48,35 @@ class EventStore(Protocol):
         """Run one statement with bound `parameters` (`Store.command`)."""
 
 
+class Claims(Protocol):
+    """What the dispatcher needs of `tokenbook.collector.budgets.claims.EventClaims`."""
+
+    def claim(self, events: Sequence[BudgetEvent]) -> list[BudgetEvent]:
+        """The events this collector delivers."""
+
+    def recheck(self) -> list[BudgetEvent]:
+        """Events set aside that this collector now delivers."""
+
+    def cancel(self) -> None:
+        """Stop retrying storage errors (the collector stops)."""
+
+
 class AlertDispatcher:
     """Delivers budget events off the ingest path: to the log, the webhook and `budget_events`.
 
     `publish` only queues (never blocks); one thread delivers. Thread-safe.
     """
 
-    def __init__(self, *, log: bool, webhook: WebhookSender | None, store: EventStore | None) -> None:
+    def __init__(
+        self,
+        *,
+        log: bool,
+        webhook: WebhookSender | None,
+        store: EventStore | None,
+        claims: Claims | None = None,
+    ) -> None:
         self.log = log
+        self.claims = claims
         self.webhook = webhook
         self.store = store
         self._queue: queue.Queue[BudgetEvent | None] = queue.Queue(_QUEUE_SIZE)
@@ -81,6 +109,8 @@ class AlertDispatcher:
         """Deliver the queued events (up to `timeout` s) and stop; returns whether the queue emptied."""
         if not self._thread.is_alive():
             return self._queue.empty()
+        if self.claims is not None:
+            self.claims.cancel()
         try:
             self._queue.put(None, timeout=timeout)
         except queue.Full:
@@ -100,8 +130,37 @@ class AlertDispatcher:
             return dict(self.alerts), dict(self.failures)
 
     def _run(self) -> None:
+        if self.claims is not None:
+            self._run_claimed(self.claims)
+            return
         while (event := self._queue.get()) is not None:
             self.deliver(event)
+
+    def _run_claimed(self, claims: Claims) -> None:
+        """Claim the queued events in batches, deliver the ones this collector wins, and look again at
+        the events set aside (after each batch, and at least every `_RECHECK_S` seconds)."""
+        done = False
+        while not done:
+            batch: list[BudgetEvent] = []
+            first: object
+            try:
+                first = self._queue.get(timeout=_RECHECK_S)
+            except queue.Empty:
+                first = _IDLE
+            done = first is None
+            if isinstance(first, BudgetEvent):
+                batch.append(first)
+                while len(batch) < _CLAIM_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        done = True
+                        break
+                    batch.append(more)
+            for mine in [*claims.claim(batch), *claims.recheck()]:
+                self.deliver(mine)
 
     def _run_webhook(self) -> None:
         while (event := self._webhook_queue.get()) is not None:

@@ -12,6 +12,13 @@ spends, and a steady heavy tenant would look like a spike from zero. The factor 
 until `baseline` seconds have been observed; until then only the absolute cap `max_tokens` trips
 (set it to keep a hard ceiling through restarts). Once active, the baseline is the average over the
 observed part of the trailing `baseline` (never diluted by the time before the start).
+
+Fleet-wide (collectors sharing one ClickHouse, `tokenbook.collector.budgets.fleet`): the evaluator
+counts its own calls with ``check=False`` and, at each reconciliation, `replace`s the recent buckets
+with the fleet's (from the ledger, by ingest time), declares the history known (`observed_from`), and
+trips with `over` / `trip`. A fleet breaker is ``aligned``: a trip starts at the start of the bucket
+it happened in, so collectors that trip the same tenant in the same bucket describe the same trip
+(one event ID), and `overlapping_trips` names the trips an alert claim must not repeat.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tokenbook.collector.budgets.config import BreakerConfig
-from tokenbook.collector.budgets.events import RESET, TRIPPED, BudgetEvent
+from tokenbook.collector.budgets.events import RESET, TRIPPED, BudgetEvent, event_id
 
-__all__ = ["BurnRateBreaker"]
+__all__ = ["Burn", "BurnRateBreaker"]
 
 _BUCKETS_PER_WINDOW = 6
 
@@ -37,18 +44,49 @@ class _Tenant:
     until: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Burn:
+    """A tenant over its trip threshold: the tokens of the last window and the threshold."""
+
+    tokens: int
+    threshold: int
+
+
 class BurnRateBreaker:
     """Trips a tenant whose spend rate over `window` jumps past its baseline; not thread-safe (the
     evaluator guards it)."""
 
-    def __init__(self, config: BreakerConfig, started: float = 0.0) -> None:
-        """`started`: clock time from which spend is observed (the factor rule waits `baseline` after it)."""
+    def __init__(self, config: BreakerConfig, started: float = 0.0, *, aligned: bool = False) -> None:
+        """`started`: clock time from which spend is observed (the factor rule waits `baseline` after it).
+        `aligned`: trips start at their bucket's start (fleet-wide breakers)."""
         self.config = config
+        self.aligned = aligned
+        self.bucket_us = max(round(config.window * 1_000_000 / _BUCKETS_PER_WINDOW), 1)
+        self.bucket_s = self.bucket_us / 1_000_000
         self.started = started
-        self._first_bucket = int(started // (config.window / _BUCKETS_PER_WINDOW))
-        self._bucket_s = config.window / _BUCKETS_PER_WINDOW
-        self._keep = math.ceil((config.baseline + config.window) / self._bucket_s) + 1
+        self._first_bucket = self.bucket(started)
+        self._keep = math.ceil((config.baseline + config.window) / self.bucket_s) + 1
         self._tenants: dict[str, _Tenant] = {}
+
+    def bucket(self, seconds: float) -> int:
+        """The index of the bucket holding clock time `seconds` (microseconds // `bucket_us`, as the
+        fleet's ledger query counts them)."""
+        return round(seconds * 1_000_000) // self.bucket_us
+
+    def bucket_start(self, index: int) -> float:
+        """The clock time bucket `index` starts at."""
+        return index * self.bucket_us / 1_000_000
+
+    @property
+    def history_s(self) -> float:
+        """How far back the buckets go: the baseline and the window."""
+        return self.config.baseline + self.config.window
+
+    def observed_from(self, seconds: float) -> None:
+        """Spend is known from clock time `seconds` on (a fleet history read from the ledger)."""
+        if seconds < self.started:
+            self.started = seconds
+            self._first_bucket = self.bucket(seconds)
 
     def tripped(self, tenant: str, now: float) -> float | None:
         """The clock time the tenant's trip ends, or None when not tripped."""
@@ -60,36 +98,77 @@ class BurnRateBreaker:
         return sorted(self._tenants)
 
     def restore(self, tenant: str, tripped_at: float, until: float) -> None:
-        """A trip recorded before a restart (from `budget_events`)."""
+        """A trip recorded in `budget_events` (before a restart, or by another collector of the fleet)."""
         t = self._tenants.setdefault(tenant, _Tenant())
         t.tripped_at, t.until = tripped_at, until
+
+    def trip_of(self, tenant: str) -> tuple[float, float] | None:
+        """(tripped at, until) of the tenant's current trip, or None."""
+        t = self._tenants.get(tenant)
+        return None if t is None or t.tripped_at is None else (t.tripped_at, t.until)
+
+    def replace(self, tenant: str, first_bucket: int, counts: dict[int, int]) -> None:
+        """Set the tenant's buckets from `first_bucket` on to `counts` (bucket index -> tokens); older
+        buckets stay. A tenant with no buckets and no trip left is forgotten."""
+        t = self._tenants.setdefault(tenant, _Tenant())
+        kept = [(i, n) for i, n in t.buckets if i < first_bucket]
+        kept += sorted((i, n) for i, n in counts.items() if i >= first_bucket and n)
+        if kept:
+            newest = kept[-1][0]
+            kept = [(i, n) for i, n in kept if i > newest - self._keep]
+        t.buckets = deque(kept)
+        if not t.buckets and t.tripped_at is None:
+            del self._tenants[tenant]
 
     def burn(self, tenant: str, now: float) -> int:
         """Tokens of the last `window`."""
         t = self._tenants.get(tenant)
         if t is None:
             return 0
-        current = int(now // self._bucket_s)
+        current = self.bucket(now)
         return sum(n for i, n in t.buckets if i > current - _BUCKETS_PER_WINDOW)
 
-    def add(self, tenant: str, tokens: int, now: float) -> list[BudgetEvent]:
-        """Count tokens; returns the reset and/or trip events this causes."""
+    def add(self, tenant: str, tokens: int, now: float, *, check: bool = True) -> list[BudgetEvent]:
+        """Count tokens; returns the reset and (with `check`) trip events this causes."""
         t = self._tenants.setdefault(tenant, _Tenant())
         events = self._expire(tenant, t, now)
-        current = int(now // self._bucket_s)
+        current = self.bucket(now)
         if t.buckets and t.buckets[-1][0] == current:
             t.buckets[-1] = (current, t.buckets[-1][1] + tokens)
         else:
             t.buckets.append((current, tokens))
         while t.buckets and t.buckets[0][0] <= current - self._keep:
             t.buckets.popleft()
-        if t.tripped_at is None:
-            recent = sum(n for i, n in t.buckets if i > current - _BUCKETS_PER_WINDOW)
-            threshold = self._threshold(t, current, now)
-            if threshold is not None and recent > threshold:
-                t.tripped_at, t.until = now, now + self.config.cooldown
-                events.append(self._event(tenant, TRIPPED, "ok", recent, threshold, now))
+        if check and (burn := self.over(tenant, now)) is not None:
+            events.append(self.trip(tenant, burn, now))
         return events
+
+    def over(self, tenant: str, now: float) -> Burn | None:
+        """The tenant's burn when it is over its threshold and not tripped; else None."""
+        t = self._tenants.get(tenant)
+        if t is None or t.tripped_at is not None:
+            return None
+        current = self.bucket(now)
+        recent = sum(n for i, n in t.buckets if i > current - _BUCKETS_PER_WINDOW)
+        threshold = self._threshold(t, current, now)
+        return Burn(recent, threshold) if threshold is not None and recent > threshold else None
+
+    def trip(self, tenant: str, burn: Burn, now: float) -> BudgetEvent:
+        """Trip the tenant (from now, or from its bucket's start when aligned) for `cooldown`."""
+        t = self._tenants.setdefault(tenant, _Tenant())
+        start = self.bucket_start(self.bucket(now)) if self.aligned else now
+        t.tripped_at, t.until = start, start + self.config.cooldown
+        return self._event(tenant, TRIPPED, "ok", burn.tokens, burn.threshold, start, now)
+
+    def overlapping_trips(self, event: BudgetEvent) -> list[str]:
+        """The event IDs of the aligned trips of `event`'s tenant that overlap `event` (a trip), itself
+        first: those starting less than `cooldown` before or after it. A fleet delivers one of them."""
+        tenant = tuple(v for _, v in event.subject)
+        at = self.bucket(event.window_start.timestamp())
+        steps = max(math.ceil(self.config.cooldown / self.bucket_s), 1)
+        others = [at + k for k in range(1 - steps, steps) if k != 0]
+        starts = [datetime.fromtimestamp(self.bucket_start(b), tz=UTC) for b in others]
+        return [event.event_id] + [event_id(event.rule, tenant, s, TRIPPED) for s in starts]
 
     def expire(self, now: float) -> list[BudgetEvent]:
         """Reset every tenant whose cool-down is over (called periodically)."""
@@ -103,7 +182,7 @@ class BurnRateBreaker:
             return []
         tripped_at = t.tripped_at
         t.tripped_at = None
-        return [self._event(tenant, RESET, TRIPPED, 0, 0, tripped_at, reset_at=t.until)]
+        return [self._event(tenant, RESET, TRIPPED, 0, 0, tripped_at, t.until)]
 
     def _threshold(self, t: _Tenant, current: int, now: float) -> int | None:
         """Tokens per window above which the tenant trips; None: nothing can trip it yet (no
@@ -114,7 +193,7 @@ class BurnRateBreaker:
             return cap
         first = current - _BUCKETS_PER_WINDOW  # newest bucket of the baseline
         history = [n for i, n in t.buckets if i <= first]
-        span_buckets = int(cfg.baseline // self._bucket_s)
+        span_buckets = int(cfg.baseline // self.bucket_s)
         observed = min(span_buckets, first - self._first_bucket + 1)  # buckets of it since `started`
         baseline = Decimal(sum(history)) * _BUCKETS_PER_WINDOW / max(observed, 1)
         by_factor = max(int(cfg.factor * baseline), cfg.min_tokens)
@@ -128,11 +207,12 @@ class BurnRateBreaker:
         used: int,
         threshold: int,
         tripped_at: float,
-        reset_at: float | None = None,
+        at: float,
     ) -> BudgetEvent:
+        """The event of a trip (`at`: when it was decided) or a reset (`at`: when the trip ended)."""
         start = datetime.fromtimestamp(tripped_at, tz=UTC)
         end = start + timedelta(seconds=self.config.cooldown)
-        now = datetime.fromtimestamp(reset_at, tz=UTC) if reset_at is not None else start
+        now = datetime.fromtimestamp(at, tz=UTC)
         return BudgetEvent(
             event_time=now,
             kind="breaker",

@@ -33,6 +33,7 @@ from tokenbook.genai.configspec import (
     Secret,
     boolean,
     duration,
+    duration_or_zero,
     items,
     load,
     optional_section,
@@ -458,6 +459,13 @@ class BudgetsConfig:
         doc="Quota and budget counters kept in memory; beyond, the least recently used is evicted and "
         "rebuilt from the ledger when its subject comes back. Also bounds the contexts waiting for the "
         "loop rules and the loop crossings remembered.",
+    )
+    fleet_sync: float = setting(
+        2.0,
+        parse=duration_or_zero,
+        doc="With a ClickHouse server: how often the counters and the breaker are reconciled with the "
+        "ledger, so that collectors sharing it enforce and alert fleet-wide totals (0: off; each "
+        "collector counts only what it receives). Not used with the embedded store.",
     )
     quotas: tuple[QuotaRule, ...] = items(QuotaRule, doc="Limits over a window, per subject.")
     budgets: tuple[BudgetRule, ...] = items(BudgetRule, doc="Limits per execution (tenant and context).")

@@ -51,7 +51,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -59,12 +59,16 @@ from typing import Any, Protocol
 from tokenbook.collector.budgets.breaker import BurnRateBreaker
 from tokenbook.collector.budgets.config import BudgetsConfig, Rule
 from tokenbook.collector.budgets.counters import (
+    CONFIRM_S,
     RANK,
     Counter,
+    Readings,
+    Usage,
     call_cost,
     call_tokens,
     matches,
     subject_of,
+    usage_state,
 )
 from tokenbook.collector.budgets.events import EPOCH, TRIPPED, BudgetEvent
 from tokenbook.collector.budgets.reservations import (
@@ -81,7 +85,7 @@ from tokenbook.genai import semconv
 from tokenbook.genai.billing import UNBILLED_STATUSES
 from tokenbook.genai.budgets import OVER_BUDGET, WITHIN_BUDGET
 
-__all__ = ["GRANTED", "BudgetEvaluator", "RebuildResult", "UsageSource"]
+__all__ = ["GRANTED", "BudgetEvaluator", "FleetUsage", "RebuildResult", "Trip", "UsageSource"]
 
 _log = logging.getLogger(__name__)
 _PRUNE_INTERVAL = 10.0
@@ -92,6 +96,7 @@ GRANTED = "granted"
 DENIED = "denied"  # a hard rule would go over its limit
 TRIPPED_OUT = "tripped"  # the tenant's breaker is tripped
 FULL = "full"  # budgets.reservations.max_open reservations are open
+_STATES = sorted(RANK, key=RANK.__getitem__)  # within_budget, at_risk, over_budget
 
 
 class UsageSource(Protocol):
@@ -103,6 +108,31 @@ class UsageSource(Protocol):
         self, sql: str, parameters: Mapping[str, Any] | None = None
     ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
         """Run one SELECT with bound `parameters`: (columns, types, rows) (`Store.query`)."""
+
+
+@dataclass(frozen=True)
+class Trip:
+    """A breaker trip recorded in ``budget_events`` (clock seconds)."""
+
+    tenant: str
+    start: float
+    until: float
+
+
+@dataclass(frozen=True)
+class FleetUsage:
+    """One fleet reconciliation's reading of the ledger (`tokenbook.collector.budgets.fleet.FleetSync`).
+
+    `counters`: (rule index, subject, window start) -> usage. `burn`: tenant -> breaker bucket ->
+    tokens, for the buckets from `burn_from` on (None: no breaker). `history_from`: the breaker's
+    history is known from this clock time (a full read). `trips`: the breaker trips recorded.
+    """
+
+    counters: Mapping[_Key, Usage]
+    burn: Mapping[str, Mapping[int, int]] | None = None
+    burn_from: int = 0
+    history_from: float | None = None
+    trips: Sequence[Trip] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +155,12 @@ class BudgetEvaluator:
     """Counts calls against quotas and budgets and publishes each upward state crossing once.
 
     Thread-safe: `observe` is called by the writer after each insert, `states` by the admin API.
+
+    With `fleet` (collectors sharing one ClickHouse), the counts of `observe` are this collector's
+    live delta only: crossings and breaker trips are decided by `reconcile` on the fleet's usage,
+    when the reconciliations of the last `confirm` seconds all agree (a transient double count, e.g.
+    a double-recorded call before the decision pass settles it, never raises an alert), and evicted
+    counters are restored by the reconciliation rather than hydrated.
     """
 
     def __init__(
@@ -133,8 +169,12 @@ class BudgetEvaluator:
         *,
         publish: Callable[[BudgetEvent], None],
         clock: Callable[[], float] = time.time,
+        fleet: bool = False,
+        confirm: float = CONFIRM_S,
     ) -> None:
         self.config = config
+        self.fleet = fleet
+        self.confirm = confirm
         self.rules: tuple[Rule, ...] = config.rules
         self._publish = publish
         self._clock = clock
@@ -147,7 +187,10 @@ class BudgetEvaluator:
         # (key, created at) of counters to rebuild from the ledger; the oldest is dropped when full
         self._hydrate: deque[tuple[_Key, float]] = deque(maxlen=config.max_subjects)
         self._windows: dict[int, tuple[datetime, datetime, datetime]] = {}  # rule -> prev start, start, end
-        self.breaker = BurnRateBreaker(config.breaker, clock()) if config.breaker.enabled else None
+        self.breaker = (
+            BurnRateBreaker(config.breaker, clock(), aligned=fleet) if config.breaker.enabled else None
+        )
+        self._burning: dict[str, Readings] = {}  # fleet: tenants over their threshold, their burns
         self.out_of_window_calls = 0
         self.errors = 0
         self._last_prune = 0.0
@@ -185,7 +228,7 @@ class BudgetEvaluator:
                         self._count(before, now, None, sign=-1)
                         self._settle(before, now, sign=-1)
                     elif billed and not was:
-                        self._count(after, now, events, sign=1)
+                        self._count(after, now, None if self.fleet else events, sign=1)
                         self._settle(after, now, sign=1)
         except Exception:  # noqa: BLE001 - the writer must not fail because of budgets
             self.errors += 1
@@ -260,10 +303,10 @@ class BudgetEvaluator:
             for call in calls:
                 if not _billed(call):  # another span of the same call bills it
                     continue
-                self._count(call, now, events)
+                self._count(call, now, None if self.fleet else events)
                 self._settle(call, now)
                 if self.breaker is not None:
-                    events += self.breaker.add(call.tenant_id, call_tokens(call), now)
+                    events += self.breaker.add(call.tenant_id, call_tokens(call), now, check=not self.fleet)
         return events
 
     def _count(self, call: CallRow, now: float, events: list[BudgetEvent] | None, sign: int = 1) -> None:
@@ -281,9 +324,7 @@ class BudgetEvaluator:
                 counter.remove(tokens, call_cost(call, rule.limits.currency))
             counter.last_seen = now
             if events is not None:
-                event = self._crossing(rule, subject_of(rule, call), counter, now)
-                if event is not None:
-                    events.append(event)
+                events += self._crossings(rule, subject_of(rule, call), counter, now)
 
     def _settle(self, call: CallRow, now: float, sign: int = 1) -> None:
         """Settle the reservation a counted call names, if it is open (under the lock)."""
@@ -332,8 +373,8 @@ class BudgetEvaluator:
 
     def _add(self, key: _Key, counter: Counter, now: float) -> Counter:
         """Keep a new counter, evicting the least recently used beyond max_subjects; after an eviction a
-        new counter is queued for hydration from the ledger."""
-        if self._lossy:
+        new counter is queued for hydration from the ledger (not in a fleet: reconciliations restore it)."""
+        if self._lossy and not self.fleet:
             if len(self._hydrate) == self._hydrate.maxlen:
                 self.unhydrated += 1
             self._hydrate.append((key, now))
@@ -380,7 +421,7 @@ class BudgetEvaluator:
             _, _, rows = source.query(sql, params)
             done += 1
             tokens, cost, unpriced = rows[0] if rows else (0, 0, 0)
-            event = None
+            events = []
             with self._lock:
                 counter = self._counters.get(key)
                 if counter is None or not (tokens or unpriced):
@@ -388,35 +429,52 @@ class BudgetEvaluator:
                 counter.tokens += int(tokens or 0)
                 counter.cost += Decimal(cost or 0)
                 counter.unpriced_calls += int(unpriced or 0)
-                event = self._crossing(rule, subject, counter, self._clock())
-            if event is not None:
+                events = self._crossings(rule, subject, counter, self._clock())
+            for event in events:
                 self._publish(event)
         return done
 
-    def _crossing(
+    def _crossings(
+        self, rule: Rule, subject: tuple[str, ...], counter: Counter, now: float, usage: Usage | None = None
+    ) -> list[BudgetEvent]:
+        """One event per state `counter` (or `usage`, when given) rose past since the last alerted one:
+        a jump from within_budget to over_budget is an at_risk crossing, then an over_budget one."""
+        tokens, cost = (counter.tokens, counter.cost) if usage is None else (usage.tokens, usage.cost)
+        state = usage_state(rule, tokens, cost)
+        events = []
+        for crossed in _STATES[RANK[counter.alerted] + 1 : RANK[state] + 1]:
+            previous, counter.alerted = counter.alerted, crossed
+            events.append(
+                BudgetEvent(
+                    event_time=_dt(now),
+                    kind=rule.kind,
+                    rule=rule.name,
+                    state=crossed,
+                    previous_state=previous,
+                    enforcement=rule.enforcement,
+                    subject=tuple(zip(rule.per, subject, strict=True)),
+                    window="context" if rule.window is None else rule.window.describe(),
+                    window_start=counter.start,
+                    window_end=counter.end,
+                    used_tokens=tokens,
+                    limit_tokens=rule.limits.tokens,
+                    used_cost=cost,
+                    limit_cost=rule.limits.cost,
+                    currency=rule.limits.currency,
+                )
+            )
+        return events
+
+    def _reading(
         self, rule: Rule, subject: tuple[str, ...], counter: Counter, now: float
-    ) -> BudgetEvent | None:
-        state = counter.state(rule)
-        if RANK[state] <= RANK[counter.alerted]:
-            return None
-        previous, counter.alerted = counter.alerted, state
-        return BudgetEvent(
-            event_time=_dt(now),
-            kind=rule.kind,
-            rule=rule.name,
-            state=state,
-            previous_state=previous,
-            enforcement=rule.enforcement,
-            subject=tuple(zip(rule.per, subject, strict=True)),
-            window="context" if rule.window is None else rule.window.describe(),
-            window_start=counter.start,
-            window_end=counter.end,
-            used_tokens=counter.tokens,
-            limit_tokens=rule.limits.tokens,
-            used_cost=counter.cost,
-            limit_cost=rule.limits.cost,
-            currency=rule.limits.currency,
-        )
+    ) -> list[BudgetEvent]:
+        """Fleet: keep the counter's current value (a reading of the ledger) and return the crossings
+        the readings of the last `confirm` seconds all agree on, reported at the lowest of them."""
+        if counter.readings is None:
+            counter.readings = Readings()
+        usage = Usage(counter.tokens, counter.cost, counter.unpriced_calls)
+        low = counter.readings.add(now, usage, self.confirm)
+        return [] if low is None else self._crossings(rule, subject, counter, now, low)
 
     def _prune(self, now: float) -> None:
         """Forget quota counters older than the previous window and budgets idle beyond context_ttl."""
@@ -478,10 +536,11 @@ class BudgetEvaluator:
             for call in unstored:
                 self._count(call, now, None)
             restored = self._restore_alerts(source, now)
+            crossings = self._reading if self.fleet else self._crossings
             events = [
                 e
                 for (idx, subject, _), c in self._counters.items()
-                if (e := self._crossing(self.rules[idx], subject, c, now)) is not None
+                for e in crossings(self.rules[idx], subject, c, now)
             ]
         for event in events:
             self._publish(event)
@@ -713,6 +772,93 @@ class BudgetEvaluator:
             "until": None if until is None else _dt(until).isoformat(),
             "burn_tokens": self.breaker.burn(tenant, now),
         }
+
+    def window_of(self, idx: int, ts: datetime) -> tuple[datetime, datetime | None] | None:
+        """The (start, end) of the counter rule `idx` counts a call at `ts` in: the epoch and None for a
+        budget, None when `ts` is outside a quota's previous and current windows."""
+        rule = self.rules[idx]
+        if rule.window is None:
+            return EPOCH, None
+        with self._lock:
+            prev_start, start, end = self._current(idx, rule, self._clock())
+        if ts >= end or ts < prev_start:
+            return None
+        return (start, end) if ts >= start else (prev_start, start)
+
+    def reconcile(self, fleet: FleetUsage) -> int:
+        """Set the counters to the fleet's usage and the breaker to the fleet's burn (`FleetUsage`, read
+        by `tokenbook.collector.budgets.fleet.FleetSync`). Counters are created as needed (quotas: only
+        in the previous or current window). Each reconciled counter is a reading: a crossing is
+        published once the readings of the last `confirm` seconds are all past it (`_reading`); a
+        tenant trips once the readings of its burn over `confirm` seconds are all over its threshold;
+        trips recorded by other collectors are adopted. Returns how many counters changed. Never
+        raises."""
+        try:
+            events: list[BudgetEvent] = []
+            changed = 0
+            now = self._clock()
+            with self._lock:
+                for key, usage in fleet.counters.items():
+                    idx, subject, window_start = key
+                    rule = self.rules[idx]
+                    counter = self._counters.get(key)
+                    if counter is None:
+                        if rule.window is None:
+                            counter = Counter(last_seen=now)
+                        else:
+                            prev_start, start, end = self._current(idx, rule, now)
+                            if window_start not in (prev_start, start):
+                                continue
+                            counter = Counter(start=window_start, end=end if window_start == start else start)
+                        self._counters[key] = counter
+                    if (counter.tokens, counter.cost, counter.unpriced_calls) != usage:
+                        changed += 1
+                        counter.tokens, counter.cost, counter.unpriced_calls = usage
+                        counter.last_seen = now
+                    events += self._reading(rule, subject, counter, now)
+                self._evict()
+                if self.breaker is not None and fleet.burn is not None:
+                    events += self._reconcile_breaker(self.breaker, fleet, now)
+        except Exception:  # noqa: BLE001 - a failed reconciliation keeps the live counters
+            self.errors += 1
+            _log.exception("budget reconciliation failed for %d counters", len(fleet.counters))
+            return 0
+        for event in events:
+            self._publish(event)
+        return changed
+
+    def _reconcile_breaker(
+        self, breaker: BurnRateBreaker, fleet: FleetUsage, now: float
+    ) -> list[BudgetEvent]:
+        """Under the lock: the fleet's burn replaces the recent buckets, recorded trips are adopted (the
+        earliest still active per tenant), and tenants over their threshold at every reading of the
+        last `confirm` seconds trip (reported at the lowest burn)."""
+        assert fleet.burn is not None
+        for tenant in set(fleet.burn) | set(breaker.tenants()):
+            breaker.replace(tenant, fleet.burn_from, dict(fleet.burn.get(tenant, {})))
+        if fleet.history_from is not None:
+            breaker.observed_from(fleet.history_from)
+        adopted: dict[str, Trip] = {}
+        for trip in sorted(fleet.trips, key=lambda t: t.start):
+            if trip.until > now and trip.tenant not in adopted:
+                adopted[trip.tenant] = trip
+        for tenant, trip in adopted.items():
+            current = breaker.trip_of(tenant)
+            if current is None or current[0] != trip.start:
+                breaker.restore(tenant, trip.start, trip.until)
+        events: list[BudgetEvent] = []
+        burning: dict[str, Readings] = {}
+        for tenant in breaker.tenants():
+            burn = breaker.over(tenant, now)
+            if burn is None:
+                continue
+            readings = burning[tenant] = self._burning.get(tenant) or Readings()
+            low = readings.add(now, Usage(burn.tokens, Decimal(0), 0), self.confirm)
+            if low is not None and low.tokens > burn.threshold:
+                events.append(breaker.trip(tenant, replace(burn, tokens=low.tokens), now))
+                del burning[tenant]
+        self._burning = burning
+        return events
 
     def counter_states(self) -> dict[str, int]:
         """Counters by state (for the metrics gauge)."""

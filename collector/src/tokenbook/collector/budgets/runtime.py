@@ -7,6 +7,13 @@ the store's hook for recomputed contexts (checked against the loop rules on the 
 `query_states` answers the admin API's ``GET /v1/budgets`` and `reserve` / `reservation` / `release`
 its ``/v1/reservations`` (the admin API maps their errors to HTTP); `prometheus` adds the budget
 metrics to ``/metrics``; `stop` delivers queued alerts and joins.
+
+In a fleet (``fleet=True``: the collector stores into a ClickHouse server that other collectors may
+share) with ``budgets.fleet_sync`` > 0, the ticker also reconciles the counters and the breaker with
+the ledger (`FleetSync`), crossings and trips are decided on those readings, and alerts are claimed
+before delivery (`EventClaims`), so that collectors sharing one ClickHouse enforce and alert the
+fleet's totals once. The claims and the `budget_events` sink use the store `start` is given (never a
+store that is not connected yet).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from tokenbook.collector.budgets.alerts import AlertDispatcher, EventStore
+from tokenbook.collector.budgets.claims import ClaimStore, EventClaims
 from tokenbook.collector.budgets.config import (
     ATTRIBUTE_KEYS,
     TAG_PREFIX,
@@ -26,8 +34,10 @@ from tokenbook.collector.budgets.config import (
     parse_currency,
     parse_money,
 )
+from tokenbook.collector.budgets.counters import CONFIRM_S
 from tokenbook.collector.budgets.drift import DriftMonitor, ReconcileConfig
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, RebuildResult, UsageSource
+from tokenbook.collector.budgets.fleet import FleetSync, collector_id
 from tokenbook.collector.budgets.loops import LoopWatch
 from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.ledger import CallRow
@@ -42,8 +52,11 @@ DEFAULT_PAGE = 1000  # counters per GET /v1/budgets page
 MAX_PAGE = 10_000
 
 
-class _Store(EventStore, UsageSource, Protocol):
+class _Store(EventStore, UsageSource, ClaimStore, Protocol):
     """What the runtime needs of `tokenbook.collector.storage.store.Store`."""
+
+    def decide(self) -> Sequence[Any]:
+        """Run the decision pass over the calls stored since the last one (`Store.decide`)."""
 
 
 class BudgetRuntime:
@@ -56,27 +69,59 @@ class BudgetRuntime:
         *,
         clock: Callable[[], float] = time.time,
         reconcile: ReconcileConfig | None = None,
+        fleet: bool = False,
+        write_delay: float = 0.0,
     ) -> None:
-        """`reconcile`: also check the imported provider figures for drift (`DriftMonitor`), alerting
-        through the same sinks."""
+        """`store`: where events are recorded (None: nowhere); `reconcile`: also check the imported
+        provider figures for drift (`DriftMonitor`), alerting through the same sinks; `fleet`: other
+        collectors may share the store; `write_delay`: how long an accepted call may wait before it is
+        written (``storage.batch.max_delay``), part of the span of readings that confirms a crossing
+        in a fleet."""
         self.config = config
+        self.collector_id = collector_id()
         webhook = WebhookSender(config.webhook) if config.webhook is not None else None
+        fleet = fleet and store is not None and config.fleet_sync > 0 and config.enabled
         self.dispatcher = AlertDispatcher(log=config.log, webhook=webhook, store=store)
-        self.evaluator = BudgetEvaluator(config, publish=self.dispatcher.publish, clock=clock)
+        self.evaluator = BudgetEvaluator(
+            config,
+            publish=self.dispatcher.publish,
+            clock=clock,
+            fleet=fleet,
+            confirm=config.fleet_sync + write_delay + CONFIRM_S,
+        )
         self.drift = (
             DriftMonitor(reconcile, publish=self.dispatcher.publish, clock=clock)
             if reconcile is not None
             else None
         )
         self.loops = LoopWatch(config, publish=self.dispatcher.publish, clock=clock)
+        self.claims: EventClaims | None = None
+        self.fleet: FleetSync | None = None
+        if fleet and store is not None:
+            breaker = self.evaluator.breaker
+            related = breaker.overlapping_trips if breaker is not None else None
+            self.claims = self.dispatcher.claims = EventClaims(store, self.collector_id, related=related)
+            self.fleet = FleetSync(self.evaluator, config.fleet_sync, clock=clock)
+        self._tick_s = min(_TICK_S, config.fleet_sync) if self.fleet is not None else _TICK_S
         self._source: UsageSource | None = None
+        self._store: _Store | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
 
-    def start(self, source: UsageSource | None, pending: Iterable[CallRow] = ()) -> RebuildResult | None:
-        """Rebuild from `source` (None: start empty), then start alert delivery and the ticker."""
+    def start(self, source: _Store | None, pending: Iterable[CallRow] = ()) -> RebuildResult | None:
+        """Rebuild from `source` (None: start empty), then start alert delivery and the ticker (once:
+        a second call only rebuilds). From here on events are recorded and claimed in `source` (the
+        connected store)."""
         result = None
-        self._source = source
+        self._source = self._store = source
+        if source is not None:
+            if self.dispatcher.store is not None:
+                self.dispatcher.store = source
+            if self.claims is not None:
+                self.claims.store = source
+        if self.fleet is not None:  # unstored calls of the log: counted from memory until stored
+            pending = list(pending)
+            self.fleet.note(pending)
         if source is not None and self.config.enabled:
             try:
                 result = self.evaluator.rebuild(source, pending)
@@ -98,10 +143,11 @@ class BudgetRuntime:
                 "budget counters rebuilt from the ledger",
                 extra={"fields": {"budget_" + k: v for k, v in vars(result).items()}},
             )
-        self.dispatcher.start()
-        self._ticker.start()
-        if self.drift is not None and source is not None:
-            self.drift.start(source)
+        if not self._ticker.is_alive():  # a start retried after a failed bring-up rebuilds only
+            self.dispatcher.start()
+            self._ticker.start()
+            if self.drift is not None and source is not None:
+                self.drift.start(source)
         return result
 
     def check_drift(self) -> None:
@@ -118,17 +164,24 @@ class BudgetRuntime:
         """Count stored calls (called by the writer after each insert); never blocks on delivery."""
         if self._active:
             self.evaluator.observe(calls)
+            if self.fleet is not None:
+                self.fleet.note(calls)
 
     def defer(self, calls: Sequence[CallRow]) -> None:
         """New calls that may be re-deliveries the dedup memory forgot: counted once the ledger shows
-        they were not ingested before (`BudgetEvaluator.defer`)."""
-        if self._active:
+        they were not ingested before (`BudgetEvaluator.defer`). In a fleet they are counted at once:
+        the next reconciliation counts each span once anyway."""
+        if self.fleet is not None:
+            self.observe(calls)
+        elif self._active:
             self.evaluator.defer(calls)
 
     def apply_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
         """Billing decisions of the store's decision pass (`BudgetEvaluator.apply_decisions`)."""
         if self._active:
             self.evaluator.apply_decisions(changes)
+            if self.fleet is not None:
+                self.fleet.note_decisions(changes)
 
     def reserve(self, doc: Any) -> tuple[str, dict[str, Any]]:
         """``POST /v1/reservations``: validate the JSON body and reserve (`BudgetEvaluator.reserve`).
@@ -230,7 +283,7 @@ class BudgetRuntime:
             _log.warning("budget alerts still queued at shutdown were not delivered")
 
     def _tick(self) -> None:
-        while not self._stop.wait(_TICK_S):
+        while not self._stop.wait(self._tick_s):
             self.evaluator.tick()
             if self._source is not None:
                 # Each query takes a pooled store connection and engine time the writer's inserts and
@@ -246,13 +299,22 @@ class BudgetRuntime:
                 for step, batch, share, what in steps:
                     try:
                         while (
-                            time.monotonic() - started < share * _TICK_S
+                            time.monotonic() - started < share * self._tick_s
                             and step(self._source, batch)
                             and not self._stop.is_set()
                         ):
                             pass
                     except RuntimeError as exc:  # StoreError: retried at the next tick
                         _log.warning("%s: storage failed: %s", what, exc)
+                if self.fleet is not None and self._store is not None and self.fleet.due():
+                    try:
+                        # settle the billing of what this collector stored (a call recorded twice,
+                        # by spans stored by two collectors) before reading the fleet's usage
+                        self._store.decide()
+                        self.fleet.sync(self._store)
+                    except Exception as exc:  # noqa: BLE001 - the live counters stay; retried next tick
+                        self.fleet.failures += 1
+                        _log.warning("budget counters could not be reconciled with the ledger: %s", exc)
 
     def prometheus(self) -> str:
         """Budget metrics in the Prometheus text format (appended to the admin API's ``/metrics``)."""
@@ -317,5 +379,29 @@ class BudgetRuntime:
             f'tokenbook_reservations_total{{outcome="{o}"}} {outcomes.get(o, 0)}'
             for o in ("granted", "refused", "settled", "released", "expired")
         ]
+        if self.fleet is not None and self.claims is not None:
+            last = self.fleet.last
+            lines += [
+                "# HELP tokenbook_budget_fleet_sync_failures_total Failed reconciliations with the ledger",
+                "# TYPE tokenbook_budget_fleet_sync_failures_total counter",
+                f"tokenbook_budget_fleet_sync_failures_total {self.fleet.failures}",
+                "# HELP tokenbook_budget_fleet_remembered_spans Spans accepted, not yet seen stored",
+                "# TYPE tokenbook_budget_fleet_remembered_spans gauge",
+                f"tokenbook_budget_fleet_remembered_spans {0 if last is None else last.remembered}",
+                "# HELP tokenbook_budget_alerts_claimed_elsewhere_total Alerts another collector delivered",
+                "# TYPE tokenbook_budget_alerts_claimed_elsewhere_total counter",
+                f"tokenbook_budget_alerts_claimed_elsewhere_total {self.claims.lost}",
+                "# HELP tokenbook_budget_alerts_set_aside Alerts waiting behind another collector's claim",
+                "# TYPE tokenbook_budget_alerts_set_aside gauge",
+                f"tokenbook_budget_alerts_set_aside {self.claims.aside}",
+                "# HELP tokenbook_budget_alerts_taken_over_total Alerts delivered after another "
+                "collector's claim was never recorded",
+                "# TYPE tokenbook_budget_alerts_taken_over_total counter",
+                f"tokenbook_budget_alerts_taken_over_total {self.claims.taken_over}",
+                "# HELP tokenbook_budget_alerts_unclaimed_total Alerts delivered without a claim "
+                "(storage kept failing)",
+                "# TYPE tokenbook_budget_alerts_unclaimed_total counter",
+                f"tokenbook_budget_alerts_unclaimed_total {self.claims.unclaimed}",
+            ]
         text = "\n".join(lines) + "\n"
         return text + (self.drift.prometheus() if self.drift is not None else "")
