@@ -64,7 +64,7 @@ def test_a_call_above_its_estimate_counts_in_full_and_releases_the_hold() -> Non
     ev.observe([settled_by(clock.now, "a" * 16, doc["reservation"]["id"], (800, 300))])
     (quota,) = ev.status(ACME)["quotas"]
     assert (quota["used"]["tokens"], quota["held"]["tokens"], quota["state"]) == (1100, 0, "over_budget")
-    assert [e.state for e in events] == ["over_budget"]
+    assert [e.state for e in events] == ["at_risk", "over_budget"]  # each threshold crossed, once
     outcome, refused = ev.reserve(ACME, tokens=1, cost=None, currency="USD", ttl=60)
     assert outcome == "denied" and refused["state"] == "over_budget"
 
