@@ -11,11 +11,13 @@ File shape::
         from: 2026-01-01                # optional: in force from (inclusive), date or ISO datetime (UTC)
         until: 2026-07-01               # optional: in force until (exclusive)
         currency: USD                   # optional, default USD
+        service_tier: flex              # optional: prices this tier's calls; absent = the standard tier
         prices:                         # per million tokens, as decimal strings (or integers)
           input_mtok: "0.50"
           output_mtok: "1.50"
           cache_read_mtok: "0.05"       # optional
-          cache_write_mtok: "0.60"      # optional
+          cache_write_mtok: "0.60"      # optional (five-minute cache writes)
+          cache_write_1h_mtok: "1.00"   # optional (one-hour cache writes)
           output_reasoning_mtok: "2"    # optional
 
 Floats are rejected (``0.5`` unquoted would be a binary float: quote it). Every problem is reported at
@@ -40,6 +42,7 @@ import yaml
 from tokenbook.genai.configspec import Report, items, load, section, setting, type_name
 from tokenbook.genai.pricing.providers import catalog_provider
 from tokenbook.genai.pricing.rates import UnitPrices
+from tokenbook.genai.pricing.tiers import STANDARD, normalize_tier
 
 __all__ = [
     "OverrideEntry",
@@ -91,6 +94,14 @@ def _currency(v: Any) -> str:
     if not isinstance(v, str) or len(v) != 3 or not v.isalpha():
         raise ValueError("must be a 3-letter currency code such as USD")
     return v.upper()
+
+
+@type_name("tier name")
+def _tier(v: Any) -> str:
+    tier = normalize_tier(v) if isinstance(v, str) else ""
+    if not tier:
+        raise ValueError("must be a service tier name such as flex, priority or batch")
+    return tier
 
 
 @type_name("date")
@@ -174,6 +185,12 @@ class OverridePrices:
     output_reasoning_mtok: Decimal | None = setting(
         None, parse=_rate, doc="Reasoning output tokens; absent: at the output rate."
     )
+    cache_write_1h_mtok: Decimal | None = setting(
+        None,
+        parse=_rate,
+        doc="One-hour cache-write input tokens; absent: a call with one-hour cache writes is unpriced "
+        "(when `cache_write_mtok` is given).",
+    )
 
     def check(self, report: Report) -> Self:
         """Input or output is priced."""
@@ -212,6 +229,12 @@ class PriceOverride:
         None, key="until", parse=_instant, doc="In force until (exclusive); a date is midnight UTC."
     )
     currency: str = setting("USD", parse=_currency, doc="The currency of the prices.")
+    service_tier: str | None = setting(
+        None,
+        parse=_tier,
+        doc="The service tier it prices (`flex`, `priority`, `batch`, ...); absent: calls of the standard "
+        "tier and calls that name no tier.",
+    )
     prices: OverridePrices = section(OverridePrices, doc="The rates (required).")
 
     def check(self, report: Report) -> Self:
@@ -281,6 +304,7 @@ class OverrideEntry:
     source: str  # the entry's `source` text: where the negotiated/self-hosted price comes from
     checked: date
     prices: UnitPrices
+    service_tier: str = STANDARD  # the tier it prices (the standard tier also prices calls naming none)
 
     @classmethod
     def of(cls, o: PriceOverride, file_name: str) -> OverrideEntry:
@@ -296,13 +320,16 @@ class OverrideEntry:
             cache_read_mtok=p.cache_read_mtok,
             cache_write_mtok=p.cache_write_mtok,
             output_reasoning_mtok=p.output_reasoning_mtok,
+            cache_write_1h_mtok=p.cache_write_1h_mtok,
         )
         provider = _provider_key(o.provider) if o.provider is not None else None
-        return cls(o.id, o.model, provider, o.valid_from, o.valid_until, o.source, o.checked, prices)
+        tier = o.service_tier or STANDARD
+        return cls(o.id, o.model, provider, o.valid_from, o.valid_until, o.source, o.checked, prices, tier)
 
-    def matches(self, provider: str, model: str, at: datetime) -> bool:
-        """Whether this entry prices `model` of `provider` for a call started at `at` (aware)."""
-        if model.lower() not in self.models:
+    def matches(self, provider: str, model: str, at: datetime, tier: str = "") -> bool:
+        """Whether this entry prices `model` of `provider` for a call of service tier `tier` (``""``:
+        none named, the standard tier) started at `at` (aware)."""
+        if (tier or STANDARD) != self.service_tier or model.lower() not in self.models:
             return False
         if self.provider is not None and _provider_key(provider) != self.provider:
             return False
