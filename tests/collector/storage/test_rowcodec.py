@@ -16,6 +16,7 @@ def _row(**changes: object) -> CallRow:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     values: dict[str, object] = dict.fromkeys(CallRow._fields, "")
     ints = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    values.update(dict.fromkeys(f for f in CallRow._fields if f.endswith("_cost")))
     values.update(dict.fromkeys(ints, 0), timestamp=now, ingested_at=now, tags={}, attempt=0, version=1)
     values.update(duration_ms=1.0, input_cost=Decimal("0.5"), total_cost=Decimal("0.5"), client_cost=None)
     values.update(output_cost=None, cache_read_cost=None, cache_write_cost=None)
@@ -39,5 +40,33 @@ def test_a_version_4_payload_reads_with_no_composition() -> None:
 
 def test_composition_round_trips() -> None:
     row = _row(input_tokens=10, prompt_user_tokens=7, prompt_system_tokens=3, prompt_estimated=True)
+    payload, _ = encode_record([row], [])
+    assert decode_record(payload).calls == [row]
+
+
+def test_a_version_5_payload_reads_with_no_tier_and_no_book() -> None:
+    """A payload logged before service tiers and price books: the new columns take their defaults."""
+    old_fields = CallRow._fields.index("service_tier")
+    row = _row(input_tokens=10, context_window=None, context_saturation=None)
+    cols = [list(c) for c in zip(*[row[:old_fields]], strict=True)]
+    for i, name in enumerate(CallRow._fields[:old_fields]):
+        if name.endswith("_cost"):
+            cols[i] = [None if v is None else str(v) for v in cols[i]]
+    (call,) = decode_record(marshal.dumps((5, orjson.dumps(cols), b""))).calls
+    assert call.input_cost == Decimal("0.5") and call.billed_cost is None
+    assert (call.service_tier, call.price_book, call.price_book_entry) == ("", "", "")
+    assert call.cache_write_1h_tokens is None
+
+
+def test_tier_and_book_round_trip() -> None:
+    row = _row(
+        service_tier="flex",
+        cache_write_1h_tokens=512,
+        cache_write_1h_cost=Decimal("0.000003"),
+        billed_cost=Decimal("0.6"),
+        billed_input_cost=Decimal("0.6"),
+        price_book="books.yaml#acme",
+        price_book_entry="markup",
+    )
     payload, _ = encode_record([row], [])
     assert decode_record(payload).calls == [row]

@@ -123,6 +123,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         help="YAML price overrides file, config pricing.overrides (default: none, the catalog only)",
     )
     p.add_argument(
+        "--books",
+        default=None,
+        metavar="FILE",
+        help="YAML price books file, what each tenant is billed, config pricing.books (default: none, "
+        "every tenant billed the list price)",
+    )
+    p.add_argument(
         "--backfill",
         action="store_true",
         help="accept spans of any age: lifts limits.max_span_age (default: off, 30 days)",

@@ -79,6 +79,19 @@ class CallRow(NamedTuple):
     # -- context-window saturation (migration 081): NULL when the model's window is unknown, never 0
     context_window: int | None = None  # the model's context window in tokens (genai-prices catalog)
     context_saturation: float | None = None  # input_tokens / context_window, rounded to 6 decimals
+    # -- service tiers, cache lifetimes and price books (migration 110; genai.pricing tiers and books)
+    service_tier: str = ""  # the tier the span says the call was served at; "" = none said (standard)
+    cache_write_1h_tokens: int | None = None  # of cache_write_tokens, one-hour writes; NULL: not split
+    cache_write_1h_cost: Decimal | None = None  # of cache_write_cost, one-hour writes; NULL: not split
+    # What the tenant's price book bills (= the list costs above without a book); NULL when unpriced.
+    billed_input_cost: Decimal | None = None
+    billed_output_cost: Decimal | None = None
+    billed_cache_read_cost: Decimal | None = None
+    billed_cache_write_cost: Decimal | None = None
+    billed_cache_write_1h_cost: Decimal | None = None  # of billed_cache_write_cost; NULL: not split
+    billed_cost: Decimal | None = None  # exactly the sum of the four billed components
+    price_book: str = ""  # "<file>#<book>" that bills the tenant; "" = no book (list price)
+    price_book_entry: str = ""  # the book's entry that billed the call; "" = none matched (list price)
 
 
 class StepRow(NamedTuple):

@@ -41,9 +41,9 @@ __all__ = [
 ]
 
 BLOCK_FORMAT: Final = "JSONCompactColumns"
-_VERSION: Final = 5
+_VERSION: Final = 6
 #: Versions written before columns were added at the end of `CallRow`: read with their defaults.
-_OLDER: Final = (3, 4)
+_OLDER: Final = (3, 4, 5)
 _CALL_TIMES: Final = tuple(i for i, f in enumerate(CallRow._fields) if f in ("timestamp", "ingested_at"))
 _CALL_MONEY: Final = tuple(i for i, f in enumerate(CallRow._fields) if f.endswith("_cost"))
 _STEP_TIMES: Final = tuple(i for i, f in enumerate(StepRow._fields) if f in ("timestamp", "ingested_at"))
@@ -108,7 +108,8 @@ def _rows(block: bytes, times: tuple[int, ...], money: tuple[int, ...]) -> list[
     for i in times:
         cols[i] = [datetime.fromisoformat(v) for v in cols[i]]
     for i in money:
-        cols[i] = [None if v is None else Decimal(v) for v in cols[i]]
+        if i < len(cols):  # a payload of an older version has fewer columns
+            cols[i] = [None if v is None else Decimal(v) for v in cols[i]]
     return list(zip(*cols, strict=True))
 
 

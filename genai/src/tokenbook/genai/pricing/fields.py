@@ -37,6 +37,7 @@ class PriceConfigError(ValueError):
     def __init__(self, path: str, errors: list[str], *, what: str = "price overrides") -> None:
         """`what` names the kind of file (``price overrides``, ``price books``, ``exchange rates``)."""
         self.errors = tuple(errors)
+        self.what = what
         super().__init__(f"invalid {what} {path}:\n  " + "\n  ".join(errors))
 
 
