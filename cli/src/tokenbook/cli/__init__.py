@@ -57,6 +57,21 @@ def _add_format(p: argparse.ArgumentParser, *, money: bool = True) -> None:
         )
 
 
+def _add_currency(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--currency",
+        default=None,
+        metavar="CODE",
+        help="convert money into this currency at each day's rate, e.g. EUR (default: the ledger's)",
+    )
+    p.add_argument(
+        "--exchange-rates",
+        default=None,
+        metavar="FILE",
+        help="YAML dated exchange rates, with their source; needed by --currency (default: none)",
+    )
+
+
 def _add_store_target(p: argparse.ArgumentParser) -> None:
     """Where to read from: the embedded store (or its running collector), an admin API, or a server."""
     g = p.add_mutually_exclusive_group()
@@ -154,6 +169,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     p.add_argument(
         "--context", default=None, metavar="ID", help="one context's calls in time order (default: none)"
     )
+    _add_currency(p)
     _add_format(p)
     _add_store_target(p)
 
@@ -264,6 +280,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         action="store_true",
         help="do not record the export; a recorded export is corrected by later ones (default: record)",
     )
+    _add_currency(p)
     _add_store_target(p)
     return parser, dict(sub.choices)
 
