@@ -201,6 +201,18 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         "--overrides", default=None, metavar="FILE", help="YAML price overrides file (default: none)"
     )
     p.add_argument(
+        "--service-tier",
+        default=None,
+        metavar="TIER",
+        help="the prices of this service tier: flex, priority, batch, ... (default: standard)",
+    )
+    p.add_argument(
+        "--tenant",
+        default=None,
+        help="what this tenant is billed, by its price book in --books (default: list prices only)",
+    )
+    p.add_argument("--books", default=None, metavar="FILE", help="YAML price books file (default: none)")
+    p.add_argument(
         "--unpriced", action="store_true", help="models seen in the ledger without a price (default: off)"
     )
     p.add_argument(
@@ -220,6 +232,12 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         default=None,
         metavar="FILE",
         help="YAML price overrides file (default: none, the catalog only)",
+    )
+    p.add_argument(
+        "--books",
+        default=None,
+        metavar="FILE",
+        help="YAML price books file: bill the calls again with it (default: none, the list price)",
     )
     p.add_argument(
         "--dry-run",

@@ -226,8 +226,8 @@ class _Workload:
 _TOTALS = ("calls", "unpriced_calls", "input_tokens", "output_tokens", "cache_read_tokens", "total_cost")
 #: title, collector/sql file, extra parameters, columns shown
 _REPORTS: tuple[tuple[str, str, dict[str, object], tuple[str, ...]], ...] = (
-    ("Cost by tenant", "report_by.sql", {"by": "tenant"}, ("key", *_TOTALS)),
-    ("Cost by model", "report_by.sql", {"by": "model"}, ("key", *_TOTALS)),
+    ("Cost by tenant", "report_by.sql", {"by": "tenant", "by_day": 0}, ("key", *_TOTALS)),
+    ("Cost by model", "report_by.sql", {"by": "model", "by_day": 0}, ("key", *_TOTALS)),
     ("Top contexts", "report_contexts.sql", {"limit": 8},
      ("context_id", "tenant_id", "calls", "tool_calls", "retries", "input_tokens", "total_cost")),
     ("Cache savings", "report_cache_savings.sql", {},

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tokenbook.cli.currency import convert_report, target_currency
 from tokenbook.cli.output import format_money, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.guard import QueryRefused
@@ -245,16 +246,23 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """`tokenbook report --by DIM --since 24h [--until] [--tenant T]`, or `--context ID`."""
+    """`tokenbook report --by DIM --since 24h [--until] [--tenant T] [--currency C --exchange-rates F]`,
+    or `--context ID`."""
     tenant = args.tenant or ""
     hint = ""
     try:
+        target = target_currency(args)
         if args.context:
             name, params = "report_context_calls.sql", {"context": args.context, "tenant": tenant}
         else:
             since, until = _time_range(args)
-            params = {"since": since, "until": until, "tenant": tenant}
+            params = {"since": since, "until": until, "tenant": tenant, "by_day": int(target is not None)}
             if args.by == "context":
+                if target is not None:
+                    raise ValueError(
+                        "--currency converts each day's figures at that day's rate; --by context sums "
+                        "contexts across days: use --context ID, or another --by"
+                    )
                 name = "report_contexts.sql"
                 params["limit"] = _CONTEXT_LIMIT
             elif args.by in _ROLLUPS:
@@ -275,6 +283,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             if not rows:
                 columns, types = columns_of(reader, sql, params)
                 hint = _ledger_hint(reader, tenant)
+        if target is not None:
+            columns, types, rows = convert_report(columns, types, rows, *target)
+        elif "day" in columns:  # one constant day: not shown
+            at = columns.index("day")
+            columns, types = columns[:at] + columns[at + 1 :], types[:at] + types[at + 1 :]
+            rows = [(*row[:at], *row[at + 1 :]) for row in rows]
     except ValueError as exc:
         print(f"tokenbook report: {exc}", file=sys.stderr)
         return 2
@@ -308,45 +322,54 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, since: datetime, until: datetime) -> RepriceResult:
-    """What re-pricing with the catalog plus `--overrides` would change; reads, never writes."""
+    """What re-pricing with the catalog plus `--overrides` and billing with `--books` would change;
+    reads, never writes."""
     from tokenbook.collector.storage.reprice import price_again
+    from tokenbook.genai.pricing.books import PriceBooks
     from tokenbook.genai.pricing.catalog import PriceCatalog
 
-    catalog = PriceCatalog(args.overrides)
+    catalog, books = PriceCatalog(args.overrides), PriceBooks(args.books)
     params = {"since": since, "until": until, "model": args.model or ""}
     with open_reader(args) as reader:
         columns, _, rows = reader.query_readonly(
             render_query("reprice_calls.sql", "tokenbook"), params, max_rows=_MAX_REPRICE_ROWS
         )
-    return price_again(columns, rows, catalog)[1]
+    return price_again(columns, rows, catalog, books=books)[1]
 
 
 def cmd_reprice(args: argparse.Namespace) -> int:
-    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE] [--dry-run]`.
+    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE] [--books FILE] [--dry-run]`.
 
     On a server (`--url`) or a stopped embedded store it re-prices here, with the catalog plus
-    `--overrides`. When a collector owns the store (or with `--admin`) the collector does it: it
-    reloads its own `pricing.overrides` first, so new and stored calls get the same prices.
-    `--dry-run` prices with the catalog plus `--overrides` here and writes nothing, wherever it reads.
+    `--overrides`, and bills again with `--books`. When a collector owns the store (or with `--admin`)
+    the collector does it: it reloads its own `pricing.overrides` and `pricing.books` first, so new and
+    stored calls get the same prices and bills. `--dry-run` prices with the catalog plus `--overrides`
+    and `--books` here and writes nothing, wherever it reads.
     """
     from tokenbook.collector.storage.reprice import reprice
+    from tokenbook.genai.pricing.books import PriceBooks
     from tokenbook.genai.pricing.catalog import PriceCatalog
-    from tokenbook.genai.pricing.overrides import PriceConfigError
+    from tokenbook.genai.pricing.fields import PriceConfigError
 
     try:
         since, until = _time_range(args)
         if args.overrides:
             PriceCatalog(args.overrides)  # a bad file is reported before anything is read
+        if args.books:
+            PriceBooks(args.books)
         if args.dry_run:
             result = _dry_run(args, since, until)
             _print_reprice(result, dry_run=True)
             return 0
         owner = args.admin or (None if args.url else current_owner(existing_dir(args)))
         if owner:
-            if args.overrides:
+            if args.overrides or args.books:
+                flag, key = (
+                    ("--overrides", "pricing.overrides") if args.overrides else ("--books", "pricing.books")
+                )
                 raise StoreError(
-                    f"the collector at {owner} prices with its own pricing.overrides: edit that file "
-                    "and run reprice without --overrides (or preview with --dry-run --overrides FILE)"
+                    f"the collector at {owner} prices with its own {key}: edit that file and run reprice "
+                    f"without {flag} (or preview with --dry-run {flag} FILE)"
                 )
             result = AdminQueryClient(owner).reprice(since=since, until=until, model=args.model or "")
             print(f"re-priced {result.changed:,} of {result.examined:,} calls in the collector at {owner}")
@@ -354,7 +377,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
         else:
             from rich.progress import Progress
 
-            catalog = PriceCatalog(args.overrides)
+            catalog, books = PriceCatalog(args.overrides), PriceBooks(args.books)
             with (
                 Store.open(args.url) if args.url else Store.open(data_dir=_store_dir(args)) as store,
                 Progress(transient=True) as bar,
@@ -363,6 +386,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
                 result = reprice(
                     store,
                     catalog,
+                    books=books,
                     since=since,
                     until=until,
                     model=args.model or "",

@@ -42,6 +42,7 @@ ALTER TABLE {{table:llm_calls}} {{on_cluster}}
         billed_cache_write_cost = cache_write_cost,
         billed_cost = total_cost
     WHERE billed_cost IS NULL AND total_cost IS NOT NULL
+    SETTINGS mutations_sync = 1
 ;
 -- The call views list the table's columns as of their creation: made again with the new ones.
 CREATE OR REPLACE VIEW {{db}}.v_call_candidates {{on_cluster}} AS
