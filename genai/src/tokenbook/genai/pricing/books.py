@@ -224,9 +224,7 @@ class BooksFile:
             for tenant in sorted(book.tenants):
                 if tenant in owners:
                     who = "the every-tenant book" if tenant == ANY_TENANT else f"tenant {tenant!r}"
-                    report.problem(
-                        f"books[{i}].tenants", f"{who} is already billed by book {owners[tenant]!r}"
-                    )
+                    report.problem(f"books[{i}].tenants", f"{who} is already in book {owners[tenant]!r}")
                 owners.setdefault(tenant, book.id)
         return self
 
