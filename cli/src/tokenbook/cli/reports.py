@@ -405,15 +405,18 @@ def cmd_reprice(args: argparse.Namespace) -> int:
 
 
 def _print_reprice(result: RepriceResult, *, dry_run: bool) -> None:
+    billed = ""
+    if result.old_billed != result.new_billed:
+        billed = f"; billed {format_money(result.old_billed)} -> {format_money(result.new_billed)}"
     if dry_run:
         print(
             f"dry run: would re-price {result.changed:,} of {result.examined:,} calls; their cost "
             f"{format_money(result.old_total)} -> {format_money(result.new_total)} "
             f"(exact {format_money(result.old_total, exact=True)} -> "
-            f"{format_money(result.new_total, exact=True)}); nothing was written"
+            f"{format_money(result.new_total, exact=True)}){billed}; nothing was written"
         )
     else:
-        cost = f"; their cost {format_money(result.old_total)} -> {format_money(result.new_total)}"
+        cost = f"; their cost {format_money(result.old_total)} -> {format_money(result.new_total)}{billed}"
         print(
             f"re-priced {result.changed:,} of {result.examined:,} calls (changed rows were replaced, not "
             f"added){cost if result.changed else ''}"

@@ -42,13 +42,16 @@ _BATCH = 10_000  # rows per insert
 @dataclass(frozen=True)
 class RepriceResult:
     """What `reprice` did (or, with ``dry_run``, would do): calls examined, calls given a new cost,
-    the summed cost of the changed calls before and after, and how many of them lose their price."""
+    the summed list cost of the changed calls before and after, how many of them lose their price, and
+    their summed billed cost before and after."""
 
     examined: int
     changed: int
     old_total: Decimal = Decimal(0)
     new_total: Decimal = Decimal(0)
     lost_price: int = 0
+    old_billed: Decimal = Decimal(0)
+    new_billed: Decimal = Decimal(0)
 
 
 def _cost_of(call: CallRow) -> tuple[Any, ...]:
@@ -88,7 +91,7 @@ def price_again(
 
     books = books or PriceBooks()
     changed: list[CallRow] = []
-    old_total = new_total = Decimal(0)
+    old_total = new_total = old_billed = new_billed = Decimal(0)
     lost = 0
     for done, raw in enumerate(rows, 1):
         call = CallRow(**dict(zip(columns, raw, strict=True)))
@@ -137,10 +140,12 @@ def price_again(
             changed.append(new)
             old_total += call.total_cost or 0
             new_total += new.total_cost or 0
+            old_billed += call.billed_cost or 0
+            new_billed += new.billed_cost or 0
             lost += call.total_cost is not None and new.total_cost is None
         if on_progress is not None:
             on_progress(done, len(rows))
-    return changed, RepriceResult(len(rows), len(changed), old_total, new_total, lost)
+    return changed, RepriceResult(len(rows), len(changed), old_total, new_total, lost, old_billed, new_billed)
 
 
 def reprice(
