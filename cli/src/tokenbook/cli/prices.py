@@ -31,6 +31,7 @@ from decimal import Decimal
 
 from genai_prices.data_snapshot import get_snapshot
 
+from tokenbook.cli.output import print_result
 from tokenbook.genai.pricing.books import LoadedBook, LoadedEntry, PriceBooks
 from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
 from tokenbook.genai.pricing.fields import PriceConfigError, tier_name
@@ -66,6 +67,8 @@ def _row(prices: UnitPrices, note: str = "") -> dict[str, str]:
 
 
 def _print(rows: Sequence[dict[str, str]], fmt: str, columns: Sequence[str]) -> None:
+    """Rows as JSON lines, CSV, or for a terminal: one block of ``column  value`` lines per row for one
+    or two rows (a model's list and billed prices), else a table that fits the terminal."""
     if fmt == "json":
         for row in rows:
             print(json.dumps(row))
@@ -73,17 +76,17 @@ def _print(rows: Sequence[dict[str, str]], fmt: str, columns: Sequence[str]) -> 
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    elif len(rows) == 1:
+    elif len(rows) <= 2:
         width = max(len(c) for c in columns)
-        for col in columns:
-            if rows[0].get(col):
-                print(f"{col:<{width}}  {rows[0][col]}")
+        for n, row in enumerate(rows):
+            if n:
+                print()
+            for col in columns:
+                if row.get(col):
+                    print(f"{col:<{width}}  {row[col]}")
     else:
         shown = [c for c in columns if any(r.get(c) for r in rows)]
-        widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in shown}
-        print("  ".join(f"{c:<{widths[c]}}" for c in shown).rstrip())
-        for row in rows:
-            print("  ".join(f"{row.get(c, ''):<{widths[c]}}" for c in shown).rstrip())
+        print_result(shown, ["String"] * len(shown), [[r.get(c, "") for c in shown] for r in rows], "table")
 
 
 def _override_note(catalog: PriceCatalog, prices: UnitPrices) -> str:
