@@ -12,7 +12,8 @@
   400 ``{"error": "..."}`` for a refused or failing query. This is how ``tokenbook sql`` and
   ``tokenbook report`` read the embedded store while the collector owns it.
 * ``POST /v1/reprice``: JSON ``{"since": ISO, "until": ISO, "model": ""}`` -> ``{"examined", "changed"}``:
-  the collector reloads its price overrides and re-prices the stored calls of that range
+  the collector reloads its price overrides and price books and re-prices (and bills) the stored calls
+  of that range
   (`collector.reprice`); ``tokenbook reprice`` uses it while the collector owns the store.
 
 With auth on (`tokenbook.collector.auth`), ``/metrics`` needs the ``admin`` scope and ``/v1/query`` and
@@ -52,7 +53,7 @@ __all__ = ["AdminServer"]
 
 _log = logging.getLogger(__name__)
 _MAX_QUERY_BODY = 1 << 20
-#: `reprice(since, until, model)`: reload the price overrides, then re-price the stored calls.
+#: `reprice(since, until, model)`: reload the price overrides and books, then re-price the stored calls.
 Repricer = Callable[[datetime, datetime, str], RepriceResult]
 _SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
 
