@@ -161,7 +161,7 @@ def _report_sql_before(store: Store, since: datetime, until: datetime) -> Callab
         "FROM v_calls",
         "FROM (SELECT * FROM llm_calls FINAL WHERE price_status NOT IN ('duplicate_layer', 'wrapper'))",
     )
-    params = {"since": since, "until": until, "tenant": "", "by": "tenant"}
+    params = {"since": since, "until": until, "tenant": "", "by": "tenant", "by_day": 0}
     return lambda: store.query(sql, params)
 
 
@@ -235,7 +235,7 @@ def main() -> dict[str, Any]:
         whole_since, whole_until = rollup_window(since, until)
         sql = render_query("report_rollup.sql", store.database)
         params = {"since": since, "until": until, "tenant": "", "by": "tenant", "source": "tenant",
-                  "whole_since": whole_since, "whole_until": whole_until}  # fmt: skip
+                  "whole_since": whole_since, "whole_until": whole_until, "by_day": 0}  # fmt: skip
         results["report_tenant_30d_sql"] = median_ms(lambda: store.query_readonly(sql, params), args.repeats)
         before = store.query(render_query("report_by.sql", store.database), {**params})[2]
         after = store.query_readonly(sql, params)[2]

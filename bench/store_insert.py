@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         redeliver_s = time.perf_counter() - started
 
         now = datetime.now(UTC)
-        params = {"since": now - timedelta(days=1), "until": now, "tenant": "", "by": "tenant"}
+        params = {"since": now - timedelta(days=1), "until": now, "tenant": "", "by": "tenant", "by_day": 0}
         started = time.perf_counter()
         _, _, by_tenant = store.query_readonly(render_query("report_by.sql", store.database), params)
         report_ms = 1000 * (time.perf_counter() - started)

@@ -1,7 +1,8 @@
 """Deterministic ledger rows for storage and CLI tests, and a script that seeds an embedded store.
 
-`python tests/cli/seed_store.py DIR` migrates the store in DIR, writes `make_calls()` and
-`make_steps()` twice (the second time as a re-delivery) and refreshes the aggregates.
+`python tests/cli/seed_store.py DIR [BASE]` migrates the store in DIR, writes `make_calls()` and
+`make_steps()` twice (the second time as a re-delivery) and refreshes the aggregates. BASE is the
+ISO time of the first call (default: five whole hours ago).
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def make_calls(n: int = 240, *, seed: int = 7, base: datetime | None = None) -> 
                 cache_read_cost=costs[2],
                 cache_write_cost=costs[3],
                 total_cost=total,
+                billed_input_cost=costs[0],  # no price book: billed at the list price
+                billed_output_cost=costs[1],
+                billed_cache_read_cost=costs[2],
+                billed_cache_write_cost=costs[3],
+                billed_cost=total,
                 currency="USD",
                 price_status=status,
                 price_source="test" if status == "priced" else "unknown model",
@@ -159,10 +165,10 @@ def make_steps(calls: list[CallRow]) -> list[StepRow]:
     return steps
 
 
-def main(data_dir: str) -> None:
+def main(data_dir: str, base: str | None = None) -> None:
     from tokenbook.collector.storage.store import Store
 
-    calls = make_calls()
+    calls = make_calls(base=datetime.fromisoformat(base) if base else None)
     steps = make_steps(calls)
     with Store.open(data_dir=data_dir) as store:
         store.migrate()
@@ -172,4 +178,4 @@ def main(data_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

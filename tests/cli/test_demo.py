@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from tests.cli.pty_run import run_on_pty
+from tests.collector.storage.focus.validator import validate_csv
 from tokenbook.collector.storage.store import Store
 
 pytestmark = pytest.mark.e2e  # starts processes
@@ -94,3 +97,46 @@ def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:
     assert rows[0][4] == 0  # every call is attributed
     for tenant in ("acme", "globex", "initech"):
         assert tenant in out
+    _export_the_demo_month(data_dir, tmp_path)
+
+
+def _export_the_demo_month(data_dir: Path, tmp_path: Path) -> None:
+    """The demo's data billed through a price book (`reprice --books`) and exported as FOCUS: the file
+    conforms to the FOCUS rules, bills what the ledger bills, and shows the demo's one-hour cache
+    writes and flex-tier calls."""
+    books = tmp_path / "books.yaml"
+    books.write_text(
+        "books:\n  - id: acme-resale\n    tenants: [acme]\n    source: reseller agreement\n"
+        '    checked: 2026-01-05\n    entries: [{id: markup, markup_percent: "20"}]\n'
+    )
+    run = [sys.executable, "-m", "tokenbook"]
+    where = ["--data-dir", str(data_dir)]
+    subprocess.run([*run, "reprice", "--since", "2d", "--books", str(books), *where], check=True, timeout=300)
+    today = datetime.now(UTC).date()
+    days = ["--since", str(today - timedelta(days=1)), "--until", str(today + timedelta(days=1))]
+    focus = tmp_path / "focus.csv"
+    subprocess.run([*run, "export", "focus", *days, "--output", str(focus), *where], check=True, timeout=300)
+    assert validate_csv(focus) == []
+    with focus.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["x_TokenType"] for r in rows} >= {
+        "input",
+        "output",
+        "cache_read",
+        "cache_write",
+        "cache_write_1h",
+    }
+    assert {r["x_ServiceTier"] for r in rows if "o3" in r["SkuId"]} == {"", "flex"}
+    assert {r["x_PriceBook"] for r in rows if r["SubAccountId"] == "acme"} == {
+        "books.yaml#acme-resale/markup"
+    }
+    store = Store.open(data_dir=data_dir)
+    try:
+        _, _, ledger = store.query(
+            "SELECT sum(total_cost), sum(billed_cost) FROM tokenbook.v_calls WHERE price_status = 'priced'"
+        )
+    finally:
+        store.close()
+    listed, billed = ledger[0]
+    assert sum(Decimal(r["ListCost"]) for r in rows) == listed
+    assert sum(Decimal(r["BilledCost"]) for r in rows) == billed > listed

@@ -73,7 +73,7 @@ def test_empty_report_prints_headers_window_and_hint(seeded):
     csv_out = tokenbook("report", "--data-dir", str(seeded), "--since", "1m", "--format", "csv").stdout
     assert csv_out.splitlines() == [
         "tenant,currency,calls,unpriced_calls,input_tokens,output_tokens,cache_read_tokens,"
-        "cache_write_tokens,total_cost"
+        "cache_write_tokens,total_cost,billed_cost"
     ]
     as_json = tokenbook("report", "--data-dir", str(seeded), "--since", "1m", "--format", "json")
     assert as_json.stdout == "" and "no calls since" in as_json.stderr

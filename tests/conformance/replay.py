@@ -4,9 +4,8 @@
 (`decode_protobuf` with `pipeline_keys`), `RowBuilder` and `Store.write`, then runs the decision pass
 (`Store.refresh_aggregates`). `judge` compares the billed rows (``v_calls``) with the fixture's
 `true_calls`: exactly one billed row per true call, with the true token counts and the catalog's price
-of the TRUE usage. `KNOWN_DEFECTS` lists the fixtures where a library's own numbers are wrong and no
-other layer recorded the call (none in the current corpus: every such call is also recorded by a span
-that is right, and that span bills it).
+of the TRUE usage. `KNOWN_DEFECTS` lists the fixtures where a library's own numbers are wrong or
+incomplete and no other layer recorded the call.
 
 Used by `test_replay.py` and by `matrix.py` (which writes docs/reference/conformance.md).
 """
@@ -19,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tests.conformance.stubs import ANTHROPIC_CACHE_1H
 from tokenbook.collector.decode.spans import SpanRecord, decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.storage.store import Store
@@ -27,9 +27,17 @@ from tokenbook.genai.usage import Usage
 
 __all__ = ["KNOWN_DEFECTS", "Verdict", "billed_rows", "decode_fixture", "judge", "replay", "true_cost"]
 
-#: Fixture stem -> why its bill cannot be exact (a library's own numbers are wrong and nothing else
-#: recorded the call). Empty: in every fixture a correct span records each call too.
-KNOWN_DEFECTS: dict[str, str] = {}
+#: Fixture stem -> why its bill cannot be exact (a library's own numbers are wrong or incomplete and
+#: nothing else recorded the call).
+_NO_LIFETIMES = (
+    "openlit 1.45.0 reports the cache writes but not their lifetimes: the one-hour writes are priced at "
+    "the five-minute rate"
+)
+KNOWN_DEFECTS: dict[str, str] = {
+    f"openlit-1.45.0-{style}": _NO_LIFETIMES
+    for style in ("messages", "messages_stream", "messages_stream_async", "messages_stream_helper",
+                  "thinking", "tool_use")
+}  # fmt: skip
 _KEYS = pipeline_keys((), "drop")
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
@@ -100,7 +108,10 @@ def candidate_rows(store: Store, tenant: str) -> list[dict[str, Any]]:
 
 
 def true_cost(call: dict[str, Any], start_ns: int) -> Decimal | None:
-    """The catalog's price of a true call's usage (the price genai-prices gives that usage)."""
+    """The catalog's price of a true call's usage (the price genai-prices gives that usage). The
+    Anthropic stub answers every call with `ANTHROPIC_CACHE_1H` of its cache writes written for an
+    hour (priced at the one-hour rate), the rest for five minutes."""
+    one_hour = ANTHROPIC_CACHE_1H if call["provider"] == "anthropic" and call["cache_write_tokens"] else None
     usage = Usage(
         call["input_tokens"],
         call["output_tokens"],
@@ -108,6 +119,7 @@ def true_cost(call: dict[str, Any], start_ns: int) -> Decimal | None:
         call["cache_write_tokens"],
         call["reasoning_tokens"],
         present=True,
+        cache_write_1h_tokens=one_hour,
     )
     quote = _catalog().quote(call["provider"], call["model"], usage, start_ns)
     return None if quote.picos is None else quote.picos.costs().total

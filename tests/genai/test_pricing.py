@@ -238,7 +238,14 @@ def test_threads_price_consistently(catalog):
     assert set(results) == {Decimal("0.02745")}
 
 
-_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
+_KEYS = (
+    "input_mtok",
+    "output_mtok",
+    "cache_read_mtok",
+    "cache_write_mtok",
+    "output_reasoning_mtok",
+    "cache_write_1h_mtok",
+)
 
 
 def _random_rate(rng: random.Random, places: int) -> Decimal | None:
@@ -259,19 +266,26 @@ def _random_prices(rng: random.Random, places: int) -> UnitPrices:
     return UnitPrices("p", "m", "test", **rates, tiers=tiers)  # type: ignore[arg-type]
 
 
-def _oracle(up: UnitPrices, n: tuple[int, int, int, int, int]) -> tuple[Decimal, ...] | None:
-    """The module's rule written out in Decimal, independently of the implementation."""
+def _oracle(up: UnitPrices, n: tuple[int, ...], n_1h: int = 0) -> tuple[Decimal, ...] | None:
+    """The module's rule written out in Decimal, independently of the implementation: the four
+    components and the total, then the one-hour part of the cache writes."""
     n_in, n_out, n_cr, n_cw, n_rs = n
-    r_in, r_out, r_cr, r_cw, r_rs = (up.rate(key, n_in) for key in _KEYS)
+    r_in, r_out, r_cr, r_cw, r_rs, r_1h = (up.rate(key, n_in) for key in _KEYS)
     q = lambda d: d.quantize(COST_QUANTUM)  # noqa: E731 - half-even is the default rounding
     uncached, plain_out = n_in, n_out
-    cache_read = cache_write = reasoning = Decimal(0)
+    cache_read = cache_write = one_hour = reasoning = Decimal(0)
     if r_cr is not None:
         uncached -= n_cr
         cache_read = n_cr * r_cr.scaleb(-6)
     if r_cw is not None:
+        if n_1h and r_1h is None:
+            return None  # one-hour writes without a one-hour rate: never at the five-minute rate
         uncached -= n_cw
-        cache_write = n_cw * r_cw.scaleb(-6)
+        one_hour = n_1h * r_1h.scaleb(-6) if r_1h is not None else Decimal(0)
+        cache_write = (n_cw - n_1h) * r_cw.scaleb(-6) + one_hour
+    elif r_1h is not None:
+        uncached -= n_1h
+        cache_write = one_hour = n_1h * r_1h.scaleb(-6)
     if r_rs is not None:
         plain_out -= n_rs
         reasoning = n_rs * r_rs.scaleb(-6)
@@ -280,7 +294,7 @@ def _oracle(up: UnitPrices, n: tuple[int, int, int, int, int]) -> tuple[Decimal,
     inp = q(uncached * r_in.scaleb(-6)) if r_in is not None else q(Decimal(0))
     out = q((plain_out * r_out.scaleb(-6) if r_out is not None else Decimal(0)) + reasoning)
     parts = (inp, out, q(cache_read), q(cache_write))
-    return (*parts, sum(parts, Decimal(0)))
+    return (*parts, sum(parts, Decimal(0)), q(one_hour))
 
 
 @pytest.mark.parametrize("places", [0, 2, 6, 7, 9])
@@ -295,17 +309,20 @@ def test_integer_path_equals_decimal_path(places):
         n_cr, n_cw = rng.randint(0, n_in // 2), rng.randint(0, n_in // 3)
         n_out = rng.choice([0, rng.randint(0, 10**5), rng.randint(0, MAX_TOKENS)])
         n = (n_in, n_out, n_cr, n_cw, rng.randint(0, n_out))
-        quote = up.quote(Usage(*n, present=True))
-        assert quote == up._quote_decimal(*n)  # the integer path against the Decimal path
-        cost = up.cost(Usage(*n, present=True))
-        expected = _oracle(up, n)
+        split = rng.choice([None, 0, rng.randint(0, n_cw)])  # one-hour cache writes, when split
+        usage = Usage(*n, present=True, cache_write_1h_tokens=split)
+        quote = up.quote(usage)
+        assert quote == up._quote_decimal(*n, split)  # the integer path against the Decimal path
+        cost = up.cost(usage)
+        expected = _oracle(up, n, split or 0)
         if expected is None:
             assert quote.picos is None and cost.status == "unpriced" and cost.total is None
             continue
         got = (cost.input, cost.output, cost.cache_read, cost.cache_write, cost.total)
-        assert got == expected
+        assert got == expected[:5]
         assert all(d.as_tuple().exponent == -12 for d in got)  # type: ignore[union-attr]
-        assert quote.picos == tuple(int(d.scaleb(12)) for d in expected)
+        assert quote.picos == tuple(int(d.scaleb(12)) for d in expected[:5])
+        assert cost.cache_write_1h == (None if split is None else expected[5])
 
 
 def test_out_of_range_counts_take_the_decimal_path():

@@ -19,7 +19,7 @@ class _Pair(NamedTuple):
 def test_build_equals_the_named_tuple_constructor():
     assert build(_Pair, (1, "a")) == _Pair(1, "a")
     assert build(_Pair, (1, "a")).right == "a"
-    assert type(build(Usage, (1, 2, 0, 0, 0, True, ()))) is Usage
+    assert type(build(Usage, (1, 2, 0, 0, 0, True, (), None))) is Usage
 
 
 @pytest.mark.parametrize("values", [(1,), (1, "a", "extra")])

@@ -155,7 +155,7 @@ def test_read_usage_matches_the_alias_rule_on_random_spans():
         present = any(attrs.get(key) is not None for key in keys)
         assert counts.present is present
         if not present:
-            assert counts == (0, 0, 0, 0, 0, False, ())
+            assert counts == (0, 0, 0, 0, 0, False, (), None)
             continue
         assert list(counts.issues[: len(issues)]) == issues  # normalization issues follow the value issues
         inp, out, cr, cw, rs = raw

@@ -417,3 +417,19 @@ def test_enriched_copy_keeps_links_and_drop_counts_of_the_source():
     assert [(lk.context.span_id, dict(lk.attributes or {})) for lk in out.links] == [(3, {"n": 3})]
     assert [e.name for e in out.events] == ["second"]
     assert '"links"' in out.to_json() and out.links == ended.links
+
+
+def test_service_tiers_are_priced_at_their_own_rates_or_not_at_all(pipeline):
+    """gpt-5 at the flex tier is priced at the catalog's flex rate; gpt-4o has no flex price: unpriced,
+    never priced at the standard rate."""
+    p = pipeline()
+    start = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp() * 1e9)
+    for name, model in (("flex-5", "gpt-5"), ("flex-4o", "gpt-4o")):
+        attrs = {**chat_attrs(model, inp=10**6, out=0), "openai.response.service_tier": "flex"}
+        span = p.tracer.start_span(name, start_time=start, attributes=attrs)
+        span.end(end_time=start + 1)
+    flex = p.attrs("flex-5")
+    assert flex["tokenbook.cost.total"] == "0.625000000000" and "flex tier" in flex["tokenbook.price.source"]
+    unpriced = p.attrs("flex-4o")
+    assert unpriced["tokenbook.price.status"] == "unpriced"
+    assert "no flex tier price for openai/gpt-4o" in unpriced["tokenbook.price.source"]

@@ -59,6 +59,21 @@ def _add_format(p: argparse.ArgumentParser, *, money: bool = True) -> None:
         )
 
 
+def _add_currency(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--currency",
+        default=None,
+        metavar="CODE",
+        help="convert money into this currency at each day's rate, e.g. EUR (default: the ledger's)",
+    )
+    p.add_argument(
+        "--exchange-rates",
+        default=None,
+        metavar="FILE",
+        help="YAML dated exchange rates, with their source; needed by --currency (default: none)",
+    )
+
+
 def _add_store_target(p: argparse.ArgumentParser) -> None:
     """Where to read from: the embedded store (or its running collector), an admin API, or a server."""
     g = p.add_mutually_exclusive_group()
@@ -125,6 +140,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         help="YAML price overrides file, config pricing.overrides (default: none, the catalog only)",
     )
     p.add_argument(
+        "--books",
+        default=None,
+        metavar="FILE",
+        help="YAML price books file, what each tenant is billed, config pricing.books (default: none, "
+        "every tenant billed the list price)",
+    )
+    p.add_argument(
         "--backfill",
         action="store_true",
         help="accept spans of any age: lifts limits.max_span_age (default: off, 30 days)",
@@ -149,6 +171,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     p.add_argument(
         "--context", default=None, metavar="ID", help="one context's calls in time order (default: none)"
     )
+    _add_currency(p)
     _add_format(p)
     _add_store_target(p)
 
@@ -180,6 +203,18 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         "--overrides", default=None, metavar="FILE", help="YAML price overrides file (default: none)"
     )
     p.add_argument(
+        "--service-tier",
+        default=None,
+        metavar="TIER",
+        help="the prices of this service tier: flex, priority, batch, ... (default: standard)",
+    )
+    p.add_argument(
+        "--tenant",
+        default=None,
+        help="what this tenant is billed, by its price book in --books (default: list prices only)",
+    )
+    p.add_argument("--books", default=None, metavar="FILE", help="YAML price books file (default: none)")
+    p.add_argument(
         "--unpriced", action="store_true", help="models seen in the ledger without a price (default: off)"
     )
     p.add_argument(
@@ -199,6 +234,12 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         default=None,
         metavar="FILE",
         help="YAML price overrides file (default: none, the catalog only)",
+    )
+    p.add_argument(
+        "--books",
+        default=None,
+        metavar="FILE",
+        help="YAML price books file: bill the calls again with it (default: none, the list price)",
     )
     p.add_argument(
         "--dry-run",
@@ -259,6 +300,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         action="store_true",
         help="do not record the export; a recorded export is corrected by later ones (default: record)",
     )
+    _add_currency(p)
     _add_store_target(p)
 
     p = sub.add_parser("reconcile", help="import the provider's usage and cost exports; print the drift")

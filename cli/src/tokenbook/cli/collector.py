@@ -1,5 +1,5 @@
 """`tokenbook collector [--config FILE] [--data-dir DIR] [--grpc H:P] [--http H:P] [--admin H:P]
-[--overrides FILE]`.
+[--overrides FILE] [--books FILE]`.
 
 Before anything touches the store, the three listening addresses are checked: a port in use is
 reported with its address and the flag (and config key) that moves it, and the data directory is
@@ -18,6 +18,7 @@ from types import FrameType
 
 from tokenbook.collector.config import CollectorConfig, ConfigError, load_config
 from tokenbook.collector.service import Collector, JsonLogFormatter
+from tokenbook.genai.pricing.books import PriceBooks
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.pricing.overrides import PriceConfigError
 
@@ -73,10 +74,13 @@ def _load(args: argparse.Namespace) -> CollectorConfig:
         http=args.http,
         admin=args.admin,
         overrides=args.overrides,
+        books=args.books,
         backfill=args.backfill,
     )
     if config.pricing_overrides is not None:
         PriceCatalog(config.pricing_overrides)  # a bad file fails here, before anything starts
+    if config.pricing.books is not None:
+        PriceBooks(config.pricing.books)
     return config
 
 
@@ -88,7 +92,8 @@ def cmd_collector(args: argparse.Namespace) -> int:
         print(f"tokenbook collector: invalid config: {'; '.join(exc.problems)}", file=sys.stderr)
         return 2
     except PriceConfigError as exc:
-        where = "--overrides, config pricing.overrides"
+        books = exc.what == "price books"
+        where = "--books, config pricing.books" if books else "--overrides, config pricing.overrides"
         print(f"tokenbook collector: {one_line(exc)} ({where})", file=sys.stderr)
         return 2
     if (problem := port_problem(config)) is not None:

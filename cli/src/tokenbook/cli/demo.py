@@ -9,9 +9,10 @@ runaway agent's prompts were made of as its history grew, the tool loops, and th
 
 The workload is synthetic (no model is called) but shaped like real traffic: agent sessions whose
 `invoke_agent` wrapper repeats its children's usage (never billed twice), tool loops, a retry after
-a rate limit, a response served from a cache, Anthropic prompt-cache reads and writes, a reasoning
-model, embeddings, a long-context call above a price tier, a self-hosted model with no price, and
-one runaway session (its prompt history growing call after call) stopped by its in-app budget.
+a rate limit, a response served from a cache, Anthropic prompt-cache reads and writes (some with a
+one-hour lifetime), a reasoning model (half of its calls at the flex service tier), embeddings, a
+long-context call above a price tier, a self-hosted model with no price, and one runaway session
+(its prompt history growing call after call) stopped by its in-app budget.
 """
 
 from __future__ import annotations
@@ -167,9 +168,13 @@ class _Workload:
             total_in = total_out = 0
             for step in range(self.rng.randint(2, 4)):
                 prompt, out = self.rng.randint(3_000, 9_000), self.rng.randint(150, 700)
-                cache_key = "cache_creation" if step == 0 else "cache_read"
-                self.chat("anthropic", "claude-sonnet-4-5", prompt, out,
-                          **{f"gen_ai.usage.{cache_key}.input_tokens": 2_048})  # fmt: skip
+                if step == 0:  # the system prompt cached for an hour, the ticket for five minutes
+                    cache = {"gen_ai.usage.cache_creation.input_tokens": 2_048,
+                             "anthropic.usage.cache_creation.ephemeral_1h_input_tokens": 1_536,
+                             "anthropic.usage.cache_creation.ephemeral_5m_input_tokens": 512}  # fmt: skip
+                else:
+                    cache = {"gen_ai.usage.cache_read.input_tokens": 2_048}
+                self.chat("anthropic", "claude-sonnet-4-5", prompt, out, **cache)
                 self.tool(self.rng.choice(("search_kb", "get_order", "refund_policy")))
                 total_in, total_out = total_in + prompt, total_out + out
             # the wrapper repeats its children's summed usage, as agent frameworks do: never billed twice
@@ -191,8 +196,9 @@ class _Workload:
             )
             reasoning = self.rng.randint(2_000, 12_000)
             output = reasoning + self.rng.randint(300, 1_500)
+            tier = {"openai.response.service_tier": "flex"} if n % 2 == 0 else {}  # cheaper, slower
             self.chat("openai", "o3", self.rng.randint(4_000, 20_000), output,
-                      **{"gen_ai.usage.reasoning.output_tokens": reasoning})  # fmt: skip
+                      **{"gen_ai.usage.reasoning.output_tokens": reasoning}, **tier)  # fmt: skip
             prompt = self.rng.randint(2_000, 6_000)
             self.chat("openai", "gpt-4o-mini", prompt, self.rng.randint(100, 400),
                       **{"gen_ai.usage.cache_read.input_tokens": prompt // 2})  # fmt: skip
@@ -253,8 +259,8 @@ class _Workload:
 _TOTALS = ("calls", "unpriced_calls", "input_tokens", "output_tokens", "cache_read_tokens", "total_cost")
 #: title, collector/sql file, extra parameters, columns shown
 _REPORTS: tuple[tuple[str, str, dict[str, object], tuple[str, ...]], ...] = (
-    ("Cost by tenant", "report_by.sql", {"by": "tenant"}, ("key", *_TOTALS)),
-    ("Cost by model", "report_by.sql", {"by": "model"}, ("key", *_TOTALS)),
+    ("Cost by tenant", "report_by.sql", {"by": "tenant", "by_day": 0}, ("key", *_TOTALS)),
+    ("Cost by model", "report_by.sql", {"by": "model", "by_day": 0}, ("key", *_TOTALS)),
     ("Top contexts", "report_contexts.sql", {"limit": 8},
      ("context_id", "tenant_id", "calls", "tool_calls", "retries", "input_tokens", "total_cost")),
     ("Cache savings", "report_cache_savings.sql", {},

@@ -1,9 +1,12 @@
-"""`tokenbook export focus --since DAY --until DAY [--tenant T] [--format csv|jsonl|parquet] [--output FILE]`.
+"""`tokenbook export focus --since DAY --until DAY [--tenant T] [--format csv|jsonl|parquet] [--output FILE]
+[--currency CODE --exchange-rates FILE]`.
 
 Writes FOCUS 1.2 rows (`tokenbook.collector.storage.focus`) for the whole UTC days [since, until):
-one per day x tenant x project x model x token type. Money is exact: decimal strings in CSV and JSON
-lines, ``decimal128(38, 12)`` in Parquet (needs pyarrow). Calls without a price are left out and
-counted on stderr: their cost is unknown, never 0.
+one per day x tenant x project x model x service tier x token type, with the tenants' billed costs.
+Money is exact: decimal strings in CSV and JSON lines, ``decimal128(38, 12)`` in Parquet (needs
+pyarrow). With ``--currency`` the rows are converted at each day's rate (``BillingCurrency`` is that
+currency, ``PricingCurrency`` the ledger's). Calls without a price are left out and counted on stderr:
+their cost is unknown, never 0.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from tokenbook.cli.currency import target_currency
 from tokenbook.cli.reports import engine_message, open_reader, parse_time
 from tokenbook.collector.storage.export_log import Inserter, corrections, record_export
 from tokenbook.collector.storage.focus import (
     DECIMAL_COLUMNS,
     FOCUS_COLUMNS,
+    Conversion,
     Query,
     focus_record,
     month_of,
@@ -111,15 +116,20 @@ def focus_export(
     billing_account: str = "tokenbook",
     database: str = "tokenbook",
     record: Inserter | None = None,
+    conversion: Conversion | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The FOCUS rows of days [since, until) (usage, then corrections of earlier recorded exports) and
     how many billed calls were left out unpriced. With `record` the export is recorded there, so a
-    later export corrects it (`tokenbook.collector.storage.export_log`)."""
-    lines = usage_lines(query, database, since=since, until=until, tenant=tenant)
-    fixes = corrections(query, database, since=since, until=until, tenant=tenant)
+    later export corrects it (`tokenbook.collector.storage.export_log`); with `conversion` the rows are
+    in its currency. Raises `MissingRate` (a ValueError) for a day without an exchange rate."""
+    lines = usage_lines(query, database, since=since, until=until, tenant=tenant, conversion=conversion)
+    fixes = corrections(query, database, since=since, until=until, tenant=tenant, conversion=conversion)
     unpriced = unpriced_calls(query, database, since=since, until=until, tenant=tenant)
     if record is not None:
-        record_export(record, since=since, until=until, tenant=tenant, lines=[*lines, *fixes])
+        currency = conversion.currency if conversion is not None else ""
+        record_export(
+            record, since=since, until=until, tenant=tenant, lines=[*lines, *fixes], currency=currency
+        )
     period = month_of(since)
     rows = [focus_record(line, billing_account=billing_account) for line in lines]
     rows += [focus_record(line, billing_period=period, billing_account=billing_account) for line in fixes]
@@ -142,6 +152,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ValueError(f"--since ({since}) must be before --until ({until})")
         if args.format == "parquet" and not args.output:
             raise ValueError("--format parquet needs --output FILE")
+        target = target_currency(args)
         with open_reader(args) as reader:
 
             def query(sql: str, params: Mapping[str, Any]) -> Any:
@@ -155,6 +166,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 tenant=args.tenant or "",
                 billing_account=args.billing_account,
                 record=record,
+                conversion=None if target is None else Conversion(*target),
             )
         write_rows(rows, args.format, Path(args.output) if args.output else sys.stdout)
     except ValueError as exc:

@@ -1,14 +1,20 @@
-"""`tokenbook prices [MODEL] [--provider P] [--at TS] [--overrides FILE] [--format F] [--unpriced]`.
+"""`tokenbook prices [MODEL] [--provider P] [--at TS] [--overrides FILE] [--service-tier TIER]
+[--tenant T --books FILE] [--format F] [--unpriced]`.
 
-* With MODEL: the unit prices used for that model at ``--at`` (default now), and where they come from
-  (catalog version and price period, or override file and entry with its ``source`` and ``checked``).
-  Exit 1 when the model has no price, printing why.
+* With MODEL: the unit prices used for that model at ``--at`` (default now) and ``--service-tier``
+  (default standard), and where they come from (catalog version and price period, or override file
+  and entry with its ``source`` and ``checked``). Exit 1 when the model has no price, printing why.
+  With ``--tenant``, a second row: what the tenant's price book bills for it (the entry's rates, or
+  the list rates times its markup), and which book and entry.
+* With ``--tenant`` and no MODEL: the tenant's price book, entry by entry.
 * Without MODEL: the models of ``--provider`` with their current prices, or, without a provider, the
   catalog's providers and the override entries.
 * ``--version``: the catalog in use, ``genai-prices X.Y.Z`` (the installed package).
-* ``--unpriced``: models seen in the ledger without a price (`tokenbook.reports.cmd_unpriced`).
+* ``--unpriced``: models (and service tiers) seen in the ledger without a price
+  (`tokenbook.reports.cmd_unpriced`).
 
-Prices are per million tokens, in the price's currency (USD for the catalog).
+Prices are per million tokens, in the price's currency (USD for the catalog). A markup's rates are
+shown unrounded: a call's billed cost rounds each of its components once, to 1e-12.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from genai_prices.data_snapshot import get_snapshot
 
+from tokenbook.cli.output import print_result
+from tokenbook.genai.pricing.books import LoadedBook, LoadedEntry, PriceBooks
 from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
-from tokenbook.genai.pricing.overrides import PriceConfigError
+from tokenbook.genai.pricing.fields import PriceConfigError, tier_name
 from tokenbook.genai.pricing.providers import catalog_provider
 from tokenbook.genai.pricing.rates import PRICE_KEYS, UnitPrices
 
@@ -58,6 +67,8 @@ def _row(prices: UnitPrices, note: str = "") -> dict[str, str]:
 
 
 def _print(rows: Sequence[dict[str, str]], fmt: str, columns: Sequence[str]) -> None:
+    """Rows as JSON lines, CSV, or for a terminal: one block of ``column  value`` lines per row for one
+    or two rows (a model's list and billed prices), else a table that fits the terminal."""
     if fmt == "json":
         for row in rows:
             print(json.dumps(row))
@@ -65,17 +76,17 @@ def _print(rows: Sequence[dict[str, str]], fmt: str, columns: Sequence[str]) -> 
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    elif len(rows) == 1:
+    elif len(rows) <= 2:
         width = max(len(c) for c in columns)
-        for col in columns:
-            if rows[0].get(col):
-                print(f"{col:<{width}}  {rows[0][col]}")
+        for n, row in enumerate(rows):
+            if n:
+                print()
+            for col in columns:
+                if row.get(col):
+                    print(f"{col:<{width}}  {row[col]}")
     else:
         shown = [c for c in columns if any(r.get(c) for r in rows)]
-        widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in shown}
-        print("  ".join(f"{c:<{widths[c]}}" for c in shown).rstrip())
-        for row in rows:
-            print("  ".join(f"{row.get(c, ''):<{widths[c]}}" for c in shown).rstrip())
+        print_result(shown, ["String"] * len(shown), [[r.get(c, "") for c in shown] for r in rows], "table")
 
 
 def _override_note(catalog: PriceCatalog, prices: UnitPrices) -> str:
@@ -101,22 +112,45 @@ def cmd_prices(args: argparse.Namespace) -> int:
         return code
     try:
         catalog = PriceCatalog(args.overrides)
-        at = _parse_at(args.at)
+        books = PriceBooks(args.books)
+        tier = tier_name(args.service_tier) if args.service_tier else ""
     except PriceConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     except ValueError as exc:
+        print(f"--service-tier: {exc}", file=sys.stderr)
+        return 2
+    try:
+        at = _parse_at(args.at)
+    except ValueError as exc:
         print(f"--at: not an ISO timestamp: {exc}", file=sys.stderr)
         return 2
+    book = books.book_of(args.tenant) if args.tenant is not None else None
+    if args.tenant is not None and book is None:
+        where = f"in {args.books}" if args.books else "(pass the collector's --books FILE)"
+        print(
+            f"tenant {args.tenant!r} has no price book {where}: it is billed the list price", file=sys.stderr
+        )
+        if not args.model:
+            return 1
     provider = args.provider or ""
     if args.model:
-        found = catalog.unit_prices(provider, args.model, at)
+        found = catalog.unit_prices(provider, args.model, at, tier)
         if isinstance(found, str):
             print(f"unpriced: {found}", file=sys.stderr)
             return 1
         row = _row(found, _override_note(catalog, found))
-        row["at"] = at.isoformat()
-        _print([row], args.format, (*_COLUMNS, "at"))
+        row["price"] = "list"
+        rows = [row]
+        if book is not None:
+            rows.append(_billed_row(book, found, provider, args.model, tier, at))
+        for r in rows:
+            r["at"] = at.isoformat()
+            r["service_tier"] = tier or "standard"
+        _print(rows, args.format, ("price", *_COLUMNS, "service_tier", "at"))
+        return 0
+    if book is not None:
+        _print([_entry_row(book, e) for e in book.entries], args.format, _BOOK_COLUMNS)
         return 0
     if provider:
         return _list_provider(catalog, provider, at, args.format)
@@ -130,6 +164,72 @@ def cmd_prices(args: argparse.Namespace) -> int:
     ]
     _print(rows, args.format, ("provider", "models", "source"))
     return 0
+
+
+def _billed_row(
+    book: LoadedBook, listed: UnitPrices, provider: str, model: str, tier: str, at: datetime
+) -> dict[str, str]:
+    """What `book` bills for `model` at `at`: the first entry that matches (its rates, or the list rates
+    times its markup), or the list rates when none does."""
+    for entry in book.entries:
+        if not entry.matches(provider, model, tier, at):
+            continue
+        if entry.prices is not None:
+            if entry.prices.currency != listed.currency:
+                continue
+            row = _row(entry.prices, f"{book.source} (checked {book.checked.isoformat()})")
+        else:
+            assert entry.factor is not None
+            factor = Decimal(entry.factor.numerator) / Decimal(entry.factor.denominator)
+
+            def scaled(rate: Decimal | None, by: Decimal = factor) -> Decimal | None:
+                return None if rate is None else rate * by
+
+            marked = replace(
+                listed,
+                input_mtok=scaled(listed.input_mtok),
+                output_mtok=scaled(listed.output_mtok),
+                cache_read_mtok=scaled(listed.cache_read_mtok),
+                cache_write_mtok=scaled(listed.cache_write_mtok),
+                output_reasoning_mtok=scaled(listed.output_reasoning_mtok),
+                cache_write_1h_mtok=scaled(listed.cache_write_1h_mtok),
+                tiers={k: tuple((start, p * factor) for start, p in t) for k, t in listed.tiers.items()},
+            )
+            row = _row(marked, f"list price x {_fmt(factor)} ({book.source})")
+        row.update(price="billed", source=f"{book.cite}/{entry.id}")
+        return row
+    row = _row(listed, "no entry of the book matches: the list price")
+    row.update(price="billed", source=book.cite)
+    return row
+
+
+#: `prices --tenant T` without a model: the tenant's book, one row per entry.
+_BOOK_COLUMNS = ("book", "entry", "models", "provider", "service_tier", "from", "until", "terms", "source")
+
+
+def _entry_row(book: LoadedBook, entry: LoadedEntry) -> dict[str, str]:
+    if entry.factor is not None:
+        percent = (Decimal(entry.factor.numerator) / Decimal(entry.factor.denominator) - 1) * 100
+        terms = f"markup {_fmt(percent)} %" if percent >= 0 else f"discount {_fmt(-percent)} %"
+    else:
+        assert entry.prices is not None
+        rates = ", ".join(
+            f"{key.removesuffix('_mtok')} {_fmt(getattr(entry.prices, key))}"
+            for key in PRICE_KEYS
+            if getattr(entry.prices, key) is not None
+        )
+        terms = f"{rates} {entry.prices.currency} per 1M tokens"
+    return {
+        "book": book.cite,
+        "entry": entry.id,
+        "models": ", ".join(sorted(entry.models)) if entry.models is not None else "(every model)",
+        "provider": entry.provider or "",
+        "service_tier": entry.service_tier or "",
+        "from": entry.valid_from.isoformat() if entry.valid_from else "",
+        "until": entry.valid_until.isoformat() if entry.valid_until else "",
+        "terms": terms,
+        "source": f"{book.source} (checked {book.checked.isoformat()})",
+    }
 
 
 def _list_provider(catalog: PriceCatalog, provider: str, at: datetime, fmt: str) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tokenbook.cli.context_report import print_context
+from tokenbook.cli.currency import convert_report, target_currency
 from tokenbook.cli.output import format_money, print_result
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.guard import QueryRefused
@@ -246,16 +247,23 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """`tokenbook report --by DIM --since 24h [--until] [--tenant T]`, or `--context ID`."""
+    """`tokenbook report --by DIM --since 24h [--until] [--tenant T] [--currency C --exchange-rates F]`,
+    or `--context ID`."""
     tenant = args.tenant or ""
     hint = ""
     extra: list[tuple[Any, ...]] = []  # --context: its loops; --by prompt-part: how many were measured
     try:
+        target = target_currency(args)
         if args.context:
             name, params = "report_context_calls.sql", {"context": args.context, "tenant": tenant}
         else:
             since, until = _time_range(args)
-            params = {"since": since, "until": until, "tenant": tenant}
+            params = {"since": since, "until": until, "tenant": tenant, "by_day": int(target is not None)}
+            if args.by in ("context", "prompt-part") and target is not None:
+                raise ValueError(
+                    f"--currency converts each day's figures at that day's rate; --by {args.by} sums "
+                    "across days: use another --by"
+                )
             if args.by == "prompt-part":
                 name = "report_prompt_parts.sql"
             elif args.by == "context":
@@ -282,6 +290,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             if args.format == "table" and (args.context or name == "report_prompt_parts.sql"):
                 more = "report_context_loops.sql" if args.context else "report_prompt_coverage.sql"
                 extra = reader.query_readonly(render_query(more, "tokenbook"), params)[2]
+        if target is not None:
+            columns, types, rows = convert_report(columns, types, rows, *target)
+        elif "day" in columns:  # one constant day: not shown
+            at = columns.index("day")
+            columns, types = columns[:at] + columns[at + 1 :], types[:at] + types[at + 1 :]
+            rows = [(*row[:at], *row[at + 1 :]) for row in rows]
     except ValueError as exc:
         print(f"tokenbook report: {exc}", file=sys.stderr)
         return 2
@@ -323,45 +337,54 @@ def cmd_unpriced(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, since: datetime, until: datetime) -> RepriceResult:
-    """What re-pricing with the catalog plus `--overrides` would change; reads, never writes."""
+    """What re-pricing with the catalog plus `--overrides` and billing with `--books` would change;
+    reads, never writes."""
     from tokenbook.collector.storage.reprice import price_again
+    from tokenbook.genai.pricing.books import PriceBooks
     from tokenbook.genai.pricing.catalog import PriceCatalog
 
-    catalog = PriceCatalog(args.overrides)
+    catalog, books = PriceCatalog(args.overrides), PriceBooks(args.books)
     params = {"since": since, "until": until, "model": args.model or ""}
     with open_reader(args) as reader:
         columns, _, rows = reader.query_readonly(
             render_query("reprice_calls.sql", "tokenbook"), params, max_rows=_MAX_REPRICE_ROWS
         )
-    return price_again(columns, rows, catalog)[1]
+    return price_again(columns, rows, catalog, books=books)[1]
 
 
 def cmd_reprice(args: argparse.Namespace) -> int:
-    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE] [--dry-run]`.
+    """`tokenbook reprice --since ... [--until] [--model M] [--overrides FILE] [--books FILE] [--dry-run]`.
 
     On a server (`--url`) or a stopped embedded store it re-prices here, with the catalog plus
-    `--overrides`. When a collector owns the store (or with `--admin`) the collector does it: it
-    reloads its own `pricing.overrides` first, so new and stored calls get the same prices.
-    `--dry-run` prices with the catalog plus `--overrides` here and writes nothing, wherever it reads.
+    `--overrides`, and bills again with `--books`. When a collector owns the store (or with `--admin`)
+    the collector does it: it reloads its own `pricing.overrides` and `pricing.books` first, so new and
+    stored calls get the same prices and bills. `--dry-run` prices with the catalog plus `--overrides`
+    and `--books` here and writes nothing, wherever it reads.
     """
     from tokenbook.collector.storage.reprice import reprice
+    from tokenbook.genai.pricing.books import PriceBooks
     from tokenbook.genai.pricing.catalog import PriceCatalog
-    from tokenbook.genai.pricing.overrides import PriceConfigError
+    from tokenbook.genai.pricing.fields import PriceConfigError
 
     try:
         since, until = _time_range(args)
         if args.overrides:
             PriceCatalog(args.overrides)  # a bad file is reported before anything is read
+        if args.books:
+            PriceBooks(args.books)
         if args.dry_run:
             result = _dry_run(args, since, until)
             _print_reprice(result, dry_run=True)
             return 0
         owner = args.admin or (None if args.url else current_owner(existing_dir(args)))
         if owner:
-            if args.overrides:
+            if args.overrides or args.books:
+                flag, key = (
+                    ("--overrides", "pricing.overrides") if args.overrides else ("--books", "pricing.books")
+                )
                 raise StoreError(
-                    f"the collector at {owner} prices with its own pricing.overrides: edit that file "
-                    "and run reprice without --overrides (or preview with --dry-run --overrides FILE)"
+                    f"the collector at {owner} prices with its own {key}: edit that file and run reprice "
+                    f"without {flag} (or preview with --dry-run {flag} FILE)"
                 )
             result = AdminQueryClient(owner).reprice(since=since, until=until, model=args.model or "")
             print(f"re-priced {result.changed:,} of {result.examined:,} calls in the collector at {owner}")
@@ -369,7 +392,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
         else:
             from rich.progress import Progress
 
-            catalog = PriceCatalog(args.overrides)
+            catalog, books = PriceCatalog(args.overrides), PriceBooks(args.books)
             with (
                 Store.open(args.url) if args.url else Store.open(data_dir=_store_dir(args)) as store,
                 Progress(transient=True) as bar,
@@ -378,6 +401,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
                 result = reprice(
                     store,
                     catalog,
+                    books=books,
                     since=since,
                     until=until,
                     model=args.model or "",
@@ -396,15 +420,18 @@ def cmd_reprice(args: argparse.Namespace) -> int:
 
 
 def _print_reprice(result: RepriceResult, *, dry_run: bool) -> None:
+    billed = ""
+    if result.old_billed != result.new_billed:
+        billed = f"; billed {format_money(result.old_billed)} -> {format_money(result.new_billed)}"
     if dry_run:
         print(
             f"dry run: would re-price {result.changed:,} of {result.examined:,} calls; their cost "
             f"{format_money(result.old_total)} -> {format_money(result.new_total)} "
             f"(exact {format_money(result.old_total, exact=True)} -> "
-            f"{format_money(result.new_total, exact=True)}); nothing was written"
+            f"{format_money(result.new_total, exact=True)}){billed}; nothing was written"
         )
     else:
-        cost = f"; their cost {format_money(result.old_total)} -> {format_money(result.new_total)}"
+        cost = f"; their cost {format_money(result.old_total)} -> {format_money(result.new_total)}{billed}"
         print(
             f"re-priced {result.changed:,} of {result.examined:,} calls (changed rows were replaced, not "
             f"added){cost if result.changed else ''}"

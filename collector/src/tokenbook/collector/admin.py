@@ -19,7 +19,8 @@ query, a worker or the store.
   rather than on a worker, then gets 429 with ``Retry-After: 1``. From the start of a shutdown, queries
   get 503 and the running ones are cancelled (`AdminServer.refuse_queries`).
 * ``POST /v1/reprice``: JSON ``{"since": ISO, "until": ISO, "model": ""}`` -> ``{"examined", "changed"}``:
-  the collector reloads its price overrides and re-prices the stored calls of that range
+  the collector reloads its price overrides and price books and re-prices (and bills) the stored calls
+  of that range
   (`collector.reprice`); ``tokenbook reprice`` uses it while the collector owns the store.
 * ``POST /v1/reconcile``: JSON ``{"tenant": "", "version": N, "rows": [...]}`` -> ``{"imported": N}``:
   provider usage and cost rows (`storage.provider_usage`) imported into the store, then the drift
@@ -70,7 +71,7 @@ __all__ = ["AdminServer"]
 _log = logging.getLogger(__name__)
 _MAX_QUERY_BODY = 1 << 20
 _CANCEL_WAIT = 5.0  # seconds to catch, at shutdown, a query that was still being checked
-#: `reprice(since, until, model)`: reload the price overrides, then re-price the stored calls.
+#: `reprice(since, until, model)`: reload the price overrides and books, then re-price the stored calls.
 Repricer = Callable[[datetime, datetime, str], RepriceResult]
 _SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
 RESERVATIONS_PATH: Final = "/v1/reservations"

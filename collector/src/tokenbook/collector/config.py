@@ -240,7 +240,14 @@ class PricingConfig:
     overrides: Path | None = setting(
         None,
         parse=path,
-        doc="A price overrides file (format below); absent: catalog prices only.",
+        doc="A price overrides file (format below); absent: catalog prices only. "
+        "Command line: `--overrides FILE`.",
+    )
+    books: Path | None = setting(
+        None,
+        parse=path,
+        doc="A price books file: what each tenant is billed (format below); absent: every tenant is billed "
+        "the list price. Command line: `--books FILE`.",
     )
 
 
@@ -310,7 +317,9 @@ class CollectorConfig:
     receivers: ReceiversConfig = section(ReceiversConfig, doc="Where spans come in.")
     storage: StorageConfig = section(StorageConfig, doc="Where the ledger is kept.")
     admin: AdminConfig = section(AdminConfig, doc="The admin API.")
-    pricing: PricingConfig = section(PricingConfig, doc="Local prices, used before the built-in catalog.")
+    pricing: PricingConfig = section(
+        PricingConfig, doc="Local prices, used before the built-in catalog, and the tenants' price books."
+    )
     attribution: AttributionConfig = section(
         AttributionConfig, doc="Which span attributes attribute spend, besides the standard ones."
     )
@@ -396,6 +405,7 @@ def load_config(
     http: str | None = None,
     admin: str | None = None,
     overrides: str | None = None,
+    books: str | None = None,
     backfill: bool = False,
 ) -> CollectorConfig:
     """Load, override with command-line flags, validate. Raises `ConfigError` listing every problem.
@@ -418,6 +428,7 @@ def load_config(
         "receivers.otlp.protocols.http.endpoint": http,
         "admin.endpoint": admin,
         "pricing.overrides": overrides,
+        "pricing.books": books,
         "limits.max_span_age": 0 if backfill else None,
     }
     for dotted, value in flags.items():

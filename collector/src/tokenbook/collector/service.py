@@ -58,6 +58,7 @@ from tokenbook.collector.storage.rowcodec import decode_rows
 from tokenbook.collector.wal.log import WriteAheadLog
 from tokenbook.collector.wal.writer import LedgerWriter
 from tokenbook.genai.billing import UNBILLED_STATUSES
+from tokenbook.genai.pricing.books import PriceBooks
 from tokenbook.genai.pricing.catalog import PriceCatalog
 
 __all__ = ["Collector", "JsonLogFormatter"]
@@ -185,6 +186,7 @@ class Collector:
             )
         self.builder = builder = RowBuilder(
             PriceCatalog(cfg.pricing_overrides),
+            books=PriceBooks(cfg.pricing.books),
             extra_keys=cfg.extra_attribution_keys,
             content=cfg.privacy.content,
             salt=cfg.privacy.salt.reveal() if cfg.privacy.salt is not None else "",
@@ -434,10 +436,12 @@ class Collector:
         return writer is not None and writer.storage_up
 
     def _reprice(self, since: datetime, until: datetime, model: str) -> RepriceResult:
-        """Reload `pricing.overrides` (new calls are priced with it from now on); re-price stored calls."""
+        """Reload `pricing.overrides` and `pricing.books` (new calls are priced and billed with them
+        from now on); re-price and bill the stored calls again."""
         catalog = PriceCatalog(self.config.pricing_overrides)
-        self.builder.catalog = catalog
-        result = reprice(self._handle, catalog, since=since, until=until, model=model)
+        books = PriceBooks(self.config.pricing.books)
+        self.builder.catalog, self.builder.books = catalog, books
+        result = reprice(self._handle, catalog, books=books, since=since, until=until, model=model)
         _log.info(
             "re-priced stored calls",
             extra={"fields": {"since": since.isoformat(), "until": until.isoformat(), "model": model,

@@ -13,6 +13,8 @@ __all__ = [
     "ATTRIBUTION_KEYS",
     "CACHE_HIT_FLAGS",
     "CACHE_READ_TOKENS",
+    "CACHE_WRITE_1H_TOKENS",
+    "CACHE_WRITE_5M_TOKENS",
     "CACHE_WRITE_TOKENS",
     "CLIENT_COST",
     "CONTENT_ATTRIBUTES",
@@ -43,6 +45,7 @@ __all__ = [
     "RESPONSE_MODEL",
     "SERVICE_INSTANCE_ID",
     "SERVICE_NAME",
+    "SERVICE_TIER",
     "SESSION_ID",
     "STREAM_FLAGS",
     "TB",
@@ -83,6 +86,10 @@ CACHE_WRITE_TOKENS: Final = (
     "gen_ai.usage.cache_creation_input_tokens",  # OpenLLMetry Anthropic < 0.40
     "llm.token_count.prompt_details.cache_write",  # OpenInference (anthropic 3.1.0)
 )
+#: The cache writes of `CACHE_WRITE_TOKENS` by cache lifetime (Anthropic's one-hour and five-minute
+#: prompt caches, priced apart); the anthropic SDK's own spans (2.17.0) carry them.
+CACHE_WRITE_1H_TOKENS: Final = ("anthropic.usage.cache_creation.ephemeral_1h_input_tokens",)
+CACHE_WRITE_5M_TOKENS: Final = ("anthropic.usage.cache_creation.ephemeral_5m_input_tokens",)
 REASONING_TOKENS: Final = (
     "gen_ai.usage.reasoning.output_tokens",  # semantic conventions (genai-openai 1.3b0, anthropic 2.17.0)
     "gen_ai.usage.reasoning_tokens",  # OpenLLMetry OpenAI 0.62.4
@@ -191,6 +198,20 @@ FIRST_TOKEN_EVENTS: Final = frozenset(
 STREAM_FLAGS: Final = (
     "gen_ai.request.stream",  # semantic conventions; openlit 1.45.0, anthropic 2.17.0
     "gen_ai.is_streaming",  # OpenLLMetry 0.62.4
+)
+
+# --- service tiers (genai/pricing/tiers.py) -----------------------------------------------------------
+#: The service tier a call was served at (standard, flex, priority, batch, ...), first present wins:
+#: what the app says, then the tier the response reports, then the tier the request asked for
+#: (``auto`` there decides nothing). Names as in the semantic conventions (``openai.*``; before 1.37
+#: ``gen_ai.openai.*``) and the anthropic SDK (2.17.0); recorded in tests/testdata/conformance/.
+SERVICE_TIER: Final = (
+    "tokenbook.service_tier",  # manual instrumentation, e.g. the results of a batch job
+    "openai.response.service_tier",  # semconv; genai-openai 1.3b0, OpenLLMetry 0.62.4, openlit 1.45.0
+    "gen_ai.openai.response.service_tier",  # semantic conventions < 1.37
+    "anthropic.response.service_tier",  # the anthropic SDK's own spans (2.17.0)
+    "openai.request.service_tier",  # semantic conventions: what was asked for
+    "gen_ai.openai.request.service_tier",  # semantic conventions < 1.37
 )
 
 # --- attribution -------------------------------------------------------------------------------

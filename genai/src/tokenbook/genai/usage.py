@@ -27,6 +27,13 @@ cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
 * Likewise, when ``reasoning > output`` the output is read as exclusive of reasoning (Gemini's
   ``candidatesTokenCount`` excludes ``thoughtsTokenCount``): reasoning is added to output, with an issue.
 
+Cache writes by lifetime (`Usage.cache_write_1h_tokens`): the anthropic SDK's spans split the cache
+writes into one-hour and five-minute writes (`semconv.CACHE_WRITE_1H_TOKENS`, `CACHE_WRITE_5M_TOKENS`),
+which are priced apart. The one-hour count is the 1h attribute, else the cache writes minus the 5m
+attribute. None when the span carries neither (every cache write is then a five-minute write, the
+providers' default); a split that does not fit the cache writes (1h > cache writes, or 1h + 5m
+differing from them) is recorded as an issue, and a split larger than the cache writes is dropped.
+
 `read_usage` never raises.
 """
 
@@ -60,6 +67,7 @@ class Usage(NamedTuple):
     reasoning_tokens: int = 0
     present: bool = False  # any usage attribute was found
     issues: tuple[str, ...] = ()  # why a value was coerced or rejected
+    cache_write_1h_tokens: int | None = None  # of cache_write_tokens, one-hour writes; None: not split
 
     @property
     def total_tokens(self) -> int:
@@ -205,7 +213,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
         output_tokens += reasoning_tokens
     if input_tokens > MAX_TOKENS or output_tokens > MAX_TOKENS:
         issues.append("normalized counts over 10^12, usage treated as missing")
-        return build(Usage, (0, 0, 0, 0, 0, True, tuple(issues)))
+        return build(Usage, (0, 0, 0, 0, 0, True, tuple(issues), None))
+    one_hour = None if _SPLIT_KEYS.isdisjoint(attrs) else _cache_split(attrs, cache_write, issues)
     return build(Usage, (
         input_tokens,
         output_tokens,
@@ -214,4 +223,46 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
         reasoning_tokens,
         True,
         tuple(issues) if issues else (),
+        one_hour,
     ))  # fmt: skip
+
+
+#: The attributes that split cache writes by lifetime.
+_SPLIT_KEYS: Final = frozenset(semconv.CACHE_WRITE_1H_TOKENS + semconv.CACHE_WRITE_5M_TOKENS)
+
+
+def _first_count(attrs: Mapping[str, object], keys: tuple[str, ...], issues: list[str]) -> int | None:
+    """The first acceptable count of `keys` (`coerce_count`), or None; rejected values are issues."""
+    for key in keys:
+        raw = attrs.get(key)
+        if raw is None:
+            continue
+        count, issue = coerce_count(key, raw)
+        if issue is not None:
+            issues.append(issue)
+        if count is not None:
+            return count
+    return None
+
+
+def _cache_split(attrs: Mapping[str, object], cache_write: int, issues: list[str]) -> int | None:
+    """The one-hour cache writes of `cache_write` by the module's rule, or None when not split."""
+    one_hour = _first_count(attrs, semconv.CACHE_WRITE_1H_TOKENS, issues)
+    five_min = _first_count(attrs, semconv.CACHE_WRITE_5M_TOKENS, issues)
+    if one_hour is None and five_min is None:
+        return None
+    if one_hour is None:
+        assert five_min is not None
+        one_hour = cache_write - five_min
+    if not 0 <= one_hour <= cache_write:
+        issues.append(
+            f"cache write split (1h {one_hour}, 5m {five_min}) does not fit the {cache_write} cache write "
+            "tokens: split ignored, every cache write priced as a five-minute write"
+        )
+        return None
+    if five_min is not None and one_hour + five_min != cache_write:
+        issues.append(
+            f"cache write split (1h {one_hour} + 5m {five_min}) differs from the {cache_write} cache write "
+            f"tokens: {one_hour} one-hour writes, the rest five-minute writes"
+        )
+    return one_hour

@@ -88,6 +88,7 @@ from tokenbook.genai.calls import (
 from tokenbook.genai.composition import Sizes, apportion, measure, offline_counter
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.pricing.rates import Cost
+from tokenbook.genai.pricing.tiers import read_service_tier
 from tokenbook.genai.redaction import Redactor, is_content_attribute
 from tokenbook.genai.usage import read_usage
 from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEYS
@@ -684,7 +685,12 @@ class TokenbookSpanProcessor(SpanProcessor):
             attrs[_TB.PRICE_STATUS] = STATUS_NOT_BILLABLE
             return usage.input_tokens
         quote = self.catalog.quote(
-            provider, first_text(attrs, semconv.MODEL), usage, span.start_time, cache_hit=is_cache_hit(attrs)
+            provider,
+            first_text(attrs, semconv.MODEL),
+            usage,
+            span.start_time,
+            cache_hit=is_cache_hit(attrs),
+            tier=read_service_tier(attrs),
         )
         picos = quote.picos
         if self._metrics is not None:

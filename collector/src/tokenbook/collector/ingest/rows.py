@@ -40,6 +40,12 @@ Rules, per span (`RowBuilder.build`):
   answer); both NULL (never 0) when unknown.
 * ``policy_path`` is the value of the policy-path attribute (``attribution.policy_path_key``, default
   ``tokenbook.policy.path``): which guard or route the call went through; "" when absent.
+* The service tier (`genai.pricing.tiers.read_service_tier`) is recorded in ``service_tier`` and
+  prices the call (a tier without a known price leaves it unpriced, with the reason); the one-hour part
+  of its cache writes, when the span splits them, in ``cache_write_1h_tokens`` / ``_cost``.
+* The tenant's price book (`genai.pricing.books.PriceBooks`, ``pricing.books``) gives the billed costs
+  (``billed_*_cost``), with the book and entry that decided them; a billed cost that does not fit
+  ``Decimal(18, 12)`` rejects the span like a list cost that does not.
 * Content attributes are never stored in ``drop`` mode (the default): decoded for the measurement
   above, then dropped with the span's record; in ``keep``/``hash`` mode they go to ``tags`` through
   `processor.redaction.Redactor` (hash: salted SHA-256).
@@ -68,6 +74,8 @@ from tokenbook.genai.billing import (
     STATUS_UNPRICED,
     STATUS_WRAPPER,
     UNBILLED_STATUSES,
+    Costs,
+    Picos,
     money,
 )
 from tokenbook.genai.calls import (
@@ -99,7 +107,9 @@ from tokenbook.genai.composition import (
 )
 from tokenbook.genai.decisions import RULE_DESCENDANT
 from tokenbook.genai.latency import read_latency
+from tokenbook.genai.pricing.books import Billing, PriceBooks
 from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.pricing.tiers import read_service_tier
 from tokenbook.genai.profiles import profile_of
 from tokenbook.genai.records import build
 from tokenbook.genai.redaction import Redactor, is_content_attribute
@@ -132,6 +142,7 @@ def pipeline_keys(
     names = set(USAGE_KEYS)
     names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
     names.update(semconv.TIME_TO_FIRST_TOKEN, semconv.STREAM_FLAGS, (policy_key,))
+    names.update(semconv.SERVICE_TIER, semconv.CACHE_WRITE_1H_TOKENS, semconv.CACHE_WRITE_5M_TOKENS)
     names.update(semconv.CONTEXT_ID_SOURCES, ATTRIBUTION_COLUMNS, semconv.CACHE_HIT_FLAGS)
     names.update(k for k in extra_keys if not is_content_attribute(k))  # content: `content` decides
     names.update(
@@ -302,8 +313,29 @@ def _composition(attrs: Mapping[str, Any], input_tokens: int, model: str) -> Com
         return None
 
 
+def _check_fits(picos: Picos, currency: str) -> None:
+    """Reject a call whose cost does not fit the ledger's ``Decimal(18, 12)``."""
+    if max(abs(p) for p in picos) >= _COST_LIMIT_PICOS:
+        raise _Rejected(
+            f"a cost of {money(max(picos, key=abs))} {currency} does not fit Decimal(18, 12) (the ledger "
+            "holds less than 10^6 per call)"
+        )
+
+
+def _billed(bill: Billing, currency: str) -> Costs:
+    """The billed costs of a priced call (checked to fit the ledger)."""
+    assert bill.picos is not None
+    _check_fits(bill.picos, currency)
+    return bill.picos.costs()
+
+
+def _one_hour(listed: int | None, billed: int | None) -> tuple[Decimal | None, Decimal | None]:
+    """The one-hour parts of the cache-write costs, list and billed (None: not split)."""
+    return (None if listed is None else money(listed), None if billed is None else money(billed))
+
+
 class RowBuilder:
-    """Turns `SpanRecord`s into `CallRow`/`StepRow`s. Thread-safe (the tracker and catalog are)."""
+    """Turns `SpanRecord`s into `CallRow`/`StepRow`s. Thread-safe (the tracker, catalog and books are)."""
 
     def __init__(
         self,
@@ -315,10 +347,13 @@ class RowBuilder:
         tracker: DescendantTracker | None = None,
         bounds: SpanBounds = NO_BOUNDS,
         policy_key: str = semconv.TB.POLICY_PATH,
+        books: PriceBooks | None = None,
     ) -> None:
         """`bounds`: spans outside them are rejected (the collector passes its ``limits.*``);
-        `policy_key`: the attribute whose value is the call's ``policy_path``."""
+        `policy_key`: the attribute whose value is the call's ``policy_path``; `books`: the tenants'
+        price books (``pricing.books``; none: every call billed at its list price)."""
         self.catalog = catalog
+        self.books = books or PriceBooks()
         self.bounds = bounds
         self.policy_key = policy_key
         # Content is governed by `content` alone: a content key is never copied as a plain tag.
@@ -428,18 +463,24 @@ class RowBuilder:
         limit = self.bounds.max_tokens_per_call
         if (most := max(usage[:5])) > limit:
             raise _Rejected(f"a token count of {most} (limits.max_tokens_per_call={limit})")
-        costs = NO_COSTS
-        rule = ""
+        costs = billed = NO_COSTS
+        one_hour: tuple[Decimal | None, Decimal | None] = (None, None)  # list and billed
+        book = entry = rule = ""
+        tier = read_service_tier(attrs)
         if usage.present and kind != KIND_FETCH:
-            quote = self.catalog.quote(provider, model, usage, r.start_ns, cache_hit=is_cache_hit(attrs))
+            quote = self.catalog.quote(
+                provider, model, usage, r.start_ns, cache_hit=is_cache_hit(attrs), tier=tier
+            )
             currency, quote_status, price_source = quote.currency, quote.status, quote.source
             if quote.picos is not None:
-                if max(abs(p) for p in quote.picos) >= _COST_LIMIT_PICOS:
-                    raise _Rejected(
-                        f"a cost of {money(max(quote.picos, key=abs))} {currency} does not fit "
-                        "Decimal(18, 12) (the ledger holds less than 10^6 per call)"
-                    )
-                costs = quote.picos.costs()
+                _check_fits(quote.picos, currency)
+                costs = billed = quote.picos.costs()
+                one_hour = _one_hour(quote.cache_write_1h, quote.cache_write_1h)
+                if self.books:
+                    bill = self.books.bill(tenant, provider, model, tier, start, usage, quote)
+                    if bill.book:
+                        billed, book, entry = _billed(bill, currency), bill.book, bill.entry
+                        one_hour = _one_hour(quote.cache_write_1h, bill.cache_write_1h)
             price_status = quote_status
             if not billable and below:  # provisional; the decision pass settles it
                 price_status = STATUS_DUPLICATE_LAYER if kind == KIND_MODEL else STATUS_WRAPPER
@@ -479,6 +520,8 @@ class RowBuilder:
             *(_NO_PROMPT if prompt is None else (*prompt.tokens, prompt.estimated)),
             window, None if window is None else round(usage.input_tokens / window, 6),
             *latency, _text(attrs, self.policy_key),
+            tier, usage.cache_write_1h_tokens, one_hour[0], *billed[:4], one_hour[1], billed.total,
+            book, entry,
         ))  # fmt: skip
 
     def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:

@@ -9,7 +9,9 @@ difference is written as a correction row (``ChargeClass = Correction``) with th
 charge period and the new export's billing period. So the earlier file plus the later corrections add
 up exactly to the new figures, row identity by row identity, and no exported figure is rewritten.
 
-Running the same export (same days, same tenant scope) again replaces its record: it is idempotent.
+Running the same export (same days, same tenant scope, same currency) again replaces its record: it
+is idempotent. An export in another currency (``--currency``) is compared only with earlier exports in
+that currency, at the exchange rates in force for each day now.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from tokenbook.collector.storage.focus import LIST_PRICE, Biller, FocusLine, Query, usage_lines
+from tokenbook.collector.storage.focus import Conversion, FocusLine, Query, usage_lines
 from tokenbook.collector.storage.sqltemplate import render_query
 
 __all__ = ["ExportRun", "Inserter", "corrections", "record_export", "run_key"]
@@ -46,6 +48,12 @@ _ROW_COLUMNS = (
     "billed_cost",
     "quantity",
     "calls",
+    "service_tier",
+    "pricing_currency",
+    "pricing_list_unit_price",
+    "pricing_contracted_unit_price",
+    "pricing_billed_cost",
+    "exchange_rate",
 )
 
 
@@ -59,7 +67,8 @@ class Inserter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ExportRun:
-    """A recorded export: its days [since, until), tenant scope ('' = all) and when it ran."""
+    """A recorded export: its days [since, until), tenant scope ('' = all), when it ran, and its billing
+    currency ('' = the ledger's)."""
 
     key: str
     since: date
@@ -67,15 +76,20 @@ class ExportRun:
     tenant: str
     exported_at: datetime
     version: int
+    currency: str = ""
 
     def covers(self, day: date, tenant: str) -> bool:
         """Whether this run exported `tenant`'s usage of `day`."""
         return self.since <= day < self.until and self.tenant in ("", tenant)
 
 
-def run_key(since: date, until: date, tenant: str) -> str:
+def run_key(since: date, until: date, tenant: str, currency: str = "") -> str:
     """The identity of an export: running it again replaces its record."""
-    return f"{since.isoformat()}|{until.isoformat()}|{tenant}"
+    return f"{since.isoformat()}|{until.isoformat()}|{tenant}" + (f"|{currency}" if currency else "")
+
+
+def _optional(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.normalize()
 
 
 def _line(r: Mapping[str, Any]) -> FocusLine:
@@ -88,17 +102,21 @@ def _line(r: Mapping[str, Any]) -> FocusLine:
         currency=r["currency"],
         price_source=r["price_source"],
         token_type=r["token_type"],
-        list_unit_price=None if r["list_unit_price"] is None else r["list_unit_price"].normalize(),
+        list_unit_price=_optional(r["list_unit_price"]),
         catalog_version=r["catalog_version"],
         book=r["book"],
-        contracted_unit_price=(
-            None if r["contracted_unit_price"] is None else r["contracted_unit_price"].normalize()
-        ),
+        contracted_unit_price=_optional(r["contracted_unit_price"]),
         list_cost=r["list_cost"],
         billed_cost=r["billed_cost"],
         quantity=int(r["quantity"]),
         calls=int(r["calls"]),
         correction=bool(r["correction"]),
+        service_tier=r["service_tier"],
+        pricing_currency=r["pricing_currency"],
+        pricing_list_unit_price=_optional(r["pricing_list_unit_price"]),
+        pricing_contracted_unit_price=_optional(r["pricing_contracted_unit_price"]),
+        pricing_billed_cost=r["pricing_billed_cost"],
+        exchange_rate=_optional(r["exchange_rate"]),
     )
 
 
@@ -113,11 +131,15 @@ def corrections(
     since: date,
     until: date,
     tenant: str = "",
-    biller: Biller = LIST_PRICE,
+    conversion: Conversion | None = None,
 ) -> list[FocusLine]:
-    """Correction rows for days before `since` that earlier recorded exports got differently."""
-    key = run_key(since, until, tenant)
-    columns, _, raw_runs = query(render_query("focus_export_runs.sql", database), {"run_key": key})
+    """Correction rows for days before `since` that earlier recorded exports (in the same currency,
+    that of `conversion` or the ledger's) got differently."""
+    currency = conversion.currency if conversion is not None else ""
+    key = run_key(since, until, tenant, currency)
+    columns, _, raw_runs = query(
+        render_query("focus_export_runs.sql", database), {"run_key": key, "currency": currency}
+    )
     runs = [ExportRun(*r) for r in raw_runs]
     runs = [r for r in runs if r.since < since]
     if not runs:
@@ -130,7 +152,7 @@ def corrections(
         r = dict(zip(columns, values, strict=True))
         by_run.setdefault(r["run_key"], []).append(_line(r))
     first = min(r.since for r in runs)
-    current = usage_lines(query, database, since=first, until=since, tenant=tenant, biller=biller)
+    current = usage_lines(query, database, since=first, until=since, tenant=tenant, conversion=conversion)
     days = {(line.day, line.tenant) for line in current}
     days |= {(line.day, line.tenant) for lines in by_run.values() for line in lines}
     out: list[FocusLine] = []
@@ -169,7 +191,15 @@ def _add(into: dict[tuple[Any, ...], FocusLine], line: FocusLine, sign: int) -> 
         billed_cost=(held.billed_cost if held else Decimal(0)) + sign * line.billed_cost,
         quantity=(held.quantity if held else 0) + sign * line.quantity,
         calls=(held.calls if held else 0) + sign * line.calls,
+        pricing_billed_cost=_sum(held.pricing_billed_cost if held else None, line.pricing_billed_cost, sign),
     )
+
+
+def _sum(a: Decimal | None, b: Decimal | None, sign: int) -> Decimal | None:
+    """``a + sign x b``, None when both are None (no conversion)."""
+    if a is None and b is None:
+        return None
+    return (a or Decimal(0)) + sign * (b or Decimal(0))
 
 
 def _difference(now: FocusLine | None, exported: FocusLine | None) -> FocusLine | None:
@@ -181,18 +211,34 @@ def _difference(now: FocusLine | None, exported: FocusLine | None) -> FocusLine 
     )
     quantity = (now.quantity if now else 0) - (exported.quantity if exported else 0)
     calls = (now.calls if now else 0) - (exported.calls if exported else 0)
-    if not (list_cost or billed_cost or quantity or calls):
+    pricing = _sum(
+        now.pricing_billed_cost if now else None, exported.pricing_billed_cost if exported else None, -1
+    )
+    if not (list_cost or billed_cost or quantity or calls or pricing):
         return None
     return replace(
-        base, correction=True, list_cost=list_cost, billed_cost=billed_cost, quantity=quantity, calls=calls
+        base,
+        correction=True,
+        list_cost=list_cost,
+        billed_cost=billed_cost,
+        quantity=quantity,
+        calls=calls,
+        pricing_billed_cost=pricing,
     )
 
 
 def record_export(
-    store: Inserter, *, since: date, until: date, tenant: str, lines: Sequence[FocusLine]
+    store: Inserter,
+    *,
+    since: date,
+    until: date,
+    tenant: str,
+    lines: Sequence[FocusLine],
+    currency: str = "",
 ) -> None:
-    """Record an export run and the rows it wrote (replacing an earlier run of the same export)."""
-    key = run_key(since, until, tenant)
+    """Record an export run and the rows it wrote (replacing an earlier run of the same export);
+    `currency`: its billing currency ('' = the ledger's)."""
+    key = run_key(since, until, tenant, currency)
     version = clock.time_ns() // 1000
     rows = [
         (
@@ -215,6 +261,12 @@ def record_export(
             ln.billed_cost,
             ln.quantity,
             ln.calls,
+            ln.service_tier,
+            ln.pricing_currency,
+            ln.pricing_list_unit_price,
+            ln.pricing_contracted_unit_price,
+            ln.pricing_billed_cost,
+            ln.exchange_rate,
         )
         for ln in lines
     ]
@@ -222,6 +274,6 @@ def record_export(
         store.insert_rows("focus_export_rows", _ROW_COLUMNS, rows)
     store.insert_rows(
         "focus_export_runs",
-        ("run_key", "since", "until", "tenant_id", "exported_at", "version"),
-        [(key, since, until, tenant, datetime.now(UTC), version)],
+        ("run_key", "since", "until", "tenant_id", "exported_at", "version", "currency"),
+        [(key, since, until, tenant, datetime.now(UTC), version, currency)],
     )

@@ -1,16 +1,23 @@
 """FOCUS rows (FinOps Open Cost and Usage Specification, version 1.2) from the ledger.
 
-One row per UTC day x tenant x project x model x token type (input, output with reasoning inside, cache
-read, cache write), split further when calls were priced at different unit prices, read from the
+One row per UTC day x tenant x project x model x service tier x token type (input, output with
+reasoning inside, cache read, five-minute and one-hour cache write), split further when calls were
+priced or billed at different unit prices or by different price book entries, read from the
 ``v_focus_daily`` view (billed calls with a price). Money is `Decimal` throughout:
 
-* ``ListCost`` is the ledger's cost (catalog or override price); ``ListUnitPrice`` the price per
+* ``ListCost`` is the ledger's list cost (catalog or override price); ``ListUnitPrice`` the price per
   ``PricingUnit`` (one million tokens).
-* ``BilledCost`` (= ``EffectiveCost`` = ``ContractedCost``) is the list cost as the tenant's price book
-  in force on that day bills it (a markup, a discount or a per-model price; without a book: the list
-  cost), computed here at export time, rounded half-even to 12 places per row; ``x_PriceBook`` names
-  the book and entry.
+* ``BilledCost`` (= ``EffectiveCost`` = ``ContractedCost``) is what the tenant's price book bills
+  (``billed_cost`` in the ledger: the list cost without a book); ``ContractedUnitPrice`` its unit price
+  when exact; ``x_PriceBook`` names the book and entry (``<file>#<book>/<entry>``).
 * Unpriced calls have no cost and are left out (`unpriced_calls` counts them); cache hits made no call.
+* In another currency (`Conversion`, ``tokenbook export focus --currency``), ``BillingCurrency`` is the
+  target and the ledger's currency is the ``PricingCurrency``: the unit prices are converted at the
+  day's rate, rounded half-even once to 1e-6 per million tokens (the ledger's 1e-12 per token), and the
+  costs are those unit prices times the quantity, so that FOCUS's cost = unit price x quantity stays
+  exact; a billed cost without an exact unit price is converted itself, rounded half-even once to
+  1e-12. The ``PricingCurrency*`` columns keep the ledger currency's figures and ``x_ExchangeRate`` the
+  rate.
 
 Corrections (``ChargeClass = Correction``) come from `tokenbook.collector.storage.export_log`, which
 records what each export wrote.
@@ -24,24 +31,24 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from genai_prices.data_snapshot import get_snapshot
 
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.genai.billing import COST_QUANTUM
+from tokenbook.genai.pricing.exchange import ExchangeRates
 from tokenbook.genai.pricing.providers import catalog_provider
 
 __all__ = [
     "DECIMAL_COLUMNS",
     "FOCUS_COLUMNS",
     "FOCUS_VERSION",
-    "LIST_PRICE",
     "TOKEN_TYPES",
-    "Biller",
-    "Billing",
+    "Conversion",
     "FocusLine",
     "Query",
+    "convert_line",
     "focus_record",
     "month_of",
     "unpriced_calls",
@@ -55,6 +62,7 @@ TOKEN_TYPES: Final[Mapping[str, tuple[str, str, str]]] = {
     "output": ("Output Tokens", "output", "none"),
     "cache_read": ("Cache Read Tokens", "input", "read"),
     "cache_write": ("Cache Write Tokens", "input", "write"),
+    "cache_write_1h": ("Cache Write Tokens (1 hour)", "input", "write"),
 }
 #: The columns of an export, in order: FOCUS 1.2, then tokenbook's own (``x_``).
 FOCUS_COLUMNS: Final = (
@@ -118,7 +126,9 @@ FOCUS_COLUMNS: Final = (
     "x_PriceSource",
     "x_CatalogVersion",
     "x_PriceBook",
+    "x_ServiceTier",
     "x_TokenType",
+    "x_ExchangeRate",
     "x_Calls",
 )
 #: Money and quantity columns (Decimal; exported as decimal strings or decimal128).
@@ -136,9 +146,12 @@ DECIMAL_COLUMNS: Final = frozenset(
         "PricingCurrencyEffectiveCost",
         "PricingCurrencyListUnitPrice",
         "PricingQuantity",
+        "x_ExchangeRate",
     }
 )
 _PER_UNIT: Final = 1_000_000  # tokens per PricingUnit
+#: A unit price per million tokens to the ledger's quantum per token (1e-12): 6 places.
+_UNIT_QUANTUM: Final = Decimal("1e-6")
 _PRICING_UNIT: Final = "1000000 Tokens"
 
 #: Runs one read-only query: (sql, parameters) -> (columns, types, rows).
@@ -146,31 +159,11 @@ Query = Callable[[str, Mapping[str, Any]], tuple[list[str], list[str], Sequence[
 
 
 @dataclass(frozen=True, slots=True)
-class Billing:
-    """What a price book bills for one usage row: the cost, the unit price behind it (per million
-    tokens; None when it is a percentage of a mixed list price) and which book entry decided it."""
+class Conversion:
+    """Converting FOCUS rows into `currency` with dated exchange `rates` (module docstring)."""
 
-    cost: Decimal
-    unit_price: Decimal | None
-    book: str  # "<file>#<book>/<entry>", or "" for the list price
-
-
-class Biller(Protocol):
-    """Turns a list-price usage row into the billed cost (a tenant's price book)."""
-
-    def bill(self, line: FocusLine) -> Billing:
-        """The billed cost of `line` (its list cost and quantity), by the book in force on its day."""
-        ...
-
-
-class _ListPrice:
-    """No price book: the billed cost is the list cost."""
-
-    def bill(self, line: FocusLine) -> Billing:
-        return Billing(line.list_cost, line.list_unit_price, "")
-
-
-LIST_PRICE: Final[Biller] = _ListPrice()
+    currency: str
+    rates: ExchangeRates
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +180,20 @@ class FocusLine:
     token_type: str
     list_unit_price: Decimal | None  # per million tokens
     catalog_version: str
-    book: str = ""
-    contracted_unit_price: Decimal | None = None
+    book: str = ""  # "<file>#<book>/<entry>", "" without a book
+    contracted_unit_price: Decimal | None = None  # the billed unit price, when exact
     list_cost: Decimal = Decimal(0)
     billed_cost: Decimal = Decimal(0)
     quantity: int = 0
     calls: int = 0
     correction: bool = False
+    service_tier: str = ""
+    # In another currency: the ledger currency's figures, and the day's rate (else ""/None).
+    pricing_currency: str = ""
+    pricing_list_unit_price: Decimal | None = None
+    pricing_contracted_unit_price: Decimal | None = None
+    pricing_billed_cost: Decimal | None = None
+    exchange_rate: Decimal | None = None
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -211,6 +211,10 @@ class FocusLine:
             self.catalog_version,
             self.book,
             self.contracted_unit_price,
+            self.service_tier,
+            self.pricing_currency,
+            self.pricing_list_unit_price,
+            self.pricing_contracted_unit_price,
         )
 
 
@@ -228,9 +232,10 @@ def usage_lines(
     since: date,
     until: date,
     tenant: str = "",
-    biller: Biller = LIST_PRICE,
+    conversion: Conversion | None = None,
 ) -> list[FocusLine]:
-    """The usage rows of days [since, until), billed by `biller`."""
+    """The usage rows of days [since, until), converted by `conversion` when given. Raises
+    `MissingRate` (a ValueError) for a day without an exchange rate."""
     params = {"since": since, "until": until, "tenant": tenant}
     columns, _, rows = query(render_query("focus_daily.sql", database), params)
     lines = []
@@ -245,22 +250,51 @@ def usage_lines(
             currency=r["currency"],
             price_source=r["price_source"],
             token_type=r["token_type"],
-            list_unit_price=None if r["ListUnitPrice"] is None else _plain(r["ListUnitPrice"]),
+            list_unit_price=_plain_or_none(r["ListUnitPrice"]),
             catalog_version=r["x_CatalogVersion"],
+            book=r["x_PriceBook"],
+            contracted_unit_price=_plain_or_none(r["ContractedUnitPrice"]),
             list_cost=r["ListCost"],
+            billed_cost=r["BilledCost"],
             quantity=int(r["ConsumedQuantity"]),
             calls=int(r["x_Calls"]),
+            service_tier=r["service_tier"],
         )
-        billing = biller.bill(line)
-        lines.append(
-            replace(
-                line,
-                billed_cost=billing.cost.quantize(COST_QUANTUM, ROUND_HALF_EVEN),
-                contracted_unit_price=billing.unit_price,
-                book=billing.book,
-            )
-        )
+        lines.append(line if conversion is None else convert_line(line, conversion))
     return lines
+
+
+def convert_line(line: FocusLine, conversion: Conversion) -> FocusLine:
+    """`line` in the conversion's currency at its day's rate (module docstring); unchanged when it is
+    in that currency already. Raises `MissingRate` for a day or currency without a rate."""
+    target = conversion.currency
+    if line.currency == target:
+        return line
+    rate = conversion.rates.rate(line.currency, target, line.day)
+    tokens = Decimal(line.quantity).scaleb(-6)  # PricingQuantity
+
+    def unit(price: Decimal | None) -> Decimal | None:
+        return None if price is None else _plain((price * rate).quantize(_UNIT_QUANTUM, ROUND_HALF_EVEN))
+
+    def cost(unit_price: Decimal | None, amount: Decimal) -> Decimal:
+        if unit_price is not None:
+            return (unit_price * tokens).quantize(COST_QUANTUM)  # exact: at most 12 places
+        return (amount * rate).quantize(COST_QUANTUM, ROUND_HALF_EVEN)
+
+    list_unit, contracted_unit = unit(line.list_unit_price), unit(line.contracted_unit_price)
+    return replace(
+        line,
+        currency=target,
+        list_unit_price=list_unit,
+        contracted_unit_price=contracted_unit,
+        list_cost=cost(list_unit, line.list_cost),
+        billed_cost=cost(contracted_unit, line.billed_cost),
+        pricing_currency=line.currency,
+        pricing_list_unit_price=line.list_unit_price,
+        pricing_contracted_unit_price=line.contracted_unit_price,
+        pricing_billed_cost=line.billed_cost,
+        exchange_rate=rate,
+    )
 
 
 def unpriced_calls(query: Query, database: str, *, since: date, until: date, tenant: str = "") -> int:
@@ -287,6 +321,13 @@ def focus_record(
     sku = f"{line.provider}/{line.model}/{line.token_type}"
     pricing_quantity = Decimal(line.quantity).scaleb(-6)
     what = "correction of " if line.correction else ""
+    tier = f", {line.service_tier} tier" if line.service_tier else ""
+    if line.pricing_currency:  # converted: the ledger currency's figures
+        pricing_unit, pricing_contracted = line.pricing_list_unit_price, line.pricing_contracted_unit_price
+        pricing_billed = line.pricing_billed_cost
+    else:
+        pricing_unit, pricing_contracted = line.list_unit_price, line.contracted_unit_price
+        pricing_billed = line.billed_cost
     return {
         "AvailabilityZone": None,
         "BilledCost": line.billed_cost,
@@ -300,7 +341,7 @@ def focus_record(
         "CapacityReservationStatus": None,
         "ChargeCategory": "Usage",
         "ChargeClass": "Correction" if line.correction else None,
-        "ChargeDescription": f"{what}{line.model} {meter.lower()} ({provider})",
+        "ChargeDescription": f"{what}{line.model} {meter.lower()} ({provider}{tier})",
         "ChargeFrequency": "Usage-Based",
         "ChargePeriodEnd": _midnight(date.fromordinal(line.day.toordinal() + 1)),
         "ChargePeriodStart": _midnight(line.day),
@@ -321,10 +362,10 @@ def focus_record(
         "ListCost": line.list_cost,
         "ListUnitPrice": line.list_unit_price,
         "PricingCategory": "Standard",
-        "PricingCurrency": line.currency,
-        "PricingCurrencyContractedUnitPrice": line.contracted_unit_price,
-        "PricingCurrencyEffectiveCost": line.billed_cost,
-        "PricingCurrencyListUnitPrice": line.list_unit_price,
+        "PricingCurrency": line.pricing_currency or line.currency,
+        "PricingCurrencyContractedUnitPrice": pricing_contracted,
+        "PricingCurrencyEffectiveCost": pricing_billed,
+        "PricingCurrencyListUnitPrice": pricing_unit,
         "PricingQuantity": pricing_quantity,
         "PricingUnit": _PRICING_UNIT,
         "ProviderName": provider,
@@ -345,10 +386,11 @@ def focus_record(
                 "x_ModelId": line.model,
                 "x_TokenDirection": direction,
                 "x_CacheAction": cache_action,
+                "x_ServiceTier": line.service_tier or "standard",
             },
             sort_keys=True,
         ),
-        "SkuPriceId": f"{sku}@{_text(line.list_unit_price)}",
+        "SkuPriceId": f"{sku}{_tier_suffix(line.service_tier)}@{_text(pricing_unit)}",
         "SubAccountId": line.tenant,
         "SubAccountName": line.tenant,
         "SubAccountType": "Tenant",
@@ -356,7 +398,9 @@ def focus_record(
         "x_PriceSource": line.price_source,
         "x_CatalogVersion": line.catalog_version,
         "x_PriceBook": line.book,
+        "x_ServiceTier": line.service_tier,
         "x_TokenType": line.token_type,
+        "x_ExchangeRate": line.exchange_rate,
         "x_Calls": line.calls,
     }
 
@@ -373,6 +417,14 @@ def provider_name(provider: str) -> str:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _tier_suffix(tier: str) -> str:
+    return f"#{tier}" if tier and tier != "standard" else ""
+
+
+def _plain_or_none(value: Decimal | None) -> Decimal | None:
+    return None if value is None else _plain(value)
 
 
 def _plain(value: Decimal) -> Decimal:

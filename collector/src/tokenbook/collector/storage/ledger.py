@@ -83,6 +83,19 @@ class CallRow(NamedTuple):
     time_to_first_token_ms: float | None = None  # span start -> first token or chunk of the answer
     output_tokens_per_second: float | None = None  # output tokens / (duration - time to first token)
     policy_path: str = ""  # the guard or route the call went through (attribution.policy_path_key)
+    # -- service tiers, cache lifetimes and price books (migration 110; genai.pricing tiers and books)
+    service_tier: str = ""  # the tier the span says the call was served at; "" = none said (standard)
+    cache_write_1h_tokens: int | None = None  # of cache_write_tokens, one-hour writes; NULL: not split
+    cache_write_1h_cost: Decimal | None = None  # of cache_write_cost, one-hour writes; NULL: not split
+    # What the tenant's price book bills (= the list costs above without a book); NULL when unpriced.
+    billed_input_cost: Decimal | None = None
+    billed_output_cost: Decimal | None = None
+    billed_cache_read_cost: Decimal | None = None
+    billed_cache_write_cost: Decimal | None = None
+    billed_cache_write_1h_cost: Decimal | None = None  # of billed_cache_write_cost; NULL: not split
+    billed_cost: Decimal | None = None  # exactly the sum of the four billed components
+    price_book: str = ""  # "<file>#<book>" that bills the tenant; "" = no book (list price)
+    price_book_entry: str = ""  # the book's entry that billed the call; "" = none matched (list price)
 
 
 class StepRow(NamedTuple):

@@ -108,7 +108,8 @@ def _rows(block: bytes, times: tuple[int, ...], money: tuple[int, ...]) -> list[
     for i in times:
         cols[i] = [datetime.fromisoformat(v) for v in cols[i]]
     for i in money:
-        cols[i] = [None if v is None else Decimal(v) for v in cols[i]]
+        if i < len(cols):  # a payload of an older version has fewer columns
+            cols[i] = [None if v is None else Decimal(v) for v in cols[i]]
     return list(zip(*cols, strict=True))
 
 

@@ -8,6 +8,12 @@ Contract of `PriceCatalog.price`:
   override ``from``/``until``); the arithmetic is `rates.UnitPrices`'.
 * An unknown model gives ``status="unpriced"`` with every cost ``None`` and the reason in ``source``:
   never 0. A cache hit costs 0 (``cache_hit``).
+* Service tiers (`tokenbook.genai.pricing.tiers`): a call of a non-standard tier (``flex``,
+  ``priority``, ``batch``, ...) is priced by an override naming that tier, else by the catalog's price
+  variant for it (genai-prices ``price_variants``: a variant's prices replace the base prices key by
+  key, as genai-prices does) when one is in force at the call's time; else it is unpriced, with the
+  reason, never priced at the standard rate. A call of the standard tier, or naming none, is priced
+  as before.
 * Unit prices are cached per (provider, model) and per price period, so no span calls
   ``genai_prices.calc_price``. The catalog is thread-safe and never raises from `price`.
 """
@@ -36,6 +42,7 @@ from tokenbook.genai.pricing.rates import (
     Tiers,
     UnitPrices,
 )
+from tokenbook.genai.pricing.tiers import is_standard, price_context
 from tokenbook.genai.usage import Usage
 
 __all__ = ["CATALOG_NAME", "PriceCatalog"]
@@ -60,7 +67,7 @@ def _period_label(model: gp_types.ModelInfo, price: gp_types.ModelPrice) -> str:
 
 
 def _unit_prices_of(
-    provider: gp_types.Provider, model: gp_types.ModelInfo, price: gp_types.ModelPrice
+    provider: gp_types.Provider, model: gp_types.ModelInfo, price: gp_types.ModelPrice, tier_label: str = ""
 ) -> UnitPrices:
     rates: dict[str, Decimal | None] = {}
     tiers: dict[str, Tiers] = {}
@@ -71,7 +78,7 @@ def _unit_prices_of(
             tiers[key] = tuple((t.start, t.price) for t in sorted(value.tiers, key=lambda t: t.start))
         else:
             rates[key] = value
-    source = f"{CATALOG_NAME} {provider.id}/{model.id}{_period_label(model, price)}"
+    source = f"{CATALOG_NAME} {provider.id}/{model.id}{tier_label or _period_label(model, price)}"
     return UnitPrices(
         provider=provider.id,
         model=model.id,
@@ -81,8 +88,30 @@ def _unit_prices_of(
         cache_read_mtok=rates["cache_read_mtok"],
         cache_write_mtok=rates["cache_write_mtok"],
         output_reasoning_mtok=rates["output_reasoning_mtok"],
+        cache_write_1h_mtok=rates["cache_write_1h_mtok"],
         tiers=tiers,
     )
+
+
+def _variants_in_force(
+    model: gp_types.ModelInfo, context: dict[str, str], at: datetime
+) -> tuple[gp_types.PriceVariant, ...]:
+    """The model's price variants that `context` selects at `at` (genai-prices' own rule)."""
+    return tuple(
+        v
+        for v in model.price_variants or ()
+        if (v.constraint is None or v.constraint.active(at))
+        and all(context.get(key) == value for key, value in v.when.items())
+    )
+
+
+def _tier_label(tier: str, variants: tuple[gp_types.PriceVariant, ...]) -> str:
+    starts = sorted(
+        v.constraint.start_date.isoformat()
+        for v in variants
+        if isinstance(v.constraint, gp_types.StartDateConstraint)
+    )
+    return f" ({tier} tier{f', {starts[-1]}..' if starts else ''})"
 
 
 def _utc(at: datetime) -> datetime:
@@ -102,8 +131,10 @@ class PriceCatalog:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], tuple[gp_types.Provider, gp_types.ModelInfo] | str] = {}
         self._rates: dict[int, tuple[gp_types.ModelPrice, UnitPrices]] = {}
-        #: (provider, model) -> `unit_prices` result, for models whose price cannot change with time.
-        self._fixed: dict[tuple[str, str], UnitPrices | str] = {}
+        #: (base price, variants) ids -> (the objects, kept alive, and the tier's unit prices).
+        self._tier_rates: dict[tuple[int, ...], tuple[tuple[object, ...], UnitPrices]] = {}
+        #: (provider, model, tier) -> `unit_prices` result, for models whose price cannot change with time.
+        self._fixed: dict[tuple[str, str, str], UnitPrices | str] = {}
 
     @property
     def overrides(self) -> tuple[OverrideEntry, ...]:
@@ -111,12 +142,20 @@ class PriceCatalog:
         return self._overrides
 
     def price(
-        self, provider: str, model: str, usage: Usage, at: datetime, *, cache_hit: bool = False
+        self,
+        provider: str,
+        model: str,
+        usage: Usage,
+        at: datetime,
+        *,
+        cache_hit: bool = False,
+        tier: str = "",
     ) -> Cost:
-        """The cost of a call of `model` by `provider` with `usage`, started at `at`. Never raises."""
+        """The cost of a call of `model` by `provider` with `usage`, started at `at`, served at service
+        tier `tier` (``""``: none named). Never raises."""
         if cache_hit:
             return CACHE_HIT_COST
-        found = self.unit_prices(provider, model, at)
+        found = self.unit_prices(provider, model, at, tier)
         if isinstance(found, str):
             return Cost.unpriced(found)
         return found.cost(usage)
@@ -129,21 +168,22 @@ class PriceCatalog:
         start_ns: int | None,
         *,
         cache_hit: bool = False,
+        tier: str = "",
     ) -> Quote:
         """`price` as a `Quote`, for a call started at `start_ns` (ns since the epoch; None = now).
 
         The processor's hot path: a model whose price has no time constraint (no dated catalog prices,
-        no override with a ``from``/``until`` window naming it) is looked up once, without building a
-        datetime. Never raises.
+        no override with a ``from``/``until`` window naming it, no dated variant for a tier) is looked
+        up once, without building a datetime. Never raises.
         """
         if cache_hit:
             return CACHE_HIT_QUOTE
-        key = (provider, model)
+        key = (provider, model, tier)
         found = self._fixed.get(key)
         if found is None:
             at = datetime.fromtimestamp(start_ns / 1e9, UTC) if start_ns else datetime.now(UTC)
-            found = self.unit_prices(provider, model, at)
-            if self._time_independent(provider, model):
+            found = self.unit_prices(provider, model, at, tier)
+            if self._time_independent(provider, model, tier):
                 with self._lock:
                     if len(self._fixed) >= _MAX_CACHED_MODELS:
                         self._fixed.clear()
@@ -152,23 +192,31 @@ class PriceCatalog:
             return Quote(STATUS_UNPRICED, found, "USD", None)
         return found.quote(usage)
 
-    def _time_independent(self, provider: str, model: str) -> bool:
-        """Whether `unit_prices` gives the same answer for `model` at any time (see `quote`)."""
+    def _time_independent(self, provider: str, model: str, tier: str = "") -> bool:
+        """Whether `unit_prices` gives the same answer for `model` and `tier` at any time (see `quote`)."""
         if not model:
             return True
         name = model.lower()
         if any(name in e.models and (e.valid_from or e.valid_until) for e in self._overrides):
             return False
         found = self._find_model(provider, model)
-        return isinstance(found, str) or not isinstance(found[1].prices, list)
+        if isinstance(found, str):
+            return True
+        gp_model = found[1]
+        if isinstance(gp_model.prices, list):
+            return False
+        return is_standard(tier) or all(v.constraint is None for v in gp_model.price_variants or ())
 
-    def unit_prices(self, provider: str, model: str, at: datetime | None = None) -> UnitPrices | str:
-        """The rates in force for `model` at `at` (default now), or the reason there are none."""
+    def unit_prices(
+        self, provider: str, model: str, at: datetime | None = None, tier: str = ""
+    ) -> UnitPrices | str:
+        """The rates in force for `model` at `at` (default now) for service tier `tier` (``""``: none
+        named), or the reason there are none."""
         at = _utc(at) if at is not None else datetime.now(tz=UTC)
         if not model:
             return "no model name on the span"
         for entry in self._overrides:
-            if entry.matches(provider, model, at):
+            if entry.matches(provider, model, at, tier):
                 return entry.prices
         found = self._find_model(provider, model)
         if isinstance(found, str):
@@ -178,12 +226,47 @@ class PriceCatalog:
             price = gp_model.get_prices(at)
         except (ValueError, TypeError) as exc:  # a malformed catalog entry: unpriced, with the reason
             return f"{CATALOG_NAME}: {exc}"
+        context = price_context(tier)
+        if context is not None:
+            return self._tier_prices(gp_provider, gp_model, price, tier, context, at)
         cached = self._rates.get(id(price))
         if cached is not None and cached[0] is price:
             return cached[1]
         unit = _unit_prices_of(gp_provider, gp_model, price)
         with self._lock:
             self._rates[id(price)] = (price, unit)
+        return unit
+
+    def _tier_prices(
+        self,
+        gp_provider: gp_types.Provider,
+        gp_model: gp_types.ModelInfo,
+        base: gp_types.ModelPrice,
+        tier: str,
+        context: dict[str, str],
+        at: datetime,
+    ) -> UnitPrices | str:
+        """The unit prices of `tier` (the base price with the variants in force), or why there are none."""
+        variants = tuple(v for v in _variants_in_force(gp_model, context, at) if v.prices.__dict__)
+        if not variants:
+            return (
+                f"{CATALOG_NAME}: no {tier} tier price for {gp_provider.id}/{gp_model.id} on "
+                f"{at.date().isoformat()}: add a price override with service_tier: {tier}"
+            )
+        key = (id(base), *(id(v) for v in variants))
+        cached = self._tier_rates.get(key)
+        if (
+            cached is not None
+            and len(cached[0]) == len(key)
+            and all(a is b for a, b in zip(cached[0], (base, *variants), strict=True))
+        ):
+            return cached[1]
+        resolved = gp_model.get_prices(at, context)
+        unit = _unit_prices_of(gp_provider, gp_model, resolved, _tier_label(tier, variants))
+        with self._lock:
+            if len(self._tier_rates) >= _MAX_CACHED_MODELS:
+                self._tier_rates.clear()
+            self._tier_rates[key] = ((base, *variants), unit)
         return unit
 
     def context_window(self, provider: str, model: str) -> int | None:

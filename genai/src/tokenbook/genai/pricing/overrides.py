@@ -11,11 +11,13 @@ File shape::
         from: 2026-01-01                # optional: in force from (inclusive), date or ISO datetime (UTC)
         until: 2026-07-01               # optional: in force until (exclusive)
         currency: USD                   # optional, default USD
+        service_tier: flex              # optional: prices this tier's calls; absent = the standard tier
         prices:                         # per million tokens, as decimal strings (or integers)
           input_mtok: "0.50"
           output_mtok: "1.50"
           cache_read_mtok: "0.05"       # optional
-          cache_write_mtok: "0.60"      # optional
+          cache_write_mtok: "0.60"      # optional (five-minute cache writes)
+          cache_write_1h_mtok: "1.00"   # optional (one-hour cache writes)
           output_reasoning_mtok: "2"    # optional
 
 Floats are rejected (``0.5`` unquoted would be a binary float: quote it). Every problem is reported at
@@ -30,16 +32,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import yaml
 
-from tokenbook.genai.configspec import Report, items, load, section, setting, type_name
-from tokenbook.genai.pricing.providers import catalog_provider
+from tokenbook.genai.configspec import Report, items, load, section, setting
+from tokenbook.genai.pricing.fields import (
+    PriceConfigError,
+    anything,
+    currency_code,
+    day,
+    instant,
+    model_names,
+    provider_key,
+    provider_name,
+    rate,
+    text,
+    tier_name,
+)
 from tokenbook.genai.pricing.rates import UnitPrices
+from tokenbook.genai.pricing.tiers import STANDARD
 
 __all__ = [
     "OverrideEntry",
@@ -53,107 +68,6 @@ __all__ = [
 ]
 
 
-class PriceConfigError(ValueError):
-    """A price overrides file is invalid; `errors` lists every problem as ``"key.path: message"``."""
-
-    def __init__(self, path: str, errors: list[str]) -> None:
-        self.errors = tuple(errors)
-        super().__init__(f"invalid price overrides {path}:\n  " + "\n  ".join(errors))
-
-
-# --- parsers ----------------------------------------------------------------------------------------
-
-
-@type_name("string")
-def _text(v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise ValueError("must be a non-empty string")
-    return v.strip()
-
-
-@type_name("string")
-def _provider(v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise ValueError("must be a non-empty string")
-    return v
-
-
-@type_name("name or list of names")
-def _models(v: Any) -> frozenset[str]:
-    names = [v] if isinstance(v, str) else v
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
-        raise ValueError("must be a model name or a non-empty list of names")
-    return frozenset(n.strip().lower() for n in names)
-
-
-@type_name("3-letter code")
-def _currency(v: Any) -> str:
-    if not isinstance(v, str) or len(v) != 3 or not v.isalpha():
-        raise ValueError("must be a 3-letter currency code such as USD")
-    return v.upper()
-
-
-@type_name("date")
-def _date(v: Any) -> date:
-    if isinstance(v, datetime):
-        return v.date()
-    if isinstance(v, date):
-        return v
-    if isinstance(v, str):
-        try:
-            return date.fromisoformat(v.strip())
-        except ValueError:
-            pass
-    raise ValueError("must be a date such as 2026-10-01")
-
-
-@type_name("date or ISO datetime")
-def _instant(v: Any) -> datetime:
-    """A date (midnight UTC) or an ISO datetime (naive = UTC)."""
-    moment: datetime | None = None
-    if isinstance(v, datetime):
-        moment = v
-    elif isinstance(v, date):
-        moment = datetime.combine(v, time(0))
-    elif isinstance(v, str):
-        try:
-            moment = datetime.fromisoformat(v.strip())
-        except ValueError:
-            moment = None
-    if moment is None:
-        raise ValueError("must be a date (2026-01-01) or an ISO datetime (2026-01-01T00:00:00Z)")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-@type_name("decimal string")
-def _rate(v: Any) -> Decimal:
-    rate = _decimal(v)
-    if rate is None:
-        raise ValueError('must be a decimal string such as "0.50" (quote it: YAML floats are inexact)')
-    if rate < 0:
-        raise ValueError("must not be negative")
-    return rate
-
-
-@type_name("any")
-def _anything(v: Any) -> Any:
-    return v
-
-
-def _decimal(raw: object) -> Decimal | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return Decimal(raw)
-    if isinstance(raw, str):
-        try:
-            value = Decimal(raw.strip())
-        except InvalidOperation:
-            return None
-        return value if value.is_finite() else None
-    return None
-
-
 # --- the file format --------------------------------------------------------------------------------
 
 
@@ -163,16 +77,22 @@ class OverridePrices:
 
     config_unknown_key: ClassVar[str] = "unknown price (allowed: {known})"
 
-    input_mtok: Decimal | None = setting(None, parse=_rate, doc="Input tokens (cache tokens excluded).")
-    output_mtok: Decimal | None = setting(None, parse=_rate, doc="Output tokens.")
+    input_mtok: Decimal | None = setting(None, parse=rate, doc="Input tokens (cache tokens excluded).")
+    output_mtok: Decimal | None = setting(None, parse=rate, doc="Output tokens.")
     cache_read_mtok: Decimal | None = setting(
-        None, parse=_rate, doc="Cache-read input tokens; absent: at the input rate."
+        None, parse=rate, doc="Cache-read input tokens; absent: at the input rate."
     )
     cache_write_mtok: Decimal | None = setting(
-        None, parse=_rate, doc="Cache-write input tokens; absent: at the input rate."
+        None, parse=rate, doc="Cache-write input tokens; absent: at the input rate."
     )
     output_reasoning_mtok: Decimal | None = setting(
-        None, parse=_rate, doc="Reasoning output tokens; absent: at the output rate."
+        None, parse=rate, doc="Reasoning output tokens; absent: at the output rate."
+    )
+    cache_write_1h_mtok: Decimal | None = setting(
+        None,
+        parse=rate,
+        doc="One-hour cache-write input tokens; absent: a call with one-hour cache writes is unpriced "
+        "(when `cache_write_mtok` is given).",
     )
 
     def check(self, report: Report) -> Self:
@@ -187,31 +107,37 @@ class PriceOverride:
     """One entry of ``models``: which calls it prices, when, at what rates."""
 
     id: str = setting(
-        "", parse=_text, required=True, doc="Unique in the file; prices cite `<file name>#<id>`."
+        "", parse=text, required=True, doc="Unique in the file; prices cite `<file name>#<id>`."
     )
     model: frozenset[str] = setting(
         frozenset(),
-        parse=_models,
+        parse=model_names,
         required="a model name or a list of names",
         doc="The model name(s) it prices (case-insensitive).",
     )
     provider: str | None = setting(
-        None, parse=_provider, doc="OTel or catalog provider name; absent: any provider."
+        None, parse=provider_name, doc="OTel or catalog provider name; absent: any provider."
     )
-    source: str = setting("", parse=_text, required=True, doc="Where the price comes from.")
+    source: str = setting("", parse=text, required=True, doc="Where the price comes from.")
     checked: date = setting(
         date.min,
-        parse=_date,
+        parse=day,
         required="the date the price was last checked, e.g. 2026-10-01",
         doc="When the price was last checked.",
     )
     valid_from: datetime | None = setting(
-        None, key="from", parse=_instant, doc="In force from (inclusive); a date is midnight UTC."
+        None, key="from", parse=instant, doc="In force from (inclusive); a date is midnight UTC."
     )
     valid_until: datetime | None = setting(
-        None, key="until", parse=_instant, doc="In force until (exclusive); a date is midnight UTC."
+        None, key="until", parse=instant, doc="In force until (exclusive); a date is midnight UTC."
     )
-    currency: str = setting("USD", parse=_currency, doc="The currency of the prices.")
+    currency: str = setting("USD", parse=currency_code, doc="The currency of the prices.")
+    service_tier: str | None = setting(
+        None,
+        parse=tier_name,
+        doc="The service tier it prices (`flex`, `priority`, `batch`, ...); absent: calls of the standard "
+        "tier and calls that name no tier.",
+    )
     prices: OverridePrices = section(OverridePrices, doc="The rates (required).")
 
     def check(self, report: Report) -> Self:
@@ -231,7 +157,7 @@ class OverridesFile:
 
     config_unknown_key: ClassVar[str] = "unknown key (allowed: {known})"
 
-    version: Any = setting(None, parse=_anything, doc="Free-form format version, not interpreted.")
+    version: Any = setting(None, parse=anything, doc="Free-form format version, not interpreted.")
     models: tuple[PriceOverride, ...] = items(PriceOverride, doc="The price entries (required).")
 
     def check(self, report: Report) -> Self:
@@ -281,6 +207,7 @@ class OverrideEntry:
     source: str  # the entry's `source` text: where the negotiated/self-hosted price comes from
     checked: date
     prices: UnitPrices
+    service_tier: str = STANDARD  # the tier it prices (the standard tier also prices calls naming none)
 
     @classmethod
     def of(cls, o: PriceOverride, file_name: str) -> OverrideEntry:
@@ -296,23 +223,22 @@ class OverrideEntry:
             cache_read_mtok=p.cache_read_mtok,
             cache_write_mtok=p.cache_write_mtok,
             output_reasoning_mtok=p.output_reasoning_mtok,
+            cache_write_1h_mtok=p.cache_write_1h_mtok,
         )
-        provider = _provider_key(o.provider) if o.provider is not None else None
-        return cls(o.id, o.model, provider, o.valid_from, o.valid_until, o.source, o.checked, prices)
+        provider = provider_key(o.provider) if o.provider is not None else None
+        tier = o.service_tier or STANDARD
+        return cls(o.id, o.model, provider, o.valid_from, o.valid_until, o.source, o.checked, prices, tier)
 
-    def matches(self, provider: str, model: str, at: datetime) -> bool:
-        """Whether this entry prices `model` of `provider` for a call started at `at` (aware)."""
-        if model.lower() not in self.models:
+    def matches(self, provider: str, model: str, at: datetime, tier: str = "") -> bool:
+        """Whether this entry prices `model` of `provider` for a call of service tier `tier` (``""``:
+        none named, the standard tier) started at `at` (aware)."""
+        if (tier or STANDARD) != self.service_tier or model.lower() not in self.models:
             return False
-        if self.provider is not None and _provider_key(provider) != self.provider:
+        if self.provider is not None and provider_key(provider) != self.provider:
             return False
         if self.valid_from is not None and at < self.valid_from:
             return False
         return self.valid_until is None or at < self.valid_until
-
-
-def _provider_key(name: str) -> str:
-    return catalog_provider(name) or name.strip().lower()
 
 
 def load_entries(path: str | Path) -> tuple[OverrideEntry, ...]:

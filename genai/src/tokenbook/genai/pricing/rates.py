@@ -5,6 +5,11 @@
 * Each token is priced once: ``input - cache_read - cache_write`` at the input rate, cache tokens at
   their own rates (at the input rate, inside ``input``, when the price has no cache rate, as genai-prices
   does), output at the output rate, with reasoning at ``output_reasoning_mtok`` when the price has one.
+* Cache writes by lifetime: when the usage splits them (`Usage.cache_write_1h_tokens`, not None), the
+  one-hour writes are priced at ``cache_write_1h_mtok`` and the rest at ``cache_write_mtok`` (the
+  five-minute rate); a price with a cache-write rate but no one-hour rate cannot price one-hour writes:
+  the call is unpriced, never priced at the five-minute rate. ``cache_write`` is the cost of all cache
+  writes, and `Quote.cache_write_1h` the part of it for one-hour writes (None when not split).
 * Money is `Decimal`. Each component is rounded half-even to 12 decimal places (ClickHouse
   ``Decimal(18,12)``), and ``total`` is exactly the sum of the rounded components.
 * A price lacking a rate that a non-zero count needs gives ``status="unpriced"`` with every cost
@@ -22,7 +27,14 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final, NamedTuple, TypeVar
 
-from tokenbook.genai.billing import COST_QUANTUM, STATUS_CACHE_HIT, STATUS_PRICED, STATUS_UNPRICED, Picos
+from tokenbook.genai.billing import (
+    COST_QUANTUM,
+    STATUS_CACHE_HIT,
+    STATUS_PRICED,
+    STATUS_UNPRICED,
+    Picos,
+    money,
+)
 from tokenbook.genai.usage import MAX_TOKENS, Usage
 
 __all__ = ["CACHE_HIT_COST", "CACHE_HIT_QUOTE", "PRICE_KEYS", "Cost", "Quote", "Tiers", "UnitPrices"]
@@ -38,19 +50,23 @@ PRICE_KEYS: Final = (
     "cache_read_mtok",
     "cache_write_mtok",
     "output_reasoning_mtok",
+    "cache_write_1h_mtok",
 )
 
 
 class Quote(NamedTuple):
     """A call's price on the hot path: integer pico-dollars instead of `Decimal`s.
 
-    `picos` is None exactly when the call is unpriced (then `source` says why).
+    `picos` is None exactly when the call is unpriced (then `source` says why). `cache_write_1h` is the
+    part of ``picos.cache_write`` paid for one-hour cache writes, None when the usage does not split
+    cache writes by lifetime or the call is unpriced.
     """
 
     status: str  # priced | unpriced | cache_hit
     source: str  # where the price came from; for unpriced: why
     currency: str
     picos: Picos | None
+    cache_write_1h: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +81,7 @@ class Cost:
     currency: str  # "USD"
     status: str  # "priced" | "unpriced" | "cache_hit"
     source: str  # where the price came from; for unpriced: why
+    cache_write_1h: Decimal | None = None  # of `cache_write`, one-hour writes; None: not split
 
     @classmethod
     def unpriced(cls, reason: str, currency: str = "USD") -> Cost:
@@ -76,7 +93,8 @@ class Cost:
         """The `Cost` of a `Quote`: pico-dollars become `Decimal` with 12 places."""
         if quote.picos is None:
             return cls.unpriced(quote.source, quote.currency)
-        return cls(*quote.picos.costs(), quote.currency, quote.status, quote.source)
+        one_hour = None if quote.cache_write_1h is None else money(quote.cache_write_1h)
+        return cls(*quote.picos.costs(), quote.currency, quote.status, quote.source, one_hour)
 
 
 #: A cache hit: no model call, so nothing to pay.
@@ -104,6 +122,7 @@ class UnitPrices:
     cache_read_mtok: Decimal | None = None
     cache_write_mtok: Decimal | None = None
     output_reasoning_mtok: Decimal | None = None
+    cache_write_1h_mtok: Decimal | None = None  # one-hour cache writes (Anthropic); None: no such rate
     #: price key -> tiers above the base rate (genai-prices TieredPrices).
     tiers: Mapping[str, Tiers] = field(default_factory=dict)
 
@@ -144,6 +163,8 @@ class UnitPrices:
         n_cr = usage.cache_read_tokens
         n_cw = usage.cache_write_tokens
         n_reason = usage.reasoning_tokens
+        split = usage.cache_write_1h_tokens
+        n_1h = split or 0
         pico = self._pico
         if pico is None or not (
             0 <= n_in <= MAX_TOKENS
@@ -151,21 +172,38 @@ class UnitPrices:
             and 0 <= n_cr <= MAX_TOKENS
             and 0 <= n_cw <= MAX_TOKENS
             and 0 <= n_reason <= MAX_TOKENS
+            and 0 <= n_1h <= n_cw
         ):
-            return self._quote_decimal(n_in, n_out, n_cr, n_cw, n_reason)
+            return self._quote_decimal(n_in, n_out, n_cr, n_cw, n_reason, split)
         rates = _tier(pico, n_in) if pico[1] else pico[0]
-        raw = _components(rates, n_in, n_out, n_cr, n_cw, n_reason, 0)
+        raw = _components(rates, n_in, n_out, n_cr, n_cw, n_reason, n_1h, 0)
         if isinstance(raw, str):
             return self._unpriced(raw)
-        return Quote(STATUS_PRICED, self.source, self.currency, Picos.of_parts(*raw))
+        i, o, r, w, w_1h = raw
+        return Quote(
+            STATUS_PRICED,
+            self.source,
+            self.currency,
+            Picos.of_parts(i, o, r, w),
+            None if split is None else w_1h,
+        )
 
-    def _quote_decimal(self, n_in: int, n_out: int, n_cr: int, n_cw: int, n_reason: int) -> Quote:
+    def _quote_decimal(
+        self, n_in: int, n_out: int, n_cr: int, n_cw: int, n_reason: int, split: int | None = None
+    ) -> Quote:
         """`quote` in Decimal: each component rounded half-even to 12 places, then in pico-dollars."""
-        raw = _components(_tier(self._per_token, n_in), n_in, n_out, n_cr, n_cw, n_reason, _ZERO)
+        n_1h = min(max(split or 0, 0), max(n_cw, 0))
+        raw = _components(_tier(self._per_token, n_in), n_in, n_out, n_cr, n_cw, n_reason, n_1h, _ZERO)
         if isinstance(raw, str):
             return self._unpriced(raw)
-        i, o, r, w = (int(c.quantize(COST_QUANTUM, ROUND_HALF_EVEN).scaleb(12)) for c in raw)
-        return Quote(STATUS_PRICED, self.source, self.currency, Picos.of_parts(i, o, r, w))
+        i, o, r, w, w_1h = (int(c.quantize(COST_QUANTUM, ROUND_HALF_EVEN).scaleb(12)) for c in raw)
+        return Quote(
+            STATUS_PRICED,
+            self.source,
+            self.currency,
+            Picos.of_parts(i, o, r, w),
+            None if split is None else w_1h,
+        )
 
     def _unpriced(self, missing: str) -> Quote:
         return Quote(STATUS_UNPRICED, f"{self.source} has no {missing} token price", self.currency, None)
@@ -181,19 +219,33 @@ def _tier(table: _RateTable[_N], n_in: int) -> tuple[_N | None, ...]:
 
 
 def _components(
-    rates: tuple[_N | None, ...], n_in: int, n_out: int, n_cr: int, n_cw: int, n_reason: int, zero: _N
-) -> tuple[_N, _N, _N, _N] | str:
-    """Unrounded (input, output, cache read, cache write) by the module's rule, in the rates' type
-    (int pico-dollars or Decimal dollars); or which rates are missing (``"input or output"``)."""
-    r_in, r_out, r_cr, r_cw, r_reason = rates
+    rates: tuple[_N | None, ...],
+    n_in: int,
+    n_out: int,
+    n_cr: int,
+    n_cw: int,
+    n_reason: int,
+    n_1h: int,
+    zero: _N,
+) -> tuple[_N, _N, _N, _N, _N] | str:
+    """Unrounded (input, output, cache read, cache write, of which one-hour writes) by the module's
+    rule, in the rates' type (int pico-dollars or Decimal dollars); or which rates are missing
+    (``"input or output"``). `n_1h` (<= `n_cw`) of the cache writes are one-hour writes."""
+    r_in, r_out, r_cr, r_cw, r_reason, r_1h = rates
     uncached = n_in
-    cache_read = cache_write = reasoning = zero
+    cache_read = cache_write = one_hour = reasoning = zero
     if r_cr is not None:
         uncached -= n_cr
         cache_read = n_cr * r_cr
     if r_cw is not None:
+        if n_1h and r_1h is None:
+            return "one-hour cache write"
         uncached -= n_cw
-        cache_write = n_cw * r_cw
+        one_hour = n_1h * r_1h if r_1h is not None else zero
+        cache_write = (n_cw - n_1h) * r_cw + one_hour
+    elif r_1h is not None:  # a one-hour rate only: the other cache writes are input
+        uncached -= n_1h
+        cache_write = one_hour = n_1h * r_1h
     plain_out = n_out
     if r_reason is not None:
         plain_out -= n_reason
@@ -203,7 +255,7 @@ def _components(
         return " or ".join(name for name, n, r in needed if n and r is None)
     input_cost = uncached * r_in if r_in is not None else zero
     output_cost = (plain_out * r_out if r_out is not None else zero) + reasoning
-    return input_cost, output_cost, cache_read, cache_write
+    return input_cost, output_cost, cache_read, cache_write, one_hour
 
 
 def _pico_table(table: _RateTable[Decimal]) -> _RateTable[int] | None:

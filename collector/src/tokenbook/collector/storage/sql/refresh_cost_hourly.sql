@@ -6,7 +6,7 @@ INSERT INTO {{db}}.cost_hourly (
     hour, tenant_id, project_id, team_id, feature, service_name, provider, model, operation, currency,
     calls, unpriced_calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
     reasoning_tokens, input_cost, output_cost, cache_read_cost, cache_write_cost, total_cost,
-    refreshed_at
+    billed_cost, refreshed_at
 )
 SELECT
     toStartOfHour(timestamp) AS hour,
@@ -24,6 +24,7 @@ SELECT
     sumIf(cache_read_cost, billed),
     sumIf(cache_write_cost, billed),
     sumIf(total_cost, billed),
+    sumIf(billed_cost, billed),
     now64(6)
 FROM
 (

@@ -18,6 +18,7 @@ SELECT
     reasoning_tokens,
     price_status,
     total_cost,
+    billed_cost,
     currency,
     billing_rule,
     billed_by,
