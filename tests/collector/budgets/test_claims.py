@@ -154,14 +154,16 @@ def test_a_restarted_collector_claims_its_catch_up_crossings_in_the_connected_st
         assert problems == []
         runtime = BudgetRuntime(cfg, handle, fleet=True)
         assert runtime.claims is not None
-        runtime.claims.takeover = 10.0  # the other collector's claims stay live this long
+        # the other collector's claims stay live this long: long enough for the first confirmed
+        # reconciliation to set the crossings aside on a loaded machine
+        runtime.claims.takeover = 20.0
         runtime.start(store)
-        deadline = time.monotonic() + 9
+        deadline = time.monotonic() + 18
         while runtime.claims.aside < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert runtime.claims.aside == 2 and hook.requests == []  # set aside behind the live claims
         assert store.query(f"SELECT count() FROM {store.database}.budget_events")[2] == [(0,)]
-        hook.wait_for(2, timeout=30)  # the other collector never recorded them: taken over
+        hook.wait_for(2, timeout=60)  # the other collector never recorded them: taken over
         time.sleep(1.5)
         runtime.stop()
     assert sorted(d["state"] for d in hook.bodies(ok_only=False)) == ["at_risk", "over_budget"]
