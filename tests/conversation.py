@@ -2,13 +2,15 @@
 
 Not a test module. `CONVERSATION` has a system message, an earlier turn (a user question and an
 assistant tool call), a tool result and the latest user message; `TOOLS` one tool definition. `TEXTS`
-are pieces of that text that must never survive redaction. `openinference_chat` sends the conversation
-with the real `openai` client, instrumented by OpenInference's `OpenAIInstrumentor`, to the loopback
-OpenAI stub (`tests/conformance/stubs.py`).
+are pieces of that text that must never survive redaction. `openinference_openai` is the real `openai`
+client instrumented by OpenInference's `OpenAIInstrumentor`, calling the loopback OpenAI stub
+(`tests/conformance/stubs.py`); `openinference_chat` sends the conversation with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 from openai import OpenAI
@@ -51,21 +53,30 @@ TEXTS: Final = (
 )
 
 
-def openinference_chat(provider: TracerProvider) -> int:
-    """One chat completion of `CONVERSATION` with `TOOLS`, traced by OpenInference into `provider`.
+@contextmanager
+def openinference_openai(provider: TracerProvider) -> Iterator[tuple[OpenAI, stubs.Stubs]]:
+    """The real `openai` client, instrumented by OpenInference into `provider`, and the stub it calls.
 
-    OpenInference records content by default. Returns the input tokens the stub answered with (what
-    the provider billed).
+    OpenInference records content by default. The instrumentation is removed on exit.
     """
     stub = stubs.start()
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     client = OpenAI(api_key="test", base_url=f"{stub.url}/v1", max_retries=0)
     try:
-        client.chat.completions.create(model="gpt-4o-mini", messages=CONVERSATION, tools=TOOLS)  # type: ignore[arg-type]
+        yield client, stub
     finally:
         instrumentor.uninstrument()
         client.close()
         stub.close()
+
+
+def openinference_chat(provider: TracerProvider) -> int:
+    """One chat completion of `CONVERSATION` with `TOOLS`, traced by OpenInference into `provider`.
+
+    Returns the input tokens the stub answered with (what the provider billed).
+    """
+    with openinference_openai(provider) as (client, stub):
+        client.chat.completions.create(model="gpt-4o-mini", messages=CONVERSATION, tools=TOOLS)  # type: ignore[arg-type]
     (call,) = stub.recording.calls_of("")
     return int(call["input_tokens"])

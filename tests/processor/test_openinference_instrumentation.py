@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conversation import TEXTS, openinference_chat
+from tests.conversation import TEXTS, openinference_chat, openinference_openai
 from tokenbook.genai.composition import ATTRIBUTES, ESTIMATED
 from tokenbook.genai.redaction import is_content_attribute
 
@@ -53,3 +53,30 @@ def test_openinference_records_the_content_that_keep_mode_keeps(pipeline):
     roles = [a[f"{_MESSAGES}{i}.message.role"] for i in range(5)]
     assert roles == ["system", "user", "assistant", "tool", "user"]
     assert "llm.tools.0.tool.json_schema" in a
+
+
+@pytest.mark.parametrize("mode", ["drop", "hash"])
+def test_openinference_embedding_text_is_content(pipeline, mode):
+    """OpenInference records the embedded text under ``embedding.embeddings.{i}.embedding.text``."""
+    p = pipeline(redaction=mode)
+    with openinference_openai(p.provider) as (client, _):
+        client.embeddings.create(model="text-embedding-3-small", input=["weather in Paris", "in Rome"])
+    (span,) = p.exporter.get_finished_spans()
+    a = dict(span.attributes or {})
+    assert a["tokenbook.cost.total"] != "" and a["tokenbook.price.status"] == "priced"
+    exported = span.to_json()
+    assert "weather in Paris" not in exported and "in Rome" not in exported
+    embedded = [k for k in a if k.startswith("embedding.embeddings.")]
+    if mode == "drop":
+        assert embedded == []
+    else:
+        assert "embedding.embeddings.0.embedding.text" in embedded
+        assert all(str(a[k]).startswith("sha256:") for k in embedded)
+
+
+def test_openinference_records_the_embedded_text_that_keep_mode_keeps(pipeline):
+    p = pipeline(redaction="keep")
+    with openinference_openai(p.provider) as (client, _):
+        client.embeddings.create(model="text-embedding-3-small", input=["weather in Paris", "in Rome"])
+    (span,) = p.exporter.get_finished_spans()
+    assert (span.attributes or {})["embedding.embeddings.0.embedding.text"] == "weather in Paris"
