@@ -12,6 +12,7 @@ from openai import OpenAI
 from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 
+from tests.conversation import CONVERSATION, TEXTS, TOOLS
 from tokenbook.genai.pricing.catalog import CATALOG_NAME
 from tokenbook.processor import attribute, budget
 
@@ -114,35 +115,10 @@ def test_instrumentation_captures_content_that_keep_mode_keeps(openai_client):
     assert "gen_ai.input.messages" in span.attributes
 
 
-_CONVERSATION = [
-    {"role": "system", "content": "You are a support agent. Answer briefly and cite the order number."},
-    {"role": "user", "content": "Where is my order?"},
-    {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"order": 42}'}}
-        ],
-    },
-    {"role": "tool", "tool_call_id": "c1", "content": '{"order": 42, "status": "shipped", "eta": "Friday"}'},
-    {"role": "user", "content": "Can it come sooner?"},
-]
-_TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "lookup",
-            "description": "Find an order by its number",
-            "parameters": {"type": "object", "properties": {"order": {"type": "integer"}}},
-        },
-    }
-]
-
-
 @pytest.mark.parametrize("openai_client", ["drop", "hash"], indirect=True)
 def test_prompt_composition_sums_to_input_tokens_and_keeps_no_content(openai_client):
     p, client = openai_client
-    client.chat.completions.create(model="gpt-4o", messages=_CONVERSATION, tools=_TOOLS)
+    client.chat.completions.create(model="gpt-4o", messages=CONVERSATION, tools=TOOLS)
     (span,) = p.exporter.get_finished_spans()
     a = dict(span.attributes)
     parts = {k: v for k, v in a.items() if k.startswith("tokenbook.prompt.") and k.endswith("_tokens")}
@@ -153,7 +129,7 @@ def test_prompt_composition_sums_to_input_tokens_and_keeps_no_content(openai_cli
     assert parts["tokenbook.prompt.retrieved_tokens"] == 0
     # no content, in any form: neither the keys' values nor any text of the conversation
     exported = span.to_json()
-    for text in ("support agent", "Where is my order", "shipped", "Can it come sooner", "Find an order"):
+    for text in TEXTS:
         assert text not in exported
     for key in ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.definitions"):
         assert key not in a or str(a[key]).startswith("sha256:")

@@ -263,6 +263,7 @@ CONTENT_PREFIXES: Final = (
     "llm.tools",
     "llm.request.functions",
     "retrieval.documents",
+    "embedding.embeddings",  # OpenInference EMBEDDING spans: the embedded text (and its vector)
 )
 
 
