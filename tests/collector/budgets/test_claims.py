@@ -6,14 +6,9 @@ that sees it has just restarted (its claims go to the connected store, never to 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.collector.budgets.budget_rows import call, record_events
 from tests.collector.webhook_receiver import WebhookReceiver
@@ -26,19 +21,6 @@ from tokenbook.collector.storage.store import Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = NOW.replace(hour=0, minute=0, second=0)
-
-
-@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])
-def store(request: pytest.FixtureRequest, chdb_dir: Path) -> Iterator[Store]:
-    database = f"claims_{uuid.uuid4().hex[:10]}"
-    if request.param == "server":
-        s = Store.open(request.getfixturevalue("clickhouse_url"), database=database)
-    else:
-        s = Store.open(data_dir=chdb_dir, database=database)
-    s.migrate()
-    yield s
-    s.command(f"DROP DATABASE IF EXISTS {s.database}")
-    s.close()
 
 
 def crossing(state: str = "over_budget", tenant: str = "acme") -> BudgetEvent:

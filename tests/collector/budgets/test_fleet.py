@@ -5,14 +5,9 @@ transient double count), and feed the breaker the fleet's burn."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.collector.budgets.budget_rows import call, record_events
 from tokenbook.collector.budgets import BudgetsConfig, parse_budgets
@@ -24,19 +19,6 @@ from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.store import Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])
-def store(request: pytest.FixtureRequest, chdb_dir: Path) -> Iterator[Store]:
-    database = f"fleet_{uuid.uuid4().hex[:10]}"
-    if request.param == "server":
-        s = Store.open(request.getfixturevalue("clickhouse_url"), database=database)
-    else:
-        s = Store.open(data_dir=chdb_dir, database=database)
-    s.migrate()
-    yield s
-    s.command(f"DROP DATABASE IF EXISTS {s.database}")
-    s.close()
 
 
 def config(**extra: Any) -> BudgetsConfig:

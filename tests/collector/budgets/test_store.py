@@ -5,13 +5,8 @@ retries and an HMAC signature."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.collector.budgets.budget_rows import call
 from tests.collector.webhook_receiver import WebhookReceiver
@@ -20,20 +15,6 @@ from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
 from tokenbook.collector.storage.store import Store
 
 SECRET = "0123456789abcdef-secret"
-
-
-@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])
-def store(request: pytest.FixtureRequest, chdb_dir: Path) -> Iterator[Store]:
-    """A migrated store in a fresh database: embedded, or on a ClickHouse server (`clickhouse_url`)."""
-    database = f"budgets_{uuid.uuid4().hex[:10]}"
-    if request.param == "server":
-        s = Store.open(request.getfixturevalue("clickhouse_url"), database=database)
-    else:
-        s = Store.open(data_dir=chdb_dir, database=database)
-    s.migrate()
-    yield s
-    s.command(f"DROP DATABASE IF EXISTS {s.database}")
-    s.close()
 
 
 class Clock:
