@@ -33,12 +33,13 @@ lint: $(STAMP)
 	$(BIN)/mypy genai/src processor/src collector/src cli/src bench tests
 	$(BIN)/lint-imports
 
+# The whole suite on up to 4 cores (pytest-xdist); tests on the default ports share one worker.
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 # The inner loop: every test that starts no process, on every core (pytest-xdist).
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not e2e" -n auto
+	$(BIN)/pytest -q -m "not e2e" -n auto --maxprocesses 4
 
 # Re-resolve the lock from pyproject.toml's ranges (newest allowed versions), with hashes.
 lock: $(STAMP)

@@ -60,7 +60,8 @@ import pytest
 
 from tests.conformance import stubs
 
-pytestmark = pytest.mark.e2e
+# The collector runs on its default ports: under pytest-xdist these tests share one worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("default-ports")]
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE_DIR = REPO / "docs" / "guide"

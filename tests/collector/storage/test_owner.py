@@ -11,7 +11,8 @@ import pytest
 
 from tokenbook.collector.storage.owner import OWNER_FILE, DirectoryOwned, claim, current_owner, release
 
-pytestmark = pytest.mark.e2e  # starts processes
+# starts processes; names the default admin port, so it shares the guide tests' pytest-xdist worker
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("default-ports")]
 
 
 def test_claim_and_release(tmp_path):
