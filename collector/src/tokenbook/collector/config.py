@@ -153,7 +153,19 @@ class OTLPConfig:
     decode_processes: int = setting(
         1,
         parse=non_negative_int,
-        doc="Child processes decoding request bodies; 0: decode in the receivers.",
+        doc="Child processes decoding request bodies before rows are built (`ack: built`, and OTLP/JSON "
+        "checks); 0: decode in the receivers.",
+    )
+    ack: str = setting(
+        "logged",
+        parse=one_of(("logged", "built")),
+        doc="When a request is answered: `logged` once it is checked and its body is in the write-ahead "
+        "log (rows are built behind the answer by `build_processes`); `built` once its rows are logged.",
+    )
+    build_processes: int = setting(
+        0,
+        parse=non_negative_int,
+        doc="Worker processes building rows behind the answer (`ack: logged`); 0: one per core.",
     )
 
 
@@ -354,6 +366,16 @@ class CollectorConfig:
     def decode_processes(self) -> int:
         """``receivers.otlp.decode_processes``."""
         return self.receivers.otlp.decode_processes
+
+    @property
+    def ack(self) -> str:
+        """``receivers.otlp.ack``."""
+        return self.receivers.otlp.ack
+
+    @property
+    def build_processes(self) -> int:
+        """``receivers.otlp.build_processes``."""
+        return self.receivers.otlp.build_processes
 
     @property
     def clickhouse(self) -> ClickHouseConfig:

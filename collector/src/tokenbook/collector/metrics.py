@@ -32,6 +32,9 @@ _COUNTERS = {
     "wal_corrupt_records": "Damaged write-ahead log records skipped on replay (lost)",
     "wal_corrupt_bytes": "Bytes of damaged write-ahead log records skipped on replay",
     "undecodable_records": "Write-ahead log records this version cannot decode (skipped, kept in a file)",
+    "rejected_after_ack_spans": (
+        "Acknowledged spans set aside when their rows were built (a cost over the ledger's range)"
+    ),
 }
 
 

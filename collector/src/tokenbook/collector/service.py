@@ -46,7 +46,9 @@ from tokenbook.collector.admin import AdminServer
 from tokenbook.collector.budgets import BudgetRuntime
 from tokenbook.collector.config import CollectorConfig
 from tokenbook.collector.decode.pool import DecoderPool
-from tokenbook.collector.ingest.dedup import RecentSpanKeys, span_key
+from tokenbook.collector.ingest.buildpool import BuildPool, BuildSettings
+from tokenbook.collector.ingest.dedup import RecentSpanKeys
+from tokenbook.collector.ingest.deferred import logged_calls, pending_spans
 from tokenbook.collector.ingest.ingestor import Ingestor
 from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds, pipeline_keys
 from tokenbook.collector.metrics import IngestMetrics
@@ -54,7 +56,6 @@ from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
 from tokenbook.collector.storage import owner
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.reprice import RepriceResult, reprice
-from tokenbook.collector.storage.rowcodec import decode_rows
 from tokenbook.collector.wal.log import WriteAheadLog
 from tokenbook.collector.wal.writer import LedgerWriter
 from tokenbook.genai.billing import UNBILLED_STATUSES
@@ -126,6 +127,7 @@ class Collector:
         self.http: HttpReceiver | None = None
         self.ingestor: Ingestor | None = None
         self.decoders: DecoderPool | None = None
+        self.builds: BuildPool | None = None
         self.budgets: BudgetRuntime | None = None
         self._owned = False
         self._handle: Any = _StoreHandle(config.clickhouse.database)  # stands in for a `Store`
@@ -165,6 +167,10 @@ class Collector:
         )
         replay_bytes = self.wal.open()
         self.metrics.spooled_bytes = lambda: self.wal.pending_bytes if self.wal is not None else 0
+        keys = replace(
+            pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content, cfg.attribution.policy_path_key),
+            limits=cfg.limits.attributes,
+        )
         dedup = self._dedup
         self._warm_from_log(dedup)
         # A server may be shared by several collectors: their budgets reconcile with its ledger.
@@ -175,32 +181,38 @@ class Collector:
             fleet=cfg.clickhouse.url is not None,
             write_delay=cfg.batch.max_delay,
         )
-        try:
-            self._bring_up_store()
-        except StoreUnavailable as exc:
-            if cfg.clickhouse.url is None:
-                raise  # the embedded store is a directory: retrying does not help
-            self._waiting(exc)
-            self._connect_thread = threading.Thread(
-                target=self._connect_until_up, name="tokenbook-store-connect", daemon=True
-            )
+        salt = cfg.privacy.salt.reveal() if cfg.privacy.salt is not None else ""
+        bounds = SpanBounds(
+            cfg.limits.max_tokens_per_call, cfg.limits.max_span_age, cfg.limits.max_span_future
+        )
         self.builder = builder = RowBuilder(
             PriceCatalog(cfg.pricing_overrides),
             books=PriceBooks(cfg.pricing.books),
             extra_keys=cfg.extra_attribution_keys,
             content=cfg.privacy.content,
-            salt=cfg.privacy.salt.reveal() if cfg.privacy.salt is not None else "",
-            bounds=SpanBounds(
-                cfg.limits.max_tokens_per_call, cfg.limits.max_span_age, cfg.limits.max_span_future
-            ),
+            salt=salt,
+            bounds=bounds,
             policy_key=cfg.attribution.policy_path_key,
         )
-        keys = replace(
-            pipeline_keys(cfg.extra_attribution_keys, cfg.privacy.content, cfg.attribution.policy_path_key),
-            limits=cfg.limits.attributes,
+        # Row building behind the answer (`receivers.otlp.ack: logged`): worker processes fed by the
+        # writer; also used to build logged requests found in the log at start, whatever `ack` is now.
+        self.builds = BuildPool(
+            BuildSettings(
+                bounds,
+                cfg.extra_attribution_keys,
+                cfg.privacy.content,
+                salt,
+                cfg.pricing_overrides,
+                cfg.pricing.books,
+                cfg.attribution.policy_path_key,
+            ),
+            cfg.build_processes if cfg.ack == "logged" else 1,
+            self.metrics,
         )
+        self.builds.start()
         self.decoders = DecoderPool(keys, cfg.decode_processes, self.metrics)
         self.decoders.start()
+        # Before the writer: it tells the ingestor of each logged request it builds (`Ingestor.built`).
         self.ingestor = Ingestor(
             builder,
             self.decoders,
@@ -212,7 +224,18 @@ class Collector:
             on_calls=self._observe,
             rate_limiter=cfg.limits.rate_limiter(),
             on_unsure_calls=self.budgets.defer,
+            deferred=cfg.ack == "logged",
+            counting=self._counting,
         )
+        try:
+            self._bring_up_store()
+        except StoreUnavailable as exc:
+            if cfg.clickhouse.url is None:
+                raise  # the embedded store is a directory: retrying does not help
+            self._waiting(exc)
+            self._connect_thread = threading.Thread(
+                target=self._connect_until_up, name="tokenbook-store-connect", daemon=True
+            )
         self.grpc = GrpcReceiver(
             self.ingestor,
             cfg.grpc.endpoint,
@@ -300,15 +323,15 @@ class Collector:
             self._stopped.wait(5.0)
 
     def _warm_from_log(self, dedup: RecentSpanKeys) -> None:
-        """Remember the spans of the log's undelivered records; keep their calls for the budgets."""
+        """Remember the spans of the log's undelivered records; keep their calls for the budgets (a
+        logged request's calls are counted when the writer builds them)."""
         assert self.wal is not None
         keys: list[bytes] = []
         keep = self._count_budgets
-        for calls, steps in self.wal.pending(decode_rows):
-            keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in calls)
-            keys.extend(span_key(r.tenant_id, r.trace_id, r.span_id) for r in steps)
+        for pending in self.wal.pending(pending_spans):
+            keys.extend(pending.keys)
             if keep:
-                self._replayed.extend(calls)
+                self._replayed.extend(pending.calls)
         dedup.remember(keys)
 
     def _bring_up_store(self) -> None:
@@ -354,7 +377,13 @@ class Collector:
                     store.close()
                     return
                 writer = LedgerWriter(
-                    self.wal, store, self.metrics, max_rows=cfg.batch.max_rows, max_delay=cfg.batch.max_delay
+                    self.wal,
+                    store,
+                    self.metrics,
+                    max_rows=cfg.batch.max_rows,
+                    max_delay=cfg.batch.max_delay,
+                    builds=self.builds,
+                    on_built=self.ingestor.built if self.ingestor is not None else None,
                 )
                 # the counters are rebuilt last before the writer runs: nothing after can fail
                 self._start_budgets(store)
@@ -382,7 +411,7 @@ class Collector:
         assert self.budgets is not None and self.wal is not None
         with self._budget_lock:
             if self._budget_overflow:  # too many to hold: every call of the log is unstored
-                pending: list[CallRow] = [c for calls, _ in self.wal.pending(decode_rows) for c in calls]
+                pending: list[CallRow] = [c for calls in self.wal.pending(logged_calls) for c in calls]
             else:
                 pending = self._replayed + self._budget_buffer
             self._replayed, self._budget_buffer = [], []
@@ -401,6 +430,11 @@ class Collector:
                             self._budget_overflow, self._budget_buffer = True, []
                     return
         self.budgets.observe(calls)
+
+    def _counting(self) -> bool:
+        """Whether `_observe` counts (or holds) calls now."""
+        assert self.budgets is not None
+        return self.budgets.counting if self._budgets_live else self._count_budgets
 
     def _waiting(self, exc: BaseException) -> None:
         """Record why the store is not up (for ``/readyz`` and the admin API) and log it."""
@@ -441,6 +475,8 @@ class Collector:
         catalog = PriceCatalog(self.config.pricing_overrides)
         books = PriceBooks(self.config.pricing.books)
         self.builder.catalog, self.builder.books = catalog, books
+        if self.builds is not None:
+            self.builds.reload()
         result = reprice(self._handle, catalog, books=books, since=since, until=until, model=model)
         _log.info(
             "re-priced stored calls",
@@ -509,6 +545,8 @@ class Collector:
             drained = self.writer.stop(drain_timeout)
         else:
             drained = self.wal is None or self.wal.pending_bytes == 0
+        if self.builds is not None:
+            self.builds.stop()
         done("drain")
         if self.budgets is not None:
             self.budgets.stop()

@@ -156,6 +156,11 @@ class BudgetRuntime:
             self.drift.trigger()
 
     @property
+    def counting(self) -> bool:
+        """Whether `observe` counts calls now (else the caller need not produce them)."""
+        return self._active
+
+    @property
     def _active(self) -> bool:
         """Whether calls are to be evaluated: rules or the breaker, or open reservations to settle."""
         return self.config.enabled or len(self.evaluator.reservations) > 0

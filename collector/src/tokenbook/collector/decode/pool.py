@@ -19,8 +19,16 @@ Contracts:
   decoder twice is poison, not data). Children exit when the collector closes their stdin, and on
   its death (EOF).
 
-Frames: collector -> child ``<u8 format><u32 length><body>`` (format 0 protobuf, 1 JSON); child ->
-collector ``<u32 length><marshal of (records, rejected, reason) or (None, 0, message)>``.
+`DecoderPool.decode_for_log` is the same decode for a request acknowledged before its rows are built
+(``receivers.otlp.ack: logged``): the child replies with the records already serialized as the
+write-ahead log holds them (`records_payload`, read back by `records_of`) and, per record, only what
+the answer depends on (`SpanSummary`: IDs, tenant, start time, largest token count). The collector
+never rebuilds the records; it checks the summaries and logs the bytes as they came.
+
+Frames: collector -> child ``<u8 format><u32 length><body>`` (format 0 protobuf, 1 JSON, plus
+``_FOR_LOG`` for `decode_for_log`); child -> collector ``<u32 length><marshal of (records, rejected,
+reason) or (None, 0, message)>``, or for the log ``<marshal of (records payload, summaries,
+rejected, reason)>``.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NamedTuple
 
 from tokenbook.collector.decode.spans import (
     Decoded,
@@ -51,8 +59,19 @@ from tokenbook.collector.decode.spans import (
 from tokenbook.collector.limits import AttributeLimits
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.genai.records import build
+from tokenbook.genai.semconv import ATTRIBUTION_KEYS
+from tokenbook.genai.usage import USAGE_KEYS, coerce_count
 
-__all__ = ["FORMAT_JSON", "FORMAT_PROTOBUF", "DecoderPool", "serve"]
+__all__ = [
+    "FORMAT_JSON",
+    "FORMAT_PROTOBUF",
+    "DecodedForLog",
+    "DecoderPool",
+    "SpanSummary",
+    "decode_for_log",
+    "records_of",
+    "serve",
+]
 
 _log = logging.getLogger(__name__)
 FORMAT_PROTOBUF: Final = 0
@@ -62,6 +81,64 @@ _REQUEST: Final = struct.Struct("<BI")
 _REPLY: Final = struct.Struct("<I")
 _PIPE_BYTES: Final = 1 << 20  # Linux's default maximum pipe size for unprivileged processes
 _WAIT_S: Final = 0.05  # how long a request waits for a busy child before decoding in-process
+_FOR_LOG: Final = 0x80  # format flag: reply as `decode_for_log`
+_TENANT: Final = ATTRIBUTION_KEYS["tenant"]
+
+
+class SpanSummary(NamedTuple):
+    """What the answer to a request depends on, of one decoded span."""
+
+    ident: bytes  # trace_id + span_id (24 bytes)
+    tenant: str  # the ``tenant.id`` attribute as text ("" when absent)
+    start_ns: int
+    max_tokens: int  # the largest token count among its usage attributes (0 when none)
+
+
+class DecodedForLog(NamedTuple):
+    """`decode_for_log`'s result: the records serialized for the log, and a summary of each."""
+
+    records: bytes  # `records_payload` of the decoded records, in request order
+    spans: list[SpanSummary]  # one per record, same order
+    rejected: int
+    reason: str
+
+
+def records_payload(records: list[SpanRecord]) -> bytes:
+    """The records as logged: ``marshal`` of their tuples (read back by `records_of`)."""
+    return marshal.dumps([tuple(r) for r in records])
+
+
+def records_of(payload: bytes) -> list[SpanRecord]:
+    """Inverse of `records_payload`. Raises ValueError for bytes it did not write."""
+    try:
+        rows = marshal.loads(payload)
+        return [build(SpanRecord, r) for r in rows]
+    except (EOFError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a records payload: {exc}") from exc
+
+
+def _largest_count(attrs: dict[str, Any]) -> int:
+    largest = 0
+    for key in USAGE_KEYS.intersection(attrs):
+        count = coerce_count(key, attrs[key])[0]
+        if count is not None and count > largest:
+            largest = count
+    return largest
+
+
+def decode_for_log(fmt: int, body: bytes, keys: KeyFilter) -> DecodedForLog:
+    """Decode `body` in this thread and serialize it for the log (see the module docstring)."""
+    decoded = _DECODERS[fmt](body, keys)
+    spans = [
+        SpanSummary(
+            r.trace_id + r.span_id,
+            t if (t := r.attrs.get(_TENANT, "")).__class__ is str else "" if t is None else str(t),
+            r.start_ns,
+            _largest_count(r.attrs),
+        )
+        for r in decoded.records
+    ]
+    return DecodedForLog(records_payload(decoded.records), spans, decoded.rejected, decoded.reason)
 
 
 class _ChildDied(RuntimeError):
@@ -92,6 +169,19 @@ class _Child:
         self._in.flush()
 
     def decode(self, fmt: int, body: bytes) -> Decoded:
+        records, rejected, reason = marshal.loads(self._request(fmt, body))
+        if records is None:
+            raise MalformedRequest(reason)
+        return Decoded([build(SpanRecord, r) for r in records], rejected, reason)
+
+    def decode_for_log(self, fmt: int, body: bytes) -> DecodedForLog:
+        reply = marshal.loads(self._request(fmt | _FOR_LOG, body))
+        if reply[0] is None:
+            raise MalformedRequest(reply[2])
+        records, spans, rejected, reason = reply
+        return DecodedForLog(records, [build(SpanSummary, s) for s in spans], rejected, reason)
+
+    def _request(self, fmt: int, body: bytes) -> bytes:
         try:
             self._send(body, fmt)
             header = self._out.read(_REPLY.size)
@@ -103,10 +193,7 @@ class _Child:
                 raise _ChildDied("decoder process exited mid-reply")
         except (BrokenPipeError, ValueError, OSError) as exc:
             raise _ChildDied(f"decoder process failed: {exc}") from exc
-        records, rejected, reason = marshal.loads(payload)
-        if records is None:
-            raise MalformedRequest(reason)
-        return Decoded([build(SpanRecord, r) for r in records], rejected, reason)
+        return payload
 
     def close(self) -> None:
         try:
@@ -160,15 +247,29 @@ class DecoderPool:
 
     def decode(self, fmt: int, body: bytes) -> Decoded:
         """`decode_protobuf` (`FORMAT_PROTOBUF`) or `decode_json` (`FORMAT_JSON`) of `body`."""
+        decoded: Decoded = self._run(
+            fmt, body, lambda: _DECODERS[fmt](body, self.keys), lambda c: c.decode(fmt, body)
+        )
+        return decoded
+
+    def decode_for_log(self, fmt: int, body: bytes) -> DecodedForLog:
+        """The module's `decode_for_log` of `body`, in a child when one is idle."""
+        decoded: DecodedForLog = self._run(
+            fmt, body, lambda: decode_for_log(fmt, body, self.keys), lambda c: c.decode_for_log(fmt, body)
+        )
+        return decoded
+
+    def _run(self, fmt: int, body: bytes, here: Callable[[], Any], there: Callable[[_Child], Any]) -> Any:
+        """`there` on an idle child (replaced when it dies), else `here` in this thread."""
         if not self._children or self._stopped:  # none started (yet), or shutting down
-            return _DECODERS[fmt](body, self.keys)
+            return here()
         for attempt in (1, 2):
             try:
                 child = self._idle.get(timeout=_WAIT_S)
             except queue.Empty:
-                return _DECODERS[fmt](body, self.keys)
+                return here()
             try:
-                decoded = child.decode(fmt, body)
+                decoded = there(child)
             except _ChildDied as exc:
                 self._replace(child, exc)
                 if attempt == 2:
@@ -234,8 +335,12 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             keys = _key_filter(json.loads(body))
             continue
         try:
-            decoded = _DECODERS[fmt](body, keys)
-            reply = marshal.dumps(([tuple(r) for r in decoded.records], decoded.rejected, decoded.reason))
+            if fmt & _FOR_LOG:
+                d = decode_for_log(fmt & ~_FOR_LOG, body, keys)
+                reply = marshal.dumps((d.records, [tuple(s) for s in d.spans], d.rejected, d.reason))
+            else:
+                decoded = _DECODERS[fmt](body, keys)
+                reply = marshal.dumps(([tuple(r) for r in decoded.records], decoded.rejected, decoded.reason))
         except MalformedRequest as exc:
             reply = marshal.dumps((None, 0, str(exc)))
         stdout.write(_REPLY.pack(len(reply)))

@@ -1,8 +1,16 @@
-"""One export request, from body to durable rows: the part both OTLP receivers share.
+"""One export request, from body to durable log record: the part both OTLP receivers share.
 
-`Ingestor.export_*` decodes, admits (bounded in-flight spans), drops recently seen spans, builds rows
-(`RowBuilder`: normalize, classify, price), appends them to the write-ahead log and returns only
-once they are fsynced. Outcomes, mapped by the receivers to OTLP statuses:
+Two answers, by ``receivers.otlp.ack``:
+
+* ``logged`` (``deferred=True``): `Ingestor.export_*` checks the request (`deferred.check`: parse,
+  the per-span rejections, span keys), admits it, drops recently seen spans, appends the body (a
+  `wal.requests.LoggedRequest`) to the write-ahead log and returns once it is fsynced. Rows are
+  built behind the answer: the writer hands logged requests to its `RowBuilds` (worker processes)
+  and calls `Ingestor.built` for each, which counts them and tells the budgets.
+* ``built``: decodes, admits, drops recently seen spans, builds rows (`RowBuilder`: normalize,
+  classify, price), appends them to the log and returns once they are fsynced.
+
+Outcomes, mapped by the receivers to OTLP statuses:
 
 * `ExportResult` (success; ``rejected > 0`` -> ``partial_success`` with the first reason);
 * `MalformedRequest` -> 400 / INVALID_ARGUMENT;
@@ -30,18 +38,21 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tokenbook.collector.decode.pool import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
 from tokenbook.collector.decode.spans import Decoded, MalformedRequest
 from tokenbook.collector.ingest.dedup import RecentSpanKeys, record_key, span_key
+from tokenbook.collector.ingest.deferred import Built, Checked, check
 from tokenbook.collector.ingest.rows import RowBuilder
 from tokenbook.collector.limits import TenantRateLimiter
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.rowcodec import encode_record
 from tokenbook.collector.wal.log import SpoolFull, WriteAheadLog
+from tokenbook.collector.wal.requests import LoggedRequest, encode_logged
 from tokenbook.genai.semconv import ATTRIBUTION_KEYS
 
 __all__ = ["Backpressure", "ExportResult", "Ingestor", "StorageUnavailable"]
 
 _log = logging.getLogger(__name__)
 _TENANT = ATTRIBUTION_KEYS["tenant"]
+_SETTLE_S = 30.0  # at most this long for an append to return before its built calls are counted
 
 
 def _text(value: Any) -> str:
@@ -95,11 +106,18 @@ class Ingestor:
         on_calls: Callable[[Sequence[CallRow]], None] | None = None,
         rate_limiter: TenantRateLimiter | None = None,
         on_unsure_calls: Callable[[Sequence[CallRow]], None] | None = None,
+        deferred: bool = False,
+        counting: Callable[[], bool] = lambda: True,
     ) -> None:
         """`decoder` turns bodies into spans (`DecoderPool(keys, 0)` decodes in the calling thread);
         `on_calls` gets each newly accepted call once, after it is durable (the budget evaluator).
         `on_unsure_calls`, when given, gets instead the new calls that may be re-deliveries the dedup
-        memory forgot (`unsure`): the evaluator checks the ledger before counting them."""
+        memory forgot (`unsure`): the evaluator checks the ledger before counting them.
+        `deferred`: answer once the request is checked and its body logged (`deferred.check`); rows are
+        built behind the answer by the writer's `RowBuilds`, which must call `built` for each.
+        `counting`: whether `on_calls` counts calls now (if not, built calls are not read back)."""
+        self.deferred = deferred
+        self.counting = counting
         self.on_calls = on_calls
         self.on_unsure_calls = on_unsure_calls
         self.rate_limiter = rate_limiter
@@ -116,11 +134,128 @@ class Ingestor:
 
     def export_protobuf(self, body: bytes, tenant: str | None = None) -> ExportResult:
         """A binary `ExportTraceServiceRequest`; `tenant` (from a credential) overrides the spans' own."""
+        if self.deferred:
+            return self._log_request(FORMAT_PROTOBUF, body, tenant)
         return self._ingest(self._admit(self._decode(FORMAT_PROTOBUF, body), tenant))
 
     def export_json(self, body: bytes, tenant: str | None = None) -> ExportResult:
         """An OTLP/JSON `ExportTraceServiceRequest`; `tenant` as for `export_protobuf`."""
+        if self.deferred:
+            return self._log_request(FORMAT_JSON, body, tenant)
         return self._ingest(self._admit(self._decode(FORMAT_JSON, body), tenant))
+
+    # --- acknowledged once logged (deferred) -------------------------------------------------------
+
+    def _log_request(self, fmt: int, body: bytes, tenant: str | None) -> ExportResult:
+        """Decode, check, admit, log the records; the rows are built behind the answer (`built`)."""
+        try:
+            decoded = self.decoder.decode_for_log(fmt, body)
+        except MalformedRequest:
+            self.metrics.add(malformed_requests=1)
+            raise
+        checked = check(decoded, tenant, self.builder.bounds)
+        n = len(checked.keys)
+        if self.rate_limiter is not None and n:
+            wait = self.rate_limiter.admit(checked.tenants())
+            if wait:
+                self.metrics.add(refused_requests=1)
+                raise Backpressure(
+                    f"tenant rate limit (limits.tenant_rate.spans_per_second={self.rate_limiter.rate:g})",
+                    retry_after=wait,
+                )
+        self.metrics.add(received_spans=n + checked.rejected, rejected_spans=checked.rejected)
+        with self._inflight_lock:
+            if self._inflight and self._inflight + n > self.max_inflight_spans:
+                self.metrics.add(refused_requests=1)
+                raise Backpressure(
+                    f"{self._inflight} spans in flight (receivers.otlp.max_inflight_spans="
+                    f"{self.max_inflight_spans}); retry later"
+                )
+            self._inflight += n
+            self._inflight_requests += 1
+        try:
+            self._append_request(tenant, checked)
+        finally:
+            with self._inflight_lock:
+                self._inflight -= n
+                self._inflight_requests -= 1
+                self._inflight_lock.notify_all()
+        return ExportResult(n, checked.rejected, checked.reason)
+
+    def _append_request(self, tenant: str | None, checked: Checked) -> None:
+        keys = checked.keys
+        fresh = self.dedup.unseen(keys)
+        duplicates = len(keys) - len(fresh)
+        dropped = checked.dropped
+        if duplicates:
+            kept = set(fresh)
+            dropped |= {checked.ids[i] for i in range(len(keys)) if i not in kept}
+            keys = [keys[i] for i in fresh]
+            self.metrics.add(deduplicated_spans=duplicates)
+        if not keys:
+            return
+        settled = threading.Event()
+        request = LoggedRequest(tenant, frozenset(dropped), checked.records, settled=settled)
+        try:
+            self._append(encode_logged(request), request)
+        except BaseException:
+            request.counted = frozenset()  # not acknowledged: the client's retry is the one counted
+            raise
+        else:
+            added = self.dedup.remember(keys)
+            if len(added) != len(keys):  # a concurrent request logged some of these spans first
+                request.counted = frozenset(added)
+        finally:
+            settled.set()
+
+    def _append(self, payload: bytes, obj: Any) -> None:
+        try:
+            self.wal.append(payload, obj)
+        except SpoolFull as exc:
+            self.metrics.add(refused_requests=1)
+            if self.storage_up():
+                raise Backpressure(f"{exc}; storage is catching up", retry_after=2.0) from exc
+            raise StorageUnavailable(f"{exc}; storage is unavailable") from exc
+        except OSError as exc:  # WalWriteError: disk full, quota, I/O error; nothing was logged
+            _log.error("cannot write the write-ahead log: %s", exc)
+            self.metrics.add(refused_requests=1, wal_write_failures=1)
+            raise StorageUnavailable(f"cannot write the write-ahead log: {exc}") from exc
+
+    def built(self, request: LoggedRequest, built: Built) -> None:
+        """A logged request's rows were built (by the writer's `RowBuilds`): count them, tell the
+        budgets of the calls this collector remembered first (read back from the built block only
+        while the budgets count calls: `counting`)."""
+        if request.settled is not None:  # built before its append returned (rare): wait for it
+            request.settled.wait(_SETTLE_S)
+        if self.on_calls is not None and built.touched.calls and self.counting():
+            calls = built.calls()
+            if request.counted is not None:
+                new = request.counted
+                calls = [c for c in calls if span_key(c.tenant_id, c.trace_id, c.span_id) in new]
+            self._count(calls)
+        if built.rejected:
+            _log.error("spans set aside when their rows were built (after the answer): %s", built.reason)
+        self.metrics.add(
+            billed_calls=built.billed,
+            unpriced_calls=built.unpriced,
+            unbilled_calls=built.unbilled,
+            steps=built.touched.steps,
+            rejected_after_ack_spans=built.rejected,
+        )
+
+    def _count(self, calls: Sequence[CallRow]) -> None:
+        """Tell the budgets of newly accepted calls: the unsure ones (`unsure`) to `on_unsure_calls`,
+        the rest to `on_calls`."""
+        assert self.on_calls is not None
+        if self.on_unsure_calls is not None:
+            unsure = self.unsure(calls)
+            if unsure:
+                self.on_unsure_calls(unsure)
+                later = {id(c) for c in unsure}
+                calls = [c for c in calls if id(c) not in later]
+        self.on_calls(calls)
+
+    # --- acknowledged once built -------------------------------------------------------------------
 
     def _admit(self, decoded: Decoded, tenant: str | None) -> Decoded:
         """Credential tenant, then per-tenant rate (`tokenbook.collector.limits`); the attribute limits
@@ -194,30 +329,14 @@ class Ingestor:
             out = set(batch.rejected_keys)
             keys = [k for k, r in zip(keys, records, strict=True) if r.trace_id + r.span_id not in out]
         if batch.calls or batch.steps:
-            try:
-                self.wal.append(*encode_record(batch.calls, batch.steps))
-            except SpoolFull as exc:
-                self.metrics.add(refused_requests=1)
-                if self.storage_up():
-                    raise Backpressure(f"{exc}; storage is catching up", retry_after=2.0) from exc
-                raise StorageUnavailable(f"{exc}; storage is unavailable") from exc
-            except OSError as exc:  # WalWriteError: disk full, quota, I/O error; nothing was logged
-                _log.error("cannot write the write-ahead log: %s", exc)
-                self.metrics.add(refused_requests=1, wal_write_failures=1)
-                raise StorageUnavailable(f"cannot write the write-ahead log: {exc}") from exc
+            self._append(*encode_record(batch.calls, batch.steps))
         added = self.dedup.remember(keys)
         if self.on_calls is not None and batch.calls:
             calls = batch.calls
             if len(added) != len(keys):  # a concurrent request logged some of these spans first
                 new = set(added)
                 calls = [c for c in calls if span_key(c.tenant_id, c.trace_id, c.span_id) in new]
-            if self.on_unsure_calls is not None:
-                unsure = self.unsure(calls)
-                if unsure:
-                    self.on_unsure_calls(unsure)
-                    later = {id(c) for c in unsure}
-                    calls = [c for c in calls if id(c) not in later]
-            self.on_calls(calls)
+            self._count(calls)
         self.metrics.add(
             deduplicated_spans=duplicates,
             billed_calls=batch.billed,

@@ -48,6 +48,7 @@ from tokenbook.collector.storage.row_policies import PolicyTable, role_prefix, t
 from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, decode_block, encode_block
 from tokenbook.collector.storage.sqltemplate import SchemaTarget, load_sql, render, render_query
 from tokenbook.collector.storage.tenancy import tenant_filters
+from tokenbook.collector.storage.touched import Touched
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -533,36 +534,33 @@ class Store:
         steps: Sequence[StepRow],
         *,
         blocks: tuple[bytes, bytes] | None = None,
+        touched: Touched | None = None,
     ) -> None:
         """Insert ledger rows (one insert per table) and remember which aggregate keys they touch.
 
         The rows are sent in `rowcodec.BLOCK_FORMAT` and parsed by ClickHouse (no Python-side Native
         serialisation). `blocks` = (calls block, steps block) already encoded by
         `rowcodec.encode_block`/`join_blocks` for exactly these rows (the write-ahead log's bytes);
-        without it they are encoded here. Idempotent: writing the same spans again changes no total
-        once read with FINAL. Call `refresh_aggregates()` afterwards (the collector's writer does).
+        without it they are encoded here. `touched`: what the rows touch (`touched.Touched`), when
+        the caller has it without the rows (then `calls` and `steps` may be empty and `blocks` is
+        required). Idempotent: writing the same spans again changes no total once read with FINAL.
+        Call `refresh_aggregates()` afterwards (the collector's writer does).
         """
         if blocks is None:
             blocks = (encode_block("llm_calls", calls), encode_block("context_steps", steps))
         call_block, step_block = blocks
-        times = [c.ingested_at for c in calls] + [s.ingested_at for s in steps]
-        oldest = min(times, default=None)
+        if touched is None:
+            touched = Touched.of(calls, steps)
         with self._lock:
-            if oldest is not None:
-                self._note_unrefreshed(oldest)
+            if touched.oldest is not None:
+                self._note_unrefreshed(touched.oldest)
             if call_block:
-                self._insert("llm_calls", call_block, CALL_COLUMNS, len(calls))
+                self._insert("llm_calls", call_block, CALL_COLUMNS, touched.calls)
             if step_block:
-                self._insert("context_steps", step_block, STEP_COLUMNS, len(steps))
-            self._touched_contexts.update({(c.tenant_id, c.context_id) for c in calls})
-            self._touched_contexts.update({(s.tenant_id, s.context_id) for s in steps})
-            keys = self._touched_decisions
-            for c in calls:
-                keys.add_call(c)
-            for s in steps:
-                keys.add_step(s)
-            hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in calls}
-            self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
+                self._insert("context_steps", step_block, STEP_COLUMNS, touched.steps)
+            self._touched_contexts.update(touched.contexts)
+            self._touched_decisions.merge(touched.decisions)
+            self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in touched.hours)
 
     def _insert(
         self, table: str, block: bytes, columns: Sequence[str], rows: int, client: Any = None

@@ -1,17 +1,24 @@
 """The batch writer: drains the write-ahead log into storage, thousands of rows per insert.
 
-One thread (`LedgerWriter`) reads records in log order, gathers up to `max_rows` rows or waits at
-most `max_delay` seconds for more, and calls `Store.write(calls, steps, blocks=...)` with the logged
-records' ClickHouse blocks joined (`rowcodec`): rows are encoded once, on the request path, and
-parsed by ClickHouse. Only after the insert succeeds is the log committed (and delivered segments
-deleted). A failing insert is retried with
-exponential backoff (0.1 s doubling to 5 s) for as long as it takes: while storage is down the log
+One thread (`LedgerWriter`) reads records in log order, gathers up to `max_rows` rows or waits at most
+`max_delay` seconds for more, and calls `Store.write(calls, steps, blocks=...)` with the logged records'
+ClickHouse blocks joined (`rowcodec`): rows are encoded once, by whoever built them, and parsed by
+ClickHouse. A record is either rows (built before the answer, or by an older version) or a logged request
+(`requests.LoggedRequest`, acknowledged before its rows were built): the writer hands those to `builds`
+as it reads them (several are built at once, in worker processes) and inserts their rows in log order.
+Only after the insert succeeds is the log committed (and delivered segments deleted), so a record
+acknowledged but not yet built survives ``kill -9`` and is built at replay. A failing insert is retried
+with exponential backoff (0.1 s doubling to 5 s) for as long as it takes: while storage is down the log
 absorbs the traffic up to ``storage.spool.max_bytes``, and `storage_up` turns False so the receivers
 answer 503 instead of 429 once it is full. The aggregates and the billing decisions are brought up to
 date after the inserts by an `AggregateRefresher` on a thread of its own (`wal.refresher`): the writer
 never waits for a refresh, and a refresh never holds an insert back.
 
-One row never stops the ledger:
+One record or row never stops the ledger:
+
+* a record that cannot be read or built (a logged request the builder refuses, or that kills its
+  worker twice) is set aside in ``undecodable/`` in the log's directory and counted
+  (``undecodable_records``); the records after it go on;
 
 * a batch is split by partition (the month of ``timestamp``, as ``PARTITION BY toYYYYMM(timestamp)``)
   into inserts of at most `PARTITIONS_PER_INSERT` months (ClickHouse's ``max_partitions_per_insert_block``
@@ -36,8 +43,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
-from datetime import UTC
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any, Final, Protocol
 
 from tokenbook.collector.metrics import IngestMetrics
@@ -50,8 +57,10 @@ from tokenbook.collector.storage.store import (
     error_code,
     quarantine_entry,
 )
+from tokenbook.collector.storage.touched import Touched, month
 from tokenbook.collector.wal.log import Position, WriteAheadLog
 from tokenbook.collector.wal.refresher import AggregateRefresher
+from tokenbook.collector.wal.requests import LoggedRequest, decode_logged, encode_logged
 
 __all__ = ["PARTITIONS_PER_INSERT", "REFUSED_CODES", "LedgerStore", "LedgerWriter", "refused"]
 
@@ -78,16 +87,12 @@ REFUSED_CODES: Final = frozenset({
     407,  # DECIMAL_OVERFLOW
 })  # fmt: skip
 _REASON_CHARS: Final = 2000
+_RECORD_BYTES_PER_ROW: Final = 500  # a logged request's rows, estimated from its body before it is built
 
 
 def refused(exc: BaseException) -> bool:
     """Whether storage refused the rows themselves (retrying them can never succeed)."""
     return not isinstance(exc, StoreUnavailable) and error_code(exc) in REFUSED_CODES
-
-
-def _month(row: CallRow | StepRow) -> tuple[int, int]:
-    ts = row.timestamp.astimezone(UTC)
-    return ts.year, ts.month
 
 
 class LedgerStore(Protocol):
@@ -96,13 +101,34 @@ class LedgerStore(Protocol):
     def write(
         self, calls: Sequence[CallRow], steps: Sequence[StepRow], *, blocks: tuple[bytes, bytes] | None = None
     ) -> Any:
-        """Insert ledger rows, or their pre-encoded `blocks` (`Store.write`)."""
+        """Insert ledger rows, or their pre-encoded `blocks` (`Store.write`). The writer also passes
+        ``touched=`` (a `Touched`, with no rows) for built rows: a store that takes logged requests
+        accepts it."""
 
     def refresh_aggregates(self, *, hourly: bool = True) -> Any:
         """Recompute the aggregates of the keys written since the last refresh."""
 
     # and, optionally, `quarantine(entries)` (`Store.quarantine`); without it refused rows are appended
     # to ``quarantine.jsonl`` in the log's directory.
+
+
+class BuiltRows(Protocol):
+    """The rows of a logged request as a worker built them (`ingest.deferred.Built`): their blocks and
+    what they touch, without the rows themselves."""
+
+    call_block: bytes
+    step_block: bytes
+    touched: Touched
+
+    def record(self) -> RowRecord:
+        """The rows, read back from the blocks (only when an insert must be split or isolated)."""
+
+
+class RowBuilds(Protocol):
+    """What the writer needs to turn logged requests into rows (`ingest.buildpool.BuildPool`)."""
+
+    def submit(self, request: LoggedRequest) -> Future[Any]:
+        """Build `request`'s rows: a future of `BuiltRows` (failed for a record that cannot be built)."""
 
 
 class LedgerWriter:
@@ -116,8 +142,14 @@ class LedgerWriter:
         *,
         max_rows: int,
         max_delay: float,
+        builds: RowBuilds | None = None,
+        on_built: Callable[[LoggedRequest, Any], None] | None = None,
     ) -> None:
+        """`builds` turns logged requests (acknowledged before their rows were built) into rows;
+        without it such a record is set aside. `on_built` is told of each one built (counters)."""
         self.wal = wal
+        self.builds = builds
+        self.on_built = on_built
         self.store = store
         self.metrics = metrics
         self.max_rows = max_rows
@@ -174,46 +206,97 @@ class LedgerWriter:
             self.wal.commit(end)
         return True
 
-    def _decode(self, payload: bytes) -> RowRecord | None:
-        """The rows of a logged record; None for one this version cannot read (kept in a file)."""
+    def _decode(self, payload: bytes) -> RowRecord | LoggedRequest | None:
+        """The rows of a logged record, or the logged request to build; None for a record this version
+        cannot read (kept in a file)."""
         try:
-            return decode_record(payload)
+            return decode_logged(payload) or decode_record(payload)
         except ValueError as exc:
-            folder = self.wal.directory / "undecodable"
-            folder.mkdir(exist_ok=True)
-            path = folder / f"{time.time_ns()}.bin"
-            path.write_bytes(payload)
-            self.metrics.add(undecodable_records=1)
-            _log.error("write-ahead log record cannot be decoded (%s); skipped, kept in %s", exc, path)
+            self._set_aside(payload, str(exc))
             return None
 
-    def _gather(self) -> tuple[list[RowRecord], Position | None]:
-        out: list[RowRecord] = []
+    def _set_aside(self, payload: bytes, why: str) -> None:
+        """Keep a record that cannot become rows in ``undecodable/`` (counted), so it never blocks the log."""
+        folder = self.wal.directory / "undecodable"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{time.time_ns()}.bin"
+        path.write_bytes(payload)
+        self.metrics.add(undecodable_records=1)
+        _log.error("write-ahead log record cannot be turned into rows (%s); skipped, kept in %s", why, path)
+
+    def _gather(self) -> tuple[list[RowRecord | BuiltRows], Position | None]:
+        out: list[RowRecord | tuple[LoggedRequest, Future[Any]] | None] = []
         rows = 0
         end: Position | None = None
         until = time.monotonic() + self.max_delay
         while rows < self.max_rows:
             records = self.wal.read(self._decode, max_records=64)
             for rec in records:
-                record: RowRecord | None = rec.obj
                 end = rec.end
-                if record is None:
+                obj = rec.obj
+                if obj is None:
                     continue
-                out.append(record)
-                rows += len(record.calls) + len(record.steps)
+                if isinstance(obj, LoggedRequest):
+                    out.append(self._submit(obj))
+                    rows += len(obj.records) // _RECORD_BYTES_PER_ROW + 1  # an estimate, until built
+                    continue
+                out.append(obj)
+                rows += len(obj.calls) + len(obj.steps)
             if records:
                 continue
             left = until - time.monotonic()
             if self._stopping.is_set() or left <= 0 or not self.wal.wait_for_data(left):
                 break
         self._behind = rows >= self.max_rows
-        return out, end
+        return [r for r in map(self._resolve, out) if r is not None], end
 
-    def _insert(self, records: list[RowRecord]) -> bool:
-        """Store the rows of `records`; False when shutdown gave up (the rows stay in the log)."""
+    def _submit(self, request: LoggedRequest) -> tuple[LoggedRequest, Future[Any]] | None:
+        if self.builds is None:
+            self._set_aside(encode_logged(request), "no row builder for logged requests")
+            return None
+        return request, self.builds.submit(request)
+
+    def _resolve(
+        self, item: RowRecord | tuple[LoggedRequest, Future[Any]] | None
+    ) -> RowRecord | BuiltRows | None:
+        """The rows of a gathered record, waiting for a logged request's build (poison: set aside)."""
+        if item is None or isinstance(item, RowRecord):
+            return item
+        request, future = item
+        try:
+            built: BuiltRows = future.result()
+        except Exception as exc:  # noqa: BLE001 - a record that cannot be built never blocks the log
+            self._set_aside(encode_logged(request), f"{type(exc).__name__}: {exc}")
+            return None
+        if self.on_built is not None:
+            self.on_built(request, built)
+        return built
+
+    def _insert(self, parts: list[RowRecord | BuiltRows]) -> bool:
+        """Store the rows of `parts`; False when shutdown gave up (the rows stay in the log).
+
+        Built rows are inserted as blocks with their `Touched` summary, never read back, unless the
+        batch spans more than `PARTITIONS_PER_INSERT` months or storage refuses it."""
+        if all(isinstance(p, RowRecord) for p in parts):
+            return self._insert_rows(parts)  # type: ignore[arg-type]
+        touched = Touched.joined(
+            Touched.of(p.calls, p.steps) if isinstance(p, RowRecord) else p.touched for p in parts
+        )
+        if len(touched.months) > PARTITIONS_PER_INSERT:
+            return self._insert_rows([p if isinstance(p, RowRecord) else p.record() for p in parts])
+        blocks = (join_blocks([p.call_block for p in parts]), join_blocks([p.step_block for p in parts]))
+
+        def rows() -> tuple[list[CallRow], list[StepRow]]:
+            records = [p if isinstance(p, RowRecord) else p.record() for p in parts]
+            return [c for r in records for c in r.calls], [s for r in records for s in r.steps]
+
+        return self._write([], [], blocks, touched, rows)
+
+    def _insert_rows(self, records: list[RowRecord]) -> bool:
+        """Store `records` (rows in memory)."""
         calls = [c for r in records for c in r.calls]
         steps = [s for r in records for s in r.steps]
-        months = {_month(c) for c in calls} | {_month(s) for s in steps}
+        months = {month(c) for c in calls} | {month(s) for s in steps}
         if len(months) <= PARTITIONS_PER_INSERT:
             blocks = (
                 join_blocks([r.call_block for r in records]),
@@ -223,21 +306,33 @@ class LedgerWriter:
         ordered = sorted(months)
         for at in range(0, len(ordered), PARTITIONS_PER_INSERT):
             group = set(ordered[at : at + PARTITIONS_PER_INSERT])
-            part_calls = [c for c in calls if _month(c) in group]
-            part_steps = [s for s in steps if _month(s) in group]
+            part_calls = [c for c in calls if month(c) in group]
+            part_steps = [s for s in steps if month(s) in group]
             if not self._write(part_calls, part_steps, None):
                 return False
         return True
 
-    def _write(self, calls: list[CallRow], steps: list[StepRow], blocks: tuple[bytes, bytes] | None) -> bool:
-        """Insert, retrying what may succeed later; bisect a refused insert down to the refused rows."""
+    def _write(
+        self,
+        calls: list[CallRow],
+        steps: list[StepRow],
+        blocks: tuple[bytes, bytes] | None,
+        touched: Touched | None = None,
+        rows: Callable[[], tuple[list[CallRow], list[StepRow]]] | None = None,
+    ) -> bool:
+        """Insert, retrying what may succeed later; bisect a refused insert down to the refused rows.
+        With `touched`, `calls` and `steps` are empty and `rows` reads them from `blocks` if needed."""
         delay = _BACKOFF_MIN
+        extra = {} if touched is None else {"touched": touched}
+        count = len(calls) + len(steps) if touched is None else touched.calls + touched.steps
         while True:
             started = time.perf_counter()
             try:
-                self.store.write(calls, steps, blocks=blocks)
+                self.store.write(calls, steps, blocks=blocks, **extra)
             except Exception as exc:  # noqa: BLE001 - any storage failure is retried or quarantined, never lost
                 if refused(exc):
+                    if rows is not None:
+                        calls, steps = rows()
                     return self._isolate(calls, steps, exc)
                 self.metrics.add(insert_failures=1)
                 if self.storage_up:
@@ -248,7 +343,7 @@ class LedgerWriter:
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
             self.metrics.observe_insert(time.perf_counter() - started)
-            self.metrics.add(inserted_rows=len(calls) + len(steps))
+            self.metrics.add(inserted_rows=count)
             if not self.storage_up:
                 _log.info("storage is back; draining the write-ahead log")
             self.storage_up = True

@@ -1,0 +1,238 @@
+"""The official exporter against the collector, and against a sink that answers at once.
+
+An application process creates realistic gen_ai spans (`collector_throughput._build_spans`' agent runs:
+an invoke_agent wrapper, three chat calls with usage and attribution, a tool call) with the SDK's
+`TracerProvider` and `BatchSpanProcessor` (``max_export_batch_size`` 512, the SDK default) and the
+official `OTLPSpanExporter` (gRPC). The queue holds every span (``max_queue_size`` = spans), so
+nothing is dropped and the figure is the exporter's: spans per second from the first span to the end
+of `force_flush`, every export answered with success (checked).
+
+Targets, the same generator, alternating runs (sink, collector, sink, collector, ...):
+
+* ``sink``: a trivial gRPC ``TraceService`` on loopback, in its own process, that answers every
+  export with an empty response at once;
+* ``collector``: the real collector (`python -m tokenbook collector`, write-ahead log on, embedded
+  store), one for all its runs.
+
+Reported: the rate of each run, the median per target and their ratio (collector / sink; the goal is
+at least 0.90), plus the collector's CPU per span over its runs (its worker processes included).
+Run: ``.venv/bin/python bench/exporter_vs_sink.py [--spans 20000] [--pairs 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from bench.collector_throughput import (  # noqa: E402 - after the path set-up
+    SPANS_PER_RUN,
+    _admin_scalar,
+    _children,
+    _cpu_seconds,
+    _free_port,
+)
+
+RESULT = HERE / "results" / "exporter_vs_sink.json"
+
+
+def _sink(port: int, ready: Any) -> None:
+    """A TraceService that acknowledges every export at once."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    class Sink(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Sink(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    ready.set()
+    server.wait_for_termination()
+
+
+def _application(endpoint: str, spans: int, seed: int, out: Any) -> None:
+    """Create `spans` gen_ai spans through the SDK's batch processor and the official exporter."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+
+    from bench.collector_throughput import MODELS
+
+    class Counting(OTLPSpanExporter):
+        exported = 0
+        failures = 0
+
+        def export(self, batch: Any) -> SpanExportResult:
+            result = super().export(batch)
+            if result == SpanExportResult.SUCCESS:
+                Counting.exported += len(batch)
+            else:
+                Counting.failures += 1
+            return result
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"agent-{seed}", "deployment.environment": "bench"})
+    )
+    exporter = Counting(endpoint=endpoint, insecure=True, timeout=60)
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, max_queue_size=max(spans + 1, 2048), max_export_batch_size=512)
+    )
+    tracer = provider.get_tracer("bench")
+    started = time.perf_counter()
+    for i in range(spans // SPANS_PER_RUN):
+        tenant = f"tenant-{(seed * 7 + i) % 50}"
+        base = {
+            "tenant.id": tenant,
+            "user.id": f"user-{i % 997}",
+            "project.id": f"project-{i % 13}",
+            "app.feature": "support",
+            "tokenbook.context.id": f"ctx-{seed}-{i}",
+            "session.id": f"sess-{seed}-{i // 10}",
+        }
+        with tracer.start_as_current_span(
+            "invoke_agent support",
+            attributes={**base, "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"},
+        ):
+            for k in range(3):
+                provider_name, model = MODELS[(i + k) % len(MODELS)]
+                with tracer.start_as_current_span(
+                    f"chat {model}",
+                    attributes={
+                        **base,
+                        "gen_ai.operation.name": "chat",
+                        "gen_ai.provider.name": provider_name,
+                        "gen_ai.request.model": model,
+                        "gen_ai.response.model": model,
+                        "gen_ai.response.id": f"chatcmpl-{seed}-{i}-{k}",
+                        "gen_ai.usage.input_tokens": 800 + (i * 37 + k) % 4000,
+                        "gen_ai.usage.output_tokens": 50 + (i * 13 + k) % 700,
+                        "gen_ai.usage.cache_read.input_tokens": (i % 5) * 100,
+                        "server.address": "api.example.com",
+                    },
+                ):
+                    pass
+            with tracer.start_as_current_span(
+                "execute_tool lookup_order",
+                attributes={
+                    **base,
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": "lookup_order",
+                },
+            ):
+                pass
+    provider.force_flush(300_000)
+    seconds = time.perf_counter() - started
+    provider.shutdown()
+    out.put({"seconds": seconds, "exported": Counting.exported, "failures": Counting.failures})
+
+
+def _run_application(ctx: Any, endpoint: str, spans: int, seed: int) -> dict[str, Any]:
+    out = ctx.Queue()
+    p = ctx.Process(target=_application, args=(endpoint, spans, seed, out))
+    p.start()
+    while True:
+        try:
+            report: dict[str, Any] = out.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"the application process exited with {p.exitcode}") from None
+    p.join()
+    if report["exported"] != spans or report["failures"]:
+        raise RuntimeError(f"not every span was exported with success: {report}")
+    return {**report, "spans_per_s": round(spans / report["seconds"])}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--spans", type=int, default=20_000)
+    parser.add_argument("--pairs", type=int, default=5)
+    args = parser.parse_args(argv if argv is not None else [])
+    spans = args.spans // SPANS_PER_RUN * SPANS_PER_RUN
+    ctx = mp.get_context("spawn")
+    sink_port = _free_port()
+    ready = ctx.Event()
+    sink = ctx.Process(target=_sink, args=(sink_port, ready), daemon=True)
+    sink.start()
+    ready.wait(30)
+    tmp = tempfile.TemporaryDirectory(prefix="tokenbook-bench-")
+    grpc_port, http_port, admin_port = _free_port(), _free_port(), _free_port()
+    admin = f"127.0.0.1:{admin_port}"
+    log = open(Path(tmp.name) / "collector.log", "wb")  # noqa: SIM115 - closed below
+    collector = subprocess.Popen(
+        [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(Path(tmp.name) / "data"),
+         "--grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}", "--admin", admin],
+        cwd=REPO, stdout=log, stderr=log,
+    )  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {"sink": [], "collector": []}
+    cpu = 0.0
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                _admin_scalar(admin, "SELECT 1")
+                break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline or collector.poll() is not None:
+                    raise RuntimeError((Path(tmp.name) / "collector.log").read_text()) from None
+                time.sleep(0.2)
+        for pair in range(args.pairs):
+            for target, endpoint in (
+                ("sink", f"127.0.0.1:{sink_port}"),
+                ("collector", f"127.0.0.1:{grpc_port}"),
+            ):
+                pids = [collector.pid, *_children(collector.pid)]
+                before = sum(_cpu_seconds(p) for p in pids)
+                result = _run_application(ctx, endpoint, spans, seed=pair)
+                if target == "collector":
+                    rows = spans * (pair + 1)
+                    while _admin_scalar(admin, "SELECT count() FROM llm_calls") * 5 // 3 < rows:
+                        time.sleep(0.05)
+                    cpu += sum(_cpu_seconds(p) for p in pids) - before
+                runs[target].append(result)
+                print(f"pair {pair + 1}/{args.pairs} {target}: {result['spans_per_s']:,} spans/s", flush=True)
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(120)
+        log.close()
+        tmp.cleanup()
+        sink.terminate()
+    medians = {t: sorted(r["spans_per_s"] for r in rs)[(len(rs) - 1) // 2] for t, rs in runs.items()}
+    report = {
+        "command": f".venv/bin/python bench/exporter_vs_sink.py --spans {args.spans} --pairs {args.pairs}",
+        "spans_per_run": spans,
+        "batch": 512,
+        "median_spans_per_s": medians,
+        "ratio": round(medians["collector"] / medians["sink"], 3),
+        "collector_cpu_us_per_span": round(1e6 * cpu / (spans * args.pairs), 1),
+        "runs": {t: [r["spans_per_s"] for r in rs] for t, rs in runs.items()},
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
