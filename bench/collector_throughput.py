@@ -349,6 +349,97 @@ def stage_costs(spans: int, batch: int, max_rows: int = 20_000) -> dict[str, flo
         timed("refresh_once", store.refresh_aggregates)
     out["total"] = round(sum(out.values()), 2)
     out["client_exporter_encode_spans"] = round(client_encode, 2)  # sender CPU, not in the total
+    out.update(ack_stage_costs(bodies, n, max_rows))
+    return out
+
+
+def ack_stage_costs(bodies: list[bytes], n: int, max_rows: int) -> dict[str, float]:
+    """CPU per span of each stage of ``receivers.otlp.ack: logged``, by process: the decoder process
+    (decode, serialize for the log), the collector before the answer (read the reply, check, log),
+    a build worker (read the records, rows, blocks and summary, reply) and the writer (read the
+    reply, insert the blocks)."""
+    import marshal
+
+    from tokenbook.collector.decode.pool import DecodedForLog, SpanSummary, decode_for_log
+    from tokenbook.collector.ingest.deferred import Built, LoggedBuilder, check, unbounded_in_time
+    from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds, pipeline_keys
+    from tokenbook.collector.storage.rowcodec import join_blocks
+    from tokenbook.collector.storage.store import Store
+    from tokenbook.collector.storage.touched import Touched
+    from tokenbook.collector.wal.log import WriteAheadLog
+    from tokenbook.collector.wal.requests import LoggedRequest, decode_logged, encode_logged
+    from tokenbook.genai.pricing.catalog import PriceCatalog
+    from tokenbook.genai.records import build
+
+    keys = pipeline_keys((), "drop")
+    bounds = SpanBounds()
+    builder = LoggedBuilder(RowBuilder(PriceCatalog(), bounds=unbounded_in_time(bounds)))
+    out: dict[str, float] = {}
+
+    def timed(stage: str, fn: Any) -> Any:
+        started = time.process_time()
+        result = fn()
+        out[stage] = round(1e6 * (time.process_time() - started) / n, 2)
+        return result
+
+    with tempfile.TemporaryDirectory(prefix="tokenbook-ack-stages-") as tmp:
+        decoded = timed("logged_decoder_decode", lambda: [decode_for_log(0, b, keys) for b in bodies])
+        replies = timed(
+            "logged_decoder_reply",
+            lambda: [
+                marshal.dumps((d.records, [tuple(s) for s in d.spans], d.rejected, d.reason)) for d in decoded
+            ],
+        )
+
+        def read_replies() -> list[DecodedForLog]:
+            out: list[DecodedForLog] = []
+            for r in replies:
+                records, spans, rejected, reason = marshal.loads(r)
+                out.append(DecodedForLog(records, [build(SpanSummary, s) for s in spans], rejected, reason))
+            return out
+
+        read = timed("logged_collector_read_reply", read_replies)
+        checked = timed("logged_collector_check", lambda: [check(d, None, bounds) for d in read])
+        payloads = timed(
+            "logged_collector_encode",
+            lambda: [encode_logged(LoggedRequest(None, frozenset(c.dropped), c.records)) for c in checked],
+        )
+        wal = WriteAheadLog(Path(tmp) / "wal", max_bytes=1 << 40, segment_bytes=16 << 20)
+        wal.open()
+        timed("logged_collector_wal_fsync", lambda: [wal.append(p) for p in payloads])
+        wal.close()
+        requests = timed("logged_worker_read", lambda: [decode_logged(p) for p in payloads])
+        built = timed("logged_worker_build", lambda: [builder.build(r) for r in requests if r is not None])
+        wires = timed("logged_worker_reply", lambda: [marshal.dumps(b.wire()) for b in built])
+        parts = timed("logged_writer_read_reply", lambda: [Built.from_wire(marshal.loads(w)) for w in wires])
+        with Store.open(data_dir=Path(tmp) / "db") as store:
+            store.migrate()
+
+            def insert() -> None:
+                group: list[Built] = []
+                for i, part in enumerate(parts):
+                    group.append(part)
+                    if (
+                        sum(p.touched.calls + p.touched.steps for p in group) >= max_rows
+                        or i == len(parts) - 1
+                    ):
+                        blocks = (
+                            join_blocks([p.call_block for p in group]),
+                            join_blocks([p.step_block for p in group]),
+                        )
+                        store.write([], [], blocks=blocks, touched=Touched.joined(p.touched for p in group))
+                        group = []
+
+            timed("logged_writer_insert", insert)
+    by_process = {
+        "decoder": ("logged_decoder_",),
+        "collector_before_answer": ("logged_collector_",),
+        "worker": ("logged_worker_",),
+        "writer": ("logged_writer_",),
+    }
+    for name, prefixes in by_process.items():
+        out[f"logged_total_{name}"] = round(sum(v for k, v in out.items() if k.startswith(prefixes)), 2)
+    out["logged_total"] = round(sum(out[f"logged_total_{name}"] for name in by_process), 2)
     return out
 
 
@@ -365,6 +456,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "(measures the collector); exporter: OTLPSpanExporter.export(), encoding inside the clock",
     )
     parser.add_argument("--repeat", type=int, default=5, help="runs per mode; the median is the figure")
+    parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     parser.add_argument(
         "--stages", type=int, default=0, metavar="SPANS",
         help="also measure the collector's CPU per span of each stage, in-process, on SPANS spans",
@@ -390,8 +482,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.stages:
         report["collector_cpu_us_per_span_by_stage"] = stage_costs(args.stages, args.batch)
         print("collector CPU µs/span by stage:", report["collector_cpu_us_per_span_by_stage"])
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     keys = [k for k in medians[0] if k not in ("command", "all_spans_per_s")]
     width = max(len(k) for k in keys)
     print(f"{'':<{width}}  " + "  ".join(f"{r['mode']:>20}" for r in medians))
