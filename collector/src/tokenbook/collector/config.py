@@ -153,14 +153,14 @@ class OTLPConfig:
     decode_processes: int = setting(
         1,
         parse=non_negative_int,
-        doc="Child processes decoding request bodies before rows are built (`ack: built`, and OTLP/JSON "
-        "checks); 0: decode in the receivers.",
+        doc="Child processes decoding request bodies; 0: decode in the receivers.",
     )
     ack: str = setting(
         "logged",
         parse=one_of(("logged", "built")),
-        doc="When a request is answered: `logged` once it is checked and its body is in the write-ahead "
-        "log (rows are built behind the answer by `build_processes`); `built` once its rows are logged.",
+        doc="When a request is answered: `logged` once it is decoded, checked and its span records are in "
+        "the write-ahead log (rows are built behind the answer by `build_processes`); `built` once its "
+        "rows are logged.",
     )
     build_processes: int = setting(
         0,
