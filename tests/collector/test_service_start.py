@@ -15,6 +15,7 @@ import pytest
 
 from tokenbook.collector import service
 from tokenbook.collector.config import load_config
+from tokenbook.collector.ingest.deferred import PendingSpans
 from tokenbook.collector.service import Collector
 from tokenbook.collector.storage.store import StoreUnavailable
 
@@ -35,8 +36,8 @@ class _Log:
     def __init__(self, calls: list[Any]) -> None:
         self.calls = calls
 
-    def pending(self, decode: Any) -> Iterator[tuple[list[Any], list[Any]]]:
-        yield self.calls, []
+    def pending(self, decode: Any) -> Iterator[PendingSpans]:
+        yield PendingSpans([], self.calls)
 
 
 def _collector(tmp_path: Path) -> tuple[Collector, _Budgets]:

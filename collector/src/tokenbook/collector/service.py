@@ -48,7 +48,7 @@ from tokenbook.collector.config import CollectorConfig
 from tokenbook.collector.decode.pool import DecoderPool
 from tokenbook.collector.ingest.buildpool import BuildPool, BuildSettings
 from tokenbook.collector.ingest.dedup import RecentSpanKeys
-from tokenbook.collector.ingest.deferred import logged_calls, pending_spans
+from tokenbook.collector.ingest.deferred import pending_spans
 from tokenbook.collector.ingest.ingestor import Ingestor
 from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds, pipeline_keys
 from tokenbook.collector.metrics import IngestMetrics
@@ -411,7 +411,7 @@ class Collector:
         assert self.budgets is not None and self.wal is not None
         with self._budget_lock:
             if self._budget_overflow:  # too many to hold: every call of the log is unstored
-                pending: list[CallRow] = [c for calls in self.wal.pending(logged_calls) for c in calls]
+                pending: list[CallRow] = [c for p in self.wal.pending(pending_spans) for c in p.calls]
             else:
                 pending = self._replayed + self._budget_buffer
             self._replayed, self._budget_buffer = [], []

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -50,7 +50,6 @@ __all__ = [
     "LoggedBuilder",
     "PendingSpans",
     "check",
-    "logged_calls",
     "pending_spans",
     "spans_of",
     "unbounded_in_time",
@@ -239,14 +238,3 @@ def pending_spans(payload: bytes) -> PendingSpans:
         return PendingSpans([], ())
     rows: list[CallRow | StepRow] = [*record.calls, *record.steps]
     return PendingSpans([span_key(r.tenant_id, r.trace_id, r.span_id) for r in rows], record.calls)
-
-
-def logged_calls(payload: bytes) -> Iterable[CallRow]:
-    """The calls of a row payload; none for a logged request (counted when it is built) or an
-    unreadable payload."""
-    try:
-        if decode_logged(payload) is not None:
-            return ()
-        return decode_record(payload).calls
-    except ValueError:
-        return ()

@@ -2,8 +2,9 @@
 
 Two answers, by ``receivers.otlp.ack``:
 
-* ``logged`` (``deferred=True``): `Ingestor.export_*` checks the request (`deferred.check`: parse,
-  the per-span rejections, span keys), admits it, drops recently seen spans, appends the body (a
+* ``logged`` (``deferred=True``): `Ingestor.export_*` has the request decoded for the log
+  (`DecoderPool.decode_for_log`), checks it (`deferred.check`: the time and token bounds, span
+  keys), admits it, drops recently seen spans, appends its decoded records (a
   `wal.requests.LoggedRequest`) to the write-ahead log and returns once it is fsynced. Rows are
   built behind the answer: the writer hands logged requests to its `RowBuilds` (worker processes)
   and calls `Ingestor.built` for each, which counts them and tells the budgets.
@@ -113,7 +114,7 @@ class Ingestor:
         `on_calls` gets each newly accepted call once, after it is durable (the budget evaluator).
         `on_unsure_calls`, when given, gets instead the new calls that may be re-deliveries the dedup
         memory forgot (`unsure`): the evaluator checks the ledger before counting them.
-        `deferred`: answer once the request is checked and its body logged (`deferred.check`); rows are
+        `deferred`: answer once the request is checked and its records logged (`deferred.check`); rows are
         built behind the answer by the writer's `RowBuilds`, which must call `built` for each.
         `counting`: whether `on_calls` counts calls now (if not, built calls are not read back)."""
         self.deferred = deferred
