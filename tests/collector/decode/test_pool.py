@@ -13,7 +13,13 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.decode.test_spans import _json_request, _json_span, _spans
-from tokenbook.collector.decode.pool import FORMAT_JSON, FORMAT_PROTOBUF, DecoderPool
+from tokenbook.collector.decode.pool import (
+    FORMAT_JSON,
+    FORMAT_PROTOBUF,
+    DecoderPool,
+    decode_for_log,
+    records_of,
+)
 from tokenbook.collector.decode.spans import MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
 from tokenbook.collector.limits import AttributeLimits
@@ -42,6 +48,23 @@ def test_a_child_decodes_exactly_what_the_collector_would(pool: DecoderPool) -> 
     assert pool.decode(FORMAT_JSON, document) == decode_json(document, KEYS)
     rejected = pool.decode(FORMAT_PROTOBUF, body)  # the agent span's operation is over 11 characters
     assert rejected.rejected == 1 and "max_attribute_value_length=11" in rejected.reason
+
+
+def test_a_child_decodes_for_the_log_what_the_collector_would(pool: DecoderPool) -> None:
+    """The records as logged and the summaries the answer is checked on, from a child and in-process."""
+    body = encode_spans(_spans()).SerializeToString()
+    logged = pool.decode_for_log(FORMAT_PROTOBUF, body)
+    assert logged == decode_for_log(FORMAT_PROTOBUF, body, KEYS)
+    decoded = decode_protobuf(body, KEYS)
+    assert records_of(logged.records) == decoded.records
+    assert (logged.rejected, logged.reason) == (decoded.rejected, decoded.reason)
+    assert [s.ident for s in logged.spans] == [r.trace_id + r.span_id for r in decoded.records]
+    assert [s.start_ns for s in logged.spans] == [r.start_ns for r in decoded.records]
+    with pytest.raises(MalformedRequest, match="ExportTraceServiceRequest"):
+        pool.decode_for_log(FORMAT_PROTOBUF, b"\xff\xff\xff\xff")
+    document = _json_request([_json_span(span_id="00f067aa0ba902b7"), _json_span(span_id="zz")])
+    assert pool.decode_for_log(FORMAT_JSON, document) == decode_for_log(FORMAT_JSON, document, KEYS)
+    assert pool.metrics.snapshot()["decoder_restarts"] == 0
 
 
 def test_malformed_bodies_raise_and_the_child_stays(pool: DecoderPool) -> None:

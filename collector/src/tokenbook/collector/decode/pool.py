@@ -247,19 +247,17 @@ class DecoderPool:
 
     def decode(self, fmt: int, body: bytes) -> Decoded:
         """`decode_protobuf` (`FORMAT_PROTOBUF`) or `decode_json` (`FORMAT_JSON`) of `body`."""
-        decoded: Decoded = self._run(
-            fmt, body, lambda: _DECODERS[fmt](body, self.keys), lambda c: c.decode(fmt, body)
-        )
+        decoded: Decoded = self._run(lambda: _DECODERS[fmt](body, self.keys), lambda c: c.decode(fmt, body))
         return decoded
 
     def decode_for_log(self, fmt: int, body: bytes) -> DecodedForLog:
         """The module's `decode_for_log` of `body`, in a child when one is idle."""
         decoded: DecodedForLog = self._run(
-            fmt, body, lambda: decode_for_log(fmt, body, self.keys), lambda c: c.decode_for_log(fmt, body)
+            lambda: decode_for_log(fmt, body, self.keys), lambda c: c.decode_for_log(fmt, body)
         )
         return decoded
 
-    def _run(self, fmt: int, body: bytes, here: Callable[[], Any], there: Callable[[_Child], Any]) -> Any:
+    def _run(self, here: Callable[[], Any], there: Callable[[_Child], Any]) -> Any:
         """`there` on an idle child (replaced when it dies), else `here` in this thread."""
         if not self._children or self._stopped:  # none started (yet), or shutting down
             return here()
