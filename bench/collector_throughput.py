@@ -192,6 +192,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def _role(pid: int) -> str:
+    """What a child process of the collector is: ``decoder``, ``build`` (a row-building worker)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "other"
+    return "decoder" if b"decode.pool" in command else "build" if b"buildpool" in command else "other"
+
+
 def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
     runs = spans // SPANS_PER_RUN
     with tempfile.TemporaryDirectory(prefix="tokenbook-bench-") as tmp:
@@ -227,7 +236,7 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             for _ in procs:
                 ready.acquire()
             decoders = _children(collector.pid)
-            cpu_before = _cpu_seconds(collector.pid) + sum(_cpu_seconds(c) for c in decoders)
+            before = {p: _cpu_seconds(p) for p in [collector.pid, *decoders]}
             expected_rows = (runs // senders) * senders * ROWS_PER_RUN
             sent = (runs // senders) * senders * SPANS_PER_RUN
             started = time.perf_counter()
@@ -246,7 +255,11 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             visible_at = time.perf_counter()
             peak_rss = _peak_rss_mib(collector.pid)
             decoder_rss = sum(_peak_rss_mib(c) for c in decoders)
-            cpu_used = _cpu_seconds(collector.pid) + sum(_cpu_seconds(c) for c in decoders) - cpu_before
+            used = {p: _cpu_seconds(p) - b for p, b in before.items()}
+            cpu_used = sum(used.values())
+            by_role: dict[str, float] = {"collector": used[collector.pid]}
+            for p in decoders:
+                by_role[_role(p)] = by_role.get(_role(p), 0.0) + used[p]
             contexts = runs // senders * senders
             aggregated = "SELECT uniqExact(tenant_id, context_id) FROM context_costs"
             while _admin_scalar(admin, aggregated) < contexts:
@@ -272,7 +285,8 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         "collector_peak_rss_mib": round(peak_rss, 1),
         "decoder_processes": len(decoders),
         "decoders_peak_rss_mib": round(decoder_rss, 1),
-        "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),  # decoder processes included
+        "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),  # its child processes included
+        "cpu_us_per_span_by_process": {k: round(1e6 * v / sent, 1) for k, v in by_role.items()},
         "load_average_1m": round(os.getloadavg()[0], 2),
         "export_failures": sum(r["failures"] for r in reports),
         "collector_exit_code": code,

@@ -72,6 +72,18 @@ def daily(c: CollectorProcess, tenant: str) -> dict[str, Any]:
     return quota
 
 
+def settled(c: CollectorProcess, query: str, used: dict[str, int], timeout: float = 15.0) -> None:
+    """Wait until the quotas' used tokens are `used` (rule -> tokens): calls are counted once their rows
+    are built, just behind the answer. A count past `used` never settles and fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {q["rule"]: q["used"]["tokens"] for q in budgets(c, query)["quotas"] if q["rule"] in used}
+        if found == used or time.monotonic() > deadline:
+            assert found == used
+            return
+        time.sleep(0.05)
+
+
 def test_crossings_alert_once_redelivery_counts_once_restart_repeats_nothing(
     collector: CollectorProcess, hook: WebhookReceiver
 ) -> None:
@@ -150,6 +162,8 @@ def test_concurrent_senders_produce_exact_counts(collector: CollectorProcess) ->
         t.start()
     for t in threads:
         t.join()
+    settled(collector, "tenant=globex", {"daily": 400 * CHAT_TOKENS, "globex-monthly": 400 * CHAT_TOKENS})
+    time.sleep(0.5)  # nothing counted twice arrives later
     doc = budgets(collector, "tenant=globex")
     used = {q["rule"]: q["used"]["tokens"] for q in doc["quotas"]}
     assert used == {"daily": 400 * CHAT_TOKENS, "globex-monthly": 400 * CHAT_TOKENS}
@@ -188,6 +202,7 @@ def test_kill_9_keeps_exact_counters_and_one_row_per_crossing(collector: Collect
     collector.wait_for(f"SELECT count() FROM ({sql})", 2)
     collector.kill()
     collector.start()
+    settled(collector, "tenant=initech", {"daily": 11 * CHAT_TOKENS})  # the log's unbuilt calls too
     quota = daily(collector, "initech")
     assert (quota["used"]["tokens"], quota["state"]) == (11 * CHAT_TOKENS, "over_budget")
     send(collector, spans)  # re-delivered after the crash: still counted once
