@@ -13,6 +13,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.decode.test_spans import _json_request, _json_span, _spans
+from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.pool import (
     FORMAT_JSON,
     FORMAT_PROTOBUF,
@@ -56,6 +57,7 @@ def test_a_child_decodes_for_the_log_what_the_collector_would(pool: DecoderPool)
     logged = pool.decode_for_log(FORMAT_PROTOBUF, body)
     assert logged == decode_for_log(FORMAT_PROTOBUF, body, KEYS)
     decoded = decode_protobuf(body, KEYS)
+    LogContent().apply(decoded.records)  # prompt content measured and dropped before the log
     assert records_of(logged.records) == decoded.records
     assert (logged.rejected, logged.reason) == (decoded.rejected, decoded.reason)
     assert [s.ident for s in logged.spans] == [r.trace_id + r.span_id for r in decoded.records]

@@ -328,10 +328,11 @@ def test_long_span_names_are_truncated_with_a_marker_and_the_span_kept() -> None
 
 
 def test_the_span_name_limit_reaches_the_decoder_processes() -> None:
-    from tokenbook.collector.decode.pool import _key_filter, _key_filter_json
+    from tokenbook.collector.decode.content import LogContent
+    from tokenbook.collector.decode.pool import _key_filter, _settings_json
 
     limited = replace(KEYS, limits=AttributeLimits(64, 100, 7))
-    assert _key_filter(json.loads(_key_filter_json(limited))).limits == limited.limits
+    assert _key_filter(json.loads(_settings_json(limited, LogContent()))).limits == limited.limits
 
 
 def test_the_first_first_token_event_is_kept_in_protobuf_and_json() -> None:

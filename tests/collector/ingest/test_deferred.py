@@ -3,6 +3,7 @@ poison records are set aside; old row records and logged requests replay side by
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -13,6 +14,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.collector_process import SpanFactory
+from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.pool import FORMAT_PROTOBUF, DecoderPool, decode_for_log
 from tokenbook.collector.decode.spans import MalformedRequest
 from tokenbook.collector.ingest.buildpool import BuildPool, BuildSettings
@@ -30,6 +32,8 @@ from tokenbook.collector.wal.requests import LoggedRequest, decode_logged, encod
 from tokenbook.collector.wal.writer import LedgerWriter
 from tokenbook.genai.pricing.catalog import PriceCatalog
 
+SALT = "s3cret-salt"
+CANARY = "CANARY-prompt-text-7f3a"
 BOUNDS = SpanBounds(max_tokens_per_call=10_000, max_span_age=86400.0, max_span_future=600.0)
 KEYS = replace(pipeline_keys((), "drop"), limits=AttributeLimits(max_attributes=64, max_value_length=100))
 
@@ -81,10 +85,13 @@ def _mixed(factory: SpanFactory) -> list[Any]:
     return [*spans, old]
 
 
-def _ingestor(wal: WriteAheadLog, *, deferred: bool, calls: list[CallRow] | None = None) -> Ingestor:
+def _ingestor(
+    wal: WriteAheadLog, *, deferred: bool, calls: list[CallRow] | None = None, content: str = "drop"
+) -> Ingestor:
+    keys = replace(pipeline_keys((), content), limits=KEYS.limits)
     return Ingestor(
-        RowBuilder(PriceCatalog(), bounds=BOUNDS),
-        DecoderPool(KEYS, 0),
+        RowBuilder(PriceCatalog(), bounds=BOUNDS, content=content, salt=SALT),
+        DecoderPool(keys, 0, content=LogContent(content, SALT)),
         RecentSpanKeys(10_000),
         wal,
         IngestMetrics(),
@@ -95,13 +102,15 @@ def _ingestor(wal: WriteAheadLog, *, deferred: bool, calls: list[CallRow] | None
     )
 
 
-def _run(tmp_path: Path, bodies: list[bytes], *, deferred: bool, pool: int = 0) -> tuple[Any, MemoryStore]:
+def _run(
+    tmp_path: Path, bodies: list[bytes], *, deferred: bool, pool: int = 0, content: str = "drop"
+) -> tuple[Any, MemoryStore]:
     wal = WriteAheadLog(tmp_path / ("d" if deferred else "b"), max_bytes=1 << 30, segment_bytes=1 << 20)
     wal.open()
     store = MemoryStore()
     observed: list[CallRow] = []
-    ingestor = _ingestor(wal, deferred=deferred, calls=observed)
-    builds = BuildPool(BuildSettings(BOUNDS), pool)
+    ingestor = _ingestor(wal, deferred=deferred, calls=observed, content=content)
+    builds = BuildPool(BuildSettings(BOUNDS, content=content, salt=SALT), pool)
     if pool:
         builds.start()
     writer = LedgerWriter(
@@ -135,6 +144,23 @@ def test_the_answer_and_the_rows_are_those_of_building_first(tmp_path: Path) -> 
     assert _strip(logged_observed) == _strip(built_observed)  # budgets see each call once
     for name in ("received_spans", "rejected_spans", "deduplicated_spans", "billed_calls", "steps"):
         assert logged_metrics[name] == built_metrics[name], name
+
+
+@pytest.mark.parametrize("content", ["drop", "hash"])
+def test_prompt_content_leaves_the_records_before_they_are_logged(tmp_path: Path, content: str) -> None:
+    """The log holds no prompt text (measured, then dropped or hashed, before it is logged), and the
+    rows, with their prompt composition and hashed content, are those of building first."""
+    messages = json.dumps([
+        {"role": "system", "parts": [{"type": "text", "content": "You are terse. " * 20}]},
+        {"role": "user", "parts": [{"type": "text", "content": f"{CANARY} where is my order?"}]},
+    ])  # fmt: skip
+    spans = SpanFactory().chats(3, tenant="c", **{"gen_ai.input.messages": messages})
+    bodies = [_body(spans)]
+    (_, _, _), built = _run(tmp_path, bodies, deferred=False, content=content)
+    (_, _, _), logged = _run(tmp_path, bodies, deferred=True, content=content)
+    assert _strip(logged.calls) == _strip(built.calls) and len(built.calls) == 3
+    assert (built.calls[0].prompt_system_tokens or 0) > 0  # the composition was measured
+    assert [p for p in (tmp_path / "d").rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()] == []
 
 
 @pytest.mark.e2e

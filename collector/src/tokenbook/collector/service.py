@@ -45,6 +45,7 @@ from typing import Any
 from tokenbook.collector.admin import AdminServer
 from tokenbook.collector.budgets import BudgetRuntime
 from tokenbook.collector.config import CollectorConfig
+from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.pool import DecoderPool
 from tokenbook.collector.ingest.buildpool import BuildPool, BuildSettings
 from tokenbook.collector.ingest.dedup import RecentSpanKeys
@@ -210,7 +211,9 @@ class Collector:
             self.metrics,
         )
         self.builds.start()
-        self.decoders = DecoderPool(keys, cfg.decode_processes, self.metrics)
+        self.decoders = DecoderPool(
+            keys, cfg.decode_processes, self.metrics, content=LogContent(cfg.privacy.content, salt)
+        )
         self.decoders.start()
         # Before the writer: it tells the ingestor of each logged request it builds (`Ingestor.built`).
         self.ingestor = Ingestor(

@@ -48,6 +48,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, Final, NamedTuple
 
+from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.spans import (
     Decoded,
     KeyFilter,
@@ -83,6 +84,7 @@ _PIPE_BYTES: Final = 1 << 20  # Linux's default maximum pipe size for unprivileg
 _WAIT_S: Final = 0.05  # how long a request waits for a busy child before decoding in-process
 _FOR_LOG: Final = 0x80  # format flag: reply as `decode_for_log`
 _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
+_DROP: Final = LogContent()
 
 
 class SpanSummary(NamedTuple):
@@ -126,9 +128,11 @@ def _largest_count(attrs: dict[str, Any]) -> int:
     return largest
 
 
-def decode_for_log(fmt: int, body: bytes, keys: KeyFilter) -> DecodedForLog:
-    """Decode `body` in this thread and serialize it for the log (see the module docstring)."""
+def decode_for_log(fmt: int, body: bytes, keys: KeyFilter, content: LogContent = _DROP) -> DecodedForLog:
+    """Decode `body` in this thread and serialize it for the log (see the module docstring), its
+    prompt content measured and redacted first (`content.LogContent`)."""
     decoded = _DECODERS[fmt](body, keys)
+    content.apply(decoded.records)
     spans = [
         SpanSummary(
             r.trace_id + r.span_id,
@@ -148,7 +152,7 @@ class _ChildDied(RuntimeError):
 class _Child:
     """One decoder process, used by one receiver thread at a time."""
 
-    def __init__(self, keys: KeyFilter) -> None:
+    def __init__(self, keys: KeyFilter, content: LogContent) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tokenbook.collector.decode.pool"],
             stdin=subprocess.PIPE,
@@ -161,7 +165,7 @@ class _Child:
         for pipe in (self._in, self._out):  # a request in one write, not 64 KiB at a time
             with contextlib.suppress(OSError, AttributeError):
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        self._send(_key_filter_json(keys), 255)
+        self._send(_settings_json(keys, content), 255)
 
     def _send(self, body: bytes, fmt: int) -> None:
         self._in.write(_REQUEST.pack(fmt, len(body)))
@@ -209,9 +213,17 @@ class DecoderPool:
     """`size` decoder processes for `keys` (0: decode in the calling thread); thread-safe. `start()`
     returns at once (children start in the background); `stop()` ends them."""
 
-    def __init__(self, keys: KeyFilter, size: int, metrics: IngestMetrics | None = None) -> None:
-        """Replacements of dead children are counted in `metrics` (``decoder_restarts``)."""
+    def __init__(
+        self,
+        keys: KeyFilter,
+        size: int,
+        metrics: IngestMetrics | None = None,
+        content: LogContent = _DROP,
+    ) -> None:
+        """Replacements of dead children are counted in `metrics` (``decoder_restarts``); `content`:
+        what `decode_for_log` does with prompt content (``privacy.content``)."""
         self.keys = keys
+        self.content = content
         self.size = size
         self.metrics = metrics if metrics is not None else IngestMetrics()
         self._idle: queue.Queue[_Child] = queue.Queue()
@@ -226,7 +238,7 @@ class DecoderPool:
 
     def _spawn(self) -> None:
         try:
-            child = _Child(self.keys)
+            child = _Child(self.keys, self.content)
         except OSError as exc:  # no child: requests are decoded in the receiver threads
             _log.error("cannot start a decoder process (%s); decoding in the receiver threads", exc)
             return
@@ -253,7 +265,7 @@ class DecoderPool:
     def decode_for_log(self, fmt: int, body: bytes) -> DecodedForLog:
         """The module's `decode_for_log` of `body`, in a child when one is idle."""
         decoded: DecodedForLog = self._run(
-            lambda: decode_for_log(fmt, body, self.keys), lambda c: c.decode_for_log(fmt, body)
+            lambda: decode_for_log(fmt, body, self.keys, self.content), lambda c: c.decode_for_log(fmt, body)
         )
         return decoded
 
@@ -290,7 +302,8 @@ class DecoderPool:
         self._spawn()
 
 
-def _key_filter_json(keys: KeyFilter) -> bytes:
+def _settings_json(keys: KeyFilter, content: LogContent) -> bytes:
+    """The child's configuration frame: the key filter and the content policy."""
     limits = keys.limits
     return json.dumps(
         {
@@ -301,6 +314,7 @@ def _key_filter_json(keys: KeyFilter) -> bytes:
             "limits": None
             if limits is None
             else [limits.max_attributes, limits.max_value_length, limits.max_name_length],
+            "content": [content.mode, content.salt],
         }
     ).encode()
 
@@ -324,17 +338,20 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The child's loop: a `KeyFilter` frame, then one reply per request frame, until EOF."""
     keys: KeyFilter | None = None
+    content = _DROP
     while (header := _read_exact(stdin, _REQUEST.size)) is not None:
         fmt, length = _REQUEST.unpack(header)
         body = _read_exact(stdin, length)
         if body is None:
             return
         if keys is None:
-            keys = _key_filter(json.loads(body))
+            doc = json.loads(body)
+            keys = _key_filter(doc)
+            content = LogContent(*doc.get("content", ("drop", "")))
             continue
         try:
             if fmt & _FOR_LOG:
-                d = decode_for_log(fmt & ~_FOR_LOG, body, keys)
+                d = decode_for_log(fmt & ~_FOR_LOG, body, keys, content)
                 reply = marshal.dumps((d.records, [tuple(s) for s in d.spans], d.rejected, d.reason))
             else:
                 decoded = _DECODERS[fmt](body, keys)

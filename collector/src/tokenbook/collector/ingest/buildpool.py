@@ -51,6 +51,7 @@ from tokenbook.collector.wal.requests import LoggedRequest, decode_logged, encod
 from tokenbook.genai import semconv
 from tokenbook.genai.pricing.books import PriceBooks
 from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.redaction import Redactor
 
 __all__ = ["BuildPool", "BuildSettings", "PoisonRecord", "serve"]
 
@@ -86,6 +87,8 @@ class BuildSettings:
             salt=self.salt,
             bounds=unbounded_in_time(self.bounds),
         )
+        if rows.redactor is not None:  # the decoder redacted the content before it was logged
+            rows.redactor = Redactor("keep")
         return LoggedBuilder(rows)
 
     def to_json(self) -> bytes:

@@ -62,6 +62,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from tokenbook.collector.decode.content import MEASURED_SIZES
 from tokenbook.collector.decode.spans import KeyFilter, SpanRecord
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.genai import semconv
@@ -101,6 +102,8 @@ from tokenbook.genai.composition import (
     MEASURED_KEYS,
     MEASURED_PREFIXES,
     Composition,
+    Sizes,
+    apportion,
     compose,
     offline_counter,
     read_composition,
@@ -305,6 +308,9 @@ def _composition(attrs: Mapping[str, Any], input_tokens: int, model: str) -> Com
         return None
     if not _PROMPT_KEYS.isdisjoint(attrs):
         return read_composition(attrs, input_tokens)
+    measured = attrs.get(MEASURED_SIZES)
+    if measured is not None:  # measured before the record was logged (`decode.content`)
+        return apportion(Sizes(*measured), input_tokens)
     if MEASURED_KEYS.isdisjoint(attrs) and not any(k.startswith(MEASURED_PREFIXES) for k in attrs):
         return None
     try:
