@@ -25,6 +25,7 @@ __all__ = ["MEASURED_SIZES", "LogContent"]
 #: The record attribute holding ``(sizes, counted)`` of a `genai.composition.Sizes` measured before
 #: logging. No span can carry it: the decoder's key filter keeps no such key.
 MEASURED_SIZES: Final = "\0tokenbook.measured_prompt_sizes"
+_MAX_KNOWN: Final = 10_000  # plain keys remembered (indexed content keys vary without bound)
 
 
 class LogContent:
@@ -35,12 +36,22 @@ class LogContent:
         self.mode = mode
         self.salt = salt
         self.redactor = Redactor(mode, salt=salt)
+        # Keys neither measured nor content: a span with only such keys costs one superset test.
+        self._plain: set[str] = set()
 
     def apply(self, records: Iterable[SpanRecord]) -> None:
         """Measure and redact the content of `records`, in place."""
         redactor = self.redactor
+        plain = self._plain
         for r in records:
             attrs = r.attrs
+            if plain.issuperset(attrs):
+                continue
+            for k in attrs.keys() - plain:
+                if not is_measured_key(k) and not is_content_attribute(k) and len(plain) < _MAX_KNOWN:
+                    plain.add(k)
+            if plain.issuperset(attrs):
+                continue
             measured = [k for k in attrs if is_measured_key(k)]
             if measured:
                 sizes = _measure(attrs)
