@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "stub_spans_per_s": stub["spans_per_s"],
                 "stub_ack_spans_per_s": stub["ack_spans_per_s"],
                 "stub_collector_cpu_us_per_span": stub["collector_cpu_us_per_span"],
+                "stub_cpu_us_per_span_by_process": stub.get("cpu_us_per_span_by_process"),
                 "load_average_1m": round(os.getloadavg()[0], 2),
             }
             rounds.append(row)

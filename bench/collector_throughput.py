@@ -179,7 +179,7 @@ def _peak_rss_mib(pid: int) -> float:
 
 
 def _children(pid: int) -> list[int]:
-    """The collector's child processes (its decoder processes)."""
+    """The collector's child processes (its decoder and row-building processes)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
@@ -236,7 +236,7 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             for _ in procs:
                 ready.acquire()
             decoders = _children(collector.pid)
-            before = {p: _cpu_seconds(p) for p in [collector.pid, *decoders]}
+            before = {pid: _cpu_seconds(pid) for pid in [collector.pid, *decoders]}
             expected_rows = (runs // senders) * senders * ROWS_PER_RUN
             sent = (runs // senders) * senders * SPANS_PER_RUN
             started = time.perf_counter()
@@ -255,11 +255,11 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             visible_at = time.perf_counter()
             peak_rss = _peak_rss_mib(collector.pid)
             decoder_rss = sum(_peak_rss_mib(c) for c in decoders)
-            used = {p: _cpu_seconds(p) - b for p, b in before.items()}
+            used = {pid: _cpu_seconds(pid) - b for pid, b in before.items()}
             cpu_used = sum(used.values())
             by_role: dict[str, float] = {"collector": used[collector.pid]}
-            for p in decoders:
-                by_role[_role(p)] = by_role.get(_role(p), 0.0) + used[p]
+            for child in decoders:
+                by_role[_role(child)] = by_role.get(_role(child), 0.0) + used[child]
             contexts = runs // senders * senders
             aggregated = "SELECT uniqExact(tenant_id, context_id) FROM context_costs"
             while _admin_scalar(admin, aggregated) < contexts:
@@ -420,7 +420,12 @@ def ack_stage_costs(bodies: list[bytes], n: int, max_rows: int) -> dict[str, flo
         )
         wal = WriteAheadLog(Path(tmp) / "wal", max_bytes=1 << 40, segment_bytes=16 << 20)
         wal.open()
-        timed("logged_collector_wal_fsync", lambda: [wal.append(p) for p in payloads])
+
+        def log() -> None:
+            for payload in payloads:
+                wal.append(payload)
+
+        timed("logged_collector_wal_fsync", log)
         wal.close()
         requests = timed("logged_worker_read", lambda: [decode_logged(p) for p in payloads])
         built = timed("logged_worker_build", lambda: [builder.build(r) for r in requests if r is not None])
