@@ -87,7 +87,7 @@ REFUSED_CODES: Final = frozenset({
     407,  # DECIMAL_OVERFLOW
 })  # fmt: skip
 _REASON_CHARS: Final = 2000
-_RECORD_BYTES_PER_ROW: Final = 300  # a logged request's rows, estimated from its records before they are built
+_RECORD_BYTES_PER_ROW: Final = 300  # estimates a logged request's rows from its records' bytes
 
 
 def refused(exc: BaseException) -> bool:
