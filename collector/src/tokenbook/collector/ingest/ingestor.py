@@ -139,12 +139,15 @@ class Ingestor:
                 )
         return decoded
 
-    def unsure(self, calls: Sequence[CallRow]) -> list[CallRow]:
+    def unsure(self, calls: Sequence[CallRow], horizon: float | None = None) -> list[CallRow]:
         """The calls among new ones that may have been logged before, before the dedup memory's
-        `horizon`: a span starts at most ``limits.max_span_future`` after it is logged, so one starting
-        at or after ``horizon + max_span_future`` was first logged after the horizon, i.e. is known
-        to the memory if it was logged at all."""
-        certain_from = self.dedup.horizon + self.builder.bounds.max_span_future
+        `horizon` (as read between `unseen` and `remember`; default: now): a span starts at most
+        ``limits.max_span_future`` after it is logged, so one starting at or after ``horizon +
+        max_span_future`` was first logged after the horizon, i.e. is known to the memory if it was
+        logged at all."""
+        certain_from = (
+            self.dedup.horizon if horizon is None else horizon
+        ) + self.builder.bounds.max_span_future
         return [c for c in calls if c.timestamp.timestamp() < certain_from]
 
     def wait_idle(self, timeout: float) -> bool:
@@ -185,6 +188,7 @@ class Ingestor:
         """Build, log and remember `records`; return the spans the builder rejected, and why."""
         keys = [record_key(_text(r.attrs.get(_TENANT, "")), r.trace_id, r.span_id) for r in records]
         fresh = self.dedup.unseen(keys)
+        horizon = self.dedup.horizon  # after `unseen`, before `remember` (see ingest.dedup)
         duplicates = len(records) - len(fresh)
         if duplicates:
             records = [records[i] for i in fresh]
@@ -212,7 +216,7 @@ class Ingestor:
                 new = set(added)
                 calls = [c for c in calls if span_key(c.tenant_id, c.trace_id, c.span_id) in new]
             if self.on_unsure_calls is not None:
-                unsure = self.unsure(calls)
+                unsure = self.unsure(calls, horizon)
                 if unsure:
                     self.on_unsure_calls(unsure)
                     later = {id(c) for c in unsure}
