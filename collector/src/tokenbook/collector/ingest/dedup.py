@@ -64,10 +64,11 @@ def span_key(tenant: str, trace_id_hex: str, span_id_hex: str) -> bytes:
 
 
 def keys_array(raw: bytes) -> npt.NDArray[np.bytes_]:
-    """The sorted array of the concatenated 16-byte keys `raw` (as storage returns them)."""
+    """The sorted array of the distinct 16-byte keys concatenated in `raw` (as storage returns them:
+    a span stored twice, before the engine merged its versions, is there twice)."""
     if len(raw) % KEY_BYTES:
         raise ValueError(f"span keys: {len(raw)} bytes is not a whole number of {KEY_BYTES}-byte keys")
-    return np.sort(np.frombuffer(raw, dtype=_DTYPE))
+    return np.unique(np.frombuffer(raw, dtype=_DTYPE))
 
 
 class _Generation(NamedTuple):
