@@ -87,7 +87,10 @@ def _used_tokens(budgets: BudgetEvaluator) -> Any:
 
 
 def _ledger(store: Store) -> tuple[Any, ...]:
-    sql = "SELECT count(), sum(total_cost), sum(input_tokens + output_tokens) FROM v_calls WHERE tenant_id = 'warm'"
+    sql = (
+        "SELECT count(), sum(total_cost), sum(input_tokens + output_tokens) FROM v_calls"
+        " WHERE tenant_id = 'warm'"
+    )
     return tuple(store.query(sql)[2][0])
 
 
