@@ -77,7 +77,7 @@ _REFRESH_CHUNK_SERVER = 2_000
 #: Rows ingested per slice of the restart's recovery (`refresh_aggregates(since=...)`): each slice's
 #: keys, decision pass and recomputation are held in memory at once, and the refresh lock is let go
 #: between slices.
-_RECOVER_ROWS = 10_000
+_RECOVER_ROWS = 20_000
 #: ClickHouse's error codes for a role that does not exist or is not granted (UNKNOWN_ROLE,
 #: SET_NON_GRANTED_ROLE): a tenant without row policies for the tenant reader.
 _ROLE_ERRORS: Final = frozenset({511, 512})
