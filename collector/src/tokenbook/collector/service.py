@@ -2,13 +2,17 @@
 
 Start order: claim the data directory (one owner per chDB directory), open the write-ahead log (its
 undelivered records are replayed by the writer), warm the dedup memory from the log, then bring up the
-store (`_bring_up_store`: open and migrate it, warm the dedup memory from
-`Store.recent_span_key_bytes` (at most ``dedup.max_keys``), rebuild the budget counters from the
-ledger and the log, start the writer, and recompute in the background the aggregates of what was
-ingested after the refresh watermark: a crash between an insert and its refresh; nothing after a
-clean stop), then start the receivers and the admin API (so a ``/healthz`` answer means the receivers
-serve); then log ONE structured start line (endpoints, store; no secrets). Every
-``telemetry.summary_interval`` seconds ONE summary line gives the counters of the interval.
+store (`_bring_up_store`: open and migrate it, read the refresh watermark, rebuild the budget counters
+from the ledger and the log, start the writer), then start the receivers and the admin API (so a
+``/healthz`` answer means the receivers serve); then log ONE structured start line (endpoints, store;
+no secrets). What grows with the traffic of the last hours runs after that, on one background thread
+(`_catch_up`), each in slices bounded in memory: warm the dedup memory from the spans ingested in the
+last ``dedup.warm_hours`` (at most ``dedup.max_keys`` keys, newest first; a span it does not know yet
+is stored once all the same, and the budget counters check the ledger before counting it), then
+recompute the aggregates and billing decisions of what was ingested after the refresh watermark (a
+crash between an insert and its refresh; nothing after a clean stop; without a watermark, the last
+``dedup.warm_hours``). Each logs one line when done. Every ``telemetry.summary_interval`` seconds ONE
+summary line gives the counters of the interval.
 
 A ClickHouse server (``storage.clickhouse.url``) that cannot be reached at start does not stop the
 collector: the receivers and the log come up without it, requests are acknowledged into the log as
