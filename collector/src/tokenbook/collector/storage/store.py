@@ -78,6 +78,10 @@ _REFRESH_CHUNK_SERVER = 2_000
 #: keys, decision pass and recomputation are held in memory at once, and the refresh lock is let go
 #: between slices.
 _RECOVER_ROWS = 20_000
+#: Engine settings of the recovery's queries: one thread each and small blocks (a background job: it
+#: leaves the other core to ingest, and holds one thread's small buffers at once; the hourly
+#: recomputation's FINAL read peaked 75 MiB higher with the defaults).
+_RECOVER_SETTINGS: Final = {"max_threads": 1, "max_block_size": 8192}
 #: ClickHouse's error codes for a role that does not exist or is not granted (UNKNOWN_ROLE,
 #: SET_NON_GRANTED_ROLE): a tenant without row policies for the tenant reader.
 _ROLE_ERRORS: Final = frozenset({511, 512})
@@ -696,6 +700,7 @@ class Store:
         with self._refresh_lock, self._session() as session:
             piece: tuple[datetime, datetime] | None = None
             if recover:
+                session.settings = _RECOVER_SETTINGS
                 with self._lock:
                     lo, until = self._recover_since, self._recover_until
                 if lo is not None and until is not None:
@@ -718,8 +723,8 @@ class Store:
                 raise
             if ordered and self.on_refreshed is not None:
                 self.on_refreshed(ordered)
-            try:
-                self._refresh_hours(session, sorted(hours))
+            try:  # recovering: an hour per statement (each rescans its hour)
+                self._refresh_hours(session, sorted(hours), 1 if recover else None)
             except BaseException:
                 with self._lock:
                     self._touched_hours |= hours
@@ -869,12 +874,14 @@ class Store:
             tenants, contexts = sorted({t for t, _ in chunk}), sorted({c for _, c in chunk})
             session.command(sql, {"tenants": tenants, "contexts": contexts})
 
-    def _refresh_hours(self, session: _Session, keys: list[tuple[str, datetime]]) -> None:
+    def _refresh_hours(
+        self, session: _Session, keys: list[tuple[str, datetime]], hours_per_statement: int | None = None
+    ) -> None:
         sql = render_query("refresh_cost_hourly.sql", self.database)
         by_tenant = render_query("refresh_tenant_hourly.sql", self.database)
         by_model = render_query("refresh_model_hourly.sql", self.database)
         hour_tenants = render_query("hour_tenants.sql", self.database)
-        for chunk in _month_chunks(keys, self._refresh_chunk):
+        for chunk in _month_chunks(keys, self._refresh_chunk, hours_per_statement):
             tenants, hours = sorted({t for t, _ in chunk}), sorted({h for _, h in chunk})
             params = {
                 "tenants": tenants,
@@ -903,6 +910,7 @@ class _Session:
         self.store = store
         self.client = client
         self.database = store.database
+        self.settings: Mapping[str, Any] = {}  # engine settings of every query and statement
 
     def query(
         self,
@@ -913,13 +921,18 @@ class _Session:
     ) -> QueryResult:
         """Run one query (`Store.query`)."""
         result = self.store._mapped(
-            self.client.query, sql, parameters=dict(parameters or {}), settings=dict(settings or {})
+            self.client.query,
+            sql,
+            parameters=dict(parameters or {}),
+            settings={**self.settings, **(settings or {})},
         )
         return list(result.column_names), [t.name for t in result.column_types], list(result.result_rows)
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run one statement that returns no rows (`Store.command`)."""
-        self.store._mapped(self.client.command, sql, parameters=dict(parameters or {}))
+        self.store._mapped(
+            self.client.command, sql, parameters=dict(parameters or {}), settings=dict(self.settings)
+        )
 
     def insert(self, table: str, block: bytes, columns: Sequence[str], rows: int) -> None:
         """Insert a `rowcodec` block of `rows` rows into `table` of the store's database."""
@@ -972,17 +985,26 @@ def _local_parser() -> Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]
     return parse
 
 
-def _month_chunks(keys: list[tuple[str, datetime]], size: int) -> Iterable[list[tuple[str, datetime]]]:
-    """(tenant, hour) keys in chunks of at most `size` keys and `PARTITIONS_PER_INSERT` months."""
+def _month_chunks(
+    keys: list[tuple[str, datetime]], size: int, max_hours: int | None = None
+) -> Iterable[list[tuple[str, datetime]]]:
+    """(tenant, hour) keys in chunks of at most `size` keys, `PARTITIONS_PER_INSERT` months and
+    `max_hours` hours (None: any)."""
     chunk: list[tuple[str, datetime]] = []
     months: set[tuple[int, int]] = set()
+    hours: set[datetime] = set()
     for key in sorted(keys, key=lambda k: (k[1], k[0])):
         month = (key[1].year, key[1].month)
-        if len(chunk) >= size or (month not in months and len(months) >= PARTITIONS_PER_INSERT):
+        if (
+            len(chunk) >= size
+            or (month not in months and len(months) >= PARTITIONS_PER_INSERT)
+            or (max_hours is not None and key[1] not in hours and len(hours) >= max_hours)
+        ):
             yield chunk
-            chunk, months = [], set()
+            chunk, months, hours = [], set(), set()
         chunk.append(key)
         months.add(month)
+        hours.add(key[1])
     if chunk:
         yield chunk
 
