@@ -77,7 +77,7 @@ _REFRESH_CHUNK_SERVER = 2_000
 #: Rows ingested per slice of the restart's recovery (`refresh_aggregates(since=...)`): each slice's
 #: keys, decision pass and recomputation are held in memory at once, and the refresh lock is let go
 #: between slices.
-_RECOVER_ROWS = 20_000
+_RECOVER_ROWS = 10_000
 #: Engine settings of the recovery's queries: one thread each and small blocks (a background job: it
 #: leaves the other core to ingest, and holds one thread's small buffers at once; the hourly
 #: recomputation's FINAL read peaked 75 MiB higher with the defaults).
@@ -857,12 +857,14 @@ class Store:
         hi = until
         while hi > since:
             with self._session() as session:
+                session.settings = _RECOVER_SETTINGS
                 bound = self._ingested_bound(session, since, hi, rows, newest=True)
                 lo = since if bound is None else bound
                 raw = self._mapped(
                     session.client.raw_query,
                     render_query("span_key_slice.sql", self.database),
                     parameters={"since": lo, "until": hi},
+                    settings=dict(_RECOVER_SETTINGS),
                     fmt="RowBinary",
                 )
             yield KeySlice(bytes(raw), lo, hi)
