@@ -857,14 +857,12 @@ class Store:
         hi = until
         while hi > since:
             with self._session() as session:
-                session.settings = _RECOVER_SETTINGS
                 bound = self._ingested_bound(session, since, hi, rows, newest=True)
                 lo = since if bound is None else bound
                 raw = self._mapped(
                     session.client.raw_query,
                     render_query("span_key_slice.sql", self.database),
                     parameters={"since": lo, "until": hi},
-                    settings=dict(_RECOVER_SETTINGS),
                     fmt="RowBinary",
                 )
             yield KeySlice(bytes(raw), lo, hi)
