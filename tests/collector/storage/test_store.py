@@ -7,17 +7,17 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from itertools import pairwise
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
 from tests.cli.seed_store import make_calls, make_steps
+from tokenbook.collector.ingest.dedup import KEY_BYTES, span_key
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
-from tokenbook.collector.ingest.dedup import KEY_BYTES, span_key
 from tokenbook.collector.storage.store import Store, StoreError, StoreUnavailable
 
 COSTS = ("input_cost", "output_cost", "cache_read_cost", "cache_write_cost", "total_cost")
@@ -222,7 +222,8 @@ def test_span_key_slices_are_the_dedup_keys_newest_first(store):
         s._replace(span_id=f"{1000 + i:016x}", ingested_at=now - timedelta(seconds=12 + i))
         for i, s in enumerate(make_steps(calls))
     ]
-    old = make_calls(1)[0]._replace(span_id="f" * 16, ingested_at=now - timedelta(hours=2))  # before the window
+    # ingested before the window: not read
+    old = make_calls(1)[0]._replace(span_id="f" * 16, ingested_at=now - timedelta(hours=2))
     store.write([*calls, old], steps)
     since = now - timedelta(hours=1)
     slices = list(store.span_key_slices(since, now + timedelta(seconds=1), 5))
@@ -230,7 +231,8 @@ def test_span_key_slices_are_the_dedup_keys_newest_first(store):
     assert slices[-1].since == since and slices[0].until == now + timedelta(seconds=1)
     assert all(a.since == b.until for a, b in pairwise(slices))  # contiguous, newest first
     got = [s.keys[i : i + KEY_BYTES] for s in slices for i in range(0, len(s.keys), KEY_BYTES)]
-    assert sorted(got) == sorted(span_key(r.tenant_id, r.trace_id, r.span_id) for r in [*calls, *steps])
+    spans: list[CallRow | StepRow] = [*calls, *steps]
+    assert sorted(got) == sorted(span_key(r.tenant_id, r.trace_id, r.span_id) for r in spans)
     newest = slices[0].keys
     assert {newest[i : i + KEY_BYTES] for i in range(0, len(newest), KEY_BYTES)} == {
         span_key(c.tenant_id, c.trace_id, c.span_id) for c in calls[:5]
