@@ -1,11 +1,14 @@
 """Collector restart on a store with millions of recently ingested rows: time to ``/readyz`` and peak RSS.
 
-`python bench/restart.py [--rows 5000000] [--max-keys 1000000] [--out bench/results/restart.json]`
+`python bench/restart.py [--rows 5000000] [--max-keys 1000000] [--observe 120] [--out ...]`
 
 Builds an embedded store whose `--rows` calls were all ingested in the last 24 hours (the synthetic
 ledger of `bench/query_latency.py`), then starts ``tokenbook collector`` on it (a child process) for
-each case and records the seconds until ``/readyz`` answers 200 and the process's peak RSS (VmHWM)
-10 s after that (the background recomputation included):
+each case and records the seconds until ``/readyz`` answers 200, the process's peak RSS (VmHWM) then,
+and, sampling every 0.5 s for `--observe` seconds after that (the background warm-up of the dedup
+memory and the recomputation included), the peak RSS over the whole run, the seconds the warm-up and
+the recomputation took (from their log lines; null when not finished within the observation) and the
+recomputation's progress:
 
 * ``clean``: the refresh watermark says everything is refreshed (as a clean stop leaves it);
 * ``unclean``: the watermark is 5 minutes old (a crash 5 minutes after the last complete refresh);
@@ -21,6 +24,8 @@ import os
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,28 +52,55 @@ def _status(pid: int) -> dict[str, float]:
     return out
 
 
-def _case(data_dir: Path, watermark: datetime | None, max_keys: int) -> dict[str, Any]:
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: float) -> dict[str, Any]:
     path = data_dir / WATERMARK
     if watermark is None:
         path.unlink(missing_ok=True)
     else:
         path.write_text(json.dumps({"refreshed_until": watermark.isoformat()}), encoding="utf-8")
     collector = CollectorProcess(data_dir, dedup={"max_keys": max_keys})
+    collector.log_path.unlink(missing_ok=True)
     started = time.perf_counter()
     collector.start(timeout=600)
+    while not _ready(collector.admin_url):
+        time.sleep(0.05)
     ready_s = time.perf_counter() - started
     assert collector.proc is not None
     at_ready = _status(collector.proc.pid)
-    time.sleep(10)
+    samples = []
+    until = time.perf_counter() + observe
+    while time.perf_counter() < until:
+        samples.append((round(time.perf_counter() - started, 1), _status(collector.proc.pid)["VmRSS"]))
+        if any(line.get("msg") == "aggregates recomputed after restart" for line in collector.log_lines()):
+            break
+        time.sleep(0.5)
     later = _status(collector.proc.pid)
-    lines = [line for line in collector.log_lines() if line.get("msg") == "collector started"]
+    lines = collector.log_lines()
     collector.stop()
+
+    def line(msg: str) -> dict[str, Any]:
+        return next((x for x in lines if x.get("msg") == msg), {})
+
+    warm, recovered = line("dedup memory warmed from storage"), line("aggregates recomputed after restart")
     return {
         "ready_s": round(ready_s, 2),
         "peak_rss_mib_at_ready": at_ready["VmHWM"],
-        "peak_rss_mib_10s_later": later["VmHWM"],
-        "dedup_warm_keys": lines[-1].get("dedup_warm_keys") if lines else None,
-        "startup_s_logged": lines[-1].get("startup_s") if lines else None,
+        "peak_rss_mib_observed": later["VmHWM"],
+        "rss_mib_at_end": later["VmRSS"],
+        "observed_s": round(samples[-1][0] if samples else ready_s, 1),
+        "rss_mib_samples": samples[::10],
+        "dedup_warm_keys": warm.get("dedup_warm_keys"),
+        "dedup_warm_s": warm.get("seconds"),
+        "recompute_s": recovered.get("seconds"),
+        "startup_s_logged": line("collector started").get("startup_s"),
     }
 
 
@@ -77,6 +109,7 @@ def main() -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--max-keys", type=int, default=1_000_000)
+    ap.add_argument("--observe", type=float, default=120.0, help="seconds to sample RSS after ready")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args()
     results: dict[str, Any] = {}
@@ -87,14 +120,17 @@ def main() -> dict[str, Any]:
         build_s = build_ledger(store, args.rows, days=0.99, ingested="ts")
         store.close()
         now = datetime.now(UTC)
-        results["clean"] = _case(data_dir, now, args.max_keys)
+        results["clean"] = _case(data_dir, now, args.max_keys, args.observe)
         print(results, flush=True)
-        results["unclean"] = _case(data_dir, now - timedelta(minutes=5), args.max_keys)
+        results["unclean"] = _case(data_dir, now - timedelta(minutes=5), args.max_keys, args.observe)
         print(results, flush=True)
-        results["no_watermark"] = _case(data_dir, None, args.max_keys)
+        results["no_watermark"] = _case(data_dir, None, args.max_keys, args.observe)
         print(results, flush=True)
     doc = {
-        "command": f"python bench/restart.py --rows {args.rows} --max-keys {args.max_keys}",
+        "command": (
+            f"python bench/restart.py --rows {args.rows} --max-keys {args.max_keys}"
+            f" --observe {args.observe:g}"
+        ),
         "rows_ingested_last_24h": args.rows,
         "dedup_max_keys": args.max_keys,
         "build_s": round(build_s, 1),

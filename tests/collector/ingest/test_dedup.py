@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.collector_process import SpanFactory
 from tokenbook.collector.decode.pool import DecoderPool
-from tokenbook.collector.ingest.dedup import RecentSpanKeys
+from tokenbook.collector.ingest.dedup import KEY_BYTES, RecentSpanKeys, record_key, span_key
 from tokenbook.collector.ingest.ingestor import Ingestor
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.storage.store import KeySlice
 from tokenbook.collector.wal.log import WriteAheadLog
 from tokenbook.genai.pricing.catalog import PriceCatalog
 
@@ -50,20 +53,60 @@ class _Clock:
         return self.now
 
 
+def _k(i: int) -> bytes:
+    return i.to_bytes(KEY_BYTES, "big")  # some end in zero bytes: numpy strings must keep them
+
+
+def _slice(keys: list[int], since: float, until: float) -> KeySlice:
+    utc = partial(datetime.fromtimestamp, tz=UTC)
+    return KeySlice(b"".join(map(_k, keys)), utc(since), utc(until))
+
+
+def test_keys_are_16_bytes_and_match_the_hex_form() -> None:
+    key = record_key("acme", bytes.fromhex("ab" * 16), bytes.fromhex("cd" * 8))
+    assert len(key) == KEY_BYTES and key == span_key("acme", "ab" * 16, "cd" * 8)
+    assert key != span_key("other", "ab" * 16, "cd" * 8)
+
+
+def test_unseen_and_remember_see_live_and_frozen_generations() -> None:
+    keys = RecentSpanKeys(16)  # generations of 2 keys
+    assert keys.remember([_k(1), _k(2), _k(1)]) == [_k(1), _k(2)]  # a full generation: frozen
+    assert keys.remember([_k(3)]) == [_k(3)]  # live
+    assert keys.unseen([_k(1), _k(4), _k(3), _k(4), _k(5), _k(0)]) == [1, 4, 5]
+    assert keys.remember([_k(2), _k(4)]) == [_k(4)] and len(keys) == 4
+    assert _k(1) in keys and _k(4) in keys and _k(6) not in keys
+
+
+def test_at_most_max_keys_the_oldest_generation_forgotten_first() -> None:
+    keys = RecentSpanKeys(16)
+    for i in range(0, 40, 2):
+        keys.remember([_k(i), _k(i + 1)])
+        assert len(keys) <= 16
+    assert len(keys) == 16 and _k(39) in keys and _k(24) in keys and _k(23) not in keys
+    assert keys.unseen([_k(0), _k(30)]) == [0]  # forgotten: storage deduplicates it
+
+
 def test_the_horizon_follows_the_warm_up_and_the_evictions() -> None:
     clock = _Clock(1000.0)
-    keys = RecentSpanKeys(4, clock=clock)
+    keys = RecentSpanKeys(16, clock=clock)
     assert keys.horizon == 1000.0  # nothing logged before creation is known
-    keys.known_since(400.0)  # the warm-up read the spans logged since 400
-    assert keys.horizon == 400.0
-    keys.remember([b"a", b"b"])  # logged at 1000
-    clock.now = 1001.5
-    keys.remember([b"c", b"d"])  # logged at 1001
-    assert keys.horizon == 400.0  # nothing evicted yet
-    clock.now = 1005.2
-    keys.remember([b"e"])  # evicts "a", logged in second 1000: only from 1001 on is everything known
-    assert keys.horizon == 1001.0 and b"a" not in keys
-    keys.remember([b"f"])  # evicts "b" (second 1000 too)
-    assert keys.horizon == 1001.0
-    keys.remember([b"g"])  # evicts "c", logged in second 1001
-    assert keys.horizon == 1002.0
+    added = keys.warm([_slice([1, 2], 700, 1000), _slice([3, 4, 5, 6], 400, 700), _slice([7], 100, 400)])
+    assert added == 7 and keys.horizon == 100.0 and _k(5) in keys
+    full = RecentSpanKeys(4, clock=clock)
+    assert full.warm([_slice([1, 2], 700, 1000), _slice([3, 4, 5], 400, 700)]) == 2  # no room for 3 more
+    assert full.horizon == 700.0 and _k(3) not in full
+    horizons = []
+    for second in range(1001, 1010):  # a generation of 2 live keys frozen each second
+        clock.now = second + 0.5
+        keys.remember([_k(100 + 2 * second), _k(101 + 2 * second)])
+        horizons.append(keys.horizon)
+    # 7 warm keys + 2 a second: the warm generations are forgotten first, then the oldest live one
+    assert horizons == [100.0, 100.0, 100.0, 100.0, 400.0, 700.0, 700.0, 1000.0, 1001.5]
+    assert len(keys) == 16 and _k(7) not in keys
+
+
+def test_a_batch_is_looked_up_in_every_generation_at_once() -> None:
+    keys = RecentSpanKeys(1000)  # generations of 125 keys
+    keys.warm([_slice(list(range(0, 500, 2)), 0, 1)])  # the even keys below 500, one warm generation
+    keys.remember([_k(i) for i in range(1, 300, 2)])  # odd keys below 300: one frozen generation, 25 live
+    assert keys.unseen([_k(i) for i in range(600)]) == list(range(301, 500, 2)) + list(range(500, 600))

@@ -9,11 +9,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
 from tests.cli.seed_store import make_calls, make_steps
+from tokenbook.collector.ingest.dedup import KEY_BYTES, span_key
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.store import Store, StoreError, StoreUnavailable
@@ -213,14 +215,49 @@ def test_columns_match_the_ledger_contract(store):
     ]
 
 
-def test_recent_span_keys(store):
-    calls = make_calls(12)
-    steps = make_steps(calls)
-    store.write(calls, steps)
-    keys = store.recent_span_keys(1)
-    assert keys == {(c.tenant_id, c.trace_id, c.span_id) for c in calls} | {
-        (s.tenant_id, s.trace_id, s.span_id) for s in steps
+def test_span_key_slices_are_the_dedup_keys_newest_first(store):
+    now = datetime.now(UTC)
+    calls = [c._replace(ingested_at=now - timedelta(seconds=i)) for i, c in enumerate(make_calls(12))]
+    steps = [  # spans have hex IDs (the seed's outcome steps do not)
+        s._replace(span_id=f"{1000 + i:016x}", ingested_at=now - timedelta(seconds=12 + i))
+        for i, s in enumerate(make_steps(calls))
+    ]
+    # ingested before the window: not read
+    old = make_calls(1)[0]._replace(span_id="f" * 16, ingested_at=now - timedelta(hours=2))
+    store.write([*calls, old], steps)
+    since = now - timedelta(hours=1)
+    slices = list(store.span_key_slices(since, now + timedelta(seconds=1), 5))
+    assert [len(s.keys) // KEY_BYTES for s in slices][:-1] == [5] * (len(slices) - 1)
+    assert slices[-1].since == since and slices[0].until == now + timedelta(seconds=1)
+    assert all(a.since == b.until for a, b in pairwise(slices))  # contiguous, newest first
+    got = [s.keys[i : i + KEY_BYTES] for s in slices for i in range(0, len(s.keys), KEY_BYTES)]
+    spans: list[CallRow | StepRow] = [*calls, *steps]
+    assert sorted(got) == sorted(span_key(r.tenant_id, r.trace_id, r.span_id) for r in spans)
+    newest = slices[0].keys
+    assert {newest[i : i + KEY_BYTES] for i in range(0, len(newest), KEY_BYTES)} == {
+        span_key(c.tenant_id, c.trace_id, c.span_id) for c in calls[:5]
     }
+
+
+def test_recovery_goes_slice_by_slice_and_keeps_the_watermark_below_what_is_left(
+    store, store_location, tmp_path
+):
+    now = datetime.now(UTC)
+    calls = [c._replace(ingested_at=now - timedelta(seconds=60 - i)) for i, c in enumerate(make_calls(60))]
+    steps = make_steps(calls)
+    store.write(calls, steps)  # "crash": the touched keys are lost with this Store object
+    with Store.open(**store_location, database=store.database) as fresh:
+        fresh.track_refresh(tmp_path / "watermark.json")
+        fresh.recover_rows = 20
+        since = now - timedelta(hours=1)
+        fresh.refresh_aggregates(since=since, slices=1)
+        assert fresh.recovering
+        watermark = fresh.track_refresh(tmp_path / "watermark.json")
+        assert watermark is not None and watermark <= calls[20].ingested_at  # the rest is still to do
+        fresh.refresh_aggregates(since=since)
+        assert not fresh.recovering
+        assert fresh.track_refresh(tmp_path / "watermark.json") > now
+        assert_exact(fresh, calls, steps)
 
 
 def test_roundtrip_keeps_money_exact(store):

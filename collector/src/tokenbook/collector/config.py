@@ -303,12 +303,20 @@ class PrivacyConfig:
 class DedupConfig:
     """Duplicate spans (retries, re-deliveries) are stored once."""
 
-    max_keys: int = setting(1_000_000, parse=positive_int, doc="Recent span keys remembered.")
+    max_keys: int = setting(
+        1_000_000,
+        parse=positive_int,
+        doc="Recent span keys remembered (16 bytes each; the oldest eighth is forgotten at a time).",
+    )
     warm_hours: float = setting(
         24.0,
         parse=non_negative_number,
         type_doc="hours >= 0",
-        doc="At start, keys of spans ingested this many hours back are loaded from storage.",
+        doc=(
+            "After start, in the background: keys of spans ingested this many hours back are loaded "
+            "from storage (at most max_keys), and aggregates are recomputed from the refresh "
+            "watermark, at most this far back."
+        ),
     )
 
 

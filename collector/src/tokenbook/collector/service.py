@@ -2,13 +2,17 @@
 
 Start order: claim the data directory (one owner per chDB directory), open the write-ahead log (its
 undelivered records are replayed by the writer), warm the dedup memory from the log, then bring up the
-store (`_bring_up_store`: open and migrate it, warm the dedup memory from
-`Store.recent_span_key_bytes` (at most ``dedup.max_keys``), rebuild the budget counters from the
-ledger and the log, start the writer, and recompute in the background the aggregates of what was
-ingested after the refresh watermark: a crash between an insert and its refresh; nothing after a
-clean stop), then start the receivers and the admin API (so a ``/healthz`` answer means the receivers
-serve); then log ONE structured start line (endpoints, store; no secrets). Every
-``telemetry.summary_interval`` seconds ONE summary line gives the counters of the interval.
+store (`_bring_up_store`: open and migrate it, read the refresh watermark, rebuild the budget counters
+from the ledger and the log, start the writer), then start the receivers and the admin API (so a
+``/healthz`` answer means the receivers serve); then log ONE structured start line (endpoints, store;
+no secrets). What grows with the traffic of the last hours runs after that, on one background thread
+(`_catch_up`), each in slices bounded in memory: warm the dedup memory from the spans ingested in the
+last ``dedup.warm_hours`` (at most ``dedup.max_keys`` keys, newest first; a span it does not know yet
+is stored once all the same, and the budget counters check the ledger before counting it), then
+recompute the aggregates and billing decisions of what was ingested after the refresh watermark (a
+crash between an insert and its refresh; nothing after a clean stop; without a watermark, the last
+``dedup.warm_hours``). Each logs one line when done. Every ``telemetry.summary_interval`` seconds ONE
+summary line gives the counters of the interval.
 
 A ClickHouse server (``storage.clickhouse.url``) that cannot be reached at start does not stop the
 collector: the receivers and the log come up without it, requests are acknowledged into the log as
@@ -73,6 +77,7 @@ _CONNECT_BACKOFF_MAX = 10.0  # ... up to this
 _CONNECT_JOIN_TIMEOUT = 15.0  # an attempt in progress at stop: its connect timeout is 10 s
 _BUDGET_BUFFER = 200_000  # calls held for the budget rebuild while the store is not up
 _WATERMARK_FILE = "refresh-watermark.json"  # in the data directory (Store.track_refresh)
+_RECOVER_HOURLY_S = 60.0  # seconds between recomputations of the hourly roll-ups during the recovery
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -136,6 +141,7 @@ class Collector:
         self._store_problem: str | None = None  # why the store is not up yet (None: up, or not tried)
         self._up_lock = threading.Lock()  # the store's bring-up vs `stop`
         self._connect_thread: threading.Thread | None = None
+        self._serving = threading.Event()  # the receivers and the admin API are up
         # Budgets: calls accepted before the counters are rebuilt, replayed calls of the log.
         self._budget_lock = threading.Lock()
         self._count_budgets = config.budgets.enabled
@@ -269,6 +275,7 @@ class Collector:
             on_reconcile=self.budgets.check_drift,
         )
         self.admin.start()  # last: once /healthz answers, the receivers serve
+        self._serving.set()  # the warm-up and the recovery may begin (`_catch_up`)
         if self._connect_thread is not None:
             self._connect_thread.start()
         # Start-up objects (catalog, protobuf descriptors, chDB bindings) never die: keep them out of
@@ -315,15 +322,64 @@ class Collector:
         if self.budgets is not None:
             self.budgets.apply_decisions(changes)
 
+    def _catch_up(self, store: Any, recover_since: datetime | None) -> None:
+        """Once the receivers serve: warm the dedup memory from storage, then recompute the aggregates
+        of the rows ingested since `recover_since` (None: nothing), each in bounded slices."""
+        self._serving.wait()
+        if self._stopped.is_set():
+            return
+        if self.config.dedup.warm_hours > 0:
+            self._warm_from_store(store)
+        if recover_since is not None:
+            self._recover(store, recover_since)
+
+    def _warm_from_store(self, store: Any) -> None:
+        """Add the keys of the spans ingested in the last ``dedup.warm_hours`` before the start, newest
+        first, until the memory is full (`RecentSpanKeys.warm`). A failure leaves the memory as it is:
+        spans it does not know are still stored once, and their budget counting checks the ledger."""
+        dedup = self._dedup
+        started = time.monotonic()
+        until = datetime.fromtimestamp(dedup.created, tz=UTC)
+        since = until - timedelta(hours=self.config.dedup.warm_hours)
+        slices = store.span_key_slices(since, until, dedup.generation_keys)
+        try:
+            added = dedup.warm(slices, stopped=self._stopped.is_set)
+        except Exception as exc:  # noqa: BLE001 - the memory only saves work; exactness never needs it
+            _log.error("warming the dedup memory from storage failed: %s", exc)
+            return
+        finally:
+            slices.close()
+        _log.info(
+            "dedup memory warmed from storage",
+            extra={"fields": {"dedup_warm_keys": added, "dedup_keys": len(dedup),
+                              "dedup_known_since": datetime.fromtimestamp(dedup.horizon, tz=UTC).isoformat(),
+                              "seconds": round(time.monotonic() - started, 3)}},
+        )  # fmt: skip
+
     def _recover(self, store: Any, since: datetime) -> None:
         """Recompute the aggregates of rows ingested since `since`, retrying until it succeeds."""
+        started = hourly_at = time.monotonic()
+        keys = 0
         while not self._stopped.is_set():
+            # The hourly roll-ups rescan whole hours: recomputed every _RECOVER_HOURLY_S, not per slice.
+            hourly = time.monotonic() - hourly_at >= _RECOVER_HOURLY_S
             try:
-                store.refresh_aggregates(since=since)
-                return
-            except Exception as exc:  # noqa: BLE001 - the store keeps `since` pending; retry
+                keys += store.refresh_aggregates(since=since, slices=1, hourly=hourly)
+                if not store.recovering:
+                    keys += store.refresh_aggregates()
+            except Exception as exc:  # noqa: BLE001 - the store keeps what is left pending; retry
                 _log.error("recomputing aggregates after restart failed (retried): %s", exc)
-            self._stopped.wait(5.0)
+                self._stopped.wait(5.0)
+                continue
+            if hourly:
+                hourly_at = time.monotonic()
+            if not store.recovering:
+                _log.info(
+                    "aggregates recomputed after restart",
+                    extra={"fields": {"since": since.isoformat(), "keys": keys,
+                                      "seconds": round(time.monotonic() - started, 3)}},
+                )  # fmt: skip
+                return
 
     def _warm_from_log(self, dedup: RecentSpanKeys) -> None:
         """Remember the spans of the log's undelivered records; keep their calls for the budgets (a
@@ -367,14 +423,6 @@ class Collector:
                 recover_since = datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours)
                 if refreshed is not None:
                     recover_since = max(recover_since, refreshed)
-                keys = store.recent_span_key_bytes(cfg.dedup.warm_hours, self._dedup.max_keys)
-                self._dedup.remember(keys)
-                # From when on every logged span is remembered: the whole window, unless the warm-up
-                # was capped at dedup.max_keys (then only from now on).
-                complete = len(keys) < self._dedup.max_keys
-                self._dedup.known_since(
-                    time.time() - cfg.dedup.warm_hours * 3600 if complete else time.time()
-                )
             with self._up_lock:
                 if self._stopped.is_set():
                     store.close()
@@ -396,13 +444,9 @@ class Collector:
                 self.store = self._handle.store = store
                 self._store_problem = None
                 self.writer.start()
-                if recover_since is not None:
-                    threading.Thread(
-                        target=self._recover,
-                        args=(store, recover_since),
-                        name="tokenbook-recover",
-                        daemon=True,
-                    ).start()
+                threading.Thread(
+                    target=self._catch_up, args=(store, recover_since), name="tokenbook-catch-up", daemon=True
+                ).start()
         except BaseException:
             if self.store is not store:
                 store.close()
@@ -530,6 +574,7 @@ class Collector:
 
         with self._up_lock:  # a store brought up from now on is closed, not used
             self._stopped.set()
+        self._serving.set()  # a catch-up still waiting sees the stop
         if self.admin is not None:
             self.admin.refuse_queries()  # a user query never holds the shutdown
         done("queries")

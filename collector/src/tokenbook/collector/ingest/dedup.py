@@ -1,11 +1,18 @@
 """A bounded memory of recently ingested span keys, so a re-delivered span is not logged again.
 
-The key of a span is ``trace_id + span_id + tenant`` (24 raw bytes, then the tenant's UTF-8): storage
-keeps one row per tenant and span IDs (its sort key holds the tenant), so tenant B's span is never
-mistaken for tenant A's with the same IDs. The set remembers the newest
-``max_keys`` keys (insertion order, oldest evicted first). At start it is warmed from the spans still
-in the write-ahead log and from `Store.recent_span_keys` (spans ingested in the last hours), so a
-re-send after a restart is recognised too. Anything older than its memory is deduplicated by storage
+The key of a span is a 16-byte digest (the first 16 bytes of SHA-256) of ``trace_id + span_id +
+tenant`` (24 raw bytes, then the tenant's UTF-8): storage keeps one row per tenant and span IDs (its
+sort key holds the tenant), so tenant B's span is never mistaken for tenant A's with the same IDs.
+Storage computes the same digest (`storage/sql/span_key_slice.sql`), so the start-up warm-up reads
+16 bytes a span and builds no Python object per key.
+
+Layout, compact and bounded: keys remembered since the last freeze are a `set` (the live generation);
+every ``max_keys / GENERATIONS`` keys it is frozen into a sorted NumPy array of 16-byte strings (16
+bytes a key, looked up by binary search, a whole batch at once). The memory holds at most `max_keys`
+keys: when more, the oldest generation is forgotten whole. At start it is warmed from the spans
+still in the write-ahead log (`remember`) and, in the background while the receivers already serve,
+from the spans ingested in the last hours (`older`: generations older than everything remembered,
+newest first, until the memory is full). Anything older than its memory is deduplicated by storage
 (ReplacingMergeTree, read through FINAL or the exact views): this set saves work and keeps the ledger
 small, while exactness never depends on it.
 
@@ -14,119 +21,194 @@ Protocol: `unseen` filters a batch (and drops duplicates inside it) without reme
 one. Thread-safe.
 
 `horizon` is the clock time from which the memory is complete: every span logged at or after it is
-remembered. It starts at the set's creation (nothing before is known), is lowered by `known_since`
-after the warm-up (to the start of what the warm-up read) and raised by evictions (to the time the
-newest evicted key was remembered, to the second, from one checkpoint per second of insertions). A
-span that `remember` calls new but that was first logged before `horizon` may be a re-delivery the
-memory forgot: the budget counters check the ledger before counting it (`BudgetEvaluator.defer`).
+remembered. It starts at the set's creation (nothing before is known), is lowered by each warm-up
+generation (`older`: to the start of what it holds) and raised by evictions (to the time the forgotten
+generation was frozen). A span that `remember` calls new but that was first logged before `horizon`
+may be a re-delivery the memory forgot: the budget counters check the ledger before counting it
+(`BudgetEvaluator.defer`). The caller reads `horizon` after `unseen` and before `remember`: a warm-up
+generation added in between is then either already counted in the horizon it read, or seen by
+`remember`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, NamedTuple
 
-__all__ = ["RecentSpanKeys", "record_key", "span_key"]
+import numpy as np
+import numpy.typing as npt
 
-_MAX_CHECKPOINTS = 86_400  # a day of seconds with insertions; older ones merge (the horizon rounds up)
+if TYPE_CHECKING:
+    from tokenbook.collector.storage.store import KeySlice
 
+__all__ = ["GENERATIONS", "KEY_BYTES", "RecentSpanKeys", "record_key", "span_key"]
 
-def span_key(tenant: str, trace_id_hex: str, span_id_hex: str) -> bytes:
-    """The dedup key of a span given its tenant and hex IDs (as stored in rows and in ClickHouse)."""
-    return bytes.fromhex(trace_id_hex) + bytes.fromhex(span_id_hex) + tenant.encode()
+KEY_BYTES = 16  #: bytes of a span key
+GENERATIONS = 8  #: the memory is forgotten an eighth at a time
+_DTYPE = np.dtype(f"S{KEY_BYTES}")
+_sha256 = hashlib.sha256
 
 
 def record_key(tenant: str, trace_id: bytes, span_id: bytes) -> bytes:
-    """`span_key` of a decoded span (raw IDs)."""
-    return trace_id + span_id + tenant.encode()
+    """The dedup key of a decoded span (raw IDs): 16 bytes of SHA-256 of IDs and tenant."""
+    return _sha256(trace_id + span_id + tenant.encode()).digest()[:KEY_BYTES]
+
+
+def span_key(tenant: str, trace_id_hex: str, span_id_hex: str) -> bytes:
+    """`record_key` of a span given its tenant and hex IDs (as stored in rows and in ClickHouse)."""
+    return record_key(tenant, bytes.fromhex(trace_id_hex), bytes.fromhex(span_id_hex))
+
+
+def keys_array(raw: bytes) -> npt.NDArray[np.bytes_]:
+    """The sorted array of the distinct 16-byte keys concatenated in `raw` (as storage returns them:
+    a span stored twice, before the engine merged its versions, is there twice)."""
+    if len(raw) % KEY_BYTES:
+        raise ValueError(f"span keys: {len(raw)} bytes is not a whole number of {KEY_BYTES}-byte keys")
+    return np.unique(np.frombuffer(raw, dtype=_DTYPE))
+
+
+class _Generation(NamedTuple):
+    keys: npt.NDArray[np.bytes_]  # sorted
+    frozen_at: float  # clock time after its last key was remembered: forgetting it moves the horizon here
+
+
+def _found(keys: npt.NDArray[np.bytes_], sorted_keys: npt.NDArray[np.bytes_]) -> npt.NDArray[np.bool_]:
+    """For each of `keys`, whether `sorted_keys` holds it."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), dtype=bool)
+    at = np.searchsorted(sorted_keys, keys)
+    at[at == len(sorted_keys)] = 0
+    found: npt.NDArray[np.bool_] = sorted_keys[at] == keys
+    return found
 
 
 class RecentSpanKeys:
-    """Insertion-ordered set of at most `max_keys` span keys."""
+    """At most `max_keys` span keys, the newest (see the module docstring)."""
 
     def __init__(self, max_keys: int, *, clock: Callable[[], float] = time.time) -> None:
         if max_keys < 1:
             raise ValueError(f"max_keys must be >= 1, got {max_keys!r}")
         self.max_keys = max_keys
-        self._keys: dict[bytes, None] = {}
+        self.generation_keys = max(max_keys // GENERATIONS, 1)  # keys per frozen generation
+        self._live: set[bytes] = set()
+        self._frozen: deque[_Generation] = deque()  # oldest first
+        self._frozen_len = 0
         self._lock = threading.Lock()
         self._clock = clock
-        self._since = clock()  # the memory is complete from here (before: not known)
-        self._evicted_until = 0.0  # every key remembered before this may have been evicted
-        self._inserted = 0  # keys ever added
-        self._evicted = 0  # keys ever evicted
-        # (second, keys added before that second): one checkpoint per second in which keys were added
-        self._checkpoints: deque[tuple[float, int]] = deque()
+        self.created = self._since = clock()  # the memory is complete from here (before: not known)
+        self._evicted_until = 0.0  # every key remembered before this may have been forgotten
 
     @property
     def horizon(self) -> float:
         """Clock time from which every logged span is remembered (see the module docstring)."""
         return max(self._since, self._evicted_until)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the frozen generations (the live one is a `set` of at most
+        `generation_keys` keys, about 80 bytes a key)."""
+        return sum(g.keys.nbytes for g in self._frozen)
+
     def known_since(self, since: float) -> None:
-        """The warm-up remembered every span logged since `since` (lowers the creation horizon)."""
-        self._since = min(self._since, since)
+        """Every span logged since `since` is remembered (lowers the creation horizon)."""
+        with self._lock:
+            self._since = min(self._since, since)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._live) + self._frozen_len
 
     def __contains__(self, key: object) -> bool:
-        return key in self._keys
+        if not isinstance(key, bytes):
+            return False
+        with self._lock:
+            return key in self._live or bool(self._in_frozen([key])[0])
+
+    def _in_frozen(self, keys: list[bytes]) -> npt.NDArray[np.bool_]:
+        """Whether each key is in a frozen generation (the caller holds the lock or reads a snapshot)."""
+        found = np.zeros(len(keys), dtype=bool)
+        if keys and self._frozen:
+            wanted = np.array(keys, dtype=_DTYPE)
+            for generation in tuple(self._frozen):
+                found |= _found(wanted, generation.keys)
+        return found
 
     def unseen(self, keys: Iterable[bytes]) -> list[int]:
         """Indexes of the keys neither remembered nor repeated earlier in `keys`."""
-        known = self._keys
+        live = self._live
         batch: set[bytes] = set()
-        out: list[int] = []
+        candidates: list[int] = []
+        order: list[bytes] = []
         for i, key in enumerate(keys):
-            if key in known or key in batch:
+            if key in live or key in batch:
                 continue
             batch.add(key)
-            out.append(i)
-        return out
+            candidates.append(i)
+            order.append(key)
+        if not self._frozen or not order:
+            return candidates
+        with self._lock:
+            found = self._in_frozen(order)
+        return [i for i, known in zip(candidates, found.tolist(), strict=True) if not known]
 
     def remember(self, keys: Iterable[bytes]) -> list[bytes]:
-        """Add keys, evicting the oldest beyond `max_keys`; returns the keys that were not known yet.
+        """Add keys, forgetting the oldest generation beyond `max_keys`; returns the keys that were not
+        known yet.
 
         Atomic: when two requests race with the same span, exactly one of them gets its key back
         (the budget counters count only those).
         """
-        added: list[bytes] = []
-        second = float(int(self._clock()))
         with self._lock:
-            cps = self._checkpoints
-            if not cps or cps[-1][0] < second:
-                cps.append((second, self._inserted))
-                if len(cps) > _MAX_CHECKPOINTS:  # merge the two oldest, under the later second
-                    _, first = cps.popleft()
-                    later, _ = cps.popleft()
-                    cps.appendleft((later, first))
-            d = self._keys
+            live = self._live
+            fresh: list[bytes] = []
+            seen: set[bytes] = set()
             for key in keys:
-                if key not in d:
-                    added.append(key)
-                    d[key] = None
-            self._inserted += len(added)
-            excess = len(d) - self.max_keys
-            if excess > 0:
-                it = iter(d)
-                doomed = [next(it) for _ in range(excess)]
-                for key in doomed:
-                    del d[key]
-                self._evicted += excess
-                self._advance_horizon()
+                if key not in live and key not in seen:
+                    seen.add(key)
+                    fresh.append(key)
+            if fresh and self._frozen:
+                found = self._in_frozen(fresh).tolist()
+                fresh = [k for k, known in zip(fresh, found, strict=True) if not known]
+            live.update(fresh)
+            if len(live) >= self.generation_keys:
+                self._freeze()
+        return fresh
+
+    def older(self, keys: npt.NDArray[np.bytes_], since: float, until: float) -> bool:
+        """Add a generation of `keys` (sorted, `keys_array`): every span logged from `since` to `until`,
+        older than everything remembered (the warm-up adds them newest first, each `until` the
+        previous `since`); the horizon moves down to `since`. Returns False, adding nothing, when the
+        memory has no room left for them."""
+        with self._lock:
+            if len(self) + len(keys) > self.max_keys:
+                return False
+            if len(keys):
+                self._frozen.appendleft(_Generation(keys, until))
+                self._frozen_len += len(keys)
+            self._since = min(self._since, since)
+            return True
+
+    def warm(self, slices: Iterable[KeySlice], stopped: Callable[[], bool] = lambda: False) -> int:
+        """Add the keys of storage's slices (`Store.span_key_slices`, newest first) as older
+        generations until the memory is full, the slices end or `stopped()`; returns the keys added."""
+        added = 0
+        for piece in slices:
+            keys = keys_array(piece.keys)
+            if stopped() or not self.older(keys, piece.since.timestamp(), piece.until.timestamp()):
+                break
+            added += len(keys)
         return added
 
-    def _advance_horizon(self) -> None:
-        """After evictions: the horizon moves past the second in which the newest evicted key was added
-        (keys are numbered in insertion order; checkpoint (second, n): keys from n on were added at or
-        after that second)."""
-        cps = self._checkpoints
-        newest_evicted = self._evicted - 1
-        second = None
-        while cps and cps[0][1] <= newest_evicted:
-            second = cps.popleft()[0]
-        if second is not None:
-            self._evicted_until = max(self._evicted_until, second + 1)
+    def _freeze(self) -> None:
+        """Freeze the live generation; forget the oldest generations beyond `max_keys` (lock held)."""
+        raw = b"".join(self._live)
+        self._frozen.append(_Generation(keys_array(raw), self._clock()))
+        self._frozen_len += len(self._live)
+        self._live = set()
+        while self._frozen and len(self) > self.max_keys:
+            gone = self._frozen.popleft()
+            self._frozen_len -= len(gone.keys)
+            self._evicted_until = max(self._evicted_until, gone.frozen_at)

@@ -186,6 +186,7 @@ class Ingestor:
     def _append_request(self, tenant: str | None, checked: Checked) -> None:
         keys = checked.keys
         fresh = self.dedup.unseen(keys)
+        horizon = self.dedup.horizon  # after `unseen`, before `remember` (see ingest.dedup)
         duplicates = len(keys) - len(fresh)
         dropped = checked.dropped
         if duplicates:
@@ -196,7 +197,7 @@ class Ingestor:
         if not keys:
             return
         settled = threading.Event()
-        request = LoggedRequest(tenant, frozenset(dropped), checked.records, settled=settled)
+        request = LoggedRequest(tenant, frozenset(dropped), checked.records, settled=settled, horizon=horizon)
         try:
             self._append(encode_logged(request), request)
         except BaseException:
@@ -233,7 +234,7 @@ class Ingestor:
             if request.counted is not None:
                 new = request.counted
                 calls = [c for c in calls if span_key(c.tenant_id, c.trace_id, c.span_id) in new]
-            self._count(calls)
+            self._count(calls, request.horizon)
         if built.rejected:
             _log.error("spans set aside when their rows were built (after the answer): %s", built.reason)
         self.metrics.add(
@@ -244,12 +245,12 @@ class Ingestor:
             rejected_after_ack_spans=built.rejected,
         )
 
-    def _count(self, calls: Sequence[CallRow]) -> None:
-        """Tell the budgets of newly accepted calls: the unsure ones (`unsure`) to `on_unsure_calls`,
-        the rest to `on_calls`."""
+    def _count(self, calls: Sequence[CallRow], horizon: float | None = None) -> None:
+        """Tell the budgets of newly accepted calls: the unsure ones (`unsure`, against the dedup
+        `horizon` read when they were logged) to `on_unsure_calls`, the rest to `on_calls`."""
         assert self.on_calls is not None
         if self.on_unsure_calls is not None:
-            unsure = self.unsure(calls)
+            unsure = self.unsure(calls, horizon)
             if unsure:
                 self.on_unsure_calls(unsure)
                 later = {id(c) for c in unsure}
@@ -275,12 +276,15 @@ class Ingestor:
                 )
         return decoded
 
-    def unsure(self, calls: Sequence[CallRow]) -> list[CallRow]:
+    def unsure(self, calls: Sequence[CallRow], horizon: float | None = None) -> list[CallRow]:
         """The calls among new ones that may have been logged before, before the dedup memory's
-        `horizon`: a span starts at most ``limits.max_span_future`` after it is logged, so one starting
-        at or after ``horizon + max_span_future`` was first logged after the horizon, i.e. is known
-        to the memory if it was logged at all."""
-        certain_from = self.dedup.horizon + self.builder.bounds.max_span_future
+        `horizon` (as read between `unseen` and `remember`; default: now): a span starts at most
+        ``limits.max_span_future`` after it is logged, so one starting at or after ``horizon +
+        max_span_future`` was first logged after the horizon, i.e. is known to the memory if it was
+        logged at all."""
+        certain_from = (
+            self.dedup.horizon if horizon is None else horizon
+        ) + self.builder.bounds.max_span_future
         return [c for c in calls if c.timestamp.timestamp() < certain_from]
 
     def wait_idle(self, timeout: float) -> bool:
@@ -321,6 +325,7 @@ class Ingestor:
         """Build, log and remember `records`; return the spans the builder rejected, and why."""
         keys = [record_key(_text(r.attrs.get(_TENANT, "")), r.trace_id, r.span_id) for r in records]
         fresh = self.dedup.unseen(keys)
+        horizon = self.dedup.horizon  # after `unseen`, before `remember` (see ingest.dedup)
         duplicates = len(records) - len(fresh)
         if duplicates:
             records = [records[i] for i in fresh]
@@ -337,7 +342,7 @@ class Ingestor:
             if len(added) != len(keys):  # a concurrent request logged some of these spans first
                 new = set(added)
                 calls = [c for c in calls if span_key(c.tenant_id, c.trace_id, c.span_id) in new]
-            self._count(calls)
+            self._count(calls, horizon)
         self.metrics.add(
             deduplicated_spans=duplicates,
             billed_calls=batch.billed,

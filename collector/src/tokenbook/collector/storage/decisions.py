@@ -208,7 +208,7 @@ def _candidate(c: CallRow) -> Candidate:
 
 
 def _load(
-    source: _Source, keys: DecisionKeys, since: datetime, until: datetime
+    source: _Source, keys: DecisionKeys, since: datetime, until: datetime, chunk: int
 ) -> dict[tuple[str, str, str], CallRow]:
     sql = render_query("decision_candidates.sql", source.database)
     traces = sorted(keys.traces)
@@ -224,13 +224,13 @@ def _load(
     related = Related(keys)
     rows: dict[tuple[str, str, str], CallRow] = {}
     span = max(len(traces), len(rids), len(inputs), 1)
-    for start in range(0, span, _CHUNK):
+    for start in range(0, span, chunk):
         params = {
             "since": since,
             "until": until,
-            "traces": traces[start : start + _CHUNK],
-            "response_ids": rids[start : start + _CHUNK],
-            "inputs": inputs[start : start + _CHUNK],
+            "traces": traces[start : start + chunk],
+            "response_ids": rids[start : start + chunk],
+            "inputs": inputs[start : start + chunk],
             "instances": instances,
             "bucket_from": bucket_from,
             "bucket_to": bucket_to,
@@ -244,20 +244,23 @@ def _load(
 
 
 def _links(
-    source: _Source, traces: Sequence[str], since: datetime, until: datetime
+    source: _Source, traces: Sequence[str], since: datetime, until: datetime, chunk: int
 ) -> dict[tuple[str, str, str], str]:
     sql = render_query("decision_links.sql", source.database)
     out: dict[tuple[str, str, str], str] = {}
-    for start in range(0, len(traces), _CHUNK):
-        params = {"traces": list(traces[start : start + _CHUNK]), "since": since, "until": until}
+    for start in range(0, len(traces), chunk):
+        params = {"traces": list(traces[start : start + chunk]), "since": since, "until": until}
         for tenant, trace, span, parent in source.query(sql, params)[2]:
             out[(tenant, trace, span)] = parent
     return out
 
 
-def run_pass(source: _Source, keys: DecisionKeys) -> tuple[list[DecisionChange], DecisionKeys]:
+def run_pass(
+    source: _Source, keys: DecisionKeys, chunk: int = _CHUNK
+) -> tuple[list[DecisionChange], DecisionKeys]:
     """Decide every candidate related to `keys`; return the changed rows and the keys left for a
-    later pass (those of a set that did not close within the round limit)."""
+    later pass (those of a set that did not close within the round limit). Keys are bound `chunk` at
+    a time (each chunk is one scan of the window)."""
     if not keys or keys.earliest is None or keys.latest is None:
         return [], DecisionKeys()
     since, until = keys.earliest - _WINDOW, keys.latest + _WINDOW
@@ -266,7 +269,7 @@ def run_pass(source: _Source, keys: DecisionKeys) -> tuple[list[DecisionChange],
     rows: dict[tuple[str, str, str], CallRow] = {}
     pending = DecisionKeys()
     for _ in range(_MAX_ROUNDS):
-        rows = _load(source, closed, since, until)
+        rows = _load(source, closed, since, until, chunk)
         grown = DecisionKeys()
         grown.merge(closed)
         for row in rows.values():
@@ -281,7 +284,7 @@ def run_pass(source: _Source, keys: DecisionKeys) -> tuple[list[DecisionChange],
     else:
         _log.warning("decision pass: related set did not close in %d rounds; continuing later", _MAX_ROUNDS)
         pending = closed
-    parents = _links(source, sorted(closed.traces), since, until)
+    parents = _links(source, sorted(closed.traces), since, until, chunk)
     decisions = decide([_candidate(r) for r in rows.values()], parents)
     floor = time.time_ns() // 1000
     changes: list[DecisionChange] = []

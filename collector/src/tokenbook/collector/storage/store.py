@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 from urllib.parse import unquote, urlsplit
 
 from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PARTITIONS_PER_INSERT",
     "QUARANTINE_COLUMNS",
+    "KeySlice",
     "QueryResult",
     "Store",
     "StoreError",
@@ -74,12 +75,28 @@ QueryResult = tuple[list[str], list[str], list[tuple[Any, ...]]]
 #: ClickHouse caps (``http_max_uri_size``, 1 MiB), so it gets smaller chunks.
 _REFRESH_CHUNK_EMBEDDED = 20_000
 _REFRESH_CHUNK_SERVER = 2_000
+#: Rows ingested per slice of the restart's recovery (`refresh_aggregates(since=...)`): each slice's
+#: keys, decision pass and recomputation are held in memory at once, and the refresh lock is let go
+#: between slices.
+_RECOVER_ROWS = 10_000
+#: Engine settings of the recovery's queries: one thread each and small blocks (a background job: it
+#: leaves the other core to ingest, and holds one thread's small buffers at once; the hourly
+#: recomputation's FINAL read peaked 75 MiB higher with the defaults).
+_RECOVER_SETTINGS: Final = {"max_threads": 1, "max_block_size": 8192}
 #: ClickHouse's error codes for a role that does not exist or is not granted (UNKNOWN_ROLE,
 #: SET_NON_GRANTED_ROLE): a tenant without row policies for the tenant reader.
 _ROLE_ERRORS: Final = frozenset({511, 512})
 #: ClickHouse's ``max_partitions_per_insert_block`` default: no insert (the writer's, or a refresh's
 #: INSERT ... SELECT into the month-partitioned ``cost_hourly``) may touch more months than this.
 PARTITIONS_PER_INSERT = 100
+
+
+class KeySlice(NamedTuple):
+    """Dedup keys of the spans ingested in [since, until) (`Store.span_key_slices`)."""
+
+    keys: bytes  # 16 bytes a span, concatenated
+    since: datetime
+    until: datetime
 
 
 class StoreError(RuntimeError):
@@ -157,8 +174,11 @@ class Store:
         self._touched_decisions = DecisionKeys()
         #: The oldest ``ingested_at`` of the rows written since the last complete refresh.
         self._unrefreshed_since: datetime | None = None
-        #: Keys of rows ingested since this time are recomputed at the next refresh (restart recovery).
+        #: Rows ingested in [_recover_since, _recover_until) are still to recover (restart recovery,
+        #: a slice at a time): the refresh watermark stays at or before `_recover_since`.
         self._recover_since: datetime | None = None
+        self._recover_until: datetime | None = None
+        self.recover_rows = _RECOVER_ROWS  # rows per recovery slice
         #: Where the refresh watermark is kept (`track_refresh`), and its persisted value.
         self._watermark_path: Path | None = None
         self._watermark: datetime | None = None
@@ -630,32 +650,61 @@ class Store:
             self.refresh_aggregates()
         return replayed, refused
 
-    def refresh_aggregates(self, *, since: datetime | None = None, hourly: bool = True) -> int:
+    def refresh_aggregates(
+        self, *, since: datetime | None = None, hourly: bool = True, slices: int | None = None
+    ) -> int:
         """Recompute `context_costs` and the hourly roll-ups (`cost_hourly`, then `tenant_hourly` and
         `model_hourly` from it) for every key touched since the last refresh.
 
-        With `since`, also every key of rows ingested at or after `since` (recovery after a crash
-        between a write and its refresh; kept for the next call if this one fails). With
-        ``hourly=False`` only `context_costs` is recomputed and the touched hours stay pending for a
-        later call (the writer refreshes the hourly roll-ups less often: each of its refreshes rescans
-        whole hours). Returns the number of keys recomputed. On failure the keys stay pending and the
-        next call retries them. When nothing is left pending, the refresh watermark (`track_refresh`)
-        moves to now.
+        With `since`, also every key of rows ingested from `since` until now (recovery after a crash
+        between a write and its refresh), in slices of `recover_rows` rows ingested, oldest first:
+        each slice's keys are read, decided and recomputed before the next one is read, so memory is
+        bounded by a slice whatever the window holds, and the refresh lock is let go between slices
+        (the writer's own refreshes go on). The part not recovered yet stays pending (and under the
+        refresh watermark) if this call fails or is interrupted; the next call with `since` resumes
+        it; with `slices`, the call returns after that many slices (`recovering` tells whether more
+        are left). With ``hourly=False`` only `context_costs` is recomputed and the touched hours stay
+        pending for a later call (the writer refreshes the hourly roll-ups less often: each of its
+        refreshes rescans whole hours). Returns the number of keys recomputed. On failure the keys
+        stay pending and the next call retries them. When nothing is left pending, the refresh
+        watermark (`track_refresh`) moves to now.
 
         One refresh runs at a time, on a connection of the pool: the store's lock is held only to take
         the pending keys (and to put them back on failure), so writes go on meanwhile; what they touch
         is left for the next refresh.
         """
-        with self._refresh_lock, self._session() as session:
+        if since is not None:
             with self._lock:
-                if since is not None and (self._recover_since is None or since < self._recover_since):
+                if self._recover_since is None:  # a new recovery: up to now (later rows are touched)
+                    self._recover_since, self._recover_until = since, datetime.now(UTC)
+                elif since < self._recover_since:
                     self._recover_since = since
-                recover = self._recover_since
-            if recover is not None:
-                self._touch_ingested_since(session, recover)
+        total = done = 0
+        while True:
+            keys, more = self._refresh_once(hourly=hourly, recover=since is not None)
+            total += keys
+            done += 1
+            if not more or (slices is not None and done >= slices):
+                return total
+
+    @property
+    def recovering(self) -> bool:
+        """Rows ingested before the restart are still to recover (`refresh_aggregates(since=...)`)."""
+        return self._recover_since is not None
+
+    def _refresh_once(self, *, hourly: bool, recover: bool) -> tuple[int, bool]:
+        """One refresh of the touched keys, with the next recovery slice when `recover`; returns the
+        keys recomputed and whether recovery slices are left."""
+        with self._refresh_lock, self._session() as session:
+            piece: tuple[datetime, datetime] | None = None
+            if recover:
+                session.settings = _RECOVER_SETTINGS
                 with self._lock:
-                    if self._recover_since == recover:
-                        self._recover_since = None
+                    lo, until = self._recover_since, self._recover_until
+                if lo is not None and until is not None:
+                    hi = self._ingested_bound(session, lo, until, self.recover_rows, newest=False) or until
+                    self._touch_ingested(session, lo, hi)
+                    piece = (lo, hi)
             self._decide(session)
             with self._lock:
                 contexts, self._touched_contexts = self._touched_contexts, set()
@@ -672,17 +721,23 @@ class Store:
                 raise
             if ordered and self.on_refreshed is not None:
                 self.on_refreshed(ordered)
-            try:
-                self._refresh_hours(session, sorted(hours))
+            try:  # recovering: an hour per statement (each rescans its hour)
+                self._refresh_hours(session, sorted(hours), 1 if recover else None)
             except BaseException:
                 with self._lock:
                     self._touched_hours |= hours
                 raise
             with self._lock:  # a write in progress holds the lock: its keys are pending or to come
+                if piece is not None and self._recover_since == piece[0]:
+                    done = self._recover_until is None or piece[1] >= self._recover_until
+                    self._recover_since = None if done else piece[1]
+                    if done:
+                        self._recover_until = None
+                more = recover and self._recover_since is not None
                 if not (self._touched_contexts or self._touched_hours or self._touched_decisions):
                     self._unrefreshed_since = None
                     self._persist_watermark(datetime.now(UTC))
-        return len(contexts) + len(hours)
+        return len(contexts) + len(hours), more
 
     def track_refresh(self, path: Path) -> datetime | None:
         """Keep the refresh watermark in the file `path` and return the one found there (None: none).
@@ -716,8 +771,9 @@ class Store:
         path = self._watermark_path
         if path is None:
             return
-        if self._unrefreshed_since is not None and self._unrefreshed_since < value:
-            value = self._unrefreshed_since
+        for pending in (self._unrefreshed_since, self._recover_since):
+            if pending is not None and pending < value:
+                value = pending
         if value == self._watermark:
             return
         tmp = path.with_name(path.name + ".tmp")
@@ -739,7 +795,7 @@ class Store:
         if not keys:
             return []
         try:
-            changes, pending = run_pass(session, keys)
+            changes, pending = run_pass(session, keys, self._refresh_chunk)
             new = [after for _, after in changes]
             if new:
                 session.insert("llm_calls", encode_block("llm_calls", new), CALL_COLUMNS, len(new))
@@ -757,16 +813,58 @@ class Store:
             self.on_decisions(changes)
         return changes
 
-    def _touch_ingested_since(self, session: _Session, since: datetime) -> None:
-        _, _, keys = session.query(render_query("decision_keys_since.sql", self.database), {"since": since})
-        _, _, rows = session.query(render_query("touched_since.sql", self.database), {"since": since})
+    def _touch_ingested(self, session: _Session, since: datetime, until: datetime) -> None:
+        """Mark for the refresh every key of the rows ingested in [since, until)."""
+        params = {"since": since, "until": until}
+        _, _, keys = session.query(render_query("decision_keys_since.sql", self.database), params)
         with self._lock:
             for trace, tenant, response_id, instance, tokens, ts, duration_ms in keys:
                 self._touched_decisions.add(trace, tenant, response_id, instance, tokens, ts, duration_ms)
+        del keys
+        _, _, rows = session.query(render_query("touched_since.sql", self.database), params)
+        with self._lock:
             for tenant_id, context_id, hour in rows:
                 self._touched_contexts.add((tenant_id, context_id))
                 if hour is not None:
                     self._touched_hours.add((tenant_id, hour))
+
+    def _ingested_bound(
+        self, session: _Session, since: datetime, until: datetime, rows: int, *, newest: bool
+    ) -> datetime | None:
+        """The ingestion time that ends a slice of at most `rows` calls and steps ingested in [since,
+        until), taken from the oldest end (the slice is [since, bound)) or, with `newest`, from the
+        newest end (the slice is [bound, until)); None when the whole range fits in one slice."""
+        _, _, found = session.query(
+            render_query("ingested_bound.sql", self.database),
+            {"since": since, "until": until, "rows": rows, "newest": int(newest)},
+        )
+        if not found:
+            return None
+        bound: datetime = found[0][0]
+        if newest:  # `bound` is the (rows+1)-th newest: the slice is what is newer
+            bound += timedelta(microseconds=1)
+            return bound if bound < until else until - timedelta(microseconds=1)
+        return bound if bound > since else since + timedelta(microseconds=1)
+
+    def span_key_slices(self, since: datetime, until: datetime, rows: int) -> Iterator[KeySlice]:
+        """The dedup keys (`ingest.dedup.record_key`, 16 bytes each, concatenated) of the calls and
+        steps ingested in [since, until), newest first, in slices of about `rows` spans (more only when
+        more spans share one ingestion time): the warm-up of the dedup memory, which stops reading
+        when it is full. Each slice is one query returning 16 bytes a span; memory is bounded by the
+        slice, whatever the window holds."""
+        hi = until
+        while hi > since:
+            with self._session() as session:
+                bound = self._ingested_bound(session, since, hi, rows, newest=True)
+                lo = since if bound is None else bound
+                raw = self._mapped(
+                    session.client.raw_query,
+                    render_query("span_key_slice.sql", self.database),
+                    parameters={"since": lo, "until": hi},
+                    fmt="RowBinary",
+                )
+            yield KeySlice(bytes(raw), lo, hi)
+            hi = lo
 
     def _refresh_contexts(self, session: _Session, keys: list[tuple[str, str]]) -> None:
         sql = render_query("refresh_context_costs.sql", self.database)
@@ -774,12 +872,14 @@ class Store:
             tenants, contexts = sorted({t for t, _ in chunk}), sorted({c for _, c in chunk})
             session.command(sql, {"tenants": tenants, "contexts": contexts})
 
-    def _refresh_hours(self, session: _Session, keys: list[tuple[str, datetime]]) -> None:
+    def _refresh_hours(
+        self, session: _Session, keys: list[tuple[str, datetime]], hours_per_statement: int | None = None
+    ) -> None:
         sql = render_query("refresh_cost_hourly.sql", self.database)
         by_tenant = render_query("refresh_tenant_hourly.sql", self.database)
         by_model = render_query("refresh_model_hourly.sql", self.database)
         hour_tenants = render_query("hour_tenants.sql", self.database)
-        for chunk in _month_chunks(keys, self._refresh_chunk):
+        for chunk in _month_chunks(keys, self._refresh_chunk, hours_per_statement):
             tenants, hours = sorted({t for t, _ in chunk}), sorted({h for _, h in chunk})
             params = {
                 "tenants": tenants,
@@ -799,37 +899,6 @@ class Store:
             for statement in render(load_sql("backfill_rollups.sql"), SchemaTarget(database=self.database)):
                 self.command(statement)
 
-    def recent_span_key_bytes(self, hours: float, limit: int) -> list[bytes]:
-        """Dedup keys (`ingest.dedup.span_key`) of the newest `limit` calls and steps ingested in the
-        last `hours`, oldest first: the dedup warm-up. Streamed as RowBinary (a length-prefixed string
-        per key); memory is bounded by `limit`, whatever the traffic of those hours."""
-        from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
-
-        since = datetime.now(UTC) - timedelta(hours=hours)
-        sql = render_query("recent_span_key_bytes.sql", self.database)
-        keys: list[bytes] = []
-        rest = b""
-        with self._lock:
-            try:
-                stream = self._client.raw_stream(
-                    sql, parameters={"since": since, "limit": limit}, fmt="RowBinary"
-                )
-                for piece in stream:
-                    rest = _split_row_binary(rest + piece if rest else bytes(piece), keys)
-            except OperationalError as exc:
-                raise StoreUnavailable(self._scrub(f"{self.description}: {exc}")) from None
-            except ClickHouseError as exc:
-                raise StoreError(self._scrub(str(exc))) from None
-        if rest:
-            raise StoreError("recent span keys: truncated RowBinary stream")
-        return keys
-
-    def recent_span_keys(self, hours: float) -> set[tuple[str, str, str]]:
-        """(tenant_id, trace_id, span_id) of calls and steps ingested in the last `hours`: dedup warm-up."""
-        since = datetime.now(UTC) - timedelta(hours=hours)
-        _, _, rows = self.query(render_query("recent_span_keys.sql", self.database), {"since": since})
-        return {(tenant, trace_id, span_id) for tenant, trace_id, span_id in rows}
-
 
 class _Session:
     """One connection of the store, lent to one caller: queries, statements and inserts with the
@@ -839,6 +908,7 @@ class _Session:
         self.store = store
         self.client = client
         self.database = store.database
+        self.settings: Mapping[str, Any] = {}  # engine settings of every query and statement
 
     def query(
         self,
@@ -849,13 +919,18 @@ class _Session:
     ) -> QueryResult:
         """Run one query (`Store.query`)."""
         result = self.store._mapped(
-            self.client.query, sql, parameters=dict(parameters or {}), settings=dict(settings or {})
+            self.client.query,
+            sql,
+            parameters=dict(parameters or {}),
+            settings={**self.settings, **(settings or {})},
         )
         return list(result.column_names), [t.name for t in result.column_types], list(result.result_rows)
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run one statement that returns no rows (`Store.command`)."""
-        self.store._mapped(self.client.command, sql, parameters=dict(parameters or {}))
+        self.store._mapped(
+            self.client.command, sql, parameters=dict(parameters or {}), settings=dict(self.settings)
+        )
 
     def insert(self, table: str, block: bytes, columns: Sequence[str], rows: int) -> None:
         """Insert a `rowcodec` block of `rows` rows into `table` of the store's database."""
@@ -908,41 +983,28 @@ def _local_parser() -> Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]
     return parse
 
 
-def _month_chunks(keys: list[tuple[str, datetime]], size: int) -> Iterable[list[tuple[str, datetime]]]:
-    """(tenant, hour) keys in chunks of at most `size` keys and `PARTITIONS_PER_INSERT` months."""
+def _month_chunks(
+    keys: list[tuple[str, datetime]], size: int, max_hours: int | None = None
+) -> Iterable[list[tuple[str, datetime]]]:
+    """(tenant, hour) keys in chunks of at most `size` keys, `PARTITIONS_PER_INSERT` months and
+    `max_hours` hours (None: any)."""
     chunk: list[tuple[str, datetime]] = []
     months: set[tuple[int, int]] = set()
+    hours: set[datetime] = set()
     for key in sorted(keys, key=lambda k: (k[1], k[0])):
         month = (key[1].year, key[1].month)
-        if len(chunk) >= size or (month not in months and len(months) >= PARTITIONS_PER_INSERT):
+        if (
+            len(chunk) >= size
+            or (month not in months and len(months) >= PARTITIONS_PER_INSERT)
+            or (max_hours is not None and key[1] not in hours and len(hours) >= max_hours)
+        ):
             yield chunk
-            chunk, months = [], set()
+            chunk, months, hours = [], set(), set()
         chunk.append(key)
         months.add(month)
+        hours.add(key[1])
     if chunk:
         yield chunk
-
-
-def _split_row_binary(buf: bytes, out: list[bytes]) -> bytes:
-    """Append the complete RowBinary strings of `buf` to `out`; return the incomplete tail."""
-    i, n = 0, len(buf)
-    while i < n:
-        start = i
-        length = shift = 0
-        while True:
-            if i >= n:
-                return buf[start:]
-            byte = buf[i]
-            i += 1
-            length |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-        if i + length > n:
-            return buf[start:]
-        out.append(buf[i : i + length])
-        i += length
-    return b""
 
 
 def _chunks(keys: list[Any], size: int) -> Iterable[list[Any]]:

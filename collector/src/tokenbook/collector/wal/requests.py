@@ -33,6 +33,8 @@ class LoggedRequest:
     counted: frozenset[bytes] | None = field(default=None, compare=False)
     #: set once the append returned (or failed): `counted` is final then; None for a replayed record
     settled: threading.Event | None = field(default=None, compare=False)
+    #: the dedup memory's horizon when the request was logged (`Ingestor.unsure`); None: replayed
+    horizon: float | None = field(default=None, compare=False)
 
 
 def encode_logged(request: LoggedRequest) -> bytes:
