@@ -64,7 +64,7 @@ def test_plain_spans_are_handed_on_as_they_are_and_leave_no_state(with_baggage):
     assert len(after.spans) == 100
     assert all(out is ended for out, ended in zip(after.spans, before.spans, strict=True))  # no copy
     assert all("tenant.id" not in (s.attributes or {}) for s in after.spans)  # not a call: not tagged
-    assert not processor._late_attribution and not processor._span_budgets and not processor._workflows
+    assert not processor._started_calls and not processor._workflows
     assert len(processor._tracker) == 0 and processor.errors == 0
 
 
@@ -111,7 +111,7 @@ def test_call_recognised_at_end_gets_attribution_and_budget_in_the_exported_view
     a = p.attrs("llm call")
     assert (a["tenant.id"], a["user.id"]) == ("set-by-app", "alice")  # the app's own value wins
     assert a["tokenbook.budget.state"] == "within_budget" and b.used_tokens == 1100
-    assert not p.processor._late_attribution and not p.processor._span_budgets
+    assert not p.processor._started_calls
 
 
 def test_usage_mark_climbs_through_spans_that_need_nothing(pipeline):

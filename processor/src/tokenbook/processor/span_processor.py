@@ -57,13 +57,14 @@ Attributes written, per span:
 
 from __future__ import annotations
 
+import dis
 import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import MeterProvider
@@ -115,13 +116,40 @@ _SIGNAL_KEYS: Final = USAGE_KEYS | {
 }
 #: First words of span names that `call_kind` reads as an operation (rule 4).
 _NAME_OPERATIONS: Final = semconv.MODEL_OPERATIONS | semconv.TOOL_OPERATIONS | semconv.WRAPPER_OPERATIONS
-#: A parent context (weakly), the attribution copied from its Baggage, and its active budgets.
-_StartCache = tuple[Callable[[], context.Context | None], dict[str, str], tuple[Budget, ...]]
+
+
+class _StartCache(NamedTuple):
+    """A context (weakly) and what spans started or ended under it get from it."""
+
+    ref: Callable[[], context.Context | None]  # the weak reference; `_no_context` when not cached
+    attribution: dict[str, str]  # Baggage values to copy (span attribute -> value)
+    budgets: tuple[Budget, ...]  # the budgets active in the context, outermost first
+    empty: bool  # neither attribution nor budgets: nothing for any span under it
+
+
 #: What `on_end` read on the ending thread for the lazy part: (has usage, a descendant had usage,
 #: workflow (name, span ID) or None, attribution not yet on the span or None, budgets to charge or None).
 _Plan = tuple[bool, bool, tuple[str, int] | None, dict[str, str] | None, tuple[Budget, ...] | None]
 #: The computed attributes and events of a `_LazySpan`.
 _Done = tuple[MappingProxyType[str, Any], tuple[Event, ...]]
+
+
+_get_current: Final = context.get_current
+
+
+#: The instructions of a function body that does nothing but return None (CPython 3.11, 3.12+).
+_RETURN_NONE: Final = ([("LOAD_CONST", None), ("RETURN_VALUE", None)], [("RETURN_CONST", None)])
+
+
+def _does_nothing(method: Callable[..., object]) -> bool:
+    """Whether `method` is a Python function whose body does nothing (``pass`` or a docstring), as the
+    SDK's ``SpanProcessor.on_start`` and its batch and simple processors' are: not worth a call per span.
+    """
+    code = getattr(getattr(method, "__func__", method), "__code__", None)
+    if code is None:
+        return False
+    body = [(i.opname, i.argval) for i in dis.get_instructions(code) if i.opname not in {"RESUME", "NOP"}]
+    return body in _RETURN_NONE
 
 
 def _no_context() -> None:
@@ -337,6 +365,8 @@ class TokenbookSpanProcessor(SpanProcessor):
             policy_path_key=policy_path_key,
         )
         self._wrapped = wrapped
+        #: The wrapped processor's on_start, or None when it is known to do nothing (not called).
+        self._wrapped_on_start = None if _does_nothing(wrapped.on_start) else wrapped.on_start
         self.catalog = catalog or PriceCatalog(self.settings.price_overrides)
         self._redactor = Redactor(
             self.settings.redaction, salt=self.settings.redaction_salt, tenant_salts=tenant_salts
@@ -352,13 +382,13 @@ class TokenbookSpanProcessor(SpanProcessor):
             | {self.settings.policy_path_key: self.settings.policy_path_key}
         )
         self._workflows: dict[int, tuple[str, int]] = {}  # trace id -> local root (name, span id)
-        #: The last parent context seen in on_start (weakly) with what it yields: attribution to copy
-        #: and active budgets. A Context is immutable, so both are functions of its identity; sibling
-        #: spans under one parent share it. Replaced as one tuple: safe across threads.
+        #: The last context seen (weakly) with what it yields: attribution to copy and active budgets.
+        #: A Context is immutable, so both are functions of its identity; sibling spans under one parent
+        #: share it. Replaced as one tuple: safe across threads.
         self._start_cache: _StartCache | None = None
-        #: (trace id, span id) -> budgets active at the span's start / attribution not set at its start.
-        self._span_budgets: dict[tuple[int, int], tuple[Budget, ...]] = {}
-        self._late_attribution: dict[tuple[int, int], dict[str, str]] = {}
+        #: (trace id, span id) -> budgets active at the start of a call recognised when it started
+        #: under attribution or budgets (maybe none): until it ends.
+        self._started_calls: dict[tuple[int, int], tuple[Budget, ...]] = {}
         #: Attribute keys that are neither a signal (`_SIGNAL_KEYS`) nor content, and keys that are:
         #: memos, so a span of known plain keys costs one superset test (bounded, cleared when full).
         self._inert: set[str] = set()
@@ -423,41 +453,57 @@ class TokenbookSpanProcessor(SpanProcessor):
 
     # --- start --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
-        """Copy attribution from Baggage onto a call span; remember budgets and late attribution.
+        """Copy attribution from Baggage onto a call span; remember a call's budgets; note local roots.
 
         Called synchronously on the thread that starts the span; does no I/O, never blocks and never
         raises into the application (an error is logged once and counted). Then calls the wrapped
-        processor's ``on_start``.
+        processor's ``on_start``. Under a context with neither attribution nor budgets (one identity
+        check once its siblings have been seen) the span itself is not looked at, except to note a
+        local root.
         """
         try:
-            parent_ctx = parent_context if parent_context is not None else context.get_current()
+            parent_ctx = parent_context if parent_context is not None else _get_current()
             cached = self._start_cache
-            if cached is None or cached[0]() is not parent_ctx:
-                cached = self._cache_start(parent_ctx)
+            if cached is None or cached.ref() is not parent_ctx:
+                cached = self._cache(parent_ctx)
+            if not cached.empty:
+                self._start_call(span, cached)
             parent = span.parent
             if parent is None or parent.is_remote:  # a local root: its trace's workflow
                 ctx = span.context
-                if len(self._workflows) >= _MAX_OPEN:
-                    self._workflows.clear()
-                self._workflows[ctx.trace_id] = (span.name, ctx.span_id)  # formatted only when written
-            found = cached[1]
-            if found:
-                if self._tag_all or self._is_call_at_start(span):
-                    span.set_attributes(found)
-                else:  # maybe a call by the attributes it gets later: set in the enriched view
-                    ctx = span.context
-                    late = self._late_attribution
-                    if len(late) >= _MAX_OPEN:
-                        late.clear()
-                    late[(ctx.trace_id, ctx.span_id)] = found
-            if cached[2]:
-                self._remember_budgets(span, cached[2])
+                workflows = self._workflows
+                if len(workflows) >= _MAX_OPEN:
+                    workflows.clear()
+                workflows[ctx.trace_id] = (span.name, ctx.span_id)  # formatted only when written
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_start", exc)
-        try:
-            self._wrapped.on_start(span, parent_context)
-        except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
-            self._failed("wrapped on_start", exc, downstream=True)
+        if self._wrapped_on_start is not None:
+            try:
+                self._wrapped_on_start(span, parent_context)
+            except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
+                self._failed("wrapped on_start", exc, downstream=True)
+
+    def _start_call(self, span: Span, cached: _StartCache) -> None:
+        """Under attribution or budgets: tag a call (every span with ``tag_all_spans``), note its budgets.
+
+        A call recognised here is remembered until it ends (with the budgets active now, maybe none), so
+        that ``on_end`` charges exactly those. Any other span is left alone: should it turn out to be a
+        call when it ends, ``on_end`` reads the context it ends in (`_late_context`).
+        """
+        found = cached.attribution
+        if self._tag_all and found:
+            span.set_attributes(found)
+            if not cached.budgets:
+                return
+        if not self._is_call_at_start(span):
+            return
+        if found and not self._tag_all:
+            span.set_attributes(found)
+        ctx = span.context
+        started = self._started_calls
+        if len(started) >= _MAX_OPEN:
+            started.clear()
+        started[(ctx.trace_id, ctx.span_id)] = cached.budgets
 
     def _is_call_at_start(self, span: Span) -> bool:
         """A model, tool or wrapper span by its start attributes or name (`call_kind`)."""
@@ -469,28 +515,39 @@ class TokenbookSpanProcessor(SpanProcessor):
             return False
         return call_kind(name, attrs) != KIND_OTHER
 
-    def _cache_start(self, parent_ctx: context.Context) -> _StartCache:
-        """What spans started under `parent_ctx` get (`_start_cache`), cached when it can be."""
-        found, budgets = self._context_values(parent_ctx)
+    def _cache(self, ctx: context.Context) -> _StartCache:
+        """What spans started (or ending) under `ctx` get from it, cached by identity when it can be."""
+        copied = self._copied
+        found = {copied[k]: v for k, v in baggage.get_all(ctx).items() if k in copied and isinstance(v, str)}
+        budgets = active_budgets(ctx)
+        empty = not found and not budgets
         try:
-            cached: _StartCache = (weakref.ref(parent_ctx), found, budgets)
+            cached = _StartCache(weakref.ref(ctx), found, budgets, empty)
         except TypeError:  # a Context subclass without weak references: used once, not cached
-            return (_no_context, found, budgets)
+            return _StartCache(_no_context, found, budgets, empty)
         self._start_cache = cached
         return cached
 
-    def _remember_budgets(self, span: Span, budgets: tuple[Budget, ...]) -> None:
-        """Keep the budgets a span is charged to when it ends (those active when it started)."""
-        ctx = span.context
-        if len(self._span_budgets) >= _MAX_OPEN:
-            self._span_budgets.clear()
-        self._span_budgets[(ctx.trace_id, ctx.span_id)] = budgets
-
-    def _context_values(self, ctx: context.Context) -> tuple[dict[str, str], tuple[Budget, ...]]:
-        """The attribution copied from `ctx`'s Baggage, and the budgets active in `ctx`."""
-        copied = self._copied
-        found = {copied[k]: v for k, v in baggage.get_all(ctx).items() if k in copied and isinstance(v, str)}
-        return found, active_budgets(ctx)
+    def _late_context(self, span: ReadableSpan) -> _StartCache | None:
+        """The attribution and budgets of the context `span` ends in, for a span not recognised as a call
+        when it started; None when there are none, or when that context is neither the span's own nor
+        its parent's (its current span is another span: the span ended elsewhere). For a local root
+        without a remote parent, that is any context without a current span.
+        """
+        ctx = _get_current()
+        cached = self._start_cache
+        if cached is None or cached.ref() is not ctx:
+            cached = self._cache(ctx)
+        if cached.empty:
+            return None
+        current = trace.get_current_span(ctx).get_span_context()
+        own = span.context
+        parent = span.parent
+        if own is not None and current.trace_id == own.trace_id and current.span_id == own.span_id:
+            return cached
+        if parent is None:
+            return cached if not current.is_valid else None
+        return cached if (current.trace_id, current.span_id) == (parent.trace_id, parent.span_id) else None
 
     # --- end ----------------------------------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
@@ -509,19 +566,18 @@ class TokenbookSpanProcessor(SpanProcessor):
                 (not attrs or self._inert.issuperset(attrs))  # no usage, kind signal or content key
                 and not self._names.get(span.name, True)  # a name seen before, not an operation
                 and self._quiet_events(span)
-            ):  # nothing for tokenbook: forget the span's state, hand it on as it is
-                ctx = span.context
-                if ctx is not None:
-                    trace_id = ctx.trace_id
-                    if self._late_attribution or self._span_budgets:
-                        self._forget(trace_id, ctx.span_id)
-                    parent = span.parent
-                    if parent is None or parent.is_remote:
-                        if self._workflows:
-                            self._workflows.pop(trace_id, None)
-                        self._tracker.span_ended(trace_id, ctx.span_id, None, False)
-                    else:  # passes a descendant's usage mark on to the parent
-                        self._tracker.span_ended(trace_id, ctx.span_id, parent.span_id, False)
+            ):  # nothing for tokenbook: note the end of a local root, hand the span on as it is
+                parent = span.parent
+                if parent is None or parent.is_remote:
+                    if self._workflows or self._tracker:
+                        ctx = span.context
+                        if ctx is not None:
+                            self._workflows.pop(ctx.trace_id, None)
+                            self._tracker.span_ended(ctx.trace_id, ctx.span_id, None, False)
+                elif self._tracker:  # passes a descendant's usage mark on to the parent
+                    ctx = span.context
+                    if ctx is not None:
+                        self._tracker.span_ended(ctx.trace_id, ctx.span_id, parent.span_id, False)
                 out = span
             else:
                 out = self._end(span)
@@ -540,14 +596,6 @@ class TokenbookSpanProcessor(SpanProcessor):
         events = span.events
         return not events or not any(e.attributes and self._has_relevant_keys(e.attributes) for e in events)
 
-    def _forget(self, trace_id: int, span_id: int) -> None:
-        """Drop what on_start remembered for a span tokenbook has nothing to do with."""
-        key = (trace_id, span_id)
-        if self._late_attribution:
-            self._late_attribution.pop(key, None)
-        if self._span_budgets:
-            self._span_budgets.pop(key, None)
-
     def _end(self, span: ReadableSpan) -> ReadableSpan:
         """The ending thread's part for a span that may need tokenbook: state, tracker, the output."""
         attrs = span.attributes
@@ -564,10 +612,6 @@ class TokenbookSpanProcessor(SpanProcessor):
         had_descendant = False
         if ctx is not None:
             trace_id = ctx.trace_id
-            if self._late_attribution or self._span_budgets:
-                key = (trace_id, ctx.span_id)
-                late = self._late_attribution.pop(key, None) if self._late_attribution else None
-                budgets = self._span_budgets.pop(key, None) if self._span_budgets else None
             parent = span.parent
             is_root = parent is None or parent.is_remote
             if is_root:
@@ -577,8 +621,15 @@ class TokenbookSpanProcessor(SpanProcessor):
             had_descendant = self._tracker.span_ended(
                 trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
             )
+            if self._started_calls:
+                budgets = self._started_calls.pop((trace_id, ctx.span_id), None)
         if not relevant and self._quiet_events(span):
             return span  # nothing for tokenbook (keys or a name seen for the first time): no copy
+        if budgets is None and (found := self._late_context(span)) is not None:
+            # not a call when it started: attribution (where the span lacks it) and budgets of the
+            # context it ends in, when that is its own or its parent's
+            late, budgets = found.attribution or None, found.budgets
+        budgets = budgets or None
         lazy = _LazySpan(span, self, (has_usage, had_descendant, workflow if has_usage else None, late, None))
         if has_usage and (budgets or self._metrics is not None):
             # the budgets need the cost now: completed here, before anyone else can read it
