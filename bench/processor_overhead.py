@@ -31,13 +31,15 @@ git revision REF (``span_processor.py`` loaded from ``git show``), in the same r
 share one run.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
-        [--sections configs,stages,cases] [--case-pairs N] [--baseline REF] [--cases http,chat,...]
+        [--sections configs,stages,cases] [--case-pairs N] [--case-spans N] [--baseline REF]
+        [--cases http,chat,...] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib.util
 import json
 import os
@@ -50,7 +52,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -359,10 +361,36 @@ def _load_baseline(ref: str) -> type[SpanProcessor]:
     return baseline
 
 
-def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> tuple[float, list[int]]:
-    """(spans per CPU-second, ns of each ``span.end()`` call) of one run of `case`."""
+class _CountingExporter(_ReadingExporter):
+    """`_ReadingExporter` that also counts the attributes it read (to check that runs did the same work)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attributes = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.attributes += sum(len(span.attributes or ()) for span in spans)
+        return super().export(spans)
+
+
+class _Run(NamedTuple):
+    """One run of a case: its CPU time, the ``span.end()`` latencies, what the exporter saw."""
+
+    cpu_s: float
+    ends_ns: list[int]
+    exported: int
+    attributes: int
+
+
+def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> _Run:
+    """One run of `case`: every span started and ended, then flushed; timed in CPU seconds.
+
+    Bare and processor runs differ only in the processor between the provider and the batch processor:
+    same spans, contexts, exporter, clock calls and flush. The heap is collected and frozen first, so a
+    garbage collection during the run walks only what the run allocated.
+    """
     kind, with_baggage, with_budget = CASES[case]
-    exporter = _ReadingExporter()
+    exporter = _CountingExporter()
     batch = BatchSpanProcessor(exporter, max_queue_size=max(len(attrs) + 1, 2048))
     provider = TracerProvider()
     provider.add_span_processor(batch if factory is None else factory(batch))
@@ -376,6 +404,8 @@ def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> tu
             stack.enter_context(attribute(tenant="acme", user="alice", project="support"))
         if with_budget:
             stack.enter_context(budget(max_tokens=10**15, name="bench"))
+        gc.collect()
+        gc.freeze()
         cpu_start = time.process_time()
         for a in spans_attrs:
             span = tracer.start_span(name, attributes=a)  # type: ignore[arg-type]
@@ -384,54 +414,88 @@ def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> tu
             ends.append(clock() - t0)
         provider.force_flush()
         cpu = time.process_time() - cpu_start
+        gc.unfreeze()
     provider.shutdown()
     if exporter.exported != len(attrs):
         raise RuntimeError(f"exported {exporter.exported} of {len(attrs)} spans: the queue dropped spans")
-    return len(attrs) / cpu, ends
+    return _Run(cpu, ends, exporter.exported, exporter.attributes)
 
 
-def _pct(values: list[int], q: float) -> float:
-    """The `q` quantile of `values` (ns) in µs, nearest rank."""
+def _pct(values: Sequence[float], q: float) -> float:
+    """The `q` quantile of `values`, nearest rank."""
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 2)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _spread(values: Sequence[float], digits: int = 3) -> dict[str, float]:
+    """Median, quartiles and extremes of `values`."""
+    return {
+        "min": round(min(values), digits),
+        "p25": round(_pct(values, 0.25), digits),
+        "median": round(statistics.median(values), digits),
+        "p75": round(_pct(values, 0.75), digits),
+        "max": round(max(values), digits),
+    }
 
 
 def _cases(
     attrs: list[dict[str, object]], pairs: int, baseline: type[SpanProcessor] | None, only: Sequence[str]
 ) -> dict[str, Any]:
-    """Each case: bare SDK, tokenbook (and the baseline) in turn, `pairs` times; ratios and latencies."""
+    """Each case: the bare SDK and each processor in turn, `pairs` rounds; ratios, spread and latencies.
+
+    Within a round the order alternates (bare first in even rounds, last in odd ones) so that a drift of
+    the machine's speed during a round does not favour either side. A round's ratio is the processor's
+    spans per CPU-second over the bare SDK's in the same round; the figure is the median over rounds,
+    reported with its quartiles and extremes.
+    """
     factories: dict[str, Factory] = {"bare": None, "tokenbook": TokenbookSpanProcessor}
     if baseline is not None:
         factories["baseline"] = baseline
     out: dict[str, Any] = {}
-    header = f"{'case':<24}" + "".join(f"{n + ' ratio':>16}" for n in factories if n != "bare")
+    header = f"{'case':<22}" + "".join(f"{n + ' ratio [p25-p75]':>28}" for n in factories if n != "bare")
     print(header + "   end() µs p50/p99: " + " | ".join(factories))
     for case in only:
         for factory in factories.values():  # warm-up run of each (caches, first-seen keys)
-            _case_run(factory, case, attrs[:1000])
-        rates: dict[str, list[float]] = {n: [] for n in factories}
+            _case_run(factory, case, attrs[:2000])
+        cpu: dict[str, list[float]] = {n: [] for n in factories}
         ends: dict[str, list[int]] = {n: [] for n in factories}
-        for _ in range(pairs):
-            for n, factory in factories.items():
-                rate, durations = _case_run(factory, case, attrs)
-                rates[n].append(rate)
-                ends[n].extend(durations)
-        row: dict[str, Any] = {"bare_spans_per_cpu_s_median": round(statistics.median(rates["bare"]))}
+        seen: dict[str, set[int]] = {n: set() for n in factories}
+        for round_ in range(pairs):
+            order = list(factories.items())
+            for n, factory in order if round_ % 2 == 0 else reversed(order):
+                run = _case_run(factory, case, attrs)
+                cpu[n].append(run.cpu_s)
+                ends[n].extend(run.ends_ns)
+                seen[n].add(run.attributes)
+        spans = len(attrs)
+        row: dict[str, Any] = {
+            "bare_spans_per_cpu_s_median": round(spans / statistics.median(cpu["bare"])),
+            "bare_cpu_us_per_span": _spread([c / spans * 1e6 for c in cpu["bare"]], 2),
+        }
+        if CASES[case][0] == "http":  # the processor adds nothing to these spans: same attributes exported
+            row["same_attributes_exported"] = all(seen[n] == seen["bare"] for n in factories)
         for n in factories:
-            row[f"{n}_end_us"] = {"p50": _pct(ends[n], 0.50), "p99": _pct(ends[n], 0.99)}
+            row[f"{n}_end_us"] = {"p50": round(_pct(ends[n], 0.50) / 1000, 2), "p99": round(_pct(ends[n], 0.99) / 1000, 2)}
             if n == "bare":
                 continue
-            ratios = [t / b for t, b in zip(rates[n], rates["bare"], strict=True)]
-            row[f"{n}_spans_per_cpu_s_median"] = round(statistics.median(rates[n]))
+            ratios = [b / t for t, b in zip(cpu[n], cpu["bare"], strict=True)]  # = rate ratio
+            added = [(t - b) / spans * 1e6 for t, b in zip(cpu[n], cpu["bare"], strict=True)]
+            row[f"{n}_spans_per_cpu_s_median"] = round(spans / statistics.median(cpu[n]))
             row[f"{n}_ratio_median"] = round(statistics.median(ratios), 3)
+            row[f"{n}_ratio_spread"] = _spread(ratios)
             row[f"{n}_ratios"] = [round(r, 3) for r in ratios]
+            row[f"{n}_cpu_us_added_per_span"] = _spread(added, 2)
             row[f"{n}_end_added_us"] = {
                 q: round(row[f"{n}_end_us"][q] - row["bare_end_us"][q], 2) for q in ("p50", "p99")
             }
         out[case] = row
         print(
-            f"{case:<24}"
-            + "".join(f"{row[f'{n}_ratio_median']:>16}" for n in factories if n != "bare")
+            f"{case:<22}"
+            + "".join(
+                f"{row[f'{n}_ratio_median']:>12} [{row[f'{n}_ratio_spread']['p25']}-{row[f'{n}_ratio_spread']['p75']}]"
+                for n in factories
+                if n != "bare"
+            )
             + "   "
             + " | ".join(f"{row[f'{n}_end_us']['p50']}/{row[f'{n}_end_us']['p99']}" for n in factories),
             flush=True,
@@ -445,9 +509,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--pairs", type=int, default=PAIRS)
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the lowest allowed)")
     parser.add_argument("--sections", default="configs,stages,cases", help="comma list of sections to run")
-    parser.add_argument("--case-pairs", type=int, default=5, help="runs of each processor per case")
+    parser.add_argument("--case-pairs", type=int, default=40, help="rounds (runs of each processor) per case")
+    parser.add_argument("--case-spans", type=int, default=5000, help="spans per run in the cases")
     parser.add_argument("--baseline", default=None, help="git revision whose processor is also measured")
     parser.add_argument("--cases", default=None, help="comma list of cases to run (default: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON file written")
     args = parser.parse_args(argv)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     cpu = min(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
@@ -476,12 +542,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         baseline = _load_baseline(args.baseline) if args.baseline else None
         result["cases_goals"] = {"http_ratio_min": 0.95, "chat_no_budget_end_added_p50_us_max": 3.0}
         result["case_pairs"] = args.case_pairs
+        result["case_spans_per_run"] = args.case_spans
         if args.baseline:
             result["baseline_ref"] = args.baseline
         only = [c.strip() for c in args.cases.split(",")] if args.cases else list(CASES)
-        result["cases"] = _cases(attrs, args.case_pairs, baseline, only)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        result["cases"] = _cases(_span_attributes(args.case_spans), args.case_pairs, baseline, only)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -60,16 +60,19 @@ from __future__ import annotations
 import dis
 import logging
 import threading
+from collections import deque
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
@@ -150,6 +153,38 @@ def _does_nothing(method: Callable[..., object]) -> bool:
         return False
     body = [(i.opname, i.argval) for i in dis.get_instructions(code) if i.opname not in {"RESUME", "NOP"}]
     return body in _RETURN_NONE
+
+
+def _sdk_fields_readable() -> bool:
+    """Whether this SDK keeps a span's fields where ``on_start`` and ``on_end`` look first.
+
+    For a span of the SDK's own classes they read (never write) ``_name``, ``_context``, ``_parent``,
+    ``_attributes._dict`` and ``_events._dq``, as set by ``ReadableSpan``'s constructor: the public
+    properties cost a Python call each and copy the attributes and events, which is most of the cost of
+    a span with nothing for tokenbook. An SDK that keeps them otherwise makes this False, and the
+    public properties are used.
+    """
+    try:
+        context_, parent = SpanContext(1, 2, False), SpanContext(1, 3, True)
+        probe = ReadableSpan(
+            "probe",
+            context_,
+            parent,
+            attributes=BoundedAttributes(1, {"k": 1}),  # type: ignore[arg-type]
+            events=BoundedList(1),  # type: ignore[arg-type]
+        )
+        return (
+            probe._name == "probe"
+            and probe._context is context_
+            and probe._parent is parent
+            and type(probe._attributes._dict) is dict  # type: ignore[union-attr]
+            and type(probe._events._dq) is deque  # type: ignore[attr-defined]
+        )
+    except Exception:  # noqa: BLE001 - any other shape: the public properties
+        return False
+
+
+_SDK_FIELDS: Final = _sdk_fields_readable()
 
 
 def _no_context() -> None:
@@ -372,6 +407,8 @@ class TokenbookSpanProcessor(SpanProcessor):
             self.settings.redaction, salt=self.settings.redaction_salt, tenant_salts=tenant_salts
         )
         self._tracker = DescendantTracker(self.settings.tracker_size)
+        #: The tracker's marks, read (never written) to skip it while nothing is marked.
+        self._marks: Sized = self._tracker._marked
         self._metrics = CostMetrics(meter_provider) if self.settings.metrics else None
         self._tag_all = self.settings.tag_all_spans
         #: Baggage key -> span attribute, for every key copied in on_start (the reservation ID of
@@ -381,7 +418,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             | {key: _TB.TAG_PREFIX + key for key in self.settings.extra_keys}
             | {self.settings.policy_path_key: self.settings.policy_path_key}
         )
-        self._workflows: dict[int, tuple[str, int]] = {}  # trace id -> local root (name, span id)
+        self._workflows: dict[int, Span] = {}  # trace id -> its local root, until the root ends
         #: The last context seen (weakly) with what it yields: attribution to copy and active budgets.
         #: A Context is immutable, so both are functions of its identity; sibling spans under one parent
         #: share it. Replaced as one tuple: safe across threads.
@@ -457,24 +494,24 @@ class TokenbookSpanProcessor(SpanProcessor):
 
         Called synchronously on the thread that starts the span; does no I/O, never blocks and never
         raises into the application (an error is logged once and counted). Then calls the wrapped
-        processor's ``on_start``. Under a context with neither attribution nor budgets (one identity
-        check once its siblings have been seen) the span itself is not looked at, except to note a
-        local root.
+        processor's ``on_start`` (unless it does nothing). A span that is not a call by its name and
+        start attributes (one memo lookup and one set test once its keys and name have been seen) is
+        not looked at further, and neither is its context, except to note a local root.
         """
         try:
-            parent_ctx = parent_context if parent_context is not None else _get_current()
-            cached = self._start_cache
-            if cached is None or cached.ref() is not parent_ctx:
-                cached = self._cache(parent_ctx)
-            if not cached.empty:
-                self._start_call(span, cached)
-            parent = span.parent
+            if _SDK_FIELDS and type(bounded := getattr(span, "_attributes", None)) is BoundedAttributes:
+                # the SDK's own span, not yet the app's: its fields are read in place (never written)
+                keys: Iterable[str] = bounded._dict
+                name, own, parent = span._name, span._context, span._parent
+            else:
+                keys, name, own, parent = span.attributes or (), span.name, span.context, span.parent
+            if self._tag_all or not self._inert.issuperset(keys) or self._names.get(name) is not False:
+                self._start_call(span, parent_context)  # maybe a call: its context is read
             if parent is None or parent.is_remote:  # a local root: its trace's workflow
-                ctx = span.context
                 workflows = self._workflows
                 if len(workflows) >= _MAX_OPEN:
                     workflows.clear()
-                workflows[ctx.trace_id] = (span.name, ctx.span_id)  # formatted only when written
+                workflows[own.trace_id] = span  # name and ID read when a call needs them
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_start", exc)
         if self._wrapped_on_start is not None:
@@ -483,13 +520,21 @@ class TokenbookSpanProcessor(SpanProcessor):
             except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
                 self._failed("wrapped on_start", exc, downstream=True)
 
-    def _start_call(self, span: Span, cached: _StartCache) -> None:
-        """Under attribution or budgets: tag a call (every span with ``tag_all_spans``), note its budgets.
+    def _start_call(self, span: Span, parent_context: context.Context | None) -> None:
+        """Tag a call with the attribution of its context (every span with ``tag_all_spans``), and
+        remember the budgets active there.
 
-        A call recognised here is remembered until it ends (with the budgets active now, maybe none), so
-        that ``on_end`` charges exactly those. Any other span is left alone: should it turn out to be a
-        call when it ends, ``on_end`` reads the context it ends in (`_late_context`).
+        A call recognised here under attribution or budgets is remembered until it ends (with the
+        budgets active now, maybe none), so that ``on_end`` charges exactly those. Any other span is left
+        alone: should it turn out to be a call when it ends, ``on_end`` reads the context it ends in
+        (`_late_context`).
         """
+        ctx = parent_context if parent_context is not None else _get_current()
+        cached = self._start_cache
+        if cached is None or cached.ref() is not ctx:
+            cached = self._cache(ctx)
+        if cached.empty:
+            return
         found = cached.attribution
         if self._tag_all and found:
             span.set_attributes(found)
@@ -499,21 +544,24 @@ class TokenbookSpanProcessor(SpanProcessor):
             return
         if found and not self._tag_all:
             span.set_attributes(found)
-        ctx = span.context
+        own = span.context
         started = self._started_calls
         if len(started) >= _MAX_OPEN:
             started.clear()
-        started[(ctx.trace_id, ctx.span_id)] = cached.budgets
+        started[(own.trace_id, own.span_id)] = cached.budgets
 
     def _is_call_at_start(self, span: Span) -> bool:
         """A model, tool or wrapper span by its start attributes or name (`call_kind`)."""
         name = span.name
         if self._name_is_operation(name):
             return True
-        attrs = span.attributes
-        if not attrs or _SIGNAL_KEYS.isdisjoint(attrs):
+        if _SDK_FIELDS and type(bounded := getattr(span, "_attributes", None)) is BoundedAttributes:
+            keys: Iterable[str] = bounded._dict
+        else:
+            keys = span.attributes or ()
+        if _SIGNAL_KEYS.isdisjoint(keys):  # the common case: no copy of the attributes is made
             return False
-        return call_kind(name, attrs) != KIND_OTHER
+        return call_kind(name, span.attributes or {}) != KIND_OTHER
 
     def _cache(self, ctx: context.Context) -> _StartCache:
         """What spans started (or ending) under `ctx` get from it, cached by identity when it can be."""
@@ -561,23 +609,35 @@ class TokenbookSpanProcessor(SpanProcessor):
         """
         out: ReadableSpan | None
         try:
-            attrs = span.attributes
+            ctx: SpanContext | None
+            parent: SpanContext | None
             if (
-                (not attrs or self._inert.issuperset(attrs))  # no usage, kind signal or content key
-                and not self._names.get(span.name, True)  # a name seen before, not an operation
-                and self._quiet_events(span)
-            ):  # nothing for tokenbook: note the end of a local root, hand the span on as it is
-                parent = span.parent
-                if parent is None or parent.is_remote:
-                    if self._workflows or self._tracker:
-                        ctx = span.context
-                        if ctx is not None:
-                            self._workflows.pop(ctx.trace_id, None)
-                            self._tracker.span_ended(ctx.trace_id, ctx.span_id, None, False)
-                elif self._tracker:  # passes a descendant's usage mark on to the parent
-                    ctx = span.context
-                    if ctx is not None:
-                        self._tracker.span_ended(ctx.trace_id, ctx.span_id, parent.span_id, False)
+                _SDK_FIELDS
+                and type(span) is ReadableSpan
+                and type(bounded := span._attributes) is BoundedAttributes
+                and type(recorded := span._events) is BoundedList
+            ):  # the SDK's own ended span: its fields are read in place, without the public copies
+                plain = (
+                    self._inert.issuperset(bounded._dict)  # no usage, kind signal or content key
+                    and self._names.get(span._name) is False  # a name seen before, not an operation
+                    and (not recorded._dq or self._quiet_events(span))
+                )
+                ctx, parent = span._context, span._parent
+            else:
+                plain = (
+                    self._inert.issuperset(span.attributes or ())
+                    and self._names.get(span.name) is False
+                    and self._quiet_events(span)
+                )
+                ctx, parent = (span.context, span.parent) if plain else (None, None)
+            if plain:  # nothing for tokenbook: note the end of a local root, hand the span on as it is
+                if ctx is not None:
+                    if self._workflows and (parent is None or parent.is_remote):
+                        self._workflows.pop(ctx.trace_id, None)
+                    if self._marks:  # forgets the span's usage mark, or passes it on to the parent
+                        is_root = parent is None or parent.is_remote
+                        parent_id = None if is_root or parent is None else parent.span_id
+                        self._tracker.span_ended(ctx.trace_id, ctx.span_id, parent_id, False)
                 out = span
             else:
                 out = self._end(span)
@@ -614,10 +674,13 @@ class TokenbookSpanProcessor(SpanProcessor):
             trace_id = ctx.trace_id
             parent = span.parent
             is_root = parent is None or parent.is_remote
+            root = None
             if is_root:
-                workflow = self._workflows.pop(trace_id, None) if self._workflows else None
+                root = self._workflows.pop(trace_id, None) if self._workflows else None
             elif has_usage:
-                workflow = self._workflows.get(trace_id)
+                root = self._workflows.get(trace_id)
+            if root is not None and has_usage:
+                workflow = (root.name, root.context.span_id)  # formatted only when written
             had_descendant = self._tracker.span_ended(
                 trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
             )
