@@ -438,6 +438,12 @@ def _spread(values: Sequence[float], digits: int = 3) -> dict[str, float]:
     }
 
 
+def _ratio_text(row: dict[str, Any], name: str) -> str:
+    """A case's ratio for processor `name` with its quartiles, for the printed table."""
+    spread = row[f"{name}_ratio_spread"]
+    return f"{row[f'{name}_ratio_median']:>12} [{spread['p25']}-{spread['p75']}]"
+
+
 def _cases(
     attrs: list[dict[str, object]], pairs: int, baseline: type[SpanProcessor] | None, only: Sequence[str]
 ) -> dict[str, Any]:
@@ -475,7 +481,10 @@ def _cases(
         if CASES[case][0] == "http":  # the processor adds nothing to these spans: same attributes exported
             row["same_attributes_exported"] = all(seen[n] == seen["bare"] for n in factories)
         for n in factories:
-            row[f"{n}_end_us"] = {"p50": round(_pct(ends[n], 0.50) / 1000, 2), "p99": round(_pct(ends[n], 0.99) / 1000, 2)}
+            row[f"{n}_end_us"] = {
+                "p50": round(_pct(ends[n], 0.50) / 1000, 2),
+                "p99": round(_pct(ends[n], 0.99) / 1000, 2),
+            }
             if n == "bare":
                 continue
             ratios = [b / t for t, b in zip(cpu[n], cpu["bare"], strict=True)]  # = rate ratio
@@ -491,11 +500,7 @@ def _cases(
         out[case] = row
         print(
             f"{case:<22}"
-            + "".join(
-                f"{row[f'{n}_ratio_median']:>12} [{row[f'{n}_ratio_spread']['p25']}-{row[f'{n}_ratio_spread']['p75']}]"
-                for n in factories
-                if n != "bare"
-            )
+            + "".join(_ratio_text(row, n) for n in factories if n != "bare")
             + "   "
             + " | ".join(f"{row[f'{n}_end_us']['p50']}/{row[f'{n}_end_us']['p99']}" for n in factories),
             flush=True,

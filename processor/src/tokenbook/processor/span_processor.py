@@ -5,28 +5,35 @@ It wraps the downstream processor (usually a `BatchSpanProcessor`). As for every
 block on I/O and never raise into the application. Their own failures are logged once per kind through
 ``logging.getLogger(__name__)`` and counted in `errors`; a failure of the wrapped processor is counted
 in `downstream_errors`. The live span is only written through its public API (``set_attributes`` in
-``on_start``); no private field of a live or ended span is ever written.
+``on_start``); no private field of a live or ended span is ever written. For spans of the SDK's own
+classes, the checks below read a few of their fields in place (``_name``, ``_context``, ``_parent``,
+``_attributes._dict``, ``_events._dq``; `_sdk_fields_readable` checks at import that this SDK keeps them
+there, else the public properties are used), since the public properties copy the attributes and
+events and cost a Python call each: most of the cost of a span with nothing for tokenbook.
 
 What runs where:
 
-* **On the thread that starts the span** (``on_start``): the Baggage attribution and the active
-  budgets of the parent context are looked up once per run of spans under one parent ``Context``
-  (immutable, so the last one seen is cached by identity, weakly). A local root is remembered as its
-  trace's workflow. The attribution is set on the span when the span is a model, tool or wrapper
-  call by its start attributes or name (`calls.call_kind`), or on every span with ``tag_all_spans``;
-  for any other span under Baggage it is remembered (bounded, per span) in case the span turns out to
-  be a call when it ends. Budgets active in the context are remembered per span the same way.
-* **On the thread that ends the span** (``on_end``): one check of the span's attribute keys against a
+* **On the thread that starts the span** (``on_start``): one test of the span's start attribute keys
+  against a memo of keys tokenbook has nothing to do with (see below) and one memo lookup of its name.
+  A span that cannot be a call by them is not looked at further, nor is its context (with
+  ``tag_all_spans`` every span goes on). For the others, the Baggage attribution and the active
+  budgets of the parent context are looked up, once per run of spans under one parent ``Context``
+  (immutable, so the last one seen is cached by identity, weakly); a model, tool or wrapper call by its
+  start attributes or name (`calls.call_kind`) gets the attribution set on it and is remembered
+  (bounded, per span) with the budgets active at its start. A local root is remembered as its trace's
+  workflow until it ends.
+* **On the thread that ends the span** (``on_end``): one check of the span's attribute keys against the
   memo of keys tokenbook has nothing to do with (any key that is not a usage key, a kind signal such
   as ``gen_ai.operation.name`` / ``openinference.span.kind`` / ``llm.request.type`` /
-  ``traceloop.span.kind``, or content), plus the span name and the events' keys. A span with nothing
-  for tokenbook is handed on unchanged, without a copy, after forgetting its remembered state and
-  updating `DescendantTracker` (a dict lookup when nothing is marked for it). Any other span is
-  handed on as a `_LazySpan`: a read-only proxy over the ended span that carries what had to be read
-  on this thread (whether it carried usage, whether a descendant did, its workflow, its remembered
-  attribution). Only when the span carries usage and an in-app budget was active at its start (the
-  budget needs the cost at once) or metrics are on is the proxy completed here, before it is handed
-  on; budget callbacks then run on this thread.
+  ``traceloop.span.kind``, or content), plus the span name and whether it has events (then their
+  keys). A span with nothing for tokenbook is handed on unchanged, without a copy; a local root's
+  workflow entry is dropped, and `DescendantTracker` is updated only while it holds marks. Any other
+  span is handed on as a `_LazySpan`: a read-only proxy over the ended span that carries what had to
+  be read on this thread (whether it carried usage, whether a descendant did, its workflow, and, for
+  a span that was not a call when it started, the attribution and budgets of the context it ends in
+  when that is its own or its parent's: `_late_context`). Only when the span carries usage and an
+  in-app budget is on it (the budget needs the cost at once) is the proxy completed here, before it
+  is handed on; budget callbacks then run on this thread.
 * **Where the proxy is first read** (normally the export thread, when the batch processor encodes it;
   the thread that ends the span with a synchronous exporter): its attributes and events are computed
   once, under a lock: the ended span's attributes are copied; a span with usage and content has the
@@ -34,7 +41,8 @@ What runs where:
   tokenizer when one is installed offline); content is redacted (span and event attributes, per the
   redaction mode), then the kind is decided, late attribution is added to
   calls, and spans with usage are read, billed and priced (`usage.read_usage`,
-  `calls.is_billable`, `PriceCatalog.quote` in integer pico-dollars). Every public property of the
+  `calls.is_billable`, `PriceCatalog.quote` in integer pico-dollars) and, with ``metrics`` on,
+  recorded on the two metrics. Every public property of the
   proxy (``name``, ``context``, ``parent``, ``attributes``, ``events``, ``links``, ``to_json`` ...)
   answers as the enriched span; the content of the ended span is never reachable through it. An error
   there never reaches the exporter: it is logged and counted, and the attributes fall back to the
@@ -60,16 +68,16 @@ from __future__ import annotations
 import dis
 import logging
 import threading
-from collections import deque
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 from opentelemetry import baggage, context, trace
-from opentelemetry.metrics import MeterProvider
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.util import BoundedList
@@ -170,8 +178,8 @@ def _sdk_fields_readable() -> bool:
             "probe",
             context_,
             parent,
-            attributes=BoundedAttributes(1, {"k": 1}),  # type: ignore[arg-type]
-            events=BoundedList(1),  # type: ignore[arg-type]
+            attributes=BoundedAttributes(1, {"k": 1}),
+            events=BoundedList(1),
         )
         return (
             probe._name == "probe"
@@ -507,7 +515,7 @@ class TokenbookSpanProcessor(SpanProcessor):
                 keys, name, own, parent = span.attributes or (), span.name, span.context, span.parent
             if self._tag_all or not self._inert.issuperset(keys) or self._names.get(name) is not False:
                 self._start_call(span, parent_context)  # maybe a call: its context is read
-            if parent is None or parent.is_remote:  # a local root: its trace's workflow
+            if (parent is None or parent.is_remote) and own is not None:  # a local root: its workflow
                 workflows = self._workflows
                 if len(workflows) >= _MAX_OPEN:
                     workflows.clear()
@@ -603,7 +611,7 @@ class TokenbookSpanProcessor(SpanProcessor):
 
         Called synchronously on the thread that ends the span. Pricing and redaction run where the
         proxy is first read (normally the export thread), except for a span with usage under an in-app
-        budget or with metrics on: that one is completed here and its budget callbacks run here. Never
+        budget: that one is completed here and its budget callbacks run here. Never
         raises into the application: on an internal error the span is handed on redacted (or dropped
         if even that fails) and the error is logged and counted.
         """
@@ -620,7 +628,7 @@ class TokenbookSpanProcessor(SpanProcessor):
                 plain = (
                     self._inert.issuperset(bounded._dict)  # no usage, kind signal or content key
                     and self._names.get(span._name) is False  # a name seen before, not an operation
-                    and (not recorded._dq or self._quiet_events(span))
+                    and (not recorded._dq or self._quiet_events(span))  # type: ignore[attr-defined]
                 )
                 ctx, parent = span._context, span._parent
             else:
@@ -694,7 +702,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             late, budgets = found.attribution or None, found.budgets
         budgets = budgets or None
         lazy = _LazySpan(span, self, (has_usage, had_descendant, workflow if has_usage else None, late, None))
-        if has_usage and (budgets or self._metrics is not None):
+        if has_usage and budgets:
             # the budgets need the cost now: completed here, before anyone else can read it
             lazy._done = self._finish(span, (has_usage, had_descendant, workflow, late, budgets))
         return lazy
