@@ -235,18 +235,27 @@ def test_pricing_runs_where_the_span_is_first_read_and_once():
     assert "tokenbook.cost.total" not in (ended.attributes or {})  # the ended span is untouched
 
 
-@pytest.mark.parametrize("options", [{}, {"metrics": True}])
-def test_budget_or_metrics_price_on_the_ending_thread(options):
+def test_a_budget_prices_on_the_ending_thread():
     catalog = _CountingCatalog()
-    provider, _, after, _ = _setup(catalog=catalog, **options)
+    provider, _, after, _ = _setup(catalog=catalog)
     tracer = provider.get_tracer("t")
-    if options:
+    with budget(max_tokens=100) as b:
         tracer.start_span("chat", attributes=chat_attrs()).end()
-    else:
-        with budget(max_tokens=100) as b:
-            tracer.start_span("chat", attributes=chat_attrs()).end()
-            assert b.state == "over_budget"  # known as soon as end() returns
+        assert b.state == "over_budget"  # known as soon as end() returns
     assert catalog.quotes == 1 and catalog.threads == {threading.current_thread().name}
+    assert dict(after.spans[0].attributes or {})["tokenbook.price.status"] == "priced"
+    assert catalog.quotes == 1
+
+
+def test_metrics_price_where_the_view_is_first_read():
+    catalog = _CountingCatalog()
+    provider, _, after, _ = _setup(catalog=catalog, metrics=True)
+    provider.get_tracer("t").start_span("chat", attributes=chat_attrs()).end()
+    assert catalog.quotes == 0  # nothing priced on the thread that ended the span
+    reader = threading.Thread(target=lambda: after.spans[0].attributes, name="exporter")
+    reader.start()
+    reader.join()
+    assert catalog.quotes == 1 and catalog.threads == {"exporter"}
     assert dict(after.spans[0].attributes or {})["tokenbook.price.status"] == "priced"
     assert catalog.quotes == 1
 
