@@ -31,8 +31,8 @@ git revision REF (``span_processor.py`` loaded from ``git show``), in the same r
 share one run.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
-        [--sections configs,stages,cases] [--case-pairs N] [--case-spans N] [--baseline REF]
-        [--cases http,chat,...] [--out FILE]
+        [--sections configs,stages,cases,instructions] [--case-pairs N] [--case-spans N] [--baseline REF]
+        [--cases http,chat,...] [--instruction-cases http,chat,...] [--out FILE]
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ import json
 import os
 import platform
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,7 +54,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -382,7 +384,7 @@ class _Run(NamedTuple):
     attributes: int
 
 
-def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> _Run:
+def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]], *, timer: bool = True) -> _Run:
     """One run of `case`: every span started and ended, then flushed; timed in CPU seconds.
 
     Bare and processor runs differ only in the processor between the provider and the batch processor:
@@ -391,7 +393,11 @@ def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> _R
     """
     kind, with_baggage, with_budget = CASES[case]
     exporter = _CountingExporter()
-    batch = BatchSpanProcessor(exporter, max_queue_size=max(len(attrs) + 1, 2048))
+    batch = BatchSpanProcessor(
+        exporter,
+        max_queue_size=max(len(attrs) + 1, 2048),
+        schedule_delay_millis=None if timer else 10**9,  # without: exports of full batches only
+    )
     provider = TracerProvider()
     provider.add_span_processor(batch if factory is None else factory(batch))
     tracer = provider.get_tracer("bench")
@@ -508,18 +514,88 @@ def _cases(
     return out
 
 
+#: Spans of the two child runs whose instruction counts are subtracted (start-up cancels out).
+INSTRUCTION_SPANS: Final = (1000, 3000)
+
+
+def _child(spec: str, baseline_ref: str | None) -> None:
+    """``--child CASE:PROCESSOR:SPANS``: one untimed run, for `_instructions` to count under valgrind."""
+    case, name, spans = spec.split(":")
+    factories: dict[str, Factory] = {"bare": None, "tokenbook": TokenbookSpanProcessor}
+    if name == "baseline":
+        assert baseline_ref is not None, "--child ...:baseline needs --baseline"
+        factories["baseline"] = _load_baseline(baseline_ref)
+    attrs = _span_attributes(int(spans))
+    # No export on a timer, and no automatic garbage collection: under valgrind a run lasts long enough
+    # for the batch processor's timer to fire a number of times that depends on its speed (smaller
+    # batches cost more per span), and how many spans wait in its queue when a collection walks them
+    # depends on when valgrind switches threads. Either would make the count depend on scheduling.
+    gc.disable()
+    _case_run(factories[name], case, attrs[:200], timer=False)  # the same warm-up in both runs
+    _case_run(factories[name], case, attrs, timer=False)
+
+
+def _instruction_count(spec: str, baseline_ref: str | None) -> int:
+    """Instructions executed by a `_child` run of `spec`, counted by valgrind's cachegrind."""
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    command += [sys.executable, __file__, "--child", spec]
+    if baseline_ref:
+        command += ["--baseline", baseline_ref]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    match = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count in valgrind's output: {done.stderr[-500:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def _instructions(cases: Sequence[str], baseline_ref: str | None) -> dict[str, Any]:
+    """Instructions per span of each processor in each case: deterministic, whatever the machine's load.
+
+    Each count is the difference of two runs (`INSTRUCTION_SPANS`) divided by the difference of their
+    spans, so start-up and imports cancel out. It counts work, not time: cache misses and branch
+    mispredictions are not in it, so it complements the CPU-time ratios rather than replacing them.
+    """
+    if shutil.which("valgrind") is None:
+        print("instructions: valgrind not found, skipped")
+        return {"skipped": "valgrind not found"}
+    names = ["bare", "tokenbook"] + (["baseline"] if baseline_ref else [])
+    low, high = INSTRUCTION_SPANS
+    out: dict[str, Any] = {}
+    for case in cases:
+        row: dict[str, Any] = {}
+        for name in names:
+            counts = [_instruction_count(f"{case}:{name}:{n}", baseline_ref) for n in (low, high)]
+            row[f"{name}_per_span"] = round((counts[1] - counts[0]) / (high - low))
+        for name in names[1:]:
+            row[f"{name}_ratio"] = round(row["bare_per_span"] / row[f"{name}_per_span"], 3)
+        out[case] = row
+        print(f"instructions per span, {case}: {row}", flush=True)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=SPANS)
     parser.add_argument("--pairs", type=int, default=PAIRS)
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the lowest allowed)")
-    parser.add_argument("--sections", default="configs,stages,cases", help="comma list of sections to run")
+    parser.add_argument(
+        "--sections", default="configs,stages,cases,instructions", help="comma list of sections to run"
+    )
     parser.add_argument("--case-pairs", type=int, default=40, help="rounds (runs of each processor) per case")
     parser.add_argument("--case-spans", type=int, default=5000, help="spans per run in the cases")
     parser.add_argument("--baseline", default=None, help="git revision whose processor is also measured")
     parser.add_argument("--cases", default=None, help="comma list of cases to run (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON file written")
+    parser.add_argument(
+        "--instruction-cases",
+        default="http,http-baggage,http-budget,http-baggage-budget,chat",
+        help="cases whose instructions per span are counted (section instructions; needs valgrind)",
+    )
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # CASE:PROCESSOR:SPANS
     args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.baseline)
+        return {}
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     cpu = min(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
     os.sched_setaffinity(0, {cpu})
@@ -552,6 +628,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             result["baseline_ref"] = args.baseline
         only = [c.strip() for c in args.cases.split(",")] if args.cases else list(CASES)
         result["cases"] = _cases(_span_attributes(args.case_spans), args.case_pairs, baseline, only)
+    if "instructions" in sections:
+        counted = [c.strip() for c in args.instruction_cases.split(",") if c.strip()]
+        result["instructions"] = _instructions(counted, args.baseline)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
