@@ -182,7 +182,8 @@ def _sdk_fields_readable() -> bool:
             events=BoundedList(1),
         )
         return (
-            probe._name == "probe"
+            (context_[0], parent[2]) == (context_.trace_id, parent.is_remote) == (1, True)
+            and probe._name == "probe"
             and probe._context is context_
             and probe._parent is parent
             and type(probe._attributes._dict) is dict  # type: ignore[union-attr]
@@ -193,6 +194,10 @@ def _sdk_fields_readable() -> bool:
 
 
 _SDK_FIELDS: Final = _sdk_fields_readable()
+#: Positions in a `SpanContext` (a ``tuple[trace_id, span_id, is_remote, ...]`` by its declared type), read
+#: by index on the per-span paths: its properties cost a Python call each.
+_TRACE_ID: Final = 0
+_IS_REMOTE: Final = 2
 
 
 def _no_context() -> None:
@@ -439,6 +444,9 @@ class TokenbookSpanProcessor(SpanProcessor):
         self._inert: set[str] = set()
         self._relevant: set[str] = set()
         self._names: dict[str, bool] = {}  # span name -> whether it reads as an operation (rule 4)
+        #: The two memo tests of every span, bound once (the memos are cleared in place, never replaced).
+        self._all_inert: Callable[[Iterable[str]], bool] = self._inert.issuperset
+        self._known_name: Callable[[str], bool | None] = self._names.get
         self._lock = threading.Lock()
         self._lazy_lock = threading.Lock()  # computes a _LazySpan once
         self._logged: set[str] = set()
@@ -513,13 +521,13 @@ class TokenbookSpanProcessor(SpanProcessor):
                 name, own, parent = span._name, span._context, span._parent
             else:
                 keys, name, own, parent = span.attributes or (), span.name, span.context, span.parent
-            if self._tag_all or not self._inert.issuperset(keys) or self._names.get(name) is not False:
+            if self._tag_all or not self._all_inert(keys) or self._known_name(name) is not False:
                 self._start_call(span, parent_context)  # maybe a call: its context is read
-            if (parent is None or parent.is_remote) and own is not None:  # a local root: its workflow
+            if (parent is None or parent[_IS_REMOTE]) and own is not None:  # a local root: its workflow
                 workflows = self._workflows
                 if len(workflows) >= _MAX_OPEN:
                     workflows.clear()
-                workflows[own.trace_id] = span  # name and ID read when a call needs them
+                workflows[own[_TRACE_ID]] = span  # name and ID read when a call needs them
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_start", exc)
         if self._wrapped_on_start is not None:
@@ -626,22 +634,22 @@ class TokenbookSpanProcessor(SpanProcessor):
                 and type(recorded := span._events) is BoundedList
             ):  # the SDK's own ended span: its fields are read in place, without the public copies
                 plain = (
-                    self._inert.issuperset(bounded._dict)  # no usage, kind signal or content key
-                    and self._names.get(span._name) is False  # a name seen before, not an operation
+                    self._all_inert(bounded._dict)  # no usage, kind signal or content key
+                    and self._known_name(span._name) is False  # a name seen before, not an operation
                     and (not recorded._dq or self._quiet_events(span))  # type: ignore[attr-defined]
                 )
                 ctx, parent = span._context, span._parent
             else:
                 plain = (
-                    self._inert.issuperset(span.attributes or ())
-                    and self._names.get(span.name) is False
+                    self._all_inert(span.attributes or ())
+                    and self._known_name(span.name) is False
                     and self._quiet_events(span)
                 )
                 ctx, parent = (span.context, span.parent) if plain else (None, None)
             if plain:  # nothing for tokenbook: note the end of a local root, hand the span on as it is
                 if ctx is not None:
-                    if self._workflows and (parent is None or parent.is_remote):
-                        self._workflows.pop(ctx.trace_id, None)
+                    if self._workflows and (parent is None or parent[_IS_REMOTE]):
+                        self._workflows.pop(ctx[_TRACE_ID], None)
                     if self._marks:  # forgets the span's usage mark, or passes it on to the parent
                         is_root = parent is None or parent.is_remote
                         parent_id = None if is_root or parent is None else parent.span_id
