@@ -54,7 +54,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -331,6 +331,53 @@ HTTP_ATTRIBUTES: dict[str, object] = {
     "user_agent.original": "curl/8.5.0",
     "http.response.status_code": 200,
 }
+
+
+def _http_stages(n: int) -> dict[str, float]:
+    """CPU per plain HTTP span (a local root, no gen_ai key) of each part, measured alone, in µs.
+
+    The SDK's own start and end of such a span (no processor) beside tokenbook's ``on_start`` and
+    ``on_end`` of it (keys and name already learned), and what a processor that only passes the span on
+    costs in their place: the part of tokenbook's cost that any wrapping processor pays.
+    """
+    collect = _Collect()
+    provider = TracerProvider()
+    provider.add_span_processor(collect)
+    tracer = provider.get_tracer("stages")
+    name = "GET /api/orders/{id}"
+    live = [tracer.start_span(name, attributes=HTTP_ATTRIBUTES) for _ in range(n)]  # type: ignore[arg-type]
+    for span in live:
+        span.end()
+    ended = collect.spans
+    fresh = [cast(Span, tracer.start_span(name, attributes=HTTP_ATTRIBUTES)) for _ in range(n)]  # type: ignore[arg-type]
+    processor = TokenbookSpanProcessor(SpanProcessor())
+    processor.on_start(fresh[0], None)  # learn the keys and the name
+    processor.on_end(ended[0])
+    passing = SpanProcessor()
+    bare_tracer = TracerProvider().get_tracer("stages")
+
+    def sdk_span(_: object) -> None:
+        bare_tracer.start_span(name, attributes=HTTP_ATTRIBUTES).end()  # type: ignore[arg-type]
+
+    def start_and_end(pair: tuple[Span, ReadableSpan]) -> None:
+        processor.on_start(pair[0], None)
+        processor.on_end(pair[1])
+
+    def pass_through(pair: tuple[Span, ReadableSpan]) -> None:
+        passing.on_start(pair[0], None)
+        passing.on_end(pair[1])
+
+    pairs = list(zip(fresh, ended, strict=True))
+    out = {
+        "sdk_span_start_end_alone": _per_span_us(sdk_span, range(n)),
+        "tokenbook_on_start": _per_span_us(lambda span: processor.on_start(span, None), fresh),
+        "tokenbook_on_end": _per_span_us(processor.on_end, ended),
+        "tokenbook_on_start_then_on_end": _per_span_us(start_and_end, pairs),
+        "pass_through_on_start_then_on_end": _per_span_us(pass_through, pairs),
+    }
+    return out
+
+
 #: case name -> (span kind, Baggage set, budget active)
 CASES: dict[str, tuple[str, bool, bool]] = {
     f"{kind}{'-baggage' if bag else ''}{'-budget' if bud else ''}": (kind, bag, bud)
@@ -619,6 +666,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         per_span: Any = result.setdefault("per_span_us", {})
         per_span["stages_measured_alone"] = stages
         print(f"stages (µs of CPU): {stages}")
+        per_span["http_stages_measured_alone"] = http_stages = _http_stages(5000)
+        print(f"http stages (µs of CPU): {http_stages}")
     if "cases" in sections:
         baseline = _load_baseline(args.baseline) if args.baseline else None
         result["cases_goals"] = {"http_ratio_min": 0.95, "chat_no_budget_end_added_p50_us_max": 3.0}
