@@ -626,7 +626,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--pairs", type=int, default=PAIRS)
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the lowest allowed)")
     parser.add_argument(
-        "--sections", default="configs,stages,cases,instructions", help="comma list of sections to run"
+        "--sections",
+        default="configs,stages,cases",
+        help="comma list of sections to run (configs, stages, cases, instructions: needs valgrind, ~20 min)",
     )
     parser.add_argument("--case-pairs", type=int, default=40, help="rounds (runs of each processor) per case")
     parser.add_argument("--case-spans", type=int, default=5000, help="spans per run in the cases")
