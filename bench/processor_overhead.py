@@ -24,11 +24,18 @@ a processor that tags every span and copies it on the ending thread could reach 
 
 `cases` crosses the span (`http`: a server span with no gen_ai key; `chat`: the
 chat span above) with Baggage (attribution set or not) and an in-app budget (active or not). For each
-case (through the `read` exporter) it reports the CPU ratio to the bare SDK (as above) and the
-latency of ``span.end()`` itself (``perf_counter_ns`` around each call, over every span of every run)
-at p50 and p99, bare and with tokenbook. ``--baseline REF`` also measures the processor as it was at
-git revision REF (``span_processor.py`` loaded from ``git show``), in the same runs, so before and after
-share one run.
+case (through the `read` exporter) the bare SDK and each processor run in turn, `--case-pairs` rounds
+of `--case-spans` spans, the order alternating between rounds, the heap collected and frozen before
+each run; it reports the CPU ratio to the bare SDK per round (median, quartiles, extremes), the CPU
+added per span, the latency of ``span.end()`` itself (``perf_counter_ns`` around each call, over every
+span of every run) at p50 and p99, and for the http cases whether every processor exported the same
+attributes (the runs did the same work). ``--baseline REF`` also measures the processor as it was at
+git revision REF (``span_processor.py`` loaded from ``git show``), in the same runs, so before and
+after share one run. `stages` also measures a plain HTTP span's ``on_start`` and ``on_end`` alone.
+
+`instructions` (opt-in; needs valgrind) counts the instructions each processor executes per span of
+each of ``--instruction-cases`` with cachegrind, as the difference of two child runs (`_child`): a
+figure that does not move with the machine's load, beside the CPU-time ratios that do.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
         [--sections configs,stages,cases,instructions] [--case-pairs N] [--case-spans N] [--baseline REF]
