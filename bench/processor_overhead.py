@@ -24,25 +24,36 @@ a processor that tags every span and copies it on the ending thread could reach 
 
 `cases` crosses the span (`http`: a server span with no gen_ai key; `chat`: the
 chat span above) with Baggage (attribution set or not) and an in-app budget (active or not). For each
-case (through the `read` exporter) it reports the CPU ratio to the bare SDK (as above) and the
-latency of ``span.end()`` itself (``perf_counter_ns`` around each call, over every span of every run)
-at p50 and p99, bare and with tokenbook. ``--baseline REF`` also measures the processor as it was at
-git revision REF (``span_processor.py`` loaded from ``git show``), in the same runs, so before and after
-share one run.
+case (through the `read` exporter) the bare SDK and each processor run in turn, `--case-pairs` rounds
+of `--case-spans` spans, the order alternating between rounds, the heap collected and frozen before
+each run; it reports the CPU ratio to the bare SDK per round (median, quartiles, extremes), the CPU
+added per span, the latency of ``span.end()`` itself (``perf_counter_ns`` around each call, over every
+span of every run) at p50 and p99, and for the http cases whether every processor exported the same
+attributes (the runs did the same work). ``--baseline REF`` also measures the processor as it was at
+git revision REF (``span_processor.py`` loaded from ``git show``), in the same runs, so before and
+after share one run. `stages` also measures a plain HTTP span's ``on_start`` and ``on_end`` alone.
+
+`instructions` (opt-in; needs valgrind) counts the instructions each processor executes per span of
+each of ``--instruction-cases`` with cachegrind, as the difference of two child runs (`_child`): a
+figure that does not move with the machine's load, beside the CPU-time ratios that do.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
-        [--sections configs,stages,cases] [--case-pairs N] [--baseline REF] [--cases http,chat,...]
+        [--sections configs,stages,cases,instructions] [--case-pairs N] [--case-spans N] [--baseline REF]
+        [--cases http,chat,...] [--instruction-cases http,chat,...] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib.util
 import json
 import os
 import platform
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,7 +61,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, NamedTuple, cast
 
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -327,6 +338,53 @@ HTTP_ATTRIBUTES: dict[str, object] = {
     "user_agent.original": "curl/8.5.0",
     "http.response.status_code": 200,
 }
+
+
+def _http_stages(n: int) -> dict[str, float]:
+    """CPU per plain HTTP span (a local root, no gen_ai key) of each part, measured alone, in µs.
+
+    The SDK's own start and end of such a span (no processor) beside tokenbook's ``on_start`` and
+    ``on_end`` of it (keys and name already learned), and what a processor that only passes the span on
+    costs in their place: the part of tokenbook's cost that any wrapping processor pays.
+    """
+    collect = _Collect()
+    provider = TracerProvider()
+    provider.add_span_processor(collect)
+    tracer = provider.get_tracer("stages")
+    name = "GET /api/orders/{id}"
+    live = [tracer.start_span(name, attributes=HTTP_ATTRIBUTES) for _ in range(n)]  # type: ignore[arg-type]
+    for span in live:
+        span.end()
+    ended = collect.spans
+    fresh = [cast(Span, tracer.start_span(name, attributes=HTTP_ATTRIBUTES)) for _ in range(n)]  # type: ignore[arg-type]
+    processor = TokenbookSpanProcessor(SpanProcessor())
+    processor.on_start(fresh[0], None)  # learn the keys and the name
+    processor.on_end(ended[0])
+    passing = SpanProcessor()
+    bare_tracer = TracerProvider().get_tracer("stages")
+
+    def sdk_span(_: object) -> None:
+        bare_tracer.start_span(name, attributes=HTTP_ATTRIBUTES).end()  # type: ignore[arg-type]
+
+    def start_and_end(pair: tuple[Span, ReadableSpan]) -> None:
+        processor.on_start(pair[0], None)
+        processor.on_end(pair[1])
+
+    def pass_through(pair: tuple[Span, ReadableSpan]) -> None:
+        passing.on_start(pair[0], None)
+        passing.on_end(pair[1])
+
+    pairs = list(zip(fresh, ended, strict=True))
+    out = {
+        "sdk_span_start_end_alone": _per_span_us(sdk_span, range(n)),
+        "tokenbook_on_start": _per_span_us(lambda span: processor.on_start(span, None), fresh),
+        "tokenbook_on_end": _per_span_us(processor.on_end, ended),
+        "tokenbook_on_start_then_on_end": _per_span_us(start_and_end, pairs),
+        "pass_through_on_start_then_on_end": _per_span_us(pass_through, pairs),
+    }
+    return out
+
+
 #: case name -> (span kind, Baggage set, budget active)
 CASES: dict[str, tuple[str, bool, bool]] = {
     f"{kind}{'-baggage' if bag else ''}{'-budget' if bud else ''}": (kind, bag, bud)
@@ -359,11 +417,41 @@ def _load_baseline(ref: str) -> type[SpanProcessor]:
     return baseline
 
 
-def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> tuple[float, list[int]]:
-    """(spans per CPU-second, ns of each ``span.end()`` call) of one run of `case`."""
+class _CountingExporter(_ReadingExporter):
+    """`_ReadingExporter` that also counts the attributes it read (to check that runs did the same work)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attributes = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.attributes += sum(len(span.attributes or ()) for span in spans)
+        return super().export(spans)
+
+
+class _Run(NamedTuple):
+    """One run of a case: its CPU time, the ``span.end()`` latencies, what the exporter saw."""
+
+    cpu_s: float
+    ends_ns: list[int]
+    exported: int
+    attributes: int
+
+
+def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]], *, timer: bool = True) -> _Run:
+    """One run of `case`: every span started and ended, then flushed; timed in CPU seconds.
+
+    Bare and processor runs differ only in the processor between the provider and the batch processor:
+    same spans, contexts, exporter, clock calls and flush. The heap is collected and frozen first, so a
+    garbage collection during the run walks only what the run allocated.
+    """
     kind, with_baggage, with_budget = CASES[case]
-    exporter = _ReadingExporter()
-    batch = BatchSpanProcessor(exporter, max_queue_size=max(len(attrs) + 1, 2048))
+    exporter = _CountingExporter()
+    batch = BatchSpanProcessor(
+        exporter,
+        max_queue_size=max(len(attrs) + 1, 2048),
+        schedule_delay_millis=None if timer else 10**9,  # without: exports of full batches only
+    )
     provider = TracerProvider()
     provider.add_span_processor(batch if factory is None else factory(batch))
     tracer = provider.get_tracer("bench")
@@ -376,6 +464,8 @@ def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> tu
             stack.enter_context(attribute(tenant="acme", user="alice", project="support"))
         if with_budget:
             stack.enter_context(budget(max_tokens=10**15, name="bench"))
+        gc.collect()
+        gc.freeze()
         cpu_start = time.process_time()
         for a in spans_attrs:
             span = tracer.start_span(name, attributes=a)  # type: ignore[arg-type]
@@ -384,58 +474,156 @@ def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]]) -> tu
             ends.append(clock() - t0)
         provider.force_flush()
         cpu = time.process_time() - cpu_start
+        gc.unfreeze()
     provider.shutdown()
     if exporter.exported != len(attrs):
         raise RuntimeError(f"exported {exporter.exported} of {len(attrs)} spans: the queue dropped spans")
-    return len(attrs) / cpu, ends
+    return _Run(cpu, ends, exporter.exported, exporter.attributes)
 
 
-def _pct(values: list[int], q: float) -> float:
-    """The `q` quantile of `values` (ns) in µs, nearest rank."""
+def _pct(values: Sequence[float], q: float) -> float:
+    """The `q` quantile of `values`, nearest rank."""
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 2)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _spread(values: Sequence[float], digits: int = 3) -> dict[str, float]:
+    """Median, quartiles and extremes of `values`."""
+    return {
+        "min": round(min(values), digits),
+        "p25": round(_pct(values, 0.25), digits),
+        "median": round(statistics.median(values), digits),
+        "p75": round(_pct(values, 0.75), digits),
+        "max": round(max(values), digits),
+    }
+
+
+def _ratio_text(row: dict[str, Any], name: str) -> str:
+    """A case's ratio for processor `name` with its quartiles, for the printed table."""
+    spread = row[f"{name}_ratio_spread"]
+    return f"{row[f'{name}_ratio_median']:>12} [{spread['p25']}-{spread['p75']}]"
 
 
 def _cases(
     attrs: list[dict[str, object]], pairs: int, baseline: type[SpanProcessor] | None, only: Sequence[str]
 ) -> dict[str, Any]:
-    """Each case: bare SDK, tokenbook (and the baseline) in turn, `pairs` times; ratios and latencies."""
+    """Each case: the bare SDK and each processor in turn, `pairs` rounds; ratios, spread and latencies.
+
+    Within a round the order alternates (bare first in even rounds, last in odd ones) so that a drift of
+    the machine's speed during a round does not favour either side. A round's ratio is the processor's
+    spans per CPU-second over the bare SDK's in the same round; the figure is the median over rounds,
+    reported with its quartiles and extremes.
+    """
     factories: dict[str, Factory] = {"bare": None, "tokenbook": TokenbookSpanProcessor}
     if baseline is not None:
         factories["baseline"] = baseline
     out: dict[str, Any] = {}
-    header = f"{'case':<24}" + "".join(f"{n + ' ratio':>16}" for n in factories if n != "bare")
+    header = f"{'case':<22}" + "".join(f"{n + ' ratio [p25-p75]':>28}" for n in factories if n != "bare")
     print(header + "   end() µs p50/p99: " + " | ".join(factories))
     for case in only:
         for factory in factories.values():  # warm-up run of each (caches, first-seen keys)
-            _case_run(factory, case, attrs[:1000])
-        rates: dict[str, list[float]] = {n: [] for n in factories}
+            _case_run(factory, case, attrs[:2000])
+        cpu: dict[str, list[float]] = {n: [] for n in factories}
         ends: dict[str, list[int]] = {n: [] for n in factories}
-        for _ in range(pairs):
-            for n, factory in factories.items():
-                rate, durations = _case_run(factory, case, attrs)
-                rates[n].append(rate)
-                ends[n].extend(durations)
-        row: dict[str, Any] = {"bare_spans_per_cpu_s_median": round(statistics.median(rates["bare"]))}
+        seen: dict[str, set[int]] = {n: set() for n in factories}
+        for round_ in range(pairs):
+            order = list(factories.items())
+            for n, factory in order if round_ % 2 == 0 else reversed(order):
+                run = _case_run(factory, case, attrs)
+                cpu[n].append(run.cpu_s)
+                ends[n].extend(run.ends_ns)
+                seen[n].add(run.attributes)
+        spans = len(attrs)
+        row: dict[str, Any] = {
+            "bare_spans_per_cpu_s_median": round(spans / statistics.median(cpu["bare"])),
+            "bare_cpu_us_per_span": _spread([c / spans * 1e6 for c in cpu["bare"]], 2),
+        }
+        if CASES[case][0] == "http":  # the processor adds nothing to these spans: same attributes exported
+            row["same_attributes_exported"] = all(seen[n] == seen["bare"] for n in factories)
         for n in factories:
-            row[f"{n}_end_us"] = {"p50": _pct(ends[n], 0.50), "p99": _pct(ends[n], 0.99)}
+            row[f"{n}_end_us"] = {
+                "p50": round(_pct(ends[n], 0.50) / 1000, 2),
+                "p99": round(_pct(ends[n], 0.99) / 1000, 2),
+            }
             if n == "bare":
                 continue
-            ratios = [t / b for t, b in zip(rates[n], rates["bare"], strict=True)]
-            row[f"{n}_spans_per_cpu_s_median"] = round(statistics.median(rates[n]))
+            ratios = [b / t for t, b in zip(cpu[n], cpu["bare"], strict=True)]  # = rate ratio
+            added = [(t - b) / spans * 1e6 for t, b in zip(cpu[n], cpu["bare"], strict=True)]
+            row[f"{n}_spans_per_cpu_s_median"] = round(spans / statistics.median(cpu[n]))
             row[f"{n}_ratio_median"] = round(statistics.median(ratios), 3)
+            row[f"{n}_ratio_spread"] = _spread(ratios)
             row[f"{n}_ratios"] = [round(r, 3) for r in ratios]
+            row[f"{n}_cpu_us_added_per_span"] = _spread(added, 2)
             row[f"{n}_end_added_us"] = {
                 q: round(row[f"{n}_end_us"][q] - row["bare_end_us"][q], 2) for q in ("p50", "p99")
             }
         out[case] = row
         print(
-            f"{case:<24}"
-            + "".join(f"{row[f'{n}_ratio_median']:>16}" for n in factories if n != "bare")
+            f"{case:<22}"
+            + "".join(_ratio_text(row, n) for n in factories if n != "bare")
             + "   "
             + " | ".join(f"{row[f'{n}_end_us']['p50']}/{row[f'{n}_end_us']['p99']}" for n in factories),
             flush=True,
         )
+    return out
+
+
+#: Spans of the two child runs whose instruction counts are subtracted (start-up cancels out).
+INSTRUCTION_SPANS: Final = (1000, 3000)
+
+
+def _child(spec: str, baseline_ref: str | None) -> None:
+    """``--child CASE:PROCESSOR:SPANS``: one untimed run, for `_instructions` to count under valgrind."""
+    case, name, spans = spec.split(":")
+    factories: dict[str, Factory] = {"bare": None, "tokenbook": TokenbookSpanProcessor}
+    if name == "baseline":
+        assert baseline_ref is not None, "--child ...:baseline needs --baseline"
+        factories["baseline"] = _load_baseline(baseline_ref)
+    attrs = _span_attributes(int(spans))
+    # No export on a timer, and no automatic garbage collection: under valgrind a run lasts long enough
+    # for the batch processor's timer to fire a number of times that depends on its speed (smaller
+    # batches cost more per span), and how many spans wait in its queue when a collection walks them
+    # depends on when valgrind switches threads. Either would make the count depend on scheduling.
+    gc.disable()
+    _case_run(factories[name], case, attrs[:200], timer=False)  # the same warm-up in both runs
+    _case_run(factories[name], case, attrs, timer=False)
+
+
+def _instruction_count(spec: str, baseline_ref: str | None) -> int:
+    """Instructions executed by a `_child` run of `spec`, counted by valgrind's cachegrind."""
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    command += [sys.executable, __file__, "--child", spec]
+    if baseline_ref:
+        command += ["--baseline", baseline_ref]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    match = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count in valgrind's output: {done.stderr[-500:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def _instructions(cases: Sequence[str], baseline_ref: str | None) -> dict[str, Any]:
+    """Instructions per span of each processor in each case: deterministic, whatever the machine's load.
+
+    Each count is the difference of two runs (`INSTRUCTION_SPANS`) divided by the difference of their
+    spans, so start-up and imports cancel out. It counts work, not time: cache misses and branch
+    mispredictions are not in it, so it complements the CPU-time ratios rather than replacing them.
+    """
+    if shutil.which("valgrind") is None:
+        print("instructions: valgrind not found, skipped")
+        return {"skipped": "valgrind not found"}
+    names = ["bare", "tokenbook"] + (["baseline"] if baseline_ref else [])
+    low, high = INSTRUCTION_SPANS
+    out: dict[str, Any] = {}
+    for case in cases:
+        row: dict[str, Any] = {}
+        for name in names:
+            counts = [_instruction_count(f"{case}:{name}:{n}", baseline_ref) for n in (low, high)]
+            row[f"{name}_per_span"] = round((counts[1] - counts[0]) / (high - low))
+        for name in names[1:]:
+            row[f"{name}_ratio"] = round(row["bare_per_span"] / row[f"{name}_per_span"], 3)
+        out[case] = row
+        print(f"instructions per span, {case}: {row}", flush=True)
     return out
 
 
@@ -444,11 +632,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--spans", type=int, default=SPANS)
     parser.add_argument("--pairs", type=int, default=PAIRS)
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the lowest allowed)")
-    parser.add_argument("--sections", default="configs,stages,cases", help="comma list of sections to run")
-    parser.add_argument("--case-pairs", type=int, default=5, help="runs of each processor per case")
+    parser.add_argument(
+        "--sections",
+        default="configs,stages,cases",
+        help="comma list of sections to run (configs, stages, cases, instructions: needs valgrind, ~20 min)",
+    )
+    parser.add_argument("--case-pairs", type=int, default=40, help="rounds (runs of each processor) per case")
+    parser.add_argument("--case-spans", type=int, default=5000, help="spans per run in the cases")
     parser.add_argument("--baseline", default=None, help="git revision whose processor is also measured")
     parser.add_argument("--cases", default=None, help="comma list of cases to run (default: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON file written")
+    parser.add_argument(
+        "--instruction-cases",
+        default="http,http-baggage,http-budget,http-baggage-budget,chat",
+        help="cases whose instructions per span are counted (section instructions; needs valgrind)",
+    )
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # CASE:PROCESSOR:SPANS
     args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.baseline)
+        return {}
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     cpu = min(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
     os.sched_setaffinity(0, {cpu})
@@ -472,16 +675,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         per_span: Any = result.setdefault("per_span_us", {})
         per_span["stages_measured_alone"] = stages
         print(f"stages (µs of CPU): {stages}")
+        per_span["http_stages_measured_alone"] = http_stages = _http_stages(5000)
+        print(f"http stages (µs of CPU): {http_stages}")
     if "cases" in sections:
         baseline = _load_baseline(args.baseline) if args.baseline else None
         result["cases_goals"] = {"http_ratio_min": 0.95, "chat_no_budget_end_added_p50_us_max": 3.0}
         result["case_pairs"] = args.case_pairs
+        result["case_spans_per_run"] = args.case_spans
         if args.baseline:
             result["baseline_ref"] = args.baseline
         only = [c.strip() for c in args.cases.split(",")] if args.cases else list(CASES)
-        result["cases"] = _cases(attrs, args.case_pairs, baseline, only)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        result["cases"] = _cases(_span_attributes(args.case_spans), args.case_pairs, baseline, only)
+    if "instructions" in sections:
+        counted = [c.strip() for c in args.instruction_cases.split(",") if c.strip()]
+        result["instructions"] = _instructions(counted, args.baseline)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -64,7 +64,7 @@ def test_plain_spans_are_handed_on_as_they_are_and_leave_no_state(with_baggage):
     assert len(after.spans) == 100
     assert all(out is ended for out, ended in zip(after.spans, before.spans, strict=True))  # no copy
     assert all("tenant.id" not in (s.attributes or {}) for s in after.spans)  # not a call: not tagged
-    assert not processor._late_attribution and not processor._span_budgets and not processor._workflows
+    assert not processor._started_calls and not processor._workflows
     assert len(processor._tracker) == 0 and processor.errors == 0
 
 
@@ -111,7 +111,7 @@ def test_call_recognised_at_end_gets_attribution_and_budget_in_the_exported_view
     a = p.attrs("llm call")
     assert (a["tenant.id"], a["user.id"]) == ("set-by-app", "alice")  # the app's own value wins
     assert a["tokenbook.budget.state"] == "within_budget" and b.used_tokens == 1100
-    assert not p.processor._late_attribution and not p.processor._span_budgets
+    assert not p.processor._started_calls
 
 
 def test_usage_mark_climbs_through_spans_that_need_nothing(pipeline):
@@ -235,18 +235,27 @@ def test_pricing_runs_where_the_span_is_first_read_and_once():
     assert "tokenbook.cost.total" not in (ended.attributes or {})  # the ended span is untouched
 
 
-@pytest.mark.parametrize("options", [{}, {"metrics": True}])
-def test_budget_or_metrics_price_on_the_ending_thread(options):
+def test_a_budget_prices_on_the_ending_thread():
     catalog = _CountingCatalog()
-    provider, _, after, _ = _setup(catalog=catalog, **options)
+    provider, _, after, _ = _setup(catalog=catalog)
     tracer = provider.get_tracer("t")
-    if options:
+    with budget(max_tokens=100) as b:
         tracer.start_span("chat", attributes=chat_attrs()).end()
-    else:
-        with budget(max_tokens=100) as b:
-            tracer.start_span("chat", attributes=chat_attrs()).end()
-            assert b.state == "over_budget"  # known as soon as end() returns
+        assert b.state == "over_budget"  # known as soon as end() returns
     assert catalog.quotes == 1 and catalog.threads == {threading.current_thread().name}
+    assert dict(after.spans[0].attributes or {})["tokenbook.price.status"] == "priced"
+    assert catalog.quotes == 1
+
+
+def test_metrics_price_where_the_view_is_first_read():
+    catalog = _CountingCatalog()
+    provider, _, after, _ = _setup(catalog=catalog, metrics=True)
+    provider.get_tracer("t").start_span("chat", attributes=chat_attrs()).end()
+    assert catalog.quotes == 0  # nothing priced on the thread that ended the span
+    reader = threading.Thread(target=lambda: after.spans[0].attributes, name="exporter")
+    reader.start()
+    reader.join()
+    assert catalog.quotes == 1 and catalog.threads == {"exporter"}
     assert dict(after.spans[0].attributes or {})["tokenbook.price.status"] == "priced"
     assert catalog.quotes == 1
 

@@ -39,7 +39,10 @@ def test_token_histogram_and_cost_counter(pipeline):
         for _ in range(2):
             with p.tracer.start_as_current_span("chat", attributes=chat_attrs()):
                 pass
-    points = _points(reader)
+    exported = p.exporter.get_finished_spans()
+    assert _points(reader) == {}  # not priced on the thread that ended the spans
+    assert all(span.attributes["tokenbook.price.status"] == "priced" for span in exported)
+    points = _points(reader)  # recorded where the spans were first read (normally the export thread)
     tokens = {dict(pt.attributes)["gen_ai.token.type"]: pt for pt in points["gen_ai.client.token.usage"]}
     assert (tokens["input"].sum, tokens["input"].count) == (2000, 2)
     assert tokens["output"].sum == 200

@@ -345,6 +345,11 @@ def test_attribution_follows_each_spans_context(pipeline, options, attrs, after_
     for i, (tenant, user) in enumerate(expected):
         for name in (f"s{i}", f"c{i}"):
             a = p.attrs(name)
+            if after_start and name.startswith("s"):
+                # not a call when it started, and ended outside its context (the parent's): the
+                # attribution of the context it ends in is not its own, so none is guessed
+                assert "tenant.id" not in a and "user.id" not in a, name
+                continue
             assert (a.get("tenant.id"), a.get("user.id")) == (tenant, user), name
 
 

@@ -5,28 +5,35 @@ It wraps the downstream processor (usually a `BatchSpanProcessor`). As for every
 block on I/O and never raise into the application. Their own failures are logged once per kind through
 ``logging.getLogger(__name__)`` and counted in `errors`; a failure of the wrapped processor is counted
 in `downstream_errors`. The live span is only written through its public API (``set_attributes`` in
-``on_start``); no private field of a live or ended span is ever written.
+``on_start``); no private field of a live or ended span is ever written. For spans of the SDK's own
+classes, the checks below read a few of their fields in place (``_name``, ``_context``, ``_parent``,
+``_attributes._dict``, ``_events._dq``; `_sdk_fields_readable` checks at import that this SDK keeps them
+there, else the public properties are used), since the public properties copy the attributes and
+events and cost a Python call each: most of the cost of a span with nothing for tokenbook.
 
 What runs where:
 
-* **On the thread that starts the span** (``on_start``): the Baggage attribution and the active
-  budgets of the parent context are looked up once per run of spans under one parent ``Context``
-  (immutable, so the last one seen is cached by identity, weakly). A local root is remembered as its
-  trace's workflow. The attribution is set on the span when the span is a model, tool or wrapper
-  call by its start attributes or name (`calls.call_kind`), or on every span with ``tag_all_spans``;
-  for any other span under Baggage it is remembered (bounded, per span) in case the span turns out to
-  be a call when it ends. Budgets active in the context are remembered per span the same way.
-* **On the thread that ends the span** (``on_end``): one check of the span's attribute keys against a
+* **On the thread that starts the span** (``on_start``): one test of the span's start attribute keys
+  against a memo of keys tokenbook has nothing to do with (see below) and one memo lookup of its name.
+  A span that cannot be a call by them is not looked at further, nor is its context (with
+  ``tag_all_spans`` every span goes on). For the others, the Baggage attribution and the active
+  budgets of the parent context are looked up, once per run of spans under one parent ``Context``
+  (immutable, so the last one seen is cached by identity, weakly); a model, tool or wrapper call by its
+  start attributes or name (`calls.call_kind`) gets the attribution set on it and is remembered
+  (bounded, per span) with the budgets active at its start. A local root is remembered as its trace's
+  workflow until it ends.
+* **On the thread that ends the span** (``on_end``): one check of the span's attribute keys against the
   memo of keys tokenbook has nothing to do with (any key that is not a usage key, a kind signal such
   as ``gen_ai.operation.name`` / ``openinference.span.kind`` / ``llm.request.type`` /
-  ``traceloop.span.kind``, or content), plus the span name and the events' keys. A span with nothing
-  for tokenbook is handed on unchanged, without a copy, after forgetting its remembered state and
-  updating `DescendantTracker` (a dict lookup when nothing is marked for it). Any other span is
-  handed on as a `_LazySpan`: a read-only proxy over the ended span that carries what had to be read
-  on this thread (whether it carried usage, whether a descendant did, its workflow, its remembered
-  attribution). Only when the span carries usage and an in-app budget was active at its start (the
-  budget needs the cost at once) or metrics are on is the proxy completed here, before it is handed
-  on; budget callbacks then run on this thread.
+  ``traceloop.span.kind``, or content), plus the span name and whether it has events (then their
+  keys). A span with nothing for tokenbook is handed on unchanged, without a copy; a local root's
+  workflow entry is dropped, and `DescendantTracker` is updated only while it holds marks. Any other
+  span is handed on as a `_LazySpan`: a read-only proxy over the ended span that carries what had to
+  be read on this thread (whether it carried usage, whether a descendant did, its workflow, and, for
+  a span that was not a call when it started, the attribution and budgets of the context it ends in
+  when that is its own or its parent's: `_late_context`). Only when the span carries usage and an
+  in-app budget is on it (the budget needs the cost at once) is the proxy completed here, before it
+  is handed on; budget callbacks then run on this thread.
 * **Where the proxy is first read** (normally the export thread, when the batch processor encodes it;
   the thread that ends the span with a synchronous exporter): its attributes and events are computed
   once, under a lock: the ended span's attributes are copied; a span with usage and content has the
@@ -34,7 +41,8 @@ What runs where:
   tokenizer when one is installed offline); content is redacted (span and event attributes, per the
   redaction mode), then the kind is decided, late attribution is added to
   calls, and spans with usage are read, billed and priced (`usage.read_usage`,
-  `calls.is_billable`, `PriceCatalog.quote` in integer pico-dollars). Every public property of the
+  `calls.is_billable`, `PriceCatalog.quote` in integer pico-dollars) and, with ``metrics`` on,
+  recorded on the two metrics. Every public property of the
   proxy (``name``, ``context``, ``parent``, ``attributes``, ``events``, ``links``, ``to_json`` ...)
   answers as the enriched span; the content of the ended span is never reachable through it. An error
   there never reaches the exporter: it is logged and counted, and the attributes fall back to the
@@ -57,18 +65,22 @@ Attributes written, per span:
 
 from __future__ import annotations
 
+import dis
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry import baggage, context, trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
@@ -115,13 +127,77 @@ _SIGNAL_KEYS: Final = USAGE_KEYS | {
 }
 #: First words of span names that `call_kind` reads as an operation (rule 4).
 _NAME_OPERATIONS: Final = semconv.MODEL_OPERATIONS | semconv.TOOL_OPERATIONS | semconv.WRAPPER_OPERATIONS
-#: A parent context (weakly), the attribution copied from its Baggage, and its active budgets.
-_StartCache = tuple[Callable[[], context.Context | None], dict[str, str], tuple[Budget, ...]]
+
+
+class _StartCache(NamedTuple):
+    """A context (weakly) and what spans started or ended under it get from it."""
+
+    ref: Callable[[], context.Context | None]  # the weak reference; `_no_context` when not cached
+    attribution: dict[str, str]  # Baggage values to copy (span attribute -> value)
+    budgets: tuple[Budget, ...]  # the budgets active in the context, outermost first
+    empty: bool  # neither attribution nor budgets: nothing for any span under it
+
+
 #: What `on_end` read on the ending thread for the lazy part: (has usage, a descendant had usage,
 #: workflow (name, span ID) or None, attribution not yet on the span or None, budgets to charge or None).
 _Plan = tuple[bool, bool, tuple[str, int] | None, dict[str, str] | None, tuple[Budget, ...] | None]
 #: The computed attributes and events of a `_LazySpan`.
 _Done = tuple[MappingProxyType[str, Any], tuple[Event, ...]]
+
+
+_get_current: Final = context.get_current
+
+
+#: The instructions of a function body that does nothing but return None (CPython 3.11, 3.12+).
+_RETURN_NONE: Final = ([("LOAD_CONST", None), ("RETURN_VALUE", None)], [("RETURN_CONST", None)])
+
+
+def _does_nothing(method: Callable[..., object]) -> bool:
+    """Whether `method` is a Python function whose body does nothing (``pass`` or a docstring), as the
+    SDK's ``SpanProcessor.on_start`` and its batch and simple processors' are: not worth a call per span.
+    """
+    code = getattr(getattr(method, "__func__", method), "__code__", None)
+    if code is None:
+        return False
+    body = [(i.opname, i.argval) for i in dis.get_instructions(code) if i.opname not in {"RESUME", "NOP"}]
+    return body in _RETURN_NONE
+
+
+def _sdk_fields_readable() -> bool:
+    """Whether this SDK keeps a span's fields where ``on_start`` and ``on_end`` look first.
+
+    For a span of the SDK's own classes they read (never write) ``_name``, ``_context``, ``_parent``,
+    ``_attributes._dict`` and ``_events._dq``, as set by ``ReadableSpan``'s constructor: the public
+    properties cost a Python call each and copy the attributes and events, which is most of the cost of
+    a span with nothing for tokenbook. An SDK that keeps them otherwise makes this False, and the
+    public properties are used.
+    """
+    try:
+        context_, parent = SpanContext(1, 2, False), SpanContext(1, 3, True)
+        probe = ReadableSpan(
+            "probe",
+            context_,
+            parent,
+            attributes=BoundedAttributes(1, {"k": 1}),
+            events=BoundedList(1),
+        )
+        return (
+            (context_[0], parent[2]) == (context_.trace_id, parent.is_remote) == (1, True)
+            and probe._name == "probe"
+            and probe._context is context_
+            and probe._parent is parent
+            and type(probe._attributes._dict) is dict  # type: ignore[union-attr]
+            and type(probe._events._dq) is deque  # type: ignore[attr-defined]
+        )
+    except Exception:  # noqa: BLE001 - any other shape: the public properties
+        return False
+
+
+_SDK_FIELDS: Final = _sdk_fields_readable()
+#: Positions in a `SpanContext` (a ``tuple[trace_id, span_id, is_remote, ...]`` by its declared type), read
+#: by index on the per-span paths: its properties cost a Python call each.
+_TRACE_ID: Final = 0
+_IS_REMOTE: Final = 2
 
 
 def _no_context() -> None:
@@ -337,11 +413,15 @@ class TokenbookSpanProcessor(SpanProcessor):
             policy_path_key=policy_path_key,
         )
         self._wrapped = wrapped
+        #: The wrapped processor's on_start, or None when it is known to do nothing (not called).
+        self._wrapped_on_start = None if _does_nothing(wrapped.on_start) else wrapped.on_start
         self.catalog = catalog or PriceCatalog(self.settings.price_overrides)
         self._redactor = Redactor(
             self.settings.redaction, salt=self.settings.redaction_salt, tenant_salts=tenant_salts
         )
         self._tracker = DescendantTracker(self.settings.tracker_size)
+        #: The tracker's marks, read (never written) to skip it while nothing is marked.
+        self._marks: Sized = self._tracker._marked
         self._metrics = CostMetrics(meter_provider) if self.settings.metrics else None
         self._tag_all = self.settings.tag_all_spans
         #: Baggage key -> span attribute, for every key copied in on_start (the reservation ID of
@@ -351,19 +431,22 @@ class TokenbookSpanProcessor(SpanProcessor):
             | {key: _TB.TAG_PREFIX + key for key in self.settings.extra_keys}
             | {self.settings.policy_path_key: self.settings.policy_path_key}
         )
-        self._workflows: dict[int, tuple[str, int]] = {}  # trace id -> local root (name, span id)
-        #: The last parent context seen in on_start (weakly) with what it yields: attribution to copy
-        #: and active budgets. A Context is immutable, so both are functions of its identity; sibling
-        #: spans under one parent share it. Replaced as one tuple: safe across threads.
+        self._workflows: dict[int, Span] = {}  # trace id -> its local root, until the root ends
+        #: The last context seen (weakly) with what it yields: attribution to copy and active budgets.
+        #: A Context is immutable, so both are functions of its identity; sibling spans under one parent
+        #: share it. Replaced as one tuple: safe across threads.
         self._start_cache: _StartCache | None = None
-        #: (trace id, span id) -> budgets active at the span's start / attribution not set at its start.
-        self._span_budgets: dict[tuple[int, int], tuple[Budget, ...]] = {}
-        self._late_attribution: dict[tuple[int, int], dict[str, str]] = {}
+        #: (trace id, span id) -> budgets active at the start of a call recognised when it started
+        #: under attribution or budgets (maybe none): until it ends.
+        self._started_calls: dict[tuple[int, int], tuple[Budget, ...]] = {}
         #: Attribute keys that are neither a signal (`_SIGNAL_KEYS`) nor content, and keys that are:
         #: memos, so a span of known plain keys costs one superset test (bounded, cleared when full).
         self._inert: set[str] = set()
         self._relevant: set[str] = set()
         self._names: dict[str, bool] = {}  # span name -> whether it reads as an operation (rule 4)
+        #: The two memo tests of every span, bound once (the memos are cleared in place, never replaced).
+        self._all_inert: Callable[[Iterable[str]], bool] = self._inert.issuperset
+        self._known_name: Callable[[str], bool | None] = self._names.get
         self._lock = threading.Lock()
         self._lazy_lock = threading.Lock()  # computes a _LazySpan once
         self._logged: set[str] = set()
@@ -423,74 +506,112 @@ class TokenbookSpanProcessor(SpanProcessor):
 
     # --- start --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
-        """Copy attribution from Baggage onto a call span; remember budgets and late attribution.
+        """Copy attribution from Baggage onto a call span; remember a call's budgets; note local roots.
 
         Called synchronously on the thread that starts the span; does no I/O, never blocks and never
         raises into the application (an error is logged once and counted). Then calls the wrapped
-        processor's ``on_start``.
+        processor's ``on_start`` (unless it does nothing). A span that is not a call by its name and
+        start attributes (one memo lookup and one set test once its keys and name have been seen) is
+        not looked at further, and neither is its context, except to note a local root.
         """
         try:
-            parent_ctx = parent_context if parent_context is not None else context.get_current()
-            cached = self._start_cache
-            if cached is None or cached[0]() is not parent_ctx:
-                cached = self._cache_start(parent_ctx)
-            parent = span.parent
-            if parent is None or parent.is_remote:  # a local root: its trace's workflow
-                ctx = span.context
-                if len(self._workflows) >= _MAX_OPEN:
-                    self._workflows.clear()
-                self._workflows[ctx.trace_id] = (span.name, ctx.span_id)  # formatted only when written
-            found = cached[1]
-            if found:
-                if self._tag_all or self._is_call_at_start(span):
-                    span.set_attributes(found)
-                else:  # maybe a call by the attributes it gets later: set in the enriched view
-                    ctx = span.context
-                    late = self._late_attribution
-                    if len(late) >= _MAX_OPEN:
-                        late.clear()
-                    late[(ctx.trace_id, ctx.span_id)] = found
-            if cached[2]:
-                self._remember_budgets(span, cached[2])
+            if _SDK_FIELDS and type(bounded := getattr(span, "_attributes", None)) is BoundedAttributes:
+                # the SDK's own span, not yet the app's: its fields are read in place (never written)
+                keys: Iterable[str] = bounded._dict
+                name, own, parent = span._name, span._context, span._parent
+            else:
+                keys, name, own, parent = span.attributes or (), span.name, span.context, span.parent
+            if self._tag_all or not self._all_inert(keys) or self._known_name(name) is not False:
+                self._start_call(span, parent_context)  # maybe a call: its context is read
+            if (parent is None or parent[_IS_REMOTE]) and own is not None:  # a local root: its workflow
+                workflows = self._workflows
+                if len(workflows) >= _MAX_OPEN:
+                    workflows.clear()
+                workflows[own[_TRACE_ID]] = span  # name and ID read when a call needs them
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_start", exc)
-        try:
-            self._wrapped.on_start(span, parent_context)
-        except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
-            self._failed("wrapped on_start", exc, downstream=True)
+        if self._wrapped_on_start is not None:
+            try:
+                self._wrapped_on_start(span, parent_context)
+            except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
+                self._failed("wrapped on_start", exc, downstream=True)
+
+    def _start_call(self, span: Span, parent_context: context.Context | None) -> None:
+        """Tag a call with the attribution of its context (every span with ``tag_all_spans``), and
+        remember the budgets active there.
+
+        A call recognised here under attribution or budgets is remembered until it ends (with the
+        budgets active now, maybe none), so that ``on_end`` charges exactly those. Any other span is left
+        alone: should it turn out to be a call when it ends, ``on_end`` reads the context it ends in
+        (`_late_context`).
+        """
+        ctx = parent_context if parent_context is not None else _get_current()
+        cached = self._start_cache
+        if cached is None or cached.ref() is not ctx:
+            cached = self._cache(ctx)
+        if cached.empty:
+            return
+        found = cached.attribution
+        if self._tag_all and found:
+            span.set_attributes(found)
+            if not cached.budgets:
+                return
+        if not self._is_call_at_start(span):
+            return
+        if found and not self._tag_all:
+            span.set_attributes(found)
+        own = span.context
+        started = self._started_calls
+        if len(started) >= _MAX_OPEN:
+            started.clear()
+        started[(own.trace_id, own.span_id)] = cached.budgets
 
     def _is_call_at_start(self, span: Span) -> bool:
         """A model, tool or wrapper span by its start attributes or name (`call_kind`)."""
         name = span.name
         if self._name_is_operation(name):
             return True
-        attrs = span.attributes
-        if not attrs or _SIGNAL_KEYS.isdisjoint(attrs):
+        if _SDK_FIELDS and type(bounded := getattr(span, "_attributes", None)) is BoundedAttributes:
+            keys: Iterable[str] = bounded._dict
+        else:
+            keys = span.attributes or ()
+        if _SIGNAL_KEYS.isdisjoint(keys):  # the common case: no copy of the attributes is made
             return False
-        return call_kind(name, attrs) != KIND_OTHER
+        return call_kind(name, span.attributes or {}) != KIND_OTHER
 
-    def _cache_start(self, parent_ctx: context.Context) -> _StartCache:
-        """What spans started under `parent_ctx` get (`_start_cache`), cached when it can be."""
-        found, budgets = self._context_values(parent_ctx)
+    def _cache(self, ctx: context.Context) -> _StartCache:
+        """What spans started (or ending) under `ctx` get from it, cached by identity when it can be."""
+        copied = self._copied
+        found = {copied[k]: v for k, v in baggage.get_all(ctx).items() if k in copied and isinstance(v, str)}
+        budgets = active_budgets(ctx)
+        empty = not found and not budgets
         try:
-            cached: _StartCache = (weakref.ref(parent_ctx), found, budgets)
+            cached = _StartCache(weakref.ref(ctx), found, budgets, empty)
         except TypeError:  # a Context subclass without weak references: used once, not cached
-            return (_no_context, found, budgets)
+            return _StartCache(_no_context, found, budgets, empty)
         self._start_cache = cached
         return cached
 
-    def _remember_budgets(self, span: Span, budgets: tuple[Budget, ...]) -> None:
-        """Keep the budgets a span is charged to when it ends (those active when it started)."""
-        ctx = span.context
-        if len(self._span_budgets) >= _MAX_OPEN:
-            self._span_budgets.clear()
-        self._span_budgets[(ctx.trace_id, ctx.span_id)] = budgets
-
-    def _context_values(self, ctx: context.Context) -> tuple[dict[str, str], tuple[Budget, ...]]:
-        """The attribution copied from `ctx`'s Baggage, and the budgets active in `ctx`."""
-        copied = self._copied
-        found = {copied[k]: v for k, v in baggage.get_all(ctx).items() if k in copied and isinstance(v, str)}
-        return found, active_budgets(ctx)
+    def _late_context(self, span: ReadableSpan) -> _StartCache | None:
+        """The attribution and budgets of the context `span` ends in, for a span not recognised as a call
+        when it started; None when there are none, or when that context is neither the span's own nor
+        its parent's (its current span is another span: the span ended elsewhere). For a local root
+        without a remote parent, that is any context without a current span.
+        """
+        ctx = _get_current()
+        cached = self._start_cache
+        if cached is None or cached.ref() is not ctx:
+            cached = self._cache(ctx)
+        if cached.empty:
+            return None
+        current = trace.get_current_span(ctx).get_span_context()
+        own = span.context
+        parent = span.parent
+        if own is not None and current.trace_id == own.trace_id and current.span_id == own.span_id:
+            return cached
+        if parent is None:
+            return cached if not current.is_valid else None
+        return cached if (current.trace_id, current.span_id) == (parent.trace_id, parent.span_id) else None
 
     # --- end ----------------------------------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
@@ -498,30 +619,41 @@ class TokenbookSpanProcessor(SpanProcessor):
 
         Called synchronously on the thread that ends the span. Pricing and redaction run where the
         proxy is first read (normally the export thread), except for a span with usage under an in-app
-        budget or with metrics on: that one is completed here and its budget callbacks run here. Never
+        budget: that one is completed here and its budget callbacks run here. Never
         raises into the application: on an internal error the span is handed on redacted (or dropped
         if even that fails) and the error is logged and counted.
         """
         out: ReadableSpan | None
         try:
-            attrs = span.attributes
+            ctx: SpanContext | None
+            parent: SpanContext | None
             if (
-                (not attrs or self._inert.issuperset(attrs))  # no usage, kind signal or content key
-                and not self._names.get(span.name, True)  # a name seen before, not an operation
-                and self._quiet_events(span)
-            ):  # nothing for tokenbook: forget the span's state, hand it on as it is
-                ctx = span.context
+                _SDK_FIELDS
+                and type(span) is ReadableSpan
+                and type(bounded := span._attributes) is BoundedAttributes
+                and type(recorded := span._events) is BoundedList
+            ):  # the SDK's own ended span: its fields are read in place, without the public copies
+                plain = (
+                    self._all_inert(bounded._dict)  # no usage, kind signal or content key
+                    and self._known_name(span._name) is False  # a name seen before, not an operation
+                    and (not recorded._dq or self._quiet_events(span))  # type: ignore[attr-defined]
+                )
+                ctx, parent = span._context, span._parent
+            else:
+                plain = (
+                    self._all_inert(span.attributes or ())
+                    and self._known_name(span.name) is False
+                    and self._quiet_events(span)
+                )
+                ctx, parent = (span.context, span.parent) if plain else (None, None)
+            if plain:  # nothing for tokenbook: note the end of a local root, hand the span on as it is
                 if ctx is not None:
-                    trace_id = ctx.trace_id
-                    if self._late_attribution or self._span_budgets:
-                        self._forget(trace_id, ctx.span_id)
-                    parent = span.parent
-                    if parent is None or parent.is_remote:
-                        if self._workflows:
-                            self._workflows.pop(trace_id, None)
-                        self._tracker.span_ended(trace_id, ctx.span_id, None, False)
-                    else:  # passes a descendant's usage mark on to the parent
-                        self._tracker.span_ended(trace_id, ctx.span_id, parent.span_id, False)
+                    if self._workflows and (parent is None or parent[_IS_REMOTE]):
+                        self._workflows.pop(ctx[_TRACE_ID], None)
+                    if self._marks:  # forgets the span's usage mark, or passes it on to the parent
+                        is_root = parent is None or parent.is_remote
+                        parent_id = None if is_root or parent is None else parent.span_id
+                        self._tracker.span_ended(ctx.trace_id, ctx.span_id, parent_id, False)
                 out = span
             else:
                 out = self._end(span)
@@ -540,14 +672,6 @@ class TokenbookSpanProcessor(SpanProcessor):
         events = span.events
         return not events or not any(e.attributes and self._has_relevant_keys(e.attributes) for e in events)
 
-    def _forget(self, trace_id: int, span_id: int) -> None:
-        """Drop what on_start remembered for a span tokenbook has nothing to do with."""
-        key = (trace_id, span_id)
-        if self._late_attribution:
-            self._late_attribution.pop(key, None)
-        if self._span_budgets:
-            self._span_budgets.pop(key, None)
-
     def _end(self, span: ReadableSpan) -> ReadableSpan:
         """The ending thread's part for a span that may need tokenbook: state, tracker, the output."""
         attrs = span.attributes
@@ -564,23 +688,29 @@ class TokenbookSpanProcessor(SpanProcessor):
         had_descendant = False
         if ctx is not None:
             trace_id = ctx.trace_id
-            if self._late_attribution or self._span_budgets:
-                key = (trace_id, ctx.span_id)
-                late = self._late_attribution.pop(key, None) if self._late_attribution else None
-                budgets = self._span_budgets.pop(key, None) if self._span_budgets else None
             parent = span.parent
             is_root = parent is None or parent.is_remote
+            root = None
             if is_root:
-                workflow = self._workflows.pop(trace_id, None) if self._workflows else None
+                root = self._workflows.pop(trace_id, None) if self._workflows else None
             elif has_usage:
-                workflow = self._workflows.get(trace_id)
+                root = self._workflows.get(trace_id)
+            if root is not None and has_usage:
+                workflow = (root.name, root.context.span_id)  # formatted only when written
             had_descendant = self._tracker.span_ended(
                 trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
             )
+            if self._started_calls:
+                budgets = self._started_calls.pop((trace_id, ctx.span_id), None)
         if not relevant and self._quiet_events(span):
             return span  # nothing for tokenbook (keys or a name seen for the first time): no copy
+        if budgets is None and (found := self._late_context(span)) is not None:
+            # not a call when it started: attribution (where the span lacks it) and budgets of the
+            # context it ends in, when that is its own or its parent's
+            late, budgets = found.attribution or None, found.budgets
+        budgets = budgets or None
         lazy = _LazySpan(span, self, (has_usage, had_descendant, workflow if has_usage else None, late, None))
-        if has_usage and (budgets or self._metrics is not None):
+        if has_usage and budgets:
             # the budgets need the cost now: completed here, before anyone else can read it
             lazy._done = self._finish(span, (has_usage, had_descendant, workflow, late, budgets))
         return lazy
