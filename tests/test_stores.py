@@ -17,51 +17,62 @@ def _counts(store: Store) -> dict[str, int]:
     return {str(name): int(rows or 0) for name, rows in store.query(sql, {"db": store.database})[2]}
 
 
-def test_a_database_given_back_is_empty_and_still_migrated(chdb_dir: Path) -> None:
-    pool = DatabasePool(chdb_dir)
-    try:
-        with pool.store() as store:
-            first = store.database
-            store.write(make_calls(20), [])
-            store.refresh_aggregates()
-            assert store.query("SELECT count() FROM v_calls")[2][0][0] == 20
-        with pool.store() as store:
-            assert store.database == first  # reused, not migrated again
-            assert store.migrate() == []
-            counts = _counts(store)
-            assert counts.pop("schema_migrations") == len(load_migrations())
-            assert set(counts.values()) == {0}
-            assert store.query("SELECT count() FROM v_context_costs")[2][0][0] == 0
-        assert (pool.created, pool.dropped) == (1, 0)
-    finally:
-        pool.close()
+def _exists(store: Store, database: str) -> bool:
+    sql = "SELECT count() FROM system.databases WHERE name = {db:String}"
+    return bool(store.query(sql, {"db": database})[2][0][0])
 
 
-def test_a_database_whose_schema_changed_is_dropped_not_reused(chdb_dir: Path) -> None:
-    pool = DatabasePool(chdb_dir)
-    try:
-        with pool.store() as store:
-            changed = store.database
-            store.command("ALTER TABLE llm_calls ADD COLUMN extra UInt8")
-        assert pool.dropped == 1
-        exists = "SELECT count() FROM system.databases WHERE name = {db:String}"
-        with pool.store() as store:
-            assert store.database != changed
-            assert store.query(exists, {"db": changed})[2][0][0] == 0
-            assert "extra" not in {row[0] for row in store.query("DESCRIBE TABLE llm_calls")[2]}
-    finally:
-        pool.close()
+def test_a_database_given_back_is_empty_and_still_migrated(database_pool: DatabasePool) -> None:
+    created, dropped = database_pool.created, database_pool.dropped
+    with database_pool.store() as store:
+        first = store.database
+        store.write(make_calls(20), [])
+        store.refresh_aggregates()
+        assert store.query("SELECT count() FROM v_calls")[2][0][0] == 20
+    with database_pool.store() as store:
+        assert store.database == first  # reused, not migrated again
+        assert store.migrate() == []
+        counts = _counts(store)
+        assert counts.pop("schema_migrations") == len(load_migrations())
+        assert set(counts.values()) == {0}
+        assert store.query("SELECT count() FROM v_context_costs")[2][0][0] == 0
+    assert database_pool.created - created <= 1 and database_pool.dropped == dropped
 
 
-def test_a_database_written_after_it_was_given_back_is_not_lent_again(chdb_dir: Path) -> None:
-    pool = DatabasePool(chdb_dir)
-    try:
-        name = pool.take()
-        pool.give_back(name)
-        with Store.open(data_dir=chdb_dir, database=name) as late:  # e.g. a thread that outlived its test
-            late.write(make_calls(3), [])
-        with pool.database() as again:
-            assert again != name
-        assert pool.dropped == 1
-    finally:
-        pool.close()
+def test_a_database_whose_schema_changed_is_dropped_not_reused(database_pool: DatabasePool) -> None:
+    dropped = database_pool.dropped
+    with database_pool.store() as store:
+        changed = store.database
+        store.command("ALTER TABLE llm_calls ADD COLUMN extra UInt8")
+    assert database_pool.dropped == dropped + 1
+    with database_pool.store() as store:
+        assert store.database != changed and not _exists(store, changed)
+        assert "extra" not in {row[0] for row in store.query("DESCRIBE TABLE llm_calls")[2]}
+
+
+def test_a_database_written_after_it_was_given_back_is_not_lent_again(
+    chdb_dir: Path, database_pool: DatabasePool
+) -> None:
+    dropped = database_pool.dropped
+    name = database_pool.take()
+    database_pool.give_back(name)
+    with Store.open(data_dir=chdb_dir, database=name) as late:  # e.g. a thread that outlived its test
+        late.write(make_calls(3), [])
+    with database_pool.database() as again:
+        assert again != name
+    assert database_pool.dropped == dropped + 1
+
+
+def test_a_database_of_many_parts_is_dropped_rather_than_truncated(database_pool: DatabasePool) -> None:
+    """A backfill over years of monthly partitions: truncating would cost more than a new migration."""
+    dropped = database_pool.dropped
+    with database_pool.store() as store:
+        many = store.database
+        calls = make_calls(60)
+        months = [calls[0]._replace(span_id=f"{m:016x}", timestamp=calls[0].timestamp.replace(
+            year=2015 + m // 12, month=1 + m % 12, day=15)) for m in range(60)]  # fmt: skip
+        store.write(months[:30], [])
+        store.write(months[30:], [])
+    assert database_pool.dropped == dropped + 1
+    with database_pool.store() as store:
+        assert store.database != many and not _exists(store, many)
