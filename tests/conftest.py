@@ -39,6 +39,13 @@ def database_pool(chdb_dir: Path) -> Iterator[DatabasePool]:
 
 
 @pytest.fixture
+def engine_free(database_pool: DatabasePool) -> None:
+    """For a test whose code opens an embedded store in a directory of its own: chDB opens one
+    directory per process, so the pool's connection to `chdb_dir` is closed first."""
+    database_pool.close()
+
+
+@pytest.fixture
 def migrated_database(database_pool: DatabasePool) -> Iterator[str]:
     """The name of a migrated, empty database of the pool in `chdb_dir`, for a test that opens it
     itself (e.g. again after a simulated restart); given back after the test."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,7 @@ class DatabasePool:
         self.data_dir = data_dir
         self._free: list[str] = []
         self._fingerprints: dict[str, Fingerprint] = {}
+        self._users: dict[str, str] = {}  # database -> the last test that gave it back
         self._names = itertools.count()
         self._admin: Store | None = None
         self._globals: tuple[tuple[Any, ...], ...] | None = None
@@ -78,6 +80,10 @@ class DatabasePool:
             name = self._free.pop()
             if not self._parts(name):  # nothing wrote into it after it was given back
                 return name
+            warnings.warn(
+                f"{name} was written after it was given back by {self._users.get(name)}: dropped",
+                stacklevel=2,
+            )
             self._drop(name)
         return self._create()
 
@@ -90,6 +96,7 @@ class DatabasePool:
             for table in parts:  # the tables with data: views and `schema_migrations` are kept
                 self._store().command(f"TRUNCATE TABLE `{name}`.`{table}`")
             self._free.append(name)
+            self._users[name] = os.environ.get("PYTEST_CURRENT_TEST", "?")
         self._check_globals()
 
     @contextmanager
