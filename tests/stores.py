@@ -78,10 +78,12 @@ class DatabasePool:
         """The name of a migrated database with no rows but the applied migrations."""
         while self._free:
             name = self._free.pop()
-            if not self._parts(name):  # nothing wrote into it after it was given back
+            parts = self._parts(name)
+            if not parts:  # nothing wrote into it after it was given back
                 return name
             warnings.warn(
-                f"{name} was written after it was given back by {self._users.get(name)}: dropped",
+                f"{name} was written after it was given back by {self._users.get(name)} (parts: {parts}):"
+                " dropped",
                 stacklevel=2,
             )
             self._drop(name)
