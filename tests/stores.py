@@ -92,13 +92,16 @@ class DatabasePool:
     def give_back(self, name: str) -> None:
         """Empty `name` for the next test, or drop it when its schema is no longer the migrated one."""
         parts = self._parts(name)
-        if self._fingerprint(name) != self._fingerprints[name] or sum(parts.values()) > _MAX_PARTS:
-            self._drop(name)
-        else:
+        reusable = self._fingerprint(name) == self._fingerprints[name] and sum(parts.values()) <= _MAX_PARTS
+        if reusable:
             for table in parts:  # the tables with data: views and `schema_migrations` are kept
                 self._store().command(f"TRUNCATE TABLE `{name}`.`{table}`")
+            reusable = not self._parts(name)  # else written meanwhile (seen once in a while)
+        if reusable:
             self._free.append(name)
             self._users[name] = os.environ.get("PYTEST_CURRENT_TEST", "?")
+        else:
+            self._drop(name)
         self._check_globals()
 
     @contextmanager
