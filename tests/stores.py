@@ -68,7 +68,8 @@ class DatabasePool:
         self._users: dict[str, str] = {}  # database -> the last test that gave it back
         self._names = itertools.count()
         self._admin: Store | None = None
-        self._globals: tuple[tuple[Any, ...], ...] | None = None
+        self._globals: tuple[tuple[Any, ...] | None, ...] | None = None
+        self._unsupported: set[str] = set()  # system tables this engine does not have or lets us read
         self.created = 0  # databases migrated (for the pool's own tests)
         self.dropped = 0  # databases dropped instead of reused
 
@@ -167,17 +168,20 @@ class DatabasePool:
         rows = self._store().query(_PARTS, {"db": name, "keep": _BOOKKEEPING})[2]
         return {str(table): int(count) for table, count in rows}
 
-    def _optional(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[Any, ...]:
-        """The first column of `sql`'s rows; () when the engine has no such table or no access control
+    def _optional(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        """The first column of `sql`'s rows; None when the engine has no such table or no access control
         (the embedded engine has no users, roles or row policies)."""
         from tokenbook.collector.storage.store import StoreError
 
+        if sql in self._unsupported:
+            return None
         try:
             return tuple(row[0] for row in self._store().query(sql, parameters)[2])
         except StoreError:
-            return ()
+            self._unsupported.add(sql)  # asked once: it will not start to exist
+            return None
 
-    def _global_objects(self) -> tuple[tuple[Any, ...], ...]:
+    def _global_objects(self) -> tuple[tuple[Any, ...] | None, ...]:
         return tuple(self._optional(sql) for sql in _GLOBALS)
 
     def _check_globals(self) -> None:
