@@ -1,15 +1,18 @@
 """Migrated databases for the tests, from a pool per test process.
 
 Migrating a fresh database costs the whole schema's DDL (about a second, several under load), while
-emptying one costs a `TRUNCATE` per table. `DatabasePool` hands out migrated, empty databases in the
-process's one chDB directory (`chdb_dir`) and takes them back when a test is done: it truncates
-their data tables (never `schema_migrations`), or drops the database when the test changed its
-schema or left anything attached to it, so that the next test gets what a fresh migration would
-give it. Tests of the migrations themselves create real fresh databases instead.
+emptying one costs a `TRUNCATE` per table holding rows. `DatabasePool` hands out migrated, empty
+databases in the process's one chDB directory (`chdb_dir`) and takes them back when a test is done:
+it truncates the tables holding rows (never `schema_migrations`), or drops the database when the
+test changed its schema, left row policies on it, left more parts than truncating is worth, or when
+rows appear in it after its truncation, so that the next test gets what a fresh migration would give
+it. A test that leaves global objects in the engine (functions, users, roles, profiles, quotas,
+named collections) fails. Tests of the migrations themselves create real fresh databases instead.
 
 Fixtures (`tests/conftest.py`): `database_pool` (the process's pool), `migrated_store` (a `Store`
-on a pooled database, closed and given back after the test).
-"""
+on a pooled database, closed and given back after the test), `migrated_database` (a pooled
+database's name, for a test that opens it itself), `engine_free` (closes the pool's connection, for
+a test whose code opens an embedded store in another directory)."""
 
 from __future__ import annotations
 
