@@ -33,10 +33,11 @@ lint: $(STAMP)
 	$(BIN)/mypy genai/src processor/src collector/src cli/src bench tests
 	$(BIN)/lint-imports
 
-# The whole suite: the in-process tests on up to 4 cores (pytest-xdist), then the tests that start
-# processes one at a time (they wait on collectors and clocks, and time out when they share cores).
+# The whole suite: the in-process tests on up to 4 cores (pytest-xdist), with every arrival order of
+# the conformance scenarios (--all-orders), then the tests that start processes one at a time (they
+# wait on collectors and clocks, and time out when they share cores).
 test: $(STAMP) lint
-	$(BIN)/pytest -q -m "not e2e" -n auto --maxprocesses 4
+	$(BIN)/pytest -q -m "not e2e" -n auto --maxprocesses 4 --all-orders
 	$(BIN)/pytest -q -m e2e
 
 # The inner loop: every test that starts no process, on every core (pytest-xdist).

@@ -1,8 +1,10 @@
 """Fixtures shared by every test package.
 
 chDB allows one data directory per process: every test that needs the embedded store opens it in
-`chdb_dir`, each with its own database (`Store.open(data_dir=chdb_dir, database="<unique>")`), and
-runs anything that needs another directory in a subprocess.
+`chdb_dir`, each with its own database, and runs anything that needs another directory in a
+subprocess. A test that needs a migrated, empty database takes one from the process's pool
+(`migrated_store`, or `migrated_database` to open it itself; `tests/stores.py`); tests of the
+migrations create fresh ones (`Store.open(data_dir=chdb_dir, database="<unique>")`).
 """
 
 from __future__ import annotations
@@ -10,16 +12,63 @@ from __future__ import annotations
 import _posixsubprocess
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+
+from tests.stores import DatabasePool
+
+if TYPE_CHECKING:
+    from tokenbook.collector.storage.store import Store
 
 
 @pytest.fixture(scope="session")
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The one embedded ClickHouse directory of this test process."""
     return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="session")
+def database_pool(chdb_dir: Path) -> Iterator[DatabasePool]:
+    """Migrated, empty databases in `chdb_dir`, reused across this process's tests (`tests/stores.py`)."""
+    pool = DatabasePool(chdb_dir)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def engine_free(database_pool: DatabasePool) -> None:
+    """For a test whose code opens an embedded store in a directory of its own: chDB opens one
+    directory per process, so the pool's connection to `chdb_dir` is closed first."""
+    database_pool.close()
+
+
+@pytest.fixture
+def migrated_database(database_pool: DatabasePool) -> Iterator[str]:
+    """The name of a migrated, empty database of the pool in `chdb_dir`, for a test that opens it
+    itself (e.g. again after a simulated restart); given back after the test."""
+    with database_pool.database() as name:
+        yield name
+
+
+@pytest.fixture
+def migrated_store(database_pool: DatabasePool) -> Iterator[Store]:
+    """A `Store` on a migrated, empty embedded database of the pool; given back after the test."""
+    with database_pool.store() as store:
+        yield store
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--all-orders`: run every arrival order of `tests/conformance/test_order.py` (`make test` does)."""
+    parser.addoption(
+        "--all-orders",
+        action="store_true",
+        default=os.environ.get("TOKENBOOK_ALL_ORDERS") == "1",
+        help="run every arrival order of the conformance scenarios, not the covering set "
+        "(also: TOKENBOOK_ALL_ORDERS=1)",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

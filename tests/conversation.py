@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final
-
-from openai import OpenAI
-from openinference.instrumentation.openai import OpenAIInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
+from typing import TYPE_CHECKING, Any, Final
 
 from tests.conformance import stubs
+
+if TYPE_CHECKING:  # imported where used: `openai` alone takes a second to import, at every collection
+    from openai import OpenAI
+    from opentelemetry.sdk.trace import TracerProvider
 
 CONVERSATION: Final[list[dict[str, Any]]] = [
     {"role": "system", "content": "You are a support agent. Answer briefly and cite the order number."},
@@ -59,6 +59,9 @@ def openinference_openai(provider: TracerProvider) -> Iterator[tuple[OpenAI, stu
 
     OpenInference records content by default. The instrumentation is removed on exit.
     """
+    from openai import OpenAI
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
     stub = stubs.start()
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)

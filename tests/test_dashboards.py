@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from tests.collector.budgets.budget_rows import BUDGET_PANEL_COLUMNS, seed_budget_events
+from tests.stores import DatabasePool
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.store import Store
 from tokenbook.genai.pricing.catalog import CATALOG_NAME
@@ -41,7 +42,6 @@ DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))
 PLUGIN = "grafana-clickhouse-datasource"
 DATASOURCE_REF = {"type": PLUGIN, "uid": "${datasource}"}
 ALL_VALUE = "'__all__'"
-DATABASE = "dashboards_test"
 
 # --- Grafana template variables ---------------------------------------------------------------------
 
@@ -619,17 +619,14 @@ def _spend(rows: list[CallRow]) -> Decimal:
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path) -> Iterator[Store]:
-    s = Store.open(data_dir=chdb_dir, database=DATABASE)
-    s.migrate()
-    s.write(_seed_calls(), _seed_steps())
-    s.refresh_aggregates()
-    s.write(_redelivered(_seed_calls()), _seed_steps())
-    s.refresh_aggregates()
-    seed_budget_events(s, NOW)  # budgets.json reads budget_events
-    yield s
-    s.command(f"DROP DATABASE IF EXISTS {DATABASE}")
-    s.close()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
+        s.write(_seed_calls(), _seed_steps())
+        s.refresh_aggregates()
+        s.write(_redelivered(_seed_calls()), _seed_steps())
+        s.refresh_aggregates()
+        seed_budget_events(s, NOW)  # budgets.json reads budget_events
+        yield s
 
 
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -656,9 +653,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-def _selection(board: dict[str, Any], scenario: str) -> dict[str, Any]:
+def _selection(board: dict[str, Any], scenario: str, database: str) -> dict[str, Any]:
     """The scenario's values for this dashboard's variables (a single-value variable takes the first)."""
-    chosen = dict(SCENARIOS[scenario], database=[DATABASE])
+    chosen = dict(SCENARIOS[scenario], database=[database])
     out: dict[str, Any] = {}
     for v in board["templating"]["list"]:
         if v["type"] == "datasource":
@@ -671,7 +668,7 @@ def _selection(board: dict[str, Any], scenario: str) -> dict[str, Any]:
 
 
 def run(store: Store, sql: str, board: dict[str, Any], scenario: str = "all") -> list[dict[str, Any]]:
-    expanded = grafana_sql(sql, board, _selection(board, scenario), RANGE)
+    expanded = grafana_sql(sql, board, _selection(board, scenario, store.database), RANGE)
     columns, _types, rows = store.query(expanded, settings={"readonly": 2})
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
@@ -1016,7 +1013,7 @@ EXPECTED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
 )
 def test_panel_returns_the_expected_columns(store: Store, uid: str, title: str) -> None:
     (target,) = _panel(uid, title)["targets"]
-    sql = grafana_sql(target["rawSql"], _board(uid), _selection(_board(uid), "all"), RANGE)
+    sql = grafana_sql(target["rawSql"], _board(uid), _selection(_board(uid), "all", store.database), RANGE)
     columns, _types, _rows = store.query(sql, settings={"readonly": 2})
     assert tuple(columns) == EXPECTED_COLUMNS[(uid, title)]
 
@@ -1082,7 +1079,7 @@ def test_team_variable_and_spend_by_team(store: Store) -> None:
     nobody = grafana_sql(
         _panel(OVERVIEW, "Spend (${currency})")["targets"][0]["rawSql"],
         board,
-        {**_selection(board, "all"), "team": ["no-such-team"]},
+        {**_selection(board, "all", store.database), "team": ["no-such-team"]},
         RANGE,
     )
     assert store.query(nobody, settings={"readonly": 2})[2] in ([], [(None,)])

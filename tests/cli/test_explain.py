@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,16 @@ from tokenbook.collector.storage.store import Store
 
 
 def test_explain_and_report_context_show_the_unbilled_layer(
-    chdb_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    chdb_dir: Path,
+    migrated_database: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    database = f"t_{uuid.uuid4().hex[:12]}"
+    database = migrated_database
     fixture = load(FIXTURES / "opentelemetry-instrumentation-genai-anthropic-1.3b0-messages.json")
     batches = decode_fixture(fixture, "acme")
     trace = batches[0][0].trace_id.hex()
     with Store.open(data_dir=chdb_dir, database=database) as store:
-        store.migrate()
         replay(store, batches)
         _, _, rows = store.query("SELECT span_id FROM v_calls")
         billed = rows[0][0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,10 +25,9 @@ SINCE, UNTIL = date(2026, 1, 1), date(2026, 3, 1)
 
 
 @pytest.fixture
-def store(chdb_dir):
+def store(database_pool):
     """240 calls of 3 tenants from 22:00 on 31 January (two days, two months), priced by the catalog."""
-    with Store.open(data_dir=chdb_dir, database=f"f_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+    with database_pool.store() as s:
         s.write(make_calls(240, base=datetime(2026, 1, 31, 22, tzinfo=UTC)), [])
         s.decide()
         reprice(

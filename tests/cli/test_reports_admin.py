@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,14 +15,13 @@ from tokenbook.collector.config import AdminConfig
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.query.api import AdminQueryClient, decode_result, encode_result
 from tokenbook.collector.storage.owner import claim, release
-from tokenbook.collector.storage.store import Store, StoreError
+from tokenbook.collector.storage.store import StoreError
 
 
 @pytest.fixture(scope="module")
-def admin(chdb_dir):
+def admin(database_pool):
     """A real admin server over a seeded store in this process; yields its `host:port`."""
-    with Store.open(data_dir=chdb_dir, database=f"adm_{uuid.uuid4().hex[:12]}") as store:
-        store.migrate()
+    with database_pool.store() as store:
         calls = make_calls()
         store.write(calls, make_steps(calls))
         store.refresh_aggregates()

@@ -7,13 +7,12 @@ import http.client
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.collector.storage.test_store_concurrency import LONG_QUERY
+from tests.stores import DatabasePool
 from tokenbook.collector.admin import AdminServer
 from tokenbook.collector.budgets import BudgetRuntime
 from tokenbook.collector.budgets.config import BudgetsConfig
@@ -24,10 +23,9 @@ from tokenbook.collector.storage.store import Store, StoreError
 
 
 @pytest.fixture
-def store(chdb_dir: Path) -> Iterator[Store]:
+def store(database_pool: DatabasePool) -> Iterator[Store]:
     """A migrated embedded store in a fresh database."""
-    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+    with database_pool.store() as s:
         yield s
 
 

@@ -3,7 +3,6 @@ bills each true call exactly once at the price of its true usage (README "What i
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,15 +10,15 @@ import pytest
 
 from tests.conformance.otlp import fixture_paths, load
 from tests.conformance.replay import KNOWN_DEFECTS, billed_rows, candidate_rows, decode_fixture, judge, replay
+from tests.stores import DatabasePool
 from tokenbook.collector.storage.store import Store
 
 PATHS = fixture_paths()
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
         yield s
 
 

@@ -5,13 +5,13 @@ prompts, latency, policy paths, tool steps, re-delivered in part)."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.seed_store import make_calls, make_steps
+from tests.stores import DatabasePool
 from tokenbook.collector.storage.store import Store
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -28,9 +28,8 @@ QUERIES = [(page, i, sql) for page in PAGES for i, sql in enumerate(_queries(pag
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"docs_{uuid.uuid4().hex[:10]}") as s:
-        s.migrate()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
         calls = make_calls()
         s.write(calls, make_steps(calls))
         s.write(calls[:50], [])  # a re-delivery

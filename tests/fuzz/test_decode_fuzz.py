@@ -10,9 +10,7 @@ log forever).
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.fuzz import strategies as fz
+from tests.stores import DatabasePool
 from tokenbook.collector.decode.spans import (
     Decoded,
     KeyFilter,
@@ -203,11 +202,9 @@ def test_json_mutations_of_a_valid_request(body: bytes) -> None:
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path):
-    from tokenbook.collector.storage.store import Store
+def store(database_pool: DatabasePool):
 
-    with Store.open(data_dir=chdb_dir, database=f"fuzz_{uuid.uuid4().hex[:8]}") as s:
-        s.migrate()
+    with database_pool.store() as s:
         yield s
 
 

@@ -8,8 +8,6 @@ import threading
 from decimal import Decimal
 
 import pytest
-from openai import OpenAI
-from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 
 from tests.conversation import CONVERSATION, TEXTS, TOOLS
@@ -60,6 +58,9 @@ def openai_client(request, pipeline, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubOpenAI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    from openai import OpenAI  # here: importing openai takes a second at every collection
+    from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=p.provider, meter_provider=MeterProvider())
     client = OpenAI(api_key="test", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", max_retries=0)

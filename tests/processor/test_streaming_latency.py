@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from openai import OpenAI
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 
 from tokenbook.collector.decode.spans import decode_protobuf
@@ -75,6 +73,9 @@ def stub() -> Iterator[str]:
 
 def _ledger_row(pipeline: Any, base_url: str, policy_key: str, **baggage: str) -> CallRow:
     p = pipeline(**({"policy_path_key": policy_key} if policy_key != "tokenbook.policy.path" else {}))
+    from openai import OpenAI  # here: importing openai takes a second at every collection
+    from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=p.provider, meter_provider=MeterProvider())
     client = OpenAI(api_key="test", base_url=base_url, max_retries=0)

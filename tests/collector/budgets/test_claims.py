@@ -138,14 +138,20 @@ def test_a_restarted_collector_claims_its_catch_up_crossings_in_the_connected_st
         assert runtime.claims is not None
         # the other collector's claims stay live this long: long enough for the first confirmed
         # reconciliation to set the crossings aside on a loaded machine
-        runtime.claims.takeover = 20.0
+        runtime.claims.takeover = 60.0
         runtime.start(store)
-        deadline = time.monotonic() + 18
+        deadline = time.monotonic() + 55
         while runtime.claims.aside < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert runtime.claims.aside == 2 and hook.requests == []  # set aside behind the live claims
         assert store.query(f"SELECT count() FROM {store.database}.budget_events")[2] == [(0,)]
-        hook.wait_for(2, timeout=60)  # the other collector never recorded them: taken over
+        # The other collector never records them. Rather than wait out the 60 s, claims are live for
+        # 5 s from here on (a claim of this collector outlives its settle time even on a loaded machine)
+        # and this collector's clock is 60 s on: the events set aside are due to be looked at again,
+        # and are taken over once the other collector's claims are 5 s old.
+        runtime.claims.takeover = 5.0
+        runtime.claims._clock = lambda: time.monotonic() + 60.0
+        hook.wait_for(2, timeout=60)  # taken over
         time.sleep(1.5)
         runtime.stop()
     assert sorted(d["state"] for d in hook.bodies(ok_only=False)) == ["at_risk", "over_budget"]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.collector.budgets.budget_rows import seed_budget_events
+from tests.stores import DatabasePool
 from tests.test_dashboards import ALL, TimeRange, grafana_sql
 from tokenbook.collector.storage.store import Store
 
@@ -23,15 +23,12 @@ RANGE = TimeRange(NOW.replace(day=1, hour=0, minute=0, second=0), NOW + timedelt
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path) -> Iterator[Store]:
-    s = Store.open(data_dir=chdb_dir, database=f"budgets_dash_{uuid.uuid4().hex[:8]}")
-    s.migrate()
-    events = seed_budget_events(s, NOW)
-    seed_budget_events(s, NOW)  # re-sent events replace their rows (same event_id)
-    assert len(events) == 5
-    yield s
-    s.command(f"DROP DATABASE IF EXISTS {s.database}")
-    s.close()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
+        events = seed_budget_events(s, NOW)
+        seed_budget_events(s, NOW)  # re-sent events replace their rows (same event_id)
+        assert len(events) == 5
+        yield s
 
 
 def panel(store: Store, title: str, tenant: Any = ALL) -> list[dict[str, Any]]:

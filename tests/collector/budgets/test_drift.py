@@ -4,7 +4,6 @@ minimums only, recorded in ``budget_events`` like a budget alert and never repea
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.collector.storage.reconcile_rows import DATA, seed_ledger
+from tests.stores import DatabasePool
 from tokenbook.collector.budgets.alerts import AlertDispatcher
 from tokenbook.collector.budgets.drift import DriftMonitor, ReconcileConfig
 from tokenbook.collector.budgets.events import BudgetEvent
@@ -26,9 +26,8 @@ NOW = datetime(2026, 3, 10, 9, tzinfo=UTC)  # the imported day (2026-03-02) is w
 
 
 @pytest.fixture
-def store(chdb_dir: Any) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"d_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
         s.write(seed_ledger(), [])
         for name in ("openai_usage_completions.json", "openai_costs.json"):
             import_rows(s, read_export(DATA / name).rows)

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.collector.budgets.budget_rows import call
 from tests.collector.webhook_receiver import WebhookReceiver
+from tests.stores import DatabasePool
 from tokenbook.collector.budgets import BudgetRuntime, BudgetsConfig, parse_budgets
 from tokenbook.collector.budgets.events import BudgetEvent
 from tokenbook.collector.storage.ledger import CallRow, StepRow
@@ -26,9 +25,8 @@ NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 
 
 @pytest.fixture
-def store(chdb_dir: Path) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"loops_{uuid.uuid4().hex[:10]}") as s:
-        s.migrate()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
         yield s
 
 

@@ -7,11 +7,9 @@ CTE, a join, UNION, ``IN (subquery)``, a scalar subquery and the ``view()`` tabl
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import pytest
 
+from tests.stores import DatabasePool
 from tokenbook.collector.auth import (
     Credential,
     PermissionDenied,
@@ -85,11 +83,9 @@ def test_the_filter_setting_refuses_what_it_cannot_quote() -> None:
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path):
-    from tokenbook.collector.storage.store import Store
+def store(database_pool: DatabasePool):
 
-    with Store.open(data_dir=chdb_dir, database=f"auth_{uuid.uuid4().hex[:8]}") as s:
-        s.migrate()
+    with database_pool.store() as s:
         s.command(
             f"INSERT INTO {s.database}.context_steps (tenant_id, context_id, trace_id, span_id, kind)"
             " VALUES ('acme', 'c1', 't1', 's1', 'tool'), ('globex', 'c2', 't2', 's2', 'tool')"

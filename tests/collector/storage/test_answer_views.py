@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -16,9 +15,8 @@ from tokenbook.collector.storage.store import Store
 
 
 @pytest.fixture
-def store(chdb_dir):
-    with Store.open(data_dir=chdb_dir, database=f"v_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+def store(database_pool):
+    with database_pool.store() as s:
         yield s
 
 

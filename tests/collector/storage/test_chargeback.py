@@ -4,7 +4,6 @@ currency or converted) bills from the ledger and conforms to the FOCUS rules, co
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Tracer
 
 from tests.collector.storage.focus.validator import as_text, validate
+from tests.stores import DatabasePool
 from tokenbook.collector.decode.spans import decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.storage.export_log import corrections, record_export
@@ -135,9 +135,8 @@ def _books(tmp_path: Path, markup: str) -> PriceBooks:
 
 
 @pytest.fixture
-def store(chdb_dir: Path, tmp_path: Path) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"cb_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+def store(database_pool: DatabasePool, tmp_path: Path) -> Iterator[Store]:
+    with database_pool.store() as s:
         _ingest(s, _books(tmp_path, "20"))
         yield s
 

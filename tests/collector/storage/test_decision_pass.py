@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.seed_store import make_calls
+from tests.stores import DatabasePool
 from tokenbook.collector.storage.decisions import DecisionKeys, run_pass
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.store import QueryResult, Store
@@ -18,10 +17,9 @@ from tokenbook.genai.decisions import RULE_CROSS_LAYER
 
 
 @pytest.fixture
-def store(chdb_dir: Path) -> Iterator[Store]:
+def store(database_pool: DatabasePool) -> Iterator[Store]:
     """A migrated embedded store in a fresh database."""
-    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+    with database_pool.store() as s:
         yield s
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from tokenbook.collector.storage.guard import QueryLimits, QueryRefused
-from tokenbook.collector.storage.store import Store, StoreError
+from tokenbook.collector.storage.store import StoreError
 
 REFUSED = [
     "",
@@ -76,9 +74,8 @@ ACCEPTED = [
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir):
-    with Store.open(data_dir=chdb_dir, database=f"ro_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+def store(database_pool):
+    with database_pool.store() as s:
         yield s
 
 
@@ -160,13 +157,12 @@ def test_a_query_cannot_lift_its_limits(store):
         )
 
 
-def test_a_parameterized_view_of_the_database_runs_but_not_for_a_tenant(chdb_dir):
+def test_a_parameterized_view_of_the_database_runs_but_not_for_a_tenant(database_pool):
     """v_saturated_calls(threshold = ...) is a view of the store's database called with parameters; a
     tenant-scoped caller is refused (no tenant filter can name a view the engine lists no columns for)."""
     from tests.cli.seed_store import make_calls
 
-    with Store.open(data_dir=chdb_dir, database=f"pv_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+    with database_pool.store() as s:
         a, b = make_calls(2)  # tenants acme and globex
         s.write(
             [r._replace(context_window=1000, context_saturation=0.9, input_tokens=900) for r in (a, b)], []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,9 +14,8 @@ from tokenbook.collector.storage.store import Store
 
 
 @pytest.fixture
-def store(chdb_dir):
-    with Store.open(data_dir=chdb_dir, database=f"l_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+def store(database_pool):
+    with database_pool.store() as s:
         yield s
 
 

@@ -112,10 +112,9 @@ def test_migrate_on_a_server(clickhouse_url):
 @pytest.mark.parametrize(
     "view", ["v_calls", "v_call_candidates", "v_cost_hourly", "v_tenant_hourly", "v_model_hourly"]
 )
-def test_final_views_merge_within_partitions_only(fresh, view):
+def test_final_views_merge_within_partitions_only(migrated_store, view):
     """FINAL on a table partitioned by a column of its sorting key is exact per partition: every view
     that reads one keeps `do_not_merge_across_partitions_select_final`, so a later migration that
     re-creates it (to pick up new columns) cannot silently make queries read every partition."""
-    fresh.migrate()
-    (create,) = fresh.query(f"SHOW CREATE TABLE {fresh.database}.{view}")[2][0]
+    (create,) = migrated_store.query(f"SHOW CREATE TABLE {migrated_store.database}.{view}")[2][0]
     assert "do_not_merge_across_partitions_select_final = 1" in create, create

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -12,9 +11,8 @@ from tokenbook.collector.storage.store import Store
 
 
 @pytest.fixture
-def store(chdb_dir):
-    with Store.open(data_dir=chdb_dir, database=f"p_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+def store(database_pool):
+    with database_pool.store() as s:
         yield s
 
 

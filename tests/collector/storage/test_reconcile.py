@@ -4,7 +4,6 @@ cause of each drift against a ledger that drifts in known ways (tests/collector/
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.collector.storage.reconcile_rows import DATA, seed_ledger
+from tests.stores import DatabasePool
 from tokenbook.collector.storage.drift import beyond, drift_rows, subjects
 from tokenbook.collector.storage.provider_exports import ExportError, parse_export, read_export
 from tokenbook.collector.storage.provider_usage import ProviderRow, import_rows, row_from_json, row_to_json
@@ -22,9 +22,8 @@ DAY = date(2026, 3, 2)
 
 
 @pytest.fixture
-def store(chdb_dir: Any) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"r_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
         s.write(seed_ledger(), [])
         yield s
 

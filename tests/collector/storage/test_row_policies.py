@@ -7,12 +7,11 @@ ClickHouse's own parser (`formatQuery`), on the real schema's tables.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.stores import DatabasePool
 from tokenbook.collector.storage.row_policies import (
     PolicyTable,
     policy_statements,
@@ -23,10 +22,9 @@ from tokenbook.collector.storage.store import Store, StoreError
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path) -> Iterator[Store]:
+def store(database_pool: DatabasePool) -> Iterator[Store]:
     """A migrated embedded store in a fresh database."""
-    with Store.open(data_dir=chdb_dir, database=f"rp_{uuid.uuid4().hex[:10]}") as s:
-        s.migrate()
+    with database_pool.store() as s:
         yield s
 
 

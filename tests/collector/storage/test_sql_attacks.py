@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.stores import DatabasePool
 from tokenbook.collector.admin import AdminServer
 from tokenbook.collector.auth import parse_tokens, token_digest
 from tokenbook.collector.config import AdminConfig
@@ -31,9 +31,8 @@ OPERATOR = "tb-admin-all-attacks"
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"atk_{uuid.uuid4().hex[:8]}") as s:
-        s.migrate()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
         s.command(
             f"INSERT INTO {s.database}.context_steps (tenant_id, context_id, trace_id, span_id, kind)"
             " VALUES ('acme', 'c1', 't1', 's1', 'tool'), ('globex', 'c2', 't2', 's2', 'tool')"

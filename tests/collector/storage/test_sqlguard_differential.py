@@ -17,23 +17,21 @@ verdict: refuse iff a live piece is forbidden. The test fails when
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.stores import DatabasePool
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.store import Store, StoreError
 
 
 @pytest.fixture(scope="module")
-def store(chdb_dir: Path) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"dif_{uuid.uuid4().hex[:8]}") as s:
-        s.migrate()
+def store(database_pool: DatabasePool) -> Iterator[Store]:
+    with database_pool.store() as s:
         yield s
 
 

@@ -33,13 +33,16 @@ def store_location(request, chdb_dir):
 
 
 @pytest.fixture
-def store(store_location):
-    """A migrated store in a fresh database, embedded or on a server."""
+def store(request, store_location):
+    """A migrated store in an empty database: of the process's pool (embedded), or fresh on a server."""
+    if "data_dir" in store_location:
+        with request.getfixturevalue("database_pool").store() as s:
+            yield s
+        return
     with Store.open(**store_location, database=f"t_{uuid.uuid4().hex[:12]}") as s:
         s.migrate()
         yield s
-        if not s.embedded:
-            s.command(f"DROP DATABASE IF EXISTS {s.database}")
+        s.command(f"DROP DATABASE IF EXISTS {s.database}")
 
 
 def _dsum(values: Iterable[Decimal | None]) -> Decimal | None:

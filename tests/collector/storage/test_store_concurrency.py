@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import pytest
 
 from tests.cli.seed_store import make_calls
+from tests.stores import DatabasePool
 from tokenbook.collector.storage.decisions import DecisionChange
 from tokenbook.collector.storage.guard import QueryLimits
 from tokenbook.collector.storage.store import Store, StoreError
@@ -28,10 +27,9 @@ RUNNING = (
 
 
 @pytest.fixture
-def store(chdb_dir: Path) -> Iterator[Store]:
+def store(database_pool: DatabasePool) -> Iterator[Store]:
     """A migrated embedded store in a fresh database."""
-    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
+    with database_pool.store() as s:
         yield s
 
 

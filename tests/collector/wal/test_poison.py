@@ -140,9 +140,9 @@ POISON: dict[str, Any] = {
 class _Running:
     """A store (its own database in the process's one chDB directory), a log and a writer."""
 
-    def __init__(self, chdb_dir: Path, root: Path) -> None:
-        self.store = Store.open(data_dir=chdb_dir, database=f"poison_{root.name[-20:].replace('-', '_')}")
-        self.store.migrate()
+    def __init__(self, chdb_dir: Path, database: str, root: Path) -> None:
+        self.store = Store.open(data_dir=chdb_dir, database=database)
+        self.store.migrate()  # as the collector does at each start
         self.wal = WriteAheadLog(root / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
         self.wal.open()
         self.metrics = IngestMetrics()
@@ -169,9 +169,9 @@ class _Running:
 
 
 def test_a_refused_row_is_quarantined_and_the_ledger_goes_on_also_after_a_restart(
-    tmp_path: Path, chdb_dir: Path
+    tmp_path: Path, chdb_dir: Path, migrated_database: str
 ) -> None:
-    run = _Running(chdb_dir, tmp_path)
+    run = _Running(chdb_dir, migrated_database, tmp_path)
     run.log(_call("poison", 1, **POISON), _call("victim", 2))  # one record: the poison shares the insert
     run.log(_call("victim", 3))
     months = [datetime(2015 + m // 12, 1 + m % 12, 15, tzinfo=UTC) for m in range(101)]
@@ -190,7 +190,8 @@ def test_a_refused_row_is_quarantined_and_the_ledger_goes_on_also_after_a_restar
     assert run.wal.pending_bytes == 0
     run.stop()
 
-    again = _Running(chdb_dir, tmp_path)  # restart: nothing left to replay, and the ledger still moves
+    # restart: nothing left to replay, and the ledger still moves
+    again = _Running(chdb_dir, migrated_database, tmp_path)
     again.writer.start()
     again.log(_call("poison", 5, **POISON))
     again.log(_call("victim", 6))
@@ -199,8 +200,10 @@ def test_a_refused_row_is_quarantined_and_the_ledger_goes_on_also_after_a_restar
     again.stop()
 
 
-def test_a_record_across_101_months_is_inserted_by_partition_groups(tmp_path: Path, chdb_dir: Path) -> None:
-    run = _Running(chdb_dir, tmp_path)
+def test_a_record_across_101_months_is_inserted_by_partition_groups(
+    tmp_path: Path, chdb_dir: Path, migrated_database: str
+) -> None:
+    run = _Running(chdb_dir, migrated_database, tmp_path)
     months = [datetime(2015 + m // 12, 1 + m % 12, 15, tzinfo=UTC) for m in range(101)]
     run.log(*[_call("backfill", m, when) for m, when in enumerate(months)])
     run.log(_call("victim", 1000))
@@ -214,12 +217,14 @@ def test_a_record_across_101_months_is_inserted_by_partition_groups(tmp_path: Pa
     run.stop()
 
 
-def test_a_record_this_version_cannot_decode_is_set_aside(tmp_path: Path, chdb_dir: Path) -> None:
-    first = _Running(chdb_dir, tmp_path)
+def test_a_record_this_version_cannot_decode_is_set_aside(
+    tmp_path: Path, chdb_dir: Path, migrated_database: str
+) -> None:
+    first = _Running(chdb_dir, migrated_database, tmp_path)
     first.wal.append(b"\x00not a row payload")  # e.g. written by another version
     first.log(_call("victim", 1))
     first.stop()
-    again = _Running(chdb_dir, tmp_path)
+    again = _Running(chdb_dir, migrated_database, tmp_path)
     again.writer.start()
     again.wait("victim", 1)
     assert again.metrics.snapshot()["undecodable_records"] == 1
@@ -228,12 +233,14 @@ def test_a_record_this_version_cannot_decode_is_set_aside(tmp_path: Path, chdb_d
     again.stop()
 
 
-def test_a_poison_left_in_the_log_does_not_block_the_next_start(tmp_path: Path, chdb_dir: Path) -> None:
-    first = _Running(chdb_dir, tmp_path)
+def test_a_poison_left_in_the_log_does_not_block_the_next_start(
+    tmp_path: Path, chdb_dir: Path, migrated_database: str
+) -> None:
+    first = _Running(chdb_dir, migrated_database, tmp_path)
     first.log(_call("poison", 1, **POISON))  # logged (and acknowledged) before the restart, never inserted
     first.log(_call("victim", 2))
     first.stop()
-    again = _Running(chdb_dir, tmp_path)
+    again = _Running(chdb_dir, migrated_database, tmp_path)
     again.writer.start()
     again.wait("victim", 1)
     again.stop()

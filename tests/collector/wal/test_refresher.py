@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,9 +49,8 @@ def count(store: Store, sql: str) -> Any:
     return store.query(sql)[2][0][0]
 
 
-def test_rows_are_inserted_while_a_refresh_runs(tmp_path: Path, chdb_dir: Path) -> None:
-    store = Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}")
-    store.migrate()
+def test_rows_are_inserted_while_a_refresh_runs(tmp_path: Path, migrated_store: Store) -> None:
+    store = migrated_store
     held = HeldRefresh(store)
     wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
     wal.open()
@@ -70,14 +68,12 @@ def test_rows_are_inserted_while_a_refresh_runs(tmp_path: Path, chdb_dir: Path) 
     assert count(store, "SELECT sum(calls) FROM v_context_costs") == 40
     assert count(store, "SELECT sum(calls) FROM v_cost_hourly") == 40
     wal.close()
-    store.close()
 
 
-def test_a_refresh_that_does_not_end_does_not_hold_the_stop(tmp_path: Path, chdb_dir: Path) -> None:
+def test_a_refresh_that_does_not_end_does_not_hold_the_stop(tmp_path: Path, migrated_store: Store) -> None:
     """Stop drains the log and waits for the last refresh until its deadline, not longer; what the
     refresh did not finish is recomputed at the next start (the store's refresh watermark)."""
-    store = Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}")
-    store.migrate()
+    store = migrated_store
     held = HeldRefresh(store)
     wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
     wal.open()
@@ -92,4 +88,3 @@ def test_a_refresh_that_does_not_end_does_not_hold_the_stop(tmp_path: Path, chdb
     assert writer.refresher.stop(30)
     assert count(store, "SELECT sum(calls) FROM v_context_costs") == 10
     wal.close()
-    store.close()

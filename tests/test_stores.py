@@ -1,0 +1,80 @@
+"""The pool of migrated databases the tests share: a database comes back as a fresh migration leaves it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.seed_store import make_calls
+from tests.stores import DatabasePool
+from tokenbook.collector.storage.migrate import load_migrations
+from tokenbook.collector.storage.store import Store
+
+
+def _counts(store: Store) -> dict[str, int]:
+    sql = (
+        "SELECT name, total_rows FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'"
+    )
+    return {str(name): int(rows or 0) for name, rows in store.query(sql, {"db": store.database})[2]}
+
+
+def _exists(store: Store, database: str) -> bool:
+    sql = "SELECT count() FROM system.databases WHERE name = {db:String}"
+    return bool(store.query(sql, {"db": database})[2][0][0])
+
+
+def test_a_database_given_back_is_empty_and_still_migrated(database_pool: DatabasePool) -> None:
+    with database_pool.store() as store:
+        first = store.database
+        store.write(make_calls(20), [])
+        store.refresh_aggregates()
+        assert store.query("SELECT count() FROM v_calls")[2][0][0] == 20
+    with database_pool.store() as store:
+        assert store.database == first  # reused, not migrated again
+        assert store.migrate() == []
+        counts = _counts(store)
+        assert counts.pop("schema_migrations") == len(load_migrations())
+        assert set(counts.values()) == {0}
+        assert store.query("SELECT count() FROM v_context_costs")[2][0][0] == 0
+
+
+def test_a_database_whose_schema_changed_is_dropped_not_reused(database_pool: DatabasePool) -> None:
+    dropped = database_pool.dropped
+    with database_pool.store() as store:
+        changed = store.database
+        store.command("ALTER TABLE llm_calls ADD COLUMN extra UInt8")
+    assert database_pool.dropped == dropped + 1
+    with database_pool.store() as store:
+        assert store.database != changed and not _exists(store, changed)
+        assert "extra" not in {row[0] for row in store.query("DESCRIBE TABLE llm_calls")[2]}
+
+
+def test_a_database_written_after_it_was_given_back_is_not_lent_again(
+    chdb_dir: Path, database_pool: DatabasePool
+) -> None:
+    dropped = database_pool.dropped
+    name = database_pool.take()
+    database_pool.give_back(name)
+    with Store.open(data_dir=chdb_dir, database=name) as late:  # e.g. a thread that outlived its test
+        late.write(make_calls(3), [])
+    with pytest.warns(UserWarning, match="written after it was given back"):
+        again = database_pool.take()
+    assert again != name
+    database_pool.give_back(again)
+    assert database_pool.dropped == dropped + 1
+
+
+def test_a_database_of_many_parts_is_dropped_rather_than_truncated(database_pool: DatabasePool) -> None:
+    """A backfill over years of monthly partitions: truncating would cost more than a new migration."""
+    dropped = database_pool.dropped
+    with database_pool.store() as store:
+        many = store.database
+        calls = make_calls(60)
+        months = [calls[0]._replace(span_id=f"{m:016x}", timestamp=calls[0].timestamp.replace(
+            year=2015 + m // 12, month=1 + m % 12, day=15)) for m in range(60)]  # fmt: skip
+        store.write(months[:30], [])
+        store.write(months[30:], [])
+    assert database_pool.dropped == dropped + 1
+    with database_pool.store() as store:
+        assert store.database != many and not _exists(store, many)
