@@ -181,6 +181,23 @@ def test_check_refuses_what_the_decoder_refuses() -> None:
     assert check(decoded, None, BOUNDS).tenants() == {"x": 2}
 
 
+def test_the_answers_keys_are_the_keys_the_store_and_the_log_give() -> None:
+    """The dedup keys of the check before the answer are those warmed from storage and from the log
+    (`record_key`): a span delivered again after a restart is recognised."""
+    spans = SpanFactory().chats(3, tenant="x")
+    decoded = decode_for_log(FORMAT_PROTOBUF, _body(spans), KEYS)
+    expected = [
+        record_key("x", s.context.trace_id.to_bytes(16, "big"), s.context.span_id.to_bytes(8, "big"))
+        for s in spans
+    ]
+    assert check(decoded, None, BOUNDS).keys == expected
+    assert check(decoded, "cred", BOUNDS).keys == [
+        record_key("cred", s.context.trace_id.to_bytes(16, "big"), s.context.span_id.to_bytes(8, "big"))
+        for s in spans
+    ]
+    assert pending_spans(encode_logged(LoggedRequest(None, frozenset(), decoded.records))).keys == expected
+
+
 @pytest.mark.e2e
 def test_a_poison_record_is_set_aside_and_the_log_goes_on(tmp_path: Path) -> None:
     wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 30, segment_bytes=1 << 20)

@@ -55,7 +55,12 @@ _sha256 = hashlib.sha256
 
 def record_key(tenant: str, trace_id: bytes, span_id: bytes) -> bytes:
     """The dedup key of a decoded span (raw IDs): 16 bytes of SHA-256 of IDs and tenant."""
-    return _sha256(trace_id + span_id + tenant.encode()).digest()[:KEY_BYTES]
+    return ident_key(trace_id + span_id, tenant)
+
+
+def ident_key(ident: bytes, tenant: str) -> bytes:
+    """`record_key` of a span given its ``trace_id + span_id`` as one bytes (the decoder's summaries)."""
+    return _sha256(ident + tenant.encode()).digest()[:KEY_BYTES]
 
 
 def span_key(tenant: str, trace_id_hex: str, span_id_hex: str) -> bytes:

@@ -13,7 +13,7 @@ the decoder's own. The decoder hands back the records already serialized for the
 per span (`decode.pool.SpanSummary`), so the collector's interpreter never rebuilds them: `check`
 applies to the summaries the rejections the row builder made before the answer, a start time outside
 ``limits.max_span_age``/``limits.max_span_future`` and a token count over
-``limits.max_tokens_per_call``, and derives the span keys (tenant + trace + span) for the dedup memory
+``limits.max_tokens_per_call``, and derives the span keys (`ingest.dedup.ident_key`) for the dedup memory
 and the tenants for the rate limit. Two differences from building rows first: every span outside the
 time window is rejected (also one that would have become no row), and a token count over the limit
 is rejected in any usage attribute (also one a later rule would not have read).
@@ -36,7 +36,7 @@ from typing import Any, Final, NamedTuple
 
 from tokenbook.collector.decode.pool import DecodedForLog, records_of
 from tokenbook.collector.decode.spans import SpanRecord
-from tokenbook.collector.ingest.dedup import record_key, span_key
+from tokenbook.collector.ingest.dedup import ident_key, record_key, span_key
 from tokenbook.collector.ingest.rows import RowBatch, RowBuilder, SpanBounds
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.rowcodec import RowRecord, decode_block, decode_record, encode_record
@@ -65,8 +65,9 @@ _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
 class Checked:
     """What `check` found: per accepted span its key and ID; rejections; the records to log."""
 
-    keys: list[bytes]  # dedup keys (tenant + trace + span), one per accepted span, in request order
+    keys: list[bytes]  # dedup keys (`ingest.dedup.ident_key`), one per accepted span, in request order
     ids: list[bytes]  # trace_id + span_id of the same spans
+    span_tenants: list[str]  # the tenant of the same spans (the credential's, else their own)
     rejected: int
     reason: str  # the first rejection reason, "" when none
     dropped: set[bytes]  # IDs of spans rejected by the bounds (the decoder's are not in `records`)
@@ -74,7 +75,7 @@ class Checked:
 
     def tenants(self) -> Counter[str]:
         """Accepted spans per tenant."""
-        return Counter(k[24:].decode() for k in self.keys)
+        return Counter(self.span_tenants)
 
 
 def check(
@@ -85,6 +86,7 @@ def check(
     now = time.time_ns() if now_ns is None else now_ns
     keys: list[bytes] = []
     ids: list[bytes] = []
+    span_tenants: list[str] = []
     dropped: set[bytes] = set()
     rejected, reason = decoded.rejected, decoded.reason
     limit = bounds.max_tokens_per_call
@@ -101,9 +103,11 @@ def check(
             rejected += 1
             reason = reason or problem
             continue
-        keys.append(ident + (span_tenant if tenant is None else tenant).encode())
+        owner = span_tenant if tenant is None else tenant
+        keys.append(ident_key(ident, owner))
         ids.append(ident)
-    return Checked(keys, ids, rejected, reason, dropped, decoded.records)
+        span_tenants.append(owner)
+    return Checked(keys, ids, span_tenants, rejected, reason, dropped, decoded.records)
 
 
 # --- behind the answer -------------------------------------------------------------------------------
@@ -218,7 +222,7 @@ def unbounded_in_time(bounds: SpanBounds) -> SpanBounds:
 class PendingSpans(NamedTuple):
     """The spans of one undelivered log record, read at start."""
 
-    keys: list[bytes]  # span keys (tenant + trace + span), for the dedup memory
+    keys: list[bytes]  # span keys (`ingest.dedup.record_key`), for the dedup memory
     calls: Sequence[CallRow]  # the calls of a row record; none for a logged request (counted when built)
 
 
