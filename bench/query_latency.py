@@ -59,7 +59,8 @@ FROM
     SELECT
         number,
         intDiv(number, {per_context}) AS ctx,
-        {start_us} + toInt64(intDiv(toUInt128(ctx) * {span_us}, {contexts})) + (number % {per_context}) * 2000000 AS ts_us,
+        {start_us} + toInt64(intDiv(toUInt128(ctx) * {span_us}, {contexts}))
+            + (number % {per_context}) * 2000000 AS ts_us,
         fromUnixTimestamp64Micro(toInt64(ts_us), 'UTC') AS ts,
         lower(concat(hex(cityHash64(ctx, 1)), hex(cityHash64(ctx, 2)))) AS trace_id,
         lower(hex(cityHash64(number, 3))) AS span_id,
