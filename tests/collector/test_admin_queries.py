@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.collector.storage.test_store_concurrency import LONG_QUERY
+from tests.collector.storage.test_store_concurrency import LONG_QUERY, RUNNING
 from tests.stores import DatabasePool
 from tokenbook.collector.admin import AdminServer
 from tokenbook.collector.budgets import BudgetRuntime
@@ -101,6 +101,8 @@ def test_queries_beyond_the_slots_are_refused_and_probes_still_answer(server: Ad
         AdminQueryClient(f"127.0.0.1:{server.port}", retry_busy=False).query_readonly("SELECT 1")
     assert metric(server, "tokenbook_admin_queries_refused_total") == 2
 
+    # both queries past the guard and on the engine (a slot is taken before the guard's check)
+    wait_until(lambda: server.handler.store.query(RUNNING)[2][0][0] == 2)
     assert server.refuse_queries() == 2  # a shutdown: the running queries are cancelled ...
     for f in floods:
         f.join(60)
