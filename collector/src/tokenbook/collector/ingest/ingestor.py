@@ -31,7 +31,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -156,15 +157,30 @@ class Ingestor:
             raise
         checked = check(decoded, tenant, self.builder.bounds)
         n = len(checked.keys)
-        if self.rate_limiter is not None and n:
-            wait = self.rate_limiter.admit(checked.tenants())
-            if wait:
-                self.metrics.add(refused_requests=1)
-                raise Backpressure(
-                    f"tenant rate limit (limits.tenant_rate.spans_per_second={self.rate_limiter.rate:g})",
-                    retry_after=wait,
-                )
+        if n:
+            self._admit_rate(checked.tenants())
         self.metrics.add(received_spans=n + checked.rejected, rejected_spans=checked.rejected)
+        with self._in_flight(n):
+            self._append_request(tenant, checked)
+        return ExportResult(n, checked.rejected, checked.reason)
+
+    def _admit_rate(self, tenants: Counter[str]) -> None:
+        """The per-tenant rate (`tokenbook.collector.limits`) for these spans per tenant; raises
+        `Backpressure` with the wait beyond it."""
+        if self.rate_limiter is None:
+            return
+        wait = self.rate_limiter.admit(tenants)
+        if wait:
+            self.metrics.add(refused_requests=1)
+            raise Backpressure(
+                f"tenant rate limit (limits.tenant_rate.spans_per_second={self.rate_limiter.rate:g})",
+                retry_after=wait,
+            )
+
+    @contextmanager
+    def _in_flight(self, n: int) -> Iterator[None]:
+        """Hold `n` spans in flight for the body (``receivers.otlp.max_inflight_spans``); raises
+        `Backpressure` beyond it. `wait_idle` waits for every holder to leave."""
         with self._inflight_lock:
             if self._inflight and self._inflight + n > self.max_inflight_spans:
                 self.metrics.add(refused_requests=1)
@@ -175,13 +191,12 @@ class Ingestor:
             self._inflight += n
             self._inflight_requests += 1
         try:
-            self._append_request(tenant, checked)
+            yield
         finally:
             with self._inflight_lock:
                 self._inflight -= n
                 self._inflight_requests -= 1
                 self._inflight_lock.notify_all()
-        return ExportResult(n, checked.rejected, checked.reason)
 
     def _append_request(self, tenant: str | None, checked: Checked) -> None:
         keys = checked.keys
@@ -267,13 +282,7 @@ class Ingestor:
             for r in records:
                 r.attrs[_TENANT] = tenant
         if self.rate_limiter is not None and records:
-            wait = self.rate_limiter.admit(Counter(str(r.attrs.get(_TENANT) or "") for r in records))
-            if wait:
-                self.metrics.add(refused_requests=1)
-                raise Backpressure(
-                    f"tenant rate limit (limits.tenant_rate.spans_per_second={self.rate_limiter.rate:g})",
-                    retry_after=wait,
-                )
+            self._admit_rate(Counter(str(r.attrs.get(_TENANT) or "") for r in records))
         return decoded
 
     def unsure(self, calls: Sequence[CallRow], horizon: float | None = None) -> list[CallRow]:
@@ -303,22 +312,8 @@ class Ingestor:
         records = decoded.records
         n = len(records)
         self.metrics.add(received_spans=n + decoded.rejected, rejected_spans=decoded.rejected)
-        with self._inflight_lock:
-            if self._inflight and self._inflight + n > self.max_inflight_spans:
-                self.metrics.add(refused_requests=1)
-                raise Backpressure(
-                    f"{self._inflight} spans in flight (receivers.otlp.max_inflight_spans="
-                    f"{self.max_inflight_spans}); retry later"
-                )
-            self._inflight += n
-            self._inflight_requests += 1
-        try:
+        with self._in_flight(n):
             refused, reason = self._log_durably(records)
-        finally:
-            with self._inflight_lock:
-                self._inflight -= n
-                self._inflight_requests -= 1
-                self._inflight_lock.notify_all()
         return ExportResult(n - refused, decoded.rejected + refused, decoded.reason or reason)
 
     def _log_durably(self, records: list[Any]) -> tuple[int, str]:
