@@ -61,7 +61,7 @@ import pytest
 from tests.conformance import stubs
 
 # The collector runs on its default ports: under pytest-xdist these tests share one worker.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("default-ports")]
+pytestmark = pytest.mark.e2e  # on the default ports: one module, so one worker under --dist loadfile
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE_DIR = REPO / "docs" / "guide"
