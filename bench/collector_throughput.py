@@ -63,6 +63,58 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: What the throughput runs' chat spans carry beyond `agent_run`'s (a fuller instrumentation).
+_CHAT_EXTRA = {
+    "gen_ai.response.finish_reasons": ("stop",),
+    "gen_ai.request.temperature": 0.2,
+    "gen_ai.request.max_tokens": 1024,
+    "server.port": 443,
+    "tokenbook.cost.total": 0.0123,
+}
+
+
+def agent_run(tracer: Any, i: int, seed: int, chat_extra: dict[str, Any] | None = None) -> None:
+    """Run `i` of application `seed`: an agent span over three chat calls and a tool call, attributed
+    to one of 50 tenants; the chat spans also carry `chat_extra`."""
+    tenant = f"tenant-{(seed * 7 + i) % 50}"
+    base = {
+        "tenant.id": tenant,
+        "user.id": f"user-{i % 997}",
+        "project.id": f"project-{i % 13}",
+        "app.feature": "support",
+        "tokenbook.context.id": f"ctx-{seed}-{i}",
+        "session.id": f"sess-{seed}-{i // 10}",
+    }
+    with tracer.start_as_current_span(
+        "invoke_agent support",
+        attributes={**base, "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"},
+    ):
+        for k in range(3):
+            provider_name, model = MODELS[(i + k) % len(MODELS)]
+            with tracer.start_as_current_span(
+                f"chat {model}",
+                attributes={
+                    **base,
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": provider_name,
+                    "gen_ai.request.model": model,
+                    "gen_ai.response.model": model,
+                    "gen_ai.response.id": f"chatcmpl-{seed}-{i}-{k}",
+                    "gen_ai.usage.input_tokens": 800 + (i * 37 + k) % 4000,
+                    "gen_ai.usage.output_tokens": 50 + (i * 13 + k) % 700,
+                    "gen_ai.usage.cache_read.input_tokens": (i % 5) * 100,
+                    "server.address": "api.example.com",
+                    **(chat_extra or {}),
+                },
+            ):
+                pass
+        with tracer.start_as_current_span(
+            "execute_tool lookup_order",
+            attributes={**base, "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_order"},
+        ):
+            pass
+
+
 def _build_spans(runs: int, seed: int) -> list[Any]:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -76,51 +128,7 @@ def _build_spans(runs: int, seed: int) -> list[Any]:
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("bench")
     for i in range(runs):
-        tenant = f"tenant-{(seed * 7 + i) % 50}"
-        base = {
-            "tenant.id": tenant,
-            "user.id": f"user-{i % 997}",
-            "project.id": f"project-{i % 13}",
-            "app.feature": "support",
-            "tokenbook.context.id": f"ctx-{seed}-{i}",
-            "session.id": f"sess-{seed}-{i // 10}",
-        }
-        with tracer.start_as_current_span(
-            "invoke_agent support",
-            attributes={**base, "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"},
-        ):
-            for k in range(3):
-                provider_name, model = MODELS[(i + k) % len(MODELS)]
-                with tracer.start_as_current_span(
-                    f"chat {model}",
-                    attributes={
-                        **base,
-                        "gen_ai.operation.name": "chat",
-                        "gen_ai.provider.name": provider_name,
-                        "gen_ai.request.model": model,
-                        "gen_ai.response.model": model,
-                        "gen_ai.response.id": f"chatcmpl-{seed}-{i}-{k}",
-                        "gen_ai.response.finish_reasons": ("stop",),
-                        "gen_ai.request.temperature": 0.2,
-                        "gen_ai.request.max_tokens": 1024,
-                        "gen_ai.usage.input_tokens": 800 + (i * 37 + k) % 4000,
-                        "gen_ai.usage.output_tokens": 50 + (i * 13 + k) % 700,
-                        "gen_ai.usage.cache_read.input_tokens": (i % 5) * 100,
-                        "server.address": "api.example.com",
-                        "server.port": 443,
-                        "tokenbook.cost.total": 0.0123,
-                    },
-                ):
-                    pass
-            with tracer.start_as_current_span(
-                "execute_tool lookup_order",
-                attributes={
-                    **base,
-                    "gen_ai.operation.name": "execute_tool",
-                    "gen_ai.tool.name": "lookup_order",
-                },
-            ):
-                pass
+        agent_run(tracer, i, seed, _CHAT_EXTRA)
     return list(memory.get_finished_spans())
 
 

@@ -75,7 +75,7 @@ def _application(endpoint: str, spans: int, seed: int, out: Any) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
-    from bench.collector_throughput import MODELS
+    from bench.collector_throughput import agent_run
 
     class Counting(OTLPSpanExporter):
         exported = 0
@@ -99,46 +99,7 @@ def _application(endpoint: str, spans: int, seed: int, out: Any) -> None:
     tracer = provider.get_tracer("bench")
     started = time.perf_counter()
     for i in range(spans // SPANS_PER_RUN):
-        tenant = f"tenant-{(seed * 7 + i) % 50}"
-        base = {
-            "tenant.id": tenant,
-            "user.id": f"user-{i % 997}",
-            "project.id": f"project-{i % 13}",
-            "app.feature": "support",
-            "tokenbook.context.id": f"ctx-{seed}-{i}",
-            "session.id": f"sess-{seed}-{i // 10}",
-        }
-        with tracer.start_as_current_span(
-            "invoke_agent support",
-            attributes={**base, "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"},
-        ):
-            for k in range(3):
-                provider_name, model = MODELS[(i + k) % len(MODELS)]
-                with tracer.start_as_current_span(
-                    f"chat {model}",
-                    attributes={
-                        **base,
-                        "gen_ai.operation.name": "chat",
-                        "gen_ai.provider.name": provider_name,
-                        "gen_ai.request.model": model,
-                        "gen_ai.response.model": model,
-                        "gen_ai.response.id": f"chatcmpl-{seed}-{i}-{k}",
-                        "gen_ai.usage.input_tokens": 800 + (i * 37 + k) % 4000,
-                        "gen_ai.usage.output_tokens": 50 + (i * 13 + k) % 700,
-                        "gen_ai.usage.cache_read.input_tokens": (i % 5) * 100,
-                        "server.address": "api.example.com",
-                    },
-                ):
-                    pass
-            with tracer.start_as_current_span(
-                "execute_tool lookup_order",
-                attributes={
-                    **base,
-                    "gen_ai.operation.name": "execute_tool",
-                    "gen_ai.tool.name": "lookup_order",
-                },
-            ):
-                pass
+        agent_run(tracer, i, seed)
     provider.force_flush(300_000)
     seconds = time.perf_counter() - started
     provider.shutdown()
