@@ -13,7 +13,7 @@ Used by `test_replay.py` and by `matrix.py` (which writes docs/reference/conform
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,7 +25,16 @@ from tokenbook.collector.storage.store import Store
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.usage import Usage
 
-__all__ = ["KNOWN_DEFECTS", "Verdict", "billed_rows", "decode_fixture", "judge", "replay", "true_cost"]
+__all__ = [
+    "KNOWN_DEFECTS",
+    "Verdict",
+    "billed_rows",
+    "decode_fixture",
+    "judge",
+    "replay",
+    "replay_side_by_side",
+    "true_cost",
+]
 
 #: Fixture stem -> why its bill cannot be exact (a library's own numbers are wrong or incomplete and
 #: nothing else recorded the call).
@@ -77,6 +86,22 @@ def replay(
         if refresh_each:
             store.refresh_aggregates()
     if not refresh_each:
+        store.refresh_aggregates()
+
+
+def replay_side_by_side(store: Store, fixtures: Mapping[str, Sequence[Sequence[SpanRecord]]]) -> None:
+    """Replay several fixtures, each decoded for a tenant of its own (`fixtures`: tenant -> batches),
+    as `replay` does each one, with one refresh (decide) per round: the n-th request of every fixture
+    is built and written, then the store refreshes. Each tenant sees the same sequence as with
+    `replay` (each request decided before its next one); the tenants' rows are decided side by side,
+    as the collector decides the requests of many tenants."""
+    builders = {tenant: RowBuilder(_catalog()) for tenant in fixtures}
+    rounds = max((len(batches) for batches in fixtures.values()), default=0)
+    for n in range(rounds):
+        for tenant, batches in fixtures.items():
+            if n < len(batches):
+                built = builders[tenant].build(list(batches[n]))
+                store.write(built.calls, built.steps)
         store.refresh_aggregates()
 
 

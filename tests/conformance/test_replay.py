@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.otlp import fixture_paths, load
-from tests.conformance.replay import KNOWN_DEFECTS, billed_rows, candidate_rows, decode_fixture, judge, replay
+from tests.conformance.replay import (
+    KNOWN_DEFECTS,
+    billed_rows,
+    candidate_rows,
+    decode_fixture,
+    judge,
+    replay_side_by_side,
+)
 from tests.stores import DatabasePool
 from tokenbook.collector.storage.store import Store
 
@@ -18,7 +25,9 @@ PATHS = fixture_paths()
 
 @pytest.fixture(scope="module")
 def store(database_pool: DatabasePool) -> Iterator[Store]:
+    """Every fixture replayed once, each as the tenant named by its file's stem (the tests only read)."""
     with database_pool.store() as s:
+        replay_side_by_side(s, {path.stem: decode_fixture(load(path), path.stem) for path in PATHS})
         yield s
 
 
@@ -26,7 +35,6 @@ def store(database_pool: DatabasePool) -> Iterator[Store]:
 def test_each_call_is_billed_once_at_its_true_price(store: Store, path: Path) -> None:
     fixture = load(path)
     tenant = path.stem
-    replay(store, decode_fixture(fixture, tenant))
     verdict = judge(fixture, billed_rows(store, tenant), len(candidate_rows(store, tenant)))
     if path.stem in KNOWN_DEFECTS:
         assert not verdict.exact, f"{path.stem} is exact now: drop it from KNOWN_DEFECTS"
@@ -36,9 +44,7 @@ def test_each_call_is_billed_once_at_its_true_price(store: Store, path: Path) ->
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_unbilled_rows_name_the_span_that_bills(store: Store, path: Path) -> None:
-    tenant = f"{path.stem}-audit"
-    replay(store, decode_fixture(load(path), tenant))
-    rows = candidate_rows(store, tenant)
+    rows = candidate_rows(store, path.stem)
     billed = {r["span_id"] for r in rows if r["price_status"] not in ("duplicate_layer", "wrapper")}
     for r in rows:
         if r["price_status"] in ("duplicate_layer", "wrapper"):
