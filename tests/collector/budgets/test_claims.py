@@ -146,10 +146,11 @@ def test_a_restarted_collector_claims_its_catch_up_crossings_in_the_connected_st
         assert runtime.claims.aside == 2 and hook.requests == []  # set aside behind the live claims
         assert store.query(f"SELECT count() FROM {store.database}.budget_events")[2] == [(0,)]
         # The other collector never records them. Rather than wait out the 60 s, claims are live for
-        # 5 s from here on (a claim of this collector outlives its settle time even on a loaded machine)
-        # and this collector's clock is 60 s on: the events set aside are due to be looked at again,
-        # and are taken over once the other collector's claims are 5 s old.
-        runtime.claims.takeover = 5.0
+        # 2 s from here on (a claim of this collector outlives its settle time, 0.5 s; one that did not
+        # would be set aside and claimed again) and this collector's clock is 60 s on: the events set
+        # aside are due to be looked at again, and are taken over once the other collector's claims
+        # are 2 s old.
+        runtime.claims.takeover = 2.0
         runtime.claims._clock = lambda: time.monotonic() + 60.0
         hook.wait_for(2, timeout=60)  # taken over
         time.sleep(1.5)
