@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.loopback import serving_thread
+
 # The model each stub answers with, by the model the request names: a fixed, dated snapshot name.
 OPENAI_MODELS = {
     "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
@@ -511,7 +513,7 @@ def _serve(recording: Recording, sink: bool) -> tuple[_Server, threading.Thread]
     server.recording = recording
     server.sink = sink
     name = "tokenbook-conformance-" + ("sink" if sink else "stubs")
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread = serving_thread(server, name)
     thread.start()
     return server, thread
 

@@ -15,6 +15,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from tests.loopback import serving_thread
 from tokenbook.processor import ATTRIBUTION_COLUMNS, attribute, context_id_of
 
 from .conftest import chat_attrs
@@ -111,7 +112,7 @@ def test_attribution_crosses_a_real_http_hop(pipeline):
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = serving_thread(server)
     thread.start()
     try:
         headers: dict[str, str] = {}

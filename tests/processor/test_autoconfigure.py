@@ -6,12 +6,13 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.loopback import serving_thread
 
 pytestmark = pytest.mark.e2e  # starts processes
 
@@ -55,7 +56,7 @@ def otlp_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
     received: list[ExportTraceServiceRequest] = []
     handler = type("Handler", (_Receiver,), {"received": received})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = serving_thread(server)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", received

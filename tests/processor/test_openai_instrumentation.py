@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from decimal import Decimal
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 
 from tests.conversation import CONVERSATION, TEXTS, TOOLS
+from tests.loopback import serving_thread
 from tokenbook.genai.pricing.catalog import CATALOG_NAME
 from tokenbook.processor import attribute, budget
 
@@ -56,7 +56,7 @@ def openai_client(request, pipeline, monkeypatch):
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     p = pipeline(redaction=request.param)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = serving_thread(server)
     thread.start()
     from openai import OpenAI  # here: importing openai takes a second at every collection
     from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor

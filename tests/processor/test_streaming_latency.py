@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.metrics import MeterProvider
 
+from tests.loopback import serving_thread
 from tokenbook.collector.decode.spans import decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.storage.ledger import CallRow
@@ -62,7 +62,7 @@ class _StreamingOpenAI(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def stub() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StreamingOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = serving_thread(server)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1"

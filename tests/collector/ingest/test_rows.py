@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.loopback import serving_thread
 from tokenbook.collector.decode.spans import decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.genai.pricing.catalog import PriceCatalog
@@ -123,7 +124,6 @@ def _prompt_parts(call) -> dict[str, int]:
 def test_real_openai_spans_with_content_are_measured_then_dropped(monkeypatch) -> None:
     """The real client and instrumentation with content capture on, straight to the collector."""
     import http.server
-    import threading
 
     from openai import OpenAI
     from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
@@ -135,7 +135,7 @@ def test_real_openai_spans_with_content_are_measured_then_dropped(monkeypatch) -
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubOpenAI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serving_thread(server).start()
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))

@@ -10,7 +10,6 @@ filters still confine it, and that other queries do not use the reader. Against 
 from __future__ import annotations
 
 import os
-import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -22,6 +21,7 @@ import pytest
 
 from tests.cli.seed_store import make_calls
 from tests.clickhouse_http.fixture import ENV_URL
+from tests.loopback import serving_thread
 from tokenbook.collector.storage.row_policies import tenant_role
 from tokenbook.collector.storage.store import Store, StoreError
 
@@ -66,7 +66,7 @@ class RecordingProxy:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serving_thread(self.server).start()
 
     def url(self, user: str) -> str:
         return f"http://{user}@127.0.0.1:{self.server.server_address[1]}"
