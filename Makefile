@@ -34,13 +34,15 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # The whole suite: the in-process tests on up to 4 cores (pytest-xdist), with every arrival order of
-# the conformance scenarios (--all-orders), then the tests that start processes one at a time (they
+# the conformance scenarios (--all-orders) and the Hypothesis properties' full example counts (the
+# `ci` profile, tests/hypothesis_profiles.py), then the tests that start processes one at a time (they
 # wait on collectors and clocks, and time out when they share cores).
 test: $(STAMP) lint
-	$(BIN)/pytest -q -m "not e2e" -n auto --maxprocesses 4 --all-orders
-	$(BIN)/pytest -q -m e2e
+	$(BIN)/pytest -q -m "not e2e" -n auto --maxprocesses 4 --all-orders --hypothesis-profile=ci
+	$(BIN)/pytest -q -m e2e --hypothesis-profile=ci
 
-# The inner loop: every test that starts no process, on every core (pytest-xdist).
+# The inner loop: every test that starts no process, on every core (pytest-xdist), the Hypothesis
+# properties with a fifth of their examples (the default `fast` profile).
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not e2e" -n auto --maxprocesses 4
 

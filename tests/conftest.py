@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
+from tests.hypothesis_profiles import register as register_hypothesis_profiles
 from tests.stores import DatabasePool
 
 if TYPE_CHECKING:
     from tokenbook.collector.storage.store import Store
+
+register_hypothesis_profiles()  # `fast` unless $HYPOTHESIS_PROFILE or --hypothesis-profile names another
 
 
 @pytest.fixture(scope="session")

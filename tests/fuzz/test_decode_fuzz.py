@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.fuzz import strategies as fz
+from tests.hypothesis_profiles import examples
 from tests.stores import DatabasePool
 from tokenbook.collector.decode.spans import (
     Decoded,
@@ -34,7 +35,7 @@ from tokenbook.genai.pricing.catalog import PriceCatalog
 
 KEYS = pipeline_keys(("team.cost_centre",), "hash")
 BUILDER = RowBuilder(PriceCatalog(), content="hash", salt="fuzz-salt-0123")
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _valid_request() -> ExportTraceServiceRequest:
@@ -272,7 +273,9 @@ def test_json_edge_cases_are_rejected_or_kept_and_storable(store, body: bytes) -
 # --- rows reach ClickHouse -----------------------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.one_of(fz.requests().map(lambda r: (decode_protobuf, r.SerializeToString())),
                  fz.json_documents.map(lambda d: (decode_json, fz.json_bytes(d)))))  # fmt: skip
 def test_rows_of_hostile_requests_are_accepted_by_clickhouse(store, case) -> None:

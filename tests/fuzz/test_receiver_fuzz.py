@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz import strategies as fz
 from tests.fuzz.test_decode_fuzz import VALID_JSON, VALID_PB
+from tests.hypothesis_profiles import examples
 from tokenbook.collector.decode.pool import DecoderPool
 from tokenbook.collector.ingest.dedup import RecentSpanKeys
 from tokenbook.collector.ingest.ingestor import Ingestor
@@ -94,7 +95,9 @@ bodies = st.one_of(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     bodies,
     st.sampled_from(["application/x-protobuf", "application/json", "text/plain", ""]),

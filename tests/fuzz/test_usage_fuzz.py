@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.strategies import PIPELINE_KEYS, hostile_float, hostile_int, odd_text
+from tests.hypothesis_profiles import examples
 from tokenbook.genai import semconv
 from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_usage
 
@@ -43,7 +44,7 @@ attributes = st.dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(attributes, st.sampled_from(["", "openai", "anthropic", "gcp.gemini"]))
 @example({"gen_ai.usage.input_tokens": "1e999999"}, "")  # 9 bytes that once pinned a CPU for minutes
 @example({"gen_ai.usage.output_tokens": Decimal("-1e999999")}, "")
@@ -68,7 +69,7 @@ def test_read_usage_never_raises_and_stays_inclusive(attrs: dict[str, object], p
     assert usage.total_tokens == usage.input_tokens + usage.output_tokens
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(values)
 def test_coerce_count_accepts_or_explains(value: object) -> None:
     count, issue = coerce_count("k", value)

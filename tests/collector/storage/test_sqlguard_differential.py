@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.hypothesis_profiles import examples
 from tests.stores import DatabasePool
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.store import Store, StoreError
@@ -174,7 +175,9 @@ def _explain_ast(store: Store, sql: str, parameters: dict[str, str]) -> list[str
     return [str(r[0]) for r in store.query("EXPLAIN AST " + sql, parameters)[2]]
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(case=queries())
 def test_the_guard_agrees_with_the_engine(store: Store, case: tuple[str, bool, frozenset[str]]) -> None:
     template, forbidden, live_tables = case
