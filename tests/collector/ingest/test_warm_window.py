@@ -7,8 +7,6 @@ the embedded store and the budget evaluator.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,10 +33,8 @@ CHAT_COST = Decimal("0.00075")
 
 
 @pytest.fixture
-def store(chdb_dir: Path) -> Iterator[Store]:
-    with Store.open(data_dir=chdb_dir, database=f"t_{uuid.uuid4().hex[:12]}") as s:
-        s.migrate()
-        yield s
+def store(migrated_store: Store) -> Store:
+    return migrated_store
 
 
 class _Life(NamedTuple):
