@@ -78,3 +78,14 @@ def test_a_database_of_many_parts_is_dropped_rather_than_truncated(database_pool
     assert database_pool.dropped == dropped + 1
     with database_pool.store() as store:
         assert store.database != many and not _exists(store, many)
+
+
+def test_a_test_that_leaves_a_function_in_the_engine_fails(database_pool: DatabasePool) -> None:
+    """A SQL user-defined function is global: giving back the database it was created from fails, and
+    so does giving back the one it is dropped from (the engine changed again)."""
+    made = pytest.raises(AssertionError, match=r"global objects.*tokenbook_test_leftover")
+    with made, database_pool.store() as store:
+        store.command("CREATE FUNCTION tokenbook_test_leftover AS (x) -> x + 1")
+    dropped = pytest.raises(AssertionError, match=r"global objects in the engine: \(\(\), ")
+    with dropped, database_pool.store() as store:
+        store.command("DROP FUNCTION tokenbook_test_leftover")
