@@ -30,9 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["DatabasePool", "Fingerprint"]
 
 _BOOKKEEPING = "schema_migrations"  # the applied migrations: kept, as a fresh migration leaves it
-_TABLES = (
-    "SELECT name, engine, create_table_query FROM system.tables WHERE database = {db:String} ORDER BY name"
-)
+_METADATA = "metadata"  # the engine's folder of each database's table definitions
 _PARTS = (
     "SELECT table, count() FROM system.parts"
     " WHERE database = {db:String} AND active AND table != {keep:String} GROUP BY table"
@@ -58,7 +56,7 @@ _GLOBALS = (
 class Fingerprint(NamedTuple):
     """What a test must leave as it found it for its database to be reused."""
 
-    tables: tuple[tuple[str, str, str], ...]  # (name, engine, CREATE statement), the database's name masked
+    tables: tuple[tuple[str, str], ...]  # (file, statement): the engine's metadata of each table and view
     row_policies: int  # row policies on the database's tables
 
 
@@ -160,11 +158,13 @@ class DatabasePool:
         self.dropped += 1
 
     def _fingerprint(self, name: str) -> Fingerprint:
-        admin = self._store()
-        tables = tuple(
-            (str(table), str(engine), str(create).replace(f"{name}.", "{db}."))
-            for table, engine, create in admin.query(_TABLES, {"db": name})[2]
-        )
+        """The database's tables and views as the engine keeps them (`metadata/<database>/<table>.sql`,
+        rewritten by every DDL statement before it returns), and its row policies. Read from the
+        files: `system.tables` renders every CREATE statement (~80 ms after each test)."""
+        folder = self.data_dir / _METADATA / name
+        tables = tuple((path.name, path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.sql")))
+        if not tables:
+            raise AssertionError(f"no table metadata of {name} in {folder}: has the engine's layout changed?")
         policies = self._optional(_POLICIES, {"db": name})
         return Fingerprint(tables, int(policies[0]) if policies else 0)
 
