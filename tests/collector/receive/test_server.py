@@ -109,7 +109,7 @@ def test_connections_beyond_the_cap_are_closed_at_once(ingestor: Ingestor) -> No
 
 
 def test_headers_and_bodies_have_deadlines(ingestor: Ingestor) -> None:
-    limits = replace(DEFAULT_LIMITS, read_timeout=1.0, request_timeout=1.0)
+    limits = replace(DEFAULT_LIMITS, read_timeout=0.5, request_timeout=0.5)
     receiver = HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=1 << 20, limits=limits)
     receiver.start()
     try:
