@@ -18,13 +18,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
-from tests.hypothesis_profiles import register as register_hypothesis_profiles
 from tests.stores import DatabasePool
 
 if TYPE_CHECKING:
     from tokenbook.collector.storage.store import Store
-
-register_hypothesis_profiles()  # `fast` unless $HYPOTHESIS_PROFILE or --hypothesis-profile names another
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +69,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run every arrival order of the conformance scenarios, not the covering set "
         "(also: TOKENBOOK_ALL_ORDERS=1)",
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the Hypothesis profiles before ``--hypothesis-profile`` loads one (else they are
+    registered by the first module that uses Hypothesis: importing it takes a second or two)."""
+    if config.getoption("hypothesis_profile", None) is not None:
+        import tests.hypothesis_profiles  # noqa: F401
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

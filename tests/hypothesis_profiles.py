@@ -1,6 +1,7 @@
 """Hypothesis profiles: `fast`, the default (the inner loop: a fifth of each property's examples), and
 `ci`, the full example counts (`make test` passes ``--hypothesis-profile=ci``; also
-``HYPOTHESIS_PROFILE=ci``).
+``HYPOTHESIS_PROFILE=ci``). Importing this module registers them (`tests/conftest.py` imports it
+before ``--hypothesis-profile`` is applied).
 
 A property states its full count with `examples(n)`: ``@settings(max_examples=examples(400))`` runs
 400 examples under `ci` and 80 under `fast`. A property without a count runs Hypothesis' default
@@ -14,14 +15,14 @@ from typing import Final
 
 from hypothesis import settings
 
-__all__ = ["CI", "FAST", "examples", "register"]
+__all__ = ["CI", "FAST", "examples"]
 
 CI: Final = "ci"
 FAST: Final = "fast"
 _FULL: Final = 100  # Hypothesis' default max_examples: the `ci` profile's, the scale of `examples`
 
 
-def register() -> None:
+def _register() -> None:
     """Register both profiles and load `$HYPOTHESIS_PROFILE` (default `fast`); pytest's
     ``--hypothesis-profile`` then loads the one it names."""
     settings.register_profile(CI, max_examples=_FULL)
@@ -32,3 +33,6 @@ def register() -> None:
 def examples(full: int) -> int:
     """`full` under the `ci` profile, in proportion under another (at least 1)."""
     return max(1, full * settings.default.max_examples // _FULL)
+
+
+_register()
