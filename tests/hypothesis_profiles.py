@@ -32,7 +32,7 @@ def _register() -> None:
 
 def examples(full: int) -> int:
     """`full` under the `ci` profile, in proportion under another (at least 1)."""
-    return max(1, full * settings.default.max_examples // _FULL)
+    return max(1, full * settings().max_examples // _FULL)  # settings(): the loaded profile's
 
 
 _register()
