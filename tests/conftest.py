@@ -31,12 +31,22 @@ if TYPE_CHECKING:
 # directory grows to tens of MB, and a container's /dev/shm may be as small as 64 MB.
 _MEMORY_DIR = Path("/dev/shm")
 _MEMORY_ROOM = 1 << 30
+_MEMORY_PREFIX = "tokenbook-tests-chdb-"  # then the test process's ID
+
+
+def _remove_abandoned_memory_dirs() -> None:
+    """Remove the directories of test processes that ended without removing theirs (killed)."""
+    for path in _MEMORY_DIR.glob(f"{_MEMORY_PREFIX}*"):
+        pid = path.name.removeprefix(_MEMORY_PREFIX).split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The one embedded ClickHouse directory of this test process: in /dev/shm when it has 1 GiB free
-    (removed at the end of the session), else under pytest's temporary directory."""
+    (removed at the end of the session, or by the next session if this one is killed), else under
+    pytest's temporary directory."""
     try:
         usage = shutil.disk_usage(_MEMORY_DIR)
     except OSError:
@@ -44,7 +54,8 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if usage is None or usage.free < _MEMORY_ROOM or not os.access(_MEMORY_DIR, os.W_OK):
         yield tmp_path_factory.mktemp("chdb")
         return
-    path = Path(tempfile.mkdtemp(prefix="tokenbook-tests-chdb-", dir=_MEMORY_DIR))
+    _remove_abandoned_memory_dirs()
+    path = Path(tempfile.mkdtemp(prefix=f"{_MEMORY_PREFIX}{os.getpid()}-", dir=_MEMORY_DIR))
     try:
         yield path
     finally:
