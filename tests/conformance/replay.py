@@ -29,6 +29,9 @@ __all__ = [
     "KNOWN_DEFECTS",
     "Verdict",
     "billed_rows",
+    "billed_rows_by_tenant",
+    "candidate_rows",
+    "candidate_rows_by_tenant",
     "decode_fixture",
     "judge",
     "replay",
@@ -114,22 +117,39 @@ def _catalog() -> PriceCatalog:
     return _CATALOG[0]
 
 
+_BILLED = "SELECT * FROM v_calls WHERE tenant_id IN {t:Array(String)} AND price_status != 'not_billable'"
+_CANDIDATES = "SELECT * FROM v_call_candidates WHERE tenant_id IN {t:Array(String)}"
+
+
 def billed_rows(store: Store, tenant: str) -> list[dict[str, Any]]:
     """The tenant's billed model calls (``v_calls``, without rows of spans that carry no usage)."""
-    columns, _, rows = store.query(
-        "SELECT * FROM v_calls WHERE tenant_id = {t:String} AND price_status != 'not_billable' "
-        "ORDER BY input_tokens, span_id",
-        {"t": tenant},
-    )
-    return [dict(zip(columns, r, strict=True)) for r in rows]
+    return billed_rows_by_tenant(store, [tenant]).get(tenant, [])
 
 
 def candidate_rows(store: Store, tenant: str) -> list[dict[str, Any]]:
-    columns, _, rows = store.query(
-        "SELECT * FROM v_call_candidates WHERE tenant_id = {t:String} ORDER BY input_tokens, span_id",
-        {"t": tenant},
-    )
-    return [dict(zip(columns, r, strict=True)) for r in rows]
+    """The tenant's rows of ``v_call_candidates`` (billed or not)."""
+    return candidate_rows_by_tenant(store, [tenant]).get(tenant, [])
+
+
+def billed_rows_by_tenant(store: Store, tenants: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """`billed_rows` of each of `tenants`, in one query."""
+    return _by_tenant(store, _BILLED, tenants)
+
+
+def candidate_rows_by_tenant(store: Store, tenants: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """`candidate_rows` of each of `tenants`, in one query."""
+    return _by_tenant(store, _CANDIDATES, tenants)
+
+
+def _by_tenant(store: Store, select: str, tenants: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The rows of `select` by tenant, each tenant's ordered by input tokens, then span ID."""
+    ordered = f"{select} ORDER BY tenant_id, input_tokens, span_id"
+    columns, _, rows = store.query(ordered, {"t": list(tenants)})
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        row = dict(zip(columns, r, strict=True))
+        out.setdefault(row["tenant_id"], []).append(row)
+    return out
 
 
 def true_cost(call: dict[str, Any], start_ns: int) -> Decimal | None:

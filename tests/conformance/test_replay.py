@@ -5,37 +5,45 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
 from tests.conformance.otlp import fixture_paths, load
 from tests.conformance.replay import (
     KNOWN_DEFECTS,
-    billed_rows,
-    candidate_rows,
+    billed_rows_by_tenant,
+    candidate_rows_by_tenant,
     decode_fixture,
     judge,
     replay_side_by_side,
 )
 from tests.stores import DatabasePool
-from tokenbook.collector.storage.store import Store
 
 PATHS = fixture_paths()
 
 
+class Replayed(NamedTuple):
+    """The rows of every fixture replayed once, by tenant (the fixture file's stem)."""
+
+    billed: dict[str, list[dict[str, Any]]]  # `billed_rows`
+    candidates: dict[str, list[dict[str, Any]]]  # `candidate_rows`
+
+
 @pytest.fixture(scope="module")
-def store(database_pool: DatabasePool) -> Iterator[Store]:
-    """Every fixture replayed once, each as the tenant named by its file's stem (the tests only read)."""
+def replayed(database_pool: DatabasePool) -> Iterator[Replayed]:
+    """Every fixture replayed once, each as the tenant named by its file's stem, and its rows read."""
+    tenants = [path.stem for path in PATHS]
     with database_pool.store() as s:
         replay_side_by_side(s, {path.stem: decode_fixture(load(path), path.stem) for path in PATHS})
-        yield s
+        yield Replayed(billed_rows_by_tenant(s, tenants), candidate_rows_by_tenant(s, tenants))
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_each_call_is_billed_once_at_its_true_price(store: Store, path: Path) -> None:
+def test_each_call_is_billed_once_at_its_true_price(replayed: Replayed, path: Path) -> None:
     fixture = load(path)
     tenant = path.stem
-    verdict = judge(fixture, billed_rows(store, tenant), len(candidate_rows(store, tenant)))
+    verdict = judge(fixture, replayed.billed.get(tenant, []), len(replayed.candidates.get(tenant, [])))
     if path.stem in KNOWN_DEFECTS:
         assert not verdict.exact, f"{path.stem} is exact now: drop it from KNOWN_DEFECTS"
         return
@@ -43,8 +51,8 @@ def test_each_call_is_billed_once_at_its_true_price(store: Store, path: Path) ->
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_unbilled_rows_name_the_span_that_bills(store: Store, path: Path) -> None:
-    rows = candidate_rows(store, path.stem)
+def test_unbilled_rows_name_the_span_that_bills(replayed: Replayed, path: Path) -> None:
+    rows = replayed.candidates.get(path.stem, [])
     billed = {r["span_id"] for r in rows if r["price_status"] not in ("duplicate_layer", "wrapper")}
     for r in rows:
         if r["price_status"] in ("duplicate_layer", "wrapper"):
