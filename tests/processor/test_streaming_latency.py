@@ -103,8 +103,11 @@ def test_streamed_call_has_time_to_first_token_decode_rate_and_policy_path(pipel
     assert call.policy_path == "guard/pii/allow"
     ttft = call.time_to_first_token_ms
     assert ttft is not None and FIRST_CHUNK_AFTER * 1000 <= ttft < call.duration_ms
+    # the stub's clock bounds the whole call, not where the client's read of the first chunk falls
+    # (a loaded machine reads it late), so the decode time is only known to be positive
+    assert call.duration_ms >= (FIRST_CHUNK_AFTER + CHUNK_GAP * (len(WORDS) - 1)) * 1000
     decode_s = (call.duration_ms - ttft) / 1000
-    assert decode_s >= CHUNK_GAP * (len(WORDS) - 1) * 0.9
+    assert decode_s > 0
     assert call.output_tokens_per_second == pytest.approx(40 / decode_s, rel=0.01)
 
 
