@@ -61,7 +61,7 @@ from tokenbook.collector.limits import AttributeLimits
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.genai.records import build
 from tokenbook.genai.semconv import ATTRIBUTION_KEYS
-from tokenbook.genai.usage import USAGE_KEYS, coerce_count
+from tokenbook.genai.usage import MAX_TOKENS, USAGE_KEYS, coerce_count
 
 __all__ = [
     "FORMAT_JSON",
@@ -122,7 +122,9 @@ def records_of(payload: bytes) -> list[SpanRecord]:
 def _largest_count(attrs: dict[str, Any]) -> int:
     largest = 0
     for key in USAGE_KEYS.intersection(attrs):
-        count = coerce_count(key, attrs[key])[0]
+        value = attrs[key]
+        # A plain int in range is its own count (`coerce_count`'s rule); anything else goes through it.
+        count = value if value.__class__ is int and 0 <= value <= MAX_TOKENS else coerce_count(key, value)[0]
         if count is not None and count > largest:
             largest = count
     return largest
