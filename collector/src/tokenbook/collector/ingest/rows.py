@@ -324,7 +324,7 @@ def _composition(attrs: Mapping[str, Any], input_tokens: int, model: str, plain:
 
 def _check_fits(picos: Picos, currency: str) -> None:
     """Reject a call whose cost does not fit the ledger's ``Decimal(18, 12)``."""
-    if max(abs(p) for p in picos) >= _COST_LIMIT_PICOS:
+    if max(picos) >= _COST_LIMIT_PICOS or min(picos) <= -_COST_LIMIT_PICOS:
         raise _Rejected(
             f"a cost of {money(max(picos, key=abs))} {currency} does not fit Decimal(18, 12) (the ledger "
             "holds less than 10^6 per call)"
