@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "command": (
             f".venv/bin/python bench/ack_ab.py --base-python BASE/.venv/bin/python --rounds {args.rounds}"
-            + ("" if args.out == RESULT else f" --out {args.out.relative_to(HERE.parent)}")
+            + ("" if args.out == RESULT else f" --out {args.out}")
         ),
         "medians": summary,
         "rounds": rounds,
