@@ -64,10 +64,8 @@ def case_text(fixture: dict[str, Any], mode: str, catalog: PriceCatalog) -> str:
         decoded = decode_for_log(0, base64.b64decode(body), keys, content)
         built = builder.build(LoggedRequest(None, frozenset(), decoded.records))
         record = built.record()
-        rows = [
-            {f: v for f, v in row._asdict().items() if f not in _VOLATILE}
-            for row in (*record.calls, *record.steps)
-        ]
+        fields = [c._asdict() for c in record.calls] + [s._asdict() for s in record.steps]
+        rows = [{f: v for f, v in row.items() if f not in _VOLATILE} for row in fields]
         touched = built.touched.wire()
         out.append(
             {
