@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--exporter-spans", type=int, default=20_000)
     parser.add_argument("--exporter-pairs", type=int, default=2)
     parser.add_argument("--stub-spans", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     args = parser.parse_args(argv if argv is not None else [])
     versions = {"before": args.base_python, "after": sys.executable}
     rounds: list[dict[str, Any]] = []
@@ -90,17 +91,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "stub_spans_per_s": median(r["stub_spans_per_s"] for r in mine),
             "stub_ack_spans_per_s": median(r["stub_ack_spans_per_s"] for r in mine),
             "stub_collector_cpu_us_per_span": median(r["stub_collector_cpu_us_per_span"] for r in mine),
+            "stub_cpu_us_per_span_by_process": {
+                process: median(r["stub_cpu_us_per_span_by_process"][process] for r in mine)
+                for process in (mine[0]["stub_cpu_us_per_span_by_process"] or {})
+            },
         }
     report = {
         "command": (
             f".venv/bin/python bench/ack_ab.py --base-python BASE/.venv/bin/python --rounds {args.rounds}"
+            + ("" if args.out == RESULT else f" --out {args.out}")
         ),
         "medians": summary,
         "rounds": rounds,
         "cpus": os.cpu_count(),
     }
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary, indent=2))
     return report
 

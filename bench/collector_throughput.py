@@ -21,8 +21,10 @@ machines are shared, and one run can be a third off.
 ``--stages N`` also runs the collector's stages in-process on N of the same spans, one at a time, and
 reports each stage's CPU per span (decode, rows, log encode, fsync, insert, one aggregate refresh)
 plus the exporter's own client-side encoding cost.
+``--stages-only`` runs the stages alone (no end-to-end run), e.g. with another checkout's interpreter
+to compare two versions stage by stage.
 Run: ``.venv/bin/python bench/collector_throughput.py [--spans 200000] [--senders 2] [--mode both]
-[--repeat 5] [--stages 50000]``.
+[--repeat 5] [--stages 50000] [--stages-only]``.
 """
 
 from __future__ import annotations
@@ -488,7 +490,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--stages", type=int, default=0, metavar="SPANS",
         help="also measure the collector's CPU per span of each stage, in-process, on SPANS spans",
     )  # fmt: skip
+    parser.add_argument(
+        "--stages-only", action="store_true",
+        help="only the in-process stages (--stages), no end-to-end run: for comparing checkouts "
+        "(run this script with the other checkout's interpreter)",
+    )  # fmt: skip
     args = parser.parse_args(argv if argv is not None else [])
+    if args.stages_only:
+        stages = stage_costs(args.stages or 50_000, args.batch)
+        doc = {
+            "command": f".venv/bin/python bench/collector_throughput.py --stages {args.stages or 50_000} "
+            f"--batch {args.batch} --stages-only",
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "collector_cpu_us_per_span_by_stage": stages,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(doc, indent=2))
+        return doc
     runs = []
     medians = []
     for mode in ("stub", "exporter") if args.mode == "both" else (args.mode,):

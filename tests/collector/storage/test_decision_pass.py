@@ -89,3 +89,30 @@ def test_layers_of_one_call_written_apart_are_still_one_call(store: Store) -> No
     assert decided[other] == ("duplicate_layer", RULE_CROSS_LAYER, billed[0])
     _, _, totals = store.query("SELECT count() FROM v_calls")
     assert totals[0][0] == 1_000
+
+
+class Reordered(Counting):
+    """The store as a server whose ``llm_calls`` lists its columns in another order."""
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        columns, types, rows = super().query(sql, parameters)
+        return columns[::-1], types[::-1], [tuple(r)[::-1] for r in rows]
+
+
+def test_a_pass_reads_rows_by_column_name_whatever_the_column_order(store: Store) -> None:
+    """The same decisions whether the engine returns the columns in the row's order or another."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    inner = busy_bucket(1, start)[0]
+    outer = inner._replace(
+        span_id="f" * 16, trace_id="e" * 32, scope_name="opentelemetry.instrumentation.openai",
+        timestamp=inner.timestamp - timedelta(milliseconds=20), duration_ms=540.0,
+    )  # fmt: skip
+    store.write([inner, outer], [])
+    keys = DecisionKeys()
+    for c in (inner, outer):
+        keys.add_call(c)
+    # (before, after) per changed call; the new version is the pass's clock
+    in_order = [(old, new._replace(version=0)) for old, new in run_pass(Counting(store), keys)[0]]
+    reordered = [(old, new._replace(version=0)) for old, new in run_pass(Reordered(store), keys)[0]]
+    assert len(in_order) == 1 and in_order[0][1].billing_rule == RULE_CROSS_LAYER
+    assert reordered == in_order

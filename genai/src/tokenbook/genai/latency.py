@@ -46,6 +46,7 @@ class Latency(NamedTuple):
 
 #: Nothing known.
 NO_LATENCY: Final = Latency(None, None)
+_TTFT_KEYS: Final = frozenset(semconv.TIME_TO_FIRST_TOKEN)
 
 
 def streamed(attrs: Mapping[str, object]) -> bool | None:
@@ -84,6 +85,8 @@ def read_latency(
     0 when none); see the module docstring."""
     if end_ns <= start_ns:
         return NO_LATENCY
+    if _TTFT_KEYS.isdisjoint(attrs) and not start_ns <= first_token_ns <= end_ns:
+        return NO_LATENCY  # no time to first token: no rate either
     duration_ms = (end_ns - start_ns) / 1e6
     ttft = _reported_ms(attrs, duration_ms)
     flag = streamed(attrs)

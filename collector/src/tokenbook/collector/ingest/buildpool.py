@@ -309,6 +309,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             return
         if builder is None:
             builder = BuildSettings.from_json(body).builder()
+            gc.freeze()  # the catalog and price books, loaded once: never traversed by a collection
             continue
         try:
             request = decode_logged(body)

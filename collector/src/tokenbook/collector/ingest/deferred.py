@@ -178,7 +178,7 @@ def spans_of(request: LoggedRequest) -> list[SpanRecord]:
     repeats. Raises ValueError (a poison record)."""
     tenant = request.tenant
     dropped = request.dropped
-    seen: set[bytes] = set()
+    seen: set[tuple[bytes, str]] = set()
     out: list[SpanRecord] = []
     for r in records_of(request.records):
         ident = r.trace_id + r.span_id
@@ -186,7 +186,8 @@ def spans_of(request: LoggedRequest) -> list[SpanRecord]:
             continue
         if tenant is not None:
             r.attrs[_TENANT] = tenant
-        key = record_key(_text(r.attrs.get(_TENANT)) if tenant is None else tenant, r.trace_id, r.span_id)
+        # The dedup key's parts (`ingest.dedup.record_key` digests them; equal parts, equal keys).
+        key = (ident, _text(r.attrs.get(_TENANT)) if tenant is None else tenant)
         if key in seen:
             continue
         seen.add(key)

@@ -302,12 +302,15 @@ _NO_PROMPT: Final = (None,) * (len(PROMPT_ATTRIBUTES) + 1)
 _PROMPT_KEYS: Final = frozenset(PROMPT_ATTRIBUTES.values())
 
 
-def _composition(attrs: Mapping[str, Any], input_tokens: int, model: str) -> Composition | None:
-    """The composition the app measured, else the one measured here from content, else None."""
+def _composition(attrs: Mapping[str, Any], input_tokens: int, model: str, plain: bool) -> Composition | None:
+    """The composition the app measured, else the one measured here from content, else None. `plain`:
+    every key of `attrs` is a plain name of the key filter (so none is content or measured)."""
     if input_tokens <= 0:
         return None
     if not _PROMPT_KEYS.isdisjoint(attrs):
         return read_composition(attrs, input_tokens)
+    if plain:
+        return None
     measured = attrs.get(MEASURED_SIZES)
     if measured is not None:  # measured before the record was logged (`decode.content`)
         return apportion(Sizes(*measured), input_tokens)
@@ -321,7 +324,7 @@ def _composition(attrs: Mapping[str, Any], input_tokens: int, model: str) -> Com
 
 def _check_fits(picos: Picos, currency: str) -> None:
     """Reject a call whose cost does not fit the ledger's ``Decimal(18, 12)``."""
-    if max(abs(p) for p in picos) >= _COST_LIMIT_PICOS:
+    if max(picos) >= _COST_LIMIT_PICOS or min(picos) <= -_COST_LIMIT_PICOS:
         raise _Rejected(
             f"a cost of {money(max(picos, key=abs))} {currency} does not fit Decimal(18, 12) (the ledger "
             "holds less than 10^6 per call)"
@@ -417,16 +420,24 @@ class RowBuilder:
             if candidate or kind in (KIND_MODEL, KIND_FETCH):
                 ids = (trace_hex, span_hex, parent_hex, context_id)
                 tail = (duration_ms, now, version)
+                ancestors = _ancestors(parents, r.trace_id, r.parent_span_id) if r.parent_span_id else ""
                 try:
                     call = self._call(
-                        r, attrs, (kind, billable, below), start, ids, roots, tail, tenant, operation
+                        r,
+                        attrs,
+                        (kind, billable, below),
+                        start,
+                        ids,
+                        roots,
+                        tail,
+                        tenant,
+                        operation,
+                        ancestors,
                     )
                 except _Rejected as exc:
                     rejected.append(r.trace_id + r.span_id)
                     reason = reason or str(exc)
                     continue
-                if r.parent_span_id:
-                    call = call._replace(ancestors=_ancestors(parents, r.trace_id, r.parent_span_id))
                 calls.append(call)
                 if call.price_status == STATUS_UNPRICED:
                     unpriced += 1
@@ -457,11 +468,13 @@ class RowBuilder:
         tail: tuple[float, datetime, int],
         tenant: str,
         operation: str,
+        ancestors: str,
     ) -> CallRow:
         """`decision` = (kind, billable, a descendant carried usage); `ids` = (trace, span, parent,
-        context); `tail` = (duration_ms, ingested_at, version)."""
+        context); `tail` = (duration_ms, ingested_at, version); `ancestors`: the ``ancestors`` column."""
         kind, billable, below = decision
         get = attrs.get
+        plain = self._exact_keys.issuperset(attrs)  # no tag, content or measured key
         profile = profile_of(r.scope_name, r.scope_version)
         provider = first_text(attrs, semconv.PROVIDER)
         model = first_text(attrs, semconv.MODEL)
@@ -508,12 +521,12 @@ class RowBuilder:
                 wf_name, wf_id = root.name, root.span_id.hex()
         client_cost = _first(attrs, semconv.CLIENT_COST)
         attempt = _first(attrs, semconv.RESEND_COUNTS)
-        prompt = _composition(attrs, usage.input_tokens, model) if kind == KIND_MODEL else None
+        prompt = _composition(attrs, usage.input_tokens, model, plain) if kind == KIND_MODEL else None
         window = self.catalog.context_window(provider, model) if kind == KIND_MODEL else None
         latency = read_latency(attrs, r.start_ns, r.end_ns, r.first_token_ns, usage.output_tokens)
         return build(CallRow, (
             start, *ids, wf_name, wf_id,
-            tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant),
+            tenant, user, project, team, feature, r.service_name, self._tags(attrs, tenant, plain),
             provider, model, operation,
             usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
             usage.reasoning_tokens, *costs, currency, price_status, price_source,
@@ -522,7 +535,7 @@ class RowBuilder:
             0 if attempt is None else _attempt(attempt), "error" if r.error else "ok",
             error_type, *tail,
             _text(attrs, semconv.RESPONSE_ID), r.scope_name, r.scope_version,
-            r.service_instance or r.service_name, kind, profile.name, quote_status, rule, "", "",
+            r.service_instance or r.service_name, kind, profile.name, quote_status, rule, "", ancestors,
             *(_NO_PROMPT if prompt is None else (*prompt.tokens, prompt.estimated)),
             window, None if window is None else round(usage.input_tokens / window, 6),
             *latency, _text(attrs, self.policy_key),
@@ -530,14 +543,15 @@ class RowBuilder:
             book, entry,
         ))  # fmt: skip
 
-    def _tags(self, attrs: Mapping[str, Any], tenant: str) -> dict[str, str]:
+    def _tags(self, attrs: Mapping[str, Any], tenant: str, plain: bool) -> dict[str, str]:
+        """The ``tags`` column; `plain`: every key of `attrs` is among the filter's exact names."""
         tags: dict[str, str] = {}
         for k in self.extra_keys:
             v = attrs.get(k)
             if v is not None:
                 tags[k] = _str(v)
         # Only keys kept by a prefix of the filter (tags, content) are outside its exact names.
-        if self._exact_keys.issuperset(attrs):
+        if plain:
             return tags
         prefixed = attrs.keys() - self._exact_keys
         for k, v in attrs.items():

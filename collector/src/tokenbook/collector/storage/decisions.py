@@ -35,6 +35,7 @@ from tokenbook.genai.billing import STATUS_NOT_BILLABLE, UNBILLED_STATUSES
 from tokenbook.genai.calls import KIND_MODEL
 from tokenbook.genai.decisions import CONTAINMENT_TOLERANCE_US, Candidate, decide
 from tokenbook.genai.profiles import profile_of
+from tokenbook.genai.records import build
 
 __all__ = ["DecisionChange", "DecisionKeys", "run_pass"]
 
@@ -236,8 +237,11 @@ def _load(
             "bucket_to": bucket_to,
         }
         columns, _, result = source.query(sql, params)
+        # The table's columns are the row's fields, in order (then a row is built without keywords,
+        # a tenth of the cost); by name otherwise (a server whose table has them in another order).
+        in_order = tuple(columns) == CallRow._fields
         for raw in result:
-            row = CallRow(**dict(zip(columns, raw, strict=True)))
+            row = build(CallRow, raw) if in_order else CallRow(**dict(zip(columns, raw, strict=True)))
             if related.matches(row):
                 rows[(row.tenant_id, row.trace_id, row.span_id)] = row
     return rows

@@ -42,19 +42,22 @@ class Touched:
     @classmethod
     def of(cls, calls: Sequence[CallRow], steps: Sequence[StepRow]) -> Touched:
         """The keys `calls` and `steps` touch."""
-        times = [c.ingested_at for c in calls] + [s.ingested_at for s in steps]
         decisions = DecisionKeys()
         for c in calls:
             decisions.add_call(c)
         for s in steps:
             decisions.add_step(s)
+        # Hours since the epoch of every row; a month is a whole number of hours, so the months are
+        # those of the distinct hours (a few per request), not one time-zone conversion per row.
+        call_hours = [c.timestamp.timestamp() // 3600 for c in calls]
+        step_hours = {s.timestamp.timestamp() // 3600 for s in steps}
         return cls(
             len(calls),
             len(steps),
-            min(times, default=None),
+            min((r.ingested_at for rows in (calls, steps) for r in rows), default=None),
             {(c.tenant_id, c.context_id) for c in calls} | {(s.tenant_id, s.context_id) for s in steps},
-            {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in calls},
-            {month(c) for c in calls} | {month(s) for s in steps},
+            set(zip([c.tenant_id for c in calls], call_hours, strict=True)),
+            {_hour_month(h) for h in step_hours.union(call_hours)},
             decisions,
         )
 
@@ -96,6 +99,12 @@ class Touched:
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def _hour_month(hour: float) -> tuple[int, int]:
+    """(year, month) in UTC of an hour since the epoch."""
+    ts = _EPOCH + timedelta(hours=hour)
+    return ts.year, ts.month
 
 
 def _stamp(ts: datetime | None) -> int | None:
