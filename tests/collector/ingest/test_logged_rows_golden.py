@@ -97,7 +97,10 @@ def catalog() -> PriceCatalog:
 def golden() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(GOLDEN.read_text(encoding="utf-8"))
     if doc["catalog"] != CATALOG_NAME:
-        pytest.skip(f"golden file recorded with {doc['catalog']}, installed {CATALOG_NAME}: regenerate it")
+        pytest.fail(
+            f"golden file recorded with {doc['catalog']}, installed {CATALOG_NAME}: regenerate it with"
+            " `python -m tests.collector.ingest.test_logged_rows_golden` and review the diff"
+        )
     return doc
 
 
