@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -70,14 +71,18 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
     collector = CollectorProcess(data_dir, dedup={"max_keys": max_keys})
     collector.log_path.unlink(missing_ok=True)
     started = time.perf_counter()
-    collector.start(timeout=600)
-    assert collector.proc is not None
+    starting = threading.Thread(target=collector.start, kwargs={"timeout": 600})
+    starting.start()  # it waits for readiness: the tree is sampled from its first moments meanwhile
+    while collector.proc is None:
+        time.sleep(0.005)
     memory = TreeMemory(collector.proc.pid, interval=0.1).__enter__()
     while not _ready(collector.admin_url):
         time.sleep(0.05)
     ready_s = time.perf_counter() - started
+    starting.join()
     at_ready = _status(collector.proc.pid)
-    tree_at_ready = (memory.peak_rss_mib, memory.peak_pss_mib, tree_sample(collector.proc.pid))
+    now = memory.sample()
+    tree_at_ready = (memory.peak_rss_mib, memory.peak_pss_mib, now)
     samples = []
     until = time.perf_counter() + observe
     while time.perf_counter() < until:
