@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from memsample import TreeMemory, tree_sample  # noqa: E402
+from memsample import TreeMemory  # noqa: E402
 from query_latency import build_ledger  # noqa: E402
 
 from tests.collector.collector_process import CollectorProcess  # noqa: E402

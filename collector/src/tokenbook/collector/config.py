@@ -49,6 +49,7 @@ from tokenbook.genai.configspec import (
     section,
     setting,
     size,
+    size_or_zero,
     type_name,
 )
 from tokenbook.genai.redaction import REDACTION_MODES, is_content_attribute
@@ -179,11 +180,6 @@ class ReceiversConfig:
 _QUERY_LIMITS: Final = QueryLimits()  # the defaults of the admin.query_* limits
 
 
-def _size_or_zero(v: Any) -> int:
-    """A size in bytes, or 0 (no limit)."""
-    return 0 if v == 0 else size(v)
-
-
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
     """The admin API: health, readiness, metrics and queries."""
@@ -210,7 +206,7 @@ class AdminConfig:
     )
     query_max_bytes_to_read: int = setting(
         _QUERY_LIMITS.max_bytes_to_read,
-        parse=_size_or_zero,
+        parse=size_or_zero,
         doc="Most bytes one query may read (bytes or `100GiB`); 0: no limit.",
     )
     query_max_threads: int = setting(

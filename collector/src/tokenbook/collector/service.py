@@ -34,7 +34,6 @@ Exit code 0; 2 for a bad config.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import logging
@@ -99,6 +98,20 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class _StepClock:
+    """Seconds each step of a sequence took (`done(step)` at the end of each), for a log line."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def done(self, step: str) -> None:
+        """`step` ended now: record the seconds since the previous step ended."""
+        now = time.monotonic()
+        self.steps[step] = round(now - self._mark, 3)
+        self._mark = now
+
+
 class _StoreHandle:
     """The store as the admin API and alert delivery see it: the real `Store` once it is up; before,
     every use raises `StoreUnavailable` with the reason (so a query answers 400 with it)."""
@@ -161,11 +174,11 @@ class Collector:
 
         cfg = self.config
         started = time.monotonic()
+        clock = _StepClock()
         data_dir = cfg.clickhouse.data_dir.resolve()
         if cfg.clickhouse.url is None:
             owner.claim(data_dir, cfg.admin.endpoint)
             self._owned = True
-        _preload_insert_path()
         self.wal = WriteAheadLog(
             cfg.spool.dir,
             max_bytes=cfg.spool.max_bytes,
@@ -180,6 +193,7 @@ class Collector:
         )
         dedup = self._dedup
         self._warm_from_log(dedup)
+        clock.done("log")
         # A server may be shared by several collectors: their budgets reconcile with its ledger.
         self.budgets = BudgetRuntime(
             cfg.budgets,
@@ -221,6 +235,7 @@ class Collector:
             keys, cfg.decode_processes, self.metrics, content=LogContent(cfg.privacy.content, salt)
         )
         self.decoders.start()
+        clock.done("pipeline")
         # Before the writer: it tells the ingestor of each logged request it builds (`Ingestor.built`).
         self.ingestor = Ingestor(
             builder,
@@ -245,6 +260,7 @@ class Collector:
             self._connect_thread = threading.Thread(
                 target=self._connect_until_up, name="tokenbook-store-connect", daemon=True
             )
+        clock.done("store")
         self.grpc = GrpcReceiver(
             self.ingestor,
             cfg.grpc.endpoint,
@@ -275,6 +291,8 @@ class Collector:
             on_reconcile=self.budgets.check_drift,
         )
         self.admin.start()  # last: once /healthz answers, the receivers serve
+        clock.done("serve")
+        released = self._release_startup_pages()
         self._serving.set()  # the warm-up and the recovery may begin (`_catch_up`)
         if self._connect_thread is not None:
             self._connect_thread.start()
@@ -311,9 +329,23 @@ class Collector:
                         "admin": cfg.admin.tls is not None,
                     },
                     "startup_s": round(time.monotonic() - started, 3),
+                    "startup_steps_s": clock.steps,
+                    "engine_pages_released_mib": released,
                 }
             },
         )
+
+    def _release_startup_pages(self) -> float | None:
+        """The embedded engine's library pages that only its start-up read go back to the kernel
+        (``storage.clickhouse.engine.release_startup_pages``): the MiB advised, or None (not done)."""
+        if not self.config.clickhouse.engine.release_startup_pages or self._handle.store is None:
+            return None
+        if not self.store.embedded:
+            return None
+        from tokenbook.collector.storage.engine import release_startup_pages
+
+        released = release_startup_pages()
+        return round(released.bytes / 2**20, 1)
 
     def _on_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
         """The store re-decided which span bills some calls: count it, and move the budget counters."""
@@ -411,6 +443,7 @@ class Collector:
             data_dir=data_dir,
             database=cfg.clickhouse.database,
             tenant_reader=reader.reveal() if reader is not None else None,
+            engine=cfg.clickhouse.engine,
         )
         try:
             store.migrate()
@@ -563,15 +596,8 @@ class Collector:
     def stop(self, drain_timeout: float = _DRAIN_TIMEOUT) -> None:
         """Drain and shut down; safe to call once after `start` (also after a partial start). The
         ``collector stopped`` line gives the seconds each step took (``stop_s``)."""
-        steps: dict[str, float] = {}
-        mark = time.monotonic()
-
-        def done(step: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            steps[step] = round(now - mark, 3)
-            mark = now
-
+        clock = _StepClock()
+        done = clock.done
         with self._up_lock:  # a store brought up from now on is closed, not used
             self._stopped.set()
         self._serving.set()  # a catch-up still waiting sees the stop
@@ -612,17 +638,14 @@ class Collector:
         _log.info(
             "collector stopped",
             extra={
-                "fields": {"drained": drained, "spooled_bytes": int(snap["spooled_bytes"]), "stop_s": steps}
+                "fields": {
+                    "drained": drained,
+                    "spooled_bytes": int(snap["spooled_bytes"]),
+                    "stop_s": clock.steps,
+                }
             },
         )
 
 
 def _unbilled(call: CallRow) -> bool:
     return call.price_status in UNBILLED_STATUSES
-
-
-def _preload_insert_path() -> None:
-    """clickhouse-connect imports pandas lazily on the first insert (~1 s of CPU, while requests
-    queue): pay that at start-up instead. Nothing to do when pandas is not installed."""
-    with contextlib.suppress(ImportError):
-        import pandas  # noqa: F401
