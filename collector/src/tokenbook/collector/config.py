@@ -151,6 +151,12 @@ class OTLPConfig:
         parse=positive_int,
         doc="Spans being decoded and logged at once; beyond, requests get 429 / RESOURCE_EXHAUSTED.",
     )
+    max_inflight_bytes: int = setting(
+        64 * _MIB,
+        parse=size,
+        doc="Request bodies being decoded and logged at once, in bytes; beyond, requests get 429 / "
+        "RESOURCE_EXHAUSTED (one request is always let in, up to `max_request_bytes`).",
+    )
     decode_processes: int = setting(
         1,
         parse=non_negative_int,
@@ -365,6 +371,11 @@ class CollectorConfig:
     def max_inflight_spans(self) -> int:
         """``receivers.otlp.max_inflight_spans``."""
         return self.receivers.otlp.max_inflight_spans
+
+    @property
+    def max_inflight_bytes(self) -> int:
+        """``receivers.otlp.max_inflight_bytes``."""
+        return self.receivers.otlp.max_inflight_bytes
 
     @property
     def decode_processes(self) -> int:

@@ -183,6 +183,7 @@ class Collector:
             cfg.spool.dir,
             max_bytes=cfg.spool.max_bytes,
             segment_bytes=cfg.spool.segment_bytes,
+            memory_bytes=cfg.spool.memory_bytes,
             on_corrupt=self.metrics.add,
         )
         replay_bytes = self.wal.open()
@@ -244,6 +245,7 @@ class Collector:
             self.wal,
             self.metrics,
             max_inflight_spans=cfg.max_inflight_spans,
+            max_inflight_bytes=cfg.max_inflight_bytes,
             storage_up=self._storage_up,
             on_calls=self._observe,
             rate_limiter=cfg.limits.rate_limiter(),

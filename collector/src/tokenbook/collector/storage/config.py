@@ -150,6 +150,13 @@ class SpoolConfig:
         doc="Undelivered bytes beyond which requests are refused (gRPC UNAVAILABLE / HTTP 503).",
     )
     segment_bytes: int = setting(16 * _MIB, parse=size, doc="Size of one spool segment file.")
+    memory_bytes: int = setting(
+        32 * _MIB,
+        parse=size_or_zero,
+        doc="Undelivered records also kept in memory, by their bytes in the spool, so that the writer "
+        "need not read them back; beyond (the writer is behind), records are read back from the spool's "
+        "files. 0: always read back.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
