@@ -162,6 +162,7 @@ class Collector:
         self._budget_buffer: list[CallRow] = []
         self._budget_overflow = False  # more than `_BUDGET_BUFFER` calls: re-read the log instead
         self._replayed: list[CallRow] = []
+        self._start_clock = _StepClock()  # the seconds of each start step, for the start line
 
     def start(self) -> None:
         """Start in the module's order (log, store, writer, receivers, admin API) and log the start line.
@@ -174,7 +175,7 @@ class Collector:
 
         cfg = self.config
         started = time.monotonic()
-        clock = _StepClock()
+        clock = self._start_clock
         data_dir = cfg.clickhouse.data_dir.resolve()
         if cfg.clickhouse.url is None:
             owner.claim(data_dir, cfg.admin.endpoint)
@@ -262,7 +263,7 @@ class Collector:
             self._connect_thread = threading.Thread(
                 target=self._connect_until_up, name="tokenbook-store-connect", daemon=True
             )
-        clock.done("store")
+        clock.done("writer")
         self.grpc = GrpcReceiver(
             self.ingestor,
             cfg.grpc.endpoint,
@@ -447,8 +448,10 @@ class Collector:
             tenant_reader=reader.reveal() if reader is not None else None,
             engine=cfg.clickhouse.engine,
         )
+        self._start_clock.done("engine")
         try:
             store.migrate()
+            self._start_clock.done("migrations")
             # A crash between an insert and its refresh left aggregates stale: recompute (in the
             # background, with the decision pass) what was ingested after the refresh watermark;
             # nothing after a clean stop.
@@ -473,6 +476,7 @@ class Collector:
                 )
                 # the counters are rebuilt last before the writer runs: nothing after can fail
                 self._start_budgets(store)
+                self._start_clock.done("budgets")
                 store.on_decisions = self._on_decisions
                 store.on_refreshed = self.budgets.contexts_refreshed
                 self.writer = writer
