@@ -397,7 +397,7 @@ def show(value: Any, kind: str = "") -> str:
         return "absent"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if kind == "size" and isinstance(value, int):
+    if kind in ("size", "size or 0") and isinstance(value, int) and value:
         for unit, n in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
             if value % n == 0:
                 return f"{value // n}{unit}"
