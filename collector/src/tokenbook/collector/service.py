@@ -470,6 +470,7 @@ class Collector:
                     store,
                     self.metrics,
                     max_rows=cfg.batch.max_rows,
+                    max_bytes=cfg.batch.max_bytes,
                     max_delay=cfg.batch.max_delay,
                     builds=self.builds,
                     on_built=self.ingestor.built if self.ingestor is not None else None,

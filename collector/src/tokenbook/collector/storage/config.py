@@ -164,6 +164,12 @@ class BatchConfig:
     """How rows are grouped into inserts."""
 
     max_rows: int = setting(20_000, parse=positive_int, doc="Rows per ClickHouse insert.")
+    max_bytes: int = setting(
+        32 * _MIB,
+        parse=size,
+        doc="Bytes of logged records per insert (the requests a batch holds, and their rows' blocks "
+        "once built): a batch ends at the first record that reaches `max_rows` or this.",
+    )
     max_delay: float = setting(0.5, parse=duration, doc="How long a row may wait for a fuller batch.")
 
 
