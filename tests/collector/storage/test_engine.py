@@ -81,8 +81,8 @@ def test_the_engine_runs_with_the_configured_caches_and_ceiling(tmp_path: Path) 
 
 
 @pytest.mark.e2e
-def test_the_defaults_are_small_and_zero_memory_leaves_the_engine_s_own_ceiling(tmp_path: Path) -> None:
-    got = _open(tmp_path, max_memory=0)
+def test_the_default_caches_are_small_and_the_ceiling_is_the_engine_s(tmp_path: Path) -> None:
+    got = _open(tmp_path)
     settings = got["settings"]
     assert settings["mark_cache_size"] == str(64 * _MIB)
     assert settings["index_mark_cache_size"] == settings["primary_index_cache_size"] == str(16 * _MIB)
@@ -92,9 +92,9 @@ def test_the_defaults_are_small_and_zero_memory_leaves_the_engine_s_own_ceiling(
     assert got["rows"] == [40, 40]
 
 
-def test_default_settings_cap_the_engine_memory() -> None:
-    assert EngineConfig().server_settings()["max_server_memory_usage"] == str(1024 * _MIB)
-    assert "max_server_memory_usage" not in EngineConfig(max_memory=0).server_settings()
+def test_the_memory_ceiling_is_the_engine_s_own_unless_configured() -> None:
+    assert "max_server_memory_usage" not in EngineConfig().server_settings()
+    assert EngineConfig(max_memory=768 * _MIB).server_settings()["max_server_memory_usage"] == str(768 * _MIB)
 
 
 def test_engine_settings_from_the_config_file(tmp_path: Path) -> None:

@@ -72,11 +72,12 @@ class EngineConfig:
         16 * _MIB, parse=size, doc="Cache of expressions compiled to machine code [128 MiB]."
     )
     max_memory: int = setting(
-        1024 * _MIB,
+        0,
         parse=size_or_zero,
         doc="`max_server_memory_usage`: the memory the engine may allocate in all (code excluded); "
         "beyond it a query or merge fails with MEMORY_LIMIT_EXCEEDED (an insert is retried from the "
-        "spool, a user query gets the error). 0: the engine's default, 90% of the machine's RAM.",
+        "spool, a user query gets the error). A ceiling below ~2 GiB can fail large reports, "
+        "reprices and bulk loads. 0: the engine's default, 90% of the machine's RAM.",
     )
     release_startup_pages: bool = setting(
         True,
