@@ -278,7 +278,7 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
                 time.sleep(0.1)
             aggregates_at = time.perf_counter()
             memory.__exit__()
-            decoders = sorted(set(decoders) | set(_children(collector.pid)))
+            roles = [_role(c) for c in _children(collector.pid)]
             billed = _admin_scalar(admin, "SELECT count() FROM v_calls WHERE price_status = 'priced'")
         finally:
             collector.send_signal(signal.SIGTERM)
@@ -303,7 +303,7 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         "idle_tree_rss_mib": idle.rss_mib,
         "idle_tree_pss_mib": idle.pss_mib,
         **memory.figures(),
-        "child_processes": {role: [_role(c) for c in decoders].count(role) for role in ("decoder", "build")},
+        "child_processes": {role: roles.count(role) for role in ("decoder", "build")},
         "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),  # its child processes included
         "cpu_us_per_span_by_process": {k: round(1e6 * v / sent, 1) for k, v in by_role.items()},
         "load_average_1m": round(os.getloadavg()[0], 2),

@@ -61,14 +61,28 @@ def _rollup(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def tree_sample(pid: int) -> TreeSample:
-    """The summed RSS and PSS of `pid` and its descendants now."""
+def tree_sample(pid: int, each: dict[int, tuple[int, int]] | None = None) -> TreeSample:
+    """The summed RSS and PSS of `pid` and its descendants now (each process's (Rss, Pss) KiB into
+    `each`, when given)."""
     pids = [pid, *descendants(pid)]
     rss = pss = 0
     for p in pids:
         r, s = _rollup(p)
         rss, pss = rss + r, pss + s
+        if each is not None:
+            each[p] = (r, s)
     return TreeSample(round(rss / 1024, 1), round(pss / 1024, 1), len(pids))
+
+
+def _command(pid: int) -> str:
+    """What a process runs: its module (``-m``) or program."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    if b"-m" in args and args.index(b"-m") + 1 < len(args):
+        return args[args.index(b"-m") + 1].decode(errors="replace")
+    return args[0].decode(errors="replace")
 
 
 class TreeMemory:
@@ -81,6 +95,8 @@ class TreeMemory:
         self.peak_rss_mib = 0.0
         self.peak_pss_mib = 0.0
         self.last = TreeSample(0.0, 0.0, 0)
+        #: pid -> (command, peak RSS KiB, peak PSS KiB) of every process seen in the tree
+        self.processes: dict[int, tuple[str, int, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
 
@@ -92,7 +108,11 @@ class TreeMemory:
 
     def sample(self) -> TreeSample:
         """Take one sample now (also raising the peaks), and return it."""
-        s = tree_sample(self.pid)
+        each: dict[int, tuple[int, int]] = {}
+        s = tree_sample(self.pid, each)
+        for p, (r, q) in each.items():
+            command, peak_r, peak_q = self.processes.get(p) or (_command(p), 0, 0)
+            self.processes[p] = (command, max(peak_r, r), max(peak_q, q))
         self.last = s
         self.peak_rss_mib = max(self.peak_rss_mib, s.rss_mib)
         self.peak_pss_mib = max(self.peak_pss_mib, s.pss_mib)
@@ -106,6 +126,14 @@ class TreeMemory:
         self._stop.set()
         self._thread.join()
 
-    def figures(self) -> dict[str, float]:
-        """The peaks, for a result file."""
-        return {"tree_peak_rss_mib": self.peak_rss_mib, "tree_peak_pss_mib": self.peak_pss_mib}
+    def figures(self) -> dict[str, Any]:
+        """The peaks, for a result file: of the sums, and of each process (by command)."""
+        each = [
+            {"command": c, "peak_rss_mib": round(r / 1024, 1), "peak_pss_mib": round(q / 1024, 1)}
+            for c, r, q in self.processes.values()
+        ]
+        return {
+            "tree_peak_rss_mib": self.peak_rss_mib,
+            "tree_peak_pss_mib": self.peak_pss_mib,
+            "tree_processes": sorted(each, key=lambda x: -x["peak_pss_mib"]),
+        }

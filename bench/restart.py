@@ -110,6 +110,7 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
         "tree_processes_at_ready": tree_at_ready[2].processes,
         "tree_peak_rss_mib_observed": memory.peak_rss_mib,
         "tree_peak_pss_mib_observed": memory.peak_pss_mib,
+        "tree_processes_observed": memory.figures()["tree_processes"],
         "observed_s": round(samples[-1][0] if samples else ready_s, 1),
         "rss_mib_samples": samples[::10],
         "dedup_warm_keys": warm.get("dedup_warm_keys"),
