@@ -46,6 +46,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from memsample import TreeMemory, tree_sample
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT = HERE / "results" / "collector_throughput.json"
@@ -245,6 +247,8 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
                 p.start()
             for _ in procs:
                 ready.acquire()
+            idle = tree_sample(collector.pid)
+            memory = TreeMemory(collector.pid).__enter__()
             decoders = _children(collector.pid)
             before = {pid: _cpu_seconds(pid) for pid in [collector.pid, *decoders]}
             expected_rows = (runs // senders) * senders * ROWS_PER_RUN
@@ -275,6 +279,8 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             while _admin_scalar(admin, aggregated) < contexts:
                 time.sleep(0.1)
             aggregates_at = time.perf_counter()
+            memory.__exit__()
+            roles = [_role(c) for c in _children(collector.pid)]
             billed = _admin_scalar(admin, "SELECT count() FROM v_calls WHERE price_status = 'priced'")
         finally:
             collector.send_signal(signal.SIGTERM)
@@ -295,6 +301,11 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         "collector_peak_rss_mib": round(peak_rss, 1),
         "decoder_processes": len(decoders),
         "decoders_peak_rss_mib": round(decoder_rss, 1),
+        # the whole tree (collector, decoder and build workers), sampled: memsample.py
+        "idle_tree_rss_mib": idle.rss_mib,
+        "idle_tree_pss_mib": idle.pss_mib,
+        **memory.figures(),
+        "child_processes": {role: roles.count(role) for role in ("decoder", "build")},
         "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),  # its child processes included
         "cpu_us_per_span_by_process": {k: round(1e6 * v / sent, 1) for k, v in by_role.items()},
         "load_average_1m": round(os.getloadavg()[0], 2),

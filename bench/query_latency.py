@@ -204,12 +204,21 @@ def main() -> dict[str, Any]:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end `tokenbook report` run")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument(
+        "--store",
+        type=Path,
+        help="keep the built store in this directory and reuse it when it is there (to time two "
+        "versions on one ledger: its windows are relative to now, so reuse it the same day)",
+    )
     args = ap.parse_args()
+    build_s: float | None = None
     with tempfile.TemporaryDirectory(prefix="tb-query-") as tmp:
-        data_dir = Path(tmp) / "store"
+        data_dir = args.store or Path(tmp) / "store"
         store = Store.open(data_dir=data_dir)
         store.migrate()
-        build_s = build_ledger(store, args.rows)
+        if not (data_dir / "built").exists():
+            build_s = build_ledger(store, args.rows)
+            (data_dir / "built").write_text(str(args.rows), encoding="ascii")
         _, _, sizes = store.query(
             "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE active "
             "AND database = 'tokenbook' GROUP BY table ORDER BY table"
@@ -250,7 +259,8 @@ def main() -> dict[str, Any]:
         "rows": args.rows,
         "tenants": TENANTS,
         "contexts": args.rows // CALLS_PER_CONTEXT,
-        "build_s": round(build_s, 1),
+        "build_s": round(build_s, 1) if build_s is not None else None,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "tables": {t: {"rows": int(r), "bytes": int(b)} for t, r, b in sizes},
         "median_ms": results,
         "cpus": os.cpu_count(),

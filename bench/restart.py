@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from memsample import TreeMemory  # noqa: E402
 from query_latency import build_ledger  # noqa: E402
 
 from tests.collector.collector_process import CollectorProcess  # noqa: E402
@@ -69,12 +71,18 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
     collector = CollectorProcess(data_dir, dedup={"max_keys": max_keys})
     collector.log_path.unlink(missing_ok=True)
     started = time.perf_counter()
-    collector.start(timeout=600)
+    starting = threading.Thread(target=collector.start, kwargs={"timeout": 600})
+    starting.start()  # it waits for readiness: the tree is sampled from its first moments meanwhile
+    while collector.proc is None:
+        time.sleep(0.005)
+    memory = TreeMemory(collector.proc.pid, interval=0.1).__enter__()
     while not _ready(collector.admin_url):
         time.sleep(0.05)
     ready_s = time.perf_counter() - started
-    assert collector.proc is not None
+    starting.join()
     at_ready = _status(collector.proc.pid)
+    now = memory.sample()
+    tree_at_ready = (memory.peak_rss_mib, memory.peak_pss_mib, now)
     samples = []
     until = time.perf_counter() + observe
     while time.perf_counter() < until:
@@ -83,6 +91,7 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
             break
         time.sleep(0.5)
     later = _status(collector.proc.pid)
+    memory.__exit__()
     lines = collector.log_lines()
     collector.stop()
 
@@ -95,6 +104,13 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
         "peak_rss_mib_at_ready": at_ready["VmHWM"],
         "peak_rss_mib_observed": later["VmHWM"],
         "rss_mib_at_end": later["VmRSS"],
+        # the whole tree (collector, decoder and build workers), sampled every 0.1 s: memsample.py
+        "tree_peak_rss_mib_at_ready": tree_at_ready[0],
+        "tree_peak_pss_mib_at_ready": tree_at_ready[1],
+        "tree_processes_at_ready": tree_at_ready[2].processes,
+        "tree_peak_rss_mib_observed": memory.peak_rss_mib,
+        "tree_peak_pss_mib_observed": memory.peak_pss_mib,
+        "tree_processes_observed": memory.figures()["tree_processes"],
         "observed_s": round(samples[-1][0] if samples else ready_s, 1),
         "rss_mib_samples": samples[::10],
         "dedup_warm_keys": warm.get("dedup_warm_keys"),
@@ -111,14 +127,23 @@ def main() -> dict[str, Any]:
     ap.add_argument("--max-keys", type=int, default=1_000_000)
     ap.add_argument("--observe", type=float, default=120.0, help="seconds to sample RSS after ready")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument(
+        "--store",
+        type=Path,
+        help="keep the built store in this directory and reuse it when it is there (its rows were "
+        "ingested when it was built: reuse it within the hour, so that they are still recent)",
+    )
     args = ap.parse_args()
     results: dict[str, Any] = {}
+    build_s: float | None = None
     with tempfile.TemporaryDirectory(prefix="tb-restart-") as tmp:
-        data_dir = Path(tmp) / "store"
-        store = Store.open(data_dir=data_dir)
-        store.migrate()
-        build_s = build_ledger(store, args.rows, days=0.99, ingested="ts")
-        store.close()
+        data_dir = args.store or Path(tmp) / "store"
+        if not (data_dir / "built").exists():
+            store = Store.open(data_dir=data_dir)
+            store.migrate()
+            build_s = build_ledger(store, args.rows, days=0.99, ingested="ts")
+            store.close()
+            (data_dir / "built").write_text(str(args.rows), encoding="ascii")
         now = datetime.now(UTC)
         results["clean"] = _case(data_dir, now, args.max_keys, args.observe)
         print(results, flush=True)
@@ -133,7 +158,8 @@ def main() -> dict[str, Any]:
         ),
         "rows_ingested_last_24h": args.rows,
         "dedup_max_keys": args.max_keys,
-        "build_s": round(build_s, 1),
+        "build_s": round(build_s, 1) if build_s is not None else None,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "cases": results,
         "cpus": os.cpu_count(),
     }

@@ -128,3 +128,16 @@ def test_policy_path_key_defaults_and_refuses_content(tmp_path: Path) -> None:
         load_config(path)
     (problem,) = err.value.problems
     assert problem.startswith("attribution.policy_path_key: 'gen_ai.prompt' carries prompt or completion")
+
+
+def test_memory_bounds_default_small_and_are_configurable(tmp_path: Path) -> None:
+    cfg = load_config()
+    assert cfg.spool.memory_bytes == 32 * 1024 * 1024
+    assert cfg.receivers.otlp.max_inflight_bytes == 64 * 1024 * 1024
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "storage:\n  spool:\n    memory_bytes: 0\nreceivers:\n  otlp:\n    max_inflight_bytes: 8MiB\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(path)
+    assert (cfg.spool.memory_bytes, cfg.receivers.otlp.max_inflight_bytes) == (0, 8 * 1024 * 1024)

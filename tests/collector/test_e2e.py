@@ -196,6 +196,10 @@ def test_shutdown_drains_and_the_directory_reads_back(collector: CollectorProces
     assert sum(1 for line in lines if line["msg"] == "collector started") == 1
     start = next(line for line in lines if line["msg"] == "collector started")
     assert start["otlp_grpc"] == collector.grpc_endpoint and "embedded" in start["store"]
+    # the engine's start-up pages went back to the kernel before the spans above were stored and read
+    assert start["engine_pages_released_mib"] > 100
+    steps = ["log", "pipeline", "engine", "migrations", "budgets", "writer", "serve"]
+    assert list(start["startup_steps_s"]) == steps
     assert any(line["msg"] == "collector summary" for line in lines)
     assert lines[-1]["msg"] == "collector stopped" and lines[-1]["drained"] is True
     script = (

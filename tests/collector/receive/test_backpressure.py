@@ -79,15 +79,19 @@ def _post(port: int, body: bytes) -> tuple[int, str | None]:
         return exc.code, exc.headers.get("Retry-After")
 
 
-def test_saturated_collector_answers_429_and_resource_exhausted(receivers) -> None:
+@pytest.mark.parametrize("limit", ["spans", "bytes"])
+def test_saturated_collector_answers_429_and_resource_exhausted(receivers, limit: str) -> None:
     wal, http, grpc_receiver, ingestor = receivers
     factory = SpanFactory()
     first = encode_spans(factory.chats(8, tenant="first")).SerializeToString()
     second = encode_spans(factory.chats(8, tenant="second")).SerializeToString()
+    if limit == "bytes":  # receivers.otlp.max_inflight_bytes: both bodies at once are one byte too many
+        ingestor.max_inflight_spans = 10_000
+        ingestor.max_inflight_bytes = len(first) + len(second) - 1
     held: list[tuple[int, str | None]] = []
     holder = threading.Thread(target=lambda: held.append(_post(http.port, first)))
     holder.start()
-    assert wal.waiting.wait(10)  # 8 spans in flight; the limit is 10
+    assert wal.waiting.wait(10)  # 8 spans (and the first body) in flight; the limit is 10
 
     status, retry_after = _post(http.port, second)
     assert status == 429 and retry_after is not None and int(retry_after) >= 1

@@ -46,6 +46,19 @@ def test_in_memory_objects_skip_decoding(tmp_path: Path) -> None:
     wal.close()
 
 
+def test_objects_beyond_the_memory_bytes_are_read_back_from_the_files(tmp_path: Path) -> None:
+    # storage.spool.memory_bytes: 25 bytes of payload held in memory; the rest decoded from disk
+    wal = _wal(tmp_path, segment_bytes=1 << 16, memory_bytes=25)
+    for i in range(4):
+        wal.append(b"payload-%02d" % i, obj=("rows", i))  # 10 bytes each: two fit
+    records = wal.read(bytes, max_records=10)
+    assert [r.obj for r in records] == [("rows", 0), ("rows", 1), b"payload-02", b"payload-03"]
+    wal.commit(records[-1].end)
+    wal.append(b"payload-04", obj=("rows", 4))  # delivered ones no longer count
+    assert [r.obj for r in wal.read(bytes, max_records=10)] == [("rows", 4)]
+    wal.close()
+
+
 def test_undelivered_records_are_replayed_after_reopen(tmp_path: Path) -> None:
     wal = _wal(tmp_path)
     for i in range(10):

@@ -140,13 +140,15 @@ POISON: dict[str, Any] = {
 class _Running:
     """A store (its own database in the process's one chDB directory), a log and a writer."""
 
-    def __init__(self, chdb_dir: Path, database: str, root: Path) -> None:
+    def __init__(self, chdb_dir: Path, database: str, root: Path, max_bytes: int = 32 << 20) -> None:
         self.store = Store.open(data_dir=chdb_dir, database=database)
         self.store.migrate()  # as the collector does at each start
         self.wal = WriteAheadLog(root / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
         self.wal.open()
         self.metrics = IngestMetrics()
-        self.writer = LedgerWriter(self.wal, self.store, self.metrics, max_rows=1000, max_delay=0.05)
+        self.writer = LedgerWriter(
+            self.wal, self.store, self.metrics, max_rows=1000, max_delay=0.05, max_bytes=max_bytes
+        )
 
     def log(self, *calls: CallRow) -> None:
         self.wal.append(*encode_record(list(calls), []))
@@ -214,6 +216,21 @@ def test_a_record_across_101_months_is_inserted_by_partition_groups(
     run.store.refresh_aggregates()  # the 101 hours: cost_hourly is partitioned by month too
     hourly = "SELECT sum(calls) FROM v_cost_hourly WHERE tenant_id = 'backfill'"
     assert run.store.query(hourly)[2][0][0] == 101
+    run.stop()
+
+
+def test_a_batch_ends_at_the_record_that_reaches_max_bytes(
+    tmp_path: Path, chdb_dir: Path, migrated_database: str
+) -> None:
+    # storage.batch.max_bytes: 10 records of 20 calls, logged before the writer starts; a batch holds
+    # the records until one brings it to 2 records' bytes, so 5 inserts instead of 1 (max_rows: 1000)
+    size = len(encode_record([_call("bounded", i) for i in range(20)], [])[1].call_block)
+    run = _Running(chdb_dir, migrated_database, tmp_path, max_bytes=2 * size - 1)
+    for r in range(10):
+        run.log(*[_call("bounded", 20 * r + i) for i in range(20)])
+    run.writer.start()
+    run.wait("bounded", 200)
+    assert run.metrics.snapshot()["insert_count"] == 5
     run.stop()
 
 

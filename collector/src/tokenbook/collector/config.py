@@ -49,6 +49,7 @@ from tokenbook.genai.configspec import (
     section,
     setting,
     size,
+    size_or_zero,
     type_name,
 )
 from tokenbook.genai.redaction import REDACTION_MODES, is_content_attribute
@@ -150,6 +151,12 @@ class OTLPConfig:
         parse=positive_int,
         doc="Spans being decoded and logged at once; beyond, requests get 429 / RESOURCE_EXHAUSTED.",
     )
+    max_inflight_bytes: int = setting(
+        64 * _MIB,
+        parse=size,
+        doc="Request bodies being decoded and logged at once, in bytes; beyond, requests get 429 / "
+        "RESOURCE_EXHAUSTED (one request is always let in, up to `max_request_bytes`).",
+    )
     decode_processes: int = setting(
         1,
         parse=non_negative_int,
@@ -179,11 +186,6 @@ class ReceiversConfig:
 _QUERY_LIMITS: Final = QueryLimits()  # the defaults of the admin.query_* limits
 
 
-def _size_or_zero(v: Any) -> int:
-    """A size in bytes, or 0 (no limit)."""
-    return 0 if v == 0 else size(v)
-
-
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
     """The admin API: health, readiness, metrics and queries."""
@@ -210,7 +212,7 @@ class AdminConfig:
     )
     query_max_bytes_to_read: int = setting(
         _QUERY_LIMITS.max_bytes_to_read,
-        parse=_size_or_zero,
+        parse=size_or_zero,
         doc="Most bytes one query may read (bytes or `100GiB`); 0: no limit.",
     )
     query_max_threads: int = setting(
@@ -369,6 +371,11 @@ class CollectorConfig:
     def max_inflight_spans(self) -> int:
         """``receivers.otlp.max_inflight_spans``."""
         return self.receivers.otlp.max_inflight_spans
+
+    @property
+    def max_inflight_bytes(self) -> int:
+        """``receivers.otlp.max_inflight_bytes``."""
+        return self.receivers.otlp.max_inflight_bytes
 
     @property
     def decode_processes(self) -> int:

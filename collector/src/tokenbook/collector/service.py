@@ -34,7 +34,6 @@ Exit code 0; 2 for a bad config.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import logging
@@ -99,6 +98,20 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class _StepClock:
+    """Seconds each step of a sequence took (`done(step)` at the end of each), for a log line."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def done(self, step: str) -> None:
+        """`step` ended now: record the seconds since the previous step ended."""
+        now = time.monotonic()
+        self.steps[step] = round(now - self._mark, 3)
+        self._mark = now
+
+
 class _StoreHandle:
     """The store as the admin API and alert delivery see it: the real `Store` once it is up; before,
     every use raises `StoreUnavailable` with the reason (so a query answers 400 with it)."""
@@ -149,6 +162,7 @@ class Collector:
         self._budget_buffer: list[CallRow] = []
         self._budget_overflow = False  # more than `_BUDGET_BUFFER` calls: re-read the log instead
         self._replayed: list[CallRow] = []
+        self._start_clock = _StepClock()  # the seconds of each start step, for the start line
 
     def start(self) -> None:
         """Start in the module's order (log, store, writer, receivers, admin API) and log the start line.
@@ -161,15 +175,16 @@ class Collector:
 
         cfg = self.config
         started = time.monotonic()
+        clock = self._start_clock
         data_dir = cfg.clickhouse.data_dir.resolve()
         if cfg.clickhouse.url is None:
             owner.claim(data_dir, cfg.admin.endpoint)
             self._owned = True
-        _preload_insert_path()
         self.wal = WriteAheadLog(
             cfg.spool.dir,
             max_bytes=cfg.spool.max_bytes,
             segment_bytes=cfg.spool.segment_bytes,
+            memory_bytes=cfg.spool.memory_bytes,
             on_corrupt=self.metrics.add,
         )
         replay_bytes = self.wal.open()
@@ -180,6 +195,7 @@ class Collector:
         )
         dedup = self._dedup
         self._warm_from_log(dedup)
+        clock.done("log")
         # A server may be shared by several collectors: their budgets reconcile with its ledger.
         self.budgets = BudgetRuntime(
             cfg.budgets,
@@ -221,6 +237,7 @@ class Collector:
             keys, cfg.decode_processes, self.metrics, content=LogContent(cfg.privacy.content, salt)
         )
         self.decoders.start()
+        clock.done("pipeline")
         # Before the writer: it tells the ingestor of each logged request it builds (`Ingestor.built`).
         self.ingestor = Ingestor(
             builder,
@@ -229,6 +246,7 @@ class Collector:
             self.wal,
             self.metrics,
             max_inflight_spans=cfg.max_inflight_spans,
+            max_inflight_bytes=cfg.max_inflight_bytes,
             storage_up=self._storage_up,
             on_calls=self._observe,
             rate_limiter=cfg.limits.rate_limiter(),
@@ -245,6 +263,7 @@ class Collector:
             self._connect_thread = threading.Thread(
                 target=self._connect_until_up, name="tokenbook-store-connect", daemon=True
             )
+        clock.done("writer")
         self.grpc = GrpcReceiver(
             self.ingestor,
             cfg.grpc.endpoint,
@@ -275,6 +294,8 @@ class Collector:
             on_reconcile=self.budgets.check_drift,
         )
         self.admin.start()  # last: once /healthz answers, the receivers serve
+        clock.done("serve")
+        released = self._release_startup_pages()
         self._serving.set()  # the warm-up and the recovery may begin (`_catch_up`)
         if self._connect_thread is not None:
             self._connect_thread.start()
@@ -311,9 +332,23 @@ class Collector:
                         "admin": cfg.admin.tls is not None,
                     },
                     "startup_s": round(time.monotonic() - started, 3),
+                    "startup_steps_s": clock.steps,
+                    "engine_pages_released_mib": released,
                 }
             },
         )
+
+    def _release_startup_pages(self) -> float | None:
+        """The embedded engine's library pages that only its start-up read go back to the kernel
+        (``storage.clickhouse.engine.release_startup_pages``): the MiB advised, or None (not done)."""
+        if not self.config.clickhouse.engine.release_startup_pages or self._handle.store is None:
+            return None
+        if not self.store.embedded:
+            return None
+        from tokenbook.collector.storage.engine import release_startup_pages
+
+        released = release_startup_pages()
+        return round(released.bytes / 2**20, 1)
 
     def _on_decisions(self, changes: Sequence[tuple[CallRow, CallRow]]) -> None:
         """The store re-decided which span bills some calls: count it, and move the budget counters."""
@@ -411,9 +446,12 @@ class Collector:
             data_dir=data_dir,
             database=cfg.clickhouse.database,
             tenant_reader=reader.reveal() if reader is not None else None,
+            engine=cfg.clickhouse.engine,
         )
+        self._start_clock.done("engine")
         try:
             store.migrate()
+            self._start_clock.done("migrations")
             # A crash between an insert and its refresh left aggregates stale: recompute (in the
             # background, with the decision pass) what was ingested after the refresh watermark;
             # nothing after a clean stop.
@@ -432,12 +470,14 @@ class Collector:
                     store,
                     self.metrics,
                     max_rows=cfg.batch.max_rows,
+                    max_bytes=cfg.batch.max_bytes,
                     max_delay=cfg.batch.max_delay,
                     builds=self.builds,
                     on_built=self.ingestor.built if self.ingestor is not None else None,
                 )
                 # the counters are rebuilt last before the writer runs: nothing after can fail
                 self._start_budgets(store)
+                self._start_clock.done("budgets")
                 store.on_decisions = self._on_decisions
                 store.on_refreshed = self.budgets.contexts_refreshed
                 self.writer = writer
@@ -563,15 +603,8 @@ class Collector:
     def stop(self, drain_timeout: float = _DRAIN_TIMEOUT) -> None:
         """Drain and shut down; safe to call once after `start` (also after a partial start). The
         ``collector stopped`` line gives the seconds each step took (``stop_s``)."""
-        steps: dict[str, float] = {}
-        mark = time.monotonic()
-
-        def done(step: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            steps[step] = round(now - mark, 3)
-            mark = now
-
+        clock = _StepClock()
+        done = clock.done
         with self._up_lock:  # a store brought up from now on is closed, not used
             self._stopped.set()
         self._serving.set()  # a catch-up still waiting sees the stop
@@ -612,17 +645,14 @@ class Collector:
         _log.info(
             "collector stopped",
             extra={
-                "fields": {"drained": drained, "spooled_bytes": int(snap["spooled_bytes"]), "stop_s": steps}
+                "fields": {
+                    "drained": drained,
+                    "spooled_bytes": int(snap["spooled_bytes"]),
+                    "stop_s": clock.steps,
+                }
             },
         )
 
 
 def _unbilled(call: CallRow) -> bool:
     return call.price_status in UNBILLED_STATUSES
-
-
-def _preload_insert_path() -> None:
-    """clickhouse-connect imports pandas lazily on the first insert (~1 s of CPU, while requests
-    queue): pay that at start-up instead. Nothing to do when pandas is not installed."""
-    with contextlib.suppress(ImportError):
-        import pandas  # noqa: F401

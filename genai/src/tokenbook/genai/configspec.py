@@ -58,6 +58,7 @@ __all__ = [
     "section",
     "setting",
     "size",
+    "size_or_zero",
     "type_name",
 ]
 
@@ -396,7 +397,7 @@ def show(value: Any, kind: str = "") -> str:
         return "absent"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if kind == "size" and isinstance(value, int):
+    if kind in ("size", "size or 0") and isinstance(value, int) and value:
         for unit, n in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
             if value % n == 0:
                 return f"{value // n}{unit}"
@@ -445,6 +446,12 @@ def size(v: Any) -> int:
     if n < 1:
         raise ValueError(f"must be at least 1 byte, got {v!r}")
     return int(n)
+
+
+@type_name("size or 0")
+def size_or_zero(v: Any) -> int:
+    """A size in bytes, or 0 (no limit, or the default of whatever the setting configures)."""
+    return 0 if v == 0 and not isinstance(v, bool) else size(v)
 
 
 @type_name("duration")

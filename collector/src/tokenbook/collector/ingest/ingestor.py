@@ -15,7 +15,8 @@ Outcomes, mapped by the receivers to OTLP statuses:
 
 * `ExportResult` (success; ``rejected > 0`` -> ``partial_success`` with the first reason);
 * `MalformedRequest` -> 400 / INVALID_ARGUMENT;
-* `Backpressure` -> 429 / RESOURCE_EXHAUSTED with a retry delay: too many spans in flight, the
+* `Backpressure` -> 429 / RESOURCE_EXHAUSTED with a retry delay: too many request bytes in flight
+  (``receivers.otlp.max_inflight_bytes``, held from a body's arrival until it is logged), or spans, the
   spool is full while storage is up (the writer is behind), or a tenant is over
   ``limits.tenant_rate`` (`_admit`, which also applies a credential's tenant and the attribute
   value-length limit before anything else);
@@ -104,6 +105,7 @@ class Ingestor:
         metrics: IngestMetrics,
         *,
         max_inflight_spans: int,
+        max_inflight_bytes: int = 64 << 20,
         storage_up: Callable[[], bool],
         on_calls: Callable[[Sequence[CallRow]], None] | None = None,
         rate_limiter: TenantRateLimiter | None = None,
@@ -129,22 +131,26 @@ class Ingestor:
         self.wal = wal
         self.metrics = metrics
         self.max_inflight_spans = max_inflight_spans
+        self.max_inflight_bytes = max_inflight_bytes
         self.storage_up = storage_up
         self._inflight = 0
+        self._inflight_bytes = 0
         self._inflight_requests = 0
         self._inflight_lock = threading.Condition()
 
     def export_protobuf(self, body: bytes, tenant: str | None = None) -> ExportResult:
         """A binary `ExportTraceServiceRequest`; `tenant` (from a credential) overrides the spans' own."""
-        if self.deferred:
-            return self._log_request(FORMAT_PROTOBUF, body, tenant)
-        return self._ingest(self._admit(self._decode(FORMAT_PROTOBUF, body), tenant))
+        return self._export(FORMAT_PROTOBUF, body, tenant)
 
     def export_json(self, body: bytes, tenant: str | None = None) -> ExportResult:
         """An OTLP/JSON `ExportTraceServiceRequest`; `tenant` as for `export_protobuf`."""
-        if self.deferred:
-            return self._log_request(FORMAT_JSON, body, tenant)
-        return self._ingest(self._admit(self._decode(FORMAT_JSON, body), tenant))
+        return self._export(FORMAT_JSON, body, tenant)
+
+    def _export(self, fmt: int, body: bytes, tenant: str | None) -> ExportResult:
+        with self._holding(len(body)):
+            if self.deferred:
+                return self._log_request(fmt, body, tenant)
+            return self._ingest(self._admit(self._decode(fmt, body), tenant))
 
     # --- acknowledged once logged (deferred) -------------------------------------------------------
 
@@ -178,9 +184,31 @@ class Ingestor:
             )
 
     @contextmanager
+    def _holding(self, size: int) -> Iterator[None]:
+        """Hold a request body of `size` bytes from its arrival until it is logged
+        (``receivers.otlp.max_inflight_bytes``: one request is always let in); raises `Backpressure`
+        beyond it. `wait_idle` waits for every holder to leave."""
+        with self._inflight_lock:
+            if self._inflight_bytes and self._inflight_bytes + size > self.max_inflight_bytes:
+                self.metrics.add(refused_requests=1)
+                raise Backpressure(
+                    f"{self._inflight_bytes} request bytes in flight (receivers.otlp.max_inflight_bytes="
+                    f"{self.max_inflight_bytes}); retry later"
+                )
+            self._inflight_bytes += size
+            self._inflight_requests += 1
+        try:
+            yield
+        finally:
+            with self._inflight_lock:
+                self._inflight_bytes -= size
+                self._inflight_requests -= 1
+                self._inflight_lock.notify_all()
+
+    @contextmanager
     def _in_flight(self, n: int) -> Iterator[None]:
-        """Hold `n` spans in flight for the body (``receivers.otlp.max_inflight_spans``); raises
-        `Backpressure` beyond it. `wait_idle` waits for every holder to leave."""
+        """Hold `n` decoded spans in flight (``receivers.otlp.max_inflight_spans``); raises
+        `Backpressure` beyond it."""
         with self._inflight_lock:
             if self._inflight and self._inflight + n > self.max_inflight_spans:
                 self.metrics.add(refused_requests=1)
@@ -189,14 +217,11 @@ class Ingestor:
                     f"{self.max_inflight_spans}); retry later"
                 )
             self._inflight += n
-            self._inflight_requests += 1
         try:
             yield
         finally:
             with self._inflight_lock:
                 self._inflight -= n
-                self._inflight_requests -= 1
-                self._inflight_lock.notify_all()
 
     def _append_request(self, tenant: str | None, checked: Checked) -> None:
         keys = checked.keys

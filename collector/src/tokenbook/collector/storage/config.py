@@ -16,16 +16,18 @@ from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.genai.configspec import (
     Report,
     Secret,
+    boolean,
     duration,
     path,
     positive_int,
     section,
     setting,
     size,
+    size_or_zero,
     type_name,
 )
 
-__all__ = ["BatchConfig", "ClickHouseConfig", "SpoolConfig", "StorageConfig"]
+__all__ = ["BatchConfig", "ClickHouseConfig", "EngineConfig", "SpoolConfig", "StorageConfig"]
 
 _MIB: Final = 1024 * 1024
 
@@ -44,6 +46,59 @@ def _identifier(v: Any) -> str:
     if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
         raise ValueError(f"must be a ClickHouse identifier ([A-Za-z_][A-Za-z0-9_]*), got {v!r}")
     return v
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """The embedded engine's memory: its caches, its ceiling, and the library pages only its start-up
+    needs. Each size is the ClickHouse server setting of the same name (engine defaults in brackets);
+    a ClickHouse server (`url`) is configured on the server instead."""
+
+    mark_cache_size: int = setting(
+        64 * _MIB,
+        parse=size,
+        doc="Cache of the marks (where each granule of a column starts) of the parts queries read [5 GiB].",
+    )
+    index_mark_cache_size: int = setting(
+        16 * _MIB, parse=size, doc="Cache of the marks of data-skipping indexes [5 GiB]."
+    )
+    primary_index_cache_size: int = setting(
+        16 * _MIB, parse=size, doc="Cache of primary indexes loaded on demand [5 GiB]."
+    )
+    uncompressed_cache_size: int = setting(
+        0, parse=size_or_zero, doc="Cache of decompressed blocks; 0: none [0]."
+    )
+    compiled_expression_cache_size: int = setting(
+        16 * _MIB, parse=size, doc="Cache of expressions compiled to machine code [128 MiB]."
+    )
+    max_memory: int = setting(
+        0,
+        parse=size_or_zero,
+        doc="`max_server_memory_usage`: the memory the engine may allocate in all (code excluded); "
+        "beyond it a query or merge fails with MEMORY_LIMIT_EXCEEDED (an insert is retried from the "
+        "spool, a user query gets the error). A ceiling below ~2 GiB can fail large reports, "
+        "reprices and bulk loads. 0: the engine's default, 90% of the machine's RAM.",
+    )
+    release_startup_pages: bool = setting(
+        True,
+        parse=boolean,
+        doc="Once the collector serves, hand back to the kernel the pages of the engine's library "
+        "that only its start-up read (~150 MiB of RSS; the pages later queries need are read again "
+        "from the file).",
+    )
+
+    def server_settings(self) -> dict[str, str]:
+        """The ClickHouse server settings these make (chDB's start-up options)."""
+        settings = {
+            "mark_cache_size": self.mark_cache_size,
+            "index_mark_cache_size": self.index_mark_cache_size,
+            "primary_index_cache_size": self.primary_index_cache_size,
+            "uncompressed_cache_size": self.uncompressed_cache_size,
+            "compiled_expression_cache_size": self.compiled_expression_cache_size,
+        }
+        if self.max_memory:
+            settings["max_server_memory_usage"] = self.max_memory
+        return {name: str(value) for name, value in settings.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +126,7 @@ class ClickHouseConfig:
         "whose row policies (`tokenbook tenants policies`) confine it to the tenant's rows; absent: "
         "tenants are confined by query settings alone.",
     )
+    engine: EngineConfig = section(EngineConfig, doc="The embedded store's engine (ignored with `url`).")
 
     def describe(self) -> str:
         """Where the store is, for logs: a server URL without its password, or the embedded directory."""
@@ -95,6 +151,13 @@ class SpoolConfig:
         doc="Undelivered bytes beyond which requests are refused (gRPC UNAVAILABLE / HTTP 503).",
     )
     segment_bytes: int = setting(16 * _MIB, parse=size, doc="Size of one spool segment file.")
+    memory_bytes: int = setting(
+        32 * _MIB,
+        parse=size_or_zero,
+        doc="Undelivered records also kept in memory, by their bytes in the spool, so that the writer "
+        "need not read them back; beyond (the writer is behind), records are read back from the spool's "
+        "files. 0: always read back.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +165,12 @@ class BatchConfig:
     """How rows are grouped into inserts."""
 
     max_rows: int = setting(20_000, parse=positive_int, doc="Rows per ClickHouse insert.")
+    max_bytes: int = setting(
+        32 * _MIB,
+        parse=size,
+        doc="Bytes of logged records per insert (the requests a batch holds, and their rows' blocks "
+        "once built): a batch ends at the first record that reaches `max_rows` or this.",
+    )
     max_delay: float = setting(0.5, parse=duration, doc="How long a row may wait for a fuller batch.")
 
 

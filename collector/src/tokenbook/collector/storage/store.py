@@ -38,6 +38,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 from urllib.parse import unquote, urlsplit
 
+from tokenbook.collector.storage.config import EngineConfig
 from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
 from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, run_pass
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
@@ -89,6 +90,8 @@ _ROLE_ERRORS: Final = frozenset({511, 512})
 #: ClickHouse's ``max_partitions_per_insert_block`` default: no insert (the writer's, or a refresh's
 #: INSERT ... SELECT into the month-partitioned ``cost_hourly``) may touch more months than this.
 PARTITIONS_PER_INSERT = 100
+#: The embedded engine's settings when the caller gives none (`storage.clickhouse.engine` defaults).
+_ENGINE_DEFAULTS: Final = EngineConfig()
 
 
 class KeySlice(NamedTuple):
@@ -210,11 +213,14 @@ class Store:
         database: str = "tokenbook",
         *,
         tenant_reader: str | None = None,
+        engine: EngineConfig = _ENGINE_DEFAULTS,
     ) -> Store:
         """Connect: `url` = None (embedded chDB in `data_dir`), `chdb:///abs/dir`, or `http(s)://...`.
 
         `tenant_reader` (server only): the ``http(s)://user:password@host:port`` of the user that
-        tenant-scoped user queries run as, each with its tenant's role (`row_policies`)."""
+        tenant-scoped user queries run as, each with its tenant's role (`row_policies`). `engine`: the
+        embedded engine's caches and memory ceiling (its server settings; they take effect when this
+        process first opens the engine)."""
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -228,9 +234,12 @@ class Store:
                 path = Path(description.removeprefix("chdb://"))
                 path.mkdir(parents=True, exist_ok=True)
                 dsn = description
+                server_settings = engine.server_settings()
 
                 def connect() -> Any:  # each client is its own chDB session on the one engine
-                    return clickhouse_connect.get_client(dsn=dsn, tz_mode="aware")
+                    return clickhouse_connect.get_client(
+                        dsn=dsn, tz_mode="aware", chdb_options=server_settings
+                    )
 
                 embedded = True
             elif url.startswith(("http://", "https://")):

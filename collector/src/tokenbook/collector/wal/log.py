@@ -162,7 +162,7 @@ class WriteAheadLog:
         *,
         max_bytes: int,
         segment_bytes: int,
-        memory_bytes: int = 256 << 20,
+        memory_bytes: int = 32 << 20,
         on_corrupt: Callable[..., None] | None = None,
     ) -> None:
         """`on_corrupt(wal_corrupt_records=n, wal_corrupt_bytes=b)` is told of every damaged region

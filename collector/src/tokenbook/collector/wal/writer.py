@@ -1,7 +1,8 @@
 """The batch writer: drains the write-ahead log into storage, thousands of rows per insert.
 
-One thread (`LedgerWriter`) reads records in log order, gathers up to `max_rows` rows or waits at most
-`max_delay` seconds for more, and calls `Store.write(calls, steps, blocks=...)` with the logged records'
+One thread (`LedgerWriter`) reads records in log order, gathers up to `max_rows` rows (and at most
+`max_bytes` of records: what a batch holds in memory, its requests and their built blocks) or waits at
+most `max_delay` seconds for more, and calls `Store.write(calls, steps, blocks=...)` with the logged records'
 ClickHouse blocks joined (`rowcodec`): rows are encoded once, by whoever built them, and parsed by
 ClickHouse. A record is either rows (built before the answer, or by an older version) or a logged request
 (`requests.LoggedRequest`, acknowledged before its rows were built): the writer hands those to `builds`
@@ -142,6 +143,7 @@ class LedgerWriter:
         *,
         max_rows: int,
         max_delay: float,
+        max_bytes: int = 32 << 20,
         builds: RowBuilds | None = None,
         on_built: Callable[[LoggedRequest, Any], None] | None = None,
     ) -> None:
@@ -154,6 +156,7 @@ class LedgerWriter:
         self.metrics = metrics
         self.max_rows = max_rows
         self.max_delay = max_delay
+        self.max_bytes = max_bytes
         self.storage_up = True
         self._stopping = threading.Event()
         self._deadline = float("inf")  # give up draining after this (monotonic)
@@ -226,11 +229,12 @@ class LedgerWriter:
 
     def _gather(self) -> tuple[list[RowRecord | BuiltRows], Position | None]:
         out: list[RowRecord | tuple[LoggedRequest, Future[Any]] | None] = []
-        rows = 0
+        rows = size = 0
         end: Position | None = None
         until = time.monotonic() + self.max_delay
-        while rows < self.max_rows:
-            records = self.wal.read(self._decode, max_records=64)
+        while rows < self.max_rows and size < self.max_bytes:
+            # one record at a time: the batch ends at the first that reaches max_rows or max_bytes
+            records = self.wal.read(self._decode, max_records=1)
             for rec in records:
                 end = rec.end
                 obj = rec.obj
@@ -239,15 +243,17 @@ class LedgerWriter:
                 if isinstance(obj, LoggedRequest):
                     out.append(self._submit(obj))
                     rows += len(obj.records) // _RECORD_BYTES_PER_ROW + 1  # an estimate, until built
+                    size += len(obj.records)
                     continue
                 out.append(obj)
                 rows += len(obj.calls) + len(obj.steps)
+                size += len(obj.call_block) + len(obj.step_block)
             if records:
                 continue
             left = until - time.monotonic()
             if self._stopping.is_set() or left <= 0 or not self.wal.wait_for_data(left):
                 break
-        self._behind = rows >= self.max_rows
+        self._behind = rows >= self.max_rows or size >= self.max_bytes
         return [r for r in map(self._resolve, out) if r is not None], end
 
     def _submit(self, request: LoggedRequest) -> tuple[LoggedRequest, Future[Any]] | None:
