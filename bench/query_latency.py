@@ -7,9 +7,14 @@ contexts, 90 days, 8 models, 2% rows billed by another layer) directly on the en
 (``INSERT ... SELECT FROM numbers()``), fills the aggregates with the collector's own refresh SQL, then
 times each query `--repeats` times (median, ms) in the same process. Each question is timed on the
 path readers had before (``*_before``: FINAL across partitions, the ledger or the tenant-first
-roll-up) and on the current one, so the ratio is measured within one run. Finally it starts a
-collector on the store and times ``tokenbook report --by tenant --since 30d`` end to end (a new
-process reading through the collector's admin API), and the report SQL of the previous release.
+roll-up) and on the current one, so the ratio is measured within one run (the report's partial hours
+also without the ledger's time-ordered projection: ``report_tenant_30d_sql_without_projection``).
+Finally it starts a collector on the store and times ``tokenbook report --by tenant --since 30d`` end
+to end (a new process reading through the collector's admin API), and the report SQL of the previous
+release. The store's aggregates are complete (recomputed from the whole ledger), so the collector is
+started with a refresh watermark of now, as a clean stop leaves it: it does not recompute the ledger
+beside the timed reports (``--no-watermark`` starts it without one, as the first start after an
+upgrade).
 """
 
 # ruff: noqa: S608 - benchmark SQL built from its own constants
@@ -35,6 +40,7 @@ from tokenbook.collector.storage.store import Store
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT = HERE / "results" / "query_latency.json"
+WATERMARK = "refresh-watermark.json"  # the collector's refresh watermark, in the data directory
 TENANTS = 1000
 CALLS_PER_CONTEXT = 10
 MODELS = "['gpt-4o', 'gpt-4o-mini', 'o3', 'claude-sonnet-4', 'claude-haiku-4', 'gemini-2.5-pro', 'gemini-2.5-flash', 'llama-4']"  # noqa: E501
@@ -166,11 +172,15 @@ def _report_sql_before(store: Store, since: datetime, until: datetime) -> Callab
     return lambda: store.query(sql, params)
 
 
-def _cli_report(data_dir: Path, repeats: int) -> dict[str, Any]:
-    """`tokenbook report --by tenant --since 30d` as a new process, through a running collector."""
+def _cli_report(data_dir: Path, repeats: int, *, watermark: bool = True) -> dict[str, Any]:
+    """`tokenbook report --by tenant --since 30d` as a new process, through a running collector
+    (started with a refresh watermark of now when `watermark`: the aggregates are complete)."""
     sys.path.insert(0, str(REPO))
     from tests.collector.collector_process import CollectorProcess
 
+    if watermark:
+        now = datetime.now(UTC).isoformat()
+        (data_dir / WATERMARK).write_text(json.dumps({"refreshed_until": now}), encoding="utf-8")
     collector = CollectorProcess(data_dir)
     started = time.perf_counter()
     collector.start(timeout=600)
@@ -203,6 +213,7 @@ def main() -> dict[str, Any]:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end `tokenbook report` run")
+    ap.add_argument("--no-watermark", action="store_true", help="start the collector without a watermark")
     ap.add_argument("--out", type=Path, default=RESULT)
     ap.add_argument(
         "--store",
@@ -212,6 +223,7 @@ def main() -> dict[str, Any]:
     )
     args = ap.parse_args()
     build_s: float | None = None
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tb-query-") as tmp:
         data_dir = args.store or Path(tmp) / "store"
         store = Store.open(data_dir=data_dir)
@@ -247,15 +259,22 @@ def main() -> dict[str, Any]:
         params = {"since": since, "until": until, "tenant": "", "by": "tenant", "source": "tenant",
                   "whole_since": whole_since, "whole_until": whole_until, "by_day": 0}  # fmt: skip
         results["report_tenant_30d_sql"] = median_ms(lambda: store.query_readonly(sql, params), args.repeats)
+        # The same query with the ledger edges read from the ledger's month partitions (no projection).
+        results["report_tenant_30d_sql_without_projection"] = median_ms(
+            lambda: store.query(sql, params, settings={"optimize_use_projections": 0}), args.repeats
+        )
         before = store.query(render_query("report_by.sql", store.database), {**params})[2]
         after = store.query_readonly(sql, params)[2]
         results["report_rollup_equals_ledger"] = sorted(before) == sorted(after)
         print(results, flush=True)
         store.close()
         if not args.no_cli:
-            results |= _cli_report(data_dir, args.repeats)
+            results |= _cli_report(data_dir, args.repeats, watermark=not args.no_watermark)
     doc = {
-        "command": f"python bench/query_latency.py --rows {args.rows} --repeats {args.repeats}",
+        "command": f"python bench/query_latency.py --rows {args.rows} --repeats {args.repeats}"
+        + (" --no-watermark" if args.no_watermark else ""),
+        "load_avg_at_start": [round(x, 2) for x in load_at_start],
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "rows": args.rows,
         "tenants": TENANTS,
         "contexts": args.rows // CALLS_PER_CONTEXT,

@@ -1,6 +1,7 @@
 """Collector restart on a store with millions of recently ingested rows: time to ``/readyz`` and peak RSS.
 
-`python bench/restart.py [--rows 5000000] [--max-keys 1000000] [--observe 120] [--out ...]`
+`python bench/restart.py [--rows 5000000] [--max-keys 1000000] [--observe 120] [--cases ...]
+[--slices N] [--out ...]`
 
 Builds an embedded store whose `--rows` calls were all ingested in the last 24 hours (the synthetic
 ledger of `bench/query_latency.py`), then starts ``tokenbook collector`` on it (a child process) for
@@ -13,7 +14,14 @@ recomputation's progress:
 * ``clean``: the refresh watermark says everything is refreshed (as a clean stop leaves it);
 * ``unclean``: the watermark is 5 minutes old (a crash 5 minutes after the last complete refresh);
 * ``no_watermark``: no watermark (the first start after upgrading): recomputes what was ingested in
-  the last ``dedup.warm_hours``, in the background.
+  the last ``dedup.warm_hours``, in the background (``--no-watermark`` runs this case alone; give it
+  an ``--observe`` long enough to finish).
+
+Each case also records the CPU seconds the collector used (user + system, all threads). With
+``--slices N``, before the collector runs, the recovery without a watermark is also timed in this
+process on the same store: its first N slices of ``recover_rows`` rows, as the collector runs them
+(``refresh_aggregates(since=..., slices=1, hourly=False)``), each slice's wall and CPU seconds, and
+the whole recovery's projected from their medians.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -54,6 +63,12 @@ def _status(pid: int) -> dict[str, float]:
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
@@ -83,6 +98,7 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
     at_ready = _status(collector.proc.pid)
     now = memory.sample()
     tree_at_ready = (memory.peak_rss_mib, memory.peak_pss_mib, now)
+    cpu_at_ready = _cpu_s(collector.proc.pid)
     samples = []
     until = time.perf_counter() + observe
     while time.perf_counter() < until:
@@ -91,6 +107,7 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
             break
         time.sleep(0.5)
     later = _status(collector.proc.pid)
+    cpu_at_end = _cpu_s(collector.proc.pid)
     memory.__exit__()
     lines = collector.log_lines()
     collector.stop()
@@ -117,6 +134,34 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
         "dedup_warm_s": warm.get("seconds"),
         "recompute_s": recovered.get("seconds"),
         "startup_s_logged": line("collector started").get("startup_s"),
+        "cpu_s_at_ready": cpu_at_ready,
+        "cpu_s_observed": cpu_at_end,
+    }
+
+
+def _slices(data_dir: Path, slices: int, rows: int) -> dict[str, Any]:
+    """The first `slices` slices of the recovery without a watermark, run in this process."""
+    store = Store.open(data_dir=data_dir)
+    try:
+        _, _, found = store.query("SELECT min(ingested_at) FROM llm_calls")
+        since = found[0][0] - timedelta(microseconds=1)
+        wall, cpu = [], []
+        for _ in range(slices):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            store.refresh_aggregates(since=since, slices=1, hourly=False)
+            wall.append(round(time.perf_counter() - started, 2))
+            cpu.append(round(time.process_time() - cpu_started, 2))
+            print(f"slice: {wall[-1]} s, {cpu[-1]} CPU s", flush=True)
+        per_slice = store.recover_rows
+    finally:
+        store.close()
+    total = rows / per_slice
+    return {
+        "rows_per_slice": per_slice,
+        "slice_s": wall,
+        "slice_cpu_s": cpu,
+        "projected_recovery_s": round(statistics.median(wall) * total),
+        "projected_recovery_cpu_s": round(statistics.median(cpu) * total),
     }
 
 
@@ -126,6 +171,9 @@ def main() -> dict[str, Any]:
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--max-keys", type=int, default=1_000_000)
     ap.add_argument("--observe", type=float, default=120.0, help="seconds to sample RSS after ready")
+    ap.add_argument("--cases", default="clean,unclean,no_watermark", help="comma-separated cases to run")
+    ap.add_argument("--no-watermark", action="store_true", help="run the no_watermark case alone")
+    ap.add_argument("--slices", type=int, default=0, help="time the first N recovery slices in-process")
     ap.add_argument("--out", type=Path, default=RESULT)
     ap.add_argument(
         "--store",
@@ -134,6 +182,8 @@ def main() -> dict[str, Any]:
         "ingested when it was built: reuse it within the hour, so that they are still recent)",
     )
     args = ap.parse_args()
+    cases = ["no_watermark"] if args.no_watermark else [c for c in args.cases.split(",") if c]
+    load_at_start = os.getloadavg()
     results: dict[str, Any] = {}
     build_s: float | None = None
     with tempfile.TemporaryDirectory(prefix="tb-restart-") as tmp:
@@ -144,22 +194,24 @@ def main() -> dict[str, Any]:
             build_s = build_ledger(store, args.rows, days=0.99, ingested="ts")
             store.close()
             (data_dir / "built").write_text(str(args.rows), encoding="ascii")
+        if args.slices:
+            results["no_watermark_slices"] = _slices(data_dir, args.slices, args.rows)
+            print(results, flush=True)
         now = datetime.now(UTC)
-        results["clean"] = _case(data_dir, now, args.max_keys, args.observe)
-        print(results, flush=True)
-        results["unclean"] = _case(data_dir, now - timedelta(minutes=5), args.max_keys, args.observe)
-        print(results, flush=True)
-        results["no_watermark"] = _case(data_dir, None, args.max_keys, args.observe)
-        print(results, flush=True)
+        watermarks = {"clean": now, "unclean": now - timedelta(minutes=5), "no_watermark": None}
+        for case in cases:
+            results[case] = _case(data_dir, watermarks[case], args.max_keys, args.observe)
+            print(results, flush=True)
     doc = {
         "command": (
             f"python bench/restart.py --rows {args.rows} --max-keys {args.max_keys}"
-            f" --observe {args.observe:g}"
+            f" --observe {args.observe:g} --cases {','.join(cases)} --slices {args.slices}"
         ),
+        "load_avg_at_start": [round(x, 2) for x in load_at_start],
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "rows_ingested_last_24h": args.rows,
         "dedup_max_keys": args.max_keys,
         "build_s": round(build_s, 1) if build_s is not None else None,
-        "load_average_1m": round(os.getloadavg()[0], 2),
         "cases": results,
         "cpus": os.cpu_count(),
     }

@@ -2,6 +2,11 @@
 
 `python bench/store_insert.py [--rows N] [--batch B]` writes `bench/results/store_insert.json`.
 Runs on a fresh chDB directory in a temp folder (chDB: one directory per process).
+
+It also measures what the ledger's time-ordered projection (`p_by_time`, migration 130) costs an
+insert: the same batches written to two databases of one engine, one without the projection,
+alternating which goes first, with the process's CPU seconds (the engine's threads included) of
+each write and the ledger's bytes once merged (`projection_*`).
 """
 
 from __future__ import annotations
@@ -81,6 +86,43 @@ def _rate(rows: int, seconds: float) -> int:
     return int(rows / seconds) if seconds > 0 else 0
 
 
+def _projection_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
+    """Insert CPU and merged ledger bytes with and without the projection, in one engine."""
+    cpu = {True: 0.0, False: 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {
+            True: Store.open(data_dir=tmp, database="with_projection"),
+            False: Store.open(data_dir=tmp, database="without_projection"),
+        }
+        try:
+            for store in stores.values():
+                store.migrate()
+            stores[False].command("ALTER TABLE without_projection.llm_calls DROP PROJECTION p_by_time")
+            for i, batch in enumerate(batches):
+                for projection in (True, False) if i % 2 == 0 else (False, True):
+                    started = time.process_time()
+                    stores[projection].write(batch, [])
+                    cpu[projection] += time.process_time() - started
+            sizes = {}
+            for projection, store in stores.items():
+                store.command("OPTIMIZE TABLE llm_calls FINAL")
+                _, _, found = store.query(
+                    "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} "
+                    "AND table = 'llm_calls' AND active",
+                    {"db": store.database},
+                )
+                sizes[projection] = int(found[0][0])
+        finally:
+            for store in stores.values():
+                store.close()
+    return {
+        "projection_insert_cpu_s": round(cpu[True], 2),
+        "no_projection_insert_cpu_s": round(cpu[False], 2),
+        "projection_insert_cpu_ratio": round(cpu[True] / cpu[False], 2) if cpu[False] else None,
+        "projection_ledger_bytes_ratio": round(sizes[True] / sizes[False], 2) if sizes[False] else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -142,6 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ledger_bytes_per_call": round(sizes.get("llm_calls", 0) / args.rows, 1),
         "all_tables_bytes_per_call": round(sum(sizes.values()) / args.rows, 1),
     }
+    result |= _projection_cost(batches)
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
     width = max(len(k) for k in result)

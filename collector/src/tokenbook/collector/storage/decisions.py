@@ -3,16 +3,19 @@
 `Store.write` remembers the decision keys of every candidate it writes (`DecisionKeys`: trace IDs,
 response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls `run_pass`, which
 
-1. loads every candidate related to those keys from ``llm_calls FINAL`` and closes the set: the
-   traces, response IDs and buckets of the loaded rows are keys too, until no new key appears
-   (`decision_candidates.sql`); plus the parent links of the traces' steps (`decision_links.sql`).
+1. loads the decision facts (`CandidateFacts`) of every candidate related to those keys, as the
+   deduplicated ledger holds them, and closes the set: the traces, response IDs and buckets of the
+   loaded rows are keys too, until no new key appears (`decision_candidates.sql`, read by time from
+   the ledger's time-ordered projection, so a pass costs the window around its calls, not the month
+   partitions); plus the parent links of the traces' steps (`decision_links.sql`).
    A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
    contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
    loads only the calls that contain, or lie within, one of them: a pass costs what the batch
    touched, not the whole day of a busy bucket (one service sending the same prompt all day);
 2. decides with `genai.decisions.decide`, a pure function of those facts;
-3. returns the rows whose ``price_status`` / ``billing_rule`` / ``billed_by`` changed, with a higher
-   ``version`` (the ReplacingMergeTree keeps the newest), for the store to write.
+3. reads the stored rows (every column, ``llm_calls FINAL``: `decision_rows.sql`) of the candidates
+   whose ``price_status`` / ``billing_rule`` / ``billed_by`` changed and returns them with the new
+   decision and a higher ``version`` (the ReplacingMergeTree keeps the newest), for the store to write.
 
 Because each pass recomputes whole related sets from what is stored, the bills converge to the same
 result whatever the batch split, arrival order, or restarts in between. Rows written before
@@ -27,7 +30,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
@@ -35,9 +38,8 @@ from tokenbook.genai.billing import STATUS_NOT_BILLABLE, UNBILLED_STATUSES
 from tokenbook.genai.calls import KIND_MODEL
 from tokenbook.genai.decisions import CONTAINMENT_TOLERANCE_US, Candidate, decide
 from tokenbook.genai.profiles import profile_of
-from tokenbook.genai.records import build
 
-__all__ = ["DecisionChange", "DecisionKeys", "run_pass"]
+__all__ = ["CandidateFacts", "DecisionChange", "DecisionKeys", "run_pass"]
 
 _log = logging.getLogger(__name__)
 #: Related spans are looked for this far around the touched rows' start times.
@@ -49,6 +51,37 @@ _CHUNK = 2_000
 DecisionChange = tuple[CallRow, CallRow]
 _Bucket = tuple[str, str, int]  # (tenant, service instance, input tokens)
 _Interval = tuple[int, int]  # (start, end) in microseconds since the epoch
+
+
+class CandidateFacts(NamedTuple):
+    """What the decision reads of a stored candidate (the columns of `decision_candidates.sql`)."""
+
+    timestamp: datetime
+    tenant_id: str
+    context_id: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    ancestors: str
+    kind: str
+    scope_name: str
+    scope_version: str
+    service_instance: str
+    model: str
+    response_id: str
+    input_tokens: int
+    output_tokens: int
+    duration_ms: float
+    price_status: str
+    quote_status: str
+    billing_rule: str
+    billed_by: str
+    version: int
+
+
+#: A candidate as written (`CallRow`) or as the decision reads it back (`CandidateFacts`).
+_Row = CallRow | CandidateFacts
+_Key = tuple[str, str, str]  # (tenant, trace, span)
 
 
 def interval_us(ts: datetime, duration_ms: float) -> _Interval:
@@ -85,7 +118,7 @@ class DecisionKeys:
         if self.latest is None or ts > self.latest:
             self.latest = ts
 
-    def add_call(self, c: CallRow) -> None:
+    def add_call(self, c: _Row) -> None:
         """Note the keys a written candidate can be related by (not-billable rows have none)."""
         if c.price_status == STATUS_NOT_BILLABLE:
             return
@@ -128,7 +161,7 @@ class DecisionKeys:
             if ts is not None:
                 self._time(ts)
 
-    def matches(self, c: CallRow) -> bool:
+    def matches(self, c: _Row) -> bool:
         """Whether candidate `c` shares a trace or a response ID with these keys, or a match bucket in
         which its interval contains, or lies within, one of the bucket's (for many rows: `Related`)."""
         return Related(self).matches(c)
@@ -164,7 +197,7 @@ class Related:
                 min_end[i] = min(min_end[i], min_end[i + 1])
             self._index[bucket] = (starts, max_end, min_end)
 
-    def matches(self, c: CallRow) -> bool:
+    def matches(self, c: _Row) -> bool:
         """Whether candidate `c` is related to the keys (see `DecisionKeys.matches`)."""
         keys = self.keys
         if c.trace_id in keys.traces:
@@ -184,7 +217,7 @@ class Related:
         return first < len(starts) and min_end[first] <= end + tol
 
 
-def _candidate(c: CallRow) -> Candidate:
+def _candidate(c: CandidateFacts) -> Candidate:
     start_us, end_us = interval_us(c.timestamp, c.duration_ms)
     quote = c.quote_status or c.price_status
     return Candidate(
@@ -210,7 +243,7 @@ def _candidate(c: CallRow) -> Candidate:
 
 def _load(
     source: _Source, keys: DecisionKeys, since: datetime, until: datetime, chunk: int
-) -> dict[tuple[str, str, str], CallRow]:
+) -> dict[_Key, CandidateFacts]:
     sql = render_query("decision_candidates.sql", source.database)
     traces = sorted(keys.traces)
     rids = sorted({r for _, r in keys.response_ids})
@@ -223,7 +256,7 @@ def _load(
     bucket_from = datetime.fromtimestamp((first - slack) / 1e6, UTC)
     bucket_to = datetime.fromtimestamp((last + slack) / 1e6, UTC)
     related = Related(keys)
-    rows: dict[tuple[str, str, str], CallRow] = {}
+    rows: dict[_Key, CandidateFacts] = {}
     span = max(len(traces), len(rids), len(inputs), 1)
     for start in range(0, span, chunk):
         params = {
@@ -237,14 +270,38 @@ def _load(
             "bucket_to": bucket_to,
         }
         columns, _, result = source.query(sql, params)
-        # The table's columns are the row's fields, in order (then a row is built without keywords,
-        # a tenth of the cost); by name otherwise (a server whose table has them in another order).
-        in_order = tuple(columns) == CallRow._fields
+        # The query's columns are the facts' fields, in order (then a row is built without keywords,
+        # a tenth of the cost); by name otherwise (a server that returns them in another order).
+        in_order = tuple(columns) == CandidateFacts._fields
         for raw in result:
-            row = build(CallRow, raw) if in_order else CallRow(**dict(zip(columns, raw, strict=True)))
+            row = CandidateFacts(*raw) if in_order else CandidateFacts(**dict(zip(columns, raw, strict=True)))
             if related.matches(row):
                 rows[(row.tenant_id, row.trace_id, row.span_id)] = row
     return rows
+
+
+def _stored(
+    source: _Source, keys: Sequence[_Key], since: datetime, until: datetime, chunk: int
+) -> dict[_Key, CallRow]:
+    """The stored rows (every column, deduplicated) of the candidates `keys`."""
+    sql = render_query("decision_rows.sql", source.database)
+    wanted = set(keys)
+    out: dict[_Key, CallRow] = {}
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        params = {
+            "traces": sorted({trace for _, trace, _ in part}),
+            "spans": sorted({span for _, _, span in part}),
+            "since": since,
+            "until": until,
+        }
+        columns, _, result = source.query(sql, params)
+        for raw in result:
+            row = CallRow(**dict(zip(columns, raw, strict=True)))
+            key = (row.tenant_id, row.trace_id, row.span_id)
+            if key in wanted:
+                out[key] = row
+    return out
 
 
 def _links(
@@ -270,7 +327,7 @@ def run_pass(
     since, until = keys.earliest - _WINDOW, keys.latest + _WINDOW
     closed = DecisionKeys()
     closed.merge(keys)
-    rows: dict[tuple[str, str, str], CallRow] = {}
+    rows: dict[_Key, CandidateFacts] = {}
     pending = DecisionKeys()
     for _ in range(_MAX_ROUNDS):
         rows = _load(source, closed, since, until, chunk)
@@ -290,20 +347,27 @@ def run_pass(
         pending = closed
     parents = _links(source, sorted(closed.traces), since, until, chunk)
     decisions = decide([_candidate(r) for r in rows.values()], parents)
+    changed = [
+        key
+        for key, row in sorted(rows.items())
+        if (d := decisions.get(key)) is not None
+        and (row.price_status, row.billing_rule, row.billed_by) != tuple(d)
+    ]
+    stored = _stored(source, changed, since, until, chunk) if changed else {}
     floor = time.time_ns() // 1000
     changes: list[DecisionChange] = []
-    for key, row in sorted(rows.items()):
-        d = decisions.get(key)
-        if d is None or (row.price_status, row.billing_rule, row.billed_by) == tuple(d):
-            continue
-        new = row._replace(
+    for key in changed:
+        d, old = decisions[key], stored.get(key)
+        if old is None or (old.price_status, old.billing_rule, old.billed_by) == tuple(d):
+            continue  # gone, or written again meanwhile with this decision
+        new = old._replace(
             price_status=d.price_status,
             billing_rule=d.billing_rule,
             billed_by=d.billed_by,
-            quote_status=row.quote_status or row.price_status,
-            version=max(row.version + 1, floor),
+            quote_status=old.quote_status or old.price_status,
+            version=max(old.version + 1, floor),
         )
-        changes.append((row, new))
+        changes.append((old, new))
     return changes, pending
 
 

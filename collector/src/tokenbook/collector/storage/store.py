@@ -181,6 +181,8 @@ class Store:
         #: a slice at a time): the refresh watermark stays at or before `_recover_since`.
         self._recover_since: datetime | None = None
         self._recover_until: datetime | None = None
+        #: The `since` the recovery in progress was asked for: a call with it (or later) resumes it.
+        self._recover_from: datetime | None = None
         self.recover_rows = _RECOVER_ROWS  # rows per recovery slice
         #: Where the refresh watermark is kept (`track_refresh`), and its persisted value.
         self._watermark_path: Path | None = None
@@ -686,8 +688,9 @@ class Store:
             with self._lock:
                 if self._recover_since is None:  # a new recovery: up to now (later rows are touched)
                     self._recover_since, self._recover_until = since, datetime.now(UTC)
-                elif since < self._recover_since:
-                    self._recover_since = since
+                    self._recover_from = since
+                elif self._recover_from is None or since < self._recover_from:  # earlier: from there
+                    self._recover_since = self._recover_from = since
         total = done = 0
         while True:
             keys, more = self._refresh_once(hourly=hourly, recover=since is not None)

@@ -8,7 +8,10 @@
 -- the edge window is the row FINAL would keep (LIMIT 1 BY after ORDER BY version DESC).
 -- billed_cost is what the tenants' price books bill (total_cost is the list cost). With {by_day} = 1
 -- each key's figures are given per UTC day (to be converted at each day's exchange rate), else `day`
--- is one constant.
+-- is one constant. A roll-up group whose calls were all un-billed since (by a later decision) is kept
+-- with zero calls; a key without a billed call in the window is left out, as v_calls has no row for it.
+-- The ledger edges read the ledger's time-ordered projection (migration 130): the rows of the edge
+-- window, not whole month partitions.
 SELECT
     key,
     currency,
@@ -81,4 +84,5 @@ FROM
     WHERE price_status NOT IN ('duplicate_layer', 'wrapper')
 )
 GROUP BY key, currency, day
+HAVING calls > 0
 ORDER BY total_cost DESC NULLS LAST, key, day
