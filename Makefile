@@ -14,6 +14,12 @@ EDITABLE := $(foreach m,$(MEMBERS),-e ./$(m)) .
 
 .PHONY: demo test test-fast lint bench install lock test-latest clean docs
 
+# Python may write bytecode here even where the environment says not to: pytest then keeps the test
+# modules it rewrote (their asserts) and Python the workspace's compiled modules in __pycache__/
+# (ignored by git), which every pytest worker and every process a test starts would otherwise compile
+# again (about 2.5 s per worker).
+unexport PYTHONDONTWRITEBYTECODE
+
 $(STAMP): pyproject.toml $(foreach m,$(MEMBERS),$(m)/pyproject.toml) $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -111,6 +111,13 @@ def pytest_configure(config: pytest.Config) -> None:
         import tests.hypothesis_profiles  # noqa: F401
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than there are cores. The in-process tests wait now and then (on
+    the engine's threads, a loopback server, a claim's deadline), and a third worker fills those
+    waits: on 2 cores, 3 workers finish the in-process tests in ~0.87 of the time 2 take, 4 in ~0.96."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A server-mode test starts the HTTP test server (a process): it is an e2e test too."""
     for item in items:
