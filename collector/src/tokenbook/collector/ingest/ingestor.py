@@ -33,8 +33,8 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, NamedTuple
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Literal, NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -133,8 +133,7 @@ class Ingestor:
         self.max_inflight_spans = max_inflight_spans
         self.max_inflight_bytes = max_inflight_bytes
         self.storage_up = storage_up
-        self._inflight = 0
-        self._inflight_bytes = 0
+        self._inflight_held = {"bytes": 0, "spans": 0}
         self._inflight_requests = 0
         self._inflight_lock = threading.Condition()
 
@@ -183,45 +182,39 @@ class Ingestor:
                 retry_after=wait,
             )
 
-    @contextmanager
-    def _holding(self, size: int) -> Iterator[None]:
+    def _holding(self, size: int) -> AbstractContextManager[None]:
         """Hold a request body of `size` bytes from its arrival until it is logged
-        (``receivers.otlp.max_inflight_bytes``: one request is always let in); raises `Backpressure`
-        beyond it. `wait_idle` waits for every holder to leave."""
-        with self._inflight_lock:
-            if self._inflight_bytes and self._inflight_bytes + size > self.max_inflight_bytes:
-                self.metrics.add(refused_requests=1)
-                raise Backpressure(
-                    f"{self._inflight_bytes} request bytes in flight (receivers.otlp.max_inflight_bytes="
-                    f"{self.max_inflight_bytes}); retry later"
-                )
-            self._inflight_bytes += size
-            self._inflight_requests += 1
-        try:
-            yield
-        finally:
-            with self._inflight_lock:
-                self._inflight_bytes -= size
-                self._inflight_requests -= 1
-                self._inflight_lock.notify_all()
+        (``receivers.otlp.max_inflight_bytes``); raises `Backpressure` beyond it. `wait_idle` waits for
+        every holder to leave."""
+        return self._held("bytes", size)
 
-    @contextmanager
-    def _in_flight(self, n: int) -> Iterator[None]:
+    def _in_flight(self, n: int) -> AbstractContextManager[None]:
         """Hold `n` decoded spans in flight (``receivers.otlp.max_inflight_spans``); raises
         `Backpressure` beyond it."""
+        return self._held("spans", n)
+
+    @contextmanager
+    def _held(self, unit: Literal["bytes", "spans"], amount: int) -> Iterator[None]:
+        """Hold `amount` of `unit` in flight under ``receivers.otlp.max_inflight_<unit>`` (one holder is
+        always let in, however large); raises `Backpressure` beyond it. A holder of bytes is a request."""
+        limit: int = self.max_inflight_bytes if unit == "bytes" else self.max_inflight_spans
+        held = self._inflight_held
         with self._inflight_lock:
-            if self._inflight and self._inflight + n > self.max_inflight_spans:
+            if held[unit] and held[unit] + amount > limit:
                 self.metrics.add(refused_requests=1)
+                noun = "request bytes" if unit == "bytes" else "spans"
                 raise Backpressure(
-                    f"{self._inflight} spans in flight (receivers.otlp.max_inflight_spans="
-                    f"{self.max_inflight_spans}); retry later"
+                    f"{held[unit]} {noun} in flight (receivers.otlp.max_inflight_{unit}={limit}); retry later"
                 )
-            self._inflight += n
+            held[unit] += amount
+            self._inflight_requests += unit == "bytes"
         try:
             yield
         finally:
             with self._inflight_lock:
-                self._inflight -= n
+                held[unit] -= amount
+                self._inflight_requests -= unit == "bytes"
+                self._inflight_lock.notify_all()
 
     def _append_request(self, tenant: str | None, checked: Checked) -> None:
         keys = checked.keys
