@@ -33,22 +33,19 @@ rejected, reason)>``.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import json
 import logging
 import marshal
-import os
 import queue
 import signal
 import struct
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from typing import IO, Any, Final, NamedTuple
 
+from tokenbook.collector.childproc import REPLY, ChildDied, PipeChild
 from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.spans import (
     Decoded,
@@ -80,8 +77,6 @@ FORMAT_PROTOBUF: Final = 0
 FORMAT_JSON: Final = 1
 _DECODERS: Final[tuple[Callable[[bytes, KeyFilter], Decoded], ...]] = (decode_protobuf, decode_json)
 _REQUEST: Final = struct.Struct("<BI")
-_REPLY: Final = struct.Struct("<I")
-_PIPE_BYTES: Final = 1 << 20  # Linux's default maximum pipe size for unprivileged processes
 _WAIT_S: Final = 0.05  # how long a request waits for a busy child before decoding in-process
 _FOR_LOG: Final = 0x80  # format flag: reply as `decode_for_log`
 _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
@@ -148,68 +143,28 @@ def decode_for_log(fmt: int, body: bytes, keys: KeyFilter, content: LogContent =
     return DecodedForLog(records_payload(decoded.records), spans, decoded.rejected, decoded.reason)
 
 
-class _ChildDied(RuntimeError):
-    pass
-
-
-class _Child:
+class _Child(PipeChild):
     """One decoder process, used by one receiver thread at a time."""
 
     def __init__(self, keys: KeyFilter, content: LogContent) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenbook.collector.decode.pool"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._in: IO[bytes] = self.proc.stdin
-        self._out: IO[bytes] = self.proc.stdout
-        for pipe in (self._in, self._out):  # a request in one write, not 64 KiB at a time
-            with contextlib.suppress(OSError, AttributeError):
-                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        self._send(_settings_json(keys, content), 255)
-
-    def _send(self, body: bytes, fmt: int) -> None:
-        self._in.write(_REQUEST.pack(fmt, len(body)))
-        self._in.write(body)
-        self._in.flush()
+        super().__init__("tokenbook.collector.decode.pool", "decoder process")
+        body = _settings_json(keys, content)
+        self._send(_REQUEST.pack(255, len(body)), body)
 
     def decode(self, fmt: int, body: bytes) -> Decoded:
-        records, rejected, reason = marshal.loads(self._request(fmt, body))
+        """`Decoded` records of `body` in format `fmt`; `MalformedRequest` if it is not one."""
+        records, rejected, reason = marshal.loads(self._request(_REQUEST.pack(fmt, len(body)), body))
         if records is None:
             raise MalformedRequest(reason)
         return Decoded([build(SpanRecord, r) for r in records], rejected, reason)
 
     def decode_for_log(self, fmt: int, body: bytes) -> DecodedForLog:
-        reply = marshal.loads(self._request(fmt | _FOR_LOG, body))
+        """`decode_for_log` of `body`, in the process."""
+        reply = marshal.loads(self._request(_REQUEST.pack(fmt | _FOR_LOG, len(body)), body))
         if reply[0] is None:
             raise MalformedRequest(reply[2])
         records, spans, rejected, reason = reply
         return DecodedForLog(records, [build(SpanSummary, s) for s in spans], rejected, reason)
-
-    def _request(self, fmt: int, body: bytes) -> bytes:
-        try:
-            self._send(body, fmt)
-            header = self._out.read(_REPLY.size)
-            if len(header) != _REPLY.size:
-                raise _ChildDied("decoder process exited")
-            (length,) = _REPLY.unpack(header)
-            payload = self._out.read(length)
-            if len(payload) != length:
-                raise _ChildDied("decoder process exited mid-reply")
-        except (BrokenPipeError, ValueError, OSError) as exc:
-            raise _ChildDied(f"decoder process failed: {exc}") from exc
-        return payload
-
-    def close(self) -> None:
-        try:
-            self._in.close()
-            self.proc.wait(5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
-        self._out.close()
 
 
 class DecoderPool:
@@ -283,7 +238,7 @@ class DecoderPool:
                 return here()
             try:
                 decoded = there(child)
-            except _ChildDied as exc:
+            except ChildDied as exc:
                 self._replace(child, exc)
                 if attempt == 2:
                     raise MalformedRequest("the request killed the decoder twice") from exc
@@ -361,7 +316,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
                 reply = marshal.dumps(([tuple(r) for r in decoded.records], decoded.rejected, decoded.reason))
         except MalformedRequest as exc:
             reply = marshal.dumps((None, 0, str(exc)))
-        stdout.write(_REPLY.pack(len(reply)))
+        stdout.write(REPLY.pack(len(reply)))
         stdout.write(reply)
         stdout.flush()
 

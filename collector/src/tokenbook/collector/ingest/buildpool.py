@@ -21,8 +21,6 @@ logged payloads); worker -> collector ``<u32 length><marshal of Built.wire() or 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import json
 import logging
@@ -31,7 +29,6 @@ import os
 import queue
 import signal
 import struct
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -40,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from tokenbook.collector.childproc import REPLY, ChildDied, PipeChild
 from tokenbook.collector.ingest.deferred import (
     Built,
     LoggedBuilder,
@@ -57,7 +55,6 @@ __all__ = ["BuildPool", "BuildSettings", "PoisonRecord", "serve"]
 
 _log = logging.getLogger(__name__)
 _FRAME: Final = struct.Struct("<I")
-_PIPE_BYTES: Final = 1 << 20
 
 
 class PoisonRecord(RuntimeError):
@@ -119,58 +116,20 @@ class BuildSettings:
         )
 
 
-class _WorkerDied(RuntimeError):
-    pass
-
-
-class _Worker:
+class _Worker(PipeChild):
     """One worker process, driven by one thread of the pool."""
 
     def __init__(self, settings: BuildSettings) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenbook.collector.ingest.buildpool"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._in: IO[bytes] = self.proc.stdin
-        self._out: IO[bytes] = self.proc.stdout
-        for pipe in (self._in, self._out):
-            with contextlib.suppress(OSError, AttributeError):
-                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        self._send(settings.to_json())
-
-    def _send(self, body: bytes) -> None:
-        self._in.write(_FRAME.pack(len(body)))
-        self._in.write(body)
-        self._in.flush()
+        super().__init__("tokenbook.collector.ingest.buildpool", "row-building process")
+        body = settings.to_json()
+        self._send(_FRAME.pack(len(body)), body)
 
     def build(self, payload: bytes) -> Built:
-        try:
-            self._send(payload)
-            header = self._out.read(_FRAME.size)
-            if len(header) != _FRAME.size:
-                raise _WorkerDied("worker process exited")
-            (length,) = _FRAME.unpack(header)
-            reply = self._out.read(length)
-            if len(reply) != length:
-                raise _WorkerDied("worker process exited mid-reply")
-        except (BrokenPipeError, ValueError, OSError) as exc:
-            raise _WorkerDied(f"worker process failed: {exc}") from exc
-        doc = marshal.loads(reply)
+        """The rows of one logged payload; `PoisonRecord` if the worker could not build them."""
+        doc = marshal.loads(self._request(_FRAME.pack(len(payload)), payload))
         if doc[0] is None:
             raise PoisonRecord(doc[2])
         return Built.from_wire(doc)
-
-    def close(self) -> None:
-        try:
-            self._in.close()
-            self.proc.wait(5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
-        self._out.close()
 
 
 _STOP: Final[Any] = object()
@@ -289,7 +248,7 @@ class BuildPool:
             except PoisonRecord as exc:
                 future.set_exception(exc)
                 return worker
-            except _WorkerDied as exc:
+            except ChildDied as exc:
                 _log.error("row-building process %d died (%s); starting another", worker.proc.pid, exc)
                 self.metrics.add(decoder_restarts=1)
                 worker.close()
@@ -318,7 +277,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             reply = marshal.dumps(builder.build(request).wire())
         except Exception as exc:  # noqa: BLE001 - reported to the collector as a poison record
             reply = marshal.dumps((None, 0, f"{type(exc).__name__}: {exc}"))
-        stdout.write(_FRAME.pack(len(reply)))
+        stdout.write(REPLY.pack(len(reply)))
         stdout.write(reply)
         stdout.flush()
 
