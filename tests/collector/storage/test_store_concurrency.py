@@ -20,9 +20,13 @@ LONG_QUERY = (
     "SELECT count() FROM numbers(100000) AS a, numbers(100000) AS b"
     " WHERE cityHash64(a.number, b.number) % 7 = 3"
 )
+# The user queries on the engine: their text starts with the store's marker comment. The guard's own
+# parse of a query (``parseQueryToJSON``) holds the same text while the query is still being checked,
+# so matching the text alone counted a query that had not reached the engine yet.
 RUNNING = (
     "SELECT count() FROM system.processes"
-    " WHERE position(query, 'cityHash64(a.number') > 0 AND position(query, 'system.processes') = 0"
+    " WHERE startsWith(query, '/* ') AND position(query, 'cityHash64(a.number') > 0"
+    " AND position(query, 'system.processes') = 0"
 )
 
 
