@@ -7,7 +7,8 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
    deduplicated ledger holds them, and closes the set: the traces, response IDs and buckets of the
    loaded rows are keys too, until no new key appears (`decision_candidates.sql`, read by time from
    the ledger's time-ordered projection, so a pass costs the window around its calls, not the month
-   partitions); plus the parent links of the traces' steps (`decision_links.sql`).
+   partitions); plus the parent links of the steps of the traces that hold two candidates or more
+   (`decision_links.sql`; in a trace with one candidate no link can change a decision).
    A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
    contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
    loads only the calls that contain, or lie within, one of them: a pass costs what the batch
@@ -316,6 +317,18 @@ def _links(
     return out
 
 
+def _shared_traces(rows: Mapping[_Key, CandidateFacts]) -> list[str]:
+    """The traces in which a tenant has two candidates or more: the only ones whose step links can
+    change a decision (`decide` follows a candidate's ancestry to the other candidates of its trace)."""
+    seen: set[tuple[str, str]] = set()
+    shared: set[str] = set()
+    for tenant, trace, _ in rows:
+        if (tenant, trace) in seen:
+            shared.add(trace)
+        seen.add((tenant, trace))
+    return sorted(shared)
+
+
 def run_pass(
     source: _Source, keys: DecisionKeys, chunk: int = _CHUNK
 ) -> tuple[list[DecisionChange], DecisionKeys]:
@@ -345,7 +358,7 @@ def run_pass(
     else:
         _log.warning("decision pass: related set did not close in %d rounds; continuing later", _MAX_ROUNDS)
         pending = closed
-    parents = _links(source, sorted(closed.traces), since, until, chunk)
+    parents = _links(source, _shared_traces(rows), since, until, chunk)
     decisions = decide([_candidate(r) for r in rows.values()], parents)
     changed = [
         key

@@ -890,7 +890,6 @@ class Store:
         sql = render_query("refresh_cost_hourly.sql", self.database)
         by_tenant = render_query("refresh_tenant_hourly.sql", self.database)
         by_model = render_query("refresh_model_hourly.sql", self.database)
-        hour_tenants = render_query("hour_tenants.sql", self.database)
         for chunk in _month_chunks(keys, self._refresh_chunk, hours_per_statement):
             tenants, hours = sorted({t for t, _ in chunk}), sorted({h for _, h in chunk})
             params = {
@@ -901,8 +900,7 @@ class Store:
             }
             session.command(sql, params)
             session.command(by_tenant, {"tenants": tenants, "hours": hours})
-            _, _, rows = session.query(hour_tenants, {"hours": hours})
-            session.command(by_model, {"tenants": sorted(r[0] for r in rows), "hours": hours})
+            session.command(by_model, {"hours": hours})
 
     def rebuild_rollups(self) -> None:
         """Fill `tenant_hourly` and `model_hourly` from the whole of `cost_hourly` (after migration 050

@@ -6,7 +6,9 @@
 -- Read by time from the ledger's time-ordered projection (migration 130), not with FINAL (which reads
 -- every column of whole month partitions): the traces with a version that matches a key, then every
 -- version of their spans in the window, of which the newest of each span is the row FINAL keeps (every
--- version of a span has the same timestamp and trace); the keys are applied again to that row.
+-- version of a span has the same timestamp and trace). The caller applies the keys again, exactly, to
+-- that row (`Related.matches`, stricter than the keys here), so the query does not repeat them: each
+-- condition repeated costs the engine's analysis on every pass.
 SELECT
     timestamp, tenant_id, context_id, trace_id, span_id, parent_span_id, ancestors, kind, scope_name,
     scope_version, service_instance, model, response_id, input_tokens, output_tokens, duration_ms,
@@ -40,13 +42,3 @@ FROM
     LIMIT 1 BY tenant_id, context_id, trace_id, span_id
 )
 WHERE price_status != 'not_billable'
-    AND (
-        trace_id IN {traces:Array(String)}
-        OR (response_id != '' AND response_id IN {response_ids:Array(String)})
-        OR (
-            input_tokens IN {inputs:Array(UInt64)}
-            AND service_instance IN {instances:Array(String)}
-            AND timestamp <= {bucket_to:DateTime64(6, 'UTC')}
-            AND addMicroseconds(timestamp, toInt64(duration_ms * 1000)) >= {bucket_from:DateTime64(6, 'UTC')}
-        )
-    )
