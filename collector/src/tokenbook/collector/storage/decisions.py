@@ -271,14 +271,34 @@ def _load(
             "bucket_to": bucket_to,
         }
         columns, _, result = source.query(sql, params)
-        # The query's columns are the facts' fields, in order (then a row is built without keywords,
-        # a tenth of the cost); by name otherwise (a server that returns them in another order).
-        in_order = tuple(columns) == CandidateFacts._fields
-        for raw in result:
-            row = CandidateFacts(*raw) if in_order else CandidateFacts(**dict(zip(columns, raw, strict=True)))
-            if related.matches(row):
+        for row in _newest(columns, result):
+            if row.price_status != STATUS_NOT_BILLABLE and related.matches(row):
                 rows[(row.tenant_id, row.trace_id, row.span_id)] = row
     return rows
+
+
+def _newest(columns: Sequence[str], result: Sequence[Sequence[Any]]) -> list[CandidateFacts]:
+    """The newest version of each span (tenant, context, trace, span) among the versions
+    `decision_candidates.sql` returned (the highest version, then the latest ingestion: the row FINAL
+    keeps), newest first."""
+    # The query's columns are the facts' fields, in order, then ``ingested_at`` (then a row is built
+    # without keywords, a tenth of the cost); by name otherwise (a server that returns another order).
+    fields = len(CandidateFacts._fields)
+    in_order = tuple(columns[:fields]) == CandidateFacts._fields
+    at = list(columns).index("ingested_at")
+    newest: dict[tuple[str, str, str, str], tuple[tuple[int, datetime], CandidateFacts]] = {}
+    for raw in result:
+        row = (
+            CandidateFacts(*raw[:fields])
+            if in_order
+            else CandidateFacts(**{c: v for c, v in zip(columns, raw, strict=True) if c != "ingested_at"})
+        )
+        rank = (row.version, raw[at])
+        key = (row.tenant_id, row.context_id, row.trace_id, row.span_id)
+        kept = newest.get(key)
+        if kept is None or rank > kept[0]:
+            newest[key] = (rank, row)
+    return [row for _, row in sorted(newest.values(), key=lambda kept: kept[0], reverse=True)]
 
 
 def _stored(
