@@ -11,9 +11,10 @@ import pytest
 from tests.cli.seed_store import make_calls
 from tests.stores import DatabasePool
 from tokenbook.collector.storage.decisions import DecisionKeys, run_pass
-from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.collector.storage.ledger import CallRow, StepRow
+from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import QueryResult, Store
-from tokenbook.genai.decisions import RULE_CROSS_LAYER
+from tokenbook.genai.decisions import RULE_CROSS_LAYER, RULE_DESCENDANT
 
 
 @pytest.fixture
@@ -31,9 +32,12 @@ class Counting:
         self.database = store.database
         self.rows = 0
 
+        self.statements: list[str] = []  # the text of every query, in order
+
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         result = self.store.query(sql, parameters)
         self.rows += len(result[2])
+        self.statements.append(sql)
         return result
 
 
@@ -116,3 +120,78 @@ def test_a_pass_reads_rows_by_column_name_whatever_the_column_order(store: Store
     reordered = [(old, new._replace(version=0)) for old, new in run_pass(Reordered(store), keys)[0]]
     assert len(in_order) == 1 and in_order[0][1].billing_rule == RULE_CROSS_LAYER
     assert reordered == in_order
+
+
+def test_a_pass_reads_the_newest_version_of_each_span(store: Store) -> None:
+    """The pass reads every version of the candidates' spans and keeps the newest (as FINAL does): after
+    a pass has written its decisions as new versions, a pass over the same keys finds them decided; when
+    the billed span gets a newer version without usage, the other layer is billed again."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    inner = busy_bucket(1, start)[0]
+    outer = inner._replace(
+        span_id="f" * 16, trace_id="e" * 32, scope_name="opentelemetry.instrumentation.openai",
+        timestamp=inner.timestamp - timedelta(milliseconds=20), duration_ms=540.0,
+    )  # fmt: skip
+    store.write([inner, outer], [])
+    keys = DecisionKeys()
+    for c in (inner, outer):
+        keys.add_call(c)
+    changes, _ = run_pass(Counting(store), keys)
+    assert [new.billing_rule for _, new in changes] == [RULE_CROSS_LAYER]
+    store.write([new for _, new in changes], [])
+    _, _, versions = store.query("SELECT count() FROM llm_calls")
+    assert versions[0][0] == 3  # both spans, one of them in two versions
+    assert run_pass(Counting(store), keys)[0] == []
+    # A newer version of the billed span without usage: the other layer is billed again.
+    (duplicate,) = [new for _, new in changes]
+    billed = inner if duplicate.span_id == outer.span_id else outer
+    store.write([billed._replace(price_status="not_billable", quote_status="not_billable", version=2)], [])
+    changes, _ = run_pass(Counting(store), keys)
+    assert [(old.span_id, new.price_status, new.billing_rule) for old, new in changes] == [
+        (duplicate.span_id, duplicate.quote_status, "")
+    ]
+
+
+def _chain(start: datetime, trace: str, span: int) -> tuple[list[CallRow], list[StepRow]]:
+    """A framework's model span with usage over a recorded step (no usage) over the client library's
+    span of the same call: only the step's parent link relates the two calls."""
+    top, inner = busy_bucket(2, start)
+    top = top._replace(
+        trace_id=trace, span_id=f"{span:016x}", scope_name="langchain", input_tokens=90, kind="model"
+    )
+    step = StepRow(
+        top.timestamp, trace, f"{span + 1:016x}", top.span_id, top.context_id, top.tenant_id, "wrapper",
+        "agent", "invoke_agent", "ok", 400.0, "", top.ingested_at, 1,
+    )  # fmt: skip
+    inner = inner._replace(
+        trace_id=trace, span_id=f"{span + 2:016x}", parent_span_id=step.span_id, timestamp=top.timestamp,
+        kind="model",
+    )  # fmt: skip
+    return [top, inner], [step]
+
+
+def test_step_links_are_read_only_for_traces_holding_two_candidates(store: Store) -> None:
+    """Links can relate only candidates of one trace: a batch of one call per trace reads none, and a
+    trace with two calls joined by a step is still decided through the step's link."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    links = render_query("decision_links.sql", store.database)
+    alone = [c._replace(input_tokens=100 + i) for i, c in enumerate(busy_bucket(3, start))]
+    store.write(alone, [])
+    keys = DecisionKeys()
+    for c in alone:
+        keys.add_call(c)
+    source = Counting(store)
+    assert run_pass(source, keys)[0] == []
+    assert source.statements and links not in source.statements
+
+    calls, steps = _chain(start + timedelta(minutes=5), "c" * 32, 1 << 40)
+    store.write(calls, steps)
+    keys = DecisionKeys()
+    for c in calls:
+        keys.add_call(c)
+    source = Counting(store)
+    changes, _ = run_pass(source, keys)
+    assert links in source.statements
+    assert [(old.span_id, new.billing_rule, new.billed_by) for old, new in changes] == [
+        (calls[0].span_id, RULE_DESCENDANT, calls[1].span_id)
+    ]

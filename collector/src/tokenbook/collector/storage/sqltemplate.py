@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 
 __all__ = ["SchemaTarget", "load_sql", "render", "render_query"]
@@ -100,8 +101,10 @@ def render(template: str, target: SchemaTarget) -> list[str]:
     return statements
 
 
+@lru_cache(maxsize=1024)
 def render_query(name: str, database: str) -> str:
-    """The single query in `storage/sql/<name>`, with `{{db}}` replaced by `database`."""
+    """The single query in `storage/sql/<name>`, with `{{db}}` replaced by `database` (kept: the files
+    are package data, and a refresh renders several per pass)."""
     statements = render(load_sql(name), SchemaTarget(database=database))
     if len(statements) != 1:
         raise ValueError(f"{name}: expected one statement, found {len(statements)}")
