@@ -195,3 +195,24 @@ def test_step_links_are_read_only_for_traces_holding_two_candidates(store: Store
     assert [(old.span_id, new.billing_rule, new.billed_by) for old, new in changes] == [
         (calls[0].span_id, RULE_DESCENDANT, calls[1].span_id)
     ]
+
+
+def test_a_pass_over_a_wrapper_step_whose_calls_are_not_stored_yet(store: Store) -> None:
+    """A wrapper step arriving before the calls under it: its trace is a key, the candidates query
+    finds nothing (an empty result, which may come without column names), and the refresh goes on."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    calls, steps = _chain(start, "d" * 32, 1 << 41)
+    store.write([], steps)
+    assert store.refresh_aggregates() == 1  # the step's context
+    _, _, rows = store.query(
+        "SELECT tool_calls, calls FROM v_context_costs WHERE context_id = {c:String}",
+        {"c": steps[0].context_id},
+    )
+    assert rows == [(0, 0)]
+    store.write(calls, [])
+    store.refresh_aggregates()
+    _, _, decided = store.query(
+        "SELECT span_id, billing_rule FROM llm_calls FINAL WHERE trace_id = {t:String} ORDER BY span_id",
+        {"t": "d" * 32},
+    )
+    assert decided == [(calls[0].span_id, RULE_DESCENDANT), (calls[1].span_id, "")]

@@ -283,6 +283,8 @@ def _newest(columns: Sequence[str], result: Sequence[Sequence[Any]]) -> list[Can
     keeps), newest first."""
     # The query's columns are the facts' fields, in order, then ``ingested_at`` (then a row is built
     # without keywords, a tenth of the cost); by name otherwise (a server that returns another order).
+    if not result:
+        return []  # (an empty result may come without its column names)
     fields = len(CandidateFacts._fields)
     in_order = tuple(columns[:fields]) == CandidateFacts._fields
     at = list(columns).index("ingested_at")
