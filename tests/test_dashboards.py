@@ -634,8 +634,8 @@ class Seeded:
         if sql not in self._answers:
             columns, _types, rows = self._store.query(sql, settings={"readonly": 2})
             self._answers[sql] = (tuple(columns), tuple(tuple(row) for row in rows))
-        columns, rows = self._answers[sql]
-        return list(columns), list(rows)
+        answer = self._answers[sql]
+        return list(answer[0]), list(answer[1])
 
 
 @pytest.fixture(scope="module")
