@@ -45,7 +45,7 @@ lint: $(STAMP)
 # wait on collectors and clocks, and time out when they share cores).
 test: $(STAMP) lint
 	$(BIN)/pytest -q -m "not e2e" -n auto --maxprocesses 4 --all-orders --hypothesis-profile=ci
-	$(BIN)/pytest -q -m e2e --hypothesis-profile=ci
+	$(BIN)/pytest -q -m e2e -n 0 --hypothesis-profile=ci
 
 # The inner loop: every test that starts no process, on every core (pytest-xdist), the Hypothesis
 # properties with a fifth of their examples (the default `fast` profile).
@@ -66,7 +66,8 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade $(foreach m,$(MEMBERS),-e ./$(m)) -e '.[dev]'
 	$(LATEST)/bin/python -m pip list --disable-pip-version-check --format=freeze > $(LATEST)/versions.txt
-	$(LATEST)/bin/pytest -q -p no:cacheprovider
+	$(LATEST)/bin/pytest -q -p no:cacheprovider -m "not e2e" -n auto --maxprocesses 4
+	$(LATEST)/bin/pytest -q -p no:cacheprovider -m e2e -n 0
 
 # The configuration reference, generated from the config classes (a test checks it is up to date).
 docs: $(STAMP)

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import _posixsubprocess
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+from _pytest.mark.expression import Expression
 
-from tests.stores import DatabasePool
+# Cache the compiled test and workspace modules (__pycache__/, ignored by git) even where the
+# environment says not to (PYTHONDONTWRITEBYTECODE, as `make` does): else every run and every
+# pytest-xdist worker rewrites and compiles them again (~2.5 s of CPU per process).
+sys.dont_write_bytecode = False
+
+from tests.stores import DatabasePool  # noqa: E402
 
 if TYPE_CHECKING:
     from tokenbook.collector.storage.store import Store
@@ -112,10 +120,43 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker more than there are cores. The in-process tests wait now and then (on
-    the engine's threads, a loopback server, a claim's deadline), and a third worker fills those
-    waits: on 2 cores, 3 workers finish the in-process tests in ~0.87 of the time 2 take, 4 in ~0.96."""
+    """``-n auto`` (the default, `addopts` in pyproject.toml): one worker more than there are cores
+    for a run of in-process tests (``-m "not e2e"``). The in-process tests wait now and then (on the
+    engine's threads, a loopback server, a claim's deadline), and a third worker fills those waits: on
+    2 cores, 3 workers finish the in-process tests in ~0.87 of the time 2 take, 4 in ~0.96.
+
+    No workers (one process, as ``-n 0``) when the run may hold e2e tests (they start collectors on
+    fixed ports and wait on clocks: one at a time) or names single tests (``file.py::test``), where
+    starting workers costs more than it saves."""
+    if not _excludes_e2e(config.getoption("markexpr", "") or ""):
+        return 0
+    if config.args and all("::" in arg for arg in config.args):
+        return 0
     return (os.cpu_count() or 1) + 1
+
+
+def _excludes_e2e(markexpr: str) -> bool:
+    """Whether ``-m markexpr`` leaves out every test marked `e2e` (whatever its other marks)."""
+    if not markexpr.strip():
+        return False
+    expression = Expression.compile(markexpr)
+    # an e2e test may carry any other mark: it is left out only if no combination of them selects it
+    others = {name for name in _mark_names(markexpr) if name != "e2e"}
+    for k in range(1 << len(others)):
+        marks = {"e2e"} | {name for i, name in enumerate(sorted(others)) if k >> i & 1}
+        if _selects(expression, frozenset(marks)):
+            return False
+    return True
+
+
+def _selects(expression: Expression, marks: frozenset[str]) -> bool:
+    """Whether `expression` selects a test carrying exactly `marks`."""
+    return expression.evaluate(lambda name, /, **kwargs: name in marks)
+
+
+def _mark_names(markexpr: str) -> set[str]:
+    """The identifiers of a mark expression (its words but the operators)."""
+    return set(re.findall(r"[\w.+:-]+", markexpr)) - {"and", "or", "not"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,6 +9,13 @@ rows appear in it after its truncation, so that the next test gets what a fresh 
 it. A test that leaves global objects in the engine (functions, users, roles, profiles, quotas,
 named collections) fails. Tests of the migrations themselves create real fresh databases instead.
 
+The pool migrates one database per process, its template, which it never lends: every database it
+lends is a copy of the template's schema, its tables and views created from the statements the
+engine keeps for them (`metadata/<database>/<table>.sql`) and its applied migrations copied, which
+costs a seventh of the migrations' DDL (a migration runs every migration's statements, many of them
+replacing views an earlier one created). `tests/test_stores.py` checks that a copy has the tables,
+views, columns and applied migrations of a freshly migrated database.
+
 Fixtures (`tests/conftest.py`): `database_pool` (the process's pool), `migrated_store` (a `Store`
 on a pooled database, closed and given back after the test), `migrated_database` (a pooled
 database's name, for a test that opens it itself), `engine_free` (closes the pool's connection, for
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,11 +61,23 @@ _GLOBALS = (
 )
 
 
+# The head of a table's or view's statement in the engine's metadata: ``ATTACH TABLE _ UUID '...'``.
+_ATTACH = re.compile(r"ATTACH (?P<kind>TABLE|VIEW|MATERIALIZED VIEW) _(?: UUID '[^']*')?(?P<rest>.*)")
+_DATABASE = "__tokenbook_pool_database__"  # stands for the copy's name in the template's statements
+
+
 class Fingerprint(NamedTuple):
     """What a test must leave as it found it for its database to be reused."""
 
     tables: tuple[tuple[str, str], ...]  # (file, statement): the engine's metadata of each table and view
     row_policies: int  # row policies on the database's tables
+
+
+class Schema(NamedTuple):
+    """The template's schema: what a copy of it is created from."""
+
+    database: str  # the template database (migrated, never lent)
+    statements: tuple[str, ...]  # CREATE statements for `_DATABASE`; once copied, in an order that runs
 
 
 class DatabasePool:
@@ -73,7 +93,8 @@ class DatabasePool:
         self._admin: Store | None = None
         self._globals: tuple[tuple[Any, ...] | None, ...] | None = None
         self._unsupported: set[str] = set()  # system tables this engine does not have or lets us read
-        self.created = 0  # databases migrated (for the pool's own tests)
+        self._schema: Schema | None = None  # the template's, once it is migrated
+        self.created = 0  # databases created (for the pool's own tests)
         self.dropped = 0  # databases dropped instead of reused
 
     # -- lending ---------------------------------------------------------------------------------
@@ -143,14 +164,73 @@ class DatabasePool:
         return self._admin
 
     def _create(self) -> str:
-        from tokenbook.collector.storage.store import Store
-
+        """A new database with the template's schema and applied migrations."""
+        schema = self._template()
         name = f"pool_{os.getpid()}_{next(self._names)}"
-        with Store.open(data_dir=self.data_dir, database=name) as store:
-            store.migrate()
+        admin = self._store()
+        admin.command(f"CREATE DATABASE `{name}`")
+        self._schema = schema._replace(statements=self._create_objects(name, schema.statements))
+        admin.command(
+            f"INSERT INTO `{name}`.`{_BOOKKEEPING}` SELECT * FROM `{schema.database}`.`{_BOOKKEEPING}`"
+        )
         self.created += 1
         self._fingerprints[name] = self._fingerprint(name)
         return name
+
+    def _template(self) -> Schema:
+        """The template's schema; migrated the first time."""
+        if self._schema is None:
+            from tokenbook.collector.storage.store import Store
+
+            database = f"pool_{os.getpid()}_template"
+            with Store.open(data_dir=self.data_dir, database=database) as store:
+                store.migrate()
+            self._schema = Schema(database, self._statements(database))
+        return self._schema
+
+    def _statements(self, database: str) -> tuple[str, ...]:
+        """CREATE statements of `database`'s tables (first) and views, for the database `_DATABASE`."""
+        tables: list[str] = []
+        views: list[str] = []
+        for path in sorted((self.data_dir / _METADATA / database).glob("*.sql")):
+            head, _, body = path.read_text(encoding="utf-8").partition("\n")
+            attach = _ATTACH.fullmatch(head)
+            if attach is None:
+                raise AssertionError(
+                    f"{path}: unexpected metadata {head!r}: has the engine's layout changed?"
+                )
+            statement = f"CREATE {attach['kind']} `{_DATABASE}`.`{path.stem}`{attach['rest']}\n{body}"
+            statement = statement.replace(f"`{database}`.", f"`{_DATABASE}`.")
+            statement = statement.replace(f"{database}.", f"`{_DATABASE}`.")
+            if database in statement:
+                raise AssertionError(f"{path}: {database} is named other than as a table's database")
+            (tables if attach["kind"] == "TABLE" else views).append(statement)
+        return (*tables, *views)
+
+    def _create_objects(self, name: str, statements: tuple[str, ...]) -> tuple[str, ...]:
+        """Run `statements` in `name`; returns them in the order they ran: one that fails (a view on a
+        view not created yet) is tried again after the others, so the first copy finds an order in
+        which each runs once."""
+        from tokenbook.collector.storage.store import StoreError
+
+        admin = self._store()
+        done: list[str] = []
+        pending = list(statements)
+        while pending:
+            failed: list[str] = []
+            error: StoreError | None = None
+            for statement in pending:
+                try:
+                    admin.command(statement.replace(_DATABASE, name))
+                except StoreError as exc:  # a view on a view not created yet: tried again
+                    failed.append(statement)
+                    error = exc
+                else:
+                    done.append(statement)
+            if len(failed) == len(pending):
+                raise AssertionError(f"cannot copy the template into {name}: {error}")
+            pending = failed
+        return tuple(done)
 
     def _drop(self, name: str) -> None:
         self._store().command(f"DROP DATABASE IF EXISTS `{name}`")

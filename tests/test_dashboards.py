@@ -618,15 +618,35 @@ def _spend(rows: list[CallRow]) -> Decimal:
     return sum((r.total_cost for r in rows if r.total_cost is not None), Decimal(0))
 
 
+class Seeded:
+    """The seeded store as the dashboards read it: `readonly=2`, and each distinct statement run once
+    per test process (the tests only read, so every test sending the same SQL gets the same answer:
+    the panels' queries run once, not once per test that looks at them)."""
+
+    def __init__(self, store: Store) -> None:
+        """`store`: seeded, and never written again."""
+        self.database = store.database
+        self._store = store
+        self._answers: dict[str, tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]] = {}
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The columns and rows `sql` returns, as a read-only Grafana user."""
+        if sql not in self._answers:
+            columns, _types, rows = self._store.query(sql, settings={"readonly": 2})
+            self._answers[sql] = (tuple(columns), tuple(tuple(row) for row in rows))
+        answer = self._answers[sql]
+        return list(answer[0]), list(answer[1])
+
+
 @pytest.fixture(scope="module")
-def store(database_pool: DatabasePool) -> Iterator[Store]:
+def store(database_pool: DatabasePool) -> Iterator[Seeded]:
     with database_pool.store() as s:
         s.write(_seed_calls(), _seed_steps())
         s.refresh_aggregates()
         s.write(_redelivered(_seed_calls()), _seed_steps())
         s.refresh_aggregates()
         seed_budget_events(s, NOW)  # budgets.json reads budget_events
-        yield s
+        yield Seeded(s)
 
 
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -667,13 +687,13 @@ def _selection(board: dict[str, Any], scenario: str, database: str) -> dict[str,
     return out
 
 
-def run(store: Store, sql: str, board: dict[str, Any], scenario: str = "all") -> list[dict[str, Any]]:
+def run(store: Seeded, sql: str, board: dict[str, Any], scenario: str = "all") -> list[dict[str, Any]]:
     expanded = grafana_sql(sql, board, _selection(board, scenario, store.database), RANGE)
-    columns, _types, rows = store.query(expanded, settings={"readonly": 2})
+    columns, rows = store.query(expanded)
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def run_panel(store: Store, uid: str, title: str, scenario: str = "all") -> list[dict[str, Any]]:
+def run_panel(store: Seeded, uid: str, title: str, scenario: str = "all") -> list[dict[str, Any]]:
     (target,) = _panel(uid, title)["targets"]
     return run(store, target["rawSql"], _board(uid), scenario)
 
@@ -688,7 +708,7 @@ ALL_QUERIES = [
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 @pytest.mark.parametrize(("name", "sql", "panel"), ALL_QUERIES)
 def test_every_query_runs_on_the_embedded_engine(
-    store: Store, name: str, sql: str, panel: dict[str, Any] | None, scenario: str
+    store: Seeded, name: str, sql: str, panel: dict[str, Any] | None, scenario: str
 ) -> None:
     rows = run(store, sql, BOARDS[name], scenario)
     if panel is not None and panel["type"] == "timeseries" and rows:
@@ -698,7 +718,7 @@ def test_every_query_runs_on_the_embedded_engine(
         assert times == sorted(times) and all(isinstance(t, datetime) for t in times)
 
 
-def test_panels_return_rows_with_everything_selected(store: Store) -> None:
+def test_panels_return_rows_with_everything_selected(store: Seeded) -> None:
     """Seeded data reaches every panel (the selected context and tenant have calls)."""
     for name in BOARD_NAMES:
         board = BOARDS[name]
@@ -1011,10 +1031,10 @@ EXPECTED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
 @pytest.mark.parametrize(
     ("uid", "title"), sorted(EXPECTED_COLUMNS), ids=[f"{u}:{t}" for u, t in sorted(EXPECTED_COLUMNS)]
 )
-def test_panel_returns_the_expected_columns(store: Store, uid: str, title: str) -> None:
+def test_panel_returns_the_expected_columns(store: Seeded, uid: str, title: str) -> None:
     (target,) = _panel(uid, title)["targets"]
     sql = grafana_sql(target["rawSql"], _board(uid), _selection(_board(uid), "all", store.database), RANGE)
-    columns, _types, _rows = store.query(sql, settings={"readonly": 2})
+    columns, _rows = store.query(sql)
     assert tuple(columns) == EXPECTED_COLUMNS[(uid, title)]
 
 
@@ -1038,7 +1058,7 @@ def test_links_and_overrides_name_returned_columns() -> None:
 OVERVIEW = "tokenbook-spend-overview"
 
 
-def test_variables_list_the_seeded_values(store: Store) -> None:
+def test_variables_list_the_seeded_values(store: Seeded) -> None:
     board = _board(OVERVIEW)
     by_name = {v["name"]: v for v in board["templating"]["list"]}
     in_range = [r for r in _ledger() if _in_range(r)]
@@ -1053,7 +1073,7 @@ def test_variables_list_the_seeded_values(store: Store) -> None:
     assert {r["context_id"] for r in contexts} == {r.context_id for r in in_range}
 
 
-def test_spend_total_and_by_tenant_equal_the_decimal_sum_of_the_ledger(store: Store) -> None:
+def test_spend_total_and_by_tenant_equal_the_decimal_sum_of_the_ledger(store: Seeded) -> None:
     in_range = [r for r in _ledger() if _in_range(r)]
     (total,) = run_panel(store, OVERVIEW, "Spend (${currency})")
     assert total == {"spend": _spend(in_range)}
@@ -1066,7 +1086,7 @@ def test_spend_total_and_by_tenant_equal_the_decimal_sum_of_the_ledger(store: St
     assert sum((r["spend"] for r in series if r["spend"] is not None), Decimal(0)) == total["spend"]
 
 
-def test_team_variable_and_spend_by_team(store: Store) -> None:
+def test_team_variable_and_spend_by_team(store: Seeded) -> None:
     board = _board(OVERVIEW)
     by_name = {v["name"]: v for v in board["templating"]["list"]}
     in_range = [r for r in _ledger() if _in_range(r)]
@@ -1082,10 +1102,10 @@ def test_team_variable_and_spend_by_team(store: Store) -> None:
         {**_selection(board, "all", store.database), "team": ["no-such-team"]},
         RANGE,
     )
-    assert store.query(nobody, settings={"readonly": 2})[2] in ([], [(None,)])
+    assert store.query(nobody)[1] in ([], [(None,)])
 
 
-def test_filters_narrow_to_the_picked_tenants_projects_and_models(store: Store) -> None:
+def test_filters_narrow_to_the_picked_tenants_projects_and_models(store: Seeded) -> None:
     picked = [
         r
         for r in _ledger()
@@ -1104,7 +1124,7 @@ def test_filters_narrow_to_the_picked_tenants_projects_and_models(store: Store) 
     }
 
 
-def test_by_model_and_unpriced_counts(store: Store) -> None:
+def test_by_model_and_unpriced_counts(store: Seeded) -> None:
     in_range = [r for r in _ledger() if _in_range(r)]
     rows = {r["model"]: r for r in run_panel(store, OVERVIEW, "By model")}
     assert set(rows) == {r.model for r in in_range}
@@ -1117,7 +1137,7 @@ def test_by_model_and_unpriced_counts(store: Store) -> None:
     assert unpriced == {"unpriced_calls": 1}
 
 
-def test_month_to_date_and_forecast(store: Store) -> None:
+def test_month_to_date_and_forecast(store: Seeded) -> None:
     this_month = [r for r in _ledger() if r.timestamp >= MONTH_START]  # the month in UTC, as the panel
     month = "This month (${currency}): to date, daily run rate, month-end forecast"
     (row,) = run_panel(store, OVERVIEW, month)
@@ -1138,7 +1158,7 @@ def test_month_to_date_and_forecast(store: Store) -> None:
     )
 
 
-def test_tenant_drilldown(store: Store) -> None:
+def test_tenant_drilldown(store: Seeded) -> None:
     acme = [r for r in _ledger() if _in_range(r) and r.tenant_id == "acme"]
     uid = "tokenbook-tenant"
     (spend,) = run_panel(store, uid, "Spend (${currency})")
@@ -1152,7 +1172,7 @@ def test_tenant_drilldown(store: Store) -> None:
     assert top[0]["total_cost"] == _spend([r for r in acme if r.context_id == "ticket-1"])
 
 
-def test_context_explorer_lists_contexts_then_the_selected_contexts_calls(store: Store) -> None:
+def test_context_explorer_lists_contexts_then_the_selected_contexts_calls(store: Seeded) -> None:
     uid = "tokenbook-contexts"
     ledger = [r for r in _ledger() if _in_range(r)]
     contexts = {r["context_id"]: r for r in run_panel(store, uid, "Contexts")}
@@ -1174,7 +1194,7 @@ def test_context_explorer_lists_contexts_then_the_selected_contexts_calls(store:
     assert growth[-1]["cumulative_cost"] == _spend(repriced)
 
 
-def test_cache_savings_against_the_input_rate(store: Store) -> None:
+def test_cache_savings_against_the_input_rate(store: Seeded) -> None:
     by_model = run_panel(store, "tokenbook-efficiency", "Cache savings by model (${currency})")
     rows = {r["model"]: r for r in by_model}
     assert "mystery-model" not in rows  # unpriced: no rate to compare against
@@ -1192,7 +1212,7 @@ def test_cache_savings_against_the_input_rate(store: Store) -> None:
     assert total["net_cache_savings"] == total["cache_read_savings"] + total["cache_write_savings"]
 
 
-def test_pricing_health(store: Store) -> None:
+def test_pricing_health(store: Seeded) -> None:
     uid = "tokenbook-pricing"
     ledger = [r for r in _ledger() if _in_range(r)]
     (unpriced,) = run_panel(store, uid, "Unpriced models")
@@ -1214,7 +1234,7 @@ def test_pricing_health(store: Store) -> None:
 ANATOMY = "tokenbook-prompt-anatomy"
 
 
-def test_prompt_anatomy_composition_and_saturation(store: Store) -> None:
+def test_prompt_anatomy_composition_and_saturation(store: Seeded) -> None:
     """Parts sum to the measured calls' input; saturation counts follow the threshold variable."""
     rows = [r for r in _ledger() if _in_range(r)]
     measured = [r for r in rows if r.prompt_system_tokens is not None]
@@ -1241,7 +1261,7 @@ def test_prompt_anatomy_composition_and_saturation(store: Store) -> None:
         assert [r["context_saturation"] for r in listed] == sorted(saturated, reverse=True)
 
 
-def test_prompt_anatomy_loops_latency_and_policy(store: Store) -> None:
+def test_prompt_anatomy_loops_latency_and_policy(store: Seeded) -> None:
     (loop,) = run_panel(store, ANATOMY, "Tool loops (${currency})")
     s2, s3 = (r for r in _ledger() if r.context_id == "ticket-1" and r.span_id in ("s2", "s3"))
     # ticket-1: s1, s2, the tool step t1, s3: one loop of two model calls (s2 -> s3)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +39,41 @@ def test_a_database_given_back_is_empty_and_still_migrated(database_pool: Databa
         assert counts.pop("schema_migrations") == len(load_migrations())
         assert set(counts.values()) == {0}
         assert store.query("SELECT count() FROM v_context_costs")[2][0][0] == 0
+
+
+def _schema(store: Store) -> dict[str, Any]:
+    """What a migration makes of a database: its tables and views (their statements, the database's
+    name left out), their columns, and the applied migrations."""
+    db = {"db": store.database}
+    tables = store.query(
+        "SELECT name, engine, replaceAll(create_table_query, {db:String}, 'DB'), sorting_key,"
+        " partition_key, primary_key FROM system.tables WHERE database = {db:String} ORDER BY name",
+        db,
+    )[2]
+    columns = store.query(
+        "SELECT table, name, type, position, default_kind, default_expression, compression_codec,"
+        " is_in_sorting_key, is_in_partition_key FROM system.columns WHERE database = {db:String}"
+        " ORDER BY table, position",
+        db,
+    )[2]
+    applied = store.query("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version")[2]
+    return {"tables": tables, "columns": columns, "applied": applied}
+
+
+def test_a_database_of_the_pool_has_the_schema_a_migration_gives(
+    chdb_dir: Path, database_pool: DatabasePool
+) -> None:
+    """The pool lends copies of its template's schema: the same as migrating a fresh database."""
+    with Store.open(data_dir=chdb_dir, database=f"fresh_{os.getpid()}") as fresh:
+        try:
+            assert fresh.migrate()
+            migrated = _schema(fresh)
+        finally:
+            fresh.command(f"DROP DATABASE IF EXISTS `{fresh.database}`")
+    assert len(migrated["tables"]) > 30 and len(migrated["applied"]) == len(load_migrations())
+    with database_pool.store() as copy:
+        assert _schema(copy) == migrated
+        assert copy.migrate() == []
 
 
 def test_a_database_whose_schema_changed_is_dropped_not_reused(database_pool: DatabasePool) -> None:

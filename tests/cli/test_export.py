@@ -24,16 +24,26 @@ from tokenbook.genai.pricing.catalog import PriceCatalog
 SINCE, UNTIL = date(2026, 1, 1), date(2026, 3, 1)
 
 
+def _seed(s: Store) -> Store:
+    """240 calls of 3 tenants from 22:00 on 31 January (two days, two months), priced by the catalog."""
+    s.write(make_calls(240, base=datetime(2026, 1, 31, 22, tzinfo=UTC)), [])
+    s.decide()
+    reprice(s, PriceCatalog(), since=datetime(2026, 1, 1, tzinfo=UTC), until=datetime(2026, 3, 1, tzinfo=UTC))
+    return s
+
+
 @pytest.fixture
 def store(database_pool):
-    """240 calls of 3 tenants from 22:00 on 31 January (two days, two months), priced by the catalog."""
+    """The seeded store (`_seed`), for a test that writes into it."""
     with database_pool.store() as s:
-        s.write(make_calls(240, base=datetime(2026, 1, 31, 22, tzinfo=UTC)), [])
-        s.decide()
-        reprice(
-            s, PriceCatalog(), since=datetime(2026, 1, 1, tzinfo=UTC), until=datetime(2026, 3, 1, tzinfo=UTC)
-        )
-        yield s
+        yield _seed(s)
+
+
+@pytest.fixture(scope="module")
+def seeded(database_pool):
+    """The seeded store (`_seed`), shared by the tests that only read it (exports not recorded)."""
+    with database_pool.store() as s:
+        yield _seed(s)
 
 
 def _export(store: Store, **kw):
@@ -50,13 +60,13 @@ def _priced_total(store: Store, tenant: str = "") -> Decimal:
     return total
 
 
-def test_csv_conforms_and_adds_up(store, tmp_path):
-    rows, unpriced = _export(store)
+def test_csv_conforms_and_adds_up(seeded, tmp_path):
+    rows, unpriced = _export(seeded)
     path = tmp_path / "focus.csv"
     write_rows(rows, "csv", path)
     assert validate_csv(path) == []
-    assert sum(r["BilledCost"] for r in rows) == _priced_total(store)
-    assert sum(r["ListCost"] for r in rows) == _priced_total(store)
+    assert sum(r["BilledCost"] for r in rows) == _priced_total(seeded)
+    assert sum(r["ListCost"] for r in rows) == _priced_total(seeded)
     assert unpriced > 0  # mystery-model calls: left out, counted
     assert {r["x_TokenType"] for r in rows} == {"input", "output", "cache_read"}
     assert {r["SubAccountId"] for r in rows} == {"acme", "globex", "initech"}
@@ -69,21 +79,21 @@ def test_csv_conforms_and_adds_up(store, tmp_path):
         assert r["BillingPeriodStart"] <= r["ChargePeriodStart"] < r["BillingPeriodEnd"]
 
 
-def test_jsonl_and_parquet_are_exact(store, tmp_path):
+def test_jsonl_and_parquet_are_exact(seeded, tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
-    rows, _ = _export(store, tenant="acme")
+    rows, _ = _export(seeded, tenant="acme")
     assert {r["SubAccountId"] for r in rows} == {"acme"}
     out = io.StringIO()
     write_rows(rows, "jsonl", out)
     parsed = [json.loads(line) for line in out.getvalue().splitlines()]
     assert validate(list(FOCUS_COLUMNS), parsed) == []
-    assert sum(Decimal(r["BilledCost"]) for r in parsed) == _priced_total(store, "acme")
+    assert sum(Decimal(r["BilledCost"]) for r in parsed) == _priced_total(seeded, "acme")
     write_rows(rows, "parquet", tmp_path / "focus.parquet")
     table = pq.read_table(tmp_path / "focus.parquet")
     assert str(table.schema.field("BilledCost").type) == "decimal128(38, 12)"
     records = [{k: as_text(v) for k, v in r.items()} for r in table.to_pylist()]
     assert validate(table.column_names, records) == []
-    assert sum(table.column("BilledCost").to_pylist()) == _priced_total(store, "acme")
+    assert sum(table.column("BilledCost").to_pylist()) == _priced_total(seeded, "acme")
 
 
 def test_view_is_billed_calls_only(store):
@@ -119,8 +129,8 @@ def test_cli_rejects_parquet_to_stdout(capsys):
     assert "needs --output" in capsys.readouterr().err
 
 
-def test_validator_catches_a_bad_row(store, tmp_path):
-    rows, _ = _export(store)
+def test_validator_catches_a_bad_row(seeded, tmp_path):
+    rows, _ = _export(seeded)
     bad = [dict(rows[0], ChargeCategory="Spend", BilledCost=None, Tags="[1]")]
     text = [{k: as_text(v) for k, v in r.items()} for r in bad]
     failures = validate(list(FOCUS_COLUMNS), text)

@@ -136,8 +136,17 @@ def _books(tmp_path: Path, markup: str) -> PriceBooks:
 
 @pytest.fixture
 def store(database_pool: DatabasePool, tmp_path: Path) -> Iterator[Store]:
+    """The traffic ingested with a 20 % markup book, for a test that writes into the store."""
     with database_pool.store() as s:
         _ingest(s, _books(tmp_path, "20"))
+        yield s
+
+
+@pytest.fixture(scope="module")
+def seeded(database_pool: DatabasePool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The same store, shared by the tests that only read it."""
+    with database_pool.store() as s:
+        _ingest(s, _books(tmp_path_factory.mktemp("books"), "20"))
         yield s
 
 
@@ -155,8 +164,8 @@ def _validate(lines: list[FocusLine]) -> list[str]:
     return validate(list(FOCUS_COLUMNS), rows)
 
 
-def test_each_call_records_its_tier_cache_split_and_bill(store: Store) -> None:
-    calls = _calls(store)
+def test_each_call_records_its_tier_cache_split_and_bill(seeded: Store) -> None:
+    calls = _calls(seeded)
     claude = [c for c in calls if c["model"] == "claude-sonnet-4-5"]
     assert {(c["cache_write_tokens"], c["cache_write_1h_tokens"], c["service_tier"]) for c in claude} == {
         (2048, 1536, "standard")
@@ -187,22 +196,24 @@ def test_each_call_records_its_tier_cache_split_and_bill(store: Store) -> None:
                     assert c[f"billed_{part}_cost"] == (listed * Decimal("1.2")).quantize(Decimal("1e-12"))
 
 
-def test_a_tier_without_a_price_is_unpriced_and_listed(store: Store) -> None:
-    unpriced = _calls(store, "price_status = 'unpriced'")
+def test_a_tier_without_a_price_is_unpriced_and_listed(seeded: Store) -> None:
+    unpriced = _calls(seeded, "price_status = 'unpriced'")
     assert len(unpriced) == 2 and {(c["model"], c["service_tier"]) for c in unpriced} == {("gpt-4o", "flex")}
     assert all(c["total_cost"] is None and c["billed_cost"] is None for c in unpriced)
     assert all("no flex tier price for openai/gpt-4o" in c["price_source"] for c in unpriced)
-    _, _, listed = store.query(
-        render_query("unpriced_models.sql", store.database), {"model": "", "provider": ""}
+    _, _, listed = seeded.query(
+        render_query("unpriced_models.sql", seeded.database), {"model": "", "provider": ""}
     )
     assert [(r[1], r[2], r[3]) for r in listed] == [("gpt-4o", "flex", 2)]
-    assert unpriced_calls(store.query, store.database, since=date(2026, 11, 1), until=date(2026, 12, 1)) == 2
+    assert (
+        unpriced_calls(seeded.query, seeded.database, since=date(2026, 11, 1), until=date(2026, 12, 1)) == 2
+    )
 
 
-def test_focus_bills_from_the_ledger_and_conforms(store: Store) -> None:
-    lines = _lines(store)
+def test_focus_bills_from_the_ledger_and_conforms(seeded: Store) -> None:
+    lines = _lines(seeded)
     assert _validate(lines) == []
-    priced = _calls(store, "price_status = 'priced'")
+    priced = _calls(seeded, "price_status = 'priced'")
     for tenant in ("acme", "globex"):
         mine = [c for c in priced if c["tenant_id"] == tenant]
         assert sum(ln.billed_cost for ln in lines if ln.tenant == tenant) == sum(
@@ -268,12 +279,12 @@ def test_reprice_reapplies_a_changed_book_and_the_next_export_corrects(store: St
     assert combined == {ln.key: [ln.billed_cost, ln.list_cost] for ln in now}
 
 
-def test_a_converted_export_is_exact_per_day(store: Store, tmp_path: Path) -> None:
+def test_a_converted_export_is_exact_per_day(seeded: Store, tmp_path: Path) -> None:
     path = tmp_path / "rates.yaml"
     path.write_text(RATES)
     rates = ExchangeRates.load(path)
-    usd = _lines(store)
-    eur = _lines(store, conversion=Conversion("EUR", rates))
+    usd = _lines(seeded)
+    eur = _lines(seeded, conversion=Conversion("EUR", rates))
     assert len(eur) == len(usd) and _validate(eur) == []
     for a, b in zip(usd, eur, strict=True):
         rate = Decimal("0.8617") if a.day == date(2026, 11, 2) else Decimal("0.8622")
@@ -290,16 +301,16 @@ def test_a_converted_export_is_exact_per_day(store: Store, tmp_path: Path) -> No
         assert record["x_ExchangeRate"] == rate
     path.write_text('source: s\nrates:\n  2026-11-02: {EUR: "0.86"}\n')
     with pytest.raises(MissingRate, match="no USD->EUR exchange rate for 2026-11-03"):
-        _lines(store, conversion=Conversion("EUR", ExchangeRates.load(path)))
+        _lines(seeded, conversion=Conversion("EUR", ExchangeRates.load(path)))
 
 
-def test_rollups_and_daily_views_carry_the_billed_cost(store: Store) -> None:
-    db = store.database
-    _, _, by_tenant = store.query(
+def test_rollups_and_daily_views_carry_the_billed_cost(seeded: Store) -> None:
+    db = seeded.database
+    _, _, by_tenant = seeded.query(
         f"SELECT tenant_id, sum(billed_cost), sum(total_cost) FROM {db}.v_tenant_daily GROUP BY tenant_id "
         "ORDER BY tenant_id"
     )
-    _, _, ledger = store.query(
+    _, _, ledger = seeded.query(
         f"SELECT tenant_id, sum(billed_cost), sum(total_cost) FROM {db}.v_calls GROUP BY tenant_id "
         "ORDER BY tenant_id"
     )
@@ -312,7 +323,7 @@ def test_rollups_and_daily_views_carry_the_billed_cost(store: Store) -> None:
         "tenant": "",
         "by": "tenant",
     }
-    _, _, rollup = store.query(
+    _, _, rollup = seeded.query(
         render_query("report_rollup.sql", db), {**params, **whole, "source": "tenant", "by_day": 0}
     )
     assert sorted((r[0], r[-1], r[-2]) for r in rollup) == [tuple(r) for r in ledger]
