@@ -40,6 +40,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +52,7 @@ from memsample import TreeMemory, tree_sample
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT = HERE / "results" / "collector_throughput.json"
+TIMELINE = bool(os.environ.get("BENCH_TIMELINE"))  # also every memory sample in the result
 MODELS = (
     ("openai", "gpt-4o"),
     ("openai", "gpt-4o-mini"),
@@ -190,6 +192,30 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+class _EngineMemory:
+    """The engine's ``MemoryTracking`` (what it has allocated), read over the admin API every 0.5 s."""
+
+    def __init__(self, admin: str) -> None:
+        self.admin = admin
+        self.series: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        sql = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
+        while not self._stop.wait(0.5):
+            with contextlib.suppress(Exception):
+                self.series.append((time.monotonic(), round(_admin_scalar(self.admin, sql) / 2**20, 1)))
+
+    def __enter__(self) -> _EngineMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _children(pid: int) -> list[int]:
     """The collector's child processes (its decoder and row-building processes)."""
     found: list[int] = []
@@ -221,7 +247,8 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         log = open(Path(tmp) / "collector.log", "wb")  # noqa: SIM115 - closed below
         collector = subprocess.Popen(
             [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(Path(tmp) / "data"),
-             "--grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}", "--admin", admin],
+             "--grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}", "--admin", admin,
+             *(["--config", os.environ["BENCH_COLLECTOR_CONFIG"]] if os.environ.get("BENCH_COLLECTOR_CONFIG") else [])],
             cwd=REPO, stdout=log, stderr=log,
         )  # fmt: skip
         try:
@@ -249,14 +276,17 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
                 ready.acquire()
             idle = tree_sample(collector.pid)
             memory = TreeMemory(collector.pid).__enter__()
+            engine = _EngineMemory(admin).__enter__() if TIMELINE else None
             decoders = _children(collector.pid)
             before = {pid: _cpu_seconds(pid) for pid in [collector.pid, *decoders]}
             expected_rows = (runs // senders) * senders * ROWS_PER_RUN
             sent = (runs // senders) * senders * SPANS_PER_RUN
             started = time.perf_counter()
+            marks = {"start": time.monotonic()}
             go.set()
             reports = [out.get() for _ in procs]
             acked_at = time.perf_counter()
+            marks["acked"] = time.monotonic()
             for p in procs:
                 p.join()
             rows = 0
@@ -267,6 +297,7 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
                 if rows < expected_rows:
                     time.sleep(0.05)
             visible_at = time.perf_counter()
+            marks["visible"] = time.monotonic()
             peak_rss = _peak_rss_mib(collector.pid)
             decoder_rss = sum(_peak_rss_mib(c) for c in decoders)
             used = {pid: _cpu_seconds(pid) - b for pid, b in before.items()}
@@ -279,7 +310,11 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             while _admin_scalar(admin, aggregated) < contexts:
                 time.sleep(0.1)
             aggregates_at = time.perf_counter()
+            marks["context_costs"] = time.monotonic()
+            peak_rss_end = _peak_rss_mib(collector.pid)
             memory.__exit__()
+            if engine is not None:
+                engine.__exit__()
             roles = [_role(c) for c in _children(collector.pid)]
             billed = _admin_scalar(admin, "SELECT count() FROM v_calls WHERE price_status = 'priced'")
         finally:
@@ -299,12 +334,31 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         "spans_per_s": round(sent / elapsed),
         "ack_spans_per_s": round(sent / (acked_at - started)),
         "collector_peak_rss_mib": round(peak_rss, 1),
+        # ... and when every context's row is in context_costs (the refresh catch-up included)
+        "collector_peak_rss_mib_at_context_costs": round(peak_rss_end, 1),
         "decoder_processes": len(decoders),
         "decoders_peak_rss_mib": round(decoder_rss, 1),
         # the whole tree (collector, decoder and build workers), sampled: memsample.py
         "idle_tree_rss_mib": idle.rss_mib,
         "idle_tree_pss_mib": idle.pss_mib,
         **memory.figures(),
+        # the collector's own peak RSS (sampled) in each phase: the burst until every row is visible,
+        # then the aggregate refresh's catch-up until context_costs is complete
+        "collector_sampled_peak_rss_mib_by_phase": {
+            "until_visible": max((c for t, _, c in memory.series if t <= marks["visible"]), default=0.0),
+            "refresh_catch_up": max((c for t, _, c in memory.series if t > marks["visible"]), default=0.0),
+        },
+        "timeline": [
+            (round(t - marks["start"], 2), tree, own, anon)
+            for (t, tree, own), anon in zip(memory.series, memory.anon, strict=True)
+            if t >= marks["start"]
+        ]
+        if TIMELINE
+        else None,
+        "engine_memory_tracking_mib": None
+        if engine is None
+        else [(round(t - marks["start"], 2), mib) for t, mib in engine.series if t >= marks["start"]],
+        "marks_s": {k: round(v - marks["start"], 2) for k, v in marks.items()},
         "child_processes": {role: roles.count(role) for role in ("decoder", "build")},
         "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),  # its child processes included
         "cpu_us_per_span_by_process": {k: round(1e6 * v / sent, 1) for k, v in by_role.items()},

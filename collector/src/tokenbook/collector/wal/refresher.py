@@ -42,6 +42,9 @@ class Refreshable(Protocol):
     def refresh_aggregates(self, *, hourly: bool = True) -> Any:
         """Recompute the aggregates of the keys written since the last refresh."""
 
+    def refresh_pending(self) -> bool:
+        """Whether keys are left for a later refresh (contexts or decisions; hours aside)."""
+
 
 class AggregateRefresher:
     """Refreshes `store`'s aggregates on its own thread after `written` (see module docstring)."""
@@ -142,6 +145,8 @@ class AggregateRefresher:
             self._last = started
             if hourly:
                 self._last_hourly = started
-            self._dirty = self._dirty or self._dirty_hours  # hours still pending: refresh again later
+            # Hours still pending, or keys a refresh of bounded slices left (written during it):
+            # refresh again later.
+            self._dirty = self._dirty or self._dirty_hours or self.store.refresh_pending()
             self.refreshes += 1
         return True
