@@ -53,6 +53,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT = HERE / "results" / "collector_throughput.json"
 TIMELINE = bool(os.environ.get("BENCH_TIMELINE"))  # also every memory sample in the result
+#: How the collector is started (BENCH_COLLECTOR_SCRIPT: a script of its own instead, e.g. one that
+#: samples its memory from inside), and a config file for it (BENCH_COLLECTOR_CONFIG).
+COLLECTOR_COMMAND = os.environ.get("BENCH_COLLECTOR_SCRIPT", "-m tokenbook collector").split()
+COLLECTOR_OPTIONS = (
+    ["--config", os.environ["BENCH_COLLECTOR_CONFIG"]] if os.environ.get("BENCH_COLLECTOR_CONFIG") else []
+)
 MODELS = (
     ("openai", "gpt-4o"),
     ("openai", "gpt-4o-mini"),
@@ -246,9 +252,9 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         admin = f"127.0.0.1:{admin_port}"
         log = open(Path(tmp) / "collector.log", "wb")  # noqa: SIM115 - closed below
         collector = subprocess.Popen(
-            [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(Path(tmp) / "data"),
+            [sys.executable, *COLLECTOR_COMMAND, "--data-dir", str(Path(tmp) / "data"),
              "--grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}", "--admin", admin,
-             *(["--config", os.environ["BENCH_COLLECTOR_CONFIG"]] if os.environ.get("BENCH_COLLECTOR_CONFIG") else [])],
+             *COLLECTOR_OPTIONS],
             cwd=REPO, stdout=log, stderr=log,
         )  # fmt: skip
         try:

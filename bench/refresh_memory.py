@@ -92,37 +92,39 @@ def run(spans: int, max_keys: int | None, trace: bool, max_rows: int = 20_000) -
     bodies = [encode_spans(built[i : i + 512]).SerializeToString() for i in range(0, len(built), 512)]
     del built
     refresh = RefreshConfig() if max_keys is None else RefreshConfig(max_keys=max_keys)
-    with tempfile.TemporaryDirectory(prefix="tokenbook-refresh-memory-") as tmp:
-        with Store.open(data_dir=Path(tmp) / "db", refresh=refresh) as store:
-            store.migrate()
-            calls: list[Any] = []
-            steps: list[Any] = []
-            for body in bodies:
-                rows = builder.build(decode_protobuf(body, keys).records)
-                calls += rows.calls
-                steps += rows.steps
-                if len(calls) + len(steps) >= max_rows:
-                    store.write(calls, steps)
-                    calls, steps = [], []
-            if calls or steps:
+    with (
+        tempfile.TemporaryDirectory(prefix="tokenbook-refresh-memory-") as tmp,
+        Store.open(data_dir=Path(tmp) / "db", refresh=refresh) as store,
+    ):
+        store.migrate()
+        calls: list[Any] = []
+        steps: list[Any] = []
+        for body in bodies:
+            rows = builder.build(decode_protobuf(body, keys).records)
+            calls += rows.calls
+            steps += rows.steps
+            if len(calls) + len(steps) >= max_rows:
                 store.write(calls, steps)
-            del bodies, calls, steps
-            gc.collect()
-            before = _rss_mib()
-            if trace:
-                tracemalloc.start()
-            started = time.perf_counter()
-            with _Sampler(store) as sampler:
-                recomputed = store.refresh_aggregates()
-            seconds = time.perf_counter() - started
-            heap_peak = tracemalloc.get_traced_memory()[1] / 1024 / 1024 if trace else None
-            if trace:
-                tracemalloc.stop()
-            after = _rss_mib()
-            totals = store.query(
-                "SELECT count(), sum(calls), toString(sum(total_cost)) FROM context_costs FINAL"
-            )[2][0]
-            hourly = store.query("SELECT sum(calls), toString(sum(total_cost)) FROM cost_hourly FINAL")[2][0]
+                calls, steps = [], []
+        if calls or steps:
+            store.write(calls, steps)
+        del bodies, calls, steps
+        gc.collect()
+        before = _rss_mib()
+        if trace:
+            tracemalloc.start()
+        started = time.perf_counter()
+        with _Sampler(store) as sampler:
+            recomputed = store.refresh_aggregates()
+        seconds = time.perf_counter() - started
+        heap_peak = tracemalloc.get_traced_memory()[1] / 1024 / 1024 if trace else None
+        if trace:
+            tracemalloc.stop()
+        after = _rss_mib()
+        totals = store.query(
+            "SELECT count(), sum(calls), toString(sum(total_cost)) FROM context_costs FINAL"
+        )[2][0]
+        hourly = store.query("SELECT sum(calls), toString(sum(total_cost)) FROM cost_hourly FINAL")[2][0]
     return {
         "spans": spans,
         "max_keys": refresh.max_keys,

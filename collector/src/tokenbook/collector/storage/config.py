@@ -187,6 +187,13 @@ class RefreshConfig:
         "the rows and keys it holds at once are bounded by it, not by the burst; larger slices cost "
         "less CPU per key and more memory.",
     )
+    release_memory: bool = setting(
+        True,
+        parse=boolean,
+        doc="After each refresh, hand back to the kernel the memory freed since: the process heap's "
+        "free pages (`malloc_trim`) and, with the embedded store, the engine allocator's "
+        "(`SYSTEM JEMALLOC PURGE`), instead of keeping them for the next burst.",
+    )
 
 
 @dataclass(frozen=True, slots=True)

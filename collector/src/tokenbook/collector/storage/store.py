@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 from tokenbook.collector.storage.config import EngineConfig, RefreshConfig
 from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
 from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, run_pass
+from tokenbook.collector.storage.engine import trim_heap
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
@@ -210,6 +211,7 @@ class Store:
         self._refresh_chunk = _REFRESH_CHUNK_EMBEDDED if embedded else _REFRESH_CHUNK_SERVER
         #: Keys of each kind per refresh slice (`storage.refresh.max_keys`; `storage.slicing`).
         self.refresh_keys = refresh.max_keys
+        self.release_memory = refresh.release_memory  # after each refresh: `release_freed_memory`
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -708,14 +710,29 @@ class Store:
         with self._lock:
             budget = self._slices_pending(hourly=hourly)
         total = done = 0
-        while True:
-            keys, more = self._refresh_once(hourly=hourly, recover=since is not None)
-            total += keys
-            done += 1
-            if slices is not None and done >= slices:
-                return total
-            if not more and (done >= budget or not self.refresh_pending(hourly=hourly)):
-                return total
+        try:
+            while True:
+                keys, more = self._refresh_once(hourly=hourly, recover=since is not None)
+                total += keys
+                done += 1
+                if slices is not None and done >= slices:
+                    return total
+                if not more and (done >= budget or not self.refresh_pending(hourly=hourly)):
+                    return total
+        finally:
+            if self.release_memory:
+                self.release_freed_memory()
+
+    def release_freed_memory(self) -> None:
+        """Hand back to the kernel the memory freed and kept for later (`storage.engine`): the process
+        heap's free pages and, embedded, the engine allocator's. Never raises."""
+        if self.embedded:
+            try:
+                with self._session() as session:
+                    session.command(render_query("jemalloc_purge.sql", self.database))
+            except Exception as exc:  # noqa: BLE001 - memory only: an engine without the statement
+                _log.debug("the engine's allocator did not release its free pages: %s", exc)
+        trim_heap()
 
     def refresh_pending(self, *, hourly: bool = False) -> bool:
         """Keys written (or re-decided) and not refreshed yet: contexts or decision keys, and with
