@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tokenbook.collector.storage.decisions import DecisionKeys
 
 __all__ = ["PendingDecisions", "slices_needed", "take", "take_decisions"]
 
-K = TypeVar("K", bound=Hashable)
+K = TypeVar("K", str, tuple[Any, ...])  # trace IDs, (tenant, context), (tenant, hour)
 
 
 def take(pending: set[K], most: int, order: Callable[[K], Any] | None = None) -> set[K]:
@@ -32,7 +32,9 @@ def take(pending: set[K], most: int, order: Callable[[K], Any] | None = None) ->
         taken = set(pending)
         pending.clear()
         return taken
-    taken = set(heapq.nsmallest(most, pending, key=order))
+    taken = set(
+        heapq.nsmallest(most, pending) if order is None else heapq.nsmallest(most, pending, key=order)
+    )
     pending -= taken
     return taken
 

@@ -212,6 +212,7 @@ class Store:
         #: Keys of each kind per refresh slice (`storage.refresh.max_keys`; `storage.slicing`).
         self.refresh_keys = refresh.max_keys
         self.release_memory = refresh.release_memory  # after each refresh: `release_freed_memory`
+        self._writes = 0  # `write` calls so far: a refresh tells its own leftovers from new writes'
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -602,6 +603,7 @@ class Store:
             self._touched_contexts.update(touched.contexts)
             self._touched_decisions.add(touched.decisions)
             self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in touched.hours)
+            self._writes += 1
 
     def _insert(
         self, table: str, block: bytes, columns: Sequence[str], rows: int, client: Any = None
@@ -693,8 +695,9 @@ class Store:
         The keys go in slices of at most `refresh_keys` of each kind (``storage.refresh.max_keys``;
         `storage.slicing`): a slice decides its traces, then recomputes its contexts and hours, before
         the next is taken, so a burst's backlog is held a slice at a time. A call refreshes as many
-        slices as were pending when it started (keys written meanwhile may wait for the next call:
-        `refresh_pending`); a recovery slice is read only once the keys pending fit in a slice.
+        slices as were pending when it started and, unless writes came meanwhile, those its own
+        decisions re-touched; the rest waits for the next call (`refresh_pending`). A recovery slice
+        is read only once the keys pending fit in a slice.
 
         One refresh runs at a time, on a connection of the pool: the store's lock is held only to take
         the pending keys (and to put them back on failure), so writes go on meanwhile; what they touch
@@ -708,7 +711,8 @@ class Store:
                 elif self._recover_from is None or since < self._recover_from:  # earlier: from there
                     self._recover_since = self._recover_from = since
         with self._lock:
-            budget = self._slices_pending(hourly=hourly)
+            budget, writes = self._slices_pending(hourly=hourly), self._writes
+        extended = False
         total = done = 0
         try:
             while True:
@@ -717,8 +721,15 @@ class Store:
                 done += 1
                 if slices is not None and done >= slices:
                     return total
-                if not more and (done >= budget or not self.refresh_pending(hourly=hourly)):
-                    return total
+                if more or done < budget:
+                    if not more and not self.refresh_pending(hourly=hourly):
+                        return total
+                    continue
+                with self._lock:  # what the slices' own decisions re-touched: once more, unless written
+                    if extended or self._writes != writes or not self._slices_pending(hourly=hourly):
+                        return total
+                    budget += self._slices_pending(hourly=hourly)
+                    extended = True
         finally:
             if self.release_memory:
                 self.release_freed_memory()
