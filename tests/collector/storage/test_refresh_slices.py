@@ -141,3 +141,15 @@ def test_a_group_beyond_the_bound_is_taken_by_its_traces_alone() -> None:
     # the response IDs and buckets are reached through their calls' traces; the window is kept
     assert all(not p.response_ids and not p.buckets for p in parts)
     assert all((p.earliest, p.latest) == (at, at + timedelta(seconds=24)) for p in parts)
+
+
+def test_the_ledger_merges_one_column_at_a_time(database_pool: DatabasePool) -> None:
+    """Migration 140: a merge of the ledger's parts holds a column at a time, whatever their size."""
+    with database_pool.store() as store:
+        for table in ("llm_calls", "context_steps"):
+            _, _, rows = store.query(
+                "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                {"db": store.database, "t": table},
+            )
+            assert "vertical_merge_algorithm_min_rows_to_activate = 1" in rows[0][0]
+            assert "vertical_merge_algorithm_min_columns_to_activate = 1" in rows[0][0]
