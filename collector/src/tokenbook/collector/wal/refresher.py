@@ -14,6 +14,10 @@ Refreshes are coalesced, which bounds the aggregates' lag and their cost:
   of an hour rescans that hour's calls of the touched tenants, so its cost grows with the hour; the
   interval bounds that cost to (rows of the hour so far) per interval.
 
+Each refresh goes in bounded slices (``storage.refresh.max_keys``, `storage.slicing`): it takes
+as many as were pending when it began; keys written meanwhile, which it may leave, make the next
+refresh due (`Refreshable.refresh_pending`).
+
 A failed refresh is retried at the next one (the store keeps the keys pending). `stop` runs a last
 refresh of everything touched, waiting for it until a deadline; after the deadline the process may
 exit without it: the store's refresh watermark then makes the next start recompute what is stale.
@@ -140,6 +144,7 @@ class AggregateRefresher:
                 self._dirty_hours = self._dirty_hours or hourly
                 self._last = time.monotonic()
             return False
+        left = self.store.refresh_pending()  # outside the condition: it takes the store's lock
         with self._cond:
             self._took = time.monotonic() - started
             self._last = started
@@ -147,6 +152,6 @@ class AggregateRefresher:
                 self._last_hourly = started
             # Hours still pending, or keys a refresh of bounded slices left (written during it):
             # refresh again later.
-            self._dirty = self._dirty or self._dirty_hours or self.store.refresh_pending()
+            self._dirty = self._dirty or self._dirty_hours or left
             self.refreshes += 1
         return True
