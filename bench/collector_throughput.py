@@ -18,6 +18,11 @@ aggregate refresh yields to inserts, so it trails), the collector's peak RSS (Vm
 processes', and CPU per span (decoder processes included), for
 each of ``--repeat`` runs (a fresh collector each), and per mode the median run (by spans/s): the
 machines are shared, and one run can be a third off.
+Memory: besides the peaks above, the collector's VmHWM once ``context_costs`` is complete and its
+sampled RSS peak in each phase (until every row is visible; the aggregate refresh's catch-up);
+``BENCH_TIMELINE=1`` also writes every sample (the tree's RSS, the collector's RSS and anonymous
+RSS). ``BENCH_COLLECTOR_CONFIG=FILE`` gives the collector a config file, ``BENCH_COLLECTOR_SCRIPT``
+runs a script in place of ``-m tokenbook collector`` (with the same arguments).
 ``--stages N`` also runs the collector's stages in-process on N of the same spans, one at a time, and
 reports each stage's CPU per span (decode, rows, log encode, fsync, insert, one aggregate refresh)
 plus the exporter's own client-side encoding cost.
@@ -40,7 +45,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -198,30 +202,6 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-class _EngineMemory:
-    """The engine's ``MemoryTracking`` (what it has allocated), read over the admin API every 0.5 s."""
-
-    def __init__(self, admin: str) -> None:
-        self.admin = admin
-        self.series: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        sql = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
-        while not self._stop.wait(0.5):
-            with contextlib.suppress(Exception):
-                self.series.append((time.monotonic(), round(_admin_scalar(self.admin, sql) / 2**20, 1)))
-
-    def __enter__(self) -> _EngineMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _children(pid: int) -> list[int]:
     """The collector's child processes (its decoder and row-building processes)."""
     found: list[int] = []
@@ -282,7 +262,6 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
                 ready.acquire()
             idle = tree_sample(collector.pid)
             memory = TreeMemory(collector.pid).__enter__()
-            engine = _EngineMemory(admin).__enter__() if TIMELINE else None
             decoders = _children(collector.pid)
             before = {pid: _cpu_seconds(pid) for pid in [collector.pid, *decoders]}
             expected_rows = (runs // senders) * senders * ROWS_PER_RUN
@@ -319,8 +298,6 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             marks["context_costs"] = time.monotonic()
             peak_rss_end = _peak_rss_mib(collector.pid)
             memory.__exit__()
-            if engine is not None:
-                engine.__exit__()
             roles = [_role(c) for c in _children(collector.pid)]
             billed = _admin_scalar(admin, "SELECT count() FROM v_calls WHERE price_status = 'priced'")
         finally:
@@ -361,9 +338,6 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         ]
         if TIMELINE
         else None,
-        "engine_memory_tracking_mib": None
-        if engine is None
-        else [(round(t - marks["start"], 2), mib) for t, mib in engine.series if t >= marks["start"]],
         "marks_s": {k: round(v - marks["start"], 2) for k, v in marks.items()},
         "child_processes": {role: roles.count(role) for role in ("decoder", "build")},
         "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),  # its child processes included
