@@ -18,6 +18,11 @@ aggregate refresh yields to inserts, so it trails), the collector's peak RSS (Vm
 processes', and CPU per span (decoder processes included), for
 each of ``--repeat`` runs (a fresh collector each), and per mode the median run (by spans/s): the
 machines are shared, and one run can be a third off.
+Memory: besides the peaks above, the collector's VmHWM once ``context_costs`` is complete and its
+sampled RSS peak in each phase (until every row is visible; the aggregate refresh's catch-up);
+``BENCH_TIMELINE=1`` also writes every sample (the tree's RSS, the collector's RSS and anonymous
+RSS). ``BENCH_COLLECTOR_CONFIG=FILE`` gives the collector a config file, ``BENCH_COLLECTOR_SCRIPT``
+runs a script in place of ``-m tokenbook collector`` (with the same arguments).
 ``--stages N`` also runs the collector's stages in-process on N of the same spans, one at a time, and
 reports each stage's CPU per span (decode, rows, log encode, fsync, insert, one aggregate refresh)
 plus the exporter's own client-side encoding cost.
@@ -51,6 +56,13 @@ from memsample import TreeMemory, tree_sample
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULT = HERE / "results" / "collector_throughput.json"
+TIMELINE = bool(os.environ.get("BENCH_TIMELINE"))  # also every memory sample in the result
+#: How the collector is started (BENCH_COLLECTOR_SCRIPT: a script of its own instead, e.g. one that
+#: samples its memory from inside), and a config file for it (BENCH_COLLECTOR_CONFIG).
+COLLECTOR_COMMAND = os.environ.get("BENCH_COLLECTOR_SCRIPT", "-m tokenbook collector").split()
+COLLECTOR_OPTIONS = (
+    ["--config", os.environ["BENCH_COLLECTOR_CONFIG"]] if os.environ.get("BENCH_COLLECTOR_CONFIG") else []
+)
 MODELS = (
     ("openai", "gpt-4o"),
     ("openai", "gpt-4o-mini"),
@@ -220,8 +232,9 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         admin = f"127.0.0.1:{admin_port}"
         log = open(Path(tmp) / "collector.log", "wb")  # noqa: SIM115 - closed below
         collector = subprocess.Popen(
-            [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(Path(tmp) / "data"),
-             "--grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}", "--admin", admin],
+            [sys.executable, *COLLECTOR_COMMAND, "--data-dir", str(Path(tmp) / "data"),
+             "--grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}", "--admin", admin,
+             *COLLECTOR_OPTIONS],
             cwd=REPO, stdout=log, stderr=log,
         )  # fmt: skip
         try:
@@ -254,9 +267,11 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             expected_rows = (runs // senders) * senders * ROWS_PER_RUN
             sent = (runs // senders) * senders * SPANS_PER_RUN
             started = time.perf_counter()
+            marks = {"start": time.monotonic()}
             go.set()
             reports = [out.get() for _ in procs]
             acked_at = time.perf_counter()
+            marks["acked"] = time.monotonic()
             for p in procs:
                 p.join()
             rows = 0
@@ -267,6 +282,7 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
                 if rows < expected_rows:
                     time.sleep(0.05)
             visible_at = time.perf_counter()
+            marks["visible"] = time.monotonic()
             peak_rss = _peak_rss_mib(collector.pid)
             decoder_rss = sum(_peak_rss_mib(c) for c in decoders)
             used = {pid: _cpu_seconds(pid) - b for pid, b in before.items()}
@@ -279,6 +295,8 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             while _admin_scalar(admin, aggregated) < contexts:
                 time.sleep(0.1)
             aggregates_at = time.perf_counter()
+            marks["context_costs"] = time.monotonic()
+            peak_rss_end = _peak_rss_mib(collector.pid)
             memory.__exit__()
             roles = [_role(c) for c in _children(collector.pid)]
             billed = _admin_scalar(admin, "SELECT count() FROM v_calls WHERE price_status = 'priced'")
@@ -299,12 +317,28 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
         "spans_per_s": round(sent / elapsed),
         "ack_spans_per_s": round(sent / (acked_at - started)),
         "collector_peak_rss_mib": round(peak_rss, 1),
+        # ... and when every context's row is in context_costs (the refresh catch-up included)
+        "collector_peak_rss_mib_at_context_costs": round(peak_rss_end, 1),
         "decoder_processes": len(decoders),
         "decoders_peak_rss_mib": round(decoder_rss, 1),
         # the whole tree (collector, decoder and build workers), sampled: memsample.py
         "idle_tree_rss_mib": idle.rss_mib,
         "idle_tree_pss_mib": idle.pss_mib,
         **memory.figures(),
+        # the collector's own peak RSS (sampled) in each phase: the burst until every row is visible,
+        # then the aggregate refresh's catch-up until context_costs is complete
+        "collector_sampled_peak_rss_mib_by_phase": {
+            "until_visible": max((c for t, _, c in memory.series if t <= marks["visible"]), default=0.0),
+            "refresh_catch_up": max((c for t, _, c in memory.series if t > marks["visible"]), default=0.0),
+        },
+        "timeline": [
+            (round(t - marks["start"], 2), tree, own, anon)
+            for (t, tree, own), anon in zip(memory.series, memory.anon, strict=True)
+            if t >= marks["start"]
+        ]
+        if TIMELINE
+        else None,
+        "marks_s": {k: round(v - marks["start"], 2) for k, v in marks.items()},
         "child_processes": {role: roles.count(role) for role in ("decoder", "build")},
         "collector_cpu_us_per_span": round(1e6 * cpu_used / sent, 1),  # its child processes included
         "cpu_us_per_span_by_process": {k: round(1e6 * v / sent, 1) for k, v in by_role.items()},

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -74,6 +75,15 @@ def tree_sample(pid: int, each: dict[int, tuple[int, int]] | None = None) -> Tre
     return TreeSample(round(rss / 1024, 1), round(pss / 1024, 1), len(pids))
 
 
+def _status_mib(pid: int, field: str) -> float:
+    """A ``kB`` field of ``/proc/<pid>/status`` in MiB (0 once the process has ended)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _command(pid: int) -> str:
     """What a process runs: its module (``-m``) or program."""
     try:
@@ -97,6 +107,9 @@ class TreeMemory:
         self.last = TreeSample(0.0, 0.0, 0)
         #: pid -> (command, peak RSS KiB, peak PSS KiB) of every process seen in the tree
         self.processes: dict[int, tuple[str, int, int]] = {}
+        #: every sample: (monotonic seconds, the tree's summed RSS MiB, the root process's RSS MiB)
+        self.series: list[tuple[float, float, float]] = []
+        self.anon: list[float] = []  # the root process's anonymous resident memory (heaps), MiB
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
 
@@ -114,6 +127,8 @@ class TreeMemory:
             command, peak_r, peak_q = self.processes.get(p) or (_command(p), 0, 0)
             self.processes[p] = (command, max(peak_r, r), max(peak_q, q))
         self.last = s
+        self.series.append((time.monotonic(), s.rss_mib, round(each.get(self.pid, (0, 0))[0] / 1024, 1)))
+        self.anon.append(_status_mib(self.pid, "RssAnon:"))
         self.peak_rss_mib = max(self.peak_rss_mib, s.rss_mib)
         self.peak_pss_mib = max(self.peak_pss_mib, s.pss_mib)
         return s

@@ -108,6 +108,10 @@ class FlakyStore:
         result: int = self.store.refresh_aggregates(hourly=hourly)
         return result
 
+    def refresh_pending(self) -> bool:
+        pending: bool = self.store.refresh_pending()
+        return pending
+
 
 def _post(url: str, body: bytes) -> tuple[int, str | None]:
     request = urllib.request.Request(

@@ -64,6 +64,9 @@ class MemoryStore:
     def refresh_aggregates(self, *, hourly: bool = True) -> None:
         pass
 
+    def refresh_pending(self) -> bool:
+        return False
+
 
 def _body(spans: Any) -> bytes:
     return bytes(encode_spans(spans).SerializeToString())

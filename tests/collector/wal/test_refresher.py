@@ -37,6 +37,10 @@ class HeldRefresh:
         result: int = self.store.refresh_aggregates(hourly=hourly)
         return result
 
+    def refresh_pending(self) -> bool:
+        pending: bool = self.store.refresh_pending()
+        return pending
+
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout

@@ -447,6 +447,7 @@ class Collector:
             database=cfg.clickhouse.database,
             tenant_reader=reader.reveal() if reader is not None else None,
             engine=cfg.clickhouse.engine,
+            refresh=cfg.storage.refresh,
         )
         self._start_clock.done("engine")
         try:

@@ -27,7 +27,7 @@ from tokenbook.genai.configspec import (
     type_name,
 )
 
-__all__ = ["BatchConfig", "ClickHouseConfig", "EngineConfig", "SpoolConfig", "StorageConfig"]
+__all__ = ["BatchConfig", "ClickHouseConfig", "EngineConfig", "RefreshConfig", "SpoolConfig", "StorageConfig"]
 
 _MIB: Final = 1024 * 1024
 
@@ -175,12 +175,35 @@ class BatchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshConfig:
+    """How the aggregates and billing decisions catch up with the writes, a slice at a time."""
+
+    max_keys: int = setting(
+        5_000,
+        parse=positive_int,
+        doc="Keys one slice of the aggregate refresh takes at most, of each kind: contexts "
+        "(`context_costs`), traces of the billing decision pass, (tenant, hour) pairs of the hourly "
+        "roll-ups. A refresh catches up a burst in slices of this many keys, one after another, so "
+        "the rows and keys it holds at once are bounded by it, not by the burst; larger slices cost "
+        "less CPU per key and more memory.",
+    )
+    release_memory: bool = setting(
+        True,
+        parse=boolean,
+        doc="After each refresh, hand back to the kernel the memory freed since: the process heap's "
+        "free pages (`malloc_trim`) and, with the embedded store, the engine allocator's "
+        "(`SYSTEM JEMALLOC PURGE`), instead of keeping them for the next burst.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     """The ``storage`` section."""
 
     clickhouse: ClickHouseConfig = section(ClickHouseConfig, doc="The ledger's store.")
     spool: SpoolConfig = section(SpoolConfig, doc="The write-ahead log.")
     batch: BatchConfig = section(BatchConfig, doc="Insert batches.")
+    refresh: RefreshConfig = section(RefreshConfig, doc="The aggregate refresh.")
 
     def check(self, report: Report) -> Self:
         """An unset spool directory follows the data directory; a tenant reader needs a server."""

@@ -1,4 +1,5 @@
-"""The embedded engine in this process: handing back the library pages only its start-up needed.
+"""The embedded engine in this process: handing back the library pages only its start-up needed, and
+the heap pages freed after a burst.
 
 chDB is one shared library of ~550 MB. Opening the engine runs its static initializers (every
 function, format and table engine registers itself), which reads ~220 MiB of its code into this
@@ -9,6 +10,11 @@ which only the pages still in use come back. Nothing is lost: a page that was wr
 is anonymous memory, which ``MADV_PAGEOUT`` can only move to swap, never discard.
 
 Linux 5.4 or later; elsewhere (no ``/proc``, an older kernel) nothing happens.
+
+Memory freed by Python objects larger than 512 bytes (request bodies, row blocks, query results)
+goes back to the C library's heap, which keeps it for later allocations; after a burst and its
+aggregate refresh, `trim_heap` (``malloc_trim``) returns the free pages to the kernel. The engine's
+own allocator is asked to do the same with a statement (`Store.release_freed_memory`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Final, NamedTuple
 
-__all__ = ["Released", "engine_library", "release_startup_pages"]
+__all__ = ["Released", "engine_library", "release_startup_pages", "trim_heap"]
 
 _log = logging.getLogger(__name__)
 
@@ -68,3 +74,17 @@ def release_startup_pages(maps: Path = Path("/proc/self/maps")) -> Released:
         mappings += 1
         advised += end - start
     return Released(mappings, advised)
+
+
+def trim_heap() -> bool:
+    """Return the C library heap's free pages to the kernel (glibc's ``malloc_trim``); False where the
+    C library has no such call."""
+    try:
+        libc = ctypes.CDLL(None)
+        malloc_trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    malloc_trim(0)
+    return True

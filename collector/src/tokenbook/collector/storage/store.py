@@ -38,15 +38,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 from urllib.parse import unquote, urlsplit
 
-from tokenbook.collector.storage.config import EngineConfig
+from tokenbook.collector.storage.config import EngineConfig, RefreshConfig
 from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
 from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, run_pass
+from tokenbook.collector.storage.engine import trim_heap
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.storage.migrate import apply_migrations
 from tokenbook.collector.storage.row_policies import PolicyTable, role_prefix, tenant_role
 from tokenbook.collector.storage.rowcodec import BLOCK_FORMAT, decode_block, encode_block
+from tokenbook.collector.storage.slicing import PendingDecisions, slices_needed, take
 from tokenbook.collector.storage.sqltemplate import SchemaTarget, load_sql, render, render_query
 from tokenbook.collector.storage.tenancy import tenant_filters
 from tokenbook.collector.storage.touched import Touched
@@ -92,6 +94,8 @@ _ROLE_ERRORS: Final = frozenset({511, 512})
 PARTITIONS_PER_INSERT = 100
 #: The embedded engine's settings when the caller gives none (`storage.clickhouse.engine` defaults).
 _ENGINE_DEFAULTS: Final = EngineConfig()
+#: The aggregate refresh's slices when the caller gives none (`storage.refresh` defaults).
+_REFRESH_DEFAULTS: Final = RefreshConfig()
 
 
 class KeySlice(NamedTuple):
@@ -148,12 +152,13 @@ class Store:
         embedded: bool,
         connect: Callable[[], Any] | None = None,
         connect_tenant_reader: Callable[[], Any] | None = None,
+        refresh: RefreshConfig = _REFRESH_DEFAULTS,
     ) -> None:
         """Use `Store.open()`; this wraps an already connected clickhouse-connect client. `connect()`
         opens another connection to the same store, for everything but the writer's inserts (without
         it everything shares `client`, under the store's lock); `connect_tenant_reader()` one as the
         user that tenant-scoped user queries run as (`row_policies`). `secret`: the passwords to keep
-        out of messages, one per line."""
+        out of messages, one per line. `refresh`: the aggregate refresh's slices."""
         self._client = client
         self._secrets = tuple(filter(None, secret.split("\n")))
         self.description = description  # the location without secrets, for logs and messages
@@ -174,7 +179,7 @@ class Store:
         self._lock = threading.RLock()
         self._touched_contexts: set[tuple[str, str]] = set()
         self._touched_hours: set[tuple[str, datetime]] = set()
-        self._touched_decisions = DecisionKeys()
+        self._touched_decisions = PendingDecisions(refresh.max_keys)
         #: The oldest ``ingested_at`` of the rows written since the last complete refresh.
         self._unrefreshed_since: datetime | None = None
         #: Rows ingested in [_recover_since, _recover_until) are still to recover (restart recovery,
@@ -204,6 +209,10 @@ class Store:
         if not embedded:
             self._insert_settings["insert_distributed_sync"] = 1
         self._refresh_chunk = _REFRESH_CHUNK_EMBEDDED if embedded else _REFRESH_CHUNK_SERVER
+        #: Keys of each kind per refresh slice (`storage.refresh.max_keys`; `storage.slicing`).
+        self.refresh_keys = refresh.max_keys
+        self.release_memory = refresh.release_memory  # after each refresh: `release_freed_memory`
+        self._writes = 0  # `write` calls so far: a refresh tells its own leftovers from new writes'
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -216,13 +225,14 @@ class Store:
         *,
         tenant_reader: str | None = None,
         engine: EngineConfig = _ENGINE_DEFAULTS,
+        refresh: RefreshConfig = _REFRESH_DEFAULTS,
     ) -> Store:
         """Connect: `url` = None (embedded chDB in `data_dir`), `chdb:///abs/dir`, or `http(s)://...`.
 
         `tenant_reader` (server only): the ``http(s)://user:password@host:port`` of the user that
         tenant-scoped user queries run as, each with its tenant's role (`row_policies`). `engine`: the
         embedded engine's caches and memory ceiling (its server settings; they take effect when this
-        process first opens the engine)."""
+        process first opens the engine); `refresh`: the aggregate refresh's slices."""
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -268,6 +278,7 @@ class Store:
             embedded=embedded,
             connect=connect,
             connect_tenant_reader=connect_reader,
+            refresh=refresh,
         )
         if store._database_exists():
             store._use_database()
@@ -590,8 +601,9 @@ class Store:
             if step_block:
                 self._insert("context_steps", step_block, STEP_COLUMNS, touched.steps)
             self._touched_contexts.update(touched.contexts)
-            self._touched_decisions.merge(touched.decisions)
+            self._touched_decisions.add(touched.decisions)
             self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in touched.hours)
+            self._writes += 1
 
     def _insert(
         self, table: str, block: bytes, columns: Sequence[str], rows: int, client: Any = None
@@ -680,6 +692,13 @@ class Store:
         stay pending and the next call retries them. When nothing is left pending, the refresh
         watermark (`track_refresh`) moves to now.
 
+        The keys go in slices of at most `refresh_keys` of each kind (``storage.refresh.max_keys``;
+        `storage.slicing`): a slice decides its traces, then recomputes its contexts and hours, before
+        the next is taken, so a burst's backlog is held a slice at a time. A call refreshes as many
+        slices as were pending when it started and, unless writes came meanwhile, those its own
+        decisions re-touched; the rest waits for the next call (`refresh_pending`). A recovery slice
+        is read only once the keys pending fit in a slice.
+
         One refresh runs at a time, on a connection of the pool: the store's lock is held only to take
         the pending keys (and to put them back on failure), so writes go on meanwhile; what they touch
         is left for the next refresh.
@@ -691,13 +710,55 @@ class Store:
                     self._recover_from = since
                 elif self._recover_from is None or since < self._recover_from:  # earlier: from there
                     self._recover_since = self._recover_from = since
+        with self._lock:
+            budget, writes = self._slices_pending(hourly=hourly), self._writes
+        extended = False
         total = done = 0
-        while True:
-            keys, more = self._refresh_once(hourly=hourly, recover=since is not None)
-            total += keys
-            done += 1
-            if not more or (slices is not None and done >= slices):
-                return total
+        try:
+            while True:
+                keys, more = self._refresh_once(hourly=hourly, recover=since is not None)
+                total += keys
+                done += 1
+                if slices is not None and done >= slices:
+                    return total
+                if more or done < budget:
+                    if not more and not self.refresh_pending(hourly=hourly):
+                        return total
+                    continue
+                with self._lock:  # what the slices' own decisions re-touched: once more, unless written
+                    if extended or self._writes != writes or not self._slices_pending(hourly=hourly):
+                        return total
+                    budget += self._slices_pending(hourly=hourly)
+                    extended = True
+        finally:
+            if self.release_memory:
+                self.release_freed_memory()
+
+    def release_freed_memory(self) -> None:
+        """Hand back to the kernel the memory freed and kept for later (`storage.engine`): the process
+        heap's free pages and, embedded, the engine allocator's. Never raises."""
+        if self.embedded:
+            try:
+                with self._session() as session:
+                    session.command(render_query("jemalloc_purge.sql", self.database))
+            except Exception as exc:  # noqa: BLE001 - memory only: an engine without the statement
+                _log.debug("the engine's allocator did not release its free pages: %s", exc)
+        trim_heap()
+
+    def refresh_pending(self, *, hourly: bool = False) -> bool:
+        """Keys written (or re-decided) and not refreshed yet: contexts or decision keys, and with
+        `hourly` also hours (`refresh_aggregates`)."""
+        with self._lock:
+            return bool(self._touched_contexts or self._touched_decisions or (hourly and self._touched_hours))
+
+    def _slices_pending(self, *, hourly: bool) -> int:
+        """Slices the keys pending now take (the store's lock held)."""
+        most = self.refresh_keys
+        hours = len(self._touched_hours) if hourly else 0
+        return max(
+            slices_needed(most, len(self._touched_contexts), hours),
+            self._touched_decisions.slices(),
+        )
 
     @property
     def recovering(self) -> bool:
@@ -713,16 +774,17 @@ class Store:
                 session.settings = _RECOVER_SETTINGS
                 with self._lock:
                     lo, until = self._recover_since, self._recover_until
-                if lo is not None and until is not None:
+                    behind = self._slices_pending(hourly=False) > 1  # the last piece's keys come first
+                if lo is not None and until is not None and not behind:
                     hi = self._ingested_bound(session, lo, until, self.recover_rows, newest=False) or until
                     self._touch_ingested(session, lo, hi)
                     piece = (lo, hi)
             self._decide(session)
             with self._lock:
-                contexts, self._touched_contexts = self._touched_contexts, set()
+                contexts = take(self._touched_contexts, self.refresh_keys)
                 hours: set[tuple[str, datetime]] = set()
-                if hourly:
-                    hours, self._touched_hours = self._touched_hours, set()
+                if hourly:  # neighbouring hours together: a statement per month at most
+                    hours = take(self._touched_hours, self.refresh_keys, lambda k: (k[1], k[0]))
             ordered = sorted(contexts)
             try:
                 self._refresh_contexts(session, ordered)
@@ -803,7 +865,7 @@ class Store:
 
     def _decide(self, session: _Session) -> list[DecisionChange]:
         with self._lock:
-            keys, self._touched_decisions = self._touched_decisions, DecisionKeys()
+            keys = self._touched_decisions.take()
         if not keys:
             return []
         try:
@@ -813,13 +875,13 @@ class Store:
                 session.insert("llm_calls", encode_block("llm_calls", new), CALL_COLUMNS, len(new))
         except BaseException:
             with self._lock:
-                self._touched_decisions.merge(keys)
+                self._touched_decisions.put_back(keys)
             raise
         with self._lock:
             self._touched_contexts.update({(c.tenant_id, c.context_id) for c in new})
             hours = {(c.tenant_id, c.timestamp.timestamp() // 3600) for c in new}
             self._touched_hours.update((t, datetime.fromtimestamp(h * 3600, UTC)) for t, h in hours)
-            self._touched_decisions.merge(pending)
+            self._touched_decisions.add(pending)
             self.decision_changes += len(changes)
         if changes and self.on_decisions is not None:
             self.on_decisions(changes)
@@ -829,9 +891,11 @@ class Store:
         """Mark for the refresh every key of the rows ingested in [since, until)."""
         params = {"since": since, "until": until}
         _, _, keys = session.query(render_query("decision_keys_since.sql", self.database), params)
+        found = DecisionKeys()
+        for trace, tenant, response_id, instance, tokens, ts, duration_ms in keys:
+            found.add(trace, tenant, response_id, instance, tokens, ts, duration_ms)
         with self._lock:
-            for trace, tenant, response_id, instance, tokens, ts, duration_ms in keys:
-                self._touched_decisions.add(trace, tenant, response_id, instance, tokens, ts, duration_ms)
+            self._touched_decisions.add(found)
         del keys
         _, _, rows = session.query(render_query("touched_since.sql", self.database), params)
         with self._lock:

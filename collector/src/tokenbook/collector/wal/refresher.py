@@ -14,6 +14,10 @@ Refreshes are coalesced, which bounds the aggregates' lag and their cost:
   of an hour rescans that hour's calls of the touched tenants, so its cost grows with the hour; the
   interval bounds that cost to (rows of the hour so far) per interval.
 
+Each refresh goes in bounded slices (``storage.refresh.max_keys``, `storage.slicing`): it takes
+as many as were pending when it began; keys written meanwhile, which it may leave, make the next
+refresh due (`Refreshable.refresh_pending`).
+
 A failed refresh is retried at the next one (the store keeps the keys pending). `stop` runs a last
 refresh of everything touched, waiting for it until a deadline; after the deadline the process may
 exit without it: the store's refresh watermark then makes the next start recompute what is stale.
@@ -41,6 +45,9 @@ class Refreshable(Protocol):
 
     def refresh_aggregates(self, *, hourly: bool = True) -> Any:
         """Recompute the aggregates of the keys written since the last refresh."""
+
+    def refresh_pending(self) -> bool:
+        """Whether keys are left for a later refresh (contexts or decisions; hours aside)."""
 
 
 class AggregateRefresher:
@@ -137,11 +144,14 @@ class AggregateRefresher:
                 self._dirty_hours = self._dirty_hours or hourly
                 self._last = time.monotonic()
             return False
+        left = self.store.refresh_pending()  # outside the condition: it takes the store's lock
         with self._cond:
             self._took = time.monotonic() - started
             self._last = started
             if hourly:
                 self._last_hourly = started
-            self._dirty = self._dirty or self._dirty_hours  # hours still pending: refresh again later
+            # Hours still pending, or keys a refresh of bounded slices left (written during it):
+            # refresh again later.
+            self._dirty = self._dirty or self._dirty_hours or left
             self.refreshes += 1
         return True

@@ -109,6 +109,9 @@ class LedgerStore(Protocol):
     def refresh_aggregates(self, *, hourly: bool = True) -> Any:
         """Recompute the aggregates of the keys written since the last refresh."""
 
+    def refresh_pending(self) -> bool:
+        """Whether keys are left for a later refresh (`Store.refresh_pending`)."""
+
     # and, optionally, `quarantine(entries)` (`Store.quarantine`); without it refused rows are appended
     # to ``quarantine.jsonl`` in the log's directory.
 
