@@ -589,13 +589,24 @@ def _child(spec: str, baseline_ref: str | None) -> None:
     _case_run(factories[name], case, attrs, timer=False)
 
 
+def _setarch_works() -> bool:
+    """Whether ``setarch -R`` (run without address space randomization) is allowed here."""
+    if shutil.which("setarch") is None:
+        return False
+    return subprocess.run(["setarch", "-R", "true"], capture_output=True, check=False).returncode == 0
+
+
 def _instruction_count(spec: str, baseline_ref: str | None) -> int:
     """Instructions executed by a `_child` run of `spec`, counted by valgrind's cachegrind."""
-    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    # Fixed string hashes and, where setarch can, no address randomization: set and dict probes of the
+    # attribute keys, and the layout of the heap, are then the same in every run (less noise in the count)
+    command = ["setarch", "-R"] if _setarch_works() else []
+    command += ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     command += [sys.executable, __file__, "--child", spec]
     if baseline_ref:
         command += ["--baseline", baseline_ref]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     match = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if match is None:
         raise RuntimeError(f"no instruction count in valgrind's output: {done.stderr[-500:]}")

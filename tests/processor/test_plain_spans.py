@@ -36,8 +36,11 @@ DB: dict[str, Any] = {"db.system": "postgresql", "db.query.text": "SELECT 1"}
 @pytest.fixture(params=[True, False], ids=["sdk-fields", "public-properties"], autouse=True)
 def sdk_fields(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
     """Run each test with the in-place reads of the SDK's span fields on, then off."""
-    assert module._SDK_FIELDS  # this SDK keeps them where the processor looks
-    monkeypatch.setattr(module, "_SDK_FIELDS", request.param)
+    assert module._SDK_LIVE is not module._Unmatched  # this SDK keeps them where the processor looks
+    assert module._SDK_ENDED is ReadableSpan
+    if not request.param:  # no span is of the SDK's classes any more: the public properties are read
+        monkeypatch.setattr(module, "_SDK_LIVE", module._Unmatched)
+        monkeypatch.setattr(module, "_SDK_ENDED", module._Unmatched)
     yield request.param
 
 

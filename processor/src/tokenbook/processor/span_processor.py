@@ -76,11 +76,9 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 from opentelemetry import baggage, context, trace
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
@@ -163,40 +161,63 @@ def _does_nothing(method: Callable[..., object]) -> bool:
     return body in _RETURN_NONE
 
 
-def _sdk_fields_readable() -> bool:
-    """Whether this SDK keeps a span's fields where ``on_start`` and ``on_end`` look first.
+class _Kept(SpanProcessor):
+    """Keeps the ended spans the SDK hands to ``on_end`` (for `_sdk_span_types`)."""
 
-    For a span of the SDK's own classes they read (never write) ``_name``, ``_context``, ``_parent``,
-    ``_attributes._dict`` and ``_events._dq``, as set by ``ReadableSpan``'s constructor: the public
-    properties cost a Python call each and copy the attributes and events, which is most of the cost of
-    a span with nothing for tokenbook. An SDK that keeps them otherwise makes this False, and the
-    public properties are used.
+    def __init__(self) -> None:
+        self.ended: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span)
+
+
+class _Unmatched:
+    """A type no span has: the SDK types of `_sdk_span_types` when its fields are not where expected."""
+
+
+def _sdk_span_types() -> tuple[type, type]:
+    """The classes of the SDK's live and ended spans whose fields ``on_start`` and ``on_end`` read in
+    place, or `_Unmatched` twice when this SDK keeps them elsewhere (then the public properties are used).
+
+    For a span of exactly these classes they read (never write) ``_name``, ``_context``, ``_parent``,
+    ``_attributes._dict`` and ``_events._dq``: the public properties cost a Python call each and copy the
+    attributes and events, which is most of the cost of a span with nothing for tokenbook. One span is
+    started and ended through a throwaway provider of this SDK to check where they are.
     """
+    unmatched = (_Unmatched, _Unmatched)
     try:
-        context_, parent = SpanContext(1, 2, False), SpanContext(1, 3, True)
-        probe = ReadableSpan(
-            "probe",
-            context_,
-            parent,
-            attributes=BoundedAttributes(1, {"k": 1}),
-            events=BoundedList(1),
+        kept = _Kept()
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(kept)
+        tracer = provider.get_tracer("tokenbook.probe")
+        root = tracer.start_span("probe-root", attributes={"k": 1})
+        live = tracer.start_span("probe", trace.set_span_in_context(root), attributes={"k": 1})
+        live.add_event("e")
+        live.end()
+        (ended,) = kept.ended
+        own, parent = live.get_span_context(), root.get_span_context()
+        both: tuple[Any, Any] = (live, ended)  # their private fields, read as any
+        readable = (
+            (own[0], own[1], own[2], parent[1]) == (own.trace_id, own.span_id, own.is_remote, parent.span_id)
+            and all(s._name == "probe" and s._context is own for s in both)
+            and all(s._parent is not None and s._parent[1] == parent.span_id for s in both)
+            and all(type(s._attributes._dict) is dict and s._attributes._dict == {"k": 1} for s in both)
+            and type(both[1]._events._dq) is deque
+            and len(both[1]._events._dq) == 1
+            and type(ended) is ReadableSpan
         )
-        return (
-            (context_[0], parent[2]) == (context_.trace_id, parent.is_remote) == (1, True)
-            and probe._name == "probe"
-            and probe._context is context_
-            and probe._parent is parent
-            and type(probe._attributes._dict) is dict  # type: ignore[union-attr]
-            and type(probe._events._dq) is deque  # type: ignore[attr-defined]
-        )
+        return (type(live), type(ended)) if readable else unmatched
     except Exception:  # noqa: BLE001 - any other shape: the public properties
-        return False
+        return unmatched
 
 
-_SDK_FIELDS: Final = _sdk_fields_readable()
+#: The SDK's live and ended span classes whose fields are read in place (`_Unmatched` if none: then
+#: every span goes through the public properties).
+_SDK_LIVE, _SDK_ENDED = _sdk_span_types()
 #: Positions in a `SpanContext` (a ``tuple[trace_id, span_id, is_remote, ...]`` by its declared type), read
 #: by index on the per-span paths: its properties cost a Python call each.
 _TRACE_ID: Final = 0
+_SPAN_ID: Final = 1
 _IS_REMOTE: Final = 2
 
 
@@ -413,6 +434,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             policy_path_key=policy_path_key,
         )
         self._wrapped = wrapped
+        self._wrapped_on_end = wrapped.on_end
         #: The wrapped processor's on_start, or None when it is known to do nothing (not called).
         self._wrapped_on_start = None if _does_nothing(wrapped.on_start) else wrapped.on_start
         self.catalog = catalog or PriceCatalog(self.settings.price_overrides)
@@ -443,10 +465,12 @@ class TokenbookSpanProcessor(SpanProcessor):
         #: memos, so a span of known plain keys costs one superset test (bounded, cleared when full).
         self._inert: set[str] = set()
         self._relevant: set[str] = set()
-        self._names: dict[str, bool] = {}  # span name -> whether it reads as an operation (rule 4)
-        #: The two memo tests of every span, bound once (the memos are cleared in place, never replaced).
+        #: Span names known not to read as an operation (rule 4), and names known to: memos, so a span of
+        #: a known plain name costs one set membership test (bounded, cleared when full).
+        self._plain_names: set[str] = set()
+        self._operation_names: set[str] = set()
+        #: The memo test of every span's attribute keys, bound once (the memo is cleared in place).
         self._all_inert: Callable[[Iterable[str]], bool] = self._inert.issuperset
-        self._known_name: Callable[[str], bool | None] = self._names.get
         self._lock = threading.Lock()
         self._lazy_lock = threading.Lock()  # computes a _LazySpan once
         self._logged: set[str] = set()
@@ -469,12 +493,15 @@ class TokenbookSpanProcessor(SpanProcessor):
     # --- cheap checks -------------------------------------------------------------------------
     def _name_is_operation(self, name: str) -> bool:
         """Whether `call_kind` reads the span name's first word as an operation (memoized per name)."""
-        known = self._names.get(name)
-        if known is None:
-            known = name.split(" ", 1)[0] in _NAME_OPERATIONS
-            if len(self._names) >= _MAX_KNOWN:
-                self._names.clear()
-            self._names[name] = known  # a racing thread stores the same value
+        if name in self._plain_names:
+            return False
+        if name in self._operation_names:
+            return True
+        known = name.split(" ", 1)[0] in _NAME_OPERATIONS
+        if len(self._plain_names) + len(self._operation_names) >= _MAX_KNOWN:
+            self._plain_names.clear()
+            self._operation_names.clear()
+        (self._operation_names if known else self._plain_names).add(name)  # a racing thread adds the same
         return known
 
     def _has_relevant_keys(self, keys: Iterable[str]) -> bool:
@@ -511,18 +538,21 @@ class TokenbookSpanProcessor(SpanProcessor):
         Called synchronously on the thread that starts the span; does no I/O, never blocks and never
         raises into the application (an error is logged once and counted). Then calls the wrapped
         processor's ``on_start`` (unless it does nothing). A span that is not a call by its name and
-        start attributes (one memo lookup and one set test once its keys and name have been seen) is
-        not looked at further, and neither is its context, except to note a local root.
+        start attributes (once its name has been seen: one set membership test and one test of its keys
+        against the fixed set of kind and usage keys) is not looked at further, and neither is its
+        context, except to note a local root.
         """
         try:
-            if _SDK_FIELDS and type(bounded := getattr(span, "_attributes", None)) is BoundedAttributes:
+            if type(span) is _SDK_LIVE:
                 # the SDK's own span, not yet the app's: its fields are read in place (never written)
-                keys: Iterable[str] = bounded._dict
-                name, own, parent = span._name, span._context, span._parent
+                name: str = span._name
+                keys: Iterable[str] = span._attributes._dict  # type: ignore[union-attr]
+                own: SpanContext | None = span._context
+                parent: SpanContext | None = span._parent
             else:
-                keys, name, own, parent = span.attributes or (), span.name, span.context, span.parent
-            if self._tag_all or not self._all_inert(keys) or self._known_name(name) is not False:
-                self._start_call(span, parent_context)  # maybe a call: its context is read
+                name, keys, own, parent = span.name, span.attributes or (), span.context, span.parent
+            if name not in self._plain_names or not _SIGNAL_KEYS.isdisjoint(keys) or self._tag_all:
+                self._start_call(span, parent_context, name, keys)  # maybe a call: its context is read
             if (parent is None or parent[_IS_REMOTE]) and own is not None:  # a local root: its workflow
                 workflows = self._workflows
                 if len(workflows) >= _MAX_OPEN:
@@ -536,15 +566,23 @@ class TokenbookSpanProcessor(SpanProcessor):
             except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
                 self._failed("wrapped on_start", exc, downstream=True)
 
-    def _start_call(self, span: Span, parent_context: context.Context | None) -> None:
+    def _start_call(
+        self, span: Span, parent_context: context.Context | None, name: str, keys: Iterable[str]
+    ) -> None:
         """Tag a call with the attribution of its context (every span with ``tag_all_spans``), and
         remember the budgets active there.
 
         A call recognised here under attribution or budgets is remembered until it ends (with the
         budgets active now, maybe none), so that ``on_end`` charges exactly those. Any other span is left
         alone: should it turn out to be a call when it ends, ``on_end`` reads the context it ends in
-        (`_late_context`).
+        (`_late_context`). `name` and `keys` are the span's name and start attribute keys.
         """
+        tag_all = self._tag_all
+        is_call: bool | None = None  # decided when needed
+        if not tag_all:
+            is_call = self._is_call_at_start(span, name, keys)
+            if not is_call:
+                return  # not a call (the name is learned): its context is not read
         ctx = parent_context if parent_context is not None else _get_current()
         cached = self._start_cache
         if cached is None or cached.ref() is not ctx:
@@ -552,29 +590,23 @@ class TokenbookSpanProcessor(SpanProcessor):
         if cached.empty:
             return
         found = cached.attribution
-        if self._tag_all and found:
-            span.set_attributes(found)
-            if not cached.budgets:
+        if tag_all:
+            if found:
+                span.set_attributes(found)
+            if not cached.budgets or not self._is_call_at_start(span, name, keys):
                 return
-        if not self._is_call_at_start(span):
-            return
-        if found and not self._tag_all:
+        elif found:
             span.set_attributes(found)
-        own = span.context
+        own = span.get_span_context()
         started = self._started_calls
         if len(started) >= _MAX_OPEN:
             started.clear()
         started[(own.trace_id, own.span_id)] = cached.budgets
 
-    def _is_call_at_start(self, span: Span) -> bool:
+    def _is_call_at_start(self, span: Span, name: str, keys: Iterable[str]) -> bool:
         """A model, tool or wrapper span by its start attributes or name (`call_kind`)."""
-        name = span.name
         if self._name_is_operation(name):
             return True
-        if _SDK_FIELDS and type(bounded := getattr(span, "_attributes", None)) is BoundedAttributes:
-            keys: Iterable[str] = bounded._dict
-        else:
-            keys = span.attributes or ()
         if _SIGNAL_KEYS.isdisjoint(keys):  # the common case: no copy of the attributes is made
             return False
         return call_kind(name, span.attributes or {}) != KIND_OTHER
@@ -625,35 +657,38 @@ class TokenbookSpanProcessor(SpanProcessor):
         """
         out: ReadableSpan | None
         try:
-            ctx: SpanContext | None
-            parent: SpanContext | None
-            if (
-                _SDK_FIELDS
-                and type(span) is ReadableSpan
-                and type(bounded := span._attributes) is BoundedAttributes
-                and type(recorded := span._events) is BoundedList
-            ):  # the SDK's own ended span: its fields are read in place, without the public copies
-                plain = (
-                    self._all_inert(bounded._dict)  # no usage, kind signal or content key
-                    and self._known_name(span._name) is False  # a name seen before, not an operation
-                    and (not recorded._dq or self._quiet_events(span))  # type: ignore[attr-defined]
-                )
-                ctx, parent = span._context, span._parent
+            keys: Iterable[str]
+            events: Sized
+            if type(span) is _SDK_ENDED:
+                # the SDK's own ended span (immutable): its fields are read in place, without the copies
+                try:
+                    keys = span._attributes._dict  # type: ignore[union-attr]
+                    events = span._events._dq  # type: ignore[attr-defined]
+                except AttributeError:  # built by other code from other mappings: the public properties
+                    keys, events = span.attributes or (), span.events
+                name, own, parent = span._name, span._context, span._parent
             else:
-                plain = (
-                    self._all_inert(span.attributes or ())
-                    and self._known_name(span.name) is False
-                    and self._quiet_events(span)
+                keys, events, name, own, parent = (
+                    span.attributes or (),
+                    span.events,
+                    span.name,
+                    span.context,
+                    span.parent,
                 )
-                ctx, parent = (span.context, span.parent) if plain else (None, None)
-            if plain:  # nothing for tokenbook: note the end of a local root, hand the span on as it is
-                if ctx is not None:
-                    if self._workflows and (parent is None or parent[_IS_REMOTE]):
-                        self._workflows.pop(ctx[_TRACE_ID], None)
+            if (
+                name in self._plain_names  # a name seen before, not an operation
+                and (not events or self._quiet_events(span))
+                and self._all_inert(keys)  # no usage, kind signal or content key
+            ):  # nothing for tokenbook: note the end of a local root, hand the span on as it is
+                if own is not None:
+                    parent_id = None
+                    if parent is None or parent[_IS_REMOTE]:
+                        if self._workflows:
+                            self._workflows.pop(own[_TRACE_ID], None)
+                    else:
+                        parent_id = parent[_SPAN_ID]
                     if self._marks:  # forgets the span's usage mark, or passes it on to the parent
-                        is_root = parent is None or parent.is_remote
-                        parent_id = None if is_root or parent is None else parent.span_id
-                        self._tracker.span_ended(ctx.trace_id, ctx.span_id, parent_id, False)
+                        self._tracker.span_ended(own[_TRACE_ID], own[_SPAN_ID], parent_id, False)
                 out = span
             else:
                 out = self._end(span)
@@ -663,7 +698,7 @@ class TokenbookSpanProcessor(SpanProcessor):
         if out is None:
             return
         try:
-            self._wrapped.on_end(out)
+            self._wrapped_on_end(out)
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("wrapped on_end", exc, downstream=True)
 
