@@ -624,11 +624,12 @@ class TokenbookSpanProcessor(SpanProcessor):
         self._start_cache = cached
         return cached
 
-    def _late_context(self, span: ReadableSpan) -> _StartCache | None:
-        """The attribution and budgets of the context `span` ends in, for a span not recognised as a call
-        when it started; None when there are none, or when that context is neither the span's own nor
-        its parent's (its current span is another span: the span ended elsewhere). For a local root
-        without a remote parent, that is any context without a current span.
+    def _late_context(self, own: SpanContext | None, parent: SpanContext | None) -> _StartCache | None:
+        """The attribution and budgets of the context a span ends in (`own`: its context, `parent`: its
+        parent's), for a span not recognised as a call when it started; None when there are none, or
+        when that context is neither the span's own nor its parent's (its current span is another span:
+        the span ended elsewhere). For a local root without a remote parent, that is any context without
+        a current span.
         """
         ctx = _get_current()
         cached = self._start_cache
@@ -637,8 +638,6 @@ class TokenbookSpanProcessor(SpanProcessor):
         if cached.empty:
             return None
         current = trace.get_current_span(ctx).get_span_context()
-        own = span.context
-        parent = span.parent
         if own is not None and current.trace_id == own.trace_id and current.span_id == own.span_id:
             return cached
         if parent is None:
@@ -691,7 +690,7 @@ class TokenbookSpanProcessor(SpanProcessor):
                         self._tracker.span_ended(own[_TRACE_ID], own[_SPAN_ID], parent_id, False)
                 out = span
             else:
-                out = self._end(span)
+                out = self._end(span, keys, events, name, own, parent)
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_end", exc)
             out = self._redact_only(span)
@@ -707,24 +706,33 @@ class TokenbookSpanProcessor(SpanProcessor):
         events = span.events
         return not events or not any(e.attributes and self._has_relevant_keys(e.attributes) for e in events)
 
-    def _end(self, span: ReadableSpan) -> ReadableSpan:
-        """The ending thread's part for a span that may need tokenbook: state, tracker, the output."""
-        attrs = span.attributes
-        if not attrs or self._inert.issuperset(attrs):
+    def _end(
+        self,
+        span: ReadableSpan,
+        keys: Iterable[str],
+        events: Sized,
+        name: str,
+        own: SpanContext | None,
+        parent: SpanContext | None,
+    ) -> ReadableSpan:
+        """The ending thread's part for a span that may need tokenbook: state, tracker, the output.
+
+        `keys`, `events`, `name`, `own` and `parent` are the span's attribute keys, events, name, context
+        and parent context, as `on_end` read them.
+        """
+        if not keys or self._inert.issuperset(keys):
             has_usage = False
-            relevant = self._name_is_operation(span.name)
+            relevant = self._name_is_operation(name)
         else:
-            has_usage = not USAGE_KEYS.isdisjoint(attrs)
-            relevant = has_usage or self._has_relevant_keys(attrs) or self._name_is_operation(span.name)
-        ctx = span.context
+            has_usage = not USAGE_KEYS.isdisjoint(keys)
+            relevant = has_usage or self._has_relevant_keys(keys) or self._name_is_operation(name)
         late: dict[str, str] | None = None
         budgets: tuple[Budget, ...] | None = None
         workflow: tuple[str, int] | None = None
         had_descendant = False
-        if ctx is not None:
-            trace_id = ctx.trace_id
-            parent = span.parent
-            is_root = parent is None or parent.is_remote
+        if own is not None:
+            trace_id, span_id = own[_TRACE_ID], own[_SPAN_ID]
+            is_root = parent is None or parent[_IS_REMOTE]
             root = None
             if is_root:
                 root = self._workflows.pop(trace_id, None) if self._workflows else None
@@ -732,14 +740,14 @@ class TokenbookSpanProcessor(SpanProcessor):
                 root = self._workflows.get(trace_id)
             if root is not None and has_usage:
                 workflow = (root.name, root.context.span_id)  # formatted only when written
-            had_descendant = self._tracker.span_ended(
-                trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
-            )
+            parent_id = None if is_root or parent is None else parent[_SPAN_ID]
+            if self._marks or (has_usage and parent_id is not None):  # else it neither forgets nor marks
+                had_descendant = self._tracker.span_ended(trace_id, span_id, parent_id, has_usage)
             if self._started_calls:
-                budgets = self._started_calls.pop((trace_id, ctx.span_id), None)
-        if not relevant and self._quiet_events(span):
+                budgets = self._started_calls.pop((trace_id, span_id), None)
+        if not relevant and (not events or self._quiet_events(span)):
             return span  # nothing for tokenbook (keys or a name seen for the first time): no copy
-        if budgets is None and (found := self._late_context(span)) is not None:
+        if budgets is None and (found := self._late_context(own, parent)) is not None:
             # not a call when it started: attribution (where the span lacks it) and budgets of the
             # context it ends in, when that is its own or its parent's
             late, budgets = found.attribution or None, found.budgets
