@@ -5,19 +5,21 @@ It wraps the downstream processor (usually a `BatchSpanProcessor`). As for every
 block on I/O and never raise into the application. Their own failures are logged once per kind through
 ``logging.getLogger(__name__)`` and counted in `errors`; a failure of the wrapped processor is counted
 in `downstream_errors`. The live span is only written through its public API (``set_attributes`` in
-``on_start``); no private field of a live or ended span is ever written. For spans of the SDK's own
-classes, the checks below read a few of their fields in place (``_name``, ``_context``, ``_parent``,
-``_attributes._dict``, ``_events._dq``; `_sdk_fields_readable` checks at import that this SDK keeps them
-there, else the public properties are used), since the public properties copy the attributes and
-events and cost a Python call each: most of the cost of a span with nothing for tokenbook.
+``on_start``); no private field of a live or ended span is ever written. For spans of exactly the SDK's
+own classes (one type identity test per span), the checks below read a few of their fields in place
+(``_name``, ``_context``, ``_parent``, ``_attributes._dict``, ``_events._dq``; `_sdk_span_types` finds
+the classes at import with a probe span and checks that this SDK keeps the fields there, else the public
+properties are used), since the public properties copy the attributes and events and cost a Python
+call each: most of the cost of a span with nothing for tokenbook.
 
 What runs where:
 
-* **On the thread that starts the span** (``on_start``): one test of the span's start attribute keys
-  against a memo of keys tokenbook has nothing to do with (see below) and one memo lookup of its name.
-  A span that cannot be a call by them is not looked at further, nor is its context (with
-  ``tag_all_spans`` every span goes on). For the others, the Baggage attribution and the active
-  budgets of the parent context are looked up, once per run of spans under one parent ``Context``
+* **On the thread that starts the span** (``on_start``): one membership test of the span's name in the
+  memo of names that do not read as an operation, and one test of its start attribute keys against the
+  fixed set of kind and usage keys (the only keys by which a span is a call when it starts). A span
+  that cannot be a call by them is not looked at further, nor is its context, even the first time its
+  name is seen (with ``tag_all_spans`` every span goes on). For the others, the Baggage attribution and
+  the active budgets of the parent context are looked up, once per run of spans under one parent ``Context``
   (immutable, so the last one seen is cached by identity, weakly); a model, tool or wrapper call by its
   start attributes or name (`calls.call_kind`) gets the attribution set on it and is remembered
   (bounded, per span) with the budgets active at its start. A local root is remembered as its trace's
@@ -25,8 +27,9 @@ What runs where:
 * **On the thread that ends the span** (``on_end``): one check of the span's attribute keys against the
   memo of keys tokenbook has nothing to do with (any key that is not a usage key, a kind signal such
   as ``gen_ai.operation.name`` / ``openinference.span.kind`` / ``llm.request.type`` /
-  ``traceloop.span.kind``, or content), plus the span name and whether it has events (then their
-  keys). A span with nothing for tokenbook is handed on unchanged, without a copy; a local root's
+  ``traceloop.span.kind``, or content), plus the span name's membership in the memo and whether it has
+  events (then their keys). The fields read there are handed to the rest of the ending path. A span
+  with nothing for tokenbook is handed on unchanged, without a copy; a local root's
   workflow entry is dropped, and `DescendantTracker` is updated only while it holds marks. Any other
   span is handed on as a `_LazySpan`: a read-only proxy over the ended span that carries what had to
   be read on this thread (whether it carried usage, whether a descendant did, its workflow, and, for
