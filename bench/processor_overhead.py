@@ -450,7 +450,10 @@ def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]], *, ti
     batch = BatchSpanProcessor(
         exporter,
         max_queue_size=max(len(attrs) + 1, 2048),
-        schedule_delay_millis=None if timer else 10**9,  # without: exports of full batches only
+        # without a timer, one export of the whole run, at the flush: the export thread does not run
+        # while spans are ended, so what it costs does not depend on when it is scheduled
+        schedule_delay_millis=None if timer else 10**9,
+        max_export_batch_size=None if timer else len(attrs) + 1,
     )
     provider = TracerProvider()
     provider.add_span_processor(batch if factory is None else factory(batch))
@@ -580,10 +583,12 @@ def _child(spec: str, baseline_ref: str | None) -> None:
         assert baseline_ref is not None, "--child ...:baseline needs --baseline"
         factories["baseline"] = _load_baseline(baseline_ref)
     attrs = _span_attributes(int(spans))
-    # No export on a timer, and no automatic garbage collection: under valgrind a run lasts long enough
-    # for the batch processor's timer to fire a number of times that depends on its speed (smaller
-    # batches cost more per span), and how many spans wait in its queue when a collection walks them
-    # depends on when valgrind switches threads. Either would make the count depend on scheduling.
+    # No export on a timer or while spans are ended (one batch, at the flush), and no automatic garbage
+    # collection: under valgrind a run lasts long enough for the batch processor's timer to fire a
+    # number of times that depends on its speed (smaller batches cost more per span); the work of
+    # ending a span while the export thread is behind (a check of its wake-up event per span) and how
+    # many spans wait in its queue when a collection walks them depend on when valgrind switches
+    # threads. Any of these would make the count depend on scheduling rather than on the work.
     gc.disable()
     _case_run(factories[name], case, attrs[:200], timer=False)  # the same warm-up in both runs
     _case_run(factories[name], case, attrs, timer=False)
@@ -678,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "python": platform.python_version(),
         "goal_ratio": 0.90,
         "headline": "noop",
+        "load_average_1_5_15_min_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     if "configs" in sections:
         _configs(result, attrs, args.pairs)
@@ -700,6 +706,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     if "instructions" in sections:
         counted = [c.strip() for c in args.instruction_cases.split(",") if c.strip()]
         result["instructions"] = _instructions(counted, args.baseline)
+    result["load_average_1_5_15_min_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -73,7 +73,7 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -472,6 +472,8 @@ class TokenbookSpanProcessor(SpanProcessor):
         #: a known plain name costs one set membership test (bounded, cleared when full).
         self._plain_names: set[str] = set()
         self._operation_names: set[str] = set()
+        #: The names `on_start` may skip at once: none with ``tag_all_spans`` (every span is tagged).
+        self._start_plain_names: Container[str] = frozenset() if self._tag_all else self._plain_names
         #: The memo test of every span's attribute keys, bound once (the memo is cleared in place).
         self._all_inert: Callable[[Iterable[str]], bool] = self._inert.issuperset
         self._lock = threading.Lock()
@@ -554,13 +556,14 @@ class TokenbookSpanProcessor(SpanProcessor):
                 parent: SpanContext | None = span._parent
             else:
                 name, keys, own, parent = span.name, span.attributes or (), span.context, span.parent
-            if name not in self._plain_names or not _SIGNAL_KEYS.isdisjoint(keys) or self._tag_all:
+            if name not in self._start_plain_names or not _SIGNAL_KEYS.isdisjoint(keys):
                 self._start_call(span, parent_context, name, keys)  # maybe a call: its context is read
-            if (parent is None or parent[_IS_REMOTE]) and own is not None:  # a local root: its workflow
+            if parent is None or parent[_IS_REMOTE]:  # a local root: remembered as its trace's workflow
                 workflows = self._workflows
                 if len(workflows) >= _MAX_OPEN:
                     workflows.clear()
-                workflows[own[_TRACE_ID]] = span  # name and ID read when a call needs them
+                if own is not None:
+                    workflows[own[_TRACE_ID]] = span  # name and ID read when a call needs them
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_start", exc)
         if self._wrapped_on_start is not None:
@@ -685,8 +688,7 @@ class TokenbookSpanProcessor(SpanProcessor):
                 if own is not None:
                     parent_id = None
                     if parent is None or parent[_IS_REMOTE]:
-                        if self._workflows:
-                            self._workflows.pop(own[_TRACE_ID], None)
+                        self._workflows.pop(own[_TRACE_ID], None)
                     else:
                         parent_id = parent[_SPAN_ID]
                     if self._marks:  # forgets the span's usage mark, or passes it on to the parent
