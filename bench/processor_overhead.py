@@ -34,8 +34,10 @@ git revision REF (``span_processor.py`` loaded from ``git show``), in the same r
 after share one run. `stages` also measures a plain HTTP span's ``on_start`` and ``on_end`` alone.
 
 `instructions` (opt-in; needs valgrind) counts the instructions each processor executes per span of
-each of ``--instruction-cases`` with cachegrind, as the difference of two child runs (`_child`): a
-figure that does not move with the machine's load, beside the CPU-time ratios that do.
+each of ``--instruction-cases`` with cachegrind, as the difference of two child runs (`_child`, with
+fixed string hashes, without address randomization where ``setarch -R`` is allowed, and one export
+batch at the flush): a figure that does not move with the machine's load, beside the CPU-time ratios
+that do. The load averages at the start and end of a run are recorded with its results.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
         [--sections configs,stages,cases,instructions] [--case-pairs N] [--case-spans N] [--baseline REF]
@@ -651,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument(
         "--sections",
         default="configs,stages,cases",
-        help="comma list of sections to run (configs, stages, cases, instructions: needs valgrind, ~20 min)",
+        help="comma list of sections to run (configs, stages, cases, instructions: needs valgrind, ~10 min)",
     )
     parser.add_argument("--case-pairs", type=int, default=40, help="rounds (runs of each processor) per case")
     parser.add_argument("--case-spans", type=int, default=5000, help="spans per run in the cases")
