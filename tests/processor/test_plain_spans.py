@@ -213,6 +213,8 @@ def test_the_probe_finds_the_sdk_span_classes_and_falls_back_when_they_differ(mo
     live, ended = module._sdk_span_types()
     assert ended is ReadableSpan and issubclass(live, Span)
     assert type(TracerProvider().get_tracer("t").start_span("s")) is live
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # the app's sampling: not the probe's
+    assert module._sdk_span_types() == (live, ended)
 
     class Moved(ReadableSpan):  # an SDK that keeps the fields elsewhere: the probe's spans lack them
         def __init__(self, *args: Any, **kwargs: Any) -> None:

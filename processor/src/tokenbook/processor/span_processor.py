@@ -82,6 +82,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
@@ -190,7 +191,8 @@ def _sdk_span_types() -> tuple[type, type]:
     unmatched = (_Unmatched, _Unmatched)
     try:
         kept = _Kept()
-        provider = TracerProvider(shutdown_on_exit=False)
+        # sampled and without resource detection, whatever the environment configures for the app's own
+        provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource.get_empty(), shutdown_on_exit=False)
         provider.add_span_processor(kept)
         tracer = provider.get_tracer("tokenbook.probe")
         root = tracer.start_span("probe-root", attributes={"k": 1})
