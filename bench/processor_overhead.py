@@ -34,8 +34,10 @@ git revision REF (``span_processor.py`` loaded from ``git show``), in the same r
 after share one run. `stages` also measures a plain HTTP span's ``on_start`` and ``on_end`` alone.
 
 `instructions` (opt-in; needs valgrind) counts the instructions each processor executes per span of
-each of ``--instruction-cases`` with cachegrind, as the difference of two child runs (`_child`): a
-figure that does not move with the machine's load, beside the CPU-time ratios that do.
+each of ``--instruction-cases`` with cachegrind, as the difference of two child runs (`_child`, with
+fixed string hashes, without address randomization where ``setarch -R`` is allowed, and one export
+batch at the flush): a figure that does not move with the machine's load, beside the CPU-time ratios
+that do. The load averages at the start and end of a run are recorded with its results.
 
     .venv/bin/python bench/processor_overhead.py [--spans N] [--pairs N] [--cpu N]
         [--sections configs,stages,cases,instructions] [--case-pairs N] [--case-spans N] [--baseline REF]
@@ -450,7 +452,10 @@ def _case_run(factory: Factory, case: str, attrs: list[dict[str, object]], *, ti
     batch = BatchSpanProcessor(
         exporter,
         max_queue_size=max(len(attrs) + 1, 2048),
-        schedule_delay_millis=None if timer else 10**9,  # without: exports of full batches only
+        # without a timer, one export of the whole run, at the flush: the export thread does not run
+        # while spans are ended, so what it costs does not depend on when it is scheduled
+        schedule_delay_millis=None if timer else 10**9,
+        max_export_batch_size=None if timer else len(attrs) + 1,
     )
     provider = TracerProvider()
     provider.add_span_processor(batch if factory is None else factory(batch))
@@ -580,22 +585,35 @@ def _child(spec: str, baseline_ref: str | None) -> None:
         assert baseline_ref is not None, "--child ...:baseline needs --baseline"
         factories["baseline"] = _load_baseline(baseline_ref)
     attrs = _span_attributes(int(spans))
-    # No export on a timer, and no automatic garbage collection: under valgrind a run lasts long enough
-    # for the batch processor's timer to fire a number of times that depends on its speed (smaller
-    # batches cost more per span), and how many spans wait in its queue when a collection walks them
-    # depends on when valgrind switches threads. Either would make the count depend on scheduling.
+    # No export on a timer or while spans are ended (one batch, at the flush), and no automatic garbage
+    # collection: under valgrind a run lasts long enough for the batch processor's timer to fire a
+    # number of times that depends on its speed (smaller batches cost more per span); the work of
+    # ending a span while the export thread is behind (a check of its wake-up event per span) and how
+    # many spans wait in its queue when a collection walks them depend on when valgrind switches
+    # threads. Any of these would make the count depend on scheduling rather than on the work.
     gc.disable()
     _case_run(factories[name], case, attrs[:200], timer=False)  # the same warm-up in both runs
     _case_run(factories[name], case, attrs, timer=False)
 
 
+def _setarch_works() -> bool:
+    """Whether ``setarch -R`` (run without address space randomization) is allowed here."""
+    if shutil.which("setarch") is None:
+        return False
+    return subprocess.run(["setarch", "-R", "true"], capture_output=True, check=False).returncode == 0
+
+
 def _instruction_count(spec: str, baseline_ref: str | None) -> int:
     """Instructions executed by a `_child` run of `spec`, counted by valgrind's cachegrind."""
-    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    # Fixed string hashes and, where setarch can, no address randomization: set and dict probes of the
+    # attribute keys, and the layout of the heap, are then the same in every run (less noise in the count)
+    command = ["setarch", "-R"] if _setarch_works() else []
+    command += ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     command += [sys.executable, __file__, "--child", spec]
     if baseline_ref:
         command += ["--baseline", baseline_ref]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     match = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if match is None:
         raise RuntimeError(f"no instruction count in valgrind's output: {done.stderr[-500:]}")
@@ -635,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument(
         "--sections",
         default="configs,stages,cases",
-        help="comma list of sections to run (configs, stages, cases, instructions: needs valgrind, ~20 min)",
+        help="comma list of sections to run (configs, stages, cases, instructions: needs valgrind, ~10 min)",
     )
     parser.add_argument("--case-pairs", type=int, default=40, help="rounds (runs of each processor) per case")
     parser.add_argument("--case-spans", type=int, default=5000, help="spans per run in the cases")
@@ -667,6 +685,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "python": platform.python_version(),
         "goal_ratio": 0.90,
         "headline": "noop",
+        "load_average_1_5_15_min_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     if "configs" in sections:
         _configs(result, attrs, args.pairs)
@@ -689,6 +708,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     if "instructions" in sections:
         counted = [c.strip() for c in args.instruction_cases.split(",") if c.strip()]
         result["instructions"] = _instructions(counted, args.baseline)
+    result["load_average_1_5_15_min_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result

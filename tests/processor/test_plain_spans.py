@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, TraceFlags
 
 from tokenbook.processor import TokenbookSpanProcessor, attribute, budget
 from tokenbook.processor import span_processor as module
@@ -36,8 +37,11 @@ DB: dict[str, Any] = {"db.system": "postgresql", "db.query.text": "SELECT 1"}
 @pytest.fixture(params=[True, False], ids=["sdk-fields", "public-properties"], autouse=True)
 def sdk_fields(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
     """Run each test with the in-place reads of the SDK's span fields on, then off."""
-    assert module._SDK_FIELDS  # this SDK keeps them where the processor looks
-    monkeypatch.setattr(module, "_SDK_FIELDS", request.param)
+    assert module._SDK_LIVE is not module._Unmatched  # this SDK keeps them where the processor looks
+    assert module._SDK_ENDED is ReadableSpan
+    if not request.param:  # no span is of the SDK's classes any more: the public properties are read
+        monkeypatch.setattr(module, "_SDK_LIVE", module._Unmatched)
+        monkeypatch.setattr(module, "_SDK_ENDED", module._Unmatched)
     yield request.param
 
 
@@ -72,19 +76,17 @@ def test_a_span_without_genai_keys_is_exported_unchanged_and_untagged(with_bagga
             stack.enter_context(attribute(tenant="acme", user="alice"))
         if with_budget:
             stack.enter_context(budget(max_tokens=10))
-        for i in range(3):  # the first time keys and names are learned, then the one-check path
+        for _ in range(3):  # the first time keys and names are learned, then the one-check path
             with (
                 tracer.start_as_current_span("GET /orders/{id}", attributes=HTTP),
                 tracer.start_as_current_span("SELECT", attributes=DB) as db,
             ):
                 db.add_event("retry", {"attempt": 1})
-            if i == 0:
-                processor._start_cache = None  # forget the contexts read while learning
     assert len(after.spans) == 6
     assert all(out is ended for out, ended in zip(after.spans, before.spans, strict=True))  # no copy
     for out in after.spans:
         assert dict(out.attributes or {}) in (HTTP, DB)  # nothing added: no attribution, no kind
-    assert processor._start_cache is None  # known plain spans: their contexts were never read
+    assert processor._start_cache is None  # not calls, even when first seen: their contexts were never read
     assert not processor._started_calls and not processor._workflows and len(processor._tracker) == 0
     assert processor.errors == 0 and processor.downstream_errors == 0
 
@@ -169,3 +171,54 @@ def test_the_wrapped_on_start_is_called_when_it_does_something():
     assert len(after.started) == 1 and processor._wrapped_on_start is not None
     assert TokenbookSpanProcessor(BatchSpanProcessor(InMemorySpanExporter()))._wrapped_on_start is None
     assert TokenbookSpanProcessor(SimpleSpanProcessor(InMemorySpanExporter()))._wrapped_on_start is None
+
+
+def test_tag_all_spans_under_a_budget_charges_the_calls_only():
+    tracer, _, after, processor = _setup(tag_all_spans=True)
+    with (
+        attribute(tenant="acme"),
+        budget(max_tokens=10**6) as b,
+        tracer.start_as_current_span("GET", attributes=HTTP),
+    ):
+        assert not processor._started_calls  # a plain span is tagged, not remembered
+        with tracer.start_as_current_span("chat gpt-4o", attributes=chat_attrs()):
+            assert len(processor._started_calls) == 1
+    spans = {s.name: dict(s.attributes or {}) for s in after.spans}
+    assert spans["GET"] == {**HTTP, "tenant.id": "acme"}
+    assert spans["chat gpt-4o"]["tokenbook.budget.state"] == "within_budget" and b.used_tokens == 1100
+    assert not processor._started_calls and processor.errors == 0
+
+
+def test_ended_spans_built_by_other_code_from_plain_mappings_are_read_through_the_public_properties():
+    """A ReadableSpan built by another processor from a dict and a list: not the SDK's own fields."""
+    exporter = InMemorySpanExporter()
+    processor = TokenbookSpanProcessor(SimpleSpanProcessor(exporter))
+    context = SpanContext(0xABC, 0xDEF, False, TraceFlags(TraceFlags.SAMPLED))
+    secret = {**HTTP, "gen_ai.prompt": "SECRET"}
+    built = [
+        ReadableSpan("GET", context, attributes=dict(HTTP), events=[]),
+        ReadableSpan("GET", context, attributes=secret, events=[Event("e", {"gen_ai.completion": "SECRET"})]),
+    ]
+    for span in [*built, built[0]]:  # the plain one again once its keys and name are known
+        processor.on_end(span)
+    plain, redacted, plain_again = exporter.get_finished_spans()
+    assert plain_again is built[0] and dict(plain.attributes or {}) == HTTP
+    assert "SECRET" not in repr(dict(redacted.attributes or {})) + repr(
+        [dict(e.attributes or {}) for e in redacted.events]
+    )
+    assert processor.errors == 0 and processor.downstream_errors == 0
+
+
+def test_the_probe_finds_the_sdk_span_classes_and_falls_back_when_they_differ(monkeypatch):
+    live, ended = module._sdk_span_types()
+    assert ended is ReadableSpan and issubclass(live, Span)
+    assert type(TracerProvider().get_tracer("t").start_span("s")) is live
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # the app's sampling: not the probe's
+    assert module._sdk_span_types() == (live, ended)
+
+    class Moved(ReadableSpan):  # an SDK that keeps the fields elsewhere: the probe's spans lack them
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise TypeError("not this SDK")
+
+    monkeypatch.setattr(module, "TracerProvider", Moved)
+    assert module._sdk_span_types() == (module._Unmatched, module._Unmatched)

@@ -5,19 +5,21 @@ It wraps the downstream processor (usually a `BatchSpanProcessor`). As for every
 block on I/O and never raise into the application. Their own failures are logged once per kind through
 ``logging.getLogger(__name__)`` and counted in `errors`; a failure of the wrapped processor is counted
 in `downstream_errors`. The live span is only written through its public API (``set_attributes`` in
-``on_start``); no private field of a live or ended span is ever written. For spans of the SDK's own
-classes, the checks below read a few of their fields in place (``_name``, ``_context``, ``_parent``,
-``_attributes._dict``, ``_events._dq``; `_sdk_fields_readable` checks at import that this SDK keeps them
-there, else the public properties are used), since the public properties copy the attributes and
-events and cost a Python call each: most of the cost of a span with nothing for tokenbook.
+``on_start``); no private field of a live or ended span is ever written. For spans of exactly the SDK's
+own classes (one type identity test per span), the checks below read a few of their fields in place
+(``_name``, ``_context``, ``_parent``, ``_attributes._dict``, ``_events._dq``; `_sdk_span_types` finds
+the classes at import with a probe span and checks that this SDK keeps the fields there, else the public
+properties are used), since the public properties copy the attributes and events and cost a Python
+call each: most of the cost of a span with nothing for tokenbook.
 
 What runs where:
 
-* **On the thread that starts the span** (``on_start``): one test of the span's start attribute keys
-  against a memo of keys tokenbook has nothing to do with (see below) and one memo lookup of its name.
-  A span that cannot be a call by them is not looked at further, nor is its context (with
-  ``tag_all_spans`` every span goes on). For the others, the Baggage attribution and the active
-  budgets of the parent context are looked up, once per run of spans under one parent ``Context``
+* **On the thread that starts the span** (``on_start``): one membership test of the span's name in the
+  memo of names that do not read as an operation, and one test of its start attribute keys against the
+  fixed set of kind and usage keys (the only keys by which a span is a call when it starts). A span
+  that cannot be a call by them is not looked at further, nor is its context, even the first time its
+  name is seen (with ``tag_all_spans`` every span goes on). For the others, the Baggage attribution and
+  the active budgets of the parent context are looked up, once per run of spans under one parent ``Context``
   (immutable, so the last one seen is cached by identity, weakly); a model, tool or wrapper call by its
   start attributes or name (`calls.call_kind`) gets the attribution set on it and is remembered
   (bounded, per span) with the budgets active at its start. A local root is remembered as its trace's
@@ -25,8 +27,9 @@ What runs where:
 * **On the thread that ends the span** (``on_end``): one check of the span's attribute keys against the
   memo of keys tokenbook has nothing to do with (any key that is not a usage key, a kind signal such
   as ``gen_ai.operation.name`` / ``openinference.span.kind`` / ``llm.request.type`` /
-  ``traceloop.span.kind``, or content), plus the span name and whether it has events (then their
-  keys). A span with nothing for tokenbook is handed on unchanged, without a copy; a local root's
+  ``traceloop.span.kind``, or content), plus the span name's membership in the memo and whether it has
+  events (then their keys). The fields read there are handed to the rest of the ending path. A span
+  with nothing for tokenbook is handed on unchanged, without a copy; a local root's
   workflow entry is dropped, and `DescendantTracker` is updated only while it holds marks. Any other
   span is handed on as a `_LazySpan`: a read-only proxy over the ended span that carries what had to
   be read on this thread (whether it carried usage, whether a descendant did, its workflow, and, for
@@ -70,17 +73,16 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 from opentelemetry import baggage, context, trace
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
@@ -163,40 +165,64 @@ def _does_nothing(method: Callable[..., object]) -> bool:
     return body in _RETURN_NONE
 
 
-def _sdk_fields_readable() -> bool:
-    """Whether this SDK keeps a span's fields where ``on_start`` and ``on_end`` look first.
+class _Kept(SpanProcessor):
+    """Keeps the ended spans the SDK hands to ``on_end`` (for `_sdk_span_types`)."""
 
-    For a span of the SDK's own classes they read (never write) ``_name``, ``_context``, ``_parent``,
-    ``_attributes._dict`` and ``_events._dq``, as set by ``ReadableSpan``'s constructor: the public
-    properties cost a Python call each and copy the attributes and events, which is most of the cost of
-    a span with nothing for tokenbook. An SDK that keeps them otherwise makes this False, and the
-    public properties are used.
+    def __init__(self) -> None:
+        self.ended: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span)
+
+
+class _Unmatched:
+    """A type no span has: the SDK types of `_sdk_span_types` when its fields are not where expected."""
+
+
+def _sdk_span_types() -> tuple[type, type]:
+    """The classes of the SDK's live and ended spans whose fields ``on_start`` and ``on_end`` read in
+    place, or `_Unmatched` twice when this SDK keeps them elsewhere (then the public properties are used).
+
+    For a span of exactly these classes they read (never write) ``_name``, ``_context``, ``_parent``,
+    ``_attributes._dict`` and ``_events._dq``: the public properties cost a Python call each and copy the
+    attributes and events, which is most of the cost of a span with nothing for tokenbook. One span is
+    started and ended through a throwaway provider of this SDK to check where they are.
     """
+    unmatched = (_Unmatched, _Unmatched)
     try:
-        context_, parent = SpanContext(1, 2, False), SpanContext(1, 3, True)
-        probe = ReadableSpan(
-            "probe",
-            context_,
-            parent,
-            attributes=BoundedAttributes(1, {"k": 1}),
-            events=BoundedList(1),
+        kept = _Kept()
+        # sampled and without resource detection, whatever the environment configures for the app's own
+        provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource.get_empty(), shutdown_on_exit=False)
+        provider.add_span_processor(kept)
+        tracer = provider.get_tracer("tokenbook.probe")
+        root = tracer.start_span("probe-root", attributes={"k": 1})
+        live = tracer.start_span("probe", trace.set_span_in_context(root), attributes={"k": 1})
+        live.add_event("e")
+        live.end()
+        (ended,) = kept.ended
+        own, parent = live.get_span_context(), root.get_span_context()
+        both: tuple[Any, Any] = (live, ended)  # their private fields, read as any
+        readable = (
+            (own[0], own[1], own[2], parent[1]) == (own.trace_id, own.span_id, own.is_remote, parent.span_id)
+            and all(s._name == "probe" and s._context is own for s in both)
+            and all(s._parent is not None and s._parent[1] == parent.span_id for s in both)
+            and all(type(s._attributes._dict) is dict and s._attributes._dict == {"k": 1} for s in both)
+            and type(both[1]._events._dq) is deque
+            and len(both[1]._events._dq) == 1
+            and type(ended) is ReadableSpan
         )
-        return (
-            (context_[0], parent[2]) == (context_.trace_id, parent.is_remote) == (1, True)
-            and probe._name == "probe"
-            and probe._context is context_
-            and probe._parent is parent
-            and type(probe._attributes._dict) is dict  # type: ignore[union-attr]
-            and type(probe._events._dq) is deque  # type: ignore[attr-defined]
-        )
+        return (type(live), type(ended)) if readable else unmatched
     except Exception:  # noqa: BLE001 - any other shape: the public properties
-        return False
+        return unmatched
 
 
-_SDK_FIELDS: Final = _sdk_fields_readable()
+#: The SDK's live and ended span classes whose fields are read in place (`_Unmatched` if none: then
+#: every span goes through the public properties).
+_SDK_LIVE, _SDK_ENDED = _sdk_span_types()
 #: Positions in a `SpanContext` (a ``tuple[trace_id, span_id, is_remote, ...]`` by its declared type), read
 #: by index on the per-span paths: its properties cost a Python call each.
 _TRACE_ID: Final = 0
+_SPAN_ID: Final = 1
 _IS_REMOTE: Final = 2
 
 
@@ -413,6 +439,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             policy_path_key=policy_path_key,
         )
         self._wrapped = wrapped
+        self._wrapped_on_end = wrapped.on_end
         #: The wrapped processor's on_start, or None when it is known to do nothing (not called).
         self._wrapped_on_start = None if _does_nothing(wrapped.on_start) else wrapped.on_start
         self.catalog = catalog or PriceCatalog(self.settings.price_overrides)
@@ -443,10 +470,14 @@ class TokenbookSpanProcessor(SpanProcessor):
         #: memos, so a span of known plain keys costs one superset test (bounded, cleared when full).
         self._inert: set[str] = set()
         self._relevant: set[str] = set()
-        self._names: dict[str, bool] = {}  # span name -> whether it reads as an operation (rule 4)
-        #: The two memo tests of every span, bound once (the memos are cleared in place, never replaced).
+        #: Span names known not to read as an operation (rule 4), and names known to: memos, so a span of
+        #: a known plain name costs one set membership test (bounded, cleared when full).
+        self._plain_names: set[str] = set()
+        self._operation_names: set[str] = set()
+        #: The names `on_start` may skip at once: none with ``tag_all_spans`` (every span is tagged).
+        self._start_plain_names: Container[str] = frozenset() if self._tag_all else self._plain_names
+        #: The memo test of every span's attribute keys, bound once (the memo is cleared in place).
         self._all_inert: Callable[[Iterable[str]], bool] = self._inert.issuperset
-        self._known_name: Callable[[str], bool | None] = self._names.get
         self._lock = threading.Lock()
         self._lazy_lock = threading.Lock()  # computes a _LazySpan once
         self._logged: set[str] = set()
@@ -469,12 +500,15 @@ class TokenbookSpanProcessor(SpanProcessor):
     # --- cheap checks -------------------------------------------------------------------------
     def _name_is_operation(self, name: str) -> bool:
         """Whether `call_kind` reads the span name's first word as an operation (memoized per name)."""
-        known = self._names.get(name)
-        if known is None:
-            known = name.split(" ", 1)[0] in _NAME_OPERATIONS
-            if len(self._names) >= _MAX_KNOWN:
-                self._names.clear()
-            self._names[name] = known  # a racing thread stores the same value
+        if name in self._plain_names:
+            return False
+        if name in self._operation_names:
+            return True
+        known = name.split(" ", 1)[0] in _NAME_OPERATIONS
+        if len(self._plain_names) + len(self._operation_names) >= _MAX_KNOWN:
+            self._plain_names.clear()
+            self._operation_names.clear()
+        (self._operation_names if known else self._plain_names).add(name)  # a racing thread adds the same
         return known
 
     def _has_relevant_keys(self, keys: Iterable[str]) -> bool:
@@ -511,23 +545,27 @@ class TokenbookSpanProcessor(SpanProcessor):
         Called synchronously on the thread that starts the span; does no I/O, never blocks and never
         raises into the application (an error is logged once and counted). Then calls the wrapped
         processor's ``on_start`` (unless it does nothing). A span that is not a call by its name and
-        start attributes (one memo lookup and one set test once its keys and name have been seen) is
-        not looked at further, and neither is its context, except to note a local root.
+        start attributes (once its name has been seen: one set membership test and one test of its keys
+        against the fixed set of kind and usage keys) is not looked at further, and neither is its
+        context, except to note a local root.
         """
         try:
-            if _SDK_FIELDS and type(bounded := getattr(span, "_attributes", None)) is BoundedAttributes:
+            if type(span) is _SDK_LIVE:
                 # the SDK's own span, not yet the app's: its fields are read in place (never written)
-                keys: Iterable[str] = bounded._dict
-                name, own, parent = span._name, span._context, span._parent
+                name: str = span._name
+                keys: Iterable[str] = span._attributes._dict  # type: ignore[union-attr]
+                own: SpanContext | None = span._context
+                parent: SpanContext | None = span._parent
             else:
-                keys, name, own, parent = span.attributes or (), span.name, span.context, span.parent
-            if self._tag_all or not self._all_inert(keys) or self._known_name(name) is not False:
-                self._start_call(span, parent_context)  # maybe a call: its context is read
-            if (parent is None or parent[_IS_REMOTE]) and own is not None:  # a local root: its workflow
+                name, keys, own, parent = span.name, span.attributes or (), span.context, span.parent
+            if name not in self._start_plain_names or not _SIGNAL_KEYS.isdisjoint(keys):
+                self._start_call(span, parent_context, name, keys)  # maybe a call: its context is read
+            if parent is None or parent[_IS_REMOTE]:  # a local root: remembered as its trace's workflow
                 workflows = self._workflows
                 if len(workflows) >= _MAX_OPEN:
                     workflows.clear()
-                workflows[own[_TRACE_ID]] = span  # name and ID read when a call needs them
+                if own is not None:
+                    workflows[own[_TRACE_ID]] = span  # name and ID read when a call needs them
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_start", exc)
         if self._wrapped_on_start is not None:
@@ -536,15 +574,23 @@ class TokenbookSpanProcessor(SpanProcessor):
             except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
                 self._failed("wrapped on_start", exc, downstream=True)
 
-    def _start_call(self, span: Span, parent_context: context.Context | None) -> None:
+    def _start_call(
+        self, span: Span, parent_context: context.Context | None, name: str, keys: Iterable[str]
+    ) -> None:
         """Tag a call with the attribution of its context (every span with ``tag_all_spans``), and
         remember the budgets active there.
 
         A call recognised here under attribution or budgets is remembered until it ends (with the
         budgets active now, maybe none), so that ``on_end`` charges exactly those. Any other span is left
         alone: should it turn out to be a call when it ends, ``on_end`` reads the context it ends in
-        (`_late_context`).
+        (`_late_context`). `name` and `keys` are the span's name and start attribute keys.
         """
+        tag_all = self._tag_all
+        is_call: bool | None = None  # decided when needed
+        if not tag_all:
+            is_call = self._is_call_at_start(span, name, keys)
+            if not is_call:
+                return  # not a call (the name is learned): its context is not read
         ctx = parent_context if parent_context is not None else _get_current()
         cached = self._start_cache
         if cached is None or cached.ref() is not ctx:
@@ -552,29 +598,23 @@ class TokenbookSpanProcessor(SpanProcessor):
         if cached.empty:
             return
         found = cached.attribution
-        if self._tag_all and found:
-            span.set_attributes(found)
-            if not cached.budgets:
+        if tag_all:
+            if found:
+                span.set_attributes(found)
+            if not cached.budgets or not self._is_call_at_start(span, name, keys):
                 return
-        if not self._is_call_at_start(span):
-            return
-        if found and not self._tag_all:
+        elif found:
             span.set_attributes(found)
-        own = span.context
+        own = span.get_span_context()
         started = self._started_calls
         if len(started) >= _MAX_OPEN:
             started.clear()
         started[(own.trace_id, own.span_id)] = cached.budgets
 
-    def _is_call_at_start(self, span: Span) -> bool:
+    def _is_call_at_start(self, span: Span, name: str, keys: Iterable[str]) -> bool:
         """A model, tool or wrapper span by its start attributes or name (`call_kind`)."""
-        name = span.name
         if self._name_is_operation(name):
             return True
-        if _SDK_FIELDS and type(bounded := getattr(span, "_attributes", None)) is BoundedAttributes:
-            keys: Iterable[str] = bounded._dict
-        else:
-            keys = span.attributes or ()
         if _SIGNAL_KEYS.isdisjoint(keys):  # the common case: no copy of the attributes is made
             return False
         return call_kind(name, span.attributes or {}) != KIND_OTHER
@@ -592,11 +632,12 @@ class TokenbookSpanProcessor(SpanProcessor):
         self._start_cache = cached
         return cached
 
-    def _late_context(self, span: ReadableSpan) -> _StartCache | None:
-        """The attribution and budgets of the context `span` ends in, for a span not recognised as a call
-        when it started; None when there are none, or when that context is neither the span's own nor
-        its parent's (its current span is another span: the span ended elsewhere). For a local root
-        without a remote parent, that is any context without a current span.
+    def _late_context(self, own: SpanContext | None, parent: SpanContext | None) -> _StartCache | None:
+        """The attribution and budgets of the context a span ends in (`own`: its context, `parent`: its
+        parent's), for a span not recognised as a call when it started; None when there are none, or
+        when that context is neither the span's own nor its parent's (its current span is another span:
+        the span ended elsewhere). For a local root without a remote parent, that is any context without
+        a current span.
         """
         ctx = _get_current()
         cached = self._start_cache
@@ -605,8 +646,6 @@ class TokenbookSpanProcessor(SpanProcessor):
         if cached.empty:
             return None
         current = trace.get_current_span(ctx).get_span_context()
-        own = span.context
-        parent = span.parent
         if own is not None and current.trace_id == own.trace_id and current.span_id == own.span_id:
             return cached
         if parent is None:
@@ -625,45 +664,47 @@ class TokenbookSpanProcessor(SpanProcessor):
         """
         out: ReadableSpan | None
         try:
-            ctx: SpanContext | None
-            parent: SpanContext | None
-            if (
-                _SDK_FIELDS
-                and type(span) is ReadableSpan
-                and type(bounded := span._attributes) is BoundedAttributes
-                and type(recorded := span._events) is BoundedList
-            ):  # the SDK's own ended span: its fields are read in place, without the public copies
-                plain = (
-                    self._all_inert(bounded._dict)  # no usage, kind signal or content key
-                    and self._known_name(span._name) is False  # a name seen before, not an operation
-                    and (not recorded._dq or self._quiet_events(span))  # type: ignore[attr-defined]
-                )
-                ctx, parent = span._context, span._parent
+            keys: Iterable[str]
+            events: Sized
+            if type(span) is _SDK_ENDED:
+                # the SDK's own ended span (immutable): its fields are read in place, without the copies
+                try:
+                    keys = span._attributes._dict  # type: ignore[union-attr]
+                    events = span._events._dq  # type: ignore[attr-defined]
+                except AttributeError:  # built by other code from other mappings: the public properties
+                    keys, events = span.attributes or (), span.events
+                name, own, parent = span._name, span._context, span._parent
             else:
-                plain = (
-                    self._all_inert(span.attributes or ())
-                    and self._known_name(span.name) is False
-                    and self._quiet_events(span)
+                keys, events, name, own, parent = (
+                    span.attributes or (),
+                    span.events,
+                    span.name,
+                    span.context,
+                    span.parent,
                 )
-                ctx, parent = (span.context, span.parent) if plain else (None, None)
-            if plain:  # nothing for tokenbook: note the end of a local root, hand the span on as it is
-                if ctx is not None:
-                    if self._workflows and (parent is None or parent[_IS_REMOTE]):
-                        self._workflows.pop(ctx[_TRACE_ID], None)
+            if (
+                name in self._plain_names  # a name seen before, not an operation
+                and (not events or self._quiet_events(span))
+                and self._all_inert(keys)  # no usage, kind signal or content key
+            ):  # nothing for tokenbook: note the end of a local root, hand the span on as it is
+                if own is not None:
+                    parent_id = None
+                    if parent is None or parent[_IS_REMOTE]:
+                        self._workflows.pop(own[_TRACE_ID], None)
+                    else:
+                        parent_id = parent[_SPAN_ID]
                     if self._marks:  # forgets the span's usage mark, or passes it on to the parent
-                        is_root = parent is None or parent.is_remote
-                        parent_id = None if is_root or parent is None else parent.span_id
-                        self._tracker.span_ended(ctx.trace_id, ctx.span_id, parent_id, False)
+                        self._tracker.span_ended(own[_TRACE_ID], own[_SPAN_ID], parent_id, False)
                 out = span
             else:
-                out = self._end(span)
+                out = self._end(span, keys, events, name, own, parent)
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("on_end", exc)
             out = self._redact_only(span)
         if out is None:
             return
         try:
-            self._wrapped.on_end(out)
+            self._wrapped_on_end(out)
         except Exception as exc:  # noqa: BLE001 - never raise into the app; logged and counted
             self._failed("wrapped on_end", exc, downstream=True)
 
@@ -672,24 +713,33 @@ class TokenbookSpanProcessor(SpanProcessor):
         events = span.events
         return not events or not any(e.attributes and self._has_relevant_keys(e.attributes) for e in events)
 
-    def _end(self, span: ReadableSpan) -> ReadableSpan:
-        """The ending thread's part for a span that may need tokenbook: state, tracker, the output."""
-        attrs = span.attributes
-        if not attrs or self._inert.issuperset(attrs):
+    def _end(
+        self,
+        span: ReadableSpan,
+        keys: Iterable[str],
+        events: Sized,
+        name: str,
+        own: SpanContext | None,
+        parent: SpanContext | None,
+    ) -> ReadableSpan:
+        """The ending thread's part for a span that may need tokenbook: state, tracker, the output.
+
+        `keys`, `events`, `name`, `own` and `parent` are the span's attribute keys, events, name, context
+        and parent context, as `on_end` read them.
+        """
+        if not keys or self._inert.issuperset(keys):
             has_usage = False
-            relevant = self._name_is_operation(span.name)
+            relevant = self._name_is_operation(name)
         else:
-            has_usage = not USAGE_KEYS.isdisjoint(attrs)
-            relevant = has_usage or self._has_relevant_keys(attrs) or self._name_is_operation(span.name)
-        ctx = span.context
+            has_usage = not USAGE_KEYS.isdisjoint(keys)
+            relevant = has_usage or self._has_relevant_keys(keys) or self._name_is_operation(name)
         late: dict[str, str] | None = None
         budgets: tuple[Budget, ...] | None = None
         workflow: tuple[str, int] | None = None
         had_descendant = False
-        if ctx is not None:
-            trace_id = ctx.trace_id
-            parent = span.parent
-            is_root = parent is None or parent.is_remote
+        if own is not None:
+            trace_id, span_id = own[_TRACE_ID], own[_SPAN_ID]
+            is_root = parent is None or parent[_IS_REMOTE]
             root = None
             if is_root:
                 root = self._workflows.pop(trace_id, None) if self._workflows else None
@@ -697,14 +747,14 @@ class TokenbookSpanProcessor(SpanProcessor):
                 root = self._workflows.get(trace_id)
             if root is not None and has_usage:
                 workflow = (root.name, root.context.span_id)  # formatted only when written
-            had_descendant = self._tracker.span_ended(
-                trace_id, ctx.span_id, None if is_root or parent is None else parent.span_id, has_usage
-            )
+            parent_id = None if is_root or parent is None else parent[_SPAN_ID]
+            if self._marks or (has_usage and parent_id is not None):  # else it neither forgets nor marks
+                had_descendant = self._tracker.span_ended(trace_id, span_id, parent_id, has_usage)
             if self._started_calls:
-                budgets = self._started_calls.pop((trace_id, ctx.span_id), None)
-        if not relevant and self._quiet_events(span):
+                budgets = self._started_calls.pop((trace_id, span_id), None)
+        if not relevant and (not events or self._quiet_events(span)):
             return span  # nothing for tokenbook (keys or a name seen for the first time): no copy
-        if budgets is None and (found := self._late_context(span)) is not None:
+        if budgets is None and (found := self._late_context(own, parent)) is not None:
             # not a call when it started: attribution (where the span lacks it) and budgets of the
             # context it ends in, when that is its own or its parent's
             late, budgets = found.attribution or None, found.budgets
