@@ -103,8 +103,9 @@ class Reordered(Counting):
         return columns[::-1], types[::-1], [tuple(r)[::-1] for r in rows]
 
 
-def test_a_pass_reads_rows_by_column_name_whatever_the_column_order(store: Store) -> None:
-    """The same decisions whether the engine returns the columns in the row's order or another."""
+def _two_layers(store: Store) -> tuple[CallRow, CallRow, DecisionKeys]:
+    """One call recorded by two layers (an inner span and the OpenAI instrumentation's outer span around
+    it, in another trace), written, and the decision keys of both."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     inner = busy_bucket(1, start)[0]
     outer = inner._replace(
@@ -115,6 +116,12 @@ def test_a_pass_reads_rows_by_column_name_whatever_the_column_order(store: Store
     keys = DecisionKeys()
     for c in (inner, outer):
         keys.add_call(c)
+    return inner, outer, keys
+
+
+def test_a_pass_reads_rows_by_column_name_whatever_the_column_order(store: Store) -> None:
+    """The same decisions whether the engine returns the columns in the row's order or another."""
+    *_, keys = _two_layers(store)
     # (before, after) per changed call; the new version is the pass's clock
     in_order = [(old, new._replace(version=0)) for old, new in run_pass(Counting(store), keys)[0]]
     reordered = [(old, new._replace(version=0)) for old, new in run_pass(Reordered(store), keys)[0]]
@@ -126,16 +133,7 @@ def test_a_pass_reads_the_newest_version_of_each_span(store: Store) -> None:
     """The pass reads every version of the candidates' spans and keeps the newest (as FINAL does): after
     a pass has written its decisions as new versions, a pass over the same keys finds them decided; when
     the billed span gets a newer version without usage, the other layer is billed again."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    inner = busy_bucket(1, start)[0]
-    outer = inner._replace(
-        span_id="f" * 16, trace_id="e" * 32, scope_name="opentelemetry.instrumentation.openai",
-        timestamp=inner.timestamp - timedelta(milliseconds=20), duration_ms=540.0,
-    )  # fmt: skip
-    store.write([inner, outer], [])
-    keys = DecisionKeys()
-    for c in (inner, outer):
-        keys.add_call(c)
+    inner, outer, keys = _two_layers(store)
     changes, _ = run_pass(Counting(store), keys)
     assert [new.billing_rule for _, new in changes] == [RULE_CROSS_LAYER]
     store.write([new for _, new in changes], [])
