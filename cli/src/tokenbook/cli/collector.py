@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import sys
 import threading
 from types import FrameType
+from typing import NoReturn
 
 from tokenbook.collector.config import CollectorConfig, ConfigError, load_config
 from tokenbook.collector.service import Collector, JsonLogFormatter
@@ -84,8 +86,22 @@ def _load(args: argparse.Namespace) -> CollectorConfig:
     return config
 
 
+def _end_process(code: int) -> NoReturn:
+    """End the process with `code` now, without the interpreter's finalization.
+
+    Called once a started collector has stopped: drained, its store closed, its logs written. What
+    finalization would add is the embedded engine's own teardown, which can crash (SIGSEGV) or hang at
+    that point, so that a clean stop would read as a crash to the service manager."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def cmd_collector(args: argparse.Namespace) -> int:
-    """`tokenbook collector`: run until SIGTERM/SIGINT, then drain and return 0."""
+    """`tokenbook collector`: run until SIGTERM/SIGINT, then drain and exit 0 (1 when it failed to
+    start). Once the collector has started, the process ends here (`_end_process`) rather than by
+    returning: a problem found before that (config, ports) returns 2."""
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -114,8 +130,8 @@ def cmd_collector(args: argparse.Namespace) -> int:
         _log.error("collector failed to start: %s", exc)
         print(f"tokenbook collector: failed to start: {exc}", file=sys.stderr)
         collector.stop(drain_timeout=0)
-        return 1
+        _end_process(1)
     while not stop.wait(0.5):
         pass
     collector.stop()
-    return 0
+    _end_process(0)
