@@ -83,7 +83,7 @@ def _statement_names(database: str) -> dict[str, str]:
     for path in sorted(folder.glob("*.sql")):
         try:
             names[render_query(path.name, database)] = path.stem
-        except Exception:
+        except ValueError:  # a file of several statements (a refresh runs only single ones)
             continue
     return names
 
