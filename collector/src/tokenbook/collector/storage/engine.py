@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Final, NamedTuple
 
@@ -41,6 +42,12 @@ class Released(NamedTuple):
     bytes: int
 
 
+@cache
+def _libc() -> ctypes.CDLL:
+    """The C library's symbols in this process (looked up once: `trim_heap` runs after every refresh)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def engine_library() -> Path | None:
     """The engine's shared library, if this process has loaded it."""
     module = sys.modules.get(_ENGINE_MODULE)
@@ -58,8 +65,7 @@ def release_startup_pages(maps: Path = Path("/proc/self/maps")) -> Released:
         lines = maps.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return Released(0, 0)
-    libc = ctypes.CDLL(None, use_errno=True)
-    madvise = libc.madvise
+    madvise = _libc().madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     madvise.restype = ctypes.c_int
     mappings = advised = 0
@@ -80,8 +86,7 @@ def trim_heap() -> bool:
     """Return the C library heap's free pages to the kernel (glibc's ``malloc_trim``); False where the
     C library has no such call."""
     try:
-        libc = ctypes.CDLL(None)
-        malloc_trim = libc.malloc_trim
+        malloc_trim = _libc().malloc_trim
     except (OSError, AttributeError):
         return False
     malloc_trim.argtypes = [ctypes.c_size_t]
