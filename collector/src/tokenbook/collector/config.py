@@ -30,6 +30,7 @@ from tokenbook.collector.budgets.config import BudgetsConfig
 from tokenbook.collector.budgets.drift import ReconcileConfig
 from tokenbook.collector.limits import LimitsConfig
 from tokenbook.collector.storage.config import BatchConfig, ClickHouseConfig, SpoolConfig, StorageConfig
+from tokenbook.collector.storage.engine import HeapTuning
 from tokenbook.collector.storage.guard import QueryLimits
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
 from tokenbook.collector.tls import TLSConfig, parse_tls
@@ -323,6 +324,37 @@ class DedupConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HeapConfig:
+    """The collector process's C library heap (glibc ``mallopt``), set before its threads start."""
+
+    arenas: int = setting(
+        2,
+        parse=non_negative_int,
+        doc="Heaps (arenas) the collector's threads allocate from (`M_ARENA_MAX`); more let threads "
+        "allocate without waiting for each other, and each keeps its own free memory. 0: the C "
+        "library's default, 8 per core.",
+    )
+    mmap_threshold: int = setting(
+        256 * 1024,
+        parse=size_or_zero,
+        doc="Blocks from this size (request bodies, row blocks, query results) are mapped on their own "
+        "and handed back to the kernel when freed (`M_MMAP_THRESHOLD`, at most 32 MiB). 0: the C "
+        "library's default, 128 KiB rising after each such block freed, up to 32 MiB (the blocks of "
+        "a burst then stay in the heaps' free memory).",
+    )
+    trim_threshold: int = setting(
+        4 * _MIB,
+        parse=size_or_zero,
+        doc="Free memory at the top of the main heap beyond which it is handed back (`M_TRIM_THRESHOLD`). "
+        "0: the C library's default (twice the mapping threshold as it rises).",
+    )
+
+    def tuning(self) -> HeapTuning:
+        """These as `mallopt` parameters."""
+        return HeapTuning(self.arenas, self.mmap_threshold, self.trim_threshold)
+
+
+@dataclass(frozen=True, slots=True)
 class TelemetryConfig:
     """The collector's own logs."""
 
@@ -352,6 +384,7 @@ class CollectorConfig:
         LimitsConfig, doc="Limits that keep one sender from exhausting the collector."
     )
     telemetry: TelemetryConfig = section(TelemetryConfig, doc="The collector's logs.")
+    heap: HeapConfig = section(HeapConfig, doc="The collector process's heap.")
     budgets: BudgetsConfig = section(BudgetsConfig, doc="Quotas, budgets, alerts and the breaker.")
     reconcile: ReconcileConfig = section(
         ReconcileConfig, doc="Drift alerts between the provider's imported figures and the ledger."

@@ -58,6 +58,7 @@ from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds, pipeline_key
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
 from tokenbook.collector.storage import owner
+from tokenbook.collector.storage.engine import tune_heap
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.reprice import RepriceResult, reprice
 from tokenbook.collector.wal.log import WriteAheadLog
@@ -176,6 +177,7 @@ class Collector:
         cfg = self.config
         started = time.monotonic()
         clock = self._start_clock
+        tune_heap(cfg.heap.tuning())  # before the threads: each may start an arena of its own
         data_dir = cfg.clickhouse.data_dir.resolve()
         if cfg.clickhouse.url is None:
             owner.claim(data_dir, cfg.admin.endpoint)

@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 from tokenbook.collector.storage.config import EngineConfig, RefreshConfig
 from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
 from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, run_pass
-from tokenbook.collector.storage.engine import trim_heap
+from tokenbook.collector.storage.engine import engine_allocator_options, trim_heap
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR, redact_url
@@ -247,6 +247,7 @@ class Store:
                 path.mkdir(parents=True, exist_ok=True)
                 dsn = description
                 server_settings = engine.server_settings()
+                engine_allocator_options(engine.dirty_decay)  # before the engine's library loads
 
                 def connect() -> Any:  # each client is its own chDB session on the one engine
                     return clickhouse_connect.get_client(
