@@ -1,5 +1,6 @@
 """The embedded engine's settings (``storage.clickhouse.engine``) as the engine reports them once open,
-and its library's start-up pages handed back without losing anything.
+its library's start-up pages handed back without losing anything, and both allocators bounded as
+configured (the engine's decay, the C library heap's arenas and thresholds: ``heap``).
 
 One engine per process, opened on one directory: each case opens it in a child process of its own.
 """
@@ -7,6 +8,7 @@ One engine per process, opened on one directory: each case opens it in a child p
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +17,16 @@ from typing import Any
 import pytest
 
 from tests.collector.collector_process import REPO
-from tokenbook.collector.config import ConfigError, load_config
+from tokenbook.collector.config import ConfigError, HeapConfig, load_config
 from tokenbook.collector.storage.config import EngineConfig
-from tokenbook.collector.storage.engine import Released, release_startup_pages
+from tokenbook.collector.storage.engine import (
+    ALLOCATOR_ENV,
+    HeapTuning,
+    Released,
+    engine_allocator_options,
+    engine_library,
+    release_startup_pages,
+)
 
 _MIB = 1024 * 1024
 
@@ -116,3 +125,119 @@ def test_engine_settings_from_the_config_file(tmp_path: Path) -> None:
 def test_nothing_to_release_without_the_engine_s_maps(tmp_path: Path) -> None:
     # No /proc (another system) or no engine loaded: nothing is advised, nothing fails.
     assert release_startup_pages(tmp_path / "no-such-maps") == Released(0, 0)
+
+
+#: Reports the engine allocator's decay as the engine itself states it (``system.jemalloc_stats``).
+_DECAY_SCRIPT = """
+import json, re, sys
+from tokenbook.collector.storage.config import EngineConfig
+from tokenbook.collector.storage.store import Store
+
+store = Store.open(data_dir=sys.argv[1], engine=EngineConfig(**json.loads(sys.argv[2])))
+_, _, rows = store.query("SELECT * FROM system.jemalloc_stats")
+store.close()
+print(re.search(r"opt.dirty_decay_ms: (-?\\d+)", rows[0][0]).group(1))
+"""
+
+
+def _decay_ms(tmp_path: Path, env: dict[str, str] | None = None, **engine: Any) -> int:
+    environ = {k: v for k, v in os.environ.items() if k not in (ALLOCATOR_ENV, "MALLOC_CONF")}
+    out = subprocess.run(
+        [sys.executable, "-c", _DECAY_SCRIPT, str(tmp_path / "store"), json.dumps(engine)],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=True, env={**environ, **(env or {})},
+    )  # fmt: skip
+    return int(out.stdout.splitlines()[-1])
+
+
+@pytest.mark.e2e
+def test_the_engine_s_allocator_hands_freed_pages_back_as_configured(tmp_path: Path) -> None:
+    assert _decay_ms(tmp_path) == 0  # the default: at once, not the engine's 5 s
+    assert _decay_ms(tmp_path, dirty_decay=1.5) == 1500
+    # an operator's own options win over the configured decay
+    assert _decay_ms(tmp_path, env={ALLOCATOR_ENV: "dirty_decay_ms:3000"}, dirty_decay=1.5) == 3000
+
+
+def test_the_allocator_options_are_set_only_before_the_engine_loads() -> None:
+    environ: dict[str, str] = {}
+    loaded = engine_library() is not None  # this process may have opened an engine already
+    assert engine_allocator_options(0.25, environ) is not loaded
+    assert environ == ({} if loaded else {ALLOCATOR_ENV: "dirty_decay_ms:250"})
+    if not loaded:
+        environ = {ALLOCATOR_ENV: "narenas:1"}
+        assert engine_allocator_options(0, environ)
+        assert environ == {ALLOCATOR_ENV: "dirty_decay_ms:0,narenas:1"}
+
+
+#: Tunes the heap as argv[1] (JSON HeapTuning) says, then reports what the C library did: the arenas
+#: after eight threads allocated, and whether a 1 MiB block allocated after one was freed is mapped on
+#: its own (the default threshold rises past it once one is freed).
+_HEAP_SCRIPT = """
+import ctypes, json, os, sys, tempfile, threading
+from tokenbook.collector.storage.engine import HeapTuning, tune_heap
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+tuning = HeapTuning(**json.loads(sys.argv[1]))
+if any(tuning):
+    assert tune_heap(tuning)
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc.mallinfo2.restype = Info
+
+libc.free(libc.malloc(1 << 20))  # a mapped block freed: the default threshold rises past its size
+before = libc.mallinfo2().hblks
+block = libc.malloc(1 << 20)
+mapped = libc.mallinfo2().hblks - before
+libc.free(block)
+
+held, go = [], threading.Barrier(8)
+def allocate():
+    go.wait()
+    held.append(libc.malloc(4096))
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+with tempfile.NamedTemporaryFile() as f:
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    stream = libc.fopen(f.name.encode(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    arenas = open(f.name).read().count("<heap nr=")
+print(json.dumps({"arenas": arenas, "mapped": mapped}))
+"""
+
+
+def _heap(tuning: HeapTuning) -> dict[str, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", _HEAP_SCRIPT, json.dumps(tuning._asdict())],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=True,
+    )  # fmt: skip
+    result: dict[str, int] = json.loads(out.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and malloc_info")
+def test_the_heap_is_bounded_as_configured() -> None:
+    untuned = _heap(HeapTuning(0, 0, 0))
+    assert untuned["arenas"] > 2 and untuned["mapped"] == 0  # an arena per thread; the threshold rose
+    tuned = _heap(HeapConfig().tuning())
+    assert tuned == {"arenas": 2, "mapped": 1}
+
+
+def test_heap_settings_from_the_config_file(tmp_path: Path) -> None:
+    assert HeapConfig().tuning() == HeapTuning(arenas=2, mmap_threshold=256 * 1024, trim_threshold=4 * _MIB)
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "heap:\n  arenas: 0\n  mmap_threshold: 1MiB\n  trim_threshold: 0\n"
+        "storage:\n  clickhouse:\n    engine:\n      dirty_decay: 250ms\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.heap.tuning() == HeapTuning(arenas=0, mmap_threshold=_MIB, trim_threshold=0)
+    assert config.clickhouse.engine.dirty_decay == 0.25
