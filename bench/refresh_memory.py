@@ -12,12 +12,18 @@ and reports:
   ``system.metrics`` (everything the engine has allocated), sampled on another connection;
 * with ``--tracemalloc``, the Python heap's peak during the refresh (slower; a separate run, since
   tracing holds memory of its own);
-* how many refresh slices ran, and the aggregates' totals (the same whatever the slicing).
+* how many refresh slices ran, and the aggregates' totals (the same whatever the slicing);
+* the process's CPU seconds in the inserts and in the refresh, and its peak RSS (VmHWM) over the
+  inserts: what the allocators' settings cost and save.
 
-``--max-keys`` sets ``storage.refresh.max_keys`` (keys per refresh slice). Compare settings by running
-the script once per setting (each run is a fresh process and store).
+``--max-keys`` sets ``storage.refresh.max_keys`` (keys per refresh slice), ``--dirty-decay``
+``storage.clickhouse.engine.dirty_decay`` (seconds), ``--heap-arenas`` ``heap.arenas`` and
+``--heap-mmap-threshold`` ``heap.mmap_threshold`` (bytes; the collector's defaults otherwise, 0: the C
+library's). Compare settings by running the script once per setting (each run is a fresh process and
+store).
 
-Run: ``.venv/bin/python bench/refresh_memory.py [--spans 100000] [--max-keys 5000] [--tracemalloc]``.
+Run: ``.venv/bin/python bench/refresh_memory.py [--spans 100000] [--max-keys 5000] [--tracemalloc]
+[--dirty-decay 0] [--heap-arenas 2] [--heap-mmap-threshold 262144]``.
 """
 
 from __future__ import annotations
@@ -76,15 +82,42 @@ class _Sampler:
         self._thread.join()
 
 
-def run(spans: int, max_keys: int | None, trace: bool, max_rows: int = 20_000) -> dict[str, Any]:
-    """Write `spans` spans' rows, then measure one refresh of them (see the module docstring)."""
+def _peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(
+    spans: int,
+    max_keys: int | None,
+    trace: bool,
+    max_rows: int = 20_000,
+    *,
+    dirty_decay: float | None = None,
+    heap: tuple[int | None, int | None] = (None, None),
+) -> dict[str, Any]:
+    """Write `spans` spans' rows, then measure one refresh of them (see the module docstring);
+    `dirty_decay` and `heap` (arenas, mmap threshold): the allocators' settings, None: the defaults."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
+    from tokenbook.collector.config import HeapConfig
     from tokenbook.collector.decode.spans import decode_protobuf
     from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
-    from tokenbook.collector.storage.config import RefreshConfig
+    from tokenbook.collector.storage.config import EngineConfig, RefreshConfig
+    from tokenbook.collector.storage.engine import tune_heap
     from tokenbook.collector.storage.store import Store
     from tokenbook.genai.pricing.catalog import PriceCatalog
+
+    tuning = HeapConfig().tuning()
+    tuning = tuning._replace(
+        arenas=tuning.arenas if heap[0] is None else heap[0],
+        mmap_threshold=tuning.mmap_threshold if heap[1] is None else heap[1],
+        trim_threshold=tuning.trim_threshold if heap[1] is None or heap[1] else 0,
+    )
+    tune_heap(tuning)  # as the collector does at start
+    engine = EngineConfig() if dirty_decay is None else EngineConfig(dirty_decay=dirty_decay)
 
     built = _build_spans(spans // SPANS_PER_RUN, 0)
     keys = pipeline_keys((), "drop")
@@ -94,29 +127,38 @@ def run(spans: int, max_keys: int | None, trace: bool, max_rows: int = 20_000) -
     refresh = RefreshConfig() if max_keys is None else RefreshConfig(max_keys=max_keys)
     with (
         tempfile.TemporaryDirectory(prefix="tokenbook-refresh-memory-") as tmp,
-        Store.open(data_dir=Path(tmp) / "db", refresh=refresh) as store,
+        Store.open(data_dir=Path(tmp) / "db", refresh=refresh, engine=engine) as store,
     ):
         store.migrate()
         calls: list[Any] = []
         steps: list[Any] = []
+        insert_cpu = 0.0
+
+        def write(calls: list[Any], steps: list[Any]) -> None:
+            nonlocal insert_cpu
+            started = time.process_time()
+            store.write(calls, steps)
+            insert_cpu += time.process_time() - started
+
         for body in bodies:
             rows = builder.build(decode_protobuf(body, keys).records)
             calls += rows.calls
             steps += rows.steps
             if len(calls) + len(steps) >= max_rows:
-                store.write(calls, steps)
+                write(calls, steps)
                 calls, steps = [], []
         if calls or steps:
-            store.write(calls, steps)
+            write(calls, steps)
+        peak_writes = _peak_rss_mib()
         del bodies, calls, steps
         gc.collect()
         before = _rss_mib()
         if trace:
             tracemalloc.start()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with _Sampler(store) as sampler:
             recomputed = store.refresh_aggregates()
-        seconds = time.perf_counter() - started
+        seconds, refresh_cpu = time.perf_counter() - started, time.process_time() - cpu_started
         heap_peak = tracemalloc.get_traced_memory()[1] / 1024 / 1024 if trace else None
         if trace:
             tracemalloc.stop()
@@ -128,6 +170,11 @@ def run(spans: int, max_keys: int | None, trace: bool, max_rows: int = 20_000) -
     return {
         "spans": spans,
         "max_keys": refresh.max_keys,
+        "dirty_decay_s": engine.dirty_decay,
+        "heap": tuning._asdict(),
+        "insert_cpu_s": round(insert_cpu, 2),
+        "rss_peak_over_inserts_mib": round(peak_writes, 1),
+        "refresh_cpu_s": round(refresh_cpu, 2),
         "keys_recomputed": recomputed,
         "refresh_seconds": round(seconds, 2),
         "rss_before_refresh_mib": round(before, 1),
@@ -146,9 +193,18 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--max-keys", type=int, default=None, help="storage.refresh.max_keys")
     parser.add_argument("--tracemalloc", action="store_true", help="also the Python heap's peak")
+    parser.add_argument("--dirty-decay", type=float, default=None, help="engine.dirty_decay, seconds")
+    parser.add_argument("--heap-arenas", type=int, default=None, help="heap.arenas (0: glibc's)")
+    parser.add_argument("--heap-mmap-threshold", type=int, default=None, help="heap.mmap_threshold")
     parser.add_argument("--out", type=Path, default=None, help="append the result to this JSON list")
     args = parser.parse_args(argv)
-    result = run(args.spans, args.max_keys, args.tracemalloc)
+    result = run(
+        args.spans,
+        args.max_keys,
+        args.tracemalloc,
+        dirty_decay=args.dirty_decay,
+        heap=(args.heap_arenas, args.heap_mmap_threshold),
+    )
     result["command"] = "nice .venv/bin/python bench/refresh_memory.py " + " ".join(argv)
     print(json.dumps(result, indent=2))
     if args.out is not None:
