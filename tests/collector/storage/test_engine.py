@@ -182,8 +182,9 @@ tuning = HeapTuning(**json.loads(sys.argv[1]))
 if any(tuning):
     assert tune_heap(tuning)
 
+FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
 class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+    _fields_ = [(n, ctypes.c_size_t) for n in FIELDS.split()]
 libc.mallinfo2.restype = Info
 
 libc.free(libc.malloc(1 << 20))  # a mapped block freed: the default threshold rises past its size
