@@ -84,6 +84,7 @@ INVALID = {
         "exporters: unknown key",
         "receivers.otlp.protocols.http.endpoint: must be HOST:PORT",
         "receivers.otlp.max_inflight_spans: must be a positive integer",
+        "receivers.otlp.build_nice: must be an integer from 0 to 19, got 20",
         "storage.batch.max_rows: must be a positive integer",
         "admin.endpoint: must be HOST:PORT",
         "attribution.extra_keys: must be a list of attribute names",

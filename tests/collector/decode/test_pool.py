@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import signal
 import time
@@ -12,11 +13,12 @@ from dataclasses import replace
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from tests.collector.decode.test_spans import _json_request, _json_span, _spans
+from tests.collector.decode.test_spans import _json_request, _json_span, _spans, mixed_request
 from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.pool import (
     FORMAT_JSON,
     FORMAT_PROTOBUF,
+    PARTS_FROM_BYTES,
     DecoderPool,
     decode_for_log,
     records_of,
@@ -30,16 +32,65 @@ pytestmark = pytest.mark.e2e  # starts processes
 KEYS = replace(pipeline_keys(("team.cost_centre",), "drop"), limits=AttributeLimits(64, 11))
 
 
-@pytest.fixture
-def pool() -> Iterator[DecoderPool]:
-    decoders = DecoderPool(KEYS, 1)
+def _started(size: int) -> DecoderPool:
+    decoders = DecoderPool(KEYS, size)
     decoders.start()
     deadline = time.monotonic() + 30
-    while decoders._idle.empty():  # the child starts in the background
-        assert time.monotonic() < deadline, "decoder process did not start"
+    while decoders._idle.qsize() < size:  # the children start in the background
+        assert time.monotonic() < deadline, "decoder processes did not start"
         time.sleep(0.05)
+    return decoders
+
+
+@pytest.fixture
+def pool() -> Iterator[DecoderPool]:
+    decoders = _started(1)
     yield decoders
     decoders.stop()
+
+
+@pytest.fixture
+def pool3() -> Iterator[DecoderPool]:
+    decoders = _started(3)
+    yield decoders
+    decoders.stop()
+
+
+#: Resources, scopes and rejected spans, repeated (protobuf concatenation appends the resource spans)
+#: into a body large enough to be decoded in parts.
+LARGE = mixed_request() * (PARTS_FROM_BYTES // len(mixed_request()) + 1)
+
+
+def test_a_large_request_is_decoded_in_parts_on_the_idle_children(pool3: DecoderPool) -> None:
+    """One part per idle child, logged side by side; the same records, summaries and rejections as
+    the whole body decoded in-process; small bodies and JSON are decoded whole."""
+    logged = pool3.decode_for_log(FORMAT_PROTOBUF, LARGE)
+    whole = decode_for_log(FORMAT_PROTOBUF, LARGE, KEYS)
+    assert len(marshal.loads(logged.records)) == 3  # three parts' payloads
+    assert records_of(logged.records) == records_of(whole.records) and len(records_of(whole.records)) > 100
+    assert logged.spans == whole.spans
+    assert (logged.rejected, logged.reason) == (whole.rejected, whole.reason) and whole.rejected > 50
+    small = pool3.decode_for_log(FORMAT_PROTOBUF, mixed_request())
+    assert small == decode_for_log(FORMAT_PROTOBUF, mixed_request(), KEYS)
+    assert marshal.loads(small.records).__class__ is list  # one payload
+    assert pool3._idle.qsize() == 3
+
+
+def test_a_large_malformed_body_raises_and_every_child_stays(pool3: DecoderPool) -> None:
+    with pytest.raises(MalformedRequest, match="ExportTraceServiceRequest"):
+        pool3.decode_for_log(FORMAT_PROTOBUF, b"\xff" * PARTS_FROM_BYTES)
+    assert pool3._idle.qsize() == 3 and pool3.metrics.snapshot()["decoder_restarts"] == 0
+    assert records_of(pool3.decode_for_log(FORMAT_PROTOBUF, LARGE).records)
+
+
+def test_a_child_dead_before_its_part_is_replaced_and_the_request_decoded(pool3: DecoderPool) -> None:
+    child = pool3._idle.queue[1]
+    os.kill(child.proc.pid, signal.SIGKILL)
+    child.proc.wait(10)
+    logged = pool3.decode_for_log(FORMAT_PROTOBUF, LARGE)
+    assert records_of(logged.records) == records_of(decode_for_log(FORMAT_PROTOBUF, LARGE, KEYS).records)
+    assert pool3.metrics.snapshot()["decoder_restarts"] == 1
+    assert pool3._idle.qsize() == 3 and child not in pool3._children
 
 
 def test_a_child_decodes_exactly_what_the_collector_would(pool: DecoderPool) -> None:

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from tokenbook.collector.decode.spans import KeyFilter, MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.decode.spans import KeyFilter, MalformedRequest, Part, decode_json, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
 from tokenbook.collector.limits import NAME_TRUNCATED, AttributeLimits, LimitsConfig
 
@@ -356,3 +356,38 @@ def test_the_first_first_token_event_is_kept_in_protobuf_and_json() -> None:
     assert json_rec.first_token_ns == 1_700_000_000_250_000_000
     (none,) = decode_json(_json_request([_json_span()]), KEYS).records
     assert none.first_token_ns == 0
+
+
+def mixed_request() -> bytes:
+    """Four resources (the second's kept value unreadable, the third with no spans), scopes of none to
+    three spans, a span with an all-zero trace ID and one with a kept value over the length limit."""
+
+    def resource(name: bytes) -> bytes:  # ResourceSpans.resource, whose one attribute is service.name
+        return _field(1, _field(1, _kv("service.name", _string_value(name))))
+
+    def scope(*spans: bytes) -> bytes:
+        return _field(2, b"".join(_field(2, s) for s in spans))
+
+    zero_trace = _span(9)[:2] + bytes(16) + _span(9)[18:]
+    too_long = _span(10, _kv("gen_ai.request.model", _string_value(b"m" * 40)))
+    resource_spans = (
+        resource(b"a") + scope(_span(1), _span(2)) + scope() + scope(_span(3), zero_trace, _span(4)),
+        resource(b"\xff") + scope(_span(5), _span(6)),
+        resource(b"empty"),
+        resource(b"b") + scope(_span(7)) + scope(too_long, _span(8)),
+    )
+    return b"".join(_field(1, rs) for rs in resource_spans)
+
+
+def test_the_parts_of_a_request_decode_to_the_whole_request() -> None:
+    """Decoded in 1 to 12 parts (more parts than spans included), the parts in order give the whole
+    request's records, rejections and first reason, each span in exactly one part."""
+    limited = replace(KEYS, limits=AttributeLimits(max_attributes=64, max_value_length=20))
+    body = mixed_request()
+    whole = decode_protobuf(body, limited)
+    assert [r.span_id[-1] for r in whole.records] == [1, 2, 3, 4, 7, 8] and whole.rejected == 4
+    for count in range(1, 13):
+        parts = [decode_protobuf(body, limited, Part(i, count)) for i in range(count)]
+        assert [r for p in parts for r in p.records] == whole.records
+        assert sum(p.rejected for p in parts) == whole.rejected
+        assert next((p.reason for p in parts if p.reason), "") == whole.reason

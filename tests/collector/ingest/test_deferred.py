@@ -4,6 +4,7 @@ poison records are set aside; old row records and logged requests replay side by
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,7 +16,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.collector_process import SpanFactory
 from tokenbook.collector.decode.content import LogContent
-from tokenbook.collector.decode.pool import FORMAT_PROTOBUF, DecoderPool, decode_for_log
+from tokenbook.collector.decode.pool import FORMAT_PROTOBUF, PARTS_FROM_BYTES, DecoderPool, decode_for_log
 from tokenbook.collector.decode.spans import MalformedRequest
 from tokenbook.collector.ingest.buildpool import BuildPool, BuildSettings
 from tokenbook.collector.ingest.dedup import RecentSpanKeys, record_key, span_key
@@ -89,12 +90,17 @@ def _mixed(factory: SpanFactory) -> list[Any]:
 
 
 def _ingestor(
-    wal: WriteAheadLog, *, deferred: bool, calls: list[CallRow] | None = None, content: str = "drop"
+    wal: WriteAheadLog,
+    *,
+    deferred: bool,
+    calls: list[CallRow] | None = None,
+    content: str = "drop",
+    decoders: DecoderPool | None = None,
 ) -> Ingestor:
     keys = replace(pipeline_keys((), content), limits=KEYS.limits)
     return Ingestor(
         RowBuilder(PriceCatalog(), bounds=BOUNDS, content=content, salt=SALT),
-        DecoderPool(keys, 0, content=LogContent(content, SALT)),
+        decoders or DecoderPool(keys, 0, content=LogContent(content, SALT)),
         RecentSpanKeys(10_000),
         wal,
         IngestMetrics(),
@@ -106,13 +112,19 @@ def _ingestor(
 
 
 def _run(
-    tmp_path: Path, bodies: list[bytes], *, deferred: bool, pool: int = 0, content: str = "drop"
+    tmp_path: Path,
+    bodies: list[bytes],
+    *,
+    deferred: bool,
+    pool: int = 0,
+    content: str = "drop",
+    decoders: DecoderPool | None = None,
 ) -> tuple[Any, MemoryStore]:
     wal = WriteAheadLog(tmp_path / ("d" if deferred else "b"), max_bytes=1 << 30, segment_bytes=1 << 20)
     wal.open()
     store = MemoryStore()
     observed: list[CallRow] = []
-    ingestor = _ingestor(wal, deferred=deferred, calls=observed, content=content)
+    ingestor = _ingestor(wal, deferred=deferred, calls=observed, content=content, decoders=decoders)
     builds = BuildPool(BuildSettings(BOUNDS, content=content, salt=SALT), pool)
     if pool:
         builds.start()
@@ -173,6 +185,74 @@ def test_rows_are_built_in_worker_processes(tmp_path: Path) -> None:
     (_, _, observed), store = _run(tmp_path, bodies, deferred=True, pool=2)
     assert len(store.calls) == 120 == len(observed)
     assert {c.tenant_id for c in store.calls} == {f"w{i}" for i in range(6)}
+
+
+def _workers() -> list[int]:
+    """This process's row-building children."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == os.getpid() and b"tokenbook.collector.ingest.buildpool" in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.e2e
+def test_row_building_workers_run_at_a_lower_cpu_priority() -> None:
+    """``receivers.otlp.build_nice``: each worker's nice value is the collector's plus the setting."""
+    builds = BuildPool(BuildSettings(BOUNDS, nice=7), 2)
+    builds.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            nice = [os.getpriority(os.PRIO_PROCESS, pid) for pid in _workers()]
+            if nice == [os.getpriority(os.PRIO_PROCESS, 0) + 7] * 2:
+                break
+            assert time.monotonic() < deadline, f"workers' nice values: {nice}"
+            time.sleep(0.05)
+    finally:
+        builds.stop()
+
+
+@pytest.mark.e2e
+def test_large_requests_decoded_in_parts_give_the_rows_of_building_first(tmp_path: Path) -> None:
+    """Requests of 64 KiB or more, decoded in parts on two decoder processes and built in two workers:
+    the answers, rows and counted calls of building first in-process."""
+    factory = SpanFactory()
+    bodies = [_body(_mixed(factory) + factory.chats(300, tenant="p")), _body(factory.chats(300, tenant="q"))]
+    assert min(map(len, bodies)) >= PARTS_FROM_BYTES
+    decoders = DecoderPool(KEYS, 2)
+    decoders.start()
+    deadline = time.monotonic() + 30
+    while decoders._idle.qsize() < 2:  # the children start in the background
+        assert time.monotonic() < deadline, "decoder processes did not start"
+        time.sleep(0.05)
+    in_parts = decoders._in_parts
+    parted: list[bool] = []
+
+    def spy(body: bytes) -> Any:
+        result = in_parts(body)
+        parted.append(result is not None)
+        return result
+
+    decoders._in_parts = spy  # type: ignore[method-assign]
+    try:
+        (logged_answers, _, logged_observed), logged = _run(
+            tmp_path, bodies, deferred=True, pool=2, decoders=decoders
+        )
+    finally:
+        decoders.stop()
+    (built_answers, _, built_observed), built = _run(tmp_path, bodies, deferred=False)
+    assert [tuple(a) for a in logged_answers] == [tuple(a) for a in built_answers]
+    assert logged_answers[0].rejected == 3
+    assert _strip(logged.calls) == _strip(built.calls) and len(built.calls) == 605
+    assert _strip(logged.steps) == _strip(built.steps)
+    assert _strip(logged_observed) == _strip(built_observed)
+    assert parted == [True, True]
 
 
 def test_check_refuses_what_the_decoder_refuses() -> None:

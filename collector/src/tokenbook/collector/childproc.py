@@ -32,8 +32,9 @@ class PipeChild:
     """One helper process running ``python -m <module>``, used by one thread at a time.
 
     Its pipes are enlarged to 1 MiB where the system allows, so that a request goes in one write
-    rather than 64 KiB at a time. `_request` blocks until the reply is read whole; it raises
-    `ChildDied` if the process exits or its pipes fail first (the caller replaces the process).
+    rather than 64 KiB at a time. `_request` blocks until the reply is read whole (`_ask` then
+    `_answer`, for a caller that keeps several children busy at once); they raise `ChildDied` if the
+    process exits or its pipes fail first (the caller replaces the process).
     """
 
     def __init__(self, module: str, name: str) -> None:
@@ -60,8 +61,19 @@ class PipeChild:
 
     def _request(self, header: bytes, body: bytes) -> bytes:
         """Write one request and return its reply."""
+        self._ask(header, body)
+        return self._answer()
+
+    def _ask(self, header: bytes, body: bytes) -> None:
+        """Write one request whose reply `_answer` reads (several children can work at once)."""
         try:
             self._send(header, body)
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            raise ChildDied(f"{self.name} failed: {exc}") from exc
+
+    def _answer(self) -> bytes:
+        """Read the reply to the request `_ask` wrote."""
+        try:
             head = self._out.read(REPLY.size)
             if len(head) != REPLY.size:
                 raise ChildDied(f"{self.name} exited")

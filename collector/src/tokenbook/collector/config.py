@@ -41,6 +41,7 @@ from tokenbook.genai.configspec import (
     duration,
     duration_or_zero,
     endpoint,
+    int_in,
     load,
     non_negative_int,
     non_negative_number,
@@ -159,9 +160,11 @@ class OTLPConfig:
         "RESOURCE_EXHAUSTED (one request is always let in, up to `max_request_bytes`).",
     )
     decode_processes: int = setting(
-        1,
+        2,
         parse=non_negative_int,
-        doc="Child processes decoding request bodies; 0: decode in the receivers.",
+        doc="Child processes decoding request bodies; 0: decode in the receivers. With two or more, a "
+        "large protobuf request (64 KiB or more) is decoded in parts, one on each idle child at once, "
+        "so that the answer comes sooner.",
     )
     ack: str = setting(
         "logged",
@@ -174,6 +177,12 @@ class OTLPConfig:
         0,
         parse=non_negative_int,
         doc="Worker processes building rows behind the answer (`ack: logged`); 0: one per core.",
+    )
+    build_nice: int = setting(
+        10,
+        parse=int_in(0, 19),
+        doc="How much lower the CPU priority of the `build_processes` is (the Linux nice increment): the "
+        "decoding an answer waits for, and the applications sharing the host, go first; 0: the same.",
     )
 
 
@@ -424,6 +433,11 @@ class CollectorConfig:
     def build_processes(self) -> int:
         """``receivers.otlp.build_processes``."""
         return self.receivers.otlp.build_processes
+
+    @property
+    def build_nice(self) -> int:
+        """``receivers.otlp.build_nice``."""
+        return self.receivers.otlp.build_nice
 
     @property
     def clickhouse(self) -> ClickHouseConfig:

@@ -230,6 +230,7 @@ class Collector:
                 cfg.pricing_overrides,
                 cfg.pricing.books,
                 cfg.attribution.policy_path_key,
+                cfg.build_nice,
             ),
             cfg.build_processes if cfg.ack == "logged" else 1,
             self.metrics,

@@ -521,6 +521,18 @@ def endpoint(v: Any) -> str:
     return v
 
 
+def int_in(low: int, high: int) -> Callable[[Any], int]:
+    """A parser accepting an int from `low` to `high`, both included (not a bool)."""
+
+    def parse(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise ValueError(f"must be an integer from {low} to {high}, got {v!r}")
+        return v
+
+    _TYPE_NAMES[parse] = f"integer {low}..{high}"
+    return parse
+
+
 def one_of(choices: Sequence[str], *, lower: bool = False) -> Callable[[Any], str]:
     """A parser accepting one of `choices` (case-insensitively, lower-cased, with `lower`)."""
 

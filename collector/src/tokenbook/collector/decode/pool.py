@@ -25,8 +25,17 @@ write-ahead log holds them (`records_payload`, read back by `records_of`) and, p
 the answer depends on (`SpanSummary`: IDs, tenant, start time, largest token count). The collector
 never rebuilds the records; it checks the summaries and logs the bytes as they came.
 
-Frames: collector -> child ``<u8 format><u32 length><body>`` (format 0 protobuf, 1 JSON, plus
-``_FOR_LOG`` for `decode_for_log`); child -> collector ``<u32 length><marshal of (records, rejected,
+An exporter waits for each answer before it sends its next request, so the decode is most of what
+it waits for. A protobuf body of `PARTS_FROM_BYTES` or more is therefore decoded for the log in
+parts (`spans.Part`: spans by position) when two children or more are idle: each idle child decodes
+one part at the same time, and the parts' payloads are logged side by side (`joined_payload`), read
+back in order by `records_of`. The result is the whole body's: same records in the same order, same
+summaries, rejections and first reason. Under concurrent requests the children are busy and each
+request takes one, as before.
+
+Frames: collector -> child ``<u8 format><u8 part number><u8 parts in all><u32 length><body>`` (format
+0 protobuf, 1 JSON, plus ``_FOR_LOG`` for `decode_for_log`; the part is 0 of 1 but for a protobuf
+body decoded for the log in parts); child -> collector ``<u32 length><marshal of (records, rejected,
 reason) or (None, 0, message)>``, or for the log ``<marshal of (records payload, summaries,
 rejected, reason)>``.
 """
@@ -42,15 +51,17 @@ import signal
 import struct
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any, Final, NamedTuple
 
 from tokenbook.collector.childproc import REPLY, ChildDied, PipeChild
 from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.spans import (
+    WHOLE,
     Decoded,
     KeyFilter,
     MalformedRequest,
+    Part,
     SpanRecord,
     decode_json,
     decode_protobuf,
@@ -64,10 +75,12 @@ from tokenbook.genai.usage import MAX_TOKENS, USAGE_KEYS, coerce_count
 __all__ = [
     "FORMAT_JSON",
     "FORMAT_PROTOBUF",
+    "PARTS_FROM_BYTES",
     "DecodedForLog",
     "DecoderPool",
     "SpanSummary",
     "decode_for_log",
+    "joined_payload",
     "records_of",
     "serve",
 ]
@@ -76,9 +89,11 @@ _log = logging.getLogger(__name__)
 FORMAT_PROTOBUF: Final = 0
 FORMAT_JSON: Final = 1
 _DECODERS: Final[tuple[Callable[[bytes, KeyFilter], Decoded], ...]] = (decode_protobuf, decode_json)
-_REQUEST: Final = struct.Struct("<BI")
+_REQUEST: Final = struct.Struct("<BBBI")  # format, part number, parts in all, body length
 _WAIT_S: Final = 0.05  # how long a request waits for a busy child before decoding in-process
 _FOR_LOG: Final = 0x80  # format flag: reply as `decode_for_log`
+#: A protobuf body of at least this size is decoded for the log in parts, one per idle child.
+PARTS_FROM_BYTES: Final = 64 << 10
 _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
 _DROP: Final = LogContent()
 
@@ -106,10 +121,18 @@ def records_payload(records: list[SpanRecord]) -> bytes:
     return marshal.dumps([tuple(r) for r in records])
 
 
+def joined_payload(parts: Sequence[bytes]) -> bytes:
+    """The `records_payload`s of a request's parts (`spans.Part`, in order) as one payload:
+    ``marshal`` of a tuple of them, the parts' bytes copied as they are."""
+    return marshal.dumps(tuple(parts))
+
+
 def records_of(payload: bytes) -> list[SpanRecord]:
-    """Inverse of `records_payload`. Raises ValueError for bytes it did not write."""
+    """Inverse of `records_payload` and `joined_payload`. Raises ValueError for bytes neither wrote."""
     try:
         rows = marshal.loads(payload)
+        if rows.__class__ is tuple:  # decoded in parts
+            return [build(SpanRecord, r) for part in rows for r in marshal.loads(part)]
         return [build(SpanRecord, r) for r in rows]
     except (EOFError, TypeError, ValueError) as exc:
         raise ValueError(f"not a records payload: {exc}") from exc
@@ -126,10 +149,18 @@ def _largest_count(attrs: dict[str, Any]) -> int:
     return largest
 
 
-def decode_for_log(fmt: int, body: bytes, keys: KeyFilter, content: LogContent = _DROP) -> DecodedForLog:
-    """Decode `body` in this thread and serialize it for the log (see the module docstring), its
-    prompt content measured and redacted first (`content.LogContent`)."""
-    decoded = _DECODERS[fmt](body, keys)
+def decode_for_log(
+    fmt: int, body: bytes, keys: KeyFilter, content: LogContent = _DROP, part: Part = WHOLE
+) -> DecodedForLog:
+    """Decode `body` (only the spans of `part`, a protobuf body's) in this thread and serialize it
+    for the log (see the module docstring), its prompt content measured and redacted first
+    (`content.LogContent`)."""
+    if fmt == FORMAT_PROTOBUF:
+        decoded = decode_protobuf(body, keys, part)
+    elif part == WHOLE:
+        decoded = decode_json(body, keys)
+    else:
+        raise ValueError("only a protobuf body is decoded in parts")
     content.apply(decoded.records)
     spans = [
         SpanSummary(
@@ -149,18 +180,27 @@ class _Child(PipeChild):
     def __init__(self, keys: KeyFilter, content: LogContent) -> None:
         super().__init__("tokenbook.collector.decode.pool", "decoder process")
         body = _settings_json(keys, content)
-        self._send(_REQUEST.pack(255, len(body)), body)
+        self._send(_REQUEST.pack(255, 0, 1, len(body)), body)
 
     def decode(self, fmt: int, body: bytes) -> Decoded:
         """`Decoded` records of `body` in format `fmt`; `MalformedRequest` if it is not one."""
-        records, rejected, reason = marshal.loads(self._request(_REQUEST.pack(fmt, len(body)), body))
+        records, rejected, reason = marshal.loads(self._request(_REQUEST.pack(fmt, 0, 1, len(body)), body))
         if records is None:
             raise MalformedRequest(reason)
         return Decoded([build(SpanRecord, r) for r in records], rejected, reason)
 
     def decode_for_log(self, fmt: int, body: bytes) -> DecodedForLog:
         """`decode_for_log` of `body`, in the process."""
-        reply = marshal.loads(self._request(_REQUEST.pack(fmt | _FOR_LOG, len(body)), body))
+        self.ask_for_log(fmt, body, WHOLE)
+        return self.answer_for_log()
+
+    def ask_for_log(self, fmt: int, body: bytes, part: Part) -> None:
+        """Have the process start `decode_for_log` of `part` of `body`; `answer_for_log` reads it."""
+        self._ask(_REQUEST.pack(fmt | _FOR_LOG, part.number, part.total, len(body)), body)
+
+    def answer_for_log(self) -> DecodedForLog:
+        """The `DecodedForLog` that `ask_for_log` asked for; `MalformedRequest` if the body is not one."""
+        reply = marshal.loads(self._answer())
         if reply[0] is None:
             raise MalformedRequest(reply[2])
         records, spans, rejected, reason = reply
@@ -221,11 +261,60 @@ class DecoderPool:
         return decoded
 
     def decode_for_log(self, fmt: int, body: bytes) -> DecodedForLog:
-        """The module's `decode_for_log` of `body`, in a child when one is idle."""
+        """The module's `decode_for_log` of `body`, in a child when one is idle: in parts, one per idle
+        child, for a protobuf body of `PARTS_FROM_BYTES` or more when two children or more are idle."""
+        if fmt == FORMAT_PROTOBUF and len(body) >= PARTS_FROM_BYTES and self.size > 1:
+            in_parts = self._in_parts(body)
+            if in_parts is not None:
+                return in_parts
         decoded: DecodedForLog = self._run(
             lambda: decode_for_log(fmt, body, self.keys, self.content), lambda c: c.decode_for_log(fmt, body)
         )
         return decoded
+
+    def _in_parts(self, body: bytes) -> DecodedForLog | None:
+        """`decode_for_log` of a protobuf `body` in parts, one on each idle child (two or more, at once);
+        None when fewer than two are idle or a child died (the caller decodes the body whole)."""
+        children: list[_Child] = []
+        while len(children) < min(self.size, 255) and not self._stopped:  # the number of parts is one byte
+            try:
+                children.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        if len(children) < 2:
+            for child in children:
+                self._idle.put(child)
+            return None
+        outcomes: list[DecodedForLog | MalformedRequest | ChildDied | None] = []
+        for i, child in enumerate(children):  # every child works at once ...
+            try:
+                child.ask_for_log(FORMAT_PROTOBUF, body, Part(i, len(children)))
+                outcomes.append(None)
+            except ChildDied as exc:
+                outcomes.append(exc)
+        for i, child in enumerate(children):  # ... and every reply is read before a child is lent again
+            if outcomes[i] is None:
+                try:
+                    outcomes[i] = child.answer_for_log()
+                except (ChildDied, MalformedRequest) as exc:
+                    outcomes[i] = exc
+        for child, outcome in zip(children, outcomes, strict=True):
+            if isinstance(outcome, ChildDied):
+                self._replace(child, outcome)
+            else:
+                self._idle.put(child)
+        if any(isinstance(o, ChildDied) for o in outcomes):
+            return None
+        for outcome in outcomes:
+            if isinstance(outcome, MalformedRequest):
+                raise outcome
+        parts = [o for o in outcomes if isinstance(o, DecodedForLog)]
+        return DecodedForLog(
+            joined_payload([p.records for p in parts]),
+            [s for p in parts for s in p.spans],
+            sum(p.rejected for p in parts),
+            next((p.reason for p in parts if p.reason), ""),
+        )
 
     def _run(self, here: Callable[[], Any], there: Callable[[_Child], Any]) -> Any:
         """`there` on an idle child (replaced when it dies), else `here` in this thread."""
@@ -298,7 +387,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     keys: KeyFilter | None = None
     content = _DROP
     while (header := _read_exact(stdin, _REQUEST.size)) is not None:
-        fmt, length = _REQUEST.unpack(header)
+        fmt, number, total, length = _REQUEST.unpack(header)
         body = _read_exact(stdin, length)
         if body is None:
             return
@@ -309,7 +398,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             continue
         try:
             if fmt & _FOR_LOG:
-                d = decode_for_log(fmt & ~_FOR_LOG, body, keys, content)
+                d = decode_for_log(fmt & ~_FOR_LOG, body, keys, content, Part(number, total))
                 reply = marshal.dumps((d.records, [tuple(s) for s in d.spans], d.rejected, d.reason))
             else:
                 decoded = _DECODERS[fmt](body, keys)

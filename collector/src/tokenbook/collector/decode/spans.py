@@ -36,7 +36,16 @@ from tokenbook.collector.decode.otlp_view import AnyValueView, KeyValueView, Tra
 from tokenbook.collector.limits import AttributeLimits
 from tokenbook.genai import semconv
 
-__all__ = ["Decoded", "KeyFilter", "MalformedRequest", "SpanRecord", "decode_json", "decode_protobuf"]
+__all__ = [
+    "WHOLE",
+    "Decoded",
+    "KeyFilter",
+    "MalformedRequest",
+    "Part",
+    "SpanRecord",
+    "decode_json",
+    "decode_protobuf",
+]
 
 _STATUS_ERROR = 2
 _INSTANCE: Final = semconv.SERVICE_INSTANCE_ID
@@ -239,12 +248,34 @@ def _id_problem(trace_id: bytes, span_id: bytes, parent: bytes) -> str:
     return ""
 
 
-def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
-    """Parse a binary `ExportTraceServiceRequest` (through `otlp_view.TraceRequestView`)."""
+class Part(NamedTuple):
+    """Part `number` (from 0) of `total` of a request's spans, by position: of its N spans in request
+    order, those from ``N * number // total`` up to ``N * (number + 1) // total``. The parts of a
+    request, in order, decode to what the whole request decodes to (records, rejections, first reason)."""
+
+    number: int = 0
+    total: int = 1
+
+
+WHOLE: Final = Part()
+
+
+def _span_count(resource_spans: Iterable[Any]) -> int:
+    return sum(len(ss.spans) for rs in resource_spans for ss in rs.scope_spans)
+
+
+def decode_protobuf(body: bytes, keys: KeyFilter, part: Part = WHOLE) -> Decoded:
+    """Parse a binary `ExportTraceServiceRequest` (through `otlp_view.TraceRequestView`); only the spans
+    of `part` are decoded (the whole request by default)."""
     try:
         request = TraceRequestView.FromString(body)
     except DecodeError as exc:
         raise MalformedRequest(f"cannot parse ExportTraceServiceRequest: {exc}") from exc
+    whole = part.total == 1
+    first = last = position = 0  # the part's spans: [first, last) of the request's, in order
+    if not whole:
+        total = _span_count(request.resource_spans)
+        first, last = total * part.number // part.total, total * (part.number + 1) // part.total
     memo = _memo(keys)
     records: list[SpanRecord] = []
     rejected = 0
@@ -254,6 +285,11 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
     limits = keys.limits
     max_attributes = limits.max_attributes if limits is not None else 0
     for rs in request.resource_spans:
+        if not whole:
+            n = _span_count((rs,))
+            if position + n <= first or position >= last:  # none of its spans is in the part
+                position += n
+                continue
         res: dict[str, Any] = {}
         service = instance = res_problem = ""
         for raw in rs.resource.attributes:
@@ -275,7 +311,12 @@ def decode_protobuf(body: bytes, keys: KeyFilter) -> Decoded:
         res_problem = res_problem or _resource_problem(res, limits)
         for ss in rs.scope_spans:
             scope_name, scope_version = ss.scope.name, ss.scope.version
-            for span in ss.spans:
+            spans = ss.spans
+            if not whole:
+                n = len(spans)
+                spans = spans[max(first - position, 0) : max(last - position, 0)]
+                position += n
+            for span in spans:
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
                 if (
                     len(trace_id) != 16

@@ -14,6 +14,9 @@ Contracts:
   writer sets a poison record aside; it never blocks the log.
 * While no worker runs (none could start, or after `stop`), records are built in the calling thread.
 * `reload()` replaces the workers (a new price override file is read by the new ones).
+* Workers run at a lower CPU priority (``receivers.otlp.build_nice``, the Linux nice increment): when
+  the cores are busy, the decoding an exporter's answer waits for, and the applications on the host,
+  go first; the log holds what the workers have not built yet.
 
 Frames: collector -> worker ``<u32 length><payload>`` (the first frame is the JSON configuration, then
 logged payloads); worker -> collector ``<u32 length><marshal of Built.wire() or (None, message)>``.
@@ -72,6 +75,7 @@ class BuildSettings:
     overrides: Path | None = None
     books: Path | None = None
     policy_key: str = semconv.TB.POLICY_PATH
+    nice: int = 0  # the workers' nice increment: rows are built at a lower CPU priority than the answer
 
     def builder(self) -> LoggedBuilder:
         """A `LoggedBuilder` with these settings (no time window: it was applied at the answer)."""
@@ -99,6 +103,7 @@ class BuildSettings:
             "overrides": None if self.overrides is None else str(self.overrides),
             "books": None if self.books is None else str(self.books),
             "policy_key": self.policy_key,
+            "nice": self.nice,
         }).encode()  # fmt: skip
 
     @classmethod
@@ -113,6 +118,7 @@ class BuildSettings:
             None if doc["overrides"] is None else Path(doc["overrides"]),
             None if doc["books"] is None else Path(doc["books"]),
             doc["policy_key"],
+            doc["nice"],
         )
 
 
@@ -267,7 +273,10 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         if len(body) != length:
             return
         if builder is None:
-            builder = BuildSettings.from_json(body).builder()
+            settings = BuildSettings.from_json(body)
+            builder = settings.builder()
+            if settings.nice:
+                os.nice(settings.nice)
             gc.freeze()  # the catalog and price books, loaded once: never traversed by a collection
             continue
         try:
