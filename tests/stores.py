@@ -210,21 +210,27 @@ class DatabasePool:
             store.migrate()
         return Schema(database, self._statements(database))
 
+    def share(self, folder: Path) -> None:
+        """Leave this pool's template schema (its statements and applied migrations) in `folder`, for
+        a pool of another process of the run (`DatabasePool(shared=folder)`) to copy."""
+        schema = self._template()
+        columns, _, rows = self._store().query(
+            f"SELECT * FROM `{schema.database}`.`{_BOOKKEEPING}` ORDER BY ALL"
+        )
+        left = {"statements": schema.statements, "columns": columns, "rows": rows}
+        partial = folder / f"{_SHARED}.partial"
+        partial.write_text(json.dumps(left, default=lambda v: v.isoformat()), encoding="utf-8")
+        partial.replace(folder / _SHARED)
+
     def _shared_template(self, database: str, path: Path) -> Schema:
         """The template `database`: a copy of the schema in `path`, or, when no process of the run
         left one yet, migrated and left there (the caller holds the run's lock)."""
         from tokenbook.collector.storage.store import Store
 
         if not path.exists():
-            schema = self._migrate(database)
-            columns, _, rows = self._store().query(
-                f"SELECT * FROM `{database}`.`{_BOOKKEEPING}` ORDER BY ALL"
-            )
-            left = {"statements": schema.statements, "columns": columns, "rows": rows}
-            partial = path.with_suffix(".partial")
-            partial.write_text(json.dumps(left, default=lambda v: v.isoformat()), encoding="utf-8")
-            partial.replace(path)
-            return schema
+            self._schema = self._migrate(database)
+            self.share(path.parent)
+            return self._schema
         left = json.loads(path.read_text(encoding="utf-8"))
         self._store().command(f"CREATE DATABASE `{database}`")
         statements = self._create_objects(database, tuple(left["statements"]))
