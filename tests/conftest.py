@@ -71,9 +71,14 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def database_pool(chdb_dir: Path) -> Iterator[DatabasePool]:
-    """Migrated, empty databases in `chdb_dir`, reused across this process's tests (`tests/stores.py`)."""
-    pool = DatabasePool(chdb_dir)
+def database_pool(chdb_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabasePool]:
+    """Migrated, empty databases in `chdb_dir`, reused across this process's tests (`tests/stores.py`).
+    The pytest-xdist workers of a run migrate one template between them (in the run's temporary
+    directory, above each worker's own)."""
+    shared = None
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "database-pool"
+    pool = DatabasePool(chdb_dir, shared)
     yield pool
     pool.close()
 

@@ -14,7 +14,10 @@ lends is a copy of the template's schema, its tables and views created from the 
 engine keeps for them (`metadata/<database>/<table>.sql`) and its applied migrations copied, which
 costs a seventh of the migrations' DDL (a migration runs every migration's statements, many of them
 replacing views an earlier one created). `tests/test_stores.py` checks that a copy has the tables,
-views, columns and applied migrations of a freshly migrated database.
+views, columns and applied migrations of a freshly migrated database. The processes of one run
+(pytest-xdist workers) share the migration too: the first to need its template migrates it and
+leaves its schema (the statements and the applied migrations) in a folder of the run
+(`DatabasePool(shared=...)`); the others create their template as a copy of that.
 
 Fixtures (`tests/conftest.py`): `database_pool` (the process's pool), `migrated_store` (a `Store`
 on a pooled database, closed and given back after the test), `migrated_database` (a pooled
@@ -23,7 +26,9 @@ a test whose code opens an embedded store in another directory)."""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+import json
 import os
 import re
 import warnings
@@ -64,6 +69,7 @@ _GLOBALS = (
 # The head of a table's or view's statement in the engine's metadata: ``ATTACH TABLE _ UUID '...'``.
 _ATTACH = re.compile(r"ATTACH (?P<kind>TABLE|VIEW|MATERIALIZED VIEW) _(?: UUID '[^']*')?(?P<rest>.*)")
 _DATABASE = "__tokenbook_pool_database__"  # stands for the copy's name in the template's statements
+_SHARED = "template.json"  # the template's schema and applied migrations, in the run's shared folder
 
 
 class Fingerprint(NamedTuple):
@@ -83,9 +89,14 @@ class Schema(NamedTuple):
 class DatabasePool:
     """Migrated, empty databases in one chDB directory, reused across the tests of a process."""
 
-    def __init__(self, data_dir: Path) -> None:
-        """`data_dir`: the process's chDB directory (`chdb_dir`)."""
+    def __init__(self, data_dir: Path, shared: Path | None = None, *, prefix: str = "") -> None:
+        """`data_dir`: the process's chDB directory (`chdb_dir`); `shared`: a folder of the test run
+        where the first process to migrate its template leaves the template's schema for the other
+        processes of the run (None: this process migrates its own); `prefix`: of the databases'
+        names (default ``pool_<process ID>``)."""
         self.data_dir = data_dir
+        self.shared = shared
+        self.prefix = prefix or f"pool_{os.getpid()}"
         self._free: list[str] = []
         self._fingerprints: dict[str, Fingerprint] = {}
         self._users: dict[str, str] = {}  # database -> the last test that gave it back
@@ -166,7 +177,7 @@ class DatabasePool:
     def _create(self) -> str:
         """A new database with the template's schema and applied migrations."""
         schema = self._template()
-        name = f"pool_{os.getpid()}_{next(self._names)}"
+        name = f"{self.prefix}_{next(self._names)}"
         admin = self._store()
         admin.command(f"CREATE DATABASE `{name}`")
         self._schema = schema._replace(statements=self._create_objects(name, schema.statements))
@@ -178,15 +189,54 @@ class DatabasePool:
         return name
 
     def _template(self) -> Schema:
-        """The template's schema; migrated the first time."""
+        """The template's schema; migrated the first time (or copied from the schema another process
+        of the run left in `shared`)."""
         if self._schema is None:
-            from tokenbook.collector.storage.store import Store
-
-            database = f"pool_{os.getpid()}_template"
-            with Store.open(data_dir=self.data_dir, database=database) as store:
-                store.migrate()
-            self._schema = Schema(database, self._statements(database))
+            database = f"{self.prefix}_template"
+            if self.shared is None:
+                self._schema = self._migrate(database)
+            else:
+                self.shared.mkdir(parents=True, exist_ok=True)
+                with open(self.shared / "template.lock", "w", encoding="ascii") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)  # one process migrates, the others wait for it
+                    self._schema = self._shared_template(database, self.shared / _SHARED)
         return self._schema
+
+    def _migrate(self, database: str) -> Schema:
+        """Migrate `database` (a fresh one): the template's schema."""
+        from tokenbook.collector.storage.store import Store
+
+        with Store.open(data_dir=self.data_dir, database=database) as store:
+            store.migrate()
+        return Schema(database, self._statements(database))
+
+    def share(self, folder: Path) -> None:
+        """Leave this pool's template schema (its statements and applied migrations) in `folder`, for
+        a pool of another process of the run (`DatabasePool(shared=folder)`) to copy."""
+        schema = self._template()
+        columns, _, rows = self._store().query(
+            f"SELECT * FROM `{schema.database}`.`{_BOOKKEEPING}` ORDER BY ALL"
+        )
+        left = {"statements": schema.statements, "columns": columns, "rows": rows}
+        partial = folder / f"{_SHARED}.partial"
+        partial.write_text(json.dumps(left, default=lambda v: v.isoformat()), encoding="utf-8")
+        partial.replace(folder / _SHARED)
+
+    def _shared_template(self, database: str, path: Path) -> Schema:
+        """The template `database`: a copy of the schema in `path`, or, when no process of the run
+        left one yet, migrated and left there (the caller holds the run's lock)."""
+        from tokenbook.collector.storage.store import Store
+
+        if not path.exists():
+            self._schema = self._migrate(database)
+            self.share(path.parent)
+            return self._schema
+        left = json.loads(path.read_text(encoding="utf-8"))
+        self._store().command(f"CREATE DATABASE `{database}`")
+        statements = self._create_objects(database, tuple(left["statements"]))
+        with Store.open(data_dir=self.data_dir, database=database) as store:
+            store.insert_rows(_BOOKKEEPING, left["columns"], left["rows"])
+        return Schema(database, statements)
 
     def _statements(self, database: str) -> tuple[str, ...]:
         """CREATE statements of `database`'s tables (first) and views, for the database `_DATABASE`."""

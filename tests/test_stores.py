@@ -76,6 +76,30 @@ def test_a_database_of_the_pool_has_the_schema_a_migration_gives(
         assert copy.migrate() == []
 
 
+def test_the_workers_of_a_run_migrate_one_template(
+    chdb_dir: Path, database_pool: DatabasePool, tmp_path: Path
+) -> None:
+    """A pool whose run already has a template's schema (left by the first process to migrate one)
+    creates its template as a copy of it, with the same applied migrations (to the time of applying),
+    and lends databases with the schema the other pool's have."""
+    database_pool.share(tmp_path)
+    copied = DatabasePool(chdb_dir, tmp_path, prefix=f"shared_{os.getpid()}")
+    try:
+        with database_pool.store() as first, copied.store() as second:
+            assert _schema(second) == _schema(first)
+            applied = [
+                store.query("SELECT * FROM schema_migrations FINAL ORDER BY version")[2]
+                for store in (first, second)
+            ]
+        assert applied[0] == applied[1]  # copied, not migrated again
+        assert len(applied[0]) == len(load_migrations())
+    finally:
+        with Store.open(data_dir=chdb_dir, database="default") as admin:
+            copied.close()
+            for name in (f"{copied.prefix}_template", f"{copied.prefix}_0"):
+                admin.command(f"DROP DATABASE IF EXISTS `{name}`")
+
+
 def test_a_database_whose_schema_changed_is_dropped_not_reused(database_pool: DatabasePool) -> None:
     dropped = database_pool.dropped
     with database_pool.store() as store:

@@ -20,12 +20,12 @@ _LAYER_SCOPE = "opentelemetry.instrumentation.openai"
 
 
 def burst(start: datetime) -> list[CallRow]:
-    """600 calls of 150 contexts over 3 tenants, 100 traces; every 7th call also recorded by a second
+    """120 calls of 30 contexts over 3 tenants, 20 traces; every 7th call also recorded by a second
     instrumentation layer (a span of its own trace containing it), which the decision pass bills in
-    its place: 686 rows."""
+    its place: 138 rows, 38 traces."""
     calls = [
-        c._replace(context_id=f"{c.tenant_id}-ctx-{i % 150}", scope_name="openai", service_instance="svc-1")
-        for i, c in enumerate(make_calls(600, base=start))
+        c._replace(context_id=f"{c.tenant_id}-ctx-{i % 30}", scope_name="openai", service_instance="svc-1")
+        for i, c in enumerate(make_calls(120, base=start))
     ]
     layers = [
         c._replace(
@@ -69,7 +69,7 @@ def ledger_state(store: Store) -> tuple[list[tuple[object, ...]], ...]:
 def test_a_burst_is_refreshed_in_bounded_slices_with_the_same_result(database_pool: DatabasePool) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
     rows = burst(start)
-    with store_with(database_pool, RefreshConfig(max_keys=25)) as sliced:
+    with store_with(database_pool, RefreshConfig(max_keys=10)) as sliced:
         slices: list[list[tuple[str, str]]] = []
         sliced.on_refreshed = lambda contexts: slices.append(list(contexts))
         write_and_refresh(sliced, rows)
@@ -81,16 +81,16 @@ def test_a_burst_is_refreshed_in_bounded_slices_with_the_same_result(database_po
         write_and_refresh(whole, rows)
         whole_state = ledger_state(whole)
 
-    # 150 contexts, at most 25 a slice: 6 slices (the decision pass's 186 traces took 8 slices, the
-    # last two re-recomputing contexts whose calls they re-decided)
-    assert all(len(s) <= 25 for s in slices)
-    assert len(slices) >= 6
+    # 30 contexts, at most 10 a slice: 3 slices (the decision pass's 38 traces took 4 slices, the
+    # last re-recomputing contexts whose calls it re-decided)
+    assert all(len(s) <= 10 for s in slices)
+    assert len(slices) >= 3
     assert {c for s in slices for c in s} == {(r.tenant_id, r.context_id) for r in rows}
     assert sliced_state == whole_state
     contexts, _, decisions = sliced_state
-    assert len(contexts) == 150
+    assert len(contexts) == 30
     layered = [d for d in decisions if d[2] == RULE_CROSS_LAYER]
-    assert len(layered) == len(rows) - 600  # each call billed once, whichever slice decided it
+    assert len(layered) == len(rows) - 120  # each call billed once, whichever slice decided it
     assert billed_total == context_total
 
 

@@ -327,8 +327,8 @@ def test_concurrent_writer_and_reader(store):
 
     def writer():
         try:
-            for start in range(0, 200, 20):
-                store.write(calls[start : start + 20], [])
+            for start in range(0, 200, 40):  # five writes, each refreshed, while the reader reads
+                store.write(calls[start : start + 40], [])
                 store.refresh_aggregates()
         except BaseException as exc:
             errors.append(exc)
