@@ -121,6 +121,7 @@ def test_a_query_waits_for_a_slot_within_the_queue_timeout(store: Store) -> None
         flood = Flood(admin)
         flood.start()
         wait_until(lambda: metric(admin, "tokenbook_admin_queries_running") == 1)
+        wait_until(lambda: store.query(RUNNING)[2][0][0] == 1)  # the flood holds the slot in the engine
         waiting = threading.Thread(
             target=lambda: AdminQueryClient(f"127.0.0.1:{admin.port}").query_readonly("SELECT 1"), daemon=True
         )
