@@ -28,6 +28,12 @@ from _pytest.mark.expression import Expression
 # pytest-xdist worker rewrites and compiles them again (~2.5 s of CPU per process).
 sys.dont_write_bytecode = False
 
+# The engine's allocator keeps freed pages for its own 5 s here, not the collector's default of none
+# (`storage.clickhouse.engine.dirty_decay`: memory under load for more CPU): the tests' results do not
+# depend on it, and handing pages back at once costs the suite ~4 s of system CPU. Processes the tests
+# start inherit it; `tests/collector/storage/test_engine.py` checks the default in a clean environment.
+os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:5000")
+
 from tests.stores import DatabasePool  # noqa: E402
 
 if TYPE_CHECKING:
