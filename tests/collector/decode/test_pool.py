@@ -23,7 +23,7 @@ from tokenbook.collector.decode.pool import (
     decode_for_log,
     records_of,
 )
-from tokenbook.collector.decode.spans import MalformedRequest, decode_json, decode_protobuf
+from tokenbook.collector.decode.spans import KeyFilter, MalformedRequest, decode_json, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
 from tokenbook.collector.limits import AttributeLimits
 
@@ -32,8 +32,9 @@ pytestmark = pytest.mark.e2e  # starts processes
 KEYS = replace(pipeline_keys(("team.cost_centre",), "drop"), limits=AttributeLimits(64, 11))
 
 
-def _started(size: int) -> DecoderPool:
-    decoders = DecoderPool(KEYS, size)
+def started_pool(size: int, keys: KeyFilter = KEYS) -> DecoderPool:
+    """A `DecoderPool` of `size` children for `keys`, once every child is up and idle."""
+    decoders = DecoderPool(keys, size)
     decoders.start()
     deadline = time.monotonic() + 30
     while decoders._idle.qsize() < size:  # the children start in the background
@@ -44,14 +45,14 @@ def _started(size: int) -> DecoderPool:
 
 @pytest.fixture
 def pool() -> Iterator[DecoderPool]:
-    decoders = _started(1)
+    decoders = started_pool(1)
     yield decoders
     decoders.stop()
 
 
 @pytest.fixture
 def pool3() -> Iterator[DecoderPool]:
-    decoders = _started(3)
+    decoders = started_pool(3)
     yield decoders
     decoders.stop()
 

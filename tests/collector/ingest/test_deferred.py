@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.collector_process import SpanFactory
+from tests.collector.decode.test_pool import started_pool
 from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.pool import FORMAT_PROTOBUF, PARTS_FROM_BYTES, DecoderPool, decode_for_log
 from tokenbook.collector.decode.spans import MalformedRequest
@@ -225,12 +226,7 @@ def test_large_requests_decoded_in_parts_give_the_rows_of_building_first(tmp_pat
     factory = SpanFactory()
     bodies = [_body(_mixed(factory) + factory.chats(300, tenant="p")), _body(factory.chats(300, tenant="q"))]
     assert min(map(len, bodies)) >= PARTS_FROM_BYTES
-    decoders = DecoderPool(KEYS, 2)
-    decoders.start()
-    deadline = time.monotonic() + 30
-    while decoders._idle.qsize() < 2:  # the children start in the background
-        assert time.monotonic() < deadline, "decoder processes did not start"
-        time.sleep(0.05)
+    decoders = started_pool(2, KEYS)
     in_parts = decoders._in_parts
     parted: list[bool] = []
 
