@@ -21,8 +21,7 @@ from typing import NoReturn
 from tokenbook.collector.config import CollectorConfig, ConfigError, load_config
 from tokenbook.collector.service import Collector, JsonLogFormatter
 from tokenbook.genai.pricing.books import PriceBooks
-from tokenbook.genai.pricing.catalog import PriceCatalog
-from tokenbook.genai.pricing.overrides import PriceConfigError
+from tokenbook.genai.pricing.overrides import PriceConfigError, load_entries
 
 __all__ = ["cmd_collector", "one_line", "port_problem"]
 
@@ -80,7 +79,7 @@ def _load(args: argparse.Namespace) -> CollectorConfig:
         backfill=args.backfill,
     )
     if config.pricing_overrides is not None:
-        PriceCatalog(config.pricing_overrides)  # a bad file fails here, before anything starts
+        load_entries(config.pricing_overrides)  # a bad file fails here, before anything starts
     if config.pricing.books is not None:
         PriceBooks(config.pricing.books)
     return config

@@ -54,6 +54,7 @@ from tokenbook.collector.ingest.buildpool import BuildPool, BuildSettings
 from tokenbook.collector.ingest.dedup import RecentSpanKeys
 from tokenbook.collector.ingest.deferred import pending_spans
 from tokenbook.collector.ingest.ingestor import Ingestor
+from tokenbook.collector.ingest.pricing import LazyCatalog
 from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds, pipeline_keys
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
@@ -65,7 +66,6 @@ from tokenbook.collector.wal.log import WriteAheadLog
 from tokenbook.collector.wal.writer import LedgerWriter
 from tokenbook.genai.billing import UNBILLED_STATUSES
 from tokenbook.genai.pricing.books import PriceBooks
-from tokenbook.genai.pricing.catalog import PriceCatalog
 
 __all__ = ["Collector", "JsonLogFormatter"]
 
@@ -210,8 +210,13 @@ class Collector:
         bounds = SpanBounds(
             cfg.limits.max_tokens_per_call, cfg.limits.max_span_age, cfg.limits.max_span_future
         )
+        # Rows are built (and priced) in this process only with `ack: built`, or while no build worker
+        # runs: the catalog is built then (`LazyCatalog`), and at once with `ack: built`.
+        catalog = LazyCatalog(cfg.pricing_overrides)
+        if cfg.ack == "built":
+            catalog.get()
         self.builder = builder = RowBuilder(
-            PriceCatalog(cfg.pricing_overrides),
+            catalog,
             books=PriceBooks(cfg.pricing.books),
             extra_keys=cfg.extra_attribution_keys,
             content=cfg.privacy.content,
@@ -302,9 +307,9 @@ class Collector:
         self._serving.set()  # the warm-up and the recovery may begin (`_catch_up`)
         if self._connect_thread is not None:
             self._connect_thread.start()
-        # Start-up objects (catalog, protobuf descriptors, chDB bindings) never die: keep them out of
-        # every collection; and collect the young generation per ~50k allocations instead of 700
-        # (the hot path allocates no reference cycles), which saves ~25% CPU at full load.
+        # Start-up objects (protobuf descriptors, chDB bindings, the catalog with `ack: built`) never
+        # die: keep them out of every collection; and collect the young generation per ~50k allocations
+        # instead of 700 (the hot path allocates no reference cycles), which saves ~25% CPU at full load.
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
@@ -563,12 +568,12 @@ class Collector:
     def _reprice(self, since: datetime, until: datetime, model: str) -> RepriceResult:
         """Reload `pricing.overrides` and `pricing.books` (new calls are priced and billed with them
         from now on); re-price and bill the stored calls again."""
-        catalog = PriceCatalog(self.config.pricing_overrides)
+        catalog = LazyCatalog(self.config.pricing_overrides)
         books = PriceBooks(self.config.pricing.books)
         self.builder.catalog, self.builder.books = catalog, books
         if self.builds is not None:
             self.builds.reload()
-        result = reprice(self._handle, catalog, books=books, since=since, until=until, model=model)
+        result = reprice(self._handle, catalog.get(), books=books, since=since, until=until, model=model)
         _log.info(
             "re-priced stored calls",
             extra={"fields": {"since": since.isoformat(), "until": until.isoformat(), "model": model,

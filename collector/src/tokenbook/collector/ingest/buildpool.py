@@ -12,7 +12,8 @@ Contracts:
 * A record that cannot be built (the builder raises) fails its future with `PoisonRecord`; so does
   one that kills its worker twice (a dead worker is replaced and the record tried once more). The
   writer sets a poison record aside; it never blocks the log.
-* While no worker runs (none could start, or after `stop`), records are built in the calling thread.
+* While no worker runs (none could start, or after `stop`), records are built in the calling thread;
+  the calling process loads its price catalog only then (`pricing.LazyCatalog`).
 * `reload()` replaces the workers (a new price override file is read by the new ones).
 * Workers run at a lower CPU priority (``receivers.otlp.build_nice``, the Linux nice increment): when
   the cores are busy, the decoding an exporter's answer waits for, and the applications on the host,
@@ -46,12 +47,12 @@ from tokenbook.collector.ingest.deferred import (
     LoggedBuilder,
     unbounded_in_time,
 )
+from tokenbook.collector.ingest.pricing import LazyCatalog
 from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.wal.requests import LoggedRequest, decode_logged, encode_logged
 from tokenbook.genai import semconv
 from tokenbook.genai.pricing.books import PriceBooks
-from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.redaction import Redactor
 
 __all__ = ["BuildPool", "BuildSettings", "PoisonRecord", "serve"]
@@ -77,10 +78,12 @@ class BuildSettings:
     policy_key: str = semconv.TB.POLICY_PATH
     nice: int = 0  # the workers' nice increment: rows are built at a lower CPU priority than the answer
 
-    def builder(self) -> LoggedBuilder:
-        """A `LoggedBuilder` with these settings (no time window: it was applied at the answer)."""
+    def builder(self, *, lazy: bool = False) -> LoggedBuilder:
+        """A `LoggedBuilder` with these settings (no time window: it was applied at the answer); `lazy`:
+        its price catalog is built at its first price (`LazyCatalog`: the collector's own fallback)."""
+        catalog = LazyCatalog(self.overrides)
         rows = RowBuilder(
-            PriceCatalog(self.overrides),
+            catalog if lazy else catalog.get(),
             books=PriceBooks(self.books),
             policy_key=self.policy_key,
             extra_keys=self.extra_keys,
@@ -149,7 +152,7 @@ class BuildPool:
         self.settings = settings
         self.size = size or os.cpu_count() or 1
         self.metrics = metrics if metrics is not None else IngestMetrics()
-        self.local = settings.builder()  # in-process fallback
+        self.local = settings.builder(lazy=True)  # in-process fallback: priced when first used
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._live = 0
@@ -175,7 +178,7 @@ class BuildPool:
 
     def reload(self) -> None:
         """Replace the workers before their next record (e.g. after the price overrides changed)."""
-        self.local = self.settings.builder()
+        self.local = self.settings.builder(lazy=True)
         with self._lock:
             self._generation += 1
 

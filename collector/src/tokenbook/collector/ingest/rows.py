@@ -13,7 +13,8 @@ Rules, per span (`RowBuilder.build`):
   attribute or event is stored in the step's ``outcome``; a span that is no step of its own (a model
   call, or any other span) gives an ``outcome`` step. One span is at most one step (steps share the
   span's dedup key).
-* Calls are priced by `processor.pricing.PriceCatalog` at the span's start time. A client-sent
+* Calls are priced by `genai.pricing.catalog.PriceCatalog` at the span's start time (or a
+  `pricing.LazyCatalog`, which builds one at the first price). A client-sent
   ``tokenbook.cost.total`` (or openlit's float ``gen_ai.usage.cost``) is kept in ``client_cost`` and
   never billed.
 * ``attempt`` is the first integer of `semconv.RESEND_COUNTS` (``http.request.resend_count``, ...),
@@ -60,10 +61,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from tokenbook.collector.decode.content import MEASURED_SIZES
 from tokenbook.collector.decode.spans import KeyFilter, SpanRecord
+from tokenbook.collector.ingest.pricing import LazyCatalog
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.genai import semconv
 from tokenbook.genai.attribution import ATTRIBUTION_COLUMNS, context_id_of
@@ -111,12 +113,14 @@ from tokenbook.genai.composition import (
 from tokenbook.genai.decisions import RULE_DESCENDANT
 from tokenbook.genai.latency import read_latency
 from tokenbook.genai.pricing.books import Billing, PriceBooks
-from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.pricing.tiers import read_service_tier
 from tokenbook.genai.profiles import profile_of
 from tokenbook.genai.records import build
 from tokenbook.genai.redaction import Redactor, is_content_attribute
 from tokenbook.genai.usage import read_usage
+
+if TYPE_CHECKING:  # a builder may be given a `LazyCatalog`, which imports it on first use
+    from tokenbook.genai.pricing.catalog import PriceCatalog
 
 __all__ = ["RowBatch", "RowBuilder", "SpanBounds", "pipeline_keys"]
 
@@ -348,7 +352,7 @@ class RowBuilder:
 
     def __init__(
         self,
-        catalog: PriceCatalog,
+        catalog: PriceCatalog | LazyCatalog,
         *,
         extra_keys: Sequence[str] = (),
         content: str = "drop",

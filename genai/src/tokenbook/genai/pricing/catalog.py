@@ -21,6 +21,7 @@ Contract of `PriceCatalog.price`:
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -135,6 +136,13 @@ class PriceCatalog:
         self._tier_rates: dict[tuple[int, ...], tuple[tuple[object, ...], UnitPrices]] = {}
         #: (provider, model, tier) -> `unit_prices` result, for models whose price cannot change with time.
         self._fixed: dict[tuple[str, str, str], UnitPrices | str] = {}
+
+    @classmethod
+    def with_entries(cls, overrides: Sequence[OverrideEntry]) -> PriceCatalog:
+        """A catalog whose overrides are `overrides`: entries already read from a file (`load_entries`)."""
+        catalog = cls()
+        catalog._overrides = tuple(overrides)
+        return catalog
 
     @property
     def overrides(self) -> tuple[OverrideEntry, ...]:

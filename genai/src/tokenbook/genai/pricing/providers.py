@@ -1,11 +1,16 @@
-"""Provider names: OTel's ``gen_ai.provider.name`` / ``gen_ai.system`` values -> genai-prices ids."""
+"""Provider names: OTel's ``gen_ai.provider.name`` / ``gen_ai.system`` values -> genai-prices ids.
+
+genai-prices loads only when a name outside `PROVIDER_ALIASES` is looked up in its catalog: importing
+it costs ~20 MiB (pydantic, its HTTP client, its data), which a process that reads the pricing files
+(overrides, price books) but prices nothing itself, such as the collector with its row-building
+workers, never needs.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Final
-
-from genai_prices.data_snapshot import get_snapshot
 
 __all__ = ["PROVIDER_ALIASES", "catalog_provider"]
 
@@ -54,6 +59,8 @@ def catalog_provider(name: str) -> str | None:
         return None
     if (alias := PROVIDER_ALIASES.get(key)) is not None:
         return alias
-    if any(p.id == key for p in get_snapshot().providers):
+    # Deliberately lazy (module docstring): genai-prices is imported at the first catalog lookup.
+    snapshot = importlib.import_module("genai_prices.data_snapshot").get_snapshot()
+    if any(p.id == key for p in snapshot.providers):
         return key
     return None
