@@ -101,6 +101,50 @@ def test_the_default_caches_are_small_and_the_ceiling_is_the_engine_s(tmp_path: 
     assert got["rows"] == [40, 40]
 
 
+#: Opens a store, then reports the resident KiB of the pyarrow libraries the engine's package loaded
+#: with it, before and after `release_startup_pages`, and that the store still writes and reads.
+_COMPANION_SCRIPT = """
+import json, sys
+from pathlib import Path
+from tests.cli.seed_store import make_calls
+from tokenbook.collector.storage.engine import release_startup_pages
+from tokenbook.collector.storage.store import Store
+
+def resident(folder):
+    kib, name = 0, None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:
+            name = fields[5] if len(fields) > 5 else ""
+        elif fields[0] == "Rss:" and name and name.startswith(folder):
+            kib += int(fields[1])
+    return kib
+
+store = Store.open(data_dir=sys.argv[1])
+store.migrate()
+folder = str(Path(sys.modules["pyarrow"].__file__).resolve().parent) + "/"
+before = resident(folder)
+release_startup_pages()
+after = resident(folder)
+store.write(make_calls(10), [])
+_, _, counted = store.query("SELECT count() FROM llm_calls")
+store.close()
+print(json.dumps({"before": before, "after": after, "rows": counted[0][0]}))
+"""
+
+
+@pytest.mark.e2e
+def test_the_libraries_loaded_with_the_engine_are_handed_back_with_it(tmp_path: Path) -> None:
+    """chDB imports pyarrow, which the store never runs: its pages go back with the engine's."""
+    out = subprocess.run(
+        [sys.executable, "-c", _COMPANION_SCRIPT, str(tmp_path / "store")],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=True,
+    )  # fmt: skip
+    got = json.loads(out.stdout.splitlines()[-1])
+    assert got["before"] > 4 * 1024 and got["after"] < got["before"] / 2
+    assert got["rows"] == 10
+
+
 def test_the_memory_ceiling_is_the_engine_s_own_unless_configured() -> None:
     assert "max_server_memory_usage" not in EngineConfig().server_settings()
     assert EngineConfig(max_memory=768 * _MIB).server_settings()["max_server_memory_usage"] == str(768 * _MIB)

@@ -7,7 +7,10 @@ process's resident set; the code queries and inserts run afterwards is a fractio
 MiB). Those pages are clean copies of the file, so the kernel may drop them at any moment and read
 them again on the next access: `release_startup_pages` asks it to do so now (``MADV_PAGEOUT``), after
 which only the pages still in use come back. Nothing is lost: a page that was written to (relocations)
-is anonymous memory, which ``MADV_PAGEOUT`` can only move to swap, never discard.
+is anonymous memory, which ``MADV_PAGEOUT`` can only move to swap, never discard. The same goes for
+the libraries the engine's Python package loads with it that the store never calls (`COMPANIONS`:
+chDB imports pyarrow for its Arrow results, ~23 MiB of code resident once loaded): their pages are
+handed back with the engine's and, never run again, stay out.
 
 Linux 5.4 or later; elsewhere (no ``/proc``, an older kernel) nothing happens.
 
@@ -39,6 +42,7 @@ from typing import Final, NamedTuple
 
 __all__ = [
     "ALLOCATOR_ENV",
+    "COMPANIONS",
     "HeapTuning",
     "Released",
     "engine_allocator_options",
@@ -52,6 +56,9 @@ _log = logging.getLogger(__name__)
 
 _MADV_PAGEOUT: Final = 21  # linux/mman.h, since 5.4
 _ENGINE_MODULE: Final = "chdb._chdb"
+#: Packages the engine's package imports with it whose shared libraries the store never runs: chDB
+#: imports pyarrow for its Arrow APIs (results as Arrow tables), the store reads its native format.
+COMPANIONS: Final = ("pyarrow",)
 #: The environment variable the engine's allocator reads its options from, once, as its library loads
 #: (jemalloc built with the ``je_`` prefix: ``<PREFIX>MALLOC_CONF``).
 ALLOCATOR_ENV: Final = "JE_MALLOC_CONF"
@@ -82,12 +89,24 @@ def engine_library() -> Path | None:
     return Path(file).resolve() if file else None
 
 
+def _companion_folders() -> tuple[str, ...]:
+    """The folders (with a trailing slash) of the `COMPANIONS` loaded in this process."""
+    folders = []
+    for name in COMPANIONS:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file:
+            folders.append(f"{Path(file).resolve().parent}/")
+    return tuple(folders)
+
+
 def release_startup_pages(maps: Path = Path("/proc/self/maps")) -> Released:
-    """Advise the kernel to reclaim this process's pages of the engine's library now (see the module
-    docstring); `Released(0, 0)` when the engine is not loaded or the system cannot."""
+    """Advise the kernel to reclaim this process's pages of the engine's library and of its
+    `COMPANIONS`' libraries now (see the module docstring); `Released(0, 0)` when the engine is not
+    loaded or the system cannot."""
     library = engine_library()
     if library is None:
         return Released(0, 0)
+    companions = _companion_folders()
     try:
         lines = maps.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
@@ -98,7 +117,7 @@ def release_startup_pages(maps: Path = Path("/proc/self/maps")) -> Released:
     mappings = advised = 0
     for line in lines:
         fields = line.split(maxsplit=5)
-        if len(fields) < 6 or fields[5] != str(library):
+        if len(fields) < 6 or (fields[5] != str(library) and not fields[5].startswith(companions)):
             continue
         start, end = (int(x, 16) for x in fields[0].split("-"))
         if madvise(start, end - start, _MADV_PAGEOUT) != 0:
