@@ -39,6 +39,9 @@ def free_port() -> int:
 class CollectorProcess:
     """One collector child process. `start()` may be called again after `stop()`/`kill()`."""
 
+    #: What the interpreter runs: ``python <command> collector --config ...``.
+    command: tuple[str, ...] = ("-m", "tokenbook")
+
     def __init__(self, data_dir: Path, **config: Any) -> None:
         self.data_dir = data_dir
         self.grpc_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
@@ -69,7 +72,7 @@ class CollectorProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "tokenbook", "collector",
+                sys.executable, *self.command, "collector",
                 "--config", str(self.config_path),
                 "--data-dir", str(self.data_dir),
                 "--grpc", self.grpc_endpoint,
