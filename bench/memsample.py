@@ -11,17 +11,36 @@ Two sums, both over the process and every descendant, read from ``/proc/<pid>/sm
 
 `TreeMemory` samples both every `interval` seconds on a thread and keeps the peak of each sum (the
 peaks of the sums, not the sum of each process's own peak: processes peak at different moments).
+
+Run as a script, it measures an idle collector: ``python bench/memsample.py --idle [--repeat 3]``
+starts ``python -m tokenbook collector`` (this interpreter's installation) on a fresh directory,
+waits until ``/readyz`` answers, lets it settle (``--settle`` seconds, no traffic) and reports the
+collector process's RSS, anonymous and file-backed resident memory and its start-up peak (VmHWM),
+then stops it; with another checkout's interpreter it measures that checkout. The less noisy figure
+of what the collector holds before any work: the throughput benchmark's peaks add what a burst holds.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["TreeMemory", "TreeSample", "descendants", "tree_sample"]
+__all__ = ["TreeMemory", "TreeSample", "descendants", "idle_collector", "tree_sample"]
+
+RESULT = Path(__file__).resolve().parent / "results" / "collector_memory_idle.json"
 
 
 class TreeSample(NamedTuple):
@@ -152,3 +171,74 @@ class TreeMemory:
             "tree_peak_pss_mib": self.peak_pss_mib,
             "tree_processes": sorted(each, key=lambda x: -x["peak_pss_mib"]),
         }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def idle_collector(settle: float = 8.0) -> dict[str, Any]:
+    """Start a collector (this interpreter's) on a fresh directory, wait until it is ready and
+    `settle` seconds more, and return its memory (MiB, ``/proc/<pid>/status``) and its start time."""
+    with tempfile.TemporaryDirectory(prefix="tokenbook-idle-") as tmp:
+        admin = f"127.0.0.1:{_free_port()}"
+        log = open(Path(tmp) / "collector.log", "wb")  # noqa: SIM115 - closed below
+        collector = subprocess.Popen(
+            [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(Path(tmp) / "data"),
+             "--grpc", f"127.0.0.1:{_free_port()}", "--http", f"127.0.0.1:{_free_port()}", "--admin", admin],
+            stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            started = time.monotonic()
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://{admin}/readyz", timeout=2):
+                        break
+                except (urllib.error.URLError, OSError):
+                    if collector.poll() is not None or time.monotonic() - started > 120:
+                        raise RuntimeError((Path(tmp) / "collector.log").read_text()) from None
+                    time.sleep(0.1)
+            ready_s = time.monotonic() - started
+            time.sleep(settle)
+            figures = {
+                name: _status_mib(collector.pid, field)
+                for name, field in (("rss", "VmRSS:"), ("anon", "RssAnon:"), ("file", "RssFile:"),
+                                    ("start_peak", "VmHWM:"))
+            }  # fmt: skip
+            children = len(descendants(collector.pid))
+        finally:
+            collector.send_signal(signal.SIGTERM)
+            code = collector.wait(120)
+            log.close()
+    return {
+        **{f"{k}_mib": v for k, v in figures.items()},
+        "seconds_to_ready": round(ready_s, 2),
+        "child_processes": children,
+        "exit_code": code,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``--idle``: the idle collector's memory, `--repeat` times; printed and written to `--out`."""
+    parser = argparse.ArgumentParser(description="The memory of an idle collector (see the docstring).")
+    parser.add_argument("--idle", action="store_true", required=True, help="measure an idle collector")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=8.0, help="seconds after ready, no traffic")
+    parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
+    args = parser.parse_args(argv)
+    runs = []
+    for i in range(args.repeat):
+        runs.append(idle_collector(args.settle))
+        print(f"run {i + 1}/{args.repeat}: {json.dumps(runs[-1])}", flush=True)
+    command = f".venv/bin/python bench/memsample.py --idle --repeat {args.repeat} --settle {args.settle:g}"
+    doc = {"command": command, "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return doc
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
