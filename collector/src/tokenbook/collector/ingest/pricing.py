@@ -4,7 +4,7 @@ With the default ``receivers.otlp.ack: logged`` the rows are built, and their ca
 row-building worker processes (`buildpool`), each with a catalog of its own. The collector process
 prices a call only when it builds rows itself: while no worker runs (none could start, or after the
 stop), with ``ack: built``, and when it re-prices stored calls. The catalog (genai-prices: pydantic,
-its HTTP client and its price data, ~20 MiB of the process) is therefore imported and built at the
+its HTTP client and its price data, ~12 MiB of the process) is therefore imported and built at the
 first of those (`LazyCatalog`), not at start.
 
 The price overrides file is read and checked at once, so a bad file still fails the start; the catalog

@@ -9,7 +9,7 @@ them again on the next access: `release_startup_pages` asks it to do so now (``M
 which only the pages still in use come back. Nothing is lost: a page that was written to (relocations)
 is anonymous memory, which ``MADV_PAGEOUT`` can only move to swap, never discard. The same goes for
 the libraries the engine's Python package loads with it that the store never calls (`COMPANIONS`:
-chDB imports pyarrow for its Arrow results, ~23 MiB of code resident once loaded): their pages are
+chDB imports pyarrow for its Arrow results, ~22 MiB of code resident once loaded): their pages are
 handed back with the engine's and, never run again, stay out.
 
 Linux 5.4 or later; elsewhere (no ``/proc``, an older kernel) nothing happens.

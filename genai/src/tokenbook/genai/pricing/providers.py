@@ -1,7 +1,7 @@
 """Provider names: OTel's ``gen_ai.provider.name`` / ``gen_ai.system`` values -> genai-prices ids.
 
 genai-prices loads only when a name outside `PROVIDER_ALIASES` is looked up in its catalog: importing
-it costs ~20 MiB (pydantic, its HTTP client, its data), which a process that reads the pricing files
+it costs 12-20 MiB (pydantic, its HTTP client, its data), which a process that reads the pricing files
 (overrides, price books) but prices nothing itself, such as the collector with its row-building
 workers, never needs.
 """
