@@ -18,12 +18,19 @@ waits until ``/readyz`` answers, lets it settle (``--settle`` seconds, no traffi
 collector process's RSS, anonymous and file-backed resident memory and its start-up peak (VmHWM),
 then stops it; with another checkout's interpreter it measures that checkout. The less noisy figure
 of what the collector holds before any work: the throughput benchmark's peaks add what a burst holds.
+
+``python bench/memsample.py --inside FILE [collector options]`` runs ``tokenbook collector`` in this
+process with a thread that samples its memory every 0.2 s and writes the sample at its RSS peak to
+FILE (`inside_sample`: RSS, anonymous and file-backed, the engine library's pages, the C library
+heap's used, free and mapped bytes, Python's allocated blocks); with the throughput benchmark:
+``BENCH_COLLECTOR_SCRIPT="bench/memsample.py --inside FILE"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -38,7 +45,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["TreeMemory", "TreeSample", "descendants", "idle_collector", "tree_sample"]
+from tokenbook.cli import main as tokenbook
+
+__all__ = ["TreeMemory", "TreeSample", "descendants", "idle_collector", "inside_sample", "tree_sample"]
 
 RESULT = Path(__file__).resolve().parent / "results" / "collector_memory_idle.json"
 
@@ -221,6 +230,56 @@ def idle_collector(settle: float = 8.0) -> dict[str, Any]:
     }
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2``."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
+def inside_sample() -> dict[str, float]:
+    """This process's memory now, MiB (see the module docstring; glibc and Linux only)."""
+    me = os.getpid()
+    out = {
+        name: _status_mib(me, field)
+        for name, field in (("rss", "VmRSS:"), ("anon", "RssAnon:"), ("file", "RssFile:"))
+    }
+    engine = 0
+    mapping = ""
+    for line in Path("/proc/self/smaps").read_text(encoding="utf-8", errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and "-" in fields[0] and ":" in fields[3]:
+            mapping = fields[5] if len(fields) > 5 else ""
+        elif fields and fields[0] == "Rss:" and mapping.endswith("/_chdb.abi3.so"):
+            engine += int(fields[1])
+    out["engine_library_file"] = round(engine / 1024, 1)
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    heap = mallinfo2()
+    out["c_heap_used"] = round(heap.uordblks / 2**20, 1)
+    out["c_heap_free"] = round(heap.fordblks / 2**20, 1)
+    out["c_heap_mapped_blocks"] = round(heap.hblkhd / 2**20, 1)
+    out["python_allocated_blocks"] = sys.getallocatedblocks()
+    out["threads"] = threading.active_count()
+    return out
+
+
+def _sample_inside(path: Path, interval: float = 0.2) -> None:
+    """Sample this process forever; write the sample at each new RSS peak to `path`."""
+    peak = 0.0
+    while True:
+        rss = _status_mib(os.getpid(), "VmRSS:")
+        if rss > peak:
+            peak = rss
+            sample = {"seconds": round(time.monotonic(), 2), **inside_sample()}
+            path.with_suffix(".part").write_text(json.dumps(sample), encoding="utf-8")
+            path.with_suffix(".part").replace(path)
+        time.sleep(interval)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """``--idle``: the idle collector's memory, `--repeat` times; printed and written to `--out`."""
     parser = argparse.ArgumentParser(description="The memory of an idle collector (see the docstring).")
@@ -241,4 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--inside"]:
+        threading.Thread(target=_sample_inside, args=(Path(sys.argv[2]),), daemon=True).start()
+        sys.exit(tokenbook(["collector", *sys.argv[3:]]))
     main(sys.argv[1:])
