@@ -2,8 +2,9 @@
 
 With the default ``receivers.otlp.ack: logged`` the rows are built, and their calls priced, in the
 row-building worker processes (`buildpool`), each with a catalog of its own. The collector process
-prices a call only when it builds rows itself: while no worker runs (none could start, or after the
-stop), with ``ack: built``, and when it re-prices stored calls. The catalog (genai-prices: pydantic,
+prices a call only when it builds rows itself: while no worker runs (a record of the log replayed
+before the first worker is up, none could start, or after the stop), with ``ack: built``, and when it
+re-prices stored calls. The catalog (genai-prices: pydantic,
 its HTTP client and its price data, ~12 MiB of the process) is therefore imported and built at the
 first of those (`LazyCatalog`), not at start.
 
