@@ -13,6 +13,7 @@ import _posixsubprocess
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -34,42 +35,51 @@ sys.dont_write_bytecode = False
 # start inherit it; `tests/collector/storage/test_engine.py` checks the default in a clean environment.
 os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:5000")
 
+# The suite's temporary files (pytest's `tmp_path`, `tempfile`, the engine's directory, the write-ahead
+# logs) go to memory when /dev/shm is a tmpfs with room to spare: the engine writes and deletes many
+# small files (a part is a file per column) and the logs sync theirs, which costs system time and waits
+# on a disk. A container's /dev/shm may be as small as 64 MiB: then, or when TMPDIR is set, the default.
+_MEMORY_DIR = Path("/dev/shm")
+_MEMORY_ROOM = 2 << 30
+
+
+def _memory_temp_root() -> Path | None:
+    """This user's folder in /dev/shm for the suite's temporary files, when TMPDIR is not set and
+    /dev/shm has 2 GiB free; else None. Set as TMPDIR by the first test process (the pytest-xdist
+    controller): its workers and every process a test starts inherit it."""
+    if os.environ.get("TMPDIR"):
+        return None
+    root = _MEMORY_DIR / f"tokenbook-tests-{os.getuid()}"
+    try:
+        if shutil.disk_usage(_MEMORY_DIR).free < _MEMORY_ROOM:
+            return None
+        root.mkdir(mode=0o700, exist_ok=True)
+        status = root.lstat()
+    except OSError:
+        return None
+    # /dev/shm is shared by every user: only a real folder of ours that no one else may write
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
+        return None
+    return root
+
+
+_TEMP_ROOT = _memory_temp_root()
+if _TEMP_ROOT is not None:
+    os.environ["TMPDIR"] = str(_TEMP_ROOT)
+    tempfile.tempdir = None  # pytest's output capture has asked already: read TMPDIR again
+
 from tests.stores import DatabasePool  # noqa: E402
 
 if TYPE_CHECKING:
     from tokenbook.collector.storage.store import Store
 
 
-# The engine writes and deletes many small files (a part is a file per column): in memory (tmpfs) they
-# cost a fraction of the time on disk under load. Used only with room to spare: a test process's
-# directory grows to tens of MB, and a container's /dev/shm may be as small as 64 MB.
-_MEMORY_DIR = Path("/dev/shm")
-_MEMORY_ROOM = 1 << 30
-_MEMORY_PREFIX = "tokenbook-tests-chdb-"  # then the test process's ID
-
-
-def _remove_abandoned_memory_dirs() -> None:
-    """Remove the directories of test processes that ended without removing theirs (killed)."""
-    for path in _MEMORY_DIR.glob(f"{_MEMORY_PREFIX}*"):
-        pid = path.name.removeprefix(_MEMORY_PREFIX).split("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The one embedded ClickHouse directory of this test process: in /dev/shm when it has 1 GiB free
-    (removed at the end of the session, or by the next session if this one is killed), else under
-    pytest's temporary directory."""
-    try:
-        usage = shutil.disk_usage(_MEMORY_DIR)
-    except OSError:
-        usage = None
-    if usage is None or usage.free < _MEMORY_ROOM or not os.access(_MEMORY_DIR, os.W_OK):
-        yield tmp_path_factory.mktemp("chdb")
-        return
-    _remove_abandoned_memory_dirs()
-    path = Path(tempfile.mkdtemp(prefix=f"{_MEMORY_PREFIX}{os.getpid()}-", dir=_MEMORY_DIR))
+    """The one embedded ClickHouse directory of this test process, under pytest's temporary directory
+    (in memory when the suite's temporary root is: `_memory_temp_root`); removed at the end of the
+    session."""
+    path = tmp_path_factory.mktemp("chdb")
     try:
         yield path
     finally:

@@ -21,8 +21,8 @@ from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.processor import attribute
 
-FIRST_CHUNK_AFTER = 0.15  # seconds before the stub sends its first chunk
-CHUNK_GAP = 0.05  # seconds between the following chunks
+FIRST_CHUNK_AFTER = 0.05  # seconds before the stub sends its first chunk
+CHUNK_GAP = 0.02  # seconds between the following chunks
 WORDS = ("Your", " order", " ships", " Friday", ".")
 USAGE = {"prompt_tokens": 1200, "completion_tokens": 40, "total_tokens": 1240}
 

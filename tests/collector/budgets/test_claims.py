@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from tests.collector.budgets.budget_rows import call, record_events
 from tests.collector.webhook_receiver import WebhookReceiver
-from tokenbook.collector.budgets import BudgetRuntime, parse_budgets
+from tokenbook.collector.budgets import BudgetRuntime, alerts, parse_budgets
 from tokenbook.collector.budgets.breaker import BurnRateBreaker
 from tokenbook.collector.budgets.claims import EventClaims
 from tokenbook.collector.budgets.events import RESET, TRIPPED, BudgetEvent
@@ -118,7 +120,9 @@ def test_overlapping_breaker_trips_are_delivered_once(store: Store) -> None:
     assert b.claim([trip(second.window_start, RESET)]) == []  # its trip was never recorded
 
 
-def test_a_restarted_collector_claims_its_catch_up_crossings_in_the_connected_store(store: Store) -> None:
+def test_a_restarted_collector_claims_its_catch_up_crossings_in_the_connected_store(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The collector creates its budgets before the store is up, with a stand-in that raises until it
     is; `start` gets the connected store. A crossing another collector has claimed (and is
     delivering) is not delivered again; once that claim is abandoned, it is delivered once."""
@@ -131,29 +135,35 @@ def test_a_restarted_collector_claims_its_catch_up_crossings_in_the_connected_st
     other = claims(store, "collector-other")
     assert other.claim([at_risk, over]) == [at_risk, over]  # delivering, not recorded yet
     handle = _StoreHandle(store.database)  # not connected: every use raises StoreUnavailable
+    # The product's intervals, shortened for the test: the dispatcher looks at the events set aside
+    # every 0.1 s when idle (1 s), a claim settles for 0.1 s (0.5 s), and two readings 0.2 s apart
+    # confirm a crossing (2 s).
+    monkeypatch.setattr(alerts, "_RECHECK_S", 0.1)
     with WebhookReceiver() as hook:
         cfg, problems = parse_budgets({**raw, "alerts": {"webhook": {"url": hook.url, "backoff": "10ms"}}})
         assert problems == []
         runtime = BudgetRuntime(cfg, handle, fleet=True)
         assert runtime.claims is not None
+        runtime.evaluator.confirm = 0.2
+        runtime.claims.settle = 0.1
         # the other collector's claims stay live this long: long enough for the first confirmed
         # reconciliation to set the crossings aside on a loaded machine
         runtime.claims.takeover = 60.0
         runtime.start(store)
         deadline = time.monotonic() + 55
         while runtime.claims.aside < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert runtime.claims.aside == 2 and hook.requests == []  # set aside behind the live claims
         assert store.query(f"SELECT count() FROM {store.database}.budget_events")[2] == [(0,)]
         # The other collector never records them. Rather than wait out the 60 s, claims are live for
-        # 2 s from here on (a claim of this collector outlives its settle time, 0.5 s; one that did not
+        # 1 s from here on (a claim of this collector outlives its settle time, 0.1 s; one that did not
         # would be set aside and claimed again) and this collector's clock is 60 s on: the events set
         # aside are due to be looked at again, and are taken over once the other collector's claims
-        # are 2 s old.
-        runtime.claims.takeover = 2.0
+        # are 1 s old.
+        runtime.claims.takeover = 1.0
         runtime.claims._clock = lambda: time.monotonic() + 60.0
         hook.wait_for(2, timeout=60)  # taken over
-        time.sleep(1.5)
+        time.sleep(0.3)  # three more looks at the events set aside: none is delivered again
         runtime.stop()
     assert sorted(d["state"] for d in hook.bodies(ok_only=False)) == ["at_risk", "over_budget"]
     assert {d["event_id"] for d in hook.bodies()} == {at_risk.event_id, over.event_id}

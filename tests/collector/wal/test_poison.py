@@ -158,10 +158,13 @@ class _Running:
         return int(self.store.query(sql, {"t": tenant})[2][0][0])
 
     def wait(self, tenant: str, n: int, timeout: float = 20.0) -> None:
+        """Wait until the writer has taken every record logged so far (inserted or quarantined: the log
+        commits a record after that), then check `tenant`'s rows."""
         deadline = time.monotonic() + timeout
-        while self.count(tenant) != n:
-            assert time.monotonic() < deadline, f"{tenant}: {self.count(tenant)} rows, expected {n}"
-            time.sleep(0.1)
+        while self.wal.pending_bytes:
+            assert time.monotonic() < deadline, f"{self.wal.pending_bytes} bytes still in the log"
+            time.sleep(0.01)
+        assert self.count(tenant) == n
 
     def stop(self) -> None:
         if self.writer._thread.ident is not None:  # started

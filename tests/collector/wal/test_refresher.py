@@ -85,7 +85,7 @@ def test_a_refresh_that_does_not_end_does_not_hold_the_stop(tmp_path: Path, migr
     writer.start()
     wal.append(*encode_record(make_calls(10), []))
     held.entered.wait(30)
-    assert writer.stop(0.5)  # the log is empty; the refresh is still held at its gate
+    assert writer.stop(0.2)  # the log is empty; the refresh is still held at its gate
     assert count(store, "SELECT count() FROM v_calls") == 10
     assert not writer.refresher.stop(0)
     held.gate.set()
