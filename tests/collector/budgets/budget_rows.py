@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,8 +11,22 @@ from tokenbook.collector.budgets.events import EPOCH, BudgetEvent
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.store import Store
 
+#: How far from a UTC day's start and end `inside_the_day` keeps the tests' "now".
+DAY_MARGIN = timedelta(minutes=10)
+
 RATE_IN = Decimal("0.0000025")  # USD per input token
 RATE_OUT = Decimal("0.00001")
+
+
+def inside_the_day(now: datetime | None = None) -> datetime:
+    """`now` (default: the current UTC time, whole seconds), moved back by twice `DAY_MARGIN` when it is
+    within `DAY_MARGIN` of a UTC day's start or end, so that a test's times a few minutes either side
+    of it fall in one daily window whenever the test runs (a run across midnight included)."""
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if now - start < DAY_MARGIN or start + timedelta(days=1) - now <= DAY_MARGIN:
+        return now - 2 * DAY_MARGIN
+    return now
 
 
 def call(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.collector.budgets.budget_rows import call, record_events
+from tests.collector.budgets.budget_rows import call, inside_the_day, record_events
 from tests.collector.webhook_receiver import WebhookReceiver
 from tokenbook.collector.budgets import BudgetRuntime, alerts, parse_budgets
 from tokenbook.collector.budgets.breaker import BurnRateBreaker
@@ -21,7 +21,7 @@ from tokenbook.collector.budgets.events import RESET, TRIPPED, BudgetEvent
 from tokenbook.collector.service import _StoreHandle
 from tokenbook.collector.storage.store import Store
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = inside_the_day()  # a daily window holds the test's times, even in a run across midnight
 DAY = NOW.replace(hour=0, minute=0, second=0)
 
 

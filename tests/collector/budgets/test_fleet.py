@@ -5,11 +5,11 @@ transient double count), and feed the breaker the fleet's burn."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tests.collector.budgets.budget_rows import call, record_events
+from tests.collector.budgets.budget_rows import call, inside_the_day, record_events
 from tokenbook.collector.budgets import BudgetsConfig, parse_budgets
 from tokenbook.collector.budgets.counters import CONFIRM_S, Usage
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator, FleetUsage
@@ -18,7 +18,7 @@ from tokenbook.collector.budgets.fleet import FleetSync
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.store import Store
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = inside_the_day()  # a daily window holds the test's times, even in a run across midnight
 
 
 def config(**extra: Any) -> BudgetsConfig:

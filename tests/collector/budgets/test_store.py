@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.collector.budgets.budget_rows import call
+from tests.collector.budgets.budget_rows import call, inside_the_day
 from tests.collector.webhook_receiver import WebhookReceiver
 from tokenbook.collector.budgets import BudgetRuntime, BudgetsConfig, parse_budgets
 from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
@@ -45,7 +45,7 @@ def config(webhook: str | None = None, **extra: Any) -> BudgetsConfig:
     return cfg
 
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = inside_the_day()  # a daily window holds the test's times, even in a run across midnight
 
 
 def test_rebuild_is_exact_from_the_deduplicated_ledger_plus_unstored_log_rows(store: Store) -> None:
@@ -151,3 +151,16 @@ def test_an_evicted_counter_is_rebuilt_from_the_ledger(store: Store) -> None:
         pass
     (budget,) = ev.status({"tenant": "acme", "context": evicted})["budgets"]
     assert budget["used"]["tokens"] == 2 * 150
+
+
+def test_the_tests_now_keeps_its_daily_window_a_few_minutes_either_side() -> None:
+    day = datetime(2026, 12, 5, tzinfo=UTC)
+    late = timedelta(hours=23, minutes=59, seconds=30)  # just before midnight: 20 minutes earlier
+    for clock, expected in [
+        (day + timedelta(hours=12), day + timedelta(hours=12)),
+        (day + timedelta(minutes=3), day - timedelta(minutes=17)),  # just after midnight: the day before
+        (day + late, day + late - timedelta(minutes=20)),
+    ]:
+        now = inside_the_day(clock)
+        assert now == expected
+        assert (now - timedelta(minutes=5)).date() == now.date() == (now + timedelta(minutes=5)).date()
