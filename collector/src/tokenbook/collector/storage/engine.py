@@ -10,7 +10,8 @@ which only the pages still in use come back. Nothing is lost: a page that was wr
 is anonymous memory, which ``MADV_PAGEOUT`` can only move to swap, never discard. The same goes for
 the libraries the engine's Python package loads with it that the store never calls (`COMPANIONS`:
 chDB imports pyarrow for its Arrow results, ~22 MiB of code resident once loaded): their pages are
-handed back with the engine's and, never run again, stay out.
+handed back with the engine's and, never run again, stay out. The kernel takes back only the pages
+no other process maps: those another process of the same installation has loaded at the time stay.
 
 Linux 5.4 or later; elsewhere (no ``/proc``, an older kernel) nothing happens.
 
