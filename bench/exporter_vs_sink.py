@@ -16,7 +16,10 @@ Targets, the same generator, alternating runs (sink, collector, sink, collector,
 
 Reported: the rate of each run, the median per target and their ratio (collector / sink; the goal is
 at least 0.90), plus the collector's CPU per span over its runs (its worker processes included).
-Run: ``.venv/bin/python bench/exporter_vs_sink.py [--spans 20000] [--pairs 5]``.
+``--config NAME=FILE`` (repeatable) runs one collector per config file instead, each in every round
+(sink, then each collector), and reports each one's ratio and CPU: configurations compared under the
+same load.
+Run: ``.venv/bin/python bench/exporter_vs_sink.py [--spans 20000] [--pairs 5] [--config NAME=FILE ...]``.
 """
 
 from __future__ import annotations
@@ -123,13 +126,77 @@ def _run_application(ctx: Any, endpoint: str, spans: int, seed: int) -> dict[str
     return {**report, "spans_per_s": round(spans / report["seconds"])}
 
 
+class _Collector:
+    """A collector process of one configuration, with its admin address and the rows it holds."""
+
+    def __init__(self, name: str, config: Path | None, folder: Path) -> None:
+        self.name = name
+        grpc_port, http_port, admin_port = _free_port(), _free_port(), _free_port()
+        self.endpoint = f"127.0.0.1:{grpc_port}"
+        self.admin = f"127.0.0.1:{admin_port}"
+        self.log_path = folder / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed by stop()
+        options = ["--config", str(config)] if config is not None else []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(folder / f"{name}-data"),
+             "--grpc", self.endpoint, "--http", f"127.0.0.1:{http_port}", "--admin", self.admin, *options],
+            cwd=REPO, stdout=self._log, stderr=self._log,
+        )  # fmt: skip
+        self.rows = 0  # spans sent to it so far
+        self.cpu = 0.0  # seconds of CPU over its runs (worker processes included)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                _admin_scalar(self.admin, "SELECT 1")
+                return
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(self.log_path.read_text()) from None
+                time.sleep(0.2)
+
+    def run(self, ctx: Any, spans: int, seed: int) -> dict[str, Any]:
+        """One application run against it; its CPU counted until every span's row is visible."""
+        pids = [self.process.pid, *_children(self.process.pid)]
+        before = sum(_cpu_seconds(p) for p in pids)
+        result = _run_application(ctx, self.endpoint, spans, seed)
+        self.rows += spans
+        while _admin_scalar(self.admin, "SELECT count() FROM llm_calls") * 5 // 3 < self.rows:
+            time.sleep(0.05)
+        self.cpu += sum(_cpu_seconds(p) for p in pids) - before
+        return result
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(120)
+        self._log.close()
+
+
+def _named_config(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    return name, Path(path)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument(
+        "--config",
+        type=_named_config,
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a collector with this config file, reported as NAME (repeat to compare configurations "
+        "in the same run; default: one collector, `collector`, with the defaults)",
+    )
     parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     args = parser.parse_args(argv if argv is not None else [])
     spans = args.spans // SPANS_PER_RUN * SPANS_PER_RUN
+    configs: list[tuple[str, Path | None]] = list(args.config) or [("collector", None)]
     ctx = mp.get_context("spawn")
     sink_port = _free_port()
     ready = ctx.Event()
@@ -137,55 +204,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sink.start()
     ready.wait(30)
     tmp = tempfile.TemporaryDirectory(prefix="tokenbook-bench-")
-    grpc_port, http_port, admin_port = _free_port(), _free_port(), _free_port()
-    admin = f"127.0.0.1:{admin_port}"
-    log = open(Path(tmp.name) / "collector.log", "wb")  # noqa: SIM115 - closed below
-    collector = subprocess.Popen(
-        [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(Path(tmp.name) / "data"),
-         "--grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}", "--admin", admin],
-        cwd=REPO, stdout=log, stderr=log,
-    )  # fmt: skip
-    runs: dict[str, list[dict[str, Any]]] = {"sink": [], "collector": []}
-    cpu = 0.0
+    collectors = [_Collector(name, config, Path(tmp.name)) for name, config in configs]
+    runs: dict[str, list[dict[str, Any]]] = {"sink": [], **{c.name: [] for c in collectors}}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                _admin_scalar(admin, "SELECT 1")
-                break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline or collector.poll() is not None:
-                    raise RuntimeError((Path(tmp.name) / "collector.log").read_text()) from None
-                time.sleep(0.2)
+        for collector in collectors:
+            collector.wait_ready()
         for pair in range(args.pairs):
-            for target, endpoint in (
-                ("sink", f"127.0.0.1:{sink_port}"),
-                ("collector", f"127.0.0.1:{grpc_port}"),
-            ):
-                pids = [collector.pid, *_children(collector.pid)]
-                before = sum(_cpu_seconds(p) for p in pids)
-                result = _run_application(ctx, endpoint, spans, seed=pair)
-                if target == "collector":
-                    rows = spans * (pair + 1)
-                    while _admin_scalar(admin, "SELECT count() FROM llm_calls") * 5 // 3 < rows:
-                        time.sleep(0.05)
-                    cpu += sum(_cpu_seconds(p) for p in pids) - before
-                runs[target].append(result)
-                print(f"pair {pair + 1}/{args.pairs} {target}: {result['spans_per_s']:,} spans/s", flush=True)
+            result = _run_application(ctx, f"127.0.0.1:{sink_port}", spans, seed=pair)
+            runs["sink"].append(result)
+            print(f"pair {pair + 1}/{args.pairs} sink: {result['spans_per_s']:,} spans/s", flush=True)
+            for collector in collectors:
+                result = collector.run(ctx, spans, seed=pair)
+                runs[collector.name].append(result)
+                print(
+                    f"pair {pair + 1}/{args.pairs} {collector.name}: {result['spans_per_s']:,} spans/s",
+                    flush=True,
+                )
     finally:
-        collector.send_signal(signal.SIGTERM)
-        collector.wait(120)
-        log.close()
+        for collector in collectors:
+            collector.stop()
         tmp.cleanup()
         sink.terminate()
     medians = {t: sorted(r["spans_per_s"] for r in rs)[(len(rs) - 1) // 2] for t, rs in runs.items()}
-    report = {
-        "command": f".venv/bin/python bench/exporter_vs_sink.py --spans {args.spans} --pairs {args.pairs}",
+    options = "".join(f" --config {name}={config}" for name, config in args.config)
+    report: dict[str, Any] = {
+        "command": f".venv/bin/python bench/exporter_vs_sink.py --spans {args.spans} --pairs {args.pairs}"
+        + options,
         "spans_per_run": spans,
         "batch": 512,
         "median_spans_per_s": medians,
-        "ratio": round(medians["collector"] / medians["sink"], 3),
-        "collector_cpu_us_per_span": round(1e6 * cpu / (spans * args.pairs), 1),
+    }
+    if len(collectors) == 1:
+        report["ratio"] = round(medians[collectors[0].name] / medians["sink"], 3)
+        report["collector_cpu_us_per_span"] = round(1e6 * collectors[0].cpu / (spans * args.pairs), 1)
+    else:
+        report["ratio"] = {c.name: round(medians[c.name] / medians["sink"], 3) for c in collectors}
+        report["collector_cpu_us_per_span"] = {
+            c.name: round(1e6 * c.cpu / (spans * args.pairs), 1) for c in collectors
+        }
+    report |= {
         "runs": {t: [r["spans_per_s"] for r in rs] for t, rs in runs.items()},
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),

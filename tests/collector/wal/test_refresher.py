@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.cli.seed_store import make_calls
 from tokenbook.collector.metrics import IngestMetrics
@@ -14,6 +18,7 @@ from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.rowcodec import encode_record
 from tokenbook.collector.storage.store import Store
 from tokenbook.collector.wal.log import WriteAheadLog
+from tokenbook.collector.wal.refresher import lower_thread_priority
 from tokenbook.collector.wal.writer import LedgerWriter
 
 
@@ -92,3 +97,54 @@ def test_a_refresh_that_does_not_end_does_not_hold_the_stop(tmp_path: Path, migr
     assert writer.refresher.stop(30)
     assert count(store, "SELECT sum(calls) FROM v_context_costs") == 10
     wal.close()
+
+
+class PriorityOfRefresh(HeldRefresh):
+    """A real `Store` that notes the CPU priority (nice value) of the thread that refreshes it."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.gate.set()
+        self.priorities: list[int] = []
+
+    def refresh_aggregates(self, *, hourly: bool = True) -> int:
+        self.priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().refresh_aggregates(hourly=hourly)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+def test_the_refresh_thread_runs_at_a_lower_priority_and_no_other_thread_does(
+    tmp_path: Path, migrated_store: Store
+) -> None:
+    store = migrated_store
+    noted = PriorityOfRefresh(store)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
+    wal.open()
+    writer = LedgerWriter(wal, noted, IngestMetrics(), max_rows=1000, max_delay=0.05, refresh_nice=7)
+    writer.start()
+    wal.append(*encode_record(make_calls(10), []))
+    assert writer.stop(30)
+    assert noted.priorities and set(noted.priorities) == {min(base + 7, 19)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the caller's is kept
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == base  # and the process's main thread's
+    assert count(store, "SELECT sum(calls) FROM v_context_costs") == 10
+    wal.close()
+
+
+def test_lowering_the_priority_touches_the_calling_thread_only() -> None:
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[tuple[bool, int]] = []
+
+    def lower() -> None:
+        lowered = lower_thread_priority(3)
+        seen.append((lowered, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+
+    thread = threading.Thread(target=lower)
+    thread.start()
+    thread.join()
+    if sys.platform == "linux":
+        assert seen == [(True, min(base + 3, 19))]
+    else:
+        assert seen == [(False, base)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

@@ -483,6 +483,7 @@ class Collector:
                     max_delay=cfg.batch.max_delay,
                     builds=self.builds,
                     on_built=self.ingestor.built if self.ingestor is not None else None,
+                    refresh_nice=cfg.storage.refresh.nice,
                 )
                 # the counters are rebuilt last before the writer runs: nothing after can fail
                 self._start_budgets(store)

@@ -19,6 +19,7 @@ from tokenbook.genai.configspec import (
     boolean,
     duration,
     duration_or_zero,
+    int_in,
     path,
     positive_int,
     section,
@@ -204,6 +205,14 @@ class RefreshConfig:
         doc="After each refresh, hand back to the kernel the memory freed since: the process heap's "
         "free pages (`malloc_trim`) and, with the embedded store, the engine allocator's "
         "(`SYSTEM JEMALLOC PURGE`), instead of keeping them for the next burst.",
+    )
+    nice: int = setting(
+        10,
+        parse=int_in(0, 19),
+        doc="How much lower the CPU priority of the collector's refresh thread is (the Linux nice "
+        "increment, applied to the thread that plans and runs the refresh's statements): receiving, "
+        "logging and inserting spans, and the applications sharing the host, go first, and the "
+        "refresh takes the CPU they leave; 0: the same.",
     )
 
 

@@ -18,6 +18,13 @@ Each refresh goes in bounded slices (``storage.refresh.max_keys``, `storage.slic
 as many as were pending when it began; keys written meanwhile, which it may leave, make the next
 refresh due (`Refreshable.refresh_pending`).
 
+The refresh thread runs at a lower CPU priority (``storage.refresh.nice``, the Linux nice increment of
+that one thread): the embedded engine parses and plans each statement on the thread that sends it,
+which is most of a small refresh's cost, so receiving, logging and inserting spans, and the
+applications sharing the host, go first, and the refresh takes the CPU they leave (it coalesces what
+was written meanwhile). The engine's own threads that execute the plans are shared with the inserts
+and keep their priority.
+
 A failed refresh is retried at the next one (the store keeps the keys pending). `stop` runs a last
 refresh of everything touched, waiting for it until a deadline; after the deadline the process may
 exit without it: the store's refresh watermark then makes the next start recompute what is stale.
@@ -26,11 +33,13 @@ exit without it: the store's refresh watermark then makes the next start recompu
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from typing import Any, Final, Protocol
 
-__all__ = ["AggregateRefresher", "Refreshable"]
+__all__ = ["AggregateRefresher", "Refreshable", "lower_thread_priority"]
 
 _log = logging.getLogger(__name__)
 _INTERVAL: Final = 1.0  # context_costs lag when caught up
@@ -53,8 +62,10 @@ class Refreshable(Protocol):
 class AggregateRefresher:
     """Refreshes `store`'s aggregates on its own thread after `written` (see module docstring)."""
 
-    def __init__(self, store: Refreshable) -> None:
+    def __init__(self, store: Refreshable, *, nice: int = 0) -> None:
+        """`nice`: how much lower the refresh thread's CPU priority is (0: the creator's)."""
         self.store = store
+        self.nice = nice
         self.refreshes = 0  # completed refreshes (for tests and logs)
         self._cond = threading.Condition()
         self._dirty = False  # rows written since the last refresh
@@ -108,6 +119,8 @@ class AggregateRefresher:
         return max(self._last + interval - now, 0.0)
 
     def _run(self) -> None:
+        if self.nice:
+            lower_thread_priority(self.nice)
         while True:
             with self._cond:
                 while True:
@@ -155,3 +168,21 @@ class AggregateRefresher:
             self._dirty = self._dirty or self._dirty_hours or left
             self.refreshes += 1
         return True
+
+
+def lower_thread_priority(increment: int) -> bool:
+    """Lower the calling thread's CPU priority by `increment` nice steps; return whether it was.
+
+    Linux keeps a nice value per thread (``setpriority`` on a thread ID touches that thread only);
+    elsewhere the value is the whole process's, which is left alone. A failure (not allowed, a
+    sandbox) is logged and leaves the priority as it was: it only shares the CPU differently."""
+    if sys.platform != "linux":
+        return False
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(current + increment, 19))
+    except OSError as exc:
+        _log.warning("the aggregate refresh runs at its normal CPU priority: %s", exc)
+        return False
+    return True

@@ -149,9 +149,12 @@ class LedgerWriter:
         max_bytes: int = 32 << 20,
         builds: RowBuilds | None = None,
         on_built: Callable[[LoggedRequest, Any], None] | None = None,
+        refresh_nice: int = 0,
     ) -> None:
         """`builds` turns logged requests (acknowledged before their rows were built) into rows;
-        without it such a record is set aside. `on_built` is told of each one built (counters)."""
+        without it such a record is set aside. `on_built` is told of each one built (counters).
+        `refresh_nice`: how much lower the aggregate refresh thread's CPU priority is
+        (`AggregateRefresher`)."""
         self.wal = wal
         self.builds = builds
         self.on_built = on_built
@@ -165,7 +168,7 @@ class LedgerWriter:
         self._deadline = float("inf")  # give up draining after this (monotonic)
         self._thread = threading.Thread(target=self._run, name="tokenbook-ledger-writer", daemon=True)
         self._behind = False  # the last batch was full: more rows wait in the log
-        self.refresher = AggregateRefresher(store)
+        self.refresher = AggregateRefresher(store, nice=refresh_nice)
 
     def start(self) -> None:
         """Start the writer thread (it replays undelivered records, then drains new ones) and the
