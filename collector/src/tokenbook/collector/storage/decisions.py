@@ -242,6 +242,11 @@ def _candidate(c: CandidateFacts) -> Candidate:
     )
 
 
+#: (tenant, context, trace, span) -> the newest version read of that span: its rank (version, then
+#: ingestion time) and its facts.
+_Newest = dict[tuple[str, str, str, str], tuple[tuple[int, datetime], CandidateFacts]]
+
+
 def _load(
     source: _Source, keys: DecisionKeys, since: datetime, until: datetime, chunk: int
 ) -> dict[_Key, CandidateFacts]:
@@ -254,41 +259,51 @@ def _load(
     # before the latest one ends (the engine's rounding of the end aside: one more millisecond).
     slack = CONTAINMENT_TOLERANCE_US + 1_000
     first, last = keys.span() or (0, 0)
-    bucket_from = datetime.fromtimestamp((first - slack) / 1e6, UTC)
-    bucket_to = datetime.fromtimestamp((last + slack) / 1e6, UTC)
+    window = {
+        "since": since,
+        "until": until,
+        "bucket_from": datetime.fromtimestamp((first - slack) / 1e6, UTC),
+        "bucket_to": datetime.fromtimestamp((last + slack) / 1e6, UTC),
+    }
+    newest: _Newest = {}
+
+    def read(
+        traces: Sequence[str], rids: Sequence[str], inputs: Sequence[int], instances: Sequence[str]
+    ) -> None:
+        for start in range(0, max(len(traces), len(rids), len(inputs), 1), chunk):
+            params = {
+                **window,
+                "traces": traces[start : start + chunk],
+                "response_ids": rids[start : start + chunk],
+                "inputs": inputs[start : start + chunk],
+                "instances": instances,
+            }
+            columns, _, result = source.query(sql, params)
+            _keep_newest(newest, columns, result)
+
+    read(traces, rids, inputs, instances)
+    # A span matched by a response ID or a bucket alone may have versions that match no key: every
+    # version of it, read by its trace (a second statement only when a match crossed traces).
+    if others := sorted({row.trace_id for _, row in newest.values()} - keys.traces):
+        read(others, [], [], [])
     related = Related(keys)
     rows: dict[_Key, CandidateFacts] = {}
-    span = max(len(traces), len(rids), len(inputs), 1)
-    for start in range(0, span, chunk):
-        params = {
-            "since": since,
-            "until": until,
-            "traces": traces[start : start + chunk],
-            "response_ids": rids[start : start + chunk],
-            "inputs": inputs[start : start + chunk],
-            "instances": instances,
-            "bucket_from": bucket_from,
-            "bucket_to": bucket_to,
-        }
-        columns, _, result = source.query(sql, params)
-        for row in _newest(columns, result):
-            if row.price_status != STATUS_NOT_BILLABLE and related.matches(row):
-                rows[(row.tenant_id, row.trace_id, row.span_id)] = row
+    for _, row in sorted(newest.values(), key=lambda kept: kept[0], reverse=True):
+        if row.price_status != STATUS_NOT_BILLABLE and related.matches(row):
+            rows[(row.tenant_id, row.trace_id, row.span_id)] = row
     return rows
 
 
-def _newest(columns: Sequence[str], result: Sequence[Sequence[Any]]) -> list[CandidateFacts]:
-    """The newest version of each span (tenant, context, trace, span) among the versions
-    `decision_candidates.sql` returned (the highest version, then the latest ingestion: the row FINAL
-    keeps), newest first."""
+def _keep_newest(newest: _Newest, columns: Sequence[str], result: Sequence[Sequence[Any]]) -> None:
+    """Keep in `newest` the newest version of each span among those `decision_candidates.sql` returned
+    (the highest version, then the latest ingestion: the row FINAL keeps)."""
     # The query's columns are the facts' fields, in order, then ``ingested_at`` (then a row is built
     # without keywords, a tenth of the cost); by name otherwise (a server that returns another order).
     if not result:
-        return []  # (an empty result may come without its column names)
+        return  # (an empty result may come without its column names)
     fields = len(CandidateFacts._fields)
     in_order = tuple(columns[:fields]) == CandidateFacts._fields
     at = list(columns).index("ingested_at")
-    newest: dict[tuple[str, str, str, str], tuple[tuple[int, datetime], CandidateFacts]] = {}
     for raw in result:
         row = (
             CandidateFacts(*raw[:fields])
@@ -300,7 +315,6 @@ def _newest(columns: Sequence[str], result: Sequence[Sequence[Any]]) -> list[Can
         kept = newest.get(key)
         if kept is None or rank > kept[0]:
             newest[key] = (rank, row)
-    return [row for _, row in sorted(newest.values(), key=lambda kept: kept[0], reverse=True)]
 
 
 def _stored(
