@@ -9,13 +9,15 @@
 -- (the same statement, with those traces and no other key), then keeps the newest version of each
 -- span (the highest version, then the latest ingestion: the row FINAL keeps), drops it when it is not
 -- billable, and applies the keys again, exactly, to it (`Related.matches`, stricter than the keys
--- here): the query does none of this, as each clause costs the engine's analysis on every pass.
+-- here): the query does none of this, as each clause costs the engine's analysis on every pass. The
+-- filter is written as a PREWHERE: the engine would move all of it there itself, and choosing that
+-- costs it about a third of the statement on every pass.
 SELECT
     timestamp, tenant_id, context_id, trace_id, span_id, parent_span_id, ancestors, kind, scope_name,
     scope_version, service_instance, model, response_id, input_tokens, output_tokens, duration_ms,
     price_status, quote_status, billing_rule, billed_by, version, ingested_at
 FROM {{db}}.llm_calls
-WHERE timestamp >= {since:DateTime64(6, 'UTC')}
+PREWHERE timestamp >= {since:DateTime64(6, 'UTC')}
     AND timestamp < {until:DateTime64(6, 'UTC')}
     AND (
         trace_id IN {traces:Array(String)}
