@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -113,7 +113,8 @@ class DecisionKeys:
     def __bool__(self) -> bool:
         return bool(self.traces or self.response_ids or self.buckets)
 
-    def _time(self, ts: datetime) -> None:
+    def note_time(self, ts: datetime) -> None:
+        """Widen the time range to `ts`."""
         if self.earliest is None or ts < self.earliest:
             self.earliest = ts
         if self.latest is None or ts > self.latest:
@@ -144,13 +145,13 @@ class DecisionKeys:
         if response_id:
             self.response_ids.add((tenant, response_id))
         self.buckets.setdefault((tenant, instance, tokens), set()).add(interval_us(ts, duration_ms))
-        self._time(ts)
+        self.note_time(ts)
 
     def add_step(self, s: StepRow) -> None:
         """A wrapper step can link a model span to a wrapper with usage above it."""
         if s.kind == "wrapper":
             self.traces.add(s.trace_id)
-            self._time(s.timestamp)
+            self.note_time(s.timestamp)
 
     def merge(self, other: DecisionKeys) -> None:
         """Add every key of `other`."""
@@ -160,7 +161,7 @@ class DecisionKeys:
             self.buckets.setdefault(bucket, set()).update(intervals)
         for ts in (other.earliest, other.latest):
             if ts is not None:
-                self._time(ts)
+                self.note_time(ts)
 
     def matches(self, c: _Row) -> bool:
         """Whether candidate `c` shares a trace or a response ID with these keys, or a match bucket in
@@ -365,6 +366,24 @@ def _shared_traces(rows: Mapping[_Key, CandidateFacts]) -> list[str]:
     return sorted(shared)
 
 
+def _grown(closed: DecisionKeys, rows: Iterable[CandidateFacts]) -> DecisionKeys:
+    """The keys the loaded `rows` add to `closed` (a trace, a response ID or a bucket interval it lacks;
+    empty: the set is closed), with the time range of every row."""
+    grown = DecisionKeys()
+    for row in rows:
+        intervals = closed.buckets.get((row.tenant_id, row.service_instance, row.input_tokens))
+        if (
+            row.trace_id in closed.traces
+            and (not row.response_id or (row.tenant_id, row.response_id) in closed.response_ids)
+            and intervals is not None
+            and interval_us(row.timestamp, row.duration_ms) in intervals
+        ):
+            grown.note_time(row.timestamp)
+        else:
+            grown.add_call(row)
+    return grown
+
+
 def run_pass(
     source: _Source, keys: DecisionKeys, chunk: int = _CHUNK
 ) -> tuple[list[DecisionChange], DecisionKeys]:
@@ -380,17 +399,10 @@ def run_pass(
     pending = DecisionKeys()
     for _ in range(_MAX_ROUNDS):
         rows = _load(source, closed, since, until, chunk)
-        grown = DecisionKeys()
-        grown.merge(closed)
-        for row in rows.values():
-            grown.add_call(row)
-        if (grown.traces, grown.response_ids, grown.buckets) == (
-            closed.traces,
-            closed.response_ids,
-            closed.buckets,
-        ):
+        grown = _grown(closed, rows.values())
+        if not grown:
             break
-        closed = grown
+        closed.merge(grown)
     else:
         _log.warning("decision pass: related set did not close in %d rounds; continuing later", _MAX_ROUNDS)
         pending = closed
