@@ -168,6 +168,27 @@ def test_a_span_of_another_trace_is_judged_by_its_newest_version(store: Store) -
     assert source.statements.count(candidates) == 2  # the old version matched: its trace read again
 
 
+def test_a_related_set_that_does_not_close_in_the_round_limit_is_left_pending(store: Store) -> None:
+    """Traces chained by response IDs (each trace's second call answers with the next trace's first
+    call's ID) reach one trace further every other round: a pass stops at its round limit and leaves
+    the keys it reached pending, and the next pass goes on from there."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    calls = [
+        c._replace(response_id=f"resp-{(i + 1) // 2}", input_tokens=100 + i, trace_id=f"{i // 2 + 1:032x}")
+        for i, c in enumerate(busy_bucket(24, start))
+    ]
+    store.write(calls, [])
+    keys = DecisionKeys()
+    keys.add_call(calls[0])
+    _, pending = run_pass(Counting(store), keys)
+    reached = {f"{i + 1:032x}" for i in range(12)} & pending.traces
+    assert pending and calls[0].trace_id in pending.traces and 1 < len(reached) < 12
+    while pending:  # each pass goes further, until the chain's end closes the set
+        _, more = run_pass(Counting(store), pending)
+        assert not more or more.traces > pending.traces
+        pending = more
+
+
 def _chain(start: datetime, trace: str, span: int) -> tuple[list[CallRow], list[StepRow]]:
     """A framework's model span with usage over a recorded step (no usage) over the client library's
     span of the same call: only the step's parent link relates the two calls."""
