@@ -7,7 +7,8 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
    deduplicated ledger holds them, and closes the set: the traces, response IDs and buckets of the
    loaded rows are keys too, until no new key appears (`decision_candidates.sql`, read by time from
    the ledger's time-ordered projection, so a pass costs the window around its calls, not the month
-   partitions); plus the parent links of the steps of the traces that hold two candidates or more
+   partitions; a call matched by response ID or bucket alone has its trace read again whole, so that
+   every version of it is seen before the newest is kept); plus the parent links of the steps of the traces that hold two candidates or more
    (`decision_links.sql`; in a trace with one candidate no link can change a decision).
    A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
    contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
