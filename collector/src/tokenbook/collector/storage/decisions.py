@@ -8,8 +8,9 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
    loaded rows are keys too, until no new key appears (`decision_candidates.sql`, read by time from
    the ledger's time-ordered projection, so a pass costs the window around its calls, not the month
    partitions; a call matched by response ID or bucket alone has its trace read again whole, so that
-   every version of it is seen before the newest is kept); plus the parent links of the steps of the traces that hold two candidates or more
-   (`decision_links.sql`; in a trace with one candidate no link can change a decision).
+   every version of it is seen before the newest is kept); plus the parent links of the steps of the
+   traces that hold two candidates or more (`decision_links.sql`; in a trace with one candidate no
+   link can change a decision).
    A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
    contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
    loads only the calls that contain, or lie within, one of them: a pass costs what the batch
