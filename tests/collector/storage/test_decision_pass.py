@@ -150,6 +150,45 @@ def test_a_pass_reads_the_newest_version_of_each_span(store: Store) -> None:
     ]
 
 
+def test_a_span_of_another_trace_is_judged_by_its_newest_version(store: Store) -> None:
+    """A pass whose keys hold one layer of a call finds the other layer, in another trace, by its
+    bucket alone (reading that trace again, for every version of the span); when a newer version of
+    that span leaves the bucket, the older one that matched relates nothing."""
+    inner, outer, _ = _two_layers(store)
+    keys = DecisionKeys()
+    keys.add_call(inner)
+    candidates = render_query("decision_candidates.sql", store.database)
+    source = Counting(store)
+    changes, _ = run_pass(source, keys)
+    assert [new.billing_rule for _, new in changes] == [RULE_CROSS_LAYER]
+    assert source.statements.count(candidates) == 3  # the other trace read again; then a round with it
+    store.write([outer._replace(input_tokens=outer.input_tokens + 50, version=2)], [])
+    source = Counting(store)
+    assert run_pass(source, keys)[0] == []
+    assert source.statements.count(candidates) == 2  # the old version matched: its trace read again
+
+
+def test_a_related_set_that_does_not_close_in_the_round_limit_is_left_pending(store: Store) -> None:
+    """Traces chained by response IDs (each trace's second call answers with the next trace's first
+    call's ID) reach one trace further every other round: a pass stops at its round limit and leaves
+    the keys it reached pending, and the next pass goes on from there."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    calls = [
+        c._replace(response_id=f"resp-{(i + 1) // 2}", input_tokens=100 + i, trace_id=f"{i // 2 + 1:032x}")
+        for i, c in enumerate(busy_bucket(24, start))
+    ]
+    store.write(calls, [])
+    keys = DecisionKeys()
+    keys.add_call(calls[0])
+    _, pending = run_pass(Counting(store), keys)
+    reached = {f"{i + 1:032x}" for i in range(12)} & pending.traces
+    assert pending and calls[0].trace_id in pending.traces and 1 < len(reached) < 12
+    while pending:  # each pass goes further, until the chain's end closes the set
+        _, more = run_pass(Counting(store), pending)
+        assert not more or more.traces > pending.traces
+        pending = more
+
+
 def _chain(start: datetime, trace: str, span: int) -> tuple[list[CallRow], list[StepRow]]:
     """A framework's model span with usage over a recorded step (no usage) over the client library's
     span of the same call: only the step's parent link relates the two calls."""

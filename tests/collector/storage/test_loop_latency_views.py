@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -88,6 +89,91 @@ def test_a_late_tool_step_turns_calls_into_a_loop(store: Store) -> None:
     store.refresh_aggregates()
     (loop,) = _rows(store, "SELECT loop_steps, prompt_growth_per_step FROM DB.v_context_loops")
     assert loop == {"loop_steps": 3, "prompt_growth_per_step": 1000.0}
+
+
+def _loop_figures(events: list[tuple[int, int, int, Decimal | None]]) -> dict[str, Any]:
+    """The loop figures of a context by the documented rules, from its billed calls and tool steps
+    as (second, is_tool, input tokens, cost): in time order, a call before a tool step of the same
+    instant; a call continues a loop when a tool step started since the previous call."""
+    loops: list[list[tuple[int, Decimal | None]]] = []
+    segment: list[tuple[int, Decimal | None]] = []
+    seen_call = tool_since = False
+    for _, is_tool, tokens, cost in sorted(events, key=lambda e: (e[0], e[1])):
+        if is_tool:
+            tool_since = True
+            continue
+        if not (seen_call and tool_since):  # a call that continues nothing starts a segment
+            if len(segment) > 1:
+                loops.append(segment)
+            segment = []
+        segment.append((tokens, cost))
+        seen_call, tool_since = True, False
+    if len(segment) > 1:
+        loops.append(segment)
+    after_first = [call for loop in loops for call in loop[1:]]
+    costs = [cost for _, cost in after_first if cost is not None]
+    return {
+        "tool_loops": len(loops),
+        "loop_steps": max((len(loop) for loop in loops), default=0),
+        "loop_tokens": sum(tokens + 100 for tokens, _ in after_first),  # each call's output: 100
+        "loop_cost": sum(costs, Decimal(0)) if costs else None,
+        "prompt_growth_per_step": max(
+            ((loop[-1][0] - loop[0][0]) / (len(loop) - 1) for loop in loops), default=None
+        ),
+    }
+
+
+def test_loop_figures_of_random_contexts_follow_the_rules(store: Store) -> None:
+    """Seeded random contexts (tool steps before the first call and after the last, a call and a tool
+    step at the same instant, unpriced calls, calls without usage, no tool at all) in one refresh:
+    every context's loop figures equal the rules computed independently here."""
+    rng = random.Random(20261206)
+    calls: list[CallRow] = []
+    steps: list[StepRow] = []
+    expected: dict[str, dict[str, Any]] = {}
+    for c in range(80):
+        context, trace = f"ctx-rand-{c:03d}", f"{c + 1:032x}"
+        events: list[tuple[int, int, int, Decimal | None]] = []
+        seconds = sorted(rng.sample(range(60), rng.randrange(0, 9)))  # one call per second at most
+        for n, second in enumerate(seconds):
+            tokens = rng.randrange(100, 9000)
+            cost = rng.choice([None, Decimal(rng.randrange(1, 10**6)) / 10**8])
+            billable = rng.random() > 0.1
+            status = ("priced" if cost is not None else "unpriced") if billable else "not_billable"
+            at = _BASE.timestamp + timedelta(seconds=second)
+            call = _call(context, n, tokens, None if cost is None else str(cost))
+            calls.append(
+                call._replace(trace_id=trace, span_id=f"{c:08x}{n:08x}", timestamp=at, price_status=status)
+            )
+            if billable:
+                events.append((second, 0, tokens, cost))
+        for n in range(rng.randrange(0, 7) if rng.random() > 0.2 else 0):
+            second = rng.choice([*seconds, rng.randrange(60)]) if seconds else rng.randrange(60)
+            after = calls[-1] if seconds else _call(context, 0, 0, None)._replace(trace_id=trace)
+            step = _tool(context, after, 100 + n)
+            steps.append(step._replace(timestamp=_BASE.timestamp + timedelta(seconds=second)))
+            events.append((second, 1, 0, None))
+        expected[context] = _loop_figures(events)
+    store.write(calls, steps)
+    store.refresh_aggregates()
+    got = {
+        row.pop("context_id"): row
+        for row in _rows(
+            store,
+            "SELECT context_id, tool_loops, loop_steps, loop_tokens, loop_cost, prompt_growth_per_step"
+            " FROM DB.v_context_costs WHERE context_id LIKE 'ctx-rand-%'",
+        )
+    }
+    assert sum(1 for e in expected.values() if e["tool_loops"]) >= 20  # the rules are exercised
+    for context, want in expected.items():
+        if context not in got:  # a context with neither a call nor a step has no row
+            assert want["tool_loops"] == 0
+            continue
+        row = got[context]
+        growth, want_growth = row.pop("prompt_growth_per_step"), want.pop("prompt_growth_per_step")
+        assert row == want, context
+        assert (growth is None) == (want_growth is None), context
+        assert growth is None or abs(growth - want_growth) <= 0.05 + 1e-9, context  # to 0.1 token
 
 
 def test_latency_views_and_spend_per_policy_path(store: Store) -> None:

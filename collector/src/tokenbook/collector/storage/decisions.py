@@ -7,8 +7,10 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
    deduplicated ledger holds them, and closes the set: the traces, response IDs and buckets of the
    loaded rows are keys too, until no new key appears (`decision_candidates.sql`, read by time from
    the ledger's time-ordered projection, so a pass costs the window around its calls, not the month
-   partitions); plus the parent links of the steps of the traces that hold two candidates or more
-   (`decision_links.sql`; in a trace with one candidate no link can change a decision).
+   partitions; a call matched by response ID or bucket alone has its trace read again whole, so that
+   every version of it is seen before the newest is kept); plus the parent links of the steps of the
+   traces that hold two candidates or more (`decision_links.sql`; in a trace with one candidate no
+   link can change a decision).
    A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
    contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
    loads only the calls that contain, or lie within, one of them: a pass costs what the batch
@@ -28,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -113,7 +115,8 @@ class DecisionKeys:
     def __bool__(self) -> bool:
         return bool(self.traces or self.response_ids or self.buckets)
 
-    def _time(self, ts: datetime) -> None:
+    def note_time(self, ts: datetime) -> None:
+        """Widen the time range to `ts`."""
         if self.earliest is None or ts < self.earliest:
             self.earliest = ts
         if self.latest is None or ts > self.latest:
@@ -144,13 +147,13 @@ class DecisionKeys:
         if response_id:
             self.response_ids.add((tenant, response_id))
         self.buckets.setdefault((tenant, instance, tokens), set()).add(interval_us(ts, duration_ms))
-        self._time(ts)
+        self.note_time(ts)
 
     def add_step(self, s: StepRow) -> None:
         """A wrapper step can link a model span to a wrapper with usage above it."""
         if s.kind == "wrapper":
             self.traces.add(s.trace_id)
-            self._time(s.timestamp)
+            self.note_time(s.timestamp)
 
     def merge(self, other: DecisionKeys) -> None:
         """Add every key of `other`."""
@@ -160,7 +163,7 @@ class DecisionKeys:
             self.buckets.setdefault(bucket, set()).update(intervals)
         for ts in (other.earliest, other.latest):
             if ts is not None:
-                self._time(ts)
+                self.note_time(ts)
 
     def matches(self, c: _Row) -> bool:
         """Whether candidate `c` shares a trace or a response ID with these keys, or a match bucket in
@@ -242,6 +245,11 @@ def _candidate(c: CandidateFacts) -> Candidate:
     )
 
 
+#: (tenant, context, trace, span) -> the newest version read of that span: its rank (version, then
+#: ingestion time) and its facts.
+_Newest = dict[tuple[str, str, str, str], tuple[tuple[int, datetime], CandidateFacts]]
+
+
 def _load(
     source: _Source, keys: DecisionKeys, since: datetime, until: datetime, chunk: int
 ) -> dict[_Key, CandidateFacts]:
@@ -254,41 +262,51 @@ def _load(
     # before the latest one ends (the engine's rounding of the end aside: one more millisecond).
     slack = CONTAINMENT_TOLERANCE_US + 1_000
     first, last = keys.span() or (0, 0)
-    bucket_from = datetime.fromtimestamp((first - slack) / 1e6, UTC)
-    bucket_to = datetime.fromtimestamp((last + slack) / 1e6, UTC)
+    window = {
+        "since": since,
+        "until": until,
+        "bucket_from": datetime.fromtimestamp((first - slack) / 1e6, UTC),
+        "bucket_to": datetime.fromtimestamp((last + slack) / 1e6, UTC),
+    }
+    newest: _Newest = {}
+
+    def read(
+        traces: Sequence[str], rids: Sequence[str], inputs: Sequence[int], instances: Sequence[str]
+    ) -> None:
+        for start in range(0, max(len(traces), len(rids), len(inputs), 1), chunk):
+            params = {
+                **window,
+                "traces": traces[start : start + chunk],
+                "response_ids": rids[start : start + chunk],
+                "inputs": inputs[start : start + chunk],
+                "instances": instances,
+            }
+            columns, _, result = source.query(sql, params)
+            _keep_newest(newest, columns, result)
+
+    read(traces, rids, inputs, instances)
+    # A span matched by a response ID or a bucket alone may have versions that match no key: every
+    # version of it, read by its trace (a second statement only when a match crossed traces).
+    if others := sorted({row.trace_id for _, row in newest.values()} - keys.traces):
+        read(others, [], [], [])
     related = Related(keys)
     rows: dict[_Key, CandidateFacts] = {}
-    span = max(len(traces), len(rids), len(inputs), 1)
-    for start in range(0, span, chunk):
-        params = {
-            "since": since,
-            "until": until,
-            "traces": traces[start : start + chunk],
-            "response_ids": rids[start : start + chunk],
-            "inputs": inputs[start : start + chunk],
-            "instances": instances,
-            "bucket_from": bucket_from,
-            "bucket_to": bucket_to,
-        }
-        columns, _, result = source.query(sql, params)
-        for row in _newest(columns, result):
-            if row.price_status != STATUS_NOT_BILLABLE and related.matches(row):
-                rows[(row.tenant_id, row.trace_id, row.span_id)] = row
+    for _, row in sorted(newest.values(), key=lambda kept: kept[0], reverse=True):
+        if row.price_status != STATUS_NOT_BILLABLE and related.matches(row):
+            rows[(row.tenant_id, row.trace_id, row.span_id)] = row
     return rows
 
 
-def _newest(columns: Sequence[str], result: Sequence[Sequence[Any]]) -> list[CandidateFacts]:
-    """The newest version of each span (tenant, context, trace, span) among the versions
-    `decision_candidates.sql` returned (the highest version, then the latest ingestion: the row FINAL
-    keeps), newest first."""
+def _keep_newest(newest: _Newest, columns: Sequence[str], result: Sequence[Sequence[Any]]) -> None:
+    """Keep in `newest` the newest version of each span among those `decision_candidates.sql` returned
+    (the highest version, then the latest ingestion: the row FINAL keeps)."""
     # The query's columns are the facts' fields, in order, then ``ingested_at`` (then a row is built
     # without keywords, a tenth of the cost); by name otherwise (a server that returns another order).
     if not result:
-        return []  # (an empty result may come without its column names)
+        return  # (an empty result may come without its column names)
     fields = len(CandidateFacts._fields)
     in_order = tuple(columns[:fields]) == CandidateFacts._fields
     at = list(columns).index("ingested_at")
-    newest: dict[tuple[str, str, str, str], tuple[tuple[int, datetime], CandidateFacts]] = {}
     for raw in result:
         row = (
             CandidateFacts(*raw[:fields])
@@ -300,7 +318,6 @@ def _newest(columns: Sequence[str], result: Sequence[Sequence[Any]]) -> list[Can
         kept = newest.get(key)
         if kept is None or rank > kept[0]:
             newest[key] = (rank, row)
-    return [row for _, row in sorted(newest.values(), key=lambda kept: kept[0], reverse=True)]
 
 
 def _stored(
@@ -351,6 +368,24 @@ def _shared_traces(rows: Mapping[_Key, CandidateFacts]) -> list[str]:
     return sorted(shared)
 
 
+def _grown(closed: DecisionKeys, rows: Iterable[CandidateFacts]) -> DecisionKeys:
+    """The keys the loaded `rows` add to `closed` (a trace, a response ID or a bucket interval it lacks;
+    empty: the set is closed), with the time range of every row."""
+    grown = DecisionKeys()
+    for row in rows:
+        intervals = closed.buckets.get((row.tenant_id, row.service_instance, row.input_tokens))
+        if (
+            row.trace_id in closed.traces
+            and (not row.response_id or (row.tenant_id, row.response_id) in closed.response_ids)
+            and intervals is not None
+            and interval_us(row.timestamp, row.duration_ms) in intervals
+        ):
+            grown.note_time(row.timestamp)
+        else:
+            grown.add_call(row)
+    return grown
+
+
 def run_pass(
     source: _Source, keys: DecisionKeys, chunk: int = _CHUNK
 ) -> tuple[list[DecisionChange], DecisionKeys]:
@@ -366,17 +401,10 @@ def run_pass(
     pending = DecisionKeys()
     for _ in range(_MAX_ROUNDS):
         rows = _load(source, closed, since, until, chunk)
-        grown = DecisionKeys()
-        grown.merge(closed)
-        for row in rows.values():
-            grown.add_call(row)
-        if (grown.traces, grown.response_ids, grown.buckets) == (
-            closed.traces,
-            closed.response_ids,
-            closed.buckets,
-        ):
+        grown = _grown(closed, rows.values())
+        if not grown:
             break
-        closed = grown
+        closed.merge(grown)
     else:
         _log.warning("decision pass: related set did not close in %d rounds; continuing later", _MAX_ROUNDS)
         pending = closed

@@ -2,12 +2,14 @@
 -- is the cross product of the touched tenants and hours (recomputing an untouched group is harmless).
 -- Each group's new row replaces the previous one (ReplacingMergeTree(refreshed_at)). Rows another span
 -- bills (duplicate_layer / wrapper) add nothing but keep their group's row recomputed (to 0 calls).
+-- One level of SELECT: each level and expression costs the engine's analysis on every refresh.
 INSERT INTO {{db}}.cost_hourly (
     hour, tenant_id, project_id, team_id, feature, service_name, provider, model, operation, currency,
     calls, unpriced_calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
     reasoning_tokens, input_cost, output_cost, cache_read_cost, cache_write_cost, total_cost,
     billed_cost, refreshed_at
 )
+WITH price_status NOT IN ('duplicate_layer', 'wrapper') AS billed
 SELECT
     toStartOfHour(timestamp) AS hour,
     tenant_id, project_id, team_id, feature, service_name, provider, model, operation, currency,
@@ -26,13 +28,9 @@ SELECT
     sumIf(total_cost, billed),
     sumIf(billed_cost, billed),
     now64(6)
-FROM
-(
-    SELECT *, price_status NOT IN ('duplicate_layer', 'wrapper') AS billed
-    FROM {{db}}.llm_calls FINAL
-    WHERE timestamp >= {since:DateTime64(6, 'UTC')}
-        AND timestamp < {until:DateTime64(6, 'UTC')}
-        AND tenant_id IN {tenants:Array(String)}
-        AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}
-)
+FROM {{db}}.llm_calls FINAL
+WHERE timestamp >= {since:DateTime64(6, 'UTC')}
+    AND timestamp < {until:DateTime64(6, 'UTC')}
+    AND tenant_id IN {tenants:Array(String)}
+    AND toStartOfHour(timestamp) IN {hours:Array(DateTime('UTC'))}
 GROUP BY hour, tenant_id, project_id, team_id, feature, service_name, provider, model, operation, currency
