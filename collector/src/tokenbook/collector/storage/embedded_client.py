@@ -14,16 +14,17 @@ The hook is clickhouse-connect's ``Client._init_common_settings``, which runs th
 ``Client._apply_init_result``, which applies its result: private methods of the pinned release
 (``requirements/dev.lock``). Where a release lacks either, `connect` makes ordinary clients
 (`shares_handshake` says which); `tests/collector/storage/test_embedded_client.py` checks both the
-hook and that a client made from a shared handshake behaves as an ordinary one.
+hook and that a client made from a shared handshake behaves as an ordinary one. The client class is
+defined when the first client is made: importing clickhouse-connect's chDB client loads the engine's
+library, which `Store.open` must not do before `engine.engine_allocator_options`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Any, Final
-
-from clickhouse_connect.driver._chdbclient import ChdbClient
 
 __all__ = ["connect", "forget_handshakes", "shares_handshake"]
 
@@ -37,7 +38,9 @@ _HOOKS: Final = ("_init_common_settings", "_apply_init_result")
 def shares_handshake() -> bool:
     """Whether the installed clickhouse-connect has the methods `connect` hooks (else every client
     runs its own handshake)."""
-    return all(callable(getattr(ChdbClient, name, None)) for name in _HOOKS)
+    from clickhouse_connect.driver._chdbclient import ChdbClient
+
+    return _client_class() is not ChdbClient
 
 
 def forget_handshakes() -> None:
@@ -46,31 +49,41 @@ def forget_handshakes() -> None:
         _handshakes.clear()
 
 
-class _SharedHandshakeClient(ChdbClient):
-    """A chDB client that takes its engine's handshake from an earlier client when there is one."""
+@functools.cache
+def _client_class() -> type[Any]:
+    """The client class `connect` makes: defined on first use, because importing clickhouse-connect's
+    chDB client loads the engine's library, which must come after `engine.engine_allocator_options`."""
+    from clickhouse_connect.driver._chdbclient import ChdbClient
 
-    _handshake: object = None
+    if not all(callable(getattr(ChdbClient, name, None)) for name in _HOOKS):
+        return ChdbClient
 
-    def _init_common_settings(self, *args: Any, **kwargs: Any) -> None:
-        key = (self._backend.connection_string, repr((args, kwargs)), os.environ.get("TZ"))
-        with _lock:
-            known = _handshakes.get(key)
-        if known is None:
-            super()._init_common_settings(*args, **kwargs)
-            if self._handshake is not None:
-                with _lock:
-                    _handshakes.setdefault(key, self._handshake)
-        else:
-            self._apply_init_result(known)
+    class SharedHandshakeClient(ChdbClient):
+        """A chDB client that takes its engine's handshake from an earlier client when there is one."""
 
-    def _apply_init_result(self, result: Any) -> None:
-        self._handshake = result
-        super()._apply_init_result(result)
+        _handshake: object = None
+
+        def _init_common_settings(self, *args: Any, **kwargs: Any) -> None:
+            key = (self._backend.connection_string, repr((args, kwargs)), os.environ.get("TZ"))
+            with _lock:
+                known = _handshakes.get(key)
+            if known is None:
+                super()._init_common_settings(*args, **kwargs)
+                if self._handshake is not None:
+                    with _lock:
+                        _handshakes.setdefault(key, self._handshake)
+            else:
+                self._apply_init_result(known)
+
+        def _apply_init_result(self, result: Any) -> None:
+            self._handshake = result
+            super()._apply_init_result(result)
+
+    return SharedHandshakeClient
 
 
 def connect(path: str, *, chdb_options: dict[str, Any], tz_mode: str = "aware") -> Any:
     """A clickhouse-connect client of the embedded engine in directory `path` (as
     ``clickhouse_connect.get_client(dsn="chdb://" + path, ...)`` makes), its handshake shared with the
     engine's earlier clients (module docstring)."""
-    client_class = _SharedHandshakeClient if shares_handshake() else ChdbClient
-    return client_class(path=path, settings={}, tz_mode=tz_mode, chdb_options=chdb_options)
+    return _client_class()(path=path, settings={}, tz_mode=tz_mode, chdb_options=chdb_options)
