@@ -45,9 +45,10 @@ def test_a_later_client_of_the_engine_runs_no_handshake(migrated_store: Store) -
             with _client(path) as later:
                 after_later = _select_queries(observer)
                 # The handshake's three SELECTs (version, settings, protocol probe) ran for the first
-                # client only; between the later client's two readings, only the reading itself.
+                # client only; between the later client's two readings, the reading itself (and at
+                # most one query of a thread another test left behind: a handshake would add three).
                 assert after_first - before >= 4
-                assert after_later - after_first == 1
+                assert after_later - after_first <= 2
                 assert later.server_version == first.server_version
                 assert later.server_tz == first.server_tz
                 assert later.protocol_version == first.protocol_version
