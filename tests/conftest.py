@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from _pytest.mark.expression import Expression
@@ -154,6 +154,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     if config.args and all("::" in arg for arg in config.args):
         return 0
     return (os.cpu_count() or 1) + 1
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's default distribution (``load``), but the tests of a module that builds a store in
+    a module-scoped fixture all on one worker, which builds it once (`tests/scheduling.py`). Another
+    ``--dist`` is left as it is."""
+    if config.getvalue("dist") != "load":
+        return None
+    from tests.scheduling import ModuleGroups
+
+    return ModuleGroups(config, log)
 
 
 def _excludes_e2e(markexpr: str) -> bool:

@@ -130,10 +130,10 @@ class DatabasePool:
         parts = self._parts(name)
         reusable = self._fingerprint(name) == self._fingerprints[name] and sum(parts.values()) <= _MAX_PARTS
         if reusable:
-            for table in parts:  # the tables with data: views and `schema_migrations` are kept
+            # The tables with data (views and `schema_migrations` are kept). A write that lands while
+            # they are truncated, or later, is found when the database is next taken (`take`).
+            for table in parts:
                 self._store().command(f"TRUNCATE TABLE `{name}`.`{table}`")
-            reusable = not self._parts(name)  # else written meanwhile (seen once in a while)
-        if reusable:
             self._free.append(name)
             self._users[name] = os.environ.get("PYTEST_CURRENT_TEST", "?")
         else:

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from tokenbook.collector.config import load_config
+from tokenbook.genai.yamlfiles import load_yaml, load_yaml_all
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -36,7 +36,7 @@ def _rel(p: Path) -> str:
 
 
 def _docs(path: Path) -> list[Any]:
-    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    return [d for d in load_yaml_all(path.read_text(encoding="utf-8")) if d is not None]
 
 
 def _k8s_objects() -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ def test_repository_paths_mentioned_in_deploy_files_exist(path: Path) -> None:
 
 def _bind_mounts(compose: Path) -> list[tuple[str, Path, str]]:
     """(service, host path, container path) of every bind mount (a volume whose source is a path)."""
-    spec = yaml.safe_load(compose.read_text(encoding="utf-8"))
+    spec = load_yaml(compose.read_text(encoding="utf-8"))
     out = []
     for name, svc in spec["services"].items():
         for vol in svc.get("volumes", []):
@@ -112,7 +112,7 @@ def _bind_mounts(compose: Path) -> list[tuple[str, Path, str]]:
 
 @pytest.mark.parametrize("compose", [COMPOSE, CLUSTER_COMPOSE], ids=_rel)
 def test_compose_references_exist(compose: Path) -> None:
-    spec = yaml.safe_load(compose.read_text(encoding="utf-8"))
+    spec = load_yaml(compose.read_text(encoding="utf-8"))
     services = spec["services"]
     named_volumes = set(spec.get("volumes") or {})
     for name, svc in services.items():
@@ -134,7 +134,7 @@ def test_compose_references_exist(compose: Path) -> None:
 
 
 def test_compose_collector_config_loads_and_matches_the_stack() -> None:
-    spec = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    spec = load_yaml(COMPOSE.read_text(encoding="utf-8"))
     services = spec["services"]
     collector = services["collector"]
     mounted = {dst: host for svc, host, dst in _bind_mounts(COMPOSE) if svc == "collector"}
@@ -162,7 +162,7 @@ def _container_to_host(compose: Path, service: str, container_path: str) -> Path
 
 
 def test_grafana_provisioning_points_at_the_plugin_and_the_dashboards() -> None:
-    spec = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    spec = load_yaml(COMPOSE.read_text(encoding="utf-8"))
     grafana = spec["services"]["grafana"]
     env = grafana["environment"]
     assert "grafana-clickhouse-datasource" in env["GF_PLUGINS_PREINSTALL"]
@@ -170,7 +170,7 @@ def test_grafana_provisioning_points_at_the_plugin_and_the_dashboards() -> None:
     assert home.is_file()
 
     ds_dir = _container_to_host(COMPOSE, "grafana", "/etc/grafana/provisioning/datasources")
-    (ds,) = [d for p in sorted(ds_dir.glob("*.yaml")) for d in yaml.safe_load(p.read_text())["datasources"]]
+    (ds,) = [d for p in sorted(ds_dir.glob("*.yaml")) for d in load_yaml(p.read_text())["datasources"]]
     assert ds["type"] == "grafana-clickhouse-datasource"
     assert ds["jsonData"]["host"] in spec["services"]
     assert ds["jsonData"]["defaultDatabase"] == "tokenbook"
@@ -178,7 +178,7 @@ def test_grafana_provisioning_points_at_the_plugin_and_the_dashboards() -> None:
 
     dash_dir = _container_to_host(COMPOSE, "grafana", "/etc/grafana/provisioning/dashboards")
     (provider,) = [
-        pr for p in sorted(dash_dir.glob("*.yaml")) for pr in yaml.safe_load(p.read_text())["providers"]
+        pr for p in sorted(dash_dir.glob("*.yaml")) for pr in load_yaml(p.read_text())["providers"]
     ]
     boards = _container_to_host(COMPOSE, "grafana", provider["options"]["path"])
     assert boards == (ROOT / "dashboards").resolve()
@@ -262,7 +262,7 @@ def test_k8s_migrate_job_applies_the_clustered_schema() -> None:
 
 
 def test_gateway_routes_by_trace_id_to_the_collectors() -> None:
-    cfg = yaml.safe_load(GATEWAY.read_text(encoding="utf-8"))
+    cfg = load_yaml(GATEWAY.read_text(encoding="utf-8"))
     (name,) = [n for n in cfg["exporters"] if n.split("/")[0] in ("loadbalancing", "load_balancing")]
     lb = cfg["exporters"][name]
     assert lb["routing_key"] == "traceID"
@@ -287,7 +287,7 @@ def test_gateway_deployment_mounts_its_config() -> None:
     (arg,) = [a for a in container["args"] if a.startswith("--config=")]
     (mount,) = container["volumeMounts"]
     assert arg == f"--config={mount['mountPath']}/config.yaml"
-    health = yaml.safe_load(GATEWAY.read_text(encoding="utf-8"))["extensions"]["health_check"]["endpoint"]
+    health = load_yaml(GATEWAY.read_text(encoding="utf-8"))["extensions"]["health_check"]["endpoint"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["health"] == _port(health)
 
@@ -305,7 +305,7 @@ def _cluster_name() -> str:
 
 
 def test_cluster_is_two_shards_of_two_replicas_on_compose_hosts() -> None:
-    services = yaml.safe_load(CLUSTER_COMPOSE.read_text(encoding="utf-8"))["services"]
+    services = load_yaml(CLUSTER_COMPOSE.read_text(encoding="utf-8"))["services"]
     root = ET.parse(CLUSTER_DIR / "config.d" / "remote_servers.xml").getroot()
     shards = root.findall(f"./remote_servers/{_cluster_name()}/shard")
     assert len(shards) == 2
@@ -331,7 +331,7 @@ def test_cluster_is_two_shards_of_two_replicas_on_compose_hosts() -> None:
 
 
 def test_cluster_keeper_ensemble_matches_compose() -> None:
-    services = yaml.safe_load(CLUSTER_COMPOSE.read_text(encoding="utf-8"))["services"]
+    services = load_yaml(CLUSTER_COMPOSE.read_text(encoding="utf-8"))["services"]
     keeper = ET.parse(CLUSTER_DIR / "keeper" / "keeper_config.xml").getroot().find("keeper_server")
     assert keeper is not None
     raft = {s.findtext("hostname"): int(s.findtext("id") or 0) for s in keeper.iter("server")}
@@ -346,7 +346,7 @@ def test_cluster_keeper_ensemble_matches_compose() -> None:
 
 
 def test_cluster_migrate_uses_the_cluster_name() -> None:
-    services = yaml.safe_load(CLUSTER_COMPOSE.read_text(encoding="utf-8"))["services"]
+    services = load_yaml(CLUSTER_COMPOSE.read_text(encoding="utf-8"))["services"]
     cmd = services["migrate"]["command"]
     assert cmd[cmd.index("--cluster") + 1] == _cluster_name()
     assert urlsplit(cmd[cmd.index("--url") + 1]).hostname in services
@@ -384,7 +384,7 @@ def _tokenbook_commands() -> list[tuple[str, list[str]]]:
     """(where, argv) of every tokenbook invocation in compose files and Kubernetes manifests."""
     found = []
     for compose in (COMPOSE, CLUSTER_COMPOSE):
-        for name, svc in yaml.safe_load(compose.read_text(encoding="utf-8"))["services"].items():
+        for name, svc in load_yaml(compose.read_text(encoding="utf-8"))["services"].items():
             if svc.get("image", "").startswith("tokenbook"):
                 found.append((f"{_rel(compose)}:{name}", list(svc["command"])))
     for o in _k8s_objects():
@@ -435,5 +435,5 @@ def test_replicated_collectors_share_one_ledger_and_reconcile_budgets_fleet_wide
     assert cfg.budgets.fleet_sync == 2.0  # set explicitly in the ConfigMap
     gateway = GATEWAY.read_text(encoding="utf-8")
     assert "budgets.fleet_sync" in gateway and "breaker" in gateway
-    exporter = yaml.safe_load(gateway)["exporters"]["loadbalancing"]
+    exporter = load_yaml(gateway)["exporters"]["loadbalancing"]
     assert exporter["routing_key"] == "traceID"

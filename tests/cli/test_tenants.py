@@ -12,7 +12,6 @@ from tokenbook.collector.auth import token_digest
 from tokenbook.collector.config import ConfigError, load_config
 
 
-@pytest.mark.usefixtures("engine_free")  # --print migrates a throwaway embedded store
 def test_print_covers_the_config_tenants_and_the_flags(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -52,7 +51,6 @@ def test_print_covers_the_config_tenants_and_the_flags(
     assert statements[-1] == "ALTER USER `tb_reader` DEFAULT ROLE NONE"
 
 
-@pytest.mark.usefixtures("engine_free")
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tenants", "policies", "--reader", "r", "--print"]) == 2
     assert "name the tenants" in capsys.readouterr().err

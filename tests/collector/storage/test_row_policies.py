@@ -16,6 +16,7 @@ from tokenbook.collector.storage.row_policies import (
     PolicyTable,
     policy_statements,
     prune_statements,
+    schema_tables,
     tenant_role,
 )
 from tokenbook.collector.storage.store import Store, StoreError
@@ -51,6 +52,15 @@ def test_every_table_gets_a_policy_per_tenant_and_every_statement_parses(store: 
     assert formatted[-1] == "ALTER USER tokenbook_reader DEFAULT ROLE NONE"
     assert f"GRANT {role} TO tokenbook_reader" in formatted
     assert f"GRANT SELECT ON {store.database}.* TO {role}" in formatted
+
+
+def test_the_tables_read_from_the_migrations_are_those_of_a_migrated_database(store: Store) -> None:
+    """`schema_tables` (``tenants policies --print`` without a server) reads the migrations' DDL: the
+    same tables, with and without ``tenant_id``, as the migrated database holds."""
+    assert schema_tables(store.database) == store.policy_tables()
+    assert any(t.has_tenant for t in schema_tables("other")) and any(
+        not t.has_tenant for t in schema_tables("other")
+    )
 
 
 def test_cluster_and_prune_statements_parse(store: Store) -> None:

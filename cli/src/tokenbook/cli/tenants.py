@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 
 from tokenbook.collector.storage.row_policies import (
-    PolicyTable,
     policy_statements,
     prune_statements,
     role_prefix,
+    schema_tables,
     tenant_role,
 )
 from tokenbook.collector.storage.store import Store, StoreError
@@ -49,7 +48,7 @@ def cmd_tenants(args: argparse.Namespace) -> int:
     try:
         if args.url is None:
             statements = policy_statements(
-                args.database, _schema_tables(args.database), tenants, args.reader, cluster=args.cluster
+                args.database, schema_tables(args.database), tenants, args.reader, cluster=args.cluster
             )
             _print(statements)
             return 0
@@ -91,16 +90,6 @@ def _tenants(args: argparse.Namespace) -> list[str]:
         if config.auth is not None:
             tenants |= config.auth.tenants()
     return sorted(tenants)
-
-
-def _schema_tables(database: str) -> list[PolicyTable]:
-    """The tables of the current schema, from a throwaway embedded store (for ``--print`` offline)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="tokenbook-schema-") as tmp,
-        Store.open(data_dir=tmp, database=database) as store,
-    ):
-        store.migrate()
-        return store.policy_tables()
 
 
 def _print(statements: list[str]) -> None:

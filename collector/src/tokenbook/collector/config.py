@@ -55,6 +55,7 @@ from tokenbook.genai.configspec import (
     type_name,
 )
 from tokenbook.genai.redaction import REDACTION_MODES, is_content_attribute
+from tokenbook.genai.yamlfiles import read_yaml
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -499,7 +500,7 @@ def load_config(
     raw: Any = {}
     if path is not None:
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            raw = read_yaml(path)
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError([f"{path}: cannot read YAML: {exc}"]) from exc
     if raw is None:

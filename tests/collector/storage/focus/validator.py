@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tokenbook.genai.yamlfiles import load_yaml
 
 RULES = Path(__file__).with_name("rules_1_2.yaml")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -55,7 +55,7 @@ _TYPES = {
 
 def validate(columns: Sequence[str], rows: Sequence[Mapping[str, str | None]]) -> list[str]:
     """Every failed check as ``"Column: what (n rows)"``; empty when the rows conform."""
-    spec = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    spec = load_yaml(RULES.read_text(encoding="utf-8"))
     failures = [f"{c}: required column missing" for c in spec["required"] if c not in columns]
     data = [{c: (r.get(c) or None) for c in columns} for r in rows]
     db = sqlite3.connect(":memory:")

@@ -12,7 +12,8 @@ rows whatever the query's text: a hole in the guard, or a table the filters miss
 tenant's rows, because the policy is enforced by the server for the user, not by settings of the query.
 
 `policy_statements` renders the statements (``tokenbook tenants policies`` runs or prints them); the
-embedded store has no users or roles and keeps the filters alone.
+embedded store has no users or roles and keeps the filters alone. `schema_tables` reads the tables
+the migrations create from their DDL, for printing the statements without a server.
 """
 
 from __future__ import annotations
@@ -21,13 +22,30 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
 
+from tokenbook.collector.storage.migrate import load_migrations
+from tokenbook.collector.storage.sqltemplate import SchemaTarget, load_sql, render
 from tokenbook.collector.storage.tenancy import TENANT_PATTERN
 
-__all__ = ["PolicyTable", "policy_statements", "prune_statements", "role_prefix", "tenant_role"]
+__all__ = [
+    "PolicyTable",
+    "policy_statements",
+    "prune_statements",
+    "role_prefix",
+    "schema_tables",
+    "tenant_role",
+]
 
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: A ClickHouse user name as tokenbook accepts it (quoted with backticks in the statements).
 _USER: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}")
+#: The statements of the rendered schema that make, change or remove a table (`schema_tables`).
+_TABLE = r"(?P<db>\w+)\.(?P<table>\w+)"
+_CREATE_TABLE: Final = re.compile(
+    rf"CREATE TABLE (?:IF NOT EXISTS )?{_TABLE}\s*\((?P<columns>.*?)\)\s*ENGINE\b", re.S
+)
+_ADD_TENANT: Final = re.compile(rf"ALTER TABLE {_TABLE}\b.*\bADD COLUMN (?:IF NOT EXISTS )?tenant_id\b", re.S)
+_DROP_TABLE: Final = re.compile(rf"DROP TABLE (?:IF EXISTS )?{_TABLE}")
+_TENANT_COLUMN: Final = re.compile(r"^\s*tenant_id\s", re.M)
 
 
 class PolicyTable(NamedTuple):
@@ -64,6 +82,25 @@ def _on_cluster(cluster: str | None) -> str:
     if not _IDENTIFIER.fullmatch(cluster):
         raise ValueError(f"invalid cluster name {cluster!r}")
     return f" ON CLUSTER {_quoted(cluster)}"
+
+
+def schema_tables(database: str) -> list[PolicyTable]:
+    """The tables (not views) that the migrations create in `database` on a single node, and which
+    have a ``tenant_id`` column, read from their DDL without an engine: what `Store.policy_tables`
+    returns for a migrated database (`tests/collector/storage/test_row_policies.py` compares them)."""
+    target = SchemaTarget(database=database)
+    statements = render(load_sql("schema_migrations.sql"), target)
+    statements += [statement for migration in load_migrations() for statement in migration.statements(target)]
+    tables: dict[str, bool] = {}
+    for statement in statements:
+        if (created := _CREATE_TABLE.search(statement)) and created["db"] == database:
+            tables[created["table"]] = _TENANT_COLUMN.search(created["columns"]) is not None
+        elif (added := _ADD_TENANT.search(statement)) and added["db"] == database:
+            if added["table"] in tables:
+                tables[added["table"]] = True
+        elif (dropped := _DROP_TABLE.search(statement)) and dropped["db"] == database:
+            tables.pop(dropped["table"], None)
+    return [PolicyTable(name, has_tenant) for name, has_tenant in sorted(tables.items())]
 
 
 def policy_statements(

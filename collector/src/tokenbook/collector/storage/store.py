@@ -233,8 +233,9 @@ class Store:
         tenant-scoped user queries run as, each with its tenant's role (`row_policies`). `engine`: the
         embedded engine's caches and memory ceiling (its server settings; they take effect when this
         process first opens the engine); `refresh`: the aggregate refresh's slices."""
-        import clickhouse_connect
         from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        from tokenbook.collector.storage import embedded_client
 
         SchemaTarget(database=database)  # validate the name before connecting
         secret = ""
@@ -245,14 +246,11 @@ class Store:
             if url is None or url.startswith("chdb://"):
                 path = Path(description.removeprefix("chdb://"))
                 path.mkdir(parents=True, exist_ok=True)
-                dsn = description
                 server_settings = engine.server_settings()
                 engine_allocator_options(engine.dirty_decay)  # before the engine's library loads
 
                 def connect() -> Any:  # each client is its own chDB session on the one engine
-                    return clickhouse_connect.get_client(
-                        dsn=dsn, tz_mode="aware", chdb_options=server_settings
-                    )
+                    return embedded_client.connect(str(path), chdb_options=server_settings)
 
                 embedded = True
             elif url.startswith(("http://", "https://")):
@@ -329,7 +327,11 @@ class Store:
         return applied
 
     def _database_exists(self) -> bool:
-        _, _, rows = self.query(render_query("database_exists.sql", self.database), {"db": self.database})
+        """Whether the store's database exists, asked on the writer's connection (which `open` has
+        made already: the pool opens its first one when something reads)."""
+        with self._lock:
+            sql = render_query("database_exists.sql", self.database)
+            _, _, rows = _Session(self, self._client).query(sql, {"db": self.database})
         return bool(rows[0][0])
 
     def _use_database(self) -> None:

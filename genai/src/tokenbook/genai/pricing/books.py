@@ -76,6 +76,7 @@ from tokenbook.genai.pricing.overrides import OverridePrices
 from tokenbook.genai.pricing.rates import Quote, UnitPrices
 from tokenbook.genai.pricing.tiers import STANDARD
 from tokenbook.genai.usage import Usage
+from tokenbook.genai.yamlfiles import read_yaml
 
 __all__ = [
     "ANY_TENANT",
@@ -236,7 +237,7 @@ def load_books(path: str | Path) -> tuple[PriceBook, ...]:
     """Read and validate a price books file; raises `PriceConfigError` (also for unreadable YAML)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise PriceConfigError(str(path), [f"(file): cannot read: {exc}"], what="price books") from exc
     return parse_books(data, name=path.name)

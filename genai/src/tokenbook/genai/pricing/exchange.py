@@ -35,6 +35,7 @@ import yaml
 from tokenbook.genai.billing import COST_QUANTUM
 from tokenbook.genai.configspec import Invalid, Report, load, non_negative_int, setting, type_name
 from tokenbook.genai.pricing.fields import PriceConfigError, currency_code, day, decimal_value, text
+from tokenbook.genai.yamlfiles import read_yaml
 
 __all__ = ["ExchangeRates", "MissingRate", "RateTable", "RatesFile", "load_rates"]
 
@@ -133,7 +134,7 @@ def load_rates(path: str | Path) -> RatesFile:
     """Read and validate an exchange rates file; raises `PriceConfigError` (also for unreadable YAML)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise PriceConfigError(str(path), [f"(file): cannot read: {exc}"], what=_WHAT) from exc
     if not isinstance(data, Mapping):

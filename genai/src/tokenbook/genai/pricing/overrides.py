@@ -55,6 +55,7 @@ from tokenbook.genai.pricing.fields import (
 )
 from tokenbook.genai.pricing.rates import UnitPrices
 from tokenbook.genai.pricing.tiers import STANDARD
+from tokenbook.genai.yamlfiles import read_yaml
 
 __all__ = [
     "OverrideEntry",
@@ -179,7 +180,7 @@ def load_overrides(path: str | Path) -> tuple[PriceOverride, ...]:
     """Read and validate an overrides file; raises `PriceConfigError` (also for unreadable YAML)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise PriceConfigError(str(path), [f"(file): cannot read: {exc}"]) from exc
     return parse_overrides(data, name=path.name)
