@@ -195,6 +195,50 @@ def _admin_scalar(admin: str, sql: str) -> Any:
         return json.loads(r.read())["rows"][0][0]
 
 
+class BenchCollector:
+    """A collector process on free loopback ports with a data directory and a log in `folder`
+    (`python -m tokenbook collector`, or ``BENCH_COLLECTOR_SCRIPT``; `config`: its config file, else
+    ``BENCH_COLLECTOR_CONFIG`` or none). `wait_ready` waits for its admin API; `stop` ends it."""
+
+    def __init__(self, folder: Path, name: str = "collector", config: Path | None = None) -> None:
+        grpc_port, http_port, admin_port = _free_port(), _free_port(), _free_port()
+        self.name = name
+        self.endpoint = f"127.0.0.1:{grpc_port}"
+        self.admin = f"127.0.0.1:{admin_port}"
+        self.log_path = folder / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed by stop()
+        options = ["--config", str(config)] if config is not None else COLLECTOR_OPTIONS
+        self.process = subprocess.Popen(
+            [sys.executable, *COLLECTOR_COMMAND, "--data-dir", str(folder / f"{name}-data"),
+             "--grpc", self.endpoint, "--http", f"127.0.0.1:{http_port}", "--admin", self.admin, *options],
+            cwd=REPO, stdout=self._log, stderr=self._log,
+        )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait until its admin API answers; raises `RuntimeError` with its log if it exits first or
+        takes longer than `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                _admin_scalar(self.admin, "SELECT 1")
+                return
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(self.log_path.read_text()) from None
+                time.sleep(0.2)
+
+    def stop(self) -> int:
+        """SIGTERM, wait for the exit (at most 120 s), close the log; returns the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(120)
+        self._log.close()
+        return code
+
+
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -228,31 +272,16 @@ def _role(pid: int) -> str:
 def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
     runs = spans // SPANS_PER_RUN
     with tempfile.TemporaryDirectory(prefix="tokenbook-bench-") as tmp:
-        grpc_port, http_port, admin_port = _free_port(), _free_port(), _free_port()
-        admin = f"127.0.0.1:{admin_port}"
-        log = open(Path(tmp) / "collector.log", "wb")  # noqa: SIM115 - closed below
-        collector = subprocess.Popen(
-            [sys.executable, *COLLECTOR_COMMAND, "--data-dir", str(Path(tmp) / "data"),
-             "--grpc", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}", "--admin", admin,
-             *COLLECTOR_OPTIONS],
-            cwd=REPO, stdout=log, stderr=log,
-        )  # fmt: skip
+        collector = BenchCollector(Path(tmp))
+        admin = collector.admin
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    _admin_scalar(admin, "SELECT 1")
-                    break
-                except (urllib.error.URLError, OSError):
-                    if time.monotonic() > deadline or collector.poll() is not None:
-                        raise RuntimeError((Path(tmp) / "collector.log").read_text()) from None
-                    time.sleep(0.2)
+            collector.wait_ready()
             ctx = mp.get_context("spawn")
             ready, go, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
             procs = [
                 ctx.Process(
                     target=_sender,
-                    args=(f"127.0.0.1:{grpc_port}", mode, runs // senders, seed, batch, ready, go, out),
+                    args=(collector.endpoint, mode, runs // senders, seed, batch, ready, go, out),
                 )
                 for seed in range(senders)
             ]
@@ -301,9 +330,7 @@ def run(spans: int, senders: int, batch: int, mode: str) -> dict[str, Any]:
             roles = [_role(c) for c in _children(collector.pid)]
             billed = _admin_scalar(admin, "SELECT count() FROM v_calls WHERE price_status = 'priced'")
         finally:
-            collector.send_signal(signal.SIGTERM)
-            code = collector.wait(120)
-            log.close()
+            code = collector.stop()
     elapsed = visible_at - started
     return {
         "mode": mode,

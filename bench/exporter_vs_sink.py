@@ -29,12 +29,9 @@ import json
 import multiprocessing as mp
 import os
 import queue
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -45,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.collector_throughput import (  # noqa: E402 - after the path set-up
     SPANS_PER_RUN,
+    BenchCollector,
     _admin_scalar,
     _children,
     _cpu_seconds,
@@ -126,35 +124,13 @@ def _run_application(ctx: Any, endpoint: str, spans: int, seed: int) -> dict[str
     return {**report, "spans_per_s": round(spans / report["seconds"])}
 
 
-class _Collector:
-    """A collector process of one configuration, with its admin address and the rows it holds."""
+class _Collector(BenchCollector):
+    """A collector process of one configuration, with the spans sent to it and the CPU it spent."""
 
     def __init__(self, name: str, config: Path | None, folder: Path) -> None:
-        self.name = name
-        grpc_port, http_port, admin_port = _free_port(), _free_port(), _free_port()
-        self.endpoint = f"127.0.0.1:{grpc_port}"
-        self.admin = f"127.0.0.1:{admin_port}"
-        self.log_path = folder / f"{name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed by stop()
-        options = ["--config", str(config)] if config is not None else []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(folder / f"{name}-data"),
-             "--grpc", self.endpoint, "--http", f"127.0.0.1:{http_port}", "--admin", self.admin, *options],
-            cwd=REPO, stdout=self._log, stderr=self._log,
-        )  # fmt: skip
+        super().__init__(folder, name, config)
         self.rows = 0  # spans sent to it so far
         self.cpu = 0.0  # seconds of CPU over its runs (worker processes included)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                _admin_scalar(self.admin, "SELECT 1")
-                return
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(self.log_path.read_text()) from None
-                time.sleep(0.2)
 
     def run(self, ctx: Any, spans: int, seed: int) -> dict[str, Any]:
         """One application run against it; its CPU counted until every span's row is visible."""
@@ -166,11 +142,6 @@ class _Collector:
             time.sleep(0.05)
         self.cpu += sum(_cpu_seconds(p) for p in pids) - before
         return result
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(120)
-        self._log.close()
 
 
 def _named_config(text: str) -> tuple[str, Path]:
