@@ -231,6 +231,17 @@ class BenchCollector:
                     raise RuntimeError(self.log_path.read_text()) from None
                 time.sleep(0.2)
 
+    def metrics(self) -> dict[str, float]:
+        """Its ``/metrics`` (Prometheus text) as name -> value, names without ``tokenbook_collector_``."""
+        with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=30) as r:
+            text = r.read().decode()
+        prefix = "tokenbook_collector_"
+        return {
+            name.removeprefix(prefix): float(value)
+            for name, _, value in (line.partition(" ") for line in text.splitlines())
+            if name.startswith(prefix)
+        }
+
     def stop(self) -> int:
         """SIGTERM, wait for the exit (at most 120 s), close the log; returns the exit code."""
         self.process.send_signal(signal.SIGTERM)

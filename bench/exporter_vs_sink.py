@@ -15,7 +15,10 @@ Targets, the same generator, alternating runs (sink, collector, sink, collector,
   store), one for all its runs.
 
 Reported: the rate of each run, the median per target and their ratio (collector / sink; the goal is
-at least 0.90), plus the collector's CPU per span over its runs (its worker processes included).
+at least 0.90), plus the collector's CPU per span over its runs (its worker processes included) and
+its mean time to answer a request, with the two stages of that answer (``answer_ms``: ``decode``, the
+spans decoded and checked; ``log``, the request in the write-ahead log with its fsync), read from its
+``tokenbook_collector_answer*_seconds`` metrics.
 ``--config NAME=FILE`` (repeatable) runs one collector per config file instead, each in every round
 (sink, then each collector), and reports each one's ratio and CPU: configurations compared under the
 same load.
@@ -50,6 +53,12 @@ from bench.collector_throughput import (  # noqa: E402 - after the path set-up
 )
 
 RESULT = HERE / "results" / "exporter_vs_sink.json"
+#: the reported stages of the answer -> the collector's latency summary
+_ANSWER = {
+    "answer": "answer_seconds",
+    "decode": "answer_decode_seconds",
+    "log": "answer_log_seconds",
+}
 
 
 def _sink(port: int, ready: Any) -> None:
@@ -131,12 +140,25 @@ class _Collector(BenchCollector):
         super().__init__(folder, name, config)
         self.rows = 0  # spans sent to it so far
         self.cpu = 0.0  # seconds of CPU over its runs (worker processes included)
+        self.answers: dict[str, float] = {}  # the answer's latency summaries over its runs
+
+    def answer_ms(self) -> dict[str, float]:
+        """The mean time to answer a request over its runs, and of each stage of the answer, in ms."""
+        got = self.answers
+        return {
+            name: round(1000 * got.get(f"{s}_sum", 0.0) / max(got.get(f"{s}_count", 0.0), 1.0), 2)
+            for name, s in _ANSWER.items()
+        }
 
     def run(self, ctx: Any, spans: int, seed: int) -> dict[str, Any]:
         """One application run against it; its CPU counted until every span's row is visible."""
         pids = [self.process.pid, *_children(self.process.pid)]
         before = sum(_cpu_seconds(p) for p in pids)
+        metrics = self.metrics()
         result = _run_application(ctx, self.endpoint, spans, seed)
+        for name, value in self.metrics().items():
+            if name.startswith("answer"):
+                self.answers[name] = self.answers.get(name, 0.0) + value - metrics.get(name, 0.0)
         self.rows += spans
         while _admin_scalar(self.admin, "SELECT count() FROM llm_calls") * 5 // 3 < self.rows:
             time.sleep(0.05)
@@ -208,11 +230,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if len(collectors) == 1:
         report["ratio"] = round(medians[collectors[0].name] / medians["sink"], 3)
         report["collector_cpu_us_per_span"] = round(1e6 * collectors[0].cpu / (spans * args.pairs), 1)
+        report["collector_answer_ms"] = collectors[0].answer_ms()
     else:
         report["ratio"] = {c.name: round(medians[c.name] / medians["sink"], 3) for c in collectors}
         report["collector_cpu_us_per_span"] = {
             c.name: round(1e6 * c.cpu / (spans * args.pairs), 1) for c in collectors
         }
+        report["collector_answer_ms"] = {c.name: c.answer_ms() for c in collectors}
     report |= {
         "runs": {t: [r["spans_per_s"] for r in rs] for t, rs in runs.items()},
         "load_average_1m": round(os.getloadavg()[0], 2),

@@ -162,6 +162,29 @@ def test_the_answer_and_the_rows_are_those_of_building_first(tmp_path: Path) -> 
         assert logged_metrics[name] == built_metrics[name], name
 
 
+@pytest.mark.parametrize("deferred", [True, False], ids=["logged", "built"])
+def test_the_answers_latency_is_measured_by_stage(tmp_path: Path, deferred: bool) -> None:
+    factory = SpanFactory()
+    bodies = [_body(factory.chats(3, tenant="t1")), _body(_mixed(factory))]
+    wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 30, segment_bytes=1 << 20)
+    wal.open()
+    ingestor = _ingestor(wal, deferred=deferred)
+    for body in bodies:
+        ingestor.export_protobuf(body)
+    with pytest.raises(MalformedRequest):  # no answer with success: not observed
+        ingestor.export_protobuf(b"\xff not protobuf")
+    wal.close()
+    m = ingestor.metrics.snapshot()
+    stages = ("answer_decode_seconds", "answer_log_seconds")
+    assert [m[f"{name}_count"] for name in ("answer_seconds", *stages)] == [2, 2, 2]
+    assert all(m[f"{name}_sum"] > 0 for name in stages)
+    assert sum(m[f"{name}_sum"] for name in stages) <= m["answer_seconds_sum"]
+    assert 0 < m["answer_seconds_max"] <= m["answer_seconds_sum"]
+    text = ingestor.metrics.prometheus()
+    assert "# TYPE tokenbook_collector_answer_seconds summary" in text
+    assert "tokenbook_collector_answer_log_seconds_count 2\n" in text
+
+
 @pytest.mark.parametrize("content", ["drop", "hash"])
 def test_prompt_content_leaves_the_records_before_they_are_logged(tmp_path: Path, content: str) -> None:
     """The log holds no prompt text (measured, then dropped or hashed, before it is logged), and the

@@ -149,6 +149,7 @@ def test_admin_health_readiness_and_metrics(collector: CollectorProcess) -> None
         "deduplicated_spans_total",
         "spooled_bytes",
         "insert_seconds_count",
+        "answer_seconds_count",
     ):
         assert f"tokenbook_collector_{name} " in text
 

@@ -233,7 +233,7 @@ def test_a_batch_ends_at_the_record_that_reaches_max_bytes(
         run.log(*[_call("bounded", 20 * r + i) for i in range(20)])
     run.writer.start()
     run.wait("bounded", 200)
-    assert run.metrics.snapshot()["insert_count"] == 5
+    assert run.metrics.snapshot()["insert_seconds_count"] == 5
     run.stop()
 
 

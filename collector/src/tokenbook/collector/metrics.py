@@ -1,8 +1,9 @@
 """The collector's own metrics, exposed by the admin API in the Prometheus text format.
 
 Counters only grow; `spooled_bytes` is a gauge read from the write-ahead log at scrape time; the
-insert latency is a summary (count, sum, max). Increments are guarded by a lock: they happen once
-per request or per insert, never per span.
+latencies (`_SUMMARIES`: inserts, and the answer to an export request with its two stages) are
+summaries (count, sum, max). Increments are guarded by a lock: they happen once per request or per
+insert, never per span.
 """
 
 from __future__ import annotations
@@ -37,6 +38,25 @@ _COUNTERS = {
     ),
 }
 
+#: Latency summaries: name -> help. The answer's stages: `answer_decode` (decode the body, check its
+#: spans) and `answer_log` (dedup, append to the write-ahead log with its fsync; with ``ack: built``
+#: also building the rows); the rest of `answer` is waiting for in-flight room and the tenant rate.
+_SUMMARIES = {
+    "insert_seconds": "Latency of ClickHouse inserts",
+    "answer_seconds": "Time from an export request's arrival to its successful answer",
+    "answer_decode_seconds": "Part of the answer spent decoding the request and checking its spans",
+    "answer_log_seconds": "Part of the answer spent logging the request durably (write-ahead log, fsync)",
+}
+
+
+@dataclass(slots=True)
+class _Summary:
+    """A latency summary: observations, their sum and the largest, in seconds."""
+
+    count: int = 0
+    total: float = 0.0
+    most: float = 0.0
+
 
 @dataclass
 class IngestMetrics:
@@ -44,9 +64,7 @@ class IngestMetrics:
 
     spooled_bytes: Callable[[], int] = lambda: 0
     _values: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
-    _insert_count: int = 0
-    _insert_seconds: float = 0.0
-    _insert_max: float = 0.0
+    _latencies: dict[str, _Summary] = field(default_factory=lambda: {n: _Summary() for n in _SUMMARIES})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, **increments: int) -> None:
@@ -55,20 +73,22 @@ class IngestMetrics:
             for name, n in increments.items():
                 self._values[name] += n
 
-    def observe_insert(self, seconds: float) -> None:
-        """Record one ClickHouse insert that took `seconds`."""
+    def observe(self, **seconds: float) -> None:
+        """Record one observation of latencies by name (`insert_seconds=0.012`; names in `_SUMMARIES`)."""
         with self._lock:
-            self._insert_count += 1
-            self._insert_seconds += seconds
-            self._insert_max = max(self._insert_max, seconds)
+            for name, value in seconds.items():
+                summary = self._latencies[name]
+                summary.count += 1
+                summary.total += value
+                summary.most = max(summary.most, value)
 
     def snapshot(self) -> dict[str, float]:
-        """Every value by name, plus `spooled_bytes` and the insert latency summary."""
+        """Every counter by name, `spooled_bytes`, and each latency summary as ``<name>_count``,
+        ``<name>_sum`` and ``<name>_max``."""
         with self._lock:
             out: dict[str, float] = dict(self._values)
-            out["insert_count"] = self._insert_count
-            out["insert_seconds_sum"] = self._insert_seconds
-            out["insert_seconds_max"] = self._insert_max
+            for name, m in self._latencies.items():
+                out |= {f"{name}_count": m.count, f"{name}_sum": m.total, f"{name}_max": m.most}
         out["spooled_bytes"] = self.spooled_bytes()
         return out
 
@@ -83,12 +103,16 @@ class IngestMetrics:
             "# HELP tokenbook_collector_spooled_bytes Bytes in the write-ahead log not yet in ClickHouse",
             "# TYPE tokenbook_collector_spooled_bytes gauge",
             f"tokenbook_collector_spooled_bytes {int(s['spooled_bytes'])}",
-            "# HELP tokenbook_collector_insert_seconds Latency of ClickHouse inserts",
-            "# TYPE tokenbook_collector_insert_seconds summary",
-            f"tokenbook_collector_insert_seconds_count {int(s['insert_count'])}",
-            f"tokenbook_collector_insert_seconds_sum {s['insert_seconds_sum']:.6f}",
-            "# HELP tokenbook_collector_insert_seconds_max Slowest ClickHouse insert so far",
-            "# TYPE tokenbook_collector_insert_seconds_max gauge",
-            f"tokenbook_collector_insert_seconds_max {s['insert_seconds_max']:.6f}",
         ]
+        for name, help_text in _SUMMARIES.items():
+            metric = f"tokenbook_collector_{name}"
+            lines += [
+                f"# HELP {metric} {help_text}",
+                f"# TYPE {metric} summary",
+                f"{metric}_count {int(s[f'{name}_count'])}",
+                f"{metric}_sum {s[f'{name}_sum']:.6f}",
+                f"# HELP {metric}_max The largest so far",
+                f"# TYPE {metric}_max gauge",
+                f"{metric}_max {s[f'{name}_max']:.6f}",
+            ]
         return "\n".join(lines) + "\n"

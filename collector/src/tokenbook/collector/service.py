@@ -602,11 +602,8 @@ class Collector:
             }
             fields["interval_s"] = self.config.telemetry.summary_interval
             fields["spooled_bytes"] = int(now["spooled_bytes"])
-            fields["insert_p_avg_ms"] = round(
-                1000 * (now["insert_seconds_sum"] - previous["insert_seconds_sum"])
-                / max(now["insert_count"] - previous["insert_count"], 1),
-                3,
-            )  # fmt: skip
+            fields["insert_p_avg_ms"] = _mean_ms(now, previous, "insert_seconds")
+            fields["answer_avg_ms"] = _mean_ms(now, previous, "answer_seconds")
             _log.info("collector summary", extra={"fields": fields})
             previous = now
 
@@ -662,6 +659,12 @@ class Collector:
                 }
             },
         )
+
+
+def _mean_ms(now: dict[str, float], previous: dict[str, float], summary: str) -> float:
+    """The mean of a latency summary of `IngestMetrics` between two snapshots, in milliseconds."""
+    count = now[f"{summary}_count"] - previous[f"{summary}_count"]
+    return round(1000 * (now[f"{summary}_sum"] - previous[f"{summary}_sum"]) / max(count, 1), 3)
 
 
 def _unbilled(call: CallRow) -> bool:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -146,15 +147,28 @@ class Ingestor:
         return self._export(FORMAT_JSON, body, tenant)
 
     def _export(self, fmt: int, body: bytes, tenant: str | None) -> ExportResult:
+        arrived = time.perf_counter()
         with self._holding(len(body)):
             if self.deferred:
-                return self._log_request(fmt, body, tenant)
-            return self._ingest(self._admit(self._decode(fmt, body), tenant))
+                return self._log_request(fmt, body, tenant, arrived)
+            decoded = self._admit(self._decode(fmt, body), tenant)
+            return self._ingest(decoded, arrived, time.perf_counter())
+
+    def _answered(self, arrived: float, decoded: float, logging: float) -> None:
+        """Observe the answer's latency and its stages (`metrics._SUMMARIES`): `arrived`, `decoded`
+        (decoded and checked) and `logging` (began logging) are `time.perf_counter` readings."""
+        now = time.perf_counter()
+        self.metrics.observe(
+            answer_seconds=now - arrived,
+            answer_decode_seconds=decoded - arrived,
+            answer_log_seconds=now - logging,
+        )
 
     # --- acknowledged once logged (deferred) -------------------------------------------------------
 
-    def _log_request(self, fmt: int, body: bytes, tenant: str | None) -> ExportResult:
-        """Decode, check, admit, log the records; the rows are built behind the answer (`built`)."""
+    def _log_request(self, fmt: int, body: bytes, tenant: str | None, arrived: float) -> ExportResult:
+        """Decode, check, admit, log the records; the rows are built behind the answer (`built`).
+        `arrived`: when the body arrived (`time.perf_counter`)."""
         try:
             decoded = self.decoder.decode_for_log(fmt, body)
         except MalformedRequest:
@@ -164,9 +178,12 @@ class Ingestor:
         n = len(checked.keys)
         if n:
             self._admit_rate(checked.tenants())
+        decoded_at = time.perf_counter()
         self.metrics.add(received_spans=n + checked.rejected, rejected_spans=checked.rejected)
         with self._in_flight(n):
+            logging_at = time.perf_counter()
             self._append_request(tenant, checked)
+        self._answered(arrived, decoded_at, logging_at)
         return ExportResult(n, checked.rejected, checked.reason)
 
     def _admit_rate(self, tenants: Counter[str]) -> None:
@@ -326,12 +343,16 @@ class Ingestor:
             self.metrics.add(malformed_requests=1)
             raise
 
-    def _ingest(self, decoded: Decoded) -> ExportResult:
+    def _ingest(self, decoded: Decoded, arrived: float, decoded_at: float) -> ExportResult:
+        """Build, log and remember the spans of `decoded`; `arrived` and `decoded_at` are
+        `time.perf_counter` readings of the body's arrival and the end of its decode."""
         records = decoded.records
         n = len(records)
         self.metrics.add(received_spans=n + decoded.rejected, rejected_spans=decoded.rejected)
         with self._in_flight(n):
+            logging_at = time.perf_counter()
             refused, reason = self._log_durably(records)
+        self._answered(arrived, decoded_at, logging_at)
         return ExportResult(n - refused, decoded.rejected + refused, decoded.reason or reason)
 
     def _log_durably(self, records: list[Any]) -> tuple[int, str]:

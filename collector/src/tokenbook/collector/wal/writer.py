@@ -354,7 +354,7 @@ class LedgerWriter:
                     return False
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
-            self.metrics.observe_insert(time.perf_counter() - started)
+            self.metrics.observe(insert_seconds=time.perf_counter() - started)
             self.metrics.add(inserted_rows=count)
             if not self.storage_up:
                 _log.info("storage is back; draining the write-ahead log")
