@@ -363,6 +363,7 @@ def decode_protobuf(body: bytes, keys: KeyFilter, part: Part = WHOLE) -> Decoded
     first_token_events = semconv.FIRST_TOKEN_EVENTS
     limits = keys.limits
     max_attributes = limits.max_attributes if limits is not None else 0
+    new_record = tuple.__new__
     for rs in request.resource_spans:
         if not whole:
             n = _span_count((rs,))
@@ -436,21 +437,24 @@ def decode_protobuf(body: bytes, keys: KeyFilter, part: Part = WHOLE) -> Decoded
                 if limits is not None and len(name) > limits.max_name_length:
                     name = limits.span_name(name)
                 records.append(
-                    SpanRecord(
-                        trace_id,
-                        span_id,
-                        parent,
-                        name,
-                        span.start_time_unix_nano,
-                        span.end_time_unix_nano,
-                        span.status.code == _STATUS_ERROR,
-                        service,
-                        attrs,
-                        outcome,
-                        scope_name,
-                        scope_version,
-                        instance,
-                        first_token,
+                    new_record(  # `records.build` without its check (3x the cost): the 14 fields
+                        SpanRecord,
+                        (
+                            trace_id,
+                            span_id,
+                            parent,
+                            name,
+                            span.start_time_unix_nano,
+                            span.end_time_unix_nano,
+                            span.status.code == _STATUS_ERROR,
+                            service,
+                            attrs,
+                            outcome,
+                            scope_name,
+                            scope_version,
+                            instance,
+                            first_token,
+                        ),
                     )
                 )
     return Decoded(records, rejected, reason)
