@@ -9,18 +9,26 @@ log forever).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.fuzz import strategies as fz
 from tests.hypothesis_profiles import examples
 from tests.stores import DatabasePool
+from tokenbook.collector.decode import spans
 from tokenbook.collector.decode.spans import (
     Decoded,
     KeyFilter,
@@ -181,6 +189,143 @@ def test_protobuf_view_and_memo_decode_as_the_generated_classes(request: ExportT
     for _ in range(2):
         decoded = decode_protobuf(body, KEYS)
         assert repr([(r.span_id, r.attrs) for r in decoded.records]) == repr(expected)  # NaN != NaN
+
+
+def _delimited(tag: int, payload: bytes) -> bytes:
+    """A field of one tag byte, the payload's length as a varint, and the payload."""
+    length = bytearray()
+    n = len(payload)
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        length.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes((tag, *length)) + payload
+
+
+#: Bytes where the sliced encodings decide: a length or varint byte below 128, at 128 or above.
+_edge_byte = st.one_of(st.sampled_from([0, 1, 2, 3, 0x7E, 0x7F, 0x80, 0x81, 0xFE, 0xFF]), st.integers(0, 255))
+_edge_bytes = st.lists(_edge_byte, max_size=4).map(bytes)
+
+
+@st.composite
+def _shaped(draw: st.DrawFn, tags: list[int]) -> bytes:
+    """A tag, a length byte, then about as many bytes as it says (a little more or less, or any)."""
+    tag, length = draw(st.sampled_from(tags)), draw(_edge_byte)
+    size = draw(st.one_of(st.integers(max(length - 2, 0), length + 2), st.integers(0, 300)))
+    return bytes((tag, length)) + draw(st.binary(min_size=size, max_size=size))
+
+
+#: Serialized AnyValues around the sliced encodings' bounds, valid or not: real messages (strings of
+#: every length and script, integers of every size), then fields whose length byte or varint may lie.
+ANY_VALUES = st.one_of(
+    st.text(max_size=200).map(lambda t: AnyValue(string_value=t).SerializeToString()),
+    st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i).SerializeToString()),
+    st.integers(0, 2**15).map(lambda i: AnyValue(int_value=i).SerializeToString()),
+    st.booleans().map(lambda b: AnyValue(bool_value=b).SerializeToString()),
+    _shaped([0x0A, 0x0A, 0x12, 0x2A]),
+    _edge_bytes.map(lambda b: b"\x18" + b),  # int_value's varint, ended or not
+    st.tuples(_shaped([0x0A]), _edge_bytes).map(lambda t: t[0] + b"\x18" + t[1]),  # two fields
+    st.binary(max_size=40),
+)
+KEY_VALUES = st.one_of(
+    st.tuples(st.text(max_size=140), ANY_VALUES).map(
+        lambda kv: (
+            KeyValue(key=kv[0], value=AnyValue.FromString(kv[1])).SerializeToString()
+            if _parses(kv[1])
+            else _delimited(0x0A, kv[0].encode()) + _delimited(0x12, kv[1])
+        )
+    ),
+    st.tuples(_shaped([0x0A]), _shaped([0x12, 0x12, 0x1A, 0x0A]), st.binary(max_size=3)).map(b"".join),
+    st.tuples(_shaped([0x12]), _shaped([0x0A])).map(b"".join),  # value first
+    st.binary(max_size=200),
+)
+
+
+def _parses(raw: bytes) -> bool:
+    try:
+        AnyValue.FromString(raw)
+    except DecodeError:
+        return False
+    return True
+
+
+def _read(read: Callable[[bytes], Any], raw: bytes) -> str:
+    """What reading `raw` gives: the value's repr (NaN != NaN), or why it cannot be read."""
+    try:
+        return repr(read(raw))
+    except spans._BadValue as exc:
+        return f"bad: {exc}"
+
+
+@FUZZ
+@given(ANY_VALUES)
+def test_a_sliced_value_reads_as_the_view_reads_it(raw: bytes) -> None:
+    """The decoder slices the usual AnyValue encodings; any encoding reads as through the view."""
+    assert _read(spans._value, raw) == _read(spans._view_value, raw)
+
+
+@FUZZ
+@given(KEY_VALUES)
+def test_a_sliced_key_value_splits_as_the_view_splits_it(raw: bytes) -> None:
+    """The decoder slices the usual KeyValue encoding; any encoding splits as through the view."""
+    assert spans._split_key_value(raw) == spans._view_key_value(raw)
+
+
+_EDGES: Final = (0, 1, 2, 0x7E, 0x7F, 0x80, 0x81, 0xFF)  # length or varint bytes around 128
+
+
+def _edge_fields(tags: tuple[int, ...], fills: tuple[bytes, ...]) -> list[bytes]:
+    """Every field of one of `tags` with a length byte from `_EDGES` followed by about as many bytes
+    as it says (two fewer to two more), made of each of `fills`."""
+    return [
+        bytes((tag, length)) + fill * size
+        for tag in tags
+        for length in _EDGES
+        for size in range(max(length - 2, 0), length + 3)
+        for fill in fills
+    ]
+
+
+def test_every_encoding_at_the_slicing_bounds_reads_as_through_the_views() -> None:
+    """Exhaustive over the bytes the sliced paths test: tags, length bytes below and above 128,
+    lengths that lie by up to two bytes, varints of up to three bytes ended or not, two fields."""
+    strings = _edge_fields((0x0A, 0x12, 0x18, 0x2A), (b"\0", b"a", b"\x80", b"\xc3", b"\xff"))
+    varints = [b"\x18" + bytes(v) for n in range(4) for v in itertools.product(_EDGES, repeat=n)]
+    values = [*strings, *varints, *(a + b for a in varints[:9] for b in (b"\x0a\x01a", b"\x18\x01"))]
+    for raw in values:
+        assert _read(spans._value, raw) == _read(spans._view_value, raw), raw
+    keys = _edge_fields((0x0A,), (b"k", b"\xff"))
+    for raw in (k + v for k in keys for v in _edge_fields((0x12, 0x1A, 0x0A), (b"\0", b"\x80"))):
+        assert spans._split_key_value(raw) == spans._view_key_value(raw), raw
+
+
+def test_sdk_spans_at_the_sliced_encodings_bounds_decode_as_the_generated_classes() -> None:
+    """Values and keys on both sides of the sliced encodings' bounds (one- and two-byte lengths and
+    varints, UTF-8 of every width), as the SDK encodes them, decode as a walk of the full message."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bounds")
+    values: list[object] = [0, 1, 127, 128, 16383, 16384, 2**21, 2**40, -1, -(2**63), 2**63 - 1]
+    values += ["", "a", "é", "日本", "🙂"] + ["x" * n for n in (125, 126, 127, 128, 129, 300)]
+    values += ["é" * 63, "é" * 64, True, False, 0.5, ("a", "b"), (1, 2)]
+    keys = [
+        "tenant.id",
+        "gen_ai.usage.input_tokens",
+        "tokenbook.tag." + "k" * 113,
+        "tokenbook.tag." + "k" * 114,
+    ]
+    for i, value in enumerate(values):
+        with tracer.start_as_current_span(f"chat {i}") as span:
+            for key in keys:
+                span.set_attribute(key, value)  # type: ignore[arg-type]
+            span.set_attribute("gen_ai.request.model", "gpt-4o")
+    body = encode_spans(exporter.get_finished_spans()).SerializeToString()
+    expected = _reference(ExportTraceServiceRequest.FromString(body), KEYS)
+    for _ in range(2):  # cold, then from the attribute memo
+        decoded = decode_protobuf(body, KEYS)
+        assert decoded.rejected == 0
+        assert repr([(r.span_id, r.attrs) for r in decoded.records]) == repr(expected)
 
 
 # --- OTLP/JSON -----------------------------------------------------------------------------------

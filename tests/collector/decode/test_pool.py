@@ -20,6 +20,7 @@ from tokenbook.collector.decode.pool import (
     FORMAT_PROTOBUF,
     PARTS_FROM_BYTES,
     DecoderPool,
+    SpanSummary,
     decode_for_log,
     records_of,
 )
@@ -114,6 +115,9 @@ def test_a_child_decodes_for_the_log_what_the_collector_would(pool: DecoderPool)
     assert (logged.rejected, logged.reason) == (decoded.rejected, decoded.reason)
     assert [s.ident for s in logged.spans] == [r.trace_id + r.span_id for r in decoded.records]
     assert [s.start_ns for s in logged.spans] == [r.start_ns for r in decoded.records]
+    assert [(s.tenant, s.max_tokens) for s in logged.spans] == [("globex", 120)]  # the agent span: rejected
+    in_process = decode_for_log(FORMAT_PROTOBUF, body, KEYS).spans  # built without the named tuple's checks
+    assert all(len(s) == len(SpanSummary._fields) for s in in_process)
     with pytest.raises(MalformedRequest, match="ExportTraceServiceRequest"):
         pool.decode_for_log(FORMAT_PROTOBUF, b"\xff\xff\xff\xff")
     document = _json_request([_json_span(span_id="00f067aa0ba902b7"), _json_span(span_id="zz")])

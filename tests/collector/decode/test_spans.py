@@ -13,7 +13,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from tokenbook.collector.decode.spans import KeyFilter, MalformedRequest, Part, decode_json, decode_protobuf
+from tokenbook.collector.decode.spans import (
+    KeyFilter,
+    MalformedRequest,
+    Part,
+    SpanRecord,
+    decode_json,
+    decode_protobuf,
+)
 from tokenbook.collector.ingest.rows import pipeline_keys
 from tokenbook.collector.limits import NAME_TRUNCATED, AttributeLimits, LimitsConfig
 
@@ -51,6 +58,7 @@ def test_protobuf_keeps_only_needed_keys_and_raw_ids() -> None:
     spans = _spans()
     decoded = decode_protobuf(encode_spans(spans).SerializeToString(), KEYS)
     assert decoded.rejected == 0
+    assert all(len(r) == len(SpanRecord._fields) for r in decoded.records)  # built without its checks
     chat, agent = decoded.records
     ctx = spans[0].context
     assert chat.trace_id == ctx.trace_id.to_bytes(16, "big")

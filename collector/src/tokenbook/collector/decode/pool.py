@@ -162,16 +162,24 @@ def decode_for_log(
     else:
         raise ValueError("only a protobuf body is decoded in parts")
     content.apply(decoded.records)
-    spans = [
-        SpanSummary(
-            r.trace_id + r.span_id,
-            t if (t := r.attrs.get(_TENANT, "")).__class__ is str else "" if t is None else str(t),
-            r.start_ns,
-            _largest_count(r.attrs),
+    return DecodedForLog(
+        records_payload(decoded.records), _summaries(decoded.records), decoded.rejected, decoded.reason
+    )
+
+
+def _summaries(records: list[SpanRecord]) -> list[SpanSummary]:
+    """The `SpanSummary` of each record, in order."""
+    new_summary = tuple.__new__  # `records.build` without its check (3x the cost): the 4 fields below
+    spans: list[SpanSummary] = []
+    for r in records:
+        attrs = r.attrs
+        tenant = attrs.get(_TENANT, "")
+        if tenant.__class__ is not str:
+            tenant = "" if tenant is None else str(tenant)
+        spans.append(
+            new_summary(SpanSummary, (r.trace_id + r.span_id, tenant, r.start_ns, _largest_count(attrs)))
         )
-        for r in decoded.records
-    ]
-    return DecodedForLog(records_payload(decoded.records), spans, decoded.rejected, decoded.reason)
+    return spans
 
 
 class _Child(PipeChild):
