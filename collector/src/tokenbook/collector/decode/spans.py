@@ -36,6 +36,7 @@ from google.protobuf.message import DecodeError
 from tokenbook.collector.decode.otlp_view import AnyValueView, KeyValueView, TraceRequestView
 from tokenbook.collector.limits import AttributeLimits
 from tokenbook.genai import semconv
+from tokenbook.genai.records import unchecked
 
 __all__ = [
     "WHOLE",
@@ -363,7 +364,6 @@ def decode_protobuf(body: bytes, keys: KeyFilter, part: Part = WHOLE) -> Decoded
     first_token_events = semconv.FIRST_TOKEN_EVENTS
     limits = keys.limits
     max_attributes = limits.max_attributes if limits is not None else 0
-    new_record = tuple.__new__
     for rs in request.resource_spans:
         if not whole:
             n = _span_count((rs,))
@@ -437,7 +437,7 @@ def decode_protobuf(body: bytes, keys: KeyFilter, part: Part = WHOLE) -> Decoded
                 if limits is not None and len(name) > limits.max_name_length:
                     name = limits.span_name(name)
                 records.append(
-                    new_record(  # `records.build` without its check (3x the cost): the 14 fields
+                    unchecked(  # `records.build` without its check: the 14 fields
                         SpanRecord,
                         (
                             trace_id,
