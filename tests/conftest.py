@@ -10,6 +10,7 @@ migrations create fresh ones (`Store.open(data_dir=chdb_dir, database="<unique>"
 from __future__ import annotations
 
 import _posixsubprocess
+import gc
 import os
 import re
 import shutil
@@ -28,6 +29,14 @@ from _pytest.mark.expression import Expression
 # environment says not to (PYTHONDONTWRITEBYTECODE, as `make` does): else every run and every
 # pytest-xdist worker rewrites and compiles them again (~2.5 s of CPU per process).
 sys.dont_write_bytecode = False
+
+# The cyclic garbage collector runs every 20,000 net allocations rather than 700, and what exists once
+# the tests are collected (the modules, the test items, the fixtures' definitions) is moved out of its
+# scans (`pytest_collection_finish`): the tests allocate millions of objects (Hypothesis' examples,
+# rows, parse trees) and each scan walks every tracked object of its generations, ~1.5 s of CPU per
+# process at the default thresholds. Unreachable cycles are still collected, later; no test depends on
+# when.
+gc.set_threshold(20_000, 20, 20)
 
 # The engine's allocator keeps freed pages for its own 5 s here, not the collector's default of none
 # (`storage.clickhouse.engine.dirty_decay`: memory under load for more CPU): the tests' results do not
@@ -138,6 +147,13 @@ def pytest_configure(config: pytest.Config) -> None:
     registered by the first module that uses Hypothesis: importing it takes a second or two)."""
     if config.getoption("hypothesis_profile", None) is not None:
         import tests.hypothesis_profiles  # noqa: F401
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move every object alive once the tests are collected out of the garbage collector's scans
+    (``gc.freeze``): they live as long as the run, and each collection would walk them again."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

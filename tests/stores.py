@@ -140,6 +140,12 @@ class DatabasePool:
             self._drop(name)
         self._check_globals()
 
+    def discard(self, name: str) -> None:
+        """Drop `name`, taken from the pool, instead of giving it back (a test that changed what the
+        pool does not reset, e.g. its applied migrations)."""
+        self._drop(name)
+        self._check_globals()
+
     @contextmanager
     def database(self) -> Iterator[str]:
         """A pooled database's name for the duration of the block (for tests that open it themselves,

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from tests.conformance.stubs import ANTHROPIC_CACHE_1H
 from tokenbook.collector.decode.spans import SpanRecord, decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
+from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.store import Store
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.usage import Usage
@@ -94,17 +95,22 @@ def replay(
 
 def replay_side_by_side(store: Store, fixtures: Mapping[str, Sequence[Sequence[SpanRecord]]]) -> None:
     """Replay several fixtures, each decoded for a tenant of its own (`fixtures`: tenant -> batches),
-    as `replay` does each one, with one refresh (decide) per round: the n-th request of every fixture
-    is built and written, then the store refreshes. Each tenant sees the same sequence as with
-    `replay` (each request decided before its next one); the tenants' rows are decided side by side,
-    as the collector decides the requests of many tenants."""
+    as `replay` does each one, with one write and one refresh (decide) per round: the n-th request of
+    every fixture is built, the round's rows are written together (as the collector's writer inserts
+    the requests of many tenants in one batch), then the store refreshes. Each tenant sees the same
+    sequence as with `replay` (each request decided before its next one); the tenants' rows are
+    decided side by side, as the collector decides the requests of many tenants."""
     builders = {tenant: RowBuilder(_catalog()) for tenant in fixtures}
     rounds = max((len(batches) for batches in fixtures.values()), default=0)
     for n in range(rounds):
+        calls: list[CallRow] = []
+        steps: list[StepRow] = []
         for tenant, batches in fixtures.items():
             if n < len(batches):
                 built = builders[tenant].build(list(batches[n]))
-                store.write(built.calls, built.steps)
+                calls += built.calls
+                steps += built.steps
+        store.write(calls, steps)
         store.refresh_aggregates()
 
 

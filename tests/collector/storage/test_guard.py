@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
-from tokenbook.collector.storage.guard import QueryLimits, QueryRefused
+from tokenbook.collector.storage.guard import Catalog, QueryLimits, QueryRefused, SqlGuard
 from tokenbook.collector.storage.store import StoreError
 
 REFUSED = [
@@ -178,3 +182,39 @@ def test_a_parameterized_view_of_the_database_runs_but_not_for_a_tenant(database
             s.query_readonly(f"SELECT * FROM {s.database}.v_saturated_calls(threshold = 0.8)")
         with pytest.raises(QueryRefused, match=r"system\.users"):
             s.query_readonly("SELECT * FROM v_saturated_calls(threshold = (SELECT 1 FROM system.users))")
+
+
+def test_the_engines_table_functions_are_read_once_per_engine(store):
+    """The table functions that are only table functions are fixed by the engine's build: the guards
+    of one engine read them once, a guard of another engine reads its own; a user-defined function
+    taking a table function's name is still taken out of them, as soon as the catalog sees it."""
+    ran: list[str] = []
+
+    def read(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        ran.append(sql)
+        rows: list[tuple[Any, ...]] = store.query(sql, parameters, settings={"readonly": 1})[2]
+        return rows
+
+    def reads_table_functions(guard: SqlGuard) -> tuple[bool, Catalog]:
+        ran.clear()
+        catalog = guard.catalog()
+        return any("system.table_functions" in sql for sql in ran), catalog
+
+    engine = f"test-engine-{uuid.uuid4().hex}"
+    first, again = (SqlGuard(store.database, read, engine=engine) for _ in range(2))
+    read_first, catalog = reads_table_functions(first)
+    assert read_first and {"zeros_mt", "numbers", "url"} <= catalog.table_only_functions
+    assert "sum" not in catalog.table_only_functions
+    assert reads_table_functions(again) == (False, catalog)  # the same engine: read once
+    other = SqlGuard(store.database, read, engine=f"{engine}-other")
+    assert reads_table_functions(other) == (True, catalog)
+    store.command("CREATE FUNCTION zeros_mt AS (x) -> x")
+    try:
+        read_then, shadowed = reads_table_functions(SqlGuard(store.database, read, engine=engine))
+        assert not read_then and "zeros_mt" in shadowed.user_functions
+        assert shadowed.table_only_functions == catalog.table_only_functions - {"zeros_mt"}
+        with pytest.raises(QueryRefused, match="zeros_mt"):
+            SqlGuard(store.database, read, engine=engine).check("SELECT zeros_mt(1)")
+    finally:
+        store.command("DROP FUNCTION zeros_mt")
+    assert reads_table_functions(SqlGuard(store.database, read, engine=engine)) == (False, catalog)

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -180,6 +181,12 @@ _NODE_TYPES: Final = frozenset(
 )
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CATALOG_TTL_S = 5.0
+
+#: The engine's own table functions that are not also its own functions, by engine (`SqlGuard`'s
+#: `engine` key): fixed by the engine's build, so read once per engine and process, not with every
+#: catalog (the statement lists every one of the engine's ~1,900 functions: ~30 ms of CPU).
+_TABLE_FUNCTIONS: dict[str, frozenset[str]] = {}
+_table_functions_lock = threading.Lock()
 _SYSTEM_REWRITES: Final = {"tables": "guard_system_tables.sql", "columns": "guard_system_columns.sql"}
 DATABASE_PARAMETER: Final = "tokenbook_guard_database"
 
@@ -241,14 +248,20 @@ class Checked:
 class SqlGuard:
     """Checks user SQL with the engine's parser (see module docstring). Thread-safe."""
 
-    def __init__(self, database: str, run: Runner, catalog_run: Runner | None = None) -> None:
+    def __init__(
+        self, database: str, run: Runner, catalog_run: Runner | None = None, *, engine: str | None = None
+    ) -> None:
         """`run` executes the guard's own parse/format queries on the parsing engine; `catalog_run`
-        (default `run`) reads the catalog of the store that will run the query."""
+        (default `run`) reads the catalog of the store that will run the query. `engine` names the
+        engine `catalog_run` reads (e.g. the store's location): the guards of one engine read its
+        table functions once in the process; None: this guard reads them itself, once."""
         if not _PLAIN_NAME.fullmatch(database):
             raise ValueError(f"database {database!r} is not a plain identifier")
         self.database = database
         self._run = run
         self._catalog_run = catalog_run or run
+        self._engine = engine
+        self._table_functions: frozenset[str] | None = None
         self._catalog: tuple[float, Catalog] | None = None
         self._rewrites: dict[str, dict[str, Any]] = {}
 
@@ -266,7 +279,8 @@ class SqlGuard:
         return tree
 
     def catalog(self) -> Catalog:
-        """Tables of the database (with tenant_id or not) and function names, cached a few seconds."""
+        """Tables of the database (with tenant_id or not) and function names, cached a few seconds
+        (the engine's table functions: for as long as the process runs, `engine_table_functions`)."""
         cached = self._catalog
         if cached is not None and time.monotonic() - cached[0] < _CATALOG_TTL_S:
             return cached[1]
@@ -275,11 +289,29 @@ class SqlGuard:
             str(r[0]): bool(r[1])
             for r in self._catalog_run(render_query("tenant_tables.sql", db), {"db": db})
         }
-        only = {str(r[0]).lower() for r in self._catalog_run(render_query("table_functions.sql", db), {})}
-        udf = {str(r[0]).lower() for r in self._catalog_run(render_query("user_functions.sql", db), {})}
-        catalog = Catalog(db, tables, frozenset(only), frozenset(udf))
+        udf = frozenset(
+            str(r[0]).lower() for r in self._catalog_run(render_query("user_functions.sql", db), {})
+        )
+        # a user-defined function may take a table function's name: then the name is not only that
+        catalog = Catalog(db, tables, self.engine_table_functions() - udf, udf)
         self._catalog = (time.monotonic(), catalog)
         return catalog
+
+    def engine_table_functions(self) -> frozenset[str]:
+        """Lower-case names of the engine's table functions that are not also its own (built-in)
+        functions: read once per engine (`engine`) in the process, as the engine's build fixes them."""
+        if self._table_functions is None:
+            key = self._engine
+            with _table_functions_lock:
+                known = None if key is None else _TABLE_FUNCTIONS.get(key)
+            if known is None:
+                sql = render_query("table_functions.sql", self.database)
+                known = frozenset(str(r[0]).lower() for r in self._catalog_run(sql, {}))
+                if key is not None:
+                    with _table_functions_lock:
+                        known = _TABLE_FUNCTIONS.setdefault(key, known)
+            self._table_functions = known
+        return self._table_functions
 
     def _format(self, tree: dict[str, Any]) -> str:
         """Canonical SQL of `tree`, checked to parse back to exactly `tree`."""

@@ -522,10 +522,11 @@ class Store:
                 except StoreError as exc:
                     raise EngineRefusal(str(exc)) from None
 
+            engine = self.description  # the guards of one engine read its table functions once
             if self.embedded or self._server_parses():
-                self._guard = SqlGuard(self.database, parse, read)
+                self._guard = SqlGuard(self.database, parse, read, engine=engine)
             else:
-                self._guard = SqlGuard(self.database, _local_parser(), read)
+                self._guard = SqlGuard(self.database, _local_parser(), read, engine=engine)
         return self._guard
 
     def _server_parses(self) -> bool:
