@@ -2,12 +2,10 @@
 ``load`` distribution), except the tests of the modules below, which all go to one worker.
 
 Each of these modules builds a store in a module-scoped fixture (a replay of every recorded fixture,
-seeded ledgers, every dashboard's data) and its tests only read it, or talks to the ClickHouse HTTP
-test server (`tests/clickhouse_http`, a child process started once per test process that needs it,
-~0.5 s of CPU). A module's fixture is built once per worker that runs one of its tests: spread over
-three workers, it is built three times (2-5 s of CPU per module and run). `ModuleGroups` sends a
-module's tests to one worker as one unit, the largest units first, then every other test on its own
-as ``load`` does, so the run stays balanced.
+seeded ledgers, every dashboard's data) and its tests only read it. A module's fixture is built once
+per worker that runs one of its tests: spread over three workers, it is built three times (2-5 s of
+CPU per module and run). `ModuleGroups` sends a module's tests to one worker as one unit, the largest
+units first, then every other test on its own as ``load`` does, so the run stays balanced.
 
 `tests/test_scheduling.py` checks that every module named here exists and has a module-scoped
 fixture.
@@ -26,7 +24,6 @@ ONE_WORKER_MODULES: Final = frozenset(
     {
         "tests/cli/test_export.py",
         "tests/cli/test_reports_admin.py",
-        "tests/clickhouse_http/test_server.py",
         "tests/collector/budgets/test_dashboard.py",
         "tests/collector/storage/test_chargeback.py",
         "tests/collector/storage/test_guard.py",
