@@ -208,9 +208,13 @@ def _mark_names(markexpr: str) -> set[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A server-mode test starts the HTTP test server (a process): it is an e2e test too."""
+    """A server-mode test, or any test that asks for `clickhouse_url`, starts the HTTP test server (a
+    process, from a session fixture, before `_a_test_that_starts_a_process_is_e2e` could see it): it is an
+    e2e test too."""
     for item in items:
-        if item.get_closest_marker("server") is not None:
+        if item.get_closest_marker("server") is not None or "clickhouse_url" in getattr(
+            item, "fixturenames", ()
+        ):
             item.add_marker(pytest.mark.e2e)
 
 
