@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import multiprocessing as mp
 import os
@@ -393,6 +392,7 @@ def stage_costs(spans: int, batch: int, max_rows: int = 20_000) -> dict[str, flo
     that stage's own CPU): the same code the collector runs, fed the bench's requests."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
+    from tokenbook.collector import gc_settings
     from tokenbook.collector.decode.spans import decode_protobuf
     from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
     from tokenbook.collector.storage.rowcodec import RowRecord, encode_record, join_blocks
@@ -411,9 +411,7 @@ def stage_costs(spans: int, batch: int, max_rows: int = 20_000) -> dict[str, flo
     RowBuilder(catalog).build(decode_protobuf(bodies[0], keys).records)  # warm: catalog look-ups
     builder = RowBuilder(catalog)
     out: dict[str, float] = {}
-    gc.collect()  # the collector's GC settings (service.py): start-up objects frozen, young gen per 50k
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc_settings.settle()  # as in the collector's processes
 
     def timed(stage: str, fn: Any) -> Any:
         started = time.process_time()

@@ -17,7 +17,6 @@ two versions (the script is this checkout's; the decoder is the interpreter's):
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -40,6 +39,7 @@ def measure(spans: int, passes: int) -> dict[str, Any]:
 
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
+    from tokenbook.collector import gc_settings
     from tokenbook.collector.decode import spans as decode_spans
     from tokenbook.collector.decode.pool import FORMAT_PROTOBUF, decode_for_log
     from tokenbook.collector.ingest.rows import pipeline_keys
@@ -48,9 +48,7 @@ def measure(spans: int, passes: int) -> dict[str, Any]:
     built = _build_spans(spans // SPANS_PER_RUN, 0)
     bodies = [encode_spans(built[i : i + BATCH]).SerializeToString() for i in range(0, len(built), BATCH)]
     keys = replace(pipeline_keys((), "drop"), limits=DEFAULT_LIMITS.attributes)
-    gc.collect()  # the decoder process's GC settings (decode/pool.py)
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc_settings.settle()  # as in a decoder process
     cpu_ms: dict[str, list[float]] = {"whole": [], "part": []}
     for _ in range(passes):
         for name, part in (("whole", decode_spans.WHOLE), ("part", decode_spans.Part(0, 2))):

@@ -42,7 +42,6 @@ rejected, reason)>``.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import marshal
@@ -54,6 +53,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Final, NamedTuple
 
+from tokenbook.collector import gc_settings
 from tokenbook.collector.childproc import REPLY, ChildDied, PipeChild
 from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.spans import (
@@ -423,9 +423,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # As the collector: decoding allocates a dict and tuples per span and no reference cycles, so the
     # default thresholds (a young collection every 700 allocations) cost a quarter of the decode.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc_settings.settle()
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
     except (BrokenPipeError, KeyboardInterrupt):  # the parent is gone

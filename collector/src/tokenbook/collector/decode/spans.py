@@ -179,6 +179,14 @@ def _kept_value(key: str, raw: bytes) -> tuple[str, Any] | str:
         return _rejected(f"attribute {key[:64]!r} {exc}")
 
 
+class _KeyRule(NamedTuple):
+    """How `_AttributeMemo` treats a kept attribute key (`_AttributeMemo._rule`)."""
+
+    key: str
+    only_measured: bool  # content measured, then dropped: an unreadable value is left out, not refused
+    readable: bool  # False for a key that is not UTF-8: its value is not read
+
+
 class _AttributeMemo:
     """Serialized ``KeyValue`` -> ``(key, value)`` when `keys` keeps the key, else None; or, for a
     kept value over ``keys.limits``' length limit, why the span is rejected (a str).
@@ -233,14 +241,13 @@ class _AttributeMemo:
             rule = self._rule(key_bytes)
         if rule is None:
             return None
-        key, measured_only, readable = rule
-        kv = _kept_value(key, value if readable else b"")
+        kv = _kept_value(rule.key, value if rule.readable else b"")
         if isinstance(kv, str):
-            return None if measured_only else kv  # unreadable content that is only measured: left out
+            return None if rule.only_measured else kv  # unreadable content that is only measured: left out
         limits = self._keys.limits
-        if limits is not None and (v := kv[1]).__class__ is str and len(v) > limits.max_value_length:
-            return _rejected(limits.violation(key, v)) or kv
-        return kv
+        if limits is None or (v := kv[1]).__class__ is not str or len(v) <= limits.max_value_length:
+            return kv  # within the limit: `violation` is not called (once per miss, a measured cost)
+        return _rejected(limits.violation(rule.key, v)) or kv
 
     def _rule(self, key_bytes: bytes) -> _KeyRule | None:
         """How an attribute key is treated: None when `keys` does not keep it, else (key, only
@@ -249,15 +256,11 @@ class _AttributeMemo:
             key, readable = key_bytes.decode(), True
         except UnicodeDecodeError:
             key, readable = "", False  # no filter keeps it
-        rule = (key, self._keys.only_measured(key), readable) if key in self._keys else None
+        rule = _KeyRule(key, self._keys.only_measured(key), readable) if key in self._keys else None
         if len(self._rules) >= self._MAX_KEYS:
             self._rules.clear()
         self._rules[key_bytes] = rule
         return rule
-
-
-#: `_AttributeMemo._rule`: (key, only measured, key readable)
-_KeyRule = tuple[str, bool, bool]
 
 
 def _split_key_value(raw: bytes) -> tuple[bytes, bytes] | None:

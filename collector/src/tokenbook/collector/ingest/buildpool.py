@@ -25,7 +25,6 @@ logged payloads); worker -> collector ``<u32 length><marshal of Built.wire() or 
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import marshal
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from tokenbook.collector import gc_settings
 from tokenbook.collector.childproc import REPLY, ChildDied, PipeChild
 from tokenbook.collector.ingest.deferred import (
     Built,
@@ -280,7 +280,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             builder = settings.builder()
             if settings.nice:
                 os.nice(settings.nice)
-            gc.freeze()  # the catalog and price books, loaded once: never traversed by a collection
+            gc_settings.settle()  # the catalog and price books, loaded once: never traversed again
             continue
         try:
             request = decode_logged(body)
@@ -295,7 +295,6 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
-    gc.set_threshold(50_000, 20, 100)  # as the collector: the builder allocates no reference cycles
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the collector drains, then closes stdin
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
