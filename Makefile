@@ -20,7 +20,10 @@ EDITABLE := $(foreach m,$(MEMBERS),-e ./$(m)) .
 # again (about 2.5 s per worker).
 unexport PYTHONDONTWRITEBYTECODE
 
-$(STAMP): pyproject.toml $(foreach m,$(MEMBERS),$(m)/pyproject.toml) $(LOCK)
+# The collector's C source is built by its install (`make install` builds it again when it changes).
+NATIVE := collector/src/tokenbook/collector/decode/_walk.c
+
+$(STAMP): pyproject.toml $(foreach m,$(MEMBERS),$(m)/pyproject.toml) $(LOCK) $(NATIVE)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
@@ -78,3 +81,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(LATEST) build */build *.egg-info */src/*.egg-info tokenbook-data
+	find collector/src -name '*.so' -delete

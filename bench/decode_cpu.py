@@ -8,6 +8,10 @@ default). Each pass decodes every request once whole, then every request's first
 emptied before each (so attributes unique to a span are misses, as in real traffic), under the
 decoder process's GC settings, ``privacy.content: drop`` and the default limits.
 
+Where the collector was built with its C envelope walk (`decode/_walk.c`), each pass also decodes every
+request whole with the walk set aside (``python_walk_whole``), so the two walks are timed in the same
+passes.
+
 Reported: CPU (process time) per request, minimum and median over the passes, for the whole body and
 for one part, and the 1-minute load average. Run it with another checkout's interpreter to compare
 two versions (the script is this checkout's; the decoder is the interpreter's):
@@ -49,15 +53,27 @@ def measure(spans: int, passes: int) -> dict[str, Any]:
     bodies = [encode_spans(built[i : i + BATCH]).SerializeToString() for i in range(0, len(built), BATCH)]
     keys = replace(pipeline_keys((), "drop"), limits=DEFAULT_LIMITS.attributes)
     gc_settings.settle()  # as in a decoder process
-    cpu_ms: dict[str, list[float]] = {"whole": [], "part": []}
-    for _ in range(passes):
-        for name, part in (("whole", decode_spans.WHOLE), ("part", decode_spans.Part(0, 2))):
-            decode_spans._memo.cache_clear()  # an empty attribute memo: every distinct attribute a miss
-            started = time.process_time()
-            for body in bodies:
-                decode_for_log(FORMAT_PROTOBUF, body, keys, part=part)
-            cpu_ms[name].append(1e3 * (time.process_time() - started) / len(bodies))
+    walk = decode_spans._walk
+    runs: list[tuple[str, decode_spans.Part, Any]] = [
+        ("whole", decode_spans.WHOLE, walk),
+        ("part", decode_spans.Part(0, 2), walk),
+    ]
+    if walk is not None:
+        runs.append(("python_walk_whole", decode_spans.WHOLE, None))
+    cpu_ms: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    try:
+        for _ in range(passes):
+            for name, part, walk_now in runs:
+                decode_spans._walk = walk_now
+                decode_spans._memo.cache_clear()  # an empty attribute memo: every distinct attribute a miss
+                started = time.process_time()
+                for body in bodies:
+                    decode_for_log(FORMAT_PROTOBUF, body, keys, part=part)
+                cpu_ms[name].append(1e3 * (time.process_time() - started) / len(bodies))
+    finally:
+        decode_spans._walk = walk
     return {
+        "walk": "python" if walk is None else "c",
         "requests": len(bodies),
         "spans_per_request": BATCH,
         "request_bytes": round(statistics.median(len(b) for b in bodies)),

@@ -9,7 +9,11 @@ attribute as its serialized ``KeyValue``; `_AttributeMemo` maps those bytes to t
 parsing (``KeyValueView``, then ``AnyValueView`` for a kept key only; the usual encodings, a short key
 and a short string or small integer, are sliced instead, to the same result) the ones not seen
 recently: a value whose key is not kept (content under ``privacy.content: drop``) is never parsed or
-validated. ``MessageToDict`` is never used.
+validated. ``MessageToDict`` is never used. Where the collector was built with its C extension
+(``_walk.c``), that walk of the request's envelope (resources, scopes, spans, events) runs in C on the
+body upb has parsed, calling back this module for the resources, the memo's misses and the rejection
+messages; it hands back to the Python walk a body it would read otherwise, so the records are the
+same either way (`tests/collector/decode/test_walk.py`).
 
 A request that cannot be parsed at all raises `MalformedRequest` (-> 400 / INVALID_ARGUMENT). A span
 that parses but is unusable (a trace ID that is not 16 bytes, a span ID that is not 8 bytes, all-zero
@@ -37,6 +41,11 @@ from tokenbook.collector.decode.otlp_view import AnyValueView, KeyValueView, Tra
 from tokenbook.collector.limits import AttributeLimits
 from tokenbook.genai import semconv
 from tokenbook.genai.records import unchecked
+
+try:  # the envelope walked in C (``_walk.c``), built when the collector is installed with a compiler
+    from tokenbook.collector.decode import _walk as _walk  # (re-exported: tests set it aside)
+except ImportError:  # pragma: no cover - a build without a C compiler: the same walk in Python
+    _walk = None  # type: ignore[assignment]
 
 __all__ = [
     "WHOLE",
@@ -317,6 +326,59 @@ def _memo(keys: KeyFilter) -> _AttributeMemo:
     return _AttributeMemo(keys)
 
 
+class _Resource(NamedTuple):
+    """What a resource gives each of its spans (`_resource`)."""
+
+    attrs: dict[str, Any]  # its attributes the filter keeps (``service.*`` apart)
+    service: str  # ``service.name`` (text), else ""
+    instance: str  # ``service.instance.id`` (text), else ""
+    problem: str  # why every span of the resource is rejected, "" when none
+
+
+def _resource(raws: Iterable[bytes], keys: KeyFilter) -> _Resource:
+    """The `_Resource` of a resource's serialized attributes."""
+    res: dict[str, Any] = {}
+    service = instance = problem = ""
+    for raw in raws:
+        k, v = _key_value(raw)
+        if k is None:
+            problem = problem or _rejected("a resource attribute is not a protobuf KeyValue")
+        elif k in (semconv.SERVICE_NAME, _INSTANCE) or k in keys:
+            kv = _kept_value(k, v)
+            if kv.__class__ is str:
+                problem = problem or str(kv)
+                continue
+            value = kv[1]
+            if k == semconv.SERVICE_NAME:
+                service = value if value.__class__ is str else ""
+            elif k == _INSTANCE:
+                instance = value if value.__class__ is str else ""
+            else:
+                res[k] = value
+    return _Resource(res, service, instance, problem or _resource_problem(res, keys.limits))
+
+
+@functools.lru_cache(maxsize=16)
+def _walk_context(memo: _AttributeMemo) -> tuple[Any, ...]:
+    """What `_walk.walk` reads (see ``_walk.c``): `memo`'s table and its miss, and the rules of
+    `decode_protobuf` for the memo's key filter, as Python objects."""
+    keys = memo._keys
+    limits = keys.limits
+    return (
+        memo._table,
+        memo._learn,
+        functools.partial(_resource, keys=keys),
+        limits.max_attributes if limits is not None else 0,
+        semconv.TB.OUTCOME,
+        semconv.FIRST_TOKEN_EVENTS,
+        limits.max_name_length if limits is not None else -1,
+        limits.span_name if limits is not None else None,
+        SpanRecord,
+        _id_problem,
+        _too_many_attributes,
+    )
+
+
 _NO_TRACE = bytes(16)
 _NO_SPAN = bytes(8)
 
@@ -359,6 +421,10 @@ def decode_protobuf(body: bytes, keys: KeyFilter, part: Part = WHOLE) -> Decoded
     if not whole:
         total = _span_count(request.resource_spans)
         first, last = total * part.number // part.total, total * (part.number + 1) // part.total
+    if _walk is not None:  # the same walk in C, on the body upb has just validated
+        walked = _walk.walk(body, _walk_context(_memo(keys)), first, -1 if whole else last)
+        if walked is not None:
+            return Decoded(*walked)
     memo = _memo(keys)
     records: list[SpanRecord] = []
     rejected = 0
@@ -373,25 +439,7 @@ def decode_protobuf(body: bytes, keys: KeyFilter, part: Part = WHOLE) -> Decoded
             if position + n <= first or position >= last:  # none of its spans is in the part
                 position += n
                 continue
-        res: dict[str, Any] = {}
-        service = instance = res_problem = ""
-        for raw in rs.resource.attributes:
-            k, v = _key_value(raw)
-            if k is None:
-                res_problem = res_problem or _rejected("a resource attribute is not a protobuf KeyValue")
-            elif k in (semconv.SERVICE_NAME, _INSTANCE) or k in keys:
-                kv = _kept_value(k, v)
-                if kv.__class__ is str:
-                    res_problem = res_problem or str(kv)
-                    continue
-                value = kv[1]
-                if k == semconv.SERVICE_NAME:
-                    service = value if value.__class__ is str else ""
-                elif k == _INSTANCE:
-                    instance = value if value.__class__ is str else ""
-                else:
-                    res[k] = value
-        res_problem = res_problem or _resource_problem(res, limits)
+        res, service, instance, res_problem = _resource(rs.resource.attributes, keys)
         for ss in rs.scope_spans:
             scope_name, scope_version = ss.scope.name, ss.scope.version
             spans = ss.spans

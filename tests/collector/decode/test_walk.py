@@ -1,0 +1,260 @@
+"""The envelope walked in C (``decode/_walk.c``) decodes every body as the Python walk does.
+
+`decode_protobuf` hands the body to the C walk once upb has parsed it; the C walk answers, or says the
+Python walk must read it (a declared field with another wire type, a group). Whatever it does, the
+outcome is the Python walk's: the same records (every field, every attribute), rejections and first
+reason, for the whole request and for each part of it. The comparisons run with the C walk and with
+it set aside (`spans._walk = None`), on the same body and key filter.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from tests.fuzz import strategies as fz
+from tests.hypothesis_profiles import examples
+from tokenbook.collector.decode import spans
+from tokenbook.collector.decode.spans import WHOLE, KeyFilter, MalformedRequest, Part, decode_protobuf
+from tokenbook.collector.ingest.rows import pipeline_keys
+from tokenbook.collector.limits import DEFAULT_LIMITS, AttributeLimits
+
+pytestmark = pytest.mark.skipif(spans._walk is None, reason="the C walk was not built (no C compiler)")
+
+KEYS = replace(pipeline_keys(("team.cost_centre",), "hash"), limits=DEFAULT_LIMITS.attributes)
+TIGHT = replace(KEYS, limits=AttributeLimits(max_attributes=4, max_value_length=8, max_name_length=6))
+PARTS = (WHOLE, Part(0, 2), Part(1, 2), Part(2, 3))
+FUZZ = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@contextmanager
+def _python_walk() -> Iterator[None]:
+    walk, spans._walk = spans._walk, None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        spans._walk = walk
+
+
+def _decoded(body: bytes, keys: KeyFilter, part: Part) -> str:
+    """The decode's outcome as text (NaN != NaN): its records, rejections and reason, or why the
+    request is malformed."""
+    try:
+        d = decode_protobuf(body, keys, part)
+    except MalformedRequest as exc:
+        return f"malformed: {exc}"
+    return repr((d.records, d.rejected, d.reason))
+
+
+def _same(body: bytes, keys: KeyFilter = KEYS) -> None:
+    for part in PARTS:
+        in_c = _decoded(body, keys, part)
+        with _python_walk():
+            in_python = _decoded(body, keys, part)
+        assert in_c == in_python, (part, body)
+
+
+def _walked(body: bytes, keys: KeyFilter = KEYS) -> bool:
+    """Whether the C walk read `body` itself (rather than leaving it to the Python walk)."""
+    assert spans._walk is not None
+    return spans._walk.walk(body, spans._walk_context(spans._memo(keys)), 0, -1) is not None
+
+
+def _sdk_body() -> bytes:
+    """Spans as the SDK and the official encoder write them: two scopes, events, an error status,
+    a parent, a long name, attributes of every kind."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for scope in ("openai.instrumentation", "langchain"):
+        tracer = provider.get_tracer(scope, "1.2.3")
+        with tracer.start_as_current_span("invoke_agent support") as agent:
+            agent.set_attribute("tenant.id", "acme")
+            with tracer.start_as_current_span("chat gpt-4o " + "x" * 300) as span:
+                span.set_attribute("gen_ai.request.model", "gpt-4o")
+                span.set_attribute("gen_ai.usage.input_tokens", 1200)
+                span.set_attribute("gen_ai.usage.output_tokens", 80)
+                span.set_attribute("team.cost_centre", "cc-7")
+                span.set_attribute("gen_ai.prompt", "hello " * 50)
+                span.set_attribute("tokenbook.tags", ("a", "b"))
+                span.set_attribute("gen_ai.request.temperature", 0.5)
+                span.add_event("First Token Stream Event", timestamp=1_700_000_000_500_000_000)
+                span.add_event("gen_ai.content.completion.chunk", timestamp=1_700_000_000_400_000_000)
+                span.add_event("tokenbook.outcome", {"tokenbook.outcome": "resolved"})
+                span.set_status(Status(StatusCode.ERROR, "boom"))
+    return bytes(encode_spans(exporter.get_finished_spans()).SerializeToString())
+
+
+def test_the_c_walk_reads_what_the_sdk_sends_as_the_python_walk_does() -> None:
+    body = _sdk_body()
+    assert _walked(body)
+    _same(body)
+    _same(body, TIGHT)  # the limits reject, truncate and count as in Python
+    records = decode_protobuf(body, KEYS).records
+    assert sorted(r.outcome for r in records) == ["", "", "resolved", "resolved"]  # children end first
+    assert sum(r.error for r in records) == 2
+    assert sorted(r.first_token_ns for r in records)[2:] == [1_700_000_000_400_000_000] * 2  # the earliest
+
+
+def _field(number: int, wire_type: int, payload: bytes) -> bytes:
+    tag = _varint(number << 3 | wire_type)
+    if wire_type == 2:
+        return tag + _varint(len(payload)) + payload
+    return tag + payload
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _kv(key: str, value: str) -> bytes:
+    return _field(1, 2, key.encode()) + _field(2, 2, _field(1, 2, value.encode()))
+
+
+def _span(*extra: bytes, trace: bytes = bytes(range(1, 17)), span: bytes = bytes(range(1, 9))) -> bytes:
+    return (
+        _field(1, 2, trace)
+        + _field(2, 2, span)
+        + _field(5, 2, b"chat")
+        + _field(7, 1, struct.pack("<Q", 1_700_000_000_000_000_000))
+        + _field(9, 2, _kv("gen_ai.request.model", "gpt-4o"))
+        + b"".join(extra)
+    )
+
+
+def _request(span: bytes, *, resource: bytes = b"", scope: bytes = b"", rs_extra: bytes = b"") -> bytes:
+    scope_spans = scope + _field(2, 2, span)
+    return _field(1, 2, resource + _field(2, 2, scope_spans) + rs_extra)
+
+
+_RESOURCE = _field(1, 2, _field(1, 2, _kv("service.name", "support")))
+_SCOPE = _field(1, 2, _field(1, 2, b"lib") + _field(2, 2, b"1.0"))
+_STATUS_ERROR = _field(15, 2, _field(3, 0, b"\x02"))
+
+#: (name, body, whether the C walk reads it itself): singular fields repeated (a scalar's last value
+#: wins, a message is parsed into the one before), fields in any order, unknown fields of every wire
+#: type, and declared fields with another wire type (left to the Python walk).
+SHAPES = [
+    ("plain", _request(_span(), resource=_RESOURCE, scope=_SCOPE), True),
+    (
+        "resource twice",
+        _request(_span(), resource=_RESOURCE + _field(1, 2, _field(1, 2, _kv("tenant.id", "t")))),
+        True,
+    ),
+    ("resource after the spans", _request(_span(), rs_extra=_RESOURCE), True),
+    ("scope twice", _request(_span(), scope=_SCOPE + _field(1, 2, _field(2, 2, b"2.0"))), True),
+    ("scope after the spans", _field(1, 2, _field(2, 2, _field(2, 2, _span()) + _SCOPE)), True),
+    (
+        "status twice, the last code wins",
+        _request(_span(_STATUS_ERROR, _field(15, 2, _field(3, 0, b"\x00")))),
+        True,
+    ),
+    ("status set in a second message", _request(_span(_field(15, 2, b""), _STATUS_ERROR)), True),
+    (
+        "negative status code",
+        _request(_span(_field(15, 2, _field(3, 0, b"\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x01")))),
+        True,
+    ),
+    ("name twice", _request(_span(_field(5, 2, b"second"))), True),
+    ("trace ID twice", _request(_span(_field(1, 2, bytes(range(2, 18))))), True),
+    ("IDs of the wrong size", _request(_span(trace=b"\x01" * 15)), True),
+    ("all-zero span ID", _request(_span(span=bytes(8))), True),
+    ("parent of 7 bytes", _request(_span(_field(4, 2, b"\x01" * 7))), True),
+    (
+        "unknown varint, fixed32, fixed64, bytes",
+        _request(
+            _span(
+                _field(20, 0, b"\x05"),
+                _field(21, 5, b"1234"),
+                _field(22, 1, b"12345678"),
+                _field(23, 2, b"x"),
+            )
+        ),
+        True,
+    ),
+    (
+        "unknown fields in every message",
+        _field(9, 0, b"\x01")
+        + _request(
+            _span(),
+            resource=_RESOURCE + _field(9, 2, b"u"),
+            scope=_field(1, 2, _field(3, 2, _kv("k", "v")) + _field(4, 0, b"\x01")),
+        ),
+        True,
+    ),
+    (
+        "an event with unknown fields",
+        _request(
+            _span(
+                _field(
+                    11,
+                    2,
+                    _field(2, 2, b"tokenbook.outcome")
+                    + _field(3, 2, _kv("tokenbook.outcome", "ok"))
+                    + _field(4, 0, b"\x01"),
+                )
+            )
+        ),
+        True,
+    ),
+    ("an event time as a varint", _request(_span(_field(11, 2, _field(1, 0, b"\x05")))), False),
+    ("start time as a varint", _request(_span(_field(7, 0, b"\x05"))), False),
+    ("a span ID as a varint", _request(_span(_field(2, 0, b"\x05"))), False),
+    ("status code as bytes", _request(_span(_field(15, 2, _field(3, 2, b"\x02")))), False),
+    ("spans as a varint", _field(1, 2, _field(2, 2, _field(2, 0, b"\x01"))), False),
+    ("resource spans as fixed64", _field(1, 1, b"12345678"), False),
+    ("a group", _request(_span(bytes((0xA3, 0x01, 0xA4, 0x01)))), False),
+    ("empty request", b"", True),
+    ("a scope with no spans", _field(1, 2, _field(2, 2, _SCOPE)), True),
+]
+
+
+@pytest.mark.parametrize(("body", "walked"), [(b, w) for _, b, w in SHAPES], ids=[n for n, _, _ in SHAPES])
+def test_each_envelope_shape_decodes_as_in_python(body: bytes, walked: bool) -> None:
+    ExportTraceServiceRequest.FromString(body)  # every shape is valid protobuf
+    assert _walked(body) is walked
+    _same(body)
+    _same(body, TIGHT)
+
+
+@FUZZ
+@given(fz.requests())
+def test_hostile_requests_decode_as_in_python(request: ExportTraceServiceRequest) -> None:
+    _same(request.SerializeToString())
+
+
+@FUZZ
+@given(fz.mutated(_request(_span(_STATUS_ERROR), resource=_RESOURCE, scope=_SCOPE)))
+def test_mutated_bodies_decode_as_in_python(body: bytes) -> None:
+    _same(body, TIGHT)
+
+
+@FUZZ
+@given(st.binary(max_size=512))
+def test_random_bytes_decode_as_in_python(body: bytes) -> None:
+    _same(body)
+
+
+@pytest.mark.parametrize("name", [b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80", b"\xff"])
+def test_a_name_that_is_not_utf8_is_malformed_either_way(name: bytes) -> None:
+    body = _request(_span(_field(5, 2, name)))
+    with pytest.raises(MalformedRequest):
+        decode_protobuf(body, KEYS)
+    _same(body)
