@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
+from tests.protowire import delimited, fixed64, varint
 from tokenbook.collector.decode.spans import (
     KeyFilter,
     MalformedRequest,
@@ -176,66 +177,52 @@ def test_an_attribute_key_that_is_not_utf8_is_ignored() -> None:
 # --- hand-encoded protobuf: what an SDK would never send -------------------------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _fixed64(number: int, value: int) -> bytes:
-    return _varint(number << 3 | 1) + value.to_bytes(8, "little")
-
-
 def _string_value(raw: bytes) -> bytes:
-    return _field(1, raw)  # AnyValue.string_value
+    return delimited(1, raw)  # AnyValue.string_value
 
 
 def _int_value(n: int) -> bytes:
-    return _varint(3 << 3) + _varint(n)  # AnyValue.int_value
+    return varint(3 << 3) + varint(n)  # AnyValue.int_value
 
 
 def _nested(levels: int) -> bytes:
     value = _string_value(b"deep")
     for _ in range(levels):
-        value = _field(5, _field(1, value))  # AnyValue.array_value -> ArrayValue.values
+        value = delimited(5, delimited(1, value))  # AnyValue.array_value -> ArrayValue.values
     return value
 
 
 def _nested_kvlist(levels: int) -> bytes:
     value = _string_value(b"deep")
     for _ in range(levels):
-        value = _field(6, _field(1, _kv("k", value)))  # AnyValue.kvlist_value -> values -> KeyValue
+        value = delimited(6, delimited(1, _kv("k", value)))  # AnyValue.kvlist_value -> values -> KeyValue
     return value
 
 
 def _kv(key: str, any_value: bytes) -> bytes:
-    return _field(1, key.encode()) + _field(2, any_value)
+    return delimited(1, key.encode()) + delimited(2, any_value)
 
 
 def _span(span_id: int, *attributes: bytes, now: int = 1_700_000_000_000_000_000) -> bytes:
-    body = _field(1, bytes(range(1, 17))) + _field(2, span_id.to_bytes(8, "big")) + _field(5, b"chat gpt-4o")
-    body += _fixed64(7, now) + _fixed64(8, now + 10**9)
+    body = (
+        delimited(1, bytes(range(1, 17)))
+        + delimited(2, span_id.to_bytes(8, "big"))
+        + delimited(5, b"chat gpt-4o")
+    )
+    body += fixed64(7, now) + fixed64(8, now + 10**9)
     usage = (
         _kv("gen_ai.operation.name", _string_value(b"chat")),
         _kv("gen_ai.usage.input_tokens", _int_value(7)),
     )
     for kv in (*usage, *attributes):
-        body += _field(9, kv)
+        body += delimited(9, kv)
     return body
 
 
 def _request(*spans: bytes) -> bytes:
-    resource = _field(1, _kv("service.name", _string_value(b"svc")))
-    scope_spans = b"".join(_field(2, s) for s in spans)
-    return _field(1, _field(1, resource) + _field(2, scope_spans))  # Request.resource_spans
+    resource = delimited(1, _kv("service.name", _string_value(b"svc")))
+    scope_spans = b"".join(delimited(2, s) for s in spans)
+    return delimited(1, delimited(1, resource) + delimited(2, scope_spans))  # Request.resource_spans
 
 
 BAD_CONTENT = {
@@ -280,8 +267,8 @@ def test_a_deep_kvlist_content_value_keeps_its_span_when_content_is_read(mode: s
 
 
 def test_kept_values_decode_through_the_views_as_before() -> None:
-    array = _field(
-        5, _field(1, _int_value(1)) + _field(1, _string_value("é".encode())) + _field(1, _nested(2))
+    array = delimited(
+        5, delimited(1, _int_value(1)) + delimited(1, _string_value("é".encode())) + delimited(1, _nested(2))
     )
     decoded = decode_protobuf(_request(_span(1, _kv("tokenbook.tag.x", array))), KEYS)
     assert decoded.records[0].attrs["tokenbook.tag.x"] == (1, "é", (("deep",),))
@@ -292,10 +279,10 @@ def test_kept_values_decode_through_the_views_as_before() -> None:
 
 
 def test_a_bad_kept_resource_value_rejects_the_resource_spans_not_the_request() -> None:
-    bad = _field(1, _kv("service.name", _string_value(b"\xff")))
-    good = _field(1, _kv("service.name", _string_value(b"svc")))
-    body = _field(1, _field(1, bad) + _field(2, _field(2, _span(1)))) + _field(
-        1, _field(1, good) + _field(2, _field(2, _span(2)))
+    bad = delimited(1, _kv("service.name", _string_value(b"\xff")))
+    good = delimited(1, _kv("service.name", _string_value(b"svc")))
+    body = delimited(1, delimited(1, bad) + delimited(2, delimited(2, _span(1)))) + delimited(
+        1, delimited(1, good) + delimited(2, delimited(2, _span(2)))
     )
     decoded = decode_protobuf(body, KEYS)
     assert [r.span_id[-1] for r in decoded.records] == [2] and decoded.rejected == 1
@@ -371,10 +358,10 @@ def mixed_request() -> bytes:
     three spans, a span with an all-zero trace ID and one with a kept value over the length limit."""
 
     def resource(name: bytes) -> bytes:  # ResourceSpans.resource, whose one attribute is service.name
-        return _field(1, _field(1, _kv("service.name", _string_value(name))))
+        return delimited(1, delimited(1, _kv("service.name", _string_value(name))))
 
     def scope(*spans: bytes) -> bytes:
-        return _field(2, b"".join(_field(2, s) for s in spans))
+        return delimited(2, b"".join(delimited(2, s) for s in spans))
 
     zero_trace = _span(9)[:2] + bytes(16) + _span(9)[18:]
     too_long = _span(10, _kv("gen_ai.request.model", _string_value(b"m" * 40)))
@@ -384,7 +371,7 @@ def mixed_request() -> bytes:
         resource(b"empty"),
         resource(b"b") + scope(_span(7)) + scope(too_long, _span(8)),
     )
-    return b"".join(_field(1, rs) for rs in resource_spans)
+    return b"".join(delimited(1, rs) for rs in resource_spans)
 
 
 def test_the_parts_of_a_request_decode_to_the_whole_request() -> None:

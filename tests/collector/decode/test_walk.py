@@ -26,6 +26,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from tests.fuzz import strategies as fz
 from tests.hypothesis_profiles import examples
+from tests.protowire import field
 from tokenbook.collector.decode import spans
 from tokenbook.collector.decode.spans import WHOLE, KeyFilter, MalformedRequest, Part, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
@@ -108,45 +109,29 @@ def test_the_c_walk_reads_what_the_sdk_sends_as_the_python_walk_does() -> None:
     assert sorted(r.first_token_ns for r in records)[2:] == [1_700_000_000_400_000_000] * 2  # the earliest
 
 
-def _field(number: int, wire_type: int, payload: bytes) -> bytes:
-    tag = _varint(number << 3 | wire_type)
-    if wire_type == 2:
-        return tag + _varint(len(payload)) + payload
-    return tag + payload
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _kv(key: str, value: str) -> bytes:
-    return _field(1, 2, key.encode()) + _field(2, 2, _field(1, 2, value.encode()))
+    return field(1, 2, key.encode()) + field(2, 2, field(1, 2, value.encode()))
 
 
 def _span(*extra: bytes, trace: bytes = bytes(range(1, 17)), span: bytes = bytes(range(1, 9))) -> bytes:
     return (
-        _field(1, 2, trace)
-        + _field(2, 2, span)
-        + _field(5, 2, b"chat")
-        + _field(7, 1, struct.pack("<Q", 1_700_000_000_000_000_000))
-        + _field(9, 2, _kv("gen_ai.request.model", "gpt-4o"))
+        field(1, 2, trace)
+        + field(2, 2, span)
+        + field(5, 2, b"chat")
+        + field(7, 1, struct.pack("<Q", 1_700_000_000_000_000_000))
+        + field(9, 2, _kv("gen_ai.request.model", "gpt-4o"))
         + b"".join(extra)
     )
 
 
 def _request(span: bytes, *, resource: bytes = b"", scope: bytes = b"", rs_extra: bytes = b"") -> bytes:
-    scope_spans = scope + _field(2, 2, span)
-    return _field(1, 2, resource + _field(2, 2, scope_spans) + rs_extra)
+    scope_spans = scope + field(2, 2, span)
+    return field(1, 2, resource + field(2, 2, scope_spans) + rs_extra)
 
 
-_RESOURCE = _field(1, 2, _field(1, 2, _kv("service.name", "support")))
-_SCOPE = _field(1, 2, _field(1, 2, b"lib") + _field(2, 2, b"1.0"))
-_STATUS_ERROR = _field(15, 2, _field(3, 0, b"\x02"))
+_RESOURCE = field(1, 2, field(1, 2, _kv("service.name", "support")))
+_SCOPE = field(1, 2, field(1, 2, b"lib") + field(2, 2, b"1.0"))
+_STATUS_ERROR = field(15, 2, field(3, 0, b"\x02"))
 
 #: (name, body, whether the C walk reads it itself): singular fields repeated (a scalar's last value
 #: wins, a message is parsed into the one before), fields in any order, unknown fields of every wire
@@ -155,47 +140,47 @@ SHAPES = [
     ("plain", _request(_span(), resource=_RESOURCE, scope=_SCOPE), True),
     (
         "resource twice",
-        _request(_span(), resource=_RESOURCE + _field(1, 2, _field(1, 2, _kv("tenant.id", "t")))),
+        _request(_span(), resource=_RESOURCE + field(1, 2, field(1, 2, _kv("tenant.id", "t")))),
         True,
     ),
     ("resource after the spans", _request(_span(), rs_extra=_RESOURCE), True),
-    ("scope twice", _request(_span(), scope=_SCOPE + _field(1, 2, _field(2, 2, b"2.0"))), True),
-    ("scope after the spans", _field(1, 2, _field(2, 2, _field(2, 2, _span()) + _SCOPE)), True),
+    ("scope twice", _request(_span(), scope=_SCOPE + field(1, 2, field(2, 2, b"2.0"))), True),
+    ("scope after the spans", field(1, 2, field(2, 2, field(2, 2, _span()) + _SCOPE)), True),
     (
         "status twice, the last code wins",
-        _request(_span(_STATUS_ERROR, _field(15, 2, _field(3, 0, b"\x00")))),
+        _request(_span(_STATUS_ERROR, field(15, 2, field(3, 0, b"\x00")))),
         True,
     ),
-    ("status set in a second message", _request(_span(_field(15, 2, b""), _STATUS_ERROR)), True),
+    ("status set in a second message", _request(_span(field(15, 2, b""), _STATUS_ERROR)), True),
     (
         "negative status code",
-        _request(_span(_field(15, 2, _field(3, 0, b"\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x01")))),
+        _request(_span(field(15, 2, field(3, 0, b"\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x01")))),
         True,
     ),
-    ("name twice", _request(_span(_field(5, 2, b"second"))), True),
-    ("trace ID twice", _request(_span(_field(1, 2, bytes(range(2, 18))))), True),
+    ("name twice", _request(_span(field(5, 2, b"second"))), True),
+    ("trace ID twice", _request(_span(field(1, 2, bytes(range(2, 18))))), True),
     ("IDs of the wrong size", _request(_span(trace=b"\x01" * 15)), True),
     ("all-zero span ID", _request(_span(span=bytes(8))), True),
-    ("parent of 7 bytes", _request(_span(_field(4, 2, b"\x01" * 7))), True),
+    ("parent of 7 bytes", _request(_span(field(4, 2, b"\x01" * 7))), True),
     (
         "unknown varint, fixed32, fixed64, bytes",
         _request(
             _span(
-                _field(20, 0, b"\x05"),
-                _field(21, 5, b"1234"),
-                _field(22, 1, b"12345678"),
-                _field(23, 2, b"x"),
+                field(20, 0, b"\x05"),
+                field(21, 5, b"1234"),
+                field(22, 1, b"12345678"),
+                field(23, 2, b"x"),
             )
         ),
         True,
     ),
     (
         "unknown fields in every message",
-        _field(9, 0, b"\x01")
+        field(9, 0, b"\x01")
         + _request(
             _span(),
-            resource=_RESOURCE + _field(9, 2, b"u"),
-            scope=_field(1, 2, _field(3, 2, _kv("k", "v")) + _field(4, 0, b"\x01")),
+            resource=_RESOURCE + field(9, 2, b"u"),
+            scope=field(1, 2, field(3, 2, _kv("k", "v")) + field(4, 0, b"\x01")),
         ),
         True,
     ),
@@ -203,26 +188,26 @@ SHAPES = [
         "an event with unknown fields",
         _request(
             _span(
-                _field(
+                field(
                     11,
                     2,
-                    _field(2, 2, b"tokenbook.outcome")
-                    + _field(3, 2, _kv("tokenbook.outcome", "ok"))
-                    + _field(4, 0, b"\x01"),
+                    field(2, 2, b"tokenbook.outcome")
+                    + field(3, 2, _kv("tokenbook.outcome", "ok"))
+                    + field(4, 0, b"\x01"),
                 )
             )
         ),
         True,
     ),
-    ("an event time as a varint", _request(_span(_field(11, 2, _field(1, 0, b"\x05")))), False),
-    ("start time as a varint", _request(_span(_field(7, 0, b"\x05"))), False),
-    ("a span ID as a varint", _request(_span(_field(2, 0, b"\x05"))), False),
-    ("status code as bytes", _request(_span(_field(15, 2, _field(3, 2, b"\x02")))), False),
-    ("spans as a varint", _field(1, 2, _field(2, 2, _field(2, 0, b"\x01"))), False),
-    ("resource spans as fixed64", _field(1, 1, b"12345678"), False),
+    ("an event time as a varint", _request(_span(field(11, 2, field(1, 0, b"\x05")))), False),
+    ("start time as a varint", _request(_span(field(7, 0, b"\x05"))), False),
+    ("a span ID as a varint", _request(_span(field(2, 0, b"\x05"))), False),
+    ("status code as bytes", _request(_span(field(15, 2, field(3, 2, b"\x02")))), False),
+    ("spans as a varint", field(1, 2, field(2, 2, field(2, 0, b"\x01"))), False),
+    ("resource spans as fixed64", field(1, 1, b"12345678"), False),
     ("a group", _request(_span(bytes((0xA3, 0x01, 0xA4, 0x01)))), False),
     ("empty request", b"", True),
-    ("a scope with no spans", _field(1, 2, _field(2, 2, _SCOPE)), True),
+    ("a scope with no spans", field(1, 2, field(2, 2, _SCOPE)), True),
 ]
 
 
@@ -254,7 +239,7 @@ def test_random_bytes_decode_as_in_python(body: bytes) -> None:
 
 @pytest.mark.parametrize("name", [b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80", b"\xff"])
 def test_a_name_that_is_not_utf8_is_malformed_either_way(name: bytes) -> None:
-    body = _request(_span(_field(5, 2, name)))
+    body = _request(_span(field(5, 2, name)))
     with pytest.raises(MalformedRequest):
         decode_protobuf(body, KEYS)
     _same(body)

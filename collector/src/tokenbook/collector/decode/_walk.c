@@ -402,9 +402,9 @@ done:
     return status;
 }
 
-/* The spans of one ScopeSpans (its scope and span slices), or of one ResourceSpans (its resource
- * attributes and ScopeSpans slices). */
-static int scope_spans(const Slice *body, Slices *scopes, Slices *spans) {
+/* The length-delimited fields 1 and 2 of a message, each in order: a ResourceSpans' resource
+ * messages and ScopeSpans, or a ScopeSpans' scope messages and spans. */
+static int fields_1_and_2(const Slice *body, Slices *one, Slices *two) {
     const char *p = body->p, *end = p + body->n;
     Field f;
     while (p < end) {
@@ -412,48 +412,27 @@ static int scope_spans(const Slice *body, Slices *scopes, Slices *spans) {
             return OTHERWISE;
         if (f.number == 1 || f.number == 2) {
             EXPECT(f, WT_LEN);
-            if (push(f.number == 1 ? scopes : spans, f.bytes.p, f.bytes.n))
+            if (push(f.number == 1 ? one : two, f.bytes.p, f.bytes.n))
                 return -1;
         }
     }
     return 0;
 }
 
-/* A scope's name and version (each scope message parsed into the one before). */
+/* A scope's name and version: each scope message is parsed into the one before, so the last of each
+ * wins. */
 static int scope(const Slices *scopes, Slice *name, Slice *version) {
-    for (Py_ssize_t i = 0; i < scopes->n; i++) {
-        const char *p = scopes->v[i].p, *end = p + scopes->v[i].n;
-        Field f;
-        while (p < end) {
-            if (next_field(&p, end, &f))
-                return OTHERWISE;
-            if (f.number == 1 || f.number == 2) {
-                EXPECT(f, WT_LEN);
-                *(f.number == 1 ? name : version) = f.bytes;
-            }
-        }
-    }
-    return 0;
-}
-
-typedef struct {
-    Slices resource; /* the resource messages */
-    Slices scopes;   /* the ScopeSpans messages */
-} ResourceSpans;
-
-static int resource_spans(const Slice *body, ResourceSpans *rs) {
-    const char *p = body->p, *end = p + body->n;
-    Field f;
-    while (p < end) {
-        if (next_field(&p, end, &f))
-            return OTHERWISE;
-        if (f.number == 1 || f.number == 2) {
-            EXPECT(f, WT_LEN);
-            if (push(f.number == 1 ? &rs->resource : &rs->scopes, f.bytes.p, f.bytes.n))
-                return -1;
-        }
-    }
-    return 0;
+    Slices names = {0}, versions = {0};
+    int status = 0;
+    for (Py_ssize_t i = 0; i < scopes->n && status == 0; i++)
+        status = fields_1_and_2(&scopes->v[i], &names, &versions);
+    if (status == 0 && names.n)
+        *name = names.v[names.n - 1];
+    if (status == 0 && versions.n)
+        *version = versions.v[versions.n - 1];
+    clear(&names);
+    clear(&versions);
+    return status;
 }
 
 /* The serialized attributes of a resource's messages, as a list of bytes. */
@@ -481,7 +460,7 @@ static int resource_attributes(const Slices *resource, PyObject *list) {
 /* Spans in a ScopeSpans message. */
 static int count_spans(const Slice *ss, Py_ssize_t *n) {
     Slices scopes = {0}, spans = {0};
-    int status = scope_spans(ss, &scopes, &spans);
+    int status = fields_1_and_2(ss, &scopes, &spans);
     *n = spans.n;
     clear(&scopes);
     clear(&spans);
@@ -518,17 +497,17 @@ static int parse_context(PyObject *ctx, Context *c) {
  * is its first span's. */
 static int one_resource(const Context *c, const Slice *rs_body, Py_ssize_t first, Py_ssize_t last,
                         Py_ssize_t *position, Out *out) {
-    ResourceSpans rs = {{0}, {0}};
-    Slices scopes = {0}, spans = {0};
+    Slices resource = {0}, scope_spans = {0}; /* of the ResourceSpans */
+    Slices scopes = {0}, spans = {0};         /* of one of its ScopeSpans */
     PyObject *raws = NULL, *res = NULL;
     Where w = {0};
-    int status = resource_spans(rs_body, &rs);
+    int status = fields_1_and_2(rs_body, &resource, &scope_spans);
     if (status)
         goto done;
     if (last >= 0) { /* a part: skip a resource none of whose spans is in it */
         Py_ssize_t n = 0, k;
-        for (Py_ssize_t i = 0; i < rs.scopes.n; i++) {
-            if ((status = count_spans(&rs.scopes.v[i], &k)) != 0)
+        for (Py_ssize_t i = 0; i < scope_spans.n; i++) {
+            if ((status = count_spans(&scope_spans.v[i], &k)) != 0)
                 goto done;
             n += k;
         }
@@ -538,7 +517,7 @@ static int one_resource(const Context *c, const Slice *rs_body, Py_ssize_t first
         }
     }
     raws = PyList_New(0);
-    if (raws == NULL || (status = resource_attributes(&rs.resource, raws)) != 0) {
+    if (raws == NULL || (status = resource_attributes(&resource, raws)) != 0) {
         status = status ? status : -1;
         goto done;
     }
@@ -558,10 +537,10 @@ static int one_resource(const Context *c, const Slice *rs_body, Py_ssize_t first
         status = -1;
         goto done;
     }
-    for (Py_ssize_t i = 0; i < rs.scopes.n && status == 0; i++) {
+    for (Py_ssize_t i = 0; i < scope_spans.n && status == 0; i++) {
         Slice name = {"", 0}, version = {"", 0};
         scopes.n = spans.n = 0;
-        if ((status = scope_spans(&rs.scopes.v[i], &scopes, &spans)) != 0 ||
+        if ((status = fields_1_and_2(&scope_spans.v[i], &scopes, &spans)) != 0 ||
             (status = scope(&scopes, &name, &version)) != 0)
             break;
         Py_ssize_t from = 0, to = spans.n;
@@ -582,8 +561,8 @@ static int one_resource(const Context *c, const Slice *rs_body, Py_ssize_t first
 done:
     Py_XDECREF(raws);
     Py_XDECREF(res);
-    clear(&rs.resource);
-    clear(&rs.scopes);
+    clear(&resource);
+    clear(&scope_spans);
     clear(&scopes);
     clear(&spans);
     return status;
