@@ -422,6 +422,34 @@ def test_dockerfile_installs_the_collector_extra_and_exposes_the_ports() -> None
     assert {int(p) for p in expose.split()} == {4317, 4318, 4319}
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
     assert ".venv" in ignore and "tokenbook-data" in ignore
+    assert "**/*.so" in ignore  # an extension built here for this machine stays out of the image
+    build_stage = text.split("\nFROM ")[1]  # from the first FROM to the second
+    assert "gcc" in build_stage  # the wheels are built with the collector's C extension
+
+
+@pytest.mark.e2e
+def test_the_collector_wheel_carries_its_c_extension(tmp_path: Path) -> None:
+    """Built as the image's build stage builds it (`pip wheel ./collector`, with a C compiler), the
+    collector's wheel is a platform wheel holding the decoder's envelope walk."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "collector"  # a copy: the build writes its build/ and egg-info beside it
+    shutil.copytree(
+        ROOT / "collector", source, ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info")
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+         "--wheel-dir", str(tmp_path), str(source)],
+        check=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("tokenbook_collector-*.whl")
+    assert "-none-any" not in wheel.name
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("tokenbook/collector/decode/_walk.") and n.endswith(".so") for n in names)
+    assert "tokenbook/collector/decode/_walk.pyi" in names
 
 
 def test_replicated_collectors_share_one_ledger_and_reconcile_budgets_fleet_wide(tmp_path: Path) -> None:
