@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.fuzz import strategies as fz
 from tests.hypothesis_profiles import examples
+from tests.protowire import delimited
 from tests.stores import DatabasePool
 from tokenbook.collector.decode import spans
 from tokenbook.collector.decode.spans import (
@@ -191,17 +192,6 @@ def test_protobuf_view_and_memo_decode_as_the_generated_classes(request: ExportT
         assert repr([(r.span_id, r.attrs) for r in decoded.records]) == repr(expected)  # NaN != NaN
 
 
-def _delimited(tag: int, payload: bytes) -> bytes:
-    """A field of one tag byte, the payload's length as a varint, and the payload."""
-    length = bytearray()
-    n = len(payload)
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        length.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes((tag, *length)) + payload
-
-
 #: Bytes where the sliced encodings decide: a length or varint byte below 128, at 128 or above.
 _edge_byte = st.one_of(st.sampled_from([0, 1, 2, 3, 0x7E, 0x7F, 0x80, 0x81, 0xFE, 0xFF]), st.integers(0, 255))
 _edge_bytes = st.lists(_edge_byte, max_size=4).map(bytes)
@@ -232,7 +222,7 @@ KEY_VALUES = st.one_of(
         lambda kv: (
             KeyValue(key=kv[0], value=AnyValue.FromString(kv[1])).SerializeToString()
             if _parses(kv[1])
-            else _delimited(0x0A, kv[0].encode()) + _delimited(0x12, kv[1])
+            else delimited(1, kv[0].encode()) + delimited(2, kv[1])
         )
     ),
     st.tuples(_shaped([0x0A]), _shaped([0x12, 0x12, 0x1A, 0x0A]), st.binary(max_size=3)).map(b"".join),
