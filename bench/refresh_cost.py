@@ -19,8 +19,11 @@ worker for the base, then for this checkout, on the same encoded requests, so a 
 machine hits both alike; the script is this checkout's, the store code is each interpreter's. Every
 worker ends with a digest of what the refresh produced (the ledger and every aggregate, FINAL, minus
 the columns that hold the time of writing): equal digests mean the same results.
+``--busy-day ROWS`` first writes that many calls, and as many steps, of unrelated traces and tenants
+over the day before the spans (written by the engine, `tests.cli.seed_store.write_busy_day`): a pass
+should cost what it touched, not what the day holds. The digests leave those tenants out.
 Run: ``.venv/bin/python bench/refresh_cost.py [--base-python BASE/.venv/bin/python] [--rounds 3]
-[--small-passes 40] [--large-passes 4]``.
+[--small-passes 40] [--large-passes 4] [--busy-day 2000000]``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -44,6 +48,8 @@ HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "refresh_cost.json"
 #: Columns that hold when a row was written (or a version derived from it): left out of the digest.
 _VOLATILE = {"ingested_at", "refreshed_at", "version"}
+#: Rows of the busy day written per statement.
+_BUSY_STATEMENT = 1_000_000
 _DIGESTED = ("llm_calls", "context_steps", "context_costs", "cost_hourly", "tenant_hourly", "model_hourly")
 
 
@@ -67,6 +73,7 @@ def _requests(history: int, small: int, small_passes: int, large: int, large_pas
         return out
 
     return {
+        "busy_end": datetime.now(UTC),  # the busy day (`--busy-day`) ends as the spans begin
         "history": bodies(history, 10, 1, 2000),
         "small": bodies(small, small_passes, 2, 2000),
         "large": bodies(large, large_passes, 3, 2000),
@@ -124,22 +131,26 @@ def _digest(store: Any) -> str:
             if name not in _VOLATILE
         ]
         listed = ", ".join(f"`{c}`" for c in columns)
+        busy = " WHERE NOT startsWith(tenant_id, 'busy-')" if "tenant_id" in columns else ""
         # identifiers from system.columns, no values: nothing to bind
-        rows = store.query(f"SELECT {listed} FROM {store.database}.{table} FINAL ORDER BY {listed}")[2]  # noqa: S608
+        rows = store.query(f"SELECT {listed} FROM {store.database}.{table} FINAL{busy} ORDER BY {listed}")[2]  # noqa: S608
         h.update(f"{table} {len(rows)}\n".encode())
         for row in rows:
             h.update(repr(row).encode())
     return h.hexdigest()
 
 
-def worker(requests_path: Path, out: Path) -> None:
-    """Write the phases' requests into a new store and time each refresh; the result into `out`."""
+def worker(requests_path: Path, out: Path, busy_day: int = 0) -> None:
+    """Write the phases' requests into a new store (after `busy_day` unrelated calls and steps over
+    the day before them) and time each refresh; the result into `out`."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.cli.seed_store import write_busy_day
     from tokenbook.collector.decode.spans import decode_protobuf
     from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
     from tokenbook.collector.storage.store import Store
     from tokenbook.genai.pricing.catalog import PriceCatalog
 
-    phases: dict[str, list[list[bytes]]] = pickle.loads(requests_path.read_bytes())
+    phases: dict[str, Any] = pickle.loads(requests_path.read_bytes())
     keys = pipeline_keys((), "drop")
     builder = RowBuilder(PriceCatalog())
     statements: dict[str, list[float]] = defaultdict(list)
@@ -148,6 +159,9 @@ def worker(requests_path: Path, out: Path) -> None:
         store = Store.open(data_dir=Path(tmp) / "db", database="bench")
         try:
             store.migrate()
+            for done in range(0, busy_day, _BUSY_STATEMENT):
+                end = phases["busy_end"] - timedelta(microseconds=done)
+                write_busy_day(store, min(_BUSY_STATEMENT, busy_day - done), end)
             _instrument(_statement_names(store.database), statements)
             gc.collect()
             gc.freeze()
@@ -192,11 +206,12 @@ def _scratch() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-def _run_worker(python: str, requests_path: Path) -> dict[str, Any]:
+def _run_worker(python: str, requests_path: Path, busy_day: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tokenbook-refresh-out-") as tmp:
         out = Path(tmp) / "result.json"
+        command = [python, str(Path(__file__).resolve()), "--worker", str(requests_path)]
         subprocess.run(
-            [python, str(Path(__file__).resolve()), "--worker", str(requests_path), "--out", str(out)],
+            [*command, "--out", str(out), "--busy-day", str(busy_day)],
             check=True,
             cwd=HERE.parent,
         )
@@ -234,11 +249,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--small-passes", type=int, default=40)
     parser.add_argument("--large", type=int, default=2000, help="agent runs per large pass")
     parser.add_argument("--large-passes", type=int, default=4)
+    parser.add_argument(
+        "--busy-day",
+        type=int,
+        default=0,
+        help="first write this many unrelated calls, and as many steps, over the day before the spans",
+    )
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     args = parser.parse_args(argv if argv is not None else [])
     if args.worker is not None:
-        worker(args.worker, args.out)
+        worker(args.worker, args.out, args.busy_day)
         return {}
     versions = {"after": sys.executable}
     if args.base_python:
@@ -250,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         requests_path.write_bytes(pickle.dumps(phases))
         for i in range(args.rounds):
             for name, python in versions.items():
-                run = _run_worker(python, requests_path)
+                run = _run_worker(python, requests_path, args.busy_day)
                 run["load_average"] = os.getloadavg()[0]
                 runs[name].append(run)
                 print(
@@ -264,6 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f".venv/bin/python bench/refresh_cost.py --rounds {args.rounds} --history {args.history} "
         f"--small {args.small} --small-passes {args.small_passes} --large {args.large} "
         f"--large-passes {args.large_passes}"
+        + (f" --busy-day {args.busy_day}" if args.busy_day else "")
         + (" --base-python BASE/.venv/bin/python" if args.base_python else "")
     )
     report: dict[str, Any] = {

@@ -1,4 +1,5 @@
-"""Deterministic ledger rows for storage and CLI tests, and a script that seeds an embedded store.
+"""Deterministic ledger rows for storage and CLI tests (and a busy day of unrelated ones, written by
+the engine), and a script that seeds an embedded store.
 
 `python tests/cli/seed_store.py DIR [BASE]` migrates the store in DIR, writes `make_calls()` and
 `make_steps()` twice (the second time as a re-delivery) and refreshes the aggregates. BASE is the
@@ -11,8 +12,12 @@ import random
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tokenbook.collector.storage.ledger import CallRow, StepRow
+
+if TYPE_CHECKING:
+    from tokenbook.collector.storage.store import Store
 
 TENANTS = ("acme", "globex", "initech")
 MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("acme-labs", "mystery-model"))
@@ -163,6 +168,31 @@ def make_steps(calls: list[CallRow]) -> list[StepRow]:
         for c in last.values()
     ]
     return steps
+
+
+def write_busy_day(store: Store, rows: int, end: datetime) -> None:
+    """`rows` unrelated calls, and as many steps, of other tenants spread over the day before `end`,
+    written by the engine (each in its own trace, a call and a step per trace)."""
+    db = store.database
+    trace, span = "lower(hex(cityHash64(number, 1)))", "lower(hex(cityHash64(number, 2)))"
+    where = (
+        f"{{end:DateTime64(6, 'UTC')}} - toIntervalMicrosecond(intDiv(number * 86400000000, {rows})),"
+        f" {trace}, concat('c-', toString(number % 997)), concat('busy-', toString(number % 50))"
+    )
+    store.command(
+        f"INSERT INTO {db}.llm_calls (timestamp, trace_id, context_id, tenant_id, span_id, model,"
+        " input_tokens, output_tokens, price_status, quote_status, kind, service_instance, duration_ms,"
+        f" ingested_at, version) SELECT {where}, {span}, 'gpt-4o', 1000 + number % 5000, 100, 'priced',"
+        f" 'priced', 'model', 'svc-busy', 900, now64(6), 1 FROM numbers({rows})",
+        {"end": end},
+    )
+    store.command(
+        f"INSERT INTO {db}.context_steps (timestamp, trace_id, context_id, tenant_id, span_id,"
+        " parent_span_id, kind, name, status, ingested_at, version)"
+        f" SELECT {where}, lower(hex(cityHash64(number, 3))), {span}, 'wrapper', 'agent', 'ok',"
+        f" now64(6), 1 FROM numbers({rows})",
+        {"end": end},
+    )
 
 
 def main(data_dir: str, base: str | None = None) -> None:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.cli.seed_store import make_calls
+from tests.cli.seed_store import make_calls, write_busy_day
 from tests.stores import DatabasePool
 from tokenbook.collector.storage.decisions import DecisionKeys, run_pass
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import QueryResult, Store
-from tokenbook.genai.decisions import RULE_CROSS_LAYER, RULE_DESCENDANT
+from tokenbook.genai.decisions import RULE_CROSS_LAYER, RULE_DESCENDANT, RULE_RESPONSE_ID
 
 
 @pytest.fixture
@@ -253,3 +253,75 @@ def test_a_pass_over_a_wrapper_step_whose_calls_are_not_stored_yet(store: Store)
         {"t": "d" * 32},
     )
     assert decided == [(calls[0].span_id, RULE_DESCENDANT), (calls[1].span_id, "")]
+
+
+class Bounded(Counting):
+    """The store as the decision pass reads it, each query failing once it reads more than `rows`
+    rows of a table (``max_rows_to_read``: the engine counts the granules it reads)."""
+
+    def __init__(self, store: Store, rows: int) -> None:
+        super().__init__(store)
+        self.limit = {"max_rows_to_read": rows, "read_overflow_mode": "throw"}
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        result = self.store.query(sql, parameters, settings=self.limit)
+        self.statements.append(sql)
+        return result
+
+
+def test_a_pass_reads_its_traces_and_the_hour_around_them_not_the_day(store: Store) -> None:
+    """On a ledger holding a busy day (60,000 calls and steps of other traces), a pass over a trace
+    whose decision changes reads that trace, and the hour around its calls for calls of other traces
+    related by response ID or bucket, not the day: every statement of the pass reads at most 30,000
+    rows (the engine reads whole granules of 8,192), and the decision is the one a quiet day gives."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    write_busy_day(store, 60_000, now)
+    calls, steps = _chain(now - timedelta(minutes=30), "b" * 32, 1 << 42)
+    store.write(calls, steps)
+    keys = DecisionKeys()
+    for c in calls:
+        keys.add_call(c)
+    source = Bounded(store, 30_000)
+    changes, pending = run_pass(source, keys)
+    assert [(old.span_id, new.billing_rule, new.billed_by) for old, new in changes] == [
+        (calls[0].span_id, RULE_DESCENDANT, calls[1].span_id)
+    ]
+    assert not pending
+    assert render_query("decision_links.sql", store.database) in source.statements
+    assert render_query("decision_rows.sql", store.database) in source.statements
+
+
+def test_calls_of_one_trace_hours_apart_are_still_related(store: Store) -> None:
+    """A trace's calls are related however far apart they are within the day: the model call under
+    a wrapper that began 20 hours earlier, written later, un-bills the wrapper's usage."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    calls, steps = _chain(now - timedelta(hours=21), "a" * 32, 1 << 43)
+    top, inner = calls
+    inner = inner._replace(timestamp=top.timestamp + timedelta(hours=20))
+    store.write([top], steps)
+    store.refresh_aggregates()
+    store.write([inner], [])
+    keys = DecisionKeys()
+    keys.add_call(inner)
+    changes, _ = run_pass(Counting(store), keys)
+    assert [(old.span_id, new.billing_rule, new.billed_by) for old, new in changes] == [
+        (top.span_id, RULE_DESCENDANT, inner.span_id)
+    ]
+
+
+def test_layers_of_one_call_in_two_traces_are_related_within_the_hour(store: Store) -> None:
+    """Two layers of one call in two traces (no shared trace context), related by their response ID,
+    though one started 50 minutes before the other (a long call, the outer layer around retries)."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    inner = busy_bucket(1, start)[0]._replace(response_id="resp-long")
+    outer = inner._replace(
+        span_id="f" * 16, trace_id="e" * 32, scope_name="opentelemetry.instrumentation.openai",
+        timestamp=inner.timestamp - timedelta(minutes=50), duration_ms=3_100_000.0,
+    )  # fmt: skip
+    store.write([outer], [])
+    store.refresh_aggregates()
+    store.write([inner], [])
+    keys = DecisionKeys()
+    keys.add_call(inner)
+    changes, _ = run_pass(Counting(store), keys)
+    assert [new.billing_rule for _, new in changes] == [RULE_RESPONSE_ID]

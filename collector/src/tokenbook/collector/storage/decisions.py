@@ -5,20 +5,22 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
 
 1. loads the decision facts (`CandidateFacts`) of every candidate related to those keys, as the
    deduplicated ledger holds them, and closes the set: the traces, response IDs and buckets of the
-   loaded rows are keys too, until no new key appears (`decision_candidates.sql`, read by time from
-   the ledger's time-ordered projection, so a pass costs the window around its calls, not the month
-   partitions; a call matched by response ID or bucket alone has its trace read again whole, so that
-   every version of it is seen before the newest is kept); plus the parent links of the steps of the
-   traces that hold two candidates or more (`decision_links.sql`; in a trace with one candidate no
-   link can change a decision).
+   loaded rows are keys too, until no new key appears (`decision_candidates.sql`: the span of time
+   of the touched traces' calls within a day of them, looked up in the ledger's trace-ordered
+   projection, and at least the hour around the touched calls, read from the time-ordered one, so a
+   pass costs what it touched, not the day or the month partitions; a call matched by response ID or
+   bucket alone has its trace read again whole, so that every version of it is seen before the newest
+   is kept); plus the parent links of the steps of the traces that hold two candidates or more
+   (`decision_links.sql`, by trace; in a trace with one candidate no link can change a decision).
    A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
    contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
    loads only the calls that contain, or lie within, one of them: a pass costs what the batch
    touched, not the whole day of a busy bucket (one service sending the same prompt all day);
 2. decides with `genai.decisions.decide`, a pure function of those facts;
-3. reads the stored rows (every column, ``llm_calls FINAL``: `decision_rows.sql`) of the candidates
-   whose ``price_status`` / ``billing_rule`` / ``billed_by`` changed and returns them with the new
-   decision and a higher ``version`` (the ReplacingMergeTree keeps the newest), for the store to write.
+3. reads the stored rows (every column, ``llm_calls FINAL`` by sorting key: `decision_rows.sql`) of
+   the candidates whose ``price_status`` / ``billing_rule`` / ``billed_by`` changed and returns them
+   with the new decision and a higher ``version`` (the ReplacingMergeTree keeps the newest), for the
+   store to write.
 
 Because each pass recomputes whole related sets from what is stored, the bills converge to the same
 result whatever the batch split, arrival order, or restarts in between. Rows written before
@@ -45,8 +47,11 @@ from tokenbook.genai.profiles import profile_of
 __all__ = ["CandidateFacts", "DecisionChange", "DecisionKeys", "run_pass"]
 
 _log = logging.getLogger(__name__)
-#: Related spans are looked for this far around the touched rows' start times.
+#: The spans of a touched trace are looked for this far around the touched rows' start times.
 _WINDOW = timedelta(days=1)
+#: Calls of other traces related by response ID or match bucket (two layers of one call) are looked
+#: for this far around them.
+_NEAR = timedelta(hours=1)
 _MAX_ROUNDS = 8
 _CHUNK = 2_000
 
@@ -262,9 +267,12 @@ def _load(
     # before the latest one ends (the engine's rounding of the end aside: one more millisecond).
     slack = CONTAINMENT_TOLERANCE_US + 1_000
     first, last = keys.span() or (0, 0)
+    assert keys.earliest is not None and keys.latest is not None  # (`run_pass` checks)
     window = {
         "since": since,
         "until": until,
+        "near_since": max(keys.earliest - _NEAR, since),
+        "near_until": min(keys.latest + _NEAR, until),
         "bucket_from": datetime.fromtimestamp((first - slack) / 1e6, UTC),
         "bucket_to": datetime.fromtimestamp((last + slack) / 1e6, UTC),
     }
@@ -321,39 +329,39 @@ def _keep_newest(newest: _Newest, columns: Sequence[str], result: Sequence[Seque
 
 
 def _stored(
-    source: _Source, keys: Sequence[_Key], since: datetime, until: datetime, chunk: int
+    source: _Source, candidates: Sequence[CandidateFacts], since: datetime, until: datetime, chunk: int
 ) -> dict[_Key, CallRow]:
-    """The stored rows (every column, deduplicated) of the candidates `keys`."""
+    """The stored rows (every column, deduplicated) of `candidates`, by their sorting key."""
     sql = render_query("decision_rows.sql", source.database)
-    wanted = set(keys)
     out: dict[_Key, CallRow] = {}
-    for start in range(0, len(keys), chunk):
-        part = keys[start : start + chunk]
+    for start in range(0, len(candidates), chunk):
+        part = candidates[start : start + chunk]
         params = {
-            "traces": sorted({trace for _, trace, _ in part}),
-            "spans": sorted({span for _, _, span in part}),
+            "keys": [(c.tenant_id, c.context_id, c.trace_id, c.span_id) for c in part],
             "since": since,
             "until": until,
         }
         columns, _, result = source.query(sql, params)
         for raw in result:
             row = CallRow(**dict(zip(columns, raw, strict=True)))
-            key = (row.tenant_id, row.trace_id, row.span_id)
-            if key in wanted:
-                out[key] = row
+            out[(row.tenant_id, row.trace_id, row.span_id)] = row
     return out
 
 
 def _links(
     source: _Source, traces: Sequence[str], since: datetime, until: datetime, chunk: int
 ) -> dict[tuple[str, str, str], str]:
+    """The parent link of each recorded step of `traces`, from the newest version of the step."""
     sql = render_query("decision_links.sql", source.database)
-    out: dict[tuple[str, str, str], str] = {}
+    newest: dict[tuple[str, str, str], tuple[tuple[int, datetime], str]] = {}
     for start in range(0, len(traces), chunk):
         params = {"traces": list(traces[start : start + chunk]), "since": since, "until": until}
-        for tenant, trace, span, parent in source.query(sql, params)[2]:
-            out[(tenant, trace, span)] = parent
-    return out
+        for tenant, trace, span, parent, version, ingested_at in source.query(sql, params)[2]:
+            key, rank = (tenant, trace, span), (version, ingested_at)
+            kept = newest.get(key)
+            if kept is None or rank > kept[0]:
+                newest[key] = (rank, parent)
+    return {key: parent for key, (_, parent) in newest.items()}
 
 
 def _shared_traces(rows: Mapping[_Key, CandidateFacts]) -> list[str]:
@@ -416,7 +424,7 @@ def run_pass(
         if (d := decisions.get(key)) is not None
         and (row.price_status, row.billing_rule, row.billed_by) != tuple(d)
     ]
-    stored = _stored(source, changed, since, until, chunk) if changed else {}
+    stored = _stored(source, [rows[key] for key in changed], since, until, chunk) if changed else {}
     floor = time.time_ns() // 1000
     changes: list[DecisionChange] = []
     for key in changed:
