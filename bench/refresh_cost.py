@@ -19,9 +19,12 @@ worker for the base, then for this checkout, on the same encoded requests, so a 
 machine hits both alike; the script is this checkout's, the store code is each interpreter's. Every
 worker ends with a digest of what the refresh produced (the ledger and every aggregate, FINAL, minus
 the columns that hold the time of writing): equal digests mean the same results.
-``--busy-day ROWS`` first writes that many calls, and as many steps, of unrelated traces and tenants
-over the day before the spans (written by the engine, `tests.cli.seed_store.write_busy_day`): a pass
-should cost what it touched, not what the day holds. The digests leave those tenants out.
+``--busy-day ROWS`` first writes that many calls, and as many steps, of unrelated traces over the
+day (``--busy-days N``: the N days) before the spans, written by the engine
+(`tests.cli.seed_store.write_busy_day`), of 50 other tenants or (``--busy-tenants same``) of the
+spans' own 50, whose hours the hourly refresh then recomputes: a pass should cost what it touched,
+not what the day or the month holds. The digests leave the busy rows out of the tables that have
+their contexts (``c-N``).
 Run: ``.venv/bin/python bench/refresh_cost.py [--base-python BASE/.venv/bin/python] [--rounds 3]
 [--small-passes 40] [--large-passes 4] [--busy-day 2000000]``.
 """
@@ -42,7 +45,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "refresh_cost.json"
@@ -50,6 +53,8 @@ RESULT = HERE / "results" / "refresh_cost.json"
 _VOLATILE = {"ingested_at", "refreshed_at", "version"}
 #: Rows of the busy day written per statement.
 _BUSY_STATEMENT = 1_000_000
+#: The tenants of the spans (`collector_throughput.agent_run`: tenant-0 ... tenant-49).
+_SPANS_TENANTS = "tenant-"
 _DIGESTED = ("llm_calls", "context_steps", "context_costs", "cost_hourly", "tenant_hourly", "model_hourly")
 
 
@@ -131,7 +136,7 @@ def _digest(store: Any) -> str:
             if name not in _VOLATILE
         ]
         listed = ", ".join(f"`{c}`" for c in columns)
-        busy = " WHERE NOT startsWith(tenant_id, 'busy-')" if "tenant_id" in columns else ""
+        busy = " WHERE NOT startsWith(context_id, 'c-')" if "context_id" in columns else ""
         # identifiers from system.columns, no values: nothing to bind
         rows = store.query(f"SELECT {listed} FROM {store.database}.{table} FINAL{busy} ORDER BY {listed}")[2]  # noqa: S608
         h.update(f"{table} {len(rows)}\n".encode())
@@ -140,9 +145,9 @@ def _digest(store: Any) -> str:
     return h.hexdigest()
 
 
-def worker(requests_path: Path, out: Path, busy_day: int = 0) -> None:
-    """Write the phases' requests into a new store (after `busy_day` unrelated calls and steps over
-    the day before them) and time each refresh; the result into `out`."""
+def worker(requests_path: Path, out: Path, busy: BusyDay) -> None:
+    """Write the phases' requests into a new store (after the `busy` day's unrelated calls and steps)
+    and time each refresh; the result into `out`."""
     sys.path.insert(0, str(HERE.parent))
     from tests.cli.seed_store import write_busy_day
     from tokenbook.collector.decode.spans import decode_protobuf
@@ -159,9 +164,10 @@ def worker(requests_path: Path, out: Path, busy_day: int = 0) -> None:
         store = Store.open(data_dir=Path(tmp) / "db", database="bench")
         try:
             store.migrate()
-            for done in range(0, busy_day, _BUSY_STATEMENT):
+            for done in range(0, busy.rows, _BUSY_STATEMENT):
                 end = phases["busy_end"] - timedelta(microseconds=done)
-                write_busy_day(store, min(_BUSY_STATEMENT, busy_day - done), end)
+                rows = min(_BUSY_STATEMENT, busy.rows - done)
+                write_busy_day(store, rows, end, days=busy.days, prefix=busy.prefix)
             _instrument(_statement_names(store.database), statements)
             gc.collect()
             gc.freeze()
@@ -206,12 +212,27 @@ def _scratch() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-def _run_worker(python: str, requests_path: Path, busy_day: int) -> dict[str, Any]:
+class BusyDay(NamedTuple):
+    """What `--busy-day`, `--busy-days` and `--busy-tenants` ask for."""
+
+    rows: int
+    days: int
+    prefix: str  # the tenants' names: the spans' own ("tenant-"), or others ("busy-")
+
+    def args(self) -> list[str]:
+        """The options that ask for it."""
+        same = self.prefix == _SPANS_TENANTS
+        return ["--busy-day", str(self.rows), "--busy-days", str(self.days)] + (
+            ["--busy-tenants", "same"] if same else []
+        )
+
+
+def _run_worker(python: str, requests_path: Path, busy: BusyDay) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tokenbook-refresh-out-") as tmp:
         out = Path(tmp) / "result.json"
         command = [python, str(Path(__file__).resolve()), "--worker", str(requests_path)]
         subprocess.run(
-            [*command, "--out", str(out), "--busy-day", str(busy_day)],
+            [*command, "--out", str(out), *busy.args()],
             check=True,
             cwd=HERE.parent,
         )
@@ -255,11 +276,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=0,
         help="first write this many unrelated calls, and as many steps, over the day before the spans",
     )
+    parser.add_argument("--busy-days", type=int, default=1, help="... over this many days")
+    parser.add_argument(
+        "--busy-tenants",
+        choices=("other", "same"),
+        default="other",
+        help="... of 50 other tenants, or of the spans' own 50 (the hours the refresh recomputes hold them)",
+    )
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     args = parser.parse_args(argv if argv is not None else [])
+    busy = BusyDay(args.busy_day, args.busy_days, _SPANS_TENANTS if args.busy_tenants == "same" else "busy-")
     if args.worker is not None:
-        worker(args.worker, args.out, args.busy_day)
+        worker(args.worker, args.out, busy)
         return {}
     versions = {"after": sys.executable}
     if args.base_python:
@@ -271,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         requests_path.write_bytes(pickle.dumps(phases))
         for i in range(args.rounds):
             for name, python in versions.items():
-                run = _run_worker(python, requests_path, args.busy_day)
+                run = _run_worker(python, requests_path, busy)
                 run["load_average"] = os.getloadavg()[0]
                 runs[name].append(run)
                 print(
@@ -285,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f".venv/bin/python bench/refresh_cost.py --rounds {args.rounds} --history {args.history} "
         f"--small {args.small} --small-passes {args.small_passes} --large {args.large} "
         f"--large-passes {args.large_passes}"
-        + (f" --busy-day {args.busy_day}" if args.busy_day else "")
+        + (" " + " ".join(busy.args()) if busy.rows else "")
         + (" --base-python BASE/.venv/bin/python" if args.base_python else "")
     )
     report: dict[str, Any] = {

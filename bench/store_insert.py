@@ -3,7 +3,7 @@
 `python bench/store_insert.py [--rows N] [--batch B]` writes `bench/results/store_insert.json`.
 Runs on a fresh chDB directory in a temp folder (chDB: one directory per process).
 
-It also measures what the ledger's time-ordered projection (`p_by_time`, migration 130) costs an
+It also measures what the ledger's time-ordered projection (`p_calls_by_time`, migration 160) costs an
 insert: the same batches written to two databases of one engine, one without the projection,
 alternating which goes first, with the process's CPU seconds (the engine's threads included) of
 each write and the ledger's bytes once merged (`projection_*`).
@@ -97,7 +97,7 @@ def _projection_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
         try:
             for store in stores.values():
                 store.migrate()
-            stores[False].command("ALTER TABLE without_projection.llm_calls DROP PROJECTION p_by_time")
+            stores[False].command("ALTER TABLE without_projection.llm_calls DROP PROJECTION p_calls_by_time")
             for i, batch in enumerate(batches):
                 for projection in (True, False) if i % 2 == 0 else (False, True):
                     started = time.process_time()

@@ -170,28 +170,33 @@ def make_steps(calls: list[CallRow]) -> list[StepRow]:
     return steps
 
 
-def write_busy_day(store: Store, rows: int, end: datetime) -> None:
-    """`rows` unrelated calls, and as many steps, of other tenants spread over the day before `end`,
-    written by the engine (each in its own trace, a call and a step per trace)."""
+def write_busy_day(
+    store: Store, rows: int, end: datetime, *, tenants: int = 50, days: int = 1, prefix: str = "busy-"
+) -> None:
+    """`rows` unrelated calls, and as many steps, of `tenants` tenants (`prefix` and a number) spread
+    over the `days` before `end`, written by the engine (each in its own trace, a call and a step per
+    trace; their contexts are ``c-N``)."""
     db = store.database
     trace, span = "lower(hex(cityHash64(number, 1)))", "lower(hex(cityHash64(number, 2)))"
+    spread = f"toIntervalMicrosecond(intDiv(number * {days * 86_400_000_000}, {rows}))"
     where = (
-        f"{{end:DateTime64(6, 'UTC')}} - toIntervalMicrosecond(intDiv(number * 86400000000, {rows})),"
-        f" {trace}, concat('c-', toString(number % 997)), concat('busy-', toString(number % 50))"
+        f"{{end:DateTime64(6, 'UTC')}} - {spread},"
+        f" {trace}, concat('c-', toString(number % 997)),"
+        f" concat({{prefix:String}}, toString(number % {tenants}))"
     )
     store.command(
         f"INSERT INTO {db}.llm_calls (timestamp, trace_id, context_id, tenant_id, span_id, model,"
         " input_tokens, output_tokens, price_status, quote_status, kind, service_instance, duration_ms,"
         f" ingested_at, version) SELECT {where}, {span}, 'gpt-4o', 1000 + number % 5000, 100, 'priced',"
         f" 'priced', 'model', 'svc-busy', 900, now64(6), 1 FROM numbers({rows})",
-        {"end": end},
+        {"end": end, "prefix": prefix},
     )
     store.command(
         f"INSERT INTO {db}.context_steps (timestamp, trace_id, context_id, tenant_id, span_id,"
         " parent_span_id, kind, name, status, ingested_at, version)"
         f" SELECT {where}, lower(hex(cityHash64(number, 3))), {span}, 'wrapper', 'agent', 'ok',"
         f" now64(6), 1 FROM numbers({rows})",
-        {"end": end},
+        {"end": end, "prefix": prefix},
     )
 
 

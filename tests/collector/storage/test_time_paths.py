@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.cli.seed_store import base_time, make_calls
+from tests.cli.seed_store import base_time, make_calls, write_busy_day
 from tests.stores import DatabasePool
 from tokenbook.cli.reports import rollup_window
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import Store
 
-PROJECTION = "ReadFromMergeTree (p_by_time)"
+PROJECTION = "ReadFromMergeTree (p_calls_by_time)"
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def store(database_pool: DatabasePool) -> Iterator[Store]:
 def _explain(store: Store, name: str, params: dict[str, Any]) -> str:
     """The plan of query `name` with a projection required (on a table this small the engine would
     read the ledger instead: the projection's marks are no fewer); fails if it cannot use one."""
-    prefer = {"force_optimize_projection": 1, "preferred_optimize_projection_name": "p_by_time"}
+    prefer = {"force_optimize_projection": 1, "preferred_optimize_projection_name": "p_calls_by_time"}
     _, _, rows = store.query("EXPLAIN " + render_query(name, store.database), params, settings=prefer)
     return "\n".join(r[0] for r in rows)
 
@@ -94,3 +94,43 @@ def test_the_decision_pass_reads_its_candidates_by_time(store: Store) -> None:
     }  # fmt: skip
     plan = _explain(store, "decision_candidates.sql", params)
     assert PROJECTION in plan
+
+
+def _hourly(store: Store, hour: datetime, tenant: str) -> tuple[list[Any], list[Any]]:
+    """A tenant's billed calls of `hour` per model, as `cost_hourly` holds them and as `v_calls` (the
+    deduplicated ledger, read with FINAL) counts them."""
+    figures = "sum(input_tokens), sum(output_tokens), sum(total_cost), sum(billed_cost)"
+    params = {"h": hour, "t": tenant}
+    _, _, rolled = store.query(
+        f"SELECT model, currency, sum(calls), sum(unpriced_calls), {figures} FROM cost_hourly FINAL"
+        " WHERE hour = {h:DateTime('UTC')} AND tenant_id = {t:String}"
+        " GROUP BY model, currency HAVING sum(calls) > 0 ORDER BY ALL",
+        params,
+    )
+    _, _, ledger = store.query(
+        f"SELECT model, currency, count(), countIf(price_status = 'unpriced'), {figures} FROM v_calls"
+        " WHERE toStartOfHour(timestamp) = {h:DateTime('UTC')} AND tenant_id = {t:String}"
+        " GROUP BY model, currency ORDER BY ALL",
+        params,
+    )
+    return rolled, ledger
+
+
+def test_an_hour_is_recomputed_from_its_calls_not_the_tenants_month(store: Store) -> None:
+    """A tenant with 60,000 calls over 20 days: recomputing one hour of `cost_hourly` reads that hour's
+    calls, not the tenant's month (the ledger is sorted by tenant and context, not time): the statement
+    reads at most 20,000 rows (whole granules of 8,192), and its figures are the deduplicated
+    ledger's, after the hour's calls were re-delivered, re-priced and un-billed in new versions."""
+    base = base_time()
+    write_busy_day(store, 60_000, base + timedelta(hours=4), tenants=1, days=20)
+    calls = [c._replace(tenant_id="busy-0") for c in make_calls(60, base=base)]
+    store.write(calls, [])
+    store.write(_redelivered(calls, base, base + timedelta(hours=4)), [])
+    store.refresh_aggregates()
+    rolled, ledger = _hourly(store, base, "busy-0")  # (the 60 calls' hour)
+    assert rolled == ledger and len(ledger) > 1
+    store.command(f"TRUNCATE TABLE {store.database}.cost_hourly")
+    params = {"tenants": ["busy-0"], "hours": [base], "since": base, "until": base + timedelta(hours=1)}
+    limit = {"max_rows_to_read": 20_000, "read_overflow_mode": "throw"}
+    store.command(render_query("refresh_cost_hourly.sql", store.database), params, settings=limit)
+    assert _hourly(store, base, "busy-0") == (ledger, ledger)

@@ -393,9 +393,18 @@ class Store:
             message = message.replace(secret, "***")
         return message
 
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
-        """Run one statement that returns no rows (DDL, INSERT ... SELECT) on the writer's connection."""
-        self._call(self._client.command, sql, parameters=dict(parameters or {}))
+    def command(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Run one statement that returns no rows (DDL, INSERT ... SELECT) on the writer's connection,
+        with engine `settings` of its own if given."""
+        self._call(
+            self._client.command, sql, parameters=dict(parameters or {}), settings=dict(settings or {})
+        )
 
     def query(
         self,
