@@ -3,10 +3,11 @@
 `python bench/store_insert.py [--rows N] [--batch B]` writes `bench/results/store_insert.json`.
 Runs on a fresh chDB directory in a temp folder (chDB: one directory per process).
 
-It also measures what the ledger's time-ordered projection (`p_calls_by_time`, migration 160) costs an
-insert: the same batches written to two databases of one engine, one without the projection,
-alternating which goes first, with the process's CPU seconds (the engine's threads included) of
-each write and the ledger's bytes once merged (`projection_*`).
+It also measures what the ledger's projections (`p_calls_by_time`, by time, migration 160, and
+`p_by_trace`, by trace, migration 150) cost an insert: the same batches written to two databases of
+one engine, one without the projections, alternating which goes first, with the process's CPU
+seconds (the engine's threads included) of each write and the ledger's bytes once merged
+(`projection_*`).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def _projection_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
         try:
             for store in stores.values():
                 store.migrate()
-            stores[False].command("ALTER TABLE without_projection.llm_calls DROP PROJECTION p_calls_by_time")
+            for name in ("p_calls_by_time", "p_by_trace"):
+                stores[False].command(f"ALTER TABLE without_projection.llm_calls DROP PROJECTION {name}")
             for i, batch in enumerate(batches):
                 for projection in (True, False) if i % 2 == 0 else (False, True):
                     started = time.process_time()
