@@ -12,18 +12,21 @@ from pathlib import Path
 import pytest
 
 from tests.cli.pty_run import run_on_pty
-from tests.cli.seed_store import UNPRICED_MODEL, make_calls
+from tests.cli.seed_store import UNPRICED_MODEL, base_time, make_calls
 from tests.cli.test_reports import _expected_by_tenant, tokenbook
 
 pytestmark = pytest.mark.e2e  # starts processes
 
 SEED = Path(__file__).with_name("seed_store.py")
+#: The seeded calls' first hour, fixed for the module: the store is seeded, and the calls it holds
+#: are made again, with this one, so a run that crosses the hour compares the same times.
+BASE = base_time()
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory) -> Path:
     data_dir: Path = tmp_path_factory.mktemp("terminal") / "data"
-    subprocess.run([sys.executable, str(SEED), str(data_dir)], check=True, timeout=120)
+    subprocess.run([sys.executable, str(SEED), str(data_dir), BASE.isoformat()], check=True, timeout=120)
     return data_dir
 
 
@@ -49,7 +52,7 @@ def test_report_on_a_terminal_keeps_tenant_calls_and_cost(seeded, columns):
 def test_report_context_on_a_terminal_keeps_the_cost(seeded, columns):
     code, screen = run_on_pty(["report", "--context", "acme-ctx-0", "--data-dir", str(seeded)], columns)
     assert code == 0, screen
-    calls = [c for c in make_calls() if c.context_id == "acme-ctx-0"]
+    calls = [c for c in make_calls(base=BASE) if c.context_id == "acme-ctx-0"]
     assert all(len(line) <= columns for line in screen.splitlines() if not line.startswith("note:"))
     for call in calls:
         if call.total_cost is not None:
@@ -123,14 +126,14 @@ def test_not_a_store_is_said_in_one_line_and_nothing_is_created(tmp_path):
 
 def test_reprice_dry_run_writes_nothing_and_warns_about_lost_prices(tmp_path):
     data_dir = tmp_path / "data"
-    subprocess.run([sys.executable, str(SEED), str(data_dir)], check=True, timeout=120)
+    subprocess.run([sys.executable, str(SEED), str(data_dir), BASE.isoformat()], check=True, timeout=120)
     overrides = tmp_path / "prices.yaml"
     overrides.write_text(
         f"models:\n  - id: mystery\n    model: {UNPRICED_MODEL}\n    source: test sheet\n"
         '    checked: 2026-01-01\n    prices: {input_mtok: "1", output_mtok: "2"}\n',
         encoding="utf-8",
     )
-    unpriced = [c for c in make_calls() if c.model == UNPRICED_MODEL]
+    unpriced = [c for c in make_calls(base=BASE) if c.model == UNPRICED_MODEL]
     before = tokenbook("report", "--data-dir", str(data_dir), "--format", "csv").stdout
     dry = tokenbook("reprice", "--since", "2d", "--data-dir", str(data_dir), "--dry-run")
     assert "dry run: would re-price 169 of 240 calls" in dry.stdout and "nothing was written" in dry.stdout
@@ -153,7 +156,7 @@ def test_report_context_shows_each_prompt_its_growth_saturation_and_the_loops(se
     start = lines.index("prompt per billed call (tokens): parts, growth, context-window saturation")
     head = lines[start + 1].split()
     assert head == ["time", "input", "growth", "system", "history", "tool_results", "user", "saturation"]
-    calls = [c for c in make_calls() if c.context_id == "acme-ctx-0"]
+    calls = [c for c in make_calls(base=BASE) if c.context_id == "acme-ctx-0"]
     rows = [line.split() for line in lines[start + 3 : start + 3 + len(calls)]]
     for call, row, before in zip(calls, rows, [None, *calls], strict=False):
         assert row[0] == call.timestamp.strftime("%H:%M:%S") and row[1] == f"{call.input_tokens:,}"
