@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "command": (
             f".venv/bin/python bench/ack_ab.py --base-python BASE/.venv/bin/python --rounds {args.rounds}"
-            + ("" if args.out == RESULT else f" --out {args.out}")
+            f" --exporter-spans {args.exporter_spans} --exporter-pairs {args.exporter_pairs}"
+            f" --stub-spans {args.stub_spans}" + ("" if args.out == RESULT else f" --out {args.out}")
         ),
         "medians": summary,
         "rounds": rounds,

@@ -267,12 +267,12 @@ def _load(
     # before the latest one ends (the engine's rounding of the end aside: one more millisecond).
     slack = CONTAINMENT_TOLERANCE_US + 1_000
     first, last = keys.span() or (0, 0)
-    assert keys.earliest is not None and keys.latest is not None  # (`run_pass` checks)
+    earliest, latest = keys.earliest or since, keys.latest or until  # (`run_pass` has both)
     window = {
         "since": since,
         "until": until,
-        "near_since": max(keys.earliest - _NEAR, since),
-        "near_until": min(keys.latest + _NEAR, until),
+        "near_since": max(earliest - _NEAR, since),
+        "near_until": min(latest + _NEAR, until),
         "bucket_from": datetime.fromtimestamp((first - slack) / 1e6, UTC),
         "bucket_to": datetime.fromtimestamp((last + slack) / 1e6, UTC),
     }
