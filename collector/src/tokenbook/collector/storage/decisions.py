@@ -35,7 +35,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
@@ -250,9 +250,12 @@ def _candidate(c: CandidateFacts) -> Candidate:
     )
 
 
-#: (tenant, context, trace, span) -> the newest version read of that span: its rank (version, then
-#: ingestion time) and its facts.
-_Newest = dict[tuple[str, str, str, str], tuple[tuple[int, datetime], CandidateFacts]]
+#: A stored version's rank: its version, then its ingestion time (the highest is the row FINAL keeps).
+_Rank = tuple[int, datetime]
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+#: (tenant, context, trace, span) -> the newest version read of that span: its rank and its facts.
+_Newest = dict[tuple[str, str, str, str], tuple[_Rank, CandidateFacts]]
 
 
 def _load(
@@ -321,11 +324,15 @@ def _keep_newest(newest: _Newest, columns: Sequence[str], result: Sequence[Seque
             if in_order
             else CandidateFacts(**{c: v for c, v in zip(columns, raw, strict=True) if c != "ingested_at"})
         )
-        rank = (row.version, raw[at])
-        key = (row.tenant_id, row.context_id, row.trace_id, row.span_id)
-        kept = newest.get(key)
-        if kept is None or rank > kept[0]:
-            newest[key] = (rank, row)
+        _keep(newest, (row.tenant_id, row.context_id, row.trace_id, row.span_id), (row.version, raw[at]), row)
+
+
+def _keep(newest: dict[_K, tuple[_Rank, _V]], key: _K, rank: _Rank, value: _V) -> None:
+    """Keep `value` for `key` in `newest` unless a version ranked higher is kept (the rank: the
+    version, then the ingestion time: the row FINAL keeps)."""
+    kept = newest.get(key)
+    if kept is None or rank > kept[0]:
+        newest[key] = (rank, value)
 
 
 def _stored(
@@ -353,14 +360,11 @@ def _links(
 ) -> dict[tuple[str, str, str], str]:
     """The parent link of each recorded step of `traces`, from the newest version of the step."""
     sql = render_query("decision_links.sql", source.database)
-    newest: dict[tuple[str, str, str], tuple[tuple[int, datetime], str]] = {}
+    newest: dict[tuple[str, str, str], tuple[_Rank, str]] = {}
     for start in range(0, len(traces), chunk):
         params = {"traces": list(traces[start : start + chunk]), "since": since, "until": until}
         for tenant, trace, span, parent, version, ingested_at in source.query(sql, params)[2]:
-            key, rank = (tenant, trace, span), (version, ingested_at)
-            kept = newest.get(key)
-            if kept is None or rank > kept[0]:
-                newest[key] = (rank, parent)
+            _keep(newest, (tenant, trace, span), (version, ingested_at), parent)
     return {key: parent for key, (_, parent) in newest.items()}
 
 
