@@ -24,7 +24,7 @@ day (``--busy-days N``: the N days) before the spans, written by the engine
 (`tests.cli.seed_store.write_busy_day`), of 50 other tenants or (``--busy-tenants same``) of the
 spans' own 50, whose hours the hourly refresh then recomputes: a pass should cost what it touched,
 not what the day or the month holds. The digests leave the busy rows out of the tables that have
-their contexts (``c-N``).
+their contexts (`tests.cli.seed_store.BUSY_CONTEXT_PREFIX`).
 Run: ``.venv/bin/python bench/refresh_cost.py [--base-python BASE/.venv/bin/python] [--rounds 3]
 [--small-passes 40] [--large-passes 4] [--busy-day 2000000]``.
 """
@@ -48,6 +48,10 @@ from statistics import median
 from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from tests.cli.seed_store import BUSY_CONTEXT_PREFIX, write_busy_day  # noqa: E402 - after the path set-up
+
 RESULT = HERE / "results" / "refresh_cost.json"
 #: Columns that hold when a row was written (or a version derived from it): left out of the digest.
 _VOLATILE = {"ingested_at", "refreshed_at", "version"}
@@ -136,9 +140,10 @@ def _digest(store: Any) -> str:
             if name not in _VOLATILE
         ]
         listed = ", ".join(f"`{c}`" for c in columns)
-        busy = " WHERE NOT startsWith(context_id, 'c-')" if "context_id" in columns else ""
-        # identifiers from system.columns, no values: nothing to bind
-        rows = store.query(f"SELECT {listed} FROM {store.database}.{table} FINAL{busy} ORDER BY {listed}")[2]  # noqa: S608
+        busy = " WHERE NOT startsWith(context_id, {busy:String})" if "context_id" in columns else ""
+        # identifiers from system.columns; the one value is bound
+        sql = f"SELECT {listed} FROM {store.database}.{table} FINAL{busy} ORDER BY {listed}"  # noqa: S608
+        rows = store.query(sql, {"busy": BUSY_CONTEXT_PREFIX})[2]
         h.update(f"{table} {len(rows)}\n".encode())
         for row in rows:
             h.update(repr(row).encode())
@@ -148,8 +153,6 @@ def _digest(store: Any) -> str:
 def worker(requests_path: Path, out: Path, busy: BusyDay) -> None:
     """Write the phases' requests into a new store (after the `busy` day's unrelated calls and steps)
     and time each refresh; the result into `out`."""
-    sys.path.insert(0, str(HERE.parent))
-    from tests.cli.seed_store import write_busy_day
     from tokenbook.collector.decode.spans import decode_protobuf
     from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
     from tokenbook.collector.storage.store import Store
@@ -217,14 +220,16 @@ class BusyDay(NamedTuple):
 
     rows: int
     days: int
-    prefix: str  # the tenants' names: the spans' own ("tenant-"), or others ("busy-")
+    tenants: str  # "same": the spans' own tenants; "other": 50 others
+
+    @property
+    def prefix(self) -> str:
+        """The names of its tenants, less their number."""
+        return _SPANS_TENANTS if self.tenants == "same" else "busy-"
 
     def args(self) -> list[str]:
         """The options that ask for it."""
-        same = self.prefix == _SPANS_TENANTS
-        return ["--busy-day", str(self.rows), "--busy-days", str(self.days)] + (
-            ["--busy-tenants", "same"] if same else []
-        )
+        return ["--busy-day", str(self.rows), "--busy-days", str(self.days), "--busy-tenants", self.tenants]
 
 
 def _run_worker(python: str, requests_path: Path, busy: BusyDay) -> dict[str, Any]:
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     args = parser.parse_args(argv if argv is not None else [])
-    busy = BusyDay(args.busy_day, args.busy_days, _SPANS_TENANTS if args.busy_tenants == "same" else "busy-")
+    busy = BusyDay(args.busy_day, args.busy_days, args.busy_tenants)
     if args.worker is not None:
         worker(args.worker, args.out, busy)
         return {}

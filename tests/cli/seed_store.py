@@ -12,7 +12,7 @@ import random
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 TENANTS = ("acme", "globex", "initech")
 MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("acme-labs", "mystery-model"))
 UNPRICED_MODEL = "mystery-model"
+#: The contexts of `write_busy_day`'s calls and steps start with this (``c-N``).
+BUSY_CONTEXT_PREFIX = "c-"
 
 
 def base_time() -> datetime:
@@ -175,13 +177,13 @@ def write_busy_day(
 ) -> None:
     """`rows` unrelated calls, and as many steps, of `tenants` tenants (`prefix` and a number) spread
     over the `days` before `end`, written by the engine (each in its own trace, a call and a step per
-    trace; their contexts are ``c-N``)."""
+    trace; their contexts are `BUSY_CONTEXT_PREFIX` and a number)."""
     db = store.database
     trace, span = "lower(hex(cityHash64(number, 1)))", "lower(hex(cityHash64(number, 2)))"
     spread = f"toIntervalMicrosecond(intDiv(number * {days * 86_400_000_000}, {rows}))"
     where = (
         f"{{end:DateTime64(6, 'UTC')}} - {spread},"
-        f" {trace}, concat('c-', toString(number % 997)),"
+        f" {trace}, concat({{context:String}}, toString(number % 997)),"
         f" concat({{prefix:String}}, toString(number % {tenants}))"
     )
     store.command(
@@ -189,15 +191,21 @@ def write_busy_day(
         " input_tokens, output_tokens, price_status, quote_status, kind, service_instance, duration_ms,"
         f" ingested_at, version) SELECT {where}, {span}, 'gpt-4o', 1000 + number % 5000, 100, 'priced',"
         f" 'priced', 'model', 'svc-busy', 900, now64(6), 1 FROM numbers({rows})",
-        {"end": end, "prefix": prefix},
+        {"end": end, "prefix": prefix, "context": BUSY_CONTEXT_PREFIX},
     )
     store.command(
         f"INSERT INTO {db}.context_steps (timestamp, trace_id, context_id, tenant_id, span_id,"
         " parent_span_id, kind, name, status, ingested_at, version)"
         f" SELECT {where}, lower(hex(cityHash64(number, 3))), {span}, 'wrapper', 'agent', 'ok',"
         f" now64(6), 1 FROM numbers({rows})",
-        {"end": end, "prefix": prefix},
+        {"end": end, "prefix": prefix, "context": BUSY_CONTEXT_PREFIX},
     )
+
+
+def reads_at_most(rows: int) -> dict[str, Any]:
+    """Engine settings under which a statement fails once it reads more than `rows` rows of a table
+    (the engine counts the whole granules it reads)."""
+    return {"max_rows_to_read": rows, "read_overflow_mode": "throw"}
 
 
 def main(data_dir: str, base: str | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.seed_store import make_calls, write_busy_day
+from tests.cli.seed_store import make_calls, reads_at_most, write_busy_day
 from tests.stores import DatabasePool
 from tokenbook.collector.storage.decisions import DecisionKeys, run_pass
 from tokenbook.collector.storage.ledger import CallRow, StepRow
@@ -25,17 +25,19 @@ def store(database_pool: DatabasePool) -> Iterator[Store]:
 
 
 class Counting:
-    """The store as the decision pass reads it, counting the rows its queries return."""
+    """The store as the decision pass reads it, counting the rows its queries return; every query
+    runs with engine `settings` if given."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: Mapping[str, Any] | None = None) -> None:
         self.store = store
         self.database = store.database
+        self.settings = settings
         self.rows = 0
 
         self.statements: list[str] = []  # the text of every query, in order
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
-        result = self.store.query(sql, parameters)
+        result = self.store.query(sql, parameters, settings=self.settings)
         self.rows += len(result[2])
         self.statements.append(sql)
         return result
@@ -255,20 +257,6 @@ def test_a_pass_over_a_wrapper_step_whose_calls_are_not_stored_yet(store: Store)
     assert decided == [(calls[0].span_id, RULE_DESCENDANT), (calls[1].span_id, "")]
 
 
-class Bounded(Counting):
-    """The store as the decision pass reads it, each query failing once it reads more than `rows`
-    rows of a table (``max_rows_to_read``: the engine counts the granules it reads)."""
-
-    def __init__(self, store: Store, rows: int) -> None:
-        super().__init__(store)
-        self.limit = {"max_rows_to_read": rows, "read_overflow_mode": "throw"}
-
-    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
-        result = self.store.query(sql, parameters, settings=self.limit)
-        self.statements.append(sql)
-        return result
-
-
 def test_a_pass_reads_its_traces_and_the_hour_around_them_not_the_day(store: Store) -> None:
     """On a ledger holding a busy day (60,000 calls and steps of other traces), a pass over a trace
     whose decision changes reads that trace, and the hour around its calls for calls of other traces
@@ -281,7 +269,7 @@ def test_a_pass_reads_its_traces_and_the_hour_around_them_not_the_day(store: Sto
     keys = DecisionKeys()
     for c in calls:
         keys.add_call(c)
-    source = Bounded(store, 30_000)
+    source = Counting(store, settings=reads_at_most(30_000))
     changes, pending = run_pass(source, keys)
     assert [(old.span_id, new.billing_rule, new.billed_by) for old, new in changes] == [
         (calls[0].span_id, RULE_DESCENDANT, calls[1].span_id)

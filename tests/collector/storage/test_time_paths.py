@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.seed_store import base_time, make_calls, write_busy_day
+from tests.cli.seed_store import base_time, make_calls, reads_at_most, write_busy_day
 from tests.stores import DatabasePool
 from tokenbook.cli.reports import rollup_window
 from tokenbook.collector.storage.ledger import CallRow
@@ -131,6 +131,6 @@ def test_an_hour_is_recomputed_from_its_calls_not_the_tenants_month(store: Store
     assert rolled == ledger and len(ledger) > 1
     store.command(f"TRUNCATE TABLE {store.database}.cost_hourly")
     params = {"tenants": ["busy-0"], "hours": [base], "since": base, "until": base + timedelta(hours=1)}
-    limit = {"max_rows_to_read": 20_000, "read_overflow_mode": "throw"}
-    store.command(render_query("refresh_cost_hourly.sql", store.database), params, settings=limit)
+    sql = render_query("refresh_cost_hourly.sql", store.database)
+    store.command(sql, params, settings=reads_at_most(20_000))
     assert _hourly(store, base, "busy-0") == (ledger, ledger)
