@@ -173,11 +173,19 @@ def make_steps(calls: list[CallRow]) -> list[StepRow]:
 
 
 def write_busy_day(
-    store: Store, rows: int, end: datetime, *, tenants: int = 50, days: int = 1, prefix: str = "busy-"
+    store: Store,
+    rows: int,
+    end: datetime,
+    *,
+    tenants: int = 50,
+    days: int = 1,
+    prefix: str = "busy-",
+    ingested: datetime | None = None,
 ) -> None:
     """`rows` unrelated calls, and as many steps, of `tenants` tenants (`prefix` and a number) spread
     over the `days` before `end`, written by the engine (each in its own trace, a call and a step per
-    trace; their contexts are `BUSY_CONTEXT_PREFIX` and a number)."""
+    trace; their contexts are `BUSY_CONTEXT_PREFIX` and a number, their users ``user-N`` of 97 and
+    their ``cost_center`` tags ``cc-N`` of 4), all ingested at `ingested` (default: now)."""
     db = store.database
     trace, span = "lower(hex(cityHash64(number, 1)))", "lower(hex(cityHash64(number, 2)))"
     spread = f"toIntervalMicrosecond(intDiv(number * {days * 86_400_000_000}, {rows}))"
@@ -186,19 +194,24 @@ def write_busy_day(
         f" {trace}, concat({{context:String}}, toString(number % 997)),"
         f" concat({{prefix:String}}, toString(number % {tenants}))"
     )
+    params: dict[str, Any] = {"end": end, "prefix": prefix, "context": BUSY_CONTEXT_PREFIX}
+    at = "now64(6)"
+    if ingested is not None:
+        params["ingested"], at = ingested, "{ingested:DateTime64(6, 'UTC')}"
     store.command(
-        f"INSERT INTO {db}.llm_calls (timestamp, trace_id, context_id, tenant_id, span_id, model,"
-        " input_tokens, output_tokens, price_status, quote_status, kind, service_instance, duration_ms,"
-        f" ingested_at, version) SELECT {where}, {span}, 'gpt-4o', 1000 + number % 5000, 100, 'priced',"
-        f" 'priced', 'model', 'svc-busy', 900, now64(6), 1 FROM numbers({rows})",
-        {"end": end, "prefix": prefix, "context": BUSY_CONTEXT_PREFIX},
+        f"INSERT INTO {db}.llm_calls (timestamp, trace_id, context_id, tenant_id, span_id, user_id, tags,"
+        " model, input_tokens, output_tokens, price_status, quote_status, kind, service_instance,"
+        f" duration_ms, ingested_at, version) SELECT {where}, {span}, concat('user-', toString(number % 97)),"
+        " map('cost_center', concat('cc-', toString(number % 4))), 'gpt-4o', 1000 + number % 5000, 100,"
+        f" 'priced', 'priced', 'model', 'svc-busy', 900, {at}, 1 FROM numbers({rows})",
+        params,
     )
     store.command(
         f"INSERT INTO {db}.context_steps (timestamp, trace_id, context_id, tenant_id, span_id,"
         " parent_span_id, kind, name, status, ingested_at, version)"
         f" SELECT {where}, lower(hex(cityHash64(number, 3))), {span}, 'wrapper', 'agent', 'ok',"
-        f" now64(6), 1 FROM numbers({rows})",
-        {"end": end, "prefix": prefix, "context": BUSY_CONTEXT_PREFIX},
+        f" {at}, 1 FROM numbers({rows})",
+        params,
     )
 
 

@@ -133,9 +133,15 @@ def test_webhook_retries_with_backoff_and_signs_the_body(store: Store) -> None:
 
 
 def test_an_evicted_counter_is_rebuilt_from_the_ledger(store: Store) -> None:
-    """budgets.max_subjects: a counter evicted from memory comes back exact (subject_usage.sql)."""
+    """budgets.max_subjects: a counter evicted from memory comes back exact (subject_usage.sql), without
+    the layers another span bills (a wrapper, a duplicate instrumentation layer)."""
     earlier = NOW - timedelta(minutes=5)
-    store.write([call(earlier, f"{i:016x}", context=f"c{i}", ingested_at=earlier) for i in range(4)], [])
+    billed = [call(earlier, f"{i:016x}", context=f"c{i}", ingested_at=earlier) for i in range(4)]
+    unbilled = [
+        call(earlier, f"{i + 4:016x}", context=f"c{i}", ingested_at=earlier, price_status=status)
+        for i, status in enumerate(["wrapper", "duplicate_layer"] * 2)
+    ]
+    store.write(billed + unbilled, [])
     runtime = BudgetRuntime(config(max_subjects=3), store, clock=Clock(NOW))
     runtime.start(store)
     runtime.stop()

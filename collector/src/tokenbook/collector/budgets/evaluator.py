@@ -57,6 +57,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from tokenbook.collector.budgets.breaker import BurnRateBreaker
+from tokenbook.collector.budgets.columns import RuleColumns
 from tokenbook.collector.budgets.config import BudgetsConfig, Rule
 from tokenbook.collector.budgets.counters import (
     CONFIRM_S,
@@ -176,6 +177,8 @@ class BudgetEvaluator:
         self.fleet = fleet
         self.confirm = confirm
         self.rules: tuple[Rule, ...] = config.rules
+        #: each rule's subject and match as ledger columns (the usage statements)
+        self.columns: tuple[RuleColumns, ...] = tuple(RuleColumns.of(rule) for rule in self.rules)
         self._publish = publish
         self._clock = clock
         self._lock = threading.Lock()
@@ -392,7 +395,6 @@ class BudgetEvaluator:
         """Rebuild up to `limit` re-created counters from the ledger (calls ingested before each was
         made); returns how many. Runs on a background thread, never under the ingest path."""
         done = 0
-        sql = render_query("budgets/subject_usage.sql", source.database)
         while done < limit:
             with self._lock:
                 key, created = None, 0.0
@@ -408,17 +410,16 @@ class BudgetEvaluator:
                 since, until = EPOCH, _dt(created + 1)
             else:
                 since, until = window_start, rule.window.bounds(window_start)[1]
+            columns = self.columns[idx]
             params = {
-                "per": list(rule.per),
+                **columns.parameters,
                 "subject": list(subject),
                 "since": since,
                 "until": until,
                 "before": _dt(created),
                 "currency": rule.limits.currency,
-                "match_keys": [k for k, _ in rule.match],
-                "match_values": [v for _, v in rule.match],
             }
-            _, _, rows = source.query(sql, params)
+            _, _, rows = source.query(columns.query("subject_usage.sql", source.database), params)
             done += 1
             tokens, cost, unpriced = rows[0] if rows else (0, 0, 0)
             events = []
@@ -501,14 +502,12 @@ class BudgetEvaluator:
         db = source.database
         counters: dict[_Key, Counter] = {}
         for idx, rule in enumerate(self.rules):
-            match = {"match_keys": [k for k, _ in rule.match], "match_values": [v for _, v in rule.match]}
+            columns = self.columns[idx]
+            match = {**columns.parameters, "currency": rule.limits.currency}
             if rule.window is not None:
                 prev_start, start, end = self._current(idx, rule, now)
-                params = {"per": list(rule.per), "current_start": start, "since": prev_start, "until": end}
-                _, _, rows = source.query(
-                    render_query("budgets/quota_usage.sql", db),
-                    {**params, **match, "currency": rule.limits.currency},
-                )
+                params = {"current_start": start, "since": prev_start, "until": end}
+                _, _, rows = source.query(columns.query("quota_usage.sql", db), {**params, **match})
                 for subject, current, tokens, cost, unpriced in rows:
                     window_start, window_end = (start, end) if current else (prev_start, start)
                     counters[(idx, tuple(subject), window_start)] = Counter(
@@ -520,8 +519,8 @@ class BudgetEvaluator:
                         last_seen=now,
                     )
             else:
-                params = {"since": _dt(now - self.config.context_ttl), "currency": rule.limits.currency}
-                _, _, rows = source.query(render_query("budgets/context_usage.sql", db), {**params, **match})
+                params = {"since": _dt(now - self.config.context_ttl)}
+                _, _, rows = source.query(columns.query("context_usage.sql", db), {**params, **match})
                 for tenant, context, tokens, cost, unpriced, _last in rows:
                     counters[(idx, (tenant, context), EPOCH)] = Counter(
                         tokens=int(tokens),

@@ -184,30 +184,26 @@ class FleetSync:
         usage: dict[_Key, Usage] = {}
         read_from: dict[int, datetime] = {}
         for idx, rule in enumerate(self.evaluator.rules):
-            match = {"match_keys": [k for k, _ in rule.match], "match_values": [v for _, v in rule.match]}
-            params: dict[str, Any] = {
-                **match, "currency": rule.limits.currency, "own": keys, "active_since": active_since
-            }  # fmt: skip
+            columns = self.evaluator.columns[idx]
+            params: dict[str, Any] = {**columns.parameters, "currency": rule.limits.currency}
+            params |= {"own": keys, "active_since": active_since}
             if rule.window is not None:
                 start, end = rule.window.bounds(_dt(started))
                 prev_start = rule.window.previous(start)[0]
                 read_from[idx] = prev_start if full else start
                 params |= {
-                    "per": list(rule.per),
                     "current_start": start,
                     "since": read_from[idx],
                     "until": end,
                     "own_tenants": sorted({c.tenant_id for c in own}),
                 }
-                _, _, rows = source.query(
-                    render_query("budgets/fleet_quota_usage.sql", source.database), params
-                )
+                _, _, rows = source.query(columns.query("fleet_quota_usage.sql", source.database), params)
                 for subject, current, tokens, cost, unpriced in rows:
                     key = (idx, tuple(subject), start if current else prev_start)
                     usage[key] = Usage(int(tokens), Decimal(cost or 0), int(unpriced))
             else:
                 params["own_contexts"] = sorted({(c.tenant_id, c.context_id) for c in own})
-                sql = render_query("budgets/fleet_context_usage.sql", source.database)
+                sql = columns.query("fleet_context_usage.sql", source.database)
                 _, _, rows = source.query(sql, params)
                 for tenant, context, tokens, cost, unpriced in rows:
                     usage[(idx, (tenant, context), EPOCH)] = Usage(

@@ -14,6 +14,8 @@ ClickHouse's own `{shard}`/`{replica}` macros and `{name:Type}` parameters pass 
 - `{{distributed:T:key}}`: no statement, or
   `CREATE TABLE tokenbook.T ON CLUSTER c AS tokenbook.T_local
   ENGINE = Distributed(c, tokenbook, T_local, key)`.
+- `{{expr:NAME}}`: an expression the caller composes (`render_query`'s keyword NAME) from identifiers
+  it names itself and bound parameters, never from values: e.g. a budget rule's subject as columns.
 
 A file holds one or more statements separated by lines that contain only `;`.
 """
@@ -21,6 +23,7 @@ A file holds one or more statements separated by lines that contain only `;`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -65,9 +68,13 @@ def _engine(spec: str, zk_path: str, target: SchemaTarget) -> str:
     return f"Replicated{name}({replicated})"
 
 
-def _substitute(m: re.Match[str], target: SchemaTarget) -> str:
+def _substitute(m: re.Match[str], target: SchemaTarget, expressions: Mapping[str, str]) -> str:
     kind, arg = m.group(1), m.group(2) or ""
     db, cluster = target.database, target.cluster
+    if kind == "expr":
+        if arg not in expressions:
+            raise ValueError(f"no expression given for {m.group(0)!r}")
+        return expressions[arg]
     if kind == "db":
         return db
     if kind == "on_cluster":
@@ -89,9 +96,11 @@ def _substitute(m: re.Match[str], target: SchemaTarget) -> str:
     raise ValueError(f"unknown placeholder {m.group(0)!r}")
 
 
-def render(template: str, target: SchemaTarget) -> list[str]:
-    """The statements of `template` for `target`; comment-only lines and empty statements are dropped."""
-    text = _PLACEHOLDER.sub(lambda m: _substitute(m, target), template)
+def render(template: str, target: SchemaTarget, expressions: Mapping[str, str] | None = None) -> list[str]:
+    """The statements of `template` for `target` (and its `{{expr:NAME}}` placeholders from
+    `expressions`); comment-only lines and empty statements are dropped."""
+    given = expressions or {}
+    text = _PLACEHOLDER.sub(lambda m: _substitute(m, target, given), template)
     statements = []
     for chunk in _SEPARATOR.split(text):
         lines = [line.rstrip() for line in chunk.splitlines() if not line.lstrip().startswith("--")]
@@ -102,10 +111,11 @@ def render(template: str, target: SchemaTarget) -> list[str]:
 
 
 @lru_cache(maxsize=1024)
-def render_query(name: str, database: str) -> str:
-    """The single query in `storage/sql/<name>`, with `{{db}}` replaced by `database` (kept: the files
-    are package data, and a refresh renders several per pass)."""
-    statements = render(load_sql(name), SchemaTarget(database=database))
+def render_query(name: str, database: str, **expressions: str) -> str:
+    """The single query in `storage/sql/<name>`, with `{{db}}` replaced by `database` and each
+    `{{expr:NAME}}` by `expressions[NAME]` (kept: the files are package data, and a refresh renders
+    several per pass)."""
+    statements = render(load_sql(name), SchemaTarget(database=database), expressions)
     if len(statements) != 1:
         raise ValueError(f"{name}: expected one statement, found {len(statements)}")
     return statements[0]
