@@ -9,12 +9,15 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from tests.collector.budgets.budget_rows import call, inside_the_day
 from tokenbook.collector.budgets import BudgetsConfig, parse_budgets
 from tokenbook.collector.budgets.columns import RuleColumns
 from tokenbook.collector.budgets.evaluator import BudgetEvaluator
 from tokenbook.collector.budgets.fleet import FleetSync
 from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import Store
 
 NOW = inside_the_day()
@@ -123,3 +126,10 @@ def test_a_tag_key_is_bound_not_written_into_the_statement() -> None:
     columns = RuleColumns.of(rule)
     assert TAG not in columns.subject and TAG not in columns.match
     assert TAG in columns.parameters.values() and "team-a" in columns.parameters.values()
+
+
+def test_a_usage_statement_needs_the_rules_columns() -> None:
+    with pytest.raises(ValueError, match=r"no expression given for '\{\{expr:subject\}\}'"):
+        render_query("budgets/quota_usage.sql", "tokenbook")
+    sql = RuleColumns.of(config().rules[2]).query("quota_usage.sql", "tokenbook")
+    assert "CAST([], 'Array(String)') AS subject" in sql and "{{" not in sql

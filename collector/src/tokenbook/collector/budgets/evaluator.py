@@ -503,11 +503,11 @@ class BudgetEvaluator:
         counters: dict[_Key, Counter] = {}
         for idx, rule in enumerate(self.rules):
             columns = self.columns[idx]
-            match = {**columns.parameters, "currency": rule.limits.currency}
+            bound = {**columns.parameters, "currency": rule.limits.currency}
             if rule.window is not None:
                 prev_start, start, end = self._current(idx, rule, now)
                 params = {"current_start": start, "since": prev_start, "until": end}
-                _, _, rows = source.query(columns.query("quota_usage.sql", db), {**params, **match})
+                _, _, rows = source.query(columns.query("quota_usage.sql", db), {**params, **bound})
                 for subject, current, tokens, cost, unpriced in rows:
                     window_start, window_end = (start, end) if current else (prev_start, start)
                     counters[(idx, tuple(subject), window_start)] = Counter(
@@ -520,7 +520,7 @@ class BudgetEvaluator:
                     )
             else:
                 params = {"since": _dt(now - self.config.context_ttl)}
-                _, _, rows = source.query(columns.query("context_usage.sql", db), {**params, **match})
+                _, _, rows = source.query(columns.query("context_usage.sql", db), {**params, **bound})
                 for tenant, context, tokens, cost, unpriced, _last in rows:
                     counters[(idx, (tenant, context), EPOCH)] = Counter(
                         tokens=int(tokens),
