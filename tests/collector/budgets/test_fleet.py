@@ -225,3 +225,21 @@ def test_a_trip_recorded_by_another_collector_is_adopted(store: Store) -> None:
     b.evaluator.tick()
     resets = [e for e in a.events + b.events if e.state == "reset"]
     assert len(resets) == 2 and resets[0].event_id == resets[1].event_id
+
+
+def test_a_full_reconciliation_reads_the_contexts_of_the_last_context_ttl_not_every_context(
+    store: Store,
+) -> None:
+    """A budget counts the contexts active within `budgets.context_ttl` (as a restart's rebuild does):
+    a reconciliation that reads every subject does not bring back a context idle for longer, which
+    would evict live counters, could alert its old crossing again, and reads the whole ledger."""
+    long_ago = NOW - timedelta(days=2)
+    store.write(
+        [call(long_ago, f"a{i:015x}", context="long-ago", ingested_at=long_ago) for i in range(3)], []
+    )
+    store.write(calls("b", 2, context="ctx-now"), [])
+    c = Collector(store)
+    c.sync()  # the first reconciliation reads every subject
+    contexts = {e["subject"]["context"] for e in c.evaluator.states()["budgets"]}
+    assert contexts == {"ctx-now"}
+    assert c.tokens("session", context="ctx-now") == 2 * 150

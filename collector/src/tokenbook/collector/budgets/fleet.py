@@ -12,8 +12,10 @@ collector already stored and that reaches this one again (a re-send) is counted 
 of the ledger part while it is remembered here and counted from the ledger once storage holds it.
 Only subjects with recent activity are queried: tenants (contexts, for budgets) with a call ingested
 by any collector since the previous sync (less `_ACTIVE_MARGIN`, or the span of readings that
-confirms a crossing if longer), or remembered here; every `_FULL_EVERY` syncs all subjects are. A
-quota's previous window (where only late calls land) is read on those full syncs only.
+confirms a crossing if longer), or remembered here; every `_FULL_EVERY` syncs all subjects are: every
+tenant with calls in a quota's windows, and every context with a call ingested within
+``budgets.context_ttl`` (an idle context's counter is forgotten, as at a restart). A quota's previous
+window (where only late calls land) is read on those full syncs only.
 
 The breaker is fed the same way: the tokens of each tenant by ingest time, in the breaker's buckets,
 from the ledger (each span once, at its first ingestion seen) plus the remembered spans. The first
@@ -202,6 +204,10 @@ class FleetSync:
                     key = (idx, tuple(subject), start if current else prev_start)
                     usage[key] = Usage(int(tokens), Decimal(cost or 0), int(unpriced))
             else:
+                # a budget counts the contexts active within context_ttl, also on a full sync (as
+                # the rebuild at start does): an idle context's counter is forgotten, not read back
+                idle = _dt(started - self.evaluator.config.context_ttl)
+                params["active_since"] = max(active_since, idle)
                 params["own_contexts"] = sorted({(c.tenant_id, c.context_id) for c in own})
                 sql = columns.query("fleet_context_usage.sql", source.database)
                 _, _, rows = source.query(sql, params)
