@@ -5,8 +5,8 @@ A collector rebuilds its quota and budget counters from the ledger when it start
 seconds (`FleetSync.sync`). Both read every call of a quota's windows, so their cost grows with the
 calls a window holds. This measures them on an embedded store that holds ``--rows`` calls, each
 delivered twice (a re-delivery FINAL must count once), of 50 tenants, 97 users and 4 ``cost_center``
-tags, spread over the ``--days`` before now and ingested 5 minutes ago
-(`tests.cli.seed_store.write_busy_day`), with three rules:
+tags, in runs of 20 consecutive calls (a context each), spread over the ``--days`` before now, each
+ingested a second after its start (`tests.cli.seed_store.write_busy_day`), with three rules:
 
 * ``monthly``: a ``calendar_month`` quota per tenant;
 * ``daily-user``: a ``1d`` quota per tenant and user, of the calls of one ``tags.cost_center``;
@@ -16,7 +16,8 @@ Timed, in process CPU (the engine runs in the process) and wall seconds:
 
 * ``rebuild``: a restart's rebuild (the previous and current windows of each quota, and every context
   active within ``budgets.context_ttl``);
-* ``first_sync``: a fleet member's first reconciliation (every subject, the previous windows too);
+* ``first_sync``: a fleet member's first reconciliation (every subject: each tenant of the quotas'
+  previous and current windows, each context with a call ingested within ``budgets.context_ttl``);
 * ``active_sync``: a reconciliation after one new call of every tenant (every tenant active: the
   current windows of all of them).
 
@@ -59,6 +60,7 @@ from tokenbook.collector.storage.store import Store  # noqa: E402
 
 RESULT = HERE / "results" / "budget_reads.json"
 TENANTS = 50
+RUN_CALLS = 20  # consecutive calls of one context
 RULES: dict[str, Any] = {
     "quotas": [
         {"name": "monthly", "window": "calendar_month", "limit": {"tokens": 10**15}},
@@ -110,12 +112,14 @@ def worker(data_dir: Path, out: Path, now: datetime) -> None:
         fleet = BudgetEvaluator(cfg, publish=lambda _: None, clock=clock, fleet=True)
         sync = FleetSync(fleet, 2.0, clock=clock)
         first = _timed(lambda: sync.sync(store))
+        first_counters = sync.last.counters if sync.last is not None else 0
         store.write(_new_calls(now), [])
         active = _timed(lambda: sync.sync(store))
         counters = sync.last.counters if sync.last is not None else 0
         doc = {
             "rebuild": rebuild,
             "first_sync": first,
+            "first_sync_counters": first_counters,
             "active_sync": active,
             "active_sync_counters": counters,
             "rebuild_digest": _digest(restarted),
@@ -128,7 +132,15 @@ def _seed(data_dir: Path, rows: int, days: int, now: datetime) -> None:
         store.migrate()
         end = now - timedelta(minutes=5)
         for _ in range(2):  # the second time as a re-delivery of every call
-            write_busy_day(store, rows, end, tenants=TENANTS, days=days, ingested=end)
+            write_busy_day(
+                store,
+                rows,
+                end,
+                tenants=TENANTS,
+                days=days,
+                ingested=timedelta(seconds=1),
+                calls_per_context=RUN_CALLS,
+            )
 
 
 def _run_worker(python: str, data_dir: Path, now: datetime) -> dict[str, Any]:

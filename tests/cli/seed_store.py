@@ -180,24 +180,33 @@ def write_busy_day(
     tenants: int = 50,
     days: int = 1,
     prefix: str = "busy-",
-    ingested: datetime | None = None,
+    ingested: datetime | timedelta | None = None,
+    calls_per_context: int = 0,
 ) -> None:
     """`rows` unrelated calls, and as many steps, of `tenants` tenants (`prefix` and a number) spread
     over the `days` before `end`, written by the engine (each in its own trace, a call and a step per
     trace; their contexts are `BUSY_CONTEXT_PREFIX` and a number, their users ``user-N`` of 97 and
-    their ``cost_center`` tags ``cc-N`` of 4), all ingested at `ingested` (default: now)."""
+    their ``cost_center`` tags ``cc-N`` of 4), ingested now, at `ingested` (a time), or `ingested` after
+    their start (a duration). The tenants take the calls in turn, each in one of 997 contexts that
+    last the whole span; with `calls_per_context`, each run of that many consecutive calls is one
+    context of one tenant instead (a short agent run)."""
     db = store.database
     trace, span = "lower(hex(cityHash64(number, 1)))", "lower(hex(cityHash64(number, 2)))"
     spread = f"toIntervalMicrosecond(intDiv(number * {days * 86_400_000_000}, {rows}))"
+    run = f"intDiv(number, {calls_per_context})" if calls_per_context else "number"
+    context = run if calls_per_context else "number % 997"
     where = (
         f"{{end:DateTime64(6, 'UTC')}} - {spread},"
-        f" {trace}, concat({{context:String}}, toString(number % 997)),"
-        f" concat({{prefix:String}}, toString(number % {tenants}))"
+        f" {trace}, concat({{context:String}}, toString({context})),"
+        f" concat({{prefix:String}}, toString({run} % {tenants}))"
     )
     params: dict[str, Any] = {"end": end, "prefix": prefix, "context": BUSY_CONTEXT_PREFIX}
     at = "now64(6)"
-    if ingested is not None:
+    if isinstance(ingested, datetime):
         params["ingested"], at = ingested, "{ingested:DateTime64(6, 'UTC')}"
+    elif ingested is not None:
+        params["after"] = int(ingested / timedelta(microseconds=1))
+        at = f"{{end:DateTime64(6, 'UTC')}} - {spread} + toIntervalMicrosecond({{after:Int64}})"
     store.command(
         f"INSERT INTO {db}.llm_calls (timestamp, trace_id, context_id, tenant_id, span_id, user_id, tags,"
         " model, input_tokens, output_tokens, price_status, quote_status, kind, service_instance,"
