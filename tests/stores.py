@@ -38,9 +38,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from tokenbook.collector.storage.store import Store
+    from collections.abc import Mapping
 
-__all__ = ["DatabasePool", "Fingerprint"]
+    from tokenbook.collector.storage.store import QueryResult, Store
+
+__all__ = ["Counting", "DatabasePool", "Fingerprint"]
 
 _BOOKKEEPING = "schema_migrations"  # the applied migrations: kept, as a fresh migration leaves it
 _METADATA = "metadata"  # the engine's folder of each database's table definitions
@@ -70,6 +72,25 @@ _GLOBALS = (
 _ATTACH = re.compile(r"ATTACH (?P<kind>TABLE|VIEW|MATERIALIZED VIEW) _(?: UUID '[^']*')?(?P<rest>.*)")
 _DATABASE = "__tokenbook_pool_database__"  # stands for the copy's name in the template's statements
 _SHARED = "template.json"  # the template's schema and applied migrations, in the run's shared folder
+
+
+class Counting:
+    """A store as a reader sees it (the decision pass, the budgets: `query` and `database`), counting
+    the rows its queries return; every query runs with engine `settings` if given (e.g.
+    `tests.cli.seed_store.reads_at_most`)."""
+
+    def __init__(self, store: Store, settings: Mapping[str, Any] | None = None) -> None:
+        self.store = store
+        self.database = store.database
+        self.settings = settings
+        self.rows = 0
+        self.statements: list[str] = []  # the text of every query, in order
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        result = self.store.query(sql, parameters, settings=self.settings)
+        self.rows += len(result[2])
+        self.statements.append(sql)
+        return result
 
 
 class Fingerprint(NamedTuple):

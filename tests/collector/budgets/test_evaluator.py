@@ -242,7 +242,7 @@ class LedgerStub:
     def query(self, sql: str, parameters: Any = None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
         assert "subject_usage" in sql or "ingested_at <" in sql
         self.asked.append(dict(parameters))
-        return [], [], [(self.stored.get(parameters["subject"][1], 0), Decimal(0), 0)]
+        return [], [], [(self.stored.get(parameters["rule_subject_1"], 0), Decimal(0), 0)]  # the user
 
 
 def test_a_flood_of_distinct_users_keeps_at_most_max_subjects_and_evicted_ones_are_rebuilt() -> None:

@@ -8,8 +8,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.cli.seed_store import reads_at_most, write_busy_day
 from tests.collector.budgets.budget_rows import call, inside_the_day
 from tests.collector.webhook_receiver import WebhookReceiver
+from tests.stores import Counting
 from tokenbook.collector.budgets import BudgetRuntime, BudgetsConfig, parse_budgets
 from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
 from tokenbook.collector.storage.store import Store
@@ -134,7 +136,11 @@ def test_webhook_retries_with_backoff_and_signs_the_body(store: Store) -> None:
 
 def test_an_evicted_counter_is_rebuilt_from_the_ledger(store: Store) -> None:
     """budgets.max_subjects: a counter evicted from memory comes back exact (subject_usage.sql), without
-    the layers another span bills (a wrapper, a duplicate instrumentation layer)."""
+    the layers another span bills (a wrapper, a duplicate instrumentation layer), from its subject's
+    calls read by the ledger's sorting key (tenant, then context): 60,000 calls of other tenants and
+    contexts in the same hours are not read."""
+    busy = NOW - timedelta(minutes=30)
+    write_busy_day(store, 60_000, busy, ingested=busy)
     earlier = NOW - timedelta(minutes=5)
     billed = [call(earlier, f"{i:016x}", context=f"c{i}", ingested_at=earlier) for i in range(4)]
     unbilled = [
@@ -153,7 +159,8 @@ def test_an_evicted_counter_is_rebuilt_from_the_ledger(store: Store) -> None:
         if ev.status({"tenant": "acme", "context": f"c{i}"})["budgets"][0]["used"]["tokens"] == 0
     )
     ev.observe([call(NOW, "a" * 16, context=evicted)])
-    while ev.hydrate_pending(store):
+    bounded = Counting(store, reads_at_most(20_000))
+    while ev.hydrate_pending(bounded):
         pass
     (budget,) = ev.status({"tenant": "acme", "context": evicted})["budgets"]
     assert budget["used"]["tokens"] == 2 * 150

@@ -124,7 +124,7 @@ def test_counters_read_from_the_ledger_equal_the_calls_counted_in_memory(store: 
 def test_a_tag_key_is_bound_not_written_into_the_statement() -> None:
     rule = config().rules[0]
     columns = RuleColumns.of(rule)
-    assert TAG not in columns.subject and TAG not in columns.match
+    assert TAG not in columns.subject + columns.match + columns.subject_is
     assert TAG in columns.parameters.values() and "team-a" in columns.parameters.values()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.cli.seed_store import make_calls, reads_at_most, write_busy_day
-from tests.stores import DatabasePool
+from tests.stores import Counting, DatabasePool
 from tokenbook.collector.storage.decisions import DecisionKeys, run_pass
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
@@ -22,25 +22,6 @@ def store(database_pool: DatabasePool) -> Iterator[Store]:
     """A migrated embedded store in a fresh database."""
     with database_pool.store() as s:
         yield s
-
-
-class Counting:
-    """The store as the decision pass reads it, counting the rows its queries return; every query
-    runs with engine `settings` if given."""
-
-    def __init__(self, store: Store, settings: Mapping[str, Any] | None = None) -> None:
-        self.store = store
-        self.database = store.database
-        self.settings = settings
-        self.rows = 0
-
-        self.statements: list[str] = []  # the text of every query, in order
-
-    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
-        result = self.store.query(sql, parameters, settings=self.settings)
-        self.rows += len(result[2])
-        self.statements.append(sql)
-        return result
 
 
 def busy_bucket(n: int, start: datetime) -> list[CallRow]:

@@ -2,15 +2,17 @@
 
 The usage statements (``budgets/*_usage.sql``) sum a rule's calls per subject from ``llm_calls``.
 `RuleColumns.of` turns the rule's ``per`` keys into one ``Array(String)`` expression (the subject, in
-``per`` order) and its ``match`` into one condition, each key read from its own column (`ATTRIBUTE_KEYS`)
-or from the ``tags`` map. Column names come from that fixed table; tag keys and match values are bound
-parameters, never text of the statement. Reading the columns a rule names, rather than a map of every
-attribute built for every call, is what keeps a usage read over a month of calls cheap.
+``per`` order) and into a condition that one subject's values hold, and its ``match`` into one
+condition, each key read from its own column (`ATTRIBUTE_KEYS`) or from the ``tags`` map. Column
+names come from that fixed table; tag keys, match values and subject values are bound parameters,
+never text of the statement. Reading the columns a rule names, rather than a map of every attribute
+built for every call, is what keeps a usage read over a month of calls cheap; comparing a subject
+column by column lets the ledger's sorting key (tenant, then context) find one subject's calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,9 @@ class RuleColumns:
     subject: str  # an Array(String) expression: the per keys' values of a call, in order
     match: str  # a condition: the call has every matched value ("1" when the rule matches all)
     parameters: Mapping[str, Any]  # the tag keys and match values the two expressions bind
+    #: a condition: the call's per keys have the values bound as `subject_values` gives them, one
+    #: comparison per column (so that the ledger's sorting key, tenant then context, finds them)
+    subject_is: str
 
     @classmethod
     def of(cls, rule: Rule) -> RuleColumns:
@@ -49,8 +54,16 @@ class RuleColumns:
             bound = f"rule_value_{len(parameters)}"
             parameters[bound] = value
             conditions.append(f"{name} = {{{bound}:String}}")
-        return cls(subject, " AND ".join(conditions) or "1", parameters)
+        subject_is = [f"{name} = {{rule_subject_{i}:String}}" for i, name in enumerate(values)]
+        return cls(subject, " AND ".join(conditions) or "1", parameters, " AND ".join(subject_is) or "1")
+
+    @staticmethod
+    def subject_values(subject: Sequence[str]) -> dict[str, str]:
+        """The parameters `subject_is` binds: one subject's values (in ``per`` order)."""
+        return {f"rule_subject_{i}": value for i, value in enumerate(subject)}
 
     def query(self, name: str, database: str) -> str:
         """The usage statement `budgets/<name>` for this rule."""
-        return render_query(f"budgets/{name}", database, subject=self.subject, match=self.match)
+        return render_query(
+            f"budgets/{name}", database, subject=self.subject, match=self.match, subject_is=self.subject_is
+        )

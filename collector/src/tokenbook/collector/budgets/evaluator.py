@@ -413,7 +413,7 @@ class BudgetEvaluator:
             columns = self.columns[idx]
             params = {
                 **columns.parameters,
-                "subject": list(subject),
+                **columns.subject_values(subject),
                 "since": since,
                 "until": until,
                 "before": _dt(created),
