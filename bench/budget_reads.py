@@ -19,7 +19,10 @@ Timed, in process CPU (the engine runs in the process) and wall seconds:
 * ``first_sync``: a fleet member's first reconciliation (every subject: each tenant of the quotas'
   previous and current windows, each context with a call ingested within ``budgets.context_ttl``);
 * ``active_sync``: a reconciliation after one new call of every tenant (every tenant active: the
-  current windows of all of them).
+  current windows of all of them);
+* ``evicted_return``: with ``budgets.max_subjects`` at 100, after a rebuild (which evicts most
+  counters), a new call of a context idle for ``--days``: the rebuild of the counters it re-creates
+  from the ledger (its context's budget and its tenant's monthly quota).
 
 With ``--base-python`` (another checkout's interpreter, `make install` run there) each round runs the
 worker for the base, then for this checkout, on the same store (seeded once, by this checkout), so a
@@ -61,6 +64,7 @@ from tokenbook.collector.storage.store import Store  # noqa: E402
 RESULT = HERE / "results" / "budget_reads.json"
 TENANTS = 50
 RUN_CALLS = 20  # consecutive calls of one context
+EVICTING = 100  # budgets.max_subjects of the evicted_return case
 RULES: dict[str, Any] = {
     "quotas": [
         {"name": "monthly", "window": "calendar_month", "limit": {"tokens": 10**15}},
@@ -84,6 +88,14 @@ def _new_calls(now: datetime) -> list[CallRow]:
     ]
 
 
+def _idle_context_call(now: datetime, rows: int) -> CallRow:
+    """A new call of the oldest context (idle for `--days`), on a tenant whose counters were evicted."""
+    run = rows // RUN_CALLS - 1
+    return call(
+        now, "e" * 16, trace="e" * 32, tenant=f"busy-{run % TENANTS}", context=f"c-{run}", ingested_at=now
+    )
+
+
 def _timed(action: Callable[[], object]) -> dict[str, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     action()
@@ -99,11 +111,12 @@ def _digest(evaluator: BudgetEvaluator) -> str:
     return hashlib.sha256(json.dumps(counters).encode()).hexdigest()[:16]
 
 
-def worker(data_dir: Path, out: Path, now: datetime) -> None:
-    """Time the three reads on the store in `data_dir`, on a clock stopped at `now` (every worker reads
-    the same windows and active contexts), and write the figures to `out`."""
+def worker(data_dir: Path, out: Path, now: datetime, rows: int) -> None:
+    """Time the four reads on the store in `data_dir` (of `rows` calls), on a clock stopped at `now`
+    (every worker reads the same windows and active contexts), and write the figures to `out`."""
     cfg, problems = parse_budgets(RULES)
-    assert not problems, problems
+    small, more_problems = parse_budgets({**RULES, "max_subjects": EVICTING})
+    assert not problems and not more_problems, problems + more_problems
     clock = now.timestamp
     with Store.open(data_dir=str(data_dir)) as store:
         store.write(_new_calls(now), [])  # what the previous worker wrote: the same counters
@@ -116,12 +129,19 @@ def worker(data_dir: Path, out: Path, now: datetime) -> None:
         store.write(_new_calls(now), [])
         active = _timed(lambda: sync.sync(store))
         counters = sync.last.counters if sync.last is not None else 0
+        evicting = BudgetEvaluator(small, publish=lambda _: None, clock=clock)
+        evicting.rebuild(store)
+        evicting.observe([_idle_context_call(now, rows)])
+        rebuilt: list[int] = []
+        returned = _timed(lambda: rebuilt.append(evicting.hydrate_pending(store)))
         doc = {
             "rebuild": rebuild,
             "first_sync": first,
             "first_sync_counters": first_counters,
             "active_sync": active,
             "active_sync_counters": counters,
+            "evicted_return": returned,
+            "evicted_return_counters": rebuilt[0],
             "rebuild_digest": _digest(restarted),
         }
     out.write_text(json.dumps(doc), encoding="utf-8")
@@ -143,11 +163,11 @@ def _seed(data_dir: Path, rows: int, days: int, now: datetime) -> None:
             )
 
 
-def _run_worker(python: str, data_dir: Path, now: datetime) -> dict[str, Any]:
+def _run_worker(python: str, data_dir: Path, now: datetime, rows: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tokenbook-budget-reads-") as tmp:
         out = Path(tmp) / "result.json"
         command = [python, str(Path(__file__).resolve()), "--worker", str(data_dir), "--out", str(out)]
-        command += ["--now", now.isoformat()]
+        command += ["--now", now.isoformat(), "--rows", str(rows)]
         subprocess.run(command, check=True, cwd=HERE.parent)
         doc: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     return doc
@@ -164,7 +184,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     args = parser.parse_args(argv)
     if args.worker is not None:
-        worker(args.worker, args.out, args.now)
+        worker(args.worker, args.out, args.now, args.rows)
         return {}
     versions = {"after": sys.executable}
     if args.base_python:
@@ -179,7 +199,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         print(f"seeded {2 * args.rows} rows in {time.perf_counter() - started:.1f} s", flush=True)
         for i in range(args.rounds):
             for name, python in versions.items():
-                run = _run_worker(python, data_dir, now)
+                run = _run_worker(python, data_dir, now, args.rows)
                 run["load_average"] = os.getloadavg()[0]
                 runs[name].append(run)
                 print(f"round {i + 1} {name}: {json.dumps(run)}", flush=True)
@@ -190,7 +210,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             phase: {
                 unit: round(statistics.median(r[phase][unit] for r in rs), 3) for unit in ("cpu_s", "wall_s")
             }
-            for phase in ("rebuild", "first_sync", "active_sync")
+            for phase in ("rebuild", "first_sync", "active_sync", "evicted_return")
         }
         for name, rs in runs.items()
     }

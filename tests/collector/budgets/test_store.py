@@ -5,6 +5,7 @@ retries and an HMAC signature."""
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.collector.webhook_receiver import WebhookReceiver
 from tests.stores import Counting
 from tokenbook.collector.budgets import BudgetRuntime, BudgetsConfig, parse_budgets
 from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
+from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import Store
 
 SECRET = "0123456789abcdef-secret"
@@ -164,6 +166,31 @@ def test_an_evicted_counter_is_rebuilt_from_the_ledger(store: Store) -> None:
         pass
     (budget,) = ev.status({"tenant": "acme", "context": evicted})["budgets"]
     assert budget["used"]["tokens"] == 2 * 150
+
+
+def test_which_calls_storage_holds_is_read_by_their_identity_not_over_the_ledger(store: Store) -> None:
+    """The restart's check of the calls still in the log (stored_spans.sql) and the fleet's check of
+    the calls it counts from memory (stored_versions.sql) look the calls up by their identity, the
+    ledger's sorting key: of 60,000 calls of other tenants, none is read, however many calls are
+    looked up (a trace ID's bloom filter stops pruning at a few thousand)."""
+    busy = NOW - timedelta(minutes=30)
+    write_busy_day(store, 60_000, busy, ingested=busy)
+    rng = random.Random(5)  # trace IDs spread as real ones are (no part's min-max excludes them)
+    calls = [
+        call(NOW - timedelta(seconds=i), f"{i:016x}", trace=f"{rng.getrandbits(128):032x}")
+        for i in range(2_000)
+    ]
+    store.write(calls[:1_500], [])
+    store.write([calls[0]._replace(version=3)], [])
+    keys = {"keys": [c.identity for c in calls]}
+    for name in ("stored_spans.sql", "stored_versions.sql"):
+        sql = render_query(f"budgets/{name}", store.database)
+        _, _, estimate = store.query(f"EXPLAIN ESTIMATE {sql}", keys)
+        assert sum(int(rows) for _, _, _, rows, _ in estimate) < 20_000, name  # rows the read selects
+    _, _, spans = store.query(render_query("budgets/stored_spans.sql", store.database), keys)
+    assert sorted(spans) == sorted((c.trace_id, c.span_id) for c in calls[:1_500])
+    _, _, versions = store.query(render_query("budgets/stored_versions.sql", store.database), keys)
+    assert len(versions) == 1_500 and (calls[0].trace_id, calls[0].span_id, 3) in versions
 
 
 def test_the_tests_now_keeps_its_daily_window_a_few_minutes_either_side() -> None:

@@ -548,7 +548,7 @@ class BudgetEvaluator:
     def _unstored(self, source: UsageSource, pending: list[CallRow]) -> list[CallRow]:
         if not pending:
             return []
-        keys = sorted({(c.trace_id, c.span_id) for c in pending})
+        keys = sorted({c.identity for c in pending})
         stored: set[tuple[str, str]] = set()
         sql = render_query("budgets/stored_spans.sql", source.database)
         for i in range(0, len(keys), 5000):

@@ -142,7 +142,7 @@ class FleetSync:
         trips = [] if breaker is None else self._trips(source, breaker, started)
         with self._lock:
             later = {k: c for k, c in self._spans.items() if k not in own}  # accepted during the queries
-        stored = self._stored(source, keys + sorted(later))
+        stored = self._stored(source, [*own.values(), *later.values()])
         remembered = [*own.values(), *(c for k, c in later.items() if k not in stored)]
         for call in remembered:
             self._add(usage, call, read_from)
@@ -248,7 +248,9 @@ class FleetSync:
             if kind == "breaker" and state == TRIPPED and window_end is not None and subject
         ]
 
-    def _stored(self, source: UsageSource, keys: list[_Span]) -> dict[_Span, int]:
+    def _stored(self, source: UsageSource, calls: list[CallRow]) -> dict[_Span, int]:
+        """The newest stored version of each of `calls` that storage holds, by span."""
+        keys = sorted({c.identity for c in calls})
         out: dict[_Span, int] = {}
         sql = render_query("budgets/stored_versions.sql", source.database)
         for i in range(0, len(keys), _KEYS_PER_QUERY):

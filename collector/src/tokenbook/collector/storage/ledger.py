@@ -97,6 +97,12 @@ class CallRow(NamedTuple):
     price_book: str = ""  # "<file>#<book>" that bills the tenant; "" = no book (list price)
     price_book_entry: str = ""  # the book's entry that billed the call; "" = none matched (list price)
 
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        """The row's identity in the ledger, its sorting key: (tenant_id, context_id, trace_id,
+        span_id). Every version of the call has it; a lookup by it reads only the call's granules."""
+        return (self.tenant_id, self.context_id, self.trace_id, self.span_id)
+
 
 class StepRow(NamedTuple):
     """A non-billed span that matters per context: a tool call, an agent/chain wrapper, an outcome."""
