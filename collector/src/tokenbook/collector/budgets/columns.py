@@ -27,11 +27,11 @@ class RuleColumns:
     """One rule's ``per`` and ``match`` over ``llm_calls``, and the parameters they bind."""
 
     subject: str  # an Array(String) expression: the per keys' values of a call, in order
-    match: str  # a condition: the call has every matched value ("1" when the rule matches all)
-    parameters: Mapping[str, Any]  # the tag keys and match values the two expressions bind
     #: a condition: the call's per keys have the values bound as `subject_values` gives them, one
     #: comparison per column (so that the ledger's sorting key, tenant then context, finds them)
     subject_is: str
+    match: str  # a condition: the call has every matched value ("1" when the rule matches all)
+    parameters: Mapping[str, Any]  # the tag keys and match values the expressions bind
 
     @classmethod
     def of(cls, rule: Rule) -> RuleColumns:
@@ -55,7 +55,12 @@ class RuleColumns:
             parameters[bound] = value
             conditions.append(f"{name} = {{{bound}:String}}")
         subject_is = [f"{name} = {{rule_subject_{i}:String}}" for i, name in enumerate(values)]
-        return cls(subject, " AND ".join(conditions) or "1", parameters, " AND ".join(subject_is) or "1")
+        return cls(
+            subject=subject,
+            subject_is=" AND ".join(subject_is) or "1",
+            match=" AND ".join(conditions) or "1",
+            parameters=parameters,
+        )
 
     @staticmethod
     def subject_values(subject: Sequence[str]) -> dict[str, str]:
