@@ -14,6 +14,7 @@ from tests.collector.budgets.budget_rows import call, inside_the_day
 from tests.collector.webhook_receiver import WebhookReceiver
 from tests.stores import Counting
 from tokenbook.collector.budgets import BudgetRuntime, BudgetsConfig, parse_budgets
+from tokenbook.collector.budgets.evaluator import stored_versions
 from tokenbook.collector.budgets.webhook import SIGNATURE_HEADER, sign
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import Store
@@ -169,10 +170,10 @@ def test_an_evicted_counter_is_rebuilt_from_the_ledger(store: Store) -> None:
 
 
 def test_which_calls_storage_holds_is_read_by_their_identity_not_over_the_ledger(store: Store) -> None:
-    """The restart's check of the calls still in the log (stored_spans.sql) and the fleet's check of
-    the calls it counts from memory (stored_versions.sql) look the calls up by their identity, the
-    ledger's sorting key: of 60,000 calls of other tenants, none is read, however many calls are
-    looked up (a trace ID's bloom filter stops pruning at a few thousand)."""
+    """The restart's check of the calls still in the log and the fleet's check of the calls it counts
+    from memory (both `stored_versions`) look the calls up by their identity, the ledger's sorting
+    key: of 60,000 calls of other tenants, none is read, however many calls are looked up (a trace
+    ID's bloom filter stops pruning at a few thousand)."""
     busy = NOW - timedelta(minutes=30)
     write_busy_day(store, 60_000, busy, ingested=busy)
     rng = random.Random(5)  # trace IDs spread as real ones are (no part's min-max excludes them)
@@ -182,15 +183,12 @@ def test_which_calls_storage_holds_is_read_by_their_identity_not_over_the_ledger
     ]
     store.write(calls[:1_500], [])
     store.write([calls[0]._replace(version=3)], [])
-    keys = {"keys": [c.identity for c in calls]}
-    for name in ("stored_spans.sql", "stored_versions.sql"):
-        sql = render_query(f"budgets/{name}", store.database)
-        _, _, estimate = store.query(f"EXPLAIN ESTIMATE {sql}", keys)
-        assert sum(int(rows) for _, _, _, rows, _ in estimate) < 20_000, name  # rows the read selects
-    _, _, spans = store.query(render_query("budgets/stored_spans.sql", store.database), keys)
-    assert sorted(spans) == sorted((c.trace_id, c.span_id) for c in calls[:1_500])
-    _, _, versions = store.query(render_query("budgets/stored_versions.sql", store.database), keys)
-    assert len(versions) == 1_500 and (calls[0].trace_id, calls[0].span_id, 3) in versions
+    sql = render_query("budgets/stored_versions.sql", store.database)
+    _, _, estimate = store.query(f"EXPLAIN ESTIMATE {sql}", {"keys": [c.identity for c in calls]})
+    assert sum(int(rows) for _, _, _, rows, _ in estimate) < 20_000  # rows the read selects
+    versions = stored_versions(store, calls)
+    assert sorted(versions) == sorted((c.trace_id, c.span_id) for c in calls[:1_500])
+    assert versions[(calls[0].trace_id, calls[0].span_id)] == 3
 
 
 def test_the_tests_now_keeps_its_daily_window_a_few_minutes_either_side() -> None:

@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from tokenbook.collector.budgets.breaker import BurnRateBreaker
 from tokenbook.collector.budgets.columns import RuleColumns
@@ -86,9 +86,18 @@ from tokenbook.genai import semconv
 from tokenbook.genai.billing import UNBILLED_STATUSES
 from tokenbook.genai.budgets import OVER_BUDGET, WITHIN_BUDGET
 
-__all__ = ["GRANTED", "BudgetEvaluator", "FleetUsage", "RebuildResult", "Trip", "UsageSource"]
+__all__ = [
+    "GRANTED",
+    "BudgetEvaluator",
+    "FleetUsage",
+    "RebuildResult",
+    "Trip",
+    "UsageSource",
+    "stored_versions",
+]
 
 _log = logging.getLogger(__name__)
+_KEYS_PER_QUERY: Final = 20_000  # calls per lookup of stored versions
 _PRUNE_INTERVAL = 10.0
 _Key = tuple[int, tuple[str, ...], datetime]
 _RESERVATION_TAG = semconv.TB.RESERVATION_ID
@@ -146,6 +155,19 @@ class RebuildResult:
 
 def _billed(call: CallRow) -> bool:
     return call.price_status not in UNBILLED_STATUSES
+
+
+def stored_versions(source: UsageSource, calls: Iterable[CallRow]) -> dict[tuple[str, str], int]:
+    """The newest stored version of each of `calls` that the ledger holds, by (trace_id, span_id),
+    looked up by the calls' identity (the ledger's sorting key), `_KEYS_PER_QUERY` at a time: which
+    calls of the log a restart need not count again, which remembered calls a fleet sync may forget."""
+    keys = sorted({c.identity for c in calls})
+    out: dict[tuple[str, str], int] = {}
+    sql = render_query("budgets/stored_versions.sql", source.database)
+    for i in range(0, len(keys), _KEYS_PER_QUERY):
+        _, _, rows = source.query(sql, {"keys": keys[i : i + _KEYS_PER_QUERY]})
+        out.update(((t, s), int(v)) for t, s, v in rows)
+    return out
 
 
 def _dt(seconds: float) -> datetime:
@@ -548,12 +570,7 @@ class BudgetEvaluator:
     def _unstored(self, source: UsageSource, pending: list[CallRow]) -> list[CallRow]:
         if not pending:
             return []
-        keys = sorted({c.identity for c in pending})
-        stored: set[tuple[str, str]] = set()
-        sql = render_query("budgets/stored_spans.sql", source.database)
-        for i in range(0, len(keys), 5000):
-            _, _, rows = source.query(sql, {"keys": keys[i : i + 5000]})
-            stored.update((t, s) for t, s in rows)
+        stored = stored_versions(source, pending)
         seen: set[tuple[str, str]] = set()
         out = []
         for call in pending:

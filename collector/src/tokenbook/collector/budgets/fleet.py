@@ -56,7 +56,13 @@ from tokenbook.collector.budgets.counters import (
     matches,
     subject_of,
 )
-from tokenbook.collector.budgets.evaluator import BudgetEvaluator, FleetUsage, Trip, UsageSource
+from tokenbook.collector.budgets.evaluator import (
+    BudgetEvaluator,
+    FleetUsage,
+    Trip,
+    UsageSource,
+    stored_versions,
+)
 from tokenbook.collector.budgets.events import EPOCH, TRIPPED
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.collector.storage.sqltemplate import render_query
@@ -67,7 +73,6 @@ __all__ = ["FleetSync", "SyncResult", "collector_id"]
 _ACTIVE_MARGIN: Final = 60.0  # seconds: clock skew between collectors and their writer delay
 _FULL_EVERY: Final = 100  # every Nth sync reconciles every subject of the open windows
 _MAX_REMEMBERED: Final = 1_000_000  # spans remembered until stored; beyond, the oldest are forgotten
-_KEYS_PER_QUERY: Final = 20_000
 _Key = tuple[int, tuple[str, ...], datetime]
 _Span = tuple[str, str]
 
@@ -142,7 +147,7 @@ class FleetSync:
         trips = [] if breaker is None else self._trips(source, breaker, started)
         with self._lock:
             later = {k: c for k, c in self._spans.items() if k not in own}  # accepted during the queries
-        stored = self._stored(source, [*own.values(), *later.values()])
+        stored = stored_versions(source, [*own.values(), *later.values()])
         remembered = [*own.values(), *(c for k, c in later.items() if k not in stored)]
         for call in remembered:
             self._add(usage, call, read_from)
@@ -247,16 +252,6 @@ class FleetSync:
             for kind, _rule, subject, window_start, state, window_end, _last in rows
             if kind == "breaker" and state == TRIPPED and window_end is not None and subject
         ]
-
-    def _stored(self, source: UsageSource, calls: list[CallRow]) -> dict[_Span, int]:
-        """The newest stored version of each of `calls` that storage holds, by span."""
-        keys = sorted({c.identity for c in calls})
-        out: dict[_Span, int] = {}
-        sql = render_query("budgets/stored_versions.sql", source.database)
-        for i in range(0, len(keys), _KEYS_PER_QUERY):
-            _, _, rows = source.query(sql, {"keys": keys[i : i + _KEYS_PER_QUERY]})
-            out.update(((t, s), int(v)) for t, s, v in rows)
-        return out
 
     def _add(self, usage: dict[_Key, Usage], call: CallRow, read_from: Mapping[int, datetime]) -> None:
         """Add one remembered call to the usage of every counter it counts toward, in the windows
