@@ -102,12 +102,12 @@ class FaultyCollector(CollectorProcess):
         """``up``, ``down`` or ``slow <seconds>``; read by the collector before every insert."""
         self.control.write_text(state, encoding="ascii")
 
-    def start(self, timeout: float = 90.0) -> FaultyCollector:
+    def start(self, timeout: float = 90.0, *, settled: bool = True) -> FaultyCollector:
         os.environ["TOKENBOOK_FAULT_CONTROL"] = str(self.control)
         inject = str(HERE / "inject")
         if inject not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
             os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [inject, os.environ.get("PYTHONPATH")]))
-        super().start(timeout)
+        super().start(timeout, settled=settled)
         return self
 
     def rss_mib(self) -> float | None:

@@ -67,7 +67,10 @@ class CollectorProcess:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def start(self, timeout: float = 90.0) -> CollectorProcess:
+    def start(self, timeout: float = 90.0, *, settled: bool = True) -> CollectorProcess:
+        """Start the process and wait until ``/healthz`` answers, then, with `settled`, until its start
+        is over: ``/readyz`` no longer says ``starting:`` (a collector with budgets serves while it
+        rebuilds their counters, answering ``/v1/budgets`` and ``/v1/reservations`` with 503)."""
         self.config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -88,11 +91,21 @@ class CollectorProcess:
                 raise RuntimeError(f"collector exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 with urllib.request.urlopen(self.admin_url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
+                    if r.status == 200 and (not settled or not self._starting()):
                         return self
             except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise TimeoutError(f"collector did not start:\n{self.log()}")
+
+    def _starting(self) -> bool:
+        """Whether ``/readyz`` says the collector is still starting."""
+        try:
+            with urllib.request.urlopen(self.admin_url + "/readyz", timeout=1) as r:
+                reason = json.loads(r.read())["reason"]
+        except urllib.error.HTTPError as err:
+            reason = json.loads(err.read())["reason"]
+        return str(reason).startswith("starting:")
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""

@@ -7,6 +7,7 @@ to `observe`. (The process-level behaviour is `tests/collector/storage/test_serv
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,29 @@ def test_calls_accepted_before_the_store_is_up_are_counted_once(tmp_path: Path) 
     assert budgets.started == ["replayed", "early-1", "early-2"]
     c._observe(["late"])  # type: ignore[list-item]
     assert budgets.observed == ["late"]
+
+
+def test_calls_accepted_during_the_rebuild_neither_wait_for_it_nor_count_twice(tmp_path: Path) -> None:
+    """The rebuild reads the ledger (long on a big one): an accepted call is held meanwhile, not
+    blocked behind it (with `ack: built` the receivers count before they answer), then counted once."""
+    c, budgets = _collector(tmp_path)
+    c.wal = _Log([])  # type: ignore[assignment]
+    c._observe(["early"])  # type: ignore[list-item]
+    during: list[bool] = []
+
+    def rebuild(source: Any, pending: Sequence[Any] = ()) -> None:
+        budgets.started = list(pending)
+        accept = threading.Thread(target=c._observe, args=(["during"],))
+        accept.start()
+        accept.join(5)
+        during.append(not accept.is_alive())
+
+    budgets.start = rebuild  # type: ignore[method-assign]
+    c._start_budgets(store=object())
+    assert during == [True]  # not blocked by the rebuild
+    assert budgets.started == ["early"] and budgets.observed == ["during"]
+    c._observe(["late"])  # type: ignore[list-item]
+    assert budgets.observed == ["during", "late"]
 
 
 def test_beyond_the_buffer_the_log_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,11 +12,13 @@ import argparse
 import http.client
 import json
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime
 from decimal import Decimal
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from tokenbook.collector.storage.store import Store, StoreError
 __all__ = ["COLUMNS", "budget_rows", "cmd_budgets"]
 
 _MAX_ROWS = 100_000
+_REBUILD_WAIT_S = 120.0  # how long `--admin` waits for a starting collector's counters
 COLUMNS = (
     "kind",
     "rule",
@@ -118,24 +121,34 @@ def _not_admin(address: str) -> str:
 
 
 def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
+    """The rows of the collector's ``GET /v1/budgets``. A 503 with ``Retry-After`` (the counters are
+    being rebuilt at the collector's start) is retried, saying so on stderr, for `_REBUILD_WAIT_S`."""
     query = urllib.parse.urlencode({"tenant": tenant} if tenant else {})
     url = f"http://{address}/v1/budgets" + (f"?{query}" if query else "")
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, headers=auth_headers()), timeout=10
-        ) as response:
-            doc = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
+    deadline = time.monotonic() + _REBUILD_WAIT_S
+    said = False
+    while True:
         try:
-            message = json.loads(exc.read())["error"]
-        except (ValueError, KeyError, TypeError):
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=auth_headers()), timeout=10
+            ) as response:
+                return budget_rows(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read())["error"]
+            except (ValueError, KeyError, TypeError):
+                raise StoreError(_not_admin(address)) from None
+            wait = exc.headers.get("Retry-After", "") if exc.code == HTTPStatus.SERVICE_UNAVAILABLE else ""
+            if not wait.isdigit() or time.monotonic() + int(wait) > deadline:
+                raise StoreError(f"collector admin API at {address}: {message}") from None
+            if not said:
+                print(f"{message}: waiting", file=sys.stderr)
+                said = True
+            time.sleep(int(wait))
+        except (urllib.error.URLError, OSError) as exc:
+            raise StoreError(f"collector admin API at {address} is not reachable: {exc}") from None
+        except (http.client.HTTPException, ValueError):
             raise StoreError(_not_admin(address)) from None
-        raise StoreError(f"collector admin API at {address}: {message}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise StoreError(f"collector admin API at {address} is not reachable: {exc}") from None
-    except (http.client.HTTPException, ValueError):
-        raise StoreError(_not_admin(address)) from None
-    return budget_rows(doc)
 
 
 def _from_events(store: Store, tenant: str | None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:

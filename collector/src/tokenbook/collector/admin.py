@@ -5,9 +5,11 @@ query, a worker or the store.
 
 * ``GET /healthz``: 200 ``{"status": "ok"}`` while the process serves.
 * ``GET /readyz``: 200 when storage accepts writes, else 503 with the reason (requests are still
-  accepted and spooled to the write-ahead log while storage is down).
+  accepted and spooled to the write-ahead log while storage is down, and while the budget counters
+  are being rebuilt at start).
 * ``GET /metrics``: Prometheus text (`IngestMetrics.prometheus`, plus `BudgetRuntime.prometheus`).
-* ``GET /v1/budgets?tenant=T[&context=C]``: quota/budget states from memory (`BudgetRuntime.query_states`).
+* ``GET /v1/budgets?tenant=T[&context=C]``: quota/budget states from memory (`BudgetRuntime.query_states`);
+  503 with ``Retry-After: 1`` while the counters are being rebuilt at start (as ``/v1/reservations``).
 * ``POST /v1/query``: JSON ``{"sql": "SELECT ...", "parameters": {...}, "max_rows": 1000}`` ->
   ``{"columns": [...], "types": [...], "rows": [[...], ...]}`` (`query_api.encode_result`), through
   `Store.query_readonly` (one query accepted by `collector.storage.guard` on ClickHouse's own parse tree, run
@@ -54,6 +56,7 @@ from urllib.parse import parse_qs
 
 from tokenbook.collector.auth import AuthError, TokenTable
 from tokenbook.collector.budgets import BudgetRuntime
+from tokenbook.collector.budgets.runtime import NotRebuilt
 from tokenbook.collector.config import AdminConfig
 from tokenbook.collector.limits import DEFAULT_LIMITS, LimitsConfig
 from tokenbook.collector.metrics import IngestMetrics
@@ -194,6 +197,8 @@ class _Admin:
             outcome, answer = self.budgets.reserve(doc)
         except ValueError as exc:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        except NotRebuilt as exc:
+            return _not_rebuilt(exc)
         status = _RESERVE_STATUS[outcome]
         headers = {}
         if status == HTTPStatus.TOO_MANY_REQUESTS:
@@ -255,6 +260,8 @@ class _Admin:
                 return _json(HTTPStatus.OK, self.budgets.query_states(request.query))
             except ValueError as exc:
                 return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            except NotRebuilt as exc:
+                return _not_rebuilt(exc)
         return _json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {path}"})
 
     def _query_metrics(self) -> str:
@@ -332,6 +339,13 @@ class _Admin:
         except (ValueError, StoreError, PriceConfigError) as exc:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         return _json(HTTPStatus.OK, {"examined": result.examined, "changed": result.changed})
+
+
+def _not_rebuilt(exc: NotRebuilt) -> Response:
+    """503 with ``Retry-After: 1``: the budget counters are not rebuilt yet (the collector is starting)."""
+    return Response(
+        HTTPStatus.SERVICE_UNAVAILABLE, json.dumps({"error": str(exc)}).encode(), headers={"Retry-After": "1"}
+    )
 
 
 def _retry_after(answer: dict[str, Any]) -> int:

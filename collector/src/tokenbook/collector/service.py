@@ -1,11 +1,17 @@
 """The collector process: `tokenbook collector` wires config, store, log, writer, receivers and admin API.
 
 Start order: claim the data directory (one owner per chDB directory), open the write-ahead log (its
-undelivered records are replayed by the writer), warm the dedup memory from the log, then bring up the
-store (`_bring_up_store`: open and migrate it, read the refresh watermark, rebuild the budget counters
-from the ledger and the log, start the writer), then start the receivers and the admin API (so a
-``/healthz`` answer means the receivers serve); then log ONE structured start line (endpoints, store;
-no secrets). What grows with the traffic of the last hours runs after that, on one background thread
+undelivered records are replayed by the writer), warm the dedup memory from the log, then open the
+store (`_open_store`: open and migrate it, read the refresh watermark) and attach it
+(`_attach_store`: rebuild the budget counters from the ledger and the log, start the writer), then
+start the receivers and the admin API (so a ``/healthz`` answer means the receivers serve); then log
+ONE structured start line (endpoints, store; no secrets). With budgets configured, the counters'
+rebuild reads every quota's window of the ledger, which grows with the ledger, so the store is
+attached after the receivers and the admin API are up, on a background thread
+(`_attach_when_serving`): meanwhile requests are acknowledged into the log, as during a storage
+outage, ``/readyz`` answers 503 (``starting: the budget counters are being rebuilt ...``), the
+reservation and budget-state endpoints answer 503 with ``Retry-After``, and admin queries read the
+store. What grows with the traffic of the last hours runs after the attach, on one background thread
 (`_catch_up`), each in slices bounded in memory: warm the dedup memory from the spans ingested in the
 last ``dedup.warm_hours`` (at most ``dedup.max_keys`` keys, newest first; a span it does not know yet
 is stored once all the same, and the budget counters check the ledger before counting it), then
@@ -18,8 +24,8 @@ A ClickHouse server (``storage.clickhouse.url``) that cannot be reached at start
 collector: the receivers and the log come up without it, requests are acknowledged into the log as
 during any storage outage, ``/readyz`` answers 503 (``storage unreachable: ...; retrying``), and a
 background thread (`_connect_until_up`) retries bringing up the store with backoff (0.5 s doubling to
-10 s). Once it succeeds the writer drains the log and ``/readyz`` turns 200. Calls accepted meanwhile
-are counted by the budgets when the counters are rebuilt (held in memory up to `_BUDGET_BUFFER` calls,
+10 s). Once it succeeds the writer drains the log and ``/readyz`` turns 200. Calls accepted before the
+counters are rebuilt are counted once when they are (held in memory up to `_BUDGET_BUFFER` calls,
 re-read from the log beyond that). The embedded store is opened synchronously: a failure to open it
 still fails the start.
 
@@ -42,7 +48,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokenbook.collector import gc_settings
 from tokenbook.collector.admin import AdminServer
@@ -78,6 +84,18 @@ _CONNECT_JOIN_TIMEOUT = 15.0  # an attempt in progress at stop: its connect time
 _BUDGET_BUFFER = 200_000  # calls held for the budget rebuild while the store is not up
 _WATERMARK_FILE = "refresh-watermark.json"  # in the data directory (Store.track_refresh)
 _RECOVER_HOURLY_S = 60.0  # seconds between recomputations of the hourly roll-ups during the recovery
+#: /readyz while the budget counters are rebuilt after the receivers came up
+_REBUILDING = (
+    "starting: the budget counters are being rebuilt from the ledger; requests are acknowledged into "
+    "the write-ahead log meanwhile"
+)
+
+
+class _OpenedStore(NamedTuple):
+    """A store opened and migrated (`Collector._open_store`), not yet written to."""
+
+    store: Any
+    recover_since: datetime | None  # the aggregates of rows ingested since then are recomputed
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -263,7 +281,7 @@ class Collector:
             counting=self._counting,
         )
         try:
-            self._bring_up_store()
+            opened = self._open_store()
         except StoreUnavailable as exc:
             if cfg.clickhouse.url is None:
                 raise  # the embedded store is a directory: retrying does not help
@@ -271,6 +289,15 @@ class Collector:
             self._connect_thread = threading.Thread(
                 target=self._connect_until_up, name="tokenbook-store-connect", daemon=True
             )
+        else:
+            if self._count_budgets:  # the counters' rebuild reads the ledger: once the receivers serve
+                self._store_problem = _REBUILDING
+                self._connect_thread = threading.Thread(
+                    target=self._attach_when_serving, args=(opened,), name="tokenbook-budgets-rebuild",
+                    daemon=True,
+                )  # fmt: skip
+            else:
+                self._attach_store(opened, clock)
         clock.done("writer")
         self.grpc = GrpcReceiver(
             self.ingestor,
@@ -347,9 +374,8 @@ class Collector:
     def _release_startup_pages(self) -> float | None:
         """The embedded engine's library pages that only its start-up read go back to the kernel
         (``storage.clickhouse.engine.release_startup_pages``): the MiB advised, or None (not done)."""
-        if not self.config.clickhouse.engine.release_startup_pages or self._handle.store is None:
-            return None
-        if not self.store.embedded:
+        store = self._handle.store
+        if not self.config.clickhouse.engine.release_startup_pages or store is None or not store.embedded:
             return None
         from tokenbook.collector.storage.engine import release_startup_pages
 
@@ -435,14 +461,17 @@ class Collector:
         dedup.remember(keys)
 
     def _bring_up_store(self) -> None:
-        """Open and migrate the store, then everything that needs it at start, then start the writer.
+        """Open the store, then everything that needs it (`_open_store`, `_attach_store`).
 
         Raises `StoreError` (`StoreUnavailable` when the store cannot be reached); nothing is kept then.
-        Returns without starting anything when the collector is stopping.
         """
+        self._attach_store(self._open_store())
+
+    def _open_store(self) -> _OpenedStore:
+        """Open and migrate the store and read its refresh watermark; the admin API's queries use it
+        from now on. Raises `StoreError` (`StoreUnavailable` when it cannot be reached), closing it."""
         from tokenbook.collector.storage.store import Store  # chDB loads only when a collector starts
 
-        assert self.wal is not None and self.budgets is not None
         cfg = self.config
         url = cfg.clickhouse.url.reveal() if cfg.clickhouse.url is not None else None
         data_dir = cfg.clickhouse.data_dir.resolve()
@@ -463,11 +492,32 @@ class Collector:
             # background, with the decision pass) what was ingested after the refresh watermark;
             # nothing after a clean stop.
             refreshed = store.track_refresh(data_dir / _WATERMARK_FILE)
-            recover_since: datetime | None = None
-            if cfg.dedup.warm_hours > 0:
-                recover_since = datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours)
-                if refreshed is not None:
-                    recover_since = max(recover_since, refreshed)
+        except BaseException:
+            store.close()
+            raise
+        recover_since: datetime | None = None
+        if cfg.dedup.warm_hours > 0:
+            recover_since = datetime.now(tz=UTC) - timedelta(hours=cfg.dedup.warm_hours)
+            if refreshed is not None:
+                recover_since = max(recover_since, refreshed)
+        self._handle.store = store
+        return _OpenedStore(store, recover_since)
+
+    def _attach_store(self, opened: _OpenedStore, clock: _StepClock | None = None) -> None:
+        """Rebuild the budget counters from the opened store, then start the writer and the catch-up
+        (the rebuild's seconds as `clock`'s step ``budgets``, if given).
+
+        The rebuild holds no lock a stop or an accepted call waits for; a store attached after the
+        collector began stopping is closed, not used. Raises what the rebuild's setup raises; the store
+        is closed then.
+        """
+        assert self.wal is not None and self.budgets is not None
+        cfg = self.config
+        store = opened.store
+        try:
+            self._start_budgets(store)  # before the writer: the counters read what the ledger holds
+            if clock is not None:
+                clock.done("budgets")
             with self._up_lock:
                 if self._stopped.is_set():
                     store.close()
@@ -483,9 +533,6 @@ class Collector:
                     on_built=self.ingestor.built if self.ingestor is not None else None,
                     refresh_nice=cfg.storage.refresh.nice,
                 )
-                # the counters are rebuilt last before the writer runs: nothing after can fail
-                self._start_budgets(store)
-                self._start_clock.done("budgets")
                 store.on_decisions = self._on_decisions
                 store.on_refreshed = self.budgets.contexts_refreshed
                 self.writer = writer
@@ -493,25 +540,61 @@ class Collector:
                 self._store_problem = None
                 self.writer.start()
                 threading.Thread(
-                    target=self._catch_up, args=(store, recover_since), name="tokenbook-catch-up", daemon=True
-                ).start()
+                    target=self._catch_up, args=(store, opened.recover_since), name="tokenbook-catch-up",
+                    daemon=True,
+                ).start()  # fmt: skip
         except BaseException:
             if self.store is not store:
+                self._handle.store = None
                 store.close()
             raise
 
+    def _attach_when_serving(self, opened: _OpenedStore) -> None:
+        """`_attach_store` once the receivers serve (they acknowledge into the log meanwhile); after a
+        failure, `_connect_until_up` opens the store again."""
+        self._serving.wait()
+        started = time.monotonic()
+        try:
+            self._attach_store(opened)
+        except Exception as exc:  # noqa: BLE001 - retried; the reason is in /readyz
+            _log.error("bringing up the store failed (retried): %s", exc)
+            self._waiting(exc)
+            self._connect_until_up()
+            return
+        if self.store is not None:
+            _log.info(
+                "budget counters rebuilt; writing the ledger",
+                extra={"fields": {"seconds": round(time.monotonic() - started, 3),
+                                  "spooled_bytes": self.wal.pending_bytes if self.wal else 0}},
+            )  # fmt: skip
+
     def _start_budgets(self, store: Any) -> None:
         """Rebuild the budget counters from the ledger, the log's replayed calls and the calls accepted
-        so far; from then on `_observe` counts each accepted call as it comes."""
-        assert self.budgets is not None and self.wal is not None
+        so far; from then on `_observe` counts each accepted call as it comes. The rebuild runs without
+        `_budget_lock`: the calls accepted meanwhile are held, then counted (the writer has not
+        started, so none of them is stored)."""
+        assert self.budgets is not None
         with self._budget_lock:
-            if self._budget_overflow:  # too many to hold: every call of the log is unstored
-                pending: list[CallRow] = [c for p in self.wal.pending(pending_spans) for c in p.calls]
-            else:
-                pending = self._replayed + self._budget_buffer
-            self._replayed, self._budget_buffer = [], []
-            self.budgets.start(store, pending)
+            pending = self._take_held()
+        self.budgets.start(store, pending)
+        with self._budget_lock:
+            self.budgets.observe(self._take_held(besides=pending))
             self._budgets_live = True
+
+    def _take_held(self, besides: Sequence[CallRow] = ()) -> list[CallRow]:
+        """The calls held for the counters, forgotten here (under `_budget_lock`): the log's replayed
+        calls and those accepted since, or, when they were too many to hold, every call of the log
+        except `besides`'s."""
+        assert self.wal is not None
+        if self._budget_overflow:
+            held = [c for p in self.wal.pending(pending_spans) for c in p.calls]
+            if besides:
+                taken = {c.identity for c in besides}
+                held = [c for c in held if c.identity not in taken]
+        else:
+            held = self._replayed + self._budget_buffer
+        self._replayed, self._budget_buffer, self._budget_overflow = [], [], False
+        return held
 
     def _observe(self, calls: Sequence[CallRow]) -> None:
         """The ingest hook: count accepted calls, or hold them until the counters are rebuilt."""

@@ -2,8 +2,10 @@
 ticker.
 
 `BudgetRuntime.start(store, pending)` rebuilds the counters and the loop rules' state (before the
-receivers start), then starts delivering alerts; `observe` is the ingest hook; `contexts_refreshed` is
-the store's hook for recomputed contexts (checked against the loop rules on the ticker);
+writer starts), then starts delivering alerts; until then, with rules configured, `reserve` and
+`query_states` raise `NotRebuilt` (the counters would answer from nothing); `observe` is the ingest
+hook; `contexts_refreshed` is the store's hook for recomputed contexts (checked against the loop rules
+on the ticker);
 `query_states` answers the admin API's ``GET /v1/budgets`` and `reserve` / `reservation` / `release`
 its ``/v1/reservations`` (the admin API maps their errors to HTTP); `prometheus` adds the budget
 metrics to ``/metrics``; `stop` delivers queued alerts and joins.
@@ -43,13 +45,18 @@ from tokenbook.collector.budgets.webhook import WebhookSender
 from tokenbook.collector.storage.ledger import CallRow
 from tokenbook.genai.configspec import duration, positive_int
 
-__all__ = ["BudgetRuntime"]
+__all__ = ["BudgetRuntime", "NotRebuilt"]
 
 _log = logging.getLogger("tokenbook.collector.budgets")
 _TICK_S = 1.0
 _STORE_SHARE = 0.2  # of each tick, at most, for the budget queries of `_tick` (pooled connections)
 DEFAULT_PAGE = 1000  # counters per GET /v1/budgets page
 MAX_PAGE = 10_000
+
+
+class NotRebuilt(RuntimeError):
+    """The counters are not rebuilt from the ledger yet (the collector is starting): a reservation or a
+    state would be answered from nothing. Retry shortly."""
 
 
 class _Store(EventStore, UsageSource, ClaimStore, Protocol):
@@ -106,6 +113,7 @@ class BudgetRuntime:
         self._source: UsageSource | None = None
         self._store: _Store | None = None
         self._stop = threading.Event()
+        self._rebuilt = threading.Event()  # `start` is done: the counters hold the ledger's usage
         self._ticker = threading.Thread(target=self._tick, name="tokenbook-budget-ticker", daemon=True)
 
     def start(self, source: _Store | None, pending: Iterable[CallRow] = ()) -> RebuildResult | None:
@@ -148,7 +156,16 @@ class BudgetRuntime:
             self._ticker.start()
             if self.drift is not None and source is not None:
                 self.drift.start(source)
+        self._rebuilt.set()
         return result
+
+    def _check_rebuilt(self) -> None:
+        """Raise `NotRebuilt` while rules are configured and `start` has not rebuilt the counters."""
+        if self.config.enabled and not self._rebuilt.is_set():
+            raise NotRebuilt(
+                "the budget counters are being rebuilt from the ledger (the collector is starting); "
+                "retry shortly"
+            )
 
     def check_drift(self) -> None:
         """Check the provider figures for drift soon (called after an import)."""
@@ -193,7 +210,8 @@ class BudgetRuntime:
 
         The body: ``{"attributes": {"tenant": ..., "context": ..., ...}, "tokens": N, "cost": "0.05",
         "currency": "USD", "ttl": "2m", "calls": 1}`` (tokens and/or cost; currency, ttl and calls
-        optional). Returns (outcome, document). Raises ValueError naming what is wrong.
+        optional). Returns (outcome, document). Raises ValueError naming what is wrong, `NotRebuilt`
+        before `start`.
         """
         if not isinstance(doc, dict):
             raise ValueError(
@@ -225,6 +243,7 @@ class BudgetRuntime:
             raise ValueError(f"invalid reservation: {exc}") from None
         if ttl > cfg.max_ttl:
             raise ValueError(f"ttl: at most budgets.reservations.max_ttl ({cfg.max_ttl:g} s)")
+        self._check_rebuilt()
         return self.evaluator.reserve(
             attributes, tokens=tokens, cost=cost, currency=currency, ttl=ttl, calls=calls
         )
@@ -249,7 +268,8 @@ class BudgetRuntime:
 
         With attributes: `BudgetEvaluator.status`; with none: the current counters, one page of at most
         ``limit`` (default `DEFAULT_PAGE`, at most `MAX_PAGE`) from ``cursor`` (the previous page's
-        ``next_cursor``; `states`). Raises ValueError naming an unknown or repeated parameter.
+        ``next_cursor``; `states`). Raises ValueError naming an unknown or repeated parameter,
+        `NotRebuilt` before `start`.
         """
         query: dict[str, str] = {}
         page = {"limit": DEFAULT_PAGE, "cursor": 0}
@@ -266,6 +286,7 @@ class BudgetRuntime:
             if len(values) != 1:
                 raise ValueError(f"parameter {name!r} given {len(values)} times")
             query[name] = values[0]
+        self._check_rebuilt()
         if not query:
             return self.evaluator.states(**page)
         doc = self.evaluator.status(query)
