@@ -115,12 +115,13 @@ def build_ledger(
 
 def fill_aggregates(store: Store) -> None:
     """Recompute every aggregate with the refresh SQL, its key filters removed (all keys)."""
-    ctx = render_query("refresh_context_costs.sql", store.database).replace(
-        "WHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}", "WHERE 1"
-    )
-    store.command(ctx + "\nSETTINGS max_partitions_per_insert_block = 0")
+    keys = "PREWHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}"
+    ctx = render_query("refresh_context_costs.sql", store.database)
+    if keys not in ctx:
+        raise RuntimeError("refresh_context_costs.sql no longer filters by tenants and contexts as expected")
+    store.command(ctx.replace(keys, "PREWHERE 1") + "\nSETTINGS max_partitions_per_insert_block = 0")
     hourly = render_query("refresh_cost_hourly.sql", store.database)
-    where = hourly[hourly.index("    WHERE timestamp >=") : hourly.index(")\nGROUP BY")]
+    where = hourly[hourly.index("    PREWHERE timestamp >=") : hourly.index("    ORDER BY version DESC")]
     store.command(hourly.replace(where, "") + "\nSETTINGS max_partitions_per_insert_block = 0")
     store.rebuild_rollups()
     for table in ("llm_calls", "context_costs", "cost_hourly", "tenant_hourly", "model_hourly"):

@@ -5,7 +5,8 @@
 
 Builds an embedded store whose `--rows` calls were all ingested in the last 24 hours (the synthetic
 ledger of `bench/query_latency.py`), then starts ``tokenbook collector`` on it (a child process) for
-each case and records the seconds until ``/readyz`` answers 200, the process's peak RSS (VmHWM) then,
+each case and records the seconds until ``/healthz`` answers 200 (the receivers serve: ``serving_s``)
+and until ``/readyz`` does (the writer runs: ``ready_s``), the process's peak RSS (VmHWM) then,
 and, sampling every 0.5 s for `--observe` seconds after that (the background warm-up of the dedup
 memory and the recomputation included), the peak RSS over the whole run, the seconds the warm-up and
 the recomputation took (from their log lines; null when not finished within the observation) and the
@@ -15,7 +16,10 @@ recomputation's progress:
 * ``unclean``: the watermark is 5 minutes old (a crash 5 minutes after the last complete refresh);
 * ``no_watermark``: no watermark (the first start after upgrading): recomputes what was ingested in
   the last ``dedup.warm_hours``, in the background (``--no-watermark`` runs this case alone; give it
-  an ``--observe`` long enough to finish).
+  an ``--observe`` long enough to finish);
+* ``budgets``: ``clean`` with the rules of `bench/budget_reads.py` (a month's quota per tenant, a
+  day's per tenant and user of one tag, a budget per context), whose counters the collector rebuilds
+  from the ledger once its receivers serve (``rebuild_s``: from its log line).
 
 Each case also records the CPU seconds the collector used (user + system, all threads). With
 ``--slices N``, before the collector runs, the recovery without a watermark is also timed in this
@@ -44,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from budget_reads import RULES  # noqa: E402
 from memsample import TreeMemory  # noqa: E402
 from query_latency import build_ledger  # noqa: E402
 
@@ -69,21 +74,24 @@ def _cpu_s(pid: int) -> float:
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
 
 
-def _ready(url: str) -> bool:
+def _ok(url: str) -> bool:
+    """Whether GET `url` answers 200."""
     try:
-        with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
+        with urllib.request.urlopen(url, timeout=1) as r:
             return bool(r.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
 
-def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: float) -> dict[str, Any]:
+def _case(
+    data_dir: Path, watermark: datetime | None, max_keys: int, observe: float, budgets: dict[str, Any]
+) -> dict[str, Any]:
     path = data_dir / WATERMARK
     if watermark is None:
         path.unlink(missing_ok=True)
     else:
         path.write_text(json.dumps({"refreshed_until": watermark.isoformat()}), encoding="utf-8")
-    collector = CollectorProcess(data_dir, dedup={"max_keys": max_keys})
+    collector = CollectorProcess(data_dir, dedup={"max_keys": max_keys}, budgets=budgets)
     collector.log_path.unlink(missing_ok=True)
     started = time.perf_counter()
     starting = threading.Thread(target=collector.start, kwargs={"timeout": 600})
@@ -91,7 +99,10 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
     while collector.proc is None:
         time.sleep(0.005)
     memory = TreeMemory(collector.proc.pid, interval=0.1).__enter__()
-    while not _ready(collector.admin_url):
+    while not _ok(collector.admin_url + "/healthz"):
+        time.sleep(0.02)
+    serving_s = time.perf_counter() - started
+    while not _ok(collector.admin_url + "/readyz"):
         time.sleep(0.05)
     ready_s = time.perf_counter() - started
     starting.join()
@@ -117,7 +128,9 @@ def _case(data_dir: Path, watermark: datetime | None, max_keys: int, observe: fl
 
     warm, recovered = line("dedup memory warmed from storage"), line("aggregates recomputed after restart")
     return {
+        "serving_s": round(serving_s, 2),
         "ready_s": round(ready_s, 2),
+        "rebuild_s": line("budget counters rebuilt; writing the ledger").get("seconds"),
         "peak_rss_mib_at_ready": at_ready["VmHWM"],
         "peak_rss_mib_observed": later["VmHWM"],
         "rss_mib_at_end": later["VmRSS"],
@@ -198,9 +211,12 @@ def main() -> dict[str, Any]:
             results["no_watermark_slices"] = _slices(data_dir, args.slices, args.rows)
             print(results, flush=True)
         now = datetime.now(UTC)
-        watermarks = {"clean": now, "unclean": now - timedelta(minutes=5), "no_watermark": None}
+        watermarks = {
+            "clean": now, "unclean": now - timedelta(minutes=5), "no_watermark": None, "budgets": now
+        }  # fmt: skip
         for case in cases:
-            results[case] = _case(data_dir, watermarks[case], args.max_keys, args.observe)
+            rules = RULES if case == "budgets" else {}
+            results[case] = _case(data_dir, watermarks[case], args.max_keys, args.observe, rules)
             print(results, flush=True)
     doc = {
         "command": (
