@@ -48,7 +48,7 @@ lint: $(STAMP)
 # wait on collectors and clocks, and time out when they share cores).
 test: $(STAMP) lint
 	$(BIN)/pytest -q -m "not e2e" -n auto --maxprocesses 4 --all-orders --hypothesis-profile=ci
-	$(BIN)/pytest -q -m e2e -n 0 --hypothesis-profile=ci
+	$(BIN)/pytest -q -m e2e -n auto --hypothesis-profile=ci
 
 # The inner loop: every test that starts no process, on every core (pytest-xdist), the Hypothesis
 # properties with a fifth of their examples (the default `fast` profile).

@@ -162,25 +162,26 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     engine's threads, a loopback server, a claim's deadline), and a third worker fills those waits: on
     2 cores, 3 workers finish the in-process tests in ~0.87 of the time 2 take, 4 in ~0.96.
 
-    No workers (one process, as ``-n 0``) when the run may hold e2e tests (they start collectors on
-    fixed ports and wait on clocks: one at a time) or names single tests (``file.py::test``), where
-    starting workers costs more than it saves."""
-    if not _excludes_e2e(config.getoption("markexpr", "") or ""):
-        return 0
+    As many workers as cores when the run may hold e2e tests: each keeps a core busy with the
+    processes it starts (a collector, its decoder and build workers), and they are sent a module at a
+    time (`tests/scheduling.py`). No workers (one process, as ``-n 0``) for a run that names single
+    tests (``file.py::test``), where starting workers costs more than it saves."""
     if config.args and all("::" in arg for arg in config.args):
         return 0
-    return (os.cpu_count() or 1) + 1
+    cores = os.cpu_count() or 1
+    return cores + 1 if _excludes_e2e(config.getoption("markexpr", "") or "") else cores
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """pytest-xdist's default distribution (``load``), but the tests of a module that builds a store in
-    a module-scoped fixture all on one worker, which builds it once (`tests/scheduling.py`). Another
-    ``--dist`` is left as it is."""
+    a module-scoped fixture all on one worker, which builds it once, and in a run that may hold e2e
+    tests every module's (`tests/scheduling.py`). Another ``--dist`` is left as it is."""
     if config.getvalue("dist") != "load":
         return None
     from tests.scheduling import ModuleGroups
 
-    return ModuleGroups(config, log)
+    whole_modules = not _excludes_e2e(config.getoption("markexpr", "") or "")
+    return ModuleGroups(config, log, whole_modules=whole_modules)
 
 
 def _excludes_e2e(markexpr: str) -> bool:

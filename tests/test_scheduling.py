@@ -24,3 +24,12 @@ def test_a_listed_module_is_one_scope_and_every_other_test_its_own() -> None:
     assert scope_of(f"{grouped}::test_a[x]") == scope_of(f"{grouped}::test_b") == grouped
     other = "tests/conformance/test_order.py::test_every_order[agents-1]"
     assert scope_of(other) == other
+
+
+def test_a_run_that_holds_e2e_tests_sends_whole_modules() -> None:
+    """Many e2e modules share one collector whose later tests read what the earlier ones left, and the
+    guide's page tests take the default ports: in such a run each module is one unit."""
+    e2e = "tests/collector/budgets/test_e2e.py"
+    assert scope_of(f"{e2e}::test_a", whole_modules=True) == scope_of(f"{e2e}::test_b", whole_modules=True)
+    assert scope_of(f"{e2e}::test_a", whole_modules=True) == e2e
+    assert scope_of(f"{e2e}::test_a") == f"{e2e}::test_a"

@@ -19,7 +19,7 @@ from tokenbook.collector.storage.store import Store
 pytestmark = pytest.mark.e2e  # starts processes
 
 
-def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path) -> None:
+def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path, engine_free: None) -> None:
     """On an 80-column terminal: every table keeps its totals, and the hints paste as they are."""
     data_dir = tmp_path / "demo"
     code, screen = run_on_pty(["demo", "--data-dir", str(data_dir)], 80, timeout=300, cwd=str(tmp_path))

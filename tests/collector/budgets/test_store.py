@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,6 +70,21 @@ def test_rebuild_is_exact_from_the_deduplicated_ledger_plus_unstored_log_rows(st
     assert quota["used"] == {"tokens": 5 * 150, "cost": "0.003750000000"}
     c1 = runtime.evaluator.status({"tenant": "acme", "context": "c1"})["budgets"][0]
     assert c1["used"]["tokens"] == 3 * 150 and c1["state"] == "over_budget"
+
+
+def test_a_rebuild_that_ends_after_the_stop_starts_no_thread(store: Store) -> None:
+    """At the collector's start the rebuild runs once the receivers serve; a stop may come first (a
+    long rebuild), and the rebuild must not start the ticker and the alert delivery after it."""
+
+    def budget_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("tokenbook-budget")]
+
+    before = budget_threads()
+    runtime = BudgetRuntime(config(), store, clock=Clock(NOW))
+    runtime.stop()
+    runtime.start(store)
+    assert budget_threads() == before
+    assert runtime.evaluator.status({"tenant": "acme"})["quotas"][0]["used"]["tokens"] == 0
 
 
 def test_restart_restores_alert_states_and_repeats_nothing(store: Store) -> None:

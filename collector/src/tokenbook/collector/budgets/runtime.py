@@ -151,7 +151,9 @@ class BudgetRuntime:
                 "budget counters rebuilt from the ledger",
                 extra={"fields": {"budget_" + k: v for k, v in vars(result).items()}},
             )
-        if not self._ticker.is_alive():  # a start retried after a failed bring-up rebuilds only
+        # a start retried after a failed bring-up rebuilds only; one that ends after `stop` (a long
+        # rebuild at the collector's start) starts nothing
+        if not self._ticker.is_alive() and not self._stop.is_set():
             self.dispatcher.start()
             self._ticker.start()
             if self.drift is not None and source is not None:
