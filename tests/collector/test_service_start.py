@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 
+from tests.collector.budgets.budget_rows import call, inside_the_day
 from tokenbook.collector import service
 from tokenbook.collector.config import load_config
 from tokenbook.collector.ingest.deferred import PendingSpans
 from tokenbook.collector.service import Collector
 from tokenbook.collector.storage.store import StoreUnavailable
+
+NOW = inside_the_day()
 
 
 class _Budgets:
@@ -84,13 +87,37 @@ def test_calls_accepted_during_the_rebuild_neither_wait_for_it_nor_count_twice(t
     assert budgets.observed == ["during", "late"]
 
 
+def test_an_overflow_during_the_rebuild_reads_the_log_again_without_what_the_rebuild_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "_BUDGET_BUFFER", 2)
+    c, budgets = _collector(tmp_path)
+    replayed, early, *during = [call(NOW, f"{i:016x}") for i in range(6)]
+    log = _Log([replayed, early])
+    c.wal = log  # type: ignore[assignment]
+    c._replayed = [replayed]
+    c._observe([early])
+
+    def rebuild(source: Any, pending: Sequence[Any] = ()) -> None:
+        budgets.started = list(pending)
+        log.calls.extend(during)  # accepted and logged during the rebuild: more than the buffer holds
+        for accepted in during:
+            c._observe([accepted])
+        assert c._budget_overflow
+
+    budgets.start = rebuild  # type: ignore[method-assign]
+    c._start_budgets(store=object())
+    assert budgets.started == [replayed, early]
+    assert budgets.observed == during  # each call once: the rebuild's are not counted again
+
+
 def test_beyond_the_buffer_the_log_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "_BUDGET_BUFFER", 2)
     c, budgets = _collector(tmp_path)
     c.wal = _Log(["replayed", "a", "b", "c"])  # type: ignore[assignment]
     c._replayed = ["replayed"]  # type: ignore[list-item]
-    for call in ("a", "b", "c"):
-        c._observe([call])  # type: ignore[list-item]
+    for accepted in ("a", "b", "c"):
+        c._observe([accepted])  # type: ignore[list-item]
     assert c._budget_overflow and c._budget_buffer == []
     c._start_budgets(store=object())
     assert budgets.started == ["replayed", "a", "b", "c"]
