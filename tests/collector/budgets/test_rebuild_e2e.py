@@ -99,6 +99,8 @@ def test_the_collector_serves_while_its_budget_counters_are_rebuilt(
     c.start(timeout=30, settled=False)  # /healthz answers while the rebuild waits
     try:
         _wait(gate.with_suffix(".reached"), c)
+        started = [line for line in c.log_lines() if line["msg"] == "collector started"]
+        assert started[-1]["storage"] == "connected"  # open, being read: not a server being waited for
         status, doc, _ = _get(c.admin_url + "/readyz")
         assert status == 503 and doc["reason"].startswith("starting: the budget counters are being rebuilt")
         status, doc, headers = _get(c.admin_url + "/v1/budgets?tenant=acme")

@@ -354,7 +354,7 @@ class Collector:
                     "store": cfg.clickhouse.describe(),
                     "spool": str(cfg.spool.dir),
                     "replay_bytes": replay_bytes,
-                    "storage": "waiting" if self._store_problem is not None else "connected",
+                    "storage": "connected" if self._handle.store is not None else "waiting",
                     "dedup_warm_keys": len(dedup),
                     "content": cfg.privacy.content,
                     "decode_processes": cfg.decode_processes,
