@@ -147,8 +147,12 @@ def test_the_libraries_loaded_with_the_engine_are_handed_back_with_it(tmp_path: 
     got = json.loads(out.stdout.splitlines()[-1])
     before, after = got["before"], got["after"]
     assert before["rss"] > 4 * 1024  # the libraries are loaded and found
-    assert after["private_clean"] <= before["private_clean"] // 20
-    assert after["rss"] <= before["rss"] - before["private_clean"] * 9 // 10
+    # KiB. Which of their pages are this process's own depends on what else maps the files at the
+    # time (the test runner, the pytest-xdist workers' engines): a few pages of slack, so that a run
+    # where nearly all are shared checks what little is private instead of failing on one page.
+    slack = 64
+    assert after["private_clean"] <= before["private_clean"] // 20 + slack
+    assert after["rss"] <= before["rss"] - before["private_clean"] * 9 // 10 + slack
     assert got["rows"] == 10
 
 
