@@ -80,7 +80,7 @@ _SWITCH_INTERVAL_S = 0.001  # seconds; CPython's default is 0.005
 _DRAIN_TIMEOUT = 30.0
 _CONNECT_BACKOFF_MIN = 0.5  # seconds between attempts to reach the store at start, doubling ...
 _CONNECT_BACKOFF_MAX = 10.0  # ... up to this
-_CONNECT_JOIN_TIMEOUT = 15.0  # an attempt in progress at stop: its connect timeout is 10 s
+_BRING_UP_JOIN_TIMEOUT = 15.0  # a bring-up in progress at stop: a connect times out in 10 s
 _BUDGET_BUFFER = 200_000  # calls held for the budget rebuild while the store is not up
 _WATERMARK_FILE = "refresh-watermark.json"  # in the data directory (Store.track_refresh)
 _RECOVER_HOURLY_S = 60.0  # seconds between recomputations of the hourly roll-ups during the recovery
@@ -172,7 +172,8 @@ class Collector:
         self._dedup = RecentSpanKeys(config.dedup.max_keys)
         self._store_problem: str | None = None  # why the store is not up yet (None: up, or not tried)
         self._up_lock = threading.Lock()  # the store's bring-up vs `stop`
-        self._connect_thread: threading.Thread | None = None
+        # brings up the store once the receivers serve: retries a server, or rebuilds the budgets
+        self._bring_up_thread: threading.Thread | None = None
         self._serving = threading.Event()  # the receivers and the admin API are up
         # Budgets: calls accepted before the counters are rebuilt, replayed calls of the log.
         self._budget_lock = threading.Lock()
@@ -286,13 +287,13 @@ class Collector:
             if cfg.clickhouse.url is None:
                 raise  # the embedded store is a directory: retrying does not help
             self._waiting(exc)
-            self._connect_thread = threading.Thread(
+            self._bring_up_thread = threading.Thread(
                 target=self._connect_until_up, name="tokenbook-store-connect", daemon=True
             )
         else:
             if self._count_budgets:  # the counters' rebuild reads the ledger: once the receivers serve
                 self._store_problem = _REBUILDING
-                self._connect_thread = threading.Thread(
+                self._bring_up_thread = threading.Thread(
                     target=self._attach_when_serving, args=(opened,), name="tokenbook-budgets-rebuild",
                     daemon=True,
                 )  # fmt: skip
@@ -332,8 +333,8 @@ class Collector:
         clock.done("serve")
         released = self._release_startup_pages()
         self._serving.set()  # the warm-up and the recovery may begin (`_catch_up`)
-        if self._connect_thread is not None:
-            self._connect_thread.start()
+        if self._bring_up_thread is not None:
+            self._bring_up_thread.start()
         # Start-up objects (protobuf descriptors, chDB bindings, the catalog with `ack: built`) never
         # die: kept out of every collection, and the young generation collected per ~50k allocations
         # instead of 700 (the hot path allocates no reference cycles): ~25% less CPU at full load.
@@ -699,8 +700,8 @@ class Collector:
         if self.admin is not None:
             self.admin.refuse_queries()  # a user query never holds the shutdown
         done("queries")
-        if self._connect_thread is not None and self._connect_thread.is_alive():
-            self._connect_thread.join(_CONNECT_JOIN_TIMEOUT)
+        if self._bring_up_thread is not None and self._bring_up_thread.is_alive():
+            self._bring_up_thread.join(_BRING_UP_JOIN_TIMEOUT)
         if self.grpc is not None:
             self.grpc.stop(grace=5.0)
         if self.http is not None:
