@@ -9,22 +9,15 @@ subject whose window is still open, from `budget_events`, and says so on stderr.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from datetime import datetime
 from decimal import Decimal
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from tokenbook.cli.output import print_result
 from tokenbook.cli.reports import columns_of, is_store
-from tokenbook.collector.query.api import auth_headers
+from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR
 from tokenbook.collector.storage.owner import current_owner
 from tokenbook.collector.storage.sqltemplate import render_query
@@ -113,42 +106,16 @@ def budget_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _not_admin(address: str) -> str:
-    return (
-        f"{address} does not answer as a tokenbook admin API (is it an OTLP port?): pass the "
-        "collector's admin address, 127.0.0.1:4319 by default"
-    )
-
-
 def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
-    """The rows of the collector's ``GET /v1/budgets``. A 503 with ``Retry-After`` (the counters are
-    being rebuilt at the collector's start) is retried, saying so on stderr, for `_REBUILD_WAIT_S`."""
-    query = urllib.parse.urlencode({"tenant": tenant} if tenant else {})
-    url = f"http://{address}/v1/budgets" + (f"?{query}" if query else "")
-    deadline = time.monotonic() + _REBUILD_WAIT_S
-    said = False
-    while True:
-        try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, headers=auth_headers()), timeout=10
-            ) as response:
-                return budget_rows(json.loads(response.read()))
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read())["error"]
-            except (ValueError, KeyError, TypeError):
-                raise StoreError(_not_admin(address)) from None
-            wait = exc.headers.get("Retry-After", "") if exc.code == HTTPStatus.SERVICE_UNAVAILABLE else ""
-            if not wait.isdigit() or time.monotonic() + int(wait) > deadline:
-                raise StoreError(f"collector admin API at {address}: {message}") from None
-            if not said:
-                print(f"{message}: waiting", file=sys.stderr)
-                said = True
-            time.sleep(int(wait))
-        except (urllib.error.URLError, OSError) as exc:
-            raise StoreError(f"collector admin API at {address} is not reachable: {exc}") from None
-        except (http.client.HTTPException, ValueError):
-            raise StoreError(_not_admin(address)) from None
+    """The rows of the collector's ``GET /v1/budgets``; while a starting collector rebuilds its
+    counters (503 with ``Retry-After``) this waits for them, saying so on stderr, `_REBUILD_WAIT_S`
+    at most."""
+
+    def waiting(reason: str) -> None:
+        print(f"{reason}: waiting", file=sys.stderr)
+
+    client = AdminQueryClient(address, timeout_s=_REBUILD_WAIT_S, on_wait=waiting)
+    return budget_rows(client.budget_states({"tenant": tenant} if tenant else {}))
 
 
 def _from_events(store: Store, tenant: str | None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:

@@ -60,7 +60,7 @@ from tokenbook.collector.budgets.runtime import NotRebuilt
 from tokenbook.collector.config import AdminConfig
 from tokenbook.collector.limits import DEFAULT_LIMITS, LimitsConfig
 from tokenbook.collector.metrics import IngestMetrics
-from tokenbook.collector.query.api import QUERY_PATH, encode_result
+from tokenbook.collector.query.api import BUDGETS_PATH, QUERY_PATH, encode_result
 from tokenbook.collector.receive.server import BodyWork, HttpServer, Request, Response, Slots
 from tokenbook.collector.storage.guard import QueryRefused
 from tokenbook.collector.storage.provider_usage import RECONCILE_PATH, import_rows, row_from_json
@@ -76,7 +76,7 @@ _MAX_QUERY_BODY = 1 << 20
 _CANCEL_WAIT = 5.0  # seconds to catch, at shutdown, a query that was still being checked
 #: `reprice(since, until, model)`: reload the price overrides and books, then re-price the stored calls.
 Repricer = Callable[[datetime, datetime, str], RepriceResult]
-_SCOPE_OF_GET: Final = {"/metrics": "admin", "/v1/budgets": "query"}  # /healthz and /readyz stay open
+_SCOPE_OF_GET: Final = {"/metrics": "admin", BUDGETS_PATH: "query"}  # /healthz and /readyz stay open
 RESERVATIONS_PATH: Final = "/v1/reservations"
 #: HTTP status of each `BudgetEvaluator.reserve` outcome.
 _RESERVE_STATUS: Final = {
@@ -242,7 +242,7 @@ class _Admin:
             if isinstance(tenant, Response):
                 return tenant
             query = parse_qs(request.query)
-            if tenant is not None and path == "/v1/budgets" and query.get("tenant") != [tenant]:
+            if tenant is not None and path == BUDGETS_PATH and query.get("tenant") != [tenant]:
                 return _json(HTTPStatus.FORBIDDEN, {"error": f"this token reads tenant {tenant!r} only"})
         if path == "/healthz":
             return _json(HTTPStatus.OK, {"status": "ok"})
@@ -255,7 +255,7 @@ class _Admin:
             if self.budgets is not None:
                 text += self.budgets.prometheus()
             return Response(HTTPStatus.OK, text.encode(), "text/plain; version=0.0.4")
-        if path == "/v1/budgets" and self.budgets is not None:
+        if path == BUDGETS_PATH and self.budgets is not None:
             try:
                 return _json(HTTPStatus.OK, self.budgets.query_states(request.query))
             except ValueError as exc:

@@ -5,9 +5,11 @@ Contract: `POST /v1/query` with `{"sql": "...", "parameters": {...}, "max_rows":
 Decimal values travel as strings (exact), date/datetime as ISO 8601 strings, bytes as hex.
 `encode_result` is the server's encoder; `AdminQueryClient.query_readonly` decodes Decimal and
 DateTime columns back to `Decimal` and aware `datetime`, so a reader sees the same values
-whether it opened the store directly or went through a running collector. When every query slot of
-the collector is taken (429 with ``Retry-After``), the client waits and retries within its timeout
-(`QueryBusy` once the timeout would pass, or at once with ``retry_busy=False``).
+whether it opened the store directly or went through a running collector. When the collector asks
+to come back later (429 with ``Retry-After``: every query slot is taken; 503 with ``Retry-After``:
+every worker is busy, or the budget counters are being rebuilt at its start), the client waits and
+retries within its timeout (`QueryBusy` once the timeout would pass, or at once with
+``retry_busy=False``). `AdminQueryClient.budget_states` reads ``GET /v1/budgets`` the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,6 +33,7 @@ from tokenbook.collector.storage.reprice import REPRICE_PATH, RepriceResult
 from tokenbook.collector.storage.store import QueryResult, StoreError, StoreUnavailable
 
 __all__ = [
+    "BUDGETS_PATH",
     "QUERY_PATH",
     "TOKEN_ENV",
     "AdminQueryClient",
@@ -41,6 +45,7 @@ __all__ = [
 ]
 
 QUERY_PATH = "/v1/query"
+BUDGETS_PATH = "/v1/budgets"
 TOKEN_ENV = "TOKENBOOK_TOKEN"  # a bearer token with the query scope, when the collector has auth on
 
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
@@ -114,7 +119,8 @@ def decode_result(body: bytes) -> QueryResult:
 
 
 class QueryBusy(StoreUnavailable):
-    """Every query slot of the collector is taken (429); `retry_after`: seconds it asked to wait."""
+    """The collector asked to come back later (429, or 503 with ``Retry-After``); `retry_after`: the
+    seconds it asked to wait."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -124,13 +130,22 @@ class QueryBusy(StoreUnavailable):
 class AdminQueryClient:
     """Read-only queries through a running collector's admin API (`host:port`)."""
 
-    def __init__(self, address: str, *, timeout_s: float = 30, retry_busy: bool = True) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_s: float = 30,
+        retry_busy: bool = True,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         """`timeout_s`: the longest wait for one answer, retries of a busy collector included;
-        `retry_busy`: retry after a 429 (else raise `QueryBusy` at once)."""
+        `retry_busy`: retry when the collector asks to come back later (else raise `QueryBusy` at
+        once); `on_wait`: called with the collector's reason when a request first waits to retry."""
         self.address = address
         self.description = f"collector admin API at {address}"
         self._timeout = timeout_s
         self._retry_busy = retry_busy
+        self._on_wait = on_wait
 
     def query_readonly(
         self, sql: str, parameters: Mapping[str, Any] | None = None, *, max_rows: int = 10_000
@@ -162,23 +177,41 @@ class AdminQueryClient:
             done += int(doc["imported"])
         return done
 
+    def budget_states(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """``GET /v1/budgets?<query>`` (e.g. ``{"tenant": "acme"}``): the collector's live quota,
+        budget and breaker states, as its JSON document."""
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        try:
+            doc: dict[str, Any] = json.loads(self._request("GET", BUDGETS_PATH + suffix))
+        except ValueError:
+            raise self._not_admin() from None
+        return doc
+
     def _post(self, path: str, doc: Mapping[str, Any]) -> bytes:
+        return self._request("POST", path, doc)
+
+    def _request(self, method: str, path: str, doc: Mapping[str, Any] | None = None) -> bytes:
+        """One request's answer body, retried while the collector asks to come back later."""
         deadline = time.monotonic() + self._timeout
+        waited = False
         while True:
             try:
-                return self._post_once(path, doc)
+                return self._request_once(method, path, doc)
             except QueryBusy as busy:
                 if not self._retry_busy or time.monotonic() + busy.retry_after >= deadline:
                     raise
+                if self._on_wait is not None and not waited:
+                    self._on_wait(str(busy))
+                waited = True
                 time.sleep(busy.retry_after)
 
-    def _post_once(self, path: str, doc: Mapping[str, Any]) -> bytes:
+    def _request_once(self, method: str, path: str, doc: Mapping[str, Any] | None) -> bytes:
         headers = {"Content-Type": "application/json", **auth_headers()}
         request = urllib.request.Request(
             f"http://{self.address}{path}",
-            data=json.dumps(doc).encode("utf-8"),
+            data=None if doc is None else json.dumps(doc).encode("utf-8"),
             headers=headers,
-            method="POST",
+            method=method,
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
@@ -190,8 +223,8 @@ class AdminQueryClient:
                 message = json.loads(detail)["error"]
             except (ValueError, KeyError, TypeError):
                 raise self._not_admin() from None
-            if exc.code == 429:
-                retry_after = exc.headers.get("Retry-After", "1")
+            retry_after = exc.headers.get("Retry-After", "")
+            if exc.code == 429 or (exc.code == 503 and retry_after.isdigit()):
                 wait = float(retry_after) if retry_after.isdigit() else 1.0
                 raise QueryBusy(f"{self.description}: {message}", wait) from None
             raise StoreError(f"{self.description}: {message}") from None
