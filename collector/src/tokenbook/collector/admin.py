@@ -87,8 +87,10 @@ _RESERVE_STATUS: Final = {
 }
 
 
-def _json(status: int, doc: Any, *, close: bool = False) -> Response:
-    return Response(status, json.dumps(doc).encode(), close=close)
+def _json(status: int, doc: Any, *, close: bool = False, retry_after: int | None = None) -> Response:
+    """`doc` as the JSON answer, with ``Retry-After: <retry_after>`` when given."""
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    return Response(status, json.dumps(doc).encode(), headers=headers, close=close)
 
 
 class _Admin:
@@ -119,7 +121,7 @@ class _Admin:
         self.query_slots = Slots(
             config.query_concurrency,
             config.query_queue_timeout,
-            Response(HTTPStatus.TOO_MANY_REQUESTS, json.dumps(full).encode(), headers={"Retry-After": "1"}),
+            _json(HTTPStatus.TOO_MANY_REQUESTS, full, retry_after=1),
         )
 
     def _authorize(self, request: Request, scope: str) -> Response | str | None:
@@ -198,12 +200,10 @@ class _Admin:
         except ValueError as exc:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         except NotRebuilt as exc:
-            return _not_rebuilt(exc)
+            return _json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)}, retry_after=1)
         status = _RESERVE_STATUS[outcome]
-        headers = {}
-        if status == HTTPStatus.TOO_MANY_REQUESTS:
-            headers["Retry-After"] = str(_retry_after(answer))
-        return Response(status, json.dumps(answer).encode(), headers=headers)
+        wait = _retry_after(answer) if status == HTTPStatus.TOO_MANY_REQUESTS else None
+        return _json(status, answer, retry_after=wait)
 
     def _body(
         self, request: Request, handle: Callable[[Any], Response], slots: Slots | None = None
@@ -227,10 +227,10 @@ class _Admin:
                 return _json(HTTPStatus.BAD_REQUEST, {"error": f"invalid JSON: {exc}"})
             return handle(doc)
 
-        busy = Response(
+        busy = _json(
             HTTPStatus.SERVICE_UNAVAILABLE,
-            json.dumps({"error": "every worker is busy (limits.max_connections); retry later"}).encode(),
-            headers={"Retry-After": "1"},
+            {"error": "every worker is busy (limits.max_connections); retry later"},
+            retry_after=1,
         )
         return BodyWork(run, _MAX_QUERY_BODY, too_large, busy, slots)
 
@@ -261,7 +261,7 @@ class _Admin:
             except ValueError as exc:
                 return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             except NotRebuilt as exc:
-                return _not_rebuilt(exc)
+                return _json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)}, retry_after=1)
         return _json(HTTPStatus.NOT_FOUND, {"error": f"unknown path {path}"})
 
     def _query_metrics(self) -> str:
@@ -339,13 +339,6 @@ class _Admin:
         except (ValueError, StoreError, PriceConfigError) as exc:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         return _json(HTTPStatus.OK, {"examined": result.examined, "changed": result.changed})
-
-
-def _not_rebuilt(exc: NotRebuilt) -> Response:
-    """503 with ``Retry-After: 1``: the budget counters are not rebuilt yet (the collector is starting)."""
-    return Response(
-        HTTPStatus.SERVICE_UNAVAILABLE, json.dumps({"error": str(exc)}).encode(), headers={"Retry-After": "1"}
-    )
 
 
 def _retry_after(answer: dict[str, Any]) -> int:

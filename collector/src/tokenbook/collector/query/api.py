@@ -153,14 +153,13 @@ class AdminQueryClient:
         """Run one SELECT on the collector's store; `StoreError` carries the server's refusal."""
         parameters = {k: _parameter(v) for k, v in (parameters or {}).items()}
         return decode_result(
-            self._post(QUERY_PATH, {"sql": sql, "parameters": parameters, "max_rows": max_rows})
+            self._request("POST", QUERY_PATH, {"sql": sql, "parameters": parameters, "max_rows": max_rows})
         )
 
     def reprice(self, *, since: datetime, until: datetime, model: str = "") -> RepriceResult:
         """Have the collector reload its price overrides and re-price [since, until) (admin scope)."""
-        body = self._post(
-            REPRICE_PATH, {"since": since.isoformat(), "until": until.isoformat(), "model": model}
-        )
+        window = {"since": since.isoformat(), "until": until.isoformat(), "model": model}
+        body = self._request("POST", REPRICE_PATH, window)
         doc = json.loads(body)
         return RepriceResult(examined=int(doc["examined"]), changed=int(doc["changed"]))
 
@@ -173,7 +172,8 @@ class AdminQueryClient:
         done = 0
         for i in range(0, len(rows), chunk):
             part = [row_to_json(r) for r in rows[i : i + chunk]]
-            doc = json.loads(self._post(RECONCILE_PATH, {"tenant": tenant, "version": version, "rows": part}))
+            body = {"tenant": tenant, "version": version, "rows": part}
+            doc = json.loads(self._request("POST", RECONCILE_PATH, body))
             done += int(doc["imported"])
         return done
 
@@ -186,9 +186,6 @@ class AdminQueryClient:
         except ValueError:
             raise self._not_admin() from None
         return doc
-
-    def _post(self, path: str, doc: Mapping[str, Any]) -> bytes:
-        return self._request("POST", path, doc)
 
     def _request(self, method: str, path: str, doc: Mapping[str, Any] | None = None) -> bytes:
         """One request's answer body, retried while the collector asks to come back later."""
