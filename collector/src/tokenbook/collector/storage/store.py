@@ -38,6 +38,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 from urllib.parse import unquote, urlsplit
 
+from tokenbook.collector.storage.binding import bound
 from tokenbook.collector.storage.config import EngineConfig, RefreshConfig
 from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
 from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, run_pass
@@ -402,9 +403,7 @@ class Store:
     ) -> None:
         """Run one statement that returns no rows (DDL, INSERT ... SELECT) on the writer's connection,
         with engine `settings` of its own if given."""
-        self._call(
-            self._client.command, sql, parameters=dict(parameters or {}), settings=dict(settings or {})
-        )
+        self._call(self._client.command, sql, parameters=bound(parameters), settings=dict(settings or {}))
 
     def query(
         self,
@@ -1008,7 +1007,7 @@ class _Session:
         result = self.store._mapped(
             self.client.query,
             sql,
-            parameters=dict(parameters or {}),
+            parameters=bound(parameters),
             settings={**self.settings, **(settings or {})},
         )
         return list(result.column_names), [t.name for t in result.column_types], list(result.result_rows)
@@ -1016,7 +1015,7 @@ class _Session:
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run one statement that returns no rows (`Store.command`)."""
         self.store._mapped(
-            self.client.command, sql, parameters=dict(parameters or {}), settings=dict(self.settings)
+            self.client.command, sql, parameters=bound(parameters), settings=dict(self.settings)
         )
 
     def insert(self, table: str, block: bytes, columns: Sequence[str], rows: int) -> None:
