@@ -113,6 +113,16 @@ def instrument(name: str, provider: TracerProvider) -> None:
             capture_message_content=False,
             disabled_instrumentors=["httpx", "requests", "urllib", "urllib3", "aiohttp-client"],
         )
+    elif name == "pydantic-ai":
+        from pydantic_ai import Agent
+        from pydantic_ai.models.instrumented import InstrumentationSettings
+
+        Agent.instrument_all(InstrumentationSettings(tracer_provider=provider, include_content=False))
+    elif name == "litellm":
+        import litellm
+
+        # LiteLLM's OpenTelemetry callback, on the global provider set above
+        litellm.callbacks = ["otel"]
     else:
         raise SystemExit(f"unknown instrumentation {name!r}")
 
@@ -298,6 +308,81 @@ def agents_tool() -> None:
     Runner.run_sync(agent, "What is the weather in Paris?")  # model call, tool, model call
 
 
+def _pydantic_agent() -> Any:
+    from pydantic_ai import Agent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    model = OpenAIChatModel(
+        "gpt-4o-mini", provider=OpenAIProvider(base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test")
+    )
+    agent: Any = Agent(model, instructions="Answer tersely.")
+
+    @agent.tool_plain  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return f"Sunny, 21 °C in {city}."
+
+    return agent
+
+
+def pydantic_agent_tool() -> None:
+    _pydantic_agent().run_sync("What is the weather in Paris?")  # model call, tool, model call
+
+
+def pydantic_agent_stream() -> None:
+    import asyncio
+
+    async def run() -> None:
+        async with _pydantic_agent().run_stream("What is the weather in Paris?") as result:
+            async for _ in result.stream_text():
+                pass
+
+    asyncio.run(run())
+
+
+def _litellm(model: str = "openai/gpt-4o-mini", **kwargs: Any) -> None:
+    import time
+
+    import litellm
+
+    base = os.environ["OPENAI_BASE_URL"] if model.startswith("openai/") else os.environ["ANTHROPIC_BASE_URL"]
+    answer = litellm.completion(
+        model=model,
+        api_base=base,
+        api_key="sk-test",
+        messages=MESSAGES,
+        timeout=TIMEOUT,
+        num_retries=0,
+        **kwargs,
+    )
+    if kwargs.get("stream"):
+        for _ in answer:
+            pass
+    # LiteLLM ends its span in a success callback on a thread of its own, after the call returns
+    time.sleep(2)
+
+
+def litellm_chat() -> None:
+    _litellm()
+
+
+def litellm_chat_stream() -> None:
+    _litellm(stream=True, stream_options={"include_usage": True})
+
+
+def litellm_tool_call() -> None:
+    _litellm(tools=[OPENAI_TOOL])
+
+
+def litellm_messages() -> None:
+    _litellm("anthropic/claude-sonnet-4-5", max_tokens=256)
+
+
+def litellm_messages_stream() -> None:
+    _litellm("anthropic/claude-sonnet-4-5", max_tokens=256, stream=True)
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -318,6 +403,14 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "langchain": {"chain": langchain_chain, "chain_stream": langchain_chain_stream},
     "agents": {"agent_tool": agents_tool},
+    "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
+    "litellm": {
+        "chat": litellm_chat,
+        "chat_stream": litellm_chat_stream,
+        "tool_call": litellm_tool_call,
+        "messages": litellm_messages,
+        "messages_stream": litellm_messages_stream,
+    },
 }
 
 

@@ -53,7 +53,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm)$"
 )
 
 
@@ -177,6 +177,23 @@ SETUPS: tuple[Setup, ...] = (
         ("agents",),
         env={**OI_NO_CONTENT, "OPENAI_AGENTS_DONT_LOG_MODEL_DATA": "1"},
         notes="openai-agents via OpenInference, with the OpenInference OpenAI instrumentor too",
+    ),
+    Setup(
+        "pydantic-ai",
+        "pydantic-ai-slim",
+        {"pydantic-ai-slim": "2.78.0", **OPENAI, **OTEL},
+        ("pydantic-ai",),
+        ("pydantic-ai",),
+        notes="pydantic-ai's own instrumentation (the conventions Logfire shows), content off",
+    ),
+    Setup(
+        "litellm",
+        "litellm",
+        {"litellm": "1.110.2", **OPENAI, **OTEL},
+        ("litellm",),
+        ("litellm",),
+        env={"LITELLM_TELEMETRY": "False"},
+        notes="LiteLLM's OpenTelemetry callback (`callbacks = ['otel']`) on the global provider",
     ),
 )
 

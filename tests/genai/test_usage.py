@@ -199,3 +199,50 @@ def test_cache_write_current_name_and_modality_subsets():
         "gen_ai.usage.text.input_tokens": 2900,  # a subset: never added on top
     })  # fmt: skip
     assert (u.input_tokens, u.cache_write_tokens, u.issues) == (3000, 1536, ())
+
+
+# LiteLLM's `metadata.usage_object` as its OTel callback (1.110.2) writes it for an Anthropic call
+# (tests/testdata/conformance/litellm-1.110.2-messages.json).
+_LITELLM_ANTHROPIC = (
+    "{'completion_tokens': 34, 'prompt_tokens': 3608, 'total_tokens': 3642, 'completion_tokens_details': "
+    "{'reasoning_tokens': 0, 'text_tokens': 34}, 'prompt_tokens_details': {'audio_tokens': None, "
+    "'cache_write_tokens': 1536, 'cached_tokens': 2048, 'text_tokens': 24, 'initial_prompt_tokens': None, "
+    "'cache_creation_tokens': 1536, 'cache_creation_token_details': {'ephemeral_5m_input_tokens': 1024, "
+    "'ephemeral_1h_input_tokens': 512}}, 'cache_creation_input_tokens': 1536, "
+    "'cache_read_input_tokens': 2048, 'service_tier': 'standard'}"
+)
+
+
+def test_a_usage_object_gives_the_counts_the_span_has_no_attribute_for():
+    attrs = {"gen_ai.usage.input_tokens": 3608, "gen_ai.usage.output_tokens": 34}
+    u = read_usage({**attrs, semconv.USAGE_OBJECT: _LITELLM_ANTHROPIC})
+    assert u == Usage(3608, 34, 2048, 1536, 0, present=True, cache_write_1h_tokens=512)
+    # an attribute of a kind wins over the object's count of that kind
+    u = read_usage(
+        {**attrs, "gen_ai.usage.cache_read.input_tokens": 7, semconv.USAGE_OBJECT: _LITELLM_ANTHROPIC}
+    )
+    assert (u.cache_read_tokens, u.cache_write_tokens) == (7, 1536)
+    # JSON as well as a Python repr; the object alone is enough
+    u = read_usage(
+        {semconv.USAGE_OBJECT: '{"prompt_tokens": 10, "completion_tokens": 2, "cached_tokens": 4}'}
+    )
+    assert u == Usage(10, 2, 4, 0, 0, present=True)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        12,
+        b"{'cached_tokens': 5}",
+        "",
+        "not a dict",
+        "{'cached_tokens': -5, 'prompt_tokens': 12345678901234567}",
+        "{'cached_tokens': 'many'}",
+        "'cached_tokens': " * 20_000,
+        "{'initial_prompt_tokens': 9, 'completion_tokens_details': 3}",
+    ],
+)
+def test_an_unreadable_usage_object_adds_nothing_and_never_raises(value):
+    attrs = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 5, semconv.USAGE_OBJECT: value}
+    assert read_usage(attrs) == Usage(100, 5, 0, 0, 0, present=True)

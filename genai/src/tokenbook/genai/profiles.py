@@ -147,6 +147,22 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "llm.*; openinference.span.kind; no response id",
     ),
     Profile(
+        "pydantic-ai",
+        "pydantic-ai",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* (cache_read); gen_ai.usage.details.*; invoke_agent spans sum their calls in "
+        "gen_ai.aggregated_usage.* (not read)",
+    ),
+    Profile(
+        "litellm",
+        "litellm",
+        True,
+        RANK_CLIENT,
+        "gen_ai.*; cache reads and writes, their lifetimes and reasoning only in metadata.usage_object; "
+        "gen_ai.cost.* (client cost, never billed); response IDs of its own",
+    ),
+    Profile(
         "openinference",
         "openinference.instrumentation",
         True,

@@ -54,6 +54,7 @@ __all__ = [
     "TRACELOOP_SPAN_KIND",
     "TRACELOOP_TOOL_KINDS",
     "TRACELOOP_WRAPPER_KINDS",
+    "USAGE_OBJECT",
     "WRAPPER_OPERATIONS",
 ]
 
@@ -95,6 +96,11 @@ REASONING_TOKENS: Final = (
     "gen_ai.usage.reasoning_tokens",  # OpenLLMetry OpenAI 0.62.4
     "llm.token_count.completion_details.reasoning",  # OpenInference
 )
+#: The provider's usage object as text (a Python dict's repr): LiteLLM's OTel callback (1.110.2) writes
+#: its cache reads and writes, their split by lifetime and its reasoning tokens only there
+#: (``prompt_tokens_details.cached_tokens``, ``cache_creation_input_tokens``, ...). Its counts stand for
+#: the attributes above where a span has none of a kind (`usage.read_usage`).
+USAGE_OBJECT: Final = "metadata.usage_object"
 PROVIDER: Final = (
     "gen_ai.provider.name",  # semantic conventions (>= 1.37)
     "gen_ai.system",  # conventions < 1.37
@@ -176,7 +182,7 @@ CACHE_HIT_FLAGS: Final = (
 SERVICE_NAME: Final = "service.name"
 ERROR_TYPE: Final = "error.type"
 #: A client-computed cost, kept beside the collector's figure and never billed (first present wins).
-CLIENT_COST: Final = ("tokenbook.cost.total", "gen_ai.usage.cost")
+CLIENT_COST: Final = ("tokenbook.cost.total", "gen_ai.usage.cost", "gen_ai.cost.total_cost")
 #: The retry number of a call, first present wins (HTTP semconv, then OpenLLMetry/LiteLLM style names).
 RESEND_COUNTS: Final = ("http.request.resend_count", "gen_ai.request.retry_count", "llm.retry_count")
 

@@ -40,6 +40,7 @@ differing from them) is recorded as an issue, and a split larger than the cache 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Final, NamedTuple
@@ -118,13 +119,14 @@ def _check_range(key: str, count: int, raw: object) -> tuple[int | None, str | N
     return count, None
 
 
-#: Every usage attribute name (any alias), for cheap presence tests.
+#: Every usage attribute name (any alias, and the usage object's), for cheap presence tests.
 USAGE_KEYS: Final = frozenset(
     semconv.INPUT_TOKENS
     + semconv.OUTPUT_TOKENS
     + semconv.CACHE_READ_TOKENS
     + semconv.CACHE_WRITE_TOKENS
     + semconv.REASONING_TOKENS
+    + (semconv.USAGE_OBJECT,)
 )
 #: The usage of a span that carries none.
 NO_USAGE: Final = Usage()
@@ -165,6 +167,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     it says whether the input count includes cache tokens.
     Pure and thread-safe.
     """
+    if semconv.USAGE_OBJECT in attrs:
+        attrs = _with_usage_object(attrs)
     present = USAGE_KEYS.intersection(attrs)
     if not present:
         return NO_USAGE
@@ -225,6 +229,47 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
         tuple(issues) if issues else (),
         one_hour,
     ))  # fmt: skip
+
+
+#: The counts read from a usage object's text (`semconv.USAGE_OBJECT`): the object's key, in a Python
+#: repr or JSON (``'cached_tokens': 1024``, ``"cached_tokens": 1024``), then its value.
+_OBJECT_COUNT: Final = re.compile(
+    r"""['"](prompt_tokens|completion_tokens|cached_tokens|cache_read_input_tokens"""
+    r"""|cache_creation_input_tokens|reasoning_tokens|ephemeral_1h_input_tokens"""
+    r"""|ephemeral_5m_input_tokens)['"]\s*:\s*(\d{1,13})\b"""
+)
+#: The usage object's keys of each kind (first present wins), and the aliases whose presence on the
+#: span makes the object's count of that kind unread.
+_OBJECT_KINDS: Final = (
+    (("prompt_tokens",), semconv.INPUT_TOKENS),
+    (("completion_tokens",), semconv.OUTPUT_TOKENS),
+    (("cached_tokens", "cache_read_input_tokens"), semconv.CACHE_READ_TOKENS),
+    (("cache_creation_input_tokens",), semconv.CACHE_WRITE_TOKENS),
+    (("reasoning_tokens",), semconv.REASONING_TOKENS),
+    (("ephemeral_1h_input_tokens",), semconv.CACHE_WRITE_1H_TOKENS),
+    (("ephemeral_5m_input_tokens",), semconv.CACHE_WRITE_5M_TOKENS),
+)
+#: A usage object longer than this is read up to here (a provider's is a few hundred characters).
+_MAX_OBJECT: Final = 16_384
+
+
+def _with_usage_object(attrs: Mapping[str, object]) -> Mapping[str, object]:
+    """`attrs` with the counts of its usage object (`semconv.USAGE_OBJECT`) as the first alias of
+    their kind, for each kind the span has no attribute of; `attrs` itself when there are none."""
+    text = attrs.get(semconv.USAGE_OBJECT)
+    if not isinstance(text, str):
+        return attrs
+    found: dict[str, int] = {}
+    for m in _OBJECT_COUNT.finditer(text, 0, _MAX_OBJECT):
+        found.setdefault(m[1], int(m[2]))  # the outermost (first) occurrence of a key
+    extra: dict[str, object] = {}
+    for names, aliases in _OBJECT_KINDS:
+        if any(a in attrs for a in aliases):
+            continue
+        value = next((found[n] for n in names if n in found), None)
+        if value is not None:
+            extra[aliases[0]] = value
+    return {**attrs, **extra} if extra else attrs
 
 
 #: The attributes that split cache writes by lifetime.
