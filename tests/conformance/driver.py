@@ -113,6 +113,18 @@ def instrument(name: str, provider: TracerProvider) -> None:
             capture_message_content=False,
             disabled_instrumentors=["httpx", "requests", "urllib", "urllib3", "aiohttp-client"],
         )
+    elif name == "otel-google-genai":
+        from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+
+        GoogleGenAiSdkInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-google-genai":
+        from openinference.instrumentation.google_genai import GoogleGenAIInstrumentor
+
+        GoogleGenAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openllmetry-google-genai":
+        from opentelemetry.instrumentation.google_generativeai import GoogleGenerativeAiInstrumentor
+
+        GoogleGenerativeAiInstrumentor().instrument(tracer_provider=provider)
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -308,6 +320,39 @@ def agents_tool() -> None:
     Runner.run_sync(agent, "What is the weather in Paris?")  # model call, tool, model call
 
 
+def gemini_client() -> Any:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=os.environ["GEMINI_BASE_URL"], timeout=int(TIMEOUT * 1000))
+    return genai.Client(api_key="gm-test", http_options=options)
+
+
+QUESTION = "What is the weather in Paris?"
+
+
+# A client is closed once it is garbage: each call keeps its own until the answer is read.
+def gemini_generate() -> None:
+    client = gemini_client()
+    client.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
+
+
+def gemini_generate_stream() -> None:
+    client = gemini_client()
+    for _ in client.models.generate_content_stream(model="gemini-2.5-flash", contents=QUESTION):
+        pass
+
+
+def gemini_generate_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        client = gemini_client()
+        await client.aio.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
+
+    asyncio.run(run())
+
+
 def _pydantic_agent() -> Any:
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -403,6 +448,11 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "langchain": {"chain": langchain_chain, "chain_stream": langchain_chain_stream},
     "agents": {"agent_tool": agents_tool},
+    "gemini": {
+        "generate": gemini_generate,
+        "generate_stream": gemini_generate_stream,
+        "generate_async": gemini_generate_async,
+    },
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "litellm": {
         "chat": litellm_chat,

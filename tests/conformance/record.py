@@ -40,6 +40,7 @@ DRIVER_TIMEOUT = 300
 OTEL = {"opentelemetry-sdk": "1.45.2", "opentelemetry-exporter-otlp-proto-http": "1.45.2"}
 OPENAI = {"openai": "3.63.0"}
 ANTHROPIC = {"anthropic": "2.17.0"}
+GOOGLE_GENAI = {"google-genai": "3.6.1"}
 UTIL_GENAI = {"opentelemetry-util-genai": "1.3b0"}
 LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
 OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
@@ -53,7 +54,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai)$"
 )
 
 
@@ -179,6 +180,35 @@ SETUPS: tuple[Setup, ...] = (
         notes="openai-agents via OpenInference, with the OpenInference OpenAI instrumentor too",
     ),
     Setup(
+        "otel-google-genai",
+        "opentelemetry-instrumentation-google-genai",
+        # 1.3b0 instruments google-genai >= 1.32.0, < 3 only
+        {
+            "opentelemetry-instrumentation-google-genai": "1.3b0",
+            **UTIL_GENAI,
+            "google-genai": "2.34.0",
+            **OTEL,
+        },
+        ("otel-google-genai",),
+        ("gemini",),
+    ),
+    Setup(
+        "openinference-google-genai",
+        "openinference-instrumentation-google-genai",
+        {"openinference-instrumentation-google-genai": "1.4.14", **GOOGLE_GENAI, **OTEL},
+        ("openinference-google-genai",),
+        ("gemini",),
+        env=OI_NO_CONTENT,
+    ),
+    Setup(
+        "openllmetry-google-genai",
+        "opentelemetry-instrumentation-google-generativeai",
+        {"opentelemetry-instrumentation-google-generativeai": "0.62.4", **GOOGLE_GENAI, **OTEL},
+        ("openllmetry-google-genai",),
+        ("gemini",),
+        env=TL_NO_CONTENT,
+    ),
+    Setup(
         "pydantic-ai",
         "pydantic-ai-slim",
         {"pydantic-ai-slim": "2.78.0", **OPENAI, **OTEL},
@@ -196,6 +226,10 @@ SETUPS: tuple[Setup, ...] = (
         notes="LiteLLM's OpenTelemetry callback (`callbacks = ['otel']`) on the global provider",
     ),
 )
+
+
+# The driver's environment starts without these: no endpoint, key or capture setting from the host.
+_CLEARED_ENV = ("OTEL_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "TRACELOOP_", "OPENLIT_")
 
 
 def log(msg: str) -> None:
@@ -275,15 +309,12 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
     result["packages"] = packages
     server = stubs.start()
     try:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("OTEL_", "OPENAI_", "ANTHROPIC_", "TRACELOOP_", "OPENLIT_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED_ENV)}
         env.update(
             {
                 "OPENAI_BASE_URL": f"{server.url}/v1",
                 "ANTHROPIC_BASE_URL": server.url,
+                "GEMINI_BASE_URL": server.url,
                 "OPENAI_API_KEY": "sk-test",
                 "ANTHROPIC_API_KEY": "sk-ant-test",
                 "NO_PROXY": "127.0.0.1,localhost",

@@ -1,4 +1,4 @@
-"""Loopback stand-ins for the OpenAI and Anthropic HTTP APIs, and an OTLP/HTTP trace sink.
+"""Loopback stand-ins for the OpenAI, Anthropic and Gemini HTTP APIs, and an OTLP/HTTP trace sink.
 
 Both listen on 127.0.0.1, each on an ephemeral port, and run in daemon threads of the recorder. The
 provider stubs answer in the shape of the real APIs (JSON bodies and SSE streams) with usage that has
@@ -31,6 +31,7 @@ OPENAI_MODELS = {
     "text-embedding-3-small": "text-embedding-3-small",
 }
 ANTHROPIC_MODELS = {"claude-sonnet-4-5": "claude-sonnet-4-5-20250929"}
+GEMINI_MODEL_VERSION = "gemini-2.5-flash"  # the `modelVersion` of every Gemini answer
 
 # Fixed usage shapes; a per-answer sequence number `n` is added so that every call of a run differs.
 OPENAI_CACHED = 1024  # prompt_tokens_details.cached_tokens, part of prompt_tokens
@@ -39,6 +40,8 @@ ANTHROPIC_CACHE_READ = 2048
 ANTHROPIC_CACHE_5M = 1024
 ANTHROPIC_CACHE_1H = 512
 ANTHROPIC_THINKING = 96  # usage.output_tokens_details.thinking_tokens when thinking is on
+GEMINI_CACHED = 1024  # usageMetadata.cachedContentTokenCount, part of promptTokenCount
+GEMINI_THOUGHTS = 64  # usageMetadata.thoughtsTokenCount: billed as output, NOT in candidatesTokenCount
 
 
 @dataclass
@@ -165,6 +168,8 @@ class _Handler(BaseHTTPRequestHandler):
             "/v1/responses": self._openai_responses,
             "/v1/messages": self._anthropic_messages,
         }.get(path)
+        if route is None and path.startswith(("/v1/models/", "/v1beta/models/")) and ":" in path:
+            route = self._gemini_generate
         if route is None:
             self._json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
             return
@@ -500,6 +505,60 @@ class _Handler(BaseHTTPRequestHandler):
         )
         chunks.append(_sse("message_stop", {"type": "message_stop"}))
         self._stream(chunks, headers)
+
+    # -- Gemini (generativelanguage.googleapis.com) ------------------------------------------------------
+
+    def _gemini_generate(self, req: dict[str, Any]) -> None:
+        """``POST /v1[beta]/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``; the
+        usage as Gemini reports it: the prompt count includes the cached tokens, and the thoughts are
+        apart from the candidates' count though billed as output."""
+        rec = self.server.recording
+        n = rec.next_n()
+        stream = self.path.split("?", 1)[0].endswith(":streamGenerateContent")
+        prompt = 1200 + n
+        candidates = 50 + n
+        rid = f"tbgem{n:04d}"
+        rec.add_call(
+            TrueCall(
+                "google",
+                GEMINI_MODEL_VERSION,
+                "chat",
+                stream,
+                prompt,
+                candidates + GEMINI_THOUGHTS,
+                GEMINI_CACHED,
+                0,
+                GEMINI_THOUGHTS,
+                rid,
+            )
+        )
+        usage = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": candidates,
+            "totalTokenCount": prompt + candidates + GEMINI_THOUGHTS,
+            "cachedContentTokenCount": GEMINI_CACHED,
+            "thoughtsTokenCount": GEMINI_THOUGHTS,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+            "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": GEMINI_CACHED}],
+        }
+
+        def answer(text: str, last: bool, counts: dict[str, Any]) -> dict[str, Any]:
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+            if last:
+                candidate["finishReason"] = "STOP"
+            return {
+                "candidates": [candidate],
+                "usageMetadata": counts,
+                "modelVersion": GEMINI_MODEL_VERSION,
+                "responseId": rid,
+            }
+
+        if not stream:
+            self._json(200, answer("Sunny, 21 °C.", True, usage))
+            return
+        first = {"promptTokenCount": prompt, "totalTokenCount": prompt}
+        chunks = [_sse(None, answer("Sunny, ", False, first)), _sse(None, answer("21 °C.", True, usage))]
+        self._stream(chunks)
 
 
 class _Server(ThreadingHTTPServer):

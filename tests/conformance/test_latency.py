@@ -29,6 +29,8 @@ SOURCES = {
     "openlit.instrumentation.anthropic": ("attribute", "gen_ai.server.time_to_first_token"),
     "openinference.instrumentation.openai": ("event", "First Token Stream Event"),
     "opentelemetry.instrumentation.openai.v1": ("event", "gen_ai.content.completion.chunk"),
+    "opentelemetry.instrumentation.google_genai": ("attribute", "gen_ai.response.time_to_first_chunk"),
+    "pydantic-ai": ("attribute", "gen_ai.client.operation.time_to_first_chunk"),
 }
 
 

@@ -18,6 +18,11 @@ from tokenbook.genai.profiles import DEFAULT_PROFILE, PROFILES, RANK_SDK, profil
         ("openlit.instrumentation.openai", "", "openlit"),
         ("openinference.instrumentation.openai", "0.1.66", "openinference"),
         ("openinference.instrumentation.openai_agents", "2.6.0", "openinference-agents"),
+        ("opentelemetry.instrumentation.google_genai", "1.3b0", "otel-google-genai"),
+        ("opentelemetry.instrumentation.google_generativeai", "0.21.5", "openllmetry-google"),
+        ("opentelemetry.instrumentation.openai_v2", "2.3b0", "otel-openai-v2"),
+        ("litellm", "", "litellm"),
+        ("pydantic-ai", "2.78.0", "pydantic-ai"),
         ("my.app", "1", "semconv"),
         ("", "", "semconv"),
         ("openinference.instrumentation.openaiX", "", "openinference"),  # dotted prefix, not string prefix

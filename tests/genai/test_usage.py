@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tokenbook.genai import semconv
+from tokenbook.genai.profiles import profile_of
 from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_usage
 
 
@@ -246,3 +247,22 @@ def test_a_usage_object_gives_the_counts_the_span_has_no_attribute_for():
 def test_an_unreadable_usage_object_adds_nothing_and_never_raises(value):
     attrs = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 5, semconv.USAGE_OBJECT: value}
     assert read_usage(attrs) == Usage(100, 5, 0, 0, 0, present=True)
+
+
+def test_a_profile_whose_output_leaves_out_reasoning_reads_it_from_the_total():
+    # OpenLLMetry's Google instrumentation (0.62.4) on a Gemini answer with 64 thoughts
+    # (tests/testdata/conformance/opentelemetry-instrumentation-google-generativeai-0.62.4-generate.json)
+    google = profile_of("opentelemetry.instrumentation.google_generativeai", "0.21.5")
+    attrs = {
+        "gen_ai.usage.input_tokens": 1201,
+        "gen_ai.usage.output_tokens": 51,
+        "gen_ai.usage.cache_read.input_tokens": 1024,
+        "gen_ai.usage.total_tokens": 1316,
+    }
+    assert read_usage(attrs, "gcp.gen_ai", google) == Usage(1201, 115, 1024, 0, 64, present=True)
+    # other profiles never read the total; a total that adds nothing, or a reasoning count, wins
+    assert read_usage(attrs).output_tokens == 51
+    assert read_usage({**attrs, "gen_ai.usage.total_tokens": 1252}, "", google).output_tokens == 51
+    with_reasoning = {**attrs, "gen_ai.usage.reasoning_tokens": 10}
+    assert read_usage(with_reasoning, "", google).reasoning_tokens == 10
+    assert read_usage({**attrs, "gen_ai.usage.total_tokens": "x"}, "", google).output_tokens == 51

@@ -18,6 +18,9 @@ A profile says:
   client-library instrumentor (OpenInference, OpenLLMetry, openlit), 3 a framework instrumentor
   (LangChain, agents). Lower bills first.
 * ``families``: the attribute families it writes (documentation; `semconv` reads every alias).
+* ``output_from_total``: the library's output count leaves out reasoning tokens that its total
+  counts (Gemini's thoughts, through OpenLLMetry's Google instrumentation): where the total is larger
+  than input + output, the difference is read as reasoning, inside the output (`usage.read_usage`).
 * ``defects``: known wrong numbers of that library version (documentation and the conformance test).
 
 Pure data and pure functions; thread-safe.
@@ -58,6 +61,7 @@ class Profile(NamedTuple):
     min_version: str = ""  # inclusive lower bound of the scope version ("" = any)
     max_version: str = ""  # exclusive upper bound ("" = any)
     defects: str = ""  # known wrong numbers (documentation)
+    output_from_total: bool = False  # reasoning missing from the output count: total - input - output
 
 
 #: The semantic conventions: input inclusive of cache, output inclusive of reasoning.
@@ -86,6 +90,20 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_OFFICIAL,
         "gen_ai.* current (cache_write, reasoning.output_tokens)",
+    ),
+    Profile(
+        "otel-google-genai",
+        "opentelemetry.instrumentation.google_genai",
+        True,
+        RANK_OFFICIAL,
+        "gen_ai.* current (cache_read, reasoning.output_tokens: Gemini's thoughts, inside the output)",
+    ),
+    Profile(
+        "otel-openai-v2",
+        "opentelemetry.instrumentation.openai_v2",
+        True,
+        RANK_OFFICIAL,
+        "gen_ai.* (semantic conventions)",
     ),
     Profile(
         "openlit-anthropic",
@@ -117,6 +135,16 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "gen_ai.*; traceloop.span.kind; execute_task / invoke_agent wrappers",
+    ),
+    Profile(
+        "openllmetry-google",
+        "opentelemetry.instrumentation.google_generativeai",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read); gen_ai.usage.total_tokens",
+        defects="Gemini's thoughts are in neither the output count nor a reasoning count, only in the total "
+        "(read from there)",
+        output_from_total=True,
     ),
     Profile(
         "openllmetry",

@@ -51,6 +51,7 @@ __all__ = [
     "TB",
     "TIME_TO_FIRST_TOKEN",
     "TOOL_OPERATIONS",
+    "TOTAL_TOKENS",
     "TRACELOOP_SPAN_KIND",
     "TRACELOOP_TOOL_KINDS",
     "TRACELOOP_WRAPPER_KINDS",
@@ -95,6 +96,12 @@ REASONING_TOKENS: Final = (
     "gen_ai.usage.reasoning.output_tokens",  # semantic conventions (genai-openai 1.3b0, anthropic 2.17.0)
     "gen_ai.usage.reasoning_tokens",  # OpenLLMetry OpenAI 0.62.4
     "llm.token_count.completion_details.reasoning",  # OpenInference
+)
+#: The total of input and output, read only where a profile says the output count leaves out what the
+#: total holds (`profiles.Profile.output_from_total`).
+TOTAL_TOKENS: Final = (
+    "gen_ai.usage.total_tokens",  # OpenLLMetry, OpenLIT, LiteLLM
+    "llm.usage.total_tokens",  # OpenLLMetry < 0.30
 )
 #: The provider's usage object as text (a Python dict's repr): LiteLLM's OTel callback (1.110.2) writes
 #: its cache reads and writes, their split by lifetime and its reasoning tokens only there
@@ -192,6 +199,7 @@ TIME_TO_FIRST_TOKEN: Final = (
     "gen_ai.response.time_to_first_chunk",  # semconv (genai-openai/-anthropic 1.3b0, anthropic 2.17.0)
     "gen_ai.response.time_to_first_token",  # its deprecated name
     "gen_ai.server.time_to_first_token",  # openlit 1.45.0, also on unstreamed calls (a semconv metric's name)
+    "gen_ai.client.operation.time_to_first_chunk",  # pydantic-ai 2.78.0
 )
 #: Span events whose time marks the first token or chunk of a streamed answer (the first one counts).
 FIRST_TOKEN_EVENTS: Final = frozenset(

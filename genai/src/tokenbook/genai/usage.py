@@ -193,6 +193,11 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     if not found:
         return NO_USAGE
     input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens = counts
+    if profile.output_from_total and not reasoning_tokens:
+        total = _first_count(attrs, semconv.TOTAL_TOKENS, issues)
+        if total is not None and total > input_tokens + output_tokens:
+            reasoning_tokens = total - input_tokens - output_tokens
+            output_tokens += reasoning_tokens
     cache = cache_read + cache_write
     if cache:
         if attrs.get(semconv.INPUT_EXCLUSIVE) is True:

@@ -150,6 +150,7 @@ def pipeline_keys(
     names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
     names.update(semconv.TIME_TO_FIRST_TOKEN, semconv.STREAM_FLAGS, (policy_key,))
     names.update(semconv.SERVICE_TIER, semconv.CACHE_WRITE_1H_TOKENS, semconv.CACHE_WRITE_5M_TOKENS)
+    names.update(semconv.TOTAL_TOKENS)
     names.update(semconv.CONTEXT_ID_SOURCES, ATTRIBUTION_COLUMNS, semconv.CACHE_HIT_FLAGS)
     names.update(k for k in extra_keys if not is_content_attribute(k))  # content: `content` decides
     names.update(
