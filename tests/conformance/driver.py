@@ -125,6 +125,18 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from opentelemetry.instrumentation.google_generativeai import GoogleGenerativeAiInstrumentor
 
         GoogleGenerativeAiInstrumentor().instrument(tracer_provider=provider)
+    elif name == "otel-botocore":
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+        BotocoreInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openllmetry-bedrock":
+        from opentelemetry.instrumentation.bedrock import BedrockInstrumentor
+
+        BedrockInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-bedrock":
+        from openinference.instrumentation.bedrock import BedrockInstrumentor as OIBedrock
+
+        OIBedrock().instrument(tracer_provider=provider)
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -353,6 +365,41 @@ def gemini_generate_async() -> None:
     asyncio.run(run())
 
 
+BEDROCK_MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+# A cached system prompt: the stub answers with cache reads and writes whatever the request says.
+BEDROCK_SYSTEM = [{"text": "You are a terse weather bot."}, {"cachePoint": {"type": "default"}}]
+
+
+def bedrock_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=os.environ["BEDROCK_BASE_URL"],
+        aws_access_key_id="AKIDTEST",
+        aws_secret_access_key="secret-test",
+        config=Config(retries={"max_attempts": 1}, read_timeout=TIMEOUT, connect_timeout=TIMEOUT),
+    )
+
+
+def _bedrock_messages() -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"text": QUESTION}]}]
+
+
+def bedrock_converse() -> None:
+    bedrock_client().converse(modelId=BEDROCK_MODEL, system=BEDROCK_SYSTEM, messages=_bedrock_messages())
+
+
+def bedrock_converse_stream() -> None:
+    answer = bedrock_client().converse_stream(
+        modelId=BEDROCK_MODEL, system=BEDROCK_SYSTEM, messages=_bedrock_messages()
+    )
+    for _ in answer["stream"]:
+        pass
+
+
 def _pydantic_agent() -> Any:
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -453,6 +500,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "generate_stream": gemini_generate_stream,
         "generate_async": gemini_generate_async,
     },
+    "bedrock": {"converse": bedrock_converse, "converse_stream": bedrock_converse_stream},
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "litellm": {
         "chat": litellm_chat,

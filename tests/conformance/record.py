@@ -41,6 +41,7 @@ OTEL = {"opentelemetry-sdk": "1.45.2", "opentelemetry-exporter-otlp-proto-http":
 OPENAI = {"openai": "3.63.0"}
 ANTHROPIC = {"anthropic": "2.17.0"}
 GOOGLE_GENAI = {"google-genai": "3.6.1"}
+BOTO3 = {"boto3": "1.44.18"}
 UTIL_GENAI = {"opentelemetry-util-genai": "1.3b0"}
 LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
 OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
@@ -54,7 +55,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore)$"
 )
 
 
@@ -209,6 +210,29 @@ SETUPS: tuple[Setup, ...] = (
         env=TL_NO_CONTENT,
     ),
     Setup(
+        "otel-botocore",
+        "opentelemetry-instrumentation-botocore",
+        {"opentelemetry-instrumentation-botocore": "0.66b2", **BOTO3, **OTEL},
+        ("otel-botocore",),
+        ("bedrock",),
+    ),
+    Setup(
+        "openllmetry-bedrock",
+        "opentelemetry-instrumentation-bedrock",
+        {"opentelemetry-instrumentation-bedrock": "0.62.4", **BOTO3, **OTEL},
+        ("openllmetry-bedrock",),
+        ("bedrock",),
+        env=TL_NO_CONTENT,
+    ),
+    Setup(
+        "openinference-bedrock",
+        "openinference-instrumentation-bedrock",
+        {"openinference-instrumentation-bedrock": "0.1.61", **BOTO3, **OTEL},
+        ("openinference-bedrock",),
+        ("bedrock",),
+        env=OI_NO_CONTENT,
+    ),
+    Setup(
         "pydantic-ai",
         "pydantic-ai-slim",
         {"pydantic-ai-slim": "2.78.0", **OPENAI, **OTEL},
@@ -229,7 +253,7 @@ SETUPS: tuple[Setup, ...] = (
 
 
 # The driver's environment starts without these: no endpoint, key or capture setting from the host.
-_CLEARED_ENV = ("OTEL_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "TRACELOOP_", "OPENLIT_")
+_CLEARED_ENV = ("OTEL_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "AWS_", "TRACELOOP_", "OPENLIT_")
 
 
 def log(msg: str) -> None:
@@ -315,6 +339,7 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
                 "OPENAI_BASE_URL": f"{server.url}/v1",
                 "ANTHROPIC_BASE_URL": server.url,
                 "GEMINI_BASE_URL": server.url,
+                "BEDROCK_BASE_URL": server.url,
                 "OPENAI_API_KEY": "sk-test",
                 "ANTHROPIC_API_KEY": "sk-ant-test",
                 "NO_PROXY": "127.0.0.1,localhost",

@@ -1,4 +1,5 @@
-"""Loopback stand-ins for the OpenAI, Anthropic and Gemini HTTP APIs, and an OTLP/HTTP trace sink.
+"""Loopback stand-ins for the OpenAI, Anthropic, Gemini and Bedrock HTTP APIs, and an OTLP/HTTP trace
+sink.
 
 Both listen on 127.0.0.1, each on an ephemeral port, and run in daemon threads of the recorder. The
 provider stubs answer in the shape of the real APIs (JSON bodies and SSE streams) with usage that has
@@ -17,6 +18,8 @@ import json
 import struct
 import threading
 import time
+import urllib.parse
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +45,8 @@ ANTHROPIC_CACHE_1H = 512
 ANTHROPIC_THINKING = 96  # usage.output_tokens_details.thinking_tokens when thinking is on
 GEMINI_CACHED = 1024  # usageMetadata.cachedContentTokenCount, part of promptTokenCount
 GEMINI_THOUGHTS = 64  # usageMetadata.thoughtsTokenCount: billed as output, NOT in candidatesTokenCount
+BEDROCK_CACHE_READ = 2048  # usage.cacheReadInputTokens: NOT in inputTokens (Bedrock counts as Anthropic)
+BEDROCK_CACHE_WRITE = 1536  # usage.cacheWriteInputTokens: NOT in inputTokens either
 
 
 @dataclass
@@ -170,6 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
         }.get(path)
         if route is None and path.startswith(("/v1/models/", "/v1beta/models/")) and ":" in path:
             route = self._gemini_generate
+        if route is None and path.startswith("/model/") and path.endswith(("/converse", "/converse-stream")):
+            route = self._bedrock_converse
         if route is None:
             self._json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
             return
@@ -559,6 +566,79 @@ class _Handler(BaseHTTPRequestHandler):
         first = {"promptTokenCount": prompt, "totalTokenCount": prompt}
         chunks = [_sse(None, answer("Sunny, ", False, first)), _sse(None, answer("21 °C.", True, usage))]
         self._stream(chunks)
+
+    # -- Bedrock runtime (Converse API) ------------------------------------------------------------------
+
+    def _bedrock_converse(self, req: dict[str, Any]) -> None:
+        """``POST /model/{modelId}/converse`` (JSON) and ``/converse-stream`` (an AWS event stream); the
+        usage as Bedrock reports it: ``inputTokens`` leaves out the cache reads and writes."""
+        rec = self.server.recording
+        n = rec.next_n()
+        path = self.path.split("?", 1)[0]
+        model = urllib.parse.unquote(path.removeprefix("/model/").rsplit("/", 1)[0])
+        stream = path.endswith("/converse-stream")
+        uncached = 20 + n
+        output = 30 + n
+        cache = BEDROCK_CACHE_READ + BEDROCK_CACHE_WRITE
+        rec.add_call(
+            TrueCall(
+                "aws",
+                model,
+                "chat",
+                stream,
+                uncached + cache,
+                output,
+                BEDROCK_CACHE_READ,
+                BEDROCK_CACHE_WRITE,
+                0,
+                None,
+            )
+        )
+        usage = {
+            "inputTokens": uncached,
+            "outputTokens": output,
+            "totalTokens": uncached + output + cache,
+            "cacheReadInputTokens": BEDROCK_CACHE_READ,
+            "cacheWriteInputTokens": BEDROCK_CACHE_WRITE,
+        }
+        headers = {"x-amzn-RequestId": f"tb-bedrock-{n:04d}"}
+        if not stream:
+            message = {"role": "assistant", "content": [{"text": "Sunny, 21 °C."}]}
+            answer = {"output": {"message": message}, "stopReason": "end_turn", "usage": usage}
+            self._json(200, {**answer, "metrics": {"latencyMs": 42}}, headers)
+            return
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("messageStart", {"role": "assistant"}),
+            ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Sunny, "}}),
+            ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "21 °C."}}),
+            ("contentBlockStop", {"contentBlockIndex": 0}),
+            ("messageStop", {"stopReason": "end_turn"}),
+            ("metadata", {"usage": usage, "metrics": {"latencyMs": 42}}),
+        ]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("Connection", "close")
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        for event, payload in events:
+            self.wfile.write(_event_message(event, payload))
+            self.wfile.flush()
+        self.close_connection = True
+
+
+def _event_message(event: str, payload: dict[str, Any]) -> bytes:
+    """One message of an AWS event stream (``application/vnd.amazon.eventstream``): the prelude (total
+    and header lengths, their CRC32), string headers, the JSON payload, the message's CRC32."""
+    headers = b""
+    fields = ((":event-type", event), (":content-type", "application/json"), (":message-type", "event"))
+    for name, value in fields:
+        raw = value.encode()
+        headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(raw)) + raw
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    prelude = struct.pack(">II", 12 + len(headers) + len(body) + 4, len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
+    return message + struct.pack(">I", zlib.crc32(message))
 
 
 class _Server(ThreadingHTTPServer):

@@ -59,3 +59,13 @@ def test_unbilled_rows_name_the_span_that_bills(replayed: Replayed, path: Path) 
             assert r["billing_rule"] and r["billed_by"] in billed, r
         else:
             assert (r["billing_rule"], r["billed_by"]) == ("", "")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_a_library_read_by_its_profile_leaves_no_usage_issue(replayed: Replayed, path: Path) -> None:
+    """What a library's profile knows of its counts (exclusive input, output from the total) is read
+    without a guess: the billed rows of its fixtures carry no usage issue."""
+    issues = [
+        (r["scope_name"], r["usage_issue"]) for r in replayed.billed.get(path.stem, []) if r["usage_issue"]
+    ]
+    assert not issues

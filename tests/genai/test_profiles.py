@@ -22,6 +22,8 @@ from tokenbook.genai.profiles import DEFAULT_PROFILE, PROFILES, RANK_SDK, profil
         ("opentelemetry.instrumentation.google_generativeai", "0.21.5", "openllmetry-google"),
         ("opentelemetry.instrumentation.openai_v2", "2.3b0", "otel-openai-v2"),
         ("litellm", "", "litellm"),
+        ("opentelemetry.instrumentation.botocore.bedrock-runtime", "0.66b2", "otel-botocore"),
+        ("opentelemetry.instrumentation.bedrock", "0.62.4", "openllmetry-bedrock"),
         ("pydantic-ai", "2.78.0", "pydantic-ai"),
         ("my.app", "1", "semconv"),
         ("", "", "semconv"),
@@ -33,8 +35,9 @@ def test_profile_of(scope: str, version: str, name: str) -> None:
     assert profile_of(scope, version).name == name
 
 
-def test_only_openlit_anthropic_is_exclusive_and_sdk_ranks_first() -> None:
-    assert [p.name for p in PROFILES if not p.input_inclusive] == ["openlit-anthropic"]
+def test_only_libraries_passing_a_raw_exclusive_count_through_are_exclusive_and_sdk_ranks_first() -> None:
+    exclusive = ["otel-botocore", "openlit-anthropic", "openllmetry-bedrock"]
+    assert [p.name for p in PROFILES if not p.input_inclusive] == exclusive
     assert DEFAULT_PROFILE.input_inclusive
     assert min(PROFILES, key=lambda p: p.rank).rank == RANK_SDK
 

@@ -106,6 +106,13 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "gen_ai.* (semantic conventions)",
     ),
     Profile(
+        "otel-botocore",
+        "opentelemetry.instrumentation.botocore",
+        False,
+        RANK_OFFICIAL,
+        "gen_ai.* (cache_creation); input_tokens is Bedrock's inputTokens, exclusive of cache",
+    ),
+    Profile(
         "openlit-anthropic",
         "openlit.instrumentation.anthropic",
         False,
@@ -135,6 +142,14 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "gen_ai.*; traceloop.span.kind; execute_task / invoke_agent wrappers",
+    ),
+    Profile(
+        "openllmetry-bedrock",
+        "opentelemetry.instrumentation.bedrock",
+        False,
+        RANK_CLIENT,
+        "gen_ai.* (cache_creation); input_tokens is Bedrock's inputTokens, exclusive of cache; "
+        "the model without its vendor prefix",
     ),
     Profile(
         "openllmetry-google",
