@@ -68,10 +68,17 @@ class Setup:
     calls: tuple[str, ...]  # driver.py call groups
     env: dict[str, str] = field(default_factory=dict)
     notes: str = ""
+    # Another layer recorded beside the library (a second instrumentor on the same calls): named in the
+    # fixture's file name (`<library>-<version>+<beside>-<call_style>.json`) and its "beside" key.
+    beside: str = ""
 
     @property
     def version(self) -> str:
         return self.pins[self.library]
+
+    def fixture_name(self, call_style: str) -> str:
+        beside = f"+{self.beside}" if self.beside else ""
+        return f"{self.library}-{self.version}{beside}-{call_style}.json"
 
 
 SETUPS: tuple[Setup, ...] = (
@@ -241,6 +248,33 @@ SETUPS: tuple[Setup, ...] = (
         notes="pydantic-ai's own instrumentation (the conventions Logfire shows), content off",
     ),
     Setup(
+        "pydantic-ai-openai",
+        "pydantic-ai-slim",
+        {
+            "pydantic-ai-slim": "2.78.0",
+            "opentelemetry-instrumentation-genai-openai": "1.3b0",
+            **UTIL_GENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("pydantic-ai", "otel-genai-openai"),
+        ("pydantic-ai",),
+        beside="otel-genai-openai",
+        notes="pydantic-ai's instrumentation and the official OpenAI instrumentor together: each model call "
+        "is recorded by both layers",
+    ),
+    Setup(
+        "litellm-openai",
+        "litellm",
+        {"litellm": "1.110.2", **TL_OPENAI, **OPENAI, **OTEL},
+        ("litellm", "openllmetry-openai"),
+        ("litellm",),
+        beside="openllmetry-openai",
+        env={"LITELLM_TELEMETRY": "False", **TL_NO_CONTENT},
+        notes="LiteLLM's callback and OpenLLMetry's OpenAI instrumentor together (the instrumentor records "
+        "none of LiteLLM's calls)",
+    ),
+    Setup(
         "litellm",
         "litellm",
         {"litellm": "1.110.2", **OPENAI, **OTEL},
@@ -402,10 +436,11 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
                 "instrumentation": list(setup.instrument),
                 "packages": packages,
                 "call_style": name,
+                **({"beside": setup.beside} if setup.beside else {}),
                 "true_calls": calls,
                 "otlp": [base64.b64encode(b).decode("ascii") for b in bodies],
             }
-            path = out / f"{setup.library}-{setup.version}-{name}.json"
+            path = out / setup.fixture_name(name)
             path.write_text(json.dumps(fixture, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             result["fixtures"].append(path.name)
         warnings = stderr_by_style(proc.stderr)

@@ -33,7 +33,8 @@ def test_corpus_is_there() -> None:
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_fixture_is_well_formed(path: Path) -> None:
     fixture = load(path)
-    assert path.name == f"{fixture['library']}-{fixture['version']}-{fixture['call_style']}.json"
+    beside = f"+{fixture['beside']}" if "beside" in fixture else ""
+    assert path.name == f"{fixture['library']}-{fixture['version']}{beside}-{fixture['call_style']}.json"
     assert path.stat().st_size < 16_000, "keep fixtures small"
 
     packages = fixture["packages"]
