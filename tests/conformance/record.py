@@ -34,6 +34,7 @@ from tests.conformance.otlp import FIXTURES, decode
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
+DRIVER_JS = HERE / "driver.mjs"
 PYTHON = "python3.11"
 DRIVER_TIMEOUT = 300
 
@@ -42,6 +43,18 @@ OPENAI = {"openai": "3.63.0"}
 ANTHROPIC = {"anthropic": "2.17.0"}
 GOOGLE_GENAI = {"google-genai": "3.6.1"}
 BOTO3 = {"boto3": "1.44.18"}
+AI_SDK = {
+    "@ai-sdk/otel": "1.0.185",
+    "ai": "7.0.185",
+    "@ai-sdk/openai": "4.0.126",
+    "@ai-sdk/anthropic": "3.0.140",
+    "zod": "4.6.7",
+    "@opentelemetry/api": "1.9.1",
+    "@opentelemetry/sdk-trace-node": "2.12.1",
+    "@opentelemetry/sdk-trace-base": "2.12.1",
+    "@opentelemetry/resources": "2.12.1",
+    "@opentelemetry/exporter-trace-otlp-proto": "0.223.1",
+}
 UTIL_GENAI = {"opentelemetry-util-genai": "1.3b0"}
 LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
 OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
@@ -71,6 +84,8 @@ class Setup:
     # Another layer recorded beside the library (a second instrumentor on the same calls): named in the
     # fixture's file name (`<library>-<version>+<beside>-<call_style>.json`) and its "beside" key.
     beside: str = ""
+    # "node": the pins are npm packages, installed into a folder, and `driver.mjs` runs under Node.js.
+    runtime: str = "python"
 
     @property
     def version(self) -> str:
@@ -275,6 +290,26 @@ SETUPS: tuple[Setup, ...] = (
         "none of LiteLLM's calls)",
     ),
     Setup(
+        "ai-sdk",
+        "ai",
+        AI_SDK,
+        ("ai-sdk-otel",),
+        ("ai-sdk",),
+        notes="the AI SDK (Node.js) with its OpenTelemetry integration: "
+        "`registerTelemetry(new OpenTelemetry())`",
+        runtime="node",
+    ),
+    Setup(
+        "ai-sdk-legacy",
+        "ai",
+        AI_SDK,
+        ("ai-sdk-legacy",),
+        ("ai-sdk",),
+        notes="the same with `LegacyOpenTelemetry`, the ai.* spans of the AI SDK's earlier releases",
+        beside="legacy",
+        runtime="node",
+    ),
+    Setup(
         "litellm",
         "litellm",
         {"litellm": "1.110.2", **OPENAI, **OTEL},
@@ -297,6 +332,40 @@ def log(msg: str) -> None:
 def uv() -> str | None:
     beside = Path(sys.executable).parent / "uv"
     return str(beside) if beside.exists() else shutil.which("uv")
+
+
+def ensure_node(setup: Setup, root: Path) -> Path:
+    """The setup's folder with exactly its npm pins installed (reused when a previous run installed the
+    same), and the driver beside them (Node.js resolves packages from the importing file's folder)."""
+    folder = root / setup.name
+    stamp = folder / ".tokenbook-pins.json"
+    wanted = json.dumps(setup.pins, sort_keys=True)
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        (folder / "package.json").write_text('{"private": true, "type": "module"}\n')
+        specs = [f"{name}@{version}" for name, version in setup.pins.items()]
+        log(f"{setup.name}: installing {' '.join(specs)}")
+        npm = ["npm", "install", "--no-audit", "--no-fund", "--silent", "--save-exact", *specs]
+        subprocess.run(npm, cwd=folder, check=True)
+        stamp.write_text(wanted)
+    shutil.copyfile(DRIVER_JS, folder / DRIVER_JS.name)
+    return folder
+
+
+def node_packages(folder: Path, setup: Setup) -> dict[str, str]:
+    """The installed version of each pin and of the OpenTelemetry and AI SDK packages beside them."""
+    found: dict[str, str] = {}
+    for manifest in sorted((folder / "node_modules").glob("**/package.json")):
+        try:
+            meta = json.loads(manifest.read_text())
+        except ValueError:
+            continue
+        name = meta.get("name")
+        if isinstance(name, str) and (name in setup.pins or name.startswith(("@opentelemetry/", "@ai-sdk/"))):
+            found.setdefault(name, str(meta.get("version")))
+    return {k: v for k, v in sorted(found.items()) if k in setup.pins or not k.startswith("@opentelemetry/")}
 
 
 def ensure_venv(setup: Setup, root: Path) -> Path:
@@ -359,11 +428,11 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
     """Runs one setup; writes its fixtures; answers what happened, for the index."""
     result: dict[str, Any] = {"library": setup.library, "version": setup.version, "notes": setup.notes}
     try:
-        venv = ensure_venv(setup, venv_root)
+        venv = ensure_node(setup, venv_root) if setup.runtime == "node" else ensure_venv(setup, venv_root)
     except subprocess.CalledProcessError as e:
         result["status"] = f"install failed: {e}"
         return result
-    packages = resolved_packages(venv, setup)
+    packages = node_packages(venv, setup) if setup.runtime == "node" else resolved_packages(venv, setup)
     result["packages"] = packages
     server = stubs.start()
     try:
@@ -387,9 +456,13 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
                 **setup.env,
             }
         )
+        runner = (
+            ["node", str(venv / DRIVER_JS.name)]
+            if setup.runtime == "node"
+            else [str(venv / "bin" / "python"), str(DRIVER)]
+        )
         cmd = [
-            str(venv / "bin" / "python"),
-            str(DRIVER),
+            *runner,
             "--stub",
             server.url,
             "--sink",

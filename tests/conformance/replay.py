@@ -43,13 +43,20 @@ __all__ = [
 #: Fixture stem -> why its bill cannot be exact (a library's own numbers are wrong or incomplete and
 #: nothing else recorded the call).
 _NO_LIFETIMES = (
-    "openlit 1.45.0 reports the cache writes but not their lifetimes: the one-hour writes are priced at "
-    "the five-minute rate"
+    "{} reports the cache writes but not their lifetimes: the one-hour writes are priced at the five-minute "
+    "rate"
 )
 KNOWN_DEFECTS: dict[str, str] = {
-    f"openlit-1.45.0-{style}": _NO_LIFETIMES
-    for style in ("messages", "messages_stream", "messages_stream_async", "messages_stream_helper",
-                  "thinking", "tool_use")
+    **{
+        f"openlit-1.45.0-{style}": _NO_LIFETIMES.format("openlit 1.45.0")
+        for style in ("messages", "messages_stream", "messages_stream_async", "messages_stream_helper",
+                      "thinking", "tool_use")
+    },
+    **{
+        f"ai-7.0.185{layer}-{style}": _NO_LIFETIMES.format("the AI SDK 7.0.185")
+        for layer in ("", "+legacy")
+        for style in ("messages", "messages_stream")
+    },
 }  # fmt: skip
 _KEYS = pipeline_keys((), "drop")
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

@@ -109,7 +109,15 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing ---------------------------------------------------------------------------------------
 
     def _body(self) -> bytes:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # Node.js's OTLP exporter
+            raw = b""
+            while size := int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16):
+                raw += self.rfile.read(size)
+                self.rfile.readline()  # the CRLF after the chunk
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers, then the last CRLF
+                pass
+        else:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             raw = gzip.decompress(raw)
         return raw

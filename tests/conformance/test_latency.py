@@ -31,6 +31,7 @@ SOURCES = {
     "opentelemetry.instrumentation.openai.v1": ("event", "gen_ai.content.completion.chunk"),
     "opentelemetry.instrumentation.google_genai": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "pydantic-ai": ("attribute", "gen_ai.client.operation.time_to_first_chunk"),
+    "gen_ai": ("attribute", "gen_ai.client.operation.time_to_first_chunk"),  # the AI SDK (Node.js)
 }
 
 

@@ -12,19 +12,20 @@ from tokenbook.genai import semconv
 from tokenbook.genai.profiles import profile_of
 from tokenbook.genai.usage import MAX_TOKENS, Usage, coerce_count, read_usage
 
+_KINDS = (
+    semconv.INPUT_TOKENS,
+    semconv.OUTPUT_TOKENS,
+    semconv.CACHE_READ_TOKENS,
+    semconv.CACHE_WRITE_TOKENS,
+    semconv.REASONING_TOKENS,
+)
+_LONGEST = max(len(aliases) for aliases in _KINDS)
+
 
 @pytest.mark.parametrize(
     ("inp", "out", "cr", "cw", "rs"),
-    list(
-        zip(
-            semconv.INPUT_TOKENS,
-            semconv.OUTPUT_TOKENS,
-            semconv.CACHE_READ_TOKENS + semconv.CACHE_READ_TOKENS[-1:] * 2,
-            semconv.CACHE_WRITE_TOKENS + semconv.CACHE_WRITE_TOKENS[-1:],
-            semconv.REASONING_TOKENS + semconv.REASONING_TOKENS[-1:] * 2,
-            strict=True,
-        )
-    ),
+    # every alias of each kind at least once (the shorter kinds repeat their last alias)
+    list(zip(*(aliases + aliases[-1:] * (_LONGEST - len(aliases)) for aliases in _KINDS), strict=True)),
 )
 def test_every_alias_is_read(inp, out, cr, cw, rs):
     u = read_usage({inp: 1000, out: 300, cr: 200, cw: 100, rs: 50})

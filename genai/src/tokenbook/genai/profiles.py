@@ -206,6 +206,24 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "gen_ai.cost.* (client cost, never billed); response IDs of its own",
     ),
     Profile(
+        "ai-sdk",
+        "gen_ai",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read, cache_creation); the AI SDK's OpenTelemetry integration (Node.js); "
+        "invoke_agent and its model calls both carry usage",
+        defects="no cache-write lifetimes (one-hour writes priced at the five-minute rate)",
+    ),
+    Profile(
+        "ai-sdk-legacy",
+        "ai",
+        True,
+        RANK_CLIENT,
+        "gen_ai.usage.input/output_tokens and ai.usage.* (cache and reasoning only there); "
+        "ai.generateText wrappers carry ai.usage.* too",
+        defects="no cache-write lifetimes (one-hour writes priced at the five-minute rate)",
+    ),
+    Profile(
         "openinference",
         "openinference.instrumentation",
         True,

@@ -69,6 +69,8 @@ INPUT_TOKENS: Final = (
     "llm.token_count.prompt",  # OpenInference (openai 0.1.66, anthropic 3.1.0, langchain 0.1.80)
     "llm.usage.prompt_tokens",  # OpenLLMetry < 0.30
     "llm.input_tokens",  # LiteLLM's OTel callback
+    "ai.usage.inputTokens",  # the AI SDK's ai.* spans (ai 7.0.185, LegacyOpenTelemetry)
+    "ai.usage.promptTokens",  # the same, ai < 5
 )
 OUTPUT_TOKENS: Final = (
     "gen_ai.usage.output_tokens",  # semantic conventions
@@ -76,17 +78,22 @@ OUTPUT_TOKENS: Final = (
     "llm.token_count.completion",  # OpenInference
     "llm.usage.completion_tokens",  # OpenLLMetry < 0.30
     "llm.output_tokens",  # LiteLLM's OTel callback
+    "ai.usage.outputTokens",  # the AI SDK's ai.* spans (ai 7.0.185, LegacyOpenTelemetry)
+    "ai.usage.completionTokens",  # the same, ai < 5
 )
 CACHE_READ_TOKENS: Final = (
     "gen_ai.usage.cache_read.input_tokens",  # semantic conventions; OpenLLMetry 0.62.4, openlit 1.45.0
     "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry Anthropic < 0.40
     "llm.token_count.prompt_details.cache_read",  # OpenInference
+    "ai.usage.inputTokenDetails.cacheReadTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
+    "ai.usage.cachedInputTokens",  # the same, also ai 5
 )
 CACHE_WRITE_TOKENS: Final = (
     "gen_ai.usage.cache_write.input_tokens",  # semantic conventions (genai-anthropic 1.3b0, anthropic 2.17.0)
     "gen_ai.usage.cache_creation.input_tokens",  # conventions <= 1.37; OpenLLMetry 0.62.4, openlit 1.45.0
     "gen_ai.usage.cache_creation_input_tokens",  # OpenLLMetry Anthropic < 0.40
     "llm.token_count.prompt_details.cache_write",  # OpenInference (anthropic 3.1.0)
+    "ai.usage.inputTokenDetails.cacheWriteTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
 )
 #: The cache writes of `CACHE_WRITE_TOKENS` by cache lifetime (Anthropic's one-hour and five-minute
 #: prompt caches, priced apart); the anthropic SDK's own spans (2.17.0) carry them.
@@ -96,6 +103,8 @@ REASONING_TOKENS: Final = (
     "gen_ai.usage.reasoning.output_tokens",  # semantic conventions (genai-openai 1.3b0, anthropic 2.17.0)
     "gen_ai.usage.reasoning_tokens",  # OpenLLMetry OpenAI 0.62.4
     "llm.token_count.completion_details.reasoning",  # OpenInference
+    "ai.usage.outputTokenDetails.reasoningTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
+    "ai.usage.reasoningTokens",  # the same, also ai 5
 )
 #: The total of input and output, read only where a profile says the output count leaves out what the
 #: total holds (`profiles.Profile.output_from_total`).
@@ -199,7 +208,7 @@ TIME_TO_FIRST_TOKEN: Final = (
     "gen_ai.response.time_to_first_chunk",  # semconv (genai-openai/-anthropic 1.3b0, anthropic 2.17.0)
     "gen_ai.response.time_to_first_token",  # its deprecated name
     "gen_ai.server.time_to_first_token",  # openlit 1.45.0, also on unstreamed calls (a semconv metric's name)
-    "gen_ai.client.operation.time_to_first_chunk",  # pydantic-ai 2.78.0
+    "gen_ai.client.operation.time_to_first_chunk",  # pydantic-ai 2.78.0, the AI SDK 7.0.185
 )
 #: Span events whose time marks the first token or chunk of a streamed answer (the first one counts).
 FIRST_TOKEN_EVENTS: Final = frozenset(
