@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import socket
 import time
 import urllib.error
@@ -147,5 +148,39 @@ def test_gzip_bodies_and_oversized_bodies(ingestor: Ingestor) -> None:
         s.settimeout(5)
         assert s.recv(1024).startswith(b"HTTP/1.1 413")
         s.close()
+    finally:
+        receiver.stop(1)
+
+
+def _post_chunked(port: int, pieces: list[bytes], headers: dict[str, str] | None = None) -> int:
+    """POST `pieces` as a chunked body (``Transfer-Encoding: chunked``, no ``Content-Length``), as the
+    OpenTelemetry JS exporter sends."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request(
+            "POST",
+            "/v1/traces",
+            body=iter(pieces),
+            headers={"Content-Type": "application/x-protobuf", **(headers or {})},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_chunked_bodies_are_read_whole_and_held_to_the_limit(ingestor: Ingestor) -> None:
+    receiver = HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=64 * 1024)
+    receiver.start()
+    try:
+        body = encode_spans(SpanFactory().chats(5, tenant="chunked")).SerializeToString()
+        pieces = [body[i : i + 100] for i in range(0, len(body), 100)]
+        assert _post_chunked(receiver.port, pieces) == 200
+        packed = gzip.compress(body)
+        assert _post_chunked(receiver.port, [packed[:10], packed[10:]], {"Content-Encoding": "gzip"}) == 200
+        assert ingestor.metrics.snapshot()["received_spans"] == 10
+        assert _post_chunked(receiver.port, [b"\0" * 4096] * 20) == 413
     finally:
         receiver.stop(1)
