@@ -533,20 +533,12 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = 1200 + n
         candidates = 50 + n
         rid = f"tbgem{n:04d}"
-        rec.add_call(
-            TrueCall(
-                "google",
-                GEMINI_MODEL_VERSION,
-                "chat",
-                stream,
-                prompt,
-                candidates + GEMINI_THOUGHTS,
-                GEMINI_CACHED,
-                0,
-                GEMINI_THOUGHTS,
-                rid,
-            )
+        thoughts = GEMINI_THOUGHTS
+        output = candidates + thoughts
+        call = TrueCall(
+            "google", GEMINI_MODEL_VERSION, "chat", stream, prompt, output, GEMINI_CACHED, 0, thoughts, rid
         )
+        rec.add_call(call)
         usage = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": candidates,
@@ -588,20 +580,8 @@ class _Handler(BaseHTTPRequestHandler):
         uncached = 20 + n
         output = 30 + n
         cache = BEDROCK_CACHE_READ + BEDROCK_CACHE_WRITE
-        rec.add_call(
-            TrueCall(
-                "aws",
-                model,
-                "chat",
-                stream,
-                uncached + cache,
-                output,
-                BEDROCK_CACHE_READ,
-                BEDROCK_CACHE_WRITE,
-                0,
-                None,
-            )
-        )
+        read, write = BEDROCK_CACHE_READ, BEDROCK_CACHE_WRITE
+        rec.add_call(TrueCall("aws", model, "chat", stream, uncached + cache, output, read, write, 0, None))
         usage = {
             "inputTokens": uncached,
             "outputTokens": output,
