@@ -137,6 +137,18 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.bedrock import BedrockInstrumentor as OIBedrock
 
         OIBedrock().instrument(tracer_provider=provider)
+    elif name == "langfuse":
+        from langfuse import Langfuse
+
+        # Langfuse's spans on the driver's provider (its documented way into an existing OpenTelemetry
+        # set-up), none exported by Langfuse's own processor
+        Langfuse(
+            public_key="pk-lf-test",
+            secret_key="sk-lf-test",
+            base_url=os.environ["OPENAI_BASE_URL"],
+            tracer_provider=provider,
+            should_export_span=lambda span: False,
+        )
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -475,6 +487,34 @@ def litellm_messages_stream() -> None:
     _litellm("anthropic/claude-sonnet-4-5", max_tokens=256, stream=True)
 
 
+def _langfuse_openai() -> Any:
+    from langfuse.openai import OpenAI
+
+    return OpenAI(base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT)
+
+
+def langfuse_chat() -> None:
+    _langfuse_openai().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+
+def langfuse_chat_stream() -> None:
+    stream = _langfuse_openai().chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def langfuse_reasoning() -> None:
+    _langfuse_openai().chat.completions.create(model="o3-mini", messages=MESSAGES, reasoning_effort="low")
+
+
+def langfuse_embeddings() -> None:
+    _langfuse_openai().embeddings.create(
+        model="text-embedding-3-small", input=["weather in Paris", "in Rome"]
+    )
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -501,6 +541,12 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "generate_async": gemini_generate_async,
     },
     "bedrock": {"converse": bedrock_converse, "converse_stream": bedrock_converse_stream},
+    "langfuse-openai": {
+        "chat": langfuse_chat,
+        "chat_stream": langfuse_chat_stream,
+        "reasoning": langfuse_reasoning,
+        "embeddings": langfuse_embeddings,
+    },
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "litellm": {
         "chat": litellm_chat,

@@ -14,8 +14,16 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 FIXTURES = Path(__file__).resolve().parents[1] / "testdata" / "conformance"
 
 # Attribute keys that name a model, and keys that carry a token count, across the libraries recorded.
-MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name", "embedding.model_name")
+MODEL_KEYS = (
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "llm.model_name",
+    "embedding.model_name",
+    "langfuse.observation.model.name",
+)
 USAGE_MARKERS = ("usage", "token_count")
+# Text attributes holding a whole usage object (LiteLLM's, Langfuse's): usage, though not a number.
+USAGE_TEXT_KEYS = ("metadata.usage_object", "langfuse.observation.usage_details")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,11 @@ class Span:
             if isinstance(self.attributes.get(key), str):
                 return str(self.attributes[key])
         return None
+
+    @property
+    def has_usage(self) -> bool:
+        """Whether the span carries a token count, as a number or inside a usage object's text."""
+        return bool(self.usage) or any(isinstance(self.attributes.get(k), str) for k in USAGE_TEXT_KEYS)
 
     @property
     def usage(self) -> dict[str, int | float]:

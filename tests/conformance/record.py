@@ -68,7 +68,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse)$"
 )
 
 
@@ -255,6 +255,15 @@ SETUPS: tuple[Setup, ...] = (
         env=OI_NO_CONTENT,
     ),
     Setup(
+        "langfuse",
+        "langfuse",
+        {"langfuse": "5.2.0", **OPENAI, **OTEL},
+        ("langfuse",),
+        ("langfuse-openai",),
+        env={"LANGFUSE_TRACING_ENVIRONMENT": "conformance"},
+        notes="Langfuse's OpenAI wrapper (`langfuse.openai.OpenAI`), its spans on the driver's provider",
+    ),
+    Setup(
         "pydantic-ai",
         "pydantic-ai-slim",
         {"pydantic-ai-slim": "2.78.0", **OPENAI, **OTEL},
@@ -322,7 +331,17 @@ SETUPS: tuple[Setup, ...] = (
 
 
 # The driver's environment starts without these: no endpoint, key or capture setting from the host.
-_CLEARED_ENV = ("OTEL_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "AWS_", "TRACELOOP_", "OPENLIT_")
+_CLEARED_ENV = (
+    "OTEL_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "GEMINI_",
+    "GOOGLE_",
+    "AWS_",
+    "LANGFUSE_",
+    "TRACELOOP_",
+    "OPENLIT_",
+)
 
 
 def log(msg: str) -> None:
@@ -421,7 +440,7 @@ def stderr_by_style(stderr: str) -> dict[str, list[str]]:
 
 
 def has_usage_span(bodies: list[bytes]) -> bool:
-    return any(span.model and span.usage for body in bodies for span in decode(body))
+    return any(span.model and span.has_usage for body in bodies for span in decode(body))
 
 
 def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:

@@ -57,6 +57,10 @@ KNOWN_DEFECTS: dict[str, str] = {
         for layer in ("", "+legacy")
         for style in ("messages", "messages_stream")
     },
+    "langfuse-5.2.0-embeddings": (
+        "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
+        "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"
+    ),
 }  # fmt: skip
 _KEYS = pipeline_keys((), "drop")
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

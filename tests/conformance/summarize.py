@@ -91,7 +91,7 @@ def _is_reasoning(k: str) -> bool:
 
 
 def usage_spans(spans: list[Span]) -> list[Span]:
-    return [s for s in spans if s.model and s.usage]
+    return [s for s in spans if s.model and s.has_usage]
 
 
 def match_call(span: Span, calls: list[dict[str, Any]]) -> dict[str, Any] | None:

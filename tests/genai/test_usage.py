@@ -217,16 +217,16 @@ _LITELLM_ANTHROPIC = (
 
 def test_a_usage_object_gives_the_counts_the_span_has_no_attribute_for():
     attrs = {"gen_ai.usage.input_tokens": 3608, "gen_ai.usage.output_tokens": 34}
-    u = read_usage({**attrs, semconv.USAGE_OBJECT: _LITELLM_ANTHROPIC})
+    u = read_usage({**attrs, semconv.USAGE_OBJECTS[0]: _LITELLM_ANTHROPIC})
     assert u == Usage(3608, 34, 2048, 1536, 0, present=True, cache_write_1h_tokens=512)
     # an attribute of a kind wins over the object's count of that kind
     u = read_usage(
-        {**attrs, "gen_ai.usage.cache_read.input_tokens": 7, semconv.USAGE_OBJECT: _LITELLM_ANTHROPIC}
+        {**attrs, "gen_ai.usage.cache_read.input_tokens": 7, semconv.USAGE_OBJECTS[0]: _LITELLM_ANTHROPIC}
     )
     assert (u.cache_read_tokens, u.cache_write_tokens) == (7, 1536)
     # JSON as well as a Python repr; the object alone is enough
     u = read_usage(
-        {semconv.USAGE_OBJECT: '{"prompt_tokens": 10, "completion_tokens": 2, "cached_tokens": 4}'}
+        {semconv.USAGE_OBJECTS[0]: '{"prompt_tokens": 10, "completion_tokens": 2, "cached_tokens": 4}'}
     )
     assert u == Usage(10, 2, 4, 0, 0, present=True)
 
@@ -246,7 +246,11 @@ def test_a_usage_object_gives_the_counts_the_span_has_no_attribute_for():
     ],
 )
 def test_an_unreadable_usage_object_adds_nothing_and_never_raises(value):
-    attrs = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 5, semconv.USAGE_OBJECT: value}
+    attrs = {
+        "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 5,
+        semconv.USAGE_OBJECTS[0]: value,
+    }
     assert read_usage(attrs) == Usage(100, 5, 0, 0, 0, present=True)
 
 
@@ -267,3 +271,17 @@ def test_a_profile_whose_output_leaves_out_reasoning_reads_it_from_the_total():
     with_reasoning = {**attrs, "gen_ai.usage.reasoning_tokens": 10}
     assert read_usage(with_reasoning, "", google).reasoning_tokens == 10
     assert read_usage({**attrs, "gen_ai.usage.total_tokens": "x"}, "", google).output_tokens == 51
+
+
+def test_langfuse_usage_details_give_every_count():
+    # tests/testdata/conformance/langfuse-5.2.0-reasoning.json and -embeddings.json
+    details = (
+        '{"completion_tokens": 235, "prompt_tokens": 1503, "total_tokens": 1738, '
+        '"completion_tokens_details": {"accepted_prediction_tokens": 0, "audio_tokens": 0, '
+        '"reasoning_tokens": 192, "rejected_prediction_tokens": 0}, '
+        '"prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 1024}}'
+    )
+    u = read_usage({"langfuse.observation.usage_details": details})
+    assert u == Usage(1503, 235, 1024, 0, 192, present=True)
+    u = read_usage({"langfuse.observation.usage_details": '{"input": 12}'})
+    assert u == Usage(12, 0, 0, 0, 0, present=True)

@@ -198,6 +198,15 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "gen_ai.aggregated_usage.* (not read)",
     ),
     Profile(
+        "langfuse",
+        "langfuse-sdk",
+        True,
+        RANK_CLIENT,
+        'langfuse.observation.* only: model.name, usage_details (OpenAI\'s usage object, or {"input": n}), '
+        "type (generation, embedding)",
+        defects="no provider: a model name that names none (text-embedding-3-small) is unpriced",
+    ),
+    Profile(
         "litellm",
         "litellm",
         True,

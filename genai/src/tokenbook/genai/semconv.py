@@ -55,7 +55,7 @@ __all__ = [
     "TRACELOOP_SPAN_KIND",
     "TRACELOOP_TOOL_KINDS",
     "TRACELOOP_WRAPPER_KINDS",
-    "USAGE_OBJECT",
+    "USAGE_OBJECTS",
     "WRAPPER_OPERATIONS",
 ]
 
@@ -112,11 +112,13 @@ TOTAL_TOKENS: Final = (
     "gen_ai.usage.total_tokens",  # OpenLLMetry, OpenLIT, LiteLLM
     "llm.usage.total_tokens",  # OpenLLMetry < 0.30
 )
-#: The provider's usage object as text (a Python dict's repr): LiteLLM's OTel callback (1.110.2) writes
-#: its cache reads and writes, their split by lifetime and its reasoning tokens only there
-#: (``prompt_tokens_details.cached_tokens``, ``cache_creation_input_tokens``, ...). Its counts stand for
-#: the attributes above where a span has none of a kind (`usage.read_usage`).
-USAGE_OBJECT: Final = "metadata.usage_object"
+#: A provider's usage object as text, first present wins: where a library writes its counts only there
+#: (LiteLLM: cache reads and writes, their split by lifetime, reasoning; Langfuse: every count). Its
+#: counts stand for the attributes above where a span has none of a kind (`usage.read_usage`).
+USAGE_OBJECTS: Final = (
+    "metadata.usage_object",  # LiteLLM's OTel callback (1.110.2): a Python dict's repr
+    "langfuse.observation.usage_details",  # Langfuse (5.2.0): JSON, OpenAI's usage or {"input": n}
+)
 PROVIDER: Final = (
     "gen_ai.provider.name",  # semantic conventions (>= 1.37)
     "gen_ai.system",  # conventions < 1.37
@@ -132,6 +134,7 @@ MODEL: Final = (
     "embedding.model_name",  # OpenInference EMBEDDING spans (openai 0.1.66)
     "llm.response.model",  # OpenLLMetry < 0.30
     "llm.request.model",  # OpenLLMetry < 0.30
+    "langfuse.observation.model.name",  # Langfuse (5.2.0)
 )
 OPERATION: Final = "gen_ai.operation.name"
 #: The provider's ID of the response: two spans with the same one (same tenant) record one call.

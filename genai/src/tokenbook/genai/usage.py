@@ -126,7 +126,7 @@ USAGE_KEYS: Final = frozenset(
     + semconv.CACHE_READ_TOKENS
     + semconv.CACHE_WRITE_TOKENS
     + semconv.REASONING_TOKENS
-    + (semconv.USAGE_OBJECT,)
+    + semconv.USAGE_OBJECTS
 )
 #: The usage of a span that carries none.
 NO_USAGE: Final = Usage()
@@ -167,7 +167,7 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     it says whether the input count includes cache tokens.
     Pure and thread-safe.
     """
-    if semconv.USAGE_OBJECT in attrs:
+    if not _OBJECT_KEYS.isdisjoint(attrs):
         attrs = _with_usage_object(attrs)
     present = USAGE_KEYS.intersection(attrs)
     if not present:
@@ -236,18 +236,19 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     ))  # fmt: skip
 
 
-#: The counts read from a usage object's text (`semconv.USAGE_OBJECT`): the object's key, in a Python
+#: The counts read from a usage object's text (`semconv.USAGE_OBJECTS`): the object's key, in a Python
 #: repr or JSON (``'cached_tokens': 1024``, ``"cached_tokens": 1024``), then its value.
 _OBJECT_COUNT: Final = re.compile(
-    r"""['"](prompt_tokens|completion_tokens|cached_tokens|cache_read_input_tokens"""
+    r"""['"](prompt_tokens|completion_tokens|input|output|cached_tokens|cache_read_input_tokens"""
     r"""|cache_creation_input_tokens|reasoning_tokens|ephemeral_1h_input_tokens"""
     r"""|ephemeral_5m_input_tokens)['"]\s*:\s*(\d{1,13})\b"""
 )
+_OBJECT_KEYS: Final = frozenset(semconv.USAGE_OBJECTS)
 #: The usage object's keys of each kind (first present wins), and the aliases whose presence on the
 #: span makes the object's count of that kind unread.
 _OBJECT_KINDS: Final = (
-    (("prompt_tokens",), semconv.INPUT_TOKENS),
-    (("completion_tokens",), semconv.OUTPUT_TOKENS),
+    (("prompt_tokens", "input"), semconv.INPUT_TOKENS),
+    (("completion_tokens", "output"), semconv.OUTPUT_TOKENS),
     (("cached_tokens", "cache_read_input_tokens"), semconv.CACHE_READ_TOKENS),
     (("cache_creation_input_tokens",), semconv.CACHE_WRITE_TOKENS),
     (("reasoning_tokens",), semconv.REASONING_TOKENS),
@@ -259,10 +260,11 @@ _MAX_OBJECT: Final = 16_384
 
 
 def _with_usage_object(attrs: Mapping[str, object]) -> Mapping[str, object]:
-    """`attrs` with the counts of its usage object (`semconv.USAGE_OBJECT`) as the first alias of
-    their kind, for each kind the span has no attribute of; `attrs` itself when there are none."""
-    text = attrs.get(semconv.USAGE_OBJECT)
-    if not isinstance(text, str):
+    """`attrs` with the counts of its usage object (the first of `semconv.USAGE_OBJECTS` it has, as
+    text) as the first alias of their kind, for each kind the span has no attribute of; `attrs` itself
+    when there are none."""
+    text = next((v for k in semconv.USAGE_OBJECTS if isinstance(v := attrs.get(k), str)), None)
+    if text is None:
         return attrs
     found: dict[str, int] = {}
     for m in _OBJECT_COUNT.finditer(text, 0, _MAX_OBJECT):
