@@ -149,6 +149,18 @@ def instrument(name: str, provider: TracerProvider) -> None:
             tracer_provider=provider,
             should_export_span=lambda span: False,
         )
+    elif name == "mlflow":
+        # its tracking store in the setup's folder; with MLFLOW_USE_DEFAULT_TRACER_PROVIDER=false, its
+        # spans go to the global provider
+        import tempfile
+
+        os.chdir(tempfile.mkdtemp(prefix="tb-mlflow-"))  # a fresh tracking store, artifacts (./mlruns) beside
+        os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///mlflow.db"
+        import mlflow.anthropic
+        import mlflow.openai
+
+        mlflow.openai.autolog()
+        mlflow.anthropic.autolog()
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings

@@ -20,10 +20,11 @@ MODEL_KEYS = (
     "llm.model_name",
     "embedding.model_name",
     "langfuse.observation.model.name",
+    "mlflow.llm.model",
 )
 USAGE_MARKERS = ("usage", "token_count")
-# Text attributes holding a whole usage object (LiteLLM's, Langfuse's): usage, though not a number.
-USAGE_TEXT_KEYS = ("metadata.usage_object", "langfuse.observation.usage_details")
+# Text attributes holding a whole usage object (LiteLLM's, Langfuse's, MLflow's): usage, not a number.
+USAGE_TEXT_KEYS = ("metadata.usage_object", "langfuse.observation.usage_details", "mlflow.chat.tokenUsage")
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing)$"
 )
 
 
@@ -262,6 +262,15 @@ SETUPS: tuple[Setup, ...] = (
         ("langfuse-openai",),
         env={"LANGFUSE_TRACING_ENVIRONMENT": "conformance"},
         notes="Langfuse's OpenAI wrapper (`langfuse.openai.OpenAI`), its spans on the driver's provider",
+    ),
+    Setup(
+        "mlflow",
+        "mlflow",
+        {"mlflow": "3.17.2", **OPENAI, **ANTHROPIC, **OTEL},
+        ("mlflow",),
+        ("openai", "anthropic"),
+        env={"MLFLOW_USE_DEFAULT_TRACER_PROVIDER": "false"},
+        notes="MLflow's OpenAI and Anthropic autologging, its spans on the global OpenTelemetry provider",
     ),
     Setup(
         "pydantic-ai",

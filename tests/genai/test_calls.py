@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tokenbook.genai.calls import DescendantTracker, call_kind, is_billable, is_cache_hit
+from tokenbook.genai.calls import DescendantTracker, call_kind, first_text, is_billable, is_cache_hit
 
 U = {"gen_ai.usage.input_tokens": 10}
 
@@ -107,3 +107,19 @@ def test_tracker_threads():
     # every chain ends marked at its root's id 0 (never ended) and each intermediate got popped
     assert all(t.has_descendant_usage(n, 0) for n in range(4))
     assert len(t) == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ('"gpt-4o-mini-2024-07-18"', "gpt-4o-mini-2024-07-18"),  # MLflow writes every attribute as JSON
+        ('"caf\\u00e9"', "café"),
+        ('""', '""'),
+        ('"a', '"a'),
+        ('"not" json"', '"not" json"'),
+        ("gpt-4o", "gpt-4o"),
+        (7, "7"),
+    ],
+)
+def test_first_text_reads_a_json_string_literal_as_its_string(value: object, text: str) -> None:
+    assert first_text({"mlflow.llm.model": value}, ("gen_ai.request.model", "mlflow.llm.model")) == text

@@ -285,3 +285,13 @@ def test_langfuse_usage_details_give_every_count():
     assert u == Usage(1503, 235, 1024, 0, 192, present=True)
     u = read_usage({"langfuse.observation.usage_details": '{"input": 12}'})
     assert u == Usage(12, 0, 0, 0, 0, present=True)
+
+
+def test_mlflow_token_usage_gives_every_count_and_the_one_hour_writes():
+    # tests/testdata/conformance/mlflow-3.17.2-messages.json
+    usage = (
+        '{"input_tokens": 3612, "output_tokens": 38, "total_tokens": 3650, "cache_read_input_tokens": 2048, '
+        '"cache_creation_input_tokens": 1536, "cache_creation_input_tokens_above_1hr": 512}'
+    )
+    u = read_usage({"mlflow.chat.tokenUsage": usage})
+    assert u == Usage(3612, 38, 2048, 1536, 0, present=True, cache_write_1h_tokens=512)

@@ -28,6 +28,7 @@ thread-safe; the in-app processor and the collector share it.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
@@ -184,11 +185,26 @@ def first_text(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str:
     """The first present, non-empty value of `keys` in `attrs` as text ("" when none).
 
     Used for the provider and the model, whose keys differ by convention (`semconv.PROVIDER`,
-    `semconv.MODEL`). A non-string value is turned into text. Pure; never raises.
+    `semconv.MODEL`). A non-string value is turned into text; a string that is a JSON string literal
+    (``"\"gpt-4o-mini\""``: MLflow writes every attribute as JSON) is read as the string it encodes.
+    Pure; never raises.
     """
     get = attrs.get
     for key in keys:
         value = get(key)
         if value is not None and value != "":
-            return value if value.__class__ is str else str(value)
+            if value.__class__ is not str:
+                return str(value)
+            if value[0] == '"' and value[-1] == '"' and len(value) > 2:
+                return _json_text(value)
+            return value
     return ""
+
+
+def _json_text(value: str) -> str:
+    """The string a JSON string literal encodes, or `value` itself when it is not one."""
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value
+    return decoded if isinstance(decoded, str) and decoded else value

@@ -207,6 +207,15 @@ PROFILES: Final[tuple[Profile, ...]] = (
         defects="no provider: a model name that names none (text-embedding-3-small) is unpriced",
     ),
     Profile(
+        "mlflow",
+        "mlflow.tracing.provider",
+        True,
+        RANK_CLIENT,
+        "mlflow.* only, every value as JSON text: mlflow.llm.model, mlflow.chat.tokenUsage (input inclusive, "
+        "cache reads and writes, one-hour writes); no response id",
+        defects="no usage on Anthropic streams (the SDK's own span has it) nor on embeddings",
+    ),
+    Profile(
         "litellm",
         "litellm",
         True,

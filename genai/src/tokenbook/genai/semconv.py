@@ -118,6 +118,7 @@ TOTAL_TOKENS: Final = (
 USAGE_OBJECTS: Final = (
     "metadata.usage_object",  # LiteLLM's OTel callback (1.110.2): a Python dict's repr
     "langfuse.observation.usage_details",  # Langfuse (5.2.0): JSON, OpenAI's usage or {"input": n}
+    "mlflow.chat.tokenUsage",  # MLflow (3.17.2): JSON, input_tokens inclusive of the cache tokens
 )
 PROVIDER: Final = (
     "gen_ai.provider.name",  # semantic conventions (>= 1.37)
@@ -135,6 +136,7 @@ MODEL: Final = (
     "llm.response.model",  # OpenLLMetry < 0.30
     "llm.request.model",  # OpenLLMetry < 0.30
     "langfuse.observation.model.name",  # Langfuse (5.2.0)
+    "mlflow.llm.model",  # MLflow (3.17.2), as JSON text (`calls.first_text` reads it)
 )
 OPERATION: Final = "gen_ai.operation.name"
 #: The provider's ID of the response: two spans with the same one (same tenant) record one call.

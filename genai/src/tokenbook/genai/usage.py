@@ -239,20 +239,20 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
 #: The counts read from a usage object's text (`semconv.USAGE_OBJECTS`): the object's key, in a Python
 #: repr or JSON (``'cached_tokens': 1024``, ``"cached_tokens": 1024``), then its value.
 _OBJECT_COUNT: Final = re.compile(
-    r"""['"](prompt_tokens|completion_tokens|input|output|cached_tokens|cache_read_input_tokens"""
-    r"""|cache_creation_input_tokens|reasoning_tokens|ephemeral_1h_input_tokens"""
-    r"""|ephemeral_5m_input_tokens)['"]\s*:\s*(\d{1,13})\b"""
+    r"""['"](prompt_tokens|input_tokens|input|completion_tokens|output_tokens|output|cached_tokens"""
+    r"""|cache_read_input_tokens|cache_creation_input_tokens|reasoning_tokens|ephemeral_1h_input_tokens"""
+    r"""|cache_creation_input_tokens_above_1hr|ephemeral_5m_input_tokens)['"]\s*:\s*(\d{1,13})\b"""
 )
 _OBJECT_KEYS: Final = frozenset(semconv.USAGE_OBJECTS)
 #: The usage object's keys of each kind (first present wins), and the aliases whose presence on the
 #: span makes the object's count of that kind unread.
 _OBJECT_KINDS: Final = (
-    (("prompt_tokens", "input"), semconv.INPUT_TOKENS),
-    (("completion_tokens", "output"), semconv.OUTPUT_TOKENS),
+    (("prompt_tokens", "input_tokens", "input"), semconv.INPUT_TOKENS),
+    (("completion_tokens", "output_tokens", "output"), semconv.OUTPUT_TOKENS),
     (("cached_tokens", "cache_read_input_tokens"), semconv.CACHE_READ_TOKENS),
     (("cache_creation_input_tokens",), semconv.CACHE_WRITE_TOKENS),
     (("reasoning_tokens",), semconv.REASONING_TOKENS),
-    (("ephemeral_1h_input_tokens",), semconv.CACHE_WRITE_1H_TOKENS),
+    (("ephemeral_1h_input_tokens", "cache_creation_input_tokens_above_1hr"), semconv.CACHE_WRITE_1H_TOKENS),
     (("ephemeral_5m_input_tokens",), semconv.CACHE_WRITE_5M_TOKENS),
 )
 #: A usage object longer than this is read up to here (a provider's is a few hundred characters).
