@@ -161,6 +161,10 @@ def instrument(name: str, provider: TracerProvider) -> None:
 
         mlflow.openai.autolog()
         mlflow.anthropic.autolog()
+    elif name == "strands":
+        from strands.telemetry import StrandsTelemetry
+
+        StrandsTelemetry(tracer_provider=provider)
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -424,6 +428,48 @@ def bedrock_converse_stream() -> None:
         pass
 
 
+def _strands_agent() -> Any:
+    from strands import Agent, tool
+    from strands.models.openai import OpenAIModel
+
+    @tool  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return f"Sunny, 21 °C in {city}."
+
+    model = OpenAIModel(
+        client_args={"base_url": os.environ["OPENAI_BASE_URL"], "api_key": "sk-test"}, model_id="gpt-4o-mini"
+    )
+    return Agent(model=model, tools=[get_weather], system_prompt="Answer tersely.", callback_handler=None)
+
+
+def strands_agent_tool() -> None:
+    _strands_agent()(QUESTION)  # model call, tool, model call
+
+
+def strands_agent_bedrock() -> None:
+    import boto3
+    from strands import Agent
+    from strands.models.bedrock import BedrockModel
+
+    session = boto3.Session(
+        aws_access_key_id="AKIDTEST", aws_secret_access_key="secret-test", region_name="us-east-1"
+    )
+    model = BedrockModel(
+        boto_session=session,
+        endpoint_url=os.environ["BEDROCK_BASE_URL"],
+        model_id=BEDROCK_MODEL,
+        cache_prompt="default",
+    )
+    Agent(model=model, system_prompt="You are a terse weather bot.", callback_handler=None)(QUESTION)
+
+
+def strands_agent_async() -> None:
+    import asyncio
+
+    asyncio.run(_strands_agent().invoke_async(QUESTION))
+
+
 def _pydantic_agent() -> Any:
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -558,6 +604,11 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "chat_stream": langfuse_chat_stream,
         "reasoning": langfuse_reasoning,
         "embeddings": langfuse_embeddings,
+    },
+    "strands": {
+        "agent_tool": strands_agent_tool,
+        "agent_async": strands_agent_async,
+        "agent_bedrock": strands_agent_bedrock,
     },
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "litellm": {

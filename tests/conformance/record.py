@@ -68,7 +68,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents)$"
 )
 
 
@@ -271,6 +271,20 @@ SETUPS: tuple[Setup, ...] = (
         ("openai", "anthropic"),
         env={"MLFLOW_USE_DEFAULT_TRACER_PROVIDER": "false"},
         notes="MLflow's OpenAI and Anthropic autologging, its spans on the global OpenTelemetry provider",
+    ),
+    Setup(
+        "strands",
+        "strands-agents",
+        # strands-agents 1.62.0 requires openai < 3 and an opentelemetry-sdk that is not 1.45.2
+        {
+            "strands-agents": "1.62.0",
+            "openai": "2.54.0",
+            "opentelemetry-sdk": "1.45.1",
+            "opentelemetry-exporter-otlp-proto-http": "1.45.1",
+        },
+        ("strands",),
+        ("strands",),
+        notes="Strands Agents' own telemetry (`StrandsTelemetry(tracer_provider=...)`), an OpenAI model",
     ),
     Setup(
         "pydantic-ai",

@@ -190,6 +190,14 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "llm.*; openinference.span.kind; no response id",
     ),
     Profile(
+        "strands",
+        "strands.telemetry.tracer",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* (old and new names side by side); gen_ai.system is strands-agents, not the provider; "
+        "invoke_agent and event-loop spans sum their calls",
+    ),
+    Profile(
         "pydantic-ai",
         "pydantic-ai",
         True,

@@ -33,7 +33,7 @@ from genai_prices.data_snapshot import get_snapshot
 
 from tokenbook.genai.billing import STATUS_UNPRICED
 from tokenbook.genai.pricing.overrides import OverrideEntry, load_entries
-from tokenbook.genai.pricing.providers import catalog_provider
+from tokenbook.genai.pricing.providers import catalog_provider, provider_of_model
 from tokenbook.genai.pricing.rates import (
     CACHE_HIT_COST,
     CACHE_HIT_QUOTE,
@@ -292,7 +292,7 @@ class PriceCatalog:
         found = self._models.get(key)
         if found is not None:
             return found
-        provider_id = catalog_provider(provider) if provider else None
+        provider_id = (catalog_provider(provider) if provider else None) or provider_of_model(model)
         try:
             result: tuple[gp_types.Provider, gp_types.ModelInfo] | str = self._snapshot.find_provider_model(
                 model, None, provider_id, None

@@ -9,10 +9,11 @@ workers, never needs.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["PROVIDER_ALIASES", "catalog_provider"]
+__all__ = ["PROVIDER_ALIASES", "catalog_provider", "provider_of_model"]
 
 #: OTel `gen_ai.provider.name` / `gen_ai.system` values (and common spellings) -> genai-prices provider id.
 PROVIDER_ALIASES: Final[Mapping[str, str]] = {
@@ -64,3 +65,21 @@ def catalog_provider(name: str) -> str | None:
     if any(p.id == key for p in snapshot.providers):
         return key
     return None
+
+
+#: A Bedrock model ID: an optional cross-region inference prefix, the model's vendor, a dot, the model,
+#: and its version (``anthropic.claude-sonnet-4-5-20250929-v1:0``, ``us.amazon.nova-pro-v1:0``). No
+#: other provider names its models this way.
+_BEDROCK_MODEL: Final = re.compile(
+    r"(?:(?:us|us-gov|eu|apac|jp|au|ca|global)\.)?"
+    r"(?:anthropic|amazon|meta|mistral|cohere|ai21|deepseek|qwen|openai|writer|twelvelabs|stability)"
+    r"\.[a-z0-9][a-z0-9.\-]*-v\d+(?::\d+)?",
+    re.IGNORECASE,
+)
+
+
+def provider_of_model(model: str) -> str | None:
+    """The genai-prices provider id a model ID alone names, where the span names no known provider:
+    ``aws`` for a Bedrock model ID (frameworks such as Strands Agents put their own name where the
+    provider goes); None otherwise (the catalog then infers it from the model's name, as it can)."""
+    return "aws" if _BEDROCK_MODEL.fullmatch(model.strip()) else None

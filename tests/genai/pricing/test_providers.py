@@ -1,0 +1,42 @@
+"""Provider names and the models that name their provider (`pricing.providers`)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.pricing.providers import catalog_provider, provider_of_model
+from tokenbook.genai.usage import Usage
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "aws"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "aws"),
+        ("amazon.nova-pro-v1:0", "aws"),
+        ("meta.llama3-70b-instruct-v1:0", "aws"),
+        ("gpt-4.1", None),  # a dot, but no vendor prefix and no version
+        ("claude-sonnet-4-5", None),
+        ("anthropic.claude", None),
+        ("", None),
+    ],
+)
+def test_a_bedrock_model_id_names_its_provider(model: str, provider: str | None) -> None:
+    assert provider_of_model(model) == provider
+
+
+def test_a_framework_in_the_providers_place_does_not_leave_a_bedrock_call_unpriced() -> None:
+    """Strands Agents 1.62.0 writes its own name as `gen_ai.system` (tests/testdata/conformance/
+    strands-agents-1.62.0-agent_bedrock.json). Failed before: unpriced."""
+    assert catalog_provider("strands-agents") is None
+    usage = Usage(3609, 35, 2048, 1536, 0, present=True)
+    catalog = PriceCatalog()
+    model = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    quote = catalog.quote("strands-agents", model, usage, time.time_ns())
+    assert (
+        quote.picos is not None
+        and quote.picos == catalog.quote("aws.bedrock", model, usage, time.time_ns()).picos
+    )
