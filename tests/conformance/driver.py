@@ -165,6 +165,8 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from strands.telemetry import StrandsTelemetry
 
         StrandsTelemetry(tracer_provider=provider)
+    elif name == "semantic-kernel":
+        return  # on with SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS, the global provider
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -470,6 +472,35 @@ def strands_agent_async() -> None:
     asyncio.run(_strands_agent().invoke_async(QUESTION))
 
 
+def _semantic_kernel() -> Any:
+    from openai import AsyncOpenAI
+    from semantic_kernel import Kernel
+    from semantic_kernel.connectors.ai.open_ai import OpenAIChatCompletion
+
+    client = AsyncOpenAI(
+        base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT
+    )
+    kernel = Kernel()
+    kernel.add_service(OpenAIChatCompletion(ai_model_id="gpt-4o-mini", async_client=client))
+    return kernel
+
+
+def semantic_kernel_prompt() -> None:
+    import asyncio
+
+    asyncio.run(_semantic_kernel().invoke_prompt(QUESTION))
+
+
+def semantic_kernel_stream() -> None:
+    import asyncio
+
+    async def run() -> None:
+        async for _ in _semantic_kernel().invoke_prompt_stream(QUESTION):
+            pass
+
+    asyncio.run(run())
+
+
 def _pydantic_agent() -> Any:
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -610,6 +641,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent_async": strands_agent_async,
         "agent_bedrock": strands_agent_bedrock,
     },
+    "semantic-kernel": {"prompt": semantic_kernel_prompt, "prompt_stream": semantic_kernel_stream},
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "litellm": {
         "chat": litellm_chat,

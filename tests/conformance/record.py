@@ -68,7 +68,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel)$"
 )
 
 
@@ -285,6 +285,31 @@ SETUPS: tuple[Setup, ...] = (
         ("strands",),
         ("strands",),
         notes="Strands Agents' own telemetry (`StrandsTelemetry(tracer_provider=...)`), an OpenAI model",
+    ),
+    Setup(
+        "semantic-kernel",
+        "semantic-kernel",
+        {"semantic-kernel": "1.45.0", **OPENAI, **OTEL},
+        ("semantic-kernel",),
+        ("semantic-kernel",),
+        env={"SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS": "true"},
+        notes="Semantic Kernel's own model diagnostics (content off), an OpenAI chat service",
+    ),
+    Setup(
+        "semantic-kernel-openai",
+        "semantic-kernel",
+        {
+            "semantic-kernel": "1.45.0",
+            "opentelemetry-instrumentation-genai-openai": "1.3b0",
+            **UTIL_GENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("semantic-kernel", "otel-genai-openai"),
+        ("semantic-kernel",),
+        env={"SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS": "true"},
+        notes="Semantic Kernel's diagnostics and the official OpenAI instrumentor together",
+        beside="otel-genai-openai",
     ),
     Setup(
         "pydantic-ai",

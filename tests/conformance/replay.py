@@ -57,6 +57,13 @@ KNOWN_DEFECTS: dict[str, str] = {
         for layer in ("", "+legacy")
         for style in ("messages", "messages_stream")
     },
+    **{
+        f"semantic-kernel-1.45.0-{style}": (
+            "Semantic Kernel 1.45.0 reports no cache reads: the cached input is priced at the input rate "
+            "(with an OpenAI instrumentor beside it, its span bills them exactly)"
+        )
+        for style in ("prompt", "prompt_stream")
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

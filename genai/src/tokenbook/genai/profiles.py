@@ -190,6 +190,15 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "llm.*; openinference.span.kind; no response id",
     ),
     Profile(
+        "semantic-kernel",
+        "semantic_kernel",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* (input and output only); its prompt functions are execute_tool spans",
+        defects="no cache reads (a cached prompt is priced at the input rate unless another layer records "
+        "the call)",
+    ),
+    Profile(
         "strands",
         "strands.telemetry.tracer",
         True,
