@@ -167,6 +167,8 @@ def instrument(name: str, provider: TracerProvider) -> None:
         StrandsTelemetry(tracer_provider=provider)
     elif name == "semantic-kernel":
         return  # on with SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS, the global provider
+    elif name == "adk":
+        return  # Google ADK's own spans, on the global provider
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -501,6 +503,27 @@ def semantic_kernel_stream() -> None:
     asyncio.run(run())
 
 
+def adk_agent() -> None:
+    import asyncio
+
+    # the Google GenAI client that ADK makes for itself, pointed at the stub
+    os.environ["GOOGLE_GEMINI_BASE_URL"] = os.environ["GEMINI_BASE_URL"]
+    os.environ["GOOGLE_API_KEY"] = "gm-test"
+    from google.adk.agents import Agent
+    from google.adk.runners import InMemoryRunner
+    from google.genai import types
+
+    async def run() -> None:
+        agent = Agent(name="weather", model="gemini-2.5-flash", instruction="Answer tersely.")
+        runner = InMemoryRunner(agent=agent, app_name="tokenbook")
+        session = await runner.session_service.create_session(app_name="tokenbook", user_id="u")
+        message = types.Content(role="user", parts=[types.Part(text=QUESTION)])
+        async for _ in runner.run_async(user_id="u", session_id=session.id, new_message=message):
+            pass
+
+    asyncio.run(run())
+
+
 def _pydantic_agent() -> Any:
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -642,6 +665,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent_bedrock": strands_agent_bedrock,
     },
     "semantic-kernel": {"prompt": semantic_kernel_prompt, "prompt_stream": semantic_kernel_stream},
+    "adk": {"agent": adk_agent},
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "litellm": {
         "chat": litellm_chat,

@@ -68,7 +68,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk)$"
 )
 
 
@@ -310,6 +310,20 @@ SETUPS: tuple[Setup, ...] = (
         env={"SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS": "true"},
         notes="Semantic Kernel's diagnostics and the official OpenAI instrumentor together",
         beside="otel-genai-openai",
+    ),
+    Setup(
+        "google-adk",
+        "google-adk",
+        # google-adk 2.13.0 requires google-genai < 3 and opentelemetry-sdk < 1.45
+        {
+            "google-adk": "2.13.0",
+            "google-genai": "2.34.0",
+            "opentelemetry-sdk": "1.44.0",
+            "opentelemetry-exporter-otlp-proto-http": "1.44.0",
+        },
+        ("adk",),
+        ("adk",),
+        notes="Google's Agent Development Kit, its own spans, a Gemini model",
     ),
     Setup(
         "pydantic-ai",

@@ -190,6 +190,14 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "llm.*; openinference.span.kind; no response id",
     ),
     Profile(
+        "google-adk",
+        "gcp.vertex.agent",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* current (cache_read, reasoning.output_tokens: Gemini's thoughts, inside the output); "
+        "invoke_workflow / invoke_agent wrappers without usage",
+    ),
+    Profile(
         "semantic-kernel",
         "semantic_kernel",
         True,
