@@ -169,6 +169,19 @@ def instrument(name: str, provider: TracerProvider) -> None:
         return  # on with SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS, the global provider
     elif name == "adk":
         return  # Google ADK's own spans, on the global provider
+    elif name == "logfire":
+        import logfire
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        # Logfire sets up a provider of its own: each of its spans is exported as it ends, to the sink
+        sink = OTLPSpanExporter(endpoint=f"{os.environ['TB_SINK']}/v1/traces", timeout=TIMEOUT)
+        logfire.configure(
+            send_to_logfire=False,
+            console=False,
+            service_name="tokenbook-conformance",
+            additional_span_processors=[SimpleSpanProcessor(sink)],
+        )
+        logfire.instrument_openai()
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -701,6 +714,7 @@ def main() -> int:
     exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
+    os.environ["TB_SINK"] = args.sink
     for name in filter(None, args.instrument.split(",")):
         instrument(name, provider)
 

@@ -68,7 +68,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire)$"
 )
 
 
@@ -324,6 +324,15 @@ SETUPS: tuple[Setup, ...] = (
         ("adk",),
         ("adk",),
         notes="Google's Agent Development Kit, its own spans, a Gemini model",
+    ),
+    Setup(
+        "logfire",
+        "logfire",
+        {"logfire": "5.4.0", **OPENAI, **OTEL},
+        ("logfire",),
+        ("openai",),
+        env={"LOGFIRE_SEND_TO_LOGFIRE": "false", "LOGFIRE_IGNORE_NO_CONFIG": "1"},
+        notes="Logfire's OpenAI instrumentation (`logfire.instrument_openai()`), its own provider",
     ),
     Setup(
         "pydantic-ai",

@@ -23,6 +23,7 @@ from tokenbook.genai.profiles import DEFAULT_PROFILE, PROFILES, RANK_SDK, profil
         ("opentelemetry.instrumentation.openai_v2", "2.3b0", "otel-openai-v2"),
         ("litellm", "", "litellm"),
         ("strands.telemetry.tracer", "", "strands"),
+        ("logfire.openai", "5.4.0", "logfire"),
         ("gcp.vertex.agent", "2.13.0", "google-adk"),
         ("semantic_kernel.utils.telemetry.model_diagnostics.decorators", "", "semantic-kernel"),
         ("langfuse-sdk", "5.2.0", "langfuse"),

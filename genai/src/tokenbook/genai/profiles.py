@@ -215,6 +215,14 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "invoke_agent and event-loop spans sum their calls",
     ),
     Profile(
+        "logfire",
+        "logfire",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read); a stream's usage on a span of its own, in a trace of its own",
+        defects="no reasoning count (reasoning tokens are inside the output count)",
+    ),
+    Profile(
         "pydantic-ai",
         "pydantic-ai",
         True,
