@@ -182,6 +182,10 @@ def instrument(name: str, provider: TracerProvider) -> None:
             additional_span_processors=[SimpleSpanProcessor(sink)],
         )
         logfire.instrument_openai()
+    elif name == "openinference-llama-index":
+        from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
+
+        LlamaIndexInstrumentor().instrument(tracer_provider=provider)
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -537,6 +541,31 @@ def adk_agent() -> None:
     asyncio.run(run())
 
 
+def _llama_index_llm() -> Any:
+    from llama_index.llms.openai import OpenAI as LlamaOpenAI
+
+    return LlamaOpenAI(
+        model="gpt-4o-mini",
+        api_base=os.environ["OPENAI_BASE_URL"],
+        api_key="sk-test",
+        max_retries=0,
+        timeout=TIMEOUT,
+    )
+
+
+def llama_index_chat() -> None:
+    from llama_index.core.llms import ChatMessage
+
+    _llama_index_llm().chat([ChatMessage(role="user", content=QUESTION)])
+
+
+def llama_index_chat_stream() -> None:
+    from llama_index.core.llms import ChatMessage
+
+    for _ in _llama_index_llm().stream_chat([ChatMessage(role="user", content=QUESTION)]):
+        pass
+
+
 def _pydantic_agent() -> Any:
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -679,6 +708,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "semantic-kernel": {"prompt": semantic_kernel_prompt, "prompt_stream": semantic_kernel_stream},
     "adk": {"agent": adk_agent},
+    "llama-index": {"chat": llama_index_chat, "chat_stream": llama_index_chat_stream},
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "litellm": {
         "chat": litellm_chat,

@@ -68,7 +68,7 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai)$"
 )
 
 
@@ -333,6 +333,23 @@ SETUPS: tuple[Setup, ...] = (
         ("openai",),
         env={"LOGFIRE_SEND_TO_LOGFIRE": "false", "LOGFIRE_IGNORE_NO_CONFIG": "1"},
         notes="Logfire's OpenAI instrumentation (`logfire.instrument_openai()`), its own provider",
+    ),
+    Setup(
+        "openinference-llama-index",
+        "openinference-instrumentation-llama-index",
+        # llama-index-llms-openai 0.8.3 requires openai < 3
+        {
+            "openinference-instrumentation-llama-index": "4.6.1",
+            "llama-index-core": "0.14.25",
+            "llama-index-llms-openai": "0.8.3",
+            **OI_OPENAI,
+            "openai": "2.54.0",
+            **OTEL,
+        },
+        ("openinference-llama-index", "openinference-openai"),
+        ("llama-index",),
+        env=OI_NO_CONTENT,
+        notes="LlamaIndex and OpenAI instrumentors together: each model call is recorded by both layers",
     ),
     Setup(
         "pydantic-ai",
