@@ -46,7 +46,8 @@ def main() -> None:
             rules = sorted({f"{_profile(r)}: {r['billing_rule']}" for r in rows if r["billing_rule"]})
             exact = "yes" if verdict.exact else f"no: {KNOWN_DEFECTS.get(path.stem, verdict.why)}"
             lines.append(
-                f"| {fixture['library']} | {fixture['version']} | {fixture['call_style']} | "
+                f"| {fixture['library']}{' + ' + fixture['beside'] if 'beside' in fixture else ''} | "
+                f"{fixture['version']} | {fixture['call_style']} | "
                 f"{verdict.true_calls} | {verdict.candidates} | {exact} | {', '.join(billed)} | "
                 f"{'; '.join(rules) or '—'} |\n"
             )
