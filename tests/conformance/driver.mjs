@@ -7,13 +7,14 @@
 //     node driver.mjs --stub URL --sink URL --instrument NAME --calls GROUP
 import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
-import { LegacyOpenTelemetry, OpenTelemetry } from "@ai-sdk/otel";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
-import { generateText, registerTelemetry, stepCountIs, streamText, tool } from "ai";
+import * as ai from "ai";
 import { z } from "zod";
+
+const { generateText, stepCountIs, streamText, tool } = ai;
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, arg, i, all) => (i % 2 ? pairs : [...pairs, [arg.slice(2), all[i + 1]]]), []),
@@ -31,16 +32,24 @@ const provider = new NodeTracerProvider({
 });
 provider.register();
 
+// ai 7: an integration from @ai-sdk/otel, registered; ai 5 ("ai-sdk-builtin"): the tracing built into
+// `ai`, on for each call by its telemetry option and sent to the global provider.
+const builtin = args.instrument === "ai-sdk-builtin";
 for (const name of args.instrument.split(",").filter(Boolean)) {
-  if (name === "ai-sdk-otel") registerTelemetry(new OpenTelemetry());
-  else if (name === "ai-sdk-legacy") registerTelemetry(new LegacyOpenTelemetry());
+  if (name === "ai-sdk-builtin") continue;
+  const otel = await import("@ai-sdk/otel");
+  if (name === "ai-sdk-otel") ai.registerTelemetry(new otel.OpenTelemetry());
+  else if (name === "ai-sdk-legacy") ai.registerTelemetry(new otel.LegacyOpenTelemetry());
   else throw new Error(`unknown instrumentation ${name}`);
 }
 
 const openai = createOpenAI({ baseURL: `${args.stub}/v1`, apiKey: "sk-test" });
 const anthropic = createAnthropic({ baseURL: `${args.stub}/v1`, apiKey: "sk-ant-test" });
-// Telemetry on, prompts and answers not recorded (a ledger needs none of it).
-const telemetry = { isEnabled: true, recordInputs: false, recordOutputs: false };
+// Telemetry on, prompts and answers not recorded (a ledger needs none of it); ai 5 names the option
+// experimental_telemetry.
+const settings = { isEnabled: true, recordInputs: false, recordOutputs: false };
+const telemetry = builtin ? undefined : settings;
+const experimental_telemetry = builtin ? settings : undefined;
 // A cached system prompt: the stub answers with cache reads and writes whatever the request says.
 const cachedSystem = {
   role: "system",
@@ -52,6 +61,10 @@ const weather = tool({
   inputSchema: z.object({ city: z.string() }),
   execute: async ({ city }) => `Sunny, 21 °C in ${city}.`,
 });
+// The cached system prompt: ai 7 takes it as instructions, ai 5 as the first message.
+const anthropicPrompt = builtin
+  ? { messages: [cachedSystem, { role: "user", content: QUESTION }] }
+  : { instructions: cachedSystem, prompt: QUESTION };
 
 async function drain(result) {
   for await (const _ of result.textStream);
@@ -59,15 +72,15 @@ async function drain(result) {
 
 const CALLS = {
   "ai-sdk": {
-    chat: () => generateText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, telemetry }),
-    chat_stream: () => drain(streamText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, telemetry })),
-    responses: () => generateText({ model: openai.responses("gpt-4o-mini"), prompt: QUESTION, telemetry }),
+    chat: () => generateText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, telemetry, experimental_telemetry }),
+    chat_stream: () =>
+      drain(streamText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, telemetry, experimental_telemetry })),
+    responses: () =>
+      generateText({ model: openai.responses("gpt-4o-mini"), prompt: QUESTION, telemetry, experimental_telemetry }),
     messages: () =>
-      generateText({ model: anthropic("claude-sonnet-4-5"), instructions: cachedSystem, prompt: QUESTION, telemetry }),
+      generateText({ model: anthropic("claude-sonnet-4-5"), ...anthropicPrompt, telemetry, experimental_telemetry }),
     messages_stream: () =>
-      drain(
-        streamText({ model: anthropic("claude-sonnet-4-5"), instructions: cachedSystem, prompt: QUESTION, telemetry }),
-      ),
+      drain(streamText({ model: anthropic("claude-sonnet-4-5"), ...anthropicPrompt, telemetry, experimental_telemetry })),
     // model call, tool, model call: two calls under one generateText
     tool_loop: () =>
       generateText({
@@ -76,6 +89,7 @@ const CALLS = {
         tools: { get_weather: weather },
         stopWhen: stepCountIs(3),
         telemetry,
+        experimental_telemetry,
       }),
   },
 };

@@ -397,6 +397,24 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "ai-sdk-5",
+        "ai",
+        {
+            "ai": "5.0.285",
+            "@ai-sdk/openai": "2.0.140",
+            "@ai-sdk/anthropic": "2.0.112",
+            **{
+                k: v
+                for k, v in AI_SDK.items()
+                if k not in ("ai", "@ai-sdk/otel", "@ai-sdk/openai", "@ai-sdk/anthropic")
+            },
+        },
+        ("ai-sdk-builtin",),
+        ("ai-sdk",),
+        notes="the AI SDK 5 (Node.js) with the tracing built into `ai` (`experimental_telemetry`)",
+        runtime="node",
+    ),
+    Setup(
         "ai-sdk-legacy",
         "ai",
         AI_SDK,

@@ -64,6 +64,13 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
         for style in ("prompt", "prompt_stream")
     },
+    **{
+        f"ai-5.0.285-{style}": (
+            "the AI SDK 5.0.285 reports no cache reads for an unstreamed OpenAI call (nor in its provider "
+            "metadata): the cached input is priced at the input rate"
+        )
+        for style in ("chat", "responses", "tool_loop")
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

@@ -295,3 +295,46 @@ def test_mlflow_token_usage_gives_every_count_and_the_one_hour_writes():
     )
     u = read_usage({"mlflow.chat.tokenUsage": usage})
     assert u == Usage(3612, 38, 2048, 1536, 0, present=True, cache_write_1h_tokens=512)
+
+
+# The AI SDK 5.0.285 on an Anthropic call (tests/testdata/conformance/ai-5.0.285-messages.json): the span's
+# input is Anthropic's own, exclusive of the cache; the cache is only in the provider metadata.
+_AI5_METADATA = (
+    '{"anthropic":{"usage":{"input_tokens":24,"output_tokens":34,"cache_creation_input_tokens":1536,'
+    '"cache_read_input_tokens":2048,"cache_creation":{"ephemeral_5m_input_tokens":1024,'
+    '"ephemeral_1h_input_tokens":512},"service_tier":"standard"},"cacheCreationInputTokens":1536}}'
+)
+
+
+def test_anthropics_own_usage_in_the_ai_sdks_provider_metadata_is_read_as_exclusive_without_a_guess():
+    attrs = {
+        "gen_ai.usage.input_tokens": 24,
+        "gen_ai.usage.output_tokens": 34,
+        "ai.usage.promptTokens": 24,
+        "ai.response.providerMetadata": _AI5_METADATA,
+    }
+    u = read_usage(attrs)
+    assert u == Usage(3608, 34, 2048, 1536, 0, present=True, cache_write_1h_tokens=512)
+    assert not u.issues
+    # an input count that is not Anthropic's own (already inclusive): the metadata is left alone
+    assert read_usage({**attrs, "gen_ai.usage.input_tokens": 3608}).cache_write_tokens == 0
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        '{"anthropic": 3}',
+        '{"anthropic": {"usage": [1]}}',
+        '{"anthropic"',
+        '{"openai": {"x": 1}}',
+        7,
+        "x" * 20_000,
+    ],
+)
+def test_unreadable_provider_metadata_changes_nothing(metadata):
+    attrs = {
+        "gen_ai.usage.input_tokens": 24,
+        "gen_ai.usage.output_tokens": 34,
+        "ai.response.providerMetadata": metadata,
+    }
+    assert read_usage(attrs) == Usage(24, 34, 0, 0, 0, present=True)

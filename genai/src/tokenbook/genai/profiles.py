@@ -271,8 +271,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_CLIENT,
         "gen_ai.usage.input/output_tokens and ai.usage.* (cache and reasoning only there); "
-        "ai.generateText wrappers carry ai.usage.* too",
-        defects="no cache-write lifetimes (one-hour writes priced at the five-minute rate)",
+        "ai.generateText wrappers carry ai.usage.* too; ai 5: Anthropic's own usage in "
+        "ai.response.providerMetadata",
+        defects="ai 7: no cache-write lifetimes; ai 5: no cache reads on unstreamed OpenAI calls",
     ),
     Profile(
         "openinference",

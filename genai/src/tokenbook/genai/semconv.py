@@ -38,6 +38,7 @@ __all__ = [
     "OUTPUT_TOKENS",
     "POLICY_PATH",
     "PROVIDER",
+    "PROVIDER_METADATA",
     "REASONING_TOKENS",
     "REQUEST_MODEL",
     "RESEND_COUNTS",
@@ -106,6 +107,9 @@ REASONING_TOKENS: Final = (
     "ai.usage.outputTokenDetails.reasoningTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
     "ai.usage.reasoningTokens",  # the same, also ai 5
 )
+#: The AI SDK's provider metadata (ai 5: JSON text): its "anthropic" member holds Anthropic's own usage
+#: object, input exclusive of the cache, where alone its spans carry the cache writes (`usage.read_usage`).
+PROVIDER_METADATA: Final = "ai.response.providerMetadata"
 #: The total of input and output, read only where a profile says the output count leaves out what the
 #: total holds (`profiles.Profile.output_from_total`).
 TOTAL_TOKENS: Final = (

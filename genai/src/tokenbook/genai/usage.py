@@ -39,6 +39,7 @@ differing from them) is recorded as an issue, and a split larger than the cache 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -127,6 +128,7 @@ USAGE_KEYS: Final = frozenset(
     + semconv.CACHE_WRITE_TOKENS
     + semconv.REASONING_TOKENS
     + semconv.USAGE_OBJECTS
+    + (semconv.PROVIDER_METADATA,)
 )
 #: The usage of a span that carries none.
 NO_USAGE: Final = Usage()
@@ -167,6 +169,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     it says whether the input count includes cache tokens.
     Pure and thread-safe.
     """
+    if semconv.PROVIDER_METADATA in attrs:
+        attrs = _with_anthropic_usage(attrs)
     if not _OBJECT_KEYS.isdisjoint(attrs):
         attrs = _with_usage_object(attrs)
     present = USAGE_KEYS.intersection(attrs)
@@ -277,6 +281,50 @@ def _with_usage_object(attrs: Mapping[str, object]) -> Mapping[str, object]:
         if value is not None:
             extra[aliases[0]] = value
     return {**attrs, **extra} if extra else attrs
+
+
+def _with_anthropic_usage(attrs: Mapping[str, object]) -> Mapping[str, object]:
+    """`attrs` with the counts of Anthropic's own usage object in the AI SDK's provider metadata
+    (`semconv.PROVIDER_METADATA`: ``{"anthropic": {"usage": {...}}}``) as the first alias of each kind.
+
+    Anthropic's ``input_tokens`` leaves out the cache reads and writes; the AI SDK 5 passes it on as the
+    span's input count and reports the cache writes nowhere else. So where the span's input is that
+    count (or absent), the input becomes input + cache read + cache write, with the cache counts and
+    their split by lifetime beside it: Anthropic's own numbers, read without a guess. `attrs` itself
+    otherwise."""
+    text = attrs.get(semconv.PROVIDER_METADATA)
+    if not isinstance(text, str) or '"anthropic"' not in text or len(text) > _MAX_OBJECT:
+        return attrs
+    try:
+        usage = json.loads(text)["anthropic"]["usage"]
+    except (ValueError, KeyError, TypeError):
+        return attrs
+    if not isinstance(usage, dict):
+        return attrs
+
+    def count(value: object) -> int | None:
+        return value if type(value) is int and 0 <= value <= MAX_TOKENS else None
+
+    uncached = count(usage.get("input_tokens"))
+    read = count(usage.get("cache_read_input_tokens")) or 0
+    write = count(usage.get("cache_creation_input_tokens")) or 0
+    reported = next((attrs[k] for k in semconv.INPUT_TOKENS if attrs.get(k) is not None), None)
+    if uncached is None or (reported is not None and reported != uncached):
+        return attrs
+    extra: dict[str, object] = {
+        semconv.INPUT_TOKENS[0]: uncached + read + write,
+        semconv.CACHE_READ_TOKENS[0]: read,
+        semconv.CACHE_WRITE_TOKENS[0]: write,
+    }
+    lifetimes = usage.get("cache_creation")
+    if isinstance(lifetimes, dict):
+        for key, alias in (
+            ("ephemeral_1h_input_tokens", semconv.CACHE_WRITE_1H_TOKENS[0]),
+            ("ephemeral_5m_input_tokens", semconv.CACHE_WRITE_5M_TOKENS[0]),
+        ):
+            if (n := count(lifetimes.get(key))) is not None:
+                extra[alias] = n
+    return {**attrs, **extra}
 
 
 #: The attributes that split cache writes by lifetime.
