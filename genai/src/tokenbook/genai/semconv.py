@@ -70,8 +70,8 @@ INPUT_TOKENS: Final = (
     "llm.token_count.prompt",  # OpenInference (openai 0.1.66, anthropic 3.1.0, langchain 0.1.80)
     "llm.usage.prompt_tokens",  # OpenLLMetry < 0.30
     "llm.input_tokens",  # LiteLLM's OTel callback
-    "ai.usage.inputTokens",  # the AI SDK's ai.* spans (ai 7.0.185, LegacyOpenTelemetry)
-    "ai.usage.promptTokens",  # the same, ai < 5
+    "ai.usage.inputTokens",  # the AI SDK's ai.* spans (ai 7.0.185 LegacyOpenTelemetry; ai 5.0.285 streams)
+    "ai.usage.promptTokens",  # the same, ai 5.0.285 unstreamed calls
 )
 OUTPUT_TOKENS: Final = (
     "gen_ai.usage.output_tokens",  # semantic conventions
@@ -79,15 +79,15 @@ OUTPUT_TOKENS: Final = (
     "llm.token_count.completion",  # OpenInference
     "llm.usage.completion_tokens",  # OpenLLMetry < 0.30
     "llm.output_tokens",  # LiteLLM's OTel callback
-    "ai.usage.outputTokens",  # the AI SDK's ai.* spans (ai 7.0.185, LegacyOpenTelemetry)
-    "ai.usage.completionTokens",  # the same, ai < 5
+    "ai.usage.outputTokens",  # the AI SDK's ai.* spans (ai 7.0.185 LegacyOpenTelemetry; ai 5.0.285 streams)
+    "ai.usage.completionTokens",  # the same, ai 5.0.285 unstreamed calls
 )
 CACHE_READ_TOKENS: Final = (
     "gen_ai.usage.cache_read.input_tokens",  # semantic conventions; OpenLLMetry 0.62.4, openlit 1.45.0
     "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry Anthropic < 0.40
     "llm.token_count.prompt_details.cache_read",  # OpenInference
     "ai.usage.inputTokenDetails.cacheReadTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
-    "ai.usage.cachedInputTokens",  # the same, also ai 5
+    "ai.usage.cachedInputTokens",  # the same, also ai 5.0.285 streams
 )
 CACHE_WRITE_TOKENS: Final = (
     "gen_ai.usage.cache_write.input_tokens",  # semantic conventions (genai-anthropic 1.3b0, anthropic 2.17.0)
@@ -105,7 +105,7 @@ REASONING_TOKENS: Final = (
     "gen_ai.usage.reasoning_tokens",  # OpenLLMetry OpenAI 0.62.4
     "llm.token_count.completion_details.reasoning",  # OpenInference
     "ai.usage.outputTokenDetails.reasoningTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
-    "ai.usage.reasoningTokens",  # the same, also ai 5
+    "ai.usage.reasoningTokens",  # the same, also ai 5.0.285 streams
 )
 #: The AI SDK's provider metadata (ai 5: JSON text): its "anthropic" member holds Anthropic's own usage
 #: object, input exclusive of the cache, where alone its spans carry the cache writes (`usage.read_usage`).
