@@ -63,6 +63,10 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 
         OpenAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "otel-openai-v2":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIv2
+
+        OpenAIv2().instrument(tracer_provider=provider)
     elif name == "otel-genai-anthropic":
         from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
 

@@ -105,6 +105,21 @@ SETUPS: tuple[Setup, ...] = (
         ("openai",),
     ),
     Setup(
+        "otel-openai-v2",
+        "opentelemetry-instrumentation-openai-v2",
+        # 2.4b0 imports httpx, which openai 3 no longer brings, and a module opentelemetry-util-genai
+        # dropped in 1.2b0: with openai 2 and util-genai 1.1b0
+        {
+            "opentelemetry-instrumentation-openai-v2": "2.4b0",
+            "opentelemetry-util-genai": "1.1b0",
+            "openai": "2.54.0",
+            **OTEL,
+        },
+        ("otel-openai-v2",),
+        ("openai",),
+        notes="the official OpenAI instrumentation's earlier package, still widely installed",
+    ),
+    Setup(
         "otel-genai-anthropic",
         "opentelemetry-instrumentation-genai-anthropic",
         {"opentelemetry-instrumentation-genai-anthropic": "1.3b0", **UTIL_GENAI, **ANTHROPIC, **OTEL},

@@ -71,6 +71,13 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
         for style in ("chat", "responses", "tool_loop")
     },
+    **{
+        f"opentelemetry-instrumentation-openai-v2-2.4b0-{style}": (
+            "opentelemetry-instrumentation-openai-v2 2.4b0 (its chat spans made by opentelemetry-util-genai "
+            "1.1b0) reports no cache reads: the cached input is priced at the input rate"
+        )
+        for style in ("chat", "chat_stream", "chat_stream_async", "reasoning", "tool_call")
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

@@ -21,6 +21,7 @@ from tokenbook.genai.profiles import DEFAULT_PROFILE, PROFILES, RANK_SDK, profil
         ("opentelemetry.instrumentation.google_genai", "1.3b0", "otel-google-genai"),
         ("opentelemetry.instrumentation.google_generativeai", "0.21.5", "openllmetry-google"),
         ("opentelemetry.instrumentation.openai_v2", "2.3b0", "otel-openai-v2"),
+        ("opentelemetry.util.genai.handler", "1.1b0", "otel-util-genai"),
         ("litellm", "", "litellm"),
         ("strands.telemetry.tracer", "", "strands"),
         ("logfire.openai", "5.4.0", "logfire"),

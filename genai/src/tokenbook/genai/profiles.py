@@ -99,6 +99,15 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "gen_ai.* current (cache_read, reasoning.output_tokens: Gemini's thoughts, inside the output)",
     ),
     Profile(
+        "otel-util-genai",
+        "opentelemetry.util.genai",
+        True,
+        RANK_OFFICIAL,
+        "gen_ai.* (semantic conventions): the spans opentelemetry-util-genai makes for an official "
+        "instrumentor (openai-v2 2.4b0's chat calls)",
+        defects="openai-v2 2.4b0 through util-genai 1.1b0: no cache reads",
+    ),
+    Profile(
         "otel-openai-v2",
         "opentelemetry.instrumentation.openai_v2",
         True,
