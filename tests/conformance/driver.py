@@ -190,6 +190,10 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
 
         LlamaIndexInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-litellm":
+        from openinference.instrumentation.litellm import LiteLLMInstrumentor
+
+        LiteLLMInstrumentor().instrument(tracer_provider=provider)
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings

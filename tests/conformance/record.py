@@ -440,6 +440,15 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "openinference-litellm",
+        "openinference-instrumentation-litellm",
+        {"openinference-instrumentation-litellm": "0.1.51", "litellm": "1.110.2", **OPENAI, **OTEL},
+        ("openinference-litellm",),
+        ("litellm",),
+        env={"LITELLM_TELEMETRY": "False", **OI_NO_CONTENT},
+        notes="OpenInference's LiteLLM instrumentor (LiteLLM's own callback off)",
+    ),
+    Setup(
         "litellm",
         "litellm",
         {"litellm": "1.110.2", **OPENAI, **OTEL},

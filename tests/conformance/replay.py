@@ -78,6 +78,9 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
         for style in ("chat", "chat_stream", "chat_stream_async", "reasoning", "tool_call")
     },
+    "openinference-instrumentation-litellm-0.1.51-messages": _NO_LIFETIMES.format(
+        "openinference-instrumentation-litellm 0.1.51"
+    ),
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

@@ -40,3 +40,26 @@ def test_a_framework_in_the_providers_place_does_not_leave_a_bedrock_call_unpric
         quote.picos is not None
         and quote.picos == catalog.quote("aws.bedrock", model, usage, time.time_ns()).picos
     )
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "priced_as"),
+    [
+        ("openai", "openai/gpt-4o-mini", ("openai", "gpt-4o-mini")),  # OpenInference's LiteLLM spans
+        ("anthropic", "anthropic/claude-sonnet-4-5", ("anthropic", "claude-sonnet-4-5")),
+        ("", "openai/gpt-4o-mini", ("openai", "gpt-4o-mini")),
+    ],
+)
+def test_a_model_named_the_litellm_way_is_priced_as_its_provider_names_it(
+    provider: str, model: str, priced_as: tuple[str, str]
+) -> None:
+    """Failed before: unpriced (tests/testdata/conformance/openinference-instrumentation-litellm-*)."""
+    usage = Usage(1501, 41, 1024, 0, 0, present=True)
+    catalog = PriceCatalog()
+    quote = catalog.quote(provider, model, usage, time.time_ns())
+    assert quote.picos is not None and quote.picos == catalog.quote(*priced_as, usage, time.time_ns()).picos
+
+
+def test_a_prefix_naming_another_provider_than_the_spans_is_not_stripped() -> None:
+    usage = Usage(10, 1, 0, 0, 0, present=True)
+    assert PriceCatalog().quote("anthropic", "openai/gpt-4o-mini", usage, time.time_ns()).picos is None

@@ -287,6 +287,21 @@ class PriceCatalog:
         window = found[1].context_window
         return window if isinstance(window, int) and window > 0 else None
 
+    def _find_or_unprefixed(
+        self, model: str, provider_id: str | None
+    ) -> tuple[gp_types.Provider, gp_types.ModelInfo]:
+        """The catalog's model `model` of `provider_id`; failing that, for a model named the LiteLLM way
+        (``openai/gpt-4o-mini``, ``anthropic/claude-sonnet-4-5``: OpenInference's LiteLLM spans), the
+        model after the prefix, of the provider the prefix names. Raises LookupError."""
+        try:
+            return self._snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            prefix, _, rest = model.partition("/")
+            named = catalog_provider(prefix) if rest else None
+            if named is None or (provider_id is not None and named != provider_id):
+                raise
+            return self._snapshot.find_provider_model(rest, None, named, None)
+
     def _find_model(self, provider: str, model: str) -> tuple[gp_types.Provider, gp_types.ModelInfo] | str:
         key = (provider, model)
         found = self._models.get(key)
@@ -294,8 +309,8 @@ class PriceCatalog:
             return found
         provider_id = (catalog_provider(provider) if provider else None) or provider_of_model(model)
         try:
-            result: tuple[gp_types.Provider, gp_types.ModelInfo] | str = self._snapshot.find_provider_model(
-                model, None, provider_id, None
+            result: tuple[gp_types.Provider, gp_types.ModelInfo] | str = self._find_or_unprefixed(
+                model, provider_id
             )
         except LookupError as exc:
             where = f"provider {provider!r}" if provider else "any provider"
