@@ -11,6 +11,8 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from tokenbook.genai import semconv
+
 FIXTURES = Path(__file__).resolve().parents[1] / "testdata" / "conformance"
 
 # Attribute keys that name a model, and keys that carry a token count, across the libraries recorded.
@@ -24,7 +26,7 @@ MODEL_KEYS = (
 )
 USAGE_MARKERS = ("usage", "token_count")
 # Text attributes holding a whole usage object (LiteLLM's, Langfuse's, MLflow's): usage, not a number.
-USAGE_TEXT_KEYS = ("metadata.usage_object", "langfuse.observation.usage_details", "mlflow.chat.tokenUsage")
+USAGE_TEXT_KEYS = semconv.USAGE_OBJECTS
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,13 @@ DRIVER_JS = HERE / "driver.mjs"
 PYTHON = "python3.11"
 DRIVER_TIMEOUT = 300
 
-OTEL = {"opentelemetry-sdk": "1.45.2", "opentelemetry-exporter-otlp-proto-http": "1.45.2"}
+
+def otel(version: str) -> dict[str, str]:
+    """The OpenTelemetry SDK and its OTLP/HTTP exporter at `version` (1.45.2 unless a library forbids it)."""
+    return {"opentelemetry-sdk": version, "opentelemetry-exporter-otlp-proto-http": version}
+
+
+OTEL = otel("1.45.2")
 OPENAI = {"openai": "3.63.0"}
 ANTHROPIC = {"anthropic": "2.17.0"}
 GOOGLE_GENAI = {"google-genai": "3.6.1"}
@@ -195,8 +201,7 @@ SETUPS: tuple[Setup, ...] = (
             "openlit": "1.45.0",
             "openai": "2.54.0",
             "anthropic": "0.125.0",
-            "opentelemetry-sdk": "1.45.1",
-            "opentelemetry-exporter-otlp-proto-http": "1.45.1",
+            **otel("1.45.1"),
         },
         ("openlit",),
         ("openai", "anthropic"),
@@ -294,8 +299,7 @@ SETUPS: tuple[Setup, ...] = (
         {
             "strands-agents": "1.62.0",
             "openai": "2.54.0",
-            "opentelemetry-sdk": "1.45.1",
-            "opentelemetry-exporter-otlp-proto-http": "1.45.1",
+            **otel("1.45.1"),
         },
         ("strands",),
         ("strands",),
@@ -333,8 +337,7 @@ SETUPS: tuple[Setup, ...] = (
         {
             "google-adk": "2.13.0",
             "google-genai": "2.34.0",
-            "opentelemetry-sdk": "1.44.0",
-            "opentelemetry-exporter-otlp-proto-http": "1.44.0",
+            **otel("1.44.0"),
         },
         ("adk",),
         ("adk",),
