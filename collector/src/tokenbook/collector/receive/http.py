@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` with binary protobuf or OTLP/JSON, optionally gzip.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` with binary protobuf or OTLP/JSON, optionally compressed
+(every ``Content-Encoding`` of the OpenTelemetry SDKs and Collector: `tokenbook.collector.receive.encodings`).
 
 Responses follow the OTLP/HTTP spec, in the request's content type:
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -31,6 +31,12 @@ from tokenbook.collector.auth import AuthError, TokenTable
 from tokenbook.collector.decode.spans import MalformedRequest
 from tokenbook.collector.ingest.ingestor import Backpressure, ExportResult, Ingestor, StorageUnavailable
 from tokenbook.collector.limits import DEFAULT_LIMITS, LimitsConfig
+from tokenbook.collector.receive.encodings import (
+    BodyTooLarge,
+    UnsupportedEncoding,
+    check_encoding,
+    decode_body,
+)
 from tokenbook.collector.receive.server import BodyWork, HttpServer, Request, Response
 from tokenbook.collector.tls import TLSConfig, server_context
 
@@ -54,23 +60,6 @@ _GRPC_CODE: Final = {
     405: 12,
     411: 3,
 }
-
-
-class _BodyTooLarge(ValueError):
-    pass
-
-
-def _gunzip(data: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise MalformedRequest(f"invalid gzip body: {exc}") from exc
-    if len(out) > limit:
-        raise _BodyTooLarge(f"decompressed body above {limit} bytes")
-    if not d.eof:
-        raise MalformedRequest("truncated gzip body")
-    return out
 
 
 def _success_body(result: ExportResult, content_type: str) -> bytes:
@@ -131,10 +120,10 @@ class _Otlp:
         if content_type not in (_PROTOBUF, _JSON):
             message = f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}"
             return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, message, reply_type, close=True)
-        encoding = (request.header("content-encoding") or "identity").strip().lower()
-        if encoding not in ("gzip", "identity"):
-            message = f"unsupported Content-Encoding {encoding!r}; use gzip or none"
-            return _error(HTTPStatus.BAD_REQUEST, message, reply_type, close=True)
+        try:
+            encoding = check_encoding(request.header("content-encoding"))
+        except UnsupportedEncoding as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc), reply_type, close=True)
 
         def run(body: bytes) -> Response:
             return self._export(body, content_type, encoding, tenant)
@@ -151,13 +140,12 @@ class _Otlp:
     def _export(self, body: bytes, content_type: str, encoding: str, tenant: str | None) -> Response:
         ingestor = self.ingestor
         try:
-            if encoding == "gzip":
-                body = _gunzip(body, self.max_request_bytes)
+            body = decode_body(body, encoding, self.max_request_bytes)
             export = ingestor.export_json if content_type == _JSON else ingestor.export_protobuf
             result = export(body, tenant)
         except MalformedRequest as exc:
             return _error(HTTPStatus.BAD_REQUEST, str(exc), content_type)
-        except _BodyTooLarge as exc:
+        except BodyTooLarge as exc:
             return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc), content_type)
         except Backpressure as exc:
             retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
