@@ -12,8 +12,7 @@ import io
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import cramjam
 import grpc
@@ -27,12 +26,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.collector.collector_process import SpanFactory
-from tokenbook.collector.decode.pool import DecoderPool
 from tokenbook.collector.decode.spans import MalformedRequest
-from tokenbook.collector.ingest.dedup import RecentSpanKeys
 from tokenbook.collector.ingest.ingestor import Ingestor
-from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
-from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
 from tokenbook.collector.receive.encodings import (
     ENCODINGS,
@@ -41,8 +36,6 @@ from tokenbook.collector.receive.encodings import (
     check_encoding,
     decode_body,
 )
-from tokenbook.collector.wal.log import WriteAheadLog
-from tokenbook.genai.pricing.catalog import PriceCatalog
 
 LIMIT = 64 * 1024
 
@@ -127,22 +120,6 @@ def test_no_coding_is_the_body_itself(header: str) -> None:
 
 
 # --- the receivers, with the real exporters ----------------------------------------------------------
-
-
-@pytest.fixture
-def ingestor(tmp_path: Path) -> Iterator[Ingestor]:
-    wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 22)
-    wal.open()
-    yield Ingestor(
-        RowBuilder(PriceCatalog()),
-        DecoderPool(pipeline_keys((), "drop"), 0),
-        RecentSpanKeys(100_000),
-        wal,
-        IngestMetrics(),
-        max_inflight_spans=100_000,
-        storage_up=lambda: True,
-    )
-    wal.close()
 
 
 @pytest.mark.parametrize("compression", [HttpCompression.Deflate, HttpCompression.Gzip])

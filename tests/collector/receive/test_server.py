@@ -9,37 +9,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.collector_process import SpanFactory
-from tokenbook.collector.decode.pool import DecoderPool
-from tokenbook.collector.ingest.dedup import RecentSpanKeys
 from tokenbook.collector.ingest.ingestor import Ingestor
-from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.limits import DEFAULT_LIMITS
-from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.receive import HttpReceiver
-from tokenbook.collector.wal.log import WriteAheadLog
-from tokenbook.genai.pricing.catalog import PriceCatalog
-
-
-@pytest.fixture
-def ingestor(tmp_path: Path):
-    wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 22)
-    wal.open()
-    yield Ingestor(
-        RowBuilder(PriceCatalog()),
-        DecoderPool(pipeline_keys((), "drop"), 0),
-        RecentSpanKeys(100_000),
-        wal,
-        IngestMetrics(),
-        max_inflight_spans=100_000,
-        storage_up=lambda: True,
-    )
-    wal.close()
 
 
 def _post(port: int, body: bytes, headers: dict[str, str] | None = None, timeout: float = 5.0) -> int:
