@@ -457,6 +457,92 @@ def bedrock_converse_stream() -> None:
         pass
 
 
+# InvokeModel: each model family's own body. Model IDs as applications name them: cross-region inference
+# profiles (us., global.), an inference profile's ARN, a bare foundation model.
+BEDROCK_CLAUDE_US = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+BEDROCK_CLAUDE_GLOBAL = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+BEDROCK_CLAUDE_ARN = f"arn:aws:bedrock:us-east-1:111122223333:inference-profile/{BEDROCK_CLAUDE_US}"
+BEDROCK_NOVA = "amazon.nova-lite-v1:0"
+BEDROCK_NOVA_US = "us.amazon.nova-lite-v1:0"
+BEDROCK_LLAMA = "us.meta.llama3-3-70b-instruct-v1:0"
+
+
+def _claude_body() -> str:
+    # the Messages API's body, a cached system prompt (five minutes, the default)
+    system = [
+        {"type": "text", "text": "You are a terse weather bot.", "cache_control": {"type": "ephemeral"}}
+    ]
+    return json.dumps(
+        {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 256, "system": system, "messages": MESSAGES}
+    )
+
+
+def _nova_body() -> str:
+    system = [{"text": "You are a terse weather bot."}, {"cachePoint": {"type": "default"}}]
+    return json.dumps(
+        {
+            "schemaVersion": "messages-v1",
+            "system": system,
+            "messages": _bedrock_messages(),
+            "inferenceConfig": {"maxTokens": 256},
+        }
+    )
+
+
+def _llama_body() -> str:
+    prompt = f"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{QUESTION}<|eot_id|>"
+    return json.dumps(
+        {"prompt": prompt + "<|start_header_id|>assistant<|end_header_id|>\n\n", "max_gen_len": 256}
+    )
+
+
+def _invoke(model_id: str, body: str) -> None:
+    answer = bedrock_client().invoke_model(
+        modelId=model_id, body=body, contentType="application/json", accept="application/json"
+    )
+    json.loads(answer["body"].read())
+
+
+def _invoke_stream(model_id: str, body: str) -> None:
+    answer = bedrock_client().invoke_model_with_response_stream(
+        modelId=model_id, body=body, contentType="application/json", accept="application/json"
+    )
+    for event in answer["body"]:
+        json.loads(event["chunk"]["bytes"])
+
+
+def bedrock_invoke_claude() -> None:
+    _invoke(BEDROCK_CLAUDE_US, _claude_body())
+
+
+def bedrock_invoke_claude_stream() -> None:
+    _invoke_stream(BEDROCK_CLAUDE_US, _claude_body())
+
+
+def bedrock_invoke_claude_global() -> None:
+    _invoke(BEDROCK_CLAUDE_GLOBAL, _claude_body())
+
+
+def bedrock_invoke_claude_arn() -> None:
+    _invoke(BEDROCK_CLAUDE_ARN, _claude_body())
+
+
+def bedrock_invoke_nova() -> None:
+    _invoke(BEDROCK_NOVA, _nova_body())
+
+
+def bedrock_invoke_nova_stream() -> None:
+    _invoke_stream(BEDROCK_NOVA_US, _nova_body())
+
+
+def bedrock_invoke_llama() -> None:
+    _invoke(BEDROCK_LLAMA, _llama_body())
+
+
+def bedrock_invoke_llama_stream() -> None:
+    _invoke_stream(BEDROCK_LLAMA, _llama_body())
+
+
 def _strands_agent() -> Any:
     from strands import Agent, tool
     from strands.models.openai import OpenAIModel
@@ -703,6 +789,16 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "generate_async": gemini_generate_async,
     },
     "bedrock": {"converse": bedrock_converse, "converse_stream": bedrock_converse_stream},
+    "bedrock-invoke": {
+        "invoke_claude": bedrock_invoke_claude,
+        "invoke_claude_stream": bedrock_invoke_claude_stream,
+        "invoke_claude_global": bedrock_invoke_claude_global,
+        "invoke_claude_arn": bedrock_invoke_claude_arn,
+        "invoke_nova": bedrock_invoke_nova,
+        "invoke_nova_stream": bedrock_invoke_nova_stream,
+        "invoke_llama": bedrock_invoke_llama,
+        "invoke_llama_stream": bedrock_invoke_llama_stream,
+    },
     "langfuse-openai": {
         "chat": langfuse_chat,
         "chat_stream": langfuse_chat_stream,

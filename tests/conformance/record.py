@@ -256,14 +256,14 @@ SETUPS: tuple[Setup, ...] = (
         "opentelemetry-instrumentation-botocore",
         {"opentelemetry-instrumentation-botocore": "0.66b2", **BOTO3, **OTEL},
         ("otel-botocore",),
-        ("bedrock",),
+        ("bedrock", "bedrock-invoke"),
     ),
     Setup(
         "openllmetry-bedrock",
         "opentelemetry-instrumentation-bedrock",
         {"opentelemetry-instrumentation-bedrock": "0.62.4", **BOTO3, **OTEL},
         ("openllmetry-bedrock",),
-        ("bedrock",),
+        ("bedrock", "bedrock-invoke"),
         env=TL_NO_CONTENT,
     ),
     Setup(
@@ -271,7 +271,7 @@ SETUPS: tuple[Setup, ...] = (
         "openinference-instrumentation-bedrock",
         {"openinference-instrumentation-bedrock": "0.1.61", **BOTO3, **OTEL},
         ("openinference-bedrock",),
-        ("bedrock",),
+        ("bedrock", "bedrock-invoke"),
         env=OI_NO_CONTENT,
     ),
     Setup(

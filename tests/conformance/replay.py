@@ -81,6 +81,38 @@ KNOWN_DEFECTS: dict[str, str] = {
     "openinference-instrumentation-litellm-0.1.51-messages": _NO_LIFETIMES.format(
         "openinference-instrumentation-litellm 0.1.51"
     ),
+    **{
+        f"opentelemetry-instrumentation-botocore-0.66b2-{style}": (
+            "opentelemetry-instrumentation-botocore 0.66b2 reports no cache reads or writes on InvokeModel, "
+            "only the model's input count without them: the cached input is not billed"
+        )
+        for style in ("invoke_claude", "invoke_claude_stream", "invoke_claude_global", "invoke_claude_arn",
+                      "invoke_nova", "invoke_nova_stream")
+    },
+    **{
+        f"opentelemetry-instrumentation-bedrock-0.62.4-{style}": (
+            "opentelemetry-instrumentation-bedrock 0.62.4 reads InvokeModel's cache reads and writes from "
+            "the response headers alone, which a stream does not have: the cached input is not billed"
+        )
+        for style in ("invoke_claude_stream", "invoke_nova_stream")
+    },
+    "opentelemetry-instrumentation-bedrock-0.62.4-invoke_claude_global": (
+        "opentelemetry-instrumentation-bedrock 0.62.4 does not know the global. inference profile (it takes "
+        "'global' for the vendor) and records no input or output count, only the cache reads and writes"
+    ),
+    "opentelemetry-instrumentation-bedrock-0.62.4-invoke_llama_stream": (
+        "opentelemetry-instrumentation-bedrock 0.62.4 reports the output count of a Llama stream's first "
+        "chunk only (adding the later chunks' null prompt counts fails)"
+    ),
+    "openinference-instrumentation-bedrock-0.1.61-invoke_claude_stream": (
+        "openinference-instrumentation-bedrock 0.1.61 reports no cache reads or writes on a Claude "
+        "InvokeModel stream (its input count includes them): the cached input is priced at the input rate"
+    ),
+    "openinference-instrumentation-bedrock-0.1.61-invoke_claude_global": (
+        "openinference-instrumentation-bedrock 0.1.61 names a Claude InvokeModel call by the answer's model "
+        "(claude-sonnet-4-5-20250929), not the global. inference profile it was sent to: priced at the "
+        "regional rate"
+    ),
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

@@ -47,6 +47,8 @@ GEMINI_CACHED = 1024  # usageMetadata.cachedContentTokenCount, part of promptTok
 GEMINI_THOUGHTS = 64  # usageMetadata.thoughtsTokenCount: billed as output, NOT in candidatesTokenCount
 BEDROCK_CACHE_READ = 2048  # usage.cacheReadInputTokens: NOT in inputTokens (Bedrock counts as Anthropic)
 BEDROCK_CACHE_WRITE = 1536  # usage.cacheWriteInputTokens: NOT in inputTokens either
+# The Anthropic model name a Claude answer of InvokeModel carries (its `model`), by Bedrock model ID.
+BEDROCK_CLAUDE_NAMES = {"anthropic.claude-sonnet-4-5-20250929-v1:0": "claude-sonnet-4-5-20250929"}
 
 
 @dataclass
@@ -185,6 +187,12 @@ class _Handler(BaseHTTPRequestHandler):
             route = self._gemini_generate
         if route is None and path.startswith("/model/") and path.endswith(("/converse", "/converse-stream")):
             route = self._bedrock_converse
+        if (
+            route is None
+            and path.startswith("/model/")
+            and path.endswith(("/invoke", "/invoke-with-response-stream"))
+        ):
+            route = self._bedrock_invoke
         if route is None:
             self._json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
             return
@@ -611,6 +619,162 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         for event, payload in events:
             self.wfile.write(_event_message(event, payload))
+            self.wfile.flush()
+        self.close_connection = True
+
+    # -- Bedrock runtime (InvokeModel: each model family's own request and answer bodies) ----------------
+
+    def _bedrock_invoke(self, req: dict[str, Any]) -> None:
+        """``POST /model/{modelId}/invoke`` (the model's own JSON answer, its counts also in the
+        ``X-Amzn-Bedrock-*-Token-Count`` headers) and ``/invoke-with-response-stream`` (an AWS event
+        stream of ``chunk`` events, each ``bytes`` a base64 JSON chunk of the model's own stream; the last
+        one carries ``amazon-bedrock-invocationMetrics``; no count headers, sent before the counts are
+        known). The model ID may be a cross-region inference profile (``us.``, ``eu.``, ``global.``) or an
+        ARN of a profile or a foundation model: what is billed is the model ID it names. Three families:
+        Anthropic Claude (the Messages API's body; ``input_tokens`` without the cache reads and writes),
+        Amazon Nova (``inputTokens`` without them; ``cacheReadInputTokenCount``,
+        ``cacheWriteInputTokenCount``) and Meta Llama (``prompt_token_count``, no prompt cache)."""
+        rec = self.server.recording
+        n = rec.next_n()
+        path = self.path.split("?", 1)[0]
+        asked = urllib.parse.unquote(path.removeprefix("/model/").rsplit("/", 1)[0])
+        stream = path.endswith("/invoke-with-response-stream")
+        billed = asked.rsplit("/", 1)[-1] if asked.startswith("arn:") else asked
+        if "anthropic.claude" in billed:
+            family = "claude"
+        elif "amazon.nova" in billed:
+            family = "nova"
+        elif "meta.llama" in billed:
+            family = "llama"
+        else:
+            self._json(400, {"message": f"The provided model identifier is invalid: {asked}"})
+            return
+        cached = family != "llama"
+        uncached = (20 if cached else 1200) + n
+        output = 30 + n
+        read, write = (BEDROCK_CACHE_READ, BEDROCK_CACHE_WRITE) if cached else (0, 0)
+        rid = f"msg_bdrk_tb{n:04d}" if family == "claude" else None
+        rec.add_call(
+            TrueCall("aws", billed, "chat", stream, uncached + read + write, output, read, write, 0, rid)
+        )
+        headers = {"x-amzn-RequestId": f"tb-bedrock-{n:04d}"}
+        if not stream:
+            headers["X-Amzn-Bedrock-Invocation-Latency"] = "42"
+            headers["X-Amzn-Bedrock-Output-Token-Count"] = str(output)
+            headers["X-Amzn-Bedrock-Input-Token-Count"] = str(uncached)  # without the cache, as in the body
+            if cached:
+                headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(read)
+                headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(write)
+        metrics = {
+            "inputTokenCount": uncached,
+            "outputTokenCount": output,
+            "invocationLatency": 42,
+            "firstByteLatency": 21,
+            **({"cacheReadInputTokenCount": read, "cacheWriteInputTokenCount": write} if cached else {}),
+        }
+        chunks: list[dict[str, Any]]
+        if family == "claude":
+            # the profile's or ARN's model, without its region prefix
+            model_name = next((v for k, v in BEDROCK_CLAUDE_NAMES.items() if billed.endswith(k)), billed)
+            usage: dict[str, Any] = {
+                "input_tokens": uncached,
+                "cache_creation_input_tokens": write,
+                "cache_read_input_tokens": read,
+                "cache_creation": {"ephemeral_5m_input_tokens": write, "ephemeral_1h_input_tokens": 0},
+                "output_tokens": output,
+            }
+            message = {
+                "id": rid,
+                "type": "message",
+                "role": "assistant",
+                "model": model_name,
+                "content": [{"type": "text", "text": "Sunny, 21 °C."}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            if not stream:
+                self._json(200, message, headers)
+                return
+            start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+            chunks = [
+                {"type": "message_start", "message": start},
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                *(
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}
+                    for t in ("Sunny, ", "21 °C.")
+                ),
+                {"type": "content_block_stop", "index": 0},
+                # Bedrock's message_delta carries the output count alone
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": output},
+                },
+                {"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics},
+            ]
+        elif family == "nova":
+            counts = {
+                "inputTokens": uncached,
+                "outputTokens": output,
+                "cacheReadInputTokenCount": read,
+                "cacheWriteInputTokenCount": write,
+            }
+            if not stream:
+                answer: dict[str, Any] = {
+                    "output": {"message": {"content": [{"text": "Sunny, 21 °C."}], "role": "assistant"}},
+                    "stopReason": "end_turn",
+                    # totalTokens counts the cache reads and writes too
+                    "usage": {**counts, "totalTokens": uncached + output + read + write},
+                }
+                self._json(200, answer, headers)
+                return
+            chunks = [
+                {"messageStart": {"role": "assistant"}},
+                *(
+                    {"contentBlockDelta": {"delta": {"text": t}, "contentBlockIndex": 0}}
+                    for t in ("Sunny, ", "21 °C.")
+                ),
+                {"contentBlockStop": {"contentBlockIndex": 0}},
+                {"messageStop": {"stopReason": "end_turn"}},
+                {
+                    "metadata": {"usage": counts, "metrics": {}, "trace": {}},
+                    "amazon-bedrock-invocationMetrics": metrics,
+                },
+            ]
+        else:  # llama
+            if not stream:
+                answer = {
+                    "generation": "Sunny, 21 °C.",
+                    "prompt_token_count": uncached,
+                    "generation_token_count": output,
+                    "stop_reason": "stop",
+                }
+                self._json(200, answer, headers)
+                return
+            # generation_token_count is the count so far; the prompt's count is on the first chunk only
+            chunks = [
+                {"generation": "Sunny, ", "prompt_token_count": uncached, "generation_token_count": 2,
+                 "stop_reason": None},
+                {"generation": "21 °C.", "prompt_token_count": None, "generation_token_count": 5,
+                 "stop_reason": None},
+                {"generation": "", "prompt_token_count": None, "generation_token_count": output,
+                 "stop_reason": "stop", "amazon-bedrock-invocationMetrics": metrics},
+            ]  # fmt: skip
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("X-Amzn-Bedrock-Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        for chunk in chunks:
+            raw = json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode()
+            payload = {
+                "bytes": base64.b64encode(raw).decode("ascii"),
+                "p": "abcdefghijklmnopqrstuvwxyz"[: n % 26],
+            }
+            self.wfile.write(_event_message("chunk", payload))
             self.wfile.flush()
         self.close_connection = True
 

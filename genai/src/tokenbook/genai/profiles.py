@@ -13,6 +13,10 @@ A profile says:
   conventions say it does; openlit's Anthropic spans pass Anthropic's raw, cache-exclusive count
   through. For a profile that says inclusive, a count that cannot be inclusive (input < cache read +
   write) is still read as exclusive, and the guess is recorded in ``usage_issue``.
+* ``exclusive_calls``: the calls of an inclusive library whose input count it writes exclusive of
+  cache all the same, as (span-name prefix, model-name substring) pairs: OpenInference's Bedrock
+  instrumentation folds the cache tokens into the input on Converse and Claude calls, but passes Amazon
+  Nova's own ``inputTokens`` through on InvokeModel (`Profile.for_call` gives such a call's profile).
 * ``rank``: how close to the wire the library records a call, for choosing which of several spans
   of one call bills it: 0 the provider SDK's own span, 1 an official OpenTelemetry instrumentor, 2 a
   client-library instrumentor (OpenInference, OpenLLMetry, openlit), 3 a framework instrumentor
@@ -62,6 +66,17 @@ class Profile(NamedTuple):
     max_version: str = ""  # exclusive upper bound ("" = any)
     defects: str = ""  # known wrong numbers (documentation)
     output_from_total: bool = False  # reasoning missing from the output count: total - input - output
+    #: (span-name prefix, model-name substring): calls whose input count is exclusive of cache though
+    #: the profile's other calls are inclusive.
+    exclusive_calls: tuple[tuple[str, str], ...] = ()
+
+    def for_call(self, span_name: str, model: str) -> Profile:
+        """This profile as it reads the call of `span_name` and `model`: exclusive of cache where
+        `exclusive_calls` names the call, else itself. Never raises."""
+        for prefix, family in self.exclusive_calls:
+            if span_name.startswith(prefix) and family in model:
+                return self._replace(input_inclusive=False)
+        return self
 
 
 #: The semantic conventions: input inclusive of cache, output inclusive of reasoning.
@@ -283,6 +298,18 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "ai.generateText wrappers carry ai.usage.* too; ai 5: Anthropic's own usage in "
         "ai.response.providerMetadata",
         defects="ai 7: no cache-write lifetimes; ai 5: no cache reads on unstreamed OpenAI calls",
+    ),
+    Profile(
+        "openinference-bedrock",
+        "openinference.instrumentation.bedrock",
+        True,
+        RANK_CLIENT,
+        "llm.* (llm.token_count.*: input inclusive of cache, but Amazon Nova's own inputTokens on "
+        "InvokeModel spans); llm.model_name: the answer's model on Claude InvokeModel calls, else the "
+        "model ID",
+        defects="InvokeModel: no cache reads or writes on Claude streams; a Claude call is named by the "
+        "answer's model, not the inference profile (a global. profile is priced at the regional rate)",
+        exclusive_calls=(("bedrock.invoke_model", "amazon.nova"),),
     ),
     Profile(
         "openinference",

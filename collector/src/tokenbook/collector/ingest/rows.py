@@ -480,9 +480,9 @@ class RowBuilder:
         kind, billable, below = decision
         get = attrs.get
         plain = self._exact_keys.issuperset(attrs)  # no tag, content or measured key
-        profile = profile_of(r.scope_name, r.scope_version)
         provider = first_text(attrs, semconv.PROVIDER)
         model = first_text(attrs, semconv.MODEL)
+        profile = profile_of(r.scope_name, r.scope_version).for_call(r.name, model)
         usage = read_usage(attrs, provider, profile)
         limit = self.bounds.max_tokens_per_call
         if (most := max(usage[:5])) > limit:

@@ -33,7 +33,7 @@ from genai_prices.data_snapshot import get_snapshot
 
 from tokenbook.genai.billing import STATUS_UNPRICED
 from tokenbook.genai.pricing.overrides import OverrideEntry, load_entries
-from tokenbook.genai.pricing.providers import catalog_provider, provider_of_model
+from tokenbook.genai.pricing.providers import BEDROCK_VENDORS, catalog_provider, provider_of_model
 from tokenbook.genai.pricing.rates import (
     CACHE_HIT_COST,
     CACHE_HIT_QUOTE,
@@ -292,15 +292,39 @@ class PriceCatalog:
     ) -> tuple[gp_types.Provider, gp_types.ModelInfo]:
         """The catalog's model `model` of `provider_id`; failing that, for a model named the LiteLLM way
         (``openai/gpt-4o-mini``, ``anthropic/claude-sonnet-4-5``: OpenInference's LiteLLM spans), the
-        model after the prefix, of the provider the prefix names. Raises LookupError."""
+        model after the prefix, of the provider the prefix names; and for a Bedrock model ID without
+        its vendor (``nova-lite-v1:0``, ``llama3-3-70b-instruct-v1:0``: OpenLLMetry's Bedrock spans), the
+        one Bedrock model that some vendor's prefix makes of it. Raises LookupError."""
         try:
             return self._snapshot.find_provider_model(model, None, provider_id, None)
-        except LookupError:
+        except LookupError as exc:
             prefix, _, rest = model.partition("/")
             named = catalog_provider(prefix) if rest else None
             if named is None or (provider_id is not None and named != provider_id):
+                if provider_id == "aws" and "." not in model.partition(":")[0]:
+                    return self._bedrock_with_vendor(model, exc)
                 raise
             return self._snapshot.find_provider_model(rest, None, named, None)
+
+    def _bedrock_with_vendor(
+        self, model: str, unfound: LookupError
+    ) -> tuple[gp_types.Provider, gp_types.ModelInfo]:
+        """The Bedrock model that ``<vendor>.<model>`` names for exactly one of `BEDROCK_VENDORS`;
+        `unfound` when none does; LookupError when several do (never a guess)."""
+        found: dict[str, tuple[gp_types.Provider, gp_types.ModelInfo]] = {}
+        for vendor in BEDROCK_VENDORS:
+            try:
+                hit = self._snapshot.find_provider_model(f"{vendor}.{model}", None, "aws", None)
+            except LookupError:
+                continue
+            found[hit[1].id] = hit
+        if not found:
+            raise unfound
+        if len(found) > 1:
+            raise LookupError(
+                f"{model!r} without a vendor prefix names several models of aws: {sorted(found)}"
+            )
+        return next(iter(found.values()))
 
     def _find_model(self, provider: str, model: str) -> tuple[gp_types.Provider, gp_types.ModelInfo] | str:
         key = (provider, model)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["PROVIDER_ALIASES", "catalog_provider", "provider_of_model"]
+__all__ = ["BEDROCK_VENDORS", "PROVIDER_ALIASES", "catalog_provider", "provider_of_model"]
 
 #: OTel `gen_ai.provider.name` / `gen_ai.system` values (and common spellings) -> genai-prices provider id.
 PROVIDER_ALIASES: Final[Mapping[str, str]] = {
@@ -67,12 +67,20 @@ def catalog_provider(name: str) -> str | None:
     return None
 
 
+#: The vendors of Bedrock's model IDs (``<vendor>.<model>-v<n>[:<n>]``), as Bedrock spells them.
+BEDROCK_VENDORS: Final = (
+    "anthropic", "amazon", "meta", "mistral", "cohere", "ai21", "deepseek", "qwen", "openai", "writer",
+    "twelvelabs", "stability",
+)  # fmt: skip
 #: A Bedrock model ID: an optional cross-region inference prefix, the model's vendor, a dot, the model,
-#: and its version (``anthropic.claude-sonnet-4-5-20250929-v1:0``, ``us.amazon.nova-pro-v1:0``). No
-#: other provider names its models this way.
+#: and its version (``anthropic.claude-sonnet-4-5-20250929-v1:0``, ``us.amazon.nova-pro-v1:0``); or the
+#: ARN of a foundation model or inference profile that ends in one
+#: (``arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.anthropic.claude-...-v1:0``). No other
+#: provider names its models this way.
 _BEDROCK_MODEL: Final = re.compile(
-    r"(?:(?:us|us-gov|eu|apac|jp|au|ca|global)\.)?"
-    r"(?:anthropic|amazon|meta|mistral|cohere|ai21|deepseek|qwen|openai|writer|twelvelabs|stability)"
+    r"(?:arn:aws[a-z-]*:bedrock:[a-z0-9-]*:\d*:[a-z-]+/)?"
+    r"(?:(?:us|us-gov|eu|apac|jp|au|ca|in|global)\.)?"
+    rf"(?:{'|'.join(BEDROCK_VENDORS)})"
     r"\.[a-z0-9][a-z0-9.\-]*-v\d+(?::\d+)?",
     re.IGNORECASE,
 )
@@ -80,6 +88,6 @@ _BEDROCK_MODEL: Final = re.compile(
 
 def provider_of_model(model: str) -> str | None:
     """The genai-prices provider id a model ID alone names, where the span names no known provider:
-    ``aws`` for a Bedrock model ID (frameworks such as Strands Agents put their own name where the
-    provider goes); None otherwise (the catalog then infers it from the model's name, as it can)."""
+    ``aws`` for a Bedrock model ID or ARN (frameworks such as Strands Agents put their own name where
+    the provider goes); None otherwise (the catalog then infers it from the model's name, as it can)."""
     return "aws" if _BEDROCK_MODEL.fullmatch(model.strip()) else None
