@@ -334,19 +334,20 @@ def anthropic_thinking() -> None:
     )
 
 
-def _langchain_chain() -> Any:
+def _langchain_chain(llm: Any = None) -> Any:
     from langchain_core.output_parsers import StrOutputParser
     from langchain_core.prompts import ChatPromptTemplate
     from langchain_openai import ChatOpenAI
 
-    llm = ChatOpenAI(
-        model="gpt-4o-mini",
-        base_url=os.environ["OPENAI_BASE_URL"],
-        api_key="sk-test",
-        max_retries=0,
-        timeout=TIMEOUT,
-        stream_usage=True,
-    )
+    if llm is None:
+        llm = ChatOpenAI(
+            model="gpt-4o-mini",
+            base_url=os.environ["OPENAI_BASE_URL"],
+            api_key="sk-test",
+            max_retries=0,
+            timeout=TIMEOUT,
+            stream_usage=True,
+        )
     ask = ChatPromptTemplate.from_messages([("user", "What is the weather in {city}?")])
     summarize = ChatPromptTemplate.from_messages([("user", "Say it shorter: {answer}")])
     # two model calls in one chain: prompt | model | parser, then its answer into a second prompt | model
@@ -741,6 +742,128 @@ def _langfuse_openai() -> Any:
     return OpenAI(base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT)
 
 
+# Azure OpenAI: the client names an Azure host and goes through the stub as its HTTP proxy, so that what
+# an instrumentation reads of the client (its base URL) is what it would read against Azure itself.
+AZURE_ENDPOINT = "http://conformance.openai.azure.com"
+AZURE_API_VERSION = "2024-10-21"
+AZURE_KEY = "az-test"
+
+
+def _azure_http(asynchronous: bool = False) -> Any:
+    """The openai SDK's own HTTP client (httpx, httpx2 from openai 3 on) with the stub as its proxy."""
+    import openai
+
+    make = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
+    return make(proxy=os.environ["TB_STUB"], timeout=TIMEOUT)
+
+
+def azure_client(asynchronous: bool = False) -> Any:
+    import openai
+
+    make = openai.AsyncAzureOpenAI if asynchronous else openai.AzureOpenAI
+    return make(
+        azure_endpoint=AZURE_ENDPOINT,
+        api_version=AZURE_API_VERSION,
+        api_key=AZURE_KEY,
+        max_retries=0,
+        timeout=TIMEOUT,
+        http_client=_azure_http(asynchronous),
+    )
+
+
+def azure_chat() -> None:
+    azure_client().chat.completions.create(model="prod-chat", messages=MESSAGES)
+
+
+def azure_chat_stream() -> None:
+    stream = azure_client().chat.completions.create(
+        model="prod-chat", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def azure_chat_stream_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        stream = await azure_client(asynchronous=True).chat.completions.create(
+            model="prod-chat", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+
+
+def azure_reasoning() -> None:
+    azure_client().chat.completions.create(model="prod-reasoning", messages=MESSAGES, reasoning_effort="low")
+
+
+def azure_tool_call() -> None:
+    azure_client().chat.completions.create(model="prod-chat", messages=MESSAGES, tools=[OPENAI_TOOL])
+
+
+def azure_embeddings() -> None:
+    azure_client().embeddings.create(model="prod-embed", input=["weather in Paris", "in Rome"])
+
+
+def _azure_v1() -> Any:
+    """Azure's `/openai/v1` API: the plain OpenAI client, its base URL on the Azure host; the request's
+    `model` names the deployment."""
+    import openai
+
+    return openai.OpenAI(
+        base_url=f"{AZURE_ENDPOINT}/openai/v1/",
+        api_key=AZURE_KEY,
+        max_retries=0,
+        timeout=TIMEOUT,
+        http_client=_azure_http(),
+    )
+
+
+def azure_v1_chat() -> None:
+    _azure_v1().chat.completions.create(model="prod-chat", messages=MESSAGES)
+
+
+def azure_v1_chat_stream() -> None:
+    stream = _azure_v1().chat.completions.create(
+        model="prod-chat", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def azure_v1_embeddings() -> None:
+    _azure_v1().embeddings.create(model="prod-embed", input=["weather in Paris", "in Rome"])
+
+
+def _langchain_azure_chain() -> Any:
+    from langchain_openai import AzureChatOpenAI
+
+    llm = AzureChatOpenAI(
+        azure_deployment="prod-chat",
+        azure_endpoint=AZURE_ENDPOINT,
+        api_version=AZURE_API_VERSION,
+        api_key=AZURE_KEY,
+        max_retries=0,
+        timeout=TIMEOUT,
+        stream_usage=True,
+        http_client=_azure_http(),
+        http_async_client=_azure_http(asynchronous=True),
+    )
+    return _langchain_chain(llm)
+
+
+def langchain_azure_chain() -> None:
+    _langchain_azure_chain().invoke({"city": "Paris"})
+
+
+def langchain_azure_chain_stream() -> None:
+    for _ in _langchain_azure_chain().stream({"city": "Paris"}):
+        pass
+
+
 def langfuse_chat() -> None:
     _langfuse_openai().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
@@ -782,6 +905,19 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "thinking": anthropic_thinking,
     },
     "langchain": {"chain": langchain_chain, "chain_stream": langchain_chain_stream},
+    # Azure OpenAI: deployments prod-chat, prod-reasoning and prod-embed (stubs.AZURE_DEPLOYMENTS)
+    "azure": {
+        "chat": azure_chat,
+        "chat_stream": azure_chat_stream,
+        "chat_stream_async": azure_chat_stream_async,
+        "reasoning": azure_reasoning,
+        "tool_call": azure_tool_call,
+        "embeddings": azure_embeddings,
+        "v1_chat": azure_v1_chat,
+        "v1_chat_stream": azure_v1_chat_stream,
+        "v1_embeddings": azure_v1_embeddings,
+    },
+    "langchain-azure": {"chain": langchain_azure_chain, "chain_stream": langchain_azure_chain_stream},
     "agents": {"agent_tool": agents_tool},
     "gemini": {
         "generate": gemini_generate,
@@ -849,6 +985,7 @@ def main() -> int:
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
     os.environ["TB_SINK"] = args.sink
+    os.environ["TB_STUB"] = args.stub
     for name in filter(None, args.instrument.split(",")):
         instrument(name, provider)
 

@@ -4,8 +4,9 @@
 (`decode_protobuf` with `pipeline_keys`), `RowBuilder` and `Store.write`, then runs the decision pass
 (`Store.refresh_aggregates`). `judge` compares the billed rows (``v_calls``) with the fixture's
 `true_calls`: exactly one billed row per true call, with the true token counts and the catalog's price
-of the TRUE usage. `KNOWN_DEFECTS` lists the fixtures where a library's own numbers are wrong or
-incomplete and no other layer recorded the call.
+of the TRUE usage, taken from the true provider's list (an Azure call priced as Azure's, not
+OpenAI's, though the two may cost the same). `KNOWN_DEFECTS` lists the fixtures where a library's own
+numbers are wrong or incomplete and no other layer recorded the call.
 
 Used by `test_replay.py` and by `matrix.py` (which writes docs/reference/conformance.md).
 """
@@ -23,7 +24,7 @@ from tokenbook.collector.decode.spans import SpanRecord, decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.store import Store
-from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
 from tokenbook.genai.usage import Usage
 
 __all__ = [
@@ -244,7 +245,8 @@ def true_cost(call: dict[str, Any], start_ns: int) -> Decimal | None:
 
 
 def judge(fixture: dict[str, Any], billed: list[dict[str, Any]], candidates: int) -> Verdict:
-    """Exactly one billed row per true call, with the true counts and the price of the true usage."""
+    """Exactly one billed row per true call, with the true counts and the price of the true usage, from
+    the true provider's list."""
     truth = sorted(fixture["true_calls"], key=lambda c: c["input_tokens"])
     n = len(truth)
     if len(billed) != n:
@@ -258,6 +260,10 @@ def judge(fixture: dict[str, Any], billed: list[dict[str, Any]], candidates: int
         expected = true_cost(call, start_ns)
         if row["total_cost"] != expected:
             problems.append(f"cost {row['total_cost']} (true {expected})")
+        elif row["price_status"] == "priced" and not row["price_source"].startswith(
+            f"{CATALOG_NAME} {call['provider']}/"
+        ):
+            problems.append(f"priced as {row['price_source']!r} (true provider {call['provider']})")
     if problems:
         return Verdict(False, len(billed), n, candidates, "; ".join(problems))
     scopes = sorted({r["scope_name"] for r in billed})

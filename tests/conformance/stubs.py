@@ -1,5 +1,5 @@
-"""Loopback stand-ins for the OpenAI, Anthropic, Gemini and Bedrock HTTP APIs, and an OTLP/HTTP trace
-sink.
+"""Loopback stand-ins for the OpenAI, Azure OpenAI, Anthropic, Gemini and Bedrock HTTP APIs, and an
+OTLP/HTTP trace sink.
 
 Both listen on 127.0.0.1, each on an ephemeral port, and run in daemon threads of the recorder. The
 provider stubs answer in the shape of the real APIs (JSON bodies and SSE streams) with usage that has
@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,6 +34,17 @@ OPENAI_MODELS = {
     "text-embedding-3-small": "text-embedding-3-small",
 }
 ANTHROPIC_MODELS = {"claude-sonnet-4-5": "claude-sonnet-4-5-20250929"}
+# Azure OpenAI: a request names a deployment (in the URL, or as `model` on the `/openai/v1` routes); the
+# answer's `model` is the model deployed under it, as Azure answers.
+AZURE_DEPLOYMENTS = {
+    "prod-chat": "gpt-4o-mini-2024-07-18",
+    "prod-reasoning": "o3-mini-2025-01-31",
+    "prod-embed": "text-embedding-3-small",
+}
+#: Azure's content-filter verdict on a prompt or a completion (every category "safe").
+AZURE_FILTER = {
+    name: {"filtered": False, "severity": "safe"} for name in ("hate", "self_harm", "sexual", "violence")
+}
 GEMINI_MODEL_VERSION = "gemini-2.5-flash"  # the `modelVersion` of every Gemini answer
 
 # Fixed usage shapes; a per-answer sequence number `n` is added so that every call of a run differs.
@@ -150,9 +161,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
+    def _path(self) -> str:
+        """The request's path, also from an absolute-form target (``POST http://host/path``: a client
+        that uses this stub as its HTTP proxy, so that it names the provider's own host)."""
+        target = self.path
+        if target.startswith(("http://", "https://")):
+            target = urllib.parse.urlsplit(target).path or "/"
+        return target.split("?", 1)[0]
+
     def do_POST(self) -> None:
         rec = self.server.recording
-        path = self.path.split("?", 1)[0]
+        path = self._path()
         raw = self._body()
         if self.server.sink != path.endswith("/v1/traces"):
             self._json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
@@ -177,12 +196,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with rec.lock:
             rec.requests.append((rec.style, path, req))
-        route = {
+        routes: dict[str, Callable[[dict[str, Any]], None]] = {
             "/v1/chat/completions": self._openai_chat,
             "/v1/embeddings": self._openai_embeddings,
             "/v1/responses": self._openai_responses,
             "/v1/messages": self._anthropic_messages,
-        }.get(path)
+        }
+        route = routes.get(path)
         if route is None and path.startswith(("/v1/models/", "/v1beta/models/")) and ":" in path:
             route = self._gemini_generate
         if route is None and path.startswith("/model/") and path.endswith(("/converse", "/converse-stream")):
@@ -193,6 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
             and path.endswith(("/invoke", "/invoke-with-response-stream"))
         ):
             route = self._bedrock_invoke
+        if route is None and path.startswith("/openai/"):
+            route = self._azure_route(path)
         if route is None:
             self._json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
             return
@@ -200,12 +222,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- OpenAI ----------------------------------------------------------------------------------------
 
-    def _openai_chat(self, req: dict[str, Any]) -> None:
+    def _openai_chat(self, req: dict[str, Any], azure_model: str | None = None) -> None:
+        """OpenAI's chat completions; Azure OpenAI's when `azure_model` (the deployment's model) is
+        given: the same usage, with the content-filter results Azure adds, and a stream that opens with
+        a chunk of no choices and no model (the prompt's filter results)."""
         rec = self.server.recording
         n = rec.next_n()
         asked = str(req.get("model", ""))
-        model = OPENAI_MODELS.get(asked, asked)
-        reasoning = OPENAI_REASONING if asked.startswith("o") else 0
+        model = azure_model or OPENAI_MODELS.get(asked, asked)
+        reasoning = OPENAI_REASONING if model.startswith("o") else 0
         prompt = 1500 + n
         completion = 40 + n + reasoning
         rid = f"chatcmpl-tb{n:04d}"
@@ -242,23 +267,30 @@ class _Handler(BaseHTTPRequestHandler):
             }
             finish = "tool_calls"
         stream = bool(req.get("stream"))
+        provider = "azure" if azure_model else "openai"
         rec.add_call(
-            TrueCall("openai", model, "chat", stream, prompt, completion, OPENAI_CACHED, 0, reasoning, rid)
+            TrueCall(provider, model, "chat", stream, prompt, completion, OPENAI_CACHED, 0, reasoning, rid)
         )
+        # Azure: each choice has its completion's filter results; the prompt's come at the top level
+        filtered: dict[str, Any] = {"content_filter_results": AZURE_FILTER} if azure_model else {}
+        prompt_filter = [{"prompt_index": 0, "content_filter_results": AZURE_FILTER}]
+        headers = {"apim-request-id": f"tb-azure-{n:04d}", "x-ms-region": "Sweden Central"}
         if not stream:
-            self._json(
-                200,
-                {
-                    "id": rid,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                    "usage": usage,
-                    "service_tier": "default",
-                    "system_fingerprint": "fp_tb",
-                },
-            )
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish, **filtered}
+            answer: dict[str, Any] = {
+                "id": rid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+                "system_fingerprint": "fp_tb",
+            }
+            if azure_model:
+                answer["prompt_filter_results"] = prompt_filter
+            else:
+                answer["service_tier"] = "default"
+            self._json(200, answer, headers if azure_model else None)
             return
         include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
@@ -268,9 +300,15 @@ class _Handler(BaseHTTPRequestHandler):
 
         def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            if azure_model:  # filter results on what the chunk adds; {} on the role and the finish
+                choice["content_filter_results"] = AZURE_FILTER if delta.get("content") else {}
             return _sse(None, {**base, "choices": [choice]})
 
-        chunks = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
+        chunks = []
+        if azure_model:  # the prompt's filter results first: no choices, no id, no model
+            opening = {"choices": [], "created": 0, "id": "", "model": "", "object": ""}
+            chunks.append(_sse(None, {**opening, "prompt_filter_results": prompt_filter}))
+        chunks.append(chunk({"role": "assistant", "content": "", "refusal": None}, None))
         if tool_call:
             call = message["tool_calls"][0]
             chunks.append(
@@ -282,23 +320,55 @@ class _Handler(BaseHTTPRequestHandler):
         if include_usage:
             chunks.append(_sse(None, {**base, "choices": [], "usage": usage}))
         chunks.append(_sse(None, "[DONE]"))
-        self._stream(chunks)
+        self._stream(chunks, headers if azure_model else None)
 
-    def _openai_embeddings(self, req: dict[str, Any]) -> None:
+    def _openai_embeddings(self, req: dict[str, Any], azure_model: str | None = None) -> None:
+        """OpenAI's embeddings; Azure OpenAI's when `azure_model` (the deployment's model) is given."""
         rec = self.server.recording
         n = rec.next_n()
         asked = str(req.get("model", ""))
-        model = OPENAI_MODELS.get(asked, asked)
+        model = azure_model or OPENAI_MODELS.get(asked, asked)
         inputs = req.get("input")
         count = len(inputs) if isinstance(inputs, list) else 1
         prompt = 8 + n
-        rec.add_call(TrueCall("openai", model, "embeddings", False, prompt, 0, 0, 0, 0, None))
+        provider = "azure" if azure_model else "openai"
+        rec.add_call(TrueCall(provider, model, "embeddings", False, prompt, 0, 0, 0, 0, None))
         vector: list[float] | str = [0.125, -0.25, 0.5]
         if req.get("encoding_format") == "base64":  # what the openai SDK asks for by default
             vector = base64.b64encode(struct.pack("<3f", 0.125, -0.25, 0.5)).decode("ascii")
         data = [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)]
         usage = {"prompt_tokens": prompt, "total_tokens": prompt}
         self._json(200, {"object": "list", "data": data, "model": model, "usage": usage})
+
+    # -- Azure OpenAI (<resource>.openai.azure.com) -------------------------------------------------------
+
+    def _azure_route(self, path: str) -> Callable[[dict[str, Any]], None] | None:
+        """``/openai/deployments/{deployment}/chat/completions`` and ``/embeddings`` (``?api-version=``),
+        and the ``/openai/v1/chat/completions`` and ``/embeddings`` routes, where the body's ``model``
+        names the deployment; None for any other path."""
+        parts = path.strip("/").split("/")
+        operation = parts[-1] if parts[-1] == "embeddings" else "/".join(parts[-2:])
+        if operation not in ("chat/completions", "embeddings"):
+            return None
+        if parts[1] == "deployments" and len(parts) == 3 + len(operation.split("/")):
+            named: str | None = urllib.parse.unquote(parts[2])
+        elif parts[1] == "v1" and len(parts) == 2 + len(operation.split("/")):
+            named = None  # the body's model
+        else:
+            return None
+
+        def route(req: dict[str, Any]) -> None:
+            deployment = named or str(req.get("model", ""))
+            model = AZURE_DEPLOYMENTS.get(deployment)
+            if model is None:
+                message = "The API deployment for this resource does not exist."
+                self._json(404, {"error": {"code": "DeploymentNotFound", "message": message}})
+            elif operation == "embeddings":
+                self._openai_embeddings(req, model)
+            else:
+                self._openai_chat(req, model)
+
+        return route
 
     def _openai_responses(self, req: dict[str, Any]) -> None:
         rec = self.server.recording

@@ -28,7 +28,7 @@ CASES = (
 )
 _COLUMNS = (
     "tenant_id, span_id, scope_name, timestamp, input_tokens, output_tokens, cache_read_tokens, "
-    "cache_write_tokens, reasoning_tokens, total_cost"
+    "cache_write_tokens, reasoning_tokens, total_cost, price_status, price_source"
 )
 
 

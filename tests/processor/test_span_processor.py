@@ -126,6 +126,19 @@ def test_unknown_model_is_unpriced_without_costs(pipeline):
     assert not any(k.startswith("tokenbook.cost.") and k != "tokenbook.cost.currency" for k in a)
 
 
+def test_an_openai_client_span_on_an_azure_host_is_priced_as_azure(pipeline):
+    """The official OpenAI instrumentation (genai-openai 1.3b0) names ``openai`` on an AzureOpenAI
+    client too; its ``server.address`` is the Azure resource. Failed before: priced from openai's list."""
+    p = pipeline()
+    attrs = chat_attrs(model="prod-chat", **{"gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+                                             "server.address": "my-resource.openai.azure.com"})  # fmt: skip
+    with p.tracer.start_as_current_span("chat prod-chat", attributes=attrs):
+        pass
+    a = p.attrs("chat prod-chat")
+    assert a["tokenbook.price.status"] == "priced"
+    assert a["tokenbook.price.source"].startswith(f"{CATALOG_NAME} azure/gpt-4o-mini")
+
+
 def test_cache_hit_is_zero_cost(pipeline):
     p = pipeline()
     with p.tracer.start_as_current_span("chat", attributes=chat_attrs(**{"tokenbook.cache_hit": True})):

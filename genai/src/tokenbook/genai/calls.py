@@ -35,6 +35,7 @@ from collections.abc import Hashable, Mapping
 from typing import Final
 
 from tokenbook.genai import semconv
+from tokenbook.genai.pricing.providers import AZURE_OPENAI, is_azure_host
 from tokenbook.genai.usage import USAGE_KEYS
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "has_usage_attributes",
     "is_billable",
     "is_cache_hit",
+    "span_provider",
 ]
 
 KIND_MODEL: Final = "model"
@@ -199,6 +201,23 @@ def first_text(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str:
                 return _json_text(value)
             return value
     return ""
+
+
+#: Provider names that an Azure host overrides (`span_provider`): the OpenAI client library's, or none.
+_HOST_DECIDES: Final = frozenset({"", "openai"})
+
+
+def span_provider(attrs: Mapping[str, object]) -> str:
+    """The span's provider: the first present of `semconv.PROVIDER`, except that a span naming
+    ``openai`` (or no provider) whose ``server.address`` is an Azure OpenAI host (`is_azure_host`) is
+    Azure OpenAI's (``azure.ai.openai``): an OpenAI client pointed at Azure, as the official OpenAI
+    instrumentation records it. Pure; never raises."""
+    provider = first_text(attrs, semconv.PROVIDER)
+    if provider.lower() in _HOST_DECIDES:
+        host = attrs.get(semconv.SERVER_ADDRESS)
+        if isinstance(host, str) and host and is_azure_host(host):
+            return AZURE_OPENAI
+    return provider
 
 
 def _json_text(value: str) -> str:

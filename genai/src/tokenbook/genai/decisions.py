@@ -11,12 +11,15 @@ is a *candidate*; `decide` settles, for a set of related candidates, which one b
    * **same response ID** (`RULE_RESPONSE_ID`): same tenant and the same ``gen_ai.response.id``; or
    * **cross-layer match** (`RULE_CROSS_LAYER`): same tenant, same service instance
      (``service.instance.id``, else the service name), different instrumentation scopes, same model
-     family (`model_family`), the same input tokens, output tokens within ±1 (OpenLLMetry's Anthropic
-     streams count one too many), and one span's interval contains the other's (1 ms tolerance).
+     family (`model_family`; a span whose model prices nothing, quoted ``unpriced``, matches any: an
+     Azure deployment name, which one layer may report where another reports the deployed model),
+     the same input tokens, output tokens within ±1 (OpenLLMetry's Anthropic streams count one too
+     many), and one span's interval contains the other's (1 ms tolerance).
    Groups are the connected components of these relations, so the grouping does not depend on order.
-3. In each group the leaf with the lowest (profile rank, non-model kind, trace ID, span ID) bills;
-   the others are ``duplicate_layer``. Profile rank (`profiles.Profile.rank`): the provider SDK's own
-   span, then an official instrumentor, then client-library instrumentors, then frameworks.
+3. In each group the leaf with the lowest (unpriced, profile rank, non-model kind, trace ID, span ID)
+   bills: a priced span before an unpriced one, then by profile rank; the others are
+   ``duplicate_layer``. Profile rank (`profiles.Profile.rank`): the provider SDK's own span, then an
+   official instrumentor, then client-library instrumentors, then frameworks.
 
 The result depends only on the set of candidates and the parent links, never on the order they
 arrived in, so recomputing it after any batch converges to the same bills. Pure; thread-safe.
@@ -29,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple
 
-from tokenbook.genai.billing import STATUS_DUPLICATE_LAYER, STATUS_WRAPPER
+from tokenbook.genai.billing import STATUS_DUPLICATE_LAYER, STATUS_UNPRICED, STATUS_WRAPPER
 from tokenbook.genai.calls import KIND_FETCH, KIND_MODEL
 
 __all__ = [
@@ -99,9 +102,10 @@ def model_family(model: str) -> str:
     return _DATE_SUFFIX.sub("", name)
 
 
-def match_key(c: Candidate) -> tuple[str, str, str, int]:
-    """The bucket of the cross-layer match: (tenant, service instance, model family, input tokens)."""
-    return c.tenant, c.service_instance, model_family(c.model), c.input_tokens
+def match_key(c: Candidate) -> tuple[str, str, int]:
+    """The bucket of the cross-layer match: (tenant, service instance, input tokens); the model family
+    is compared within it (`_same_call`), where an unpriced span's model matches any."""
+    return c.tenant, c.service_instance, c.input_tokens
 
 
 def _participates(c: Candidate) -> bool:
@@ -113,16 +117,27 @@ def _contains(a: Candidate, b: Candidate) -> bool:
     return a.start_us - tol <= b.start_us and b.end_us <= a.end_us + tol
 
 
+def _same_model(a: Candidate, b: Candidate) -> bool:
+    """Same model family, or one span's model prices nothing (a deployment name, an alias): then the
+    model tells nothing, and the other facts decide."""
+    return (
+        a.quote_status == STATUS_UNPRICED
+        or b.quote_status == STATUS_UNPRICED
+        or model_family(a.model) == model_family(b.model)
+    )
+
+
 def _same_call(a: Candidate, b: Candidate) -> bool:
     return (
         a.scope_name != b.scope_name
         and abs(a.output_tokens - b.output_tokens) <= 1
+        and _same_model(a, b)
         and (_contains(a, b) or _contains(b, a))
     )
 
 
-def _order(c: Candidate) -> tuple[int, int, str, str]:
-    return c.rank, 0 if c.kind == KIND_MODEL else 1, c.trace_id, c.span_id
+def _order(c: Candidate) -> tuple[bool, int, int, str, str]:
+    return c.quote_status == STATUS_UNPRICED, c.rank, 0 if c.kind == KIND_MODEL else 1, c.trace_id, c.span_id
 
 
 def _ancestry(c: Candidate, parents: Mapping[_Key, str], by_key: Mapping[_Key, Candidate]) -> set[str]:
@@ -202,7 +217,7 @@ def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict
     leaves = sorted(k for k in active if k not in below)
     groups = _Groups(leaves)
     by_response: dict[tuple[str, str], _Key] = {}
-    buckets: dict[tuple[str, str, str, int], list[_Key]] = defaultdict(list)
+    buckets: dict[tuple[str, str, int], list[_Key]] = defaultdict(list)
     for key in leaves:
         c = active[key]
         if c.response_id:

@@ -44,6 +44,7 @@ __all__ = [
     "RESEND_COUNTS",
     "RESPONSE_ID",
     "RESPONSE_MODEL",
+    "SERVER_ADDRESS",
     "SERVICE_INSTANCE_ID",
     "SERVICE_NAME",
     "SERVICE_TIER",
@@ -130,6 +131,10 @@ PROVIDER: Final = (
     "llm.provider",  # OpenInference (anthropic 3.1.0, langchain 0.1.80)
     "llm.system",  # OpenInference (the only one openai 0.1.66 sets)
 )
+#: The host the client called. An OpenAI client's span on an Azure OpenAI host is Azure's, whatever
+#: provider the span names (`calls.span_provider`): the official OpenAI instrumentation
+#: (genai-openai 1.3b0) names the client library, ``openai``, on every host.
+SERVER_ADDRESS: Final = "server.address"
 RESPONSE_MODEL: Final = "gen_ai.response.model"
 REQUEST_MODEL: Final = "gen_ai.request.model"
 MODEL: Final = (

@@ -98,6 +98,7 @@ from tokenbook.genai.calls import (
     first_text,
     is_billable,
     is_cache_hit,
+    span_provider,
 )
 from tokenbook.genai.composition import Sizes, apportion, measure, offline_counter
 from tokenbook.genai.pricing.catalog import PriceCatalog
@@ -852,7 +853,7 @@ class TokenbookSpanProcessor(SpanProcessor):
 
         Returns the call's input tokens.
         """
-        provider = first_text(attrs, semconv.PROVIDER)
+        provider = span_provider(attrs)
         usage = read_usage(attrs, provider)
         billable = is_billable(kind, usage.present, had_descendant)
         if workflow is not None:

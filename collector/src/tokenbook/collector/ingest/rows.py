@@ -93,6 +93,7 @@ from tokenbook.genai.calls import (
     has_usage_attributes,
     is_billable,
     is_cache_hit,
+    span_provider,
 )
 from tokenbook.genai.composition import (
     ATTRIBUTES as PROMPT_ATTRIBUTES,
@@ -148,6 +149,7 @@ def pipeline_keys(
     """The attribute keys the pipeline reads (decode nothing else)."""
     names = set(USAGE_KEYS)
     names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
+    names.add(semconv.SERVER_ADDRESS)
     names.update(semconv.TIME_TO_FIRST_TOKEN, semconv.STREAM_FLAGS, (policy_key,))
     names.update(semconv.SERVICE_TIER, semconv.CACHE_WRITE_1H_TOKENS, semconv.CACHE_WRITE_5M_TOKENS)
     names.update(semconv.TOTAL_TOKENS)
@@ -480,7 +482,7 @@ class RowBuilder:
         kind, billable, below = decision
         get = attrs.get
         plain = self._exact_keys.issuperset(attrs)  # no tag, content or measured key
-        provider = first_text(attrs, semconv.PROVIDER)
+        provider = span_provider(attrs)
         model = first_text(attrs, semconv.MODEL)
         profile = profile_of(r.scope_name, r.scope_version).for_call(r.name, model)
         usage = read_usage(attrs, provider, profile)

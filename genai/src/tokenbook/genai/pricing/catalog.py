@@ -80,6 +80,9 @@ def _unit_prices_of(
         else:
             rates[key] = value
     source = f"{CATALOG_NAME} {provider.id}/{model.id}{tier_label or _period_label(model, price)}"
+    if not any(m is model for m in provider.models):  # genai-prices' fallback to another provider's list
+        owner = _owner(provider, model)
+        source += f" ({owner}'s price: {provider.id} lists none of its own)"
     return UnitPrices(
         provider=provider.id,
         model=model.id,
@@ -92,6 +95,17 @@ def _unit_prices_of(
         cache_write_1h_mtok=rates["cache_write_1h_mtok"],
         tiers=tiers,
     )
+
+
+def _owner(provider: gp_types.Provider, model: gp_types.ModelInfo) -> str:
+    """The provider among `provider`'s fallbacks (genai-prices ``fallback_model_providers``: azure's are
+    openai, anthropic, ...) whose list holds `model`."""
+    snapshot = get_snapshot()
+    for provider_id in provider.fallback_model_providers or ():
+        other = next((p for p in snapshot.providers if p.id == provider_id), None)
+        if other is not None and any(m is model for m in other.models):
+            return other.id
+    return "another provider"
 
 
 def _variants_in_force(
@@ -131,9 +145,12 @@ class PriceCatalog:
         self._snapshot = get_snapshot()
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], tuple[gp_types.Provider, gp_types.ModelInfo] | str] = {}
-        self._rates: dict[int, tuple[gp_types.ModelPrice, UnitPrices]] = {}
-        #: (base price, variants) ids -> (the objects, kept alive, and the tier's unit prices).
-        self._tier_rates: dict[tuple[int, ...], tuple[tuple[object, ...], UnitPrices]] = {}
+        #: (catalog provider, price id) -> (the price, kept alive, and its unit prices). The provider is
+        #: part of the key: a provider whose list falls back to another's (azure to openai) prices
+        #: with the other's price objects, and the unit prices name the provider.
+        self._rates: dict[tuple[str, int], tuple[gp_types.ModelPrice, UnitPrices]] = {}
+        #: (provider, base price and variants ids) -> (the objects, kept alive, and the tier's unit prices).
+        self._tier_rates: dict[tuple[str, tuple[int, ...]], tuple[tuple[object, ...], UnitPrices]] = {}
         #: (provider, model, tier) -> `unit_prices` result, for models whose price cannot change with time.
         self._fixed: dict[tuple[str, str, str], UnitPrices | str] = {}
 
@@ -237,12 +254,13 @@ class PriceCatalog:
         context = price_context(tier)
         if context is not None:
             return self._tier_prices(gp_provider, gp_model, price, tier, context, at)
-        cached = self._rates.get(id(price))
+        rate_key = (gp_provider.id, id(price))
+        cached = self._rates.get(rate_key)
         if cached is not None and cached[0] is price:
             return cached[1]
         unit = _unit_prices_of(gp_provider, gp_model, price)
         with self._lock:
-            self._rates[id(price)] = (price, unit)
+            self._rates[rate_key] = (price, unit)
         return unit
 
     def _tier_prices(
@@ -261,11 +279,12 @@ class PriceCatalog:
                 f"{CATALOG_NAME}: no {tier} tier price for {gp_provider.id}/{gp_model.id} on "
                 f"{at.date().isoformat()}: add a price override with service_tier: {tier}"
             )
-        key = (id(base), *(id(v) for v in variants))
+        ids = (id(base), *(id(v) for v in variants))
+        key = (gp_provider.id, ids)
         cached = self._tier_rates.get(key)
         if (
             cached is not None
-            and len(cached[0]) == len(key)
+            and len(cached[0]) == len(ids)
             and all(a is b for a, b in zip(cached[0], (base, *variants), strict=True))
         ):
             return cached[1]
@@ -341,6 +360,11 @@ class PriceCatalog:
             if provider and provider_id is None:
                 where = f"unknown provider {provider!r} (no catalog mapping)"
             result = f"{CATALOG_NAME}: no price for model {model!r} of {where}: {exc}"
+            if provider_id == "azure":
+                result += (
+                    f" (an Azure deployment name? a span that names the deployed model "
+                    f"(gen_ai.response.model) is priced by it; else add a price override for {model!r})"
+                )
         with self._lock:
             if len(self._models) >= _MAX_CACHED_MODELS:
                 self._models.clear()

@@ -13,7 +13,17 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["BEDROCK_VENDORS", "PROVIDER_ALIASES", "catalog_provider", "provider_of_model"]
+__all__ = [
+    "AZURE_OPENAI",
+    "BEDROCK_VENDORS",
+    "PROVIDER_ALIASES",
+    "catalog_provider",
+    "is_azure_host",
+    "provider_of_model",
+]
+
+#: The semantic conventions' provider name of Azure OpenAI (``gen_ai.provider.name``).
+AZURE_OPENAI: Final = "azure.ai.openai"
 
 #: OTel `gen_ai.provider.name` / `gen_ai.system` values (and common spellings) -> genai-prices provider id.
 PROVIDER_ALIASES: Final[Mapping[str, str]] = {
@@ -91,3 +101,19 @@ def provider_of_model(model: str) -> str | None:
     ``aws`` for a Bedrock model ID or ARN (frameworks such as Strands Agents put their own name where
     the provider goes); None otherwise (the catalog then infers it from the model's name, as it can)."""
     return "aws" if _BEDROCK_MODEL.fullmatch(model.strip()) else None
+
+
+#: The hosts of Azure OpenAI and Azure AI Foundry endpoints (a resource's subdomain of one of these;
+#: genai-prices' ``azure`` API pattern).
+_AZURE_HOST: Final = re.compile(
+    r"(?:[a-z0-9-]+\.)+(?:openai\.azure\.com|azure-api\.net|cognitiveservices\.azure\.com"
+    r"|services\.ai\.azure\.com)\.?",
+    re.IGNORECASE,
+)
+
+
+def is_azure_host(address: str) -> bool:
+    """Whether `address` (``server.address``: a host name) is an Azure OpenAI or Azure AI Foundry
+    endpoint (``<resource>.openai.azure.com``, ``<resource>.cognitiveservices.azure.com``,
+    ``<project>.services.ai.azure.com``, an API Management gateway ``<name>.azure-api.net``)."""
+    return _AZURE_HOST.fullmatch(address.strip()) is not None
