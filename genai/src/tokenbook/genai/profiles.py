@@ -90,6 +90,17 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "gen_ai.* current",
     ),
     Profile(
+        "mistralai-sdk",
+        "mistralai_sdk_tracer",
+        True,
+        RANK_SDK,
+        "mistralai 3 (with MISTRAL_SDK_TELEMETRY=global): gen_ai.* current (cache_read), a response id; "
+        "mistralai 1 (on with any global provider): gen_ai.usage.prompt_tokens and output_tokens only, "
+        "mistral_ai.operation.id, no operation name, no response id; no scope version",
+        defects="mistralai 1: no cache reads (an instrumentor's span of the same call bills it), no usage on "
+        "streams",
+    ),
+    Profile(
         "otel-genai",
         "opentelemetry.instrumentation.genai",
         True,
