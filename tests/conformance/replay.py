@@ -81,6 +81,13 @@ KNOWN_DEFECTS: dict[str, str] = {
     "openinference-instrumentation-litellm-0.1.51-messages": _NO_LIFETIMES.format(
         "openinference-instrumentation-litellm 0.1.51"
     ),
+    **{
+        f"openinference-instrumentation-mistralai-2.2.2-{style}": (
+            "openinference-instrumentation-mistralai 2.2.2 reports no cache reads (Mistral's "
+            "prompt_tokens_details.cached_tokens): the cached input is priced at the input rate"
+        )
+        for style in ("mistral_chat", "mistral_chat_stream", "mistral_chat_stream_async")
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"
