@@ -199,6 +199,28 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from pydantic_ai.models.instrumented import InstrumentationSettings
 
         Agent.instrument_all(InstrumentationSettings(tracer_provider=provider, include_content=False))
+    elif name == "openllmetry-mistralai":
+        from opentelemetry.instrumentation.mistralai import MistralAiInstrumentor
+
+        MistralAiInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-mistralai":
+        from openinference.instrumentation.mistralai import MistralAIInstrumentor
+
+        MistralAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "mistralai-sdk":
+        return  # the mistralai SDK's own spans: on the global provider with MISTRAL_SDK_TELEMETRY=global
+    elif name == "openllmetry-groq":
+        from opentelemetry.instrumentation.groq import GroqInstrumentor as TLGroq
+
+        TLGroq().instrument(tracer_provider=provider)
+    elif name == "openinference-groq":
+        from openinference.instrumentation.groq import GroqInstrumentor as OIGroq
+
+        OIGroq().instrument(tracer_provider=provider)
+    elif name == "openllmetry-cohere":
+        from opentelemetry.instrumentation.cohere import CohereInstrumentor
+
+        CohereInstrumentor().instrument(tracer_provider=provider)
     elif name == "litellm":
         import litellm
 
@@ -886,6 +908,115 @@ def langfuse_embeddings() -> None:
     )
 
 
+def mistral_client() -> Any:
+    try:  # mistralai >= 2
+        from mistralai.client import Mistral
+    except ImportError:  # mistralai 1
+        from mistralai import Mistral
+
+    return Mistral(
+        api_key="mistral-test", server_url=os.environ["MISTRAL_BASE_URL"], timeout_ms=int(TIMEOUT * 1000)
+    )
+
+
+def mistral_chat() -> None:
+    mistral_client().chat.complete(model="mistral-small-latest", messages=MESSAGES)
+
+
+def mistral_chat_stream() -> None:
+    for _ in mistral_client().chat.stream(model="mistral-small-latest", messages=MESSAGES):
+        pass
+
+
+def mistral_chat_stream_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        stream = await mistral_client().chat.stream_async(model="mistral-small-latest", messages=MESSAGES)
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+
+
+def mistral_embeddings() -> None:
+    mistral_client().embeddings.create(model="mistral-embed", inputs=["weather in Paris", "in Rome"])
+
+
+def groq_client() -> Any:
+    import groq
+
+    return groq.Groq(base_url=os.environ["GROQ_BASE_URL"], api_key="gsk-test", max_retries=0, timeout=TIMEOUT)
+
+
+GROQ_MODEL = "llama-3.3-70b-versatile"
+GROQ_CACHING_MODEL = "openai/gpt-oss-120b"  # prompt caching and reasoning on Groq
+
+
+def groq_chat() -> None:
+    groq_client().chat.completions.create(model=GROQ_MODEL, messages=MESSAGES)
+
+
+def groq_chat_stream() -> None:
+    for _ in groq_client().chat.completions.create(model=GROQ_MODEL, messages=MESSAGES, stream=True):
+        pass
+
+
+def groq_chat_stream_async() -> None:
+    import asyncio
+
+    import groq
+
+    async def run() -> None:
+        client: Any = groq.AsyncGroq(
+            base_url=os.environ["GROQ_BASE_URL"], api_key="gsk-test", max_retries=0, timeout=TIMEOUT
+        )
+        stream = await client.chat.completions.create(model=GROQ_MODEL, messages=MESSAGES, stream=True)
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+
+
+def groq_cached() -> None:
+    groq_client().chat.completions.create(model=GROQ_CACHING_MODEL, messages=MESSAGES)
+
+
+def groq_cached_stream() -> None:
+    for _ in groq_client().chat.completions.create(model=GROQ_CACHING_MODEL, messages=MESSAGES, stream=True):
+        pass
+
+
+def cohere_client() -> Any:
+    import cohere
+
+    return cohere.ClientV2(api_key="co-test", base_url=os.environ["COHERE_BASE_URL"], timeout=TIMEOUT)
+
+
+def cohere_chat() -> None:
+    cohere_client().chat(model="command-a-03-2025", messages=MESSAGES)
+
+
+def cohere_chat_stream() -> None:
+    for _ in cohere_client().chat_stream(model="command-r-08-2024", messages=MESSAGES):
+        pass
+
+
+def cohere_chat_stream_async() -> None:
+    import asyncio
+
+    import cohere
+
+    async def run() -> None:
+        client: Any = cohere.AsyncClientV2(
+            api_key="co-test", base_url=os.environ["COHERE_BASE_URL"], timeout=TIMEOUT
+        )
+        async for _ in client.chat_stream(model="command-a-03-2025", messages=MESSAGES):
+            pass
+
+    asyncio.run(run())
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -956,6 +1087,25 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "tool_call": litellm_tool_call,
         "messages": litellm_messages,
         "messages_stream": litellm_messages_stream,
+    },
+    # the provider in each style's name: a setup that records several providers names its fixtures apart
+    "mistral": {
+        "mistral_chat": mistral_chat,
+        "mistral_chat_stream": mistral_chat_stream,
+        "mistral_chat_stream_async": mistral_chat_stream_async,
+        "mistral_embeddings": mistral_embeddings,
+    },
+    "groq": {
+        "groq_chat": groq_chat,
+        "groq_chat_stream": groq_chat_stream,
+        "groq_chat_stream_async": groq_chat_stream_async,
+        "groq_cached": groq_cached,
+        "groq_cached_stream": groq_cached_stream,
+    },
+    "cohere": {
+        "cohere_chat": cohere_chat,
+        "cohere_chat_stream": cohere_chat_stream,
+        "cohere_chat_stream_async": cohere_chat_stream_async,
     },
 }
 

@@ -27,6 +27,7 @@ README_NAMES = {
     ("ai + legacy", "7"): "ai (the AI SDK for Node.js, `LegacyOpenTelemetry`)",
     ("ai", "5"): "ai (the AI SDK for Node.js, built-in tracing)",
     ("anthropic", "2"): "anthropic (the SDK's own spans)",
+    ("mistralai", "3"): "mistralai (the SDK's own spans, `MISTRAL_SDK_TELEMETRY=global`)",
 }
 HEADER = """# Conformance matrix
 

@@ -49,6 +49,15 @@ OPENAI = {"openai": "3.63.0"}
 ANTHROPIC = {"anthropic": "2.17.0"}
 GOOGLE_GENAI = {"google-genai": "3.6.1"}
 BOTO3 = {"boto3": "1.44.18"}
+MISTRALAI = {"mistralai": "3.7.0"}
+# OpenLLMetry's Mistral instrumentation (0.62.4) and OpenLIT's (1.45.0) import `mistralai.models` and wrap
+# `mistralai.chat`, which mistralai 2 moved under `mistralai.client`: with the newest mistralai 1
+MISTRALAI_1 = {"mistralai": "1.12.4"}
+GROQ = {"groq": "1.7.0"}
+COHERE = {"cohere": "7.3.1"}
+# OpenLLMetry's Cohere instrumentation (0.62.4) instruments cohere < 6 only: with the newest cohere 5
+COHERE_5 = {"cohere": "5.21.1"}
+TL = "0.62.4"  # OpenLLMetry
 AI_SDK = {
     "@ai-sdk/otel": "1.0.185",
     "ai": "7.0.185",
@@ -74,7 +83,8 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai)$"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai"
+    r"|mistralai|groq|cohere|httpx2)$"
 )
 
 
@@ -499,6 +509,74 @@ SETUPS: tuple[Setup, ...] = (
         env={"LITELLM_TELEMETRY": "False"},
         notes="LiteLLM's OpenTelemetry callback (`callbacks = ['otel']`) on the global provider",
     ),
+    Setup(
+        "openllmetry-mistralai",
+        "opentelemetry-instrumentation-mistralai",
+        {"opentelemetry-instrumentation-mistralai": TL, **MISTRALAI_1, **OTEL},
+        ("openllmetry-mistralai",),
+        ("mistral",),
+        env=TL_NO_CONTENT,
+    ),
+    Setup(
+        "openinference-mistralai",
+        "openinference-instrumentation-mistralai",
+        {"openinference-instrumentation-mistralai": "2.2.2", **MISTRALAI, **OTEL},
+        ("openinference-mistralai",),
+        ("mistral",),
+        env=OI_NO_CONTENT,
+    ),
+    Setup(
+        "mistralai-sdk",
+        "mistralai",
+        {**MISTRALAI, **OTEL},
+        ("mistralai-sdk",),
+        ("mistral",),
+        env={"MISTRAL_SDK_TELEMETRY": "global"},
+        notes="no instrumentor: the mistralai SDK's own tracing, on the global provider (its opt-in)",
+    ),
+    Setup(
+        "openllmetry-groq",
+        "opentelemetry-instrumentation-groq",
+        {"opentelemetry-instrumentation-groq": TL, **GROQ, **OTEL},
+        ("openllmetry-groq",),
+        ("groq",),
+        env=TL_NO_CONTENT,
+    ),
+    Setup(
+        "openinference-groq",
+        "openinference-instrumentation-groq",
+        {"openinference-instrumentation-groq": "0.1.33", **GROQ, **OTEL},
+        ("openinference-groq",),
+        ("groq",),
+        env=OI_NO_CONTENT,
+    ),
+    Setup(
+        "openllmetry-cohere",
+        "opentelemetry-instrumentation-cohere",
+        {"opentelemetry-instrumentation-cohere": TL, **COHERE_5, **OTEL},
+        ("openllmetry-cohere",),
+        ("cohere",),
+        env=TL_NO_CONTENT,
+    ),
+    Setup(
+        "openlit-mistral-groq-cohere",
+        "openlit",
+        # openlit 1.45.0 requires openai<3, anthropic<1 and an opentelemetry-sdk that is not 1.45.2, and
+        # instruments mistralai 1 only (see MISTRALAI_1)
+        {
+            "openlit": "1.45.0",
+            "openai": "2.54.0",
+            "anthropic": "0.125.0",
+            **MISTRALAI_1,
+            **GROQ,
+            **COHERE,
+            **otel("1.45.1"),
+        },
+        ("openlit",),
+        ("mistral", "groq", "cohere"),
+        env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
+        notes="OpenLIT's Mistral, Groq and Cohere instrumentations",
+    ),
 )
 
 
@@ -514,6 +592,10 @@ _CLEARED_ENV = (
     "LANGFUSE_",
     "TRACELOOP_",
     "OPENLIT_",
+    "MISTRAL_",
+    "GROQ_",
+    "CO_",
+    "COHERE_",
 )
 
 
@@ -635,6 +717,9 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
                 "ANTHROPIC_BASE_URL": server.url,
                 "GEMINI_BASE_URL": server.url,
                 "BEDROCK_BASE_URL": server.url,
+                "MISTRAL_BASE_URL": f"{server.url}/mistral",
+                "GROQ_BASE_URL": server.url,
+                "COHERE_BASE_URL": server.url,
                 "OPENAI_API_KEY": "sk-test",
                 "ANTHROPIC_API_KEY": "sk-ant-test",
                 "NO_PROXY": "127.0.0.1,localhost",

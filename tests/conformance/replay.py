@@ -114,6 +114,13 @@ KNOWN_DEFECTS: dict[str, str] = {
         "(claude-sonnet-4-5-20250929), not the global. inference profile it was sent to: priced at the "
         "regional rate"
     ),
+    **{
+        f"openinference-instrumentation-mistralai-2.2.2-{style}": (
+            "openinference-instrumentation-mistralai 2.2.2 reports no cache reads (Mistral's "
+            "prompt_tokens_details.cached_tokens): the cached input is priced at the input rate"
+        )
+        for style in ("mistral_chat", "mistral_chat_stream", "mistral_chat_stream_async")
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

@@ -1,5 +1,5 @@
-"""Loopback stand-ins for the OpenAI, Azure OpenAI, Anthropic, Gemini and Bedrock HTTP APIs, and an
-OTLP/HTTP trace sink.
+"""Loopback stand-ins for the OpenAI, Azure OpenAI, Anthropic, Gemini, Bedrock, Mistral, Groq and Cohere
+HTTP APIs, and an OTLP/HTTP trace sink.
 
 Both listen on 127.0.0.1, each on an ephemeral port, and run in daemon threads of the recorder. The
 provider stubs answer in the shape of the real APIs (JSON bodies and SSE streams) with usage that has
@@ -60,6 +60,21 @@ BEDROCK_CACHE_READ = 2048  # usage.cacheReadInputTokens: NOT in inputTokens (Bed
 BEDROCK_CACHE_WRITE = 1536  # usage.cacheWriteInputTokens: NOT in inputTokens either
 # The Anthropic model name a Claude answer of InvokeModel carries (its `model`), by Bedrock model ID.
 BEDROCK_CLAUDE_NAMES = {"anthropic.claude-sonnet-4-5-20250929-v1:0": "claude-sonnet-4-5-20250929"}
+MISTRAL_CACHED = 512  # usage.prompt_tokens_details.cached_tokens, part of prompt_tokens
+#: Groq's models with prompt caching (the others report no prompt_tokens_details), and the reasoning
+#: tokens of its reasoning models (completion_tokens_details.reasoning_tokens, part of completion_tokens)
+GROQ_CACHING_MODELS = frozenset(
+    {"openai/gpt-oss-120b", "openai/gpt-oss-20b", "moonshotai/kimi-k2-instruct-0905"}
+)
+GROQ_REASONING_MODELS = frozenset({"openai/gpt-oss-120b", "openai/gpt-oss-20b"})
+GROQ_CACHED = 768
+GROQ_REASONING = 80
+#: Cohere bills `usage.billed_units`; `usage.tokens` counts what the model saw (its prompt template
+#: too: more input, one more output token), and `cached_tokens` the part of that prompt that hit its
+#: cache, which is not billed apart (an answer recorded from the API: billed 11 in / 3 out, tokens
+#: 506 / 4, cached 448).
+COHERE_TEMPLATE = 495
+COHERE_CACHED = 448
 
 
 @dataclass
@@ -169,6 +184,14 @@ class _Handler(BaseHTTPRequestHandler):
             target = urllib.parse.urlsplit(target).path or "/"
         return target.split("?", 1)[0]
 
+    def _azure_host(self) -> bool:
+        """Whether the request names an Azure OpenAI host (the clients of the Azure call styles name
+        ``conformance.openai.azure.com`` and use this stub as their HTTP proxy)."""
+        target = self.path
+        host = urllib.parse.urlsplit(target).hostname if target.startswith(("http://", "https://")) else None
+        host = host or self.headers.get("Host", "").rsplit(":", 1)[0]
+        return (host or "").lower().endswith(".openai.azure.com")
+
     def do_POST(self) -> None:
         rec = self.server.recording
         path = self._path()
@@ -201,8 +224,14 @@ class _Handler(BaseHTTPRequestHandler):
             "/v1/embeddings": self._openai_embeddings,
             "/v1/responses": self._openai_responses,
             "/v1/messages": self._anthropic_messages,
+            # the Mistral SDK's server_url is `<stub>/mistral`: its paths are OpenAI's
+            "/mistral/v1/chat/completions": self._mistral_chat,
+            "/mistral/v1/embeddings": self._mistral_embeddings,
+            "/openai/v1/chat/completions": self._groq_chat,
+            "/v2/chat": self._cohere_chat,
         }
-        route = routes.get(path)
+        # Azure OpenAI's paths (`/openai/...`) overlap Groq's: a request is Azure's by the host it names
+        route = self._azure_route(path) if self._azure_host() else routes.get(path)
         if route is None and path.startswith(("/v1/models/", "/v1beta/models/")) and ":" in path:
             route = self._gemini_generate
         if route is None and path.startswith("/model/") and path.endswith(("/converse", "/converse-stream")):
@@ -213,8 +242,6 @@ class _Handler(BaseHTTPRequestHandler):
             and path.endswith(("/invoke", "/invoke-with-response-stream"))
         ):
             route = self._bedrock_invoke
-        if route is None and path.startswith("/openai/"):
-            route = self._azure_route(path)
         if route is None:
             self._json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
             return
@@ -847,6 +874,179 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(_event_message("chunk", payload))
             self.wfile.flush()
         self.close_connection = True
+
+    # -- Mistral (api.mistral.ai) -------------------------------------------------------------------------
+
+    def _mistral_chat(self, req: dict[str, Any]) -> None:
+        """``POST /v1/chat/completions``, plain and SSE (data-only events, ``data: [DONE]`` last; the usage
+        rides on the chunk with the finish reason, unasked). The answer names the model as asked
+        (``mistral-small-latest``); the cached prompt tokens are inside ``prompt_tokens``."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        prompt = 1300 + n
+        completion = 35 + n
+        rid = f"cmpl-tb{n:04d}"
+        created = int(time.time())
+        stream = bool(req.get("stream"))
+        rec.add_call(
+            TrueCall("mistral", model, "chat", stream, prompt, completion, MISTRAL_CACHED, 0, 0, rid)
+        )
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": MISTRAL_CACHED},
+        }
+        if not stream:
+            message = {"role": "assistant", "content": "Sunny, 21 °C.", "tool_calls": None, "prefix": False}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            answer = {"id": rid, "object": "chat.completion", "model": model, "usage": usage}
+            self._json(200, {**answer, "created": created, "choices": [choice]})
+            return
+        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+
+        def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return _sse(None, {**base, "choices": [choice], **extra})
+
+        self._stream(
+            [
+                chunk({"role": "assistant", "content": ""}, None),
+                chunk({"content": "Sunny, "}, None),
+                chunk({"content": "21 °C."}, None),
+                chunk({"content": ""}, "stop", usage=usage),
+                _sse(None, "[DONE]"),
+            ]
+        )
+
+    def _mistral_embeddings(self, req: dict[str, Any]) -> None:
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        inputs = req.get("inputs", req.get("input"))
+        count = len(inputs) if isinstance(inputs, list) else 1
+        prompt = 8 + n
+        rec.add_call(TrueCall("mistral", model, "embeddings", False, prompt, 0, 0, 0, 0, None))
+        data = [{"object": "embedding", "embedding": [0.125, -0.25, 0.5], "index": i} for i in range(count)]
+        usage = {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}
+        self._json(
+            200, {"id": f"embd-tb{n:04d}", "object": "list", "data": data, "model": model, "usage": usage}
+        )
+
+    # -- Groq (api.groq.com/openai) -----------------------------------------------------------------------
+
+    def _groq_chat(self, req: dict[str, Any]) -> None:
+        """``POST /openai/v1/chat/completions``: OpenAI's shape with Groq's timings in the usage and its
+        request ID in ``x_groq``. A stream carries its usage in ``x_groq.usage`` of the chunk with the
+        finish reason (and, asked with ``stream_options.include_usage``, as ``usage`` in a last chunk
+        without choices too). Cached prompt tokens (``prompt_tokens_details.cached_tokens``, inside
+        ``prompt_tokens``) only on the models Groq caches for; reasoning tokens only on its reasoning
+        models."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        cached = GROQ_CACHED if model in GROQ_CACHING_MODELS else 0
+        reasoning = GROQ_REASONING if model in GROQ_REASONING_MODELS else 0
+        prompt = 1100 + n
+        completion = 25 + n + reasoning
+        rid = f"chatcmpl-tb{n:04d}"
+        xid = f"req_tb{n:04d}"
+        created = int(time.time())
+        stream = bool(req.get("stream"))
+        rec.add_call(TrueCall("groq", model, "chat", stream, prompt, completion, cached, 0, reasoning, rid))
+        usage: dict[str, Any] = {
+            "queue_time": 0.021,
+            "prompt_tokens": prompt,
+            "prompt_time": 0.004,
+            "completion_tokens": completion,
+            "completion_time": 0.05,
+            "total_tokens": prompt + completion,
+            "total_time": 0.054,
+        }
+        if cached:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        if not stream:
+            message = {"role": "assistant", "content": "Sunny, 21 °C."}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            answer = {"id": rid, "object": "chat.completion", "created": created, "model": model}
+            extra = {"usage_breakdown": None, "system_fingerprint": "fp_tb", "x_groq": {"id": xid}}
+            self._json(
+                200, {**answer, "choices": [choice], "usage": usage, **extra, "service_tier": "on_demand"}
+            )
+            return
+        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+        base["system_fingerprint"] = "fp_tb"
+
+        def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return _sse(None, {**base, "choices": [choice], **extra})
+
+        chunks = [
+            chunk({"role": "assistant", "content": ""}, None, x_groq={"id": xid}),
+            chunk({"content": "Sunny, "}, None),
+            chunk({"content": "21 °C."}, None),
+            chunk({}, "stop", x_groq={"id": xid, "usage": usage}),
+        ]
+        if (req.get("stream_options") or {}).get("include_usage"):
+            chunks.append(_sse(None, {**base, "choices": [], "usage": usage}))
+        chunks.append(_sse(None, "[DONE]"))
+        self._stream(chunks)
+
+    # -- Cohere (api.cohere.com, v2) ----------------------------------------------------------------------
+
+    def _cohere_chat(self, req: dict[str, Any]) -> None:
+        """``POST /v2/chat``, plain and SSE (``message-start``, ``content-start``, ``content-delta``,
+        ``content-end``, ``message-end`` with the finish reason and the usage). The answer names no model.
+        The usage bills ``billed_units``; ``tokens`` and ``cached_tokens`` count the whole prompt the
+        model saw, template included (`COHERE_TEMPLATE`), which is not billed."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        billed_in = 20 + n
+        billed_out = 30 + n
+        rid = f"00000000-0000-4000-8000-tbcohere{n:04d}"
+        stream = bool(req.get("stream"))
+        rec.add_call(TrueCall("cohere", model, "chat", stream, billed_in, billed_out, 0, 0, 0, rid))
+        usage = {
+            "billed_units": {"input_tokens": billed_in, "output_tokens": billed_out},
+            "tokens": {"input_tokens": billed_in + COHERE_TEMPLATE, "output_tokens": billed_out + 1},
+            "cached_tokens": COHERE_CACHED,
+        }
+        text = "Sunny, 21 °C."
+        if not stream:
+            message = {"role": "assistant", "content": [{"type": "text", "text": text}]}
+            self._json(200, {"id": rid, "message": message, "finish_reason": "COMPLETE", "usage": usage})
+            return
+        start = {
+            "message": {
+                "role": "assistant",
+                "content": [],
+                "tool_plan": "",
+                "tool_calls": [],
+                "citations": [],
+            }
+        }
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("message-start", {"id": rid, "type": "message-start", "delta": start}),
+            (
+                "content-start",
+                {
+                    "type": "content-start",
+                    "index": 0,
+                    "delta": {"message": {"content": {"type": "text", "text": ""}}},
+                },
+            ),
+        ]
+        for piece in ("Sunny, ", "21 °C."):
+            delta = {"message": {"content": {"text": piece}}}
+            events.append(("content-delta", {"type": "content-delta", "index": 0, "delta": delta}))
+        events.append(("content-end", {"type": "content-end", "index": 0}))
+        end = {"finish_reason": "COMPLETE", "usage": usage}
+        events.append(("message-end", {"type": "message-end", "delta": end}))
+        self._stream([_sse(event, payload) for event, payload in events] + [_sse(None, "[DONE]")])
 
 
 def _event_message(event: str, payload: dict[str, Any]) -> bytes:

@@ -21,13 +21,15 @@ TRUE_CALL_KEYS = {
     "reasoning_tokens",
     "response_id",
 }
+#: The providers the stubs stand in for (the catalog's provider ids).
+PROVIDERS = ("openai", "azure", "anthropic", "google", "aws", "mistral", "groq", "cohere")
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
 def test_corpus_is_there() -> None:
     assert len(PATHS) >= 10
     providers = {call["provider"] for p in PATHS for call in load(p)["true_calls"]}
-    assert providers == {"openai", "anthropic", "google", "aws", "azure"}
+    assert providers == set(PROVIDERS)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
@@ -48,7 +50,7 @@ def test_fixture_is_well_formed(path: Path) -> None:
     assert calls, "ground truth from the stubs"
     for call in calls:
         assert call.keys() >= TRUE_CALL_KEYS
-        assert call["provider"] in ("openai", "anthropic", "google", "aws", "azure") and call["model"]
+        assert call["provider"] in PROVIDERS and call["model"]
         assert all(isinstance(call[k], int) and call[k] >= 0 for k in TOKEN_KEYS)
         assert call["input_tokens"] >= call["cache_read_tokens"] + call["cache_write_tokens"], (
             "inclusive input"

@@ -15,6 +15,7 @@ from tests.conformance.otlp import any_value, fixture_paths, load
 from tests.conformance.replay import decode_fixture
 from tokenbook.collector.ingest.rows import RowBuilder
 from tokenbook.collector.storage.ledger import CallRow
+from tokenbook.genai.latency import CLOCK_SLACK_MS
 from tokenbook.genai.pricing.catalog import PriceCatalog
 
 PATHS = fixture_paths()
@@ -27,7 +28,11 @@ SOURCES = {
     "opentelemetry.instrumentation.genai.anthropic": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "openlit.instrumentation.openai": ("attribute", "gen_ai.server.time_to_first_token"),
     "openlit.instrumentation.anthropic": ("attribute", "gen_ai.server.time_to_first_token"),
+    "openlit.instrumentation.mistral": ("attribute", "gen_ai.server.time_to_first_token"),
+    "openlit.instrumentation.groq": ("attribute", "gen_ai.server.time_to_first_token"),
+    "openlit.instrumentation.cohere": ("attribute", "gen_ai.server.time_to_first_token"),
     "openinference.instrumentation.openai": ("event", "First Token Stream Event"),
+    "openinference.instrumentation.mistralai": ("event", "First Token Stream Event"),
     "opentelemetry.instrumentation.openai.v1": ("event", "gen_ai.content.completion.chunk"),
     "opentelemetry.instrumentation.google_genai": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "pydantic-ai": ("attribute", "gen_ai.client.operation.time_to_first_chunk"),
@@ -59,6 +64,18 @@ def _recorded_ttft_ms(scope: str, span: Any) -> float | None:
     return None
 
 
+def _expected_ttft_ms(scope: str, span: Any) -> float | None:
+    """What the row should carry: the recorded time to first token, when it is plausible (an attribute
+    at most the span's duration plus `CLOCK_SLACK_MS`, then capped at the duration); None otherwise.
+    OpenLIT 1.45.0's Mistral, Groq and Cohere stream spans start when the stream has been read, so
+    their time to first token (from the request) is longer than the span."""
+    recorded = _recorded_ttft_ms(scope, span)
+    if recorded is None or SOURCES[scope][0] != "attribute":
+        return recorded
+    duration_ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+    return None if recorded > duration_ms + CLOCK_SLACK_MS else min(recorded, duration_ms)
+
+
 def _rows(fixture: dict[str, Any]) -> list[CallRow]:
     builder = RowBuilder(CATALOG)
     return [c for batch in decode_fixture(fixture, "latency") for c in builder.build(batch).calls]
@@ -70,17 +87,17 @@ def test_rows_carry_the_recorded_time_to_first_token(path: Path) -> None:
     raw = _raw_spans(fixture)
     for row in _rows(fixture):
         scope, span = raw[row.span_id]
-        recorded = _recorded_ttft_ms(scope, span)
+        recorded = _expected_ttft_ms(scope, span)
         flags = {kv.key: any_value(kv.value) for kv in span.attributes}
         not_streamed = flags.get("gen_ai.request.stream", flags.get("gen_ai.is_streaming")) is False
         if recorded is None:
             assert row.time_to_first_token_ms is None and row.output_tokens_per_second is None, row
             continue
         assert row.time_to_first_token_ms == pytest.approx(recorded, abs=0.001), (scope, row)
-        if not_streamed or row.output_tokens == 0:
+        decode_s = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e9 - recorded / 1000
+        if not_streamed or row.output_tokens == 0 or decode_s <= 0:  # (no time left after it: capped)
             assert row.output_tokens_per_second is None, (scope, row)
         else:
-            decode_s = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e9 - recorded / 1000
             assert row.output_tokens_per_second == pytest.approx(row.output_tokens / decode_s, rel=1e-3)
 
 
@@ -93,9 +110,8 @@ def test_every_streamed_call_of_a_library_that_records_it_has_a_time_to_first_to
             continue
         raw = _raw_spans(fixture)
         rows = _rows(fixture)
-        recorders = {raw[r.span_id][0] for r in rows} & set(SOURCES)
-        if not recorders:
+        if all(_expected_ttft_ms(*raw[r.span_id]) is None for r in rows):
             continue
         assert any(r.time_to_first_token_ms is not None for r in rows), path.stem
         covered.append(path.stem)
-    assert len(covered) >= 20  # the corpus's streamed fixtures from these seven libraries
+    assert len(covered) >= 20  # the corpus's streamed fixtures from these libraries

@@ -140,3 +140,29 @@ def test_a_busy_bucket_compares_only_calls_that_meet(monkeypatch: pytest.MonkeyP
               start_us=c.start_us - 100, end_us=c.end_us + 100) for c in one_scope[:100])]  # fmt: skip
     got = decide(nested, {})
     assert sum(d.billing_rule == RULE_CROSS_LAYER for d in got.values()) == 100
+
+
+def test_a_descendant_that_lost_the_cache_counts_does_not_bill_the_call() -> None:
+    """The mistralai 1 SDK's own span (on with any global provider) records a call without its cache
+    reads, inside OpenLIT's span of the same call, which has them (openlit-1.45.0-mistral_chat.json):
+    the span that reports the cache tokens bills, though it is the ancestor (before: the SDK's span
+    billed, the cached prompt priced at the input rate)."""
+    openlit = cand("1", scope_name="openlit", rank=2, cache_tokens=512, response_id="cmpl-1")
+    sdk = cand("2", parent_span_id="1", scope_name="mistralai_sdk_tracer", rank=0,
+               start_us=1_100_000, end_us=1_900_000)  # fmt: skip
+    got = decide([openlit, sdk], {})
+    assert got[("t", "a" * 32, "1")] == Decision("priced", "", "")
+    assert got[("t", "a" * 32, "2")] == Decision("duplicate_layer", RULE_CROSS_LAYER, "1")
+    # in separate traces (OpenLLMetry's span beside the SDK's): the same, whatever the ranks
+    beside = sdk._replace(trace_id="b" * 32, parent_span_id="")
+    got = decide([openlit, beside], {})
+    assert got[("t", "b" * 32, "2")] == Decision("duplicate_layer", RULE_CROSS_LAYER, "1")
+    # a descendant with the cache counts, or of another call, or under a wrapper, still bills as before
+    for below, above in (
+        (sdk._replace(cache_tokens=512), openlit),
+        (sdk._replace(input_tokens=99), openlit),
+        (sdk, openlit._replace(kind="wrapper")),
+    ):
+        got = decide([above, below], {})
+        assert got[("t", "a" * 32, "2")].billing_rule == ""
+        assert got[("t", "a" * 32, "1")].billing_rule == RULE_DESCENDANT

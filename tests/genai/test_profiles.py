@@ -17,6 +17,8 @@ from tokenbook.genai.usage import read_usage
         ("opentelemetry.instrumentation.anthropic", "0.62.4", "openllmetry-anthropic"),
         ("openlit.instrumentation.anthropic", "", "openlit-anthropic"),
         ("openlit.instrumentation.openai", "", "openlit"),
+        ("openlit.instrumentation.cohere", "", "openlit-cohere"),
+        ("mistralai_sdk_tracer", "", "mistralai-sdk"),
         ("openinference.instrumentation.openai", "0.1.66", "openinference"),
         ("openinference.instrumentation.openai_agents", "2.6.0", "openinference-agents"),
         ("opentelemetry.instrumentation.google_genai", "1.3b0", "otel-google-genai"),

@@ -188,6 +188,23 @@ def test_openlit_anthropic_input_is_read_as_exclusive_by_its_profile():
     )
 
 
+def test_openlit_cohere_cached_tokens_are_not_read_as_cache_reads():
+    # Cohere bills usage.billed_units (the user's tokens) and reports cached_tokens of the whole prompt
+    # the model saw (usage.tokens: its template too), which it does not bill apart. OpenLIT 1.45.0 passes
+    # billed_units through as the input and cached_tokens as the cache reads (recorded:
+    # openlit-1.45.0-cohere_chat.json): read as such, the input became 30 + 448, priced 3.4 times the bill.
+    attrs = {
+        "gen_ai.usage.input_tokens": 30.0,
+        "gen_ai.usage.output_tokens": 40.0,
+        "gen_ai.usage.cache_read.input_tokens": 448.0,
+        "gen_ai.usage.cache_creation.input_tokens": 0,
+    }
+    u = read_usage(attrs, "cohere", profile_of("openlit.instrumentation.cohere", ""))
+    assert (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.issues) == (30, 40, 0, ())
+    # OpenLIT's other providers' cache reads are read as ever
+    assert read_usage(attrs, "groq", profile_of("openlit.instrumentation.groq", "")).cache_read_tokens == 448
+
+
 def test_inclusive_profile_with_impossible_input_falls_back_to_the_flagged_guess():
     u = read_usage({"gen_ai.usage.input_tokens": 21, "gen_ai.usage.cache_read.input_tokens": 2048})
     assert u.input_tokens == 2069

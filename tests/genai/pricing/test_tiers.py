@@ -58,10 +58,23 @@ def _reference(
         ("openlit-1.45.0-chat.json", "standard"),
         ("anthropic-2.17.0-messages.json", "standard"),  # anthropic.response.service_tier
         ("openinference-instrumentation-openai-0.1.66-chat.json", ""),  # says none
+        ("openlit-1.45.0-groq_chat.json", "standard"),  # Groq's "on_demand", as openai.request.service_tier
     ],
 )
 def test_recorded_spans_name_their_tier(fixture: str, tier: str) -> None:
     assert {read_service_tier(attrs) for attrs in _model_spans(fixture)} == {tier}
+
+
+def test_groqs_on_demand_tier_is_the_standard_tier(catalog: PriceCatalog) -> None:
+    """Groq answers every pay-as-you-go call with ``service_tier: on_demand`` (OpenLIT 1.45.0 records it
+    as ``openai.request.service_tier``): its base prices, not an unknown tier left unpriced."""
+    assert normalize_tier("on_demand") == "standard"
+    (attrs,) = _model_spans("openlit-1.45.0-groq_chat.json")
+    tier = read_service_tier(attrs)
+    usage = read_usage(attrs, "groq", profile_of("openlit.instrumentation.groq"))
+    cost = catalog.price("groq", "llama-3.3-70b-versatile", usage, AFTER, tier=tier)
+    assert cost.status == "priced"
+    assert cost.total == _reference(usage, "llama-3.3-70b-versatile", "groq", AFTER, None)
 
 
 def test_tier_names_are_normalized_and_auto_decides_nothing() -> None:

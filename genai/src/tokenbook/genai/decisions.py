@@ -6,7 +6,11 @@ is a *candidate*; `decide` settles, for a set of related candidates, which one b
 
 1. **Descendant** (`RULE_DESCENDANT`): a candidate with a descendant candidate (same trace) is not
    billed: the descendant is closer to the wire. A wrapper's status is ``wrapper``, a model span's
-   ``duplicate_layer``. So a wrapper is billed only when nothing below it carries usage.
+   ``duplicate_layer``. So a wrapper is billed only when nothing below it carries usage. Except a
+   model span over a descendant that records the same call (another scope, the same input tokens,
+   output within ±1, within its interval) with fewer cache tokens (read + write) than it reports:
+   that descendant lost the cache counts (the mistralai 1 SDK's own span under an instrumentor's), so
+   both stay candidates of the call, for rules 2 and 3.
 2. The remaining candidates (*leaves*) are grouped into calls; two leaves are one call when
    * **same response ID** (`RULE_RESPONSE_ID`): same tenant and the same ``gen_ai.response.id``; or
    * **cross-layer match** (`RULE_CROSS_LAYER`): same tenant, same service instance
@@ -16,10 +20,12 @@ is a *candidate*; `decide` settles, for a set of related candidates, which one b
      the same input tokens, output tokens within ±1 (OpenLLMetry's Anthropic streams count one too
      many), and one span's interval contains the other's (1 ms tolerance).
    Groups are the connected components of these relations, so the grouping does not depend on order.
-3. In each group the leaf with the lowest (unpriced, profile rank, non-model kind, trace ID, span ID)
-   bills: a priced span before an unpriced one, then by profile rank; the others are
-   ``duplicate_layer``. Profile rank (`profiles.Profile.rank`): the provider SDK's own span, then an
-   official instrumentor, then client-library instrumentors, then frameworks.
+3. In each group the leaf with the lowest (unpriced, fewest cache tokens, profile rank, non-model kind,
+   trace ID, span ID) bills: a priced span before an unpriced one, then the one with the most cache
+   tokens (read + write: a layer that reports fewer than another of the same call dropped some), then
+   by profile rank; the others are ``duplicate_layer``. Profile rank (`profiles.Profile.rank`): the
+   provider SDK's own span, then an official instrumentor, then client-library instrumentors, then
+   frameworks.
 
 The result depends only on the set of candidates and the parent links, never on the order they
 arrived in, so recomputing it after any batch converges to the same bills. Pure; thread-safe.
@@ -85,6 +91,7 @@ class Candidate(NamedTuple):
     end_us: int
     quote_status: str  # the price status as quoted (what a billed row shows)
     has_usage: bool
+    cache_tokens: int = 0  # cache read + cache write tokens the span reports
 
 
 class Decision(NamedTuple):
@@ -136,8 +143,20 @@ def _same_call(a: Candidate, b: Candidate) -> bool:
     )
 
 
-def _order(c: Candidate) -> tuple[bool, int, int, str, str]:
-    return c.quote_status == STATUS_UNPRICED, c.rank, 0 if c.kind == KIND_MODEL else 1, c.trace_id, c.span_id
+def _lost_cache(below: Candidate, above: Candidate) -> bool:
+    """Whether `below`, a descendant of the model span `above`, records the same call with fewer cache
+    tokens than `above` reports (it lost them): then it does not un-bill `above` (the module's rule 1)."""
+    return (
+        above.kind == KIND_MODEL
+        and below.cache_tokens < above.cache_tokens
+        and below.input_tokens == above.input_tokens
+        and _same_call(above, below)
+    )
+
+
+def _order(c: Candidate) -> tuple[bool, int, int, int, str, str]:
+    unpriced = c.quote_status == STATUS_UNPRICED
+    return unpriced, -c.cache_tokens, c.rank, 0 if c.kind == KIND_MODEL else 1, c.trace_id, c.span_id
 
 
 def _ancestry(c: Candidate, parents: Mapping[_Key, str], by_key: Mapping[_Key, Candidate]) -> set[str]:
@@ -212,7 +231,7 @@ def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict
     for key, c in active.items():
         for span in _ancestry(c, parents, by_key):
             up = (c.tenant, c.trace_id, span)
-            if up in active and up != key:
+            if up in active and up != key and not _lost_cache(c, active[up]):
                 below[up].append(key)
     leaves = sorted(k for k in active if k not in below)
     groups = _Groups(leaves)

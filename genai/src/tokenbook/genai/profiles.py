@@ -25,6 +25,10 @@ A profile says:
 * ``output_from_total``: the library's output count leaves out reasoning tokens that its total
   counts (Gemini's thoughts, through OpenLLMetry's Google instrumentation): where the total is larger
   than input + output, the difference is read as reasoning, inside the output (`usage.read_usage`).
+* ``unbilled_cache_reads``: the library's cache-read count is not part of its (billed) input count
+  but of a larger prompt the provider does not bill: OpenLIT's Cohere spans pass Cohere's
+  ``cached_tokens`` (of the whole prompt the model saw, its template too, ``usage.tokens``) beside the
+  billed input (``usage.billed_units``). Such a count is not read (`usage.read_usage`).
 * ``defects``: known wrong numbers of that library version (documentation and the conformance test).
 
 Pure data and pure functions; thread-safe.
@@ -66,6 +70,7 @@ class Profile(NamedTuple):
     max_version: str = ""  # exclusive upper bound ("" = any)
     defects: str = ""  # known wrong numbers (documentation)
     output_from_total: bool = False  # reasoning missing from the output count: total - input - output
+    unbilled_cache_reads: bool = False  # the cache-read count is of tokens outside the billed input
     #: (span-name prefix, model-name substring): calls whose input count is exclusive of cache though
     #: the profile's other calls are inclusive.
     exclusive_calls: tuple[tuple[str, str], ...] = ()
@@ -98,6 +103,17 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_SDK,
         "gen_ai.* current",
+    ),
+    Profile(
+        "mistralai-sdk",
+        "mistralai_sdk_tracer",
+        True,
+        RANK_SDK,
+        "mistralai 3 (with MISTRAL_SDK_TELEMETRY=global): gen_ai.* current (cache_read), a response id; "
+        "mistralai 1 (on with any global provider): gen_ai.usage.prompt_tokens and output_tokens only, "
+        "mistral_ai.operation.id, no operation name, no response id; no scope version",
+        defects="mistralai 1: no cache reads (an instrumentor's span of the same call bills it), no usage on "
+        "streams",
     ),
     Profile(
         "otel-genai",
@@ -143,6 +159,16 @@ PROFILES: Final[tuple[Profile, ...]] = (
         RANK_CLIENT,
         "gen_ai.* (cache_creation); input_tokens is Anthropic's raw count, exclusive of cache",
         defects="no reasoning count (thinking tokens are inside the output count)",
+    ),
+    Profile(
+        "openlit-cohere",
+        "openlit.instrumentation.cohere",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read); input_tokens and output_tokens are Cohere's billed_units; "
+        "cache_read.input_tokens is Cohere's cached_tokens, of the whole prompt (usage.tokens), not billed",
+        defects="cached_tokens reported as cache reads though Cohere bills billed_units (not read)",
+        unbilled_cache_reads=True,
     ),
     Profile(
         "openlit",

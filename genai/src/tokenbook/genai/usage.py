@@ -24,6 +24,9 @@ cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
   attribute ``tokenbook.usage.input_exclusive`` is true (manual instrumentation that copies
   Anthropic's response verbatim), and, as a flagged guess, when the profile says inclusive but the
   inclusive reading is impossible (``input < cache_read + cache_write``).
+* A profile whose cache-read count is of tokens outside the billed input (``unbilled_cache_reads``:
+  OpenLIT's Cohere spans carry Cohere's ``cached_tokens``, of a prompt ``billed_units`` leaves its
+  template out of) has that count dropped: the input is Cohere's bill.
 * Likewise, when ``reasoning > output`` the output is read as exclusive of reasoning (Gemini's
   ``candidatesTokenCount`` excludes ``thoughtsTokenCount``): reasoning is added to output, with an issue.
 
@@ -197,6 +200,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     if not found:
         return NO_USAGE
     input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens = counts
+    if profile.unbilled_cache_reads:  # the library's known convention (Cohere's cached_tokens): not read
+        cache_read = 0
     if profile.output_from_total and not reasoning_tokens:
         total = _first_count(attrs, semconv.TOTAL_TOKENS, issues)
         if total is not None and total > input_tokens + output_tokens:

@@ -79,6 +79,8 @@ class CandidateFacts(NamedTuple):
     response_id: str
     input_tokens: int
     output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
     duration_ms: float
     price_status: str
     quote_status: str
@@ -247,6 +249,7 @@ def _candidate(c: CandidateFacts) -> Candidate:
         end_us=end_us,
         quote_status=quote,
         has_usage=quote != STATUS_NOT_BILLABLE,
+        cache_tokens=c.cache_read_tokens + c.cache_write_tokens,
     )
 
 

@@ -7,7 +7,8 @@ Providers price the same model differently by tier: OpenAI's ``flex`` and ``prio
 and normalizes it (`normalize_tier`):
 
 * lower-cased and stripped, at most `MAX_TIER_LENGTH` characters;
-* ``default`` (OpenAI) and ``standard`` (Anthropic) are the standard tier, `STANDARD`;
+* ``default`` (OpenAI), ``standard`` (Anthropic, Mistral) and ``on_demand`` (Groq's pay-as-you-go
+  tier, which every answer of its API names) are the standard tier, `STANDARD`;
 * ``auto`` (a request letting the provider choose) and an empty value decide nothing: the next name
   is tried, and a span that says nothing else has the tier ``""``, priced as standard;
 * any other value is kept as it is (``flex``, ``priority``, ``batch``, ``scale``, ...).
@@ -40,7 +41,7 @@ STANDARD: Final = "standard"
 BATCH: Final = "batch"
 #: Longer tier names are cut to this many characters.
 MAX_TIER_LENGTH: Final = 32
-_ALIASES: Final = {"default": STANDARD, "standard": STANDARD}
+_ALIASES: Final = {"default": STANDARD, "standard": STANDARD, "on_demand": STANDARD}
 _UNDECIDED: Final = frozenset({"", "auto"})
 
 

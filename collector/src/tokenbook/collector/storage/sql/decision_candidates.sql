@@ -28,8 +28,9 @@ WITH (
 ) AS span
 SELECT
     timestamp, tenant_id, context_id, trace_id, span_id, parent_span_id, ancestors, kind, scope_name,
-    scope_version, service_instance, model, response_id, input_tokens, output_tokens, duration_ms,
-    price_status, quote_status, billing_rule, billed_by, version, ingested_at
+    scope_version, service_instance, model, response_id, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, duration_ms, price_status, quote_status, billing_rule, billed_by, version,
+    ingested_at
 FROM {{db}}.llm_calls
 PREWHERE timestamp >= span.1
     AND timestamp <= span.2
