@@ -19,7 +19,8 @@ A profile says:
   (LangChain, agents). Lower bills first.
 * ``families``: the attribute families it writes (documentation; `semconv` reads every alias).
 * ``output_from_total``: the library's output count leaves out reasoning tokens that its total
-  counts (Gemini's thoughts, through OpenLLMetry's Google instrumentation): where the total is larger
+  counts (Gemini's thoughts, through OpenLLMetry's Google and Vertex AI instrumentations and
+  OpenInference's Vertex AI instrumentation): where the total is larger
   than input + output, the difference is read as reasoning, inside the output (`usage.read_usage`).
 * ``defects``: known wrong numbers of that library version (documentation and the conformance test).
 
@@ -171,6 +172,16 @@ PROFILES: Final[tuple[Profile, ...]] = (
         output_from_total=True,
     ),
     Profile(
+        "openllmetry-vertexai",
+        "opentelemetry.instrumentation.vertexai",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read); gen_ai.system Google; llm.usage.total_tokens; llm.request.type completion",
+        defects="Gemini's thoughts are in neither the output count nor a reasoning count, only in the total "
+        "(read from there)",
+        output_from_total=True,
+    ),
+    Profile(
         "openllmetry",
         "opentelemetry.instrumentation",
         True,
@@ -283,6 +294,17 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "ai.generateText wrappers carry ai.usage.* too; ai 5: Anthropic's own usage in "
         "ai.response.providerMetadata",
         defects="ai 7: no cache-write lifetimes; ai 5: no cache reads on unstreamed OpenAI calls",
+    ),
+    Profile(
+        "openinference-vertexai",
+        "openinference.instrumentation.vertexai",
+        True,
+        RANK_CLIENT,
+        "llm.* (llm.model_name: the model's Vertex AI resource name; llm.token_count.prompt, completion, "
+        "total); openinference.span.kind",
+        defects="no cache reads (a cached prompt is priced at the input rate); Gemini's thoughts are in "
+        "neither the output count nor a reasoning count, only in the total (read from there)",
+        output_from_total=True,
     ),
     Profile(
         "openinference",
