@@ -129,6 +129,14 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from opentelemetry.instrumentation.google_generativeai import GoogleGenerativeAiInstrumentor
 
         GoogleGenerativeAiInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openllmetry-vertexai":
+        from opentelemetry.instrumentation.vertexai import VertexAIInstrumentor
+
+        VertexAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-vertexai":
+        from openinference.instrumentation.vertexai import VertexAIInstrumentor as OIVertexAI
+
+        OIVertexAI().instrument(tracer_provider=provider)
     elif name == "otel-botocore":
         from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 
@@ -443,6 +451,123 @@ def gemini_generate_async() -> None:
         await client.aio.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
 
     asyncio.run(run())
+
+
+# Vertex AI: a project and a region in the path, an OAuth access token (a fixed one: nothing to refresh,
+# no network) instead of an API key.
+VERTEX_PROJECT = "tb-project"
+VERTEX_LOCATION = "us-central1"
+VERTEX_TOKEN = "ya29.tb-test"
+
+
+def vertex_client() -> Any:
+    """The google-genai client in Vertex AI mode (``vertexai=True``), at the stub."""
+    from google import genai
+    from google.genai import types
+    from google.oauth2.credentials import Credentials
+
+    options = types.HttpOptions(base_url=os.environ["VERTEX_BASE_URL"], timeout=int(TIMEOUT * 1000))
+    return genai.Client(
+        vertexai=True,
+        project=VERTEX_PROJECT,
+        location=VERTEX_LOCATION,
+        credentials=Credentials(token=VERTEX_TOKEN),
+        http_options=options,
+    )
+
+
+def vertex_generate() -> None:
+    client = vertex_client()
+    client.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
+
+
+def vertex_generate_stream() -> None:
+    client = vertex_client()
+    for _ in client.models.generate_content_stream(model="gemini-2.5-flash", contents=QUESTION):
+        pass
+
+
+def vertex_generate_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        client = vertex_client()
+        await client.aio.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
+
+    asyncio.run(run())
+
+
+def _vertexai_model() -> Any:
+    """The Vertex AI SDK's `GenerativeModel` (google-cloud-aiplatform), over its REST transport at the
+    stub: an ``http://`` endpoint is used as it is. Anonymous credentials (no token, no refresh); its
+    async REST client wants async credentials of its own, else it falls back to gRPC."""
+    import vertexai
+    from google.auth.aio.credentials import AnonymousCredentials as AsyncAnonymousCredentials
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.aiplatform import initializer
+    from vertexai.generative_models import GenerativeModel
+
+    vertexai.init(
+        project=VERTEX_PROJECT,
+        location=VERTEX_LOCATION,
+        api_transport="rest",
+        api_endpoint=os.environ["VERTEX_BASE_URL"],
+        credentials=AnonymousCredentials(),
+    )
+    initializer._set_async_rest_credentials(credentials=AsyncAnonymousCredentials())
+    return GenerativeModel("gemini-2.5-flash")
+
+
+def vertexai_generate() -> None:
+    _vertexai_model().generate_content(QUESTION)
+
+
+def vertexai_generate_stream() -> None:
+    for _ in _vertexai_model().generate_content(QUESTION, stream=True):
+        pass
+
+
+def vertexai_generate_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        await _vertexai_model().generate_content_async(QUESTION)
+
+    asyncio.run(run())
+
+
+def vertexai_chat() -> None:
+    _vertexai_model().start_chat().send_message(QUESTION)
+
+
+def anthropic_vertex_client() -> Any:
+    import anthropic
+
+    return anthropic.AnthropicVertex(
+        region="us-east5",
+        project_id=VERTEX_PROJECT,
+        access_token=VERTEX_TOKEN,
+        base_url=f"{os.environ['VERTEX_BASE_URL']}/v1",
+        max_retries=0,
+        timeout=TIMEOUT,
+    )
+
+
+VERTEX_CLAUDE = "claude-sonnet-4-5@20250929"
+
+
+def anthropic_vertex_messages() -> None:
+    anthropic_vertex_client().messages.create(
+        model=VERTEX_CLAUDE, max_tokens=256, system=ANTHROPIC_SYSTEM, messages=MESSAGES
+    )
+
+
+def anthropic_vertex_messages_stream() -> None:
+    stream = anthropic_vertex_client().messages.create(
+        model=VERTEX_CLAUDE, max_tokens=256, system=ANTHROPIC_SYSTEM, messages=MESSAGES, stream=True
+    )
+    for _ in stream:
+        pass
 
 
 BEDROCK_MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -1054,6 +1179,21 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "generate": gemini_generate,
         "generate_stream": gemini_generate_stream,
         "generate_async": gemini_generate_async,
+    },
+    "vertex": {
+        "vertex_generate": vertex_generate,
+        "vertex_generate_stream": vertex_generate_stream,
+        "vertex_generate_async": vertex_generate_async,
+    },
+    "vertexai": {
+        "generate": vertexai_generate,
+        "generate_stream": vertexai_generate_stream,
+        "generate_async": vertexai_generate_async,
+        "chat": vertexai_chat,
+    },
+    "anthropic-vertex": {
+        "vertex_messages": anthropic_vertex_messages,
+        "vertex_messages_stream": anthropic_vertex_messages_stream,
     },
     "bedrock": {"converse": bedrock_converse, "converse_stream": bedrock_converse_stream},
     "bedrock-invoke": {

@@ -48,6 +48,9 @@ OTEL = otel("1.45.2")
 OPENAI = {"openai": "3.63.0"}
 ANTHROPIC = {"anthropic": "2.17.0"}
 GOOGLE_GENAI = {"google-genai": "3.6.1"}
+# The Vertex AI SDK (vertexai.generative_models); aiohttp for its async REST transport (google-auth's
+# async credentials). google-cloud-aiplatform 2.7.0 requires google-genai < 3.
+AIPLATFORM = {"google-cloud-aiplatform": "2.7.0", "google-genai": "2.34.0", "aiohttp": "3.14.5"}
 BOTO3 = {"boto3": "1.44.18"}
 MISTRALAI = {"mistralai": "3.7.0"}
 # OpenLLMetry's Mistral instrumentation (0.62.4) and OpenLIT's (1.45.0) import `mistralai.models` and wrap
@@ -83,7 +86,8 @@ TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "fal
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai"
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
+    r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai"
     r"|mistralai|groq|cohere|httpx2)$"
 )
 
@@ -299,6 +303,90 @@ SETUPS: tuple[Setup, ...] = (
         ("openllmetry-google-genai",),
         ("gemini",),
         env=TL_NO_CONTENT,
+    ),
+    Setup(
+        "otel-google-genai-vertex",
+        "opentelemetry-instrumentation-google-genai",
+        # 1.3b0 instruments google-genai >= 1.32.0, < 3 only
+        {
+            "opentelemetry-instrumentation-google-genai": "1.3b0",
+            **UTIL_GENAI,
+            "google-genai": "2.34.0",
+            **OTEL,
+        },
+        ("otel-google-genai",),
+        ("vertex",),
+        notes="the google-genai SDK in Vertex AI mode (vertexai=True, a project, a region, an access token)",
+    ),
+    Setup(
+        "openinference-google-genai-vertex",
+        "openinference-instrumentation-google-genai",
+        {"openinference-instrumentation-google-genai": "1.4.14", **GOOGLE_GENAI, **OTEL},
+        ("openinference-google-genai",),
+        ("vertex",),
+        env=OI_NO_CONTENT,
+        notes="the google-genai SDK in Vertex AI mode",
+    ),
+    Setup(
+        "openllmetry-google-genai-vertex",
+        "opentelemetry-instrumentation-google-generativeai",
+        {"opentelemetry-instrumentation-google-generativeai": "0.62.4", **GOOGLE_GENAI, **OTEL},
+        ("openllmetry-google-genai",),
+        ("vertex",),
+        env=TL_NO_CONTENT,
+        notes="the google-genai SDK in Vertex AI mode",
+    ),
+    Setup(
+        "openllmetry-vertexai",
+        "opentelemetry-instrumentation-vertexai",
+        {"opentelemetry-instrumentation-vertexai": "0.62.4", **AIPLATFORM, **OTEL},
+        ("openllmetry-vertexai",),
+        ("vertexai",),
+        env=TL_NO_CONTENT,
+        notes="the Vertex AI SDK's GenerativeModel (google-cloud-aiplatform), its REST transport",
+    ),
+    Setup(
+        "openinference-vertexai",
+        "openinference-instrumentation-vertexai",
+        {"openinference-instrumentation-vertexai": "0.1.29", **AIPLATFORM, **OTEL},
+        ("openinference-vertexai",),
+        ("vertexai",),
+        env=OI_NO_CONTENT,
+        notes="the Vertex AI SDK's GenerativeModel (google-cloud-aiplatform), its REST transport",
+    ),
+    Setup(
+        "anthropic-sdk-vertex",
+        "anthropic",
+        {**ANTHROPIC, **OTEL},
+        ("anthropic-sdk",),
+        ("anthropic-vertex",),
+        notes="Claude on Vertex AI through anthropic.AnthropicVertex, the anthropic SDK's own tracing",
+    ),
+    Setup(
+        "otel-genai-anthropic-vertex",
+        "opentelemetry-instrumentation-genai-anthropic",
+        {"opentelemetry-instrumentation-genai-anthropic": "1.3b0", **UTIL_GENAI, **ANTHROPIC, **OTEL},
+        ("otel-genai-anthropic",),
+        ("anthropic-vertex",),
+        notes="Claude on Vertex AI through anthropic.AnthropicVertex; the anthropic SDK's own spans on too",
+    ),
+    Setup(
+        "openinference-anthropic-vertex",
+        "openinference-instrumentation-anthropic",
+        {"openinference-instrumentation-anthropic": "3.1.0", **ANTHROPIC, **OTEL},
+        ("openinference-anthropic",),
+        ("anthropic-vertex",),
+        env=OI_NO_CONTENT,
+        notes="Claude on Vertex AI through anthropic.AnthropicVertex; the anthropic SDK's own spans on too",
+    ),
+    Setup(
+        "openllmetry-anthropic-vertex",
+        "opentelemetry-instrumentation-anthropic",
+        {"opentelemetry-instrumentation-anthropic": "0.62.4", **ANTHROPIC, **OTEL},
+        ("openllmetry-anthropic",),
+        ("anthropic-vertex",),
+        env=TL_NO_CONTENT,
+        notes="Claude on Vertex AI through anthropic.AnthropicVertex; the anthropic SDK's own spans on too",
     ),
     Setup(
         "otel-botocore",
@@ -717,9 +805,9 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
                 "ANTHROPIC_BASE_URL": server.url,
                 "GEMINI_BASE_URL": server.url,
                 "BEDROCK_BASE_URL": server.url,
-                "MISTRAL_BASE_URL": f"{server.url}/mistral",
-                "GROQ_BASE_URL": server.url,
-                "COHERE_BASE_URL": server.url,
+    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
+    r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai"
+    r"|mistralai|groq|cohere|httpx2)$"
                 "OPENAI_API_KEY": "sk-test",
                 "ANTHROPIC_API_KEY": "sk-ant-test",
                 "NO_PROXY": "127.0.0.1,localhost",

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tests.conformance.stubs import ANTHROPIC_CACHE_1H
+from tests.conformance.stubs import ANTHROPIC_CACHE_1H, ANTHROPIC_MODELS
 from tokenbook.collector.decode.spans import SpanRecord, decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.storage.ledger import CallRow, StepRow
@@ -78,6 +78,13 @@ KNOWN_DEFECTS: dict[str, str] = {
             "1.1b0) reports no cache reads: the cached input is priced at the input rate"
         )
         for style in ("chat", "chat_stream", "chat_stream_async", "reasoning", "tool_call")
+    },
+    **{
+        f"openinference-instrumentation-vertexai-0.1.29-{style}": (
+            "openinference-instrumentation-vertexai 0.1.29 reports no cache reads (only the prompt, "
+            "candidates' and total counts): the cached input is priced at the input rate"
+        )
+        for style in ("generate", "generate_stream", "generate_async", "chat")
     },
     "openinference-instrumentation-litellm-0.1.51-messages": _NO_LIFETIMES.format(
         "openinference-instrumentation-litellm 0.1.51"
@@ -235,9 +242,11 @@ def _by_tenant(store: Store, select: str, tenants: Sequence[str]) -> dict[str, l
 
 def true_cost(call: dict[str, Any], start_ns: int) -> Decimal | None:
     """The catalog's price of a true call's usage (the price genai-prices gives that usage). The
-    Anthropic stub answers every call with `ANTHROPIC_CACHE_1H` of its cache writes written for an
-    hour (priced at the one-hour rate), the rest for five minutes."""
-    one_hour = ANTHROPIC_CACHE_1H if call["provider"] == "anthropic" and call["cache_write_tokens"] else None
+    Anthropic stub (the Messages API, and Claude on Vertex AI) answers every call with
+    `ANTHROPIC_CACHE_1H` of its cache writes written for an hour (priced at the one-hour rate), the
+    rest for five minutes."""
+    claude = call["provider"] == "anthropic" or call["model"] in ANTHROPIC_MODELS.values()
+    one_hour = ANTHROPIC_CACHE_1H if claude and call["cache_write_tokens"] else None
     usage = Usage(
         call["input_tokens"],
         call["output_tokens"],

@@ -1,5 +1,5 @@
-"""Loopback stand-ins for the OpenAI, Azure OpenAI, Anthropic, Gemini, Bedrock, Mistral, Groq and Cohere
-HTTP APIs, and an OTLP/HTTP trace sink.
+"""Loopback stand-ins for the OpenAI, Azure OpenAI, Anthropic, Gemini, Vertex AI, Bedrock, Mistral, Groq
+and Cohere HTTP APIs, and an OTLP/HTTP trace sink.
 
 Both listen on 127.0.0.1, each on an ephemeral port, and run in daemon threads of the recorder. The
 provider stubs answer in the shape of the real APIs (JSON bodies and SSE streams) with usage that has
@@ -15,6 +15,7 @@ import base64
 import gzip
 import itertools
 import json
+import re
 import struct
 import threading
 import time
@@ -46,6 +47,13 @@ AZURE_FILTER = {
     name: {"filtered": False, "severity": "safe"} for name in ("hate", "self_harm", "sexual", "violence")
 }
 GEMINI_MODEL_VERSION = "gemini-2.5-flash"  # the `modelVersion` of every Gemini answer
+#: A Vertex AI path: ``/{version}/projects/{project}/locations/{location}/publishers/{publisher}/models/
+#: {model}:{method}`` (Gemini: ``google``, ``generateContent`` / ``streamGenerateContent``; Claude:
+#: ``anthropic``, ``rawPredict`` / ``streamRawPredict``).
+VERTEX_PATH = re.compile(
+    r"/v1(?:beta1)?/projects/[^/]+/locations/[^/]+/publishers/(?P<publisher>google|anthropic)/models/"
+    r"(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|rawPredict|streamRawPredict)"
+)
 
 # Fixed usage shapes; a per-answer sequence number `n` is added so that every call of a run differs.
 OPENAI_CACHED = 1024  # prompt_tokens_details.cached_tokens, part of prompt_tokens
@@ -242,6 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
             and path.endswith(("/invoke", "/invoke-with-response-stream"))
         ):
             route = self._bedrock_invoke
+        if route is None and (vertex := VERTEX_PATH.fullmatch(path)) is not None:
+            route = self._vertex_gemini if vertex["publisher"] == "google" else self._vertex_anthropic
         if route is None:
             self._json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
             return
@@ -475,15 +485,18 @@ class _Handler(BaseHTTPRequestHandler):
     # -- Anthropic -------------------------------------------------------------------------------------
 
     def _anthropic_messages(self, req: dict[str, Any]) -> None:
+        asked = str(req.get("model", ""))
+        self._anthropic_answer(req, "anthropic", ANTHROPIC_MODELS.get(asked, asked), "msg_tb")
+
+    def _anthropic_answer(self, req: dict[str, Any], provider: str, model: str, id_prefix: str) -> None:
+        """A Messages API answer (JSON, or SSE when the request says ``stream``), billed by `provider`."""
         rec = self.server.recording
         n = rec.next_n()
-        asked = str(req.get("model", ""))
-        model = ANTHROPIC_MODELS.get(asked, asked)
         thinking = ANTHROPIC_THINKING if (req.get("thinking") or {}).get("type") == "enabled" else 0
         uncached = 20 + n  # Anthropic's input_tokens: the part after the last cache breakpoint
         write = ANTHROPIC_CACHE_5M + ANTHROPIC_CACHE_1H
         output = 30 + n + thinking
-        rid = f"msg_tb{n:04d}"
+        rid = f"{id_prefix}{n:04d}"
         usage: dict[str, Any] = {
             "input_tokens": uncached,
             "cache_creation_input_tokens": write,
@@ -524,7 +537,7 @@ class _Handler(BaseHTTPRequestHandler):
         stream = bool(req.get("stream"))
         rec.add_call(
             TrueCall(
-                "anthropic",
+                provider,
                 model,
                 "chat",
                 stream,
@@ -671,6 +684,100 @@ class _Handler(BaseHTTPRequestHandler):
         first = {"promptTokenCount": prompt, "totalTokenCount": prompt}
         chunks = [_sse(None, answer("Sunny, ", False, first)), _sse(None, answer("21 °C.", True, usage))]
         self._stream(chunks)
+
+    # -- Vertex AI (aiplatform.googleapis.com) ------------------------------------------------------------
+
+    def _vertex_gemini(self, req: dict[str, Any]) -> None:
+        """``POST /v1[beta1]/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`` and
+        ``:streamGenerateContent``: SSE with ``?alt=sse`` (the google-genai SDK), else a streamed JSON
+        array (the Vertex AI SDK's REST transport). The usage as Vertex reports it: Gemini's counts
+        (cached tokens inside ``promptTokenCount``, thoughts apart from ``candidatesTokenCount``) with
+        ``trafficType`` and the counts by modality; a stream's first chunk has only ``trafficType``.
+        Enums are numbers when the request asks ``$alt=json;enum-encoding=int``, as Google's REST
+        clients do."""
+        rec = self.server.recording
+        n = rec.next_n()
+        path, _, query = self.path.partition("?")
+        params = urllib.parse.parse_qs(query)
+        stream = path.endswith(":streamGenerateContent")
+        sse = "sse" in params.get("alt", [])
+        numeric = any("enum-encoding=int" in v for v in params.get("$alt", []))
+        prompt = 1300 + n
+        candidates = 60 + n
+        rid = f"tbvtx{n:04d}"
+        output = candidates + GEMINI_THOUGHTS
+        rec.add_call(
+            TrueCall(
+                "google",
+                GEMINI_MODEL_VERSION,
+                "chat",
+                stream,
+                prompt,
+                output,
+                GEMINI_CACHED,
+                0,
+                GEMINI_THOUGHTS,
+                rid,
+            )
+        )
+
+        def enum(name: str, number: int) -> str | int:
+            return number if numeric else name
+
+        def modality(count: int) -> list[dict[str, Any]]:
+            return [{"modality": enum("TEXT", 1), "tokenCount": count}]
+
+        usage = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": candidates,
+            "totalTokenCount": prompt + output,
+            "cachedContentTokenCount": GEMINI_CACHED,
+            "trafficType": enum("ON_DEMAND", 1),
+            "promptTokensDetails": modality(prompt),
+            "cacheTokensDetails": modality(GEMINI_CACHED),
+            "candidatesTokensDetails": modality(candidates),
+            "thoughtsTokenCount": GEMINI_THOUGHTS,
+        }
+        created = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+        def answer(text: str, last: bool, counts: dict[str, Any]) -> dict[str, Any]:
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+            if last:
+                candidate["finishReason"] = enum("STOP", 1)
+            return {
+                "candidates": [candidate],
+                "usageMetadata": counts,
+                "modelVersion": GEMINI_MODEL_VERSION,
+                "createTime": created,
+                "responseId": rid,
+            }
+
+        if not stream:
+            self._json(200, answer("Sunny, 21 °C.", True, usage))
+            return
+        first = {"trafficType": usage["trafficType"]}
+        chunks = [answer("Sunny, ", False, first), answer("21 °C.", True, usage)]
+        if sse:
+            self._stream([_sse(None, c) for c in chunks])
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for i, c in enumerate(chunks):
+            self.wfile.write((("[" if i == 0 else ",\r\n") + json.dumps(c, indent=2)).encode())
+            self.wfile.flush()
+        self.wfile.write(b"]")
+        self.close_connection = True
+
+    def _vertex_anthropic(self, req: dict[str, Any]) -> None:
+        """``POST .../publishers/anthropic/models/{model}@{version}:rawPredict`` and ``:streamRawPredict``:
+        Claude on Vertex AI, the Messages API's answer (the model in the path, not the body; IDs
+        ``msg_vrtx_...``), billed by Google."""
+        match = VERTEX_PATH.fullmatch(self.path.split("?", 1)[0])
+        asked = match["model"] if match else ""
+        model = ANTHROPIC_MODELS.get(asked.split("@", 1)[0], asked.replace("@", "-"))
+        self._anthropic_answer(req, "google", model, "msg_vrtx_tb")
 
     # -- Bedrock runtime (Converse API) ------------------------------------------------------------------
 

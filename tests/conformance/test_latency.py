@@ -24,6 +24,7 @@ CATALOG = PriceCatalog()
 #: Where each recorded library puts the time to first token (what the fixtures hold, by scope name).
 SOURCES = {
     "com.anthropic.sdk.python": ("attribute", "gen_ai.response.time_to_first_chunk"),
+    "com.anthropic.sdk.python.vertex": ("attribute", "gen_ai.response.time_to_first_chunk"),  # Vertex AI
     "opentelemetry.instrumentation.genai.openai": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "opentelemetry.instrumentation.genai.anthropic": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "openlit.instrumentation.openai": ("attribute", "gen_ai.server.time_to_first_token"),

@@ -23,6 +23,9 @@ from tokenbook.genai.usage import read_usage
         ("openinference.instrumentation.openai_agents", "2.6.0", "openinference-agents"),
         ("opentelemetry.instrumentation.google_genai", "1.3b0", "otel-google-genai"),
         ("opentelemetry.instrumentation.google_generativeai", "0.21.5", "openllmetry-google"),
+        ("opentelemetry.instrumentation.vertexai", "0.62.4", "openllmetry-vertexai"),
+        ("openinference.instrumentation.vertexai", "0.1.29", "openinference-vertexai"),
+        ("com.anthropic.sdk.python.vertex", "2.17.0", "anthropic-sdk"),  # AnthropicVertex's spans
         ("opentelemetry.instrumentation.openai_v2", "2.3b0", "otel-openai-v2"),
         ("opentelemetry.util.genai.handler", "1.1b0", "otel-util-genai"),
         ("litellm", "", "litellm"),

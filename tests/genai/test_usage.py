@@ -290,6 +290,38 @@ def test_a_profile_whose_output_leaves_out_reasoning_reads_it_from_the_total():
     assert read_usage({**attrs, "gen_ai.usage.total_tokens": "x"}, "", google).output_tokens == 51
 
 
+@pytest.mark.parametrize(
+    ("scope", "version", "attrs"),
+    [
+        # tests/testdata/conformance/opentelemetry-instrumentation-vertexai-0.62.4-generate.json
+        (
+            "opentelemetry.instrumentation.vertexai",
+            "0.62.4",
+            {
+                "gen_ai.usage.input_tokens": 1301,
+                "gen_ai.usage.output_tokens": 61,
+                "gen_ai.usage.cache_read.input_tokens": 1024,
+                "llm.usage.total_tokens": 1426,
+            },
+        ),
+        # tests/testdata/conformance/openinference-instrumentation-vertexai-0.1.29-generate.json
+        (
+            "openinference.instrumentation.vertexai",
+            "0.1.29",
+            {"llm.token_count.prompt": 1301, "llm.token_count.completion": 61, "llm.token_count.total": 1426},
+        ),
+    ],
+)
+def test_the_vertex_ai_sdk_instrumentations_thoughts_are_read_from_the_total(
+    scope: str, version: str, attrs: dict[str, object]
+) -> None:
+    """Gemini's 64 thoughts, billed as output, are only in these libraries' totals. Failed before:
+    the output was the candidates' count alone (61)."""
+    usage = read_usage(attrs, "google", profile_of(scope, version))
+    assert (usage.output_tokens, usage.reasoning_tokens) == (125, 64)
+    assert not usage.issues
+
+
 def test_langfuse_usage_details_give_every_count():
     # tests/testdata/conformance/langfuse-5.2.0-reasoning.json and -embeddings.json
     details = (

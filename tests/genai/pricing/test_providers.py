@@ -116,3 +116,38 @@ def test_an_inference_profile_arn_is_priced_as_its_profile() -> None:
     assert want is not None
     assert catalog.quote("aws.bedrock", arn, usage, time.time_ns()).picos == want
     assert catalog.quote("strands-agents", arn, usage, time.time_ns()).picos == want  # no provider named
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "priced_as"),
+    [
+        # OpenInference's Vertex AI spans (tests/testdata/conformance/openinference-instrumentation-vertexai)
+        (
+            "google",
+            "projects/tb-project/locations/us-central1/publishers/google/models/gemini-2.5-flash",
+            ("google", "gemini-2.5-flash"),
+        ),
+        (
+            "",
+            "projects/tb-project/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929",
+            ("google", "claude-sonnet-4-5"),  # Claude on Vertex AI is billed by Google
+        ),
+        ("vertexai", "publishers/google/models/gemini-2.5-flash", ("google", "gemini-2.5-flash")),
+        ("gcp.gemini", "models/gemini-2.5-flash", ("google", "gemini-2.5-flash")),  # the Gemini API's names
+    ],
+)
+def test_a_model_named_by_its_resource_name_is_priced_as_the_model_it_names(
+    provider: str, model: str, priced_as: tuple[str, str]
+) -> None:
+    """Failed before: unpriced."""
+    usage = Usage(1301, 125, 1024, 0, 64, present=True)
+    catalog = PriceCatalog()
+    quote = catalog.quote(provider, model, usage, time.time_ns())
+    assert quote.picos is not None and quote.picos == catalog.quote(*priced_as, usage, time.time_ns()).picos
+
+
+def test_a_resource_name_of_an_unknown_model_stays_unpriced() -> None:
+    usage = Usage(10, 1, 0, 0, 0, present=True)
+    catalog = PriceCatalog()
+    for model in ("projects/p/locations/l/endpoints/1234", "models/no-such-model"):
+        assert catalog.quote("google", model, usage, time.time_ns()).picos is None

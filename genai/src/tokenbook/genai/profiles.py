@@ -23,7 +23,8 @@ A profile says:
   (LangChain, agents). Lower bills first.
 * ``families``: the attribute families it writes (documentation; `semconv` reads every alias).
 * ``output_from_total``: the library's output count leaves out reasoning tokens that its total
-  counts (Gemini's thoughts, through OpenLLMetry's Google instrumentation): where the total is larger
+  counts (Gemini's thoughts, through OpenLLMetry's Google and Vertex AI instrumentations and
+  OpenInference's Vertex AI instrumentation): where the total is larger
   than input + output, the difference is read as reasoning, inside the output (`usage.read_usage`).
 * ``unbilled_cache_reads``: the library's cache-read count is not part of its (billed) input count
   but of a larger prompt the provider does not bill: OpenLIT's Cohere spans pass Cohere's
@@ -212,6 +213,16 @@ PROFILES: Final[tuple[Profile, ...]] = (
         output_from_total=True,
     ),
     Profile(
+        "openllmetry-vertexai",
+        "opentelemetry.instrumentation.vertexai",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read); gen_ai.system Google; llm.usage.total_tokens; llm.request.type completion",
+        defects="Gemini's thoughts are in neither the output count nor a reasoning count, only in the total "
+        "(read from there)",
+        output_from_total=True,
+    ),
+    Profile(
         "openllmetry",
         "opentelemetry.instrumentation",
         True,
@@ -336,6 +347,17 @@ PROFILES: Final[tuple[Profile, ...]] = (
         defects="InvokeModel: no cache reads or writes on Claude streams; a Claude call is named by the "
         "answer's model, not the inference profile (a global. profile is priced at the regional rate)",
         exclusive_calls=(("bedrock.invoke_model", "amazon.nova"),),
+    ),
+    Profile(
+        "openinference-vertexai",
+        "openinference.instrumentation.vertexai",
+        True,
+        RANK_CLIENT,
+        "llm.* (llm.model_name: the model's Vertex AI resource name; llm.token_count.prompt, completion, "
+        "total); openinference.span.kind",
+        defects="no cache reads (a cached prompt is priced at the input rate); Gemini's thoughts are in "
+        "neither the output count nor a reasoning count, only in the total (read from there)",
+        output_from_total=True,
     ),
     Profile(
         "openinference",

@@ -115,7 +115,8 @@ PROVIDER_METADATA: Final = "ai.response.providerMetadata"
 #: total holds (`profiles.Profile.output_from_total`).
 TOTAL_TOKENS: Final = (
     "gen_ai.usage.total_tokens",  # OpenLLMetry, OpenLIT, LiteLLM
-    "llm.usage.total_tokens",  # OpenLLMetry < 0.30
+    "llm.usage.total_tokens",  # OpenLLMetry < 0.30; OpenLLMetry Vertex AI 0.62.4
+    "llm.token_count.total",  # OpenInference (vertexai 0.1.29)
 )
 #: A provider's usage object as text, first present wins: where a library writes its counts only there
 #: (LiteLLM: cache reads and writes, their split by lifetime, reasoning; Langfuse: every count). Its

@@ -20,6 +20,7 @@ Contract of `PriceCatalog.price`:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -51,6 +52,12 @@ __all__ = ["CATALOG_NAME", "PriceCatalog"]
 #: The catalog in use: the installed genai-prices, e.g. ``"genai-prices 0.2.5"``.
 CATALOG_NAME: Final = f"genai-prices {genai_prices.__version__}"
 _MAX_CACHED_MODELS: Final = 10_000
+#: A model named by its resource name: Vertex AI's (``projects/{project}/locations/{location}/publishers/
+#: {publisher}/models/{model}``, ``publishers/{publisher}/models/{model}``: OpenInference's Vertex AI
+#: spans) or the Gemini API's (``models/{model}``). The model is the part after ``models/``.
+_RESOURCE_NAME: Final = re.compile(
+    r"(?P<vertex>(?:projects/[^/]+/locations/[^/]+/)?publishers/[^/]+/)?models/(?P<model>[^/]+)"
+)
 
 
 def _period_label(model: gp_types.ModelInfo, price: gp_types.ModelPrice) -> str:
@@ -309,14 +316,22 @@ class PriceCatalog:
     def _find_or_unprefixed(
         self, model: str, provider_id: str | None
     ) -> tuple[gp_types.Provider, gp_types.ModelInfo]:
-        """The catalog's model `model` of `provider_id`; failing that, for a model named the LiteLLM way
-        (``openai/gpt-4o-mini``, ``anthropic/claude-sonnet-4-5``: OpenInference's LiteLLM spans), the
-        model after the prefix, of the provider the prefix names; and for a Bedrock model ID without
-        its vendor (``nova-lite-v1:0``, ``llama3-3-70b-instruct-v1:0``: OpenLLMetry's Bedrock spans), the
-        one Bedrock model that some vendor's prefix makes of it. Raises LookupError."""
+        """The catalog's model `model` of `provider_id`; failing that, for a model named by its resource
+        name (``projects/p/locations/l/publishers/google/models/gemini-2.5-flash``: `_RESOURCE_NAME`),
+        the model after ``models/`` (of Google, Vertex AI's biller, when a Vertex AI name comes with no
+        provider); for a model named the LiteLLM way (``openai/gpt-4o-mini``,
+        ``anthropic/claude-sonnet-4-5``: OpenInference's LiteLLM spans), the model after the prefix, of
+        the provider the prefix names; and for a Bedrock model ID without its vendor (``nova-lite-v1:0``,
+        ``llama3-3-70b-instruct-v1:0``: OpenLLMetry's Bedrock spans), the one Bedrock model that some
+        vendor's prefix makes of it. Raises LookupError."""
         try:
             return self._snapshot.find_provider_model(model, None, provider_id, None)
         except LookupError as exc:
+            if (resource := _RESOURCE_NAME.fullmatch(model)) is not None:
+                vertex = "google" if resource["vertex"] else None
+                return self._snapshot.find_provider_model(
+                    resource["model"], None, provider_id or vertex, None
+                )
             prefix, _, rest = model.partition("/")
             named = catalog_provider(prefix) if rest else None
             if named is None or (provider_id is not None and named != provider_id):
