@@ -805,9 +805,10 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
                 "ANTHROPIC_BASE_URL": server.url,
                 "GEMINI_BASE_URL": server.url,
                 "BEDROCK_BASE_URL": server.url,
-                r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
-                r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai"
-                r"|mistralai|groq|cohere|httpx2)$"
+                "MISTRAL_BASE_URL": f"{server.url}/mistral",
+                "GROQ_BASE_URL": server.url,
+                "COHERE_BASE_URL": server.url,
+                "VERTEX_BASE_URL": server.url,
                 "OPENAI_API_KEY": "sk-test",
                 "ANTHROPIC_API_KEY": "sk-ant-test",
                 "NO_PROXY": "127.0.0.1,localhost",
