@@ -753,6 +753,23 @@ def dspy_chain_of_thought() -> None:
     time.sleep(2)
 
 
+def dspy_predict_anthropic() -> None:
+    import dspy
+
+    lm = dspy.LM(
+        "anthropic/claude-sonnet-4-5",
+        api_base=os.environ["ANTHROPIC_BASE_URL"],
+        api_key="sk-ant-test",
+        max_tokens=256,
+        cache=False,
+        num_retries=0,
+        engine="litellm",
+    )
+    with dspy.context(lm=lm):
+        dspy.Predict("question -> answer")(question=QUESTION)
+    time.sleep(2)
+
+
 def dspy_predict_native() -> None:
     import dspy
 
@@ -886,6 +903,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "dspy": {
         "predict": dspy_predict,
         "chain_of_thought": dspy_chain_of_thought,
+        "predict_anthropic": dspy_predict_anthropic,
         "predict_native": dspy_predict_native,
     },
     "haystack": {"pipeline": haystack_pipeline, "pipeline_stream": haystack_pipeline_stream},

@@ -433,7 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             stop = "tool_use"
         else:
-            content.append({"type": "text", "text": "Sunny, 21 °C."})
+            content.append({"type": "text", "text": _answer_text(req)})
         stream = bool(req.get("stream"))
         rec.add_call(
             TrueCall(
@@ -487,7 +487,8 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 )
                 chunks.append(_sse("ping", {"type": "ping"}))
-                for piece in ("Sunny, ", "21 °C."):
+                text = block["text"]
+                for piece in (text[:7], text[7:]):
                     delta = {"type": "text_delta", "text": piece}
                     chunks.append(
                         _sse(
