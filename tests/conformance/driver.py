@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 import urllib.request
 from collections.abc import Callable
@@ -202,6 +203,38 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.litellm import LiteLLMInstrumentor
 
         LiteLLMInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-crewai":
+        from openinference.instrumentation.crewai import CrewAIInstrumentor
+
+        CrewAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-crewai-events":
+        from openinference.instrumentation.crewai import CrewAIInstrumentor
+
+        # its event-listener mode: spans from CrewAI's event bus, an LLM span per model call
+        CrewAIInstrumentor().instrument(tracer_provider=provider, use_event_listener=True)
+    elif name == "openllmetry-crewai":
+        from opentelemetry.instrumentation.crewai import CrewAIInstrumentor as TLCrewAI
+
+        TLCrewAI().instrument(tracer_provider=provider)
+    elif name == "openllmetry-litellm":
+        from opentelemetry.instrumentation.litellm import LiteLLMInstrumentor as TLLiteLLM
+
+        TLLiteLLM().instrument(tracer_provider=provider)
+    elif name == "openinference-dspy":
+        from openinference.instrumentation.dspy import DSPyInstrumentor
+
+        DSPyInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-haystack":
+        from openinference.instrumentation.haystack import HaystackInstrumentor
+
+        HaystackInstrumentor().instrument(tracer_provider=provider)
+    elif name == "haystack-otel":
+        from haystack import tracing
+        from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
+
+        # Haystack's own spans (opentelemetry-haystack), on the global provider; content tracing off
+        # (HAYSTACK_CONTENT_TRACING_ENABLED unset)
+        tracing.enable_tracing(OpenTelemetryTracer(provider.get_tracer("haystack")))
     elif name == "pydantic-ai":
         from pydantic_ai import Agent
         from pydantic_ai.models.instrumented import InstrumentationSettings
@@ -883,6 +916,147 @@ def litellm_messages_stream() -> None:
     _litellm("anthropic/claude-sonnet-4-5", max_tokens=256, stream=True)
 
 
+def _crewai_crew(**llm: Any) -> Any:
+    from crewai import LLM, Agent, Crew, Task
+    from crewai.tools import tool
+
+    @tool("get_weather")  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return f"Sunny, 21 °C in {city}."
+
+    model = LLM(
+        model="gpt-4o-mini", base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", timeout=TIMEOUT, **llm
+    )
+    agent = Agent(
+        role="Weather bot",
+        goal="Answer questions about the weather tersely.",
+        backstory="You look the weather up with your tool.",
+        llm=model,
+        tools=[get_weather],
+        max_iter=3,
+        verbose=False,
+    )
+    task = Task(description=QUESTION, expected_output="The weather, in one line.", agent=agent)
+    return Crew(agents=[agent], tasks=[task], verbose=False)
+
+
+def crewai_crew() -> None:
+    _crewai_crew().kickoff()  # model call (tool call), tool, model call
+
+
+def crewai_crew_stream() -> None:
+    _crewai_crew(stream=True).kickoff()
+
+
+def crewai_crew_litellm() -> None:
+    # CrewAI's LiteLLM route (its native OpenAI client otherwise; LiteLLM for the providers it has no
+    # client of its own for, or when asked)
+    _crewai_crew(is_litellm=True).kickoff()
+    time.sleep(2)  # LiteLLM's callbacks end their spans on a thread of their own
+
+
+def _dspy_lm(engine: str, base: str = "") -> Any:
+    import dspy
+
+    # no response cache (its default caches answers on disk and in memory); the engine chooses the
+    # transport: "litellm" calls litellm.completion, "auto" (the default) DSPy's vendored lm15
+    return dspy.LM(
+        "openai/gpt-4o-mini",
+        api_base=base or os.environ["OPENAI_BASE_URL"],
+        api_key="sk-test",
+        cache=False,
+        num_retries=0,
+        engine=engine,
+    )
+
+
+def dspy_predict() -> None:
+    import dspy
+
+    with dspy.context(lm=_dspy_lm("litellm")):
+        dspy.Predict("question -> answer")(question=QUESTION)
+    time.sleep(2)  # LiteLLM's callbacks end their spans on a thread of their own
+
+
+def dspy_chain_of_thought() -> None:
+    import dspy
+
+    with dspy.context(lm=_dspy_lm("litellm")):
+        dspy.ChainOfThought("question -> answer")(question=QUESTION)
+    time.sleep(2)
+
+
+def dspy_predict_anthropic() -> None:
+    import dspy
+
+    lm = dspy.LM(
+        "anthropic/claude-sonnet-4-5",
+        api_base=os.environ["ANTHROPIC_BASE_URL"],
+        api_key="sk-ant-test",
+        max_tokens=256,
+        cache=False,
+        num_retries=0,
+        engine="litellm",
+    )
+    with dspy.context(lm=lm):
+        dspy.Predict("question -> answer")(question=QUESTION)
+    time.sleep(2)
+
+
+def dspy_predict_native() -> None:
+    import dspy
+
+    # DSPy's default engine ("auto"): its vendored lm15 client, unless OPENAI_BASE_URL (or
+    # OPENAI_API_BASE) is set, which keeps a gateway configured that way on LiteLLM; the address is
+    # given to the LM instead, as in code that sets it there
+    base = os.environ.pop("OPENAI_BASE_URL")
+    try:
+        with dspy.context(lm=_dspy_lm("auto", base)):
+            dspy.Predict("question -> answer")(question=QUESTION)
+    finally:
+        os.environ["OPENAI_BASE_URL"] = base
+
+
+def _haystack_pipeline(**generator: Any) -> Any:
+    from haystack import Pipeline
+    from haystack.components.builders import ChatPromptBuilder
+    from haystack.components.generators.chat import OpenAIChatGenerator
+    from haystack.dataclasses import ChatMessage
+    from haystack.utils import Secret
+
+    pipe = Pipeline()
+    pipe.add_component(
+        "prompt", ChatPromptBuilder(template=[ChatMessage.from_user("What is the weather in {{city}}?")])
+    )
+    pipe.add_component(
+        "llm",
+        OpenAIChatGenerator(
+            api_key=Secret.from_token("sk-test"),
+            model="gpt-4o-mini",
+            api_base_url=os.environ["OPENAI_BASE_URL"],
+            timeout=TIMEOUT,
+            max_retries=0,
+            **generator,
+        ),
+    )
+    pipe.connect("prompt.prompt", "llm.messages")
+    return pipe
+
+
+def haystack_pipeline() -> None:
+    _haystack_pipeline().run({"prompt": {"city": "Paris"}})
+
+
+def haystack_pipeline_stream() -> None:
+    # Haystack asks a stream for its usage only when told to
+    stream = _haystack_pipeline(
+        streaming_callback=lambda chunk: None,
+        generation_kwargs={"stream_options": {"include_usage": True}},
+    )
+    stream.run({"prompt": {"city": "Paris"}})
+
+
 def _langfuse_openai() -> Any:
     from langfuse.openai import OpenAI
 
@@ -1247,6 +1421,14 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "cohere_chat_stream": cohere_chat_stream,
         "cohere_chat_stream_async": cohere_chat_stream_async,
     },
+    "crewai": {"crew": crewai_crew, "crew_stream": crewai_crew_stream, "crew_litellm": crewai_crew_litellm},
+    "dspy": {
+        "predict": dspy_predict,
+        "chain_of_thought": dspy_chain_of_thought,
+        "predict_anthropic": dspy_predict_anthropic,
+        "predict_native": dspy_predict_native,
+    },
+    "haystack": {"pipeline": haystack_pipeline, "pipeline_stream": haystack_pipeline_stream},
 }
 
 

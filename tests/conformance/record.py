@@ -81,6 +81,18 @@ TL_OPENAI = {"opentelemetry-instrumentation-openai": "0.62.4"}
 # and it would make the fixtures large.
 OI_NO_CONTENT = {"OPENINFERENCE_HIDE_INPUTS": "true", "OPENINFERENCE_HIDE_OUTPUTS": "true"}
 TL_NO_CONTENT = {"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "false"}
+# crewai 1.15.30 requires openai < 3; LiteLLM (its `litellm` extra) for its LiteLLM route. Its anonymous
+# telemetry (a provider of its own, exporting to CrewAI) and its trace upload off (OTEL_SDK_DISABLED
+# would turn off the driver's provider too); LiteLLM's model cost map from its bundled copy.
+CREWAI = {"crewai": "1.15.30", "litellm": "1.110.2", "openai": "2.54.0"}
+CREWAI_ENV = {
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "LITELLM_TELEMETRY": "False",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "true",
+}
+HAYSTACK = {"haystack-ai": "3.4.1", **OPENAI}
+HAYSTACK_ENV = {"HAYSTACK_TELEMETRY_ENABLED": "False"}
 
 # Resolved packages worth recording in a fixture besides the pins.
 KEY_PACKAGES = re.compile(
@@ -88,7 +100,7 @@ KEY_PACKAGES = re.compile(
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
     r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai"
-    r"|mistralai|groq|cohere|httpx2)$"
+    r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack)$"
 )
 
 
@@ -665,6 +677,96 @@ SETUPS: tuple[Setup, ...] = (
         env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
         notes="OpenLIT's Mistral, Groq and Cohere instrumentations",
     ),
+    Setup(
+        "openinference-crewai",
+        "openinference-instrumentation-crewai",
+        {
+            "openinference-instrumentation-crewai": "1.1.21",
+            **OI_OPENAI,
+            "openinference-instrumentation-litellm": "0.1.51",
+            **CREWAI,
+            **OTEL,
+        },
+        ("openinference-crewai", "openinference-openai", "openinference-litellm"),
+        ("crewai",),
+        env={**OI_NO_CONTENT, **CREWAI_ENV},
+        notes="CrewAI with OpenInference's CrewAI, OpenAI and LiteLLM instrumentors",
+    ),
+    Setup(
+        "openinference-crewai-events",
+        "openinference-instrumentation-crewai",
+        {
+            "openinference-instrumentation-crewai": "1.1.21",
+            **OI_OPENAI,
+            "openinference-instrumentation-litellm": "0.1.51",
+            **CREWAI,
+            **OTEL,
+        },
+        ("openinference-crewai-events", "openinference-openai", "openinference-litellm"),
+        ("crewai",),
+        env={**OI_NO_CONTENT, **CREWAI_ENV},
+        notes="the same with the CrewAI instrumentor's event-listener mode (`use_event_listener=True`), "
+        "which records an LLM span per model call",
+        beside="events",
+    ),
+    Setup(
+        "openllmetry-crewai",
+        "opentelemetry-instrumentation-crewai",
+        {
+            "opentelemetry-instrumentation-crewai": "0.62.4",
+            **TL_OPENAI,
+            "opentelemetry-instrumentation-litellm": "0.62.4",
+            **CREWAI,
+            **OTEL,
+        },
+        ("openllmetry-crewai", "openllmetry-openai", "openllmetry-litellm"),
+        ("crewai",),
+        env={**TL_NO_CONTENT, **CREWAI_ENV},
+        notes="CrewAI with OpenLLMetry's CrewAI, OpenAI and LiteLLM instrumentors",
+    ),
+    Setup(
+        "openinference-dspy",
+        "openinference-instrumentation-dspy",
+        {
+            "openinference-instrumentation-dspy": "0.1.48",
+            "openinference-instrumentation-litellm": "0.1.51",
+            "dspy": "3.4.1",
+            "litellm": "1.110.2",
+            **OPENAI,
+            **OTEL,
+        },
+        ("openinference-dspy", "openinference-litellm"),
+        ("dspy",),
+        # LiteLLM's and DSPy's model metadata from their bundled copies (both fetch it from the web)
+        env={"LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "true", **OI_NO_CONTENT},
+        notes="DSPy with OpenInference's DSPy and LiteLLM instrumentors",
+    ),
+    Setup(
+        "openinference-haystack",
+        "openinference-instrumentation-haystack",
+        {"openinference-instrumentation-haystack": "0.1.46", **OI_OPENAI, **HAYSTACK, **OTEL},
+        ("openinference-haystack", "openinference-openai"),
+        ("haystack",),
+        env={**OI_NO_CONTENT, **HAYSTACK_ENV},
+        notes="a Haystack pipeline with OpenInference's Haystack and OpenAI instrumentors",
+    ),
+    Setup(
+        "haystack-otel",
+        "opentelemetry-haystack",
+        {
+            "opentelemetry-haystack": "2.0.0",
+            "opentelemetry-instrumentation-genai-openai": "1.3b0",
+            **UTIL_GENAI,
+            **HAYSTACK,
+            **OTEL,
+        },
+        ("haystack-otel", "otel-genai-openai"),
+        ("haystack",),
+        env=HAYSTACK_ENV,
+        notes="Haystack's own tracing (opentelemetry-haystack's OpenTelemetryTracer, content tracing off) "
+        "and the official OpenAI instrumentor",
+        beside="otel-genai-openai",
+    ),
 )
 
 
@@ -684,6 +786,10 @@ _CLEARED_ENV = (
     "GROQ_",
     "CO_",
     "COHERE_",
+    "CREWAI_",
+    "HAYSTACK_",
+    "DSPY_",
+    "LITELLM_",
 )
 
 

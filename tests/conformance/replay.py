@@ -128,6 +128,9 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
         for style in ("mistral_chat", "mistral_chat_stream", "mistral_chat_stream_async")
     },
+    "openinference-instrumentation-dspy-0.1.48-predict_anthropic": _NO_LIFETIMES.format(
+        "openinference-instrumentation-litellm 0.1.51 (the layer below DSPy's, whose spans carry no usage)"
+    ),
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

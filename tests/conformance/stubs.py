@@ -135,6 +135,22 @@ def _sse(event: str | None, data: dict[str, Any] | str) -> bytes:
     return f"{head}data: {text}\n\n".encode()
 
 
+_DSPY_ASK = "Respond with the corresponding output fields"
+_DSPY_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]")
+
+
+def _answer_text(req: dict[str, Any]) -> str:
+    """The text of a chat answer: "Sunny, 21 °C.", or, to a prompt of DSPy's chat adapter (which asks
+    for its output fields between `[[ ## name ## ]]` markers), each field it asks for so marked."""
+    last = (req.get("messages") or [{}])[-1].get("content")
+    if isinstance(last, list):  # content parts
+        last = " ".join(str(p.get("text", "")) for p in last if isinstance(p, dict))
+    if not isinstance(last, str) or _DSPY_ASK not in last:
+        return "Sunny, 21 °C."
+    asked = [f for f in _DSPY_FIELD.findall(last.split(_DSPY_ASK, 1)[1]) if f != "completed"]
+    return "".join(f"[[ ## {f} ## ]]\nSunny, 21 °C.\n\n" for f in asked) + "[[ ## completed ## ]]"
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -286,7 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         tools = req.get("tools") or []
         tool_call = bool(tools) and not any(m.get("role") == "tool" for m in req.get("messages", []))
-        message: dict[str, Any] = {"role": "assistant", "content": "Sunny, 21 °C.", "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": _answer_text(req), "refusal": None}
         finish = "stop"
         if tool_call:
             name = tools[0].get("function", {}).get("name", "tool")
@@ -352,7 +368,8 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk({"tool_calls": [{"index": 0, **call, "function": {**call["function"]}}]}, None)
             )
         else:
-            chunks += [chunk({"content": "Sunny, "}, None), chunk({"content": "21 °C."}, None)]
+            text = message["content"]
+            chunks += [chunk({"content": text[:7]}, None), chunk({"content": text[7:]}, None)]
         chunks.append(chunk({}, finish))
         if include_usage:
             chunks.append(_sse(None, {**base, "choices": [], "usage": usage}))
@@ -533,7 +550,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             stop = "tool_use"
         else:
-            content.append({"type": "text", "text": "Sunny, 21 °C."})
+            content.append({"type": "text", "text": _answer_text(req)})
         stream = bool(req.get("stream"))
         rec.add_call(
             TrueCall(
@@ -587,7 +604,8 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 )
                 chunks.append(_sse("ping", {"type": "ping"}))
-                for piece in ("Sunny, ", "21 °C."):
+                text = block["text"]
+                for piece in (text[:7], text[7:]):
                     delta = {"type": "text_delta", "text": piece}
                     chunks.append(
                         _sse(

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tokenbook.genai.profiles import DEFAULT_PROFILE, PROFILES, RANK_SDK, profile_of, version_tuple
+from tokenbook.genai.profiles import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    RANK_CLIENT,
+    RANK_FRAMEWORK,
+    RANK_SDK,
+    profile_of,
+    version_tuple,
+)
 from tokenbook.genai.usage import read_usage
 
 
@@ -40,6 +48,11 @@ from tokenbook.genai.usage import read_usage
         ("opentelemetry.instrumentation.bedrock", "0.62.4", "openllmetry-bedrock"),
         ("openinference.instrumentation.bedrock", "0.1.61", "openinference-bedrock"),
         ("pydantic-ai", "2.78.0", "pydantic-ai"),
+        ("openinference.instrumentation.crewai", "1.1.21", "openinference-crewai"),
+        ("openinference.instrumentation.crewai._event_listener", "1.1.21", "openinference-crewai"),
+        ("openinference.instrumentation.dspy", "0.1.48", "openinference-dspy"),
+        ("openinference.instrumentation.haystack", "0.1.46", "openinference-haystack"),
+        ("opentelemetry.instrumentation.crewai.instrumentation", "0.36.0", "openllmetry-crewai"),
         ("my.app", "1", "semconv"),
         ("", "", "semconv"),
         ("openinference.instrumentation.openaiX", "", "openinference"),  # dotted prefix, not string prefix
@@ -96,3 +109,34 @@ def test_openinference_bedrock_reads_novas_invoke_model_input_as_exclusive(
 def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:
     profile = profile_of("openinference.instrumentation.openai", "0.1.66")
     assert profile.for_call("bedrock.invoke_model", "amazon.nova-lite-v1:0") is profile
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        # recorded (tests/testdata/conformance)
+        "openinference.instrumentation.crewai",  # its wrappers
+        "openinference.instrumentation.crewai._event_listener",  # its event-listener mode: LLM spans
+        "openinference.instrumentation.dspy",
+        "openinference.instrumentation.haystack",
+        "opentelemetry.instrumentation.crewai.instrumentation",
+        "openinference.instrumentation.langchain",
+        "openinference.instrumentation.llama_index",
+        "openinference.instrumentation.openai_agents",
+        "opentelemetry.instrumentation.langchain",
+        # the other framework instrumentors of the same two families
+        "openinference.instrumentation.smolagents",
+        "openinference.instrumentation.pydantic_ai",
+        "opentelemetry.instrumentation.haystack",
+        "opentelemetry.instrumentation.openai_agents",
+    ],
+)
+def test_a_framework_instrumentor_ranks_below_the_client_instrumentors(scope: str) -> None:
+    """A framework's span of a model call (CrewAI's LLM span, Haystack's generator span) and the client
+    instrumentor's span of the same call, matched across traces, tie on nothing else that says which
+    is closer to the wire: the framework's rank must leave the bill to the client layer, whose counts
+    are the provider's (the framework's often lack the cache reads)."""
+    assert profile_of(scope, "1").rank == RANK_FRAMEWORK
+    assert profile_of("openinference.instrumentation.openai", "0.1.66").rank == RANK_CLIENT
+    assert profile_of("opentelemetry.instrumentation.openai.v1", "0.62.4").rank == RANK_CLIENT
+    assert profile_of("opentelemetry.instrumentation.litellm", "0.62.4").rank == RANK_CLIENT

@@ -223,6 +223,27 @@ PROFILES: Final[tuple[Profile, ...]] = (
         output_from_total=True,
     ),
     Profile(
+        "openllmetry-crewai",
+        "opentelemetry.instrumentation.crewai",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.*, crewai.*; traceloop.span.kind; invoke_agent wrappers; `{model}.llm` spans (CrewAI's "
+        "LiteLLM route only) without usage; the agent span sums that route's calls; scope version 0.36.0 "
+        "in package 0.62.4",
+        defects="the agent span's sum has no cache reads (billed only when no client layer records the "
+        "calls)",
+    ),
+    *(
+        Profile(
+            f"openllmetry-{framework.replace('_', '-')}",
+            f"opentelemetry.instrumentation.{framework}",
+            True,
+            RANK_FRAMEWORK,
+            "gen_ai.*; traceloop.span.kind (a framework's spans, over a client library's)",
+        )
+        for framework in ("haystack", "llamaindex", "openai_agents")
+    ),
+    Profile(
         "openllmetry",
         "opentelemetry.instrumentation",
         True,
@@ -249,6 +270,44 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "llm.*; openinference.span.kind; no response id",
+    ),
+    Profile(
+        "openinference-crewai",
+        "openinference.instrumentation.crewai",
+        True,
+        RANK_FRAMEWORK,
+        "llm.*; openinference.span.kind (crew CHAIN, AGENT, TOOL spans); in its event-listener mode an LLM "
+        "span per model call (llm.token_count.*, no provider), in a trace apart from the client layer's",
+        defects="event-listener mode on CrewAI's LiteLLM route: no cache reads, and a call may have no LLM "
+        "span",
+    ),
+    Profile(
+        "openinference-dspy",
+        "openinference.instrumentation.dspy",
+        True,
+        RANK_FRAMEWORK,
+        "llm.* (llm.model_name, llm.provider); openinference.span.kind; its LM spans carry no token counts",
+        defects="no usage: DSPy's calls are billed by a client layer only (LiteLLM's instrumentor on DSPy's "
+        "LiteLLM engine; DSPy 3.4's own client, its default engine, has none)",
+    ),
+    Profile(
+        "openinference-haystack",
+        "openinference.instrumentation.haystack",
+        True,
+        RANK_FRAMEWORK,
+        "llm.* (prompt, completion and total counts only); openinference.span.kind; no response id",
+        defects="no cache reads (a cached prompt is priced at the input rate unless a client layer records "
+        "the call)",
+    ),
+    *(
+        Profile(
+            f"openinference-{framework.replace('_', '-')}",
+            f"openinference.instrumentation.{framework}",
+            True,
+            RANK_FRAMEWORK,
+            "llm.*; openinference.span.kind (a framework's spans, over a client library's)",
+        )
+        for framework in ("smolagents", "autogen_agentchat", "agno", "beeai", "pydantic_ai", "google_adk")
     ),
     Profile(
         "google-adk",
