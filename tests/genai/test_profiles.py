@@ -34,6 +34,7 @@ from tokenbook.genai.profiles import DEFAULT_PROFILE, PROFILES, RANK_SDK, profil
         ("opentelemetry.instrumentation.bedrock", "0.62.4", "openllmetry-bedrock"),
         ("pydantic-ai", "2.78.0", "pydantic-ai"),
         ("langsmith", "", "langsmith"),
+        ("langtrace_python_sdk.instrumentation.openai.instrumentation", "", "langtrace"),
         ("my.app", "1", "semconv"),
         ("", "", "semconv"),
         ("openinference.instrumentation.openaiX", "", "openinference"),  # dotted prefix, not string prefix

@@ -421,3 +421,14 @@ def test_langchains_service_tier_parts_are_read_as_cache_reads_and_reasoning():
 def test_unreadable_langchain_usage_adds_nothing_and_never_raises(value):
     attrs = {**_LANGSMITH, "langsmith.metadata.usage_metadata": value}
     assert read_usage(attrs) == Usage(1503, 235, 0, 0, 0, present=True)
+
+
+def test_langtraces_cached_tokens_are_cache_reads():
+    # Langtrace 3.8.21's OpenAI instrumentation, an unstreamed call
+    # (tests/testdata/conformance/langtrace-python-sdk-3.8.21-chat.json)
+    attrs = {
+        "gen_ai.usage.input_tokens": 1501,
+        "gen_ai.usage.output_tokens": 41,
+        "gen_ai.usage.cached_tokens": 1024,
+    }
+    assert read_usage(attrs) == Usage(1501, 41, 1024, 0, 0, present=True)

@@ -276,6 +276,14 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "(gen_ai.system is a guess from the model's name); no response id on LangChain's runs",
     ),
     Profile(
+        "langtrace",
+        "langtrace_python_sdk.instrumentation",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (gen_ai.system); cache reads as gen_ai.usage.cached_tokens; no response id",
+        defects="OpenAI streams: no cache reads (the cached input is priced at the input rate)",
+    ),
+    Profile(
         "ai-sdk",
         "gen_ai",
         True,

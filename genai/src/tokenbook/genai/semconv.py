@@ -90,6 +90,7 @@ CACHE_READ_TOKENS: Final = (
     "llm.token_count.prompt_details.cache_read",  # OpenInference
     "ai.usage.inputTokenDetails.cacheReadTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
     "ai.usage.cachedInputTokens",  # the same, also ai 5.0.285 streams
+    "gen_ai.usage.cached_tokens",  # Langtrace (3.8.21 OpenAI, unstreamed calls)
 )
 CACHE_WRITE_TOKENS: Final = (
     "gen_ai.usage.cache_write.input_tokens",  # semantic conventions (genai-anthropic 1.3b0, anthropic 2.17.0)
