@@ -329,6 +329,7 @@ def test_anthropics_own_usage_in_the_ai_sdks_provider_metadata_is_read_as_exclus
         '{"openai": {"x": 1}}',
         7,
         "x" * 20_000,
+        "[" * 10_000 + '"anthropic"',  # nested deeper than the JSON parser goes
     ],
 )
 def test_unreadable_provider_metadata_changes_nothing(metadata):

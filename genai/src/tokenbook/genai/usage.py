@@ -304,7 +304,7 @@ def _with_anthropic_usage(attrs: Mapping[str, object]) -> Mapping[str, object]:
         return attrs
     try:
         usage = json.loads(text)["anthropic"]["usage"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep
         return attrs
     if not isinstance(usage, dict):
         return attrs
