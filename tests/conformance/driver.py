@@ -6,8 +6,10 @@ SDK and its OTLP/HTTP exporter), never tokenbook. Usage:
     driver.py --stub URL --sink URL --instrument NAME[,NAME] --calls GROUP[,GROUP]
 
 A global SDK `TracerProvider` with a `BatchSpanProcessor` and the OTLP/HTTP exporter sends to the
-recorder's sink at `SINK/v1/traces`. Before each call style the driver flushes the provider and tells the
-recorder the style's name (`POST URL/_tb/style`), so exports and provider answers are split per style.
+recorder's sink at `SINK/v1/traces` (for an SDK that makes its own provider, `SDK_SETUPS`, that SDK's
+setup call with an OTLP/HTTP exporter to the sink instead). Before each call style the driver
+flushes the provider and tells the recorder the style's name (`POST URL/_tb/style`), so exports and
+provider answers are split per style.
 It prints one line per call style on stdout: `TB-STYLE {"style": ..., "ok": bool, "error": str | null}`.
 """
 
@@ -267,8 +269,55 @@ def instrument(name: str, provider: TracerProvider) -> None:
 
         # LiteLLM's OpenTelemetry callback, on the global provider set above
         litellm.callbacks = ["otel"]
+    elif name in SDK_SETUPS:
+        return  # set up by `sdk_provider`, before any call
+    elif name == "langsmith":
+        # on with LANGSMITH_TRACING and LANGSMITH_TRACING_MODE=otel (the setup's env): its client, made at
+        # the first traced call, exports through the global provider set above and calls no LangSmith API
+        return
     else:
         raise SystemExit(f"unknown instrumentation {name!r}")
+
+
+#: Observability SDKs whose own setup call makes the global TracerProvider, its exporter and every
+#: instrumentor they know (users adopt them whole): the driver makes no provider for them, and flushes theirs.
+SDK_SETUPS = ("traceloop", "langtrace")
+
+
+def sdk_provider(names: list[str], sink: str) -> TracerProvider | None:
+    """The global provider that the setup call of the SDK in `names` (`SDK_SETUPS`) made, its OTLP/HTTP
+    exporter pointed at the sink; None when `names` has no such SDK."""
+    exporter = OTLPSpanExporter(endpoint=f"{sink}/v1/traces", timeout=TIMEOUT)
+    if "traceloop" in names:
+        from traceloop.sdk import Traceloop
+
+        # every OpenLLMetry instrumentor installed, a BatchSpanProcessor on a provider of its own (made
+        # global); content off with TRACELOOP_TRACE_CONTENT=false, no metrics with a custom exporter
+        Traceloop.init(
+            app_name="tokenbook-conformance",
+            api_endpoint=sink,
+            exporter=exporter,
+            disable_batch=False,
+            telemetry_enabled=False,
+        )
+    elif "langtrace" in names:
+        from langtrace_python_sdk import langtrace
+
+        # every Langtrace instrumentor installed, a BatchSpanProcessor on a provider of its own (made
+        # global); its error reporting off with LANGTRACE_ERROR_REPORTING=False (the setup's env)
+        langtrace.init(
+            api_key="lt-test",
+            custom_remote_exporter=exporter,
+            batch=True,
+            write_spans_to_console=False,
+            service_name="tokenbook-conformance",
+        )
+    else:
+        return None
+    made = trace.get_tracer_provider()
+    if not isinstance(made, TracerProvider):
+        raise SystemExit(f"{names}: the SDK set no global SDK TracerProvider ({type(made).__name__})")
+    return made
 
 
 # -- calls ----------------------------------------------------------------------------------------------
@@ -1316,6 +1365,76 @@ def cohere_chat_stream_async() -> None:
     asyncio.run(run())
 
 
+def traceloop_workflow() -> None:
+    """An OpenAI and an Anthropic call, each in a Traceloop `@task`, in a `@workflow` that sets association
+    properties (the attributes Traceloop copies onto every span started under it)."""
+    from traceloop.sdk import Traceloop
+    from traceloop.sdk.decorators import task, workflow
+
+    @task(name="ask_openai")  # type: ignore[untyped-decorator]
+    def ask_openai() -> None:
+        openai_chat()
+
+    @task(name="ask_anthropic")  # type: ignore[untyped-decorator]
+    def ask_anthropic() -> None:
+        anthropic_messages()
+
+    @workflow(name="weather_report")  # type: ignore[untyped-decorator]
+    def report() -> None:
+        Traceloop.set_association_properties({"user_id": "user-42", "session_id": "session-7"})
+        ask_openai()
+        ask_anthropic()
+
+    report()
+
+
+def _langsmith_openai() -> Any:
+    from langsmith.wrappers import wrap_openai
+
+    return wrap_openai(openai_client())
+
+
+def _langsmith_flush() -> None:
+    """LangSmith hands each finished run to a background thread, which makes its span: wait for it."""
+    from langsmith.run_trees import get_cached_client
+
+    get_cached_client().flush()
+
+
+def langsmith_chat() -> None:
+    _langsmith_openai().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    _langsmith_flush()
+
+
+def langsmith_chat_stream() -> None:
+    stream = _langsmith_openai().chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+    _langsmith_flush()
+
+
+def langsmith_reasoning() -> None:
+    _langsmith_openai().chat.completions.create(model="o3-mini", messages=MESSAGES, reasoning_effort="low")
+    _langsmith_flush()
+
+
+def langsmith_tool_call() -> None:
+    _langsmith_openai().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=[OPENAI_TOOL])
+    _langsmith_flush()
+
+
+def langsmith_chain() -> None:
+    langchain_chain()  # traced by LangSmith's LangChain tracer, on with LANGSMITH_TRACING
+    _langsmith_flush()
+
+
+def langsmith_chain_stream() -> None:
+    langchain_chain_stream()
+    _langsmith_flush()
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -1395,6 +1514,23 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "adk": {"agent": adk_agent},
     "llama-index": {"chat": llama_index_chat, "chat_stream": llama_index_chat_stream},
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
+    "traceloop": {
+        "chat": openai_chat,
+        "chat_stream": openai_chat_stream,
+        "tool_call": openai_tool_call,
+        "messages": anthropic_messages,
+        "chain": langchain_chain,
+        "workflow": traceloop_workflow,
+    },
+    "langsmith": {
+        "chat": langsmith_chat,
+        "chat_stream": langsmith_chat_stream,
+        "reasoning": langsmith_reasoning,
+        "tool_call": langsmith_tool_call,
+        "chain": langsmith_chain,
+        "chain_stream": langsmith_chain_stream,
+    },
+    "langtrace": {"chat": openai_chat, "chat_stream": openai_chat_stream, "tool_call": openai_tool_call},
     "litellm": {
         "chat": litellm_chat,
         "chat_stream": litellm_chat_stream,
@@ -1452,13 +1588,16 @@ def main() -> int:
     ap.add_argument("--only-style", default="")
     args = ap.parse_args()
 
-    provider = TracerProvider(resource=Resource.create({"service.name": "tokenbook-conformance"}))
-    exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
-    trace.set_tracer_provider(provider)
     os.environ["TB_SINK"] = args.sink
     os.environ["TB_STUB"] = args.stub
-    for name in filter(None, args.instrument.split(",")):
+    names = [name for name in args.instrument.split(",") if name]
+    provider = sdk_provider(names, args.sink)
+    if provider is None:
+        provider = TracerProvider(resource=Resource.create({"service.name": "tokenbook-conformance"}))
+        exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+        trace.set_tracer_provider(provider)
+    for name in names:
         instrument(name, provider)
 
     for group in filter(None, args.calls.split(",")):

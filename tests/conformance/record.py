@@ -94,13 +94,17 @@ CREWAI_ENV = {
 HAYSTACK = {"haystack-ai": "3.4.1", **OPENAI}
 HAYSTACK_ENV = {"HAYSTACK_TELEMETRY_ENABLED": "False"}
 
+# traceloop-sdk 0.62.4 requires opentelemetry-instrumentation-threading, whose newest release (0.66b1)
+# requires opentelemetry-semantic-conventions 0.66b1, which opentelemetry-sdk 1.45.2 does not accept
+OTEL_TRACELOOP = otel("1.45.1")
+
 # Resolved packages worth recording in a fixture besides the pins.
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
+    r"|langchain|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai"
-    r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack)$"
+    r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes)$"
 )
 
 
@@ -601,6 +605,59 @@ SETUPS: tuple[Setup, ...] = (
         notes="OpenInference's LiteLLM instrumentor (LiteLLM's own callback off)",
     ),
     Setup(
+        "traceloop",
+        "traceloop-sdk",
+        # `langchain` too: Traceloop.init turns the LangChain instrumentor on only where the `langchain` (or
+        # `langgraph`) package is installed, not for langchain-core and langchain-openai alone
+        {
+            "traceloop-sdk": "0.62.4",
+            **OPENAI,
+            **ANTHROPIC,
+            "langchain": "1.5.2",
+            **LANGCHAIN,
+            **OTEL_TRACELOOP,
+        },
+        ("traceloop",),
+        ("traceloop",),
+        env=TL_NO_CONTENT,
+        notes="Traceloop's SDK (`Traceloop.init(exporter=...)`): a provider of its own and every OpenLLMetry "
+        "instrumentor it finds (OpenAI, Anthropic, LangChain, ...); the anthropic SDK's own spans are on too",
+    ),
+    Setup(
+        "langsmith",
+        "langsmith",
+        # its `otel` extra is the OpenTelemetry API, SDK and OTLP/HTTP exporter, pinned here
+        {"langsmith": "0.15.1", **OPENAI, **LANGCHAIN, **OTEL},
+        ("langsmith",),
+        ("langsmith",),
+        env={
+            "LANGSMITH_TRACING": "true",
+            "LANGSMITH_TRACING_MODE": "otel",
+            "LANGSMITH_HIDE_INPUTS": "true",
+        },
+        notes="LangSmith's OpenTelemetry export (tracing mode otel: no LangSmith API call), its spans on "
+        "the global provider: `wrap_openai(OpenAI())` and its LangChain tracer",
+    ),
+    Setup(
+        "langtrace",
+        "langtrace-python-sdk",
+        # importlib-metadata too: langtrace-python-sdk 3.8.21 imports it without requiring it (the
+        # OpenTelemetry API brought it until 1.45); setuptools 81.0.0, the last with pkg_resources, which
+        # it imports (it requires setuptools, any version)
+        {
+            "langtrace-python-sdk": "3.8.21",
+            "importlib-metadata": "10.2.0",
+            "setuptools": "81.0.0",
+            **OPENAI,
+            **OTEL,
+        },
+        ("langtrace",),
+        ("langtrace",),
+        env={"LANGTRACE_ERROR_REPORTING": "False", "TRACE_PROMPT_COMPLETION_DATA": "false"},
+        notes="Langtrace (`langtrace.init(custom_remote_exporter=...)`): a provider of its own and every "
+        "Langtrace instrumentor it finds",
+    ),
+    Setup(
         "litellm",
         "litellm",
         {"litellm": "1.110.2", **OPENAI, **OTEL},
@@ -790,6 +847,9 @@ _CLEARED_ENV = (
     "HAYSTACK_",
     "DSPY_",
     "LITELLM_",
+    "LANGSMITH_",
+    "LANGCHAIN_",
+    "LANGTRACE_",
 )
 
 

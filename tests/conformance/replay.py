@@ -131,6 +131,10 @@ KNOWN_DEFECTS: dict[str, str] = {
     "openinference-instrumentation-dspy-0.1.48-predict_anthropic": _NO_LIFETIMES.format(
         "openinference-instrumentation-litellm 0.1.51 (the layer below DSPy's, whose spans carry no usage)"
     ),
+    "langtrace-python-sdk-3.8.21-chat_stream": (
+        "Langtrace 3.8.21 reports no cache reads on an OpenAI stream (only its unstreamed calls carry "
+        "gen_ai.usage.cached_tokens): the cached input is priced at the input rate"
+    ),
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

@@ -79,7 +79,7 @@ MODEL_ATTRS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name"
 
 
 def _is_cache_read(k: str) -> bool:
-    return "cache_read" in k
+    return "cache_read" in k or k.endswith("cached_tokens")
 
 
 def _is_cache_write(k: str) -> bool:

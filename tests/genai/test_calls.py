@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from tokenbook.genai import semconv
 from tokenbook.genai.calls import DescendantTracker, call_kind, first_text, is_billable, is_cache_hit
 
 U = {"gen_ai.usage.input_tokens": 10}
@@ -123,3 +124,14 @@ def test_tracker_threads():
 )
 def test_first_text_reads_a_json_string_literal_as_its_string(value: object, text: str) -> None:
     assert first_text({"mlflow.llm.model": value}, ("gen_ai.request.model", "mlflow.llm.model")) == text
+
+
+def test_langsmiths_provider_wins_over_its_guess_from_the_model_name() -> None:
+    """LangSmith 0.15.1 guesses `gen_ai.system` from the model's name ("langchain" for o3-mini:
+    tests/testdata/conformance/langsmith-0.15.1-reasoning.json); the provider LangChain's integration
+    declares is `langsmith.metadata.ls_provider`. Failed before: "langchain"."""
+    attrs = {"gen_ai.system": "langchain", "langsmith.metadata.ls_provider": "openai"}
+    assert first_text(attrs, semconv.PROVIDER) == "openai"
+    # the semantic conventions' own name comes first
+    official = {**attrs, "gen_ai.provider.name": "azure.ai.openai"}
+    assert first_text(official, semconv.PROVIDER) == "azure.ai.openai"

@@ -128,7 +128,10 @@ def test_oversized_content_is_not_measured(monkeypatch: pytest.MonkeyPatch):
     assert measure({"gen_ai.input.messages": "x" * 101}) is None
 
 
-@pytest.mark.parametrize("value", [None, 3, 2.5, True, ["a", "b"], "[1, {}, null]", '{"messages": 1}'])
+@pytest.mark.parametrize(
+    "value",
+    [None, 3, 2.5, True, ["a", "b"], "[1, {}, null]", '{"messages": 1}', "[" * 10_000],  # nested too deep
+)
 def test_any_value_is_measured_without_raising(value: object):
     measure(
         {"gen_ai.input.messages": value, "gen_ai.system_instructions": value, "gen_ai.prompt.x.role": value}

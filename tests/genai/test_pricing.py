@@ -148,6 +148,10 @@ def test_cache_hit_costs_zero(catalog):
         ("anthropic", "anthropic"),
         ("openai", "openai"),
         ("deepseek", "deepseek"),
+        # LangChain's names (`ls_provider`, which LangSmith exports as langsmith.metadata.ls_provider)
+        ("amazon_bedrock", "aws"),
+        ("google_vertexai", "google"),
+        ("google_genai", "google"),
         ("nonsense", None),
         ("", None),
     ],

@@ -53,6 +53,8 @@ from tokenbook.genai.usage import read_usage
         ("openinference.instrumentation.dspy", "0.1.48", "openinference-dspy"),
         ("openinference.instrumentation.haystack", "0.1.46", "openinference-haystack"),
         ("opentelemetry.instrumentation.crewai.instrumentation", "0.36.0", "openllmetry-crewai"),
+        ("langsmith", "", "langsmith"),
+        ("langtrace_python_sdk.instrumentation.openai.instrumentation", "", "langtrace"),
         ("my.app", "1", "semconv"),
         ("", "", "semconv"),
         ("openinference.instrumentation.openaiX", "", "openinference"),  # dotted prefix, not string prefix

@@ -378,6 +378,7 @@ def test_anthropics_own_usage_in_the_ai_sdks_provider_metadata_is_read_as_exclus
         '{"openai": {"x": 1}}',
         7,
         "x" * 20_000,
+        "[" * 10_000 + '"anthropic"',  # nested deeper than the JSON parser goes
     ],
 )
 def test_unreadable_provider_metadata_changes_nothing(metadata):
@@ -387,3 +388,97 @@ def test_unreadable_provider_metadata_changes_nothing(metadata):
         "ai.response.providerMetadata": metadata,
     }
     assert read_usage(attrs) == Usage(24, 34, 0, 0, 0, present=True)
+
+
+# LangSmith 0.15.1's OpenTelemetry export of a `wrap_openai` call to o3-mini (tests/testdata/conformance/
+# langsmith-0.15.1-reasoning.json): input, output and total as gen_ai.usage.*; the cache reads and the
+# reasoning only in LangChain's usage metadata (JSON) and in the token details (Python reprs).
+_LANGSMITH = {
+    "gen_ai.usage.input_tokens": 1503,
+    "gen_ai.usage.output_tokens": 235,
+    "gen_ai.usage.total_tokens": 1738,
+}
+_LANGSMITH_USAGE = (
+    '{"input_tokens":1503,"output_tokens":235,"total_tokens":1738,"input_token_details":{"audio":0,'
+    '"cache_read":1024},"output_token_details":{"audio":0,"reasoning":192}}'
+)
+
+
+def test_langsmiths_usage_metadata_gives_the_cache_reads_and_the_reasoning():
+    u = read_usage({**_LANGSMITH, "langsmith.metadata.usage_metadata": _LANGSMITH_USAGE})
+    assert u == Usage(1503, 235, 1024, 0, 192, present=True)
+    # the usage metadata alone is enough
+    assert read_usage({"langsmith.metadata.usage_metadata": _LANGSMITH_USAGE}) == u
+    # an attribute of a kind wins over the metadata's count of that kind
+    attrs = {**_LANGSMITH, "gen_ai.usage.cache_read.input_tokens": 7}
+    assert read_usage({**attrs, "langsmith.metadata.usage_metadata": _LANGSMITH_USAGE}).cache_read_tokens == 7
+
+
+def test_langsmiths_token_details_give_them_without_the_usage_metadata():
+    attrs = {
+        **_LANGSMITH,
+        "gen_ai.usage.input_token_details": "{'audio': 0, 'cache_read': 1024}",
+        "gen_ai.usage.output_token_details": "{'audio': 0, 'reasoning': 192}",
+    }
+    assert read_usage(attrs) == Usage(1503, 235, 1024, 0, 192, present=True)
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        # langchain-anthropic: the cache writes split by lifetime, the generic count zeroed (its parts are
+        # disjoint: LangSmith adds them up)
+        '{"cache_read":2048,"cache_creation":0,"ephemeral_5m_input_tokens":1024,"ephemeral_1h_input_tokens":512}',
+        # earlier releases: the generic count is every cache write, the lifetimes beside it
+        '{"cache_read":2048,"cache_creation":1536,"ephemeral_5m_input_tokens":1024,"ephemeral_1h_input_tokens":512}',
+    ],
+)
+def test_langchains_anthropic_usage_gives_the_cache_writes_and_their_lifetimes(details):
+    usage = f'{{"input_tokens":3608,"output_tokens":34,"total_tokens":3642,"input_token_details":{details}}}'
+    attrs = {"gen_ai.usage.input_tokens": 3608, "gen_ai.usage.output_tokens": 34}
+    u = read_usage({**attrs, "langsmith.metadata.usage_metadata": usage})
+    assert u == Usage(3608, 34, 2048, 1536, 0, present=True, cache_write_1h_tokens=512)
+    without_split = '{"input_token_details":{"cache_read":2048,"cache_creation":1536}}'
+    u = read_usage({**attrs, "langsmith.metadata.usage_metadata": without_split})
+    assert u == Usage(3608, 34, 2048, 1536, 0, present=True)
+
+
+def test_langchains_service_tier_parts_are_read_as_cache_reads_and_reasoning():
+    # a flex call: the details split by tier (`flex_cache_read` + `flex` is the input)
+    usage = (
+        '{"input_tokens":1503,"output_tokens":235,"input_token_details":{"flex_cache_read":1024,"flex":479},'
+        '"output_token_details":{"flex_reasoning":192,"flex":43}}'
+    )
+    u = read_usage({"langsmith.metadata.usage_metadata": usage})
+    assert u == Usage(1503, 235, 1024, 0, 192, present=True)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        12,
+        "",
+        "not json",
+        "[1, 2]",
+        '{"input_token_details": [1]}',
+        '{"input_token_details": {"cache_read": -4}}',
+        '{"input_token_details": {"cache_read": true}}',
+        "{" * 20_000,
+        "[" * 10_000,  # nested deeper than the JSON parser goes
+    ],
+)
+def test_unreadable_langchain_usage_adds_nothing_and_never_raises(value):
+    attrs = {**_LANGSMITH, "langsmith.metadata.usage_metadata": value}
+    assert read_usage(attrs) == Usage(1503, 235, 0, 0, 0, present=True)
+
+
+def test_langtraces_cached_tokens_are_cache_reads():
+    # Langtrace 3.8.21's OpenAI instrumentation, an unstreamed call
+    # (tests/testdata/conformance/langtrace-python-sdk-3.8.21-chat.json)
+    attrs = {
+        "gen_ai.usage.input_tokens": 1501,
+        "gen_ai.usage.output_tokens": 41,
+        "gen_ai.usage.cached_tokens": 1024,
+    }
+    assert read_usage(attrs) == Usage(1501, 41, 1024, 0, 0, present=True)

@@ -377,6 +377,24 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "gen_ai.cost.* (client cost, never billed); response IDs of its own",
     ),
     Profile(
+        "langsmith",
+        "langsmith",
+        True,
+        RANK_FRAMEWORK,  # made from LangSmith's runs by its background thread, after the call
+        "gen_ai.usage.input/output/total_tokens; the cache reads and writes, their lifetimes and reasoning "
+        "only in langsmith.metadata.usage_metadata (LangChain's usage metadata, JSON) and "
+        "gen_ai.usage.input/output_token_details; the provider in langsmith.metadata.ls_provider "
+        "(gen_ai.system is a guess from the model's name); no response id on LangChain's runs",
+    ),
+    Profile(
+        "langtrace",
+        "langtrace_python_sdk.instrumentation",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (gen_ai.system); cache reads as gen_ai.usage.cached_tokens; no response id",
+        defects="OpenAI streams: no cache reads (the cached input is priced at the input rate)",
+    ),
+    Profile(
         "ai-sdk",
         "gen_ai",
         True,

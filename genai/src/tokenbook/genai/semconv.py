@@ -26,6 +26,8 @@ __all__ = [
     "FIRST_TOKEN_EVENTS",
     "INPUT_EXCLUSIVE",
     "INPUT_TOKENS",
+    "LANGCHAIN_TOKEN_DETAILS",
+    "LANGCHAIN_USAGE",
     "LLM_REQUEST_TYPE",
     "MODEL",
     "MODEL_OPERATIONS",
@@ -89,6 +91,7 @@ CACHE_READ_TOKENS: Final = (
     "llm.token_count.prompt_details.cache_read",  # OpenInference
     "ai.usage.inputTokenDetails.cacheReadTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
     "ai.usage.cachedInputTokens",  # the same, also ai 5.0.285 streams
+    "gen_ai.usage.cached_tokens",  # Langtrace (3.8.21 OpenAI, unstreamed calls)
 )
 CACHE_WRITE_TOKENS: Final = (
     "gen_ai.usage.cache_write.input_tokens",  # semantic conventions (genai-anthropic 1.3b0, anthropic 2.17.0)
@@ -108,6 +111,14 @@ REASONING_TOKENS: Final = (
     "ai.usage.outputTokenDetails.reasoningTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
     "ai.usage.reasoningTokens",  # the same, also ai 5.0.285 streams
 )
+#: LangChain's usage metadata (`UsageMetadata`) as LangSmith (0.15.1) exports it, where alone its spans
+#: carry the cache reads and writes and the reasoning tokens: the whole of it as JSON, and, on the calls
+#: `wrap_openai` records, its input and output details as Python reprs (read where the JSON is absent).
+#: Its input and output counts are inclusive; the details are disjoint parts of them (`cache_read`,
+#: `cache_creation`, `ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`; `reasoning`; under a
+#: service tier `<tier>_cache_read`, `<tier>_reasoning`) (`usage.read_usage`).
+LANGCHAIN_USAGE: Final = "langsmith.metadata.usage_metadata"
+LANGCHAIN_TOKEN_DETAILS: Final = ("gen_ai.usage.input_token_details", "gen_ai.usage.output_token_details")
 #: The AI SDK's provider metadata (ai 5: JSON text): its "anthropic" member holds Anthropic's own usage
 #: object, input exclusive of the cache, where alone its spans carry the cache writes (`usage.read_usage`).
 PROVIDER_METADATA: Final = "ai.response.providerMetadata"
@@ -128,6 +139,9 @@ USAGE_OBJECTS: Final = (
 )
 PROVIDER: Final = (
     "gen_ai.provider.name",  # semantic conventions (>= 1.37)
+    # LangSmith (0.15.1): the provider LangChain's integration (or `wrap_openai`) declares; its
+    # `gen_ai.system` is a guess from the model's name ("langchain" for o3-mini)
+    "langsmith.metadata.ls_provider",
     "gen_ai.system",  # conventions < 1.37
     "llm.provider",  # OpenInference (anthropic 3.1.0, langchain 0.1.80)
     "llm.system",  # OpenInference (the only one openai 0.1.66 sets)

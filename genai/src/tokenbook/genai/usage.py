@@ -37,6 +37,10 @@ attribute. None when the span carries neither (every cache write is then a five-
 providers' default); a split that does not fit the cache writes (1h > cache writes, or 1h + 5m
 differing from them) is recorded as an issue, and a split larger than the cache writes is dropped.
 
+LangChain's usage metadata (`semconv.LANGCHAIN_USAGE`, as LangSmith exports it): its input and output
+counts are inclusive and its token details are disjoint parts of them; where a span has no attribute of
+a kind, its cache reads, cache writes (and their one-hour part) and reasoning come from those details.
+
 `read_usage` never raises.
 """
 
@@ -131,7 +135,8 @@ USAGE_KEYS: Final = frozenset(
     + semconv.CACHE_WRITE_TOKENS
     + semconv.REASONING_TOKENS
     + semconv.USAGE_OBJECTS
-    + (semconv.PROVIDER_METADATA,)
+    + (semconv.PROVIDER_METADATA, semconv.LANGCHAIN_USAGE)
+    + semconv.LANGCHAIN_TOKEN_DETAILS
 )
 #: The usage of a span that carries none.
 NO_USAGE: Final = Usage()
@@ -174,6 +179,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     """
     if semconv.PROVIDER_METADATA in attrs:
         attrs = _with_anthropic_usage(attrs)
+    if not _LANGCHAIN_KEYS.isdisjoint(attrs):
+        attrs = _with_langchain_usage(attrs)
     if not _OBJECT_KEYS.isdisjoint(attrs):
         attrs = _with_usage_object(attrs)
     present = USAGE_KEYS.intersection(attrs)
@@ -302,7 +309,7 @@ def _with_anthropic_usage(attrs: Mapping[str, object]) -> Mapping[str, object]:
         return attrs
     try:
         usage = json.loads(text)["anthropic"]["usage"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep
         return attrs
     if not isinstance(usage, dict):
         return attrs
@@ -330,6 +337,90 @@ def _with_anthropic_usage(attrs: Mapping[str, object]) -> Mapping[str, object]:
             if (n := count(lifetimes.get(key))) is not None:
                 extra[alias] = n
     return {**attrs, **extra}
+
+
+_LANGCHAIN_KEYS: Final = frozenset((semconv.LANGCHAIN_USAGE, *semconv.LANGCHAIN_TOKEN_DETAILS))
+#: A count in a flat details dict's text, a Python repr or JSON (``'cache_read': 1024``).
+_DETAIL_COUNT: Final = re.compile(r"""['"](\w{1,64})['"]\s*:\s*(\d{1,13})\b""")
+
+
+def _with_langchain_usage(attrs: Mapping[str, object]) -> Mapping[str, object]:
+    """`attrs` with the counts of LangChain's usage metadata (`semconv.LANGCHAIN_USAGE`, else its token
+    details, `semconv.LANGCHAIN_TOKEN_DETAILS`) as the first alias of each kind the span has no attribute
+    of; `attrs` itself when there are none.
+
+    LangChain's details are disjoint parts of its (inclusive) counts: the cache reads are `cache_read`
+    and each service tier's `<tier>_cache_read`; the cache writes are `cache_creation` and the writes
+    split by lifetime (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`), except that earlier
+    langchain-anthropic releases put every cache write in `cache_creation` beside the split (so a
+    `cache_creation` at least as large as the split is every write); the reasoning is `reasoning` and
+    each tier's `<tier>_reasoning`."""
+    inputs, outputs, counts = _langchain_details(attrs)
+    split_5m = inputs.get("ephemeral_5m_input_tokens")
+    one_hour = inputs.get("ephemeral_1h_input_tokens")
+    generic = inputs.get("cache_creation")
+    write: int | None = None
+    if generic is not None or split_5m is not None or one_hour is not None:
+        split = (split_5m or 0) + (one_hour or 0)
+        write = generic if generic is not None and generic >= split else (generic or 0) + split
+    found = (
+        (semconv.INPUT_TOKENS, counts[0]),
+        (semconv.OUTPUT_TOKENS, counts[1]),
+        (semconv.CACHE_READ_TOKENS, _parts(inputs, "cache_read")),
+        (semconv.CACHE_WRITE_TOKENS, write),
+        (semconv.REASONING_TOKENS, _parts(outputs, "reasoning")),
+        (semconv.CACHE_WRITE_1H_TOKENS, one_hour if write is not None else None),
+    )
+    extra = {
+        aliases[0]: value
+        for aliases, value in found
+        if value is not None and value <= MAX_TOKENS and not any(a in attrs for a in aliases)
+    }
+    return {**attrs, **extra} if extra else attrs
+
+
+def _langchain_details(
+    attrs: Mapping[str, object],
+) -> tuple[dict[str, int], dict[str, int], tuple[int | None, int | None]]:
+    """LangChain's input and output token details, and its input and output counts (None: absent)."""
+    text = attrs.get(semconv.LANGCHAIN_USAGE)
+    if isinstance(text, str) and len(text) <= _MAX_OBJECT:
+        try:
+            usage = json.loads(text)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+            usage = None
+        if isinstance(usage, dict):
+            return (
+                _counts(usage.get("input_token_details")),
+                _counts(usage.get("output_token_details")),
+                (_count(usage.get("input_tokens")), _count(usage.get("output_tokens"))),
+            )
+    details = []
+    for key in semconv.LANGCHAIN_TOKEN_DETAILS:
+        found: dict[str, int] = {}
+        value = attrs.get(key)
+        if isinstance(value, str):
+            for m in _DETAIL_COUNT.finditer(value, 0, _MAX_OBJECT):
+                found.setdefault(m[1], int(m[2]))
+        details.append(found)
+    return details[0], details[1], (None, None)
+
+
+def _count(value: object) -> int | None:
+    return value if type(value) is int and 0 <= value <= MAX_TOKENS else None
+
+
+def _counts(details: object) -> dict[str, int]:
+    """The counts of a details dict (an int in range each); {} for anything else."""
+    if not isinstance(details, dict):
+        return {}
+    return {k: v for k, v in details.items() if isinstance(k, str) and _count(v) is not None}
+
+
+def _parts(details: Mapping[str, int], name: str) -> int | None:
+    """The sum of the parts `name` and `<tier>_<name>` of `details`; None when it has neither."""
+    parts = [v for k, v in details.items() if k == name or k.endswith("_" + name)]
+    return sum(parts) if parts else None
 
 
 #: The attributes that split cache writes by lifetime.

@@ -60,6 +60,10 @@ PROVIDER_ALIASES: Final[Mapping[str, str]] = {
     "openrouter": "openrouter",
     "cerebras": "cerebras",
     "moonshot": "moonshotai",
+    # LangChain's names (`ls_provider`), which LangSmith exports
+    "amazon_bedrock": "aws",
+    "google_vertexai": "google",
+    "google_genai": "google",
 }
 
 
