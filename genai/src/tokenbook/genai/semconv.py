@@ -301,6 +301,29 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         "traceloop.entity.input",
         "traceloop.entity.output",
         "gen_ai.tool.definitions",
+        # written whatever a library's content setting says (tests/conformance/test_redaction.py)
+        "llm.prompt_template.variables",  # OpenInference LangChain: the template's inputs
+        "langfuse.observation.input",  # Langfuse
+        "langfuse.observation.output",
+        "mlflow.spanInputs",  # MLflow
+        "mlflow.spanOutputs",
+        "pydantic_ai.all_messages",  # pydantic-ai
+        "crewai.crew.result",  # OpenLLMetry CrewAI (its content setting aside)
+        "crewai.crew.tasks",
+        "crewai.crew.tasks_output",
+        "crewai.task.description",
+        "crew_tasks",  # OpenInference CrewAI
+        "task_description",
+        "tool.task_name",
+        "haystack.pipeline.input_data",  # Haystack (opentelemetry-haystack), content tracing off
+        "haystack.pipeline.output_data",
+        "ai.prompt",  # the AI SDK's ai.* spans (recordInputs / recordOutputs)
+        "ai.prompt.messages",
+        "ai.response.text",
+        "ai.response.object",
+        "ai.response.toolCalls",
+        "ai.toolCall.args",
+        "ai.toolCall.result",
     }
 )
 #: Any attribute whose name starts with one of these is content too (indexed OpenInference and
@@ -316,6 +339,12 @@ CONTENT_PREFIXES: Final = (
     "llm.request.functions",
     "retrieval.documents",
     "embedding.embeddings",  # OpenInference EMBEDDING spans: the embedded text (and its vector)
+    "llm.openai.messages",  # LiteLLM's OpenTelemetry callback: the request and answer, per provider
+    "llm.openai.choices",
+    "llm.anthropic.messages",
+    "llm.anthropic.content",
+    "haystack.component.input",  # Haystack's component spans (content tracing on)
+    "haystack.component.output",
 )
 
 
