@@ -13,7 +13,7 @@ from tokenbook.genai import semconv
 from tokenbook.genai.calls import span_provider
 from tokenbook.genai.decisions import RULE_CROSS_LAYER, Candidate, Decision, decide
 from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
-from tokenbook.genai.pricing.providers import AZURE_OPENAI, catalog_provider, is_azure_host
+from tokenbook.genai.pricing.providers import AZURE_OPENAI, catalog_provider, provider_of_host
 from tokenbook.genai.usage import Usage
 
 USAGE = Usage(1501, 41, 1024, 0, 0, present=True)
@@ -37,7 +37,7 @@ NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     ],
 )
 def test_an_azure_openai_host(host: str, azure: bool) -> None:
-    assert is_azure_host(host) is azure
+    assert (provider_of_host(host) == "azure") is azure
 
 
 @pytest.mark.parametrize(

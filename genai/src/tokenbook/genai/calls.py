@@ -35,7 +35,7 @@ from collections.abc import Hashable, Mapping
 from typing import Final
 
 from tokenbook.genai import semconv
-from tokenbook.genai.pricing.providers import AZURE_OPENAI, is_azure_host
+from tokenbook.genai.pricing.providers import AZURE_OPENAI, provider_of_host
 from tokenbook.genai.usage import USAGE_KEYS
 
 __all__ = [
@@ -203,20 +203,25 @@ def first_text(attrs: Mapping[str, object], keys: tuple[str, ...]) -> str:
     return ""
 
 
-#: Provider names that an Azure host overrides (`span_provider`): the OpenAI client library's, or none.
+#: Provider names that the host a span called overrides (`span_provider`): the OpenAI client library's,
+#: or none.
 _HOST_DECIDES: Final = frozenset({"", "openai"})
+#: The name a span's provider is given for a catalog provider known by its host (`span_provider`): the
+#: semantic conventions' name where there is one, else the catalog's id.
+_HOST_PROVIDER_NAMES: Final = {"azure": AZURE_OPENAI}
 
 
 def span_provider(attrs: Mapping[str, object]) -> str:
     """The span's provider: the first present of `semconv.PROVIDER`, except that a span naming
-    ``openai`` (or no provider) whose ``server.address`` is an Azure OpenAI host (`is_azure_host`) is
-    Azure OpenAI's (``azure.ai.openai``): an OpenAI client pointed at Azure, as the official OpenAI
-    instrumentation records it. Pure; never raises."""
+    ``openai`` (or no provider) whose ``server.address`` is another provider's API host
+    (`pricing.providers.provider_of_host`) is that provider's: an OpenAI client pointed at Azure OpenAI
+    (``azure.ai.openai``), Groq, DeepSeek, Together, OpenRouter, xAI, Gemini's OpenAI-compatible
+    endpoint, ..., which the OpenAI instrumentations record as ``openai``. Pure; never raises."""
     provider = first_text(attrs, semconv.PROVIDER)
     if provider.lower() in _HOST_DECIDES:
         host = attrs.get(semconv.SERVER_ADDRESS)
-        if isinstance(host, str) and host and is_azure_host(host):
-            return AZURE_OPENAI
+        if isinstance(host, str) and host and (found := provider_of_host(host)) is not None:
+            return _HOST_PROVIDER_NAMES.get(found, found)
     return provider
 
 

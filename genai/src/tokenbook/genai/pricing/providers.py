@@ -8,6 +8,7 @@ workers, never needs.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ __all__ = [
     "BEDROCK_VENDORS",
     "PROVIDER_ALIASES",
     "catalog_provider",
-    "is_azure_host",
+    "provider_of_host",
     "provider_of_model",
 ]
 
@@ -107,17 +108,33 @@ def provider_of_model(model: str) -> str | None:
     return "aws" if _BEDROCK_MODEL.fullmatch(model.strip()) else None
 
 
-#: The hosts of Azure OpenAI and Azure AI Foundry endpoints (a resource's subdomain of one of these;
-#: genai-prices' ``azure`` API pattern).
-_AZURE_HOST: Final = re.compile(
-    r"(?:[a-z0-9-]+\.)+(?:openai\.azure\.com|azure-api\.net|cognitiveservices\.azure\.com"
-    r"|services\.ai\.azure\.com)\.?",
-    re.IGNORECASE,
-)
+#: Catalog providers whose API host names no other provider: the OpenAI API's own (an OpenAI client
+#: on it is OpenAI's, as the span says).
+_OPENAI_HOSTS: Final = frozenset({"openai", "openai-decisions"})
 
 
-def is_azure_host(address: str) -> bool:
-    """Whether `address` (``server.address``: a host name) is an Azure OpenAI or Azure AI Foundry
-    endpoint (``<resource>.openai.azure.com``, ``<resource>.cognitiveservices.azure.com``,
-    ``<project>.services.ai.azure.com``, an API Management gateway ``<name>.azure-api.net``)."""
-    return _AZURE_HOST.fullmatch(address.strip()) is not None
+@functools.lru_cache(maxsize=1024)
+def provider_of_host(address: str) -> str | None:
+    """The genai-prices provider id whose API is served at `address` (``server.address``: a host
+    name), by the catalog's API patterns: ``azure`` for ``<resource>.openai.azure.com`` and the other
+    Azure OpenAI and AI Foundry hosts, ``groq`` for ``api.groq.com``, ``deepseek``, ``together``,
+    ``openrouter``, ``x-ai``, ``mistral``, ``google`` (``*.googleapis.com``), ...; None for the OpenAI
+    API's own host, a host no provider's pattern matches, one that several do, or a provider whose
+    pattern needs a path (a router that serves many providers on one host). Never raises."""
+    host = address.strip().lower().rstrip(".")
+    if not host or "/" in host:
+        return None
+    url = f"https://{host}/"
+    snapshot = importlib.import_module("genai_prices.data_snapshot").get_snapshot()
+    found = set()
+    for provider in snapshot.providers:
+        pattern = getattr(provider, "api_pattern", None)
+        if not pattern or provider.id in _OPENAI_HOSTS:
+            continue
+        try:
+            m = re.match(pattern, url)
+        except re.error:
+            continue
+        if m is not None and (url[m.end() - 1] == "/" or url[m.end()] == "/"):  # the whole host
+            found.add(provider.id)
+    return found.pop() if len(found) == 1 else None
