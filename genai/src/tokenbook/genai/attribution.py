@@ -5,7 +5,9 @@ or route a call went through; the processor copies it from Baggage onto calls an
 stores it in ``llm_calls.policy_path``.
 
 The context ID, the key of per-context aggregation, is the first non-empty of ``tokenbook.context.id``,
-``gen_ai.conversation.id``, ``session.id``, then the trace ID (`context_id_of`). The in-app processor
+``gen_ai.conversation.id``, ``session.id``, the session other SDKs record, then the trace ID
+(`context_id_of`, `semconv.CONTEXT_ID_SOURCES`); the user, team and project other SDKs and gateways
+record are read where a span has none of its own (`semconv.ATTRIBUTION_ALIASES`). The in-app processor
 sets these attributes from Baggage (`tokenbook.processor.attribute`); the collector reads them.
 """
 

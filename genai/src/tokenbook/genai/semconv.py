@@ -7,9 +7,11 @@ order: the first attribute present wins.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 __all__ = [
+    "ATTRIBUTION_ALIASES",
     "ATTRIBUTION_KEYS",
     "CACHE_HIT_FLAGS",
     "CACHE_READ_TOKENS",
@@ -272,8 +274,31 @@ CONVERSATION_ID: Final = "gen_ai.conversation.id"
 SESSION_ID: Final = "session.id"
 #: Which guard or route a call went through (the default key; both sides can be configured for another).
 POLICY_PATH: Final = "tokenbook.policy.path"
-#: The context ID is the first present of these; the trace ID is the last resort.
-CONTEXT_ID_SOURCES: Final = (CONTEXT_ID, CONVERSATION_ID, SESSION_ID)
+#: The context ID is the first present of these; the trace ID is the last resort. After tokenbook's
+#: own and the conventions', the session other SDKs record: Langfuse's, Traceloop's association
+#: property, MLflow's trace metadata.
+CONTEXT_ID_SOURCES: Final = (
+    CONTEXT_ID,
+    CONVERSATION_ID,
+    SESSION_ID,
+    "langfuse.session.id",
+    "traceloop.association.properties.session_id",
+    "mlflow.trace.session",
+)
+#: Attribution attribute -> where other SDKs and gateways record the same, read when the span has none
+#: of its own (tokenbook's Baggage attribution, the conventions' ``user.id``, always comes first). Never
+#: the tenant: that comes from the credential, or ``tenant.id``.
+ATTRIBUTION_ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
+    "user.id": (
+        "enduser.id",  # the conventions before user.id
+        "langfuse.user.id",  # Langfuse
+        "traceloop.association.properties.user_id",  # Traceloop's association properties
+        "mlflow.trace.user",  # MLflow's trace metadata
+        "metadata.user_api_key_user_id",  # LiteLLM (its proxy): the key's user
+    ),
+    "team.id": ("metadata.user_api_key_team_id",),  # LiteLLM: the key's team
+    "project.id": ("metadata.user_api_key_project_id",),  # LiteLLM: the key's project
+}
 #: Keyword of `attribute(...)` -> attribute / Baggage key.
 ATTRIBUTION_KEYS: Final = {
     "tenant": "tenant.id",

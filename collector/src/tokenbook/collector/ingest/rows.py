@@ -141,6 +141,9 @@ _CALL_TEXT_KEYS: Final = (
 )
 
 assert tuple(ATTRIBUTION_COLUMNS[k] for k in _CALL_ATTRIBUTION_ORDER) == CallRow._fields[7:12]
+_USER_ALIASES: Final = semconv.ATTRIBUTION_ALIASES["user.id"]
+_PROJECT_ALIASES: Final = semconv.ATTRIBUTION_ALIASES["project.id"]
+_TEAM_ALIASES: Final = semconv.ATTRIBUTION_ALIASES["team.id"]
 
 
 def pipeline_keys(
@@ -154,6 +157,7 @@ def pipeline_keys(
     names.update(semconv.SERVICE_TIER, semconv.CACHE_WRITE_1H_TOKENS, semconv.CACHE_WRITE_5M_TOKENS)
     names.update(semconv.TOTAL_TOKENS)
     names.update(semconv.CONTEXT_ID_SOURCES, ATTRIBUTION_COLUMNS, semconv.CACHE_HIT_FLAGS)
+    names.update(key for aliases in semconv.ATTRIBUTION_ALIASES.values() for key in aliases)
     names.update(k for k in extra_keys if not is_content_attribute(k))  # content: `content` decides
     names.update(
         (
@@ -522,6 +526,10 @@ class RowBuilder:
             currency, quote_status, price_source = "USD", STATUS_NOT_BILLABLE, "no usage on the span"
             price_status = quote_status
         wf_name, wf_id, error_type, user, project, team, feature = _texts(get, _CALL_TEXT_KEYS)
+        if not (user and project and team):  # other SDKs' and gateways' attribution
+            user = user or first_text(attrs, _USER_ALIASES)
+            project = project or first_text(attrs, _PROJECT_ALIASES)
+            team = team or first_text(attrs, _TEAM_ALIASES)
         if not wf_id:
             root = roots.get(r.trace_id)
             if root is not None:
