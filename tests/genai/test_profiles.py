@@ -34,6 +34,12 @@ from tokenbook.genai.usage import read_usage
         ("opentelemetry.instrumentation.vertexai", "0.62.4", "openllmetry-vertexai"),
         ("openinference.instrumentation.vertexai", "0.1.29", "openinference-vertexai"),
         ("com.anthropic.sdk.python.vertex", "2.17.0", "anthropic-sdk"),  # AnthropicVertex's spans
+        ("com.anthropic.sdk.typescript", "1.17.0", "anthropic-sdk"),  # @anthropic-ai/sdk (Node.js)
+        ("com.anthropic.sdk.typescript.vertex", "1.17.0", "anthropic-sdk"),
+        ("@traceloop/instrumentation-anthropic", "0.27.0", "openllmetry-js-anthropic"),
+        ("@traceloop/instrumentation-openai", "0.27.0", "openllmetry-js"),
+        ("@arizeai/openinference-instrumentation-openai", "4.2.7", "openinference-js"),
+        ("@arizeai/openinference-instrumentation-anthropic", "0.2.8", "openinference-js"),
         ("opentelemetry.instrumentation.openai_v2", "2.3b0", "otel-openai-v2"),
         ("opentelemetry.util.genai.handler", "1.1b0", "otel-util-genai"),
         ("litellm", "", "litellm"),
@@ -66,10 +72,43 @@ def test_profile_of(scope: str, version: str, name: str) -> None:
 
 
 def test_only_libraries_passing_a_raw_exclusive_count_through_are_exclusive_and_sdk_ranks_first() -> None:
-    exclusive = ["otel-botocore", "openlit-anthropic", "openllmetry-bedrock"]
+    exclusive = ["otel-botocore", "openlit-anthropic", "openllmetry-js-anthropic", "openllmetry-bedrock"]
     assert [p.name for p in PROFILES if not p.input_inclusive] == exclusive
     assert DEFAULT_PROFILE.input_inclusive
     assert min(PROFILES, key=lambda p: p.rank).rank == RANK_SDK
+
+
+@pytest.mark.parametrize("scope", ["com.anthropic.sdk.python", "com.anthropic.sdk.typescript"])
+def test_the_anthropic_sdks_own_spans_rank_first_in_every_language(scope: str) -> None:
+    """The TypeScript SDK (@anthropic-ai/sdk 0.137 and later) records each call on a span of its own as
+    the Python SDK does, on with any global provider, beside (or under) an instrumentor's span of the
+    same call (tests/testdata/conformance/traceloop-instrumentation-anthropic-0.27.0-*.json). Failed
+    before: its scope was read with the default profile, at an instrumentor's rank."""
+    instrumentor = profile_of("@traceloop/instrumentation-anthropic", "0.27.0")
+    assert profile_of(scope, "1.17.0").rank == RANK_SDK < instrumentor.rank
+
+
+@pytest.mark.parametrize(("uncached", "inclusive"), [(21, 3605), (5000, 8584)])
+def test_openllmetry_for_nodejs_passes_anthropics_cache_exclusive_input_through(
+    uncached: int, inclusive: int
+) -> None:
+    """@traceloop/instrumentation-anthropic (0.27.0) writes Anthropic's own `input_tokens`, without the
+    cache reads and writes, as `gen_ai.usage.input_tokens`, unlike OpenLLMetry for Python
+    (tests/testdata/conformance/traceloop-instrumentation-anthropic-0.27.0-*.json). Failed before: read
+    as inclusive, so an input larger than its cache tokens was billed without them, and a smaller one
+    was read as exclusive by a guess recorded in `usage_issue`."""
+    profile = profile_of("@traceloop/instrumentation-anthropic", "0.27.0")
+    attrs = {
+        "gen_ai.usage.input_tokens": uncached,
+        "gen_ai.usage.output_tokens": 31,
+        "gen_ai.usage.cache_read.input_tokens": 2048,
+        "gen_ai.usage.cache_creation.input_tokens": 1536,
+        "gen_ai.usage.total_tokens": uncached + 31,
+    }
+    usage = read_usage(attrs, "anthropic", profile)
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (inclusive, 2048, 1536)
+    assert usage.output_tokens == 31
+    assert usage.issues == ()
 
 
 def test_version_tuple() -> None:

@@ -10,9 +10,10 @@ span's or is a dotted prefix of it (``opentelemetry.instrumentation.openai`` mat
 A profile says:
 
 * ``input_inclusive``: whether the input count includes cache reads and writes. The semantic
-  conventions say it does; openlit's Anthropic spans pass Anthropic's raw, cache-exclusive count
-  through. For a profile that says inclusive, a count that cannot be inclusive (input < cache read +
-  write) is still read as exclusive, and the guess is recorded in ``usage_issue``.
+  conventions say it does; openlit's Anthropic spans, and those of OpenLLMetry for Node.js, pass
+  Anthropic's raw, cache-exclusive count through. For a profile that says inclusive, a count that
+  cannot be inclusive (input < cache read + write) is still read as exclusive, and the guess is
+  recorded in ``usage_issue``.
 * ``exclusive_calls``: the calls of an inclusive library whose input count it writes exclusive of
   cache all the same, as (span-name prefix, model-name substring) pairs: OpenInference's Bedrock
   instrumentation folds the cache tokens into the input on Converse and Claude calls, but passes Amazon
@@ -93,10 +94,12 @@ DEFAULT_PROFILE: Final = Profile(
 PROFILES: Final[tuple[Profile, ...]] = (
     Profile(
         "anthropic-sdk",
-        "com.anthropic.sdk.python",
+        "com.anthropic.sdk",
         True,
         RANK_SDK,
-        "gen_ai.* current (cache_write, reasoning.output_tokens); anthropic.usage.cache_creation.* split",
+        "gen_ai.* current (cache_write, reasoning.output_tokens); anthropic.usage.cache_creation.* split; "
+        "the Python SDK's (com.anthropic.sdk.python) and the TypeScript SDK's (com.anthropic.sdk.typescript, "
+        "@anthropic-ai/sdk), a platform's client after a dot (.vertex)",
     ),
     Profile(
         "openai-sdk",
@@ -186,6 +189,24 @@ PROFILES: Final[tuple[Profile, ...]] = (
         RANK_CLIENT,
         "gen_ai.* (cache_creation)",
         defects="streams: output one token too high (message_start's output_tokens added to the total)",
+    ),
+    Profile(
+        "openllmetry-js-anthropic",
+        "@traceloop/instrumentation-anthropic",
+        False,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read, cache_creation); input_tokens is Anthropic's raw count, exclusive of cache; "
+        "no response id (OpenLLMetry for Node.js)",
+        defects="no cache-write lifetimes (one-hour writes priced at the five-minute rate)",
+    ),
+    Profile(
+        "openllmetry-js",
+        "@traceloop/instrumentation-openai",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (input, output and total only) (OpenLLMetry for Node.js)",
+        defects="no cache reads (a cached prompt is priced at the input rate); no usage on streams (the "
+        "stream's usage chunk is not read); no span for embeddings",
     ),
     Profile(
         "openllmetry-langchain",
@@ -435,6 +456,21 @@ PROFILES: Final[tuple[Profile, ...]] = (
         defects="no cache reads (a cached prompt is priced at the input rate); Gemini's thoughts are in "
         "neither the output count nor a reasoning count, only in the total (read from there)",
         output_from_total=True,
+    ),
+    *(
+        Profile(
+            "openinference-js",
+            f"@arizeai/openinference-instrumentation-{client}",
+            True,
+            RANK_CLIENT,
+            "llm.* (llm.model_name, llm.token_count.*: input inclusive of cache); openinference.span.kind "
+            "(OpenInference for Node.js)",
+            defects=defects,
+        )
+        for client, defects in (
+            ("openai", "no usage on chat streams (the stream's usage chunk is not read) nor on embeddings"),
+            ("anthropic", "no cache-write lifetimes (one-hour writes priced at the five-minute rate)"),
+        )
     ),
     Profile(
         "openinference",
