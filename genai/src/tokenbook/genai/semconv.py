@@ -328,6 +328,9 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         "gen_ai.tool.definitions",
         # written whatever a library's content setting says (tests/conformance/test_redaction.py)
         "llm.prompt_template.variables",  # OpenInference LangChain: the template's inputs
+        # OpenInference: the request's parameters; an Anthropic request's system prompt and tools among
+        # them (its Anthropic instrumentation for Node.js, whatever OPENINFERENCE_HIDE_INPUTS says)
+        "llm.invocation_parameters",
         "langfuse.observation.input",  # Langfuse
         "langfuse.observation.output",
         "mlflow.spanInputs",  # MLflow
