@@ -1,86 +1,128 @@
-// The program that `record.py` runs for a Node.js setup: the AI SDK's OpenTelemetry integration, the
-// OpenTelemetry JS SDK and its OTLP/HTTP (protobuf) exporter, calling the provider stubs. The Node.js
-// counterpart of `driver.py`, with the same command line and the same protocol: before each call style
-// it flushes the provider and announces the style (`POST STUB/_tb/style`); it prints one
-// `TB-STYLE {"style", "ok", "error"}` line per call style on stdout.
+// The program that `record.py` runs for a Node.js setup: an instrumentation (the AI SDK's OpenTelemetry
+// integration, OpenInference's or OpenLLMetry's instrumentations of the openai and @anthropic-ai/sdk
+// packages, or Traceloop's SDK), the OpenTelemetry JS SDK and its OTLP/HTTP (protobuf) exporter, calling
+// the provider stubs. The Node.js counterpart of `driver.py`, with the same command line and the same
+// protocol: before each call style it flushes the provider and announces the style
+// (`POST STUB/_tb/style`); it prints one `TB-STYLE {"style", "ok", "error"}` line per call style on stdout.
 //
-//     node driver.mjs --stub URL --sink URL --instrument NAME --calls GROUP
-import { createAnthropic } from "@ai-sdk/anthropic";
-import { createOpenAI } from "@ai-sdk/openai";
+//     node driver.mjs --stub URL --sink URL --instrument NAME[,NAME] --calls GROUP[,GROUP]
+//
+// Only the packages a setup pins are installed beside this file, so everything but the OpenTelemetry
+// exporter is imported where a setup needs it. The provider SDKs are imported after their
+// instrumentation is set up, and handed to it (`manuallyInstrument`): that is how each of these
+// instrumentations is set up for an ES module, which the `require` hook they install cannot see.
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
-import * as ai from "ai";
-import { z } from "zod";
-
-const { generateText, stepCountIs, streamText, tool } = ai;
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, arg, i, all) => (i % 2 ? pairs : [...pairs, [arg.slice(2), all[i + 1]]]), []),
 );
 const QUESTION = "What is the weather in Paris?";
+const MESSAGES = [{ role: "user", content: QUESTION }];
 const TIMEOUT_MS = 10_000;
+const names = args.instrument.split(",").filter(Boolean);
+const exporter = () => new OTLPTraceExporter({ url: `${args.sink}/v1/traces`, timeoutMillis: TIMEOUT_MS });
 
-const provider = new NodeTracerProvider({
-  resource: resourceFromAttributes({ "service.name": "tokenbook-conformance" }),
-  spanProcessors: [
-    new BatchSpanProcessor(new OTLPTraceExporter({ url: `${args.sink}/v1/traces`, timeoutMillis: TIMEOUT_MS }), {
-      scheduledDelayMillis: 200,
-    }),
-  ],
-});
-provider.register();
+// -- tracing ---------------------------------------------------------------------------------------------
+
+// Traceloop's SDK makes its provider itself (`initialize`: an OpenTelemetry NodeSDK, made global), with
+// the exporter it is given; every other setup gets a global NodeTracerProvider with a batch processor.
+let flush;
+let shutdown;
+if (names.includes("traceloop-sdk")) {
+  const traceloop = await import("@traceloop/node-server-sdk");
+  // Its instrumentations of the ES modules it is given (`instrumentModules`), no Traceloop API (no key,
+  // prompt sync off), content off (TRACELOOP_TRACE_CONTENT=false in the environment)
+  traceloop.initialize({
+    appName: "tokenbook-conformance",
+    exporter: exporter(),
+    disableBatch: false,
+    traceloopSyncEnabled: false,
+    silenceInitializationMessage: true,
+    instrumentModules: { openAI: (await import("openai")).default, anthropic: await import("@anthropic-ai/sdk") },
+  });
+  flush = () => traceloop.forceFlush();
+  shutdown = () => traceloop.forceFlush();
+} else {
+  const { resourceFromAttributes } = await import("@opentelemetry/resources");
+  const { BatchSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
+  const { NodeTracerProvider } = await import("@opentelemetry/sdk-trace-node");
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ "service.name": "tokenbook-conformance" }),
+    spanProcessors: [new BatchSpanProcessor(exporter(), { scheduledDelayMillis: 200 })],
+  });
+  provider.register();
+  flush = () => provider.forceFlush();
+  shutdown = () => provider.shutdown();
+}
 
 // ai 7: an integration from @ai-sdk/otel, registered; ai 5 ("ai-sdk-builtin"): the tracing built into
 // `ai`, on for each call by its telemetry option and sent to the global provider.
-const builtin = args.instrument === "ai-sdk-builtin";
-for (const name of args.instrument.split(",").filter(Boolean)) {
-  if (name === "ai-sdk-builtin") continue;
-  const otel = await import("@ai-sdk/otel");
-  if (name === "ai-sdk-otel") ai.registerTelemetry(new otel.OpenTelemetry());
-  else if (name === "ai-sdk-legacy") ai.registerTelemetry(new otel.LegacyOpenTelemetry());
-  else throw new Error(`unknown instrumentation ${name}`);
+const builtin = names.includes("ai-sdk-builtin");
+for (const name of names) {
+  if (name === "ai-sdk-otel" || name === "ai-sdk-legacy") {
+    const ai = await import("ai");
+    const otel = await import("@ai-sdk/otel");
+    ai.registerTelemetry(name === "ai-sdk-otel" ? new otel.OpenTelemetry() : new otel.LegacyOpenTelemetry());
+  } else if (name === "openinference-openai") {
+    // OpenInference: content hidden by OPENINFERENCE_HIDE_INPUTS / _OUTPUTS in the environment
+    const { OpenAIInstrumentation } = await import("@arizeai/openinference-instrumentation-openai");
+    new OpenAIInstrumentation().manuallyInstrument(await import("openai"));
+  } else if (name === "openinference-anthropic") {
+    const { AnthropicInstrumentation } = await import("@arizeai/openinference-instrumentation-anthropic");
+    new AnthropicInstrumentation().manuallyInstrument((await import("@anthropic-ai/sdk")).default);
+  } else if (name === "openllmetry-openai") {
+    // OpenLLMetry's instrumentations alone read no TRACELOOP_TRACE_CONTENT: content off by their option
+    const { OpenAIInstrumentation } = await import("@traceloop/instrumentation-openai");
+    new OpenAIInstrumentation({ traceContent: false }).manuallyInstrument((await import("openai")).default);
+  } else if (name === "openllmetry-anthropic") {
+    const { AnthropicInstrumentation } = await import("@traceloop/instrumentation-anthropic");
+    new AnthropicInstrumentation({ traceContent: false }).manuallyInstrument(await import("@anthropic-ai/sdk"));
+  } else if (!["ai-sdk-builtin", "traceloop-sdk", "none"].includes(name)) {
+    throw new Error(`unknown instrumentation ${name}`);
+  }
 }
 
-const openai = createOpenAI({ baseURL: `${args.stub}/v1`, apiKey: "sk-test" });
-const anthropic = createAnthropic({ baseURL: `${args.stub}/v1`, apiKey: "sk-ant-test" });
-// Telemetry on, prompts and answers not recorded (a ledger needs none of it); ai 5 names the option
-// experimental_telemetry.
-const settings = { isEnabled: true, recordInputs: false, recordOutputs: false };
-const telemetry = builtin ? undefined : settings;
-const experimental_telemetry = builtin ? settings : undefined;
-// A cached system prompt: the stub answers with cache reads and writes whatever the request says.
-const cachedSystem = {
-  role: "system",
-  content: "You are a terse weather bot.",
-  providerOptions: { anthropic: { cacheControl: { type: "ephemeral", ttl: "1h" } } },
-};
-const weather = tool({
-  description: "The current weather in a city.",
-  inputSchema: z.object({ city: z.string() }),
-  execute: async ({ city }) => `Sunny, 21 °C in ${city}.`,
-});
-// The cached system prompt: ai 7 takes it as instructions, ai 5 as the first message.
-const anthropicPrompt = builtin
-  ? { messages: [cachedSystem, { role: "user", content: QUESTION }] }
-  : { instructions: cachedSystem, prompt: QUESTION };
+// -- calls -----------------------------------------------------------------------------------------------
 
-async function drain(result) {
-  for await (const _ of result.textStream);
+async function drain(stream) {
+  for await (const _ of stream);
 }
 
-const CALLS = {
-  "ai-sdk": {
-    chat: () => generateText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, telemetry, experimental_telemetry }),
-    chat_stream: () =>
-      drain(streamText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, telemetry, experimental_telemetry })),
-    responses: () =>
-      generateText({ model: openai.responses("gpt-4o-mini"), prompt: QUESTION, telemetry, experimental_telemetry }),
-    messages: () =>
-      generateText({ model: anthropic("claude-sonnet-4-5"), ...anthropicPrompt, telemetry, experimental_telemetry }),
+// The AI SDK: ai 7 takes its telemetry settings as `telemetry`, ai 5 as `experimental_telemetry`.
+async function aiSdkCalls() {
+  const { createAnthropic } = await import("@ai-sdk/anthropic");
+  const { createOpenAI } = await import("@ai-sdk/openai");
+  const { generateText, stepCountIs, streamText, tool } = await import("ai");
+  const { z } = await import("zod");
+  const openai = createOpenAI({ baseURL: `${args.stub}/v1`, apiKey: "sk-test" });
+  const anthropic = createAnthropic({ baseURL: `${args.stub}/v1`, apiKey: "sk-ant-test" });
+  // Telemetry on, prompts and answers not recorded (a ledger needs none of it)
+  const settings = { isEnabled: true, recordInputs: false, recordOutputs: false };
+  const telemetry = builtin ? undefined : settings;
+  const experimental_telemetry = builtin ? settings : undefined;
+  // A cached system prompt: the stub answers with cache reads and writes whatever the request says.
+  const cachedSystem = {
+    role: "system",
+    content: "You are a terse weather bot.",
+    providerOptions: { anthropic: { cacheControl: { type: "ephemeral", ttl: "1h" } } },
+  };
+  const weather = tool({
+    description: "The current weather in a city.",
+    inputSchema: z.object({ city: z.string() }),
+    execute: async ({ city }) => `Sunny, 21 °C in ${city}.`,
+  });
+  // The cached system prompt: ai 7 takes it as instructions, ai 5 as the first message.
+  const anthropicPrompt = builtin
+    ? { messages: [cachedSystem, { role: "user", content: QUESTION }] }
+    : { instructions: cachedSystem, prompt: QUESTION };
+  const tracing = { telemetry, experimental_telemetry };
+  return {
+    chat: () => generateText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, ...tracing }),
+    chat_stream: () => drain(streamText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, ...tracing }).textStream),
+    responses: () => generateText({ model: openai.responses("gpt-4o-mini"), prompt: QUESTION, ...tracing }),
+    messages: () => generateText({ model: anthropic("claude-sonnet-4-5"), ...anthropicPrompt, ...tracing }),
     messages_stream: () =>
-      drain(streamText({ model: anthropic("claude-sonnet-4-5"), ...anthropicPrompt, telemetry, experimental_telemetry })),
+      drain(streamText({ model: anthropic("claude-sonnet-4-5"), ...anthropicPrompt, ...tracing }).textStream),
     // model call, tool, model call: two calls under one generateText
     tool_loop: () =>
       generateText({
@@ -88,11 +130,93 @@ const CALLS = {
         prompt: QUESTION,
         tools: { get_weather: weather },
         stopWhen: stepCountIs(3),
-        telemetry,
-        experimental_telemetry,
+        ...tracing,
       }),
+  };
+}
+
+const OPENAI_TOOL = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "The current weather in a city.",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
   },
 };
+const ANTHROPIC_TOOL = {
+  name: "get_weather",
+  description: "The current weather in a city.",
+  input_schema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+};
+// A cached system prompt: the stub answers with cache reads and writes whatever the request says.
+const ANTHROPIC_SYSTEM = [
+  { type: "text", text: "You are a terse weather bot.", cache_control: { type: "ephemeral", ttl: "1h" } },
+];
+
+// The openai package (the official SDK): the styles of driver.py's "openai" group.
+async function openaiCalls() {
+  const { default: OpenAI } = await import("openai");
+  const client = () => new OpenAI({ baseURL: `${args.stub}/v1`, apiKey: "sk-test", maxRetries: 0, timeout: TIMEOUT_MS });
+  return {
+    chat: () => client().chat.completions.create({ model: "gpt-4o-mini", messages: MESSAGES }),
+    chat_stream: async () =>
+      drain(
+        await client().chat.completions.create({
+          model: "gpt-4o-mini",
+          messages: MESSAGES,
+          stream: true,
+          stream_options: { include_usage: true },
+        }),
+      ),
+    reasoning: () => client().chat.completions.create({ model: "o3-mini", messages: MESSAGES, reasoning_effort: "low" }),
+    tool_call: () => client().chat.completions.create({ model: "gpt-4o-mini", messages: MESSAGES, tools: [OPENAI_TOOL] }),
+    embeddings: () =>
+      client().embeddings.create({ model: "text-embedding-3-small", input: ["weather in Paris", "in Rome"] }),
+    responses: () => client().responses.create({ model: "gpt-4o-mini", input: QUESTION }),
+  };
+}
+
+// The @anthropic-ai/sdk package (the official SDK): the styles of driver.py's "anthropic" group but the
+// async one (every call here is asynchronous).
+async function anthropicCalls() {
+  const { default: Anthropic } = await import("@anthropic-ai/sdk");
+  const client = () =>
+    new Anthropic({ baseURL: args.stub, apiKey: "sk-ant-test", maxRetries: 0, timeout: TIMEOUT_MS });
+  const request = { model: "claude-sonnet-4-5", max_tokens: 256, system: ANTHROPIC_SYSTEM, messages: MESSAGES };
+  return {
+    messages: () => client().messages.create(request),
+    messages_stream: async () => drain(await client().messages.create({ ...request, stream: true })),
+    // the SDK's stream helper: `messages.stream()` and its final message
+    messages_stream_helper: async () => {
+      const stream = client().messages.stream(request);
+      for await (const _ of stream);
+      await stream.finalMessage();
+    },
+    tool_use: () => client().messages.create({ ...request, tools: [ANTHROPIC_TOOL] }),
+    thinking: () =>
+      client().messages.create({ ...request, max_tokens: 2048, thinking: { type: "enabled", budget_tokens: 1024 } }),
+  };
+}
+
+// Traceloop's SDK: an OpenAI and an Anthropic call, each in a task, in a workflow with association
+// properties (what Traceloop copies onto every span started under it), as driver.py's traceloop_workflow
+async function traceloopCalls() {
+  const traceloop = await import("@traceloop/node-server-sdk");
+  const openai = await openaiCalls();
+  const anthropic = await anthropicCalls();
+  return {
+    workflow: () =>
+      traceloop.withWorkflow(
+        { name: "weather_report", associationProperties: { user_id: "user-42", session_id: "session-7" } },
+        async () => {
+          await traceloop.withTask({ name: "ask_openai" }, openai.chat);
+          await traceloop.withTask({ name: "ask_anthropic" }, anthropic.messages);
+        },
+      ),
+  };
+}
+
+const GROUPS = { "ai-sdk": aiSdkCalls, openai: openaiCalls, anthropic: anthropicCalls, traceloop: traceloopCalls };
 
 async function announce(style) {
   const answer = await fetch(`${args.stub}/_tb/style`, {
@@ -105,8 +229,8 @@ async function announce(style) {
 }
 
 for (const group of args.calls.split(",").filter(Boolean)) {
-  for (const [style, call] of Object.entries(CALLS[group])) {
-    await provider.forceFlush();
+  for (const [style, call] of Object.entries(await GROUPS[group]())) {
+    await flush();
     await announce(style);
     console.error(`--- call style ${style}`);
     let error = null;
@@ -116,9 +240,11 @@ for (const group of args.calls.split(",").filter(Boolean)) {
       error = String(e && e.stack ? e.stack : e);
       console.error(error);
     }
-    await provider.forceFlush();
+    // a stream's span may end a moment after the application's last read (a library reading a tee of it)
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await flush();
     console.log("TB-STYLE", JSON.stringify({ style, ok: error === null, error }));
   }
 }
 await announce("");
-await provider.shutdown();
+await shutdown();

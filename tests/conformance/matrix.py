@@ -27,6 +27,8 @@ README_NAMES = {
     ("ai + legacy", "7"): "ai (the AI SDK for Node.js, `LegacyOpenTelemetry`)",
     ("ai", "5"): "ai (the AI SDK for Node.js, built-in tracing)",
     ("anthropic", "2"): "anthropic (the SDK's own spans)",
+    ("@anthropic-ai/sdk", "1"): "@anthropic-ai/sdk (the SDK's own spans, Node.js)",
+    ("@traceloop/node-server-sdk", "0"): "@traceloop/node-server-sdk (Traceloop's SDK for Node.js)",
     ("mistralai", "3"): "mistralai (the SDK's own spans, `MISTRAL_SDK_TELEMETRY=global`)",
 }
 HEADER = """# Conformance matrix

@@ -108,3 +108,10 @@ def fixture_paths(directory: Path = FIXTURES) -> list[Path]:
 def load(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+def fixture_name(library: str, version: str, call_style: str, beside: str = "") -> str:
+    """A fixture's file name, `<library>-<version>[+<beside>]-<call_style>.json`; a scoped npm package
+    (`@scope/name`) is named `scope-name` there."""
+    plus = f"+{beside}" if beside else ""
+    return f"{library.removeprefix('@').replace('/', '-')}-{version}{plus}-{call_style}.json"

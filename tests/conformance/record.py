@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make `tests.conformance` impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.conformance import stubs
-from tests.conformance.otlp import FIXTURES, decode
+from tests.conformance.otlp import FIXTURES, decode, fixture_name
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
@@ -61,18 +61,30 @@ COHERE = {"cohere": "7.3.1"}
 # OpenLLMetry's Cohere instrumentation (0.62.4) instruments cohere < 6 only: with the newest cohere 5
 COHERE_5 = {"cohere": "5.21.1"}
 TL = "0.62.4"  # OpenLLMetry
-AI_SDK = {
-    "@ai-sdk/otel": "1.0.185",
-    "ai": "7.0.185",
-    "@ai-sdk/openai": "4.0.126",
-    "@ai-sdk/anthropic": "3.0.140",
-    "zod": "4.6.7",
+# The OpenTelemetry JS SDK of the Node.js setups: sdk-trace-node's newest (2.12.1) requires an api < 1.10,
+# and exporter-trace-otlp-proto 0.223.1 is the newest on that SDK line (0.300 and later need sdk-trace 3)
+OTEL_JS = {
     "@opentelemetry/api": "1.9.1",
     "@opentelemetry/sdk-trace-node": "2.12.1",
     "@opentelemetry/sdk-trace-base": "2.12.1",
     "@opentelemetry/resources": "2.12.1",
     "@opentelemetry/exporter-trace-otlp-proto": "0.223.1",
 }
+AI_SDK = {
+    "@ai-sdk/otel": "1.0.185",
+    "ai": "7.0.185",
+    "@ai-sdk/openai": "4.0.126",
+    "@ai-sdk/anthropic": "3.0.140",
+    "zod": "4.6.7",
+    **OTEL_JS,
+}
+# The official SDKs for Node.js; openai 7 requires Node.js 22 (the recorder's is 20): its newest 6
+OPENAI_JS = {"openai": "6.49.0"}
+ANTHROPIC_JS = {"@anthropic-ai/sdk": "1.17.0"}
+# OpenLLMetry's Anthropic instrumentation (0.27.0) wraps `Anthropic.Completions`, which @anthropic-ai/sdk 1
+# removed (it throws on any 1.x): with the newest 0.x
+ANTHROPIC_JS_0 = {"@anthropic-ai/sdk": "0.137.0"}
+TL_JS = "0.27.0"  # OpenLLMetry JS
 UTIL_GENAI = {"opentelemetry-util-genai": "1.3b0"}
 LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
 OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
@@ -128,8 +140,7 @@ class Setup:
         return self.pins[self.library]
 
     def fixture_name(self, call_style: str) -> str:
-        beside = f"+{self.beside}" if self.beside else ""
-        return f"{self.library}-{self.version}{beside}-{call_style}.json"
+        return fixture_name(self.library, self.version, call_style, self.beside)
 
 
 SETUPS: tuple[Setup, ...] = (
@@ -596,6 +607,85 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "anthropic-sdk-js",
+        "@anthropic-ai/sdk",
+        {**ANTHROPIC_JS, **OTEL_JS},
+        ("none",),
+        ("anthropic",),
+        notes="no instrumentor: only the @anthropic-ai/sdk package's own tracing (Node.js)",
+        runtime="node",
+    ),
+    Setup(
+        "openinference-openai-js",
+        "@arizeai/openinference-instrumentation-openai",
+        {"@arizeai/openinference-instrumentation-openai": "4.2.7", **OPENAI_JS, **OTEL_JS},
+        ("openinference-openai",),
+        ("openai",),
+        env=OI_NO_CONTENT,
+        notes="OpenInference's OpenAI instrumentation for Node.js (`manuallyInstrument`, an ES module)",
+        runtime="node",
+    ),
+    Setup(
+        "openinference-anthropic-js",
+        "@arizeai/openinference-instrumentation-anthropic",
+        {"@arizeai/openinference-instrumentation-anthropic": "0.2.8", **ANTHROPIC_JS, **OTEL_JS},
+        ("openinference-anthropic",),
+        ("anthropic",),
+        env=OI_NO_CONTENT,
+        notes="OpenInference's Anthropic instrumentation for Node.js; the SDK's own spans are on too",
+        runtime="node",
+    ),
+    Setup(
+        "openllmetry-openai-js",
+        "@traceloop/instrumentation-openai",
+        {"@traceloop/instrumentation-openai": TL_JS, **OPENAI_JS, **OTEL_JS},
+        ("openllmetry-openai",),
+        ("openai",),
+        env=TL_NO_CONTENT,
+        notes="OpenLLMetry's OpenAI instrumentation for Node.js alone (`traceContent: false`)",
+        runtime="node",
+    ),
+    Setup(
+        "openllmetry-anthropic-js",
+        "@traceloop/instrumentation-anthropic",
+        {"@traceloop/instrumentation-anthropic": TL_JS, **ANTHROPIC_JS_0, **OTEL_JS},
+        ("openllmetry-anthropic",),
+        ("anthropic",),
+        env=TL_NO_CONTENT,
+        notes="OpenLLMetry's Anthropic instrumentation for Node.js alone; the SDK's own spans are on too",
+        runtime="node",
+    ),
+    Setup(
+        "openllmetry-anthropic-js-alone",
+        "@traceloop/instrumentation-anthropic",
+        {"@traceloop/instrumentation-anthropic": TL_JS, **ANTHROPIC_JS_0, **OTEL_JS},
+        ("openllmetry-anthropic",),
+        ("anthropic",),
+        env={**TL_NO_CONTENT, "ANTHROPIC_OPEN_TELEMETRY": "false"},
+        notes="the same with the SDK's own spans off (`ANTHROPIC_OPEN_TELEMETRY=false`; before 0.134.0 "
+        "the SDK had none): OpenLLMetry's span alone records each call",
+        beside="no-sdk-spans",
+        runtime="node",
+    ),
+    Setup(
+        "traceloop-js",
+        "@traceloop/node-server-sdk",
+        # its peer exporter-trace-otlp-proto is ^0.203.0 (it sends with the exporter it is given)
+        {
+            "@traceloop/node-server-sdk": TL_JS,
+            **OPENAI_JS,
+            **ANTHROPIC_JS_0,
+            **OTEL_JS,
+            "@opentelemetry/exporter-trace-otlp-proto": "0.203.0",
+        },
+        ("traceloop-sdk",),
+        ("openai", "anthropic", "traceloop"),
+        env=TL_NO_CONTENT,
+        notes="Traceloop's SDK for Node.js: `initialize` with an exporter to the sink and the ES modules "
+        "to instrument (`instrumentModules`); the @anthropic-ai/sdk package's own spans are on too",
+        runtime="node",
+    ),
+    Setup(
         "openinference-litellm",
         "openinference-instrumentation-litellm",
         {"openinference-instrumentation-litellm": "0.1.51", "litellm": "1.110.2", **OPENAI, **OTEL},
@@ -885,13 +975,17 @@ def ensure_node(setup: Setup, root: Path) -> Path:
 def node_packages(folder: Path, setup: Setup) -> dict[str, str]:
     """The installed version of each pin and of the OpenTelemetry and AI SDK packages beside them."""
     found: dict[str, str] = {}
-    for manifest in sorted((folder / "node_modules").glob("**/package.json")):
+    # the shallowest copy of a package first: the one the folder's own imports resolve to
+    manifests = sorted((folder / "node_modules").glob("**/package.json"), key=lambda p: (len(p.parts), p))
+    for manifest in manifests:
         try:
             meta = json.loads(manifest.read_text())
         except ValueError:
             continue
         name = meta.get("name")
-        if isinstance(name, str) and (name in setup.pins or name.startswith(("@opentelemetry/", "@ai-sdk/"))):
+        if isinstance(name, str) and (
+            name in setup.pins or name.startswith(("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/"))
+        ):
             found.setdefault(name, str(meta.get("version")))
     return {k: v for k, v in sorted(found.items()) if k in setup.pins or not k.startswith("@opentelemetry/")}
 

@@ -86,6 +86,27 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
         for style in ("generate", "generate_stream", "generate_async", "chat")
     },
+    **{
+        f"traceloop-instrumentation-anthropic-0.27.0+no-sdk-spans-{style}": _NO_LIFETIMES.format(
+            "@traceloop/instrumentation-anthropic 0.27.0 (with the SDK's own spans off)"
+        )
+        for style in ("messages", "messages_stream", "messages_stream_helper", "thinking", "tool_use")
+    },
+    **{
+        f"traceloop-{package}-0.27.0-{style}": (
+            f"{layer}@traceloop/instrumentation-openai 0.27.0 reports no cache reads (only the input, output "
+            "and total counts): the cached input is priced at the input rate"
+        )
+        for package, layer, styles in (
+            ("instrumentation-openai", "", ("chat", "reasoning", "tool_call", "responses")),
+            (
+                "node-server-sdk",
+                "the Traceloop SDK 0.27.0's OpenAI instrumentation, ",
+                ("chat", "reasoning", "tool_call", "responses", "workflow"),
+            ),
+        )
+        for style in styles
+    },
     "openinference-instrumentation-litellm-0.1.51-messages": _NO_LIFETIMES.format(
         "openinference-instrumentation-litellm 0.1.51"
     ),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.otlp import FIXTURES, decode, fixture_paths, fixture_spans, load
+from tests.conformance.otlp import FIXTURES, decode, fixture_name, fixture_paths, fixture_spans, load
 
 PATHS = fixture_paths()
 TRUE_CALL_KEYS = {
@@ -35,8 +35,9 @@ def test_corpus_is_there() -> None:
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_fixture_is_well_formed(path: Path) -> None:
     fixture = load(path)
-    beside = f"+{fixture['beside']}" if "beside" in fixture else ""
-    assert path.name == f"{fixture['library']}-{fixture['version']}{beside}-{fixture['call_style']}.json"
+    assert path.name == fixture_name(
+        fixture["library"], fixture["version"], fixture["call_style"], fixture.get("beside", "")
+    )
     assert path.stat().st_size < 16_000, "keep fixtures small"
 
     packages = fixture["packages"]

@@ -25,6 +25,7 @@ CATALOG = PriceCatalog()
 SOURCES = {
     "com.anthropic.sdk.python": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "com.anthropic.sdk.python.vertex": ("attribute", "gen_ai.response.time_to_first_chunk"),  # Vertex AI
+    "com.anthropic.sdk.typescript": ("attribute", "gen_ai.response.time_to_first_chunk"),  # Node.js
     "opentelemetry.instrumentation.genai.openai": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "opentelemetry.instrumentation.genai.anthropic": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "openlit.instrumentation.openai": ("attribute", "gen_ai.server.time_to_first_token"),
