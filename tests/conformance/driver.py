@@ -510,7 +510,7 @@ def langchain_chain_stream() -> None:
         pass
 
 
-def agents_tool() -> None:
+def agents_tool(stream: bool = False) -> None:
     from agents import Agent, Runner, function_tool, set_default_openai_client
     from openai import AsyncOpenAI
 
@@ -526,7 +526,21 @@ def agents_tool() -> None:
         use_for_tracing=False,
     )
     agent = Agent(name="weather", instructions="Answer tersely.", model="gpt-4o-mini", tools=[get_weather])
-    Runner.run_sync(agent, "What is the weather in Paris?")  # model call, tool, model call
+    if not stream:
+        Runner.run_sync(agent, "What is the weather in Paris?")  # model call, tool, model call
+        return
+    import asyncio
+
+    async def run() -> None:
+        result = Runner.run_streamed(agent, "What is the weather in Paris?")
+        async for _ in result.stream_events():
+            pass
+
+    asyncio.run(run())
+
+
+def agents_stream() -> None:
+    agents_tool(stream=True)
 
 
 def gemini_client() -> Any:
@@ -1633,6 +1647,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "langchain-azure": {"chain": langchain_azure_chain, "chain_stream": langchain_azure_chain_stream},
     "agents": {"agent_tool": agents_tool},
+    "agents-stream": {"agent_stream": agents_stream},
     "gemini": {
         "generate": gemini_generate,
         "generate_stream": gemini_generate_stream,
