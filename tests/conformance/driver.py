@@ -885,7 +885,7 @@ def semantic_kernel_stream() -> None:
     asyncio.run(run())
 
 
-def adk_agent() -> None:
+def adk_agent(tools: tuple[Any, ...] = ()) -> None:
     import asyncio
 
     # the Google GenAI client that ADK makes for itself, pointed at the stub
@@ -896,7 +896,9 @@ def adk_agent() -> None:
     from google.genai import types
 
     async def run() -> None:
-        agent = Agent(name="weather", model="gemini-2.5-flash", instruction="Answer tersely.")
+        agent = Agent(
+            name="weather", model="gemini-2.5-flash", instruction="Answer tersely.", tools=list(tools)
+        )
         runner = InMemoryRunner(agent=agent, app_name="tokenbook")
         session = await runner.session_service.create_session(app_name="tokenbook", user_id="u")
         message = types.Content(role="user", parts=[types.Part(text=QUESTION)])
@@ -904,6 +906,10 @@ def adk_agent() -> None:
             pass
 
     asyncio.run(run())
+
+
+def adk_agent_tool() -> None:
+    adk_agent((get_weather,))  # model call (function call), tool, model call
 
 
 def _llama_index_llm() -> Any:
@@ -1692,6 +1698,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "semantic-kernel": {"prompt": semantic_kernel_prompt, "prompt_stream": semantic_kernel_stream},
     "adk": {"agent": adk_agent},
+    "adk-tool": {"agent_tool": adk_agent_tool},
     "llama-index": {"chat": llama_index_chat, "chat_stream": llama_index_chat_stream},
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "traceloop": {

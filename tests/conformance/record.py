@@ -496,7 +496,7 @@ SETUPS: tuple[Setup, ...] = (
             **otel("1.44.0"),
         },
         ("adk",),
-        ("adk",),
+        ("adk", "adk-tool"),
         notes="Google's Agent Development Kit, its own spans, a Gemini model",
     ),
     Setup(
@@ -855,7 +855,7 @@ SETUPS: tuple[Setup, ...] = (
             **otel("1.44.0"),
         },
         ("openinference-google-adk", "openinference-google-genai"),
-        ("adk",),
+        ("adk", "adk-tool"),
         env=OI_NO_CONTENT,
         notes="Google's Agent Development Kit (its own spans on too) with OpenInference's ADK and Google "
         "GenAI instrumentors",

@@ -743,8 +743,20 @@ class _Handler(BaseHTTPRequestHandler):
             "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": GEMINI_CACHED}],
         }
 
+        # a function declared and not yet answered: the model calls the first one (as the other stand-ins)
+        declared = [f for t in req.get("tools") or [] for f in t.get("functionDeclarations") or []]
+        answered = any(
+            "functionResponse" in part for c in req.get("contents") or [] for part in c.get("parts") or []
+        )
+        call_part = (
+            {"functionCall": {"name": declared[0]["name"], "args": {"city": "Paris"}}}
+            if (declared and not answered)
+            else None
+        )
+
         def answer(text: str, last: bool, counts: dict[str, Any]) -> dict[str, Any]:
-            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+            part = call_part if call_part and last else {"text": text}
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [part]}, "index": 0}
             if last:
                 candidate["finishReason"] = "STOP"
             return {
