@@ -358,6 +358,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "openinference.span.kind: invocation / invoke_workflow CHAIN and agent_run AGENT spans without "
         "usage; with google-adk 2.13 it writes its llm.* attributes (the prompt and answer too, whatever "
         "OPENINFERENCE_HIDE_* says) onto ADK's own spans (scope gcp.vertex.agent), not spans of its own",
+        defects="google-adk 2.13: every model call of an agent run is written onto ADK's one invoke_agent "
+        "span, each over the one before (the run's earlier calls are billed only where a client layer "
+        "records them)",
     ),
     Profile(
         "openinference-beeai",
@@ -373,7 +376,8 @@ PROFILES: Final[tuple[Profile, ...]] = (
         RANK_FRAMEWORK,
         "gen_ai.* current (cache_read, reasoning.output_tokens: Gemini's thoughts, inside the output); "
         "invoke_workflow / invoke_agent wrappers without usage; with OpenInference's ADK instrumentor on "
-        "(1.0.5, google-adk 2.13), a model call's attributes and llm.* copies land on the invoke_agent span",
+        "(1.0.5, google-adk 2.13), the model calls' attributes and llm.* copies land on the invoke_agent "
+        "span instead, the run's last call's only (see openinference-google-adk)",
     ),
     Profile(
         "autogen",
