@@ -37,7 +37,8 @@ def test_fixture_is_well_formed(path: Path) -> None:
     fixture = load(path)
     beside = f"+{fixture['beside']}" if "beside" in fixture else ""
     assert path.name == f"{fixture['library']}-{fixture['version']}{beside}-{fixture['call_style']}.json"
-    assert path.stat().st_size < 16_000, "keep fixtures small"
+    # the largest: pydantic-ai's spans (its tool schemas) with OpenInference's attributes added, 17 kB
+    assert path.stat().st_size < 20_000, "keep fixtures small"
 
     packages = fixture["packages"]
     assert packages.get(fixture["library"]) == fixture["version"], (
