@@ -230,6 +230,33 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.haystack import HaystackInstrumentor
 
         HaystackInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-pydantic-ai":
+        return  # a span processor of pydantic-ai's own spans, added before the exporter (`main`)
+    elif name == "openinference-google-adk":
+        from openinference.instrumentation.google_adk import GoogleADKInstrumentor
+
+        GoogleADKInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-smolagents":
+        from openinference.instrumentation.smolagents import SmolagentsInstrumentor
+
+        SmolagentsInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-agno":
+        from openinference.instrumentation.agno import AgnoInstrumentor
+
+        AgnoInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-autogen-agentchat":
+        from openinference.instrumentation.autogen_agentchat import AutogenAgentChatInstrumentor
+
+        AutogenAgentChatInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openllmetry-openai-agents":
+        from opentelemetry.instrumentation.openai_agents import OpenAIAgentsInstrumentor as TLAgents
+
+        # its processor as the agents SDK's only one: the SDK's own exporter to OpenAI's backend is dropped
+        TLAgents(replace_existing_processors=True).instrument(tracer_provider=provider)
+    elif name == "openllmetry-llamaindex":
+        from opentelemetry.instrumentation.llamaindex import LlamaIndexInstrumentor as TLLlamaIndex
+
+        TLLlamaIndex().instrument(tracer_provider=provider)
     elif name == "haystack-otel":
         from haystack import tracing
         from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
@@ -483,7 +510,7 @@ def langchain_chain_stream() -> None:
         pass
 
 
-def agents_tool() -> None:
+def agents_tool(stream: bool = False) -> None:
     from agents import Agent, Runner, function_tool, set_default_openai_client
     from openai import AsyncOpenAI
 
@@ -499,7 +526,21 @@ def agents_tool() -> None:
         use_for_tracing=False,
     )
     agent = Agent(name="weather", instructions="Answer tersely.", model="gpt-4o-mini", tools=[get_weather])
-    Runner.run_sync(agent, "What is the weather in Paris?")  # model call, tool, model call
+    if not stream:
+        Runner.run_sync(agent, "What is the weather in Paris?")  # model call, tool, model call
+        return
+    import asyncio
+
+    async def run() -> None:
+        result = Runner.run_streamed(agent, "What is the weather in Paris?")
+        async for _ in result.stream_events():
+            pass
+
+    asyncio.run(run())
+
+
+def agents_stream() -> None:
+    agents_tool(stream=True)
 
 
 def gemini_client() -> Any:
@@ -844,7 +885,7 @@ def semantic_kernel_stream() -> None:
     asyncio.run(run())
 
 
-def adk_agent() -> None:
+def adk_agent(tools: tuple[Any, ...] = ()) -> None:
     import asyncio
 
     # the Google GenAI client that ADK makes for itself, pointed at the stub
@@ -855,7 +896,9 @@ def adk_agent() -> None:
     from google.genai import types
 
     async def run() -> None:
-        agent = Agent(name="weather", model="gemini-2.5-flash", instruction="Answer tersely.")
+        agent = Agent(
+            name="weather", model="gemini-2.5-flash", instruction="Answer tersely.", tools=list(tools)
+        )
         runner = InMemoryRunner(agent=agent, app_name="tokenbook")
         session = await runner.session_service.create_session(app_name="tokenbook", user_id="u")
         message = types.Content(role="user", parts=[types.Part(text=QUESTION)])
@@ -863,6 +906,10 @@ def adk_agent() -> None:
             pass
 
     asyncio.run(run())
+
+
+def adk_agent_tool() -> None:
+    adk_agent((get_weather,))  # model call (function call), tool, model call
 
 
 def _llama_index_llm() -> Any:
@@ -1104,6 +1151,144 @@ def haystack_pipeline_stream() -> None:
         generation_kwargs={"stream_options": {"include_usage": True}},
     )
     stream.run({"prompt": {"city": "Paris"}})
+
+
+def get_weather(city: str) -> str:
+    """The current weather in a city.
+
+    Args:
+        city: The city's name.
+    """
+    return f"Sunny, 21 °C in {city}."
+
+
+def _smolagents_agent(**agent: Any) -> Any:
+    from smolagents import OpenAIServerModel, ToolCallingAgent, tool
+
+    model = OpenAIServerModel(
+        "gpt-4o-mini",
+        api_base=os.environ["OPENAI_BASE_URL"],
+        api_key="sk-test",
+        client_kwargs={"max_retries": 0, "timeout": TIMEOUT},
+    )
+    # One step: the model calls the tool; then, at the step limit, smolagents asks the model for its final
+    # answer (the stub calls the first tool it is offered whatever the conversation, and smolagents sends
+    # tool results as user messages, so the model never calls `final_answer` itself here)
+    return ToolCallingAgent(tools=[tool(get_weather)], model=model, max_steps=1, verbosity_level=0, **agent)
+
+
+def smolagents_agent_tool() -> None:
+    _smolagents_agent().run(QUESTION)  # model call (tool call), tool, model call (final answer)
+
+
+def smolagents_agent_stream() -> None:
+    # stream_outputs: the model's steps streamed (stream_options.include_usage), the final answer not
+    for _ in _smolagents_agent(stream_outputs=True).run(QUESTION, stream=True):
+        pass
+
+
+def _agno_agent() -> Any:
+    from agno.agent import Agent
+    from agno.models.openai import OpenAIChat
+
+    model = OpenAIChat(
+        id="gpt-4o-mini",
+        base_url=os.environ["OPENAI_BASE_URL"],
+        api_key="sk-test",
+        max_retries=0,
+        timeout=TIMEOUT,
+    )
+    # telemetry off here too (AGNO_TELEMETRY=false in the setup's env): no request to Agno's API
+    return Agent(model=model, tools=[get_weather], instructions="Answer tersely.", telemetry=False)
+
+
+def agno_agent_tool() -> None:
+    _agno_agent().run(QUESTION)  # model call (tool call), tool, model call
+
+
+def agno_agent_stream() -> None:
+    for _ in _agno_agent().run(QUESTION, stream=True):
+        pass
+
+
+def _autogen_run(stream: bool) -> None:
+    import asyncio
+
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    async def run() -> None:
+        client = OpenAIChatCompletionClient(
+            model="gpt-4o-mini",
+            base_url=os.environ["OPENAI_BASE_URL"],
+            api_key="sk-test",
+            max_retries=0,
+            timeout=TIMEOUT,
+            **({"stream_options": {"include_usage": True}} if stream else {}),
+        )
+        agent = AssistantAgent(
+            "weather",
+            model_client=client,
+            tools=[get_weather],
+            system_message="Answer tersely.",
+            reflect_on_tool_use=True,  # a second model call on the tool's result
+            model_client_stream=stream,
+        )
+        await agent.run(task=QUESTION)
+        await client.close()
+
+    asyncio.run(run())
+
+
+def autogen_agent_tool() -> None:
+    _autogen_run(stream=False)  # model call (tool call), tool, model call
+
+
+def autogen_agent_stream() -> None:
+    _autogen_run(stream=True)
+
+
+def _llama_index_like() -> Any:
+    """LlamaIndex's `OpenAILike`, its LLM for OpenAI-compatible servers (the openai SDK underneath)."""
+    from llama_index.llms.openai_like import OpenAILike
+
+    return OpenAILike(
+        model="gpt-4o-mini",
+        api_base=os.environ["OPENAI_BASE_URL"],
+        api_key="sk-test",
+        is_chat_model=True,
+        is_function_calling_model=True,
+        max_retries=0,
+        timeout=TIMEOUT,
+    )
+
+
+def _llama_index_agent(llm: Any) -> None:
+    import asyncio
+
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    # streaming=False: LlamaIndex does not ask a stream for its usage
+    agent = FunctionAgent(tools=[get_weather], llm=llm, system_prompt="Answer tersely.", streaming=False)
+
+    async def run() -> None:
+        await agent.run(QUESTION)  # model call (tool call), tool, model call
+
+    asyncio.run(run())
+
+
+def llama_index_agent() -> None:
+    _llama_index_agent(_llama_index_llm())
+
+
+def llama_index_like_chat() -> None:
+    from llama_index.core.llms import ChatMessage
+
+    _llama_index_like().chat([ChatMessage(role="user", content=QUESTION)])
+
+
+def llama_index_like_agent() -> None:
+    _llama_index_agent(_llama_index_like())
 
 
 def _langfuse_openai() -> Any:
@@ -1468,6 +1653,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "langchain-azure": {"chain": langchain_azure_chain, "chain_stream": langchain_azure_chain_stream},
     "agents": {"agent_tool": agents_tool},
+    "agents-stream": {"agent_stream": agents_stream},
     "gemini": {
         "generate": gemini_generate,
         "generate_stream": gemini_generate_stream,
@@ -1512,6 +1698,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "semantic-kernel": {"prompt": semantic_kernel_prompt, "prompt_stream": semantic_kernel_stream},
     "adk": {"agent": adk_agent},
+    "adk-tool": {"agent_tool": adk_agent_tool},
     "llama-index": {"chat": llama_index_chat, "chat_stream": llama_index_chat_stream},
     "pydantic-ai": {"agent_tool": pydantic_agent_tool, "agent_stream": pydantic_agent_stream},
     "traceloop": {
@@ -1565,6 +1752,14 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "predict_native": dspy_predict_native,
     },
     "haystack": {"pipeline": haystack_pipeline, "pipeline_stream": haystack_pipeline_stream},
+    "smolagents": {"agent_tool": smolagents_agent_tool, "agent_stream": smolagents_agent_stream},
+    "agno": {"agent_tool": agno_agent_tool, "agent_stream": agno_agent_stream},
+    "autogen": {"agent_tool": autogen_agent_tool, "agent_stream": autogen_agent_stream},
+    "llama-index-agent": {
+        "agent": llama_index_agent,
+        "like_chat": llama_index_like_chat,
+        "like_agent": llama_index_like_agent,
+    },
 }
 
 
@@ -1594,6 +1789,12 @@ def main() -> int:
     provider = sdk_provider(names, args.sink)
     if provider is None:
         provider = TracerProvider(resource=Resource.create({"service.name": "tokenbook-conformance"}))
+        if "openinference-pydantic-ai" in names:
+            from openinference.instrumentation.pydantic_ai import OpenInferenceSpanProcessor
+
+            # OpenInference's pydantic-ai instrumentation is a span processor that adds its attributes
+            # to pydantic-ai's own spans as they end: before the exporter's, as its documentation says
+            provider.add_span_processor(OpenInferenceSpanProcessor())
         exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
         trace.set_tracer_provider(provider)

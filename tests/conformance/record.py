@@ -105,6 +105,8 @@ CREWAI_ENV = {
 }
 HAYSTACK = {"haystack-ai": "3.4.1", **OPENAI}
 HAYSTACK_ENV = {"HAYSTACK_TELEMETRY_ENABLED": "False"}
+# Agno's anonymous telemetry (a request to Agno's API per agent run) off
+AGNO_ENV = {"AGNO_TELEMETRY": "false"}
 
 # traceloop-sdk 0.62.4 requires opentelemetry-instrumentation-threading, whose newest release (0.66b1)
 # requires opentelemetry-semantic-conventions 0.66b1, which opentelemetry-sdk 1.45.2 does not accept
@@ -115,8 +117,9 @@ KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
     r"|langchain|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
-    r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai"
-    r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes)$"
+    r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
+    r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
+    r"|smolagents|agno|autogen-(agentchat|core|ext))$"
 )
 
 
@@ -298,7 +301,7 @@ SETUPS: tuple[Setup, ...] = (
             **OTEL,
         },
         ("openinference-openai-agents", "openinference-openai"),
-        ("agents",),
+        ("agents", "agents-stream"),
         env={**OI_NO_CONTENT, "OPENAI_AGENTS_DONT_LOG_MODEL_DATA": "1"},
         notes="openai-agents via OpenInference, with the OpenInference OpenAI instrumentor too",
     ),
@@ -504,7 +507,7 @@ SETUPS: tuple[Setup, ...] = (
             **otel("1.44.0"),
         },
         ("adk",),
-        ("adk",),
+        ("adk", "adk-tool"),
         notes="Google's Agent Development Kit, its own spans, a Gemini model",
     ),
     Setup(
@@ -914,6 +917,113 @@ SETUPS: tuple[Setup, ...] = (
         "and the official OpenAI instrumentor",
         beside="otel-genai-openai",
     ),
+    Setup(
+        "openinference-pydantic-ai",
+        "openinference-instrumentation-pydantic-ai",
+        {
+            "openinference-instrumentation-pydantic-ai": "0.1.30",
+            "pydantic-ai-slim": "2.78.0",
+            **OI_OPENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("openinference-pydantic-ai", "pydantic-ai", "openinference-openai"),
+        ("pydantic-ai",),
+        env=OI_NO_CONTENT,
+        notes="pydantic-ai's own instrumentation with OpenInference's span processor for it "
+        "(`OpenInferenceSpanProcessor`) and OpenInference's OpenAI instrumentor",
+    ),
+    Setup(
+        "openinference-google-adk",
+        "openinference-instrumentation-google-adk",
+        # google-adk 2.13.0 requires google-genai < 3 and opentelemetry-sdk < 1.45
+        {
+            "openinference-instrumentation-google-adk": "1.0.5",
+            "google-adk": "2.13.0",
+            "google-genai": "2.34.0",
+            "openinference-instrumentation-google-genai": "1.4.14",
+            **otel("1.44.0"),
+        },
+        ("openinference-google-adk", "openinference-google-genai"),
+        ("adk", "adk-tool"),
+        env=OI_NO_CONTENT,
+        notes="Google's Agent Development Kit (its own spans on too) with OpenInference's ADK and Google "
+        "GenAI instrumentors",
+    ),
+    Setup(
+        "openinference-smolagents",
+        "openinference-instrumentation-smolagents",
+        {
+            "openinference-instrumentation-smolagents": "0.1.43",
+            "smolagents": "1.26.0",
+            **OI_OPENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("openinference-smolagents", "openinference-openai"),
+        ("smolagents",),
+        env=OI_NO_CONTENT,
+        notes="smolagents with OpenInference's smolagents and OpenAI instrumentors: each model call is "
+        "recorded by both layers",
+    ),
+    Setup(
+        "openinference-agno",
+        "openinference-instrumentation-agno",
+        {"openinference-instrumentation-agno": "1.0.15", "agno": "3.1.10", **OI_OPENAI, **OPENAI, **OTEL},
+        ("openinference-agno", "openinference-openai"),
+        ("agno",),
+        env={**OI_NO_CONTENT, **AGNO_ENV},
+        notes="Agno with OpenInference's Agno and OpenAI instrumentors",
+    ),
+    Setup(
+        "openinference-autogen-agentchat",
+        "openinference-instrumentation-autogen-agentchat",
+        {
+            "openinference-instrumentation-autogen-agentchat": "0.1.22",
+            "autogen-agentchat": "0.7.5",
+            "autogen-ext[openai]": "0.7.5",
+            **OI_OPENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("openinference-autogen-agentchat", "openinference-openai"),
+        ("autogen",),
+        env=OI_NO_CONTENT,
+        notes="AutoGen AgentChat with OpenInference's AutoGen AgentChat and OpenAI instrumentors",
+    ),
+    Setup(
+        "openllmetry-openai-agents",
+        "opentelemetry-instrumentation-openai-agents",
+        {
+            "opentelemetry-instrumentation-openai-agents": TL,
+            "openai-agents": "0.24.0",
+            **TL_OPENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("openllmetry-openai-agents", "openllmetry-openai"),
+        ("agents", "agents-stream"),
+        env={**TL_NO_CONTENT, "OPENAI_AGENTS_DONT_LOG_MODEL_DATA": "1"},
+        notes="openai-agents with OpenLLMetry's OpenAI Agents and OpenAI instrumentors",
+    ),
+    Setup(
+        "openllmetry-llamaindex",
+        "opentelemetry-instrumentation-llamaindex",
+        # llama-index-llms-openai 0.8.3 requires openai < 3
+        {
+            "opentelemetry-instrumentation-llamaindex": TL,
+            "llama-index-core": "0.14.25",
+            "llama-index-llms-openai": "0.8.3",
+            "llama-index-llms-openai-like": "0.8.1",
+            **TL_OPENAI,
+            "openai": "2.54.0",
+            **OTEL,
+        },
+        ("openllmetry-llamaindex", "openllmetry-openai"),
+        ("llama-index", "llama-index-agent"),
+        env=TL_NO_CONTENT,
+        notes="LlamaIndex with OpenLLMetry's LlamaIndex and OpenAI instrumentors",
+    ),
 )
 
 
@@ -934,6 +1044,9 @@ _CLEARED_ENV = (
     "CO_",
     "COHERE_",
     "CREWAI_",
+    "AGNO_",
+    "AUTOGEN_",
+    "SMOLAGENTS_",
     "HAYSTACK_",
     "DSPY_",
     "LITELLM_",

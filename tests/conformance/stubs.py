@@ -135,6 +135,62 @@ def _sse(event: str | None, data: dict[str, Any] | str) -> bytes:
     return f"{head}data: {text}\n\n".encode()
 
 
+def _responses_events(answer: dict[str, Any]) -> list[bytes]:
+    """The Responses API's stream of `answer` (`stream: true`): `response.created` and
+    `response.in_progress` (no output, no usage yet), each output item added, its text or arguments in
+    deltas, done, then `response.completed` with the whole response and its usage; every event numbered
+    (`sequence_number`) and named in its `event:` line and its `type`."""
+    events: list[dict[str, Any]] = []
+    opening = {**answer, "status": "in_progress", "output": [], "usage": None}
+    events += [
+        {"type": "response.created", "response": opening},
+        {"type": "response.in_progress", "response": opening},
+    ]
+    for index, item in enumerate(answer["output"]):
+        at = {"output_index": index, "item_id": item["id"]}
+        if item["type"] == "message":
+            text = item["content"][0]["text"]
+            part = {"type": "output_text", "text": "", "annotations": []}
+            events += [
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "status": "in_progress", "content": []},
+                },
+                {"type": "response.content_part.added", **at, "content_index": 0, "part": part},
+                *(
+                    {
+                        "type": "response.output_text.delta",
+                        **at,
+                        "content_index": 0,
+                        "delta": piece,
+                        "logprobs": [],
+                    }
+                    for piece in (text[:7], text[7:])
+                ),
+                {"type": "response.output_text.done", **at, "content_index": 0, "text": text, "logprobs": []},
+                {
+                    "type": "response.content_part.done",
+                    **at,
+                    "content_index": 0,
+                    "part": {**part, "text": text},
+                },
+            ]
+        else:  # function_call
+            events += [
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "status": "in_progress", "arguments": ""},
+                },
+                {"type": "response.function_call_arguments.delta", **at, "delta": item["arguments"]},
+                {"type": "response.function_call_arguments.done", **at, "arguments": item["arguments"]},
+            ]
+        events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    events.append({"type": "response.completed", "response": answer})
+    return [_sse(e["type"], {**e, "sequence_number": n}) for n, e in enumerate(events)]
+
+
 _DSPY_ASK = "Respond with the corresponding output fields"
 _DSPY_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]")
 
@@ -459,45 +515,47 @@ class _Handler(BaseHTTPRequestHandler):
                     "content": [{"type": "output_text", "text": "Sunny, 21 °C.", "annotations": []}],
                 }
             ]
+        stream = bool(req.get("stream"))
         rec.add_call(
             TrueCall(
-                "openai", model, "responses", False, prompt, completion, OPENAI_CACHED, 0, reasoning, rid
+                "openai", model, "responses", stream, prompt, completion, OPENAI_CACHED, 0, reasoning, rid
             )
         )
-        self._json(
-            200,
-            {
-                "id": rid,
-                "object": "response",
-                "created_at": int(time.time()),
-                "status": "completed",
-                "error": None,
-                "incomplete_details": None,
-                "instructions": req.get("instructions"),
-                "max_output_tokens": req.get("max_output_tokens"),
-                "model": model,
-                "output": output,
-                "parallel_tool_calls": True,
-                "previous_response_id": None,
-                "reasoning": {"effort": None, "summary": None},
-                "store": True,
-                "temperature": 1.0,
-                "text": {"format": {"type": "text"}},
-                "tool_choice": "auto",
-                "tools": req.get("tools") or [],
-                "top_p": 1.0,
-                "truncation": "disabled",
-                "usage": {
-                    "input_tokens": prompt,
-                    "input_tokens_details": {"cached_tokens": OPENAI_CACHED},
-                    "output_tokens": completion,
-                    "output_tokens_details": {"reasoning_tokens": reasoning},
-                    "total_tokens": prompt + completion,
-                },
-                "user": None,
-                "metadata": {},
+        answer = {
+            "id": rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "error": None,
+            "incomplete_details": None,
+            "instructions": req.get("instructions"),
+            "max_output_tokens": req.get("max_output_tokens"),
+            "model": model,
+            "output": output,
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "reasoning": {"effort": None, "summary": None},
+            "store": True,
+            "temperature": 1.0,
+            "text": {"format": {"type": "text"}},
+            "tool_choice": "auto",
+            "tools": req.get("tools") or [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "usage": {
+                "input_tokens": prompt,
+                "input_tokens_details": {"cached_tokens": OPENAI_CACHED},
+                "output_tokens": completion,
+                "output_tokens_details": {"reasoning_tokens": reasoning},
+                "total_tokens": prompt + completion,
             },
-        )
+            "user": None,
+            "metadata": {},
+        }
+        if stream:
+            self._stream(_responses_events(answer))
+        else:
+            self._json(200, answer)
 
     # -- Anthropic -------------------------------------------------------------------------------------
 
@@ -685,8 +743,20 @@ class _Handler(BaseHTTPRequestHandler):
             "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": GEMINI_CACHED}],
         }
 
+        # a function declared and not yet answered: the model calls the first one (as the other stand-ins)
+        declared = [f for t in req.get("tools") or [] for f in t.get("functionDeclarations") or []]
+        answered = any(
+            "functionResponse" in part for c in req.get("contents") or [] for part in c.get("parts") or []
+        )
+        call_part = (
+            {"functionCall": {"name": declared[0]["name"], "args": {"city": "Paris"}}}
+            if (declared and not answered)
+            else None
+        )
+
         def answer(text: str, last: bool, counts: dict[str, Any]) -> dict[str, Any]:
-            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+            part = call_part if call_part and last else {"text": text}
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [part]}, "index": 0}
             if last:
                 candidate["finishReason"] = "STOP"
             return {

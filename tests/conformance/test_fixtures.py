@@ -38,7 +38,8 @@ def test_fixture_is_well_formed(path: Path) -> None:
     assert path.name == fixture_name(
         fixture["library"], fixture["version"], fixture["call_style"], fixture.get("beside", "")
     )
-    assert path.stat().st_size < 16_000, "keep fixtures small"
+    # the largest: pydantic-ai's spans (its tool schemas) with OpenInference's attributes added, 17 kB
+    assert path.stat().st_size < 20_000, "keep fixtures small"
 
     packages = fixture["packages"]
     assert packages.get(fixture["library"]) == fixture["version"], (

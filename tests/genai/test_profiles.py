@@ -60,6 +60,13 @@ from tokenbook.genai.usage import read_usage
         ("openinference.instrumentation.haystack", "0.1.46", "openinference-haystack"),
         ("opentelemetry.instrumentation.crewai.instrumentation", "0.36.0", "openllmetry-crewai"),
         ("langsmith", "", "langsmith"),
+        ("openinference.instrumentation.smolagents", "0.1.43", "openinference-smolagents"),
+        ("openinference.instrumentation.agno", "1.0.15", "openinference-agno"),
+        ("openinference.instrumentation.autogen_agentchat", "0.1.22", "openinference-autogen-agentchat"),
+        ("openinference.instrumentation.google_adk", "1.0.5", "openinference-google-adk"),
+        ("opentelemetry.instrumentation.openai_agents", "0.62.4", "openllmetry-openai-agents"),
+        ("opentelemetry.instrumentation.llamaindex", "0.62.4", "openllmetry-llamaindex"),
+        ("autogen-core", "", "autogen"),  # AutoGen's own spans (autogen-core 0.7.5)
         ("langtrace_python_sdk.instrumentation.openai.instrumentation", "", "langtrace"),
         ("my.app", "1", "semconv"),
         ("", "", "semconv"),
@@ -165,11 +172,16 @@ def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:
         "openinference.instrumentation.llama_index",
         "openinference.instrumentation.openai_agents",
         "opentelemetry.instrumentation.langchain",
-        # the other framework instrumentors of the same two families
         "openinference.instrumentation.smolagents",
-        "openinference.instrumentation.pydantic_ai",
-        "opentelemetry.instrumentation.haystack",
+        "openinference.instrumentation.agno",
+        "openinference.instrumentation.autogen_agentchat",
+        "openinference.instrumentation.google_adk",
+        "opentelemetry.instrumentation.llamaindex",
         "opentelemetry.instrumentation.openai_agents",
+        "autogen-core",  # AutoGen's own spans
+        # the other framework instrumentors of the same two families
+        "openinference.instrumentation.beeai",
+        "opentelemetry.instrumentation.haystack",
     ],
 )
 def test_a_framework_instrumentor_ranks_below_the_client_instrumentors(scope: str) -> None:

@@ -30,6 +30,7 @@ from tokenbook.genai.usage import Usage
         ("router.huggingface.co", None),  # one host, many providers by path
         ("api.groq.com.example.org", None),
         ("localhost", None),
+        ("a." * 200 + "api.groq.com", None),  # longer than any DNS name
         ("", None),
     ],
 )

@@ -254,15 +254,33 @@ PROFILES: Final[tuple[Profile, ...]] = (
         defects="the agent span's sum has no cache reads (billed only when no client layer records the "
         "calls)",
     ),
-    *(
-        Profile(
-            f"openllmetry-{framework.replace('_', '-')}",
-            f"opentelemetry.instrumentation.{framework}",
-            True,
-            RANK_FRAMEWORK,
-            "gen_ai.*; traceloop.span.kind (a framework's spans, over a client library's)",
-        )
-        for framework in ("haystack", "llamaindex", "openai_agents")
+    Profile(
+        "openllmetry-llamaindex",
+        "opentelemetry.instrumentation.llamaindex",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* (cache_read); gen_ai.provider.name from the LLM class's name (`openailike`), the answer's "
+        "model, an empty gen_ai.request.model; traceloop.span.kind workflow / task spans without usage. No "
+        "span of its own for LlamaIndex's `OpenAI` LLM (OpenLLMetry's OpenAI instrumentor records the "
+        "call); under its other LLMs' spans OpenLLMetry's client instrumentors are suppressed (its span "
+        "alone bills)",
+    ),
+    Profile(
+        "openllmetry-openai-agents",
+        "opentelemetry.instrumentation.openai_agents",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* (cache_read, reasoning_tokens); an `openai.response` span per model call (the answer's "
+        "model and response id, no request model) over the client instrumentor's; invoke_agent, "
+        "execute_tool and `Agent Workflow` spans without usage",
+    ),
+    Profile(
+        "openllmetry-haystack",
+        "opentelemetry.instrumentation.haystack",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.*; traceloop.span.kind (a framework's spans, over a client library's); not recorded: 0.62.4 "
+        "wraps haystack.components.generators.openai, gone in haystack-ai 3",
     ),
     Profile(
         "openllmetry",
@@ -270,6 +288,8 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_CLIENT,
         "gen_ai.* (cache_creation, reasoning_tokens); llm.request.type; older: llm.usage.*",
+        defects="OpenAI 0.62.4: no span for a Responses stream made through with_raw_response (the OpenAI "
+        "Agents SDK's streams; its agents instrumentor's span records them)",
     ),
     Profile(
         "openinference-langchain",
@@ -320,15 +340,55 @@ PROFILES: Final[tuple[Profile, ...]] = (
         defects="no cache reads (a cached prompt is priced at the input rate unless a client layer records "
         "the call)",
     ),
-    *(
-        Profile(
-            f"openinference-{framework.replace('_', '-')}",
-            f"openinference.instrumentation.{framework}",
-            True,
-            RANK_FRAMEWORK,
-            "llm.*; openinference.span.kind (a framework's spans, over a client library's)",
-        )
-        for framework in ("smolagents", "autogen_agentchat", "agno", "beeai", "pydantic_ai", "google_adk")
+    Profile(
+        "openinference-smolagents",
+        "openinference.instrumentation.smolagents",
+        True,
+        RANK_FRAMEWORK,
+        "llm.* (prompt, completion and total counts only; llm.model_name the model asked for); "
+        "openinference.span.kind: an LLM span per model call (`<Model>.generate`, `.generate_stream`) over "
+        "the client instrumentor's; the agent's AGENT span (`<Agent>.run`) sums its run's calls, no model",
+        defects="no cache reads (a cached prompt is priced at the input rate unless a client layer records "
+        "the call)",
+    ),
+    Profile(
+        "openinference-agno",
+        "openinference.instrumentation.agno",
+        True,
+        RANK_FRAMEWORK,
+        "llm.* (prompt, completion, cache_read; llm.provider as Agno names it, `OpenAI`; llm.model_name the "
+        "model asked for); openinference.span.kind: `<Model>.invoke` / `.invoke_stream` LLM spans over the "
+        "client instrumentor's; Agent.run AGENT and TOOL spans without usage",
+    ),
+    Profile(
+        "openinference-autogen-agentchat",
+        "openinference.instrumentation.autogen_agentchat",
+        True,
+        RANK_FRAMEWORK,
+        "llm.* (prompt, completion and total counts only; llm.model_name the answer's model; no provider); "
+        "openinference.span.kind: `<ModelClient>.create` / `.create_stream` LLM spans over the client "
+        "instrumentor's; AGENT (`<agent>.on_messages_stream`) and TOOL spans without usage",
+        defects="no cache reads (a cached prompt is priced at the input rate unless a client layer records "
+        "the call); no provider (priced by the model's name)",
+    ),
+    Profile(
+        "openinference-google-adk",
+        "openinference.instrumentation.google_adk",
+        True,
+        RANK_FRAMEWORK,
+        "openinference.span.kind: invocation / invoke_workflow CHAIN and agent_run AGENT spans without "
+        "usage; with google-adk 2.13 it writes its llm.* attributes (the prompt and answer too, whatever "
+        "OPENINFERENCE_HIDE_* says) onto ADK's own spans (scope gcp.vertex.agent), not spans of its own",
+        defects="google-adk 2.13: every model call of an agent run is written onto ADK's one invoke_agent "
+        "span, each over the one before (the run's earlier calls are billed only where a client layer "
+        "records them)",
+    ),
+    Profile(
+        "openinference-beeai",
+        "openinference.instrumentation.beeai",
+        True,
+        RANK_FRAMEWORK,
+        "llm.*; openinference.span.kind (a framework's spans, over a client library's); not recorded",
     ),
     Profile(
         "google-adk",
@@ -336,7 +396,17 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "gen_ai.* current (cache_read, reasoning.output_tokens: Gemini's thoughts, inside the output); "
-        "invoke_workflow / invoke_agent wrappers without usage",
+        "invoke_workflow / invoke_agent wrappers without usage; with OpenInference's ADK instrumentor on "
+        "(1.0.5, google-adk 2.13), the model calls' attributes and llm.* copies land on the invoke_agent "
+        "span instead, the run's last call's only (see openinference-google-adk)",
+    ),
+    Profile(
+        "autogen",
+        "autogen-core",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* (gen_ai.system autogen): AutoGen's own create_agent, invoke_agent and execute_tool spans, "
+        "without usage; no scope version",
     ),
     Profile(
         "semantic-kernel",
@@ -369,7 +439,8 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "gen_ai.* (cache_read); gen_ai.usage.details.*; invoke_agent spans sum their calls in "
-        "gen_ai.aggregated_usage.* (not read)",
+        "gen_ai.aggregated_usage.* (not read); OpenInference's pydantic-ai instrumentation (a span "
+        "processor, no scope of its own) adds llm.* copies of the same counts to these spans",
     ),
     Profile(
         "langfuse",
@@ -478,6 +549,8 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_CLIENT,
         "llm.* (llm.model_name, embedding.model_name, llm.token_count.*); openinference.span.kind",
+        defects="OpenAI 0.1.66: no usage on a Responses stream made through with_raw_response (the OpenAI "
+        "Agents SDK's streams; its agents instrumentor's span records them)",
     ),
 )
 

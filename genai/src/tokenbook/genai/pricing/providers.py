@@ -111,6 +111,7 @@ def provider_of_model(model: str) -> str | None:
 #: Catalog providers whose API host names no other provider: the OpenAI API's own (an OpenAI client
 #: on it is OpenAI's, as the span says).
 _OPENAI_HOSTS: Final = frozenset({"openai", "openai-decisions"})
+_MAX_HOST: Final = 253  # the longest DNS name: a longer server.address names no provider's API
 
 
 @functools.lru_cache(maxsize=1024)
@@ -122,7 +123,7 @@ def provider_of_host(address: str) -> str | None:
     API's own host, a host no provider's pattern matches, one that several do, or a provider whose
     pattern needs a path (a router that serves many providers on one host). Never raises."""
     host = address.strip().lower().rstrip(".")
-    if not host or "/" in host:
+    if not host or "/" in host or len(host) > _MAX_HOST:
         return None
     url = f"https://{host}/"
     snapshot = importlib.import_module("genai_prices.data_snapshot").get_snapshot()
