@@ -282,9 +282,7 @@ def _with_usage_object(attrs: Mapping[str, object]) -> Mapping[str, object]:
     text = next((v for k in semconv.USAGE_OBJECTS if isinstance(v := attrs.get(k), str)), None)
     if text is None:
         return attrs
-    found: dict[str, int] = {}
-    for m in _OBJECT_COUNT.finditer(text, 0, _MAX_OBJECT):
-        found.setdefault(m[1], int(m[2]))  # the outermost (first) occurrence of a key
+    found = _text_counts(_OBJECT_COUNT, text)
     extra: dict[str, object] = {}
     for names, aliases in _OBJECT_KINDS:
         if any(a in attrs for a in aliases):
@@ -314,12 +312,9 @@ def _with_anthropic_usage(attrs: Mapping[str, object]) -> Mapping[str, object]:
     if not isinstance(usage, dict):
         return attrs
 
-    def count(value: object) -> int | None:
-        return value if type(value) is int and 0 <= value <= MAX_TOKENS else None
-
-    uncached = count(usage.get("input_tokens"))
-    read = count(usage.get("cache_read_input_tokens")) or 0
-    write = count(usage.get("cache_creation_input_tokens")) or 0
+    uncached = _count(usage.get("input_tokens"))
+    read = _count(usage.get("cache_read_input_tokens")) or 0
+    write = _count(usage.get("cache_creation_input_tokens")) or 0
     reported = next((attrs[k] for k in semconv.INPUT_TOKENS if attrs.get(k) is not None), None)
     if uncached is None or (reported is not None and reported != uncached):
         return attrs
@@ -334,7 +329,7 @@ def _with_anthropic_usage(attrs: Mapping[str, object]) -> Mapping[str, object]:
             ("ephemeral_1h_input_tokens", semconv.CACHE_WRITE_1H_TOKENS[0]),
             ("ephemeral_5m_input_tokens", semconv.CACHE_WRITE_5M_TOKENS[0]),
         ):
-            if (n := count(lifetimes.get(key))) is not None:
+            if (n := _count(lifetimes.get(key))) is not None:
                 extra[alias] = n
     return {**attrs, **extra}
 
@@ -395,15 +390,20 @@ def _langchain_details(
                 _counts(usage.get("output_token_details")),
                 (_count(usage.get("input_tokens")), _count(usage.get("output_tokens"))),
             )
-    details = []
-    for key in semconv.LANGCHAIN_TOKEN_DETAILS:
-        found: dict[str, int] = {}
-        value = attrs.get(key)
-        if isinstance(value, str):
-            for m in _DETAIL_COUNT.finditer(value, 0, _MAX_OBJECT):
-                found.setdefault(m[1], int(m[2]))
-        details.append(found)
-    return details[0], details[1], (None, None)
+    inputs, outputs = (
+        _text_counts(_DETAIL_COUNT, value) if isinstance(value := attrs.get(key), str) else {}
+        for key in semconv.LANGCHAIN_TOKEN_DETAILS
+    )
+    return inputs, outputs, (None, None)
+
+
+def _text_counts(pattern: re.Pattern[str], text: str) -> dict[str, int]:
+    """Key -> count of each match of `pattern` (its key, then its count) in the first `_MAX_OBJECT`
+    characters of `text`, a Python repr or JSON; the outermost (first) occurrence of a key wins."""
+    found: dict[str, int] = {}
+    for m in pattern.finditer(text, 0, _MAX_OBJECT):
+        found.setdefault(m[1], int(m[2]))
+    return found
 
 
 def _count(value: object) -> int | None:
