@@ -134,3 +134,21 @@ def test_a_query_waits_for_a_slot_within_the_queue_timeout(store: Store) -> None
         assert metric(admin, "tokenbook_admin_queries_refused_total") == 0
     finally:
         admin.stop()
+
+
+def test_a_body_nested_deeper_than_the_json_parser_goes_is_a_400(server: AdminServer) -> None:
+    """Failed before: the JSON parser's RecursionError was not a ValueError, so the request was answered
+    500 as a bug, not 400 as bad input."""
+    for path in ("/v1/query", "/v1/reservations"):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            body = b"[" * 200_000 + b"]" * 200_000
+            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+        finally:
+            conn.close()
+        assert response.status == 400, (path, response.status, answer)
+        assert "invalid JSON" in answer["error"]
+    status, _ = get(server, "/healthz")
+    assert status == 200

@@ -223,7 +223,7 @@ class _Admin:
         def run(body: bytes) -> Response:
             try:
                 doc = json.loads(body or b"null")
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
                 return _json(HTTPStatus.BAD_REQUEST, {"error": f"invalid JSON: {exc}"})
             return handle(doc)
 
