@@ -33,6 +33,7 @@ arrived in, so recomputing it after any batch converges to the same bills. Pure;
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -102,9 +103,11 @@ class Decision(NamedTuple):
     billed_by: str  # span ID of the span that bills the call; "" when this one does
 
 
+@functools.lru_cache(maxsize=4096)
 def model_family(model: str) -> str:
     """The model without provider prefix and date or ``-latest`` suffix, lowercased:
-    ``openai/gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``."""
+    ``openai/gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``. Memoized: the cross-layer match compares it
+    for every pair of a bucket's calls whose intervals meet."""
     name = model.strip().lower().rsplit("/", 1)[-1]
     return _DATE_SUFFIX.sub("", name)
 
