@@ -521,7 +521,7 @@ def langchain_chain_stream() -> None:
 def _langchain_weather_tool() -> Any:
     from langchain_core.tools import tool
 
-    @tool
+    @tool  # type: ignore[untyped-decorator]
     def get_weather(city: str) -> str:
         """The current weather in a city."""
         return f"Sunny, 21 °C in {city}."
