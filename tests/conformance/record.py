@@ -250,6 +250,17 @@ SETUPS: tuple[Setup, ...] = (
         "SDK's own spans are on too",
     ),
     Setup(
+        "otel-genai-langchain-no-sdk-spans",
+        "opentelemetry-instrumentation-genai-langchain",
+        {**OTEL_LANGCHAIN, **ANTHROPIC, **OTEL},
+        ("otel-genai-langchain",),
+        ("langchain-anthropic",),
+        env={"ANTHROPIC_OPEN_TELEMETRY": "false"},
+        beside="no-sdk-spans",
+        notes="ChatAnthropic with the anthropic SDK's own spans off (`ANTHROPIC_OPEN_TELEMETRY=false`): "
+        "LangChain's span alone records each call",
+    ),
+    Setup(
         "openllmetry-openai",
         "opentelemetry-instrumentation-openai",
         {**TL_OPENAI, **OPENAI, **OTEL},
