@@ -257,6 +257,23 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from opentelemetry.instrumentation.llamaindex import LlamaIndexInstrumentor as TLLlamaIndex
 
         TLLlamaIndex().instrument(tracer_provider=provider)
+    elif name == "otel-genai-openai-agents":
+        from opentelemetry.instrumentation.genai.openai_agents import OpenAIAgentsInstrumentor as OtelAgents
+
+        # traces through OpenTelemetry only: the agents SDK's own exporter to OpenAI's backend is dropped
+        OtelAgents().instrument(tracer_provider=provider, disable_openai_trace_export=True)
+    elif name == "otel-genai-llama-index":
+        from opentelemetry.instrumentation.genai.llama_index import LlamaIndexInstrumentor as OtelLlamaIndex
+
+        OtelLlamaIndex().instrument(tracer_provider=provider)
+    elif name == "otel-genai-dspy":
+        from opentelemetry.instrumentation.genai.dspy import DSPyInstrumentor as OtelDSPy
+
+        OtelDSPy().instrument(tracer_provider=provider)
+    elif name == "otel-genai-agno":
+        from opentelemetry.instrumentation.genai.agno import AgnoInstrumentor as OtelAgno
+
+        OtelAgno().instrument(tracer_provider=provider)
     elif name == "haystack-otel":
         from haystack import tracing
         from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
