@@ -1117,6 +1117,15 @@ def dspy_predict_anthropic() -> None:
     time.sleep(2)
 
 
+def dspy_react() -> None:
+    import dspy
+
+    with dspy.context(lm=_dspy_lm("litellm")):
+        # a ReAct agent with one tool: model call (get_weather), tool, model call (finish), the extract call
+        dspy.ReAct("question -> answer", tools=[get_weather], max_iters=3)(question=QUESTION)
+    time.sleep(2)
+
+
 def dspy_predict_native() -> None:
     import dspy
 
@@ -1768,6 +1777,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "predict_anthropic": dspy_predict_anthropic,
         "predict_native": dspy_predict_native,
     },
+    "dspy-agent": {"react": dspy_react},
     "haystack": {"pipeline": haystack_pipeline, "pipeline_stream": haystack_pipeline_stream},
     "smolagents": {"agent_tool": smolagents_agent_tool, "agent_stream": smolagents_agent_stream},
     "agno": {"agent_tool": agno_agent_tool, "agent_stream": agno_agent_stream},

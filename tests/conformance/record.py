@@ -1074,7 +1074,7 @@ SETUPS: tuple[Setup, ...] = (
             **OTEL,
         },
         ("otel-genai-dspy",),
-        ("dspy",),
+        ("dspy", "dspy-agent"),
         # LiteLLM's and DSPy's model metadata from their bundled copies (both fetch it from the web)
         env={"LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "true"},
         notes="DSPy with the official DSPy instrumentor alone",
@@ -1092,7 +1092,7 @@ SETUPS: tuple[Setup, ...] = (
             **OTEL,
         },
         ("otel-genai-dspy", "otel-genai-openai"),
-        ("dspy",),
+        ("dspy", "dspy-agent"),
         env={"LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "true"},
         notes="DSPy with the official DSPy and OpenAI instrumentors",
         beside="otel-genai-openai",
