@@ -21,6 +21,11 @@ from tokenbook.genai.usage import read_usage
     [
         ("com.anthropic.sdk.python", "2.17.0", "anthropic-sdk"),
         ("opentelemetry.instrumentation.genai.anthropic", "1.3b0", "otel-genai"),
+        ("opentelemetry.instrumentation.genai.openai", "1.3b0", "otel-genai"),
+        ("opentelemetry.instrumentation.genai.dspy", "1.3b0", "otel-genai-dspy"),
+        ("opentelemetry.instrumentation.genai.openai_agents", "1.3b0", "otel-genai-openai-agents"),
+        ("opentelemetry.instrumentation.genai.llama_index", "1.3b0", "otel-genai-llama-index"),
+        ("opentelemetry.instrumentation.genai.agno", "1.3b0", "otel-genai-agno"),
         ("opentelemetry.instrumentation.openai.v1", "0.62.4", "openllmetry"),
         ("opentelemetry.instrumentation.anthropic", "0.62.4", "openllmetry-anthropic"),
         ("openlit.instrumentation.anthropic", "", "openlit-anthropic"),
@@ -179,6 +184,11 @@ def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:
         "opentelemetry.instrumentation.llamaindex",
         "opentelemetry.instrumentation.openai_agents",
         "autogen-core",  # AutoGen's own spans
+        # the official (OpenTelemetry) framework instrumentors, beside the official client ones
+        "opentelemetry.instrumentation.genai.dspy",
+        "opentelemetry.instrumentation.genai.openai_agents",
+        "opentelemetry.instrumentation.genai.llama_index",
+        "opentelemetry.instrumentation.genai.agno",
         # the other framework instrumentors of the same two families
         "openinference.instrumentation.beeai",
         "opentelemetry.instrumentation.haystack",
@@ -193,3 +203,4 @@ def test_a_framework_instrumentor_ranks_below_the_client_instrumentors(scope: st
     assert profile_of("openinference.instrumentation.openai", "0.1.66").rank == RANK_CLIENT
     assert profile_of("opentelemetry.instrumentation.openai.v1", "0.62.4").rank == RANK_CLIENT
     assert profile_of("opentelemetry.instrumentation.litellm", "0.62.4").rank == RANK_CLIENT
+    assert profile_of("opentelemetry.instrumentation.genai.openai", "1.3b0").rank < RANK_FRAMEWORK

@@ -120,6 +120,39 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "streams",
     ),
     Profile(
+        "otel-genai-dspy",
+        "opentelemetry.instrumentation.genai.dspy",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* current (cache_read): a `chat` span per DSPy LM call, on DSPy's LiteLLM engine and its own "
+        "client alike (the model asked for without its LiteLLM prefix; the provider from that prefix; no "
+        "server address; the response ID LiteLLM's, its own on other providers than OpenAI); an official "
+        "client instrumentor's span under it is suppressed (opentelemetry-util-genai: one span per call); "
+        "invoke_agent and execute_tool spans without usage",
+        defects="no cache writes (it reads a cache_write_tokens field that LiteLLM's usage does not have): "
+        "an Anthropic call's cache writes are priced at the input rate unless a client layer records the "
+        "call",
+    ),
+    *(
+        Profile(
+            f"otel-genai-{name}",
+            f"opentelemetry.instrumentation.genai.{module}",
+            True,
+            RANK_FRAMEWORK,
+            f"gen_ai.* current: {spans} spans without usage; no span of its own per model call (the official "
+            "OpenAI instrumentor's chat spans, under the agent's, bill them)",
+        )
+        for name, module, spans in (
+            ("openai-agents", "openai_agents", "invoke_workflow, invoke_agent and execute_tool"),
+            (
+                "llama-index",
+                "llama_index",
+                "invoke_workflow, invoke_agent (gen_ai.request.model), execute_tool and retrieval",
+            ),
+            ("agno", "agno", "invoke_agent (gen_ai.request.model), invoke_workflow, execute_tool and retrieval"),
+        )
+    ),
+    Profile(
         "otel-genai",
         "opentelemetry.instrumentation.genai",
         True,
