@@ -149,7 +149,11 @@ PROFILES: Final[tuple[Profile, ...]] = (
                 "llama_index",
                 "invoke_workflow, invoke_agent (gen_ai.request.model), execute_tool and retrieval",
             ),
-            ("agno", "agno", "invoke_agent (gen_ai.request.model), invoke_workflow, execute_tool and retrieval"),
+            (
+                "agno",
+                "agno",
+                "invoke_agent (gen_ai.request.model), invoke_workflow, execute_tool and retrieval",
+            ),
         )
     ),
     Profile(
