@@ -265,6 +265,23 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from opentelemetry.instrumentation.llamaindex import LlamaIndexInstrumentor as TLLlamaIndex
 
         TLLlamaIndex().instrument(tracer_provider=provider)
+    elif name == "otel-genai-openai-agents":
+        from opentelemetry.instrumentation.genai.openai_agents import OpenAIAgentsInstrumentor as OtelAgents
+
+        # traces through OpenTelemetry only: the agents SDK's own exporter to OpenAI's backend is dropped
+        OtelAgents().instrument(tracer_provider=provider, disable_openai_trace_export=True)
+    elif name == "otel-genai-llama-index":
+        from opentelemetry.instrumentation.genai.llama_index import LlamaIndexInstrumentor as OtelLlamaIndex
+
+        OtelLlamaIndex().instrument(tracer_provider=provider)
+    elif name == "otel-genai-dspy":
+        from opentelemetry.instrumentation.genai.dspy import DSPyInstrumentor as OtelDSPy
+
+        OtelDSPy().instrument(tracer_provider=provider)
+    elif name == "otel-genai-agno":
+        from opentelemetry.instrumentation.genai.agno import AgnoInstrumentor as OtelAgno
+
+        OtelAgno().instrument(tracer_provider=provider)
     elif name == "haystack-otel":
         from haystack import tracing
         from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
@@ -1187,6 +1204,15 @@ def dspy_predict_anthropic() -> None:
     time.sleep(2)
 
 
+def dspy_react() -> None:
+    import dspy
+
+    with dspy.context(lm=_dspy_lm("litellm")):
+        # a ReAct agent with one tool: model call (get_weather), tool, model call (finish), the extract call
+        dspy.ReAct("question -> answer", tools=[get_weather], max_iters=3)(question=QUESTION)
+    time.sleep(2)
+
+
 def dspy_predict_native() -> None:
     import dspy
 
@@ -1845,6 +1871,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "predict_anthropic": dspy_predict_anthropic,
         "predict_native": dspy_predict_native,
     },
+    "dspy-agent": {"react": dspy_react},
     "haystack": {"pipeline": haystack_pipeline, "pipeline_stream": haystack_pipeline_stream},
     "smolagents": {"agent_tool": smolagents_agent_tool, "agent_stream": smolagents_agent_stream},
     "agno": {"agent_tool": agno_agent_tool, "agent_stream": agno_agent_stream},

@@ -1080,6 +1080,97 @@ SETUPS: tuple[Setup, ...] = (
         env=TL_NO_CONTENT,
         notes="LlamaIndex with OpenLLMetry's LlamaIndex and OpenAI instrumentors",
     ),
+    Setup(
+        "otel-genai-openai-agents",
+        "opentelemetry-instrumentation-genai-openai-agents",
+        {
+            "opentelemetry-instrumentation-genai-openai-agents": "1.3b0",
+            "opentelemetry-instrumentation-genai-openai": "1.3b0",
+            **UTIL_GENAI,
+            "openai-agents": "0.24.0",
+            **OPENAI,
+            **OTEL,
+        },
+        ("otel-genai-openai-agents", "otel-genai-openai"),
+        ("agents", "agents-stream"),
+        env={"OPENAI_AGENTS_DONT_LOG_MODEL_DATA": "1"},
+        notes="the OpenAI Agents SDK with the official OpenAI Agents instrumentor (workflow, agent and tool "
+        "spans, no model-call span of its own) and the official OpenAI instrumentor",
+        beside="otel-genai-openai",
+    ),
+    Setup(
+        "otel-genai-llama-index",
+        "opentelemetry-instrumentation-genai-llama-index",
+        # llama-index-llms-openai 0.8.3 requires openai < 3
+        {
+            "opentelemetry-instrumentation-genai-llama-index": "1.3b0",
+            "opentelemetry-instrumentation-genai-openai": "1.3b0",
+            **UTIL_GENAI,
+            "llama-index-core": "0.14.25",
+            "llama-index-llms-openai": "0.8.3",
+            "llama-index-llms-openai-like": "0.8.1",
+            "openai": "2.54.0",
+            **OTEL,
+        },
+        ("otel-genai-llama-index", "otel-genai-openai"),
+        ("llama-index", "llama-index-agent"),
+        notes="LlamaIndex with the official LlamaIndex instrumentor (agent, tool and workflow spans, no "
+        "model-call span of its own) and the official OpenAI instrumentor",
+        beside="otel-genai-openai",
+    ),
+    Setup(
+        "otel-genai-dspy",
+        "opentelemetry-instrumentation-genai-dspy",
+        {
+            "opentelemetry-instrumentation-genai-dspy": "1.3b0",
+            **UTIL_GENAI,
+            "dspy": "3.4.1",
+            "litellm": "1.110.2",
+            **OPENAI,
+            **OTEL,
+        },
+        ("otel-genai-dspy",),
+        ("dspy", "dspy-agent"),
+        # LiteLLM's and DSPy's model metadata from their bundled copies (both fetch it from the web)
+        env={"LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "true"},
+        notes="DSPy with the official DSPy instrumentor alone",
+    ),
+    Setup(
+        "otel-genai-dspy-openai",
+        "opentelemetry-instrumentation-genai-dspy",
+        {
+            "opentelemetry-instrumentation-genai-dspy": "1.3b0",
+            "opentelemetry-instrumentation-genai-openai": "1.3b0",
+            **UTIL_GENAI,
+            "dspy": "3.4.1",
+            "litellm": "1.110.2",
+            **OPENAI,
+            **OTEL,
+        },
+        ("otel-genai-dspy", "otel-genai-openai"),
+        ("dspy", "dspy-agent"),
+        env={"LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "true"},
+        notes="DSPy with the official DSPy and OpenAI instrumentors",
+        beside="otel-genai-openai",
+    ),
+    Setup(
+        "otel-genai-agno",
+        "opentelemetry-instrumentation-genai-agno",
+        {
+            "opentelemetry-instrumentation-genai-agno": "1.3b0",
+            "opentelemetry-instrumentation-genai-openai": "1.3b0",
+            **UTIL_GENAI,
+            "agno": "3.1.10",
+            **OPENAI,
+            **OTEL,
+        },
+        ("otel-genai-agno", "otel-genai-openai"),
+        ("agno",),
+        env=AGNO_ENV,
+        notes="Agno with the official Agno instrumentor (agent and tool spans, no model-call span of its "
+        "own) and the official OpenAI instrumentor",
+        beside="otel-genai-openai",
+    ),
 )
 
 

@@ -166,6 +166,14 @@ KNOWN_DEFECTS: dict[str, str] = {
     "openinference-instrumentation-dspy-0.1.48-predict_anthropic": _NO_LIFETIMES.format(
         "openinference-instrumentation-litellm 0.1.51 (the layer below DSPy's, whose spans carry no usage)"
     ),
+    **{
+        f"opentelemetry-instrumentation-genai-dspy-1.3b0{beside}-predict_anthropic": (
+            "opentelemetry-instrumentation-genai-dspy 1.3b0 reports no cache writes (it reads a "
+            "cache_write_tokens field that LiteLLM's usage does not have; no other layer records LiteLLM's "
+            "Anthropic calls): the cache writes are priced at the input rate"
+        )
+        for beside in ("", "+otel-genai-openai")
+    },
     "langtrace-python-sdk-3.8.21-chat_stream": (
         "Langtrace 3.8.21 reports no cache reads on an OpenAI stream (only its unstreamed calls carry "
         "gen_ai.usage.cached_tokens): the cached input is priced at the input rate"

@@ -197,14 +197,24 @@ _DSPY_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]")
 
 def _answer_text(req: dict[str, Any]) -> str:
     """The text of a chat answer: "Sunny, 21 °C.", or, to a prompt of DSPy's chat adapter (which asks
-    for its output fields between `[[ ## name ## ]]` markers), each field it asks for so marked."""
+    for its output fields between `[[ ## name ## ]]` markers), each field it asks for so marked; a
+    ReAct step (fields `next_tool_name`, `next_tool_args`) calls `get_weather` until the trajectory
+    holds an observation, then `finish`."""
     last = (req.get("messages") or [{}])[-1].get("content")
     if isinstance(last, list):  # content parts
         last = " ".join(str(p.get("text", "")) for p in last if isinstance(p, dict))
     if not isinstance(last, str) or _DSPY_ASK not in last:
         return "Sunny, 21 °C."
     asked = [f for f in _DSPY_FIELD.findall(last.split(_DSPY_ASK, 1)[1]) if f != "completed"]
-    return "".join(f"[[ ## {f} ## ]]\nSunny, 21 °C.\n\n" for f in asked) + "[[ ## completed ## ]]"
+    done = "observation_0" in last
+    react = {
+        "next_tool_name": "finish" if done else "get_weather",
+        "next_tool_args": "{}" if done else '{"city": "Paris"}',
+    }
+    return (
+        "".join(f"[[ ## {f} ## ]]\n{react.get(f, 'Sunny, 21 °C.')}\n\n" for f in asked)
+        + "[[ ## completed ## ]]"
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):

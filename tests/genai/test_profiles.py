@@ -26,6 +26,10 @@ from tokenbook.genai.usage import read_usage
         ("opentelemetry.instrumentation.genai.bedrock", "1.3b0", "otel-genai-bedrock"),
         ("opentelemetry.instrumentation.genai.langchain", "1.3b0", "otel-genai-langchain"),
         ("opentelemetry.instrumentation.genai.llama_index", "1.3b0", "otel-genai-llama-index"),
+        ("opentelemetry.instrumentation.genai.dspy", "1.3b0", "otel-genai-dspy"),
+        ("opentelemetry.instrumentation.genai.openai_agents", "1.3b0", "otel-genai-openai-agents"),
+        ("opentelemetry.instrumentation.genai.agno", "1.3b0", "otel-genai-agno"),
+        ("opentelemetry.instrumentation.genai.qwen_agent", "1.3b0", "otel-genai-qwen-agent"),
         ("opentelemetry.instrumentation.openai.v1", "0.62.4", "openllmetry"),
         ("opentelemetry.instrumentation.anthropic", "0.62.4", "openllmetry-anthropic"),
         ("openlit.instrumentation.anthropic", "", "openlit-anthropic"),
@@ -242,3 +246,4 @@ def test_a_framework_instrumentor_ranks_below_the_client_instrumentors(scope: st
     assert profile_of("openinference.instrumentation.openai", "0.1.66").rank == RANK_CLIENT
     assert profile_of("opentelemetry.instrumentation.openai.v1", "0.62.4").rank == RANK_CLIENT
     assert profile_of("opentelemetry.instrumentation.litellm", "0.62.4").rank == RANK_CLIENT
+    assert profile_of("opentelemetry.instrumentation.genai.openai", "1.3b0").rank < RANK_FRAMEWORK

@@ -144,17 +144,49 @@ PROFILES: Final[tuple[Profile, ...]] = (
         defects="1.3b0: no cache-write lifetimes (ChatAnthropic's one-hour writes are priced at the "
         "five-minute rate unless the provider SDK's own span records the call)",
     ),
-    # The other official framework instrumentations (opentelemetry-python-genai): a framework's spans,
-    # over the client library's
+    Profile(
+        "otel-genai-qwen-agent",
+        "opentelemetry.instrumentation.genai.qwen_agent",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* current (a framework's spans, over a client library's); not recorded",
+    ),
+    Profile(
+        "otel-genai-dspy",
+        "opentelemetry.instrumentation.genai.dspy",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* current (cache_read): a `chat` span per DSPy LM call, on DSPy's LiteLLM engine and its own "
+        "client alike (the model asked for without its LiteLLM prefix; the provider from that prefix; no "
+        "server address; the response ID LiteLLM's, its own on other providers than OpenAI); an official "
+        "client instrumentor's span under it is suppressed (opentelemetry-util-genai: one span per call); "
+        "invoke_agent and execute_tool spans without usage",
+        defects="no cache writes (it reads a cache_write_tokens field that LiteLLM's usage does not have): "
+        "an Anthropic call's cache writes are priced at the input rate unless a client layer records the "
+        "call",
+    ),
     *(
         Profile(
-            f"otel-genai-{name.replace('_', '-')}",
-            f"opentelemetry.instrumentation.genai.{name}",
+            f"otel-genai-{name}",
+            f"opentelemetry.instrumentation.genai.{module}",
             True,
             RANK_FRAMEWORK,
-            "gen_ai.* current (a framework's spans, over a client library's); not recorded",
+            f"gen_ai.* current: {spans} spans without usage; no span of its own per model call (the official "
+            "OpenAI instrumentor's chat spans, under the agent's, bill them)",
         )
-        for name in ("llama_index", "dspy", "openai_agents", "agno", "qwen_agent")
+        for name, module, spans in (
+            ("openai-agents", "openai_agents", "invoke_workflow, invoke_agent and execute_tool"),
+            (
+                "llama-index",
+                "llama_index",
+                "invoke_workflow, invoke_agent (gen_ai.request.model), execute_tool and retrieval",
+            ),
+            (
+                "agno",
+                "agno",
+                "invoke_agent (gen_ai.request.model), invoke_workflow, execute_tool and retrieval",
+            ),
+        )
     ),
     Profile(
         "otel-genai",
