@@ -137,3 +137,35 @@ def test_a_resource_name_of_an_unknown_model_stays_unpriced() -> None:
     catalog = PriceCatalog()
     for model in ("projects/p/locations/l/endpoints/1234", "models/no-such-model"):
         assert catalog.quote("google", model, usage, time.time_ns()).picos is None
+
+
+@pytest.mark.parametrize(
+    ("name", "provider"),
+    [
+        ("TogetherAI", "together"),  # OpenLLMetry's Together AI instrumentation (0.62.4)
+        ("Together-AI", "together"),
+        ("together.ai", "together"),
+        ("FireworksAI", "fireworks"),
+        ("MistralAI", "mistral"),
+        ("strands-agents", None),  # a framework's name stays unknown
+        ("portkey", None),  # a gateway is no provider of the catalog
+        ("ai", None),
+    ],
+)
+def test_a_provider_name_with_separators_or_an_ai_suffix_names_its_catalog_provider(
+    name: str, provider: str | None
+) -> None:
+    """tests/testdata/conformance/opentelemetry-instrumentation-together-0.62.4-together_chat.json:
+    gen_ai.system is ``TogetherAI``. Failed before: None (unpriced, or priced from another provider's
+    list for a model that several list, such as openai/gpt-oss-120b)."""
+    assert catalog_provider(name) == provider
+
+
+def test_a_together_ai_call_named_the_openllmetry_way_is_priced_from_togethers_list() -> None:
+    usage = Usage(1204, 34, 0, 0, 0, present=True)
+    catalog = PriceCatalog()
+    now = time.time_ns()
+    quote = catalog.quote("TogetherAI", "openai/gpt-oss-120b", usage, now)
+    assert quote.picos is not None
+    assert quote.picos == catalog.quote("together", "openai/gpt-oss-120b", usage, now).picos
+    assert quote.picos != catalog.quote("openai", "gpt-oss-120b", usage, now).picos
