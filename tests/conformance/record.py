@@ -119,7 +119,7 @@ KEY_PACKAGES = re.compile(
     r"|langchain|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext))$"
+    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor)$"
 )
 
 
@@ -1024,6 +1024,58 @@ SETUPS: tuple[Setup, ...] = (
         env=TL_NO_CONTENT,
         notes="LlamaIndex with OpenLLMetry's LlamaIndex and OpenAI instrumentors",
     ),
+    Setup(
+        "openllmetry-together",
+        "opentelemetry-instrumentation-together",
+        # 0.62.4 instruments together < 2 only (it wraps together 1's resources): with the newest together 1
+        {"opentelemetry-instrumentation-together": TL, "together": "1.5.35", **OTEL},
+        ("openllmetry-together",),
+        ("together",),
+        env=TL_NO_CONTENT,
+        notes="the Together AI SDK (together 1) at a stand-in of Together's API",
+    ),
+    Setup(
+        "openinference-together",
+        "openinference-instrumentation-together",
+        {"openinference-instrumentation-together": "0.1.13", "together": "3.1.1", **OTEL},
+        ("openinference-together",),
+        ("together",),
+        env=OI_NO_CONTENT,
+        notes="the Together AI SDK at a stand-in of Together's API",
+    ),
+    Setup(
+        "openinference-portkey",
+        "openinference-instrumentation-portkey",
+        {"openinference-instrumentation-portkey": "0.1.22", "portkey-ai": "2.3.4", **OTEL},
+        ("openinference-portkey",),
+        ("portkey",),
+        env=OI_NO_CONTENT,
+        notes="the Portkey SDK at a stand-in of Portkey's gateway (virtual keys of OpenAI and Groq)",
+    ),
+    Setup(
+        "otel-genai-portkey",
+        "opentelemetry-instrumentation-genai-portkey",
+        {"opentelemetry-instrumentation-genai-portkey": "1.3b0", **UTIL_GENAI, "portkey-ai": "2.3.4", **OTEL},
+        ("otel-genai-portkey",),
+        ("portkey",),
+        notes="the Portkey SDK at a stand-in of Portkey's gateway (virtual keys of OpenAI and Groq)",
+    ),
+    Setup(
+        "openinference-instructor",
+        "openinference-instrumentation-instructor",
+        # instructor 1.17.0 requires jiter < 0.15, which openai 3.4 and later do not accept: openai 3.3.0
+        {
+            "openinference-instrumentation-instructor": "0.1.29",
+            "instructor": "1.17.0",
+            **OI_OPENAI,
+            "openai": "3.3.0",
+            **OTEL,
+        },
+        ("openinference-instructor", "openinference-openai"),
+        ("instructor",),
+        env=OI_NO_CONTENT,
+        notes="Instructor over the openai client with OpenInference's Instructor and OpenAI instrumentors",
+    ),
 )
 
 
@@ -1053,6 +1105,9 @@ _CLEARED_ENV = (
     "LANGSMITH_",
     "LANGCHAIN_",
     "LANGTRACE_",
+    "TOGETHER_",
+    "PORTKEY_",
+    "INSTRUCTOR_",
 )
 
 
@@ -1181,6 +1236,8 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
                 "MISTRAL_BASE_URL": f"{server.url}/mistral",
                 "GROQ_BASE_URL": server.url,
                 "COHERE_BASE_URL": server.url,
+                "TOGETHER_BASE_URL": f"{server.url}/together/v1",
+                "PORTKEY_BASE_URL": f"{server.url}/portkey/v1",
                 "VERTEX_BASE_URL": server.url,
                 "OPENAI_API_KEY": "sk-test",
                 "ANTHROPIC_API_KEY": "sk-ant-test",
