@@ -230,8 +230,8 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.haystack import HaystackInstrumentor
 
         HaystackInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-pydantic-ai":
-        return  # a span processor of pydantic-ai's own spans, added before the exporter (`main`)
+    elif name in ("openinference-pydantic-ai", "openinference-openllmetry", "openinference-openlit"):
+        return  # a span processor of another library's spans, added before the exporter (`main`)
     elif name == "openinference-google-adk":
         from openinference.instrumentation.google_adk import GoogleADKInstrumentor
 
@@ -1948,6 +1948,18 @@ def main() -> int:
             # OpenInference's pydantic-ai instrumentation is a span processor that adds its attributes
             # to pydantic-ai's own spans as they end: before the exporter's, as its documentation says
             provider.add_span_processor(OpenInferenceSpanProcessor())
+        if "openinference-openllmetry" in names:
+            from openinference.instrumentation.openllmetry import (
+                OpenInferenceSpanProcessor as FromOpenLLMetry,
+            )
+
+            # rewrites each OpenLLMetry span as it ends, adding OpenInference's attributes: before the
+            # exporter's processor, as its documentation says
+            provider.add_span_processor(FromOpenLLMetry())
+        if "openinference-openlit" in names:
+            from openinference.instrumentation.openlit import OpenInferenceSpanProcessor as FromOpenLIT
+
+            provider.add_span_processor(FromOpenLIT())
         exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
         trace.set_tracer_provider(provider)

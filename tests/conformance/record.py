@@ -1076,6 +1076,41 @@ SETUPS: tuple[Setup, ...] = (
         env=OI_NO_CONTENT,
         notes="Instructor over the openai client with OpenInference's Instructor and OpenAI instrumentors",
     ),
+    Setup(
+        "openinference-openllmetry",
+        "openinference-instrumentation-openllmetry",
+        # 0.1.23 requires opentelemetry-semantic-conventions-ai < 0.5, which OpenLLMetry's instrumentations
+        # from 0.54 on do not accept: with the newest OpenAI instrumentation that does, 0.53.3
+        {
+            "openinference-instrumentation-openllmetry": "0.1.23",
+            "opentelemetry-instrumentation-openai": "0.53.3",
+            **OPENAI,
+            **OTEL,
+        },
+        ("openinference-openllmetry", "openllmetry-openai"),
+        ("openai",),
+        # its span processor converts only the spans that carry the prompt: content capture on
+        env={"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "true"},
+        notes="OpenLLMetry's OpenAI instrumentation with OpenInference's span processor for OpenLLMetry's "
+        "spans (`openinference.instrumentation.openllmetry.OpenInferenceSpanProcessor`), content on",
+    ),
+    Setup(
+        "openinference-openlit",
+        "openinference-instrumentation-openlit",
+        # openlit 1.45.0's pins (see the openlit setup)
+        {
+            "openinference-instrumentation-openlit": "0.1.19",
+            "openlit": "1.45.0",
+            "openai": "2.54.0",
+            "anthropic": "0.125.0",
+            **otel("1.45.1"),
+        },
+        ("openinference-openlit", "openlit"),
+        ("openai", "anthropic"),
+        env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
+        notes="OpenLIT with OpenInference's span processor for OpenLIT's spans "
+        "(`openinference.instrumentation.openlit.OpenInferenceSpanProcessor`)",
+    ),
 )
 
 

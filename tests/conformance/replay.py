@@ -54,6 +54,14 @@ KNOWN_DEFECTS: dict[str, str] = {
                       "thinking", "tool_use")
     },
     **{
+        f"openinference-instrumentation-openlit-0.1.19-{style}": _NO_LIFETIMES.format(
+            "openlit 1.45.0 (its spans with OpenInference's attributes added by "
+            "openinference-instrumentation-openlit 0.1.19)"
+        )
+        for style in ("messages", "messages_stream", "messages_stream_async", "messages_stream_helper",
+                      "thinking", "tool_use")
+    },
+    **{
         f"ai-7.0.185{layer}-{style}": _NO_LIFETIMES.format("the AI SDK 7.0.185")
         for layer in ("", "+legacy")
         for style in ("messages", "messages_stream")
