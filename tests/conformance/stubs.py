@@ -1253,7 +1253,6 @@ class _Handler(BaseHTTPRequestHandler):
         events.append(("message-end", {"type": "message-end", "delta": end}))
         self._stream([_sse(event, payload) for event, payload in events] + [_sse(None, "[DONE]")])
 
-
     # -- Together AI (api.together.xyz) -------------------------------------------------------------------
 
     def _together_chat(self, req: dict[str, Any]) -> None:
