@@ -238,8 +238,8 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.haystack import HaystackInstrumentor
 
         HaystackInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-pydantic-ai":
-        return  # a span processor of pydantic-ai's own spans, added before the exporter (`main`)
+    elif name in ("openinference-pydantic-ai", "openinference-openllmetry", "openinference-openlit"):
+        return  # a span processor of another library's spans, added before the exporter (`main`)
     elif name == "openinference-google-adk":
         from openinference.instrumentation.google_adk import GoogleADKInstrumentor
 
@@ -316,6 +316,26 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from opentelemetry.instrumentation.cohere import CohereInstrumentor
 
         CohereInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openllmetry-together":
+        from opentelemetry.instrumentation.together import TogetherAiInstrumentor
+
+        TogetherAiInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-together":
+        from openinference.instrumentation.together import TogetherInstrumentor
+
+        TogetherInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-portkey":
+        from openinference.instrumentation.portkey import PortkeyInstrumentor as OIPortkey
+
+        OIPortkey().instrument(tracer_provider=provider)
+    elif name == "otel-genai-portkey":
+        from opentelemetry.instrumentation.genai.portkey import PortkeyInstrumentor
+
+        PortkeyInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-instructor":
+        from openinference.instrumentation.instructor import InstructorInstrumentor
+
+        InstructorInstrumentor().instrument(tracer_provider=provider)
     elif name == "litellm":
         import litellm
 
@@ -1663,6 +1683,125 @@ def cohere_chat_stream_async() -> None:
     asyncio.run(run())
 
 
+def together_client(asynchronous: bool = False) -> Any:
+    import importlib.metadata
+
+    import together
+
+    cls = together.AsyncTogether if asynchronous else together.Together
+    base = os.environ["TOGETHER_BASE_URL"]  # <stub>/together/v1, as together 1 takes it
+    if int(importlib.metadata.version("together").split(".")[0]) >= 2:
+        base = base.removesuffix("/v1")  # together 2 and later add /v1 to each path themselves
+    return cls(api_key="together-test", base_url=base, timeout=TIMEOUT)
+
+
+TOGETHER_MODEL = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
+# A model several providers list under this name (Groq, OpenRouter, Together, ...): priced from Together's
+TOGETHER_SHARED_MODEL = "openai/gpt-oss-120b"
+
+
+def together_chat() -> None:
+    together_client().chat.completions.create(model=TOGETHER_MODEL, messages=MESSAGES)
+
+
+def together_chat_stream() -> None:
+    for _ in together_client().chat.completions.create(model=TOGETHER_MODEL, messages=MESSAGES, stream=True):
+        pass
+
+
+def together_chat_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        await together_client(asynchronous=True).chat.completions.create(
+            model=TOGETHER_MODEL, messages=MESSAGES
+        )
+
+    asyncio.run(run())
+
+
+def together_shared_model() -> None:
+    together_client().chat.completions.create(model=TOGETHER_SHARED_MODEL, messages=MESSAGES)
+
+
+def portkey_client(**kwargs: Any) -> Any:
+    from portkey_ai import Portkey
+
+    return Portkey(
+        api_key="pk-test", base_url=os.environ["PORTKEY_BASE_URL"], max_retries=0, timeout=TIMEOUT, **kwargs
+    )
+
+
+def portkey_chat() -> None:
+    """A virtual key names the provider (OpenAI); the client itself names none."""
+    portkey_client(virtual_key="openai-prod").chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+
+def portkey_chat_stream() -> None:
+    stream = portkey_client(virtual_key="openai-prod").chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def portkey_provider_chat() -> None:
+    """The client names the provider (``provider="openai"``) and passes the provider's own key."""
+    portkey_client(provider="openai", Authorization="Bearer sk-test").chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    )
+
+
+def portkey_catalog_chat() -> None:
+    """Portkey's model catalog: the model names the provider slug (``@openai-prod/gpt-4o-mini``)."""
+    portkey_client().chat.completions.create(model="@openai-prod/gpt-4o-mini", messages=MESSAGES)
+
+
+def portkey_groq_chat() -> None:
+    """A virtual key of another provider (Groq), its model's name alone."""
+    portkey_client(virtual_key="groq-prod").chat.completions.create(model=GROQ_MODEL, messages=MESSAGES)
+
+
+def _instructor_client() -> Any:
+    import instructor
+
+    return instructor.from_openai(openai_client())
+
+
+def instructor_extract() -> None:
+    """A structured answer (a pydantic model) in one call: the stub's tool call parses."""
+    from pydantic import BaseModel
+
+    class Weather(BaseModel):
+        city: str
+
+    _instructor_client().chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, response_model=Weather, max_retries=2
+    )
+
+
+def instructor_retry() -> None:
+    """A structured answer that fails validation on the first answer: instructor asks again (two calls)."""
+    from pydantic import BaseModel, field_validator
+
+    seen: list[str] = []
+
+    class Weather(BaseModel):
+        city: str
+
+        @field_validator("city")
+        @classmethod
+        def second_time(cls, v: str) -> str:
+            seen.append(v)
+            if len(seen) < 2:
+                raise ValueError("name the city in full, please")
+            return v
+
+    _instructor_client().chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, response_model=Weather, max_retries=2
+    )
+
+
 def traceloop_workflow() -> None:
     """An OpenAI and an Anthropic call, each in a Traceloop `@task`, in a `@workflow` that sets association
     properties (the attributes Traceloop copies onto every span started under it)."""
@@ -1864,6 +2003,20 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "cohere_chat_stream": cohere_chat_stream,
         "cohere_chat_stream_async": cohere_chat_stream_async,
     },
+    "together": {
+        "together_chat": together_chat,
+        "together_chat_stream": together_chat_stream,
+        "together_chat_async": together_chat_async,
+        "together_shared_model": together_shared_model,
+    },
+    "portkey": {
+        "portkey_chat": portkey_chat,
+        "portkey_chat_stream": portkey_chat_stream,
+        "portkey_provider_chat": portkey_provider_chat,
+        "portkey_catalog_chat": portkey_catalog_chat,
+        "portkey_groq_chat": portkey_groq_chat,
+    },
+    "instructor": {"extract": instructor_extract, "retry": instructor_retry},
     "crewai": {"crew": crewai_crew, "crew_stream": crewai_crew_stream, "crew_litellm": crewai_crew_litellm},
     "dspy": {
         "predict": dspy_predict,
@@ -1916,6 +2069,18 @@ def main() -> int:
             # OpenInference's pydantic-ai instrumentation is a span processor that adds its attributes
             # to pydantic-ai's own spans as they end: before the exporter's, as its documentation says
             provider.add_span_processor(OpenInferenceSpanProcessor())
+        if "openinference-openllmetry" in names:
+            from openinference.instrumentation.openllmetry import (
+                OpenInferenceSpanProcessor as FromOpenLLMetry,
+            )
+
+            # rewrites each OpenLLMetry span as it ends, adding OpenInference's attributes: before the
+            # exporter's processor, as its documentation says
+            provider.add_span_processor(FromOpenLLMetry())
+        if "openinference-openlit" in names:
+            from openinference.instrumentation.openlit import OpenInferenceSpanProcessor as FromOpenLIT
+
+            provider.add_span_processor(FromOpenLIT())
         exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
         trace.set_tracer_provider(provider)

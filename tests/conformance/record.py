@@ -128,7 +128,7 @@ KEY_PACKAGES = re.compile(
     r"|langchain|langchain-(core|openai|anthropic)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext))$"
+    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor)$"
 )
 
 
@@ -1171,6 +1171,93 @@ SETUPS: tuple[Setup, ...] = (
         "own) and the official OpenAI instrumentor",
         beside="otel-genai-openai",
     ),
+    Setup(
+        "openllmetry-together",
+        "opentelemetry-instrumentation-together",
+        # 0.62.4 instruments together < 2 only (it wraps together 1's resources): with the newest together 1
+        {"opentelemetry-instrumentation-together": TL, "together": "1.5.35", **OTEL},
+        ("openllmetry-together",),
+        ("together",),
+        env=TL_NO_CONTENT,
+        notes="the Together AI SDK (together 1) at a stand-in of Together's API",
+    ),
+    Setup(
+        "openinference-together",
+        "openinference-instrumentation-together",
+        {"openinference-instrumentation-together": "0.1.13", "together": "3.1.1", **OTEL},
+        ("openinference-together",),
+        ("together",),
+        env=OI_NO_CONTENT,
+        notes="the Together AI SDK at a stand-in of Together's API",
+    ),
+    Setup(
+        "openinference-portkey",
+        "openinference-instrumentation-portkey",
+        {"openinference-instrumentation-portkey": "0.1.22", "portkey-ai": "2.3.4", **OTEL},
+        ("openinference-portkey",),
+        ("portkey",),
+        env=OI_NO_CONTENT,
+        notes="the Portkey SDK at a stand-in of Portkey's gateway (virtual keys of OpenAI and Groq)",
+    ),
+    Setup(
+        "otel-genai-portkey",
+        "opentelemetry-instrumentation-genai-portkey",
+        {"opentelemetry-instrumentation-genai-portkey": "1.3b0", **UTIL_GENAI, "portkey-ai": "2.3.4", **OTEL},
+        ("otel-genai-portkey",),
+        ("portkey",),
+        notes="the Portkey SDK at a stand-in of Portkey's gateway (virtual keys of OpenAI and Groq)",
+    ),
+    Setup(
+        "openinference-instructor",
+        "openinference-instrumentation-instructor",
+        # instructor 1.17.0 requires jiter < 0.15, which openai 3.4 and later do not accept: openai 3.3.0
+        {
+            "openinference-instrumentation-instructor": "0.1.29",
+            "instructor": "1.17.0",
+            **OI_OPENAI,
+            "openai": "3.3.0",
+            **OTEL,
+        },
+        ("openinference-instructor", "openinference-openai"),
+        ("instructor",),
+        env=OI_NO_CONTENT,
+        notes="Instructor over the openai client with OpenInference's Instructor and OpenAI instrumentors",
+    ),
+    Setup(
+        "openinference-openllmetry",
+        "openinference-instrumentation-openllmetry",
+        # 0.1.23 requires opentelemetry-semantic-conventions-ai < 0.5, which OpenLLMetry's instrumentations
+        # from 0.54 on do not accept: with the newest OpenAI instrumentation that does, 0.53.3
+        {
+            "openinference-instrumentation-openllmetry": "0.1.23",
+            "opentelemetry-instrumentation-openai": "0.53.3",
+            **OPENAI,
+            **OTEL,
+        },
+        ("openinference-openllmetry", "openllmetry-openai"),
+        ("openai",),
+        # its span processor converts only the spans that carry the prompt: content capture on
+        env={"TRACELOOP_TELEMETRY": "false", "TRACELOOP_TRACE_CONTENT": "true"},
+        notes="OpenLLMetry's OpenAI instrumentation with OpenInference's span processor for OpenLLMetry's "
+        "spans (`openinference.instrumentation.openllmetry.OpenInferenceSpanProcessor`), content on",
+    ),
+    Setup(
+        "openinference-openlit",
+        "openinference-instrumentation-openlit",
+        # openlit 1.45.0's pins (see the openlit setup)
+        {
+            "openinference-instrumentation-openlit": "0.1.19",
+            "openlit": "1.45.0",
+            "openai": "2.54.0",
+            "anthropic": "0.125.0",
+            **otel("1.45.1"),
+        },
+        ("openinference-openlit", "openlit"),
+        ("openai", "anthropic"),
+        env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
+        notes="OpenLIT with OpenInference's span processor for OpenLIT's spans "
+        "(`openinference.instrumentation.openlit.OpenInferenceSpanProcessor`)",
+    ),
 )
 
 
@@ -1200,6 +1287,9 @@ _CLEARED_ENV = (
     "LANGSMITH_",
     "LANGCHAIN_",
     "LANGTRACE_",
+    "TOGETHER_",
+    "PORTKEY_",
+    "INSTRUCTOR_",
 )
 
 
@@ -1328,6 +1418,8 @@ def record(setup: Setup, venv_root: Path, out: Path) -> dict[str, Any]:
                 "MISTRAL_BASE_URL": f"{server.url}/mistral",
                 "GROQ_BASE_URL": server.url,
                 "COHERE_BASE_URL": server.url,
+                "TOGETHER_BASE_URL": f"{server.url}/together/v1",
+                "PORTKEY_BASE_URL": f"{server.url}/portkey/v1",
                 "VERTEX_BASE_URL": server.url,
                 "OPENAI_API_KEY": "sk-test",
                 "ANTHROPIC_API_KEY": "sk-ant-test",

@@ -54,6 +54,14 @@ KNOWN_DEFECTS: dict[str, str] = {
                       "thinking", "tool_use")
     },
     **{
+        f"openinference-instrumentation-openlit-0.1.19-{style}": _NO_LIFETIMES.format(
+            "openlit 1.45.0 (its spans with OpenInference's attributes added by "
+            "openinference-instrumentation-openlit 0.1.19)"
+        )
+        for style in ("messages", "messages_stream", "messages_stream_async", "messages_stream_helper",
+                      "thinking", "tool_use")
+    },
+    **{
         f"ai-7.0.185{layer}-{style}": _NO_LIFETIMES.format("the AI SDK 7.0.185")
         for layer in ("", "+legacy")
         for style in ("messages", "messages_stream")
@@ -178,6 +186,13 @@ KNOWN_DEFECTS: dict[str, str] = {
         "Langtrace 3.8.21 reports no cache reads on an OpenAI stream (only its unstreamed calls carry "
         "gen_ai.usage.cached_tokens): the cached input is priced at the input rate"
     ),
+    **{
+        f"openinference-instrumentation-portkey-0.1.22-{style}": (
+            "openinference-instrumentation-portkey 0.1.22 reports no cache reads (only the prompt, "
+            "completion and total counts): the cached input is priced at the input rate"
+        )
+        for style in ("portkey_chat", "portkey_provider_chat", "portkey_catalog_chat")
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

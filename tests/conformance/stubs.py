@@ -84,6 +84,9 @@ GROQ_REASONING = 80
 COHERE_TEMPLATE = 495
 COHERE_CACHED = 448
 
+#: Portkey: the provider each virtual key (or model-catalog slug) of the Portkey stand-in names.
+PORTKEY_VIRTUAL_KEYS = {"openai-prod": "openai", "groq-prod": "groq", "openai": "openai", "groq": "groq"}
+
 
 @dataclass
 class TrueCall:
@@ -319,6 +322,10 @@ class _Handler(BaseHTTPRequestHandler):
             "/mistral/v1/embeddings": self._mistral_embeddings,
             "/openai/v1/chat/completions": self._groq_chat,
             "/v2/chat": self._cohere_chat,
+            # the Together SDK's base URL is `<stub>/together/v1` (Together's API: api.together.xyz/v1)
+            "/together/v1/chat/completions": self._together_chat,
+            # the Portkey SDK's base URL is `<stub>/portkey/v1` (Portkey's gateway: api.portkey.ai/v1)
+            "/portkey/v1/chat/completions": self._portkey_chat,
         }
         # Azure OpenAI's paths (`/openai/...`) overlap Groq's: a request is Azure's by the host it names
         route = self._azure_route(path) if self._azure_host() else routes.get(path)
@@ -367,7 +374,10 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         tools = req.get("tools") or []
-        tool_call = bool(tools) and not any(m.get("role") == "tool" for m in req.get("messages", []))
+        # a tool forced by `tool_choice` is always called (Instructor's structured output, its retries too)
+        forced = isinstance(req.get("tool_choice"), dict)
+        answered = any(m.get("role") == "tool" for m in req.get("messages", []))
+        tool_call = bool(tools) and (forced or not answered)
         message: dict[str, Any] = {"role": "assistant", "content": _answer_text(req), "refusal": None}
         finish = "stop"
         if tool_call:
@@ -1252,6 +1262,80 @@ class _Handler(BaseHTTPRequestHandler):
         end = {"finish_reason": "COMPLETE", "usage": usage}
         events.append(("message-end", {"type": "message-end", "delta": end}))
         self._stream([_sse(event, payload) for event, payload in events] + [_sse(None, "[DONE]")])
+
+    # -- Together AI (api.together.xyz) -------------------------------------------------------------------
+
+    def _together_chat(self, req: dict[str, Any]) -> None:
+        """``POST /v1/chat/completions``: OpenAI's shape as Together answers it: the usage with a
+        top-level ``cached_tokens`` (0: the models asked here have no prompt cache) and null
+        ``prompt_tokens_details`` / ``completion_tokens_details``; the answer names the model as asked.
+        A stream (data-only SSE, ``data: [DONE]`` last) carries each piece's ``token_id`` and ``text``,
+        and its usage on the chunk with the finish reason, unasked."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        prompt = 1200 + n
+        completion = 30 + n
+        rid = f"oTb{n:04d}-together"
+        created = int(time.time())
+        stream = bool(req.get("stream"))
+        rec.add_call(TrueCall("together", model, "chat", stream, prompt, completion, 0, 0, 0, rid))
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "completion_tokens_details": None,
+            "prompt_tokens_details": None,
+            "cached_tokens": 0,
+        }
+        if not stream:
+            message = {"role": "assistant", "content": "Sunny, 21 °C.", "tool_calls": []}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop", "seed": 7}
+            answer = {"id": rid, "object": "chat.completion", "created": created, "model": model}
+            self._json(200, {**answer, "prompt": [], "choices": [choice], "usage": usage})
+            return
+        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+
+        def chunk(text: str, token: int | None, finish: str | None, **extra: Any) -> bytes:
+            delta = {"role": "assistant", "content": text, "token_id": token, "tool_calls": None}
+            choice = {"index": 0, "text": text, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return _sse(None, {**base, "choices": [choice], "usage": None, **extra})
+
+        self._stream(
+            [
+                chunk("Sunny, ", 50, None),
+                chunk("21 °C.", 51, None),
+                chunk("", 128009, "stop", usage=usage),
+                _sse(None, "[DONE]"),
+            ]
+        )
+
+    # -- Portkey (api.portkey.ai, the AI gateway) ---------------------------------------------------------
+
+    def _portkey_chat(self, req: dict[str, Any]) -> None:
+        """``POST /v1/chat/completions`` through Portkey's gateway: the provider that answers is the one
+        the request's virtual key (``x-portkey-virtual-key``) or provider header (``x-portkey-provider``)
+        names (`PORTKEY_VIRTUAL_KEYS`), and the gateway forwards its answer unchanged (OpenAI's shape):
+        OpenAI's answers as the OpenAI stand-in gives them, Groq's as the Groq stand-in does. A model of
+        Portkey's model catalog (``@<provider slug>/<model>``) names the provider in its prefix."""
+        asked = str(req.get("model", ""))
+        slug = ""
+        if asked.startswith("@") and "/" in asked:
+            slug, asked = asked[1:].split("/", 1)
+        named = (
+            slug
+            or self.headers.get("x-portkey-virtual-key", "")
+            or self.headers.get("x-portkey-provider", "")
+        )
+        provider = PORTKEY_VIRTUAL_KEYS.get(named, named)
+        req = {**req, "model": asked}
+        if provider == "openai":
+            self._openai_chat(req)
+        elif provider == "groq":
+            self._groq_chat(req)
+        else:
+            message = f"no provider for {named!r}: give a virtual key or provider"
+            self._json(400, {"status": "failure", "message": message})
 
 
 def _event_message(event: str, payload: dict[str, Any]) -> bytes:

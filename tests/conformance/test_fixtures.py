@@ -22,7 +22,7 @@ TRUE_CALL_KEYS = {
     "response_id",
 }
 #: The providers the stubs stand in for (the catalog's provider ids).
-PROVIDERS = ("openai", "azure", "anthropic", "google", "aws", "mistral", "groq", "cohere")
+PROVIDERS = ("openai", "azure", "anthropic", "google", "aws", "mistral", "groq", "cohere", "together")
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 

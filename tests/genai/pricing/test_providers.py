@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
 from tokenbook.genai.pricing.providers import catalog_provider, provider_of_model
 from tokenbook.genai.usage import Usage
 
@@ -137,3 +137,67 @@ def test_a_resource_name_of_an_unknown_model_stays_unpriced() -> None:
     catalog = PriceCatalog()
     for model in ("projects/p/locations/l/endpoints/1234", "models/no-such-model"):
         assert catalog.quote("google", model, usage, time.time_ns()).picos is None
+
+
+@pytest.mark.parametrize(
+    ("name", "provider"),
+    [
+        ("TogetherAI", "together"),  # OpenLLMetry's Together AI instrumentation (0.62.4)
+        ("Together-AI", "together"),
+        ("together.ai", "together"),
+        ("FireworksAI", "fireworks"),
+        ("MistralAI", "mistral"),
+        ("strands-agents", None),  # a framework's name stays unknown
+        ("portkey", None),  # a gateway is no provider of the catalog
+        ("ai", None),
+    ],
+)
+def test_a_provider_name_with_separators_or_an_ai_suffix_names_its_catalog_provider(
+    name: str, provider: str | None
+) -> None:
+    """tests/testdata/conformance/opentelemetry-instrumentation-together-0.62.4-together_chat.json:
+    gen_ai.system is ``TogetherAI``. Failed before: None (unpriced, or priced from another provider's
+    list for a model that several list, such as openai/gpt-oss-120b)."""
+    assert catalog_provider(name) == provider
+
+
+def test_a_together_ai_call_named_the_openllmetry_way_is_priced_from_togethers_list() -> None:
+    usage = Usage(1204, 34, 0, 0, 0, present=True)
+    catalog = PriceCatalog()
+    now = time.time_ns()
+    quote = catalog.quote("TogetherAI", "openai/gpt-oss-120b", usage, now)
+    assert quote.picos is not None
+    assert quote.picos == catalog.quote("together", "openai/gpt-oss-120b", usage, now).picos
+    assert quote.picos != catalog.quote("openai", "gpt-oss-120b", usage, now).picos
+
+
+def test_a_gateways_call_of_a_model_one_provider_lists_is_priced_from_that_providers_list() -> None:
+    """The official Portkey instrumentation (1.3b0) names the gateway, ``portkey``, as the provider of a
+    call that Portkey sent to Groq (tests/testdata/conformance/
+    opentelemetry-instrumentation-genai-portkey-1.3b0-portkey_groq_chat.json); OpenInference's (0.1.22)
+    names none. Failed before: unpriced."""
+    usage = Usage(1105, 30, 0, 0, 0, present=True)
+    catalog = PriceCatalog()
+    now = time.time_ns()
+    groq = catalog.quote("groq", "llama-3.3-70b-versatile", usage, now)
+    assert groq.picos is not None
+    for provider in ("portkey", ""):
+        quote = catalog.quote(provider, "llama-3.3-70b-versatile", usage, now)
+        assert quote.picos == groq.picos, provider
+        assert quote.source.startswith(f"{CATALOG_NAME} groq/"), quote.source
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("portkey", "text-embedding-3-small"),  # OpenAI's and Azure's: no guess
+        ("", "meta-llama/llama-3.3-70b-instruct"),  # OpenRouter's, Novita's, ...
+        ("portkey", "no-such-model-anywhere"),
+        ("anthropic", "llama-3.3-70b-versatile"),  # a known provider that does not list it
+    ],
+)
+def test_a_model_several_or_no_providers_list_stays_unpriced_without_a_known_provider(
+    provider: str, model: str
+) -> None:
+    usage = Usage(1105, 30, 0, 0, 0, present=True)
+    assert PriceCatalog().quote(provider, model, usage, time.time_ns()).picos is None

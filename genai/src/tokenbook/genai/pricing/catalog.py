@@ -371,17 +371,36 @@ class PriceCatalog:
                 model, provider_id
             )
         except LookupError as exc:
-            where = f"provider {provider!r}" if provider else "any provider"
-            if provider and provider_id is None:
-                where = f"unknown provider {provider!r} (no catalog mapping)"
-            result = f"{CATALOG_NAME}: no price for model {model!r} of {where}: {exc}"
-            if provider_id == "azure":
-                result += (
-                    f" (an Azure deployment name? a span that names the deployed model "
-                    f"(gen_ai.response.model) is priced by it; else add a price override for {model!r})"
-                )
+            sole = self._sole_lister(model) if provider_id is None else None
+            result = sole if sole is not None else self._unfound(provider, provider_id, model, exc)
         with self._lock:
             if len(self._models) >= _MAX_CACHED_MODELS:
                 self._models.clear()
             self._models[key] = result
+        return result
+
+    def _sole_lister(self, model: str) -> tuple[gp_types.Provider, gp_types.ModelInfo] | None:
+        """The one catalog provider whose own list has `model`, for a call that names no provider the
+        catalog knows (none, or a gateway's name: Portkey's ``portkey``) and whose model's name the
+        catalog's own provider inference does not place (``llama-3.3-70b-versatile``: Groq's alone);
+        None when no provider or several list it (``text-embedding-3-small``: OpenAI's and Azure's),
+        never a guess."""
+        found = [
+            (provider, info)
+            for provider in self._snapshot.providers
+            if (info := provider.find_model(model)) is not None
+        ]
+        return found[0] if len(found) == 1 else None
+
+    def _unfound(self, provider: str, provider_id: str | None, model: str, exc: LookupError) -> str:
+        """Why `model` of `provider` has no catalog price (an unpriced quote's source)."""
+        where = f"provider {provider!r}" if provider else "any provider"
+        if provider and provider_id is None:
+            where = f"unknown provider {provider!r} (no catalog mapping)"
+        result = f"{CATALOG_NAME}: no price for model {model!r} of {where}: {exc}"
+        if provider_id == "azure":
+            result += (
+                f" (an Azure deployment name? a span that names the deployed model "
+                f"(gen_ai.response.model) is priced by it; else add a price override for {model!r})"
+            )
         return result

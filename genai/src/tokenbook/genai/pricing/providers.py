@@ -68,11 +68,29 @@ PROVIDER_ALIASES: Final[Mapping[str, str]] = {
 }
 
 
+#: What a provider's name may have around its catalog ID: separators (``together_ai``, ``Together-AI``)
+#: and an "AI" suffix (OpenLLMetry's ``TogetherAI``, ``MistralAI``).
+_SEPARATORS: Final = re.compile(r"[\s_.\-]+")
+
+
 def catalog_provider(name: str) -> str | None:
-    """The genai-prices provider id for an OTel (or catalog) provider name; None when unknown/empty."""
+    """The genai-prices provider id for an OTel (or catalog) provider name; None when unknown/empty.
+    A name that is neither an alias nor a catalog ID is looked up once more without its separators
+    and then without an "AI" suffix (``TogetherAI``, OpenLLMetry's name of Together AI: ``together``)."""
     key = name.strip().lower()
     if not key:
         return None
+    if (found := _known(key)) is not None:
+        return found
+    bare = _SEPARATORS.sub("", key)
+    for candidate in (bare, bare.removesuffix("ai")):
+        if candidate and candidate != key and (found := _known(candidate)) is not None:
+            return found
+    return None
+
+
+def _known(key: str) -> str | None:
+    """The catalog ID `key` (lower case) names as an alias or as a catalog ID; else None."""
     if (alias := PROVIDER_ALIASES.get(key)) is not None:
         return alias
     # Deliberately lazy (module docstring): genai-prices is imported at the first catalog lookup.
