@@ -85,6 +85,18 @@ ANTHROPIC_JS = {"@anthropic-ai/sdk": "1.17.0"}
 # removed (it throws on any 1.x): with the newest 0.x
 ANTHROPIC_JS_0 = {"@anthropic-ai/sdk": "0.137.0"}
 TL_JS = "0.27.0"  # OpenLLMetry JS
+# LangChain.js: @langchain/openai 1.5.9 and later require openai 7 and Node.js 22 (the recorder's is 20): its
+# newest on openai 6. @langchain/anthropic brings its own @anthropic-ai/sdk (0.122, ^0.122.0: no tracing of
+# its own, and no provider instrumentation is handed it).
+LANGCHAIN_JS = {
+    "@langchain/core": "1.4.0",
+    "@langchain/openai": "1.5.8",
+    "@langchain/anthropic": "1.5.11",
+    **OPENAI_JS,
+    **OTEL_JS,
+}
+OI_LANGCHAIN_JS = {"@arizeai/openinference-instrumentation-langchain": "4.1.1"}
+TL_LANGCHAIN_JS = {"@traceloop/instrumentation-langchain": TL_JS}
 UTIL_GENAI = {"opentelemetry-util-genai": "1.3b0"}
 LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
 OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
@@ -671,6 +683,52 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "openinference-langchain-js",
+        "@arizeai/openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN_JS, **LANGCHAIN_JS},
+        ("openinference-langchain",),
+        ("langchain",),
+        env=OI_NO_CONTENT,
+        notes="OpenInference's LangChain instrumentation for Node.js alone (`manuallyInstrument` of "
+        "@langchain/core's callback manager): ChatOpenAI and ChatAnthropic",
+        runtime="node",
+    ),
+    Setup(
+        "openinference-langchain-js-openai",
+        "@arizeai/openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN_JS, "@arizeai/openinference-instrumentation-openai": "4.2.7", **LANGCHAIN_JS},
+        ("openinference-langchain", "openinference-openai"),
+        ("langchain",),
+        env=OI_NO_CONTENT,
+        notes="the same with OpenInference's OpenAI instrumentation beside it: each ChatOpenAI call is "
+        "recorded by both layers",
+        beside="openinference-openai",
+        runtime="node",
+    ),
+    Setup(
+        "openllmetry-langchain-js",
+        "@traceloop/instrumentation-langchain",
+        {**TL_LANGCHAIN_JS, **LANGCHAIN_JS},
+        ("openllmetry-langchain",),
+        ("langchain",),
+        env=TL_NO_CONTENT,
+        notes="OpenLLMetry's LangChain instrumentation for Node.js alone (`traceContent: false`): "
+        "ChatOpenAI and ChatAnthropic",
+        runtime="node",
+    ),
+    Setup(
+        "openllmetry-langchain-js-openai",
+        "@traceloop/instrumentation-langchain",
+        {**TL_LANGCHAIN_JS, "@traceloop/instrumentation-openai": TL_JS, **LANGCHAIN_JS},
+        ("openllmetry-langchain", "openllmetry-openai"),
+        ("langchain",),
+        env=TL_NO_CONTENT,
+        notes="the same with OpenLLMetry's OpenAI instrumentation beside it: each ChatOpenAI call is "
+        "recorded by both layers",
+        beside="openllmetry-openai",
+        runtime="node",
+    ),
+    Setup(
         "traceloop-js",
         "@traceloop/node-server-sdk",
         # its peer exporter-trace-otlp-proto is ^0.203.0 (it sends with the exporter it is given)
@@ -1097,7 +1155,8 @@ def node_packages(folder: Path, setup: Setup) -> dict[str, str]:
             continue
         name = meta.get("name")
         if isinstance(name, str) and (
-            name in setup.pins or name.startswith(("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/"))
+            name in setup.pins or name.startswith(("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/", "@langchain/"))
+            or name in ("openai", "@anthropic-ai/sdk")
         ):
             found.setdefault(name, str(meta.get("version")))
     return {k: v for k, v in sorted(found.items()) if k in setup.pins or not k.startswith("@opentelemetry/")}
