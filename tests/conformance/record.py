@@ -99,6 +99,9 @@ OI_LANGCHAIN_JS = {"@arizeai/openinference-instrumentation-langchain": "4.1.1"}
 TL_LANGCHAIN_JS = {"@traceloop/instrumentation-langchain": TL_JS}
 UTIL_GENAI = {"opentelemetry-util-genai": "1.3b0"}
 LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
+LANGCHAIN_AWS = {"langchain-aws": "1.9.1", "langchain-core": "1.8.3", **BOTO3}
+OI_LANGCHAIN = {"openinference-instrumentation-langchain": "0.1.80"}
+TL_LANGCHAIN = {"opentelemetry-instrumentation-langchain": TL}
 OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
 TL_OPENAI = {"opentelemetry-instrumentation-openai": "0.62.4"}
 # Prompt and completion content off wherever a library captures it by default: a ledger needs none of it,
@@ -128,7 +131,7 @@ OTEL_TRACELOOP = otel("1.45.1")
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
+    r"|langchain|langchain-(core|openai|aws)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|autogen-(agentchat|core|ext))$"
@@ -269,6 +272,46 @@ SETUPS: tuple[Setup, ...] = (
         env=OI_NO_CONTENT,
         beside="azure",
         notes="LangChain's `AzureChatOpenAI` with the LangChain and OpenAI instrumentors",
+    ),
+    Setup(
+        "openinference-langchain-bedrock",
+        "openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN, **LANGCHAIN_AWS, **OTEL},
+        ("openinference-langchain",),
+        ("langchain-bedrock",),
+        env=OI_NO_CONTENT,
+        notes="langchain-aws (ChatBedrockConverse, ChatBedrock) with the LangChain instrumentor alone",
+    ),
+    Setup(
+        "openinference-langchain-bedrock-instr",
+        "openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN, "openinference-instrumentation-bedrock": "0.1.61", **LANGCHAIN_AWS, **OTEL},
+        ("openinference-langchain", "openinference-bedrock"),
+        ("langchain-bedrock",),
+        env=OI_NO_CONTENT,
+        beside="openinference-bedrock",
+        notes="langchain-aws with OpenInference's LangChain and Bedrock instrumentors: each model call is "
+        "recorded by both layers",
+    ),
+    Setup(
+        "openllmetry-langchain-bedrock",
+        "opentelemetry-instrumentation-langchain",
+        {**TL_LANGCHAIN, **LANGCHAIN_AWS, **OTEL},
+        ("openllmetry-langchain",),
+        ("langchain-bedrock",),
+        env=TL_NO_CONTENT,
+        notes="langchain-aws (ChatBedrockConverse, ChatBedrock) with the LangChain instrumentor alone",
+    ),
+    Setup(
+        "openllmetry-langchain-bedrock-instr",
+        "opentelemetry-instrumentation-langchain",
+        {**TL_LANGCHAIN, "opentelemetry-instrumentation-bedrock": TL, **LANGCHAIN_AWS, **OTEL},
+        ("openllmetry-langchain", "openllmetry-bedrock"),
+        ("langchain-bedrock",),
+        env=TL_NO_CONTENT,
+        beside="openllmetry-bedrock",
+        notes="langchain-aws with OpenLLMetry's LangChain and Bedrock instrumentors: each model call is "
+        "recorded by both layers",
     ),
     Setup(
         "openllmetry-anthropic",

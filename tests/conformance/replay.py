@@ -197,6 +197,11 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
         for layer in ("", "+openllmetry-openai")
     },
+    "openinference-instrumentation-langchain-0.1.80-bedrock_invoke": (
+        "openinference-instrumentation-langchain 0.1.80 reports langchain-aws's ChatBedrock prompt count "
+        "without the cache reads and writes, and not them (only its total counts them): the cached input is "
+        "priced at the input rate"
+    ),
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

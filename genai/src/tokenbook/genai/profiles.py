@@ -27,6 +27,13 @@ A profile says:
   counts (Gemini's thoughts, through OpenLLMetry's Google and Vertex AI instrumentations and
   OpenInference's Vertex AI instrumentation): where the total is larger
   than input + output, the difference is read as reasoning, inside the output (`usage.read_usage`).
+* ``input_from_total``: the library's input count may leave out cache tokens that it does not report
+  but that its total counts (OpenInference's LangChain instrumentor passes LangChain's
+  ``prompt_tokens`` through, which langchain-aws's ``ChatBedrock`` takes from Bedrock's cache-exclusive
+  input count, while its cache counts go under names the instrumentor does not read): where the span
+  reports no cache tokens and its total is larger than input + output, the input is read as the total
+  less the output (`usage.read_usage`), so that the call's whole input is billed (at the input rate) and
+  another layer of the same call, which reports the same input, is recognized as the same call.
 * ``unbilled_cache_reads``: the library's cache-read count is not part of its (billed) input count
   but of a larger prompt the provider does not bill: OpenLIT's Cohere spans pass Cohere's
   ``cached_tokens`` (of the whole prompt the model saw, its template too, ``usage.tokens``) beside the
@@ -73,6 +80,7 @@ class Profile(NamedTuple):
     defects: str = ""  # known wrong numbers (documentation)
     output_from_total: bool = False  # reasoning missing from the output count: total - input - output
     unbilled_cache_reads: bool = False  # the cache-read count is of tokens outside the billed input
+    input_from_total: bool = False  # cache tokens missing from the input count: total - output
     #: (span-name prefix, model-name substring): calls whose input count is exclusive of cache though
     #: the profile's other calls are inclusive.
     exclusive_calls: tuple[tuple[str, str], ...] = ()
@@ -297,6 +305,10 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "llm.* (llm.model_name, llm.token_count.*); openinference.span.kind; no response id",
+        defects="0.1.80 on langchain-aws's ChatBedrock (InvokeModel): the prompt count without the cache "
+        "reads and writes, which it does not report but its total counts (read from the total: the cached "
+        "input is priced at the input rate; a Bedrock instrumentor's span beside it bills the call)",
+        input_from_total=True,
     ),
     Profile(
         "openinference-agents",
