@@ -819,7 +819,10 @@ def _langchain_bedrock_messages() -> list[Any]:
 
     # a cached system prompt: Bedrock's cache point after the text, as langchain-aws passes it on
     system = SystemMessage(
-        content=[{"type": "text", "text": "You are a terse weather bot."}, {"cachePoint": {"type": "default"}}]
+        content=[
+            {"type": "text", "text": "You are a terse weather bot."},
+            {"cachePoint": {"type": "default"}},
+        ]
     )
     return [system, HumanMessage(QUESTION)]
 

@@ -1186,6 +1186,11 @@ def ensure_node(setup: Setup, root: Path) -> Path:
     return folder
 
 
+# The npm packages worth recording beside the pins: these scopes, and the provider SDKs a framework brings
+NODE_KEY_SCOPES = ("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/", "@langchain/")
+NODE_KEY_PACKAGES = ("openai", "@anthropic-ai/sdk")
+
+
 def node_packages(folder: Path, setup: Setup) -> dict[str, str]:
     """The installed version of each pin and of the OpenTelemetry and AI SDK packages beside them."""
     found: dict[str, str] = {}
@@ -1198,8 +1203,7 @@ def node_packages(folder: Path, setup: Setup) -> dict[str, str]:
             continue
         name = meta.get("name")
         if isinstance(name, str) and (
-            name in setup.pins or name.startswith(("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/", "@langchain/"))
-            or name in ("openai", "@anthropic-ai/sdk")
+            name in setup.pins or name in NODE_KEY_PACKAGES or name.startswith(NODE_KEY_SCOPES)
         ):
             found.setdefault(name, str(meta.get("version")))
     return {k: v for k, v in sorted(found.items()) if k in setup.pins or not k.startswith("@opentelemetry/")}

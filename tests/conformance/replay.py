@@ -173,9 +173,9 @@ KNOWN_DEFECTS: dict[str, str] = {
     **{
         f"traceloop-instrumentation-langchain-0.27.0{layer}-{style}": (
             "@traceloop/instrumentation-langchain 0.27.0 reports no cache reads (only the input, output and "
-            "total counts"
+            "total counts)"
             + (", nor does @traceloop/instrumentation-openai 0.27.0 beside it" if layer else "")
-            + "): the cached input is priced at the input rate"
+            + ": the cached input is priced at the input rate"
         )
         for layer in ("", "+openllmetry-openai")
         for style in ("chat", "chat_stream", "tool_loop")

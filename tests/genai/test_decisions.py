@@ -42,7 +42,10 @@ def test_model_family_of_a_bedrock_model_id() -> None:
     assert model_family("us.anthropic.claude-sonnet-4-5-20250929-v1:0") == claude
     assert model_family("anthropic.claude-sonnet-4-5-20250929-v1:0") == claude
     assert model_family("global.anthropic.claude-sonnet-4-5-20250929-v1:0") == claude
-    arn = "arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    arn = (
+        "arn:aws:bedrock:us-east-1:111122223333:inference-profile/"
+        + "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    )
     assert model_family(arn) == claude
     assert model_family("claude-sonnet-4-5-20250929-v1:0") == claude
     assert model_family("us.amazon.nova-lite-v1:0") == model_family("nova-lite")
