@@ -66,6 +66,14 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 
         OpenAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "otel-genai-langchain":
+        from opentelemetry.instrumentation.genai.langchain import LangChainInstrumentor as OtelLangChain
+
+        OtelLangChain().instrument(tracer_provider=provider)
+    elif name == "otel-genai-bedrock":
+        from opentelemetry.instrumentation.genai.bedrock import BedrockInstrumentor as OtelBedrock
+
+        OtelBedrock().instrument(tracer_provider=provider)
     elif name == "otel-openai-v2":
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIv2
 
@@ -508,6 +516,85 @@ def langchain_chain() -> None:
 def langchain_chain_stream() -> None:
     for _ in _langchain_chain().stream({"city": "Paris"}):
         pass
+
+
+def _langchain_weather_tool() -> Any:
+    from langchain_core.tools import tool
+
+    @tool  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return f"Sunny, 21 °C in {city}."
+
+    return get_weather
+
+
+def langchain_tool_call() -> None:
+    """A model call that asks for a tool, the tool run (LangChain's `tool.invoke`), and a second model
+    call with its result."""
+    from langchain_core.messages import HumanMessage
+
+    get_weather = _langchain_weather_tool()
+    llm = _langchain_openai().bind_tools([get_weather])
+    history: list[Any] = [HumanMessage("What is the weather in Paris?")]
+    asked = llm.invoke(history)
+    history.append(asked)
+    for call in asked.tool_calls:
+        history.append(get_weather.invoke(call))
+    llm.invoke(history)
+
+
+def _langchain_openai() -> Any:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=os.environ["OPENAI_BASE_URL"],
+        api_key="sk-test",
+        max_retries=0,
+        timeout=TIMEOUT,
+        stream_usage=True,
+    )
+
+
+def _langchain_anthropic() -> Any:
+    from langchain_anthropic import ChatAnthropic
+
+    return ChatAnthropic(
+        model="claude-sonnet-4-5",
+        base_url=os.environ["ANTHROPIC_BASE_URL"],
+        api_key="sk-ant-test",
+        max_retries=0,
+        timeout=TIMEOUT,
+        max_tokens=256,
+    )
+
+
+def _langchain_anthropic_messages() -> list[Any]:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    # the cached system prompt of the Anthropic calls (the stub answers cache reads and writes anyway)
+    return [SystemMessage(content=ANTHROPIC_SYSTEM), HumanMessage("What is the weather in Paris?")]
+
+
+def langchain_anthropic_chat() -> None:
+    _langchain_anthropic().invoke(_langchain_anthropic_messages())
+
+
+def langchain_anthropic_chat_stream() -> None:
+    for _ in _langchain_anthropic().stream(_langchain_anthropic_messages()):
+        pass
+
+
+def langchain_anthropic_tool_call() -> None:
+    get_weather = _langchain_weather_tool()
+    llm = _langchain_anthropic().bind_tools([get_weather])
+    history = _langchain_anthropic_messages()
+    asked = llm.invoke(history)
+    history.append(asked)
+    for call in asked.tool_calls:
+        history.append(get_weather.invoke(call))
+    llm.invoke(history)
 
 
 def agents_tool(stream: bool = False) -> None:
@@ -1695,6 +1782,13 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "thinking": anthropic_thinking,
     },
     "langchain": {"chain": langchain_chain, "chain_stream": langchain_chain_stream},
+    "langchain-tool": {"tool_call": langchain_tool_call},
+    # LangChain's ChatAnthropic: a cached system prompt
+    "langchain-anthropic": {
+        "anthropic_chat": langchain_anthropic_chat,
+        "anthropic_chat_stream": langchain_anthropic_chat_stream,
+        "anthropic_tool_call": langchain_anthropic_tool_call,
+    },
     # Azure OpenAI: deployments prod-chat, prod-reasoning and prod-embed (stubs.AZURE_DEPLOYMENTS)
     "azure": {
         "chat": azure_chat,

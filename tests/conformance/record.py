@@ -102,6 +102,15 @@ LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
 LANGCHAIN_AWS = {"langchain-aws": "1.9.1", "langchain-core": "1.8.3", **BOTO3}
 OI_LANGCHAIN = {"openinference-instrumentation-langchain": "0.1.80"}
 TL_LANGCHAIN = {"opentelemetry-instrumentation-langchain": TL}
+# The official LangChain instrumentation instruments only where the `langchain` package is installed (its
+# instrumentation dependency), not for langchain-core and the provider packages alone
+OTEL_LANGCHAIN = {
+    "opentelemetry-instrumentation-genai-langchain": "1.3b0",
+    "langchain": "1.5.2",
+    "langchain-anthropic": "1.7.10",
+    **LANGCHAIN,
+    **UTIL_GENAI,
+}
 OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
 TL_OPENAI = {"opentelemetry-instrumentation-openai": "0.62.4"}
 # Prompt and completion content off wherever a library captures it by default: a ledger needs none of it,
@@ -131,7 +140,7 @@ OTEL_TRACELOOP = otel("1.45.1")
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain|langchain-(core|openai|aws)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
+    r"|langchain|langchain-(core|openai|anthropic|aws)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|autogen-(agentchat|core|ext))$"
@@ -225,6 +234,46 @@ SETUPS: tuple[Setup, ...] = (
         ("langchain",),
         env=OI_NO_CONTENT,
         notes="LangChain and OpenAI instrumentors together: each model call is recorded by both layers",
+    ),
+    Setup(
+        "otel-genai-langchain",
+        "opentelemetry-instrumentation-genai-langchain",
+        {**OTEL_LANGCHAIN, **OPENAI, **ANTHROPIC, **OTEL},
+        ("otel-genai-langchain",),
+        ("langchain", "langchain-tool", "langchain-anthropic"),
+        notes="the official LangChain instrumentation alone (ChatOpenAI, ChatAnthropic); the anthropic "
+        "SDK's own spans are on too",
+    ),
+    Setup(
+        "otel-genai-langchain-openai",
+        "opentelemetry-instrumentation-genai-langchain",
+        {**OTEL_LANGCHAIN, "opentelemetry-instrumentation-genai-openai": "1.3b0", **OPENAI, **OTEL},
+        ("otel-genai-langchain", "otel-genai-openai"),
+        ("langchain", "langchain-tool"),
+        beside="otel-genai-openai",
+        notes="the official LangChain and OpenAI instrumentations together: each model call is recorded "
+        "by both layers",
+    ),
+    Setup(
+        "otel-genai-langchain-anthropic",
+        "opentelemetry-instrumentation-genai-langchain",
+        {**OTEL_LANGCHAIN, "opentelemetry-instrumentation-genai-anthropic": "1.3b0", **ANTHROPIC, **OTEL},
+        ("otel-genai-langchain", "otel-genai-anthropic"),
+        ("langchain-anthropic",),
+        beside="otel-genai-anthropic",
+        notes="the official LangChain and Anthropic instrumentations together (ChatAnthropic); the anthropic "
+        "SDK's own spans are on too",
+    ),
+    Setup(
+        "otel-genai-langchain-no-sdk-spans",
+        "opentelemetry-instrumentation-genai-langchain",
+        {**OTEL_LANGCHAIN, **ANTHROPIC, **OTEL},
+        ("otel-genai-langchain",),
+        ("langchain-anthropic",),
+        env={"ANTHROPIC_OPEN_TELEMETRY": "false"},
+        beside="no-sdk-spans",
+        notes="ChatAnthropic with the anthropic SDK's own spans off (`ANTHROPIC_OPEN_TELEMETRY=false`): "
+        "LangChain's span alone records each call",
     ),
     Setup(
         "openllmetry-openai",
@@ -478,6 +527,13 @@ SETUPS: tuple[Setup, ...] = (
         "opentelemetry-instrumentation-botocore",
         {"opentelemetry-instrumentation-botocore": "0.66b2", **BOTO3, **OTEL},
         ("otel-botocore",),
+        ("bedrock", "bedrock-invoke"),
+    ),
+    Setup(
+        "otel-genai-bedrock",
+        "opentelemetry-instrumentation-genai-bedrock",
+        {"opentelemetry-instrumentation-genai-bedrock": "1.3b0", **UTIL_GENAI, **BOTO3, **OTEL},
+        ("otel-genai-bedrock",),
         ("bedrock", "bedrock-invoke"),
     ),
     Setup(

@@ -119,6 +119,20 @@ KNOWN_DEFECTS: dict[str, str] = {
                       "invoke_nova", "invoke_nova_stream")
     },
     **{
+        f"opentelemetry-instrumentation-genai-langchain-1.3b0+no-sdk-spans-{style}": _NO_LIFETIMES.format(
+            "opentelemetry-instrumentation-genai-langchain 1.3b0 (LangChain's usage metadata has them)"
+        )
+        for style in ("anthropic_chat", "anthropic_chat_stream", "anthropic_tool_call")
+    },
+    **{
+        f"opentelemetry-instrumentation-genai-bedrock-1.3b0-{style}": (
+            "opentelemetry-instrumentation-genai-bedrock 1.3b0 reads no cache reads or writes of Amazon Nova "
+            "on InvokeModel (neither the body's cacheReadInputTokenCount / cacheWriteInputTokenCount nor the "
+            "cache count headers), only Nova's input count without them: the cached input is not billed"
+        )
+        for style in ("invoke_nova", "invoke_nova_stream")
+    },
+    **{
         f"opentelemetry-instrumentation-bedrock-0.62.4-{style}": (
             "opentelemetry-instrumentation-bedrock 0.62.4 reads InvokeModel's cache reads and writes from "
             "the response headers alone, which a stream does not have: the cached input is not billed"

@@ -28,6 +28,8 @@ SOURCES = {
     "com.anthropic.sdk.typescript": ("attribute", "gen_ai.response.time_to_first_chunk"),  # Node.js
     "opentelemetry.instrumentation.genai.openai": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "opentelemetry.instrumentation.genai.anthropic": ("attribute", "gen_ai.response.time_to_first_chunk"),
+    "opentelemetry.instrumentation.genai.langchain": ("attribute", "gen_ai.response.time_to_first_chunk"),
+    "opentelemetry.instrumentation.genai.bedrock": ("attribute", "gen_ai.response.time_to_first_chunk"),
     "openlit.instrumentation.openai": ("attribute", "gen_ai.server.time_to_first_token"),
     "openlit.instrumentation.anthropic": ("attribute", "gen_ai.server.time_to_first_token"),
     "openlit.instrumentation.mistral": ("attribute", "gen_ai.server.time_to_first_token"),

@@ -21,6 +21,11 @@ from tokenbook.genai.usage import read_usage
     [
         ("com.anthropic.sdk.python", "2.17.0", "anthropic-sdk"),
         ("opentelemetry.instrumentation.genai.anthropic", "1.3b0", "otel-genai"),
+        ("opentelemetry.instrumentation.genai.openai", "1.3b0", "otel-genai"),
+        ("opentelemetry.instrumentation.genai.portkey", "1.3b0", "otel-genai"),  # a gateway's client SDK
+        ("opentelemetry.instrumentation.genai.bedrock", "1.3b0", "otel-genai-bedrock"),
+        ("opentelemetry.instrumentation.genai.langchain", "1.3b0", "otel-genai-langchain"),
+        ("opentelemetry.instrumentation.genai.llama_index", "1.3b0", "otel-genai-llama-index"),
         ("opentelemetry.instrumentation.openai.v1", "0.62.4", "openllmetry"),
         ("opentelemetry.instrumentation.anthropic", "0.62.4", "openllmetry-anthropic"),
         ("openlit.instrumentation.anthropic", "", "openlit-anthropic"),
@@ -79,7 +84,13 @@ def test_profile_of(scope: str, version: str, name: str) -> None:
 
 
 def test_only_libraries_passing_a_raw_exclusive_count_through_are_exclusive_and_sdk_ranks_first() -> None:
-    exclusive = ["otel-botocore", "openlit-anthropic", "openllmetry-js-anthropic", "openllmetry-bedrock"]
+    exclusive = [
+        "otel-genai-bedrock",
+        "otel-botocore",
+        "openlit-anthropic",
+        "openllmetry-js-anthropic",
+        "openllmetry-bedrock",
+    ]
     assert [p.name for p in PROFILES if not p.input_inclusive] == exclusive
     assert DEFAULT_PROFILE.input_inclusive
     assert min(PROFILES, key=lambda p: p.rank).rank == RANK_SDK
@@ -154,6 +165,37 @@ def test_openinference_bedrock_reads_novas_invoke_model_input_as_exclusive(
     assert usage.issues == ()
 
 
+@pytest.mark.parametrize(
+    ("uncached", "cache_read", "cache_write", "inclusive"),
+    [(24, 2048, 1536, 3608), (5000, 2048, 1536, 8584), (27, 0, 0, 27)],
+)
+def test_the_official_bedrock_instrumentation_passes_bedrocks_cache_exclusive_input_through(
+    uncached: int, cache_read: int, cache_write: int, inclusive: int
+) -> None:
+    """opentelemetry-instrumentation-genai-bedrock (1.3b0) writes Bedrock's own counts: Converse's
+    `inputTokens`, InvokeModel's `X-Amzn-Bedrock-Input-Token-Count` or the body's `input_tokens` /
+    `inputTokens`, all without the cache reads and writes it writes beside them
+    (tests/testdata/conformance/opentelemetry-instrumentation-genai-bedrock-1.3b0-*.json). Failed before:
+    its scope was read with the other official instrumentations' inclusive profile, so an input smaller
+    than its cache tokens was read as exclusive by a guess recorded in `usage_issue`, and a larger one
+    was billed without them."""
+    profile = profile_of("opentelemetry.instrumentation.genai.bedrock", "1.3b0")
+    assert profile.rank == profile_of("opentelemetry.instrumentation.genai.openai", "1.3b0").rank
+    attrs = {
+        "gen_ai.usage.input_tokens": uncached,
+        "gen_ai.usage.output_tokens": 36,
+        **({"gen_ai.usage.cache_read.input_tokens": cache_read} if cache_read else {}),
+        **({"gen_ai.usage.cache_write.input_tokens": cache_write} if cache_write else {}),
+    }
+    usage = read_usage(attrs, "aws.bedrock", profile)
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (
+        inclusive,
+        cache_read,
+        cache_write,
+    )
+    assert usage.issues == ()
+
+
 def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:
     profile = profile_of("openinference.instrumentation.openai", "0.1.66")
     assert profile.for_call("bedrock.invoke_model", "amazon.nova-lite-v1:0") is profile
@@ -178,10 +220,17 @@ def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:
         "openinference.instrumentation.google_adk",
         "opentelemetry.instrumentation.llamaindex",
         "opentelemetry.instrumentation.openai_agents",
+        "opentelemetry.instrumentation.genai.langchain",
         "autogen-core",  # AutoGen's own spans
         # the other framework instrumentors of the same two families
         "openinference.instrumentation.beeai",
         "opentelemetry.instrumentation.haystack",
+        # the official (opentelemetry-python-genai) framework instrumentations beside LangChain's
+        "opentelemetry.instrumentation.genai.llama_index",
+        "opentelemetry.instrumentation.genai.dspy",
+        "opentelemetry.instrumentation.genai.openai_agents",
+        "opentelemetry.instrumentation.genai.agno",
+        "opentelemetry.instrumentation.genai.qwen_agent",
     ],
 )
 def test_a_framework_instrumentor_ranks_below_the_client_instrumentors(scope: str) -> None:

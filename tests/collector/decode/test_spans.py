@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import replace
 
 import pytest
+from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from tests.protowire import delimited, fixed64, varint
 from tokenbook.collector.decode.spans import (
@@ -386,3 +390,58 @@ def test_the_parts_of_a_request_decode_to_the_whole_request() -> None:
         assert [r for p in parts for r in p.records] == whole.records
         assert sum(p.rejected for p in parts) == whole.rejected
         assert next((p.reason for p in parts if p.reason), "") == whole.reason
+
+
+def _otlp_json(request_pb: bytes) -> bytes:
+    """A protobuf `ExportTraceServiceRequest` in OTLP/JSON: protobuf's JSON mapping, with the IDs as
+    hex strings (as OTLP/JSON requires) where the mapping writes base64; `bytesValue` stays base64."""
+    doc = MessageToDict(ExportTraceServiceRequest.FromString(request_pb))
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(doc).encode()
+
+
+def test_every_kind_of_value_decodes_alike_from_json_and_protobuf() -> None:
+    """A real SDK span with a value of every AnyValue kind (arrays, bytes, big and negative integers,
+    non-finite doubles, empty strings): OTLP/JSON and protobuf give the same records."""
+    values: dict[str, AttributeValue] = {
+        "s": "text",
+        "empty": "",
+        "unicode": "naïve ☃",
+        "i": 2**62,
+        "neg": -7,
+        "d": 0.1,
+        "inf": float("inf"),
+        "b": True,
+        "strs": ("a", ""),
+        "ints": (1, -2, 2**40),
+        "doubles": (1.5, -0.0),
+        "bools": (True, False),
+        "raw": b"\x00\xffbytes",
+    }
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc", "r": 3}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("lib", "1.2").start_as_current_span("outer"):
+        provider.get_tracer("lib", "1.2").start_span("chat", attributes=values).end()
+    keys = KeyFilter(frozenset(values) | {"r"})
+    body = encode_spans(exporter.get_finished_spans()).SerializeToString()
+    from_protobuf = decode_protobuf(body, keys)
+    from_json = decode_json(_otlp_json(body), keys)
+    assert from_protobuf.rejected == from_json.rejected == 0
+    assert from_json.records == from_protobuf.records
+    chat = from_json.records[0]
+    assert chat.attrs["raw"] == b"\x00\xffbytes".hex() and chat.attrs["i"] == 2**62 and chat.attrs["r"] == 3
+
+
+def test_a_json_bytes_value_that_is_not_base64_rejects_its_span_alone() -> None:
+    bad = _json_span(attributes=[{"key": "raw", "value": {"bytesValue": "not base64!"}}])
+    raw = [{"key": "raw", "value": {"bytesValue": "AP8="}}]
+    good = _json_span(span_id="00f067aa0ba902b8", attributes=raw)
+    decoded = decode_json(_json_request([bad, good]), KeyFilter(frozenset({"raw"})))
+    assert decoded.rejected == 1 and "bytesValue" in decoded.reason
+    assert [r.attrs for r in decoded.records] == [{"raw": "00ff"}]

@@ -128,6 +128,43 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "streams",
     ),
     Profile(
+        "otel-genai-bedrock",
+        "opentelemetry.instrumentation.genai.bedrock",
+        False,
+        RANK_OFFICIAL,
+        "gen_ai.* current (cache_read, cache_write); input_tokens is Bedrock's own count, exclusive of cache "
+        "(Converse's inputTokens; InvokeModel's X-Amzn-Bedrock-Input-Token-Count, else the body's); "
+        "gen_ai.request.model the model ID as asked (profile, ARN or model)",
+        defects="1.3b0: no cache reads or writes on Amazon Nova InvokeModel calls (Nova's "
+        "cacheReadInputTokenCount / cacheWriteInputTokenCount are not read): the cached input is priced "
+        "at the input rate",
+    ),
+    Profile(
+        "otel-genai-langchain",
+        "opentelemetry.instrumentation.genai.langchain",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* current (cache_read, cache_write, reasoning.output_tokens) from LangChain's usage metadata "
+        "(input inclusive of cache); invoke_workflow and execute_tool spans without usage. Through "
+        "opentelemetry-util-genai 1.3b0 an official client instrumentor's call inside its chat span makes "
+        "no span of its own (its counts are merged into this one); the provider SDK's own span (anthropic) "
+        "is its child",
+        defects="1.3b0: no cache-write lifetimes (ChatAnthropic's one-hour writes are priced at the "
+        "five-minute rate unless the provider SDK's own span records the call)",
+    ),
+    # The other official framework instrumentations (opentelemetry-python-genai): a framework's spans,
+    # over the client library's
+    *(
+        Profile(
+            f"otel-genai-{name.replace('_', '-')}",
+            f"opentelemetry.instrumentation.genai.{name}",
+            True,
+            RANK_FRAMEWORK,
+            "gen_ai.* current (a framework's spans, over a client library's); not recorded",
+        )
+        for name in ("llama_index", "dspy", "openai_agents", "agno", "qwen_agent")
+    ),
+    Profile(
         "otel-genai",
         "opentelemetry.instrumentation.genai",
         True,

@@ -29,6 +29,8 @@ JSON mapping does), enums are integers.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Iterable, Mapping
@@ -539,7 +541,21 @@ def _json_value(v: Any) -> Any:
     if "arrayValue" in v or "array_value" in v:
         arr = _get(v, "arrayValue", "array_value") or {}
         return tuple(_json_value(x) for x in arr.get("values", ()))
-    return None
+    if "bytesValue" in v or "bytes_value" in v:
+        return _json_bytes(_get(v, "bytesValue", "bytes_value")).hex()  # as `_pb_value` reads bytes
+    return None  # kvlist and empty values are not read by the pipeline
+
+
+def _json_bytes(v: Any) -> bytes:
+    """A JSON `bytes` field: base64, standard or URL-safe, with or without padding (the protobuf JSON
+    mapping); ValueError otherwise."""
+    if not isinstance(v, str):
+        raise ValueError(f"bytesValue must be a base64 string, got {v!r}")
+    text = v.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"bytesValue is not base64: {exc}") from None
 
 
 def _json_attrs(kvs: Any, keys: KeyFilter, into: dict[str, Any]) -> dict[str, Any]:
