@@ -28,10 +28,10 @@ cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
   OpenLIT's Cohere spans carry Cohere's ``cached_tokens``, of a prompt ``billed_units`` leaves its
   template out of) has that count dropped: the input is Cohere's bill.
 * A profile whose input count may leave out cache tokens that it neither reports nor leaves out of its
-  total (``input_from_total``: OpenInference's LangChain instrumentor passes langchain-aws's
-  cache-exclusive ``prompt_tokens`` through) has, where it reports no cache tokens and its total is
-  larger than input + output, the input read as the total less the output: the call's whole input,
-  its cache reads and writes (of unknown split) priced as input.
+  total (``input_from_total``, for the calls the profile names: OpenInference's LangChain instrumentor
+  passes langchain-aws's cache-exclusive ``prompt_tokens`` through) has, where it reports no cache
+  tokens and its total is larger than input + output, the input read as the total less the output: the
+  call's whole input, its cache reads and writes (of unknown split) priced as input.
 * Likewise, when ``reasoning > output`` the output is read as exclusive of reasoning (Gemini's
   ``candidatesTokenCount`` excludes ``thoughtsTokenCount``): reasoning is added to output, with an issue.
 
