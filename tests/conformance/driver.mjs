@@ -77,6 +77,16 @@ for (const name of names) {
   } else if (name === "openllmetry-anthropic") {
     const { AnthropicInstrumentation } = await import("@traceloop/instrumentation-anthropic");
     new AnthropicInstrumentation({ traceContent: false }).manuallyInstrument(await import("@anthropic-ai/sdk"));
+  } else if (name === "openinference-langchain") {
+    // LangChain's callback manager (ES module), handed to the instrumentation as its README says
+    const { LangChainInstrumentation } = await import("@arizeai/openinference-instrumentation-langchain");
+    new LangChainInstrumentation().manuallyInstrument(await import("@langchain/core/callbacks/manager"));
+  } else if (name === "openllmetry-langchain") {
+    // it patches the callback manager it can `require` itself when made; handed the ES module too
+    const { LangChainInstrumentation } = await import("@traceloop/instrumentation-langchain");
+    new LangChainInstrumentation({ traceContent: false }).manuallyInstrument({
+      callbackManagerModule: await import("@langchain/core/callbacks/manager"),
+    });
   } else if (!["ai-sdk-builtin", "traceloop-sdk", "none"].includes(name)) {
     throw new Error(`unknown instrumentation ${name}`);
   }
@@ -216,7 +226,56 @@ async function traceloopCalls() {
   };
 }
 
-const GROUPS = { "ai-sdk": aiSdkCalls, openai: openaiCalls, anthropic: anthropicCalls, traceloop: traceloopCalls };
+// LangChain.js: @langchain/openai's ChatOpenAI and @langchain/anthropic's ChatAnthropic, unstreamed and
+// streamed, and one tool-calling round each (model call, the tool's answer, model call).
+async function langchainCalls() {
+  const { ChatOpenAI } = await import("@langchain/openai");
+  const { ChatAnthropic } = await import("@langchain/anthropic");
+  const { HumanMessage, SystemMessage, ToolMessage } = await import("@langchain/core/messages");
+  const openai = () =>
+    new ChatOpenAI({
+      model: "gpt-4o-mini",
+      apiKey: "sk-test",
+      configuration: { baseURL: `${args.stub}/v1` },
+      maxRetries: 0,
+      timeout: TIMEOUT_MS,
+      streamUsage: true,
+    });
+  const anthropic = () =>
+    new ChatAnthropic({
+      model: "claude-sonnet-4-5",
+      apiKey: "sk-ant-test",
+      anthropicApiUrl: args.stub,
+      maxRetries: 0,
+      maxTokens: 256,
+      clientOptions: { timeout: TIMEOUT_MS },
+    });
+  // A cached system prompt (one-hour), as Anthropic content blocks
+  const cached = () => [new SystemMessage({ content: ANTHROPIC_SYSTEM }), new HumanMessage(QUESTION)];
+  // model call, the tool's answer, model call (the stubs answer a tool call while no tool answer is sent)
+  async function toolRound(model, messages) {
+    const bound = model.bindTools([OPENAI_TOOL]);
+    const first = await bound.invoke(messages);
+    const call = first.tool_calls[0];
+    await bound.invoke([...messages, first, new ToolMessage({ content: "Sunny, 21 °C.", tool_call_id: call.id })]);
+  }
+  return {
+    chat: () => openai().invoke(QUESTION),
+    chat_stream: async () => drain(await openai().stream(QUESTION)),
+    tool_loop: () => toolRound(openai(), [new HumanMessage(QUESTION)]),
+    messages: () => anthropic().invoke(cached()),
+    messages_stream: async () => drain(await anthropic().stream(cached())),
+    messages_tool_loop: () => toolRound(anthropic(), cached()),
+  };
+}
+
+const GROUPS = {
+  "ai-sdk": aiSdkCalls,
+  openai: openaiCalls,
+  anthropic: anthropicCalls,
+  traceloop: traceloopCalls,
+  langchain: langchainCalls,
+};
 
 async function announce(style) {
   const answer = await fetch(`${args.stub}/_tb/style`, {

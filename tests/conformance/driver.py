@@ -938,6 +938,62 @@ def bedrock_invoke_llama_stream() -> None:
     _invoke_stream(BEDROCK_LLAMA, _llama_body())
 
 
+def _langchain_bedrock_messages() -> list[Any]:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    # a cached system prompt: Bedrock's cache point after the text, as langchain-aws passes it on
+    system = SystemMessage(
+        content=[
+            {"type": "text", "text": "You are a terse weather bot."},
+            {"cachePoint": {"type": "default"}},
+        ]
+    )
+    return [system, HumanMessage(QUESTION)]
+
+
+def _langchain_converse() -> Any:
+    from langchain_aws import ChatBedrockConverse
+
+    return ChatBedrockConverse(model=BEDROCK_MODEL, client=bedrock_client(), max_tokens=256)
+
+
+def langchain_bedrock_converse() -> None:
+    _langchain_converse().invoke(_langchain_bedrock_messages())
+
+
+def langchain_bedrock_converse_stream() -> None:
+    for _ in _langchain_converse().stream(_langchain_bedrock_messages()):
+        pass
+
+
+def _langchain_claude_messages() -> list[Any]:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    # the Messages API's cache_control on the system prompt (InvokeModel with Claude's own body)
+    system = SystemMessage(
+        content=[
+            {"type": "text", "text": "You are a terse weather bot.", "cache_control": {"type": "ephemeral"}}
+        ]
+    )
+    return [system, HumanMessage(QUESTION)]
+
+
+def _langchain_chat_bedrock() -> Any:
+    from langchain_aws import ChatBedrock
+
+    # InvokeModel (Claude's Messages API body) through a cross-region inference profile
+    return ChatBedrock(model_id=BEDROCK_CLAUDE_US, client=bedrock_client(), model_kwargs={"max_tokens": 256})
+
+
+def langchain_bedrock_invoke() -> None:
+    _langchain_chat_bedrock().invoke(_langchain_claude_messages())
+
+
+def langchain_bedrock_invoke_stream() -> None:
+    for _ in _langchain_chat_bedrock().stream(_langchain_claude_messages()):
+        pass
+
+
 def _strands_agent() -> Any:
     from strands import Agent, tool
     from strands.models.openai import OpenAIModel
@@ -1943,6 +1999,13 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "invoke_nova_stream": bedrock_invoke_nova_stream,
         "invoke_llama": bedrock_invoke_llama,
         "invoke_llama_stream": bedrock_invoke_llama_stream,
+    },
+    # langchain-aws: ChatBedrockConverse (Converse) and ChatBedrock (InvokeModel, Claude)
+    "langchain-bedrock": {
+        "bedrock_converse": langchain_bedrock_converse,
+        "bedrock_converse_stream": langchain_bedrock_converse_stream,
+        "bedrock_invoke": langchain_bedrock_invoke,
+        "bedrock_invoke_stream": langchain_bedrock_invoke_stream,
     },
     "langfuse-openai": {
         "chat": langfuse_chat,

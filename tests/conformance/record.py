@@ -85,8 +85,23 @@ ANTHROPIC_JS = {"@anthropic-ai/sdk": "1.17.0"}
 # removed (it throws on any 1.x): with the newest 0.x
 ANTHROPIC_JS_0 = {"@anthropic-ai/sdk": "0.137.0"}
 TL_JS = "0.27.0"  # OpenLLMetry JS
+# LangChain.js: @langchain/openai 1.5.9 and later require openai 7 and Node.js 22 (the recorder's is 20): its
+# newest on openai 6. @langchain/anthropic brings its own @anthropic-ai/sdk (0.122, ^0.122.0: no tracing of
+# its own, and no provider instrumentation is handed it).
+LANGCHAIN_JS = {
+    "@langchain/core": "1.4.0",
+    "@langchain/openai": "1.5.8",
+    "@langchain/anthropic": "1.5.11",
+    **OPENAI_JS,
+    **OTEL_JS,
+}
+OI_LANGCHAIN_JS = {"@arizeai/openinference-instrumentation-langchain": "4.1.1"}
+TL_LANGCHAIN_JS = {"@traceloop/instrumentation-langchain": TL_JS}
 UTIL_GENAI = {"opentelemetry-util-genai": "1.3b0"}
 LANGCHAIN = {"langchain-openai": "1.8.1", "langchain-core": "1.8.3"}
+LANGCHAIN_AWS = {"langchain-aws": "1.9.1", "langchain-core": "1.8.3", **BOTO3}
+OI_LANGCHAIN = {"openinference-instrumentation-langchain": "0.1.80"}
+TL_LANGCHAIN = {"opentelemetry-instrumentation-langchain": TL}
 # The official LangChain instrumentation instruments only where the `langchain` package is installed (its
 # instrumentation dependency), not for langchain-core and the provider packages alone
 OTEL_LANGCHAIN = {
@@ -125,7 +140,7 @@ OTEL_TRACELOOP = otel("1.45.1")
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain|langchain-(core|openai|anthropic)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
+    r"|langchain|langchain-(core|openai|anthropic|aws)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor)$"
@@ -306,6 +321,46 @@ SETUPS: tuple[Setup, ...] = (
         env=OI_NO_CONTENT,
         beside="azure",
         notes="LangChain's `AzureChatOpenAI` with the LangChain and OpenAI instrumentors",
+    ),
+    Setup(
+        "openinference-langchain-bedrock",
+        "openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN, **LANGCHAIN_AWS, **OTEL},
+        ("openinference-langchain",),
+        ("langchain-bedrock",),
+        env=OI_NO_CONTENT,
+        notes="langchain-aws (ChatBedrockConverse, ChatBedrock) with the LangChain instrumentor alone",
+    ),
+    Setup(
+        "openinference-langchain-bedrock-instr",
+        "openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN, "openinference-instrumentation-bedrock": "0.1.61", **LANGCHAIN_AWS, **OTEL},
+        ("openinference-langchain", "openinference-bedrock"),
+        ("langchain-bedrock",),
+        env=OI_NO_CONTENT,
+        beside="openinference-bedrock",
+        notes="langchain-aws with OpenInference's LangChain and Bedrock instrumentors: each model call is "
+        "recorded by both layers",
+    ),
+    Setup(
+        "openllmetry-langchain-bedrock",
+        "opentelemetry-instrumentation-langchain",
+        {**TL_LANGCHAIN, **LANGCHAIN_AWS, **OTEL},
+        ("openllmetry-langchain",),
+        ("langchain-bedrock",),
+        env=TL_NO_CONTENT,
+        notes="langchain-aws (ChatBedrockConverse, ChatBedrock) with the LangChain instrumentor alone",
+    ),
+    Setup(
+        "openllmetry-langchain-bedrock-instr",
+        "opentelemetry-instrumentation-langchain",
+        {**TL_LANGCHAIN, "opentelemetry-instrumentation-bedrock": TL, **LANGCHAIN_AWS, **OTEL},
+        ("openllmetry-langchain", "openllmetry-bedrock"),
+        ("langchain-bedrock",),
+        env=TL_NO_CONTENT,
+        beside="openllmetry-bedrock",
+        notes="langchain-aws with OpenLLMetry's LangChain and Bedrock instrumentors: each model call is "
+        "recorded by both layers",
     ),
     Setup(
         "openllmetry-anthropic",
@@ -724,6 +779,52 @@ SETUPS: tuple[Setup, ...] = (
         notes="the same with the SDK's own spans off (`ANTHROPIC_OPEN_TELEMETRY=false`; before 0.134.0 "
         "the SDK had none): OpenLLMetry's span alone records each call",
         beside="no-sdk-spans",
+        runtime="node",
+    ),
+    Setup(
+        "openinference-langchain-js",
+        "@arizeai/openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN_JS, **LANGCHAIN_JS},
+        ("openinference-langchain",),
+        ("langchain",),
+        env=OI_NO_CONTENT,
+        notes="OpenInference's LangChain instrumentation for Node.js alone (`manuallyInstrument` of "
+        "@langchain/core's callback manager): ChatOpenAI and ChatAnthropic",
+        runtime="node",
+    ),
+    Setup(
+        "openinference-langchain-js-openai",
+        "@arizeai/openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN_JS, "@arizeai/openinference-instrumentation-openai": "4.2.7", **LANGCHAIN_JS},
+        ("openinference-langchain", "openinference-openai"),
+        ("langchain",),
+        env=OI_NO_CONTENT,
+        notes="the same with OpenInference's OpenAI instrumentation beside it: each ChatOpenAI call is "
+        "recorded by both layers",
+        beside="openinference-openai",
+        runtime="node",
+    ),
+    Setup(
+        "openllmetry-langchain-js",
+        "@traceloop/instrumentation-langchain",
+        {**TL_LANGCHAIN_JS, **LANGCHAIN_JS},
+        ("openllmetry-langchain",),
+        ("langchain",),
+        env=TL_NO_CONTENT,
+        notes="OpenLLMetry's LangChain instrumentation for Node.js alone (`traceContent: false`): "
+        "ChatOpenAI and ChatAnthropic",
+        runtime="node",
+    ),
+    Setup(
+        "openllmetry-langchain-js-openai",
+        "@traceloop/instrumentation-langchain",
+        {**TL_LANGCHAIN_JS, "@traceloop/instrumentation-openai": TL_JS, **LANGCHAIN_JS},
+        ("openllmetry-langchain", "openllmetry-openai"),
+        ("langchain",),
+        env=TL_NO_CONTENT,
+        notes="the same with OpenLLMetry's OpenAI instrumentation beside it: each ChatOpenAI call is "
+        "recorded by both layers",
+        beside="openllmetry-openai",
         runtime="node",
     ),
     Setup(
@@ -1322,6 +1423,11 @@ def ensure_node(setup: Setup, root: Path) -> Path:
     return folder
 
 
+# The npm packages worth recording beside the pins: these scopes, and the provider SDKs a framework brings
+NODE_KEY_SCOPES = ("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/", "@langchain/")
+NODE_KEY_PACKAGES = ("openai", "@anthropic-ai/sdk")
+
+
 def node_packages(folder: Path, setup: Setup) -> dict[str, str]:
     """The installed version of each pin and of the OpenTelemetry and AI SDK packages beside them."""
     found: dict[str, str] = {}
@@ -1334,7 +1440,7 @@ def node_packages(folder: Path, setup: Setup) -> dict[str, str]:
             continue
         name = meta.get("name")
         if isinstance(name, str) and (
-            name in setup.pins or name.startswith(("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/"))
+            name in setup.pins or name in NODE_KEY_PACKAGES or name.startswith(NODE_KEY_SCOPES)
         ):
             found.setdefault(name, str(meta.get("version")))
     return {k: v for k, v in sorted(found.items()) if k in setup.pins or not k.startswith("@opentelemetry/")}

@@ -193,6 +193,52 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
         for style in ("portkey_chat", "portkey_provider_chat", "portkey_catalog_chat")
     },
+    **{
+        f"arizeai-openinference-instrumentation-langchain-4.1.1{layer}-{style}": (
+            "@arizeai/openinference-instrumentation-langchain 4.1.1 reports no cache writes (LangChain's "
+            "input_token_details.cache_creation): the written input is priced at the input rate"
+            + (
+                "; and @langchain/anthropic 1.5.11 counts a stream's output once more (message_start's "
+                "output token added to message_delta's cumulative count)"
+                if style == "messages_stream"
+                else ""
+            )
+        )
+        for layer in ("", "+openinference-openai")
+        for style in ("messages", "messages_stream", "messages_tool_loop")
+    },
+    **{
+        f"traceloop-instrumentation-langchain-0.27.0{layer}-{style}": (
+            "@traceloop/instrumentation-langchain 0.27.0 reports no cache reads (only the input, output and "
+            "total counts)"
+            + (", nor does @traceloop/instrumentation-openai 0.27.0 beside it" if layer else "")
+            + ": the cached input is priced at the input rate"
+        )
+        for layer in ("", "+openllmetry-openai")
+        for style in ("chat", "chat_stream", "tool_loop")
+    },
+    **{
+        f"traceloop-instrumentation-langchain-0.27.0{layer}-{style}": (
+            "@traceloop/instrumentation-langchain 0.27.0 reports Anthropic's own input_tokens (without the "
+            "cache reads and writes) as the input count, and no cache reads or writes: the cached input is "
+            "not billed"
+        )
+        for layer in ("", "+openllmetry-openai")
+        for style in ("messages", "messages_tool_loop")
+    },
+    **{
+        f"traceloop-instrumentation-langchain-0.27.0{layer}-messages_stream": (
+            "@traceloop/instrumentation-langchain 0.27.0 reports no cache reads or writes on a stream (its "
+            "input count includes them), and @langchain/anthropic 1.5.11 counts a stream's output once more "
+            "(message_start's output token added to message_delta's cumulative count)"
+        )
+        for layer in ("", "+openllmetry-openai")
+    },
+    "openinference-instrumentation-langchain-0.1.80-bedrock_invoke": (
+        "openinference-instrumentation-langchain 0.1.80 reports langchain-aws's ChatBedrock prompt count "
+        "without the cache reads and writes, and not them (only its total counts them): the cached input is "
+        "priced at the input rate"
+    ),
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

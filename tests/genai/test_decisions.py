@@ -34,6 +34,37 @@ def test_model_family() -> None:
     assert model_family("claude-sonnet-4-5-20250929") == model_family("claude-sonnet-4-5")
 
 
+def test_model_family_of_a_bedrock_model_id() -> None:
+    """A Bedrock model ID (an inference profile's region, the vendor, the version; or an ARN) names the
+    model that another layer of the same call names by itself (the answer's model, or the ID without
+    its region and vendor)."""
+    claude = model_family("claude-sonnet-4-5-20250929")
+    assert model_family("us.anthropic.claude-sonnet-4-5-20250929-v1:0") == claude
+    assert model_family("anthropic.claude-sonnet-4-5-20250929-v1:0") == claude
+    assert model_family("global.anthropic.claude-sonnet-4-5-20250929-v1:0") == claude
+    arn = (
+        "arn:aws:bedrock:us-east-1:111122223333:inference-profile/"
+        + "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    )
+    assert model_family(arn) == claude
+    assert model_family("claude-sonnet-4-5-20250929-v1:0") == claude
+    assert model_family("us.amazon.nova-lite-v1:0") == model_family("nova-lite")
+    assert model_family("us.meta.llama3-3-70b-instruct-v1:0") == "llama3-3-70b-instruct"
+    assert model_family("text-embedding-v1") == "text-embedding-v1"  # no Bedrock version: kept
+
+
+def test_a_bedrock_model_id_and_the_answers_model_are_one_call() -> None:
+    """A framework's span names the Bedrock model ID it was given; the Bedrock instrumentor's span of the
+    same call names the model of Claude's answer: one call, billed once."""
+    lc = cand("1", scope_name="langchain", rank=3, model="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+              trace_id="b" * 32)  # fmt: skip
+    bedrock = cand("2", scope_name="bedrock", model="claude-sonnet-4-5-20250929", cache_tokens=64,
+                   start_us=1_100_000, end_us=1_900_000)  # fmt: skip
+    got = decide([lc, bedrock], {})
+    assert got[("t", "a" * 32, "2")] == Decision("priced", "", "")
+    assert got[("t", "b" * 32, "1")] == Decision("duplicate_layer", RULE_CROSS_LAYER, "2")
+
+
 def test_descendant_bills_and_wrapper_does_not() -> None:
     agent = cand("1", kind="wrapper", scope_name="agents", rank=3)
     parent = cand("2", parent_span_id="1", scope_name="official", rank=1)

@@ -290,6 +290,28 @@ def test_a_profile_whose_output_leaves_out_reasoning_reads_it_from_the_total():
     assert read_usage({**attrs, "gen_ai.usage.total_tokens": "x"}, "", google).output_tokens == 51
 
 
+def test_a_profile_whose_input_leaves_out_cache_tokens_reads_it_from_the_total():
+    # OpenInference's LangChain instrumentor (0.1.80) on langchain-aws's ChatBedrock (InvokeModel, Claude):
+    # LangChain's prompt_tokens is Bedrock's cache-exclusive count, the cache reads and writes are under
+    # names it does not read, its total counts them
+    # (tests/testdata/conformance/openinference-instrumentation-langchain-0.1.80-bedrock_invoke.json)
+    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    langchain = profile_of("openinference.instrumentation.langchain", "0.1.80").for_call("ChatBedrock", model)
+    attrs = {"llm.token_count.prompt": 23, "llm.token_count.completion": 33, "llm.token_count.total": 3640}
+    assert read_usage(attrs, "aws", langchain) == Usage(3607, 33, 0, 0, 0, present=True)
+    # langchain-aws's LLM too (BedrockLLM); not its other calls (a Gemini total through LangChain's
+    # Vertex AI integration counts the thoughts), nor other profiles' calls
+    llm = profile_of("openinference.instrumentation.langchain", "0.1.80").for_call("BedrockLLM", model)
+    assert read_usage(attrs, "aws", llm).input_tokens == 3607
+    vertex = profile_of("openinference.instrumentation.langchain", "0.1.80").for_call("VertexAI", "gemini")
+    assert read_usage(attrs, "google", vertex).input_tokens == 23
+    assert read_usage(attrs).input_tokens == 23
+    assert read_usage({**attrs, "llm.token_count.total": 56}, "", langchain).input_tokens == 23
+    cached = {**attrs, "llm.token_count.prompt": 3607, "llm.token_count.prompt_details.cache_read": 2048}
+    assert read_usage(cached, "", langchain) == Usage(3607, 33, 2048, 0, 0, present=True)
+    assert read_usage({**attrs, "llm.token_count.total": "x"}, "", langchain).input_tokens == 23
+
+
 @pytest.mark.parametrize(
     ("scope", "version", "attrs"),
     [

@@ -41,6 +41,7 @@ from typing import Final, NamedTuple
 
 from tokenbook.genai.billing import STATUS_DUPLICATE_LAYER, STATUS_UNPRICED, STATUS_WRAPPER
 from tokenbook.genai.calls import KIND_FETCH, KIND_MODEL
+from tokenbook.genai.pricing.providers import BEDROCK_VENDORS
 
 __all__ = [
     "CONTAINMENT_TOLERANCE_US",
@@ -69,6 +70,14 @@ RULES: Final = {
 CONTAINMENT_TOLERANCE_US: Final = 1_000
 _MAX_DEPTH: Final = 256
 _DATE_SUFFIX: Final = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
+#: A Bedrock model ID's parts around the model's own name: an ARN's resource path, a cross-region
+#: inference profile's region, the vendor (`providers.BEDROCK_VENDORS`), and the version (``-v1:0``).
+_BEDROCK_ID: Final = re.compile(
+    r"(?:arn:aws[a-z-]*:bedrock:[a-z0-9-]*:\d*:[a-z-]+/)?"
+    r"(?:(?:us|us-gov|eu|apac|jp|au|ca|in|global)\.)?"
+    rf"(?:(?:{'|'.join(BEDROCK_VENDORS)})\.)?"
+    r"(?P<model>[a-z0-9][a-z0-9.\-]*?)-v\d+:\d+"
+)
 _Key = tuple[str, str, str]  # (tenant, trace ID, span ID)
 
 
@@ -106,10 +115,15 @@ class Decision(NamedTuple):
 @functools.lru_cache(maxsize=4096)
 def model_family(model: str) -> str:
     """The model without provider prefix and date or ``-latest`` suffix, lowercased:
-    ``openai/gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``. Memoized: the cross-layer match compares it
-    for every pair of a bucket's calls whose intervals meet."""
-    name = model.strip().lower().rsplit("/", 1)[-1]
-    return _DATE_SUFFIX.sub("", name)
+    ``openai/gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``; a Bedrock model ID (or ARN) without its region,
+    vendor and version as well, the name by which another layer of the same call may report it (the
+    answer's model, or the ID without region and vendor): ``us.anthropic.claude-sonnet-4-5-20250929-v1:0``
+    -> ``claude-sonnet-4-5``. Memoized: the cross-layer match compares it for every pair of a bucket's
+    calls whose intervals meet."""
+    name = model.strip().lower()
+    if bedrock := _BEDROCK_ID.fullmatch(name):
+        name = bedrock["model"]
+    return _DATE_SUFFIX.sub("", name.rsplit("/", 1)[-1])
 
 
 def match_key(c: Candidate) -> tuple[str, str, int]:

@@ -27,6 +27,16 @@ A profile says:
   counts (Gemini's thoughts, through OpenLLMetry's Google and Vertex AI instrumentations and
   OpenInference's Vertex AI instrumentation): where the total is larger
   than input + output, the difference is read as reasoning, inside the output (`usage.read_usage`).
+* ``input_from_total`` (for the calls ``input_from_total_calls`` names by span-name prefix and model
+  substring, as ``exclusive_calls`` does): the library's input count leaves out cache tokens that it
+  does not report but that its total counts (OpenInference's LangChain instrumentor passes LangChain's
+  ``prompt_tokens`` through, which langchain-aws's ``ChatBedrock`` and ``BedrockLLM`` take from
+  Bedrock's cache-exclusive input count, while their cache counts go under names the instrumentor does
+  not read): where the span reports no cache tokens and its total is larger than input + output, the
+  input is read as the total less the output (`usage.read_usage`), so that the call's whole input is
+  billed (at the input rate) and another layer of the same call, which reports the same input, is
+  recognized as the same call. Only for those calls: the same library's total of a Gemini call counts
+  the thoughts, which are output.
 * ``unbilled_cache_reads``: the library's cache-read count is not part of its (billed) input count
   but of a larger prompt the provider does not bill: OpenLIT's Cohere spans pass Cohere's
   ``cached_tokens`` (of the whole prompt the model saw, its template too, ``usage.tokens``) beside the
@@ -73,17 +83,23 @@ class Profile(NamedTuple):
     defects: str = ""  # known wrong numbers (documentation)
     output_from_total: bool = False  # reasoning missing from the output count: total - input - output
     unbilled_cache_reads: bool = False  # the cache-read count is of tokens outside the billed input
+    input_from_total: bool = False  # cache tokens missing from the input count: total - output
     #: (span-name prefix, model-name substring): calls whose input count is exclusive of cache though
     #: the profile's other calls are inclusive.
     exclusive_calls: tuple[tuple[str, str], ...] = ()
+    #: (span-name prefix, model-name substring): calls read with `input_from_total`.
+    input_from_total_calls: tuple[tuple[str, str], ...] = ()
 
     def for_call(self, span_name: str, model: str) -> Profile:
         """This profile as it reads the call of `span_name` and `model`: exclusive of cache where
-        `exclusive_calls` names the call, else itself. Never raises."""
-        for prefix, family in self.exclusive_calls:
-            if span_name.startswith(prefix) and family in model:
-                return self._replace(input_inclusive=False)
-        return self
+        `exclusive_calls` names the call, its input from the total where `input_from_total_calls` names
+        it, else itself. Never raises."""
+        profile = self
+        if any(span_name.startswith(prefix) and family in model for prefix, family in self.exclusive_calls):
+            profile = profile._replace(input_inclusive=False)
+        if any(span_name.startswith(p) and family in model for p, family in self.input_from_total_calls):
+            profile = profile._replace(input_from_total=True)
+        return profile
 
 
 #: The semantic conventions: input inclusive of cache, output inclusive of reasoning.
@@ -366,6 +382,10 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "llm.* (llm.model_name, llm.token_count.*); openinference.span.kind; no response id",
+        defects="0.1.80 on langchain-aws's ChatBedrock (InvokeModel): the prompt count without the cache "
+        "reads and writes, which it does not report but its total counts (read from the total: the cached "
+        "input is priced at the input rate; a Bedrock instrumentor's span beside it bills the call)",
+        input_from_total_calls=(("ChatBedrock", ""), ("Bedrock", "")),
     ),
     Profile(
         "openinference-agents",

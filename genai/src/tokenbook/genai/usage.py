@@ -27,6 +27,11 @@ cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
 * A profile whose cache-read count is of tokens outside the billed input (``unbilled_cache_reads``:
   OpenLIT's Cohere spans carry Cohere's ``cached_tokens``, of a prompt ``billed_units`` leaves its
   template out of) has that count dropped: the input is Cohere's bill.
+* A profile whose input count may leave out cache tokens that it neither reports nor leaves out of its
+  total (``input_from_total``, for the calls the profile names: OpenInference's LangChain instrumentor
+  passes langchain-aws's cache-exclusive ``prompt_tokens`` through) has, where it reports no cache
+  tokens and its total is larger than input + output, the input read as the total less the output: the
+  call's whole input, its cache reads and writes (of unknown split) priced as input.
 * Likewise, when ``reasoning > output`` the output is read as exclusive of reasoning (Gemini's
   ``candidatesTokenCount`` excludes ``thoughtsTokenCount``): reasoning is added to output, with an issue.
 
@@ -209,6 +214,10 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens = counts
     if profile.unbilled_cache_reads:  # the library's known convention (Cohere's cached_tokens): not read
         cache_read = 0
+    if profile.input_from_total and not (cache_read or cache_write):
+        total = _first_count(attrs, semconv.TOTAL_TOKENS, issues)
+        if total is not None and total > input_tokens + output_tokens:
+            input_tokens = total - output_tokens
     if profile.output_from_total and not reasoning_tokens:
         total = _first_count(attrs, semconv.TOTAL_TOKENS, issues)
         if total is not None and total > input_tokens + output_tokens:
