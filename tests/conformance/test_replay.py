@@ -61,11 +61,24 @@ def test_unbilled_rows_name_the_span_that_bills(replayed: Replayed, path: Path) 
             assert (r["billing_rule"], r["billed_by"]) == ("", "")
 
 
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def _issues(replayed: Replayed, stem: str) -> list[tuple[str, str]]:
+    return [(r["scope_name"], r["usage_issue"]) for r in replayed.billed.get(stem, []) if r["usage_issue"]]
+
+
+EXACT_PATHS = [p for p in PATHS if p.stem not in KNOWN_DEFECTS]
+
+
+@pytest.mark.parametrize("path", EXACT_PATHS, ids=[p.stem for p in EXACT_PATHS])
 def test_a_library_read_by_its_profile_leaves_no_usage_issue(replayed: Replayed, path: Path) -> None:
     """What a library's profile knows of its counts (exclusive input, output from the total) is read
     without a guess: the billed rows of its fixtures carry no usage issue."""
-    issues = [
-        (r["scope_name"], r["usage_issue"]) for r in replayed.billed.get(path.stem, []) if r["usage_issue"]
-    ]
-    assert not issues
+    assert not _issues(replayed, path.stem)
+
+
+def test_a_bill_read_from_a_total_says_so_on_its_row(replayed: Replayed) -> None:
+    """OpenInference's LangChain spans of langchain-aws's ChatBedrock, alone (a known defect: the prompt
+    count without the cache tokens, which only the total counts): the input is read from the total and
+    the billed row says that its cache tokens were priced as input."""
+    ((scope, issue),) = _issues(replayed, "openinference-instrumentation-langchain-0.1.80-bedrock_invoke")
+    assert scope == "openinference.instrumentation.langchain"
+    assert issue.startswith("input read from the total") and issue.endswith("priced as input")

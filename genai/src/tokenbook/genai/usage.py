@@ -217,6 +217,12 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     if profile.input_from_total and not (cache_read or cache_write):
         total = _first_count(attrs, semconv.TOTAL_TOKENS, issues)
         if total is not None and total > input_tokens + output_tokens:
+            unreported = total - input_tokens - output_tokens
+            issues.append(
+                f"input read from the total ({total}) less the output: {unreported} tokens the library "
+                f"counts in neither input nor cache (profile {profile.name!r}: cache reads and writes it "
+                "does not report), priced as input"
+            )
             input_tokens = total - output_tokens
     if profile.output_from_total and not reasoning_tokens:
         total = _first_count(attrs, semconv.TOTAL_TOKENS, issues)
