@@ -49,6 +49,8 @@ __all__ = [
     "RESPONSE_ID",
     "RESPONSE_MODEL",
     "SERVER_ADDRESS",
+    "SERVER_PORT",
+    "SERVER_URL",
     "SERVICE_INSTANCE_ID",
     "SERVICE_NAME",
     "SERVICE_TIER",
@@ -152,6 +154,12 @@ PROVIDER: Final = (
 #: provider the span names (`calls.span_provider`): the official OpenAI instrumentation
 #: (genai-openai 1.3b0) names the client library, ``openai``, on every host.
 SERVER_ADDRESS: Final = "server.address"
+#: The port the client called: a local model server's default port names it (`calls.span_provider`,
+#: `pricing.providers.local_server`: Ollama's 11434, vLLM's 8000 on a loopback host, ...).
+SERVER_PORT: Final = "server.port"
+#: The client's base URL where a library records no ``server.address``: OpenLLMetry's OpenAI
+#: instrumentation (0.62.4), ``http://localhost:11434/v1/``. Its host and port stand in for them.
+SERVER_URL: Final = "gen_ai.openai.api_base"
 RESPONSE_MODEL: Final = "gen_ai.response.model"
 REQUEST_MODEL: Final = "gen_ai.request.model"
 MODEL: Final = (

@@ -152,7 +152,7 @@ def pipeline_keys(
     """The attribute keys the pipeline reads (decode nothing else)."""
     names = set(USAGE_KEYS)
     names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
-    names.add(semconv.SERVER_ADDRESS)
+    names.update((semconv.SERVER_ADDRESS, semconv.SERVER_PORT, semconv.SERVER_URL))
     names.update(semconv.TIME_TO_FIRST_TOKEN, semconv.STREAM_FLAGS, (policy_key,))
     names.update(semconv.SERVICE_TIER, semconv.CACHE_WRITE_1H_TOKENS, semconv.CACHE_WRITE_5M_TOKENS)
     names.update(semconv.TOTAL_TOKENS)
