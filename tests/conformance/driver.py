@@ -291,6 +291,14 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from opentelemetry.instrumentation.cohere import CohereInstrumentor
 
         CohereInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openllmetry-ollama":
+        from opentelemetry.instrumentation.ollama import OllamaInstrumentor as TLOllama
+
+        TLOllama().instrument(tracer_provider=provider)
+    elif name == "openinference-ollama":
+        from openinference.instrumentation.ollama import OllamaInstrumentor as OIOllama
+
+        OIOllama().instrument(tracer_provider=provider)
     elif name == "litellm":
         import litellm
 
@@ -1620,6 +1628,133 @@ def langsmith_chain_stream() -> None:
     _langsmith_flush()
 
 
+# Local servers: the clients name the servers' usual addresses (Ollama's 127.0.0.1:11434, its OpenAI-
+# compatible API as its documentation writes it, localhost:11434/v1; vLLM's localhost:8000/v1) and go
+# through the stub as their HTTP proxy, so that what an instrumentation reads of the client is what it
+# would read against the real server.
+OLLAMA_HOST = "http://127.0.0.1:11434"
+OLLAMA_V1 = "http://localhost:11434/v1"
+VLLM_V1 = "http://localhost:8000/v1"
+
+
+def ollama_client(asynchronous: bool = False) -> Any:
+    import ollama
+
+    make = ollama.AsyncClient if asynchronous else ollama.Client
+    return make(host=OLLAMA_HOST, proxy=os.environ["TB_STUB"], timeout=TIMEOUT)
+
+
+def ollama_chat() -> None:
+    ollama_client().chat(model="llama3.1", messages=MESSAGES)
+
+
+def ollama_chat_stream() -> None:
+    for _ in ollama_client().chat(model="llama3.1", messages=MESSAGES, stream=True):
+        pass
+
+
+def ollama_chat_stream_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        async for _ in await ollama_client(True).chat(model="llama3.1", messages=MESSAGES, stream=True):
+            pass
+
+    asyncio.run(run())
+
+
+def ollama_thinking() -> None:
+    ollama_client().chat(model="deepseek-r1:8b", messages=MESSAGES, think=True)
+
+
+def ollama_tool_call() -> None:
+    ollama_client().chat(model="qwen2.5:7b", messages=MESSAGES, tools=[OPENAI_TOOL])
+
+
+def ollama_generate() -> None:
+    ollama_client().generate(model="llama3.1", prompt="What is the weather in Paris?")
+
+
+def ollama_generate_stream() -> None:
+    for _ in ollama_client().generate(model="llama3.1", prompt="What is the weather in Paris?", stream=True):
+        pass
+
+
+def ollama_embed() -> None:
+    ollama_client().embed(model="nomic-embed-text", input=["weather in Paris", "in Rome"])
+
+
+def local_openai(base_url: str, asynchronous: bool = False) -> Any:
+    """The openai client on a local server's OpenAI-compatible API (through the stub as its proxy)."""
+    import openai
+
+    make = openai.AsyncOpenAI if asynchronous else openai.OpenAI
+    return make(
+        base_url=base_url,
+        api_key="local",
+        max_retries=0,
+        timeout=TIMEOUT,
+        http_client=_azure_http(asynchronous),
+    )
+
+
+def _local_stream(base_url: str, model: str) -> None:
+    stream = local_openai(base_url).chat.completions.create(
+        model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def ollama_v1_chat() -> None:
+    local_openai(OLLAMA_V1).chat.completions.create(model="llama3.1", messages=MESSAGES)
+
+
+def ollama_v1_chat_stream() -> None:
+    _local_stream(OLLAMA_V1, "llama3.1")
+
+
+def ollama_v1_gpt_oss() -> None:
+    local_openai(OLLAMA_V1).chat.completions.create(model="gpt-oss:20b", messages=MESSAGES)
+
+
+def vllm_chat() -> None:
+    local_openai(VLLM_V1).chat.completions.create(model="meta-llama/Llama-3.1-8B-Instruct", messages=MESSAGES)
+
+
+def vllm_chat_stream() -> None:
+    _local_stream(VLLM_V1, "meta-llama/Llama-3.1-8B-Instruct")
+
+
+def vllm_chat_stream_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        client = local_openai(VLLM_V1, asynchronous=True)
+        stream = await client.chat.completions.create(
+            model="meta-llama/Llama-3.1-8B-Instruct",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+
+
+def vllm_gpt_oss() -> None:
+    local_openai(VLLM_V1).chat.completions.create(model="openai/gpt-oss-20b", messages=MESSAGES)
+
+
+def vllm_cached() -> None:
+    local_openai(VLLM_V1).chat.completions.create(model="Qwen/Qwen2.5-7B-Instruct", messages=MESSAGES)
+
+
+def vllm_cached_stream() -> None:
+    _local_stream(VLLM_V1, "Qwen/Qwen2.5-7B-Instruct")
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -1759,6 +1894,30 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent": llama_index_agent,
         "like_chat": llama_index_like_chat,
         "like_agent": llama_index_like_agent,
+    },
+    # local models: Ollama's native API (the ollama client), its OpenAI-compatible one and vLLM's (openai)
+    "ollama": {
+        "ollama_chat": ollama_chat,
+        "ollama_chat_stream": ollama_chat_stream,
+        "ollama_chat_stream_async": ollama_chat_stream_async,
+        "ollama_thinking": ollama_thinking,
+        "ollama_tool_call": ollama_tool_call,
+        "ollama_generate": ollama_generate,
+        "ollama_generate_stream": ollama_generate_stream,
+        "ollama_embed": ollama_embed,
+    },
+    "ollama-v1": {
+        "ollama_v1_chat": ollama_v1_chat,
+        "ollama_v1_chat_stream": ollama_v1_chat_stream,
+        "ollama_v1_gpt_oss": ollama_v1_gpt_oss,
+    },
+    "vllm": {
+        "vllm_chat": vllm_chat,
+        "vllm_chat_stream": vllm_chat_stream,
+        "vllm_chat_stream_async": vllm_chat_stream_async,
+        "vllm_cached": vllm_cached,
+        "vllm_cached_stream": vllm_cached_stream,
+        "vllm_gpt_oss": vllm_gpt_oss,
     },
 }
 

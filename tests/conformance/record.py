@@ -57,6 +57,7 @@ MISTRALAI = {"mistralai": "3.7.0"}
 # `mistralai.chat`, which mistralai 2 moved under `mistralai.client`: with the newest mistralai 1
 MISTRALAI_1 = {"mistralai": "1.12.4"}
 GROQ = {"groq": "1.7.0"}
+OLLAMA = {"ollama": "0.6.3"}
 COHERE = {"cohere": "7.3.1"}
 # OpenLLMetry's Cohere instrumentation (0.62.4) instruments cohere < 6 only: with the newest cohere 5
 COHERE_5 = {"cohere": "5.21.1"}
@@ -118,7 +119,7 @@ KEY_PACKAGES = re.compile(
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
     r"|langchain|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
-    r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
+    r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|autogen-(agentchat|core|ext))$"
 )
 
@@ -828,6 +829,62 @@ SETUPS: tuple[Setup, ...] = (
         notes="OpenLIT's Mistral, Groq and Cohere instrumentations",
     ),
     Setup(
+        "openllmetry-ollama",
+        "opentelemetry-instrumentation-ollama",
+        {"opentelemetry-instrumentation-ollama": TL, **OLLAMA, **OTEL},
+        ("openllmetry-ollama",),
+        ("ollama",),
+        env=TL_NO_CONTENT,
+        notes="the ollama client on a local Ollama server (127.0.0.1:11434)",
+    ),
+    Setup(
+        "openinference-ollama",
+        "openinference-instrumentation-ollama",
+        {"openinference-instrumentation-ollama": "0.1.13", **OLLAMA, **OTEL},
+        ("openinference-ollama",),
+        ("ollama",),
+        env=OI_NO_CONTENT,
+        notes="the ollama client on a local Ollama server (127.0.0.1:11434)",
+    ),
+    Setup(
+        "openlit-local",
+        "openlit",
+        # openlit 1.45.0 requires openai<3, anthropic<1 and an opentelemetry-sdk that is not 1.45.2
+        {"openlit": "1.45.0", "openai": "2.54.0", "anthropic": "0.125.0", **OLLAMA, **otel("1.45.1")},
+        ("openlit",),
+        ("ollama", "ollama-v1", "vllm"),
+        env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
+        notes="OpenLIT's Ollama and OpenAI instrumentations on local servers: the ollama client on Ollama, "
+        "the openai client on Ollama's OpenAI-compatible API and on vLLM's",
+    ),
+    Setup(
+        "otel-genai-local",
+        "opentelemetry-instrumentation-genai-openai",
+        {"opentelemetry-instrumentation-genai-openai": "1.3b0", **UTIL_GENAI, **OPENAI, **OTEL},
+        ("otel-genai-openai",),
+        ("ollama-v1", "vllm"),
+        notes="the openai client on local servers: Ollama's OpenAI-compatible API (localhost:11434/v1) "
+        "and vLLM's (localhost:8000/v1)",
+    ),
+    Setup(
+        "openinference-openai-local",
+        "openinference-instrumentation-openai",
+        {**OI_OPENAI, **OPENAI, **OTEL},
+        ("openinference-openai",),
+        ("ollama-v1", "vllm"),
+        env=OI_NO_CONTENT,
+        notes="the openai client on local servers: Ollama's OpenAI-compatible API and vLLM's",
+    ),
+    Setup(
+        "openllmetry-openai-local",
+        "opentelemetry-instrumentation-openai",
+        {**TL_OPENAI, **OPENAI, **OTEL},
+        ("openllmetry-openai",),
+        ("ollama-v1", "vllm"),
+        env=TL_NO_CONTENT,
+        notes="the openai client on local servers: Ollama's OpenAI-compatible API and vLLM's",
+    ),
+    Setup(
         "openinference-crewai",
         "openinference-instrumentation-crewai",
         {
@@ -1053,6 +1110,7 @@ _CLEARED_ENV = (
     "LANGSMITH_",
     "LANGCHAIN_",
     "LANGTRACE_",
+    "OLLAMA_",
 )
 
 
