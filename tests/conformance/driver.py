@@ -299,6 +299,10 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.ollama import OllamaInstrumentor as OIOllama
 
         OIOllama().instrument(tracer_provider=provider)
+    elif name == "openinference-beeai":
+        from openinference.instrumentation.beeai import BeeAIInstrumentor
+
+        BeeAIInstrumentor().instrument(tracer_provider=provider)
     elif name == "litellm":
         import litellm
 
@@ -1755,6 +1759,62 @@ def vllm_cached_stream() -> None:
     _local_stream(VLLM_V1, "Qwen/Qwen2.5-7B-Instruct")
 
 
+# BeeAI framework: its OpenAI and Ollama chat models (LiteLLM underneath), alone and in a tool-calling agent.
+def _beeai_llm(ollama: bool = False) -> Any:
+    if ollama:  # BeeAI's Ollama model: Ollama's OpenAI-compatible API, at the stub
+        from beeai_framework.adapters.ollama import OllamaChatModel
+
+        return OllamaChatModel("llama3.1", base_url=os.environ["OPENAI_BASE_URL"], api_key="ollama")
+    from beeai_framework.adapters.openai import OpenAIChatModel
+
+    return OpenAIChatModel("gpt-4o-mini", base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test")
+
+
+def _beeai_chat(stream: bool = False, ollama: bool = False) -> None:
+    import asyncio
+
+    from beeai_framework.backend import UserMessage
+
+    async def run() -> None:
+        await _beeai_llm(ollama).run([UserMessage("What is the weather in Paris?")], stream=stream)
+
+    asyncio.run(run())
+
+
+def beeai_chat() -> None:
+    _beeai_chat()
+
+
+def beeai_chat_stream() -> None:
+    _beeai_chat(stream=True)
+
+
+def beeai_ollama() -> None:
+    _beeai_chat(ollama=True)
+
+
+def beeai_agent_tool() -> None:
+    import asyncio
+
+    from beeai_framework.agents.tool_calling import ToolCallingAgent
+    from beeai_framework.tools import tool
+
+    @tool  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        """The current weather in a city.
+
+        Args:
+            city: The city.
+        """
+        return "Sunny, 21 °C."
+
+    async def run() -> None:
+        agent = ToolCallingAgent(llm=_beeai_llm(), tools=[get_weather], final_answer_as_tool=False)
+        await agent.run("What is the weather in Paris?")
+
+    asyncio.run(run())
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -1894,6 +1954,12 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent": llama_index_agent,
         "like_chat": llama_index_like_chat,
         "like_agent": llama_index_like_agent,
+    },
+    "beeai": {
+        "chat": beeai_chat,
+        "chat_stream": beeai_chat_stream,
+        "ollama_v1_chat": beeai_ollama,
+        "agent_tool": beeai_agent_tool,
     },
     # local models: Ollama's native API (the ollama client), its OpenAI-compatible one and vLLM's (openai)
     "ollama": {

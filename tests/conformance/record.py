@@ -120,7 +120,7 @@ KEY_PACKAGES = re.compile(
     r"|langchain|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext))$"
+    r"|smolagents|agno|autogen-(agentchat|core|ext)|beeai-framework)$"
 )
 
 
@@ -885,6 +885,16 @@ SETUPS: tuple[Setup, ...] = (
         notes="the openai client on local servers: Ollama's OpenAI-compatible API and vLLM's",
     ),
     Setup(
+        "openinference-beeai",
+        "openinference-instrumentation-beeai",
+        {"openinference-instrumentation-beeai": "0.1.30", "beeai-framework": "0.1.85", **OPENAI, **OTEL},
+        ("openinference-beeai",),
+        ("beeai",),
+        env={**OI_NO_CONTENT, "LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "true"},
+        notes="the BeeAI framework (its OpenAI and Ollama chat models, LiteLLM underneath) with "
+        "OpenInference's BeeAI instrumentor",
+    ),
+    Setup(
         "openinference-crewai",
         "openinference-instrumentation-crewai",
         {
@@ -1111,6 +1121,7 @@ _CLEARED_ENV = (
     "LANGCHAIN_",
     "LANGTRACE_",
     "OLLAMA_",
+    "BEEAI_",
 )
 
 

@@ -388,7 +388,12 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "openinference.instrumentation.beeai",
         True,
         RANK_FRAMEWORK,
-        "llm.*; openinference.span.kind (a framework's spans, over a client library's); not recorded",
+        "llm.* (prompt, completion and total counts; llm.provider as BeeAI names it, `openai`, `ollama`; "
+        "llm.model_name the model asked for); its cache reads and writes only as metadata.usage.* "
+        "(BeeAI's usage, as decimal text: cached_prompt_tokens, cached_creation_tokens, read without a "
+        "usage issue); openinference.span.kind: an LLM "
+        "span per model call (`<ChatModel>`), a `new_token` LLM span without usage per streamed chunk, "
+        "AGENT and TOOL spans without usage",
     ),
     Profile(
         "google-adk",
