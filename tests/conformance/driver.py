@@ -303,6 +303,10 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.beeai import BeeAIInstrumentor
 
         BeeAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-claude-agent-sdk":
+        from openinference.instrumentation.claude_agent_sdk import ClaudeAgentSDKInstrumentor
+
+        ClaudeAgentSDKInstrumentor().instrument(tracer_provider=provider)
     elif name == "litellm":
         import litellm
 
@@ -1815,6 +1819,62 @@ def beeai_agent_tool() -> None:
     asyncio.run(run())
 
 
+# The Claude Agent SDK: its bundled Claude Code CLI, a subprocess that calls the Anthropic stand-in
+# (ANTHROPIC_BASE_URL), its home in a temporary folder; no built-in tools (`tools=[]`), so that the
+# model's only tool is the in-process MCP tool of agent_tool.
+def _claude_agent(prompt: str, with_tool: bool = False, client: bool = False) -> None:
+    import asyncio
+    import tempfile
+
+    from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, create_sdk_mcp_server, query, tool
+
+    home = tempfile.mkdtemp(prefix="tb-claude-")
+    servers: dict[str, Any] = {}
+    allowed: list[str] = []
+    if with_tool:
+
+        @tool("get_weather", "The current weather in a city.", {"city": str})  # type: ignore[untyped-decorator]
+        async def get_weather(args: dict[str, Any]) -> dict[str, Any]:
+            return {"content": [{"type": "text", "text": "Sunny, 21 °C."}]}
+
+        servers["weather"] = create_sdk_mcp_server("weather", tools=[get_weather])
+        allowed = ["mcp__weather__get_weather"]
+    options = ClaudeAgentOptions(
+        model="claude-sonnet-4-5",
+        tools=[],
+        allowed_tools=allowed,
+        mcp_servers=servers,
+        max_turns=3,
+        cwd=home,
+        setting_sources=[],
+        env={"ANTHROPIC_API_KEY": "sk-ant-test", "HOME": home},
+    )
+
+    async def run() -> None:
+        if client:
+            async with ClaudeSDKClient(options=options) as sdk:
+                await sdk.query(prompt)
+                async for _ in sdk.receive_response():
+                    pass
+            return
+        async for _ in query(prompt=prompt, options=options):
+            pass
+
+    asyncio.run(run())
+
+
+def claude_agent_query() -> None:
+    _claude_agent("What is the weather in Paris?")
+
+
+def claude_agent_client() -> None:
+    _claude_agent("What is the weather in Paris?", client=True)
+
+
+def claude_agent_tool() -> None:
+    _claude_agent("What is the weather in Paris? Use get_weather.", with_tool=True)
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -1960,6 +2020,11 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "chat_stream": beeai_chat_stream,
         "ollama_v1_chat": beeai_ollama,
         "agent_tool": beeai_agent_tool,
+    },
+    "claude-agent": {
+        "agent_query": claude_agent_query,
+        "agent_client": claude_agent_client,
+        "agent_tool": claude_agent_tool,
     },
     # local models: Ollama's native API (the ollama client), its OpenAI-compatible one and vLLM's (openai)
     "ollama": {

@@ -120,7 +120,7 @@ KEY_PACKAGES = re.compile(
     r"|langchain|langchain-(core|openai)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext)|beeai-framework)$"
+    r"|smolagents|agno|autogen-(agentchat|core|ext)|beeai-framework|claude-agent-sdk)$"
 )
 
 
@@ -895,6 +895,26 @@ SETUPS: tuple[Setup, ...] = (
         "OpenInference's BeeAI instrumentor",
     ),
     Setup(
+        "openinference-claude-agent-sdk",
+        "openinference-instrumentation-claude-agent-sdk",
+        {
+            "openinference-instrumentation-claude-agent-sdk": "0.1.22",
+            "claude-agent-sdk": "0.2.184",
+            **OTEL,
+        },
+        ("openinference-claude-agent-sdk",),
+        ("claude-agent",),
+        # its bundled Claude Code CLI: no telemetry, no update check, no other traffic than the model's
+        env={
+            **OI_NO_CONTENT,
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        },
+        notes="the Claude Agent SDK (its bundled Claude Code CLI, on the Anthropic stand-in) with "
+        "OpenInference's instrumentor",
+    ),
+    Setup(
         "openinference-crewai",
         "openinference-instrumentation-crewai",
         {
@@ -1122,6 +1142,8 @@ _CLEARED_ENV = (
     "LANGTRACE_",
     "OLLAMA_",
     "BEEAI_",
+    "CLAUDE",
+    "DISABLE_",
 )
 
 

@@ -162,6 +162,19 @@ KNOWN_DEFECTS: dict[str, str] = {
         "llm.system openai): an openai client on a local vLLM serving openai/gpt-oss-20b is priced as "
         "OpenAI's gpt-oss-20b"
     ),
+    **{
+        f"openinference-instrumentation-claude-agent-sdk-0.1.22-{style}": (
+            "openinference-instrumentation-claude-agent-sdk 0.1.22 sums a turn's usage from the Claude Code "
+            "CLI's assistant messages (CLI >= 2.1.277), which carry the stream's message_start usage "
+            "(output_tokens 1), not the final count: the output is undercounted (and, with no cache-write "
+            f"lifetimes, the one-hour writes are priced at the five-minute rate){more}"
+        )
+        for style, more in (
+            ("agent_query", ""),
+            ("agent_client", ""),
+            ("agent_tool", "; and it records a turn's model calls as one AGENT span, their usage summed"),
+        )
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

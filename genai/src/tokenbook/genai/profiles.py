@@ -396,6 +396,19 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "AGENT and TOOL spans without usage",
     ),
     Profile(
+        "openinference-claude-agent-sdk",
+        "openinference.instrumentation.claude_agent_sdk",
+        True,
+        RANK_FRAMEWORK,
+        "llm.* (llm.token_count.prompt inclusive, its cache reads and writes; llm.model_name the model "
+        "asked for); openinference.span.kind: an AGENT span per turn (`ClaudeAgentSDK.query`, "
+        "`ClaudeAgentSDK.ClaudeSDKClient.receive_response`) with the turn's usage, TOOL spans without "
+        "usage; the model calls are the Claude Code CLI's, a subprocess, and have no span of their own",
+        defects="0.1.22: a turn's usage is summed from the CLI's assistant messages (Claude Code >= "
+        "2.1.277), which carry the stream's opening usage (output 1), not the final count: the output is "
+        "undercounted; a turn of several model calls is one span, their usage summed",
+    ),
+    Profile(
         "google-adk",
         "gcp.vertex.agent",
         True,
