@@ -54,6 +54,7 @@ __all__ = [
     "has_usage_attributes",
     "is_billable",
     "is_cache_hit",
+    "span_model",
     "span_provider",
 ]
 
@@ -237,6 +238,25 @@ def span_provider(attrs: Mapping[str, object]) -> str:
             if port is not None and (local := local_server(host, port)) is not None:
                 return local
     return provider
+
+
+def span_model(attrs: Mapping[str, object]) -> str:
+    """The span's model: the first present of `semconv.MODEL` (the answer's model first), except that
+    an answer's model that is the request's model ID without its organisation or provider prefix
+    (``gpt-oss-120b`` for ``openai/gpt-oss-120b``, ``Qwen2.5-7B-Instruct`` for
+    ``Qwen/Qwen2.5-7B-Instruct``: OpenLLMetry's OpenAI instrumentation drops it) is the request's: the
+    ID the server and the price lists know. Pure; never raises."""
+    model = first_text(attrs, semconv.MODEL)
+    request = attrs.get(semconv.REQUEST_MODEL)
+    if (
+        isinstance(request, str)
+        and request.count("/") == 1
+        and request != model
+        and request.partition("/")[2] == model
+        and model
+    ):
+        return request
+    return model
 
 
 @functools.lru_cache(maxsize=256)

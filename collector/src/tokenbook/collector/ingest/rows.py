@@ -93,6 +93,7 @@ from tokenbook.genai.calls import (
     has_usage_attributes,
     is_billable,
     is_cache_hit,
+    span_model,
     span_provider,
 )
 from tokenbook.genai.composition import (
@@ -487,7 +488,7 @@ class RowBuilder:
         get = attrs.get
         plain = self._exact_keys.issuperset(attrs)  # no tag, content or measured key
         provider = span_provider(attrs)
-        model = first_text(attrs, semconv.MODEL)
+        model = span_model(attrs)
         profile = profile_of(r.scope_name, r.scope_version).for_call(r.name, model)
         usage = read_usage(attrs, provider, profile)
         limit = self.bounds.max_tokens_per_call
