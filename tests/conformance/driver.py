@@ -1875,6 +1875,23 @@ def claude_agent_tool() -> None:
     _claude_agent("What is the weather in Paris? Use get_weather.", with_tool=True)
 
 
+# The openai client on Groq's OpenAI-compatible API: its base URL names Groq's host (through the stub as
+# its HTTP proxy, as the Azure clients), so that an instrumentation reads Groq's host off the client.
+GROQ_V1 = "http://api.groq.com/openai/v1"
+
+
+def groq_openai_chat() -> None:
+    local_openai(GROQ_V1).chat.completions.create(model="llama-3.3-70b-versatile", messages=MESSAGES)
+
+
+def groq_openai_chat_stream() -> None:
+    _local_stream(GROQ_V1, "llama-3.3-70b-versatile")
+
+
+def groq_openai_cached() -> None:
+    local_openai(GROQ_V1).chat.completions.create(model="openai/gpt-oss-120b", messages=MESSAGES)
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -2049,6 +2066,11 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "vllm_cached": vllm_cached,
         "vllm_cached_stream": vllm_cached_stream,
         "vllm_gpt_oss": vllm_gpt_oss,
+    },
+    "groq-openai": {
+        "groq_openai_chat": groq_openai_chat,
+        "groq_openai_chat_stream": groq_openai_chat_stream,
+        "groq_openai_cached": groq_openai_cached,
     },
 }
 
