@@ -81,6 +81,9 @@ def test_a_price_override_prices_a_local_model(tmp_path: Path) -> None:
             "openai",
         ),
         ({"gen_ai.provider.name": "openai", "gen_ai.openai.api_base": "not a url:x"}, "openai"),
+        ({"gen_ai.provider.name": "openai", "server.address": "localhost", "server.port": [8000]}, "openai"),
+        ({"gen_ai.provider.name": "openai", "server.address": "localhost", "server.port": True}, "openai"),
+        ({"gen_ai.provider.name": "openai", "gen_ai.openai.api_base": "http://localhost:99999/v1"}, "openai"),
         # a provider other than the OpenAI client's is kept
         (
             {"gen_ai.provider.name": "anthropic", "server.address": "localhost", "server.port": 11434},

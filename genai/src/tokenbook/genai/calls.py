@@ -235,7 +235,7 @@ def span_provider(attrs: Mapping[str, object]) -> str:
         if host:
             if (found := provider_of_host(host)) is not None:
                 return _HOST_PROVIDER_NAMES.get(found, found)
-            if port is not None and (local := local_server(host, port)) is not None:
+            if isinstance(port, int | str) and (local := local_server(host, port)) is not None:
                 return local
     return provider
 

@@ -179,7 +179,7 @@ def _loopback(host: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def local_server(address: str, port: object) -> str | None:
+def local_server(address: str, port: int | str) -> str | None:
     """The local model server (a `LOCAL_PROVIDERS` name) that `address` (``server.address``: a host
     name or IP address) and `port` (``server.port``) name by its default port: ``ollama`` for port
     11434 on any host; ``vllm`` (8000) and ``lm_studio`` (1234) on a loopback host (``localhost``,
@@ -188,7 +188,7 @@ def local_server(address: str, port: object) -> str | None:
     if not host or isinstance(port, bool):
         return None
     try:
-        number = int(port)  # type: ignore[call-overload]
+        number = int(port)
     except (TypeError, ValueError):
         return None
     if number == _OLLAMA_PORT:
