@@ -336,6 +336,22 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from openinference.instrumentation.instructor import InstructorInstrumentor
 
         InstructorInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openllmetry-ollama":
+        from opentelemetry.instrumentation.ollama import OllamaInstrumentor as TLOllama
+
+        TLOllama().instrument(tracer_provider=provider)
+    elif name == "openinference-ollama":
+        from openinference.instrumentation.ollama import OllamaInstrumentor as OIOllama
+
+        OIOllama().instrument(tracer_provider=provider)
+    elif name == "openinference-beeai":
+        from openinference.instrumentation.beeai import BeeAIInstrumentor
+
+        BeeAIInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openinference-claude-agent-sdk":
+        from openinference.instrumentation.claude_agent_sdk import ClaudeAgentSDKInstrumentor
+
+        ClaudeAgentSDKInstrumentor().instrument(tracer_provider=provider)
     elif name == "litellm":
         import litellm
 
@@ -1928,6 +1944,262 @@ def langsmith_chain_stream() -> None:
     _langsmith_flush()
 
 
+# Local servers: the clients name the servers' usual addresses (Ollama's 127.0.0.1:11434, its OpenAI-
+# compatible API as its documentation writes it, localhost:11434/v1; vLLM's localhost:8000/v1) and go
+# through the stub as their HTTP proxy, so that what an instrumentation reads of the client is what it
+# would read against the real server.
+OLLAMA_HOST = "http://127.0.0.1:11434"
+OLLAMA_V1 = "http://localhost:11434/v1"
+VLLM_V1 = "http://localhost:8000/v1"
+
+
+def ollama_client(asynchronous: bool = False) -> Any:
+    import ollama
+
+    make = ollama.AsyncClient if asynchronous else ollama.Client
+    return make(host=OLLAMA_HOST, proxy=os.environ["TB_STUB"], timeout=TIMEOUT)
+
+
+def ollama_chat() -> None:
+    ollama_client().chat(model="llama3.1", messages=MESSAGES)
+
+
+def ollama_chat_stream() -> None:
+    for _ in ollama_client().chat(model="llama3.1", messages=MESSAGES, stream=True):
+        pass
+
+
+def ollama_chat_stream_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        async for _ in await ollama_client(True).chat(model="llama3.1", messages=MESSAGES, stream=True):
+            pass
+
+    asyncio.run(run())
+
+
+def ollama_thinking() -> None:
+    ollama_client().chat(model="deepseek-r1:8b", messages=MESSAGES, think=True)
+
+
+def ollama_tool_call() -> None:
+    ollama_client().chat(model="qwen2.5:7b", messages=MESSAGES, tools=[OPENAI_TOOL])
+
+
+def ollama_generate() -> None:
+    ollama_client().generate(model="llama3.1", prompt="What is the weather in Paris?")
+
+
+def ollama_generate_stream() -> None:
+    for _ in ollama_client().generate(model="llama3.1", prompt="What is the weather in Paris?", stream=True):
+        pass
+
+
+def ollama_embed() -> None:
+    ollama_client().embed(model="nomic-embed-text", input=["weather in Paris", "in Rome"])
+
+
+def local_openai(base_url: str, asynchronous: bool = False) -> Any:
+    """The openai client on a local server's OpenAI-compatible API (through the stub as its proxy)."""
+    import openai
+
+    make = openai.AsyncOpenAI if asynchronous else openai.OpenAI
+    return make(
+        base_url=base_url,
+        api_key="local",
+        max_retries=0,
+        timeout=TIMEOUT,
+        http_client=_azure_http(asynchronous),
+    )
+
+
+def _local_stream(base_url: str, model: str) -> None:
+    stream = local_openai(base_url).chat.completions.create(
+        model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def ollama_v1_chat() -> None:
+    local_openai(OLLAMA_V1).chat.completions.create(model="llama3.1", messages=MESSAGES)
+
+
+def ollama_v1_chat_stream() -> None:
+    _local_stream(OLLAMA_V1, "llama3.1")
+
+
+def ollama_v1_gpt_oss() -> None:
+    local_openai(OLLAMA_V1).chat.completions.create(model="gpt-oss:20b", messages=MESSAGES)
+
+
+def vllm_chat() -> None:
+    local_openai(VLLM_V1).chat.completions.create(model="meta-llama/Llama-3.1-8B-Instruct", messages=MESSAGES)
+
+
+def vllm_chat_stream() -> None:
+    _local_stream(VLLM_V1, "meta-llama/Llama-3.1-8B-Instruct")
+
+
+def vllm_chat_stream_async() -> None:
+    import asyncio
+
+    async def run() -> None:
+        client = local_openai(VLLM_V1, asynchronous=True)
+        stream = await client.chat.completions.create(
+            model="meta-llama/Llama-3.1-8B-Instruct",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+
+
+def vllm_gpt_oss() -> None:
+    local_openai(VLLM_V1).chat.completions.create(model="openai/gpt-oss-20b", messages=MESSAGES)
+
+
+def vllm_cached() -> None:
+    local_openai(VLLM_V1).chat.completions.create(model="Qwen/Qwen2.5-7B-Instruct", messages=MESSAGES)
+
+
+def vllm_cached_stream() -> None:
+    _local_stream(VLLM_V1, "Qwen/Qwen2.5-7B-Instruct")
+
+
+# BeeAI framework: its OpenAI and Ollama chat models (LiteLLM underneath), alone and in a tool-calling agent.
+def _beeai_llm(ollama: bool = False) -> Any:
+    if ollama:  # BeeAI's Ollama model: Ollama's OpenAI-compatible API, at the stub
+        from beeai_framework.adapters.ollama import OllamaChatModel
+
+        return OllamaChatModel("llama3.1", base_url=os.environ["OPENAI_BASE_URL"], api_key="ollama")
+    from beeai_framework.adapters.openai import OpenAIChatModel
+
+    return OpenAIChatModel("gpt-4o-mini", base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test")
+
+
+def _beeai_chat(stream: bool = False, ollama: bool = False) -> None:
+    import asyncio
+
+    from beeai_framework.backend import UserMessage
+
+    async def run() -> None:
+        await _beeai_llm(ollama).run([UserMessage("What is the weather in Paris?")], stream=stream)
+
+    asyncio.run(run())
+
+
+def beeai_chat() -> None:
+    _beeai_chat()
+
+
+def beeai_chat_stream() -> None:
+    _beeai_chat(stream=True)
+
+
+def beeai_ollama() -> None:
+    _beeai_chat(ollama=True)
+
+
+def beeai_agent_tool() -> None:
+    import asyncio
+
+    from beeai_framework.agents.tool_calling import ToolCallingAgent
+    from beeai_framework.tools import tool
+
+    @tool  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        """The current weather in a city.
+
+        Args:
+            city: The city.
+        """
+        return "Sunny, 21 °C."
+
+    async def run() -> None:
+        agent = ToolCallingAgent(llm=_beeai_llm(), tools=[get_weather], final_answer_as_tool=False)
+        await agent.run("What is the weather in Paris?")
+
+    asyncio.run(run())
+
+
+# The Claude Agent SDK: its bundled Claude Code CLI, a subprocess that calls the Anthropic stand-in
+# (ANTHROPIC_BASE_URL), its home in a temporary folder; no built-in tools (`tools=[]`), so that the
+# model's only tool is the in-process MCP tool of agent_tool.
+def _claude_agent(prompt: str, with_tool: bool = False, client: bool = False) -> None:
+    import asyncio
+    import tempfile
+
+    from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, create_sdk_mcp_server, query, tool
+
+    home = tempfile.mkdtemp(prefix="tb-claude-")
+    servers: dict[str, Any] = {}
+    allowed: list[str] = []
+    if with_tool:
+
+        @tool("get_weather", "The current weather in a city.", {"city": str})  # type: ignore[untyped-decorator]
+        async def get_weather(args: dict[str, Any]) -> dict[str, Any]:
+            return {"content": [{"type": "text", "text": "Sunny, 21 °C."}]}
+
+        servers["weather"] = create_sdk_mcp_server("weather", tools=[get_weather])
+        allowed = ["mcp__weather__get_weather"]
+    options = ClaudeAgentOptions(
+        model="claude-sonnet-4-5",
+        tools=[],
+        allowed_tools=allowed,
+        mcp_servers=servers,
+        max_turns=3,
+        cwd=home,
+        setting_sources=[],
+        env={"ANTHROPIC_API_KEY": "sk-ant-test", "HOME": home},
+    )
+
+    async def run() -> None:
+        if client:
+            async with ClaudeSDKClient(options=options) as sdk:
+                await sdk.query(prompt)
+                async for _ in sdk.receive_response():
+                    pass
+            return
+        async for _ in query(prompt=prompt, options=options):
+            pass
+
+    asyncio.run(run())
+
+
+def claude_agent_query() -> None:
+    _claude_agent("What is the weather in Paris?")
+
+
+def claude_agent_client() -> None:
+    _claude_agent("What is the weather in Paris?", client=True)
+
+
+def claude_agent_tool() -> None:
+    _claude_agent("What is the weather in Paris? Use get_weather.", with_tool=True)
+
+
+# The openai client on Groq's OpenAI-compatible API: its base URL names Groq's host (through the stub as
+# its HTTP proxy, as the Azure clients), so that an instrumentation reads Groq's host off the client.
+GROQ_V1 = "http://api.groq.com/openai/v1"
+
+
+def groq_openai_chat() -> None:
+    local_openai(GROQ_V1).chat.completions.create(model="llama-3.3-70b-versatile", messages=MESSAGES)
+
+
+def groq_openai_chat_stream() -> None:
+    _local_stream(GROQ_V1, "llama-3.3-70b-versatile")
+
+
+def groq_openai_cached() -> None:
+    local_openai(GROQ_V1).chat.completions.create(model="openai/gpt-oss-120b", messages=MESSAGES)
+
+
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -2096,6 +2368,46 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent": llama_index_agent,
         "like_chat": llama_index_like_chat,
         "like_agent": llama_index_like_agent,
+    },
+    "beeai": {
+        "chat": beeai_chat,
+        "chat_stream": beeai_chat_stream,
+        "ollama_v1_chat": beeai_ollama,
+        "agent_tool": beeai_agent_tool,
+    },
+    "claude-agent": {
+        "agent_query": claude_agent_query,
+        "agent_client": claude_agent_client,
+        "agent_tool": claude_agent_tool,
+    },
+    # local models: Ollama's native API (the ollama client), its OpenAI-compatible one and vLLM's (openai)
+    "ollama": {
+        "ollama_chat": ollama_chat,
+        "ollama_chat_stream": ollama_chat_stream,
+        "ollama_chat_stream_async": ollama_chat_stream_async,
+        "ollama_thinking": ollama_thinking,
+        "ollama_tool_call": ollama_tool_call,
+        "ollama_generate": ollama_generate,
+        "ollama_generate_stream": ollama_generate_stream,
+        "ollama_embed": ollama_embed,
+    },
+    "ollama-v1": {
+        "ollama_v1_chat": ollama_v1_chat,
+        "ollama_v1_chat_stream": ollama_v1_chat_stream,
+        "ollama_v1_gpt_oss": ollama_v1_gpt_oss,
+    },
+    "vllm": {
+        "vllm_chat": vllm_chat,
+        "vllm_chat_stream": vllm_chat_stream,
+        "vllm_chat_stream_async": vllm_chat_stream_async,
+        "vllm_cached": vllm_cached,
+        "vllm_cached_stream": vllm_cached_stream,
+        "vllm_gpt_oss": vllm_gpt_oss,
+    },
+    "groq-openai": {
+        "groq_openai_chat": groq_openai_chat,
+        "groq_openai_chat_stream": groq_openai_chat_stream,
+        "groq_openai_cached": groq_openai_cached,
     },
 }
 

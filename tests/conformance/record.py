@@ -57,6 +57,7 @@ MISTRALAI = {"mistralai": "3.7.0"}
 # `mistralai.chat`, which mistralai 2 moved under `mistralai.client`: with the newest mistralai 1
 MISTRALAI_1 = {"mistralai": "1.12.4"}
 GROQ = {"groq": "1.7.0"}
+OLLAMA = {"ollama": "0.6.3"}
 COHERE = {"cohere": "7.3.1"}
 # OpenLLMetry's Cohere instrumentation (0.62.4) instruments cohere < 6 only: with the newest cohere 5
 COHERE_5 = {"cohere": "5.21.1"}
@@ -142,8 +143,8 @@ KEY_PACKAGES = re.compile(
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
     r"|langchain|langchain-(core|openai|anthropic|aws)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
-    r"|mistralai|groq|cohere|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor)$"
+    r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
+    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk)$"
 )
 
 
@@ -985,6 +986,92 @@ SETUPS: tuple[Setup, ...] = (
         notes="OpenLIT's Mistral, Groq and Cohere instrumentations",
     ),
     Setup(
+        "openllmetry-ollama",
+        "opentelemetry-instrumentation-ollama",
+        {"opentelemetry-instrumentation-ollama": TL, **OLLAMA, **OTEL},
+        ("openllmetry-ollama",),
+        ("ollama",),
+        env=TL_NO_CONTENT,
+        notes="the ollama client on a local Ollama server (127.0.0.1:11434)",
+    ),
+    Setup(
+        "openinference-ollama",
+        "openinference-instrumentation-ollama",
+        {"openinference-instrumentation-ollama": "0.1.13", **OLLAMA, **OTEL},
+        ("openinference-ollama",),
+        ("ollama",),
+        env=OI_NO_CONTENT,
+        notes="the ollama client on a local Ollama server (127.0.0.1:11434)",
+    ),
+    Setup(
+        "openlit-local",
+        "openlit",
+        # openlit 1.45.0 requires openai<3, anthropic<1 and an opentelemetry-sdk that is not 1.45.2
+        {"openlit": "1.45.0", "openai": "2.54.0", "anthropic": "0.125.0", **OLLAMA, **otel("1.45.1")},
+        ("openlit",),
+        ("ollama", "ollama-v1", "vllm"),
+        env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
+        notes="OpenLIT's Ollama and OpenAI instrumentations on local servers: the ollama client on Ollama, "
+        "the openai client on Ollama's OpenAI-compatible API and on vLLM's",
+    ),
+    Setup(
+        "otel-genai-local",
+        "opentelemetry-instrumentation-genai-openai",
+        {"opentelemetry-instrumentation-genai-openai": "1.3b0", **UTIL_GENAI, **OPENAI, **OTEL},
+        ("otel-genai-openai",),
+        ("ollama-v1", "vllm", "groq-openai"),
+        notes="the openai client on local servers: Ollama's OpenAI-compatible API (localhost:11434/v1) "
+        "and vLLM's (localhost:8000/v1); and on Groq's (api.groq.com/openai/v1)",
+    ),
+    Setup(
+        "openinference-openai-local",
+        "openinference-instrumentation-openai",
+        {**OI_OPENAI, **OPENAI, **OTEL},
+        ("openinference-openai",),
+        ("ollama-v1", "vllm", "groq-openai"),
+        env=OI_NO_CONTENT,
+        notes="the openai client on local servers (Ollama's OpenAI-compatible API and vLLM's) and on Groq's",
+    ),
+    Setup(
+        "openllmetry-openai-local",
+        "opentelemetry-instrumentation-openai",
+        {**TL_OPENAI, **OPENAI, **OTEL},
+        ("openllmetry-openai",),
+        ("ollama-v1", "vllm", "groq-openai"),
+        env=TL_NO_CONTENT,
+        notes="the openai client on local servers (Ollama's OpenAI-compatible API and vLLM's) and on Groq's",
+    ),
+    Setup(
+        "openinference-beeai",
+        "openinference-instrumentation-beeai",
+        {"openinference-instrumentation-beeai": "0.1.30", "beeai-framework": "0.1.85", **OPENAI, **OTEL},
+        ("openinference-beeai",),
+        ("beeai",),
+        env={**OI_NO_CONTENT, "LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "true"},
+        notes="the BeeAI framework (its OpenAI and Ollama chat models, LiteLLM underneath) with "
+        "OpenInference's BeeAI instrumentor",
+    ),
+    Setup(
+        "openinference-claude-agent-sdk",
+        "openinference-instrumentation-claude-agent-sdk",
+        {
+            "openinference-instrumentation-claude-agent-sdk": "0.1.22",
+            "claude-agent-sdk": "0.2.184",
+            **OTEL,
+        },
+        ("openinference-claude-agent-sdk",),
+        ("claude-agent",),
+        # its bundled Claude Code CLI: no telemetry, no update check, no other traffic than the model's
+        env={
+            **OI_NO_CONTENT,
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        },
+        notes="the Claude Agent SDK (its bundled Claude Code CLI, on the Anthropic stand-in) with "
+        "OpenInference's instrumentor",
+    ),
+    Setup(
         "openinference-crewai",
         "openinference-instrumentation-crewai",
         {
@@ -1391,6 +1478,10 @@ _CLEARED_ENV = (
     "TOGETHER_",
     "PORTKEY_",
     "INSTRUCTOR_",
+    "OLLAMA_",
+    "BEEAI_",
+    "CLAUDE",
+    "DISABLE_",
 )
 
 

@@ -5,8 +5,9 @@
 (`Store.refresh_aggregates`). `judge` compares the billed rows (``v_calls``) with the fixture's
 `true_calls`: exactly one billed row per true call, with the true token counts and the catalog's price
 of the TRUE usage, taken from the true provider's list (an Azure call priced as Azure's, not
-OpenAI's, though the two may cost the same). `KNOWN_DEFECTS` lists the fixtures where a library's own
-numbers are wrong or incomplete and no other layer recorded the call.
+OpenAI's, though the two may cost the same); a local model's call (Ollama, vLLM) unpriced, never 0.
+`KNOWN_DEFECTS` lists the fixtures where a library's own numbers are wrong or incomplete and no other
+layer recorded the call.
 
 Used by `test_replay.py` and by `matrix.py` (which writes docs/reference/conformance.md).
 """
@@ -19,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tests.conformance.stubs import ANTHROPIC_CACHE_1H, ANTHROPIC_MODELS
+from tests.conformance.stubs import ANTHROPIC_CACHE_1H, ANTHROPIC_MODELS, LOCAL_PROVIDERS
 from tokenbook.collector.decode.spans import SpanRecord, decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.storage.ledger import CallRow, StepRow
@@ -239,6 +240,24 @@ KNOWN_DEFECTS: dict[str, str] = {
         "without the cache reads and writes, and not them (only its total counts them): the cached input is "
         "priced at the input rate"
     ),
+    "openinference-instrumentation-openai-0.1.66-vllm_gpt_oss": (
+        "openinference-instrumentation-openai 0.1.66 records no server address or base URL (only "
+        "llm.system openai): an openai client on a local vLLM serving openai/gpt-oss-20b is priced as "
+        "OpenAI's gpt-oss-20b"
+    ),
+    **{
+        f"openinference-instrumentation-claude-agent-sdk-0.1.22-{style}": (
+            "openinference-instrumentation-claude-agent-sdk 0.1.22 sums a turn's usage from the Claude Code "
+            "CLI's assistant messages (CLI >= 2.1.277), which carry the stream's message_start usage "
+            "(output_tokens 1), not the final count: the output is undercounted (and, with no cache-write "
+            f"lifetimes, the one-hour writes are priced at the five-minute rate){more}"
+        )
+        for style, more in (
+            ("agent_query", ""),
+            ("agent_client", ""),
+            ("agent_tool", "; and it records a turn's model calls as one AGENT span, their usage summed"),
+        )
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"
@@ -355,7 +374,10 @@ def true_cost(call: dict[str, Any], start_ns: int) -> Decimal | None:
     """The catalog's price of a true call's usage (the price genai-prices gives that usage). The
     Anthropic stub (the Messages API, and Claude on Vertex AI) answers every call with
     `ANTHROPIC_CACHE_1H` of its cache writes written for an hour (priced at the one-hour rate), the
-    rest for five minutes."""
+    rest for five minutes. A local model (`LOCAL_PROVIDERS`: served by Ollama or vLLM) is billed by
+    nobody: None (unpriced), whatever hosted model of the catalog shares its name."""
+    if call["provider"] in LOCAL_PROVIDERS:
+        return None
     claude = call["provider"] == "anthropic" or call["model"] in ANTHROPIC_MODELS.values()
     one_hour = ANTHROPIC_CACHE_1H if claude and call["cache_write_tokens"] else None
     usage = Usage(
@@ -387,6 +409,9 @@ def judge(fixture: dict[str, Any], billed: list[dict[str, Any]], candidates: int
         expected = true_cost(call, start_ns)
         if row["total_cost"] != expected:
             problems.append(f"cost {row['total_cost']} (true {expected})")
+        elif expected is None and row["price_status"] != "unpriced":
+            # a model the catalog does not price (a local model, billed by nobody): unpriced, never 0
+            problems.append(f"price_status {row['price_status']!r} (true: unpriced)")
         elif row["price_status"] == "priced" and not row["price_source"].startswith(
             f"{CATALOG_NAME} {call['provider']}/"
         ):

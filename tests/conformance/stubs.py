@@ -1,5 +1,5 @@
 """Loopback stand-ins for the OpenAI, Azure OpenAI, Anthropic, Gemini, Vertex AI, Bedrock, Mistral, Groq
-and Cohere HTTP APIs, and an OTLP/HTTP trace sink.
+and Cohere HTTP APIs, for Ollama and vLLM (local servers), and an OTLP/HTTP trace sink.
 
 Both listen on 127.0.0.1, each on an ephemeral port, and run in daemon threads of the recorder. The
 provider stubs answer in the shape of the real APIs (JSON bodies and SSE streams) with usage that has
@@ -83,6 +83,19 @@ GROQ_REASONING = 80
 #: 506 / 4, cached 448).
 COHERE_TEMPLATE = 495
 COHERE_CACHED = 448
+#: Local models, which nobody bills: the Ollama stand-in's (its native API, and its OpenAI-compatible
+#: ``/v1/chat/completions``, where these names tell its answers from OpenAI's) and the vLLM stand-in's
+#: (OpenAI-compatible, Hugging Face model IDs). `TrueCall.provider` is the server's name.
+OLLAMA_MODELS = frozenset({"llama3.1", "gpt-oss:20b", "deepseek-r1:8b", "qwen2.5:7b", "nomic-embed-text"})
+VLLM_MODELS = frozenset(
+    {"meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "openai/gpt-oss-20b"}
+)
+#: vLLM reports its prefix-cache hits (``prompt_tokens_details.cached_tokens``, inside ``prompt_tokens``)
+#: when started with ``--enable-prompt-tokens-details``: the stand-in does so for these models, and
+#: answers ``prompt_tokens_details: null`` for the others.
+VLLM_CACHING_MODELS = frozenset({"Qwen/Qwen2.5-7B-Instruct"})
+VLLM_CACHED = 256
+LOCAL_PROVIDERS = frozenset({"ollama", "vllm"})
 
 #: Portkey: the provider each virtual key (or model-catalog slug) of the Portkey stand-in names.
 PORTKEY_VIRTUAL_KEYS = {"openai-prod": "openai", "groq-prod": "groq", "openai": "openai", "groq": "groq"}
@@ -326,7 +339,14 @@ class _Handler(BaseHTTPRequestHandler):
             "/together/v1/chat/completions": self._together_chat,
             # the Portkey SDK's base URL is `<stub>/portkey/v1` (Portkey's gateway: api.portkey.ai/v1)
             "/portkey/v1/chat/completions": self._portkey_chat,
+            "/api/chat": self._ollama_chat,
+            "/api/generate": self._ollama_generate,
+            "/api/embed": self._ollama_embed,
         }
+        if path == "/v1/chat/completions" and req.get("model") in OLLAMA_MODELS:
+            routes[path] = lambda r: self._local_chat(r, "ollama")
+        elif path == "/v1/chat/completions" and req.get("model") in VLLM_MODELS:
+            routes[path] = lambda r: self._local_chat(r, "vllm")
         # Azure OpenAI's paths (`/openai/...`) overlap Groq's: a request is Azure's by the host it names
         route = self._azure_route(path) if self._azure_host() else routes.get(path)
         if route is None and path.startswith(("/v1/models/", "/v1beta/models/")) and ":" in path:
@@ -1336,6 +1356,173 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             message = f"no provider for {named!r}: give a virtual key or provider"
             self._json(400, {"status": "failure", "message": message})
+
+    # -- Ollama (a local server, 127.0.0.1:11434) ----------------------------------------------------------
+
+    def _ndjson(self, lines: list[dict[str, Any]]) -> None:
+        """A streamed answer of Ollama's native API: one JSON object per line (``application/x-ndjson``)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for line in lines:
+            self.wfile.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+            self.wfile.flush()
+        self.close_connection = True
+
+    def _ollama_call(self, req: dict[str, Any], operation: str, stream: bool) -> tuple[str, int, int]:
+        """The next answer's model (as asked), prompt and output counts, recorded as billed by nobody: a
+        local model (`LOCAL_PROVIDERS`)."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        prompt = 900 + n
+        output = 0 if operation == "embeddings" else 20 + n
+        rec.add_call(TrueCall("ollama", model, operation, stream, prompt, output, 0, 0, 0, None))
+        return model, prompt, output
+
+    @staticmethod
+    def _ollama_done(prompt: int, output: int) -> dict[str, Any]:
+        """The timings and counts of the last object of an Ollama answer (durations in nanoseconds):
+        ``prompt_eval_count`` the prompt's tokens, ``eval_count`` the answer's (its thinking included)."""
+        return {
+            "done": True,
+            "done_reason": "stop",
+            "total_duration": 912_345_678,
+            "load_duration": 12_345_678,
+            "prompt_eval_count": prompt,
+            "prompt_eval_duration": 300_000_000,
+            "eval_count": output,
+            "eval_duration": 600_000_000,
+        }
+
+    def _ollama_chat(self, req: dict[str, Any]) -> None:
+        """``POST /api/chat``: one JSON answer with ``"stream": false``, else (Ollama's default) NDJSON,
+        the message in pieces, the last object ``done`` with the counts. A request that declares tools
+        and answers none gets a ``tool_calls`` of the first (arguments as an object); with ``think`` the
+        message has a ``thinking`` part, counted in ``eval_count``."""
+        stream = req.get("stream", True) is not False
+        model, prompt, output = self._ollama_call(req, "chat", stream)
+        created = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        tools = req.get("tools") or []
+        answered = any(m.get("role") == "tool" for m in req.get("messages") or [])
+        message: dict[str, Any] = {"role": "assistant", "content": _answer_text(req)}
+        if req.get("think"):
+            message["thinking"] = "The user wants the weather."
+        if tools and not answered:
+            name = tools[0].get("function", {}).get("name", "tool")
+            message["content"] = ""
+            message["tool_calls"] = [{"function": {"name": name, "arguments": {"city": "Paris"}}}]
+        done = self._ollama_done(prompt, output)
+        if not stream:
+            self._json(200, {"model": model, "created_at": created, "message": message, **done})
+            return
+        text = message["content"]
+        pieces = [{"role": "assistant", "content": p} for p in ((text[:7], text[7:]) if text else ())]
+        if "tool_calls" in message:
+            pieces.append({"role": "assistant", "content": "", "tool_calls": message["tool_calls"]})
+        if "thinking" in message:
+            pieces.insert(0, {"role": "assistant", "content": "", "thinking": message["thinking"]})
+        lines = [{"model": model, "created_at": created, "message": m, "done": False} for m in pieces]
+        last = {"role": "assistant", "content": ""}
+        self._ndjson([*lines, {"model": model, "created_at": created, "message": last, **done}])
+
+    def _ollama_generate(self, req: dict[str, Any]) -> None:
+        """``POST /api/generate``: a completion of ``prompt``, its text in ``response``; the last object
+        also carries ``context`` (the conversation's token IDs). Streamed as NDJSON unless ``"stream":
+        false``."""
+        stream = req.get("stream", True) is not False
+        model, prompt, output = self._ollama_call(req, "text_completion", stream)
+        created = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        done = {**self._ollama_done(prompt, output), "context": [128006, 882, 128007, 271]}
+        text = "Sunny, 21 °C."
+        if not stream:
+            self._json(200, {"model": model, "created_at": created, "response": text, **done})
+            return
+        lines = [
+            {"model": model, "created_at": created, "response": p, "done": False}
+            for p in (text[:7], text[7:])
+        ]
+        self._ndjson([*lines, {"model": model, "created_at": created, "response": "", **done}])
+
+    def _ollama_embed(self, req: dict[str, Any]) -> None:
+        """``POST /api/embed``: one vector per input, the inputs' tokens in ``prompt_eval_count``."""
+        model, prompt, _ = self._ollama_call(req, "embeddings", False)
+        inputs = req.get("input")
+        count = len(inputs) if isinstance(inputs, list) else 1
+        self._json(
+            200,
+            {
+                "model": model,
+                "embeddings": [[0.125, -0.25, 0.5]] * count,
+                "total_duration": 14_143_917,
+                "load_duration": 1_019_500,
+                "prompt_eval_count": prompt,
+            },
+        )
+
+    # -- OpenAI-compatible local servers: Ollama's /v1 and vLLM's ---------------------------------------
+
+    def _local_chat(self, req: dict[str, Any], provider: str) -> None:
+        """``POST /v1/chat/completions`` of a local server, told from OpenAI's by the model asked
+        (`OLLAMA_MODELS`, `VLLM_MODELS`): OpenAI's shape, the model named as asked. Ollama's answers say
+        ``system_fingerprint`` ``fp_ollama`` and count no cached tokens; vLLM's carry its extra fields
+        (``stop_reason``, ``prompt_logprobs``, ``kv_transfer_params``) and ``prompt_tokens_details``: null,
+        or, for a model served with ``--enable-prompt-tokens-details`` (`VLLM_CACHING_MODELS`), its prefix
+        cache hits in ``cached_tokens``, inside ``prompt_tokens``. A stream has its usage in a last chunk
+        without choices when ``stream_options.include_usage`` asks."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        vllm = provider == "vllm"
+        cached = VLLM_CACHED if model in VLLM_CACHING_MODELS else 0
+        prompt = (1000 if vllm else 900) + n
+        completion = 20 + n
+        rid = f"chatcmpl-{n:032x}" if vllm else f"chatcmpl-{700 + n}"
+        stream = bool(req.get("stream"))
+        rec.add_call(TrueCall(provider, model, "chat", stream, prompt, completion, cached, 0, 0, rid))
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        if vllm:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached} if cached else None
+        created = int(time.time())
+        base: dict[str, Any] = {"id": rid, "created": created, "model": model}
+        base["system_fingerprint"] = None if vllm else "fp_ollama"
+        text = _answer_text(req)
+        if not stream:
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+            extra: dict[str, Any] = {}
+            if vllm:
+                message |= {"refusal": None, "annotations": None, "audio": None, "function_call": None,
+                            "tool_calls": [], "reasoning_content": None}  # fmt: skip
+                choice |= {"logprobs": None, "stop_reason": None}
+                extra = {"service_tier": None, "prompt_logprobs": None, "kv_transfer_params": None}
+            answer = {**base, "object": "chat.completion", "choices": [choice], "usage": usage, **extra}
+            self._json(200, answer)
+            return
+
+        def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            if vllm:
+                choice |= {"logprobs": None, **({"stop_reason": None} if finish else {})}
+            return _sse(None, {**base, "object": "chat.completion.chunk", "choices": [choice]})
+
+        chunks = [
+            chunk({"role": "assistant", "content": ""}, None),
+            chunk({"content": text[:7]}, None),
+            chunk({"content": text[7:]}, None),
+            chunk({"content": ""} if vllm else {"role": "assistant", "content": ""}, "stop"),
+        ]
+        if (req.get("stream_options") or {}).get("include_usage"):
+            chunks.append(
+                _sse(None, {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            )
+        chunks.append(_sse(None, "[DONE]"))
+        self._stream(chunks)
 
 
 def _event_message(event: str, payload: dict[str, Any]) -> bytes:

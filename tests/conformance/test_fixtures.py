@@ -21,8 +21,21 @@ TRUE_CALL_KEYS = {
     "reasoning_tokens",
     "response_id",
 }
-#: The providers the stubs stand in for (the catalog's provider ids).
-PROVIDERS = ("openai", "azure", "anthropic", "google", "aws", "mistral", "groq", "cohere", "together")
+#: The providers the stubs stand in for (the catalog's provider ids; for local servers, whose calls
+#: nobody bills, the server's name: `stubs.LOCAL_PROVIDERS`).
+PROVIDERS = (
+    "openai",
+    "azure",
+    "anthropic",
+    "google",
+    "aws",
+    "mistral",
+    "groq",
+    "cohere",
+    "together",
+    "ollama",
+    "vllm",
+)
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 

@@ -36,6 +36,7 @@ SOURCES = {
     "openlit.instrumentation.mistral": ("attribute", "gen_ai.server.time_to_first_token"),
     "openlit.instrumentation.groq": ("attribute", "gen_ai.server.time_to_first_token"),
     "openlit.instrumentation.cohere": ("attribute", "gen_ai.server.time_to_first_token"),
+    "openlit.instrumentation.ollama": ("attribute", "gen_ai.server.time_to_first_token"),
     "openinference.instrumentation.openai": ("event", "First Token Stream Event"),
     "openinference.instrumentation.mistralai": ("event", "First Token Stream Event"),
     "opentelemetry.instrumentation.openai.v1": ("event", "gen_ai.content.completion.chunk"),

@@ -222,12 +222,13 @@ def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:
         "openinference.instrumentation.agno",
         "openinference.instrumentation.autogen_agentchat",
         "openinference.instrumentation.google_adk",
+        "openinference.instrumentation.beeai",
+        "openinference.instrumentation.claude_agent_sdk",
         "opentelemetry.instrumentation.llamaindex",
         "opentelemetry.instrumentation.openai_agents",
         "opentelemetry.instrumentation.genai.langchain",
         "autogen-core",  # AutoGen's own spans
         # the other framework instrumentors of the same two families
-        "openinference.instrumentation.beeai",
         "opentelemetry.instrumentation.haystack",
         # the official (opentelemetry-python-genai) framework instrumentations beside LangChain's
         "opentelemetry.instrumentation.genai.llama_index",

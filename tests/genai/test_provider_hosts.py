@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tokenbook.genai.calls import span_provider
-from tokenbook.genai.pricing.catalog import PriceCatalog
+from tokenbook.genai.calls import span_model, span_provider
+from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
 from tokenbook.genai.pricing.providers import provider_of_host
 from tokenbook.genai.usage import Usage
 
@@ -64,3 +64,52 @@ def test_an_openai_clients_call_to_another_provider_is_priced_as_that_providers(
 def test_a_provider_the_span_names_is_kept_on_any_host() -> None:
     attrs = {"gen_ai.provider.name": "anthropic", "server.address": "api.groq.com"}
     assert span_provider(attrs) == "anthropic"
+
+
+@pytest.mark.parametrize(
+    ("attrs", "model"),
+    [
+        # OpenLLMetry's OpenAI instrumentation (0.62.4) drops a model ID's organisation from the answer's
+        # model: the request's full ID is the model's name
+        (
+            {"gen_ai.request.model": "openai/gpt-oss-120b", "gen_ai.response.model": "gpt-oss-120b"},
+            "openai/gpt-oss-120b",
+        ),
+        (
+            {
+                "gen_ai.request.model": "Qwen/Qwen2.5-7B-Instruct",
+                "gen_ai.response.model": "Qwen2.5-7B-Instruct",
+            },
+            "Qwen/Qwen2.5-7B-Instruct",
+        ),
+        # the answer's own model otherwise
+        ({"gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18"},
+         "gpt-4o-mini-2024-07-18"),
+        ({"gen_ai.request.model": "prod-chat", "gen_ai.response.model": "gpt-4o-mini-2024-07-18"},
+         "gpt-4o-mini-2024-07-18"),
+        ({"gen_ai.request.model": "openai/gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18"},
+         "gpt-4o-mini-2024-07-18"),
+        ({"gen_ai.request.model": "a/b/gemini-2.5-flash", "gen_ai.response.model": "gemini-2.5-flash"},
+         "gemini-2.5-flash"),
+        ({"llm.model_name": "meta-llama/Llama-3.1-8B-Instruct"}, "meta-llama/Llama-3.1-8B-Instruct"),
+    ],
+)  # fmt: skip
+def test_the_model_is_the_answers_unless_it_dropped_the_requests_prefix(
+    attrs: dict[str, object], model: str
+) -> None:
+    assert span_model(attrs) == model
+
+
+def test_an_openai_clients_call_to_groq_recorded_by_openllmetry_is_priced_as_groqs() -> None:
+    """Failed before: OpenLLMetry records only the client's base URL (no server.address) and the answer's
+    model without its prefix: priced as OpenAI's gpt-oss-120b."""
+    attrs = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.openai.api_base": "https://api.groq.com/openai/v1",
+        "gen_ai.request.model": "openai/gpt-oss-120b",
+        "gen_ai.response.model": "gpt-oss-120b",
+    }
+    quote = PriceCatalog().quote(
+        span_provider(attrs), span_model(attrs), Usage(1200, 80, 0, 0, 0, present=True), None
+    )
+    assert quote.picos is not None and quote.source.startswith(f"{CATALOG_NAME} groq/")

@@ -136,7 +136,9 @@ def _oracle_first(attrs: dict[str, object], aliases: tuple[str, ...], issues: li
         if attrs.get(key) is None:
             continue
         count, issue = coerce_count(key, attrs[key])
-        if issue is not None:
+        # a library that writes its counts as text (semconv.TEXT_COUNTS): a numeric string is no issue
+        text = key in semconv.TEXT_COUNTS and issue == f"{key}: numeric string ({attrs[key]!r}) coerced"
+        if issue is not None and not text:
             issues.append(issue)
         if count is not None:
             return count
@@ -506,3 +508,26 @@ def test_langtraces_cached_tokens_are_cache_reads():
         "gen_ai.usage.cached_tokens": 1024,
     }
     assert read_usage(attrs) == Usage(1501, 41, 1024, 0, 0, present=True)
+
+
+def test_beeais_usage_under_openinference_metadata_carries_the_cache_reads_and_writes():
+    """OpenInference's BeeAI instrumentor (0.1.30) writes the cache counts of BeeAI's usage only as
+    ``metadata.usage.*`` (``llm.token_count.*`` has the prompt, completion and total counts). Failed
+    before: no cache reads, the cached input priced at the input rate."""
+    attrs = {
+        "llm.token_count.prompt": 1501,
+        "llm.token_count.completion": 41,
+        "llm.token_count.total": 1542,
+        "metadata.usage.prompt_tokens": 1501,
+        "metadata.usage.cached_prompt_tokens": 1024,
+        "metadata.usage.cached_creation_tokens": 0,
+    }
+    attrs |= {k: str(v) for k, v in attrs.items() if k.startswith("metadata.")}  # as the library writes them
+    usage = read_usage(attrs, "openai", profile_of("openinference.instrumentation.beeai", "0.1.85"))
+    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (
+        1501,
+        41,
+        1024,
+        0,
+    )
+    assert not usage.issues

@@ -28,14 +28,16 @@ thread-safe; the in-app processor and the collector share it.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import Final
 
 from tokenbook.genai import semconv
-from tokenbook.genai.pricing.providers import AZURE_OPENAI, provider_of_host
+from tokenbook.genai.pricing.providers import AZURE_OPENAI, local_server, provider_of_host
 from tokenbook.genai.usage import USAGE_KEYS
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "has_usage_attributes",
     "is_billable",
     "is_cache_hit",
+    "span_model",
     "span_provider",
 ]
 
@@ -216,13 +219,58 @@ def span_provider(attrs: Mapping[str, object]) -> str:
     ``openai`` (or no provider) whose ``server.address`` is another provider's API host
     (`pricing.providers.provider_of_host`) is that provider's: an OpenAI client pointed at Azure OpenAI
     (``azure.ai.openai``), Groq, DeepSeek, Together, OpenRouter, xAI, Gemini's OpenAI-compatible
-    endpoint, ..., which the OpenAI instrumentations record as ``openai``. Pure; never raises."""
+    endpoint, ..., which the OpenAI instrumentations record as ``openai``; and one whose
+    ``server.address`` and ``server.port`` are a local model server's (`pricing.providers.local_server`:
+    Ollama's port 11434, vLLM's 8000 on a loopback host, ...) is that server's (``ollama``, ``vllm``):
+    an OpenAI client on a local server's OpenAI-compatible API, whose calls nobody bills. Where a
+    library records no ``server.address``, the host and port of its base URL (`semconv.SERVER_URL`)
+    stand in. Pure; never raises."""
     provider = first_text(attrs, semconv.PROVIDER)
     if provider.lower() in _HOST_DECIDES:
         host = attrs.get(semconv.SERVER_ADDRESS)
-        if isinstance(host, str) and host and (found := provider_of_host(host)) is not None:
-            return _HOST_PROVIDER_NAMES.get(found, found)
+        port = attrs.get(semconv.SERVER_PORT)
+        if not (isinstance(host, str) and host):
+            url = attrs.get(semconv.SERVER_URL)
+            host, port = _host_port(url) if isinstance(url, str) and url else ("", None)
+        if host:
+            if (found := provider_of_host(host)) is not None:
+                return _HOST_PROVIDER_NAMES.get(found, found)
+            if isinstance(port, int | str) and (local := local_server(host, port)) is not None:
+                return local
     return provider
+
+
+def span_model(attrs: Mapping[str, object]) -> str:
+    """The span's model: the first present of `semconv.MODEL` (the answer's model first), except that
+    an answer's model that is the request's model ID without its organisation or provider prefix
+    (``gpt-oss-120b`` for ``openai/gpt-oss-120b``, ``Qwen2.5-7B-Instruct`` for
+    ``Qwen/Qwen2.5-7B-Instruct``: OpenLLMetry's OpenAI instrumentation drops it) is the request's: the
+    ID the server and the price lists know. Pure; never raises."""
+    model = first_text(attrs, semconv.MODEL)
+    request = attrs.get(semconv.REQUEST_MODEL)
+    if (
+        isinstance(request, str)
+        and request.count("/") == 1
+        and request != model
+        and request.partition("/")[2] == model
+        and model
+    ):
+        return request
+    return model
+
+
+@functools.lru_cache(maxsize=256)
+def _host_port(url: str) -> tuple[str, int | None]:
+    """The host and port of a base URL (``http://localhost:11434/v1/``: the scheme's default port when
+    it names none); ``("", None)`` when it is not one."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "", None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.hostname or "", port
 
 
 def _json_text(value: str) -> str:

@@ -477,7 +477,25 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "openinference.instrumentation.beeai",
         True,
         RANK_FRAMEWORK,
-        "llm.*; openinference.span.kind (a framework's spans, over a client library's); not recorded",
+        "llm.* (prompt, completion and total counts; llm.provider as BeeAI names it, `openai`, `ollama`; "
+        "llm.model_name the model asked for); its cache reads and writes only as metadata.usage.* "
+        "(BeeAI's usage, as decimal text: cached_prompt_tokens, cached_creation_tokens, read without a "
+        "usage issue); openinference.span.kind: an LLM "
+        "span per model call (`<ChatModel>`), a `new_token` LLM span without usage per streamed chunk, "
+        "AGENT and TOOL spans without usage",
+    ),
+    Profile(
+        "openinference-claude-agent-sdk",
+        "openinference.instrumentation.claude_agent_sdk",
+        True,
+        RANK_FRAMEWORK,
+        "llm.* (llm.token_count.prompt inclusive, its cache reads and writes; llm.model_name the model "
+        "asked for); openinference.span.kind: an AGENT span per turn (`ClaudeAgentSDK.query`, "
+        "`ClaudeAgentSDK.ClaudeSDKClient.receive_response`) with the turn's usage, TOOL spans without "
+        "usage; the model calls are the Claude Code CLI's, a subprocess, and have no span of their own",
+        defects="0.1.22: a turn's usage is summed from the CLI's assistant messages (Claude Code >= "
+        "2.1.277), which carry the stream's opening usage (output 1), not the final count: the output is "
+        "undercounted; a turn of several model calls is one span, their usage summed",
     ),
     Profile(
         "google-adk",

@@ -49,12 +49,15 @@ __all__ = [
     "RESPONSE_ID",
     "RESPONSE_MODEL",
     "SERVER_ADDRESS",
+    "SERVER_PORT",
+    "SERVER_URL",
     "SERVICE_INSTANCE_ID",
     "SERVICE_NAME",
     "SERVICE_TIER",
     "SESSION_ID",
     "STREAM_FLAGS",
     "TB",
+    "TEXT_COUNTS",
     "TIME_TO_FIRST_TOKEN",
     "TOOL_OPERATIONS",
     "TOTAL_TOKENS",
@@ -94,6 +97,8 @@ CACHE_READ_TOKENS: Final = (
     "ai.usage.inputTokenDetails.cacheReadTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
     "ai.usage.cachedInputTokens",  # the same, also ai 5.0.285 streams
     "gen_ai.usage.cached_tokens",  # Langtrace (3.8.21 OpenAI, unstreamed calls)
+    # OpenInference BeeAI (0.1.30): BeeAI's usage (inside its inclusive prompt count), under metadata only
+    "metadata.usage.cached_prompt_tokens",
 )
 CACHE_WRITE_TOKENS: Final = (
     "gen_ai.usage.cache_write.input_tokens",  # semantic conventions (genai-anthropic 1.3b0, anthropic 2.17.0)
@@ -101,7 +106,12 @@ CACHE_WRITE_TOKENS: Final = (
     "gen_ai.usage.cache_creation_input_tokens",  # OpenLLMetry Anthropic < 0.40
     "llm.token_count.prompt_details.cache_write",  # OpenInference (anthropic 3.1.0)
     "ai.usage.inputTokenDetails.cacheWriteTokens",  # the AI SDK's ai.* spans (ai 7.0.185)
+    "metadata.usage.cached_creation_tokens",  # OpenInference BeeAI (0.1.30), as its cache reads
 )
+#: Aliases whose library writes every count as decimal text: OpenInference's BeeAI instrumentor (0.1.30)
+#: unpacks BeeAI's usage into ``metadata.usage.*`` as strings (``"1024"``). Read as numbers, as any
+#: numeric string is, but without a usage issue: that is the library's convention, not a bad value.
+TEXT_COUNTS: Final = ("metadata.usage.cached_prompt_tokens", "metadata.usage.cached_creation_tokens")
 #: The cache writes of `CACHE_WRITE_TOKENS` by cache lifetime (Anthropic's one-hour and five-minute
 #: prompt caches, priced apart); the anthropic SDK's own spans (2.17.0) carry them.
 CACHE_WRITE_1H_TOKENS: Final = ("anthropic.usage.cache_creation.ephemeral_1h_input_tokens",)
@@ -152,6 +162,12 @@ PROVIDER: Final = (
 #: provider the span names (`calls.span_provider`): the official OpenAI instrumentation
 #: (genai-openai 1.3b0) names the client library, ``openai``, on every host.
 SERVER_ADDRESS: Final = "server.address"
+#: The port the client called: a local model server's default port names it (`calls.span_provider`,
+#: `pricing.providers.local_server`: Ollama's 11434, vLLM's 8000 on a loopback host, ...).
+SERVER_PORT: Final = "server.port"
+#: The client's base URL where a library records no ``server.address``: OpenLLMetry's OpenAI
+#: instrumentation (0.62.4), ``http://localhost:11434/v1/``. Its host and port stand in for them.
+SERVER_URL: Final = "gen_ai.openai.api_base"
 RESPONSE_MODEL: Final = "gen_ai.response.model"
 REQUEST_MODEL: Final = "gen_ai.request.model"
 MODEL: Final = (

@@ -9,7 +9,8 @@ Value rule (`coerce_count`), applied to every token attribute:
 * ``int`` in ``[0, 10**12]``: taken as is.
 * ``float`` / ``Decimal``: finite and integral (``12.0``) is taken; a fractional value is rounded half
   to even and an issue is recorded.
-* ``str``: stripped and parsed as a decimal number, then the numeric rule applies; an issue is recorded.
+* ``str``: stripped and parsed as a decimal number, then the numeric rule applies; an issue is recorded
+  (not for an alias whose library writes its counts as text, `semconv.TEXT_COUNTS`).
 * rejected (treated as missing, with an issue): ``bool``, negative, NaN, ±inf, over ``10**12``, any
   other type, an unparsable string.
 
@@ -124,6 +125,12 @@ def coerce_count(key: str, value: object) -> tuple[int | None, str | None]:
     return count, issue or note
 
 
+def _text_note(key: str, raw: object) -> str:
+    """`coerce_count`'s note on a numeric string read as it is (the note a `semconv.TEXT_COUNTS` alias
+    does not record)."""
+    return f"{key}: numeric string ({raw[:40]!r}) coerced" if isinstance(raw, str) else ""
+
+
 def _check_range(key: str, count: int, raw: object) -> tuple[int | None, str | None]:
     if count < 0:
         return None, f"{key}: negative ({raw!r}), treated as missing"
@@ -145,6 +152,8 @@ USAGE_KEYS: Final = frozenset(
 )
 #: The usage of a span that carries none.
 NO_USAGE: Final = Usage()
+#: Aliases whose library writes every count as decimal text (`semconv.TEXT_COUNTS`): read without an issue.
+_TEXT_COUNT_KEYS: Final = frozenset(semconv.TEXT_COUNTS)
 
 
 #: The alias tuples in `Usage` field order.
@@ -204,7 +213,7 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
                 counts[i] = raw
                 break
             count, issue = coerce_count(key, raw)
-            if issue is not None:
+            if issue is not None and not (key in _TEXT_COUNT_KEYS and issue == _text_note(key, raw)):
                 issues.append(issue)
             if count is not None:
                 counts[i] = count

@@ -98,6 +98,7 @@ from tokenbook.genai.calls import (
     first_text,
     is_billable,
     is_cache_hit,
+    span_model,
     span_provider,
 )
 from tokenbook.genai.composition import Sizes, apportion, measure, offline_counter
@@ -867,7 +868,7 @@ class TokenbookSpanProcessor(SpanProcessor):
             return usage.input_tokens
         quote = self.catalog.quote(
             provider,
-            first_text(attrs, semconv.MODEL),
+            span_model(attrs),
             usage,
             span.start_time,
             cache_hit=is_cache_hit(attrs),

@@ -93,6 +93,7 @@ from tokenbook.genai.calls import (
     has_usage_attributes,
     is_billable,
     is_cache_hit,
+    span_model,
     span_provider,
 )
 from tokenbook.genai.composition import (
@@ -152,7 +153,7 @@ def pipeline_keys(
     """The attribute keys the pipeline reads (decode nothing else)."""
     names = set(USAGE_KEYS)
     names.update(semconv.PROVIDER, semconv.MODEL, semconv.CLIENT_COST, semconv.RESEND_COUNTS)
-    names.add(semconv.SERVER_ADDRESS)
+    names.update((semconv.SERVER_ADDRESS, semconv.SERVER_PORT, semconv.SERVER_URL))
     names.update(semconv.TIME_TO_FIRST_TOKEN, semconv.STREAM_FLAGS, (policy_key,))
     names.update(semconv.SERVICE_TIER, semconv.CACHE_WRITE_1H_TOKENS, semconv.CACHE_WRITE_5M_TOKENS)
     names.update(semconv.TOTAL_TOKENS)
@@ -487,7 +488,7 @@ class RowBuilder:
         get = attrs.get
         plain = self._exact_keys.issuperset(attrs)  # no tag, content or measured key
         provider = span_provider(attrs)
-        model = first_text(attrs, semconv.MODEL)
+        model = span_model(attrs)
         profile = profile_of(r.scope_name, r.scope_version).for_call(r.name, model)
         usage = read_usage(attrs, provider, profile)
         limit = self.bounds.max_tokens_per_call

@@ -8,6 +8,9 @@ Contract of `PriceCatalog.price`:
   override ``from``/``until``); the arithmetic is `rates.UnitPrices`'.
 * An unknown model gives ``status="unpriced"`` with every cost ``None`` and the reason in ``source``:
   never 0. A cache hit costs 0 (``cache_hit``).
+* A local model server's call (`providers.LOCAL_PROVIDERS`: Ollama, vLLM, LM Studio, ...) is unpriced
+  unless an override prices it: the catalog is not searched by the model's name, so a local model is
+  never priced as a hosted model that shares its name (``deepseek-r1:8b``, ``gpt-oss-20b``).
 * Service tiers (`tokenbook.genai.pricing.tiers`): a call of a non-standard tier (``flex``,
   ``priority``, ``batch``, ...) is priced by an override naming that tier, else by the catalog's price
   variant for it (genai-prices ``price_variants``: a variant's prices replace the base prices key by
@@ -34,7 +37,12 @@ from genai_prices.data_snapshot import get_snapshot
 
 from tokenbook.genai.billing import STATUS_UNPRICED
 from tokenbook.genai.pricing.overrides import OverrideEntry, load_entries
-from tokenbook.genai.pricing.providers import BEDROCK_VENDORS, catalog_provider, provider_of_model
+from tokenbook.genai.pricing.providers import (
+    BEDROCK_VENDORS,
+    catalog_provider,
+    is_local_provider,
+    provider_of_model,
+)
 from tokenbook.genai.pricing.rates import (
     CACHE_HIT_COST,
     CACHE_HIT_QUOTE,
@@ -366,6 +374,17 @@ class PriceCatalog:
         if found is not None:
             return found
         provider_id = (catalog_provider(provider) if provider else None) or provider_of_model(model)
+        if provider_id is None and provider and is_local_provider(provider):
+            # a local model: billed by nobody, whatever hosted model shares its name (not looked up)
+            local = (
+                f"{CATALOG_NAME}: no price for model {model!r} of {provider!r}, a local model server: "
+                f"its calls are billed by nobody (add a price override to price them)"
+            )
+            with self._lock:
+                if len(self._models) >= _MAX_CACHED_MODELS:
+                    self._models.clear()
+                self._models[key] = local
+            return local
         try:
             result: tuple[gp_types.Provider, gp_types.ModelInfo] | str = self._find_or_unprefixed(
                 model, provider_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -17,8 +18,11 @@ from typing import Final
 __all__ = [
     "AZURE_OPENAI",
     "BEDROCK_VENDORS",
+    "LOCAL_PROVIDERS",
     "PROVIDER_ALIASES",
     "catalog_provider",
+    "is_local_provider",
+    "local_server",
     "provider_of_host",
     "provider_of_model",
 ]
@@ -157,3 +161,55 @@ def provider_of_host(address: str) -> str | None:
         if m is not None and (url[m.end() - 1] == "/" or url[m.end()] == "/"):  # the whole host
             found.add(provider.id)
     return found.pop() if len(found) == 1 else None
+
+
+#: Servers that run models on the user's own hardware, by the provider names instrumentations give them
+#: (lower case; ``gen_ai.system`` ``Ollama``, ``llm.provider`` ``ollama``) and the names `local_server`
+#: gives: nobody's price list applies to their calls (a price override may price them), and the
+#: catalog's hosted models that share a local model's name (``deepseek-r1:8b``, ``gpt-oss-20b``) are
+#: not theirs.
+LOCAL_PROVIDERS: Final = frozenset(
+    {
+        "ollama", "vllm", "lm_studio", "lmstudio", "llama.cpp", "llama_cpp", "llamacpp", "localai",
+        "sglang", "llamafile", "text-generation-inference", "tgi",
+    }
+)  # fmt: skip
+#: Ollama's port (``OLLAMA_HOST``'s default, 11434): no hosted provider's API is served on it, so it
+#: names Ollama on any host (``localhost``, a container's ``ollama``, a GPU box on the network).
+_OLLAMA_PORT: Final = 11434
+#: The default ports of other local servers, which name them on a loopback host only (elsewhere a port
+#: such as 8000 serves anything): ``vllm serve`` (8000) and LM Studio's server (1234).
+_LOOPBACK_PORTS: Final = {8000: "vllm", 1234: "lm_studio"}
+
+
+def is_local_provider(name: str) -> bool:
+    """Whether `name` (a span's provider) is a local model server's (`LOCAL_PROVIDERS`)."""
+    return name.strip().lower() in LOCAL_PROVIDERS
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=1024)
+def local_server(address: str, port: int | str) -> str | None:
+    """The local model server (a `LOCAL_PROVIDERS` name) that `address` (``server.address``: a host
+    name or IP address) and `port` (``server.port``) name by its default port: ``ollama`` for port
+    11434 on any host; ``vllm`` (8000) and ``lm_studio`` (1234) on a loopback host (``localhost``,
+    ``127.0.0.0/8``, ``::1``); None otherwise. Never raises."""
+    host = address.strip().lower().rstrip(".")
+    if not host or isinstance(port, bool):
+        return None
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        return None
+    if number == _OLLAMA_PORT:
+        return "ollama"
+    server = _LOOPBACK_PORTS.get(number)
+    return server if server is not None and _loopback(host) else None
