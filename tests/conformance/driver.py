@@ -16,6 +16,7 @@ It prints one line per call style on stdout: `TB-STYLE {"style": ..., "ok": bool
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -59,58 +60,82 @@ ANTHROPIC_SYSTEM = [
 # -- instrumentation ------------------------------------------------------------------------------------
 
 
+#: Instrumentors switched on with `Instrumentor().instrument(tracer_provider=...)` alone: the setup's
+#: instrumentor name -> (module, class). The others are switched on in `instrument`.
+_INSTRUMENTORS: dict[str, tuple[str, str]] = {
+    "otel-genai-openai": ("opentelemetry.instrumentation.genai.openai", "OpenAIInstrumentor"),
+    "otel-genai-langchain": ("opentelemetry.instrumentation.genai.langchain", "LangChainInstrumentor"),
+    "otel-genai-bedrock": ("opentelemetry.instrumentation.genai.bedrock", "BedrockInstrumentor"),
+    "otel-openai-v2": ("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor"),
+    "otel-genai-anthropic": ("opentelemetry.instrumentation.genai.anthropic", "AnthropicInstrumentor"),
+    "openinference-openai": ("openinference.instrumentation.openai", "OpenAIInstrumentor"),
+    "openinference-anthropic": ("openinference.instrumentation.anthropic", "AnthropicInstrumentor"),
+    "openinference-langchain": ("openinference.instrumentation.langchain", "LangChainInstrumentor"),
+    "openllmetry-openai": ("opentelemetry.instrumentation.openai", "OpenAIInstrumentor"),
+    "openllmetry-anthropic": ("opentelemetry.instrumentation.anthropic", "AnthropicInstrumentor"),
+    "openllmetry-langchain": ("opentelemetry.instrumentation.langchain", "LangchainInstrumentor"),
+    "otel-google-genai": ("opentelemetry.instrumentation.google_genai", "GoogleGenAiSdkInstrumentor"),
+    "openinference-google-genai": ("openinference.instrumentation.google_genai", "GoogleGenAIInstrumentor"),
+    "openllmetry-google-genai": (
+        "opentelemetry.instrumentation.google_generativeai",
+        "GoogleGenerativeAiInstrumentor",
+    ),
+    "openllmetry-vertexai": ("opentelemetry.instrumentation.vertexai", "VertexAIInstrumentor"),
+    "openinference-vertexai": ("openinference.instrumentation.vertexai", "VertexAIInstrumentor"),
+    "otel-botocore": ("opentelemetry.instrumentation.botocore", "BotocoreInstrumentor"),
+    "openllmetry-bedrock": ("opentelemetry.instrumentation.bedrock", "BedrockInstrumentor"),
+    "openinference-bedrock": ("openinference.instrumentation.bedrock", "BedrockInstrumentor"),
+    "openinference-llama-index": ("openinference.instrumentation.llama_index", "LlamaIndexInstrumentor"),
+    "openinference-litellm": ("openinference.instrumentation.litellm", "LiteLLMInstrumentor"),
+    "openinference-crewai": ("openinference.instrumentation.crewai", "CrewAIInstrumentor"),
+    "openllmetry-crewai": ("opentelemetry.instrumentation.crewai", "CrewAIInstrumentor"),
+    "openllmetry-litellm": ("opentelemetry.instrumentation.litellm", "LiteLLMInstrumentor"),
+    "openinference-dspy": ("openinference.instrumentation.dspy", "DSPyInstrumentor"),
+    "openinference-haystack": ("openinference.instrumentation.haystack", "HaystackInstrumentor"),
+    "openinference-google-adk": ("openinference.instrumentation.google_adk", "GoogleADKInstrumentor"),
+    "openinference-smolagents": ("openinference.instrumentation.smolagents", "SmolagentsInstrumentor"),
+    "openinference-agno": ("openinference.instrumentation.agno", "AgnoInstrumentor"),
+    "openinference-autogen-agentchat": (
+        "openinference.instrumentation.autogen_agentchat",
+        "AutogenAgentChatInstrumentor",
+    ),
+    "openllmetry-llamaindex": ("opentelemetry.instrumentation.llamaindex", "LlamaIndexInstrumentor"),
+    "otel-genai-llama-index": ("opentelemetry.instrumentation.genai.llama_index", "LlamaIndexInstrumentor"),
+    "otel-genai-dspy": ("opentelemetry.instrumentation.genai.dspy", "DSPyInstrumentor"),
+    "otel-genai-agno": ("opentelemetry.instrumentation.genai.agno", "AgnoInstrumentor"),
+    "openllmetry-mistralai": ("opentelemetry.instrumentation.mistralai", "MistralAiInstrumentor"),
+    "openinference-mistralai": ("openinference.instrumentation.mistralai", "MistralAIInstrumentor"),
+    "openllmetry-groq": ("opentelemetry.instrumentation.groq", "GroqInstrumentor"),
+    "openinference-groq": ("openinference.instrumentation.groq", "GroqInstrumentor"),
+    "openllmetry-cohere": ("opentelemetry.instrumentation.cohere", "CohereInstrumentor"),
+    "openllmetry-together": ("opentelemetry.instrumentation.together", "TogetherAiInstrumentor"),
+    "openinference-together": ("openinference.instrumentation.together", "TogetherInstrumentor"),
+    "openinference-portkey": ("openinference.instrumentation.portkey", "PortkeyInstrumentor"),
+    "otel-genai-portkey": ("opentelemetry.instrumentation.genai.portkey", "PortkeyInstrumentor"),
+    "openinference-instructor": ("openinference.instrumentation.instructor", "InstructorInstrumentor"),
+    "openllmetry-ollama": ("opentelemetry.instrumentation.ollama", "OllamaInstrumentor"),
+    "openinference-ollama": ("openinference.instrumentation.ollama", "OllamaInstrumentor"),
+    "openinference-beeai": ("openinference.instrumentation.beeai", "BeeAIInstrumentor"),
+    "openinference-claude-agent-sdk": (
+        "openinference.instrumentation.claude_agent_sdk",
+        "ClaudeAgentSDKInstrumentor",
+    ),
+}
+
+
 def instrument(name: str, provider: TracerProvider) -> None:
+    """Switch on the instrumentor `name` (a `Setup`'s) with `provider`."""
+    if (known := _INSTRUMENTORS.get(name)) is not None:
+        module, cls = known
+        getattr(importlib.import_module(module), cls)().instrument(tracer_provider=provider)
+        return
     if name == "anthropic-sdk":
         return  # the anthropic SDK's own spans: on by default once a global SDK TracerProvider is set
-    if name == "otel-genai-openai":
-        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
-
-        OpenAIInstrumentor().instrument(tracer_provider=provider)
-    elif name == "otel-genai-langchain":
-        from opentelemetry.instrumentation.genai.langchain import LangChainInstrumentor as OtelLangChain
-
-        OtelLangChain().instrument(tracer_provider=provider)
-    elif name == "otel-genai-bedrock":
-        from opentelemetry.instrumentation.genai.bedrock import BedrockInstrumentor as OtelBedrock
-
-        OtelBedrock().instrument(tracer_provider=provider)
-    elif name == "otel-openai-v2":
-        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIv2
-
-        OpenAIv2().instrument(tracer_provider=provider)
-    elif name == "otel-genai-anthropic":
-        from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
-
-        AnthropicInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-openai":
-        from openinference.instrumentation.openai import OpenAIInstrumentor as OIOpenAI
-
-        OIOpenAI().instrument(tracer_provider=provider)
-    elif name == "openinference-anthropic":
-        from openinference.instrumentation.anthropic import AnthropicInstrumentor as OIAnthropic
-
-        OIAnthropic().instrument(tracer_provider=provider)
-    elif name == "openinference-langchain":
-        from openinference.instrumentation.langchain import LangChainInstrumentor
-
-        LangChainInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-openai-agents":
+    if name == "openinference-openai-agents":
         from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
 
         # exclusive_processor (the default) replaces the agents SDK's own exporter to OpenAI's backend
         OpenAIAgentsInstrumentor().instrument(tracer_provider=provider, exclusive_processor=True)
-    elif name == "openllmetry-openai":
-        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TLOpenAI
-
-        TLOpenAI().instrument(tracer_provider=provider)
-    elif name == "openllmetry-anthropic":
-        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor as TLAnthropic
-
-        TLAnthropic().instrument(tracer_provider=provider)
-    elif name == "openllmetry-langchain":
-        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
-
-        LangchainInstrumentor().instrument(tracer_provider=provider)
     elif name == "openlit":
         import openlit
 
@@ -128,38 +153,6 @@ def instrument(name: str, provider: TracerProvider) -> None:
             capture_message_content=False,
             disabled_instrumentors=["httpx", "requests", "urllib", "urllib3", "aiohttp-client"],
         )
-    elif name == "otel-google-genai":
-        from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
-
-        GoogleGenAiSdkInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-google-genai":
-        from openinference.instrumentation.google_genai import GoogleGenAIInstrumentor
-
-        GoogleGenAIInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openllmetry-google-genai":
-        from opentelemetry.instrumentation.google_generativeai import GoogleGenerativeAiInstrumentor
-
-        GoogleGenerativeAiInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openllmetry-vertexai":
-        from opentelemetry.instrumentation.vertexai import VertexAIInstrumentor
-
-        VertexAIInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-vertexai":
-        from openinference.instrumentation.vertexai import VertexAIInstrumentor as OIVertexAI
-
-        OIVertexAI().instrument(tracer_provider=provider)
-    elif name == "otel-botocore":
-        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
-
-        BotocoreInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openllmetry-bedrock":
-        from opentelemetry.instrumentation.bedrock import BedrockInstrumentor
-
-        BedrockInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-bedrock":
-        from openinference.instrumentation.bedrock import BedrockInstrumentor as OIBedrock
-
-        OIBedrock().instrument(tracer_provider=provider)
     elif name == "langfuse":
         from langfuse import Langfuse
 
@@ -205,83 +198,23 @@ def instrument(name: str, provider: TracerProvider) -> None:
             additional_span_processors=[SimpleSpanProcessor(sink)],
         )
         logfire.instrument_openai()
-    elif name == "openinference-llama-index":
-        from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
-
-        LlamaIndexInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-litellm":
-        from openinference.instrumentation.litellm import LiteLLMInstrumentor
-
-        LiteLLMInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-crewai":
-        from openinference.instrumentation.crewai import CrewAIInstrumentor
-
-        CrewAIInstrumentor().instrument(tracer_provider=provider)
     elif name == "openinference-crewai-events":
         from openinference.instrumentation.crewai import CrewAIInstrumentor
 
         # its event-listener mode: spans from CrewAI's event bus, an LLM span per model call
         CrewAIInstrumentor().instrument(tracer_provider=provider, use_event_listener=True)
-    elif name == "openllmetry-crewai":
-        from opentelemetry.instrumentation.crewai import CrewAIInstrumentor as TLCrewAI
-
-        TLCrewAI().instrument(tracer_provider=provider)
-    elif name == "openllmetry-litellm":
-        from opentelemetry.instrumentation.litellm import LiteLLMInstrumentor as TLLiteLLM
-
-        TLLiteLLM().instrument(tracer_provider=provider)
-    elif name == "openinference-dspy":
-        from openinference.instrumentation.dspy import DSPyInstrumentor
-
-        DSPyInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-haystack":
-        from openinference.instrumentation.haystack import HaystackInstrumentor
-
-        HaystackInstrumentor().instrument(tracer_provider=provider)
     elif name in ("openinference-pydantic-ai", "openinference-openllmetry", "openinference-openlit"):
         return  # a span processor of another library's spans, added before the exporter (`main`)
-    elif name == "openinference-google-adk":
-        from openinference.instrumentation.google_adk import GoogleADKInstrumentor
-
-        GoogleADKInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-smolagents":
-        from openinference.instrumentation.smolagents import SmolagentsInstrumentor
-
-        SmolagentsInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-agno":
-        from openinference.instrumentation.agno import AgnoInstrumentor
-
-        AgnoInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-autogen-agentchat":
-        from openinference.instrumentation.autogen_agentchat import AutogenAgentChatInstrumentor
-
-        AutogenAgentChatInstrumentor().instrument(tracer_provider=provider)
     elif name == "openllmetry-openai-agents":
         from opentelemetry.instrumentation.openai_agents import OpenAIAgentsInstrumentor as TLAgents
 
         # its processor as the agents SDK's only one: the SDK's own exporter to OpenAI's backend is dropped
         TLAgents(replace_existing_processors=True).instrument(tracer_provider=provider)
-    elif name == "openllmetry-llamaindex":
-        from opentelemetry.instrumentation.llamaindex import LlamaIndexInstrumentor as TLLlamaIndex
-
-        TLLlamaIndex().instrument(tracer_provider=provider)
     elif name == "otel-genai-openai-agents":
         from opentelemetry.instrumentation.genai.openai_agents import OpenAIAgentsInstrumentor as OtelAgents
 
         # traces through OpenTelemetry only: the agents SDK's own exporter to OpenAI's backend is dropped
         OtelAgents().instrument(tracer_provider=provider, disable_openai_trace_export=True)
-    elif name == "otel-genai-llama-index":
-        from opentelemetry.instrumentation.genai.llama_index import LlamaIndexInstrumentor as OtelLlamaIndex
-
-        OtelLlamaIndex().instrument(tracer_provider=provider)
-    elif name == "otel-genai-dspy":
-        from opentelemetry.instrumentation.genai.dspy import DSPyInstrumentor as OtelDSPy
-
-        OtelDSPy().instrument(tracer_provider=provider)
-    elif name == "otel-genai-agno":
-        from opentelemetry.instrumentation.genai.agno import AgnoInstrumentor as OtelAgno
-
-        OtelAgno().instrument(tracer_provider=provider)
     elif name == "haystack-otel":
         from haystack import tracing
         from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
@@ -294,64 +227,8 @@ def instrument(name: str, provider: TracerProvider) -> None:
         from pydantic_ai.models.instrumented import InstrumentationSettings
 
         Agent.instrument_all(InstrumentationSettings(tracer_provider=provider, include_content=False))
-    elif name == "openllmetry-mistralai":
-        from opentelemetry.instrumentation.mistralai import MistralAiInstrumentor
-
-        MistralAiInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-mistralai":
-        from openinference.instrumentation.mistralai import MistralAIInstrumentor
-
-        MistralAIInstrumentor().instrument(tracer_provider=provider)
     elif name == "mistralai-sdk":
         return  # the mistralai SDK's own spans: on the global provider with MISTRAL_SDK_TELEMETRY=global
-    elif name == "openllmetry-groq":
-        from opentelemetry.instrumentation.groq import GroqInstrumentor as TLGroq
-
-        TLGroq().instrument(tracer_provider=provider)
-    elif name == "openinference-groq":
-        from openinference.instrumentation.groq import GroqInstrumentor as OIGroq
-
-        OIGroq().instrument(tracer_provider=provider)
-    elif name == "openllmetry-cohere":
-        from opentelemetry.instrumentation.cohere import CohereInstrumentor
-
-        CohereInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openllmetry-together":
-        from opentelemetry.instrumentation.together import TogetherAiInstrumentor
-
-        TogetherAiInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-together":
-        from openinference.instrumentation.together import TogetherInstrumentor
-
-        TogetherInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-portkey":
-        from openinference.instrumentation.portkey import PortkeyInstrumentor as OIPortkey
-
-        OIPortkey().instrument(tracer_provider=provider)
-    elif name == "otel-genai-portkey":
-        from opentelemetry.instrumentation.genai.portkey import PortkeyInstrumentor
-
-        PortkeyInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-instructor":
-        from openinference.instrumentation.instructor import InstructorInstrumentor
-
-        InstructorInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openllmetry-ollama":
-        from opentelemetry.instrumentation.ollama import OllamaInstrumentor as TLOllama
-
-        TLOllama().instrument(tracer_provider=provider)
-    elif name == "openinference-ollama":
-        from openinference.instrumentation.ollama import OllamaInstrumentor as OIOllama
-
-        OIOllama().instrument(tracer_provider=provider)
-    elif name == "openinference-beeai":
-        from openinference.instrumentation.beeai import BeeAIInstrumentor
-
-        BeeAIInstrumentor().instrument(tracer_provider=provider)
-    elif name == "openinference-claude-agent-sdk":
-        from openinference.instrumentation.claude_agent_sdk import ClaudeAgentSDKInstrumentor
-
-        ClaudeAgentSDKInstrumentor().instrument(tracer_provider=provider)
     elif name == "litellm":
         import litellm
 
