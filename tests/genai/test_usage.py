@@ -514,7 +514,7 @@ def test_beeais_usage_under_openinference_metadata_carries_the_cache_reads_and_w
     """OpenInference's BeeAI instrumentor (0.1.30) writes the cache counts of BeeAI's usage only as
     ``metadata.usage.*`` (``llm.token_count.*`` has the prompt, completion and total counts). Failed
     before: no cache reads, the cached input priced at the input rate."""
-    attrs = {
+    attrs: dict[str, object] = {
         "llm.token_count.prompt": 1501,
         "llm.token_count.completion": 41,
         "llm.token_count.total": 1542,
