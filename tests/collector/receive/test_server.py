@@ -160,3 +160,31 @@ def test_chunked_bodies_are_read_whole_and_held_to_the_limit(ingestor: Ingestor)
         assert _post_chunked(receiver.port, [b"\0" * 4096] * 20) == 413
     finally:
         receiver.stop(1)
+
+
+def test_a_client_still_sending_an_oversized_body_reads_the_413(ingestor: Ingestor) -> None:
+    """An exporter writes its whole body before it reads the answer: the server answers 413 as soon as
+    the declared length is over the limit, then reads and drops what the client still sends (a lingering
+    close) instead of resetting the connection under it, so the client gets the 413 (not retried)
+    rather than a broken pipe (retried with the same body)."""
+    receiver = HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=64 * 1024)
+    receiver.start()
+    try:
+        s = socket.create_connection(("127.0.0.1", receiver.port))
+        s.settimeout(5)
+        size = 4 << 20
+        s.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            + f"Content-Length: {size}\r\n\r\n".encode()
+        )
+        time.sleep(0.3)  # the 413 is sent and the server is done with the request
+        s.sendall(b"\0" * size)  # before: ConnectionResetError / BrokenPipeError
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 413")
+        s.close()
+        for _ in range(20):  # and a chunked body the server reads until it is over the limit
+            assert _post_chunked(receiver.port, [b"\0" * 4096] * 40) == 413
+    finally:
+        receiver.stop(1)

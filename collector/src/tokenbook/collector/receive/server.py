@@ -12,7 +12,10 @@ few kilobytes, never a thread, so it cannot starve other clients. Per server (``
 * a request's body must arrive within ``request_timeout`` of its headers, else the connection is
   closed unanswered;
 * a body above the endpoint's limit is answered 413 without being read (``Content-Length``) or as
-  soon as the limit is passed (chunked); the connection is then closed;
+  soon as the limit is passed (chunked); the connection is then closed, after a lingering close: the
+  server's side is ended and what the client still sends of the body is read and dropped (for up to
+  2 s and 64 MiB), so that a client that writes its whole body before it reads the answer, as every
+  OTLP exporter does, reads the answer rather than a reset connection (and does not retry the body);
 * bodies being received hold at most ``4 x max_request_bytes`` of memory in all; a request whose
   body would go beyond it is answered by the endpoint's ``busy`` response and the connection closed;
 * at most ``max_connections`` requests are queued for or running on the ``workers`` threads; one
@@ -50,6 +53,10 @@ __all__ = ["BodyWork", "Endpoint", "HttpServer", "Request", "Response", "Slots",
 _log = logging.getLogger(__name__)
 _BACKLOG: Final = 1024
 _MAX_HEADER_BYTES: Final = 64 * 1024  # request line + headers; above: 400 from h11
+#: A connection closed while its request's body is still coming (`_LingeringTransport`) reads and drops
+#: the rest for at most this long, and at most this many bytes, before it is closed.
+_LINGER_SECONDS: Final = 2.0
+_LINGER_BYTES: Final = 64 << 20
 
 
 def address_of(endpoint: str) -> tuple[str, int]:
@@ -133,29 +140,94 @@ class _Phase:
     IDLE, BODY, BUSY = range(3)
 
 
+class _LingeringTransport:
+    """A connection's transport, as its protocol and uvicorn use it, whose `close` lingers while the
+    client is still sending the request's body (the answer was given before the body was read: 413,
+    busy): it sends what is buffered and ends the server's side (``write_eof``), then reads and drops
+    what comes, until the client ends its side or `_LINGER_SECONDS` or `_LINGER_BYTES` pass, and only
+    then closes. A second `close` closes at once. Everything else is the transport's."""
+
+    def __init__(self, inner: asyncio.Transport, protocol: _Protocol) -> None:
+        self._inner = inner
+        self._protocol = protocol
+        self.lingering = False
+        self._left = _LINGER_BYTES
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def is_closing(self) -> bool:
+        """Closing, or lingering before it (nothing more is written)."""
+        return self.lingering or self._inner.is_closing()
+
+    def close(self) -> None:
+        """Close, lingering first while the request's body is still coming (and the transport can end
+        its side alone: not over TLS); at once when already lingering."""
+        inner = self._inner
+        if self.lingering or inner.is_closing():
+            self.finish()
+            return
+        if self._protocol.conn.their_state is not h11.SEND_BODY or not inner.can_write_eof():
+            inner.close()
+            return
+        self.lingering = True
+        inner.write_eof()  # after what is buffered: the answer
+        inner.resume_reading()
+        self._timer = asyncio.get_running_loop().call_later(_LINGER_SECONDS, self.finish)
+
+    def drop(self, received: int) -> None:
+        """`received` more bytes of the body read and dropped while lingering."""
+        self._left -= received
+        if self._left <= 0:
+            self.finish()
+
+    def finish(self) -> None:
+        """Close now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._inner.close()
+
+
 class _Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus a connection cap and header/body deadlines (`HttpServer`)."""
+    """uvicorn's h11 protocol plus a connection cap, header/body deadlines and a lingering close
+    (`HttpServer`)."""
 
     owner: HttpServer  # set on a per-server subclass
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._timer: asyncio.TimerHandle | None = None
         self._phase = -1
+        self._lingering: _LingeringTransport | None = None
         if len(self.connections) >= self.owner.limits.max_open_connections:
             self.transport = transport
             self.owner.refused_connections += 1
             transport.abort()
             return
-        super().connection_made(transport)
+        self._lingering = _LingeringTransport(transport, self)
+        super().connection_made(self._lingering)  # type: ignore[arg-type]
         self._sync()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        if self._lingering is not None and self._lingering.lingering:
+            self._lingering.finish()  # its timer
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None and self._lingering.lingering:  # a body already answered
+            self._lingering.drop(len(data))
+            return
         super().data_received(data)
         self._sync()
+
+    def eof_received(self) -> None:
+        """The client ended its side: while lingering, that is the end of the connection."""
+        if self._lingering is not None and self._lingering.lingering:
+            self._lingering.finish()
+            return
+        super().eof_received()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
