@@ -183,6 +183,14 @@ def instrument(name: str, provider: TracerProvider) -> None:
         StrandsTelemetry(tracer_provider=provider)
     elif name == "semantic-kernel":
         return  # on with SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS, the global provider
+    elif name == "maf":
+        from agent_framework.observability import enable_instrumentation
+
+        # Agent Framework's own spans, on the global provider (on by default; its documented switch,
+        # content off: no sensitive data)
+        enable_instrumentation(enable_sensitive_data=False)
+    elif name == "openinference-agent-framework":
+        return  # a span processor of Agent Framework's spans, added before the exporter (`main`)
     elif name == "adk":
         return  # Google ADK's own spans, on the global provider
     elif name == "logfire":
@@ -1330,6 +1338,53 @@ def autogen_agent_stream() -> None:
     _autogen_run(stream=True)
 
 
+def _maf_client() -> Any:
+    """Microsoft Agent Framework's chat-completions client (agent-framework-openai) on the openai SDK's
+    async client at the stub."""
+    from agent_framework.openai import OpenAIChatCompletionClient
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(
+        base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT
+    )
+    return OpenAIChatCompletionClient(model="gpt-4o-mini", async_client=client)
+
+
+def maf_chat() -> None:
+    import asyncio
+
+    asyncio.run(_maf_client().get_response(QUESTION))
+
+
+def maf_chat_stream() -> None:
+    import asyncio
+
+    async def run() -> None:
+        # its chat-completions client asks `stream_options.include_usage` itself
+        async for _ in _maf_client().get_response(QUESTION, stream=True):
+            pass
+
+    asyncio.run(run())
+
+
+def maf_agent_tool() -> None:
+    """An `Agent` with one function tool: a model call (tool call), the tool, a model call."""
+    import asyncio
+
+    from agent_framework import Agent, tool
+
+    async def run() -> None:
+        agent = Agent(
+            client=_maf_client(),
+            name="weather",
+            instructions="Answer tersely.",
+            tools=[tool(get_weather)],
+        )
+        await agent.run(QUESTION)
+
+    asyncio.run(run())
+
+
 def _llama_index_like() -> Any:
     """LlamaIndex's `OpenAILike`, its LLM for OpenAI-compatible servers (the openai SDK underneath)."""
     from llama_index.llms.openai_like import OpenAILike
@@ -2168,6 +2223,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent_bedrock": strands_agent_bedrock,
     },
     "semantic-kernel": {"prompt": semantic_kernel_prompt, "prompt_stream": semantic_kernel_stream},
+    "maf": {"chat": maf_chat, "chat_stream": maf_chat_stream, "agent_tool": maf_agent_tool},
     "adk": {"agent": adk_agent},
     "adk-tool": {"agent_tool": adk_agent_tool},
     "llama-index": {"chat": llama_index_chat, "chat_stream": llama_index_chat_stream},
@@ -2333,6 +2389,12 @@ def main() -> int:
             from openinference.instrumentation.openlit import OpenInferenceSpanProcessor as FromOpenLIT
 
             provider.add_span_processor(FromOpenLIT())
+        if "openinference-agent-framework" in names:
+            from openinference.instrumentation.agent_framework import AgentFrameworkToOpenInferenceProcessor
+
+            # rewrites each Agent Framework span as it ends into OpenInference's attributes: before the
+            # exporter's processor, as its documentation says
+            provider.add_span_processor(AgentFrameworkToOpenInferenceProcessor())
         exporter = OTLPSpanExporter(endpoint=f"{args.sink}/v1/traces", timeout=TIMEOUT)
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
         trace.set_tracer_provider(provider)

@@ -130,6 +130,8 @@ CREWAI_ENV = {
 }
 HAYSTACK = {"haystack-ai": "3.4.1", **OPENAI}
 HAYSTACK_ENV = {"HAYSTACK_TELEMETRY_ENABLED": "False"}
+# Microsoft Agent Framework: its core and its OpenAI clients (agent-framework-openai)
+MAF = {"agent-framework-core": "1.23.0", "agent-framework-openai": "1.17.0", **OPENAI, **OTEL}
 # Agno's anonymous telemetry (a request to Agno's API per agent run) off
 AGNO_ENV = {"AGNO_TELEMETRY": "false"}
 
@@ -144,7 +146,7 @@ KEY_PACKAGES = re.compile(
     r"|langchain|langchain-(core|openai|anthropic|aws)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk)$"
+    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai)$"
 )
 
 
@@ -608,6 +610,44 @@ SETUPS: tuple[Setup, ...] = (
         env={"SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS": "true"},
         notes="Semantic Kernel's diagnostics and the official OpenAI instrumentor together",
         beside="otel-genai-openai",
+    ),
+    Setup(
+        "agent-framework",
+        "agent-framework-core",
+        MAF,
+        ("maf",),
+        ("maf",),
+        notes="Microsoft Agent Framework's own telemetry (`enable_instrumentation`, content off), its "
+        "OpenAI chat-completions client",
+    ),
+    Setup(
+        "agent-framework-openai",
+        "agent-framework-core",
+        {**MAF, "opentelemetry-instrumentation-genai-openai": "1.3b0", **UTIL_GENAI},
+        ("maf", "otel-genai-openai"),
+        ("maf",),
+        notes="Microsoft Agent Framework's telemetry and the official OpenAI instrumentor together",
+        beside="otel-genai-openai",
+    ),
+    Setup(
+        "agent-framework-openinference-openai",
+        "agent-framework-core",
+        {**MAF, **OI_OPENAI},
+        ("maf", "openinference-openai"),
+        ("maf",),
+        env=OI_NO_CONTENT,
+        notes="Microsoft Agent Framework's telemetry and OpenInference's OpenAI instrumentor together",
+        beside="openinference-openai",
+    ),
+    Setup(
+        "openinference-agent-framework",
+        "openinference-instrumentation-agent-framework",
+        {"openinference-instrumentation-agent-framework": "0.1.13", **MAF},
+        ("maf", "openinference-agent-framework"),
+        ("maf",),
+        env=OI_NO_CONTENT,
+        notes="OpenInference's span processor for Microsoft Agent Framework's spans "
+        "(`AgentFrameworkToOpenInferenceProcessor`)",
     ),
     Setup(
         "google-adk",
@@ -1478,6 +1518,7 @@ _CLEARED_ENV = (
     "TOGETHER_",
     "PORTKEY_",
     "INSTRUCTOR_",
+    "ENABLE_",
     "OLLAMA_",
     "BEEAI_",
     "CLAUDE",

@@ -53,6 +53,7 @@ from tokenbook.genai.usage import read_usage
         ("opentelemetry.util.genai.handler", "1.1b0", "otel-util-genai"),
         ("litellm", "", "litellm"),
         ("strands.telemetry.tracer", "", "strands"),
+        ("agent_framework", "1.23.0", "agent-framework"),  # Microsoft Agent Framework's own spans
         ("logfire.openai", "5.4.0", "logfire"),
         ("gcp.vertex.agent", "2.13.0", "google-adk"),
         ("semantic_kernel.utils.telemetry.model_diagnostics.decorators", "", "semantic-kernel"),
@@ -228,6 +229,7 @@ def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:
         "opentelemetry.instrumentation.openai_agents",
         "opentelemetry.instrumentation.genai.langchain",
         "autogen-core",  # AutoGen's own spans
+        "agent_framework",  # Microsoft Agent Framework's own spans (agent-framework-core 1.23.0)
         # the other framework instrumentors of the same two families
         "opentelemetry.instrumentation.haystack",
         # the official (opentelemetry-python-genai) framework instrumentations beside LangChain's

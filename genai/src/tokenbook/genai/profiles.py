@@ -525,6 +525,16 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "the call)",
     ),
     Profile(
+        "agent-framework",
+        "agent_framework",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* current (cache_read, reasoning.output_tokens); Microsoft Agent Framework's own chat spans "
+        "over its chat clients, gen_ai.provider.name the client's provider; invoke_agent spans sum their "
+        "calls (gen_ai.provider.name microsoft.agent_framework); OpenInference's span processor for them "
+        "(no scope of its own) adds llm.* copies of the same counts",
+    ),
+    Profile(
         "strands",
         "strands.telemetry.tracer",
         True,
