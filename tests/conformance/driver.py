@@ -2224,6 +2224,8 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "semantic-kernel": {"prompt": semantic_kernel_prompt, "prompt_stream": semantic_kernel_stream},
     "maf": {"chat": maf_chat, "chat_stream": maf_chat_stream, "agent_tool": maf_agent_tool},
+    # the same calls with the v1.36.0 GenAI conventions (OTEL_SEMCONV_STABILITY_OPT_IN without its token)
+    "maf-v1_36": {"chat_stream_v1_36": maf_chat_stream, "agent_tool_v1_36": maf_agent_tool},
     "adk": {"agent": adk_agent},
     "adk-tool": {"agent_tool": adk_agent_tool},
     "llama-index": {"chat": llama_index_chat, "chat_stream": llama_index_chat_stream},

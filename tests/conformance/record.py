@@ -621,6 +621,18 @@ SETUPS: tuple[Setup, ...] = (
         "OpenAI chat-completions client",
     ),
     Setup(
+        "agent-framework-v1_36",
+        "agent-framework-core",
+        MAF,
+        ("maf",),
+        ("maf-v1_36",),
+        # an opt-in list without `gen_ai_latest_experimental` (here: stable HTTP conventions only) selects
+        # the v1.36.0 GenAI conventions, where Agent Framework's default is the latest
+        env={"OTEL_SEMCONV_STABILITY_OPT_IN": "http"},
+        notes="Microsoft Agent Framework's own telemetry with the v1.36.0 GenAI conventions "
+        "(`OTEL_SEMCONV_STABILITY_OPT_IN=http`)",
+    ),
+    Setup(
         "agent-framework-openai",
         "agent-framework-core",
         {**MAF, "opentelemetry-instrumentation-genai-openai": "1.3b0", **UTIL_GENAI},

@@ -262,6 +262,14 @@ KNOWN_DEFECTS: dict[str, str] = {
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"
     ),
+    **{
+        f"agent-framework-core-1.23.0-{style}": (
+            "agent-framework-core 1.23.0 with the v1.36.0 GenAI conventions (OTEL_SEMCONV_STABILITY_OPT_IN "
+            "without gen_ai_latest_experimental) drops the cache reads from its chat spans: the cached input "
+            "is priced at the input rate"
+        )
+        for style in ("chat_stream_v1_36", "agent_tool_v1_36")
+    },
 }  # fmt: skip
 _KEYS = pipeline_keys((), "drop")
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

@@ -533,6 +533,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "over its chat clients, gen_ai.provider.name the client's provider; invoke_agent spans sum their "
         "calls (gen_ai.provider.name microsoft.agent_framework); OpenInference's span processor for them "
         "(no scope of its own) adds llm.* copies of the same counts",
+        defects="with the v1.36.0 conventions (an OTEL_SEMCONV_STABILITY_OPT_IN without "
+        "gen_ai_latest_experimental): gen_ai.system, no cache reads (a cached prompt is priced at the input "
+        "rate unless another layer records the call)",
     ),
     Profile(
         "strands",
