@@ -1350,6 +1350,37 @@ def _maf_client() -> Any:
     return OpenAIChatCompletionClient(model="gpt-4o-mini", async_client=client)
 
 
+def _maf_responses_client() -> Any:
+    """Agent Framework's `OpenAIChatClient`: OpenAI's Responses API, on the openai SDK's async client."""
+    from agent_framework.openai import OpenAIChatClient
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(
+        base_url=os.environ["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0, timeout=TIMEOUT
+    )
+    return OpenAIChatClient(model="gpt-4o-mini", async_client=client)
+
+
+def maf_responses() -> None:
+    import asyncio
+
+    asyncio.run(_maf_responses_client().get_response(QUESTION))
+
+
+def maf_responses_stream() -> None:
+    import asyncio
+
+    async def run() -> None:
+        async for _ in _maf_responses_client().get_response(QUESTION, stream=True):
+            pass
+
+    asyncio.run(run())
+
+
+def maf_responses_agent_tool() -> None:
+    _maf_agent_tool(_maf_responses_client())
+
+
 def maf_chat() -> None:
     import asyncio
 
@@ -1369,18 +1400,31 @@ def maf_chat_stream() -> None:
 
 def maf_agent_tool() -> None:
     """An `Agent` with one function tool: a model call (tool call), the tool, a model call."""
+    _maf_agent_tool(_maf_client())
+
+
+def maf_agent_stream() -> None:
+    """The same agent, streamed (`run(stream=True)`)."""
+    _maf_agent_tool(_maf_client(), stream=True)
+
+
+def _maf_agent_tool(client: Any, stream: bool = False) -> None:
     import asyncio
 
     from agent_framework import Agent, tool
 
     async def run() -> None:
         agent = Agent(
-            client=_maf_client(),
+            client=client,
             name="weather",
             instructions="Answer tersely.",
             tools=[tool(get_weather)],
         )
-        await agent.run(QUESTION)
+        if stream:
+            async for _ in agent.run(QUESTION, stream=True):
+                pass
+        else:
+            await agent.run(QUESTION)
 
     asyncio.run(run())
 
@@ -2223,7 +2267,15 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent_bedrock": strands_agent_bedrock,
     },
     "semantic-kernel": {"prompt": semantic_kernel_prompt, "prompt_stream": semantic_kernel_stream},
-    "maf": {"chat": maf_chat, "chat_stream": maf_chat_stream, "agent_tool": maf_agent_tool},
+    "maf": {
+        "chat": maf_chat,
+        "chat_stream": maf_chat_stream,
+        "agent_tool": maf_agent_tool,
+        "agent_stream": maf_agent_stream,
+        "responses": maf_responses,
+        "responses_stream": maf_responses_stream,
+        "responses_agent_tool": maf_responses_agent_tool,
+    },
     # the same calls with the v1.36.0 GenAI conventions (OTEL_SEMCONV_STABILITY_OPT_IN without its token)
     "maf-v1_36": {"chat_stream_v1_36": maf_chat_stream, "agent_tool_v1_36": maf_agent_tool},
     "adk": {"agent": adk_agent},
