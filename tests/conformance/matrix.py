@@ -39,6 +39,7 @@ SUMMARY_NAMES = {
     ("@anthropic-ai/sdk", "1"): "@anthropic-ai/sdk (the SDK's own spans, Node.js)",
     ("@traceloop/node-server-sdk", "0"): "@traceloop/node-server-sdk (Traceloop's SDK for Node.js)",
     ("mistralai", "3"): "mistralai (the SDK's own spans, `MISTRAL_SDK_TELEMETRY=global`)",
+    ("agent-framework-core", "1"): "agent-framework-core (Microsoft Agent Framework's own spans)",
 }
 MATRIX_HEADER = """
 ## Every call style
