@@ -70,6 +70,20 @@ def test_a_price_override_prices_a_local_model(tmp_path: Path) -> None:
             {"gen_ai.provider.name": "openai", "gen_ai.openai.api_base": "https://api.groq.com/openai/v1"},
             "groq",
         ),
+        # server.address written as the client's base URL (Microsoft Agent Framework 1.23)
+        ({"gen_ai.provider.name": "openai", "server.address": "http://localhost:11434/v1/"}, "ollama"),
+        ({"gen_ai.provider.name": "openai", "server.address": "http://127.0.0.1:8000/v1"}, "vllm"),
+        ({"gen_ai.provider.name": "openai", "server.address": "https://api.groq.com/openai/v1/"}, "groq"),
+        (
+            {
+                "gen_ai.provider.name": "openai",
+                "server.address": "https://my-resource.openai.azure.com/openai/v1/",
+            },
+            "azure.ai.openai",
+        ),
+        ({"gen_ai.provider.name": "openai", "server.address": "http://127.0.0.1:35641/v1/"}, "openai"),
+        ({"gen_ai.provider.name": "openai", "server.address": "https://api.openai.com/v1/"}, "openai"),
+        ({"gen_ai.provider.name": "openai", "server.address": "http://localhost:99999/v1"}, "openai"),
         # not a local server's well-known port: the provider the span names
         ({"gen_ai.provider.name": "openai", "server.address": "127.0.0.1", "server.port": 43567}, "openai"),
         (

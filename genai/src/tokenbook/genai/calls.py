@@ -224,12 +224,15 @@ def span_provider(attrs: Mapping[str, object]) -> str:
     Ollama's port 11434, vLLM's 8000 on a loopback host, ...) is that server's (``ollama``, ``vllm``):
     an OpenAI client on a local server's OpenAI-compatible API, whose calls nobody bills. Where a
     library records no ``server.address``, the host and port of its base URL (`semconv.SERVER_URL`)
-    stand in. Pure; never raises."""
+    stand in, as they do where ``server.address`` is a URL, not a host (Microsoft Agent Framework 1.23
+    writes its client's base URL there, ``http://localhost:11434/v1/``). Pure; never raises."""
     provider = first_text(attrs, semconv.PROVIDER)
     if provider.lower() in _HOST_DECIDES:
         host = attrs.get(semconv.SERVER_ADDRESS)
         port = attrs.get(semconv.SERVER_PORT)
-        if not (isinstance(host, str) and host):
+        if isinstance(host, str) and "://" in host:
+            host, port = _host_port(host.strip())
+        elif not (isinstance(host, str) and host):
             url = attrs.get(semconv.SERVER_URL)
             host, port = _host_port(url) if isinstance(url, str) and url else ("", None)
         if host:
