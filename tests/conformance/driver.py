@@ -1381,6 +1381,24 @@ def maf_responses_agent_tool() -> None:
     _maf_agent_tool(_maf_responses_client())
 
 
+def _maf_ollama_v1(model: str) -> None:
+    """Its chat-completions client on Ollama's OpenAI-compatible API (through the stub as its proxy)."""
+    import asyncio
+
+    from agent_framework.openai import OpenAIChatCompletionClient
+
+    client = OpenAIChatCompletionClient(model=model, async_client=local_openai(OLLAMA_V1, True))
+    asyncio.run(client.get_response(QUESTION))
+
+
+def maf_ollama_v1_chat() -> None:
+    _maf_ollama_v1("llama3.1")
+
+
+def maf_ollama_v1_gpt_oss() -> None:
+    _maf_ollama_v1("gpt-oss:20b")  # a model name that OpenAI's price list knows too
+
+
 def maf_chat() -> None:
     import asyncio
 
@@ -2276,6 +2294,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "responses_stream": maf_responses_stream,
         "responses_agent_tool": maf_responses_agent_tool,
     },
+    "maf-local": {"ollama_v1_chat": maf_ollama_v1_chat, "ollama_v1_gpt_oss": maf_ollama_v1_gpt_oss},
     # the same calls with the v1.36.0 GenAI conventions (OTEL_SEMCONV_STABILITY_OPT_IN without its token)
     "maf-v1_36": {"chat_stream_v1_36": maf_chat_stream, "agent_tool_v1_36": maf_agent_tool},
     "adk": {"agent": adk_agent},

@@ -616,9 +616,9 @@ SETUPS: tuple[Setup, ...] = (
         "agent-framework-core",
         MAF,
         ("maf",),
-        ("maf",),
+        ("maf", "maf-local"),
         notes="Microsoft Agent Framework's own telemetry (`enable_instrumentation`, content off), its "
-        "OpenAI chat-completions client",
+        "OpenAI clients (chat completions, Responses; and on Ollama's OpenAI-compatible API)",
     ),
     Setup(
         "agent-framework-v1_36",
