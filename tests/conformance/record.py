@@ -455,6 +455,43 @@ SETUPS: tuple[Setup, ...] = (
         beside="otel-genai-openai-anthropic",
         notes="LangGraph with the official LangChain, OpenAI and Anthropic instrumentations",
     ),
+    # the supervisor graph with the anthropic SDK's own spans off: LangChain's span alone records each call
+    *(
+        Setup(
+            f"{name}-langgraph-no-sdk-spans",
+            library,
+            {**pins, **LANGGRAPH},
+            (instrumentor,),
+            ("langgraph-anthropic",),
+            env={**env, "ANTHROPIC_OPEN_TELEMETRY": "false"},
+            beside="no-sdk-spans",
+            notes="the LangGraph supervisor graph (ChatAnthropic) with the anthropic SDK's own spans off "
+            "(`ANTHROPIC_OPEN_TELEMETRY=false`): LangChain's span alone records each call",
+        )
+        for name, library, pins, instrumentor, env in (
+            (
+                "openinference",
+                "openinference-instrumentation-langchain",
+                OI_LANGCHAIN,
+                "openinference-langchain",
+                OI_NO_CONTENT,
+            ),
+            (
+                "openllmetry",
+                "opentelemetry-instrumentation-langchain",
+                TL_LANGCHAIN,
+                "openllmetry-langchain",
+                TL_NO_CONTENT,
+            ),
+            (
+                "otel-genai",
+                "opentelemetry-instrumentation-genai-langchain",
+                OTEL_LANGCHAIN,
+                "otel-genai-langchain",
+                {},
+            ),
+        )
+    ),
     Setup(
         "openlit",
         "openlit",
