@@ -552,6 +552,15 @@ def langgraph_agent_stream() -> None:
         pass
 
 
+def langgraph_agent_async() -> None:
+    """The same agent run with `ainvoke`: LangGraph's async executor."""
+    import asyncio
+
+    from langchain_core.messages import HumanMessage
+
+    asyncio.run(_langgraph_agent().ainvoke({"messages": [HumanMessage("What is the weather in Paris?")]}))
+
+
 def langgraph_supervisor() -> None:
     """A two-node LangGraph graph: a supervisor node, then a worker node, each one ChatAnthropic call
     with the cached system prompt."""
@@ -2158,6 +2167,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "langgraph-openai": {
         "langgraph_agent": langgraph_agent,
         "langgraph_agent_stream": langgraph_agent_stream,
+        "langgraph_agent_async": langgraph_agent_async,
     },
     "langgraph-anthropic": {"langgraph_supervisor": langgraph_supervisor},
     # Azure OpenAI: deployments prod-chat, prod-reasoning and prod-embed (stubs.AZURE_DEPLOYMENTS)
