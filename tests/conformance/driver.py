@@ -535,6 +535,65 @@ def langchain_anthropic_tool_call() -> None:
     llm.invoke(history)
 
 
+def _langgraph_agent() -> Any:
+    """LangGraph's prebuilt ReAct agent, as LangChain 1 builds it (`create_agent`, the successor of
+    `langgraph.prebuilt.create_react_agent`): ChatOpenAI with one tool; the stub's first answer calls the
+    tool, the second (with its result) answers."""
+    from langchain.agents import create_agent
+
+    return create_agent(_langchain_openai(), tools=[_langchain_weather_tool()])
+
+
+def langgraph_agent() -> None:
+    from langchain_core.messages import HumanMessage
+
+    _langgraph_agent().invoke({"messages": [HumanMessage("What is the weather in Paris?")]})
+
+
+def langgraph_agent_stream() -> None:
+    from langchain_core.messages import HumanMessage
+
+    # stream_mode "messages": the model's tokens as they come, so LangGraph has ChatOpenAI stream
+    for _ in _langgraph_agent().stream(
+        {"messages": [HumanMessage("What is the weather in Paris?")]}, stream_mode="messages"
+    ):
+        pass
+
+
+def langgraph_agent_async() -> None:
+    """The same agent run with `ainvoke`: LangGraph's async executor."""
+    import asyncio
+
+    from langchain_core.messages import HumanMessage
+
+    asyncio.run(_langgraph_agent().ainvoke({"messages": [HumanMessage("What is the weather in Paris?")]}))
+
+
+def langgraph_supervisor() -> None:
+    """A two-node LangGraph graph: a supervisor node, then a worker node, each one ChatAnthropic call
+    with the cached system prompt."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    llm = _langchain_anthropic()
+
+    def supervisor(state: MessagesState) -> dict[str, Any]:
+        answer = llm.invoke([SystemMessage(content=ANTHROPIC_SYSTEM), *state["messages"]])
+        return {"messages": [answer, HumanMessage("Worker: say it shorter.")]}
+
+    def worker(state: MessagesState) -> dict[str, Any]:
+        answer = llm.invoke([SystemMessage(content=ANTHROPIC_SYSTEM), *state["messages"]])
+        return {"messages": [answer]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("supervisor", supervisor)
+    graph.add_node("worker", worker)
+    graph.add_edge(START, "supervisor")
+    graph.add_edge("supervisor", "worker")
+    graph.add_edge("worker", END)
+    graph.compile().invoke({"messages": [HumanMessage("What is the weather in Paris?")]})
+
+
 def agents_tool(stream: bool = False) -> None:
     from agents import Agent, Runner, function_tool, set_default_openai_client
     from openai import AsyncOpenAI
@@ -2220,6 +2279,14 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "anthropic_chat_stream": langchain_anthropic_chat_stream,
         "anthropic_tool_call": langchain_anthropic_tool_call,
     },
+    # LangGraph: the prebuilt ReAct agent (ChatOpenAI, one tool: two model calls), and a two-node graph
+    # (supervisor, then worker: one ChatAnthropic call each, with the cached system prompt)
+    "langgraph-openai": {
+        "langgraph_agent": langgraph_agent,
+        "langgraph_agent_stream": langgraph_agent_stream,
+        "langgraph_agent_async": langgraph_agent_async,
+    },
+    "langgraph-anthropic": {"langgraph_supervisor": langgraph_supervisor},
     # Azure OpenAI: deployments prod-chat, prod-reasoning and prod-embed (stubs.AZURE_DEPLOYMENTS)
     "azure": {
         "chat": azure_chat,

@@ -112,6 +112,16 @@ OTEL_LANGCHAIN = {
     **LANGCHAIN,
     **UTIL_GENAI,
 }
+# LangGraph, and LangChain 1's `create_agent` (the prebuilt ReAct agent, built on LangGraph)
+LANGGRAPH = {
+    "langgraph": "1.2.24",
+    "langchain": "1.5.2",
+    "langchain-anthropic": "1.7.10",
+    **LANGCHAIN,
+    **OPENAI,
+    **ANTHROPIC,
+    **OTEL,
+}
 OI_OPENAI = {"openinference-instrumentation-openai": "0.1.66"}
 TL_OPENAI = {"opentelemetry-instrumentation-openai": "0.62.4"}
 # Prompt and completion content off wherever a library captures it by default: a ledger needs none of it,
@@ -143,7 +153,7 @@ OTEL_TRACELOOP = otel("1.45.1")
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
-    r"|langchain|langchain-(core|openai|anthropic|aws)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
+    r"|langchain|langchain-(core|openai|anthropic|aws)|langgraph|langgraph-(prebuilt|checkpoint)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai)$"
@@ -382,6 +392,107 @@ SETUPS: tuple[Setup, ...] = (
         ("langchain",),
         env=TL_NO_CONTENT,
         notes="LangChain and OpenAI instrumentors together",
+    ),
+    Setup(
+        "openinference-langgraph",
+        "openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN, **LANGGRAPH},
+        ("openinference-langchain",),
+        ("langgraph-openai", "langgraph-anthropic"),
+        env=OI_NO_CONTENT,
+        notes="LangGraph (the prebuilt ReAct agent with ChatOpenAI, a supervisor and worker graph with "
+        "ChatAnthropic) with the LangChain instrumentor alone; the anthropic SDK's own spans are on too",
+    ),
+    Setup(
+        "openinference-langgraph-sdk",
+        "openinference-instrumentation-langchain",
+        {**OI_LANGCHAIN, **OI_OPENAI, "openinference-instrumentation-anthropic": "3.1.0", **LANGGRAPH},
+        ("openinference-langchain", "openinference-openai", "openinference-anthropic"),
+        ("langgraph-openai", "langgraph-anthropic"),
+        env=OI_NO_CONTENT,
+        beside="openinference-openai-anthropic",
+        notes="LangGraph with OpenInference's LangChain, OpenAI and Anthropic instrumentors: each model call "
+        "is recorded by both layers",
+    ),
+    Setup(
+        "openllmetry-langgraph",
+        "opentelemetry-instrumentation-langchain",
+        {**TL_LANGCHAIN, **LANGGRAPH},
+        ("openllmetry-langchain",),
+        ("langgraph-openai", "langgraph-anthropic"),
+        env=TL_NO_CONTENT,
+        notes="LangGraph with OpenLLMetry's LangChain instrumentor alone; the anthropic SDK's own spans are "
+        "on too",
+    ),
+    Setup(
+        "openllmetry-langgraph-sdk",
+        "opentelemetry-instrumentation-langchain",
+        {**TL_LANGCHAIN, **TL_OPENAI, "opentelemetry-instrumentation-anthropic": TL, **LANGGRAPH},
+        ("openllmetry-langchain", "openllmetry-openai", "openllmetry-anthropic"),
+        ("langgraph-openai", "langgraph-anthropic"),
+        env=TL_NO_CONTENT,
+        beside="openllmetry-openai-anthropic",
+        notes="LangGraph with OpenLLMetry's LangChain, OpenAI and Anthropic instrumentors",
+    ),
+    Setup(
+        "otel-genai-langgraph",
+        "opentelemetry-instrumentation-genai-langchain",
+        {**OTEL_LANGCHAIN, **LANGGRAPH},
+        ("otel-genai-langchain",),
+        ("langgraph-openai", "langgraph-anthropic"),
+        notes="LangGraph with the official LangChain instrumentation alone; the anthropic SDK's own spans "
+        "are on too",
+    ),
+    Setup(
+        "otel-genai-langgraph-sdk",
+        "opentelemetry-instrumentation-genai-langchain",
+        {
+            **OTEL_LANGCHAIN,
+            "opentelemetry-instrumentation-genai-openai": "1.3b0",
+            "opentelemetry-instrumentation-genai-anthropic": "1.3b0",
+            **LANGGRAPH,
+        },
+        ("otel-genai-langchain", "otel-genai-openai", "otel-genai-anthropic"),
+        ("langgraph-openai", "langgraph-anthropic"),
+        beside="otel-genai-openai-anthropic",
+        notes="LangGraph with the official LangChain, OpenAI and Anthropic instrumentations",
+    ),
+    # the supervisor graph with the anthropic SDK's own spans off: LangChain's span alone records each call
+    *(
+        Setup(
+            f"{name}-langgraph-no-sdk-spans",
+            library,
+            {**pins, **LANGGRAPH},
+            (instrumentor,),
+            ("langgraph-anthropic",),
+            env={**env, "ANTHROPIC_OPEN_TELEMETRY": "false"},
+            beside="no-sdk-spans",
+            notes="the LangGraph supervisor graph (ChatAnthropic) with the anthropic SDK's own spans off "
+            "(`ANTHROPIC_OPEN_TELEMETRY=false`): LangChain's span alone records each call",
+        )
+        for name, library, pins, instrumentor, env in (
+            (
+                "openinference",
+                "openinference-instrumentation-langchain",
+                OI_LANGCHAIN,
+                "openinference-langchain",
+                OI_NO_CONTENT,
+            ),
+            (
+                "openllmetry",
+                "opentelemetry-instrumentation-langchain",
+                TL_LANGCHAIN,
+                "openllmetry-langchain",
+                TL_NO_CONTENT,
+            ),
+            (
+                "otel-genai",
+                "opentelemetry-instrumentation-genai-langchain",
+                OTEL_LANGCHAIN,
+                "otel-genai-langchain",
+                {},
+            ),
+        )
     ),
     Setup(
         "openlit",

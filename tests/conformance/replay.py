@@ -131,8 +131,17 @@ KNOWN_DEFECTS: dict[str, str] = {
         f"opentelemetry-instrumentation-genai-langchain-1.3b0+no-sdk-spans-{style}": _NO_LIFETIMES.format(
             "opentelemetry-instrumentation-genai-langchain 1.3b0 (LangChain's usage metadata has them)"
         )
-        for style in ("anthropic_chat", "anthropic_chat_stream", "anthropic_tool_call")
+        for style in ("anthropic_chat", "anthropic_chat_stream", "anthropic_tool_call",
+                      "langgraph_supervisor")
     },
+    "openinference-instrumentation-langchain-0.1.80+no-sdk-spans-langgraph_supervisor": (
+        _NO_LIFETIMES.format("openinference-instrumentation-langchain 0.1.80 on ChatAnthropic")
+    ),
+    "opentelemetry-instrumentation-langchain-0.62.4+no-sdk-spans-langgraph_supervisor": (
+        "opentelemetry-instrumentation-langchain 0.62.4 on ChatAnthropic reports 0 cache writes (it reads "
+        "LangChain's `cache_creation`, which langchain-anthropic sets to 0 when it reports the writes by "
+        "lifetime): the cache writes are priced at the input rate"
+    ),
     **{
         f"opentelemetry-instrumentation-genai-bedrock-1.3b0-{style}": (
             "opentelemetry-instrumentation-genai-bedrock 1.3b0 reads no cache reads or writes of Amazon Nova "

@@ -299,6 +299,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "gen_ai.*; traceloop.span.kind; execute_task / invoke_agent wrappers",
+        defects="0.62.4 on ChatAnthropic: a cache-write count of 0 (it reads LangChain's `cache_creation`, "
+        "which langchain-anthropic sets to 0 when it reports the writes by lifetime): the cache writes are "
+        "priced at the input rate unless the provider SDK's own span records the call",
     ),
     Profile(
         "openllmetry-bedrock",
@@ -382,7 +385,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_FRAMEWORK,
         "llm.* (llm.model_name, llm.token_count.*); openinference.span.kind; no response id",
-        defects="0.1.80 on langchain-aws's ChatBedrock (InvokeModel): the prompt count without the cache "
+        defects="0.1.80 on ChatAnthropic: no cache-write lifetimes (the one-hour writes are priced at the "
+        "five-minute rate unless the provider SDK's own span records the call). "
+        "0.1.80 on langchain-aws's ChatBedrock (InvokeModel): the prompt count without the cache "
         "reads and writes, which it does not report but its total counts (read from the total: the cached "
         "input is priced at the input rate; a Bedrock instrumentor's span beside it bills the call)",
         input_from_total_calls=(("ChatBedrock", ""), ("Bedrock", "")),
