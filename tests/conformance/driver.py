@@ -1420,20 +1420,26 @@ def _maf_responses_client() -> Any:
     return OpenAIChatClient(model="gpt-4o-mini", async_client=client)
 
 
-def maf_responses() -> None:
-    import asyncio
-
-    asyncio.run(_maf_responses_client().get_response(QUESTION))
-
-
-def maf_responses_stream() -> None:
+def _maf_get(client: Any, *, stream: bool = False) -> None:
+    """One `get_response` of the framework's chat client `client`, streamed (read to its end) or not."""
     import asyncio
 
     async def run() -> None:
-        async for _ in _maf_responses_client().get_response(QUESTION, stream=True):
+        if not stream:
+            await client.get_response(QUESTION)
+            return
+        async for _ in client.get_response(QUESTION, stream=True):
             pass
 
     asyncio.run(run())
+
+
+def maf_responses() -> None:
+    _maf_get(_maf_responses_client())
+
+
+def maf_responses_stream() -> None:
+    _maf_get(_maf_responses_client(), stream=True)
 
 
 def maf_responses_agent_tool() -> None:
@@ -1442,12 +1448,9 @@ def maf_responses_agent_tool() -> None:
 
 def _maf_ollama_v1(model: str) -> None:
     """Its chat-completions client on Ollama's OpenAI-compatible API (through the stub as its proxy)."""
-    import asyncio
-
     from agent_framework.openai import OpenAIChatCompletionClient
 
-    client = OpenAIChatCompletionClient(model=model, async_client=local_openai(OLLAMA_V1, True))
-    asyncio.run(client.get_response(QUESTION))
+    _maf_get(OpenAIChatCompletionClient(model=model, async_client=local_openai(OLLAMA_V1, True)))
 
 
 def maf_ollama_v1_chat() -> None:
@@ -1459,20 +1462,11 @@ def maf_ollama_v1_gpt_oss() -> None:
 
 
 def maf_chat() -> None:
-    import asyncio
-
-    asyncio.run(_maf_client().get_response(QUESTION))
+    _maf_get(_maf_client())
 
 
 def maf_chat_stream() -> None:
-    import asyncio
-
-    async def run() -> None:
-        # its chat-completions client asks `stream_options.include_usage` itself
-        async for _ in _maf_client().get_response(QUESTION, stream=True):
-            pass
-
-    asyncio.run(run())
+    _maf_get(_maf_client(), stream=True)  # its client asks `stream_options.include_usage` itself
 
 
 def maf_agent_tool() -> None:
