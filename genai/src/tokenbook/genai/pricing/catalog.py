@@ -374,24 +374,19 @@ class PriceCatalog:
         if found is not None:
             return found
         provider_id = (catalog_provider(provider) if provider else None) or provider_of_model(model)
+        result: tuple[gp_types.Provider, gp_types.ModelInfo] | str
         if provider_id is None and provider and is_local_provider(provider):
             # a local model: billed by nobody, whatever hosted model shares its name (not looked up)
-            local = (
+            result = (
                 f"{CATALOG_NAME}: no price for model {model!r} of {provider!r}, a local model server: "
                 f"its calls are billed by nobody (add a price override to price them)"
             )
-            with self._lock:
-                if len(self._models) >= _MAX_CACHED_MODELS:
-                    self._models.clear()
-                self._models[key] = local
-            return local
-        try:
-            result: tuple[gp_types.Provider, gp_types.ModelInfo] | str = self._find_or_unprefixed(
-                model, provider_id
-            )
-        except LookupError as exc:
-            sole = self._sole_lister(model) if provider_id is None else None
-            result = sole if sole is not None else self._unfound(provider, provider_id, model, exc)
+        else:
+            try:
+                result = self._find_or_unprefixed(model, provider_id)
+            except LookupError as exc:
+                sole = self._sole_lister(model) if provider_id is None else None
+                result = sole if sole is not None else self._unfound(provider, provider_id, model, exc)
         with self._lock:
             if len(self._models) >= _MAX_CACHED_MODELS:
                 self._models.clear()

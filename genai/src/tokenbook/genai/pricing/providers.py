@@ -170,10 +170,13 @@ def provider_of_host(address: str) -> str | None:
 #: not theirs.
 LOCAL_PROVIDERS: Final = frozenset(
     {
-        "ollama", "vllm", "lm_studio", "lmstudio", "llama.cpp", "llama_cpp", "llamacpp", "localai",
-        "sglang", "llamafile", "text-generation-inference", "tgi",
+        "ollama", "vllm", "lm_studio", "llama.cpp", "localai", "sglang", "llamafile",
+        "text-generation-inference", "tgi",
     }
 )  # fmt: skip
+#: The same names without separators: how `is_local_provider` matches any spelling of them
+#: (``lmstudio``, ``llama_cpp``, ``LM-Studio``).
+_LOCAL_BARE: Final = frozenset(_SEPARATORS.sub("", name) for name in LOCAL_PROVIDERS)
 #: Ollama's port (``OLLAMA_HOST``'s default, 11434): no hosted provider's API is served on it, so it
 #: names Ollama on any host (``localhost``, a container's ``ollama``, a GPU box on the network).
 _OLLAMA_PORT: Final = 11434
@@ -184,7 +187,7 @@ _LOOPBACK_PORTS: Final = {8000: "vllm", 1234: "lm_studio"}
 
 def is_local_provider(name: str) -> bool:
     """Whether `name` (a span's provider) is a local model server's (`LOCAL_PROVIDERS`)."""
-    return name.strip().lower() in LOCAL_PROVIDERS
+    return _SEPARATORS.sub("", name.strip().lower()) in _LOCAL_BARE
 
 
 def _loopback(host: str) -> bool:
