@@ -97,6 +97,11 @@ VLLM_CACHING_MODELS = frozenset({"Qwen/Qwen2.5-7B-Instruct"})
 VLLM_CACHED = 256
 LOCAL_PROVIDERS = frozenset({"ollama", "vllm"})
 
+#: IBM watsonx.ai: the project the driver names, and the model IDs its stand-in serves (as watsonx.ai
+#: names them: IBM's own, and other vendors' models that watsonx.ai hosts and bills at its own prices).
+WATSONX_PROJECT = "tb-conformance-project"
+WATSONX_MODELS = ("ibm/granite-3-3-8b-instruct", "openai/gpt-oss-120b", "meta-llama/llama-3-3-70b-instruct")
+
 #: Portkey: the provider each virtual key (or model-catalog slug) of the Portkey stand-in names.
 PORTKEY_VIRTUAL_KEYS = {"openai-prod": "openai", "groq-prod": "groq", "openai": "openai", "groq": "groq"}
 
@@ -280,6 +285,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def do_GET(self) -> None:
+        path = self._path()
+        if not self.server.sink and path.startswith("/v2/projects/"):
+            self._watsonx_project(path.removeprefix("/v2/projects/"))
+            return
+        if not self.server.sink and path == "/ml/v1/foundation_model_specs":
+            self._watsonx_model_specs()
+            return
         self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
     def _path(self) -> str:
@@ -318,6 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")  # an empty ExportTraceServiceResponse encodes to b""
             self.end_headers()
             return
+        if path == "/identity/token":  # IBM Cloud IAM: a form-encoded API key for a bearer token
+            self._iam_token()
+            return
         try:
             req = json.loads(raw or b"{}")
         except ValueError:
@@ -339,6 +354,10 @@ class _Handler(BaseHTTPRequestHandler):
             "/together/v1/chat/completions": self._together_chat,
             # the Portkey SDK's base URL is `<stub>/portkey/v1` (Portkey's gateway: api.portkey.ai/v1)
             "/portkey/v1/chat/completions": self._portkey_chat,
+            "/ml/v1/text/generation": lambda r: self._watsonx_generate(r, stream=False),
+            "/ml/v1/text/generation_stream": lambda r: self._watsonx_generate(r, stream=True),
+            "/ml/v1/text/chat": lambda r: self._watsonx_chat(r, stream=False),
+            "/ml/v1/text/chat_stream": lambda r: self._watsonx_chat(r, stream=True),
             "/api/chat": self._ollama_chat,
             "/api/generate": self._ollama_generate,
             "/api/embed": self._ollama_embed,
@@ -1282,6 +1301,122 @@ class _Handler(BaseHTTPRequestHandler):
         end = {"finish_reason": "COMPLETE", "usage": usage}
         events.append(("message-end", {"type": "message-end", "delta": end}))
         self._stream([_sse(event, payload) for event, payload in events] + [_sse(None, "[DONE]")])
+
+    # -- IBM watsonx.ai (us-south.ml.cloud.ibm.com; IAM at iam.cloud.ibm.com) ------------------------------
+
+    def _iam_token(self) -> None:
+        """``POST /identity/token`` (IBM Cloud IAM): a bearer token for the API key, a JWT whose payload
+        the SDK reads for its expiry."""
+
+        def part(payload: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+
+        now = int(time.time())
+        token = ".".join(
+            (
+                part({"kid": "20260101", "alg": "RS256"}),
+                part({"iam_id": "IBMid-tbconformance", "iat": now, "exp": now + 3600}),
+                "c2lnbmF0dXJl",
+            )
+        )
+        answer = {
+            "access_token": token,
+            "refresh_token": "not_supported",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "expiration": now + 3600,
+            "scope": "ibm openid",
+        }
+        self._json(200, answer)
+
+    def _watsonx_project(self, project: str) -> None:
+        """``GET /v2/projects/{id}`` (IBM's data platform API): the project, its storage and its
+        watsonx.ai Runtime instance, which the SDK reads when a client is set to a project."""
+        compute = {
+            "type": "machine_learning",
+            "guid": "00000000-0000-4000-8000-0000000wml01",
+            "name": "watsonx.ai Runtime",
+            "crn": "crn:v1:bluemix:public:pm-20:us-south:a/tb::",
+        }
+        entity = {"name": "conformance", "storage": {"type": "bmcos_object_storage"}, "compute": [compute]}
+        self._json(200, {"metadata": {"guid": project}, "entity": entity})
+
+    def _watsonx_model_specs(self) -> None:
+        """``GET /ml/v1/foundation_model_specs``: the models the stand-in serves (the SDK checks a
+        model ID against them)."""
+        functions = [{"id": "text_generation"}, {"id": "text_chat"}]
+        models = [{"model_id": m, "label": m, "functions": functions} for m in WATSONX_MODELS]
+        page = {"total_count": len(models), "limit": 200, "first": {"href": ""}}
+        self._json(200, {**page, "resources": models})
+
+    def _watsonx_generate(self, req: dict[str, Any], stream: bool) -> None:
+        """``POST /ml/v1/text/generation`` (and ``generation_stream``, SSE ``id`` / ``event: message`` /
+        ``data``): ``results[0]`` with ``input_token_count`` and ``generated_token_count``, no prompt
+        cache. A stream counts the input in its first message only (``input_token_count`` 0 after it)
+        and the output so far in each (the last message's is the answer's)."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model_id", ""))
+        prompt, output = 40 + n, 12 + n
+        rec.add_call(TrueCall("ibm", model, "text_completion", stream, prompt, output, 0, 0, 0, None))
+        created = "2026-10-01T12:00:00.000Z"
+
+        def answer(text: str, inputs: int, generated: int, stop: str) -> dict[str, Any]:
+            result = {
+                "generated_text": text,
+                "generated_token_count": generated,
+                "input_token_count": inputs,
+                "stop_reason": stop,
+            }
+            return {"model_id": model, "model_version": "3.3.0", "created_at": created, "results": [result]}
+
+        if not stream:
+            self._json(200, answer("Sunny, 21 °C.", prompt, output, "eos_token"))
+            return
+        pieces = [("Sunny, ", prompt, 2, "not_finished"), ("21 °C.", 0, output, "eos_token")]
+        chunks = [
+            f"id: {i}\nevent: message\ndata: {json.dumps(answer(*piece))}\n\n".encode()
+            for i, piece in enumerate(pieces, start=1)
+        ]
+        self._stream(chunks)
+
+    def _watsonx_chat(self, req: dict[str, Any], stream: bool) -> None:
+        """``POST /ml/v1/text/chat`` (and ``chat_stream``, SSE): OpenAI's chat shape with watsonx.ai's
+        ``model_id``, ``model_version`` and ``created_at``; ``usage`` with ``prompt_tokens``,
+        ``completion_tokens`` and ``total_tokens`` (no prompt cache); a stream's usage on its last
+        chunk, the one with the finish reason."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model_id", ""))
+        prompt, output = 60 + n, 14 + n
+        rid = f"chatcmpl-tbwatsonx{n:04d}"
+        rec.add_call(TrueCall("ibm", model, "chat", stream, prompt, output, 0, 0, 0, rid))
+        usage = {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
+        head = {
+            "id": rid,
+            "model_id": model,
+            "model": model,
+            "created": 1790000000,
+            "model_version": "3.3.0",
+            "created_at": "2026-10-01T12:00:00.000Z",
+        }
+        if not stream:
+            message = {"role": "assistant", "content": "Sunny, 21 °C."}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            self._json(200, {**head, "object": "chat.completion", "choices": [choice], "usage": usage})
+            return
+        chunks = []
+        for i, (delta, finish) in enumerate(
+            (({"role": "assistant", "content": ""}, None), ({"content": "Sunny, 21 °C."}, None), ({}, "stop"))
+        ):
+            body = {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **({"usage": usage} if finish else {}),
+            }
+            chunks.append(f"id: {i + 1}\nevent: message\ndata: {json.dumps(body)}\n\n".encode())
+        self._stream(chunks)
 
     # -- Together AI (api.together.xyz) -------------------------------------------------------------------
 
