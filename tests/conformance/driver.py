@@ -115,6 +115,8 @@ _INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "openinference-instructor": ("openinference.instrumentation.instructor", "InstructorInstrumentor"),
     "openllmetry-ollama": ("opentelemetry.instrumentation.ollama", "OllamaInstrumentor"),
     "openllmetry-watsonx": ("opentelemetry.instrumentation.watsonx", "WatsonxInstrumentor"),
+    "openllmetry-replicate": ("opentelemetry.instrumentation.replicate", "ReplicateInstrumentor"),
+    "openllmetry-sagemaker": ("opentelemetry.instrumentation.sagemaker", "SageMakerInstrumentor"),
     "openinference-ollama": ("openinference.instrumentation.ollama", "OllamaInstrumentor"),
     "openinference-beeai": ("openinference.instrumentation.beeai", "BeeAIInstrumentor"),
     "openinference-claude-agent-sdk": (
@@ -2000,6 +2002,56 @@ OLLAMA_HOST = "http://127.0.0.1:11434"
 OLLAMA_V1 = "http://localhost:11434/v1"
 VLLM_V1 = "http://localhost:8000/v1"
 
+# -- Replicate (replicate) -------------------------------------------------------------------------------
+
+
+def replicate_run() -> None:
+    # the module-level `replicate.run` (what the instrumentation wraps), on the default client, which
+    # reads its token and base URL from the environment
+    os.environ["REPLICATE_API_TOKEN"] = "r8_tbtest"
+    os.environ["REPLICATE_BASE_URL"] = os.environ["TB_STUB"]
+    import replicate
+
+    replicate.run("meta/meta-llama-3-8b-instruct", input={"prompt": "What is the weather in Paris?"})
+
+
+# -- Amazon SageMaker runtime (boto3) ---------------------------------------------------------------------
+
+#: A SageMaker endpoint of the customer's, serving a Hugging Face TGI container (its Messages API)
+SAGEMAKER_ENDPOINT = "weather-llama-endpoint"
+
+
+def sagemaker_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        endpoint_url=os.environ["TB_STUB"],
+        aws_access_key_id="AKIDTEST",
+        aws_secret_access_key="secret-test",
+        config=Config(retries={"max_attempts": 1}, read_timeout=TIMEOUT, connect_timeout=TIMEOUT),
+    )
+
+
+def sagemaker_invoke() -> None:
+    body = {"messages": MESSAGES, "max_tokens": 64}
+    answer = sagemaker_client().invoke_endpoint(
+        EndpointName=SAGEMAKER_ENDPOINT, ContentType="application/json", Body=json.dumps(body)
+    )
+    answer["Body"].read()
+
+
+def sagemaker_invoke_stream() -> None:
+    body = {"messages": MESSAGES, "max_tokens": 64, "stream": True, "stream_options": {"include_usage": True}}
+    answer = sagemaker_client().invoke_endpoint_with_response_stream(
+        EndpointName=SAGEMAKER_ENDPOINT, ContentType="application/json", Body=json.dumps(body)
+    )
+    for _ in answer["Body"]:
+        pass
+
+
 # -- IBM watsonx.ai (ibm-watsonx-ai) ---------------------------------------------------------------------
 
 #: watsonx.ai's Dallas region, as an application names it: the SDK tells IBM Cloud from an on-premises
@@ -2503,6 +2555,8 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent_tool": claude_agent_tool,
     },
     # local models: Ollama's native API (the ollama client), its OpenAI-compatible one and vLLM's (openai)
+    "replicate": {"replicate_run": replicate_run},
+    "sagemaker": {"sagemaker_invoke": sagemaker_invoke, "sagemaker_invoke_stream": sagemaker_invoke_stream},
     "watsonx": {
         "watsonx_generate": watsonx_generate,
         "watsonx_generate_stream": watsonx_generate_stream,

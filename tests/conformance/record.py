@@ -157,7 +157,7 @@ KEY_PACKAGES = re.compile(
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai"
-    r"|ibm-watsonx-ai|ibm-watson-machine-learning)$"
+    r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate)$"
 )
 
 
@@ -1178,6 +1178,27 @@ SETUPS: tuple[Setup, ...] = (
         "generate, generate_text_stream, chat and chat_stream (which the instrumentation does not wrap)",
     ),
     Setup(
+        "openllmetry-replicate",
+        "opentelemetry-instrumentation-replicate",
+        {"opentelemetry-instrumentation-replicate": TL, "replicate": "1.0.7", **OTEL},
+        ("openllmetry-replicate",),
+        ("replicate",),
+        env=TL_NO_CONTENT,
+        notes="replicate.run of a language model (meta/meta-llama-3-8b-instruct) on Replicate's predictions "
+        "API; 0.62.4 records the model but no token counts (Replicate's metrics are not read): no fixture",
+    ),
+    Setup(
+        "openllmetry-sagemaker",
+        "opentelemetry-instrumentation-sagemaker",
+        {"opentelemetry-instrumentation-sagemaker": TL, **BOTO3, **OTEL},
+        ("openllmetry-sagemaker",),
+        ("sagemaker",),
+        env=TL_NO_CONTENT,
+        notes="boto3's sagemaker-runtime invoke_endpoint and invoke_endpoint_with_response_stream on an "
+        "endpoint serving TGI's Messages API; 0.62.4 records the endpoint name as the model, no provider "
+        "and no token counts: no fixture",
+    ),
+    Setup(
         "openinference-ollama",
         "openinference-instrumentation-ollama",
         {"openinference-instrumentation-ollama": "0.1.13", **OLLAMA, **OTEL},
@@ -1668,6 +1689,7 @@ _CLEARED_ENV = (
     "DISABLE_",
     "WATSONX_",
     "WX_",
+    "REPLICATE_",
     "IBM_",
 )
 

@@ -102,6 +102,14 @@ LOCAL_PROVIDERS = frozenset({"ollama", "vllm"})
 WATSONX_PROJECT = "tb-conformance-project"
 WATSONX_MODELS = ("ibm/granite-3-3-8b-instruct", "openai/gpt-oss-120b", "meta-llama/llama-3-3-70b-instruct")
 
+#: Replicate: ``POST /v1/models/{owner}/{name}/predictions`` (an official model, run by its name).
+REPLICATE_PATH = re.compile(r"/v1/models/(?P<model>[^/]+/[^/]+)/predictions")
+#: Amazon SageMaker runtime: ``POST /endpoints/{name}/invocations`` and ``invocations-response-stream``.
+SAGEMAKER_PATH = re.compile(r"/endpoints/(?P<endpoint>[^/]+)/invocations(?P<stream>-response-stream)?")
+#: The model a SageMaker endpoint of the stand-in serves (a Hugging Face TGI container's Messages API:
+#: its answers name the model the container loaded).
+SAGEMAKER_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
 #: Portkey: the provider each virtual key (or model-catalog slug) of the Portkey stand-in names.
 PORTKEY_VIRTUAL_KEYS = {"openai-prod": "openai", "groq-prod": "groq", "openai": "openai", "groq": "groq"}
 
@@ -378,6 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
             and path.endswith(("/invoke", "/invoke-with-response-stream"))
         ):
             route = self._bedrock_invoke
+        if route is None and (sagemaker := SAGEMAKER_PATH.fullmatch(path)) is not None:
+            route = lambda r: self._sagemaker_invoke(r, sagemaker["endpoint"], bool(sagemaker["stream"]))  # noqa: E731
+        if route is None and (replicate := REPLICATE_PATH.fullmatch(path)) is not None:
+            route = lambda r: self._replicate_predict(r, replicate["model"])  # noqa: E731
         if route is None and (vertex := VERTEX_PATH.fullmatch(path)) is not None:
             route = self._vertex_gemini if vertex["publisher"] == "google" else self._vertex_anthropic
         if route is None:
@@ -1418,6 +1430,101 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(f"id: {i + 1}\nevent: message\ndata: {json.dumps(body)}\n\n".encode())
         self._stream(chunks)
 
+    # -- Replicate (api.replicate.com) ----------------------------------------------------------------------
+
+    def _replicate_predict(self, req: dict[str, Any], model: str) -> None:
+        """``POST /v1/models/{owner}/{name}/predictions`` (``Prefer: wait``): the finished prediction, a
+        language model's output as a list of text pieces, and Replicate's ``metrics`` with
+        ``input_token_count`` and ``output_token_count`` (what a per-token model is billed by), the
+        prediction's ``id`` the response ID."""
+        rec = self.server.recording
+        n = rec.next_n()
+        prompt, output = 30 + n, 10 + n
+        rid = f"tbreplicate{n:04d}"
+        rec.add_call(TrueCall("replicate", model, "text_completion", False, prompt, output, 0, 0, 0, rid))
+        base = f"https://api.replicate.com/v1/predictions/{rid}"
+        at = "2026-10-01T12:00:00.000000Z"
+        metrics = {
+            "input_token_count": prompt,
+            "output_token_count": output,
+            "predict_time": 0.41,
+            "time_to_first_token": 0.05,
+            "tokens_per_second": 27.3,
+            "total_time": 0.43,
+        }
+        prediction = {
+            "id": rid,
+            "model": model,
+            "version": "hidden",
+            "input": req.get("input", {}),
+            "logs": "",
+            "output": ["Sunny", ", ", "21 °C."],
+            "data_removed": False,
+            "error": None,
+            "source": "api",
+            "status": "succeeded",
+            "created_at": at,
+            "started_at": at,
+            "completed_at": at,
+            "urls": {"cancel": f"{base}/cancel", "get": base, "web": f"https://replicate.com/p/{rid}"},
+            "metrics": metrics,
+        }
+        self._json(201, prediction)
+
+    # -- Amazon SageMaker runtime (a Hugging Face TGI container's Messages API) -----------------------------
+
+    def _sagemaker_invoke(self, req: dict[str, Any], endpoint: str, stream: bool) -> None:
+        """``POST /endpoints/{name}/invocations``: the serving container's own JSON answer, here TGI's
+        Messages API (OpenAI's chat shape, ``usage`` with ``prompt_tokens`` and ``completion_tokens``);
+        and ``invocations-response-stream``: an AWS event stream of ``PayloadPart`` events, each
+        ``Bytes`` a piece of the container's SSE stream, the last chunk with the usage. SageMaker bills
+        the endpoint's instance hours, not tokens: the true call names the endpoint, with the counts
+        the container reported."""
+        rec = self.server.recording
+        n = rec.next_n()
+        prompt, output = 25 + n, 8 + n
+        rid = ""  # TGI's answers carry an empty id
+        rec.add_call(TrueCall("sagemaker", endpoint, "chat", stream, prompt, output, 0, 0, 0, None))
+        usage = {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
+        head = {
+            "id": rid,
+            "created": 1790000000,
+            "model": SAGEMAKER_MODEL,
+            "system_fingerprint": "3.3.6-sha-0",
+        }
+        invoked = {"X-Amzn-Invoked-Production-Variant": "AllTraffic"}
+        if not stream:
+            message = {"role": "assistant", "content": "Sunny, 21 °C."}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            answer = {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
+            self._json(200, answer, invoked)
+            return
+        pieces: list[tuple[dict[str, Any], str | None]] = [
+            ({"role": "assistant", "content": "Sunny, "}, None),
+            ({"role": "assistant", "content": "21 °C."}, "stop"),
+        ]
+        chunks = []
+        for delta, finish in pieces:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            body = {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [choice],
+                "usage": usage if finish else None,
+            }
+            chunks.append(_sse(None, body))
+        chunks.append(_sse(None, "[DONE]"))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("X-Amzn-SageMaker-Content-Type", "text/event-stream")
+        self.send_header("X-Amzn-Invoked-Production-Variant", "AllTraffic")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(_event_message("PayloadPart", chunk, "application/octet-stream"))
+            self.wfile.flush()
+        self.close_connection = True
+
     # -- Together AI (api.together.xyz) -------------------------------------------------------------------
 
     def _together_chat(self, req: dict[str, Any]) -> None:
@@ -1660,15 +1767,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream(chunks)
 
 
-def _event_message(event: str, payload: dict[str, Any]) -> bytes:
+def _event_message(
+    event: str, payload: dict[str, Any] | bytes, content_type: str = "application/json"
+) -> bytes:
     """One message of an AWS event stream (``application/vnd.amazon.eventstream``): the prelude (total
-    and header lengths, their CRC32), string headers, the JSON payload, the message's CRC32."""
+    and header lengths, their CRC32), string headers, the payload (JSON, or raw bytes: a SageMaker
+    ``PayloadPart``), the message's CRC32."""
     headers = b""
-    fields = ((":event-type", event), (":content-type", "application/json"), (":message-type", "event"))
+    fields = ((":event-type", event), (":content-type", content_type), (":message-type", "event"))
     for name, value in fields:
         raw = value.encode()
         headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(raw)) + raw
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
     prelude = struct.pack(">II", 12 + len(headers) + len(body) + 4, len(headers))
     message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
     return message + struct.pack(">I", zlib.crc32(message))
