@@ -2069,8 +2069,8 @@ def watsonx_model(model_id: str) -> Any:
 
     stub = httpx.URL(os.environ["TB_STUB"])
 
-    class ToStub(httpx.HTTPTransport):
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
+    class ToStub(httpx.HTTPTransport):  # type: ignore[misc]  # (httpx is not in the recorder's venv)
+        def handle_request(self, request: Any) -> Any:
             request.url = request.url.copy_with(scheme="http", host=stub.host, port=stub.port)
             return super().handle_request(request)
 
