@@ -114,6 +114,9 @@ _INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "otel-genai-portkey": ("opentelemetry.instrumentation.genai.portkey", "PortkeyInstrumentor"),
     "openinference-instructor": ("openinference.instrumentation.instructor", "InstructorInstrumentor"),
     "openllmetry-ollama": ("opentelemetry.instrumentation.ollama", "OllamaInstrumentor"),
+    "openllmetry-watsonx": ("opentelemetry.instrumentation.watsonx", "WatsonxInstrumentor"),
+    "openllmetry-replicate": ("opentelemetry.instrumentation.replicate", "ReplicateInstrumentor"),
+    "openllmetry-sagemaker": ("opentelemetry.instrumentation.sagemaker", "SageMakerInstrumentor"),
     "openinference-ollama": ("openinference.instrumentation.ollama", "OllamaInstrumentor"),
     "openinference-beeai": ("openinference.instrumentation.beeai", "BeeAIInstrumentor"),
     "openinference-claude-agent-sdk": (
@@ -1999,6 +2002,110 @@ OLLAMA_HOST = "http://127.0.0.1:11434"
 OLLAMA_V1 = "http://localhost:11434/v1"
 VLLM_V1 = "http://localhost:8000/v1"
 
+# -- Replicate (replicate) -------------------------------------------------------------------------------
+
+
+def replicate_run() -> None:
+    # the module-level `replicate.run` (what the instrumentation wraps), on the default client, which
+    # reads its token and base URL from the environment
+    os.environ["REPLICATE_API_TOKEN"] = "r8_tbtest"
+    os.environ["REPLICATE_BASE_URL"] = os.environ["TB_STUB"]
+    import replicate
+
+    replicate.run("meta/meta-llama-3-8b-instruct", input={"prompt": "What is the weather in Paris?"})
+
+
+# -- Amazon SageMaker runtime (boto3) ---------------------------------------------------------------------
+
+#: A SageMaker endpoint of the customer's, serving a Hugging Face TGI container (its Messages API)
+SAGEMAKER_ENDPOINT = "weather-llama-endpoint"
+
+
+def sagemaker_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        endpoint_url=os.environ["TB_STUB"],
+        aws_access_key_id="AKIDTEST",
+        aws_secret_access_key="secret-test",
+        config=Config(retries={"max_attempts": 1}, read_timeout=TIMEOUT, connect_timeout=TIMEOUT),
+    )
+
+
+def sagemaker_invoke() -> None:
+    body = {"messages": MESSAGES, "max_tokens": 64}
+    answer = sagemaker_client().invoke_endpoint(
+        EndpointName=SAGEMAKER_ENDPOINT, ContentType="application/json", Body=json.dumps(body)
+    )
+    answer["Body"].read()
+
+
+def sagemaker_invoke_stream() -> None:
+    body = {"messages": MESSAGES, "max_tokens": 64, "stream": True, "stream_options": {"include_usage": True}}
+    answer = sagemaker_client().invoke_endpoint_with_response_stream(
+        EndpointName=SAGEMAKER_ENDPOINT, ContentType="application/json", Body=json.dumps(body)
+    )
+    for _ in answer["Body"]:
+        pass
+
+
+# -- IBM watsonx.ai (ibm-watsonx-ai) ---------------------------------------------------------------------
+
+#: watsonx.ai's Dallas region, as an application names it: the SDK tells IBM Cloud from an on-premises
+#: install by this URL (IAM and the projects API at their own IBM Cloud hosts), and accepts only https
+#: there. Its HTTP client's transport sends every request to the stub over plain HTTP, the host in the
+#: Host header unchanged: the SDK, its requests and the instrumentation are as with IBM Cloud.
+WATSONX_URL = "https://us-south.ml.cloud.ibm.com"
+WATSONX_PROJECT = "tb-conformance-project"
+
+
+def watsonx_model(model_id: str) -> Any:
+    import httpx
+    from ibm_watsonx_ai import APIClient, Credentials
+    from ibm_watsonx_ai.foundation_models import ModelInference
+
+    stub = httpx.URL(os.environ["TB_STUB"])
+
+    class ToStub(httpx.HTTPTransport):  # type: ignore[misc]  # (httpx is not in the recorder's venv)
+        def handle_request(self, request: Any) -> Any:
+            request.url = request.url.copy_with(scheme="http", host=stub.host, port=stub.port)
+            return super().handle_request(request)
+
+    client = APIClient(
+        Credentials(url=WATSONX_URL, api_key="tb-test-apikey"),
+        project_id=WATSONX_PROJECT,
+        httpx_client=httpx.Client(transport=ToStub(), timeout=TIMEOUT),
+    )
+    return ModelInference(model_id=model_id, api_client=client)
+
+
+def watsonx_generate() -> None:
+    watsonx_model("ibm/granite-3-3-8b-instruct").generate(prompt="What is the weather in Paris?")
+
+
+def watsonx_generate_stream() -> None:
+    model = watsonx_model("ibm/granite-3-3-8b-instruct")
+    for _ in model.generate_text_stream(prompt="What is the weather in Paris?"):
+        pass
+
+
+def watsonx_generate_gpt_oss() -> None:
+    # a model of another vendor's that watsonx.ai hosts and bills at its own price; the price catalog
+    # lists OpenAI's model of that name
+    watsonx_model("openai/gpt-oss-120b").generate(prompt="What is the weather in Paris?")
+
+
+def watsonx_chat() -> None:
+    watsonx_model("meta-llama/llama-3-3-70b-instruct").chat(messages=MESSAGES)
+
+
+def watsonx_chat_stream() -> None:
+    for _ in watsonx_model("meta-llama/llama-3-3-70b-instruct").chat_stream(messages=MESSAGES):
+        pass
+
 
 def ollama_client(asynchronous: bool = False) -> Any:
     import ollama
@@ -2448,6 +2555,15 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "agent_tool": claude_agent_tool,
     },
     # local models: Ollama's native API (the ollama client), its OpenAI-compatible one and vLLM's (openai)
+    "replicate": {"replicate_run": replicate_run},
+    "sagemaker": {"sagemaker_invoke": sagemaker_invoke, "sagemaker_invoke_stream": sagemaker_invoke_stream},
+    "watsonx": {
+        "watsonx_generate": watsonx_generate,
+        "watsonx_generate_stream": watsonx_generate_stream,
+        "watsonx_generate_gpt_oss": watsonx_generate_gpt_oss,
+        "watsonx_chat": watsonx_chat,
+        "watsonx_chat_stream": watsonx_chat_stream,
+    },
     "ollama": {
         "ollama_chat": ollama_chat,
         "ollama_chat_stream": ollama_chat_stream,

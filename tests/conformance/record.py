@@ -156,7 +156,8 @@ KEY_PACKAGES = re.compile(
     r"|langchain|langchain-(core|openai|anthropic|aws)|langgraph|langgraph-(prebuilt|checkpoint)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai)$"
+    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai"
+    r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate)$"
 )
 
 
@@ -1158,6 +1159,46 @@ SETUPS: tuple[Setup, ...] = (
         notes="the ollama client on a local Ollama server (127.0.0.1:11434)",
     ),
     Setup(
+        "openllmetry-watsonx",
+        "opentelemetry-instrumentation-watsonx",
+        # 0.62.4 instruments ibm-watsonx-ai's ModelInference, but declares (and imports) the deprecated
+        # ibm-watson-machine-learning too: without it, `instrument()` does nothing (a dependency
+        # conflict) or, skipping that check, fails to import its module. Its newest release, beside
+        # the newest ibm-watsonx-ai (which then resolves pandas 2.1.4).
+        {
+            "opentelemetry-instrumentation-watsonx": TL,
+            "ibm-watsonx-ai": "1.8.1",
+            "ibm-watson-machine-learning": "1.0.370",
+            **OTEL,
+        },
+        ("openllmetry-watsonx",),
+        ("watsonx",),
+        env=TL_NO_CONTENT,
+        notes="ibm-watsonx-ai's ModelInference on IBM Cloud's watsonx.ai (us-south, IAM API key): "
+        "generate, generate_text_stream, chat and chat_stream (which the instrumentation does not wrap)",
+    ),
+    Setup(
+        "openllmetry-replicate",
+        "opentelemetry-instrumentation-replicate",
+        {"opentelemetry-instrumentation-replicate": TL, "replicate": "1.0.7", **OTEL},
+        ("openllmetry-replicate",),
+        ("replicate",),
+        env=TL_NO_CONTENT,
+        notes="replicate.run of a language model (meta/meta-llama-3-8b-instruct) on Replicate's predictions "
+        "API; 0.62.4 records the model but no token counts (Replicate's metrics are not read): no fixture",
+    ),
+    Setup(
+        "openllmetry-sagemaker",
+        "opentelemetry-instrumentation-sagemaker",
+        {"opentelemetry-instrumentation-sagemaker": TL, **BOTO3, **OTEL},
+        ("openllmetry-sagemaker",),
+        ("sagemaker",),
+        env=TL_NO_CONTENT,
+        notes="boto3's sagemaker-runtime invoke_endpoint and invoke_endpoint_with_response_stream on an "
+        "endpoint serving TGI's Messages API; 0.62.4 records the endpoint name as the model, no provider "
+        "and no token counts: no fixture",
+    ),
+    Setup(
         "openinference-ollama",
         "openinference-instrumentation-ollama",
         {"openinference-instrumentation-ollama": "0.1.13", **OLLAMA, **OTEL},
@@ -1646,6 +1687,10 @@ _CLEARED_ENV = (
     "BEEAI_",
     "CLAUDE",
     "DISABLE_",
+    "WATSONX_",
+    "WX_",
+    "REPLICATE_",
+    "IBM_",
 )
 
 

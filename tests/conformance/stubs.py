@@ -97,6 +97,19 @@ VLLM_CACHING_MODELS = frozenset({"Qwen/Qwen2.5-7B-Instruct"})
 VLLM_CACHED = 256
 LOCAL_PROVIDERS = frozenset({"ollama", "vllm"})
 
+#: IBM watsonx.ai: the project the driver names, and the model IDs its stand-in serves (as watsonx.ai
+#: names them: IBM's own, and other vendors' models that watsonx.ai hosts and bills at its own prices).
+WATSONX_PROJECT = "tb-conformance-project"
+WATSONX_MODELS = ("ibm/granite-3-3-8b-instruct", "openai/gpt-oss-120b", "meta-llama/llama-3-3-70b-instruct")
+
+#: Replicate: ``POST /v1/models/{owner}/{name}/predictions`` (an official model, run by its name).
+REPLICATE_PATH = re.compile(r"/v1/models/(?P<model>[^/]+/[^/]+)/predictions")
+#: Amazon SageMaker runtime: ``POST /endpoints/{name}/invocations`` and ``invocations-response-stream``.
+SAGEMAKER_PATH = re.compile(r"/endpoints/(?P<endpoint>[^/]+)/invocations(?P<stream>-response-stream)?")
+#: The model a SageMaker endpoint of the stand-in serves (a Hugging Face TGI container's Messages API:
+#: its answers name the model the container loaded).
+SAGEMAKER_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
 #: Portkey: the provider each virtual key (or model-catalog slug) of the Portkey stand-in names.
 PORTKEY_VIRTUAL_KEYS = {"openai-prod": "openai", "groq-prod": "groq", "openai": "openai", "groq": "groq"}
 
@@ -280,6 +293,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def do_GET(self) -> None:
+        path = self._path()
+        if not self.server.sink and path.startswith("/v2/projects/"):
+            self._watsonx_project(path.removeprefix("/v2/projects/"))
+            return
+        if not self.server.sink and path == "/ml/v1/foundation_model_specs":
+            self._watsonx_model_specs()
+            return
         self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
     def _path(self) -> str:
@@ -318,6 +338,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")  # an empty ExportTraceServiceResponse encodes to b""
             self.end_headers()
             return
+        if path == "/identity/token":  # IBM Cloud IAM: a form-encoded API key for a bearer token
+            self._iam_token()
+            return
         try:
             req = json.loads(raw or b"{}")
         except ValueError:
@@ -339,6 +362,10 @@ class _Handler(BaseHTTPRequestHandler):
             "/together/v1/chat/completions": self._together_chat,
             # the Portkey SDK's base URL is `<stub>/portkey/v1` (Portkey's gateway: api.portkey.ai/v1)
             "/portkey/v1/chat/completions": self._portkey_chat,
+            "/ml/v1/text/generation": lambda r: self._watsonx_generate(r, stream=False),
+            "/ml/v1/text/generation_stream": lambda r: self._watsonx_generate(r, stream=True),
+            "/ml/v1/text/chat": lambda r: self._watsonx_chat(r, stream=False),
+            "/ml/v1/text/chat_stream": lambda r: self._watsonx_chat(r, stream=True),
             "/api/chat": self._ollama_chat,
             "/api/generate": self._ollama_generate,
             "/api/embed": self._ollama_embed,
@@ -359,6 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
             and path.endswith(("/invoke", "/invoke-with-response-stream"))
         ):
             route = self._bedrock_invoke
+        if route is None and (sagemaker := SAGEMAKER_PATH.fullmatch(path)) is not None:
+            route = lambda r: self._sagemaker_invoke(r, sagemaker["endpoint"], bool(sagemaker["stream"]))  # noqa: E731
+        if route is None and (replicate := REPLICATE_PATH.fullmatch(path)) is not None:
+            route = lambda r: self._replicate_predict(r, replicate["model"])  # noqa: E731
         if route is None and (vertex := VERTEX_PATH.fullmatch(path)) is not None:
             route = self._vertex_gemini if vertex["publisher"] == "google" else self._vertex_anthropic
         if route is None:
@@ -1283,6 +1314,217 @@ class _Handler(BaseHTTPRequestHandler):
         events.append(("message-end", {"type": "message-end", "delta": end}))
         self._stream([_sse(event, payload) for event, payload in events] + [_sse(None, "[DONE]")])
 
+    # -- IBM watsonx.ai (us-south.ml.cloud.ibm.com; IAM at iam.cloud.ibm.com) ------------------------------
+
+    def _iam_token(self) -> None:
+        """``POST /identity/token`` (IBM Cloud IAM): a bearer token for the API key, a JWT whose payload
+        the SDK reads for its expiry."""
+
+        def part(payload: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+
+        now = int(time.time())
+        token = ".".join(
+            (
+                part({"kid": "20260101", "alg": "RS256"}),
+                part({"iam_id": "IBMid-tbconformance", "iat": now, "exp": now + 3600}),
+                "c2lnbmF0dXJl",
+            )
+        )
+        answer = {
+            "access_token": token,
+            "refresh_token": "not_supported",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "expiration": now + 3600,
+            "scope": "ibm openid",
+        }
+        self._json(200, answer)
+
+    def _watsonx_project(self, project: str) -> None:
+        """``GET /v2/projects/{id}`` (IBM's data platform API): the project, its storage and its
+        watsonx.ai Runtime instance, which the SDK reads when a client is set to a project."""
+        compute = {
+            "type": "machine_learning",
+            "guid": "00000000-0000-4000-8000-0000000wml01",
+            "name": "watsonx.ai Runtime",
+            "crn": "crn:v1:bluemix:public:pm-20:us-south:a/tb::",
+        }
+        entity = {"name": "conformance", "storage": {"type": "bmcos_object_storage"}, "compute": [compute]}
+        self._json(200, {"metadata": {"guid": project}, "entity": entity})
+
+    def _watsonx_model_specs(self) -> None:
+        """``GET /ml/v1/foundation_model_specs``: the models the stand-in serves (the SDK checks a
+        model ID against them)."""
+        functions = [{"id": "text_generation"}, {"id": "text_chat"}]
+        models = [{"model_id": m, "label": m, "functions": functions} for m in WATSONX_MODELS]
+        page = {"total_count": len(models), "limit": 200, "first": {"href": ""}}
+        self._json(200, {**page, "resources": models})
+
+    def _watsonx_generate(self, req: dict[str, Any], stream: bool) -> None:
+        """``POST /ml/v1/text/generation`` (and ``generation_stream``, SSE ``id`` / ``event: message`` /
+        ``data``): ``results[0]`` with ``input_token_count`` and ``generated_token_count``, no prompt
+        cache. A stream counts the input in its first message only (``input_token_count`` 0 after it)
+        and the output so far in each (the last message's is the answer's)."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model_id", ""))
+        prompt, output = 40 + n, 12 + n
+        rec.add_call(TrueCall("ibm", model, "text_completion", stream, prompt, output, 0, 0, 0, None))
+        created = "2026-10-01T12:00:00.000Z"
+
+        def answer(text: str, inputs: int, generated: int, stop: str) -> dict[str, Any]:
+            result = {
+                "generated_text": text,
+                "generated_token_count": generated,
+                "input_token_count": inputs,
+                "stop_reason": stop,
+            }
+            return {"model_id": model, "model_version": "3.3.0", "created_at": created, "results": [result]}
+
+        if not stream:
+            self._json(200, answer("Sunny, 21 °C.", prompt, output, "eos_token"))
+            return
+        pieces = [("Sunny, ", prompt, 2, "not_finished"), ("21 °C.", 0, output, "eos_token")]
+        chunks = [
+            f"id: {i}\nevent: message\ndata: {json.dumps(answer(*piece))}\n\n".encode()
+            for i, piece in enumerate(pieces, start=1)
+        ]
+        self._stream(chunks)
+
+    def _watsonx_chat(self, req: dict[str, Any], stream: bool) -> None:
+        """``POST /ml/v1/text/chat`` (and ``chat_stream``, SSE): OpenAI's chat shape with watsonx.ai's
+        ``model_id``, ``model_version`` and ``created_at``; ``usage`` with ``prompt_tokens``,
+        ``completion_tokens`` and ``total_tokens`` (no prompt cache); a stream's usage on its last
+        chunk, the one with the finish reason."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model_id", ""))
+        prompt, output = 60 + n, 14 + n
+        rid = f"chatcmpl-tbwatsonx{n:04d}"
+        rec.add_call(TrueCall("ibm", model, "chat", stream, prompt, output, 0, 0, 0, rid))
+        usage = {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
+        head = {
+            "id": rid,
+            "model_id": model,
+            "model": model,
+            "created": 1790000000,
+            "model_version": "3.3.0",
+            "created_at": "2026-10-01T12:00:00.000Z",
+        }
+        if not stream:
+            message = {"role": "assistant", "content": "Sunny, 21 °C."}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            self._json(200, {**head, "object": "chat.completion", "choices": [choice], "usage": usage})
+            return
+        chunks = []
+        for i, (delta, finish) in enumerate(
+            (({"role": "assistant", "content": ""}, None), ({"content": "Sunny, 21 °C."}, None), ({}, "stop"))
+        ):
+            body = {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **({"usage": usage} if finish else {}),
+            }
+            chunks.append(f"id: {i + 1}\nevent: message\ndata: {json.dumps(body)}\n\n".encode())
+        self._stream(chunks)
+
+    # -- Replicate (api.replicate.com) ----------------------------------------------------------------------
+
+    def _replicate_predict(self, req: dict[str, Any], model: str) -> None:
+        """``POST /v1/models/{owner}/{name}/predictions`` (``Prefer: wait``): the finished prediction, a
+        language model's output as a list of text pieces, and Replicate's ``metrics`` with
+        ``input_token_count`` and ``output_token_count`` (what a per-token model is billed by), the
+        prediction's ``id`` the response ID."""
+        rec = self.server.recording
+        n = rec.next_n()
+        prompt, output = 30 + n, 10 + n
+        rid = f"tbreplicate{n:04d}"
+        rec.add_call(TrueCall("replicate", model, "text_completion", False, prompt, output, 0, 0, 0, rid))
+        base = f"https://api.replicate.com/v1/predictions/{rid}"
+        at = "2026-10-01T12:00:00.000000Z"
+        metrics = {
+            "input_token_count": prompt,
+            "output_token_count": output,
+            "predict_time": 0.41,
+            "time_to_first_token": 0.05,
+            "tokens_per_second": 27.3,
+            "total_time": 0.43,
+        }
+        prediction = {
+            "id": rid,
+            "model": model,
+            "version": "hidden",
+            "input": req.get("input", {}),
+            "logs": "",
+            "output": ["Sunny", ", ", "21 °C."],
+            "data_removed": False,
+            "error": None,
+            "source": "api",
+            "status": "succeeded",
+            "created_at": at,
+            "started_at": at,
+            "completed_at": at,
+            "urls": {"cancel": f"{base}/cancel", "get": base, "web": f"https://replicate.com/p/{rid}"},
+            "metrics": metrics,
+        }
+        self._json(201, prediction)
+
+    # -- Amazon SageMaker runtime (a Hugging Face TGI container's Messages API) -----------------------------
+
+    def _sagemaker_invoke(self, req: dict[str, Any], endpoint: str, stream: bool) -> None:
+        """``POST /endpoints/{name}/invocations``: the serving container's own JSON answer, here TGI's
+        Messages API (OpenAI's chat shape, ``usage`` with ``prompt_tokens`` and ``completion_tokens``);
+        and ``invocations-response-stream``: an AWS event stream of ``PayloadPart`` events, each
+        ``Bytes`` a piece of the container's SSE stream, the last chunk with the usage. SageMaker bills
+        the endpoint's instance hours, not tokens: the true call names the endpoint, with the counts
+        the container reported."""
+        rec = self.server.recording
+        n = rec.next_n()
+        prompt, output = 25 + n, 8 + n
+        rid = ""  # TGI's answers carry an empty id
+        rec.add_call(TrueCall("sagemaker", endpoint, "chat", stream, prompt, output, 0, 0, 0, None))
+        usage = {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
+        head = {
+            "id": rid,
+            "created": 1790000000,
+            "model": SAGEMAKER_MODEL,
+            "system_fingerprint": "3.3.6-sha-0",
+        }
+        invoked = {"X-Amzn-Invoked-Production-Variant": "AllTraffic"}
+        if not stream:
+            message = {"role": "assistant", "content": "Sunny, 21 °C."}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            answer = {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
+            self._json(200, answer, invoked)
+            return
+        pieces: list[tuple[dict[str, Any], str | None]] = [
+            ({"role": "assistant", "content": "Sunny, "}, None),
+            ({"role": "assistant", "content": "21 °C."}, "stop"),
+        ]
+        chunks = []
+        for delta, finish in pieces:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            body = {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [choice],
+                "usage": usage if finish else None,
+            }
+            chunks.append(_sse(None, body))
+        chunks.append(_sse(None, "[DONE]"))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("X-Amzn-SageMaker-Content-Type", "text/event-stream")
+        self.send_header("X-Amzn-Invoked-Production-Variant", "AllTraffic")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(_event_message("PayloadPart", chunk, "application/octet-stream"))
+            self.wfile.flush()
+        self.close_connection = True
+
     # -- Together AI (api.together.xyz) -------------------------------------------------------------------
 
     def _together_chat(self, req: dict[str, Any]) -> None:
@@ -1525,15 +1767,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream(chunks)
 
 
-def _event_message(event: str, payload: dict[str, Any]) -> bytes:
+def _event_message(
+    event: str, payload: dict[str, Any] | bytes, content_type: str = "application/json"
+) -> bytes:
     """One message of an AWS event stream (``application/vnd.amazon.eventstream``): the prelude (total
-    and header lengths, their CRC32), string headers, the JSON payload, the message's CRC32."""
+    and header lengths, their CRC32), string headers, the payload (JSON, or raw bytes: a SageMaker
+    ``PayloadPart``), the message's CRC32."""
     headers = b""
-    fields = ((":event-type", event), (":content-type", "application/json"), (":message-type", "event"))
+    fields = ((":event-type", event), (":content-type", content_type), (":message-type", "event"))
     for name, value in fields:
         raw = value.encode()
         headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(raw)) + raw
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
     prelude = struct.pack(">II", 12 + len(headers) + len(body) + 4, len(headers))
     message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
     return message + struct.pack(">I", zlib.crc32(message))

@@ -22,7 +22,8 @@ TRUE_CALL_KEYS = {
     "response_id",
 }
 #: The providers the stubs stand in for (the catalog's provider ids; for local servers, whose calls
-#: nobody bills, the server's name: `stubs.LOCAL_PROVIDERS`).
+#: nobody bills, the server's name: `stubs.LOCAL_PROVIDERS`; for a provider whose prices the catalog
+#: does not list, its name there: `pricing.providers.UNLISTED_PROVIDERS`, IBM watsonx.ai's ``ibm``).
 PROVIDERS = (
     "openai",
     "azure",
@@ -35,6 +36,7 @@ PROVIDERS = (
     "together",
     "ollama",
     "vllm",
+    "ibm",
 )
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 

@@ -11,6 +11,10 @@ Contract of `PriceCatalog.price`:
 * A local model server's call (`providers.LOCAL_PROVIDERS`: Ollama, vLLM, LM Studio, ...) is unpriced
   unless an override prices it: the catalog is not searched by the model's name, so a local model is
   never priced as a hosted model that shares its name (``deepseek-r1:8b``, ``gpt-oss-20b``).
+* A hosted provider that bills at prices of its own which the catalog does not list
+  (`providers.UNLISTED_PROVIDERS`: IBM watsonx.ai, Replicate, Amazon SageMaker) is unpriced unless an
+  override prices it: its models are never priced from another provider's list by their names
+  (``openai/gpt-oss-120b`` on watsonx.ai is not OpenAI's).
 * Service tiers (`tokenbook.genai.pricing.tiers`): a call of a non-standard tier (``flex``,
   ``priority``, ``batch``, ...) is priced by an override naming that tier, else by the catalog's price
   variant for it (genai-prices ``price_variants``: a variant's prices replace the base prices key by
@@ -42,6 +46,7 @@ from tokenbook.genai.pricing.providers import (
     catalog_provider,
     is_local_provider,
     provider_of_model,
+    unlisted_provider,
 )
 from tokenbook.genai.pricing.rates import (
     CACHE_HIT_COST,
@@ -380,6 +385,13 @@ class PriceCatalog:
             result = (
                 f"{CATALOG_NAME}: no price for model {model!r} of {provider!r}, a local model server: "
                 f"its calls are billed by nobody (add a price override to price them)"
+            )
+        elif provider_id is None and provider and (host := unlisted_provider(provider)) is not None:
+            # a provider with prices of its own that the catalog does not list: whatever other
+            # provider's model shares the model's name, not looked up
+            result = (
+                f"{CATALOG_NAME}: no price for model {model!r} of {provider!r} ({host}): the catalog lists "
+                f"none of {host}'s prices (add a price override to price its calls)"
             )
         else:
             try:

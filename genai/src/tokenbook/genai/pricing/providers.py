@@ -20,11 +20,13 @@ __all__ = [
     "BEDROCK_VENDORS",
     "LOCAL_PROVIDERS",
     "PROVIDER_ALIASES",
+    "UNLISTED_PROVIDERS",
     "catalog_provider",
     "is_local_provider",
     "local_server",
     "provider_of_host",
     "provider_of_model",
+    "unlisted_provider",
 ]
 
 #: The semantic conventions' provider name of Azure OpenAI (``gen_ai.provider.name``).
@@ -183,6 +185,34 @@ _OLLAMA_PORT: Final = 11434
 #: The default ports of other local servers, which name them on a loopback host only (elsewhere a port
 #: such as 8000 serves anything): ``vllm serve`` (8000) and LM Studio's server (1234).
 _LOOPBACK_PORTS: Final = {8000: "vllm", 1234: "lm_studio"}
+
+
+#: Hosted providers that bill their calls at prices of their own, which the catalog does not list, by
+#: the names instrumentations give them (lower case) -> the provider: IBM watsonx.ai (the semantic
+#: conventions' ``ibm.watsonx.ai``, OpenLLMetry's ``Watsonx``), Replicate, and Amazon SageMaker (an
+#: endpoint serves the customer's own model, on the customer's instances). Their models' names are
+#: often other providers' (``openai/gpt-oss-120b`` and ``mistralai/mistral-large`` on watsonx.ai,
+#: ``meta/meta-llama-3-8b-instruct`` on Replicate, an endpoint named after the model it serves): a
+#: call of theirs is unpriced unless a price override prices it, never priced from another provider's
+#: list by the model's name. A name the catalog comes to list is priced by the catalog.
+UNLISTED_PROVIDERS: Final[Mapping[str, str]] = {
+    "ibm.watsonx.ai": "ibm",
+    "watsonx.ai": "ibm",
+    "watsonx": "ibm",
+    "ibm": "ibm",
+    "replicate": "replicate",
+    "aws.sagemaker": "sagemaker",
+    "amazon_sagemaker": "sagemaker",
+    "sagemaker": "sagemaker",
+}
+#: The same names without separators: how `unlisted_provider` matches any spelling of them.
+_UNLISTED_BARE: Final[Mapping[str, str]] = {_SEPARATORS.sub("", k): v for k, v in UNLISTED_PROVIDERS.items()}
+
+
+def unlisted_provider(name: str) -> str | None:
+    """The provider of `UNLISTED_PROVIDERS` that `name` (a span's provider, any spelling: ``Watsonx``,
+    ``ibm.watsonx.ai``, ``Replicate``, ``aws.sagemaker``) names; None for any other name."""
+    return _UNLISTED_BARE.get(_SEPARATORS.sub("", name.strip().lower()))
 
 
 def is_local_provider(name: str) -> bool:
