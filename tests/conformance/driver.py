@@ -95,6 +95,7 @@ _INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "openinference-google-adk": ("openinference.instrumentation.google_adk", "GoogleADKInstrumentor"),
     "openinference-smolagents": ("openinference.instrumentation.smolagents", "SmolagentsInstrumentor"),
     "openinference-agno": ("openinference.instrumentation.agno", "AgnoInstrumentor"),
+    "openinference-ag2": ("openinference.instrumentation.ag2", "AG2Instrumentor"),
     "openinference-autogen-agentchat": (
         "openinference.instrumentation.autogen_agentchat",
         "AutogenAgentChatInstrumentor",
@@ -193,6 +194,13 @@ def instrument(name: str, provider: TracerProvider) -> None:
         return  # a span processor of Agent Framework's spans, added before the exporter (`main`)
     elif name == "adk":
         return  # Google ADK's own spans, on the global provider
+    elif name == "ag2":
+        from autogen.opentelemetry import instrument_llm_wrapper
+
+        # AG2's own tracing: LLM spans of its OpenAIWrapper (content off, its default); the agents'
+        # spans are switched on per agent (`_ag2_agents`)
+        instrument_llm_wrapper(tracer_provider=provider)
+        _AG2_TRACED.append(provider)
     elif name == "logfire":
         import logfire
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -1397,6 +1405,53 @@ def autogen_agent_stream() -> None:
     _autogen_run(stream=True)
 
 
+# AG2 (the AutoGen 0.2 fork, its `autogen` namespace): a UserProxyAgent and an AssistantAgent on the
+# openai client. Its own tracing (`autogen.opentelemetry`) is on when the setup names "ag2": the wrapper's
+# LLM spans (`instrument_llm_wrapper`) and each agent's conversation, reply and tool spans
+# (`instrument_agent`, per agent, as its documentation says).
+_AG2_TRACED: list[TracerProvider] = []
+
+
+def _ag2_agents(with_tool: bool = False) -> tuple[Any, Any]:
+    from autogen import AssistantAgent, LLMConfig, UserProxyAgent, register_function
+
+    config = LLMConfig(
+        {
+            "api_type": "openai",
+            "model": "gpt-4o-mini",
+            "api_key": "sk-test",
+            "base_url": os.environ["OPENAI_BASE_URL"],
+            "max_retries": 0,
+            "timeout": TIMEOUT,
+        },
+        cache_seed=None,  # no disk cache of answers: every turn calls the model
+    )
+    assistant = AssistantAgent("assistant", llm_config=config, system_message="Answer tersely.")
+    user = UserProxyAgent(
+        "user", human_input_mode="NEVER", code_execution_config=False, default_auto_reply="Thanks."
+    )
+    if with_tool:
+        register_function(get_weather, caller=assistant, executor=user, description="The current weather.")
+    if _AG2_TRACED:
+        from autogen.opentelemetry import instrument_agent
+
+        for agent in (assistant, user):
+            instrument_agent(agent, tracer_provider=_AG2_TRACED[0])
+    return assistant, user
+
+
+def ag2_chat() -> None:
+    """Two turns: the user proxy asks, the assistant answers, the proxy's auto reply, a second answer."""
+    assistant, user = _ag2_agents()
+    user.initiate_chat(assistant, message=QUESTION, max_turns=2, summary_method="last_msg")
+
+
+def ag2_tool_call() -> None:
+    """A model call that asks for get_weather, the proxy runs it, a model call with its result."""
+    assistant, user = _ag2_agents(with_tool=True)
+    user.initiate_chat(assistant, message=QUESTION, max_turns=2, summary_method="last_msg")
+
+
 def _maf_client() -> Any:
     """Microsoft Agent Framework's chat-completions client (agent-framework-openai) on the openai SDK's
     async client at the stub."""
@@ -2431,6 +2486,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "smolagents": {"agent_tool": smolagents_agent_tool, "agent_stream": smolagents_agent_stream},
     "agno": {"agent_tool": agno_agent_tool, "agent_stream": agno_agent_stream},
     "autogen": {"agent_tool": autogen_agent_tool, "agent_stream": autogen_agent_stream},
+    "ag2": {"ag2_chat": ag2_chat, "ag2_tool_call": ag2_tool_call},
     "llama-index-agent": {
         "agent": llama_index_agent,
         "like_chat": llama_index_like_chat,

@@ -142,6 +142,10 @@ HAYSTACK = {"haystack-ai": "3.4.1", **OPENAI}
 HAYSTACK_ENV = {"HAYSTACK_TELEMETRY_ENABLED": "False"}
 # Microsoft Agent Framework: its core and its OpenAI clients (agent-framework-openai)
 MAF = {"agent-framework-core": "1.23.0", "agent-framework-openai": "1.17.0", **OPENAI, **OTEL}
+# AG2, the AutoGen 0.2 fork: its newest release with the `autogen` namespace (AG2 1.0 is a new framework,
+# `ag2`, without the classic agents; OpenInference's AG2 instrumentation requires ag2 < 1). ag2 0.14.0
+# requires openai < 3: the newest openai 2.
+AG2 = {"ag2": "0.14.0", "openai": "2.54.0"}  # its `openai` extra is the openai client alone
 # Agno's anonymous telemetry (a request to Agno's API per agent run) off
 AGNO_ENV = {"AGNO_TELEMETRY": "false"}
 
@@ -156,7 +160,7 @@ KEY_PACKAGES = re.compile(
     r"|langchain|langchain-(core|openai|anthropic|aws)|langgraph|langgraph-(prebuilt|checkpoint)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai)$"
+    r"|smolagents|agno|ag2|autogen-(agentchat|core|ext)|mcp|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai)$"
 )
 
 
@@ -1397,6 +1401,43 @@ SETUPS: tuple[Setup, ...] = (
         ("autogen",),
         env=OI_NO_CONTENT,
         notes="AutoGen AgentChat with OpenInference's AutoGen AgentChat and OpenAI instrumentors",
+    ),
+    Setup(
+        "ag2",
+        "ag2",
+        {**AG2, **OTEL},
+        ("ag2",),
+        ("ag2",),
+        notes="AG2's own tracing (`autogen.opentelemetry`: `instrument_llm_wrapper` and `instrument_agent`)",
+    ),
+    Setup(
+        "ag2-openinference-openai",
+        "ag2",
+        {**AG2, **OI_OPENAI, **OTEL},
+        ("ag2", "openinference-openai"),
+        ("ag2",),
+        env=OI_NO_CONTENT,
+        beside="openinference-openai",
+        notes="AG2's own tracing with OpenInference's OpenAI instrumentor beside it",
+    ),
+    Setup(
+        "ag2-openllmetry-openai",
+        "ag2",
+        {**AG2, **TL_OPENAI, **OTEL},
+        ("ag2", "openllmetry-openai"),
+        ("ag2",),
+        env=TL_NO_CONTENT,
+        beside="openllmetry-openai",
+        notes="AG2's own tracing with OpenLLMetry's OpenAI instrumentor beside it",
+    ),
+    Setup(
+        "openinference-ag2",
+        "openinference-instrumentation-ag2",
+        {"openinference-instrumentation-ag2": "0.1.12", **AG2, **OI_OPENAI, **OTEL},
+        ("openinference-ag2", "openinference-openai"),
+        ("ag2",),
+        env=OI_NO_CONTENT,
+        notes="AG2 with OpenInference's AG2 and OpenAI instrumentors",
     ),
     Setup(
         "openllmetry-openai-agents",
