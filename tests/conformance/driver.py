@@ -95,6 +95,9 @@ _INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "openinference-google-adk": ("openinference.instrumentation.google_adk", "GoogleADKInstrumentor"),
     "openinference-smolagents": ("openinference.instrumentation.smolagents", "SmolagentsInstrumentor"),
     "openinference-agno": ("openinference.instrumentation.agno", "AgnoInstrumentor"),
+    "openinference-ag2": ("openinference.instrumentation.ag2", "AG2Instrumentor"),
+    "openinference-mcp": ("openinference.instrumentation.mcp", "MCPInstrumentor"),
+    "openllmetry-mcp": ("opentelemetry.instrumentation.mcp", "McpInstrumentor"),
     "openinference-autogen-agentchat": (
         "openinference.instrumentation.autogen_agentchat",
         "AutogenAgentChatInstrumentor",
@@ -196,6 +199,17 @@ def instrument(name: str, provider: TracerProvider) -> None:
         return  # a span processor of Agent Framework's spans, added before the exporter (`main`)
     elif name == "adk":
         return  # Google ADK's own spans, on the global provider
+    elif name == "mcp-sdk":
+        return  # the mcp SDK's own spans (client requests, server middleware), on the global provider
+    elif name == "baggage-processor":
+        return  # a span processor that copies Baggage onto spans, added before the exporter (`main`)
+    elif name == "ag2":
+        from autogen.opentelemetry import instrument_llm_wrapper
+
+        # AG2's own tracing: LLM spans of its OpenAIWrapper (content off, its default); the agents'
+        # spans are switched on per agent (`_ag2_agents`)
+        instrument_llm_wrapper(tracer_provider=provider)
+        _AG2_TRACED.append(provider)
     elif name == "logfire":
         import logfire
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -1400,6 +1414,129 @@ def autogen_agent_stream() -> None:
     _autogen_run(stream=True)
 
 
+# AG2 (the AutoGen 0.2 fork, its `autogen` namespace): a UserProxyAgent and an AssistantAgent on the
+# openai client. Its own tracing (`autogen.opentelemetry`) is on when the setup names "ag2": the wrapper's
+# LLM spans (`instrument_llm_wrapper`) and each agent's conversation, reply and tool spans
+# (`instrument_agent`, per agent, as its documentation says).
+_AG2_TRACED: list[TracerProvider] = []
+
+
+def _ag2_agents(with_tool: bool = False) -> tuple[Any, Any]:
+    from autogen import AssistantAgent, LLMConfig, UserProxyAgent, register_function
+
+    config = LLMConfig(
+        {
+            "api_type": "openai",
+            "model": "gpt-4o-mini",
+            "api_key": "sk-test",
+            "base_url": os.environ["OPENAI_BASE_URL"],
+            "max_retries": 0,
+            "timeout": TIMEOUT,
+        },
+        cache_seed=None,  # no disk cache of answers: every turn calls the model
+    )
+    assistant = AssistantAgent("assistant", llm_config=config, system_message="Answer tersely.")
+    user = UserProxyAgent(
+        "user", human_input_mode="NEVER", code_execution_config=False, default_auto_reply="Thanks."
+    )
+    if with_tool:
+        register_function(get_weather, caller=assistant, executor=user, description="The current weather.")
+    if _AG2_TRACED:
+        from autogen.opentelemetry import instrument_agent
+
+        for agent in (assistant, user):
+            instrument_agent(agent, tracer_provider=_AG2_TRACED[0])
+    return assistant, user
+
+
+def ag2_chat() -> None:
+    """Two turns: the user proxy asks, the assistant answers, the proxy's auto reply, a second answer."""
+    assistant, user = _ag2_agents()
+    user.initiate_chat(assistant, message=QUESTION, max_turns=2, summary_method="last_msg")
+
+
+def ag2_tool_call() -> None:
+    """A model call that asks for get_weather, the proxy runs it, a model call with its result."""
+    assistant, user = _ag2_agents(with_tool=True)
+    user.initiate_chat(assistant, message=QUESTION, max_turns=2, summary_method="last_msg")
+
+
+# MCP: a client (the `mcp` SDK, stdio transport) calls a tool of a server it starts as a subprocess (this
+# driver again, `--serve-mcp`, with the same instrumentors and its own provider exporting to the sink); the
+# tool makes an OpenAI call. The client puts tokenbook's attribution keys into W3C Baggage first, as an
+# application does before it calls a tool.
+MCP_BAGGAGE = {
+    "tenant.id": "acme",
+    "user.id": "user-7",
+    "project.id": "weather-app",
+    "app.feature": "mcp-weather",
+    "tokenbook.context.id": "ctx-mcp-1",
+}
+
+
+def mcp_tool() -> None:
+    import asyncio
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    from opentelemetry import baggage, context
+
+    argv = [
+        os.path.abspath(__file__),
+        "--serve-mcp",
+        "--stub",
+        os.environ["TB_STUB"],
+        "--sink",
+        os.environ["TB_SINK"],
+        "--instrument",
+        os.environ["TB_INSTRUMENT"],
+        "--calls",
+        "",
+    ]
+    # the server's environment: the driver's (stdio_client passes only a few variables by default)
+    params = StdioServerParameters(command=sys.executable, args=argv, env=dict(os.environ))
+
+    async def run() -> None:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool("ask_weather", {"city": "Paris"})
+            if getattr(result, "is_error", None) or getattr(result, "isError", False):  # mcp 2, mcp 1
+                raise RuntimeError(f"the tool failed: {result.content}")
+
+    ctx = context.get_current()
+    for key, value in MCP_BAGGAGE.items():
+        ctx = baggage.set_baggage(key, value, ctx)
+    token = context.attach(ctx)
+    try:
+        asyncio.run(run())
+    finally:
+        context.detach(token)
+
+
+def serve_mcp() -> None:
+    """The MCP server (stdio): one tool, `ask_weather`, which asks the OpenAI stand-in."""
+    import openai
+
+    try:
+        from mcp.server import MCPServer
+    except ImportError:  # mcp 1: FastMCP
+        from mcp.server.fastmcp import FastMCP as MCPServer
+
+    server = MCPServer("weather")
+
+    @server.tool()  # type: ignore[untyped-decorator]
+    async def ask_weather(city: str) -> str:
+        """The current weather in a city, as a model tells it."""
+        client = openai.AsyncOpenAI(max_retries=0, timeout=TIMEOUT)
+        answer = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"What is the weather in {city}?"}]
+        )
+        await client.close()
+        return answer.choices[0].message.content or ""
+
+    server.run("stdio")
+
+
 def _maf_client() -> Any:
     """Microsoft Agent Framework's chat-completions client (agent-framework-openai) on the openai SDK's
     async client at the stub."""
@@ -2538,6 +2675,8 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "smolagents": {"agent_tool": smolagents_agent_tool, "agent_stream": smolagents_agent_stream},
     "agno": {"agent_tool": agno_agent_tool, "agent_stream": agno_agent_stream},
     "autogen": {"agent_tool": autogen_agent_tool, "agent_stream": autogen_agent_stream},
+    "ag2": {"ag2_chat": ag2_chat, "ag2_tool_call": ag2_tool_call},
+    "mcp": {"mcp_tool": mcp_tool},
     "llama-index-agent": {
         "agent": llama_index_agent,
         "like_chat": llama_index_like_chat,
@@ -2613,14 +2752,23 @@ def main() -> int:
     ap.add_argument("--instrument", required=True)
     ap.add_argument("--calls", required=True)
     ap.add_argument("--only-style", default="")
+    # run as the MCP server of the `mcp` call group (a subprocess of the client's driver, on stdio)
+    ap.add_argument("--serve-mcp", action="store_true")
     args = ap.parse_args()
 
     os.environ["TB_SINK"] = args.sink
     os.environ["TB_STUB"] = args.stub
+    os.environ["TB_INSTRUMENT"] = args.instrument
     names = [name for name in args.instrument.split(",") if name]
     provider = sdk_provider(names, args.sink)
     if provider is None:
-        provider = TracerProvider(resource=Resource.create({"service.name": "tokenbook-conformance"}))
+        service = "tokenbook-conformance-mcp-server" if args.serve_mcp else "tokenbook-conformance"
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        if "baggage-processor" in names:
+            from opentelemetry.processor.baggage import ALLOW_ALL_BAGGAGE_KEYS, BaggageSpanProcessor
+
+            # OpenTelemetry's Baggage span processor: every Baggage entry onto each span as it starts
+            provider.add_span_processor(BaggageSpanProcessor(ALLOW_ALL_BAGGAGE_KEYS))
         if "openinference-pydantic-ai" in names:
             from openinference.instrumentation.pydantic_ai import OpenInferenceSpanProcessor
 
@@ -2650,6 +2798,12 @@ def main() -> int:
         trace.set_tracer_provider(provider)
     for name in names:
         instrument(name, provider)
+    if args.serve_mcp:
+        try:
+            serve_mcp()
+        finally:
+            provider.shutdown()  # its spans exported before the client's stdio transport ends
+        return 0
 
     for group in filter(None, args.calls.split(",")):
         for style, call in CALLS[group].items():

@@ -142,6 +142,22 @@ HAYSTACK = {"haystack-ai": "3.4.1", **OPENAI}
 HAYSTACK_ENV = {"HAYSTACK_TELEMETRY_ENABLED": "False"}
 # Microsoft Agent Framework: its core and its OpenAI clients (agent-framework-openai)
 MAF = {"agent-framework-core": "1.23.0", "agent-framework-openai": "1.17.0", **OPENAI, **OTEL}
+# AG2, the AutoGen 0.2 fork: its newest release with the `autogen` namespace (AG2 1.0 is a new framework,
+# `ag2`, without the classic agents; OpenInference's AG2 instrumentation requires ag2 < 1). ag2 0.14.0
+# requires openai < 3: the newest openai 2.
+AG2 = {"ag2": "0.14.0", "openai": "2.54.0"}  # its `openai` extra is the openai client alone
+# MCP: the Python SDK (its own spans on: client requests, the server's middleware) on stdio; the
+# recording has the spans of both processes, the client's driver and the server it starts
+MCP = {"mcp": "2.3.0"}
+# OpenLLMetry's MCP instrumentation (0.62.4) wraps `streamablehttp_client`, which mcp 2 renamed (its import
+# hook fails on `import mcp`): with the newest mcp 1 (no spans of its own)
+MCP_1 = {"mcp": "1.30.0"}
+MCP_NOTES = (
+    "an MCP client (stdio) calls a tool of a server subprocess that asks OpenAI, with tokenbook's "
+    "attribution keys in W3C Baggage"
+)
+# OpenTelemetry's Baggage span processor (opentelemetry-processor-baggage): each Baggage entry onto every span
+BAGGAGE_PROCESSOR = {"opentelemetry-processor-baggage": "0.66b1"}
 # Agno's anonymous telemetry (a request to Agno's API per agent run) off
 AGNO_ENV = {"AGNO_TELEMETRY": "false"}
 
@@ -156,7 +172,7 @@ KEY_PACKAGES = re.compile(
     r"|langchain|langchain-(core|openai|anthropic|aws)|langgraph|langgraph-(prebuilt|checkpoint)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
-    r"|smolagents|agno|autogen-(agentchat|core|ext)|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai"
+    r"|smolagents|agno|ag2|autogen-(agentchat|core|ext)|mcp|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai"
     r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate)$"
 )
 
@@ -1438,6 +1454,108 @@ SETUPS: tuple[Setup, ...] = (
         ("autogen",),
         env=OI_NO_CONTENT,
         notes="AutoGen AgentChat with OpenInference's AutoGen AgentChat and OpenAI instrumentors",
+    ),
+    Setup(
+        "ag2",
+        "ag2",
+        {**AG2, **OTEL},
+        ("ag2",),
+        ("ag2",),
+        notes="AG2's own tracing (`autogen.opentelemetry`: `instrument_llm_wrapper` and `instrument_agent`)",
+    ),
+    Setup(
+        "ag2-openinference-openai",
+        "ag2",
+        {**AG2, **OI_OPENAI, **OTEL},
+        ("ag2", "openinference-openai"),
+        ("ag2",),
+        env=OI_NO_CONTENT,
+        beside="openinference-openai",
+        notes="AG2's own tracing with OpenInference's OpenAI instrumentor beside it",
+    ),
+    Setup(
+        "ag2-openllmetry-openai",
+        "ag2",
+        {**AG2, **TL_OPENAI, **OTEL},
+        ("ag2", "openllmetry-openai"),
+        ("ag2",),
+        env=TL_NO_CONTENT,
+        beside="openllmetry-openai",
+        notes="AG2's own tracing with OpenLLMetry's OpenAI instrumentor beside it",
+    ),
+    Setup(
+        "openinference-ag2",
+        "openinference-instrumentation-ag2",
+        {"openinference-instrumentation-ag2": "0.1.12", **AG2, **OI_OPENAI, **OTEL},
+        ("openinference-ag2", "openinference-openai"),
+        ("ag2",),
+        env=OI_NO_CONTENT,
+        notes="AG2 with OpenInference's AG2 and OpenAI instrumentors",
+    ),
+    Setup(
+        "mcp-sdk-baggage",
+        "mcp",
+        {**MCP, **BAGGAGE_PROCESSOR, **OI_OPENAI, **OPENAI, **OTEL},
+        ("baggage-processor", "mcp-sdk", "openinference-openai"),
+        ("mcp",),
+        env=OI_NO_CONTENT,
+        beside="baggage",
+        notes=MCP_NOTES + "; no MCP instrumentor: the mcp SDK's own spans and trace context, OpenInference's "
+        "OpenAI instrumentor and OpenTelemetry's Baggage span processor in both",
+    ),
+    Setup(
+        "openllmetry-mcp",
+        "opentelemetry-instrumentation-mcp",
+        {"opentelemetry-instrumentation-mcp": TL, **MCP_1, **TL_OPENAI, **OPENAI, **OTEL},
+        ("openllmetry-mcp", "openllmetry-openai"),
+        ("mcp",),
+        env=TL_NO_CONTENT,
+        notes=MCP_NOTES + "; OpenLLMetry's MCP and OpenAI instrumentors in both",
+    ),
+    Setup(
+        "openllmetry-mcp-baggage",
+        "opentelemetry-instrumentation-mcp",
+        {
+            "opentelemetry-instrumentation-mcp": TL,
+            **MCP_1,
+            **BAGGAGE_PROCESSOR,
+            **TL_OPENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("baggage-processor", "openllmetry-mcp", "openllmetry-openai"),
+        ("mcp",),
+        env=TL_NO_CONTENT,
+        beside="baggage",
+        notes=MCP_NOTES + "; OpenLLMetry's MCP and OpenAI instrumentors and OpenTelemetry's Baggage span "
+        "processor in both",
+    ),
+    Setup(
+        "openinference-mcp",
+        "openinference-instrumentation-mcp",
+        {"openinference-instrumentation-mcp": "2.0.13", **MCP, **OI_OPENAI, **OPENAI, **OTEL},
+        ("openinference-mcp", "openinference-openai"),
+        ("mcp",),
+        env=OI_NO_CONTENT,
+        notes=MCP_NOTES + "; OpenInference's MCP (context propagation) and OpenAI instrumentors in both",
+    ),
+    Setup(
+        "openinference-mcp-baggage",
+        "openinference-instrumentation-mcp",
+        {
+            "openinference-instrumentation-mcp": "2.0.13",
+            **MCP,
+            **BAGGAGE_PROCESSOR,
+            **OI_OPENAI,
+            **OPENAI,
+            **OTEL,
+        },
+        ("baggage-processor", "openinference-mcp", "openinference-openai"),
+        ("mcp",),
+        env=OI_NO_CONTENT,
+        beside="baggage",
+        notes=MCP_NOTES + "; OpenInference's MCP and OpenAI instrumentors and OpenTelemetry's Baggage span "
+        "processor in both",
     ),
     Setup(
         "openllmetry-openai-agents",

@@ -267,6 +267,14 @@ KNOWN_DEFECTS: dict[str, str] = {
             ("agent_tool", "; and it records a turn's model calls as one AGENT span, their usage summed"),
         )
     },
+    **{
+        f"ag2-0.14.0-{style}": (
+            "AG2 0.14.0's own LLM spans (`instrument_llm_wrapper`) report no cache reads (only the prompt "
+            "and completion counts): the cached input is priced at the input rate (with an OpenAI "
+            "instrumentor beside it, its span bills them exactly)"
+        )
+        for style in ("ag2_chat", "ag2_tool_call")
+    },
     "langfuse-5.2.0-embeddings": (
         "Langfuse 5.2.0 records no provider, and the model name alone does not tell it "
         "(text-embedding-3-small is listed by openai and azure): unpriced, not priced on a guess"

@@ -77,6 +77,8 @@ from tokenbook.genai.usage import read_usage
         ("opentelemetry.instrumentation.openai_agents", "0.62.4", "openllmetry-openai-agents"),
         ("opentelemetry.instrumentation.llamaindex", "0.62.4", "openllmetry-llamaindex"),
         ("autogen-core", "", "autogen"),  # AutoGen's own spans (autogen-core 0.7.5)
+        # AG2's own tracing (autogen.opentelemetry) names its scope like an OpenLLMetry instrumentor
+        ("opentelemetry.instrumentation.ag2", "0.14.0", "ag2"),
         ("langtrace_python_sdk.instrumentation.openai.instrumentation", "", "langtrace"),
         ("my.app", "1", "semconv"),
         ("", "", "semconv"),
@@ -229,6 +231,7 @@ def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:
         "opentelemetry.instrumentation.openai_agents",
         "opentelemetry.instrumentation.genai.langchain",
         "autogen-core",  # AutoGen's own spans
+        "opentelemetry.instrumentation.ag2",  # AG2's own spans (its OpenAIWrapper's, over the client's)
         "agent_framework",  # Microsoft Agent Framework's own spans (agent-framework-core 1.23.0)
         # the other framework instrumentors of the same two families
         "opentelemetry.instrumentation.haystack",

@@ -134,3 +134,66 @@ def test_attribution_crosses_a_real_http_hop(pipeline):
     assert server_span.context.trace_id == client_span.get_span_context().trace_id
     assert server_span.parent.is_remote
     assert a["tokenbook.workflow.name"] == "chat server"  # the local root of the server process
+
+
+def _server_parents_on_the_extracted_context(p, carrier, *, inner_baggage=None):
+    """A server as the mcp SDK's own middleware is one: its tool span is started on the context
+    extracted from the request (`context=`), which is not made current; the tool's code then calls a
+    model, in the server's own context (Baggage `inner_baggage`, if any)."""
+    ctx = PROPAGATOR.extract(carrier)
+    tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "ask_weather"}
+    with p.tracer.start_as_current_span("tools/call ask_weather", context=ctx, attributes=tool):
+        assert baggage.get_baggage("tenant.id") is None  # the client's Baggage is not current here
+        token = context.attach(baggage.set_baggage(*inner_baggage)) if inner_baggage else None
+        try:
+            with p.tracer.start_as_current_span("chat in tool", attributes=chat_attrs()):
+                pass
+        finally:
+            if token is not None:
+                context.detach(token)
+
+
+def test_a_call_under_a_span_started_on_an_extracted_context_takes_that_spans_attribution(pipeline):
+    """The tool span is attributed from the Baggage of its (explicit) parent context; the model call
+    inside it, started where no Baggage holds attribution, takes its parent span's."""
+    p = pipeline()
+    carrier: dict[str, str] = {}
+    with (
+        attribute(tenant="acme", user="alice", context_id="ticket-42", feature="mcp"),
+        p.tracer.start_as_current_span("client"),
+    ):
+        PROPAGATOR.inject(carrier)
+    _server_parents_on_the_extracted_context(p, carrier)
+    wanted = {
+        "tenant.id": "acme",
+        "user.id": "alice",
+        "tokenbook.context.id": "ticket-42",
+        "app.feature": "mcp",
+    }
+    for name in ("tools/call ask_weather", "chat in tool"):
+        a = p.attrs(name)
+        assert {k: a.get(k) for k in wanted} == wanted, name
+    chat = p.spans()["chat in tool"]
+    assert chat.context.trace_id == p.spans()["client"].context.trace_id
+
+
+def test_a_calls_own_baggage_wins_over_its_parent_spans_attribution(pipeline):
+    """Attribution in the call's own context wins whole: the parent span's is not mixed in."""
+    p = pipeline()
+    carrier: dict[str, str] = {}
+    with attribute(tenant="acme", user="alice"), p.tracer.start_as_current_span("client"):
+        PROPAGATOR.inject(carrier)
+    _server_parents_on_the_extracted_context(p, carrier, inner_baggage=("tenant.id", "globex"))
+    a = p.attrs("chat in tool")
+    assert a["tenant.id"] == "globex"
+    assert "user.id" not in a
+
+
+def test_a_call_under_a_plain_span_without_attribution_gets_none(pipeline):
+    p = pipeline()
+    with (
+        p.tracer.start_as_current_span("request", attributes={"http.method": "GET"}),
+        p.tracer.start_as_current_span("chat plain", attributes=chat_attrs()),
+    ):
+        pass
+    assert not {k for k in p.attrs("chat plain") if k in ("tenant.id", "user.id", "tokenbook.context.id")}

@@ -371,6 +371,18 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "wraps haystack.components.generators.openai, gone in haystack-ai 3",
     ),
     Profile(
+        "ag2",
+        "opentelemetry.instrumentation.ag2",
+        True,
+        RANK_FRAMEWORK,
+        "gen_ai.* (input and output only; gen_ai.usage.cost, AG2's own estimate, not read); ag2.span.type: "
+        "AG2's own tracing (`autogen.opentelemetry`), a `chat {model}` span per call of its OpenAIWrapper "
+        "over the client library's; invoke_agent and execute_tool spans without usage; a `conversation` "
+        "span that sums the chat's calls (input, output, the models comma-joined)",
+        defects="0.14.0: no cache reads (the cached input is priced at the input rate unless a client "
+        "instrumentor's span records the call)",
+    ),
+    Profile(
         "openllmetry",
         "opentelemetry.instrumentation",
         True,

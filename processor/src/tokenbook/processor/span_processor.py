@@ -460,6 +460,9 @@ class TokenbookSpanProcessor(SpanProcessor):
             | {key: _TB.TAG_PREFIX + key for key in self.settings.extra_keys}
             | {self.settings.policy_path_key: self.settings.policy_path_key}
         )
+        #: The span attributes of `_copied`: what a call takes from its parent span when its own context
+        #: holds no attribution (`_parent_attribution`).
+        self._copied_attributes = tuple(dict.fromkeys(self._copied.values()))
         self._workflows: dict[int, Span] = {}  # trace id -> its local root, until the root ends
         #: The last context seen (weakly) with what it yields: attribution to copy and active budgets.
         #: A Context is immutable, so both are functions of its identity; sibling spans under one parent
@@ -597,9 +600,9 @@ class TokenbookSpanProcessor(SpanProcessor):
         cached = self._start_cache
         if cached is None or cached.ref() is not ctx:
             cached = self._cache(ctx)
-        if cached.empty:
+        found = cached.attribution or self._parent_attribution(ctx)
+        if cached.empty and not found:
             return
-        found = cached.attribution
         if tag_all:
             if found:
                 span.set_attributes(found)
@@ -612,6 +615,31 @@ class TokenbookSpanProcessor(SpanProcessor):
         if len(started) >= _MAX_OPEN:
             started.clear()
         started[(own.trace_id, own.span_id)] = cached.budgets
+
+    def _parent_attribution(self, ctx: context.Context) -> dict[str, str]:
+        """The attribution its parent span carries, for a call started where no Baggage holds any: the
+        current span of `ctx`, when it is a local, live span (a remote or invalid one carries none).
+
+        A server may start its span on the context extracted from a request without making that context
+        current (the mcp SDK's own middleware parents its `tools/call` span on the client's trace that
+        way): that span is attributed from the extracted Baggage (its parent context), while the code it
+        runs, a model call in the tool, sees no Baggage. The call then takes its parent span's
+        attribution, as the span it runs under. Only the immediate parent is read (a live span holds
+        no reference to its own parent).
+        """
+        parent = trace.get_current_span(ctx)
+        if type(parent) is _SDK_LIVE:
+            attrs: Mapping[str, object] = parent._attributes._dict  # type: ignore[attr-defined]  # read only
+        else:
+            attrs = getattr(parent, "attributes", None) or {}
+            if not attrs:
+                return {}
+        found = {}
+        for key in self._copied_attributes:
+            value = attrs.get(key)
+            if isinstance(value, str) and value:
+                found[key] = value
+        return found
 
     def _is_call_at_start(self, span: Span, name: str, keys: Iterable[str]) -> bool:
         """A model, tool or wrapper span by its start attributes or name (`call_kind`)."""
