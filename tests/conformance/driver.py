@@ -799,18 +799,24 @@ BEDROCK_MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 BEDROCK_SYSTEM = [{"text": "You are a terse weather bot."}, {"cachePoint": {"type": "default"}}]
 
 
-def bedrock_client() -> Any:
+def aws_client(service: str, endpoint: str) -> Any:
+    """A boto3 client of `service` (``bedrock-runtime``, ``sagemaker-runtime``) on the stand-in at
+    `endpoint`, with test credentials and no retries."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(
-        "bedrock-runtime",
+        service,
         region_name="us-east-1",
-        endpoint_url=os.environ["BEDROCK_BASE_URL"],
+        endpoint_url=endpoint,
         aws_access_key_id="AKIDTEST",
         aws_secret_access_key="secret-test",
         config=Config(retries={"max_attempts": 1}, read_timeout=TIMEOUT, connect_timeout=TIMEOUT),
     )
+
+
+def bedrock_client() -> Any:
+    return aws_client("bedrock-runtime", os.environ["BEDROCK_BASE_URL"])
 
 
 def _bedrock_messages() -> list[dict[str, Any]]:
@@ -2159,17 +2165,7 @@ SAGEMAKER_ENDPOINT = "weather-llama-endpoint"
 
 
 def sagemaker_client() -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "sagemaker-runtime",
-        region_name="us-east-1",
-        endpoint_url=os.environ["TB_STUB"],
-        aws_access_key_id="AKIDTEST",
-        aws_secret_access_key="secret-test",
-        config=Config(retries={"max_attempts": 1}, read_timeout=TIMEOUT, connect_timeout=TIMEOUT),
-    )
+    return aws_client("sagemaker-runtime", os.environ["TB_STUB"])
 
 
 def sagemaker_invoke() -> None:

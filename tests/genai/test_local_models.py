@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.genai.overrides import override_file
 from tokenbook.genai.billing import STATUS_UNPRICED
 from tokenbook.genai.calls import span_provider
 from tokenbook.genai.pricing.catalog import PriceCatalog
@@ -35,16 +36,8 @@ def test_a_local_servers_model_is_unpriced_whatever_hosted_model_shares_its_name
 
 
 def test_a_price_override_prices_a_local_model(tmp_path: Path) -> None:
-    overrides = tmp_path / "prices.yaml"
-    overrides.write_text(
-        "models:\n"
-        "  - id: gpu-box\n"
-        "    model: deepseek-r1:8b\n"
-        "    provider: ollama\n"
-        "    source: our GPU's cost\n"
-        "    checked: 2026-10-01\n"
-        "    prices: {input_mtok: '0.01', output_mtok: '0.02'}\n",
-        encoding="utf-8",
+    overrides = override_file(
+        tmp_path, entry="gpu-box", provider="ollama", model="deepseek-r1:8b", source="our GPU's cost"
     )
     quote = PriceCatalog(overrides).quote("ollama", "deepseek-r1:8b", USAGE, time.time_ns())
     assert quote.picos is not None

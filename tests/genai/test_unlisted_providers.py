@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.genai.overrides import override_file
 from tokenbook.genai.billing import STATUS_UNPRICED
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.genai.pricing.providers import unlisted_provider
@@ -64,16 +65,12 @@ def test_unlisted_provider_names(name: str, provider: str | None) -> None:
 
 
 def test_a_price_override_prices_an_unlisted_providers_model(tmp_path: Path) -> None:
-    overrides = tmp_path / "prices.yaml"
-    overrides.write_text(
-        "models:\n"
-        "  - id: watsonx-gpt-oss\n"
-        "    model: openai/gpt-oss-120b\n"
-        "    provider: Watsonx\n"
-        "    source: our watsonx.ai contract\n"
-        "    checked: 2026-10-01\n"
-        "    prices: {input_mtok: '0.15', output_mtok: '0.60'}\n",
-        encoding="utf-8",
+    overrides = override_file(
+        tmp_path,
+        entry="watsonx-gpt-oss",
+        provider="Watsonx",
+        model="openai/gpt-oss-120b",
+        source="our watsonx.ai contract",
     )
     quote = PriceCatalog(overrides).quote("Watsonx", "openai/gpt-oss-120b", USAGE, time.time_ns())
     assert quote.picos is not None
