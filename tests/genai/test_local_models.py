@@ -22,7 +22,7 @@ USAGE = Usage(1200, 80, 0, 0, 0, present=True)
 COLLIDING = ("deepseek-r1:8b", "gpt-oss-20b", "openai/gpt-oss-20b")
 
 
-@pytest.mark.parametrize("provider", ["ollama", "Ollama", "vllm", "lm_studio", "llama.cpp"])
+@pytest.mark.parametrize("provider", ["ollama", "Ollama", "vllm", "lm_studio", "llama.cpp", "gpt4all"])
 @pytest.mark.parametrize("model", [*COLLIDING, "llama3.1", "qwen2.5:7b"])
 def test_a_local_servers_model_is_unpriced_whatever_hosted_model_shares_its_name(
     provider: str, model: str

@@ -34,6 +34,16 @@ USAGE = Usage(1200, 80, 0, 0, 0, present=True)
         # a SageMaker endpoint named after the model it serves
         ("aws.sagemaker", "gpt-4o-mini"),
         ("SageMaker", "gpt-4o-mini"),
+        # OpenLIT's names (gen_ai.system): IBM watsonx.ai, and APIs with prices of their own
+        ("ibm.watson.ai", "openai/gpt-oss-120b"),
+        ("ai21", "openai/gpt-4o-mini"),
+        ("premai", "gpt-4o-mini"),
+        ("rekaai", "claude-3-5-haiku-20241022"),
+        ("huggingface", "openai/gpt-oss-120b"),
+        # OpenLLMetry's Aleph Alpha and Writer spans; an OpenAI-compatible host named as the provider
+        ("AlephAlpha", "gpt-4o-mini"),
+        ("writer", "gpt-4o-mini"),
+        ("deepinfra", "openai/gpt-oss-120b"),
     ],
 )
 def test_a_call_of_a_provider_the_catalog_does_not_list_is_unpriced(provider: str, model: str) -> None:

@@ -147,6 +147,7 @@ def test_a_resource_name_of_an_unknown_model_stays_unpriced() -> None:
         ("together.ai", "together"),
         ("FireworksAI", "fireworks"),
         ("MistralAI", "mistral"),
+        ("google.ai.studio", "google"),  # OpenLIT's name of the Gemini API
         ("strands-agents", None),  # a framework's name stays unknown
         ("portkey", None),  # a gateway is no provider of the catalog
         ("ai", None),

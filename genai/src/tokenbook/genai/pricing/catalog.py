@@ -12,9 +12,9 @@ Contract of `PriceCatalog.price`:
   unless an override prices it: the catalog is not searched by the model's name, so a local model is
   never priced as a hosted model that shares its name (``deepseek-r1:8b``, ``gpt-oss-20b``).
 * A hosted provider that bills at prices of its own which the catalog does not list
-  (`providers.UNLISTED_PROVIDERS`: IBM watsonx.ai, Replicate, Amazon SageMaker) is unpriced unless an
-  override prices it: its models are never priced from another provider's list by their names
-  (``openai/gpt-oss-120b`` on watsonx.ai is not OpenAI's).
+  (`providers.UNLISTED_PROVIDERS`: IBM watsonx.ai, Replicate, Amazon SageMaker, AI21, ...) is unpriced
+  unless an override prices it: its models are never priced from another provider's list by their
+  names (``openai/gpt-oss-120b`` on watsonx.ai is not OpenAI's).
 * Service tiers (`tokenbook.genai.pricing.tiers`): a call of a non-standard tier (``flex``,
   ``priority``, ``batch``, ...) is priced by an override naming that tier, else by the catalog's price
   variant for it (genai-prices ``price_variants``: a variant's prices replace the base prices key by

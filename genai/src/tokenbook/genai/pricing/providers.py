@@ -43,6 +43,7 @@ PROVIDER_ALIASES: Final[Mapping[str, str]] = {
     "gemini": "google",
     "vertex_ai": "google",
     "vertexai": "google",
+    "google.ai.studio": "google",  # OpenLIT's name of the Gemini API
     "aws.bedrock": "aws",
     "bedrock": "aws",
     "aws": "aws",
@@ -173,7 +174,7 @@ def provider_of_host(address: str) -> str | None:
 LOCAL_PROVIDERS: Final = frozenset(
     {
         "ollama", "vllm", "lm_studio", "llama.cpp", "localai", "sglang", "llamafile",
-        "text-generation-inference", "tgi",
+        "text-generation-inference", "tgi", "gpt4all",
     }
 )  # fmt: skip
 #: The same names without separators: how `is_local_provider` matches any spelling of them
@@ -189,14 +190,18 @@ _LOOPBACK_PORTS: Final = {8000: "vllm", 1234: "lm_studio"}
 
 #: Hosted providers that bill their calls at prices of their own, which the catalog does not list, by
 #: the names instrumentations give them (lower case) -> the provider: IBM watsonx.ai (the semantic
-#: conventions' ``ibm.watsonx.ai``, OpenLLMetry's ``Watsonx``), Replicate, and Amazon SageMaker (an
-#: endpoint serves the customer's own model, on the customer's instances). Their models' names are
-#: often other providers' (``openai/gpt-oss-120b`` and ``mistralai/mistral-large`` on watsonx.ai,
-#: ``meta/meta-llama-3-8b-instruct`` on Replicate, an endpoint named after the model it serves): a
-#: call of theirs is unpriced unless a price override prices it, never priced from another provider's
-#: list by the model's name. A name the catalog comes to list is priced by the catalog.
+#: conventions' ``ibm.watsonx.ai``, OpenLIT's ``ibm.watson.ai``, OpenLLMetry's ``Watsonx``), Replicate,
+#: Amazon SageMaker (an endpoint serves the customer's own model, on the customer's instances), and the
+#: other APIs instrumentations name (OpenLIT's ``ai21``, ``premai``, ``rekaai``, ``sarvam`` and
+#: ``huggingface``, OpenLLMetry's ``AlephAlpha`` and ``writer``, OpenAI-compatible hosts such as
+#: DeepInfra and NVIDIA's). Their models' names are often other providers' (``openai/gpt-oss-120b`` and
+#: ``mistralai/mistral-large`` on watsonx.ai, ``meta/meta-llama-3-8b-instruct`` on Replicate, an
+#: endpoint named after the model it serves): a call of theirs is unpriced unless a price override
+#: prices it, never priced from another provider's list by the model's name. A name the catalog comes
+#: to list is priced by the catalog.
 UNLISTED_PROVIDERS: Final[Mapping[str, str]] = {
     "ibm.watsonx.ai": "ibm",
+    "ibm.watson.ai": "ibm",
     "watsonx.ai": "ibm",
     "watsonx": "ibm",
     "ibm": "ibm",
@@ -204,6 +209,17 @@ UNLISTED_PROVIDERS: Final[Mapping[str, str]] = {
     "aws.sagemaker": "sagemaker",
     "amazon_sagemaker": "sagemaker",
     "sagemaker": "sagemaker",
+    "ai21": "ai21",
+    "aleph_alpha": "aleph_alpha",
+    "writer": "writer",
+    "premai": "premai",
+    "reka": "reka",
+    "rekaai": "reka",
+    "sarvam": "sarvam",
+    "huggingface": "huggingface",
+    "deepinfra": "deepinfra",
+    "nvidia": "nvidia",
+    "nvidia_nim": "nvidia",
 }
 #: The same names without separators: how `unlisted_provider` matches any spelling of them.
 _UNLISTED_BARE: Final[Mapping[str, str]] = {_SEPARATORS.sub("", k): v for k, v in UNLISTED_PROVIDERS.items()}
