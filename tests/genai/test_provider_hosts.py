@@ -25,6 +25,11 @@ from tokenbook.genai.usage import Usage
         ("api.mistral.ai", "mistral"),
         ("api.fireworks.ai", "fireworks"),
         ("generativelanguage.googleapis.com", "google"),  # Gemini's OpenAI-compatible endpoint
+        # a pattern that leaves the top-level domain open (``https://api\.moonshot\.``): Kimi's
+        # international and Chinese APIs
+        ("api.moonshot.ai", "moonshotai"),
+        ("api.moonshot.cn", "moonshotai"),
+        ("api.moonshotx.ai", None),
         ("API.GROQ.COM.", "groq"),
         ("api.openai.com", None),  # OpenAI's own
         ("router.huggingface.co", None),  # one host, many providers by path
@@ -44,6 +49,7 @@ def test_a_providers_api_host_names_it(host: str, provider: str | None) -> None:
         ("api.groq.com", "llama-3.3-70b-versatile", "groq"),
         ("api.deepseek.com", "deepseek-chat", "deepseek"),
         ("api.x.ai", "grok-3", "x-ai"),
+        ("api.moonshot.ai", "kimi-k2-0905-preview", "moonshotai"),
     ],
 )
 def test_an_openai_clients_call_to_another_provider_is_priced_as_that_providers(

@@ -144,9 +144,10 @@ def provider_of_host(address: str) -> str | None:
     """The genai-prices provider id whose API is served at `address` (``server.address``: a host
     name), by the catalog's API patterns: ``azure`` for ``<resource>.openai.azure.com`` and the other
     Azure OpenAI and AI Foundry hosts, ``groq`` for ``api.groq.com``, ``deepseek``, ``together``,
-    ``openrouter``, ``x-ai``, ``mistral``, ``google`` (``*.googleapis.com``), ...; None for the OpenAI
-    API's own host, a host no provider's pattern matches, one that several do, or a provider whose
-    pattern needs a path (a router that serves many providers on one host). Never raises."""
+    ``openrouter``, ``x-ai``, ``mistral``, ``google`` (``*.googleapis.com``), ``moonshotai``
+    (``api.moonshot.ai``, ``api.moonshot.cn``), ...; None for the OpenAI API's own host, a host no
+    provider's pattern matches, one that several do, or a provider whose pattern needs a path (a
+    router that serves many providers on one host). Never raises."""
     host = address.strip().lower().rstrip(".")
     if not host or "/" in host or len(host) > _MAX_HOST:
         return None
@@ -161,7 +162,9 @@ def provider_of_host(address: str) -> str | None:
             m = re.match(pattern, url)
         except re.error:
             continue
-        if m is not None and (url[m.end() - 1] == "/" or url[m.end()] == "/"):  # the whole host
+        # the whole host, or its labels up to a top-level domain the pattern leaves open (Kimi's
+        # ``https://api\.moonshot\.``: api.moonshot.ai and api.moonshot.cn)
+        if m is not None and (url[m.end() - 1] in "/." or url[m.end()] == "/"):
             found.add(provider.id)
     return found.pop() if len(found) == 1 else None
 
