@@ -12,7 +12,10 @@
 // exporter is imported where a setup needs it. The provider SDKs are imported after their
 // instrumentation is set up, and handed to it (`manuallyInstrument`): that is how each of these
 // instrumentations is set up for an ES module, which the `require` hook they install cannot see.
+import { createRequire } from "node:module";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+
+const require = createRequire(import.meta.url);
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, arg, i, all) => (i % 2 ? pairs : [...pairs, [arg.slice(2), all[i + 1]]]), []),
@@ -97,6 +100,11 @@ for (const name of names) {
   } else if (name === "openinference-bedrock") {
     const { BedrockInstrumentation } = await import("@arizeai/openinference-instrumentation-bedrock");
     new BedrockInstrumentation().manuallyInstrument(await import("@aws-sdk/client-bedrock-runtime"));
+  } else if (name === "openllmetry-google-genai") {
+    // it replaces the module's GoogleGenAI export, which an ES module namespace does not allow: handed
+    // the package's CommonJS build, which the calls then use (googleGenAI below)
+    const { GenAIInstrumentation } = await import("@traceloop/instrumentation-google-generativeai");
+    new GenAIInstrumentation({ traceContent: false }).manuallyInstrument(require("@google/genai"));
   } else if (!["ai-sdk-builtin", "traceloop-sdk", "mastra", "none"].includes(name)) {
     throw new Error(`unknown instrumentation ${name}`);
   }
@@ -352,6 +360,34 @@ async function bedrockInvokeCalls() {
   };
 }
 
+// @google/genai (the Google Gen AI SDK), its CommonJS build (see openllmetry-google-genai): driver.py's
+// "gemini" (the Gemini API, an API key) and "vertex" (Vertex AI mode: a project, a region and a fixed
+// OAuth access token, nothing to refresh) styles.
+function googleGenAI(vertex) {
+  const { GoogleGenAI } = require("@google/genai");
+  const httpOptions = { baseUrl: vertex ? process.env.VERTEX_BASE_URL : process.env.GEMINI_BASE_URL, timeout: TIMEOUT_MS };
+  if (!vertex) return new GoogleGenAI({ apiKey: "gm-test", httpOptions });
+  const { OAuth2Client } = require("google-auth-library");
+  const authClient = new OAuth2Client();
+  authClient.setCredentials({ access_token: "ya29.tb-test", expiry_date: Date.now() + 3_600_000 });
+  return new GoogleGenAI({
+    vertexai: true,
+    project: "tb-project",
+    location: "us-central1",
+    googleAuthOptions: { authClient },
+    httpOptions,
+  });
+}
+
+function googleGenAICalls(vertex) {
+  const prefix = vertex ? "vertex_" : "";
+  const request = { model: "gemini-2.5-flash", contents: QUESTION };
+  return {
+    [`${prefix}generate`]: () => googleGenAI(vertex).models.generateContent(request),
+    [`${prefix}generate_stream`]: async () => drain(await googleGenAI(vertex).models.generateContentStream(request)),
+  };
+}
+
 // Mastra: an agent on an OpenAI model (the AI SDK's provider), in a Mastra instance whose observability
 // exports with Mastra's own OpenTelemetry exporter (@mastra/otel-exporter, OTLP/HTTP protobuf) to the
 // sink; the driver's global provider stays on beside it, so that any OpenTelemetry spans of the AI SDK
@@ -411,6 +447,8 @@ const GROUPS = {
   bedrock: bedrockCalls,
   "bedrock-invoke": bedrockInvokeCalls,
   mastra: mastraCalls,
+  gemini: async () => googleGenAICalls(false),
+  vertex: async () => googleGenAICalls(true),
 };
 
 async function announce(style) {

@@ -87,6 +87,9 @@ ANTHROPIC_JS = {"@anthropic-ai/sdk": "1.17.0"}
 ANTHROPIC_JS_0 = {"@anthropic-ai/sdk": "0.137.0"}
 TL_JS = "0.27.0"  # OpenLLMetry JS
 BEDROCK_JS = {"@aws-sdk/client-bedrock-runtime": "3.1178.0"}
+# The Google Gen AI SDK for Node.js: OpenLLMetry's instrumentation (0.27.0) instruments @google/genai 1 only
+# (>=1.0.0 <2.0.0): its newest 1
+GOOGLE_GENAI_JS = {"@google/genai": "1.52.0"}
 # Mastra: an agent (@mastra/core) with its observability (@mastra/observability) exported by its own
 # OpenTelemetry exporter (@mastra/otel-exporter, which loads the OTLP exporter it is configured with)
 MASTRA_JS = {
@@ -1060,6 +1063,17 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "openllmetry-google-genai-js",
+        "@traceloop/instrumentation-google-generativeai",
+        {"@traceloop/instrumentation-google-generativeai": TL_JS, **GOOGLE_GENAI_JS, **OTEL_JS},
+        ("openllmetry-google-genai",),
+        ("gemini", "vertex"),
+        env=TL_NO_CONTENT,
+        notes="OpenLLMetry's Google Gen AI instrumentation for Node.js (`traceContent: false`): @google/genai "
+        "on the Gemini API and in Vertex AI mode",
+        runtime="node",
+    ),
+    Setup(
         "mastra",
         "@mastra/core",
         MASTRA_JS,
@@ -1888,7 +1902,7 @@ def ensure_node(setup: Setup, root: Path) -> Path:
 
 # The npm packages worth recording beside the pins: these scopes, and the provider SDKs a framework brings
 NODE_KEY_SCOPES = ("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/", "@langchain/", "@mastra/")
-NODE_KEY_PACKAGES = ("openai", "@anthropic-ai/sdk", "@aws-sdk/client-bedrock-runtime", "ai")
+NODE_KEY_PACKAGES = ("openai", "@anthropic-ai/sdk", "@aws-sdk/client-bedrock-runtime", "ai", "@google/genai")
 
 
 def node_packages(folder: Path, setup: Setup) -> dict[str, str]:
