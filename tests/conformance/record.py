@@ -1069,8 +1069,8 @@ SETUPS: tuple[Setup, ...] = (
         ("openllmetry-google-genai",),
         ("gemini", "vertex"),
         env=TL_NO_CONTENT,
-        notes="OpenLLMetry's Google Gen AI instrumentation for Node.js (`traceContent: false`): @google/genai "
-        "on the Gemini API and in Vertex AI mode",
+        notes="OpenLLMetry's Google Gen AI instrumentation for Node.js (`traceContent: false`): "
+        "@google/genai on the Gemini API and in Vertex AI mode",
         runtime="node",
     ),
     Setup(
