@@ -1,7 +1,8 @@
 // The program that `record.py` runs for a Node.js setup: an instrumentation (the AI SDK's OpenTelemetry
-// integration, OpenInference's or OpenLLMetry's instrumentations of the openai and @anthropic-ai/sdk
-// packages, or Traceloop's SDK), the OpenTelemetry JS SDK and its OTLP/HTTP (protobuf) exporter, calling
-// the provider stubs. The Node.js counterpart of `driver.py`, with the same command line and the same
+// integration, OpenInference's or OpenLLMetry's instrumentations of the openai, @anthropic-ai/sdk,
+// @aws-sdk/client-bedrock-runtime and LangChain.js packages, Traceloop's SDK, or Mastra's own
+// observability), the OpenTelemetry JS SDK and its OTLP/HTTP (protobuf) exporter, calling the provider
+// stubs. The Node.js counterpart of `driver.py`, with the same command line and the same
 // protocol: before each call style it flushes the provider and announces the style
 // (`POST STUB/_tb/style`); it prints one `TB-STYLE {"style", "ok", "error"}` line per call style on stdout.
 //
@@ -11,7 +12,10 @@
 // exporter is imported where a setup needs it. The provider SDKs are imported after their
 // instrumentation is set up, and handed to it (`manuallyInstrument`): that is how each of these
 // instrumentations is set up for an ES module, which the `require` hook they install cannot see.
+import { createRequire } from "node:module";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+
+const require = createRequire(import.meta.url);
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, arg, i, all) => (i % 2 ? pairs : [...pairs, [arg.slice(2), all[i + 1]]]), []),
@@ -43,6 +47,7 @@ if (names.includes("traceloop-sdk")) {
   flush = () => traceloop.forceFlush();
   shutdown = () => traceloop.forceFlush();
 } else {
+  // (Mastra sends its own spans with its own exporter, beside this provider: see mastraCalls)
   const { resourceFromAttributes } = await import("@opentelemetry/resources");
   const { BatchSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
   const { NodeTracerProvider } = await import("@opentelemetry/sdk-trace-node");
@@ -87,7 +92,20 @@ for (const name of names) {
     new LangChainInstrumentation({ traceContent: false }).manuallyInstrument({
       callbackManagerModule: await import("@langchain/core/callbacks/manager"),
     });
-  } else if (!["ai-sdk-builtin", "traceloop-sdk", "none"].includes(name)) {
+  } else if (name === "openllmetry-bedrock") {
+    const { BedrockInstrumentation } = await import("@traceloop/instrumentation-bedrock");
+    new BedrockInstrumentation({ traceContent: false }).manuallyInstrument(
+      await import("@aws-sdk/client-bedrock-runtime"),
+    );
+  } else if (name === "openinference-bedrock") {
+    const { BedrockInstrumentation } = await import("@arizeai/openinference-instrumentation-bedrock");
+    new BedrockInstrumentation().manuallyInstrument(await import("@aws-sdk/client-bedrock-runtime"));
+  } else if (name === "openllmetry-google-genai") {
+    // it replaces the module's GoogleGenAI export, which an ES module namespace does not allow: handed
+    // the package's CommonJS build, which the calls then use (googleGenAI below)
+    const { GenAIInstrumentation } = await import("@traceloop/instrumentation-google-generativeai");
+    new GenAIInstrumentation({ traceContent: false }).manuallyInstrument(require("@google/genai"));
+  } else if (!["ai-sdk-builtin", "traceloop-sdk", "mastra", "none"].includes(name)) {
     throw new Error(`unknown instrumentation ${name}`);
   }
 }
@@ -269,12 +287,168 @@ async function langchainCalls() {
   };
 }
 
+// @aws-sdk/client-bedrock-runtime: driver.py's "bedrock" (Converse) and "bedrock-invoke" (InvokeModel,
+// each model family's own body) styles, the same model IDs and bodies.
+const BEDROCK_MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+const BEDROCK_CLAUDE_US = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+const BEDROCK_SYSTEM = [{ text: "You are a terse weather bot." }, { cachePoint: { type: "default" } }];
+const BEDROCK_MESSAGES = [{ role: "user", content: [{ text: QUESTION }] }];
+
+// Its default transport is HTTP/2 (for bidirectional streams), which the stub does not speak: the client is
+// given the SDK's HTTP/1.1 handler (@smithy/node-http-handler, a dependency of the client).
+async function bedrockClient() {
+  const { BedrockRuntimeClient } = await import("@aws-sdk/client-bedrock-runtime");
+  const { NodeHttpHandler } = await import("@smithy/node-http-handler");
+  return new BedrockRuntimeClient({
+    region: "us-east-1",
+    endpoint: process.env.BEDROCK_BASE_URL,
+    credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "secret-test" },
+    maxAttempts: 1,
+    requestHandler: new NodeHttpHandler({ requestTimeout: TIMEOUT_MS }),
+  });
+}
+
+async function bedrockCalls() {
+  const { ConverseCommand, ConverseStreamCommand } = await import("@aws-sdk/client-bedrock-runtime");
+  const client = await bedrockClient();
+  const request = { modelId: BEDROCK_MODEL, system: BEDROCK_SYSTEM, messages: BEDROCK_MESSAGES };
+  return {
+    converse: () => client.send(new ConverseCommand(request)),
+    converse_stream: async () => drain((await client.send(new ConverseStreamCommand(request))).stream),
+  };
+}
+
+async function bedrockInvokeCalls() {
+  const { InvokeModelCommand, InvokeModelWithResponseStreamCommand } = await import(
+    "@aws-sdk/client-bedrock-runtime"
+  );
+  const client = await bedrockClient();
+  // the Messages API's body, a cached system prompt (five minutes, the default)
+  const claude = JSON.stringify({
+    anthropic_version: "bedrock-2023-05-31",
+    max_tokens: 256,
+    system: [{ type: "text", text: "You are a terse weather bot.", cache_control: { type: "ephemeral" } }],
+    messages: MESSAGES,
+  });
+  const nova = JSON.stringify({
+    schemaVersion: "messages-v1",
+    system: BEDROCK_SYSTEM,
+    messages: BEDROCK_MESSAGES,
+    inferenceConfig: { maxTokens: 256 },
+  });
+  const prompt = `<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n${QUESTION}<|eot_id|>`;
+  const llama = JSON.stringify({ prompt: `${prompt}<|start_header_id|>assistant<|end_header_id|>\n\n`, max_gen_len: 256 });
+  const options = { contentType: "application/json", accept: "application/json" };
+  const invoke = async (modelId, body) => {
+    const answer = await client.send(new InvokeModelCommand({ modelId, body, ...options }));
+    JSON.parse(new TextDecoder().decode(answer.body));
+  };
+  const invokeStream = async (modelId, body) => {
+    const answer = await client.send(new InvokeModelWithResponseStreamCommand({ modelId, body, ...options }));
+    for await (const event of answer.body) JSON.parse(new TextDecoder().decode(event.chunk.bytes));
+  };
+  return {
+    invoke_claude: () => invoke(BEDROCK_CLAUDE_US, claude),
+    invoke_claude_stream: () => invokeStream(BEDROCK_CLAUDE_US, claude),
+    invoke_claude_global: () => invoke("global.anthropic.claude-sonnet-4-5-20250929-v1:0", claude),
+    invoke_claude_arn: () =>
+      invoke(`arn:aws:bedrock:us-east-1:111122223333:inference-profile/${BEDROCK_CLAUDE_US}`, claude),
+    invoke_nova: () => invoke("amazon.nova-lite-v1:0", nova),
+    invoke_nova_stream: () => invokeStream("us.amazon.nova-lite-v1:0", nova),
+    invoke_llama: () => invoke("us.meta.llama3-3-70b-instruct-v1:0", llama),
+    invoke_llama_stream: () => invokeStream("us.meta.llama3-3-70b-instruct-v1:0", llama),
+  };
+}
+
+// @google/genai (the Google Gen AI SDK), its CommonJS build (see openllmetry-google-genai): driver.py's
+// "gemini" (the Gemini API, an API key) and "vertex" (Vertex AI mode: a project, a region and a fixed
+// OAuth access token, nothing to refresh) styles.
+function googleGenAI(vertex) {
+  const { GoogleGenAI } = require("@google/genai");
+  const httpOptions = { baseUrl: vertex ? process.env.VERTEX_BASE_URL : process.env.GEMINI_BASE_URL, timeout: TIMEOUT_MS };
+  if (!vertex) return new GoogleGenAI({ apiKey: "gm-test", httpOptions });
+  const { OAuth2Client } = require("google-auth-library");
+  const authClient = new OAuth2Client();
+  authClient.setCredentials({ access_token: "ya29.tb-test", expiry_date: Date.now() + 3_600_000 });
+  return new GoogleGenAI({
+    vertexai: true,
+    project: "tb-project",
+    location: "us-central1",
+    googleAuthOptions: { authClient },
+    httpOptions,
+  });
+}
+
+function googleGenAICalls(vertex) {
+  const prefix = vertex ? "vertex_" : "";
+  const request = { model: "gemini-2.5-flash", contents: QUESTION };
+  return {
+    [`${prefix}generate`]: () => googleGenAI(vertex).models.generateContent(request),
+    [`${prefix}generate_stream`]: async () => drain(await googleGenAI(vertex).models.generateContentStream(request)),
+  };
+}
+
+// Mastra: an agent on an OpenAI model (the AI SDK's provider), in a Mastra instance whose observability
+// exports with Mastra's own OpenTelemetry exporter (@mastra/otel-exporter, OTLP/HTTP protobuf) to the
+// sink; the driver's global provider stays on beside it, so that any OpenTelemetry spans of the AI SDK
+// would be recorded too.
+async function mastraCalls() {
+  const { Mastra } = await import("@mastra/core/mastra");
+  const { Agent } = await import("@mastra/core/agent");
+  const { Observability } = await import("@mastra/observability");
+  const { OtelExporter } = await import("@mastra/otel-exporter");
+  const { createOpenAI } = await import("@ai-sdk/openai");
+  const openai = createOpenAI({ baseURL: `${args.stub}/v1`, apiKey: "sk-test" });
+  const observability = new Observability({
+    configs: {
+      otel: {
+        serviceName: "tokenbook-conformance",
+        exporters: [
+          new OtelExporter({
+            provider: { custom: { endpoint: `${args.sink}/v1/traces`, protocol: "http/protobuf" } },
+            signals: { logs: false },
+          }),
+        ],
+      },
+    },
+  });
+  const weather = new Agent({
+    id: "weather-agent",
+    name: "weather-agent",
+    instructions: "You are a terse weather bot.",
+    model: openai.chat("gpt-4o-mini"),
+  });
+  const mastra = new Mastra({ agents: { weather }, observability, logger: false });
+  const agent = mastra.getAgent("weather");
+  const flushMastra = flush;
+  flush = async () => {
+    await observability.flush();
+    await flushMastra();
+  };
+  const previous = shutdown;
+  shutdown = async () => {
+    await observability.shutdown();
+    await previous();
+  };
+  // content off where Mastra has a setting: each run's inputs and outputs hidden from its spans
+  const options = { tracingOptions: { hideInput: true, hideOutput: true } };
+  return {
+    generate: () => agent.generate(QUESTION, options),
+    stream: async () => drain((await agent.stream(QUESTION, options)).textStream),
+  };
+}
+
 const GROUPS = {
   "ai-sdk": aiSdkCalls,
   openai: openaiCalls,
   anthropic: anthropicCalls,
   traceloop: traceloopCalls,
   langchain: langchainCalls,
+  bedrock: bedrockCalls,
+  "bedrock-invoke": bedrockInvokeCalls,
+  mastra: mastraCalls,
+  gemini: async () => googleGenAICalls(false),
+  vertex: async () => googleGenAICalls(true),
 };
 
 async function announce(style) {

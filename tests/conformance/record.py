@@ -86,6 +86,20 @@ ANTHROPIC_JS = {"@anthropic-ai/sdk": "1.17.0"}
 # removed (it throws on any 1.x): with the newest 0.x
 ANTHROPIC_JS_0 = {"@anthropic-ai/sdk": "0.137.0"}
 TL_JS = "0.27.0"  # OpenLLMetry JS
+BEDROCK_JS = {"@aws-sdk/client-bedrock-runtime": "3.1178.0"}
+# The Google Gen AI SDK for Node.js: OpenLLMetry's instrumentation (0.27.0) instruments @google/genai 1 only
+# (>=1.0.0 <2.0.0): its newest 1
+GOOGLE_GENAI_JS = {"@google/genai": "1.52.0"}
+# Mastra: an agent (@mastra/core) with its observability (@mastra/observability) exported by its own
+# OpenTelemetry exporter (@mastra/otel-exporter, which loads the OTLP exporter it is configured with)
+MASTRA_JS = {
+    "@mastra/core": "1.71.0",
+    "@mastra/observability": "1.17.9",
+    "@mastra/otel-exporter": "1.4.0",
+    "@ai-sdk/openai": "4.0.126",
+    "zod": "4.6.7",
+    **OTEL_JS,
+}
 # LangChain.js: @langchain/openai 1.5.9 and later require openai 7 and Node.js 22 (the recorder's is 20): its
 # newest on openai 6. @langchain/anthropic brings its own @anthropic-ai/sdk (0.122, ^0.122.0: no tracing of
 # its own, and no provider instrumentation is handed it).
@@ -1027,6 +1041,50 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "openllmetry-bedrock-js",
+        "@traceloop/instrumentation-bedrock",
+        {"@traceloop/instrumentation-bedrock": TL_JS, **BEDROCK_JS, **OTEL_JS},
+        ("openllmetry-bedrock",),
+        ("bedrock", "bedrock-invoke"),
+        env=TL_NO_CONTENT,
+        notes="OpenLLMetry's Bedrock instrumentation for Node.js (`traceContent: false`): "
+        "@aws-sdk/client-bedrock-runtime's Converse and InvokeModel",
+        runtime="node",
+    ),
+    Setup(
+        "openinference-bedrock-js",
+        "@arizeai/openinference-instrumentation-bedrock",
+        {"@arizeai/openinference-instrumentation-bedrock": "0.5.1", **BEDROCK_JS, **OTEL_JS},
+        ("openinference-bedrock",),
+        ("bedrock", "bedrock-invoke"),
+        env=OI_NO_CONTENT,
+        notes="OpenInference's Bedrock instrumentation for Node.js: "
+        "@aws-sdk/client-bedrock-runtime's Converse and InvokeModel",
+        runtime="node",
+    ),
+    Setup(
+        "openllmetry-google-genai-js",
+        "@traceloop/instrumentation-google-generativeai",
+        {"@traceloop/instrumentation-google-generativeai": TL_JS, **GOOGLE_GENAI_JS, **OTEL_JS},
+        ("openllmetry-google-genai",),
+        ("gemini", "vertex"),
+        env=TL_NO_CONTENT,
+        notes="OpenLLMetry's Google Gen AI instrumentation for Node.js (`traceContent: false`): "
+        "@google/genai on the Gemini API and in Vertex AI mode",
+        runtime="node",
+    ),
+    Setup(
+        "mastra",
+        "@mastra/core",
+        MASTRA_JS,
+        ("mastra",),
+        ("mastra",),
+        env={"MASTRA_TELEMETRY_DISABLED": "1"},
+        notes="a Mastra agent (an OpenAI model through the AI SDK's provider), `generate` and `stream`, "
+        "its traces exported by @mastra/otel-exporter",
+        runtime="node",
+    ),
+    Setup(
         "openinference-litellm",
         "openinference-instrumentation-litellm",
         {"openinference-instrumentation-litellm": "0.1.51", "litellm": "1.110.2", **OPENAI, **OTEL},
@@ -1788,6 +1846,7 @@ _CLEARED_ENV = (
     "CO_",
     "COHERE_",
     "CREWAI_",
+    "MASTRA_",
     "AGNO_",
     "AUTOGEN_",
     "SMOLAGENTS_",
@@ -1842,8 +1901,8 @@ def ensure_node(setup: Setup, root: Path) -> Path:
 
 
 # The npm packages worth recording beside the pins: these scopes, and the provider SDKs a framework brings
-NODE_KEY_SCOPES = ("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/", "@langchain/")
-NODE_KEY_PACKAGES = ("openai", "@anthropic-ai/sdk")
+NODE_KEY_SCOPES = ("@opentelemetry/", "@ai-sdk/", "@arizeai/", "@traceloop/", "@langchain/", "@mastra/")
+NODE_KEY_PACKAGES = ("openai", "@anthropic-ai/sdk", "@aws-sdk/client-bedrock-runtime", "ai", "@google/genai")
 
 
 def node_packages(folder: Path, setup: Setup) -> dict[str, str]:

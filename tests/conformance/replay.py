@@ -175,6 +175,42 @@ KNOWN_DEFECTS: dict[str, str] = {
         "regional rate"
     ),
     **{
+        f"arizeai-openinference-instrumentation-bedrock-0.5.1-{style}": (
+            "@arizeai/openinference-instrumentation-bedrock 0.5.1 reports no cache reads or writes on "
+            "Converse calls (only its total counts them, read as input): the cached input is priced at the "
+            "input rate"
+        )
+        for style in ("converse", "converse_stream")
+    },
+    **{
+        f"arizeai-openinference-instrumentation-bedrock-0.5.1-{style}": (
+            "@arizeai/openinference-instrumentation-bedrock 0.5.1 names an InvokeModel call sent to an "
+            "inference profile or an ARN by the vendor (llm.model_name 'anthropic', 'meta'), no model: "
+            "unpriced"
+        )
+        for style in (
+            "invoke_claude",
+            "invoke_claude_stream",
+            "invoke_claude_global",
+            "invoke_claude_arn",
+            "invoke_llama",
+            "invoke_llama_stream",
+        )
+    },
+    "arizeai-openinference-instrumentation-bedrock-0.5.1-invoke_nova_stream": (
+        "@arizeai/openinference-instrumentation-bedrock 0.5.1 names a Nova InvokeModel stream sent to an "
+        "inference profile by the vendor (llm.model_name 'amazon') and reports no cache reads or writes: "
+        "unpriced"
+    ),
+    **{
+        f"traceloop-instrumentation-bedrock-0.27.0-{style}": (
+            "@traceloop/instrumentation-bedrock 0.27.0 reports no cache reads or writes on InvokeModel calls "
+            "(the input count is the body's own, without them; a Nova total that counts them is read as "
+            "input): the cached input is priced at the input rate, or not at all"
+        )
+        for style in ("invoke_claude", "invoke_claude_stream", "invoke_nova", "invoke_nova_stream")
+    },
+    **{
         f"openinference-instrumentation-mistralai-2.2.2-{style}": (
             "openinference-instrumentation-mistralai 2.2.2 reports no cache reads (Mistral's "
             "prompt_tokens_details.cached_tokens): the cached input is priced at the input rate"

@@ -97,6 +97,8 @@ def test_only_libraries_passing_a_raw_exclusive_count_through_are_exclusive_and_
         "openlit-anthropic",
         "openllmetry-js-anthropic",
         "openllmetry-bedrock",
+        "openllmetry-js-bedrock",
+        "openinference-js-bedrock",
     ]
     assert [p.name for p in PROFILES if not p.input_inclusive] == exclusive
     assert DEFAULT_PROFILE.input_inclusive
@@ -201,6 +203,62 @@ def test_the_official_bedrock_instrumentation_passes_bedrocks_cache_exclusive_in
         cache_write,
     )
     assert usage.issues == ()
+
+
+@pytest.mark.parametrize(
+    ("span_name", "attrs", "inclusive"),
+    [
+        (  # InvokeModel (Claude, Nova): Bedrock's own input count, the cache counts beside it
+            "bedrock.invoke_model",
+            {
+                "llm.token_count.prompt_details.cache_read": 2048,
+                "llm.token_count.prompt_details.cache_write": 1536,
+            },
+            3607,
+        ),
+        ("bedrock.converse", {"llm.token_count.total": 3636}, 3607),  # Converse: cache only in the total
+        ("bedrock.invoke_model", {}, 23),  # no cache at all
+    ],
+)
+def test_openinference_for_nodejs_passes_bedrocks_cache_exclusive_input_through(
+    span_name: str, attrs: dict[str, int], inclusive: int
+) -> None:
+    """@arizeai/openinference-instrumentation-bedrock (0.5.1) writes Bedrock's own input count, without
+    the cache reads and writes, as `llm.token_count.prompt`: beside its cache counts on InvokeModel
+    spans, and on Converse spans with none but a total that counts them, unlike OpenInference for Python
+    (tests/testdata/conformance/arizeai-openinference-instrumentation-bedrock-0.5.1-*.json). Failed
+    before: its scope was read with the default (inclusive) profile, so an InvokeModel input was read as
+    exclusive by a guess recorded in `usage_issue`, and a Converse input was billed without its cache
+    tokens."""
+    profile = profile_of("@arizeai/openinference-instrumentation-bedrock", "0.5.1").for_call(
+        span_name, "claude-sonnet-4-5-20250929"
+    )
+    assert profile.rank == RANK_CLIENT
+    usage = read_usage(
+        {"llm.token_count.prompt": 23, "llm.token_count.completion": 29, **attrs}, "aws", profile
+    )
+    assert usage.input_tokens == inclusive
+    assert usage.output_tokens == 29
+    assert all("a guess" not in issue for issue in usage.issues)
+
+
+@pytest.mark.parametrize(("total", "inclusive"), [(3648, 3611), (64, 27)])
+def test_openllmetry_for_nodejs_bedrock_reads_a_total_larger_than_its_counts_as_input(
+    total: int, inclusive: int
+) -> None:
+    """@traceloop/instrumentation-bedrock (0.27.0) writes the InvokeModel body's own input count, without
+    the cache, and no cache counts, but Nova's `totalTokens` as the total, which counts the cache reads
+    and writes (tests/testdata/conformance/traceloop-instrumentation-bedrock-0.27.0-invoke_nova.json).
+    Failed before: read with the default profile, the input was billed without 3584 cached tokens."""
+    profile = profile_of("@traceloop/instrumentation-bedrock", "0.27.0")
+    assert not profile.input_inclusive
+    attrs = {
+        "gen_ai.usage.input_tokens": 27,
+        "gen_ai.usage.output_tokens": 37,
+        "gen_ai.usage.total_tokens": total,
+    }
+    usage = read_usage(attrs, "aws.bedrock", profile)
+    assert (usage.input_tokens, usage.output_tokens) == (inclusive, 37)
 
 
 def test_for_call_is_the_profile_itself_where_it_names_no_call() -> None:

@@ -531,3 +531,30 @@ def test_beeais_usage_under_openinference_metadata_carries_the_cache_reads_and_w
         0,
     )
     assert not usage.issues
+
+
+@pytest.mark.parametrize(("output", "reasoning"), [(64, 64), (400, 64), (51, 64)])
+def test_a_total_that_counts_the_reasoning_apart_says_the_output_leaves_it_out(output: int, reasoning: int):
+    """@traceloop/instrumentation-google-generativeai (0.27.0) writes Gemini's `candidatesTokenCount`
+    (without the thoughts) as the output, `thoughtsTokenCount` as the reasoning and `totalTokenCount`,
+    which counts both (tests/testdata/conformance/traceloop-instrumentation-google-generativeai-0.27.0-
+    vertex_generate_stream.json: output 64, reasoning 64). Failed before: an output not below the
+    reasoning was read as inclusive of it (the thoughts billed as nothing), a smaller one was added to it
+    by a guess recorded in `usage_issue`."""
+    attrs = {
+        "gen_ai.usage.input_tokens": 1304,
+        "gen_ai.usage.output_tokens": output,
+        "gen_ai.usage.reasoning_tokens": reasoning,
+        "gen_ai.usage.cache_read.input_tokens": 1024,
+        "gen_ai.usage.total_tokens": 1304 + output + reasoning,
+    }
+    usage = read_usage(attrs, "gcp.gen_ai")
+    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (
+        1304,
+        output + reasoning,
+        reasoning,
+    )
+    assert usage.issues == ()
+    # a total of input + output alone: the output already counts the reasoning
+    inclusive = read_usage({**attrs, "gen_ai.usage.total_tokens": 1304 + output}, "gcp.gen_ai")
+    assert inclusive.output_tokens == (output if output >= reasoning else output + reasoning)

@@ -312,6 +312,19 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "the model without its vendor prefix",
     ),
     Profile(
+        "openllmetry-js-bedrock",
+        "@traceloop/instrumentation-bedrock",
+        False,
+        RANK_CLIENT,
+        "gen_ai.* (input, output and total only); input_tokens is the body's own count, exclusive of cache "
+        "(Claude's input_tokens, Nova's inputTokens); gen_ai.request.model the model without its vendor and "
+        "inference-profile prefixes; InvokeModel only (OpenLLMetry for Node.js)",
+        defects="0.27.0: no cache reads or writes (a cached prompt is billed without them; Nova's total, "
+        "which counts them, is read as input); no usage on Converse calls nor where the model ID is a "
+        "global. profile or an ARN",
+        input_from_total=True,
+    ),
+    Profile(
         "openllmetry-google",
         "opentelemetry.instrumentation.google_generativeai",
         True,
@@ -664,6 +677,19 @@ PROFILES: Final[tuple[Profile, ...]] = (
         defects="no cache reads (a cached prompt is priced at the input rate); Gemini's thoughts are in "
         "neither the output count nor a reasoning count, only in the total (read from there)",
         output_from_total=True,
+    ),
+    Profile(
+        "openinference-js-bedrock",
+        "@arizeai/openinference-instrumentation-bedrock",
+        False,
+        RANK_CLIENT,
+        "llm.* (llm.token_count.*: Bedrock's own input count, exclusive of cache; the cache reads and writes "
+        "beside it on InvokeModel calls, none on Converse calls, whose total counts them); llm.model_name "
+        "the model ID without its vendor prefix (OpenInference for Node.js)",
+        defects="0.5.1: Converse: no cache reads or writes (the input is read from the total, all of it "
+        "priced as input); InvokeModel: llm.model_name is the vendor (anthropic, meta, amazon) where the "
+        "model ID is an inference profile or an ARN (unpriced), no cache counts on Nova streams",
+        input_from_total_calls=(("bedrock.converse", ""),),
     ),
     *(
         Profile(

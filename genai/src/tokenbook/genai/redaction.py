@@ -21,8 +21,13 @@ _MAX_KNOWN: Final = 10_000
 
 
 def is_content_attribute(key: str) -> bool:
-    """Whether `key` carries prompt/completion/tool content (`semconv.CONTENT_ATTRIBUTES` / prefixes)."""
-    return key in semconv.CONTENT_ATTRIBUTES or key.startswith(semconv.CONTENT_PREFIXES)
+    """Whether `key` carries prompt/completion/tool content (`semconv.CONTENT_ATTRIBUTES`, prefixes and
+    suffixes)."""
+    return (
+        key in semconv.CONTENT_ATTRIBUTES
+        or key.startswith(semconv.CONTENT_PREFIXES)
+        or any(key.startswith(prefix) and key.endswith(ends) for prefix, ends in semconv.CONTENT_SUFFIXES)
+    )
 
 
 class Redactor:

@@ -21,6 +21,7 @@ __all__ = [
     "CLIENT_COST",
     "CONTENT_ATTRIBUTES",
     "CONTENT_PREFIXES",
+    "CONTENT_SUFFIXES",
     "CONTEXT_ID",
     "CONTEXT_ID_SOURCES",
     "CONVERSATION_ID",
@@ -368,6 +369,8 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         "ai.response.toolCalls",
         "ai.toolCall.args",
         "ai.toolCall.result",
+        # Mastra (@mastra/otel-exporter): a model step's raw provider answer, whatever hideOutput says
+        "mastra.metadata.body",
     }
 )
 #: Any attribute whose name starts with one of these is content too (indexed OpenInference and
@@ -390,6 +393,10 @@ CONTENT_PREFIXES: Final = (
     "haystack.component.input",  # Haystack's component spans (content tracing on)
     "haystack.component.output",
 )
+#: (name prefix, name suffixes): an attribute under the prefix whose name ends with one of the suffixes is
+#: content too (Mastra's `mastra.<span type>.input` / `.output`: an agent run's, a model generation's, a
+#: model step's or a tool call's input and output, written unless a run's tracing options hide them).
+CONTENT_SUFFIXES: Final = (("mastra.", (".input", ".output")),)
 
 
 class TB:

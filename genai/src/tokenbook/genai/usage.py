@@ -33,8 +33,9 @@ cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
   passes langchain-aws's cache-exclusive ``prompt_tokens`` through) has, where it reports no cache
   tokens and its total is larger than input + output, the input read as the total less the output: the
   call's whole input, its cache reads and writes (of unknown split) priced as input.
-* Likewise, when ``reasoning > output`` the output is read as exclusive of reasoning (Gemini's
-  ``candidatesTokenCount`` excludes ``thoughtsTokenCount``): reasoning is added to output, with an issue.
+* The output is read as exclusive of reasoning (Gemini's ``candidatesTokenCount`` excludes
+  ``thoughtsTokenCount``), and reasoning added to it, where the span's total is input + output +
+  reasoning (the total says so: no issue), and, as a flagged guess, where ``reasoning > output``.
 
 Cache writes by lifetime (`Usage.cache_write_1h_tokens`): the anthropic SDK's spans split the cache
 writes into one-hour and five-minute writes (`semconv.CACHE_WRITE_1H_TOKENS`, `CACHE_WRITE_5M_TOKENS`),
@@ -221,6 +222,7 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
     if not found:
         return NO_USAGE
     input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens = counts
+    as_written = input_tokens
     if profile.unbilled_cache_reads:  # the library's known convention (Cohere's cached_tokens): not read
         cache_read = 0
     if profile.input_from_total and not (cache_read or cache_write):
@@ -254,7 +256,11 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
                 f"({cache}) though profile {profile.name!r} says inclusive (a guess); cache tokens added"
             )
             input_tokens += cache
-    if reasoning_tokens > output_tokens:
+    if reasoning_tokens and _total_counts_apart(
+        attrs, (as_written, input_tokens), output_tokens, reasoning_tokens
+    ):
+        output_tokens += reasoning_tokens  # the total counts the reasoning apart from the output
+    elif reasoning_tokens > output_tokens:
         issues.append(
             f"reasoning ({reasoning_tokens}) > output ({output_tokens}): output read as exclusive of "
             "reasoning; reasoning added"
@@ -449,6 +455,15 @@ def _parts(details: Mapping[str, int], name: str) -> int | None:
 
 #: The attributes that split cache writes by lifetime.
 _SPLIT_KEYS: Final = frozenset(semconv.CACHE_WRITE_1H_TOKENS + semconv.CACHE_WRITE_5M_TOKENS)
+
+
+def _total_counts_apart(
+    attrs: Mapping[str, object], inputs: tuple[int, int], output_tokens: int, reasoning_tokens: int
+) -> bool:
+    """Whether the span's total is its input (as written, or as read) + output + reasoning: its output
+    count leaves the reasoning out. A rejected total is an issue where it is read for the input."""
+    total = _first_count(attrs, semconv.TOTAL_TOKENS, [])
+    return total is not None and any(total == i + output_tokens + reasoning_tokens for i in inputs)
 
 
 def _first_count(attrs: Mapping[str, object], keys: tuple[str, ...], issues: list[str]) -> int | None:
