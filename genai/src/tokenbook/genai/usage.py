@@ -33,6 +33,9 @@ cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
   passes langchain-aws's cache-exclusive ``prompt_tokens`` through) has, where it reports no cache
   tokens and its total is larger than input + output, the input read as the total less the output: the
   call's whole input, its cache reads and writes (of unknown split) priced as input.
+* A profile whose output count leaves out the reasoning count written beside it (``output_exclusive``:
+  OpenLIT's Google AI Studio spans pass Gemini's ``candidatesTokenCount`` through) has the reasoning
+  added to the output, whatever their sizes.
 * Likewise, when ``reasoning > output`` the output is read as exclusive of reasoning (Gemini's
   ``candidatesTokenCount`` excludes ``thoughtsTokenCount``): reasoning is added to output, with an issue.
 
@@ -238,6 +241,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
         if total is not None and total > input_tokens + output_tokens:
             reasoning_tokens = total - input_tokens - output_tokens
             output_tokens += reasoning_tokens
+    if profile.output_exclusive:  # the library's known convention (Gemini's candidatesTokenCount)
+        output_tokens += reasoning_tokens
     cache = cache_read + cache_write
     if cache:
         if attrs.get(semconv.INPUT_EXCLUSIVE) is True:
