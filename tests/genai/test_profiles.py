@@ -276,7 +276,9 @@ def test_openlit_bedrock_passes_bedrocks_cache_exclusive_input_through(uncached:
 
 
 @pytest.mark.parametrize(("candidates", "thoughts"), [(61, 64), (500, 64)])
-def test_openlit_google_ai_studio_writes_the_output_without_the_thoughts(candidates: int, thoughts: int) -> None:
+def test_openlit_google_ai_studio_writes_the_output_without_the_thoughts(
+    candidates: int, thoughts: int
+) -> None:
     """OpenLIT's Google AI Studio instrumentation (openlit 1.45.0) writes Gemini's `candidatesTokenCount`
     as the output and `thoughtsTokenCount` beside it as `gen_ai.usage.reasoning_tokens`
     (tests/testdata/conformance/openlit-1.45.0+bedrock-google-genai-generate*.json). Failed before: an
