@@ -173,7 +173,7 @@ KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
     r"|langchain|langchain-(core|openai|anthropic|aws)|langgraph|langgraph-(prebuilt|checkpoint)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
-    r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
+    r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|ag2|autogen-(agentchat|core|ext)|mcp|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai"
     r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate)$"
@@ -1261,19 +1261,22 @@ SETUPS: tuple[Setup, ...] = (
     Setup(
         "openlit-llama-index",
         "openlit",
-        # llama-index-llms-openai 0.8.3 requires openai < 3 (as openlit 1.45.0 does)
+        # OpenLIT's LlamaIndex instrumentor instruments only where the `llama-index` package is installed
+        # (without it, `llama-index-core` and the OpenAI LLM alone, it does nothing); llama-index 0.14.25
+        # requires llama-index-llms-openai < 0.8
         {
             "openlit": "1.45.0",
+            "llama-index": "0.14.25",
             "llama-index-core": "0.14.25",
-            "llama-index-llms-openai": "0.8.3",
+            "llama-index-llms-openai": "0.7.10",
             **OPENLIT_CLIENTS,
         },
         ("openlit",),
-        ("llama-index",),
+        ("llama-index", "llama-index-fn-agent"),
         env=OPENLIT_ENV,
         beside="llama-index",
-        notes="`openlit.init()` with LlamaIndex's OpenAI LLM: OpenLIT's LlamaIndex and OpenAI "
-        "instrumentations",
+        notes="`openlit.init()` with LlamaIndex's OpenAI LLM (chat, and a function agent): OpenLIT's "
+        "LlamaIndex and OpenAI instrumentations",
     ),
     Setup(
         "openlit-crewai",
