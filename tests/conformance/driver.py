@@ -2673,6 +2673,8 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "autogen": {"agent_tool": autogen_agent_tool, "agent_stream": autogen_agent_stream},
     "ag2": {"ag2_chat": ag2_chat, "ag2_tool_call": ag2_tool_call},
     "mcp": {"mcp_tool": mcp_tool},
+    # a LlamaIndex function agent on its OpenAI LLM alone (without OpenAILike)
+    "llama-index-fn-agent": {"agent": llama_index_agent},
     "llama-index-agent": {
         "agent": llama_index_agent,
         "like_chat": llama_index_like_chat,

@@ -178,13 +178,16 @@ AGNO_ENV = {"AGNO_TELEMETRY": "false"}
 # traceloop-sdk 0.62.4 requires opentelemetry-instrumentation-threading, whose newest release (0.66b1)
 # requires opentelemetry-semantic-conventions 0.66b1, which opentelemetry-sdk 1.45.2 does not accept
 OTEL_TRACELOOP = otel("1.45.1")
+# The clients openlit 1.45.0 accepts (openai<3, anthropic<1) and an opentelemetry-sdk it accepts (not 1.45.2)
+OPENLIT_CLIENTS = {"openai": "2.54.0", "anthropic": "0.125.0", **otel("1.45.1")}
+OPENLIT_ENV = {"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"}
 
 # Resolved packages worth recording in a fixture besides the pins.
 KEY_PACKAGES = re.compile(
     r"^(openai|anthropic|openai-agents|openlit|httpx|wrapt|opentelemetry-(api|sdk|semantic-conventions"
     r"|instrumentation|util-genai|exporter-otlp-proto-http)|opentelemetry-instrumentation-.*|openinference-.*"
     r"|langchain|langchain-(core|openai|anthropic|aws)|langgraph|langgraph-(prebuilt|checkpoint)|traceloop-.*|opentelemetry-semantic-conventions-ai|pydantic-ai-slim|litellm|google-genai"
-    r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
+    r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|ag2|autogen-(agentchat|core|ext)|mcp|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai"
     r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate)$"
@@ -1291,6 +1294,91 @@ SETUPS: tuple[Setup, ...] = (
         env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
         notes="OpenLIT's Ollama and OpenAI instrumentations on local servers: the ollama client on Ollama, "
         "the openai client on Ollama's OpenAI-compatible API and on vLLM's",
+    ),
+    # `openlit.init()` instruments every library it supports that is installed: a framework and its
+    # provider client both record each call (OpenLIT's framework instrumentations beside its client ones)
+    Setup(
+        "openlit-langchain",
+        "openlit",
+        # openlit 1.45.0 requires openai<3, anthropic<1 and an opentelemetry-sdk that is not 1.45.2
+        {
+            "openlit": "1.45.0",
+            "langgraph": "1.2.24",
+            "langchain": "1.5.2",
+            "langchain-anthropic": "1.7.10",
+            **LANGCHAIN,
+            **OPENLIT_CLIENTS,
+        },
+        ("openlit",),
+        ("langchain", "langchain-tool", "langchain-anthropic", "langgraph-openai"),
+        env=OPENLIT_ENV,
+        beside="langchain",
+        notes="`openlit.init()` with LangChain (ChatOpenAI, ChatAnthropic, LangChain 1's `create_agent`): "
+        "OpenLIT's LangChain and LangGraph instrumentations beside its OpenAI and Anthropic ones",
+    ),
+    Setup(
+        "openlit-llama-index",
+        "openlit",
+        # OpenLIT's LlamaIndex instrumentor instruments only where the `llama-index` package is installed
+        # (without it, `llama-index-core` and the OpenAI LLM alone, it does nothing); llama-index 0.14.25
+        # requires llama-index-llms-openai < 0.8
+        {
+            "openlit": "1.45.0",
+            "llama-index": "0.14.25",
+            "llama-index-core": "0.14.25",
+            "llama-index-llms-openai": "0.7.10",
+            **OPENLIT_CLIENTS,
+        },
+        ("openlit",),
+        ("llama-index", "llama-index-fn-agent"),
+        env=OPENLIT_ENV,
+        beside="llama-index",
+        notes="`openlit.init()` with LlamaIndex's OpenAI LLM (chat, and a function agent): OpenLIT's "
+        "LlamaIndex and OpenAI instrumentations",
+    ),
+    Setup(
+        "openlit-crewai",
+        "openlit",
+        {"openlit": "1.45.0", **CREWAI, **OPENLIT_CLIENTS},
+        ("openlit",),
+        ("crewai",),
+        env={**OPENLIT_ENV, **CREWAI_ENV},
+        beside="crewai",
+        notes="`openlit.init()` with a one-agent CrewAI crew: OpenLIT's CrewAI, LiteLLM and OpenAI "
+        "instrumentations",
+    ),
+    Setup(
+        "openlit-litellm",
+        "openlit",
+        {"openlit": "1.45.0", "litellm": "1.110.2", **OPENLIT_CLIENTS},
+        ("openlit",),
+        ("litellm",),
+        env={**OPENLIT_ENV, "LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "true"},
+        beside="litellm",
+        notes="`openlit.init()` with LiteLLM: OpenLIT's LiteLLM instrumentation beside its OpenAI and "
+        "Anthropic ones",
+    ),
+    Setup(
+        "openlit-openai-agents",
+        "openlit",
+        # openai-agents 0.21 and later require openai 3, which openlit 1.45.0 does not accept: 0.20.0
+        {"openlit": "1.45.0", "openai-agents": "0.20.0", **OPENLIT_CLIENTS},
+        ("openlit",),
+        ("agents", "agents-stream"),
+        env={**OPENLIT_ENV, "OPENAI_AGENTS_DONT_LOG_MODEL_DATA": "1"},
+        beside="openai-agents",
+        notes="`openlit.init()` with the OpenAI Agents SDK: OpenLIT's Agents and OpenAI instrumentations",
+    ),
+    Setup(
+        "openlit-bedrock-google-genai",
+        "openlit",
+        {"openlit": "1.45.0", **BOTO3, **GOOGLE_GENAI, **OPENLIT_CLIENTS},
+        ("openlit",),
+        ("bedrock", "bedrock-invoke", "gemini"),
+        env=OPENLIT_ENV,
+        beside="bedrock-google-genai",
+        notes="`openlit.init()` with boto3's bedrock-runtime and the google-genai SDK (Gemini API): "
+        "OpenLIT's Bedrock and Google AI Studio instrumentations",
     ),
     Setup(
         "otel-genai-local",

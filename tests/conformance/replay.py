@@ -323,6 +323,34 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
         for style in ("chat_stream_v1_36", "agent_tool_v1_36")
     },
+    # `openlit.init()` beside a framework: OpenLIT's LangChain instrumentation records a LangChain call in
+    # place of its client instrumentations (no OpenAI or Anthropic span of the same call)
+    **{
+        f"openlit-1.45.0+langchain-{style}": (
+            "openlit 1.45.0's LangChain spans of an unstreamed ChatAnthropic call carry Anthropic's own "
+            "input_tokens, without the cache reads and writes, and no cache counts (0): the cached input is "
+            "missing from the bill, and no client span records the call"
+        )
+        for style in ("anthropic_chat", "anthropic_tool_call")
+    },
+    "openlit-1.45.0+langchain-anthropic_chat_stream": (
+        "openlit 1.45.0's LangChain span of a ChatAnthropic stream names the model `anthropic` (request "
+        "and response): unpriced, and no client span records the call"
+    ),
+    "openlit-1.45.0+langchain-langgraph_agent_async": (
+        "openlit 1.45.0 records no chat span of an async LangGraph agent's model calls (its LangChain "
+        "callbacks fail to detach their context); only the workflow span carries usage, the last call's "
+        "without its cache reads: one call of two billed, the other lost"
+    ),
+    "openlit-1.45.0+litellm-messages": _NO_LIFETIMES.format("openlit 1.45.0's LiteLLM instrumentation"),
+    "openlit-1.45.0+litellm-messages_stream": (
+        "openlit 1.45.0's LiteLLM span of a stream of an Anthropic model reports 0 input and 0 output "
+        "tokens, and no client span records the call"
+    ),
+    "openlit-1.45.0+llama-index-chat_stream": (
+        "LlamaIndex's OpenAI stream asks for no usage chunk, and openlit 1.45.0 then writes counts it "
+        "estimates from the text (18 input, 7 output) as the call's usage, without cache reads"
+    ),
 }  # fmt: skip
 _KEYS = pipeline_keys((), "drop")
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

@@ -53,8 +53,9 @@ def test_fixture_is_well_formed(path: Path) -> None:
     assert path.name == fixture_name(
         fixture["library"], fixture["version"], fixture["call_style"], fixture.get("beside", "")
     )
-    # the largest: pydantic-ai's spans (its tool schemas) with OpenInference's attributes added, 17 kB
-    assert path.stat().st_size < 20_000, "keep fixtures small"
+    # the largest: OpenLIT's CrewAI spans (a span per step of the agent's executor, each with the agent's
+    # and task's settings), 22 kB; then pydantic-ai's spans with OpenInference's attributes added, 17 kB
+    assert path.stat().st_size < 24_000, "keep fixtures small"
 
     packages = fixture["packages"]
     assert packages.get(fixture["library"]) == fixture["version"], (

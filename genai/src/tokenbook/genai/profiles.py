@@ -37,6 +37,10 @@ A profile says:
   billed (at the input rate) and another layer of the same call, which reports the same input, is
   recognized as the same call. Only for those calls: the same library's total of a Gemini call counts
   the thoughts, which are output.
+* ``output_exclusive``: the library's output count leaves out the reasoning count it writes beside it
+  (OpenLIT's Google AI Studio spans pass Gemini's ``candidatesTokenCount`` through, the thoughts as
+  ``gen_ai.usage.reasoning_tokens``): the reasoning is added to the output (`usage.read_usage`), which
+  otherwise would be read as inclusive wherever the output is at least the reasoning.
 * ``unbilled_cache_reads``: the library's cache-read count is not part of its (billed) input count
   but of a larger prompt the provider does not bill: OpenLIT's Cohere spans pass Cohere's
   ``cached_tokens`` (of the whole prompt the model saw, its template too, ``usage.tokens``) beside the
@@ -84,6 +88,7 @@ class Profile(NamedTuple):
     output_from_total: bool = False  # reasoning missing from the output count: total - input - output
     unbilled_cache_reads: bool = False  # the cache-read count is of tokens outside the billed input
     input_from_total: bool = False  # cache tokens missing from the input count: total - output
+    output_exclusive: bool = False  # the output count leaves out the reasoning count written beside it
     #: (span-name prefix, model-name substring): calls whose input count is exclusive of cache though
     #: the profile's other calls are inclusive.
     exclusive_calls: tuple[tuple[str, str], ...] = ()
@@ -258,6 +263,60 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "cache_read.input_tokens is Cohere's cached_tokens, of the whole prompt (usage.tokens), not billed",
         defects="cached_tokens reported as cache reads though Cohere bills billed_units (not read)",
         unbilled_cache_reads=True,
+    ),
+    Profile(
+        "openlit-bedrock",
+        "openlit.instrumentation.bedrock",
+        False,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read, cache_creation); input_tokens is Bedrock's Converse inputTokens, exclusive of "
+        "cache",
+        defects="Converse only: no span for converse_stream nor for InvokeModel",
+    ),
+    Profile(
+        "openlit-google-ai-studio",
+        "openlit.instrumentation.google_ai_studio",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read); output_tokens is Gemini's candidatesTokenCount, exclusive of the thoughts "
+        "it writes beside it as gen_ai.usage.reasoning_tokens",
+        output_exclusive=True,
+    ),
+    *(
+        Profile(
+            "openlit-framework",
+            f"openlit.instrumentation.{framework}",
+            True,
+            RANK_FRAMEWORK,
+            "gen_ai.* (cache_creation); gen_ai.usage.cost (client cost, never billed); OpenLIT's framework "
+            "instrumentations (each under its own scope), beside its client ones in `openlit.init()`",
+            defects=defects,
+        )
+        for framework, defects in (
+            (
+                "langchain",
+                "ChatAnthropic: Anthropic's cache-exclusive input and no cache counts on unstreamed calls, "
+                "`anthropic` as the model of a stream; no span on a ChatOpenAI stream through a chain",
+            ),
+            ("langgraph", "an async agent's workflow span carries the last model call's usage, no cache"),
+            ("llamaindex", ""),
+            ("haystack", ""),
+            ("crewai", "the crew's workflow span carries the sum of its calls' usage, no cache"),
+            ("ag2", ""),
+            ("agno", ""),
+            ("pydantic_ai", ""),
+            ("openai_agents", ""),
+            ("google_adk", ""),
+            ("strands", ""),
+            ("smolagents", ""),
+            ("claude_agent_sdk", ""),
+            ("agent_framework", ""),
+            ("dynamiq", ""),
+            ("controlflow", ""),
+            ("julep", ""),
+            ("letta", ""),
+            ("browser_use", ""),
+        )
     ),
     Profile(
         "openlit",

@@ -33,7 +33,10 @@ cache write tokens and ``output_tokens`` includes reasoning tokens, as in OTel.
   passes langchain-aws's cache-exclusive ``prompt_tokens`` through) has, where it reports no cache
   tokens and its total is larger than input + output, the input read as the total less the output: the
   call's whole input, its cache reads and writes (of unknown split) priced as input.
-* The output is read as exclusive of reasoning (Gemini's ``candidatesTokenCount`` excludes
+* A profile whose output count leaves out the reasoning count written beside it (``output_exclusive``:
+  OpenLIT's Google AI Studio spans pass Gemini's ``candidatesTokenCount`` through) has the reasoning
+  added to the output, whatever their sizes.
+* Otherwise the output is read as exclusive of reasoning (Gemini's ``candidatesTokenCount`` excludes
   ``thoughtsTokenCount``), and reasoning added to it, where the span's total is input + output +
   reasoning (the total says so: no issue), and, as a flagged guess, where ``reasoning > output``.
 
@@ -240,6 +243,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
         if total is not None and total > input_tokens + output_tokens:
             reasoning_tokens = total - input_tokens - output_tokens
             output_tokens += reasoning_tokens
+    if profile.output_exclusive:  # the library's known convention (Gemini's candidatesTokenCount)
+        output_tokens += reasoning_tokens
     cache = cache_read + cache_write
     if cache:
         if attrs.get(semconv.INPUT_EXCLUSIVE) is True:
@@ -256,9 +261,9 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
                 f"({cache}) though profile {profile.name!r} says inclusive (a guess); cache tokens added"
             )
             input_tokens += cache
-    if reasoning_tokens and _total_counts_apart(
-        attrs, (as_written, input_tokens), output_tokens, reasoning_tokens
-    ):
+    if profile.output_exclusive or not reasoning_tokens:
+        pass  # added above, or nothing to add
+    elif _total_counts_apart(attrs, (as_written, input_tokens), output_tokens, reasoning_tokens):
         output_tokens += reasoning_tokens  # the total counts the reasoning apart from the output
     elif reasoning_tokens > output_tokens:
         issues.append(
