@@ -210,7 +210,7 @@ def instrument(name: str, provider: TracerProvider) -> None:
         # spans are switched on per agent (`_ag2_agents`)
         instrument_llm_wrapper(tracer_provider=provider)
         _AG2_TRACED.append(provider)
-    elif name == "logfire":
+    elif name in ("logfire", "logfire-anthropic", "logfire-litellm", "logfire-google-genai"):
         import logfire
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
@@ -222,7 +222,14 @@ def instrument(name: str, provider: TracerProvider) -> None:
             service_name="tokenbook-conformance",
             additional_span_processors=[SimpleSpanProcessor(sink)],
         )
-        logfire.instrument_openai()
+        if name == "logfire":
+            logfire.instrument_openai()
+        elif name == "logfire-anthropic":
+            logfire.instrument_anthropic()  # its own spans (suppressing other instrumentation inside them)
+        elif name == "logfire-litellm":
+            logfire.instrument_litellm()  # OpenInference's LiteLLM instrumentor on Logfire's provider
+        else:
+            logfire.instrument_google_genai()  # the official google-genai instrumentor on Logfire's provider
     elif name == "openinference-crewai-events":
         from openinference.instrumentation.crewai import CrewAIInstrumentor
 

@@ -829,6 +829,55 @@ SETUPS: tuple[Setup, ...] = (
         notes="Logfire's OpenAI instrumentation (`logfire.instrument_openai()`), its own provider",
     ),
     Setup(
+        "logfire-anthropic",
+        "logfire",
+        {"logfire": "5.4.0", **ANTHROPIC, **OTEL},
+        ("logfire-anthropic",),
+        ("anthropic",),
+        env={"LOGFIRE_SEND_TO_LOGFIRE": "false", "LOGFIRE_IGNORE_NO_CONFIG": "1"},
+        beside="anthropic",
+        notes="Logfire's Anthropic instrumentation (`logfire.instrument_anthropic()`), its own provider",
+    ),
+    Setup(
+        "logfire-litellm",
+        "logfire",
+        {
+            "logfire": "5.4.0",
+            "openinference-instrumentation-litellm": "0.1.51",
+            "litellm": "1.110.2",
+            **OPENAI,
+            **OTEL,
+        },
+        ("logfire-litellm",),
+        ("litellm",),
+        env={
+            "LOGFIRE_SEND_TO_LOGFIRE": "false",
+            "LOGFIRE_IGNORE_NO_CONFIG": "1",
+            "LITELLM_TELEMETRY": "False",
+            **OI_NO_CONTENT,
+        },
+        beside="litellm",
+        notes="`logfire.instrument_litellm()`: OpenInference's LiteLLM instrumentor on Logfire's provider",
+    ),
+    Setup(
+        "logfire-google-genai",
+        "logfire",
+        # the official google-genai instrumentation (1.3b0) instruments google-genai >= 1.32.0, < 3 only
+        {
+            "logfire": "5.4.0",
+            "opentelemetry-instrumentation-google-genai": "1.3b0",
+            **UTIL_GENAI,
+            "google-genai": "2.34.0",
+            **OTEL,
+        },
+        ("logfire-google-genai",),
+        ("gemini",),
+        env={"LOGFIRE_SEND_TO_LOGFIRE": "false", "LOGFIRE_IGNORE_NO_CONFIG": "1"},
+        beside="google-genai",
+        notes="`logfire.instrument_google_genai()`: the official google-genai instrumentor on Logfire's "
+        "provider",
+    ),
+    Setup(
         "openinference-llama-index",
         "openinference-instrumentation-llama-index",
         # llama-index-llms-openai 0.8.3 requires openai < 3

@@ -119,6 +119,9 @@ KNOWN_DEFECTS: dict[str, str] = {
     "openinference-instrumentation-litellm-0.1.51-messages": _NO_LIFETIMES.format(
         "openinference-instrumentation-litellm 0.1.51"
     ),
+    "logfire-5.4.0+litellm-messages": _NO_LIFETIMES.format(
+        "logfire 5.4.0's `instrument_litellm()` (openinference-instrumentation-litellm 0.1.51)"
+    ),
     **{
         f"opentelemetry-instrumentation-botocore-0.66b2-{style}": (
             "opentelemetry-instrumentation-botocore 0.66b2 reports no cache reads or writes on InvokeModel, "
