@@ -24,6 +24,7 @@ import time
 import traceback
 import urllib.request
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
@@ -171,6 +172,15 @@ def instrument(name: str, provider: TracerProvider) -> None:
             tracer_provider=provider,
             should_export_span=lambda span: False,
         )
+    elif name == "langfuse-langchain":
+        from langchain_core.tracers.context import register_configure_hook
+        from langfuse.langchain import CallbackHandler
+
+        # Langfuse's LangChain callback handler (after `langfuse`, which made the client it uses) on every
+        # run, as `config={"callbacks": [handler]}` would put it: a configure hook, inherited by child runs
+        handler: ContextVar[Any] = ContextVar("tb_langfuse_handler", default=None)
+        handler.set(CallbackHandler())
+        register_configure_hook(handler, inheritable=True)
     elif name == "mlflow":
         # its tracking store in the setup's folder; with MLFLOW_USE_DEFAULT_TRACER_PROVIDER=false, its
         # spans go to the global provider

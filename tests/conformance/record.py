@@ -710,6 +710,18 @@ SETUPS: tuple[Setup, ...] = (
         notes="Langfuse's OpenAI wrapper (`langfuse.openai.OpenAI`), its spans on the driver's provider",
     ),
     Setup(
+        "langfuse-langchain",
+        "langfuse",
+        {"langfuse": "5.2.0", "langchain-anthropic": "1.7.10", **LANGCHAIN, **OPENAI, **ANTHROPIC, **OTEL},
+        ("langfuse", "langfuse-langchain"),
+        ("langchain", "langchain-tool", "langchain-anthropic"),
+        # the anthropic SDK's own spans off: Langfuse's alone record each call
+        env={"LANGFUSE_TRACING_ENVIRONMENT": "conformance", "ANTHROPIC_OPEN_TELEMETRY": "false"},
+        beside="langchain",
+        notes="Langfuse's LangChain callback handler (`langfuse.langchain.CallbackHandler`), ChatOpenAI and "
+        "ChatAnthropic, its spans on the driver's provider",
+    ),
+    Setup(
         "mlflow",
         "mlflow",
         {"mlflow": "3.17.2", **OPENAI, **ANTHROPIC, **OTEL},

@@ -656,8 +656,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "langfuse-sdk",
         True,
         RANK_CLIENT,
-        'langfuse.observation.* only: model.name, usage_details (OpenAI\'s usage object, or {"input": n}), '
-        "type (generation, embedding)",
+        'langfuse.observation.* only: model.name, usage_details (OpenAI\'s usage object, {"input": n}, or '
+        "Langfuse's own keys: input and output apart from their input_* / output_* details and Anthropic's "
+        "cache keys), type (generation, embedding)",
         defects="no provider: a model name that names none (text-embedding-3-small) is unpriced",
     ),
     Profile(
