@@ -121,6 +121,8 @@ _INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "openllmetry-watsonx": ("opentelemetry.instrumentation.watsonx", "WatsonxInstrumentor"),
     "openllmetry-replicate": ("opentelemetry.instrumentation.replicate", "ReplicateInstrumentor"),
     "openllmetry-sagemaker": ("opentelemetry.instrumentation.sagemaker", "SageMakerInstrumentor"),
+    "openllmetry-writer": ("opentelemetry.instrumentation.writer", "WriterInstrumentor"),
+    "openllmetry-alephalpha": ("opentelemetry.instrumentation.alephalpha", "AlephAlphaInstrumentor"),
     "openinference-ollama": ("openinference.instrumentation.ollama", "OllamaInstrumentor"),
     "openinference-beeai": ("openinference.instrumentation.beeai", "BeeAIInstrumentor"),
     "openinference-claude-agent-sdk": (
@@ -2175,6 +2177,37 @@ def replicate_run() -> None:
     replicate.run("meta/meta-llama-3-8b-instruct", input={"prompt": "What is the weather in Paris?"})
 
 
+# -- Writer (writer-sdk) and Aleph Alpha (aleph-alpha-client) ----------------------------------------------
+
+
+def writer_client() -> Any:
+    from writerai import Writer
+
+    return Writer(
+        api_key="tb-writer-test", base_url=f"{os.environ['TB_STUB']}/writer", max_retries=0, timeout=TIMEOUT
+    )
+
+
+def writer_chat() -> None:
+    writer_client().chat.chat(model="palmyra-x5", messages=MESSAGES)
+
+
+def writer_chat_stream() -> None:
+    stream = writer_client().chat.chat(
+        model="palmyra-x5", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def aleph_alpha_complete() -> None:
+    from aleph_alpha_client import Client, CompletionRequest, Prompt
+
+    client = Client(token="tb-aa-test", host=f"{os.environ['TB_STUB']}/aleph-alpha/", total_retries=0)
+    request = CompletionRequest(prompt=Prompt.from_text("The weather in Paris is"), maximum_tokens=16)
+    client.complete(request, model="pharia-1-llm-7b-control")
+
+
 # -- Amazon SageMaker runtime (boto3) ---------------------------------------------------------------------
 
 #: A SageMaker endpoint of the customer's, serving a Hugging Face TGI container (its Messages API)
@@ -2710,6 +2743,8 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     # local models: Ollama's native API (the ollama client), its OpenAI-compatible one and vLLM's (openai)
     "replicate": {"replicate_run": replicate_run},
+    "writer": {"writer_chat": writer_chat, "writer_chat_stream": writer_chat_stream},
+    "aleph-alpha": {"aleph_alpha_complete": aleph_alpha_complete},
     "sagemaker": {"sagemaker_invoke": sagemaker_invoke, "sagemaker_invoke_stream": sagemaker_invoke_stream},
     "watsonx": {
         "watsonx_generate": watsonx_generate,

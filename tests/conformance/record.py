@@ -190,7 +190,7 @@ KEY_PACKAGES = re.compile(
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|ag2|autogen-(agentchat|core|ext)|mcp|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai"
-    r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate)$"
+    r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate|writer-sdk|aleph-alpha-client)$"
 )
 
 
@@ -1326,6 +1326,27 @@ SETUPS: tuple[Setup, ...] = (
         "API; 0.62.4 records the model but no token counts (Replicate's metrics are not read): no fixture",
     ),
     Setup(
+        "openllmetry-writer",
+        "opentelemetry-instrumentation-writer",
+        # 0.62.4 instruments writer-sdk < 3 only: with the newest writer-sdk 2
+        {"opentelemetry-instrumentation-writer": TL, "writer-sdk": "2.4.0", **OTEL},
+        ("openllmetry-writer",),
+        ("writer",),
+        env=TL_NO_CONTENT,
+        notes="the writer-sdk's chat (Writer's API, a Palmyra model), plain and streamed; Writer's prices "
+        "are not in the catalog: unpriced",
+    ),
+    Setup(
+        "openllmetry-alephalpha",
+        "opentelemetry-instrumentation-alephalpha",
+        {"opentelemetry-instrumentation-alephalpha": TL, "aleph-alpha-client": "11.5.1", **OTEL},
+        ("openllmetry-alephalpha",),
+        ("aleph-alpha",),
+        env=TL_NO_CONTENT,
+        notes="the aleph-alpha-client's `Client.complete` (the only method it wraps); Aleph Alpha's prices "
+        "are not in the catalog: unpriced",
+    ),
+    Setup(
         "openllmetry-sagemaker",
         "opentelemetry-instrumentation-sagemaker",
         {"opentelemetry-instrumentation-sagemaker": TL, **BOTO3, **OTEL},
@@ -2017,6 +2038,7 @@ _CLEARED_ENV = (
     "WX_",
     "REPLICATE_",
     "IBM_",
+    "WRITER_",
 )
 
 

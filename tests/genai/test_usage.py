@@ -370,11 +370,15 @@ def test_langfuse_own_usage_schema_counts_input_and_output_apart_from_their_deta
         '{"input": 477, "output": 41, "total": 1542, "input_audio": 0, "input_cache_read": 1024, '
         '"output_audio": 0, "output_reasoning": 0}'
     )
-    assert read_usage({"langfuse.observation.usage_details": openai}) == Usage(1501, 41, 1024, 0, 0, present=True)
+    assert read_usage({"langfuse.observation.usage_details": openai}) == Usage(
+        1501, 41, 1024, 0, 0, present=True
+    )
     reasoning = '{"input": 100, "output": 40, "input_cache_read": 1024, "output_reasoning": 192}'
     u = read_usage({"langfuse.observation.usage_details": reasoning})
     assert u == Usage(1124, 232, 1024, 0, 192, present=True)
-    stream = '{"input": 28, "output": 38, "total": 3650, "input_cache_creation": 1536, "input_cache_read": 2048}'
+    stream = (
+        '{"input": 28, "output": 38, "total": 3650, "input_cache_creation": 1536, "input_cache_read": 2048}'
+    )
     u = read_usage({"langfuse.observation.usage_details": stream})
     assert u == Usage(3612, 38, 2048, 1536, 0, present=True)
     assert not u.issues
