@@ -851,6 +851,21 @@ SETUPS: tuple[Setup, ...] = (
         notes="Logfire's Anthropic instrumentation (`logfire.instrument_anthropic()`), its own provider",
     ),
     Setup(
+        "logfire-anthropic-no-sdk-spans",
+        "logfire",
+        {"logfire": "5.4.0", **ANTHROPIC, **OTEL},
+        ("logfire-anthropic",),
+        ("anthropic",),
+        env={
+            "LOGFIRE_SEND_TO_LOGFIRE": "false",
+            "LOGFIRE_IGNORE_NO_CONFIG": "1",
+            "ANTHROPIC_OPEN_TELEMETRY": "false",
+        },
+        beside="anthropic-no-sdk-spans",
+        notes="`logfire.instrument_anthropic()` with the anthropic SDK's own spans off "
+        "(`ANTHROPIC_OPEN_TELEMETRY=false`): Logfire's spans alone record each call",
+    ),
+    Setup(
         "logfire-litellm",
         "logfire",
         {

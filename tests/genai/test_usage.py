@@ -391,6 +391,26 @@ def test_langfuse_own_usage_schema_counts_input_and_output_apart_from_their_deta
     assert not u.issues
 
 
+def test_logfire_raw_usage_gives_the_lifetimes_of_cache_writes():
+    # Logfire 5.4.0's Anthropic spans (tests/testdata/conformance/logfire-5.4.0+anthropic-no-sdk-spans-*):
+    # the counts as gen_ai.usage.*, Anthropic's own usage object (with the lifetimes) as gen_ai.usage.raw
+    raw = (
+        '{"cache_creation":{"ephemeral_1h_input_tokens":512,"ephemeral_5m_input_tokens":1024},'
+        '"cache_creation_input_tokens":1536,"cache_read_input_tokens":2048,"input_tokens":26,'
+        '"output_tokens":132,"output_tokens_details":{"thinking_tokens":96},"service_tier":"standard"}'
+    )
+    attrs = {
+        "gen_ai.usage.input_tokens": 3610,
+        "gen_ai.usage.output_tokens": 132,
+        "gen_ai.usage.cache_read.input_tokens": 2048,
+        "gen_ai.usage.cache_creation.input_tokens": 1536,
+        "gen_ai.usage.raw": raw,
+    }
+    u = read_usage(attrs, profile=profile_of("logfire"))
+    assert u == Usage(3610, 132, 2048, 1536, 96, present=True, cache_write_1h_tokens=512)
+    assert not u.issues
+
+
 def test_mlflow_token_usage_gives_every_count_and_the_one_hour_writes():
     # tests/testdata/conformance/mlflow-3.17.2-messages.json
     usage = (

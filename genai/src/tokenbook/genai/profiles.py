@@ -639,8 +639,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "logfire",
         True,
         RANK_CLIENT,
-        "gen_ai.* (cache_read); a stream's usage on a span of its own, in a trace of its own",
-        defects="no reasoning count (reasoning tokens are inside the output count)",
+        "gen_ai.* (cache_read, cache_creation); gen_ai.usage.raw, the provider's usage object (the reasoning "
+        "or thinking tokens, the lifetimes of Anthropic's cache writes); a stream's usage on a span of its "
+        "own, in a trace of its own",
     ),
     Profile(
         "pydantic-ai",

@@ -153,6 +153,9 @@ USAGE_OBJECTS: Final = (
     "metadata.usage_object",  # LiteLLM's OTel callback (1.110.2): a Python dict's repr
     LANGFUSE_USAGE,  # Langfuse (5.2.0): JSON, OpenAI's usage, {"input": n} or Langfuse's own keys
     "mlflow.chat.tokenUsage",  # MLflow (3.17.2): JSON, input_tokens inclusive of the cache tokens
+    # Logfire (5.4.0): JSON, the provider's own usage object beside its gen_ai.usage.* counts (Anthropic's
+    # with the lifetimes of the cache writes and the thinking tokens, which those counts leave out)
+    "gen_ai.usage.raw",
 )
 PROVIDER: Final = (
     "gen_ai.provider.name",  # semantic conventions (>= 1.37)

@@ -293,7 +293,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
 #: repr or JSON (``'cached_tokens': 1024``, ``"cached_tokens": 1024``), then its value.
 _OBJECT_COUNT: Final = re.compile(
     r"""['"](prompt_tokens|input_tokens|input|completion_tokens|output_tokens|output|cached_tokens"""
-    r"""|cache_read_input_tokens|cache_creation_input_tokens|reasoning_tokens|ephemeral_1h_input_tokens"""
+    r"""|cache_read_input_tokens|cache_creation_input_tokens|reasoning_tokens|thinking_tokens"""
+    r"""|ephemeral_1h_input_tokens"""
     r"""|cache_creation_input_tokens_above_1hr|ephemeral_5m_input_tokens)['"]\s*:\s*(\d{1,13})\b"""
 )
 _OBJECT_KEYS: Final = frozenset(semconv.USAGE_OBJECTS)
@@ -304,7 +305,7 @@ _OBJECT_KINDS: Final = (
     (("completion_tokens", "output_tokens", "output"), semconv.OUTPUT_TOKENS),
     (("cached_tokens", "cache_read_input_tokens"), semconv.CACHE_READ_TOKENS),
     (("cache_creation_input_tokens",), semconv.CACHE_WRITE_TOKENS),
-    (("reasoning_tokens",), semconv.REASONING_TOKENS),
+    (("reasoning_tokens", "thinking_tokens"), semconv.REASONING_TOKENS),
     (("ephemeral_1h_input_tokens", "cache_creation_input_tokens_above_1hr"), semconv.CACHE_WRITE_1H_TOKENS),
     (("ephemeral_5m_input_tokens",), semconv.CACHE_WRITE_5M_TOKENS),
 )
