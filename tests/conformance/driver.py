@@ -24,6 +24,7 @@ import time
 import traceback
 import urllib.request
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
@@ -120,6 +121,8 @@ _INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "openllmetry-watsonx": ("opentelemetry.instrumentation.watsonx", "WatsonxInstrumentor"),
     "openllmetry-replicate": ("opentelemetry.instrumentation.replicate", "ReplicateInstrumentor"),
     "openllmetry-sagemaker": ("opentelemetry.instrumentation.sagemaker", "SageMakerInstrumentor"),
+    "openllmetry-writer": ("opentelemetry.instrumentation.writer", "WriterInstrumentor"),
+    "openllmetry-alephalpha": ("opentelemetry.instrumentation.alephalpha", "AlephAlphaInstrumentor"),
     "openinference-ollama": ("openinference.instrumentation.ollama", "OllamaInstrumentor"),
     "openinference-beeai": ("openinference.instrumentation.beeai", "BeeAIInstrumentor"),
     "openinference-claude-agent-sdk": (
@@ -171,6 +174,15 @@ def instrument(name: str, provider: TracerProvider) -> None:
             tracer_provider=provider,
             should_export_span=lambda span: False,
         )
+    elif name == "langfuse-langchain":
+        from langchain_core.tracers.context import register_configure_hook
+        from langfuse.langchain import CallbackHandler
+
+        # Langfuse's LangChain callback handler (after `langfuse`, which made the client it uses) on every
+        # run, as `config={"callbacks": [handler]}` would put it: a configure hook, inherited by child runs
+        handler: ContextVar[Any] = ContextVar("tb_langfuse_handler", default=None)
+        handler.set(CallbackHandler())
+        register_configure_hook(handler, inheritable=True)
     elif name == "mlflow":
         # its tracking store in the setup's folder; with MLFLOW_USE_DEFAULT_TRACER_PROVIDER=false, its
         # spans go to the global provider
@@ -210,7 +222,7 @@ def instrument(name: str, provider: TracerProvider) -> None:
         # spans are switched on per agent (`_ag2_agents`)
         instrument_llm_wrapper(tracer_provider=provider)
         _AG2_TRACED.append(provider)
-    elif name == "logfire":
+    elif name in ("logfire", "logfire-anthropic", "logfire-litellm", "logfire-google-genai"):
         import logfire
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
@@ -222,7 +234,14 @@ def instrument(name: str, provider: TracerProvider) -> None:
             service_name="tokenbook-conformance",
             additional_span_processors=[SimpleSpanProcessor(sink)],
         )
-        logfire.instrument_openai()
+        if name == "logfire":
+            logfire.instrument_openai()
+        elif name == "logfire-anthropic":
+            logfire.instrument_anthropic()  # its own spans (suppressing other instrumentation inside them)
+        elif name == "logfire-litellm":
+            logfire.instrument_litellm()  # OpenInference's LiteLLM instrumentor on Logfire's provider
+        else:
+            logfire.instrument_google_genai()  # the official google-genai instrumentor on Logfire's provider
     elif name == "openinference-crewai-events":
         from openinference.instrumentation.crewai import CrewAIInstrumentor
 
@@ -2158,6 +2177,37 @@ def replicate_run() -> None:
     replicate.run("meta/meta-llama-3-8b-instruct", input={"prompt": "What is the weather in Paris?"})
 
 
+# -- Writer (writer-sdk) and Aleph Alpha (aleph-alpha-client) ----------------------------------------------
+
+
+def writer_client() -> Any:
+    from writerai import Writer
+
+    return Writer(
+        api_key="tb-writer-test", base_url=f"{os.environ['TB_STUB']}/writer", max_retries=0, timeout=TIMEOUT
+    )
+
+
+def writer_chat() -> None:
+    writer_client().chat.chat(model="palmyra-x5", messages=MESSAGES)
+
+
+def writer_chat_stream() -> None:
+    stream = writer_client().chat.chat(
+        model="palmyra-x5", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+
+def aleph_alpha_complete() -> None:
+    from aleph_alpha_client import Client, CompletionRequest, Prompt
+
+    client = Client(token="tb-aa-test", host=f"{os.environ['TB_STUB']}/aleph-alpha/", total_retries=0)
+    request = CompletionRequest(prompt=Prompt.from_text("The weather in Paris is"), maximum_tokens=16)
+    client.complete(request, model="pharia-1-llm-7b-control")
+
+
 # -- Amazon SageMaker runtime (boto3) ---------------------------------------------------------------------
 
 #: A SageMaker endpoint of the customer's, serving a Hugging Face TGI container (its Messages API)
@@ -2693,6 +2743,8 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     # local models: Ollama's native API (the ollama client), its OpenAI-compatible one and vLLM's (openai)
     "replicate": {"replicate_run": replicate_run},
+    "writer": {"writer_chat": writer_chat, "writer_chat_stream": writer_chat_stream},
+    "aleph-alpha": {"aleph_alpha_complete": aleph_alpha_complete},
     "sagemaker": {"sagemaker_invoke": sagemaker_invoke, "sagemaker_invoke_stream": sagemaker_invoke_stream},
     "watsonx": {
         "watsonx_generate": watsonx_generate,

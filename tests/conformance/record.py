@@ -190,7 +190,7 @@ KEY_PACKAGES = re.compile(
     r"|google-cloud-aiplatform|google-auth|boto3|botocore|langfuse|mlflow|mlflow-tracing|strands-agents|semantic-kernel|google-adk|logfire|llama-index|llama-index-core|llama-index-llms-openai|llama-index-llms-openai-like"
     r"|mistralai|groq|cohere|ollama|httpx2|crewai|dspy|haystack-ai|opentelemetry-haystack|langsmith|langtrace-python-sdk|trace-attributes"
     r"|smolagents|agno|ag2|autogen-(agentchat|core|ext)|mcp|together|portkey-ai|instructor|beeai-framework|claude-agent-sdk|agent-framework-core|agent-framework-openai"
-    r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate)$"
+    r"|ibm-watsonx-ai|ibm-watson-machine-learning|replicate|writer-sdk|aleph-alpha-client)$"
 )
 
 
@@ -710,6 +710,18 @@ SETUPS: tuple[Setup, ...] = (
         notes="Langfuse's OpenAI wrapper (`langfuse.openai.OpenAI`), its spans on the driver's provider",
     ),
     Setup(
+        "langfuse-langchain",
+        "langfuse",
+        {"langfuse": "5.2.0", "langchain-anthropic": "1.7.10", **LANGCHAIN, **OPENAI, **ANTHROPIC, **OTEL},
+        ("langfuse", "langfuse-langchain"),
+        ("langchain", "langchain-tool", "langchain-anthropic"),
+        # the anthropic SDK's own spans off: Langfuse's alone record each call
+        env={"LANGFUSE_TRACING_ENVIRONMENT": "conformance", "ANTHROPIC_OPEN_TELEMETRY": "false"},
+        beside="langchain",
+        notes="Langfuse's LangChain callback handler (`langfuse.langchain.CallbackHandler`), ChatOpenAI and "
+        "ChatAnthropic, its spans on the driver's provider",
+    ),
+    Setup(
         "mlflow",
         "mlflow",
         {"mlflow": "3.17.2", **OPENAI, **ANTHROPIC, **OTEL},
@@ -827,6 +839,70 @@ SETUPS: tuple[Setup, ...] = (
         ("openai",),
         env={"LOGFIRE_SEND_TO_LOGFIRE": "false", "LOGFIRE_IGNORE_NO_CONFIG": "1"},
         notes="Logfire's OpenAI instrumentation (`logfire.instrument_openai()`), its own provider",
+    ),
+    Setup(
+        "logfire-anthropic",
+        "logfire",
+        {"logfire": "5.4.0", **ANTHROPIC, **OTEL},
+        ("logfire-anthropic",),
+        ("anthropic",),
+        env={"LOGFIRE_SEND_TO_LOGFIRE": "false", "LOGFIRE_IGNORE_NO_CONFIG": "1"},
+        beside="anthropic",
+        notes="Logfire's Anthropic instrumentation (`logfire.instrument_anthropic()`), its own provider",
+    ),
+    Setup(
+        "logfire-anthropic-no-sdk-spans",
+        "logfire",
+        {"logfire": "5.4.0", **ANTHROPIC, **OTEL},
+        ("logfire-anthropic",),
+        ("anthropic",),
+        env={
+            "LOGFIRE_SEND_TO_LOGFIRE": "false",
+            "LOGFIRE_IGNORE_NO_CONFIG": "1",
+            "ANTHROPIC_OPEN_TELEMETRY": "false",
+        },
+        beside="anthropic-no-sdk-spans",
+        notes="`logfire.instrument_anthropic()` with the anthropic SDK's own spans off "
+        "(`ANTHROPIC_OPEN_TELEMETRY=false`): Logfire's spans alone record each call",
+    ),
+    Setup(
+        "logfire-litellm",
+        "logfire",
+        {
+            "logfire": "5.4.0",
+            "openinference-instrumentation-litellm": "0.1.51",
+            "litellm": "1.110.2",
+            **OPENAI,
+            **OTEL,
+        },
+        ("logfire-litellm",),
+        ("litellm",),
+        env={
+            "LOGFIRE_SEND_TO_LOGFIRE": "false",
+            "LOGFIRE_IGNORE_NO_CONFIG": "1",
+            "LITELLM_TELEMETRY": "False",
+            **OI_NO_CONTENT,
+        },
+        beside="litellm",
+        notes="`logfire.instrument_litellm()`: OpenInference's LiteLLM instrumentor on Logfire's provider",
+    ),
+    Setup(
+        "logfire-google-genai",
+        "logfire",
+        # the official google-genai instrumentation (1.3b0) instruments google-genai >= 1.32.0, < 3 only
+        {
+            "logfire": "5.4.0",
+            "opentelemetry-instrumentation-google-genai": "1.3b0",
+            **UTIL_GENAI,
+            "google-genai": "2.34.0",
+            **OTEL,
+        },
+        ("logfire-google-genai",),
+        ("gemini",),
+        env={"LOGFIRE_SEND_TO_LOGFIRE": "false", "LOGFIRE_IGNORE_NO_CONFIG": "1"},
+        beside="google-genai",
+        notes="`logfire.instrument_google_genai()`: the official google-genai instrumentor on Logfire's "
+        "provider",
     ),
     Setup(
         "openinference-llama-index",
@@ -1263,6 +1339,27 @@ SETUPS: tuple[Setup, ...] = (
         env=TL_NO_CONTENT,
         notes="replicate.run of a language model (meta/meta-llama-3-8b-instruct) on Replicate's predictions "
         "API; 0.62.4 records the model but no token counts (Replicate's metrics are not read): no fixture",
+    ),
+    Setup(
+        "openllmetry-writer",
+        "opentelemetry-instrumentation-writer",
+        # 0.62.4 instruments writer-sdk < 3 only: with the newest writer-sdk 2
+        {"opentelemetry-instrumentation-writer": TL, "writer-sdk": "2.4.0", **OTEL},
+        ("openllmetry-writer",),
+        ("writer",),
+        env=TL_NO_CONTENT,
+        notes="the writer-sdk's chat (Writer's API, a Palmyra model), plain and streamed; Writer's prices "
+        "are not in the catalog: unpriced",
+    ),
+    Setup(
+        "openllmetry-alephalpha",
+        "opentelemetry-instrumentation-alephalpha",
+        {"opentelemetry-instrumentation-alephalpha": TL, "aleph-alpha-client": "11.5.1", **OTEL},
+        ("openllmetry-alephalpha",),
+        ("aleph-alpha",),
+        env=TL_NO_CONTENT,
+        notes="the aleph-alpha-client's `Client.complete` (the only method it wraps); Aleph Alpha's prices "
+        "are not in the catalog: unpriced",
     ),
     Setup(
         "openllmetry-sagemaker",
@@ -1956,6 +2053,7 @@ _CLEARED_ENV = (
     "WX_",
     "REPLICATE_",
     "IBM_",
+    "WRITER_",
 )
 
 

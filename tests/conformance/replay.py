@@ -119,6 +119,12 @@ KNOWN_DEFECTS: dict[str, str] = {
     "openinference-instrumentation-litellm-0.1.51-messages": _NO_LIFETIMES.format(
         "openinference-instrumentation-litellm 0.1.51"
     ),
+    "langfuse-5.2.0+langchain-anthropic_chat_stream": _NO_LIFETIMES.format(
+        "Langfuse 5.2.0's LangChain callback handler, on a ChatAnthropic stream,"
+    ),
+    "logfire-5.4.0+litellm-messages": _NO_LIFETIMES.format(
+        "logfire 5.4.0's `instrument_litellm()` (openinference-instrumentation-litellm 0.1.51)"
+    ),
     **{
         f"opentelemetry-instrumentation-botocore-0.66b2-{style}": (
             "opentelemetry-instrumentation-botocore 0.66b2 reports no cache reads or writes on InvokeModel, "

@@ -366,6 +366,10 @@ class _Handler(BaseHTTPRequestHandler):
             "/ml/v1/text/generation_stream": lambda r: self._watsonx_generate(r, stream=True),
             "/ml/v1/text/chat": lambda r: self._watsonx_chat(r, stream=False),
             "/ml/v1/text/chat_stream": lambda r: self._watsonx_chat(r, stream=True),
+            # the Writer SDK's base URL is `<stub>/writer` (Writer's API: api.writer.com)
+            "/writer/v1/chat": self._writer_chat,
+            # the Aleph Alpha client's host is `<stub>/aleph-alpha/` (Aleph Alpha's API: api.aleph-alpha.com)
+            "/aleph-alpha/complete": self._aleph_alpha_complete,
             "/api/chat": self._ollama_chat,
             "/api/generate": self._ollama_generate,
             "/api/embed": self._ollama_embed,
@@ -1470,6 +1474,74 @@ class _Handler(BaseHTTPRequestHandler):
             "metrics": metrics,
         }
         self._json(201, prediction)
+
+    # -- Writer (api.writer.com) ------------------------------------------------------------------------
+
+    def _writer_chat(self, req: dict[str, Any]) -> None:
+        """``POST /v1/chat``: OpenAI's chat shape as Writer answers it (the writer-sdk's types): the model
+        named as asked (``palmyra-x5``), ``usage`` with ``prompt_tokens``, ``completion_tokens``,
+        ``total_tokens``, ``prompt_token_details.cached_tokens`` (0: no prompt cache) and
+        ``completion_tokens_details.reasoning_tokens`` (0). A stream (data-only SSE, ``data: [DONE]``
+        last) carries the usage in a last chunk of no choices when ``stream_options.include_usage`` asks.
+        Writer bills at prices the catalog does not list."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        prompt, completion = 700 + n, 20 + n
+        rid = f"tb-writer-{n:04d}"
+        created = int(time.time())
+        stream = bool(req.get("stream"))
+        rec.add_call(TrueCall("writer", model, "chat", stream, prompt, completion, 0, 0, 0, rid))
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_token_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+        base = {
+            "id": rid,
+            "created": created,
+            "model": model,
+            "service_tier": None,
+            "system_fingerprint": None,
+        }
+        if not stream:
+            message = {"role": "assistant", "content": "Sunny, 21 °C.", "refusal": None, "tool_calls": None}
+            choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+            self._json(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+            return
+
+        def chunk(text: str | None, finish: str | None) -> bytes:
+            choice = {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": finish}
+            return _sse(None, {**base, "object": "chat.completion.chunk", "choices": [choice], "usage": None})
+
+        chunks = [chunk("Sunny, ", None), chunk("21 °C.", None), chunk(None, "stop")]
+        if (req.get("stream_options") or {}).get("include_usage"):
+            last = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            chunks.append(_sse(None, last))
+        self._stream([*chunks, _sse(None, "[DONE]")])
+
+    # -- Aleph Alpha (api.aleph-alpha.com) --------------------------------------------------------------
+
+    def _aleph_alpha_complete(self, req: dict[str, Any]) -> None:
+        """``POST /complete``: Aleph Alpha's completion, ``model_version``, ``completions`` (the text and
+        its finish reason) and ``num_tokens_prompt_total`` / ``num_tokens_generated`` (no prompt cache);
+        no response ID, no model name but the version. Aleph Alpha bills at prices the catalog does not
+        list."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        prompt, output = 60 + n, 12 + n
+        rec.add_call(TrueCall("aleph_alpha", model, "text_completion", False, prompt, output, 0, 0, 0, None))
+        completion = {"completion": " Sunny, 21 °C.", "finish_reason": "maximum_tokens"}
+        answer = {
+            "model_version": "2025-06-01",
+            "completions": [completion],
+            "num_tokens_prompt_total": prompt,
+            "num_tokens_generated": output,
+        }
+        self._json(200, answer)
 
     # -- Amazon SageMaker runtime (a Hugging Face TGI container's Messages API) -----------------------------
 

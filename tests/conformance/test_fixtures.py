@@ -23,7 +23,8 @@ TRUE_CALL_KEYS = {
 }
 #: The providers the stubs stand in for (the catalog's provider ids; for local servers, whose calls
 #: nobody bills, the server's name: `stubs.LOCAL_PROVIDERS`; for a provider whose prices the catalog
-#: does not list, its name there: `pricing.providers.UNLISTED_PROVIDERS`, IBM watsonx.ai's ``ibm``).
+#: does not list, its name there: `pricing.providers.UNLISTED_PROVIDERS`: IBM watsonx.ai's ``ibm``,
+#: ``writer``, ``aleph_alpha``).
 PROVIDERS = (
     "openai",
     "azure",
@@ -37,6 +38,8 @@ PROVIDERS = (
     "ollama",
     "vllm",
     "ibm",
+    "writer",
+    "aleph_alpha",
 )
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 

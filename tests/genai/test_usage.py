@@ -362,6 +362,55 @@ def test_langfuse_usage_details_give_every_count():
     assert u == Usage(12, 0, 0, 0, 0, present=True)
 
 
+def test_langfuse_own_usage_schema_counts_input_and_output_apart_from_their_details():
+    # Langfuse's own keys: `input` and `output` leave out every `input_*` / `output_*` detail beside them, and
+    # Anthropic's cache keys (tests/testdata/conformance/langfuse-5.2.0+langchain-*.json: its LangChain
+    # callback handler on ChatOpenAI, on ChatAnthropic's stream, on ChatAnthropic)
+    openai = (
+        '{"input": 477, "output": 41, "total": 1542, "input_audio": 0, "input_cache_read": 1024, '
+        '"output_audio": 0, "output_reasoning": 0}'
+    )
+    assert read_usage({"langfuse.observation.usage_details": openai}) == Usage(
+        1501, 41, 1024, 0, 0, present=True
+    )
+    reasoning = '{"input": 100, "output": 40, "input_cache_read": 1024, "output_reasoning": 192}'
+    u = read_usage({"langfuse.observation.usage_details": reasoning})
+    assert u == Usage(1124, 232, 1024, 0, 192, present=True)
+    stream = (
+        '{"input": 28, "output": 38, "total": 3650, "input_cache_creation": 1536, "input_cache_read": 2048}'
+    )
+    u = read_usage({"langfuse.observation.usage_details": stream})
+    assert u == Usage(3612, 38, 2048, 1536, 0, present=True)
+    assert not u.issues
+    anthropic = (
+        '{"cache_creation_input_tokens": 1536, "cache_read_input_tokens": 2048, "input": 27, "output": 37, '
+        '"cache_creation_ephemeral_1h_input_tokens": 512, "cache_creation_ephemeral_5m_input_tokens": 1024}'
+    )
+    u = read_usage({"langfuse.observation.usage_details": anthropic}, profile=profile_of("langfuse-sdk"))
+    assert u == Usage(3611, 37, 2048, 1536, 0, present=True, cache_write_1h_tokens=512)
+    assert not u.issues
+
+
+def test_logfire_raw_usage_gives_the_lifetimes_of_cache_writes():
+    # Logfire 5.4.0's Anthropic spans (tests/testdata/conformance/logfire-5.4.0+anthropic-no-sdk-spans-*):
+    # the counts as gen_ai.usage.*, Anthropic's own usage object (with the lifetimes) as gen_ai.usage.raw
+    raw = (
+        '{"cache_creation":{"ephemeral_1h_input_tokens":512,"ephemeral_5m_input_tokens":1024},'
+        '"cache_creation_input_tokens":1536,"cache_read_input_tokens":2048,"input_tokens":26,'
+        '"output_tokens":132,"output_tokens_details":{"thinking_tokens":96},"service_tier":"standard"}'
+    )
+    attrs = {
+        "gen_ai.usage.input_tokens": 3610,
+        "gen_ai.usage.output_tokens": 132,
+        "gen_ai.usage.cache_read.input_tokens": 2048,
+        "gen_ai.usage.cache_creation.input_tokens": 1536,
+        "gen_ai.usage.raw": raw,
+    }
+    u = read_usage(attrs, profile=profile_of("logfire"))
+    assert u == Usage(3610, 132, 2048, 1536, 96, present=True, cache_write_1h_tokens=512)
+    assert not u.issues
+
+
 def test_mlflow_token_usage_gives_every_count_and_the_one_hour_writes():
     # tests/testdata/conformance/mlflow-3.17.2-messages.json
     usage = (

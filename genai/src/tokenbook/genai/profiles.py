@@ -639,8 +639,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "logfire",
         True,
         RANK_CLIENT,
-        "gen_ai.* (cache_read); a stream's usage on a span of its own, in a trace of its own",
-        defects="no reasoning count (reasoning tokens are inside the output count)",
+        "gen_ai.* (cache_read, cache_creation); gen_ai.usage.raw, the provider's usage object (the reasoning "
+        "or thinking tokens, the lifetimes of Anthropic's cache writes); a stream's usage on a span of its "
+        "own, in a trace of its own",
     ),
     Profile(
         "pydantic-ai",
@@ -656,8 +657,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         "langfuse-sdk",
         True,
         RANK_CLIENT,
-        'langfuse.observation.* only: model.name, usage_details (OpenAI\'s usage object, or {"input": n}), '
-        "type (generation, embedding)",
+        'langfuse.observation.* only: model.name, usage_details (OpenAI\'s usage object, {"input": n}, or '
+        "Langfuse's own keys: input and output apart from their input_* / output_* details and Anthropic's "
+        "cache keys), type (generation, embedding)",
         defects="no provider: a model name that names none (text-embedding-3-small) is unpriced",
     ),
     Profile(

@@ -145,10 +145,17 @@ TOTAL_TOKENS: Final = (
 #: A provider's usage object as text, first present wins: where a library writes its counts only there
 #: (LiteLLM: cache reads and writes, their split by lifetime, reasoning; Langfuse: every count). Its
 #: counts stand for the attributes above where a span has none of a kind (`usage.read_usage`).
+#: Langfuse's usage details (5.2.0): JSON, a provider's usage object (its OpenAI wrapper: OpenAI's), or
+#: Langfuse's own keys (`usage._with_langfuse_usage`): ``input`` and ``output`` apart from every ``input_*``
+#: and ``output_*`` detail and from Anthropic's cache keys beside them, each a usage type priced on its own.
+LANGFUSE_USAGE: Final = "langfuse.observation.usage_details"
 USAGE_OBJECTS: Final = (
     "metadata.usage_object",  # LiteLLM's OTel callback (1.110.2): a Python dict's repr
-    "langfuse.observation.usage_details",  # Langfuse (5.2.0): JSON, OpenAI's usage or {"input": n}
+    LANGFUSE_USAGE,  # Langfuse (5.2.0): JSON, OpenAI's usage, {"input": n} or Langfuse's own keys
     "mlflow.chat.tokenUsage",  # MLflow (3.17.2): JSON, input_tokens inclusive of the cache tokens
+    # Logfire (5.4.0): JSON, the provider's own usage object beside its gen_ai.usage.* counts (Anthropic's
+    # with the lifetimes of the cache writes and the thinking tokens, which those counts leave out)
+    "gen_ai.usage.raw",
 )
 PROVIDER: Final = (
     "gen_ai.provider.name",  # semantic conventions (>= 1.37)

@@ -199,6 +199,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
         attrs = _with_anthropic_usage(attrs)
     if not _LANGCHAIN_KEYS.isdisjoint(attrs):
         attrs = _with_langchain_usage(attrs)
+    if semconv.LANGFUSE_USAGE in attrs:
+        attrs = _with_langfuse_usage(attrs)
     if not _OBJECT_KEYS.isdisjoint(attrs):
         attrs = _with_usage_object(attrs)
     present = USAGE_KEYS.intersection(attrs)
@@ -291,7 +293,8 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
 #: repr or JSON (``'cached_tokens': 1024``, ``"cached_tokens": 1024``), then its value.
 _OBJECT_COUNT: Final = re.compile(
     r"""['"](prompt_tokens|input_tokens|input|completion_tokens|output_tokens|output|cached_tokens"""
-    r"""|cache_read_input_tokens|cache_creation_input_tokens|reasoning_tokens|ephemeral_1h_input_tokens"""
+    r"""|cache_read_input_tokens|cache_creation_input_tokens|reasoning_tokens|thinking_tokens"""
+    r"""|ephemeral_1h_input_tokens"""
     r"""|cache_creation_input_tokens_above_1hr|ephemeral_5m_input_tokens)['"]\s*:\s*(\d{1,13})\b"""
 )
 _OBJECT_KEYS: Final = frozenset(semconv.USAGE_OBJECTS)
@@ -302,7 +305,7 @@ _OBJECT_KINDS: Final = (
     (("completion_tokens", "output_tokens", "output"), semconv.OUTPUT_TOKENS),
     (("cached_tokens", "cache_read_input_tokens"), semconv.CACHE_READ_TOKENS),
     (("cache_creation_input_tokens",), semconv.CACHE_WRITE_TOKENS),
-    (("reasoning_tokens",), semconv.REASONING_TOKENS),
+    (("reasoning_tokens", "thinking_tokens"), semconv.REASONING_TOKENS),
     (("ephemeral_1h_input_tokens", "cache_creation_input_tokens_above_1hr"), semconv.CACHE_WRITE_1H_TOKENS),
     (("ephemeral_5m_input_tokens",), semconv.CACHE_WRITE_5M_TOKENS),
 )
@@ -325,6 +328,53 @@ def _with_usage_object(attrs: Mapping[str, object]) -> Mapping[str, object]:
         value = next((found[n] for n in names if n in found), None)
         if value is not None:
             extra[aliases[0]] = value
+    return {**attrs, **extra} if extra else attrs
+
+
+#: Langfuse's own usage keys for the cache (`_with_langfuse_usage`): its ``input_*`` details, and
+#: Anthropic's keys, which its LangChain handler passes on beside an input count exclusive of them.
+_LANGFUSE_READ: Final = ("input_cache_read", "cache_read_input_tokens", "input_cached_tokens")
+_LANGFUSE_WRITE: Final = ("input_cache_creation", "cache_creation_input_tokens", "input_cache_write")
+_LANGFUSE_ANTHROPIC_CACHE: Final = ("cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _with_langfuse_usage(attrs: Mapping[str, object]) -> Mapping[str, object]:
+    """`attrs` with the counts of Langfuse's usage details in Langfuse's own keys, as the first alias of
+    each kind the span has no attribute of; `attrs` itself for any other object (a provider's usage object,
+    read by `_with_usage_object`).
+
+    In Langfuse's keys each key is a usage type priced on its own: ``input`` leaves out every ``input_*``
+    detail (``input_cache_read``, ``input_cache_creation``, ``input_audio``, ...) and Anthropic's
+    ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` beside it, ``output`` every ``output_*``
+    detail (``output_reasoning``, ...). The input and output read here are their sums: inclusive, as the
+    conventions count them."""
+    text = attrs.get(semconv.LANGFUSE_USAGE)
+    if not isinstance(text, str) or len(text) > _MAX_OBJECT or '"input' not in text:
+        return attrs
+    try:
+        details = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        return attrs
+    counts = _counts(details)
+    if "input" not in counts and "output" not in counts:
+        return attrs  # a provider's usage object (OpenAI's prompt_tokens, ...), or none
+    input_parts = [v for k, v in counts.items() if k.startswith("input_")]
+    input_parts += [counts[k] for k in _LANGFUSE_ANTHROPIC_CACHE if k in counts]
+    output_parts = [v for k, v in counts.items() if k.startswith("output_")]
+    found: dict[tuple[str, ...], int | None] = {
+        semconv.INPUT_TOKENS: counts.get("input", 0) + sum(input_parts),
+        semconv.OUTPUT_TOKENS: counts.get("output", 0) + sum(output_parts),
+        semconv.CACHE_READ_TOKENS: next((counts[k] for k in _LANGFUSE_READ if k in counts), None),
+        semconv.CACHE_WRITE_TOKENS: next((counts[k] for k in _LANGFUSE_WRITE if k in counts), None),
+        semconv.REASONING_TOKENS: counts.get("output_reasoning", counts.get("output_reasoning_tokens")),
+        semconv.CACHE_WRITE_1H_TOKENS: counts.get("cache_creation_ephemeral_1h_input_tokens"),
+        semconv.CACHE_WRITE_5M_TOKENS: counts.get("cache_creation_ephemeral_5m_input_tokens"),
+    }
+    extra = {
+        aliases[0]: value
+        for aliases, value in found.items()
+        if value is not None and not any(a in attrs for a in aliases)
+    }
     return {**attrs, **extra} if extra else attrs
 
 
