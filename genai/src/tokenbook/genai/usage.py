@@ -263,16 +263,15 @@ def read_usage(attrs: Mapping[str, object], provider: str = "", profile: Profile
                 f"({cache}) though profile {profile.name!r} says inclusive (a guess); cache tokens added"
             )
             input_tokens += cache
-    if profile.output_exclusive or not reasoning_tokens:
-        pass  # added above, or nothing to add
-    elif _total_counts_apart(attrs, (as_written, input_tokens), output_tokens, reasoning_tokens):
-        output_tokens += reasoning_tokens  # the total counts the reasoning apart from the output
-    elif reasoning_tokens > output_tokens:
-        issues.append(
-            f"reasoning ({reasoning_tokens}) > output ({output_tokens}): output read as exclusive of "
-            "reasoning; reasoning added"
-        )
-        output_tokens += reasoning_tokens
+    if reasoning_tokens and not profile.output_exclusive:  # (an output_exclusive profile's: added above)
+        if _total_counts_apart(attrs, (as_written, input_tokens), output_tokens, reasoning_tokens):
+            output_tokens += reasoning_tokens  # the total counts the reasoning apart from the output
+        elif reasoning_tokens > output_tokens:
+            issues.append(
+                f"reasoning ({reasoning_tokens}) > output ({output_tokens}): output read as exclusive of "
+                "reasoning; reasoning added"
+            )
+            output_tokens += reasoning_tokens
     if input_tokens > MAX_TOKENS or output_tokens > MAX_TOKENS:
         issues.append("normalized counts over 10^12, usage treated as missing")
         return build(Usage, (0, 0, 0, 0, 0, True, tuple(issues), None))

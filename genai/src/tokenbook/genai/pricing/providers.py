@@ -80,6 +80,12 @@ PROVIDER_ALIASES: Final[Mapping[str, str]] = {
 _SEPARATORS: Final = re.compile(r"[\s_.\-]+")
 
 
+def _bare(name: str) -> str:
+    """`name` in lower case without its separators: how a provider's spellings are matched
+    (``LM-Studio``, ``lm_studio`` and ``lmstudio`` alike)."""
+    return _SEPARATORS.sub("", name.strip().lower())
+
+
 def catalog_provider(name: str) -> str | None:
     """The genai-prices provider id for an OTel (or catalog) provider name; None when unknown/empty.
     A name that is neither an alias nor a catalog ID is looked up once more without its separators
@@ -89,7 +95,7 @@ def catalog_provider(name: str) -> str | None:
         return None
     if (found := _known(key)) is not None:
         return found
-    bare = _SEPARATORS.sub("", key)
+    bare = _bare(key)
     for candidate in (bare, bare.removesuffix("ai")):
         if candidate and candidate != key and (found := _known(candidate)) is not None:
             return found
@@ -182,7 +188,7 @@ LOCAL_PROVIDERS: Final = frozenset(
 )  # fmt: skip
 #: The same names without separators: how `is_local_provider` matches any spelling of them
 #: (``lmstudio``, ``llama_cpp``, ``LM-Studio``).
-_LOCAL_BARE: Final = frozenset(_SEPARATORS.sub("", name) for name in LOCAL_PROVIDERS)
+_LOCAL_BARE: Final = frozenset(_bare(name) for name in LOCAL_PROVIDERS)
 #: Ollama's port (``OLLAMA_HOST``'s default, 11434): no hosted provider's API is served on it, so it
 #: names Ollama on any host (``localhost``, a container's ``ollama``, a GPU box on the network).
 _OLLAMA_PORT: Final = 11434
@@ -225,18 +231,18 @@ UNLISTED_PROVIDERS: Final[Mapping[str, str]] = {
     "nvidia_nim": "nvidia",
 }
 #: The same names without separators: how `unlisted_provider` matches any spelling of them.
-_UNLISTED_BARE: Final[Mapping[str, str]] = {_SEPARATORS.sub("", k): v for k, v in UNLISTED_PROVIDERS.items()}
+_UNLISTED_BARE: Final[Mapping[str, str]] = {_bare(k): v for k, v in UNLISTED_PROVIDERS.items()}
 
 
 def unlisted_provider(name: str) -> str | None:
     """The provider of `UNLISTED_PROVIDERS` that `name` (a span's provider, any spelling: ``Watsonx``,
     ``ibm.watsonx.ai``, ``Replicate``, ``aws.sagemaker``) names; None for any other name."""
-    return _UNLISTED_BARE.get(_SEPARATORS.sub("", name.strip().lower()))
+    return _UNLISTED_BARE.get(_bare(name))
 
 
 def is_local_provider(name: str) -> bool:
     """Whether `name` (a span's provider) is a local model server's (`LOCAL_PROVIDERS`)."""
-    return _SEPARATORS.sub("", name.strip().lower()) in _LOCAL_BARE
+    return _bare(name) in _LOCAL_BARE
 
 
 def _loopback(host: str) -> bool:
