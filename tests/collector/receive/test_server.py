@@ -103,6 +103,12 @@ def test_headers_and_bodies_have_deadlines(ingestor: Ingestor) -> None:
         assert all(_closed_within(s, 5.0) for s in (slow_headers, slow_body, idle))
         assert time.monotonic() - started < 3.0
         assert receiver.timed_out_connections == 3
+        # closed at once, the stalled body too: not held open lingering for the rest of its body
+        # (before: 2 s more, and a stop waited for it)
+        deadline = time.monotonic() + 1.0
+        while receiver.open_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert receiver.open_connections == 0
     finally:
         receiver.stop(1)
 

@@ -253,11 +253,17 @@ class _Protocol(H11Protocol):
             self._timer = self.loop.call_later(limits.request_timeout, self._expire, "body")
 
     def _expire(self, what: str) -> None:
+        """Close a connection whose headers or body did not arrive in time: at once, without the
+        lingering close (a client that stalls mid-body is not sending; lingering would hold its
+        connection, and a stop, for `_LINGER_SECONDS` more)."""
         self._timer = None
         if not self.transport.is_closing():
             _log.debug("%s: closing a connection whose %s did not arrive in time", self.owner.name, what)
             self.owner.timed_out_connections += 1
-            self.transport.close()
+            if self._lingering is not None:
+                self._lingering.finish()
+            else:
+                self.transport.close()
 
 
 class _TooLarge(Exception):
@@ -318,6 +324,7 @@ class HttpServer:
         self._config.load()
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
+        self._grace = 5.0  # how long `stop` lets requests in progress finish
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -329,8 +336,10 @@ class HttpServer:
             raise RuntimeError(f"{self.name}: the HTTP server did not start")
 
     def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, close idle connections, let requests in progress finish (up to `grace` s)."""
+        """Stop accepting, close idle connections, let requests in progress finish (up to `grace` s),
+        then close the rest. Blocks until the server's thread has ended (or `grace` + 5 s passed)."""
         if self._thread.is_alive() and self._stopping is not None:
+            self._grace = grace
             self._loop.call_soon_threadsafe(self._stopping.set)
             self._thread.join(grace + 5)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -371,7 +380,7 @@ class HttpServer:
         for connection in list(state.connections):
             connection.shutdown()  # idle: closed now; busy: closed after its response
         if state.tasks:
-            await asyncio.wait(list(state.tasks), timeout=5.0)
+            await asyncio.wait(list(state.tasks), timeout=self._grace)
         for connection in list(state.connections):
             connection.transport.close()
 
