@@ -8,9 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.otlp import FIXTURES, decode, fixture_name, fixture_paths, fixture_spans, load
+from tests.conformance.otlp import (
+    FIXTURES,
+    Setup,
+    check_each,
+    decode,
+    fixture_name,
+    fixture_paths,
+    fixture_setups,
+    fixture_spans,
+    load,
+)
 
 PATHS = fixture_paths()
+SETUPS = fixture_setups()
 TRUE_CALL_KEYS = {
     "provider",
     "model",
@@ -50,8 +61,12 @@ def test_corpus_is_there() -> None:
     assert providers == set(PROVIDERS)
 
 
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_fixture_is_well_formed(path: Path) -> None:
+@pytest.mark.parametrize("setup", SETUPS, ids=[s.name for s in SETUPS])
+def test_fixtures_are_well_formed(setup: Setup) -> None:
+    check_each(setup.fixtures, _check_well_formed)
+
+
+def _check_well_formed(path: Path) -> None:
     fixture = load(path)
     assert path.name == fixture_name(
         fixture["library"], fixture["version"], fixture["call_style"], fixture.get("beside", "")
@@ -90,3 +105,5 @@ def test_index_lists_the_fixtures() -> None:
     index = json.loads((FIXTURES / "_index.json").read_text(encoding="utf-8"))
     listed = {name for setup in index.values() for name in setup.get("fixtures", [])}
     assert listed == {p.name for p in PATHS}
+    # the per-setup checks see every fixture once
+    assert sorted(path for setup in SETUPS for path in setup.paths) == PATHS

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.conformance.otlp import any_value, fixture_paths, load
+from tests.conformance.otlp import Setup, any_value, check_each, fixture_paths, fixture_setups, load
 from tests.conformance.replay import decode_fixture
 from tokenbook.collector.ingest.rows import RowBuilder
 from tokenbook.collector.storage.ledger import CallRow
@@ -19,6 +19,7 @@ from tokenbook.genai.latency import CLOCK_SLACK_MS
 from tokenbook.genai.pricing.catalog import PriceCatalog
 
 PATHS = fixture_paths()
+SETUPS = fixture_setups()
 CATALOG = PriceCatalog()
 
 #: Where each recorded library puts the time to first token (what the fixtures hold, by scope name).
@@ -91,8 +92,12 @@ def _rows(fixture: dict[str, Any]) -> list[CallRow]:
     return [c for batch in decode_fixture(fixture, "latency") for c in builder.build(batch).calls]
 
 
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_rows_carry_the_recorded_time_to_first_token(path: Path) -> None:
+@pytest.mark.parametrize("setup", SETUPS, ids=[s.name for s in SETUPS])
+def test_rows_carry_the_recorded_time_to_first_token(setup: Setup) -> None:
+    check_each(setup.fixtures, _check_time_to_first_token)
+
+
+def _check_time_to_first_token(path: Path) -> None:
     fixture = load(path)
     raw = _raw_spans(fixture)
     for row in _rows(fixture):

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.otlp import fixture_paths, fixture_spans, load
+from tests.conformance.otlp import Setup, check_each, fixture_setups, fixture_spans, load
 from tokenbook.genai.redaction import Redactor
 
 #: Texts the driver sends or the stubs answer (driver.py's prompts, stubs.py's answers).
 NEEDLES = ("What is the weather in Paris", "weather in Paris?", "terse weather bot", "Sunny, 21")
-PATHS = fixture_paths()
+SETUPS = fixture_setups()
 
 
 def _texts(value: Any) -> Iterator[str]:
@@ -30,8 +30,12 @@ def _texts(value: Any) -> Iterator[str]:
             yield from _texts(item)
 
 
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_no_prompt_or_answer_text_survives_the_default_redaction(path: Path) -> None:
+@pytest.mark.parametrize("setup", SETUPS, ids=[s.name for s in SETUPS])
+def test_no_prompt_or_answer_text_survives_the_default_redaction(setup: Setup) -> None:
+    check_each(setup.fixtures, _check_redacted)
+
+
+def _check_redacted(path: Path) -> None:
     redactor = Redactor()
     left = set()
     for span in fixture_spans(load(path)):

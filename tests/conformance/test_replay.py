@@ -1,5 +1,6 @@
 """Conformance replay: every recorded fixture, through the collector's pipeline into a real store,
-bills each true call exactly once at the price of its true usage (README "What is billed")."""
+bills each true call exactly once at the price of its true usage (README "What is billed"). A test per
+recorded setup checks each of its fixtures (`check_each`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.conformance.otlp import fixture_paths, load
+from tests.conformance.otlp import Setup, check_each, fixture_paths, fixture_setups, load
 from tests.conformance.replay import (
     KNOWN_DEFECTS,
     billed_rows_by_tenant,
@@ -21,6 +22,7 @@ from tests.conformance.replay import (
 from tests.stores import DatabasePool
 
 PATHS = fixture_paths()
+SETUPS = fixture_setups()
 
 
 class Replayed(NamedTuple):
@@ -39,40 +41,54 @@ def replayed(database_pool: DatabasePool) -> Iterator[Replayed]:
         yield Replayed(billed_rows_by_tenant(s, tenants), candidate_rows_by_tenant(s, tenants))
 
 
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_each_call_is_billed_once_at_its_true_price(replayed: Replayed, path: Path) -> None:
-    fixture = load(path)
-    tenant = path.stem
-    verdict = judge(fixture, replayed.billed.get(tenant, []), len(replayed.candidates.get(tenant, [])))
-    if path.stem in KNOWN_DEFECTS:
-        assert not verdict.exact, f"{path.stem} is exact now: drop it from KNOWN_DEFECTS"
-        return
-    assert verdict.exact, verdict.why
+@pytest.mark.parametrize("setup", SETUPS, ids=[s.name for s in SETUPS])
+def test_each_call_is_billed_once_at_its_true_price(replayed: Replayed, setup: Setup) -> None:
+    def check(path: Path) -> None:
+        tenant = path.stem
+        verdict = judge(load(path), replayed.billed.get(tenant, []), len(replayed.candidates.get(tenant, [])))
+        if tenant in KNOWN_DEFECTS:
+            assert not verdict.exact, f"{tenant} is exact now: drop it from KNOWN_DEFECTS"
+            return
+        assert verdict.exact, verdict.why
+
+    check_each(setup.fixtures, check)
 
 
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_unbilled_rows_name_the_span_that_bills(replayed: Replayed, path: Path) -> None:
-    rows = replayed.candidates.get(path.stem, [])
-    billed = {r["span_id"] for r in rows if r["price_status"] not in ("duplicate_layer", "wrapper")}
-    for r in rows:
-        if r["price_status"] in ("duplicate_layer", "wrapper"):
-            assert r["billing_rule"] and r["billed_by"] in billed, r
-        else:
-            assert (r["billing_rule"], r["billed_by"]) == ("", "")
+@pytest.mark.parametrize("setup", SETUPS, ids=[s.name for s in SETUPS])
+def test_unbilled_rows_name_the_span_that_bills(replayed: Replayed, setup: Setup) -> None:
+    def check(path: Path) -> None:
+        rows = replayed.candidates.get(path.stem, [])
+        billed = {r["span_id"] for r in rows if r["price_status"] not in ("duplicate_layer", "wrapper")}
+        for r in rows:
+            if r["price_status"] in ("duplicate_layer", "wrapper"):
+                assert r["billing_rule"] and r["billed_by"] in billed, r
+            else:
+                assert (r["billing_rule"], r["billed_by"]) == ("", "")
+
+    check_each(setup.fixtures, check)
 
 
 def _issues(replayed: Replayed, stem: str) -> list[tuple[str, str]]:
     return [(r["scope_name"], r["usage_issue"]) for r in replayed.billed.get(stem, []) if r["usage_issue"]]
 
 
-EXACT_PATHS = [p for p in PATHS if p.stem not in KNOWN_DEFECTS]
+#: The setups with fixtures outside `KNOWN_DEFECTS`, each with those fixtures only.
+EXACT_SETUPS = [
+    Setup(s.name, exact)
+    for s in SETUPS
+    if (exact := tuple(path for path in s.paths if path.stem not in KNOWN_DEFECTS))
+]
 
 
-@pytest.mark.parametrize("path", EXACT_PATHS, ids=[p.stem for p in EXACT_PATHS])
-def test_a_library_read_by_its_profile_leaves_no_usage_issue(replayed: Replayed, path: Path) -> None:
+@pytest.mark.parametrize("setup", EXACT_SETUPS, ids=[s.name for s in EXACT_SETUPS])
+def test_a_library_read_by_its_profile_leaves_no_usage_issue(replayed: Replayed, setup: Setup) -> None:
     """What a library's profile knows of its counts (exclusive input, output from the total) is read
     without a guess: the billed rows of its fixtures carry no usage issue."""
-    assert not _issues(replayed, path.stem)
+
+    def check(path: Path) -> None:
+        assert not _issues(replayed, path.stem)
+
+    check_each(setup.fixtures, check)
 
 
 def test_a_bill_read_from_a_total_says_so_on_its_row(replayed: Replayed) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.otlp import fixture_paths, load
+from tests.conformance.otlp import Setup, check_each, fixture_paths, fixture_setups, load
 from tokenbook.collector.decode.content import LogContent
 from tokenbook.collector.decode.pool import decode_for_log
 from tokenbook.collector.ingest.deferred import LoggedBuilder, unbounded_in_time
@@ -104,12 +104,20 @@ def golden() -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize(("path", "mode"), _cases(), ids=[f"{p.stem}-{m}" for p, m in _cases()])
-def test_logged_path_output_is_unchanged(
-    golden: dict[str, Any], catalog: PriceCatalog, path: Path, mode: str
-) -> None:
-    text = case_text(load(path), mode, catalog)
-    assert _digest(text) == golden["cases"][f"{path.stem}/{mode}"], text
+SETUPS = fixture_setups()
+
+
+@pytest.mark.parametrize("setup", SETUPS, ids=[s.name for s in SETUPS])
+def test_logged_path_output_is_unchanged(golden: dict[str, Any], catalog: PriceCatalog, setup: Setup) -> None:
+    """Each fixture of the setup, in each content mode (`check_each`)."""
+    fixtures = {path.stem: load(path) for path in setup.paths}
+
+    def check(case: tuple[str, str]) -> None:
+        stem, mode = case
+        text = case_text(fixtures[stem], mode, catalog)
+        assert _digest(text) == golden["cases"][f"{stem}/{mode}"], text
+
+    check_each({f"{stem}/{mode}": (stem, mode) for stem in fixtures for mode in MODES}, check)
 
 
 def test_golden_file_covers_every_fixture(golden: dict[str, Any]) -> None:
