@@ -10,7 +10,12 @@ import pytest
 
 from tokenbook.genai.calls import span_model, span_provider
 from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
-from tokenbook.genai.pricing.providers import provider_of_host
+from tokenbook.genai.pricing.providers import (
+    UNLISTED_HOSTS,
+    provider_of_host,
+    unlisted_host,
+    unlisted_provider,
+)
 from tokenbook.genai.usage import Usage
 
 
@@ -119,3 +124,78 @@ def test_an_openai_clients_call_to_groq_recorded_by_openllmetry_is_priced_as_gro
         span_provider(attrs), span_model(attrs), Usage(1200, 80, 0, 0, 0, present=True), None
     )
     assert quote.picos is not None and quote.source.startswith(f"{CATALOG_NAME} groq/")
+
+
+@pytest.mark.parametrize(
+    ("host", "provider"),
+    [
+        ("api.deepinfra.com", "deepinfra"),
+        ("API.DeepInfra.com.", "deepinfra"),
+        ("integrate.api.nvidia.com", "nvidia"),
+        ("router.huggingface.co", "huggingface"),
+        ("us-south.ml.cloud.ibm.com", "ibm.watsonx.ai"),
+        ("eu-de.ml.cloud.ibm.com", "ibm.watsonx.ai"),
+        ("runtime.sagemaker.eu-west-1.amazonaws.com", "aws.sagemaker"),
+        ("api.deepinfra.com.example.org", None),
+        ("deepinfra.com", None),
+        ("bedrock-runtime.us-east-1.amazonaws.com", None),  # the catalog's (aws)
+        ("api.openai.com", None),
+        ("localhost", None),
+        ("", None),
+    ],
+)
+def test_the_api_host_of_a_provider_the_catalog_does_not_list_names_it(
+    host: str, provider: str | None
+) -> None:
+    assert unlisted_host(host) == provider
+
+
+def test_every_unlisted_host_names_a_provider_the_catalog_leaves_unpriced() -> None:
+    assert all(unlisted_provider(provider) is not None for _, provider in UNLISTED_HOSTS)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "provider"),
+    [
+        (
+            {"server.address": "api.deepinfra.com", "gen_ai.response.model": "openai/gpt-oss-120b"},
+            "deepinfra",
+        ),
+        # OpenLLMetry: the client's base URL, and the answer's model without its organisation
+        (
+            {
+                "gen_ai.openai.api_base": "https://api.deepinfra.com/v1/openai",
+                "gen_ai.request.model": "openai/gpt-oss-120b",
+                "gen_ai.response.model": "gpt-oss-120b",
+            },
+            "deepinfra",
+        ),
+        (
+            {"server.address": "integrate.api.nvidia.com", "gen_ai.response.model": "openai/gpt-oss-120b"},
+            "nvidia",
+        ),
+        (
+            {"server.address": "router.huggingface.co", "gen_ai.response.model": "openai/gpt-oss-120b"},
+            "huggingface",
+        ),
+        (
+            {"server.address": "us-south.ml.cloud.ibm.com", "gen_ai.response.model": "openai/gpt-oss-120b"},
+            "ibm.watsonx.ai",
+        ),
+    ],
+)
+def test_an_openai_clients_call_to_a_provider_the_catalog_does_not_list_is_unpriced(
+    attrs: dict[str, object], provider: str
+) -> None:
+    """Failed before: the span's provider stayed ``openai`` and ``openai/gpt-oss-120b`` was priced from
+    OpenAI's list, which is not what DeepInfra, NVIDIA, Hugging Face or IBM bill."""
+    attrs = {"gen_ai.provider.name": "openai", **attrs}
+    assert span_provider(attrs) == provider
+    quote = PriceCatalog().quote(
+        span_provider(attrs), span_model(attrs), Usage(1200, 80, 0, 0, 0, present=True), None
+    )
+    assert quote.picos is None
+    # the same model on the OpenAI API's own host, or a gateway of the operator's, is OpenAI's
+    for host in ("api.openai.com", "llm-gateway.internal.example"):
+        openai = {**attrs, "server.address": host}
+        assert span_provider(openai) == "openai"

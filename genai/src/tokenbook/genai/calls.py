@@ -37,7 +37,7 @@ from collections.abc import Hashable, Mapping
 from typing import Final
 
 from tokenbook.genai import semconv
-from tokenbook.genai.pricing.providers import AZURE_OPENAI, local_server, provider_of_host
+from tokenbook.genai.pricing.providers import AZURE_OPENAI, local_server, provider_of_host, unlisted_host
 from tokenbook.genai.usage import USAGE_KEYS
 
 __all__ = [
@@ -219,7 +219,10 @@ def span_provider(attrs: Mapping[str, object]) -> str:
     ``openai`` (or no provider) whose ``server.address`` is another provider's API host
     (`pricing.providers.provider_of_host`) is that provider's: an OpenAI client pointed at Azure OpenAI
     (``azure.ai.openai``), Groq, DeepSeek, Together, OpenRouter, xAI, Gemini's OpenAI-compatible
-    endpoint, ..., which the OpenAI instrumentations record as ``openai``; and one whose
+    endpoint, ..., which the OpenAI instrumentations record as ``openai``; one whose ``server.address``
+    is the API host of a provider whose prices the catalog does not list (`pricing.providers.unlisted_host`:
+    DeepInfra, NVIDIA's API, watsonx.ai, Hugging Face's router, ...) is that provider's, and unpriced,
+    never priced from OpenAI's list by a model name both serve (``openai/gpt-oss-120b``); and one whose
     ``server.address`` and ``server.port`` are a local model server's (`pricing.providers.local_server`:
     Ollama's port 11434, vLLM's 8000 on a loopback host, ...) is that server's (``ollama``, ``vllm``):
     an OpenAI client on a local server's OpenAI-compatible API, whose calls nobody bills. Where a
@@ -238,6 +241,8 @@ def span_provider(attrs: Mapping[str, object]) -> str:
         if host:
             if (found := provider_of_host(host)) is not None:
                 return _HOST_PROVIDER_NAMES.get(found, found)
+            if (unlisted := unlisted_host(host)) is not None:
+                return unlisted
             if isinstance(port, int | str) and (local := local_server(host, port)) is not None:
                 return local
     return provider

@@ -20,12 +20,14 @@ __all__ = [
     "BEDROCK_VENDORS",
     "LOCAL_PROVIDERS",
     "PROVIDER_ALIASES",
+    "UNLISTED_HOSTS",
     "UNLISTED_PROVIDERS",
     "catalog_provider",
     "is_local_provider",
     "local_server",
     "provider_of_host",
     "provider_of_model",
+    "unlisted_host",
     "unlisted_provider",
 ]
 
@@ -232,6 +234,38 @@ UNLISTED_PROVIDERS: Final[Mapping[str, str]] = {
 }
 #: The same names without separators: how `unlisted_provider` matches any spelling of them.
 _UNLISTED_BARE: Final[Mapping[str, str]] = {_bare(k): v for k, v in UNLISTED_PROVIDERS.items()}
+
+
+#: The API hosts of `UNLISTED_PROVIDERS` (full matches of the lower-cased ``server.address``) -> the
+#: provider: an OpenAI client pointed at one of them records the provider as ``openai``, and its call
+#: would be priced from OpenAI's list by a model name both serve (``openai/gpt-oss-120b`` on DeepInfra,
+#: NVIDIA's API, watsonx.ai or Hugging Face's router); the host says it is theirs, hence unpriced.
+#: Hugging Face's router serves providers the catalog lists by the path (``/cerebras``, ``/groq``), which
+#: a span's host does not carry.
+UNLISTED_HOSTS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+    (re.compile(r"api\.deepinfra\.com"), "deepinfra"),
+    (re.compile(r"integrate\.api\.nvidia\.com"), "nvidia"),
+    (re.compile(r"(?:router|api-inference)\.huggingface\.co"), "huggingface"),
+    (re.compile(r"(?:[a-z0-9-]+\.)?ml\.cloud\.ibm\.com"), "ibm.watsonx.ai"),  # <region>.ml.cloud.ibm.com
+    (re.compile(r"api\.ai21\.com"), "ai21"),
+    (re.compile(r"api\.writer\.com"), "writer"),
+    (re.compile(r"api\.reka\.ai"), "reka"),
+    (re.compile(r"api\.sarvam\.ai"), "sarvam"),
+    (re.compile(r"api\.aleph-alpha\.com"), "aleph_alpha"),
+    (re.compile(r"api\.replicate\.com"), "replicate"),
+    (re.compile(r"runtime\.sagemaker\.[a-z0-9-]+\.amazonaws\.com"), "aws.sagemaker"),
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def unlisted_host(address: str) -> str | None:
+    """The provider of `UNLISTED_PROVIDERS` whose API is served at `address` (``server.address``: a
+    host name; `UNLISTED_HOSTS`), as a name `unlisted_provider` knows; None for any other host. Never
+    raises."""
+    host = address.strip().lower().rstrip(".")
+    if len(host) > _MAX_HOST:
+        return None
+    return next((provider for pattern, provider in UNLISTED_HOSTS if pattern.fullmatch(host)), None)
 
 
 def unlisted_provider(name: str) -> str | None:
