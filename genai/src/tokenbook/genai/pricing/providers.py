@@ -147,6 +147,12 @@ _OPENAI_HOSTS: Final = frozenset({"openai", "openai-decisions"})
 _MAX_HOST: Final = 253  # the longest DNS name: a longer server.address names no provider's API
 
 
+def _host(address: str) -> str:
+    """A ``server.address`` as the host lookups compare it: lower case, without surrounding blanks or
+    the root's trailing dot."""
+    return address.strip().lower().rstrip(".")
+
+
 @functools.lru_cache(maxsize=1024)
 def provider_of_host(address: str) -> str | None:
     """The genai-prices provider id whose API is served at `address` (``server.address``: a host
@@ -156,7 +162,7 @@ def provider_of_host(address: str) -> str | None:
     (``api.moonshot.ai``, ``api.moonshot.cn``), ...; None for the OpenAI API's own host, a host no
     provider's pattern matches, one that several do, or a provider whose pattern needs a path (a
     router that serves many providers on one host). Never raises."""
-    host = address.strip().lower().rstrip(".")
+    host = _host(address)
     if not host or "/" in host or len(host) > _MAX_HOST:
         return None
     url = f"https://{host}/"
@@ -262,7 +268,7 @@ def unlisted_host(address: str) -> str | None:
     """The provider of `UNLISTED_PROVIDERS` whose API is served at `address` (``server.address``: a
     host name; `UNLISTED_HOSTS`), as a name `unlisted_provider` knows; None for any other host. Never
     raises."""
-    host = address.strip().lower().rstrip(".")
+    host = _host(address)
     if len(host) > _MAX_HOST:
         return None
     return next((provider for pattern, provider in UNLISTED_HOSTS if pattern.fullmatch(host)), None)
@@ -294,7 +300,7 @@ def local_server(address: str, port: int | str) -> str | None:
     name or IP address) and `port` (``server.port``) name by its default port: ``ollama`` for port
     11434 on any host; ``vllm`` (8000) and ``lm_studio`` (1234) on a loopback host (``localhost``,
     ``127.0.0.0/8``, ``::1``); None otherwise. Never raises."""
-    host = address.strip().lower().rstrip(".")
+    host = _host(address)
     if not host or isinstance(port, bool):
         return None
     try:
