@@ -72,6 +72,15 @@ for (const name of names) {
     // OpenInference: content hidden by OPENINFERENCE_HIDE_INPUTS / _OUTPUTS in the environment
     const { OpenAIInstrumentation } = await import("@arizeai/openinference-instrumentation-openai");
     new OpenAIInstrumentation().manuallyInstrument(await import("openai"));
+  } else if (name === "otel-openai") {
+    // OpenTelemetry JS's contrib instrumentation has no manual set-up: registered, it patches the
+    // modules loaded after it, an ES module through the loader hook of @opentelemetry/instrumentation
+    // (import-in-the-middle), registered first; openai is imported later (openaiCalls)
+    const { register } = await import("node:module");
+    register("@opentelemetry/instrumentation/hook.mjs", import.meta.url);
+    const { registerInstrumentations } = await import("@opentelemetry/instrumentation");
+    const { OpenAIInstrumentation } = await import("@opentelemetry/instrumentation-openai");
+    registerInstrumentations({ instrumentations: [new OpenAIInstrumentation()] });
   } else if (name === "openinference-anthropic") {
     const { AnthropicInstrumentation } = await import("@arizeai/openinference-instrumentation-anthropic");
     new AnthropicInstrumentation().manuallyInstrument((await import("@anthropic-ai/sdk")).default);

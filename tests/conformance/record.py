@@ -1024,6 +1024,23 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "otel-openai-js",
+        "@opentelemetry/instrumentation-openai",
+        {
+            "@opentelemetry/instrumentation-openai": "0.21.0",
+            "@opentelemetry/instrumentation": "0.223.0",
+            **OPENAI_JS,
+            **OTEL_JS,
+        },
+        ("otel-openai",),
+        ("openai",),
+        env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"},
+        notes="OpenTelemetry JS's contrib OpenAI instrumentation (registered, the openai ES module seen "
+        "through the instrumentation package's loader hook); its newest release for Node.js 20 and "
+        "@opentelemetry/api 1.9",
+        runtime="node",
+    ),
+    Setup(
         "openllmetry-openai-js",
         "@traceloop/instrumentation-openai",
         {"@traceloop/instrumentation-openai": TL_JS, **OPENAI_JS, **OTEL_JS},

@@ -102,6 +102,13 @@ KNOWN_DEFECTS: dict[str, str] = {
         for style in ("messages", "messages_stream", "messages_stream_helper", "thinking", "tool_use")
     },
     **{
+        f"opentelemetry-instrumentation-openai-0.21.0-{style}": (
+            "@opentelemetry/instrumentation-openai 0.21.0 (OpenTelemetry JS) reports no cache reads (only "
+            "the input and output counts): the cached input is priced at the input rate"
+        )
+        for style in ("chat", "chat_stream", "reasoning", "tool_call", "responses")
+    },
+    **{
         f"traceloop-{package}-0.27.0-{style}": (
             f"{layer}@traceloop/instrumentation-openai 0.27.0 reports no cache reads (only the input, output "
             "and total counts): the cached input is priced at the input rate"
