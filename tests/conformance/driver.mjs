@@ -60,6 +60,12 @@ if (names.includes("traceloop-sdk")) {
   shutdown = () => provider.shutdown();
 }
 
+// OpenTelemetry JS's contrib instrumentations, by instrumentation name: [package, exported class]
+const CONTRIB = {
+  "otel-openai": ["@opentelemetry/instrumentation-openai", "OpenAIInstrumentation"],
+  "otel-aws-sdk": ["@opentelemetry/instrumentation-aws-sdk", "AwsInstrumentation"],
+};
+
 // ai 7: an integration from @ai-sdk/otel, registered; ai 5 ("ai-sdk-builtin"): the tracing built into
 // `ai`, on for each call by its telemetry option and sent to the global provider.
 const builtin = names.includes("ai-sdk-builtin");
@@ -72,15 +78,15 @@ for (const name of names) {
     // OpenInference: content hidden by OPENINFERENCE_HIDE_INPUTS / _OUTPUTS in the environment
     const { OpenAIInstrumentation } = await import("@arizeai/openinference-instrumentation-openai");
     new OpenAIInstrumentation().manuallyInstrument(await import("openai"));
-  } else if (name === "otel-openai") {
-    // OpenTelemetry JS's contrib instrumentation has no manual set-up: registered, it patches the
-    // modules loaded after it, an ES module through the loader hook of @opentelemetry/instrumentation
-    // (import-in-the-middle), registered first; openai is imported later (openaiCalls)
+  } else if (name in CONTRIB) {
+    // OpenTelemetry JS's contrib instrumentations have no manual set-up: registered, they patch the
+    // modules loaded after them, an ES module through the loader hook of @opentelemetry/instrumentation
+    // (import-in-the-middle), registered first; the SDKs are imported later (openaiCalls, bedrockCalls)
+    const [pkg, exported] = CONTRIB[name];
     const { register } = await import("node:module");
     register("@opentelemetry/instrumentation/hook.mjs", import.meta.url);
     const { registerInstrumentations } = await import("@opentelemetry/instrumentation");
-    const { OpenAIInstrumentation } = await import("@opentelemetry/instrumentation-openai");
-    registerInstrumentations({ instrumentations: [new OpenAIInstrumentation()] });
+    registerInstrumentations({ instrumentations: [new (await import(pkg))[exported]()] });
   } else if (name === "openinference-anthropic") {
     const { AnthropicInstrumentation } = await import("@arizeai/openinference-instrumentation-anthropic");
     new AnthropicInstrumentation().manuallyInstrument((await import("@anthropic-ai/sdk")).default);

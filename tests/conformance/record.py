@@ -1148,6 +1148,22 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "otel-aws-sdk-js",
+        "@opentelemetry/instrumentation-aws-sdk",
+        {
+            "@opentelemetry/instrumentation-aws-sdk": "0.78.0",
+            "@opentelemetry/instrumentation": "0.223.0",
+            **BEDROCK_JS,
+            **OTEL_JS,
+        },
+        ("otel-aws-sdk",),
+        ("bedrock", "bedrock-invoke"),
+        env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"},
+        notes="OpenTelemetry JS's contrib AWS SDK instrumentation (registered, as otel-openai-js): "
+        "@aws-sdk/client-bedrock-runtime's Converse and InvokeModel; its newest release for Node.js 20",
+        runtime="node",
+    ),
+    Setup(
         "openinference-bedrock-js",
         "@arizeai/openinference-instrumentation-bedrock",
         {"@arizeai/openinference-instrumentation-bedrock": "0.5.1", **BEDROCK_JS, **OTEL_JS},

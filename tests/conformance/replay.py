@@ -102,6 +102,22 @@ KNOWN_DEFECTS: dict[str, str] = {
         for style in ("messages", "messages_stream", "messages_stream_helper", "thinking", "tool_use")
     },
     **{
+        f"opentelemetry-instrumentation-aws-sdk-0.78.0-{style}": (
+            "@opentelemetry/instrumentation-aws-sdk 0.78.0 (OpenTelemetry JS) reports Bedrock's input count, "
+            "which leaves out the cache reads and writes, and no cache counts: the cached and written input "
+            "is not billed"
+            + (
+                "; and the output of a streamed InvokeModel of Claude as its first event's count (1)"
+                if style == "invoke_claude_stream"
+                else ""
+            )
+        )
+        for style in (
+            "converse", "converse_stream", "invoke_claude", "invoke_claude_stream", "invoke_claude_global",
+            "invoke_claude_arn", "invoke_nova", "invoke_nova_stream",
+        )
+    },
+    **{
         f"opentelemetry-instrumentation-openai-0.21.0-{style}": (
             "@opentelemetry/instrumentation-openai 0.21.0 (OpenTelemetry JS) reports no cache reads (only "
             "the input and output counts): the cached input is priced at the input rate"
