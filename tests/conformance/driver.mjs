@@ -120,7 +120,7 @@ for (const name of names) {
     // the package's CommonJS build, which the calls then use (googleGenAI below)
     const { GenAIInstrumentation } = await import("@traceloop/instrumentation-google-generativeai");
     new GenAIInstrumentation({ traceContent: false }).manuallyInstrument(require("@google/genai"));
-  } else if (!["ai-sdk-builtin", "traceloop-sdk", "mastra", "none"].includes(name)) {
+  } else if (!["ai-sdk-builtin", "traceloop-sdk", "mastra", "langfuse-openai", "none"].includes(name)) {
     throw new Error(`unknown instrumentation ${name}`);
   }
 }
@@ -199,7 +199,10 @@ const ANTHROPIC_SYSTEM = [
 // The openai package (the official SDK): the styles of driver.py's "openai" group.
 async function openaiCalls() {
   const { default: OpenAI } = await import("openai");
-  const client = () => new OpenAI({ baseURL: `${args.stub}/v1`, apiKey: "sk-test", maxRetries: 0, timeout: TIMEOUT_MS });
+  // Langfuse's OpenAI wrapper (@langfuse/openai): its spans on the global provider
+  const wrap = names.includes("langfuse-openai") ? (await import("@langfuse/openai")).observeOpenAI : (c) => c;
+  const client = () =>
+    wrap(new OpenAI({ baseURL: `${args.stub}/v1`, apiKey: "sk-test", maxRetries: 0, timeout: TIMEOUT_MS }));
   return {
     chat: () => client().chat.completions.create({ model: "gpt-4o-mini", messages: MESSAGES }),
     chat_stream: async () =>

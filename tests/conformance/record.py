@@ -1041,6 +1041,16 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "langfuse-openai-js",
+        "@langfuse/openai",
+        {"@langfuse/openai": "5.11.1", "@langfuse/tracing": "5.11.1", **OPENAI_JS, **OTEL_JS},
+        ("langfuse-openai",),
+        ("openai",),
+        env={"LANGFUSE_TRACING_ENVIRONMENT": "conformance"},
+        notes="Langfuse's OpenAI wrapper for Node.js (`observeOpenAI`), its spans on the driver's provider",
+        runtime="node",
+    ),
+    Setup(
         "openllmetry-openai-js",
         "@traceloop/instrumentation-openai",
         {"@traceloop/instrumentation-openai": TL_JS, **OPENAI_JS, **OTEL_JS},
