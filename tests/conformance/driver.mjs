@@ -51,9 +51,18 @@ if (names.includes("traceloop-sdk")) {
   const { resourceFromAttributes } = await import("@opentelemetry/resources");
   const { BatchSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
   const { NodeTracerProvider } = await import("@opentelemetry/sdk-trace-node");
+  // OpenInference's processor for the AI SDK's spans (@arizeai/openinference-vercel) adds its attributes
+  // to each span before the batch exports it (every span: no filter)
+  const batch = { scheduledDelayMillis: 200 };
+  const processor = names.includes("openinference-vercel")
+    ? new (await import("@arizeai/openinference-vercel")).OpenInferenceBatchSpanProcessor({
+        exporter: exporter(),
+        config: batch,
+      })
+    : new BatchSpanProcessor(exporter(), batch);
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ "service.name": "tokenbook-conformance" }),
-    spanProcessors: [new BatchSpanProcessor(exporter(), { scheduledDelayMillis: 200 })],
+    spanProcessors: [processor],
   });
   provider.register();
   flush = () => provider.forceFlush();
@@ -120,7 +129,9 @@ for (const name of names) {
     // the package's CommonJS build, which the calls then use (googleGenAI below)
     const { GenAIInstrumentation } = await import("@traceloop/instrumentation-google-generativeai");
     new GenAIInstrumentation({ traceContent: false }).manuallyInstrument(require("@google/genai"));
-  } else if (!["ai-sdk-builtin", "traceloop-sdk", "mastra", "langfuse-openai", "none"].includes(name)) {
+  } else if (
+    !["ai-sdk-builtin", "traceloop-sdk", "mastra", "langfuse-openai", "openinference-vercel", "none"].includes(name)
+  ) {
     throw new Error(`unknown instrumentation ${name}`);
   }
 }

@@ -985,6 +985,27 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "openinference-vercel",
+        "@arizeai/openinference-vercel",
+        {
+            "@arizeai/openinference-vercel": "2.8.1",
+            "ai": "5.0.285",
+            "@ai-sdk/openai": "2.0.140",
+            "@ai-sdk/anthropic": "2.0.112",
+            **{
+                k: v
+                for k, v in AI_SDK.items()
+                if k not in ("ai", "@ai-sdk/otel", "@ai-sdk/openai", "@ai-sdk/anthropic")
+            },
+        },
+        ("ai-sdk-builtin", "openinference-vercel"),
+        ("ai-sdk",),
+        notes="OpenInference's span processor for the AI SDK (`OpenInferenceBatchSpanProcessor`, no "
+        "filter: OpenInference's attributes added to the AI SDK 5's spans); its newest release for Node.js "
+        "20 and ai 5",
+        runtime="node",
+    ),
+    Setup(
         "ai-sdk-legacy",
         "ai",
         AI_SDK,

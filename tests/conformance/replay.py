@@ -75,9 +75,16 @@ KNOWN_DEFECTS: dict[str, str] = {
         for style in ("prompt", "prompt_stream")
     },
     **{
-        f"ai-5.0.285-{style}": (
-            "the AI SDK 5.0.285 reports no cache reads for an unstreamed OpenAI call (nor in its provider "
-            "metadata): the cached input is priced at the input rate"
+        f"{fixture}-{style}": (
+            f"{layer}the AI SDK 5.0.285 reports no cache reads for an unstreamed OpenAI call (nor in its "
+            "provider metadata): the cached input is priced at the input rate"
+        )
+        for fixture, layer in (
+            ("ai-5.0.285", ""),
+            (
+                "arizeai-openinference-vercel-2.8.1",
+                "with OpenInference's attributes added (the same counts): ",
+            ),
         )
         for style in ("chat", "responses", "tool_loop")
     },
