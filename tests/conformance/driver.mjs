@@ -69,10 +69,12 @@ if (names.includes("traceloop-sdk")) {
   shutdown = () => provider.shutdown();
 }
 
-// OpenTelemetry JS's contrib instrumentations, by instrumentation name: [package, exported class]
+// OpenTelemetry JS's contrib instrumentations and their like, by instrumentation name: [package, class]
 const CONTRIB = {
   "otel-openai": ["@opentelemetry/instrumentation-openai", "OpenAIInstrumentation"],
   "otel-aws-sdk": ["@opentelemetry/instrumentation-aws-sdk", "AwsInstrumentation"],
+  // Elastic's (EDOT Node.js), the contrib OpenAI instrumentation's origin, set up the same way
+  "elastic-openai": ["@elastic/opentelemetry-instrumentation-openai", "OpenAIInstrumentation"],
 };
 
 // ai 7: an integration from @ai-sdk/otel, registered; ai 5 ("ai-sdk-builtin"): the tracing built into
@@ -209,7 +211,10 @@ const ANTHROPIC_SYSTEM = [
 
 // The openai package (the official SDK): the styles of driver.py's "openai" group.
 async function openaiCalls() {
-  const { default: OpenAI } = await import("openai");
+  // openai 4 (Elastic's instrumentation instruments no later one) cannot be loaded through the loader
+  // hook (it picks its fetch shims once per process, and the hook loads it twice): its CommonJS build,
+  // which the instrumentation's require hook patches
+  const { default: OpenAI } = names.includes("elastic-openai") ? { default: require("openai") } : await import("openai");
   // Langfuse's OpenAI wrapper (@langfuse/openai): its spans on the global provider
   const wrap = names.includes("langfuse-openai") ? (await import("@langfuse/openai")).observeOpenAI : (c) => c;
   const client = () =>

@@ -1062,6 +1062,21 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "elastic-openai-js",
+        "@elastic/opentelemetry-instrumentation-openai",
+        {
+            "@elastic/opentelemetry-instrumentation-openai": "0.5.1",
+            "@opentelemetry/instrumentation": "0.203.0",
+            "openai": "4.104.0",  # it instruments openai 4 only (>=4.19.0 <5): its newest 4
+            **OTEL_JS,
+        },
+        ("elastic-openai",),
+        ("openai",),
+        env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"},
+        notes="Elastic's OpenAI instrumentation for Node.js (EDOT Node.js's; registered, as otel-openai-js)",
+        runtime="node",
+    ),
+    Setup(
         "langfuse-openai-js",
         "@langfuse/openai",
         {"@langfuse/openai": "5.11.1", "@langfuse/tracing": "5.11.1", **OPENAI_JS, **OTEL_JS},

@@ -125,11 +125,23 @@ KNOWN_DEFECTS: dict[str, str] = {
         )
     },
     **{
-        f"opentelemetry-instrumentation-openai-0.21.0-{style}": (
-            "@opentelemetry/instrumentation-openai 0.21.0 (OpenTelemetry JS) reports no cache reads (only "
-            "the input and output counts): the cached input is priced at the input rate"
+        f"{fixture}-{style}": (
+            f"{library} reports no cache reads (only the input and output counts): the cached input is "
+            "priced at the input rate"
         )
-        for style in ("chat", "chat_stream", "reasoning", "tool_call", "responses")
+        for fixture, library, styles in (
+            (
+                "opentelemetry-instrumentation-openai-0.21.0",
+                "@opentelemetry/instrumentation-openai 0.21.0 (OpenTelemetry JS)",
+                ("chat", "chat_stream", "reasoning", "tool_call", "responses"),
+            ),
+            (
+                "elastic-opentelemetry-instrumentation-openai-0.5.1",
+                "@elastic/opentelemetry-instrumentation-openai 0.5.1",
+                ("chat", "chat_stream", "reasoning", "tool_call"),
+            ),
+        )
+        for style in styles
     },
     **{
         f"traceloop-{package}-0.27.0-{style}": (
