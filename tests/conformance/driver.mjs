@@ -1,6 +1,7 @@
 // The program that `record.py` runs for a Node.js setup: an instrumentation (the AI SDK's OpenTelemetry
-// integration, OpenInference's or OpenLLMetry's instrumentations of the openai, @anthropic-ai/sdk,
-// @aws-sdk/client-bedrock-runtime and LangChain.js packages, Traceloop's SDK, or Mastra's own
+// integration, OpenTelemetry JS's, Elastic's, OpenInference's or OpenLLMetry's instrumentations of the
+// openai, @anthropic-ai/sdk, @aws-sdk/client-bedrock-runtime and LangChain.js packages, Langfuse's OpenAI
+// wrapper, OpenInference's processor of the AI SDK's spans, Traceloop's SDK, or Mastra's own
 // observability), the OpenTelemetry JS SDK and its OTLP/HTTP (protobuf) exporter, calling the provider
 // stubs. The Node.js counterpart of `driver.py`, with the same command line and the same
 // protocol: before each call style it flushes the provider and announces the style
@@ -11,7 +12,9 @@
 // Only the packages a setup pins are installed beside this file, so everything but the OpenTelemetry
 // exporter is imported where a setup needs it. The provider SDKs are imported after their
 // instrumentation is set up, and handed to it (`manuallyInstrument`): that is how each of these
-// instrumentations is set up for an ES module, which the `require` hook they install cannot see.
+// instrumentations is set up for an ES module, which the `require` hook they install cannot see; those
+// with no manual set-up (OpenTelemetry JS's, Elastic's) are registered, with the loader hook that sees
+// ES modules (`CONTRIB`).
 import { createRequire } from "node:module";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 
