@@ -86,6 +86,8 @@ ANTHROPIC_JS = {"@anthropic-ai/sdk": "1.17.0"}
 # removed (it throws on any 1.x): with the newest 0.x
 ANTHROPIC_JS_0 = {"@anthropic-ai/sdk": "0.137.0"}
 TL_JS = "0.27.0"  # OpenLLMetry JS
+# OpenTelemetry JS's instrumentations (and Elastic's): prompts and answers not recorded (their default too)
+OTEL_JS_NO_CONTENT = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"}
 BEDROCK_JS = {"@aws-sdk/client-bedrock-runtime": "3.1178.0"}
 # The Google Gen AI SDK for Node.js: OpenLLMetry's instrumentation (0.27.0) instruments @google/genai 1 only
 # (>=1.0.0 <2.0.0): its newest 1
@@ -1055,7 +1057,7 @@ SETUPS: tuple[Setup, ...] = (
         },
         ("otel-openai",),
         ("openai",),
-        env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"},
+        env=OTEL_JS_NO_CONTENT,
         notes="OpenTelemetry JS's contrib OpenAI instrumentation (registered, the openai ES module seen "
         "through the instrumentation package's loader hook); its newest release for Node.js 20 and "
         "@opentelemetry/api 1.9",
@@ -1072,7 +1074,7 @@ SETUPS: tuple[Setup, ...] = (
         },
         ("elastic-openai",),
         ("openai",),
-        env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"},
+        env=OTEL_JS_NO_CONTENT,
         notes="Elastic's OpenAI instrumentation for Node.js (EDOT Node.js's; registered, as otel-openai-js)",
         runtime="node",
     ),
@@ -1204,7 +1206,7 @@ SETUPS: tuple[Setup, ...] = (
         },
         ("otel-aws-sdk",),
         ("bedrock", "bedrock-invoke"),
-        env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"},
+        env=OTEL_JS_NO_CONTENT,
         notes="OpenTelemetry JS's contrib AWS SDK instrumentation (registered, as otel-openai-js): "
         "@aws-sdk/client-bedrock-runtime's Converse and InvokeModel; its newest release for Node.js 20",
         runtime="node",
