@@ -108,6 +108,9 @@ for (const name of names) {
     // OpenLLMetry's instrumentations alone read no TRACELOOP_TRACE_CONTENT: content off by their option
     const { OpenAIInstrumentation } = await import("@traceloop/instrumentation-openai");
     new OpenAIInstrumentation({ traceContent: false }).manuallyInstrument((await import("openai")).default);
+  } else if (name === "openllmetry-cohere") {
+    const { CohereInstrumentation } = await import("@traceloop/instrumentation-cohere");
+    new CohereInstrumentation({ traceContent: false }).manuallyInstrument(await import("cohere-ai"));
   } else if (name === "openllmetry-anthropic") {
     const { AnthropicInstrumentation } = await import("@traceloop/instrumentation-anthropic");
     new AnthropicInstrumentation({ traceContent: false }).manuallyInstrument(await import("@anthropic-ai/sdk"));
@@ -475,6 +478,17 @@ async function mastraCalls() {
   };
 }
 
+// The cohere-ai package's `CohereClient` (the API's first version, /v1/chat): a chat, unstreamed and streamed.
+async function cohereCalls() {
+  const { CohereClient } = await import("cohere-ai");
+  const client = () => new CohereClient({ token: "co-test", environment: args.stub });
+  const request = { model: "command-r-08-2024", message: QUESTION, preamble: "You are a terse weather bot." };
+  return {
+    chat: () => client().chat(request),
+    chat_stream: async () => drain(await client().chatStream(request)),
+  };
+}
+
 const GROUPS = {
   "ai-sdk": aiSdkCalls,
   openai: openaiCalls,
@@ -482,6 +496,7 @@ const GROUPS = {
   traceloop: traceloopCalls,
   langchain: langchainCalls,
   bedrock: bedrockCalls,
+  cohere: cohereCalls,
   "bedrock-invoke": bedrockInvokeCalls,
   mastra: mastraCalls,
   gemini: async () => googleGenAICalls(false),

@@ -1099,6 +1099,18 @@ SETUPS: tuple[Setup, ...] = (
         runtime="node",
     ),
     Setup(
+        "openllmetry-cohere-js",
+        "@traceloop/instrumentation-cohere",
+        {"@traceloop/instrumentation-cohere": TL_JS, "cohere-ai": "8.1.0", **OTEL_JS},
+        ("openllmetry-cohere",),
+        ("cohere",),
+        env=TL_NO_CONTENT,
+        notes="OpenLLMetry's Cohere instrumentation for Node.js (`traceContent: false`): cohere-ai's "
+        "`CohereClient` (the API's first version); 0.27.0 reads a chat answer's `token_count`, which the API "
+        "no longer returns (its usage is in `meta`): a span with the model and no token counts, no fixture",
+        runtime="node",
+    ),
+    Setup(
         "openllmetry-anthropic-js",
         "@traceloop/instrumentation-anthropic",
         {"@traceloop/instrumentation-anthropic": TL_JS, **ANTHROPIC_JS_0, **OTEL_JS},

@@ -279,9 +279,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _stream(self, chunks: list[bytes], extra: dict[str, str] | None = None) -> None:
+    def _stream(
+        self,
+        chunks: list[bytes],
+        extra: dict[str, str] | None = None,
+        content_type: str = "text/event-stream",
+    ) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         for k, v in (extra or {}).items():
@@ -357,6 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/mistral/v1/chat/completions": self._mistral_chat,
             "/mistral/v1/embeddings": self._mistral_embeddings,
             "/openai/v1/chat/completions": self._groq_chat,
+            "/v1/chat": self._cohere_chat_v1,
             "/v2/chat": self._cohere_chat,
             # the Together SDK's base URL is `<stub>/together/v1` (Together's API: api.together.xyz/v1)
             "/together/v1/chat/completions": self._together_chat,
@@ -1266,6 +1272,47 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream(chunks)
 
     # -- Cohere (api.cohere.com, v2) ----------------------------------------------------------------------
+
+    def _cohere_chat_v1(self, req: dict[str, Any]) -> None:
+        """``POST /v1/chat`` (the API's first version, which cohere-ai's `CohereClient` calls), plain and
+        streamed (JSON lines: ``stream-start``, ``text-generation`` events, ``stream-end`` with the whole
+        answer). The usage (``meta``) bills ``billed_units``; ``tokens`` counts the prompt the model saw,
+        template included (`COHERE_TEMPLATE`), which is not billed."""
+        rec = self.server.recording
+        n = rec.next_n()
+        model = str(req.get("model", ""))
+        billed_in = 20 + n
+        billed_out = 30 + n
+        rid = f"00000000-0000-4000-8000-tbcohere{n:04d}"
+        stream = bool(req.get("stream"))
+        rec.add_call(TrueCall("cohere", model, "chat", stream, billed_in, billed_out, 0, 0, 0, rid))
+        text = "Sunny, 21 °C."
+        answer = {
+            "response_id": rid,
+            "text": text,
+            "generation_id": f"gen-{rid}",
+            "chat_history": [],
+            "finish_reason": "COMPLETE",
+            "meta": {
+                "api_version": {"version": "1"},
+                "billed_units": {"input_tokens": billed_in, "output_tokens": billed_out},
+                "tokens": {"input_tokens": billed_in + COHERE_TEMPLATE, "output_tokens": billed_out + 1},
+            },
+        }
+        if not stream:
+            self._json(200, answer)
+            return
+        events = [{"is_finished": False, "event_type": "stream-start", "generation_id": f"gen-{rid}"}]
+        events += [
+            {"is_finished": False, "event_type": "text-generation", "text": piece}
+            for piece in ("Sunny, ", "21 °C.")
+        ]
+        events.append(
+            {"is_finished": True, "event_type": "stream-end", "finish_reason": "COMPLETE", "response": answer}
+        )
+        self._stream(
+            [json.dumps(event).encode() + b"\n" for event in events], content_type="application/stream+json"
+        )
 
     def _cohere_chat(self, req: dict[str, Any]) -> None:
         """``POST /v2/chat``, plain and SSE (``message-start``, ``content-start``, ``content-delta``,
