@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 from tests.loopback import serving_thread
 
@@ -156,6 +156,14 @@ class Recording:
     def exports_of(self, style: str) -> list[bytes]:
         with self.lock:
             return [body for s, body in self.exports if s == style]
+
+
+class _CohereCall(NamedTuple):
+    """A Cohere chat call the stand-in answers (`_Handler._cohere_call`)."""
+
+    rid: str  # the response ID
+    stream: bool
+    usage: dict[str, Any]  # ``billed_units`` (billed) and ``tokens`` (the prompt seen, `COHERE_TEMPLATE` too)
 
 
 def _sse(event: str | None, data: dict[str, Any] | str) -> bytes:
@@ -1271,21 +1279,29 @@ class _Handler(BaseHTTPRequestHandler):
         chunks.append(_sse(None, "[DONE]"))
         self._stream(chunks)
 
-    # -- Cohere (api.cohere.com, v2) ----------------------------------------------------------------------
+    # -- Cohere (api.cohere.com, v1 and v2) ---------------------------------------------------------------
+
+    def _cohere_call(self, req: dict[str, Any]) -> _CohereCall:
+        """Record one Cohere chat call (either API version) and return what its answer says of it."""
+        rec = self.server.recording
+        n = rec.next_n()
+        billed_in, billed_out = 20 + n, 30 + n
+        rid = f"00000000-0000-4000-8000-tbcohere{n:04d}"
+        stream = bool(req.get("stream"))
+        model = str(req.get("model", ""))
+        rec.add_call(TrueCall("cohere", model, "chat", stream, billed_in, billed_out, 0, 0, 0, rid))
+        usage = {
+            "billed_units": {"input_tokens": billed_in, "output_tokens": billed_out},
+            "tokens": {"input_tokens": billed_in + COHERE_TEMPLATE, "output_tokens": billed_out + 1},
+        }
+        return _CohereCall(rid, stream, usage)
 
     def _cohere_chat_v1(self, req: dict[str, Any]) -> None:
         """``POST /v1/chat`` (the API's first version, which cohere-ai's `CohereClient` calls), plain and
         streamed (JSON lines: ``stream-start``, ``text-generation`` events, ``stream-end`` with the whole
         answer). The usage (``meta``) bills ``billed_units``; ``tokens`` counts the prompt the model saw,
         template included (`COHERE_TEMPLATE`), which is not billed."""
-        rec = self.server.recording
-        n = rec.next_n()
-        model = str(req.get("model", ""))
-        billed_in = 20 + n
-        billed_out = 30 + n
-        rid = f"00000000-0000-4000-8000-tbcohere{n:04d}"
-        stream = bool(req.get("stream"))
-        rec.add_call(TrueCall("cohere", model, "chat", stream, billed_in, billed_out, 0, 0, 0, rid))
+        rid, stream, usage = self._cohere_call(req)
         text = "Sunny, 21 °C."
         answer = {
             "response_id": rid,
@@ -1293,11 +1309,7 @@ class _Handler(BaseHTTPRequestHandler):
             "generation_id": f"gen-{rid}",
             "chat_history": [],
             "finish_reason": "COMPLETE",
-            "meta": {
-                "api_version": {"version": "1"},
-                "billed_units": {"input_tokens": billed_in, "output_tokens": billed_out},
-                "tokens": {"input_tokens": billed_in + COHERE_TEMPLATE, "output_tokens": billed_out + 1},
-            },
+            "meta": {"api_version": {"version": "1"}, **usage},
         }
         if not stream:
             self._json(200, answer)
@@ -1319,19 +1331,8 @@ class _Handler(BaseHTTPRequestHandler):
         ``content-end``, ``message-end`` with the finish reason and the usage). The answer names no model.
         The usage bills ``billed_units``; ``tokens`` and ``cached_tokens`` count the whole prompt the
         model saw, template included (`COHERE_TEMPLATE`), which is not billed."""
-        rec = self.server.recording
-        n = rec.next_n()
-        model = str(req.get("model", ""))
-        billed_in = 20 + n
-        billed_out = 30 + n
-        rid = f"00000000-0000-4000-8000-tbcohere{n:04d}"
-        stream = bool(req.get("stream"))
-        rec.add_call(TrueCall("cohere", model, "chat", stream, billed_in, billed_out, 0, 0, 0, rid))
-        usage = {
-            "billed_units": {"input_tokens": billed_in, "output_tokens": billed_out},
-            "tokens": {"input_tokens": billed_in + COHERE_TEMPLATE, "output_tokens": billed_out + 1},
-            "cached_tokens": COHERE_CACHED,
-        }
+        rid, stream, usage = self._cohere_call(req)
+        usage = {**usage, "cached_tokens": COHERE_CACHED}
         text = "Sunny, 21 °C."
         if not stream:
             message = {"role": "assistant", "content": [{"type": "text", "text": text}]}
