@@ -290,7 +290,7 @@ def instrument(name: str, provider: TracerProvider) -> None:
 
 #: Observability SDKs whose own setup call makes the global TracerProvider, its exporter and every
 #: instrumentor they know (users adopt them whole): the driver makes no provider for them, and flushes theirs.
-SDK_SETUPS = ("traceloop", "langtrace")
+SDK_SETUPS = ("traceloop", "langtrace", "laminar")
 
 
 def sdk_provider(names: list[str], sink: str) -> TracerProvider | None:
@@ -320,6 +320,21 @@ def sdk_provider(names: list[str], sink: str) -> TracerProvider | None:
             batch=True,
             write_spans_to_console=False,
             service_name="tokenbook-conformance",
+        )
+    elif "laminar" in names:
+        from urllib.parse import urlsplit
+
+        from lmnr import Laminar
+
+        # every Laminar instrumentor it finds, its own provider (made global) and its OTLP/HTTP exporter,
+        # pointed at the sink by URL and port (it makes the exporter itself: none can be handed in)
+        url = urlsplit(sink)
+        Laminar.initialize(
+            project_api_key="lmnr-test",
+            base_url=f"{url.scheme}://{url.hostname}",
+            http_port=url.port,
+            force_http=True,
+            export_timeout_seconds=int(TIMEOUT),
         )
     else:
         return None
@@ -2109,6 +2124,36 @@ def traceloop_workflow() -> None:
     report()
 
 
+def laminar_workflow() -> None:
+    """An OpenAI and an Anthropic call, each in a Laminar `@observe` function that takes the question
+    and returns the answer (which Laminar records as the span's input and output), in an `@observe`
+    function that names the trace's user and session (Laminar's association properties)."""
+    from lmnr import observe
+
+    @observe(name="ask_openai")  # type: ignore[untyped-decorator]
+    def ask_openai(question: str) -> str:
+        answer = openai_client().chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+        return str(answer.choices[0].message.content)
+
+    @observe(name="ask_anthropic")  # type: ignore[untyped-decorator]
+    def ask_anthropic(question: str) -> str:
+        answer = anthropic_client().messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=256,
+            system=ANTHROPIC_SYSTEM,
+            messages=[{"role": "user", "content": question}],
+        )
+        return str(answer.content[0].text)
+
+    @observe(name="weather_report", user_id="user-42", session_id="session-7")  # type: ignore[untyped-decorator]
+    def report(question: str) -> str:
+        return f"{ask_openai(question)} {ask_anthropic(question)}"
+
+    report(MESSAGES[0]["content"])
+
+
 def _langsmith_openai() -> Any:
     from langsmith.wrappers import wrap_openai
 
@@ -2669,6 +2714,16 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "chain_stream": langsmith_chain_stream,
     },
     "langtrace": {"chat": openai_chat, "chat_stream": openai_chat_stream, "tool_call": openai_tool_call},
+    "laminar": {
+        "chat": openai_chat,
+        "chat_stream": openai_chat_stream,
+        "tool_call": openai_tool_call,
+        "reasoning": openai_reasoning,
+        "messages": anthropic_messages,
+        "messages_stream": anthropic_messages_stream,
+        "thinking": anthropic_thinking,
+        "workflow": laminar_workflow,
+    },
     "litellm": {
         "chat": litellm_chat,
         "chat_stream": litellm_chat_stream,

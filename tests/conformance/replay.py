@@ -103,6 +103,10 @@ KNOWN_DEFECTS: dict[str, str] = {
         for style in ("generate", "generate_stream", "generate_async", "chat")
     },
     **{
+        f"lmnr-0.8.2-{style}": _NO_LIFETIMES.format("Laminar's Anthropic instrumentation (lmnr 0.8.2)")
+        for style in ("messages", "messages_stream", "thinking", "workflow")
+    },
+    **{
         f"traceloop-instrumentation-anthropic-0.27.0+no-sdk-spans-{style}": _NO_LIFETIMES.format(
             "@traceloop/instrumentation-anthropic 0.27.0 (with the SDK's own spans off)"
         )

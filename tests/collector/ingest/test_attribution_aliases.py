@@ -55,6 +55,16 @@ def _row(attrs: dict[str, Any]) -> Any:
             "session-7",
         ),
         ({"langfuse.user.id": "u1", "langfuse.session.id": "s1"}, "u1", "", "", "s1"),  # Langfuse
+        (  # Laminar's association properties
+            {
+                "lmnr.association.properties.user_id": "u5",
+                "lmnr.association.properties.session_id": "s5",
+            },
+            "u5",
+            "",
+            "",
+            "s5",
+        ),
         ({"mlflow.trace.user": "u2", "mlflow.trace.session": "s2"}, "u2", "", "", "s2"),  # MLflow
         (  # LiteLLM's proxy: the key's user, team and project
             {
@@ -97,4 +107,15 @@ def test_traceloops_recorded_association_properties_attribute_its_calls() -> Non
     records = [r for batch in decode_fixture(fixture, "acme") for r in batch]
     calls = [c for c in RowBuilder(PriceCatalog()).build(records).calls if c.input_tokens]
     assert calls
+    assert {(c.user_id, c.context_id) for c in calls} == {("user-42", "session-7")}
+
+
+def test_laminars_recorded_association_properties_attribute_its_calls() -> None:
+    """lmnr 0.8.2's workflow (`@observe(user_id=..., session_id=...)`), as recorded: Laminar writes them
+    as ``lmnr.association.properties.*`` on every span under it. Failed before: no user, the trace ID as
+    the context."""
+    fixture = load(FIXTURES / "lmnr-0.8.2-workflow.json")
+    records = [r for batch in decode_fixture(fixture, "acme") for r in batch]
+    calls = [c for c in RowBuilder(PriceCatalog()).build(records).calls if c.input_tokens]
+    assert len(calls) == 2
     assert {(c.user_id, c.context_id) for c in calls} == {("user-42", "session-7")}

@@ -698,6 +698,16 @@ PROFILES: Final[tuple[Profile, ...]] = (
         defects="OpenAI streams: no cache reads (the cached input is priced at the input rate)",
     ),
     Profile(
+        "laminar",
+        # every span of Laminar's SDK; the instrumented library in lmnr.span.instrumentation_scope.*
+        "lmnr.tracer",
+        True,
+        RANK_CLIENT,
+        "gen_ai.* (cache_read, cache_creation, reasoning); lmnr.span.type (LLM, TOOL, DEFAULT for "
+        "`@observe` functions); who and which session in lmnr.association.properties.user_id / session_id",
+        defects="Anthropic: no cache-write lifetimes (one-hour writes priced at the five-minute rate)",
+    ),
+    Profile(
         "ai-sdk",
         "gen_ai",
         True,

@@ -299,14 +299,15 @@ SESSION_ID: Final = "session.id"
 #: Which guard or route a call went through (the default key; both sides can be configured for another).
 POLICY_PATH: Final = "tokenbook.policy.path"
 #: The context ID is the first present of these; the trace ID is the last resort. After tokenbook's
-#: own and the conventions', the session other SDKs record: Langfuse's, Traceloop's association
-#: property, MLflow's trace metadata.
+#: own and the conventions', the session other SDKs record: Langfuse's, Traceloop's and Laminar's
+#: association properties, MLflow's trace metadata.
 CONTEXT_ID_SOURCES: Final = (
     CONTEXT_ID,
     CONVERSATION_ID,
     SESSION_ID,
     "langfuse.session.id",
     "traceloop.association.properties.session_id",
+    "lmnr.association.properties.session_id",  # Laminar's `@observe(session_id=...)`
     "mlflow.trace.session",
 )
 #: Attribution attribute -> where other SDKs and gateways record the same, read when the span has none
@@ -317,6 +318,7 @@ ATTRIBUTION_ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
         "enduser.id",  # the conventions before user.id
         "langfuse.user.id",  # Langfuse
         "traceloop.association.properties.user_id",  # Traceloop's association properties
+        "lmnr.association.properties.user_id",  # Laminar's association properties
         "mlflow.trace.user",  # MLflow's trace metadata
         "metadata.user_api_key_user_id",  # LiteLLM (its proxy): the key's user
     ),
@@ -359,6 +361,8 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         "langfuse.observation.output",
         "mlflow.spanInputs",  # MLflow
         "mlflow.spanOutputs",
+        "lmnr.span.input",  # Laminar's `@observe` spans: the function's arguments and result, whatever
+        "lmnr.span.output",  # LMNR_TRACE_CONTENT says
         "pydantic_ai.all_messages",  # pydantic-ai
         "crewai.crew.result",  # OpenLLMetry CrewAI (its content setting aside)
         "crewai.crew.tasks",
