@@ -2126,8 +2126,9 @@ def traceloop_workflow() -> None:
 
 def laminar_workflow() -> None:
     """An OpenAI and an Anthropic call, each in a Laminar `@observe` function that takes the question
-    and returns the answer (which Laminar records as the span's input and output), in an `@observe`
-    function that names the trace's user and session (Laminar's association properties)."""
+    and returns the answer (which Laminar records as the span's input and output), with a tool between
+    them (`span_type="TOOL"`), in an `@observe` function that names the trace's user and session
+    (Laminar's association properties)."""
     from lmnr import observe
 
     @observe(name="ask_openai")  # type: ignore[untyped-decorator]
@@ -2147,9 +2148,13 @@ def laminar_workflow() -> None:
         )
         return str(answer.content[0].text)
 
+    @observe(name="get_weather", span_type="TOOL")  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        return f"{city}: sunny"
+
     @observe(name="weather_report", user_id="user-42", session_id="session-7")  # type: ignore[untyped-decorator]
     def report(question: str) -> str:
-        return f"{ask_openai(question)} {ask_anthropic(question)}"
+        return f"{ask_openai(question)} {get_weather('Paris')} {ask_anthropic(question)}"
 
     report(MESSAGES[0]["content"])
 

@@ -31,6 +31,10 @@ U = {"gen_ai.usage.input_tokens": 10}
         ("x", {"llm.request.type": "embedding"}, "model"),
         ("x", {"traceloop.span.kind": "tool"}, "tool"),
         ("x", {"traceloop.span.kind": "workflow", **U}, "wrapper"),
+        ("x", {"lmnr.span.type": "LLM"}, "model"),  # Laminar's `@observe(span_type=...)`
+        ("x", {"lmnr.span.type": "TOOL"}, "tool"),
+        ("x", {"lmnr.span.type": "DEFAULT", **U}, "wrapper"),
+        ("x", {"lmnr.span.type": "EXECUTOR", **U}, "wrapper"),
         ("chat gpt-4o", {}, "model"),
         ("execute_tool search", {}, "tool"),
         ("invoke_agent planner", {}, "wrapper"),

@@ -9,6 +9,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.conformance.otlp import FIXTURES, load
+from tests.conformance.replay import decode_fixture
 from tests.loopback import serving_thread
 from tokenbook.collector.decode.spans import decode_protobuf
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
@@ -229,3 +231,17 @@ def test_content_keys_in_extra_keys_are_never_tags_under_drop() -> None:
     (call,) = _rows(build, extra_keys=("cost.center", "gen_ai.prompt", "input.value")).calls
     assert call.tags == {"cost.center": "cc-7"}
     assert "input.value" not in pipeline_keys(("input.value",), "drop")
+
+
+def test_laminars_recorded_tool_function_is_a_tool_step() -> None:
+    """lmnr 0.8.2's workflow, as recorded: an `@observe(span_type="TOOL")` function between two model
+    calls is a tool step, the `@observe` functions around the calls are not billed. Failed before: no
+    tool step (Laminar's span type was not read)."""
+    fixture = load(FIXTURES / "lmnr-0.8.2-workflow.json")
+    records = [r for batch in decode_fixture(fixture, "acme") for r in batch]
+    batch = RowBuilder(PriceCatalog()).build(records)
+    assert [(s.kind, s.name) for s in batch.steps if s.kind == "tool"] == [("tool", "get_weather")]
+    assert sorted(c.model for c in batch.calls if c.price_status == "priced") == [
+        "claude-sonnet-4-5-20250929",
+        "gpt-4o-mini-2024-07-18",
+    ]

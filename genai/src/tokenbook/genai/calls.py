@@ -9,6 +9,8 @@ Kinds (`call_kind`), decided by the first signal present:
    CHAIN / AGENT / RETRIEVER / ... -> ``wrapper``;
 3. OpenLLMetry: ``llm.request.type`` (chat, completion, embedding, rerank) -> ``model``;
    ``traceloop.span.kind`` tool -> ``tool``, workflow / task / agent -> ``wrapper``;
+   Laminar's ``lmnr.span.type``: LLM -> ``model``, TOOL -> ``tool``, DEFAULT (an ``@observe``
+   function) / EXECUTOR / EVALUATOR / ... -> ``wrapper``;
 4. the first word of the span name, read as an operation name (``"chat gpt-4o"``);
 5. otherwise a span carrying any usage attribute is ``model``, and anything else ``other``.
 
@@ -108,6 +110,13 @@ def call_kind(name: str, attrs: Mapping[str, object]) -> str:
     if tl_kind in semconv.TRACELOOP_TOOL_KINDS:
         return KIND_TOOL
     if tl_kind in semconv.TRACELOOP_WRAPPER_KINDS:
+        return KIND_WRAPPER
+    lmnr_type = attrs.get(semconv.LAMINAR_SPAN_TYPE)
+    if lmnr_type in semconv.LAMINAR_MODEL_TYPES:
+        return KIND_MODEL
+    if lmnr_type in semconv.LAMINAR_TOOL_TYPES:
+        return KIND_TOOL
+    if lmnr_type in semconv.LAMINAR_WRAPPER_TYPES:
         return KIND_WRAPPER
     if name and (kind := _kind_of_operation(name.split(" ", 1)[0])) is not None:
         return kind

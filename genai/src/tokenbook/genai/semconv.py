@@ -29,6 +29,11 @@ __all__ = [
     "FIRST_TOKEN_EVENTS",
     "INPUT_EXCLUSIVE",
     "INPUT_TOKENS",
+    "KIND_SIGNALS",
+    "LAMINAR_MODEL_TYPES",
+    "LAMINAR_SPAN_TYPE",
+    "LAMINAR_TOOL_TYPES",
+    "LAMINAR_WRAPPER_TYPES",
     "LANGCHAIN_TOKEN_DETAILS",
     "LANGCHAIN_USAGE",
     "LLM_REQUEST_TYPE",
@@ -200,6 +205,16 @@ INPUT_EXCLUSIVE: Final = "tokenbook.usage.input_exclusive"
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 LLM_REQUEST_TYPE: Final = "llm.request.type"  # OpenLLMetry: chat, completion, embedding, rerank
 TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"  # OpenLLMetry: workflow, task, agent, tool
+LAMINAR_SPAN_TYPE: Final = "lmnr.span.type"  # Laminar: LLM, TOOL, DEFAULT (`@observe`), EXECUTOR, ...
+#: Every attribute whose value may say what kind of span it is (`calls.call_kind`), besides usage: the
+#: in-app processor looks further at a span with one of them, the collector decodes them.
+KIND_SIGNALS: Final = (
+    OPERATION,
+    OPENINFERENCE_SPAN_KIND,
+    LLM_REQUEST_TYPE,
+    TRACELOOP_SPAN_KIND,
+    LAMINAR_SPAN_TYPE,
+)
 #: `gen_ai.operation.name` values that are billable model calls (current conventions first).
 MODEL_OPERATIONS: Final = frozenset(
     {
@@ -241,6 +256,12 @@ OPENINFERENCE_TOOL_KINDS: Final = frozenset({"TOOL"})
 OPENINFERENCE_WRAPPER_KINDS: Final = frozenset({"CHAIN", "AGENT", "RETRIEVER", "GUARDRAIL", "EVALUATOR"})
 TRACELOOP_TOOL_KINDS: Final = frozenset({"tool"})
 TRACELOOP_WRAPPER_KINDS: Final = frozenset({"workflow", "task", "agent"})
+LAMINAR_MODEL_TYPES: Final = frozenset({"LLM"})
+LAMINAR_TOOL_TYPES: Final = frozenset({"TOOL"})
+#: Laminar's other span types: `@observe` functions (DEFAULT), executors and evaluators.
+LAMINAR_WRAPPER_TYPES: Final = frozenset(
+    {"DEFAULT", "EXECUTOR", "EVALUATOR", "HUMAN_EVALUATOR", "EVALUATION"}
+)
 #: A response served from a cache without a model call: any of these set to true.
 CACHE_HIT_FLAGS: Final = (
     "tokenbook.cache_hit",

@@ -123,12 +123,7 @@ _TENANT: Final = ATTRIBUTION_KEYS["tenant"]
 #: Attribution on metrics: the low-cardinality keys only (no session or context IDs).
 _METRIC_ATTRIBUTION: Final = tuple(ATTRIBUTION_COLUMNS)
 #: Keys whose presence may make a span a call (`calls.call_kind`): usage and the kind signals.
-_SIGNAL_KEYS: Final = USAGE_KEYS | {
-    semconv.OPERATION,
-    semconv.OPENINFERENCE_SPAN_KIND,
-    semconv.LLM_REQUEST_TYPE,
-    semconv.TRACELOOP_SPAN_KIND,
-}
+_SIGNAL_KEYS: Final = USAGE_KEYS | set(semconv.KIND_SIGNALS)
 #: First words of span names that `call_kind` reads as an operation (rule 4).
 _NAME_OPERATIONS: Final = semconv.MODEL_OPERATIONS | semconv.TOOL_OPERATIONS | semconv.WRAPPER_OPERATIONS
 

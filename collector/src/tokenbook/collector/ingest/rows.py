@@ -163,12 +163,9 @@ def pipeline_keys(
     names.update(
         (
             semconv.TB.RESERVATION_ID,
-            semconv.OPERATION,
+            *semconv.KIND_SIGNALS,
             semconv.RESPONSE_ID,
             semconv.INPUT_EXCLUSIVE,
-            semconv.OPENINFERENCE_SPAN_KIND,
-            semconv.LLM_REQUEST_TYPE,
-            semconv.TRACELOOP_SPAN_KIND,
             semconv.ERROR_TYPE,
             semconv.TB.OUTCOME,
             semconv.TB.WORKFLOW_NAME,
