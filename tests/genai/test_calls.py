@@ -35,6 +35,10 @@ U = {"gen_ai.usage.input_tokens": 10}
         ("x", {"lmnr.span.type": "TOOL"}, "tool"),
         ("x", {"lmnr.span.type": "DEFAULT", **U}, "wrapper"),
         ("x", {"lmnr.span.type": "EXECUTOR", **U}, "wrapper"),
+        ("x", {"langfuse.observation.type": "generation"}, "model"),  # Langfuse
+        ("x", {"langfuse.observation.type": "tool"}, "tool"),
+        ("x", {"langfuse.observation.type": "chain", **U}, "wrapper"),
+        ("x", {"langfuse.observation.type": "agent", **U}, "wrapper"),
         ("chat gpt-4o", {}, "model"),
         ("execute_tool search", {}, "tool"),
         ("invoke_agent planner", {}, "wrapper"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -233,15 +234,27 @@ def test_content_keys_in_extra_keys_are_never_tags_under_drop() -> None:
     assert "input.value" not in pipeline_keys(("input.value",), "drop")
 
 
-def test_laminars_recorded_tool_function_is_a_tool_step() -> None:
-    """lmnr 0.8.2's workflow, as recorded: an `@observe(span_type="TOOL")` function between two model
-    calls is a tool step, the `@observe` functions around the calls are not billed. Failed before: no
-    tool step (Laminar's span type was not read)."""
-    fixture = load(FIXTURES / "lmnr-0.8.2-workflow.json")
-    records = [r for batch in decode_fixture(fixture, "acme") for r in batch]
+@pytest.mark.parametrize(
+    ("fixture", "tools", "models"),
+    [
+        (  # an `@observe(span_type="TOOL")` function between two model calls, under `@observe` functions
+            "lmnr-0.8.2-workflow",
+            ["get_weather"],
+            ["claude-sonnet-4-5-20250929", "gpt-4o-mini-2024-07-18"],
+        ),
+        (  # Langfuse's LangChain callback: the tool run an observation of type "tool", its own root
+            "langfuse-5.2.0+langchain-anthropic_tool_call",
+            ["get_weather"],
+            ["claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929"],
+        ),
+    ],
+)
+def test_other_sdks_recorded_tool_spans_are_tool_steps(
+    fixture: str, tools: list[str], models: list[str]
+) -> None:
+    """Laminar's span type (lmnr 0.8.2) and Langfuse's observation type (langfuse 5.2.0) say which span is
+    a tool, as recorded. Failed before: no tool step (their span kinds were not read)."""
+    records = [r for batch in decode_fixture(load(FIXTURES / f"{fixture}.json"), "acme") for r in batch]
     batch = RowBuilder(PriceCatalog()).build(records)
-    assert [(s.kind, s.name) for s in batch.steps if s.kind == "tool"] == [("tool", "get_weather")]
-    assert sorted(c.model for c in batch.calls if c.price_status == "priced") == [
-        "claude-sonnet-4-5-20250929",
-        "gpt-4o-mini-2024-07-18",
-    ]
+    assert [s.name for s in batch.steps if s.kind == "tool"] == tools
+    assert sorted(c.model for c in batch.calls if c.price_status == "priced") == models

@@ -11,6 +11,8 @@ Kinds (`call_kind`), decided by the first signal present:
    ``traceloop.span.kind`` tool -> ``tool``, workflow / task / agent -> ``wrapper``;
    Laminar's ``lmnr.span.type``: LLM -> ``model``, TOOL -> ``tool``, DEFAULT (an ``@observe``
    function) / EXECUTOR / EVALUATOR / ... -> ``wrapper``;
+   Langfuse's ``langfuse.observation.type``: generation / embedding -> ``model``, tool -> ``tool``,
+   span / agent / chain / retriever / ... -> ``wrapper``;
 4. the first word of the span name, read as an operation name (``"chat gpt-4o"``);
 5. otherwise a span carrying any usage attribute is ``model``, and anything else ``other``.
 
@@ -35,7 +37,7 @@ import json
 import threading
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Final
 
 from tokenbook.genai import semconv
@@ -69,6 +71,31 @@ KIND_FETCH: Final = "fetch"
 DEFAULT_TRACKER_SIZE: Final = 100_000
 
 _LLM_REQUEST_TYPES: Final = frozenset({"chat", "completion", "embedding", "rerank"})
+
+
+def _kinds(model: Iterable[str], tool: Iterable[str], wrapper: Iterable[str]) -> dict[str, str]:
+    """An SDK's span-kind values -> `call_kind`'s kinds."""
+    return {
+        **dict.fromkeys(model, KIND_MODEL),
+        **dict.fromkeys(tool, KIND_TOOL),
+        **dict.fromkeys(wrapper, KIND_WRAPPER),
+    }
+
+
+#: Other SDKs' span-kind attributes and their values' kinds, read in this order after the operation
+#: name and OpenInference's span kind.
+_SDK_KINDS: Final = (
+    (semconv.LLM_REQUEST_TYPE, _kinds(_LLM_REQUEST_TYPES, (), ())),  # OpenLLMetry's client instrumentors
+    (semconv.TRACELOOP_SPAN_KIND, _kinds((), semconv.TRACELOOP_TOOL_KINDS, semconv.TRACELOOP_WRAPPER_KINDS)),
+    (
+        semconv.LAMINAR_SPAN_TYPE,
+        _kinds(semconv.LAMINAR_MODEL_TYPES, semconv.LAMINAR_TOOL_TYPES, semconv.LAMINAR_WRAPPER_TYPES),
+    ),
+    (
+        semconv.LANGFUSE_OBSERVATION_TYPE,
+        _kinds(semconv.LANGFUSE_MODEL_TYPES, semconv.LANGFUSE_TOOL_TYPES, semconv.LANGFUSE_WRAPPER_TYPES),
+    ),
+)
 _TRUE_STRINGS: Final = frozenset({"true", "1", "yes"})
 _CACHE_HIT_KEYS: Final = frozenset(semconv.CACHE_HIT_FLAGS)
 
@@ -104,20 +131,10 @@ def call_kind(name: str, attrs: Mapping[str, object]) -> str:
             return KIND_TOOL
         if oi_kind in semconv.OPENINFERENCE_WRAPPER_KINDS:
             return KIND_WRAPPER
-    if attrs.get(semconv.LLM_REQUEST_TYPE) in _LLM_REQUEST_TYPES:
-        return KIND_MODEL
-    tl_kind = attrs.get(semconv.TRACELOOP_SPAN_KIND)
-    if tl_kind in semconv.TRACELOOP_TOOL_KINDS:
-        return KIND_TOOL
-    if tl_kind in semconv.TRACELOOP_WRAPPER_KINDS:
-        return KIND_WRAPPER
-    lmnr_type = attrs.get(semconv.LAMINAR_SPAN_TYPE)
-    if lmnr_type in semconv.LAMINAR_MODEL_TYPES:
-        return KIND_MODEL
-    if lmnr_type in semconv.LAMINAR_TOOL_TYPES:
-        return KIND_TOOL
-    if lmnr_type in semconv.LAMINAR_WRAPPER_TYPES:
-        return KIND_WRAPPER
+    for key, by_value in _SDK_KINDS:
+        value = attrs.get(key)
+        if isinstance(value, str) and (kind := by_value.get(value)) is not None:
+            return kind
     if name and (kind := _kind_of_operation(name.split(" ", 1)[0])) is not None:
         return kind
     return KIND_MODEL if has_usage_attributes(attrs) else KIND_OTHER

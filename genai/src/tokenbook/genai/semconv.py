@@ -36,6 +36,10 @@ __all__ = [
     "LAMINAR_WRAPPER_TYPES",
     "LANGCHAIN_TOKEN_DETAILS",
     "LANGCHAIN_USAGE",
+    "LANGFUSE_MODEL_TYPES",
+    "LANGFUSE_OBSERVATION_TYPE",
+    "LANGFUSE_TOOL_TYPES",
+    "LANGFUSE_WRAPPER_TYPES",
     "LLM_REQUEST_TYPE",
     "MODEL",
     "MODEL_OPERATIONS",
@@ -206,6 +210,7 @@ OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 LLM_REQUEST_TYPE: Final = "llm.request.type"  # OpenLLMetry: chat, completion, embedding, rerank
 TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"  # OpenLLMetry: workflow, task, agent, tool
 LAMINAR_SPAN_TYPE: Final = "lmnr.span.type"  # Laminar: LLM, TOOL, DEFAULT (`@observe`), EXECUTOR, ...
+LANGFUSE_OBSERVATION_TYPE: Final = "langfuse.observation.type"  # Langfuse: generation, tool, span, ...
 #: Every attribute whose value may say what kind of span it is (`calls.call_kind`), besides usage: the
 #: in-app processor looks further at a span with one of them, the collector decodes them.
 KIND_SIGNALS: Final = (
@@ -214,6 +219,7 @@ KIND_SIGNALS: Final = (
     LLM_REQUEST_TYPE,
     TRACELOOP_SPAN_KIND,
     LAMINAR_SPAN_TYPE,
+    LANGFUSE_OBSERVATION_TYPE,
 )
 #: `gen_ai.operation.name` values that are billable model calls (current conventions first).
 MODEL_OPERATIONS: Final = frozenset(
@@ -261,6 +267,12 @@ LAMINAR_TOOL_TYPES: Final = frozenset({"TOOL"})
 #: Laminar's other span types: `@observe` functions (DEFAULT), executors and evaluators.
 LAMINAR_WRAPPER_TYPES: Final = frozenset(
     {"DEFAULT", "EXECUTOR", "EVALUATOR", "HUMAN_EVALUATOR", "EVALUATION"}
+)
+LANGFUSE_MODEL_TYPES: Final = frozenset({"generation", "embedding"})
+LANGFUSE_TOOL_TYPES: Final = frozenset({"tool"})
+#: Langfuse's other observation types: spans, agents, chains, retrievers, evaluators, guardrails, events.
+LANGFUSE_WRAPPER_TYPES: Final = frozenset(
+    {"span", "agent", "chain", "retriever", "evaluator", "guardrail", "event"}
 )
 #: A response served from a cache without a model call: any of these set to true.
 CACHE_HIT_FLAGS: Final = (
