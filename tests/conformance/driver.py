@@ -2159,6 +2159,25 @@ def laminar_workflow() -> None:
     report(MESSAGES[0]["content"])
 
 
+def mlflow_workflow() -> None:
+    """An OpenAI and an Anthropic call (autologged) with a tool between them (`SpanType.TOOL`), in an
+    MLflow-traced agent function (`SpanType.AGENT`)."""
+    import mlflow
+    from mlflow.entities import SpanType
+
+    @mlflow.trace(name="get_weather", span_type=SpanType.TOOL)  # type: ignore[untyped-decorator]
+    def get_weather(city: str) -> str:
+        return f"{city}: sunny"
+
+    @mlflow.trace(name="weather_agent", span_type=SpanType.AGENT)  # type: ignore[untyped-decorator]
+    def agent() -> None:
+        openai_chat()
+        get_weather("Paris")
+        anthropic_messages()
+
+    agent()
+
+
 def _langsmith_openai() -> Any:
     from langsmith.wrappers import wrap_openai
 
@@ -2719,6 +2738,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "chain_stream": langsmith_chain_stream,
     },
     "langtrace": {"chat": openai_chat, "chat_stream": openai_chat_stream, "tool_call": openai_tool_call},
+    "mlflow": {"workflow": mlflow_workflow},
     "laminar": {
         "chat": openai_chat,
         "chat_stream": openai_chat_stream,

@@ -728,9 +728,10 @@ SETUPS: tuple[Setup, ...] = (
         "mlflow",
         {"mlflow": "3.17.2", **OPENAI, **ANTHROPIC, **OTEL},
         ("mlflow",),
-        ("openai", "anthropic"),
+        ("openai", "anthropic", "mlflow"),
         env={"MLFLOW_USE_DEFAULT_TRACER_PROVIDER": "false"},
-        notes="MLflow's OpenAI and Anthropic autologging, its spans on the global OpenTelemetry provider",
+        notes="MLflow's OpenAI and Anthropic autologging, its spans on the global OpenTelemetry provider; "
+        "a traced agent function with a traced tool",
     ),
     Setup(
         "strands",

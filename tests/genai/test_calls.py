@@ -39,6 +39,11 @@ U = {"gen_ai.usage.input_tokens": 10}
         ("x", {"langfuse.observation.type": "tool"}, "tool"),
         ("x", {"langfuse.observation.type": "chain", **U}, "wrapper"),
         ("x", {"langfuse.observation.type": "agent", **U}, "wrapper"),
+        ("x", {"mlflow.spanType": '"CHAT_MODEL"'}, "other"),  # MLflow (JSON strings): by usage
+        ("x", {"mlflow.spanType": '"CHAT_MODEL"', **U}, "model"),
+        ("x", {"mlflow.spanType": '"TOOL"'}, "tool"),
+        ("x", {"mlflow.spanType": '"AGENT"', **U}, "wrapper"),
+        ("x", {"mlflow.spanType": "null", **U}, "model"),
         ("chat gpt-4o", {}, "model"),
         ("execute_tool search", {}, "tool"),
         ("invoke_agent planner", {}, "wrapper"),

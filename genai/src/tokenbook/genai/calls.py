@@ -13,6 +13,8 @@ Kinds (`call_kind`), decided by the first signal present:
    function) / EXECUTOR / EVALUATOR / ... -> ``wrapper``;
    Langfuse's ``langfuse.observation.type``: generation / embedding -> ``model``, tool -> ``tool``,
    span / agent / chain / retriever / ... -> ``wrapper``;
+   MLflow's ``mlflow.spanType`` (JSON): "TOOL" -> ``tool``, "AGENT" / "CHAIN" / "RETRIEVER" / ... ->
+   ``wrapper`` (its model types are read by their usage, rule 5);
 4. the first word of the span name, read as an operation name (``"chat gpt-4o"``);
 5. otherwise a span carrying any usage attribute is ``model``, and anything else ``other``.
 
@@ -94,6 +96,10 @@ _SDK_KINDS: Final = (
     (
         semconv.LANGFUSE_OBSERVATION_TYPE,
         _kinds(semconv.LANGFUSE_MODEL_TYPES, semconv.LANGFUSE_TOOL_TYPES, semconv.LANGFUSE_WRAPPER_TYPES),
+    ),
+    (
+        semconv.MLFLOW_SPAN_TYPE,
+        _kinds((), semconv.MLFLOW_TOOL_TYPES, semconv.MLFLOW_WRAPPER_TYPES),
     ),
 )
 _TRUE_STRINGS: Final = frozenset({"true", "1", "yes"})

@@ -41,6 +41,9 @@ __all__ = [
     "LANGFUSE_TOOL_TYPES",
     "LANGFUSE_WRAPPER_TYPES",
     "LLM_REQUEST_TYPE",
+    "MLFLOW_SPAN_TYPE",
+    "MLFLOW_TOOL_TYPES",
+    "MLFLOW_WRAPPER_TYPES",
     "MODEL",
     "MODEL_OPERATIONS",
     "NOT_BILLED_OPERATIONS",
@@ -211,6 +214,7 @@ LLM_REQUEST_TYPE: Final = "llm.request.type"  # OpenLLMetry: chat, completion, e
 TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"  # OpenLLMetry: workflow, task, agent, tool
 LAMINAR_SPAN_TYPE: Final = "lmnr.span.type"  # Laminar: LLM, TOOL, DEFAULT (`@observe`), EXECUTOR, ...
 LANGFUSE_OBSERVATION_TYPE: Final = "langfuse.observation.type"  # Langfuse: generation, tool, span, ...
+MLFLOW_SPAN_TYPE: Final = "mlflow.spanType"  # MLflow, as JSON: "CHAT_MODEL", "TOOL", "AGENT", ...
 #: Every attribute whose value may say what kind of span it is (`calls.call_kind`), besides usage: the
 #: in-app processor looks further at a span with one of them, the collector decodes them.
 KIND_SIGNALS: Final = (
@@ -220,6 +224,7 @@ KIND_SIGNALS: Final = (
     TRACELOOP_SPAN_KIND,
     LAMINAR_SPAN_TYPE,
     LANGFUSE_OBSERVATION_TYPE,
+    MLFLOW_SPAN_TYPE,
 )
 #: `gen_ai.operation.name` values that are billable model calls (current conventions first).
 MODEL_OPERATIONS: Final = frozenset(
@@ -273,6 +278,23 @@ LANGFUSE_TOOL_TYPES: Final = frozenset({"tool"})
 #: Langfuse's other observation types: spans, agents, chains, retrievers, evaluators, guardrails, events.
 LANGFUSE_WRAPPER_TYPES: Final = frozenset(
     {"span", "agent", "chain", "retriever", "evaluator", "guardrail", "event"}
+)
+#: MLflow's span types (`mlflow.entities.SpanType`), as it writes them: JSON strings. Its model types
+#: (LLM, CHAT_MODEL, ...) say nothing here: such a span is a call by its usage, as before, since
+#: MLflow's span of a streamed Anthropic call carries none (the SDK's own span records the call).
+MLFLOW_TOOL_TYPES: Final = frozenset({'"TOOL"'})
+MLFLOW_WRAPPER_TYPES: Final = frozenset(
+    {
+        '"AGENT"',
+        '"CHAIN"',
+        '"RETRIEVER"',
+        '"PARSER"',
+        '"MEMORY"',
+        '"WORKFLOW"',
+        '"TASK"',
+        '"GUARDRAIL"',
+        '"EVALUATOR"',
+    }
 )
 #: A response served from a cache without a model call: any of these set to true.
 CACHE_HIT_FLAGS: Final = (
