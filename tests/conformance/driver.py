@@ -2748,6 +2748,8 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "messages_stream": anthropic_messages_stream,
         "thinking": anthropic_thinking,
         "workflow": laminar_workflow,
+        "chain": langchain_chain,
+        "chain_stream": langchain_chain_stream,
     },
     "litellm": {
         "chat": litellm_chat,

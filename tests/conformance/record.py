@@ -1323,13 +1323,13 @@ SETUPS: tuple[Setup, ...] = (
         "laminar",
         "lmnr",
         # lmnr 0.8.2 requires opentelemetry-instrumentation-threading too (`OTEL_TRACELOOP`)
-        {"lmnr": "0.8.2", **OPENAI, **ANTHROPIC, **OTEL_TRACELOOP},
+        {"lmnr": "0.8.2", **OPENAI, **ANTHROPIC, "langchain": "1.5.2", **LANGCHAIN, **OTEL_TRACELOOP},
         ("laminar",),
         ("laminar",),
         env={"LMNR_TRACE_CONTENT": "false"},
         notes="Laminar's SDK (`Laminar.initialize(base_url=..., http_port=..., force_http=True)`): a "
         "provider of its own, its OTLP/HTTP exporter and every Laminar instrumentor it finds (its own "
-        "OpenAI and Anthropic instrumentations)",
+        "OpenAI, Anthropic and LangChain instrumentations)",
     ),
     Setup(
         "litellm",
