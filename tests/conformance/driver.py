@@ -290,7 +290,7 @@ def instrument(name: str, provider: TracerProvider) -> None:
 
 #: Observability SDKs whose own setup call makes the global TracerProvider, its exporter and every
 #: instrumentor they know (users adopt them whole): the driver makes no provider for them, and flushes theirs.
-SDK_SETUPS = ("traceloop", "langtrace", "laminar")
+SDK_SETUPS = ("traceloop", "langtrace", "laminar", "agentops")
 
 
 def sdk_provider(names: list[str], sink: str) -> TracerProvider | None:
@@ -335,6 +335,18 @@ def sdk_provider(names: list[str], sink: str) -> TracerProvider | None:
             http_port=url.port,
             force_http=True,
             export_timeout_seconds=int(TIMEOUT),
+        )
+    elif "agentops" in names:
+        import agentops
+
+        # every AgentOps instrumentor it finds, its own provider (made global) and exporter, pointed at the
+        # sink (its API too: the token it asks for there is refused, and it exports without one)
+        agentops.init(
+            api_key="00000000-0000-4000-8000-000000000000",
+            endpoint=sink,
+            exporter_endpoint=f"{sink}/v1/traces",
+            env_data_opt_out=True,
+            log_level="ERROR",
         )
     else:
         return None
@@ -2739,6 +2751,15 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "langtrace": {"chat": openai_chat, "chat_stream": openai_chat_stream, "tool_call": openai_tool_call},
     "mlflow": {"workflow": mlflow_workflow},
+    "agentops": {
+        "chat": openai_chat,
+        "chat_stream": openai_chat_stream,
+        "tool_call": openai_tool_call,
+        "reasoning": openai_reasoning,
+        "messages": anthropic_messages,
+        "messages_stream": anthropic_messages_stream,
+        "thinking": anthropic_thinking,
+    },
     "laminar": {
         "chat": openai_chat,
         "chat_stream": openai_chat_stream,

@@ -1332,6 +1332,15 @@ SETUPS: tuple[Setup, ...] = (
         "OpenAI, Anthropic and LangChain instrumentations)",
     ),
     Setup(
+        "agentops",
+        "agentops",
+        {"agentops": "0.4.21", **OPENAI, "anthropic": "0.125.0", **otel("1.38.0")},
+        ("agentops",),
+        ("agentops",),
+        notes="AgentOps' SDK (`agentops.init(endpoint=..., exporter_endpoint=...)`): a provider of its own, "
+        "its exporter and every AgentOps instrumentor it finds",
+    ),
+    Setup(
         "litellm",
         "litellm",
         {"litellm": "1.110.2", **OPENAI, **OTEL},
