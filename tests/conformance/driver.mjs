@@ -178,6 +178,9 @@ async function aiSdkCalls() {
     ? { messages: [cachedSystem, { role: "user", content: QUESTION }] }
     : { instructions: cachedSystem, prompt: QUESTION };
   const tracing = { telemetry, experimental_telemetry };
+  // who and which session, as ai 5's telemetry metadata (written as ai.telemetry.metadata.<key>; ai 7
+  // has no metadata: it takes a runtime context instead)
+  const attributed = { experimental_telemetry: { ...settings, metadata: { userId: "user-42", sessionId: "session-7" } } };
   return {
     chat: () => generateText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, ...tracing }),
     chat_stream: () => drain(streamText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, ...tracing }).textStream),
@@ -194,6 +197,9 @@ async function aiSdkCalls() {
         stopWhen: stepCountIs(3),
         ...tracing,
       }),
+    ...(builtin
+      ? { chat_attributed: () => generateText({ model: openai.chat("gpt-4o-mini"), prompt: QUESTION, ...attributed }) }
+      : {}),
   };
 }
 

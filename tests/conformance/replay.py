@@ -86,7 +86,7 @@ KNOWN_DEFECTS: dict[str, str] = {
                 "with OpenInference's attributes added (the same counts): ",
             ),
         )
-        for style in ("chat", "responses", "tool_loop")
+        for style in ("chat", "chat_attributed", "responses", "tool_loop")
     },
     **{
         f"opentelemetry-instrumentation-openai-v2-2.4b0-{style}": (

@@ -66,6 +66,13 @@ def _row(attrs: dict[str, Any]) -> Any:
             "s5",
         ),
         ({"mlflow.trace.user": "u2", "mlflow.trace.session": "s2"}, "u2", "", "", "s2"),  # MLflow
+        (  # the AI SDK's telemetry metadata
+            {"ai.telemetry.metadata.userId": "u6", "ai.telemetry.metadata.sessionId": "s6"},
+            "u6",
+            "",
+            "",
+            "s6",
+        ),
         (  # LiteLLM's proxy: the key's user, team and project
             {
                 "metadata.user_api_key_user_id": "u3",
@@ -105,6 +112,19 @@ def test_traceloops_recorded_association_properties_attribute_its_calls() -> Non
     """traceloop-sdk 0.62.4's workflow (`Traceloop.set_association_properties`), as recorded."""
     fixture = load(FIXTURES / "traceloop-sdk-0.62.4-workflow.json")
     records = [r for batch in decode_fixture(fixture, "acme") for r in batch]
+    calls = [c for c in RowBuilder(PriceCatalog()).build(records).calls if c.input_tokens]
+    assert calls
+    assert {(c.user_id, c.context_id) for c in calls} == {("user-42", "session-7")}
+
+
+@pytest.mark.parametrize(
+    "fixture", ["ai-5.0.285-chat_attributed", "arizeai-openinference-vercel-2.8.1-chat_attributed"]
+)
+def test_the_ai_sdks_recorded_telemetry_metadata_attributes_its_calls(fixture: str) -> None:
+    """The AI SDK 5.0.285's `experimental_telemetry: {metadata: {userId, sessionId}}`, as recorded (alone,
+    and with OpenInference's attributes added): written as ``ai.telemetry.metadata.userId`` /
+    ``sessionId`` on its spans. Failed before: no user, the trace ID as the context."""
+    records = [r for batch in decode_fixture(load(FIXTURES / f"{fixture}.json"), "acme") for r in batch]
     calls = [c for c in RowBuilder(PriceCatalog()).build(records).calls if c.input_tokens]
     assert calls
     assert {(c.user_id, c.context_id) for c in calls} == {("user-42", "session-7")}

@@ -355,7 +355,7 @@ SESSION_ID: Final = "session.id"
 POLICY_PATH: Final = "tokenbook.policy.path"
 #: The context ID is the first present of these; the trace ID is the last resort. After tokenbook's
 #: own and the conventions', the session other SDKs record: Langfuse's, Traceloop's and Laminar's
-#: association properties, MLflow's trace metadata.
+#: association properties, the AI SDK's telemetry metadata, MLflow's trace metadata.
 CONTEXT_ID_SOURCES: Final = (
     CONTEXT_ID,
     CONVERSATION_ID,
@@ -363,6 +363,7 @@ CONTEXT_ID_SOURCES: Final = (
     "langfuse.session.id",
     "traceloop.association.properties.session_id",
     "lmnr.association.properties.session_id",  # Laminar's `@observe(session_id=...)`
+    "ai.telemetry.metadata.sessionId",  # the AI SDK's telemetry metadata (the name Langfuse reads too)
     "mlflow.trace.session",
 )
 #: Attribution attribute -> where other SDKs and gateways record the same, read when the span has none
@@ -374,6 +375,7 @@ ATTRIBUTION_ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
         "langfuse.user.id",  # Langfuse
         "traceloop.association.properties.user_id",  # Traceloop's association properties
         "lmnr.association.properties.user_id",  # Laminar's association properties
+        "ai.telemetry.metadata.userId",  # the AI SDK's telemetry metadata
         "mlflow.trace.user",  # MLflow's trace metadata
         "metadata.user_api_key_user_id",  # LiteLLM (its proxy): the key's user
     ),
