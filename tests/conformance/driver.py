@@ -2618,6 +2618,16 @@ def groq_openai_cached() -> None:
     local_openai(GROQ_V1).chat.completions.create(model="openai/gpt-oss-120b", messages=MESSAGES)
 
 
+#: The calls an observability SDK's own instrumentors are recorded on (`SDK_SETUPS`): OpenAI and Anthropic.
+SDK_CALLS: dict[str, Callable[[], None]] = {
+    "chat": openai_chat,
+    "chat_stream": openai_chat_stream,
+    "tool_call": openai_tool_call,
+    "reasoning": openai_reasoning,
+    "messages": anthropic_messages,
+    "messages_stream": anthropic_messages_stream,
+    "thinking": anthropic_thinking,
+}
 CALLS: dict[str, dict[str, Callable[[], None]]] = {
     "openai": {
         "chat": openai_chat,
@@ -2751,23 +2761,9 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "langtrace": {"chat": openai_chat, "chat_stream": openai_chat_stream, "tool_call": openai_tool_call},
     "mlflow": {"workflow": mlflow_workflow},
-    "agentops": {
-        "chat": openai_chat,
-        "chat_stream": openai_chat_stream,
-        "tool_call": openai_tool_call,
-        "reasoning": openai_reasoning,
-        "messages": anthropic_messages,
-        "messages_stream": anthropic_messages_stream,
-        "thinking": anthropic_thinking,
-    },
+    "agentops": SDK_CALLS,
     "laminar": {
-        "chat": openai_chat,
-        "chat_stream": openai_chat_stream,
-        "tool_call": openai_tool_call,
-        "reasoning": openai_reasoning,
-        "messages": anthropic_messages,
-        "messages_stream": anthropic_messages_stream,
-        "thinking": anthropic_thinking,
+        **SDK_CALLS,
         "workflow": laminar_workflow,
         "chain": langchain_chain,
         "chain_stream": langchain_chain_stream,

@@ -284,17 +284,8 @@ LANGFUSE_WRAPPER_TYPES: Final = frozenset(
 #: MLflow's span of a streamed Anthropic call carries none (the SDK's own span records the call).
 MLFLOW_TOOL_TYPES: Final = frozenset({'"TOOL"'})
 MLFLOW_WRAPPER_TYPES: Final = frozenset(
-    {
-        '"AGENT"',
-        '"CHAIN"',
-        '"RETRIEVER"',
-        '"PARSER"',
-        '"MEMORY"',
-        '"WORKFLOW"',
-        '"TASK"',
-        '"GUARDRAIL"',
-        '"EVALUATOR"',
-    }
+    f'"{t}"'
+    for t in ("AGENT", "CHAIN", "RETRIEVER", "PARSER", "MEMORY", "WORKFLOW", "TASK", "GUARDRAIL", "EVALUATOR")
 )
 #: A response served from a cache without a model call: any of these set to true.
 CACHE_HIT_FLAGS: Final = (
