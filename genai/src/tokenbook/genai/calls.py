@@ -7,14 +7,12 @@ Kinds (`call_kind`), decided by the first signal present:
    ``retrieval`` / memory operations / ... -> ``wrapper``;
 2. ``openinference.span.kind``: LLM / EMBEDDING / RERANKER -> ``model``, TOOL -> ``tool``,
    CHAIN / AGENT / RETRIEVER / ... -> ``wrapper``;
-3. OpenLLMetry: ``llm.request.type`` (chat, completion, embedding, rerank) -> ``model``;
-   ``traceloop.span.kind`` tool -> ``tool``, workflow / task / agent -> ``wrapper``;
-   Laminar's ``lmnr.span.type``: LLM -> ``model``, TOOL -> ``tool``, DEFAULT (an ``@observe``
-   function) / EXECUTOR / EVALUATOR / ... -> ``wrapper``;
-   Langfuse's ``langfuse.observation.type``: generation / embedding -> ``model``, tool -> ``tool``,
-   span / agent / chain / retriever / ... -> ``wrapper``;
-   MLflow's ``mlflow.spanType`` (JSON): "TOOL" -> ``tool``, "AGENT" / "CHAIN" / "RETRIEVER" / ... ->
-   ``wrapper`` (its model types are read by their usage, rule 5);
+3. other SDKs' span-kind attributes (`semconv.SDK_SPAN_KINDS`, in its order): OpenLLMetry's
+   ``llm.request.type`` (chat, completion, embedding, rerank) -> ``model``, ``traceloop.span.kind`` tool
+   -> ``tool``, workflow / task / agent -> ``wrapper``; Laminar's ``lmnr.span.type`` (LLM, TOOL, DEFAULT
+   for an ``@observe`` function, ...); Langfuse's ``langfuse.observation.type`` (generation, tool, span,
+   chain, ...); MLflow's ``mlflow.spanType`` (JSON: "TOOL", "AGENT", ...; its model types are read by
+   their usage, rule 5);
 4. the first word of the span name, read as an operation name (``"chat gpt-4o"``);
 5. otherwise a span carrying any usage attribute is ``model``, and anything else ``other``.
 
@@ -39,7 +37,7 @@ import json
 import threading
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Mapping
 from typing import Final
 
 from tokenbook.genai import semconv
@@ -72,35 +70,17 @@ KIND_OTHER: Final = "other"
 KIND_FETCH: Final = "fetch"
 DEFAULT_TRACKER_SIZE: Final = 100_000
 
-_LLM_REQUEST_TYPES: Final = frozenset({"chat", "completion", "embedding", "rerank"})
-
-
-def _kinds(model: Iterable[str], tool: Iterable[str], wrapper: Iterable[str]) -> dict[str, str]:
-    """An SDK's span-kind values -> `call_kind`'s kinds."""
-    return {
-        **dict.fromkeys(model, KIND_MODEL),
-        **dict.fromkeys(tool, KIND_TOOL),
-        **dict.fromkeys(wrapper, KIND_WRAPPER),
-    }
-
-
-#: Other SDKs' span-kind attributes and their values' kinds, read in this order after the operation
-#: name and OpenInference's span kind.
-_SDK_KINDS: Final = (
-    (semconv.LLM_REQUEST_TYPE, _kinds(_LLM_REQUEST_TYPES, (), ())),  # OpenLLMetry's client instrumentors
-    (semconv.TRACELOOP_SPAN_KIND, _kinds((), semconv.TRACELOOP_TOOL_KINDS, semconv.TRACELOOP_WRAPPER_KINDS)),
+#: `semconv.SDK_SPAN_KINDS` as attribute -> {value: kind}, in its order.
+_SDK_KINDS: Final = tuple(
     (
-        semconv.LAMINAR_SPAN_TYPE,
-        _kinds(semconv.LAMINAR_MODEL_TYPES, semconv.LAMINAR_TOOL_TYPES, semconv.LAMINAR_WRAPPER_TYPES),
-    ),
-    (
-        semconv.LANGFUSE_OBSERVATION_TYPE,
-        _kinds(semconv.LANGFUSE_MODEL_TYPES, semconv.LANGFUSE_TOOL_TYPES, semconv.LANGFUSE_WRAPPER_TYPES),
-    ),
-    (
-        semconv.MLFLOW_SPAN_TYPE,
-        _kinds((), semconv.MLFLOW_TOOL_TYPES, semconv.MLFLOW_WRAPPER_TYPES),
-    ),
+        key,
+        {
+            **dict.fromkeys(values.model, KIND_MODEL),
+            **dict.fromkeys(values.tool, KIND_TOOL),
+            **dict.fromkeys(values.wrapper, KIND_WRAPPER),
+        },
+    )
+    for key, values in semconv.SDK_SPAN_KINDS.items()
 )
 _TRUE_STRINGS: Final = frozenset({"true", "1", "yes"})
 _CACHE_HIT_KEYS: Final = frozenset(semconv.CACHE_HIT_FLAGS)

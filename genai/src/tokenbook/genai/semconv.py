@@ -8,7 +8,7 @@ order: the first attribute present wins.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = [
     "ATTRIBUTION_ALIASES",
@@ -30,20 +30,12 @@ __all__ = [
     "INPUT_EXCLUSIVE",
     "INPUT_TOKENS",
     "KIND_SIGNALS",
-    "LAMINAR_MODEL_TYPES",
     "LAMINAR_SPAN_TYPE",
-    "LAMINAR_TOOL_TYPES",
-    "LAMINAR_WRAPPER_TYPES",
     "LANGCHAIN_TOKEN_DETAILS",
     "LANGCHAIN_USAGE",
-    "LANGFUSE_MODEL_TYPES",
     "LANGFUSE_OBSERVATION_TYPE",
-    "LANGFUSE_TOOL_TYPES",
-    "LANGFUSE_WRAPPER_TYPES",
     "LLM_REQUEST_TYPE",
     "MLFLOW_SPAN_TYPE",
-    "MLFLOW_TOOL_TYPES",
-    "MLFLOW_WRAPPER_TYPES",
     "MODEL",
     "MODEL_OPERATIONS",
     "NOT_BILLED_OPERATIONS",
@@ -61,6 +53,7 @@ __all__ = [
     "RESEND_COUNTS",
     "RESPONSE_ID",
     "RESPONSE_MODEL",
+    "SDK_SPAN_KINDS",
     "SERVER_ADDRESS",
     "SERVER_PORT",
     "SERVER_URL",
@@ -75,10 +68,9 @@ __all__ = [
     "TOOL_OPERATIONS",
     "TOTAL_TOKENS",
     "TRACELOOP_SPAN_KIND",
-    "TRACELOOP_TOOL_KINDS",
-    "TRACELOOP_WRAPPER_KINDS",
     "USAGE_OBJECTS",
     "WRAPPER_OPERATIONS",
+    "SpanKindValues",
 ]
 
 # --- usage, in precedence order (docs/guide/processor.md, "Usage normalization") ---------------------------
@@ -215,17 +207,6 @@ TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"  # OpenLLMetry: workflow, tas
 LAMINAR_SPAN_TYPE: Final = "lmnr.span.type"  # Laminar: LLM, TOOL, DEFAULT (`@observe`), EXECUTOR, ...
 LANGFUSE_OBSERVATION_TYPE: Final = "langfuse.observation.type"  # Langfuse: generation, tool, span, ...
 MLFLOW_SPAN_TYPE: Final = "mlflow.spanType"  # MLflow, as JSON: "CHAT_MODEL", "TOOL", "AGENT", ...
-#: Every attribute whose value may say what kind of span it is (`calls.call_kind`), besides usage: the
-#: in-app processor looks further at a span with one of them, the collector decodes them.
-KIND_SIGNALS: Final = (
-    OPERATION,
-    OPENINFERENCE_SPAN_KIND,
-    LLM_REQUEST_TYPE,
-    TRACELOOP_SPAN_KIND,
-    LAMINAR_SPAN_TYPE,
-    LANGFUSE_OBSERVATION_TYPE,
-    MLFLOW_SPAN_TYPE,
-)
 #: `gen_ai.operation.name` values that are billable model calls (current conventions first).
 MODEL_OPERATIONS: Final = frozenset(
     {
@@ -265,28 +246,58 @@ WRAPPER_OPERATIONS: Final = frozenset(
 OPENINFERENCE_MODEL_KINDS: Final = frozenset({"LLM", "EMBEDDING", "RERANKER"})
 OPENINFERENCE_TOOL_KINDS: Final = frozenset({"TOOL"})
 OPENINFERENCE_WRAPPER_KINDS: Final = frozenset({"CHAIN", "AGENT", "RETRIEVER", "GUARDRAIL", "EVALUATOR"})
-TRACELOOP_TOOL_KINDS: Final = frozenset({"tool"})
-TRACELOOP_WRAPPER_KINDS: Final = frozenset({"workflow", "task", "agent"})
-LAMINAR_MODEL_TYPES: Final = frozenset({"LLM"})
-LAMINAR_TOOL_TYPES: Final = frozenset({"TOOL"})
-#: Laminar's other span types: `@observe` functions (DEFAULT), executors and evaluators.
-LAMINAR_WRAPPER_TYPES: Final = frozenset(
-    {"DEFAULT", "EXECUTOR", "EVALUATOR", "HUMAN_EVALUATOR", "EVALUATION"}
+
+
+_MLFLOW_WRAPPERS: Final = (
+    "AGENT",
+    "CHAIN",
+    "RETRIEVER",
+    "PARSER",
+    "MEMORY",
+    "WORKFLOW",
+    "TASK",
+    "GUARDRAIL",
+    "EVALUATOR",
 )
-LANGFUSE_MODEL_TYPES: Final = frozenset({"generation", "embedding"})
-LANGFUSE_TOOL_TYPES: Final = frozenset({"tool"})
-#: Langfuse's other observation types: spans, agents, chains, retrievers, evaluators, guardrails, events.
-LANGFUSE_WRAPPER_TYPES: Final = frozenset(
-    {"span", "agent", "chain", "retriever", "evaluator", "guardrail", "event"}
-)
-#: MLflow's span types (`mlflow.entities.SpanType`), as it writes them: JSON strings. Its model types
-#: (LLM, CHAT_MODEL, ...) say nothing here: such a span is a call by its usage, as before, since
-#: MLflow's span of a streamed Anthropic call carries none (the SDK's own span records the call).
-MLFLOW_TOOL_TYPES: Final = frozenset({'"TOOL"'})
-MLFLOW_WRAPPER_TYPES: Final = frozenset(
-    f'"{t}"'
-    for t in ("AGENT", "CHAIN", "RETRIEVER", "PARSER", "MEMORY", "WORKFLOW", "TASK", "GUARDRAIL", "EVALUATOR")
-)
+
+
+class SpanKindValues(NamedTuple):
+    """An SDK's span-kind attribute's values that mean a model call, a tool and a wrapper."""
+
+    model: frozenset[str] = frozenset()
+    tool: frozenset[str] = frozenset()
+    wrapper: frozenset[str] = frozenset()
+
+
+#: Other SDKs' span-kind attributes, read in this order after the conventions' operation name and
+#: OpenInference's span kind (`calls.call_kind`).
+SDK_SPAN_KINDS: Final[Mapping[str, SpanKindValues]] = {
+    # OpenLLMetry's client instrumentors
+    LLM_REQUEST_TYPE: SpanKindValues(model=frozenset({"chat", "completion", "embedding", "rerank"})),
+    TRACELOOP_SPAN_KIND: SpanKindValues(  # OpenLLMetry's frameworks and Traceloop's decorators
+        tool=frozenset({"tool"}), wrapper=frozenset({"workflow", "task", "agent"})
+    ),
+    LAMINAR_SPAN_TYPE: SpanKindValues(  # `@observe` functions are DEFAULT
+        model=frozenset({"LLM"}),
+        tool=frozenset({"TOOL"}),
+        wrapper=frozenset({"DEFAULT", "EXECUTOR", "EVALUATOR", "HUMAN_EVALUATOR", "EVALUATION"}),
+    ),
+    LANGFUSE_OBSERVATION_TYPE: SpanKindValues(
+        model=frozenset({"generation", "embedding"}),
+        tool=frozenset({"tool"}),
+        wrapper=frozenset({"span", "agent", "chain", "retriever", "evaluator", "guardrail", "event"}),
+    ),
+    # JSON strings. Its model types (LLM, CHAT_MODEL, ...) say nothing here: such a span is a call by
+    # its usage, since MLflow's span of a streamed Anthropic call carries none (the SDK's own span
+    # records the call).
+    MLFLOW_SPAN_TYPE: SpanKindValues(
+        tool=frozenset({'"TOOL"'}),
+        wrapper=frozenset(f'"{t}"' for t in _MLFLOW_WRAPPERS),
+    ),
+}
+#: Every attribute whose value may say what kind of span it is (`calls.call_kind`), besides usage: the
+#: in-app processor looks further at a span with one of them, the collector decodes them.
+KIND_SIGNALS: Final = (OPERATION, OPENINFERENCE_SPAN_KIND, *SDK_SPAN_KINDS)
 #: A response served from a cache without a model call: any of these set to true.
 CACHE_HIT_FLAGS: Final = (
     "tokenbook.cache_hit",
