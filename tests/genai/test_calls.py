@@ -44,6 +44,8 @@ U = {"gen_ai.usage.input_tokens": 10}
         ("x", {"mlflow.spanType": '"TOOL"'}, "tool"),
         ("x", {"mlflow.spanType": '"AGENT"', **U}, "wrapper"),
         ("x", {"mlflow.spanType": "null", **U}, "model"),
+        ("ai.toolCall", {"ai.operationId": "ai.toolCall"}, "tool"),  # the AI SDK's own spans
+        ("ai.generateText", {"ai.operationId": "ai.generateText", **U}, "model"),  # by usage
         ("chat gpt-4o", {}, "model"),
         ("execute_tool search", {}, "tool"),
         ("invoke_agent planner", {}, "wrapper"),

@@ -235,21 +235,24 @@ def test_content_keys_in_extra_keys_are_never_tags_under_drop() -> None:
 
 
 @pytest.mark.parametrize(
-    "fixture",
+    ("fixture", "tool"),
     [
         # an `@observe(span_type="TOOL")` function between two model calls, under `@observe` functions
-        "lmnr-0.8.2-workflow",
+        ("lmnr-0.8.2-workflow", "get_weather"),
         # a traced tool (`SpanType.TOOL`) between two autologged calls, in a traced agent
-        "mlflow-3.17.2-workflow",
+        ("mlflow-3.17.2-workflow", "get_weather"),
         # Langfuse's LangChain callback: the tool run an observation of type "tool", its own root
-        "langfuse-5.2.0+langchain-anthropic_tool_call",
+        ("langfuse-5.2.0+langchain-anthropic_tool_call", "get_weather"),
+        # the AI SDK's own spans (ai 5, and ai 7's legacy ones): the tool's execution between two calls
+        ("ai-5.0.285-tool_loop", "ai.toolCall"),
+        ("ai-7.0.185+legacy-tool_loop", "ai.toolCall"),
     ],
 )
-def test_other_sdks_recorded_tool_spans_are_tool_steps(fixture: str) -> None:
-    """Laminar's span type (lmnr 0.8.2), MLflow's (mlflow 3.17.2) and Langfuse's observation type (langfuse
-    5.2.0) say which span is a tool, as recorded: the one tool (`get_weather`) is a tool step (that the
-    calls around it are billed once, exactly, is `tests/conformance/test_replay.py`'s). Failed before: no
-    tool step (their span kinds were not read)."""
+def test_other_sdks_recorded_tool_spans_are_tool_steps(fixture: str, tool: str) -> None:
+    """Laminar's span type (lmnr 0.8.2), MLflow's (mlflow 3.17.2), Langfuse's observation type (langfuse
+    5.2.0) and the AI SDK's operation ID (``ai.operationId``) say which span is a tool, as recorded: the
+    one tool is a tool step (that the calls around it are billed once, exactly, is
+    `tests/conformance/test_replay.py`'s). Failed before: no tool step (their span kinds were not read)."""
     records = [r for batch in decode_fixture(load(FIXTURES / f"{fixture}.json"), "acme") for r in batch]
     batch = RowBuilder(PriceCatalog()).build(records)
-    assert [s.name for s in batch.steps if s.kind == "tool"] == ["get_weather"]
+    assert [s.name for s in batch.steps if s.kind == "tool"] == [tool]

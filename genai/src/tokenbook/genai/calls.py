@@ -12,7 +12,7 @@ Kinds (`call_kind`), decided by the first signal present:
    -> ``tool``, workflow / task / agent -> ``wrapper``; Laminar's ``lmnr.span.type`` (LLM, TOOL, DEFAULT
    for an ``@observe`` function, ...); Langfuse's ``langfuse.observation.type`` (generation, tool, span,
    chain, ...); MLflow's ``mlflow.spanType`` (JSON: "TOOL", "AGENT", ...; its model types are read by
-   their usage, rule 5);
+   their usage, rule 5); the AI SDK's ``ai.operationId`` ``ai.toolCall`` -> ``tool``;
 4. the first word of the span name, read as an operation name (``"chat gpt-4o"``);
 5. otherwise a span carrying any usage attribute is ``model``, and anything else ``other``.
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Final, NamedTuple
 
 __all__ = [
+    "AI_OPERATION_ID",
     "ATTRIBUTION_ALIASES",
     "ATTRIBUTION_KEYS",
     "CACHE_HIT_FLAGS",
@@ -207,6 +208,7 @@ TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"  # OpenLLMetry: workflow, tas
 LAMINAR_SPAN_TYPE: Final = "lmnr.span.type"  # Laminar: LLM, TOOL, DEFAULT (`@observe`), EXECUTOR, ...
 LANGFUSE_OBSERVATION_TYPE: Final = "langfuse.observation.type"  # Langfuse: generation, tool, span, ...
 MLFLOW_SPAN_TYPE: Final = "mlflow.spanType"  # MLflow, as JSON: "CHAT_MODEL", "TOOL", "AGENT", ...
+AI_OPERATION_ID: Final = "ai.operationId"  # the AI SDK's own spans: ai.generateText, ai.toolCall, ...
 #: `gen_ai.operation.name` values that are billable model calls (current conventions first).
 MODEL_OPERATIONS: Final = frozenset(
     {
@@ -287,6 +289,8 @@ SDK_SPAN_KINDS: Final[Mapping[str, SpanKindValues]] = {
         tool=frozenset({"tool"}),
         wrapper=frozenset({"span", "agent", "chain", "retriever", "evaluator", "guardrail", "event"}),
     ),
+    # the AI SDK's spans (ai 5, ai 7's legacy ones): its calls and wrappers are read by their usage
+    AI_OPERATION_ID: SpanKindValues(tool=frozenset({"ai.toolCall"})),
     # JSON strings. Its model types (LLM, CHAT_MODEL, ...) say nothing here: such a span is a call by
     # its usage, since MLflow's span of a streamed Anthropic call carries none (the SDK's own span
     # records the call).
