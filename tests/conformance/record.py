@@ -1334,9 +1334,12 @@ SETUPS: tuple[Setup, ...] = (
     Setup(
         "agentops",
         "agentops",
-        {"agentops": "0.4.21", **OPENAI, "anthropic": "0.125.0", **otel("1.38.0")},
+        # opentelemetry-sdk 1.38.0: agentops 0.4.21's exporter reads a private field of the OTLP/HTTP
+        # exporter that 1.45 no longer has (every export fails there)
+        {"agentops": "0.4.21", **OPENAI, **ANTHROPIC, **otel("1.38.0")},
         ("agentops",),
         ("agentops",),
+        env={"AGENTOPS_LOGGING_TO_FILE": "False"},  # else it writes agentops.log in the working directory
         notes="AgentOps' SDK (`agentops.init(endpoint=..., exporter_endpoint=...)`): a provider of its own, "
         "its exporter and every AgentOps instrumentor it finds",
     ),

@@ -110,14 +110,6 @@ KNOWN_DEFECTS: dict[str, str] = {
         for style in ("chat", "chat_stream", "tool_call", "reasoning")
     },
     **{
-        f"agentops-0.4.21-{style}": (
-            "AgentOps 0.4.21 reports Anthropic's input count, which leaves out the cache reads and writes, "
-            "and no cache counts: the cached and written input is not billed"
-            + ("; and a stream's output as its first event's count (1)" if style == "messages_stream" else "")
-        )
-        for style in ("messages", "messages_stream", "thinking")
-    },
-    **{
         f"lmnr-0.8.2-{style}": _NO_LIFETIMES.format("Laminar's Anthropic instrumentation (lmnr 0.8.2)")
         for style in ("messages", "messages_stream", "thinking", "workflow")
     },
