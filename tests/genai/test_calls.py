@@ -46,6 +46,13 @@ U = {"gen_ai.usage.input_tokens": 10}
         ("x", {"mlflow.spanType": "null", **U}, "model"),
         ("ai.toolCall", {"ai.operationId": "ai.toolCall"}, "tool"),  # the AI SDK's own spans
         ("ai.generateText", {"ai.operationId": "ai.generateText", **U}, "model"),  # by usage
+        # LangSmith names its runs' operations after their run type, lossily: the run type comes first
+        ("ChatPromptTemplate", {"langsmith.span.kind": "prompt", "gen_ai.operation.name": "chat"}, "wrapper"),
+        ("retriever", {"langsmith.span.kind": "retriever", "gen_ai.operation.name": "embeddings"}, "wrapper"),
+        ("ChatOpenAI", {"langsmith.span.kind": "llm", "gen_ai.operation.name": "chat"}, "model"),
+        ("search", {"langsmith.span.kind": "tool", "gen_ai.operation.name": "execute_tool"}, "tool"),
+        ("x", {"langsmith.span.kind": "custom", "gen_ai.operation.name": "chat"}, "model"),
+        ("watsonx.model_init", {"llm.request.type": "completion"}, "other"),  # OpenLLMetry: no call
         ("chat gpt-4o", {}, "model"),
         ("execute_tool search", {}, "tool"),
         ("invoke_agent planner", {}, "wrapper"),

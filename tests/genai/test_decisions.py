@@ -12,6 +12,7 @@ from tokenbook.genai.decisions import (
     RULE_CROSS_LAYER,
     RULE_DESCENDANT,
     RULE_RESPONSE_ID,
+    RULE_WITHIN_CALL,
     Candidate,
     Decision,
     decide,
@@ -197,3 +198,74 @@ def test_a_descendant_that_lost_the_cache_counts_does_not_bill_the_call() -> Non
         got = decide([above, below], {})
         assert got[("t", "a" * 32, "2")].billing_rule == ""
         assert got[("t", "a" * 32, "1")].billing_rule == RULE_DESCENDANT
+
+
+def silent(span: str, **kw: object) -> Candidate:
+    """A model span without usage (`not_billable`): a layer that did not record it, or a failed attempt."""
+    facts: dict[str, object] = dict(input_tokens=0, output_tokens=0, quote_status="not_billable",
+                                    has_usage=False, model="")  # fmt: skip
+    return cand(span, **{**facts, **kw})
+
+
+def test_a_model_span_without_usage_over_the_call_is_a_layer_of_it() -> None:
+    """DSPy's LM span (or CrewAI's, or Logfire's Anthropic stream span) over the client library's span
+    that carries the usage: one call, not two."""
+    framework = cand("1", kind="wrapper", scope_name="crewai", rank=3)
+    lm = silent("2", parent_span_id="1", scope_name="dspy", rank=3)
+    client = cand("3", parent_span_id="2", scope_name="litellm")
+    got = decide([framework, lm, client], {})
+    assert got[("t", "a" * 32, "3")] == Decision("priced", "", "")
+    assert got[("t", "a" * 32, "2")] == Decision("duplicate_layer", RULE_DESCENDANT, "3")
+    assert got[("t", "a" * 32, "1")] == Decision("wrapper", RULE_DESCENDANT, "3")
+
+
+def test_a_model_span_without_usage_below_the_call_is_a_layer_of_it() -> None:
+    """An agent SDK's model span with the usage over the OpenAI instrumentor's span of the same stream
+    (which lost it), or a span per streamed chunk below the call's span (through a step the pass
+    knows only by its link): one call."""
+    call = cand("1", scope_name="openai_agents")
+    client = silent("2", parent_span_id="1", scope_name="openai", model="gpt-4o-mini")
+    chunks = [silent(f"c{i}", parent_span_id="s", scope_name="openai_agents") for i in range(3)]
+    got = decide([call, client, *chunks], {("t", "a" * 32, "s"): "1"})
+    assert got[("t", "a" * 32, "1")] == Decision("priced", "", "")
+    for layer in (client, *chunks):
+        assert got[("t", "a" * 32, layer.span_id)] == Decision("duplicate_layer", RULE_WITHIN_CALL, "1")
+
+
+def test_a_model_span_without_usage_with_the_response_id_of_a_call_is_a_layer_of_it() -> None:
+    sdk = cand("1", trace_id="b" * 32, scope_name="sdk", rank=0, response_id="msg_1")
+    other = silent("2", trace_id="c" * 32, scope_name="openllmetry", response_id="msg_1")
+    got = decide([sdk, other], {})
+    assert got[("t", "c" * 32, "2")] == Decision("duplicate_layer", RULE_RESPONSE_ID, "1")
+
+
+def test_a_failed_attempt_beside_the_call_stays_a_call() -> None:
+    """A framework's span (with the usage of the call) over a failed attempt and the retry that
+    succeeded: the attempt is not a layer of the call; so is a span without usage in a trace of its
+    own, and one below a wrapper."""
+    framework = cand("1", scope_name="langchain", rank=3)
+    failed = silent("2", parent_span_id="1", scope_name="openai", model="gpt-4o-mini")
+    retry = cand("3", parent_span_id="1", scope_name="openai")
+    alone = silent("4", trace_id="b" * 32, scope_name="openai", model="gpt-4o-mini")
+    agent = cand("5", trace_id="c" * 32, kind="wrapper", scope_name="agents")
+    below_agent = silent("6", trace_id="c" * 32, parent_span_id="5", scope_name="openai")
+    got = decide([framework, failed, retry, alone, agent, below_agent], {})
+    assert got[("t", "a" * 32, "3")] == Decision("priced", "", "")
+    assert got[("t", "a" * 32, "1")] == Decision("duplicate_layer", RULE_DESCENDANT, "3")
+    for key in (("t", "a" * 32, "2"), ("t", "b" * 32, "4"), ("t", "c" * 32, "6")):
+        assert got[key] == Decision("not_billable", "", "")
+
+
+def test_layers_without_usage_are_decided_the_same_whatever_the_order() -> None:
+    facts = [
+        cand("1", kind="wrapper", scope_name="crewai", rank=3),
+        silent("2", parent_span_id="1", scope_name="crewai"),
+        cand("3", parent_span_id="2", scope_name="litellm", response_id="r"),
+        silent("4", parent_span_id="3", scope_name="chunks"),
+        silent("5", trace_id="b" * 32, scope_name="other", response_id="r"),
+        silent("6", trace_id="c" * 32, scope_name="failed"),
+    ]
+    expected = decide(facts, {})
+    assert sum(d.price_status == "not_billable" for d in expected.values()) == 1
+    for perm in itertools.permutations(facts):
+        assert decide(list(perm), {}) == expected

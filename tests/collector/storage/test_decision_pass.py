@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from tokenbook.collector.storage.decisions import DecisionKeys, run_pass
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import QueryResult, Store
-from tokenbook.genai.decisions import RULE_CROSS_LAYER, RULE_DESCENDANT, RULE_RESPONSE_ID
+from tokenbook.genai.decisions import RULE_CROSS_LAYER, RULE_DESCENDANT, RULE_RESPONSE_ID, RULE_WITHIN_CALL
 
 
 @pytest.fixture
@@ -294,3 +295,69 @@ def test_layers_of_one_call_in_two_traces_are_related_within_the_hour(store: Sto
     keys.add_call(inner)
     changes, _ = run_pass(Counting(store), keys)
     assert [new.billing_rule for _, new in changes] == [RULE_RESPONSE_ID]
+
+
+def _layers_of_one_call(start: datetime) -> list[CallRow]:
+    """One call recorded by three spans of one trace: a framework's model span without usage, the
+    client library's span with the usage below it, and a span without usage per streamed chunk below
+    that; and a failed attempt, without usage, in a trace of its own: two calls."""
+    client = busy_bucket(1, start)[0]._replace(
+        trace_id="c" * 32, span_id="c" * 16, parent_span_id="b" * 16, ancestors="b" * 16,
+        scope_name="opentelemetry.instrumentation.litellm",
+    )  # fmt: skip
+    without_usage: dict[str, Any] = dict(
+        input_tokens=0, output_tokens=0, cache_read_tokens=0, input_cost=None, output_cost=None,
+        cache_read_cost=None, cache_write_cost=None, total_cost=None, price_status="not_billable",
+        quote_status="not_billable",
+    )  # fmt: skip
+    framework = client._replace(**without_usage, span_id="b" * 16, parent_span_id="", ancestors="",
+                                scope_name="openinference.instrumentation.dspy")  # fmt: skip
+    chunk = client._replace(**without_usage, span_id="d" * 16, parent_span_id="c" * 16, ancestors="")
+    failed = client._replace(
+        **without_usage, trace_id="f" * 32, span_id="f" * 16, parent_span_id="", ancestors="",
+        status="error", timestamp=start - timedelta(seconds=5),
+    )  # fmt: skip
+    return [framework, client, chunk, failed]
+
+
+def _statuses(store: Store) -> dict[str, tuple[str, str, str]]:
+    _, _, rows = store.query("SELECT span_id, price_status, billing_rule, billed_by FROM llm_calls FINAL")
+    return {span: (status, rule, by) for span, status, rule, by in rows}
+
+
+def _calls(store: Store) -> int:
+    _, _, rows = store.query("SELECT sum(calls) FROM v_context_costs")
+    return int(rows[0][0])
+
+
+EXPECTED_LAYERS = {
+    "b" * 16: ("duplicate_layer", RULE_DESCENDANT, "c" * 16),
+    "c" * 16: ("priced", "", ""),
+    "d" * 16: ("duplicate_layer", RULE_WITHIN_CALL, "c" * 16),
+    "f" * 16: ("not_billable", "", ""),
+}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=str)
+def test_layers_without_usage_count_as_no_call_whatever_the_order(
+    database_pool: DatabasePool, order: tuple[int, ...]
+) -> None:
+    """A model span without usage over the call's span, or below it, is a layer of the call: one call
+    (and a failed attempt of its own, another), whichever of the spans arrives first."""
+    rows = _layers_of_one_call(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
+    with database_pool.store() as store:
+        store.write([rows[3]], [])
+        for i in order:
+            store.write([rows[i]], [])
+            store.refresh_aggregates()
+        assert _statuses(store) == EXPECTED_LAYERS
+        assert _calls(store) == 2
+
+
+def test_layers_without_usage_are_decided_after_a_crash(store: Store, database_pool: DatabasePool) -> None:
+    """Written, then a crash before the decision pass: the recovery decides the layers without usage."""
+    store.write(_layers_of_one_call(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)), [])
+    with Store.open(data_dir=database_pool.data_dir, database=store.database) as fresh:
+        fresh.refresh_aggregates(since=datetime.now(UTC) - timedelta(hours=1))
+        assert _statuses(fresh) == EXPECTED_LAYERS
+        assert _calls(fresh) == 2

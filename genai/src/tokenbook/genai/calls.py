@@ -1,6 +1,9 @@
 """What kind of call a span is, and whether it is billed.
 
-Kinds (`call_kind`), decided by the first signal present:
+Kinds (`call_kind`), decided by the first signal present, after the names of spans that make no call
+whatever they say (`semconv.NOT_CALL_SPAN_NAMES`: OpenLLMetry's ``watsonx.model_init``) and the SDKs'
+span kinds from which the SDK derives a lossy operation name (`semconv.LEADING_SPAN_KINDS`: LangSmith's
+``langsmith.span.kind``, whose ``prompt`` runs it names ``chat``):
 
 1. ``gen_ai.operation.name``: `semconv.MODEL_OPERATIONS` -> ``model``, ``execute_tool`` -> ``tool``,
    ``fetch_response`` -> ``fetch`` (never billed), ``invoke_agent`` / ``invoke_workflow`` / ``plan`` /
@@ -70,18 +73,34 @@ KIND_OTHER: Final = "other"
 KIND_FETCH: Final = "fetch"
 DEFAULT_TRACKER_SIZE: Final = 100_000
 
-#: `semconv.SDK_SPAN_KINDS` as attribute -> {value: kind}, in its order.
-_SDK_KINDS: Final = tuple(
-    (
-        key,
-        {
-            **dict.fromkeys(values.model, KIND_MODEL),
-            **dict.fromkeys(values.tool, KIND_TOOL),
-            **dict.fromkeys(values.wrapper, KIND_WRAPPER),
-        },
+_KindTable = tuple[tuple[str, dict[str, str]], ...]
+
+
+def _by_value(table: Mapping[str, semconv.SpanKindValues]) -> _KindTable:
+    """A table of SDK span-kind attributes as attribute -> {value: kind}, in its order."""
+    return tuple(
+        (
+            key,
+            {
+                **dict.fromkeys(values.model, KIND_MODEL),
+                **dict.fromkeys(values.tool, KIND_TOOL),
+                **dict.fromkeys(values.wrapper, KIND_WRAPPER),
+            },
+        )
+        for key, values in table.items()
     )
-    for key, values in semconv.SDK_SPAN_KINDS.items()
-)
+
+
+def _sdk_kind(table: _KindTable, attrs: Mapping[str, object]) -> str | None:
+    for key, by_value in table:
+        value = attrs.get(key)
+        if isinstance(value, str) and (kind := by_value.get(value)) is not None:
+            return kind
+    return None
+
+
+_LEADING_KINDS: Final = _by_value(semconv.LEADING_SPAN_KINDS)
+_SDK_KINDS: Final = _by_value(semconv.SDK_SPAN_KINDS)
 _TRUE_STRINGS: Final = frozenset({"true", "1", "yes"})
 _CACHE_HIT_KEYS: Final = frozenset(semconv.CACHE_HIT_FLAGS)
 
@@ -105,6 +124,10 @@ def _kind_of_operation(op: str) -> str | None:
 
 def call_kind(name: str, attrs: Mapping[str, object]) -> str:
     """``"model"``, ``"tool"``, ``"wrapper"`` or ``"other"``, by the module's rule. Never raises."""
+    if name in semconv.NOT_CALL_SPAN_NAMES:
+        return KIND_OTHER
+    if (leading := _sdk_kind(_LEADING_KINDS, attrs)) is not None:
+        return leading
     op = attrs.get(semconv.OPERATION)
     if isinstance(op, str) and (kind := _kind_of_operation(op)) is not None:
         return kind
@@ -117,10 +140,8 @@ def call_kind(name: str, attrs: Mapping[str, object]) -> str:
             return KIND_TOOL
         if oi_kind in semconv.OPENINFERENCE_WRAPPER_KINDS:
             return KIND_WRAPPER
-    for key, by_value in _SDK_KINDS:
-        value = attrs.get(key)
-        if isinstance(value, str) and (kind := by_value.get(value)) is not None:
-            return kind
+    if (sdk := _sdk_kind(_SDK_KINDS, attrs)) is not None:
+        return sdk
     if name and (kind := _kind_of_operation(name.split(" ", 1)[0])) is not None:
         return kind
     return KIND_MODEL if has_usage_attributes(attrs) else KIND_OTHER

@@ -26,6 +26,16 @@ is a *candidate*; `decide` settles, for a set of related candidates, which one b
    by profile rank; the others are ``duplicate_layer``. Profile rank (`profiles.Profile.rank`): the
    provider SDK's own span, then an official instrumentor, then client-library instrumentors, then
    frameworks.
+4. A model span without usage (``not_billable``: a layer that did not record the usage, or a failed
+   attempt) is a call of its own unless it is a layer of a call recorded with usage; then it is
+   ``duplicate_layer``, and counts as no call:
+   * it has a candidate among its descendants (same trace: `RULE_DESCENDANT`), e.g. a framework's
+     span over the client library's;
+   * it lies below a model span that is a leaf of rule 2, in the same trace (`RULE_WITHIN_CALL`):
+     a layer under the span of the call, or a span per streamed chunk; or
+   * it has the response ID of a leaf (`RULE_RESPONSE_ID`).
+   A failed attempt beside the successful one (siblings under a framework's span) is none of these,
+   and stays a call.
 
 The result depends only on the set of candidates and the parent links, never on the order they
 arrived in, so recomputing it after any batch converges to the same bills. Pure; thread-safe.
@@ -49,6 +59,7 @@ __all__ = [
     "RULE_CROSS_LAYER",
     "RULE_DESCENDANT",
     "RULE_RESPONSE_ID",
+    "RULE_WITHIN_CALL",
     "Candidate",
     "Decision",
     "decide",
@@ -59,12 +70,14 @@ __all__ = [
 RULE_DESCENDANT: Final = "descendant_has_usage"
 RULE_RESPONSE_ID: Final = "same_response_id"
 RULE_CROSS_LAYER: Final = "cross_layer_match"
+RULE_WITHIN_CALL: Final = "within_billed_call"
 #: Rule -> how `tokenbook explain` and the docs word it.
 RULES: Final = {
     "": "billed: no other span of this call is closer to the wire",
     RULE_DESCENDANT: "not billed: a descendant span in the same trace carries the usage",
     RULE_RESPONSE_ID: "not billed: another span has the same gen_ai.response.id and bills the call",
     RULE_CROSS_LAYER: "not billed: another layer recorded the same call (same process, model, tokens, time)",
+    RULE_WITHIN_CALL: "not billed: a span without usage inside the span of the call that carries it",
 }
 #: Slack allowed when testing that one span's interval contains another's (clock rounding).
 CONTAINMENT_TOLERANCE_US: Final = 1_000
@@ -134,6 +147,11 @@ def match_key(c: Candidate) -> tuple[str, str, int]:
 
 def _participates(c: Candidate) -> bool:
     return c.has_usage and c.kind != KIND_FETCH
+
+
+def _silent(c: Candidate) -> bool:
+    """A model span without usage (the module's rule 4)."""
+    return not c.has_usage and c.kind == KIND_MODEL
 
 
 def _contains(a: Candidate, b: Candidate) -> bool:
@@ -218,6 +236,26 @@ def _overlapping_pairs(
         open_by_scope[c.scope_name].append(key)
 
 
+def _layer_of(
+    c: Candidate,
+    parents: Mapping[_Key, str],
+    by_key: Mapping[_Key, Candidate],
+    active: Mapping[_Key, Candidate],
+    biller_of: Mapping[_Key, _Key],
+    by_response: Mapping[tuple[str, str], _Key],
+) -> tuple[str, _Key] | None:
+    """The rule and the leaf by which the model span without usage `c`, which has no candidate below
+    it, is a layer of a call recorded with usage (the module's rule 4); None: a call of its own.
+    `biller_of`: each leaf -> the leaf that bills its call; `by_response`: (tenant, response ID) -> a
+    leaf with it."""
+    for span in sorted(_ancestry(c, parents, by_key)):
+        up = (c.tenant, c.trace_id, span)
+        if up in biller_of and active[up].kind == KIND_MODEL:
+            return RULE_WITHIN_CALL, up
+    leaf = by_response.get((c.tenant, c.response_id)) if c.response_id else None
+    return None if leaf is None else (RULE_RESPONSE_ID, leaf)
+
+
 class _Groups:
     def __init__(self, keys: Iterable[_Key]) -> None:
         self.up: dict[_Key, _Key] = {k: k for k in keys}
@@ -244,11 +282,12 @@ def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict
     for c in sorted(candidates, key=lambda c: (c.tenant, c.trace_id, c.span_id, -c.input_tokens)):
         by_key.setdefault((c.tenant, c.trace_id, c.span_id), c)
     active = {k: c for k, c in by_key.items() if _participates(c)}
+    silent = {k: c for k, c in by_key.items() if _silent(c)}
     below: dict[_Key, list[_Key]] = defaultdict(list)  # candidate -> its descendant candidates
     for key, c in active.items():
         for span in _ancestry(c, parents, by_key):
             up = (c.tenant, c.trace_id, span)
-            if up in active and up != key and not _lost_cache(c, active[up]):
+            if (up in active and up != key and not _lost_cache(c, active[up])) or up in silent:
                 below[up].append(key)
     leaves = sorted(k for k in active if k not in below)
     groups = _Groups(leaves)
@@ -282,11 +321,17 @@ def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict
                 rule = RULE_RESPONSE_ID if same_id else RULE_CROSS_LAYER
                 out[key] = Decision(STATUS_DUPLICATE_LAYER, rule, b.span_id)
     for key, descendants in below.items():
-        c = active[key]
+        c = by_key[key]
         leaf = min((d for d in descendants if d in biller_of), default=None)
         billed_by = active[biller_of[leaf]].span_id if leaf is not None else ""
         status = STATUS_DUPLICATE_LAYER if c.kind == KIND_MODEL else STATUS_WRAPPER
         out[key] = Decision(status, RULE_DESCENDANT, billed_by)
+    for key, c in silent.items():
+        if key in out:
+            continue
+        if (layer := _layer_of(c, parents, by_key, active, biller_of, by_response)) is not None:
+            rule, leaf = layer
+            out[key] = Decision(STATUS_DUPLICATE_LAYER, rule, active[biller_of[leaf]].span_id)
     for key, c in by_key.items():
         if key not in out:
             out[key] = Decision(c.quote_status, "", "")

@@ -35,11 +35,14 @@ __all__ = [
     "LANGCHAIN_TOKEN_DETAILS",
     "LANGCHAIN_USAGE",
     "LANGFUSE_OBSERVATION_TYPE",
+    "LANGSMITH_SPAN_KIND",
+    "LEADING_SPAN_KINDS",
     "LLM_REQUEST_TYPE",
     "MLFLOW_SPAN_TYPE",
     "MODEL",
     "MODEL_OPERATIONS",
     "NOT_BILLED_OPERATIONS",
+    "NOT_CALL_SPAN_NAMES",
     "OPENINFERENCE_MODEL_KINDS",
     "OPENINFERENCE_SPAN_KIND",
     "OPENINFERENCE_TOOL_KINDS",
@@ -209,6 +212,7 @@ LAMINAR_SPAN_TYPE: Final = "lmnr.span.type"  # Laminar: LLM, TOOL, DEFAULT (`@ob
 LANGFUSE_OBSERVATION_TYPE: Final = "langfuse.observation.type"  # Langfuse: generation, tool, span, ...
 MLFLOW_SPAN_TYPE: Final = "mlflow.spanType"  # MLflow, as JSON: "CHAT_MODEL", "TOOL", "AGENT", ...
 AI_OPERATION_ID: Final = "ai.operationId"  # the AI SDK's own spans: ai.generateText, ai.toolCall, ...
+LANGSMITH_SPAN_KIND: Final = "langsmith.span.kind"  # LangSmith: the run type (llm, chain, prompt, tool, ...)
 #: `gen_ai.operation.name` values that are billable model calls (current conventions first).
 MODEL_OPERATIONS: Final = frozenset(
     {
@@ -299,9 +303,26 @@ SDK_SPAN_KINDS: Final[Mapping[str, SpanKindValues]] = {
         wrapper=frozenset(f'"{t}"' for t in _MLFLOW_WRAPPERS),
     ),
 }
+#: SDKs' span-kind attributes read before the conventions' operation name (`calls.call_kind`): the SDK
+#: derives its ``gen_ai.operation.name`` from them and loses what the span was. LangSmith (0.15.1)
+#: names a prompt template's run ``chat`` and a retriever's ``embeddings``.
+LEADING_SPAN_KINDS: Final[Mapping[str, SpanKindValues]] = {
+    LANGSMITH_SPAN_KIND: SpanKindValues(
+        model=frozenset({"llm", "embedding"}),
+        tool=frozenset({"tool"}),
+        wrapper=frozenset({"chain", "prompt", "parser", "retriever"}),
+    ),
+}
 #: Every attribute whose value may say what kind of span it is (`calls.call_kind`), besides usage: the
 #: in-app processor looks further at a span with one of them, the collector decodes them.
-KIND_SIGNALS: Final = (OPERATION, OPENINFERENCE_SPAN_KIND, *SDK_SPAN_KINDS)
+KIND_SIGNALS: Final = (*LEADING_SPAN_KINDS, OPERATION, OPENINFERENCE_SPAN_KIND, *SDK_SPAN_KINDS)
+#: Names of spans that an instrumentor types as a model call but that make none (`calls.call_kind`:
+#: ``other``, whatever their attributes say).
+NOT_CALL_SPAN_NAMES: Final = frozenset(
+    {
+        "watsonx.model_init",  # OpenLLMetry's watsonx (0.62.4): ModelInference's construction, a "completion"
+    }
+)
 #: A response served from a cache without a model call: any of these set to true.
 CACHE_HIT_FLAGS: Final = (
     "tokenbook.cache_hit",

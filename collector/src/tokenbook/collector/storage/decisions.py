@@ -40,11 +40,11 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.genai.billing import STATUS_NOT_BILLABLE, UNBILLED_STATUSES
-from tokenbook.genai.calls import KIND_MODEL
+from tokenbook.genai.calls import KIND_FETCH, KIND_MODEL
 from tokenbook.genai.decisions import CONTAINMENT_TOLERANCE_US, Candidate, decide
 from tokenbook.genai.profiles import profile_of
 
-__all__ = ["CandidateFacts", "DecisionChange", "DecisionKeys", "run_pass"]
+__all__ = ["CandidateFacts", "DecisionChange", "DecisionKeys", "KeyFacts", "run_pass"]
 
 _log = logging.getLogger(__name__)
 #: The spans of a touched trace are looked for this far around the touched rows' start times.
@@ -89,8 +89,24 @@ class CandidateFacts(NamedTuple):
     version: int
 
 
-#: A candidate as written (`CallRow`) or as the decision reads it back (`CandidateFacts`).
-_Row = CallRow | CandidateFacts
+class KeyFacts(NamedTuple):
+    """What relates a stored call row to others (the columns of `decision_keys_since.sql`)."""
+
+    trace_id: str
+    tenant_id: str
+    response_id: str
+    service_instance: str
+    input_tokens: int
+    timestamp: datetime
+    duration_ms: float
+    kind: str
+    price_status: str
+    quote_status: str
+
+
+#: A call row as written (`CallRow`), as the decision reads it back (`CandidateFacts`), or its keys as
+#: read after a restart (`KeyFacts`).
+_Row = CallRow | CandidateFacts | KeyFacts
 _Key = tuple[str, str, str]  # (tenant, trace, span)
 
 
@@ -130,8 +146,15 @@ class DecisionKeys:
             self.latest = ts
 
     def add_call(self, c: _Row) -> None:
-        """Note the keys a written candidate can be related by (not-billable rows have none)."""
-        if c.price_status == STATUS_NOT_BILLABLE:
+        """Note the keys a written call row can be related by: a candidate's (`add`); a model span's
+        without usage, its trace and response ID only (`genai.decisions`, rule 4); a fetch row's none."""
+        if c.kind == KIND_FETCH:
+            return
+        if _without_usage(c):
+            self.traces.add(c.trace_id)
+            if c.response_id:
+                self.response_ids.add((c.tenant_id, c.response_id))
+            self.note_time(c.timestamp)
             return
         self.add(
             c.trace_id, c.tenant_id, c.response_id, c.service_instance, c.input_tokens, c.timestamp,
@@ -215,6 +238,8 @@ class Related:
             return True
         if c.response_id and (c.tenant_id, c.response_id) in keys.response_ids:
             return True
+        if _without_usage(c):
+            return False  # related by its trace and response ID only
         index = self._index.get((c.tenant_id, c.service_instance, c.input_tokens))
         if index is None:
             return False
@@ -226,6 +251,16 @@ class Related:
             return True
         first = bisect_left(starts, start - tol)  # intervals starting late enough to lie within c
         return first < len(starts) and min_end[first] <= end + tol
+
+
+def _without_usage(c: _Row) -> bool:
+    """Whether the row is a span's without usage, as quoted (a decision may have un-billed it since)."""
+    return (c.quote_status or c.price_status) == STATUS_NOT_BILLABLE
+
+
+def _decided(c: _Row) -> bool:
+    """Whether the decision reads the row: a candidate, or a model span without usage (not a fetch)."""
+    return c.kind != KIND_FETCH
 
 
 def _candidate(c: CandidateFacts) -> Candidate:
@@ -306,7 +341,7 @@ def _load(
     related = Related(keys)
     rows: dict[_Key, CandidateFacts] = {}
     for _, row in sorted(newest.values(), key=lambda kept: kept[0], reverse=True):
-        if row.price_status != STATUS_NOT_BILLABLE and related.matches(row):
+        if _decided(row) and related.matches(row):
             rows[(row.tenant_id, row.trace_id, row.span_id)] = row
     return rows
 
@@ -392,8 +427,10 @@ def _grown(closed: DecisionKeys, rows: Iterable[CandidateFacts]) -> DecisionKeys
         if (
             row.trace_id in closed.traces
             and (not row.response_id or (row.tenant_id, row.response_id) in closed.response_ids)
-            and intervals is not None
-            and interval_us(row.timestamp, row.duration_ms) in intervals
+            and (
+                _without_usage(row)
+                or (intervals is not None and interval_us(row.timestamp, row.duration_ms) in intervals)
+            )
         ):
             grown.note_time(row.timestamp)
         else:

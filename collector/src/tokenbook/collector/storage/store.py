@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 from tokenbook.collector.storage.binding import bound
 from tokenbook.collector.storage.config import EngineConfig, RefreshConfig
 from tokenbook.collector.storage.connections import ConnectionPool, PoolClosed
-from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, run_pass
+from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, KeyFacts, run_pass
 from tokenbook.collector.storage.engine import engine_allocator_options, trim_heap
 from tokenbook.collector.storage.guard import EngineRefusal, QueryLimits, SqlGuard
 from tokenbook.collector.storage.ledger import CALL_COLUMNS, STEP_COLUMNS, CallRow, StepRow
@@ -904,8 +904,8 @@ class Store:
         params = {"since": since, "until": until}
         _, _, keys = session.query(render_query("decision_keys_since.sql", self.database), params)
         found = DecisionKeys()
-        for trace, tenant, response_id, instance, tokens, ts, duration_ms in keys:
-            found.add(trace, tenant, response_id, instance, tokens, ts, duration_ms)
+        for row in keys:
+            found.add_call(KeyFacts(*row))
         with self._lock:
             self._touched_decisions.add(found)
         del keys

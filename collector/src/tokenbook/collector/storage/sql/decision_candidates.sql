@@ -1,6 +1,6 @@
--- The decision pass (storage/decisions.py): the decision facts of the candidate rows (a span with
--- usage, or one that was recorded before migration 030) of the touched traces, response IDs and match
--- buckets, as the ledger holds them; a bucket's calls only where they meet the buckets' time span.
+-- The decision pass (storage/decisions.py): the decision facts of the call rows (a span with usage,
+-- a model span without, or one that was recorded before migration 030) of the touched traces,
+-- response IDs and match buckets, as the ledger holds them; a bucket's calls only where they meet the buckets' time span.
 --
 -- Read by time from the ledger's time-ordered projection (migration 130), not with FINAL (which reads
 -- every column of whole month partitions), over a span of time that follows what the pass touched,
@@ -12,7 +12,7 @@
 -- timestamp and trace): it reads the traces of the spans matched by response ID or bucket alone
 -- again, by trace (the same statement, with those traces and no other key), then keeps the newest
 -- version of each span (the highest version, then the latest ingestion: the row FINAL keeps), drops
--- it when it is not billable, and applies the keys again, exactly, to it (`Related.matches`, stricter
+-- it when it is a fetch row, and applies the keys again, exactly, to it (`Related.matches`, stricter
 -- than the keys here): the query does none of this, as each clause costs the engine's analysis on
 -- every pass. The filter is written as a PREWHERE: the engine would move all of it there itself, and
 -- choosing that costs it about a third of the statement on every pass.

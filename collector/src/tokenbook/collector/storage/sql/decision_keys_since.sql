@@ -1,6 +1,8 @@
--- The decision keys of every candidate ingested in [since, until): re-decided after a restart (a
--- crash between a write and its decision pass), one slice at a time.
-SELECT trace_id, tenant_id, response_id, service_instance, input_tokens, timestamp, duration_ms
+-- The decision keys of every call row ingested in [since, until) but fetch rows (`DecisionKeys.add_call`
+-- reads them): re-decided after a restart (a crash between a write and its decision pass), one slice
+-- at a time.
+SELECT trace_id, tenant_id, response_id, service_instance, input_tokens, timestamp, duration_ms, kind,
+    price_status, quote_status
 FROM {{db}}.llm_calls
 WHERE ingested_at >= {since:DateTime64(6, 'UTC')} AND ingested_at < {until:DateTime64(6, 'UTC')}
-    AND price_status != 'not_billable'
+    AND kind != 'fetch'
