@@ -413,11 +413,6 @@ KNOWN_DEFECTS: dict[str, str] = {
         "estimates from the text (18 input, 7 output) as the call's usage, without cache reads"
     ),
 }  # fmt: skip
-_LOGFIRE_STREAM = (
-    "logfire 5.4.0 records a stream as a span of the request, without usage, that ends when the stream is "
-    "returned, and a log with the usage when it ends (in the trace of whatever consumes it), with nothing "
-    "that ties the two: the request counts as a call of its own"
-)
 _OTHER_TRACE = (
     "{} records the call without usage in a trace of its own (the context is not carried into it): with "
     "no trace, parent or response ID shared with the span that has the usage, it counts as a call"
@@ -425,17 +420,6 @@ _OTHER_TRACE = (
 #: Fixture stem -> why the calls counted for it (``calls`` of ``v_context_costs``) are not its true calls
 #: (beside `KNOWN_DEFECTS`, where a library's spans miss a call).
 MISCOUNTED_CALLS: dict[str, str] = {
-    **{
-        f"logfire-5.4.0{layer}-{style}": _LOGFIRE_STREAM
-        for layer, styles in (
-            ("", ("chat_stream", "chat_stream_async")),
-            (
-                "+anthropic-no-sdk-spans",
-                ("messages_stream", "messages_stream_async", "messages_stream_helper"),
-            ),
-        )
-        for style in styles
-    },
     "opentelemetry-instrumentation-mistralai-0.62.4-mistral_embeddings": _OTHER_TRACE.format(
         "OpenLLMetry's Mistral instrumentation 0.62.4 (beside the mistralai SDK's own span, which has it)"
     ),

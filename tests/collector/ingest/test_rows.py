@@ -256,3 +256,21 @@ def test_other_sdks_recorded_tool_spans_are_tool_steps(fixture: str, tool: str) 
     records = [r for batch in decode_fixture(load(FIXTURES / f"{fixture}.json"), "acme") for r in batch]
     batch = RowBuilder(PriceCatalog()).build(records)
     assert [s.name for s in batch.steps if s.kind == "tool"] == [tool]
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    ["logfire-5.4.0-chat_stream", "logfire-5.4.0+anthropic-no-sdk-spans-messages_stream_async"],
+)
+def test_a_logfire_stream_request_span_is_no_call_unless_it_failed(fixture: str) -> None:
+    """Logfire (5.4.0) records a stream as the request's span, without usage, and a log with the usage
+    when the stream ends: one call row, the log's; the request span is a wrapper step. A request that
+    failed (its span with an error, and no log) stays a call. Failed before: two calls."""
+    records = [r for batch in decode_fixture(load(FIXTURES / f"{fixture}.json"), "acme") for r in batch]
+    batch = RowBuilder(PriceCatalog()).build(records)
+    assert [(c.price_status, c.input_tokens > 0) for c in batch.calls] == [("priced", True)]
+    (request,) = [s for s in batch.steps if s.kind == "wrapper"]
+    assert request.name.endswith("with {request_data[model]!r}")
+    (sent,) = [r for r in records if r.name == request.name]
+    again = RowBuilder(PriceCatalog()).build([sent._replace(error=True)])
+    assert [(c.price_status, c.status) for c in again.calls] == [("not_billable", "error")]

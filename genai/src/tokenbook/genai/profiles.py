@@ -45,6 +45,11 @@ A profile says:
   but of a larger prompt the provider does not bill: OpenLIT's Cohere spans pass Cohere's
   ``cached_tokens`` (of the whole prompt the model saw, its template too, ``usage.tokens``) beside the
   billed input (``usage.billed_units``). Such a count is not read (`usage.read_usage`).
+* ``stream_request``: (attribute, value) that marks the library's span of a stream's *request*, which
+  ends when the stream is returned and carries no usage, while a separate span (Logfire: a log, in the
+  context the request was made in, when the stream ends) records the call with its usage. Such a span
+  without usage and without error is no call (`is_stream_request`): the row builder keeps it as a
+  wrapper step, so the call is counted once.
 * ``defects``: known wrong numbers of that library version (documentation and the conformance test).
 
 Pure data and pure functions; thread-safe.
@@ -54,6 +59,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import Final, NamedTuple
 
 __all__ = [
@@ -63,7 +69,9 @@ __all__ = [
     "RANK_FRAMEWORK",
     "RANK_OFFICIAL",
     "RANK_SDK",
+    "STREAM_REQUEST_KEYS",
     "Profile",
+    "is_stream_request",
     "profile_of",
     "version_tuple",
 ]
@@ -94,6 +102,8 @@ class Profile(NamedTuple):
     exclusive_calls: tuple[tuple[str, str], ...] = ()
     #: (span-name prefix, model-name substring): calls read with `input_from_total`.
     input_from_total_calls: tuple[tuple[str, str], ...] = ()
+    #: (attribute, value) of a stream's request span, which records no call (see the module)
+    stream_request: tuple[str, str] | None = None
 
     def for_call(self, span_name: str, model: str) -> Profile:
         """This profile as it reads the call of `span_name` and `model`: exclusive of cache where
@@ -640,8 +650,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
         True,
         RANK_CLIENT,
         "gen_ai.* (cache_read, cache_creation); gen_ai.usage.raw, the provider's usage object (the reasoning "
-        "or thinking tokens, the lifetimes of Anthropic's cache writes); a stream's usage on a span of its "
-        "own, in a trace of its own",
+        "or thinking tokens, the lifetimes of Anthropic's cache writes); a stream's usage on a log of its "
+        "own when the stream ends, beside the request's span (which has none: no call)",
+        stream_request=("logfire.span_type", "span"),
     ),
     Profile(
         "pydantic-ai",
@@ -809,6 +820,17 @@ def _version_ok(profile: Profile, version: str) -> bool:
     if profile.min_version and have < version_tuple(profile.min_version):
         return False
     return not (profile.max_version and have >= version_tuple(profile.max_version))
+
+
+#: The attributes that mark a stream's request span (`Profile.stream_request`): the collector decodes them.
+STREAM_REQUEST_KEYS: Final = frozenset(p.stream_request[0] for p in PROFILES if p.stream_request is not None)
+
+
+def is_stream_request(profile: Profile, attrs: Mapping[str, object]) -> bool:
+    """Whether a span of `profile` with `attrs`, without usage and without error, is the request span of
+    a stream, which records no call (`Profile.stream_request`). Never raises."""
+    marker = profile.stream_request
+    return marker is not None and attrs.get(marker[0]) == marker[1]
 
 
 @functools.lru_cache(maxsize=1024)

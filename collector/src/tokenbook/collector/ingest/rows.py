@@ -86,6 +86,7 @@ from tokenbook.genai.calls import (
     KIND_MODEL,
     KIND_OTHER,
     KIND_TOOL,
+    KIND_WRAPPER,
     USAGE_KEYS,
     DescendantTracker,
     call_kind,
@@ -116,7 +117,7 @@ from tokenbook.genai.decisions import RULE_DESCENDANT
 from tokenbook.genai.latency import read_latency
 from tokenbook.genai.pricing.books import Billing, PriceBooks
 from tokenbook.genai.pricing.tiers import read_service_tier
-from tokenbook.genai.profiles import profile_of
+from tokenbook.genai.profiles import STREAM_REQUEST_KEYS, is_stream_request, profile_of
 from tokenbook.genai.records import build
 from tokenbook.genai.redaction import Redactor, is_content_attribute
 from tokenbook.genai.usage import read_usage
@@ -147,6 +148,11 @@ _PROJECT_ALIASES: Final = semconv.ATTRIBUTION_ALIASES["project.id"]
 _TEAM_ALIASES: Final = semconv.ATTRIBUTION_ALIASES["team.id"]
 
 
+def _stream_request(r: SpanRecord) -> bool:
+    """Whether the span is a stream's request span, which records no call (`profiles.is_stream_request`)."""
+    return is_stream_request(profile_of(r.scope_name, r.scope_version), r.attrs)
+
+
 def pipeline_keys(
     extra_keys: Sequence[str], content: str, policy_key: str = semconv.TB.POLICY_PATH
 ) -> KeyFilter:
@@ -174,6 +180,7 @@ def pipeline_keys(
         )
     )
     names.update(PROMPT_ATTRIBUTES.values())
+    names.update(STREAM_REQUEST_KEYS)
     names.update(MEASURED_KEYS)  # content, decoded to measure the prompt's composition
     prefixes: tuple[str, ...] = (_TAG_PREFIX, *MEASURED_PREFIXES)
     if content != "drop":
@@ -406,6 +413,8 @@ class RowBuilder:
             attrs = r.attrs
             kind = call_kind(r.name, attrs)
             has_usage = has_usage_attributes(attrs)
+            if kind == KIND_MODEL and not has_usage and not r.error and _stream_request(r):
+                kind = KIND_WRAPPER  # another span records the call (`profiles.Profile.stream_request`)
             below = tracker.span_ended(r.trace_id, r.span_id, r.parent_span_id or None, has_usage)
             billable = is_billable(kind, has_usage, below)
             # Every span with usage is a candidate row (the decision pass settles which one bills).
