@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -338,18 +337,19 @@ EXPECTED_LAYERS = {
 }
 
 
-@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=str)
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 2, 0), (2, 0, 1)], ids=str)
 def test_layers_without_usage_count_as_no_call_whatever_the_order(
     database_pool: DatabasePool, order: tuple[int, ...]
 ) -> None:
     """A model span without usage over the call's span, or below it, is a layer of the call: one call
-    (and a failed attempt of its own, another), whichever of the spans arrives first."""
+    (and a failed attempt of its own, another), whichever of the spans arrives first (each first once,
+    each before and after each other)."""
     rows = _layers_of_one_call(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
     with database_pool.store() as store:
         store.write([rows[3]], [])
         for i in order:
             store.write([rows[i]], [])
-            store.refresh_aggregates()
+            store.refresh_aggregates(hourly=False)
         assert _statuses(store) == EXPECTED_LAYERS
         assert _calls(store) == 2
 
