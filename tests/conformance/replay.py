@@ -30,7 +30,6 @@ from tokenbook.genai.usage import Usage
 
 __all__ = [
     "KNOWN_DEFECTS",
-    "MISCOUNTED_CALLS",
     "Verdict",
     "billed_rows",
     "billed_rows_by_tenant",
@@ -413,26 +412,6 @@ KNOWN_DEFECTS: dict[str, str] = {
         "estimates from the text (18 input, 7 output) as the call's usage, without cache reads"
     ),
 }  # fmt: skip
-_OTHER_TRACE = (
-    "{} records the call without usage in a trace of its own (the context is not carried into it): with "
-    "no trace, parent or response ID shared with the span that has the usage, it counts as a call"
-)
-#: Fixture stem -> why the calls counted for it (``calls`` of ``v_context_costs``) are not its true calls
-#: (beside `KNOWN_DEFECTS`, where a library's spans miss a call).
-MISCOUNTED_CALLS: dict[str, str] = {
-    "opentelemetry-instrumentation-mistralai-0.62.4-mistral_embeddings": _OTHER_TRACE.format(
-        "OpenLLMetry's Mistral instrumentation 0.62.4 (beside the mistralai SDK's own span, which has it)"
-    ),
-    **{
-        f"{langchain}+{client}-openai-chat_stream": _OTHER_TRACE.format(
-            f"{name}'s OpenAI instrumentation (inside a LangChain.js stream, whose span has the usage)"
-        )
-        for langchain, client, name in (
-            ("traceloop-instrumentation-langchain-0.27.0", "openllmetry", "OpenLLMetry-JS"),
-            ("arizeai-openinference-instrumentation-langchain-4.1.1", "openinference", "OpenInference-JS"),
-        )
-    },
-}
 _KEYS = pipeline_keys((), "drop")
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 

@@ -241,8 +241,8 @@ def test_a_model_span_without_usage_with_the_response_id_of_a_call_is_a_layer_of
 
 def test_a_failed_attempt_beside_the_call_stays_a_call() -> None:
     """A framework's span (with the usage of the call) over a failed attempt and the retry that
-    succeeded: the attempt is not a layer of the call; so is a span without usage in a trace of its
-    own, and one below a wrapper."""
+    succeeded: the attempt is not a layer of the call; neither is a span without usage in a trace of its
+    own of the call's own scope (another attempt), nor one below a wrapper."""
     framework = cand("1", scope_name="langchain", rank=3)
     failed = silent("2", parent_span_id="1", scope_name="openai", model="gpt-4o-mini")
     retry = cand("3", parent_span_id="1", scope_name="openai")
@@ -269,3 +269,49 @@ def test_layers_without_usage_are_decided_the_same_whatever_the_order() -> None:
     assert sum(d.price_status == "not_billable" for d in expected.values()) == 1
     for perm in itertools.permutations(facts):
         assert decide(list(perm), {}) == expected
+
+
+def test_a_lone_layer_without_usage_is_a_layer_of_the_call_around_it_or_within_it() -> None:
+    """A root span without usage (its context was lost) of the same service, model family and time as a
+    call of another scope: a LangChain.js stream's OpenAI span inside LangChain's span of the call, or
+    OpenLLMetry's Mistral span around the SDK's own. Not a failed one, one of the same scope, one of
+    another model, or one that neither contains nor lies within the call."""
+    langchain = cand("1", trace_id="b" * 32, scope_name="langchain", start_us=1_000_000, end_us=1_130_000)
+    openai = silent("2", trace_id="c" * 32, scope_name="openai", model="gpt-4o-mini-2024-07-18",
+                    start_us=1_012_000, end_us=1_127_000)  # fmt: skip
+    sdk = cand("3", trace_id="d" * 32, scope_name="mistral_sdk", model="mistral-embed", input_tokens=12,
+               start_us=5_002_000, end_us=5_005_000)  # fmt: skip
+    mistral = silent("4", trace_id="e" * 32, scope_name="openllmetry", model="mistral-embed",
+                     start_us=5_000_000, end_us=5_006_000)  # fmt: skip
+    failed = silent("5", trace_id="f" * 32, scope_name="openai", model="gpt-4o-mini", failed=True,
+                    start_us=1_020_000, end_us=1_100_000)  # fmt: skip
+    same_scope = silent("6", trace_id="9" * 32, scope_name="langchain", model="gpt-4o-mini",
+                        start_us=1_020_000, end_us=1_100_000)  # fmt: skip
+    other_model = silent("7", trace_id="8" * 32, scope_name="openai", model="gpt-4o",
+                         start_us=1_020_000, end_us=1_100_000)  # fmt: skip
+    overlapping = silent("8", trace_id="7" * 32, scope_name="openai", model="gpt-4o-mini",
+                         start_us=1_100_000, end_us=1_300_000)  # fmt: skip
+    child = silent("9", trace_id="6" * 32, parent_span_id="x", scope_name="openai", model="gpt-4o-mini",
+                   start_us=1_020_000, end_us=1_100_000)  # fmt: skip
+    facts = [langchain, openai, sdk, mistral, failed, same_scope, other_model, overlapping, child]
+    got = decide(facts, {})
+    assert got[("t", "c" * 32, "2")] == Decision("duplicate_layer", RULE_CROSS_LAYER, "1")
+    assert got[("t", "e" * 32, "4")] == Decision("duplicate_layer", RULE_CROSS_LAYER, "3")
+    for c in (failed, same_scope, other_model, overlapping, child):
+        assert got[(c.tenant, c.trace_id, c.span_id)] == Decision("not_billable", "", ""), c.span_id
+    expected = decide(facts[:4], {})
+    for perm in itertools.permutations(facts[:4]):
+        assert decide(list(perm), {}) == expected
+
+
+def test_a_lone_layer_belongs_to_the_nearest_call_even_one_decided_elsewhere() -> None:
+    """Of two concurrent calls around a lone layer, the one whose interval is nearest its own; a call
+    decided in another pass (a partner, with the span that bills it) counts as well."""
+    early = cand("1", trace_id="b" * 32, scope_name="langchain", start_us=1_000_000, end_us=1_200_000)
+    layer = silent("2", trace_id="c" * 32, scope_name="openai", model="gpt-4o-mini",
+                   start_us=1_050_000, end_us=1_150_000)  # fmt: skip
+    near = cand("3", trace_id="d" * 32, scope_name="langchain", start_us=1_040_000, end_us=1_160_000)
+    assert decide([early, layer, near], {})[("t", "c" * 32, "2")].billed_by == "3"
+    got = decide([early, layer], {}, partners=[(near, "sdk-span")])
+    assert got[("t", "c" * 32, "2")] == Decision("duplicate_layer", RULE_CROSS_LAYER, "sdk-span")
+    assert ("t", "d" * 32, "3") not in got  # a partner is not decided

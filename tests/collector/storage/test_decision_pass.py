@@ -361,3 +361,83 @@ def test_layers_without_usage_are_decided_after_a_crash(store: Store, database_p
         fresh.refresh_aggregates(since=datetime.now(UTC) - timedelta(hours=1))
         assert _statuses(fresh) == EXPECTED_LAYERS
         assert _calls(fresh) == 2
+
+
+def _lone_layers(n: int, start: datetime) -> list[tuple[CallRow, CallRow]]:
+    """`n` concurrent streams of one service, each recorded by LangChain.js's span (the usage) and, in
+    a trace of its own (the context lost), the OpenAI instrumentation's span without usage within it;
+    each stream starts 10 ms after the previous one and lasts 500 ms."""
+    base = busy_bucket(1, start)[0]
+    pairs = []
+    for i in range(n):
+        begin = start + timedelta(milliseconds=10 * i)
+        call = base._replace(
+            trace_id=f"{2 * i + 1:032x}", span_id=f"{2 * i + 1:016x}", timestamp=begin, duration_ms=500.0,
+            input_tokens=100 + i, scope_name="@traceloop/instrumentation-langchain", model="gpt-4o-mini",
+            status="ok",
+        )  # fmt: skip
+        layer = call._replace(
+            trace_id=f"{2 * i + 2:032x}", span_id=f"{2 * i + 2:016x}",
+            timestamp=begin + timedelta(milliseconds=5), duration_ms=492.0, input_tokens=0, output_tokens=0,
+            input_cost=None, output_cost=None,
+            cache_read_cost=None, cache_write_cost=None, total_cost=None, price_status="not_billable",
+            quote_status="not_billable", scope_name="@traceloop/instrumentation-openai",
+            model="gpt-4o-mini-2024-07-18", context_id=f"ctx-{2 * i + 2}",
+        )  # fmt: skip
+        pairs.append((call, layer))
+    return pairs
+
+
+@pytest.mark.parametrize("layer_first", [False, True], ids=["call-first", "layer-first"])
+def test_a_lone_layer_without_usage_counts_as_no_call_whatever_the_order(
+    database_pool: DatabasePool, layer_first: bool
+) -> None:
+    """A LangChain.js stream: the OpenAI instrumentation's span, without usage, in a trace of its own
+    within LangChain's span of the call, is a layer of that call, whichever arrives first."""
+    ((call, layer),) = _lone_layers(1, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
+    with database_pool.store() as store:
+        for row in (layer, call) if layer_first else (call, layer):
+            store.write([row], [])
+            store.refresh_aggregates(hourly=False)
+        assert _statuses(store) == {
+            call.span_id: ("priced", "", ""),
+            layer.span_id: ("duplicate_layer", RULE_CROSS_LAYER, call.span_id),
+        }
+        assert _calls(store) == 1
+
+
+def test_concurrent_lone_layers_each_belong_to_their_own_call(store: Store) -> None:
+    """200 overlapping streams (one every 10 ms, each 500 ms long), each with a lone layer within it:
+    each layer belongs to its own stream, and every pass closes in a round or two and reads the calls
+    around its batch's stretch of time (a layer's possible calls are read, not the calls related to
+    those), so the keys never chain through the whole stretch of traffic."""
+    pairs = _lone_layers(200, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
+    rows = [row for pair in pairs for row in pair]
+    candidates = render_query("decision_candidates.sql", store.database)
+    for at in range(0, len(rows), 41):  # batches that split pairs
+        batch = rows[at : at + 41]
+        store.write(batch, [])
+        keys = DecisionKeys()
+        for row in batch:
+            keys.add_call(row)
+        source = Counting(store)
+        changes, pending = run_pass(source, keys)
+        assert not pending and source.statements.count(candidates) <= 3
+        # the batch's 20 streams and the 50 open around each end of its stretch, twice (call, layer)
+        assert source.rows <= 2 * (20 + 2 * 50) + 20
+        store.write([new for _, new in changes], [])
+    store.refresh_aggregates(hourly=False)
+    statuses = _statuses(store)
+    for call, layer in pairs:
+        assert statuses[call.span_id] == ("priced", "", "")
+        assert statuses[layer.span_id] == ("duplicate_layer", RULE_CROSS_LAYER, call.span_id)
+    assert _calls(store) == 200
+
+
+def test_a_lone_layer_is_decided_after_a_crash(store: Store, database_pool: DatabasePool) -> None:
+    ((call, layer),) = _lone_layers(1, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
+    store.write([call, layer], [])
+    with Store.open(data_dir=database_pool.data_dir, database=store.database) as fresh:
+        fresh.refresh_aggregates(since=datetime.now(UTC) - timedelta(hours=1))
+        assert _statuses(fresh)[layer.span_id] == ("duplicate_layer", RULE_CROSS_LAYER, call.span_id)
+        assert _calls(fresh) == 1

@@ -33,7 +33,13 @@ is a *candidate*; `decide` settles, for a set of related candidates, which one b
      span over the client library's;
    * it lies below a model span that is a leaf of rule 2, in the same trace (`RULE_WITHIN_CALL`):
      a layer under the span of the call, or a span per streamed chunk; or
-   * it has the response ID of a leaf (`RULE_RESPONSE_ID`).
+   * it has the response ID of a leaf (`RULE_RESPONSE_ID`); or
+   * it is a *lone* layer (`RULE_CROSS_LAYER`): the root of its trace (the context was not carried
+     into it: a LangChain.js stream's OpenAI span, OpenLLMetry's Mistral span beside the SDK's own),
+     not failed, whose model family is that of a model leaf of the same tenant and service instance,
+     from another scope, whose interval contains its own or lies within it (1 ms slack); of several,
+     the nearest (the smallest sum of the differences of the starts and of the ends), then by trace
+     and span ID.
    A failed attempt beside the successful one (siblings under a framework's span) is none of these,
    and stays a call.
 
@@ -44,7 +50,9 @@ arrived in, so recomputing it after any batch converges to the same bills. Pure;
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple
@@ -115,6 +123,7 @@ class Candidate(NamedTuple):
     quote_status: str  # the price status as quoted (what a billed row shows)
     has_usage: bool
     cache_tokens: int = 0  # cache read + cache write tokens the span reports
+    failed: bool = False  # the span's status is an error
 
 
 class Decision(NamedTuple):
@@ -256,6 +265,48 @@ def _layer_of(
     return None if leaf is None else (RULE_RESPONSE_ID, leaf)
 
 
+def _lone(c: Candidate) -> bool:
+    """A model span without usage that is the root of its trace, not failed, with a model (rule 4)."""
+    return not c.parent_span_id and not c.ancestors and not c.failed and bool(c.model)
+
+
+class _LonePartners:
+    """The model candidates a lone layer without usage may belong to (the module's rule 4, last case),
+    per (tenant, service instance), sorted by start, each with the span ID that bills its call."""
+
+    def __init__(self, partners: Iterable[tuple[Candidate, str]]) -> None:
+        by_instance: dict[tuple[str, str], list[tuple[Candidate, str]]] = defaultdict(list)
+        for p, billed_by in partners:
+            if p.kind == KIND_MODEL and p.model:
+                by_instance[(p.tenant, p.service_instance)].append((p, billed_by))
+        self._index: dict[tuple[str, str], tuple[list[int], list[tuple[Candidate, str]], int]] = {}
+        for key, found in by_instance.items():
+            found.sort(key=lambda pb: (pb[0].start_us, pb[0].trace_id, pb[0].span_id))
+            longest = max(p.end_us - p.start_us for p, _ in found)
+            self._index[key] = ([p.start_us for p, _ in found], found, longest)
+
+    def billed_by(self, c: Candidate) -> str | None:
+        """The span that bills the call of which `c` is a lone layer; None: none (a call of its own)."""
+        index = self._index.get((c.tenant, c.service_instance))
+        if index is None:
+            return None
+        starts, found, longest = index
+        tol = CONTAINMENT_TOLERANCE_US
+        family = model_family(c.model)
+        best: tuple[int, str, str, str] | None = None
+        # a partner that contains c starts at most `longest` before c ends; one within c starts within c
+        for i in range(bisect_left(starts, c.end_us - tol - longest), bisect_right(starts, c.end_us + tol)):
+            p, billed_by = found[i]
+            if p.scope_name == c.scope_name or model_family(p.model) != family:
+                continue
+            if not (_contains(p, c) or _contains(c, p)):
+                continue
+            gap = abs(p.start_us - c.start_us) + abs(p.end_us - c.end_us)
+            if best is None or (gap, p.trace_id, p.span_id) < best[:3]:
+                best = (gap, p.trace_id, p.span_id, billed_by)
+        return None if best is None else best[3]
+
+
 class _Groups:
     def __init__(self, keys: Iterable[_Key]) -> None:
         self.up: dict[_Key, _Key] = {k: k for k in keys}
@@ -274,10 +325,16 @@ class _Groups:
             self.up[max(ra, rb)] = min(ra, rb)
 
 
-def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict[_Key, Decision]:
+def decide(
+    candidates: Sequence[Candidate],
+    parents: Mapping[_Key, str],
+    partners: Sequence[tuple[Candidate, str]] = (),
+) -> dict[_Key, Decision]:
     """The decision of every candidate, keyed by (tenant, trace ID, span ID). `parents` maps (tenant,
     trace ID, span ID) -> parent span ID for the other recorded spans of the same traces (steps).
-    Deterministic."""
+    `partners`: other model candidates, each with the span ID that bills its call as already decided,
+    that a lone layer without usage among `candidates` may belong to (rule 4); they are not decided
+    here (the candidates related to them need not be among `candidates`). Deterministic."""
     by_key: dict[_Key, Candidate] = {}
     for c in sorted(candidates, key=lambda c: (c.tenant, c.trace_id, c.span_id, -c.input_tokens)):
         by_key.setdefault((c.tenant, c.trace_id, c.span_id), c)
@@ -326,12 +383,19 @@ def decide(candidates: Sequence[Candidate], parents: Mapping[_Key, str]) -> dict
         billed_by = active[biller_of[leaf]].span_id if leaf is not None else ""
         status = STATUS_DUPLICATE_LAYER if c.kind == KIND_MODEL else STATUS_WRAPPER
         out[key] = Decision(status, RULE_DESCENDANT, billed_by)
+    lone: _LonePartners | None = None
     for key, c in silent.items():
         if key in out:
             continue
         if (layer := _layer_of(c, parents, by_key, active, biller_of, by_response)) is not None:
             rule, leaf = layer
             out[key] = Decision(STATUS_DUPLICATE_LAYER, rule, active[biller_of[leaf]].span_id)
+        elif _lone(c):
+            if lone is None:
+                leaf_partners = ((active[k], active[b].span_id) for k, b in biller_of.items())
+                lone = _LonePartners(itertools.chain(leaf_partners, partners))
+            if (partner := lone.billed_by(c)) is not None:
+                out[key] = Decision(STATUS_DUPLICATE_LAYER, RULE_CROSS_LAYER, partner)
     for key, c in by_key.items():
         if key not in out:
             out[key] = Decision(c.quote_status, "", "")

@@ -86,6 +86,7 @@ class CandidateFacts(NamedTuple):
     quote_status: str
     billing_rule: str
     billed_by: str
+    status: str
     version: int
 
 
@@ -102,6 +103,9 @@ class KeyFacts(NamedTuple):
     kind: str
     price_status: str
     quote_status: str
+    parent_span_id: str
+    status: str
+    model: str
 
 
 #: A call row as written (`CallRow`), as the decision reads it back (`CandidateFacts`), or its keys as
@@ -132,11 +136,14 @@ class DecisionKeys:
     response_ids: set[tuple[str, str]] = field(default_factory=set)  # (tenant, response ID)
     #: match bucket -> the intervals of its calls (a related call contains or lies within one)
     buckets: dict[_Bucket, set[_Interval]] = field(default_factory=dict)
+    #: (tenant, service instance) -> the intervals of its lone layers without usage (`_lone`): the
+    #: calls that contain or lie within one are read as their possible partners
+    lone: dict[tuple[str, str], set[_Interval]] = field(default_factory=dict)
     earliest: datetime | None = None
     latest: datetime | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.traces or self.response_ids or self.buckets)
+        return bool(self.traces or self.response_ids or self.buckets or self.lone)
 
     def note_time(self, ts: datetime) -> None:
         """Widen the time range to `ts`."""
@@ -147,13 +154,18 @@ class DecisionKeys:
 
     def add_call(self, c: _Row) -> None:
         """Note the keys a written call row can be related by: a candidate's (`add`); a model span's
-        without usage, its trace and response ID only (`genai.decisions`, rule 4); a fetch row's none."""
+        without usage, its trace and response ID, and when it is a lone layer (`_lone`) its interval
+        (`genai.decisions`, rule 4); a fetch row's none."""
         if c.kind == KIND_FETCH:
             return
         if _without_usage(c):
             self.traces.add(c.trace_id)
             if c.response_id:
                 self.response_ids.add((c.tenant_id, c.response_id))
+            if _lone(c):
+                self.lone.setdefault((c.tenant_id, c.service_instance), set()).add(
+                    interval_us(c.timestamp, c.duration_ms)
+                )
             self.note_time(c.timestamp)
             return
         self.add(
@@ -191,6 +203,8 @@ class DecisionKeys:
         self.response_ids |= other.response_ids
         for bucket, intervals in other.buckets.items():
             self.buckets.setdefault(bucket, set()).update(intervals)
+        for instance, intervals in other.lone.items():
+            self.lone.setdefault(instance, set()).update(intervals)
         for ts in (other.earliest, other.latest):
             if ts is not None:
                 self.note_time(ts)
@@ -202,60 +216,101 @@ class DecisionKeys:
 
     def span(self) -> tuple[int, int] | None:
         """The earliest start and the latest end of every bucket interval (µs), None without buckets."""
-        if not self.buckets:
-            return None
-        return (
-            min(start for intervals in self.buckets.values() for start, _ in intervals),
-            max(end for intervals in self.buckets.values() for _, end in intervals),
-        )
+        return _span(self.buckets.values())
+
+    def lone_span(self) -> tuple[int, int] | None:
+        """The earliest start and the latest end of every lone layer's interval (µs), None without."""
+        return _span(self.lone.values())
+
+
+def _span(groups: Iterable[set[_Interval]]) -> tuple[int, int] | None:
+    intervals = [interval for group in groups for interval in group]
+    if not intervals:
+        return None
+    return min(start for start, _ in intervals), max(end for _, end in intervals)
+
+
+class _Intervals:
+    """Intervals sorted by start, with the running maximum of their ends (does one contain a given
+    interval?) and the minimum of the ends from each on (does one lie within it?): `relates` answers in
+    log time, however many intervals there are."""
+
+    def __init__(self, intervals: Iterable[_Interval]) -> None:
+        ordered = sorted(intervals)
+        self.starts = [start for start, _ in ordered]
+        ends = [end for _, end in ordered]
+        self.max_end = list(ends)
+        for i in range(1, len(ends)):
+            self.max_end[i] = max(self.max_end[i], self.max_end[i - 1])
+        self.min_end = list(ends)
+        for i in range(len(ends) - 2, -1, -1):
+            self.min_end[i] = min(self.min_end[i], self.min_end[i + 1])
+
+    def relates(self, start: int, end: int) -> bool:
+        """Whether one of the intervals contains [start, end] or lies within it (within the tolerance)."""
+        tol = CONTAINMENT_TOLERANCE_US
+        within = bisect_right(self.starts, start + tol)  # intervals starting early enough to contain it
+        if within and self.max_end[within - 1] >= end - tol:
+            return True
+        first = bisect_left(self.starts, start - tol)  # intervals starting late enough to lie within it
+        return first < len(self.starts) and self.min_end[first] <= end + tol
+
+
+#: How a row relates to the keys of a pass (`Related.relation`).
+RELATED = "related"  # decided in the pass, its keys added to the pass's
+PARTNER = "partner"  # a possible partner of a lone layer only: read, with its decision as stored
 
 
 class Related:
-    """`DecisionKeys.matches` for many rows: each bucket's intervals sorted by start, with the running
-    maximum of their ends (is a row within one?) and the minimum of the ends from each on (does a row
-    contain one?), so a row is checked in log time, however many calls the bucket holds."""
+    """`DecisionKeys.matches` for many rows: the intervals of each bucket, of each service instance's
+    buckets together and of its lone layers, indexed (`_Intervals`), so a row is checked in log time,
+    however many calls a bucket holds."""
 
     def __init__(self, keys: DecisionKeys) -> None:
         """Index the intervals of `keys` (later changes to `keys` are not seen)."""
         self.keys = keys
-        self._index: dict[_Bucket, tuple[list[int], list[int], list[int]]] = {}
-        for bucket, intervals in keys.buckets.items():
-            ordered = sorted(intervals)
-            starts = [start for start, _ in ordered]
-            ends = [end for _, end in ordered]
-            max_end = list(ends)
-            for i in range(1, len(max_end)):
-                max_end[i] = max(max_end[i], max_end[i - 1])
-            min_end = list(ends)
-            for i in range(len(min_end) - 2, -1, -1):
-                min_end[i] = min(min_end[i], min_end[i + 1])
-            self._index[bucket] = (starts, max_end, min_end)
+        self._buckets = {bucket: _Intervals(intervals) for bucket, intervals in keys.buckets.items()}
+        by_instance: dict[tuple[str, str], list[_Interval]] = {}
+        for (tenant, instance, _), intervals in keys.buckets.items():
+            by_instance.setdefault((tenant, instance), []).extend(intervals)
+        self._instances = {instance: _Intervals(intervals) for instance, intervals in by_instance.items()}
+        self._lone = {instance: _Intervals(intervals) for instance, intervals in keys.lone.items()}
 
     def matches(self, c: _Row) -> bool:
-        """Whether candidate `c` is related to the keys (see `DecisionKeys.matches`)."""
+        """Whether call row `c` is related to the keys (see `DecisionKeys.matches`)."""
+        return self.relation(c) == RELATED
+
+    def relation(self, c: _Row) -> str | None:
+        """`RELATED`: `c` shares a trace or a response ID with the keys, or, with usage, a match bucket
+        in which its interval contains or lies within one of the bucket's, or, a lone layer without
+        usage, a service instance in which its interval contains or lies within one of a bucket's;
+        `PARTNER`: with usage, it contains or lies within a lone layer's interval only; else None."""
         keys = self.keys
         if c.trace_id in keys.traces:
-            return True
+            return RELATED
         if c.response_id and (c.tenant_id, c.response_id) in keys.response_ids:
-            return True
-        if _without_usage(c):
-            return False  # related by its trace and response ID only
-        index = self._index.get((c.tenant_id, c.service_instance, c.input_tokens))
-        if index is None:
-            return False
-        starts, max_end, min_end = index
+            return RELATED
         start, end = interval_us(c.timestamp, c.duration_ms)
-        tol = CONTAINMENT_TOLERANCE_US
-        within = bisect_right(starts, start + tol)  # intervals starting early enough to contain c
-        if within and max_end[within - 1] >= end - tol:
-            return True
-        first = bisect_left(starts, start - tol)  # intervals starting late enough to lie within c
-        return first < len(starts) and min_end[first] <= end + tol
+        instance = (c.tenant_id, c.service_instance)
+        if _without_usage(c):
+            index = self._instances.get(instance) if _lone(c) else None
+            return RELATED if index is not None and index.relates(start, end) else None
+        index = self._buckets.get((c.tenant_id, c.service_instance, c.input_tokens))
+        if index is not None and index.relates(start, end):
+            return RELATED
+        index = self._lone.get(instance)
+        return PARTNER if index is not None and index.relates(start, end) else None
 
 
 def _without_usage(c: _Row) -> bool:
     """Whether the row is a span's without usage, as quoted (a decision may have un-billed it since)."""
     return (c.quote_status or c.price_status) == STATUS_NOT_BILLABLE
+
+
+def _lone(c: _Row) -> bool:
+    """Whether a row without usage may be a lone layer of a call (`genai.decisions`, rule 4): the root
+    of its trace, not failed, with a model."""
+    return not c.parent_span_id and c.status != "error" and bool(c.model)
 
 
 def _decided(c: _Row) -> bool:
@@ -285,6 +340,7 @@ def _candidate(c: CandidateFacts) -> Candidate:
         quote_status=quote,
         has_usage=quote != STATUS_NOT_BILLABLE,
         cache_tokens=c.cache_read_tokens + c.cache_write_tokens,
+        failed=c.status == "error",
     )
 
 
@@ -296,18 +352,26 @@ _V = TypeVar("_V")
 _Newest = dict[tuple[str, str, str, str], tuple[_Rank, CandidateFacts]]
 
 
-def _load(
-    source: _Source, keys: DecisionKeys, since: datetime, until: datetime, chunk: int
-) -> dict[_Key, CandidateFacts]:
+class _Loaded(NamedTuple):
+    """What a round of the pass reads: the rows it decides, and the possible partners of lone layers."""
+
+    rows: dict[_Key, CandidateFacts]  # `RELATED`
+    partners: dict[_Key, CandidateFacts]  # `PARTNER`
+
+
+def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime, chunk: int) -> _Loaded:
     sql = render_query("decision_candidates.sql", source.database)
     traces = sorted(keys.traces)
     rids = sorted({r for _, r in keys.response_ids})
     inputs = sorted({n for _, _, n in keys.buckets})
     instances = sorted({i for _, i, _ in keys.buckets})
-    # A call related through a bucket ends after the earliest bucket interval starts and starts
-    # before the latest one ends (the engine's rounding of the end aside: one more millisecond).
+    lone_instances = sorted({i for _, i in keys.lone})
+    # A call related through a bucket (or a lone layer's interval) ends after the earliest interval
+    # starts and starts before the latest one ends (the engine's rounding of the end aside: one more
+    # millisecond).
     slack = CONTAINMENT_TOLERANCE_US + 1_000
     first, last = keys.span() or (0, 0)
+    lone_first, lone_last = keys.lone_span() or (0, 0)
     earliest, latest = keys.earliest or since, keys.latest or until  # (`run_pass` has both)
     window = {
         "since": since,
@@ -316,11 +380,17 @@ def _load(
         "near_until": min(latest + _NEAR, until),
         "bucket_from": datetime.fromtimestamp((first - slack) / 1e6, UTC),
         "bucket_to": datetime.fromtimestamp((last + slack) / 1e6, UTC),
+        "lone_from": datetime.fromtimestamp((lone_first - slack) / 1e6, UTC),
+        "lone_to": datetime.fromtimestamp((lone_last + slack) / 1e6, UTC),
     }
     newest: _Newest = {}
 
     def read(
-        traces: Sequence[str], rids: Sequence[str], inputs: Sequence[int], instances: Sequence[str]
+        traces: Sequence[str],
+        rids: Sequence[str],
+        inputs: Sequence[int],
+        instances: Sequence[str],
+        lone_instances: Sequence[str],
     ) -> None:
         for start in range(0, max(len(traces), len(rids), len(inputs), 1), chunk):
             params = {
@@ -329,21 +399,28 @@ def _load(
                 "response_ids": rids[start : start + chunk],
                 "inputs": inputs[start : start + chunk],
                 "instances": instances,
+                "lone_instances": lone_instances,
             }
             columns, _, result = source.query(sql, params)
             _keep_newest(newest, columns, result)
 
-    read(traces, rids, inputs, instances)
-    # A span matched by a response ID or a bucket alone may have versions that match no key: every
-    # version of it, read by its trace (a second statement only when a match crossed traces).
-    if others := sorted({row.trace_id for _, row in newest.values()} - keys.traces):
-        read(others, [], [], [])
     related = Related(keys)
-    rows: dict[_Key, CandidateFacts] = {}
-    for _, row in sorted(newest.values(), key=lambda kept: kept[0], reverse=True):
-        if _decided(row) and related.matches(row):
-            rows[(row.tenant_id, row.trace_id, row.span_id)] = row
-    return rows
+
+    def relations() -> list[tuple[str, CandidateFacts]]:
+        """The related rows among the newest versions read, newest first, with their relation."""
+        kept = sorted(newest.values(), key=lambda kept: kept[0], reverse=True)
+        return [(how, row) for _, row in kept if _decided(row) and (how := related.relation(row)) is not None]
+
+    read(traces, rids, inputs, instances, lone_instances)
+    # A span related by a response ID, a bucket or a lone layer alone may have versions that match no
+    # key (a newer one would have been read too, had it matched one: the version read is the newest):
+    # every version of it, read by its trace (a second statement only when a relation crossed traces).
+    if others := sorted({row.trace_id for _, row in relations()} - keys.traces):
+        read(others, [], [], [], [])
+    loaded = _Loaded({}, {})
+    for how, row in relations():
+        (loaded.rows if how == RELATED else loaded.partners)[(row.tenant_id, row.trace_id, row.span_id)] = row
+    return loaded
 
 
 def _keep_newest(newest: _Newest, columns: Sequence[str], result: Sequence[Sequence[Any]]) -> None:
@@ -419,18 +496,21 @@ def _shared_traces(rows: Mapping[_Key, CandidateFacts]) -> list[str]:
 
 
 def _grown(closed: DecisionKeys, rows: Iterable[CandidateFacts]) -> DecisionKeys:
-    """The keys the loaded `rows` add to `closed` (a trace, a response ID or a bucket interval it lacks;
-    empty: the set is closed), with the time range of every row."""
+    """The keys the loaded `rows` add to `closed` (a trace, a response ID, a bucket interval or a lone
+    layer's interval it lacks; empty: the set is closed), with the time range of every row."""
     grown = DecisionKeys()
     for row in rows:
-        intervals = closed.buckets.get((row.tenant_id, row.service_instance, row.input_tokens))
+        interval = interval_us(row.timestamp, row.duration_ms)
+        if _without_usage(row):
+            intervals = closed.lone.get((row.tenant_id, row.service_instance)) if _lone(row) else None
+            known = not _lone(row) or (intervals is not None and interval in intervals)
+        else:
+            intervals = closed.buckets.get((row.tenant_id, row.service_instance, row.input_tokens))
+            known = intervals is not None and interval in intervals
         if (
-            row.trace_id in closed.traces
+            known
+            and row.trace_id in closed.traces
             and (not row.response_id or (row.tenant_id, row.response_id) in closed.response_ids)
-            and (
-                _without_usage(row)
-                or (intervals is not None and interval_us(row.timestamp, row.duration_ms) in intervals)
-            )
         ):
             grown.note_time(row.timestamp)
         else:
@@ -449,19 +529,23 @@ def run_pass(
     since, until = keys.earliest - _WINDOW, keys.latest + _WINDOW
     closed = DecisionKeys()
     closed.merge(keys)
-    rows: dict[_Key, CandidateFacts] = {}
+    loaded = _Loaded({}, {})
     pending = DecisionKeys()
     for _ in range(_MAX_ROUNDS):
-        rows = _load(source, closed, since, until, chunk)
-        grown = _grown(closed, rows.values())
+        loaded = _load(source, closed, since, until, chunk)
+        grown = _grown(closed, loaded.rows.values())
         if not grown:
             break
         closed.merge(grown)
     else:
         _log.warning("decision pass: related set did not close in %d rounds; continuing later", _MAX_ROUNDS)
         pending = closed
+    rows = loaded.rows
     parents = _links(source, _shared_traces(rows), since, until, chunk)
-    decisions = decide([_candidate(r) for r in rows.values()], parents)
+    # A partner's decision is its own pass's (its related set is not read here): the span that bills
+    # its call is the one it names, or itself.
+    partners = [(_candidate(p), p.billed_by or p.span_id) for p in loaded.partners.values()]
+    decisions = decide([_candidate(r) for r in rows.values()], parents, partners)
     changed = [
         key
         for key, row in sorted(rows.items())

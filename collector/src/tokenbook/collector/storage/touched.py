@@ -86,14 +86,22 @@ class Touched:
             self.contexts,
             self.hours,
             self.months,
-            (d.traces, d.response_ids, d.buckets, _stamp(d.earliest), _stamp(d.latest)),
+            (d.traces, d.response_ids, d.buckets, d.lone, _stamp(d.earliest), _stamp(d.latest)),
         )
 
     @classmethod
     def from_wire(cls, doc: Sequence[Any]) -> Touched:
         """Inverse of `wire`."""
-        calls, steps, oldest, contexts, hours, months, (traces, responses, buckets, earliest, latest) = doc
-        decisions = DecisionKeys(traces, responses, buckets, _time(earliest), _time(latest))
+        calls, steps, oldest, contexts, hours, months, keys = doc
+        traces, responses, buckets, lone, earliest, latest = keys
+        decisions = DecisionKeys(
+            traces=traces,
+            response_ids=responses,
+            buckets=buckets,
+            lone=lone,
+            earliest=_time(earliest),
+            latest=_time(latest),
+        )
         return cls(calls, steps, _time(oldest), contexts, hours, months, decisions)
 
 

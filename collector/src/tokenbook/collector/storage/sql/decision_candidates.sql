@@ -1,6 +1,8 @@
 -- The decision pass (storage/decisions.py): the decision facts of the call rows (a span with usage,
 -- a model span without, or one that was recorded before migration 030) of the touched traces,
--- response IDs and match buckets, as the ledger holds them; a bucket's calls only where they meet the buckets' time span.
+-- response IDs and match buckets (with the roots of traces without usage there: lone layers), and
+-- of the calls around or within the touched lone layers (their possible partners), as the ledger
+-- holds them; a bucket's calls only where they meet the buckets' time span.
 --
 -- Read by time from the ledger's time-ordered projection (migration 130), not with FINAL (which reads
 -- every column of whole month partitions), over a span of time that follows what the pass touched,
@@ -29,7 +31,7 @@ WITH (
 SELECT
     timestamp, tenant_id, context_id, trace_id, span_id, parent_span_id, ancestors, kind, scope_name,
     scope_version, service_instance, model, response_id, input_tokens, output_tokens, cache_read_tokens,
-    cache_write_tokens, duration_ms, price_status, quote_status, billing_rule, billed_by, version,
+    cache_write_tokens, duration_ms, price_status, quote_status, billing_rule, billed_by, status, version,
     ingested_at
 FROM {{db}}.llm_calls
 PREWHERE timestamp >= span.1
@@ -38,9 +40,14 @@ PREWHERE timestamp >= span.1
         trace_id IN {traces:Array(String)}
         OR (response_id != '' AND response_id IN {response_ids:Array(String)})
         OR (
-            input_tokens IN {inputs:Array(UInt64)}
+            (input_tokens IN {inputs:Array(UInt64)} OR (input_tokens = 0 AND parent_span_id = ''))
             AND service_instance IN {instances:Array(String)}
             AND timestamp <= {bucket_to:DateTime64(6, 'UTC')}
             AND addMicroseconds(timestamp, toInt64(duration_ms * 1000)) >= {bucket_from:DateTime64(6, 'UTC')}
+        )
+        OR (
+            service_instance IN {lone_instances:Array(String)}
+            AND timestamp <= {lone_to:DateTime64(6, 'UTC')}
+            AND addMicroseconds(timestamp, toInt64(duration_ms * 1000)) >= {lone_from:DateTime64(6, 'UTC')}
         )
     )
