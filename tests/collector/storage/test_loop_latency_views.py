@@ -215,3 +215,21 @@ def test_latency_views_and_spend_per_policy_path(store: Store) -> None:
 def _exact_sum(rows: list[CallRow]) -> Decimal | None:
     costs = [r.total_cost for r in rows if r.total_cost is not None]
     return sum(costs, Decimal(0)) if costs else None
+
+
+def test_a_tool_call_recorded_by_two_layers_counts_once(store: Store) -> None:
+    """AutoGen's own ``execute_tool get_weather`` span, a child of OpenInference's ``weather.get_weather``
+    span of the same tool call: one tool call (and its failure one tool error). A tool that runs another
+    tool, and two calls of the same tool side by side, are two tool calls each."""
+    call = _call("ctx-tools", 0, 1000, "0.01")
+    outer = _tool("ctx-tools", call, 0)._replace(name="weather.get_weather", status="error")
+    inner = _tool("ctx-tools", call, 1)._replace(
+        name="execute_tool get_weather", parent_span_id=outer.span_id, status="error"
+    )
+    composite = _tool("ctx-tools", call, 2)._replace(name="execute_tool research")
+    sub = _tool("ctx-tools", call, 3)._replace(name="execute_tool search", parent_span_id=composite.span_id)
+    parallel = [_tool("ctx-tools", call, 4 + i)._replace(name="execute_tool get_weather") for i in range(2)]
+    store.write([call], [outer, inner, composite, sub, *parallel])
+    store.refresh_aggregates(hourly=False)
+    (row,) = _rows(store, "SELECT tool_calls, tool_errors FROM DB.v_context_costs")
+    assert row == {"tool_calls": 5, "tool_errors": 1}

@@ -5,6 +5,11 @@
 -- sorting-key columns, on which every version of a row agrees, so FINAL still sees every version of
 -- the rows it keeps (and merges only those).
 --
+-- Tool calls: a tool step whose parent is a tool step of the same tool (the last word of its name, after
+-- a space, a dot, a slash or a double underscore: `execute_tool get_weather` under OpenInference's
+-- `weather.get_weather`) is another layer of that tool call, and counts as none (`tool_spans`: each
+-- tool step's span ID and tool; `tools`: its parent's, its tool and whether it failed).
+--
 -- Tool loops (migration 100): `seq` holds the context's billed model calls and tool steps in time
 -- order (a call before a tool step of the same instant); `s` is `seq` from its first call on (a tool
 -- step before it continues nothing). A call continues a loop when a tool step started since the
@@ -28,9 +33,11 @@ WITH
     arrayFilter(l -> length(l) > 1, arraySplit((i, c) -> NOT c, loop_calls.3, cont)) AS loops
 SELECT
     tenant_id, context_id, first_seen, last_seen, workflow_name, workflow_id, user_id, project_id,
-    feature, calls, unpriced_calls, call_errors, retries, tool_calls, tool_errors, input_tokens,
-    output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost, output_cost,
-    cache_read_cost, cache_write_cost, total_cost, currency, models, outcome,
+    feature, calls, unpriced_calls, call_errors, retries,
+    arrayCount(t -> NOT has(tool_spans, (t.1, t.2)), tools) AS tool_calls,
+    arrayCount(t -> t.3 AND NOT has(tool_spans, (t.1, t.2)), tools) AS tool_errors,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost,
+    output_cost, cache_read_cost, cache_write_cost, total_cost, currency, models, outcome,
     length(loops) AS tool_loops,
     arrayMax(l -> length(l), loops) AS loop_steps,
     arrayReduce('sumIf', loop_calls.4, cont) AS loop_tokens,
@@ -57,8 +64,8 @@ SELECT
     countIf(is_call AND price_status = 'unpriced') AS unpriced_calls,
     countIf(is_call AND status = 'error') AS call_errors,
     countIf(is_call AND attempt > 0) AS retries,
-    countIf(kind = 'tool') AS tool_calls,
-    countIf(kind = 'tool' AND status = 'error') AS tool_errors,
+    groupArrayIf((span_id, tool), kind = 'tool') AS tool_spans,
+    groupArrayIf((parent_span_id, tool, status = 'error'), kind = 'tool') AS tools,
     sumIf(input_tokens, is_call) AS input_tokens,
     sumIf(output_tokens, is_call) AS output_tokens,
     sumIf(cache_read_tokens, is_call) AS cache_read_tokens,
@@ -84,13 +91,15 @@ FROM
         status, attempt, '' AS kind, input_tokens, output_tokens, cache_read_tokens,
         cache_write_tokens, reasoning_tokens, input_cost, output_cost, cache_read_cost,
         cache_write_cost, total_cost, currency, model, '' AS outcome, input_tokens AS step_input,
-        input_tokens + output_tokens AS step_tokens, total_cost AS step_cost
+        input_tokens + output_tokens AS step_tokens, total_cost AS step_cost, '' AS span_id,
+        '' AS parent_span_id, '' AS tool
     FROM {{db}}.llm_calls FINAL
     PREWHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}
     UNION ALL
     SELECT  -- a step: the calls' columns empty (the union takes their types)
         tenant_id, context_id, timestamp AS ts, '', '', '', '', '', 0, '', status, 0, kind, 0, 0, 0, 0,
-        0, NULL, NULL, NULL, NULL, NULL, '', '', outcome, 0, 0, NULL
+        0, NULL, NULL, NULL, NULL, NULL, '', '', outcome, 0, 0, NULL, span_id, parent_span_id,
+        if(kind = 'tool', splitByRegexp('[ ./]|__', name)[-1], '')
     FROM {{db}}.context_steps FINAL
     PREWHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}
 )
