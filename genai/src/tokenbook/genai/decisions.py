@@ -84,7 +84,10 @@ RULES: Final = {
     "": "billed: no other span of this call is closer to the wire",
     RULE_DESCENDANT: "not billed: a descendant span in the same trace carries the usage",
     RULE_RESPONSE_ID: "not billed: another span has the same gen_ai.response.id and bills the call",
-    RULE_CROSS_LAYER: "not billed: another layer recorded the same call (same process, model, tokens, time)",
+    RULE_CROSS_LAYER: (
+        "not billed: another layer recorded the same call (same process, model and time; the same tokens, "
+        "or none on this span)"
+    ),
     RULE_WITHIN_CALL: "not billed: a span without usage inside the span of the call that carries it",
 }
 #: Slack allowed when testing that one span's interval contains another's (clock rounding).
