@@ -441,3 +441,31 @@ def test_a_lone_layer_is_decided_after_a_crash(store: Store, database_pool: Data
         fresh.refresh_aggregates(since=datetime.now(UTC) - timedelta(hours=1))
         assert _statuses(fresh)[layer.span_id] == ("duplicate_layer", RULE_CROSS_LAYER, call.span_id)
         assert _calls(fresh) == 1
+
+
+def test_lone_layers_far_apart_read_the_calls_around_each_not_the_time_between(store: Store) -> None:
+    """Two lone layers 10 minutes apart in one pass (a late span beside fresh ones), in a service that
+    made a call every second between them: the pass reads the calls around each layer, not the 600
+    between (one more statement instead; 1,210 rows read before)."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    calls = [c._replace(model="gpt-4o-mini", status="ok") for c in busy_bucket(600, start)]
+    store.write(calls, [])
+    store.refresh_aggregates(hourly=False)
+    layers = []
+    for i, call in enumerate((calls[0], calls[-1])):
+        layers.append(call._replace(
+            trace_id=f"{0xE0 + i:032x}", span_id=f"{0xE0 + i:016x}", scope_name="openllmetry-js",
+            timestamp=call.timestamp + timedelta(milliseconds=5), duration_ms=480.0, input_tokens=0,
+            output_tokens=0, price_status="not_billable", quote_status="not_billable", total_cost=None,
+        ))  # fmt: skip
+    store.write(layers, [])
+    keys = DecisionKeys()
+    for layer in layers:
+        keys.add_call(layer)
+    source = Counting(store)
+    changes, pending = run_pass(source, keys)
+    assert not pending and source.rows <= 40  # 20: the calls around each layer, read by trace again
+    assert sorted((new.span_id, new.billing_rule, new.billed_by) for _, new in changes) == [
+        (layers[0].span_id, RULE_CROSS_LAYER, calls[0].span_id),
+        (layers[1].span_id, RULE_CROSS_LAYER, calls[-1].span_id),
+    ]

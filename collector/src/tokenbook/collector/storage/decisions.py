@@ -53,6 +53,8 @@ _WINDOW = timedelta(days=1)
 #: for this far around them.
 _NEAR = timedelta(hours=1)
 _MAX_ROUNDS = 8
+#: Lone layers' intervals this close (µs) are read as one stretch of time (`_load`).
+_LONE_GAP_US = 10_000_000
 _CHUNK = 2_000
 
 #: (row as stored before, row as decided now)
@@ -216,18 +218,12 @@ class DecisionKeys:
 
     def span(self) -> tuple[int, int] | None:
         """The earliest start and the latest end of every bucket interval (µs), None without buckets."""
-        return _span(self.buckets.values())
-
-    def lone_span(self) -> tuple[int, int] | None:
-        """The earliest start and the latest end of every lone layer's interval (µs), None without."""
-        return _span(self.lone.values())
-
-
-def _span(groups: Iterable[set[_Interval]]) -> tuple[int, int] | None:
-    intervals = [interval for group in groups for interval in group]
-    if not intervals:
-        return None
-    return min(start for start, _ in intervals), max(end for _, end in intervals)
+        if not self.buckets:
+            return None
+        return (
+            min(start for intervals in self.buckets.values() for start, _ in intervals),
+            max(end for intervals in self.buckets.values() for _, end in intervals),
+        )
 
 
 class _Intervals:
@@ -359,6 +355,21 @@ class _Loaded(NamedTuple):
     partners: dict[_Key, CandidateFacts]  # `PARTNER`
 
 
+def _stretches(intervals: Iterable[_Interval], gap: int) -> list[_Interval]:
+    """`intervals` merged where they overlap or lie less than `gap` apart, in order."""
+    out: list[list[int]] = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1] + gap:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [(start, end) for start, end in out]
+
+
+def _at(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
 def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime, chunk: int) -> _Loaded:
     sql = render_query("decision_candidates.sql", source.database)
     traces = sorted(keys.traces)
@@ -371,17 +382,17 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
     # millisecond).
     slack = CONTAINMENT_TOLERANCE_US + 1_000
     first, last = keys.span() or (0, 0)
-    lone_first, lone_last = keys.lone_span() or (0, 0)
+    # A lone layer's partners are every call of its service instance around it: read for each
+    # stretch of the lone layers' intervals (a late layer beside fresh ones), not over the hour between.
+    stretches = _stretches((i for group in keys.lone.values() for i in group), _LONE_GAP_US) or [(0, 0)]
     earliest, latest = keys.earliest or since, keys.latest or until  # (`run_pass` has both)
     window = {
         "since": since,
         "until": until,
         "near_since": max(earliest - _NEAR, since),
         "near_until": min(latest + _NEAR, until),
-        "bucket_from": datetime.fromtimestamp((first - slack) / 1e6, UTC),
-        "bucket_to": datetime.fromtimestamp((last + slack) / 1e6, UTC),
-        "lone_from": datetime.fromtimestamp((lone_first - slack) / 1e6, UTC),
-        "lone_to": datetime.fromtimestamp((lone_last + slack) / 1e6, UTC),
+        "bucket_from": _at(first - slack),
+        "bucket_to": _at(last + slack),
     }
     newest: _Newest = {}
 
@@ -391,10 +402,13 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
         inputs: Sequence[int],
         instances: Sequence[str],
         lone_instances: Sequence[str],
+        stretch: _Interval = stretches[0],
     ) -> None:
+        lone = {"lone_from": _at(stretch[0] - slack), "lone_to": _at(stretch[1] + slack)}
         for start in range(0, max(len(traces), len(rids), len(inputs), 1), chunk):
             params = {
                 **window,
+                **lone,
                 "traces": traces[start : start + chunk],
                 "response_ids": rids[start : start + chunk],
                 "inputs": inputs[start : start + chunk],
@@ -412,6 +426,8 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
         return [(how, row) for _, row in kept if _decided(row) and (how := related.relation(row)) is not None]
 
     read(traces, rids, inputs, instances, lone_instances)
+    for stretch in stretches[1:]:
+        read([], [], [], [], lone_instances, stretch)
     # A span related by a response ID, a bucket or a lone layer alone may have versions that match no
     # key (a newer one would have been read too, had it matched one: the version read is the newest):
     # every version of it, read by its trace (a second statement only when a relation crossed traces).
