@@ -469,3 +469,35 @@ def test_lone_layers_far_apart_read_the_calls_around_each_not_the_time_between(s
         (layers[0].span_id, RULE_CROSS_LAYER, calls[0].span_id),
         (layers[1].span_id, RULE_CROSS_LAYER, calls[-1].span_id),
     ]
+
+
+def test_calls_far_apart_read_the_lone_layers_around_each_not_the_time_between(store: Store) -> None:
+    """Two calls 10 minutes apart in one pass, in a service whose spans without usage lost their
+    context every second between them: the pass reads the lone layers around each call, not the 600
+    between."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    layers = [
+        c._replace(model="gpt-4o-mini", status="ok", parent_span_id="", input_tokens=0, output_tokens=0,
+                   price_status="not_billable", quote_status="not_billable", total_cost=None)
+        for c in busy_bucket(600, start)
+    ]  # fmt: skip
+    store.write(layers, [])
+    store.refresh_aggregates(hourly=False)
+    calls = []
+    for i, layer in enumerate((layers[0], layers[-1])):
+        calls.append(layer._replace(
+            trace_id=f"{0xE0 + i:032x}", span_id=f"{0xE0 + i:016x}", scope_name="langchain-js",
+            timestamp=layer.timestamp - timedelta(milliseconds=5), duration_ms=520.0, input_tokens=100,
+            output_tokens=10, price_status="priced", quote_status="priced",
+        ))  # fmt: skip
+    store.write(calls, [])
+    keys = DecisionKeys()
+    for call in calls:
+        keys.add_call(call)
+    source = Counting(store)
+    changes, pending = run_pass(source, keys)
+    assert not pending and source.rows <= 40  # 20 (1,208 read over the whole stretch)
+    assert sorted((new.span_id, new.billing_rule, new.billed_by) for _, new in changes) == [
+        (layers[0].span_id, RULE_CROSS_LAYER, calls[0].span_id),
+        (layers[-1].span_id, RULE_CROSS_LAYER, calls[1].span_id),
+    ]

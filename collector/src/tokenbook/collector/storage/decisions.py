@@ -29,6 +29,7 @@ migration 030 (no ``kind`` / ``quote_status``) are read as model calls quoted as
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from bisect import bisect_left, bisect_right
@@ -53,8 +54,8 @@ _WINDOW = timedelta(days=1)
 #: for this far around them.
 _NEAR = timedelta(hours=1)
 _MAX_ROUNDS = 8
-#: Lone layers' intervals this close (µs) are read as one stretch of time (`_load`).
-_LONE_GAP_US = 10_000_000
+#: Intervals of the keys this close (µs) are read as one stretch of time (`_load`).
+_STRETCH_GAP_US = 10_000_000
 _CHUNK = 2_000
 
 #: (row as stored before, row as decided now)
@@ -382,9 +383,11 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
     # millisecond).
     slack = CONTAINMENT_TOLERANCE_US + 1_000
     first, last = keys.span() or (0, 0)
-    # A lone layer's partners are every call of its service instance around it: read for each
-    # stretch of the lone layers' intervals (a late layer beside fresh ones), not over the hour between.
-    stretches = _stretches((i for group in keys.lone.values() for i in group), _LONE_GAP_US) or [(0, 0)]
+    # A lone layer's partners are every call of its service instance around it, and the lone layers of
+    # a bucket's instance every root without usage there: read for each stretch of the intervals (a
+    # late span beside fresh ones), not over the hour between.
+    intervals = itertools.chain(*keys.buckets.values(), *keys.lone.values())
+    stretches = _stretches(intervals, _STRETCH_GAP_US) or [(0, 0)]
     earliest, latest = keys.earliest or since, keys.latest or until  # (`run_pass` has both)
     window = {
         "since": since,
@@ -404,7 +407,7 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
         lone_instances: Sequence[str],
         stretch: _Interval = stretches[0],
     ) -> None:
-        lone = {"lone_from": _at(stretch[0] - slack), "lone_to": _at(stretch[1] + slack)}
+        lone = {"stretch_from": _at(stretch[0] - slack), "stretch_to": _at(stretch[1] + slack)}
         for start in range(0, max(len(traces), len(rids), len(inputs), 1), chunk):
             params = {
                 **window,
@@ -427,7 +430,7 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
 
     read(traces, rids, inputs, instances, lone_instances)
     for stretch in stretches[1:]:
-        read([], [], [], [], lone_instances, stretch)
+        read([], [], [], instances, lone_instances, stretch)
     # A span related by a response ID, a bucket or a lone layer alone may have versions that match no
     # key (a newer one would have been read too, had it matched one: the version read is the newest):
     # every version of it, read by its trace (a second statement only when a relation crossed traces).

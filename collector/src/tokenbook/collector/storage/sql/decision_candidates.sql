@@ -1,8 +1,9 @@
 -- The decision pass (storage/decisions.py): the decision facts of the call rows (a span with usage,
 -- a model span without, or one that was recorded before migration 030) of the touched traces,
--- response IDs and match buckets (with the roots of traces without usage there: lone layers), and
--- of the calls around or within the touched lone layers (their possible partners), as the ledger
--- holds them; a bucket's calls only where they meet the buckets' time span.
+-- response IDs and match buckets, of the roots without usage (lone layers) of the buckets' service
+-- instances and of the calls of the touched lone layers' instances (their possible partners), as the
+-- ledger holds them; a bucket's calls only where they meet the buckets' time span, the others where
+-- they meet a stretch of the touched calls' and lone layers' intervals (one statement per stretch).
 --
 -- Read by time from the ledger's time-ordered projection (migration 130), not with FINAL (which reads
 -- every column of whole month partitions), over a span of time that follows what the pass touched,
@@ -40,14 +41,17 @@ PREWHERE timestamp >= span.1
         trace_id IN {traces:Array(String)}
         OR (response_id != '' AND response_id IN {response_ids:Array(String)})
         OR (
-            (input_tokens IN {inputs:Array(UInt64)} OR (input_tokens = 0 AND parent_span_id = ''))
+            input_tokens IN {inputs:Array(UInt64)}
             AND service_instance IN {instances:Array(String)}
             AND timestamp <= {bucket_to:DateTime64(6, 'UTC')}
             AND addMicroseconds(timestamp, toInt64(duration_ms * 1000)) >= {bucket_from:DateTime64(6, 'UTC')}
         )
         OR (
-            service_instance IN {lone_instances:Array(String)}
-            AND timestamp <= {lone_to:DateTime64(6, 'UTC')}
-            AND addMicroseconds(timestamp, toInt64(duration_ms * 1000)) >= {lone_from:DateTime64(6, 'UTC')}
+            (
+                (input_tokens = 0 AND parent_span_id = '' AND service_instance IN {instances:Array(String)})
+                OR service_instance IN {lone_instances:Array(String)}
+            )
+            AND timestamp <= {stretch_to:DateTime64(6, 'UTC')}
+            AND addMicroseconds(timestamp, toInt64(duration_ms * 1000)) >= {stretch_from:DateTime64(6, 'UTC')}
         )
     )
