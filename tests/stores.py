@@ -50,6 +50,10 @@ _PARTS = (
     "SELECT table, count() FROM system.parts"
     " WHERE database = {db:String} AND active AND table != {keep:String} GROUP BY table"
 )
+_LATE_PARTS = (
+    "SELECT table, name, level, rows, modification_time FROM system.parts"
+    " WHERE database = {db:String} AND active ORDER BY table, name"
+)
 # Truncating costs about as much per part as migrating costs in all past this many parts (a backfill
 # over years of monthly partitions): such a database is dropped (at once: the engine deletes its
 # files later) and the next test gets a freshly migrated one.
@@ -138,9 +142,10 @@ class DatabasePool:
             parts = self._parts(name)
             if not parts:  # nothing wrote into it after it was given back
                 return name
+            late = self._store().query(_LATE_PARTS, {"db": name})[2]  # inserted (level 0) or merged
             warnings.warn(
-                f"{name} was written after it was given back by {self._users.get(name)} (parts: {parts}):"
-                " dropped",
+                f"{name} was written after it was given back by {self._users.get(name)} (parts: {parts};"
+                f" table, part, level, rows, written: {late}): dropped",
                 stacklevel=2,
             )
             self._drop(name)

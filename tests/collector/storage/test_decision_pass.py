@@ -501,3 +501,16 @@ def test_calls_far_apart_read_the_lone_layers_around_each_not_the_time_between(s
         (layers[0].span_id, RULE_CROSS_LAYER, calls[0].span_id),
         (layers[-1].span_id, RULE_CROSS_LAYER, calls[1].span_id),
     ]
+
+
+def test_a_pass_over_calls_spread_over_hours_reads_a_few_stretches(store: Store) -> None:
+    """240 calls a minute apart over four hours (a backfill, a recovery slice): the pass reads them in a
+    few statements, not one per stretch of time between them (240 statements before)."""
+    calls = make_calls(240, base=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6))
+    store.write(calls, [])
+    keys = DecisionKeys()
+    for call in calls:
+        keys.add_call(call)
+    source = Counting(store)
+    run_pass(source, keys)
+    assert source.statements.count(render_query("decision_candidates.sql", store.database)) <= 2 * 4

@@ -54,8 +54,10 @@ _WINDOW = timedelta(days=1)
 #: for this far around them.
 _NEAR = timedelta(hours=1)
 _MAX_ROUNDS = 8
-#: Intervals of the keys this close (µs) are read as one stretch of time (`_load`).
+#: Intervals of the keys this close (µs) are read as one stretch of time (`_load`), and at most this
+#: many stretches (the nearest merged): a statement each.
 _STRETCH_GAP_US = 10_000_000
+_MAX_STRETCHES = 4
 _CHUNK = 2_000
 
 #: (row as stored before, row as decided now)
@@ -356,14 +358,18 @@ class _Loaded(NamedTuple):
     partners: dict[_Key, CandidateFacts]  # `PARTNER`
 
 
-def _stretches(intervals: Iterable[_Interval], gap: int) -> list[_Interval]:
-    """`intervals` merged where they overlap or lie less than `gap` apart, in order."""
+def _stretches(intervals: Iterable[_Interval], gap: int, most: int) -> list[_Interval]:
+    """`intervals` merged where they overlap or lie less than `gap` apart, in order; then, while there
+    are more than `most`, the two nearest merged (a pass reads each stretch with a statement)."""
     out: list[list[int]] = []
     for start, end in sorted(intervals):
         if out and start <= out[-1][1] + gap:
             out[-1][1] = max(out[-1][1], end)
         else:
             out.append([start, end])
+    while len(out) > most:
+        i = min(range(len(out) - 1), key=lambda i: out[i + 1][0] - out[i][1])
+        out[i : i + 2] = [[out[i][0], max(out[i][1], out[i + 1][1])]]
     return [(start, end) for start, end in out]
 
 
@@ -387,7 +393,7 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
     # a bucket's instance every root without usage there: read for each stretch of the intervals (a
     # late span beside fresh ones), not over the hour between.
     intervals = itertools.chain(*keys.buckets.values(), *keys.lone.values())
-    stretches = _stretches(intervals, _STRETCH_GAP_US) or [(0, 0)]
+    stretches = _stretches(intervals, _STRETCH_GAP_US, _MAX_STRETCHES) or [(0, 0)]
     earliest, latest = keys.earliest or since, keys.latest or until  # (`run_pass` has both)
     window = {
         "since": since,
