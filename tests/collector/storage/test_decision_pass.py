@@ -10,7 +10,7 @@ import pytest
 
 from tests.cli.seed_store import make_calls, reads_at_most, write_busy_day
 from tests.stores import Counting, DatabasePool
-from tokenbook.collector.storage.decisions import DecisionKeys, run_pass
+from tokenbook.collector.storage.decisions import DecisionKeys, _stretches, run_pass
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import QueryResult, Store
@@ -514,3 +514,15 @@ def test_a_pass_over_calls_spread_over_hours_reads_a_few_stretches(store: Store)
     source = Counting(store)
     run_pass(source, keys)
     assert source.statements.count(render_query("decision_candidates.sql", store.database)) <= 2 * 4
+
+
+def test_stretches_keep_the_widest_gaps() -> None:
+    """The stretches a pass reads: intervals closer than the gap together, then, past the most a pass
+    reads, the widest gaps kept apart (10,000 intervals 30 s apart: four stretches, at once)."""
+    assert _stretches([(0, 10), (5, 20), (100, 110)], 50, 4) == [(0, 20), (100, 110)]
+    assert _stretches([(0, 10), (100, 110), (130, 140), (1000, 1010)], 5, 2) == [(0, 140), (1000, 1010)]
+    assert _stretches([(0, 10), (100, 110), (130, 140), (1000, 1010)], 5, 3) == [
+        (0, 10), (100, 140), (1000, 1010),
+    ]  # fmt: skip
+    many = [(i * 30_000_000, i * 30_000_000 + 500_000) for i in range(10_000)]
+    assert len(_stretches(many, 10_000_000, 4)) == 4

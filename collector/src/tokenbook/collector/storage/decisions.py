@@ -367,10 +367,12 @@ def _stretches(intervals: Iterable[_Interval], gap: int, most: int) -> list[_Int
             out[-1][1] = max(out[-1][1], end)
         else:
             out.append([start, end])
-    while len(out) > most:
-        i = min(range(len(out) - 1), key=lambda i: out[i + 1][0] - out[i][1])
-        out[i : i + 2] = [[out[i][0], max(out[i][1], out[i + 1][1])]]
-    return [(start, end) for start, end in out]
+    if len(out) <= most:
+        return [(start, end) for start, end in out]
+    # keep the `most - 1` widest gaps between stretches; merge across the others
+    widest = sorted(range(1, len(out)), key=lambda i: out[i][0] - out[i - 1][1])[len(out) - most :]
+    bounds = [0, *sorted(widest), len(out)]
+    return [(out[a][0], max(end for _, end in out[a:b])) for a, b in itertools.pairwise(bounds)]
 
 
 def _at(us: int) -> datetime:
