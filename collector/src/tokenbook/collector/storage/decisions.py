@@ -359,8 +359,8 @@ class _Loaded(NamedTuple):
 
 
 def _stretches(intervals: Iterable[_Interval], gap: int, most: int) -> list[_Interval]:
-    """`intervals` merged where they overlap or lie less than `gap` apart, in order; then, while there
-    are more than `most`, the two nearest merged (a pass reads each stretch with a statement)."""
+    """`intervals` merged where they overlap or lie less than `gap` apart, in order; past `most`
+    stretches, merged across all but the `most - 1` widest gaps (a pass reads each with a statement)."""
     out: list[list[int]] = []
     for start, end in sorted(intervals):
         if out and start <= out[-1][1] + gap:
@@ -415,11 +415,11 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
         lone_instances: Sequence[str],
         stretch: _Interval = stretches[0],
     ) -> None:
-        lone = {"stretch_from": _at(stretch[0] - slack), "stretch_to": _at(stretch[1] + slack)}
+        bounds = {"stretch_from": _at(stretch[0] - slack), "stretch_to": _at(stretch[1] + slack)}
         for start in range(0, max(len(traces), len(rids), len(inputs), 1), chunk):
             params = {
                 **window,
-                **lone,
+                **bounds,
                 "traces": traces[start : start + chunk],
                 "response_ids": rids[start : start + chunk],
                 "inputs": inputs[start : start + chunk],
