@@ -15,7 +15,13 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
    A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
    contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
    loads only the calls that contain, or lie within, one of them: a pass costs what the batch
-   touched, not the whole day of a busy bucket (one service sending the same prompt all day);
+   touched, not the whole day of a busy bucket (one service sending the same prompt all day).
+   Model spans without usage are read too (`genai.decisions`, rule 4): by their trace and response
+   ID, and a *lone* one (the root of its trace, not failed, with a model) by its interval. A lone
+   layer's possible partners, the calls of its service instance around or within it, are read as
+   `PARTNER`s, with the decision they have: their own keys are not followed, so concurrent streams do
+   not chain into one set; the lone layers near a bucket's calls are read with them. Both are read
+   per stretch of the touched intervals (at most `_MAX_STRETCHES`), not over the time between;
 2. decides with `genai.decisions.decide`, a pure function of those facts;
 3. reads the stored rows (every column, ``llm_calls FINAL`` by sorting key: `decision_rows.sql`) of
    the candidates whose ``price_status`` / ``billing_rule`` / ``billed_by`` changed and returns them
