@@ -443,64 +443,50 @@ def test_a_lone_layer_is_decided_after_a_crash(store: Store, database_pool: Data
         assert _calls(fresh) == 1
 
 
-def test_lone_layers_far_apart_read_the_calls_around_each_not_the_time_between(store: Store) -> None:
+def _layer_of(call: CallRow, n: int) -> CallRow:
+    """A lone layer without usage of `call` (another scope, a trace of its own, within it)."""
+    return call._replace(
+        trace_id=f"{0xE0 + n:032x}", span_id=f"{0xE0 + n:016x}", scope_name="openllmetry-js",
+        timestamp=call.timestamp + timedelta(milliseconds=5), duration_ms=call.duration_ms - 20,
+        input_tokens=0, output_tokens=0, price_status="not_billable", quote_status="not_billable",
+        total_cost=None,
+    )  # fmt: skip
+
+
+def _call_of(layer: CallRow, n: int) -> CallRow:
+    """A call with usage of another scope, in a trace of its own, around the lone layer `layer`."""
+    return layer._replace(
+        trace_id=f"{0xE0 + n:032x}", span_id=f"{0xE0 + n:016x}", scope_name="langchain-js",
+        timestamp=layer.timestamp - timedelta(milliseconds=5), duration_ms=layer.duration_ms + 20,
+        input_tokens=100, output_tokens=10, price_status="priced", quote_status="priced",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("touched", ["layers", "calls"])
+def test_far_apart_the_pass_reads_around_each_not_the_time_between(store: Store, touched: str) -> None:
     """Two lone layers 10 minutes apart in one pass (a late span beside fresh ones), in a service that
-    made a call every second between them: the pass reads the calls around each layer, not the 600
-    between (one more statement instead; 1,210 rows read before)."""
+    made a call every second between them; or two calls, in a service whose spans without usage lost
+    their context every second between them: the pass reads the rows around each of the two, not the
+    600 between (1,210 and 1,208 rows read over the whole stretch)."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    calls = [c._replace(model="gpt-4o-mini", status="ok") for c in busy_bucket(600, start)]
-    store.write(calls, [])
+    stored = [c._replace(model="gpt-4o-mini", status="ok") for c in busy_bucket(600, start)]
+    if touched == "calls":
+        stored = [_layer_of(c, 0)._replace(trace_id=c.trace_id, span_id=c.span_id) for c in stored]
+    ends = (stored[0], stored[-1])
+    new_rows = [(_layer_of if touched == "layers" else _call_of)(row, i) for i, row in enumerate(ends)]
+    store.write(stored, [])
     store.refresh_aggregates(hourly=False)
-    layers = []
-    for i, call in enumerate((calls[0], calls[-1])):
-        layers.append(call._replace(
-            trace_id=f"{0xE0 + i:032x}", span_id=f"{0xE0 + i:016x}", scope_name="openllmetry-js",
-            timestamp=call.timestamp + timedelta(milliseconds=5), duration_ms=480.0, input_tokens=0,
-            output_tokens=0, price_status="not_billable", quote_status="not_billable", total_cost=None,
-        ))  # fmt: skip
-    store.write(layers, [])
+    store.write(new_rows, [])
     keys = DecisionKeys()
-    for layer in layers:
-        keys.add_call(layer)
+    for row in new_rows:
+        keys.add_call(row)
     source = Counting(store)
     changes, pending = run_pass(source, keys)
-    assert not pending and source.rows <= 40  # 20: the calls around each layer, read by trace again
-    assert sorted((new.span_id, new.billing_rule, new.billed_by) for _, new in changes) == [
-        (layers[0].span_id, RULE_CROSS_LAYER, calls[0].span_id),
-        (layers[1].span_id, RULE_CROSS_LAYER, calls[-1].span_id),
-    ]
-
-
-def test_calls_far_apart_read_the_lone_layers_around_each_not_the_time_between(store: Store) -> None:
-    """Two calls 10 minutes apart in one pass, in a service whose spans without usage lost their
-    context every second between them: the pass reads the lone layers around each call, not the 600
-    between."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    layers = [
-        c._replace(model="gpt-4o-mini", status="ok", parent_span_id="", input_tokens=0, output_tokens=0,
-                   price_status="not_billable", quote_status="not_billable", total_cost=None)
-        for c in busy_bucket(600, start)
-    ]  # fmt: skip
-    store.write(layers, [])
-    store.refresh_aggregates(hourly=False)
-    calls = []
-    for i, layer in enumerate((layers[0], layers[-1])):
-        calls.append(layer._replace(
-            trace_id=f"{0xE0 + i:032x}", span_id=f"{0xE0 + i:016x}", scope_name="langchain-js",
-            timestamp=layer.timestamp - timedelta(milliseconds=5), duration_ms=520.0, input_tokens=100,
-            output_tokens=10, price_status="priced", quote_status="priced",
-        ))  # fmt: skip
-    store.write(calls, [])
-    keys = DecisionKeys()
-    for call in calls:
-        keys.add_call(call)
-    source = Counting(store)
-    changes, pending = run_pass(source, keys)
-    assert not pending and source.rows <= 40  # 20 (1,208 read over the whole stretch)
-    assert sorted((new.span_id, new.billing_rule, new.billed_by) for _, new in changes) == [
-        (layers[0].span_id, RULE_CROSS_LAYER, calls[0].span_id),
-        (layers[-1].span_id, RULE_CROSS_LAYER, calls[1].span_id),
-    ]
+    assert not pending and source.rows <= 40  # 20: the rows around each, read by trace again
+    layers, calls = (new_rows, ends) if touched == "layers" else (ends, new_rows)
+    assert sorted((new.span_id, new.billing_rule, new.billed_by) for _, new in changes) == sorted(
+        (layer.span_id, RULE_CROSS_LAYER, call.span_id) for layer, call in zip(layers, calls, strict=True)
+    )
 
 
 def test_a_pass_over_calls_spread_over_hours_reads_a_few_stretches(store: Store) -> None:
