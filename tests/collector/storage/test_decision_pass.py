@@ -10,7 +10,7 @@ import pytest
 
 from tests.cli.seed_store import make_calls, reads_at_most, write_busy_day
 from tests.stores import Counting, DatabasePool
-from tokenbook.collector.storage.decisions import DecisionKeys, _stretches, run_pass
+from tokenbook.collector.storage.decisions import DecisionChange, DecisionKeys, _stretches, run_pass
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import QueryResult, Store
@@ -363,6 +363,17 @@ def test_layers_without_usage_are_decided_after_a_crash(store: Store, database_p
         assert _calls(fresh) == 2
 
 
+def _pass_over(store: Store, rows: list[CallRow]) -> tuple[list[DecisionChange], DecisionKeys, Counting]:
+    """Write `rows`, then run a pass over their keys: its changes, the keys it left, what it read."""
+    store.write(rows, [])
+    keys = DecisionKeys()
+    for row in rows:
+        keys.add_call(row)
+    source = Counting(store)
+    changes, pending = run_pass(source, keys)
+    return changes, pending, source
+
+
 def _lone_layers(n: int, start: datetime) -> list[tuple[CallRow, CallRow]]:
     """`n` concurrent streams of one service, each recorded by LangChain.js's span (the usage) and, in
     a trace of its own (the context lost), the OpenAI instrumentation's span without usage within it;
@@ -415,13 +426,7 @@ def test_concurrent_lone_layers_each_belong_to_their_own_call(store: Store) -> N
     rows = [row for pair in pairs for row in pair]
     candidates = render_query("decision_candidates.sql", store.database)
     for at in range(0, len(rows), 41):  # batches that split pairs
-        batch = rows[at : at + 41]
-        store.write(batch, [])
-        keys = DecisionKeys()
-        for row in batch:
-            keys.add_call(row)
-        source = Counting(store)
-        changes, pending = run_pass(source, keys)
+        changes, pending, source = _pass_over(store, rows[at : at + 41])
         assert not pending and source.statements.count(candidates) <= 3
         # the batch's 20 streams and the 50 open around each end of its stretch, twice (call, layer)
         assert source.rows <= 2 * (20 + 2 * 50) + 20
@@ -476,12 +481,7 @@ def test_far_apart_the_pass_reads_around_each_not_the_time_between(store: Store,
     new_rows = [(_layer_of if touched == "layers" else _call_of)(row, i) for i, row in enumerate(ends)]
     store.write(stored, [])
     store.refresh_aggregates(hourly=False)
-    store.write(new_rows, [])
-    keys = DecisionKeys()
-    for row in new_rows:
-        keys.add_call(row)
-    source = Counting(store)
-    changes, pending = run_pass(source, keys)
+    changes, pending, source = _pass_over(store, new_rows)
     assert not pending and source.rows <= 40  # 20: the rows around each, read by trace again
     layers, calls = (new_rows, ends) if touched == "layers" else (ends, new_rows)
     assert sorted((new.span_id, new.billing_rule, new.billed_by) for _, new in changes) == sorted(
@@ -493,12 +493,7 @@ def test_a_pass_over_calls_spread_over_hours_reads_a_few_stretches(store: Store)
     """240 calls a minute apart over four hours (a backfill, a recovery slice): the pass reads them in a
     few statements, not one per stretch of time between them (240 statements before)."""
     calls = make_calls(240, base=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6))
-    store.write(calls, [])
-    keys = DecisionKeys()
-    for call in calls:
-        keys.add_call(call)
-    source = Counting(store)
-    run_pass(source, keys)
+    _, _, source = _pass_over(store, calls)
     assert source.statements.count(render_query("decision_candidates.sql", store.database)) <= 2 * 4
 
 
