@@ -71,6 +71,7 @@ __all__ = [
     "Candidate",
     "Decision",
     "decide",
+    "is_lone_layer",
     "match_key",
     "model_family",
 ]
@@ -268,9 +269,14 @@ def _layer_of(
     return None if leaf is None else (RULE_RESPONSE_ID, leaf)
 
 
+def is_lone_layer(parent_span_id: str, failed: bool, model: str) -> bool:
+    """Whether a model span without usage may be a *lone* layer of a call (the module's rule 4): the
+    root of its trace (`parent_span_id` empty), not `failed`, with a `model`."""
+    return not parent_span_id and not failed and bool(model)
+
+
 def _lone(c: Candidate) -> bool:
-    """A model span without usage that is the root of its trace, not failed, with a model (rule 4)."""
-    return not c.parent_span_id and not c.ancestors and not c.failed and bool(c.model)
+    return is_lone_layer(c.parent_span_id, c.failed, c.model)
 
 
 class _LonePartners:

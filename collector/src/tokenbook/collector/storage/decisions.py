@@ -48,7 +48,7 @@ from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.genai.billing import STATUS_NOT_BILLABLE, UNBILLED_STATUSES
 from tokenbook.genai.calls import KIND_FETCH, KIND_MODEL
-from tokenbook.genai.decisions import CONTAINMENT_TOLERANCE_US, Candidate, decide
+from tokenbook.genai.decisions import CONTAINMENT_TOLERANCE_US, Candidate, decide, is_lone_layer
 from tokenbook.genai.profiles import profile_of
 
 __all__ = ["CandidateFacts", "DecisionChange", "DecisionKeys", "KeyFacts", "run_pass"]
@@ -220,11 +220,6 @@ class DecisionKeys:
             if ts is not None:
                 self.note_time(ts)
 
-    def matches(self, c: _Row) -> bool:
-        """Whether candidate `c` shares a trace or a response ID with these keys, or a match bucket in
-        which its interval contains, or lies within, one of the bucket's (for many rows: `Related`)."""
-        return Related(self).matches(c)
-
     def span(self) -> tuple[int, int] | None:
         """The earliest start and the latest end of every bucket interval (µs), None without buckets."""
         if not self.buckets:
@@ -267,9 +262,9 @@ PARTNER = "partner"  # a possible partner of a lone layer only: read, with its d
 
 
 class Related:
-    """`DecisionKeys.matches` for many rows: the intervals of each bucket, of each service instance's
-    buckets together and of its lone layers, indexed (`_Intervals`), so a row is checked in log time,
-    however many calls a bucket holds."""
+    """How rows relate to a pass's keys (`relation`), for many rows: the intervals of each bucket, of
+    each service instance's buckets together and of its lone layers, indexed (`_Intervals`), so a row
+    is checked in log time, however many calls a bucket holds."""
 
     def __init__(self, keys: DecisionKeys) -> None:
         """Index the intervals of `keys` (later changes to `keys` are not seen)."""
@@ -280,10 +275,6 @@ class Related:
             by_instance.setdefault((tenant, instance), []).extend(intervals)
         self._instances = {instance: _Intervals(intervals) for instance, intervals in by_instance.items()}
         self._lone = {instance: _Intervals(intervals) for instance, intervals in keys.lone.items()}
-
-    def matches(self, c: _Row) -> bool:
-        """Whether call row `c` is related to the keys (see `DecisionKeys.matches`)."""
-        return self.relation(c) == RELATED
 
     def relation(self, c: _Row) -> str | None:
         """`RELATED`: `c` shares a trace or a response ID with the keys, or, with usage, a match bucket
@@ -313,9 +304,8 @@ def _without_usage(c: _Row) -> bool:
 
 
 def _lone(c: _Row) -> bool:
-    """Whether a row without usage may be a lone layer of a call (`genai.decisions`, rule 4): the root
-    of its trace, not failed, with a model."""
-    return not c.parent_span_id and c.status != "error" and bool(c.model)
+    """Whether a row without usage may be a lone layer of a call (`genai.decisions.is_lone_layer`)."""
+    return is_lone_layer(c.parent_span_id, c.status == "error", c.model)
 
 
 def _decided(c: _Row) -> bool:
@@ -343,7 +333,7 @@ def _candidate(c: CandidateFacts) -> Candidate:
         start_us=start_us,
         end_us=end_us,
         quote_status=quote,
-        has_usage=quote != STATUS_NOT_BILLABLE,
+        has_usage=not _without_usage(c),
         cache_tokens=c.cache_read_tokens + c.cache_write_tokens,
         failed=c.status == "error",
     )

@@ -15,7 +15,7 @@
 -- timestamp and trace): it reads the traces of the spans matched by response ID or bucket alone
 -- again, by trace (the same statement, with those traces and no other key), then keeps the newest
 -- version of each span (the highest version, then the latest ingestion: the row FINAL keeps), drops
--- it when it is a fetch row, and applies the keys again, exactly, to it (`Related.matches`, stricter
+-- it when it is a fetch row, and applies the keys again, exactly, to it (`Related.relation`, stricter
 -- than the keys here): the query does none of this, as each clause costs the engine's analysis on
 -- every pass. The filter is written as a PREWHERE: the engine would move all of it there itself, and
 -- choosing that costs it about a third of the statement on every pass.
