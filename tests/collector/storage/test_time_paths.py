@@ -91,7 +91,8 @@ def test_the_decision_pass_reads_its_candidates_by_time(store: Store) -> None:
         "since": base - timedelta(days=1), "until": base + timedelta(days=1), "traces": [f"{0:032x}"],
         "near_since": base - timedelta(hours=1), "near_until": base + timedelta(hours=1),
         "response_ids": [], "inputs": [100], "instances": ["svc"], "bucket_from": base, "bucket_to": base,
-        "lone_instances": ["svc"], "stretch_from": base, "stretch_to": base,
+        "lone_instances": ["svc"],
+        "stretches": [(base, base)],
     }  # fmt: skip
     plan = _explain(store, "decision_candidates.sql", params)
     assert PROJECTION in plan

@@ -21,7 +21,8 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
    layer's possible partners, the calls of its service instance around or within it, are read as
    `PARTNER`s, with the decision they have: their own keys are not followed, so concurrent streams do
    not chain into one set; the lone layers near a bucket's calls are read with them. Both are read
-   per stretch of the touched intervals (at most `_MAX_STRETCHES`), not over the time between;
+   where they meet a stretch of the touched intervals (at most `_MAX_STRETCHES`, in the same
+   statement), not over the time between;
 2. decides with `genai.decisions.decide`, a pure function of those facts;
 3. reads the stored rows (every column, ``llm_calls FINAL`` by sorting key: `decision_rows.sql`) of
    the candidates whose ``price_status`` / ``billing_rule`` / ``billed_by`` changed and returns them
@@ -61,7 +62,7 @@ _WINDOW = timedelta(days=1)
 _NEAR = timedelta(hours=1)
 _MAX_ROUNDS = 8
 #: Intervals of the keys this close (µs) are read as one stretch of time (`_load`), and at most this
-#: many stretches (the nearest merged): a statement each.
+#: many stretches (the nearest merged), all read by one statement.
 _STRETCH_GAP_US = 10_000_000
 _MAX_STRETCHES = 4
 _CHUNK = 2_000
@@ -388,8 +389,8 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
     slack = CONTAINMENT_TOLERANCE_US + 1_000
     first, last = keys.span() or (0, 0)
     # A lone layer's partners are every call of its service instance around it, and the lone layers of
-    # a bucket's instance every root without usage there: read for each stretch of the intervals (a
-    # late span beside fresh ones), not over the hour between.
+    # a bucket's instance every root without usage there: read where they meet a stretch of the
+    # intervals (a late span beside fresh ones), not over the hour between.
     intervals = itertools.chain(*keys.buckets.values(), *keys.lone.values())
     stretches = _stretches(intervals, _STRETCH_GAP_US, _MAX_STRETCHES) or [(0, 0)]
     earliest, latest = keys.earliest or since, keys.latest or until  # (`run_pass` has both)
@@ -400,6 +401,7 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
         "near_until": min(latest + _NEAR, until),
         "bucket_from": _at(first - slack),
         "bucket_to": _at(last + slack),
+        "stretches": [(_at(start - slack), _at(end + slack)) for start, end in stretches],
     }
     newest: _Newest = {}
 
@@ -409,13 +411,10 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
         inputs: Sequence[int],
         instances: Sequence[str],
         lone_instances: Sequence[str],
-        stretch: _Interval = stretches[0],
     ) -> None:
-        bounds = {"stretch_from": _at(stretch[0] - slack), "stretch_to": _at(stretch[1] + slack)}
         for start in range(0, max(len(traces), len(rids), len(inputs), 1), chunk):
             params = {
                 **window,
-                **bounds,
                 "traces": traces[start : start + chunk],
                 "response_ids": rids[start : start + chunk],
                 "inputs": inputs[start : start + chunk],
@@ -433,8 +432,6 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
         return [(how, row) for _, row in kept if _decided(row) and (how := related.relation(row)) is not None]
 
     read(traces, rids, inputs, instances, lone_instances)
-    for stretch in stretches[1:]:
-        read([], [], [], instances, lone_instances, stretch)
     # A span related by a response ID, a bucket or a lone layer alone may have versions that match no
     # key (a newer one would have been read too, had it matched one: the version read is the newest):
     # every version of it, read by its trace (a second statement only when a relation crossed traces).

@@ -3,7 +3,8 @@
 -- response IDs and match buckets, of the roots without usage (lone layers) of the buckets' service
 -- instances and of the calls of the touched lone layers' instances (their possible partners), as the
 -- ledger holds them; a bucket's calls only where they meet the buckets' time span, the others where
--- they meet a stretch of the touched calls' and lone layers' intervals (one statement per stretch).
+-- they meet one of the stretches of the touched calls' and lone layers' intervals (`stretches`: the
+-- bounds of each, at most `decisions._MAX_STRETCHES`).
 --
 -- Read by time from the ledger's time-ordered projection (migration 130), not with FINAL (which reads
 -- every column of whole month partitions), over a span of time that follows what the pass touched,
@@ -51,7 +52,10 @@ PREWHERE timestamp >= span.1
                 (input_tokens = 0 AND parent_span_id = '' AND service_instance IN {instances:Array(String)})
                 OR service_instance IN {lone_instances:Array(String)}
             )
-            AND timestamp <= {stretch_to:DateTime64(6, 'UTC')}
-            AND addMicroseconds(timestamp, toInt64(duration_ms * 1000)) >= {stretch_from:DateTime64(6, 'UTC')}
+            AND arrayExists(
+                stretch -> timestamp <= stretch.2
+                    AND addMicroseconds(timestamp, toInt64(duration_ms * 1000)) >= stretch.1,
+                {stretches:Array(Tuple(DateTime64(6, 'UTC'), DateTime64(6, 'UTC')))}
+            )
         )
     )
