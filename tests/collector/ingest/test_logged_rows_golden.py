@@ -3,11 +3,12 @@ built by a worker's `LoggedBuilder`, gives the same span summaries, rows (costs 
 counts and touched keys as the golden file recorded before the path was optimized.
 
 The golden file holds a SHA-256 per fixture and content mode of a canonical text of that output (row
-times of the build itself, ``ingested_at`` and ``version``, left out). Costs come from the installed
-price catalog, so the file names the catalog it was recorded with; after a lock update that moves the
-catalog, regenerate it with ``.venv/bin/python -m tests.collector.ingest.test_logged_rows_golden`` and
-review the prices that moved (`tests/genai/test_golden_prices.py`). A mismatch prints the canonical
-text of the case, to diff against the previous commit's.
+times of the build itself, ``ingested_at`` and ``version``, left out): compact JSON, which the
+standard library writes in C (indented, in Python, it took half the test's time). Costs come from the
+installed price catalog, so the file names the catalog it was recorded with; after a lock update that
+moves the catalog, regenerate it with ``.venv/bin/python -m tests.collector.ingest.test_logged_rows_golden``
+and review the prices that moved (`tests/genai/test_golden_prices.py`). A mismatch prints the case's output
+indented, to diff against the previous commit's.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def case_text(fixture: dict[str, Any], mode: str, catalog: PriceCatalog) -> str:
-    """The canonical text of one fixture's output in one content mode."""
+def case_output(fixture: dict[str, Any], mode: str, catalog: PriceCatalog) -> Any:
+    """One fixture's output in one content mode, in canonical form (JSON-able, in a fixed order)."""
     keys = pipeline_keys((), mode)
     content = LogContent(mode, SALT)
     builder = LoggedBuilder(
@@ -77,10 +78,12 @@ def case_text(fixture: dict[str, Any], mode: str, catalog: PriceCatalog) -> str:
                 "touched": (*touched[:2], *touched[3:]),  # less the oldest ingested_at
             }
         )
-    return json.dumps(_canonical(out), indent=1, sort_keys=True)
+    return _canonical(out)
 
 
-def _digest(text: str) -> str:
+def _digest(output: Any) -> str:
+    """The SHA-256 of `output`'s canonical text."""
+    text = json.dumps(output, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -114,8 +117,9 @@ def test_logged_path_output_is_unchanged(golden: dict[str, Any], catalog: PriceC
 
     def check(case: tuple[str, str]) -> None:
         stem, mode = case
-        text = case_text(fixtures[stem], mode, catalog)
-        assert _digest(text) == golden["cases"][f"{stem}/{mode}"], text
+        output = case_output(fixtures[stem], mode, catalog)
+        expected = golden["cases"][f"{stem}/{mode}"]
+        assert _digest(output) == expected, json.dumps(output, indent=1, sort_keys=True)  # (on failure)
 
     check_each({f"{stem}/{mode}": (stem, mode) for stem in fixtures for mode in MODES}, check)
 
@@ -127,7 +131,7 @@ def test_golden_file_covers_every_fixture(golden: dict[str, Any]) -> None:
 def main() -> None:
     """Record the golden file from the current code."""
     catalog = PriceCatalog()
-    cases = {f"{p.stem}/{m}": _digest(case_text(load(p), m, catalog)) for p, m in _cases()}
+    cases = {f"{p.stem}/{m}": _digest(case_output(load(p), m, catalog)) for p, m in _cases()}
     GOLDEN.write_text(
         json.dumps({"catalog": CATALOG_NAME, "cases": cases}, indent=1) + "\n", encoding="utf-8"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -335,8 +336,9 @@ def test_concurrent_writer_and_reader(store):
 
     t = threading.Thread(target=writer)
     t.start()
-    while t.is_alive():
+    while t.is_alive():  # a read every few milliseconds: dozens during each write and refresh
         store.query_readonly("SELECT count() FROM v_context_costs")
+        time.sleep(0.005)
     t.join()
     assert errors == []
     assert_exact(store, calls, [])
