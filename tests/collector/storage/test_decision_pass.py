@@ -40,7 +40,7 @@ def test_a_pass_reads_the_calls_that_meet_the_batch_not_the_whole_bucket(store: 
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     calls = busy_bucket(2_001, start)
     store.write(calls[:2_000], [])
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     keys = DecisionKeys()
     keys.add_call(calls[2_000])
     store.write(calls[2_000:], [])
@@ -61,9 +61,9 @@ def test_layers_of_one_call_written_apart_are_still_one_call(store: Store) -> No
         timestamp=inner.timestamp - timedelta(milliseconds=20), duration_ms=540.0,
     )  # fmt: skip
     store.write(calls, [])
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     store.write([outer], [])
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     _, _, rows = store.query(
         "SELECT span_id, price_status, billing_rule, billed_by FROM llm_calls FINAL"
         " WHERE span_id IN {s:Array(String)}",
@@ -230,7 +230,7 @@ def test_a_pass_over_a_wrapper_step_whose_calls_are_not_stored_yet(store: Store)
     )
     assert rows == [(0, 0)]
     store.write(calls, [])
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     _, _, decided = store.query(
         "SELECT span_id, billing_rule FROM llm_calls FINAL WHERE trace_id = {t:String} ORDER BY span_id",
         {"t": "d" * 32},
@@ -268,7 +268,7 @@ def test_calls_of_one_trace_hours_apart_are_still_related(store: Store) -> None:
     top, inner = calls
     inner = inner._replace(timestamp=top.timestamp + timedelta(hours=20))
     store.write([top], steps)
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     store.write([inner], [])
     keys = DecisionKeys()
     keys.add_call(inner)
@@ -288,7 +288,7 @@ def test_layers_of_one_call_in_two_traces_are_related_within_the_hour(store: Sto
         timestamp=inner.timestamp - timedelta(minutes=50), duration_ms=3_100_000.0,
     )  # fmt: skip
     store.write([outer], [])
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     store.write([inner], [])
     keys = DecisionKeys()
     keys.add_call(inner)
