@@ -405,6 +405,15 @@ def openai_chat_stream_async() -> None:
     asyncio.run(run())
 
 
+#: The end user an app names on a call (the OpenAI API's `user` parameter), which some instrumentations
+#: record as an attribute of the call's span.
+END_USER = "end-user-42"
+
+
+def openai_chat_user() -> None:
+    openai_client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, user=END_USER)
+
+
 def openai_reasoning() -> None:
     openai_client().chat.completions.create(model="o3-mini", messages=MESSAGES, reasoning_effort="low")
 
@@ -2638,6 +2647,8 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "embeddings": openai_embeddings,
         "responses": openai_responses,
     },
+    # the end user named on the call (`user=`)
+    "openai-user": {"chat_user": openai_chat_user},
     "anthropic": {
         "messages": anthropic_messages,
         "messages_stream": anthropic_messages_stream,

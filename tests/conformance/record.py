@@ -333,6 +333,15 @@ SETUPS: tuple[Setup, ...] = (
         env=TL_NO_CONTENT,
     ),
     Setup(
+        "openllmetry-openai-user",
+        "opentelemetry-instrumentation-openai",
+        {**TL_OPENAI, **OPENAI, **OTEL},
+        ("openllmetry-openai",),
+        ("openai-user",),
+        env=TL_NO_CONTENT,
+        notes="the end user named on the call (`user=`): OpenLLMetry records it as `llm.user`",
+    ),
+    Setup(
         "openllmetry-azure",
         "opentelemetry-instrumentation-openai",
         {**TL_OPENAI, **OPENAI, **OTEL},
@@ -543,6 +552,16 @@ SETUPS: tuple[Setup, ...] = (
         ("openlit",),
         ("openai", "anthropic"),
         env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
+    ),
+    Setup(
+        "openlit-user",
+        "openlit",
+        # openlit 1.45.0 requires openai<3, anthropic<1 and an opentelemetry-sdk that is not 1.45.2
+        {"openlit": "1.45.0", "openai": "2.54.0", "anthropic": "0.125.0", **otel("1.45.1")},
+        ("openlit",),
+        ("openai-user",),
+        env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
+        notes="the end user named on the call (`user=`): OpenLIT records it as `gen_ai.request.user`",
     ),
     Setup(
         "openai-agents",

@@ -120,3 +120,15 @@ def test_a_bill_read_from_a_total_says_so_on_its_row(replayed: Replayed) -> None
     ((scope, issue),) = _issues(replayed, "openinference-instrumentation-langchain-0.1.80-bedrock_invoke")
     assert scope == "openinference.instrumentation.langchain"
     assert issue.startswith("input read from the total") and issue.endswith("priced as input")
+
+
+def test_the_end_user_named_on_a_call_is_its_user(replayed: Replayed) -> None:
+    """An app that names its end user on the call (the OpenAI API's `user` parameter, `driver.END_USER`)
+    and puts no user in Baggage: the instrumentations that record it (OpenLIT's
+    ``gen_ai.request.user``, OpenLLMetry's ``gen_ai.user``) give the call its ``user_id``; a call that
+    names none (OpenLIT records an empty value) has none."""
+    stems = sorted(path.stem for path in PATHS if path.stem.endswith("-chat_user"))
+    assert stems == ["openlit-1.45.0-chat_user", "opentelemetry-instrumentation-openai-0.62.4-chat_user"]
+    for stem in stems:
+        assert [row["user_id"] for row in replayed.billed[stem]] == ["end-user-42"], stem
+    assert [row["user_id"] for row in replayed.billed["openlit-1.45.0-chat"]] == [""]
