@@ -1214,6 +1214,10 @@ def litellm_chat() -> None:
     _litellm()
 
 
+def litellm_chat_user() -> None:
+    _litellm(user=END_USER)
+
+
 def litellm_chat_stream() -> None:
     _litellm(stream=True, stream_options={"include_usage": True})
 
@@ -2786,6 +2790,7 @@ CALLS: dict[str, dict[str, Callable[[], None]]] = {
         "messages": litellm_messages,
         "messages_stream": litellm_messages_stream,
     },
+    "litellm-user": {"chat_user": litellm_chat_user},
     # the provider in each style's name: a setup that records several providers names its fixtures apart
     "mistral": {
         "mistral_chat": mistral_chat,

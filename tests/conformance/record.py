@@ -1372,6 +1372,15 @@ SETUPS: tuple[Setup, ...] = (
         notes="LiteLLM's OpenTelemetry callback (`callbacks = ['otel']`) on the global provider",
     ),
     Setup(
+        "litellm-user",
+        "litellm",
+        {"litellm": "1.110.2", **OPENAI, **OTEL},
+        ("litellm",),
+        ("litellm-user",),
+        env={"LITELLM_TELEMETRY": "False"},
+        notes="the end user named on the call (`user=`): LiteLLM's callback records it as `llm.user`",
+    ),
+    Setup(
         "openllmetry-mistralai",
         "opentelemetry-instrumentation-mistralai",
         {"opentelemetry-instrumentation-mistralai": TL, **MISTRALAI_1, **OTEL},

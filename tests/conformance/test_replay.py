@@ -125,10 +125,14 @@ def test_a_bill_read_from_a_total_says_so_on_its_row(replayed: Replayed) -> None
 def test_the_end_user_named_on_a_call_is_its_user(replayed: Replayed) -> None:
     """An app that names its end user on the call (the OpenAI API's `user` parameter, `driver.END_USER`)
     and puts no user in Baggage: the instrumentations that record it (OpenLIT's
-    ``gen_ai.request.user``, OpenLLMetry's ``gen_ai.user``) give the call its ``user_id``; a call that
-    names none (OpenLIT records an empty value) has none."""
+    ``gen_ai.request.user``, OpenLLMetry's ``gen_ai.user``, LiteLLM's ``llm.user``) give the call its
+    ``user_id``; a call that names none (OpenLIT records an empty value) has none."""
     stems = sorted(path.stem for path in PATHS if path.stem.endswith("-chat_user"))
-    assert stems == ["openlit-1.45.0-chat_user", "opentelemetry-instrumentation-openai-0.62.4-chat_user"]
+    assert stems == [
+        "litellm-1.110.2-chat_user",
+        "openlit-1.45.0-chat_user",
+        "opentelemetry-instrumentation-openai-0.62.4-chat_user",
+    ]
     for stem in stems:
         assert [row["user_id"] for row in replayed.billed[stem]] == ["end-user-42"], stem
     assert [row["user_id"] for row in replayed.billed["openlit-1.45.0-chat"]] == [""]

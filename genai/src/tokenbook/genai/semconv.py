@@ -404,11 +404,12 @@ ATTRIBUTION_ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
         "lmnr.association.properties.user_id",  # Laminar's association properties
         "ai.telemetry.metadata.userId",  # the AI SDK's telemetry metadata
         "mlflow.trace.user",  # MLflow's trace metadata
-        "metadata.user_api_key_user_id",  # LiteLLM (its proxy): the key's user
         # the end user named on the call (the OpenAI API's `user` parameter, LiteLLM's, Groq's):
         "gen_ai.request.user",  # OpenLIT
         "gen_ai.user",  # OpenLLMetry
-        "llm.user",  # OpenLLMetry's earlier releases
+        "llm.user",  # LiteLLM's callback, OpenLLMetry's earlier releases
+        "metadata.user_api_key_end_user_id",  # LiteLLM's proxy: the end user of the request
+        "metadata.user_api_key_user_id",  # LiteLLM's proxy: the key's user
     ),
     "team.id": ("metadata.user_api_key_team_id",),  # LiteLLM: the key's team
     "project.id": ("metadata.user_api_key_project_id",),  # LiteLLM: the key's project
