@@ -233,3 +233,11 @@ def test_a_tool_call_recorded_by_two_layers_counts_once(store: Store) -> None:
     store.refresh_aggregates(hourly=False)
     (row,) = _rows(store, "SELECT tool_calls, tool_errors FROM DB.v_context_costs")
     assert row == {"tool_calls": 5, "tool_errors": 1}
+    # the tool latency view counts them alike, per tool (the last word of the span's name)
+    latency = "SELECT tool, tool_calls, tool_errors, total_ms FROM DB.v_tool_latency ORDER BY tool"
+    tools = _rows(store, latency)
+    assert tools == [
+        {"tool": "get_weather", "tool_calls": 3, "tool_errors": 1, "total_ms": 120.0},
+        {"tool": "research", "tool_calls": 1, "tool_errors": 0, "total_ms": 40.0},
+        {"tool": "search", "tool_calls": 1, "tool_errors": 0, "total_ms": 40.0},
+    ]
