@@ -11,6 +11,7 @@ import pytest
 
 from tests.cli.seed_store import make_calls
 from tokenbook.collector.storage.ledger import CallRow, StepRow
+from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import Store
 
 
@@ -241,3 +242,26 @@ def test_a_tool_call_recorded_by_two_layers_counts_once(store: Store) -> None:
         {"tool": "research", "tool_calls": 1, "tool_errors": 0, "total_ms": 40.0},
         {"tool": "search", "tool_calls": 1, "tool_errors": 0, "total_ms": 40.0},
     ]
+
+
+def test_a_runaway_context_s_tool_calls_cost_what_its_steps_do(store: Store) -> None:
+    """A runaway agent loop: one context of 20,000 tool steps of 7 tools, every third a second layer of
+    the step before it. Its tool calls are counted within 200 MiB for the refresh and for the latency
+    view; before, each tool step was looked up in the context's array of them: the square of its
+    steps (a 10,000-step context took 54 s a refresh, and 20,000 more than 200 MiB)."""
+    call = _call("ctx-runaway", 0, 1000, "0.01")
+    steps: list[StepRow] = []
+    for i in range(20_000):
+        step = _tool("ctx-runaway", call, i)._replace(name=f"execute_tool tool{i % 7}")
+        if i % 3 == 2:  # a second layer of the step before: its child, same tool
+            step = step._replace(name=steps[-1].name, parent_span_id=steps[-1].span_id)
+        steps.append(step)
+    store.write([call], steps)
+    bounded = {"max_memory_usage": 200 << 20}
+    refresh = render_query("refresh_context_costs.sql", store.database)
+    store.command(refresh, {"tenants": [call.tenant_id], "contexts": ["ctx-runaway"]}, settings=bounded)
+    layers = 20_000 // 3
+    ((tool_calls,),) = store.query("SELECT tool_calls FROM v_context_costs")[2]
+    assert tool_calls == 20_000 - layers
+    latency = "SELECT sum(tool_calls), uniqExact(tool) FROM v_tool_latency WHERE context_id = 'ctx-runaway'"
+    assert store.query(latency, settings=bounded)[2] == [(20_000 - layers, 7)]

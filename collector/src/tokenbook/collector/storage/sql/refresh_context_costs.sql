@@ -7,8 +7,13 @@
 --
 -- Tool calls: a tool step whose parent is a tool step of the same tool (the last word of its name, after
 -- a space, a dot, a slash or a double underscore: `execute_tool get_weather` under OpenInference's
--- `weather.get_weather`) is another layer of that tool call, and counts as none (`tool_spans`: each
--- tool step's span ID and tool; `tools`: its parent's, its tool and whether it failed).
+-- `weather.get_weather`) is another layer of that tool call, and counts as none. `by_key` holds each
+-- tool step twice, sorted: as a possible parent, (span ID, tool, 0, 0) (`tool_parents`), and as a
+-- call, (parent's span ID, tool, 1, failed) (`tool_calls_by_parent`); split where the key changes, a
+-- run that starts with a possible parent holds that step's layers, one that starts with a call holds
+-- calls of their own (`own_calls`). Sorted, not looked up per step: a lookup of each step in the
+-- context's array costs the square of its tool steps (a runaway loop of 10,000 tool steps took 54 s
+-- a refresh, and 20,000 3 GiB).
 --
 -- Tool loops (migration 100): `seq` holds the context's billed model calls and tool steps in time
 -- order (a call before a tool step of the same instant); `s` is `seq` from its first call on (a tool
@@ -30,12 +35,17 @@ WITH
     arrayPopBack(arrayPushFront(s.2, 0)) AS after_tool,
     arrayFilter((x, t) -> x.2 = 0, s, after_tool) AS loop_calls,
     arrayFilter((t, x) -> x.2 = 0, after_tool, s) AS cont,
-    arrayFilter(l -> length(l) > 1, arraySplit((i, c) -> NOT c, loop_calls.3, cont)) AS loops
+    arrayFilter(l -> length(l) > 1, arraySplit((i, c) -> NOT c, loop_calls.3, cont)) AS loops,
+    arraySort(arrayConcat(tool_parents, tool_calls_by_parent)) AS by_key,
+    arrayFlatten(arrayFilter(
+        run -> run[1].3 = 1,
+        arraySplit((e, p) -> (e.1, e.2) != (p.1, p.2), by_key, arrayPopBack(arrayPushFront(by_key, by_key[1])))
+    )) AS own_calls
 SELECT
     tenant_id, context_id, first_seen, last_seen, workflow_name, workflow_id, user_id, project_id,
     feature, calls, unpriced_calls, call_errors, retries,
-    arrayCount(t -> NOT has(tool_spans, (t.1, t.2)), tools) AS tool_calls,
-    arrayCount(t -> t.3 AND NOT has(tool_spans, (t.1, t.2)), tools) AS tool_errors,
+    length(own_calls) AS tool_calls,
+    arraySum(own_calls.4) AS tool_errors,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost,
     output_cost, cache_read_cost, cache_write_cost, total_cost, currency, models, outcome,
     length(loops) AS tool_loops,
@@ -64,8 +74,8 @@ SELECT
     countIf(is_call AND price_status = 'unpriced') AS unpriced_calls,
     countIf(is_call AND status = 'error') AS call_errors,
     countIf(is_call AND attempt > 0) AS retries,
-    groupArrayIf((span_id, tool), kind = 'tool') AS tool_spans,
-    groupArrayIf((parent_span_id, tool, status = 'error'), kind = 'tool') AS tools,
+    groupArrayIf((span_id, tool, 0, 0), kind = 'tool') AS tool_parents,
+    groupArrayIf((parent_span_id, tool, 1, toUInt8(status = 'error')), kind = 'tool') AS tool_calls_by_parent,
     sumIf(input_tokens, is_call) AS input_tokens,
     sumIf(output_tokens, is_call) AS output_tokens,
     sumIf(cache_read_tokens, is_call) AS cache_read_tokens,
