@@ -265,3 +265,37 @@ def test_a_runaway_context_s_tool_calls_cost_what_its_steps_do(store: Store) -> 
     assert tool_calls == 20_000 - layers
     latency = "SELECT sum(tool_calls), uniqExact(tool) FROM v_tool_latency WHERE context_id = 'ctx-runaway'"
     assert store.query(latency, settings=bounded)[2] == [(20_000 - layers, 7)]
+
+
+def test_a_tool_call_recorded_beside_itself_counts_once(store: Store) -> None:
+    """The Claude Agent SDK's in-process MCP tool: OpenInference's ``mcp__weather__get_weather`` span and,
+    within it, the MCP SDK's ``tools/call get_weather``, both children of the agent's span (as
+    recorded: 747–802 ms and 787–790 ms): one tool call, and its failure one tool error. Two calls of
+    one tool under one name, one within the other (parallel calls), and two under other names with the
+    same interval, are two each."""
+    call = _call("ctx-siblings", 0, 1000, "0.01")
+    start = call.timestamp + timedelta(seconds=1)
+    outer = _tool("ctx-siblings", call, 0, ms=54.3, status="error")._replace(
+        name="mcp__weather__get_weather", timestamp=start
+    )
+    inner = _tool("ctx-siblings", call, 1, ms=2.4, status="error")._replace(
+        name="tools/call get_weather", timestamp=start + timedelta(milliseconds=40)
+    )
+    long, short = (
+        _tool("ctx-siblings", call, n, ms=ms)._replace(name="execute_tool search", timestamp=at)
+        for n, ms, at in ((2, 500.0, start), (3, 20.0, start + timedelta(milliseconds=100)))
+    )
+    same = [
+        _tool("ctx-siblings", call, 4 + i)._replace(name=name, timestamp=start)
+        for i, name in enumerate(("lookup", "execute_tool lookup"))
+    ]
+    store.write([call], [inner, outer, short, long, *same])
+    store.refresh_aggregates(hourly=False)
+    (row,) = _rows(store, "SELECT tool_calls, tool_errors FROM DB.v_context_costs")
+    assert row == {"tool_calls": 5, "tool_errors": 1}
+    latency = "SELECT tool, tool_calls, tool_errors FROM DB.v_tool_latency ORDER BY tool"
+    assert _rows(store, latency) == [
+        {"tool": "get_weather", "tool_calls": 1, "tool_errors": 1},
+        {"tool": "lookup", "tool_calls": 2, "tool_errors": 0},
+        {"tool": "search", "tool_calls": 2, "tool_errors": 0},
+    ]

@@ -7,13 +7,17 @@
 --
 -- Tool calls: a tool step whose parent is a tool step of the same tool (the last word of its name, after
 -- a space, a dot, a slash or a double underscore: `execute_tool get_weather` under OpenInference's
--- `weather.get_weather`) is another layer of that tool call, and counts as none. `by_key` holds each
--- tool step twice, sorted: as a possible parent, (span ID, tool, 0, 0) (`tool_parents`), and as a
--- call, (parent's span ID, tool, 1, failed) (`tool_calls_by_parent`); split where the key changes, a
--- run that starts with a possible parent holds that step's layers, one that starts with a call holds
--- calls of their own (`own_calls`). Sorted, not looked up per step: a lookup of each step in the
--- context's array costs the square of its tool steps (a runaway loop of 10,000 tool steps took 54 s
--- a refresh, and 20,000 3 GiB).
+-- `weather.get_weather`) is another layer of that tool call, and counts as none; so does one that lies
+-- within the tool step before it of the same parent and tool, under another name, and is shorter (a
+-- sibling layer: the MCP SDK's `tools/call get_weather` beside OpenInference's
+-- `mcp__weather__get_weather`, both children of the Claude Agent SDK's span). `by_key` holds each tool
+-- step twice, sorted: as a possible parent, (span ID, tool, 0, ...) (`tool_parents`), and as a call,
+-- (parent's span ID, tool, 1, start, minus its end, failed, name) (`tool_calls_by_parent`); split
+-- where the key changes, a run that starts with a possible parent holds that step's layers, one that
+-- starts with a call holds calls of their own (`own_calls`), in start order, the longest first;
+-- `tool_calls_kept` compares each with the one before it. Sorted, not looked up per step: a lookup of
+-- each step in the context's array costs the square of its tool steps (a runaway loop of 10,000 tool
+-- steps took 54 s a refresh, and 20,000 3 GiB).
 --
 -- Tool loops (migration 100): `seq` holds the context's billed model calls and tool steps in time
 -- order (a call before a tool step of the same instant); `s` is `seq` from its first call on (a tool
@@ -39,13 +43,20 @@ WITH
     arraySort(arrayConcat(tool_parents, tool_calls_by_parent)) AS by_key,
     arrayFlatten(arrayFilter(
         run -> run[1].3 = 1,
-        arraySplit((e, p) -> (e.1, e.2) != (p.1, p.2), by_key, arrayPopBack(arrayPushFront(by_key, by_key[1])))
-    )) AS own_calls
+        arraySplit(
+            (e, p) -> (e.1, e.2) != (p.1, p.2), by_key, arrayPopBack(arrayPushFront(by_key, by_key[1]))
+        )
+    )) AS own_calls,
+    arrayFilter(
+        (e, p) -> NOT ((e.1, e.2) = (p.1, p.2) AND e.7 != p.7 AND p.5 <= e.5 AND (p.4 < e.4 OR p.5 < e.5)),
+        own_calls,
+        arrayPopBack(arrayPushFront(own_calls, own_calls[1]))
+    ) AS tool_calls_kept
 SELECT
     tenant_id, context_id, first_seen, last_seen, workflow_name, workflow_id, user_id, project_id,
     feature, calls, unpriced_calls, call_errors, retries,
-    length(own_calls) AS tool_calls,
-    arraySum(own_calls.4) AS tool_errors,
+    length(tool_calls_kept) AS tool_calls,
+    arraySum(tool_calls_kept.6) AS tool_errors,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost,
     output_cost, cache_read_cost, cache_write_cost, total_cost, currency, models, outcome,
     length(loops) AS tool_loops,
@@ -74,8 +85,14 @@ SELECT
     countIf(is_call AND price_status = 'unpriced') AS unpriced_calls,
     countIf(is_call AND status = 'error') AS call_errors,
     countIf(is_call AND attempt > 0) AS retries,
-    groupArrayIf((span_id, tool, 0, 0), kind = 'tool') AS tool_parents,
-    groupArrayIf((parent_span_id, tool, 1, toUInt8(status = 'error')), kind = 'tool') AS tool_calls_by_parent,
+    groupArrayIf((span_id, tool, 0, ts, toInt64(0), toUInt8(0), ''), kind = 'tool') AS tool_parents,
+    groupArrayIf(
+        (
+            parent_span_id, tool, 1, ts, -(toUnixTimestamp64Micro(ts) + toInt64(step_ms * 1000)),
+            toUInt8(status = 'error'), step_name
+        ),
+        kind = 'tool'
+    ) AS tool_calls_by_parent,
     sumIf(input_tokens, is_call) AS input_tokens,
     sumIf(output_tokens, is_call) AS output_tokens,
     sumIf(cache_read_tokens, is_call) AS cache_read_tokens,
@@ -102,14 +119,14 @@ FROM
         cache_write_tokens, reasoning_tokens, input_cost, output_cost, cache_read_cost,
         cache_write_cost, total_cost, currency, model, '' AS outcome, input_tokens AS step_input,
         input_tokens + output_tokens AS step_tokens, total_cost AS step_cost, '' AS span_id,
-        '' AS parent_span_id, '' AS tool
+        '' AS parent_span_id, '' AS tool, '' AS step_name, 0. AS step_ms
     FROM {{db}}.llm_calls FINAL
     PREWHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}
     UNION ALL
     SELECT  -- a step: the calls' columns empty (the union takes their types)
         tenant_id, context_id, timestamp AS ts, '', '', '', '', '', 0, '', status, 0, kind, 0, 0, 0, 0,
         0, NULL, NULL, NULL, NULL, NULL, '', '', outcome, 0, 0, NULL, span_id, parent_span_id,
-        if(kind = 'tool', splitByRegexp('[ ./]|__', name)[-1], '')
+        if(kind = 'tool', splitByRegexp('[ ./]|__', name)[-1], ''), name, duration_ms
     FROM {{db}}.context_steps FINAL
     PREWHERE tenant_id IN {tenants:Array(String)} AND context_id IN {contexts:Array(String)}
 )
