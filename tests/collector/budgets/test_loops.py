@@ -70,9 +70,10 @@ def loop(
 
 
 def ingest(store: Store, runtime: BudgetRuntime, calls: list[CallRow], steps: list[StepRow]) -> None:
-    """Write and refresh as the collector's writer does, then one ticker pass of the loop rules."""
+    """Write and refresh as the collector's writer does (the contexts; the hourly roll-ups, which no
+    loop rule reads, less often), then one ticker pass of the loop rules."""
     store.write(calls, steps)
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     while runtime.loops.check(store):
         pass
 
@@ -130,7 +131,7 @@ def test_a_restart_repeats_no_loop_crossing_and_sends_the_unrecorded_one(store: 
         # a crossing the collector never got to send: its context was recomputed, then the process died
         store.on_refreshed = None
         store.write(*loop("ticket-8", 6))
-        store.refresh_aggregates()
+        store.refresh_aggregates(hourly=False)
         second = runtime_on(store, config(hook.url))  # rebuild: ticket-7 recorded, ticket-8 not
         ingest(store, second, *loop("ticket-7", 2, start=5))  # ticket-7 goes on after the restart
         assert second.query_states("tenant=acme&context=ticket-7")["allowed"] is False

@@ -63,7 +63,7 @@ def test_loops_steps_tokens_growth_and_no_loop(store: Store) -> None:
     plain = [_call("ctx-plain", i, 500, "0.02") for i in range(3)]  # calls, no tool: no loop
     store.write([*calls, failed, *plain], steps)
     store.write(calls[:2], steps[:1])  # a re-delivery changes nothing
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     (loop,) = _rows(store, "SELECT * FROM DB.v_context_loops")
     assert loop["context_id"] == "ctx-loop" and loop["tool_loops"] == 2 and loop["loop_steps"] == 3
     # tokens of the calls after the first of each loop: calls 1, 2 and 4
@@ -84,10 +84,10 @@ def test_a_late_tool_step_turns_calls_into_a_loop(store: Store) -> None:
     """Steps and calls arrive in any order: the loop is recomputed from the whole context."""
     calls = [_call("ctx-late", i, 1000 * (i + 1), "0.01") for i in range(3)]
     store.write(calls, [])
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     assert _rows(store, "SELECT * FROM DB.v_context_loops") == []
     store.write([], [_tool("ctx-late", calls[0], 0), _tool("ctx-late", calls[1], 1)])
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     (loop,) = _rows(store, "SELECT loop_steps, prompt_growth_per_step FROM DB.v_context_loops")
     assert loop == {"loop_steps": 3, "prompt_growth_per_step": 1000.0}
 
@@ -156,7 +156,7 @@ def test_loop_figures_of_random_contexts_follow_the_rules(store: Store) -> None:
             events.append((second, 1, 0, None))
         expected[context] = _loop_figures(events)
     store.write(calls, steps)
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     got = {
         row.pop("context_id"): row
         for row in _rows(

@@ -67,7 +67,7 @@ def test_user_queries_run_side_by_side_and_the_ledger_goes_on(store: Store) -> N
     calls = make_calls(30)
     store.write(calls, [])
     assert store.query("SELECT count() FROM v_calls")[2] == [(30,)]
-    assert store.refresh_aggregates() > 0
+    assert store.refresh_aggregates(hourly=False) > 0
     assert store.query("SELECT sum(calls) FROM v_context_costs")[2] == [(30,)]
     assert all(q.is_alive() for q in queries)  # all of it while the user queries ran
     assert store.cancel_user_queries() == 2
@@ -99,9 +99,9 @@ def test_a_write_completes_while_a_refresh_is_in_progress(store: Store) -> None:
 
     store.on_decisions = on_decisions
     store.write([*first, outer], [])
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     assert written.is_set()
-    store.refresh_aggregates()
+    store.refresh_aggregates(hourly=False)
     assert store.query("SELECT count() FROM llm_calls FINAL")[2] == [(23,)]
     assert store.query("SELECT count() FROM v_calls")[2] == [(22,)]  # one layer of the call is not billed
     assert store.query("SELECT sum(calls) FROM v_context_costs")[2] == [(22,)]
