@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -333,15 +333,6 @@ SETUPS: tuple[Setup, ...] = (
         env=TL_NO_CONTENT,
     ),
     Setup(
-        "openllmetry-openai-user",
-        "opentelemetry-instrumentation-openai",
-        {**TL_OPENAI, **OPENAI, **OTEL},
-        ("openllmetry-openai",),
-        ("openai-user",),
-        env=TL_NO_CONTENT,
-        notes="the end user named on the call (`user=`): OpenLLMetry records it as `llm.user`",
-    ),
-    Setup(
         "openllmetry-azure",
         "opentelemetry-instrumentation-openai",
         {**TL_OPENAI, **OPENAI, **OTEL},
@@ -552,16 +543,6 @@ SETUPS: tuple[Setup, ...] = (
         ("openlit",),
         ("openai", "anthropic"),
         env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
-    ),
-    Setup(
-        "openlit-user",
-        "openlit",
-        # openlit 1.45.0 requires openai<3, anthropic<1 and an opentelemetry-sdk that is not 1.45.2
-        {"openlit": "1.45.0", "openai": "2.54.0", "anthropic": "0.125.0", **otel("1.45.1")},
-        ("openlit",),
-        ("openai-user",),
-        env={"OPENLIT_DISABLE_TELEMETRY": "true", "TELEMETRY_DISABLED": "true"},
-        notes="the end user named on the call (`user=`): OpenLIT records it as `gen_ai.request.user`",
     ),
     Setup(
         "openai-agents",
@@ -1372,15 +1353,6 @@ SETUPS: tuple[Setup, ...] = (
         notes="LiteLLM's OpenTelemetry callback (`callbacks = ['otel']`) on the global provider",
     ),
     Setup(
-        "litellm-user",
-        "litellm",
-        {"litellm": "1.110.2", **OPENAI, **OTEL},
-        ("litellm",),
-        ("litellm-user",),
-        env={"LITELLM_TELEMETRY": "False"},
-        notes="the end user named on the call (`user=`): LiteLLM's callback records it as `llm.user`",
-    ),
-    Setup(
         "openllmetry-mistralai",
         "opentelemetry-instrumentation-mistralai",
         {"opentelemetry-instrumentation-mistralai": TL, **MISTRALAI_1, **OTEL},
@@ -2157,6 +2129,24 @@ SETUPS: tuple[Setup, ...] = (
         notes="OpenLIT with OpenInference's span processor for OpenLIT's spans "
         "(`openinference.instrumentation.openlit.OpenInferenceSpanProcessor`)",
     ),
+)
+
+#: Setups recorded again on a call that names its end user (`user=`): the setup's pins, instrumentation
+#: and environment, with the driver's call group of that call, and where the library records the user.
+_END_USER = {
+    "openlit": ("openai-user", "OpenLIT records it as `gen_ai.request.user`"),
+    "openllmetry-openai": ("openai-user", "OpenLLMetry records it as `gen_ai.user`"),
+    "litellm": ("litellm-user", "LiteLLM's callback records it as `llm.user`"),
+}
+SETUPS += tuple(
+    replace(
+        setup,
+        name=f"{setup.name}-user",
+        calls=(_END_USER[setup.name][0],),
+        notes=f"the end user named on the call (`user=`): {_END_USER[setup.name][1]}",
+    )
+    for setup in SETUPS
+    if setup.name in _END_USER
 )
 
 
