@@ -14,6 +14,7 @@ import pytest
 
 from tests.cli.seed_store import make_calls
 from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.storage.config import RefreshConfig
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.rowcodec import encode_record
 from tokenbook.collector.storage.store import Store
@@ -121,7 +122,9 @@ def test_the_refresh_thread_runs_at_a_lower_priority_and_no_other_thread_does(
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
     wal.open()
-    writer = LedgerWriter(wal, noted, IngestMetrics(), max_rows=1000, max_delay=0.05, refresh_nice=7)
+    writer = LedgerWriter(
+        wal, noted, IngestMetrics(), max_rows=1000, max_delay=0.05, refresh=RefreshConfig(nice=7)
+    )
     writer.start()
     wal.append(*encode_record(make_calls(10), []))
     assert writer.stop(30)
@@ -148,3 +151,42 @@ def test_lowering_the_priority_touches_the_calling_thread_only() -> None:
     else:
         assert seen == [(False, base)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+class CountedRefresh(HeldRefresh):
+    """A real `Store` that notes each refresh it is asked for: whether it takes the hourly roll-ups."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.gate.set()
+        self.hourly: list[bool] = []
+
+    def refresh_aggregates(self, *, hourly: bool = True) -> int:
+        self.hourly.append(hourly)
+        return super().refresh_aggregates(hourly=hourly)
+
+
+def test_the_refresh_waits_its_configured_intervals(tmp_path: Path, migrated_store: Store) -> None:
+    """``storage.refresh.interval`` and ``hourly_interval``: after a refresh, rows written meanwhile
+    wait for the next one (the stop refreshes what is left, roll-ups included)."""
+    store = migrated_store
+    counted = CountedRefresh(store)
+    wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
+    wal.open()
+    longer = time.monotonic() + 3600.0  # than the host's uptime too: the first refresh is still due at once
+    refresh = RefreshConfig(interval=longer, hourly_interval=longer)
+    writer = LedgerWriter(wal, counted, IngestMetrics(), max_rows=1000, max_delay=0.05, refresh=refresh)
+    writer.start()
+    calls = make_calls(20)
+    wal.append(*encode_record(calls[:10], []))
+    wait_until(lambda: writer.refresher.refreshes == 1)  # the first rows: refreshed at once
+    wal.append(*encode_record(calls[10:], []))
+    wait_until(lambda: count(store, "SELECT count() FROM v_calls") == 20)
+    time.sleep(1.5)  # past the default interval (1 s): with this one, no refresh yet
+    assert writer.refresher.refreshes == 1
+    assert count(store, "SELECT sum(calls) FROM v_context_costs") == 10
+    assert writer.stop(30)
+    assert counted.hourly == [True, True]
+    assert count(store, "SELECT sum(calls) FROM v_context_costs") == 20
+    assert count(store, "SELECT sum(calls) FROM v_cost_hourly") == 20
+    wal.close()

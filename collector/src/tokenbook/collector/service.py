@@ -532,7 +532,7 @@ class Collector:
                     max_delay=cfg.batch.max_delay,
                     builds=self.builds,
                     on_built=self.ingestor.built if self.ingestor is not None else None,
-                    refresh_nice=cfg.storage.refresh.nice,
+                    refresh=cfg.storage.refresh,
                 )
                 store.on_decisions = self._on_decisions
                 store.on_refreshed = self.budgets.contexts_refreshed

@@ -206,6 +206,22 @@ class RefreshConfig:
         "free pages (`malloc_trim`) and, with the embedded store, the engine allocator's "
         "(`SYSTEM JEMALLOC PURGE`), instead of keeping them for the next burst.",
     )
+    interval: float = setting(
+        1.0,
+        parse=duration,
+        doc="How often, at most, `context_costs` and the billing decisions catch up with the rows written "
+        "while the writer keeps up (30 s, or this if longer, while it has a backlog). Each refresh costs "
+        "the engine's planning of its statements (tens of ms of CPU) however few rows it covers, so under a "
+        "light steady load this sets the refresh's share of a core; the lag of `context_costs` and of "
+        "the decisions is about this long.",
+    )
+    hourly_interval: float = setting(
+        10.0,
+        parse=duration,
+        doc="How often, at most, the hourly roll-ups (`cost_hourly`, `tenant_hourly`, `model_hourly`) "
+        "catch up while the writer keeps up (60 s, or this if longer, while it has a backlog); each "
+        "refresh rescans the touched hours of the touched tenants.",
+    )
     nice: int = setting(
         10,
         parse=int_in(0, 19),

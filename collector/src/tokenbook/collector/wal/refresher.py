@@ -6,13 +6,15 @@ the lock of the writer's inserts (`storage.store`), and here on a thread of its 
 refresh takes, the writer goes on inserting, and what it writes meanwhile is refreshed next time.
 Refreshes are coalesced, which bounds the aggregates' lag and their cost:
 
-* ``context_costs``: at most once a second; while the writer has a backlog (its last batch was full:
-  more than ``storage.batch.max_rows`` rows were waiting), at most every 30 s, so that a context
-  touched by many batches is recomputed once. A refresh that took *t* seconds is followed by at least
-  5*t* seconds without one (capped at 30 s): refreshing takes at most a sixth of the time;
-* ``cost_hourly`` (and the roll-ups made from it): every 10 s, or 60 s during a backlog. Each refresh
-  of an hour rescans that hour's calls of the touched tenants, so its cost grows with the hour; the
-  interval bounds that cost to (rows of the hour so far) per interval.
+* ``context_costs`` and the billing decisions: at most every ``storage.refresh.interval`` (1 s by
+  default); while the writer has a backlog (its last batch was full: more than
+  ``storage.batch.max_rows`` rows were waiting), at most every 30 s, so that a context touched by
+  many batches is recomputed once. A refresh that took *t* seconds is followed by at least 5*t*
+  seconds without one (capped at 30 s): refreshing takes at most a sixth of the time;
+* ``cost_hourly`` (and the roll-ups made from it): every ``storage.refresh.hourly_interval`` (10 s),
+  or 60 s during a backlog. Each refresh of an hour rescans that hour's calls of the touched tenants,
+  so its cost grows with the hour; the interval bounds that cost to (rows of the hour so far) per
+  interval.
 
 Each refresh goes in bounded slices (``storage.refresh.max_keys``, `storage.slicing`): it takes
 as many as were pending when it began; keys written meanwhile, which it may leave, make the next
@@ -33,6 +35,7 @@ exit without it: the store's refresh watermark then makes the next start recompu
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -42,10 +45,8 @@ from typing import Any, Final, Protocol
 __all__ = ["AggregateRefresher", "Refreshable", "lower_thread_priority"]
 
 _log = logging.getLogger(__name__)
-_INTERVAL: Final = 1.0  # context_costs lag when caught up
-_INTERVAL_BEHIND: Final = 30.0  # ... while the writer has a backlog
-_HOURLY_INTERVAL: Final = 10.0  # cost_hourly lag when caught up: each refresh rescans the touched hours
-_HOURLY_INTERVAL_BEHIND: Final = 60.0  # ... during a backlog
+_INTERVAL_BEHIND: Final = 30.0  # context_costs lag while the writer has a backlog (at least)
+_HOURLY_INTERVAL_BEHIND: Final = 60.0  # cost_hourly lag during a backlog (at least)
 _SHARE: Final = 5  # the next refresh waits at least this many times the last one's duration
 
 
@@ -62,18 +63,27 @@ class Refreshable(Protocol):
 class AggregateRefresher:
     """Refreshes `store`'s aggregates on its own thread after `written` (see module docstring)."""
 
-    def __init__(self, store: Refreshable, *, nice: int = 0) -> None:
-        """`nice`: how much lower the refresh thread's CPU priority is (0: the creator's)."""
+    def __init__(
+        self, store: Refreshable, *, nice: int = 0, interval: float = 1.0, hourly_interval: float = 10.0
+    ) -> None:
+        """`nice`: how much lower the refresh thread's CPU priority is (0: the creator's); `interval`
+        and `hourly_interval`: the least seconds between two refreshes of the contexts and decisions,
+        and of the hourly roll-ups, while the writer keeps up (``storage.refresh.interval``,
+        ``storage.refresh.hourly_interval``)."""
         self.store = store
         self.nice = nice
+        self.interval = interval
+        self.interval_behind = max(_INTERVAL_BEHIND, interval)
+        self.hourly_interval = hourly_interval
+        self.hourly_interval_behind = max(_HOURLY_INTERVAL_BEHIND, hourly_interval)
         self.refreshes = 0  # completed refreshes (for tests and logs)
         self._cond = threading.Condition()
         self._dirty = False  # rows written since the last refresh
         self._dirty_hours = False  # rows written since the last hourly refresh
         self._behind = False
         self._stopping = False
-        self._last = 0.0  # monotonic time of the last refresh
-        self._last_hourly = 0.0
+        self._last = -math.inf  # monotonic time of the last refresh (none yet: due at once)
+        self._last_hourly = -math.inf
         self._took = 0.0  # seconds the last refresh took
         self._thread = threading.Thread(target=self._run, name="tokenbook-aggregate-refresher", daemon=True)
 
@@ -113,9 +123,9 @@ class AggregateRefresher:
 
     def _due(self, now: float) -> float:
         """Seconds until the next refresh may run (0: now)."""
-        interval = _INTERVAL_BEHIND if self._behind else _INTERVAL
+        interval = self.interval_behind if self._behind else self.interval
         # The ledger comes first: refreshing takes at most 1/_SHARE of the time.
-        interval = max(interval, min(_SHARE * self._took, _INTERVAL_BEHIND))
+        interval = max(interval, min(_SHARE * self._took, self.interval_behind))
         return max(self._last + interval - now, 0.0)
 
     def _run(self) -> None:
@@ -136,7 +146,7 @@ class AggregateRefresher:
                         return
                     continue
                 now = time.monotonic()
-                hourly_interval = _HOURLY_INTERVAL_BEHIND if self._behind else _HOURLY_INTERVAL
+                hourly_interval = self.hourly_interval_behind if self._behind else self.hourly_interval
                 hourly = self._dirty_hours and (stopping or now - self._last_hourly >= hourly_interval)
                 self._dirty = False
                 if hourly:

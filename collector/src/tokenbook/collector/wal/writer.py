@@ -49,6 +49,7 @@ from concurrent.futures import Future
 from typing import Any, Final, Protocol
 
 from tokenbook.collector.metrics import IngestMetrics
+from tokenbook.collector.storage.config import RefreshConfig
 from tokenbook.collector.storage.ledger import CallRow, StepRow
 from tokenbook.collector.storage.rowcodec import RowRecord, decode_record, join_blocks
 from tokenbook.collector.storage.store import (
@@ -65,6 +66,7 @@ from tokenbook.collector.wal.requests import LoggedRequest, decode_logged, encod
 
 __all__ = ["PARTITIONS_PER_INSERT", "REFUSED_CODES", "LedgerStore", "LedgerWriter", "refused"]
 
+_REFRESH_DEFAULTS: Final = RefreshConfig()
 _log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 5.0
@@ -149,12 +151,11 @@ class LedgerWriter:
         max_bytes: int = 32 << 20,
         builds: RowBuilds | None = None,
         on_built: Callable[[LoggedRequest, Any], None] | None = None,
-        refresh_nice: int = 0,
+        refresh: RefreshConfig = _REFRESH_DEFAULTS,
     ) -> None:
         """`builds` turns logged requests (acknowledged before their rows were built) into rows;
         without it such a record is set aside. `on_built` is told of each one built (counters).
-        `refresh_nice`: how much lower the aggregate refresh thread's CPU priority is
-        (`AggregateRefresher`)."""
+        `refresh`: the aggregate refresh thread's priority and intervals (`AggregateRefresher`)."""
         self.wal = wal
         self.builds = builds
         self.on_built = on_built
@@ -168,7 +169,9 @@ class LedgerWriter:
         self._deadline = float("inf")  # give up draining after this (monotonic)
         self._thread = threading.Thread(target=self._run, name="tokenbook-ledger-writer", daemon=True)
         self._behind = False  # the last batch was full: more rows wait in the log
-        self.refresher = AggregateRefresher(store, nice=refresh_nice)
+        self.refresher = AggregateRefresher(
+            store, nice=refresh.nice, interval=refresh.interval, hourly_interval=refresh.hourly_interval
+        )
 
     def start(self) -> None:
         """Start the writer thread (it replays undelivered records, then drains new ones) and the
