@@ -169,6 +169,9 @@ class _Running:
     def stop(self) -> None:
         if self.writer._thread.ident is not None:  # started
             self.writer.stop(drain_timeout=1.0)
+            # The last refresh may outlast the drain's deadline (a slow host): wait for it, or it writes
+            # into the database after the test gave it back.
+            self.writer.refresher.stop(60)
         self.wal.close()
         self.store.close()
 
