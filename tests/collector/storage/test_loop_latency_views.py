@@ -267,6 +267,33 @@ def test_a_runaway_context_s_tool_calls_cost_what_its_steps_do(store: Store) -> 
     assert store.query(latency, settings=bounded)[2] == [(20_000 - layers, 7)]
 
 
+def test_parallel_tool_calls_recorded_beside_themselves_count_once_each(store: Store) -> None:
+    """Two calls of the MCP tool at once, each recorded twice (OpenInference's span and, within it, the
+    MCP SDK's): a long call (0–500 ms, failed) and a short one (10–30 ms); the short call's inner layer
+    (15–17 ms) starts before the long call's (300–303 ms, failed), so the long call's layer is not the
+    next span after it. Two tool calls and one tool error, whatever the order the layers started in."""
+    call = _call("ctx-parallel", 0, 1000, "0.01")
+    start = call.timestamp + timedelta(seconds=1)
+    steps = [
+        _tool("ctx-parallel", call, n, ms=ms, status=status)._replace(
+            name=name, timestamp=start + timedelta(milliseconds=at)
+        )
+        for n, name, at, ms, status in (
+            (0, "mcp__weather__get_weather", 0, 500.0, "error"),
+            (1, "mcp__weather__get_weather", 10, 20.0, "ok"),
+            (2, "tools/call get_weather", 15, 2.0, "ok"),
+            (3, "tools/call get_weather", 300, 3.0, "error"),
+        )
+    ]
+    store.write([call], steps)
+    store.refresh_aggregates(hourly=False)
+    (row,) = _rows(store, "SELECT tool_calls, tool_errors FROM DB.v_context_costs")
+    assert row == {"tool_calls": 2, "tool_errors": 1}
+    latency = "SELECT tool, tool_calls, tool_errors, max_ms FROM DB.v_tool_latency"
+    expected = {"tool": "get_weather", "tool_calls": 2, "tool_errors": 1, "max_ms": 500.0}
+    assert _rows(store, latency) == [expected]
+
+
 def test_a_tool_call_recorded_beside_itself_counts_once(store: Store) -> None:
     """The Claude Agent SDK's in-process MCP tool: OpenInference's ``mcp__weather__get_weather`` span and,
     within it, the MCP SDK's ``tools/call get_weather``, both children of the agent's span (as

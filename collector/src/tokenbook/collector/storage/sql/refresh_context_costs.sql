@@ -14,10 +14,15 @@
 -- step twice, sorted: as a possible parent, (span ID, tool, 0, ...) (`tool_parents`), and as a call,
 -- (parent's span ID, tool, 1, start, minus its end, failed, name) (`tool_calls_by_parent`); split
 -- where the key changes, a run that starts with a possible parent holds that step's layers, one that
--- starts with a call holds calls of their own (`own_calls`), in start order, the longest first;
--- `tool_calls_kept` compares each with the one before it. Sorted, not looked up per step: a lookup of
--- each step in the context's array costs the square of its tool steps (a runaway loop of 10,000 tool
--- steps took 54 s a refresh, and 20,000 3 GiB).
+-- starts with a call holds calls of their own (`own_calls`), in start order, the longest first. A
+-- call lies within an earlier one of the same parent and tool when that one ends later, or as late
+-- and started earlier: `own_keys` orders the calls so (end, then the earlier start), and
+-- `contained_by` holds, for each call, the largest key of the calls before it in its (parent, tool)
+-- run, by name (`maxMap` over the ranges of those runs, which the engine computes without
+-- re-reading each prefix); a call is a sibling layer when a call of another name holds a larger key
+-- (so parallel calls each with two layers count once each, whichever started first). Sorted, not
+-- looked up per step: a lookup of each step in the context's array costs the square of its tool
+-- steps (a runaway loop of 10,000 tool steps took 54 s a refresh, and 20,000 3 GiB).
 --
 -- Tool loops (migration 100): `seq` holds the context's billed model calls and tool steps in time
 -- order (a call before a tool step of the same instant); `s` is `seq` from its first call on (a tool
@@ -47,10 +52,22 @@ WITH
             (e, p) -> (e.1, e.2) != (p.1, p.2), by_key, arrayPopBack(arrayPushFront(by_key, by_key[1]))
         )
     )) AS own_calls,
+    arrayMap(
+        (e, p, i) -> if(i = 1 OR (e.1, e.2) != (p.1, p.2), i, 0),
+        own_calls, arrayPopBack(arrayPushFront(own_calls, own_calls[1])), arrayEnumerate(own_calls)
+    ) AS run_starts,
+    arrayMap(
+        e -> toInt128(-e.5) * 4503599627370496 + (4503599627370495 - toUnixTimestamp64Micro(e.4)), own_calls
+    ) AS own_keys,
+    arrayReduceInRanges(
+        'maxMap',
+        arrayMap((g, i) -> (g, toUInt32(i - g)), arrayFill(g -> g != 0, run_starts), arrayEnumerate(own_calls)),
+        arrayMap(e -> [e.7], own_calls),
+        arrayMap(k -> [k], own_keys)
+    ) AS contained_by,
     arrayFilter(
-        (e, p) -> NOT ((e.1, e.2) = (p.1, p.2) AND e.7 != p.7 AND p.5 <= e.5 AND (p.4 < e.4 OR p.5 < e.5)),
-        own_calls,
-        arrayPopBack(arrayPushFront(own_calls, own_calls[1]))
+        (e, k, c) -> NOT arrayExists((name, key) -> name != e.7 AND key > k, c.1, c.2),
+        own_calls, own_keys, contained_by
     ) AS tool_calls_kept
 SELECT
     tenant_id, context_id, first_seen, last_seen, workflow_name, workflow_id, user_id, project_id,
