@@ -72,6 +72,28 @@ SPANS_PER_RUN = 5  # 1 wrapper + 3 chats + 1 tool
 ROWS_PER_RUN = 5  # 3 calls + 1 tool step + 1 wrapper step
 
 
+def named_config(text: str) -> tuple[str, Path | None]:
+    """A ``--config NAME=FILE`` option of the benchmarks that compare collector configurations in one
+    run: NAME and the config file, or ``NAME=`` for the built-in defaults."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or (path and not Path(path).is_file()):
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE with an existing file, or NAME=, got {text!r}")
+    return name, Path(path) if path else None
+
+
+def add_config_option(parser: argparse.ArgumentParser, alone: str) -> None:
+    """``--config NAME=FILE`` (repeatable, `named_config`); `alone`: what runs without one."""
+    parser.add_argument(
+        "--config",
+        type=named_config,
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a collector with this config file (none: the defaults), reported as NAME (repeat to compare "
+        f"configurations in the same run; default: {alone})",
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -50,6 +50,7 @@ from bench.collector_throughput import (  # noqa: E402 - after the path set-up
     _children,
     _cpu_seconds,
     _free_port,
+    add_config_option,
 )
 
 RESULT = HERE / "results" / "exporter_vs_sink.json"
@@ -166,26 +167,11 @@ class _Collector(BenchCollector):
         return result
 
 
-def _named_config(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
-    return name, Path(path)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument(
-        "--config",
-        type=_named_config,
-        action="append",
-        default=[],
-        metavar="NAME=FILE",
-        help="a collector with this config file, reported as NAME (repeat to compare configurations "
-        "in the same run; default: one collector, `collector`, with the defaults)",
-    )
+    add_config_option(parser, "one collector, `collector`, with the defaults")
     parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     args = parser.parse_args(argv if argv is not None else [])
     spans = args.spans // SPANS_PER_RUN * SPANS_PER_RUN
@@ -219,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tmp.cleanup()
         sink.terminate()
     medians = {t: sorted(r["spans_per_s"] for r in rs)[(len(rs) - 1) // 2] for t, rs in runs.items()}
-    options = "".join(f" --config {name}={config}" for name, config in args.config)
+    options = "".join(f" --config {name}={config or ''}" for name, config in args.config)
     report: dict[str, Any] = {
         "command": f".venv/bin/python bench/exporter_vs_sink.py --spans {args.spans} --pairs {args.pairs}"
         + options,

@@ -45,6 +45,7 @@ from bench.collector_throughput import (  # noqa: E402 - after the path set-up
     _children,
     _cpu_seconds,
     _role,
+    add_config_option,
 )
 
 RESULT = HERE / "results" / "light_load.json"
@@ -127,14 +128,6 @@ def one_run(
         collector.stop()
 
 
-def _named_config(text: str) -> tuple[str, Path | None]:
-    """``NAME=FILE``, or ``NAME=`` for the built-in defaults."""
-    name, sep, path = text.partition("=")
-    if not sep or not name or (path and not Path(path).is_file()):
-        raise argparse.ArgumentTypeError(f"expected NAME=FILE with an existing file, or NAME=, got {text!r}")
-    return name, Path(path) if path else None
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1.0, help="export requests per second (default 1)")
@@ -143,15 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--idle", type=float, default=10.0, help="seconds without requests after (default 10)"
     )
     parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration (default 2)")
-    parser.add_argument(
-        "--config",
-        type=_named_config,
-        action="append",
-        default=[],
-        metavar="NAME=FILE",
-        help="a collector with this config file (none: the defaults), reported as NAME (repeat to compare; "
-        "default: the defaults alone)",
-    )
+    add_config_option(parser, "the defaults alone")
     parser.add_argument("--out", type=Path, default=RESULT, help=f"result file (default {RESULT})")
     args = parser.parse_args(argv)
     configs: list[tuple[str, Path | None]] = list(args.config) or [("defaults", None)]
