@@ -100,16 +100,19 @@ def test_a_refresh_that_does_not_end_does_not_hold_the_stop(tmp_path: Path, migr
     wal.close()
 
 
-class PriorityOfRefresh(HeldRefresh):
-    """A real `Store` that notes the CPU priority (nice value) of the thread that refreshes it."""
+class NotedRefresh(HeldRefresh):
+    """A real `Store` that notes each refresh it is asked for: the CPU priority (nice value) of the
+    thread that runs it, and whether it takes the hourly roll-ups."""
 
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self.gate.set()
         self.priorities: list[int] = []
+        self.hourly: list[bool] = []
 
     def refresh_aggregates(self, *, hourly: bool = True) -> int:
         self.priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        self.hourly.append(hourly)
         return super().refresh_aggregates(hourly=hourly)
 
 
@@ -118,7 +121,7 @@ def test_the_refresh_thread_runs_at_a_lower_priority_and_no_other_thread_does(
     tmp_path: Path, migrated_store: Store
 ) -> None:
     store = migrated_store
-    noted = PriorityOfRefresh(store)
+    noted = NotedRefresh(store)
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
     wal.open()
@@ -153,29 +156,16 @@ def test_lowering_the_priority_touches_the_calling_thread_only() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
 
 
-class CountedRefresh(HeldRefresh):
-    """A real `Store` that notes each refresh it is asked for: whether it takes the hourly roll-ups."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(store)
-        self.gate.set()
-        self.hourly: list[bool] = []
-
-    def refresh_aggregates(self, *, hourly: bool = True) -> int:
-        self.hourly.append(hourly)
-        return super().refresh_aggregates(hourly=hourly)
-
-
 def test_the_refresh_waits_its_configured_intervals(tmp_path: Path, migrated_store: Store) -> None:
     """``storage.refresh.interval`` and ``hourly_interval``: after a refresh, rows written meanwhile
     wait for the next one (the stop refreshes what is left, roll-ups included)."""
     store = migrated_store
-    counted = CountedRefresh(store)
+    noted = NotedRefresh(store)
     wal = WriteAheadLog(tmp_path / "wal", max_bytes=1 << 26, segment_bytes=1 << 20)
     wal.open()
     longer = time.monotonic() + 3600.0  # than the host's uptime too: the first refresh is still due at once
     refresh = RefreshConfig(interval=longer, hourly_interval=longer)
-    writer = LedgerWriter(wal, counted, IngestMetrics(), max_rows=1000, max_delay=0.05, refresh=refresh)
+    writer = LedgerWriter(wal, noted, IngestMetrics(), max_rows=1000, max_delay=0.05, refresh=refresh)
     writer.start()
     calls = make_calls(20)
     wal.append(*encode_record(calls[:10], []))
@@ -186,7 +176,7 @@ def test_the_refresh_waits_its_configured_intervals(tmp_path: Path, migrated_sto
     assert writer.refresher.refreshes == 1
     assert count(store, "SELECT sum(calls) FROM v_context_costs") == 10
     assert writer.stop(30)
-    assert counted.hourly == [True, True]
+    assert noted.hourly == [True, True]
     assert count(store, "SELECT sum(calls) FROM v_context_costs") == 20
     assert count(store, "SELECT sum(calls) FROM v_cost_hourly") == 20
     wal.close()
