@@ -66,7 +66,8 @@ from tokenbook.collector.wal.requests import LoggedRequest, decode_logged, encod
 
 __all__ = ["PARTITIONS_PER_INSERT", "REFUSED_CODES", "LedgerStore", "LedgerWriter", "refused"]
 
-_REFRESH_DEFAULTS: Final = RefreshConfig()
+#: The refresh of a writer made without its config: the configured intervals, the creator's priority.
+_REFRESH_DEFAULTS: Final = RefreshConfig(nice=0)
 _log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 5.0
