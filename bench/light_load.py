@@ -46,22 +46,22 @@ from bench.collector_throughput import (  # noqa: E402 - after the path set-up
     _cpu_seconds,
     _role,
     add_config_option,
+    stat_cpu_seconds,
 )
 
 RESULT = HERE / "results" / "light_load.json"
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _threads(pid: int) -> dict[str, float]:
     """CPU seconds of a process's threads: the interpreter's (``python``) and the engine's (the rest)."""
     out = {"interpreter": 0.0, "engine": 0.0}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            seconds = stat_cpu_seconds(task / "stat")
+            name = (task / "comm").read_text().strip()
         except OSError:  # the thread ended meanwhile
             continue
-        out["interpreter" if name == "python" else "engine"] += (int(fields[11]) + int(fields[12])) / _TICK
+        out["interpreter" if name == "python" else "engine"] += seconds
     return out
 
 
