@@ -71,6 +71,9 @@ NAME_TRUNCATED: Final = "...[truncated]"
 
 @dataclass(frozen=True, slots=True)
 class AttributeLimits:
+    """The limits the decoder applies to each span's attributes and name (``limits.*``; see the module
+    docstring)."""
+
     max_attributes: int  # per span, all attributes counted by the decoder (`KeyFilter.max_attributes`)
     max_value_length: int  # characters of a kept string value
     max_name_length: int = 1024  # characters of a span name; longer names are truncated (`span_name`)

@@ -147,6 +147,8 @@ class FleetUsage:
 
 @dataclass(frozen=True)
 class RebuildResult:
+    """What `BudgetEvaluator.rebuild` restored at start (logged by the collector)."""
+
     counters: int  # counters set from the ledger
     pending_calls: int  # calls from the write-ahead log that storage did not have
     restored_alerts: int  # counters whose alerted state came from budget_events

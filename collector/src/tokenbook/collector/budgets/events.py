@@ -74,6 +74,9 @@ class LoopFacts(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class BudgetEvent:
+    """One crossing, reset, loop or breaker event (module docstring): the log line, the webhook body and
+    the `budget_events` row."""
+
     event_time: datetime
     kind: str  # quota | budget | loop | breaker | reconcile
     rule: str  # the quota / budget / loop rule name; "breaker" for breaker events

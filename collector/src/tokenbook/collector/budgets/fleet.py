@@ -84,6 +84,8 @@ def collector_id() -> str:
 
 @dataclass(frozen=True)
 class SyncResult:
+    """What one reconciliation (`FleetSync.sync`) did to the counters."""
+
     counters: int  # counters reconciled
     changed: int  # of which moved
     remembered: int  # spans counted from memory (accepted here, not yet seen in storage)

@@ -89,6 +89,9 @@ class SpanRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
+    """What decoding a request gave: the records of the spans kept, how many spans were rejected, and
+    the first rejection's reason (reported in ``partial_success``)."""
+
     records: list[SpanRecord]
     rejected: int
     reason: str  # the first rejection reason, "" when none

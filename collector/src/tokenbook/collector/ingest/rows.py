@@ -196,6 +196,9 @@ def pipeline_keys(
 
 @dataclass(frozen=True, slots=True)
 class RowBatch:
+    """What `RowBuilder.build` made of a request's records: the call and step rows, and the counts the
+    receiver reports and the metrics add."""
+
     calls: list[CallRow]
     steps: list[StepRow]
     billed: int  # calls with a price (priced or cache_hit)

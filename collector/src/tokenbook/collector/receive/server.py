@@ -67,6 +67,9 @@ def address_of(endpoint: str) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """A request's line and headers, as an `Endpoint` routes it (the body is read afterwards, as its
+    `BodyWork` says)."""
+
     method: str
     path: str  # without the query string
     query: str  # the raw query string, "" when none
@@ -79,6 +82,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """An answer: status, body and headers, and whether the connection closes after it."""
+
     status: int
     body: bytes
     content_type: str = "application/json"
