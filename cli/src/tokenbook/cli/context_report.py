@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from tokenbook.cli.output import format_money, format_tokens, print_result
+from tokenbook.cli.output import format_money, format_tokens, print_note, print_result
 from tokenbook.genai.billing import UNBILLED_STATUSES
 
 __all__ = ["CALL_COLUMNS", "print_context", "prompt_table"]
@@ -81,7 +81,7 @@ def print_context(
         print_result(names, prompt_types, prompt_rows, "table")
         at = columns.index("prompt_estimated")
         if any(r[at] for r in rows):
-            print("note: parts estimated by their share of the prompt's text (no tokenizer for the model)")
+            print_note("parts estimated by their share of the prompt's text (no tokenizer for the model)")
     for tenant, n, steps, tokens, cost, growth, currency in loops:
         money = "" if cost is None else f" ({format_money(cost, exact=exact)} {currency})"
         print(f"\ntool loops of tenant {tenant}: {n}; the longest has {steps} model calls")

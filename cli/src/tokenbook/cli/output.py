@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -31,7 +32,15 @@ from typing import Any, TextIO
 
 from tokenbook.collector.query.api import json_value
 
-__all__ = ["FORMATS", "MONEY_PLACES", "format_money", "format_tokens", "print_result", "terminal_width"]
+__all__ = [
+    "FORMATS",
+    "MONEY_PLACES",
+    "format_money",
+    "format_tokens",
+    "print_note",
+    "print_result",
+    "terminal_width",
+]
 
 FORMATS = ("table", "json", "csv")
 #: Decimals shown for money in terminal tables (``--exact`` shows all stored digits).
@@ -227,7 +236,7 @@ def _print_table(
         keep = _keep(cols, widths, width)
         if not keep:
             _print_vertical(columns, body, footer, out)
-            _print_footer(rows, notes, out)
+            _print_footer(rows, notes, out, width)
             return
         hidden = [cols[i].name for i in range(len(cols)) if i not in keep]
         if hidden:
@@ -246,7 +255,7 @@ def _print_table(
         out.write(render(cells) + "\n")
     if footer:
         out.write(rule + "\n" + render(footer) + "\n")
-    _print_footer(rows, notes, out)
+    _print_footer(rows, notes, out, width)
 
 
 def _print_vertical(
@@ -264,10 +273,24 @@ def _print_vertical(
                 out.write(f"{name.rjust(label)}: {cell}\n")
 
 
-def _print_footer(rows: Sequence[Sequence[Any]], notes: Sequence[str], out: TextIO) -> None:
+def _print_footer(
+    rows: Sequence[Sequence[Any]], notes: Sequence[str], out: TextIO, width: int | None
+) -> None:
+    """The row count, then each note (`print_note`)."""
     out.write(f"{len(rows)} row{'s' if len(rows) != 1 else ''}\n")
     for note in notes:
-        out.write(f"note: {note}\n")
+        print_note(note, out, width)
+
+
+def print_note(note: str, out: TextIO | None = None, width: int | None = None) -> None:
+    """Print ``note: <note>``, wrapped to `width` (default: the terminal's, when `out` is one; a pipe or
+    a file gets it on one line)."""
+    out = out or sys.stdout
+    text = f"note: {note}"
+    width = width if width is not None else terminal_width(out)
+    if width is not None:
+        text = textwrap.fill(text, width, subsequent_indent="  ", break_on_hyphens=False)
+    out.write(text + "\n")
 
 
 def _csv_value(v: Any) -> Any:
