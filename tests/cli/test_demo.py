@@ -97,7 +97,24 @@ def test_demo_prints_costs_that_match_the_ledger(tmp_path: Path, engine_free: No
     assert rows[0][4] == 0  # every call is attributed
     for tenant in ("acme", "globex", "initech"):
         assert tenant in out
+    _readme_shows_what_the_demo_prints(lines, total)
     _export_the_demo_month(data_dir, tmp_path)
+
+
+def _readme_shows_what_the_demo_prints(lines: list[str], total: Decimal) -> None:
+    """The README's sample of the demo's output (the block after "Output on an 80-column terminal")
+    says the totals are the same on every run: each of its table rows is a line the demo printed, and
+    its ledger total is the demo's."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("Output on an 80-column terminal", 1)[1].split("```", 2)[1]
+    rows = [
+        line.rstrip()
+        for line in sample.splitlines()
+        if re.match(r"(initech|acme|globex|total|pr-\d+|ticket-[\w-]+) ", line)
+    ]
+    printed = {line.rstrip() for line in lines}
+    assert len(rows) >= 8 and [row for row in rows if row not in printed] == []
+    assert f"(exactly {total})" in sample
 
 
 def _export_the_demo_month(data_dir: Path, tmp_path: Path) -> None:
