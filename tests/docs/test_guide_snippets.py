@@ -23,6 +23,10 @@ on the lines right before its fence, one directive per comment:
 * ``<!-- expect output containing "TEXT" -->``: the block's stdout must contain TEXT;
   with ``(retried for N s)`` after it, the block is run again until it does, for up to N seconds
   (data that arrives asynchronously).
+* ``<!-- expect the output shown below -->``: the next ``text`` block of the page is what the block
+  prints: each of its lines, in order, must be a line of the block's stdout, whitespace aside, where
+  a word ``...`` (or ``…``) stands for any text and a line of only ``...`` for lines left out
+  (`shows`). A sample output in the guide stays what the commands print.
 * ``<!-- save as NAME -->``: the block is not run but written to the file NAME in the page's
   directory (a script or a config file that a later block uses).
 
@@ -79,6 +83,8 @@ _COMMENT = re.compile(r"^<!--\s*(.*?)\s*-->$")
 _BACKGROUND = re.compile(r"run in background; ready when (\S+) answers")
 _EXPECT = re.compile(r'expect output containing "([^"]+)"(?: \(retried for (\d+(?:\.\d+)?) s\))?')
 _SAVE = re.compile(r"save as ([\w.-]+)")
+_SHOWN_BELOW = "expect the output shown below"
+_ELIDED = frozenset({"...", "…"})
 _WITH_COLLECTOR = "this page runs with a collector"
 
 
@@ -96,6 +102,8 @@ class Block:
     expect: str | None = None
     retry_s: float = 0.0
     save_as: str | None = None
+    shown_below: bool = False  # `shown` is the page's next text block
+    shown: str | None = None
     directives: list[str] = field(default_factory=list)
 
 
@@ -148,7 +156,26 @@ def parse_page(path: Path, markdown: str | None = None) -> Page:
             _apply(block, directive)
         blocks.append(block)
         comments = []
+    for n, block in enumerate(blocks):
+        if block.shown_below:
+            shown = next((b for b in blocks[n + 1 :] if b.lang == "text"), None)
+            assert shown is not None, f"{block.where}: no text block below shows its output"
+            block.shown = shown.text
     return Page(path, blocks, with_collector)
+
+
+def shows(shown: str, stdout: str) -> bool:
+    """Whether each line of `shown` is, in order, a line of `stdout` (whitespace aside; a word ``...``
+    stands for any text, a line of only ``...`` for lines left out)."""
+    printed = iter(stdout.splitlines())
+    for line in shown.splitlines():
+        words = line.split()
+        if not words or set(words) <= _ELIDED:
+            continue
+        pattern = re.compile(r"\s+".join(".*" if w in _ELIDED else re.escape(w) for w in words))
+        if not any(pattern.fullmatch(out.strip()) for out in printed):
+            return False
+    return True
 
 
 def _apply(block: Block, directive: str) -> None:
@@ -165,6 +192,8 @@ def _apply(block: Block, directive: str) -> None:
         block.retry_s = float(m.group(2) or 0)
     elif (m := _SAVE.fullmatch(directive)) is not None:
         block.save_as = m.group(1)
+    elif directive == _SHOWN_BELOW:
+        block.shown_below = True
     else:
         raise AssertionError(f"{block.where}: unknown harness directive <!-- {directive} -->")
 
@@ -214,6 +243,13 @@ def openai_stub() -> Iterator[str]:
 def test_readme_example_is_the_guides() -> None:
     guide = [b.text for b in parse_page(GETTING_STARTED).blocks if b.lang == "python"]
     assert readme_python_example() in guide, "README 'Point your app at it' differs from the guide's example"
+
+
+def test_a_shown_output_is_matched_line_by_line_in_order() -> None:
+    printed = "3 rows\ninitech  USD   72   24   3,131,776   7.137509\nacme  USD  81  0  547,899  2.033310\n"
+    assert shows("initech USD 72 24 ... 7.137509\n...\nacme  USD  81  0  ...  2.033310\n", printed)
+    assert not shows("acme USD 81 0 ... 2.033310\ninitech USD 72 24 ... 7.137509\n", printed)  # order
+    assert not shows("acme USD 82 0 ... 2.051310\n", printed)  # a stale figure
 
 
 def test_every_block_and_directive_is_known() -> None:
@@ -347,11 +383,17 @@ def _run(block: Block, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
     while True:
         proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
         shown = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        ok = proc.returncode == 0 and (block.expect is None or block.expect in proc.stdout)
+        ok = (
+            proc.returncode == 0
+            and (block.expect is None or block.expect in proc.stdout)
+            and (block.shown is None or shows(block.shown, proc.stdout))
+        )
         if ok:
             return
         if time.monotonic() >= deadline:
             break
         time.sleep(0.5)
     assert proc.returncode == 0, f"{block.where}: exited {proc.returncode}\n{block.text}\n{shown}"
-    raise AssertionError(f"{block.where}: output lacks {block.expect!r}\n{block.text}\n{shown}")
+    if block.expect is not None and block.expect not in proc.stdout:
+        raise AssertionError(f"{block.where}: output lacks {block.expect!r}\n{block.text}\n{shown}")
+    raise AssertionError(f"{block.where}: output is not what the page shows:\n{block.shown}\n{shown}")
