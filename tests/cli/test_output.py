@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tokenbook.cli.output import MONEY_PLACES, format_money, format_tokens, print_result
+from tokenbook.cli.output import MONEY_PLACES, format_money, format_tokens, print_fields, print_result
 
 BY_TENANT = (
     ["tenant", "currency", "calls", "unpriced_calls", "input_tokens", "output_tokens",
@@ -111,3 +111,20 @@ def test_context_calls_at_120_columns_keep_the_cost():
     text = _table(columns, types, rows, width=120)
     assert "0.049500" in text and "12,000" in text and "claude-sonnet-4-5" in text
     assert all(len(line) <= 120 for line in text.splitlines() if not line.startswith("note:"))
+
+
+def test_fields_wrap_their_values_under_themselves_on_a_terminal():
+    tiers = "; ".join(
+        f"input_mtok above {n:,} input tokens: {n // 100_000}" for n in (200_000, 400_000, 800_000)
+    )
+    fields = [("model", "claude-sonnet-4-5"), ("tiers", tiers)]
+    narrow = io.StringIO()
+    print_fields(fields, narrow, 60, pad=12)
+    lines = narrow.getvalue().splitlines()
+    assert lines[0] == "model         claude-sonnet-4-5"
+    assert all(len(line) <= 60 for line in lines) and len(lines) > 2
+    assert all(line.startswith(" " * 14) and line[14] != " " for line in lines[2:])
+    assert " ".join(" ".join(lines[1:]).split()) == f"tiers {tiers}"  # nothing lost or reordered
+    piped = io.StringIO()
+    print_fields(fields, piped, pad=12)  # not a terminal: one line per field, whatever its length
+    assert piped.getvalue().splitlines()[1] == f"tiers         {tiers}"

@@ -37,6 +37,7 @@ __all__ = [
     "MONEY_PLACES",
     "format_money",
     "format_tokens",
+    "print_fields",
     "print_note",
     "print_result",
     "terminal_width",
@@ -280,6 +281,21 @@ def _print_footer(
     out.write(f"{len(rows)} row{'s' if len(rows) != 1 else ''}\n")
     for note in notes:
         print_note(note, out, width)
+
+
+def print_fields(
+    fields: Sequence[tuple[str, str]], out: TextIO | None = None, width: int | None = None, *, pad: int = 0
+) -> None:
+    """One ``name  value`` line per field, the names padded to the longest (and to `pad` at least); on a
+    terminal (`width`, default: the terminal's when `out` is one), a longer value wraps under itself."""
+    out = out or sys.stdout
+    label = max([pad, *(len(name) for name, _ in fields)])
+    width = width if width is not None else terminal_width(out)
+    for name, value in fields:
+        line = f"{name:<{label}}  {value}"
+        if width is not None and width > label + 20:
+            line = textwrap.fill(line, width, subsequent_indent=" " * (label + 2), break_on_hyphens=False)
+        out.write(line + "\n")
 
 
 def print_note(note: str, out: TextIO | None = None, width: int | None = None) -> None:

@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from genai_prices.data_snapshot import get_snapshot
 
-from tokenbook.cli.output import print_result
+from tokenbook.cli.output import print_fields, print_result
 from tokenbook.genai.pricing.books import LoadedBook, LoadedEntry, PriceBooks
 from tokenbook.genai.pricing.catalog import CATALOG_NAME, PriceCatalog
 from tokenbook.genai.pricing.fields import PriceConfigError, tier_name
@@ -77,13 +77,11 @@ def _print(rows: Sequence[dict[str, str]], fmt: str, columns: Sequence[str]) -> 
         writer.writeheader()
         writer.writerows(rows)
     elif len(rows) <= 2:
-        width = max(len(c) for c in columns)
+        pad = max(len(c) for c in columns)  # both blocks aligned alike
         for n, row in enumerate(rows):
             if n:
                 print()
-            for col in columns:
-                if row.get(col):
-                    print(f"{col:<{width}}  {row[col]}")
+            print_fields([(col, row[col]) for col in columns if row.get(col)], pad=pad)
     else:
         shown = [c for c in columns if any(r.get(c) for r in rows)]
         print_result(shown, ["String"] * len(shown), [[r.get(c, "") for c in shown] for r in rows], "table")
