@@ -71,6 +71,13 @@ def test_json_and_csv_are_exact_and_csv_has_a_header_when_empty():
     assert nothing.getvalue() == ""
 
 
+def test_a_result_without_columns_prints_its_row_count_only():
+    for width in (None, 80, 20):
+        out = io.StringIO()
+        print_result([], [], [], "table", out=out, width=width)
+        assert out.getvalue() == "0 rows\n"
+
+
 def test_empty_table_keeps_its_headers():
     text = _table(BY_TENANT[0], BY_TENANT[1], [])
     assert text.splitlines()[0].split() == BY_TENANT[0]

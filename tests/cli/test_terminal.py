@@ -82,6 +82,16 @@ def test_empty_report_prints_headers_window_and_hint(seeded):
     assert as_json.stdout == "" and "no calls since" in as_json.stderr
 
 
+@pytest.mark.parametrize(
+    "command", [["quarantine", "list"], ["budgets"], ["sql", "SELECT tenant_id FROM v_calls WHERE 0"]]
+)
+def test_an_empty_result_on_a_terminal_shows_its_headers(seeded, command):
+    code, screen = run_on_pty([*command, "--data-dir", str(seeded)], 80)
+    lines = screen.splitlines()
+    assert code == 0 and "Traceback" not in screen, screen
+    assert "0 rows" in lines and lines[lines.index("0 rows") - 1].startswith("---"), screen
+
+
 def test_budgets_json_empty_says_why(seeded):
     proc = tokenbook("budgets", "--data-dir", str(seeded), "--format", "json")
     assert proc.stdout == "" and "no budget states" in proc.stderr

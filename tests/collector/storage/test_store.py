@@ -385,3 +385,13 @@ def test_exact_totals_on_a_server(clickhouse_url):
                 server.query_readonly("SELECT 1; DROP TABLE llm_calls")
         finally:
             server.command(f"DROP DATABASE IF EXISTS {server.database}")
+
+
+def test_an_empty_user_query_result_has_its_columns(store):
+    """A read-only query that returns no rows still names its columns and their types (the embedded
+    engine sends no block at all for an empty result), whatever the query's row limit."""
+    sql = "SELECT tenant_id, {p:String} AS p, count() AS n FROM v_calls WHERE 0 GROUP BY tenant_id"
+    for max_rows in (1, 10_000):
+        columns, types, rows = store.query_readonly(sql, {"p": "x"}, max_rows=max_rows)
+        assert (columns, rows) == (["tenant_id", "p", "n"], [])
+        assert types[1:] == ["String", "UInt64"] and "String" in types[0]

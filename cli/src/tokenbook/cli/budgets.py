@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenbook.cli.output import print_result
-from tokenbook.cli.reports import columns_of, is_store
+from tokenbook.cli.reports import is_store
 from tokenbook.collector.query.api import AdminQueryClient
 from tokenbook.collector.storage.location import DEFAULT_DATA_DIR
 from tokenbook.collector.storage.owner import current_owner
@@ -120,10 +120,7 @@ def _from_admin(address: str, tenant: str | None) -> list[tuple[Any, ...]]:
 
 def _from_events(store: Store, tenant: str | None) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
     sql, params = render_query("budgets/latest_states.sql", store.database), {"tenant": tenant or ""}
-    columns, types, rows = store.query_readonly(sql, params, max_rows=_MAX_ROWS)
-    if not columns:  # the engine sends no header for an empty result
-        columns, types = columns_of(store, sql, params)
-    return columns, types, rows
+    return store.query_readonly(sql, params, max_rows=_MAX_ROWS)
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:

@@ -214,6 +214,9 @@ def _print_table(
     totals: bool,
     width: int | None,
 ) -> None:
+    if not columns:  # nothing to head a table with (an empty result without its columns)
+        _print_footer(rows, [], out, width)
+        return
     cols = [
         _Column(name, type_name, [row[i] for row in rows], exact)
         for i, (name, type_name) in enumerate(zip(columns, types, strict=True))

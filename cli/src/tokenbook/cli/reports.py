@@ -36,7 +36,6 @@ __all__ = [
     "cmd_reprice",
     "cmd_sql",
     "cmd_unpriced",
-    "columns_of",
     "engine_message",
     "existing_dir",
     "is_store",
@@ -194,19 +193,6 @@ def parse_params(raw: list[str]) -> dict[str, str]:
     return params
 
 
-def columns_of(reader: _Reader, sql: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Column names and types of a query that returned no rows (the engine sends none for an empty
-    result): the query left-joined to one row, so the engine has one row to describe."""
-    inner = sql.strip().rstrip(";")
-    # The whole probe goes through the same read-only guard as the query itself.
-    probe = f"SELECT q.* FROM (SELECT 1) AS _one LEFT JOIN (\n{inner}\n) AS q ON 1 = 1"  # noqa: S608
-    try:
-        columns, types, _ = reader.query_readonly(probe, params, max_rows=1)
-    except (QueryRefused, StoreError):
-        return [], []
-    return columns, types
-
-
 def _ledger_hint(reader: _Reader, tenant: str) -> str:
     """What the ledger holds overall, to explain an empty window."""
     try:
@@ -233,8 +219,6 @@ def cmd_sql(args: argparse.Namespace) -> int:
         params = parse_params(args.param)
         with open_reader(args) as reader:
             columns, types, rows = reader.query_readonly(args.query, params, max_rows=_MAX_ROWS)
-            if not rows and not columns:
-                columns, types = columns_of(reader, args.query, params)
     except (QueryRefused, StoreError) as exc:
         return report_failure("sql", exc)
     except ValueError as exc:
@@ -285,7 +269,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         with open_reader(args) as reader:
             columns, types, rows = reader.query_readonly(sql, params, max_rows=_MAX_ROWS)
             if not rows:
-                columns, types = columns_of(reader, sql, params)
                 hint = _ledger_hint(reader, tenant)
             if args.format == "table" and (args.context or name == "report_prompt_parts.sql"):
                 more = "report_context_loops.sql" if args.context else "report_prompt_coverage.sql"

@@ -434,7 +434,8 @@ class Store:
         `limits` (time, memory, rows and bytes read, threads), `max_rows` result rows at most (more is
         an error, not a silent truncation; `timeout_s` overrides ``limits.timeout_s``). With `tenant`,
         every table and view of the database is read through ClickHouse's ``additional_table_filters``
-        (`tenancy.tenant_filters`), which also applies inside subqueries, CTEs, JOINs and views.
+        (`tenancy.tenant_filters`), which also applies inside subqueries, CTEs, JOINs and views. An
+        empty result names its columns and their types too.
         """
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows}")
@@ -462,10 +463,10 @@ class Store:
             marked = f"/* {self._user_marker} */ {checked.sql}"  # found by `cancel_user_queries`
             values = {**(parameters or {}), **checked.parameters}
             if tenant is None or self._tenant_pool is None:
-                return self._read(marked, values, settings)
+                return self._read(marked, values, settings, described=True)
             settings["role"] = tenant_role(self.database, tenant)  # the tenant's row policies
             try:
-                return self._read(marked, values, settings, self._tenant_pool)
+                return self._read(marked, values, settings, self._tenant_pool, described=True)
             except StoreError as exc:
                 if error_code(exc) in _ROLE_ERRORS:
                     raise StoreError(
@@ -553,10 +554,20 @@ class Store:
         parameters: Mapping[str, Any],
         settings: Mapping[str, Any],
         pool: ConnectionPool | None = None,
+        *,
+        described: bool = False,
     ) -> QueryResult:
-        """One query on a connection of `pool` (default: the store's), outside the store's lock."""
+        """One query on a connection of `pool` (default: the store's), outside the store's lock. With
+        `described`, an empty result that came without its columns (the embedded engine sends no block
+        at all for one) gets them from ``DESCRIBE`` of the same query, with the same settings but the
+        result-row limit (one row per column)."""
         with self._session(pool) as session:
-            return session.query(sql, parameters, settings=settings)
+            columns, types, rows = session.query(sql, parameters, settings=settings)
+            if rows or columns or not described:
+                return columns, types, rows
+            unlimited = {k: v for k, v in settings.items() if k != "max_result_rows"}
+            _, _, found = session.query(f"DESCRIBE TABLE ({sql})", parameters, settings=unlimited)
+        return [str(r[0]) for r in found], [str(r[1]) for r in found], []
 
     def policy_tables(self) -> list[PolicyTable]:
         """The tables (not views) of the store's database, and which have a ``tenant_id`` column: what
