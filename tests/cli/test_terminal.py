@@ -92,6 +92,15 @@ def test_an_empty_result_on_a_terminal_shows_its_headers(seeded, command):
     assert "0 rows" in lines and lines[lines.index("0 rows") - 1].startswith("---"), screen
 
 
+def test_an_export_of_days_without_calls_says_nothing_was_billed(seeded):
+    proc = tokenbook(
+        "export", "focus", "--since", "2020-01-01", "--until", "2020-01-02", "--data-dir", str(seeded),
+        "--no-record",
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.startswith("AvailabilityZone,")
+    assert "tokenbook export: 0 FOCUS rows, nothing billed\n" in proc.stderr, proc.stderr
+
+
 def test_budgets_json_empty_says_why(seeded):
     proc = tokenbook("budgets", "--data-dir", str(seeded), "--format", "json")
     assert proc.stdout == "" and "no budget states" in proc.stderr

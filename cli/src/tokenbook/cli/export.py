@@ -175,9 +175,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"tokenbook export: {engine_message(exc, show_query=False)}", file=sys.stderr)
         return 1
-    total = ", ".join(f"{v:f} {c}" for c, v in sorted(_totals(rows).items())) or "nothing billed"
+    total = ", ".join(f"{v:f} {c}" for c, v in sorted(_totals(rows).items()))
     where = f" to {args.output}" if args.output else ""
-    print(f"tokenbook export: {len(rows):,} FOCUS rows{where}, billed {total}", file=sys.stderr)
+    billed = f"billed {total}" if total else "nothing billed"
+    print(f"tokenbook export: {len(rows):,} FOCUS rows{where}, {billed}", file=sys.stderr)
     if record is None and not args.no_record:
         print(
             "tokenbook export: not recorded (a running collector owns the store): a later export cannot "
