@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,30 @@ def test_a_body_nested_deeper_than_the_json_parser_goes_is_a_400(server: AdminSe
         assert "invalid JSON" in answer["error"]
     status, _ = get(server, "/healthz")
     assert status == 200
+
+
+def post_query(server: AdminServer, doc: object) -> tuple[int, dict[str, Any]]:
+    """POST `doc` as JSON to ``/v1/query``: the status and the JSON answer."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", "/v1/query", body=json.dumps(doc), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_max_rows_must_be_a_positive_integer_not_a_boolean(server: AdminServer) -> None:
+    """Failed before: ``true`` is an int to Python, so it reached the engine as a setting it could not
+    parse (a 400 with the engine's parse error instead of the API's own)."""
+    for bad in (True, -1, 1.5, "3", [1], 1e308):  # (absent, null, 0 or false: the default)
+        status, answer = post_query(server, {"sql": "SELECT 1", "max_rows": bad})
+        assert (status, answer) == (400, {"error": "max_rows must be a positive integer"}), bad
+    assert post_query(server, {"sql": "SELECT 1 AS one", "max_rows": 1}) == (
+        200,
+        {"columns": ["one"], "types": ["UInt8"], "rows": [[1]]},
+    )
+    assert post_query(server, {"sql": "SELECT 1 AS one WHERE 0"}) == (
+        200,
+        {"columns": ["one"], "types": ["UInt8"], "rows": []},
+    )

@@ -284,7 +284,7 @@ class _Admin:
                 raise ValueError("parameters must be an object")
             cfg = self.config
             max_rows = doc.get("max_rows") or cfg.query_max_rows
-            if not isinstance(max_rows, int) or max_rows < 1:
+            if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 1:
                 raise ValueError("max_rows must be a positive integer")
             result = self.store.query_readonly(
                 doc["sql"],
