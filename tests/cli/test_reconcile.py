@@ -20,6 +20,7 @@ import pytest
 from tests.cli.pty_run import run_on_pty
 from tests.collector.collector_process import REPO, CollectorProcess
 from tests.collector.storage.reconcile_rows import DATA
+from tests.docs.samples import shows
 
 pytestmark = pytest.mark.e2e  # starts processes
 
@@ -180,3 +181,13 @@ def test_through_a_running_collector_the_import_raises_drift_alerts(tmp_path: Pa
     finally:
         if collector.proc is not None:
             collector.stop()
+
+
+def test_the_guides_worked_example_is_what_reconcile_prints(store_dir: Path) -> None:
+    """docs/guide/reconciliation.md's worked example shows the command's output as it is (stdout, then
+    its summary on stderr), line for line."""
+    page = (REPO / "docs" / "guide" / "reconciliation.md").read_text(encoding="utf-8")
+    command = "$ tokenbook reconcile " + " ".join(Path(f).name for f in API_FILES)
+    sample = page.split(command + "\n", 1)[1].split("```", 1)[0]
+    out = tokenbook("reconcile", *API_FILES, "--data-dir", str(store_dir))
+    assert sample.count("\n") > 20 and shows(sample, out.stdout + out.stderr), out.stdout + out.stderr

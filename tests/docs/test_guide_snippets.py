@@ -26,7 +26,7 @@ on the lines right before its fence, one directive per comment:
 * ``<!-- expect the output shown below -->``: the next ``text`` block of the page is what the block
   prints: each of its lines, in order, must be a line of the block's stdout, whitespace aside, where
   a word ``...`` (or ``…``) stands for any text and a line of only ``...`` for lines left out
-  (`shows`). A sample output in the guide stays what the commands print.
+  (`tests.docs.samples.shows`). A sample output in the guide stays what the commands print.
 * ``<!-- save as NAME -->``: the block is not run but written to the file NAME in the page's
   directory (a script or a config file that a later block uses).
 
@@ -63,6 +63,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance import stubs
+from tests.docs.samples import shows
 
 # The collector runs on its default ports: under pytest-xdist these tests share one worker.
 pytestmark = pytest.mark.e2e  # on the default ports: one module, so one worker under --dist loadfile
@@ -84,7 +85,6 @@ _BACKGROUND = re.compile(r"run in background; ready when (\S+) answers")
 _EXPECT = re.compile(r'expect output containing "([^"]+)"(?: \(retried for (\d+(?:\.\d+)?) s\))?')
 _SAVE = re.compile(r"save as ([\w.-]+)")
 _SHOWN_BELOW = "expect the output shown below"
-_ELIDED = frozenset({"...", "…"})
 _WITH_COLLECTOR = "this page runs with a collector"
 
 
@@ -162,20 +162,6 @@ def parse_page(path: Path, markdown: str | None = None) -> Page:
             assert shown is not None, f"{block.where}: no text block below shows its output"
             block.shown = shown.text
     return Page(path, blocks, with_collector)
-
-
-def shows(shown: str, stdout: str) -> bool:
-    """Whether each line of `shown` is, in order, a line of `stdout` (whitespace aside; a word ``...``
-    stands for any text, a line of only ``...`` for lines left out)."""
-    printed = iter(stdout.splitlines())
-    for line in shown.splitlines():
-        words = line.split()
-        if not words or set(words) <= _ELIDED:
-            continue
-        pattern = re.compile(r"\s+".join(".*" if w in _ELIDED else re.escape(w) for w in words))
-        if not any(pattern.fullmatch(out.strip()) for out in printed):
-            return False
-    return True
 
 
 def _apply(block: Block, directive: str) -> None:
