@@ -12,6 +12,7 @@ import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
+import grpc
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -117,6 +118,18 @@ def test_http_protobuf_with_gzip(collector: CollectorProcess) -> None:
     assert (
         collector.scalar("SELECT sum(total_cost) FROM v_calls WHERE tenant_id = 'http-gzip'") == 5 * CHAT_COST
     )
+
+
+@pytest.mark.parametrize("compression", [grpc.Compression.Gzip, grpc.Compression.Deflate])
+def test_grpc_with_compression(collector: CollectorProcess, compression: grpc.Compression) -> None:
+    """gzip is what an OpenTelemetry Collector's OTLP exporter sends by default."""
+    tenant = f"grpc-{compression.name.lower()}"
+    spans = SpanFactory().chats(5, tenant=tenant)
+    exporter = GrpcExporter(endpoint=collector.grpc_endpoint, insecure=True, compression=compression)
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    collector.wait_for(f"SELECT count() FROM v_calls WHERE tenant_id = '{tenant}'", 5)
+    total = collector.scalar(f"SELECT sum(total_cost) FROM v_calls WHERE tenant_id = '{tenant}'")
+    assert total == 5 * CHAT_COST
 
 
 def test_http_json(collector: CollectorProcess) -> None:
