@@ -21,7 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
-from tests.collector.collector_process import CollectorProcess, SpanFactory
+from tests.collector.collector_process import REPO, CollectorProcess, SpanFactory
 
 pytestmark = pytest.mark.e2e  # starts processes
 
@@ -196,6 +196,21 @@ def test_duplicates_never_change_totals(collector: CollectorProcess) -> None:
         collector.scalar("SELECT sum(total_cost) FROM v_context_costs WHERE tenant_id = 'dup'")
         == 25 * CHAT_COST
     )
+
+
+def test_every_metric_the_collector_exposes_is_in_the_docs(collector: CollectorProcess) -> None:
+    """Each metric family of ``/metrics`` is named in the docs: written out, or (in the collector
+    guide's list) as its ``_<suffix>`` after the first ``tokenbook_collector_`` name; a latency
+    summary's ``_max`` gauge with its summary."""
+    with urllib.request.urlopen(collector.admin_url + "/metrics", timeout=10) as r:
+        families = {line.split()[2] for line in r.read().decode().splitlines() if line.startswith("# TYPE ")}
+    docs = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "docs").rglob("*.md"))
+
+    def named(family: str) -> bool:  # a summary's `_max` gauge is named with its summary
+        name = family.removesuffix("_max") if family.endswith("_seconds_max") else family
+        return name in docs or f"`_{name.removeprefix('tokenbook_collector_')}`" in docs
+
+    assert len(families) > 40 and sorted(f for f in families if not named(f)) == []
 
 
 def test_shutdown_drains_and_the_directory_reads_back(collector: CollectorProcess) -> None:
