@@ -26,6 +26,10 @@ from statistics import median
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.result_file import write_result  # noqa: E402 - after the path set-up
+
 RESULT = HERE / "results" / "ack_path_ab.json"
 
 
@@ -106,9 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rounds": rounds,
         "cpus": os.cpu_count(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(summary, indent=2))
+    write_result(args.out, report, summary)
     return report
 
 

@@ -53,6 +53,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.result_file import write_result  # noqa: E402
 from tests.cli.seed_store import write_busy_day  # noqa: E402
 from tests.collector.budgets.budget_rows import call  # noqa: E402
 from tokenbook.collector.budgets import parse_budgets  # noqa: E402
@@ -228,9 +229,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "digests": digests,
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(summary, indent=2))
+    write_result(args.out, report, summary)
     print(f"same counters: {report['same_counters']}")
     print(command)
     return report

@@ -28,7 +28,6 @@ Run: ``.venv/bin/python bench/exporter_vs_sink.py [--spans 20000] [--pairs 5] [-
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -52,6 +51,7 @@ from bench.collector_throughput import (  # noqa: E402 - after the path set-up
     _free_port,
     add_config_option,
 )
+from bench.result_file import write_result  # noqa: E402
 
 RESULT = HERE / "results" / "exporter_vs_sink.json"
 #: the reported stages of the answer -> the collector's latency summary
@@ -228,9 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=2))
+    write_result(args.out, report, {k: v for k, v in report.items() if k != "runs"})
     return report
 
 

@@ -25,7 +25,6 @@ refresh_5s=bench/configs/refresh_5s.yaml --config light_load=bench/configs/light
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from bench.collector_throughput import (  # noqa: E402 - after the path set-up
     add_config_option,
     stat_cpu_seconds,
 )
+from bench.result_file import write_result  # noqa: E402
 
 RESULT = HERE / "results" / "light_load.json"
 
@@ -174,9 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(summary, indent=2))
+    write_result(args.out, report, summary)
     return report
 
 

@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.result_file import write_result  # noqa: E402
 from tests.cli.seed_store import BUSY_CONTEXT_PREFIX, write_busy_day  # noqa: E402 - after the path set-up
 
 RESULT = HERE / "results" / "refresh_cost.json"
@@ -329,9 +330,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "digests": digests,
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report["summary"], indent=2))
+    write_result(args.out, report, report["summary"])
     print(f"same results: {report['same_results']}")
     print(command)
     return report
