@@ -20,8 +20,8 @@ EDITABLE := $(foreach m,$(MEMBERS),-e ./$(m)) .
 # again (about 2.5 s per worker).
 unexport PYTHONDONTWRITEBYTECODE
 
-# The collector's C source is built by its install (`make install` builds it again when it changes).
-NATIVE := collector/src/tokenbook/collector/decode/_walk.c
+# The C sources are built by their distributions' installs (`make install` builds them again when they change).
+NATIVE := collector/src/tokenbook/collector/decode/_walk.c processor/src/tokenbook/processor/_plain.c
 
 $(STAMP): pyproject.toml $(foreach m,$(MEMBERS),$(m)/pyproject.toml) $(LOCK) $(NATIVE)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -81,4 +81,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(LATEST) build */build *.egg-info */src/*.egg-info tokenbook-data
-	find collector/src -name '*.so' -delete
+	find collector/src processor/src -name '*.so' -delete

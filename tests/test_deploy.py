@@ -428,28 +428,31 @@ def test_dockerfile_installs_the_collector_extra_and_exposes_the_ports() -> None
 
 
 @pytest.mark.e2e
-def test_the_collector_wheel_carries_its_c_extension(tmp_path: Path) -> None:
-    """Built as the image's build stage builds it (`pip wheel ./collector`, with a C compiler), the
-    collector's wheel is a platform wheel holding the decoder's envelope walk."""
+@pytest.mark.parametrize(
+    ("member", "extension"),
+    [("collector", "tokenbook/collector/decode/_walk"), ("processor", "tokenbook/processor/_plain")],
+)
+def test_a_wheel_carries_its_c_extension(tmp_path: Path, member: str, extension: str) -> None:
+    """Built as the image's build stage builds them (`pip wheel ./collector`, with a C compiler), the
+    collector's and the processor's wheels are platform wheels holding their C extension and its stub:
+    the decoder's envelope walk, the processor's plain-span path."""
     import shutil
     import subprocess
     import sys
     import zipfile
 
-    source = tmp_path / "collector"  # a copy: the build writes its build/ and egg-info beside it
-    shutil.copytree(
-        ROOT / "collector", source, ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info")
-    )
+    source = tmp_path / member  # a copy: the build writes its build/ and egg-info beside it
+    shutil.copytree(ROOT / member, source, ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
          "--wheel-dir", str(tmp_path), str(source)],
         check=True, timeout=300,
     )  # fmt: skip
-    (wheel,) = tmp_path.glob("tokenbook_collector-*.whl")
+    (wheel,) = tmp_path.glob(f"tokenbook_{member}-*.whl")
     assert "-none-any" not in wheel.name
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(n.startswith("tokenbook/collector/decode/_walk.") and n.endswith(".so") for n in names)
-    assert "tokenbook/collector/decode/_walk.pyi" in names
+    assert any(n.startswith(f"{extension}.") and n.endswith(".so") for n in names)
+    assert f"{extension}.pyi" in names
 
 
 def test_replicated_collectors_share_one_ledger_and_reconcile_budgets_fleet_wide(tmp_path: Path) -> None:

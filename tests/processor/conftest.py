@@ -6,11 +6,26 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tokenbook.processor import TokenbookSpanProcessor
+
+
+class Collect(SpanProcessor):
+    """A downstream processor that keeps the spans handed to it, started and ended, in order."""
+
+    def __init__(self) -> None:
+        self.started: list[Span] = []
+        self.spans: list[ReadableSpan] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.started.append(span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
 
 
 class Pipeline:

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tokenbook.genai.pricing.catalog import PriceCatalog
 from tokenbook.processor import TokenbookSpanProcessor, attribute, budget
 
-from .conftest import chat_attrs
+from .conftest import Collect, chat_attrs
 
 HTTP: dict[str, Any] = {
     "http.request.method": "GET",
@@ -31,18 +31,10 @@ CONTENT: dict[str, Any] = {
 }
 
 
-class _Collect(SpanProcessor):
-    def __init__(self) -> None:
-        self.spans: list[ReadableSpan] = []
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.spans.append(span)
-
-
-def _setup(**options: Any) -> tuple[TracerProvider, _Collect, _Collect, TokenbookSpanProcessor]:
+def _setup(**options: Any) -> tuple[TracerProvider, Collect, Collect, TokenbookSpanProcessor]:
     """A provider whose first processor sees the SDK's ended spans and whose second is tokenbook's."""
     provider = TracerProvider()
-    before, after = _Collect(), _Collect()
+    before, after = Collect(), Collect()
     provider.add_span_processor(before)
     processor = TokenbookSpanProcessor(after, **options)
     provider.add_span_processor(processor)

@@ -1,7 +1,8 @@
 """Spans with nothing for tokenbook: handed on as they are, with no attribution and no state kept.
 
-Each test runs twice: with the SDK's span fields read in place (the default) and through the public
-properties only (as with an SDK that keeps them elsewhere); both must give the same results.
+Each test runs three times: through the plain-span path in C (`PlainSpans`, the default where it is
+built), with the SDK's span fields read in place in Python (a build without a C compiler), and through
+the public properties only (as with an SDK that keeps them elsewhere); all must give the same results.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from tokenbook.processor import TokenbookSpanProcessor, attribute, budget
 from tokenbook.processor import span_processor as module
 
-from .conftest import chat_attrs
+from .conftest import Collect, chat_attrs
 
 HTTP: dict[str, Any] = {
     "http.request.method": "GET",
@@ -34,33 +34,25 @@ HTTP: dict[str, Any] = {
 DB: dict[str, Any] = {"db.system": "postgresql", "db.query.text": "SELECT 1"}
 
 
-@pytest.fixture(params=[True, False], ids=["sdk-fields", "public-properties"], autouse=True)
-def sdk_fields(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
-    """Run each test with the in-place reads of the SDK's span fields on, then off."""
+@pytest.fixture(params=["c-path", "sdk-fields", "public-properties"], autouse=True)
+def span_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run each test through the C path, then the in-place reads in Python, then the public properties."""
     assert module._SDK_LIVE is not module._Unmatched  # this SDK keeps them where the processor looks
     assert module._SDK_ENDED is ReadableSpan
-    if not request.param:  # no span is of the SDK's classes any more: the public properties are read
+    if request.param == "c-path" and module.PlainSpans is None:
+        pytest.skip("the C path was not built (no C compiler)")
+    if request.param != "c-path":  # as a build without a C compiler
+        monkeypatch.setattr(module, "PlainSpans", None)
+    if request.param == "public-properties":  # no span is of the SDK's classes any more
         monkeypatch.setattr(module, "_SDK_LIVE", module._Unmatched)
         monkeypatch.setattr(module, "_SDK_ENDED", module._Unmatched)
     yield request.param
 
 
-class _Collect(SpanProcessor):
-    def __init__(self) -> None:
-        self.spans: list[ReadableSpan] = []
-        self.started: list[Span] = []
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self.started.append(span)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.spans.append(span)
-
-
-def _setup(**options: Any) -> tuple[trace.Tracer, _Collect, _Collect, TokenbookSpanProcessor]:
+def _setup(**options: Any) -> tuple[trace.Tracer, Collect, Collect, TokenbookSpanProcessor]:
     """A tracer whose first processor sees the SDK's ended spans and whose second is tokenbook's."""
     provider = TracerProvider()
-    before, after = _Collect(), _Collect()
+    before, after = Collect(), Collect()
     provider.add_span_processor(before)
     processor = TokenbookSpanProcessor(after, **options)
     provider.add_span_processor(processor)

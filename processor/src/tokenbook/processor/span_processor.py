@@ -12,6 +12,10 @@ the classes at import with a probe span and checks that this SDK keeps the field
 properties are used), since the public properties copy the attributes and events and cost a Python
 call each: most of the cost of a span with nothing for tokenbook.
 
+Where the processor's install built ``_plain.c``, the instance's ``on_start`` and ``on_end`` are
+`PlainSpans`' (`_bind_plain_path`): the first checks below, in C, for a span of the SDK's classes,
+which hand a plain span on without a Python frame and call the Python methods for every other span.
+
 What runs where:
 
 * **On the thread that starts the span** (``on_start``): one membership test of the span's name in the
@@ -69,6 +73,7 @@ Attributes written, per span:
 from __future__ import annotations
 
 import dis
+import functools
 import logging
 import threading
 import weakref
@@ -111,6 +116,11 @@ from tokenbook.processor.attribution import ATTRIBUTION_COLUMNS, ATTRIBUTION_KEY
 from tokenbook.processor.budgets import Budget, active_budgets, worst_state
 from tokenbook.processor.metrics import CostMetrics
 from tokenbook.processor.settings import ProcessorSettings
+
+try:  # the path of plain spans in C (``_plain.c``), built when the processor is installed with a compiler
+    from tokenbook.processor._plain import PlainSpans as PlainSpans  # (re-exported: tests set it aside)
+except ImportError:  # pragma: no cover - a build without a C compiler: the same checks in Python
+    PlainSpans = None  # type: ignore[assignment,misc]
 
 __all__ = ["TokenbookSpanProcessor"]
 
@@ -483,6 +493,41 @@ class TokenbookSpanProcessor(SpanProcessor):
         self._logged: set[str] = set()
         self.errors = 0
         self.downstream_errors = 0
+        self._bind_plain_path()
+
+    def _bind_plain_path(self) -> None:
+        """Bind ``on_start`` and ``on_end`` to `PlainSpans` (``_plain.c``) on this instance, where it is
+        built and this SDK's span fields are read in place: it does their first checks for a span of the
+        SDK's classes and passes a plain one on without a Python frame, and calls these methods for every
+        other span (they decide from the start). Not for a subclass that overrides either method.
+        """
+        cls = TokenbookSpanProcessor
+        if (
+            PlainSpans is None
+            or _SDK_LIVE is _Unmatched
+            or type(self).on_start is not cls.on_start
+            or type(self).on_end is not cls.on_end
+        ):
+            return
+        path = PlainSpans(
+            live_type=_SDK_LIVE,
+            ended_type=_SDK_ENDED,
+            start_plain_names=self._start_plain_names,
+            plain_names=self._plain_names,
+            signal_keys=_SIGNAL_KEYS,
+            inert=self._inert,
+            workflows=self._workflows,
+            marks=self._marks,
+            wrapped_on_start=self._wrapped_on_start,
+            wrapped_on_end=self._wrapped_on_end,
+            full_on_start=self.on_start,
+            full_on_end=self.on_end,
+            failed_start=functools.partial(self._failed, "wrapped on_start", downstream=True),
+            failed_end=functools.partial(self._failed, "wrapped on_end", downstream=True),
+            max_open=_MAX_OPEN,
+        )
+        self.on_start = path.on_start  # type: ignore[method-assign]
+        self.on_end = path.on_end  # type: ignore[method-assign]
 
     # --- errors -------------------------------------------------------------------------------
     def _failed(self, stage: str, exc: BaseException, *, downstream: bool = False) -> None:
