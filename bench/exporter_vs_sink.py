@@ -15,7 +15,12 @@ Targets, the same generator, alternating runs (sink, collector, sink, collector,
   store), one for all its runs.
 
 Reported: the rate of each run, the median per target and their ratio (collector / sink; the goal is
-at least 0.90), plus the collector's CPU per span over its runs (its worker processes included) and
+at least 0.90); per target (``application_per_span``), the application's own CPU and wall time per
+span, how often the kernel took its core away (involuntary context switches per 1,000 spans), the
+time until its last span ended (``generated_us``; the flush follows) and the time its export thread
+spent in export calls, encoding and waiting for the answer (``exporting_us``): when the export thread
+is busy all along, the rate is the exporter's, one batch per encoding plus answer; the collector's
+CPU per span over its runs (its worker processes included) and
 its mean time to answer a request, with the two stages of that answer (``answer_ms``: ``decode``, the
 spans decoded and checked; ``log``, the request in the write-ahead log with its fsync), read from its
 ``tokenbook_collector_answer*_seconds`` metrics.
@@ -31,6 +36,7 @@ import argparse
 import multiprocessing as mp
 import os
 import queue
+import resource
 import sys
 import tempfile
 import time
@@ -91,9 +97,12 @@ def _application(endpoint: str, spans: int, seed: int, out: Any) -> None:
     class Counting(OTLPSpanExporter):
         exported = 0
         failures = 0
+        exporting = 0.0  # seconds the export thread spent in export calls (encoding and waiting)
 
         def export(self, batch: Any) -> SpanExportResult:
+            started = time.perf_counter()
             result = super().export(batch)
+            Counting.exporting += time.perf_counter() - started
             if result == SpanExportResult.SUCCESS:
                 Counting.exported += len(batch)
             else:
@@ -108,13 +117,27 @@ def _application(endpoint: str, spans: int, seed: int, out: Any) -> None:
         BatchSpanProcessor(exporter, max_queue_size=max(spans + 1, 2048), max_export_batch_size=512)
     )
     tracer = provider.get_tracer("bench")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     for i in range(spans // SPANS_PER_RUN):
         agent_run(tracer, i, seed)
+    generated = time.perf_counter() - started
     provider.force_flush(300_000)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
     provider.shutdown()
-    out.put({"seconds": seconds, "exported": Counting.exported, "failures": Counting.failures})
+    out.put(
+        {
+            "seconds": seconds,
+            "exported": Counting.exported,
+            "failures": Counting.failures,
+            # the application's own CPU (all its threads) and how often the kernel took its core away
+            "cpu_s": after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime,
+            "preempted": after.ru_nivcsw - usage.ru_nivcsw,
+            "generated_s": generated,  # until the last span ended (then the flush)
+            "exporting_s": Counting.exporting,
+        }
+    )
 
 
 def _run_application(ctx: Any, endpoint: str, spans: int, seed: int) -> dict[str, Any]:
@@ -223,6 +246,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             c.name: round(1e6 * c.cpu / (spans * args.pairs), 1) for c in collectors
         }
         report["collector_answer_ms"] = {c.name: c.answer_ms() for c in collectors}
+    report["application_per_span"] = {
+        t: {
+            "cpu_us": round(1e6 * sum(r["cpu_s"] for r in rs) / (spans * len(rs)), 1),
+            "wall_us": round(1e6 * sum(r["seconds"] for r in rs) / (spans * len(rs)), 1),
+            "preempted_per_1000": round(1000 * sum(r["preempted"] for r in rs) / (spans * len(rs)), 2),
+            "generated_us": round(1e6 * sum(r["generated_s"] for r in rs) / (spans * len(rs)), 1),
+            "exporting_us": round(1e6 * sum(r["exporting_s"] for r in rs) / (spans * len(rs)), 1),
+        }
+        for t, rs in runs.items()
+    }
     report |= {
         "runs": {t: [r["spans_per_s"] for r in rs] for t, rs in runs.items()},
         "load_average_1m": round(os.getloadavg()[0], 2),
