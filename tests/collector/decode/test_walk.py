@@ -26,7 +26,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from tests.fuzz import strategies as fz
 from tests.hypothesis_profiles import examples
-from tests.protowire import field
+from tests.protowire import field, varint
 from tokenbook.collector.decode import spans
 from tokenbook.collector.decode.spans import WHOLE, KeyFilter, MalformedRequest, Part, decode_protobuf
 from tokenbook.collector.ingest.rows import pipeline_keys
@@ -243,3 +243,55 @@ def test_a_name_that_is_not_utf8_is_malformed_either_way(name: bytes) -> None:
     with pytest.raises(MalformedRequest):
         decode_protobuf(body, KEYS)
     _same(body)
+
+
+# --- attribute memo misses read in C (`quick_learn`) ----------------------------------------------
+#: Keys of every kind: kept, kept and length-limited, only measured (content), not kept, not UTF-8.
+_MISS_KEYS = [
+    b"tenant.id",
+    b"gen_ai.request.model",
+    b"gen_ai.usage.input_tokens",
+    b"team.cost_centre",
+    b"gen_ai.prompt",
+    b"http.request.method",
+    b"\xff\xfekey",
+]
+#: AnyValue bodies: strings (short and long, ASCII and not, one not UTF-8), integers of every size,
+#: and other kinds (a double, a bool, bytes, an empty value).
+_ANY_VALUES = st.one_of(
+    st.text(max_size=200).map(lambda s: field(1, 2, s.encode())),
+    st.binary(max_size=40).map(lambda b: field(1, 2, b"\xc3" + b)),
+    st.integers(min_value=0, max_value=2**64 - 1).map(lambda n: field(3, 0, varint(n))),
+    st.sampled_from([field(4, 1, struct.pack("<d", 0.5)), field(2, 0, b"\x01"), field(7, 2, b"\x00"), b""]),
+)
+
+
+def _cold(body: bytes, keys: KeyFilter, *, in_c: bool) -> tuple[str, dict[bytes, object]]:
+    """`body` decoded whole with an empty attribute memo, and what the memo kept."""
+    spans._memo.cache_clear()
+    if in_c:
+        out = _decoded(body, keys, WHOLE)
+    else:
+        with _python_walk():
+            out = _decoded(body, keys, WHOLE)
+    return out, dict(spans._memo(keys)._table)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(_MISS_KEYS), _ANY_VALUES, _ANY_VALUES), min_size=1, max_size=12))
+def test_memo_misses_read_in_c_are_what_the_python_memo_learns(
+    attributes: list[tuple[bytes, bytes, bytes]],
+) -> None:
+    """The second span has the first one's keys with other values, so its misses are of keys the memo
+    knows: read in C where they take the usual form. The records, rejections and the memo's table are
+    the Python walk's, with and without the tight limits; decoded again, the warm memo gives the same."""
+    first = [field(9, 2, field(1, 2, key) + field(2, 2, value)) for key, value, _ in attributes]
+    second = [field(9, 2, field(1, 2, key) + field(2, 2, value)) for key, _, value in attributes]
+    body = field(
+        1, 2, field(2, 2, field(2, 2, _span(*first)) + field(2, 2, _span(*second, span=bytes(range(9, 17)))))
+    )
+    for keys in (KEYS, TIGHT):
+        in_c = _cold(body, keys, in_c=True)
+        assert in_c == _cold(body, keys, in_c=False)
+        assert _decoded(body, keys, WHOLE) == in_c[0]  # the memo the C walk filled, read again
+    spans._memo.cache_clear()

@@ -4,7 +4,8 @@
  *
  * `walk` reads the fields the view declares, with the view's field numbers and wire types, and does
  * per span what `spans.decode_protobuf` does in Python: the ID checks, the attribute limit, the
- * attribute memo (its table, and its `_learn` for a miss: every attribute rule stays in Python), the
+ * attribute memo (its table, and its `_learn` for a miss: every attribute rule stays in Python, but
+ * a miss in the usual form is read here, `quick_learn`, as `_learn` reads it), the
  * outcome and first-token events, the name limit and the record. Resources and the rejection messages
  * are Python's own functions, called back. Repeated occurrences of a singular field act as upb's parse
  * does: a scalar's last value wins, a message is parsed into the one before it.
@@ -136,7 +137,78 @@ typedef struct {
     PyObject *record_type;  /* SpanRecord */
     PyObject *id_problem;   /* `_id_problem(trace_id, span_id, parent)` */
     PyObject *too_many;     /* `_too_many_attributes(count, limit)` */
+    PyObject *rules;        /* the memo's rules: key bytes -> `_KeyRule` (key, only measured, readable) | None */
+    Py_ssize_t max_value_length; /* the limits' (characters of a kept string); -1: no limit */
+    Py_ssize_t max_bytes;   /* the memo's `_MAX_BYTES`: a longer KeyValue is not kept in the table */
+    Py_ssize_t max_entries; /* the memo's `_MAX_ENTRIES`: the table is cleared when it holds as many */
 } Context;
+
+/* A miss of the memo read as `_AttributeMemo._learn` reads it, for its usual form: a KeyValue in the
+ * encoding `_split_key_value` slices, of a key whose rule the memo knows, with a string value that
+ * `_value` slices (shorter than 128 bytes, UTF-8) within the length limit, or a one- or two-byte
+ * integer. `*kv` becomes a new reference to what `_learn` returns, kept in the table as `_learn`
+ * keeps it: 1. 0 where `_learn` must read it (no error set); -1 on an error. */
+static int quick_learn(const Context *c, PyObject *raw, const Slice *s, PyObject **kv) {
+    const unsigned char *p = (const unsigned char *)s->p;
+    Py_ssize_t n = s->n;
+    if (n < 4 || p[0] != 0x0A || p[1] >= 0x80)
+        return 0;
+    Py_ssize_t k = p[1] + 2; /* where the value's field starts */
+    if (k + 2 > n || p[k] != 0x12 || p[k + 1] != n - k - 2 || p[k + 1] >= 0x80)
+        return 0;
+    PyObject *key_bytes = PyBytes_FromStringAndSize(s->p + 2, p[1]);
+    if (key_bytes == NULL)
+        return -1;
+    PyObject *rule = PyDict_GetItemWithError(c->rules, key_bytes); /* borrowed */
+    Py_DECREF(key_bytes);
+    if (rule == NULL)
+        return PyErr_Occurred() ? -1 : 0; /* a key not seen yet: `_rule` decides */
+    PyObject *found;
+    if (rule == Py_None) {
+        found = Py_NewRef(Py_None); /* a key the filter does not keep */
+    } else {
+        if (!PyTuple_Check(rule) || PyTuple_GET_SIZE(rule) != 3 || PyTuple_GET_ITEM(rule, 2) != Py_True)
+            return 0; /* a key that is not UTF-8: its value is not read */
+        const unsigned char *v = p + k + 2;
+        Py_ssize_t vn = n - k - 2;
+        PyObject *value;
+        if (vn >= 2 && v[0] == 0x0A && v[1] == vn - 2 && v[1] < 0x80) { /* string_value */
+            value = PyUnicode_DecodeUTF8((const char *)v + 2, v[1], "strict");
+            if (value == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+                    return -1;
+                PyErr_Clear(); /* `_view_value` says why */
+                return 0;
+            }
+            if (c->max_value_length >= 0 && PyUnicode_GET_LENGTH(value) > c->max_value_length) {
+                Py_DECREF(value); /* over the limit: `_read` asks the limits what it means */
+                return 0;
+            }
+        } else if (vn == 2 && v[0] == 0x18 && v[1] < 0x80) { /* int_value of one byte */
+            value = PyLong_FromLong(v[1]);
+        } else if (vn == 3 && v[0] == 0x18 && v[1] >= 0x80 && v[2] < 0x80) { /* of two */
+            value = PyLong_FromLong((v[1] & 0x7F) | (long)v[2] << 7);
+        } else {
+            return 0;
+        }
+        if (value == NULL)
+            return -1;
+        found = PyTuple_Pack(2, PyTuple_GET_ITEM(rule, 0), value);
+        Py_DECREF(value);
+        if (found == NULL)
+            return -1;
+    }
+    if (n <= c->max_bytes) {
+        if (PyDict_GET_SIZE(c->table) >= c->max_entries)
+            PyDict_Clear(c->table);
+        if (PyDict_SetItem(c->table, raw, found) < 0) {
+            Py_DECREF(found);
+            return -1;
+        }
+    }
+    *kv = found;
+    return 1;
+}
 
 /* What `spans._AttributeMemo.into` does: the kept attributes of `raws` into `attrs`. Returns NULL on
  * an error, else a new reference: the reason the span is rejected (str), or None. */
@@ -152,8 +224,10 @@ static PyObject *memo_into(const Context *c, const Slices *raws, PyObject *attrs
             Py_DECREF(raw);
             return NULL;
         } else {
-            kv = PyObject_CallOneArg(c->learn, raw);
-            if (kv == NULL) {
+            int quick = quick_learn(c, raw, &raws->v[i], &kv);
+            if (quick == 0)
+                kv = PyObject_CallOneArg(c->learn, raw);
+            if (quick < 0 || kv == NULL) {
                 Py_DECREF(raw);
                 return NULL;
             }
@@ -468,8 +542,8 @@ static int count_spans(const Slice *ss, Py_ssize_t *n) {
 }
 
 static int parse_context(PyObject *ctx, Context *c) {
-    if (!PyTuple_CheckExact(ctx) || PyTuple_GET_SIZE(ctx) != 11) {
-        PyErr_SetString(PyExc_TypeError, "walk: the context is an 11-tuple");
+    if (!PyTuple_CheckExact(ctx) || PyTuple_GET_SIZE(ctx) != 15) {
+        PyErr_SetString(PyExc_TypeError, "walk: the context is a 15-tuple");
         return -1;
     }
     c->table = PyTuple_GET_ITEM(ctx, 0);
@@ -483,9 +557,13 @@ static int parse_context(PyObject *ctx, Context *c) {
     c->record_type = PyTuple_GET_ITEM(ctx, 8);
     c->id_problem = PyTuple_GET_ITEM(ctx, 9);
     c->too_many = PyTuple_GET_ITEM(ctx, 10);
+    c->rules = PyTuple_GET_ITEM(ctx, 11);
+    c->max_value_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(ctx, 12));
+    c->max_bytes = PyLong_AsSsize_t(PyTuple_GET_ITEM(ctx, 13));
+    c->max_entries = PyLong_AsSsize_t(PyTuple_GET_ITEM(ctx, 14));
     if (PyErr_Occurred())
         return -1;
-    if (!PyDict_Check(c->table) || !PyUnicode_Check(c->outcome_key) || !PyType_Check(c->record_type) ||
+    if (!PyDict_Check(c->table) || !PyDict_Check(c->rules) || !PyUnicode_Check(c->outcome_key) || !PyType_Check(c->record_type) ||
         !PyType_IsSubtype((PyTypeObject *)c->record_type, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "walk: a context field has the wrong type");
         return -1;

@@ -365,8 +365,10 @@ def _resource(raws: Iterable[bytes], keys: KeyFilter) -> _Resource:
 
 @functools.lru_cache(maxsize=16)
 def _walk_context(memo: _AttributeMemo) -> tuple[Any, ...]:
-    """What `_walk.walk` reads (see ``_walk.c``): `memo`'s table and its miss, and the rules of
-    `decode_protobuf` for the memo's key filter, as Python objects."""
+    """What `_walk.walk` reads (see ``_walk.c``): `memo`'s table and its miss, the rules of
+    `decode_protobuf` for the memo's key filter, as Python objects, and what a miss in the usual form
+    needs to be read in C as `_AttributeMemo._learn` reads it (the memo's key rules, the length limit,
+    the bounds of its table)."""
     keys = memo._keys
     limits = keys.limits
     return (
@@ -381,6 +383,10 @@ def _walk_context(memo: _AttributeMemo) -> tuple[Any, ...]:
         SpanRecord,
         _id_problem,
         _too_many_attributes,
+        memo._rules,
+        limits.max_value_length if limits is not None else -1,
+        memo._MAX_BYTES,
+        memo._MAX_ENTRIES,
     )
 
 
