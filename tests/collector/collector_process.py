@@ -30,6 +30,15 @@ from tokenbook.collector.query.api import AdminQueryClient
 REPO = Path(__file__).resolve().parents[2]
 
 
+#: How often `CollectorProcess.start` tries a start that finds one of its ports taken.
+_BIND_ATTEMPTS = 5
+_ADDRESS_IN_USE = b"already in use"  # "[Errno 98] Address already in use", or the admin API's own words
+
+
+class _PortTaken(Exception):
+    """The collector exited at start because one of its ports was taken."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,8 +79,25 @@ class CollectorProcess:
     def start(self, timeout: float = 90.0, *, settled: bool = True) -> CollectorProcess:
         """Start the process and wait until ``/healthz`` answers, then, with `settled`, until its start
         is over: ``/readyz`` no longer says ``starting:`` (a collector with budgets serves while it
-        rebuilds their counters, answering ``/v1/budgets`` and ``/v1/reservations`` with 503)."""
+        rebuilds their counters, answering ``/v1/budgets`` and ``/v1/reservations`` with 503).
+
+        The ports are picked free, then bound by the child a moment later, and meanwhile an outgoing
+        connection of another test process may take one as its local port: a start that finds a port
+        taken is tried again on the same ports (up to `_BIND_ATTEMPTS` times, half a second apart),
+        its lines dropped from the log."""
+        for _ in range(_BIND_ATTEMPTS - 1):
+            kept = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                return self._start_once(timeout, settled)
+            except _PortTaken:
+                with self.log_path.open("r+b") as log:
+                    log.truncate(kept)
+                time.sleep(0.5)
+        return self._start_once(timeout, settled)
+
+    def _start_once(self, timeout: float, settled: bool) -> CollectorProcess:
         self.config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
+        kept = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -88,6 +114,9 @@ class CollectorProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if _ADDRESS_IN_USE in self.log_path.read_bytes()[kept:]:
+                    self.proc = None
+                    raise _PortTaken
                 raise RuntimeError(f"collector exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 with urllib.request.urlopen(self.admin_url + "/healthz", timeout=1) as r:
