@@ -157,3 +157,27 @@ def _export_the_demo_month(data_dir: Path, tmp_path: Path) -> None:
     listed, billed = ledger[0]
     assert sum(Decimal(r["ListCost"]) for r in rows) == listed
     assert sum(Decimal(r["BilledCost"]) for r in rows) == billed > listed
+
+
+def test_the_demo_starts_its_collector_on_new_ports_when_one_was_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo picks its collector's ports free and the child binds them a moment later: a port
+    another process took meanwhile (here, the first one picked) makes it start again on new ports."""
+    import socket
+    import urllib.request
+
+    from tokenbook.cli import demo
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = int(held.getsockname()[1])
+        picks = iter([taken])
+        free = demo._free_port
+        monkeypatch.setattr(demo, "_free_port", lambda: next(picks, None) or free())
+        with demo._collector(tmp_path / "data") as collector:
+            assert collector.grpc != f"127.0.0.1:{taken}"
+            with urllib.request.urlopen(f"http://{collector.admin}/readyz", timeout=5) as ready:
+                assert ready.status == 200
+        assert collector.proc.returncode == 0

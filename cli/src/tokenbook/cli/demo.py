@@ -77,39 +77,62 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: How often the demo starts its collector on new ports when one of them was taken meanwhile.
+_START_ATTEMPTS = 3
+
+
 @contextmanager
 def _collector(data_dir: Path, timeout_s: float = 120) -> Iterator[_Collector]:
-    """A `tokenbook collector` child on free ports; SIGTERM (drain) on exit."""
-    grpc, http, admin = (f"127.0.0.1:{_free_port()}" for _ in range(3))
+    """A `tokenbook collector` child on free ports; SIGTERM (drain) on exit.
+
+    The ports are picked free, then bound by the child a moment later: when another process took one
+    meanwhile (the child exits saying the address is in use), the child is started again on new ports.
+    """
     log = data_dir.parent / f"{data_dir.name}.collector.log"
     config = data_dir.parent / f"{data_dir.name}.collector.yaml"
     config.write_text(yaml.safe_dump({"budgets": {"loops": [_LOOP_RULE]}}), encoding="utf-8")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(data_dir),
-             "--config", str(config), "--grpc", grpc, "--http", http, "--admin", admin],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        grpc, http, admin = (f"127.0.0.1:{_free_port()}" for _ in range(3))
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tokenbook", "collector", "--data-dir", str(data_dir),
+                 "--config", str(config), "--grpc", grpc, "--http", http, "--admin", admin],
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            if _ready(proc, admin, log, timeout_s):
+                break
+        except BaseException:
+            _stop(proc)
+            raise
+        if attempt == _START_ATTEMPTS or b"already in use" not in log.read_bytes():
+            raise RuntimeError(f"the collector exited with {proc.returncode}; see {log}")
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the collector exited with {proc.returncode}; see {log}")
-            try:
-                with urllib.request.urlopen(f"http://{admin}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"the collector was not ready in {timeout_s:.0f}s; see {log}"
-                    ) from None
-                time.sleep(0.2)
         yield _Collector(proc, grpc, admin, log)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+        _stop(proc)
+
+
+def _ready(proc: subprocess.Popen[bytes], admin: str, log: Path, timeout_s: float) -> bool:
+    """Wait until the collector answers ``/readyz``: True; False when it exited first."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://{admin}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the collector was not ready in {timeout_s:.0f}s; see {log}") from None
+            time.sleep(0.2)
+    return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the collector drains) and wait."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
 
 
 # --- the workload ------------------------------------------------------------------------------
