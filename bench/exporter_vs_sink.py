@@ -246,13 +246,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             c.name: round(1e6 * c.cpu / (spans * args.pairs), 1) for c in collectors
         }
         report["collector_answer_ms"] = {c.name: c.answer_ms() for c in collectors}
+    #: what the application reported -> (the figure per span, its scale)
+    per_span = {
+        "cpu_us": ("cpu_s", 1e6),
+        "wall_us": ("seconds", 1e6),
+        "preempted_per_1000": ("preempted", 1e3),
+        "generated_us": ("generated_s", 1e6),
+        "exporting_us": ("exporting_s", 1e6),
+    }
     report["application_per_span"] = {
         t: {
-            "cpu_us": round(1e6 * sum(r["cpu_s"] for r in rs) / (spans * len(rs)), 1),
-            "wall_us": round(1e6 * sum(r["seconds"] for r in rs) / (spans * len(rs)), 1),
-            "preempted_per_1000": round(1000 * sum(r["preempted"] for r in rs) / (spans * len(rs)), 2),
-            "generated_us": round(1e6 * sum(r["generated_s"] for r in rs) / (spans * len(rs)), 1),
-            "exporting_us": round(1e6 * sum(r["exporting_s"] for r in rs) / (spans * len(rs)), 1),
+            name: round(scale * sum(r[key] for r in rs) / (spans * len(rs)), 2)
+            for name, (key, scale) in per_span.items()
         }
         for t, rs in runs.items()
     }

@@ -85,19 +85,22 @@ class CollectorProcess:
         connection of another test process may take one as its local port: a start that finds a port
         taken is tried again on the same ports (up to `_BIND_ATTEMPTS` times, half a second apart),
         its lines dropped from the log."""
-        for _ in range(_BIND_ATTEMPTS - 1):
+        for attempt in range(1, _BIND_ATTEMPTS + 1):
             kept = self.log_path.stat().st_size if self.log_path.exists() else 0
             try:
-                return self._start_once(timeout, settled)
+                return self._start_once(timeout, settled, kept)
             except _PortTaken:
+                if attempt == _BIND_ATTEMPTS:
+                    raise RuntimeError(f"a port stayed taken in {attempt} starts:\n{self.log()}") from None
                 with self.log_path.open("r+b") as log:
                     log.truncate(kept)
                 time.sleep(0.5)
-        return self._start_once(timeout, settled)
+        raise AssertionError("unreachable")
 
-    def _start_once(self, timeout: float, settled: bool) -> CollectorProcess:
+    def _start_once(self, timeout: float, settled: bool, kept: int) -> CollectorProcess:
+        """One start; `_PortTaken` when the child exits saying an address is in use (in its log past
+        byte `kept`)."""
         self.config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
-        kept = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [

@@ -27,25 +27,30 @@
  * checks they are: `_name`, `_context`, `_parent`, `_attributes._dict` and `_events._dq`. */
 static PyObject *s_name, *s_context, *s_parent, *s_attributes, *s_dict, *s_events, *s_dq;
 
+/* The objects `PlainSpans` is given, as keyword arguments of the same names, in this order:
+ * live_type, ended_type: the SDK's live and ended span classes;
+ * start_plain_names: set or frozenset, the names `on_start` may skip at once;
+ * plain_names: set, the names known not to read as an operation;
+ * signal_keys: frozenset, the kind and usage keys;
+ * inert: set, the attribute keys known to be neither signal nor content;
+ * workflows: dict, trace id -> its local root;
+ * marks: sized, the tracker's marks;
+ * wrapped_on_start (callable, or None), wrapped_on_end: the wrapped processor's;
+ * full_on_start, full_on_end: the Python methods;
+ * failed_start, failed_end: called with a wrapped on_start's or on_end's exception. */
+#define GIVEN_FIELDS(X)                                                                                  \
+    X(live_type) X(ended_type) X(start_plain_names) X(plain_names) X(signal_keys) X(inert) X(workflows)  \
+    X(marks) X(wrapped_on_start) X(wrapped_on_end) X(full_on_start) X(full_on_end) X(failed_start)      \
+    X(failed_end)
+/* Every object field: the given ones, and the key sets last found plain at start and at end (tuples,
+ * in the order of their dicts: `keys_are`); all visited and cleared for the garbage collector. */
+#define OBJECT_FIELDS(X) GIVEN_FIELDS(X) X(start_shape) X(end_shape)
+#define DECLARE_FIELD(field) PyObject *field;
+
 typedef struct {
     PyObject_HEAD
-    PyObject *live_type;         /* the SDK's live span class */
-    PyObject *ended_type;        /* the SDK's ended span class */
-    PyObject *start_plain_names; /* set or frozenset: names `on_start` may skip at once */
-    PyObject *plain_names;       /* set: names known not to read as an operation */
-    PyObject *signal_keys;       /* frozenset: the kind and usage keys */
-    PyObject *inert;             /* set: attribute keys known to be neither signal nor content */
-    PyObject *workflows;         /* dict: trace id -> its local root */
-    PyObject *marks;             /* sized: the tracker's marks */
-    PyObject *wrapped_on_start;  /* callable, or None */
-    PyObject *wrapped_on_end;    /* callable */
-    PyObject *full_on_start;     /* the Python on_start */
-    PyObject *full_on_end;       /* the Python on_end */
-    PyObject *failed_start;      /* called with a wrapped on_start's exception */
-    PyObject *failed_end;        /* called with a wrapped on_end's exception */
+    OBJECT_FIELDS(DECLARE_FIELD)
     Py_ssize_t max_open;
-    PyObject *start_shape;       /* tuple: the start keys last found quiet, in the order of their dict */
-    PyObject *end_shape;         /* tuple: the end keys last found inert, in the order of their dict */
 } PlainSpans;
 
 /* 1: `set` holds `key`; 0: it does not, or asking raised (the error is cleared: the Python path asks
@@ -257,39 +262,26 @@ full:
 }
 
 static int init(PlainSpans *self, PyObject *args, PyObject *kwds) {
-    static char *names[] = {
-        "live_type",      "ended_type",   "start_plain_names", "plain_names",   "signal_keys",
-        "inert",          "workflows",    "marks",             "wrapped_on_start", "wrapped_on_end",
-        "full_on_start",  "full_on_end",  "failed_start",      "failed_end",    "max_open",
-        NULL,
-    };
-    PyObject *o[14];
+#define NAME_FIELD(field) #field,
+    static char *names[] = {GIVEN_FIELDS(NAME_FIELD) "max_open", NULL};
+    struct {
+        GIVEN_FIELDS(DECLARE_FIELD)
+    } given;
     Py_ssize_t max_open;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOOOOOO!OOOOOOOn", names, &o[0], &o[1], &o[2], &o[3],
-                                     &o[4], &o[5], &PyDict_Type, &o[6], &o[7], &o[8], &o[9], &o[10],
-                                     &o[11], &o[12], &o[13], &max_open))
+#define ADDRESS_FIELD(field) &given.field,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOOOOOOOOOOOOOn", names, GIVEN_FIELDS(ADDRESS_FIELD)
+                                     &max_open))
         return -1;
-    if (!PyAnySet_Check(o[2]) || !PySet_Check(o[3]) || !PyAnySet_Check(o[4]) || !PySet_Check(o[5])) {
-        PyErr_SetString(PyExc_TypeError, "the name and key memos must be sets");
+    if (!PyAnySet_Check(given.start_plain_names) || !PySet_Check(given.plain_names) ||
+        !PyAnySet_Check(given.signal_keys) || !PySet_Check(given.inert) || !PyDict_Check(given.workflows)) {
+        PyErr_SetString(PyExc_TypeError, "the name and key memos must be sets, the workflows a dict");
         return -1;
     }
-    PyObject **fields[] = {
-        &self->live_type,        &self->ended_type,     &self->start_plain_names, &self->plain_names,
-        &self->signal_keys,      &self->inert,          &self->workflows,         &self->marks,
-        &self->wrapped_on_start, &self->wrapped_on_end, &self->full_on_start,     &self->full_on_end,
-        &self->failed_start,     &self->failed_end,
-    };
-    for (int i = 0; i < 14; i++)
-        Py_XSETREF(*fields[i], Py_NewRef(o[i]));
+#define SET_FIELD(field) Py_XSETREF(self->field, Py_NewRef(given.field));
+    GIVEN_FIELDS(SET_FIELD)
     self->max_open = max_open;
     return 0;
 }
-
-/* Every object field of `PlainSpans`, for the garbage collector. */
-#define OBJECT_FIELDS(X)                                                                               \
-    X(live_type) X(ended_type) X(start_plain_names) X(plain_names) X(signal_keys) X(inert) X(workflows)  \
-    X(marks) X(wrapped_on_start) X(wrapped_on_end) X(full_on_start) X(full_on_end) X(failed_start)      \
-    X(failed_end) X(start_shape) X(end_shape)
 
 static int traverse(PlainSpans *self, visitproc visit, void *arg) {
 #define VISIT_FIELD(field) Py_VISIT(self->field);
