@@ -6,9 +6,12 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.collector.collector_process import SpanFactory
+from tests.hypothesis_profiles import examples
 from tokenbook.collector.decode.pool import DecoderPool
 from tokenbook.collector.ingest.dedup import KEY_BYTES, RecentSpanKeys, record_key, span_key
 from tokenbook.collector.ingest.ingestor import Ingestor
@@ -110,3 +113,24 @@ def test_a_batch_is_looked_up_in_every_generation_at_once() -> None:
     keys.warm([_slice(list(range(0, 500, 2)), 0, 1)])  # the even keys below 500, one warm generation
     keys.remember([_k(i) for i in range(1, 300, 2)])  # odd keys below 300: one frozen generation, 25 live
     assert keys.unseen([_k(i) for i in range(600)]) == list(range(301, 500, 2)) + list(range(500, 600))
+
+
+_HALVES = st.sampled_from([bytes(8), b"\xff" * 8, b"\x01" * 8, b"\x80" + bytes(7)])  # few: shared often
+_KEYS = st.builds(lambda a, b: a + b, _HALVES, st.one_of(_HALVES, st.binary(min_size=8, max_size=8)))
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(st.lists(st.lists(_KEYS, max_size=12), max_size=12), st.lists(_KEYS, max_size=20))
+def test_keys_sharing_their_first_half_are_told_apart(batches: list[list[bytes]], probe: list[bytes]) -> None:
+    """Frozen generations are searched by the keys' first 8 bytes: keys that share them (rare among
+    digests) are still found, or not, by all 16."""
+    keys = RecentSpanKeys(10_000)
+    keys.generation_keys = 3  # freeze often
+    known: set[bytes] = set()
+    for batch in batches:
+        fresh = keys.remember(batch)
+        assert fresh == list(dict.fromkeys(k for k in batch if k not in known))
+        known.update(batch)
+    first = {k: i for i, k in reversed(list(enumerate(probe)))}
+    assert keys.unseen(probe) == sorted(i for k, i in first.items() if k not in known)
+    assert all((k in keys) == (k in known) for k in probe)

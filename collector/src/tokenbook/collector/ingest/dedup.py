@@ -7,14 +7,16 @@ Storage computes the same digest (`storage/sql/span_key_slice.sql`), so the star
 16 bytes a span and builds no Python object per key.
 
 Layout, compact and bounded: keys remembered since the last freeze are a `set` (the live generation);
-every ``max_keys / GENERATIONS`` keys it is frozen into a sorted NumPy array of 16-byte strings (16
-bytes a key, looked up by binary search, a whole batch at once). The memory holds at most `max_keys`
-keys: when more, the oldest generation is forgotten whole. At start it is warmed from the spans
-still in the write-ahead log (`remember`) and, in the background while the receivers already serve,
-from the spans ingested in the last hours (`older`: generations older than everything remembered,
-newest first, until the memory is full). Anything older than its memory is deduplicated by storage
-(ReplacingMergeTree, read through FINAL or the exact views): this set saves work and keeps the ledger
-small, while exactness never depends on it.
+every ``max_keys / GENERATIONS`` keys it is frozen into sorted NumPy columns of the keys' first and
+last 8 bytes as integers (16 bytes a key, looked up by binary search on the first column, a whole
+batch at once and in order: integer comparisons instead of 16-byte strings, half the CPU; keys that
+share their first 8 bytes, rare among digests but possible, are told apart by the second column).
+The memory holds at most `max_keys` keys: when more, the oldest generation is forgotten whole. At
+start it is warmed from the spans still in the write-ahead log (`remember`) and, in the background
+while the receivers already serve, from the spans ingested in the last hours (`older`: generations
+older than everything remembered, newest first, until the memory is full). Anything older than its
+memory is deduplicated by storage (ReplacingMergeTree, read through FINAL or the exact views): this
+set saves work and keeps the ledger small, while exactness never depends on it.
 
 Protocol: `unseen` filters a batch (and drops duplicates inside it) without remembering anything;
 `remember` is called once the batch is durable, so a refused request is not mistaken for a delivered
@@ -76,18 +78,40 @@ def keys_array(raw: bytes) -> npt.NDArray[np.bytes_]:
     return np.unique(np.frombuffer(raw, dtype=_DTYPE))
 
 
+class _Columns(NamedTuple):
+    """Keys as two integer columns: their first and their last 8 bytes, big-endian (in the order of
+    the keys' bytes)."""
+
+    high: npt.NDArray[np.uint64]
+    low: npt.NDArray[np.uint64]
+
+    @classmethod
+    def of(cls, keys: npt.NDArray[np.bytes_]) -> _Columns:
+        """The columns of an array of 16-byte keys (`keys_array`), in its order."""
+        words = np.ascontiguousarray(keys, dtype=_DTYPE).view(">u8").reshape(-1, 2)
+        return cls(words[:, 0].astype(np.uint64), words[:, 1].astype(np.uint64))
+
+
 class _Generation(NamedTuple):
-    keys: npt.NDArray[np.bytes_]  # sorted
+    keys: _Columns  # sorted, distinct
     frozen_at: float  # clock time after its last key was remembered: forgetting it moves the horizon here
 
 
-def _found(keys: npt.NDArray[np.bytes_], sorted_keys: npt.NDArray[np.bytes_]) -> npt.NDArray[np.bool_]:
-    """For each of `keys`, whether `sorted_keys` holds it."""
-    if not len(sorted_keys):
-        return np.zeros(len(keys), dtype=bool)
-    at = np.searchsorted(sorted_keys, keys)
-    at[at == len(sorted_keys)] = 0
-    found: npt.NDArray[np.bool_] = sorted_keys[at] == keys
+def _found(keys: _Columns, generation: _Columns) -> npt.NDArray[np.bool_]:
+    """For each of `keys` (in ascending order of their first column: each binary search then starts
+    where the previous one ended), whether `generation` (sorted) holds it."""
+    high, low = generation
+    n = len(high)
+    if not n:
+        return np.zeros(len(keys.high), dtype=bool)
+    at = np.searchsorted(high, keys.high)  # the first key with the same first half, if any
+    inside = np.minimum(at, n - 1)
+    found: npt.NDArray[np.bool_] = (at < n) & (high[inside] == keys.high) & (low[inside] == keys.low)
+    # A key whose first half it shares with the next one (rare): the whole run, by the second half.
+    after = np.minimum(at + 1, n - 1)
+    for i in np.flatnonzero((at + 1 < n) & (high[after] == keys.high) & ~found).tolist():
+        run_end = np.searchsorted(high, keys.high[i], side="right")
+        found[i] = bool(keys.low[i] in low[at[i] : run_end])
     return found
 
 
@@ -116,7 +140,7 @@ class RecentSpanKeys:
     def nbytes(self) -> int:
         """Bytes held by the frozen generations (the live one is a `set` of at most
         `generation_keys` keys, about 80 bytes a key)."""
-        return sum(g.keys.nbytes for g in self._frozen)
+        return sum(g.keys.high.nbytes + g.keys.low.nbytes for g in self._frozen)
 
     def known_since(self, since: float) -> None:
         """Every span logged since `since` is remembered (lowers the creation horizon)."""
@@ -136,9 +160,11 @@ class RecentSpanKeys:
         """Whether each key is in a frozen generation (the caller holds the lock or reads a snapshot)."""
         found = np.zeros(len(keys), dtype=bool)
         if keys and self._frozen:
-            wanted = np.array(keys, dtype=_DTYPE)
+            wanted = _Columns.of(np.array(keys, dtype=_DTYPE))
+            order = np.argsort(wanted.high, kind="stable")
+            ordered = _Columns(wanted.high[order], wanted.low[order])
             for generation in tuple(self._frozen):
-                found |= _found(wanted, generation.keys)
+                found[order] |= _found(ordered, generation.keys)
         return found
 
     def unseen(self, keys: Iterable[bytes]) -> list[int]:
@@ -191,7 +217,7 @@ class RecentSpanKeys:
             if len(self) + len(keys) > self.max_keys:
                 return False
             if len(keys):
-                self._frozen.appendleft(_Generation(keys, until))
+                self._frozen.appendleft(_Generation(_Columns.of(keys), until))
                 self._frozen_len += len(keys)
             self._since = min(self._since, since)
             return True
@@ -210,10 +236,10 @@ class RecentSpanKeys:
     def _freeze(self) -> None:
         """Freeze the live generation; forget the oldest generations beyond `max_keys` (lock held)."""
         raw = b"".join(self._live)
-        self._frozen.append(_Generation(keys_array(raw), self._clock()))
+        self._frozen.append(_Generation(_Columns.of(keys_array(raw)), self._clock()))
         self._frozen_len += len(self._live)
         self._live = set()
         while self._frozen and len(self) > self.max_keys:
             gone = self._frozen.popleft()
-            self._frozen_len -= len(gone.keys)
+            self._frozen_len -= len(gone.keys.high)
             self._evicted_until = max(self._evicted_until, gone.frozen_at)
