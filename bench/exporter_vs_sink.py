@@ -12,7 +12,10 @@ Targets, the same generator, alternating runs (sink, collector, sink, collector,
 * ``sink``: a trivial gRPC ``TraceService`` on loopback, in its own process, that answers every
   export with an empty response at once;
 * ``collector``: the real collector (`python -m tokenbook collector`, write-ahead log on, embedded
-  store), one for all its runs.
+  store), one for all its runs;
+* with ``--durable-sink``, also ``durable_sink``: a sink that answers once the request's bytes are
+  appended to a file and fsynced, and does nothing else: the rate any receiver that acknowledges only
+  what is durable can reach here (reported as ``durable_sink_ratio``).
 
 Reported: the rate of each run, the median per target and their ratio (collector / sink; the goal is
 at least 0.90); per target (``application_per_span``), the application's own CPU and wall time per
@@ -27,7 +30,8 @@ spans decoded and checked; ``log``, the request in the write-ahead log with its 
 ``--config NAME=FILE`` (repeatable) runs one collector per config file instead, each in every round
 (sink, then each collector), and reports each one's ratio and CPU: configurations compared under the
 same load.
-Run: ``.venv/bin/python bench/exporter_vs_sink.py [--spans 20000] [--pairs 5] [--config NAME=FILE ...]``.
+Run: ``.venv/bin/python bench/exporter_vs_sink.py [--spans 20000] [--pairs 5] [--config NAME=FILE ...]
+[--durable-sink]``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import queue
 import resource
 import sys
 import tempfile
+import threading
 import time
 from concurrent import futures
 from pathlib import Path
@@ -68,8 +73,9 @@ _ANSWER = {
 }
 
 
-def _sink(port: int, ready: Any) -> None:
-    """A TraceService that acknowledges every export at once."""
+def _sink(port: int, ready: Any, log: str | None = None) -> None:
+    """A TraceService that acknowledges every export at once; with `log` (a file), once the request is
+    parsed (as without) and its bytes, as they came, are appended to it and fsynced."""
     import grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -78,7 +84,25 @@ def _sink(port: int, ready: Any) -> None:
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Sink(), server)
+    if log is None:
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Sink(), server)
+    else:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        lock = threading.Lock()
+        empty: bytes = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+
+        def export(body: bytes, context: Any) -> bytes:
+            trace_service_pb2.ExportTraceServiceRequest.FromString(body)  # parsed, as the sink does
+            with lock:
+                os.write(fd, len(body).to_bytes(4, "little") + body)
+                os.fsync(fd)
+            return empty
+
+        service = "opentelemetry.proto.collector.trace.v1.TraceService"  # bytes in, bytes out
+        handler = grpc.method_handlers_generic_handler(
+            service, {"Export": grpc.unary_unary_rpc_method_handler(export)}
+        )
+        server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     ready.set()
@@ -195,26 +219,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=5)
     add_config_option(parser, "one collector, `collector`, with the defaults")
+    parser.add_argument(
+        "--durable-sink",
+        action="store_true",
+        help="also a sink that answers once the request's bytes are appended to a file and fsynced: "
+        "what a receiver that acknowledges only what is durable, and does nothing else, reaches",
+    )
     parser.add_argument("--out", type=Path, default=RESULT, help="the result file")
     args = parser.parse_args(argv if argv is not None else [])
     spans = args.spans // SPANS_PER_RUN * SPANS_PER_RUN
     configs: list[tuple[str, Path | None]] = list(args.config) or [("collector", None)]
     ctx = mp.get_context("spawn")
-    sink_port = _free_port()
-    ready = ctx.Event()
-    sink = ctx.Process(target=_sink, args=(sink_port, ready), daemon=True)
-    sink.start()
-    ready.wait(30)
     tmp = tempfile.TemporaryDirectory(prefix="tokenbook-bench-")
+    sinks = {
+        "sink": None,
+        **({"durable_sink": str(Path(tmp.name) / "requests.log")} if args.durable_sink else {}),
+    }
+    endpoints: dict[str, str] = {}
+    for name, log in sinks.items():
+        port, ready = _free_port(), ctx.Event()
+        ctx.Process(target=_sink, args=(port, ready, log), daemon=True).start()
+        ready.wait(30)
+        endpoints[name] = f"127.0.0.1:{port}"
     collectors = [_Collector(name, config, Path(tmp.name)) for name, config in configs]
-    runs: dict[str, list[dict[str, Any]]] = {"sink": [], **{c.name: [] for c in collectors}}
+    runs: dict[str, list[dict[str, Any]]] = {
+        **{name: [] for name in sinks},
+        **{c.name: [] for c in collectors},
+    }
     try:
         for collector in collectors:
             collector.wait_ready()
         for pair in range(args.pairs):
-            result = _run_application(ctx, f"127.0.0.1:{sink_port}", spans, seed=pair)
-            runs["sink"].append(result)
-            print(f"pair {pair + 1}/{args.pairs} sink: {result['spans_per_s']:,} spans/s", flush=True)
+            for name, endpoint in endpoints.items():
+                result = _run_application(ctx, endpoint, spans, seed=pair)
+                runs[name].append(result)
+                print(f"pair {pair + 1}/{args.pairs} {name}: {result['spans_per_s']:,} spans/s", flush=True)
             for collector in collectors:
                 result = collector.run(ctx, spans, seed=pair)
                 runs[collector.name].append(result)
@@ -225,10 +264,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         for collector in collectors:
             collector.stop()
+        for child in mp.active_children():
+            child.terminate()
         tmp.cleanup()
-        sink.terminate()
     medians = {t: sorted(r["spans_per_s"] for r in rs)[(len(rs) - 1) // 2] for t, rs in runs.items()}
     options = "".join(f" --config {name}={config or ''}" for name, config in args.config)
+    options += " --durable-sink" if args.durable_sink else ""
     report: dict[str, Any] = {
         "command": f".venv/bin/python bench/exporter_vs_sink.py --spans {args.spans} --pairs {args.pairs}"
         + options,
@@ -246,6 +287,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             c.name: round(1e6 * c.cpu / (spans * args.pairs), 1) for c in collectors
         }
         report["collector_answer_ms"] = {c.name: c.answer_ms() for c in collectors}
+    if args.durable_sink:
+        report["durable_sink_ratio"] = round(medians["durable_sink"] / medians["sink"], 3)
     #: what the application reported -> (the figure per span, its scale)
     per_span = {
         "cpu_us": ("cpu_s", 1e6),
