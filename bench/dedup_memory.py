@@ -35,7 +35,8 @@ def _rss_mib() -> float:
 
 
 def _fill(layout: str, n: int) -> dict[str, Any]:
-    """In this process: fill one layout with `n` keys, return the RSS growth."""
+    """In this process: fill one layout with `n` keys, return the RSS growth (and, for the dedup
+    memory, the time a request's keys then take: `_request_ms`)."""
     from datetime import UTC, datetime
 
     from tokenbook.collector.ingest.dedup import KEY_BYTES, RecentSpanKeys, record_key

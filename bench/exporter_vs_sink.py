@@ -236,9 +236,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **({"durable_sink": str(Path(tmp.name) / "requests.log")} if args.durable_sink else {}),
     }
     endpoints: dict[str, str] = {}
+    sink_processes = []
     for name, log in sinks.items():
         port, ready = _free_port(), ctx.Event()
-        ctx.Process(target=_sink, args=(port, ready, log), daemon=True).start()
+        sink_processes.append(ctx.Process(target=_sink, args=(port, ready, log), daemon=True))
+        sink_processes[-1].start()
         ready.wait(30)
         endpoints[name] = f"127.0.0.1:{port}"
     collectors = [_Collector(name, config, Path(tmp.name)) for name, config in configs]
@@ -264,8 +266,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         for collector in collectors:
             collector.stop()
-        for child in mp.active_children():
-            child.terminate()
+        for sink in sink_processes:
+            sink.terminate()
         tmp.cleanup()
     medians = {t: sorted(r["spans_per_s"] for r in rs)[(len(rs) - 1) // 2] for t, rs in runs.items()}
     options = "".join(f" --config {name}={config or ''}" for name, config in args.config)
