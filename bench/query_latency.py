@@ -1,6 +1,7 @@
 """Query latency on a synthetic ledger: the documented questions, before/after paths, and `tokenbook report`.
 
-`python bench/query_latency.py [--rows 10000000] [--repeats 5] [--out bench/results/query_latency.json]`
+`python bench/query_latency.py [--rows 10000000] [--repeats 5] [--jit] [--out FILE]` (default
+`bench/results/query_latency.json`)
 
 Builds an embedded store in a temp folder with `--rows` billed-call candidates (1,000 tenants, rows/10
 contexts, 90 days, 8 models, 2% rows billed by another layer) directly on the engine
@@ -34,6 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tokenbook.collector.storage.config import EngineConfig
 from tokenbook.collector.storage.sqltemplate import render_query
 from tokenbook.collector.storage.store import Store
 
@@ -222,12 +224,17 @@ def main() -> dict[str, Any]:
         help="keep the built store in this directory and reuse it when it is there (to time two "
         "versions on one ledger: its windows are relative to now, so reuse it the same day)",
     )
+    ap.add_argument(
+        "--jit",
+        action="store_true",
+        help="the engine compiles expressions to machine code (`storage.clickhouse.engine.jit`)",
+    )
     args = ap.parse_args()
     build_s: float | None = None
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tb-query-") as tmp:
         data_dir = args.store or Path(tmp) / "store"
-        store = Store.open(data_dir=data_dir)
+        store = Store.open(data_dir=data_dir, engine=EngineConfig(jit=args.jit))
         store.migrate()
         if not (data_dir / "built").exists():
             build_s = build_ledger(store, args.rows)
@@ -273,10 +280,13 @@ def main() -> dict[str, Any]:
             results |= _cli_report(data_dir, args.repeats, watermark=not args.no_watermark)
     doc = {
         "command": f"python bench/query_latency.py --rows {args.rows} --repeats {args.repeats}"
-        + (" --no-watermark" if args.no_watermark else ""),
+        + (" --no-watermark" if args.no_watermark else "")
+        + (" --no-cli" if args.no_cli else "")
+        + (" --jit" if args.jit else ""),
         "load_avg_at_start": [round(x, 2) for x in load_at_start],
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "rows": args.rows,
+        "jit": args.jit,
         "tenants": TENANTS,
         "contexts": args.rows // CALLS_PER_CONTEXT,
         "build_s": round(build_s, 1) if build_s is not None else None,

@@ -2,7 +2,9 @@
 its library's start-up pages handed back without losing anything, and both allocators bounded as
 configured (the engine's decay, the C library heap's arenas and thresholds: ``heap``).
 
-One engine per process, opened on one directory: each case opens it in a child process of its own.
+One engine per process, opened on one directory: each case of its server settings opens it in a child
+process of its own. Whether it compiles expressions is a setting of each connection: that case opens
+a store on the test process's engine.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from tokenbook.collector.storage.engine import (
     engine_library,
     release_startup_pages,
 )
+from tokenbook.collector.storage.store import Store
 
 _MIB = 1024 * 1024
 
@@ -161,15 +165,36 @@ def test_the_memory_ceiling_is_the_engine_s_own_unless_configured() -> None:
     assert EngineConfig(max_memory=768 * _MIB).server_settings()["max_server_memory_usage"] == str(768 * _MIB)
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["default", "jit"])
+def test_the_engine_compiles_to_machine_code_only_when_configured(chdb_dir: Path, jit: bool) -> None:
+    """Every connection of the store (its own, and its pool's readers') runs with the setting."""
+    store = Store.open(data_dir=chdb_dir, engine=EngineConfig(jit=True) if jit else EngineConfig())
+    sql = "SELECT " + ", ".join(
+        f"getSetting('{name}')"
+        for name in ("compile_expressions", "compile_aggregate_expressions", "compile_sort_description")
+    )
+    try:
+        with ThreadPoolExecutor(3) as pool:  # three at once: the pool's readers too
+            answers = list(pool.map(lambda _: store.query(sql)[2], range(3)))
+    finally:
+        store.close()
+    assert answers == [[(jit, jit, jit)]] * 3
+
+
 def test_engine_settings_from_the_config_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(
         "storage:\n  clickhouse:\n    engine:\n      mark_cache_size: 32MiB\n      max_memory: 0\n"
-        "      release_startup_pages: false\n",
+        "      release_startup_pages: false\n      jit: true\n",
         encoding="utf-8",
     )
     engine = load_config(path).clickhouse.engine
-    assert (engine.mark_cache_size, engine.max_memory, engine.release_startup_pages) == (32 * _MIB, 0, False)
+    assert (engine.mark_cache_size, engine.max_memory, engine.release_startup_pages, engine.jit) == (
+        32 * _MIB,
+        0,
+        False,
+        True,
+    )
     path.write_text("storage:\n  clickhouse:\n    engine:\n      mark_cache_size: 0\n", encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_config(path)

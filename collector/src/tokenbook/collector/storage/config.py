@@ -32,6 +32,8 @@ from tokenbook.genai.configspec import (
 __all__ = ["BatchConfig", "ClickHouseConfig", "EngineConfig", "RefreshConfig", "SpoolConfig", "StorageConfig"]
 
 _MIB: Final = 1024 * 1024
+#: The engine's settings that compile to machine code (`EngineConfig.jit`).
+_JIT_SETTINGS: Final = ("compile_expressions", "compile_aggregate_expressions", "compile_sort_description")
 
 
 @type_name("URL (secret)")
@@ -52,9 +54,10 @@ def _identifier(v: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """The embedded engine's memory: its caches, its ceiling, and the library pages only its start-up
-    needs. Each size is the ClickHouse server setting of the same name (engine defaults in brackets);
-    a ClickHouse server (`url`) is configured on the server instead."""
+    """The embedded engine's memory: its caches, its ceiling, the library pages only its start-up
+    needs, and whether it compiles expressions. Each size is the ClickHouse server setting of the
+    same name (engine defaults in brackets); a ClickHouse server (`url`) is configured on the server
+    instead."""
 
     mark_cache_size: int = setting(
         64 * _MIB,
@@ -89,6 +92,15 @@ class EngineConfig:
         "from the file), and those of the libraries its package loads that the store never runs "
         "(pyarrow's, ~20 MiB).",
     )
+    jit: bool = setting(
+        False,
+        parse=boolean,
+        doc="Compile expressions, aggregate functions and sort orders to machine code "
+        "(`compile_expressions`, `compile_aggregate_expressions`, `compile_sort_description`) [on]. "
+        "Off: the documented queries over a 10M-row ledger take as long either way "
+        "(docs/operations/benchmarks.md), while compiling each new statement's expressions costs "
+        "CPU and memory.",
+    )
     dirty_decay: float = setting(
         0.0,
         parse=duration_or_zero,
@@ -110,6 +122,8 @@ class EngineConfig:
         }
         if self.max_memory:
             settings["max_server_memory_usage"] = self.max_memory
+        if not self.jit:  # query settings: each connection of the engine starts with them
+            settings.update(dict.fromkeys(_JIT_SETTINGS, 0))
         return {name: str(value) for name, value in settings.items()}
 
 
