@@ -111,7 +111,8 @@ class EngineConfig:
     )
 
     def server_settings(self) -> dict[str, str]:
-        """The ClickHouse server settings these make (chDB's start-up options)."""
+        """The ClickHouse settings these make, as chDB's start-up options: the server's, and the
+        query settings each connection of the engine starts with (`jit`)."""
         settings = {
             "mark_cache_size": self.mark_cache_size,
             "index_mark_cache_size": self.index_mark_cache_size,
@@ -121,7 +122,7 @@ class EngineConfig:
         }
         if self.max_memory:
             settings["max_server_memory_usage"] = self.max_memory
-        if not self.jit:  # query settings: each connection of the engine starts with them
+        if not self.jit:
             settings.update(dict.fromkeys(_JIT_SETTINGS, 0))
         return {name: str(value) for name, value in settings.items()}
 
