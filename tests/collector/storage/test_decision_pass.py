@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -294,6 +295,52 @@ def test_layers_of_one_call_in_two_traces_are_related_within_the_hour(store: Sto
     keys.add_call(inner)
     changes, _ = run_pass(Counting(store), keys)
     assert [new.billing_rule for _, new in changes] == [RULE_RESPONSE_ID]
+
+
+class CandidateReads(Counting):
+    """A `Counting` that also counts how often the pass's candidate statement returns each version."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.sql = render_query("decision_candidates.sql", store.database)
+        self.versions: Counter[tuple[str, int]] = Counter()  # (span ID, version) -> times read
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        result = super().query(sql, parameters)
+        if sql == self.sql:
+            columns, _, rows = result
+            span, version = columns.index("span_id"), columns.index("version")
+            self.versions.update((row[span], row[version]) for row in rows)
+        return result
+
+
+def test_each_round_reads_what_the_previous_one_found_not_everything_again(store: Store) -> None:
+    """Three traces chained by response IDs (each trace's second call and the next trace's first are
+    layers of one call): from the first trace's keys, the rounds find the next trace, then its other
+    call, six rounds in all. Every version is read at most three times (by the key that found it, by
+    its trace, by its own keys), not again in every later round, and each shared response ID bills
+    its call once."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    template = busy_bucket(1, start)[0]
+    rows = []
+    for t in range(3):
+        trace = f"{t + 1:032x}"
+        for k in range(2):  # k = 0: the call shared with the previous trace; 1: with the next one
+            rows.append(
+                template._replace(
+                    trace_id=trace, span_id=f"{2 * t + k + 1:016x}", response_id=f"resp-{t + k}",
+                    input_tokens=1_000 + 10 * t + k, timestamp=start + timedelta(seconds=10 * t + 2 * k),
+                )
+            )  # fmt: skip
+    store.write(rows, [])
+    keys = DecisionKeys()
+    keys.add_call(rows[0])
+    source = CandidateReads(store)
+    changes, pending = run_pass(source, keys)
+    assert not pending
+    assert sorted(new.billing_rule for _, new in changes) == [RULE_RESPONSE_ID] * 2
+    assert {span for span, _ in source.versions} == {row.span_id for row in rows}
+    assert max(source.versions.values()) <= 3  # each round re-reading all: 6
 
 
 def _layers_of_one_call(start: datetime) -> list[CallRow]:

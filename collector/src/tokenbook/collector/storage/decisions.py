@@ -5,7 +5,9 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
 
 1. loads the decision facts (`CandidateFacts`) of every candidate related to those keys, as the
    deduplicated ledger holds them, and closes the set: the traces, response IDs and buckets of the
-   loaded rows are keys too, until no new key appears (`decision_candidates.sql`: the span of time
+   loaded rows are keys too, until no new key appears; each round reads only the keys the previous
+   one found (a key's related calls lie in the windows read for that key), and a trace once read is
+   not read again (`decision_candidates.sql`: the span of time
    of the touched traces' calls within a day of them, looked up in the ledger's trace-ordered
    projection, and at least the hour around the touched calls, read from the time-ordered one, so a
    pass costs what it touched, not the day or the month partitions; a call matched by response ID or
@@ -221,6 +223,24 @@ class DecisionKeys:
             if ts is not None:
                 self.note_time(ts)
 
+    def without(self, other: DecisionKeys) -> DecisionKeys:
+        """The keys of these that `other` lacks (a trace, a response ID, an interval of a bucket or
+        of a lone layer's instance), with these keys' time range."""
+        return DecisionKeys(
+            traces=self.traces - other.traces,
+            response_ids=self.response_ids - other.response_ids,
+            buckets={
+                b: new
+                for b, intervals in self.buckets.items()
+                if (new := intervals - other.buckets.get(b, set()))
+            },
+            lone={
+                i: new for i, intervals in self.lone.items() if (new := intervals - other.lone.get(i, set()))
+            },
+            earliest=self.earliest,
+            latest=self.latest,
+        )
+
     def span(self) -> tuple[int, int] | None:
         """The earliest start and the latest end of every bucket interval (µs), None without buckets."""
         if not self.buckets:
@@ -376,9 +396,22 @@ def _at(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1e6, UTC)
 
 
-def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime, chunk: int) -> _Loaded:
+def _load(
+    source: _Source,
+    keys: DecisionKeys,
+    since: datetime,
+    until: datetime,
+    chunk: int,
+    newest: _Newest,
+    read_traces: set[str],
+    related: Related,
+) -> None:
+    """Keep in `newest` the newest version of every candidate that matches `keys`, and of every span
+    `related` (the pass's keys so far, `keys` among them) relates by a response ID, a bucket or a
+    lone layer alone (read by its trace). A trace in `read_traces` (the traces read so far) is not
+    read again; those read here are added to it."""
     sql = render_query("decision_candidates.sql", source.database)
-    traces = sorted(keys.traces)
+    traces = sorted(keys.traces - read_traces)
     rids = sorted({r for _, r in keys.response_ids})
     inputs = sorted({n for _, _, n in keys.buckets})
     instances = sorted({i for _, i, _ in keys.buckets})
@@ -403,7 +436,6 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
         "bucket_to": _at(last + slack),
         "stretches": [(_at(start - slack), _at(end + slack)) for start, end in stretches],
     }
-    newest: _Newest = {}
 
     def read(
         traces: Sequence[str],
@@ -423,22 +455,27 @@ def _load(source: _Source, keys: DecisionKeys, since: datetime, until: datetime,
             }
             columns, _, result = source.query(sql, params)
             _keep_newest(newest, columns, result)
+        read_traces.update(traces)
 
-    related = Related(keys)
-
-    def relations() -> list[tuple[str, CandidateFacts]]:
-        """The related rows among the newest versions read, newest first, with their relation."""
-        kept = sorted(newest.values(), key=lambda kept: kept[0], reverse=True)
-        return [(how, row) for _, row in kept if _decided(row) and (how := related.relation(row)) is not None]
-
-    read(traces, rids, inputs, instances, lone_instances)
+    if traces or rids or inputs or lone_instances:  # (else nothing matches)
+        read(traces, rids, inputs, instances, lone_instances)
     # A span related by a response ID, a bucket or a lone layer alone may have versions that match no
     # key (a newer one would have been read too, had it matched one: the version read is the newest):
     # every version of it, read by its trace (a second statement only when a relation crossed traces).
-    if others := sorted({row.trace_id for _, row in relations()} - keys.traces):
+    if others := sorted({row.trace_id for _, row in _relations(newest, related)} - read_traces):
         read(others, [], [], [], [])
+
+
+def _relations(newest: _Newest, related: Related) -> list[tuple[str, CandidateFacts]]:
+    """The rows of `newest` that `related` relates, newest first, with their relation."""
+    kept = sorted(newest.values(), key=lambda kept: kept[0], reverse=True)
+    return [(how, row) for _, row in kept if _decided(row) and (how := related.relation(row)) is not None]
+
+
+def _loaded(newest: _Newest, related: Related) -> _Loaded:
+    """The rows of `newest` that `related` relates, and the possible partners of their lone layers."""
     loaded = _Loaded({}, {})
-    for how, row in relations():
+    for how, row in _relations(newest, related):
         (loaded.rows if how == RELATED else loaded.partners)[(row.tenant_id, row.trace_id, row.span_id)] = row
     return loaded
 
@@ -551,12 +588,19 @@ def run_pass(
     closed.merge(keys)
     loaded = _Loaded({}, {})
     pending = DecisionKeys()
+    # Each round reads what the keys the previous one found relate (the first: `keys`'), and decides
+    # over everything read so far: a key's related rows lie in the windows its own reading spans.
+    newest: _Newest = {}
+    read_traces: set[str] = set()
+    fresh = keys
     for _ in range(_MAX_ROUNDS):
-        loaded = _load(source, closed, since, until, chunk)
-        grown = _grown(closed, loaded.rows.values())
-        if not grown:
+        related = Related(closed)
+        _load(source, fresh, since, until, chunk, newest, read_traces, related)
+        loaded = _loaded(newest, related)
+        fresh = _grown(closed, loaded.rows.values()).without(closed)
+        if not fresh:
             break
-        closed.merge(grown)
+        closed.merge(fresh)
     else:
         _log.warning("decision pass: related set did not close in %d rounds; continuing later", _MAX_ROUNDS)
         pending = closed
