@@ -71,8 +71,9 @@ def _request_ms(held: Any) -> float:
         requests = [[os.urandom(16) for _ in range(512)] for _ in range(100)]
         started = time.process_time()
         for keys in requests:
+            frozen = held.frozen_version
             fresh = held.unseen(keys)
-            held.remember([keys[i] for i in fresh])
+            held.remember([keys[i] for i in fresh], unseen_at=frozen)
         rounds.append(1000 * (time.process_time() - started) / len(requests))
     return round(statistics.median(rounds), 3)
 

@@ -13,7 +13,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from tests.collector.collector_process import SpanFactory
 from tests.hypothesis_profiles import examples
 from tokenbook.collector.decode.pool import DecoderPool
-from tokenbook.collector.ingest.dedup import KEY_BYTES, RecentSpanKeys, record_key, span_key
+from tokenbook.collector.ingest.dedup import KEY_BYTES, RecentSpanKeys, keys_array, record_key, span_key
 from tokenbook.collector.ingest.ingestor import Ingestor
 from tokenbook.collector.ingest.rows import RowBuilder, pipeline_keys
 from tokenbook.collector.metrics import IngestMetrics
@@ -134,3 +134,43 @@ def test_keys_sharing_their_first_half_are_told_apart(batches: list[list[bytes]]
     first = {k: i for i, k in reversed(list(enumerate(probe)))}
     assert keys.unseen(probe) == sorted(i for k, i in first.items() if k not in known)
     assert all((k in keys) == (k in known) for k in probe)
+
+
+# One step of two requests racing through the memory (`Ingestor._append_request`): a request starts
+# (reads `frozen_version`, then `unseen`), or ends (`remember` of what `unseen` let through), or the
+# warm-up adds an older generation of keys logged before.
+_STEPS: st.SearchStrategy[list[tuple[str, str, list[bytes]]]] = st.lists(
+    st.one_of(
+        st.tuples(st.just("start"), st.sampled_from("ab"), st.lists(_KEYS, max_size=5)),
+        st.tuples(st.just("end"), st.sampled_from("ab"), st.just([])),
+        st.tuples(st.just("warm"), st.just(""), st.lists(_KEYS, min_size=1, max_size=4)),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(_STEPS)
+def test_racing_requests_remember_each_key_once_whatever_froze_between(
+    steps: list[tuple[str, str, list[bytes]]],
+) -> None:
+    """`remember` after `unseen` returns exactly the keys the memory did not hold at that moment,
+    whether generations froze, or the warm-up added one, since the request's `unseen` (then it looks
+    them up again), or nothing changed (then it need not)."""
+    keys = RecentSpanKeys(10_000)
+    keys.generation_keys = 3  # freeze often
+    known: set[bytes] = set()
+    running: dict[str, tuple[int, list[bytes]]] = {}
+    for step, request, batch in steps:
+        if step == "start":
+            frozen = keys.frozen_version
+            running[request] = (frozen, [batch[i] for i in keys.unseen(batch)])
+        elif step == "end" and request in running:
+            frozen, fresh = running.pop(request)
+            assert keys.remember(fresh, unseen_at=frozen) == [k for k in fresh if k not in known]
+            known.update(fresh)
+        elif step == "warm":
+            new = [k for k in batch if k not in known]
+            assert keys.older(keys_array(b"".join(new)), 0.0, 1.0)
+            known.update(new)
+    assert all((k in keys) == (k in known) for step in steps for k in step[2])

@@ -7,6 +7,7 @@ the embedded store and the budget evaluator.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -133,8 +134,8 @@ class _WarmsDuringRemember(RecentSpanKeys):
         super().__init__(1000)
         self.store = store
 
-    def remember(self, keys: Any) -> list[bytes]:
-        added = super().remember(keys)
+    def remember(self, keys: Iterable[bytes], *, unseen_at: int | None = None) -> list[bytes]:
+        added = super().remember(keys, unseen_at=unseen_at)
         now = datetime.now(UTC)
         if len(self) == len(added):  # once
             self.warm(

@@ -20,7 +20,9 @@ set saves work and keeps the ledger small, while exactness never depends on it.
 
 Protocol: `unseen` filters a batch (and drops duplicates inside it) without remembering anything;
 `remember` is called once the batch is durable, so a refused request is not mistaken for a delivered
-one. Thread-safe.
+one. Thread-safe. `remember` looks the keys up in the frozen generations again (another request may
+have remembered one meanwhile, and a freeze moved it there), unless the caller read `frozen_version`
+before `unseen` and it has not changed since: the generations are then the ones `unseen` searched.
 
 `horizon` is the clock time from which the memory is complete: every span logged at or after it is
 remembered. It starts at the set's creation (nothing before is known), is lowered by each warm-up
@@ -126,6 +128,7 @@ class RecentSpanKeys:
         self._live: set[bytes] = set()
         self._frozen: deque[_Generation] = deque()  # oldest first
         self._frozen_len = 0
+        self._frozen_version = 0  # changes with every generation frozen, added (`older`) or forgotten
         self._lock = threading.Lock()
         self._clock = clock
         self.created = self._since = clock()  # the memory is complete from here (before: not known)
@@ -135,6 +138,12 @@ class RecentSpanKeys:
     def horizon(self) -> float:
         """Clock time from which every logged span is remembered (see the module docstring)."""
         return max(self._since, self._evicted_until)
+
+    @property
+    def frozen_version(self) -> int:
+        """A number that changes whenever the frozen generations do (read it before `unseen`, give
+        it to `remember`)."""
+        return self._frozen_version
 
     @property
     def nbytes(self) -> int:
@@ -185,9 +194,11 @@ class RecentSpanKeys:
             found = self._in_frozen(order)
         return [i for i, known in zip(candidates, found.tolist(), strict=True) if not known]
 
-    def remember(self, keys: Iterable[bytes]) -> list[bytes]:
+    def remember(self, keys: Iterable[bytes], *, unseen_at: int | None = None) -> list[bytes]:
         """Add keys, forgetting the oldest generation beyond `max_keys`; returns the keys that were not
-        known yet.
+        known yet. `unseen_at`: the `frozen_version` read before the `unseen` call that found these
+        keys (no frozen generation holds them); while it is still current, they are not looked up
+        there again.
 
         Atomic: when two requests race with the same span, exactly one of them gets its key back
         (the budget counters count only those).
@@ -200,7 +211,7 @@ class RecentSpanKeys:
                 if key not in live and key not in seen:
                     seen.add(key)
                     fresh.append(key)
-            if fresh and self._frozen:
+            if fresh and self._frozen and unseen_at != self._frozen_version:
                 found = self._in_frozen(fresh).tolist()
                 fresh = [k for k, known in zip(fresh, found, strict=True) if not known]
             live.update(fresh)
@@ -219,6 +230,7 @@ class RecentSpanKeys:
             if len(keys):
                 self._frozen.appendleft(_Generation(_Columns.of(keys), until))
                 self._frozen_len += len(keys)
+                self._frozen_version += 1
             self._since = min(self._since, since)
             return True
 
@@ -238,6 +250,7 @@ class RecentSpanKeys:
         raw = b"".join(self._live)
         self._frozen.append(_Generation(_Columns.of(keys_array(raw)), self._clock()))
         self._frozen_len += len(self._live)
+        self._frozen_version += 1
         self._live = set()
         while self._frozen and len(self) > self.max_keys:
             gone = self._frozen.popleft()

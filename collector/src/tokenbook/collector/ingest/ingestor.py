@@ -235,6 +235,7 @@ class Ingestor:
 
     def _append_request(self, tenant: str | None, checked: Checked) -> None:
         keys = checked.keys
+        frozen = self.dedup.frozen_version  # before `unseen` (see ingest.dedup)
         fresh = self.dedup.unseen(keys)
         horizon = self.dedup.horizon  # after `unseen`, before `remember` (see ingest.dedup)
         duplicates = len(keys) - len(fresh)
@@ -254,7 +255,7 @@ class Ingestor:
             request.counted = frozenset()  # not acknowledged: the client's retry is the one counted
             raise
         else:
-            added = self.dedup.remember(keys)
+            added = self.dedup.remember(keys, unseen_at=frozen)
             if len(added) != len(keys):  # a concurrent request logged some of these spans first
                 request.counted = frozenset(added)
         finally:
@@ -358,6 +359,7 @@ class Ingestor:
     def _log_durably(self, records: list[Any]) -> tuple[int, str]:
         """Build, log and remember `records`; return the spans the builder rejected, and why."""
         keys = [record_key(_text(r.attrs.get(_TENANT, "")), r.trace_id, r.span_id) for r in records]
+        frozen = self.dedup.frozen_version  # before `unseen` (see ingest.dedup)
         fresh = self.dedup.unseen(keys)
         horizon = self.dedup.horizon  # after `unseen`, before `remember` (see ingest.dedup)
         duplicates = len(records) - len(fresh)
@@ -370,7 +372,7 @@ class Ingestor:
             keys = [k for k, r in zip(keys, records, strict=True) if r.trace_id + r.span_id not in out]
         if batch.calls or batch.steps:
             self._append(*encode_record(batch.calls, batch.steps))
-        added = self.dedup.remember(keys)
+        added = self.dedup.remember(keys, unseen_at=frozen)
         if self.on_calls is not None and batch.calls:
             calls = batch.calls
             if len(added) != len(keys):  # a concurrent request logged some of these spans first
