@@ -7,13 +7,13 @@ response IDs, cross-layer match buckets). `Store.refresh_aggregates` then calls 
    deduplicated ledger holds them, and closes the set: the traces, response IDs and buckets of the
    loaded rows are keys too, until no new key appears; each round reads only the keys the previous
    one found (a key's related calls lie in the windows read for that key), and a trace once read is
-   not read again (`decision_candidates.sql`: the span of time
-   of the touched traces' calls within a day of them, looked up in the ledger's trace-ordered
-   projection, and at least the hour around the touched calls, read from the time-ordered one, so a
-   pass costs what it touched, not the day or the month partitions; a call matched by response ID or
-   bucket alone has its trace read again whole, so that every version of it is seen before the newest
-   is kept); plus the parent links of the steps of the traces that hold two candidates or more
-   (`decision_links.sql`, by trace; in a trace with one candidate no link can change a decision).
+   not read again (`decision_candidates.sql`: the span of time of the touched traces' calls within a
+   day of them, looked up in the ledger's trace-ordered projection, and at least the hour around the
+   touched calls, read from the time-ordered one, so a pass costs what it touched, not the day or the
+   month partitions; a call matched by response ID or bucket alone has its trace read whole, so that
+   every version of it is seen before the newest is kept); plus the parent links of the steps of the
+   traces that hold two candidates or more (`decision_links.sql`, by trace; in a trace with one
+   candidate no link can change a decision).
    A match bucket (tenant, service instance, input tokens) relates only calls whose intervals
    contain one another (the cross-layer rule), so a bucket key carries the intervals of its calls and
    loads only the calls that contain, or lie within, one of them: a pass costs what the batch
