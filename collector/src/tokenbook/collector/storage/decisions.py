@@ -572,7 +572,7 @@ def _grown(closed: DecisionKeys, rows: Iterable[CandidateFacts]) -> DecisionKeys
             grown.note_time(row.timestamp)
         else:
             grown.add_call(row)
-    return grown
+    return grown.without(closed)  # (a row's other keys may be known already)
 
 
 def run_pass(
@@ -597,7 +597,7 @@ def run_pass(
         related = Related(closed)
         _load(source, fresh, since, until, chunk, newest, read_traces, related)
         loaded = _loaded(newest, related)
-        fresh = _grown(closed, loaded.rows.values()).without(closed)
+        fresh = _grown(closed, loaded.rows.values())
         if not fresh:
             break
         closed.merge(fresh)
