@@ -7,7 +7,9 @@ It also measures what the ledger's projections (`p_calls_by_time`, by time, migr
 `p_by_trace`, by trace, migration 150) cost an insert: the same batches written to two databases of
 one engine, one without the projections, alternating which goes first, with the process's CPU
 seconds (the engine's threads included) of each write and the ledger's bytes once merged
-(`projection_*`).
+(`projection_*`); and, the same way with the ledgers' merges stopped, what the store saves by writing
+its blocks as they come rather than first collapsing each to the newest version of every key
+(ClickHouse's ``optimize_on_insert``, on by default; `collapsed_*`, `as_written_*`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -87,9 +92,20 @@ def _rate(rows: int, seconds: float) -> int:
     return int(rows / seconds) if seconds > 0 else 0
 
 
+def _alternating_insert_cpu(stores: dict[bool, Store], batches: list[list[CallRow]]) -> dict[bool, float]:
+    """The process CPU seconds of writing every batch to each of two stores of one engine, batch by
+    batch, alternating which goes first."""
+    cpu = {True: 0.0, False: 0.0}
+    for i, batch in enumerate(batches):
+        for which in (True, False) if i % 2 == 0 else (False, True):
+            started = time.process_time()
+            stores[which].write(batch, [])
+            cpu[which] += time.process_time() - started
+    return cpu
+
+
 def _projection_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
     """Insert CPU and merged ledger bytes with and without the projection, in one engine."""
-    cpu = {True: 0.0, False: 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         stores = {
             True: Store.open(data_dir=tmp, database="with_projection"),
@@ -100,11 +116,7 @@ def _projection_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
                 store.migrate()
             for name in ("p_calls_by_time", "p_by_trace"):
                 stores[False].command(f"ALTER TABLE without_projection.llm_calls DROP PROJECTION {name}")
-            for i, batch in enumerate(batches):
-                for projection in (True, False) if i % 2 == 0 else (False, True):
-                    started = time.process_time()
-                    stores[projection].write(batch, [])
-                    cpu[projection] += time.process_time() - started
+            cpu = _alternating_insert_cpu(stores, batches)
             sizes = {}
             for projection, store in stores.items():
                 store.command("OPTIMIZE TABLE llm_calls FINAL")
@@ -125,13 +137,59 @@ def _projection_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
     }
 
 
+def _collapse_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
+    """Insert CPU of the ledger's blocks written as they come (the store's inserts) against first
+    collapsed to the newest version of each key (ClickHouse's ``optimize_on_insert``, on by
+    default), in one engine, with the ledgers' merges stopped so that only the inserts are counted;
+    and the engine's own count of the time spent collapsing (all of it the collapsed store's)."""
+    collapsing = (
+        "SELECT value FROM system.events WHERE event = 'MergeTreeDataWriterMergingBlocksMicroseconds'"
+    )
+    rows = sum(len(batch) for batch in batches)
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {
+            True: Store.open(data_dir=tmp, database="collapsed"),
+            False: Store.open(data_dir=tmp, database="as_written"),
+        }
+        try:
+            for store in stores.values():
+                store.migrate()
+                store.command(f"SYSTEM STOP MERGES {store.database}.llm_calls")
+            stores[True]._insert_settings["optimize_on_insert"] = 1  # the engine's default
+            before = stores[False].query(collapsing)[2]
+            cpu = _alternating_insert_cpu(stores, batches)
+            after = stores[False].query(collapsing)[2]
+        finally:
+            for store in stores.values():
+                store.close()
+    collapse_us = (after[0][0] if after else 0) - (before[0][0] if before else 0)
+    return {
+        "collapsed_insert_cpu_s": round(cpu[True], 2),
+        "as_written_insert_cpu_s": round(cpu[False], 2),
+        "as_written_insert_cpu_ratio": round(cpu[False] / cpu[True], 2) if cpu[True] else None,
+        "collapse_us_per_row": round(collapse_us / rows, 2),
+    }
+
+
+#: The comparisons `main` runs, each in a process of its own.
+_PARTS: dict[str, Callable[[list[list[CallRow]]], dict[str, Any]]] = {
+    "collapse": _collapse_cost,
+    "projection": _projection_cost,
+}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--part", choices=sorted(_PARTS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     calls = _calls(args.rows)
     batches = [calls[i : i + args.batch] for i in range(0, len(calls), args.batch)]
+    if args.part:  # in a process of its own: the engine's first directory (see below)
+        part: dict[str, Any] = _PARTS[args.part](batches)
+        print(json.dumps(part))
+        return part
     with tempfile.TemporaryDirectory() as tmp, Store.open(data_dir=tmp) as store:
         store.migrate()
         started = time.perf_counter()
@@ -186,7 +244,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ledger_bytes_per_call": round(sizes.get("llm_calls", 0) / args.rows, 1),
         "all_tables_bytes_per_call": round(sum(sizes.values()) / args.rows, 1),
     }
-    result |= _projection_cost(batches)
+    # Each comparison in a fresh process: a second engine directory in one process skews it (the
+    # writes of one of its databases cost up to a third more).
+    for name in sorted(_PARTS):
+        command = [sys.executable, __file__, "--rows", str(args.rows), "--batch", str(args.batch)]
+        out = subprocess.run([*command, "--part", name], check=True, capture_output=True, text=True).stdout
+        result |= json.loads(out.strip().splitlines()[-1])
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
     width = max(len(k) for k in result)

@@ -203,6 +203,24 @@ def test_higher_version_replaces_a_call(store):
     assert_exact(store, [repriced, *calls[1:]], [])
 
 
+def test_versions_of_a_call_in_one_write_are_stored_as_written_and_read_as_the_newest(store):
+    calls = make_calls(30)
+    repriced = calls[0]._replace(
+        total_cost=Decimal("2.5"),
+        input_cost=Decimal("2.5"),
+        output_cost=Decimal(0),
+        cache_read_cost=Decimal(0),
+        version=calls[0].version + 1,
+    )
+    store.write([repriced, *calls], [])  # the newer version first, in the same block
+    store.refresh_aggregates()
+    assert_exact(store, [repriced, *calls[1:]], [])
+    # The block is written as it came: both versions stay in the ledger until a merge (a raw count
+    # without FINAL sees both); every reader keeps the newest.
+    raw = "SELECT count() FROM llm_calls WHERE span_id = {span:String}"
+    assert store.query(raw, {"span": calls[0].span_id})[2] == [(2,)]
+
+
 def test_columns_match_the_ledger_contract(store):
     for table, columns in (("llm_calls", CALL_COLUMNS), ("context_steps", STEP_COLUMNS)):
         _, _, rows = store.query(
