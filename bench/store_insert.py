@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -104,31 +105,38 @@ def _alternating_insert_cpu(stores: dict[bool, Store], batches: list[list[CallRo
     return cpu
 
 
-def _projection_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
-    """Insert CPU and merged ledger bytes with and without the projection, in one engine."""
+@contextmanager
+def _two_stores(first: str, second: str) -> Iterator[dict[bool, Store]]:
+    """Two migrated databases of one engine, `first` (True) and `second` (False), closed after."""
     with tempfile.TemporaryDirectory() as tmp:
         stores = {
-            True: Store.open(data_dir=tmp, database="with_projection"),
-            False: Store.open(data_dir=tmp, database="without_projection"),
+            True: Store.open(data_dir=tmp, database=first),
+            False: Store.open(data_dir=tmp, database=second),
         }
         try:
             for store in stores.values():
                 store.migrate()
-            for name in ("p_calls_by_time", "p_by_trace"):
-                stores[False].command(f"ALTER TABLE without_projection.llm_calls DROP PROJECTION {name}")
-            cpu = _alternating_insert_cpu(stores, batches)
-            sizes = {}
-            for projection, store in stores.items():
-                store.command("OPTIMIZE TABLE llm_calls FINAL")
-                _, _, found = store.query(
-                    "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} "
-                    "AND table = 'llm_calls' AND active",
-                    {"db": store.database},
-                )
-                sizes[projection] = int(found[0][0])
+            yield stores
         finally:
             for store in stores.values():
                 store.close()
+
+
+def _projection_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
+    """Insert CPU and merged ledger bytes with and without the projection, in one engine."""
+    with _two_stores("with_projection", "without_projection") as stores:
+        for name in ("p_calls_by_time", "p_by_trace"):
+            stores[False].command(f"ALTER TABLE without_projection.llm_calls DROP PROJECTION {name}")
+        cpu = _alternating_insert_cpu(stores, batches)
+        sizes = {}
+        for projection, store in stores.items():
+            store.command("OPTIMIZE TABLE llm_calls FINAL")
+            _, _, found = store.query(
+                "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} "
+                "AND table = 'llm_calls' AND active",
+                {"db": store.database},
+            )
+            sizes[projection] = int(found[0][0])
     return {
         "projection_insert_cpu_s": round(cpu[True], 2),
         "no_projection_insert_cpu_s": round(cpu[False], 2),
@@ -146,22 +154,13 @@ def _collapse_cost(batches: list[list[CallRow]]) -> dict[str, Any]:
         "SELECT value FROM system.events WHERE event = 'MergeTreeDataWriterMergingBlocksMicroseconds'"
     )
     rows = sum(len(batch) for batch in batches)
-    with tempfile.TemporaryDirectory() as tmp:
-        stores = {
-            True: Store.open(data_dir=tmp, database="collapsed"),
-            False: Store.open(data_dir=tmp, database="as_written"),
-        }
-        try:
-            for store in stores.values():
-                store.migrate()
-                store.command(f"SYSTEM STOP MERGES {store.database}.llm_calls")
-            stores[True]._insert_settings["optimize_on_insert"] = 1  # the engine's default
-            before = stores[False].query(collapsing)[2]
-            cpu = _alternating_insert_cpu(stores, batches)
-            after = stores[False].query(collapsing)[2]
-        finally:
-            for store in stores.values():
-                store.close()
+    with _two_stores("collapsed", "as_written") as stores:
+        for store in stores.values():
+            store.command(f"SYSTEM STOP MERGES {store.database}.llm_calls")
+        stores[True]._insert_settings["optimize_on_insert"] = 1  # the engine's default
+        before = stores[False].query(collapsing)[2]
+        cpu = _alternating_insert_cpu(stores, batches)
+        after = stores[False].query(collapsing)[2]
     collapse_us = (after[0][0] if after else 0) - (before[0][0] if before else 0)
     return {
         "collapsed_insert_cpu_s": round(cpu[True], 2),
