@@ -38,12 +38,6 @@ sys.dont_write_bytecode = False
 # when.
 gc.set_threshold(20_000, 20, 20)
 
-# The engine's allocator keeps freed pages for its own 5 s here, not the collector's default of none
-# (`storage.clickhouse.engine.dirty_decay`: memory under load for more CPU): the tests' results do not
-# depend on it, and handing pages back at once costs the suite ~4 s of system CPU. Processes the tests
-# start inherit it; `tests/collector/storage/test_engine.py` checks the default in a clean environment.
-os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:5000")
-
 # The suite's temporary files (pytest's `tmp_path`, `tempfile`, the engine's directory, the write-ahead
 # logs) go to memory when /dev/shm is a tmpfs with room to spare: the engine writes and deletes many
 # small files (a part is a file per column) and the logs sync theirs, which costs system time and waits

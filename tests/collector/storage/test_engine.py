@@ -231,7 +231,8 @@ def _decay_ms(tmp_path: Path, env: dict[str, str] | None = None, **engine: Any) 
 
 @pytest.mark.e2e
 def test_the_engine_s_allocator_hands_freed_pages_back_as_configured(tmp_path: Path) -> None:
-    assert _decay_ms(tmp_path) == 0  # the default: at once, not the engine's 5 s
+    assert _decay_ms(tmp_path) == 250  # the default: a quarter of a second, not the engine's 5 s
+    assert _decay_ms(tmp_path, dirty_decay=0) == 0
     assert _decay_ms(tmp_path, dirty_decay=1.5) == 1500
     # an operator's own options win over the configured decay
     assert _decay_ms(tmp_path, env={ALLOCATOR_ENV: "dirty_decay_ms:3000"}, dirty_decay=1.5) == 3000
