@@ -462,7 +462,14 @@ def _load(
     # A span related by a response ID, a bucket or a lone layer alone may have versions that match no
     # key (a newer one would have been read too, had it matched one: the version read is the newest):
     # every version of it, read by its trace (a second statement only when a relation crossed traces).
-    if others := sorted({row.trace_id for _, row in _relations(newest, related)} - read_traces):
+    # Only rows of traces not read yet can name one: the others are not sorted or related here again
+    # (`_loaded` relates every row once the round has read them).
+    crossed = {
+        row.trace_id
+        for _, row in newest.values()
+        if row.trace_id not in read_traces and _decided(row) and related.relation(row) is not None
+    }
+    if others := sorted(crossed):
         read(others, [], [], [], [])
 
 
