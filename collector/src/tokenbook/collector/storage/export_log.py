@@ -17,7 +17,7 @@ that currency, at the exchange rates in force for each day now.
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -88,38 +88,6 @@ def run_key(since: date, until: date, tenant: str, currency: str = "") -> str:
     return f"{since.isoformat()}|{until.isoformat()}|{tenant}" + (f"|{currency}" if currency else "")
 
 
-def _optional(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.normalize()
-
-
-def _line(r: Mapping[str, Any]) -> FocusLine:
-    return FocusLine(
-        day=r["day"],
-        tenant=r["tenant_id"],
-        project=r["project_id"],
-        provider=r["provider"],
-        model=r["model"],
-        currency=r["currency"],
-        price_source=r["price_source"],
-        token_type=r["token_type"],
-        list_unit_price=_optional(r["list_unit_price"]),
-        catalog_version=r["catalog_version"],
-        book=r["book"],
-        contracted_unit_price=_optional(r["contracted_unit_price"]),
-        list_cost=r["list_cost"],
-        billed_cost=r["billed_cost"],
-        quantity=int(r["quantity"]),
-        calls=int(r["calls"]),
-        correction=bool(r["correction"]),
-        service_tier=r["service_tier"],
-        pricing_currency=r["pricing_currency"],
-        pricing_list_unit_price=_optional(r["pricing_list_unit_price"]),
-        pricing_contracted_unit_price=_optional(r["pricing_contracted_unit_price"]),
-        pricing_billed_cost=r["pricing_billed_cost"],
-        exchange_rate=_optional(r["exchange_rate"]),
-    )
-
-
 def _normal_key(line: FocusLine) -> tuple[Any, ...]:
     return tuple(v.normalize() if isinstance(v, Decimal) else v for v in line.key)
 
@@ -150,7 +118,7 @@ def corrections(
     by_run: dict[str, list[FocusLine]] = {}
     for values in raw:
         r = dict(zip(columns, values, strict=True))
-        by_run.setdefault(r["run_key"], []).append(_line(r))
+        by_run.setdefault(r["run_key"], []).append(FocusLine.of(r))
     first = min(r.since for r in runs)
     current = usage_lines(query, database, since=first, until=since, tenant=tenant, conversion=conversion)
     days = {(line.day, line.tenant) for line in current}

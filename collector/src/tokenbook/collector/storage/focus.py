@@ -195,6 +195,37 @@ class FocusLine:
     pricing_billed_cost: Decimal | None = None
     exchange_rate: Decimal | None = None
 
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> FocusLine:
+        """The line a row of `focus_daily.sql` (a usage row of the ledger) or of the
+        ``focus_export_rows`` table (a line an export wrote; it also holds the correction flag and
+        the conversion's columns) holds, by column name; unit prices and rates without trailing zeros."""
+        return cls(
+            day=row["day"],
+            tenant=row["tenant_id"],
+            project=row["project_id"],
+            provider=row["provider"],
+            model=row["model"],
+            currency=row["currency"],
+            price_source=row["price_source"],
+            token_type=row["token_type"],
+            list_unit_price=_plain_or_none(row["list_unit_price"]),
+            catalog_version=row["catalog_version"],
+            book=row["book"],
+            contracted_unit_price=_plain_or_none(row["contracted_unit_price"]),
+            list_cost=row["list_cost"],
+            billed_cost=row["billed_cost"],
+            quantity=int(row["quantity"]),
+            calls=int(row["calls"]),
+            correction=bool(row.get("correction", False)),
+            service_tier=row["service_tier"],
+            pricing_currency=row.get("pricing_currency", ""),
+            pricing_list_unit_price=_plain_or_none(row.get("pricing_list_unit_price")),
+            pricing_contracted_unit_price=_plain_or_none(row.get("pricing_contracted_unit_price")),
+            pricing_billed_cost=row.get("pricing_billed_cost"),
+            exchange_rate=_plain_or_none(row.get("exchange_rate")),
+        )
+
     @property
     def key(self) -> tuple[Any, ...]:
         """The identity of the row: what two exports of the same charge compare by."""
@@ -238,30 +269,8 @@ def usage_lines(
     `MissingRate` (a ValueError) for a day without an exchange rate."""
     params = {"since": since, "until": until, "tenant": tenant}
     columns, _, rows = query(render_query("focus_daily.sql", database), params)
-    lines = []
-    for raw in rows:
-        r = dict(zip(columns, raw, strict=True))
-        line = FocusLine(
-            day=r["day"],
-            tenant=r["tenant_id"],
-            project=r["project_id"],
-            provider=r["provider"],
-            model=r["model"],
-            currency=r["currency"],
-            price_source=r["price_source"],
-            token_type=r["token_type"],
-            list_unit_price=_plain_or_none(r["ListUnitPrice"]),
-            catalog_version=r["x_CatalogVersion"],
-            book=r["x_PriceBook"],
-            contracted_unit_price=_plain_or_none(r["ContractedUnitPrice"]),
-            list_cost=r["ListCost"],
-            billed_cost=r["BilledCost"],
-            quantity=int(r["ConsumedQuantity"]),
-            calls=int(r["x_Calls"]),
-            service_tier=r["service_tier"],
-        )
-        lines.append(line if conversion is None else convert_line(line, conversion))
-    return lines
+    lines = [FocusLine.of(dict(zip(columns, raw, strict=True))) for raw in rows]
+    return lines if conversion is None else [convert_line(line, conversion) for line in lines]
 
 
 def convert_line(line: FocusLine, conversion: Conversion) -> FocusLine:

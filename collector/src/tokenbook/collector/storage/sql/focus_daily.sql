@@ -1,6 +1,7 @@
 -- `tokenbook export focus`: the FOCUS usage rows of [since, until) (whole UTC days), of one tenant or
 -- all, from v_focus_daily (billed, priced calls, with what their price books bill). The export adds
--- the remaining FOCUS columns (and converts to another currency when asked).
+-- the remaining FOCUS columns (and converts to another currency when asked). The columns are named
+-- as `focus_export_rows` names them, so that one reader (`FocusLine.of`) takes both.
 SELECT
     day,
     tenant_id,
@@ -11,14 +12,14 @@ SELECT
     price_source,
     service_tier,
     token_type,
-    ListUnitPrice,
-    ListCost,
-    ContractedUnitPrice,
-    BilledCost,
-    ConsumedQuantity,
-    x_CatalogVersion,
-    x_PriceBook,
-    x_Calls
+    ListUnitPrice AS list_unit_price,
+    ListCost AS list_cost,
+    ContractedUnitPrice AS contracted_unit_price,
+    BilledCost AS billed_cost,
+    ConsumedQuantity AS quantity,
+    x_CatalogVersion AS catalog_version,
+    x_PriceBook AS book,
+    x_Calls AS calls
 FROM v_focus_daily
 WHERE day >= {since:Date}
     AND day < {until:Date}
