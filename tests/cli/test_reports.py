@@ -61,6 +61,18 @@ def test_report_by_tenant_json_is_exact(seeded):
     assert got == _expected_by_tenant()
 
 
+def test_an_empty_window_says_what_the_ledger_holds(seeded, tmp_path):
+    # the seeded calls end about an hour ago: the last 20 minutes hold none
+    out = tokenbook("report", "--by", "tenant", "--data-dir", str(seeded), "--since", "20m")
+    assert "0 rows" in out.stdout
+    assert f"the ledger holds {len(make_calls())} calls, the latest at " in out.stderr
+    assert out.stderr.rstrip().endswith("try a wider --since")
+    empty = tmp_path / "empty"
+    tokenbook("migrate", "--data-dir", str(empty))
+    out = tokenbook("report", "--by", "tenant", "--data-dir", str(empty), "--since", "20m")
+    assert "the ledger holds no calls yet" in out.stderr
+
+
 def test_report_by_tenant_csv_and_table(seeded):
     out = tokenbook("report", "--data-dir", str(seeded), "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(out)))

@@ -196,11 +196,7 @@ def parse_params(raw: list[str]) -> dict[str, str]:
 def _ledger_hint(reader: _Reader, tenant: str) -> str:
     """What the ledger holds overall, to explain an empty window."""
     try:
-        _, _, rows = reader.query_readonly(
-            "SELECT count(), max(timestamp) FROM v_calls "
-            "WHERE {tenant:String} = '' OR tenant_id = {tenant:String}",
-            {"tenant": tenant},
-        )
+        _, _, rows = reader.query_readonly(render_query("ledger_hint.sql", "tokenbook"), {"tenant": tenant})
     except (QueryRefused, StoreError):
         return ""
     count, latest = rows[0]

@@ -543,12 +543,7 @@ class Store:
 
     def _server_parses(self) -> bool:
         """Whether the server has the parser functions the guard needs (ClickHouse 26.x)."""
-        rows = self._read(
-            "SELECT count() FROM system.functions"
-            " WHERE name IN ('parseQueryToJSON', 'formatQueryFromJSON', 'tokenizeQuery')",
-            {},
-            {"readonly": 1},
-        )[2]
+        rows = self._read(render_query("server_parser_functions.sql", self.database), {}, {"readonly": 1})[2]
         return int(rows[0][0]) == 3
 
     def _read(
@@ -580,10 +575,8 @@ class Store:
 
     def tenant_roles(self) -> list[str]:
         """The tenant roles of the store's database on the server (`row_policies.tenant_role`)."""
-        _, _, rows = self.query(
-            "SELECT name FROM system.roles WHERE startsWith(name, {p:String}) ORDER BY name",
-            {"p": role_prefix(self.database)},
-        )
+        sql = render_query("tenant_roles.sql", self.database)
+        _, _, rows = self.query(sql, {"prefix": role_prefix(self.database)})
         return [str(name) for (name,) in rows]
 
     def ping(self) -> bool:
@@ -677,10 +670,7 @@ class Store:
         """Insert every quarantined row again; return (replayed, still refused). A replayed entry is
         marked ``replayed``; a refused one keeps ``quarantined`` with the new reason. A store that cannot
         be reached raises `StoreUnavailable` (what was replayed so far stays replayed)."""
-        sql = (
-            "SELECT table_name, row FROM quarantine FINAL WHERE state = 'quarantined' ORDER BY quarantined_at"
-        )
-        _, _, rows = self.query(sql)
+        _, _, rows = self.query(render_query("quarantine_to_replay.sql", self.database))
         replayed = refused = 0
         for table, text in rows:
             (row,) = decode_block(table, text.encode("utf-8", "surrogateescape"))

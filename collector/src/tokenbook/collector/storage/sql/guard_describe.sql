@@ -1,4 +1,4 @@
--- DESCRIBE <table> of the tokenbook database, with DESCRIBE's columns (collector/sqlguard.py).
+-- DESCRIBE <table> of the tokenbook database, with DESCRIBE's columns (storage/guard.py).
 SELECT name, type, default_kind AS default_type, default_expression, comment,
     compression_codec AS codec_expression, '' AS ttl_expression
 FROM system.columns

@@ -1,4 +1,4 @@
--- SHOW TABLES [LIKE 'p'] of the tokenbook database (collector/sqlguard.py).
+-- SHOW TABLES [LIKE 'p'] of the tokenbook database (storage/guard.py).
 SELECT name
 FROM system.tables
 WHERE database = {tokenbook_guard_database:String} AND name LIKE {tokenbook_guard_like:String}

@@ -1,3 +1,3 @@
 -- User-defined functions (SQL or executable): the guard refuses them, their body is not checked
--- (collector/sqlguard.py).
+-- (storage/guard.py).
 SELECT name FROM system.functions WHERE origin != 'System'
