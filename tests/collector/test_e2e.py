@@ -25,7 +25,7 @@ from tests.collector.collector_process import REPO, CollectorProcess, SpanFactor
 
 pytestmark = pytest.mark.e2e  # starts processes
 
-CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (tests/golden_prices.py)
+CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (tests/genai/test_golden_prices.py)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from tokenbook.collector.storage.store import Store, StoreError
 
 pytestmark = pytest.mark.server
 
-CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (tests/golden_prices.py)
+CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (tests/genai/test_golden_prices.py)
 
 
 def tokenbook(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

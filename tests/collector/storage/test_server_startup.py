@@ -28,7 +28,7 @@ from tokenbook.collector.storage.store import Store
 
 pytestmark = pytest.mark.server
 
-CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (tests/golden_prices.py)
+CHAT_COST = Decimal("0.00075")  # gpt-4o: 100 x $2.50/M + 50 x $10/M (tests/genai/test_golden_prices.py)
 
 
 def _get(url: str) -> tuple[int, dict[str, Any]]:

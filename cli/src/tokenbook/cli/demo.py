@@ -280,7 +280,7 @@ class _Workload:
 # --- the report --------------------------------------------------------------------------------
 
 _TOTALS = ("calls", "unpriced_calls", "input_tokens", "output_tokens", "cache_read_tokens", "total_cost")
-#: title, collector/sql file, extra parameters, columns shown
+#: title, storage/sql file, extra parameters, columns shown
 _REPORTS: tuple[tuple[str, str, dict[str, object], tuple[str, ...]], ...] = (
     ("Cost by tenant", "report_by.sql", {"by": "tenant", "by_day": 0}, ("key", *_TOTALS)),
     ("Cost by model", "report_by.sql", {"by": "model", "by_day": 0}, ("key", *_TOTALS)),

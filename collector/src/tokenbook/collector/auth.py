@@ -28,7 +28,7 @@ What a credential does:
   rows) for any other table. The setting is a query-level setting next to ``readonly=1``, and the
   guard (`collector.storage.guard`, on ClickHouse's own parse tree) refuses every SETTINGS clause, so no
   subquery can lift it; the engine applies it inside subqueries, CTEs, JOINs, UNIONs, ``view()`` and
-  views (tests/collector/test_security_tokens.py). The guard also refuses what the filters would not
+  views (tests/collector/receive/test_tokens.py). The guard also refuses what the filters would not
   reach: other databases (``system.parts``, ``system.processes``...), table functions beyond a short
   list (``mergeTreeIndex`` would return every tenant's primary keys), dictionaries and Join tables.
   On a ClickHouse server, ``storage.clickhouse.tenant_reader`` adds a barrier no query text can

@@ -204,7 +204,7 @@ SERVICE_INSTANCE_ID: Final = "service.instance.id"
 #: Set to true by manual instrumentation that copies Anthropic's native (cache-exclusive) input count.
 INPUT_EXCLUSIVE: Final = "tokenbook.usage.input_exclusive"
 
-# --- what kind of span this is (processor/calls.py) ---------------------------------------------
+# --- what kind of span this is (genai/calls.py) ---------------------------------------------
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 LLM_REQUEST_TYPE: Final = "llm.request.type"  # OpenLLMetry: chat, completion, embedding, rerank
 TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"  # OpenLLMetry: workflow, task, agent, tool
