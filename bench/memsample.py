@@ -282,7 +282,11 @@ def _sample_inside(path: Path, interval: float = 0.2) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """``--idle``: the idle collector's memory, `--repeat` times; printed and written to `--out`."""
-    parser = argparse.ArgumentParser(description="The memory of an idle collector (see the docstring).")
+    parser = argparse.ArgumentParser(
+        description="The memory of an idle collector (see the docstring).",
+        epilog="--inside FILE [collector options]: run `tokenbook collector` in this process and write "
+        "its memory to FILE at each new peak (the throughput benchmark's BENCH_COLLECTOR_SCRIPT).",
+    )
     parser.add_argument("--idle", action="store_true", required=True, help="measure an idle collector")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--settle", type=float, default=8.0, help="seconds after ready, no traffic")

@@ -5,6 +5,7 @@ Usage: `python bench/run.py [NAME ...]` — names are module names in bench/ (de
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -30,4 +31,10 @@ def main(names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    choices = ", ".join(BENCHMARKS)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {choices} (default: all)")
+    names = parser.parse_args().names
+    if unknown := [name for name in names if name not in BENCHMARKS]:
+        parser.error(f"unknown benchmark {', '.join(unknown)}: choose from {choices}")
+    sys.exit(main(names))

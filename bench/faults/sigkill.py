@@ -5,7 +5,7 @@ exporter does). Each cycle waits a random 0.3-3 s after the collector is up, kil
 starts it again at once. At the end storage drains, the collector stops cleanly, and every
 acknowledged span must be in the ledger exactly once with exact totals.
 
-Run: ``.venv/bin/python bench/faults/sigkill.py [--kills 20] [--rate 2000] [--seed 1]``
+Run: ``.venv/bin/python -m bench.faults.sigkill [--kills 20] [--rate 2000] [--seed 1]``
 (about 3-4 minutes; writes ``bench/results/faults_sigkill.json``).
 """
 
@@ -51,7 +51,7 @@ def main() -> dict[str, Any]:
             acked_at_each_kill=kill_points,
             final_exit_code=exit_code,
             seconds=round(time.monotonic() - started, 1),
-            command=f".venv/bin/python bench/faults/sigkill.py --kills {args.kills} --rate {args.rate:g} "
+            command=f".venv/bin/python -m bench.faults.sigkill --kills {args.kills} --rate {args.rate:g} "
             f"--seed {args.seed}",
         ),
     )

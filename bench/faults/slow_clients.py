@@ -1,7 +1,7 @@
 """Slow clients against a real OTLP/HTTP receiver on loopback: N connections stuck in their headers,
 then legitimate exports. Prints how long each legitimate export took, and sent / acknowledged spans.
 
-    PYTHONPATH=. .venv/bin/python bench/faults/slow_clients.py --slow 200 --exports 20
+    .venv/bin/python -m bench.faults.slow_clients --slow 200 --exports 20
 
 In-process receiver (real ingestor and write-ahead log, no store), default limits; bounded in time:
 each legitimate export gives up after --timeout seconds (counted as lost).

@@ -6,7 +6,7 @@ reaches ``storage.spool.max_bytes``), acknowledgements keep flowing because they
 log's fsync. Then storage is fast again, the log drains, and every acknowledged span must be in the
 ledger exactly once with exact totals. A SIGKILL in the middle of the slow phase is included.
 
-Run: ``.venv/bin/python bench/faults/slow_storage.py [--delay 1.5] [--slow 20]``
+Run: ``.venv/bin/python -m bench.faults.slow_storage [--delay 1.5] [--slow 20]``
 (about 60 s; writes ``bench/results/faults_slow_storage.json``).
 """
 
@@ -65,7 +65,7 @@ def main() -> dict[str, Any]:
             export_p99_ms_while_slow=round(1000 * (percentile(slow, 0.99) or 0), 1),
             final_exit_code=exit_code,
             seconds=round(time.monotonic() - started, 1),
-            command=f".venv/bin/python bench/faults/slow_storage.py --delay {args.delay:g} "
+            command=f".venv/bin/python -m bench.faults.slow_storage --delay {args.delay:g} "
             f"--slow {args.slow:g} --rate {args.rate:g}",
         ),
     )

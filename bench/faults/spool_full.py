@@ -5,7 +5,7 @@ answer 503 / UNAVAILABLE with a retry hint; senders keep retrying. Storage retur
 the retried requests are acknowledged, and every acknowledged span must be in the ledger exactly once
 with exact totals.
 
-Run: ``.venv/bin/python bench/faults/spool_full.py [--spool-bytes 2097152] [--down 15]``
+Run: ``.venv/bin/python -m bench.faults.spool_full [--spool-bytes 2097152] [--down 15]``
 (about 40 s; writes ``bench/results/faults_spool_full.json``).
 """
 
@@ -56,7 +56,7 @@ def main() -> dict[str, Any]:
             refused_requests_while_full=int(refused),
             final_exit_code=exit_code,
             seconds=round(time.monotonic() - started, 1),
-            command=f".venv/bin/python bench/faults/spool_full.py --spool-bytes {args.spool_bytes} "
+            command=f".venv/bin/python -m bench.faults.spool_full --spool-bytes {args.spool_bytes} "
             f"--down {args.down:g} --rate {args.rate:g}",
         ),
     )

@@ -5,7 +5,7 @@ The collector's inserts fail (as with a ClickHouse server refusing connections; 
 absorbs the traffic and requests keep being acknowledged. Then storage returns, the log drains, and
 every acknowledged span must be in the ledger exactly once with exact totals.
 
-Run: ``.venv/bin/python bench/faults/storage_outage.py [--down 15] [--rate 2000]``
+Run: ``.venv/bin/python -m bench.faults.storage_outage [--down 15] [--rate 2000]``
 (about 40 s; writes ``bench/results/faults_storage_outage.json``).
 """
 
@@ -52,7 +52,7 @@ def main() -> dict[str, Any]:
             insert_failures=int(failures),
             final_exit_code=exit_code,
             seconds=round(time.monotonic() - started, 1),
-            command=f".venv/bin/python bench/faults/storage_outage.py --down {args.down:g} "
+            command=f".venv/bin/python -m bench.faults.storage_outage --down {args.down:g} "
             f"--rate {args.rate:g}",
         ),
     )
