@@ -1,5 +1,6 @@
 """The docs name every public name: the processor's (`tokenbook.processor.__all__`,
-docs/guide/processor.md), every public method of the store (`Store`, the "Python API" section of
+docs/guide/processor.md), the collector's (`tokenbook.collector.__all__`, docs/guide/collector.md),
+every public method of the store (`Store`, the "Python API" section of
 docs/reference/schema.md) and every metric of the collector's ingest (docs/guide/collector.md). A name
 added without its line fails here."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import tokenbook.collector
 import tokenbook.processor
 from tokenbook.collector import metrics
 from tokenbook.collector.storage.store import Store
@@ -22,6 +24,12 @@ def _missing(names: list[str], text: str) -> list[str]:
 def test_the_processor_guide_names_every_public_name() -> None:
     guide = (DOCS / "guide" / "processor.md").read_text(encoding="utf-8")
     assert _missing(list(tokenbook.processor.__all__), guide) == []
+
+
+def test_the_collector_guide_names_every_public_name() -> None:
+    guide = (DOCS / "guide" / "collector.md").read_text(encoding="utf-8")
+    section = guide.split("### From Python", 1)[1].split("\n## ", 1)[0]
+    assert _missing(list(tokenbook.collector.__all__), section) == []
 
 
 def test_the_store_api_names_every_public_method() -> None:
