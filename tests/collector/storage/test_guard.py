@@ -89,6 +89,17 @@ def test_guard_refuses(store, sql):
         store.guard.check(sql)
 
 
+HOST_FUNCTIONS = ("hostName", "FQDN", "fullHostName", "displayName", "getOSKernelVersion", "serverUUID")
+
+
+@pytest.mark.parametrize("function", [*HOST_FUNCTIONS, "tcpPort", "buildId", "zookeeperSessionUptime"])
+def test_a_query_learns_nothing_of_the_host(store, function):
+    with pytest.raises(QueryRefused, match=f"{function}\\(\\) reaches outside"):
+        store.query_readonly(f"SELECT {function}()")
+    with pytest.raises(QueryRefused):
+        store.query_readonly(f"SELECT count() FROM llm_calls WHERE tenant_id = {function}()")
+
+
 @pytest.mark.parametrize(("sql", "canonical"), ACCEPTED)
 def test_guard_accepts_and_runs_the_canonical_text(store, sql, canonical):
     assert store.guard.check(sql).sql == canonical

@@ -95,8 +95,10 @@ class EngineRefusal(Exception):
 ALLOWED_TABLE_FUNCTIONS: Final = frozenset(
     {"numbers", "numbers_mt", "zeros", "zeros_mt", "generateseries", "generate_series", "values", "view"}
 )
-#: Functions refused wherever they appear (lower case): they read files, URLs or other servers, or
-#: read tables, dictionaries or metadata of any database by a name in a string argument.
+#: Functions refused wherever they appear (lower case): they read files, URLs or other servers,
+#: read tables, dictionaries or metadata of any database by a name in a string argument, or describe
+#: the machine the engine runs on and the server process (its host name, kernel, ports, build and
+#: identity, the client's HTTP headers) rather than the ledger.
 REFUSED_FUNCTIONS: Final = frozenset(
     {
         "file",
@@ -123,6 +125,17 @@ REFUSED_FUNCTIONS: Final = frozenset(
         "getmacro",
         "getserversetting",
         "getmergetreesetting",
+        "hostname",
+        "fqdn",
+        "fullhostname",
+        "displayname",
+        "getoskernelversion",
+        "serveruuid",
+        "getserverport",
+        "tcpport",
+        "buildid",
+        "zookeepersessionuptime",
+        "getclienthttpheader",
     }
 )
 _DICTIONARY_FUNCTION = re.compile(r"dict[a-z0-9]*")  # dictGet*, dictHas, dictIsIn, dictGetChildren...
