@@ -100,6 +100,21 @@ def test_a_query_learns_nothing_of_the_host(store, function):
         store.query_readonly(f"SELECT count() FROM llm_calls WHERE tenant_id = {function}()")
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT logTrace('injected line')",  # a message of the tenant's choosing in the server's log
+        "SELECT generateSerialID('tenant-counter')",  # a counter written to the server's Keeper
+        "SELECT currentRequestURL()",
+        "SELECT getMaxTableNameLengthForDatabase('system')",
+        "SELECT demangle(addressToSymbol(toUInt64(1)))",
+    ],
+)
+def test_a_query_acts_on_nothing_of_the_server(store, sql):
+    with pytest.raises(QueryRefused, match="reaches outside"):
+        store.query_readonly(sql)
+
+
 @pytest.mark.parametrize(("sql", "canonical"), ACCEPTED)
 def test_guard_accepts_and_runs_the_canonical_text(store, sql, canonical):
     assert store.guard.check(sql).sql == canonical

@@ -96,9 +96,10 @@ ALLOWED_TABLE_FUNCTIONS: Final = frozenset(
     {"numbers", "numbers_mt", "zeros", "zeros_mt", "generateseries", "generate_series", "values", "view"}
 )
 #: Functions refused wherever they appear (lower case): they read files, URLs or other servers,
-#: read tables, dictionaries or metadata of any database by a name in a string argument, or describe
-#: the machine the engine runs on and the server process (its host name, kernel, ports, build and
-#: identity, the client's HTTP headers) rather than the ledger.
+#: read tables, dictionaries or metadata of any database by a name in a string argument, describe
+#: the machine the engine runs on and the server process (its host name, kernel, ports, build,
+#: identity and symbols, the client's HTTP request) rather than the ledger, or act on the server
+#: (a message into its log, a counter in its Keeper).
 REFUSED_FUNCTIONS: Final = frozenset(
     {
         "file",
@@ -136,6 +137,14 @@ REFUSED_FUNCTIONS: Final = frozenset(
         "buildid",
         "zookeepersessionuptime",
         "getclienthttpheader",
+        "currentrequesturl",
+        "getmaxtablenamelengthfordatabase",
+        "addresstoline",
+        "addresstolinewithinlines",
+        "addresstosymbol",
+        "demangle",
+        "logtrace",
+        "generateserialid",
     }
 )
 _DICTIONARY_FUNCTION = re.compile(r"dict[a-z0-9]*")  # dictGet*, dictHas, dictIsIn, dictGetChildren...
