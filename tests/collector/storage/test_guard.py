@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,11 +109,31 @@ def test_a_query_learns_nothing_of_the_host(store, function):
         "SELECT currentRequestURL()",
         "SELECT getMaxTableNameLengthForDatabase('system')",
         "SELECT demangle(addressToSymbol(toUInt64(1)))",
+        # ledger data sent to a model provider over HTTP, with the server's credentials
+        "SELECT aiGenerate('ai_credentials', concat('summarize: ', toString(1)))",
+        "SELECT count() FROM llm_calls WHERE length(AIEmbed('ai_credentials', tenant_id)) > 0",
+        "SELECT showCertificate()",
+        "SELECT regionToName(toUInt32(1))",
     ],
 )
 def test_a_query_acts_on_nothing_of_the_server(store, sql):
     with pytest.raises(QueryRefused, match="reaches outside"):
         store.query_readonly(sql)
+
+
+REVIEWED_FUNCTIONS = Path(__file__).parents[2] / "testdata" / "engine" / "functions.txt"
+
+
+def test_every_function_of_the_engine_was_reviewed_for_the_guard(store):
+    """The guard refuses functions by name (`REFUSED_FUNCTIONS`): a function a new engine adds is
+    allowed until someone decides otherwise. Each of the engine's functions is in the reviewed list;
+    a new one fails here until it is reviewed (refused if it reads files, URLs, other servers or
+    databases, describes the host or acts on the server) and added to the list, which this query
+    regenerates: ``SELECT name FROM system.functions WHERE origin = 'System' ORDER BY name``."""
+    lines = REVIEWED_FUNCTIONS.read_text(encoding="utf-8").splitlines()
+    reviewed = {line for line in lines if not line.startswith("#")}
+    engine = {name for (name,) in store.query("SELECT name FROM system.functions WHERE origin = 'System'")[2]}
+    assert sorted(engine - reviewed) == []
 
 
 @pytest.mark.parametrize(("sql", "canonical"), ACCEPTED)

@@ -27,9 +27,13 @@ What passes (`Checked.kind`):
   Refused anywhere in the tree: a ``SETTINGS`` clause (it could lift the limits or the tenant
   filter), ``FORMAT``, ``INTO OUTFILE``, query parameters of type Identifier (an unchecked table
   name), the functions of `REFUSED_FUNCTIONS` even in scalar position (files, URLs, other servers,
-  dictionaries and Join tables of any database, other databases' metadata), table functions outside
-  the list (also as ``x IN tablefunc(...)``), user-defined functions (their body is not checked),
-  ``x IN db.table`` for another database, and any node type the walk does not know.
+  dictionaries and Join tables of any database, other databases' metadata, the host's and the server
+  process's facts such as ``hostName()``, what acts on the server such as ``logTrace``, and the AI
+  functions, which send ledger data to a model provider over HTTP), table functions outside the list (also as
+  ``x IN tablefunc(...)``), user-defined functions (their body is not checked), ``x IN db.table``
+  for another database, and any node type the walk does not know. Every function of the engine is
+  in a reviewed list (``tests/testdata/engine/functions.txt``): one a new engine adds fails the
+  suite until it is reviewed.
   ``getSetting`` is allowed: it reads the query's own settings, which hold no secret (the tenant
   filter names the caller's own tenant).
 * ``explain``: ``EXPLAIN [AST|SYNTAX|PLAN|PIPELINE|QUERY TREE|ESTIMATE]`` of an allowed SELECT (the
@@ -145,9 +149,14 @@ REFUSED_FUNCTIONS: Final = frozenset(
         "demangle",
         "logtrace",
         "generateserialid",
+        "showcertificate",
     }
 )
-_DICTIONARY_FUNCTION = re.compile(r"dict[a-z0-9]*")  # dictGet*, dictHas, dictIsIn, dictGetChildren...
+#: Families of refused functions, by their lower-case name: the dictionaries' (dictGet*, dictHas,
+#: dictIsIn, dictGetChildren...; the geobase's regionToName, regionIn, regionHierarchy..., read from
+#: the server's files) and the AI functions' (aiGenerate, aiEmbed, aiClassify...: each sends its
+#: arguments, ledger data, to a model provider over HTTP, with the credentials the server holds).
+_REFUSED_FAMILY = re.compile(r"dict[a-z0-9]*|region(?:in|hierarchy|to[a-z]+)|ai[a-z0-9]+")
 _IN_FUNCTIONS: Final = frozenset(
     {"in", "notin", "globalin", "globalnotin", "nullin", "notnullin", "globalnullin", "globalnotnullin"}
 )
@@ -592,7 +601,7 @@ class _Walk:
     def function(self, node: Mapping[str, Any]) -> None:
         name = str(node.get("name", ""))
         lower = name.lower()
-        if lower in REFUSED_FUNCTIONS or _DICTIONARY_FUNCTION.fullmatch(lower):
+        if lower in REFUSED_FUNCTIONS or _REFUSED_FAMILY.fullmatch(lower):
             raise QueryRefused(
                 f"{name}() reaches outside the {self.guard.database} database and is not allowed"
             )
