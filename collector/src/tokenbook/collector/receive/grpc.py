@@ -10,7 +10,9 @@ deserializer would answer INTERNAL). Statuses follow the OTLP spec:
   ``limits.max_connections`` calls in progress (`_ConcurrencyLimit`), and for a message above
   ``max_request_bytes`` (grpcio's own check, ``grpc.max_receive_message_length``);
 * UNAVAILABLE with RetryInfo when storage is down and the spool is full;
-* with auth on, UNAUTHENTICATED / PERMISSION_DENIED (`tokenbook.collector.auth`).
+* with auth on, UNAUTHENTICATED / PERMISSION_DENIED (`tokenbook.collector.auth`);
+* UNIMPLEMENTED, with what to do instead, for ``MetricsService/Export`` and ``LogsService/Export``
+  (`tokenbook.collector.receive.signals`).
 
 gzip-compressed requests are decompressed by grpcio.
 """
@@ -31,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from tokenbook.collector.auth import TokenTable, grpc_credential
 from tokenbook.collector.decode.spans import MalformedRequest
 from tokenbook.collector.ingest.ingestor import Backpressure, Ingestor, StorageUnavailable
+from tokenbook.collector.receive.signals import OTHER_SIGNALS, other_signal
 from tokenbook.collector.tls import TLSConfig, grpc_credentials
 
 __all__ = ["GrpcReceiver"]
@@ -44,6 +47,15 @@ _BUSY_RETRY_S: Final = 1.0
 def _retry_trailer(seconds: float) -> tuple[tuple[str, bytes]]:
     delay = Duration(seconds=int(seconds), nanos=int((seconds % 1) * 1e9))
     return ((_RETRY_INFO_KEY, RetryInfo(retry_delay=delay).SerializeToString()),)
+
+
+def _refusal(signal: str) -> grpc.RpcMethodHandler:
+    """The handler of `signal`'s ``Export`` (metrics, logs): UNIMPLEMENTED with what to do instead."""
+
+    def refuse(_request: bytes, context: Any) -> None:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, other_signal(signal))
+
+    return grpc.unary_unary_rpc_method_handler(refuse)
 
 
 def _busy(_request: bytes, context: Any) -> None:
@@ -125,7 +137,13 @@ class GrpcReceiver:
             response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
         )
         self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(_SERVICE.full_name, {"Export": handler}),)
+            (
+                grpc.method_handlers_generic_handler(_SERVICE.full_name, {"Export": handler}),
+                *(
+                    grpc.method_handlers_generic_handler(service, {"Export": _refusal(signal)})
+                    for signal, (_, service) in OTHER_SIGNALS.items()
+                ),
+            )
         )
         if tls is not None:
             self.port = self._server.add_secure_port(endpoint, grpc_credentials(tls))

@@ -4,7 +4,8 @@
 Responses follow the OTLP/HTTP spec, in the request's content type:
 
 * 200 with an `ExportTraceServiceResponse` (``partial_success`` when spans were refused);
-* 400 for a malformed body or an unsupported ``Content-Encoding``, 404 for another path, 405 for
+* 400 for a malformed body or an unsupported ``Content-Encoding``, 404 for another path (for
+  ``/v1/metrics`` and ``/v1/logs`` with what to do instead: `tokenbook.collector.receive.signals`), 405 for
   another method, 411 without ``Content-Length`` (or chunked encoding), 413 when the body (compressed
   or decompressed) is above ``max_request_bytes`` (unread when ``Content-Length`` says so), 415 for a
   content type other than ``application/x-protobuf`` or ``application/json``;
@@ -38,12 +39,14 @@ from tokenbook.collector.receive.encodings import (
     decode_body,
 )
 from tokenbook.collector.receive.server import BodyWork, HttpServer, Request, Response
+from tokenbook.collector.receive.signals import OTHER_SIGNALS, other_signal
 from tokenbook.collector.tls import TLSConfig, server_context
 
 __all__ = ["HttpReceiver"]
 
 _log = logging.getLogger(__name__)
 _PATH: Final = "/v1/traces"
+_OTHER_PATHS: Final = {path: signal for signal, (path, _) in OTHER_SIGNALS.items()}
 _PROTOBUF: Final = "application/x-protobuf"
 _JSON: Final = "application/json"
 # google.rpc.Code values for error bodies
@@ -97,9 +100,12 @@ class _Otlp:
         if request.method != "POST":
             return _error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST", _JSON, {"Allow": "POST"}, close=True)
         content_type = request.header("content-type").split(";", 1)[0].strip().lower()
-        if request.path != _PATH:
-            return _error(HTTPStatus.NOT_FOUND, f"unknown path; OTLP traces go to {_PATH}", _JSON, close=True)
         reply_type = _JSON if content_type == _JSON else _PROTOBUF
+        if request.path != _PATH:
+            signal = _OTHER_PATHS.get(request.path)
+            if signal is not None:
+                return _error(HTTPStatus.NOT_FOUND, other_signal(signal), reply_type, close=True)
+            return _error(HTTPStatus.NOT_FOUND, f"unknown path; OTLP traces go to {_PATH}", _JSON, close=True)
         tenant = None
         if self.tokens is not None:
             try:
