@@ -280,6 +280,17 @@ def test_gateway_routes_by_trace_id_to_the_collectors() -> None:
     assert set(cfg["service"].get("extensions", [])) <= set(cfg.get("extensions", {}))
 
 
+def test_gateway_batches_fit_the_collectors_request_limit() -> None:
+    """The batch processor's `send_batch_size` only triggers a send; without `send_batch_max_size`
+    a large request from an application passes on as one batch, and one above the collector's
+    `max_request_bytes` is refused for good (the gateway does not retry a 413)."""
+    batch = load_yaml(GATEWAY.read_text(encoding="utf-8"))["processors"]["batch"]
+    most = batch["send_batch_max_size"]
+    assert batch["send_batch_size"] <= most
+    limit = load_config(None).receivers.otlp.protocols.grpc.max_request_bytes
+    assert most * 8 * 1024 <= limit  # spans of up to 8 KiB each
+
+
 def test_gateway_deployment_mounts_its_config() -> None:
     pod = _k8s("Deployment", "otel-gateway")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
