@@ -2,10 +2,11 @@
 
 Each page of `docs/guide/` is read top to bottom; each ``sh`` block runs in ``bash -e`` and each
 ``python`` block in ``python -c``, in one fresh temporary directory per page (so a fresh store), with
-the checkout's ``.venv/bin`` first on ``PATH``. Every block must exit 0; none is skipped. Blocks in
-other languages (``yaml``, ``json``, ``sql``, or none: a synopsis) are illustrations and are not run,
-unless a directive saves them as a file; `getting-started.md` may hold only ``sh`` and ``python``
-blocks, so nothing a newcomer is told to type escapes the test.
+the ``bin`` folder of the environment running the suite first on ``PATH`` (the checkout's ``.venv``
+under ``make test``, ``.venv-latest`` under ``make test-latest``). Every block must exit 0; none is
+skipped. Blocks in other languages (``yaml``, ``json``, ``sql``, or none: a synopsis) are
+illustrations and are not run, unless a directive saves them as a file; `getting-started.md` may hold
+only ``sh`` and ``python`` blocks, so nothing a newcomer is told to type escapes the test.
 
 What a block needs from the harness is said in HTML comments (invisible when the page is rendered)
 on the lines right before its fence, one directive per comment:
@@ -15,8 +16,9 @@ on the lines right before its fence, one directive per comment:
 * ``<!-- run in a copy of the checkout -->``: the block runs in a copy of the repository's tracked
   files (an install from a checkout that must not leave build files in the real one).
 * ``<!-- run in a new virtualenv -->``: from this block on, the page runs in a new virtualenv (an
-  application's own environment). It sees the packages of the checkout's ``.venv`` (so that pip
-  installs nothing from the network: ``PIP_NO_INDEX``), and what the block installs goes into it.
+  application's own environment). It sees the packages of the environment running the suite (so
+  that pip installs nothing from the network: ``PIP_NO_INDEX``), and what the block installs goes
+  into it.
 * ``<!-- run in background; ready when URL answers -->``: the block is started and left running
   (a server); the next block runs once ``GET URL`` answers 200 (within 90 s). At the end it gets
   SIGTERM and must exit 0.
@@ -69,6 +71,7 @@ from tests.docs.samples import shows
 pytestmark = pytest.mark.e2e  # on the default ports: one module, so one worker under --dist loadfile
 
 REPO = Path(__file__).resolve().parents[2]
+ENV_BIN = Path(sys.executable).parent  # the running environment's scripts (not resolved: a venv's link)
 GUIDE_DIR = REPO / "docs" / "guide"
 GETTING_STARTED = GUIDE_DIR / "getting-started.md"
 README = REPO / "README.md"
@@ -258,7 +261,8 @@ def _copy_checkout(dest: Path) -> Path:
 
 
 def _new_venv(dest: Path, env: dict[str, str]) -> None:
-    """An application's virtualenv at `dest` that resolves every requirement from the checkout's .venv.
+    """An application's virtualenv at `dest` that resolves every requirement from the environment
+    running the suite.
 
     Its own setuptools (from ensurepip, too old for the project's metadata) is removed so that
     installs from a checkout build with the locked one.
@@ -330,7 +334,7 @@ def test_guide_page_runs_as_written(page: Page, tmp_path: Path, openai_stub: str
     inherited = ("OTEL_", "OPENAI_", "VIRTUAL_ENV", "PIP_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     env.update(
-        PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        PATH=f"{ENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         OPENAI_API_KEY="sk-test-guide",
         OPENAI_BASE_URL=openai_stub,
         PYTHONUNBUFFERED="1",
