@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
@@ -11,13 +12,14 @@ from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from tests.protowire import delimited, fixed64, varint
+from tokenbook.collector.decode import spans as spans_module
 from tokenbook.collector.decode.spans import (
     KeyFilter,
     MalformedRequest,
@@ -301,6 +303,61 @@ def test_kept_values_over_the_length_limit_reject_their_span_only() -> None:
         assert [r.name for r in decoded.records] == ["chat gpt-4o"]
         assert decoded.rejected == 1
         assert "max_attribute_value_length=11" in decoded.reason
+
+
+def _long_conversation(n_messages: int, extra: Mapping[str, AttributeValue]) -> list:
+    """An OpenInference-shaped chat span (each message flattened into role, content and name
+    attributes), with its usage and `extra` attributes."""
+    exporter = InMemorySpanExporter()
+    # the SDK's own limit (128 attributes by default) would drop them at the source: an app that raised it
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "agent"}),
+        span_limits=SpanLimits(max_span_attributes=10_000),
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    attributes: dict[str, AttributeValue] = {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "gpt-4o",
+        "llm.provider": "openai",
+        "llm.token_count.prompt": 90_000,
+        "llm.token_count.completion": 300,
+        "tenant.id": "acme",
+    }
+    for i in range(n_messages):
+        attributes[f"llm.input_messages.{i}.message.role"] = "user" if i % 2 else "assistant"
+        attributes[f"llm.input_messages.{i}.message.content"] = f"message {i}"
+        attributes[f"llm.input_messages.{i}.message.name"] = "n"
+    attributes.update(extra)
+    with provider.get_tracer("openinference.instrumentation.langchain").start_as_current_span(
+        "ChatOpenAI", attributes=attributes
+    ):
+        pass
+    return list(exporter.get_finished_spans())
+
+
+def test_a_span_is_refused_for_the_attributes_the_collector_keeps_not_for_those_it_does_not_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long conversation flattened into 1,200 message attributes (content, measured then dropped)
+    and 30 attributes the collector does not read are no reason to lose the call (it was rejected
+    with "span has 1236 attributes"); 30 tags, which the collector keeps, over a limit of 24 are."""
+    limited = replace(KEYS, limits=AttributeLimits(max_attributes=24, max_value_length=1000))
+    unread = {f"app.field.{i}": i for i in range(30)}
+    kept = _long_conversation(400, unread)
+    tags = _long_conversation(2, {f"tokenbook.tag.t{i}": "v" for i in range(30)})
+    body = encode_spans(kept + tags).SerializeToString()
+    walks = [None] if spans_module._walk is None else [spans_module._walk, None]
+    for walk in walks:  # the C walk, then the Python one
+        monkeypatch.setattr(spans_module, "_walk", walk)
+        for decoded in (decode_protobuf(body, limited), decode_json(_otlp_json(body), limited)):
+            (record,) = decoded.records
+            assert record.attrs["llm.token_count.prompt"] == 90_000
+            assert decoded.rejected == 1
+            # the 30 tags and the 6 attributes of the call (kind, model, provider, usage, tenant)
+            assert (
+                "span has 36 attributes the collector keeps (limits.max_attributes_per_span=24)"
+                in decoded.reason
+            )
 
 
 def test_key_filter_matches_names_and_prefixes() -> None:

@@ -71,13 +71,15 @@ def test_a_tenant_over_its_rate_gets_429_with_a_retry_hint(collector: CollectorP
 def test_spans_over_the_attribute_limits_are_rejected_alone(collector: CollectorProcess) -> None:
     factory = SpanFactory()
     spans = factory.chats(2, tenant="attrs")
-    spans += factory.chats(1, tenant="attrs", **{f"extra.{i}": str(i) for i in range(30)})
+    spans += factory.chats(1, tenant="attrs", **{f"tokenbook.tag.t{i}": str(i) for i in range(30)})
     spans += factory.chats(1, tenant="attrs", **{"user.id": "u" * 100})
+    # attributes the collector does not read do not count: the call is kept
+    spans += factory.chats(1, tenant="attrs", **{f"extra.{i}": str(i) for i in range(30)})
     status, _, reply = _post(collector, spans)
     response = ExportTraceServiceResponse.FromString(reply)
     assert status == 200 and response.partial_success.rejected_spans == 2
     assert "max_attributes_per_span" in response.partial_success.error_message
-    collector.wait_for("SELECT count() FROM v_calls WHERE tenant_id = 'attrs'", 2)
+    collector.wait_for("SELECT count() FROM v_calls WHERE tenant_id = 'attrs'", 3)
 
 
 def _closed_by_server(s: socket.socket) -> bool:

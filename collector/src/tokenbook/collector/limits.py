@@ -1,7 +1,9 @@
 """Limits that keep one sender from exhausting the collector.
 
-* `AttributeLimits`: a span with more than ``limits.max_attributes_per_span`` attributes (all of
-  them, counted by the decoder), or a kept attribute whose string value is longer than
+* `AttributeLimits`: a span with more than ``limits.max_attributes_per_span`` attributes that the
+  collector keeps (the keys it reads and the tags; content aside, and attributes it does not read are
+  not counted, so a conversation flattened into thousands of message attributes is no reason to lose
+  a call), or a kept attribute whose string value is longer than
   ``limits.max_attribute_value_length`` characters, is rejected (counted in ``partial_success``; its
   siblings are kept). Content attributes that the privacy mode keeps or hashes are exempt from the
   length limit (the request size bounds them).
@@ -160,7 +162,10 @@ class LimitsConfig:
     """The ``limits`` section of the collector config."""
 
     max_attributes_per_span: int = setting(
-        1024, parse=positive_int, doc="A span with more attributes (all of them counted) is rejected."
+        1024,
+        parse=positive_int,
+        doc="A span with more attributes that the collector keeps (the keys it reads, tags) is rejected; "
+        "attributes it does not read and content are not counted.",
     )
     max_attribute_value_length: int = setting(
         65536,

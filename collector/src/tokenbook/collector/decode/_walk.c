@@ -136,7 +136,7 @@ typedef struct {
     PyObject *span_name;    /* the limits' `span_name` (None without limits) */
     PyObject *record_type;  /* SpanRecord */
     PyObject *id_problem;   /* `_id_problem(trace_id, span_id, parent)` */
-    PyObject *too_many;     /* `_too_many_attributes(count, limit)` */
+    PyObject *too_many;     /* `_too_many_attributes(attrs, resource, limit)` */
     PyObject *rules;        /* the memo's rules: key bytes -> `_KeyRule` (key, only measured, readable) | None */
     Py_ssize_t max_value_length; /* the limits' (characters of a kept string); -1: no limit */
     Py_ssize_t max_bytes;   /* the memo's `_MAX_BYTES`: a longer KeyValue is not kept in the table */
@@ -416,12 +416,15 @@ static int span(const Context *c, const Where *w, const Slice *body, Out *out) {
     }
     dict = PyDict_Copy(w->res);
     if (dict == NULL) { status = -1; goto done; }
-    if (c->max_attributes && attrs.n > c->max_attributes) {
-        problem = PyObject_CallFunction(c->too_many, "nn", attrs.n, c->max_attributes);
-    } else if (PyUnicode_GET_LENGTH(w->problem)) {
+    if (PyUnicode_GET_LENGTH(w->problem)) {
         problem = Py_NewRef(w->problem);
     } else {
         problem = memo_into(c, &attrs, dict);
+        if (problem == Py_None && c->max_attributes && attrs.n > c->max_attributes) {
+            /* `_too_many_attributes`: counts the attributes kept, content aside ("": within) */
+            Py_DECREF(problem);
+            problem = PyObject_CallFunction(c->too_many, "OOn", dict, w->res, c->max_attributes);
+        }
     }
     if (problem == NULL) { status = -1; goto done; }
     if (problem != Py_None && PyUnicode_GET_LENGTH(problem)) {

@@ -43,6 +43,7 @@ from tokenbook.collector.decode.otlp_view import AnyValueView, KeyValueView, Tra
 from tokenbook.collector.limits import AttributeLimits
 from tokenbook.genai import semconv
 from tokenbook.genai.records import unchecked
+from tokenbook.genai.redaction import is_content_attribute
 
 try:  # the envelope walked in C (``_walk.c``), built when the collector is installed with a compiler
     from tokenbook.collector.decode import _walk as _walk  # (re-exported: tests set it aside)
@@ -472,11 +473,9 @@ def decode_protobuf(body: bytes, keys: KeyFilter, part: Part = WHOLE) -> Decoded
                     continue
                 raws = span.attributes
                 attrs = res.copy()
-                problem = (
-                    _too_many_attributes(len(raws), max_attributes)
-                    if max_attributes and len(raws) > max_attributes
-                    else res_problem or memo.into(raws, attrs)
-                )
+                problem = res_problem or memo.into(raws, attrs)
+                if not problem and max_attributes and len(raws) > max_attributes:
+                    problem = _too_many_attributes(attrs, res, max_attributes)
                 if problem:
                     rejected += 1
                     reason = reason or problem
@@ -608,8 +607,17 @@ def _json_time(v: Any) -> int:
     return t
 
 
-def _too_many_attributes(count: int, limit: int) -> str:
-    return f"span has {count} attributes (limits.max_attributes_per_span={limit})"
+def _too_many_attributes(attrs: Mapping[str, Any], resource: Mapping[str, Any], limit: int) -> str:
+    """Why a span is rejected for its number of attributes, or "": more than `limit` of the span's
+    attributes that the collector keeps (`attrs`, with the `resource`'s it started from), content
+    aside. Attributes it does not read are not counted (an instrumentation that flattens a long
+    conversation into thousands of message attributes loses nothing), nor content, measured or kept
+    by the privacy mode, which the request's size bounds as it bounds their length. Asked only of a
+    span with more than `limit` attributes in all."""
+    kept = sum(1 for key in attrs if key not in resource and not is_content_attribute(key))
+    if kept <= limit:
+        return ""
+    return f"span has {kept} attributes the collector keeps (limits.max_attributes_per_span={limit})"
 
 
 def _json_span(
@@ -622,10 +630,11 @@ def _json_span(
     span_id = _json_id(_get(span, "spanId", "span_id"), 8, "spanId")
     parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), 8, "parentSpanId", optional=True)
     raw_attrs = span.get("attributes")
-    max_attributes = keys.limits.max_attributes if keys.limits is not None else 0
-    if max_attributes and isinstance(raw_attrs, list) and len(raw_attrs) > max_attributes:
-        raise ValueError(_too_many_attributes(len(raw_attrs), max_attributes))
     attrs = _json_attrs(raw_attrs, keys, dict(res))
+    max_attributes = keys.limits.max_attributes if keys.limits is not None else 0
+    over = max_attributes and isinstance(raw_attrs, list) and len(raw_attrs) > max_attributes
+    if over and (problem := _too_many_attributes(attrs, res, max_attributes)):
+        raise ValueError(problem)
     outcome_key = semconv.TB.OUTCOME
     outcome = ""
     first_token = 0
