@@ -37,20 +37,20 @@ def _metrics() -> MetricsData:
     return data
 
 
-@pytest.fixture
-def http_port(ingestor: Ingestor) -> Iterator[int]:
-    receiver = HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=LIMIT)
+def _serving(receiver: HttpReceiver | GrpcReceiver) -> Iterator[int]:
     receiver.start()
     yield receiver.port
     receiver.stop(1)
+
+
+@pytest.fixture
+def http_port(ingestor: Ingestor) -> Iterator[int]:
+    yield from _serving(HttpReceiver(ingestor, "127.0.0.1:0", max_request_bytes=LIMIT))
 
 
 @pytest.fixture
 def grpc_port(ingestor: Ingestor) -> Iterator[int]:
-    receiver = GrpcReceiver(ingestor, "127.0.0.1:0", max_request_bytes=LIMIT)
-    receiver.start()
-    yield receiver.port
-    receiver.stop(1)
+    yield from _serving(GrpcReceiver(ingestor, "127.0.0.1:0", max_request_bytes=LIMIT))
 
 
 def _post(url: str, content_type: str) -> tuple[int, bytes]:
