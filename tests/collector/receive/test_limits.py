@@ -1,20 +1,25 @@
 """Limits against the real collector process: the per-tenant rate limit (429 / RESOURCE_EXHAUSTED with
-a retry hint), attribute limits (partial success), and slow clients that cannot exhaust the workers."""
+a retry hint), attribute limits (partial success), slow clients that cannot exhaust the workers, and
+idle connections that cannot use up the open files."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import resource
 import socket
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import grpc
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.collector.collector_process import CollectorProcess, SpanFactory
 
@@ -132,3 +137,45 @@ def test_a_client_trickling_bytes_is_cut_off_at_the_request_timeout(collector: C
         assert _closed_by_server(s)
     finally:
         s.close()
+
+
+def _soft_open_files(pid: int) -> int:
+    """A process's soft limit of open files, as the kernel reports it."""
+    with open(f"/proc/{pid}/limits", encoding="ascii") as limits:
+        (line,) = [line for line in limits if line.startswith("Max open files")]
+    return int(line.split()[3])
+
+
+def test_idle_connections_cannot_use_up_the_collectors_open_files(tmp_path, clickhouse_url: str) -> None:
+    """A collector started under the usual soft limit of open files (here 256) raises it to the hard
+    limit: 600 idle HTTP/2 connections to its gRPC port (each a file, held until the client closes
+    it) leave room for an exporter's call, the write-ahead log and the store's connections. With a
+    ClickHouse server the collector loads no embedded engine (which raises the limit itself), and the
+    accepts past 256 failed (EMFILE), the exporter's call with them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"the hard limit of open files is {hard}: no room to raise the soft one")
+    database = f"tb_files_{uuid.uuid4().hex[:8]}"
+    collector = CollectorProcess(
+        tmp_path / "data", storage={"clickhouse": {"url": clickhouse_url, "database": database}}
+    )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        collector.start()  # the child inherits the low soft limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    idle = []
+    try:
+        assert collector.proc is not None and _soft_open_files(collector.proc.pid) > 256
+        for _ in range(600):
+            s = socket.create_connection(("127.0.0.1", collector.grpc_port), timeout=5)
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))  # preface
+            idle.append(s)
+        exporter = OTLPSpanExporter(endpoint=collector.grpc_endpoint, insecure=True, timeout=20)
+        assert exporter.export(SpanFactory().chats(3, tenant="beside-idle")) == SpanExportResult.SUCCESS
+        exporter.shutdown()
+        collector.wait_for("SELECT count() FROM v_calls WHERE tenant_id = 'beside-idle'", 3)
+    finally:
+        for s in idle:
+            s.close()
+        assert collector.stop() == 0

@@ -33,11 +33,17 @@
 
 Request size (``receivers.otlp.protocols.*.max_request_bytes``) and in-flight spans
 (``receivers.otlp.max_inflight_spans``) are enforced by the receivers and the ingestor.
+
+* `raise_open_files_limit`: the collector raises its soft limit of open files to the hard limit when
+  it starts (as the Go runtime does for the OpenTelemetry Collector): the usual soft limit of 1,024
+  would be exhausted by connections (each a file) well before ``limits.max_open_connections``, and then
+  the write-ahead log and the engine could open no file.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import threading
 import time
 from collections import OrderedDict
@@ -63,6 +69,7 @@ __all__ = [
     "LimitsConfig",
     "TenantRateConfig",
     "TenantRateLimiter",
+    "raise_open_files_limit",
 ]
 
 _log = logging.getLogger(__name__)
@@ -257,3 +264,24 @@ class LimitsConfig:
 
 
 DEFAULT_LIMITS: Final = LimitsConfig()
+
+
+#: The most open files the collector asks for when the hard limit is unlimited (the kernel's usual
+#: ``fs.nr_open``).
+_MAX_OPEN_FILES: Final = 1 << 20
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files (``RLIMIT_NOFILE``) to its hard limit (at most
+    `_MAX_OPEN_FILES` when that is unlimited); returns the soft limit in force after. Never lowers it;
+    a refusal of the kernel leaves it as it was. Not thread-safe with other changes of the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as exc:
+        _log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, exc)
+        return soft
+    return target

@@ -62,6 +62,7 @@ from tokenbook.collector.ingest.deferred import pending_spans
 from tokenbook.collector.ingest.ingestor import Ingestor
 from tokenbook.collector.ingest.pricing import LazyCatalog
 from tokenbook.collector.ingest.rows import RowBuilder, SpanBounds, pipeline_keys
+from tokenbook.collector.limits import raise_open_files_limit
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.receive import GrpcReceiver, HttpReceiver
 from tokenbook.collector.storage import owner
@@ -197,6 +198,7 @@ class Collector:
         started = time.monotonic()
         clock = self._start_clock
         tune_heap(cfg.heap.tuning())  # before the threads: each may start an arena of its own
+        open_files = raise_open_files_limit()  # before the first connection
         data_dir = cfg.clickhouse.data_dir.resolve()
         if cfg.clickhouse.url is None:
             owner.claim(data_dir, cfg.admin.endpoint)
@@ -365,6 +367,7 @@ class Collector:
                         "http": cfg.http.tls is not None,
                         "admin": cfg.admin.tls is not None,
                     },
+                    "open_files_limit": open_files,
                     "startup_s": round(time.monotonic() - started, 3),
                     "startup_steps_s": clock.steps,
                     "engine_pages_released_mib": released,
