@@ -208,6 +208,13 @@ class LimitsConfig:
         doc="A request's body must arrive within this of its headers, however its bytes trickle in; "
         "else the connection is closed unanswered.",
     )
+    grpc_idle_timeout: float = setting(
+        300.0,
+        parse=duration,
+        default_doc="5m",
+        doc="A gRPC connection with no call in progress for this long is closed (an HTTP/2 GOAWAY; an "
+        "exporter reconnects for its next export), so that idle connections do not pile up.",
+    )
     max_open_connections: int = setting(
         4096,
         parse=positive_int,

@@ -309,6 +309,7 @@ class Collector:
             tls=cfg.grpc.tls,
             tokens=cfg.auth,
             max_concurrent_rpcs=cfg.limits.max_connections,
+            idle_timeout=cfg.limits.grpc_idle_timeout,
         )
         self.http = HttpReceiver(
             self.ingestor,

@@ -14,6 +14,8 @@ deserializer would answer INTERNAL). Statuses follow the OTLP spec:
 * UNIMPLEMENTED, with what to do instead, for ``MetricsService/Export`` and ``LogsService/Export``
   (`tokenbook.collector.receive.signals`).
 
+A connection with no call in progress for ``limits.grpc_idle_timeout`` gets a GOAWAY and is closed.
+
 gzip-compressed requests are decompressed by grpcio.
 """
 
@@ -117,9 +119,11 @@ class GrpcReceiver:
         tls: TLSConfig | None = None,
         tokens: TokenTable | None = None,
         max_concurrent_rpcs: int | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         """`tls`: serve TLS (mTLS with a client CA); `tokens`: require an ``ingest`` bearer token;
-        `max_concurrent_rpcs`: calls beyond it get RESOURCE_EXHAUSTED."""
+        `max_concurrent_rpcs`: calls beyond it get RESOURCE_EXHAUSTED; `idle_timeout`: seconds after
+        which a connection with no call in progress gets a GOAWAY and is closed (None: never)."""
         self.ingestor = ingestor
         self.endpoint = endpoint
         self.tokens = tokens
@@ -128,6 +132,7 @@ class GrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", max_request_bytes),
                 ("grpc.so_reuseport", 0),
+                *([("grpc.max_connection_idle_ms", round(idle_timeout * 1000))] if idle_timeout else []),
             ],
             interceptors=[_ConcurrencyLimit(max_concurrent_rpcs)] if max_concurrent_rpcs else [],
         )
