@@ -20,7 +20,9 @@ from tokenbook.collector.budgets.config import BudgetsConfig
 from tokenbook.collector.config import AdminConfig
 from tokenbook.collector.metrics import IngestMetrics
 from tokenbook.collector.query.api import AdminQueryClient, QueryBusy
+from tokenbook.collector.storage.reprice import reprice
 from tokenbook.collector.storage.store import Store, StoreError
+from tokenbook.genai.pricing.catalog import PriceCatalog
 
 
 @pytest.fixture
@@ -180,3 +182,50 @@ def test_max_rows_must_be_a_positive_integer_not_a_boolean(server: AdminServer) 
         200,
         {"columns": ["one"], "types": ["UInt8"], "rows": []},
     )
+
+
+def test_a_reprice_request_says_which_time_is_wrong(store: Store) -> None:
+    """Failed before: a body without `since` got "Invalid isoformat string: 'None'"."""
+    catalog = PriceCatalog()
+    admin = AdminServer(
+        AdminConfig("127.0.0.1:0", 10.0, 1000),
+        store,
+        IngestMetrics(),
+        ready=lambda: (True, "ready"),
+        reprice=lambda since, until, model: reprice(store, catalog, since=since, until=until, model=model),
+    )
+    admin.start()
+    try:
+
+        def post(doc: object) -> tuple[int, dict[str, Any]]:
+            conn = http.client.HTTPConnection("127.0.0.1", admin.port, timeout=30)
+            try:
+                conn.request(
+                    "POST", "/v1/reprice", body=json.dumps(doc), headers={"Content-Type": "application/json"}
+                )
+                response = conn.getresponse()
+                return response.status, json.loads(response.read())
+            finally:
+                conn.close()
+
+        assert post({}) == (400, {"error": "since must be an ISO 8601 timestamp with a time zone, got None"})
+        status, answer = post({"since": "2026-12-01T00:00:00+00:00", "until": "yesterday"})
+        assert (status, answer["error"]) == (
+            400,
+            "until must be an ISO 8601 timestamp with a time zone, got 'yesterday'",
+        )
+        status, answer = post({"since": "2026-12-01T00:00:00", "until": "2026-12-02T00:00:00+00:00"})
+        assert status == 400 and answer["error"].startswith(
+            "since must be an ISO 8601 timestamp with a time zone"
+        )
+        status, answer = post({"since": "2026-12-02T00:00:00+00:00", "until": "2026-12-01T00:00:00+00:00"})
+        assert (status, answer["error"]) == (
+            400,
+            "since (2026-12-02T00:00:00+00:00) must be before until (2026-12-01T00:00:00+00:00)",
+        )
+        assert post({"since": "2026-12-01T00:00:00+00:00", "until": "2026-12-02T00:00:00+00:00"}) == (
+            200,
+            {"examined": 0, "changed": 0},
+        )
+    finally:
+        admin.stop()

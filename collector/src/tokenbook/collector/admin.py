@@ -332,13 +332,25 @@ class _Admin:
         try:
             if not isinstance(doc, dict):
                 raise ValueError('the body must be {"since": ISO, "until": ISO, "model": ""}')
-            since, until = (datetime.fromisoformat(str(doc.get(k))) for k in ("since", "until"))
-            if since.tzinfo is None or until.tzinfo is None or since >= until:
-                raise ValueError("since and until must be ISO timestamps with a time zone, since < until")
+            since, until = _moment(doc, "since"), _moment(doc, "until")
+            if since >= until:
+                raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
             result = self.reprice(since, until, str(doc.get("model") or ""))
         except (ValueError, StoreError, PriceConfigError) as exc:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         return _json(HTTPStatus.OK, {"examined": result.examined, "changed": result.changed})
+
+
+def _moment(doc: dict[str, Any], key: str) -> datetime:
+    """`doc[key]`: an ISO 8601 timestamp with a time zone; raises ValueError saying which and why."""
+    raw = doc.get(key)
+    try:
+        when = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValueError(f"{key} must be an ISO 8601 timestamp with a time zone, got {raw!r}")
+    return when
 
 
 def _retry_after(answer: dict[str, Any]) -> int:
