@@ -184,6 +184,21 @@ def test_max_rows_must_be_a_positive_integer_not_a_boolean(server: AdminServer) 
     )
 
 
+def test_a_query_with_a_field_the_api_does_not_have_is_refused(server: AdminServer) -> None:
+    """Failed before: ``settings`` (no such field) and ``max_row`` (a misspelt ``max_rows``) were
+    ignored, and the query ran without them."""
+    body = '{"sql": "...", "parameters": {...}, "max_rows": N}'
+    assert post_query(server, {"sql": "SELECT 1", "settings": {"readonly": 0}}) == (
+        400,
+        {"error": f"unknown field(s) 'settings': the body is {body}"},
+    )
+    status, answer = post_query(server, {"sql": "SELECT number FROM numbers(5)", "max_row": 2, "params": {}})
+    assert (status, answer) == (400, {"error": f"unknown field(s) 'max_row', 'params': the body is {body}"})
+    assert (
+        post_query(server, {"sql": "SELECT {n:UInt8} AS n", "parameters": {"n": 3}, "max_rows": 1})[0] == 200
+    )
+
+
 def test_a_reprice_request_says_which_time_is_wrong(store: Store) -> None:
     """Failed before: a body without `since` got "Invalid isoformat string: 'None'"."""
     catalog = PriceCatalog()
@@ -222,6 +237,11 @@ def test_a_reprice_request_says_which_time_is_wrong(store: Store) -> None:
         assert (status, answer["error"]) == (
             400,
             "since (2026-12-02T00:00:00+00:00) must be before until (2026-12-01T00:00:00+00:00)",
+        )
+        status, answer = post({"since": "2026-12-01T00:00:00+00:00", "until": "x", "dry_run": True})
+        assert (status, answer["error"]) == (
+            400,
+            """unknown field(s) 'dry_run': the body is {"since": ISO, "until": ISO, "model": ""}""",
         )
         assert post({"since": "2026-12-01T00:00:00+00:00", "until": "2026-12-02T00:00:00+00:00"}) == (
             200,

@@ -278,7 +278,11 @@ class _Admin:
     def _query(self, doc: Any, tenant: str | None) -> Response:
         try:
             if not isinstance(doc, dict) or not isinstance(doc.get("sql"), str):
-                raise ValueError('the body must be {"sql": "...", "parameters": {...}, "max_rows": N}')
+                raise ValueError(f"the body must be {_QUERY_BODY}")
+            if unknown := sorted(set(doc) - _QUERY_FIELDS):
+                # a misspelt field ("max_row") or one the API does not have ("settings") would go unheeded
+                fields = ", ".join(map(repr, unknown))
+                raise ValueError(f"unknown field(s) {fields}: the body is {_QUERY_BODY}")
             parameters = doc.get("parameters") or {}
             if not isinstance(parameters, dict):
                 raise ValueError("parameters must be an object")
@@ -331,7 +335,10 @@ class _Admin:
         assert self.reprice is not None
         try:
             if not isinstance(doc, dict):
-                raise ValueError('the body must be {"since": ISO, "until": ISO, "model": ""}')
+                raise ValueError(f"the body must be {_REPRICE_BODY}")
+            if unknown := sorted(set(doc) - _REPRICE_FIELDS):
+                fields = ", ".join(map(repr, unknown))
+                raise ValueError(f"unknown field(s) {fields}: the body is {_REPRICE_BODY}")
             since, until = _moment(doc, "since"), _moment(doc, "until")
             if since >= until:
                 raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
@@ -339,6 +346,12 @@ class _Admin:
         except (ValueError, StoreError, PriceConfigError) as exc:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         return _json(HTTPStatus.OK, {"examined": result.examined, "changed": result.changed})
+
+
+_QUERY_FIELDS: Final = frozenset({"sql", "parameters", "max_rows"})
+_QUERY_BODY: Final = '{"sql": "...", "parameters": {...}, "max_rows": N}'
+_REPRICE_FIELDS: Final = frozenset({"since", "until", "model"})
+_REPRICE_BODY: Final = '{"since": ISO, "until": ISO, "model": ""}'
 
 
 def _moment(doc: dict[str, Any], key: str) -> datetime:
