@@ -157,11 +157,11 @@ def test_a_body_nested_deeper_than_the_json_parser_goes_is_a_400(server: AdminSe
     assert status == 200
 
 
-def post_query(server: AdminServer, doc: object) -> tuple[int, dict[str, Any]]:
-    """POST `doc` as JSON to ``/v1/query``: the status and the JSON answer."""
+def post_query(server: AdminServer, doc: object, path: str = "/v1/query") -> tuple[int, dict[str, Any]]:
+    """POST `doc` as JSON to `path`: the status and the JSON answer."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        conn.request("POST", "/v1/query", body=json.dumps(doc), headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=json.dumps(doc), headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         return response.status, json.loads(response.read())
     finally:
@@ -213,15 +213,7 @@ def test_a_reprice_request_says_which_time_is_wrong(store: Store) -> None:
     try:
 
         def post(doc: object) -> tuple[int, dict[str, Any]]:
-            conn = http.client.HTTPConnection("127.0.0.1", admin.port, timeout=30)
-            try:
-                conn.request(
-                    "POST", "/v1/reprice", body=json.dumps(doc), headers={"Content-Type": "application/json"}
-                )
-                response = conn.getresponse()
-                return response.status, json.loads(response.read())
-            finally:
-                conn.close()
+            return post_query(admin, doc, "/v1/reprice")
 
         assert post({}) == (400, {"error": "since must be an ISO 8601 timestamp with a time zone, got None"})
         status, answer = post({"since": "2026-12-01T00:00:00+00:00", "until": "yesterday"})

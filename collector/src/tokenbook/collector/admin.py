@@ -279,10 +279,7 @@ class _Admin:
         try:
             if not isinstance(doc, dict) or not isinstance(doc.get("sql"), str):
                 raise ValueError(f"the body must be {_QUERY_BODY}")
-            if unknown := sorted(set(doc) - _QUERY_FIELDS):
-                # a misspelt field ("max_row") or one the API does not have ("settings") would go unheeded
-                fields = ", ".join(map(repr, unknown))
-                raise ValueError(f"unknown field(s) {fields}: the body is {_QUERY_BODY}")
+            _known_fields(doc, _QUERY_FIELDS, _QUERY_BODY)
             parameters = doc.get("parameters") or {}
             if not isinstance(parameters, dict):
                 raise ValueError("parameters must be an object")
@@ -336,9 +333,7 @@ class _Admin:
         try:
             if not isinstance(doc, dict):
                 raise ValueError(f"the body must be {_REPRICE_BODY}")
-            if unknown := sorted(set(doc) - _REPRICE_FIELDS):
-                fields = ", ".join(map(repr, unknown))
-                raise ValueError(f"unknown field(s) {fields}: the body is {_REPRICE_BODY}")
+            _known_fields(doc, _REPRICE_FIELDS, _REPRICE_BODY)
             since, until = _moment(doc, "since"), _moment(doc, "until")
             if since >= until:
                 raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
@@ -352,6 +347,13 @@ _QUERY_FIELDS: Final = frozenset({"sql", "parameters", "max_rows"})
 _QUERY_BODY: Final = '{"sql": "...", "parameters": {...}, "max_rows": N}'
 _REPRICE_FIELDS: Final = frozenset({"since", "until", "model"})
 _REPRICE_BODY: Final = '{"since": ISO, "until": ISO, "model": ""}'
+
+
+def _known_fields(doc: dict[str, Any], fields: frozenset[str], body: str) -> None:
+    """Raise ValueError naming the fields of `doc` outside `fields` (a misspelt ``max_row``, or a
+    ``settings`` the API does not have, would otherwise go unheeded); `body` is the body's form."""
+    if unknown := sorted(set(doc) - fields):
+        raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}: the body is {body}")
 
 
 def _moment(doc: dict[str, Any], key: str) -> datetime:
